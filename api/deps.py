@@ -1,0 +1,69 @@
+"""Request dependencies: one unit of work per request, the current user, role checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.state import AppState
+from core.errors import AuthenticationError, PermissionDeniedError
+from core.events import discard_pending, take_pending
+from core.users import service as users
+from core.users.models import Role, User
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.switchboard
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+async def get_db_session(state: State) -> AsyncIterator[AsyncSession]:
+    """Commit on success, roll back on error; publish the events only after the commit."""
+    async with state.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            discard_pending(session)
+            raise
+        state.bus.publish_all(take_pending(session))
+
+
+DbSession = Annotated[AsyncSession, Depends(get_db_session)]
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def current_user(
+    session: DbSession, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationError("missing bearer token")
+    user = await users.user_for_token(session, credentials.credentials)
+    if user is None:
+        raise AuthenticationError("invalid or expired token")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_role(role: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
+    async def check(user: CurrentUser) -> User:
+        if user.role.rank < role.rank:
+            raise PermissionDeniedError(f"this needs the {role.value} role; you are {user.role.value}")
+        return user
+
+    return check
+
+
+Agent = Annotated[User, Depends(require_role(Role.agent))]
+Supervisor = Annotated[User, Depends(require_role(Role.supervisor))]
+Admin = Annotated[User, Depends(require_role(Role.admin))]

@@ -1,0 +1,129 @@
+"""Admin routes: users, queues (teams), intent routing, audit log, quarantined payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Admin, DbSession, Supervisor
+from core.audit import repository as audit_repo
+from core.audit import service as audit
+from core.quarantine import repository as quarantine_repo
+from core.routing import service as routing
+from core.tickets import service as tickets
+from core.users import service as users
+from core.users.models import Role
+from core.users.schemas import TeamCreate, TeamRead, UserCreate, UserRead
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    role: Role | None = None
+    language: str | None = Field(default=None, pattern="^(en|ru)$")
+    queue: str | None = None
+    capacity: int | None = Field(default=None, ge=0, le=1000)
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+
+
+class RouteUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    queue: str = Field(min_length=1, max_length=64)
+
+
+class AuditRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    actor_user_id: int | None
+    action: str
+    entity_type: str
+    entity_id: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class QuarantineRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    channel: str
+    reason: str
+    payload: str
+    content_type: str
+    created_at: datetime
+
+
+@router.get("/users", response_model=list[UserRead])
+async def list_users(session: DbSession, _user: Supervisor) -> list[UserRead]:
+    return [UserRead.model_validate(u) for u in await users.list_users(session)]
+
+
+@router.post("/users", response_model=UserRead, status_code=201)
+async def create_user(body: UserCreate, session: DbSession, actor: Admin) -> UserRead:
+    team = await tickets.team_by_slug(session, body.queue) if body.queue else None
+    user = await users.create(session, email=body.email, name=body.name, password=body.password, role=body.role,
+                              language=body.language, team=team, capacity=body.capacity, actor=actor)
+    return UserRead.model_validate(user)
+
+
+@router.patch("/users/{user_id}", response_model=UserRead)
+async def update_user(user_id: int, body: UserUpdate, session: DbSession, actor: Admin) -> UserRead:
+    user = await users.get(session, user_id)
+    changes = body.model_dump(exclude_unset=True, exclude={"password", "queue"})
+    for key, value in changes.items():
+        setattr(user, key, value)
+    if body.queue is not None:
+        user.team_id = (await tickets.team_by_slug(session, body.queue)).id
+        changes["queue"] = body.queue
+    if body.password is not None:
+        user.password_hash = users.hash_password(body.password)
+        changes["password_changed"] = True
+    audit.record(session, actor, "user.update", "user", user.id, **{k: str(v) for k, v in changes.items()})
+    await session.flush()
+    return UserRead.model_validate(user)
+
+
+@router.get("/queues", response_model=list[TeamRead])
+async def list_queues(session: DbSession, _user: Supervisor) -> list[TeamRead]:
+    return [TeamRead.model_validate(t) for t in await users.list_teams(session)]
+
+
+@router.post("/queues", response_model=TeamRead, status_code=201)
+async def create_queue(body: TeamCreate, session: DbSession, actor: Admin) -> TeamRead:
+    return TeamRead.model_validate(await users.create_team(session, body.slug, body.name, actor))
+
+
+@router.get("/routes", response_model=dict[str, str])
+async def list_routes(session: DbSession, _user: Supervisor) -> dict[str, str]:
+    """Effective intent -> queue routing."""
+    return await routing.list_routes(session)
+
+
+@router.put("/routes/{intent}", response_model=dict[str, str])
+async def set_route(intent: str, body: RouteUpdate, session: DbSession, actor: Admin) -> dict[str, str]:
+    team = await tickets.team_by_slug(session, body.queue)
+    await routing.set_route(session, intent, team)
+    audit.record(session, actor, "routing.set", "intent", intent, queue=body.queue)
+    return await routing.list_routes(session)
+
+
+@router.get("/audit", response_model=list[AuditRead])
+async def audit_log(session: DbSession, _user: Admin, entity_type: str | None = None, entity_id: str | None = None,
+                    actor_user_id: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                    offset: Annotated[int, Query(ge=0)] = 0) -> list[AuditRead]:
+    rows = await audit_repo.list_entries(session, entity_type=entity_type, entity_id=entity_id,
+                                         actor_user_id=actor_user_id, limit=limit, offset=offset)
+    return [AuditRead.model_validate(r) for r in rows]
+
+
+@router.get("/quarantine", response_model=list[QuarantineRead])
+async def quarantine(session: DbSession, _user: Admin, channel: str | None = None,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                     offset: Annotated[int, Query(ge=0)] = 0) -> list[QuarantineRead]:
+    rows = await quarantine_repo.list_payloads(session, channel, limit, offset)
+    return [QuarantineRead.model_validate(r) for r in rows]

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import Admin, Agent, DbSession, Supervisor
+from core.customers import repository, service
+from core.customers.schemas import CustomerMerge, CustomerRead
+from core.orders import service as orders
+from core.orders.schemas import OrderRead
+from core.tickets.schemas import MessageRead
+
+router = APIRouter(prefix="/customers", tags=["customers"])
+
+
+@router.get("", response_model=list[CustomerRead])
+async def search(session: DbSession, _user: Agent, q: Annotated[str | None, Query(max_length=200)] = None,
+                 limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                 offset: Annotated[int, Query(ge=0)] = 0) -> list[CustomerRead]:
+    rows = await repository.search(session, q, limit, offset)
+    ids = [c.id for c in rows]
+    return [CustomerRead.model_validate(await service.get(session, i)) for i in ids]
+
+
+@router.get("/{customer_id}", response_model=CustomerRead)
+async def get_customer(customer_id: int, session: DbSession, _user: Agent) -> CustomerRead:
+    return CustomerRead.model_validate(await service.get(session, customer_id))
+
+
+@router.get("/{customer_id}/history", response_model=list[MessageRead])
+async def history(customer_id: int, session: DbSession, _user: Agent,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                  offset: Annotated[int, Query(ge=0)] = 0) -> list[MessageRead]:
+    """Every message of the customer, across all tickets and channels, oldest first."""
+    await service.get(session, customer_id)
+    return [MessageRead.model_validate(m) for m in await repository.history(session, customer_id, limit, offset)]
+
+
+@router.get("/{customer_id}/orders", response_model=list[OrderRead])
+async def customer_orders(customer_id: int, session: DbSession, _user: Agent) -> list[OrderRead]:
+    await service.get(session, customer_id)
+    return [OrderRead.model_validate(await orders.get_by_number(session, o.number))
+            for o in await orders.for_customer(session, customer_id)]
+
+
+@router.post("/{customer_id}/merge", response_model=CustomerRead)
+async def merge(customer_id: int, body: CustomerMerge, session: DbSession, user: Supervisor) -> CustomerRead:
+    """Merge `source_customer_id` into this customer."""
+    return CustomerRead.model_validate(await service.merge(session, body.source_customer_id, customer_id, user))
+
+
+@router.get("/{customer_id}/export")
+async def export(customer_id: int, session: DbSession, user: Admin) -> dict[str, Any]:
+    """Personal-data export (access request)."""
+    return await service.export(session, customer_id, user)
+
+
+@router.post("/{customer_id}/erase", response_model=CustomerRead)
+async def erase(customer_id: int, session: DbSession, user: Admin) -> CustomerRead:
+    """Personal-data erasure: contact data and message texts are removed."""
+    await service.erase(session, customer_id, user)
+    return CustomerRead.model_validate(await service.get(session, customer_id))

@@ -1,0 +1,147 @@
+"""The generic REST channel: an integrating system posts customer messages and receives the replies."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from api import metrics
+from api.deps import DbSession, State
+from core.errors import AuthenticationError, ServiceUnavailableError, ValidationFailedError
+from core.ingest.schemas import AttachmentInfo, InboundMessage, IngestResult, SenderInfo
+from core.outbox.models import OutboxMessage, OutboxStatus
+from core.tickets.models import format_ticket_number
+
+router = APIRouter(prefix="/channels/rest", tags=["channel: rest"])
+CHANNEL = "rest"
+
+
+class RestSender(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    external_id: str = Field(min_length=1, max_length=320)
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()-]{3,31}$")
+
+
+class RestAttachment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(default="application/octet-stream", max_length=255)
+    size: int | None = Field(default=None, ge=0)
+    url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
+
+
+class RestMessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    external_message_id: str = Field(min_length=1, max_length=512)
+    sender: RestSender
+    text: str = Field(default="", max_length=100_000)
+    attachments: list[RestAttachment] = Field(default_factory=list, max_length=20)
+    thread_id: str | None = Field(default=None, max_length=320,
+                                  description="Continues the open ticket of this thread; default: the sender")
+    language: str | None = Field(default=None, pattern="^(ru|en)$")
+
+    @field_validator("text")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+        return value
+
+
+class RestMessageAccepted(BaseModel):
+    ticket_number: str
+    ticket_id: int
+    message_id: int
+    created: bool
+    action: str
+    reply_message_ids: list[int]
+
+
+class RestReply(BaseModel):
+    cursor: int
+    message_id: int
+    ticket_number: str
+    recipient: str
+    thread_id: str | None
+    author: str
+    text: str
+    html: str | None
+    attachments: list[dict[str, Any]]
+    quick_replies: list[dict[str, Any]]
+    created_at: datetime
+
+
+class RestReplyPage(BaseModel):
+    items: list[RestReply]
+    next_cursor: int
+
+
+def _check_key(state: State, api_key: str | None) -> None:
+    settings = state.settings.channels.rest
+    if not settings.enabled or settings.api_key is None:
+        raise ServiceUnavailableError("the REST channel is disabled: set SWITCHBOARD_CHANNELS__REST__API_KEY")
+    if api_key is None or not hmac.compare_digest(api_key.encode(), settings.api_key.get_secret_value().encode()):
+        raise AuthenticationError("missing or wrong X-Api-Key")
+
+
+@router.post("/messages", response_model=RestMessageAccepted, status_code=201,
+             responses={200: {"description": "A duplicate submission: the original result"}})
+async def post_message(body: RestMessageCreate, state: State, response: Response,
+                       x_api_key: Annotated[str | None, Header()] = None) -> RestMessageAccepted:
+    """Submit one customer message; resubmitting the same external_message_id returns the original result."""
+    _check_key(state, x_api_key)
+    if not body.text.strip() and not body.attachments:
+        raise ValidationFailedError("a message needs text or at least one attachment")
+    inbound = InboundMessage(
+        channel=CHANNEL, external_message_id=body.external_message_id,
+        sender=SenderInfo(external_id=body.sender.external_id, name=body.sender.name, email=body.sender.email,
+                          phone=body.sender.phone),
+        text=body.text,
+        attachments=tuple(AttachmentInfo(**a.model_dump()) for a in body.attachments),
+        thread_key=body.thread_id or body.sender.external_id,
+        language_hint=body.language,
+    )
+    result: IngestResult = await state.ingest.ingest(inbound)
+    metrics.INGESTED.labels(CHANNEL, result.action if result.created else "duplicate").inc()
+    if not result.created:
+        response.status_code = 200
+    return RestMessageAccepted(ticket_number=result.ticket_number, ticket_id=result.ticket_id,
+                               message_id=result.message_id, created=result.created, action=result.action,
+                               reply_message_ids=result.reply_message_ids)
+
+
+@router.get("/replies", response_model=RestReplyPage)
+async def pull_replies(
+    state: State, session: DbSession, x_api_key: Annotated[str | None, Header()] = None,
+    after: Annotated[int, Query(ge=0, description="The next_cursor of the previous page")] = 0,
+    recipient: Annotated[str | None, Query(max_length=320)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> RestReplyPage:
+    """Replies delivered to the REST channel, oldest first, for integrations that poll instead of a webhook."""
+    _check_key(state, x_api_key)
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.channel == CHANNEL, OutboxMessage.status == OutboxStatus.sent, OutboxMessage.id > after)
+        .options(joinedload(OutboxMessage.message))
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    if recipient is not None:
+        stmt = stmt.where(OutboxMessage.recipient == recipient)
+    rows = (await session.scalars(stmt)).all()
+    items = [
+        RestReply(cursor=r.id, message_id=r.message_id, ticket_number=format_ticket_number(r.ticket_id),
+                  recipient=r.recipient, thread_id=r.payload.get("thread_key"), author=r.message.author_kind.value,
+                  text=r.message.text, html=r.message.html, attachments=r.message.attachments,
+                  quick_replies=r.payload.get("quick_replies", []), created_at=r.message.created_at)
+        for r in rows
+    ]
+    return RestReplyPage(items=items, next_cursor=items[-1].cursor if items else after)

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from api.deps import Agent, DbSession
+from core.errors import NotFoundError, ValidationFailedError
+from core.tickets import repository, service
+from core.tickets.models import Priority, TicketStatus, parse_ticket_number
+from core.tickets.repository import TicketFilter
+from core.tickets.schemas import (
+    AssignRequest,
+    DeliveryRead,
+    MergeRequest,
+    MessageRead,
+    NoteCreate,
+    NoteRead,
+    ReplyCreate,
+    TicketDetail,
+    TicketPage,
+    TicketRead,
+    TicketUpdate,
+)
+from core.users import service as users
+
+router = APIRouter(prefix="/tickets", tags=["tickets"])
+
+
+async def _detail(session: DbSession, ticket_id: int) -> TicketDetail:
+    ticket = await repository.get_with_conversation(session, ticket_id)
+    if ticket is None:
+        raise NotFoundError(f"ticket {ticket_id} not found")
+    deliveries = {o.message_id: o for o in await repository.outbox_for_ticket(session, ticket_id)}
+    messages = []
+    for m in ticket.messages:
+        read = MessageRead.model_validate(m)
+        if (o := deliveries.get(m.id)) is not None:
+            read.delivery = DeliveryRead(outbox_id=o.id, status=o.status.value, attempts=o.attempts,
+                                         last_error=o.last_error, sent_at=o.sent_at)
+        messages.append(read)
+    base = TicketRead.model_validate(ticket).model_dump()
+    return TicketDetail(**base, messages=messages, notes=[NoteRead.model_validate(n) for n in ticket.notes],
+                        allowed_statuses=sorted(service.ALLOWED_TRANSITIONS[ticket.status]))
+
+
+def _ticket_id(ticket_ref: str) -> int:
+    """Accept a numeric id or a ticket number (T-000123)."""
+    if ticket_ref.isdigit():
+        return int(ticket_ref)
+    number = parse_ticket_number(ticket_ref)
+    if number is None:
+        raise NotFoundError(f"ticket {ticket_ref!r} not found: use an id or a number like T-000123")
+    return number
+
+
+@router.get("", response_model=TicketPage)
+async def list_tickets(
+    session: DbSession, user: Agent,
+    status: Annotated[list[TicketStatus] | None, Query()] = None,
+    priority: Annotated[list[Priority] | None, Query()] = None,
+    queue: str | None = None,
+    channel: str | None = None,
+    assignee: Annotated[str | None, Query(description="'me', 'none' or a user id")] = None,
+    customer_id: int | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    sort: Literal["waiting", "newest", "updated"] = "waiting",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TicketPage:
+    assignee_id: int | None = None
+    unassigned = False
+    if assignee == "me":
+        assignee_id = user.id
+    elif assignee == "none":
+        unassigned = True
+    elif assignee is not None:
+        if not assignee.isdigit():
+            raise ValidationFailedError("assignee must be 'me', 'none' or a user id", assignee=assignee)
+        assignee_id = int(assignee)
+    flt = TicketFilter(status=status or (), priority=priority or (), team_slug=queue, channel=channel,
+                       assignee_id=assignee_id, unassigned=unassigned, customer_id=customer_id, query=q)
+    rows, total = await repository.list_tickets(session, flt, limit=limit, offset=offset, sort=sort)
+    return TicketPage(items=[TicketRead.model_validate(t) for t in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{ticket_ref}", response_model=TicketDetail)
+async def get_ticket(ticket_ref: str, session: DbSession, _user: Agent) -> TicketDetail:
+    return await _detail(session, _ticket_id(ticket_ref))
+
+
+@router.post("/{ticket_ref}/take", response_model=TicketRead)
+async def take(ticket_ref: str, session: DbSession, user: Agent) -> TicketRead:
+    ticket = await service.get(session, _ticket_id(ticket_ref), lock=True)
+    return TicketRead.model_validate(await service.take(session, ticket, user))
+
+
+@router.post("/{ticket_ref}/assign", response_model=TicketRead)
+async def assign(ticket_ref: str, body: AssignRequest, session: DbSession, user: Agent) -> TicketRead:
+    ticket = await service.get(session, _ticket_id(ticket_ref), lock=True)
+    assignee = await users.get(session, body.user_id) if body.user_id is not None else None
+    return TicketRead.model_validate(await service.assign(session, ticket, assignee, user))
+
+
+@router.patch("/{ticket_ref}", response_model=TicketRead)
+async def update(ticket_ref: str, body: TicketUpdate, session: DbSession, user: Agent) -> TicketRead:
+    ticket = await service.get(session, _ticket_id(ticket_ref), lock=True)
+    if body.queue is not None:
+        await service.transfer(session, ticket, await service.team_by_slug(session, body.queue), user)
+    if body.priority is not None:
+        await service.change_priority(session, ticket, body.priority, user)
+    if body.status is not None:
+        await service.change_status(session, ticket, body.status, user)
+    return TicketRead.model_validate(ticket)
+
+
+@router.post("/{ticket_ref}/reply", response_model=MessageRead, status_code=201)
+async def reply(ticket_ref: str, body: ReplyCreate, session: DbSession, user: Agent) -> MessageRead:
+    ticket = await service.get(session, _ticket_id(ticket_ref), lock=True)
+    message = await service.reply(session, ticket, user, body.text, html=body.html, attachments=body.attachments,
+                                  status=body.status)
+    return MessageRead.model_validate(message)
+
+
+@router.post("/{ticket_ref}/notes", response_model=NoteRead, status_code=201)
+async def add_note(ticket_ref: str, body: NoteCreate, session: DbSession, user: Agent) -> NoteRead:
+    ticket = await service.get(session, _ticket_id(ticket_ref))
+    return NoteRead.model_validate(await service.add_note(session, ticket, user, body.text))
+
+
+@router.post("/{ticket_ref}/merge", response_model=TicketRead)
+async def merge(ticket_ref: str, body: MergeRequest, session: DbSession, user: Agent) -> TicketRead:
+    target = await service.get(session, _ticket_id(ticket_ref), lock=True)
+    source = await service.get(session, body.source_ticket_id, lock=True)
+    return TicketRead.model_validate(await service.merge(session, source, target, user))

@@ -1,0 +1,41 @@
+"""The one settings object (prefix SWITCHBOARD_, nested with __), read once at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from channels.config import ChannelsSettings
+from core.config import CoreSettings
+from nlu.config import NluSettings
+
+
+class Settings(BaseSettings):
+    """Switchboard settings; every field can be set as SWITCHBOARD_<NAME> (nested: SWITCHBOARD_A__B)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHBOARD_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    database_url: str = Field(default="sqlite+aiosqlite:///var/switchboard.sqlite3")
+    data_dir: Path = Path("var")
+    secret_key: SecretStr = Field(
+        default=SecretStr("dev-insecure-secret-change-me"), description="Signs sessions and tokens."
+    )
+    token_ttl_hours: float = Field(default=12.0, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Requests above this get 413.")
+    log_level: str = "INFO"
+    log_json: bool = True
+    workers_enabled: bool = True
+    core: CoreSettings = CoreSettings()
+    nlu: NluSettings = NluSettings()
+    channels: ChannelsSettings = ChannelsSettings()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read the settings once."""
+    return Settings()

@@ -1,0 +1,38 @@
+"""Everything the running app holds: settings, database, event bus, NLU engine, channels, workers."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from api.settings import Settings
+from channels.base import ChannelRegistry
+from core.events import EventBus
+from core.ingest.service import IngestService
+from core.outbox.dispatcher import OutboxDispatcher
+from nlu.protocol import IntentEngine
+
+
+@dataclass
+class EngineHolder:
+    """The active NLU engine; swapping `current` hot-swaps the model for every new parse."""
+
+    current: IntentEngine
+
+    def __call__(self) -> IntentEngine:
+        return self.current
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db_engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    nlu: EngineHolder
+    channels: ChannelRegistry
+    ingest: IngestService
+    dispatcher: OutboxDispatcher
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)

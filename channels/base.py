@@ -1,0 +1,97 @@
+"""The one protocol every channel adapter implements, and the registry keyed by channel kind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from core.db.base import utcnow
+from core.outbox.dispatcher import PermanentSendError
+from core.outbox.schemas import OutboundEnvelope
+
+__all__ = ["ChannelAdapter", "ChannelHealth", "ChannelRegistry", "PermanentSendError"]
+
+
+
+@dataclass
+class ChannelHealth:
+    """What the health endpoint and the admin console show for one channel."""
+
+    state: str = "stopped"  # stopped | starting | connected | degraded | error | disabled
+    last_message_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def ok(self) -> None:
+        self.state = "connected"
+
+    def error(self, message: str) -> None:
+        self.state = "error"
+        self.last_error = message[:500]
+        self.last_error_at = utcnow()
+
+    def received(self) -> None:
+        self.last_message_at = utcnow()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "last_message_at": self.last_message_at.isoformat() if self.last_message_at else None,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
+            **self.details,
+        }
+
+
+@runtime_checkable
+class ChannelAdapter(Protocol):
+    """A channel: translates provider payloads to InboundMessages and outbound envelopes to provider calls."""
+
+    kind: ClassVar[str]
+    health: ChannelHealth
+
+    async def start(self) -> None:
+        """Connect and begin receiving (pollers, IMAP IDLE...). Must not raise for provider outages."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop receiving and release connections."""
+        ...
+
+    async def send(self, envelope: OutboundEnvelope) -> str | None:
+        """Deliver one outbound message.
+
+        Args:
+            envelope: the message, its recipient and threading hints.
+
+        Returns:
+            The provider's id of the sent message (for threading), if it has one.
+
+        Raises:
+            PermanentSendError: the provider refused for good; any other exception is retried.
+        """
+        ...
+
+
+class ChannelRegistry:
+    """Adapters keyed by channel kind."""
+
+    def __init__(self) -> None:
+        self._adapters: dict[str, ChannelAdapter] = {}
+
+    def register(self, adapter: ChannelAdapter) -> None:
+        if adapter.kind in self._adapters:
+            raise ValueError(f"channel {adapter.kind!r} registered twice")
+        self._adapters[adapter.kind] = adapter
+
+    def get(self, kind: str) -> ChannelAdapter | None:
+        return self._adapters.get(kind)
+
+    def __iter__(self) -> Iterator[ChannelAdapter]:
+        return iter(self._adapters.values())
+
+    def kinds(self) -> list[str]:
+        return sorted(self._adapters)

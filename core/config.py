@@ -1,0 +1,20 @@
+"""Settings of the ticket core (business rules), part of the one settings object."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class CoreSettings(BaseModel):
+    """Business-rule settings of the ticket core."""
+
+    reopen_window_hours: float = Field(
+        default=72.0, ge=0, description="A resolved ticket reopens when the customer writes within this window."
+    )
+    outbox_max_attempts: int = Field(default=8, ge=1, description="Attempts before an outbound message fails.")
+    outbox_backoff_base_seconds: float = Field(default=1.0, gt=0)
+    outbox_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    outbox_lease_seconds: float = Field(default=60.0, gt=0, description="A claimed send is retried after this.")
+    outbox_batch_size: int = Field(default=50, ge=1)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    max_message_chars: int = Field(default=100_000, ge=1)

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
+
+from core.customers.models import ChannelIdentity, Customer
+from core.tickets.models import Message, Ticket
+
+
+async def get_identity(session: AsyncSession, channel: str, external_id: str) -> ChannelIdentity | None:
+    stmt = (
+        select(ChannelIdentity)
+        .where(ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id)
+        .options(joinedload(ChannelIdentity.customer))
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def get_customer(session: AsyncSession, customer_id: int, *, lock: bool = False) -> Customer | None:
+    stmt = select(Customer).where(Customer.id == customer_id).options(selectinload(Customer.identities))
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).first()
+
+
+async def find_verified_customer(session: AsyncSession, email: str | None, phone: str | None) -> Customer | None:
+    """A customer known by a verified identity with this email or phone."""
+    conds = []
+    if email:
+        conds.append(Customer.email == email)
+    if phone:
+        conds.append(Customer.phone == phone)
+    if not conds:
+        return None
+    stmt = (
+        select(Customer)
+        .join(ChannelIdentity, ChannelIdentity.customer_id == Customer.id)
+        .where(or_(*conds), ChannelIdentity.verified.is_(True), Customer.merged_into_id.is_(None))
+        .order_by(Customer.id)
+        .limit(1)
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def history(session: AsyncSession, customer_id: int, limit: int, offset: int) -> Sequence[Message]:
+    stmt = (
+        select(Message)
+        .join(Ticket, Ticket.id == Message.ticket_id)
+        .where(Ticket.customer_id == customer_id)
+        .order_by(Message.created_at, Message.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def move_identities(session: AsyncSession, source_id: int, target_id: int) -> None:
+    await session.execute(
+        update(ChannelIdentity).where(ChannelIdentity.customer_id == source_id).values(customer_id=target_id)
+    )
+
+
+async def search(session: AsyncSession, query: str | None, limit: int, offset: int) -> Sequence[Customer]:
+    stmt = select(Customer).where(Customer.merged_into_id.is_(None)).order_by(Customer.id.desc())
+    if query:
+        like = f"%{query.lower()}%"
+        stmt = stmt.where(or_(Customer.name.ilike(like), Customer.email.ilike(like), Customer.phone.ilike(like)))
+    return (await session.scalars(stmt.limit(limit).offset(offset))).all()

@@ -1,0 +1,125 @@
+"""Customer identity resolution, merging, export and erasure (eTOM Customer Interface Management)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.audit import service as audit
+from core.customers import repository
+from core.customers.models import ChannelIdentity, Customer
+from core.db.base import utcnow
+from core.errors import ConflictError, NotFoundError
+from core.ingest.schemas import SenderInfo
+from core.orders.models import Order
+from core.tickets.models import Message, Ticket
+from core.users.models import User
+
+
+async def resolve_identity(session: AsyncSession, channel: str, sender: SenderInfo) -> ChannelIdentity:
+    """The identity behind (channel, external id), creating the customer on first contact.
+
+    A verified email or phone that matches a customer already known through another verified identity links
+    the new identity to that customer, so one person has one history across channels.
+    """
+    identity = await repository.get_identity(session, channel, sender.external_id)
+    if identity is not None:
+        customer = identity.customer
+        if customer.merged_into_id is not None:
+            # Follow a merge so new messages land on the surviving customer.
+            target = await repository.get_customer(session, customer.merged_into_id)
+            if target is not None:
+                identity.customer_id = target.id
+                identity.customer = target
+                customer = target
+        customer.name = customer.name or sender.name
+        customer.email = customer.email or sender.email
+        customer.phone = customer.phone or sender.phone
+        if sender.verified and not identity.verified:
+            identity.verified = True
+        return identity
+
+    known = await repository.find_verified_customer(session, sender.email, sender.phone) if sender.verified else None
+    if known is None:
+        known = Customer(name=sender.name, email=sender.email, phone=sender.phone)
+        session.add(known)
+        await session.flush()
+    identity = ChannelIdentity(
+        customer_id=known.id, channel=channel, external_id=sender.external_id,
+        display_name=sender.name, verified=sender.verified,
+    )
+    identity.customer = known
+    session.add(identity)
+    await session.flush()
+    return identity
+
+
+async def get(session: AsyncSession, customer_id: int) -> Customer:
+    customer = await repository.get_customer(session, customer_id)
+    if customer is None:
+        raise NotFoundError(f"customer {customer_id} not found")
+    return customer
+
+
+async def merge(session: AsyncSession, source_id: int, target_id: int, actor: User | None) -> Customer:
+    """Move identities, tickets and orders of `source` to `target`; `source` stays as a pointer."""
+    if source_id == target_id:
+        raise ConflictError("cannot merge a customer into itself")
+    source = await get(session, source_id)
+    target = await get(session, target_id)
+    if source.merged_into_id is not None or target.merged_into_id is not None:
+        raise ConflictError("one of the customers is already merged into another")
+    await repository.move_identities(session, source.id, target.id)
+    await session.execute(update(Ticket).where(Ticket.customer_id == source.id).values(customer_id=target.id))
+    await session.execute(update(Order).where(Order.customer_id == source.id).values(customer_id=target.id))
+    target.name = target.name or source.name
+    target.email = target.email or source.email
+    target.phone = target.phone or source.phone
+    source.merged_into_id = target.id
+    audit.record(session, actor, "customer.merge", "customer", target.id, source_id=source.id)
+    await session.flush()
+    session.expire(target, ["identities"])
+    return await get(session, target.id)
+
+
+async def export(session: AsyncSession, customer_id: int, actor: User | None) -> dict[str, Any]:
+    """Everything stored about one customer (personal-data access request)."""
+    customer = await get(session, customer_id)
+    tickets = (await session.scalars(select(Ticket).where(Ticket.customer_id == customer.id))).all()
+    messages = await repository.history(session, customer.id, limit=1_000_000, offset=0)
+    orders = (await session.scalars(select(Order).where(Order.customer_id == customer.id))).all()
+    audit.record(session, actor, "customer.export", "customer", customer.id)
+    return {
+        "customer": {"id": customer.id, "name": customer.name, "email": customer.email, "phone": customer.phone,
+                     "language": customer.language, "created_at": customer.created_at.isoformat()},
+        "identities": [{"channel": i.channel, "external_id": i.external_id, "verified": i.verified}
+                       for i in customer.identities],
+        "tickets": [{"number": t.number, "subject": t.subject, "status": t.status.value,
+                     "created_at": t.created_at.isoformat()} for t in tickets],
+        "messages": [{"ticket_id": m.ticket_id, "direction": m.direction.value, "author": m.author_kind.value,
+                      "channel": m.channel, "text": m.text, "created_at": m.created_at.isoformat()}
+                     for m in messages],
+        "orders": [{"number": o.number, "status": o.status} for o in orders],
+    }
+
+
+async def erase(session: AsyncSession, customer_id: int, actor: User | None) -> Customer:
+    """Erase personal data: contact fields, identities' names and message texts; tickets stay for statistics."""
+    customer = await get(session, customer_id)
+    customer.name = None
+    customer.email = None
+    customer.phone = None
+    customer.erased_at = utcnow()
+    for identity in customer.identities:
+        identity.display_name = None
+        identity.external_id = f"erased:{identity.id}"
+    ticket_ids = select(Ticket.id).where(Ticket.customer_id == customer.id).scalar_subquery()
+    await session.execute(
+        update(Message).where(Message.ticket_id.in_(ticket_ids))
+        .values(text="", html=None, attachments=[], entities=[])
+    )
+    audit.record(session, actor, "customer.erase", "customer", customer.id)
+    await session.flush()
+    return customer

@@ -1,0 +1,61 @@
+"""Live events (ticket changed, message added, outbox queued), published only after the transaction commits.
+
+Services call `emit(session, topic, payload)`; whoever commits the session calls `publish_pending` afterwards.
+The bus is in-process; a Redis fan-out for several instances subscribes to the same topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+Event = tuple[str, dict[str, Any]]
+_PENDING_KEY = "switchboard.pending_events"
+
+
+def emit(session: AsyncSession, topic: str, payload: dict[str, Any]) -> None:
+    """Queue an event to publish once this session's transaction commits."""
+    session.info.setdefault(_PENDING_KEY, []).append((topic, payload))
+
+
+def take_pending(session: AsyncSession) -> list[Event]:
+    events: list[Event] = session.info.pop(_PENDING_KEY, [])
+    return events
+
+
+def discard_pending(session: AsyncSession) -> None:
+    session.info.pop(_PENDING_KEY, None)
+
+
+class EventBus:
+    """In-process publish/subscribe with bounded per-subscriber queues (a slow subscriber drops, never blocks)."""
+
+    def __init__(self, queue_size: int = 1000) -> None:
+        self._subscribers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
+        self._queue_size = queue_size
+
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        for key in (topic, "*"):
+            for queue in list(self._subscribers.get(key, ())):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait((topic, payload))
+
+    def publish_all(self, events: list[Event]) -> None:
+        for topic, payload in events:
+            self.publish(topic, payload)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, *topics: str) -> AsyncIterator[asyncio.Queue[Event]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(self._queue_size)
+        for topic in topics or ("*",):
+            self._subscribers[topic].add(queue)
+        try:
+            yield queue
+        finally:
+            for topic in topics or ("*",):
+                self._subscribers[topic].discard(queue)

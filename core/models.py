@@ -1,0 +1,17 @@
+"""Imports every model so that Base.metadata knows all tables (Alembic, tests)."""
+
+from core.audit.models import AuditEntry
+from core.customers.models import ChannelIdentity, Customer
+from core.db.base import Base
+from core.orders.models import Order, OrderStatusChange
+from core.outbox.models import OutboxMessage, OutboxStatus
+from core.quarantine.models import QuarantinedPayload
+from core.routing.models import IntentRoute
+from core.tickets.models import AuthorKind, Direction, Message, Note, Priority, Ticket, TicketStatus
+from core.users.models import ApiToken, Role, Team, User
+
+__all__ = [
+    "ApiToken", "AuditEntry", "AuthorKind", "Base", "ChannelIdentity", "Customer", "Direction", "IntentRoute",
+    "Message", "Note", "Order", "OrderStatusChange", "OutboxMessage", "OutboxStatus", "Priority",
+    "QuarantinedPayload", "Role", "Team", "Ticket", "TicketStatus", "User",
+]

@@ -1,0 +1,132 @@
+"""The outbox dispatcher: claims due rows, sends them through their channel, records the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import CoreSettings
+from core.db.base import utcnow
+from core.events import EventBus, take_pending
+from core.outbox import service
+from core.outbox.schemas import OutboundEnvelope
+
+log = logging.getLogger(__name__)
+
+
+class PermanentSendError(Exception):
+    """The channel refused the message for good (unknown recipient, blocked bot): no retry."""
+
+
+class Sender(Protocol):
+    async def send(self, envelope: OutboundEnvelope) -> str | None: ...
+
+
+@dataclass
+class DispatcherStats:
+    sent: int = 0
+    failed_attempts: int = 0
+    failed: int = 0
+    last_run_at: datetime | None = None
+    last_error: str | None = None
+    running: bool = False
+
+
+class OutboxDispatcher:
+    """Sends queued messages with retries and exponential backoff; safe to run on many instances."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        senders: Callable[[str], Sender | None],
+        bus: EventBus,
+        settings: CoreSettings,
+        *,
+        concurrency: int = 16,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.senders = senders
+        self.bus = bus
+        self.settings = settings
+        self.stats = DispatcherStats()
+        self._wake = asyncio.Event()
+        self._semaphore = asyncio.Semaphore(concurrency)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch until cancelled; woken by new outbox rows, else polls."""
+        self.stats.running = True
+        listener = asyncio.create_task(self._listen())
+        try:
+            while True:
+                try:
+                    sent = await self.dispatch_once()
+                except Exception as exc:
+                    self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                    log.exception("outbox dispatch failed")
+                    sent = 0
+                if sent:
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.settings.outbox_poll_seconds)
+        finally:
+            self.stats.running = False
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _listen(self) -> None:
+        async with self.bus.subscribe("outbox.queued") as queue:
+            while True:
+                await queue.get()
+                self._wake.set()
+
+    async def dispatch_once(self) -> int:
+        """Claim one batch, send it, record outcomes. Returns how many rows were handled."""
+        self.stats.last_run_at = utcnow()
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                rows = await service.claim_due(session, self.settings.outbox_batch_size,
+                                               self.settings.outbox_lease_seconds)
+                envelopes = await service.build_envelopes(session, [r.id for r in rows]) if rows else []
+        if not envelopes:
+            return 0
+        outcomes = await asyncio.gather(*(self._send(e) for e in envelopes))
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                for envelope, (provider_id, error, permanent) in zip(envelopes, outcomes, strict=True):
+                    if error is None:
+                        await service.mark_sent(session, envelope.outbox_id, provider_id)
+                        self.stats.sent += 1
+                    else:
+                        status = await service.mark_failed_attempt(session, envelope.outbox_id, error,
+                                                                   self.settings, permanent=permanent)
+                        self.stats.failed_attempts += 1
+                        if status == "failed":
+                            self.stats.failed += 1
+            self.bus.publish_all(take_pending(session))
+        return len(envelopes)
+
+    async def _send(self, envelope: OutboundEnvelope) -> tuple[str | None, str | None, bool]:
+        sender = self.senders(envelope.channel)
+        if sender is None:
+            return None, f"channel {envelope.channel!r} is not enabled", False
+        async with self._semaphore:
+            try:
+                return await sender.send(envelope), None, False
+            except PermanentSendError as exc:
+                return None, f"rejected: {exc}", True
+            except Exception as exc:
+                log.warning("send failed", extra={"channel": envelope.channel, "outbox_id": envelope.outbox_id,
+                                                  "error": str(exc)[:200]})
+                return None, f"{type(exc).__name__}: {exc}", False

@@ -1,0 +1,146 @@
+"""The outbox: outbound messages are written in the ingest/reply transaction and sent later, with retries."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from core.audit import service as audit
+from core.config import CoreSettings
+from core.db.base import utcnow
+from core.errors import ConflictError, NotFoundError
+from core.events import emit
+from core.outbox.models import OutboxMessage, OutboxStatus
+from core.outbox.schemas import OutboundEnvelope
+from core.tickets.models import Message, Ticket
+from core.users.models import User
+
+
+def enqueue(
+    session: AsyncSession, ticket: Ticket, message: Message, recipient: str, payload: dict[str, Any]
+) -> OutboxMessage:
+    """Queue `message` for delivery to `recipient` on the ticket's channel (same transaction)."""
+    row = OutboxMessage(
+        ticket_id=ticket.id, channel=message.channel, recipient=recipient, payload=payload,
+        status=OutboxStatus.queued, next_attempt_at=utcnow(),
+    )
+    row.message = message
+    session.add(row)
+    emit(session, "outbox.queued", {"channel": message.channel, "ticket_id": ticket.id})
+    return row
+
+
+async def claim_due(session: AsyncSession, limit: int, lease_seconds: float) -> Sequence[OutboxMessage]:
+    """Claim due rows for sending: queued ones whose time has come, and sends whose lease ran out.
+
+    On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets many dispatchers claim disjoint rows.
+    """
+    now = utcnow()
+    stmt = (
+        select(OutboxMessage)
+        .where(
+            or_(
+                and_(OutboxMessage.status == OutboxStatus.queued, OutboxMessage.next_attempt_at <= now),
+                and_(OutboxMessage.status == OutboxStatus.sending, OutboxMessage.next_attempt_at <= now),
+            )
+        )
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = (await session.scalars(stmt)).all()
+    lease_until = now + timedelta(seconds=lease_seconds)
+    for row in rows:
+        row.status = OutboxStatus.sending
+        row.attempts += 1
+        row.next_attempt_at = lease_until
+    return rows
+
+
+async def build_envelopes(session: AsyncSession, ids: Sequence[int]) -> list[OutboundEnvelope]:
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.id.in_(list(ids)))
+        .options(joinedload(OutboxMessage.message))
+        .order_by(OutboxMessage.id)
+    )
+    envelopes = []
+    for row in (await session.scalars(stmt)).all():
+        msg = row.message
+        p = row.payload
+        envelopes.append(OutboundEnvelope(
+            outbox_id=row.id, message_id=msg.id, channel=row.channel, recipient=row.recipient,
+            ticket_number=p.get("ticket_number", ""), text=msg.text, html=msg.html, subject=p.get("subject"),
+            attachments=list(msg.attachments or []), thread_key=p.get("thread_key"),
+            in_reply_to=p.get("in_reply_to"), references=list(p.get("references", [])),
+            quick_replies=p.get("quick_replies", []), language=p.get("language"),
+            author_kind=msg.author_kind.value, created_at=msg.created_at,
+        ))
+    return envelopes
+
+
+def backoff_seconds(attempts: int, settings: CoreSettings) -> float:
+    """Exponential backoff with full jitter in [base*2^(n-1)/2, base*2^(n-1)], capped."""
+    delay = min(settings.outbox_backoff_max_seconds, settings.outbox_backoff_base_seconds * 2 ** (attempts - 1))
+    return float(delay / 2 + random.random() * delay / 2)  # noqa: S311  (jitter, not security)
+
+
+async def mark_sent(session: AsyncSession, outbox_id: int, provider_message_id: str | None) -> None:
+    row = await session.get(OutboxMessage, outbox_id)
+    if row is None:
+        return
+    row.status = OutboxStatus.sent
+    row.sent_at = utcnow()
+    row.last_error = None
+    row.provider_message_id = provider_message_id
+    emit(session, "outbox.sent", {"outbox_id": row.id, "ticket_id": row.ticket_id, "message_id": row.message_id})
+
+
+async def mark_failed_attempt(
+    session: AsyncSession, outbox_id: int, error: str, settings: CoreSettings, *, permanent: bool = False
+) -> OutboxStatus:
+    """Record a failed attempt: retry later with backoff, or fail for good after the last attempt."""
+    row = await session.get(OutboxMessage, outbox_id)
+    if row is None:
+        return OutboxStatus.failed
+    row.last_error = error[:2000]
+    if permanent or row.attempts >= settings.outbox_max_attempts:
+        row.status = OutboxStatus.failed
+        emit(session, "outbox.failed", {"outbox_id": row.id, "ticket_id": row.ticket_id, "error": row.last_error})
+    else:
+        row.status = OutboxStatus.queued
+        row.next_attempt_at = utcnow() + timedelta(seconds=backoff_seconds(row.attempts, settings))
+    return row.status
+
+
+async def retry(session: AsyncSession, outbox_id: int, actor: User | None) -> OutboxMessage:
+    """Put a failed message back in the queue (agent's retry button)."""
+    row = await session.get(OutboxMessage, outbox_id)
+    if row is None:
+        raise NotFoundError(f"outbox message {outbox_id} not found")
+    if row.status != OutboxStatus.failed:
+        raise ConflictError(f"only failed messages can be retried; this one is {row.status.value}",
+                            status=row.status.value)
+    row.status = OutboxStatus.queued
+    row.attempts = 0
+    row.next_attempt_at = utcnow()
+    audit.record(session, actor, "outbox.retry", "outbox", row.id, last_error=row.last_error)
+    emit(session, "outbox.queued", {"channel": row.channel, "ticket_id": row.ticket_id})
+    return row
+
+
+async def list_rows(
+    session: AsyncSession, *, status: OutboxStatus | None, channel: str | None, limit: int, offset: int
+) -> Sequence[OutboxMessage]:
+    stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit).offset(offset)
+    if status is not None:
+        stmt = stmt.where(OutboxMessage.status == status)
+    if channel is not None:
+        stmt = stmt.where(OutboxMessage.channel == channel)
+    return (await session.scalars(stmt)).all()

@@ -1,0 +1,57 @@
+"""Intent-to-queue routing: defaults for the shipped intents, overridden by admins' rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.routing.models import IntentRoute
+from core.users.models import Team
+
+DEFAULT_TEAM = "general"
+DEFAULT_ROUTES: dict[str, str] = {
+    "billing_question": "billing", "payment_methods": "billing", "balance_check": "billing",
+    "internet_down": "technical", "slow_internet": "technical", "mobile_no_signal": "technical",
+    "tv_not_working": "technical", "router_setup": "technical",
+    "new_connection": "sales", "tariff_change": "sales", "tariff_info": "sales", "roaming": "sales",
+    "order_status": "sales",
+    "contract_terminate": "retention", "contract_info": "retention",
+    "complaint": "general", "personal_data_change": "general", "data_deletion": "general",
+}
+
+
+async def team_for_intent(session: AsyncSession, intent: str | None) -> Team | None:
+    """The team an intent routes to: an admin's rule, else the default, else `general`."""
+    if intent:
+        stmt = select(Team).join(IntentRoute, IntentRoute.team_id == Team.id).where(IntentRoute.intent == intent)
+        team = (await session.scalars(stmt)).first()
+        if team is not None:
+            return team
+    slug = DEFAULT_ROUTES.get(intent or "", DEFAULT_TEAM)
+    team = (await session.scalars(select(Team).where(Team.slug == slug))).first()
+    if team is None and slug != DEFAULT_TEAM:
+        team = (await session.scalars(select(Team).where(Team.slug == DEFAULT_TEAM))).first()
+    return team
+
+
+async def list_routes(session: AsyncSession) -> dict[str, str]:
+    """Effective routing: defaults with admins' rules applied."""
+    rows: Sequence[tuple[str, str]] = (await session.execute(
+        select(IntentRoute.intent, Team.slug).join(Team, Team.id == IntentRoute.team_id)
+    )).tuples().all()
+    routes = dict(DEFAULT_ROUTES)
+    routes.update(dict(rows))
+    return routes
+
+
+async def set_route(session: AsyncSession, intent: str, team: Team) -> IntentRoute:
+    route = (await session.scalars(select(IntentRoute).where(IntentRoute.intent == intent))).first()
+    if route is None:
+        route = IntentRoute(intent=intent, team_id=team.id)
+        session.add(route)
+    else:
+        route.team_id = team.id
+    await session.flush()
+    return route

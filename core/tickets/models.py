@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.customers.models import ChannelIdentity, Customer
+from core.db.base import Base, JSONType, utcnow
+from core.users.models import Team, User, str_enum
+
+
+class TicketStatus(enum.StrEnum):
+    new = "new"
+    bot = "bot"
+    open = "open"
+    pending = "pending"
+    resolved = "resolved"
+    closed = "closed"
+
+
+class Priority(enum.StrEnum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    urgent = "urgent"
+
+    @property
+    def rank(self) -> int:
+        return ("low", "normal", "high", "urgent").index(self.value)
+
+
+class Direction(enum.StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+
+
+class AuthorKind(enum.StrEnum):
+    customer = "customer"
+    bot = "bot"
+    agent = "agent"
+    system = "system"
+
+
+TICKET_PREFIX = "T-"
+
+
+def format_ticket_number(ticket_id: int) -> str:
+    return f"{TICKET_PREFIX}{ticket_id:06d}"
+
+
+def parse_ticket_number(number: str) -> int | None:
+    """`T-000123` (case-insensitive, any zero padding) -> 123; None when it is not a ticket number."""
+    text = number.strip().upper()
+    if not text.startswith(TICKET_PREFIX):
+        return None
+    digits = text[len(TICKET_PREFIX):]
+    return int(digits) if digits.isdigit() and 0 < len(digits) <= 12 else None
+
+
+class Ticket(Base):
+    """An appeal (eTOM Problem Handling). Its human number is derived from the id: T-000123."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_customer_status", "customer_id", "status"),
+        Index("ix_tickets_status_team", "status", "team_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[TicketStatus] = mapped_column(str_enum(TicketStatus), default=TicketStatus.new)
+    priority: Mapped[Priority] = mapped_column(str_enum(Priority), default=Priority.normal)
+    intent: Mapped[str | None] = mapped_column(String(100))
+    intent_confidence: Mapped[float | None] = mapped_column(Float)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    thread_key: Mapped[str | None] = mapped_column(String(320))
+    # The identity the customer last wrote from on this ticket: replies go there.
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("channel_identities.id", ondelete="SET NULL"))
+    language: Mapped[str | None] = mapped_column(String(8))
+    failed_bot_answers: Mapped[int] = mapped_column(Integer, default=0)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_customer_message_at: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    customer: Mapped[Customer] = relationship(lazy="raise")
+    identity: Mapped[ChannelIdentity | None] = relationship(lazy="raise")
+    team: Mapped[Team | None] = relationship(lazy="raise")
+    assignee: Mapped[User | None] = relationship(lazy="raise")
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="ticket", lazy="raise", order_by="Message.id"
+    )
+    notes: Mapped[list[Note]] = relationship(lazy="raise", order_by="Note.id")
+
+    @property
+    def number(self) -> str:
+        return format_ticket_number(self.id)
+
+
+class Message(Base):
+    """One message of a ticket's conversation. Inbound messages are unique per (channel, external id)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("channel", "external_message_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    direction: Mapped[Direction] = mapped_column(str_enum(Direction))
+    author_kind: Mapped[AuthorKind] = mapped_column(str_enum(AuthorKind))
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(32))
+    external_message_id: Mapped[str | None] = mapped_column(String(512))
+    text: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str | None] = mapped_column(Text)
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    intent: Mapped[str | None] = mapped_column(String(100))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    language: Mapped[str | None] = mapped_column(String(8))
+    entities: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages", lazy="raise")
+
+
+class Note(Base):
+    """An internal note on a ticket, never shown to the customer."""
+
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

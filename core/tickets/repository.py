@@ -1,0 +1,151 @@
+"""All ticket queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
+
+from core.customers.models import ChannelIdentity, Customer
+from core.outbox.models import OutboxMessage
+from core.tickets.models import Message, Priority, Ticket, TicketStatus, parse_ticket_number
+from core.users.models import Team
+
+OPEN_STATUSES = (TicketStatus.new, TicketStatus.bot, TicketStatus.open, TicketStatus.pending)
+
+
+def _with_relations(stmt: Select[Ticket]) -> Select[Ticket]:
+    return stmt.options(
+        joinedload(Ticket.customer), joinedload(Ticket.team), joinedload(Ticket.assignee),
+        joinedload(Ticket.identity),
+    )
+
+
+async def get(session: AsyncSession, ticket_id: int, *, lock: bool = False) -> Ticket | None:
+    stmt = _with_relations(select(Ticket).where(Ticket.id == ticket_id))
+    if lock:
+        stmt = stmt.with_for_update(of=Ticket)
+    return (await session.scalars(stmt)).first()
+
+
+async def get_with_conversation(session: AsyncSession, ticket_id: int) -> Ticket | None:
+    stmt = _with_relations(select(Ticket).where(Ticket.id == ticket_id)).options(
+        selectinload(Ticket.messages), selectinload(Ticket.notes)
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def outbox_for_ticket(session: AsyncSession, ticket_id: int) -> Sequence[OutboxMessage]:
+    return (await session.scalars(select(OutboxMessage).where(OutboxMessage.ticket_id == ticket_id))).all()
+
+
+async def find_by_references(
+    session: AsyncSession, customer_id: int, channel: str, references: Sequence[str]
+) -> Ticket | None:
+    """The newest ticket of this customer holding a message one of `references` names."""
+    if not references:
+        return None
+    refs = list(references)[-50:]
+    inbound = select(Message.ticket_id).where(Message.channel == channel, Message.external_message_id.in_(refs))
+    outbound = select(OutboxMessage.ticket_id).where(
+        OutboxMessage.channel == channel, OutboxMessage.provider_message_id.in_(refs)
+    )
+    stmt = _with_relations(
+        select(Ticket).where(
+            Ticket.customer_id == customer_id, or_(Ticket.id.in_(inbound), Ticket.id.in_(outbound))
+        ).order_by(Ticket.id.desc()).limit(1)
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def find_latest_by_thread(
+    session: AsyncSession, customer_id: int, channel: str, thread_key: str
+) -> Ticket | None:
+    stmt = _with_relations(
+        select(Ticket).where(
+            Ticket.customer_id == customer_id, Ticket.channel == channel, Ticket.thread_key == thread_key,
+            Ticket.merged_into_id.is_(None),
+        ).order_by(Ticket.id.desc()).limit(1)
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def get_message_by_external_id(session: AsyncSession, channel: str, external_id: str) -> Message | None:
+    stmt = select(Message).where(Message.channel == channel, Message.external_message_id == external_id)
+    return (await session.scalars(stmt)).first()
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFilter:
+    status: Sequence[TicketStatus] = ()
+    priority: Sequence[Priority] = ()
+    team_slug: str | None = None
+    channel: str | None = None
+    assignee_id: int | None = None
+    unassigned: bool = False
+    customer_id: int | None = None
+    query: str | None = None
+    created_after: datetime | None = None
+
+
+def _filtered(flt: TicketFilter) -> Select[Ticket]:
+    stmt = select(Ticket).where(Ticket.merged_into_id.is_(None))
+    if flt.status:
+        stmt = stmt.where(Ticket.status.in_(list(flt.status)))
+    if flt.priority:
+        stmt = stmt.where(Ticket.priority.in_(list(flt.priority)))
+    if flt.team_slug:
+        stmt = stmt.where(Ticket.team_id.in_(select(Team.id).where(Team.slug == flt.team_slug)))
+    if flt.channel:
+        stmt = stmt.where(Ticket.channel == flt.channel)
+    if flt.assignee_id is not None:
+        stmt = stmt.where(Ticket.assignee_id == flt.assignee_id)
+    if flt.unassigned:
+        stmt = stmt.where(Ticket.assignee_id.is_(None))
+    if flt.customer_id is not None:
+        stmt = stmt.where(Ticket.customer_id == flt.customer_id)
+    if flt.created_after is not None:
+        stmt = stmt.where(Ticket.created_at >= flt.created_after)
+    if flt.query:
+        q = flt.query.strip()
+        number = parse_ticket_number(q)
+        like = f"%{q.lower()}%"
+        customer_match = select(Customer.id).where(
+            or_(Customer.name.ilike(like), Customer.email.ilike(like), Customer.phone.ilike(like))
+        )
+        identity_match = select(ChannelIdentity.customer_id).where(ChannelIdentity.external_id.ilike(like))
+        text_match = select(Message.ticket_id).where(Message.text.ilike(like))
+        conds: list[ColumnElement[bool]] = [
+            Ticket.customer_id.in_(customer_match), Ticket.customer_id.in_(identity_match),
+            Ticket.subject.ilike(like), Ticket.id.in_(text_match),
+        ]
+        if number is not None:
+            conds.append(Ticket.id == number)
+        stmt = stmt.where(or_(*conds))
+    return stmt
+
+
+async def list_tickets(
+    session: AsyncSession, flt: TicketFilter, *, limit: int, offset: int, sort: str = "waiting"
+) -> tuple[Sequence[Ticket], int]:
+    stmt = _filtered(flt)
+    total = (await session.scalar(select(func.count()).select_from(stmt.subquery()))) or 0
+    order: list[Any]
+    if sort == "waiting":
+        # Longest-waiting customer first; tickets without a customer message last.
+        order = [Ticket.last_customer_message_at.is_(None), Ticket.last_customer_message_at.asc(), Ticket.id]
+    elif sort == "newest":
+        order = [Ticket.id.desc()]
+    else:
+        order = [Ticket.updated_at.desc(), Ticket.id.desc()]
+    rows = (await session.scalars(_with_relations(stmt.order_by(*order).limit(limit).offset(offset)))).all()
+    return rows, total
+
+
+async def get_team_by_slug(session: AsyncSession, slug: str) -> Team | None:
+    return (await session.scalars(select(Team).where(Team.slug == slug))).first()

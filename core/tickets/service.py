@@ -1,0 +1,243 @@
+"""Ticket business rules (eTOM Problem Handling): status machine, take/assign/transfer, reply, note, merge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.audit import service as audit
+from core.db.base import utcnow
+from core.errors import ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
+from core.events import emit
+from core.outbox import service as outbox_service
+from core.tickets import repository
+from core.tickets.models import (
+    AuthorKind,
+    Direction,
+    Message,
+    Note,
+    Priority,
+    Ticket,
+    TicketStatus,
+)
+from core.users.models import Role, Team, User
+
+ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
+    TicketStatus.new: frozenset({TicketStatus.bot, TicketStatus.open, TicketStatus.pending,
+                                 TicketStatus.resolved, TicketStatus.closed}),
+    TicketStatus.bot: frozenset({TicketStatus.open, TicketStatus.pending, TicketStatus.resolved,
+                                 TicketStatus.closed}),
+    TicketStatus.open: frozenset({TicketStatus.pending, TicketStatus.resolved, TicketStatus.closed}),
+    TicketStatus.pending: frozenset({TicketStatus.open, TicketStatus.resolved, TicketStatus.closed}),
+    TicketStatus.resolved: frozenset({TicketStatus.open, TicketStatus.closed}),
+    TicketStatus.closed: frozenset(),
+}
+
+
+def ticket_event(ticket: Ticket, kind: str) -> dict[str, Any]:
+    return {"kind": kind, "ticket_id": ticket.id, "number": ticket.number, "status": ticket.status.value,
+            "team_id": ticket.team_id, "assignee_id": ticket.assignee_id, "priority": ticket.priority.value}
+
+
+async def get(session: AsyncSession, ticket_id: int, *, lock: bool = False) -> Ticket:
+    ticket = await repository.get(session, ticket_id, lock=lock)
+    if ticket is None:
+        raise NotFoundError(f"ticket {ticket_id} not found")
+    return ticket
+
+
+def transition(ticket: Ticket, new_status: TicketStatus) -> None:
+    """Apply a status change if the machine allows it, stamping the lifecycle timestamps."""
+    if new_status == ticket.status:
+        return
+    allowed = ALLOWED_TRANSITIONS[ticket.status]
+    if new_status not in allowed:
+        raise InvalidTransitionError(
+            f"cannot move ticket {ticket.number} from {ticket.status.value} to {new_status.value}",
+            current=ticket.status.value, allowed=sorted(s.value for s in allowed),
+        )
+    now = utcnow()
+    if new_status == TicketStatus.resolved:
+        ticket.resolved_at = now
+    elif new_status == TicketStatus.closed:
+        ticket.closed_at = now
+        ticket.resolved_at = ticket.resolved_at or now
+    elif ticket.status in (TicketStatus.resolved,):
+        ticket.resolved_at = None
+    ticket.status = new_status
+    ticket.updated_at = now
+
+
+async def change_status(session: AsyncSession, ticket: Ticket, new_status: TicketStatus, actor: User) -> Ticket:
+    old = ticket.status
+    transition(ticket, new_status)
+    if old != new_status:
+        audit.record(session, actor, "ticket.status", "ticket", ticket.id, old=old.value, new=new_status.value)
+        emit(session, "tickets", ticket_event(ticket, "status"))
+    return ticket
+
+
+async def change_priority(session: AsyncSession, ticket: Ticket, priority: Priority, actor: User) -> Ticket:
+    if ticket.priority != priority:
+        audit.record(session, actor, "ticket.priority", "ticket", ticket.id, old=ticket.priority.value,
+                     new=priority.value)
+        ticket.priority = priority
+        ticket.updated_at = utcnow()
+        emit(session, "tickets", ticket_event(ticket, "priority"))
+    return ticket
+
+
+def _ensure_workable(ticket: Ticket) -> None:
+    if ticket.status == TicketStatus.closed:
+        raise ConflictError(f"ticket {ticket.number} is closed", current="closed")
+    if ticket.merged_into_id is not None:
+        raise ConflictError(f"ticket {ticket.number} was merged into another ticket",
+                            merged_into=ticket.merged_into_id)
+
+
+async def take(session: AsyncSession, ticket: Ticket, actor: User) -> Ticket:
+    """The actor takes the ticket; an agent cannot take one another person holds."""
+    _ensure_workable(ticket)
+    if ticket.assignee_id not in (None, actor.id) and actor.role == Role.agent:
+        raise ConflictError(f"ticket {ticket.number} is already taken", assignee_id=ticket.assignee_id)
+    return await _assign(session, ticket, actor, actor, action="ticket.take")
+
+
+async def assign(session: AsyncSession, ticket: Ticket, assignee: User | None, actor: User) -> Ticket:
+    """Assign to someone else (supervisors and admins) or unassign."""
+    _ensure_workable(ticket)
+    if actor.role == Role.agent and (assignee is None or assignee.id != actor.id):
+        raise PermissionDeniedError("agents can only take tickets for themselves")
+    if assignee is not None and not assignee.is_active:
+        raise ConflictError(f"user {assignee.id} is not active")
+    return await _assign(session, ticket, assignee, actor, action="ticket.assign")
+
+
+async def _assign(session: AsyncSession, ticket: Ticket, assignee: User | None, actor: User, *, action: str
+                  ) -> Ticket:
+    old = ticket.assignee_id
+    ticket.assignee_id = assignee.id if assignee else None
+    ticket.assignee = assignee
+    if assignee is not None and ticket.status in (TicketStatus.new, TicketStatus.bot, TicketStatus.pending):
+        transition(ticket, TicketStatus.open)
+    ticket.updated_at = utcnow()
+    audit.record(session, actor, action, "ticket", ticket.id, old=old, new=ticket.assignee_id)
+    emit(session, "tickets", ticket_event(ticket, "assigned"))
+    return ticket
+
+
+async def transfer(session: AsyncSession, ticket: Ticket, team: Team, actor: User | None) -> Ticket:
+    """Move the ticket to another queue; it waits there unassigned."""
+    _ensure_workable(ticket)
+    old = ticket.team_id
+    ticket.team_id = team.id
+    ticket.team = team
+    ticket.assignee_id = None
+    ticket.assignee = None
+    if ticket.status in (TicketStatus.new, TicketStatus.bot):
+        transition(ticket, TicketStatus.open)
+    ticket.updated_at = utcnow()
+    audit.record(session, actor, "ticket.transfer", "ticket", ticket.id, old=old, new=team.id)
+    emit(session, "tickets", ticket_event(ticket, "transferred"))
+    return ticket
+
+
+async def team_by_slug(session: AsyncSession, slug: str) -> Team:
+    team = await repository.get_team_by_slug(session, slug)
+    if team is None:
+        raise NotFoundError(f"queue {slug!r} not found")
+    return team
+
+
+async def add_outbound(
+    session: AsyncSession, ticket: Ticket, *, text: str, author_kind: AuthorKind, author: User | None = None,
+    html: str | None = None, attachments: list[dict[str, Any]] | None = None,
+    quick_replies: list[dict[str, str]] | None = None, language: str | None = None,
+    intent: str | None = None,
+) -> Message:
+    """Write an outbound message and queue it in the outbox, to the identity the customer last wrote from."""
+    if ticket.identity is None:
+        raise ConflictError(f"ticket {ticket.number} has no channel identity to answer")
+    message = Message(
+        ticket_id=ticket.id, direction=Direction.outbound, author_kind=author_kind,
+        author_user_id=author.id if author else None, channel=ticket.channel, text=text, html=html,
+        attachments=attachments or [], language=language, intent=intent, created_at=utcnow(),
+    )
+    session.add(message)
+    await session.flush()
+    last_inbound = (await session.scalars(
+        select(Message.external_message_id).where(
+            Message.ticket_id == ticket.id, Message.direction == Direction.inbound,
+            Message.channel == ticket.channel,
+        ).order_by(Message.id.desc()).limit(20)
+    )).all()
+    refs = [r for r in reversed(last_inbound) if r]
+    payload: dict[str, Any] = {
+        "ticket_number": ticket.number, "subject": ticket.subject, "thread_key": ticket.thread_key,
+        "in_reply_to": refs[-1] if refs else None, "references": refs, "language": language,
+        "quick_replies": quick_replies or [],
+    }
+    outbox_service.enqueue(session, ticket, message, ticket.identity.external_id, payload)
+    emit(session, "messages", {"ticket_id": ticket.id, "message_id": message.id, "direction": "outbound",
+                               "author_kind": author_kind.value, "customer_id": ticket.customer_id,
+                               "channel": ticket.channel, "thread_key": ticket.thread_key})
+    return message
+
+
+async def reply(
+    session: AsyncSession, ticket: Ticket, actor: User, text: str, *, html: str | None = None,
+    attachments: list[dict[str, Any]] | None = None, status: TicketStatus | None = None,
+) -> Message:
+    """An agent's answer to the customer, through the customer's own channel."""
+    _ensure_workable(ticket)
+    if not text.strip():
+        raise ConflictError("reply text is empty")
+    if ticket.assignee_id is None and actor.role == Role.agent:
+        await _assign(session, ticket, actor, actor, action="ticket.take")
+    message = await add_outbound(session, ticket, text=text, html=html, attachments=attachments,
+                                 author_kind=AuthorKind.agent, author=actor, language=ticket.language)
+    now = utcnow()
+    ticket.first_response_at = ticket.first_response_at or now
+    ticket.updated_at = now
+    if status is not None:
+        transition(ticket, status)
+    elif ticket.status in (TicketStatus.new, TicketStatus.bot, TicketStatus.resolved):
+        transition(ticket, TicketStatus.open)
+    audit.record(session, actor, "ticket.reply", "ticket", ticket.id, message_id=message.id)
+    emit(session, "tickets", ticket_event(ticket, "replied"))
+    return message
+
+
+async def add_note(session: AsyncSession, ticket: Ticket, actor: User, text: str) -> Note:
+    if not text.strip():
+        raise ConflictError("note text is empty")
+    note = Note(ticket_id=ticket.id, author_user_id=actor.id, text=text, created_at=utcnow())
+    session.add(note)
+    await session.flush()
+    audit.record(session, actor, "ticket.note", "ticket", ticket.id, note_id=note.id)
+    emit(session, "tickets", ticket_event(ticket, "note"))
+    return note
+
+
+async def merge(session: AsyncSession, source: Ticket, target: Ticket, actor: User) -> Ticket:
+    """Move every message and note of `source` into `target` (same customer) and close `source`."""
+    if source.id == target.id:
+        raise ConflictError("cannot merge a ticket into itself")
+    if source.customer_id != target.customer_id:
+        raise ConflictError("only tickets of the same customer can be merged",
+                            source_customer=source.customer_id, target_customer=target.customer_id)
+    for t in (source, target):
+        _ensure_workable(t)
+    await session.execute(update(Message).where(Message.ticket_id == source.id).values(ticket_id=target.id))
+    await session.execute(update(Note).where(Note.ticket_id == source.id).values(ticket_id=target.id))
+    source.merged_into_id = target.id
+    transition(source, TicketStatus.closed)
+    if source.created_at < target.created_at:
+        target.created_at = source.created_at
+    target.updated_at = utcnow()
+    audit.record(session, actor, "ticket.merge", "ticket", target.id, source_id=source.id)
+    emit(session, "tickets", ticket_event(source, "merged"))
+    emit(session, "tickets", ticket_event(target, "merged"))
+    return target
