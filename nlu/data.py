@@ -1,0 +1,330 @@
+"""Training data in Rasa's formats (YAML and JSON) and plain CSV: load, validate, merge, dump.
+
+Responses carry their language in a `lang` key on each variant, which Rasa's domain schema tolerates:
+
+    responses:
+      utter_greeting:
+      - text: "Здравствуйте! Чем могу помочь?"
+        lang: ru
+      - text: "Hello! How can I help?"
+        lang: en
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nlu.errors import DataFormatError
+from nlu.protocol import TrainingData, TrainingExample
+
+RASA_YAML_VERSION = "3.1"
+RESPONSE_PREFIX = "utter_"
+DEFAULT_DATA_DIR = Path(__file__).parent / "data" / "default"
+INTENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-.]*$")
+_ANNOTATION = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
+_CSV_LABEL_COLUMNS = ("intent", "category", "label")
+SUPPORTED_SUFFIXES = (".yml", ".yaml", ".json", ".csv")
+
+
+def strip_annotations(text: str) -> str:
+    """Turn Rasa's inline entity markup `[ORD-1](order_number)` back into plain text."""
+    return _ANNOTATION.sub(r"\1", text)
+
+
+def _clean_text(text: str) -> str:
+    return " ".join(strip_annotations(text).split())
+
+
+def _examples_block(value: Any, *, source: str, what: str) -> list[str]:
+    if isinstance(value, list):
+        items = [str(v) for v in value]
+    elif isinstance(value, str):
+        items = []
+        for raw in value.splitlines():
+            line = raw.strip()
+            if not line:
+                continue
+            if not line.startswith("-"):
+                raise DataFormatError(f"{what}: example lines must start with '- ', got {line[:60]!r}",
+                                      source=source)
+            items.append(line[1:].strip())
+    else:
+        raise DataFormatError(f"{what}: 'examples' must be a '|' block of '- ' lines", source=source)
+    return [t for t in (_clean_text(i) for i in items) if t]
+
+
+def _check_name(name: Any, *, source: str, kind: str) -> str:
+    if not isinstance(name, str) or not INTENT_NAME.match(name.strip()):
+        raise DataFormatError(f"invalid {kind} name {name!r} (letters, digits, '_', '-', '.')", source=source)
+    return name.strip()
+
+
+def load_rasa_yaml(text: str, *, source: str = "<yaml>") -> TrainingData:
+    """Parse Rasa YAML (NLU items and, optionally, `responses:` of a domain)."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise DataFormatError(f"YAML syntax error: {exc.problem or exc}", source=source, line=line) from exc
+    except yaml.YAMLError as exc:
+        raise DataFormatError(f"YAML syntax error: {exc}", source=source) from exc
+    if doc is None:
+        return TrainingData()
+    if not isinstance(doc, dict):
+        raise DataFormatError("expected a mapping with 'nlu:' and/or 'responses:' at the top level",
+                              source=source)
+    known = {"version", "nlu", "responses", "intents", "entities", "slots", "forms", "actions",
+             "session_config", "rules", "stories", "e2e_actions", "language", "pipeline", "policies",
+             "assistant_id", "recipe"}
+    unknown = sorted(str(k) for k in doc if k not in known)
+    if unknown:
+        raise DataFormatError(f"unknown top-level keys: {', '.join(unknown)}", source=source)
+    data = TrainingData()
+    nlu = doc.get("nlu") or []
+    if not isinstance(nlu, list):
+        raise DataFormatError("'nlu' must be a list of items", source=source)
+    for index, item in enumerate(nlu):
+        what = f"nlu item {index + 1}"
+        if not isinstance(item, dict):
+            raise DataFormatError(f"{what} must be a mapping", source=source)
+        if "intent" in item:
+            intent = _check_name(item["intent"], source=source, kind="intent")
+            for t in _examples_block(item.get("examples"), source=source, what=f"intent {intent}"):
+                data.examples.append(TrainingExample(t, intent))
+        elif "synonym" in item:
+            name = str(item["synonym"]).strip()
+            data.synonyms.setdefault(name, []).extend(
+                _examples_block(item.get("examples"), source=source, what=f"synonym {name}"))
+        elif "regex" in item:
+            name = _check_name(item["regex"], source=source, kind="regex")
+            patterns = _examples_block(item.get("examples"), source=source, what=f"regex {name}")
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise DataFormatError(f"regex {name}: invalid pattern {pattern!r}: {exc}",
+                                          source=source) from exc
+            data.regexes.setdefault(name, []).extend(patterns)
+        elif "lookup" in item:
+            name = _check_name(item["lookup"], source=source, kind="lookup")
+            data.lookups.setdefault(name, []).extend(
+                _examples_block(item.get("examples"), source=source, what=f"lookup {name}"))
+        else:
+            raise DataFormatError(f"{what}: expected one of intent, synonym, regex, lookup; got "
+                                  f"{sorted(map(str, item))}", source=source)
+    responses = doc.get("responses") or {}
+    if not isinstance(responses, dict):
+        raise DataFormatError("'responses' must be a mapping of utter_<intent> to variants", source=source)
+    for key, variants in responses.items():
+        if not isinstance(variants, list):
+            raise DataFormatError(f"response {key}: expected a list of variants", source=source)
+        intent = str(key).removeprefix(RESPONSE_PREFIX)
+        for variant in variants:
+            if not isinstance(variant, dict) or not isinstance(variant.get("text"), str):
+                raise DataFormatError(f"response {key}: each variant needs a 'text'", source=source)
+            lang = str(variant.get("lang") or "en")
+            data.responses.setdefault(intent, {}).setdefault(lang, variant["text"].strip())
+    return validate(data)
+
+
+def load_rasa_json(text: str, *, source: str = "<json>") -> TrainingData:
+    """Parse Rasa's legacy JSON (`rasa_nlu_data` with common_examples, synonyms, regexes, lookups)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"JSON syntax error: {exc.msg}", source=source, line=exc.lineno) from exc
+    root = doc.get("rasa_nlu_data") if isinstance(doc, dict) else None
+    if not isinstance(root, dict):
+        raise DataFormatError("expected an object with 'rasa_nlu_data'", source=source)
+    data = TrainingData()
+    for index, ex in enumerate(root.get("common_examples") or []):
+        if not isinstance(ex, dict) or not isinstance(ex.get("text"), str) or "intent" not in ex:
+            raise DataFormatError(f"common_examples[{index}] needs 'text' and 'intent'", source=source)
+        intent = _check_name(ex["intent"], source=source, kind="intent")
+        cleaned = _clean_text(ex["text"])
+        if cleaned:
+            data.examples.append(TrainingExample(cleaned, intent))
+    for syn in root.get("entity_synonyms") or []:
+        data.synonyms.setdefault(str(syn["value"]), []).extend(str(s) for s in syn.get("synonyms", []))
+    for rx in root.get("regex_features") or []:
+        data.regexes.setdefault(str(rx["name"]), []).append(str(rx["pattern"]))
+    for lk in root.get("lookup_tables") or []:
+        elements = lk.get("elements", [])
+        if isinstance(elements, list):
+            data.lookups.setdefault(str(lk["name"]), []).extend(str(e) for e in elements)
+    return validate(data)
+
+
+def load_csv(text: str, *, source: str = "<csv>") -> TrainingData:
+    """Parse CSV with a header `text,intent` (or `text,category` / `text,label`)."""
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    label = next((c for c in _CSV_LABEL_COLUMNS if c in fields), None)
+    if "text" not in fields or label is None:
+        raise DataFormatError(f"CSV header must have 'text' and one of {', '.join(_CSV_LABEL_COLUMNS)}; "
+                              f"got {fields}", source=source, line=1)
+    reader.fieldnames = fields
+    data = TrainingData()
+    for row in reader:
+        raw_text, raw_label = row.get("text"), row.get(label)
+        if raw_text is None or raw_label is None:
+            raise DataFormatError("row has too few columns", source=source, line=reader.line_num)
+        intent = _check_name(raw_label, source=f"{source}:{reader.line_num}", kind="intent")
+        cleaned = _clean_text(raw_text)
+        if cleaned:
+            data.examples.append(TrainingExample(cleaned, intent))
+    return validate(data)
+
+
+def validate(data: TrainingData) -> TrainingData:
+    """Drop duplicates and conflicting repeats, and record what looks wrong as warnings."""
+    seen: dict[str, str] = {}
+    kept: list[TrainingExample] = []
+    duplicates = 0
+    for ex in data.examples:
+        key = ex.text.casefold()
+        if key in seen:
+            if seen[key] != ex.intent:
+                data.warnings.append(f"example {ex.text!r} is under both {seen[key]!r} and {ex.intent!r}; "
+                                     f"kept {seen[key]!r}")
+            else:
+                duplicates += 1
+            continue
+        seen[key] = ex.intent
+        kept.append(ex)
+    data.examples = kept
+    if duplicates:
+        data.warnings.append(f"{duplicates} duplicate example(s) removed")
+    counts: dict[str, int] = {}
+    for ex in kept:
+        counts[ex.intent] = counts.get(ex.intent, 0) + 1
+    for intent, n in sorted(counts.items()):
+        if n < 2:
+            data.warnings.append(f"intent {intent!r} has only {n} example; add more for it to be learned")
+    for name in list(data.synonyms):
+        data.synonyms[name] = list(dict.fromkeys(data.synonyms[name]))
+    for name in list(data.lookups):
+        data.lookups[name] = list(dict.fromkeys(data.lookups[name]))
+    for name in list(data.regexes):
+        data.regexes[name] = list(dict.fromkeys(data.regexes[name]))
+    for intent in sorted(data.responses):
+        if counts and intent not in counts:
+            data.warnings.append(f"response utter_{intent} belongs to no intent with examples")
+    return data
+
+
+def merge(parts: Iterable[TrainingData]) -> TrainingData:
+    """Combine several data sets (e.g. the files of one directory) into one."""
+    out = TrainingData()
+    for part in parts:
+        out.examples.extend(part.examples)
+        for name, values in part.synonyms.items():
+            out.synonyms.setdefault(name, []).extend(values)
+        for name, values in part.regexes.items():
+            out.regexes.setdefault(name, []).extend(values)
+        for name, values in part.lookups.items():
+            out.lookups.setdefault(name, []).extend(values)
+        for intent, by_lang in part.responses.items():
+            for lang, answer in by_lang.items():
+                out.responses.setdefault(intent, {}).setdefault(lang, answer)
+        out.warnings.extend(w for w in part.warnings if "only" not in w and "duplicate" not in w)
+    merged = validate(out)
+    merged.warnings = list(dict.fromkeys(merged.warnings))
+    return merged
+
+
+def loads(text: str, fmt: str, *, source: str = "<data>") -> TrainingData:
+    """Parse text in a named format: yaml, json or csv."""
+    fmt = fmt.lower().lstrip(".")
+    if fmt in ("yml", "yaml"):
+        return load_rasa_yaml(text, source=source)
+    if fmt == "json":
+        return load_rasa_json(text, source=source)
+    if fmt == "csv":
+        return load_csv(text, source=source)
+    raise DataFormatError(f"unsupported format {fmt!r}; use yaml, json or csv", source=source)
+
+
+def load_training_data(path: Path | str | None = None) -> TrainingData:
+    """Load a file (by its suffix) or every supported file of a directory; None loads the shipped data."""
+    path = Path(path) if path is not None else DEFAULT_DATA_DIR
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES)
+        if not files:
+            raise DataFormatError("no .yml/.yaml/.json/.csv files in directory", source=str(path))
+        return merge(_load_file(p) for p in files)
+    return _load_file(path)
+
+
+def _load_file(path: Path) -> TrainingData:
+    if not path.exists():
+        raise DataFormatError("file not found", source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"not UTF-8 text: {exc.reason}", source=str(path)) from exc
+    return loads(text, path.suffix, source=str(path))
+
+
+def dump_rasa_yaml(data: TrainingData, *, include_responses: bool = True) -> str:
+    """Write Rasa 3 YAML: `nlu:` with `examples: |` blocks, synonyms, regexes, lookups, then responses."""
+    out = io.StringIO()
+    out.write(f'version: "{RASA_YAML_VERSION}"\n')
+    by_intent: dict[str, list[str]] = {}
+    for ex in data.examples:
+        by_intent.setdefault(ex.intent, []).append(ex.text)
+    sections: list[tuple[str, str, list[str]]] = [("intent", i, t) for i, t in by_intent.items()]
+    sections += [("synonym", n, v) for n, v in data.synonyms.items()]
+    sections += [("regex", n, v) for n, v in data.regexes.items()]
+    sections += [("lookup", n, v) for n, v in data.lookups.items()]
+    if sections:
+        out.write("\nnlu:\n")
+    for kind, name, items in sections:
+        out.write(f"- {kind}: {_yaml_scalar(name)}\n  examples: |\n")
+        for item in items:
+            out.write(f"    - {' '.join(item.split())}\n")
+    if include_responses and data.responses:
+        responses = {
+            f"{RESPONSE_PREFIX}{intent}": [{"text": text, "lang": lang} for lang, text in sorted(by_lang.items())]
+            for intent, by_lang in data.responses.items()
+        }
+        out.write("\n")
+        out.write(yaml.safe_dump({"responses": responses}, allow_unicode=True, sort_keys=False, width=100))
+    return out.getvalue()
+
+
+def dump_rasa_json(data: TrainingData) -> str:
+    """Write Rasa's legacy JSON format (responses are not part of it)."""
+    doc = {
+        "rasa_nlu_data": {
+            "common_examples": [{"text": e.text, "intent": e.intent, "entities": []} for e in data.examples],
+            "entity_synonyms": [{"value": k, "synonyms": v} for k, v in data.synonyms.items()],
+            "regex_features": [{"name": k, "pattern": p} for k, ps in data.regexes.items() for p in ps],
+            "lookup_tables": [{"name": k, "elements": v} for k, v in data.lookups.items()],
+        }
+    }
+    return json.dumps(doc, ensure_ascii=False, indent=2)
+
+
+def _yaml_scalar(value: str) -> str:
+    dumped = yaml.safe_dump(value, allow_unicode=True, default_flow_style=True).strip()
+    return dumped.removesuffix("\n...").removesuffix("...").strip()
+
+
+def split_by_language(data: TrainingData) -> dict[str, list[TrainingExample]]:
+    """Group examples by detected language (used to check the shipped data per language)."""
+    from nlu.text import detect_language
+
+    groups: dict[str, list[TrainingExample]] = {}
+    for ex in data.examples:
+        groups.setdefault(detect_language(ex.text), []).append(ex)
+    return groups
