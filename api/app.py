@@ -1,0 +1,107 @@
+"""The FastAPI app factory and lifespan: database, event bus, NLU engine, channel adapters, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from fastapi import FastAPI
+
+from api import errors
+from api.logging_config import configure as configure_logging
+from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
+from api.nlu_wiring import build_nlu_engine
+from api.routers import admin, auth, customers, health, orders, outbox, rest_channel, tickets
+from api.settings import Settings, get_settings
+from api.state import AppState, EngineHolder
+from channels.base import ChannelAdapter, ChannelRegistry
+from channels.rest.adapter import RestChannel
+from core.db.session import create_engine, create_sessionmaker
+from core.events import EventBus
+from core.ingest.service import IngestService, ResponseLookup
+from core.outbox.dispatcher import OutboxDispatcher
+from nlu.protocol import IntentEngine
+
+log = logging.getLogger(__name__)
+
+
+def default_channels(settings: Settings) -> list[ChannelAdapter]:
+    adapters: list[ChannelAdapter] = []
+    if settings.channels.rest.enabled:
+        adapters.append(RestChannel(settings.channels.rest))
+    return adapters
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    nlu_engine: IntentEngine | None = None,
+    channels: Sequence[ChannelAdapter] | None = None,
+    responses: ResponseLookup | None = None,
+    configure_logs: bool = True,
+) -> FastAPI:
+    """Build the app; tests pass their own settings, engine and channels."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if configure_logs:
+            configure_logging(settings.log_level, settings.log_json)
+        db_engine = create_engine(settings.database_url)
+        sessionmaker = create_sessionmaker(db_engine)
+        bus = EventBus()
+        holder = EngineHolder(nlu_engine or await build_nlu_engine(settings))
+        registry = ChannelRegistry()
+        for adapter in channels if channels is not None else default_channels(settings):
+            registry.register(adapter)
+        ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses)
+        dispatcher = OutboxDispatcher(sessionmaker, registry.get, bus, settings.core)
+        state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
+                         channels=registry, ingest=ingest, dispatcher=dispatcher)
+        app.state.switchboard = state
+        for adapter in registry:
+            try:
+                await adapter.start()
+            except Exception as exc:
+                # A failing channel shows its error in /health and never stops the others.
+                adapter.health.error(f"start failed: {type(exc).__name__}: {exc}")
+                log.exception("channel failed to start", extra={"channel": adapter.kind})
+        if settings.workers_enabled:
+            state.tasks["outbox"] = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
+        log.info("switchboard started", extra={"database": db_engine.dialect.name, "channels": registry.kinds()})
+        try:
+            yield
+        finally:
+            for task in state.tasks.values():
+                task.cancel()
+            for task in state.tasks.values():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            for adapter in registry:
+                with contextlib.suppress(Exception):
+                    await adapter.stop()
+            await db_engine.dispose()
+
+    app = FastAPI(
+        title="Switchboard",
+        version="0.1.0",
+        description="Omnichannel contact-centre bot platform for telecom operators.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for router in (health.router, auth.router, tickets.router, customers.router, orders.router, outbox.router,
+                   admin.router, rest_channel.router):
+        app.include_router(router)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for `uvicorn --factory api.app:app_factory`."""
+    return create_app()
+
+
+__all__ = ["app_factory", "create_app"]

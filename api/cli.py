@@ -1,0 +1,106 @@
+"""The `switchboard` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+
+import typer
+
+from api.settings import get_settings
+from core.users.models import Role
+
+app = typer.Typer(help="Switchboard: omnichannel contact-centre bot platform.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Agent, supervisor and admin accounts.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+          port: int = typer.Option(8000, help="Port to listen on."),
+          workers: int = typer.Option(1, help="Worker processes (PostgreSQL only for more than one).")) -> None:
+    """Serve the API, the web-chat demo page and the console."""
+    import uvicorn
+
+    uvicorn.run("api.app:app_factory", factory=True, host=host, port=port, workers=workers, log_config=None,
+                proxy_headers=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply the migrations (creates the embedded SQLite database on first run)."""
+    from core.db.migrate import upgrade
+
+    url = get_settings().database_url
+    upgrade(url, revision)
+    typer.echo(f"database at {url.split('@')[-1]} is at {revision}")
+
+
+@users_app.command("create")
+def users_create(
+    email: str = typer.Option(..., help="Login email."),
+    name: str = typer.Option(..., help="Display name."),
+    role: Role = typer.Option(Role.agent, help="agent, supervisor or admin."),
+    queue: str | None = typer.Option(None, help="Queue (team) slug, e.g. billing."),
+    language: str = typer.Option("en", help="en or ru."),
+    password: str | None = typer.Option(None, help="Read from a prompt when not given."),
+) -> None:
+    """Create an account."""
+    pwd = password or getpass.getpass("Password: ")
+    if len(pwd) < 8:
+        raise typer.BadParameter("the password needs at least 8 characters")
+
+    async def run() -> int:
+        from core.db.session import create_engine, create_sessionmaker
+        from core.tickets import service as tickets
+        from core.users import service as users
+
+        engine = create_engine(get_settings().database_url)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                team = await tickets.team_by_slug(session, queue) if queue else None
+                user = await users.create(session, email=email, name=name, password=pwd, role=role,
+                                          language=language, team=team)
+                return user.id
+        finally:
+            await engine.dispose()
+
+    from core.errors import DomainError
+
+    try:
+        user_id = asyncio.run(run())
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"created user {user_id} ({email}, {role.value})")
+
+
+@app.command()
+def demo(if_empty: bool = typer.Option(False, "--if-empty", help="Only into a database without users.")) -> None:
+    """Load demo accounts, customers, tickets and an order."""
+    from api.demo import load_demo
+    from api.nlu_wiring import build_nlu_engine
+    from core.db.session import create_engine, create_sessionmaker
+
+    settings = get_settings()
+
+    async def run() -> list[str]:
+        engine = create_engine(settings.database_url)
+        try:
+            accounts = await load_demo(create_sessionmaker(engine), await build_nlu_engine(settings), settings,
+                                       if_empty=if_empty)
+            return [f"  {a.role.value:<10} {a.email:<26} {a.password}" for a in accounts]
+        finally:
+            await engine.dispose()
+
+    lines = asyncio.run(run())
+    if lines:
+        typer.echo("demo data loaded; accounts:\n" + "\n".join(lines))
+    else:
+        typer.echo("database already has users; demo data not loaded")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from api.deps import State
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health(state: State, response: Response) -> dict[str, Any]:
+    """The database, every worker and every channel, with their last errors."""
+    database: dict[str, Any] = {"backend": state.db_engine.dialect.name}
+    try:
+        async with asyncio.timeout(5):
+            async with state.db_engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        database["state"] = "ok"
+    except Exception as exc:
+        database.update(state="error", error=f"{type(exc).__name__}: {exc}"[:300])
+    stats = state.dispatcher.stats
+    workers: dict[str, Any] = {
+        "outbox": {
+            "state": "running" if stats.running else ("disabled" if not state.settings.workers_enabled else "stopped"),
+            "sent": stats.sent, "failed_attempts": stats.failed_attempts, "failed": stats.failed,
+            "last_run_at": stats.last_run_at.isoformat() if stats.last_run_at else None,
+            "last_error": stats.last_error,
+        }
+    }
+    for name, task in state.tasks.items():
+        if name == "outbox":
+            continue
+        workers[name] = {"state": "running" if not task.done() else "stopped"}
+    channels = {adapter.kind: adapter.health.as_dict() for adapter in state.channels}
+    nlu: dict[str, Any] = {"engine": state.nlu.current.name}
+    ok = database["state"] == "ok"
+    degraded = any(c["state"] == "error" for c in channels.values()) or (
+        state.settings.workers_enabled and not stats.running
+    )
+    response.status_code = 200 if ok else 503
+    return {"status": "error" if not ok else ("degraded" if degraded else "ok"), "database": database,
+            "workers": workers, "channels": channels, "nlu": nlu}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,196 @@
+"""Shared fixtures: a migrated database on SQLite (always) and PostgreSQL (when a URL is given), the app."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from api.app import create_app
+from api.settings import Settings
+from channels.config import ChannelsSettings, RestChannelSettings
+from core.config import CoreSettings
+from core.db.migrate import upgrade
+from core.db.session import create_engine, create_sessionmaker
+from core.models import Base
+from core.users import service as users
+from core.users.models import Role, User
+from nlu.protocol import KeywordEngine
+
+PG_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL")
+REST_KEY = "test-rest-key"
+
+TEST_KEYWORDS = {
+    "greeting": ["hello", "привет", "здравствуйте"],
+    "office_hours": ["office hours", "часы работы"],
+    "order_status": ["order", "заказ"],
+    "human_handoff": ["operator", "оператор"],
+    "complaint": ["complaint", "жалоба"],
+    "internet_down": ["internet", "интернет"],
+}
+TEST_RESPONSES = {
+    ("greeting", "en"): "Hello! How can I help?",
+    ("greeting", "ru"): "Здравствуйте! Чем помочь?",
+    ("office_hours", "en"): "We work 24/7.",
+    ("office_hours", "ru"): "Мы работаем круглосуточно.",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def keyword_engine() -> KeywordEngine:
+    return KeywordEngine({k: list(v) for k, v in TEST_KEYWORDS.items()})
+
+
+def responses(intent: str, language: str) -> str | None:
+    return TEST_RESPONSES.get((intent, language))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (migrating once keeps the suite fast)."""
+    path = tmp_path_factory.mktemp("db") / "template.sqlite3"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_migrated() -> str | None:
+    if not PG_URL:
+        return None
+    import asyncio
+
+    async def reset() -> None:
+        engine = create_engine(PG_URL)
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    # A private loop: this runs before the session loop of pytest-asyncio is in use.
+    asyncio.run(reset())
+    upgrade(PG_URL)
+    return PG_URL
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "test.sqlite3"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    url = request.getfixturevalue("pg_migrated")
+    if url is None:
+        pytest.skip("SWITCHBOARD_TEST_POSTGRES_URL is not set")
+    yield url  # emptied by db_engine before each test
+
+
+async def _truncate_pg(url: str) -> None:
+    engine = create_engine(url)
+    tables = [t.name for t in Base.metadata.sorted_tables if t.name != "teams"]
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        await conn.execute(text("DELETE FROM teams WHERE slug NOT IN "
+                                "('general', 'billing', 'technical', 'sales', 'retention')"))
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    if not db_url.startswith("sqlite"):
+        await _truncate_pg(db_url)
+    engine = create_engine(db_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessionmaker(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(db_engine)
+
+
+def make_settings(db_url: str, **overrides: Any) -> Settings:
+    core = CoreSettings(outbox_poll_seconds=0.05, outbox_backoff_base_seconds=0.05,
+                        outbox_backoff_max_seconds=0.2, outbox_max_attempts=4)
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "core": core,
+        "channels": ChannelsSettings(rest=RestChannelSettings(api_key=SecretStr(REST_KEY))),
+        "log_json": False,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return make_settings(db_url)
+
+
+@pytest.fixture
+async def app_client(settings: Settings, db_engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running (dispatcher included), and a client talking to it in-process."""
+    app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+async def make_user(sessionmaker: async_sessionmaker[AsyncSession], role: Role, email: str,
+                    queue: str | None = None) -> tuple[User, str]:
+    from datetime import timedelta
+
+    from core.tickets import repository as ticket_repo
+
+    async with sessionmaker() as session, session.begin():
+        team = await ticket_repo.get_team_by_slug(session, queue) if queue else None
+        user = await users.create(session, email=email, name=email.split("@")[0], password="password-123",
+                                  role=role, team=team)
+        token = await users.issue_token(session, user, timedelta(hours=1))
+    return user, token
+
+
+@pytest.fixture
+async def agent(sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[User, dict[str, str]]:
+    user, token = await make_user(sessionmaker, Role.agent, "agent@test.example", "technical")
+    return user, {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def supervisor(sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[User, dict[str, str]]:
+    user, token = await make_user(sessionmaker, Role.supervisor, "super@test.example")
+    return user, {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def admin(sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[User, dict[str, str]]:
+    user, token = await make_user(sessionmaker, Role.admin, "admin@test.example")
+    return user, {"Authorization": f"Bearer {token}"}
+
+
+REST_HEADERS = {"X-Api-Key": REST_KEY}
+
+
+def rest_message(ext_id: str, text: str, sender: str = "cust-1", **extra: Any) -> dict[str, Any]:
+    return {"external_message_id": ext_id, "sender": {"external_id": sender, "name": "Test Customer"},
+            "text": text, **extra}
