@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-MAX_TEXT_CHARS = 2000
+MAX_TEXT_CHARS = 1000
 """Longer texts are cut before classification: intent lives in the first sentences, and cost stays bounded."""
 
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
@@ -75,3 +75,29 @@ def detect_language(text: str, default: str = "ru") -> str:
         return "en"
     votes = sum(1 for w in words if _is_translit(w))
     return "ru" if votes / len(words) >= 0.34 else "en"
+
+
+_TRANSLIT_MAP = (
+    ("shch", "щ"), ("sch", "щ"), ("zh", "ж"), ("kh", "х"), ("ch", "ч"), ("sh", "ш"), ("ts", "ц"),
+    ("yu", "ю"), ("ya", "я"), ("yo", "е"), ("ye", "е"), ("iy", "ий"), ("yi", "ый"), ("yy", "ый"),
+    ("a", "а"), ("b", "б"), ("v", "в"), ("g", "г"), ("d", "д"), ("e", "е"), ("z", "з"), ("i", "и"),
+    ("j", "й"), ("k", "к"), ("l", "л"), ("m", "м"), ("n", "н"), ("o", "о"), ("p", "п"), ("r", "р"),
+    ("s", "с"), ("t", "т"), ("u", "у"), ("f", "ф"), ("h", "х"), ("c", "ц"), ("y", "ы"), ("w", "в"),
+    ("x", "кс"), ("q", "к"),
+)
+_TRANSLIT_RE = re.compile("|".join(re.escape(src) for src, _ in _TRANSLIT_MAP))
+_TRANSLIT_DICT = dict(_TRANSLIT_MAP)
+_LATIN_WORD = re.compile(r"[a-z]+")
+
+
+def detransliterate(text: str) -> str:
+    """Spell Latin-letter Russian in Cyrillic ("ne rabotaet" -> "не работает"), roughly but consistently."""
+    return _LATIN_WORD.sub(lambda m: _TRANSLIT_RE.sub(lambda t: _TRANSLIT_DICT[t.group(0)], m.group(0)), text)
+
+
+def to_features_text(text: str) -> str:
+    """The text the classifier sees: normalised, plus a Cyrillic spelling when it reads as transliteration."""
+    norm = normalise(text)
+    if _LATIN.search(norm) and detect_language(norm) == "ru":
+        return f"{norm} {detransliterate(norm)}"
+    return norm

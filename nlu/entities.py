@@ -1,0 +1,175 @@
+"""Entity extraction: built-in patterns for telecom self-service plus regexes, lookups and synonyms from data.
+
+Formats recognised by the built-in patterns:
+- order_number: `ORD-123456` (normalised upper case), or six digits after "заказ"/"order" (-> `ORD-123456`);
+- contract_number: eight to ten digits after "договор"/"contract"/"л/с"/"account", or a bare 8-digit number;
+- phone: Russian numbers `+7 912 345-67-89`, `8 (912) 3456789`, `79123456789` (-> `+79123456789`);
+- email: `name@example.com` (lower-cased);
+- amount: `500 руб`, `1 200,50 ₽`, `$30`, `30 usd` (-> `500 RUB`, `1200.50 RUB`, `30 USD`);
+- date: `31.12.2026`, `2026-12-31`, `сегодня/вчера/позавчера/today/yesterday` (-> ISO date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from nlu.protocol import Entity, TrainingData
+
+MAX_ENTITY_TEXT = 5_000
+"""Entities are looked for in the first 5,000 characters only: regexes stay linear and fast on huge input."""
+
+_DIGITS = re.compile(r"\D")
+
+_ORDER = re.compile(r"\b(?:ORD|ORDER)[\s\-_#№]?(\d{6})\b", re.IGNORECASE)
+_ORDER_CONTEXT = re.compile(
+    r"(?:заказ\w*|заявк\w*|ордер\w*|order|zakaz\w*)\s*(?:номер|no\.?|number|nomer|#|№)?\s*[:#№]?\s*(\d{6})\b",
+    re.IGNORECASE,
+)
+_CONTRACT_CONTEXT = re.compile(
+    r"(?:договор\w*|контракт\w*|лицев\w*\s+сч[её]т\w*|л/с|contract|agreement|account|dogovor\w*)"
+    r"\s*(?:номер|no\.?|number|nomer|#|№)?\s*[:#№]?\s*(\d{8,10})\b",
+    re.IGNORECASE,
+)
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+7|8|7)[\s\-]?\(?(\d{3})\)?[\s\-]?(\d{3})[\s\-]?(\d{2})[\s\-]?(\d{2})(?!\d)"
+)
+_EMAIL = re.compile(r"\b[\w.+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}\b")
+_NUMBER = r"(\d{1,3}(?:[ \u00a0]\d{3})+|\d+)(?:[.,](\d{1,2}))?"
+_AMOUNT_AFTER = re.compile(
+    _NUMBER + r"\s?(₽|руб\w*|р\.|rub\w*|rur|\$|usd|долл\w*|dollars?|€|eur\w*|евро)(?!\w)", re.IGNORECASE
+)
+_AMOUNT_BEFORE = re.compile(r"(\$|€|₽)\s?" + _NUMBER)
+_DATE_DMY = re.compile(r"\b(\d{1,2})[./](\d{1,2})[./](\d{4}|\d{2})\b")
+_DATE_ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_DATE_WORDS = {
+    "позавчера": -2, "вчера": -1, "сегодня": 0, "завтра": 1, "послезавтра": 2,
+    "yesterday": -1, "today": 0, "tomorrow": 1,
+    "vchera": -1, "segodnya": 0, "zavtra": 1,
+}
+_DATE_WORD = re.compile(r"(?<!\w)(" + "|".join(_DATE_WORDS) + r")(?!\w)", re.IGNORECASE)
+
+_CURRENCY = {"₽": "RUB", "$": "USD", "€": "EUR"}
+
+
+def _currency(token: str) -> str:
+    t = token.lower()
+    if t in _CURRENCY:
+        return _CURRENCY[t]
+    if t.startswith(("руб", "р.", "rub", "rur")):
+        return "RUB"
+    if t.startswith(("usd", "долл", "dollar")):
+        return "USD"
+    return "EUR"
+
+
+def _amount_value(whole: str, fraction: str | None) -> str:
+    digits = _DIGITS.sub("", whole)
+    return f"{int(digits)}.{fraction.ljust(2, '0')}" if fraction else str(int(digits))
+
+
+@dataclass(frozen=True, slots=True)
+class _Match:
+    type: str
+    value: str
+    start: int
+    end: int
+
+
+def _finditer(pattern: re.Pattern[str], text: str) -> Iterable[re.Match[str]]:
+    return pattern.finditer(text)
+
+
+class EntityExtractor:
+    """Finds entities with built-in patterns plus the regexes, lookups and synonyms of training data."""
+
+    def __init__(self, data: TrainingData | None = None, *, today: Callable[[], dt.date] | None = None) -> None:
+        self._today = today or (lambda: dt.datetime.now(dt.UTC).date())
+        self._custom: list[tuple[str, re.Pattern[str]]] = []
+        self._synonyms: dict[str, str] = {}
+        if data is not None:
+            for name, patterns in data.regexes.items():
+                for pattern in patterns:
+                    self._custom.append((name, re.compile(pattern, re.IGNORECASE)))
+            for name, values in data.lookups.items():
+                words = sorted({v.strip() for v in values if v.strip()}, key=len, reverse=True)
+                if words:
+                    alternatives = "|".join(re.escape(w) for w in words)
+                    self._custom.append((name, re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)))
+            for canonical, variants in data.synonyms.items():
+                for variant in variants:
+                    self._synonyms[variant.casefold()] = canonical
+
+    def extract(self, text: str) -> tuple[Entity, ...]:
+        """All entities in the text, left to right; overlapping matches keep the earliest, longest one."""
+        text = text[:MAX_ENTITY_TEXT]
+        found: list[_Match] = []
+        for m in _finditer(_ORDER, text):
+            found.append(_Match("order_number", f"ORD-{m.group(1)}", m.start(), m.end()))
+        for m in _finditer(_ORDER_CONTEXT, text):
+            found.append(_Match("order_number", f"ORD-{m.group(1)}", m.start(1), m.end(1)))
+        for m in _finditer(_CONTRACT_CONTEXT, text):
+            found.append(_Match("contract_number", m.group(1), m.start(1), m.end(1)))
+        for m in _finditer(_EMAIL, text):
+            found.append(_Match("email", m.group(0).lower(), m.start(), m.end()))
+        for m in _finditer(_PHONE, text):
+            found.append(_Match("phone", "+7" + "".join(m.groups()), m.start(), m.end()))
+        for m in _finditer(_AMOUNT_AFTER, text):
+            value = _amount_value(m.group(1), m.group(2))
+            found.append(_Match("amount", f"{value} {_currency(m.group(3))}", m.start(), m.end()))
+        for m in _finditer(_AMOUNT_BEFORE, text):
+            value = _amount_value(m.group(2), m.group(3))
+            found.append(_Match("amount", f"{value} {_currency(m.group(1))}", m.start(), m.end()))
+        found.extend(self._dates(text))
+        for name, pattern in self._custom:
+            for m in pattern.finditer(text):
+                if m.end() > m.start():
+                    raw = m.group(0)
+                    found.append(_Match(name, self._synonyms.get(raw.casefold(), raw), m.start(), m.end()))
+        return tuple(
+            Entity(type=f.type, value=f.value, start=f.start, end=f.end, text=text[f.start:f.end])
+            for f in _resolve_overlaps(found)
+        )
+
+    def _dates(self, text: str) -> Iterable[_Match]:
+        for m in _DATE_DMY.finditer(text):
+            day, month, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            if year < 100:
+                year += 2000
+            date = _safe_date(year, month, day)
+            if date is not None:
+                yield _Match("date", date.isoformat(), m.start(), m.end())
+        for m in _DATE_ISO.finditer(text):
+            date = _safe_date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            if date is not None:
+                yield _Match("date", date.isoformat(), m.start(), m.end())
+        for m in _DATE_WORD.finditer(text):
+            offset = _DATE_WORDS[m.group(1).lower()]
+            yield _Match("date", (self._today() + dt.timedelta(days=offset)).isoformat(), m.start(), m.end())
+
+
+def _safe_date(year: int, month: int, day: int) -> dt.date | None:
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+# Built-in types win over data-defined ones on the same span, in this order.
+_PRIORITY = {"order_number": 0, "email": 1, "phone": 2, "contract_number": 3, "amount": 4, "date": 5}
+
+
+def _resolve_overlaps(found: list[_Match]) -> list[_Match]:
+    ranked = sorted(found, key=lambda f: (_PRIORITY.get(f.type, 9), -(f.end - f.start), f.start))
+    kept: list[_Match] = []
+    seen: set[tuple[str, str]] = set()
+    for f in ranked:
+        if any(f.start < k.end and k.start < f.end for k in kept):
+            continue
+        if (f.type, f.value) in seen:
+            continue
+        seen.add((f.type, f.value))
+        kept.append(f)
+    return sorted(kept, key=lambda f: f.start)
