@@ -1,0 +1,115 @@
+"""Bad input gets a clear 4xx with a reason, and nothing is half-written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.models import Customer, Message, Ticket
+from tests.conftest import REST_HEADERS, rest_message
+
+
+async def count_all(sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[int, int, int]:
+    async with sessionmaker() as s:
+        return tuple([int(await s.scalar(select(func.count()).select_from(m)) or 0)  # type: ignore[return-value]
+                      for m in (Message, Ticket, Customer)])
+
+
+async def test_malformed_json(app_client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS | {"content-type": "application/json"},
+                              content=b'{"external_message_id": "1", "text": ')
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_json"
+    assert await count_all(sessionmaker) == (0, 0, 0)
+
+
+async def test_unknown_fields_and_wrong_types(app_client: httpx.AsyncClient,
+                                              sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                              json=rest_message("1", "hi", priority="urgent"))
+    assert r.status_code == 422
+    assert r.json()["details"]["errors"][0]["field"] == "body.priority"
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                              json={"external_message_id": 5, "sender": "x", "text": ["a"]})
+    assert r.status_code == 422
+    fields = {e["field"] for e in r.json()["details"]["errors"]}
+    assert {"body.external_message_id", "body.sender", "body.text"} <= fields
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                              json=rest_message("2", "hi", sender="c") | {"sender": {"external_id": "c",
+                                                                                     "email": "not-an-email"}})
+    assert r.status_code == 422
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("3", "   "))
+    assert r.status_code == 422 and "text" in r.json()["message"]
+    assert await count_all(sessionmaker) == (0, 0, 0)
+
+
+async def test_oversize_body_gets_413(app_client: httpx.AsyncClient,
+                                      sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    big = "x" * 2_000_000
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("1", big))
+    assert r.status_code == 413
+    assert "limit" in r.json()["message"]
+    # Streaming body without Content-Length is cut too.
+
+    async def chunks() -> Any:
+        for _ in range(40):
+            yield b"y" * 65536
+
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS | {"content-type": "application/json"},
+                              content=chunks())
+    assert r.status_code == 413
+    assert await count_all(sessionmaker) == (0, 0, 0)
+
+
+async def test_hostile_and_unicode_text_is_stored_verbatim(app_client: httpx.AsyncClient,
+                                                           agent: tuple[Any, dict[str, str]]) -> None:
+    text = "<script>alert(1)</script> '; DROP TABLE tickets; -- 😀 Привет \u202e"
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("h-1", text))
+    assert r.status_code == 201
+    t = await app_client.get(f"/tickets/{r.json()['ticket_number']}", headers=agent[1])
+    assert t.json()["messages"][0]["text"] == text
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("h-2", "a\x00b"))
+    assert r.status_code == 422
+
+
+async def test_duplicate_submission_returns_original(app_client: httpx.AsyncClient) -> None:
+    first = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("d-1", "hello"))
+    assert first.status_code == 201
+    again = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("d-1", "hello"))
+    assert again.status_code == 200
+    assert again.json() | {"created": True} == first.json()
+    assert again.json()["created"] is False
+
+
+async def test_unknown_ids_get_404(app_client: httpx.AsyncClient, agent: tuple[Any, dict[str, str]],
+                                   supervisor: tuple[Any, dict[str, str]]) -> None:
+    h = agent[1]
+    for path in ("/tickets/999999", "/tickets/T-999999", "/customers/424242", "/orders/NOPE-1",
+                 "/customers/424242/history"):
+        r = await app_client.get(path, headers=h)
+        assert r.status_code == 404, path
+        assert "not found" in r.json()["message"]
+    assert (await app_client.get("/tickets/garbage", headers=h)).status_code == 404
+    assert (await app_client.post("/tickets/999/reply", headers=h, json={"text": "x"})).status_code == 404
+    assert (await app_client.post("/outbox/999/retry", headers=h)).status_code == 404
+    r = await app_client.patch("/tickets/1", headers=h, json={"queue": "no-such-queue"})
+    assert r.status_code == 404
+
+
+async def test_illegal_transition_gets_409_with_allowed(app_client: httpx.AsyncClient,
+                                                        agent: tuple[Any, dict[str, str]]) -> None:
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("1", "tv broken"))
+    number = r.json()["ticket_number"]
+    h = agent[1]
+    assert (await app_client.patch(f"/tickets/{number}", headers=h, json={"status": "closed"})).status_code == 200
+    r = await app_client.patch(f"/tickets/{number}", headers=h, json={"status": "open"})
+    assert r.status_code == 409
+    assert r.json()["error"] == "invalid_transition"
+    assert r.json()["details"] == {"current": "closed", "allowed": []}
+    r = await app_client.post(f"/tickets/{number}/reply", headers=h, json={"text": "hello?"})
+    assert r.status_code == 409
+    r = await app_client.patch(f"/tickets/{number}", headers=h, json={"status": "bogus"})
+    assert r.status_code == 422
