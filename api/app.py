@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from api import errors
 from api.logging_config import configure as configure_logging
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
-from api.nlu_wiring import build_nlu_engine
+from api.nlu_wiring import build_nlu_engine, shipped_responses
 from api.routers import admin, auth, customers, health, orders, outbox, rest_channel, tickets
 from api.settings import Settings, get_settings
 from api.state import AppState, EngineHolder
-from channels.base import ChannelAdapter, ChannelRegistry
-from channels.rest.adapter import RestChannel
+from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
+from channels.registry import build_channels
 from core.db.session import create_engine, create_sessionmaker
 from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
@@ -27,18 +28,14 @@ from nlu.protocol import IntentEngine
 log = logging.getLogger(__name__)
 
 
-def default_channels(settings: Settings) -> list[ChannelAdapter]:
-    adapters: list[ChannelAdapter] = []
-    if settings.channels.rest.enabled:
-        adapters.append(RestChannel(settings.channels.rest))
-    return adapters
+ChannelsBuilder = Callable[[ChannelContext], Sequence[ChannelAdapter]]
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     nlu_engine: IntentEngine | None = None,
-    channels: Sequence[ChannelAdapter] | None = None,
+    channels: ChannelsBuilder | None = None,
     responses: ResponseLookup | None = None,
     configure_logs: bool = True,
 ) -> FastAPI:
@@ -53,10 +50,11 @@ def create_app(
         sessionmaker = create_sessionmaker(db_engine)
         bus = EventBus()
         holder = EngineHolder(nlu_engine or await build_nlu_engine(settings))
+        ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or shipped_responses())
+        ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir))
         registry = ChannelRegistry()
-        for adapter in channels if channels is not None else default_channels(settings):
+        for adapter in channels(ctx) if channels is not None else build_channels(settings.channels, ctx):
             registry.register(adapter)
-        ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses)
         dispatcher = OutboxDispatcher(sessionmaker, registry.get, bus, settings.core)
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
                          channels=registry, ingest=ingest, dispatcher=dispatcher)

@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from core.db.base import utcnow
+from core.events import EventBus
+from core.ingest.service import IngestService
 from core.outbox.dispatcher import PermanentSendError
 from core.outbox.schemas import OutboundEnvelope
 
-__all__ = ["ChannelAdapter", "ChannelHealth", "ChannelRegistry", "PermanentSendError"]
+__all__ = ["ChannelAdapter", "ChannelContext", "ChannelHealth", "ChannelRegistry", "PermanentSendError"]
 
 
 
@@ -95,3 +100,13 @@ class ChannelRegistry:
 
     def kinds(self) -> list[str]:
         return sorted(self._adapters)
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What an adapter gets from the app: the ingest pipeline, live events, the database, a data folder."""
+
+    ingest: IngestService
+    bus: EventBus
+    sessionmaker: async_sessionmaker[AsyncSession]
+    data_dir: Path

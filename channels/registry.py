@@ -1,0 +1,30 @@
+"""Which adapters run: one factory per channel kind, each reading its own settings model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from channels.base import ChannelAdapter, ChannelContext
+from channels.config import ChannelsSettings
+from channels.rest.adapter import RestChannel
+
+ChannelFactory = Callable[[ChannelsSettings, ChannelContext], ChannelAdapter | None]
+
+
+def _rest(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter | None:
+    return RestChannel(settings.rest) if settings.rest.enabled else None
+
+
+# One entry per channel kind; a factory returns None when its channel is disabled.
+FACTORIES: dict[str, ChannelFactory] = {
+    "rest": _rest,
+}
+
+
+def build_channels(settings: ChannelsSettings, ctx: ChannelContext) -> list[ChannelAdapter]:
+    adapters = []
+    for factory in FACTORIES.values():
+        adapter = factory(settings, ctx)
+        if adapter is not None:
+            adapters.append(adapter)
+    return adapters
