@@ -14,3 +14,5 @@ class NluSettings(BaseModel):
     target_precision: float = Field(default=0.95, gt=0, le=1)
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_timeout_seconds: float = Field(default=10.0, gt=0)
+    # DIET's confidence is not calibrated like the embedded engine's, so Rasa gets a fixed threshold.
+    rasa_threshold: float = Field(default=0.7, ge=0, le=1)

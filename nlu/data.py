@@ -1,13 +1,16 @@
 """Training data in Rasa's formats (YAML and JSON) and plain CSV: load, validate, merge, dump.
 
-Responses carry their language in a `lang` key on each variant, which Rasa's domain schema tolerates:
+Responses carry their language in the `metadata` of each variant (Rasa's domain schema accepts any metadata
+there, while unknown keys on a variant fail its validation):
 
     responses:
       utter_greeting:
       - text: "Здравствуйте! Чем могу помочь?"
-        lang: ru
+        metadata: {lang: ru}
       - text: "Hello! How can I help?"
-        lang: en
+        metadata: {lang: en}
+
+On import a top-level `lang` key or a Rasa `condition` on a `language` slot are understood too.
 """
 
 from __future__ import annotations
@@ -131,9 +134,21 @@ def load_rasa_yaml(text: str, *, source: str = "<yaml>") -> TrainingData:
         for variant in variants:
             if not isinstance(variant, dict) or not isinstance(variant.get("text"), str):
                 raise DataFormatError(f"response {key}: each variant needs a 'text'", source=source)
-            lang = str(variant.get("lang") or "en")
+            lang = _variant_language(variant)
             data.responses.setdefault(intent, {}).setdefault(lang, variant["text"].strip())
     return validate(data)
+
+
+def _variant_language(variant: dict[str, Any]) -> str:
+    metadata = variant.get("metadata")
+    if isinstance(metadata, dict) and metadata.get("lang"):
+        return str(metadata["lang"])
+    if variant.get("lang"):
+        return str(variant["lang"])
+    for condition in variant.get("condition") or []:
+        if isinstance(condition, dict) and condition.get("name") in ("language", "lang"):
+            return str(condition.get("value"))
+    return "en"
 
 
 def load_rasa_json(text: str, *, source: str = "<json>") -> TrainingData:
@@ -294,7 +309,9 @@ def dump_rasa_yaml(data: TrainingData, *, include_responses: bool = True) -> str
             out.write(f"    - {' '.join(item.split())}\n")
     if include_responses and data.responses:
         responses = {
-            f"{RESPONSE_PREFIX}{intent}": [{"text": text, "lang": lang} for lang, text in sorted(by_lang.items())]
+            f"{RESPONSE_PREFIX}{intent}": [
+                {"text": text, "metadata": {"lang": lang}} for lang, text in sorted(by_lang.items())
+            ]
             for intent, by_lang in data.responses.items()
         }
         out.write("\n")

@@ -471,13 +471,30 @@ class EmbeddedEngine:
 
 
 def evaluate_predictions(model: _Model, probs: NDArray[np.float64], truth: Sequence[str]) -> EvaluationReport:
-    """Accuracy, macro-F1, per-intent scores, confusions and fallback behaviour of predicted probabilities."""
-    truth_arr = np.array(list(truth))
-    known = np.isin(truth_arr, model.classes)
-    predicted = model.classes[probs.argmax(axis=1)]
-    confidence = probs.max(axis=1)
-    answered = confidence >= model.threshold
-    in_truth, in_pred = truth_arr[known], predicted[known]
+    """Evaluate predicted probabilities of an embedded model against the true intents."""
+    return evaluate_scored(
+        truth=truth,
+        predicted=model.classes[probs.argmax(axis=1)].tolist(),
+        confidence=probs.max(axis=1),
+        threshold=model.threshold,
+        known_intents=model.classes.tolist(),
+    )
+
+
+def evaluate_scored(*, truth: Sequence[str], predicted: Sequence[str], confidence: NDArray[np.float64],
+                    threshold: float, known_intents: Sequence[str],
+                    answered: NDArray[np.bool_] | None = None) -> EvaluationReport:
+    """Accuracy, macro-F1, per-intent scores, confusions and fallback behaviour of any engine's predictions.
+
+    Examples whose true intent the model does not know are out-of-scope: they count for `oos_recall` (the
+    share that falls back) and against `answered_precision`, not for accuracy.
+    """
+    truth_arr = np.array(list(truth), dtype=object)
+    predicted_arr = np.array(list(predicted), dtype=object)
+    known = np.isin(truth_arr, list(known_intents))
+    if answered is None:
+        answered = confidence >= threshold
+    in_truth, in_pred = truth_arr[known].astype(str), predicted_arr[known].astype(str)
     accuracy = float((in_truth == in_pred).mean()) if known.any() else 0.0
     labels = sorted(set(in_truth.tolist()))
     macro = float(f1_score(in_truth, in_pred, labels=labels, average="macro", zero_division=0)) if labels else 0.0
@@ -488,7 +505,7 @@ def evaluate_predictions(model: _Model, probs: NDArray[np.float64], truth: Seque
             per_intent[label] = {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                                  "support": float(s[i])}
     confusions = Counter((t, q) for t, q in zip(in_truth.tolist(), in_pred.tolist(), strict=True) if t != q)
-    correct_answered = answered & (predicted == truth_arr)
+    correct_answered = answered & (predicted_arr == truth_arr)
     return EvaluationReport(
         accuracy=accuracy,
         macro_f1=macro,

@@ -1,0 +1,37 @@
+"""Build the configured intent engine."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from nlu.config import NluSettings
+from nlu.data import load_training_data
+from nlu.embedded import EmbeddedEngine
+from nlu.errors import ModelNotFoundError
+from nlu.protocol import IntentEngine, KeywordEngine
+from nlu.rasa import RasaEngine
+
+logger = logging.getLogger(__name__)
+
+
+def build_engine(settings: NluSettings, model_dir: Path) -> IntentEngine:
+    """The engine the settings name, ready to parse.
+
+    The embedded engine loads the active model from model_dir; on a first start with no model it trains the
+    shipped default data (a couple of seconds) and activates that. The rasa engine needs its server only
+    when it is used: an unreachable server surfaces as EngineUnavailableError from parse.
+    """
+    if settings.engine == "rasa":
+        return RasaEngine(settings.rasa_url, timeout_seconds=settings.rasa_timeout_seconds,
+                          threshold=settings.rasa_threshold, extras=load_training_data())
+    if settings.engine == "keyword":
+        return KeywordEngine()
+    engine = EmbeddedEngine(model_dir, target_precision=settings.target_precision)
+    try:
+        version = engine.load_active()
+        logger.info("nlu: loaded model %s from %s", version, model_dir)
+    except ModelNotFoundError:
+        version = engine.train_sync(load_training_data())
+        logger.info("nlu: no model in %s, trained the shipped data as %s", model_dir, version)
+    return engine

@@ -1,0 +1,164 @@
+"""The `rasa` engine: the IntentEngine protocol over a Rasa 3.6 server's HTTP API.
+
+Rasa runs as its own server (its Python and dependencies are incompatible with ours). Training posts one
+YAML document (pipeline config, domain intents and responses, NLU data) to `/model/train`, which saves the
+model in the server's `models/` directory; `PUT /model` then loads it. Parsing is `/model/parse`. Entities
+come from Switchboard's own extractor, language from its detector, so both engines answer alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import yaml
+
+from nlu.data import RESPONSE_PREFIX, dump_rasa_yaml
+from nlu.embedded import evaluate_scored
+from nlu.entities import EntityExtractor
+from nlu.errors import EngineUnavailableError, NluError, TrainingInProgressError
+from nlu.protocol import EvaluationReport, IntentScore, Parse, ProgressCallback, TrainingData
+from nlu.text import MAX_TEXT_CHARS, detect_language, has_letters
+
+DEFAULT_RASA_CONFIG = Path(__file__).parent / "data" / "rasa" / "config.yml"
+TRAIN_TIMEOUT_SECONDS = 3600.0
+EVALUATE_CONCURRENCY = 8
+
+
+def rasa_training_payload(data: TrainingData, config_path: Path = DEFAULT_RASA_CONFIG) -> str:
+    """One YAML document with config, domain (intents, responses) and NLU data, as /model/train takes it."""
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    domain: dict[str, Any] = {"intents": data.intents}
+    if data.responses:
+        domain["responses"] = {
+            f"{RESPONSE_PREFIX}{intent}": [{"text": text, "metadata": {"lang": lang}}
+                                           for lang, text in sorted(by_lang.items())]
+            for intent, by_lang in data.responses.items()
+        }
+    head = yaml.safe_dump({**config, **domain}, allow_unicode=True, sort_keys=False)
+    nlu = dump_rasa_yaml(TrainingData(examples=data.examples, synonyms=data.synonyms, regexes=data.regexes,
+                                      lookups=data.lookups), include_responses=False)
+    return head + "\n" + nlu.split("\n", 1)[1]
+
+
+class RasaEngine:
+    """Talks to a Rasa server; an unreachable server raises EngineUnavailableError."""
+
+    name = "rasa"
+
+    def __init__(self, url: str, *, timeout_seconds: float = 10.0, threshold: float = 0.7,
+                 config_path: Path = DEFAULT_RASA_CONFIG, extras: TrainingData | None = None,
+                 token: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_seconds = timeout_seconds
+        self.threshold = threshold
+        self.config_path = config_path
+        self._extractor = EntityExtractor(extras)
+        self._params = {"token": token} if token else {}
+        self._training = asyncio.Lock()
+        self._client: httpx.AsyncClient | None = None
+        self.model_file: str | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.AsyncClient(base_url=self.url, timeout=self.timeout_seconds)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def _request(self, method: str, path: str, *, seconds: float | None = None,
+                       **kwargs: Any) -> httpx.Response:
+        params = {**self._params, **kwargs.pop("params", {})}
+        try:
+            response = await self._http().request(
+                method, path, params=params, timeout=seconds or self.timeout_seconds, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+            raise EngineUnavailableError(f"Rasa server at {self.url} is unreachable: {exc!r}") from exc
+        except httpx.TimeoutException as exc:
+            raise EngineUnavailableError(
+                f"Rasa server at {self.url} did not answer {method} {path} in time: {exc!r}") from exc
+        except httpx.HTTPError as exc:
+            raise EngineUnavailableError(f"Rasa server at {self.url} failed: {exc!r}") from exc
+        if response.status_code >= 500:
+            raise EngineUnavailableError(
+                f"Rasa server at {self.url} answered {response.status_code} to {method} {path}: "
+                f"{response.text[:500]}")
+        if response.status_code >= 400:
+            raise NluError(f"Rasa server rejected {method} {path} ({response.status_code}): {response.text[:500]}")
+        return response
+
+    async def version(self) -> str:
+        """The Rasa version of the server (also a cheap liveness check)."""
+        body = (await self._request("GET", "/version")).json()
+        return str(body.get("version", ""))
+
+    async def status(self) -> dict[str, Any]:
+        """The server's /status (loaded model, running training jobs); model_file is None with no model."""
+        try:
+            body: dict[str, Any] = (await self._request("GET", "/status")).json()
+        except NluError as exc:
+            if "409" in str(exc):  # Rasa answers 409 Conflict while no model is loaded
+                return {"model_file": None}
+            raise
+        return body
+
+    async def train(self, data: TrainingData, progress: ProgressCallback | None = None) -> str:
+        if self._training.locked():
+            raise TrainingInProgressError("a Rasa training job is already running; wait for it to finish")
+        async with self._training:
+            report = progress or (lambda _fraction, _stage: None)
+            report(0.0, "training on the Rasa server")
+            payload = rasa_training_payload(data, self.config_path)
+            response = await self._request(
+                "POST", "/model/train", seconds=TRAIN_TIMEOUT_SECONDS, content=payload.encode("utf-8"),
+                headers={"Content-Type": "application/x-yaml"},
+                params={"save_to_default_model_directory": "true", "force_training": "true"},
+            )
+            filename = str(response.headers.get("filename") or "")
+            if not filename:
+                raise NluError("Rasa trained a model but did not name its file")
+            report(0.9, "loading the model on the Rasa server")
+            model_file = f"models/{filename}"
+            await self._request("PUT", "/model", json={"model_file": model_file}, seconds=TRAIN_TIMEOUT_SECONDS)
+            self.model_file = model_file
+            self._extractor = EntityExtractor(data)
+            report(1.0, "done")
+            return filename.removesuffix(".tar.gz")
+
+    async def parse(self, text: str) -> Parse:
+        language = detect_language(text)
+        if not has_letters(text[: MAX_TEXT_CHARS * 4]):
+            return Parse(text=text, intent=None, confidence=0.0, confident=False, language=language,
+                         entities=self._extractor.extract(text))
+        body = (await self._request("POST", "/model/parse", json={"text": text[:MAX_TEXT_CHARS]})).json()
+        intent = body.get("intent") or {}
+        name = intent.get("name")
+        confidence = float(intent.get("confidence") or 0.0)
+        ranking = tuple(IntentScore(str(r["name"]), float(r["confidence"]))
+                        for r in body.get("intent_ranking") or [] if r.get("name"))
+        return Parse(text=text, intent=name, confidence=confidence,
+                     confident=name is not None and confidence >= self.threshold, language=language,
+                     ranking=ranking[:5], entities=self._extractor.extract(text),
+                     model_version=self.model_file)
+
+    async def evaluate(self, data: TrainingData) -> EvaluationReport:
+        semaphore = asyncio.Semaphore(EVALUATE_CONCURRENCY)
+
+        async def one(text: str) -> Parse:
+            async with semaphore:
+                return await self.parse(text)
+
+        parses = await asyncio.gather(*(one(e.text) for e in data.examples))
+        known = {r.name for p in parses for r in p.ranking}
+        return evaluate_scored(
+            truth=[e.intent for e in data.examples],
+            predicted=[p.intent or "" for p in parses],
+            confidence=np.array([p.confidence for p in parses]),
+            threshold=self.threshold,
+            known_intents=sorted(known),
+        )
