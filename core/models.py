@@ -1,6 +1,7 @@
 """Imports every model so that Base.metadata knows all tables (Alembic, tests)."""
 
 from core.audit.models import AuditEntry
+from core.canned.models import CannedResponse
 from core.customers.models import ChannelIdentity, Customer
 from core.db.base import Base
 from core.orders.models import Order, OrderStatusChange
@@ -11,7 +12,8 @@ from core.tickets.models import AuthorKind, Direction, Message, Note, Priority, 
 from core.users.models import ApiToken, Role, Team, User
 
 __all__ = [
-    "ApiToken", "AuditEntry", "AuthorKind", "Base", "ChannelIdentity", "Customer", "Direction", "IntentRoute",
+    "ApiToken", "AuditEntry", "AuthorKind", "Base", "CannedResponse", "ChannelIdentity", "Customer", "Direction",
+    "IntentRoute",
     "Message", "Note", "Order", "OrderStatusChange", "OutboxMessage", "OutboxStatus", "Priority",
     "QuarantinedPayload", "Role", "Team", "Ticket", "TicketStatus", "User",
 ]
