@@ -143,7 +143,7 @@ def _classifier() -> LinearSVC:
 
 def _new_version() -> str:
     now = dt.datetime.now(dt.UTC)
-    return f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    return f"{now:%Y%m%dT%H%M%S.%f}-{secrets.token_hex(3)}"
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -440,7 +440,7 @@ class EmbeddedEngine:
         return version
 
     def _version_path(self, version: str) -> Path:
-        if not version or "/" in version or "\\" in version or version.startswith("."):
+        if not version or "/" in version or "\\" in version or version.startswith(".") or ".." in version:
             raise ModelNotFoundError(f"invalid model version {version!r}")
         path = self.model_dir / version
         if not (path / MODEL_FILE).is_file():

@@ -17,7 +17,7 @@ class DataFormatError(NluError):
         if source:
             where = f"{source}"
         if line is not None:
-            where = f"{where}:{line}" if where else f"line {line}"
+            where = f"{where}, line {line}" if where else f"line {line}"
         super().__init__(f"{where}: {message}" if where else message)
 
 

@@ -1,0 +1,271 @@
+"""The embedded engine: quality on held-out data, fallback, bad input, versions, hot swap, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlu.config import NluSettings
+from nlu.embedded import NEVER, EmbeddedEngine, choose_threshold
+from nlu.engines import build_engine
+from nlu.errors import DataFormatError, ModelNotFoundError, TrainingInProgressError
+from nlu.protocol import IntentEngine, TrainingData, TrainingExample
+from nlu.text import to_features_text
+
+
+def tiny_data(greeting_word: str = "hello") -> TrainingData:
+    rows = [(f"{greeting_word} {i}", "greeting") for i in range(8)] + [(f"bye now {i}", "goodbye") for i in range(8)]
+    rows += [(f"my bill is wrong {i}", "billing_question") for i in range(8)]
+    return TrainingData(examples=[TrainingExample(t, i) for t, i in rows])
+
+
+def test_it_is_an_intent_engine(trained_engine: EmbeddedEngine) -> None:
+    assert isinstance(trained_engine, IntentEngine)
+
+
+async def test_accuracy_on_held_out_split(trained_engine: EmbeddedEngine,
+                                          split: tuple[TrainingData, TrainingData]) -> None:
+    report = await trained_engine.evaluate(split[1])
+    assert report.accuracy >= 0.85
+    assert report.macro_f1 >= 0.85
+    assert report.answered_precision is not None
+    assert report.answered_precision >= 0.93
+    assert set(report.per_intent) == set(split[1].intents)
+    assert report.n_examples == len(split[1].examples)
+
+
+async def test_unknown_intents_count_as_out_of_scope(trained_engine: EmbeddedEngine) -> None:
+    data = TrainingData(examples=[TrainingExample(t, "weather") for t in (
+        "какая погода завтра в москве", "will it rain tomorrow", "recipe for borscht", "кто выиграл матч")])
+    report = await trained_engine.evaluate(data)
+    assert report.oos_recall is not None
+    assert report.oos_recall >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "language"),
+    [
+        ("ne rabotaet internet", "internet_down", "ru"),
+        ("Здравствуйте, где мой заказ ORD-123456?", "order_status", "ru"),
+        ("My internet has been down since yesterday", "internet_down", "en"),
+        ("как оплатить картой?", "payment_methods", "ru"),
+        ("what are your opening hours", "office_hours", "en"),
+        ("соедините с оператором", "human_handoff", "ru"),
+    ],
+)
+async def test_parses_typical_messages(trained_engine: EmbeddedEngine, text: str, intent: str,
+                                       language: str) -> None:
+    parse = await trained_engine.parse(text)
+    assert (parse.intent, parse.language) == (intent, language)
+    assert parse.confident
+    assert parse.model_version == trained_engine.active_version
+    assert parse.ranking[0].name == intent
+    assert len(parse.ranking) == 5
+    assert all(0.0 <= r.confidence <= 1.0 for r in parse.ranking)
+
+
+async def test_entities_come_with_the_parse(trained_engine: EmbeddedEngine) -> None:
+    parse = await trained_engine.parse("где мой заказ ORD-123456?")
+    order = parse.entity("order_number")
+    assert order is not None
+    assert order.value == "ORD-123456"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   \n\t ", "😀😀😀", "🙂 👍", "12345", "?!...", "\x00\x01"],
+)
+async def test_no_letters_no_intent(trained_engine: EmbeddedEngine, text: str) -> None:
+    parse = await trained_engine.parse(text)
+    assert parse.intent is None
+    assert not parse.confident
+    assert parse.confidence == 0.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["asdkjh qweqwe zxcvb", "sdfsdf", "ыволаыдва жщзхъ", "lorem ipsum dolor sit amet", "xxxxxxxxxxxxxxxxxxxxxx",
+     "qwertyuiop asdfghjkl", "ЙЦУКЕН ФЫВАПР"],
+)
+async def test_gibberish_falls_back(trained_engine: EmbeddedEngine, text: str) -> None:
+    parse = await trained_engine.parse(text)
+    assert not parse.confident
+
+
+async def test_huge_text_is_cut_and_safe(trained_engine: EmbeddedEngine) -> None:
+    text = "не работает интернет " + "бла " * 25_000
+    assert len(text.encode()) > 100_000
+    parse = await trained_engine.parse(text)
+    assert parse.text == text
+    assert parse.intent == "internet_down"
+    noise = await trained_engine.parse("ж" * 100_000)
+    assert not noise.confident
+
+
+async def test_mixed_scripts(trained_engine: EmbeddedEngine) -> None:
+    parse = await trained_engine.parse("Привет, my интернет не work")
+    assert parse.language == "ru"
+    assert parse.intent is not None
+    english = await trained_engine.parse("hi, internet ne работает at all")
+    assert english.intent == "internet_down"
+
+
+def test_fast_path_matches_sklearn(trained_engine: EmbeddedEngine, split: tuple[TrainingData, TrainingData]) -> None:
+    loaded = trained_engine._loaded
+    assert loaded is not None
+    texts = [e.text for e in split[1].examples[:200]] + ["ne rabotaet internet", "ёлки ЁЖ", "z"]
+    reference = trained_engine._probabilities(loaded.model, texts)
+    from scipy.special import softmax
+
+    for text, expected in zip(texts, reference, strict=True):
+        scores, known = loaded.scorer.scores(to_features_text(text))
+        probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
+        np.testing.assert_allclose(probs, expected, atol=1e-9)
+
+
+def test_threshold_is_chosen_for_the_target_precision() -> None:
+    confidence = np.array([0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5])
+    correct = np.array([True, True, True, True, False, True, False])
+    assert choose_threshold(confidence, correct, 1.0) == 0.8
+    assert choose_threshold(confidence, correct, 0.8) == 0.6
+    assert choose_threshold(confidence, np.zeros(7, dtype=bool), 0.95) == NEVER
+    assert choose_threshold(np.array([]), np.array([], dtype=bool), 0.95) == NEVER
+
+
+def test_manifest_records_threshold_and_metrics(trained_engine: EmbeddedEngine) -> None:
+    (version,) = trained_engine.list_versions()
+    manifest = version.manifest
+    assert version.active
+    assert manifest["threshold"] == trained_engine.threshold
+    cv = manifest["cross_validation"]
+    assert cv["answered_precision"] >= 0.9
+    assert cv["oos_recall"] is not None
+    assert manifest["size_bytes"] > 0
+    assert len(manifest["intents"]) == 23
+
+
+def test_versions_activate_rollback_and_hot_swap(model_dir: Path) -> None:
+    engine = EmbeddedEngine(model_dir)
+    with pytest.raises(ModelNotFoundError):
+        engine.load_active()
+    first = engine.train_sync(tiny_data("hello"))
+    second = engine.train_sync(tiny_data("greetings"))
+    assert [v.version for v in engine.list_versions()] == [first, second]
+    assert engine.parse_sync("hello").model_version == second
+
+    # Another process (a restarted server) picks up the active version.
+    other = EmbeddedEngine(model_dir)
+    assert other.load_active() == second
+
+    engine.activate(first)
+    assert engine.parse_sync("hello").model_version == first
+    assert EmbeddedEngine(model_dir).load_active() == first
+
+    engine.activate(second)
+    assert engine.rollback() == first
+    assert engine.active_version == first
+    assert [v.version for v in engine.list_versions() if v.active] == [first]
+
+    with pytest.raises(ModelNotFoundError):
+        engine.activate("no-such-version")
+    with pytest.raises(ModelNotFoundError):
+        engine.activate("../../etc")
+    with pytest.raises(ValueError, match="active"):
+        engine.delete_version(first)
+    engine.delete_version(second)
+    assert [v.version for v in engine.list_versions()] == [first]
+
+
+def test_untrained_version_can_be_activated_later(model_dir: Path) -> None:
+    engine = EmbeddedEngine(model_dir)
+    first = engine.train_sync(tiny_data())
+    candidate = engine.train_sync(tiny_data("hey there"), activate=False)
+    assert engine.active_version == first
+    engine.activate(candidate)
+    assert engine.active_version == candidate
+
+
+async def test_parses_during_a_swap_see_one_model(model_dir: Path) -> None:
+    engine = EmbeddedEngine(model_dir)
+    first = engine.train_sync(tiny_data())
+    second = engine.train_sync(tiny_data("greetings"))
+    seen: set[str | None] = set()
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            engine.activate(first)
+            engine.activate(second)
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    try:
+        for _ in range(300):
+            seen.add((await engine.parse("hello")).model_version)
+    finally:
+        stop.set()
+        swapper.join()
+    assert seen <= {first, second}
+
+
+async def test_training_while_training_is_a_clear_error(model_dir: Path) -> None:
+    engine = EmbeddedEngine(model_dir)
+    started = threading.Event()
+    release = threading.Event()
+    stages: list[str] = []
+
+    def progress(fraction: float, stage: str) -> None:
+        stages.append(stage)
+        started.set()
+        release.wait(timeout=30)
+
+    first = asyncio.create_task(engine.train(tiny_data(), progress))
+    assert await asyncio.to_thread(started.wait, 30)
+    with pytest.raises(TrainingInProgressError):
+        await engine.train(tiny_data())
+    with pytest.raises(TrainingInProgressError):
+        engine.train_sync(tiny_data())
+    release.set()
+    version = await first
+    assert engine.active_version == version
+    assert stages[-1] == "done"
+    assert await engine.train(tiny_data("hi")) != version  # the lock is released afterwards
+
+
+def test_training_needs_two_intents(model_dir: Path) -> None:
+    data = TrainingData(examples=[TrainingExample("hello", "greeting"), TrainingExample("hi", "greeting")])
+    with pytest.raises(DataFormatError, match="two intents"):
+        EmbeddedEngine(model_dir).train_sync(data)
+
+
+def test_single_example_intent_still_trains(model_dir: Path) -> None:
+    data = tiny_data()
+    data.examples.append(TrainingExample("what is roaming", "roaming"))
+    version = EmbeddedEngine(model_dir).train_sync(data)
+    assert version
+
+
+async def test_no_model_parses_to_nothing(model_dir: Path) -> None:
+    parse = await EmbeddedEngine(model_dir).parse("hello")
+    assert parse.intent is None
+    assert not parse.confident
+    with pytest.raises(ModelNotFoundError):
+        await EmbeddedEngine(model_dir).evaluate(tiny_data())
+
+
+async def test_build_engine_trains_shipped_data_on_first_start(model_dir: Path) -> None:
+    engine = build_engine(NluSettings(), model_dir)
+    assert isinstance(engine, EmbeddedEngine)
+    parse = await engine.parse("не работает интернет")
+    assert parse.intent == "internet_down"
+    version = engine.active_version
+    again = build_engine(NluSettings(), model_dir)
+    assert isinstance(again, EmbeddedEngine)
+    assert again.active_version == version
+    assert "ru" in again.responses()["roaming"]
+    assert build_engine(NluSettings(engine="keyword"), model_dir).name == "keyword"
+    assert build_engine(NluSettings(engine="rasa"), model_dir).name == "rasa"
