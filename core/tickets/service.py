@@ -108,8 +108,10 @@ async def take(session: AsyncSession, ticket: Ticket, actor: User) -> Ticket:
 async def assign(session: AsyncSession, ticket: Ticket, assignee: User | None, actor: User) -> Ticket:
     """Assign to someone else (supervisors and admins) or unassign."""
     _ensure_workable(ticket)
-    if actor.role == Role.agent and (assignee is None or assignee.id != actor.id):
-        raise PermissionDeniedError("agents can only take tickets for themselves")
+    if actor.role == Role.agent:
+        if assignee is None or assignee.id != actor.id:
+            raise PermissionDeniedError("agents can only take tickets for themselves")
+        return await take(session, ticket, actor)
     if assignee is not None and not assignee.is_active:
         raise ConflictError(f"user {assignee.id} is not active")
     return await _assign(session, ticket, assignee, actor, action="ticket.assign")
