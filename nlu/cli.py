@@ -14,13 +14,14 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+import yaml
 from sklearn.model_selection import KFold
 
-from nlu.data import DEFAULT_DATA_DIR, dump_rasa_json, dump_rasa_yaml, load_training_data
+from nlu.data import DEFAULT_DATA_DIR, RASA_YAML_VERSION, dump_rasa_json, dump_rasa_yaml, load_training_data
 from nlu.embedded import EmbeddedEngine, evaluate_scored
 from nlu.errors import NluError
 from nlu.protocol import EvaluationReport, Parse, ProgressCallback, TrainingData
-from nlu.rasa import DEFAULT_RASA_CONFIG, rasa_training_payload
+from nlu.rasa import DEFAULT_RASA_CONFIG, rasa_domain, rasa_nlu_yaml
 
 app = typer.Typer(help="Intent engine: train, evaluate, import/export Rasa data, parse.", no_args_is_help=True)
 
@@ -100,13 +101,10 @@ def export_rasa(destination: Path, data_path: Path | None = None) -> TrainingDat
     else:
         (destination / "data").mkdir(parents=True, exist_ok=True)
         (destination / "config.yml").write_text(DEFAULT_RASA_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
-        payload = rasa_training_payload(data)
-        head, _, nlu = payload.partition("\nversion:")
-        domain_lines = [line for line in head.splitlines()]
-        domain_start = next(i for i, line in enumerate(domain_lines) if line.startswith("intents:"))
-        domain = 'version: "3.1"\n' + "\n".join(domain_lines[domain_start:]) + "\n"
+        domain = yaml.safe_dump({"version": RASA_YAML_VERSION, **rasa_domain(data)}, allow_unicode=True,
+                                sort_keys=False)
         (destination / "domain.yml").write_text(domain, encoding="utf-8")
-        (destination / "data" / "nlu.yml").write_text("version:" + nlu, encoding="utf-8")
+        (destination / "data" / "nlu.yml").write_text(rasa_nlu_yaml(data), encoding="utf-8")
     return data
 
 

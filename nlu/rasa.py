@@ -28,9 +28,8 @@ TRAIN_TIMEOUT_SECONDS = 3600.0
 EVALUATE_CONCURRENCY = 8
 
 
-def rasa_training_payload(data: TrainingData, config_path: Path = DEFAULT_RASA_CONFIG) -> str:
-    """One YAML document with config, domain (intents, responses) and NLU data, as /model/train takes it."""
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+def rasa_domain(data: TrainingData) -> dict[str, Any]:
+    """The domain part of Rasa data: intents and the responses with their language in metadata."""
     domain: dict[str, Any] = {"intents": data.intents}
     if data.responses:
         domain["responses"] = {
@@ -38,10 +37,20 @@ def rasa_training_payload(data: TrainingData, config_path: Path = DEFAULT_RASA_C
                                            for lang, text in sorted(by_lang.items())]
             for intent, by_lang in data.responses.items()
         }
-    head = yaml.safe_dump({**config, **domain}, allow_unicode=True, sort_keys=False)
-    nlu = dump_rasa_yaml(TrainingData(examples=data.examples, synonyms=data.synonyms, regexes=data.regexes,
-                                      lookups=data.lookups), include_responses=False)
-    return head + "\n" + nlu.split("\n", 1)[1]
+    return domain
+
+
+def rasa_nlu_yaml(data: TrainingData) -> str:
+    """The NLU part of Rasa data as a YAML document (with its own `version:` line)."""
+    return dump_rasa_yaml(TrainingData(examples=data.examples, synonyms=data.synonyms, regexes=data.regexes,
+                                       lookups=data.lookups), include_responses=False)
+
+
+def rasa_training_payload(data: TrainingData, config_path: Path = DEFAULT_RASA_CONFIG) -> str:
+    """One YAML document with config, domain (intents, responses) and NLU data, as /model/train takes it."""
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    head = yaml.safe_dump({**config, **rasa_domain(data)}, allow_unicode=True, sort_keys=False)
+    return head + "\n" + rasa_nlu_yaml(data).split("\n", 1)[1]
 
 
 class RasaEngine:

@@ -164,8 +164,8 @@ def test_directory_and_files_by_suffix(tmp_path: Path) -> None:
     assert data.responses["greeting"]["ru"] == "Здравствуйте!"
     with pytest.raises(DataFormatError, match="not found"):
         load_training_data(tmp_path / "missing.yml")
+    (tmp_path / "x.txt").write_text("", encoding="utf-8")
     with pytest.raises(DataFormatError, match="unsupported"):
-        (tmp_path / "x.txt").write_text("", encoding="utf-8")
         load_training_data(tmp_path / "x.txt")
 
 
