@@ -14,7 +14,7 @@ from api import errors
 from api.logging_config import configure as configure_logging
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
 from api.nlu_wiring import build_nlu_engine, shipped_responses
-from api.routers import admin, auth, customers, health, orders, outbox, rest_channel, tickets
+from api.routers import admin, auth, customers, health, orders, outbox, rest_channel, telegram, tickets, webchat
 from api.settings import Settings, get_settings
 from api.state import AppState, EngineHolder
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
@@ -90,7 +90,7 @@ def create_app(
     )
     errors.install(app)
     for router in (health.router, auth.router, tickets.router, customers.router, orders.router, outbox.router,
-                   admin.router, rest_channel.router):
+                   admin.router, rest_channel.router, telegram.router, webchat.router):
         app.include_router(router)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr
 
+from channels.telegram.settings import TelegramChannelSettings
+from channels.webchat.settings import WebchatChannelSettings
+
 
 class RestChannelSettings(BaseModel):
     """The generic REST channel: an integrating system posts messages and receives replies."""
@@ -19,3 +22,5 @@ class ChannelsSettings(BaseModel):
     """Settings of all channels; each channel adds its own model here."""
 
     rest: RestChannelSettings = RestChannelSettings()
+    telegram: TelegramChannelSettings = TelegramChannelSettings()
+    webchat: WebchatChannelSettings = WebchatChannelSettings()

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from channels.base import ChannelAdapter, ChannelContext
 from channels.config import ChannelsSettings
 from channels.rest.adapter import RestChannel
+from channels.telegram.adapter import TelegramChannel
+from channels.webchat.adapter import WebchatChannel
 
 ChannelFactory = Callable[[ChannelsSettings, ChannelContext], ChannelAdapter | None]
 
@@ -15,9 +17,19 @@ def _rest(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter | N
     return RestChannel(settings.rest) if settings.rest.enabled else None
 
 
+def _telegram(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter | None:
+    return TelegramChannel(settings.telegram, ctx) if settings.telegram.enabled else None
+
+
+def _webchat(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter | None:
+    return WebchatChannel(settings.webchat, ctx) if settings.webchat.enabled else None
+
+
 # One entry per channel kind; a factory returns None when its channel is disabled.
 FACTORIES: dict[str, ChannelFactory] = {
     "rest": _rest,
+    "telegram": _telegram,
+    "webchat": _webchat,
 }
 
 

@@ -1,0 +1,43 @@
+"""The Telegram webhook: checks Telegram's secret token, then hands the update to the channel adapter."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+
+from api.deps import State
+from channels.telegram.adapter import TelegramChannel
+from core.errors import NotFoundError, PermissionDeniedError, ServiceUnavailableError
+
+router = APIRouter(prefix="/channels/telegram", tags=["channel: telegram"])
+log = logging.getLogger(__name__)
+
+
+@router.post("/webhook", status_code=200, responses={403: {"description": "Wrong or missing secret token"},
+                                                      503: {"description": "Not connected yet: Telegram retries"}})
+async def webhook(
+    request: Request, state: State,
+    x_telegram_bot_api_secret_token: Annotated[str | None, Header()] = None,
+) -> Response:
+    """One update from Telegram; 200 once it is committed or quarantined, 5xx makes Telegram redeliver it."""
+    adapter = state.channels.get(TelegramChannel.kind)
+    if not isinstance(adapter, TelegramChannel) or adapter.settings.mode != "webhook":
+        raise NotFoundError("the Telegram channel is not in webhook mode")
+    secret = adapter.settings.webhook_secret
+    if secret is None or x_telegram_bot_api_secret_token is None or not hmac.compare_digest(
+        x_telegram_bot_api_secret_token.encode(), secret.get_secret_value().encode()
+    ):
+        raise PermissionDeniedError("missing or wrong X-Telegram-Bot-Api-Secret-Token")
+    if not adapter.ready.is_set():
+        raise ServiceUnavailableError("the Telegram channel is still connecting")
+    body = await request.body()
+    try:
+        await adapter.process_webhook(body)
+    except Exception as exc:
+        adapter.health.error(f"update failed: {type(exc).__name__}: {exc}")
+        log.exception("telegram update failed; Telegram will redeliver it")
+        raise ServiceUnavailableError("the update could not be stored; retry later") from exc
+    return Response(status_code=200)

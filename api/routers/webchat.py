@@ -1,0 +1,64 @@
+"""The web chat: the widget's WebSocket, the widget script, the demo page and the agents' typing hook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, WebSocket
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel, Field
+
+from api.deps import Agent, DbSession, State
+from channels.webchat import repository
+from channels.webchat.adapter import WebchatChannel
+from core.errors import NotFoundError, ServiceUnavailableError
+from core.tickets.models import parse_ticket_number
+
+router = APIRouter(tags=["channel: webchat"])
+STATIC = Path(__file__).resolve().parents[2] / "channels" / "webchat" / "static"
+
+
+def _adapter(state: State) -> WebchatChannel:
+    adapter = state.channels.get(WebchatChannel.kind)
+    if not isinstance(adapter, WebchatChannel):
+        raise ServiceUnavailableError("the web chat is disabled")
+    return adapter
+
+
+@router.websocket("/channels/webchat/ws")
+async def webchat_socket(websocket: WebSocket) -> None:
+    state = websocket.app.state.switchboard
+    adapter = state.channels.get(WebchatChannel.kind)
+    if not isinstance(adapter, WebchatChannel):
+        await websocket.close(code=1013, reason="the web chat is disabled")
+        return
+    secret = adapter.settings.session_secret or state.settings.secret_key
+    await adapter.serve(websocket, secret.get_secret_value().encode())
+
+
+@router.get("/channels/webchat/widget.js", include_in_schema=False)
+async def widget_script() -> FileResponse:
+    return FileResponse(STATIC / "widget.js", media_type="text/javascript; charset=utf-8",
+                        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})
+
+
+@router.get("/demo", include_in_schema=False)
+def demo_page() -> HTMLResponse:
+    """A fake operator's site with the widget embedded by one script tag."""
+    return HTMLResponse((STATIC / "demo.html").read_text(encoding="utf-8"))
+
+
+class TypingUpdate(BaseModel):
+    ticket: str = Field(min_length=1, max_length=32, description="Ticket id or number (T-000123)")
+    active: bool = True
+
+
+@router.post("/channels/webchat/typing", status_code=204)
+async def agent_typing(body: TypingUpdate, state: State, session: DbSession, user: Agent) -> None:
+    """Show (or hide) "operator is typing" in the customer's widget."""
+    adapter = _adapter(state)
+    ticket_id = int(body.ticket) if body.ticket.isdigit() else parse_ticket_number(body.ticket)
+    thread = await repository.thread_of_ticket(session, ticket_id) if ticket_id is not None else None
+    if thread is None:
+        raise NotFoundError(f"no web-chat ticket {body.ticket!r}")
+    await adapter.notify_typing(thread, body.active, user.name)

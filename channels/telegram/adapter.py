@@ -1,0 +1,480 @@
+"""The Telegram channel: python-telegram-bot's Application inside our lifespan, webhook or long polling.
+
+Decisions (see also ARCHITECTURE.md):
+- Idempotency: a message is keyed `<chat id>:<message id>`, an edit `edit:<chat>:<message>:<edit date>`, a
+  button press `cb:<callback query id>`; the ingest pipeline makes a redelivery a no-op. In polling mode the
+  getUpdates offset moves past an update only after its ingest committed (Telegram keeps unconfirmed
+  updates, and the offset is also kept in data_dir); in webhook mode Telegram gets 200 only after the commit
+  (or after quarantining an unparseable update, so it does not resend it forever).
+- `/start`, a shared contact and content the bot cannot read (stickers, voice, video notes, locations...)
+  are answered directly and create no ticket: they are not appeals, and tickets made of stickers are noise
+  for agents. A shared contact that is the user's own links the verified phone to the customer.
+- The sender's external id is the chat id, so the outbox answers into the chat the customer wrote from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, ClassVar
+
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+    User,
+)
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import Application, ContextTypes, TypeHandler
+from telegram.warnings import PTBUserWarning
+
+from channels.base import ChannelContext, ChannelHealth, PermanentSendError
+from channels.telegram import texts
+from channels.telegram.settings import TelegramChannelSettings
+from core.customers import service as customer_service
+from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
+from core.outbox.schemas import OutboundEnvelope, QuickReply
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+MAX_TEXT = 4096
+CSAT_PREFIX = "/csat"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+TelegramApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+class TelegramRateLimited(Exception):
+    """Telegram asked to slow down (429); the outbox retries later."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited by Telegram, retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class UnparseableUpdate(Exception):
+    """An update that cannot become a message (no chat, wrong shape)."""
+
+
+def inline_keyboard(quick_replies: list[QuickReply]) -> InlineKeyboardMarkup | None:
+    """Quick replies as inline buttons: CSAT scores side by side in one row, every other button on its own row."""
+    if not quick_replies:
+        return None
+    csat = [InlineKeyboardButton(q.title[:64], callback_data=q.payload[:64])
+            for q in quick_replies if q.payload.startswith(CSAT_PREFIX)]
+    rows = [[InlineKeyboardButton(q.title[:64], callback_data=q.payload[:64])]
+            for q in quick_replies if not q.payload.startswith(CSAT_PREFIX)]
+    return InlineKeyboardMarkup(([csat] if csat else []) + rows)
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Telegram caps a message at 4096 characters: cut at line breaks where possible."""
+    text = text or " "
+    chunks: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        cut = cut if cut > limit // 2 else limit
+        chunks.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    chunks.append(text)
+    return chunks
+
+
+def normalise_phone(phone: str) -> str:
+    digits = re.sub(r"\D", "", phone)
+    return f"+{digits}" if digits else phone[:32]
+
+
+class TelegramChannel:
+    """One bot; `process_webhook` is fed by the webhook route, the polling loop feeds `process_raw` itself."""
+
+    kind: ClassVar[str] = CHANNEL
+
+    def __init__(self, settings: TelegramChannelSettings, ctx: ChannelContext) -> None:
+        if settings.token is None:
+            raise ValueError("the Telegram channel needs a token")
+        self.settings = settings
+        self.ctx = ctx
+        self.health = ChannelHealth()
+        self.health.details["mode"] = settings.mode
+        self.ready = asyncio.Event()
+        self._application: TelegramApp | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._failures: dict[int, BaseException] = {}
+        self._recent: OrderedDict[int, None] = OrderedDict()  # update ids already handled (fast path)
+        self._offset: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def _token(self) -> str:
+        if self.settings.token is None:
+            raise ValueError("the Telegram channel needs a token")
+        return self.settings.token.get_secret_value()
+
+    def _build(self) -> TelegramApp:
+        timeout = self.settings.request_timeout_seconds
+        token = self._token()
+        application = (
+            Application.builder()
+            .token(token)
+            .base_url(self.settings.base_url)
+            .base_file_url(self.settings.base_file_url)
+            .updater(None)
+            .connect_timeout(timeout).read_timeout(timeout).write_timeout(timeout).pool_timeout(timeout)
+            .connection_pool_size(max(8, self.settings.webhook_max_connections + 8))
+            .build()
+        )
+        application.add_handler(TypeHandler(Update, self._on_update))
+        return application
+
+    @property
+    def bot(self) -> Bot:
+        if self._application is None or not self.ready.is_set():
+            raise RuntimeError("the Telegram channel is not connected yet")
+        bot: Bot = self._application.bot
+        return bot
+
+    async def start(self) -> None:
+        self.health.state = "starting"
+        self._application = self._build()
+        self._runner = asyncio.create_task(self._run(), name="telegram-channel")
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._runner
+            self._runner = None
+        if self._application is not None and self.ready.is_set():
+            with contextlib.suppress(Exception):
+                await self._application.shutdown()
+        self.ready.clear()
+        self.health.state = "stopped"
+
+    async def _run(self) -> None:
+        """Connect (getMe, webhook set-up) with backoff, then poll when in polling mode."""
+        if self._application is None:
+            raise RuntimeError("start() builds the application first")
+        delay = 0.5
+        while not self.ready.is_set():
+            try:
+                await self._application.initialize()
+                await self._configure_delivery()
+                self.ready.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.health.error(f"connect failed: {type(exc).__name__}: {exc}")
+                log.warning("telegram connect failed", extra={"error": str(exc)[:200]})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_backoff_max_seconds)
+        me = self._application.bot
+        self.health.details["bot"] = me.username
+        self.health.ok()
+        if self.settings.mode == "polling":
+            await self._poll()
+
+    async def _configure_delivery(self) -> None:
+        if self._application is None:
+            raise RuntimeError("start() builds the application first")
+        bot = self._application.bot
+        if self.settings.mode == "webhook":
+            if self.settings.webhook_url and self.settings.webhook_secret is not None:
+                await bot.set_webhook(
+                    url=self.settings.webhook_url, secret_token=self.settings.webhook_secret.get_secret_value(),
+                    allowed_updates=ALLOWED_UPDATES, max_connections=self.settings.webhook_max_connections,
+                )
+        else:
+            # getUpdates is refused while a webhook is set; pending updates are kept.
+            await bot.delete_webhook(drop_pending_updates=False)
+            self._offset = await asyncio.to_thread(self._load_offset)
+
+    # -- polling ---------------------------------------------------------------------------------------
+
+    def _offset_path(self) -> Path:
+        bot_id = self._application.bot.id if self._application is not None else 0
+        return self.ctx.data_dir / "telegram" / f"offset-{bot_id}.json"
+
+    def _load_offset(self) -> int | None:
+        path = self._offset_path()
+        try:
+            value = json.loads(path.read_text())["offset"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return int(value) if isinstance(value, int) else None
+
+    def _save_offset(self, offset: int) -> None:
+        path = self._offset_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"offset": offset}))
+        tmp.replace(path)
+
+    async def _get_updates(self) -> list[Any]:
+        timeout = self.settings.poll_timeout_seconds
+        kwargs: dict[str, Any] = {"timeout": timeout, "allowed_updates": ALLOWED_UPDATES}
+        if self._offset is not None:
+            kwargs["offset"] = self._offset
+        # Raw JSON, not Bot.get_updates: one malformed update must be quarantined, not fail the whole batch.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Please use 'Bot\.getUpdates'", category=PTBUserWarning)
+            result = await self.bot.do_api_request(
+                "getUpdates", api_kwargs=kwargs, read_timeout=timeout + self.settings.request_timeout_seconds
+            )
+        return result if isinstance(result, list) else []
+
+    async def _poll(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                batch = await self._get_updates()
+                for raw in batch:
+                    await self.process_raw(raw)
+                    update_id = raw.get("update_id") if isinstance(raw, dict) else None
+                    if isinstance(update_id, int):
+                        # Past this update only now: its ingest committed (or it was quarantined).
+                        self._offset = update_id + 1
+                        await asyncio.to_thread(self._save_offset, self._offset)
+                self.health.ok()
+                delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.health.error(f"polling failed: {type(exc).__name__}: {exc}")
+                log.warning("telegram polling failed; retrying", extra={"error": str(exc)[:200]})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_backoff_max_seconds)
+
+    # -- inbound ---------------------------------------------------------------------------------------
+
+    async def process_webhook(self, body: bytes) -> None:
+        """One webhook delivery. Raises only when the update should be redelivered (e.g. database down)."""
+        try:
+            raw = json.loads(body)
+        except ValueError as exc:
+            await self.ctx.ingest.quarantine(CHANNEL, f"invalid JSON: {exc}", body, "application/json")
+            return
+        await self.process_raw(raw)
+
+    async def process_raw(self, raw: Any) -> None:
+        """Parse one update and handle it; unparseable ones are quarantined, never retried forever."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("update_id"), int):
+            await self.ctx.ingest.quarantine(CHANNEL, "not a Telegram update (no integer update_id)",
+                                             json.dumps(raw, ensure_ascii=False), "application/json")
+            return
+        update_id: int = raw["update_id"]
+        if update_id in self._recent:
+            return
+        try:
+            update = Update.de_json(raw, self.bot)
+        except Exception as exc:
+            await self.ctx.ingest.quarantine(CHANNEL, f"unparseable update: {type(exc).__name__}: {exc}",
+                                             json.dumps(raw, ensure_ascii=False), "application/json")
+            self._remember(update_id)
+            return
+        if self._application is None:
+            raise RuntimeError("the Telegram channel is not started")
+        await self._application.process_update(update)
+        failure = self._failures.pop(id(update), None)
+        if isinstance(failure, UnparseableUpdate):
+            await self.ctx.ingest.quarantine(CHANNEL, f"unusable update: {failure}",
+                                             json.dumps(raw, ensure_ascii=False), "application/json")
+        elif failure is not None:
+            raise failure
+        self._remember(update_id)
+        self.health.received()
+
+    def _remember(self, update_id: int) -> None:
+        self._recent[update_id] = None
+        while len(self._recent) > 10_000:
+            self._recent.popitem(last=False)
+
+    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        # Errors are handed back to process_raw (PTB would only log them): the update must then be redelivered.
+        try:
+            if update.callback_query is not None:
+                await self._on_callback(update.callback_query)
+            elif update.message is not None:
+                await self._on_message(update.message, edited=False)
+            elif update.edited_message is not None:
+                await self._on_message(update.edited_message, edited=True)
+            else:
+                log.debug("telegram update ignored", extra={"update_id": update.update_id})
+        except Exception as exc:
+            self._failures[id(update)] = exc
+
+    def _sender(self, chat_id: int, user: User | None, *, phone: str | None = None,
+                verified: bool = False) -> SenderInfo:
+        name = user.full_name[:200] if user is not None else None
+        return SenderInfo(external_id=str(chat_id), name=name, phone=phone, verified=verified)
+
+    async def _on_message(self, message: Message, *, edited: bool) -> None:
+        chat_id = message.chat.id
+        user = message.from_user
+        lang = texts.language_of(user.language_code if user else None)
+        text = message.text or message.caption or ""
+        if not edited and message.text and message.text.split()[0].split("@")[0] == "/start":
+            await self._reply(chat_id, texts.text("start", lang), self._share_phone_keyboard(lang))
+            return
+        if message.contact is not None:
+            if not edited:
+                await self._on_contact(message, user, lang)
+            return
+        if edited:
+            stamp = int(message.edit_date.timestamp()) if message.edit_date else 0
+            external_id = f"edit:{chat_id}:{message.message_id}:{stamp}"
+        else:
+            external_id = f"{chat_id}:{message.message_id}"
+        if not text.strip() and not message.photo and message.document is None:
+            if not edited:
+                await self._reply(chat_id, texts.text("unsupported", lang))
+            return
+        if await self.ctx.ingest.find_existing(CHANNEL, external_id) is not None:
+            return  # a redelivery: do not download again
+        attachments: list[AttachmentInfo] = []
+        if message.photo:
+            largest = message.photo[-1]
+            attachments.append(await self._download(
+                chat_id, largest.file_id, f"photo-{largest.file_unique_id}.jpg", "image/jpeg", largest.file_size))
+        if message.document is not None:
+            doc = message.document
+            attachments.append(await self._download(
+                chat_id, doc.file_id, doc.file_name or f"document-{doc.file_unique_id}",
+                doc.mime_type or "application/octet-stream", doc.file_size))
+        extra: dict[str, Any] = {"telegram": {"chat_id": chat_id, "message_id": message.message_id}}
+        if edited:
+            extra["edited"] = True
+        inbound = InboundMessage(
+            channel=CHANNEL, external_message_id=external_id, sender=self._sender(chat_id, user), text=text,
+            attachments=tuple(attachments), thread_key=str(chat_id), language_hint=lang, extra=extra,
+            received_at=(message.edit_date if edited and message.edit_date else message.date),
+        )
+        await self.ctx.ingest.ingest(inbound)
+
+    async def _on_contact(self, message: Message, user: User | None, lang: str) -> None:
+        contact = message.contact
+        if contact is None or user is None or contact.user_id != user.id:
+            # Someone else's contact card proves nothing about this customer's number.
+            await self._reply(message.chat.id, texts.text("contact_foreign", lang), self._share_phone_keyboard(lang))
+            return
+        phone = normalise_phone(contact.phone_number)
+        async with self.ctx.sessionmaker() as session, session.begin():
+            await customer_service.resolve_identity(
+                session, CHANNEL, self._sender(message.chat.id, user, phone=phone, verified=True))
+        await self._reply(message.chat.id, texts.text("contact_linked", lang, phone=phone),
+                          ReplyKeyboardRemove())
+
+    async def _on_callback(self, query: CallbackQuery) -> None:
+        try:
+            message = query.message
+            chat_id = message.chat.id if message is not None else query.from_user.id
+            payload = (query.data or "").strip()
+            if not payload:
+                raise UnparseableUpdate("callback query without data")
+            title = payload
+            markup = getattr(message, "reply_markup", None)
+            if isinstance(markup, InlineKeyboardMarkup):
+                for row in markup.inline_keyboard:
+                    for button in row:
+                        if button.callback_data == payload:
+                            title = button.text
+            extra: dict[str, Any] = {"quick_reply": payload, "telegram": {"chat_id": chat_id,
+                                                                          "callback_query_id": query.id}}
+            if payload.startswith(CSAT_PREFIX):
+                score = payload[len(CSAT_PREFIX):].strip(" :_")
+                if score.isdigit() and 1 <= int(score) <= 5:
+                    extra["csat"] = int(score)
+            user = query.from_user
+            inbound = InboundMessage(
+                channel=CHANNEL, external_message_id=f"cb:{query.id}", sender=self._sender(chat_id, user),
+                # The button's title is what the customer "said"; the payload travels in extra.
+                text=title, thread_key=str(chat_id), language_hint=texts.language_of(user.language_code),
+                extra=extra,
+            )
+            await self.ctx.ingest.ingest(inbound)
+        finally:
+            # Always, or the customer's client shows a spinner on the button.
+            try:
+                await self.bot.answer_callback_query(query.id)
+            except TelegramError as exc:
+                log.info("answerCallbackQuery failed", extra={"error": str(exc)[:200]})
+
+    async def _download(self, chat_id: int, file_id: str, filename: str, content_type: str,
+                        size: int | None) -> AttachmentInfo:
+        filename = _SAFE_NAME.sub("_", filename)[:200] or "file"
+        limit = self.settings.max_download_bytes
+        if size is not None and size > limit:
+            return AttachmentInfo(filename=filename, content_type=content_type, size=size)
+        tg_file = await self.bot.get_file(file_id)
+        size = tg_file.file_size or size
+        if size is not None and size > limit:
+            return AttachmentInfo(filename=filename, content_type=content_type, size=size)
+        data = bytes(await tg_file.download_as_bytearray())
+        if len(data) > limit:
+            return AttachmentInfo(filename=filename, content_type=content_type, size=len(data))
+        key = f"telegram/{chat_id}/{tg_file.file_unique_id}-{filename}"
+        await asyncio.to_thread(self._write, self.ctx.data_dir / key, data)
+        return AttachmentInfo(filename=filename, content_type=content_type, size=len(data), storage_key=key)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    @staticmethod
+    def _share_phone_keyboard(lang: str) -> ReplyKeyboardMarkup:
+        return ReplyKeyboardMarkup([[KeyboardButton(texts.text("share_phone", lang), request_contact=True)]],
+                                   resize_keyboard=True, one_time_keyboard=True)
+
+    async def _reply(self, chat_id: int, text: str, markup: Any = None) -> None:
+        """A direct answer outside the outbox (no ticket behind it); best effort."""
+        try:
+            await self.bot.send_message(chat_id=chat_id, text=text, reply_markup=markup)
+        except TelegramError as exc:
+            log.info("telegram direct reply failed", extra={"chat_id": chat_id, "error": str(exc)[:200]})
+
+    # -- outbound --------------------------------------------------------------------------------------
+
+    async def send(self, envelope: OutboundEnvelope) -> str | None:
+        try:
+            chat_id = int(envelope.recipient)
+        except ValueError as exc:
+            raise PermanentSendError(f"not a Telegram chat id: {envelope.recipient!r}") from exc
+        bot = self.bot
+        chunks = split_text(envelope.text)
+        markup = inline_keyboard(envelope.quick_replies)
+        sent_id: str | None = None
+        try:
+            for index, chunk in enumerate(chunks):
+                last = index == len(chunks) - 1
+                sent = await bot.send_message(chat_id=chat_id, text=chunk, reply_markup=markup if last else None)
+                sent_id = sent_id or str(sent.message_id)
+            for attachment in envelope.attachments:
+                url = attachment.get("url")
+                if isinstance(url, str) and url.startswith(("http://", "https://")):
+                    await bot.send_document(chat_id=chat_id, document=url,
+                                            caption=str(attachment.get("filename") or "")[:1024] or None)
+        except Forbidden as exc:  # the user blocked the bot or deleted the account
+            self.health.details["last_refusal"] = str(exc)[:200]
+            raise PermanentSendError(f"Telegram refused: {exc}") from exc
+        except RetryAfter as exc:
+            retry_after = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") \
+                else float(exc.retry_after)
+            raise TelegramRateLimited(retry_after) from exc
+        except BadRequest as exc:  # chat not found, message malformed: the same request cannot succeed
+            raise PermanentSendError(f"Telegram rejected the message: {exc}") from exc
+        return sent_id

@@ -1,0 +1,1 @@
+"""The web-chat channel: an embeddable widget talking to a WebSocket endpoint."""

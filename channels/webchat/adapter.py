@@ -1,0 +1,434 @@
+"""The web-chat channel: the WebSocket protocol of the widget, the live push hub, and the outbox sender.
+
+Protocol (JSON text frames). The client opens /channels/webchat/ws and first sends
+  {"type": "auth", "token"?: session token, "identifier"?, "identifier_hash"?, "name"?, "email"?,
+   "lang"?: "ru"|"en", "last_seen_id"?: int}
+and gets {"type": "ready", "visitor_id", "session_token"?, "online", "notice", "lang"}, then
+{"type": "history", "messages": [...]} with what it has not seen. Afterwards:
+  client: {"type": "message", "client_id", "text"} | {"type": "quick_reply", "client_id", "payload", "title"}
+          | {"type": "typing", "active"} | {"type": "history", "after"} | {"type": "ping"}
+  server: {"type": "ack", "client_id", "id", "ticket", "duplicate"} | {"type": "message", ...}
+          | {"type": "typing", "active", "author"} | {"type": "error", "code", "message"} | {"type": "pong"}
+
+Delivery: the client id is the idempotency key (`<visitor>:<client id>`), so a message resent after a
+reconnect is acked with the id it already has. Outbound messages are pushed as soon as the "messages" event is
+published after the commit, and again by the outbox through `send` (each socket skips ids it has already
+pushed); a visitor without an open socket finds them in the history later, so `send` always succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from channels.base import ChannelContext, ChannelHealth
+from channels.webchat import repository, texts, tokens
+from channels.webchat.settings import WebchatChannelSettings
+from core.db.base import utcnow
+from core.ingest.schemas import InboundMessage, SenderInfo
+from core.outbox.schemas import OutboundEnvelope
+from core.tickets.models import Message
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "webchat"
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CLOSE_AUTH_FAILED = 4401
+CLOSE_IDENTITY_INVALID = 4403
+CLOSE_AUTH_TIMEOUT = 4408
+CLOSE_POLICY = 1008
+_AVAILABILITY_TTL = 30.0
+
+
+class TokenBucket:
+    """Allows `burst` events at once and `rate` per second on average."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, burst: int, rate: float) -> None:
+        self.burst, self.rate = float(burst), rate
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self) -> float:
+        """0.0 when allowed, else the seconds to wait."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code, self.message, self.extra = code, message, extra
+
+
+def message_frame(message: Message, payload: dict[str, Any] | None) -> dict[str, Any]:
+    """One message as the widget shows it."""
+    frame: dict[str, Any] = {
+        "type": "message", "id": message.id, "author": message.author_kind.value, "text": message.text,
+        "created_at": message.created_at.isoformat() if message.created_at else None,
+    }
+    client_id = (message.extra or {}).get("client_id")
+    if client_id:
+        frame["client_id"] = client_id
+    if message.attachments:
+        frame["attachments"] = [{"filename": a.get("filename"), "url": a.get("url")} for a in message.attachments]
+    quick = (payload or {}).get("quick_replies") or []
+    if quick:
+        frame["quick_replies"] = [{"title": q["title"], "payload": q["payload"]} for q in quick]
+    return frame
+
+
+class Connection:
+    """One open socket of one visitor."""
+
+    __slots__ = ("frames", "lang", "lock", "messages", "pushed", "sender", "visitor_id", "ws")
+
+    def __init__(self, ws: WebSocket, sender: SenderInfo, lang: str, settings: WebchatChannelSettings) -> None:
+        self.ws, self.sender, self.visitor_id, self.lang = ws, sender, sender.external_id, lang
+        self.lock = asyncio.Lock()
+        self.pushed: set[int] = set()
+        self.messages = TokenBucket(settings.message_burst, settings.messages_per_second)
+        self.frames = TokenBucket(settings.frame_burst, settings.frames_per_second)
+
+    async def push(self, frame: dict[str, Any]) -> None:
+        if self.ws.application_state != WebSocketState.CONNECTED:
+            return
+        data = json.dumps(frame, ensure_ascii=False)
+        async with self.lock:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await self.ws.send_text(data)
+
+    async def push_message(self, frame: dict[str, Any]) -> None:
+        message_id = int(frame["id"])
+        if message_id in self.pushed:
+            return
+        self.remember(message_id)
+        await self.push(frame)
+
+    def remember(self, message_id: int) -> None:
+        if len(self.pushed) > 2000:
+            self.pushed.clear()  # old ids; the widget also skips ids it shows already
+        self.pushed.add(message_id)
+
+
+class WebchatChannel:
+    """Holds the open sockets by visitor, serves the widget protocol, delivers outbound messages."""
+
+    kind: ClassVar[str] = CHANNEL
+
+    def __init__(self, settings: WebchatChannelSettings, ctx: ChannelContext) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.health = ChannelHealth()
+        self._sockets: dict[str, set[Connection]] = defaultdict(set)
+        self._listener: asyncio.Task[None] | None = None
+        self._availability: tuple[float, bool, str | None, str] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen(), name="webchat-live")
+        self.health.ok()
+        self.health.details["sockets"] = 0
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        for conns in list(self._sockets.values()):
+            for conn in list(conns):
+                with contextlib.suppress(Exception):
+                    await conn.ws.close(code=1001)
+        self.health.state = "stopped"
+
+    @property
+    def socket_count(self) -> int:
+        return sum(len(c) for c in self._sockets.values())
+
+    # -- outbound --------------------------------------------------------------------------------------
+
+    async def send(self, envelope: OutboundEnvelope) -> str | None:
+        frame: dict[str, Any] = {
+            "type": "message", "id": envelope.message_id, "author": envelope.author_kind, "text": envelope.text,
+            "created_at": envelope.created_at.isoformat() if envelope.created_at else None,
+        }
+        if envelope.quick_replies:
+            frame["quick_replies"] = [q.model_dump() for q in envelope.quick_replies]
+        if envelope.attachments:
+            frame["attachments"] = [{"filename": a.get("filename"), "url": a.get("url")} for a in envelope.attachments]
+        for conn in list(self._sockets.get(envelope.recipient, ())):
+            await conn.push_message(frame)
+        # Not connected: the message waits in the history; delivered either way.
+        return f"webchat-{envelope.message_id}"
+
+    async def notify_typing(self, visitor_id: str, active: bool, author: str | None = None) -> None:
+        """Show or hide the typing indicator in the visitor's widget (agents typing in the console)."""
+        for conn in list(self._sockets.get(visitor_id, ())):
+            await conn.push({"type": "typing", "active": bool(active), "author": author})
+
+    async def _listen(self) -> None:
+        async with self.ctx.bus.subscribe("messages", "typing") as queue:
+            while True:
+                topic, payload = await queue.get()
+                try:
+                    if payload.get("channel") != CHANNEL:
+                        continue
+                    thread = payload.get("thread_key")
+                    if not isinstance(thread, str) or thread not in self._sockets:
+                        continue
+                    if topic == "typing":
+                        if payload.get("direction") != "inbound":
+                            await self.notify_typing(thread, bool(payload.get("active")), payload.get("author"))
+                        continue
+                    await self._push_stored(thread, int(payload["message_id"]))
+                except Exception:
+                    log.exception("webchat live push failed")
+
+    async def _push_stored(self, visitor_id: str, message_id: int) -> None:
+        conns = [c for c in self._sockets.get(visitor_id, ()) if message_id not in c.pushed]
+        if not conns:
+            return
+        async with self.ctx.sessionmaker() as session:
+            row = await repository.message_for_push(session, message_id)
+        if row is None:
+            return
+        frame = message_frame(*row)
+        for conn in conns:
+            await conn.push_message(frame)
+
+    # -- availability ----------------------------------------------------------------------------------
+
+    async def availability(self, lang: str) -> tuple[bool, str | None]:
+        """Whether an operator can answer now, and the notice to show when not."""
+        now = time.monotonic()
+        cached = self._availability
+        if cached is None or now - cached[0] > _AVAILABILITY_TTL:
+            online, key = True, None
+            if not self._within_hours(utcnow()):
+                online, key = False, "offline_hours"
+            else:
+                since = utcnow() - timedelta(minutes=self.settings.agent_presence_minutes)
+                async with self.ctx.sessionmaker() as session:
+                    if await repository.agents_online(session, since) == 0:
+                        online, key = False, "offline_agents"
+            self._availability = cached = (now, online, key, "")
+        _, online, key, _ = cached
+        notice = texts.text(key, lang, hours=self.settings.office_hours or "") if key else None
+        return online, notice
+
+    def _within_hours(self, now: datetime) -> bool:
+        local = now.astimezone(ZoneInfo(self.settings.timezone))
+        if local.weekday() not in self.settings.office_days:
+            return False
+        if not self.settings.office_hours:
+            return True
+        start, end = self.settings.office_hours.split("-")
+        return start <= local.strftime("%H:%M") < end
+
+    # -- the socket ------------------------------------------------------------------------------------
+
+    async def serve(self, ws: WebSocket, signing_key: bytes) -> None:
+        """Run one widget connection until it closes."""
+        origin = ws.headers.get("origin")
+        if self.settings.allowed_origins and origin not in self.settings.allowed_origins:
+            await ws.close(code=CLOSE_POLICY, reason="origin not allowed")
+            return
+        await ws.accept()
+        conn = await self._authenticate(ws, signing_key)
+        if conn is None:
+            return
+        self._sockets[conn.visitor_id].add(conn)
+        self.health.details["sockets"] = self.socket_count
+        try:
+            await self._receive_loop(conn)
+        finally:
+            conns = self._sockets.get(conn.visitor_id)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    self._sockets.pop(conn.visitor_id, None)
+            self.health.details["sockets"] = self.socket_count
+
+    async def _error(self, ws: WebSocket, code: str, message: str, **extra: Any) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await ws.send_text(json.dumps({"type": "error", "code": code, "message": message, **extra},
+                                          ensure_ascii=False))
+
+    async def _authenticate(self, ws: WebSocket, signing_key: bytes) -> Connection | None:
+        try:
+            async with asyncio.timeout(self.settings.auth_timeout_seconds):
+                raw = await ws.receive_text()
+        except TimeoutError:
+            await self._error(ws, "auth_timeout", "send an auth frame first")
+            await ws.close(code=CLOSE_AUTH_TIMEOUT)
+            return None
+        except (WebSocketDisconnect, RuntimeError, KeyError):
+            return None
+        try:
+            frame = self._decode(raw)
+            if frame.get("type") != "auth":
+                raise FrameError("auth_required", "the first frame must be {\"type\": \"auth\"}")
+            lang = frame.get("lang") if frame.get("lang") in ("ru", "en") else "en"
+            sender, token = self._identify(frame, signing_key)
+            last_seen = frame.get("last_seen_id", 0)
+            if not isinstance(last_seen, int) or last_seen < 0:
+                raise FrameError("bad_frame", "last_seen_id must be a non-negative integer")
+        except FrameError as exc:
+            await self._error(ws, exc.code, exc.message)
+            code = CLOSE_IDENTITY_INVALID if exc.code.startswith("identity") else CLOSE_AUTH_FAILED
+            await ws.close(code=code, reason=exc.code)
+            return None
+        conn = Connection(ws, sender, str(lang), self.settings)
+        online, notice = await self.availability(conn.lang)
+        ready: dict[str, Any] = {"type": "ready", "visitor_id": sender.external_id, "online": online,
+                                 "notice": notice, "lang": conn.lang}
+        if token is not None:
+            ready["session_token"] = token
+        await conn.push(ready)
+        if token is None:
+            await self._send_history(conn, last_seen)
+        else:  # a session born just now has no history to look up
+            await conn.push({"type": "history", "messages": [], "complete": True})
+        return conn
+
+    def _identify(self, frame: dict[str, Any], signing_key: bytes) -> tuple[SenderInfo, str | None]:
+        """A known user (signed identifier) or an anonymous visitor (signed session token)."""
+        name = frame.get("name") if isinstance(frame.get("name"), str) else None
+        email = frame.get("email") if isinstance(frame.get("email"), str) else None
+        identifier = frame.get("identifier")
+        if identifier is not None:
+            given = frame.get("identifier_hash")
+            if not isinstance(identifier, str) or not 1 <= len(identifier) <= 300:
+                raise FrameError("identity_invalid", "identifier must be a string of 1-300 characters")
+            if self.settings.identity_secret is None:
+                raise FrameError("identity_disabled", "identity validation is not configured on this server")
+            if not isinstance(given, str) or not tokens.verify_identity(
+                    self.settings.identity_secret.get_secret_value(), identifier, given):
+                raise FrameError("identity_invalid",
+                                 "identifier_hash does not match: it must be HMAC-SHA256(site secret, identifier)")
+            # The site vouches for its user, so its email counts as verified and links other channels.
+            valid_email = email if email and re.fullmatch(r"[^@\s]+@[^@\s]+", email) else None
+            return SenderInfo(external_id=tokens.identified_visitor_id(identifier), name=(name or None) and name[:200],
+                              email=valid_email, verified=valid_email is not None), None
+        token = frame.get("token")
+        ttl = self.settings.session_ttl_days * 86400
+        visitor_id = tokens.verify_session_token(signing_key, token, ttl) if isinstance(token, str) else None
+        fresh = visitor_id is None
+        if visitor_id is None:
+            visitor_id = tokens.new_visitor_id()  # no token, or a forged/expired one: a new anonymous session
+        issued = tokens.issue_session_token(signing_key, visitor_id) if fresh else None
+        return SenderInfo(external_id=visitor_id, name=(name or None) and name[:200]), issued
+
+    async def _send_history(self, conn: Connection, after: int) -> None:
+        limit = self.settings.history_limit
+        async with self.ctx.sessionmaker() as session:
+            rows = await repository.history(session, conn.visitor_id, after, limit)
+        messages = [message_frame(m, p) for m, p in rows]
+        for m in messages:
+            conn.remember(int(m["id"]))
+        await conn.push({"type": "history", "messages": messages, "complete": len(messages) < limit or after == 0})
+
+    def _decode(self, raw: str) -> dict[str, Any]:
+        if len(raw.encode()) > self.settings.max_frame_bytes:
+            raise FrameError("too_large", f"frames are limited to {self.settings.max_frame_bytes} bytes")
+        try:
+            frame = json.loads(raw)
+        except ValueError as exc:
+            raise FrameError("bad_frame", "a frame must be a JSON object") from exc
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            raise FrameError("bad_frame", "a frame must be a JSON object with a \"type\"")
+        return frame
+
+    async def _receive_loop(self, conn: Connection) -> None:
+        while True:
+            try:
+                message = await conn.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            if conn.frames.take() > 0:
+                await self._error(conn.ws, "rate_limited", "too many frames; closing")
+                await conn.ws.close(code=CLOSE_POLICY, reason="flood")
+                return
+            raw = message.get("text")
+            try:
+                if raw is None:
+                    raise FrameError("bad_frame", "binary frames are not supported; send JSON text")
+                await self._handle(conn, self._decode(raw))
+            except FrameError as exc:
+                await self._error(conn.ws, exc.code, exc.message, **exc.extra)
+
+    async def _handle(self, conn: Connection, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind in ("message", "quick_reply"):
+            await self._on_message(conn, frame)
+        elif kind == "typing":
+            self.ctx.bus.publish("typing", {"channel": CHANNEL, "direction": "inbound", "thread_key": conn.visitor_id,
+                                            "active": bool(frame.get("active"))})
+        elif kind == "history":
+            after = frame.get("after", 0)
+            if not isinstance(after, int) or after < 0:
+                raise FrameError("bad_frame", "after must be a non-negative integer")
+            await self._send_history(conn, after)
+        elif kind == "ping":
+            await conn.push({"type": "pong"})
+        else:
+            raise FrameError("bad_frame", f"unknown frame type {kind!r}")
+
+    async def _on_message(self, conn: Connection, frame: dict[str, Any]) -> None:
+        client_id = frame.get("client_id")
+        if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
+            raise FrameError("bad_frame", "client_id must be 1-64 characters of A-Z a-z 0-9 _ -")
+        extra: dict[str, Any] = {"client_id": client_id}
+        if frame["type"] == "quick_reply":
+            payload, title = frame.get("payload"), frame.get("title")
+            if not isinstance(payload, str) or not 1 <= len(payload) <= 200:
+                raise FrameError("bad_frame", "quick_reply needs a payload", client_id=client_id)
+            text = title if isinstance(title, str) and title.strip() else payload
+            extra["quick_reply"] = payload
+        else:
+            given = frame.get("text")
+            if not isinstance(given, str) or not given.strip():
+                raise FrameError("bad_frame", "text must be a non-empty string", client_id=client_id)
+            text = given
+        if len(text) > self.settings.max_message_chars or "\x00" in text:
+            raise FrameError("too_large", f"messages are limited to {self.settings.max_message_chars} characters",
+                             client_id=client_id)
+        wait = conn.messages.take()
+        if wait > 0:
+            raise FrameError("rate_limited", "you are sending messages too fast", client_id=client_id,
+                             retry_after=round(wait, 2))
+        inbound = InboundMessage(
+            channel=CHANNEL, external_message_id=f"{conn.visitor_id}:{client_id}", sender=conn.sender, text=text[:4000],
+            thread_key=conn.visitor_id, language_hint=conn.lang, extra=extra,
+        )
+        try:
+            result = await self.ctx.ingest.ingest(inbound)
+        except Exception as exc:
+            log.exception("webchat ingest failed")
+            self.health.error(f"ingest failed: {type(exc).__name__}: {exc}")
+            # Not acked: the widget keeps the message and resends it.
+            raise FrameError("unavailable", "the message could not be stored; it will be resent",
+                             client_id=client_id) from exc
+        conn.remember(result.message_id)
+        self.health.received()
+        await conn.push({"type": "ack", "client_id": client_id, "id": result.message_id,
+                         "ticket": result.ticket_number, "duplicate": not result.created})

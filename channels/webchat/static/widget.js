@@ -1,0 +1,231 @@
+/*
+ * Switchboard web chat widget. Embed with one tag, no build step:
+ *   <script src="https://support.example/channels/webchat/widget.js" async
+ *           data-lang="ru|en" data-title="Support"
+ *           data-identifier="user-42" data-identifier-hash="<hex HMAC-SHA256(site secret, identifier)>"
+ *           data-name="Ivan" data-email="ivan@example.com"></script>
+ * Every data- attribute is optional. Messages are sent with a client id and kept until the server acks them,
+ * so a dropped connection or a page reload never loses or duplicates a message.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || window.__switchboardWidget) { return; }
+  window.__switchboardWidget = true;
+  var data = script.dataset || {};
+  var origin = new URL(script.src, location.href).origin;
+  var wsUrl = origin.replace(/^http/, "ws") + "/channels/webchat/ws";
+  var lang = (data.lang || navigator.language || "en").toLowerCase().indexOf("ru") === 0 ? "ru" : "en";
+  var T = {
+    en: { title: "Support chat", placeholder: "Type a message…", send: "Send", open: "Chat with us",
+          typing: "Operator is typing…", offline: "Connecting…", close: "Close",
+          hello: "Hello! Ask us anything — the bot answers at once, and an operator takes over when needed.",
+          error: "Could not send: " },
+    ru: { title: "Чат поддержки", placeholder: "Напишите сообщение…", send: "Отправить", open: "Напишите нам",
+          typing: "Оператор печатает…", offline: "Подключение…", close: "Закрыть",
+          hello: "Здравствуйте! Задайте вопрос — бот ответит сразу, а при необходимости подключится оператор.",
+          error: "Не удалось отправить: " }
+  }[lang];
+  var KEY = "switchboard.webchat." + origin + "." + (data.identifier || "anon");
+  var store = {
+    get: function (k, d) { try { var v = localStorage.getItem(KEY + "." + k); return v ? JSON.parse(v) : d; } catch (e) { return d; } },
+    set: function (k, v) { try { localStorage.setItem(KEY + "." + k, JSON.stringify(v)); } catch (e) { /* private mode */ } }
+  };
+
+  var css = [
+    ".sbw-btn{position:fixed;right:24px;bottom:24px;z-index:2147483000;border:0;border-radius:28px;padding:14px 20px;",
+    "background:#0b5cad;color:#fff;font:600 15px/1 system-ui,sans-serif;box-shadow:0 6px 20px rgba(0,0,0,.25);cursor:pointer}",
+    ".sbw-panel{position:fixed;right:24px;bottom:24px;z-index:2147483001;width:360px;max-width:calc(100vw - 32px);",
+    "height:520px;max-height:calc(100vh - 48px);display:none;flex-direction:column;background:#fff;border-radius:14px;",
+    "box-shadow:0 12px 40px rgba(0,0,0,.3);overflow:hidden;font:14px/1.4 system-ui,sans-serif;color:#1d2733}",
+    ".sbw-panel.sbw-open{display:flex}",
+    ".sbw-head{background:#0b5cad;color:#fff;padding:12px 14px;display:flex;align-items:center;gap:8px}",
+    ".sbw-head b{flex:1;font-size:15px}.sbw-dot{width:9px;height:9px;border-radius:50%;background:#9aa5b1}",
+    ".sbw-dot.sbw-on{background:#3ddc84}.sbw-x{background:none;border:0;color:#fff;font-size:20px;cursor:pointer}",
+    ".sbw-notice{background:#fff4d6;color:#6b4e00;padding:8px 12px;font-size:13px;display:none}",
+    ".sbw-log{flex:1;overflow-y:auto;padding:12px;background:#f4f6f9;display:flex;flex-direction:column;gap:8px}",
+    ".sbw-msg{max-width:80%;padding:8px 11px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}",
+    ".sbw-customer{align-self:flex-end;background:#0b5cad;color:#fff;border-bottom-right-radius:4px}",
+    ".sbw-customer.sbw-pending{opacity:.6}",
+    ".sbw-bot,.sbw-agent,.sbw-system{align-self:flex-start;background:#fff;border:1px solid #dde3ea;border-bottom-left-radius:4px}",
+    ".sbw-agent{border-color:#7fb3e6}.sbw-who{display:block;font-size:11px;color:#6b7785;margin-bottom:2px}",
+    ".sbw-quick{display:flex;flex-wrap:wrap;gap:6px;align-self:flex-start}",
+    ".sbw-quick button{border:1px solid #0b5cad;background:#fff;color:#0b5cad;border-radius:14px;padding:5px 11px;cursor:pointer}",
+    ".sbw-typing{font-size:12px;color:#6b7785;padding:0 14px 4px;min-height:16px;background:#f4f6f9}",
+    ".sbw-form{display:flex;border-top:1px solid #dde3ea}",
+    ".sbw-form textarea{flex:1;border:0;padding:10px;resize:none;font:inherit;height:44px;outline:none}",
+    ".sbw-form button{border:0;background:#fff;color:#0b5cad;font-weight:600;padding:0 14px;cursor:pointer}",
+    ".sbw-err{align-self:center;font-size:12px;color:#b3261e}"
+  ].join("");
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) { node.className = cls; }
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  var style = el("style"); style.textContent = css; document.head.appendChild(style);
+  var button = el("button", "sbw-btn", T.open); button.type = "button";
+  var panel = el("div", "sbw-panel"); panel.setAttribute("role", "dialog"); panel.setAttribute("aria-label", data.title || T.title);
+  var head = el("div", "sbw-head"); var dot = el("span", "sbw-dot"); dot.title = T.offline;
+  var title = el("b", "", data.title || T.title); var closeBtn = el("button", "sbw-x", "×"); closeBtn.type = "button";
+  closeBtn.setAttribute("aria-label", T.close);
+  head.appendChild(dot); head.appendChild(title); head.appendChild(closeBtn);
+  var notice = el("div", "sbw-notice");
+  var log = el("div", "sbw-log"); log.setAttribute("aria-live", "polite");
+  var typing = el("div", "sbw-typing");
+  var form = el("form", "sbw-form"); var input = el("textarea"); input.placeholder = T.placeholder; input.maxLength = 4000;
+  var send = el("button", "", T.send); send.type = "submit";
+  form.appendChild(input); form.appendChild(send);
+  [head, notice, log, typing, form].forEach(function (n) { panel.appendChild(n); });
+  document.body.appendChild(button); document.body.appendChild(panel);
+
+  var shown = {};        // server message id -> true
+  var byClient = {};     // client id -> bubble element
+  var pending = store.get("pending", []);  // [{client_id, type, text, payload, title}] not yet acked
+  var lastSeen = 0;      // highest server id shown on this page
+  var ws = null, ready = false, retry = 0, typingTimer = null, quickBox = null;
+
+  function scroll() { log.scrollTop = log.scrollHeight; }
+  function clearQuick() { if (quickBox) { quickBox.remove(); quickBox = null; } }
+
+  function bubble(author, text, who) {
+    var node = el("div", "sbw-msg sbw-" + author);
+    if (who) { node.appendChild(el("span", "sbw-who", who)); }
+    node.appendChild(document.createTextNode(text));
+    log.appendChild(node); scroll();
+    return node;
+  }
+
+  function render(m, live) {
+    if (shown[m.id]) { return; }
+    shown[m.id] = true;
+    if (m.id > lastSeen) { lastSeen = m.id; }
+    if (m.client_id && byClient[m.client_id]) {
+      byClient[m.client_id].classList.remove("sbw-pending");
+      byClient[m.client_id].dataset.id = m.id;
+      return;
+    }
+    var who = m.author === "agent" ? (lang === "ru" ? "Оператор" : "Operator") : (m.author === "bot" ? (lang === "ru" ? "Бот" : "Bot") : "");
+    var node = bubble(m.author, m.text, who);
+    node.dataset.id = m.id;
+    if (m.client_id) { byClient[m.client_id] = node; }
+    if (m.author !== "customer") { typing.textContent = ""; clearQuick(); }
+    if (live !== false && m.quick_replies && m.quick_replies.length) {
+      quickBox = el("div", "sbw-quick");
+      m.quick_replies.forEach(function (q) {
+        var b = el("button", "", q.title); b.type = "button";
+        b.addEventListener("click", function () { clearQuick(); submit({ type: "quick_reply", payload: q.payload, title: q.title }, q.title); });
+        quickBox.appendChild(b);
+      });
+      log.appendChild(quickBox); scroll();
+    }
+  }
+
+  function newId() {
+    if (window.crypto && crypto.randomUUID) { return crypto.randomUUID().replace(/-/g, ""); }
+    return Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+
+  function transmit(item) {
+    if (!ws || !ready || ws.readyState !== 1) { return; }
+    var frame = { type: item.type, client_id: item.client_id };
+    if (item.type === "quick_reply") { frame.payload = item.payload; frame.title = item.title; } else { frame.text = item.text; }
+    ws.send(JSON.stringify(frame));
+  }
+
+  function submit(item, text) {
+    item.client_id = newId();
+    item.text = item.text || text;
+    pending.push(item); store.set("pending", pending);
+    var node = bubble("customer", text); node.classList.add("sbw-pending");
+    byClient[item.client_id] = node;
+    transmit(item);
+  }
+
+  function acked(clientId, id) {
+    pending = pending.filter(function (p) { return p.client_id !== clientId; });
+    store.set("pending", pending);
+    var node = byClient[clientId];
+    if (node) { node.classList.remove("sbw-pending"); node.dataset.id = id; }
+    shown[id] = true;
+    if (id > lastSeen) { lastSeen = id; }
+  }
+
+  function connect() {
+    ready = false;
+    ws = new WebSocket(wsUrl);
+    ws.onopen = function () {
+      var auth = { type: "auth", lang: lang, last_seen_id: lastSeen };
+      if (data.identifier) { auth.identifier = data.identifier; auth.identifier_hash = data.identifierHash || ""; }
+      else { var tok = store.get("token", null); if (tok) { auth.token = tok; } }
+      if (data.name) { auth.name = data.name; }
+      if (data.email) { auth.email = data.email; }
+      ws.send(JSON.stringify(auth));
+    };
+    ws.onmessage = function (event) {
+      var f; try { f = JSON.parse(event.data); } catch (e) { return; }
+      if (f.type === "ready") {
+        ready = true; retry = 0;
+        if (f.session_token) { store.set("token", f.session_token); }
+        dot.classList.toggle("sbw-on", !!f.online);
+        notice.textContent = f.notice || ""; notice.style.display = f.notice ? "block" : "none";
+      } else if (f.type === "history") {
+        (f.messages || []).forEach(function (m) { render(m, false); });
+        if (!lastSeen && !pending.length && !(f.messages || []).length) { bubble("system", T.hello); }
+        // Whatever the server has not acknowledged yet goes again, with the same client ids.
+        pending.forEach(function (p) {
+          if (!byClient[p.client_id]) { var n = bubble("customer", p.text || p.title); n.classList.add("sbw-pending"); byClient[p.client_id] = n; }
+          transmit(p);
+        });
+        if (f.complete === false) { ws.send(JSON.stringify({ type: "history", after: lastSeen })); }
+      } else if (f.type === "ack") {
+        acked(f.client_id, f.id);
+      } else if (f.type === "message") {
+        render(f, true);
+      } else if (f.type === "typing") {
+        typing.textContent = f.active ? T.typing : "";
+      } else if (f.type === "error") {
+        if (f.code === "rate_limited" && f.client_id) {
+          var p = pending.filter(function (x) { return x.client_id === f.client_id; })[0];
+          if (p) { setTimeout(function () { transmit(p); }, Math.max(500, (f.retry_after || 1) * 1000)); }
+        } else if (f.client_id) {
+          pending = pending.filter(function (x) { return x.client_id !== f.client_id; }); store.set("pending", pending);
+          var e = el("div", "sbw-err", T.error + f.message); log.appendChild(e); scroll();
+        } else { var e2 = el("div", "sbw-err", f.message); log.appendChild(e2); scroll(); }
+      }
+    };
+    ws.onclose = function (event) {
+      ready = false; dot.classList.remove("sbw-on");
+      if (event.code === 4403 || event.code === 4401) { return; }  // a wrong identity: retrying cannot help
+      retry = Math.min(retry + 1, 6);
+      setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2));
+    };
+  }
+
+  function open(state) {
+    panel.classList.toggle("sbw-open", state); button.style.display = state ? "none" : "block";
+    store.set("open", state); if (state) { input.focus(); scroll(); }
+  }
+  button.addEventListener("click", function () { open(true); });
+  closeBtn.addEventListener("click", function () { open(false); });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim(); if (!text) { return; }
+    input.value = ""; clearQuick(); submit({ type: "message" }, text);
+    if (ws && ready) { ws.send(JSON.stringify({ type: "typing", active: false })); }
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit ? form.requestSubmit() : send.click(); }
+  });
+  input.addEventListener("input", function () {
+    if (!ws || !ready || typingTimer) { return; }
+    ws.send(JSON.stringify({ type: "typing", active: true }));
+    typingTimer = setTimeout(function () { typingTimer = null; }, 3000);
+  });
+  window.addEventListener("online", function () { if (!ws || ws.readyState > 1) { connect(); } });
+  window.SwitchboardChat = { open: function () { open(true); }, close: function () { open(false); } };
+  open(!!store.get("open", false) || data.open === "true");
+  connect();
+})();
