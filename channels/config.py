@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr
 
+from channels.email.settings import EmailChannelSettings
 from channels.telegram.settings import TelegramChannelSettings
 from channels.webchat.settings import WebchatChannelSettings
 
@@ -22,5 +23,6 @@ class ChannelsSettings(BaseModel):
     """Settings of all channels; each channel adds its own model here."""
 
     rest: RestChannelSettings = RestChannelSettings()
+    email: EmailChannelSettings = EmailChannelSettings()
     telegram: TelegramChannelSettings = TelegramChannelSettings()
     webchat: WebchatChannelSettings = WebchatChannelSettings()

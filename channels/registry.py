@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from channels.base import ChannelAdapter, ChannelContext
 from channels.config import ChannelsSettings
+from channels.email.adapter import EmailChannel
 from channels.rest.adapter import RestChannel
 from channels.telegram.adapter import TelegramChannel
 from channels.webchat.adapter import WebchatChannel
@@ -15,6 +16,10 @@ ChannelFactory = Callable[[ChannelsSettings, ChannelContext], ChannelAdapter | N
 
 def _rest(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter | None:
     return RestChannel(settings.rest) if settings.rest.enabled else None
+
+
+def _email(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter | None:
+    return EmailChannel(settings.email, ctx) if settings.email.enabled else None
 
 
 def _telegram(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter | None:
@@ -28,6 +33,7 @@ def _webchat(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter 
 # One entry per channel kind; a factory returns None when its channel is disabled.
 FACTORIES: dict[str, ChannelFactory] = {
     "rest": _rest,
+    "email": _email,
     "telegram": _telegram,
     "webchat": _webchat,
 }

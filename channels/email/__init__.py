@@ -1,0 +1,1 @@
+"""The email channel: IMAP (IDLE with a polling fallback) in, SMTP out."""

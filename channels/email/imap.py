@@ -1,0 +1,367 @@
+"""One mailbox: connect, backfill everything past the checkpoint, then IDLE (or poll), reconnecting with backoff.
+
+The checkpoint (last UID under one UIDVALIDITY) advances only after the messages up to it are committed by
+the ingest pipeline; a crash before that means a redelivery, which the idempotent ingest turns into a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aioimaplib
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from channels.base import ChannelContext, ChannelHealth
+from channels.email import repository
+from channels.email.inbound import CHANNEL, parse_to_inbound
+from channels.email.parser import UnparseableEmail
+from channels.email.settings import EmailChannelSettings, ImapMailboxSettings
+from core.db.base import utcnow
+
+log = logging.getLogger(__name__)
+
+STOP_PUSH = aioimaplib.STOP_WAIT_SERVER_PUSH
+# Failures of the infrastructure (database or network down): retried forever, never counted against a mail.
+TRANSIENT = (OSError, TimeoutError, OperationalError, InterfaceError, aioimaplib.AioImapException)
+
+
+class ImapError(Exception):
+    """The IMAP server refused a command."""
+
+
+@dataclass(frozen=True)
+class FetchedMail:
+    uid: int
+    internaldate: datetime | None
+    size: int | None
+    body: bytes | None
+
+
+_UID = re.compile(rb"UID (\d+)")
+_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
+_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+_LITERAL = re.compile(rb"\{(\d+)\}$")
+
+
+def parse_fetch(lines: Sequence[Any]) -> list[FetchedMail]:
+    """aioimaplib's FETCH response lines -> one FetchedMail per message."""
+    mails: list[FetchedMail] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not isinstance(line, bytes) or not re.match(rb"^\d+ FETCH \(", line):
+            continue
+        meta = line
+        body: bytes | None = None
+        if _LITERAL.search(line) and i < len(lines) and isinstance(lines[i], bytearray | bytes):
+            body = bytes(lines[i])
+            i += 1
+            if i < len(lines) and isinstance(lines[i], bytes) and not re.match(rb"^\d+ FETCH \(", lines[i]):
+                meta += b" " + lines[i]  # items after the literal (some servers put UID last)
+                i += 1
+        uid = _UID.search(meta)
+        if uid is None:
+            continue
+        size = _SIZE.search(meta)
+        date = _INTERNALDATE.search(meta)
+        internaldate = None
+        if date is not None:
+            with contextlib.suppress(ValueError):
+                internaldate = datetime.strptime(date.group(1).decode().strip(), "%d-%b-%Y %H:%M:%S %z").astimezone(UTC)
+        mails.append(FetchedMail(uid=int(uid.group(1)), internaldate=internaldate,
+                                 size=int(size.group(1)) if size else None, body=body))
+    return mails
+
+
+def _uid_set(uids: Sequence[int]) -> str:
+    """Compact UID set: 1,2,3,7 -> 1:3,7."""
+    ranges: list[str] = []
+    start = prev = uids[0]
+    for uid in uids[1:]:
+        if uid == prev + 1:
+            prev = uid
+            continue
+        ranges.append(f"{start}:{prev}" if start != prev else str(start))
+        start = prev = uid
+    ranges.append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(ranges)
+
+
+class MailboxWorker:
+    """Reads one mailbox for as long as the channel runs; its failures stay its own."""
+
+    def __init__(self, mailbox: ImapMailboxSettings, settings: EmailChannelSettings, ctx: ChannelContext,
+                 on_change: Callable[[], None]) -> None:
+        self.mailbox = mailbox
+        self.settings = settings
+        self.ctx = ctx
+        self.health = ChannelHealth()
+        self._on_change = on_change
+        self._client: aioimaplib.IMAP4 | None = None
+        self._lost = False
+        self._failures: dict[tuple[int, int], int] = {}
+        self.ingested = 0
+        self.quarantined = 0
+        self.idle_wakeups = 0
+
+    # --- health -------------------------------------------------------------------------------------------
+
+    def _set(self, state: str, error: str | None = None, **details: Any) -> None:
+        if error is not None:
+            self.health.error(error)
+        else:
+            self.health.state = state
+        self.health.details.update(details)
+        self._on_change()
+
+    # --- the loop -----------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        delay = self.settings.reconnect_initial_seconds
+        attempt = 0
+        while True:
+            if self.health.state != "error":
+                self._set("starting")
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                attempt += 1
+                message = f"{type(exc).__name__}: {exc}"[:300]
+                self._set("error", error=message, reconnect_attempt=attempt)
+                log.warning("mailbox failed; reconnecting", extra={"mailbox": self.mailbox.name, "error": message,
+                                                                   "delay": round(delay, 2)})
+            finally:
+                await self._disconnect()
+            if self.health.state != "error":
+                delay = self.settings.reconnect_initial_seconds  # the session ended cleanly (server bye)
+                attempt = 0
+            # Full jitter keeps many mailboxes on one server from reconnecting in lockstep.
+            await asyncio.sleep(delay / 2 + random.random() * delay / 2)  # noqa: S311
+            if self.health.state == "error":
+                delay = min(delay * 2, self.settings.reconnect_max_seconds)
+            else:
+                delay = self.settings.reconnect_initial_seconds
+
+    async def _connect(self) -> aioimaplib.IMAP4:
+        self._lost = False
+        box = self.mailbox
+        timeout = self.settings.imap_timeout_seconds
+        client: aioimaplib.IMAP4
+        if box.security == "ssl":
+            client = aioimaplib.IMAP4_SSL(box.host, box.port, timeout=timeout, ssl_context=ssl.create_default_context(),
+                                          conn_lost_cb=self._connection_lost)
+        else:
+            client = aioimaplib.IMAP4(box.host, box.port, timeout=timeout, conn_lost_cb=self._connection_lost)
+        self._client = client
+        await client.wait_hello_from_server()
+        response = await client.login(box.username, box.password.get_secret_value())
+        if response.result != "OK":
+            raise ImapError(f"login refused: {_lines(response)}")
+        return client
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        client = self._client
+        if client is not None and client.protocol is not None:
+            # Wake an IDLE wait: the loop sees `_lost` and reconnects.
+            client.protocol.idle_queue.put_nowait(STOP_PUSH)
+
+    async def _disconnect(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            if client.has_pending_idle():
+                client.idle_done()
+            if not self._lost:
+                await asyncio.wait_for(client.logout(), timeout=2)
+        with contextlib.suppress(Exception):
+            transport = client.protocol.transport
+            if transport is not None:
+                transport.close()
+
+    async def _session(self) -> None:
+        client = await self._connect()
+        uidvalidity, uidnext = await self._select(client)
+        await self.sync(client, uidvalidity, uidnext)
+        idle = self.mailbox.use_idle and client.has_capability("IDLE")
+        self._set("connected", mode="idle" if idle else "poll", reconnect_attempt=0)
+        while True:
+            if idle:
+                await self._idle(client)
+            else:
+                await asyncio.sleep(self.mailbox.poll_seconds)
+            if self._lost:
+                raise ConnectionError("connection to the IMAP server lost")
+            if not idle:
+                # NOOP lets the server report new mail and proves the connection is alive.
+                await client.noop()
+            uidvalidity, uidnext = await self._select(client)
+            await self.sync(client, uidvalidity, uidnext)
+            if self.health.state != "connected":
+                self._set("connected")
+
+    async def _idle(self, client: aioimaplib.IMAP4) -> None:
+        """Wait until the server reports new mail or the poll interval passes (a safety net for lost pushes)."""
+        task = await client.idle_start(timeout=self.mailbox.poll_seconds)
+        try:
+            while True:
+                push = await client.wait_server_push(timeout=self.mailbox.poll_seconds + 10)
+                if push == STOP_PUSH or self._lost:
+                    break
+                if any(isinstance(line, bytes) and line.endswith(b"EXISTS") for line in push):
+                    self.idle_wakeups += 1
+                    break
+        finally:
+            if not self._lost and client.has_pending_idle():
+                client.idle_done()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(task, timeout=self.settings.imap_timeout_seconds)
+
+    async def _select(self, client: aioimaplib.IMAP4) -> tuple[int, int | None]:
+        response = await client.select(self.mailbox.folder)
+        if response.result != "OK":
+            raise ImapError(f"cannot select {self.mailbox.folder!r}: {_lines(response)}")
+        text = b"\n".join(line for line in response.lines if isinstance(line, bytes))
+        validity = re.search(rb"\[UIDVALIDITY (\d+)\]", text)
+        uidnext = re.search(rb"\[UIDNEXT (\d+)\]", text)
+        if validity is None:
+            raise ImapError("server reported no UIDVALIDITY")
+        return int(validity.group(1)), int(uidnext.group(1)) if uidnext else None
+
+    async def _search(self, client: aioimaplib.IMAP4, criteria: str) -> list[int]:
+        response = await client.uid_search(criteria, charset=None)
+        if response.result != "OK":
+            raise ImapError(f"UID SEARCH {criteria} failed: {_lines(response)}")
+        uids: list[int] = []
+        for line in response.lines[:-1]:
+            if isinstance(line, bytes):
+                uids.extend(int(t) for t in line.replace(b"SEARCH", b"").split() if t.isdigit())
+        return sorted(set(uids))
+
+    # --- backfill -------------------------------------------------------------------------------------------
+
+    async def sync(self, client: aioimaplib.IMAP4, uidvalidity: int, uidnext: int | None) -> None:
+        """Ingest everything past the checkpoint, in UID order, advancing the checkpoint as commits land."""
+        name = self.mailbox.name
+        async with self.ctx.sessionmaker() as session:
+            checkpoint = await repository.get_checkpoint(session, name)
+        if checkpoint is None or checkpoint.uidvalidity != uidvalidity:
+            # Where a fresh checkpoint starts: past everything already in the folder.
+            floor = (uidnext - 1) if uidnext else max(await self._search(client, "ALL"), default=0)
+        if checkpoint is None:
+            policy = self.mailbox.first_start
+            if policy == "none":
+                uids = []
+            else:
+                uids = await self._search(client, "ALL" if policy == "all" else "UNSEEN")
+            last_uid = 0
+        elif checkpoint.uidvalidity != uidvalidity:
+            # UIDs were renumbered: re-read what may be new since the last sync (a day of margin, as SEARCH
+            # SINCE has a day's resolution); the Message-ID idempotency drops what was ingested before.
+            since = (checkpoint.updated_at - timedelta(days=1)).strftime("%d-%b-%Y")
+            log.warning("UIDVALIDITY changed; rescanning", extra={"mailbox": name, "old": checkpoint.uidvalidity,
+                                                                  "new": uidvalidity, "since": since})
+            uids = await self._search(client, f"SINCE {since}")
+            last_uid = 0
+        else:
+            last_uid = checkpoint.last_uid
+            uids = [u for u in await self._search(client, f"UID {last_uid + 1}:*") if u > last_uid]
+        self.health.details.update(uidvalidity=uidvalidity, last_uid=last_uid, backlog=len(uids))
+        done = last_uid
+        try:
+            for start in range(0, len(uids), self.settings.fetch_batch):
+                chunk = uids[start:start + self.settings.fetch_batch]
+                done = await self._process_chunk(client, uidvalidity, chunk, done)
+                await self._save(uidvalidity, done)
+                self.health.details.update(last_uid=done, backlog=max(0, len(uids) - start - len(chunk)))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._save(uidvalidity, done)
+            raise
+        if checkpoint is None or checkpoint.uidvalidity != uidvalidity:
+            done = max(done, floor)
+            await self._save(uidvalidity, done)
+            self.health.details.update(last_uid=done)
+
+    async def _save(self, uidvalidity: int, last_uid: int) -> None:
+        async with self.ctx.sessionmaker() as session, session.begin():
+            await repository.save_checkpoint(session, self.mailbox.name, uidvalidity, last_uid)
+
+    async def _process_chunk(self, client: aioimaplib.IMAP4, uidvalidity: int, chunk: list[int], done: int) -> int:
+        sizes = await self._fetch(client, chunk, "(UID RFC822.SIZE)")
+        limit = self.settings.max_message_bytes
+        small = [m.uid for m in sizes if m.size is None or m.size <= limit]
+        large = {m.uid: m.size for m in sizes if m.size is not None and m.size > limit}
+        bodies = {m.uid: m for m in await self._fetch(client, small, "(UID INTERNALDATE BODY.PEEK[])")} if small else {}
+        for uid in chunk:
+            if uid in large:
+                headers = await self._fetch(client, [uid], "(UID BODY.PEEK[HEADER])")
+                await self._quarantine(f"message too large: {large[uid]} bytes (limit {limit})",
+                                       headers[0].body if headers and headers[0].body else b"")
+            elif uid in bodies and bodies[uid].body is not None:
+                await self._handle(uidvalidity, bodies[uid])
+            # else: expunged between SEARCH and FETCH: nothing to ingest
+            done = max(done, uid)
+        return done
+
+    async def _fetch(self, client: aioimaplib.IMAP4, uids: list[int], items: str) -> list[FetchedMail]:
+        response = await client.uid("fetch", _uid_set(uids), items)
+        if response.result != "OK":
+            raise ImapError(f"UID FETCH failed: {_lines(response)}")
+        return parse_fetch(response.lines)
+
+    async def _handle(self, uidvalidity: int, mail: FetchedMail) -> None:
+        assert mail.body is not None  # noqa: S101  (checked by the caller)
+        raw_ref = f"imap:{self.mailbox.name}/{uidvalidity}/{mail.uid}"
+        try:
+            inbound = await asyncio.to_thread(
+                parse_to_inbound, mail.body, self.settings, data_dir=self.ctx.data_dir, mailbox=self.mailbox.name,
+                raw_ref=raw_ref, received_at=mail.internaldate or utcnow(),
+            )
+        except UnparseableEmail as exc:
+            await self._quarantine(f"unparseable email ({raw_ref}): {exc}", mail.body)
+            return
+        except Exception as exc:  # a parser bug must not stop the mailbox: keep the mail for a human
+            log.exception("email parsing failed", extra={"mailbox": self.mailbox.name, "uid": mail.uid})
+            await self._quarantine(f"parsing failed ({raw_ref}): {type(exc).__name__}: {exc}", mail.body)
+            return
+        try:
+            await self.ctx.ingest.ingest(inbound)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            key = (uidvalidity, mail.uid)
+            self._failures[key] = self._failures.get(key, 0) + 1
+            if self._failures[key] < self.settings.ingest_attempts:
+                raise
+            log.exception("ingest keeps failing; quarantining", extra={"mailbox": self.mailbox.name, "uid": mail.uid})
+            await self._quarantine(f"ingest failed {self._failures.pop(key)} times ({raw_ref}): "
+                                   f"{type(exc).__name__}: {exc}", mail.body)
+            return
+        self.ingested += 1
+        self.health.received()
+
+    async def _quarantine(self, reason: str, payload: bytes) -> None:
+        await self.ctx.ingest.quarantine(CHANNEL, reason, payload, "message/rfc822")
+        self.quarantined += 1
+
+
+def _lines(response: Any) -> str:
+    return " ".join(
+        line.decode(errors="replace") if isinstance(line, bytes | bytearray) else str(line)
+        for line in response.lines
+    )[:300]
+

@@ -1,0 +1,678 @@
+"""Raw RFC 5322 bytes -> a parsed email: pure functions, no I/O.
+
+Real mail is messy: mis-declared charsets, raw 8-bit headers, broken MIME, HTML-only bodies carrying the whole
+quoted history. Everything here degrades gracefully; only a message we cannot attribute to a sender raises
+`UnparseableEmail` (the adapter quarantines it).
+"""
+
+from __future__ import annotations
+
+import codecs
+import email
+import email.utils
+import hashlib
+import mimetypes
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.header import Header, decode_header
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from html.parser import HTMLParser
+from typing import Any
+
+__all__ = [
+    "AttachmentLimits", "ParsedAttachment", "ParsedEmail", "UnparseableEmail", "auto_reply_reason",
+    "check_attachment", "decode_bytes", "decode_header_value", "html_to_text", "normalize_message_id",
+    "parse_email", "parse_message_ids", "safe_filename", "strip_quoted_text", "ticket_number_in",
+]
+
+MAX_TEXT_CHARS = 200_000
+MAX_HTML_CHARS = 1_000_000
+MAX_REFERENCES = 50
+
+
+class UnparseableEmail(ValueError):
+    """The payload cannot become an inbound message (no sender, not an email at all)."""
+
+
+# --- charsets -------------------------------------------------------------------------------------------
+
+# Labels real mailers write that Python's codec registry does not know, or knows under another name.
+_CHARSET_ALIASES = {
+    "win-1251": "cp1251", "windows1251": "cp1251", "cp-1251": "cp1251", "x-cp1251": "cp1251",
+    "win1251": "cp1251", "koi8": "koi8-r", "koi8r": "koi8-r", "x-koi8-r": "koi8-r", "utf8": "utf-8",
+    "unicode-1-1-utf-8": "utf-8", "x-unicode20utf8": "utf-8", "ks_c_5601-1987": "cp949", "gb2312": "gb18030",
+    "gbk": "gb18030", "x-gbk": "gb18030", "shift_jis": "cp932", "x-sjis": "cp932", "x-mac-cyrillic": "mac-cyrillic",
+    "iso-8859-8-i": "iso-8859-8", "ansi_x3.4-1968": "ascii",
+}
+# Labels that say little: lazy defaults of mailers which often carry other 8-bit text.
+_WEAK_CODECS = {"ascii", "latin-1", "iso8859-1", "cp1252", None}
+_CYRILLIC_CODECS = ("cp1251", "koi8-r")
+
+
+def _codec(label: str | None) -> str | None:
+    if not label:
+        return None
+    name = label.strip().strip("\"'").lower()
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def _cyrillic_reading(data: bytes) -> tuple[str, str] | None:
+    """The cp1251 or koi8-r reading of `data` if either looks like Russian text, else None.
+
+    Russian decoded right is mostly lowercase Cyrillic; decoded with the other table it turns mostly
+    uppercase, and Western text read as Cyrillic leaves only a few Cyrillic letters among Latin ones.
+    """
+    best: tuple[float, str, str] | None = None
+    for codec in _CYRILLIC_CODECS:
+        text = data.decode(codec, errors="replace")
+        letters = [c for c in text if c.isalpha()]
+        cyr = [c for c in letters if "\u0400" <= c <= "\u04ff"]
+        if not cyr or len(cyr) < 0.3 * len(letters):
+            continue
+        lower = sum(1 for c in cyr if c.islower()) / len(cyr)
+        if lower >= 0.55 and (best is None or lower > best[0]):
+            best = (lower, codec, text)
+    return (best[1], best[2]) if best else None
+
+
+def decode_bytes(data: bytes, declared: str | None) -> str:
+    """Decode text bytes under their declared charset, repairing the usual lies."""
+    if not data:
+        return ""
+    if data.isascii():
+        return data.decode("ascii")
+    codec = _codec(declared)
+    if codec in _WEAK_CODECS or codec == "utf-8":
+        try:
+            return data.decode("utf-8")  # valid 8-bit UTF-8 is practically never an accident
+        except UnicodeDecodeError:
+            pass
+    if codec in _CYRILLIC_CODECS:
+        guess = _cyrillic_reading(data)
+        if guess is not None and guess[0] != codec:
+            return guess[1]  # koi8-r labelled as cp1251 or the other way round
+        return data.decode(codec, errors="replace")
+    if codec is not None and codec not in _WEAK_CODECS and codec != "utf-8":
+        try:
+            return data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    guess = _cyrillic_reading(data)
+    if guess is not None:
+        return guess[1]
+    if codec is not None and codec != "utf-8":
+        return data.decode(codec, errors="replace")
+    return data.decode("cp1252" if codec is None else "utf-8", errors="replace")
+
+
+def _unfold(value: str) -> str:
+    return re.sub(r"\r?\n[ \t]+", " ", value).replace("\r", "").replace("\n", " ")
+
+
+def decode_header_value(value: str | Header | None) -> str:
+    """A header value as text: RFC 2047 encoded words, raw 8-bit bytes, folding, all resolved."""
+    if value is None:
+        return ""
+    chunks: list[tuple[bytes | str, str | None]]
+    raw = value if isinstance(value, Header) else _unfold(str(value))
+    try:
+        chunks = decode_header(raw)
+    except Exception:  # malformed encoded words: keep the raw text rather than fail
+        chunks = [(str(raw), None)]
+    parts: list[str] = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            if any("\udc80" <= c <= "\udcff" for c in chunk):
+                chunk = decode_bytes(chunk.encode("ascii", "surrogateescape"), charset)
+            parts.append(chunk)
+        else:
+            parts.append(decode_bytes(chunk, charset))
+    text = "".join(parts)
+    return re.sub(r"\s+", " ", "".join(c for c in text if c == "\t" or unicodedata.category(c) != "Cc")).strip()
+
+
+def _raw_header(msg: Message, name: str) -> str | None:
+    """The header as it arrived (8-bit bytes kept as surrogates), not compat32's lossy Header object."""
+    lname = name.lower()
+    for key, value in msg.raw_items():
+        if key.lower() == lname:
+            return str(value) if not isinstance(value, Header) else value.encode()
+    return None
+
+
+def _header(msg: Message, name: str) -> str:
+    return decode_header_value(_raw_header(msg, name))
+
+
+# --- message ids and ticket numbers ----------------------------------------------------------------------
+
+_MSGID_RE = re.compile(r"<([^<>\s]{1,500})>")
+
+
+def normalize_message_id(value: str | None) -> str | None:
+    """`<abc@host>` -> `abc@host`; None when there is no usable id."""
+    if not value:
+        return None
+    found = _MSGID_RE.search(value)
+    token = found.group(1) if found else value.strip().split()[0] if value.strip() else ""
+    token = token.strip("<>")
+    return token[:500] or None
+
+
+def parse_message_ids(value: str | None) -> list[str]:
+    """All Message-IDs of a References / In-Reply-To header, in order."""
+    if not value:
+        return []
+    ids = _MSGID_RE.findall(value)
+    if not ids:  # some mailers drop the angle brackets
+        ids = [t for t in re.split(r"[\s,]+", value) if "@" in t]
+    return [i.strip("<>")[:500] for i in ids if i.strip("<>")]
+
+
+_TICKET_BRACKETED = re.compile(r"\[\s*#?\s*(T-\d{1,12})\s*\]", re.IGNORECASE)
+_TICKET_BARE = re.compile(r"(?<![\w-])#?(T-\d{6,12})(?!\w)", re.IGNORECASE)
+
+
+def ticket_number_in(subject: str | None) -> str | None:
+    """`Re: Internet is down [T-000123]` -> `T-000123`."""
+    if not subject:
+        return None
+    found = _TICKET_BRACKETED.search(subject) or _TICKET_BARE.search(subject)
+    return found.group(1).upper() if found else None
+
+
+# --- HTML to text ------------------------------------------------------------------------------------------
+
+_SKIPPED_TAGS = {"script", "style", "head", "title", "noscript", "template", "svg", "math", "object", "embed",
+                 "iframe", "applet", "frameset", "frame", "select", "button", "textarea"}
+_BLOCK_TAGS = {"p", "div", "section", "article", "header", "footer", "aside", "nav", "main", "ul", "ol", "dl",
+               "dt", "dd", "table", "thead", "tbody", "tfoot", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
+               "address", "form", "fieldset", "center", "figure", "figcaption", "caption", "hr", "body", "html"}
+_VOID_TAGS = {"br", "hr", "img", "meta", "link", "input", "area", "base", "col", "wbr", "source", "track", "param"}
+# Containers of the quoted history: Gmail, Thunderbird, Yahoo, ProtonMail, Apple Mail, Yandex/Mail.ru.
+_QUOTE_CLASSES = ("gmail_quote", "gmail_attr", "moz-cite-prefix", "yahoo_quoted", "protonmail_quote",
+                  "x_gmail_quote", "ms-outlook-mobile-reference-message", "zmail_extra")
+# Outlook starts the history with one of these; everything after it is the quote.
+_HISTORY_IDS = ("divrplyfwdmsg", "appendonsend", "x_divrplyfwdmsg", "mail-editor-reference-message-container")
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self, *, strip_quotes: bool) -> None:
+        super().__init__(convert_charrefs=True)
+        self.strip_quotes = strip_quotes
+        self.out: list[str] = []
+        self._suppress: list[list[Any]] = []  # [tag, nesting depth]
+        self._pre = 0
+        self._stopped = False
+
+    def _is_quote(self, tag: str, attrs: dict[str, str]) -> bool:
+        if not self.strip_quotes:
+            return False
+        if tag == "blockquote":
+            return True
+        classes = attrs.get("class", "").lower()
+        return any(c in classes for c in _QUOTE_CLASSES)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._stopped:
+            return
+        values = {k.lower(): (v or "") for k, v in attrs}
+        if self._suppress:
+            if tag == self._suppress[-1][0] and tag not in _VOID_TAGS:
+                self._suppress[-1][1] += 1
+            return
+        if self.strip_quotes and values.get("id", "").lower() in _HISTORY_IDS:
+            self._stopped = True
+            return
+        if tag in _SKIPPED_TAGS or self._is_quote(tag, values):
+            if tag not in _VOID_TAGS:
+                self._suppress.append([tag, 1])
+            return
+        if tag == "br":
+            self.out.append("\n")
+        elif tag == "li":
+            self.out.append("\n- ")
+        elif tag in ("td", "th"):
+            self.out.append(" ")
+        elif tag in _BLOCK_TAGS:
+            self.out.append("\n")
+        if tag == "pre":
+            self._pre += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID_TAGS:
+            self.handle_starttag(tag, attrs)
+        else:
+            self.handle_starttag(tag, attrs)
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._stopped:
+            return
+        if self._suppress:
+            if tag == self._suppress[-1][0]:
+                self._suppress[-1][1] -= 1
+                if self._suppress[-1][1] <= 0:
+                    self._suppress.pop()
+            return
+        if tag == "pre" and self._pre:
+            self._pre -= 1
+        if tag in _BLOCK_TAGS or tag == "li":
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._stopped or self._suppress:
+            return
+        self.out.append(data if self._pre else re.sub(r"\s+", " ", data))
+
+    def text(self) -> str:
+        lines = [line.strip() for line in "".join(self.out).replace("\xa0", " ").split("\n")]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def html_to_text(html: str, *, strip_quotes: bool = True) -> str:
+    """Readable text of an HTML body: no scripts, styles or markup; the quoted history dropped if asked."""
+    parser = _TextExtractor(strip_quotes=strip_quotes)
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # HTMLParser is lenient; anything else still must not lose the customer's words
+        return re.sub(r"<[^>]*>", " ", html).strip()
+    text = parser.text()
+    return strip_quoted_text(text) if strip_quotes else text
+
+
+# --- quoted history in text ---------------------------------------------------------------------------------
+
+_ATTRIBUTION = [
+    re.compile(r"^(on|am|le|el|il|op|em)\s.{0,300}(wrote|schrieb|a écrit|escribió|scrisse|schreef|escreveu)\s*:$",
+               re.IGNORECASE),
+    re.compile(r"^.{0,300}\s(пишет|написал|написала|написал\(а\)|писал|писала)\s*:$", re.IGNORECASE),
+    # Yandex / Mail.ru: `26.11.2026, 10:00, "Ivan" <ivan@example.ru>:`
+    re.compile(r"^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}.{0,200}(@|&lt;).{0,200}:$"),
+]
+_SEPARATORS = [
+    re.compile(r"^-{2,}\s*(original message|исходное сообщение|ursprüngliche nachricht|message d'origine)\s*-{2,}$",
+               re.IGNORECASE),
+    re.compile(r"^_{20,}$"),
+]
+_OUTLOOK_FROM = re.compile(r"^\*?(from|от|de|von|od)\s*:\*?\s*\S", re.IGNORECASE)
+_OUTLOOK_NEXT = re.compile(r"^\*?(sent|date|отправлено|дата|gesendet|envoyé|to|кому|subject|тема)\s*:",
+                           re.IGNORECASE)
+
+
+def _history_starts(lines: Sequence[str], i: int) -> bool:
+    line = lines[i].strip()
+    if not line:
+        return False
+    if any(p.match(line) for p in _SEPARATORS):
+        return True
+    joined = line if i + 1 >= len(lines) else f"{line} {lines[i + 1].strip()}"
+    if any(p.match(line) or p.match(joined) for p in _ATTRIBUTION):
+        return True
+    if _OUTLOOK_FROM.match(line):
+        following = [ln.strip() for ln in lines[i + 1:i + 4] if ln.strip()]
+        return bool(following) and all(_OUTLOOK_NEXT.match(ln) for ln in following[:2])
+    return False
+
+
+def strip_quoted_text(text: str) -> str:
+    """The customer's own words: quoted history ("On ... wrote:", "> " lines, Outlook headers) and the
+    `-- ` signature removed. A message that is nothing but a quote stays as it was."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    cut = len(lines)
+    for i in range(len(lines)):
+        if _history_starts(lines, i):
+            cut = i
+            break
+    kept = [ln for ln in lines[:cut] if not ln.lstrip().startswith(">")]
+    for i, line in enumerate(kept):
+        if line.rstrip() == "--" and i > 0:
+            kept = kept[:i]
+            break
+    result = re.sub(r"\n{3,}", "\n\n", "\n".join(ln.rstrip() for ln in kept)).strip()
+    return result or text.strip()
+
+
+# --- auto-replies and bounces -------------------------------------------------------------------------------
+
+_AUTO_SUBJECT = re.compile(
+    r"^\s*(auto:|automatic reply|autoreply|auto-reply|auto reply|out of (the )?office|abwesenheitsnotiz|"
+    r"undeliverable:|undelivered mail|delivery status notification|mail delivery failed|"
+    r"returned mail|автоматический ответ|автоответ|недоставленное сообщение|отчет о доставке)",
+    re.IGNORECASE,
+)
+_ROBOT_LOCALPARTS = {"mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply", "do-not-reply",
+                     "bounce", "bounces", "mail-daemon"}
+
+
+def auto_reply_reason(msg: Message, sender: str | None) -> str | None:
+    """Why this message must never be answered automatically (RFC 3834, DSNs, lists), or None."""
+    auto = _header(msg, "Auto-Submitted").lower()
+    if auto and not auto.startswith("no"):
+        return f"Auto-Submitted: {auto[:50]}"
+    precedence = _header(msg, "Precedence").lower()
+    if precedence in ("bulk", "junk", "list", "auto_reply", "auto-reply"):
+        return f"Precedence: {precedence}"
+    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Reply", "X-Autoresponder", "X-Autogenerated"):
+        if _raw_header(msg, name) is not None:
+            return f"{name} header"
+    if msg.get_content_type() == "multipart/report":
+        return "delivery/disposition report"
+    if _raw_header(msg, "X-Failed-Recipients") is not None:
+        return "bounce (X-Failed-Recipients)"
+    if _header(msg, "Return-Path").replace(" ", "") == "<>":
+        return "bounce (null return path)"
+    if sender and sender.split("@", 1)[0].lower() in _ROBOT_LOCALPARTS:
+        return f"robot sender {sender.split('@', 1)[0].lower()}"
+    if _raw_header(msg, "List-Id") is not None or _raw_header(msg, "List-Unsubscribe") is not None:
+        return "mailing list"
+    if _AUTO_SUBJECT.match(_header(msg, "Subject")):
+        return "auto-reply subject"
+    return None
+
+
+# --- attachments --------------------------------------------------------------------------------------------
+
+_MAGIC: dict[str, tuple[bytes, ...]] = {
+    "application/pdf": (b"%PDF-",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "application/zip": (b"PK\x03\x04", b"PK\x05\x06"),
+}
+_EXECUTABLE_MAGIC = (b"MZ", b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xce",
+                     b"\xfe\xed\xfa\xcf", b"\xca\xfe\xba\xbe")
+
+
+@dataclass(frozen=True)
+class AttachmentLimits:
+    max_bytes: int = 15 * 1024 * 1024
+    allowed_types: tuple[str, ...] = ("*/*",)
+    blocked_extensions: tuple[str, ...] = ()
+
+
+def safe_filename(name: str | None, content_type: str = "application/octet-stream") -> str:
+    """A file name that is safe to show and to store: no paths, controls, bidi tricks or odd characters."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] not in ("C", "Z") or c == " ")
+    name = re.sub(r"[^\w.\- ()\[\]+,@=]", "_", name)
+    name = re.sub(r"\s+", " ", re.sub(r"_{2,}", "_", name)).strip(" ._")
+    if not name:
+        extension = mimetypes.guess_extension(content_type) or ".bin"
+        name = f"attachment{extension}"
+    if len(name) > 120:
+        stem, dot, ext = name.rpartition(".")
+        name = f"{stem[:110]}.{ext[:9]}" if dot and stem and len(ext) <= 9 else name[:120]
+    return name
+
+
+def _type_allowed(content_type: str, patterns: Sequence[str]) -> bool:
+    major = content_type.split("/", 1)[0]
+    return any(p == content_type or p == "*/*" or (p.endswith("/*") and p[:-2] == major)
+               or (p.endswith(".*") and content_type.startswith(p[:-1])) for p in patterns)
+
+
+def check_attachment(filename: str, content_type: str, data: bytes, limits: AttachmentLimits) -> tuple[str, str | None]:
+    """(the content type to record, the reason to refuse the file or None)."""
+    if len(data) > limits.max_bytes:
+        return content_type, f"larger than {limits.max_bytes} bytes"
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if extension and extension in limits.blocked_extensions:
+        return content_type, f"blocked file type .{extension}"
+    if data.startswith(_EXECUTABLE_MAGIC):
+        return content_type, "executable content"
+    if content_type in ("application/octet-stream", "application/x-download", "application/force-download"):
+        content_type = mimetypes.guess_type(filename, strict=False)[0] or content_type
+    sniffed = next((t for t, magics in _MAGIC.items() if data.startswith(magics)), None)
+    if content_type in _MAGIC and sniffed != content_type:
+        if sniffed is None:
+            return content_type, f"content does not match its declared type {content_type}"
+        content_type = sniffed  # a PNG labelled JPEG: harmless, record the truth
+    if not _type_allowed(content_type, limits.allowed_types):
+        return content_type, f"content type {content_type} not allowed"
+    return content_type, None
+
+
+# --- the message ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+    rejected: str | None = None
+    inline: bool = False
+
+
+@dataclass(frozen=True)
+class ParsedEmail:
+    message_id: str
+    synthetic_id: bool
+    sender_email: str
+    sender_name: str | None
+    subject: str
+    text: str
+    html: str | None
+    references: tuple[str, ...]
+    ticket_number_hint: str | None
+    auto_reply_reason: str | None
+    language_hint: str | None
+    date: datetime | None
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    attachments: tuple[ParsedAttachment, ...] = ()
+    bounce: dict[str, str] = field(default_factory=dict)
+    defects: tuple[str, ...] = ()
+
+
+def _address(value: str | None) -> tuple[str | None, str | None]:
+    """(display name, lower-cased addr-spec) of a From-like header."""
+    if not value:
+        return None, None
+    name, addr = email.utils.parseaddr(_unfold(value))
+    addr = decode_header_value(addr).strip().strip("<>").lower()
+    if not re.fullmatch(r"[^@\s<>]{1,200}@[^@\s<>]{1,255}", addr):
+        found = re.search(r"[\w.+'=-]{1,200}@[\w-]+(\.[\w-]+)+", decode_header_value(value))
+        addr = found.group(0).lower() if found else ""
+    display = decode_header_value(name) if name else None
+    return (display or None), (addr or None)
+
+
+def _addresses(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(a.lower() for _n, a in email.utils.getaddresses([_unfold(value)]) if "@" in a)[:50]
+
+
+def _is_attachment(part: Message) -> bool:
+    disposition = (part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()
+    if disposition == "attachment":
+        return True
+    if part.get_filename() or part.get_param("name") is not None:
+        return True
+    return part.get_content_maintype() not in ("text", "multipart")
+
+
+def _leaves(part: Message, depth: int = 0) -> Iterator[Message]:
+    """Leaf parts, without descending into attached messages or DSN field blocks."""
+    if depth > 30:
+        return
+    if part.get_content_maintype() == "message":
+        yield part
+        return
+    payload = part.get_payload()
+    if part.is_multipart() and isinstance(payload, list):
+        for sub in payload:
+            if isinstance(sub, Message):
+                yield from _leaves(sub, depth + 1)
+        return
+    yield part
+
+
+def _part_bytes(part: Message) -> bytes:
+    if part.get_content_maintype() == "message":
+        payload = part.get_payload()
+        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+            return payload[0].as_bytes(policy=compat32)
+        return part.as_bytes(policy=compat32).split(b"\n\n", 1)[-1]
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def _part_text(part: Message) -> str:
+    return decode_bytes(_part_bytes(part), part.get_content_charset())
+
+
+def _bounce_details(msg: Message) -> tuple[dict[str, str], list[str]]:
+    """For a DSN: the failed recipient, status and diagnostic, and the Message-ID of the mail that bounced."""
+    details: dict[str, str] = {}
+    references: list[str] = []
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype in ("message/delivery-status", "message/global-delivery-status"):
+            blocks = part.get_payload()
+            fields: list[Message] = [b for b in blocks if isinstance(b, Message)] if isinstance(blocks, list) else []
+            for block in fields:
+                for key, name in (("recipient", "Final-Recipient"), ("recipient", "Original-Recipient"),
+                                  ("action", "Action"), ("status", "Status"),
+                                  ("diagnostic", "Diagnostic-Code")):
+                    value = decode_header_value(block.get(name))
+                    if value and key not in details:
+                        details[key] = value.split(";", 1)[-1].strip()[:300]
+        elif ctype in ("text/rfc822-headers", "message/rfc822", "message/global-headers"):
+            payload = part.get_payload()
+            if ctype == "message/rfc822" and isinstance(payload, list) and isinstance(payload[0], Message):
+                inner: Message = payload[0]
+            else:
+                inner = BytesHeaderParser(policy=compat32).parsebytes(_part_bytes(part))
+            original = normalize_message_id(decode_header_value(inner.get("Message-ID")))
+            if original and original not in references:
+                references.append(original)
+    failed = _raw_header(msg, "X-Failed-Recipients")
+    if "recipient" not in details and failed:
+        details["recipient"] = decode_header_value(failed).split(",")[0].strip()
+    return details, references
+
+
+def _synthetic_id(msg: Message, raw: bytes) -> str:
+    """A stable id for mail without a Message-ID: the same mail redelivered hashes the same."""
+    digest = hashlib.sha256()
+    for name in ("From", "To", "Date", "Subject"):
+        digest.update(name.encode() + b":" + _header(msg, name).encode() + b"\n")
+    body = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)
+    digest.update(body[1] if len(body) > 1 else body[0])
+    return f"sha256-{digest.hexdigest()[:48]}@switchboard.invalid"
+
+
+def _language(msg: Message, text: str) -> str | None:
+    declared = _header(msg, "Content-Language").split(",")[0].strip()[:2].lower()
+    if declared.isalpha() and len(declared) == 2:
+        return declared
+    letters = [c for c in text[:2000] if c.isalpha()]
+    if letters and sum(1 for c in letters if "\u0400" <= c <= "\u04ff") > 0.3 * len(letters):
+        return "ru"
+    return None
+
+
+def _date(msg: Message) -> datetime | None:
+    value = _header(msg, "Date")
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_email(raw: bytes, limits: AttachmentLimits | None = None) -> ParsedEmail:
+    """Parse raw RFC 5322 bytes.
+
+    Raises:
+        UnparseableEmail: there is no message here, or no sender to attribute it to.
+    """
+    limits = limits or AttachmentLimits()
+    if not raw or not raw.strip():
+        raise UnparseableEmail("empty message")
+    msg = email.message_from_bytes(raw, policy=compat32)
+    if not msg.keys():
+        raise UnparseableEmail("no headers: not an email message")
+    sender_name, sender = _address(_raw_header(msg, "From"))
+    if sender is None:
+        _n, sender = _address(_raw_header(msg, "Sender"))
+    bounce: dict[str, str] = {}
+    bounce_refs: list[str] = []
+    if msg.get_content_type() == "multipart/report":
+        bounce, bounce_refs = _bounce_details(msg)
+    reason = auto_reply_reason(msg, sender)
+    if bounce.get("recipient") and "@" in bounce["recipient"] and (
+            sender is None or sender.split("@", 1)[0] in _ROBOT_LOCALPARTS):
+        # The bounce belongs to the conversation with the customer whose address failed.
+        sender, sender_name = bounce["recipient"].lower().strip("<>"), None
+    if sender is None:
+        raise UnparseableEmail("no sender address (From/Sender missing or invalid)")
+
+    plain: list[str] = []
+    html: list[str] = []
+    attachments: list[ParsedAttachment] = []
+    for part in _leaves(msg):
+        ctype = part.get_content_type()
+        if not _is_attachment(part) and ctype in ("text/plain", "text/html"):
+            (plain if ctype == "text/plain" else html).append(_part_text(part))
+            continue
+        if ctype in ("message/delivery-status", "text/rfc822-headers", "message/global-delivery-status"):
+            continue  # summarised in `bounce`
+        if part.is_multipart() and part.get_content_maintype() != "message":
+            continue
+        filename = decode_header_value(part.get_filename() or part.get_param("name") or "")  # type: ignore[arg-type]
+        if not filename and ctype == "message/rfc822":
+            filename = "message.eml"
+        filename = safe_filename(filename, ctype)
+        data = _part_bytes(part)
+        recorded_type, rejected = check_attachment(filename, ctype, data, limits)
+        inline = (part.get("Content-Disposition") or "").lower().startswith("inline") or bool(part.get("Content-ID"))
+        attachments.append(ParsedAttachment(filename=filename, content_type=recorded_type, data=data,
+                                            rejected=rejected, inline=inline))
+
+    html_body = "\n".join(h for h in html if h.strip()) or None
+    plain_body = "\n".join(p for p in plain if p.strip())
+    if plain_body.strip():
+        text = strip_quoted_text(plain_body)
+    elif html_body:
+        text = html_to_text(html_body)
+    else:
+        text = ""
+    message_id = normalize_message_id(_header(msg, "Message-ID"))
+    synthetic = message_id is None
+    if message_id is None:
+        message_id = _synthetic_id(msg, raw)
+
+    references: list[str] = []
+    for ref in [*parse_message_ids(_header(msg, "References")),
+                *parse_message_ids(_header(msg, "In-Reply-To")), *bounce_refs]:
+        if ref != message_id:
+            if ref in references:
+                references.remove(ref)
+            references.append(ref)  # the direct parent last: core looks at the newest references
+    subject = _header(msg, "Subject")
+    return ParsedEmail(
+        message_id=message_id, synthetic_id=synthetic, sender_email=sender, sender_name=sender_name,
+        subject=subject, text=text[:MAX_TEXT_CHARS], html=html_body[:MAX_HTML_CHARS] if html_body else None,
+        references=tuple(references[-MAX_REFERENCES:]), ticket_number_hint=ticket_number_in(subject),
+        auto_reply_reason=reason, language_hint=_language(msg, text), date=_date(msg),
+        to=_addresses(_raw_header(msg, "To")), cc=_addresses(_raw_header(msg, "Cc")),
+        attachments=tuple(attachments), bounce=bounce,
+        defects=tuple(sorted({type(d).__name__ for p in msg.walk() for d in p.defects})),
+    )
