@@ -314,6 +314,10 @@ class TelegramChannel:
                 await self._on_message(update.edited_message, edited=True)
             else:
                 log.debug("telegram update ignored", extra={"update_id": update.update_id})
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            # The update parsed but lacks what a message needs (no chat, wrong types, invalid fields):
+            # a payload problem, not an outage, so it is quarantined instead of redelivered forever.
+            self._failures[id(update)] = UnparseableUpdate(f"{type(exc).__name__}: {exc}")
         except Exception as exc:
             self._failures[id(update)] = exc
 

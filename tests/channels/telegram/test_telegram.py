@@ -1,0 +1,247 @@
+"""The Telegram channel end to end: PTB's real HTTP stack against a local Bot API stand-in, both modes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.app import create_app
+from channels.config import ChannelsSettings, RestChannelSettings
+from channels.telegram.adapter import TelegramChannel
+from channels.telegram.settings import TelegramChannelSettings
+from channels.webchat.settings import WebchatChannelSettings
+from core.customers.models import ChannelIdentity, Customer
+from core.outbox.models import OutboxMessage
+from core.quarantine.models import QuarantinedPayload
+from core.tickets.models import Direction, Message
+from tests.channels.telegram.botapi import TOKEN, FakeBotAPI, fixture, running_bot_api
+from tests.conftest import REST_KEY, keyword_engine, make_settings, responses
+
+SECRET = "tg-webhook-secret"
+CHAT = 5001
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def bot_api() -> AsyncIterator[FakeBotAPI]:
+    async with running_bot_api() as api:
+        yield api
+
+
+def telegram_app(db_url: str, data_dir: Path, api: FakeBotAPI, mode: str) -> FastAPI:
+    telegram = TelegramChannelSettings(
+        enabled=True, token=SecretStr(TOKEN), mode=mode, base_url=api.base_url, base_file_url=api.base_file_url,
+        webhook_url="https://bot.example/channels/telegram/webhook" if mode == "webhook" else None,
+        webhook_secret=SecretStr(SECRET) if mode == "webhook" else None, poll_timeout_seconds=1,
+        request_timeout_seconds=5, max_download_bytes=2500, retry_backoff_max_seconds=0.5,
+    )
+    settings = make_settings(db_url, data_dir=data_dir, channels=ChannelsSettings(
+        rest=RestChannelSettings(api_key=SecretStr(REST_KEY)), telegram=telegram,
+        webchat=WebchatChannelSettings(enabled=False)))
+    return create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[tuple[TelegramChannel, httpx.AsyncClient]]:
+    async with app.router.lifespan_context(app):
+        adapter = app.state.switchboard.channels.get("telegram")
+        assert isinstance(adapter, TelegramChannel)
+        await asyncio.wait_for(adapter.ready.wait(), 10)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            yield adapter, client
+
+
+async def inbound(sm: async_sessionmaker[AsyncSession]) -> list[Message]:
+    async with sm() as session:
+        return list((await session.scalars(
+            select(Message).where(Message.channel == "telegram", Message.direction == Direction.inbound)
+            .order_by(Message.id))).all())
+
+
+def webhook_post(client: httpx.AsyncClient, body: Any, secret: str | None = SECRET) -> Any:
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post("/channels/telegram/webhook", content=content, headers=headers)
+
+
+# -- polling -------------------------------------------------------------------------------------------
+
+
+async def test_polling_text_answer_with_button_and_handoff_callback(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    bot_api.push(fixture("text_message", 1))
+    async with running(telegram_app(db_url, tmp_path, bot_api, "polling")):
+        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 1)
+        answer = bot_api.called("sendMessage")[0]
+        assert answer["text"] == "Hello! How can I help?"
+        assert answer["reply_markup"] == {"inline_keyboard": [[{"text": "Talk to an operator",
+                                                                "callback_data": "/human_handoff"}]]}
+        assert bot_api.called("deleteWebhook")  # polling mode makes sure no webhook blocks getUpdates
+
+        bot_api.push(fixture("callback_query", 2))
+        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 2)
+        assert bot_api.called("answerCallbackQuery")[0]["callback_query_id"] == "cbq-1"
+        assert bot_api.sent_texts(CHAT)[1].startswith("Connecting you with an operator")
+        messages = await inbound(sessionmaker)
+        assert [m.external_message_id for m in messages] == [f"{CHAT}:10", "cb:cbq-1"]
+        assert messages[1].extra["quick_reply"] == "/human_handoff"
+        assert messages[1].intent == "human_handoff"
+        assert messages[0].ticket_id == messages[1].ticket_id  # one chat, one open ticket
+    assert json.loads((tmp_path / "telegram" / "offset-123456.json").read_text()) == {"offset": 3}
+
+
+async def test_polling_restart_reprocesses_nothing_and_loses_nothing(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    updates = [fixture("text_message", i, message_id=100 + i, text=f"internet problem {i}") for i in range(1, 6)]
+    bot_api.push(*updates)
+    async with running(telegram_app(db_url, tmp_path, bot_api, "polling")):
+        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) >= 1)
+        await wait_for(lambda: bot_api.confirmed_offset == 6 or len(bot_api.called("getUpdates")) >= 2)
+    assert len(await inbound(sessionmaker)) == 5
+
+    # A crash after the commits but before Telegram heard of them: the same updates come again, plus new ones.
+    bot_api.updates.clear()
+    bot_api.push(*updates, fixture("text_message", 6, message_id=200, text="one more thing"))
+    (tmp_path / "telegram" / "offset-123456.json").unlink()
+    async with running(telegram_app(db_url, tmp_path, bot_api, "polling")):
+        await wait_for(lambda: bot_api.confirmed_offset >= 7, timeout=15)
+    messages = await inbound(sessionmaker)
+    assert [m.external_message_id for m in messages] == [f"{CHAT}:{100 + i}" for i in range(1, 6)] + [f"{CHAT}:200"]
+
+
+# -- webhook -------------------------------------------------------------------------------------------
+
+
+async def test_webhook_secret_malformed_and_duplicate(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (_adapter, client):
+        assert bot_api.webhook is not None
+        assert bot_api.webhook["url"] == "https://bot.example/channels/telegram/webhook"
+        assert bot_api.webhook["secret_token"] == SECRET
+        assert set(bot_api.webhook["allowed_updates"]) == {"message", "edited_message", "callback_query"}
+
+        update = fixture("text_message", 10)
+        assert (await webhook_post(client, update, secret=None)).status_code == 403
+        assert (await webhook_post(client, update, secret="wrong")).status_code == 403
+        assert await inbound(sessionmaker) == []
+
+        r = await webhook_post(client, update)
+        assert r.status_code == 200, r.text
+        r = await webhook_post(client, update)  # Telegram resends when it missed our 200
+        assert r.status_code == 200
+        assert len(await inbound(sessionmaker)) == 1
+        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 1)
+
+        # Unparseable payloads are kept with the reason and acknowledged, so Telegram does not resend forever.
+        assert (await webhook_post(client, b"{not json")).status_code == 200
+        assert (await webhook_post(client, fixture("malformed_update", 11))).status_code == 200
+        assert (await webhook_post(client, {"no": "update id"})).status_code == 200
+        async with sessionmaker() as session:
+            rows = (await session.scalars(select(QuarantinedPayload).order_by(QuarantinedPayload.id))).all()
+        assert [r.channel for r in rows] == ["telegram"] * 3
+        assert "invalid JSON" in rows[0].reason
+        assert "not-a-number" in rows[1].payload
+        assert "update_id" in rows[2].reason
+        assert len(await inbound(sessionmaker)) == 1
+
+
+async def test_webhook_media_edits_start_contact_and_unsupported(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    bot_api.files = {"big-photo": b"\xff\xd8" + b"p" * 2046, "doc-1": b"%PDF" + b"d" * 2996}
+    async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (_adapter, client):
+        # /start: a greeting in the user's language, no ticket.
+        assert (await webhook_post(client, fixture("start_ru", 1))).status_code == 200
+        assert bot_api.sent_texts(CHAT)[-1].startswith("Здравствуйте! Я бот поддержки")
+        assert bot_api.called("sendMessage")[-1]["reply_markup"]["keyboard"][0][0]["request_contact"] is True
+        # A sticker: a polite answer, no ticket.
+        assert (await webhook_post(client, fixture("sticker", 2))).status_code == 200
+        assert bot_api.sent_texts(CHAT)[-1].startswith("Извините, такие сообщения я пока не понимаю")
+        assert await inbound(sessionmaker) == []
+
+        # The user's own contact: the phone is linked and verified.
+        assert (await webhook_post(client, fixture("contact_own", 3))).status_code == 200
+        assert "+79161234567" in bot_api.sent_texts(CHAT)[-1]
+        async with sessionmaker() as session:
+            identity = (await session.scalars(select(ChannelIdentity).where(
+                ChannelIdentity.channel == "telegram", ChannelIdentity.external_id == str(CHAT)))).one()
+            customer = await session.get(Customer, identity.customer_id)
+        assert identity.verified is True
+        assert customer is not None and customer.phone == "+79161234567"
+        # Someone else's contact card links nothing.
+        other = fixture("contact_own", 4, message_id=40)
+        other["message"]["contact"] = {"phone_number": "+70000000000", "first_name": "Mom", "user_id": 777}
+        assert (await webhook_post(client, other)).status_code == 200
+        assert "поделитесь" in bot_api.sent_texts(CHAT)[-1]
+
+        # A photo (largest size downloaded) and a document over the size limit (metadata only).
+        assert (await webhook_post(client, fixture("photo_message", 5))).status_code == 200
+        assert (await webhook_post(client, fixture("document_message", 6))).status_code == 200
+        messages = await inbound(sessionmaker)
+        assert messages[0].text == "my router lights"
+        photo = messages[0].attachments[0]
+        assert photo["content_type"] == "image/jpeg" and photo["size"] == 2048
+        assert (tmp_path / photo["storage_key"]).read_bytes() == bot_api.files["big-photo"]
+        doc = messages[1].attachments[0]
+        assert doc["filename"] == "contract_scan.pdf" and doc["size"] == 3000 and "storage_key" not in doc
+        assert [p["file_id"] for p in bot_api.called("getFile")] == ["big-photo"]  # no download over the limit
+
+        # An edit is a new message with its own id; the original stays as it was.
+        assert (await webhook_post(client, fixture("text_message", 7))).status_code == 200
+        assert (await webhook_post(client, fixture("edited_message", 8))).status_code == 200
+        ids = [m.external_message_id for m in await inbound(sessionmaker)]
+        assert ids[-2:] == [f"{CHAT}:10", f"edit:{CHAT}:10:1735725660"]
+
+
+async def test_blocked_bot_fails_permanently_and_rate_limit_is_retried(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (_adapter, client):
+        bot_api.rate_limit_next = 1
+        assert (await webhook_post(client, fixture("text_message", 1))).status_code == 200
+        await wait_for(lambda: len(bot_api.called("sendMessage")) == 2, timeout=15)  # the 429, then the retry
+
+        bot_api.blocked.add(6002)
+        blocked = fixture("text_message", 2, message_id=50)
+        blocked["message"]["chat"]["id"] = 6002
+        blocked["message"]["from"]["id"] = 6002
+        assert (await webhook_post(client, blocked)).status_code == 200
+
+        async def outbox_status() -> list[tuple[str, int]]:
+            async with sessionmaker() as session:
+                return [(r.status.value, r.attempts) for r in (await session.scalars(
+                    select(OutboxMessage).where(OutboxMessage.recipient == "6002"))).all()]
+
+        for _ in range(200):
+            if (await outbox_status())[:1] and (await outbox_status())[0][0] == "failed":
+                break
+            await asyncio.sleep(0.05)
+        status = await outbox_status()
+        assert status == [("failed", 1)]  # permanent: not retried
+        async with sessionmaker() as session:
+            row = (await session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "6002"))).one()
+            assert "blocked" in (row.last_error or "")
+            assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
