@@ -68,7 +68,7 @@ def cross_validate(data: TrainingData, *, folds: int = 5, target_precision: floa
         part = TrainingData(examples=[examples[i] for i in train_idx], synonyms=data.synonyms,
                             regexes=data.regexes, lookups=data.lookups)
         model, _ = engine.fit(part)
-        probs = engine._probabilities(model, [examples[i].text for i in test_idx])
+        probs = engine.probabilities(model, [examples[i].text for i in test_idx])
         top = probs.max(axis=1)
         predicted.extend(model.classes[probs.argmax(axis=1)].tolist())
         confidence.extend(top.tolist())

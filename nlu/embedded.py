@@ -356,7 +356,8 @@ class EmbeddedEngine:
         )
 
     @staticmethod
-    def _probabilities(model: _Model, texts: Sequence[str]) -> NDArray[np.float64]:
+    def probabilities(model: _Model, texts: Sequence[str]) -> NDArray[np.float64]:
+        """Calibrated intent probabilities for a batch of texts (the sklearn path; parse uses _FastScorer)."""
         matrix = model.vectorizer.transform([to_features_text(t) for t in texts])
         decision = model.classifier.decision_function(matrix)
         if decision.ndim == 1:
@@ -373,7 +374,7 @@ class EmbeddedEngine:
         examples = [e for e in data.examples if e.text.strip()]
         if not examples:
             return EvaluationReport(accuracy=0.0, macro_f1=0.0, per_intent={}, confused_pairs=[])
-        probs = self._probabilities(loaded.model, [e.text for e in examples])
+        probs = self.probabilities(loaded.model, [e.text for e in examples])
         return evaluate_predictions(loaded.model, probs, [e.intent for e in examples])
 
     def _require_loaded(self) -> _Loaded:

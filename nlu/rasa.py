@@ -81,7 +81,7 @@ class RasaEngine:
             await self._client.aclose()
 
     async def _request(self, method: str, path: str, *, seconds: float | None = None,
-                       **kwargs: Any) -> httpx.Response:
+                       accept: frozenset[int] = frozenset(), **kwargs: Any) -> httpx.Response:
         params = {**self._params, **kwargs.pop("params", {})}
         try:
             response = await self._http().request(
@@ -93,6 +93,10 @@ class RasaEngine:
                 f"Rasa server at {self.url} did not answer {method} {path} in time: {exc!r}") from exc
         except httpx.HTTPError as exc:
             raise EngineUnavailableError(f"Rasa server at {self.url} failed: {exc!r}") from exc
+        if response.status_code in accept:
+            return response
+        if response.status_code == 409:
+            raise EngineUnavailableError(f"Rasa server at {self.url} has no model loaded; train one first")
         if response.status_code >= 500:
             raise EngineUnavailableError(
                 f"Rasa server at {self.url} answered {response.status_code} to {method} {path}: "
@@ -108,12 +112,10 @@ class RasaEngine:
 
     async def status(self) -> dict[str, Any]:
         """The server's /status (loaded model, running training jobs); model_file is None with no model."""
-        try:
-            body: dict[str, Any] = (await self._request("GET", "/status")).json()
-        except NluError as exc:
-            if "409" in str(exc):  # Rasa answers 409 Conflict while no model is loaded
-                return {"model_file": None}
-            raise
+        response = await self._request("GET", "/status", accept=frozenset({409}))
+        if response.status_code == 409:  # Rasa's answer while no model is loaded
+            return {"model_file": None}
+        body: dict[str, Any] = response.json()
         return body
 
     async def train(self, data: TrainingData, progress: ProgressCallback | None = None) -> str:

@@ -88,11 +88,16 @@ _TRANSLIT_MAP = (
 _TRANSLIT_RE = re.compile("|".join(re.escape(src) for src, _ in _TRANSLIT_MAP))
 _TRANSLIT_DICT = dict(_TRANSLIT_MAP)
 _LATIN_WORD = re.compile(r"[a-z]+")
+_SHORT_I = re.compile(r"(?<=[aeiou])y(?![aeiouy])")  # "moy", "pozhaluysta": y after a vowel is й
+
+
+def _detransliterate_word(word: str) -> str:
+    return _TRANSLIT_RE.sub(lambda t: _TRANSLIT_DICT[t.group(0)], _SHORT_I.sub("j", word))
 
 
 def detransliterate(text: str) -> str:
     """Spell Latin-letter Russian in Cyrillic ("ne rabotaet" -> "не работает"), roughly but consistently."""
-    return _LATIN_WORD.sub(lambda m: _TRANSLIT_RE.sub(lambda t: _TRANSLIT_DICT[t.group(0)], m.group(0)), text)
+    return _LATIN_WORD.sub(lambda m: _detransliterate_word(m.group(0)), text)
 
 
 def to_features_text(text: str) -> str:

@@ -118,7 +118,7 @@ def test_fast_path_matches_sklearn(trained_engine: EmbeddedEngine, split: tuple[
     loaded = trained_engine._loaded
     assert loaded is not None
     texts = [e.text for e in split[1].examples[:200]] + ["ne rabotaet internet", "ёлки ЁЖ", "z"]
-    reference = trained_engine._probabilities(loaded.model, texts)
+    reference = trained_engine.probabilities(loaded.model, texts)
     from scipy.special import softmax
 
     for text, expected in zip(texts, reference, strict=True):
