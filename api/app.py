@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from api import errors
+from api import console, errors
 from api.logging_config import configure as configure_logging
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
 from api.nlu_wiring import build_nlu_engine, shipped_responses
@@ -92,6 +92,7 @@ def create_app(
     for router in (health.router, auth.router, tickets.router, customers.router, orders.router, outbox.router,
                    admin.router, rest_channel.router, telegram.router, webchat.router):
         app.include_router(router)
+    console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -1,0 +1,101 @@
+"""The agent, supervisor and admin web console (server-rendered, mounted under /console)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from api.console.i18n import translator
+from api.console.render import SECURITY_HEADERS, STATIC_DIR, render
+from api.console.routes import router
+from api.console.security import CsrfError, ForbiddenPageError, LoginRequiredError, set_flash
+from core.errors import DomainError
+
+__all__ = ["install", "router"]
+
+
+def _is_console(request: Request) -> bool:
+    return request.url.path.startswith("/console")
+
+
+def _is_fetch(request: Request) -> bool:
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+def _back(request: Request) -> str:
+    referer = request.headers.get("referer", "")
+    parts = urlsplit(referer)
+    if parts.netloc and parts.netloc != request.url.netloc:
+        return "/console/inbox"
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return path if path.startswith("/console") else "/console/inbox"
+
+
+def _error_page(request: Request, status: int, title: str, message: str) -> Response:
+    return render(request, "error.html", {"title": title, "message": message, "status": status},
+                  status_code=status)
+
+
+async def _root() -> RedirectResponse:
+    return RedirectResponse("/console/inbox", status_code=307)
+
+
+def install(app: FastAPI) -> None:
+    """Mount the console on the app: routes, static assets and its HTML error pages."""
+    app.include_router(router)
+    app.add_api_route("/", _root, include_in_schema=False)
+    app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
+    api_domain_handler: Any = app.exception_handlers.get(DomainError)
+    api_validation_handler: Any = app.exception_handlers.get(RequestValidationError)
+
+    @app.exception_handler(LoginRequiredError)
+    async def _login_required(request: Request, _exc: LoginRequiredError) -> Response:
+        if _is_fetch(request) or request.method != "GET":
+            return Response(status_code=401, headers=SECURITY_HEADERS)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/console/login?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(ForbiddenPageError)
+    async def _forbidden(request: Request, exc: ForbiddenPageError) -> Response:
+        _ = translator(exc.user.language)
+        return render(request, "error.html", {
+            "title": _("forbidden.title"), "status": 403,
+            "message": _("forbidden.text", role=_("role." + exc.needed.value),
+                         current=_("role." + exc.user.role.value))}, status_code=403, user=exc.user)
+
+    @app.exception_handler(CsrfError)
+    async def _csrf(request: Request, _exc: CsrfError) -> Response:
+        _ = translator(getattr(request.state, "console_viewer", None) and request.state.console_viewer.language)
+        return _error_page(request, 403, _("forbidden.title"), _("csrf.failed"))
+
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> Response:
+        if not _is_console(request):
+            response: Response = await api_domain_handler(request, exc)
+            return response
+        if request.method == "GET":
+            _ = translator(getattr(request.state, "console_viewer", None) and request.state.console_viewer.language)
+            title = _("notfound.title") if exc.status_code == 404 else _("forbidden.title") \
+                if exc.status_code == 403 else exc.code
+            return _error_page(request, exc.status_code, title, exc.message)
+        redirect = RedirectResponse(_back(request), status_code=303, headers=SECURITY_HEADERS)
+        set_flash(redirect, exc.message, "error")
+        return redirect
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        if not _is_console(request):
+            response: Response = await api_validation_handler(request, exc)
+            return response
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+                            for e in exc.errors())
+        if request.method == "GET":
+            return _error_page(request, 422, "validation_failed", reasons)
+        redirect = RedirectResponse(_back(request), status_code=303, headers=SECURITY_HEADERS)
+        set_flash(redirect, reasons, "error")
+        return redirect

@@ -1,0 +1,577 @@
+"""The agent, supervisor and admin console: server-rendered pages, plain forms, live updates over SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from pydantic import ValidationError
+
+from api.console import corrections, queries
+from api.console.i18n import LANGUAGES, translator
+from api.console.render import SECURITY_HEADERS, render
+from api.console.security import (
+    LOGIN_CSRF_COOKIE,
+    ConsoleAdmin,
+    ConsoleSupervisor,
+    ConsoleUser,
+    CsrfChecked,
+    clear_session_cookie,
+    new_login_csrf,
+    set_flash,
+    set_session_cookie,
+    user_from_cookie,
+)
+from api.deps import DbSession, State
+from core.audit import repository as audit_repo
+from core.audit import service as audit
+from core.canned import service as canned_service
+from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
+from core.errors import AuthenticationError, NotFoundError, ValidationFailedError
+from core.outbox import service as outbox_service
+from core.outbox.models import OutboxMessage
+from core.quarantine import repository as quarantine_repo
+from core.routing import service as routing
+from core.tickets import repository as ticket_repo
+from core.tickets import service as ticket_service
+from core.tickets.models import AuthorKind, Priority, Ticket, TicketStatus, parse_ticket_number
+from core.users import service as users
+from core.users.models import Role, User
+from core.users.schemas import TeamCreate, UserCreate
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+LIVE_TOPICS = ("tickets", "messages", "outbox.queued", "outbox.sent", "outbox.failed")
+# EventSource reconnects by itself; a bounded stream never holds a server shutdown for long.
+STREAM_SECONDS = 55.0
+KEEPALIVE_SECONDS = 15.0
+PAGE_SIZE = 50
+
+
+def redirect(url: str, flash: str | None = None, kind: str = "info") -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
+    if flash:
+        set_flash(response, flash, kind)
+    return response
+
+
+def safe_next(value: str | None, default: str = "/console/inbox") -> str:
+    """Only same-site console paths are accepted as redirect targets."""
+    if not value:
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/console") or value.startswith("//"):
+        return default
+    return value
+
+
+def ticket_id_of(ref: str) -> int:
+    if ref.isdigit():
+        return int(ref)
+    number = parse_ticket_number(ref)
+    if number is None:
+        raise NotFoundError(f"ticket {ref!r} not found")
+    return number
+
+
+def ticket_url(ticket: Ticket | int) -> str:
+    from core.tickets.models import format_ticket_number
+
+    return f"/console/tickets/{format_ticket_number(ticket if isinstance(ticket, int) else ticket.id)}"
+
+
+def validated(model: type[Any], **values: Any) -> Any:
+    """Build a pydantic model from form values; its errors become one readable domain error."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ValidationFailedError(reasons) from None
+
+
+# --- sign in / out, language ---------------------------------------------------------------------------
+
+
+@router.get("/login")
+async def login_page(request: Request, session: DbSession, next: str | None = None) -> Response:
+    if await user_from_cookie(session, request) is not None:
+        return redirect(safe_next(next))
+    token = new_login_csrf()
+    response = render(request, "login.html", {"login_csrf": token, "next": safe_next(next), "error": None})
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="lax", path="/console")
+    return response
+
+
+@router.post("/login")
+async def login(request: Request, session: DbSession, state: State, email: Annotated[str, Form()] = "",
+                password: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
+                next: Annotated[str, Form()] = "") -> Response:
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
+    _ = translator(request.cookies.get("sb_lang"))
+    if not cookie or not csrf_token or cookie != csrf_token:
+        return redirect("/console/login", _("csrf.failed"), "error")
+    try:
+        user = await users.authenticate(session, email, password)
+    except AuthenticationError:
+        token = new_login_csrf()
+        page = render(request, "login.html", {"login_csrf": token, "next": safe_next(next), "email": email,
+                                              "error": _("login.failed")}, status_code=401)
+        page.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="lax",
+                            path="/console")
+        return page
+    ttl = timedelta(hours=state.settings.token_ttl_hours)
+    token = await users.issue_token(session, user, ttl)
+    audit.record(session, user, "console.login", "user", user.id)
+    response = redirect(safe_next(next))
+    set_session_cookie(response, token, int(ttl.total_seconds()), secure=request.url.scheme == "https")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
+    return response
+
+
+@router.post("/logout", dependencies=[CsrfChecked])
+async def logout(request: Request, session: DbSession, user: ConsoleUser) -> Response:
+    token = request.cookies.get("sb_session")
+    if token:
+        await users.revoke_token(session, token)
+    response = redirect("/console/login", translator(user.language)("logout.done"))
+    clear_session_cookie(response)
+    response.set_cookie("sb_lang", user.language, max_age=3600 * 24 * 365, samesite="lax", path="/console")
+    return response
+
+
+@router.post("/language", dependencies=[CsrfChecked])
+async def set_language(request: Request, user: ConsoleUser, session: DbSession,
+                       language: Annotated[str, Form()] = "en", back: Annotated[str, Form()] = "") -> Response:
+    if language not in LANGUAGES:
+        raise ValidationFailedError(f"unsupported language {language!r}")
+    if user.language != language:
+        audit.record(session, user, "user.language", "user", user.id, old=user.language, new=language)
+        user.language = language
+    return redirect(safe_next(back or request.headers.get("referer", "")))
+
+
+@router.get("")
+@router.get("/")
+async def home() -> Response:
+    return redirect("/console/inbox")
+
+
+# --- inbox ---------------------------------------------------------------------------------------------
+
+
+def _inbox_filter_args(user: User, view: str, queue: str | None, status: str | None, priority: str | None,
+                       channel: str | None, assignee: str | None, q: str | None) -> tuple[str, Any, dict[str, str]]:
+    view = view if view in queries.VIEWS else "all"
+    statuses = [TicketStatus(status)] if status and status in TicketStatus.__members__ else []
+    priorities = [Priority(priority)] if priority and priority in Priority.__members__ else []
+    extra: dict[str, Any] = {"priority": tuple(priorities), "team_slug": queue or None,
+                             "channel": channel or None, "query": (q or "").strip()[:200] or None}
+    if assignee == "mine":
+        extra["assignee_id"] = user.id
+    elif assignee == "unassigned":
+        extra["unassigned"] = True
+    flt = queries.view_filter(view, user, status=statuses, **extra)
+    params = {k: v for k, v in {"view": view, "queue": queue, "status": status, "priority": priority,
+                                "channel": channel, "assignee": assignee, "q": q}.items() if v}
+    return view, flt, params
+
+
+async def _inbox_context(session: DbSession, user: User, view: str, queue: str | None, status: str | None,
+                         priority: str | None, channel: str | None, assignee: str | None, q: str | None,
+                         page: int) -> dict[str, Any]:
+    view, flt, params = _inbox_filter_args(user, view, queue, status, priority, channel, assignee, q)
+    rows, total = await ticket_repo.list_tickets(session, flt, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+                                                 sort="waiting")
+    return {
+        "view": view, "tickets": rows, "total": total, "counts": await queries.view_counts(session, user),
+        "params": params, "query_string": urlencode(params), "page": page,
+        "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
+        "filters": {"queue": queue or "", "status": status or "", "priority": priority or "",
+                    "channel": channel or "", "assignee": assignee or "", "q": q or ""},
+    }
+
+
+@router.get("/inbox")
+async def inbox(request: Request, session: DbSession, user: ConsoleUser, view: str = "all",
+                queue: str | None = None, status: str | None = None, priority: str | None = None,
+                channel: str | None = None, assignee: str | None = None,
+                q: Annotated[str | None, Query(max_length=200)] = None,
+                page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
+    ctx = await _inbox_context(session, user, view, queue, status, priority, channel, assignee, q, page)
+    ctx.update(teams=await users.list_teams(session), channels=await queries.channels_in_use(session),
+               statuses=list(TicketStatus), priorities=list(Priority))
+    return render(request, "inbox.html", ctx)
+
+
+@router.get("/inbox/rows")
+async def inbox_rows(request: Request, session: DbSession, user: ConsoleUser, view: str = "all",
+                     queue: str | None = None, status: str | None = None, priority: str | None = None,
+                     channel: str | None = None, assignee: str | None = None,
+                     q: Annotated[str | None, Query(max_length=200)] = None,
+                     page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
+    """The live part of the inbox (view tabs with counts and the table), re-fetched on every change."""
+    ctx = await _inbox_context(session, user, view, queue, status, priority, channel, assignee, q, page)
+    return render(request, "_inbox_live.html", ctx)
+
+
+@router.get("/events")
+async def events(request: Request, state: State) -> Response:
+    """Server-sent events: which ticket changed, so open pages re-fetch their live parts."""
+    async with state.sessionmaker() as session:
+        user = await user_from_cookie(session, request)
+    if user is None:
+        return Response(status_code=401)
+
+    async def stream() -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STREAM_SECONDS
+        async with state.bus.subscribe(*LIVE_TOPICS) as queue:
+            yield "retry: 1500\nevent: hello\ndata: {}\n\n"
+            while (left := deadline - loop.time()) > 0:
+                try:
+                    async with asyncio.timeout(min(KEEPALIVE_SECONDS, left)):
+                        topic, payload = await queue.get()
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                data = {"topic": topic, "ticket_id": payload.get("ticket_id"), "kind": payload.get("kind")}
+                yield f"event: change\ndata: {json.dumps(data)}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+# --- ticket --------------------------------------------------------------------------------------------
+
+
+async def _conversation_context(session: DbSession, ticket_id: int) -> dict[str, Any]:
+    ticket = await ticket_repo.get_with_conversation(session, ticket_id)
+    if ticket is None:
+        raise NotFoundError(f"ticket {ticket_id} not found")
+    deliveries: dict[int, OutboxMessage] = {
+        o.message_id: o for o in await ticket_repo.outbox_for_ticket(session, ticket_id)}
+    author_ids = {m.author_user_id for m in ticket.messages if m.author_user_id}
+    author_ids |= {n.author_user_id for n in ticket.notes if n.author_user_id}
+    return {"ticket": ticket, "deliveries": deliveries, "authors": await queries.users_by_id(session, author_ids),
+            "correction_of": corrections.correction_of, "customer_kind": AuthorKind.customer}
+
+
+@router.get("/tickets/{ref}")
+async def ticket_page(request: Request, ref: str, session: DbSession, user: ConsoleUser) -> Response:
+    ctx = await _conversation_context(session, ticket_id_of(ref))
+    ticket: Ticket = ctx["ticket"]
+    canned = await canned_service.list_for_ticket(session, ticket)
+    panel = await queries.customer_panel(session, ticket)
+    ctx.update(
+        panel=panel, canned=[(c, canned_service.render_for(c, ticket, user)) for c in canned],
+        teams=await users.list_teams(session),
+        assignable=await queries.assignable_users(session) if user.role.rank >= Role.supervisor.rank else [],
+        allowed_statuses=sorted(ticket_service.ALLOWED_TRANSITIONS[ticket.status]),
+        priorities=list(Priority), intents=await queries.known_intents(session),
+        mergeable=[t for t in panel.previous if t.status in (*queries.ACTIVE, TicketStatus.bot)],
+    )
+    return render(request, "ticket.html", ctx)
+
+
+@router.get("/tickets/{ref}/live")
+async def ticket_live(request: Request, ref: str, session: DbSession, _user: ConsoleUser) -> Response:
+    ctx = await _conversation_context(session, ticket_id_of(ref))
+    ctx["intents"] = await queries.known_intents(session)
+    return render(request, "_conversation.html", ctx)
+
+
+async def _locked(session: DbSession, ref: str) -> Ticket:
+    return await ticket_service.get(session, ticket_id_of(ref), lock=True)
+
+
+@router.post("/tickets/{ref}/take", dependencies=[CsrfChecked])
+async def take(ref: str, session: DbSession, user: ConsoleUser) -> Response:
+    ticket = await ticket_service.take(session, await _locked(session, ref), user)
+    return redirect(ticket_url(ticket), translator(user.language)("ticket.taken", number=ticket.number))
+
+
+@router.post("/tickets/{ref}/assign", dependencies=[CsrfChecked])
+async def assign(ref: str, session: DbSession, user: ConsoleUser,
+                 user_id: Annotated[str, Form()] = "") -> Response:
+    ticket = await _locked(session, ref)
+    assignee = await users.get(session, int(user_id)) if user_id.isdigit() else None
+    await ticket_service.assign(session, ticket, assignee, user)
+    return redirect(ticket_url(ticket), translator(user.language)("ticket.updated"))
+
+
+@router.post("/tickets/{ref}/transfer", dependencies=[CsrfChecked])
+async def transfer(ref: str, session: DbSession, user: ConsoleUser, queue: Annotated[str, Form()] = "") -> Response:
+    ticket = await _locked(session, ref)
+    await ticket_service.transfer(session, ticket, await ticket_service.team_by_slug(session, queue), user)
+    return redirect(ticket_url(ticket), translator(user.language)("ticket.updated"))
+
+
+@router.post("/tickets/{ref}/status", dependencies=[CsrfChecked])
+async def change_status(ref: str, session: DbSession, user: ConsoleUser,
+                        status: Annotated[str, Form()] = "") -> Response:
+    if status not in TicketStatus.__members__:
+        raise ValidationFailedError(f"unknown status {status!r}")
+    ticket = await _locked(session, ref)
+    await ticket_service.change_status(session, ticket, TicketStatus(status), user)
+    return redirect(ticket_url(ticket), translator(user.language)("ticket.updated"))
+
+
+@router.post("/tickets/{ref}/priority", dependencies=[CsrfChecked])
+async def change_priority(ref: str, session: DbSession, user: ConsoleUser,
+                          priority: Annotated[str, Form()] = "") -> Response:
+    if priority not in Priority.__members__:
+        raise ValidationFailedError(f"unknown priority {priority!r}")
+    ticket = await _locked(session, ref)
+    await ticket_service.change_priority(session, ticket, Priority(priority), user)
+    return redirect(ticket_url(ticket), translator(user.language)("ticket.updated"))
+
+
+@router.post("/tickets/{ref}/reply", dependencies=[CsrfChecked])
+async def reply(ref: str, session: DbSession, user: ConsoleUser, text: Annotated[str, Form()] = "",
+                canned_id: Annotated[str, Form()] = "", status: Annotated[str, Form()] = "") -> Response:
+    _ = translator(user.language)
+    ticket = await _locked(session, ref)
+    if not text.strip() and canned_id.isdigit():
+        text = canned_service.render_for(await canned_service.get(session, int(canned_id)), ticket, user)
+    if not text.strip():
+        return redirect(ticket_url(ticket), _("ticket.empty_reply"), "error")
+    if len(text) > 100_000:
+        raise ValidationFailedError("the reply is longer than 100,000 characters")
+    new_status = TicketStatus(status) if status in TicketStatus.__members__ else None
+    await ticket_service.reply(session, ticket, user, text, status=new_status)
+    return redirect(ticket_url(ticket), _("ticket.replied"))
+
+
+@router.post("/tickets/{ref}/note", dependencies=[CsrfChecked])
+async def note(ref: str, session: DbSession, user: ConsoleUser, text: Annotated[str, Form()] = "") -> Response:
+    ticket = await ticket_service.get(session, ticket_id_of(ref))
+    if len(text) > 50_000:
+        raise ValidationFailedError("the note is longer than 50,000 characters")
+    await ticket_service.add_note(session, ticket, user, text)
+    return redirect(ticket_url(ticket), translator(user.language)("ticket.noted"))
+
+
+@router.post("/tickets/{ref}/merge", dependencies=[CsrfChecked])
+async def merge(ref: str, session: DbSession, user: ConsoleUser, source: Annotated[str, Form()] = "") -> Response:
+    target = await _locked(session, ref)
+    other = await ticket_service.get(session, ticket_id_of(source.strip()), lock=True)
+    await ticket_service.merge(session, other, target, user)
+    return redirect(ticket_url(target), translator(user.language)("ticket.merged"))
+
+
+@router.post("/tickets/{ref}/retry/{outbox_id}", dependencies=[CsrfChecked])
+async def retry(ref: str, outbox_id: int, session: DbSession, user: ConsoleUser) -> Response:
+    ticket_id = ticket_id_of(ref)
+    row = await session.get(OutboxMessage, outbox_id)
+    if row is None or row.ticket_id != ticket_id:
+        raise NotFoundError(f"outbound message {outbox_id} not found on this ticket")
+    await outbox_service.retry(session, outbox_id, user)
+    return redirect(ticket_url(ticket_id), translator(user.language)("ticket.retried"))
+
+
+@router.post("/tickets/{ref}/messages/{message_id}/intent", dependencies=[CsrfChecked])
+async def correct_intent(ref: str, message_id: int, session: DbSession, user: ConsoleUser,
+                         intent: Annotated[str, Form()] = "") -> Response:
+    ticket_id = ticket_id_of(ref)
+    await corrections.correct_intent(session, message_id, ticket_id, intent, user)
+    return redirect(ticket_url(ticket_id), translator(user.language)("ticket.corrected"))
+
+
+# --- supervisor ----------------------------------------------------------------------------------------
+
+
+@router.get("/board")
+async def board(request: Request, session: DbSession, _user: ConsoleSupervisor) -> Response:
+    data = await queries.board(session)
+    return render(request, "board.html", {"board": data, "assignable": await queries.assignable_users(session)})
+
+
+@router.post("/board/reassign", dependencies=[CsrfChecked])
+async def reassign(session: DbSession, user: ConsoleSupervisor, ticket_id: Annotated[int, Form()],
+                   user_id: Annotated[str, Form()] = "") -> Response:
+    ticket = await ticket_service.get(session, ticket_id, lock=True)
+    assignee = await users.get(session, int(user_id)) if user_id.isdigit() else None
+    await ticket_service.assign(session, ticket, assignee, user)
+    return redirect("/console/board", translator(user.language)("board.reassigned"))
+
+
+# --- admin ---------------------------------------------------------------------------------------------
+
+
+@router.get("/admin")
+async def admin_home(_user: ConsoleAdmin) -> Response:
+    return redirect("/console/admin/users")
+
+
+@router.get("/admin/users")
+async def admin_users(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
+    return render(request, "admin_users.html", {
+        "section": "users", "users": await users.list_users(session), "teams": await users.list_teams(session),
+        "roles": list(Role)})
+
+
+@router.post("/admin/users", dependencies=[CsrfChecked])
+async def admin_create_user(session: DbSession, actor: ConsoleAdmin, email: Annotated[str, Form()] = "",
+                            name: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+                            role: Annotated[str, Form()] = "agent", language: Annotated[str, Form()] = "en",
+                            queue: Annotated[str, Form()] = "", capacity: Annotated[str, Form()] = "10") -> Response:
+    body: UserCreate = validated(UserCreate, email=email, name=name, password=password, role=role,
+                                 language=language, queue=queue or None,
+                                 capacity=capacity if capacity.strip() else 10)
+    team = await ticket_service.team_by_slug(session, body.queue) if body.queue else None
+    await users.create(session, email=body.email, name=body.name, password=body.password, role=body.role,
+                       language=body.language, team=team, capacity=body.capacity, actor=actor)
+    return redirect("/console/admin/users", translator(actor.language)("saved"))
+
+
+@router.post("/admin/users/{user_id}", dependencies=[CsrfChecked])
+async def admin_update_user(user_id: int, session: DbSession, actor: ConsoleAdmin,
+                            name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "agent",
+                            language: Annotated[str, Form()] = "en", queue: Annotated[str, Form()] = "",
+                            capacity: Annotated[str, Form()] = "10", is_active: Annotated[str, Form()] = "",
+                            password: Annotated[str, Form()] = "") -> Response:
+    user = await users.get(session, user_id)
+    if role not in Role.__members__ or language not in LANGUAGES:
+        raise ValidationFailedError("unknown role or language")
+    if not capacity.strip().isdigit() or not 0 <= int(capacity) <= 1000:
+        raise ValidationFailedError("capacity is a whole number from 0 to 1000")
+    if not name.strip() or len(name) > 200:
+        raise ValidationFailedError("a name is 1 to 200 characters")
+    if password and not 8 <= len(password) <= 1024:
+        raise ValidationFailedError("a password has at least 8 characters")
+    active = is_active == "on"
+    if user.id == actor.id and (Role(role) != Role.admin or not active):
+        raise ValidationFailedError("you cannot demote or deactivate yourself")
+    team = await ticket_service.team_by_slug(session, queue) if queue else None
+    changes = {"name": name.strip(), "role": Role(role), "language": language, "team_id": team.id if team else None,
+               "capacity": int(capacity), "is_active": active}
+    changed = {k: str(v) for k, v in changes.items() if getattr(user, k) != v}
+    for key, value in changes.items():
+        setattr(user, key, value)
+    user.team = team
+    if password:
+        user.password_hash = users.hash_password(password)
+        changed["password_changed"] = "yes"  # noqa: S105  (an audit flag, not a secret)
+    if changed:
+        audit.record(session, actor, "user.update", "user", user.id, **changed)
+    return redirect("/console/admin/users", translator(actor.language)("saved"))
+
+
+@router.get("/admin/queues")
+async def admin_queues(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
+    return render(request, "admin_queues.html", {"section": "queues", "teams": await users.list_teams(session)})
+
+
+@router.post("/admin/queues", dependencies=[CsrfChecked])
+async def admin_create_queue(session: DbSession, actor: ConsoleAdmin, slug: Annotated[str, Form()] = "",
+                             name: Annotated[str, Form()] = "") -> Response:
+    body: TeamCreate = validated(TeamCreate, slug=slug.strip(), name=name.strip())
+    await users.create_team(session, body.slug, body.name, actor)
+    return redirect("/console/admin/queues", translator(actor.language)("saved"))
+
+
+@router.get("/admin/canned")
+async def admin_canned(request: Request, session: DbSession, _user: ConsoleAdmin,
+                       edit: int | None = None) -> Response:
+    items = await canned_service.list_all(session)
+    editing = next((c for c in items if c.id == edit), None)
+    return render(request, "admin_canned.html", {
+        "section": "canned", "items": items, "teams": await users.list_teams(session), "editing": editing,
+        "variables_text": ", ".join("{{" + v + "}}" for v in canned_service.VARIABLES)})
+
+
+def _canned_form(title: str, body: str, shortcut: str, language: str, queue: str) -> dict[str, Any]:
+    return {"title": title, "body": body, "shortcut": shortcut.strip() or None, "language": language or None,
+            "queue": queue or None}
+
+
+@router.post("/admin/canned", dependencies=[CsrfChecked])
+async def admin_create_canned(session: DbSession, actor: ConsoleAdmin, title: Annotated[str, Form()] = "",
+                              body: Annotated[str, Form()] = "", shortcut: Annotated[str, Form()] = "",
+                              language: Annotated[str, Form()] = "", queue: Annotated[str, Form()] = "") -> Response:
+    data = validated(CannedResponseCreate, **_canned_form(title, body, shortcut, language, queue))
+    await canned_service.create(session, data, actor)
+    return redirect("/console/admin/canned", translator(actor.language)("saved"))
+
+
+@router.post("/admin/canned/{canned_id}", dependencies=[CsrfChecked])
+async def admin_update_canned(canned_id: int, session: DbSession, actor: ConsoleAdmin,
+                              title: Annotated[str, Form()] = "", body: Annotated[str, Form()] = "",
+                              shortcut: Annotated[str, Form()] = "", language: Annotated[str, Form()] = "",
+                              queue: Annotated[str, Form()] = "") -> Response:
+    data = validated(CannedResponseUpdate, **_canned_form(title, body, shortcut, language, queue))
+    await canned_service.update(session, canned_id, data, actor)
+    return redirect("/console/admin/canned", translator(actor.language)("saved"))
+
+
+@router.post("/admin/canned/{canned_id}/delete", dependencies=[CsrfChecked])
+async def admin_delete_canned(canned_id: int, session: DbSession, actor: ConsoleAdmin) -> Response:
+    await canned_service.delete(session, canned_id, actor)
+    return redirect("/console/admin/canned", translator(actor.language)("canned.deleted"))
+
+
+@router.get("/admin/routing")
+async def admin_routing(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
+    return render(request, "admin_routing.html", {
+        "section": "routing", "routes": sorted((await queries.effective_routes(session)).items()),
+        "teams": await users.list_teams(session)})
+
+
+@router.post("/admin/routing", dependencies=[CsrfChecked])
+async def admin_set_route(session: DbSession, actor: ConsoleAdmin, intent: Annotated[str, Form()] = "",
+                          queue: Annotated[str, Form()] = "") -> Response:
+    intent = intent.strip()
+    if not corrections.INTENT_NAME.match(intent):
+        raise ValidationFailedError("an intent name is lower-case latin letters, digits and underscores")
+    team = await ticket_service.team_by_slug(session, queue)
+    await routing.set_route(session, intent, team)
+    audit.record(session, actor, "routing.set", "intent", intent, queue=team.slug)
+    return redirect("/console/admin/routing", translator(actor.language)("saved"))
+
+
+@router.get("/admin/channels")
+async def admin_channels(request: Request, session: DbSession, state: State, _user: ConsoleAdmin,
+                         channel: str | None = None) -> Response:
+    return render(request, "admin_channels.html", {
+        "section": "channels", "channels": [(a.kind, a.health.as_dict()) for a in state.channels],
+        "stats": state.dispatcher.stats, "workers_enabled": state.settings.workers_enabled,
+        "quarantine": await quarantine_repo.list_payloads(session, channel or None, 100, 0),
+        "channel": channel or ""})
+
+
+@router.get("/admin/audit")
+async def admin_audit(request: Request, session: DbSession, _user: ConsoleAdmin,
+                      entity_type: str | None = None, actor: str | None = None,
+                      page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+    actor_id = int(actor) if actor and actor.isdigit() else None
+    rows = await audit_repo.list_entries(session, entity_type=entity_type or None, actor_user_id=actor_id,
+                                         limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+    people = await users.list_users(session)
+    params = {k: v for k, v in {"entity_type": entity_type, "actor": actor}.items() if v}
+    return render(request, "admin_audit.html", {
+        "section": "audit", "entries": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "page": page,
+        "people": {u.id: u for u in people}, "people_list": people, "params": params,
+        "query_string": urlencode(params), "entity_type": entity_type or "", "actor": actor or "",
+        "entity_types": ["ticket", "user", "team", "intent", "outbox", "canned_response", "customer", "order",
+                         "message"]})
+
+
+@router.get("/admin/intents")
+async def admin_intents(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
+    return render(request, "admin_intents.html", {
+        "section": "intents", "pending": await corrections.pending(session), "correction_of": corrections.correction_of,
+        "routes": await queries.effective_routes(session)})
+
+
+@router.post("/admin/intents/corrections/{message_id}", dependencies=[CsrfChecked])
+async def admin_review_correction(message_id: int, session: DbSession, actor: ConsoleAdmin,
+                                  decision: Annotated[str, Form()] = "") -> Response:
+    if decision not in ("accept", "reject"):
+        raise ValidationFailedError("decision is accept or reject")
+    await corrections.review(session, message_id, decision == "accept", actor)
+    return redirect("/console/admin/intents", translator(actor.language)("saved"))

@@ -1,0 +1,117 @@
+// Switchboard console: live updates over server-sent events, and a few keyboard conveniences.
+// No inline scripts anywhere (the pages are served with a strict Content-Security-Policy); everything the
+// server sends back is already-escaped HTML rendered by its templates.
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+  var body = document.body;
+
+  // Submit the language switch as soon as a language is chosen.
+  document.querySelectorAll("form.js-autosubmit select").forEach(function (el) {
+    el.addEventListener("change", function () { el.form.submit(); });
+  });
+
+  // Canned responses: insert the rendered text at the cursor of the reply box.
+  var insert = document.getElementById("canned-insert");
+  var select = document.getElementById("canned-select");
+  var reply = document.getElementById("reply-text");
+  function insertCanned() {
+    var opt = select.options[select.selectedIndex];
+    if (!opt || !opt.value) { return; }
+    var text = opt.getAttribute("data-text") || "";
+    var start = reply.selectionStart || 0, end = reply.selectionEnd || 0;
+    reply.value = reply.value.slice(0, start) + text + reply.value.slice(end);
+    reply.focus();
+    reply.selectionStart = reply.selectionEnd = start + text.length;
+    select.selectedIndex = 0;
+  }
+  if (insert && select && reply) {
+    insert.addEventListener("click", insertCanned);
+    select.addEventListener("change", insertCanned);
+  }
+
+  // Ctrl/Cmd+Enter sends the reply or note being written.
+  document.querySelectorAll("textarea").forEach(function (ta) {
+    ta.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && ta.form) { e.preventDefault(); ta.form.requestSubmit(); }
+    });
+  });
+
+  // "/" focuses the inbox search (unless typing somewhere already).
+  document.addEventListener("keydown", function (e) {
+    var tag = (document.activeElement && document.activeElement.tagName) || "";
+    if (e.key === "/" && !/INPUT|TEXTAREA|SELECT/.test(tag)) {
+      var search = document.querySelector("input[type=search]");
+      if (search) { e.preventDefault(); search.focus(); }
+    }
+  });
+
+  var liveUrl = body.getAttribute("data-live-url");
+  var ticketId = body.getAttribute("data-ticket-id");
+  var reloadOnChange = body.getAttribute("data-reload-on-change");
+  var region = document.getElementById("live-region");
+  var indicator = document.querySelector(".live-indicator");
+  if (!window.EventSource || (!(liveUrl && region) && !reloadOnChange)) { return; }
+
+  function setState(live) {
+    if (!indicator) { return; }
+    indicator.setAttribute("data-live-state", live ? "live" : "offline");
+    indicator.textContent = indicator.getAttribute(live ? "data-label-live" : "data-label-offline");
+  }
+
+  var pending = null, inFlight = false, again = false;
+  function refresh() {
+    if (inFlight) { again = true; return; }
+    inFlight = true;
+    fetch(liveUrl, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) { window.location.reload(); return null; }
+        return r.ok ? r.text() : null;
+      })
+      .then(function (html) {
+        if (html === null || html === undefined) { return; }
+        // Keep open <details> (an intent correction being typed) open across the refresh.
+        var open = Array.prototype.map.call(region.querySelectorAll("details[open]"), function (d) {
+          var li = d.closest("[data-message-id]");
+          return (li ? li.getAttribute("data-message-id") : "") + ":" + d.className;
+        });
+        region.innerHTML = html;
+        open.forEach(function (key) {
+          var parts = key.split(":");
+          var li = region.querySelector('[data-message-id="' + parts[0] + '"]');
+          var d = li && li.querySelector("details." + parts[1].split(" ")[0]);
+          if (d) { d.open = true; }
+        });
+        body.setAttribute("data-live-refreshed", String(Date.now()));
+      })
+      .catch(function () { /* the next event or reconnect refreshes again */ })
+      .then(function () {
+        inFlight = false;
+        if (again) { again = false; refresh(); }
+      });
+  }
+  function schedule() {
+    if (pending) { clearTimeout(pending); }
+    pending = setTimeout(function () { pending = null; refresh(); }, 150);
+  }
+
+  var source = new EventSource("/console/events");
+  source.addEventListener("hello", function () {
+    setState(true);
+    // Anything that happened while (re)connecting.
+    if (liveUrl && region) { schedule(); }
+  });
+  source.addEventListener("change", function (e) {
+    var data = {};
+    try { data = JSON.parse(e.data); } catch (err) { return; }
+    if (reloadOnChange) {
+      // The board has no form in progress worth keeping unless one has focus.
+      var active = document.activeElement;
+      if (!active || active === body || !active.closest("form")) { clearTimeout(pending); pending = setTimeout(function () { window.location.reload(); }, 1500); }
+      return;
+    }
+    if (ticketId && String(data.ticket_id) !== ticketId) { return; }
+    schedule();
+  });
+  source.addEventListener("error", function () { setState(false); });
+})();

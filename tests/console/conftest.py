@@ -1,0 +1,108 @@
+"""Console fixtures: the app in-process (HTTP tests) or served by uvicorn (browser tests), signed-in clients."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from api.app import create_app
+from api.settings import Settings
+from core.users.models import Role, User
+from tests.conftest import free_port, keyword_engine, make_user, responses
+
+CHROMIUM = "/usr/bin/chromium"
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = "password-123") -> httpx.Response:
+    page = await client.get("/console/login")
+    return await client.post("/console/login", data={"email": email, "password": password,
+                                                     "csrf_token": csrf_of(page.text), "next": ""})
+
+
+async def post_form(client: httpx.AsyncClient, page_url: str, action: str, data: dict[str, Any]
+                    ) -> httpx.Response:
+    """Submit a console form the way a browser would: CSRF token taken from the page it is on."""
+    page = await client.get(page_url)
+    assert page.status_code == 200, page.text[:500]
+    return await client.post(action, data={"csrf_token": csrf_of(page.text), **data},
+                             headers={"Referer": f"http://testserver{page_url}"})
+
+
+@pytest.fixture
+async def console_app(settings: Settings, db_engine: AsyncEngine) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(console_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=console_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@dataclass
+class People:
+    agent: User
+    supervisor: User
+    admin: User
+
+
+@pytest.fixture
+async def people(sessionmaker: async_sessionmaker[AsyncSession]) -> People:
+    agent, _ = await make_user(sessionmaker, Role.agent, "agent@test.example", "technical")
+    supervisor, _ = await make_user(sessionmaker, Role.supervisor, "super@test.example", "technical")
+    admin, _ = await make_user(sessionmaker, Role.admin, "admin@test.example")
+    return People(agent, supervisor, admin)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: FastAPI
+
+
+@pytest.fixture
+async def live_server(settings: Settings, db_engine: AsyncEngine) -> AsyncIterator[LiveServer]:
+    """The whole app served by uvicorn on a free port, lifespan and outbox dispatcher included."""
+    app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on", timeout_graceful_shutdown=3))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    yield LiveServer(f"http://127.0.0.1:{port}", app)
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"])
+        yield chromium
+        await chromium.close()
