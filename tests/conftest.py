@@ -68,22 +68,34 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_migrated() -> str | None:
-    if not PG_URL:
-        return None
-    import asyncio
+def pg_migrated() -> Iterator[str | None]:
+    """A private database on the given PostgreSQL server for this test run, dropped at the end.
 
-    async def reset() -> None:
+    Concurrent runs (two developers, or a benchmark) on one server never clobber each other.
+    """
+    if not PG_URL:
+        yield None
+        return
+    import asyncio
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    name = f"sb_test_{uuid.uuid4().hex[:10]}"
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+    async def admin(sql: str) -> None:
         engine = create_engine(PG_URL)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(sql))
         await engine.dispose()
 
-    # A private loop: this runs before the session loop of pytest-asyncio is in use.
-    asyncio.run(reset())
-    upgrade(PG_URL)
-    return PG_URL
+    # Private loops: these run outside the test loop of pytest-asyncio.
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    upgrade(url)
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
