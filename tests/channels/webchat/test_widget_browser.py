@@ -1,0 +1,47 @@
+"""The widget in a real browser (Chromium via Playwright) on the demo page: chat, reload, history is there."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.channels.webchat.conftest import Server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "screenshots" / "webchat.png"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (scripts/system-deps.sh)")
+async def test_widget_on_demo_page(chat_server: Server, db_url: str) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                           args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"])
+        try:
+            page = await browser.new_page(locale="en-US", viewport={"width": 1200, "height": 760})
+            errors: list[Any] = []
+            page.on("pageerror", lambda exc: errors.append(exc))
+            await page.goto(f"{chat_server.url}/demo")
+            await page.click(".sbw-btn")
+            await page.fill(".sbw-form textarea", "hello")
+            await page.press(".sbw-form textarea", "Enter")
+            await page.wait_for_selector(".sbw-bot >> text=Hello! How can I help?", timeout=10_000)
+            await page.wait_for_selector(".sbw-quick button >> text=Talk to an operator")
+            await page.wait_for_selector(".sbw-customer:not(.sbw-pending)")
+
+            await page.reload()
+            await page.wait_for_selector(".sbw-panel.sbw-open")  # stays open across reloads
+            await page.wait_for_selector(".sbw-bot >> text=Hello! How can I help?", timeout=10_000)
+            customer = await page.locator(".sbw-customer").all_inner_texts()
+            assert customer == ["hello"]
+            assert await page.locator(".sbw-bot").count() == 1
+            assert errors == []
+            if db_url.startswith("sqlite"):
+                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                await page.screenshot(path=str(SCREENSHOT))
+        finally:
+            await browser.close()
