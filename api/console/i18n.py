@@ -190,6 +190,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "intents.missing": ("The intents admin service is not installed yet.",
                         "Сервис управления намерениями ещё не установлен."),
     "intents.pending": ("Corrections waiting for review", "Исправления, ожидающие проверки"),
+    "intents.accept": ("Accept as a training example", "Принять как обучающий пример"),
+    "intents.reject": ("Reject", "Отклонить"),
     "intents.text": ("Message", "Сообщение"),
     "intents.was": ("Bot said", "Бот определил"),
     "intents.should": ("Agent says", "Оператор указал"),

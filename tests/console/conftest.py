@@ -6,6 +6,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.app import create_app
 from api.settings import Settings
 from core.users.models import Role, User
-from tests.conftest import free_port, keyword_engine, make_user, responses
+from tests.conftest import free_port, keyword_engine, make_settings, make_user, responses
 
 CHROMIUM = "/usr/bin/chromium"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -80,8 +81,9 @@ class LiveServer:
 
 
 @pytest.fixture
-async def live_server(settings: Settings, db_engine: AsyncEngine) -> AsyncIterator[LiveServer]:
-    """The whole app served by uvicorn on a free port, lifespan and outbox dispatcher included."""
+async def live_server(db_url: str, db_engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[LiveServer]:
+    """The whole app served by uvicorn on a free port: lifespan, outbox dispatcher and web chat included."""
+    settings = make_settings(db_url, data_dir=tmp_path)
     app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.canned import service as canned_service
 from core.canned.schemas import CannedResponseCreate
+from core.customers.models import ChannelIdentity
 from core.ingest.schemas import InboundMessage, SenderInfo
 from core.orders import service as orders
+from core.quarantine.models import QuarantinedPayload
 from core.users.models import User
 from tests.conftest import REST_HEADERS, rest_message
 from tests.console.conftest import LiveServer, People
@@ -45,12 +48,15 @@ async def sign_in(page: Any, email: str, password: str = "password-123") -> None
 
 
 async def shot(page: Any, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=False)
-    assert path.stat().st_size > 5000
-    if SCREENSHOTS_DIR:
-        Path(SCREENSHOTS_DIR).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(SCREENSHOTS_DIR) / path.name)
+    image = await page.screenshot(full_page=False)
+    assert len(image) > 5000
+    target_dir = Path(SCREENSHOTS_DIR) if SCREENSHOTS_DIR else tmp_path
+    await asyncio.to_thread(save_png, target_dir / f"{name}.png", image)
+
+
+def save_png(path: Path, image: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(image)
 
 
 async def test_agent_sees_new_ticket_live_takes_it_and_replies(
@@ -163,19 +169,17 @@ async def seed_demo(server: LiveServer, sessionmaker: async_sessionmaker[AsyncSe
             thread_key=sender))
         numbers.append(result.ticket_number)
     async with sessionmaker() as session, session.begin():
-        customer_id = await orders.find_customer(session, customer_id=None, email=None, phone=None)
-        from sqlalchemy import select
-
-        from core.customers.models import ChannelIdentity
         maria = (await session.scalars(select(ChannelIdentity.customer_id).where(
             ChannelIdentity.external_id == "tg-5550123"))).one()
-        del customer_id
         await orders.upsert(session, number="ORD-100200", status="shipped",
                             description="Роутер Keenetic Giga, курьерская доставка", customer_id=maria)
         await canned_service.create(session, CannedResponseCreate(
             title="Перезагрузка роутера", shortcut="reboot", language="ru",
             body="Здравствуйте, {{customer_name}}! По обращению {{ticket_number}}: выключите роутер на 30 секунд."),
             admin)
+        session.add(QuarantinedPayload(channel="telegram", reason="update has neither message nor callback_query",
+                                       payload='{"update_id": 912, "poll": {"id": "5"}}',
+                                       content_type="application/json"))
         await canned_service.create(session, CannedResponseCreate(
             title="Greeting", shortcut="hello", body="Hello {{customer_name}}, this is {{agent_name}}."), admin)
     return numbers
@@ -226,3 +230,38 @@ async def test_supervisor_board_and_screenshots(
         await shot(page, tmp_path, f"admin-{name}")
     assert dialogs == []
     await context.close()
+
+
+async def test_whole_story_webchat_customer_to_agent_and_back(
+    browser: Any, live_server: LiveServer, people: People
+) -> None:
+    """A customer writes in the widget, the bot escalates, the agent sees it live, takes it, replies, and the
+    customer sees the reply in the widget."""
+    agent_ctx, agent, agent_dialogs = await new_page(browser, live_server)
+    await sign_in(agent, "agent@test.example")
+    await agent.wait_for_selector('.live-indicator[data-live-state="live"]')
+
+    customer_ctx = await browser.new_context(base_url=live_server.url, viewport={"width": 1100, "height": 760},
+                                             locale="en-US")
+    customer = await customer_ctx.new_page()
+    errors: list[Any] = []
+    customer.on("pageerror", lambda exc: errors.append(exc))
+    await customer.goto("/demo")
+    await customer.click(".sbw-btn")
+    await customer.fill(".sbw-form textarea", "My TV shows a black screen since this morning")
+    await customer.press(".sbw-form textarea", "Enter")
+    await customer.wait_for_selector(".sbw-bot", timeout=10_000)  # the bot's escalation notice
+
+    row = agent.locator('tr[data-ticket]', has_text="webchat")
+    await row.wait_for(timeout=10_000)
+    await row.locator("a.ticket-link").click()
+    await agent.click("#take-button")
+    await agent.wait_for_selector(".flash")
+    await agent.fill("#reply-text", "Hello! Please unplug the set-top box for 30 seconds.")
+    await agent.click("#send-reply")
+    await agent.wait_for_selector('.msg-agent [data-delivery="sent"]', timeout=10_000)
+
+    await customer.wait_for_selector(".sbw-agent >> text=Please unplug the set-top box", timeout=10_000)
+    assert errors == [] and agent_dialogs == []
+    await customer_ctx.close()
+    await agent_ctx.close()

@@ -185,3 +185,28 @@ async def test_admin_creates_user_queue_and_route(client: httpx.AsyncClient, peo
         "email": "bad", "name": "", "password": "x"})
     page = await client.get("/console/admin/users")
     assert "flash-error" in page.text
+
+
+async def test_intent_correction_reaches_admin_review(client: httpx.AsyncClient, people: People,
+                                                      sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    r = await client.post("/channels/rest/messages", headers=REST_HEADERS,
+                          json=rest_message("ic-1", "My bill is wrong this month", sender="c-5"))
+    number = r.json()["ticket_number"]
+    await login(client, "agent@test.example")
+    async with sessionmaker() as session:
+        msg = (await session.scalars(select(Message).where(Message.external_message_id == "ic-1"))).one()
+    url = f"/console/tickets/{number}"
+    r = await post_form(client, url, f"{url}/messages/{msg.id}/intent", {"intent": "Not An Intent!"})
+    assert "flash-error" in (await client.get(url)).text
+    await post_form(client, url, f"{url}/messages/{msg.id}/intent", {"intent": "billing_question"})
+    client.cookies.clear()
+    await login(client, "admin@test.example")
+    page = await client.get("/console/admin/intents")
+    assert f'data-correction="{msg.id}"' in page.text and "billing_question" in page.text
+    r = await post_form(client, "/console/admin/intents", f"/console/admin/intents/corrections/{msg.id}",
+                        {"decision": "accept"})
+    assert r.status_code == 303
+    assert f'data-correction="{msg.id}"' not in (await client.get("/console/admin/intents")).text
+    async with sessionmaker() as session:
+        stored = await session.get(Message, msg.id)
+        assert stored is not None and stored.extra["intent_correction"]["status"] == "accepted"
