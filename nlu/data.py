@@ -31,7 +31,9 @@ from nlu.protocol import TrainingData, TrainingExample
 RASA_YAML_VERSION = "3.1"
 RESPONSE_PREFIX = "utter_"
 DEFAULT_DATA_DIR = Path(__file__).parent / "data" / "default"
-INTENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-.]*$")
+# Rasa is lenient about names (banking77 has "reverted_card_payment?"); what breaks its formats is whitespace,
+# a leading "/" (Rasa's intent-trigger syntax) and brackets (its entity markup).
+INTENT_NAME = re.compile(r"^[^\s/\[\](){}][^\s\[\](){}]*$")
 _ANNOTATION = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
 _CSV_LABEL_COLUMNS = ("intent", "category", "label")
 SUPPORTED_SUFFIXES = (".yml", ".yaml", ".json", ".csv")
@@ -66,7 +68,7 @@ def _examples_block(value: Any, *, source: str, what: str) -> list[str]:
 
 def _check_name(name: Any, *, source: str, kind: str) -> str:
     if not isinstance(name, str) or not INTENT_NAME.match(name.strip()):
-        raise DataFormatError(f"invalid {kind} name {name!r} (letters, digits, '_', '-', '.')", source=source)
+        raise DataFormatError(f"invalid {kind} name {name!r} (no spaces, brackets or leading '/')", source=source)
     return name.strip()
 
 

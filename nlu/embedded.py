@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fcntl
+import functools
 import json
 import os
 import secrets
@@ -51,6 +53,7 @@ MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 ACTIVE_FILE = "ACTIVE"
 HISTORY_FILE = "history.json"
+TRAIN_LOCK_FILE = ".train.lock"
 RANKING_SIZE = 5
 UNKNOWN_WORDS_FACTOR = 0.5
 """Confidence is halved for texts without a single known word: character n-grams alone overrate gibberish."""
@@ -187,8 +190,19 @@ class EmbeddedEngine:
         """Train off the event loop; the progress callback is called from the worker thread."""
         if not self._train_lock.acquire(blocking=False):
             raise TrainingInProgressError("a training job is already running; wait for it to finish")
+        # The worker thread releases the lock itself: if this coroutine is cancelled the training still
+        # runs to its end, and a second one must not start meanwhile.
         try:
-            return await asyncio.to_thread(self._train_locked, data, progress, True)
+            job = asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(self._train_and_release, data, progress))
+        except BaseException:
+            self._train_lock.release()
+            raise
+        return await job
+
+    def _train_and_release(self, data: TrainingData, progress: ProgressCallback | None) -> str:
+        try:
+            return self._train_locked(data, progress, True)
         finally:
             self._train_lock.release()
 
@@ -228,6 +242,20 @@ class EmbeddedEngine:
             self._train_lock.release()
 
     def _train_locked(self, data: TrainingData, progress: ProgressCallback | None, activate: bool) -> str:
+        # Other processes on the same model dir (several API workers) are kept out by a file lock.
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        with (self.model_dir / TRAIN_LOCK_FILE).open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise TrainingInProgressError(
+                    f"another process is training a model in {self.model_dir}; wait for it to finish") from exc
+            try:
+                return self._train_unlocked(data, progress, activate)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _train_unlocked(self, data: TrainingData, progress: ProgressCallback | None, activate: bool) -> str:
         report = progress or (lambda _fraction, _stage: None)
         started = time.perf_counter()
         model, metrics = self.fit(data, report)
@@ -430,6 +458,18 @@ class EmbeddedEngine:
             raise ValueError(f"version {version} is active; activate another one first")
         path = self._version_path(version)
         shutil.rmtree(path)
+
+    def sync_active(self) -> bool:
+        """Load the version ACTIVE names if another process activated a different one; True if swapped.
+
+        For several instances sharing one model dir: call it on a timer or on an "activated" event.
+        """
+        version = self._read_active()
+        if version is None or version == self.active_version:
+            return False
+        with self._activate_lock:
+            self._loaded = self._load(version)
+        return True
 
     def load_active(self) -> str:
         """Load the version named in ACTIVE (at startup); raises ModelNotFoundError when there is none."""

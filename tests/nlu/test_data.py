@@ -120,6 +120,11 @@ def test_csv_with_intent_or_category_header() -> None:
                                         TrainingExample("where, is it", "order_status")]
 
 
+def test_csv_labels_with_punctuation_are_kept() -> None:
+    data = loads("text,category\nmy payment came back,reverted_card_payment?\nrefund,reverted_card_payment?\n", "csv")
+    assert data.intents == ["reverted_card_payment?"]
+
+
 def test_csv_without_label_column_is_rejected() -> None:
     with pytest.raises(DataFormatError, match="header"):
         loads("sentence,label_x\nhi,greeting\n", "csv")

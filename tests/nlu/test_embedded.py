@@ -236,6 +236,54 @@ async def test_training_while_training_is_a_clear_error(model_dir: Path) -> None
     assert await engine.train(tiny_data("hi")) != version  # the lock is released afterwards
 
 
+async def test_cancelled_training_keeps_the_lock_until_it_ends(model_dir: Path) -> None:
+    engine = EmbeddedEngine(model_dir)
+    started = threading.Event()
+    release = threading.Event()
+
+    def progress(fraction: float, stage: str) -> None:
+        started.set()
+        release.wait(timeout=30)
+
+    job = asyncio.create_task(engine.train(tiny_data(), progress))
+    assert await asyncio.to_thread(started.wait, 30)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    with pytest.raises(TrainingInProgressError):
+        engine.train_sync(tiny_data())
+    release.set()
+    for _ in range(300):
+        if engine.active_version is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert engine.train_sync(tiny_data("hi"))
+
+
+def test_another_process_training_is_refused(model_dir: Path) -> None:
+    import fcntl
+
+    model_dir.mkdir(parents=True)
+    with (model_dir / ".train.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # what a training in another process holds
+        with pytest.raises(TrainingInProgressError, match="another process"):
+            EmbeddedEngine(model_dir).train_sync(tiny_data())
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert EmbeddedEngine(model_dir).train_sync(tiny_data())
+
+
+def test_sync_active_follows_another_instance(model_dir: Path) -> None:
+    trainer = EmbeddedEngine(model_dir)
+    first = trainer.train_sync(tiny_data())
+    follower = EmbeddedEngine(model_dir)
+    assert follower.sync_active()
+    assert follower.active_version == first
+    assert not follower.sync_active()
+    second = trainer.train_sync(tiny_data("greetings"))
+    assert follower.sync_active()
+    assert follower.active_version == second
+
+
 def test_training_needs_two_intents(model_dir: Path) -> None:
     data = TrainingData(examples=[TrainingExample("hello", "greeting"), TrainingExample("hi", "greeting")])
     with pytest.raises(DataFormatError, match="two intents"):
