@@ -370,7 +370,7 @@ class EmbeddedEngine:
             return Parse(text=text, intent=None, confidence=0.0, confident=False, language=language,
                          entities=loaded.extractor.extract(text) if loaded else (),
                          model_version=loaded.version if loaded else None)
-        scores, known_words = loaded.scorer.scores(to_features_text(text))
+        scores, known_words = loaded.scorer.scores(to_features_text(text, language))
         probs = softmax(scores * loaded.model.temperature)
         if not known_words:
             probs = probs * UNKNOWN_WORDS_FACTOR

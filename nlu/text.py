@@ -27,6 +27,8 @@ _TRANSLIT_STEMS = tuple(
     rubl podskazh skazh zdes tut uzhe esche eshe ili tolko ne da sps pomosh avtoplat uslug granic minut dait
     """.split()
 )
+_LONG_STEMS = tuple(stem for stem in _TRANSLIT_STEMS if len(stem) > 3)
+_SHORT_STEMS = frozenset(stem for stem in _TRANSLIT_STEMS if len(stem) <= 3)
 _TRANSLIT_ENDINGS = ("ogo", "ego", "yte", "yi", "iy", "yy", "aya", "oye", "ykh", "ikh", "ami", "yat", "yut", "tsya")
 _NEUTRAL_WORDS = frozenset(
     "internet inet wifi wi fi tv iptv router modem roaming sms ok okay lte 4g 5g sim online ord".split()
@@ -54,9 +56,9 @@ def has_letters(text: str) -> bool:
 def _is_translit(word: str) -> bool:
     if word in _ENGLISH_WORDS:
         return False
-    if word in _TRANSLIT_STEMS:
+    if word in _SHORT_STEMS or word in _LONG_STEMS:
         return True
-    if any(word.startswith(stem) for stem in _TRANSLIT_STEMS if len(stem) > 3):
+    if word.startswith(_LONG_STEMS):
         return True
     return len(word) > 4 and word.endswith(_TRANSLIT_ENDINGS)
 
@@ -100,9 +102,9 @@ def detransliterate(text: str) -> str:
     return _LATIN_WORD.sub(lambda m: _detransliterate_word(m.group(0)), text)
 
 
-def to_features_text(text: str) -> str:
+def to_features_text(text: str, language: str | None = None) -> str:
     """The text the classifier sees: normalised, plus a Cyrillic spelling when it reads as transliteration."""
     norm = normalise(text)
-    if _LATIN.search(norm) and detect_language(norm) == "ru":
+    if _LATIN.search(norm) and (language or detect_language(norm)) == "ru":
         return f"{norm} {detransliterate(norm)}"
     return norm
