@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,14 +18,20 @@ Event = tuple[str, dict[str, Any]]
 _PENDING_KEY = "switchboard.pending_events"
 
 
-def emit(session: AsyncSession, topic: str, payload: dict[str, Any]) -> None:
-    """Queue an event to publish once this session's transaction commits."""
+Payload = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
+def emit(session: AsyncSession, topic: str, payload: Payload) -> None:
+    """Queue an event to publish once this session's transaction commits.
+
+    A callable payload is built after the commit, when rows inserted without an explicit flush have their ids.
+    """
     session.info.setdefault(_PENDING_KEY, []).append((topic, payload))
 
 
 def take_pending(session: AsyncSession) -> list[Event]:
-    events: list[Event] = session.info.pop(_PENDING_KEY, [])
-    return events
+    pending: list[tuple[str, Payload]] = session.info.pop(_PENDING_KEY, [])
+    return [(topic, payload() if callable(payload) else payload) for topic, payload in pending]
 
 
 def discard_pending(session: AsyncSession) -> None:

@@ -26,6 +26,12 @@ async def get_customer(session: AsyncSession, customer_id: int, *, lock: bool = 
     return (await session.scalars(stmt)).first()
 
 
+async def lock_customer(session: AsyncSession, customer_id: int) -> None:
+    """Serialise concurrent work on one customer (PostgreSQL row lock; SQLite has a single writer anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+
+
 async def find_verified_customer(session: AsyncSession, email: str | None, phone: str | None) -> Customer | None:
     """A customer known by a verified identity with this email or phone."""
     conds = []

@@ -43,16 +43,15 @@ async def resolve_identity(session: AsyncSession, channel: str, sender: SenderIn
 
     known = await repository.find_verified_customer(session, sender.email, sender.phone) if sender.verified else None
     if known is None:
-        known = Customer(name=sender.name, email=sender.email, phone=sender.phone)
+        known = Customer(name=sender.name, email=sender.email, phone=sender.phone, created_at=utcnow(),
+                         updated_at=utcnow())
         session.add(known)
-        await session.flush()
-    identity = ChannelIdentity(
-        customer_id=known.id, channel=channel, external_id=sender.external_id,
-        display_name=sender.name, verified=sender.verified,
-    )
+    # Not flushed: inserted with the ticket; a concurrent first contact of the same sender fails there on
+    # the unique (channel, external_id) key and the caller retries.
+    identity = ChannelIdentity(channel=channel, external_id=sender.external_id, display_name=sender.name,
+                               verified=sender.verified, created_at=utcnow())
     identity.customer = known
     session.add(identity)
-    await session.flush()
     return identity
 
 

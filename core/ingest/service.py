@@ -34,6 +34,7 @@ from core.tickets.models import (
     AuthorKind,
     Direction,
     Message,
+    Priority,
     Ticket,
     TicketStatus,
     parse_ticket_number,
@@ -69,9 +70,6 @@ class IngestService:
 
     async def ingest(self, inbound: InboundMessage) -> IngestResult:
         """Ingest one message; a redelivery returns the original result and writes nothing."""
-        existing = await self.find_existing(inbound.channel, inbound.external_message_id)
-        if existing is not None:
-            return existing
         parse = await self._parse(inbound)
         for attempt in range(MAX_ATTEMPTS):
             try:
@@ -93,15 +91,22 @@ class IngestService:
 
     async def find_existing(self, channel: str, external_message_id: str) -> IngestResult | None:
         async with self.sessionmaker() as session:
-            message = await ticket_repo.get_message_by_external_id(session, channel, external_message_id)
-            if message is None:
-                return None
-            ticket = await ticket_service.get(session, message.ticket_id)
-            return IngestResult(
-                ticket_id=ticket.id, ticket_number=ticket.number, message_id=message.id,
-                customer_id=ticket.customer_id, created=False, action=str(message.extra.get("action", "")),
-                reply_message_ids=list(message.extra.get("reply_ids", [])),
-            )
+            return await self._existing(session, channel, external_message_id)
+
+    @staticmethod
+    async def _existing(session: AsyncSession, channel: str, external_message_id: str) -> IngestResult | None:
+        message = await ticket_repo.get_message_by_external_id(session, channel, external_message_id)
+        if message is None:
+            return None
+        ticket = await ticket_service.get(session, message.ticket_id)
+        replies = (await session.scalars(
+            select(Message.id).where(Message.in_reply_to_id == message.id).order_by(Message.id)
+        )).all()
+        return IngestResult(
+            ticket_id=ticket.id, ticket_number=ticket.number, message_id=message.id,
+            customer_id=ticket.customer_id, created=False, action=str(message.extra.get("action", "")),
+            reply_message_ids=list(replies),
+        )
 
     async def quarantine(self, channel: str, reason: str, payload: bytes | str,
                          content_type: str = "application/octet-stream") -> int:
@@ -134,24 +139,30 @@ class IngestService:
     async def _ingest_in_transaction(
         self, session: AsyncSession, inbound: InboundMessage, parse: Parse | None
     ) -> IngestResult:
-        message = await ticket_repo.get_message_by_external_id(
-            session, inbound.channel, inbound.external_message_id
-        )
-        if message is not None:
-            ticket = await ticket_service.get(session, message.ticket_id)
-            return IngestResult(ticket_id=ticket.id, ticket_number=ticket.number, message_id=message.id,
-                                customer_id=ticket.customer_id, created=False,
-                                action=str(message.extra.get("action", "")),
-                                reply_message_ids=list(message.extra.get("reply_ids", [])))
+        existing = await self._existing(session, inbound.channel, inbound.external_message_id)
+        if existing is not None:
+            return existing
 
         identity = await customer_service.resolve_identity(session, inbound.channel, inbound.sender)
-        # Serialise concurrent messages of one customer (PostgreSQL; SQLite has one writer anyway).
-        customer = await customer_repo.get_customer(session, identity.customer_id, lock=True) or identity.customer
+        customer = identity.customer
+        if customer.id is not None:
+            await customer_repo.lock_customer(session, customer.id)
         ticket, threading = await self._thread(session, customer, identity, inbound)
 
         language = (parse.language if parse and parse.text.strip() else None) or inbound.language_hint \
             or ticket.language or customer.language
         now = utcnow()
+        ticket.identity = identity
+        ticket.last_customer_message_at = ticket.last_customer_message_at or now
+        ticket.updated_at = now
+        ticket.language = language or ticket.language
+        if customer.language is None and language is not None:
+            customer.language = language
+        if ticket.id is None:
+            await session.flush()  # the new ticket's number goes into the bot's answer
+        if ticket.status == TicketStatus.pending:
+            ticket_service.transition(ticket, TicketStatus.open)
+
         message = Message(
             ticket_id=ticket.id, direction=Direction.inbound, author_kind=AuthorKind.customer,
             channel=inbound.channel, external_message_id=inbound.external_message_id, text=inbound.text,
@@ -163,35 +174,54 @@ class IngestService:
             extra=dict(inbound.extra), created_at=inbound.received_at,
         )
         session.add(message)
+
+        # Reads below must not flush half-built rows: everything is written by the one flush at the end.
+        with session.no_autoflush:
+            ctx = await self._context(session, ticket, inbound, parse, language, new_ticket=threading == "created")
+            decision = decide(ctx)
+            message.extra = {**message.extra, "action": decision.action.value, "reason": decision.reason}
+            replies = await self._apply(session, ticket, message, decision, ctx, language)
         await session.flush()
 
-        ticket.identity_id = identity.id
-        ticket.identity = identity
-        ticket.last_customer_message_at = ticket.last_customer_message_at or now
-        ticket.updated_at = now
-        ticket.language = language or ticket.language
-        customer.language = customer.language or language
-        if ticket.status == TicketStatus.pending:
-            ticket_service.transition(ticket, TicketStatus.open)
-
-        ctx = await self._context(session, ticket, inbound, parse, language)
-        decision = decide(ctx)
-        reply_ids = await self._apply(session, ticket, decision, ctx, language)
-        message.extra = {**message.extra, "action": decision.action.value, "reason": decision.reason,
-                         "reply_ids": reply_ids}
-
-        emit(session, "messages", {"ticket_id": ticket.id, "message_id": message.id, "direction": "inbound",
-                                   "author_kind": "customer", "customer_id": ticket.customer_id,
-                                   "channel": ticket.channel, "thread_key": ticket.thread_key})
+        ticket_id, customer_id, channel, thread_key = ticket.id, ticket.customer_id, ticket.channel, ticket.thread_key
+        emit(session, "messages", {"ticket_id": ticket_id, "message_id": message.id, "direction": "inbound",
+                                   "author_kind": "customer", "customer_id": customer_id,
+                                   "channel": channel, "thread_key": thread_key})
         emit(session, "tickets", ticket_service.ticket_event(ticket, threading))
-        return IngestResult(ticket_id=ticket.id, ticket_number=ticket.number, message_id=message.id,
-                            customer_id=customer.id, created=True, action=decision.action.value,
-                            reply_message_ids=reply_ids)
+        return IngestResult(ticket_id=ticket_id, ticket_number=ticket.number, message_id=message.id,
+                            customer_id=customer_id, created=True, action=decision.action.value,
+                            reply_message_ids=[r.id for r in replies])
 
     async def _thread(
         self, session: AsyncSession, customer: Customer, identity: ChannelIdentity, inbound: InboundMessage
     ) -> tuple[Ticket, str]:
         """Continue an open ticket, reopen a recently resolved one, or start a new one."""
+        candidate: Ticket | None = None
+        if customer.id is not None:
+            candidate = await self._find_thread(session, customer, inbound)
+        if candidate is not None:
+            if candidate.status in OPEN_STATUSES:
+                return candidate, "continued"
+            window = timedelta(hours=self.settings.reopen_window_hours)
+            if (candidate.status == TicketStatus.resolved and candidate.resolved_at is not None
+                    and candidate.resolved_at >= utcnow() - window):
+                ticket_service.transition(candidate, TicketStatus.open)
+                return candidate, "reopened"
+
+        subject = (inbound.subject or inbound.text.strip().split("\n", 1)[0])[:120] or "(no subject)"
+        ticket = Ticket(
+            subject=subject, channel=inbound.channel, thread_key=inbound.thread_key, status=TicketStatus.new,
+            priority=Priority.normal, failed_bot_answers=0, created_at=utcnow(), updated_at=utcnow(),
+        )
+        ticket.customer = customer
+        ticket.identity = identity
+        ticket.team = None
+        ticket.assignee = None
+        session.add(ticket)
+        return ticket, "created"
+
+    async def _find_thread(self, session: AsyncSession, customer: Customer, inbound: InboundMessage
+                           ) -> Ticket | None:
         candidate = await ticket_repo.find_by_references(session, customer.id, inbound.channel, inbound.references)
         if candidate is None and inbound.ticket_number_hint:
             number = parse_ticket_number(inbound.ticket_number_hint)
@@ -207,32 +237,11 @@ class IngestService:
             if candidate is None or candidate.merged_into_id is None:
                 break
             candidate = await ticket_repo.get(session, candidate.merged_into_id)
-
-        if candidate is not None:
-            if candidate.status in OPEN_STATUSES:
-                return candidate, "continued"
-            window = timedelta(hours=self.settings.reopen_window_hours)
-            if (candidate.status == TicketStatus.resolved and candidate.resolved_at is not None
-                    and candidate.resolved_at >= utcnow() - window):
-                ticket_service.transition(candidate, TicketStatus.open)
-                return candidate, "reopened"
-
-        subject = (inbound.subject or inbound.text.strip().split("\n", 1)[0])[:120] or "(no subject)"
-        ticket = Ticket(
-            customer_id=customer.id, subject=subject, channel=inbound.channel, thread_key=inbound.thread_key,
-            identity_id=identity.id, status=TicketStatus.new, created_at=utcnow(), updated_at=utcnow(),
-        )
-        ticket.customer = customer
-        ticket.identity = identity
-        ticket.team = None
-        ticket.assignee = None
-        session.add(ticket)
-        await session.flush()
-        return ticket, "created"
+        return candidate
 
     async def _context(self, session: AsyncSession, ticket: Ticket, inbound: InboundMessage,
-                       parse: Parse | None, language: str | None) -> DecisionContext:
-        last_bot_intent = (await session.scalars(
+                       parse: Parse | None, language: str | None, *, new_ticket: bool) -> DecisionContext:
+        last_bot_intent = None if new_ticket else (await session.scalars(
             select(Message.intent).where(Message.ticket_id == ticket.id, Message.author_kind == AuthorKind.bot)
             .order_by(Message.id.desc()).limit(1)
         )).first()
@@ -254,8 +263,8 @@ class IngestService:
             auto_reply=inbound.auto_reply, faq_answer=faq, order_number=order_number, order=order,
         )
 
-    async def _apply(self, session: AsyncSession, ticket: Ticket, decision: Decision, ctx: DecisionContext,
-                     language: str | None) -> list[int]:
+    async def _apply(self, session: AsyncSession, ticket: Ticket, inbound: Message, decision: Decision,
+                     ctx: DecisionContext, language: str | None) -> list[Message]:
         parse = ctx.parse
         if parse is not None and parse.confident and decision.action in (Action.answer, Action.escalate):
             ticket.intent = parse.intent
@@ -264,6 +273,7 @@ class IngestService:
             ticket.priority = decision.priority
         if decision.action in (Action.agent, Action.ignore):
             return []
+        refs = [inbound.external_message_id] if inbound.external_message_id else []
 
         lang = language or "en"
         if decision.action == Action.answer:
@@ -274,8 +284,9 @@ class IngestService:
                 session, ticket, text=reply, author_kind=AuthorKind.bot, language=lang,
                 intent=decision.route_intent,
                 quick_replies=[{"title": texts.text("talk_to_operator", lang), "payload": "/human_handoff"}],
+                reply_refs=refs, in_reply_to=inbound,
             )
-            return [message.id]
+            return [message]
 
         team = await routing.team_for_intent(session, decision.route_intent)
         if team is not None:
@@ -285,9 +296,9 @@ class IngestService:
         ticket_service.transition(ticket, TicketStatus.open)
         message = await ticket_service.add_outbound(
             session, ticket, text=self._phrase(decision, ticket, ctx, lang), author_kind=AuthorKind.bot,
-            language=lang, intent=None,
+            language=lang, intent=None, reply_refs=refs, in_reply_to=inbound,
         )
-        return [message.id]
+        return [message]
 
     def _phrase(self, decision: Decision, ticket: Ticket, ctx: DecisionContext, lang: str) -> str:
         values: dict[str, Any] = {"ticket": ticket.number,

@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db.base import Base, utcnow
-from core.tickets.models import Message
+from core.tickets.models import Message, Ticket
 from core.users.models import str_enum
 
 
@@ -39,3 +39,4 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
 
     message: Mapped[Message] = relationship(lazy="raise")
+    ticket: Mapped[Ticket] = relationship(lazy="raise")

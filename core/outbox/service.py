@@ -18,7 +18,7 @@ from core.errors import ConflictError, NotFoundError
 from core.events import emit
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.outbox.schemas import OutboundEnvelope
-from core.tickets.models import Message, Ticket
+from core.tickets.models import Message, Ticket, format_ticket_number
 from core.users.models import User
 
 
@@ -27,12 +27,14 @@ def enqueue(
 ) -> OutboxMessage:
     """Queue `message` for delivery to `recipient` on the ticket's channel (same transaction)."""
     row = OutboxMessage(
-        ticket_id=ticket.id, channel=message.channel, recipient=recipient, payload=payload,
-        status=OutboxStatus.queued, next_attempt_at=utcnow(),
+        channel=message.channel, recipient=recipient, payload=payload, status=OutboxStatus.queued,
+        next_attempt_at=utcnow(),
     )
+    # Relationships, not ids: the rows are inserted together at the next flush.
     row.message = message
+    row.ticket = ticket
     session.add(row)
-    emit(session, "outbox.queued", {"channel": message.channel, "ticket_id": ticket.id})
+    emit(session, "outbox.queued", lambda: {"channel": row.channel, "ticket_id": row.ticket_id})
     return row
 
 
@@ -76,7 +78,7 @@ async def build_envelopes(session: AsyncSession, ids: Sequence[int]) -> list[Out
         p = row.payload
         envelopes.append(OutboundEnvelope(
             outbox_id=row.id, message_id=msg.id, channel=row.channel, recipient=row.recipient,
-            ticket_number=p.get("ticket_number", ""), text=msg.text, html=msg.html, subject=p.get("subject"),
+            ticket_number=format_ticket_number(row.ticket_id), text=msg.text, html=msg.html, subject=p.get("subject"),
             attachments=list(msg.attachments or []), thread_key=p.get("thread_key"),
             in_reply_to=p.get("in_reply_to"), references=list(p.get("references", [])),
             quick_replies=p.get("quick_replies", []), language=p.get("language"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.routing.models import IntentRoute
@@ -24,23 +24,26 @@ DEFAULT_ROUTES: dict[str, str] = {
 
 async def team_for_intent(session: AsyncSession, intent: str | None) -> Team | None:
     """The team an intent routes to: an admin's rule, else the default, else `general`."""
-    if intent:
-        stmt = select(Team).join(IntentRoute, IntentRoute.team_id == Team.id).where(IntentRoute.intent == intent)
-        team = (await session.scalars(stmt)).first()
-        if team is not None:
-            return team
     slug = DEFAULT_ROUTES.get(intent or "", DEFAULT_TEAM)
-    team = (await session.scalars(select(Team).where(Team.slug == slug))).first()
-    if team is None and slug != DEFAULT_TEAM:
-        team = (await session.scalars(select(Team).where(Team.slug == DEFAULT_TEAM))).first()
-    return team
+    # One query for the admin's rule, the default and the fallback; preference is in that order.
+    routed = select(IntentRoute.team_id).where(IntentRoute.intent == (intent or ""))
+    rows = (await session.execute(
+        select(Team, Team.id.in_(routed).label("is_rule"))
+        .where(or_(Team.id.in_(routed), Team.slug.in_((slug, DEFAULT_TEAM))))
+    )).all()
+
+    def rank(row: tuple[Team, bool]) -> int:
+        team, is_rule = row
+        return 0 if is_rule else (1 if team.slug == slug else 2)
+
+    return min(rows, key=rank)[0] if rows else None
 
 
 async def list_routes(session: AsyncSession) -> dict[str, str]:
     """Effective routing: defaults with admins' rules applied."""
     rows: Sequence[tuple[str, str]] = (await session.execute(
         select(IntentRoute.intent, Team.slug).join(Team, Team.id == IntentRoute.team_id)
-    )).tuples().all()
+    )).all()
     routes = dict(DEFAULT_ROUTES)
     routes.update(dict(rows))
     return routes

@@ -125,9 +125,12 @@ class Message(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     entities: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The customer message a bot answer replies to (what a redelivery of that message returns).
+    in_reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages", lazy="raise")
+    in_reply_to: Mapped[Message | None] = relationship(remote_side=[id], lazy="raise")
 
 
 class Note(Base):

@@ -157,34 +157,42 @@ async def add_outbound(
     session: AsyncSession, ticket: Ticket, *, text: str, author_kind: AuthorKind, author: User | None = None,
     html: str | None = None, attachments: list[dict[str, Any]] | None = None,
     quick_replies: list[dict[str, str]] | None = None, language: str | None = None,
-    intent: str | None = None,
+    intent: str | None = None, reply_refs: list[str] | None = None, in_reply_to: Message | None = None,
 ) -> Message:
-    """Write an outbound message and queue it in the outbox, to the identity the customer last wrote from."""
+    """Write an outbound message and queue it in the outbox, to the identity the customer last wrote from.
+
+    Nothing is flushed here: the message and its outbox row are inserted with the rest of the unit of work.
+    `reply_refs` are the external ids of the customer messages this answers (looked up when not given).
+    """
     if ticket.identity is None:
         raise ConflictError(f"ticket {ticket.number} has no channel identity to answer")
     message = Message(
         ticket_id=ticket.id, direction=Direction.outbound, author_kind=author_kind,
         author_user_id=author.id if author else None, channel=ticket.channel, text=text, html=html,
-        attachments=attachments or [], language=language, intent=intent, created_at=utcnow(),
+        attachments=attachments or [], entities=[], extra={}, language=language, intent=intent,
+        created_at=utcnow(),
     )
+    message.in_reply_to = in_reply_to
     session.add(message)
-    await session.flush()
-    last_inbound = (await session.scalars(
-        select(Message.external_message_id).where(
-            Message.ticket_id == ticket.id, Message.direction == Direction.inbound,
-            Message.channel == ticket.channel,
-        ).order_by(Message.id.desc()).limit(20)
-    )).all()
-    refs = [r for r in reversed(last_inbound) if r]
+    if reply_refs is None:
+        last_inbound = (await session.scalars(
+            select(Message.external_message_id).where(
+                Message.ticket_id == ticket.id, Message.direction == Direction.inbound,
+                Message.channel == ticket.channel,
+            ).order_by(Message.id.desc()).limit(20)
+        )).all()
+        reply_refs = [r for r in reversed(last_inbound) if r]
     payload: dict[str, Any] = {
-        "ticket_number": ticket.number, "subject": ticket.subject, "thread_key": ticket.thread_key,
-        "in_reply_to": refs[-1] if refs else None, "references": refs, "language": language,
-        "quick_replies": quick_replies or [],
+        "subject": ticket.subject, "thread_key": ticket.thread_key,
+        "in_reply_to": reply_refs[-1] if reply_refs else None, "references": reply_refs[-20:],
+        "language": language, "quick_replies": quick_replies or [],
     }
     outbox_service.enqueue(session, ticket, message, ticket.identity.external_id, payload)
-    emit(session, "messages", {"ticket_id": ticket.id, "message_id": message.id, "direction": "outbound",
-                               "author_kind": author_kind.value, "customer_id": ticket.customer_id,
-                               "channel": ticket.channel, "thread_key": ticket.thread_key})
+    ticket_id, customer_id, channel, thread_key = ticket.id, ticket.customer_id, ticket.channel, ticket.thread_key
+    emit(session, "messages", lambda: {
+        "ticket_id": ticket_id, "message_id": message.id, "direction": "outbound", "author_kind": author_kind.value,
+        "customer_id": customer_id, "channel": channel, "thread_key": thread_key,
+    })
     return message
 
 
@@ -200,6 +208,7 @@ async def reply(
         await _assign(session, ticket, actor, actor, action="ticket.take")
     message = await add_outbound(session, ticket, text=text, html=html, attachments=attachments,
                                  author_kind=AuthorKind.agent, author=actor, language=ticket.language)
+    await session.flush()
     now = utcnow()
     ticket.first_response_at = ticket.first_response_at or now
     ticket.updated_at = now
