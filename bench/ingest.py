@@ -1,0 +1,294 @@
+"""Ingest throughput and latency through the whole pipeline (HTTP submit -> committed ticket + queued reply).
+
+The server runs in its own process (uvicorn, the real app with the embedded NLU engine); the load generator
+is a minimal keep-alive HTTP/1.1 client in this process. For each backend (SQLite always, PostgreSQL when a
+URL is given) it measures messages/s and p50/p99 latency at 1, 8 and 64 concurrent senders, p99 at a fixed
+200 messages/s, the raw database insert rate (the ceiling, same run), and the server's peak memory.
+
+    .venv/bin/python bench/ingest.py [--postgres URL] [--seconds 5] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+API_KEY = "bench-key"
+TEXTS = [
+    "Здравствуйте, у меня не работает интернет с утра",
+    "How can I pay my bill?",
+    "Где мой заказ ORD-100200?",
+    "I want to change my tariff",
+    "Хочу расторгнуть договор",
+    "my tv shows no signal",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection; just enough protocol for this benchmark."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        return cls(r, w)
+
+    async def post(self, path: str, body: bytes) -> int:
+        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"X-Api-Key: {API_KEY}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        self.writer.write(head + body)
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def body(i: int, run: str) -> bytes:
+    sender = f"{run}-s{i % 500}"
+    return json.dumps({"external_message_id": f"{run}-{i}", "sender": {"external_id": sender, "name": "Bench"},
+                       "text": TEXTS[i % len(TEXTS)], "thread_id": f"{sender}-{i}"}).encode()
+
+
+async def closed_loop(port: int, senders: int, seconds: float, run: str) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(10**9))
+    deadline = time.perf_counter() + seconds
+
+    async def sender() -> None:
+        nonlocal errors
+        conn = await Conn.open(port)
+        try:
+            while time.perf_counter() < deadline:
+                b = body(next(counter), run)
+                t0 = time.perf_counter()
+                status = await conn.post("/channels/rest/messages", b)
+                latencies.append(time.perf_counter() - t0)
+                if status != 201:
+                    errors += 1
+        finally:
+            conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(senders)))
+    elapsed = time.perf_counter() - start
+    return summarize(latencies, elapsed, errors)
+
+
+async def open_loop(port: int, rate: float, seconds: float, run: str) -> dict[str, float]:
+    """Fixed arrival rate: latency as a customer sees it at a steady load."""
+    latencies: list[float] = []
+    errors = 0
+    pool: asyncio.Queue[Conn] = asyncio.Queue()
+    for _ in range(32):
+        pool.put_nowait(await Conn.open(port))
+    n = int(rate * seconds)
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        conn = await pool.get()
+        t0 = time.perf_counter()
+        status = await conn.post("/channels/rest/messages", body(i, run))
+        latencies.append(time.perf_counter() - t0)
+        pool.put_nowait(conn)
+        if status != 201:
+            errors += 1
+
+    start = time.perf_counter()
+    tasks = []
+    for i in range(n):
+        target = start + i / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    while not pool.empty():
+        pool.get_nowait().close()
+    return summarize(latencies, elapsed, errors)
+
+
+def summarize(latencies: list[float], elapsed: float, errors: int) -> dict[str, float]:
+    lat = sorted(latencies)
+    return {
+        "n": len(lat), "rate": len(lat) / elapsed, "errors": errors,
+        "p50": statistics.median(lat) * 1000 if lat else float("nan"),
+        "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else float("nan"),
+    }
+
+
+async def raw_insert_rate(url: str, seconds: float, concurrency: int = 64) -> float:
+    """The ceiling: single-row insert transactions into a scratch table, same driver and pool settings."""
+    from sqlalchemy import text
+
+    from core.db.session import create_engine
+
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE IF EXISTS bench_raw"))
+        await conn.execute(text("CREATE TABLE bench_raw (id INTEGER PRIMARY KEY, k VARCHAR(64) UNIQUE, v TEXT)"))
+    count = 0
+    deadline = time.perf_counter() + seconds
+    ids = iter(range(1, 10**9))
+
+    async def worker() -> None:
+        nonlocal count
+        while time.perf_counter() < deadline:
+            i = next(ids)
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO bench_raw (id, k, v) VALUES (:i, :k, :v)"),
+                                   {"i": i, "k": f"k{i}", "v": "x" * 100})
+            count += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    rate = count / (time.perf_counter() - start)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE bench_raw"))
+    await engine.dispose()
+    return rate
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of the server and its children (uvicorn workers)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+        pids += [int(p) for p in out.split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
+
+
+def start_server(url: str, workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = os.environ | {
+        "SWITCHBOARD_DATABASE_URL": url,
+        "SWITCHBOARD_DATA_DIR": str(workdir),
+        "SWITCHBOARD_CHANNELS__REST__API_KEY": API_KEY,
+        "SWITCHBOARD_LOG_LEVEL": "WARNING",
+        "SWITCHBOARD_MAX_BODY_BYTES": "1048576",
+    }
+    cmd = [sys.executable, "-m", "uvicorn", "api.app:app_factory", "--factory", "--host", "127.0.0.1",
+           "--port", str(port), "--no-access-log", "--log-level", "warning", "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                if b"200" in s.recv(100):
+                    return proc, port
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not start: " + (proc.stderr.read() if proc.stderr else b"").decode()[-2000:])
+
+
+def prepare(url: str) -> None:
+    from sqlalchemy import text
+
+    from core.db.migrate import upgrade
+    from core.db.session import create_engine, is_sqlite
+
+    if not is_sqlite(url):
+        async def reset() -> None:
+            engine = create_engine(url)
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+            await engine.dispose()
+
+        asyncio.run(reset())
+    upgrade(url)
+
+
+def run_backend(name: str, url: str, seconds: float, workers: int, workdir: Path) -> list[list[str]]:
+    prepare(url)
+    ceiling = asyncio.run(raw_insert_rate(url, seconds))
+    rows = [[name, "raw insert (ceiling)", "64", f"{ceiling:,.0f}", "-", "-", "-", "-"]]
+    proc, port = start_server(url, workdir, workers)
+    try:
+        run = uuid.uuid4().hex[:8]
+        for senders in (1, 8, 64):
+            r = asyncio.run(closed_loop(port, senders, seconds, f"{run}-{senders}"))
+            rows.append([name, "pipeline", str(senders), f"{r['rate']:,.0f}", f"{r['p50']:.1f}", f"{r['p99']:.1f}",
+                         f"{r['rate'] / ceiling:.2f}", str(int(r["errors"]))])
+        r = asyncio.run(open_loop(port, 200, seconds, f"{run}-fixed"))
+        rows.append([name, "pipeline @200/s", "open", f"{r['rate']:,.0f}", f"{r['p50']:.1f}", f"{r['p99']:.1f}",
+                     f"{r['rate'] / ceiling:.2f}", str(int(r["errors"]))])
+        rows.append([name, "server peak RSS", "-", f"{peak_rss_mb(proc.pid):,.0f} MB", "-", "-", "-", "-"])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--postgres", default=os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL"),
+                        help="PostgreSQL URL (postgresql+asyncpg://...); its schema is dropped and recreated")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (PostgreSQL)")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="sb-bench-"))
+    rows: list[list[str]] = []
+    try:
+        rows += run_backend("sqlite", f"sqlite+aiosqlite:///{workdir}/bench.sqlite3", args.seconds, 1, workdir)
+        if args.postgres:
+            rows += run_backend("postgres", args.postgres, args.seconds, args.workers, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    header = ["backend", "measure", "senders", "msg/s", "p50 ms", "p99 ms", "x ceiling", "errors"]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
