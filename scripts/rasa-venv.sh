@@ -15,10 +15,13 @@ if [[ -f "$VENV/.switchboard-complete" ]] && "$VENV/bin/python" -c "import rasa,
 fi
 
 if [[ -z "$PYTHON310" ]]; then
-    for candidate in "$(command -v pyenv >/dev/null 2>&1 && pyenv prefix 3.10 2>/dev/null)/bin/python" \
-                     /root/.pyenv/versions/3.10*/bin/python \
-                     "$(command -v python3.10 || true)"; do
-        if [[ -x "$candidate" ]]; then PYTHON310="$candidate"; break; fi
+    candidates=(/root/.pyenv/versions/3.10*/bin/python "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10*/bin/python)
+    if command -v python3.10 >/dev/null 2>&1; then candidates+=("$(command -v python3.10)"); fi
+    for candidate in "${candidates[@]}"; do
+        if [[ -x "$candidate" ]] && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then
+            PYTHON310="$candidate"
+            break
+        fi
     done
 fi
 if [[ -z "$PYTHON310" ]]; then
@@ -29,6 +32,9 @@ fi
 echo "rasa-venv: building rasa $RASA_VERSION at $VENV with $PYTHON310"
 # A venv records its absolute path in its scripts, so it is built in place; the marker written last tells
 # a finished build from an interrupted one, which is wiped and rebuilt.
+case "$VENV" in
+    ""|/|/usr|/opt|"$HOME") echo "rasa-venv: refusing to build into '$VENV'" >&2; exit 1 ;;
+esac
 rm -rf "$VENV"
 mkdir -p "$(dirname "$VENV")"
 "$PYTHON310" -m venv "$VENV"
