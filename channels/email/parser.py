@@ -266,7 +266,7 @@ class _TextExtractor(HTMLParser):
             return
         if tag == "pre" and self._pre:
             self._pre -= 1
-        if tag in _BLOCK_TAGS or tag == "li":
+        if tag in _BLOCK_TAGS:
             self.out.append("\n")
 
     def handle_data(self, data: str) -> None:

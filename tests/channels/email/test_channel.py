@@ -1,0 +1,312 @@
+"""The email channel end to end: a real Dovecot in, a real SMTP server out, the real app in between."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from api.app import create_app
+from channels.config import ChannelsSettings, RestChannelSettings
+from channels.email.adapter import EmailChannel
+from channels.email.models import EmailCheckpoint
+from channels.email.settings import EmailChannelSettings
+from core.outbox.models import OutboxMessage
+from core.quarantine.models import QuarantinedPayload
+from core.tickets.models import Direction, Ticket
+from core.tickets.models import Message as DbMessage
+from tests.channels.email.conftest import Dovecot, SmtpSink, email_settings, fixture_bytes, wait_for
+from tests.conftest import REST_KEY, free_port, keyword_engine, make_settings, responses
+
+CUSTOMER = "customer@example.org"
+
+
+def mail(message_id: str, text: str, *, sender: str = CUSTOMER, subject: str = "Hello",
+         in_reply_to: str | None = None, headers: str = "") -> bytes:
+    threading = f"In-Reply-To: <{in_reply_to}>\nReferences: <{in_reply_to}>\n" if in_reply_to else ""
+    raw = (f"From: Customer <{sender}>\nTo: support@support.example\nSubject: {subject}\n"
+           f"Date: Thu, 26 Nov 2026 10:00:00 +0000\nMessage-ID: <{message_id}>\n{threading}{headers}"
+           f"MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n{text}\n")
+    return raw.replace("\n", "\r\n").encode()
+
+
+@contextlib.asynccontextmanager
+async def running_app(db_url: str, tmp_path: Path, email: EmailChannelSettings) -> AsyncIterator[Any]:
+    settings = make_settings(db_url, data_dir=tmp_path / "data", channels=ChannelsSettings(
+        rest=RestChannelSettings(api_key=SecretStr(REST_KEY)), email=email))
+    app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def channel_of(app: Any) -> EmailChannel:
+    adapter = app.state.switchboard.channels.get("email")
+    assert isinstance(adapter, EmailChannel)
+    return adapter
+
+
+async def inbound_count(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async with sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(DbMessage).where(
+            DbMessage.direction == Direction.inbound, DbMessage.channel == "email")) or 0)
+
+
+async def count(sessionmaker: async_sessionmaker[AsyncSession], model: Any) -> int:
+    async with sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def checkpoint(sessionmaker: async_sessionmaker[AsyncSession], name: str) -> EmailCheckpoint | None:
+    async with sessionmaker() as session:
+        return await session.get(EmailCheckpoint, name)
+
+
+def header_ids(msg: Message, name: str) -> list[str]:
+    return [t.strip("<>") for t in str(msg.get(name, "")).split()]
+
+
+def bodies(msg: Message) -> dict[str, str]:
+    return {p.get_content_type(): p.get_payload(decode=True).decode(p.get_content_charset() or "utf-8")
+            for p in msg.walk() if not p.is_multipart()}
+
+
+async def test_round_trip_threads_bot_and_agent_replies_and_the_customer_answer(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot, smtp_sink: SmtpSink, agent: tuple[Any, dict[str, str]]) -> None:
+    user = dovecot.add_user()
+    settings = email_settings(dovecot, smtp_sink, dovecot.mailbox_settings(user))
+    async with running_app(db_url, tmp_path, settings) as app:
+        await dovecot.append(user, mail("first-1@example.org", "Hello there", subject="Greetings"))
+        await wait_for(lambda: len(smtp_sink.messages) == 1, what="the bot's answer by SMTP")
+        async with sessionmaker() as session:
+            ticket = (await session.scalars(select(Ticket))).one()
+        bot = smtp_sink.parsed()[0]
+        assert smtp_sink.messages[0][1] == [CUSTOMER]
+        assert bot["In-Reply-To"] == "<first-1@example.org>"
+        assert header_ids(bot, "References") == ["first-1@example.org"]
+        assert bot["Subject"] == f"Re: Greetings [{ticket.number}]"
+        assert bot["Auto-Submitted"] == "auto-replied"  # our robot must not start a loop with theirs
+        assert bodies(bot)["text/plain"].startswith("Hello! How can I help?")
+        assert "text/html" in bodies(bot)
+        async with sessionmaker() as session:
+            outbox = (await session.scalars(select(OutboxMessage))).one()
+        assert f"<{outbox.provider_message_id}>" == bot["Message-ID"]
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            reply = await client.post(f"/tickets/{ticket.number}/reply", headers=agent[1],
+                                      json={"text": "Please restart the <router> & wait 5 minutes."})
+            assert reply.status_code == 201, reply.text
+            await wait_for(lambda: len(smtp_sink.messages) == 2, what="the agent's reply by SMTP")
+            agent_mail = smtp_sink.parsed()[1]
+            assert agent_mail["In-Reply-To"] == "<first-1@example.org>"
+            assert agent_mail["Auto-Submitted"] is None
+            assert agent_mail["Subject"] == f"Re: Greetings [{ticket.number}]"
+            assert "&lt;router&gt; &amp; wait" in bodies(agent_mail)["text/html"]
+            assert "<router> & wait" in bodies(agent_mail)["text/plain"]
+
+            # The customer answers the agent's mail from a client that drops the ticket tag from the subject.
+            agent_id = str(agent_mail["Message-ID"]).strip("<>")
+            await dovecot.append(user, mail("second-2@example.org", "It works now, thanks", subject="Re: Greetings",
+                                            in_reply_to=agent_id))
+            await wait_for(lambda: inbound_count(sessionmaker), what="first inbound")
+            await wait_for(lambda: _eq(inbound_count(sessionmaker), 2), what="the customer's answer")
+            assert await count(sessionmaker, Ticket) == 1
+
+            health = (await client.get("/health")).json()
+            email_health = health["channels"]["email"]
+            assert email_health["state"] == "connected"
+            assert email_health["mailboxes"][user]["state"] == "connected"
+            assert email_health["mailboxes"][user]["last_message_at"] is not None
+            assert email_health["smtp"]["state"] == "connected"
+
+
+async def _eq(awaitable: Any, expected: Any) -> bool:
+    return bool(await awaitable == expected)
+
+
+async def test_restart_backfills_everything_since_the_checkpoint_exactly_once(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot, smtp_sink: SmtpSink) -> None:
+    user = dovecot.add_user()
+    settings = email_settings(dovecot, smtp_sink, dovecot.mailbox_settings(user))
+    await dovecot.append(user, *(mail(f"before-{i}@example.org", f"message {i}", sender=f"c{i}@example.org")
+                                 for i in range(3)))
+    async with running_app(db_url, tmp_path, settings):
+        await wait_for(lambda: _eq(inbound_count(sessionmaker), 3), what="3 ingested")
+        await wait_for(lambda: _checkpoint_is(sessionmaker, user, 3), what="checkpoint 3")
+    # The outage: mail keeps arriving, 25 of them (more than one fetch batch of the test settings).
+    await dovecot.append(user, *(mail(f"during-{i}@example.org", f"late {i}", sender=f"d{i}@example.org")
+                                 for i in range(25)))
+    settings = email_settings(dovecot, smtp_sink, dovecot.mailbox_settings(user), fetch_batch=10)
+    async with running_app(db_url, tmp_path, settings) as app:
+        await wait_for(lambda: _eq(inbound_count(sessionmaker), 28), what="backfill of 25")
+        await wait_for(lambda: _checkpoint_is(sessionmaker, user, 28), what="checkpoint 28")
+        assert channel_of(app).workers[user].ingested == 25  # nothing read twice
+
+    # A crash after the ingest commit but before the checkpoint write: everything is redelivered, nothing doubles.
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(EmailCheckpoint).where(EmailCheckpoint.mailbox == user).values(last_uid=20))
+    async with running_app(db_url, tmp_path, settings):
+        await wait_for(lambda: _checkpoint_is(sessionmaker, user, 28), what="checkpoint back at 28")
+        assert await inbound_count(sessionmaker) == 28
+
+
+async def _checkpoint_is(sessionmaker: async_sessionmaker[AsyncSession], name: str, uid: int) -> bool:
+    row = await checkpoint(sessionmaker, name)
+    return row is not None and row.last_uid == uid
+
+
+async def test_uidvalidity_change_rescans_and_dedupes(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot, smtp_sink: SmtpSink) -> None:
+    user = dovecot.add_user()
+    settings = email_settings(dovecot, smtp_sink, dovecot.mailbox_settings(user))
+    await dovecot.append(user, mail("uv-1@example.org", "one"), mail("uv-2@example.org", "two"))
+    async with running_app(db_url, tmp_path, settings):
+        await wait_for(lambda: _eq(inbound_count(sessionmaker), 2), what="2 ingested")
+        await wait_for(lambda: _checkpoint_is(sessionmaker, user, 2), what="checkpoint")
+    before = await checkpoint(sessionmaker, user)
+    assert before is not None
+    dovecot.set_uidvalidity(user, before.uidvalidity + 1000)
+    await dovecot.append(user, mail("uv-3@example.org", "three"))
+    async with running_app(db_url, tmp_path, settings):
+        await wait_for(lambda: _eq(inbound_count(sessionmaker), 3), what="the new mail after the change")
+        after = await checkpoint(sessionmaker, user)
+        assert after is not None
+        assert after.uidvalidity == before.uidvalidity + 1000
+        assert after.last_uid == 3
+    async with sessionmaker() as session:
+        ids = sorted((await session.scalars(select(DbMessage.external_message_id).where(
+            DbMessage.direction == Direction.inbound))).all())
+    assert ids == ["uv-1@example.org", "uv-2@example.org", "uv-3@example.org"]
+
+
+async def test_auto_replies_and_bounces_are_stored_but_never_answered(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot, smtp_sink: SmtpSink) -> None:
+    user = dovecot.add_user()
+    settings = email_settings(dovecot, smtp_sink, dovecot.mailbox_settings(user))
+    async with running_app(db_url, tmp_path, settings):
+        await dovecot.append(user, fixture_bytes("vacation_autoreply.eml"), fixture_bytes("dsn_bounce.eml"),
+                             fixture_bytes("precedence_bulk.eml"), mail("human-1@example.org", "Hello"))
+        await wait_for(lambda: _eq(inbound_count(sessionmaker), 4), what="all four stored")
+        await wait_for(lambda: len(smtp_sink.messages) >= 1, what="the human's answer")
+        await wait_for(lambda: _checkpoint_is(sessionmaker, user, 4), what="checkpoint")
+    assert [rcpt for _f, rcpt, _raw in smtp_sink.messages] == [[CUSTOMER]]
+    assert await count(sessionmaker, OutboxMessage) == 1
+    async with sessionmaker() as session:
+        extras = {m.external_message_id: m.extra for m in (await session.scalars(select(DbMessage).where(
+            DbMessage.direction == Direction.inbound))).all()}
+    assert extras["vacation-0001@corp.example"]["auto_reply_reason"] == "Auto-Submitted: auto-replied"
+    assert extras["dsn-0001@mx.support.example"]["bounce"]["recipient"] == "gone@customer.example"
+
+
+async def test_unparseable_mail_is_quarantined_and_the_next_one_still_arrives(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot, smtp_sink: SmtpSink) -> None:
+    user = dovecot.add_user()
+    settings = email_settings(dovecot, smtp_sink, dovecot.mailbox_settings(user), max_message_bytes=20_000)
+    big = mail("big-1@example.org", "x" * 30_000)
+    async with running_app(db_url, tmp_path, settings) as app:
+        await dovecot.append(user, fixture_bytes("not_an_email.eml"), fixture_bytes("no_sender.eml"), big,
+                             fixture_bytes("broken_mime.eml"), mail("after-1@example.org", "Hello"))
+        await wait_for(lambda: _eq(inbound_count(sessionmaker), 2), what="the good and the broken-but-readable")
+        await wait_for(lambda: _checkpoint_is(sessionmaker, user, 5), what="checkpoint past the bad ones")
+        assert channel_of(app).health.state == "connected"
+    async with sessionmaker() as session:
+        rows = (await session.scalars(select(QuarantinedPayload).order_by(QuarantinedPayload.id))).all()
+    assert [r.channel for r in rows] == ["email"] * 3
+    assert "no headers" in rows[0].reason
+    assert "no sender address" in rows[1].reason
+    assert "too large" in rows[2].reason
+    assert rows[1].content_type == "message/rfc822"
+    assert "who am I" in rows[1].payload
+
+
+async def test_unreachable_imap_shows_in_health_and_the_app_keeps_working(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot, smtp_sink: SmtpSink) -> None:
+    good = dovecot.add_user()
+    dead = dovecot.mailbox_settings("dead", port=free_port(), username="dead")
+    settings = email_settings(dovecot, smtp_sink, dead, dovecot.mailbox_settings(good))
+    async with running_app(db_url, tmp_path, settings) as app:
+        channel = channel_of(app)
+        await wait_for(lambda: channel.workers["dead"].health.state == "error", what="the dead mailbox's error")
+        await dovecot.append(good, mail("alive-1@example.org", "Hello"))
+        await wait_for(lambda: _eq(inbound_count(sessionmaker), 1), what="the good mailbox still ingests")
+        await wait_for(lambda: len(smtp_sink.messages) == 1, what="and its answer goes out")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            health = (await client.get("/health")).json()
+        email_health = health["channels"]["email"]
+        assert email_health["state"] == "degraded"
+        assert email_health["mailboxes"]["dead"]["state"] == "error"
+        assert "Connection" in email_health["mailboxes"]["dead"]["last_error"] or \
+            "refused" in email_health["mailboxes"]["dead"]["last_error"].lower()
+        assert email_health["mailboxes"]["dead"]["reconnect_attempt"] >= 1
+        assert email_health["mailboxes"][good]["state"] == "connected"
+        assert email_health["last_error"].startswith("dead: ")
+
+
+async def test_wrong_password_is_an_error_not_a_crash(
+        db_url: str, db_engine: AsyncEngine, tmp_path: Path, dovecot: Dovecot) -> None:
+    user = dovecot.add_user()
+    settings = email_settings(dovecot, None, dovecot.mailbox_settings(user, password=SecretStr("wrong")))
+    async with running_app(db_url, tmp_path, settings) as app:
+        channel = channel_of(app)
+        await wait_for(lambda: channel.health.state == "error", what="login error")
+        assert "login refused" in (channel.workers[user].health.last_error or "")
+
+
+@pytest.mark.parametrize("use_idle", [True, False])
+async def test_new_mail_arrives_by_idle_push_or_polling(
+        use_idle: bool, db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession],
+        tmp_path: Path, dovecot: Dovecot) -> None:
+    user = dovecot.add_user()
+    # With IDLE the safety poll is far away, so only a push can deliver the mail in time.
+    box = dovecot.mailbox_settings(user, use_idle=use_idle, poll_seconds=60.0 if use_idle else 0.3)
+    async with running_app(db_url, tmp_path, email_settings(dovecot, None, box)) as app:
+        worker = channel_of(app).workers[user]
+        await wait_for(lambda: worker.health.state == "connected", what="connected")
+        assert worker.health.details["mode"] == ("idle" if use_idle else "poll")
+        await dovecot.append(user, mail("live-1@example.org", "Hello"))
+        await wait_for(lambda: _eq(inbound_count(sessionmaker), 1), timeout=8, what="live delivery")
+        if use_idle:
+            assert worker.idle_wakeups >= 1
+
+
+async def test_a_dropped_connection_reconnects_and_catches_up(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot) -> None:
+    user = dovecot.add_user()
+    box = dovecot.mailbox_settings(user, poll_seconds=60.0)
+    async with running_app(db_url, tmp_path, email_settings(dovecot, None, box)) as app:
+        worker = channel_of(app).workers[user]
+        await wait_for(lambda: worker.health.state == "connected", what="connected")
+        dovecot.doveadm("kick", user)
+        await dovecot.append(user, mail("after-kick@example.org", "Hello"))
+        await wait_for(lambda: _eq(inbound_count(sessionmaker), 1), timeout=10, what="delivery after reconnect")
+
+
+async def test_attachments_are_stored_with_the_message(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot) -> None:
+    user = dovecot.add_user()
+    async with running_app(db_url, tmp_path, email_settings(dovecot, None, dovecot.mailbox_settings(user))):
+        await dovecot.append(user, fixture_bytes("attachments.eml"))
+        await wait_for(lambda: _eq(inbound_count(sessionmaker), 1), what="ingested")
+    async with sessionmaker() as session:
+        message = (await session.scalars(select(DbMessage).where(DbMessage.direction == Direction.inbound))).one()
+    assert [a["filename"] for a in message.attachments] == ["Договор _5.pdf", "роутер.png"]
+    for item in message.attachments:
+        assert (tmp_path / "data" / item["storage_key"]).stat().st_size == item["size"]
+    assert {r["filename"] for r in message.extra["rejected_attachments"]} == {"invoice.exe", "fake.pdf"}
