@@ -13,8 +13,21 @@ from fastapi import FastAPI
 from api import console, errors
 from api.logging_config import configure as configure_logging
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
-from api.nlu_wiring import build_nlu_engine, shipped_responses
-from api.routers import admin, auth, customers, health, orders, outbox, rest_channel, telegram, tickets, webchat
+from api.nlu_admin import ResponseCatalog, TrainingRunner
+from api.nlu_wiring import build_nlu_engine, prepare_nlu_data
+from api.routers import (
+    admin,
+    auth,
+    customers,
+    health,
+    nlu_admin,
+    orders,
+    outbox,
+    rest_channel,
+    telegram,
+    tickets,
+    webchat,
+)
 from api.settings import Settings, get_settings
 from api.state import AppState, EngineHolder
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
@@ -23,6 +36,7 @@ from core.db.session import create_engine, create_sessionmaker
 from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
 from core.outbox.dispatcher import OutboxDispatcher
+from nlu.data import load_training_data
 from nlu.protocol import IntentEngine
 
 log = logging.getLogger(__name__)
@@ -50,14 +64,21 @@ def create_app(
         sessionmaker = create_sessionmaker(db_engine)
         bus = EventBus()
         holder = EngineHolder(nlu_engine or await build_nlu_engine(settings))
-        ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or shipped_responses())
+        extras = await asyncio.to_thread(load_training_data)
+        catalog = ResponseCatalog()
+        async with sessionmaker() as session:
+            await prepare_nlu_data(session, extras, seed=settings.seed_nlu_data)
+            await catalog.reload(session)
+        ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or catalog.lookup)
         ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir))
         registry = ChannelRegistry()
         for adapter in channels(ctx) if channels is not None else build_channels(settings.channels, ctx):
             registry.register(adapter)
         dispatcher = OutboxDispatcher(sessionmaker, registry.get, bus, settings.core)
+        trainer = TrainingRunner(sessionmaker, holder, bus, catalog, extras)
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
-                         channels=registry, ingest=ingest, dispatcher=dispatcher)
+                         channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
+                         nlu_extras=extras)
         app.state.switchboard = state
         for adapter in registry:
             try:
@@ -72,6 +93,7 @@ def create_app(
         try:
             yield
         finally:
+            await trainer.stop()
             for task in state.tasks.values():
                 task.cancel()
             for task in state.tasks.values():
@@ -90,7 +112,8 @@ def create_app(
     )
     errors.install(app)
     for router in (health.router, auth.router, tickets.router, customers.router, orders.router, outbox.router,
-                   admin.router, rest_channel.router, telegram.router, webchat.router):
+                   admin.router, nlu_admin.router, nlu_admin.corrections, rest_channel.router, telegram.router,
+                   webchat.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from api.settings import Settings
-from core.ingest.service import ResponseLookup
-from nlu.protocol import IntentEngine, KeywordEngine
+from nlu.protocol import IntentEngine, KeywordEngine, TrainingData
 
 
 async def build_nlu_engine(settings: Settings) -> IntentEngine:
@@ -19,14 +21,15 @@ async def build_nlu_engine(settings: Settings) -> IntentEngine:
     return await asyncio.to_thread(build_engine, settings.nlu, Path(settings.data_dir) / "models")
 
 
-def shipped_responses() -> ResponseLookup:
-    """FAQ answers from the shipped default data, per intent and language."""
-    from nlu.data import load_training_data
+async def prepare_nlu_data(session: AsyncSession, shipped: TrainingData, *, seed: bool) -> None:
+    """First start: import the shipped intents into the database. Every start: fail orphaned training jobs."""
+    from core.nlu_admin import service as nlu_admin
 
-    responses = load_training_data().responses
-
-    def lookup(intent: str, language: str) -> str | None:
-        by_lang = responses.get(intent) or {}
-        return by_lang.get(language) or by_lang.get("en")
-
-    return lookup
+    try:
+        async with session.begin():
+            if seed and await nlu_admin.intent_count(session) == 0:
+                await nlu_admin.import_data(session, shipped, source="shipped", replace=False, actor=None)
+            await nlu_admin.fail_stale_jobs(session)
+    except IntegrityError:
+        # Another instance seeded at the same moment; its data is there now.
+        await session.rollback()

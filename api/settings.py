@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     workers_enabled: bool = True
+    seed_nlu_data: bool = Field(default=True, description="Import the shipped intents into an empty database.")
     core: CoreSettings = CoreSettings()
     nlu: NluSettings = NluSettings()
     channels: ChannelsSettings = ChannelsSettings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -12,7 +13,10 @@ from channels.base import ChannelRegistry
 from core.events import EventBus
 from core.ingest.service import IngestService
 from core.outbox.dispatcher import OutboxDispatcher
-from nlu.protocol import IntentEngine
+from nlu.protocol import IntentEngine, TrainingData
+
+if TYPE_CHECKING:
+    from api.nlu_admin import ResponseCatalog, TrainingRunner
 
 
 @dataclass
@@ -35,4 +39,7 @@ class AppState:
     channels: ChannelRegistry
     ingest: IngestService
     dispatcher: OutboxDispatcher
+    catalog: ResponseCatalog
+    trainer: TrainingRunner
+    nlu_extras: TrainingData | None = None
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)

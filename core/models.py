@@ -4,6 +4,7 @@ from core.audit.models import AuditEntry
 from core.canned.models import CannedResponse
 from core.customers.models import ChannelIdentity, Customer
 from core.db.base import Base
+from core.nlu_admin.models import NluExample, NluIntent, NluResponse, NluSuggestion, NluTrainingJob
 from core.orders.models import Order, OrderStatusChange
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.quarantine.models import QuarantinedPayload
@@ -12,8 +13,31 @@ from core.tickets.models import AuthorKind, Direction, Message, Note, Priority, 
 from core.users.models import ApiToken, Role, Team, User
 
 __all__ = [
-    "ApiToken", "AuditEntry", "AuthorKind", "Base", "CannedResponse", "ChannelIdentity", "Customer", "Direction",
+    "ApiToken",
+    "AuditEntry",
+    "AuthorKind",
+    "Base",
+    "CannedResponse",
+    "ChannelIdentity",
+    "Customer",
+    "Direction",
     "IntentRoute",
-    "Message", "Note", "Order", "OrderStatusChange", "OutboxMessage", "OutboxStatus", "Priority",
-    "QuarantinedPayload", "Role", "Team", "Ticket", "TicketStatus", "User",
+    "Message",
+    "NluExample",
+    "NluIntent",
+    "NluResponse",
+    "NluSuggestion",
+    "NluTrainingJob",
+    "Note",
+    "Order",
+    "OrderStatusChange",
+    "OutboxMessage",
+    "OutboxStatus",
+    "Priority",
+    "QuarantinedPayload",
+    "Role",
+    "Team",
+    "Ticket",
+    "TicketStatus",
+    "User",
 ]

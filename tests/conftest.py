@@ -147,6 +147,7 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
         "channels": ChannelsSettings(rest=RestChannelSettings(api_key=SecretStr(REST_KEY))),
         "log_json": False,
         "log_level": "WARNING",
+        "seed_nlu_data": False,
     }
     values.update(overrides)
     return Settings(**values)

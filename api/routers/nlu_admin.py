@@ -1,0 +1,269 @@
+"""Admin NLU routes: intents, examples, answers, training jobs, model versions, evaluation, Rasa import/export,
+and agents' intent corrections."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Admin, Agent, DbSession, State
+from core.audit import service as audit
+from core.errors import ConflictError, NotFoundError, ValidationFailedError
+from core.nlu_admin import service
+from core.nlu_admin.models import SuggestionStatus
+from nlu.data import dump_rasa_yaml, load_rasa_yaml
+from nlu.errors import DataFormatError, ModelNotFoundError
+
+router = APIRouter(prefix="/admin/nlu", tags=["admin: nlu"])
+corrections = APIRouter(prefix="/messages", tags=["tickets"])
+MAX_IMPORT_BYTES = 5_000_000
+
+
+class IntentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=2, max_length=64)
+    description: str = Field(default="", max_length=2000)
+
+
+class ExampleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=1000)
+
+
+class ExampleRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    text: str
+    language: str
+    source: str
+
+
+class IntentRead(BaseModel):
+    name: str
+    description: str
+    examples: list[ExampleRead]
+    responses: dict[str, str]
+
+
+class ResponsesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ru: str | None = Field(default=None, max_length=5000)
+    en: str | None = Field(default=None, max_length=5000)
+
+
+class TrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    activate: bool = Field(default=False, description="Switch the new model on when training succeeds")
+
+
+class JobRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    state: str
+    progress: float
+    stage: str
+    version: str | None
+    activate: bool
+    error: str | None
+    report: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class VersionRead(BaseModel):
+    version: str
+    active: bool
+    created_at: str | None
+    n_examples: int | None
+    n_intents: int | None
+    threshold: float | None
+    train_seconds: float | None
+    size_bytes: int | None
+    cross_validation: dict[str, Any]
+
+
+class SuggestionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    intent: str = Field(min_length=2, max_length=64)
+
+
+class SuggestionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    message_id: int | None
+    text: str
+    intent: str
+    predicted_intent: str | None
+    status: str
+    suggested_by: int | None
+    created_at: datetime
+
+
+async def _intent_read(session: DbSession, name: str) -> IntentRead:
+    intent = await service.get_intent(session, name)
+    return IntentRead(name=intent.name, description=intent.description,
+                      examples=[ExampleRead.model_validate(e) for e in intent.examples],
+                      responses={r.language: r.text for r in intent.responses})
+
+
+@router.get("/intents")
+async def list_intents(session: DbSession, _user: Admin) -> list[dict[str, Any]]:
+    """Intents with example counts per language and their answers."""
+    return await service.list_intents(session)
+
+
+@router.post("/intents", response_model=IntentRead, status_code=201)
+async def create_intent(body: IntentCreate, session: DbSession, user: Admin) -> IntentRead:
+    await service.create_intent(session, body.name, body.description, user)
+    return await _intent_read(session, body.name)
+
+
+@router.get("/intents/{name}", response_model=IntentRead)
+async def get_intent(name: str, session: DbSession, _user: Admin) -> IntentRead:
+    return await _intent_read(session, name)
+
+
+@router.delete("/intents/{name}", status_code=204)
+async def delete_intent(name: str, session: DbSession, user: Admin, state: State) -> None:
+    await service.delete_intent(session, name, user)
+    await session.flush()
+    await state.catalog.reload(session)
+
+
+@router.post("/intents/{name}/examples", response_model=ExampleRead, status_code=201)
+async def add_example(name: str, body: ExampleCreate, session: DbSession, user: Admin) -> ExampleRead:
+    return ExampleRead.model_validate(await service.add_example(session, name, body.text, user))
+
+
+@router.delete("/examples/{example_id}", status_code=204)
+async def delete_example(example_id: int, session: DbSession, user: Admin) -> None:
+    await service.delete_example(session, example_id, user)
+
+
+@router.put("/intents/{name}/responses", response_model=IntentRead)
+async def set_responses(name: str, body: ResponsesUpdate, session: DbSession, user: Admin,
+                        state: State) -> IntentRead:
+    """Set the bot's answer per language; an empty answer removes it (the intent then goes to humans)."""
+    await service.set_responses(session, name, body.model_dump(exclude_unset=True), user)
+    await state.catalog.reload(session)
+    return await _intent_read(session, name)
+
+
+@router.post("/train", response_model=JobRead, status_code=202)
+async def train(body: TrainRequest, session: DbSession, user: Admin, state: State) -> JobRead:
+    """Start training on the current data as a background job; poll the job for progress."""
+    job = await service.create_job(session, user, activate=body.activate)
+    await session.commit()
+    state.trainer.start(job.id)
+    return JobRead.model_validate(job)
+
+
+@router.get("/jobs", response_model=list[JobRead])
+async def list_jobs(session: DbSession, _user: Admin) -> list[JobRead]:
+    return [JobRead.model_validate(j) for j in await service.list_jobs(session)]
+
+
+@router.get("/jobs/{job_id}", response_model=JobRead)
+async def get_job(job_id: int, session: DbSession, _user: Admin) -> JobRead:
+    return JobRead.model_validate(await service.get_job(session, job_id))
+
+
+def _versions_engine(state: State) -> Any:
+    engine = state.nlu.current
+    if not hasattr(engine, "list_versions"):
+        raise ConflictError(f"the {engine.name} engine keeps its models itself; versions are managed there")
+    return engine
+
+
+@router.get("/versions", response_model=list[VersionRead])
+async def list_versions(state: State, _user: Admin) -> list[VersionRead]:
+    engine = _versions_engine(state)
+    versions = await asyncio.to_thread(engine.list_versions)
+    return [VersionRead(version=v.version, active=v.active, created_at=v.manifest.get("created_at"),
+                        n_examples=v.manifest.get("n_examples"), n_intents=len(v.manifest.get("intents", [])),
+                        threshold=v.manifest.get("threshold"), train_seconds=v.manifest.get("train_seconds"),
+                        size_bytes=v.manifest.get("size_bytes"),
+                        cross_validation=v.manifest.get("cross_validation", {}))
+            for v in reversed(versions)]
+
+
+@router.post("/versions/{version}/activate", response_model=list[VersionRead])
+async def activate(version: str, state: State, user: Admin, session: DbSession) -> list[VersionRead]:
+    """Switch a model version on; every new message is parsed by it at once (no restart)."""
+    engine = _versions_engine(state)
+    try:
+        await asyncio.to_thread(engine.activate, version)
+    except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
+        raise NotFoundError(f"model version {version!r} not found: {exc}") from exc
+    audit.record(session, user, "nlu.activate", "nlu_version", version)
+    return await list_versions(state, user)
+
+
+@router.post("/versions/rollback", response_model=list[VersionRead])
+async def rollback(state: State, user: Admin, session: DbSession) -> list[VersionRead]:
+    """Switch back to the version that was active before the current one."""
+    engine = _versions_engine(state)
+    try:
+        previous = await asyncio.to_thread(engine.rollback)
+    except ModelNotFoundError as exc:
+        raise ConflictError(str(exc)) from exc
+    audit.record(session, user, "nlu.rollback", "nlu_version", previous)
+    return await list_versions(state, user)
+
+
+@router.get("/export")
+async def export(session: DbSession, _user: Admin, state: State) -> Response:
+    """Everything admins trained, as Rasa NLU YAML (with the answers as responses)."""
+    data = await service.training_data(session, state.nlu_extras)
+    return Response(dump_rasa_yaml(data), media_type="application/x-yaml",
+                    headers={"Content-Disposition": 'attachment; filename="nlu.yml"'})
+
+
+@router.post("/import")
+async def import_rasa(request: Request, session: DbSession, user: Admin, state: State,
+                      replace: Annotated[bool, Query(description="Replace all intents instead of adding")] = False,
+                      ) -> dict[str, int]:
+    """Import Rasa NLU YAML (request body); a syntax error answers 422 with its line number."""
+    raw = await request.body()
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise ValidationFailedError(f"the file is over {MAX_IMPORT_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailedError(f"the file is not UTF-8 (byte {exc.start})") from exc
+    try:
+        data = load_rasa_yaml(text, source="upload")
+    except DataFormatError as exc:
+        raise ValidationFailedError(str(exc), line=exc.line) from exc
+    counts = await service.import_data(session, data, source="import", replace=replace, actor=user)
+    await state.catalog.reload(session)
+    return counts
+
+
+@router.get("/suggestions", response_model=list[SuggestionRead])
+async def list_suggestions(session: DbSession, _user: Admin,
+                           status: SuggestionStatus | None = SuggestionStatus.pending) -> list[SuggestionRead]:
+    return [SuggestionRead.model_validate(s) for s in await service.list_suggestions(session, status)]
+
+
+@router.post("/suggestions/{suggestion_id}/accept", response_model=SuggestionRead)
+async def accept(suggestion_id: int, session: DbSession, user: Admin) -> SuggestionRead:
+    """Add the message as a training example of the suggested intent (used by the next training)."""
+    return SuggestionRead.model_validate(await service.review_suggestion(session, suggestion_id, True, user))
+
+
+@router.post("/suggestions/{suggestion_id}/reject", response_model=SuggestionRead)
+async def reject(suggestion_id: int, session: DbSession, user: Admin) -> SuggestionRead:
+    return SuggestionRead.model_validate(await service.review_suggestion(session, suggestion_id, False, user))
+
+
+@corrections.post("/{message_id}/intent", response_model=SuggestionRead, status_code=201)
+async def correct_intent(message_id: int, body: SuggestionCreate, session: DbSession, user: Agent
+                         ) -> SuggestionRead:
+    """An agent corrects the intent of a customer message; an admin reviews it as a training example."""
+    return SuggestionRead.model_validate(await service.suggest(session, message_id, body.intent, user))

@@ -1,0 +1,91 @@
+"""Intents, examples and answers as admins edit them; training jobs; agents' suggested examples."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.db.base import Base, utcnow
+from core.users.models import str_enum
+
+
+class NluIntent(Base):
+    __tablename__ = "nlu_intents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    examples: Mapped[list[NluExample]] = relationship(lazy="raise", order_by="NluExample.id",
+                                                      cascade="all, delete-orphan")
+    responses: Mapped[list[NluResponse]] = relationship(lazy="raise", cascade="all, delete-orphan")
+
+
+class NluExample(Base):
+    __tablename__ = "nlu_examples"
+    __table_args__ = (UniqueConstraint("intent_id", "text"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    intent_id: Mapped[int] = mapped_column(ForeignKey("nlu_intents.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(String(1000))
+    language: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16), default="admin")  # shipped | admin | suggestion | import
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NluResponse(Base):
+    __tablename__ = "nlu_responses"
+    __table_args__ = (UniqueConstraint("intent_id", "language"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    intent_id: Mapped[int] = mapped_column(ForeignKey("nlu_intents.id", ondelete="CASCADE"), index=True)
+    language: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class JobState(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class NluTrainingJob(Base):
+    __tablename__ = "nlu_training_jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[JobState] = mapped_column(str_enum(JobState), default=JobState.queued, index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(200), default="queued")
+    version: Mapped[str | None] = mapped_column(String(100))
+    activate: Mapped[bool] = mapped_column(default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class SuggestionStatus(enum.StrEnum):
+    pending = "pending"
+    accepted = "accepted"
+    rejected = "rejected"
+
+
+class NluSuggestion(Base):
+    """An agent's correction of a customer message's intent, waiting for an admin to accept it as an example."""
+
+    __tablename__ = "nlu_suggestions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
+    text: Mapped[str] = mapped_column(String(1000))
+    intent: Mapped[str] = mapped_column(String(100))
+    predicted_intent: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[SuggestionStatus] = mapped_column(str_enum(SuggestionStatus), default=SuggestionStatus.pending,
+                                                     index=True)
+    suggested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reviewed_at: Mapped[datetime | None]

@@ -1,0 +1,318 @@
+"""Admin-side NLU data (eTOM CRM Support & Readiness): intents, examples, answers, training jobs, suggestions.
+
+The database holds what admins edit; training turns it into the engine's TrainingData. On first start the
+shipped default data is imported, so a fresh install trains the same model the engine shipped with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from core.audit import service as audit
+from core.db.base import utcnow
+from core.errors import ConflictError, NotFoundError, ValidationFailedError
+from core.nlu_admin.models import (
+    JobState,
+    NluExample,
+    NluIntent,
+    NluResponse,
+    NluSuggestion,
+    NluTrainingJob,
+    SuggestionStatus,
+)
+from core.tickets.models import Direction, Message
+from core.users.models import User
+from nlu.protocol import TrainingData, TrainingExample
+
+INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+LANGUAGES = ("ru", "en")
+MAX_EXAMPLE_CHARS = 1000
+
+
+def detect_language(text: str) -> str:
+    """ru when the text has Cyrillic letters, else en (examples are short; this is what admins expect)."""
+    return "ru" if any("\u0400" <= ch <= "\u04ff" for ch in text) else "en"
+
+
+def _check_intent_name(name: str) -> str:
+    if not INTENT_NAME.match(name):
+        raise ValidationFailedError(
+            "an intent name is 2-64 characters: lower-case latin letters, digits and _, starting with a letter",
+            name=name)
+    return name
+
+
+def _clean_example(text: str) -> str:
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise ValidationFailedError("an example needs some text")
+    if len(cleaned) > MAX_EXAMPLE_CHARS:
+        raise ValidationFailedError(f"an example has at most {MAX_EXAMPLE_CHARS} characters", length=len(cleaned))
+    return cleaned
+
+
+async def intent_count(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(NluIntent)) or 0)
+
+
+async def import_data(session: AsyncSession, data: TrainingData, *, source: str, replace: bool,
+                      actor: User | None) -> dict[str, int]:
+    """Add (or, with `replace`, replace everything with) the intents, examples and answers of `data`."""
+    if replace:
+        await session.execute(delete(NluIntent))
+    existing = {i.name: i for i in (await session.scalars(
+        select(NluIntent).options(selectinload(NluIntent.examples), selectinload(NluIntent.responses))
+    )).all()}
+    added_intents = added_examples = added_responses = 0
+    for name in sorted({e.intent for e in data.examples} | set(data.responses)):
+        _check_intent_name(name)
+        if name not in existing:
+            intent = NluIntent(name=name, description="", created_at=utcnow())
+            intent.examples = []
+            intent.responses = []
+            session.add(intent)
+            existing[name] = intent
+            added_intents += 1
+    seen = {(i.name, e.text) for i in existing.values() for e in i.examples}
+    for ex in data.examples:
+        text = " ".join(ex.text.split())
+        if not text or len(text) > MAX_EXAMPLE_CHARS or (ex.intent, text) in seen:
+            continue
+        seen.add((ex.intent, text))
+        existing[ex.intent].examples.append(NluExample(text=text, language=detect_language(text), source=source,
+                                                       created_at=utcnow()))
+        added_examples += 1
+    for name, by_lang in data.responses.items():
+        intent = existing[name]
+        current = {r.language: r for r in intent.responses}
+        for lang, text in by_lang.items():
+            if lang in current:
+                current[lang].text = text
+            else:
+                intent.responses.append(NluResponse(language=lang, text=text))
+                added_responses += 1
+    await session.flush()
+    counts = {"intents": added_intents, "examples": added_examples, "responses": added_responses}
+    audit.record(session, actor, "nlu.import", "nlu", source, replace=replace, **counts)
+    return counts
+
+
+async def training_data(session: AsyncSession, extras: TrainingData | None = None) -> TrainingData:
+    """What the engine trains on: every example and answer in the database, plus synonyms/regexes/lookups."""
+    intents = (await session.scalars(
+        select(NluIntent).options(selectinload(NluIntent.examples), selectinload(NluIntent.responses))
+        .order_by(NluIntent.name)
+    )).all()
+    data = TrainingData(
+        examples=[TrainingExample(text=e.text, intent=i.name) for i in intents for e in i.examples],
+        responses={i.name: {r.language: r.text for r in i.responses} for i in intents if i.responses},
+    )
+    if extras is not None:
+        data.synonyms = dict(extras.synonyms)
+        data.regexes = dict(extras.regexes)
+        data.lookups = dict(extras.lookups)
+    return data
+
+
+async def responses(session: AsyncSession) -> dict[str, dict[str, str]]:
+    rows = (await session.execute(
+        select(NluIntent.name, NluResponse.language, NluResponse.text)
+        .join(NluResponse, NluResponse.intent_id == NluIntent.id)
+    )).all()
+    result: dict[str, dict[str, str]] = {}
+    for name, lang, text in rows:
+        result.setdefault(name, {})[lang] = text
+    return result
+
+
+async def list_intents(session: AsyncSession) -> list[dict[str, Any]]:
+    """Every intent with its example counts per language and whether it has answers."""
+    counts = (await session.execute(
+        select(NluExample.intent_id, NluExample.language, func.count()).group_by(NluExample.intent_id,
+                                                                              NluExample.language)
+    )).all()
+    per: dict[int, dict[str, int]] = {}
+    for intent_id, lang, n in counts:
+        per.setdefault(intent_id, {})[lang] = int(n)
+    intents = (await session.scalars(
+        select(NluIntent).options(selectinload(NluIntent.responses)).order_by(NluIntent.name))).all()
+    return [{"name": i.name, "description": i.description, "examples": per.get(i.id, {}),
+             "responses": {r.language: r.text for r in i.responses}} for i in intents]
+
+
+async def get_intent(session: AsyncSession, name: str) -> NluIntent:
+    intent = (await session.scalars(
+        select(NluIntent).where(NluIntent.name == name)
+        .options(selectinload(NluIntent.examples), selectinload(NluIntent.responses))
+    )).first()
+    if intent is None:
+        raise NotFoundError(f"intent {name!r} not found")
+    return intent
+
+
+async def create_intent(session: AsyncSession, name: str, description: str, actor: User | None) -> NluIntent:
+    _check_intent_name(name)
+    if (await session.scalars(select(NluIntent.id).where(NluIntent.name == name))).first() is not None:
+        raise ConflictError(f"intent {name!r} already exists")
+    intent = NluIntent(name=name, description=description, created_at=utcnow())
+    intent.examples = []
+    intent.responses = []
+    session.add(intent)
+    await session.flush()
+    audit.record(session, actor, "nlu.intent.create", "intent", name)
+    return intent
+
+
+async def delete_intent(session: AsyncSession, name: str, actor: User | None) -> None:
+    intent = await get_intent(session, name)
+    await session.delete(intent)
+    audit.record(session, actor, "nlu.intent.delete", "intent", name)
+
+
+async def add_example(session: AsyncSession, name: str, text: str, actor: User | None, *,
+                      source: str = "admin") -> NluExample:
+    intent = await get_intent(session, name)
+    cleaned = _clean_example(text)
+    if any(e.text == cleaned for e in intent.examples):
+        raise ConflictError(f"intent {name!r} already has this example")
+    example = NluExample(intent_id=intent.id, text=cleaned, language=detect_language(cleaned), source=source,
+                         created_at=utcnow())
+    session.add(example)
+    await session.flush()
+    audit.record(session, actor, "nlu.example.add", "intent", name, example_id=example.id, text=cleaned)
+    return example
+
+
+async def delete_example(session: AsyncSession, example_id: int, actor: User | None) -> None:
+    example = await session.get(NluExample, example_id)
+    if example is None:
+        raise NotFoundError(f"example {example_id} not found")
+    await session.delete(example)
+    audit.record(session, actor, "nlu.example.delete", "example", example_id, text=example.text)
+
+
+async def set_responses(session: AsyncSession, name: str, answers: dict[str, str | None],
+                        actor: User | None) -> NluIntent:
+    """Set or clear (None / empty) the answer per language."""
+    intent = await get_intent(session, name)
+    current = {r.language: r for r in intent.responses}
+    for lang, text in answers.items():
+        if lang not in LANGUAGES:
+            raise ValidationFailedError(f"answers are in {', '.join(LANGUAGES)}; got {lang!r}")
+        cleaned = (text or "").strip()
+        if not cleaned and lang in current:
+            intent.responses.remove(current[lang])
+        elif cleaned and lang in current:
+            current[lang].text = cleaned
+        elif cleaned:
+            intent.responses.append(NluResponse(intent_id=intent.id, language=lang, text=cleaned))
+    await session.flush()
+    audit.record(session, actor, "nlu.responses.set", "intent", name, languages=sorted(answers))
+    return intent
+
+
+# --- training jobs ------------------------------------------------------------------------------------
+
+async def create_job(session: AsyncSession, actor: User | None, *, activate: bool) -> NluTrainingJob:
+    """Queue a training job; only one may be queued or running at a time."""
+    busy = (await session.scalars(
+        select(NluTrainingJob).where(NluTrainingJob.state.in_((JobState.queued, JobState.running)))
+        .with_for_update()
+    )).first()
+    if busy is not None:
+        raise ConflictError(f"training job {busy.id} is already {busy.state.value}; wait for it to finish",
+                            job_id=busy.id)
+    job = NluTrainingJob(state=JobState.queued, progress=0.0, stage="queued", activate=activate,
+                         created_by=actor.id if actor else None, created_at=utcnow(), report={})
+    session.add(job)
+    await session.flush()
+    audit.record(session, actor, "nlu.train", "nlu_job", job.id, activate=activate)
+    return job
+
+
+async def get_job(session: AsyncSession, job_id: int) -> NluTrainingJob:
+    job = await session.get(NluTrainingJob, job_id)
+    if job is None:
+        raise NotFoundError(f"training job {job_id} not found")
+    return job
+
+
+async def list_jobs(session: AsyncSession, limit: int = 20) -> Sequence[NluTrainingJob]:
+    return (await session.scalars(select(NluTrainingJob).order_by(NluTrainingJob.id.desc()).limit(limit))).all()
+
+
+async def fail_stale_jobs(session: AsyncSession, older_than: timedelta = timedelta(minutes=30)) -> int:
+    """Jobs left queued/running by a process that died are failed at start-up (training runs in-process).
+
+    Only old ones: another instance may be training right now, and a training takes seconds to minutes.
+    """
+    stale = (await session.scalars(
+        select(NluTrainingJob).where(NluTrainingJob.state.in_((JobState.queued, JobState.running)),
+                                     NluTrainingJob.created_at < utcnow() - older_than))).all()
+    for job in stale:
+        job.state = JobState.failed
+        job.error = "interrupted: the server stopped while this job ran"
+        job.finished_at = utcnow()
+    return len(stale)
+
+
+# --- suggestions from agents ------------------------------------------------------------------------------
+
+async def suggest(session: AsyncSession, message_id: int, intent: str, actor: User) -> NluSuggestion:
+    """An agent says which intent a customer message really had; it waits for an admin's review."""
+    message = await session.get(Message, message_id)
+    if message is None:
+        raise NotFoundError(f"message {message_id} not found")
+    if message.direction != Direction.inbound:
+        raise ConflictError("only customer messages can have their intent corrected")
+    await get_intent(session, intent)
+    text = " ".join(message.text.split())[:MAX_EXAMPLE_CHARS]
+    if not text:
+        raise ConflictError("the message has no text to learn from")
+    pending = (await session.scalars(select(NluSuggestion).where(
+        NluSuggestion.message_id == message_id, NluSuggestion.status == SuggestionStatus.pending))).first()
+    if pending is not None:
+        pending.intent = intent
+        pending.suggested_by = actor.id
+        suggestion = pending
+    else:
+        suggestion = NluSuggestion(message_id=message_id, text=text, intent=intent,
+                                   predicted_intent=message.intent, status=SuggestionStatus.pending,
+                                   suggested_by=actor.id, created_at=utcnow())
+        session.add(suggestion)
+    await session.flush()
+    audit.record(session, actor, "nlu.suggest", "message", message_id, intent=intent, predicted=message.intent)
+    return suggestion
+
+
+async def list_suggestions(session: AsyncSession, status: SuggestionStatus | None, limit: int = 100
+                           ) -> Sequence[NluSuggestion]:
+    stmt = select(NluSuggestion).order_by(NluSuggestion.id.desc()).limit(limit)
+    if status is not None:
+        stmt = stmt.where(NluSuggestion.status == status)
+    return (await session.scalars(stmt)).all()
+
+
+async def review_suggestion(session: AsyncSession, suggestion_id: int, accept: bool, actor: User
+                            ) -> NluSuggestion:
+    suggestion = await session.get(NluSuggestion, suggestion_id)
+    if suggestion is None:
+        raise NotFoundError(f"suggestion {suggestion_id} not found")
+    if suggestion.status != SuggestionStatus.pending:
+        raise ConflictError(f"suggestion {suggestion_id} is already {suggestion.status.value}")
+    if accept:
+        intent = await get_intent(session, suggestion.intent)
+        if not any(e.text == suggestion.text for e in intent.examples):
+            await add_example(session, suggestion.intent, suggestion.text, actor, source="suggestion")
+    suggestion.status = SuggestionStatus.accepted if accept else SuggestionStatus.rejected
+    suggestion.reviewed_by = actor.id
+    suggestion.reviewed_at = utcnow()
+    audit.record(session, actor, "nlu.suggestion." + suggestion.status.value, "suggestion", suggestion.id)
+    return suggestion

@@ -1,0 +1,166 @@
+"""Admins train the bot: intents, examples, answers, background training, versions, suggestions, Rasa YAML."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.app import create_app
+from nlu.config import NluSettings
+from nlu.engines import build_engine
+from tests.conftest import REST_HEADERS, make_settings, rest_message
+
+Auth = tuple[Any, dict[str, str]]
+NEW_EXAMPLES = [
+    "I lost my phone, block my SIM", "my phone was stolen please block the sim card", "block my sim card",
+    "lost sim card", "someone stole my phone block the number", "please suspend my sim, phone lost",
+    "how do I block a lost SIM", "sim card stolen what to do", "freeze my number my phone is gone",
+    "lost my mobile need to block sim", "block sim immediately", "my sim was stolen",
+    "потерял телефон, заблокируйте сим-карту", "украли телефон заблокируйте номер", "заблокировать симку",
+    "потерял симку что делать", "блокировка сим карты", "украли сим карту", "как заблокировать утерянную сим",
+    "срочно заблокируйте номер, телефон украли", "потеряла телефон нужно заблокировать сим",
+    "заблокируйте мою sim", "утеряна сим-карта",
+]
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped data trained once; each test copies it."""
+    path = tmp_path_factory.mktemp("models")
+    build_engine(NluSettings(), path)
+    return path
+
+
+@pytest.fixture
+async def nlu_client(db_url: str, db_engine: AsyncEngine, tmp_path: Path, trained_model_dir: Path
+                     ) -> AsyncIterator[httpx.AsyncClient]:
+    shutil.copytree(trained_model_dir, tmp_path / "models")
+    settings = make_settings(db_url, seed_nlu_data=True, data_dir=tmp_path)
+    app = create_app(settings, configure_logs=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            yield client
+
+
+async def wait_job(client: httpx.AsyncClient, h: dict[str, str], job_id: int) -> dict[str, Any]:
+    for _ in range(1200):
+        job = (await client.get(f"/admin/nlu/jobs/{job_id}", headers=h)).json()
+        if job["state"] in ("succeeded", "failed"):
+            return dict(job)
+        await asyncio.sleep(0.1)
+    raise AssertionError("training did not finish")
+
+
+async def test_admin_adds_intent_trains_and_bot_answers(nlu_client: httpx.AsyncClient, admin: Auth,
+                                                        agent: Auth) -> None:
+    h = admin[1]
+    intents = {i["name"]: i for i in (await nlu_client.get("/admin/nlu/intents", headers=h)).json()}
+    assert len(intents) >= 23
+    assert intents["office_hours"]["examples"]["ru"] >= 40
+    assert intents["office_hours"]["examples"]["en"] >= 40
+
+    question = "I lost my phone yesterday, please block my SIM card"
+    before = (await nlu_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                                    json=rest_message("q-1", question, sender="p1"))).json()
+    assert before["action"] == "escalate"
+
+    r = await nlu_client.post("/admin/nlu/intents", headers=h, json={"name": "sim_block"})
+    assert r.status_code == 201
+    for text in NEW_EXAMPLES:
+        r = await nlu_client.post("/admin/nlu/intents/sim_block/examples", headers=h, json={"text": text})
+        assert r.status_code == 201, r.text
+    assert r.json()["language"] == "ru"
+    r = await nlu_client.post("/admin/nlu/intents/sim_block/examples", headers=h, json={"text": "утеряна сим-карта"})
+    assert r.status_code == 409
+    r = await nlu_client.put("/admin/nlu/intents/sim_block/responses", headers=h,
+                             json={"en": "Your SIM card can be blocked in the app or at 8-800-000-00-00.",
+                                   "ru": "Заблокировать SIM-карту можно в приложении или по номеру 8-800-000-00-00."})
+    assert r.json()["responses"]["en"].startswith("Your SIM card")
+
+    r = await nlu_client.post("/admin/nlu/train", headers=h, json={"activate": False})
+    assert r.status_code == 202
+    job_id = r.json()["id"]
+    busy = await nlu_client.post("/admin/nlu/train", headers=h, json={})
+    assert busy.status_code == 409
+    job = await wait_job(nlu_client, h, job_id)
+    assert job["state"] == "succeeded", job["error"]
+    assert job["report"]["holdout"]["accuracy"] > 0.7
+    assert "sim_block" in job["report"]["holdout"]["per_intent"]
+    assert job["report"]["cross_validation"]["answered_precision"] is not None
+
+    # Trained but not switched on: the bot still escalates.
+    versions = (await nlu_client.get("/admin/nlu/versions", headers=h)).json()
+    assert versions[0]["version"] == job["version"] and not versions[0]["active"]
+    still = (await nlu_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                                   json=rest_message("q-2", question, sender="p2"))).json()
+    assert still["action"] == "escalate"
+
+    r = await nlu_client.post(f"/admin/nlu/versions/{job['version']}/activate", headers=h)
+    assert r.status_code == 200
+    after = (await nlu_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                                   json=rest_message("q-3", question, sender="p3"))).json()
+    assert after["action"] == "answer"
+    detail = (await nlu_client.get(f"/tickets/{after['ticket_number']}", headers=agent[1])).json()
+    assert detail["messages"][1]["text"] == "Your SIM card can be blocked in the app or at 8-800-000-00-00."
+    assert detail["messages"][0]["intent"] == "sim_block"
+
+    r = await nlu_client.post("/admin/nlu/versions/rollback", headers=h)
+    assert r.status_code == 200
+    assert not next(v for v in r.json() if v["version"] == job["version"])["active"]
+    assert (await nlu_client.post("/admin/nlu/versions/nope/activate", headers=h)).status_code == 404
+
+
+async def test_suggestions_from_agents(nlu_client: httpx.AsyncClient, admin: Auth, agent: Auth) -> None:
+    res = (await nlu_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                                 json=rest_message("s-1", "my bill looks strange this month", sender="z"))).json()
+    detail = (await nlu_client.get(f"/tickets/{res['ticket_number']}", headers=agent[1])).json()
+    inbound = detail["messages"][0]["id"]
+    outbound = detail["messages"][1]["id"]
+    r = await nlu_client.post(f"/messages/{outbound}/intent", headers=agent[1], json={"intent": "billing_question"})
+    assert r.status_code == 409
+    r = await nlu_client.post(f"/messages/{inbound}/intent", headers=agent[1], json={"intent": "no_such_intent"})
+    assert r.status_code == 404
+    r = await nlu_client.post(f"/messages/{inbound}/intent", headers=agent[1], json={"intent": "billing_question"})
+    assert r.status_code == 201
+    pending = (await nlu_client.get("/admin/nlu/suggestions", headers=admin[1])).json()
+    assert [s["text"] for s in pending] == ["my bill looks strange this month"]
+    assert (await nlu_client.get("/admin/nlu/suggestions", headers=agent[1])).status_code == 403
+    r = await nlu_client.post(f"/admin/nlu/suggestions/{pending[0]['id']}/accept", headers=admin[1])
+    assert r.json()["status"] == "accepted"
+    assert (await nlu_client.post(f"/admin/nlu/suggestions/{pending[0]['id']}/reject",
+                                  headers=admin[1])).status_code == 409
+    intent = (await nlu_client.get("/admin/nlu/intents/billing_question", headers=admin[1])).json()
+    assert any(e["text"] == "my bill looks strange this month" and e["source"] == "suggestion"
+               for e in intent["examples"])
+
+
+async def test_rasa_yaml_import_export_and_bad_input(nlu_client: httpx.AsyncClient, admin: Auth) -> None:
+    h = admin[1]
+    exported = await nlu_client.get("/admin/nlu/export", headers=h)
+    assert exported.status_code == 200
+    assert "intent: office_hours" in exported.text
+    bad = "version: '3.1'\nnlu:\n- intent: x\n  examples: |\n    - a\n   - b: [\n"
+    r = await nlu_client.post("/admin/nlu/import", headers=h | {"content-type": "application/x-yaml"}, content=bad)
+    assert r.status_code == 422
+    assert r.json()["details"]["line"] is not None
+    r = await nlu_client.post("/admin/nlu/import", headers=h, content=b"\xff\xfe\x00garbage")
+    assert r.status_code == 422
+    good = ("version: '3.1'\nnlu:\n- intent: fiber_promo\n  examples: |\n    - tell me about the fiber promo\n"
+            "    - акция на оптику\n")
+    r = await nlu_client.post("/admin/nlu/import", headers=h, content=good.encode())
+    assert r.json() == {"intents": 1, "examples": 2, "responses": 0}
+    r = await nlu_client.post("/admin/nlu/intents", headers=h, json={"name": "Bad Name!"})
+    assert r.status_code == 422
+    r = await nlu_client.post("/admin/nlu/intents/fiber_promo/examples", headers=h, json={"text": "   "})
+    assert r.status_code == 422
+    r = await nlu_client.put("/admin/nlu/intents/fiber_promo/responses", headers=h, json={"de": "x"})
+    assert r.status_code == 422
+    assert (await nlu_client.delete("/admin/nlu/intents/fiber_promo", headers=h)).status_code == 204
+    assert (await nlu_client.get("/admin/nlu/intents/fiber_promo", headers=h)).status_code == 404
