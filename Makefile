@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint bench-ingest
+.PHONY: install run test lint rasa-venv bench-ingest
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (PY=$(PY))")'
@@ -23,7 +23,12 @@ run: install
 	$(BIN)/switchboard serve --host $(HOST) --port $(PORT)
 
 test: install
+	bash scripts/system-deps.sh
 	bash scripts/test.sh
+
+# The Rasa 3.6 venv (Python 3.10) for the `rasa` NLU engine and its test; cached outside the repo.
+rasa-venv:
+	bash scripts/rasa-venv.sh
 
 lint: install
 	$(BIN)/ruff check .
