@@ -30,7 +30,8 @@ class Server:
     app: Any
 
 
-async def start_server(db_url: str, data_dir: Path, **webchat: Any) -> tuple[Server, uvicorn.Server, asyncio.Task[None]]:
+async def start_server(db_url: str, data_dir: Path,
+                       **webchat: Any) -> tuple[Server, uvicorn.Server, asyncio.Task[None]]:
     values: dict[str, Any] = {"identity_secret": SecretStr(SITE_SECRET), "message_burst": 5,
                               "messages_per_second": 2.0, "max_frame_bytes": 4096, "max_message_chars": 1000}
     values.update(webchat)

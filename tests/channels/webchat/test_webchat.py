@@ -63,7 +63,7 @@ async def test_signed_identity_follows_the_user_and_a_wrong_hash_is_refused(
     await laptop.say("l1", "my internet is down")
     await laptop.next("message", where=lambda f: f["author"] == "bot")
     phone, _, history = await Client.connect(chat_server.ws_url, identifier="user-42", identifier_hash=good)
-    assert [m["text"] for m in history["messages"]][0] == "my internet is down"
+    assert history["messages"][0]["text"] == "my internet is down"
     # A message from the phone shows up live on the laptop too.
     ack = await phone.say("p1", "any news?")
     echoed = await laptop.next("message", where=lambda f: f["id"] == ack["id"])
@@ -152,11 +152,11 @@ async def test_bad_frames_get_clear_errors_and_the_socket_survives(chat_server: 
     await client.send({"type": "ping"})
     assert (await client.next("pong"))["type"] == "pong"
     # The rate limit: a burst of 5, then a clear error with the time to wait.
-    for i in range(5):
-        await client.say(f"r{i}", f"complaint number {i}")
-    await client.send({"type": "message", "client_id": "r5", "text": "one too many"})
+    for i in range(8):  # sent at once, faster than any refill
+        await client.send({"type": "message", "client_id": f"r{i}", "text": f"complaint number {i}"})
     limited = await client.next("error")
-    assert limited["code"] == "rate_limited" and limited["client_id"] == "r5" and limited["retry_after"] > 0
+    assert limited["code"] == "rate_limited" and limited["client_id"] in {f"r{i}" for i in range(5, 8)}
+    assert limited["retry_after"] > 0
     await client.close()
 
     ws = await websockets.connect(chat_server.ws_url)

@@ -1,0 +1,307 @@
+"""Chat channels benchmark: Telegram webhook throughput, web-chat round trip, concurrent web-chat sockets.
+
+    python bench/channels_chat.py [--updates 3000] [--sockets 1000] [--messages 2000] [--rate 200] [--max-sockets 10000]
+
+The server (the whole app on uvicorn, SQLite unless --database-url) runs in its own process; this process is the
+load generator and the Bot API stand-in that receives the bot's answers. Everything is on 127.0.0.1 and bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TOKEN = "123456:BENCH"  # noqa: S105 - a fake bot token for the local stand-in
+SECRET = "bench-secret"  # noqa: S105
+KEYWORDS = {"greeting": ["hello", "привет"], "human_handoff": ["operator"], "internet_down": ["internet"]}
+ANSWERS = {("greeting", "en"): "Hello! How can I help?", ("greeting", "ru"): "Здравствуйте! Чем помочь?"}
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def serve(args: argparse.Namespace) -> None:
+    """The server process."""
+    import uvicorn
+    from pydantic import SecretStr
+
+    from api.app import create_app
+    from api.settings import Settings
+    from channels.config import ChannelsSettings
+    from channels.telegram.settings import TelegramChannelSettings
+    from channels.webchat.settings import WebchatChannelSettings
+    from nlu.protocol import KeywordEngine
+
+    raise_fd_limit()
+    base = f"http://127.0.0.1:{args.botapi_port}"
+    settings = Settings(
+        database_url=args.database_url, data_dir=Path(args.data_dir), log_level="WARNING", log_json=False,
+        channels=ChannelsSettings(
+            telegram=TelegramChannelSettings(enabled=True, token=SecretStr(TOKEN), mode="webhook",
+                                             webhook_secret=SecretStr(SECRET), base_url=f"{base}/bot",
+                                             base_file_url=f"{base}/file/bot"),
+            webchat=WebchatChannelSettings(message_burst=1000, messages_per_second=1000.0, frame_burst=1000,
+                                           frames_per_second=1000.0),
+        ),
+    )
+    app = create_app(settings, nlu_engine=KeywordEngine({k: list(v) for k, v in KEYWORDS.items()}),
+                     responses=lambda intent, lang: ANSWERS.get((intent, lang)), configure_logs=False)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", backlog=4096, ws_max_size=65536)
+
+
+# -- the load generator --------------------------------------------------------------------------------
+
+
+class BotApi:
+    """Answers the server's Bot API calls (getMe, sendMessage...) and counts them."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        bot = {"id": 123456, "is_bot": True, "first_name": "Bench", "username": "bench_bot"}
+
+        async def method(request: Request) -> JSONResponse:
+            name = request.path_params["method"]
+            if name == "getMe":
+                return JSONResponse({"ok": True, "result": bot})
+            if name == "sendMessage":
+                self.sent += 1
+                form = await request.form()
+                return JSONResponse({"ok": True, "result": {
+                    "message_id": self.sent, "date": int(time.time()), "from": bot, "text": str(form.get("text")),
+                    "chat": {"id": int(str(form.get("chat_id"))), "type": "private"}}})
+            return JSONResponse({"ok": True, "result": True})
+
+        return Starlette(routes=[Route("/bot{token}/{method}", method, methods=["POST"])])
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def update(i: int) -> bytes:
+    chat = 10_000 + i % 500
+    return json.dumps({"update_id": i, "message": {
+        "message_id": i, "date": int(time.time()), "chat": {"id": chat, "type": "private"},
+        "from": {"id": chat, "is_bot": False, "first_name": "Load", "language_code": "en"},
+        "text": "hello" if i % 2 else "my internet is down"}}).encode()
+
+
+async def bench_telegram(base: str, n: int, concurrency: int) -> dict[str, Any]:
+    import httpx
+
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+    counter = iter(range(1, n + 1))
+    statuses: dict[int, int] = {}
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as c:
+        async def worker() -> None:
+            for i in counter:
+                r = await c.post("/channels/telegram/webhook", content=update(i), headers=headers)
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+        start = time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), 600)
+        elapsed = time.perf_counter() - start
+    return {"updates": n, "seconds": elapsed, "per_second": n / elapsed, "statuses": statuses}
+
+
+async def open_socket(url: str, **auth: Any) -> Any:
+    import websockets
+
+    ws = await websockets.connect(url, open_timeout=60, max_queue=64, ping_interval=None)
+    await ws.send(json.dumps({"type": "auth", "lang": "en", **auth}))
+    while json.loads(await ws.recv())["type"] != "history":
+        pass
+    return ws
+
+
+async def bench_roundtrip(url: str, sockets: int, messages: int, rate: float) -> dict[str, Any]:
+    conns = []
+    for chunk in range(0, sockets, 200):
+        conns += await asyncio.gather(*(open_socket(url) for _ in range(chunk, min(sockets, chunk + 200))))
+    waiting: dict[int, tuple[asyncio.Future[float], float]] = {}
+    latencies: list[float] = []
+
+    async def reader(index: int, ws: Any) -> None:
+        async for raw in ws:
+            frame = json.loads(raw)
+            if frame["type"] == "message" and frame["author"] == "bot" and index in waiting:
+                future, started = waiting.pop(index)
+                future.set_result(time.perf_counter() - started)
+
+    readers = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(conns)]
+    loop = asyncio.get_running_loop()
+
+    async def one(seq: int) -> None:
+        index = random.choice([i for i in range(len(conns)) if i not in waiting] or [0])
+        future: asyncio.Future[float] = loop.create_future()
+        waiting[index] = (future, time.perf_counter())
+        await conns[index].send(json.dumps({"type": "message", "client_id": f"b{seq}", "text": "hello"}))
+        latencies.append(await asyncio.wait_for(future, 30))
+
+    start = time.perf_counter()
+    tasks = []
+    for seq in range(messages):
+        tasks.append(asyncio.create_task(one(seq)))
+        await asyncio.sleep(max(0.0, start + (seq + 1) / rate - time.perf_counter()))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    for task in readers:
+        task.cancel()
+    await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+    latencies.sort()
+    return {"sockets": sockets, "messages": messages, "rate": rate, "seconds": elapsed,
+            "p50_ms": statistics.median(latencies) * 1000, "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+            "max_ms": latencies[-1] * 1000}
+
+
+async def bench_capacity(url: str, target: int, server_pid: int) -> dict[str, Any]:
+    before = rss_mb(server_pid)
+    conns: list[Any] = []
+    start = time.perf_counter()
+    try:
+        for chunk in range(0, target, 250):
+            conns += await asyncio.wait_for(
+                asyncio.gather(*(open_socket(url) for _ in range(chunk, min(target, chunk + 250)))), 120)
+    except Exception as exc:
+        print(f"  stopped at {len(conns)} sockets: {type(exc).__name__}: {exc}", file=sys.stderr)
+    elapsed = time.perf_counter() - start
+    await asyncio.sleep(1)
+    after = rss_mb(server_pid)
+    # Every socket is still alive: a ping each.
+    alive = sum(r is True for r in await asyncio.gather(*(ping(ws) for ws in conns)))
+    await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+    return {"sockets": len(conns), "alive": alive, "connect_seconds": elapsed, "rss_before_mb": before,
+            "rss_after_mb": after}
+
+
+async def ping(ws: Any) -> bool:
+    try:
+        await ws.send('{"type": "ping"}')
+        async with asyncio.timeout(30):
+            while json.loads(await ws.recv())["type"] != "pong":
+                pass
+        return True
+    except Exception:
+        return False
+
+
+async def main(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    raise_fd_limit()
+    botapi = BotApi()
+    botapi_port = free_port()
+    stand_in = uvicorn.Server(uvicorn.Config(botapi.app(), host="127.0.0.1", port=botapi_port, log_level="warning",
+                                             lifespan="off"))
+    stand_in_task = asyncio.create_task(stand_in.serve())
+    tmp = Path(tempfile.mkdtemp(prefix="sb-bench-"))
+    database_url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}"
+    from core.db.migrate import upgrade_async
+
+    await upgrade_async(database_url)
+    port = free_port()
+    server = subprocess.Popen([  # noqa: ASYNC220 - started once, before any loadsys.executable, __file__, "serve", "--port", str(port), "--botapi-port",
+                               str(botapi_port), "--database-url", database_url, "--data-dir", str(tmp)],
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/channels/webchat/ws"
+    try:
+        import httpx
+
+        async with httpx.AsyncClient() as c:
+            for _ in range(300):
+                try:
+                    health = (await c.get(f"{base}/health")).json()
+                    if health["channels"].get("telegram", {}).get("state") == "connected":
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        rows = []
+        tg = await bench_telegram(base, args.updates, args.concurrency)
+        print(f"telegram: {tg}", file=sys.stderr, flush=True)
+        rows.append(("Telegram webhook updates/s (ingest committed; " f"{tg['updates']} updates, "
+                     f"{args.concurrency} connections)", f"{tg['per_second']:.0f}/s", ">= 1,000/s",
+                     str(tg["statuses"])))
+        rt = await bench_roundtrip(ws_url, args.sockets, args.messages, args.rate)
+        print(f"round trip: {rt}", file=sys.stderr, flush=True)
+        rows.append((f"Web chat round trip p50 ({rt['sockets']} sockets, {rt['messages']} msgs at {rt['rate']:.0f}/s)",
+                     f"{rt['p50_ms']:.1f} ms", "", ""))
+        rows.append(("Web chat round trip p99", f"{rt['p99_ms']:.1f} ms", "< 50 ms", f"max {rt['max_ms']:.0f} ms"))
+        cap = await bench_capacity(ws_url, args.max_sockets, server.pid)
+        rows.append((f"Concurrent web-chat sockets (alive: {cap['alive']})", str(cap["sockets"]), ">= 10,000",
+                     f"connected in {cap['connect_seconds']:.1f}s"))
+        rows.append(("Server RSS with those sockets", f"{cap['rss_after_mb']:.0f} MB", "< 1,024 MB",
+                     f"idle {cap['rss_before_mb']:.0f} MB"))
+        print("\n| measure | result | target | notes |\n|---|---|---|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        print(f"\nDatabase: {database_url.split(':')[0]}; bot answers received by the Bot API stand-in: {botapi.sent}")
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        stand_in.should_exit = True
+        await stand_in_task
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("role", nargs="?", default="bench", choices=["bench", "serve"])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--botapi-port", type=int, default=0)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--data-dir", default="")
+    parser.add_argument("--updates", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=40, help="Telegram's default max_connections")
+    parser.add_argument("--sockets", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=100.0, help="web-chat messages per second across all sockets")
+    parser.add_argument("--max-sockets", type=int, default=10_000)
+    args = parser.parse_args()
+    if args.role == "serve":
+        serve(args)
+    else:
+        asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    cli()
