@@ -1,0 +1,55 @@
+"""The `switchboard` command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent / "switchboard"
+
+
+def run(args: list[str], tmp_path: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {
+        "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.sqlite3",
+        "SWITCHBOARD_DATA_DIR": str(tmp_path),
+        "SWITCHBOARD_NLU__ENGINE": "keyword",
+        "SWITCHBOARD_LOG_JSON": "false",
+    }
+    return subprocess.run([str(BIN), *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          input=stdin, check=False)
+
+
+@pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
+def test_db_upgrade_users_and_demo(tmp_path: Path) -> None:
+    r = run(["db", "upgrade"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run(["users", "create", "--email", "Boss@Example.com", "--name", "Босс", "--role", "admin",
+             "--password", "long-enough-1"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "created user 1" in r.stdout
+    r = run(["users", "create", "--email", "boss@example.com", "--name", "x", "--password", "long-enough-1"],
+            tmp_path)
+    assert r.returncode == 1
+    assert "already exists" in r.stderr
+    r = run(["users", "create", "--email", "a@b.c", "--name", "x", "--password", "short"], tmp_path)
+    assert r.returncode != 0
+    r = run(["users", "create", "--email", "a@b.c", "--name", "x", "--queue", "nope", "--password", "long-enough"],
+            tmp_path)
+    assert r.returncode == 1
+    assert "not found" in r.stderr
+    # The demo loads only into a database without users.
+    r = run(["demo", "--if-empty"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "already has users" in r.stdout
+    r = run(["demo"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "agent@example.com" in r.stdout
+    with sqlite3.connect(tmp_path / "cli.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 5
+        assert db.execute("SELECT count(*) FROM tickets").fetchone()[0] == 5
+        assert db.execute("SELECT status FROM orders WHERE number = 'ORD-100200'").fetchone()[0] == "shipped"
