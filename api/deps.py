@@ -49,6 +49,7 @@ async def current_user(
     user = await users.user_for_token(session, credentials.credentials)
     if user is None:
         raise AuthenticationError("invalid or expired token")
+    users.touch(user)
     return user
 
 

@@ -32,8 +32,9 @@ async def lock_customer(session: AsyncSession, customer_id: int) -> None:
         await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
 
 
-async def find_verified_customer(session: AsyncSession, email: str | None, phone: str | None) -> Customer | None:
-    """A customer known by a verified identity with this email or phone."""
+async def find_verified_customer(session: AsyncSession, email: str | None, phone: str | None, *,
+                                 exclude_id: int | None = None) -> Customer | None:
+    """A customer (other than `exclude_id`) known by a verified identity with this email or phone."""
     conds = []
     if email:
         conds.append(Customer.email == email)
@@ -44,7 +45,8 @@ async def find_verified_customer(session: AsyncSession, email: str | None, phone
     stmt = (
         select(Customer)
         .join(ChannelIdentity, ChannelIdentity.customer_id == Customer.id)
-        .where(or_(*conds), ChannelIdentity.verified.is_(True), Customer.merged_into_id.is_(None))
+        .where(or_(*conds), ChannelIdentity.verified.is_(True), Customer.merged_into_id.is_(None),
+               Customer.id != (exclude_id or 0))
         .order_by(Customer.id)
         .limit(1)
     )

@@ -39,6 +39,14 @@ async def resolve_identity(session: AsyncSession, channel: str, sender: SenderIn
         customer.phone = customer.phone or sender.phone
         if sender.verified and not identity.verified:
             identity.verified = True
+        if sender.verified and (sender.email or sender.phone):
+            # A verified contact that another customer already has: the same person on two channels.
+            known = await repository.find_verified_customer(session, sender.email, sender.phone,
+                                                            exclude_id=customer.id)
+            if known is not None:
+                merged = await merge(session, customer.id, known.id, None)
+                identity.customer_id = merged.id
+                identity.customer = merged
         return identity
 
     known = await repository.find_verified_customer(session, sender.email, sender.phone) if sender.verified else None

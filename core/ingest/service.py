@@ -49,6 +49,7 @@ ResponseLookup = Callable[[str, str], str | None]
 
 MAX_ATTEMPTS = 5
 MAX_PARSE_CHARS = 5000
+HANDOFF_PAYLOAD = "/human_handoff"
 
 
 class IngestService:
@@ -130,6 +131,10 @@ class IngestService:
         """The NLU's reading, or None when the engine failed (the policy then escalates)."""
         if inbound.auto_reply:
             return None
+        if inbound.extra.get("quick_reply") == HANDOFF_PAYLOAD:
+            # The customer pressed "talk to an operator": no guessing needed.
+            language = inbound.language_hint or ("ru" if any("\u0400" <= c <= "\u04ff" for c in inbound.text) else "en")
+            return Parse(text=inbound.text, intent="human_handoff", confidence=1.0, confident=True, language=language)
         try:
             return await self.engine().parse(inbound.text[:MAX_PARSE_CHARS])
         except Exception:

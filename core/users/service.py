@@ -94,6 +94,13 @@ async def user_for_token(session: AsyncSession, token: str) -> User | None:
     return (await session.scalars(stmt)).first()
 
 
+def touch(user: User, every: timedelta = timedelta(minutes=1)) -> None:
+    """Record that the user is active now (agents online); at most one write a minute."""
+    now = utcnow()
+    if user.last_seen_at is None or now - user.last_seen_at > every:
+        user.last_seen_at = now
+
+
 async def revoke_token(session: AsyncSession, token: str) -> None:
     await session.execute(delete(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
 

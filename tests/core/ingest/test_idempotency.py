@@ -92,3 +92,42 @@ async def test_engine_failure_escalates_instead_of_failing(sessionmaker: async_s
     async with sessionmaker() as s:
         ticket = await s.get(Ticket, result.ticket_id)
         assert ticket is not None and ticket.status.value == "open"
+
+
+async def test_verified_contact_links_two_channels(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """A customer known by a verified phone on one channel who shares it on another is one customer."""
+    svc = service(sessionmaker)
+    web = await svc.ingest(InboundMessage(channel="webchat", external_message_id="w-1",
+                                          sender=SenderInfo(external_id="u:42", phone="+79001112233", verified=True),
+                                          text="hello", thread_key="u:42"))
+    tg = await svc.ingest(InboundMessage(channel="telegram", external_message_id="t-1",
+                                         sender=SenderInfo(external_id="777"), text="hello", thread_key="777"))
+    assert tg.customer_id != web.customer_id
+    # The Telegram user shares their contact: verified phone, same as the web-chat customer's.
+    linked = await svc.ingest(InboundMessage(channel="telegram", external_message_id="t-2",
+                                             sender=SenderInfo(external_id="777", phone="+79001112233",
+                                                               verified=True),
+                                             text="my tv is broken", thread_key="777"))
+    assert linked.customer_id == web.customer_id
+    async with sessionmaker() as s:
+        old = await s.get(Customer, tg.customer_id)
+        assert old is not None
+        assert old.merged_into_id == web.customer_id
+        ticket = await s.get(Ticket, tg.ticket_id)
+        assert ticket is not None
+        assert ticket.customer_id == web.customer_id
+
+
+async def test_handoff_button_payload_escalates(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    svc = service(sessionmaker)
+    await svc.ingest(inbound("h-1", text="hello", sender="b"))
+    pressed = await svc.ingest(InboundMessage(channel="rest", external_message_id="h-2",
+                                              sender=SenderInfo(external_id="b"), text="Talk to a human",
+                                              thread_key="b", extra={"quick_reply": "/human_handoff"}))
+    assert pressed.action == "escalate"
+    async with sessionmaker() as s:
+        message = await s.get(Message, pressed.message_id)
+        assert message is not None
+        # The payload decided it, not a guess from the text (which the engine does not know).
+        assert message.extra["reason"] == "handoff"
+        assert message.intent == "human_handoff"
