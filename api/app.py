@@ -15,6 +15,7 @@ from api.logging_config import configure as configure_logging
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
 from api.nlu_admin import ResponseCatalog, TrainingRunner
 from api.nlu_wiring import build_nlu_engine, prepare_nlu_data
+from api.redis_bridge import RedisEventBridge
 from api.routers import (
     admin,
     auth,
@@ -87,6 +88,10 @@ def create_app(
                 # A failing channel shows its error in /health and never stops the others.
                 adapter.health.error(f"start failed: {type(exc).__name__}: {exc}")
                 log.exception("channel failed to start", extra={"channel": adapter.kind})
+        bridge = RedisEventBridge(bus, settings.redis_url) if settings.redis_url else None
+        if bridge is not None:
+            await bridge.start()
+            state.redis = bridge
         if settings.workers_enabled:
             state.tasks["outbox"] = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
         log.info("switchboard started", extra={"database": db_engine.dialect.name, "channels": registry.kinds()})
@@ -94,6 +99,8 @@ def create_app(
             yield
         finally:
             await trainer.stop()
+            if bridge is not None:
+                await bridge.stop()
             for task in state.tasks.values():
                 task.cancel()
             for task in state.tasks.values():

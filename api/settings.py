@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Requests above this get 413.")
     log_level: str = "INFO"
     log_json: bool = True
+    redis_url: str | None = Field(default=None, description="redis://... fans live events out across instances.")
     workers_enabled: bool = True
     seed_nlu_data: bool = Field(default=True, description="Import the shipped intents into an empty database.")
     core: CoreSettings = CoreSettings()

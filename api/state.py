@@ -17,6 +17,7 @@ from nlu.protocol import IntentEngine, TrainingData
 
 if TYPE_CHECKING:
     from api.nlu_admin import ResponseCatalog, TrainingRunner
+    from api.redis_bridge import RedisEventBridge
 
 
 @dataclass
@@ -42,4 +43,5 @@ class AppState:
     catalog: ResponseCatalog
     trainer: TrainingRunner
     nlu_extras: TrainingData | None = None
+    redis: RedisEventBridge | None = None
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)

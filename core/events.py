@@ -39,13 +39,23 @@ def discard_pending(session: AsyncSession) -> None:
 
 
 class EventBus:
-    """In-process publish/subscribe with bounded per-subscriber queues (a slow subscriber drops, never blocks)."""
+    """In-process publish/subscribe with bounded per-subscriber queues (a slow subscriber drops, never blocks).
+
+    `publish` delivers locally and hands the event to the forwarders (the Redis bridge, across instances);
+    `deliver_local` is what a forwarder calls with events that came from another instance.
+    """
 
     def __init__(self, queue_size: int = 1000) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
         self._queue_size = queue_size
+        self.forwarders: list[Callable[[str, dict[str, Any]], None]] = []
 
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        self.deliver_local(topic, payload)
+        for forward in self.forwarders:
+            forward(topic, payload)
+
+    def deliver_local(self, topic: str, payload: dict[str, Any]) -> None:
         for key in (topic, "*"):
             for queue in list(self._subscribers.get(key, ())):
                 with contextlib.suppress(asyncio.QueueFull):

@@ -38,6 +38,8 @@ async def health(state: State, response: Response) -> dict[str, Any]:
         workers[name] = {"state": "running" if not task.done() else "stopped"}
     channels = {adapter.kind: adapter.health.as_dict() for adapter in state.channels}
     nlu: dict[str, Any] = {"engine": state.nlu.current.name}
+    if state.redis is not None:
+        workers["redis_events"] = state.redis.health()
     ok = database["state"] == "ok"
     degraded = any(c["state"] == "error" for c in channels.values()) or (
         state.settings.workers_enabled and not stats.running
