@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from api.console import intents
 from api.console.i18n import translator
 from api.console.render import SECURITY_HEADERS, STATIC_DIR, render
 from api.console.routes import router
@@ -48,6 +49,7 @@ async def _root() -> RedirectResponse:
 def install(app: FastAPI) -> None:
     """Mount the console on the app: routes, static assets and its HTML error pages."""
     app.include_router(router)
+    app.include_router(intents.router)
     app.add_api_route("/", _root, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     api_domain_handler: Any = app.exception_handlers.get(DomainError)

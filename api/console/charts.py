@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -19,11 +19,12 @@ class Bar:
     caption: str | None = None  # the number shown at the end of the bar
 
 
-def hbars(bars: Sequence[Bar], *, title: str, width: int = 520, row: int = 26, label_width: int = 170) -> Markup:
-    """Horizontal bars with an optional limit marker per row."""
+def hbars(bars: Sequence[Bar], *, title: str, width: int = 520, row: int = 26, label_width: int = 170,
+          scale: float | None = None) -> Markup:
+    """Horizontal bars with an optional limit marker per row; `scale` fixes the full width (e.g. 100 %)."""
     if not bars:
         return Markup("")
-    top = max([b.value for b in bars] + [b.limit or 0 for b in bars] + [1])
+    top = scale or max([b.value for b in bars] + [b.limit or 0 for b in bars] + [1])
     plot = width - label_width - 60
     height = row * len(bars) + 8
     parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%" '
@@ -32,7 +33,8 @@ def hbars(bars: Sequence[Bar], *, title: str, width: int = 520, row: int = 26, l
         y = 4 + i * row
         w = max(0.0, plot * bar.value / top)
         color = PALETTE.get(bar.tone, PALETTE["default"])
-        label = bar.label if len(bar.label) <= 26 else bar.label[:25] + "…"
+        fits = max(8, int(label_width / 6.5))
+        label = bar.label if len(bar.label) <= fits else bar.label[:fits - 1] + "…"
         parts.append(f'<text x="{label_width - 8}" y="{y + row * 0.62:.1f}" text-anchor="end" '
                      f'class="chart-label">{escape(label)}</text>')
         parts.append(f'<rect x="{label_width}" y="{y + 3}" width="{plot}" height="{row - 8}" class="chart-track"/>')
@@ -82,3 +84,30 @@ def progress(fraction: float, *, title: str, width: int = 320) -> Markup:
         f'aria-valuenow="{round(f * 100)}" aria-label="{escape(title)}" viewBox="0 0 {width} 14" '
         f'width="{width}" height="14"><rect width="{width}" height="14" rx="7" class="chart-track"/>'
         f'<rect width="{width * f:.1f}" height="14" rx="7" fill="{PALETTE["ok"]}"/></svg>')
+
+
+def meter(value: float | None, *, title: str, width: int = 110) -> Markup:
+    """A small 0-1 bar for a table cell (precision, recall), coloured by how good the value is."""
+    if value is None:
+        return Markup("—")
+    f = min(1.0, max(0.0, value))
+    tone = "ok" if f >= 0.9 else "warn" if f >= 0.7 else "danger"
+    return Markup(  # noqa: S704  (only numbers and an escaped title are interpolated)
+        f'<svg class="meter" role="img" aria-label="{escape(title)}: {f:.2f}" viewBox="0 0 {width} 10" '
+        f'width="{width}" height="10"><rect width="{width}" height="10" rx="2" class="chart-track"/>'
+        f'<rect width="{width * f:.1f}" height="10" rx="2" fill="{PALETTE[tone]}"/></svg>')
+
+
+def scores(items: Sequence[tuple[str, float | None]], *, title: str, targets: Mapping[str, float] | None = None,
+           width: int = 520, row: int = 26, label_width: int = 190) -> Markup:
+    """Shares on a fixed 0-100 % scale (accuracy, coverage...); `targets` marks a goal on the named rows."""
+    targets = targets or {}
+
+    def tone(value: float | None) -> str:
+        return "muted" if value is None else "ok" if value >= 0.9 else "warn" if value >= 0.7 else "danger"
+
+    bars = [Bar(label, round((value or 0.0) * 100, 1), tone=tone(value),
+                limit=round(targets[label] * 100, 1) if label in targets else None,
+                caption="—" if value is None else f"{value * 100:.1f} %")
+            for label, value in items]
+    return hbars(bars, title=title, width=width, row=row, label_width=label_width, scale=100.0)

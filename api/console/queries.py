@@ -16,6 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from core.customers.models import Customer
 from core.db.base import utcnow
+from core.nlu_admin.models import NluIntent, NluSuggestion
 from core.orders.models import Order
 from core.routing import service as routing
 from core.routing.models import IntentRoute
@@ -111,7 +112,17 @@ async def effective_routes(session: AsyncSession) -> dict[str, str]:
 async def known_intents(session: AsyncSession) -> list[str]:
     """Intents an agent can pick when correcting the bot: routed ones and those the bot has produced."""
     seen = (await session.scalars(select(Message.intent).where(Message.intent.is_not(None)).distinct())).all()
-    return sorted(set(await effective_routes(session)) | {i for i in seen if i})
+    trained = (await session.scalars(select(NluIntent.name))).all()
+    return sorted(set(await effective_routes(session)) | {i for i in seen if i} | set(trained))
+
+
+async def suggestions_for(session: AsyncSession, message_ids: Sequence[int]) -> dict[int, NluSuggestion]:
+    """The latest suggested intent per message (an agent's correction, as the admins see it)."""
+    if not message_ids:
+        return {}
+    rows = (await session.scalars(select(NluSuggestion).where(NluSuggestion.message_id.in_(message_ids))
+                                  .order_by(NluSuggestion.id))).all()
+    return {s.message_id: s for s in rows if s.message_id is not None}
 
 
 @dataclass

@@ -41,6 +41,7 @@ env = Environment(
     lstrip_blocks=True,
 )
 env.globals.update(hbars=charts.hbars, columns=charts.columns, progress=charts.progress, Bar=charts.Bar,
+                   meter=charts.meter, scores=charts.scores,
                    Role=Role, LANGUAGES=LANGUAGES, CSRF_FIELD=CSRF_FIELD)
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from api.console import corrections, queries
+from api.console import queries
 from api.console.i18n import LANGUAGES, translator
 from api.console.render import SECURITY_HEADERS, render
 from api.console.security import (
@@ -34,13 +34,14 @@ from core.audit import service as audit
 from core.canned import service as canned_service
 from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
 from core.errors import AuthenticationError, NotFoundError, ValidationFailedError
+from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
 from core.outbox.models import OutboxMessage
 from core.quarantine import repository as quarantine_repo
 from core.routing import service as routing
 from core.tickets import repository as ticket_repo
 from core.tickets import service as ticket_service
-from core.tickets.models import AuthorKind, Priority, Ticket, TicketStatus, parse_ticket_number
+from core.tickets.models import AuthorKind, Message, Priority, Ticket, TicketStatus, parse_ticket_number
 from core.users import service as users
 from core.users.models import Role, User
 from core.users.schemas import TeamCreate, UserCreate
@@ -258,7 +259,8 @@ async def _conversation_context(session: DbSession, ticket_id: int) -> dict[str,
     author_ids = {m.author_user_id for m in ticket.messages if m.author_user_id}
     author_ids |= {n.author_user_id for n in ticket.notes if n.author_user_id}
     return {"ticket": ticket, "deliveries": deliveries, "authors": await queries.users_by_id(session, author_ids),
-            "correction_of": corrections.correction_of, "customer_kind": AuthorKind.customer}
+            "suggestions": await queries.suggestions_for(session, [m.id for m in ticket.messages]),
+            "customer_kind": AuthorKind.customer}
 
 
 @router.get("/tickets/{ref}")
@@ -377,8 +379,15 @@ async def retry(ref: str, outbox_id: int, session: DbSession, user: ConsoleUser)
 @router.post("/tickets/{ref}/messages/{message_id}/intent", dependencies=[CsrfChecked])
 async def correct_intent(ref: str, message_id: int, session: DbSession, user: ConsoleUser,
                          intent: Annotated[str, Form()] = "") -> Response:
+    """The agent's correction becomes a suggested training example for the admins (Admin → Intents)."""
     ticket_id = ticket_id_of(ref)
-    await corrections.correct_intent(session, message_id, ticket_id, intent, user)
+    message = await session.get(Message, message_id)
+    if message is None or message.ticket_id != ticket_id:
+        raise NotFoundError(f"message {message_id} not found on this ticket")
+    intent = intent.strip()
+    if not nlu_admin.INTENT_NAME.match(intent):
+        raise ValidationFailedError(translator(user.language)("intents.bad_name", name=intent))
+    await nlu_admin.suggest(session, message_id, intent, user)
     return redirect(ticket_url(ticket_id), translator(user.language)("ticket.corrected"))
 
 
@@ -526,7 +535,7 @@ async def admin_routing(request: Request, session: DbSession, _user: ConsoleAdmi
 async def admin_set_route(session: DbSession, actor: ConsoleAdmin, intent: Annotated[str, Form()] = "",
                           queue: Annotated[str, Form()] = "") -> Response:
     intent = intent.strip()
-    if not corrections.INTENT_NAME.match(intent):
+    if not nlu_admin.INTENT_NAME.match(intent):
         raise ValidationFailedError("an intent name is lower-case latin letters, digits and underscores")
     team = await ticket_service.team_by_slug(session, queue)
     await routing.set_route(session, intent, team)
@@ -557,21 +566,5 @@ async def admin_audit(request: Request, session: DbSession, _user: ConsoleAdmin,
         "section": "audit", "entries": rows[:PAGE_SIZE], "has_more": len(rows) > PAGE_SIZE, "page": page,
         "people": {u.id: u for u in people}, "people_list": people, "params": params,
         "query_string": urlencode(params), "entity_type": entity_type or "", "actor": actor or "",
-        "entity_types": ["ticket", "user", "team", "intent", "outbox", "canned_response", "customer", "order",
-                         "message"]})
-
-
-@router.get("/admin/intents")
-async def admin_intents(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
-    return render(request, "admin_intents.html", {
-        "section": "intents", "pending": await corrections.pending(session), "correction_of": corrections.correction_of,
-        "routes": await queries.effective_routes(session)})
-
-
-@router.post("/admin/intents/corrections/{message_id}", dependencies=[CsrfChecked])
-async def admin_review_correction(message_id: int, session: DbSession, actor: ConsoleAdmin,
-                                  decision: Annotated[str, Form()] = "") -> Response:
-    if decision not in ("accept", "reject"):
-        raise ValidationFailedError("decision is accept or reject")
-    await corrections.review(session, message_id, decision == "accept", actor)
-    return redirect("/console/admin/intents", translator(actor.language)("saved"))
+        "entity_types": ["ticket", "user", "team", "intent", "example", "nlu_job", "nlu_version", "nlu",
+                         "suggestion", "outbox", "canned_response", "customer", "order", "message"]})

@@ -8,6 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.canned.models import CannedResponse
+from core.nlu_admin import service as nlu_admin
+from core.nlu_admin.models import NluSuggestion
 from core.tickets.models import Message, Ticket
 from tests.conftest import REST_HEADERS, rest_message
 from tests.console.conftest import People, csrf_of, login, post_form
@@ -109,16 +111,16 @@ async def test_ticket_workflow_and_escaping(client: httpx.AsyncClient, people: P
     page = await client.get(ticket_url)
     assert "cannot move ticket" in page.text
 
-    # Correct the bot's intent of the customer's message.
-    async with sessionmaker() as session:
+    # Correct the bot's intent of the customer's message: it becomes a suggested training example.
+    async with sessionmaker() as session, session.begin():
+        await nlu_admin.create_intent(session, "tv_not_working", "", None)
         msg = (await session.scalars(select(Message).where(Message.external_message_id == "x-1"))).one()
     r = await post_form(client, ticket_url, f"{ticket_url}/messages/{msg.id}/intent", {"intent": "tv_not_working"})
     assert r.status_code == 303
     async with sessionmaker() as session:
-        msg = await session.get(Message, msg.id)
-        assert msg is not None
-        assert msg.extra["intent_correction"]["intent"] == "tv_not_working"
-        assert msg.extra["intent_correction"]["status"] == "pending"
+        suggestion = (await session.scalars(select(NluSuggestion))).one()
+    assert (suggestion.message_id, suggestion.intent, suggestion.status) == (msg.id, "tv_not_working", "pending")
+    assert 'data-suggestion="pending"' in (await client.get(ticket_url)).text
 
 
 async def test_canned_crud_and_safe_variables(client: httpx.AsyncClient, people: People,
@@ -185,28 +187,3 @@ async def test_admin_creates_user_queue_and_route(client: httpx.AsyncClient, peo
         "email": "bad", "name": "", "password": "x"})
     page = await client.get("/console/admin/users")
     assert "flash-error" in page.text
-
-
-async def test_intent_correction_reaches_admin_review(client: httpx.AsyncClient, people: People,
-                                                      sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    r = await client.post("/channels/rest/messages", headers=REST_HEADERS,
-                          json=rest_message("ic-1", "My bill is wrong this month", sender="c-5"))
-    number = r.json()["ticket_number"]
-    await login(client, "agent@test.example")
-    async with sessionmaker() as session:
-        msg = (await session.scalars(select(Message).where(Message.external_message_id == "ic-1"))).one()
-    url = f"/console/tickets/{number}"
-    r = await post_form(client, url, f"{url}/messages/{msg.id}/intent", {"intent": "Not An Intent!"})
-    assert "flash-error" in (await client.get(url)).text
-    await post_form(client, url, f"{url}/messages/{msg.id}/intent", {"intent": "billing_question"})
-    client.cookies.clear()
-    await login(client, "admin@test.example")
-    page = await client.get("/console/admin/intents")
-    assert f'data-correction="{msg.id}"' in page.text and "billing_question" in page.text
-    r = await post_form(client, "/console/admin/intents", f"/console/admin/intents/corrections/{msg.id}",
-                        {"decision": "accept"})
-    assert r.status_code == 303
-    assert f'data-correction="{msg.id}"' not in (await client.get("/console/admin/intents")).text
-    async with sessionmaker() as session:
-        stored = await session.get(Message, msg.id)
-        assert stored is not None and stored.extra["intent_correction"]["status"] == "accepted"

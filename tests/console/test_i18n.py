@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from api.console.i18n import TEXTS, translator
+from core.nlu_admin.models import JobState, SuggestionStatus
 from core.outbox.models import OutboxStatus
 from core.tickets.models import AuthorKind, Priority, TicketStatus
 from core.users.models import Role
@@ -27,7 +28,9 @@ def test_enum_keys_and_both_languages() -> None:
                + [f"role.{r.value}" for r in Role] + [f"author.{a.value}" for a in AuthorKind]
                + [f"delivery.{o.value}" for o in OutboxStatus]
                + [f"view.{v}" for v in ("mine", "unassigned", "queue", "all", "done")]
-               + [f"admin.{s}" for s in ("users", "queues", "canned", "routing", "intents", "channels", "audit")])
+               + [f"admin.{s}" for s in ("users", "queues", "canned", "routing", "intents", "channels", "audit")]
+               + [f"job.{s.value}" for s in JobState] + [f"review.{s.value}" for s in SuggestionStatus]
+               + [f"source.{s}" for s in ("shipped", "admin", "suggestion", "import")])
     assert [k for k in dynamic if k not in TEXTS] == []
     for key, (en, ru) in TEXTS.items():
         assert en.strip() and ru.strip(), key

@@ -46,6 +46,42 @@
     }
   });
 
+  // Destructive forms ask first (deleting an intent, rolling a model back).
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (e) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) { e.preventDefault(); }
+    });
+  });
+
+  // A training job's page: poll the job row until it has finished, then reload to show the report.
+  var jobUrl = body.getAttribute("data-job-status-url");
+  if (jobUrl) {
+    var box = document.getElementById("job-progress");
+    var bar = box && box.querySelector("svg.progress");
+    var live = document.getElementById("job-live");
+    if (live) { live.hidden = false; }
+    var pollJob = function () {
+      fetch(jobUrl, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (job) {
+          if (!job) { setTimeout(pollJob, 2000); return; }
+          var f = Math.max(0, Math.min(1, job.progress || 0));
+          if (bar) {
+            var width = parseFloat(bar.getAttribute("width")) || 320;
+            bar.querySelectorAll("rect")[1].setAttribute("width", String(width * f));
+            bar.setAttribute("aria-valuenow", String(Math.round(f * 100)));
+          }
+          document.getElementById("job-percent").textContent = Math.floor(f * 100) + " %";
+          document.getElementById("job-stage").textContent = job.stage || "";
+          if (box) { box.setAttribute("data-state", job.state); }
+          if (job.finished) { window.location.reload(); return; }
+          setTimeout(pollJob, 400);
+        })
+        .catch(function () { setTimeout(pollJob, 2000); });
+    };
+    setTimeout(pollJob, 300);
+  }
+
   var liveUrl = body.getAttribute("data-live-url");
   var ticketId = body.getAttribute("data-ticket-id");
   var reloadOnChange = body.getAttribute("data-reload-on-change");

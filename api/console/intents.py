@@ -1,0 +1,340 @@
+"""Admin → Intents: examples, answers, training with live progress, evaluation reports, model versions, agents'
+suggested examples and Rasa YAML import/export, all over `core.nlu_admin.service` (the same rules as the API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from api.console.charts import Bar
+from api.console.i18n import translator
+from api.console.render import SECURITY_HEADERS, render
+from api.console.routes import redirect
+from api.console.security import ConsoleAdmin, CsrfChecked
+from api.deps import DbSession, State
+from core.audit import service as audit
+from core.errors import ConflictError, NotFoundError, ValidationFailedError
+from core.nlu_admin import service
+from core.nlu_admin.models import JobState, NluSuggestion, NluTrainingJob, SuggestionStatus
+from core.routing import service as routing
+from core.tickets.models import Message, format_ticket_number
+from core.users import service as users
+from nlu.data import dump_rasa_yaml, load_rasa_yaml
+from nlu.errors import DataFormatError, ModelNotFoundError
+
+router = APIRouter(prefix="/console/admin", include_in_schema=False)
+INTENTS = "/console/admin/intents"
+TRAINING = "/console/admin/training"
+SUGGESTIONS = "/console/admin/suggestions"
+MAX_IMPORT_BYTES = 5_000_000
+MAX_BATCH = 500  # examples pasted at once
+FINISHED = (JobState.succeeded, JobState.failed)
+FEW_EXAMPLES = 5  # per language: fewer is drawn as a warning
+
+
+def intent_url(name: str) -> str:
+    return f"{INTENTS}/{name}"
+
+
+async def _pending_count(session: DbSession) -> int:
+    return len(await service.list_suggestions(session, SuggestionStatus.pending))
+
+
+async def _page(request: Request, session: DbSession, template: str, tab: str, context: dict[str, Any]) -> Response:
+    """Every Intents page: the admin tabs, the NLU sub-tabs with the count of suggestions waiting."""
+    return render(request, template, {"section": "intents", "tab": tab,
+                                      "pending_count": await _pending_count(session), **context})
+
+
+# --- intents -------------------------------------------------------------------------------------------
+
+
+@router.get("/intents")
+async def intents_page(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
+    intents = await service.list_intents(session)
+    routes = await routing.list_routes(session)
+    for item in intents:
+        item["queue"] = routes.get(item["name"], routing.DEFAULT_TEAM)
+        item["total"] = sum(item["examples"].values())
+    teams = {t.slug: t.name for t in await users.list_teams(session)}
+    jobs = await service.list_jobs(session, limit=1)
+    bars = [Bar(i["name"], i["total"], tone="warn" if min(i["examples"].get(lang, 0) for lang in service.LANGUAGES)
+                < FEW_EXAMPLES else "default") for i in intents]
+    return await _page(request, session, "admin_intents.html", "intents", {
+        "intents": intents, "teams": teams, "intent_bars": bars, "latest_job": jobs[0] if jobs else None,
+        "totals": {lang: sum(i["examples"].get(lang, 0) for i in intents) for lang in service.LANGUAGES}})
+
+
+@router.post("/intents", dependencies=[CsrfChecked])
+async def create_intent(session: DbSession, actor: ConsoleAdmin, name: Annotated[str, Form()] = "",
+                        description: Annotated[str, Form()] = "") -> Response:
+    if len(description) > 2000:
+        raise ValidationFailedError("a description has at most 2000 characters")
+    intent = await service.create_intent(session, name.strip(), description.strip(), actor)
+    return redirect(intent_url(intent.name), translator(actor.language)("intents.created", name=intent.name))
+
+
+@router.get("/intents/{name}")
+async def intent_page(request: Request, name: str, session: DbSession, _user: ConsoleAdmin) -> Response:
+    intent = await service.get_intent(session, name)
+    routes = await routing.list_routes(session)
+    by_lang = {lang: sum(1 for e in intent.examples if e.language == lang) for lang in service.LANGUAGES}
+    return await _page(request, session, "admin_intent.html", "intents", {
+        "intent": intent, "answers": {r.language: r.text for r in intent.responses}, "by_lang": by_lang,
+        "queue": routes.get(intent.name, routing.DEFAULT_TEAM)})
+
+
+@router.post("/intents/{name}/delete", dependencies=[CsrfChecked])
+async def delete_intent(name: str, session: DbSession, actor: ConsoleAdmin, state: State) -> Response:
+    await service.delete_intent(session, name, actor)
+    await session.flush()
+    await state.catalog.reload(session)
+    return redirect(INTENTS, translator(actor.language)("intents.deleted", name=name))
+
+
+@router.post("/intents/{name}/examples", dependencies=[CsrfChecked])
+async def add_examples(name: str, session: DbSession, actor: ConsoleAdmin,
+                       text: Annotated[str, Form()] = "") -> Response:
+    """One example per line; lines the intent already has are skipped, not an error."""
+    _ = translator(actor.language)
+    lines: list[str] = []
+    for line in text.splitlines():
+        cleaned = " ".join(line.split())
+        if cleaned and cleaned not in lines:
+            lines.append(cleaned)
+    if not lines:
+        raise ValidationFailedError(_("intents.empty_example"))
+    if len(lines) > MAX_BATCH:
+        raise ValidationFailedError(_("intents.too_many", limit=MAX_BATCH))
+    too_long = next((n for n, line in enumerate(lines, 1) if len(line) > service.MAX_EXAMPLE_CHARS), None)
+    if too_long is not None:
+        raise ValidationFailedError(_("intents.too_long", line=too_long, limit=service.MAX_EXAMPLE_CHARS))
+    added = skipped = 0
+    for line in lines:
+        try:
+            await service.add_example(session, name, line, actor)
+            added += 1
+        except ConflictError:  # raised before anything is written: the intent already has this example
+            skipped += 1
+    message = _("intents.examples_added", count=added)
+    if skipped:
+        message += " " + _("intents.examples_skipped", count=skipped)
+    return redirect(intent_url(name), message)
+
+
+@router.post("/intents/{name}/examples/{example_id}/delete", dependencies=[CsrfChecked])
+async def delete_example(name: str, example_id: int, session: DbSession, actor: ConsoleAdmin) -> Response:
+    intent = await service.get_intent(session, name)
+    if not any(e.id == example_id for e in intent.examples):
+        raise NotFoundError(f"example {example_id} is not an example of {name!r}")
+    await service.delete_example(session, example_id, actor)
+    return redirect(intent_url(name), translator(actor.language)("intents.example_deleted"))
+
+
+@router.post("/intents/{name}/answers", dependencies=[CsrfChecked])
+async def set_answers(name: str, session: DbSession, actor: ConsoleAdmin, state: State,
+                      ru: Annotated[str, Form()] = "", en: Annotated[str, Form()] = "") -> Response:
+    """An empty answer clears it: the intent then goes to humans in that language (or the other answer)."""
+    if len(ru) > 5000 or len(en) > 5000:
+        raise ValidationFailedError("an answer has at most 5000 characters")
+    await service.set_responses(session, name, {"ru": ru, "en": en}, actor)
+    await state.catalog.reload(session)
+    return redirect(intent_url(name), translator(actor.language)("saved"))
+
+
+# --- training, reports, versions -----------------------------------------------------------------------
+
+
+@dataclass
+class VersionRow:
+    version: str
+    active: bool
+    created_at: str
+    n_examples: int | None
+    n_intents: int
+    threshold: float | None
+    train_seconds: float | None
+    cross_validation: dict[str, Any] = field(default_factory=dict)
+    job_id: int | None = None
+
+
+def _versions_engine(state: State) -> Any | None:
+    engine = state.nlu.current
+    return engine if callable(getattr(engine, "list_versions", None)) else None
+
+
+async def _versions(state: State, jobs: list[NluTrainingJob]) -> list[VersionRow] | None:
+    """Newest first; None when the engine keeps its models itself (Rasa, the keyword engine)."""
+    engine = _versions_engine(state)
+    if engine is None:
+        return None
+    by_version = {j.version: j.id for j in jobs if j.version}
+    versions = await asyncio.to_thread(engine.list_versions)
+    return [VersionRow(version=v.version, active=v.active, created_at=str(v.manifest.get("created_at", ""))[:19]
+                       .replace("T", " "), n_examples=v.manifest.get("n_examples"),
+                       n_intents=len(v.manifest.get("intents", [])), threshold=v.manifest.get("threshold"),
+                       train_seconds=v.manifest.get("train_seconds"),
+                       cross_validation=v.manifest.get("cross_validation") or {}, job_id=by_version.get(v.version))
+            for v in reversed(versions)]
+
+
+@router.get("/training")
+async def training_page(request: Request, session: DbSession, state: State, _user: ConsoleAdmin) -> Response:
+    jobs = list(await service.list_jobs(session, limit=50))
+    return await _page(request, session, "admin_training.html", "training", {
+        "jobs": jobs, "versions": await _versions(state, jobs), "engine_name": state.nlu.current.name,
+        "running": next((j for j in jobs if j.state not in FINISHED), None),
+        "n_intents": await service.intent_count(session)})
+
+
+@router.post("/training", dependencies=[CsrfChecked])
+async def start_training(session: DbSession, actor: ConsoleAdmin, state: State,
+                         activate: Annotated[str, Form()] = "") -> Response:
+    _ = translator(actor.language)
+    try:
+        job = await service.create_job(session, actor, activate=activate == "on")
+    except ConflictError as exc:
+        busy = exc.details.get("job_id")
+        return redirect(f"{TRAINING}/jobs/{busy}" if busy else TRAINING, _("training.busy", job=busy or "?"),
+                        "error")
+    # The runner reads the job in its own session: it must be committed before the runner starts.
+    await session.commit()
+    state.trainer.start(job.id)
+    return redirect(f"{TRAINING}/jobs/{job.id}", _("training.started", job=job.id))
+
+
+def _job_status(job: NluTrainingJob) -> dict[str, Any]:
+    return {"id": job.id, "state": job.state.value, "progress": job.progress, "stage": job.stage,
+            "version": job.version, "error": job.error, "finished": job.state in FINISHED}
+
+
+@router.get("/training/jobs/{job_id}/status")
+async def job_status(job_id: int, session: DbSession, _user: ConsoleAdmin) -> Response:
+    """What the job page polls while training runs (the job row is the shared state, see TrainingRunner)."""
+    job = await service.get_job(session, job_id)
+    return JSONResponse(_job_status(job), headers=SECURITY_HEADERS)
+
+
+def _report_view(report: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a job's report the page draws, with per-intent rows sorted worst first."""
+    holdout = report.get("holdout") or {}
+    per_intent = holdout.get("per_intent") or {}
+    rows = sorted(((name, m) for name, m in per_intent.items() if isinstance(m, dict)),
+                  key=lambda item: (item[1].get("f1") or 0.0, item[0]))
+    pairs = [p for p in holdout.get("confused_pairs") or [] if isinstance(p, list | tuple) and len(p) == 3]
+    pairs = pairs[:15]
+    return {"holdout": holdout, "per_intent": rows, "pairs": pairs,
+            "pairs_bars": [Bar(f"{true} → {predicted}", float(n), tone="danger") for true, predicted, n in pairs],
+            "cv": report.get("cross_validation") or {}, "skipped": holdout.get("skipped")}
+
+
+@router.get("/training/jobs/{job_id}")
+async def job_page(request: Request, job_id: int, session: DbSession, state: State,
+                   _user: ConsoleAdmin) -> Response:
+    job = await service.get_job(session, job_id)
+    versions = await _versions(state, [job]) if job.state == JobState.succeeded else None
+    version = next((v for v in versions or [] if v.version == job.version), None)
+    return await _page(request, session, "admin_job.html", "training", {
+        "job": job, "status": _job_status(job), "view": _report_view(job.report or {}), "version": version,
+        "target_precision": getattr(state.nlu.current, "target_precision", None)})
+
+
+@router.post("/training/versions/{version}/activate", dependencies=[CsrfChecked])
+async def activate_version(version: str, session: DbSession, actor: ConsoleAdmin, state: State) -> Response:
+    engine = _versions_engine(state)
+    if engine is None:
+        raise ConflictError(f"the {state.nlu.current.name} engine keeps its models itself")
+    try:
+        await asyncio.to_thread(engine.activate, version)
+    except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
+        raise NotFoundError(f"model version {version!r} not found: {exc}") from exc
+    audit.record(session, actor, "nlu.activate", "nlu_version", version)
+    return redirect(TRAINING, translator(actor.language)("training.activated", version=version))
+
+
+@router.post("/training/rollback", dependencies=[CsrfChecked])
+async def rollback(session: DbSession, actor: ConsoleAdmin, state: State) -> Response:
+    engine = _versions_engine(state)
+    if engine is None:
+        raise ConflictError(f"the {state.nlu.current.name} engine keeps its models itself")
+    try:
+        previous = await asyncio.to_thread(engine.rollback)
+    except ModelNotFoundError as exc:
+        raise ConflictError(str(exc)) from exc
+    audit.record(session, actor, "nlu.rollback", "nlu_version", previous)
+    return redirect(TRAINING, translator(actor.language)("training.rolled_back", version=previous))
+
+
+# --- agents' suggestions -------------------------------------------------------------------------------
+
+
+@router.get("/suggestions")
+async def suggestions_page(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
+    pending = await service.list_suggestions(session, SuggestionStatus.pending)
+    recent = [s for s in await service.list_suggestions(session, None, limit=30)
+              if s.status != SuggestionStatus.pending]
+    people = {u.id: u for u in await users.list_users(session)}
+    return await _page(request, session, "admin_suggestions.html", "suggestions",
+                       {"pending": pending, "recent": recent, "people": people})
+
+
+@router.get("/suggestions/{suggestion_id}/ticket")
+async def suggestion_ticket(suggestion_id: int, session: DbSession, _user: ConsoleAdmin) -> Response:
+    """The ticket the suggested message came from."""
+    suggestion = await session.get(NluSuggestion, suggestion_id)
+    message = await session.get(Message, suggestion.message_id) if suggestion and suggestion.message_id else None
+    if message is None:
+        raise NotFoundError(f"the message of suggestion {suggestion_id} no longer exists")
+    return redirect(f"/console/tickets/{format_ticket_number(message.ticket_id)}")
+
+
+@router.post("/suggestions/{suggestion_id}", dependencies=[CsrfChecked])
+async def review_suggestion(suggestion_id: int, session: DbSession, actor: ConsoleAdmin,
+                            decision: Annotated[str, Form()] = "") -> Response:
+    if decision not in ("accept", "reject"):
+        raise ValidationFailedError("decision is accept or reject")
+    suggestion = await service.review_suggestion(session, suggestion_id, decision == "accept", actor)
+    _ = translator(actor.language)
+    return redirect(SUGGESTIONS, _("suggestions.accepted", intent=suggestion.intent) if decision == "accept"
+                    else _("suggestions.rejected"))
+
+
+# --- Rasa YAML -----------------------------------------------------------------------------------------
+
+
+@router.post("/intents-data/import", dependencies=[CsrfChecked])
+async def import_yaml(session: DbSession, actor: ConsoleAdmin, state: State,
+                      file: Annotated[UploadFile | None, File()] = None,
+                      replace: Annotated[str, Form()] = "") -> Response:
+    _ = translator(actor.language)
+    if file is None or not file.filename:
+        raise ValidationFailedError(_("import.no_file"))
+    raw = await file.read(MAX_IMPORT_BYTES + 1)
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise ValidationFailedError(_("import.too_big", limit=MAX_IMPORT_BYTES // 1_000_000))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailedError(_("import.not_utf8", byte=exc.start)) from exc
+    name = file.filename[-100:]
+    try:
+        data = load_rasa_yaml(text, source=name)
+    except DataFormatError as exc:
+        raise ValidationFailedError(_("import.bad_yaml", error=str(exc))) from exc
+    if not data.examples and not data.responses:
+        raise ValidationFailedError(_("import.empty", name=name))
+    counts = await service.import_data(session, data, source="import", replace=replace == "on", actor=actor)
+    await state.catalog.reload(session)
+    return redirect(INTENTS, _("import.done", **counts))
+
+
+@router.get("/intents-data/export")
+async def export_yaml(session: DbSession, state: State, _user: ConsoleAdmin) -> Response:
+    data = await service.training_data(session, state.nlu_extras)
+    return Response(dump_rasa_yaml(data), media_type="application/x-yaml",
+                    headers={**SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="nlu.yml"'})
