@@ -104,7 +104,10 @@ def scores(items: Sequence[tuple[str, float | None]], *, title: str, targets: Ma
     targets = targets or {}
 
     def tone(value: float | None) -> str:
-        return "muted" if value is None else "ok" if value >= 0.9 else "warn" if value >= 0.7 else "danger"
+        if value is None:
+            return "muted"
+        shown = round(value, 3)  # the colour agrees with the rounded percentage printed beside the bar
+        return "ok" if shown >= 0.9 else "warn" if shown >= 0.7 else "danger"
 
     bars = [Bar(label, round((value or 0.0) * 100, 1), tone=tone(value),
                 limit=round(targets[label] * 100, 1) if label in targets else None,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.app import create_app
 from api.settings import Settings
 from core.users.models import Role, User
+from nlu.config import NluSettings
+from nlu.engines import build_engine
 from tests.conftest import free_port, keyword_engine, make_settings, make_user, responses
 
 CHROMIUM = "/usr/bin/chromium"
@@ -85,6 +89,30 @@ async def live_server(db_url: str, db_engine: AsyncEngine, tmp_path: Path) -> As
     """The whole app served by uvicorn on a free port: lifespan, outbox dispatcher and web chat included."""
     settings = make_settings(db_url, data_dir=tmp_path)
     app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
+    async with serve(app) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped data trained once by the real embedded engine; each test copies it."""
+    path = tmp_path_factory.mktemp("models")
+    build_engine(NluSettings(), path)
+    return path
+
+
+@pytest.fixture
+async def nlu_live_server(db_url: str, db_engine: AsyncEngine, tmp_path: Path, trained_model_dir: Path
+                          ) -> AsyncIterator[LiveServer]:
+    """The app as shipped: the real embedded engine, the shipped intents seeded into the database."""
+    await asyncio.to_thread(shutil.copytree, trained_model_dir, tmp_path / "models")
+    settings = make_settings(db_url, seed_nlu_data=True, data_dir=tmp_path)
+    async with serve(create_app(settings, configure_logs=False)) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[LiveServer]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on", timeout_graceful_shutdown=3))
@@ -93,9 +121,11 @@ async def live_server(db_url: str, db_engine: AsyncEngine, tmp_path: Path) -> As
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
-    yield LiveServer(f"http://127.0.0.1:{port}", app)
-    server.should_exit = True
-    await task
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        await task
 
 
 @pytest.fixture(scope="session")
