@@ -26,6 +26,7 @@ from channels.email.inbound import CHANNEL, parse_to_inbound
 from channels.email.parser import UnparseableEmail
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings
 from core.db.base import utcnow
+from core.ingest.schemas import InboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -301,20 +302,48 @@ class MailboxWorker:
             await repository.save_checkpoint(session, self.mailbox.name, uidvalidity, last_uid)
 
     async def _process_chunk(self, client: aioimaplib.IMAP4, uidvalidity: int, chunk: list[int], done: int) -> int:
+        """Ingest one fetched batch; returns the highest UID up to which every mail is committed or quarantined."""
         sizes = await self._fetch(client, chunk, "(UID RFC822.SIZE)")
         limit = self.settings.max_message_bytes
         small = [m.uid for m in sizes if m.size is None or m.size <= limit]
         large = {m.uid: m.size for m in sizes if m.size is not None and m.size > limit}
-        bodies = {m.uid: m for m in await self._fetch(client, small, "(UID INTERNALDATE BODY.PEEK[])")} if small else {}
+        fetched = await self._fetch(client, small, "(UID INTERNALDATE BODY.PEEK[])") if small else []
+        mails = [m for m in fetched if m.body is not None]
+        prepared = await asyncio.to_thread(self._prepare, uidvalidity, mails)
+        completed: set[int] = {uid for uid in chunk if uid not in large and uid not in prepared}  # expunged
         for uid in chunk:
             if uid in large:
                 headers = await self._fetch(client, [uid], "(UID BODY.PEEK[HEADER])")
                 await self._quarantine(f"message too large: {large[uid]} bytes (limit {limit})",
                                        headers[0].body if headers and headers[0].body else b"")
-            elif uid in bodies and bodies[uid].body is not None:
-                await self._handle(uidvalidity, bodies[uid])
-            # else: expunged between SEARCH and FETCH: nothing to ingest
+                completed.add(uid)
+        # One lane per sender: a customer's mails are ingested in order (a reply threads onto its parent),
+        # different customers in parallel.
+        lanes: dict[str, list[int]] = {}
+        for uid in sorted(prepared):
+            outcome = prepared[uid]
+            key = outcome.sender.external_id if isinstance(outcome, InboundMessage) else f"quarantine:{uid}"
+            lanes.setdefault(key, []).append(uid)
+        semaphore = asyncio.Semaphore(self.settings.ingest_concurrency)
+        bodies = {m.uid: m.body or b"" for m in mails}
+
+        async def run_lane(uids: list[int]) -> None:
+            for uid in uids:
+                async with semaphore:
+                    await self._handle(uidvalidity, uid, prepared[uid], bodies[uid])
+                completed.add(uid)
+
+        results = await asyncio.gather(*(run_lane(uids) for uids in lanes.values()), return_exceptions=True)
+        for uid in chunk:  # the checkpoint never passes a mail that is not committed
+            if uid not in completed:
+                break
             done = max(done, uid)
+        for result in results:
+            if isinstance(result, BaseException):
+                if done:
+                    with contextlib.suppress(Exception):
+                        await self._save(uidvalidity, done)
+                raise result
         return done
 
     async def _fetch(self, client: aioimaplib.IMAP4, uids: list[int], items: str) -> list[FetchedMail]:
@@ -323,33 +352,39 @@ class MailboxWorker:
             raise ImapError(f"UID FETCH failed: {_lines(response)}")
         return parse_fetch(response.lines)
 
-    async def _handle(self, uidvalidity: int, mail: FetchedMail) -> None:
-        assert mail.body is not None  # noqa: S101  (checked by the caller)
-        raw_ref = f"imap:{self.mailbox.name}/{uidvalidity}/{mail.uid}"
-        try:
-            inbound = await asyncio.to_thread(
-                parse_to_inbound, mail.body, self.settings, data_dir=self.ctx.data_dir, mailbox=self.mailbox.name,
-                raw_ref=raw_ref, received_at=mail.internaldate or utcnow(),
-            )
-        except UnparseableEmail as exc:
-            await self._quarantine(f"unparseable email ({raw_ref}): {exc}", mail.body)
+    def _prepare(self, uidvalidity: int, mails: list[FetchedMail]) -> dict[int, InboundMessage | str]:
+        """Parse a batch (blocking: runs in a worker thread): an InboundMessage, or why to quarantine the mail."""
+        prepared: dict[int, InboundMessage | str] = {}
+        for mail in mails:
+            raw_ref = f"imap:{self.mailbox.name}/{uidvalidity}/{mail.uid}"
+            try:
+                prepared[mail.uid] = parse_to_inbound(
+                    mail.body or b"", self.settings, data_dir=self.ctx.data_dir, mailbox=self.mailbox.name,
+                    raw_ref=raw_ref, received_at=mail.internaldate or utcnow(),
+                )
+            except UnparseableEmail as exc:
+                prepared[mail.uid] = f"unparseable email ({raw_ref}): {exc}"
+            except Exception as exc:  # a parser bug must not stop the mailbox: keep the mail for a human
+                log.exception("email parsing failed", extra={"mailbox": self.mailbox.name, "uid": mail.uid})
+                prepared[mail.uid] = f"parsing failed ({raw_ref}): {type(exc).__name__}: {exc}"
+        return prepared
+
+    async def _handle(self, uidvalidity: int, uid: int, outcome: InboundMessage | str, body: bytes) -> None:
+        if isinstance(outcome, str):
+            await self._quarantine(outcome, body)
             return
-        except Exception as exc:  # a parser bug must not stop the mailbox: keep the mail for a human
-            log.exception("email parsing failed", extra={"mailbox": self.mailbox.name, "uid": mail.uid})
-            await self._quarantine(f"parsing failed ({raw_ref}): {type(exc).__name__}: {exc}", mail.body)
-            return
         try:
-            await self.ctx.ingest.ingest(inbound)
+            await self.ctx.ingest.ingest(outcome)
         except TRANSIENT:
             raise
         except Exception as exc:
-            key = (uidvalidity, mail.uid)
+            key = (uidvalidity, uid)
             self._failures[key] = self._failures.get(key, 0) + 1
             if self._failures[key] < self.settings.ingest_attempts:
                 raise
-            log.exception("ingest keeps failing; quarantining", extra={"mailbox": self.mailbox.name, "uid": mail.uid})
-            await self._quarantine(f"ingest failed {self._failures.pop(key)} times ({raw_ref}): "
-                                   f"{type(exc).__name__}: {exc}", mail.body)
+            log.exception("ingest keeps failing; quarantining", extra={"mailbox": self.mailbox.name, "uid": uid})
+            await self._quarantine(f"ingest failed {self._failures.pop(key)} times ({outcome.raw_ref}): "
+                                   f"{type(exc).__name__}: {exc}", body)
             return
         self.ingested += 1
         self.health.received()

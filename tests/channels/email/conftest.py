@@ -161,10 +161,8 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
     raise RuntimeError("dovecot did not start listening")
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
-    if not Path(DOVECOT).exists():
-        pytest.skip("dovecot is not installed (scripts/system-deps.sh installs it)")
+def start_dovecot() -> Dovecot:
+    """Start a private Dovecot on a free port; `stop_dovecot` ends it and removes its files."""
     # Not under pytest's basetemp: every pytest start resets /tmp/pytest-of-<user> to 0700, which would lock
     # Dovecot's unprivileged processes out of a run that is still going.
     root = Path(tempfile.mkdtemp(prefix="switchboard-dovecot-"))
@@ -179,19 +177,37 @@ def dovecot() -> Iterator[Dovecot]:
         os.chown(root / "mail", MAIL_UID, MAIL_GID)
     process = subprocess.Popen([DOVECOT, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
+    server = Dovecot(root=root, port=port, process=process)
     try:
         _wait_for_port(port, process)
-        yield Dovecot(root=root, port=port, process=process)
+    except BaseException:
+        stop_dovecot(server)
+        raise
+    return server
+
+
+def stop_dovecot(server: Dovecot) -> None:
+    process = server.process
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+    if process.stderr is not None:
+        process.stderr.close()
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    if not Path(DOVECOT).exists():
+        pytest.skip("dovecot is not installed (scripts/system-deps.sh installs it)")
+    server = start_dovecot()
+    try:
+        yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        if process.stderr is not None:
-            process.stderr.close()
-        shutil.rmtree(root, ignore_errors=True)
+        stop_dovecot(server)
 
 
 @dataclass

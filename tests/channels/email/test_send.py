@@ -1,0 +1,181 @@
+"""Outbound email: composition (threading headers, subject, parts) and SMTP outcomes against aiosmtpd."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from channels.base import ChannelContext, PermanentSendError
+from channels.email.adapter import EmailChannel
+from channels.email.compose import compose, reply_subject
+from channels.email.inbound import store_attachment
+from channels.email.settings import EmailChannelSettings, ImapMailboxSettings, SmtpSettings
+from core.config import CoreSettings
+from core.events import EventBus
+from core.ingest.service import IngestService
+from core.outbox.schemas import OutboundEnvelope, QuickReply
+from tests.channels.email.conftest import SmtpSink
+from tests.conftest import free_port, keyword_engine
+
+
+def envelope(**overrides: object) -> OutboundEnvelope:
+    values: dict[str, object] = {
+        "outbox_id": 7, "message_id": 11, "channel": "email", "recipient": "customer@example.org",
+        "ticket_number": "T-000005", "text": "Line one\n\nLine <two> & more", "subject": "Internet down",
+        "in_reply_to": "c2@example.org", "references": ["c1@example.org", "c2@example.org"], "language": "en",
+        "author_kind": "agent", "created_at": datetime(2026, 11, 26, 10, 0, tzinfo=UTC),
+    }
+    values.update(overrides)
+    return OutboundEnvelope.model_validate(values)
+
+
+@pytest.mark.parametrize(("subject", "expected"), [
+    ("Internet down", "Re: Internet down [T-000005]"),
+    ("Re: RE: Fwd: Internet down [T-000005]", "Re: Internet down [T-000005]"),
+    ("Ответ: Отв: Интернет", "Re: Интернет [T-000005]"),
+    ("AW: [T-000005] Problem", "Re: Problem [T-000005]"),
+    ("", "Your request [T-000005]"),
+    (None, "Your request [T-000005]"),
+])
+def test_reply_subject(subject: str | None, expected: str) -> None:
+    assert reply_subject(subject, "T-000005") == expected
+
+
+def test_reply_subject_in_russian_without_subject() -> None:
+    assert reply_subject(None, "T-000005", "ru") == "Ваше обращение [T-000005]"
+
+
+def test_compose_threading_headers_and_parts() -> None:
+    msg, message_id = compose(envelope(), from_address="support@support.example", from_name="Support",
+                              domain="support.example")
+    assert message_id == "sb.20261126100000.11.7@support.example"
+    assert msg["Message-ID"] == f"<{message_id}>"
+    assert msg["In-Reply-To"] == "<c2@example.org>"
+    assert msg["References"] == "<c1@example.org> <c2@example.org>"
+    assert msg["Subject"] == "Re: Internet down [T-000005]"
+    assert msg["From"] == "Support <support@support.example>"
+    assert msg["Auto-Submitted"] is None
+    parts = {p.get_content_type(): p.get_content() for p in msg.walk() if not p.is_multipart()}
+    assert parts["text/plain"].rstrip("\n") == "Line one\n\nLine <two> & more"
+    assert "<p>Line &lt;two&gt; &amp; more</p>" in parts["text/html"]
+    assert "<two>" not in parts["text/html"]
+
+
+def test_compose_is_deterministic_per_outbox_row() -> None:
+    first = compose(envelope(), from_address="s@x.example", from_name=None, domain="x.example")[1]
+    again = compose(envelope(), from_address="s@x.example", from_name=None, domain="x.example")[1]
+    other = compose(envelope(outbox_id=8), from_address="s@x.example", from_name=None, domain="x.example")[1]
+    assert first == again != other
+
+
+def test_bot_mail_is_marked_auto_submitted_and_offers_an_operator() -> None:
+    msg, _ = compose(envelope(author_kind="bot", language="ru",
+                              quick_replies=[QuickReply(title="Оператор", payload="/human_handoff")]),
+                     from_address="s@x.example", from_name=None, domain="x.example")
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["X-Auto-Response-Suppress"] == "All"
+    text = next(p.get_content() for p in msg.walk() if p.get_content_type() == "text/plain")
+    assert "ответьте словом «оператор»" in text
+
+
+def test_first_message_without_references() -> None:
+    msg, _ = compose(envelope(in_reply_to=None, references=[]), from_address="s@x.example", from_name=None,
+                     domain="x.example")
+    assert msg["In-Reply-To"] is None
+    assert msg["References"] is None
+
+
+def make_channel(sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, port: int,
+                 **overrides: object) -> EmailChannel:
+    values: dict[str, object] = {
+        "enabled": True, "smtp": SmtpSettings(host="127.0.0.1", port=port, security="none", timeout_seconds=3),
+        "from_address": "support@support.example",
+    }
+    values.update(overrides)
+    ctx = ChannelContext(ingest=IngestService(sessionmaker, keyword_engine, EventBus(), CoreSettings()),
+                         bus=EventBus(), sessionmaker=sessionmaker, data_dir=tmp_path)
+    return EmailChannel(EmailChannelSettings.model_validate(values), ctx)
+
+
+async def test_send_delivers_and_returns_the_message_id(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    channel = make_channel(sessionmaker, tmp_path, smtp_sink.port)
+    provider_id = await channel.send(envelope())
+    assert provider_id == "sb.20261126100000.11.7@support.example"
+    [(sender, rcpt, _raw)] = smtp_sink.messages
+    assert sender == "support@support.example"
+    assert rcpt == ["customer@example.org"]
+    assert smtp_sink.parsed()[0]["Message-ID"] == f"<{provider_id}>"
+    assert channel.health.details["smtp"]["state"] == "connected"
+
+
+async def test_a_refused_recipient_is_permanent(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    smtp_sink.refuse.add("customer@example.org")
+    channel = make_channel(sessionmaker, tmp_path, smtp_sink.port)
+    with pytest.raises(PermanentSendError, match="550"):
+        await channel.send(envelope())
+
+
+async def test_a_deferred_recipient_is_retried(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    smtp_sink.defer.add("customer@example.org")
+    channel = make_channel(sessionmaker, tmp_path, smtp_sink.port)
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as info:
+        await channel.send(envelope())
+    assert not isinstance(info.value, PermanentSendError)
+    assert "451" in (channel.health.details["smtp"]["last_error"] or "")
+
+
+async def test_an_unreachable_smtp_server_is_retried(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
+    channel = make_channel(sessionmaker, tmp_path, free_port())
+    with pytest.raises((aiosmtplib.SMTPException, OSError)):
+        await channel.send(envelope())
+    assert channel.health.details["smtp"]["state"] == "error"
+
+
+async def test_a_recipient_that_is_not_an_address_is_permanent(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    channel = make_channel(sessionmaker, tmp_path, smtp_sink.port)
+    with pytest.raises(PermanentSendError):
+        await channel.send(envelope(recipient="not an address"))
+    assert smtp_sink.messages == []
+
+
+async def test_without_a_from_address_sending_fails_for_good(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    channel = make_channel(sessionmaker, tmp_path, smtp_sink.port, from_address=None)
+    with pytest.raises(PermanentSendError, match="From"):
+        await channel.send(envelope())
+
+
+async def test_attachments_from_the_store_are_attached(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    info = store_attachment(tmp_path, "invoice.pdf", "application/pdf", b"%PDF-1.4 test")
+    channel = make_channel(sessionmaker, tmp_path, smtp_sink.port)
+    await channel.send(envelope(attachments=[info.model_dump()]))
+    msg = smtp_sink.parsed()[0]
+    files = [(p.get_filename(), p.get_payload(decode=True)) for p in msg.walk() if p.get_filename()]
+    assert files == [("invoice.pdf", b"%PDF-1.4 test")]
+    with pytest.raises(PermanentSendError):
+        await channel.send(envelope(attachments=[{"filename": "x", "storage_key": "../../etc/passwd"}]))
+
+
+async def test_reply_goes_out_from_the_mailbox_the_customer_wrote_to(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    from core.ingest.schemas import InboundMessage, SenderInfo
+
+    boxes = [ImapMailboxSettings(name=n, username=n, password="x", address=f"{n}@support.example",  # type: ignore[arg-type]
+                                 port=free_port(), security="none") for n in ("sales", "billing")]
+    channel = make_channel(sessionmaker, tmp_path, smtp_sink.port, mailboxes=boxes, from_address=None)
+    await channel.ctx.ingest.ingest(InboundMessage(
+        channel="email", external_message_id="in-billing@example.org",
+        sender=SenderInfo(external_id="customer@example.org"), text="invoice?", extra={"mailbox": "billing"}))
+    await channel.send(envelope(in_reply_to="in-billing@example.org", references=["in-billing@example.org"]))
+    await channel.send(envelope(in_reply_to=None, references=[], outbox_id=9))
+    assert [sender for sender, _r, _raw in smtp_sink.messages] == ["billing@support.example", "sales@support.example"]
