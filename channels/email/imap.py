@@ -114,6 +114,7 @@ class MailboxWorker:
         self.ingested = 0
         self.quarantined = 0
         self.idle_wakeups = 0
+        self._synced = False
 
     # --- health -------------------------------------------------------------------------------------------
 
@@ -128,16 +129,20 @@ class MailboxWorker:
     # --- the loop -----------------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Read until cancelled; every failure is reported in health and retried with exponential backoff."""
         delay = self.settings.reconnect_initial_seconds
         attempt = 0
         while True:
             if self.health.state != "error":
                 self._set("starting")
+            self._synced = False
             try:
                 await self._session()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._synced:  # it worked until now: a fresh outage starts with a short wait
+                    delay, attempt = self.settings.reconnect_initial_seconds, 0
                 attempt += 1
                 message = f"{type(exc).__name__}: {exc}"[:300]
                 self._set("error", error=message, reconnect_attempt=attempt)
@@ -145,15 +150,9 @@ class MailboxWorker:
                                                                    "delay": round(delay, 2)})
             finally:
                 await self._disconnect()
-            if self.health.state != "error":
-                delay = self.settings.reconnect_initial_seconds  # the session ended cleanly (server bye)
-                attempt = 0
-            # Full jitter keeps many mailboxes on one server from reconnecting in lockstep.
+            # Full jitter keeps many mailboxes of one server from reconnecting in lockstep.
             await asyncio.sleep(delay / 2 + random.random() * delay / 2)  # noqa: S311
-            if self.health.state == "error":
-                delay = min(delay * 2, self.settings.reconnect_max_seconds)
-            else:
-                delay = self.settings.reconnect_initial_seconds
+            delay = min(delay * 2, self.settings.reconnect_max_seconds)
 
     async def _connect(self) -> aioimaplib.IMAP4:
         self._lost = False
@@ -197,6 +196,7 @@ class MailboxWorker:
         client = await self._connect()
         uidvalidity, uidnext = await self._select(client)
         await self.sync(client, uidvalidity, uidnext)
+        self._synced = True
         idle = self.mailbox.use_idle and client.has_capability("IDLE")
         self._set("connected", mode="idle" if idle else "poll", reconnect_attempt=0)
         while True:
