@@ -27,7 +27,7 @@ def _text(key: str, language: str | None) -> str:
 
 def reply_subject(subject: str | None, ticket_number: str, language: str | None = None) -> str:
     """`Re: <subject> [T-000123]`, without piling up prefixes or tags on every round."""
-    base = _TAG.sub("", _PREFIXES.sub("", subject or "")).strip()
+    base = _TAG.sub("", _PREFIXES.sub("", re.sub(r"\s+", " ", subject or ""))).strip()[:250]
     tag = f"[{ticket_number}]" if ticket_number else ""
     if not base:
         return f"{_text('subject', language)} {tag}".strip()

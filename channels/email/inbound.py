@@ -40,8 +40,15 @@ def store_attachment(data_dir: Path, filename: str, content_type: str, data: byt
     return AttachmentInfo(filename=filename, content_type=content_type, size=len(data), storage_key=key)
 
 
+def own_addresses(settings: EmailChannelSettings) -> frozenset[str]:
+    """The addresses this channel sends from: mail from them is our own coming back, never a customer."""
+    addresses = {settings.from_address, *(m.address for m in settings.mailboxes)}
+    return frozenset(a.lower() for a in addresses if a)
+
+
 def build_inbound(parsed: ParsedEmail, *, data_dir: Path, mailbox: str, raw_ref: str,
-                  received_at: datetime, extra: dict[str, Any] | None = None) -> InboundMessage:
+                  received_at: datetime, extra: dict[str, Any] | None = None,
+                  own: frozenset[str] = frozenset()) -> InboundMessage:
     """Store the accepted attachments and build the frozen InboundMessage."""
     attachments: list[AttachmentInfo] = []
     rejected: list[dict[str, Any]] = []
@@ -55,8 +62,12 @@ def build_inbound(parsed: ParsedEmail, *, data_dir: Path, mailbox: str, raw_ref:
                             "cc": list(parsed.cc), **(extra or {})}
     if parsed.synthetic_id:
         info["synthetic_message_id"] = True
-    if parsed.auto_reply_reason:
-        info["auto_reply_reason"] = parsed.auto_reply_reason
+    auto_reply_reason = parsed.auto_reply_reason
+    if auto_reply_reason is None and parsed.sender_email in own:
+        # A copy of our own reply (Bcc to the support box, a forwarding loop): store it, never answer it.
+        auto_reply_reason = "sent from this channel's own address"
+    if auto_reply_reason:
+        info["auto_reply_reason"] = auto_reply_reason
     if parsed.bounce:
         info["bounce"] = parsed.bounce
     if rejected:
@@ -74,7 +85,7 @@ def build_inbound(parsed: ParsedEmail, *, data_dir: Path, mailbox: str, raw_ref:
         text=parsed.text, html=parsed.html, subject=parsed.subject[:300] or None,
         attachments=tuple(attachments), thread_key=None, references=parsed.references,
         ticket_number_hint=parsed.ticket_number_hint, language_hint=parsed.language_hint,
-        auto_reply=parsed.auto_reply_reason is not None, raw_ref=raw_ref, extra=info, received_at=received_at,
+        auto_reply=auto_reply_reason is not None, raw_ref=raw_ref, extra=info, received_at=received_at,
     )
 
 
@@ -82,4 +93,5 @@ def parse_to_inbound(raw: bytes, settings: EmailChannelSettings, *, data_dir: Pa
                      received_at: datetime) -> InboundMessage:
     """Blocking (parsing, file writes): run it in a worker thread."""
     parsed = parse_email(raw, limits_of(settings))
-    return build_inbound(parsed, data_dir=data_dir, mailbox=mailbox, raw_ref=raw_ref, received_at=received_at)
+    return build_inbound(parsed, data_dir=data_dir, mailbox=mailbox, raw_ref=raw_ref, received_at=received_at,
+                         own=own_addresses(settings))

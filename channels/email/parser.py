@@ -351,8 +351,8 @@ _AUTO_SUBJECT = re.compile(
     r"returned mail|автоматический ответ|автоответ|недоставленное сообщение|отчет о доставке)",
     re.IGNORECASE,
 )
-_ROBOT_LOCALPARTS = {"mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply", "do-not-reply",
-                     "bounce", "bounces", "mail-daemon"}
+_NOREPLY_LOCALPARTS = {"noreply", "no-reply", "donotreply", "do-not-reply"}
+_ROBOT_LOCALPARTS = {"mailer-daemon", "postmaster", "bounce", "bounces", "mail-daemon", *_NOREPLY_LOCALPARTS}
 
 
 def auto_reply_reason(msg: Message, sender: str | None) -> str | None:
@@ -612,6 +612,11 @@ def parse_email(raw: bytes, limits: AttachmentLimits | None = None) -> ParsedEma
     sender_name, sender = _address(_raw_header(msg, "From"))
     if sender is None:
         _n, sender = _address(_raw_header(msg, "Sender"))
+    if sender is None or sender.split("@", 1)[0] in _NOREPLY_LOCALPARTS:
+        # Web forms and ticketing relays send as noreply@ with the person in Reply-To: answer the person.
+        reply_name, reply_to = _address(_raw_header(msg, "Reply-To"))
+        if reply_to is not None and reply_to.split("@", 1)[0] not in _ROBOT_LOCALPARTS:
+            sender_name, sender = reply_name, reply_to
     bounce: dict[str, str] = {}
     bounce_refs: list[str] = []
     if msg.get_content_type() == "multipart/report":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from channels.email.inbound import build_inbound, limits_of
+from channels.email.inbound import build_inbound, limits_of, parse_to_inbound
 from channels.email.parser import (
     AttachmentLimits,
     UnparseableEmail,
@@ -352,3 +352,28 @@ def test_every_fixture_parses_or_is_refused_cleanly(tmp_path: Path) -> None:
         assert inbound.thread_key is None
         assert inbound.sender.external_id == inbound.sender.external_id.lower()
         assert inbound.auto_reply == (parsed.auto_reply_reason is not None)
+
+
+def test_contact_form_mail_is_attributed_to_the_person_in_reply_to() -> None:
+    parsed = parse("contact_form.eml")
+    assert parsed.sender_email == "olga.smirnova@example.ru"
+    assert parsed.sender_name == "Olga Smirnova"
+    assert parsed.auto_reply_reason is None
+
+
+def test_noreply_without_reply_to_stays_a_robot() -> None:
+    raw = (b"From: noreply@shop.example\r\nReply-To: mailer-daemon@shop.example\r\nSubject: x\r\n"
+           b"Message-ID: <n@x>\r\n\r\nb")
+    parsed = parse_email(raw)
+    assert parsed.sender_email == "noreply@shop.example"
+    assert parsed.auto_reply_reason == "robot sender noreply"
+
+
+def test_our_own_mail_coming_back_is_never_answered(tmp_path: Path) -> None:
+    raw = (b"From: Support <Support@Support.Example>\r\nTo: customer@example.org\r\nSubject: Re: x [T-000001]\r\n"
+           b"Message-ID: <sb.1.2.3@support.example>\r\n\r\nour answer\r\n")
+    settings = EmailChannelSettings(from_address="support@support.example")
+    inbound = parse_to_inbound(raw, settings, data_dir=tmp_path, mailbox="m", raw_ref="r",
+                               received_at=datetime.now(UTC))
+    assert inbound.auto_reply
+    assert inbound.extra["auto_reply_reason"] == "sent from this channel's own address"

@@ -39,6 +39,7 @@ def envelope(**overrides: object) -> OutboundEnvelope:
     ("Ответ: Отв: Интернет", "Re: Интернет [T-000005]"),
     ("AW: [T-000005] Problem", "Re: Problem [T-000005]"),
     ("", "Your request [T-000005]"),
+    ("Multi\r\nline\tsubject", "Re: Multi line subject [T-000005]"),  # never a header injection
     (None, "Your request [T-000005]"),
 ])
 def test_reply_subject(subject: str | None, expected: str) -> None:
