@@ -252,7 +252,7 @@ async def activate_version(version: str, session: DbSession, actor: ConsoleAdmin
     try:
         await asyncio.to_thread(engine.activate, version)
     except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
-        raise NotFoundError(f"model version {version!r} not found: {exc}") from exc
+        raise NotFoundError(f"model version {version!r} not found") from exc
     audit.record(session, actor, "nlu.activate", "nlu_version", version)
     return redirect(TRAINING, translator(actor.language)("training.activated", version=version))
 

@@ -4,19 +4,23 @@ suggested examples, Rasa YAML import/export."""
 from __future__ import annotations
 
 import asyncio
+import html
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from api.app import create_app
 from core.db.base import utcnow
 from core.nlu_admin import service as nlu_admin
 from core.nlu_admin.models import JobState, NluExample, NluSuggestion, NluTrainingJob
 from core.tickets.models import Message
-from tests.conftest import REST_HEADERS, rest_message
+from tests.conftest import REST_HEADERS, make_settings, rest_message
 from tests.console.conftest import People, csrf_of, login, post_form
 
 INTENTS = "/console/admin/intents"
@@ -29,7 +33,7 @@ async def flash_after(client: httpx.AsyncClient, response: httpx.Response) -> tu
     page = await client.get(response.headers["location"])
     match = FLASH.search(page.text)
     assert match, page.text[:500]
-    return match.group(1), match.group(2)
+    return match.group(1), html.unescape(match.group(2))
 
 
 async def upload(client: httpx.AsyncClient, content: bytes, name: str = "nlu.yml",
@@ -334,3 +338,46 @@ async def test_rasa_yaml_import_and_export(client: httpx.AsyncClient, people: Pe
     assert kind == "info"
     async with sessionmaker() as session:
         assert [i["examples"] for i in await nlu_admin.list_intents(session)] == [{"en": 1, "ru": 1}]
+
+
+UNTRANSLATED = re.compile(r"\b(?:intents?|training|report|cv|versions|jobs?|suggestions|import|export|review|source"
+                          r"|nlu)\.[a-z_]+\b")
+
+
+async def test_pages_in_russian(client: httpx.AsyncClient, people: People,
+                                sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    async with sessionmaker() as session, session.begin():
+        await nlu_admin.create_intent(session, "roaming", "", None)
+        await nlu_admin.add_example(session, "roaming", "роуминг в Турции", None)
+        job = NluTrainingJob(state=JobState.succeeded, progress=1.0, stage="done", version="v1", activate=False,
+                             created_at=utcnow(), finished_at=utcnow(), report=REPORT)
+        session.add(job)
+    await login(client, "admin@test.example")
+    await post_form(client, INTENTS, "/console/language", {"language": "ru"})
+    for url in (INTENTS, f"{INTENTS}/roaming", "/console/admin/training", f"/console/admin/training/jobs/{job.id}",
+                "/console/admin/suggestions"):
+        page = (await client.get(url)).text
+        assert 'lang="ru"' in page and "Намерения" in page, url
+        assert UNTRANSLATED.findall(page.replace("nlu.yml", "")) == [], url
+
+
+async def test_versions_of_the_embedded_engine(db_url: str, db_engine: AsyncEngine, tmp_path: Path,
+                                               trained_model_dir: Path, people: People) -> None:
+    """Activate and roll back against the real engine's model directory: errors come back as messages."""
+    await asyncio.to_thread(shutil.copytree, trained_model_dir, tmp_path / "models")
+    app = create_app(make_settings(db_url, data_dir=tmp_path), configure_logs=False)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        await login(client, "admin@test.example")
+        page = (await client.get("/console/admin/training")).text
+        shipped = re.findall(r'<tr data-version="([^"]+)" class="active-version">', page)
+        assert len(shipped) == 1
+        r = await post_form(client, "/console/admin/training", "/console/admin/training/versions/nope/activate", {})
+        assert await flash_after(client, r) == ("error", "model version 'nope' not found")
+        r = await post_form(client, "/console/admin/training", "/console/admin/training/rollback", {})
+        assert (await flash_after(client, r))[0] == "error"
+        action = f"/console/admin/training/versions/{shipped[0]}/activate"
+        r = await post_form(client, "/console/admin/training", action, {})
+        assert await flash_after(client, r) == ("info", f"Model {shipped[0]} is active now.")
+        audit = (await client.get("/console/admin/audit")).text
+        assert "nlu.activate" in audit

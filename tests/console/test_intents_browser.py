@@ -10,7 +10,7 @@ import httpx
 
 from tests.conftest import REST_HEADERS, rest_message
 from tests.console.conftest import LiveServer, People
-from tests.console.test_browser import new_page, shot, sign_in
+from tests.console.test_browser import VIEWPORT, shot, sign_in
 
 SIM_EXAMPLES = [
     "I lost my phone, block my SIM", "my phone was stolen please block the sim card", "block my sim card",
@@ -40,7 +40,15 @@ async def test_admin_teaches_the_bot_a_new_intent(browser: Any, nlu_live_server:
     server = nlu_live_server
     assert (await ask(server, "before"))["action"] == "escalate"
 
-    context, page, dialogs = await new_page(browser, server)
+    context = await browser.new_context(base_url=server.url, viewport=VIEWPORT, locale="en-US")
+    page = await context.new_page()
+    dialogs: list[str] = []
+
+    async def confirm(dialog: Any) -> None:  # the rollback button asks first; the admin agrees
+        dialogs.append(dialog.message)
+        await dialog.accept()
+
+    page.on("dialog", confirm)
     await sign_in(page, "admin@test.example")
     await page.click('a[href="/console/admin/users"]')
     await page.click('nav.tabs a[href="/console/admin/intents"]')
@@ -87,11 +95,13 @@ async def test_admin_teaches_the_bot_a_new_intent(browser: Any, nlu_live_server:
 
     # Trained, not yet switched on: the bot still hands the question to a human.
     assert (await ask(server, "trained"))["action"] == "escalate"
+    job_version = await page.locator("#job-progress code").inner_text()
     await page.click("#activate-button")
     await page.wait_for_selector(".flash >> text=is active now")
     await page.goto("/console/admin/training")
     active = page.locator("tr.active-version")
-    assert await active.count() == 1
+    assert await active.get_attribute("data-version") == job_version
+    await shot(page, tmp_path, "admin-training")
 
     after = await ask(server, "after")
     assert after["action"] == "answer", after
@@ -102,5 +112,12 @@ async def test_admin_teaches_the_bot_a_new_intent(browser: Any, nlu_live_server:
     await page.goto("/console/admin/intents")
     await page.locator('tr[data-intent="sim_block"]').wait_for()
     await shot(page, tmp_path, "intents")
-    assert dialogs == []
+
+    # Rolling back switches the shipped model on again: the question goes to a human once more.
+    await page.goto("/console/admin/training")
+    await page.click("#rollback-button")
+    await page.wait_for_selector(".flash >> text=Rolled back to")
+    assert dialogs == ["Switch back to the model that was active before?"]
+    assert await page.locator("tr.active-version").get_attribute("data-version") != job_version
+    assert (await ask(server, "rolled-back"))["action"] == "escalate"
     await context.close()
