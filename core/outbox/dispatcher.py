@@ -104,11 +104,12 @@ class OutboxDispatcher:
         outcomes = await asyncio.gather(*(self._send(e) for e in envelopes))
         async with self.sessionmaker() as session:
             async with session.begin():
-                for envelope, (provider_id, error, permanent) in zip(envelopes, outcomes, strict=True):
-                    if error is None:
-                        await service.mark_sent(session, envelope.outbox_id, provider_id)
-                        self.stats.sent += 1
-                    else:
+                sent = [(e, provider_id) for e, (provider_id, error, _) in zip(envelopes, outcomes, strict=True)
+                        if error is None]
+                await service.mark_sent(session, sent)
+                self.stats.sent += len(sent)
+                for envelope, (_, error, permanent) in zip(envelopes, outcomes, strict=True):
+                    if error is not None:
                         status = await service.mark_failed_attempt(session, envelope.outbox_id, error,
                                                                    self.settings, permanent=permanent)
                         self.stats.failed_attempts += 1

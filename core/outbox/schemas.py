@@ -21,6 +21,7 @@ class OutboundEnvelope(BaseModel):
 
     outbox_id: int
     message_id: int
+    ticket_id: int
     channel: str
     recipient: str
     ticket_number: str

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -77,7 +77,7 @@ async def build_envelopes(session: AsyncSession, ids: Sequence[int]) -> list[Out
         msg = row.message
         p = row.payload
         envelopes.append(OutboundEnvelope(
-            outbox_id=row.id, message_id=msg.id, channel=row.channel, recipient=row.recipient,
+            outbox_id=row.id, message_id=msg.id, ticket_id=row.ticket_id, channel=row.channel, recipient=row.recipient,
             ticket_number=format_ticket_number(row.ticket_id), text=msg.text, html=msg.html, subject=p.get("subject"),
             attachments=list(msg.attachments or []), thread_key=p.get("thread_key"),
             in_reply_to=p.get("in_reply_to"), references=list(p.get("references", [])),
@@ -93,15 +93,18 @@ def backoff_seconds(attempts: int, settings: CoreSettings) -> float:
     return float(delay / 2 + random.random() * delay / 2)  # noqa: S311  (jitter, not security)
 
 
-async def mark_sent(session: AsyncSession, outbox_id: int, provider_message_id: str | None) -> None:
-    row = await session.get(OutboxMessage, outbox_id)
-    if row is None:
+async def mark_sent(session: AsyncSession, sent: Sequence[tuple[OutboundEnvelope, str | None]]) -> None:
+    """Record delivered messages in one bulk UPDATE (by primary key)."""
+    if not sent:
         return
-    row.status = OutboxStatus.sent
-    row.sent_at = utcnow()
-    row.last_error = None
-    row.provider_message_id = provider_message_id
-    emit(session, "outbox.sent", {"outbox_id": row.id, "ticket_id": row.ticket_id, "message_id": row.message_id})
+    now = utcnow()
+    await session.execute(update(OutboxMessage), [
+        {"id": e.outbox_id, "status": OutboxStatus.sent, "sent_at": now, "last_error": None,
+         "provider_message_id": provider_id}
+        for e, provider_id in sent
+    ])
+    for e, _ in sent:
+        emit(session, "outbox.sent", {"outbox_id": e.outbox_id, "ticket_id": e.ticket_id, "message_id": e.message_id})
 
 
 async def mark_failed_attempt(
