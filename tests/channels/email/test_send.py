@@ -24,7 +24,7 @@ from tests.conftest import free_port, keyword_engine
 
 def envelope(**overrides: object) -> OutboundEnvelope:
     values: dict[str, object] = {
-        "outbox_id": 7, "message_id": 11, "channel": "email", "recipient": "customer@example.org",
+        "outbox_id": 7, "message_id": 11, "ticket_id": 3, "channel": "email", "recipient": "customer@example.org",
         "ticket_number": "T-000005", "text": "Line one\n\nLine <two> & more", "subject": "Internet down",
         "in_reply_to": "c2@example.org", "references": ["c1@example.org", "c2@example.org"], "language": "en",
         "author_kind": "agent", "created_at": datetime(2026, 11, 26, 10, 0, tzinfo=UTC),
