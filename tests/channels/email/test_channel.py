@@ -12,6 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.app import create_app
@@ -311,3 +312,76 @@ async def test_attachments_are_stored_with_the_message(
     for item in message.attachments:
         assert (tmp_path / "data" / item["storage_key"]).stat().st_size == item["size"]
     assert {r["filename"] for r in message.extra["rejected_attachments"]} == {"invoice.exe", "fake.pdf"}
+
+
+async def test_a_customers_reply_in_the_same_batch_threads_onto_its_parent(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot) -> None:
+    user = dovecot.add_user()
+    others = [mail(f"other-{i}@example.org", "Hello", sender=f"other{i}@example.org") for i in range(6)]
+    child = mail("child@example.org", "Still down", subject="Re: Internet", in_reply_to="parent@example.org")
+    await dovecot.append(user, mail("parent@example.org", "My internet is down", subject="Internet"), *others, child)
+    async with running_app(db_url, tmp_path, email_settings(dovecot, None, dovecot.mailbox_settings(user))):
+        await wait_for(lambda: _eq(inbound_count(sessionmaker), 8), what="all ingested")
+    async with sessionmaker() as session:
+        tickets = {m.external_message_id: m.ticket_id for m in (await session.scalars(
+            select(DbMessage).where(DbMessage.direction == Direction.inbound))).all()}
+    assert tickets["parent@example.org"] == tickets["child@example.org"]
+    assert await count(sessionmaker, Ticket) == 7
+
+
+class FlakyIngest:
+    """The real ingest, except that chosen messages fail: with a bug (counted) or a database outage (not)."""
+
+    def __init__(self, real: Any, broken: set[str], outage: set[str]) -> None:
+        self.real = real
+        self.broken = broken
+        self.outage = outage
+        self.calls: dict[str, int] = {}
+
+    async def ingest(self, inbound: Any) -> Any:
+        key = inbound.external_message_id
+        self.calls[key] = self.calls.get(key, 0) + 1
+        if key in self.broken:
+            raise ValueError("a bug in the pipeline")
+        if key in self.outage and self.calls[key] <= 4:
+            raise OperationalError("INSERT", {}, Exception("database is down"))
+        return await self.real.ingest(inbound)
+
+    async def quarantine(self, *args: Any, **kwargs: Any) -> int:
+        return int(await self.real.quarantine(*args, **kwargs))
+
+
+async def test_a_message_that_keeps_failing_is_quarantined_and_an_outage_is_waited_out(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot) -> None:
+    from channels.base import ChannelContext
+    from core.config import CoreSettings
+    from core.events import EventBus
+    from core.ingest.service import IngestService
+
+    user = dovecot.add_user()
+    await dovecot.append(user, mail("ok-1@example.org", "Hello", sender="a@example.org"),
+                         mail("bug-1@example.org", "Hello", sender="b@example.org"),
+                         mail("outage-1@example.org", "Hello", sender="c@example.org"),
+                         mail("ok-2@example.org", "Hello", sender="d@example.org"))
+    real = IngestService(sessionmaker, keyword_engine, EventBus(), CoreSettings(), responses=responses)
+    flaky = FlakyIngest(real, broken={"bug-1@example.org"}, outage={"outage-1@example.org"})
+    ctx = ChannelContext(ingest=flaky, bus=EventBus(), sessionmaker=sessionmaker,  # type: ignore[arg-type]
+                         data_dir=tmp_path)
+    channel = EmailChannel(email_settings(dovecot, None, dovecot.mailbox_settings(user), ingest_attempts=3), ctx)
+    await channel.start()
+    try:
+        await wait_for(lambda: _checkpoint_is(sessionmaker, user, 4), what="checkpoint past every mail")
+    finally:
+        await channel.stop()
+    assert flaky.calls["bug-1@example.org"] == 3
+    assert flaky.calls["outage-1@example.org"] == 5  # retried through the outage, never quarantined
+    async with sessionmaker() as session:
+        ids = set((await session.scalars(select(DbMessage.external_message_id).where(
+            DbMessage.direction == Direction.inbound))).all())
+        reasons = (await session.scalars(select(QuarantinedPayload.reason))).all()
+    assert ids == {"ok-1@example.org", "outage-1@example.org", "ok-2@example.org"}
+    assert len(reasons) == 1
+    assert "ingest failed 3 times" in reasons[0]
+    assert "a bug in the pipeline" in reasons[0]
