@@ -59,6 +59,33 @@ def responses(intent: str, language: str) -> str | None:
     return TEST_RESPONSES.get((intent, language))
 
 
+# A novel intent the shipped data does not cover, for the "teach the bot" stories (API and browser).
+SIM_BLOCK_EXAMPLES = [
+    "I lost my phone, block my SIM", "my phone was stolen please block the sim card", "block my sim card",
+    "lost sim card", "someone stole my phone block the number", "please suspend my sim, phone lost",
+    "how do I block a lost SIM", "sim card stolen what to do", "freeze my number my phone is gone",
+    "lost my mobile need to block sim", "block sim immediately", "my sim was stolen",
+    "потерял телефон, заблокируйте сим-карту", "украли телефон заблокируйте номер", "заблокировать симку",
+    "потерял симку что делать", "блокировка сим карты", "украли сим карту", "как заблокировать утерянную сим",
+    "срочно заблокируйте номер, телефон украли", "потеряла телефон нужно заблокировать сим",
+    "заблокируйте мою sim", "утеряна сим-карта",
+]
+SIM_BLOCK_ANSWER_EN = "Your SIM card can be blocked in the app or at 8-800-000-00-00."
+SIM_BLOCK_ANSWER_RU = "Заблокировать SIM-карту можно в приложении или по номеру 8-800-000-00-00."
+SIM_BLOCK_QUESTION = "I lost my phone yesterday, please block my SIM card"
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped data trained once by the real embedded engine; each test copies it."""
+    from nlu.config import NluSettings
+    from nlu.engines import build_engine
+
+    path = tmp_path_factory.mktemp("models")
+    build_engine(NluSettings(), path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated SQLite file; each test gets a copy (migrating once keeps the suite fast)."""

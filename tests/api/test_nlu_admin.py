@@ -13,29 +13,18 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
-from nlu.config import NluSettings
-from nlu.engines import build_engine
-from tests.conftest import REST_HEADERS, make_settings, rest_message
+from tests.conftest import (
+    REST_HEADERS,
+    SIM_BLOCK_ANSWER_EN,
+    SIM_BLOCK_ANSWER_RU,
+    SIM_BLOCK_EXAMPLES,
+    SIM_BLOCK_QUESTION,
+    make_settings,
+    rest_message,
+)
 
 Auth = tuple[Any, dict[str, str]]
-NEW_EXAMPLES = [
-    "I lost my phone, block my SIM", "my phone was stolen please block the sim card", "block my sim card",
-    "lost sim card", "someone stole my phone block the number", "please suspend my sim, phone lost",
-    "how do I block a lost SIM", "sim card stolen what to do", "freeze my number my phone is gone",
-    "lost my mobile need to block sim", "block sim immediately", "my sim was stolen",
-    "потерял телефон, заблокируйте сим-карту", "украли телефон заблокируйте номер", "заблокировать симку",
-    "потерял симку что делать", "блокировка сим карты", "украли сим карту", "как заблокировать утерянную сим",
-    "срочно заблокируйте номер, телефон украли", "потеряла телефон нужно заблокировать сим",
-    "заблокируйте мою sim", "утеряна сим-карта",
-]
-
-
-@pytest.fixture(scope="session")
-def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped data trained once; each test copies it."""
-    path = tmp_path_factory.mktemp("models")
-    build_engine(NluSettings(), path)
-    return path
+NEW_EXAMPLES = SIM_BLOCK_EXAMPLES
 
 
 @pytest.fixture
@@ -66,7 +55,7 @@ async def test_admin_adds_intent_trains_and_bot_answers(nlu_client: httpx.AsyncC
     assert intents["office_hours"]["examples"]["ru"] >= 40
     assert intents["office_hours"]["examples"]["en"] >= 40
 
-    question = "I lost my phone yesterday, please block my SIM card"
+    question = SIM_BLOCK_QUESTION
     before = (await nlu_client.post("/channels/rest/messages", headers=REST_HEADERS,
                                     json=rest_message("q-1", question, sender="p1"))).json()
     assert before["action"] == "escalate"
@@ -80,8 +69,7 @@ async def test_admin_adds_intent_trains_and_bot_answers(nlu_client: httpx.AsyncC
     r = await nlu_client.post("/admin/nlu/intents/sim_block/examples", headers=h, json={"text": "утеряна сим-карта"})
     assert r.status_code == 409
     r = await nlu_client.put("/admin/nlu/intents/sim_block/responses", headers=h,
-                             json={"en": "Your SIM card can be blocked in the app or at 8-800-000-00-00.",
-                                   "ru": "Заблокировать SIM-карту можно в приложении или по номеру 8-800-000-00-00."})
+                             json={"en": SIM_BLOCK_ANSWER_EN, "ru": SIM_BLOCK_ANSWER_RU})
     assert r.json()["responses"]["en"].startswith("Your SIM card")
 
     r = await nlu_client.post("/admin/nlu/train", headers=h, json={"activate": False})
@@ -108,7 +96,7 @@ async def test_admin_adds_intent_trains_and_bot_answers(nlu_client: httpx.AsyncC
                                    json=rest_message("q-3", question, sender="p3"))).json()
     assert after["action"] == "answer"
     detail = (await nlu_client.get(f"/tickets/{after['ticket_number']}", headers=agent[1])).json()
-    assert detail["messages"][1]["text"] == "Your SIM card can be blocked in the app or at 8-800-000-00-00."
+    assert detail["messages"][1]["text"] == SIM_BLOCK_ANSWER_EN
     assert detail["messages"][0]["intent"] == "sim_block"
 
     r = await nlu_client.post("/admin/nlu/versions/rollback", headers=h)

@@ -20,8 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.app import create_app
 from api.settings import Settings
 from core.users.models import Role, User
-from nlu.config import NluSettings
-from nlu.engines import build_engine
 from tests.conftest import free_port, keyword_engine, make_settings, make_user, responses
 
 CHROMIUM = "/usr/bin/chromium"
@@ -91,14 +89,6 @@ async def live_server(db_url: str, db_engine: AsyncEngine, tmp_path: Path) -> As
     app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
     async with serve(app) as server:
         yield server
-
-
-@pytest.fixture(scope="session")
-def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped data trained once by the real embedded engine; each test copies it."""
-    path = tmp_path_factory.mktemp("models")
-    build_engine(NluSettings(), path)
-    return path
 
 
 @pytest.fixture

@@ -8,23 +8,21 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import REST_HEADERS, rest_message
+from tests.conftest import (
+    REST_HEADERS,
+    SIM_BLOCK_ANSWER_EN,
+    SIM_BLOCK_ANSWER_RU,
+    SIM_BLOCK_EXAMPLES,
+    SIM_BLOCK_QUESTION,
+    rest_message,
+)
 from tests.console.conftest import LiveServer, People
 from tests.console.test_browser import VIEWPORT, shot, sign_in
 
-SIM_EXAMPLES = [
-    "I lost my phone, block my SIM", "my phone was stolen please block the sim card", "block my sim card",
-    "lost sim card", "someone stole my phone block the number", "please suspend my sim, phone lost",
-    "how do I block a lost SIM", "sim card stolen what to do", "freeze my number my phone is gone",
-    "lost my mobile need to block sim", "block sim immediately", "my sim was stolen",
-    "потерял телефон, заблокируйте сим-карту", "украли телефон заблокируйте номер", "заблокировать симку",
-    "потерял симку что делать", "блокировка сим карты", "украли сим карту", "как заблокировать утерянную сим",
-    "срочно заблокируйте номер, телефон украли", "потеряла телефон нужно заблокировать сим",
-    "заблокируйте мою sim", "утеряна сим-карта",
-]
-ANSWER_EN = "Your SIM card can be blocked in the app or at 8-800-000-00-00."
-ANSWER_RU = "Заблокировать SIM-карту можно в приложении или по номеру 8-800-000-00-00."
-QUESTION = "I lost my phone yesterday, please block my SIM card"
+SIM_EXAMPLES = SIM_BLOCK_EXAMPLES
+ANSWER_EN = SIM_BLOCK_ANSWER_EN
+ANSWER_RU = SIM_BLOCK_ANSWER_RU
+QUESTION = SIM_BLOCK_QUESTION
 
 
 async def ask(server: LiveServer, ext_id: str) -> dict[str, Any]:
