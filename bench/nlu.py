@@ -16,7 +16,8 @@ Protocols, per data set:
   the engine's own threshold; `ans_prec` the precision of what was answered automatically (an answered
   out-of-scope example counts as wrong); `oos@95` the out-of-scope recall at the threshold that gives
   exactly 95 % answered precision on the test set (an oracle threshold, the fair comparison for Rasa,
-  which has no calibrated threshold of its own).
+  which has no calibrated threshold of its own); `cover` the share of in-scope examples answered
+  automatically at the engine's own threshold (the rest go to humans).
 Rasa runs the `oos` protocol only by default (a DIET training of 10,000 examples takes minutes);
 `--rasa-closed` adds its closed-set run.
 """
@@ -283,12 +284,13 @@ def row(name: str, engine: str, r: dict[str, Any]) -> str:
     closed, oos = r.get("closed", {}), r.get("oos", {})
     return (f"| {name} | {engine} | {r['n_train']} | {fmt(closed.get('accuracy'))} | {fmt(closed.get('macro_f1'))} "
             f"| {fmt(oos.get('accuracy'))} | {fmt(oos.get('oos_recall'))} | {fmt(oos.get('answered_precision'))} "
-            f"| {fmt(oos.get('oos_at_95'))} | {r['train_seconds']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+            f"| {fmt(oos.get('oos_at_95'))} | {fmt(oos.get('coverage'))} "
+            f"| {r['train_seconds']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
             f"| {r['size_bytes'] / 1e6:.1f} | {r['peak_rss_mb']:.0f} |")
 
 
-HEADER = ("| set | engine | train n | acc | macro-F1 | acc90 | oos_rec | ans_prec | oos@95 | train s | p50 ms "
-          "| p99 ms | size MB | peak MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| set | engine | train n | acc | macro-F1 | acc90 | oos_rec | ans_prec | oos@95 | cover | train s "
+          "| p50 ms | p99 ms | size MB | peak MB |\n" + "|---" * 15 + "|")
 
 
 def main() -> None:
