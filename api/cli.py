@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -13,8 +15,10 @@ from core.users.models import Role
 app = typer.Typer(help="Switchboard: omnichannel contact-centre bot platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Agent, supervisor and admin accounts.", no_args_is_help=True)
+nlu_app = typer.Typer(help="Intent engine: train, evaluate, import/export Rasa data, parse.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(nlu_app, name="nlu")
 
 
 @app.command()
@@ -100,6 +104,74 @@ def demo(if_empty: bool = typer.Option(False, "--if-empty", help="Only into a da
         typer.echo("demo data loaded; accounts:\n" + "\n".join(lines))
     else:
         typer.echo("database already has users; demo data not loaded")
+
+
+async def _with_session(work: Any) -> Any:
+    from core.db.session import create_engine, create_sessionmaker
+
+    engine = create_engine(get_settings().database_url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+@nlu_app.callback()
+def nlu_data_from_database() -> None:
+    """The intents admins edit live in the database: commands that read training data read them from there."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from core.nlu_admin import service as nlu_admin
+    from nlu import cli as nlu_cli
+    from nlu.data import dump_rasa_yaml, load_training_data
+
+    async def export(session: Any) -> str | None:
+        if await nlu_admin.intent_count(session) == 0:
+            return None
+        return dump_rasa_yaml(await nlu_admin.training_data(session, load_training_data()))
+
+    try:
+        text = asyncio.run(_with_session(export))
+    except (OperationalError, ProgrammingError):
+        return  # no migrated database yet: the shipped (or imported) files are the data
+    if text is not None:
+        nlu_cli.WORKING_DATA.parent.mkdir(parents=True, exist_ok=True)
+        nlu_cli.WORKING_DATA.write_text(text, encoding="utf-8")
+
+
+@nlu_app.command("import-rasa")
+def nlu_import_rasa(path: Path,
+                    replace: bool = typer.Option(False, help="Replace all intents instead of adding.")) -> None:
+    """Import Rasa NLU YAML/JSON into the database's intents (what the console edits and training uses)."""
+    from core.nlu_admin import service as nlu_admin
+    from nlu.data import load_training_data
+    from nlu.errors import NluError
+
+    try:
+        data = load_training_data(path)
+    except NluError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+    async def run(session: Any) -> dict[str, int]:
+        return await nlu_admin.import_data(session, data, source="import", replace=replace, actor=None)
+
+    counts = asyncio.run(_with_session(run))
+    typer.echo(f"imported {counts['intents']} new intents, {counts['examples']} examples, "
+               f"{counts['responses']} answers from {path}")
+
+
+def _mount_nlu_commands() -> None:
+    from nlu import cli as nlu_cli
+
+    nlu_app.command()(nlu_cli.train)
+    nlu_app.command()(nlu_cli.evaluate)
+    nlu_app.command("export-rasa")(nlu_cli.export_rasa_command)
+    nlu_app.command()(nlu_cli.parse)
+
+
+_mount_nlu_commands()
 
 
 def main() -> None:

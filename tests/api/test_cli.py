@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -53,3 +54,33 @@ def test_db_upgrade_users_and_demo(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 5
         assert db.execute("SELECT count(*) FROM tickets").fetchone()[0] == 5
         assert db.execute("SELECT status FROM orders WHERE number = 'ORD-100200'").fetchone()[0] == "shipped"
+
+
+@pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
+def test_nlu_commands_use_the_database_intents(tmp_path: Path) -> None:
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    data = tmp_path / "mine.yml"
+    lines = ["version: '3.1'", "nlu:"]
+    for intent, words in {"greet_me": ["hello there", "good morning", "hi friend", "hey you", "good evening",
+                                       "привет всем", "доброе утро", "здравствуйте", "добрый вечер", "хай"],
+                          "bye_me": ["bye now", "see you", "goodbye", "farewell", "see ya later",
+                                     "пока", "до свидания", "всего доброго", "до встречи", "прощайте"]}.items():
+        lines += [f"- intent: {intent}", "  examples: |", *[f"    - {w}" for w in words]]
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = run(["nlu", "import-rasa", str(data)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "imported 2 new intents, 20 examples" in r.stdout
+    broken = tmp_path / "broken.yml"
+    broken.write_text("nlu:\n- intent: x\n  examples: |\n    - a\n   - b: [\n", encoding="utf-8")
+    r = run(["nlu", "import-rasa", str(broken)], tmp_path)
+    assert r.returncode == 1
+    assert "line" in r.stderr
+    # Training reads the intents from the database (not the shipped data).
+    r = run(["nlu", "train", "--model-dir", str(tmp_path / "models")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "2 intents" in r.stdout
+    r = run(["nlu", "parse", "-", "--model-dir", str(tmp_path / "models")], tmp_path, stdin="good morning\nпока\n")
+    assert r.returncode == 0, r.stderr
+    results = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["intent"] for x in results] == ["greet_me", "bye_me"]
+    assert {x["language"] for x in results} == {"en", "ru"}
