@@ -227,21 +227,33 @@ def start_server(url: str, workdir: Path, workers: int) -> tuple[subprocess.Pope
     raise RuntimeError("server did not start: " + (proc.stderr.read() if proc.stderr else b"").decode()[-2000:])
 
 
-def prepare(url: str) -> None:
+def private_database(server_url: str) -> tuple[str, str]:
+    """A fresh database on the given PostgreSQL server (dropped afterwards): (its URL, its name)."""
+    from sqlalchemy.engine import make_url
+
+    name = f"sb_bench_{uuid.uuid4().hex[:8]}"
+    admin_sql(server_url, f'CREATE DATABASE "{name}"')
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False), name
+
+
+def admin_sql(server_url: str, sql: str) -> None:
     from sqlalchemy import text
 
+    from core.db.session import create_engine
+
+    async def run() -> None:
+        engine = create_engine(server_url)
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(sql))
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def prepare(url: str) -> None:
     from core.db.migrate import upgrade
-    from core.db.session import create_engine, is_sqlite
 
-    if not is_sqlite(url):
-        async def reset() -> None:
-            engine = create_engine(url)
-            async with engine.begin() as conn:
-                await conn.execute(text("DROP SCHEMA public CASCADE"))
-                await conn.execute(text("CREATE SCHEMA public"))
-            await engine.dispose()
-
-        asyncio.run(reset())
     upgrade(url)
 
 
@@ -272,7 +284,7 @@ def run_backend(name: str, url: str, seconds: float, workers: int, workdir: Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", default=os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL"),
-                        help="PostgreSQL URL (postgresql+asyncpg://...); its schema is dropped and recreated")
+                        help="PostgreSQL server URL (postgresql+asyncpg://...); the run uses a private database on it")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (PostgreSQL)")
     args = parser.parse_args()
@@ -281,7 +293,11 @@ def main() -> None:
     try:
         rows += run_backend("sqlite", f"sqlite+aiosqlite:///{workdir}/bench.sqlite3", args.seconds, 1, workdir)
         if args.postgres:
-            rows += run_backend("postgres", args.postgres, args.seconds, args.workers, workdir)
+            url, name = private_database(args.postgres)
+            try:
+                rows += run_backend("postgres", url, args.seconds, args.workers, workdir)
+            finally:
+                admin_sql(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     header = ["backend", "measure", "senders", "msg/s", "p50 ms", "p99 ms", "x ceiling", "errors"]
