@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint rasa-venv bench-ingest
+.PHONY: install run test lint rasa-venv bench-ingest bench-nlu
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (PY=$(PY))")'
@@ -36,3 +36,6 @@ lint: install
 
 bench-ingest: install
 	$(BIN)/python bench/ingest.py
+
+bench-nlu: install
+	$(BIN)/python bench/nlu.py
