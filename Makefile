@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
+	$(BIN)/switchboard init-env
 	$(BIN)/switchboard db upgrade
 	$(BIN)/switchboard demo --if-empty
 	$(BIN)/switchboard serve --host $(HOST) --port $(PORT)

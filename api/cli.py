@@ -81,6 +81,24 @@ def users_create(
     typer.echo(f"created user {user_id} ({email}, {role.value})")
 
 
+@app.command("init-env")
+def init_env(path: Path = typer.Argument(Path(".env"), help="The file to write (not overwritten).")) -> None:
+    """Write a .env with fresh random secrets (sessions, REST channel key, web-chat identity key) if there is none."""
+    import secrets
+
+    if path.exists():
+        typer.echo(f"{path} exists; left as it is")
+        return
+    values = {
+        "SWITCHBOARD_SECRET_KEY": secrets.token_urlsafe(32),
+        "SWITCHBOARD_CHANNELS__REST__API_KEY": secrets.token_urlsafe(24),
+        "SWITCHBOARD_CHANNELS__WEBCHAT__IDENTITY_SECRET": secrets.token_urlsafe(32),
+    }
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+    path.chmod(0o600)
+    typer.echo(f"wrote {path}: REST channel key (X-Api-Key) {values['SWITCHBOARD_CHANNELS__REST__API_KEY']}")
+
+
 @app.command()
 def demo(if_empty: bool = typer.Option(False, "--if-empty", help="Only into a database without users.")) -> None:
     """Load demo accounts, customers, tickets and an order."""

@@ -84,3 +84,18 @@ def test_nlu_commands_use_the_database_intents(tmp_path: Path) -> None:
     results = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["intent"] for x in results] == ["greet_me", "bye_me"]
     assert {x["language"] for x in results} == {"en", "ru"}
+
+
+@pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
+def test_init_env_writes_random_secrets_once(tmp_path: Path) -> None:
+    r = run(["init-env"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    env = dict(line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines())
+    assert set(env) == {"SWITCHBOARD_SECRET_KEY", "SWITCHBOARD_CHANNELS__REST__API_KEY",
+                        "SWITCHBOARD_CHANNELS__WEBCHAT__IDENTITY_SECRET"}
+    assert len(env["SWITCHBOARD_SECRET_KEY"]) >= 40
+    assert env["SWITCHBOARD_CHANNELS__REST__API_KEY"] in r.stdout
+    assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
+    before = (tmp_path / ".env").read_text()
+    assert "left as it is" in run(["init-env"], tmp_path).stdout
+    assert (tmp_path / ".env").read_text() == before
