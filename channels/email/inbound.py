@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from channels.email.parser import AttachmentLimits, ParsedEmail, parse_email
 from channels.email.settings import EmailChannelSettings
+from core.attachments import store as attachment_store
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
 
 CHANNEL = "email"
@@ -24,20 +23,7 @@ def limits_of(settings: EmailChannelSettings) -> AttachmentLimits:
 
 def store_attachment(data_dir: Path, filename: str, content_type: str, data: bytes) -> AttachmentInfo:
     """Content-addressed, written atomically: a redelivered mail rewrites nothing and never half a file."""
-    digest = hashlib.sha256(data).hexdigest()
-    key = f"email/{digest[:2]}/{digest[2:34]}/{filename}"
-    path = data_dir / key
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    return AttachmentInfo(filename=filename, content_type=content_type, size=len(data), storage_key=key)
+    return attachment_store.save(data_dir, filename, content_type, data, namespace=CHANNEL)
 
 
 def own_addresses(settings: EmailChannelSettings) -> frozenset[str]:

@@ -43,6 +43,7 @@ from telegram.warnings import PTBUserWarning
 from channels.base import ChannelContext, ChannelHealth, PermanentSendError
 from channels.telegram import texts
 from channels.telegram.settings import TelegramChannelSettings
+from core.attachments import store as attachment_store
 from core.customers import service as customer_service
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
 from core.outbox.schemas import OutboundEnvelope, QuickReply
@@ -430,14 +431,8 @@ class TelegramChannel:
         data = bytes(await tg_file.download_as_bytearray())
         if len(data) > limit:
             return AttachmentInfo(filename=filename, content_type=content_type, size=len(data))
-        key = f"telegram/{chat_id}/{tg_file.file_unique_id}-{filename}"
-        await asyncio.to_thread(self._write, self.ctx.data_dir / key, data)
-        return AttachmentInfo(filename=filename, content_type=content_type, size=len(data), storage_key=key)
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        return await asyncio.to_thread(attachment_store.save, self.ctx.data_dir, filename, content_type, data,
+                                       namespace=CHANNEL)
 
     @staticmethod
     def _share_phone_keyboard(lang: str) -> ReplyKeyboardMarkup:
