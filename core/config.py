@@ -17,4 +17,5 @@ class CoreSettings(BaseModel):
     outbox_lease_seconds: float = Field(default=60.0, gt=0, description="A claimed send is retried after this.")
     outbox_batch_size: int = Field(default=50, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_gather_seconds: float = Field(default=0.01, ge=0, description="Wait after a wake-up to batch sends.")
     max_message_chars: int = Field(default=100_000, ge=1)

@@ -74,11 +74,14 @@ class OutboxDispatcher:
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
                     log.exception("outbox dispatch failed")
                     sent = 0
-                if sent:
-                    continue
+                if sent >= self.settings.outbox_batch_size:
+                    continue  # more are waiting
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.settings.outbox_poll_seconds)
+                # Let the rows queued by concurrent transactions gather into one batch: one claim and one
+                # bulk update for many messages instead of a pair of transactions for each.
+                await asyncio.sleep(self.settings.outbox_gather_seconds)
         finally:
             self.stats.running = False
             listener.cancel()
