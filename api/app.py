@@ -13,11 +13,12 @@ from fastapi import FastAPI
 from api import console, errors
 from api.logging_config import configure as configure_logging
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
-from api.nlu_admin import ResponseCatalog, TrainingRunner
+from api.nlu_admin import ResponseCatalog, TrainingRunner, follow_model_switches
 from api.nlu_wiring import build_nlu_engine, prepare_nlu_data
 from api.redis_bridge import RedisEventBridge
 from api.routers import (
     admin,
+    attachments,
     auth,
     customers,
     health,
@@ -92,6 +93,7 @@ def create_app(
         if bridge is not None:
             await bridge.start()
             state.redis = bridge
+        state.tasks["nlu-model-sync"] = asyncio.create_task(follow_model_switches(state), name="nlu-model-sync")
         if settings.workers_enabled:
             state.tasks["outbox"] = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
         log.info("switchboard started", extra={"database": db_engine.dialect.name, "channels": registry.kinds()})
@@ -120,11 +122,15 @@ def create_app(
     errors.install(app)
     for router in (health.router, auth.router, tickets.router, customers.router, orders.router, outbox.router,
                    admin.router, nlu_admin.router, nlu_admin.corrections, rest_channel.router, telegram.router,
-                   webchat.router):
+                   webchat.router, attachments.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Only the routes that take files accept large bodies: the file plus room for the multipart framing.
+    upload_limit = settings.max_attachment_bytes + settings.max_body_bytes
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       overrides=(("POST", r"/attachments", upload_limit),
+                                  ("POST", r"/console/tickets/[^/]+/reply", upload_limit)))
     return app
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -11,16 +13,29 @@ from api import metrics
 
 
 class BodySizeLimitMiddleware:
-    """Reject bodies over `max_bytes` with 413, by Content-Length or while streaming."""
+    """Reject bodies over `max_bytes` with 413, by Content-Length or while streaming.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `overrides` are (method, path regex, limit) for the few routes that take files; the regex must match the
+    whole path, so every other route keeps the small limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: Sequence[tuple[str, str, int]] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = [(method.upper(), re.compile(pattern), limit) for method, pattern, limit in overrides]
+
+    def limit_for(self, scope: Scope) -> int:
+        method, path = scope.get("method", ""), scope.get("path", "")
+        for allowed, pattern, limit in self.overrides:
+            if method == allowed and pattern.fullmatch(path):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope)
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -28,8 +43,8 @@ class BodySizeLimitMiddleware:
                 except ValueError:
                     await self._reject(send, 400, "invalid Content-Length header")
                     return
-                if declared > self.max_bytes:
-                    await self._reject(send, 413, f"request body is {declared} bytes; the limit is {self.max_bytes}")
+                if declared > max_bytes:
+                    await self._reject(send, 413, f"request body is {declared} bytes; the limit is {max_bytes}")
                     return
         received = 0
         started = False
@@ -42,11 +57,11 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # Answer now and tell the app the client went away; whatever it sends later is dropped.
                     rejected = True
                     if not started:
-                        await self._reject(send, 413, f"request body exceeds the limit of {self.max_bytes} bytes")
+                        await self._reject(send, 413, f"request body exceeds the limit of {max_bytes} bytes")
                     return {"type": "http.disconnect"}
             return message
 

@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     )
     token_ttl_hours: float = Field(default=12.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Requests above this get 413.")
+    max_attachment_bytes: int = Field(
+        default=15 * 1024 * 1024, ge=1024,
+        description="Largest file an agent can upload; the upload routes alone accept bodies this large.",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     redis_url: str | None = Field(default=None, description="redis://... fans live events out across instances.")

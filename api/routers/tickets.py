@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import Agent, DbSession
+from api.deps import Agent, DbSession, State
 from core.errors import NotFoundError, ValidationFailedError
 from core.tickets import repository, service
 from core.tickets.models import Priority, TicketStatus, parse_ticket_number
@@ -115,10 +115,10 @@ async def update(ticket_ref: str, body: TicketUpdate, session: DbSession, user: 
 
 
 @router.post("/{ticket_ref}/reply", response_model=MessageRead, status_code=201)
-async def reply(ticket_ref: str, body: ReplyCreate, session: DbSession, user: Agent) -> MessageRead:
+async def reply(ticket_ref: str, body: ReplyCreate, session: DbSession, user: Agent, state: State) -> MessageRead:
     ticket = await service.get(session, _ticket_id(ticket_ref), lock=True)
     message = await service.reply(session, ticket, user, body.text, html=body.html, attachments=body.attachments,
-                                  status=body.status)
+                                  attachment_root=state.settings.data_dir, status=body.status)
     return MessageRead.model_validate(message)
 
 

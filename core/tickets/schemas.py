@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.attachments.schemas import AttachmentRef
 from core.tickets.models import Priority, TicketStatus
 
 Strict = ConfigDict(extra="forbid")
@@ -108,7 +109,7 @@ class ReplyCreate(BaseModel):
     model_config = Strict
     text: str = Field(min_length=1, max_length=100_000)
     html: str | None = Field(default=None, max_length=500_000)
-    attachments: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=20)
     status: TicketStatus | None = None
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.attachments import service as attachment_service
+from core.attachments.schemas import AttachmentRef
 from core.audit import service as audit
 from core.db.base import utcnow
 from core.errors import ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
@@ -198,15 +203,26 @@ async def add_outbound(
 
 async def reply(
     session: AsyncSession, ticket: Ticket, actor: User, text: str, *, html: str | None = None,
-    attachments: list[dict[str, Any]] | None = None, status: TicketStatus | None = None,
+    attachments: Sequence[AttachmentRef] = (), attachment_root: Path | None = None,
+    status: TicketStatus | None = None,
 ) -> Message:
-    """An agent's answer to the customer, through the customer's own channel."""
+    """An agent's answer to the customer, through the customer's own channel.
+
+    Args:
+        attachments: files already in the attachment store; each key is checked (404 if it is not there).
+        attachment_root: the store's root (settings.data_dir); required when there are attachments.
+    """
     _ensure_workable(ticket)
     if not text.strip():
         raise ConflictError("reply text is empty")
+    stored: list[dict[str, Any]] = []
+    if attachments:
+        if attachment_root is None:
+            raise ValueError("attachment_root is required to attach files")
+        stored = await asyncio.to_thread(attachment_service.resolve_for_reply, attachment_root, attachments)
     if ticket.assignee_id is None and actor.role == Role.agent:
         await _assign(session, ticket, actor, actor, action="ticket.take")
-    message = await add_outbound(session, ticket, text=text, html=html, attachments=attachments,
+    message = await add_outbound(session, ticket, text=text, html=html, attachments=stored or None,
                                  author_kind=AuthorKind.agent, author=actor, language=ticket.language)
     await session.flush()
     now = utcnow()

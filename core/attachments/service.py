@@ -1,0 +1,47 @@
+"""The rules for agents' files: what an upload may be, and what a reply may attach."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.attachments import store
+from core.attachments.schemas import AttachmentRef
+from core.ingest.schemas import AttachmentInfo
+
+UPLOADS = "uploads"
+open_path = store.open_path
+
+
+def save_upload(root: Path, filename: str, content_type: str | None, data: bytes, *, max_bytes: int) -> AttachmentInfo:
+    """Store an agent's upload under `uploads/`, refusing executables, scripts and HTML/SVG with scripts.
+
+    Args:
+        root: the store's root (settings.data_dir).
+        filename: as sent by the browser; reduced to a safe name.
+        content_type: as sent by the browser; normalised.
+        data: the bytes (the caller reads at most `max_bytes + 1`).
+        max_bytes: the size limit (settings.max_attachment_bytes).
+
+    Returns:
+        The stored file's AttachmentInfo; AttachmentTooLargeError (413) or AttachmentRefusedError (415) otherwise.
+    """
+    return store.save(root, filename, content_type, data, namespace=UPLOADS, max_bytes=max_bytes,
+                      blocked_extensions=store.DANGEROUS_EXTENSIONS, blocked_types=store.DANGEROUS_TYPES,
+                      refuse_active_markup=True)
+
+
+def resolve_for_reply(root: Path, refs: Sequence[AttachmentRef]) -> list[dict[str, Any]]:
+    """The outbound attachment list of a reply; NotFoundError (404) for a key not in the store.
+
+    The size is the stored one (ValidationFailedError, 422, if the caller declared another) and the name is made
+    safe again, so what the channel sends is exactly what the store holds.
+    """
+    items: list[dict[str, Any]] = []
+    for ref in refs:
+        size = store.verify(root, ref.storage_key, ref.size)
+        items.append({"filename": store.safe_filename(ref.filename),
+                      "content_type": store.normalise_content_type(ref.content_type),
+                      "size": size, "storage_key": ref.storage_key})
+    return items

@@ -1,0 +1,143 @@
+"""Agents' files through the API: upload, download, the limits, and replies that attach them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.settings import Settings
+from tests.conftest import REST_HEADERS, make_settings, rest_message
+
+Auth = tuple[Any, dict[str, str]]
+LIMIT = 64 * 1024
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return make_settings(db_url, data_dir=tmp_path / "data", max_attachment_bytes=LIMIT)
+
+
+async def upload(client: httpx.AsyncClient, headers: dict[str, str], name: str, data: bytes,
+                 ctype: str = "application/octet-stream") -> httpx.Response:
+    return await client.post("/attachments", headers=headers, files={"file": (name, data, ctype)})
+
+
+async def test_upload_and_download(app_client: httpx.AsyncClient, agent: Auth, settings: Settings) -> None:
+    _, h = agent
+    r = await upload(app_client, h, "../../счёт май.pdf", b"%PDF-1.4 hello", "application/pdf")
+    assert r.status_code == 201, r.text
+    info = r.json()
+    assert info["filename"] == "счёт май.pdf" and info["size"] == 14 and info["content_type"] == "application/pdf"
+    assert info["storage_key"].startswith("uploads/") and info["storage_key"].endswith("/счёт май.pdf")
+    assert (settings.data_dir / info["storage_key"]).read_bytes() == b"%PDF-1.4 hello"
+    # The same file again: the same key, nothing rewritten.
+    assert (await upload(app_client, h, "счёт май.pdf", b"%PDF-1.4 hello", "application/pdf")).json() == info
+
+    r = await app_client.get(f"/attachments/{info['storage_key']}", headers=h)
+    assert r.status_code == 200 and r.content == b"%PDF-1.4 hello"
+    assert r.headers["content-disposition"].startswith("attachment;")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-type"] == "application/pdf"
+
+
+async def test_html_is_served_as_a_download_never_inline(app_client: httpx.AsyncClient, agent: Auth) -> None:
+    _, h = agent
+    info = (await upload(app_client, h, "menu.html", b"<html><p>menu</p></html>", "text/html")).json()
+    r = await app_client.get(f"/attachments/{info['storage_key']}", headers=h)
+    assert r.status_code == 200
+    assert r.headers["content-disposition"].startswith("attachment;")
+    assert "sandbox" in r.headers["content-security-policy"]
+
+
+async def test_roles(app_client: httpx.AsyncClient, agent: Auth) -> None:
+    _, h = agent
+    key = (await upload(app_client, h, "a.txt", b"hello", "text/plain")).json()["storage_key"]
+    for headers in ({}, {"Authorization": "Bearer nope"}, REST_HEADERS):
+        assert (await upload(app_client, headers, "a.txt", b"x")).status_code == 401
+        assert (await app_client.get(f"/attachments/{key}", headers=headers)).status_code == 401
+
+
+async def test_limits(app_client: httpx.AsyncClient, agent: Auth) -> None:
+    _, h = agent
+    r = await upload(app_client, h, "big.bin", b"x" * (LIMIT + 1))
+    assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
+    assert (await upload(app_client, h, "exact.bin", b"x" * LIMIT)).status_code == 201
+    # Beyond the file limit plus the framing allowance the body middleware answers before the route runs.
+    r = await upload(app_client, h, "huge.bin", b"x" * (LIMIT + 1_048_576 + 1))
+    assert r.status_code == 413
+    # The larger limit is for uploads only: every other route keeps the 1 MB body limit.
+    r = await app_client.post("/tickets/1/reply", headers={**h, "content-type": "application/json"},
+                              content=b'{"text": "' + b"x" * (LIMIT + 1_048_576) + b'"}')
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize(("name", "ctype", "data"), [
+    ("setup.exe", "application/octet-stream", b"MZ"),
+    ("invoice.pdf.exe", "application/pdf", b"MZ"),
+    ("x.js", "text/plain", b"alert(1)"),
+    ("run.bat", "text/plain", b"del"),
+    ("run.CMD", "text/plain", b"del"),
+    ("s.scr", "application/octet-stream", b"MZ"),
+    ("v.vbs", "text/plain", b"x"),
+    ("i.msi", "application/octet-stream", b"x"),
+    ("p.ps1", "text/plain", b"x"),
+    ("noext", "application/x-msdownload", b"MZ"),
+    ("page.html", "text/html", b"<html><script>alert(1)</script></html>"),
+    ("page.txt", "text/plain", b"<!DOCTYPE html><img src=x onerror=alert(1)>"),
+    ("pic.svg", "image/svg+xml", b"<svg onload=alert(1)></svg>"),
+])
+async def test_dangerous_files_are_refused(app_client: httpx.AsyncClient, agent: Auth, settings: Settings,
+                                           name: str, ctype: str, data: bytes) -> None:
+    _, h = agent
+    r = await upload(app_client, h, name, data, ctype)
+    assert r.status_code == 415, r.text
+    assert r.json()["error"] == "unsupported_media_type" and r.json()["message"]
+    assert not (settings.data_dir / "uploads").exists()
+
+
+@pytest.mark.parametrize("key", [
+    "uploads/00/missing/a.txt", "..%2F..%2Fetc%2Fpasswd", "uploads/..%2F..%2F..%2Fetc%2Fpasswd",
+    "%2Fetc%2Fpasswd", "uploads%5C..%5C..%5Cx",
+])
+async def test_unknown_and_escaping_keys(app_client: httpx.AsyncClient, agent: Auth, key: str) -> None:
+    _, h = agent
+    r = await app_client.get(f"/attachments/{key}", headers=h)
+    assert r.status_code == 404, r.text
+    assert "root" not in r.text
+
+
+async def test_upload_needs_a_file_field(app_client: httpx.AsyncClient, agent: Auth) -> None:
+    _, h = agent
+    r = await app_client.post("/attachments", headers=h, files={"other": ("a.txt", b"x", "text/plain")})
+    assert r.status_code == 422
+
+
+async def test_reply_with_attachments(app_client: httpx.AsyncClient, agent: Auth) -> None:
+    _, h = agent
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("1", "hello"))
+    number = r.json()["ticket_number"]
+    info = (await upload(app_client, h, "guide.pdf", b"%PDF guide", "application/pdf")).json()
+
+    bad = {**info, "storage_key": "uploads/00/0000/nothing.pdf"}
+    r = await app_client.post(f"/tickets/{number}/reply", headers=h, json={"text": "see", "attachments": [bad]})
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    escaping = {**info, "storage_key": "../../etc/passwd"}
+    r = await app_client.post(f"/tickets/{number}/reply", headers=h, json={"text": "see", "attachments": [escaping]})
+    assert r.status_code == 404
+    for wrong in ({**info, "url": "http://evil"}, {"filename": "a"}, {**info, "size": -1},
+                  {**info, "content_type": "text/html\r\nX-Evil: 1"}):
+        r = await app_client.post(f"/tickets/{number}/reply", headers=h, json={"text": "see", "attachments": [wrong]})
+        assert r.status_code == 422, (wrong, r.text)
+    r = await app_client.post(f"/tickets/{number}/reply", headers=h,
+                              json={"text": "see", "attachments": [{**info, "size": 999}]})
+    assert r.status_code == 422
+    r = await app_client.get(f"/tickets/{number}", headers=h)
+    assert [m for m in r.json()["messages"] if m["author_kind"] == "agent"] == []  # nothing half-sent
+
+    r = await app_client.post(f"/tickets/{number}/reply", headers=h, json={"text": "see", "attachments": [info]})
+    assert r.status_code == 201, r.text
+    assert r.json()["attachments"] == [{"filename": "guide.pdf", "content_type": "application/pdf", "size": 10,
+                                        "storage_key": info["storage_key"]}]
