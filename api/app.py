@@ -89,7 +89,8 @@ def create_app(
                 # A failing channel shows its error in /health and never stops the others.
                 adapter.health.error(f"start failed: {type(exc).__name__}: {exc}")
                 log.exception("channel failed to start", extra={"channel": adapter.kind})
-        bridge = RedisEventBridge(bus, settings.redis_url) if settings.redis_url else None
+        bridge = (RedisEventBridge(bus, settings.redis_url, channel=settings.redis_channel)
+                  if settings.redis_url else None)
         if bridge is not None:
             await bridge.start()
             state.redis = bridge

@@ -15,14 +15,19 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.state import EngineHolder
+from api.state import AppState, EngineHolder
+from core.audit import service as audit
 from core.db.base import utcnow
-from core.events import EventBus
+from core.errors import ConflictError, NotFoundError
+from core.events import EventBus, emit
 from core.nlu_admin import service as nlu_admin
 from core.nlu_admin.models import JobState
+from core.users.models import User
+from nlu.errors import ModelNotFoundError
 from nlu.protocol import EvaluationReport, TrainingData, TrainingExample
 
 log = logging.getLogger(__name__)
+MODEL_TOPIC = "nlu.model"  # a model version was switched on: other instances load it too
 HOLDOUT_EVERY = 5  # every fifth example of an intent is held out for the report
 
 
@@ -134,6 +139,8 @@ class TrainingRunner:
             saver.cancel()
             await self._update(job_id, state=JobState.succeeded, progress=1.0, stage="done", version=version,
                                report=report, finished_at=utcnow())
+            if activate:
+                self.bus.publish(MODEL_TOPIC, {"version": version})
             log.info("nlu training finished", extra={"job_id": job_id, "version": version, "activated": activate})
         except asyncio.CancelledError:
             await asyncio.shield(self._update(job_id, state=JobState.failed, error="cancelled: the server stopped",
@@ -157,3 +164,47 @@ class TrainingRunner:
         model, _metrics = engine.fit(train)
         probs = EmbeddedEngine.probabilities(model, [e.text for e in test.examples])
         return report_dict(evaluate_predictions(model, probs, [e.intent for e in test.examples]))
+
+
+def versions_engine(state: AppState) -> Any:
+    """The active engine when it keeps model versions itself (the embedded one); else a clear 409."""
+    engine = state.nlu.current
+    if not hasattr(engine, "list_versions"):
+        raise ConflictError(f"the {engine.name} engine keeps its models itself; versions are managed there")
+    return engine
+
+
+async def activate_version(state: AppState, session: AsyncSession, actor: User, version: str) -> None:
+    """Switch a model version on here, and (through the event) on every other instance."""
+    engine = versions_engine(state)
+    try:
+        await asyncio.to_thread(engine.activate, version)
+    except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
+        raise NotFoundError(f"model version {version!r} not found") from exc
+    audit.record(session, actor, "nlu.activate", "nlu_version", version)
+    emit(session, MODEL_TOPIC, {"version": version})
+
+
+async def rollback_version(state: AppState, session: AsyncSession, actor: User) -> str:
+    """Switch back to the version active before the current one; returns it."""
+    engine = versions_engine(state)
+    try:
+        previous: str = await asyncio.to_thread(engine.rollback)
+    except ModelNotFoundError as exc:
+        raise ConflictError(str(exc)) from exc
+    audit.record(session, actor, "nlu.rollback", "nlu_version", previous)
+    emit(session, MODEL_TOPIC, {"version": previous})
+    return previous
+
+
+async def follow_model_switches(state: AppState) -> None:
+    """Load the version another instance switched on (model dirs are shared between instances)."""
+    async with state.bus.subscribe(MODEL_TOPIC) as events:
+        while True:
+            await events.get()
+            sync = getattr(state.nlu.current, "sync_active", None)
+            if callable(sync):
+                try:
+                    await asyncio.to_thread(sync)
+                except Exception:
+                    log.exception("could not load the model version another instance activated")

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     redis_url: str | None = Field(default=None, description="redis://... fans live events out across instances.")
+    redis_channel: str = Field(default="switchboard:events", description="One per deployment sharing a Redis.")
     workers_enabled: bool = True
     seed_nlu_data: bool = Field(default=True, description="Import the shipped intents into an empty database.")
     core: CoreSettings = CoreSettings()

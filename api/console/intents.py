@@ -11,13 +11,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
+from api import nlu_admin as nlu_jobs
 from api.console.charts import Bar
 from api.console.i18n import translator
 from api.console.render import SECURITY_HEADERS, render
 from api.console.routes import redirect
 from api.console.security import ConsoleAdmin, CsrfChecked
 from api.deps import DbSession, State
-from core.audit import service as audit
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.nlu_admin import service
 from core.nlu_admin.models import JobState, NluSuggestion, NluTrainingJob, SuggestionStatus
@@ -25,7 +25,7 @@ from core.routing import service as routing
 from core.tickets.models import Message, format_ticket_number
 from core.users import service as users
 from nlu.data import dump_rasa_yaml, load_rasa_yaml
-from nlu.errors import DataFormatError, ModelNotFoundError
+from nlu.errors import DataFormatError
 
 router = APIRouter(prefix="/console/admin", include_in_schema=False)
 INTENTS = "/console/admin/intents"
@@ -246,27 +246,13 @@ async def job_page(request: Request, job_id: int, session: DbSession, state: Sta
 
 @router.post("/training/versions/{version}/activate", dependencies=[CsrfChecked])
 async def activate_version(version: str, session: DbSession, actor: ConsoleAdmin, state: State) -> Response:
-    engine = _versions_engine(state)
-    if engine is None:
-        raise ConflictError(f"the {state.nlu.current.name} engine keeps its models itself")
-    try:
-        await asyncio.to_thread(engine.activate, version)
-    except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
-        raise NotFoundError(f"model version {version!r} not found") from exc
-    audit.record(session, actor, "nlu.activate", "nlu_version", version)
+    await nlu_jobs.activate_version(state, session, actor, version)
     return redirect(TRAINING, translator(actor.language)("training.activated", version=version))
 
 
 @router.post("/training/rollback", dependencies=[CsrfChecked])
 async def rollback(session: DbSession, actor: ConsoleAdmin, state: State) -> Response:
-    engine = _versions_engine(state)
-    if engine is None:
-        raise ConflictError(f"the {state.nlu.current.name} engine keeps its models itself")
-    try:
-        previous = await asyncio.to_thread(engine.rollback)
-    except ModelNotFoundError as exc:
-        raise ConflictError(str(exc)) from exc
-    audit.record(session, actor, "nlu.rollback", "nlu_version", previous)
+    previous = await nlu_jobs.rollback_version(state, session, actor)
     return redirect(TRAINING, translator(actor.language)("training.rolled_back", version=previous))
 
 

@@ -11,12 +11,12 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, Agent, DbSession, State
-from core.audit import service as audit
-from core.errors import ConflictError, NotFoundError, ValidationFailedError
+from api.nlu_admin import activate_version, rollback_version, versions_engine
+from core.errors import ValidationFailedError
 from core.nlu_admin import service
 from core.nlu_admin.models import SuggestionStatus
 from nlu.data import dump_rasa_yaml, load_rasa_yaml
-from nlu.errors import DataFormatError, ModelNotFoundError
+from nlu.errors import DataFormatError
 
 router = APIRouter(prefix="/admin/nlu", tags=["admin: nlu"])
 corrections = APIRouter(prefix="/messages", tags=["tickets"])
@@ -173,16 +173,9 @@ async def get_job(job_id: int, session: DbSession, _user: Admin) -> JobRead:
     return JobRead.model_validate(await service.get_job(session, job_id))
 
 
-def _versions_engine(state: State) -> Any:
-    engine = state.nlu.current
-    if not hasattr(engine, "list_versions"):
-        raise ConflictError(f"the {engine.name} engine keeps its models itself; versions are managed there")
-    return engine
-
-
 @router.get("/versions", response_model=list[VersionRead])
 async def list_versions(state: State, _user: Admin) -> list[VersionRead]:
-    engine = _versions_engine(state)
+    engine = versions_engine(state)
     versions = await asyncio.to_thread(engine.list_versions)
     return [VersionRead(version=v.version, active=v.active, created_at=v.manifest.get("created_at"),
                         n_examples=v.manifest.get("n_examples"), n_intents=len(v.manifest.get("intents", [])),
@@ -195,24 +188,14 @@ async def list_versions(state: State, _user: Admin) -> list[VersionRead]:
 @router.post("/versions/{version}/activate", response_model=list[VersionRead])
 async def activate(version: str, state: State, user: Admin, session: DbSession) -> list[VersionRead]:
     """Switch a model version on; every new message is parsed by it at once (no restart)."""
-    engine = _versions_engine(state)
-    try:
-        await asyncio.to_thread(engine.activate, version)
-    except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
-        raise NotFoundError(f"model version {version!r} not found: {exc}") from exc
-    audit.record(session, user, "nlu.activate", "nlu_version", version)
+    await activate_version(state, session, user, version)
     return await list_versions(state, user)
 
 
 @router.post("/versions/rollback", response_model=list[VersionRead])
 async def rollback(state: State, user: Admin, session: DbSession) -> list[VersionRead]:
     """Switch back to the version that was active before the current one."""
-    engine = _versions_engine(state)
-    try:
-        previous = await asyncio.to_thread(engine.rollback)
-    except ModelNotFoundError as exc:
-        raise ConflictError(str(exc)) from exc
-    audit.record(session, user, "nlu.rollback", "nlu_version", previous)
+    await rollback_version(state, session, user)
     return await list_versions(state, user)
 
 

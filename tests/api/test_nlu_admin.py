@@ -24,6 +24,7 @@ from tests.conftest import (
 )
 
 Auth = tuple[Any, dict[str, str]]
+REDIS_URL = "redis://127.0.0.1:6379/0"
 NEW_EXAMPLES = SIM_BLOCK_EXAMPLES
 
 
@@ -152,3 +153,46 @@ async def test_rasa_yaml_import_export_and_bad_input(nlu_client: httpx.AsyncClie
     assert r.status_code == 422
     assert (await nlu_client.delete("/admin/nlu/intents/fiber_promo", headers=h)).status_code == 204
     assert (await nlu_client.get("/admin/nlu/intents/fiber_promo", headers=h)).status_code == 404
+
+
+@pytest.mark.parametrize("bridged", [True, False])
+async def test_activation_reaches_other_instances(db_url: str, db_engine: AsyncEngine, tmp_path: Path,
+                                                  trained_model_dir: Path, admin: Auth, bridged: bool) -> None:
+    """Two instances share the database, the model dir and Redis: switching a version on one switches both."""
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    from nlu.data import load_training_data
+    from nlu.embedded import EmbeddedEngine
+
+    probe = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        await probe.ping()
+    except OSError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    finally:
+        await probe.aclose()
+    shutil.copytree(trained_model_dir, tmp_path / "models")
+    second = await asyncio.to_thread(EmbeddedEngine(tmp_path / "models").train_sync, load_training_data(),
+                                     activate=False)
+    settings = make_settings(db_url, data_dir=tmp_path, redis_url=REDIS_URL if bridged else None,
+                             redis_channel=f"test:{uuid.uuid4().hex}")
+    apps = [create_app(settings, configure_logs=False) for _ in range(2)]
+    async with apps[0].router.lifespan_context(apps[0]), apps[1].router.lifespan_context(apps[1]):
+        for _ in range(100):
+            if not bridged or all(a.state.switchboard.redis.state == "connected" for a in apps):
+                break
+            await asyncio.sleep(0.02)
+        engines = [app.state.switchboard.nlu.current for app in apps]
+        assert engines[1].active_version != second
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[0]), base_url="http://t") as client:
+            r = await client.post(f"/admin/nlu/versions/{second}/activate", headers=admin[1])
+            assert r.status_code == 200
+        for _ in range(40 if bridged else 10):
+            if engines[1].active_version == second:
+                break
+            await asyncio.sleep(0.05)
+        assert engines[0].active_version == second
+        # Without the bridge the other instance only learns of it at its next start.
+        assert (engines[1].active_version == second) is bridged
