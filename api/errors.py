@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import DomainError
+
+log = logging.getLogger(__name__)
 
 
 def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
@@ -36,6 +40,13 @@ def install(app: FastAPI) -> None:
         message = "request body is not valid JSON" if is_json else "request validation failed"
         return JSONResponse(error_body("invalid_json" if is_json else "validation_failed", message, errors=errors),
                             422 if not is_json else 400)
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        # Nothing was committed; the caller may retry the same request (ingest is idempotent).
+        log.error("database unavailable: %s", exc.orig)
+        return JSONResponse(error_body("database_unavailable", "the database is unavailable; retry later"), 503,
+                            headers={"Retry-After": "5"})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -113,3 +113,25 @@ async def test_illegal_transition_gets_409_with_allowed(app_client: httpx.AsyncC
     assert r.status_code == 409
     r = await app_client.patch(f"/tickets/{number}", headers=h, json={"status": "bogus"})
     assert r.status_code == 422
+
+
+async def test_database_outage_is_a_503_not_a_lost_message(app_client: httpx.AsyncClient, db_url: str) -> None:
+    """With the database gone, the sender is told to retry; nothing is half-written."""
+    from sqlalchemy.exc import OperationalError
+
+    state = app_client.app.state.switchboard  # type: ignore[attr-defined]
+
+    async def down(*_args: Any, **_kwargs: Any) -> Any:
+        raise OperationalError("INSERT", {}, ConnectionRefusedError("database is down"))
+
+    original = state.ingest._ingest_in_transaction
+    state.ingest._ingest_in_transaction = down
+    try:
+        r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("o-1", "hi"))
+    finally:
+        state.ingest._ingest_in_transaction = original
+    assert r.status_code == 503
+    assert r.headers["retry-after"] == "5"
+    assert r.json()["error"] == "database_unavailable"
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("o-1", "hi"))
+    assert r.status_code == 201
