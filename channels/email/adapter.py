@@ -18,6 +18,8 @@ from channels.email.compose import compose
 from channels.email.imap import MailboxWorker
 from channels.email.inbound import CHANNEL
 from channels.email.settings import EmailChannelSettings
+from core.attachments import store as attachment_store
+from core.errors import NotFoundError
 from core.outbox.schemas import OutboundEnvelope
 
 log = logging.getLogger(__name__)
@@ -93,15 +95,15 @@ class EmailChannel:
         return self.settings.sender_address()
 
     def _load_attachments(self, items: list[dict[str, Any]]) -> list[tuple[str, str, bytes]]:
-        root = self.ctx.data_dir.resolve()
         files = []
         for item in items:
             key = item.get("storage_key")
             if not key:
                 continue
-            path = (root / str(key)).resolve()
-            if not path.is_relative_to(root) or not path.is_file():
-                raise PermanentSendError(f"attachment {key!r} is not in the attachment store")
+            try:
+                path = attachment_store.open_path(self.ctx.data_dir, str(key))
+            except NotFoundError as exc:
+                raise PermanentSendError(f"attachment {key!r} is not in the attachment store") from exc
             name = Path(str(item.get("filename") or path.name)).name
             ctype = str(item.get("content_type") or mimetypes.guess_type(name)[0] or "application/octet-stream")
             files.append((name, ctype, path.read_bytes()))

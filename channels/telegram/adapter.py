@@ -45,6 +45,7 @@ from channels.telegram import texts
 from channels.telegram.settings import TelegramChannelSettings
 from core.attachments import store as attachment_store
 from core.customers import service as customer_service
+from core.errors import NotFoundError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
 from core.outbox.schemas import OutboundEnvelope, QuickReply
 
@@ -448,6 +449,21 @@ class TelegramChannel:
 
     # -- outbound --------------------------------------------------------------------------------------
 
+    async def _send_attachment(self, chat_id: int, attachment: dict[str, Any]) -> None:
+        """One sendDocument after the text: a file from the attachment store, or a public URL Telegram fetches."""
+        key, url = attachment.get("storage_key"), attachment.get("url")
+        if key:
+            try:
+                path = await asyncio.to_thread(attachment_store.open_path, self.ctx.data_dir, str(key))
+            except NotFoundError as exc:
+                raise PermanentSendError(f"attachment {key!r} is not in the attachment store") from exc
+            data = await asyncio.to_thread(path.read_bytes)
+            name = attachment_store.safe_filename(str(attachment.get("filename") or path.name))
+            await self.bot.send_document(chat_id=chat_id, document=data, filename=name)
+        elif isinstance(url, str) and url.startswith(("http://", "https://")):
+            await self.bot.send_document(chat_id=chat_id, document=url,
+                                         caption=str(attachment.get("filename") or "")[:1024] or None)
+
     async def send(self, envelope: OutboundEnvelope) -> str | None:
         try:
             chat_id = int(envelope.recipient)
@@ -463,10 +479,7 @@ class TelegramChannel:
                 sent = await bot.send_message(chat_id=chat_id, text=chunk, reply_markup=markup if last else None)
                 sent_id = sent_id or str(sent.message_id)
             for attachment in envelope.attachments:
-                url = attachment.get("url")
-                if isinstance(url, str) and url.startswith(("http://", "https://")):
-                    await bot.send_document(chat_id=chat_id, document=url,
-                                            caption=str(attachment.get("filename") or "")[:1024] or None)
+                await self._send_attachment(chat_id, attachment)
         except Forbidden as exc:  # the user blocked the bot or deleted the account
             self.health.details["last_refusal"] = str(exc)[:200]
             raise PermanentSendError(f"Telegram refused: {exc}") from exc

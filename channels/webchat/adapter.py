@@ -76,6 +76,18 @@ class FrameError(Exception):
         self.code, self.message, self.extra = code, message, extra
 
 
+def attachment_summaries(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Name and size of each file; the visitor cannot fetch stored files (agent-only), only public URLs."""
+    summaries = []
+    for item in items:
+        summary: dict[str, Any] = {"filename": str(item.get("filename") or "file"), "size": item.get("size")}
+        url = item.get("url")
+        if isinstance(url, str) and url.startswith(("https://", "http://")):
+            summary["url"] = url
+        summaries.append(summary)
+    return summaries
+
+
 def message_frame(message: Message, payload: dict[str, Any] | None) -> dict[str, Any]:
     """One message as the widget shows it."""
     frame: dict[str, Any] = {
@@ -86,7 +98,7 @@ def message_frame(message: Message, payload: dict[str, Any] | None) -> dict[str,
     if client_id:
         frame["client_id"] = client_id
     if message.attachments:
-        frame["attachments"] = [{"filename": a.get("filename"), "url": a.get("url")} for a in message.attachments]
+        frame["attachments"] = attachment_summaries(message.attachments)
     quick = (payload or {}).get("quick_replies") or []
     if quick:
         frame["quick_replies"] = [{"title": q["title"], "payload": q["payload"]} for q in quick]
@@ -172,7 +184,7 @@ class WebchatChannel:
         if envelope.quick_replies:
             frame["quick_replies"] = [q.model_dump() for q in envelope.quick_replies]
         if envelope.attachments:
-            frame["attachments"] = [{"filename": a.get("filename"), "url": a.get("url")} for a in envelope.attachments]
+            frame["attachments"] = attachment_summaries(envelope.attachments)
         for conn in list(self._sockets.get(envelope.recipient, ())):
             await conn.push_message(frame)
         # Not connected: the message waits in the history; delivered either way.

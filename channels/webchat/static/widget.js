@@ -39,6 +39,7 @@
     "height:520px;max-height:calc(100vh - 48px);display:none;flex-direction:column;background:#fff;border-radius:14px;",
     "box-shadow:0 12px 40px rgba(0,0,0,.3);overflow:hidden;font:14px/1.4 system-ui,sans-serif;color:#1d2733}",
     ".sbw-panel.sbw-open{display:flex}",
+    ".sbw-file{font-size:12px;opacity:.8;margin-top:4px;overflow-wrap:anywhere}",
     ".sbw-head{background:#0b5cad;color:#fff;padding:12px 14px;display:flex;align-items:center;gap:8px}",
     ".sbw-head b{flex:1;font-size:15px}.sbw-dot{width:9px;height:9px;border-radius:50%;background:#9aa5b1}",
     ".sbw-dot.sbw-on{background:#3ddc84}.sbw-x{background:none;border:0;color:#fff;font-size:20px;cursor:pointer}",
@@ -110,6 +111,11 @@
     var who = m.author === "agent" ? (lang === "ru" ? "Оператор" : "Operator") : (m.author === "bot" ? (lang === "ru" ? "Бот" : "Bot") : "");
     var node = bubble(m.author, m.text, who);
     node.dataset.id = m.id;
+    // Files are shown by name and size only (text nodes, never markup); stored files are for agents only.
+    (m.attachments || []).forEach(function (a) {
+      var label = "\uD83D\uDCCE " + (a.filename || "file") + (a.size ? " (" + Math.max(1, Math.round(a.size / 1024)) + " KB)" : "");
+      node.appendChild(el("div", "sbw-file", label));
+    });
     if (m.client_id) { byClient[m.client_id] = node; }
     if (m.author !== "customer") { typing.textContent = ""; clearQuick(); }
     if (live !== false && m.quick_replies && m.quick_replies.length) {

@@ -385,3 +385,34 @@ async def test_a_message_that_keeps_failing_is_quarantined_and_an_outage_is_wait
     assert len(reasons) == 1
     assert "ingest failed 3 times" in reasons[0]
     assert "a bug in the pipeline" in reasons[0]
+
+
+async def test_agent_reply_with_an_uploaded_file_and_a_forwarded_inbound_one_reaches_smtp(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot, smtp_sink: SmtpSink, agent: tuple[Any, dict[str, str]]) -> None:
+    user = dovecot.add_user()
+    async with running_app(db_url, tmp_path, email_settings(dovecot, smtp_sink, dovecot.mailbox_settings(user))) \
+            as app:
+        await dovecot.append(user, fixture_bytes("attachments.eml"))
+        await wait_for(lambda: len(smtp_sink.messages) == 1, what="the bot's answer by SMTP")
+        async with sessionmaker() as session:
+            ticket = (await session.scalars(select(Ticket))).one()
+            inbound = (await session.scalars(select(DbMessage).where(DbMessage.direction == Direction.inbound))).one()
+        customer_file = inbound.attachments[1]  # роутер.png, stored when the mail came in
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+            r = await client.post("/attachments", headers=agent[1],
+                                  files={"file": ("Инструкция.pdf", b"%PDF-1.4 manual", "application/pdf")})
+            assert r.status_code == 201, r.text
+            forwarded = {k: customer_file[k] for k in ("filename", "content_type", "size", "storage_key")}
+            reply = await client.post(f"/tickets/{ticket.number}/reply", headers=agent[1], json={
+                "text": "The manual is attached.", "attachments": [r.json(), forwarded]})
+            assert reply.status_code == 201, reply.text
+            await wait_for(lambda: len(smtp_sink.messages) == 2, what="the agent's reply by SMTP")
+    agent_mail = smtp_sink.parsed()[1]
+    parts = [(p.get_filename(), p.get_content_type(), p.get_payload(decode=True)) for p in agent_mail.walk()
+             if p.get_filename()]
+    stored = (tmp_path / "data" / customer_file["storage_key"]).read_bytes()
+    assert parts == [("Инструкция.pdf", "application/pdf", b"%PDF-1.4 manual"),
+                     (customer_file["filename"], customer_file["content_type"], stored)]
+    text = next(p for p in agent_mail.walk() if p.get_content_type() == "text/plain" and not p.get_filename())
+    assert text.get_payload(decode=True).decode().startswith("The manual is attached.")

@@ -86,13 +86,15 @@ class FakeBotAPI:
         if request.headers.get("content-type", "").startswith("application/json"):
             params = await request.json()
         else:
-            form = await request.form()
-            for key, value in form.items():
-                if isinstance(value, str):
-                    try:
-                        params[key] = json.loads(value)
-                    except ValueError:
-                        params[key] = value
+            async with request.form() as form:
+                for key, value in form.items():
+                    if isinstance(value, str):
+                        try:
+                            params[key] = json.loads(value)
+                        except ValueError:
+                            params[key] = value
+                    else:  # an uploaded file (sendDocument with bytes): keep what Telegram would receive
+                        params[key] = {"filename": value.filename, "content": await value.read()}
         self.calls.append((name, params))
         handler = getattr(self, f"_m_{name}", None)
         if handler is None:
@@ -141,7 +143,13 @@ class FakeBotAPI:
         return self._ok(self._message(chat_id, text=p["text"]))
 
     async def _m_sendDocument(self, p: dict[str, Any]) -> Response:
-        return self._ok(self._message(int(p["chat_id"]), document={"file_id": "sent", "file_unique_id": "sent-u"}))
+        chat_id = int(p["chat_id"])
+        if chat_id in self.blocked:
+            return self._fail(403, "Forbidden: bot was blocked by the user")
+        document = p.get("document")
+        name = document["filename"] if isinstance(document, dict) else None
+        return self._ok(self._message(chat_id, document={"file_id": "sent", "file_unique_id": "sent-u",
+                                                         **({"file_name": name} if name else {})}))
 
     async def _m_answerCallbackQuery(self, _p: dict[str, Any]) -> Response:
         return self._ok(True)

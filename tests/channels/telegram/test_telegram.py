@@ -245,3 +245,43 @@ async def test_blocked_bot_fails_permanently_and_rate_limit_is_retried(
             row = (await session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "6002"))).one()
             assert "blocked" in (row.last_error or "")
             assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+
+
+async def test_agent_reply_sends_stored_attachments_as_documents_after_the_text(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    from core.users.models import Role
+    from tests.conftest import make_user
+
+    _, token = await make_user(sessionmaker, Role.agent, "tg-agent@test.example")
+    auth = {"Authorization": f"Bearer {token}"}
+    async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (adapter, client):
+        assert (await webhook_post(client, fixture("text_message", 1))).status_code == 200
+        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 1)
+        ticket_id = (await inbound(sessionmaker))[0].ticket_id
+        files = [("счёт.pdf", b"%PDF-1.4 invoice", "application/pdf"), ("photo.png", b"\x89PNG data", "image/png")]
+        infos = [(await client.post("/attachments", headers=auth, files={"file": f})).json() for f in files]
+        r = await client.post(f"/tickets/{ticket_id}/reply", headers=auth,
+                              json={"text": "Your invoice and the photo.", "attachments": infos})
+        assert r.status_code == 201, r.text
+        await wait_for(lambda: len(bot_api.called("sendDocument")) == 2)
+        names = [name for name, _params in bot_api.calls if name in ("sendMessage", "sendDocument")]
+        assert names[-3:] == ["sendMessage", "sendDocument", "sendDocument"]  # the text first, then each file
+        assert bot_api.sent_texts(CHAT)[-1] == "Your invoice and the photo."
+        sent = bot_api.called("sendDocument")
+        assert [int(p["chat_id"]) for p in sent] == [CHAT, CHAT]
+        assert [(p["document"]["filename"], p["document"]["content"]) for p in sent] == [
+            ("счёт.pdf", b"%PDF-1.4 invoice"), ("photo.png", b"\x89PNG data")]
+
+        # A file that vanished from the store cannot be sent, ever: a permanent failure, not a retry loop.
+        from channels.base import PermanentSendError
+        from core.outbox.schemas import OutboundEnvelope
+
+        envelope = OutboundEnvelope(outbox_id=1, message_id=1, ticket_id=ticket_id, channel="telegram",
+                                    recipient=str(CHAT), ticket_number="T-1", text="x",
+                                    attachments=[{"filename": "a", "storage_key": "uploads/00/gone/a.pdf"}])
+        with pytest.raises(PermanentSendError, match="not in the attachment store"):
+            await adapter.send(envelope)
+        for escaping in ("../../etc/passwd", "/etc/passwd"):
+            with pytest.raises(PermanentSendError):
+                await adapter.send(envelope.model_copy(update={"attachments": [{"storage_key": escaping}]}))

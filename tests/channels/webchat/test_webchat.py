@@ -180,3 +180,26 @@ async def test_offline_notice_outside_office_hours(db_url: str, db_engine: Any, 
     finally:
         server.should_exit = True
         await task
+
+
+async def test_agent_attachments_reach_the_widget_as_name_and_size_only(
+    chat_server: Server, agent: tuple[Any, dict[str, str]]
+) -> None:
+    _, auth = agent
+    client, ready, _ = await Client.connect(chat_server.ws_url, lang="en")
+    ack = await client.say("a0", "hello")
+    await client.next("message", where=lambda f: f["author"] == "bot")
+    async with httpx.AsyncClient(base_url=chat_server.url) as http:
+        info = (await http.post("/attachments", headers=auth,
+                                files={"file": ("<b>plan<i>.pdf", b"%PDF plan", "application/pdf")})).json()
+        r = await http.post(f"/tickets/{ack['ticket']}/reply", headers=auth,
+                            json={"text": "Here is the plan.", "attachments": [info]})
+        assert r.status_code == 201, r.text
+        live = await client.next("message", where=lambda f: f["author"] == "agent")
+        # No storage key and no agent-only URL goes to the visitor.
+        assert live["attachments"] == [{"filename": "_b_plan_i_.pdf", "size": 9}]
+    again, _, history = await Client.connect(chat_server.ws_url, token=ready["session_token"])
+    stored = [m for m in history["messages"] if m["author"] == "agent"]
+    assert stored[0]["attachments"] == [{"filename": "_b_plan_i_.pdf", "size": 9}]
+    await client.close()
+    await again.close()
