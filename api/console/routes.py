@@ -12,6 +12,7 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
 from api.console import queries
 from api.console.i18n import LANGUAGES, translator
@@ -29,6 +30,9 @@ from api.console.security import (
     user_from_cookie,
 )
 from api.deps import DbSession, State
+from api.routers.attachments import download_response
+from core.attachments import service as attachment_service
+from core.attachments.schemas import AttachmentRef
 from core.audit import repository as audit_repo
 from core.audit import service as audit
 from core.canned import service as canned_service
@@ -52,6 +56,7 @@ LIVE_TOPICS = ("tickets", "messages", "outbox.queued", "outbox.sent", "outbox.fa
 STREAM_SECONDS = 55.0
 KEEPALIVE_SECONDS = 15.0
 PAGE_SIZE = 50
+MAX_REPLY_FILES = 10
 
 
 def redirect(url: str, flash: str | None = None, kind: str = "info") -> RedirectResponse:
@@ -264,7 +269,7 @@ async def _conversation_context(session: DbSession, ticket_id: int) -> dict[str,
 
 
 @router.get("/tickets/{ref}")
-async def ticket_page(request: Request, ref: str, session: DbSession, user: ConsoleUser) -> Response:
+async def ticket_page(request: Request, ref: str, session: DbSession, state: State, user: ConsoleUser) -> Response:
     ctx = await _conversation_context(session, ticket_id_of(ref))
     ticket: Ticket = ctx["ticket"]
     canned = await canned_service.list_for_ticket(session, ticket)
@@ -276,6 +281,7 @@ async def ticket_page(request: Request, ref: str, session: DbSession, user: Cons
         allowed_statuses=sorted(ticket_service.ALLOWED_TRANSITIONS[ticket.status]),
         priorities=list(Priority), intents=await queries.known_intents(session),
         mergeable=[t for t in panel.previous if t.status in (*queries.ACTIVE, TicketStatus.bot)],
+        max_attachment_mb=round(state.settings.max_attachment_bytes / 1_048_576, 1),
     )
     return render(request, "ticket.html", ctx)
 
@@ -334,8 +340,9 @@ async def change_priority(ref: str, session: DbSession, user: ConsoleUser,
 
 
 @router.post("/tickets/{ref}/reply", dependencies=[CsrfChecked])
-async def reply(ref: str, session: DbSession, user: ConsoleUser, text: Annotated[str, Form()] = "",
-                canned_id: Annotated[str, Form()] = "", status: Annotated[str, Form()] = "") -> Response:
+async def reply(ref: str, request: Request, session: DbSession, state: State, user: ConsoleUser,
+                text: Annotated[str, Form()] = "", canned_id: Annotated[str, Form()] = "",
+                status: Annotated[str, Form()] = "") -> Response:
     _ = translator(user.language)
     ticket = await _locked(session, ref)
     if not text.strip() and canned_id.isdigit():
@@ -345,8 +352,33 @@ async def reply(ref: str, session: DbSession, user: ConsoleUser, text: Annotated
     if len(text) > 100_000:
         raise ValidationFailedError("the reply is longer than 100,000 characters")
     new_status = TicketStatus(status) if status in TicketStatus.__members__ else None
-    await ticket_service.reply(session, ticket, user, text, status=new_status)
+    attachments = await _store_uploads(request, state)
+    await ticket_service.reply(session, ticket, user, text, attachments=attachments,
+                               attachment_root=state.settings.data_dir, status=new_status)
     return redirect(ticket_url(ticket), _("ticket.replied"))
+
+
+async def _store_uploads(request: Request, state: State) -> list[AttachmentRef]:
+    """The files of the reply form, saved through the attachment store (413/415 come back as a flash)."""
+    # An empty <input type=file> still sends a part with no name; only real files count.
+    files = [f for f in (await request.form()).getlist("files") if isinstance(f, UploadFile) and f.filename]
+    if len(files) > MAX_REPLY_FILES:
+        raise ValidationFailedError(f"at most {MAX_REPLY_FILES} files per reply")
+    limit = state.settings.max_attachment_bytes
+    refs = []
+    for upload in files:
+        data = await upload.read(limit + 1)
+        info = await asyncio.to_thread(attachment_service.save_upload, state.settings.data_dir,
+                                       upload.filename or "", upload.content_type, data, max_bytes=limit)
+        refs.append(AttachmentRef.model_validate(info.model_dump(exclude={"url"})))
+    return refs
+
+
+@router.get("/attachments/{storage_key:path}")
+async def attachment(storage_key: str, state: State, _user: ConsoleUser) -> Response:
+    """Inbound and outbound files for signed-in console users (the API's route wants a bearer token)."""
+    path = await asyncio.to_thread(attachment_service.open_path, state.settings.data_dir, storage_key)
+    return download_response(path)
 
 
 @router.post("/tickets/{ref}/note", dependencies=[CsrfChecked])

@@ -1,0 +1,116 @@
+"""Files in the console: attach to a reply (multipart, CSRF checked), download with the session cookie."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.settings import Settings
+from core.attachments import store
+from core.outbox.models import OutboxMessage
+from core.tickets.models import Direction, Message
+from tests.conftest import REST_HEADERS, make_settings, rest_message
+from tests.console.conftest import People, csrf_of, login
+
+LIMIT = 32 * 1024
+XSS = '<img src=x onerror="window.pwned=1">.png'
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return make_settings(db_url, data_dir=tmp_path / "data", max_attachment_bytes=LIMIT)
+
+
+async def open_ticket(client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession],
+                      settings: Settings) -> tuple[str, dict[str, Any]]:
+    """A customer message with a stored file (as the email channel leaves it) and one given by URL."""
+    r = await client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message(
+        "m-1", "my router, see the photo", sender="c-7",
+        attachments=[{"filename": XSS, "content_type": "image/png", "url": "https://cdn.example/x.png"}]))
+    number = r.json()["ticket_number"]
+    stored = store.save(settings.data_dir, "роутер фото.png", "image/png", b"\x89PNG router", namespace="email")
+    async with sessionmaker() as session, session.begin():
+        message = (await session.scalars(select(Message).where(Message.external_message_id == "m-1"))).one()
+        await session.execute(update(Message).where(Message.id == message.id).values(
+            attachments=[*message.attachments, stored.model_dump(exclude_none=True)]))
+    return number, stored.model_dump()
+
+
+async def send_reply(client: httpx.AsyncClient, ticket_url: str, text: str,
+                     files: list[tuple[str, tuple[str, bytes, str]]], csrf: str | None = None) -> httpx.Response:
+    page = await client.get(ticket_url)
+    token = csrf if csrf is not None else csrf_of(page.text)
+    return await client.post(f"{ticket_url}/reply", data={"csrf_token": token, "text": text}, files=files,
+                             headers={"Referer": f"http://testserver{ticket_url}"})
+
+
+async def test_reply_with_files_and_downloads(client: httpx.AsyncClient, people: People, settings: Settings,
+                                              sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    number, inbound = await open_ticket(client, sessionmaker, settings)
+    await login(client, "agent@test.example")
+    ticket_url = f"/console/tickets/{number}"
+    page = await client.get(ticket_url)
+    assert 'enctype="multipart/form-data"' in page.text and 'type="file"' in page.text
+    # Names are escaped; a stored inbound file links to the console download, a URL-only one does not.
+    assert "<img src=x" not in page.text and "&lt;img src=x onerror=" in page.text
+    link = "/console/attachments/" + inbound["storage_key"].replace(" ", "%20").replace(
+        "роутер", "%D1%80%D0%BE%D1%83%D1%82%D0%B5%D1%80").replace("фото", "%D1%84%D0%BE%D1%82%D0%BE")
+    assert f'href="{link}"' in page.text
+
+    r = await client.get(link)
+    assert r.status_code == 200 and r.content == b"\x89PNG router"
+    assert r.headers["content-disposition"].startswith("attachment;")
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+    files = [("files", ("договор.pdf", b"%PDF contract", "application/pdf")),
+             ("files", ("notes.txt", b"call back at 5", "text/plain")),
+             ("files", ("", b"", "application/octet-stream"))]  # an empty file input, as browsers send it
+    r = await send_reply(client, ticket_url, "Документы во вложении", files)
+    assert r.status_code == 303 and r.headers["location"] == ticket_url
+    async with sessionmaker() as session:
+        sent = (await session.scalars(select(Message).where(Message.direction == Direction.outbound,
+                                                            Message.author_user_id == people.agent.id))).one()
+        outbox = (await session.scalars(select(OutboxMessage).where(OutboxMessage.message_id == sent.id))).one()
+    assert [(a["filename"], a["size"]) for a in sent.attachments] == [("договор.pdf", 13), ("notes.txt", 14)]
+    assert all(a["storage_key"].startswith("uploads/") for a in sent.attachments)
+    assert outbox.message_id == sent.id
+    page = await client.get(ticket_url)
+    for item in sent.attachments:
+        r = await client.get(f"/console/attachments/{item['storage_key']}")
+        assert r.status_code == 200 and r.headers["content-disposition"].startswith("attachment;")
+    assert "договор.pdf</a>" in page.text
+
+
+async def test_refused_files_csrf_and_access(client: httpx.AsyncClient, people: People, settings: Settings,
+                                             sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    number, inbound = await open_ticket(client, sessionmaker, settings)
+    ticket_url = f"/console/tickets/{number}"
+    # Not signed in: no download, sent to the login page.
+    r = await client.get(f"/console/attachments/{inbound['storage_key']}")
+    assert r.status_code in (302, 303, 401) and b"PNG" not in r.content
+    await login(client, "agent@test.example")
+
+    async def agent_replies() -> int:
+        async with sessionmaker() as session:
+            return len((await session.scalars(select(Message).where(
+                Message.author_user_id == people.agent.id))).all())
+
+    r = await send_reply(client, ticket_url, "a file", [("files", ("a.pdf", b"%PDF", "application/pdf"))],
+                         csrf="forged")
+    assert r.status_code in (303, 403) and await agent_replies() == 0
+    r = await send_reply(client, ticket_url, "a program", [("files", ("setup.exe", b"MZ", "application/pdf"))])
+    assert r.status_code == 303
+    assert "not accepted" in (await client.get(ticket_url)).text
+    r = await send_reply(client, ticket_url, "too big", [("files", ("big.bin", b"x" * (LIMIT + 1), "x/y"))])
+    assert r.status_code == 303
+    assert "limit" in (await client.get(ticket_url)).text
+    assert await agent_replies() == 0
+    assert not (settings.data_dir / "uploads").exists()
+
+    for key in ("..%2F..%2Fetc%2Fpasswd", "email/00/none/x.png", "%2Fetc%2Fpasswd"):
+        assert (await client.get(f"/console/attachments/{key}")).status_code == 404
