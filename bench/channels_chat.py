@@ -237,7 +237,8 @@ async def main(args: argparse.Namespace) -> None:
 
     await upgrade_async(database_url)
     port = free_port()
-    server = subprocess.Popen([  # noqa: ASYNC220 - started once, before any loadsys.executable, __file__, "serve", "--port", str(port), "--botapi-port",
+    server = subprocess.Popen([  # noqa: ASYNC220 - started once, before any load
+                               sys.executable, __file__, "serve", "--port", str(port), "--botapi-port",
                                str(botapi_port), "--database-url", database_url, "--data-dir", str(tmp)],
                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/channels/webchat/ws"
