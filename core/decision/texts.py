@@ -39,6 +39,29 @@ TEAM_NAMES: dict[str, dict[str, str]] = {
 }
 
 
+ORDER_STATUSES: dict[str, dict[str, str]] = {
+    "new": {"en": "received", "ru": "принят"},
+    "accepted": {"en": "accepted", "ru": "принят"},
+    "processing": {"en": "being processed", "ru": "в обработке"},
+    "awaiting_payment": {"en": "awaiting payment", "ru": "ожидает оплаты"},
+    "paid": {"en": "paid", "ru": "оплачен"},
+    "shipped": {"en": "shipped", "ru": "отправлен"},
+    "in_transit": {"en": "on its way", "ru": "в пути"},
+    "ready_for_pickup": {"en": "ready for pickup", "ru": "готов к выдаче"},
+    "delivered": {"en": "delivered", "ru": "доставлен"},
+    "installation_scheduled": {"en": "installation scheduled", "ru": "назначен монтаж"},
+    "completed": {"en": "completed", "ru": "выполнен"},
+    "cancelled": {"en": "cancelled", "ru": "отменён"},
+}
+
+
+def order_status(status: str, language: str | None) -> str:
+    """A known order status in the customer's language; an unknown one as the order system sent it."""
+    lang = language if language in ("ru", "en") else "en"
+    known = ORDER_STATUSES.get(status.strip().lower().replace(" ", "_").replace("-", "_"))
+    return known[lang] if known else status
+
+
 def text(key: str, language: str | None, **values: object) -> str:
     lang = language if language in ("ru", "en") else "en"
     return TEXTS[key][lang].format(**values)

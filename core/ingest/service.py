@@ -310,6 +310,6 @@ class IngestService:
                                   "team": texts.team_name(ticket.team.slug if ticket.team else None, lang),
                                   "order": ctx.order_number or ""}
         if ctx.order is not None:
-            values.update(order=ctx.order.number, status=ctx.order.status,
+            values.update(order=ctx.order.number, status=texts.order_status(ctx.order.status, lang),
                           description=f" {ctx.order.description}" if ctx.order.description else "")
         return texts.text(decision.reply_key or "escalated", lang, **values)

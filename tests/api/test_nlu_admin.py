@@ -196,3 +196,24 @@ async def test_activation_reaches_other_instances(db_url: str, db_engine: AsyncE
         assert engines[0].active_version == second
         # Without the bridge the other instance only learns of it at its next start.
         assert (engines[1].active_version == second) is bridged
+
+
+async def test_bot_answers_order_status_from_the_order_record(nlu_client: httpx.AsyncClient, supervisor: Auth,
+                                                               agent: Auth) -> None:
+    r = await nlu_client.put("/orders/ORD-100200", headers=supervisor[1],
+                             json={"status": "shipped", "description": "Роутер, курьер"})
+    assert r.status_code == 201
+    res = (await nlu_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                                 json=rest_message("o-1", "Где мой заказ ORD-100200?", sender="buyer"))).json()
+    assert res["action"] == "answer"
+    messages = (await nlu_client.get(f"/tickets/{res['ticket_number']}", headers=agent[1])).json()["messages"]
+    assert messages[0]["entities"][0]["value"] == "ORD-100200"
+    assert messages[1]["text"] == "Заказ ORD-100200: отправлен. Роутер, курьер"
+    # Without a number the bot asks for it; asked again without one, it hands over to a person.
+    first = (await nlu_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                                   json=rest_message("o-2", "where is my order?", sender="buyer2"))).json()
+    assert first["action"] == "answer"
+    second = (await nlu_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                                    json=rest_message("o-3", "where is my order??", sender="buyer2"))).json()
+    assert second["action"] == "escalate"
+    assert second["ticket_number"] == first["ticket_number"]

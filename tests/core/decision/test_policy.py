@@ -71,3 +71,12 @@ def test_bot_stays_quiet_on_tickets_with_humans_and_on_auto_replies() -> None:
     assert decide(ctx(parse("greeting"), auto_reply=True, faq_answer="hi")).action == Action.ignore
     with_humans = decide(ctx(parse("complaint"), ticket_status=TicketStatus.pending))
     assert with_humans.action == Action.agent and with_humans.priority == Priority.high
+
+
+def test_order_status_names_in_the_customers_language() -> None:
+    from core.decision.texts import order_status
+
+    assert order_status("shipped", "ru") == "отправлен"
+    assert order_status("In transit", "en") == "on its way"
+    assert order_status("in-transit", "ru") == "в пути"
+    assert order_status("handed to DHL", "ru") == "handed to DHL"
