@@ -201,6 +201,14 @@ async def add_outbound(
     return message
 
 
+UPLOADS_PREFIX = attachment_service.UPLOADS + "/"
+
+
+async def _ticket_attachment_keys(session: AsyncSession, ticket_id: int) -> set[str]:
+    rows = (await session.scalars(select(Message.attachments).where(Message.ticket_id == ticket_id))).all()
+    return {str(a["storage_key"]) for items in rows for a in (items or []) if a.get("storage_key")}
+
+
 async def reply(
     session: AsyncSession, ticket: Ticket, actor: User, text: str, *, html: str | None = None,
     attachments: Sequence[AttachmentRef] = (), attachment_root: Path | None = None,
@@ -220,6 +228,12 @@ async def reply(
         if attachment_root is None:
             raise ValueError("attachment_root is required to attach files")
         stored = await asyncio.to_thread(attachment_service.resolve_for_reply, attachment_root, attachments)
+        own = await _ticket_attachment_keys(session, ticket.id)
+        for ref in attachments:
+            # Agents attach what they uploaded or what this conversation already holds, never another
+            # customer's files.
+            if not ref.storage_key.startswith(UPLOADS_PREFIX) and ref.storage_key not in own:
+                raise PermissionDeniedError(f"attachment {ref.storage_key!r} belongs to another conversation")
     if ticket.assignee_id is None and actor.role == Role.agent:
         await _assign(session, ticket, actor, actor, action="ticket.take")
     message = await add_outbound(session, ticket, text=text, html=html, attachments=stored or None,

@@ -141,3 +141,28 @@ async def test_reply_with_attachments(app_client: httpx.AsyncClient, agent: Auth
     assert r.status_code == 201, r.text
     assert r.json()["attachments"] == [{"filename": "guide.pdf", "content_type": "application/pdf", "size": 10,
                                         "storage_key": info["storage_key"]}]
+
+
+async def test_reply_cannot_attach_another_conversations_file(app_client: httpx.AsyncClient, agent: Auth,
+                                                              settings: Settings) -> None:
+    """A customer's file may be forwarded within its own conversation, never into someone else's."""
+    from core.attachments import store
+    from core.ingest.schemas import InboundMessage, SenderInfo
+
+    _, h = agent
+    state = app_client.app.state.switchboard  # type: ignore[attr-defined]
+    info = store.save(Path(settings.data_dir), "passport.jpg", "image/jpeg", b"\xff\xd8secret", namespace="email")
+    theirs = await state.ingest.ingest(InboundMessage(channel="email", external_message_id="<p@x>",
+                                                      sender=SenderInfo(external_id="a@x"), text="my passport",
+                                                      attachments=(info,)))
+    mine = (await app_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                                  json=rest_message("2", "hello", sender="other"))).json()
+    ref = {"filename": info.filename, "content_type": info.content_type, "size": info.size,
+           "storage_key": info.storage_key}
+    r = await app_client.post(f"/tickets/{mine['ticket_number']}/reply", headers=h,
+                              json={"text": "here", "attachments": [ref]})
+    assert r.status_code == 403
+    assert "another conversation" in r.json()["message"]
+    r = await app_client.post(f"/tickets/{theirs.ticket_number}/reply", headers=h,
+                              json={"text": "we got it", "attachments": [ref]})
+    assert r.status_code == 201, r.text
