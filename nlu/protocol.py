@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from nlu.text import detect_language
+
 ProgressCallback = Callable[[float, str], None]
 """Called with (fraction done in [0, 1], human-readable stage) during long jobs."""
 
@@ -143,7 +145,7 @@ class KeywordEngine:
 
     async def parse(self, text: str) -> Parse:
         lowered = text.lower()
-        language = "ru" if any("\u0400" <= ch <= "\u04ff" for ch in text) else "en"
+        language = detect_language(text, default="en")
         for intent, words in self.keywords.items():
             if any(w in lowered for w in words):
                 return Parse(text=text, intent=intent, confidence=1.0, confident=True, language=language,

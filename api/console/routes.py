@@ -570,8 +570,7 @@ async def admin_set_route(session: DbSession, actor: ConsoleAdmin, intent: Annot
     if not nlu_admin.INTENT_NAME.match(intent):
         raise ValidationFailedError("an intent name is lower-case latin letters, digits and underscores")
     team = await ticket_service.team_by_slug(session, queue)
-    await routing.set_route(session, intent, team)
-    audit.record(session, actor, "routing.set", "intent", intent, queue=team.slug)
+    await routing.set_route(session, intent, team, actor)
     return redirect("/console/admin/routing", translator(actor.language)("saved"))
 
 

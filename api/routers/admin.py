@@ -107,8 +107,7 @@ async def list_routes(session: DbSession, _user: Supervisor) -> dict[str, str]:
 @router.put("/routes/{intent}", response_model=dict[str, str])
 async def set_route(intent: str, body: RouteUpdate, session: DbSession, actor: Admin) -> dict[str, str]:
     team = await tickets.team_by_slug(session, body.queue)
-    await routing.set_route(session, intent, team)
-    audit.record(session, actor, "routing.set", "intent", intent, queue=body.queue)
+    await routing.set_route(session, intent, team, actor)
     return await routing.list_routes(session)
 
 

@@ -41,6 +41,7 @@ from core.tickets.models import (
 )
 from core.tickets.repository import OPEN_STATUSES
 from nlu.protocol import IntentEngine, Parse
+from nlu.text import detect_language
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class IngestService:
             return None
         if inbound.extra.get("quick_reply") == HANDOFF_PAYLOAD:
             # The customer pressed "talk to an operator": no guessing needed.
-            language = inbound.language_hint or ("ru" if any("\u0400" <= c <= "\u04ff" for c in inbound.text) else "en")
+            language = inbound.language_hint or detect_language(inbound.text, default="en")
             return Parse(text=inbound.text, intent="human_handoff", confidence=1.0, confident=True, language=language)
         try:
             return await self.engine().parse(inbound.text[:MAX_PARSE_CHARS])

@@ -30,18 +30,19 @@ from core.nlu_admin.models import (
 from core.tickets.models import Direction, Message
 from core.users.models import User
 from nlu.protocol import TrainingData, TrainingExample
+from nlu.text import detect_language
 
 INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 LANGUAGES = ("ru", "en")
 MAX_EXAMPLE_CHARS = 1000
 
 
-def detect_language(text: str) -> str:
-    """ru when the text has Cyrillic letters, else en (examples are short; this is what admins expect)."""
-    return "ru" if any("\u0400" <= ch <= "\u04ff" for ch in text) else "en"
+def example_language(text: str) -> str:
+    """ru or en; Latin text that reads as transliterated Russian counts as ru."""
+    return detect_language(text, default="en")
 
 
-def _check_intent_name(name: str) -> str:
+def check_intent_name(name: str) -> str:
     if not INTENT_NAME.match(name):
         raise ValidationFailedError(
             "an intent name is 2-64 characters: lower-case latin letters, digits and _, starting with a letter",
@@ -72,7 +73,7 @@ async def import_data(session: AsyncSession, data: TrainingData, *, source: str,
     )).all()}
     added_intents = added_examples = added_responses = 0
     for name in sorted({e.intent for e in data.examples} | set(data.responses)):
-        _check_intent_name(name)
+        check_intent_name(name)
         if name not in existing:
             intent = NluIntent(name=name, description="", created_at=utcnow())
             intent.examples = []
@@ -86,7 +87,7 @@ async def import_data(session: AsyncSession, data: TrainingData, *, source: str,
         if not text or len(text) > MAX_EXAMPLE_CHARS or (ex.intent, text) in seen:
             continue
         seen.add((ex.intent, text))
-        existing[ex.intent].examples.append(NluExample(text=text, language=detect_language(text), source=source,
+        existing[ex.intent].examples.append(NluExample(text=text, language=example_language(text), source=source,
                                                        created_at=utcnow()))
         added_examples += 1
     for name, by_lang in data.responses.items():
@@ -158,7 +159,7 @@ async def get_intent(session: AsyncSession, name: str) -> NluIntent:
 
 
 async def create_intent(session: AsyncSession, name: str, description: str, actor: User | None) -> NluIntent:
-    _check_intent_name(name)
+    check_intent_name(name)
     if (await session.scalars(select(NluIntent.id).where(NluIntent.name == name))).first() is not None:
         raise ConflictError(f"intent {name!r} already exists")
     intent = NluIntent(name=name, description=description, created_at=utcnow())
@@ -182,7 +183,7 @@ async def add_example(session: AsyncSession, name: str, text: str, actor: User |
     cleaned = _clean_example(text)
     if any(e.text == cleaned for e in intent.examples):
         raise ConflictError(f"intent {name!r} already has this example")
-    example = NluExample(intent_id=intent.id, text=cleaned, language=detect_language(cleaned), source=source,
+    example = NluExample(intent_id=intent.id, text=cleaned, language=example_language(cleaned), source=source,
                          created_at=utcnow())
     session.add(example)
     await session.flush()

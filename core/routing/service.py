@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit import service as audit
+from core.nlu_admin.service import check_intent_name
 from core.routing.models import IntentRoute
-from core.users.models import Team
+from core.users.models import Team, User
 
 DEFAULT_TEAM = "general"
 DEFAULT_ROUTES: dict[str, str] = {
@@ -49,7 +51,9 @@ async def list_routes(session: AsyncSession) -> dict[str, str]:
     return routes
 
 
-async def set_route(session: AsyncSession, intent: str, team: Team) -> IntentRoute:
+async def set_route(session: AsyncSession, intent: str, team: Team, actor: User | None) -> IntentRoute:
+    """Send tickets of `intent` to `team` from now on."""
+    check_intent_name(intent)
     route = (await session.scalars(select(IntentRoute).where(IntentRoute.intent == intent))).first()
     if route is None:
         route = IntentRoute(intent=intent, team_id=team.id)
@@ -57,4 +61,5 @@ async def set_route(session: AsyncSession, intent: str, team: Team) -> IntentRou
     else:
         route.team_id = team.id
     await session.flush()
+    audit.record(session, actor, "routing.set", "intent", intent, queue=team.slug)
     return route

@@ -135,3 +135,28 @@ async def test_database_outage_is_a_503_not_a_lost_message(app_client: httpx.Asy
     assert r.json()["error"] == "database_unavailable"
     r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("o-1", "hi"))
     assert r.status_code == 201
+
+
+async def test_routing_rules_validate_the_intent_name(app_client: httpx.AsyncClient,
+                                                      admin: tuple[Any, dict[str, str]]) -> None:
+    h = admin[1]
+    for bad in ("Bad Name", "x" * 200, "1st"):
+        r = await app_client.put(f"/admin/routes/{bad}", headers=h, json={"queue": "billing"})
+        assert r.status_code == 422, bad
+    r = await app_client.put("/admin/routes/roaming", headers=h, json={"queue": "billing"})
+    assert r.status_code == 200
+    assert r.json()["roaming"] == "billing"
+    audit = (await app_client.get("/admin/audit", headers=h, params={"entity_type": "intent"})).json()
+    assert [(e["action"], e["entity_id"], e["data"]) for e in audit] == [("routing.set", "roaming",
+                                                                          {"queue": "billing"})]
+
+
+async def test_example_language_reads_transliteration(app_client: httpx.AsyncClient,
+                                                      admin: tuple[Any, dict[str, str]]) -> None:
+    h = admin[1]
+    assert (await app_client.post("/admin/nlu/intents", headers=h, json={"name": "net_down"})).status_code == 201
+    langs = []
+    for text in ("ne rabotaet internet", "internet is down", "не работает интернет"):
+        r = await app_client.post("/admin/nlu/intents/net_down/examples", headers=h, json={"text": text})
+        langs.append(r.json()["language"])
+    assert langs == ["ru", "en", "ru"]
