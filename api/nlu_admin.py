@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.state import AppState, EngineHolder
@@ -164,6 +165,34 @@ class TrainingRunner:
         model, _metrics = engine.fit(train)
         probs = EmbeddedEngine.probabilities(model, [e.text for e in test.examples])
         return report_dict(evaluate_predictions(model, probs, [e.intent for e in test.examples]))
+
+
+class VersionRead(BaseModel):
+    """A saved model version as admins see it (from the engine's manifest)."""
+
+    version: str
+    active: bool
+    created_at: str | None
+    n_examples: int | None
+    n_intents: int | None
+    threshold: float | None
+    train_seconds: float | None
+    size_bytes: int | None
+    cross_validation: dict[str, Any]
+
+
+async def model_versions(state: AppState) -> list[VersionRead] | None:
+    """Newest first; None when the engine keeps its models itself (Rasa, the keyword engine)."""
+    engine = state.nlu.current
+    if not callable(getattr(engine, "list_versions", None)):
+        return None
+    versions = await asyncio.to_thread(engine.list_versions)  # type: ignore[attr-defined]
+    return [VersionRead(version=v.version, active=v.active, created_at=v.manifest.get("created_at"),
+                        n_examples=v.manifest.get("n_examples"), n_intents=len(v.manifest.get("intents", [])),
+                        threshold=v.manifest.get("threshold"), train_seconds=v.manifest.get("train_seconds"),
+                        size_bytes=v.manifest.get("size_bytes"),
+                        cross_validation=v.manifest.get("cross_validation") or {})
+            for v in reversed(versions)]
 
 
 def versions_engine(state: AppState) -> Any:

@@ -4,7 +4,6 @@ suggested examples and Rasa YAML import/export, all over `core.nlu_admin.service
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -163,24 +162,17 @@ class VersionRow:
     job_id: int | None = None
 
 
-def _versions_engine(state: State) -> Any | None:
-    engine = state.nlu.current
-    return engine if callable(getattr(engine, "list_versions", None)) else None
-
-
 async def _versions(state: State, jobs: list[NluTrainingJob]) -> list[VersionRow] | None:
-    """Newest first; None when the engine keeps its models itself (Rasa, the keyword engine)."""
-    engine = _versions_engine(state)
-    if engine is None:
+    """Newest first, each linked to the job that trained it; None when the engine keeps its models itself."""
+    versions = await nlu_jobs.model_versions(state)
+    if versions is None:
         return None
     by_version = {j.version: j.id for j in jobs if j.version}
-    versions = await asyncio.to_thread(engine.list_versions)
-    return [VersionRow(version=v.version, active=v.active, created_at=str(v.manifest.get("created_at", ""))[:19]
-                       .replace("T", " "), n_examples=v.manifest.get("n_examples"),
-                       n_intents=len(v.manifest.get("intents", [])), threshold=v.manifest.get("threshold"),
-                       train_seconds=v.manifest.get("train_seconds"),
-                       cross_validation=v.manifest.get("cross_validation") or {}, job_id=by_version.get(v.version))
-            for v in reversed(versions)]
+    return [VersionRow(version=v.version, active=v.active, created_at=(v.created_at or "")[:19].replace("T", " "),
+                       n_examples=v.n_examples, n_intents=v.n_intents or 0, threshold=v.threshold,
+                       train_seconds=v.train_seconds, cross_validation=v.cross_validation,
+                       job_id=by_version.get(v.version))
+            for v in versions]
 
 
 @router.get("/training")

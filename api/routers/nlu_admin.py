@@ -3,7 +3,6 @@ and agents' intent corrections."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, Agent, DbSession, State
-from api.nlu_admin import activate_version, rollback_version, versions_engine
+from api.nlu_admin import VersionRead, activate_version, model_versions, rollback_version, versions_engine
 from core.errors import ValidationFailedError
 from core.nlu_admin import service
 from core.nlu_admin.models import SuggestionStatus
@@ -73,18 +72,6 @@ class JobRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-
-
-class VersionRead(BaseModel):
-    version: str
-    active: bool
-    created_at: str | None
-    n_examples: int | None
-    n_intents: int | None
-    threshold: float | None
-    train_seconds: float | None
-    size_bytes: int | None
-    cross_validation: dict[str, Any]
 
 
 class SuggestionCreate(BaseModel):
@@ -175,14 +162,10 @@ async def get_job(job_id: int, session: DbSession, _user: Admin) -> JobRead:
 
 @router.get("/versions", response_model=list[VersionRead])
 async def list_versions(state: State, _user: Admin) -> list[VersionRead]:
-    engine = versions_engine(state)
-    versions = await asyncio.to_thread(engine.list_versions)
-    return [VersionRead(version=v.version, active=v.active, created_at=v.manifest.get("created_at"),
-                        n_examples=v.manifest.get("n_examples"), n_intents=len(v.manifest.get("intents", [])),
-                        threshold=v.manifest.get("threshold"), train_seconds=v.manifest.get("train_seconds"),
-                        size_bytes=v.manifest.get("size_bytes"),
-                        cross_validation=v.manifest.get("cross_validation", {}))
-            for v in reversed(versions)]
+    versions = await model_versions(state)
+    if versions is None:
+        versions_engine(state)  # raises the 409 that says why
+    return versions or []
 
 
 @router.post("/versions/{version}/activate", response_model=list[VersionRead])
