@@ -18,9 +18,7 @@ router = APIRouter(prefix="/customers", tags=["customers"])
 async def search(session: DbSession, _user: Agent, q: Annotated[str | None, Query(max_length=200)] = None,
                  limit: Annotated[int, Query(ge=1, le=200)] = 50,
                  offset: Annotated[int, Query(ge=0)] = 0) -> list[CustomerRead]:
-    rows = await repository.search(session, q, limit, offset)
-    ids = [c.id for c in rows]
-    return [CustomerRead.model_validate(await service.get(session, i)) for i in ids]
+    return [CustomerRead.model_validate(c) for c in await repository.search(session, q, limit, offset)]
 
 
 @router.get("/{customer_id}", response_model=CustomerRead)
@@ -40,8 +38,7 @@ async def history(customer_id: int, session: DbSession, _user: Agent,
 @router.get("/{customer_id}/orders", response_model=list[OrderRead])
 async def customer_orders(customer_id: int, session: DbSession, _user: Agent) -> list[OrderRead]:
     await service.get(session, customer_id)
-    return [OrderRead.model_validate(await orders.get_by_number(session, o.number))
-            for o in await orders.for_customer(session, customer_id)]
+    return [OrderRead.model_validate(o) for o in await orders.for_customer(session, customer_id)]
 
 
 @router.post("/{customer_id}/merge", response_model=CustomerRead)

@@ -72,7 +72,8 @@ async def move_identities(session: AsyncSession, source_id: int, target_id: int)
 
 
 async def search(session: AsyncSession, query: str | None, limit: int, offset: int) -> Sequence[Customer]:
-    stmt = select(Customer).where(Customer.merged_into_id.is_(None)).order_by(Customer.id.desc())
+    stmt = (select(Customer).where(Customer.merged_into_id.is_(None)).order_by(Customer.id.desc())
+            .options(selectinload(Customer.identities)))
     if query:
         like = f"%{query.lower()}%"
         stmt = stmt.where(or_(Customer.name.ilike(like), Customer.email.ilike(like), Customer.phone.ilike(like)))

@@ -73,5 +73,6 @@ async def upsert(
 
 
 async def for_customer(session: AsyncSession, customer_id: int) -> Sequence[Order]:
-    stmt = select(Order).where(Order.customer_id == customer_id).order_by(Order.id.desc())
+    stmt = (select(Order).where(Order.customer_id == customer_id).order_by(Order.id.desc())
+            .options(selectinload(Order.history)))
     return (await session.scalars(stmt)).all()

@@ -165,3 +165,24 @@ async def test_health_and_metrics(app_client: httpx.AsyncClient) -> None:
     r = await app_client.get("/metrics")
     assert "switchboard_messages_ingested_total" in r.text
     assert 'switchboard_http_requests_total{method="POST",route="/channels/rest/messages",status="201"}' in r.text
+
+
+async def test_customer_search_and_orders(app_client: httpx.AsyncClient, agent: Auth, supervisor: Auth) -> None:
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json={
+        "external_message_id": "1", "sender": {"external_id": "s-1", "name": "Ирина Котова", "email": "ira@x.ru"},
+        "text": "hello"})
+    assert r.status_code == 201
+    found = (await app_client.get("/customers", headers=agent[1], params={"q": "котова"})).json()
+    assert [c["name"] for c in found] == ["Ирина Котова"]
+    assert found[0]["identities"][0]["external_id"] == "s-1"
+    assert (await app_client.get("/customers", headers=agent[1], params={"q": "nobody"})).json() == []
+    tickets = (await app_client.get("/tickets", headers=agent[1], params={"q": "КОТОВА"})).json()
+    assert tickets["total"] == 1
+    for number, status in (("ORD-1", "accepted"), ("ORD-2", "shipped")):
+        r = await app_client.put(f"/orders/{number}", headers=supervisor[1],
+                                 json={"status": status, "customer": {"email": "ira@x.ru"}})
+        assert r.status_code == 201
+    await app_client.post("/orders/ORD-1/status", headers=supervisor[1], json={"status": "delivered"})
+    orders = (await app_client.get(f"/customers/{found[0]['id']}/orders", headers=agent[1])).json()
+    assert [(o["number"], [h["status"] for h in o["history"]]) for o in orders] == [
+        ("ORD-2", ["shipped"]), ("ORD-1", ["accepted", "delivered"])]
