@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.state import AppState
+from core.db.base import MAX_ID
 from core.errors import AuthenticationError, PermissionDeniedError
 from core.events import discard_pending, take_pending
 from core.users import service as users
@@ -68,3 +69,7 @@ def require_role(role: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
 Agent = Annotated[User, Depends(require_role(Role.agent))]
 Supervisor = Annotated[User, Depends(require_role(Role.supervisor))]
 Admin = Annotated[User, Depends(require_role(Role.admin))]
+
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+"""An id in a URL: past the integer range it is a 422, not a database error."""

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Admin, DbSession, Supervisor
+from api.deps import Admin, DbSession, IdPath, Supervisor
 from core.audit import repository as audit_repo
 from core.audit import service as audit
+from core.db.base import MAX_ID
 from core.quarantine import repository as quarantine_repo
 from core.routing import service as routing
 from core.tickets import service as tickets
@@ -72,7 +73,7 @@ async def create_user(body: UserCreate, session: DbSession, actor: Admin) -> Use
 
 
 @router.patch("/users/{user_id}", response_model=UserRead)
-async def update_user(user_id: int, body: UserUpdate, session: DbSession, actor: Admin) -> UserRead:
+async def update_user(user_id: IdPath, body: UserUpdate, session: DbSession, actor: Admin) -> UserRead:
     user = await users.get(session, user_id)
     changes = body.model_dump(exclude_unset=True, exclude={"password", "queue"})
     for key, value in changes.items():
@@ -113,7 +114,8 @@ async def set_route(intent: str, body: RouteUpdate, session: DbSession, actor: A
 
 @router.get("/audit", response_model=list[AuditRead])
 async def audit_log(session: DbSession, _user: Admin, entity_type: str | None = None, entity_id: str | None = None,
-                    actor_user_id: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                    actor_user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                    limit: Annotated[int, Query(ge=1, le=500)] = 100,
                     offset: Annotated[int, Query(ge=0)] = 0) -> list[AuditRead]:
     rows = await audit_repo.list_entries(session, entity_type=entity_type, entity_id=entity_id,
                                          actor_user_id=actor_user_id, limit=limit, offset=offset)

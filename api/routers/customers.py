@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import Admin, Agent, DbSession, Supervisor
+from api.deps import Admin, Agent, DbSession, IdPath, Supervisor
 from core.customers import repository, service
 from core.customers.schemas import CustomerMerge, CustomerRead
 from core.orders import service as orders
@@ -22,12 +22,12 @@ async def search(session: DbSession, _user: Agent, q: Annotated[str | None, Quer
 
 
 @router.get("/{customer_id}", response_model=CustomerRead)
-async def get_customer(customer_id: int, session: DbSession, _user: Agent) -> CustomerRead:
+async def get_customer(customer_id: IdPath, session: DbSession, _user: Agent) -> CustomerRead:
     return CustomerRead.model_validate(await service.get(session, customer_id))
 
 
 @router.get("/{customer_id}/history", response_model=list[MessageRead])
-async def history(customer_id: int, session: DbSession, _user: Agent,
+async def history(customer_id: IdPath, session: DbSession, _user: Agent,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 200,
                   offset: Annotated[int, Query(ge=0)] = 0) -> list[MessageRead]:
     """Every message of the customer, across all tickets and channels, oldest first."""
@@ -36,25 +36,25 @@ async def history(customer_id: int, session: DbSession, _user: Agent,
 
 
 @router.get("/{customer_id}/orders", response_model=list[OrderRead])
-async def customer_orders(customer_id: int, session: DbSession, _user: Agent) -> list[OrderRead]:
+async def customer_orders(customer_id: IdPath, session: DbSession, _user: Agent) -> list[OrderRead]:
     await service.get(session, customer_id)
     return [OrderRead.model_validate(o) for o in await orders.for_customer(session, customer_id)]
 
 
 @router.post("/{customer_id}/merge", response_model=CustomerRead)
-async def merge(customer_id: int, body: CustomerMerge, session: DbSession, user: Supervisor) -> CustomerRead:
+async def merge(customer_id: IdPath, body: CustomerMerge, session: DbSession, user: Supervisor) -> CustomerRead:
     """Merge `source_customer_id` into this customer."""
     return CustomerRead.model_validate(await service.merge(session, body.source_customer_id, customer_id, user))
 
 
 @router.get("/{customer_id}/export")
-async def export(customer_id: int, session: DbSession, user: Admin) -> dict[str, Any]:
+async def export(customer_id: IdPath, session: DbSession, user: Admin) -> dict[str, Any]:
     """Personal-data export (access request)."""
     return await service.export(session, customer_id, user)
 
 
 @router.post("/{customer_id}/erase", response_model=CustomerRead)
-async def erase(customer_id: int, session: DbSession, user: Admin) -> CustomerRead:
+async def erase(customer_id: IdPath, session: DbSession, user: Admin) -> CustomerRead:
     """Personal-data erasure: contact data and message texts are removed."""
     await service.erase(session, customer_id, user)
     return CustomerRead.model_validate(await service.get(session, customer_id))

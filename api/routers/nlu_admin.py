@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Admin, Agent, DbSession, State
+from api.deps import Admin, Agent, DbSession, IdPath, State
 from api.nlu_admin import VersionRead, activate_version, model_versions, rollback_version, versions_engine
 from core.errors import ValidationFailedError
 from core.nlu_admin import service
@@ -128,7 +128,7 @@ async def add_example(name: str, body: ExampleCreate, session: DbSession, user: 
 
 
 @router.delete("/examples/{example_id}", status_code=204)
-async def delete_example(example_id: int, session: DbSession, user: Admin) -> None:
+async def delete_example(example_id: IdPath, session: DbSession, user: Admin) -> None:
     await service.delete_example(session, example_id, user)
 
 
@@ -156,7 +156,7 @@ async def list_jobs(session: DbSession, _user: Admin) -> list[JobRead]:
 
 
 @router.get("/jobs/{job_id}", response_model=JobRead)
-async def get_job(job_id: int, session: DbSession, _user: Admin) -> JobRead:
+async def get_job(job_id: IdPath, session: DbSession, _user: Admin) -> JobRead:
     return JobRead.model_validate(await service.get_job(session, job_id))
 
 
@@ -218,18 +218,18 @@ async def list_suggestions(session: DbSession, _user: Admin,
 
 
 @router.post("/suggestions/{suggestion_id}/accept", response_model=SuggestionRead)
-async def accept(suggestion_id: int, session: DbSession, user: Admin) -> SuggestionRead:
+async def accept(suggestion_id: IdPath, session: DbSession, user: Admin) -> SuggestionRead:
     """Add the message as a training example of the suggested intent (used by the next training)."""
     return SuggestionRead.model_validate(await service.review_suggestion(session, suggestion_id, True, user))
 
 
 @router.post("/suggestions/{suggestion_id}/reject", response_model=SuggestionRead)
-async def reject(suggestion_id: int, session: DbSession, user: Admin) -> SuggestionRead:
+async def reject(suggestion_id: IdPath, session: DbSession, user: Admin) -> SuggestionRead:
     return SuggestionRead.model_validate(await service.review_suggestion(session, suggestion_id, False, user))
 
 
 @corrections.post("/{message_id}/intent", response_model=SuggestionRead, status_code=201)
-async def correct_intent(message_id: int, body: SuggestionCreate, session: DbSession, user: Agent
+async def correct_intent(message_id: IdPath, body: SuggestionCreate, session: DbSession, user: Agent
                          ) -> SuggestionRead:
     """An agent corrects the intent of a customer message; an admin reviews it as a training example."""
     return SuggestionRead.model_validate(await service.suggest(session, message_id, body.intent, user))

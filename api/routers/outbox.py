@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import Agent, DbSession, Supervisor
+from api.deps import Agent, DbSession, IdPath, Supervisor
 from core.outbox import service
 from core.outbox.models import OutboxStatus
 from core.outbox.schemas import OutboxRead
@@ -21,6 +21,6 @@ async def list_outbox(session: DbSession, _user: Supervisor, status: OutboxStatu
 
 
 @router.post("/{outbox_id}/retry", response_model=OutboxRead)
-async def retry(outbox_id: int, session: DbSession, user: Agent) -> OutboxRead:
+async def retry(outbox_id: IdPath, session: DbSession, user: Agent) -> OutboxRead:
     """Queue a failed message again (the retry button)."""
     return OutboxRead.model_validate(await service.retry(session, outbox_id, user))

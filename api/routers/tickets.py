@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from api.deps import Agent, DbSession, State
+from core.db.base import MAX_ID
 from core.errors import NotFoundError, ValidationFailedError
 from core.tickets import repository, service
 from core.tickets.models import Priority, TicketStatus, parse_ticket_number
@@ -46,7 +47,7 @@ async def _detail(session: DbSession, ticket_id: int) -> TicketDetail:
 
 def _ticket_id(ticket_ref: str) -> int:
     """Accept a numeric id or a ticket number (T-000123)."""
-    if ticket_ref.isdigit():
+    if ticket_ref.isdigit() and len(ticket_ref) <= 10 and 0 < int(ticket_ref) <= MAX_ID:
         return int(ticket_ref)
     number = parse_ticket_number(ticket_ref)
     if number is None:
@@ -62,7 +63,7 @@ async def list_tickets(
     queue: str | None = None,
     channel: str | None = None,
     assignee: Annotated[str | None, Query(description="'me', 'none' or a user id")] = None,
-    customer_id: int | None = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     sort: Literal["waiting", "newest", "updated"] = "waiting",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

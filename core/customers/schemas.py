@@ -4,6 +4,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from core.db.base import DbId
+
 
 class IdentityRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -29,4 +31,4 @@ class CustomerRead(BaseModel):
 
 class CustomerMerge(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    source_customer_id: int
+    source_customer_id: DbId

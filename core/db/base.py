@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -17,6 +18,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+MAX_ID = 2**31 - 1  # primary keys are 32-bit integers on PostgreSQL
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""An id in an input schema: past the integer range it is a 422, not a database error."""
 
 
 def utcnow() -> datetime:

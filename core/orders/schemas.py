@@ -4,10 +4,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.db.base import DbId
+
 
 class OrderCustomerRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: int | None = None
+    id: DbId | None = None
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=32)
 

@@ -8,7 +8,7 @@ from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueCo
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.customers.models import ChannelIdentity, Customer
-from core.db.base import Base, JSONType, utcnow
+from core.db.base import MAX_ID, Base, JSONType, utcnow
 from core.users.models import Team, User, str_enum
 
 
@@ -57,7 +57,10 @@ def parse_ticket_number(number: str) -> int | None:
     if not text.startswith(TICKET_PREFIX):
         return None
     digits = text[len(TICKET_PREFIX):]
-    return int(digits) if digits.isdigit() and 0 < len(digits) <= 12 else None
+    if not digits.isdigit() or not 0 < len(digits) <= 10:
+        return None
+    ticket_id = int(digits)
+    return ticket_id if 0 < ticket_id <= MAX_ID else None
 
 
 class Ticket(Base):

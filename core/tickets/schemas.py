@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.attachments.schemas import AttachmentRef
+from core.db.base import DbId
 from core.tickets.models import Priority, TicketStatus
 
 Strict = ConfigDict(extra="forbid")
@@ -127,12 +128,12 @@ class TicketUpdate(BaseModel):
 
 class AssignRequest(BaseModel):
     model_config = Strict
-    user_id: int | None
+    user_id: DbId | None
 
 
 class MergeRequest(BaseModel):
     model_config = Strict
-    source_ticket_id: int
+    source_ticket_id: DbId
 
 
 MessageRead.model_rebuild()

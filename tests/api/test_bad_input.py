@@ -160,3 +160,16 @@ async def test_example_language_reads_transliteration(app_client: httpx.AsyncCli
         r = await app_client.post("/admin/nlu/intents/net_down/examples", headers=h, json={"text": text})
         langs.append(r.json()["language"])
     assert langs == ["ru", "en", "ru"]
+
+
+async def test_ids_past_the_integer_range_are_clear_errors(app_client: httpx.AsyncClient,
+                                                           agent: tuple[Any, dict[str, str]]) -> None:
+    h = agent[1]
+    for path in ("/tickets/99999999999", "/tickets/T-99999999999"):
+        assert (await app_client.get(path, headers=h)).status_code == 404, path
+    for method, path, body in (("GET", "/customers/99999999999", None),
+                               ("GET", "/customers/99999999999/history", None),
+                               ("POST", "/outbox/99999999999/retry", None),
+                               ("POST", "/messages/99999999999/intent", {"intent": "greeting"})):
+        r = await app_client.request(method, path, headers=h, json=body)
+        assert r.status_code in (404, 422), (path, r.status_code)
