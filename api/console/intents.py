@@ -16,7 +16,7 @@ from api.console.i18n import translator
 from api.console.render import SECURITY_HEADERS, render
 from api.console.routes import redirect
 from api.console.security import ConsoleAdmin, CsrfChecked
-from api.deps import DbSession, State
+from api.deps import DbSession, IdPath, State
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.nlu_admin import service
 from core.nlu_admin.models import JobState, NluSuggestion, NluTrainingJob, SuggestionStatus
@@ -127,7 +127,7 @@ async def add_examples(name: str, session: DbSession, actor: ConsoleAdmin,
 
 
 @router.post("/intents/{name}/examples/{example_id}/delete", dependencies=[CsrfChecked])
-async def delete_example(name: str, example_id: int, session: DbSession, actor: ConsoleAdmin) -> Response:
+async def delete_example(name: str, example_id: IdPath, session: DbSession, actor: ConsoleAdmin) -> Response:
     intent = await service.get_intent(session, name)
     if not any(e.id == example_id for e in intent.examples):
         raise NotFoundError(f"example {example_id} is not an example of {name!r}")
@@ -206,7 +206,7 @@ def _job_status(job: NluTrainingJob) -> dict[str, Any]:
 
 
 @router.get("/training/jobs/{job_id}/status")
-async def job_status(job_id: int, session: DbSession, _user: ConsoleAdmin) -> Response:
+async def job_status(job_id: IdPath, session: DbSession, _user: ConsoleAdmin) -> Response:
     """What the job page polls while training runs (the job row is the shared state, see TrainingRunner)."""
     job = await service.get_job(session, job_id)
     return JSONResponse(_job_status(job), headers=SECURITY_HEADERS)
@@ -226,7 +226,7 @@ def _report_view(report: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/training/jobs/{job_id}")
-async def job_page(request: Request, job_id: int, session: DbSession, state: State,
+async def job_page(request: Request, job_id: IdPath, session: DbSession, state: State,
                    _user: ConsoleAdmin) -> Response:
     job = await service.get_job(session, job_id)
     versions = await _versions(state, [job]) if job.state == JobState.succeeded else None
@@ -262,7 +262,7 @@ async def suggestions_page(request: Request, session: DbSession, _user: ConsoleA
 
 
 @router.get("/suggestions/{suggestion_id}/ticket")
-async def suggestion_ticket(suggestion_id: int, session: DbSession, _user: ConsoleAdmin) -> Response:
+async def suggestion_ticket(suggestion_id: IdPath, session: DbSession, _user: ConsoleAdmin) -> Response:
     """The ticket the suggested message came from."""
     suggestion = await session.get(NluSuggestion, suggestion_id)
     message = await session.get(Message, suggestion.message_id) if suggestion and suggestion.message_id else None
@@ -272,7 +272,7 @@ async def suggestion_ticket(suggestion_id: int, session: DbSession, _user: Conso
 
 
 @router.post("/suggestions/{suggestion_id}", dependencies=[CsrfChecked])
-async def review_suggestion(suggestion_id: int, session: DbSession, actor: ConsoleAdmin,
+async def review_suggestion(suggestion_id: IdPath, session: DbSession, actor: ConsoleAdmin,
                             decision: Annotated[str, Form()] = "") -> Response:
     if decision not in ("accept", "reject"):
         raise ValidationFailedError("decision is accept or reject")

@@ -29,7 +29,7 @@ from api.console.security import (
     set_session_cookie,
     user_from_cookie,
 )
-from api.deps import DbSession, State
+from api.deps import DbSession, IdPath, State
 from api.routers.attachments import download_response
 from core.attachments import service as attachment_service
 from core.attachments.schemas import AttachmentRef
@@ -45,7 +45,7 @@ from core.quarantine import repository as quarantine_repo
 from core.routing import service as routing
 from core.tickets import repository as ticket_repo
 from core.tickets import service as ticket_service
-from core.tickets.models import AuthorKind, Message, Priority, Ticket, TicketStatus, parse_ticket_number
+from core.tickets.models import AuthorKind, Message, Priority, Ticket, TicketStatus
 from core.users import service as users
 from core.users.models import Role, User
 from core.users.schemas import TeamCreate, UserCreate
@@ -77,12 +77,7 @@ def safe_next(value: str | None, default: str = "/console/inbox") -> str:
 
 
 def ticket_id_of(ref: str) -> int:
-    if ref.isdigit():
-        return int(ref)
-    number = parse_ticket_number(ref)
-    if number is None:
-        raise NotFoundError(f"ticket {ref!r} not found")
-    return number
+    return ticket_service.ticket_id_from_ref(ref)
 
 
 def ticket_url(ticket: Ticket | int) -> str:
@@ -399,7 +394,7 @@ async def merge(ref: str, session: DbSession, user: ConsoleUser, source: Annotat
 
 
 @router.post("/tickets/{ref}/retry/{outbox_id}", dependencies=[CsrfChecked])
-async def retry(ref: str, outbox_id: int, session: DbSession, user: ConsoleUser) -> Response:
+async def retry(ref: str, outbox_id: IdPath, session: DbSession, user: ConsoleUser) -> Response:
     ticket_id = ticket_id_of(ref)
     row = await session.get(OutboxMessage, outbox_id)
     if row is None or row.ticket_id != ticket_id:
@@ -409,7 +404,7 @@ async def retry(ref: str, outbox_id: int, session: DbSession, user: ConsoleUser)
 
 
 @router.post("/tickets/{ref}/messages/{message_id}/intent", dependencies=[CsrfChecked])
-async def correct_intent(ref: str, message_id: int, session: DbSession, user: ConsoleUser,
+async def correct_intent(ref: str, message_id: IdPath, session: DbSession, user: ConsoleUser,
                          intent: Annotated[str, Form()] = "") -> Response:
     """The agent's correction becomes a suggested training example for the admins (Admin → Intents)."""
     ticket_id = ticket_id_of(ref)
@@ -471,7 +466,7 @@ async def admin_create_user(session: DbSession, actor: ConsoleAdmin, email: Anno
 
 
 @router.post("/admin/users/{user_id}", dependencies=[CsrfChecked])
-async def admin_update_user(user_id: int, session: DbSession, actor: ConsoleAdmin,
+async def admin_update_user(user_id: IdPath, session: DbSession, actor: ConsoleAdmin,
                             name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "agent",
                             language: Annotated[str, Form()] = "en", queue: Annotated[str, Form()] = "",
                             capacity: Annotated[str, Form()] = "10", is_active: Annotated[str, Form()] = "",
@@ -541,7 +536,7 @@ async def admin_create_canned(session: DbSession, actor: ConsoleAdmin, title: An
 
 
 @router.post("/admin/canned/{canned_id}", dependencies=[CsrfChecked])
-async def admin_update_canned(canned_id: int, session: DbSession, actor: ConsoleAdmin,
+async def admin_update_canned(canned_id: IdPath, session: DbSession, actor: ConsoleAdmin,
                               title: Annotated[str, Form()] = "", body: Annotated[str, Form()] = "",
                               shortcut: Annotated[str, Form()] = "", language: Annotated[str, Form()] = "",
                               queue: Annotated[str, Form()] = "") -> Response:
@@ -551,7 +546,7 @@ async def admin_update_canned(canned_id: int, session: DbSession, actor: Console
 
 
 @router.post("/admin/canned/{canned_id}/delete", dependencies=[CsrfChecked])
-async def admin_delete_canned(canned_id: int, session: DbSession, actor: ConsoleAdmin) -> Response:
+async def admin_delete_canned(canned_id: IdPath, session: DbSession, actor: ConsoleAdmin) -> Response:
     await canned_service.delete(session, canned_id, actor)
     return redirect("/console/admin/canned", translator(actor.language)("canned.deleted"))
 

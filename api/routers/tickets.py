@@ -8,7 +8,7 @@ from api.deps import Agent, DbSession, State
 from core.db.base import MAX_ID
 from core.errors import NotFoundError, ValidationFailedError
 from core.tickets import repository, service
-from core.tickets.models import Priority, TicketStatus, parse_ticket_number
+from core.tickets.models import Priority, TicketStatus
 from core.tickets.repository import TicketFilter
 from core.tickets.schemas import (
     AssignRequest,
@@ -45,16 +45,6 @@ async def _detail(session: DbSession, ticket_id: int) -> TicketDetail:
                         allowed_statuses=sorted(service.ALLOWED_TRANSITIONS[ticket.status]))
 
 
-def _ticket_id(ticket_ref: str) -> int:
-    """Accept a numeric id or a ticket number (T-000123)."""
-    if ticket_ref.isdigit() and len(ticket_ref) <= 10 and 0 < int(ticket_ref) <= MAX_ID:
-        return int(ticket_ref)
-    number = parse_ticket_number(ticket_ref)
-    if number is None:
-        raise NotFoundError(f"ticket {ticket_ref!r} not found: use an id or a number like T-000123")
-    return number
-
-
 @router.get("", response_model=TicketPage)
 async def list_tickets(
     session: DbSession, user: Agent,
@@ -87,25 +77,25 @@ async def list_tickets(
 
 @router.get("/{ticket_ref}", response_model=TicketDetail)
 async def get_ticket(ticket_ref: str, session: DbSession, _user: Agent) -> TicketDetail:
-    return await _detail(session, _ticket_id(ticket_ref))
+    return await _detail(session, service.ticket_id_from_ref(ticket_ref))
 
 
 @router.post("/{ticket_ref}/take", response_model=TicketRead)
 async def take(ticket_ref: str, session: DbSession, user: Agent) -> TicketRead:
-    ticket = await service.get(session, _ticket_id(ticket_ref), lock=True)
+    ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     return TicketRead.model_validate(await service.take(session, ticket, user))
 
 
 @router.post("/{ticket_ref}/assign", response_model=TicketRead)
 async def assign(ticket_ref: str, body: AssignRequest, session: DbSession, user: Agent) -> TicketRead:
-    ticket = await service.get(session, _ticket_id(ticket_ref), lock=True)
+    ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     assignee = await users.get(session, body.user_id) if body.user_id is not None else None
     return TicketRead.model_validate(await service.assign(session, ticket, assignee, user))
 
 
 @router.patch("/{ticket_ref}", response_model=TicketRead)
 async def update(ticket_ref: str, body: TicketUpdate, session: DbSession, user: Agent) -> TicketRead:
-    ticket = await service.get(session, _ticket_id(ticket_ref), lock=True)
+    ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     if body.queue is not None:
         await service.transfer(session, ticket, await service.team_by_slug(session, body.queue), user)
     if body.priority is not None:
@@ -117,7 +107,7 @@ async def update(ticket_ref: str, body: TicketUpdate, session: DbSession, user: 
 
 @router.post("/{ticket_ref}/reply", response_model=MessageRead, status_code=201)
 async def reply(ticket_ref: str, body: ReplyCreate, session: DbSession, user: Agent, state: State) -> MessageRead:
-    ticket = await service.get(session, _ticket_id(ticket_ref), lock=True)
+    ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     message = await service.reply(session, ticket, user, body.text, html=body.html, attachments=body.attachments,
                                   attachment_root=state.settings.data_dir, status=body.status)
     return MessageRead.model_validate(message)
@@ -125,12 +115,12 @@ async def reply(ticket_ref: str, body: ReplyCreate, session: DbSession, user: Ag
 
 @router.post("/{ticket_ref}/notes", response_model=NoteRead, status_code=201)
 async def add_note(ticket_ref: str, body: NoteCreate, session: DbSession, user: Agent) -> NoteRead:
-    ticket = await service.get(session, _ticket_id(ticket_ref))
+    ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref))
     return NoteRead.model_validate(await service.add_note(session, ticket, user, body.text))
 
 
 @router.post("/{ticket_ref}/merge", response_model=TicketRead)
 async def merge(ticket_ref: str, body: MergeRequest, session: DbSession, user: Agent) -> TicketRead:
-    target = await service.get(session, _ticket_id(ticket_ref), lock=True)
+    target = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     source = await service.get(session, body.source_ticket_id, lock=True)
     return TicketRead.model_validate(await service.merge(session, source, target, user))

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.attachments import service as attachment_service
 from core.attachments.schemas import AttachmentRef
 from core.audit import service as audit
-from core.db.base import utcnow
+from core.db.base import MAX_ID, utcnow
 from core.errors import ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
 from core.events import emit
 from core.outbox import service as outbox_service
@@ -26,6 +26,7 @@ from core.tickets.models import (
     Priority,
     Ticket,
     TicketStatus,
+    parse_ticket_number,
 )
 from core.users.models import Role, Team, User
 
@@ -44,6 +45,15 @@ ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
 def ticket_event(ticket: Ticket, kind: str) -> dict[str, Any]:
     return {"kind": kind, "ticket_id": ticket.id, "number": ticket.number, "status": ticket.status.value,
             "team_id": ticket.team_id, "assignee_id": ticket.assignee_id, "priority": ticket.priority.value}
+
+
+def ticket_id_from_ref(ref: str) -> int:
+    """A numeric id or a ticket number (T-000123) -> the id; NotFoundError for anything else."""
+    ref = ref.strip()
+    ticket_id = int(ref) if ref.isdigit() and len(ref) <= 10 else parse_ticket_number(ref)
+    if ticket_id is None or not 0 < ticket_id <= MAX_ID:
+        raise NotFoundError(f"ticket {ref[:40]!r} not found: use an id or a number like T-000123")
+    return ticket_id
 
 
 async def get(session: AsyncSession, ticket_id: int, *, lock: bool = False) -> Ticket:
