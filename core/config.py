@@ -18,4 +18,11 @@ class CoreSettings(BaseModel):
     outbox_batch_size: int = Field(default=50, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_gather_seconds: float = Field(default=0.01, ge=0, description="Wait after a wake-up to batch sends.")
+    ingest_batch_size: int = Field(
+        default=64, ge=1, le=1000,
+        description="Most messages written in one ingest transaction (concurrent arrivals are grouped).",
+    )
+    ingest_batch_workers: int = Field(
+        default=1, ge=1, le=32, description="Ingest transactions one process runs at once.",
+    )
     max_message_chars: int = Field(default=100_000, ge=1)

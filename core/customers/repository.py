@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -26,10 +26,29 @@ async def get_customer(session: AsyncSession, customer_id: int, *, lock: bool = 
     return (await session.scalars(stmt)).first()
 
 
+async def identities_by_keys(session: AsyncSession, keys: Collection[tuple[str, str]]) -> Sequence[ChannelIdentity]:
+    """The identities (with their customers) of many (channel, external id) pairs, in one query."""
+    if not keys:
+        return []
+    stmt = (
+        select(ChannelIdentity)
+        .where(tuple_(ChannelIdentity.channel, ChannelIdentity.external_id).in_(list(keys)))
+        .options(joinedload(ChannelIdentity.customer))
+    )
+    return (await session.scalars(stmt)).unique().all()
+
+
 async def lock_customer(session: AsyncSession, customer_id: int) -> None:
     """Serialise concurrent work on one customer (PostgreSQL row lock; SQLite has a single writer anyway)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+    await lock_customers(session, [customer_id])
+
+
+async def lock_customers(session: AsyncSession, customer_ids: Sequence[int]) -> None:
+    """Row locks on many customers, taken in id order (two transactions never wait on each other in a circle)."""
+    if customer_ids and session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            select(Customer.id).where(Customer.id.in_(sorted(customer_ids))).order_by(Customer.id).with_for_update()
+        )
 
 
 async def find_verified_customer(session: AsyncSession, email: str | None, phone: str | None, *,

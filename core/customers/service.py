@@ -17,14 +17,20 @@ from core.orders.models import Order
 from core.tickets.models import Message, Ticket
 from core.users.models import User
 
+LOOKUP: Any = object()
+"""`resolve_identity(prefetched=LOOKUP)`: the caller has not looked the identity up; query it."""
 
-async def resolve_identity(session: AsyncSession, channel: str, sender: SenderInfo) -> ChannelIdentity:
+
+async def resolve_identity(session: AsyncSession, channel: str, sender: SenderInfo, *,
+                           prefetched: ChannelIdentity | None = LOOKUP) -> ChannelIdentity:
     """The identity behind (channel, external id), creating the customer on first contact.
 
     A verified email or phone that matches a customer already known through another verified identity links
-    the new identity to that customer, so one person has one history across channels.
+    the new identity to that customer, so one person has one history across channels. `prefetched` is the result
+    of a lookup the caller already made (a batch prefetches every sender's identity in one query).
     """
-    identity = await repository.get_identity(session, channel, sender.external_id)
+    identity = await repository.get_identity(session, channel, sender.external_id) \
+        if prefetched is LOOKUP else prefetched
     if identity is not None:
         customer = identity.customer
         if customer.merged_into_id is not None:

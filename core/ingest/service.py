@@ -1,18 +1,30 @@
-"""The ingest pipeline: one inbound message, one transaction.
+"""The ingest pipeline: inbound messages become committed ticket state and queued answers.
 
-idempotency -> identity -> thread -> persist -> decision (with the NLU parse) -> outbox, all committed
-together. The NLU parse runs before the transaction so a slow engine never holds a database connection.
-A concurrent duplicate loses the race on the unique (channel, external id) key and returns the winner's result.
+idempotency -> identity -> thread -> persist -> decision (with the NLU parse) -> outbox, committed together.
+The NLU parse runs before the transaction so a slow engine never holds a database connection.
+
+Group commit: the messages of concurrent callers are gathered into batches (what arrived while the previous
+batch was being written, up to `ingest_batch_size`). A batch is one transaction: each lookup is one query for
+the whole batch (known messages, identities, customer locks, thread tickets, last bot answers, orders) and the
+rows go in a table at a time, so the per-message cost is a few rows instead of a dozen round trips. The result
+for each message is the one it would get if the messages were ingested one by one in arrival order: the batch
+keeps what it looked up current as it applies its messages in order. When a batch fails (a concurrent duplicate
+on the unique (channel, external id) key, a deadlock, a message that trips a bug) it is rolled back and its
+messages are ingested one by one, each in its own transaction, so one bad message never fails the others.
+A concurrent duplicate loses the race on the unique key and returns the winner's result.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,7 +35,7 @@ from core.customers.models import ChannelIdentity, Customer
 from core.db.base import utcnow
 from core.decision import texts
 from core.decision.policy import Action, Decision, DecisionContext, OrderInfo, decide
-from core.events import EventBus, emit, take_pending
+from core.events import Event, EventBus, emit, take_pending
 from core.ingest.schemas import InboundMessage, IngestResult
 from core.orders.models import Order
 from core.quarantine.models import QuarantinedPayload
@@ -40,6 +52,7 @@ from core.tickets.models import (
     parse_ticket_number,
 )
 from core.tickets.repository import OPEN_STATUSES
+from core.users.models import Team
 from nlu.protocol import IntentEngine, Parse
 from nlu.text import detect_language
 
@@ -51,6 +64,82 @@ ResponseLookup = Callable[[str, str], str | None]
 MAX_ATTEMPTS = 5
 MAX_PARSE_CHARS = 5000
 HANDOFF_PAYLOAD = "/human_handoff"
+
+
+@dataclass(eq=False)
+class _Item:
+    """A message waiting for its batch, and the caller waiting for its result."""
+
+    inbound: InboundMessage
+    parse: Parse | None
+    future: asyncio.Future[IngestResult]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.inbound.channel, self.inbound.external_message_id
+
+
+@dataclass(eq=False)
+class _Reply:
+    text: str
+    language: str
+    intent: str | None
+    quick_replies: list[dict[str, str]]
+
+
+@dataclass(eq=False)
+class _Work:
+    """One message's state between the phases of its batch."""
+
+    inbound: InboundMessage
+    parse: Parse | None
+    identity: ChannelIdentity
+    customer: Customer
+    ticket: Ticket
+    threading: str
+    language: str | None
+    message: Message | None = None
+    action: Action | None = None
+    reply: _Reply | None = None
+    replies: list[Message] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Lookups:
+    """What a batch looked up (one query per kind), kept current as its messages are applied in order."""
+
+    identities: dict[tuple[str, str], ChannelIdentity] = field(default_factory=dict)
+    locked: set[int] = field(default_factory=set)
+    # (customer id, or the new Customer itself before it has one; channel; thread key) -> latest ticket or None
+    threads: dict[tuple[object, str, str], Ticket | None] = field(default_factory=dict)
+    # (channel, external message id) of this batch's messages -> their ticket, for references inside the batch
+    placed: dict[tuple[str, str], Ticket] = field(default_factory=dict)
+    last_bot_intent: dict[int, str | None] = field(default_factory=dict)  # id(ticket) -> intent
+    orders: dict[str, Order] = field(default_factory=dict)
+    teams: dict[str, Team | None] = field(default_factory=dict)
+
+
+@dataclass
+class IngestStats:
+    """Counters of the group commit (shown in /metrics)."""
+
+    batches: int = 0
+    messages: int = 0
+    largest_batch: int = 0
+    split_batches: int = 0  # batches that failed and were ingested one by one
+
+
+def _customer_key(customer: Customer) -> object:
+    return customer.id if customer.id is not None else customer
+
+
+def _settle(future: asyncio.Future[IngestResult], result: IngestResult | BaseException) -> None:
+    if future.done():  # the caller went away (cancelled); the message is committed all the same
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
 
 
 class IngestService:
@@ -69,27 +158,108 @@ class IngestService:
         self.bus = bus
         self.settings = settings
         self.responses = responses or (lambda _intent, _lang: None)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: deque[_Item] = deque()
+        self._workers = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stats = IngestStats()
 
     async def ingest(self, inbound: InboundMessage) -> IngestResult:
-        """Ingest one message; a redelivery returns the original result and writes nothing."""
+        """Ingest one message; a redelivery returns the original result and writes nothing.
+
+        The message joins the next batch; the call returns once that batch has committed.
+        """
         parse = await self._parse(inbound)
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # first use, or a new event loop (tests): nothing carries over
+            self._loop, self._pending, self._workers = loop, deque(), 0
+        future: asyncio.Future[IngestResult] = loop.create_future()
+        self._pending.append(_Item(inbound, parse, future))
+        if self._workers < self.settings.ingest_batch_workers:
+            self._workers += 1
+            task = loop.create_task(self._drain(loop))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Write batches until nothing is waiting; then this worker ends (a new message starts another)."""
+        try:
+            while self._pending and self._loop is loop:
+                batch = self._take_batch()
+                try:
+                    await self._run_batch(batch)
+                except BaseException as exc:  # cancelled at shutdown: the callers must not wait forever
+                    for item in batch:
+                        _settle(item.future, exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                    raise
+        finally:
+            if self._loop is loop:
+                self._workers -= 1
+
+    def _take_batch(self) -> list[_Item]:
+        """The oldest waiting messages, at most one per (channel, external id): a duplicate waits for the next
+        batch and then finds the first one committed."""
+        batch: list[_Item] = []
+        keys: set[tuple[str, str]] = set()
+        later: list[_Item] = []
+        while self._pending and len(batch) < self.settings.ingest_batch_size:
+            item = self._pending.popleft()
+            if item.key in keys:
+                later.append(item)
+            else:
+                keys.add(item.key)
+                batch.append(item)
+        self._pending.extendleft(reversed(later))
+        return batch
+
+    async def _run_batch(self, items: list[_Item]) -> None:
+        self.stats.batches += 1
+        self.stats.messages += len(items)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(items))
+        if len(items) > 1:
+            try:
+                results, events = await self._transaction(items)
+            except Exception as exc:
+                self.stats.split_batches += 1
+                log.info("ingest batch failed; ingesting its messages one by one",
+                         extra={"size": len(items), "error": f"{type(exc).__name__}: {exc}"[:300]})
+            else:
+                self.bus.publish_all(events)
+                for item, result in zip(items, results, strict=True):
+                    _settle(item.future, result)
+                return
+        for item in items:
+            outcome: IngestResult | BaseException
+            try:
+                outcome = await self._ingest_one(item)
+            except Exception as exc:
+                outcome = exc
+            _settle(item.future, outcome)
+
+    async def _ingest_one(self, item: _Item) -> IngestResult:
+        """One message in its own transaction, retried when a concurrent writer got in the way."""
         for attempt in range(MAX_ATTEMPTS):
             try:
-                async with self.sessionmaker() as session:
-                    async with session.begin():
-                        result = await self._ingest_in_transaction(session, inbound, parse)
-                    self.bus.publish_all(take_pending(session))
-                return result
+                results, events = await self._transaction([item])
+                self.bus.publish_all(events)
+                return results[0]
             except (IntegrityError, OperationalError) as exc:
                 # A concurrent transaction inserted the same message or the same new identity first (or,
                 # on SQLite, held the write lock too long): its result is now visible, or a retry succeeds.
-                existing = await self.find_existing(inbound.channel, inbound.external_message_id)
+                existing = await self.find_existing(*item.key)
                 if existing is not None:
                     return existing
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
                 log.info("ingest retry", extra={"attempt": attempt + 1, "error": type(exc).__name__})
         raise AssertionError("unreachable")
+
+    async def _transaction(self, items: list[_Item]) -> tuple[list[IngestResult], list[Event]]:
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                results = await self._ingest_in_transaction(session, items)
+            return results, take_pending(session)
 
     async def find_existing(self, channel: str, external_message_id: str) -> IngestResult | None:
         async with self.sessionmaker() as session:
@@ -142,18 +312,81 @@ class IngestService:
             log.exception("NLU engine failed; escalating to humans")
             return None
 
-    async def _ingest_in_transaction(
-        self, session: AsyncSession, inbound: InboundMessage, parse: Parse | None
-    ) -> IngestResult:
-        existing = await self._existing(session, inbound.channel, inbound.external_message_id)
-        if existing is not None:
-            return existing
+    # --- one batch, one transaction -------------------------------------------------------------------------
 
-        identity = await customer_service.resolve_identity(session, inbound.channel, inbound.sender)
+    async def _ingest_in_transaction(self, session: AsyncSession, items: Sequence[_Item]) -> list[IngestResult]:
+        """Phases: look up -> place each message (identity, thread) -> flush (new tickets get their numbers) ->
+        decide each -> flush (inbound rows) -> answer each -> flush (replies and their outbox rows)."""
+        known = {(channel, external_id) for channel, external_id in (await session.execute(
+            select(Message.channel, Message.external_message_id)
+            .where(tuple_(Message.channel, Message.external_message_id).in_([i.key for i in items]))
+        )).all()}
+        results: list[IngestResult | None] = [None] * len(items)
+        for index, item in enumerate(items):
+            if item.key in known:
+                results[index] = await self._existing(session, *item.key)
+        fresh = [(index, item) for index, item in enumerate(items) if results[index] is None]
+        if fresh:
+            look = _Lookups()
+            await self._prefetch_identities(session, look, [item.inbound for _, item in fresh])
+            await self._lock_customers(session, look, [i.customer_id for i in look.identities.values()])
+            await self._prefetch_threads(session, look, [item.inbound for _, item in fresh])
+            works = [await self._place(session, look, item.inbound, item.parse) for _, item in fresh]
+            await session.flush()  # new customers, identities and tickets: the tickets' numbers go into answers
+            await self._prefetch_context(session, look, works)
+            with session.no_autoflush:
+                for work in works:
+                    await self._decide(session, look, work)
+            await session.flush()  # the inbound messages: the answers refer to them
+            for work in works:
+                await self._answer(session, work)
+            await session.flush()
+            for (index, _), work in zip(fresh, works, strict=True):
+                results[index] = self._finish(session, work)
+        return [r for r in results if r is not None]
+
+    async def _prefetch_identities(self, session: AsyncSession, look: _Lookups,
+                                   inbounds: Sequence[InboundMessage]) -> None:
+        keys = {(i.channel, i.sender.external_id) for i in inbounds}
+        rows = await customer_repo.identities_by_keys(session, keys)
+        look.identities.update({(r.channel, r.external_id): r for r in rows})
+
+    async def _lock_customers(self, session: AsyncSession, look: _Lookups, ids: Iterable[int]) -> None:
+        """Serialise concurrent work on the same customers (row locks on PostgreSQL, taken in id order so two
+        batches never wait on each other in a circle; SQLite has a single writer anyway)."""
+        wanted = sorted(set(ids) - look.locked)
+        if wanted:
+            await customer_repo.lock_customers(session, wanted)
+            look.locked.update(wanted)
+
+    async def _prefetch_threads(self, session: AsyncSession, look: _Lookups,
+                                inbounds: Sequence[InboundMessage]) -> None:
+        keys: set[tuple[int, str, str]] = set()
+        for inbound in inbounds:
+            identity = look.identities.get((inbound.channel, inbound.sender.external_id))
+            if identity is not None and inbound.thread_key:
+                keys.add((identity.customer_id, inbound.channel, inbound.thread_key))
+        if not keys:
+            return
+        tickets = await ticket_repo.latest_by_threads(session, keys)
+        found = {(t.customer_id, t.channel, t.thread_key): t for t in tickets}
+        for key in keys:
+            look.threads[key] = found.get(key)
+
+    async def _place(self, session: AsyncSession, look: _Lookups, inbound: InboundMessage,
+                     parse: Parse | None) -> _Work:
+        """Identity and thread of one message, and the ticket's bookkeeping for a customer message."""
+        key = (inbound.channel, inbound.sender.external_id)
+        identity = await customer_service.resolve_identity(session, inbound.channel, inbound.sender,
+                                                           prefetched=look.identities.get(key))
+        look.identities[key] = identity
         customer = identity.customer
         if customer.id is not None:
-            await customer_repo.lock_customer(session, customer.id)
-        ticket, threading = await self._thread(session, customer, identity, inbound)
+            await self._lock_customers(session, look, [customer.id])
+        ticket, threading = await self._thread(session, look, customer, identity, inbound)
+        look.placed[(inbound.channel, inbound.external_message_id)] = ticket
+        if threading == "created":
+            look.last_bot_intent[id(ticket)] = None
 
         language = (parse.language if parse and parse.text.strip() else None) or inbound.language_hint \
             or ticket.language or customer.language
@@ -164,47 +397,17 @@ class IngestService:
         ticket.language = language or ticket.language
         if customer.language is None and language is not None:
             customer.language = language
-        if ticket.id is None:
-            await session.flush()  # the new ticket's number goes into the bot's answer
         if ticket.status == TicketStatus.pending:
             ticket_service.transition(ticket, TicketStatus.open)
-
-        message = Message(
-            ticket_id=ticket.id, direction=Direction.inbound, author_kind=AuthorKind.customer,
-            channel=inbound.channel, external_message_id=inbound.external_message_id, text=inbound.text,
-            html=inbound.html, attachments=[a.model_dump(exclude_none=True) for a in inbound.attachments],
-            intent=parse.intent if parse else None, confidence=parse.confidence if parse else None,
-            language=language,
-            entities=[{"type": e.type, "value": e.value, "start": e.start, "end": e.end}
-                      for e in (parse.entities if parse else ())],
-            extra=dict(inbound.extra), created_at=inbound.received_at,
-        )
-        session.add(message)
-
-        # Reads below must not flush half-built rows: everything is written by the one flush at the end.
-        with session.no_autoflush:
-            ctx = await self._context(session, ticket, inbound, parse, language, new_ticket=threading == "created")
-            decision = decide(ctx)
-            message.extra = {**message.extra, "action": decision.action.value, "reason": decision.reason}
-            replies = await self._apply(session, ticket, message, decision, ctx, language)
-        await session.flush()
-
-        ticket_id, customer_id, channel, thread_key = ticket.id, ticket.customer_id, ticket.channel, ticket.thread_key
-        emit(session, "messages", {"ticket_id": ticket_id, "message_id": message.id, "direction": "inbound",
-                                   "author_kind": "customer", "customer_id": customer_id,
-                                   "channel": channel, "thread_key": thread_key})
-        emit(session, "tickets", ticket_service.ticket_event(ticket, threading))
-        return IngestResult(ticket_id=ticket_id, ticket_number=ticket.number, message_id=message.id,
-                            customer_id=customer_id, created=True, action=decision.action.value,
-                            reply_message_ids=[r.id for r in replies])
+        return _Work(inbound=inbound, parse=parse, identity=identity, customer=customer, ticket=ticket,
+                     threading=threading, language=language)
 
     async def _thread(
-        self, session: AsyncSession, customer: Customer, identity: ChannelIdentity, inbound: InboundMessage
+        self, session: AsyncSession, look: _Lookups, customer: Customer, identity: ChannelIdentity,
+        inbound: InboundMessage,
     ) -> tuple[Ticket, str]:
         """Continue an open ticket, reopen a recently resolved one, or start a new one."""
-        candidate: Ticket | None = None
-        if customer.id is not None:
-            candidate = await self._find_thread(session, customer, inbound)
+        candidate = await self._find_thread(session, look, customer, inbound)
         if candidate is not None:
             if candidate.status in OPEN_STATUSES:
                 return candidate, "continued"
@@ -224,53 +427,103 @@ class IngestService:
         ticket.team = None
         ticket.assignee = None
         session.add(ticket)
+        if inbound.thread_key:
+            look.threads[(_customer_key(customer), inbound.channel, inbound.thread_key)] = ticket
         return ticket, "created"
 
-    async def _find_thread(self, session: AsyncSession, customer: Customer, inbound: InboundMessage
-                           ) -> Ticket | None:
-        candidate = await ticket_repo.find_by_references(session, customer.id, inbound.channel, inbound.references)
-        if candidate is None and inbound.ticket_number_hint:
-            number = parse_ticket_number(inbound.ticket_number_hint)
-            if number is not None:
-                found = await ticket_repo.get(session, number)
-                # Scoped to the sender: quoting someone else's ticket number never joins their thread.
-                if found is not None and found.customer_id == customer.id:
-                    candidate = found
+    async def _find_thread(self, session: AsyncSession, look: _Lookups, customer: Customer,
+                           inbound: InboundMessage) -> Ticket | None:
+        """By references (this batch's messages first), then a quoted ticket number of the same customer,
+        then the latest ticket of the thread key."""
+        candidate: Ticket | None = None
+        for ref in reversed(inbound.references):
+            placed = look.placed.get((inbound.channel, ref))
+            if placed is not None and placed.customer is customer:
+                candidate = placed
+                break
+        if candidate is None and customer.id is not None:
+            candidate = await ticket_repo.find_by_references(session, customer.id, inbound.channel,
+                                                             inbound.references)
+            if candidate is None and inbound.ticket_number_hint:
+                number = parse_ticket_number(inbound.ticket_number_hint)
+                if number is not None:
+                    found = await ticket_repo.get(session, number)
+                    # Scoped to the sender: quoting someone else's ticket number never joins their thread.
+                    if found is not None and found.customer_id == customer.id:
+                        candidate = found
         if candidate is None and inbound.thread_key:
-            candidate = await ticket_repo.find_latest_by_thread(session, customer.id, inbound.channel,
-                                                                inbound.thread_key)
+            key = (_customer_key(customer), inbound.channel, inbound.thread_key)
+            if key in look.threads:
+                candidate = look.threads[key]
+            elif customer.id is not None:
+                candidate = await ticket_repo.find_latest_by_thread(session, customer.id, inbound.channel,
+                                                                    inbound.thread_key)
         for _ in range(5):
             if candidate is None or candidate.merged_into_id is None:
                 break
             candidate = await ticket_repo.get(session, candidate.merged_into_id)
         return candidate
 
-    async def _context(self, session: AsyncSession, ticket: Ticket, inbound: InboundMessage,
-                       parse: Parse | None, language: str | None, *, new_ticket: bool) -> DecisionContext:
-        last_bot_intent = None if new_ticket else (await session.scalars(
-            select(Message.intent).where(Message.ticket_id == ticket.id, Message.author_kind == AuthorKind.bot)
-            .order_by(Message.id.desc()).limit(1)
-        )).first()
+    async def _prefetch_context(self, session: AsyncSession, look: _Lookups, works: Sequence[_Work]) -> None:
+        """The last bot answer of every continued ticket and every order asked about, one query each."""
+        tickets = {w.ticket.id: w.ticket for w in works if id(w.ticket) not in look.last_bot_intent}
+        if tickets:
+            intents = await ticket_repo.last_bot_intents(session, list(tickets))
+            for ticket_id, ticket in tickets.items():
+                look.last_bot_intent[id(ticket)] = intents.get(ticket_id)
+        numbers = {n for w in works if (n := self._order_number(w.parse))}
+        if numbers:
+            orders = (await session.scalars(select(Order).where(Order.number.in_(numbers)))).all()
+            look.orders.update({o.number: o for o in orders})
+
+    @staticmethod
+    def _order_number(parse: Parse | None) -> str | None:
+        if parse is None or not parse.confident or parse.intent != "order_status":
+            return None
+        entity = parse.entity("order_number")
+        return entity.value if entity else None
+
+    async def _decide(self, session: AsyncSession, look: _Lookups, work: _Work) -> None:
+        """The policy's decision for one message, applied to its ticket; the inbound row is added."""
+        ticket, inbound, parse = work.ticket, work.inbound, work.parse
+        ctx = self._context(look, work)
+        decision = decide(ctx)
+        work.action = decision.action
+        work.message = Message(
+            ticket_id=ticket.id, direction=Direction.inbound, author_kind=AuthorKind.customer,
+            channel=inbound.channel, external_message_id=inbound.external_message_id, text=inbound.text,
+            html=inbound.html, attachments=[a.model_dump(exclude_none=True) for a in inbound.attachments],
+            intent=parse.intent if parse else None, confidence=parse.confidence if parse else None,
+            language=work.language,
+            entities=[{"type": e.type, "value": e.value, "start": e.start, "end": e.end}
+                      for e in (parse.entities if parse else ())],
+            extra={**inbound.extra, "action": decision.action.value, "reason": decision.reason},
+            created_at=inbound.received_at,
+        )
+        session.add(work.message)
+        work.reply = await self._apply(session, look, ticket, decision, ctx, work.language)
+        if work.reply is not None:
+            look.last_bot_intent[id(ticket)] = work.reply.intent
+
+    def _context(self, look: _Lookups, work: _Work) -> DecisionContext:
+        parse, ticket = work.parse, work.ticket
         intent = parse.intent if parse and parse.confident else None
-        order_number: str | None = None
+        order_number = self._order_number(parse)
         order: OrderInfo | None = None
-        if intent == "order_status" and parse is not None:
-            entity = parse.entity("order_number")
-            order_number = entity.value if entity else None
-            if order_number:
-                row = (await session.scalars(select(Order).where(Order.number == order_number))).first()
-                # Only the order's own customer (or an order not linked to anyone) gets its status.
-                if row is not None and row.customer_id in (None, ticket.customer_id):
-                    order = OrderInfo(row.number, row.status, row.description)
-        faq = self.responses(intent, language or "en") if intent else None
+        row = look.orders.get(order_number) if order_number else None
+        # Only the order's own customer (or an order not linked to anyone) gets its status.
+        if row is not None and row.customer_id in (None, ticket.customer_id):
+            order = OrderInfo(row.number, row.status, row.description)
+        faq = self.responses(intent, work.language or "en") if intent else None
         return DecisionContext(
             parse=parse, ticket_status=ticket.status, assigned=ticket.assignee_id is not None,
-            failed_bot_answers=ticket.failed_bot_answers, last_bot_intent=last_bot_intent,
-            auto_reply=inbound.auto_reply, faq_answer=faq, order_number=order_number, order=order,
+            failed_bot_answers=ticket.failed_bot_answers, last_bot_intent=look.last_bot_intent.get(id(ticket)),
+            auto_reply=work.inbound.auto_reply, faq_answer=faq, order_number=order_number, order=order,
         )
 
-    async def _apply(self, session: AsyncSession, ticket: Ticket, inbound: Message, decision: Decision,
-                     ctx: DecisionContext, language: str | None) -> list[Message]:
+    async def _apply(self, session: AsyncSession, look: _Lookups, ticket: Ticket, decision: Decision,
+                     ctx: DecisionContext, language: str | None) -> _Reply | None:
+        """Apply the decision to the ticket; the bot's answer to send, if any."""
         parse = ctx.parse
         if parse is not None and parse.confident and decision.action in (Action.answer, Action.escalate):
             ticket.intent = parse.intent
@@ -278,33 +531,49 @@ class IngestService:
         if decision.priority is not None and decision.priority.rank > ticket.priority.rank:
             ticket.priority = decision.priority
         if decision.action in (Action.agent, Action.ignore):
-            return []
-        refs = [inbound.external_message_id] if inbound.external_message_id else []
+            return None
 
         lang = language or "en"
         if decision.action == Action.answer:
             ticket_service.transition(ticket, TicketStatus.bot)
             ticket.failed_bot_answers = ticket.failed_bot_answers + 1 if decision.failed_answer else 0
-            reply = decision.reply_text or self._phrase(decision, ticket, ctx, lang)
-            message = await ticket_service.add_outbound(
-                session, ticket, text=reply, author_kind=AuthorKind.bot, language=lang,
-                intent=decision.route_intent,
-                quick_replies=[{"title": texts.text("talk_to_operator", lang), "payload": "/human_handoff"}],
-                reply_refs=refs, in_reply_to=inbound,
-            )
-            return [message]
+            return _Reply(text=decision.reply_text or self._phrase(decision, ticket, ctx, lang), language=lang,
+                          intent=decision.route_intent,
+                          quick_replies=[{"title": texts.text("talk_to_operator", lang), "payload": HANDOFF_PAYLOAD}])
 
-        team = await routing.team_for_intent(session, decision.route_intent)
+        route = decision.route_intent or ""
+        if route not in look.teams:
+            look.teams[route] = await routing.team_for_intent(session, decision.route_intent)
+        team = look.teams[route]
         if team is not None:
             ticket.team_id = team.id
             ticket.team = team
         ticket.failed_bot_answers = 0
         ticket_service.transition(ticket, TicketStatus.open)
+        return _Reply(text=self._phrase(decision, ticket, ctx, lang), language=lang, intent=None, quick_replies=[])
+
+    async def _answer(self, session: AsyncSession, work: _Work) -> None:
+        if work.reply is None or work.message is None:
+            return
+        refs = [work.inbound.external_message_id]
         message = await ticket_service.add_outbound(
-            session, ticket, text=self._phrase(decision, ticket, ctx, lang), author_kind=AuthorKind.bot,
-            language=lang, intent=None, reply_refs=refs, in_reply_to=inbound,
+            session, work.ticket, text=work.reply.text, author_kind=AuthorKind.bot, language=work.reply.language,
+            intent=work.reply.intent, quick_replies=work.reply.quick_replies or None, reply_refs=refs,
+            in_reply_to=work.message,
         )
-        return [message]
+        work.replies.append(message)
+
+    def _finish(self, session: AsyncSession, work: _Work) -> IngestResult:
+        ticket, message = work.ticket, work.message
+        if message is None or work.action is None:
+            raise RuntimeError("a message was finished before it was decided")
+        emit(session, "messages", {"ticket_id": ticket.id, "message_id": message.id, "direction": "inbound",
+                                   "author_kind": "customer", "customer_id": ticket.customer_id,
+                                   "channel": ticket.channel, "thread_key": ticket.thread_key})
+        emit(session, "tickets", ticket_service.ticket_event(ticket, work.threading))
+        return IngestResult(ticket_id=ticket.id, ticket_number=ticket.number, message_id=message.id,
+                            customer_id=ticket.customer_id, created=True, action=work.action.value,
+                            reply_message_ids=[r.id for r in work.replies])
 
     def _phrase(self, decision: Decision, ticket: Ticket, ctx: DecisionContext, lang: str) -> str:
         values: dict[str, Any] = {"ticket": ticket.number,

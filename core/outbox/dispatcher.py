@@ -77,8 +77,11 @@ class OutboxDispatcher:
                 if sent >= self.settings.outbox_batch_size:
                     continue  # more are waiting
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+                # arrives as the event fires, and the dispatcher would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.settings.outbox_poll_seconds)
+                    async with asyncio.timeout(self.settings.outbox_poll_seconds):
+                        await self._wake.wait()
                 # Let the rows queued by concurrent transactions gather into one batch: one claim and one
                 # bulk update for many messages instead of a pair of transactions for each.
                 await asyncio.sleep(self.settings.outbox_gather_seconds)
@@ -99,9 +102,9 @@ class OutboxDispatcher:
         self.stats.last_run_at = utcnow()
         async with self.sessionmaker() as session:
             async with session.begin():
-                rows = await service.claim_due(session, self.settings.outbox_batch_size,
-                                               self.settings.outbox_lease_seconds)
-                envelopes = await service.build_envelopes(session, [r.id for r in rows]) if rows else []
+                ids = await service.claim_due(session, self.settings.outbox_batch_size,
+                                              self.settings.outbox_lease_seconds)
+                envelopes = await service.build_envelopes(session, ids) if ids else []
         if not envelopes:
             return 0
         outcomes = await asyncio.gather(*(self._send(e) for e in envelopes))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -38,31 +38,30 @@ def enqueue(
     return row
 
 
-async def claim_due(session: AsyncSession, limit: int, lease_seconds: float) -> Sequence[OutboxMessage]:
-    """Claim due rows for sending: queued ones whose time has come, and sends whose lease ran out.
+async def claim_due(session: AsyncSession, limit: int, lease_seconds: float) -> list[int]:
+    """Claim due rows for sending, in one statement: queued ones whose time has come, and sends whose lease ran
+    out. Returns the claimed ids, oldest first.
 
-    On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets many dispatchers claim disjoint rows.
+    On PostgreSQL, `FOR UPDATE SKIP LOCKED` in the subquery lets many dispatchers claim disjoint rows.
     """
     now = utcnow()
-    stmt = (
-        select(OutboxMessage)
-        .where(
-            or_(
-                and_(OutboxMessage.status == OutboxStatus.queued, OutboxMessage.next_attempt_at <= now),
-                and_(OutboxMessage.status == OutboxStatus.sending, OutboxMessage.next_attempt_at <= now),
-            )
-        )
+    due = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status.in_((OutboxStatus.queued, OutboxStatus.sending)),
+               OutboxMessage.next_attempt_at <= now)
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    rows = (await session.scalars(stmt)).all()
-    lease_until = now + timedelta(seconds=lease_seconds)
-    for row in rows:
-        row.status = OutboxStatus.sending
-        row.attempts += 1
-        row.next_attempt_at = lease_until
-    return rows
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(due.scalar_subquery()))
+        .values(status=OutboxStatus.sending, attempts=OutboxMessage.attempts + 1,
+                next_attempt_at=now + timedelta(seconds=lease_seconds))
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted((await session.scalars(stmt)).all())
 
 
 async def build_envelopes(session: AsyncSession, ids: Sequence[int]) -> list[OutboundEnvelope]:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from core.customers.models import ChannelIdentity, Customer
 from core.outbox.models import OutboxMessage
-from core.tickets.models import Message, Priority, Ticket, TicketStatus, parse_ticket_number
+from core.tickets.models import AuthorKind, Message, Priority, Ticket, TicketStatus, parse_ticket_number
 from core.users.models import Team
 
 OPEN_STATUSES = (TicketStatus.new, TicketStatus.bot, TicketStatus.open, TicketStatus.pending)
@@ -73,6 +73,30 @@ async def find_latest_by_thread(
         ).order_by(Ticket.id.desc()).limit(1)
     )
     return (await session.scalars(stmt)).first()
+
+
+async def latest_by_threads(session: AsyncSession, keys: Collection[tuple[int, str, str]]) -> Sequence[Ticket]:
+    """For many (customer id, channel, thread key) triples, the latest unmerged ticket of each, in one query."""
+    if not keys:
+        return []
+    latest = (
+        select(func.max(Ticket.id))
+        .where(tuple_(Ticket.customer_id, Ticket.channel, Ticket.thread_key).in_(list(keys)),
+               Ticket.merged_into_id.is_(None))
+        .group_by(Ticket.customer_id, Ticket.channel, Ticket.thread_key)
+    )
+    return (await session.scalars(_with_relations(select(Ticket).where(Ticket.id.in_(latest))))).unique().all()
+
+
+async def last_bot_intents(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, str | None]:
+    """The intent of each ticket's latest bot message (tickets without one are absent), in one query."""
+    latest = (
+        select(func.max(Message.id))
+        .where(Message.ticket_id.in_(ticket_ids), Message.author_kind == AuthorKind.bot)
+        .group_by(Message.ticket_id)
+    )
+    rows = (await session.execute(select(Message.ticket_id, Message.intent).where(Message.id.in_(latest)))).all()
+    return {ticket_id: intent for ticket_id, intent in rows}
 
 
 async def get_message_by_external_id(session: AsyncSession, channel: str, external_id: str) -> Message | None:

@@ -187,7 +187,11 @@ async def add_outbound(
         attachments=attachments or [], entities=[], extra={}, language=language, intent=intent,
         created_at=utcnow(),
     )
-    message.in_reply_to = in_reply_to
+    if in_reply_to is not None and in_reply_to.id is not None:
+        # By id: no message-to-message dependency in the flush, so a batch's replies insert in one statement.
+        message.in_reply_to_id = in_reply_to.id
+    else:
+        message.in_reply_to = in_reply_to
     session.add(message)
     if reply_refs is None:
         last_inbound = (await session.scalars(
