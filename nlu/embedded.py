@@ -26,7 +26,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ MANIFEST_FILE = "manifest.json"
 ACTIVE_FILE = "ACTIVE"
 HISTORY_FILE = "history.json"
 TRAIN_LOCK_FILE = ".train.lock"
+FIRST_START_LOCK_FILE = ".first-start.lock"
 RANKING_SIZE = 5
 UNKNOWN_WORDS_FACTOR = 0.5
 """Confidence is halved for texts without a single known word: character n-grams alone overrate gibberish."""
@@ -474,6 +475,27 @@ class EmbeddedEngine:
         with self._activate_lock:
             self._loaded = self._load(version)
         return True
+
+    def load_or_train(self, data: Callable[[], TrainingData]) -> tuple[str, bool]:
+        """Load the active model; with none yet, train one from `data()` and activate it.
+
+        Several processes starting at once on an empty model dir (API workers) train once: the others wait on
+        a file lock and then load what the first one trained. Returns (version, whether this call trained it).
+        """
+        try:
+            return self.load_active(), False
+        except ModelNotFoundError:
+            pass
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        with (self.model_dir / FIRST_START_LOCK_FILE).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                try:
+                    return self.load_active(), False
+                except ModelNotFoundError:
+                    return self.train_sync(data()), True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def load_active(self) -> str:
         """Load the version named in ACTIVE (at startup); raises ModelNotFoundError when there is none."""

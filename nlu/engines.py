@@ -8,7 +8,6 @@ from pathlib import Path
 from nlu.config import NluSettings
 from nlu.data import load_training_data
 from nlu.embedded import EmbeddedEngine
-from nlu.errors import ModelNotFoundError
 from nlu.protocol import IntentEngine, KeywordEngine
 from nlu.rasa import RasaEngine
 
@@ -28,10 +27,9 @@ def build_engine(settings: NluSettings, model_dir: Path) -> IntentEngine:
     if settings.engine == "keyword":
         return KeywordEngine()
     engine = EmbeddedEngine(model_dir, target_precision=settings.target_precision)
-    try:
-        version = engine.load_active()
-        logger.info("nlu: loaded model %s from %s", version, model_dir)
-    except ModelNotFoundError:
-        version = engine.train_sync(load_training_data())
+    version, trained = engine.load_or_train(load_training_data)
+    if trained:
         logger.info("nlu: no model in %s, trained the shipped data as %s", model_dir, version)
+    else:
+        logger.info("nlu: loaded model %s from %s", version, model_dir)
     return engine

@@ -317,3 +317,28 @@ async def test_build_engine_trains_shipped_data_on_first_start(model_dir: Path) 
     assert "ru" in again.responses()["roaming"]
     assert build_engine(NluSettings(engine="keyword"), model_dir).name == "keyword"
     assert build_engine(NluSettings(engine="rasa"), model_dir).name == "rasa"
+
+
+def test_workers_starting_together_on_an_empty_model_dir_train_once(model_dir: Path) -> None:
+    """Several API workers start at once with no model: one trains, the others wait and load it."""
+    calls: list[str] = []
+    barrier = threading.Barrier(3)
+    outcomes: list[tuple[str, bool]] = []
+
+    def data() -> TrainingData:
+        calls.append("trained")
+        return tiny_data()
+
+    def start() -> None:
+        barrier.wait()
+        outcomes.append(EmbeddedEngine(model_dir).load_or_train(data))
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert calls == ["trained"]
+    assert len({version for version, _ in outcomes}) == 1
+    assert sorted(trained for _, trained in outcomes) == [False, False, True]
+    assert len([p for p in model_dir.iterdir() if p.is_dir()]) == 1
