@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -54,8 +55,13 @@ def create_app(
     channels: ChannelsBuilder | None = None,
     responses: ResponseLookup | None = None,
     configure_logs: bool = True,
+    freeze_heap: bool = False,
 ) -> FastAPI:
-    """Build the app; tests pass their own settings, engine and channels."""
+    """Build the app; tests pass their own settings, engine and channels.
+
+    `freeze_heap` (the server process): once started, everything alive (modules, the NLU model) is moved out
+    of the garbage collector's sight, so its full passes stop costing ~90 ms pauses in the middle of requests.
+    """
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
@@ -97,6 +103,10 @@ def create_app(
         state.tasks["nlu-model-sync"] = asyncio.create_task(follow_model_switches(state), name="nlu-model-sync")
         if settings.workers_enabled:
             state.tasks["outbox"] = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
+            state.freeze_heap = True
         log.info("switchboard started", extra={"database": db_engine.dialect.name, "channels": registry.kinds()})
         try:
             yield
@@ -121,9 +131,10 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    for router in (health.router, auth.router, tickets.router, customers.router, orders.router, outbox.router,
-                   admin.router, nlu_admin.router, nlu_admin.corrections, rest_channel.router, telegram.router,
-                   webchat.router, attachments.router):
+    # The channels' ingress first: routes are matched in order, and these take the traffic.
+    for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
+                   tickets.router, customers.router, orders.router, outbox.router, admin.router, nlu_admin.router,
+                   nlu_admin.corrections, attachments.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)
@@ -137,7 +148,7 @@ def create_app(
 
 def app_factory() -> FastAPI:
     """Entry point for `uvicorn --factory api.app:app_factory`."""
-    return create_app()
+    return create_app(freeze_heap=True)
 
 
 __all__ = ["app_factory", "create_app"]

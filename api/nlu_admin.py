@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from dataclasses import asdict
@@ -237,3 +238,8 @@ async def follow_model_switches(state: AppState) -> None:
                     await asyncio.to_thread(sync)
                 except Exception:
                     log.exception("could not load the model version another instance activated")
+            if state.freeze_heap:
+                # The previous model is garbage now: one full pass frees it, and the new one is frozen.
+                gc.unfreeze()
+                gc.collect()
+                gc.freeze()

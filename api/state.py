@@ -45,3 +45,4 @@ class AppState:
     nlu_extras: TrainingData | None = None
     redis: RedisEventBridge | None = None
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    freeze_heap: bool = False  # objects alive after start-up are frozen out of the collector (see create_app)
