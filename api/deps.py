@@ -17,7 +17,8 @@ from core.users import service as users
 from core.users.models import Role, User
 
 
-def get_state(request: Request) -> AppState:
+# async, not def: FastAPI runs a plain-def dependency in a worker thread, on every request.
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.switchboard
     return state
 
