@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -98,10 +98,10 @@ class _Work:
     ticket: Ticket
     threading: str
     language: str | None
-    message: Message | None = None
+    message_id: int | None = None
     action: Action | None = None
     reply: _Reply | None = None
-    replies: list[Message] = field(default_factory=list)
+    replies: list[int] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -316,7 +316,8 @@ class IngestService:
 
     async def _ingest_in_transaction(self, session: AsyncSession, items: Sequence[_Item]) -> list[IngestResult]:
         """Phases: look up -> place each message (identity, thread) -> flush (new tickets get their numbers) ->
-        decide each -> flush (inbound rows) -> answer each -> flush (replies and their outbox rows)."""
+        decide each -> flush (ticket changes) -> insert the inbound rows -> insert the answers and their outbox
+        rows (the answers refer to the inbound rows)."""
         known = {(channel, external_id) for channel, external_id in (await session.execute(
             select(Message.channel, Message.external_message_id)
             .where(tuple_(Message.channel, Message.external_message_id).in_([i.key for i in items]))
@@ -335,12 +336,16 @@ class IngestService:
             await session.flush()  # new customers, identities and tickets: the tickets' numbers go into answers
             await self._prefetch_context(session, look, works)
             with session.no_autoflush:
-                for work in works:
-                    await self._decide(session, look, work)
-            await session.flush()  # the inbound messages: the answers refer to them
-            for work in works:
-                await self._answer(session, work)
-            await session.flush()
+                rows = [await self._decide(session, look, work) for work in works]
+            await session.flush()  # the tickets' changes
+            # The rows themselves go in without a unit-of-work object each: one INSERT per table for the batch.
+            ids = await session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows)
+            for work, message_id in zip(works, ids, strict=True):
+                work.message_id = message_id
+            answered = [w for w in works if w.reply is not None]
+            reply_ids = await ticket_service.add_bot_replies(session, [self._bot_reply(w) for w in answered])
+            for work, reply_id in zip(answered, reply_ids, strict=True):
+                work.replies.append(reply_id)
             for (index, _), work in zip(fresh, works, strict=True):
                 results[index] = self._finish(session, work)
         return [r for r in results if r is not None]
@@ -483,27 +488,27 @@ class IngestService:
         entity = parse.entity("order_number")
         return entity.value if entity else None
 
-    async def _decide(self, session: AsyncSession, look: _Lookups, work: _Work) -> None:
-        """The policy's decision for one message, applied to its ticket; the inbound row is added."""
+    async def _decide(self, session: AsyncSession, look: _Lookups, work: _Work) -> dict[str, Any]:
+        """The policy's decision for one message, applied to its ticket; returns the inbound message's row."""
         ticket, inbound, parse = work.ticket, work.inbound, work.parse
         ctx = self._context(look, work)
         decision = decide(ctx)
         work.action = decision.action
-        work.message = Message(
-            ticket_id=ticket.id, direction=Direction.inbound, author_kind=AuthorKind.customer,
-            channel=inbound.channel, external_message_id=inbound.external_message_id, text=inbound.text,
-            html=inbound.html, attachments=[a.model_dump(exclude_none=True) for a in inbound.attachments],
-            intent=parse.intent if parse else None, confidence=parse.confidence if parse else None,
-            language=work.language,
-            entities=[{"type": e.type, "value": e.value, "start": e.start, "end": e.end}
-                      for e in (parse.entities if parse else ())],
-            extra={**inbound.extra, "action": decision.action.value, "reason": decision.reason},
-            created_at=inbound.received_at,
-        )
-        session.add(work.message)
         work.reply = await self._apply(session, look, ticket, decision, ctx, work.language)
         if work.reply is not None:
             look.last_bot_intent[id(ticket)] = work.reply.intent
+        return {
+            "ticket_id": ticket.id, "direction": Direction.inbound, "author_kind": AuthorKind.customer,
+            "author_user_id": None, "channel": inbound.channel, "external_message_id": inbound.external_message_id,
+            "text": inbound.text, "html": inbound.html,
+            "attachments": [a.model_dump(exclude_none=True) for a in inbound.attachments],
+            "intent": parse.intent if parse else None, "confidence": parse.confidence if parse else None,
+            "language": work.language,
+            "entities": [{"type": e.type, "value": e.value, "start": e.start, "end": e.end}
+                         for e in (parse.entities if parse else ())],
+            "extra": {**inbound.extra, "action": decision.action.value, "reason": decision.reason},
+            "in_reply_to_id": None, "created_at": inbound.received_at,
+        }
 
     def _context(self, look: _Lookups, work: _Work) -> DecisionContext:
         parse, ticket = work.parse, work.ticket
@@ -552,28 +557,27 @@ class IngestService:
         ticket_service.transition(ticket, TicketStatus.open)
         return _Reply(text=self._phrase(decision, ticket, ctx, lang), language=lang, intent=None, quick_replies=[])
 
-    async def _answer(self, session: AsyncSession, work: _Work) -> None:
-        if work.reply is None or work.message is None:
-            return
-        refs = [work.inbound.external_message_id]
-        message = await ticket_service.add_outbound(
-            session, work.ticket, text=work.reply.text, author_kind=AuthorKind.bot, language=work.reply.language,
-            intent=work.reply.intent, quick_replies=work.reply.quick_replies or None, reply_refs=refs,
-            in_reply_to=work.message,
+    @staticmethod
+    def _bot_reply(work: _Work) -> ticket_service.BotReply:
+        if work.reply is None or work.message_id is None:
+            raise RuntimeError("only a decided, inserted message with an answer gets a bot reply")
+        return ticket_service.BotReply(
+            ticket=work.ticket, text=work.reply.text, language=work.reply.language, intent=work.reply.intent,
+            quick_replies=work.reply.quick_replies, in_reply_to_id=work.message_id,
+            reply_refs=[work.inbound.external_message_id],
         )
-        work.replies.append(message)
 
     def _finish(self, session: AsyncSession, work: _Work) -> IngestResult:
-        ticket, message = work.ticket, work.message
-        if message is None or work.action is None:
+        ticket, message_id = work.ticket, work.message_id
+        if message_id is None or work.action is None:
             raise RuntimeError("a message was finished before it was decided")
-        emit(session, "messages", {"ticket_id": ticket.id, "message_id": message.id, "direction": "inbound",
+        emit(session, "messages", {"ticket_id": ticket.id, "message_id": message_id, "direction": "inbound",
                                    "author_kind": "customer", "customer_id": ticket.customer_id,
                                    "channel": ticket.channel, "thread_key": ticket.thread_key})
         emit(session, "tickets", ticket_service.ticket_event(ticket, work.threading))
-        return IngestResult(ticket_id=ticket.id, ticket_number=ticket.number, message_id=message.id,
+        return IngestResult(ticket_id=ticket.id, ticket_number=ticket.number, message_id=message_id,
                             customer_id=ticket.customer_id, created=True, action=work.action.value,
-                            reply_message_ids=[r.id for r in work.replies])
+                            reply_message_ids=work.replies)
 
     def _phrase(self, decision: Decision, ticket: Ticket, ctx: DecisionContext, lang: str) -> str:
         values: dict[str, Any] = {"ticket": ticket.number,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -36,6 +36,21 @@ def enqueue(
     session.add(row)
     emit(session, "outbox.queued", lambda: {"channel": row.channel, "ticket_id": row.ticket_id})
     return row
+
+
+async def enqueue_many(session: AsyncSession, rows: Sequence[tuple[Ticket, int, str, dict[str, Any]]]) -> None:
+    """Queue many already-inserted messages (ticket, message id, recipient, payload) in one INSERT."""
+    if not rows:
+        return
+    now = utcnow()
+    await session.execute(insert(OutboxMessage), [
+        {"message_id": message_id, "ticket_id": ticket.id, "channel": ticket.channel, "recipient": recipient,
+         "payload": payload, "status": OutboxStatus.queued, "attempts": 0, "next_attempt_at": now,
+         "created_at": now}
+        for ticket, message_id, recipient, payload in rows
+    ])
+    for ticket, _, _, _ in rows:
+        emit(session, "outbox.queued", {"channel": ticket.channel, "ticket_id": ticket.id})
 
 
 async def claim_due(session: AsyncSession, limit: int, lease_seconds: float) -> list[int]:

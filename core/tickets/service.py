@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.attachments import service as attachment_service
@@ -201,11 +202,7 @@ async def add_outbound(
             ).order_by(Message.id.desc()).limit(20)
         )).all()
         reply_refs = [r for r in reversed(last_inbound) if r]
-    payload: dict[str, Any] = {
-        "subject": ticket.subject, "thread_key": ticket.thread_key,
-        "in_reply_to": reply_refs[-1] if reply_refs else None, "references": reply_refs[-20:],
-        "language": language, "quick_replies": quick_replies or [],
-    }
+    payload = outbox_payload(ticket, reply_refs, language, quick_replies)
     outbox_service.enqueue(session, ticket, message, ticket.identity.external_id, payload)
     ticket_id, customer_id, channel, thread_key = ticket.id, ticket.customer_id, ticket.channel, ticket.thread_key
     emit(session, "messages", lambda: {
@@ -213,6 +210,62 @@ async def add_outbound(
         "customer_id": customer_id, "channel": channel, "thread_key": thread_key,
     })
     return message
+
+
+def outbox_payload(ticket: Ticket, reply_refs: Sequence[str], language: str | None,
+                   quick_replies: list[dict[str, str]] | None) -> dict[str, Any]:
+    """What a channel needs besides the message to send it in the customer's thread."""
+    return {
+        "subject": ticket.subject, "thread_key": ticket.thread_key,
+        "in_reply_to": reply_refs[-1] if reply_refs else None, "references": list(reply_refs[-20:]),
+        "language": language, "quick_replies": quick_replies or [],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class BotReply:
+    """One bot answer for `add_bot_replies`: to the customer message `in_reply_to_id` of `ticket`."""
+
+    ticket: Ticket
+    text: str
+    language: str
+    intent: str | None
+    quick_replies: list[dict[str, str]]
+    in_reply_to_id: int
+    reply_refs: list[str]
+
+
+async def add_bot_replies(session: AsyncSession, replies: Sequence[BotReply]) -> list[int]:
+    """Write many bot answers and queue them in the outbox: two INSERT statements whatever their number.
+
+    The ingest's bulk path: the same rows `add_outbound` writes, without a unit-of-work object per row.
+    The tickets must be flushed (they have ids) and have a channel identity. Returns the message ids, in order.
+    """
+    if not replies:
+        return []
+    now = utcnow()
+    for r in replies:
+        if r.ticket.identity is None:
+            raise ConflictError(f"ticket {r.ticket.number} has no channel identity to answer")
+    ids = list(await session.scalars(
+        insert(Message).returning(Message.id, sort_by_parameter_order=True),
+        [{"ticket_id": r.ticket.id, "direction": Direction.outbound, "author_kind": AuthorKind.bot,
+          "author_user_id": None, "channel": r.ticket.channel, "external_message_id": None, "text": r.text,
+          "html": None, "attachments": [], "intent": r.intent, "confidence": None, "language": r.language,
+          "entities": [], "extra": {}, "in_reply_to_id": r.in_reply_to_id, "created_at": now}
+         for r in replies],
+    ))
+    await outbox_service.enqueue_many(session, [
+        (r.ticket, message_id, r.ticket.identity.external_id if r.ticket.identity else "",
+         outbox_payload(r.ticket, r.reply_refs, r.language, r.quick_replies))
+        for r, message_id in zip(replies, ids, strict=True)
+    ])
+    for r, message_id in zip(replies, ids, strict=True):
+        emit(session, "messages", {
+            "ticket_id": r.ticket.id, "message_id": message_id, "direction": "outbound", "author_kind": "bot",
+            "customer_id": r.ticket.customer_id, "channel": r.ticket.channel, "thread_key": r.ticket.thread_key,
+        })
+    return ids
 
 
 UPLOADS_PREFIX = attachment_service.UPLOADS + "/"
