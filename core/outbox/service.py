@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
 from core.audit import service as audit
 from core.config import CoreSettings
@@ -80,23 +79,25 @@ async def claim_due(session: AsyncSession, limit: int, lease_seconds: float) -> 
 
 
 async def build_envelopes(session: AsyncSession, ids: Sequence[int]) -> list[OutboundEnvelope]:
+    """What the channels need to send the given outbox rows (plain columns: no ORM objects for a hot path)."""
+    o, m = OutboxMessage, Message
     stmt = (
-        select(OutboxMessage)
-        .where(OutboxMessage.id.in_(list(ids)))
-        .options(joinedload(OutboxMessage.message))
-        .order_by(OutboxMessage.id)
+        select(o.id, o.ticket_id, o.channel, o.recipient, o.payload, m.id, m.text, m.html, m.attachments,
+               m.author_kind, m.created_at)
+        .join(m, m.id == o.message_id)
+        .where(o.id.in_(list(ids)))
+        .order_by(o.id)
     )
     envelopes = []
-    for row in (await session.scalars(stmt)).all():
-        msg = row.message
-        p = row.payload
+    for (outbox_id, ticket_id, channel, recipient, p, message_id, text, html, attachments, author_kind,
+         created_at) in (await session.execute(stmt)).all():
         envelopes.append(OutboundEnvelope(
-            outbox_id=row.id, message_id=msg.id, ticket_id=row.ticket_id, channel=row.channel, recipient=row.recipient,
-            ticket_number=format_ticket_number(row.ticket_id), text=msg.text, html=msg.html, subject=p.get("subject"),
-            attachments=list(msg.attachments or []), thread_key=p.get("thread_key"),
+            outbox_id=outbox_id, message_id=message_id, ticket_id=ticket_id, channel=channel, recipient=recipient,
+            ticket_number=format_ticket_number(ticket_id), text=text, html=html, subject=p.get("subject"),
+            attachments=list(attachments or []), thread_key=p.get("thread_key"),
             in_reply_to=p.get("in_reply_to"), references=list(p.get("references", [])),
             quick_replies=p.get("quick_replies", []), language=p.get("language"),
-            author_kind=msg.author_kind.value, created_at=msg.created_at,
+            author_kind=author_kind.value, created_at=created_at,
         ))
     return envelopes
 
