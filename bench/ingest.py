@@ -28,7 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.load import Conn  # noqa: E402 - after the path is set
+
 API_KEY = "bench-key"
+HEADERS = {"Content-Type": "application/json", "X-Api-Key": API_KEY}
 TEXTS = [
     "Здравствуйте, у меня не работает интернет с утра",
     "How can I pay my bill?",
@@ -43,37 +46,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Conn:
-    """One keep-alive HTTP/1.1 connection; just enough protocol for this benchmark."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, port: int) -> Conn:
-        r, w = await asyncio.open_connection("127.0.0.1", port)
-        return cls(r, w)
-
-    async def post(self, path: str, body: bytes) -> int:
-        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                f"X-Api-Key: {API_KEY}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-        self.writer.write(head + body)
-        status_line = await self.reader.readline()
-        status = int(status_line.split()[1])
-        length = 0
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await self.reader.readexactly(length)
-        return status
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 def body(i: int, run: str) -> bytes:
@@ -95,7 +67,7 @@ async def closed_loop(port: int, senders: int, seconds: float, run: str) -> dict
             while time.perf_counter() < deadline:
                 b = body(next(counter), run)
                 t0 = time.perf_counter()
-                status = await conn.post("/channels/rest/messages", b)
+                status = await conn.post("/channels/rest/messages", b, HEADERS)
                 latencies.append(time.perf_counter() - t0)
                 if status != 201:
                     errors += 1
@@ -121,7 +93,7 @@ async def open_loop(port: int, rate: float, seconds: float, run: str) -> dict[st
         nonlocal errors
         conn = await pool.get()
         t0 = time.perf_counter()
-        status = await conn.post("/channels/rest/messages", body(i, run))
+        status = await conn.post("/channels/rest/messages", body(i, run), HEADERS)
         latencies.append(time.perf_counter() - t0)
         pool.put_nowait(conn)
         if status != 201:
