@@ -349,8 +349,9 @@ class TelegramChannel:
             if not edited:
                 await self._reply(chat_id, texts.text("unsupported", lang))
             return
-        if await self.ctx.ingest.find_existing(CHANNEL, external_id) is not None:
-            return  # a redelivery: do not download again
+        has_files = bool(message.photo) or message.document is not None
+        if has_files and await self.ctx.ingest.find_existing(CHANNEL, external_id) is not None:
+            return  # a redelivery: do not download again (without files, ingest itself answers a redelivery)
         attachments: list[AttachmentInfo] = []
         if message.photo:
             largest = message.photo[-1]

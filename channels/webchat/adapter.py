@@ -198,32 +198,45 @@ class WebchatChannel:
     async def _listen(self) -> None:
         async with self.ctx.bus.subscribe("messages", "typing") as queue:
             while True:
-                topic, payload = await queue.get()
-                try:
-                    if payload.get("channel") != CHANNEL:
-                        continue
-                    thread = payload.get("thread_key")
-                    if not isinstance(thread, str) or thread not in self._sockets:
-                        continue
-                    if topic == "typing":
-                        if payload.get("direction") != "inbound":
-                            await self.notify_typing(thread, bool(payload.get("active")), payload.get("author"))
-                        continue
-                    await self._push_stored(thread, int(payload["message_id"]))
-                except Exception:
-                    log.exception("webchat live push failed")
+                events = [await queue.get()]
+                while not queue.empty():  # what one ingest batch committed arrives together: one query for all
+                    events.append(queue.get_nowait())
+                wanted: list[tuple[str, int]] = []
+                for topic, payload in events:
+                    try:
+                        if payload.get("channel") != CHANNEL:
+                            continue
+                        thread = payload.get("thread_key")
+                        if not isinstance(thread, str) or thread not in self._sockets:
+                            continue
+                        if topic == "typing":
+                            if payload.get("direction") != "inbound":
+                                await self.notify_typing(thread, bool(payload.get("active")), payload.get("author"))
+                            continue
+                        wanted.append((thread, int(payload["message_id"])))
+                    except Exception:
+                        log.exception("webchat live push failed")
+                if wanted:
+                    try:
+                        await self._push_stored(wanted)
+                    except Exception:
+                        log.exception("webchat live push failed")
 
-    async def _push_stored(self, visitor_id: str, message_id: int) -> None:
-        conns = [c for c in self._sockets.get(visitor_id, ()) if message_id not in c.pushed]
-        if not conns:
+    async def _push_stored(self, wanted: list[tuple[str, int]]) -> None:
+        """Push stored messages (visitor id, message id) to the visitors' sockets that do not show them yet."""
+        targets = {(visitor_id, message_id): conns for visitor_id, message_id in wanted
+                   if (conns := [c for c in self._sockets.get(visitor_id, ()) if message_id not in c.pushed])}
+        if not targets:
             return
         async with self.ctx.sessionmaker() as session:
-            row = await repository.message_for_push(session, message_id)
-        if row is None:
-            return
-        frame = message_frame(*row)
-        for conn in conns:
-            await conn.push_message(frame)
+            rows = await repository.messages_for_push(session, sorted({m for _, m in targets}))
+        for (_, message_id), conns in targets.items():
+            row = rows.get(message_id)
+            if row is None:
+                continue
+            frame = message_frame(*row)
+            for conn in conns:
+                await conn.push_message(frame)
 
     # -- availability ----------------------------------------------------------------------------------
 

@@ -37,12 +37,14 @@ async def history(session: AsyncSession, visitor_id: str, after: int, limit: int
     return [(m, p) for m, p in reversed(rows)]
 
 
-async def message_for_push(session: AsyncSession, message_id: int) -> tuple[Message, dict[str, Any] | None] | None:
-    row = (await session.execute(
+async def messages_for_push(session: AsyncSession, message_ids: Sequence[int]
+                            ) -> dict[int, tuple[Message, dict[str, Any] | None]]:
+    """Messages with their outbox payload (quick replies), by id, in one query."""
+    rows = (await session.execute(
         select(Message, OutboxMessage.payload).outerjoin(OutboxMessage, OutboxMessage.message_id == Message.id)
-        .where(Message.id == message_id)
-    )).first()
-    return (row[0], row[1]) if row is not None else None
+        .where(Message.id.in_(message_ids))
+    )).all()
+    return {message.id: (message, payload) for message, payload in rows}
 
 
 async def agents_online(session: AsyncSession, seen_since: datetime) -> int:
