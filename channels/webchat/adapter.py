@@ -213,7 +213,12 @@ class WebchatChannel:
                             if payload.get("direction") != "inbound":
                                 await self.notify_typing(thread, bool(payload.get("active")), payload.get("author"))
                             continue
-                        wanted.append((thread, int(payload["message_id"])))
+                        content = payload.get("content")
+                        if isinstance(content, dict):  # an outbound message that carries what the widget shows
+                            await self._push_content(thread, int(payload["message_id"]),
+                                                     str(payload.get("author_kind", "bot")), content)
+                        else:
+                            wanted.append((thread, int(payload["message_id"])))
                     except Exception:
                         log.exception("webchat live push failed")
                 if wanted:
@@ -221,6 +226,16 @@ class WebchatChannel:
                         await self._push_stored(wanted)
                     except Exception:
                         log.exception("webchat live push failed")
+
+    async def _push_content(self, visitor_id: str, message_id: int, author: str, content: dict[str, Any]) -> None:
+        frame: dict[str, Any] = {"type": "message", "id": message_id, "author": author, "text": content["text"],
+                                 "created_at": content.get("created_at")}
+        if content.get("attachments"):
+            frame["attachments"] = attachment_summaries(content["attachments"])
+        if content.get("quick_replies"):
+            frame["quick_replies"] = [{"title": q["title"], "payload": q["payload"]} for q in content["quick_replies"]]
+        for conn in list(self._sockets.get(visitor_id, ())):
+            await conn.push_message(frame)
 
     async def _push_stored(self, wanted: list[tuple[str, int]]) -> None:
         """Push stored messages (visitor id, message id) to the visitors' sockets that do not show them yet."""

@@ -222,34 +222,36 @@ class IngestService:
                 results, events = await self._transaction(items)
             except Exception as exc:
                 self.stats.split_batches += 1
-                log.info("ingest batch failed; ingesting its messages one by one",
+                log.warning("ingest batch failed; ingesting its messages one by one",
                          extra={"size": len(items), "error": f"{type(exc).__name__}: {exc}"[:300]})
             else:
-                self.bus.publish_all(events)
+                # Callers first: a channel acknowledges the customer's message before the live events (the bot's
+                # answer among them) reach the customer's screen.
                 for item, result in zip(items, results, strict=True):
                     _settle(item.future, result)
+                self.bus.publish_all(events)
                 return
         for item in items:
-            outcome: IngestResult | BaseException
             try:
-                outcome = await self._ingest_one(item)
+                result, events = await self._ingest_one(item)
             except Exception as exc:
-                outcome = exc
-            _settle(item.future, outcome)
+                _settle(item.future, exc)
+            else:
+                _settle(item.future, result)
+                self.bus.publish_all(events)
 
-    async def _ingest_one(self, item: _Item) -> IngestResult:
+    async def _ingest_one(self, item: _Item) -> tuple[IngestResult, list[Event]]:
         """One message in its own transaction, retried when a concurrent writer got in the way."""
         for attempt in range(MAX_ATTEMPTS):
             try:
                 results, events = await self._transaction([item])
-                self.bus.publish_all(events)
-                return results[0]
+                return results[0], events
             except (IntegrityError, OperationalError) as exc:
                 # A concurrent transaction inserted the same message or the same new identity first (or,
                 # on SQLite, held the write lock too long): its result is now visible, or a retry succeeds.
                 existing = await self.find_existing(*item.key)
                 if existing is not None:
-                    return existing
+                    return existing, []
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
                 log.info("ingest retry", extra={"attempt": attempt + 1, "error": type(exc).__name__})
@@ -342,6 +344,10 @@ class IngestService:
             ids = await session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows)
             for work, message_id in zip(works, ids, strict=True):
                 work.message_id = message_id
+                ticket = work.ticket
+                emit(session, "messages", {"ticket_id": ticket.id, "message_id": message_id, "direction": "inbound",
+                                           "author_kind": "customer", "customer_id": ticket.customer_id,
+                                           "channel": ticket.channel, "thread_key": ticket.thread_key})
             answered = [w for w in works if w.reply is not None]
             reply_ids = await ticket_service.add_bot_replies(session, [self._bot_reply(w) for w in answered])
             for work, reply_id in zip(answered, reply_ids, strict=True):
@@ -571,9 +577,6 @@ class IngestService:
         ticket, message_id = work.ticket, work.message_id
         if message_id is None or work.action is None:
             raise RuntimeError("a message was finished before it was decided")
-        emit(session, "messages", {"ticket_id": ticket.id, "message_id": message_id, "direction": "inbound",
-                                   "author_kind": "customer", "customer_id": ticket.customer_id,
-                                   "channel": ticket.channel, "thread_key": ticket.thread_key})
         emit(session, "tickets", ticket_service.ticket_event(ticket, work.threading))
         return IngestResult(ticket_id=ticket.id, ticket_number=ticket.number, message_id=message_id,
                             customer_id=ticket.customer_id, created=True, action=work.action.value,

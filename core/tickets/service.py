@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -208,8 +209,16 @@ async def add_outbound(
     emit(session, "messages", lambda: {
         "ticket_id": ticket_id, "message_id": message.id, "direction": "outbound", "author_kind": author_kind.value,
         "customer_id": customer_id, "channel": channel, "thread_key": thread_key,
+        "content": outbound_content(message.text, message.created_at, message.attachments, payload["quick_replies"]),
     })
     return message
+
+
+def outbound_content(text: str, created_at: datetime, attachments: list[dict[str, Any]],
+                     quick_replies: list[dict[str, str]]) -> dict[str, Any]:
+    """What a live view shows of an outbound message, carried in its event so nobody reads it back."""
+    return {"text": text, "created_at": created_at.isoformat(), "attachments": attachments,
+            "quick_replies": quick_replies}
 
 
 def outbox_payload(ticket: Ticket, reply_refs: Sequence[str], language: str | None,
@@ -264,6 +273,7 @@ async def add_bot_replies(session: AsyncSession, replies: Sequence[BotReply]) ->
         emit(session, "messages", {
             "ticket_id": r.ticket.id, "message_id": message_id, "direction": "outbound", "author_kind": "bot",
             "customer_id": r.ticket.customer_id, "channel": r.ticket.channel, "thread_key": r.ticket.thread_key,
+            "content": outbound_content(r.text, now, [], r.quick_replies),
         })
     return ids
 
