@@ -1,8 +1,9 @@
 """Chat channels benchmark: Telegram webhook throughput, web-chat round trip, concurrent web-chat sockets.
 
-    python bench/channels_chat.py [--updates 3000] [--sockets 1000] [--messages 2000] [--rate 200] [--max-sockets 10000]
+    python bench/channels_chat.py [--updates 3000] [--sockets 1000] [--messages 2000] [--rate 100]
+                                  [--max-sockets 10000] [--database-url URL] [--workers 1]
 
-The server (the whole app on uvicorn, SQLite unless --database-url) runs in its own process; this process is the
+The server (the whole app on uvicorn, SQLite unless --database-url, --workers processes) runs apart; this process is the
 load generator and the Bot API stand-in that receives the bot's answers. Everything is on 127.0.0.1 and bounded.
 """
 
@@ -41,9 +42,8 @@ def raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def serve(args: argparse.Namespace) -> None:
-    """The server process."""
-    import uvicorn
+def bench_app() -> Any:
+    """The app under test (a uvicorn factory, so it can run in several worker processes); set up by env."""
     from pydantic import SecretStr
 
     from api.app import create_app
@@ -54,9 +54,10 @@ def serve(args: argparse.Namespace) -> None:
     from nlu.protocol import KeywordEngine
 
     raise_fd_limit()
-    base = f"http://127.0.0.1:{args.botapi_port}"
+    base = f"http://127.0.0.1:{os.environ['BENCH_BOTAPI_PORT']}"
     settings = Settings(
-        database_url=args.database_url, data_dir=Path(args.data_dir), log_level="WARNING", log_json=False,
+        database_url=os.environ["BENCH_DATABASE_URL"], data_dir=Path(os.environ["BENCH_DATA_DIR"]),
+        log_level="WARNING", log_json=False,
         channels=ChannelsSettings(
             telegram=TelegramChannelSettings(enabled=True, token=SecretStr(TOKEN), mode="webhook",
                                              webhook_secret=SecretStr(SECRET), base_url=f"{base}/bot",
@@ -65,9 +66,30 @@ def serve(args: argparse.Namespace) -> None:
                                            frames_per_second=1000.0),
         ),
     )
-    app = create_app(settings, nlu_engine=KeywordEngine({k: list(v) for k, v in KEYWORDS.items()}),
-                     responses=lambda intent, lang: ANSWERS.get((intent, lang)), configure_logs=False, freeze_heap=True)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", backlog=4096, ws_max_size=65536)
+    return create_app(settings, nlu_engine=KeywordEngine({k: list(v) for k, v in KEYWORDS.items()}),
+                      responses=lambda intent, lang: ANSWERS.get((intent, lang)), configure_logs=False,
+                      freeze_heap=True)
+
+
+def start_server(args: argparse.Namespace, port: int, botapi_port: int, database_url: str, data_dir: Path,
+                 ) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_BOTAPI_PORT": str(botapi_port),
+           "BENCH_DATABASE_URL": database_url, "BENCH_DATA_DIR": str(data_dir)}
+    return subprocess.Popen(
+        [sys.executable, "-c", "from bench.channels_chat import serve_main; serve_main()",
+         "--factory", "bench.channels_chat:bench_app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--no-access-log", "--backlog", "4096", "--ws-max-size", "65536",
+         "--workers", str(args.workers)],
+        cwd=ROOT, env=env)
+
+
+def serve_main() -> None:
+    """uvicorn's command line, with the file-descriptor limit raised first (10,000 sockets)."""
+    import uvicorn.main
+
+    raise_fd_limit()
+    sys.argv = ["uvicorn", *sys.argv[1:]]
+    uvicorn.main.main()
 
 
 # -- the load generator --------------------------------------------------------------------------------
@@ -128,10 +150,18 @@ def free_port() -> int:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of the server: the process and its worker processes."""
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [pid, *(int(p) for p in children.read_text().split())] if children.exists() else [pid]
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
 
 
 def update(i: int) -> bytes:
@@ -263,10 +293,7 @@ async def main(args: argparse.Namespace) -> None:
 
     await upgrade_async(database_url)
     port = free_port()
-    server = subprocess.Popen([  # noqa: ASYNC220 - started once, before any load
-                               sys.executable, __file__, "serve", "--port", str(port), "--botapi-port",
-                               str(botapi_port), "--database-url", database_url, "--data-dir", str(tmp)],
-                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    server = start_server(args, port, botapi_port, database_url, tmp)
     base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/channels/webchat/ws"
     try:
         import httpx
@@ -312,11 +339,8 @@ async def main(args: argparse.Namespace) -> None:
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("role", nargs="?", default="bench", choices=["bench", "serve"])
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--botapi-port", type=int, default=0)
-    parser.add_argument("--database-url", default="")
-    parser.add_argument("--data-dir", default="")
+    parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (PostgreSQL for > 1)")
     parser.add_argument("--updates", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=40, help="Telegram's default max_connections")
     parser.add_argument("--sockets", type=int, default=1000)
@@ -326,10 +350,7 @@ def cli() -> None:
     args = parser.parse_args()
     if args.messages > 2 * args.sockets:
         parser.error("--messages may be at most twice --sockets (the bot answers two messages per conversation)")
-    if args.role == "serve":
-        serve(args)
-    else:
-        asyncio.run(main(args))
+    asyncio.run(main(args))
 
 
 if __name__ == "__main__":
