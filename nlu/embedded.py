@@ -19,6 +19,7 @@ import datetime as dt
 import fcntl
 import functools
 import json
+import math
 import os
 import secrets
 import shutil
@@ -122,7 +123,7 @@ class _FastScorer:
                 known_words = True
             index = np.fromiter((vocabulary[t] for t in counts), dtype=np.intp, count=len(counts))
             values = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * idf[index]
-            values /= np.linalg.norm(values)
+            values /= math.sqrt(float(values @ values))
             total += values @ self.weights[index + offset]
         return total, known_words
 
@@ -376,7 +377,9 @@ class EmbeddedEngine:
                          entities=loaded.extractor.extract(text) if loaded else (),
                          model_version=loaded.version if loaded else None)
         scores, known_words = loaded.scorer.scores(to_features_text(text, language))
-        probs = softmax(scores * loaded.model.temperature)
+        scaled = scores * loaded.model.temperature
+        probs = np.exp(scaled - scaled.max())  # softmax of one row; scipy's costs more than the arithmetic
+        probs /= probs.sum()
         if not known_words:
             probs = probs * UNKNOWN_WORDS_FACTOR
         order = np.argsort(-probs)[:RANKING_SIZE]
