@@ -223,7 +223,7 @@ class IngestService:
             except Exception as exc:
                 self.stats.split_batches += 1
                 log.warning("ingest batch failed; ingesting its messages one by one",
-                         extra={"size": len(items), "error": f"{type(exc).__name__}: {exc}"[:300]})
+                            extra={"size": len(items), "error": f"{type(exc).__name__}: {exc}"[:300]})
             else:
                 # Callers first: a channel acknowledges the customer's message before the live events (the bot's
                 # answer among them) reach the customer's screen.
