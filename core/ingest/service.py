@@ -81,7 +81,10 @@ class _Item:
 
 @dataclass(eq=False)
 class _Reply:
-    text: str
+    """The bot's answer to send; its text is written once the ticket has its number."""
+
+    decision: Decision
+    ctx: DecisionContext
     language: str
     intent: str | None
     quick_replies: list[dict[str, str]]
@@ -100,6 +103,7 @@ class _Work:
     language: str | None
     message_id: int | None = None
     action: Action | None = None
+    reason: str = ""
     reply: _Reply | None = None
     replies: list[int] = field(default_factory=list)
 
@@ -317,9 +321,9 @@ class IngestService:
     # --- one batch, one transaction -------------------------------------------------------------------------
 
     async def _ingest_in_transaction(self, session: AsyncSession, items: Sequence[_Item]) -> list[IngestResult]:
-        """Phases: look up -> place each message (identity, thread) -> flush (new tickets get their numbers) ->
-        decide each -> flush (ticket changes) -> insert the inbound rows -> insert the answers and their outbox
-        rows (the answers refer to the inbound rows)."""
+        """Phases: look up -> place each message (identity, thread) and decide it -> flush (new customers,
+        identities and tickets with their final state, changes to known ones) -> insert the inbound rows ->
+        write the answers (they quote the new tickets' numbers) and their outbox rows."""
         known = {(channel, external_id) for channel, external_id in (await session.execute(
             select(Message.channel, Message.external_message_id)
             .where(tuple_(Message.channel, Message.external_message_id).in_([i.key for i in items]))
@@ -334,12 +338,16 @@ class IngestService:
             await self._prefetch_identities(session, look, [item.inbound for _, item in fresh])
             await self._lock_customers(session, look, [i.customer_id for i in look.identities.values()])
             await self._prefetch_threads(session, look, [item.inbound for _, item in fresh])
+            # Autoflush stays on while placing: a lookup there (a verified contact, references) must see the
+            # batch's earlier new rows. The usual message makes no lookup, so nothing is flushed half-decided.
             works = [await self._place(session, look, item.inbound, item.parse) for _, item in fresh]
-            await session.flush()  # new customers, identities and tickets: the tickets' numbers go into answers
-            await self._prefetch_context(session, look, works)
             with session.no_autoflush:
-                rows = [await self._decide(session, look, work) for work in works]
-            await session.flush()  # the tickets' changes
+                await self._prefetch_context(session, look, works)
+                for work in works:
+                    await self._decide(session, look, work)
+            # New customers, identities and tickets go in with their final state; the changed ones are updated.
+            await session.flush()
+            rows = [self._inbound_row(work) for work in works]
             # The rows themselves go in without a unit-of-work object each: one INSERT per table for the batch.
             ids = await session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows)
             for work, message_id in zip(works, ids, strict=True):
@@ -494,15 +502,21 @@ class IngestService:
         entity = parse.entity("order_number")
         return entity.value if entity else None
 
-    async def _decide(self, session: AsyncSession, look: _Lookups, work: _Work) -> dict[str, Any]:
-        """The policy's decision for one message, applied to its ticket; returns the inbound message's row."""
-        ticket, inbound, parse = work.ticket, work.inbound, work.parse
+    async def _decide(self, session: AsyncSession, look: _Lookups, work: _Work) -> None:
+        """The policy's decision for one message, applied to its ticket."""
         ctx = self._context(look, work)
         decision = decide(ctx)
-        work.action = decision.action
-        work.reply = await self._apply(session, look, ticket, decision, ctx, work.language)
+        work.action, work.reason = decision.action, decision.reason
+        work.reply = await self._apply(session, look, work.ticket, decision, ctx, work.language)
         if work.reply is not None:
-            look.last_bot_intent[id(ticket)] = work.reply.intent
+            look.last_bot_intent[id(work.ticket)] = work.reply.intent
+
+    @staticmethod
+    def _inbound_row(work: _Work) -> dict[str, Any]:
+        """The customer message's row (its ticket has an id by now)."""
+        ticket, inbound, parse = work.ticket, work.inbound, work.parse
+        if work.action is None:
+            raise RuntimeError("a message was stored before it was decided")
         return {
             "ticket_id": ticket.id, "direction": Direction.inbound, "author_kind": AuthorKind.customer,
             "author_user_id": None, "channel": inbound.channel, "external_message_id": inbound.external_message_id,
@@ -512,7 +526,7 @@ class IngestService:
             "language": work.language,
             "entities": [{"type": e.type, "value": e.value, "start": e.start, "end": e.end}
                          for e in (parse.entities if parse else ())],
-            "extra": {**inbound.extra, "action": decision.action.value, "reason": decision.reason},
+            "extra": {**inbound.extra, "action": work.action.value, "reason": work.reason},
             "in_reply_to_id": None, "created_at": inbound.received_at,
         }
 
@@ -548,8 +562,7 @@ class IngestService:
         if decision.action == Action.answer:
             ticket_service.transition(ticket, TicketStatus.bot)
             ticket.failed_bot_answers = ticket.failed_bot_answers + 1 if decision.failed_answer else 0
-            return _Reply(text=decision.reply_text or self._phrase(decision, ticket, ctx, lang), language=lang,
-                          intent=decision.route_intent,
+            return _Reply(decision=decision, ctx=ctx, language=lang, intent=decision.route_intent,
                           quick_replies=[{"title": texts.text("talk_to_operator", lang), "payload": HANDOFF_PAYLOAD}])
 
         route = decision.route_intent or ""
@@ -561,15 +574,16 @@ class IngestService:
             ticket.team = team
         ticket.failed_bot_answers = 0
         ticket_service.transition(ticket, TicketStatus.open)
-        return _Reply(text=self._phrase(decision, ticket, ctx, lang), language=lang, intent=None, quick_replies=[])
+        return _Reply(decision=decision, ctx=ctx, language=lang, intent=None, quick_replies=[])
 
-    @staticmethod
-    def _bot_reply(work: _Work) -> ticket_service.BotReply:
-        if work.reply is None or work.message_id is None:
+    def _bot_reply(self, work: _Work) -> ticket_service.BotReply:
+        reply = work.reply
+        if reply is None or work.message_id is None:
             raise RuntimeError("only a decided, inserted message with an answer gets a bot reply")
+        text = reply.decision.reply_text or self._phrase(reply.decision, work.ticket, reply.ctx, reply.language)
         return ticket_service.BotReply(
-            ticket=work.ticket, text=work.reply.text, language=work.reply.language, intent=work.reply.intent,
-            quick_replies=work.reply.quick_replies, in_reply_to_id=work.message_id,
+            ticket=work.ticket, text=text, language=reply.language, intent=reply.intent,
+            quick_replies=reply.quick_replies, in_reply_to_id=work.message_id,
             reply_refs=[work.inbound.external_message_id],
         )
 
