@@ -66,8 +66,10 @@ class EmailChannelSettings(BaseModel):
     max_attachment_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
     allowed_attachment_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_TYPES))
     blocked_extensions: list[str] = Field(default_factory=lambda: list(DEFAULT_BLOCKED_EXTENSIONS))
-    ingest_concurrency: int = Field(default=4, ge=1, le=64,
-                                    description="Mails of different senders ingested at once (one lane each).")
+    ingest_concurrency: int = Field(
+        default=32, ge=1, le=64,
+        description="Mails of different senders ingested at once (one lane each); they share ingest transactions.",
+    )
     ingest_attempts: int = Field(default=3, ge=1, description="Failed ingests of one mail before quarantine.")
 
     @model_validator(mode="after")
