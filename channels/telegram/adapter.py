@@ -37,7 +37,7 @@ from telegram import (
     User,
 )
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
-from telegram.ext import Application, ContextTypes, TypeHandler
+from telegram.ext import Application
 from telegram.warnings import PTBUserWarning
 
 from channels.base import ChannelContext, ChannelHealth, PermanentSendError
@@ -116,7 +116,6 @@ class TelegramChannel:
         self.ready = asyncio.Event()
         self._application: TelegramApp | None = None
         self._runner: asyncio.Task[None] | None = None
-        self._failures: dict[int, BaseException] = {}
         self._recent: OrderedDict[int, None] = OrderedDict()  # update ids already handled (fast path)
         self._offset: int | None = None
 
@@ -140,7 +139,6 @@ class TelegramChannel:
             .connection_pool_size(max(8, self.settings.webhook_max_connections + 8))
             .build()
         )
-        application.add_handler(TypeHandler(Update, self._on_update))
         return application
 
     @property
@@ -290,13 +288,11 @@ class TelegramChannel:
             return
         if self._application is None:
             raise RuntimeError("the Telegram channel is not started")
-        await self._application.process_update(update)
-        failure = self._failures.pop(id(update), None)
-        if isinstance(failure, UnparseableUpdate):
+        try:
+            await self._on_update(update)
+        except UnparseableUpdate as failure:
             await self.ctx.ingest.quarantine(CHANNEL, f"unusable update: {failure}",
                                              json.dumps(raw, ensure_ascii=False), "application/json")
-        elif failure is not None:
-            raise failure
         self._remember(update_id)
         self.health.received()
 
@@ -305,8 +301,10 @@ class TelegramChannel:
         while len(self._recent) > 10_000:
             self._recent.popitem(last=False)
 
-    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        # Errors are handed back to process_raw (PTB would only log them): the update must then be redelivered.
+    async def _on_update(self, update: Update) -> None:
+        """Handle one parsed update. Called directly, not through PTB's dispatcher (which would only log a
+        handler's error and builds a context per update we do not use): an error propagates, so the update is
+        redelivered, except UnparseableUpdate, which process_raw quarantines."""
         try:
             if update.callback_query is not None:
                 await self._on_callback(update.callback_query)
@@ -316,12 +314,12 @@ class TelegramChannel:
                 await self._on_message(update.edited_message, edited=True)
             else:
                 log.debug("telegram update ignored", extra={"update_id": update.update_id})
+        except UnparseableUpdate:
+            raise
         except (AttributeError, TypeError, KeyError, ValueError) as exc:
             # The update parsed but lacks what a message needs (no chat, wrong types, invalid fields):
             # a payload problem, not an outage, so it is quarantined instead of redelivered forever.
-            self._failures[id(update)] = UnparseableUpdate(f"{type(exc).__name__}: {exc}")
-        except Exception as exc:
-            self._failures[id(update)] = exc
+            raise UnparseableUpdate(f"{type(exc).__name__}: {exc}") from exc
 
     def _sender(self, chat_id: int, user: User | None, *, phone: str | None = None,
                 verified: bool = False) -> SenderInfo:
