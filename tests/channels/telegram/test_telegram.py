@@ -168,6 +168,40 @@ async def test_webhook_secret_malformed_and_duplicate(
         assert len(await inbound(sessionmaker)) == 1
 
 
+async def test_webhook_outage_is_redelivered_and_an_unusable_callback_quarantined(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    """An update that cannot be stored is a 5xx (Telegram resends it); one that can never be used is kept."""
+    from sqlalchemy.exc import OperationalError
+
+    async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (adapter, client):
+        ingest = adapter.ctx.ingest
+        real = ingest.ingest
+
+        async def down(*_args: Any) -> Any:
+            raise OperationalError("INSERT", {}, ConnectionRefusedError("database is down"))
+
+        ingest.ingest = down  # type: ignore[method-assign]
+        try:
+            r = await webhook_post(client, fixture("text_message", 30))
+        finally:
+            ingest.ingest = real  # type: ignore[method-assign]
+        assert r.status_code == 503
+        assert await inbound(sessionmaker) == []
+        r = await webhook_post(client, fixture("text_message", 30))  # Telegram's redelivery
+        assert r.status_code == 200
+        assert len(await inbound(sessionmaker)) == 1
+
+        callback = fixture("callback_query", 31)
+        del callback["callback_query"]["data"]
+        assert (await webhook_post(client, callback)).status_code == 200
+        async with sessionmaker() as session:
+            reasons = (await session.scalars(select(QuarantinedPayload.reason))).all()
+        assert len(reasons) == 1
+        assert "unusable update" in reasons[0]
+        assert "without data" in reasons[0]
+
+
 async def test_webhook_media_edits_start_contact_and_unsupported(
     db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
 ) -> None:
