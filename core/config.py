@@ -22,7 +22,4 @@ class CoreSettings(BaseModel):
         default=64, ge=1, le=1000,
         description="Most messages written in one ingest transaction (concurrent arrivals are grouped).",
     )
-    ingest_batch_workers: int = Field(
-        default=1, ge=1, le=32, description="Ingest transactions one process runs at once.",
-    )
     max_message_chars: int = Field(default=100_000, ge=1)

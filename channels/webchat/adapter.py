@@ -88,21 +88,28 @@ def attachment_summaries(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summaries
 
 
-def message_frame(message: Message, payload: dict[str, Any] | None) -> dict[str, Any]:
-    """One message as the widget shows it."""
-    frame: dict[str, Any] = {
-        "type": "message", "id": message.id, "author": message.author_kind.value, "text": message.text,
-        "created_at": message.created_at.isoformat() if message.created_at else None,
+def widget_frame(message_id: int, author: str, text: str, created_at: datetime | str | None,
+                 attachments: list[dict[str, Any]] | None, quick_replies: list[dict[str, Any]] | None,
+                 client_id: str | None = None) -> dict[str, Any]:
+    """One message as the widget shows it: the one shape for history, live pushes and deliveries."""
+    result: dict[str, Any] = {
+        "type": "message", "id": message_id, "author": author, "text": text,
+        "created_at": created_at.isoformat() if isinstance(created_at, datetime) else created_at,
     }
-    client_id = (message.extra or {}).get("client_id")
     if client_id:
-        frame["client_id"] = client_id
-    if message.attachments:
-        frame["attachments"] = attachment_summaries(message.attachments)
-    quick = (payload or {}).get("quick_replies") or []
-    if quick:
-        frame["quick_replies"] = [{"title": q["title"], "payload": q["payload"]} for q in quick]
-    return frame
+        result["client_id"] = client_id
+    if attachments:
+        result["attachments"] = attachment_summaries(attachments)
+    if quick_replies:
+        result["quick_replies"] = [{"title": q["title"], "payload": q["payload"]} for q in quick_replies]
+    return result
+
+
+def message_frame(message: Message, payload: dict[str, Any] | None) -> dict[str, Any]:
+    """A stored message (and its outbox payload, for the quick replies)."""
+    return widget_frame(message.id, message.author_kind.value, message.text, message.created_at,
+                        message.attachments, (payload or {}).get("quick_replies"),
+                        (message.extra or {}).get("client_id"))
 
 
 class Connection:
@@ -177,16 +184,10 @@ class WebchatChannel:
     # -- outbound --------------------------------------------------------------------------------------
 
     async def send(self, envelope: OutboundEnvelope) -> str | None:
-        frame: dict[str, Any] = {
-            "type": "message", "id": envelope.message_id, "author": envelope.author_kind, "text": envelope.text,
-            "created_at": envelope.created_at.isoformat() if envelope.created_at else None,
-        }
-        if envelope.quick_replies:
-            frame["quick_replies"] = [q.model_dump() for q in envelope.quick_replies]
-        if envelope.attachments:
-            frame["attachments"] = attachment_summaries(envelope.attachments)
+        shown = widget_frame(envelope.message_id, envelope.author_kind, envelope.text, envelope.created_at,
+                             envelope.attachments, [q.model_dump() for q in envelope.quick_replies])
         for conn in list(self._sockets.get(envelope.recipient, ())):
-            await conn.push_message(frame)
+            await conn.push_message(shown)
         # Not connected: the message waits in the history; delivered either way.
         return f"webchat-{envelope.message_id}"
 
@@ -228,14 +229,10 @@ class WebchatChannel:
                         log.exception("webchat live push failed")
 
     async def _push_content(self, visitor_id: str, message_id: int, author: str, content: dict[str, Any]) -> None:
-        frame: dict[str, Any] = {"type": "message", "id": message_id, "author": author, "text": content["text"],
-                                 "created_at": content.get("created_at")}
-        if content.get("attachments"):
-            frame["attachments"] = attachment_summaries(content["attachments"])
-        if content.get("quick_replies"):
-            frame["quick_replies"] = [{"title": q["title"], "payload": q["payload"]} for q in content["quick_replies"]]
+        shown = widget_frame(message_id, author, content["text"], content.get("created_at"),
+                             content.get("attachments"), content.get("quick_replies"))
         for conn in list(self._sockets.get(visitor_id, ())):
-            await conn.push_message(frame)
+            await conn.push_message(shown)
 
     async def _push_stored(self, wanted: list[tuple[str, int]]) -> None:
         """Push stored messages (visitor id, message id) to the visitors' sockets that do not show them yet."""

@@ -38,13 +38,9 @@ async def identities_by_keys(session: AsyncSession, keys: Collection[tuple[str, 
     return (await session.scalars(stmt)).unique().all()
 
 
-async def lock_customer(session: AsyncSession, customer_id: int) -> None:
-    """Serialise concurrent work on one customer (PostgreSQL row lock; SQLite has a single writer anyway)."""
-    await lock_customers(session, [customer_id])
-
-
 async def lock_customers(session: AsyncSession, customer_ids: Sequence[int]) -> None:
-    """Row locks on many customers, taken in id order (two transactions never wait on each other in a circle)."""
+    """Serialise concurrent work on these customers: PostgreSQL row locks, taken in id order so two transactions
+    never wait on each other in a circle (SQLite has a single writer anyway)."""
     if customer_ids and session.get_bind().dialect.name == "postgresql":
         await session.execute(
             select(Customer.id).where(Customer.id.in_(sorted(customer_ids))).order_by(Customer.id).with_for_update()

@@ -164,8 +164,7 @@ class IngestService:
         self.responses = responses or (lambda _intent, _lang: None)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: deque[_Item] = deque()
-        self._workers = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._drainer: asyncio.Task[None] | None = None  # writes the batches; ends when nothing is waiting
         self.stats = IngestStats()
 
     async def ingest(self, inbound: InboundMessage) -> IngestResult:
@@ -176,30 +175,23 @@ class IngestService:
         parse = await self._parse(inbound)
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # first use, or a new event loop (tests): nothing carries over
-            self._loop, self._pending, self._workers = loop, deque(), 0
+            self._loop, self._pending, self._drainer = loop, deque(), None
         future: asyncio.Future[IngestResult] = loop.create_future()
         self._pending.append(_Item(inbound, parse, future))
-        if self._workers < self.settings.ingest_batch_workers:
-            self._workers += 1
-            task = loop.create_task(self._drain(loop))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
         return await future
 
-    async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Write batches until nothing is waiting; then this worker ends (a new message starts another)."""
-        try:
-            while self._pending and self._loop is loop:
-                batch = self._take_batch()
-                try:
-                    await self._run_batch(batch)
-                except BaseException as exc:  # cancelled at shutdown: the callers must not wait forever
-                    for item in batch:
-                        _settle(item.future, exc if isinstance(exc, Exception) else asyncio.CancelledError())
-                    raise
-        finally:
-            if self._loop is loop:
-                self._workers -= 1
+    async def _drain(self) -> None:
+        """Write batches until nothing is waiting (one batch at a time: the next one gathers meanwhile)."""
+        while self._pending:
+            batch = self._take_batch()
+            try:
+                await self._run_batch(batch)
+            except asyncio.CancelledError:  # shutdown: the callers must not wait forever
+                for item in batch:
+                    item.future.cancel()
+                raise
 
     def _take_batch(self) -> list[_Item]:
         """The oldest waiting messages, at most one per (channel, external id): a duplicate waits for the next
