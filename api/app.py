@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from api import console, errors
+from api import console, errors, metrics
 from api.logging_config import configure as configure_logging
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
 from api.nlu_admin import ResponseCatalog, TrainingRunner, follow_model_switches
@@ -88,6 +88,7 @@ def create_app(
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
                          nlu_extras=extras)
         app.state.switchboard = state
+        metrics.track(state)
         for adapter in registry:
             try:
                 await adapter.start()

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from api import metrics
 from api.deps import DbSession, State
 from core.errors import AuthenticationError, ServiceUnavailableError, ValidationFailedError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, IngestResult, SenderInfo
@@ -110,7 +109,6 @@ async def post_message(body: RestMessageCreate, state: State, response: Response
         language_hint=body.language,
     )
     result: IngestResult = await state.ingest.ingest(inbound)
-    metrics.INGESTED.labels(CHANNEL, result.action if result.created else "duplicate").inc()
     if not result.created:
         response.status_code = 200
     return RestMessageAccepted(ticket_number=result.ticket_number, ticket_id=result.ticket_id,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -125,12 +125,17 @@ class _Lookups:
 
 @dataclass
 class IngestStats:
-    """Counters of the group commit (shown in /metrics)."""
+    """What this service did since it started (the API serves these at /metrics)."""
 
     batches: int = 0
     messages: int = 0
     largest_batch: int = 0
     split_batches: int = 0  # batches that failed and were ingested one by one
+    ingested: Counter[tuple[str, str]] = field(default_factory=Counter)  # (channel, action or "duplicate")
+    quarantined: Counter[str] = field(default_factory=Counter)  # by channel
+
+    def record(self, channel: str, result: IngestResult) -> None:
+        self.ingested[(channel, result.action if result.created else "duplicate")] += 1
 
 
 def _customer_key(customer: Customer) -> object:
@@ -224,6 +229,7 @@ class IngestService:
                 # Callers first: a channel acknowledges the customer's message before the live events (the bot's
                 # answer among them) reach the customer's screen.
                 for item, result in zip(items, results, strict=True):
+                    self.stats.record(item.inbound.channel, result)
                     _settle(item.future, result)
                 self.bus.publish_all(events)
                 return
@@ -233,6 +239,7 @@ class IngestService:
             except Exception as exc:
                 _settle(item.future, exc)
             else:
+                self.stats.record(item.inbound.channel, result)
                 _settle(item.future, result)
                 self.bus.publish_all(events)
 
@@ -293,6 +300,7 @@ class IngestService:
                 await session.flush()
                 emit(session, "quarantine", {"id": row.id, "channel": channel, "reason": row.reason})
             self.bus.publish_all(take_pending(session))
+        self.stats.quarantined[channel] += 1
         log.warning("payload quarantined", extra={"channel": channel, "reason": reason, "id": row.id})
         return row.id
 

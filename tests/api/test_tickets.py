@@ -163,8 +163,33 @@ async def test_health_and_metrics(app_client: httpx.AsyncClient) -> None:
     assert body["workers"]["outbox"]["state"] == "running"
     assert body["channels"]["rest"]["state"] == "connected"
     r = await app_client.get("/metrics")
-    assert "switchboard_messages_ingested_total" in r.text
     assert 'switchboard_http_requests_total{method="POST",route="/channels/rest/messages",status="201"}' in r.text
+    before = metric_values(r.text)
+    await submit(app_client, "2", "hello again")
+    await submit(app_client, "2", "hello again")  # a redelivery
+    state = app_client.app.state.switchboard  # type: ignore[attr-defined]
+    await state.ingest.quarantine("email", "unparseable email", b"\xff garbage")
+    after = metric_values((await app_client.get("/metrics")).text)
+
+    def grew(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    # Counted in the ingest service every channel goes through, not per router.
+    assert grew('switchboard_messages_ingested_total{action="duplicate",channel="rest"}') == 1
+    assert sum(grew(k) for k in after if k.startswith("switchboard_messages_ingested_total")) == 2
+    assert grew('switchboard_quarantined_total{channel="email"}') == 1
+    assert grew("switchboard_ingest_batches_total") >= 1
+    assert 'switchboard_outbox_events_total{event="sent"}' in after
+
+
+def metric_values(text: str) -> dict[str, float]:
+    """Prometheus text format -> {"name{labels}": value}."""
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            values[key] = float(value)
+    return values
 
 
 async def test_customer_search_and_orders(app_client: httpx.AsyncClient, agent: Auth, supervisor: Auth) -> None:
