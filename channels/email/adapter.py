@@ -66,10 +66,13 @@ class EmailChannel:
     async def start(self) -> None:
         for name, worker in self.workers.items():
             if name not in self._tasks:
+                worker.stopping = False
                 self._tasks[name] = asyncio.create_task(worker.run(), name=f"email:{name}")
         self._refresh_health()
 
     async def stop(self) -> None:
+        for worker in self.workers.values():
+            worker.stopping = True
         tasks, self._tasks = list(self._tasks.values()), {}
         for task in tasks:
             task.cancel()

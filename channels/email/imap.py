@@ -110,6 +110,7 @@ class MailboxWorker:
         self._on_change = on_change
         self._client: aioimaplib.IMAP4 | None = None
         self._lost = False
+        self.stopping = False  # set by the channel before it cancels this worker
         self._failures: dict[tuple[int, int], int] = {}
         self.ingested = 0
         self.quarantined = 0
@@ -132,7 +133,9 @@ class MailboxWorker:
         """Read until cancelled; every failure is reported in health and retried with exponential backoff."""
         delay = self.settings.reconnect_initial_seconds
         attempt = 0
-        while True:
+        # `stopping` as well as cancellation: a library call that swallows a cancellation (aioimaplib waits
+        # with asyncio.wait_for inside) must not keep a stopped mailbox reconnecting.
+        while not self.stopping:
             if self.health.state != "error":
                 self._set("starting")
             self._synced = False
@@ -150,6 +153,8 @@ class MailboxWorker:
                                                                    "delay": round(delay, 2)})
             finally:
                 await self._disconnect()
+            if self.stopping:
+                break
             # Full jitter keeps many mailboxes of one server from reconnecting in lockstep.
             await asyncio.sleep(delay / 2 + random.random() * delay / 2)  # noqa: S311
             delay = min(delay * 2, self.settings.reconnect_max_seconds)
@@ -186,7 +191,10 @@ class MailboxWorker:
             if client.has_pending_idle():
                 client.idle_done()
             if not self._lost:
-                await asyncio.wait_for(client.logout(), timeout=2)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+                # arrives as the inner call ends, and the worker would not stop.
+                async with asyncio.timeout(2):
+                    await client.logout()
         with contextlib.suppress(Exception):
             transport = client.protocol.transport
             if transport is not None:
@@ -199,7 +207,7 @@ class MailboxWorker:
         self._synced = True
         idle = self.mailbox.use_idle and client.has_capability("IDLE")
         self._set("connected", mode="idle" if idle else "poll", reconnect_attempt=0)
-        while True:
+        while not self.stopping:
             if idle:
                 await self._idle(client)
             else:
@@ -229,7 +237,8 @@ class MailboxWorker:
             if not self._lost and client.has_pending_idle():
                 client.idle_done()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(task, timeout=self.settings.imap_timeout_seconds)
+                    async with asyncio.timeout(self.settings.imap_timeout_seconds):
+                        await task
 
     async def _select(self, client: aioimaplib.IMAP4) -> tuple[int, int | None]:
         response = await client.select(self.mailbox.folder)
