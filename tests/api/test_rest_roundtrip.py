@@ -114,9 +114,14 @@ async def test_round_trip_to_webhook(db_url: str, db_engine: Any, receiver: tupl
             expected = "sha256=" + hmac.new(b"hook-secret", raw, hashlib.sha256).hexdigest()
             assert recv.headers[1]["x-switchboard-signature"] == expected
 
-            r = await client.get(f"/tickets/{number}", headers=auth)
-            reply = next(m for m in r.json()["messages"] if m["id"] == message_id)
-            await wait_for(lambda: True)
+            # The receiver may see the delivery before the dispatcher has recorded it as sent: poll the API.
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                r = await client.get(f"/tickets/{number}", headers=auth)
+                reply = next(m for m in r.json()["messages"] if m["id"] == message_id)
+                if reply["delivery"]["status"] != "sending" or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.02)
             assert reply["delivery"]["status"] == "sent"
             assert r.json()["first_response_at"] is not None
 
