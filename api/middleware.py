@@ -6,6 +6,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -91,6 +92,10 @@ class BodySizeLimitMiddleware:
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Labelled children looked up once per (method, route, status): prometheus_client's labels() call
+        # validates and locks on every use.
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._histograms: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,5 +115,12 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            metrics.HTTP_REQUESTS.labels(scope.get("method", ""), path, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(path).observe(time.perf_counter() - start)
+            key = (scope.get("method", ""), path, str(status))
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = metrics.HTTP_REQUESTS.labels(*key)
+            histogram = self._histograms.get(path)
+            if histogram is None:
+                histogram = self._histograms[path] = metrics.HTTP_LATENCY.labels(path)
+            counter.inc()
+            histogram.observe(time.perf_counter() - start)

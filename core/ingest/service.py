@@ -52,7 +52,6 @@ from core.tickets.models import (
     parse_ticket_number,
 )
 from core.tickets.repository import OPEN_STATUSES
-from core.users.models import Team
 from nlu.protocol import IntentEngine, Parse
 from nlu.text import detect_language
 
@@ -120,7 +119,7 @@ class _Lookups:
     placed: dict[tuple[str, str], Ticket] = field(default_factory=dict)
     last_bot_intent: dict[int, str | None] = field(default_factory=dict)  # id(ticket) -> intent
     orders: dict[str, Order] = field(default_factory=dict)
-    teams: dict[str, Team | None] = field(default_factory=dict)
+    routing: routing.RoutingTable | None = None
 
 
 @dataclass
@@ -565,10 +564,9 @@ class IngestService:
             return _Reply(decision=decision, ctx=ctx, language=lang, intent=decision.route_intent,
                           quick_replies=[{"title": texts.text("talk_to_operator", lang), "payload": HANDOFF_PAYLOAD}])
 
-        route = decision.route_intent or ""
-        if route not in look.teams:
-            look.teams[route] = await routing.team_for_intent(session, decision.route_intent)
-        team = look.teams[route]
+        if look.routing is None:  # read once per batch, when its first message goes to humans
+            look.routing = await routing.routing_table(session)
+        team = look.routing.team_for(decision.route_intent)
         if team is not None:
             ticket.team_id = team.id
             ticket.team = team
