@@ -26,6 +26,19 @@ async def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
+def app_state(request: Request) -> AppState:
+    """The state, for the channels' ingress routes: they take the traffic, and a dependency costs each request
+    more than the rest of FastAPI's work (its parameters are re-inspected every time)."""
+    state: AppState = request.app.state.switchboard
+    return state
+
+
+def header_docs(*headers: tuple[str, str]) -> dict[str, Any]:
+    """OpenAPI for headers an ingress route reads itself: `openapi_extra=header_docs((name, description))`."""
+    return {"parameters": [{"name": name, "in": "header", "required": False, "description": description,
+                            "schema": {"type": "string"}} for name, description in headers]}
+
+
 async def get_db_session(state: State) -> AsyncIterator[AsyncSession]:
     """Commit on success, roll back on error; publish the events only after the commit."""
     async with state.sessionmaker() as session:

@@ -6,12 +6,12 @@ import hmac
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from api.deps import DbSession, State
+from api.deps import DbSession, State, app_state, header_docs
 from core.errors import AuthenticationError, ServiceUnavailableError, ValidationFailedError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, IngestResult, SenderInfo
 from core.outbox.models import OutboxMessage, OutboxStatus
@@ -93,11 +93,12 @@ def _check_key(state: State, api_key: str | None) -> None:
 
 @router.post("/messages", response_model=RestMessageAccepted, status_code=201,
              responses={200: {"description": "A duplicate submission: the original result",
-                              "model": RestMessageAccepted}})
-async def post_message(body: RestMessageCreate, state: State,
-                       x_api_key: Annotated[str | None, Header()] = None) -> Response:
+                              "model": RestMessageAccepted}},
+             openapi_extra=header_docs(("X-Api-Key", "The REST channel's API key")))
+async def post_message(body: RestMessageCreate, request: Request) -> Response:
     """Submit one customer message; resubmitting the same external_message_id returns the original result."""
-    _check_key(state, x_api_key)
+    state = app_state(request)
+    _check_key(state, request.headers.get("x-api-key"))
     if not body.text.strip() and not body.attachments:
         raise ValidationFailedError("a message needs text or at least one attachment")
     inbound = InboundMessage(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from api.deps import State
+from api.deps import app_state, header_docs
 from channels.telegram.adapter import TelegramChannel
 from core.errors import NotFoundError, PermissionDeniedError, ServiceUnavailableError
 
@@ -17,13 +16,12 @@ log = logging.getLogger(__name__)
 
 
 @router.post("/webhook", status_code=200, responses={403: {"description": "Wrong or missing secret token"},
-                                                      503: {"description": "Not connected yet: Telegram retries"}})
-async def webhook(
-    request: Request, state: State,
-    x_telegram_bot_api_secret_token: Annotated[str | None, Header()] = None,
-) -> Response:
+                                                      503: {"description": "Not connected yet: Telegram retries"}},
+             openapi_extra=header_docs(("X-Telegram-Bot-Api-Secret-Token", "The secret set with setWebhook")))
+async def webhook(request: Request) -> Response:
     """One update from Telegram; 200 once it is committed or quarantined, 5xx makes Telegram redeliver it."""
-    adapter = state.channels.get(TelegramChannel.kind)
+    x_telegram_bot_api_secret_token = request.headers.get("x-telegram-bot-api-secret-token")
+    adapter = app_state(request).channels.get(TelegramChannel.kind)
     if not isinstance(adapter, TelegramChannel) or adapter.settings.mode != "webhook":
         raise NotFoundError("the Telegram channel is not in webhook mode")
     secret = adapter.settings.webhook_secret

@@ -1,0 +1,21 @@
+"""The OpenAPI document describes the channels' ingress routes completely, headers they read themselves included."""
+
+from __future__ import annotations
+
+import httpx
+
+
+async def test_ingress_routes_are_documented(app_client: httpx.AsyncClient) -> None:
+    r = await app_client.get("/openapi.json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+
+    rest = paths["/channels/rest/messages"]["post"]
+    assert rest["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/RestMessageCreate")
+    assert {"201", "200", "422"} <= set(rest["responses"])
+    assert rest["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith("/RestMessageAccepted")
+    assert [(p["name"], p["in"]) for p in rest["parameters"]] == [("X-Api-Key", "header")]
+
+    telegram = paths["/channels/telegram/webhook"]["post"]
+    assert [(p["name"], p["in"]) for p in telegram["parameters"]] == [("X-Telegram-Bot-Api-Secret-Token", "header")]
+    assert {"403", "503"} <= set(telegram["responses"])
