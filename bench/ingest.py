@@ -4,6 +4,7 @@ The server runs in its own process (uvicorn, the real app with the embedded NLU 
 is a minimal keep-alive HTTP/1.1 client in this process. For each backend (SQLite always, PostgreSQL when a
 URL is given) it measures messages/s and p50/p99 latency at 1, 8 and 64 concurrent senders, p99 at a fixed
 200 messages/s, the raw database insert rate (the ceiling, same run), and the server's peak memory.
+The measured phases follow a warm-up and an ANALYZE (bench.load.analyze: what autovacuum does on a live system).
 
     .venv/bin/python bench/ingest.py [--postgres URL] [--seconds 5] [--workers 1]
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.load import Conn  # noqa: E402 - after the path is set
+from bench.load import Conn, analyze  # noqa: E402 - after the path is set
 
 API_KEY = "bench-key"
 HEADERS = {"Content-Type": "application/json", "X-Api-Key": API_KEY}
@@ -239,6 +240,9 @@ def run_backend(name: str, url: str, seconds: float, workers: int, workdir: Path
     proc, port = start_server(url, workdir, workers)
     try:
         run = uuid.uuid4().hex[:8]
+        # Warm-up (customers and tickets exist, code paths are hot), then fresh planner statistics: see analyze().
+        asyncio.run(closed_loop(port, 64, min(seconds, 3.0), f"{run}-warm"))
+        analyze(url)
         for senders in (1, 8, 64):
             r = asyncio.run(closed_loop(port, senders, seconds, f"{run}-{senders}"))
             rows.append([name, "pipeline", str(senders), f"{r['rate']:,.0f}", f"{r['p50']:.1f}", f"{r['p99']:.1f}",
