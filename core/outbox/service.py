@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import String, case, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import service as audit
@@ -42,7 +42,8 @@ async def enqueue_many(session: AsyncSession, rows: Sequence[tuple[Ticket, int, 
     if not rows:
         return
     now = utcnow()
-    await session.execute(insert(OutboxMessage), [
+    # RETURNING makes it one multi-row INSERT (a plain executemany runs one statement per row).
+    await session.execute(insert(OutboxMessage).returning(OutboxMessage.id), [
         {"message_id": message_id, "ticket_id": ticket.id, "channel": ticket.channel, "recipient": recipient,
          "payload": payload, "status": OutboxStatus.queued, "attempts": 0, "next_attempt_at": now,
          "created_at": now}
@@ -109,15 +110,18 @@ def backoff_seconds(attempts: int, settings: CoreSettings) -> float:
 
 
 async def mark_sent(session: AsyncSession, sent: Sequence[tuple[OutboundEnvelope, str | None]]) -> None:
-    """Record delivered messages in one bulk UPDATE (by primary key)."""
+    """Record delivered messages in one UPDATE statement (each row's provider id picked by a CASE on its id)."""
     if not sent:
         return
-    now = utcnow()
-    await session.execute(update(OutboxMessage), [
-        {"id": e.outbox_id, "status": OutboxStatus.sent, "sent_at": now, "last_error": None,
-         "provider_message_id": provider_id}
-        for e, provider_id in sent
-    ])
+    provider_ids = case(
+        *((OutboxMessage.id == e.outbox_id, literal(provider_id, String())) for e, provider_id in sent),
+        else_=OutboxMessage.provider_message_id,
+    )
+    await session.execute(
+        update(OutboxMessage).where(OutboxMessage.id.in_([e.outbox_id for e, _ in sent]))
+        .values(status=OutboxStatus.sent, sent_at=utcnow(), last_error=None, provider_message_id=provider_ids)
+        .execution_options(synchronize_session=False)
+    )
     for e, _ in sent:
         emit(session, "outbox.sent", {"outbox_id": e.outbox_id, "ticket_id": e.ticket_id, "message_id": e.message_id})
 
