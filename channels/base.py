@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db.base import utcnow
+from core.db.lease import Lease, exclusive
 from core.events import EventBus
 from core.ingest.service import IngestService
 from core.outbox.dispatcher import PermanentSendError
@@ -24,7 +26,8 @@ __all__ = ["ChannelAdapter", "ChannelContext", "ChannelHealth", "ChannelRegistry
 class ChannelHealth:
     """What the health endpoint and the admin console show for one channel."""
 
-    state: str = "stopped"  # stopped | starting | connected | degraded | error | disabled
+    # stopped | starting | connected | standby (another instance does the reading) | degraded | error | disabled
+    state: str = "stopped"
     last_message_at: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
@@ -110,3 +113,10 @@ class ChannelContext:
     bus: EventBus
     sessionmaker: async_sessionmaker[AsyncSession]
     data_dir: Path
+
+    def lease(self, name: str) -> AbstractAsyncContextManager[Lease]:
+        """An exclusive lease across processes and instances (core.db.lease): one reader per mailbox or bot."""
+        bind = self.sessionmaker.kw.get("bind")
+        if not isinstance(bind, AsyncEngine):
+            raise RuntimeError("the channel context's sessionmaker is not bound to an engine")
+        return exclusive(bind, name)

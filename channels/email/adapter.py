@@ -48,6 +48,9 @@ class EmailChannel:
             self.health.state = "connected" if self._tasks is not None else "stopped"
         elif all(s == "connected" for s in states):
             self.health.state = "connected"
+        elif all(s in ("connected", "standby") for s in states):
+            # Standby: another instance reads that mailbox (one reader per mailbox); nothing is wrong.
+            self.health.state = "connected" if "connected" in states else "standby"
         elif all(s == "error" for s in states):
             self.health.state = "error"
         elif any(s == "error" for s in states):

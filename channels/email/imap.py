@@ -26,6 +26,7 @@ from channels.email.inbound import CHANNEL, parse_to_inbound
 from channels.email.parser import UnparseableEmail
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings
 from core.db.base import utcnow
+from core.db.lease import Lease
 from core.ingest.schemas import InboundMessage
 
 log = logging.getLogger(__name__)
@@ -136,11 +137,18 @@ class MailboxWorker:
         # `stopping` as well as cancellation: a library call that swallows a cancellation (aioimaplib waits
         # with asyncio.wait_for inside) must not keep a stopped mailbox reconnecting.
         while not self.stopping:
-            if self.health.state != "error":
+            if self.health.state not in ("error", "standby"):
                 self._set("starting")
             self._synced = False
+            standby = False
             try:
-                await self._session()
+                # One reader per mailbox across workers and instances; the others stand by and take over when
+                # the reader's lease ends (it stops, crashes or loses its database connection).
+                async with self.ctx.lease(self.lease_name) as lease:
+                    if lease.held:
+                        await self._session(lease)
+                    else:
+                        standby = True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -155,6 +163,13 @@ class MailboxWorker:
                 await self._disconnect()
             if self.stopping:
                 break
+            if standby:
+                if self.health.state != "standby":
+                    log.info("mailbox read by another instance; standing by", extra={"mailbox": self.mailbox.name})
+                self._set("standby")
+                delay, attempt = self.settings.reconnect_initial_seconds, 0
+                await asyncio.sleep(self.settings.standby_seconds)
+                continue
             # Full jitter keeps many mailboxes of one server from reconnecting in lockstep.
             await asyncio.sleep(delay / 2 + random.random() * delay / 2)  # noqa: S311
             delay = min(delay * 2, self.settings.reconnect_max_seconds)
@@ -200,7 +215,13 @@ class MailboxWorker:
             if transport is not None:
                 transport.close()
 
-    async def _session(self) -> None:
+    @property
+    def lease_name(self) -> str:
+        """The mailbox itself, not its name in the settings: two instances may call one mailbox differently."""
+        box = self.mailbox
+        return f"email:imap:{box.username}@{box.host}:{box.port}/{box.folder}"
+
+    async def _session(self, lease: Lease) -> None:
         client = await self._connect()
         uidvalidity, uidnext = await self._select(client)
         await self.sync(client, uidvalidity, uidnext)
@@ -217,6 +238,7 @@ class MailboxWorker:
             if not idle:
                 # NOOP lets the server report new mail and proves the connection is alive.
                 await client.noop()
+            await lease.check()  # raises LeaseLost: reconnect, which takes the lease again or stands by
             uidvalidity, uidnext = await self._select(client)
             await self.sync(client, uidvalidity, uidnext)
             if self.health.state != "connected":

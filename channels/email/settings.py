@@ -62,6 +62,9 @@ class EmailChannelSettings(BaseModel):
     fetch_batch: int = Field(default=100, ge=1, le=1000)
     reconnect_initial_seconds: float = Field(default=1.0, gt=0)
     reconnect_max_seconds: float = Field(default=300.0, gt=0)
+    standby_seconds: float = Field(
+        default=10.0, gt=0,
+        description="How often a mailbox read by another instance checks whether it should take over.")
     max_message_bytes: int = Field(default=30 * 1024 * 1024, gt=0)
     max_attachment_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
     allowed_attachment_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_TYPES))

@@ -45,6 +45,7 @@ from channels.telegram import texts
 from channels.telegram.settings import TelegramChannelSettings
 from core.attachments import store as attachment_store
 from core.customers import service as customer_service
+from core.db.lease import Lease, LeaseLost
 from core.errors import NotFoundError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
 from core.outbox.schemas import OutboundEnvelope, QuickReply
@@ -186,7 +187,26 @@ class TelegramChannel:
         self.health.details["bot"] = me.username
         self.health.ok()
         if self.settings.mode == "polling":
-            await self._poll()
+            await self._poll_with_lease()
+
+    async def _poll_with_lease(self) -> None:
+        """Telegram serves getUpdates to one poller per bot (a second one gets 409 Conflict): one instance polls,
+        the others stand by and take over when its lease ends."""
+        name = f"telegram:polling:{self.bot.id}"
+        while True:
+            async with self.ctx.lease(name) as lease:
+                if lease.held:
+                    self.health.ok()
+                    try:
+                        await self._poll(lease)
+                    except LeaseLost as exc:
+                        self.health.error(str(exc))
+                        log.warning("telegram polling lease lost", extra={"error": str(exc)[:200]})
+                else:
+                    if self.health.state != "standby":
+                        log.info("another instance polls this bot; standing by")
+                    self.health.state = "standby"
+            await asyncio.sleep(self.settings.standby_seconds)
 
     async def _configure_delivery(self) -> None:
         if self._application is None:
@@ -237,9 +257,10 @@ class TelegramChannel:
             )
         return result if isinstance(result, list) else []
 
-    async def _poll(self) -> None:
+    async def _poll(self, lease: Lease) -> None:
         delay = 0.5
         while True:
+            await lease.check()  # LeaseLost ends this poller: another instance may be polling now
             try:
                 batch = await self._get_updates()
                 for raw in batch:

@@ -28,6 +28,9 @@ class TelegramChannelSettings(BaseModel):
     max_download_bytes: int = Field(default=20 * 1024 * 1024, ge=0,
                                     description="Larger photos/documents are kept as metadata only.")
     retry_backoff_max_seconds: float = Field(default=60.0, gt=0)
+    standby_seconds: float = Field(
+        default=10.0, gt=0,
+        description="Polling mode: how often an instance whose bot another instance polls checks to take over.")
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> TelegramChannelSettings:

@@ -416,3 +416,36 @@ async def test_agent_reply_with_an_uploaded_file_and_a_forwarded_inbound_one_rea
                      (customer_file["filename"], customer_file["content_type"], stored)]
     text = next(p for p in agent_mail.walk() if p.get_content_type() == "text/plain" and not p.get_filename())
     assert text.get_payload(decode=True).decode().startswith("The manual is attached.")
+
+
+async def test_one_reader_per_mailbox_across_instances_and_a_standby_takes_over(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot) -> None:
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("several instances share a mailbox on PostgreSQL; SQLite serves one process")
+    user = dovecot.add_user()
+    box = dovecot.mailbox_settings(user, poll_seconds=0.3, use_idle=False)
+    email = email_settings(dovecot, None, box, standby_seconds=0.2)
+    first_instance = running_app(db_url, tmp_path / "first", email)
+    first = channel_of(await first_instance.__aenter__()).workers[user]
+    first_running = True
+    try:
+        await wait_for(lambda: first.health.state == "connected", what="the first instance reads")
+        async with running_app(db_url, tmp_path / "second", email) as second_app:
+            second = channel_of(second_app).workers[user]
+            await wait_for(lambda: second.health.state == "standby", what="the second instance stands by")
+            assert channel_of(second_app).health.state == "standby"
+            await dovecot.append(user, mail("shared-1@example.org", "Hello"))
+            await wait_for(lambda: _eq(inbound_count(sessionmaker), 1), what="delivery")
+            assert (first.ingested, second.ingested) == (1, 0)
+
+            # The reader stops (or crashes): the standby reads on from the shared checkpoint.
+            first_running = False
+            await first_instance.__aexit__(None, None, None)
+            await wait_for(lambda: second.health.state == "connected", what="take-over")
+            await dovecot.append(user, mail("shared-2@example.org", "Hello again"))
+            await wait_for(lambda: _eq(inbound_count(sessionmaker), 2), what="delivery after take-over")
+            assert second.ingested == 1  # the first mail was not read twice
+    finally:
+        if first_running:
+            await first_instance.__aexit__(None, None, None)

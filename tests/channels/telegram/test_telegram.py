@@ -46,12 +46,12 @@ async def bot_api() -> AsyncIterator[FakeBotAPI]:
         yield api
 
 
-def telegram_app(db_url: str, data_dir: Path, api: FakeBotAPI, mode: str) -> FastAPI:
+def telegram_app(db_url: str, data_dir: Path, api: FakeBotAPI, mode: str, **overrides: Any) -> FastAPI:
     telegram = TelegramChannelSettings(
         enabled=True, token=SecretStr(TOKEN), mode=mode, base_url=api.base_url, base_file_url=api.base_file_url,
         webhook_url="https://bot.example/channels/telegram/webhook" if mode == "webhook" else None,
         webhook_secret=SecretStr(SECRET) if mode == "webhook" else None, poll_timeout_seconds=1,
-        request_timeout_seconds=5, max_download_bytes=2500, retry_backoff_max_seconds=0.5,
+        request_timeout_seconds=5, max_download_bytes=2500, retry_backoff_max_seconds=0.5, **overrides,
     )
     settings = make_settings(db_url, data_dir=data_dir, channels=ChannelsSettings(
         rest=RestChannelSettings(api_key=SecretStr(REST_KEY)), telegram=telegram,
@@ -129,6 +129,35 @@ async def test_polling_restart_reprocesses_nothing_and_loses_nothing(
         await wait_for(lambda: bot_api.confirmed_offset >= 7, timeout=15)
     messages = await inbound(sessionmaker)
     assert [m.external_message_id for m in messages] == [f"{CHAT}:{100 + i}" for i in range(1, 6)] + [f"{CHAT}:200"]
+
+
+async def test_one_poller_per_bot_across_instances_and_a_standby_takes_over(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("several instances share a bot on PostgreSQL; SQLite serves one process")
+    first_instance = running(telegram_app(db_url, tmp_path / "first", bot_api, "polling", standby_seconds=0.2))
+    first, _ = await first_instance.__aenter__()
+    first_running = True
+    try:
+        await wait_for(lambda: len(bot_api.called("getUpdates")) >= 1)
+        async with running(telegram_app(db_url, tmp_path / "second", bot_api, "polling",
+                                         standby_seconds=0.2)) as (second, _):
+            # Telegram answers a second concurrent getUpdates with 409 Conflict: the second instance stands by.
+            await wait_for(lambda: second.health.state == "standby")
+            assert first.health.state == "connected"
+            bot_api.push(fixture("text_message", 1))
+            await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 1)
+
+            first_running = False
+            await first_instance.__aexit__(None, None, None)
+            await wait_for(lambda: second.health.state == "connected")
+            bot_api.push(fixture("text_message", 2, message_id=11, text="hello again"))
+            await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 2)
+        assert [m.external_message_id for m in await inbound(sessionmaker)] == [f"{CHAT}:10", f"{CHAT}:11"]
+    finally:
+        if first_running:
+            await first_instance.__aexit__(None, None, None)
 
 
 # -- webhook -------------------------------------------------------------------------------------------

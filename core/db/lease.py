@@ -1,0 +1,73 @@
+"""Exclusive leases across processes: one reader per mailbox (or Telegram bot in polling mode), however many
+workers and instances run.
+
+On PostgreSQL a lease is a session advisory lock on a connection the holder keeps for as long as it holds the
+lease: it ends with that connection, so the lease of a crashed or partitioned instance frees itself and a
+standby takes over. SQLite serves one process (`switchboard serve` runs one worker on it): the lease is always
+granted there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+class LeaseLost(Exception):
+    """The connection that held the lease is gone: another process may hold it now."""
+
+
+def lease_key(name: str) -> int:
+    """A stable signed 64-bit key for a lease name (advisory locks are keyed by bigint)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class Lease:
+    """Whether this process holds the lease; `check()` proves it still does."""
+
+    def __init__(self, name: str, held: bool, conn: AsyncConnection | None = None) -> None:
+        self.name = name
+        self.held = held
+        self._conn = conn
+
+    async def check(self) -> None:
+        """Raise LeaseLost if the lease's connection no longer works (the database released the lock)."""
+        if self._conn is None or not self.held:
+            return
+        try:
+            await self._conn.execute(text("SELECT 1"))
+            await self._conn.commit()
+        except Exception as exc:
+            self.held = False
+            raise LeaseLost(f"lost the lease {self.name!r}: {type(exc).__name__}: {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def exclusive(engine: AsyncEngine, name: str) -> AsyncIterator[Lease]:
+    """Try to take the lease `name` for the duration of the block; never waits for it.
+
+    The caller does its work only when `lease.held`; otherwise it stands by and tries again later.
+    """
+    if engine.dialect.name != "postgresql":
+        yield Lease(name, held=True)
+        return
+    key = lease_key(name)
+    async with engine.connect() as conn:
+        held = bool(await conn.scalar(select(func.pg_try_advisory_lock(key))))
+        await conn.commit()  # the lock belongs to the session, not to a transaction
+        lease = Lease(name, held, conn)
+        try:
+            yield lease
+        finally:
+            if lease.held:
+                try:
+                    await conn.execute(select(func.pg_advisory_unlock(key)))
+                    await conn.commit()
+                except Exception:
+                    # Closing the connection ends the lock for sure; it must not go back to the pool holding it.
+                    with contextlib.suppress(Exception):
+                        await conn.invalidate()

@@ -1,0 +1,52 @@
+"""Exclusive leases across processes: PostgreSQL advisory locks held by a connection; SQLite always grants."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db.lease import LeaseLost, exclusive, lease_key
+from core.db.session import create_engine
+
+
+async def test_one_holder_at_a_time_and_the_next_one_takes_over(db_url: str, db_engine: AsyncEngine) -> None:
+    if db_engine.dialect.name != "postgresql":
+        async with exclusive(db_engine, "mailbox-a") as first, exclusive(db_engine, "mailbox-a") as second:
+            assert first.held and second.held  # one process on SQLite: nothing to arbitrate
+        return
+    other = create_engine(db_url)  # another instance: its own pool, its own connections
+    try:
+        async with exclusive(db_engine, "mailbox-a") as first:
+            assert first.held
+            async with exclusive(other, "mailbox-a") as second, exclusive(other, "mailbox-b") as unrelated:
+                assert not second.held
+                assert unrelated.held
+            await first.check()
+        async with exclusive(other, "mailbox-a") as after:
+            assert after.held
+    finally:
+        await other.dispose()
+
+
+async def test_a_lost_connection_ends_the_lease(db_url: str, db_engine: AsyncEngine) -> None:
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("leases are PostgreSQL advisory locks; SQLite serves one process")
+    other = create_engine(db_url)
+    try:
+        async with exclusive(db_engine, "bot-1") as lease:
+            assert lease.held
+            # The database drops the holder's connection (a restart, a network partition): the lock is gone.
+            async with other.connect() as admin:
+                await admin.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND ((classid::bigint << 32) | objid::bigint) = (:key & x'ffffffffffffffff'::bigint) "
+                    "AND granted"), {"key": lease_key("bot-1")})
+                await admin.commit()
+            async with exclusive(other, "bot-1") as taken_over:
+                assert taken_over.held
+                with pytest.raises(LeaseLost):
+                    await lease.check()
+                assert not lease.held
+    finally:
+        await other.dispose()
