@@ -11,10 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import weakref
 from collections.abc import AsyncIterator
 
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+_LEASE_ENGINES: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def _lease_engine(engine: AsyncEngine) -> AsyncEngine:
+    """Leases keep their connections for hours: they come from a pool-less engine of their own, so many mailboxes
+    never take the connections requests need."""
+    lease_engine = _LEASE_ENGINES.get(engine)
+    if lease_engine is None:
+        lease_engine = _LEASE_ENGINES[engine] = create_async_engine(engine.url, poolclass=NullPool)
+    return lease_engine
 
 
 class LeaseLost(Exception):
@@ -56,7 +69,7 @@ async def exclusive(engine: AsyncEngine, name: str) -> AsyncIterator[Lease]:
         yield Lease(name, held=True)
         return
     key = lease_key(name)
-    async with engine.connect() as conn:
+    async with _lease_engine(engine).connect() as conn:
         held = bool(await conn.scalar(select(func.pg_try_advisory_lock(key))))
         await conn.commit()  # the lock belongs to the session, not to a transaction
         lease = Lease(name, held, conn)
