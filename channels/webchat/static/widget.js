@@ -118,15 +118,20 @@
     });
     if (m.client_id) { byClient[m.client_id] = node; }
     if (m.author !== "customer") { typing.textContent = ""; clearQuick(); }
-    if (live !== false && m.quick_replies && m.quick_replies.length) {
-      quickBox = el("div", "sbw-quick");
-      m.quick_replies.forEach(function (q) {
-        var b = el("button", "", q.title); b.type = "button";
-        b.addEventListener("click", function () { clearQuick(); submit({ type: "quick_reply", payload: q.payload, title: q.title }, q.title); });
-        quickBox.appendChild(b);
-      });
-      log.appendChild(quickBox); scroll();
-    }
+    if (live !== false) { showQuick(m); }
+  }
+
+  // The buttons of the bot's latest answer, as long as nobody wrote after it (live, and again after a reload).
+  function showQuick(m) {
+    clearQuick();
+    if (!m || m.author === "customer" || !m.quick_replies || !m.quick_replies.length) { return; }
+    quickBox = el("div", "sbw-quick");
+    m.quick_replies.forEach(function (q) {
+      var b = el("button", "", q.title); b.type = "button";
+      b.addEventListener("click", function () { clearQuick(); submit({ type: "quick_reply", payload: q.payload, title: q.title }, q.title); });
+      quickBox.appendChild(b);
+    });
+    log.appendChild(quickBox); scroll();
   }
 
   function newId() {
@@ -178,7 +183,9 @@
         dot.classList.toggle("sbw-on", !!f.online);
         notice.textContent = f.notice || ""; notice.style.display = f.notice ? "block" : "none";
       } else if (f.type === "history") {
-        (f.messages || []).forEach(function (m) { render(m, false); });
+        var page = f.messages || [];
+        page.forEach(function (m) { render(m, false); });
+        if (page.length && !pending.length && f.complete !== false) { showQuick(page[page.length - 1]); }
         if (!lastSeen && !pending.length && !(f.messages || []).length) { bubble("system", T.hello); }
         // Whatever the server has not acknowledged yet goes again, with the same client ids.
         pending.forEach(function (p) {

@@ -39,6 +39,10 @@ async def test_widget_on_demo_page(chat_server: Server, db_url: str) -> None:
             customer = await page.locator(".sbw-customer").all_inner_texts()
             assert customer == ["hello"]
             assert await page.locator(".sbw-bot").count() == 1
+            # The bot's answer is still the latest message: its buttons come back with the history, and work.
+            await page.click(".sbw-quick button >> text=Talk to an operator")
+            await page.wait_for_selector(".sbw-bot >> text=Connecting you with an operator", timeout=10_000)
+            assert await page.locator(".sbw-quick").count() == 0
             assert errors == []
             if db_url.startswith("sqlite"):
                 SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
