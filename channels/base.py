@@ -15,10 +15,11 @@ from core.db.base import utcnow
 from core.db.lease import Lease, exclusive
 from core.events import EventBus
 from core.ingest.service import IngestService
-from core.outbox.dispatcher import PermanentSendError
+from core.outbox.dispatcher import PartialDelivery, PermanentSendError
 from core.outbox.schemas import OutboundEnvelope
 
-__all__ = ["ChannelAdapter", "ChannelContext", "ChannelHealth", "ChannelRegistry", "PermanentSendError"]
+__all__ = ["ChannelAdapter", "ChannelContext", "ChannelHealth", "ChannelRegistry", "PartialDelivery",
+           "PermanentSendError"]
 
 
 
@@ -80,6 +81,8 @@ class ChannelAdapter(Protocol):
 
         Raises:
             PermanentSendError: the provider refused for good; any other exception is retried.
+            PartialDelivery: a message in parts failed part-way; the retry resumes after the parts delivered
+            (`envelope.delivered_parts`).
         """
         ...
 

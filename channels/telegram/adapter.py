@@ -21,6 +21,7 @@ import logging
 import re
 import warnings
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,6 +49,7 @@ from core.customers import service as customer_service
 from core.db.lease import Lease, LeaseLost
 from core.errors import NotFoundError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
+from core.outbox.dispatcher import PartialDelivery
 from core.outbox.schemas import OutboundEnvelope, QuickReply
 
 log = logging.getLogger(__name__)
@@ -492,21 +494,47 @@ class TelegramChannel:
         bot = self.bot
         chunks = split_text(envelope.text)
         markup = inline_keyboard(envelope.quick_replies)
-        sent_id: str | None = None
-        try:
-            for index, chunk in enumerate(chunks):
-                last = index == len(chunks) - 1
-                sent = await bot.send_message(chat_id=chat_id, text=chunk, reply_markup=markup if last else None)
-                sent_id = sent_id or str(sent.message_id)
-            for attachment in envelope.attachments:
+        # The message's parts in order: the text (in chunks; the buttons on the last one), then each file.
+        parts: list[Callable[[], Awaitable[str | None]]] = []
+        for index, chunk in enumerate(chunks):
+            keyboard = markup if index == len(chunks) - 1 else None
+
+            async def send_text(chunk: str = chunk, keyboard: InlineKeyboardMarkup | None = keyboard) -> str:
+                return str((await bot.send_message(chat_id=chat_id, text=chunk, reply_markup=keyboard)).message_id)
+
+            parts.append(send_text)
+        for attachment in envelope.attachments:
+
+            async def send_file(attachment: dict[str, Any] = attachment) -> None:
                 await self._send_attachment(chat_id, attachment)
-        except Forbidden as exc:  # the user blocked the bot or deleted the account
+
+            parts.append(send_file)
+        # A retry after a failure part-way sends only what the customer has not got yet.
+        delivered = min(envelope.delivered_parts, len(parts))
+        sent_id = envelope.provider_message_id
+        try:
+            for part in parts[delivered:]:
+                part_id = await part()
+                sent_id = sent_id or part_id
+                delivered += 1
+        except Exception as exc:
+            failure = self._send_failure(exc)
+            if delivered > envelope.delivered_parts:
+                raise PartialDelivery(delivered, sent_id, failure) from exc
+            if failure is exc:
+                raise
+            raise failure from exc
+        return sent_id
+
+    def _send_failure(self, exc: Exception) -> Exception:
+        """What a Bot API error means for the outbox."""
+        if isinstance(exc, Forbidden):  # the user blocked the bot or deleted the account
             self.health.details["last_refusal"] = str(exc)[:200]
-            raise PermanentSendError(f"Telegram refused: {exc}") from exc
-        except RetryAfter as exc:
+            return PermanentSendError(f"Telegram refused: {exc}")
+        if isinstance(exc, RetryAfter):
             retry_after = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") \
                 else float(exc.retry_after)
-            raise TelegramRateLimited(retry_after) from exc
-        except BadRequest as exc:  # chat not found, message malformed: the same request cannot succeed
-            raise PermanentSendError(f"Telegram rejected the message: {exc}") from exc
-        return sent_id
+            return TelegramRateLimited(retry_after)
+        if isinstance(exc, BadRequest):  # chat not found, message malformed: the same request cannot succeed
+            return PermanentSendError(f"Telegram rejected the message: {exc}")
+        return exc

@@ -25,6 +25,20 @@ class PermanentSendError(Exception):
     """The channel refused the message for good (unknown recipient, blocked bot): no retry."""
 
 
+class PartialDelivery(Exception):
+    """Some parts of a message in several parts (text chunks, files) reached the customer before `cause`: the
+    outbox records how many, and the retry sends only the rest (the customer never gets a part twice).
+
+    A PermanentSendError as the cause fails the message for good, like on its own.
+    """
+
+    def __init__(self, delivered_parts: int, provider_message_id: str | None, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause} (after {delivered_parts} parts were delivered)")
+        self.delivered_parts = delivered_parts
+        self.provider_message_id = provider_message_id
+        self.cause = cause
+
+
 class Sender(Protocol):
     async def send(self, envelope: OutboundEnvelope) -> str | None: ...
 
@@ -110,30 +124,46 @@ class OutboxDispatcher:
         outcomes = await asyncio.gather(*(self._send(e) for e in envelopes))
         async with self.sessionmaker() as session:
             async with session.begin():
-                sent = [(e, provider_id) for e, (provider_id, error, _) in zip(envelopes, outcomes, strict=True)
-                        if error is None]
+                sent = [(e, o.provider_id) for e, o in zip(envelopes, outcomes, strict=True) if o.error is None]
                 await service.mark_sent(session, sent)
                 self.stats.sent += len(sent)
-                for envelope, (_, error, permanent) in zip(envelopes, outcomes, strict=True):
-                    if error is not None:
-                        status = await service.mark_failed_attempt(session, envelope.outbox_id, error,
-                                                                   self.settings, permanent=permanent)
+                for envelope, outcome in zip(envelopes, outcomes, strict=True):
+                    if outcome.error is not None:
+                        status = await service.mark_failed_attempt(
+                            session, envelope.outbox_id, outcome.error, self.settings, permanent=outcome.permanent,
+                            progress=outcome.progress)
                         self.stats.failed_attempts += 1
                         if status == "failed":
                             self.stats.failed += 1
             self.bus.publish_all(take_pending(session))
         return len(envelopes)
 
-    async def _send(self, envelope: OutboundEnvelope) -> tuple[str | None, str | None, bool]:
+    async def _send(self, envelope: OutboundEnvelope) -> _Outcome:
         sender = self.senders(envelope.channel)
         if sender is None:
-            return None, f"channel {envelope.channel!r} is not enabled", False
+            return _Outcome(error=f"channel {envelope.channel!r} is not enabled")
         async with self._semaphore:
             try:
-                return await sender.send(envelope), None, False
+                return _Outcome(provider_id=await sender.send(envelope))
+            except PartialDelivery as exc:
+                permanent = isinstance(exc.cause, PermanentSendError)
+                log.warning("send failed part-way", extra={"channel": envelope.channel,
+                                                           "outbox_id": envelope.outbox_id, "error": str(exc)[:200]})
+                return _Outcome(error=("rejected: " if permanent else "") + str(exc), permanent=permanent,
+                                progress=(exc.delivered_parts, exc.provider_message_id))
             except PermanentSendError as exc:
-                return None, f"rejected: {exc}", True
+                return _Outcome(error=f"rejected: {exc}", permanent=True)
             except Exception as exc:
                 log.warning("send failed", extra={"channel": envelope.channel, "outbox_id": envelope.outbox_id,
                                                   "error": str(exc)[:200]})
-                return None, f"{type(exc).__name__}: {exc}", False
+                return _Outcome(error=f"{type(exc).__name__}: {exc}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """One send: the provider's id, or the error (permanent or not, and the parts delivered before it)."""
+
+    provider_id: str | None = None
+    error: str | None = None
+    permanent: bool = False
+    progress: tuple[int, str | None] | None = None

@@ -36,6 +36,9 @@ class OutboundEnvelope(BaseModel):
     language: str | None = None
     author_kind: str = "agent"
     created_at: datetime | None = None
+    # A retry after a partial delivery (PartialDelivery): the parts already sent, and the first one's id.
+    delivered_parts: int = 0
+    provider_message_id: str | None = None
 
 
 class OutboxRead(BaseModel):

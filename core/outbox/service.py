@@ -84,14 +84,14 @@ async def build_envelopes(session: AsyncSession, ids: Sequence[int]) -> list[Out
     o, m = OutboxMessage, Message
     stmt = (
         select(o.id, o.ticket_id, o.channel, o.recipient, o.payload, m.id, m.text, m.html, m.attachments,
-               m.author_kind, m.created_at)
+               m.author_kind, m.created_at, o.provider_message_id)
         .join(m, m.id == o.message_id)
         .where(o.id.in_(list(ids)))
         .order_by(o.id)
     )
     envelopes = []
     for (outbox_id, ticket_id, channel, recipient, p, message_id, text, html, attachments, author_kind,
-         created_at) in (await session.execute(stmt)).all():
+         created_at, provider_id) in (await session.execute(stmt)).all():
         envelopes.append(OutboundEnvelope(
             outbox_id=outbox_id, message_id=message_id, ticket_id=ticket_id, channel=channel, recipient=recipient,
             ticket_number=format_ticket_number(ticket_id), text=text, html=html, subject=p.get("subject"),
@@ -99,6 +99,7 @@ async def build_envelopes(session: AsyncSession, ids: Sequence[int]) -> list[Out
             in_reply_to=p.get("in_reply_to"), references=list(p.get("references", [])),
             quick_replies=p.get("quick_replies", []), language=p.get("language"),
             author_kind=author_kind.value, created_at=created_at,
+            delivered_parts=int(p.get("delivered_parts", 0)), provider_message_id=provider_id,
         ))
     return envelopes
 
@@ -127,12 +128,20 @@ async def mark_sent(session: AsyncSession, sent: Sequence[tuple[OutboundEnvelope
 
 
 async def mark_failed_attempt(
-    session: AsyncSession, outbox_id: int, error: str, settings: CoreSettings, *, permanent: bool = False
+    session: AsyncSession, outbox_id: int, error: str, settings: CoreSettings, *, permanent: bool = False,
+    progress: tuple[int, str | None] | None = None,
 ) -> OutboxStatus:
-    """Record a failed attempt: retry later with backoff, or fail for good after the last attempt."""
+    """Record a failed attempt: retry later with backoff, or fail for good after the last attempt.
+
+    `progress` (parts delivered so far, the first part's provider id) makes the retry send only the rest.
+    """
     row = await session.get(OutboxMessage, outbox_id)
     if row is None:
         return OutboxStatus.failed
+    if progress is not None:
+        delivered, provider_id = progress
+        row.payload = {**row.payload, "delivered_parts": delivered}
+        row.provider_message_id = row.provider_message_id or provider_id
     row.last_error = error[:2000]
     if permanent or row.attempts >= settings.outbox_max_attempts:
         row.status = OutboxStatus.failed

@@ -44,6 +44,7 @@ class FakeBotAPI:
     files: dict[str, bytes] = field(default_factory=dict)
     blocked: set[int] = field(default_factory=set)
     rate_limit_next: int = 0
+    fail_documents_next: int = 0  # sendDocument answers 502 this many times (a proxy in trouble)
     webhook: dict[str, Any] | None = None
     confirmed_offset: int = 0
     _next_message_id: int = 1000
@@ -146,6 +147,9 @@ class FakeBotAPI:
         chat_id = int(p["chat_id"])
         if chat_id in self.blocked:
             return self._fail(403, "Forbidden: bot was blocked by the user")
+        if self.fail_documents_next > 0:
+            self.fail_documents_next -= 1
+            return self._fail(502, "Bad Gateway")
         document = p.get("document")
         name = document["filename"] if isinstance(document, dict) else None
         return self._ok(self._message(chat_id, document={"file_id": "sent", "file_unique_id": "sent-u",

@@ -337,14 +337,57 @@ async def test_agent_reply_sends_stored_attachments_as_documents_after_the_text(
             ("счёт.pdf", b"%PDF-1.4 invoice"), ("photo.png", b"\x89PNG data")]
 
         # A file that vanished from the store cannot be sent, ever: a permanent failure, not a retry loop.
-        from channels.base import PermanentSendError
+        from channels.base import PartialDelivery, PermanentSendError
         from core.outbox.schemas import OutboundEnvelope
 
         envelope = OutboundEnvelope(outbox_id=1, message_id=1, ticket_id=ticket_id, channel="telegram",
                                     recipient=str(CHAT), ticket_number="T-1", text="x",
                                     attachments=[{"filename": "a", "storage_key": "uploads/00/gone/a.pdf"}])
-        with pytest.raises(PermanentSendError, match="not in the attachment store"):
+        # The text went out first: the failure says so, and it is permanent.
+        with pytest.raises(PartialDelivery) as failed:
             await adapter.send(envelope)
+        assert failed.value.delivered_parts == 1
+        assert isinstance(failed.value.cause, PermanentSendError)
+        assert "not in the attachment store" in str(failed.value.cause)
         for escaping in ("../../etc/passwd", "/etc/passwd"):
+            # Nothing delivered before (a retry past the text): a plain permanent failure.
             with pytest.raises(PermanentSendError):
-                await adapter.send(envelope.model_copy(update={"attachments": [{"storage_key": escaping}]}))
+                await adapter.send(envelope.model_copy(update={"attachments": [{"storage_key": escaping}],
+                                                               "delivered_parts": 1}))
+
+
+async def test_a_file_failing_after_the_text_is_retried_without_sending_the_text_again(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    from core.users.models import Role
+    from tests.conftest import make_user
+
+    _, token = await make_user(sessionmaker, Role.agent, "tg-agent2@test.example")
+    auth = {"Authorization": f"Bearer {token}"}
+    async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (_adapter, client):
+        assert (await webhook_post(client, fixture("text_message", 1))).status_code == 200
+        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 1)
+        ticket_id = (await inbound(sessionmaker))[0].ticket_id
+        files = [("a.pdf", b"%PDF-1.4 a", "application/pdf"), ("b.pdf", b"%PDF-1.4 b", "application/pdf")]
+        infos = [(await client.post("/attachments", headers=auth, files={"file": f})).json() for f in files]
+        bot_api.fail_documents_next = 2  # the first file fails twice after the text went out
+        r = await client.post(f"/tickets/{ticket_id}/reply", headers=auth,
+                              json={"text": "Both files.", "attachments": infos})
+        assert r.status_code == 201, r.text
+
+        async def outbox_row() -> OutboxMessage:
+            async with sessionmaker() as session:
+                return (await session.scalars(select(OutboxMessage).where(
+                    OutboxMessage.message_id == r.json()["id"]))).one()
+
+        for _ in range(300):
+            if (await outbox_row()).status.value == "sent":
+                break
+            await asyncio.sleep(0.05)
+        row = await outbox_row()
+        assert (row.status.value, row.attempts) == ("sent", 3)
+        assert row.payload["delivered_parts"] == 1
+        assert bot_api.sent_texts(CHAT).count("Both files.") == 1  # the text went once
+        delivered = [p["document"]["filename"] for p in bot_api.called("sendDocument")]
+        assert delivered == ["a.pdf", "a.pdf", "a.pdf", "b.pdf"]  # two failures, then each file once
+        assert row.provider_message_id is not None
