@@ -41,7 +41,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application
 from telegram.warnings import PTBUserWarning
 
-from channels.base import ChannelContext, ChannelHealth, PermanentSendError
+from channels.base import ChannelContext, ChannelHealth, PartialDelivery, PermanentSendError
 from channels.telegram import texts
 from channels.telegram.settings import TelegramChannelSettings
 from core.attachments import store as attachment_store
@@ -49,7 +49,6 @@ from core.customers import service as customer_service
 from core.db.lease import Lease, LeaseLost
 from core.errors import NotFoundError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
-from core.outbox.dispatcher import PartialDelivery
 from core.outbox.schemas import OutboundEnvelope, QuickReply
 
 log = logging.getLogger(__name__)
