@@ -112,6 +112,7 @@ def create_app(
         try:
             yield
         finally:
+            metrics.untrack(state)
             await trainer.stop()
             if bridge is not None:
                 await bridge.stop()

@@ -68,5 +68,10 @@ REGISTRY.register(_SERVICES)
 
 
 def track(state: AppState) -> None:
-    """Serve this app's service stats at /metrics (for as long as the app lives)."""
+    """Serve this app's service stats at /metrics while it runs (`untrack` at shutdown)."""
     _SERVICES.states[id(state)] = state
+
+
+def untrack(state: AppState) -> None:
+    """A stopped app's counts leave the sums at once, not whenever its state is garbage-collected."""
+    _SERVICES.states.pop(id(state), None)
