@@ -28,6 +28,7 @@ from sqlalchemy import func, select, text  # noqa: E402
 
 from api.app import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
+from bench.ingest import admin_sql, private_database  # noqa: E402
 from channels.config import ChannelsSettings  # noqa: E402
 from channels.email.adapter import EmailChannel  # noqa: E402
 from channels.email.models import EmailCheckpoint  # noqa: E402
@@ -178,8 +179,11 @@ async def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="switchboard-bench-email-") as tmp:
             backends = [("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.sqlite3")]
+            private: str | None = None
             if args.postgres:
-                backends.append(("postgresql", args.postgres))
+                # A private database on that server (dropped at the end), never the one the URL names.
+                url, private = await asyncio.to_thread(private_database, args.postgres)
+                backends.append(("postgresql", url))
             for name, url in backends:
                 if name == "postgresql":
                     await reset_postgres(url)
@@ -205,6 +209,8 @@ async def main() -> None:
             adapter_rate = await adapter_only(dovecot, user, args.messages, Path(tmp))
     finally:
         stop_dovecot(dovecot)
+        if args.postgres and private is not None:
+            await asyncio.to_thread(admin_sql, args.postgres, f'DROP DATABASE IF EXISTS "{private}" WITH (FORCE)')
 
     print()
     print("Email ingest from Dovecot, cold-start backfill (IMAP fetch -> parse -> ingest -> checkpoint)")
