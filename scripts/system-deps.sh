@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# System packages the test suite talks to: Dovecot (IMAP), Chromium (browser tests).
+# System packages the test suite talks to: Dovecot (IMAP), Chromium (browser tests), openssl (the test
+# Dovecot's certificate).
 # Idempotent: installs only what is missing. Needs root (apt-get); without root it says what is missing.
 set -euo pipefail
 missing=()
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing system packages: ${missing[*]} (run as root: apt-get install ${missing[*]})" >&2

@@ -178,18 +178,35 @@ class MailboxWorker:
         self._lost = False
         box = self.mailbox
         timeout = self.settings.imap_timeout_seconds
-        client: aioimaplib.IMAP4
-        if box.security == "ssl":
-            client = aioimaplib.IMAP4_SSL(box.host, box.port, timeout=timeout, ssl_context=ssl.create_default_context(),
-                                          conn_lost_cb=self._connection_lost)
-        else:
-            client = aioimaplib.IMAP4(box.host, box.port, timeout=timeout, conn_lost_cb=self._connection_lost)
+        # IMAP4 with a TLS context, not IMAP4_SSL: that class takes no connection-lost callback.
+        client = aioimaplib.IMAP4(box.host, box.port, timeout=timeout, conn_lost_cb=self._connection_lost,
+                                  ssl_context=self._tls() if box.security == "ssl" else None)
         self._client = client
         await client.wait_hello_from_server()
+        if box.security == "starttls":
+            await self._starttls(client)
         response = await client.login(box.username, box.password.get_secret_value())
         if response.result != "OK":
             raise ImapError(f"login refused: {_lines(response)}")
         return client
+
+    def _tls(self) -> ssl.SSLContext:
+        """Certificate and host name verified, against the system's authorities or the mailbox's `ca_file`."""
+        return ssl.create_default_context(cafile=self.mailbox.ca_file)
+
+    async def _starttls(self, client: aioimaplib.IMAP4) -> None:
+        """Upgrade the plain connection to TLS before anything secret is sent (RFC 3501 STARTTLS)."""
+        protocol = client.protocol
+        if not client.has_capability("STARTTLS"):
+            raise ImapError("the server does not offer STARTTLS; use security 'ssl' (port 993) or fix the server")
+        async with asyncio.timeout(self.settings.imap_timeout_seconds):
+            response = await protocol.execute(aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop))
+            if response.result != "OK":
+                raise ImapError(f"STARTTLS refused: {_lines(response)}")
+            protocol.transport = await asyncio.get_running_loop().start_tls(
+                protocol.transport, protocol, self._tls(), server_hostname=self.mailbox.host)
+            # What the server offered before TLS is forgotten (RFC 3501 6.2.1): ask again.
+            await protocol.capability()
 
     def _connection_lost(self, exc: Exception | None) -> None:
         self._lost = True

@@ -27,7 +27,11 @@ class ImapMailboxSettings(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
     host: str = "127.0.0.1"
     port: int = Field(default=993, gt=0, lt=65536)
-    security: Literal["ssl", "none"] = "ssl"
+    security: Literal["ssl", "starttls", "none"] = Field(
+        default="ssl", description="ssl: TLS from the start (993); starttls: upgrade a plain connection (143).")
+    ca_file: str | None = Field(
+        default=None, description="PEM file of the certificate authorities to trust instead of the system's "
+        "(a mail server with an internal CA); the server's name is verified either way.")
     username: str
     password: SecretStr
     folder: str = "INBOX"

@@ -47,7 +47,9 @@ listen = 127.0.0.1
 base_dir = {root}/run
 state_dir = {root}/state
 instance_name = switchboard-test-{port}
-ssl = no
+ssl = yes
+ssl_cert = <{root}/tls/cert.pem
+ssl_key = <{root}/tls/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 log_path = {root}/dovecot.log
@@ -71,7 +73,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {ssl_port}
+    ssl = yes
   }}
 }}
 service pop3-login {{
@@ -99,8 +103,14 @@ class Dovecot:
     root: Path
     port: int
     process: subprocess.Popen[bytes]
+    ssl_port: int = 0  # implicit TLS (imaps); `port` offers STARTTLS and, for the other tests, plain login
     host: str = "127.0.0.1"
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def ca_file(self) -> str:
+        """The self-signed certificate of this Dovecot (for 127.0.0.1), to trust as a mailbox's `ca_file`."""
+        return str(self.root / "tls" / "cert.pem")
 
     def add_user(self) -> str:
         """A fresh, empty mailbox (users are written up front: Dovecot caches the passwd file per second)."""
@@ -167,17 +177,21 @@ def start_dovecot() -> Dovecot:
     # Dovecot's unprivileged processes out of a run that is still going.
     root = Path(tempfile.mkdtemp(prefix="switchboard-dovecot-"))
     root.chmod(0o711)
-    port = free_port()
-    for sub in ("run", "state", "mail"):
+    port, ssl_port = free_port(), free_port()
+    for sub in ("run", "state", "mail", "tls"):
         (root / sub).mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(root / "tls" / "key.pem"),
+                    "-out", str(root / "tls" / "cert.pem")], check=True, capture_output=True, timeout=60)
     (root / "users").write_text("".join(f"support{i}:{{PLAIN}}{PASSWORD}\n" for i in range(1, USERS + 1)))
     (root / "users").chmod(0o644)
-    (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, uid=MAIL_UID, gid=MAIL_GID))
+    (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, ssl_port=ssl_port, uid=MAIL_UID,
+                                                     gid=MAIL_GID))
     if os.getuid() == 0:
         os.chown(root / "mail", MAIL_UID, MAIL_GID)
     process = subprocess.Popen([DOVECOT, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
-    server = Dovecot(root=root, port=port, process=process)
+    server = Dovecot(root=root, port=port, process=process, ssl_port=ssl_port)
     try:
         _wait_for_port(port, process)
     except BaseException:

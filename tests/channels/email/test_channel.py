@@ -449,3 +449,36 @@ async def test_one_reader_per_mailbox_across_instances_and_a_standby_takes_over(
     finally:
         if first_running:
             await first_instance.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+async def test_tls_mailboxes_verify_the_server_and_read_mail(
+        security: str, db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession],
+        tmp_path: Path, dovecot: Dovecot) -> None:
+    trusted, untrusted = dovecot.add_user(), dovecot.add_user()
+    port = dovecot.ssl_port if security == "ssl" else dovecot.port
+    good = dovecot.mailbox_settings(trusted, security=security, port=port, ca_file=dovecot.ca_file)
+    # Not signed by a trusted authority (the system's, here): refused, shown in health, never a crash.
+    bad = dovecot.mailbox_settings(untrusted, security=security, port=port)
+    await dovecot.append(trusted, mail(f"tls-{security}@example.org", "Hello over TLS"))
+    await dovecot.append(untrusted, mail(f"untrusted-{security}@example.org", "Hello"))
+    async with running_app(db_url, tmp_path, email_settings(dovecot, None, good, bad)) as app:
+        channel = channel_of(app)
+        await wait_for(lambda: channel.workers[trusted].health.state == "connected", what="TLS connection")
+        await wait_for(lambda: _eq(inbound_count(sessionmaker), 1), what="delivery over TLS")
+        await wait_for(lambda: channel.workers[untrusted].health.state == "error", what="refused certificate")
+        assert "CERTIFICATE_VERIFY_FAILED" in (channel.workers[untrusted].health.last_error or "")
+        assert channel.health.state == "degraded"
+    assert await inbound_count(sessionmaker) == 1
+
+
+async def test_starttls_refused_by_a_server_without_it_is_an_error_not_plaintext(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot) -> None:
+    user = dovecot.add_user()
+    # The implicit-TLS port cannot speak STARTTLS: connecting there in plain text must fail, not fall back.
+    box = dovecot.mailbox_settings(user, security="starttls", port=dovecot.ssl_port, ca_file=dovecot.ca_file)
+    async with running_app(db_url, tmp_path, email_settings(dovecot, None, box)) as app:
+        worker = channel_of(app).workers[user]
+        await wait_for(lambda: worker.health.state == "error", what="error")
+        assert worker.health.last_error
