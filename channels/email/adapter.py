@@ -136,7 +136,7 @@ class EmailChannel:
                 message, sender=from_address, recipients=[recipient], hostname=smtp.host, port=smtp.port,
                 username=smtp.username, password=smtp.password.get_secret_value() if smtp.password else None,
                 use_tls=smtp.security == "ssl", start_tls=True if smtp.security == "starttls" else False,
-                timeout=smtp.timeout_seconds,
+                cert_bundle=smtp.ca_file, timeout=smtp.timeout_seconds,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]

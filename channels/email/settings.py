@@ -48,6 +48,8 @@ class SmtpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=587, gt=0, lt=65536)
     security: Literal["ssl", "starttls", "none"] = "starttls"
+    ca_file: str | None = Field(
+        default=None, description="PEM file of the certificate authorities to trust instead of the system's.")
     username: str | None = None
     password: SecretStr | None = None
     timeout_seconds: float = Field(default=30.0, gt=0)

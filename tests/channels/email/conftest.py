@@ -171,6 +171,15 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
     raise RuntimeError("dovecot did not start listening")
 
 
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (cert.pem, key.pem in `folder`): the servers' and the trust."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
 def start_dovecot() -> Dovecot:
     """Start a private Dovecot on a free port; `stop_dovecot` ends it and removes its files."""
     # Not under pytest's basetemp: every pytest start resets /tmp/pytest-of-<user> to 0700, which would lock
@@ -180,9 +189,7 @@ def start_dovecot() -> Dovecot:
     port, ssl_port = free_port(), free_port()
     for sub in ("run", "state", "mail", "tls"):
         (root / sub).mkdir()
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(root / "tls" / "key.pem"),
-                    "-out", str(root / "tls" / "cert.pem")], check=True, capture_output=True, timeout=60)
+    make_certificate(root / "tls")
     (root / "users").write_text("".join(f"support{i}:{{PLAIN}}{PASSWORD}\n" for i in range(1, USERS + 1)))
     (root / "users").chmod(0o644)
     (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, ssl_port=ssl_port, uid=MAIL_UID,

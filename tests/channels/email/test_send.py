@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosmtplib
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.base import ChannelContext, PermanentSendError
@@ -18,7 +20,7 @@ from core.config import CoreSettings
 from core.events import EventBus
 from core.ingest.service import IngestService
 from core.outbox.schemas import OutboundEnvelope, QuickReply
-from tests.channels.email.conftest import SmtpSink
+from tests.channels.email.conftest import SmtpSink, make_certificate
 from tests.conftest import free_port, keyword_engine
 
 
@@ -180,3 +182,29 @@ async def test_reply_goes_out_from_the_mailbox_the_customer_wrote_to(
     await channel.send(envelope(in_reply_to="in-billing@example.org", references=["in-billing@example.org"]))
     await channel.send(envelope(in_reply_to=None, references=[], outbox_id=9))
     assert [sender for sender, _r, _raw in smtp_sink.messages] == ["billing@support.example", "sales@support.example"]
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+async def test_send_over_tls_verifies_the_server(
+        security: str, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
+    cert, key = make_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = SmtpSink(host="127.0.0.1", port=free_port())
+    tls = {"ssl_context": context} if security == "ssl" else {"tls_context": context, "require_starttls": True}
+    controller = Controller(sink, hostname=sink.host, port=sink.port, **tls)  # type: ignore[arg-type]
+    controller.start()
+    try:
+        smtp = {"host": "127.0.0.1", "port": sink.port, "security": security, "timeout_seconds": 3}
+        trusting = make_channel(sessionmaker, tmp_path, sink.port,
+                                smtp=SmtpSettings(**smtp, ca_file=str(cert)))  # type: ignore[arg-type]
+        assert await trusting.send(envelope())
+        assert len(sink.messages) == 1
+        # The system's authorities do not know this certificate: refused and retried, nothing sent in the clear.
+        untrusting = make_channel(sessionmaker, tmp_path, sink.port, smtp=SmtpSettings(**smtp))  # type: ignore[arg-type]
+        with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusting.send(envelope())
+        assert untrusting.smtp_health.state == "error"
+        assert len(sink.messages) == 1
+    finally:
+        controller.stop()
