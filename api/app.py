@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -35,6 +36,7 @@ from api.settings import Settings, get_settings
 from api.state import AppState, EngineHolder
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.registry import build_channels
+from core.attachments.sweep import sweep_forever
 from core.db.session import create_engine, create_sessionmaker
 from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
@@ -104,6 +106,9 @@ def create_app(
         state.tasks["nlu-model-sync"] = asyncio.create_task(follow_model_switches(state), name="nlu-model-sync")
         if settings.workers_enabled:
             state.tasks["outbox"] = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
+            state.tasks["uploads-sweep"] = asyncio.create_task(sweep_forever(
+                sessionmaker, Path(settings.data_dir), timedelta(hours=settings.upload_retention_hours),
+                timedelta(hours=settings.upload_sweep_hours)), name="uploads-sweep")
         if freeze_heap:
             gc.collect()
             gc.freeze()

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         default=15 * 1024 * 1024, ge=1024,
         description="Largest file an agent can upload; the upload routes alone accept bodies this large.",
     )
+    upload_retention_hours: float = Field(
+        default=168.0, gt=0, description="Agents' uploads no message refers to are deleted after this long.")
+    upload_sweep_hours: float = Field(default=6.0, gt=0, description="How often unsent uploads are looked for.")
     log_level: str = "INFO"
     log_json: bool = True
     redis_url: str | None = Field(default=None, description="redis://... fans live events out across instances.")

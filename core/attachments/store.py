@@ -8,6 +8,7 @@ file. Every function here does blocking file I/O: call it through `asyncio.to_th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -128,7 +129,11 @@ def save(root: Path, filename: str, content_type: str | None, data: bytes, *, na
     digest = hashlib.sha256(data).hexdigest()
     key = f"{namespace}/{digest[:2]}/{digest[2:34]}/{name}"
     path = Path(root) / key
-    if not path.is_file():
+    if path.is_file():
+        # The same bytes again: the file counts as new for the sweep of unsent uploads (core/attachments/sweep.py).
+        with contextlib.suppress(OSError):
+            os.utime(path)
+    else:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
         try:

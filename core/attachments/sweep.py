@@ -1,0 +1,105 @@
+"""Agents' uploads that never went out: an agent uploads a file for a reply and then sends none (or another one).
+
+Such files are deleted once they are older than the retention and no message refers to them. Files that a message
+refers to stay for as long as the message does; what customers sent (email/, telegram/, ...) is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.attachments.service import UPLOADS
+from core.db.lease import exclusive
+from core.tickets.models import AuthorKind, Message
+
+log = logging.getLogger(__name__)
+
+
+def _old_uploads(root: Path, retention: timedelta) -> list[str]:
+    """Storage keys of the files under uploads/ last written (or uploaded again) before the retention."""
+    base = Path(root) / UPLOADS
+    if not base.is_dir():
+        return []
+    cutoff = time.time() - retention.total_seconds()
+    keys = []
+    for path in base.rglob("*"):
+        if path.is_file() and not path.name.startswith(".") and path.stat().st_mtime < cutoff:
+            keys.append(path.relative_to(root).as_posix())
+    return keys
+
+
+async def _referenced(session: AsyncSession) -> set[str]:
+    """Every upload an agent's message refers to (streamed: the table can be large)."""
+    keys: set[str] = set()
+    prefix = UPLOADS + "/"
+    result = await session.stream_scalars(
+        select(Message.attachments).where(Message.author_kind == AuthorKind.agent).execution_options(yield_per=1000)
+    )
+    async for items in result:
+        for item in items or []:
+            key = item.get("storage_key") if isinstance(item, dict) else None
+            if isinstance(key, str) and key.startswith(prefix):
+                keys.add(key)
+    return keys
+
+
+def _remove(root: Path, keys: list[str]) -> int:
+    removed = 0
+    for key in keys:
+        path = Path(root) / key
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+        for parent in (path.parent, path.parent.parent):  # the digest folders, once empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+    return removed
+
+
+async def sweep_unsent_uploads(sessionmaker: async_sessionmaker[AsyncSession], root: Path,
+                               retention: timedelta) -> int:
+    """Delete the uploads older than `retention` that no message refers to; returns how many went."""
+    candidates = await asyncio.to_thread(_old_uploads, root, retention)
+    if not candidates:
+        return 0
+    async with sessionmaker() as session:
+        referenced = await _referenced(session)
+    doomed = [key for key in candidates if key not in referenced]
+    removed = await asyncio.to_thread(_remove, root, doomed)
+    if removed:
+        log.info("unsent uploads deleted",
+                 extra={"count": removed, "retention_hours": retention.total_seconds() / 3600})
+    return removed
+
+
+async def sweep_forever(sessionmaker: async_sessionmaker[AsyncSession], root: Path, retention: timedelta,
+                        interval: timedelta) -> None:
+    """Sweep a minute after start, then every `interval` (one process at a time: a lease on PostgreSQL), until
+    cancelled."""
+    engine = sessionmaker.kw.get("bind")
+    delay = min(60.0, interval.total_seconds())
+    while True:
+        await asyncio.sleep(delay)
+        delay = interval.total_seconds()
+        try:
+            if engine is None:
+                await sweep_unsent_uploads(sessionmaker, root, retention)
+                continue
+            async with exclusive(engine, "attachments:sweep-uploads") as lease:
+                if lease.held:
+                    await sweep_unsent_uploads(sessionmaker, root, retention)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sweeping unsent uploads failed; trying again at the next interval")
