@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -339,6 +340,7 @@ async def main(args: argparse.Namespace) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         stand_in.close()
+        shutil.rmtree(tmp, ignore_errors=True)  # the SQLite file, the server's log and data
 
 
 def cli() -> None:
