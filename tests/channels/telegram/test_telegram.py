@@ -310,23 +310,29 @@ async def test_blocked_bot_fails_permanently_and_rate_limit_is_retried(
             assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
 
 
-async def test_agent_reply_sends_stored_attachments_as_documents_after_the_text(
-    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
-) -> None:
+async def reply_with_files(client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession],
+                           bot_api: FakeBotAPI, text: str, files: list[tuple[str, bytes, str]]) -> tuple[int, int]:
+    """The customer writes (the bot answers), then an agent replies with uploaded files: (ticket id, message id)."""
     from core.users.models import Role
     from tests.conftest import make_user
 
-    _, token = await make_user(sessionmaker, Role.agent, "tg-agent@test.example")
+    _, token = await make_user(sessionmaker, Role.agent, f"tg-agent-{len(files)}-{len(text)}@test.example")
     auth = {"Authorization": f"Bearer {token}"}
+    assert (await webhook_post(client, fixture("text_message", 1))).status_code == 200
+    await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 1)
+    ticket_id = (await inbound(sessionmaker))[0].ticket_id
+    infos = [(await client.post("/attachments", headers=auth, files={"file": f})).json() for f in files]
+    r = await client.post(f"/tickets/{ticket_id}/reply", headers=auth, json={"text": text, "attachments": infos})
+    assert r.status_code == 201, r.text
+    return ticket_id, int(r.json()["id"])
+
+
+async def test_agent_reply_sends_stored_attachments_as_documents_after_the_text(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
     async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (adapter, client):
-        assert (await webhook_post(client, fixture("text_message", 1))).status_code == 200
-        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 1)
-        ticket_id = (await inbound(sessionmaker))[0].ticket_id
         files = [("счёт.pdf", b"%PDF-1.4 invoice", "application/pdf"), ("photo.png", b"\x89PNG data", "image/png")]
-        infos = [(await client.post("/attachments", headers=auth, files={"file": f})).json() for f in files]
-        r = await client.post(f"/tickets/{ticket_id}/reply", headers=auth,
-                              json={"text": "Your invoice and the photo.", "attachments": infos})
-        assert r.status_code == 201, r.text
+        ticket_id, _ = await reply_with_files(client, sessionmaker, bot_api, "Your invoice and the photo.", files)
         await wait_for(lambda: len(bot_api.called("sendDocument")) == 2)
         names = [name for name, _params in bot_api.calls if name in ("sendMessage", "sendDocument")]
         assert names[-3:] == ["sendMessage", "sendDocument", "sendDocument"]  # the text first, then each file
@@ -359,26 +365,15 @@ async def test_agent_reply_sends_stored_attachments_as_documents_after_the_text(
 async def test_a_file_failing_after_the_text_is_retried_without_sending_the_text_again(
     db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
 ) -> None:
-    from core.users.models import Role
-    from tests.conftest import make_user
-
-    _, token = await make_user(sessionmaker, Role.agent, "tg-agent2@test.example")
-    auth = {"Authorization": f"Bearer {token}"}
     async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (_adapter, client):
-        assert (await webhook_post(client, fixture("text_message", 1))).status_code == 200
-        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 1)
-        ticket_id = (await inbound(sessionmaker))[0].ticket_id
         files = [("a.pdf", b"%PDF-1.4 a", "application/pdf"), ("b.pdf", b"%PDF-1.4 b", "application/pdf")]
-        infos = [(await client.post("/attachments", headers=auth, files={"file": f})).json() for f in files]
-        bot_api.fail_documents_next = 2  # the first file fails twice after the text went out
-        r = await client.post(f"/tickets/{ticket_id}/reply", headers=auth,
-                              json={"text": "Both files.", "attachments": infos})
-        assert r.status_code == 201, r.text
+        bot_api.fail_documents_next = 2  # the first file fails twice, after the reply's text went out
+        _, message_id = await reply_with_files(client, sessionmaker, bot_api, "Both files.", files)
 
         async def outbox_row() -> OutboxMessage:
             async with sessionmaker() as session:
                 return (await session.scalars(select(OutboxMessage).where(
-                    OutboxMessage.message_id == r.json()["id"]))).one()
+                    OutboxMessage.message_id == message_id))).one()
 
         for _ in range(300):
             if (await outbox_row()).status.value == "sent":
