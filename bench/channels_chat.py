@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.load import Conn, analyze  # noqa: E402 - after the path is set
+from bench.load import Conn, analyze, memory_mb  # noqa: E402 - after the path is set
 
 TOKEN = "123456:BENCH"  # noqa: S105 - a fake bot token for the local stand-in
 SECRET = "bench-secret"  # noqa: S105
@@ -150,21 +150,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of the server: the process and its worker processes."""
-    total = 0.0
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    pids = [pid, *(int(p) for p in children.read_text().split())] if children.exists() else [pid]
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
-        except OSError:
-            continue
-    return total
-
-
 def update(i: int) -> bytes:
     chat = 10_000 + i % 500
     return json.dumps({"update_id": i, "message": {
@@ -253,7 +238,7 @@ async def bench_roundtrip(url: str, sockets: int, messages: int, rate: float) ->
 
 
 async def bench_capacity(url: str, target: int, server_pid: int) -> dict[str, Any]:
-    before = rss_mb(server_pid)
+    before = memory_mb(server_pid)
     conns: list[Any] = []
     start = time.perf_counter()
     try:
@@ -264,7 +249,7 @@ async def bench_capacity(url: str, target: int, server_pid: int) -> dict[str, An
         print(f"  stopped at {len(conns)} sockets: {type(exc).__name__}: {exc}", file=sys.stderr)
     elapsed = time.perf_counter() - start
     await asyncio.sleep(1)
-    after = rss_mb(server_pid)
+    after = memory_mb(server_pid)
     # Every socket is still alive: a ping each.
     alive = sum(r is True for r in await asyncio.gather(*(ping(ws) for ws in conns)))
     await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.load import Conn, analyze  # noqa: E402 - after the path is set
+from bench.load import Conn, analyze, memory_mb  # noqa: E402 - after the path is set
 
 API_KEY = "bench-key"
 HEADERS = {"Content-Type": "application/json", "X-Api-Key": API_KEY}
@@ -156,25 +156,6 @@ async def raw_insert_rate(url: str, seconds: float, concurrency: int = 64) -> fl
     return rate
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident memory of the server and its children (uvicorn workers)."""
-    total = 0.0
-    pids = [pid]
-    try:
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
-        pids += [int(p) for p in out.split()]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) / 1024
-        except OSError:
-            continue
-    return total
-
-
 def start_server(url: str, workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = os.environ | {
@@ -250,7 +231,7 @@ def run_backend(name: str, url: str, seconds: float, workers: int, workdir: Path
         r = asyncio.run(open_loop(port, 200, seconds, f"{run}-fixed"))
         rows.append([name, "pipeline @200/s", "open", f"{r['rate']:,.0f}", f"{r['p50']:.1f}", f"{r['p99']:.1f}",
                      f"{r['rate'] / ceiling:.2f}", str(int(r["errors"]))])
-        rows.append([name, "server peak RSS", "-", f"{peak_rss_mb(proc.pid):,.0f} MB", "-", "-", "-", "-"])
+        rows.append([name, "server peak RSS", "-", f"{memory_mb(proc.pid, 'VmHWM'):,.0f} MB", "-", "-", "-", "-"])
     finally:
         proc.send_signal(signal.SIGINT)
         try:

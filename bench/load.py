@@ -59,3 +59,25 @@ def analyze(url: str) -> None:
         await engine.dispose()
 
     asyncio.run(run())
+
+
+def memory_mb(pid: int, field: str = "VmRSS") -> float:
+    """A /proc memory figure (VmRSS now, VmHWM the peak) of a server and its worker processes, summed, in MB."""
+    import subprocess
+    from pathlib import Path
+
+    pids = [pid]
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+        pids += [int(p) for p in out.split()]
+    except OSError:
+        pass
+    total = 0.0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith(f"{field}:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total

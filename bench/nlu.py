@@ -45,6 +45,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.load import memory_mb  # noqa: E402
 from nlu.data import load_training_data  # noqa: E402
 from nlu.embedded import EmbeddedEngine, choose_threshold  # noqa: E402
 from nlu.protocol import TrainingData  # noqa: E402
@@ -204,10 +205,7 @@ class RasaServer:
         raise RuntimeError("rasa did not start in 300 s")
 
     def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return memory_mb(self.process.pid, "VmHWM")
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
