@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -52,12 +51,12 @@ async def routing_table(session: AsyncSession) -> RoutingTable:
 
 
 async def list_routes(session: AsyncSession) -> dict[str, str]:
-    """Effective routing: defaults with admins' rules applied."""
-    rows: Sequence[tuple[str, str]] = (await session.execute(
-        select(IntentRoute.intent, Team.slug).join(Team, Team.id == IntentRoute.team_id)
-    )).all()
-    routes = dict(DEFAULT_ROUTES)
-    routes.update(dict(rows))
+    """Effective routing of every intent with a default or a rule: the team its tickets go to, as ingest routes."""
+    table = await routing_table(session)
+    routes: dict[str, str] = {}
+    for intent in [*DEFAULT_ROUTES, *table.rules]:
+        team = table.team_for(intent)
+        routes[intent] = team.slug if team is not None else DEFAULT_ROUTES.get(intent, DEFAULT_TEAM)
     return routes
 
 

@@ -60,3 +60,6 @@ async def test_table_resolves_like_the_rules(sessionmaker: async_sessionmaker[As
     assert slug("balance_check") == "billing"    # the default
     assert slug("sim_block") == "general"        # unknown intent: the fallback
     assert slug(None) == "general"
+    async with sessionmaker() as session:
+        routes = await routing.list_routes(session)  # what admins see is what ingest does
+    assert routes["roaming"] == "technical" and routes["balance_check"] == "billing"
