@@ -36,11 +36,13 @@ def _old_uploads(root: Path, retention: timedelta) -> list[str]:
 
 
 async def _referenced(session: AsyncSession) -> set[str]:
-    """Every upload an agent's message refers to (streamed: the table can be large)."""
+    """Every upload a message refers to (streamed: the table can be large). Uploads are attached by agents, but
+    any message not from a customer is looked at: a file is only deleted when nothing could refer to it."""
     keys: set[str] = set()
     prefix = UPLOADS + "/"
     result = await session.stream_scalars(
-        select(Message.attachments).where(Message.author_kind == AuthorKind.agent).execution_options(yield_per=1000)
+        select(Message.attachments).where(Message.author_kind != AuthorKind.customer)
+        .execution_options(yield_per=1000)
     )
     async for items in result:
         for item in items or []:
