@@ -46,7 +46,7 @@ from channels.telegram import texts
 from channels.telegram.settings import TelegramChannelSettings
 from core.attachments import store as attachment_store
 from core.customers import service as customer_service
-from core.db.lease import Lease, LeaseLost
+from core.db.lease import Lease
 from core.errors import NotFoundError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
 from core.outbox.schemas import OutboundEnvelope, QuickReply
@@ -195,18 +195,20 @@ class TelegramChannel:
         the others stand by and take over when its lease ends."""
         name = f"telegram:polling:{self.bot.id}"
         while True:
-            async with self.ctx.lease(name) as lease:
-                if lease.held:
-                    self.health.ok()
-                    try:
+            try:
+                async with self.ctx.lease(name) as lease:
+                    if lease.held:
+                        self.health.ok()
                         await self._poll(lease)
-                    except LeaseLost as exc:
-                        self.health.error(str(exc))
-                        log.warning("telegram polling lease lost", extra={"error": str(exc)[:200]})
-                else:
-                    if self.health.state != "standby":
-                        log.info("another instance polls this bot; standing by")
-                    self.health.state = "standby"
+                    else:
+                        if self.health.state != "standby":
+                            log.info("another instance polls this bot; standing by")
+                        self.health.state = "standby"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the lease was lost, or the database is down: try again, never stop polling
+                self.health.error(f"polling lease: {type(exc).__name__}: {exc}"[:300])
+                log.warning("telegram polling lease unavailable", extra={"error": str(exc)[:200]})
             await asyncio.sleep(self.settings.standby_seconds)
 
     async def _configure_delivery(self) -> None:

@@ -160,6 +160,31 @@ async def test_one_poller_per_bot_across_instances_and_a_standby_takes_over(
             await first_instance.__aexit__(None, None, None)
 
 
+async def test_polling_survives_a_database_outage_at_the_lease(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from channels.base import ChannelContext
+
+    real_lease = ChannelContext.lease
+    calls = 0
+
+    def flaky_lease(self: ChannelContext, name: str) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionRefusedError("the database is down")
+        return real_lease(self, name)
+
+    monkeypatch.setattr(ChannelContext, "lease", flaky_lease)
+    bot_api.push(fixture("text_message", 1))
+    async with running(telegram_app(db_url, tmp_path, bot_api, "polling", standby_seconds=0.2)) as (adapter, _):
+        # The first attempt failed (shown in health); the next one polls, and the update is answered.
+        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 1)
+        assert calls >= 2
+        assert adapter.health.state == "connected"
+
+
 # -- webhook -------------------------------------------------------------------------------------------
 
 
