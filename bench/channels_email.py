@@ -176,10 +176,10 @@ async def main() -> None:
 
     dovecot = start_dovecot()
     rows: list[dict[str, Any]] = []
+    private: str | None = None  # the private PostgreSQL database, once made
     try:
         with tempfile.TemporaryDirectory(prefix="switchboard-bench-email-") as tmp:
             backends = [("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.sqlite3")]
-            private: str | None = None
             if args.postgres:
                 # A private database on that server (dropped at the end), never the one the URL names.
                 url, private = await asyncio.to_thread(private_database, args.postgres)
@@ -209,7 +209,7 @@ async def main() -> None:
             adapter_rate = await adapter_only(dovecot, user, args.messages, Path(tmp))
     finally:
         stop_dovecot(dovecot)
-        if args.postgres and private is not None:
+        if args.postgres is not None and private is not None:
             await asyncio.to_thread(admin_sql, args.postgres, f'DROP DATABASE IF EXISTS "{private}" WITH (FORCE)')
 
     print()
