@@ -209,7 +209,7 @@ async def main() -> None:
             adapter_rate = await adapter_only(dovecot, user, args.messages, Path(tmp))
     finally:
         stop_dovecot(dovecot)
-        if args.postgres is not None and private is not None:
+        if private is not None:
             await asyncio.to_thread(admin_sql, args.postgres, f'DROP DATABASE IF EXISTS "{private}" WITH (FORCE)')
 
     print()
