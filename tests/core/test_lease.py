@@ -37,12 +37,14 @@ async def test_a_lost_connection_ends_the_lease(db_url: str, db_engine: AsyncEng
         async with exclusive(db_engine, "bot-1") as lease:
             assert lease.held
             # The database drops the holder's connection (a restart, a network partition): the lock is gone.
+            # pg_terminate_backend with a timeout waits until the backend has exited and released it.
             async with other.connect() as admin:
-                await admin.execute(text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-                    "AND ((classid::bigint << 32) | objid::bigint) = (:key & x'ffffffffffffffff'::bigint) "
-                    "AND granted"), {"key": lease_key("bot-1")})
+                terminated = (await admin.execute(text(
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND ((classid::bigint << 32) | objid::bigint) = :key AND granted"),
+                    {"key": lease_key("bot-1")})).scalars().all()
                 await admin.commit()
+            assert terminated == [True]
             async with exclusive(other, "bot-1") as taken_over:
                 assert taken_over.held
                 with pytest.raises(LeaseLost):
