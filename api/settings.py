@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from channels.config import ChannelsSettings
+from core.auth.settings import LoginProtectionSettings
 from core.config import CoreSettings
 from nlu.config import NluSettings
 
@@ -40,6 +41,11 @@ class Settings(BaseSettings):
     redis_channel: str = Field(default="switchboard:events", description="One per deployment sharing a Redis.")
     workers_enabled: bool = True
     seed_nlu_data: bool = Field(default=True, description="Import the shipped intents into an empty database.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (10.0.0.0/8) of reverse proxies whose X-Forwarded-For / Forwarded / "
+                    "X-Forwarded-Proto headers are believed; from anyone else they are ignored.")
+    login: LoginProtectionSettings = LoginProtectionSettings()
     core: CoreSettings = CoreSettings()
     nlu: NluSettings = NluSettings()
     channels: ChannelsSettings = ChannelsSettings()
