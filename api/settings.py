@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from channels.config import ChannelsSettings
@@ -49,6 +50,13 @@ class Settings(BaseSettings):
     core: CoreSettings = CoreSettings()
     nlu: NluSettings = NluSettings()
     channels: ChannelsSettings = ChannelsSettings()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the bad entry
+        return value
 
 
 @lru_cache(maxsize=1)
