@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from core.ingest.schemas import AttachmentInfo, InboundMessage, IngestResult, Se
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.tickets.models import format_ticket_number
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/channels/rest", tags=["channel: rest"])
 CHANNEL = "rest"
 
@@ -105,7 +107,10 @@ def _check_key(state: AppState, request: HTTPConnection, api_key: str | None) ->
     if api_key is None:
         raise AuthenticationError("missing or wrong X-Api-Key")
     if not hmac.compare_digest(api_key.encode(), settings.api_key.get_secret_value().encode()):
-        limits.rest_bad_keys.failure(address)
+        wait = limits.rest_bad_keys.failure(address)
+        if wait > 0:  # at most one line per wait: tries while waiting are refused uncounted
+            log.warning("wrong X-Api-Key tries: the address must wait",
+                        extra={"address": address, "wait_seconds": wait})
         raise AuthenticationError("missing or wrong X-Api-Key")
     limits.rest_bad_keys.success(address)
     wait = limits.rest_keys.take(api_key)

@@ -3,6 +3,7 @@ to a request rate (429 + Retry-After), with time from a clock the test moves."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -60,7 +61,9 @@ async def test_the_key_is_checked_before_the_body(app_client: httpx.AsyncClient)
     assert r.status_code == 201
 
 
-async def test_wrong_keys_make_the_address_wait(served: Client, clock: ManualClock) -> None:
+async def test_wrong_keys_make_the_address_wait(served: Client, clock: ManualClock,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="api.routers.rest_channel")
     async with served("198.51.100.7") as guesser, served("192.0.2.20") as other:
         for i in range(4):  # 3 free, the 4th brings a 2 s wait
             r = await guesser.post("/channels/rest/messages", json=rest_message("m", "hi"),
@@ -73,6 +76,8 @@ async def test_wrong_keys_make_the_address_wait(served: Client, clock: ManualClo
         assert (await guesser.get("/channels/rest/replies", headers=REST_HEADERS)).status_code == 429
         r = await other.post("/channels/rest/messages", json=rest_message("o-1", "hi"), headers=REST_HEADERS)
         assert r.status_code == 201
+        warnings = [rec for rec in caplog.records if rec.name == "api.routers.rest_channel"]
+        assert [(rec.address, rec.wait_seconds) for rec in warnings] == [("198.51.100.7", 2.0)]  # type: ignore[attr-defined]
         clock.advance(2)
         r = await guesser.post("/channels/rest/messages", json=rest_message("x", "hi"), headers={"X-Api-Key": "g"})
         assert r.status_code == 401  # the 5th wrong key: the wait doubles
