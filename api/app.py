@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from api import console, errors, metrics
+from api.limits import Limits
 from api.logging_config import configure as configure_logging
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
 from api.nlu_admin import ResponseCatalog, TrainingRunner, follow_model_switches
@@ -37,6 +38,7 @@ from api.state import AppState, EngineHolder
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.registry import build_channels
 from core.attachments.sweep import sweep_forever
+from core.auth.clock import SYSTEM_CLOCK, Clock
 from core.db.session import create_engine, create_sessionmaker
 from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
@@ -58,11 +60,13 @@ def create_app(
     responses: ResponseLookup | None = None,
     configure_logs: bool = True,
     freeze_heap: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> FastAPI:
     """Build the app; tests pass their own settings, engine and channels.
 
     `freeze_heap` (the server process): once started, everything alive (modules, the NLU model) is moved out
     of the garbage collector's sight, so its full passes stop costing ~90 ms pauses in the middle of requests.
+    `clock` is where sign-in throttling and rate limits read the time (tests pass one they move).
     """
     settings = settings or get_settings()
 
@@ -80,7 +84,8 @@ def create_app(
             await prepare_nlu_data(session, extras, seed=settings.seed_nlu_data)
             await catalog.reload(session)
         ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or catalog.lookup)
-        ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir))
+        ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir),
+                             clock=clock)
         registry = ChannelRegistry()
         for adapter in channels(ctx) if channels is not None else build_channels(settings.channels, ctx):
             registry.register(adapter)
@@ -88,7 +93,7 @@ def create_app(
         trainer = TrainingRunner(sessionmaker, holder, bus, catalog, extras)
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
-                         nlu_extras=extras)
+                         nlu_extras=extras, limits=Limits.build(settings, clock), clock=clock)
         app.state.switchboard = state
         metrics.track(state)
         for adapter in registry:

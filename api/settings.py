@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from channels.config import ChannelsSettings
+from core.auth.settings import LoginProtectionSettings
 from core.config import CoreSettings
 from nlu.config import NluSettings
 
@@ -40,9 +42,21 @@ class Settings(BaseSettings):
     redis_channel: str = Field(default="switchboard:events", description="One per deployment sharing a Redis.")
     workers_enabled: bool = True
     seed_nlu_data: bool = Field(default=True, description="Import the shipped intents into an empty database.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (10.0.0.0/8) of reverse proxies whose X-Forwarded-For / Forwarded / "
+                    "X-Forwarded-Proto headers are believed; from anyone else they are ignored.")
+    login: LoginProtectionSettings = LoginProtectionSettings()
     core: CoreSettings = CoreSettings()
     nlu: NluSettings = NluSettings()
     channels: ChannelsSettings = ChannelsSettings()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the bad entry
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from api.limits import Limits
 from api.settings import Settings
 from channels.base import ChannelRegistry
+from core.auth.clock import SYSTEM_CLOCK, Clock
 from core.events import EventBus
 from core.ingest.service import IngestService
 from core.outbox.dispatcher import OutboxDispatcher
@@ -42,6 +44,8 @@ class AppState:
     dispatcher: OutboxDispatcher
     catalog: ResponseCatalog
     trainer: TrainingRunner
+    limits: Limits
+    clock: Clock = SYSTEM_CLOCK
     nlu_extras: TrainingData | None = None
     redis: RedisEventBridge | None = None
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)

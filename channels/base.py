@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.auth.clock import SYSTEM_CLOCK, Clock
 from core.db.base import utcnow
 from core.db.lease import Lease, exclusive
 from core.events import EventBus
@@ -116,6 +117,7 @@ class ChannelContext:
     bus: EventBus
     sessionmaker: async_sessionmaker[AsyncSession]
     data_dir: Path
+    clock: Clock = SYSTEM_CLOCK  # rate limits read time from here, so tests drive it
 
     def lease(self, name: str) -> AbstractAsyncContextManager[Lease]:
         """An exclusive lease across processes and instances (core.db.lease): one reader per mailbox or bot."""

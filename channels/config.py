@@ -17,6 +17,15 @@ class RestChannelSettings(BaseModel):
     webhook_url: str | None = Field(default=None, description="Replies are POSTed here when set.")
     webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key for X-Switchboard-Signature.")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Per process (each worker or instance counts its own): an in-memory check that costs the hot path nothing.
+    requests_per_second: float = Field(
+        default=2000.0, ge=0, description="Requests per second one API key may make on average (0: no limit)...")
+    request_burst: int = Field(default=4000, ge=1, description="...and at once.")
+    bad_key_free_failures: int = Field(
+        default=10, ge=0, description="Wrong X-Api-Key tries from one address before it must wait (0: off).")
+    bad_key_delay_seconds: float = Field(default=1.0, gt=0, description="The first wait; doubles each time...")
+    bad_key_max_delay_seconds: float = Field(default=60.0, gt=0, description="...up to this.")
+    bad_key_window_seconds: float = Field(default=3600.0, gt=0, description="Wrong keys are forgotten after this.")
 
 
 class ChannelsSettings(BaseModel):

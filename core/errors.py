@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -47,3 +48,14 @@ class ValidationFailedError(DomainError):
 class ServiceUnavailableError(DomainError):
     status_code = 503
     code = "unavailable"
+
+
+class TooManyRequestsError(DomainError):
+    """A limit was hit; `retry_after` (whole seconds, at least 1) becomes the Retry-After header."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float, **details: Any) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(message, retry_after=self.retry_after, **details)

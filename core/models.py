@@ -1,6 +1,7 @@
 """Imports every model so that Base.metadata knows all tables (Alembic, tests)."""
 
 from core.audit.models import AuditEntry
+from core.auth.models import LoginThrottle
 from core.canned.models import CannedResponse
 from core.customers.models import ChannelIdentity, Customer
 from core.db.base import Base
@@ -22,6 +23,7 @@ __all__ = [
     "Customer",
     "Direction",
     "IntentRoute",
+    "LoginThrottle",
     "Message",
     "NluExample",
     "NluIntent",

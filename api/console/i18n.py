@@ -22,6 +22,19 @@ TEXTS: dict[str, tuple[str, str]] = {
     "login.password": ("Password", "Пароль"),
     "login.submit": ("Sign in", "Войти"),
     "login.failed": ("Invalid email or password.", "Неверная почта или пароль."),
+    "login.throttled.account": (
+        "Too many failed sign-ins to this account. Try again in {wait} (at {at} UTC).",
+        "Слишком много неудачных попыток входа в эту учётную запись. Повторите через {wait} (в {at} UTC)."),
+    "login.throttled.address": (
+        "Too many failed sign-ins from your network. Try again in {wait} (at {at} UTC).",
+        "Слишком много неудачных попыток входа из вашей сети. Повторите через {wait} (в {at} UTC)."),
+    "login.locked": (
+        "This account is locked after too many failed sign-ins. Try again in {wait} (at {at} UTC) or ask an "
+        "administrator to unlock it.",
+        "Учётная запись заблокирована после слишком многих неудачных попыток входа. Повторите через {wait} "
+        "(в {at} UTC) или попросите администратора её разблокировать."),
+    "wait.seconds": ("{n} s", "{n} с"),
+    "wait.minutes": ("{n} min", "{n} мин"),
     "logout.done": ("You have signed out.", "Вы вышли из системы."),
     "csrf.failed": ("The form has expired. Please try again.", "Форма устарела. Попробуйте ещё раз."),
     "forbidden.title": ("Access denied", "Доступ запрещён"),
@@ -153,6 +166,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "user.capacity": ("Capacity", "Лимит"),
     "user.language": ("Language", "Язык"),
     "user.active": ("Active", "Активен"),
+    "user.sign_in": ("Sign-in", "Вход"),
+    "user.locked_until": ("locked until {at} UTC", "заблокирован до {at} UTC"),
+    "user.waiting_until": ("{n} failed; waits until {at} UTC", "{n} неудачных; ждёт до {at} UTC"),
+    "user.unlock": ("Unlock", "Разблокировать"),
+    "user.unlocked": ("{email} can sign in again.", "{email} снова может войти."),
     "user.password": ("Password", "Пароль"),
     "user.new_password": ("New password (optional)", "Новый пароль (необязательно)"),
     "user.new": ("New user", "Новый пользователь"),

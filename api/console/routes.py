@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from api.console import queries
-from api.console.i18n import LANGUAGES, translator
+from api.console.i18n import LANGUAGES, Translator, translator
 from api.console.render import SECURITY_HEADERS, render
 from api.console.security import (
     LOGIN_CSRF_COOKIE,
@@ -35,9 +36,11 @@ from core.attachments import service as attachment_service
 from core.attachments.schemas import AttachmentRef
 from core.audit import repository as audit_repo
 from core.audit import service as audit
+from core.auth import service as login_guard
+from core.auth.errors import AccountLockedError, LoginThrottledError
 from core.canned import service as canned_service
 from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
-from core.errors import AuthenticationError, NotFoundError, ValidationFailedError
+from core.errors import NotFoundError, ValidationFailedError
 from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
 from core.outbox.models import OutboxMessage
@@ -116,22 +119,39 @@ async def login(request: Request, session: DbSession, state: State, email: Annot
     _ = translator(request.cookies.get("sb_lang"))
     if not cookie or not csrf_token or cookie != csrf_token:
         return redirect("/console/login", _("csrf.failed"), "error")
+    address = state.limits.proxies.client_address(request)
     try:
-        user = await users.authenticate(session, email, password)
-    except AuthenticationError:
-        token = new_login_csrf()
-        page = render(request, "login.html", {"login_csrf": token, "next": safe_next(next), "email": email,
-                                              "error": _("login.failed")}, status_code=401)
-        page.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="lax",
-                            path="/console")
+        user = await login_guard.authenticate(session, state.settings.login, email, password, address,
+                                              state.clock.now())
+    except LoginThrottledError as exc:
+        page = _login_again(request, next, email, throttled_text(_, exc), 429)
+        page.headers["Retry-After"] = str(exc.retry_after)
         return page
+    if user is None:  # the failure is counted: this answer is not an error, so the request's unit commits it
+        return _login_again(request, next, email, _("login.failed"), 401)
     ttl = timedelta(hours=state.settings.token_ttl_hours)
     token = await users.issue_token(session, user, ttl)
     audit.record(session, user, "console.login", "user", user.id)
     response = redirect(safe_next(next))
-    set_session_cookie(response, token, int(ttl.total_seconds()), secure=request.url.scheme == "https")
+    set_session_cookie(response, token, int(ttl.total_seconds()), secure=state.limits.proxies.is_https(request))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
     return response
+
+
+def _login_again(request: Request, next: str, email: str, error: str, status_code: int) -> Response:
+    token = new_login_csrf()
+    page = render(request, "login.html", {"login_csrf": token, "next": safe_next(next), "email": email,
+                                          "error": error}, status_code=status_code)
+    page.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="lax", path="/console")
+    return page
+
+
+def throttled_text(_: Translator, exc: LoginThrottledError) -> str:
+    """When to try again, in the reader's language: "in 2 min (at 14:05 UTC)"."""
+    wait = (_("wait.seconds", n=exc.retry_after) if exc.retry_after < 120
+            else _("wait.minutes", n=math.ceil(exc.retry_after / 60)))
+    key = "login.locked" if isinstance(exc, AccountLockedError) else f"login.throttled.{exc.scope}"
+    return _(key, wait=wait, at=exc.until.strftime("%H:%M"))
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
@@ -445,10 +465,17 @@ async def admin_home(_user: ConsoleAdmin) -> Response:
 
 
 @router.get("/admin/users")
-async def admin_users(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
+async def admin_users(request: Request, session: DbSession, state: State, _user: ConsoleAdmin) -> Response:
     return render(request, "admin_users.html", {
         "section": "users", "users": await users.list_users(session), "teams": await users.list_teams(session),
-        "roles": list(Role)})
+        "roles": list(Role), "restrictions": await login_guard.restricted_accounts(session, state.clock.now())})
+
+
+@router.post("/admin/users/{user_id}/unlock", dependencies=[CsrfChecked])
+async def admin_unlock_user(user_id: IdPath, session: DbSession, actor: ConsoleAdmin) -> Response:
+    user = await users.get(session, user_id)
+    await login_guard.unlock(session, user, actor)
+    return redirect("/console/admin/users", translator(actor.language)("user.unlocked", email=user.email))
 
 
 @router.post("/admin/users", dependencies=[CsrfChecked])

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Admin, DbSession, IdPath, Supervisor
+from api.deps import Admin, DbSession, IdPath, State, Supervisor
 from core.audit import repository as audit_repo
 from core.audit import service as audit
+from core.auth import service as login_guard
 from core.db.base import MAX_ID
 from core.quarantine import repository as quarantine_repo
 from core.routing import service as routing
@@ -87,6 +88,36 @@ async def update_user(user_id: IdPath, body: UserUpdate, session: DbSession, act
     audit.record(session, actor, "user.update", "user", user.id, **{k: str(v) for k, v in changes.items()})
     await session.flush()
     return UserRead.model_validate(user)
+
+
+class LoginRestrictionRead(BaseModel):
+    user_id: int
+    email: str
+    failures: int
+    locked_until: datetime | None
+    blocked_until: datetime | None
+
+
+class UnlockResult(BaseModel):
+    user_id: int
+    unlocked: bool = Field(description="False when the account had no failures, delay or lock to clear")
+
+
+@router.get("/login-restrictions", response_model=list[LoginRestrictionRead])
+async def login_restrictions(session: DbSession, state: State, _user: Admin) -> list[LoginRestrictionRead]:
+    """Accounts locked or made to wait after failed sign-ins, right now."""
+    rows = await login_guard.restricted_accounts(session, state.clock.now())
+    by_email = {u.email: u for u in await users.list_users(session)}
+    return [LoginRestrictionRead(user_id=user.id, email=email, failures=row.failures, locked_until=row.locked_until,
+                                 blocked_until=row.blocked_until)
+            for email, row in rows.items() if (user := by_email.get(email)) is not None]
+
+
+@router.post("/users/{user_id}/unlock", response_model=UnlockResult)
+async def unlock_user(user_id: IdPath, session: DbSession, actor: Admin) -> UnlockResult:
+    """Clear the account's failed sign-ins, delay and lock (audited as `auth.unlock`)."""
+    user = await users.get(session, user_id)
+    return UnlockResult(user_id=user.id, unlocked=await login_guard.unlock(session, user, actor))
 
 
 @router.get("/queues", response_model=list[TeamRead])

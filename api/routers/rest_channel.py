@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
+from starlette.requests import HTTPConnection
 
 from api.deps import DbSession, State, app_state, header_docs
-from core.errors import AuthenticationError, ServiceUnavailableError, ValidationFailedError
+from api.state import AppState
+from core.errors import AuthenticationError, ServiceUnavailableError, TooManyRequestsError, ValidationFailedError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, IngestResult, SenderInfo
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.tickets.models import format_ticket_number
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/channels/rest", tags=["channel: rest"])
 CHANNEL = "rest"
 
@@ -83,22 +88,79 @@ class RestReplyPage(BaseModel):
     next_cursor: int
 
 
-def _check_key(state: State, api_key: str | None) -> None:
+def _check_key(state: AppState, request: HTTPConnection, api_key: str | None) -> None:
+    """The key first, before the body is even read: an anonymous caller learns nothing about the fields.
+
+    Wrong keys are counted per client address (a brute force must wait longer and longer: 429, and while it
+    waits even the right key is refused, or the answer would tell it apart); the right key is held to its
+    request rate. Both in memory, per process.
+    """
     settings = state.settings.channels.rest
     if not settings.enabled or settings.api_key is None:
         raise ServiceUnavailableError("the REST channel is disabled: set SWITCHBOARD_CHANNELS__REST__API_KEY")
-    if api_key is None or not hmac.compare_digest(api_key.encode(), settings.api_key.get_secret_value().encode()):
+    limits = state.limits
+    address = limits.proxies.client_address(request)
+    wait = limits.rest_bad_keys.blocked(address)
+    if wait > 0:
+        raise TooManyRequestsError("too many wrong X-Api-Key tries from your address; wait before trying again",
+                                   wait, reason="bad_api_keys")
+    if api_key is None:
         raise AuthenticationError("missing or wrong X-Api-Key")
+    if not hmac.compare_digest(api_key.encode(), settings.api_key.get_secret_value().encode()):
+        wait = limits.rest_bad_keys.failure(address)
+        if wait > 0:  # at most one line per wait: tries while waiting are refused uncounted
+            log.warning("wrong X-Api-Key tries: the address must wait",
+                        extra={"address": address, "wait_seconds": wait})
+        raise AuthenticationError("missing or wrong X-Api-Key")
+    limits.rest_bad_keys.success(address)
+    wait = limits.rest_keys.take(api_key)
+    if wait > 0:
+        raise TooManyRequestsError("this API key is over its request rate; slow down", wait, reason="key_rate")
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its `$defs` written in place, to stand alone inside an OpenAPI operation."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    result: dict[str, Any] = resolve(schema)
+    return result
+
+
+INGRESS_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or wrong X-Api-Key (checked before the body)"},
+    422: {"description": "The body does not match RestMessageCreate (field details)"},
+    429: {"description": "Too many wrong keys from this address, or the key is over its rate; see Retry-After"},
+    503: {"description": "The REST channel is disabled"},
+}
 
 
 @router.post("/messages", response_model=RestMessageAccepted, status_code=201,
              responses={200: {"description": "A duplicate submission: the original result",
-                              "model": RestMessageAccepted}},
-             openapi_extra=header_docs(("X-Api-Key", "The REST channel's API key")))
-async def post_message(body: RestMessageCreate, request: Request) -> Response:
+                              "model": RestMessageAccepted}, **INGRESS_ERRORS},
+             openapi_extra={**header_docs(("X-Api-Key", "The REST channel's API key")),
+                            "requestBody": {"required": True, "content": {"application/json": {
+                                "schema": _inline_refs(RestMessageCreate.model_json_schema())}}}})
+async def post_message(request: Request) -> Response:
     """Submit one customer message; resubmitting the same external_message_id returns the original result."""
     state = app_state(request)
-    _check_key(state, request.headers.get("x-api-key"))
+    _check_key(state, request, request.headers.get("x-api-key"))
+    # Validated here, after the key: FastAPI would validate a declared body before anything else runs.
+    try:
+        body = RestMessageCreate.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+        ) from None
     if not body.text.strip() and not body.attachments:
         raise ValidationFailedError("a message needs text or at least one attachment")
     inbound = InboundMessage(
@@ -119,15 +181,15 @@ async def post_message(body: RestMessageCreate, request: Request) -> Response:
                     media_type="application/json")
 
 
-@router.get("/replies", response_model=RestReplyPage)
+@router.get("/replies", response_model=RestReplyPage, responses={k: v for k, v in INGRESS_ERRORS.items() if k != 422})
 async def pull_replies(
-    state: State, session: DbSession, x_api_key: Annotated[str | None, Header()] = None,
+    request: Request, state: State, session: DbSession, x_api_key: Annotated[str | None, Header()] = None,
     after: Annotated[int, Query(ge=0, description="The next_cursor of the previous page")] = 0,
     recipient: Annotated[str | None, Query(max_length=320)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RestReplyPage:
     """Replies delivered to the REST channel, oldest first, for integrations that poll instead of a webhook."""
-    _check_key(state, x_api_key)
+    _check_key(state, request, x_api_key)
     stmt = (
         select(OutboxMessage)
         .where(OutboxMessage.channel == CHANNEL, OutboxMessage.status == OutboxStatus.sent, OutboxMessage.id > after)

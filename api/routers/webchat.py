@@ -33,7 +33,8 @@ async def webchat_socket(websocket: WebSocket) -> None:
         await websocket.close(code=1013, reason="the web chat is disabled")
         return
     secret = adapter.settings.session_secret or state.settings.secret_key
-    await adapter.serve(websocket, secret.get_secret_value().encode())
+    await adapter.serve(websocket, secret.get_secret_value().encode(),
+                        state.limits.proxies.client_address(websocket))
 
 
 @router.get("/channels/webchat/widget.js", include_in_schema=False)

@@ -22,9 +22,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import re
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -34,6 +36,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from channels.base import ChannelContext, ChannelHealth
 from channels.webchat import repository, texts, tokens
 from channels.webchat.settings import WebchatChannelSettings
+from core.auth.ratelimit import KeyedBuckets, TokenBucket
 from core.db.base import utcnow
 from core.ingest.schemas import InboundMessage, SenderInfo
 from core.outbox.schemas import OutboundEnvelope
@@ -47,27 +50,8 @@ CLOSE_AUTH_FAILED = 4401
 CLOSE_IDENTITY_INVALID = 4403
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_POLICY = 1008
+CLOSE_TOO_MANY_CONNECTIONS = 4429  # like HTTP 429: the widget waits retry_after, then reconnects
 _AVAILABILITY_TTL = 30.0
-
-
-class TokenBucket:
-    """Allows `burst` events at once and `rate` per second on average."""
-
-    __slots__ = ("burst", "rate", "stamp", "tokens")
-
-    def __init__(self, burst: int, rate: float) -> None:
-        self.burst, self.rate = float(burst), rate
-        self.tokens, self.stamp = float(burst), time.monotonic()
-
-    def take(self) -> float:
-        """0.0 when allowed, else the seconds to wait."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
 
 
 class FrameError(Exception):
@@ -117,12 +101,13 @@ class Connection:
 
     __slots__ = ("frames", "lang", "lock", "messages", "pushed", "sender", "visitor_id", "ws")
 
-    def __init__(self, ws: WebSocket, sender: SenderInfo, lang: str, settings: WebchatChannelSettings) -> None:
+    def __init__(self, ws: WebSocket, sender: SenderInfo, lang: str, settings: WebchatChannelSettings,
+                 clock: Callable[[], float]) -> None:
         self.ws, self.sender, self.visitor_id, self.lang = ws, sender, sender.external_id, lang
         self.lock = asyncio.Lock()
         self.pushed: set[int] = set()
-        self.messages = TokenBucket(settings.message_burst, settings.messages_per_second)
-        self.frames = TokenBucket(settings.frame_burst, settings.frames_per_second)
+        self.messages = TokenBucket(settings.message_burst, settings.messages_per_second, clock)
+        self.frames = TokenBucket(settings.frame_burst, settings.frames_per_second, clock)
 
     async def push(self, frame: dict[str, Any]) -> None:
         if self.ws.application_state != WebSocketState.CONNECTED:
@@ -157,6 +142,9 @@ class WebchatChannel:
         self._sockets: dict[str, set[Connection]] = defaultdict(set)
         self._listener: asyncio.Task[None] | None = None
         self._availability: tuple[float, bool, str | None, str] | None = None
+        # Sockets opened per client address: in memory, per process (each worker counts its own).
+        self._connections = KeyedBuckets(settings.connection_burst, settings.connections_per_second,
+                                         ctx.clock.monotonic)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -281,13 +269,21 @@ class WebchatChannel:
 
     # -- the socket ------------------------------------------------------------------------------------
 
-    async def serve(self, ws: WebSocket, signing_key: bytes) -> None:
-        """Run one widget connection until it closes."""
+    async def serve(self, ws: WebSocket, signing_key: bytes, address: str = "unknown") -> None:
+        """Run one widget connection (from the client `address`) until it closes."""
         origin = ws.headers.get("origin")
         if self.settings.allowed_origins and origin not in self.settings.allowed_origins:
             await ws.close(code=CLOSE_POLICY, reason="origin not allowed")
             return
+        wait = self._connections.take(address)
         await ws.accept()
+        if wait > 0:
+            # Accepted only to say why: a refused handshake reaches the page as a bare 1006 with no reason.
+            retry_after = max(1, math.ceil(wait))
+            await self._error(ws, "too_many_connections", "too many connections from your address; "
+                              f"try again in {retry_after} s", retry_after=retry_after)
+            await ws.close(code=CLOSE_TOO_MANY_CONNECTIONS, reason=f"too_many_connections retry_after={retry_after}")
+            return
         conn = await self._authenticate(ws, signing_key)
         if conn is None:
             return
@@ -332,7 +328,7 @@ class WebchatChannel:
             code = CLOSE_IDENTITY_INVALID if exc.code.startswith("identity") else CLOSE_AUTH_FAILED
             await ws.close(code=code, reason=exc.code)
             return None
-        conn = Connection(ws, sender, str(lang), self.settings)
+        conn = Connection(ws, sender, str(lang), self.settings, self.ctx.clock.monotonic)
         online, notice = await self.availability(conn.lang)
         ready: dict[str, Any] = {"type": "ready", "visitor_id": sender.external_id, "online": online,
                                  "notice": notice, "lang": conn.lang}
@@ -401,8 +397,10 @@ class WebchatChannel:
                 return
             if message["type"] == "websocket.disconnect":
                 return
-            if conn.frames.take() > 0:
-                await self._error(conn.ws, "rate_limited", "too many frames; closing")
+            wait = conn.frames.take()
+            if wait > 0:
+                await self._error(conn.ws, "rate_limited", "too many frames; closing",
+                                  retry_after=max(1, math.ceil(wait)))
                 await conn.ws.close(code=CLOSE_POLICY, reason="flood")
                 return
             raw = message.get("text")

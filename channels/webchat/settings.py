@@ -25,6 +25,10 @@ class WebchatChannelSettings(BaseModel):
     messages_per_second: float = Field(default=1.0, gt=0, description="...and then on average.")
     frame_burst: int = Field(default=60, ge=1, description="Any frames (typing, pings): beyond this the socket closes.")
     frames_per_second: float = Field(default=10.0, gt=0)
+    connection_burst: int = Field(default=60, ge=1, description="Sockets one address may open at once...")
+    connections_per_second: float = Field(
+        default=2.0, ge=0, description="...and then on average, per process (0: no limit). Generous: many "
+                                       "customers of a mobile operator can share one address.")
     history_limit: int = Field(default=100, ge=1, le=1000)
     office_hours: str | None = Field(default=None, description="HH:MM-HH:MM in `timezone`; unset: around the clock.")
     office_days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6], description="0 = Monday.")

@@ -20,11 +20,15 @@
     en: { title: "Support chat", placeholder: "Type a message…", send: "Send", open: "Chat with us",
           typing: "Operator is typing…", offline: "Connecting…", close: "Close",
           hello: "Hello! Ask us anything — the bot answers at once, and an operator takes over when needed.",
-          error: "Could not send: " },
+          error: "Could not send: ",
+          busy: "Too many connections from your network. Reconnecting in {n} s…",
+          flood: "Too many messages at once. Reconnecting…" },
     ru: { title: "Чат поддержки", placeholder: "Напишите сообщение…", send: "Отправить", open: "Напишите нам",
           typing: "Оператор печатает…", offline: "Подключение…", close: "Закрыть",
           hello: "Здравствуйте! Задайте вопрос — бот ответит сразу, а при необходимости подключится оператор.",
-          error: "Не удалось отправить: " }
+          error: "Не удалось отправить: ",
+          busy: "Слишком много подключений из вашей сети. Повторное подключение через {n} с…",
+          flood: "Слишком много сообщений сразу. Переподключаемся…" }
   }[lang];
   var KEY = "switchboard.webchat." + origin + "." + (data.identifier || "anon");
   var store = {
@@ -86,7 +90,7 @@
   var byClient = {};     // client id -> bubble element
   var pending = store.get("pending", []);  // [{client_id, type, text, payload, title}] not yet acked
   var lastSeen = 0;      // highest server id shown on this page
-  var ws = null, ready = false, retry = 0, typingTimer = null, quickBox = null;
+  var ws = null, ready = false, retry = 0, waitSeconds = 0, typingTimer = null, quickBox = null;
 
   function scroll() { log.scrollTop = log.scrollHeight; }
   function clearQuick() { if (quickBox) { quickBox.remove(); quickBox = null; } }
@@ -200,7 +204,12 @@
       } else if (f.type === "typing") {
         typing.textContent = f.active ? T.typing : "";
       } else if (f.type === "error") {
-        if (f.code === "rate_limited" && f.client_id) {
+        if (f.code === "too_many_connections" || (f.code === "rate_limited" && !f.client_id)) {
+          // The server closes this socket next; say why in the visitor's language and wait as asked.
+          waitSeconds = Math.max(1, f.retry_after || 1);
+          var b = el("div", "sbw-err", f.code === "too_many_connections" ? T.busy.replace("{n}", waitSeconds) : T.flood);
+          b.setAttribute("data-code", f.code); log.appendChild(b); scroll();
+        } else if (f.code === "rate_limited" && f.client_id) {
           var p = pending.filter(function (x) { return x.client_id === f.client_id; })[0];
           if (p) { setTimeout(function () { transmit(p); }, Math.max(500, (f.retry_after || 1) * 1000)); }
         } else if (f.client_id) {
@@ -213,7 +222,9 @@
       ready = false; dot.classList.remove("sbw-on");
       if (event.code === 4403 || event.code === 4401) { return; }  // a wrong identity: retrying cannot help
       retry = Math.min(retry + 1, 6);
-      setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2));
+      var delay = Math.min(30000, 500 * Math.pow(2, retry)) * (0.5 + Math.random() / 2);
+      if (waitSeconds) { delay = Math.max(delay, waitSeconds * 1000 * (1 + Math.random() / 4)); waitSeconds = 0; }
+      setTimeout(connect, delay);
     };
   }
 

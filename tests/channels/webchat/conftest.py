@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.app import create_app
 from channels.config import ChannelsSettings, RestChannelSettings
 from channels.webchat.settings import WebchatChannelSettings
+from core.auth.clock import SYSTEM_CLOCK, Clock
 from tests.conftest import REST_KEY, free_port, keyword_engine, make_settings, responses
 
 SITE_SECRET = "site-identity-secret"
@@ -30,14 +31,15 @@ class Server:
     app: Any
 
 
-async def start_server(db_url: str, data_dir: Path,
+async def start_server(db_url: str, data_dir: Path, *, clock: Clock = SYSTEM_CLOCK, app_settings: Any = None,
                        **webchat: Any) -> tuple[Server, uvicorn.Server, asyncio.Task[None]]:
     values: dict[str, Any] = {"identity_secret": SecretStr(SITE_SECRET), "message_burst": 5,
                               "messages_per_second": 2.0, "max_frame_bytes": 4096, "max_message_chars": 1000}
     values.update(webchat)
     settings = make_settings(db_url, data_dir=data_dir, channels=ChannelsSettings(
-        rest=RestChannelSettings(api_key=SecretStr(REST_KEY)), webchat=WebchatChannelSettings(**values)))
-    app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
+        rest=RestChannelSettings(api_key=SecretStr(REST_KEY)), webchat=WebchatChannelSettings(**values)),
+        **(app_settings or {}))
+    app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False, clock=clock)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())

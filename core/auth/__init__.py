@@ -1,0 +1,1 @@
+"""Sign-in protection (failed-login throttling and account locks) and the request rate limits."""
