@@ -4,7 +4,15 @@ from core.audit.models import AuditEntry
 from core.canned.models import CannedResponse
 from core.customers.models import ChannelIdentity, Customer
 from core.db.base import Base
-from core.nlu_admin.models import NluExample, NluIntent, NluResponse, NluSuggestion, NluTrainingJob
+from core.nlu_admin.models import (
+    NluActiveModel,
+    NluExample,
+    NluInstance,
+    NluIntent,
+    NluResponse,
+    NluSuggestion,
+    NluTrainingJob,
+)
 from core.orders.models import Order, OrderStatusChange
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.quarantine.models import QuarantinedPayload
@@ -23,7 +31,9 @@ __all__ = [
     "Direction",
     "IntentRoute",
     "Message",
+    "NluActiveModel",
     "NluExample",
+    "NluInstance",
     "NluIntent",
     "NluResponse",
     "NluSuggestion",
