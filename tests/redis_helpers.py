@@ -28,7 +28,8 @@ class PrivateRedis:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed (scripts/system-deps.sh)"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(  # noqa: S603 (a fixed binary and arguments)
+        self.proc = await asyncio.to_thread(
+            subprocess.Popen,
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = aioredis.Redis.from_url(self.url, socket_connect_timeout=0.5)
