@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="While Redis is unreachable, how often live views look for changes in "
                                        "the database.")
     model_sync_seconds: float = Field(
-        default=5.0, gt=0, description="How often each instance checks the active NLU model version in the "
+        default=2.0, gt=0, description="How often each instance checks the active NLU model version in the "
                                        "database (switches are also announced through Redis).")
     workers_enabled: bool = True
     seed_nlu_data: bool = Field(default=True, description="Import the shipped intents into an empty database.")
