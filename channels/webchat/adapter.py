@@ -4,7 +4,7 @@ Protocol (JSON text frames). The client opens /channels/webchat/ws and first sen
   {"type": "auth", "token"?: session token, "identifier"?, "identifier_hash"?, "name"?, "email"?,
    "lang"?: "ru"|"en", "last_seen_id"?: int}
 and gets {"type": "ready", "visitor_id", "session_token"?, "online", "notice", "lang"}, then
-{"type": "history", "messages": [...]} with what it has not seen. Afterwards:
+{"type": "history", "messages": [...], "complete", "cursor"} with what it has not seen. Afterwards:
   client: {"type": "message", "client_id", "text"} | {"type": "quick_reply", "client_id", "payload", "title"}
           | {"type": "typing", "active"} | {"type": "history", "after"} | {"type": "ping"}
   server: {"type": "ack", "client_id", "id", "ticket", "duplicate"} | {"type": "message", ...}
@@ -21,6 +21,9 @@ Catch-up: live events from other instances travel through Redis, which keeps not
 instance's subscription is down. Whenever live events may have been missed (`core.events.RESYNC_TOPIC`: the
 bridge reconnected, or it is down and the database changed), one query reads the web-chat messages after the
 lowest cursor of the open sockets and pushes each socket what it has not been sent, then a "sync" frame.
+The same pass runs every `catch_up_seconds` anyway: an event can also be lost where nobody can tell (an instance
+that crashed with events it could not publish yet, a subscriber queue that overflowed), and then a reply waits
+at most that long instead of until the next reload.
 """
 
 from __future__ import annotations
@@ -172,20 +175,24 @@ class WebchatChannel:
         self._availability: tuple[float, bool, str | None, str] | None = None
         self.caught_up = 0  # messages pushed by catch-ups (they would have been missed without)
         self.catch_ups = 0
+        self._catch_up_lock = asyncio.Lock()
+        self._periodic: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._listener = asyncio.create_task(self._listen(), name="webchat-live")
+        self._periodic = asyncio.create_task(self._catch_up_periodically(), name="webchat-catch-up")
         self.health.ok()
         self.health.details["sockets"] = 0
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        for task in (self._listener, self._periodic):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._listener = self._periodic = None
         for conns in list(self._sockets.values()):
             for conn in list(conns):
                 with contextlib.suppress(Exception):
@@ -272,12 +279,29 @@ class WebchatChannel:
             for conn in conns:
                 await conn.push_message(frame)
 
-    async def catch_up(self, batch: int = 1000) -> int:
-        """Push every open socket the messages after its cursor it has not been sent; returns how many."""
+    async def _catch_up_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.catch_up_seconds)
+            try:
+                await self.catch_up(announce=False)
+            except Exception:
+                log.exception("webchat periodic catch-up failed")
+
+    async def catch_up(self, batch: int = 1000, *, announce: bool = True) -> int:
+        """Push every open socket the messages after its cursor it has not been sent; returns how many.
+
+        `announce`: send every socket its new cursor (a "sync" frame); the periodic pass tells only the sockets
+        it pushed something to, so a quiet widget is not sent a frame every half minute.
+        """
+        async with self._catch_up_lock:
+            return await self._catch_up(batch, announce)
+
+    async def _catch_up(self, batch: int, announce: bool) -> int:
         conns = [c for cs in self._sockets.values() for c in cs]
         if not conns:
             return 0
         self.catch_ups += 1
+        touched: set[Connection] = set()
         after = min(c.rescan_from for c in conns)
         top, pushed = after, 0
         while True:
@@ -291,6 +315,7 @@ class WebchatChannel:
                     for conn in targets:
                         await conn.push_message(frame)
                     pushed += len(targets)
+                    touched.update(targets)
             if rows:
                 top = after = rows[-1][0].id
             if len(rows) < batch:
@@ -299,7 +324,8 @@ class WebchatChannel:
             conn.rescan_from = conn.cursor
             if top > conn.cursor:
                 conn.cursor = top
-                await conn.push({"type": "sync", "cursor": top})
+                if announce or conn in touched:
+                    await conn.push({"type": "sync", "cursor": top})
         self.caught_up += pushed
         if pushed:
             log.info("webchat caught up", extra={"messages": pushed, "sockets": len(conns)})

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db.base import utcnow
 from core.events import RESYNC_TOPIC, discard_pending
@@ -13,7 +14,7 @@ from core.outbox.models import OutboxMessage, OutboxStatus
 from core.tickets import service as ticket_service
 from core.users import service as users
 from core.users.models import Role
-from tests.channels.webchat.conftest import Client, Server
+from tests.channels.webchat.conftest import Client, Server, start_server
 from tests.conftest import make_user
 
 
@@ -69,3 +70,23 @@ async def test_a_resync_pushes_missed_replies_in_order_once(
     assert history["messages"] == []
     assert history["cursor"] >= sync["cursor"]
     await again.close()
+
+
+async def test_a_lost_event_is_caught_up_periodically_without_any_signal(
+    db_url: str, db_engine: AsyncEngine, tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Nobody knows this event was lost (its instance died before it could publish): the periodic pass finds it."""
+    info, server, task = await start_server(db_url, tmp_path, catch_up_seconds=0.2)
+    try:
+        await make_user(sessionmaker, Role.agent, "agent@test.example", "general")
+        client, _, _ = await Client.connect(info.ws_url, lang="en")
+        ack = await client.say("c1", "hello")
+        await client.next("message", where=lambda f: f["author"] == "bot")
+        lost = await reply_without_event(sessionmaker, ack["ticket"], "lost with its instance")
+        got = await client.next("message", timeout=20)
+        assert (got["id"], got["text"]) == (lost, "lost with its instance")
+        assert (await client.next("sync"))["cursor"] >= lost
+        await client.close()
+    finally:
+        server.should_exit = True
+        await task
