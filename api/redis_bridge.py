@@ -125,7 +125,7 @@ class RedisEventBridge:
                 "dropped": self.dropped, "buffered": len(self._buffer)}
 
     def _backoff(self, attempt: int) -> float:
-        # Full jitter: instances that lost Redis together do not come back in lockstep.
+        # Jittered: instances that lost Redis together do not come back in lockstep.
         ceiling: float = min(self.max_backoff, BACKOFF_START * 2.0 ** min(attempt, 16))
         return ceiling * random.uniform(0.5, 1.0)  # noqa: S311
 
