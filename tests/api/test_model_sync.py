@@ -35,7 +35,7 @@ async def client(settings: Settings, db_engine: AsyncEngine, models: tuple[Path,
                  ) -> AsyncIterator[httpx.AsyncClient]:
     engine = EmbeddedEngine(models[0])
     engine.load_active()
-    app = create_app(settings.model_copy(update={"model_sync_seconds": 0.1}), nlu_engine=engine,
+    app = create_app(settings.model_copy(update={"model_sync_seconds": 0.1, "seed_nlu_data": True}), nlu_engine=engine,
                      responses=responses, configure_logs=False)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
@@ -113,3 +113,26 @@ async def test_leases_held_are_in_health_and_metrics(client: httpx.AsyncClient, 
         assert "test-lease:metrics" in (await client.get("/health")).json()["workers"]["leases"]["held"]
         assert 'switchboard_lease_held{lease="test-lease:metrics"} 1.0' in (await client.get("/metrics")).text
     assert "test-lease:metrics" not in (await client.get("/metrics")).text
+
+
+async def test_a_training_job_that_activates_switches_through_the_database(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], admin: tuple[Any, dict[str, str]],
+) -> None:
+    """Else the periodic check would put this instance back on the previous version a moment later."""
+    job = (await client.post("/admin/nlu/train", headers=admin[1], json={"activate": True})).json()
+    async with asyncio.timeout(120):
+        while job["state"] not in ("succeeded", "failed"):
+            await asyncio.sleep(0.1)
+            job = (await client.get(f"/admin/nlu/jobs/{job['id']}", headers=admin[1])).json()
+    assert job["state"] == "succeeded", job["error"]
+    async with sessionmaker() as session:
+        assert await nlu_repo.active_version(session) == job["version"]
+    # Two periodic checks later the instance still parses with the new version.
+    sync = client.app.state.switchboard.model_sync  # type: ignore[attr-defined]
+    for _ in range(2):
+        seen = sync.checked_at
+        async with asyncio.timeout(20):
+            while sync.checked_at == seen:
+                await asyncio.sleep(0.02)
+    nlu = (await health_nlu(client))["nlu"]
+    assert (nlu["version"], nlu["active"], nlu["in_sync"]) == (job["version"], job["version"], True)
