@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -14,9 +15,10 @@ from fastapi import FastAPI
 
 from api import console, errors, metrics
 from api.limits import Limits
+from api.live import LiveCatchUp
 from api.logging_config import configure as configure_logging
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
-from api.nlu_admin import ResponseCatalog, TrainingRunner, follow_model_switches
+from api.nlu_admin import ModelSync, ResponseCatalog, TrainingRunner
 from api.nlu_wiring import build_nlu_engine, prepare_nlu_data
 from api.redis_bridge import RedisEventBridge
 from api.routers import (
@@ -91,9 +93,13 @@ def create_app(
             registry.register(adapter)
         dispatcher = OutboxDispatcher(sessionmaker, registry.get, bus, settings.core)
         trainer = TrainingRunner(sessionmaker, holder, bus, catalog, extras)
+        instance_id = uuid.uuid4().hex
+        model_sync = ModelSync(sessionmaker, holder, bus, instance_id, interval=settings.model_sync_seconds)
+        trainer.switch_to = model_sync.switch_to
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
-                         nlu_extras=extras, limits=Limits.build(settings, clock), clock=clock)
+                         model_sync=model_sync, instance_id=instance_id, nlu_extras=extras,
+                         limits=Limits.build(settings, clock), clock=clock)
         app.state.switchboard = state
         metrics.track(state)
         for adapter in registry:
@@ -103,12 +109,19 @@ def create_app(
                 # A failing channel shows its error in /health and never stops the others.
                 adapter.health.error(f"start failed: {type(exc).__name__}: {exc}")
                 log.exception("channel failed to start", extra={"channel": adapter.kind})
-        bridge = (RedisEventBridge(bus, settings.redis_url, channel=settings.redis_channel)
+        bridge = (RedisEventBridge(bus, settings.redis_url, channel=settings.redis_channel, instance=instance_id,
+                                   buffer_size=settings.redis_buffer_events,
+                                   max_backoff=settings.redis_reconnect_max_seconds)
                   if settings.redis_url else None)
         if bridge is not None:
+            state.live = LiveCatchUp(sessionmaker, bus, settings.live_poll_seconds)
+            state.tasks["live-catch-up"] = asyncio.create_task(state.live.run(), name="live-catch-up")
             await bridge.start()
             state.redis = bridge
-        state.tasks["nlu-model-sync"] = asyncio.create_task(follow_model_switches(state), name="nlu-model-sync")
+        # The first check runs before requests are served: an instance (re)started after a switch parses with
+        # the active version from its first message.
+        await model_sync.check()
+        state.tasks["nlu-model-sync"] = asyncio.create_task(model_sync.run(), name="nlu-model-sync")
         if settings.workers_enabled:
             state.tasks["outbox"] = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
             state.tasks["uploads-sweep"] = asyncio.create_task(sweep_forever(
@@ -117,7 +130,7 @@ def create_app(
         if freeze_heap:
             gc.collect()
             gc.freeze()
-            state.freeze_heap = True
+            state.freeze_heap = model_sync.freeze_heap = True
         log.info("switchboard started", extra={"database": db_engine.dialect.name, "channels": registry.kinds()})
         try:
             yield
@@ -131,6 +144,7 @@ def create_app(
             for task in state.tasks.values():
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await model_sync.forget()
             for adapter in registry:
                 with contextlib.suppress(Exception):
                     await adapter.stop()

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, Histogram
 from prometheus_client import Counter as PromCounter
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from core.db.lease import held_leases
 
 if TYPE_CHECKING:
     from api.state import AppState
@@ -61,6 +63,50 @@ class _ServiceStats(Collector):
         batches.add_metric([], totals["batches"])
         split.add_metric([], totals["split"])
         yield from (ingested, quarantined, batches, split, outbox)
+        yield from self._live(list(self.states.values()))
+
+    @staticmethod
+    def _live(states: list[AppState]) -> Iterator[Metric]:
+        """The Redis bridge, live catch-ups, leases and the NLU model version of the running apps."""
+        bridge = GaugeMetricFamily("switchboard_redis_bridge_state",
+                                   "Redis event bridges by state (1 per instance; connected, starting or down)",
+                                   labels=["state"])
+        reconnects = CounterMetricFamily("switchboard_redis_bridge_reconnects",
+                                         "Times the Redis bridge subscribed again after being down")
+        events = CounterMetricFamily("switchboard_redis_bridge_events",
+                                     "Live events through Redis: published, received, retried (a failed publish "
+                                     "tried again), dropped (buffer full while Redis was down)", labels=["event"])
+        resyncs = CounterMetricFamily("switchboard_live_catch_ups",
+                                      "Times live views caught up from the database (events may have been missed)")
+        leases = GaugeMetricFamily("switchboard_lease_held", "Leases this process holds (1 each)", labels=["lease"])
+        model = GaugeMetricFamily("switchboard_nlu_model_loaded", "NLU model version each instance parses with",
+                                  labels=["version", "in_sync"])
+        by_state: dict[str, float] = {"connected": 0, "starting": 0, "down": 0}
+        counts = {"published": 0, "received": 0, "retried": 0, "dropped": 0}
+        total_reconnects = total_resyncs = 0
+        versions: dict[tuple[str, str], float] = {}
+        for state in states:
+            if state.redis is not None:
+                by_state[state.redis.state] = by_state.get(state.redis.state, 0) + 1
+                total_reconnects += state.redis.reconnects
+                for key in counts:
+                    counts[key] += getattr(state.redis, key)
+            if state.live is not None:
+                total_resyncs += state.live.resyncs
+            nlu = state.model_sync.health()
+            label = (str(nlu["version"] or ""), "true" if nlu["in_sync"] else "false")
+            versions[label] = versions.get(label, 0) + 1
+        for name, value in by_state.items():
+            bridge.add_metric([name], value)
+        reconnects.add_metric([], total_reconnects)
+        for name, value in counts.items():
+            events.add_metric([name], value)
+        resyncs.add_metric([], total_resyncs)
+        for lease in held_leases():
+            leases.add_metric([lease], 1)
+        for labels, value in versions.items():
+            model.add_metric(list(labels), value)
+        yield from (bridge, reconnects, events, resyncs, leases, model)
 
 
 _SERVICES = _ServiceStats()

@@ -1,7 +1,13 @@
-"""Runs NLU training jobs in the background and keeps the bot's FAQ answers in memory.
+"""Runs NLU training jobs in the background, keeps the bot's FAQ answers in memory, and keeps every instance on
+the model version the database names.
 
 Training is CPU work: it runs in a thread, reports progress to the job row (throttled), and never blocks the
 event loop. The new version is evaluated on a held-out split before anyone switches it on.
+
+Model switches: activating or rolling back writes the version to `nlu_active_model` (the database is the one
+place all instances share for sure) and announces it on the bus. Every instance loads what that row names when
+the announcement arrives, when the live bridge comes back, and every `model_sync_seconds` anyway, so a switch
+made while Redis was down (or while an instance was restarting) still reaches everyone within seconds.
 """
 
 from __future__ import annotations
@@ -10,8 +16,12 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -21,7 +31,8 @@ from api.state import AppState, EngineHolder
 from core.audit import service as audit
 from core.db.base import utcnow
 from core.errors import ConflictError, NotFoundError
-from core.events import EventBus, emit
+from core.events import BRIDGE_TOPIC, EventBus, emit
+from core.nlu_admin import repository as nlu_repo
 from core.nlu_admin import service as nlu_admin
 from core.nlu_admin.models import JobState
 from core.users.models import User
@@ -78,6 +89,8 @@ class TrainingRunner:
         self.catalog = catalog
         self.extras = extras
         self.tasks: set[asyncio.Task[None]] = set()
+        # Switches a freshly trained version on everywhere (ModelSync.switch_to); set by the app.
+        self.switch_to: Callable[[str], Awaitable[None]] | None = None
 
     def start(self, job_id: int) -> None:
         task = asyncio.create_task(self.run(job_id), name=f"nlu-train-{job_id}")
@@ -131,7 +144,9 @@ class TrainingRunner:
             saver = asyncio.create_task(persist_progress())
             train_sync = getattr(engine, "train_sync", None)
             if callable(train_sync):
-                version = await asyncio.to_thread(train_sync, data, progress, activate=activate)
+                # Switched on below, through the database, like an admin's activation.
+                version = await asyncio.to_thread(train_sync, data, progress,
+                                                  activate=activate and self.switch_to is None)
                 versions: list[Any] = getattr(engine, "list_versions", list)()
                 manifest: dict[str, Any] = next((v.manifest for v in versions if v.version == version), {})
                 report["cross_validation"] = manifest.get("cross_validation", {})
@@ -139,6 +154,8 @@ class TrainingRunner:
             else:
                 version = await engine.train(data, progress)
             saver.cancel()
+            if activate and callable(train_sync) and self.switch_to is not None:
+                await self.switch_to(version)
             await self._update(job_id, state=JobState.succeeded, progress=1.0, stage="done", version=version,
                                report=report, finished_at=utcnow())
             if activate:
@@ -172,7 +189,9 @@ class VersionRead(BaseModel):
     """A saved model version as admins see it (from the engine's manifest)."""
 
     version: str
-    active: bool
+    active: bool  # the version all instances should use (the database's, else this instance's model dir)
+    loaded_here: bool = False  # the version this instance parses with right now
+    instances: list[str] = []  # the instances that report they parse with it
     created_at: str | None
     n_examples: int | None
     n_intents: int | None
@@ -182,18 +201,37 @@ class VersionRead(BaseModel):
     cross_validation: dict[str, Any]
 
 
-async def model_versions(state: AppState) -> list[VersionRead] | None:
-    """Newest first; None when the engine keeps its models itself (Rasa, the keyword engine)."""
+async def model_versions(state: AppState, session: AsyncSession | None = None) -> list[VersionRead] | None:
+    """Newest first; None when the engine keeps its models itself (Rasa, the keyword engine).
+
+    With a session, `active` is the version in the database and each version lists the instances using it.
+    """
     engine = state.nlu.current
     if not callable(getattr(engine, "list_versions", None)):
         return None
     versions = await asyncio.to_thread(engine.list_versions)  # type: ignore[attr-defined]
-    return [VersionRead(version=v.version, active=v.active, created_at=v.manifest.get("created_at"),
+    loaded = getattr(engine, "active_version", None)
+    active: str | None = None
+    serving: dict[str, list[str]] = {}
+    if session is not None:
+        active = await nlu_repo.active_version(session)
+        for row in await nlu_repo.list_instances(session, utcnow() - state.model_sync.stale_after):
+            if row.version:
+                serving.setdefault(row.version, []).append(row.id)
+    return [VersionRead(version=v.version, active=v.version == active if active else v.active,
+                        loaded_here=v.version == loaded, instances=serving.get(v.version, []),
+                        created_at=v.manifest.get("created_at"),
                         n_examples=v.manifest.get("n_examples"), n_intents=len(v.manifest.get("intents", [])),
                         threshold=v.manifest.get("threshold"), train_seconds=v.manifest.get("train_seconds"),
                         size_bytes=v.manifest.get("size_bytes"),
                         cross_validation=v.manifest.get("cross_validation") or {})
             for v in reversed(versions)]
+
+
+async def instances_and_active(state: AppState, session: AsyncSession) -> tuple[list[Any], str | None]:
+    """The instances that reported recently, and the active version in the database."""
+    rows = await nlu_repo.list_instances(session, utcnow() - state.model_sync.stale_after)
+    return list(rows), await nlu_repo.active_version(session)
 
 
 def versions_engine(state: AppState) -> Any:
@@ -205,41 +243,162 @@ def versions_engine(state: AppState) -> Any:
 
 
 async def activate_version(state: AppState, session: AsyncSession, actor: User, version: str) -> None:
-    """Switch a model version on here, and (through the event) on every other instance."""
+    """Switch a model version on here, in the database, and (through the event) on every other instance.
+
+    Commits: the periodic check must never read the old version back while this instance runs the new one.
+    """
     engine = versions_engine(state)
-    try:
-        await asyncio.to_thread(engine.activate, version)
-    except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
-        raise NotFoundError(f"model version {version!r} not found") from exc
-    audit.record(session, actor, "nlu.activate", "nlu_version", version)
-    emit(session, MODEL_TOPIC, {"version": version})
+    async with state.model_sync.lock:
+        try:
+            await asyncio.to_thread(engine.activate, version)
+        except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
+            raise NotFoundError(f"model version {version!r} not found") from exc
+        await nlu_repo.set_active_version(session, version)
+        audit.record(session, actor, "nlu.activate", "nlu_version", version)
+        emit(session, MODEL_TOPIC, {"version": version})
+        await session.commit()
+    state.model_sync.loaded_changed()
 
 
 async def rollback_version(state: AppState, session: AsyncSession, actor: User) -> str:
-    """Switch back to the version active before the current one; returns it."""
+    """Switch back to the version active before the current one; returns it (committed, like activation)."""
     engine = versions_engine(state)
-    try:
-        previous: str = await asyncio.to_thread(engine.rollback)
-    except ModelNotFoundError as exc:
-        raise ConflictError(str(exc)) from exc
-    audit.record(session, actor, "nlu.rollback", "nlu_version", previous)
-    emit(session, MODEL_TOPIC, {"version": previous})
+    async with state.model_sync.lock:
+        try:
+            previous: str = await asyncio.to_thread(engine.rollback)
+        except ModelNotFoundError as exc:
+            raise ConflictError(str(exc)) from exc
+        await nlu_repo.set_active_version(session, previous)
+        audit.record(session, actor, "nlu.rollback", "nlu_version", previous)
+        emit(session, MODEL_TOPIC, {"version": previous})
+        await session.commit()
+    state.model_sync.loaded_changed()
     return previous
 
 
-async def follow_model_switches(state: AppState) -> None:
-    """Load the version another instance switched on (model dirs are shared between instances)."""
-    async with state.bus.subscribe(MODEL_TOPIC) as events:
-        while True:
-            await events.get()
-            sync = getattr(state.nlu.current, "sync_active", None)
-            if callable(sync):
-                try:
-                    await asyncio.to_thread(sync)
-                except Exception:
-                    log.exception("could not load the model version another instance activated")
-            if state.freeze_heap:
-                # The previous model is garbage now: one full pass frees it, and the new one is frozen.
-                gc.unfreeze()
-                gc.collect()
-                gc.freeze()
+class ModelSync:
+    """Keeps this instance on the model version `nlu_active_model` names, and reports what it uses.
+
+    Looks when a switch is announced, when the live bridge is back, and every `interval` seconds (one
+    primary-key read); reports to `nlu_instances` when its version changes and every `report_every` seconds.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], engine: EngineHolder, bus: EventBus,
+                 instance: str, *, interval: float, report_every: float = 30.0) -> None:
+        self.sessionmaker = sessionmaker
+        self.engine = engine
+        self.bus = bus
+        self.freeze_heap = False  # the server process: a replaced model is collected and the new one frozen
+        self.instance = instance
+        self.interval = interval
+        self.report_every = report_every
+        self.stale_after = timedelta(seconds=max(3 * report_every, 3 * interval))
+        self.lock = asyncio.Lock()
+        self.wanted: str | None = None
+        self.checked_at: datetime | None = None
+        self.last_error: str | None = None
+        self.switches = 0
+        self.started_at = utcnow()
+        self._reported: tuple[str, str | None] | None = None
+        self._reported_at = 0.0
+        self._wake = asyncio.Event()
+
+    @property
+    def loaded(self) -> str | None:
+        version = getattr(self.engine.current, "active_version", None)
+        return version if isinstance(version, str) else None
+
+    @property
+    def versioned(self) -> bool:
+        engine = self.engine.current
+        return callable(getattr(engine, "list_versions", None)) and callable(getattr(engine, "load_version", None))
+
+    def health(self) -> dict[str, Any]:
+        in_sync = not self.versioned or self.wanted is None or self.wanted == self.loaded
+        return {"engine": self.engine.current.name, "version": self.loaded, "active": self.wanted,
+                "in_sync": in_sync, "instance": self.instance, "switches": self.switches,
+                "checked_at": self.checked_at.isoformat() if self.checked_at else None,
+                "last_error": self.last_error}
+
+    def loaded_changed(self) -> None:
+        """This instance switched by itself (an admin's request here): report it now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        async def listen() -> None:
+            async with self.bus.subscribe(MODEL_TOPIC, BRIDGE_TOPIC) as events:
+                while True:
+                    topic, payload = await events.get()
+                    if topic == MODEL_TOPIC or payload.get("state") == "up":
+                        self._wake.set()
+
+        listener = asyncio.create_task(listen(), name="nlu-model-events")
+        try:
+            while True:
+                await self.check()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.interval):
+                        await self._wake.wait()
+                self._wake.clear()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def check(self) -> None:
+        """Load the version the database names if this instance runs another one; report what it runs."""
+        try:
+            async with self.lock:
+                await self._converge()
+            await self._report()
+            self.last_error = None
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("nlu model sync: %s", self.last_error)
+
+    async def switch_to(self, version: str) -> None:
+        """Switch a version this instance already has on everywhere (a training job that activates)."""
+        engine = self.engine.current
+        async with self.lock:
+            await asyncio.to_thread(engine.activate, version)  # type: ignore[attr-defined]
+            async with self.sessionmaker() as session, session.begin():
+                await nlu_repo.set_active_version(session, version)
+        self._wake.set()
+
+    async def _converge(self) -> None:
+        loaded = self.loaded
+        async with self.sessionmaker() as session:
+            wanted = await nlu_repo.active_version(session)
+            if wanted is None and self.versioned and loaded:
+                # The first instance on this database: the version it loaded is the one everyone uses.
+                await nlu_repo.set_active_version(session, loaded, only_if_unset=True)
+                await session.commit()
+                wanted = await nlu_repo.active_version(session)
+        self.wanted, self.checked_at = wanted, utcnow()
+        if not self.versioned or wanted is None or wanted == loaded:
+            return
+        engine = self.engine.current
+        await asyncio.to_thread(engine.load_version, wanted)  # type: ignore[attr-defined]
+        self.switches += 1
+        log.info("nlu model switched to the active version", extra={"version": wanted, "was": loaded})
+        if self.freeze_heap:
+            # The previous model is garbage now: one full pass frees it, and the new one is frozen.
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+
+    async def _report(self) -> None:
+        key = (self.engine.current.name, self.loaded)
+        if key == self._reported and time.monotonic() - self._reported_at < self.report_every:
+            return
+        async with self.sessionmaker() as session, session.begin():
+            await nlu_repo.report_instance(session, self.instance, host=socket.gethostname(), pid=os.getpid(),
+                                           engine=key[0], version=key[1], started_at=self.started_at)
+            await nlu_repo.forget_instances(session, utcnow() - timedelta(days=1))
+        self._reported, self._reported_at = key, time.monotonic()
+
+    async def forget(self) -> None:
+        """A clean stop: this instance no longer serves anything."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(3), self.sessionmaker() as session, session.begin():
+                await nlu_repo.forget_instance(session, self.instance)

@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     log_json: bool = True
     redis_url: str | None = Field(default=None, description="redis://... fans live events out across instances.")
     redis_channel: str = Field(default="switchboard:events", description="One per deployment sharing a Redis.")
+    redis_reconnect_max_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="Longest wait (with jitter) between tries to reach Redis again.")
+    redis_buffer_events: int = Field(
+        default=10_000, ge=10, description="Live events kept for Redis while it is unreachable; beyond, the oldest "
+                                           "are dropped and the other instances told to catch up.")
+    live_poll_seconds: float = Field(
+        default=1.0, gt=0, description="While Redis is unreachable, how often live views look for changes in "
+                                       "the database.")
+    model_sync_seconds: float = Field(
+        default=2.0, gt=0, description="How often each instance checks the active NLU model version in the "
+                                       "database (switches are also announced through Redis).")
     workers_enabled: bool = True
     seed_nlu_data: bool = Field(default=True, description="Import the shipped intents into an empty database.")
     trusted_proxies: list[str] = Field(

@@ -18,7 +18,8 @@ from core.outbox.dispatcher import OutboxDispatcher
 from nlu.protocol import IntentEngine, TrainingData
 
 if TYPE_CHECKING:
-    from api.nlu_admin import ResponseCatalog, TrainingRunner
+    from api.live import LiveCatchUp
+    from api.nlu_admin import ModelSync, ResponseCatalog, TrainingRunner
     from api.redis_bridge import RedisEventBridge
 
 
@@ -45,8 +46,11 @@ class AppState:
     catalog: ResponseCatalog
     trainer: TrainingRunner
     limits: Limits
+    model_sync: ModelSync
+    instance_id: str  # this server process among the instances (bridge, model reports)
     clock: Clock = SYSTEM_CLOCK
     nlu_extras: TrainingData | None = None
     redis: RedisEventBridge | None = None
+    live: LiveCatchUp | None = None
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     freeze_heap: bool = False  # objects alive after start-up are frozen out of the collector (see create_app)

@@ -17,6 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 Event = tuple[str, dict[str, Any]]
 _PENDING_KEY = "switchboard.pending_events"
 
+# Local topics about live delivery itself (never forwarded between instances).
+# BRIDGE_TOPIC: the cross-instance bridge went down ({"state": "down"}) or works again ({"state": "up"}).
+BRIDGE_TOPIC = "live.bridge"
+# RESYNC_TOPIC: live events may have been missed; live views catch up from the database
+# ({"reason": "reconnected" | "peer_dropped" | "changed_while_down"}).
+RESYNC_TOPIC = "live.resync"
+LOCAL_TOPICS = frozenset({BRIDGE_TOPIC, RESYNC_TOPIC})
+
 
 Payload = dict[str, Any] | Callable[[], dict[str, Any]]
 

@@ -5,7 +5,15 @@ from core.auth.models import LoginThrottle
 from core.canned.models import CannedResponse
 from core.customers.models import ChannelIdentity, Customer
 from core.db.base import Base
-from core.nlu_admin.models import NluExample, NluIntent, NluResponse, NluSuggestion, NluTrainingJob
+from core.nlu_admin.models import (
+    NluActiveModel,
+    NluExample,
+    NluInstance,
+    NluIntent,
+    NluResponse,
+    NluSuggestion,
+    NluTrainingJob,
+)
 from core.orders.models import Order, OrderStatusChange
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.quarantine.models import QuarantinedPayload
@@ -25,7 +33,9 @@ __all__ = [
     "IntentRoute",
     "LoginThrottle",
     "Message",
+    "NluActiveModel",
     "NluExample",
+    "NluInstance",
     "NluIntent",
     "NluResponse",
     "NluSuggestion",

@@ -479,6 +479,13 @@ class EmbeddedEngine:
             self._loaded = self._load(version)
         return True
 
+    def load_version(self, version: str) -> None:
+        """Parse with a saved version from now on, without touching ACTIVE or the history (another process
+        switched it on and wrote those; here it is only followed)."""
+        with self._activate_lock:
+            if self.active_version != version:
+                self._loaded = self._load(version)
+
     def load_or_train(self, data: Callable[[], TrainingData]) -> tuple[str, bool]:
         """Load the active model; with none yet, train one from `data()` and activate it.
 

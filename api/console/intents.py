@@ -162,9 +162,9 @@ class VersionRow:
     job_id: int | None = None
 
 
-async def _versions(state: State, jobs: list[NluTrainingJob]) -> list[VersionRow] | None:
+async def _versions(state: State, session: DbSession, jobs: list[NluTrainingJob]) -> list[VersionRow] | None:
     """Newest first, each linked to the job that trained it; None when the engine keeps its models itself."""
-    versions = await nlu_jobs.model_versions(state)
+    versions = await nlu_jobs.model_versions(state, session)
     if versions is None:
         return None
     by_version = {j.version: j.id for j in jobs if j.version}
@@ -179,7 +179,7 @@ async def _versions(state: State, jobs: list[NluTrainingJob]) -> list[VersionRow
 async def training_page(request: Request, session: DbSession, state: State, _user: ConsoleAdmin) -> Response:
     jobs = list(await service.list_jobs(session, limit=50))
     return await _page(request, session, "admin_training.html", "training", {
-        "jobs": jobs, "versions": await _versions(state, jobs), "engine_name": state.nlu.current.name,
+        "jobs": jobs, "versions": await _versions(state, session, jobs), "engine_name": state.nlu.current.name,
         "running": next((j for j in jobs if j.state not in FINISHED), None),
         "n_intents": await service.intent_count(session)})
 
@@ -229,7 +229,7 @@ def _report_view(report: dict[str, Any]) -> dict[str, Any]:
 async def job_page(request: Request, job_id: IdPath, session: DbSession, state: State,
                    _user: ConsoleAdmin) -> Response:
     job = await service.get_job(session, job_id)
-    versions = await _versions(state, [job]) if job.state == JobState.succeeded else None
+    versions = await _versions(state, session, [job]) if job.state == JobState.succeeded else None
     version = next((v for v in versions or [] if v.version == job.version), None)
     return await _page(request, session, "admin_job.html", "training", {
         "job": job, "status": _job_status(job), "view": _report_view(job.report or {}), "version": version,

@@ -41,6 +41,7 @@ from core.auth.errors import AccountLockedError, LoginThrottledError
 from core.canned import service as canned_service
 from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
 from core.errors import NotFoundError, ValidationFailedError
+from core.events import BRIDGE_TOPIC, RESYNC_TOPIC
 from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
 from core.outbox.models import OutboxMessage
@@ -251,14 +252,22 @@ async def events(request: Request, state: State) -> Response:
     async def stream() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STREAM_SECONDS
-        async with state.bus.subscribe(*LIVE_TOPICS) as queue:
-            yield "retry: 1500\nevent: hello\ndata: {}\n\n"
+        async with state.bus.subscribe(*LIVE_TOPICS, RESYNC_TOPIC, BRIDGE_TOPIC) as queue:
+            bridge = state.redis.state if state.redis is not None else "local"
+            yield f"retry: 1500\nevent: hello\ndata: {json.dumps({'bridge': bridge})}\n\n"
             while (left := deadline - loop.time()) > 0:
                 try:
                     async with asyncio.timeout(min(KEEPALIVE_SECONDS, left)):
                         topic, payload = await queue.get()
                 except TimeoutError:
                     yield ": keep-alive\n\n"
+                    continue
+                if topic == RESYNC_TOPIC:
+                    # Changes may have been missed (the bridge was down): pages refresh everything they show.
+                    yield f"event: resync\ndata: {json.dumps({'reason': payload.get('reason')})}\n\n"
+                    continue
+                if topic == BRIDGE_TOPIC:
+                    yield f"event: bridge\ndata: {json.dumps({'state': payload.get('state')})}\n\n"
                     continue
                 data = {"topic": topic, "ticket_id": payload.get("ticket_id"), "kind": payload.get("kind")}
                 yield f"event: change\ndata: {json.dumps(data)}\n\n"

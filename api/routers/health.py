@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from api.deps import State
+from core.db.lease import held_leases
 
 router = APIRouter(tags=["health"])
 
@@ -37,13 +38,22 @@ async def health(state: State, response: Response) -> dict[str, Any]:
             continue
         workers[name] = {"state": "running" if not task.done() else "stopped"}
     channels = {adapter.kind: adapter.health.as_dict() for adapter in state.channels}
-    nlu: dict[str, Any] = {"engine": state.nlu.current.name}
+    # The version this instance parses with, the one the database says all should, and whether they agree.
+    nlu: dict[str, Any] = state.model_sync.health()
+    bridge_down = False
     if state.redis is not None:
         workers["redis_events"] = state.redis.health()
+        if state.live is not None:
+            workers["redis_events"]["catch_ups"] = state.live.resyncs
+        # Live updates from other instances stop while it is down; the catch-up keeps them seconds late.
+        bridge_down = state.redis.state == "down"
+    leases = held_leases()
+    if leases:
+        workers["leases"] = {"held": leases}
     ok = database["state"] == "ok"
     degraded = any(c["state"] == "error" for c in channels.values()) or (
         state.settings.workers_enabled and not stats.running
-    )
+    ) or bridge_down or not nlu["in_sync"]
     response.status_code = 200 if ok else 503
     return {"status": "error" if not ok else ("degraded" if degraded else "ok"), "database": database,
             "workers": workers, "channels": channels, "nlu": nlu}

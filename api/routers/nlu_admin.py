@@ -10,7 +10,14 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, Agent, DbSession, IdPath, State
-from api.nlu_admin import VersionRead, activate_version, model_versions, rollback_version, versions_engine
+from api.nlu_admin import (
+    VersionRead,
+    activate_version,
+    instances_and_active,
+    model_versions,
+    rollback_version,
+    versions_engine,
+)
 from core.errors import ValidationFailedError
 from core.nlu_admin import service
 from core.nlu_admin.models import SuggestionStatus
@@ -161,25 +168,50 @@ async def get_job(job_id: IdPath, session: DbSession, _user: Admin) -> JobRead:
 
 
 @router.get("/versions", response_model=list[VersionRead])
-async def list_versions(state: State, _user: Admin) -> list[VersionRead]:
-    versions = await model_versions(state)
+async def list_versions(state: State, _user: Admin, session: DbSession) -> list[VersionRead]:
+    """Saved versions, newest first: the active one (all instances follow it), the one this instance parses
+    with, and the instances that report using each."""
+    versions = await model_versions(state, session)
     if versions is None:
         versions_engine(state)  # raises the 409 that says why
     return versions or []
 
 
+class InstanceRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    host: str
+    pid: int
+    engine: str
+    version: str | None
+    in_sync: bool
+    this_instance: bool
+    started_at: datetime
+    seen_at: datetime
+
+
+@router.get("/versions/instances", response_model=list[InstanceRead])
+async def list_instances(state: State, _user: Admin, session: DbSession) -> list[InstanceRead]:
+    """The running instances and the model version each one reports it parses with."""
+    rows, active = await instances_and_active(state, session)
+    return [InstanceRead(id=r.id, host=r.host, pid=r.pid, engine=r.engine, version=r.version,
+                         in_sync=active is None or r.version == active, this_instance=r.id == state.instance_id,
+                         started_at=r.started_at, seen_at=r.seen_at) for r in rows]
+
+
 @router.post("/versions/{version}/activate", response_model=list[VersionRead])
 async def activate(version: str, state: State, user: Admin, session: DbSession) -> list[VersionRead]:
-    """Switch a model version on; every new message is parsed by it at once (no restart)."""
+    """Switch a model version on; every new message is parsed by it at once (no restart), on every instance
+    within `model_sync_seconds` even if Redis is down."""
     await activate_version(state, session, user, version)
-    return await list_versions(state, user)
+    return await list_versions(state, user, session)
 
 
 @router.post("/versions/rollback", response_model=list[VersionRead])
 async def rollback(state: State, user: Admin, session: DbSession) -> list[VersionRead]:
     """Switch back to the version that was active before the current one."""
     await rollback_version(state, session, user)
-    return await list_versions(state, user)
+    return await list_versions(state, user, session)
 
 
 @router.get("/export")

@@ -4,16 +4,26 @@ Protocol (JSON text frames). The client opens /channels/webchat/ws and first sen
   {"type": "auth", "token"?: session token, "identifier"?, "identifier_hash"?, "name"?, "email"?,
    "lang"?: "ru"|"en", "last_seen_id"?: int}
 and gets {"type": "ready", "visitor_id", "session_token"?, "online", "notice", "lang"}, then
-{"type": "history", "messages": [...]} with what it has not seen. Afterwards:
+{"type": "history", "messages": [...], "complete", "cursor"} with what it has not seen. Afterwards:
   client: {"type": "message", "client_id", "text"} | {"type": "quick_reply", "client_id", "payload", "title"}
           | {"type": "typing", "active"} | {"type": "history", "after"} | {"type": "ping"}
   server: {"type": "ack", "client_id", "id", "ticket", "duplicate"} | {"type": "message", ...}
           | {"type": "typing", "active", "author"} | {"type": "error", "code", "message"} | {"type": "pong"}
+          | {"type": "sync", "cursor"}: the visitor has been sent every message up to this id (its
+            `last_seen_id` after a reconnect; live pushes alone never prove that, they may skip one)
 
 Delivery: the client id is the idempotency key (`<visitor>:<client id>`), so a message resent after a
 reconnect is acked with the id it already has. Outbound messages are pushed as soon as the "messages" event is
 published after the commit, and again by the outbox through `send` (each socket skips ids it has already
 pushed); a visitor without an open socket finds them in the history later, so `send` always succeeds.
+
+Catch-up: live events from other instances travel through Redis, which keeps nothing while it or this
+instance's subscription is down. Whenever live events may have been missed (`core.events.RESYNC_TOPIC`: the
+bridge reconnected, or it is down and the database changed), one query reads the web-chat messages after the
+lowest cursor of the open sockets and pushes each socket what it has not been sent, then a "sync" frame.
+The same pass runs every `catch_up_seconds` anyway: an event can also be lost where nobody can tell (an instance
+that crashed with events it could not publish yet, a subscriber queue that overflowed), and then a reply waits
+at most that long instead of until the next reload.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from channels.webchat import repository, texts, tokens
 from channels.webchat.settings import WebchatChannelSettings
 from core.auth.ratelimit import KeyedBuckets, TokenBucket
 from core.db.base import utcnow
+from core.events import RESYNC_TOPIC
 from core.ingest.schemas import InboundMessage, SenderInfo
 from core.outbox.schemas import OutboundEnvelope
 from core.tickets.models import Message
@@ -99,13 +110,18 @@ def message_frame(message: Message, payload: dict[str, Any] | None) -> dict[str,
 class Connection:
     """One open socket of one visitor."""
 
-    __slots__ = ("frames", "lang", "lock", "messages", "pushed", "sender", "visitor_id", "ws")
+    __slots__ = ("cursor", "frames", "lang", "lock", "messages", "pushed", "rescan_from", "sender", "visitor_id",
+                 "ws")
 
     def __init__(self, ws: WebSocket, sender: SenderInfo, lang: str, settings: WebchatChannelSettings,
                  clock: Callable[[], float]) -> None:
         self.ws, self.sender, self.visitor_id, self.lang = ws, sender, sender.external_id, lang
         self.lock = asyncio.Lock()
         self.pushed: set[int] = set()
+        # Every message up to `cursor` has been sent to this socket. A catch-up reads again from the cursor
+        # before the last one: a transaction that took a lower id may commit after one with a higher id.
+        self.cursor = 0
+        self.rescan_from = 0
         self.messages = TokenBucket(settings.message_burst, settings.messages_per_second, clock)
         self.frames = TokenBucket(settings.frame_burst, settings.frames_per_second, clock)
 
@@ -145,20 +161,26 @@ class WebchatChannel:
         # Sockets opened per client address: in memory, per process (each worker counts its own).
         self._connections = KeyedBuckets(settings.connection_burst, settings.connections_per_second,
                                          ctx.clock.monotonic)
+        self.caught_up = 0  # messages pushed by catch-ups (they would have been missed without)
+        self.catch_ups = 0
+        self._catch_up_lock = asyncio.Lock()
+        self._periodic: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._listener = asyncio.create_task(self._listen(), name="webchat-live")
+        self._periodic = asyncio.create_task(self._catch_up_periodically(), name="webchat-catch-up")
         self.health.ok()
         self.health.details["sockets"] = 0
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        for task in (self._listener, self._periodic):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._listener = self._periodic = None
         for conns in list(self._sockets.values()):
             for conn in list(conns):
                 with contextlib.suppress(Exception):
@@ -185,14 +207,21 @@ class WebchatChannel:
             await conn.push({"type": "typing", "active": bool(active), "author": author})
 
     async def _listen(self) -> None:
-        async with self.ctx.bus.subscribe("messages", "typing") as queue:
+        async with self.ctx.bus.subscribe("messages", "typing", RESYNC_TOPIC) as queue:
             while True:
                 events = [await queue.get()]
                 while not queue.empty():  # what one ingest batch committed arrives together: one query for all
                     events.append(queue.get_nowait())
+                if any(topic == RESYNC_TOPIC for topic, _ in events):
+                    try:
+                        await self.catch_up()
+                    except Exception:
+                        log.exception("webchat catch-up failed")
                 wanted: list[tuple[str, int]] = []
                 for topic, payload in events:
                     try:
+                        if topic == RESYNC_TOPIC:
+                            continue
                         if payload.get("channel") != CHANNEL:
                             continue
                         thread = payload.get("thread_key")
@@ -237,6 +266,58 @@ class WebchatChannel:
             frame = message_frame(*row)
             for conn in conns:
                 await conn.push_message(frame)
+
+    async def _catch_up_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.catch_up_seconds)
+            try:
+                await self.catch_up(announce=False)
+            except Exception:
+                log.exception("webchat periodic catch-up failed")
+
+    async def catch_up(self, batch: int = 1000, *, announce: bool = True) -> int:
+        """Push every open socket the messages after its cursor it has not been sent; returns how many.
+
+        `announce`: send every socket its new cursor (a "sync" frame); the periodic pass tells only the sockets
+        it pushed something to, so a quiet widget is not sent a frame every half minute.
+        """
+        async with self._catch_up_lock:
+            return await self._catch_up(batch, announce)
+
+    async def _catch_up(self, batch: int, announce: bool) -> int:
+        conns = [c for cs in self._sockets.values() for c in cs]
+        if not conns:
+            return 0
+        self.catch_ups += 1
+        touched: set[Connection] = set()
+        after = min(c.rescan_from for c in conns)
+        top, pushed = after, 0
+        while True:
+            async with self.ctx.sessionmaker() as session:
+                rows = await repository.visible_after(session, after, batch)
+            for message, payload, visitor_id in rows:
+                targets = [c for c in self._sockets.get(visitor_id, ())
+                           if message.id > c.rescan_from and message.id not in c.pushed]
+                if targets:
+                    frame = message_frame(message, payload)
+                    for conn in targets:
+                        await conn.push_message(frame)
+                    pushed += len(targets)
+                    touched.update(targets)
+            if rows:
+                top = after = rows[-1][0].id
+            if len(rows) < batch:
+                break
+        for conn in conns:
+            conn.rescan_from = conn.cursor
+            if top > conn.cursor:
+                conn.cursor = top
+                if announce or conn in touched:
+                    await conn.push({"type": "sync", "cursor": top})
+        self.caught_up += pushed
+        if pushed:
+            log.info("webchat caught up", extra={"messages": pushed, "sockets": len(conns)})
+        return pushed
 
     # -- availability ----------------------------------------------------------------------------------
 
@@ -372,11 +453,18 @@ class WebchatChannel:
     async def _send_history(self, conn: Connection, after: int) -> None:
         limit = self.settings.history_limit
         async with self.ctx.sessionmaker() as session:
+            latest = await repository.latest_message_id(session)
             rows = await repository.history(session, conn.visitor_id, after, limit)
         messages = [message_frame(m, p) for m, p in rows]
         for m in messages:
             conn.remember(int(m["id"]))
-        await conn.push({"type": "history", "messages": messages, "complete": len(messages) < limit or after == 0})
+        complete = len(messages) < limit or after == 0
+        # Complete: everything up to the newest message anywhere has been sent (read before the history).
+        cursor = max(latest if complete else 0, after, int(messages[-1]["id"]) if messages else 0)
+        if cursor > conn.cursor:
+            conn.cursor = conn.rescan_from = cursor
+        await conn.push({"type": "history", "messages": messages, "complete": complete,
+                         "cursor": conn.cursor})
 
     def _decode(self, raw: str) -> dict[str, Any]:
         if len(raw.encode()) > self.settings.max_frame_bytes:

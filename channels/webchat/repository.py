@@ -62,3 +62,24 @@ async def thread_of_ticket(session: AsyncSession, ticket_id: int) -> str | None:
     if row is None or row[0] != CHANNEL:
         return None
     return row[1]
+
+
+async def latest_message_id(session: AsyncSession) -> int:
+    """The highest message id: a new socket's cursor when its history is complete."""
+    return int(await session.scalar(select(func.max(Message.id))) or 0)
+
+
+async def visible_after(session: AsyncSession, after: int, limit: int
+                        ) -> Sequence[tuple[Message, dict[str, Any] | None, str]]:
+    """Web-chat messages a visitor sees, of every visitor, after a message id (oldest first), with the visitor.
+
+    One range scan on the primary key: the catch-up of every open socket after live events may have been lost.
+    """
+    rows = (await session.execute(
+        select(Message, OutboxMessage.payload, Ticket.thread_key)
+        .join(Ticket, Ticket.id == Message.ticket_id)
+        .outerjoin(OutboxMessage, OutboxMessage.message_id == Message.id)
+        .where(Message.id > after, Ticket.channel == CHANNEL, Message.author_kind.in_(VISIBLE))
+        .order_by(Message.id).limit(limit)
+    )).all()
+    return [(m, p, str(t)) for m, p, t in rows]

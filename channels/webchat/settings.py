@@ -35,6 +35,9 @@ class WebchatChannelSettings(BaseModel):
     timezone: str = "Europe/Moscow"
     agent_presence_minutes: float = Field(
         default=15.0, gt=0, description="An agent seen within this many minutes counts as online.")
+    catch_up_seconds: float = Field(
+        default=30.0, gt=0, description="Open sockets are also caught up from the database this often, whatever "
+                                        "happened to live events (one query while sockets are open).")
 
     @field_validator("office_hours")
     @classmethod

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 _LEASE_ENGINES: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
+# The leases this process holds, for /health and /metrics (a lease leaves when its block ends).
+_HELD: weakref.WeakSet[Lease] = weakref.WeakSet()
 
 
 def _lease_engine(engine: AsyncEngine) -> AsyncEngine:
@@ -46,6 +48,8 @@ class Lease:
         self.name = name
         self.held = held
         self._conn = conn
+        if held:
+            _HELD.add(self)
 
     async def check(self) -> None:
         """Raise LeaseLost if the lease's connection no longer works (the database released the lock)."""
@@ -66,7 +70,11 @@ async def exclusive(engine: AsyncEngine, name: str) -> AsyncIterator[Lease]:
     The caller does its work only when `lease.held`; otherwise it stands by and tries again later.
     """
     if engine.dialect.name != "postgresql":
-        yield Lease(name, held=True)
+        lease = Lease(name, held=True)
+        try:
+            yield lease
+        finally:
+            _HELD.discard(lease)
         return
     key = lease_key(name)
     async with _lease_engine(engine).connect() as conn:
@@ -76,6 +84,7 @@ async def exclusive(engine: AsyncEngine, name: str) -> AsyncIterator[Lease]:
         try:
             yield lease
         finally:
+            _HELD.discard(lease)
             if lease.held:
                 try:
                     await conn.execute(select(func.pg_advisory_unlock(key)))
@@ -84,3 +93,8 @@ async def exclusive(engine: AsyncEngine, name: str) -> AsyncIterator[Lease]:
                     # Closing the connection ends the lock for sure; it must not go back to the pool holding it.
                     with contextlib.suppress(Exception):
                         await conn.invalidate()
+
+
+def held_leases() -> list[str]:
+    """Names of the leases this process holds now (sorted)."""
+    return sorted({lease.name for lease in list(_HELD) if lease.held})

@@ -89,3 +89,29 @@ class NluSuggestion(Base):
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     reviewed_at: Mapped[datetime | None]
+
+
+class NluActiveModel(Base):
+    """The model version every instance should parse with (one row, id 1): the switch all instances follow.
+
+    The engine's files say which versions exist; this row says which one is on, so an instance that missed the
+    switch event (Redis down, or it was restarting) finds out on its next look.
+    """
+
+    __tablename__ = "nlu_active_model"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(String(100))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NluInstance(Base):
+    """What one running instance (one server process) reports it parses with, for admins and /health."""
+
+    __tablename__ = "nlu_instances"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    engine: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str | None] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -173,3 +173,15 @@ async def list_tickets(
 
 async def get_team_by_slug(session: AsyncSession, slug: str) -> Team | None:
     return (await session.scalars(select(Team).where(Team.slug == slug))).first()
+
+
+async def change_marker(session: AsyncSession) -> tuple[int, int]:
+    """The newest message and audit entry: when either moves, something a live view shows has changed.
+
+    Two primary-key lookups, cheap enough to ask every second while live events cannot be trusted.
+    """
+    from core.audit.models import AuditEntry
+
+    latest_message = await session.scalar(select(func.max(Message.id)))
+    latest_audit = await session.scalar(select(func.max(AuditEntry.id)))
+    return int(latest_message or 0), int(latest_audit or 0)

@@ -132,22 +132,35 @@
   }
 
   var source = new EventSource("/console/events");
-  source.addEventListener("hello", function () {
-    setState(true);
+  source.addEventListener("hello", function (e) {
+    var data = {};
+    try { data = JSON.parse(e.data); } catch (err) { /* an older server */ }
+    setState(data.bridge !== "down");
     // Anything that happened while (re)connecting.
     if (liveUrl && region) { schedule(); }
   });
+  function reloadBoard() {
+    // The board has no form in progress worth keeping unless one has focus.
+    var active = document.activeElement;
+    if (!active || active === body || !active.closest("form")) { clearTimeout(pending); pending = setTimeout(function () { window.location.reload(); }, 1500); }
+  }
   source.addEventListener("change", function (e) {
     var data = {};
     try { data = JSON.parse(e.data); } catch (err) { return; }
-    if (reloadOnChange) {
-      // The board has no form in progress worth keeping unless one has focus.
-      var active = document.activeElement;
-      if (!active || active === body || !active.closest("form")) { clearTimeout(pending); pending = setTimeout(function () { window.location.reload(); }, 1500); }
-      return;
-    }
+    if (reloadOnChange) { reloadBoard(); return; }
     if (ticketId && String(data.ticket_id) !== ticketId) { return; }
     schedule();
+  });
+  // Changes may have been missed (the servers' live bridge was down, or is): refresh whatever is shown.
+  source.addEventListener("resync", function () {
+    body.setAttribute("data-live-resyncs", String(Number(body.getAttribute("data-live-resyncs") || 0) + 1));
+    if (reloadOnChange) { reloadBoard(); return; }
+    if (liveUrl && region) { schedule(); }
+  });
+  source.addEventListener("bridge", function (e) {
+    var data = {};
+    try { data = JSON.parse(e.data); } catch (err) { return; }
+    setState(data.state !== "down");
   });
   source.addEventListener("error", function () { setState(false); });
 })();

@@ -5,7 +5,9 @@
  *           data-identifier="user-42" data-identifier-hash="<hex HMAC-SHA256(site secret, identifier)>"
  *           data-name="Ivan" data-email="ivan@example.com"></script>
  * Every data- attribute is optional. Messages are sent with a client id and kept until the server acks them,
- * so a dropped connection or a page reload never loses or duplicates a message.
+ * so a dropped connection or a page reload never loses or duplicates a message. Answers that reach the page
+ * late (the server catches up after an outage) take their place in the conversation by id, and a reconnect
+ * asks for everything after the server's last "sync" cursor, so a message skipped live is fetched then.
  */
 (function () {
   "use strict";
@@ -90,6 +92,7 @@
   var byClient = {};     // client id -> bubble element
   var pending = store.get("pending", []);  // [{client_id, type, text, payload, title}] not yet acked
   var lastSeen = 0;      // highest server id shown on this page
+  var synced = 0;        // the server has sent every message up to this id (its "sync" cursor)
   var ws = null, ready = false, retry = 0, waitSeconds = 0, typingTimer = null, quickBox = null;
 
   function scroll() { log.scrollTop = log.scrollHeight; }
@@ -103,9 +106,19 @@
     return node;
   }
 
+  // A message older than one already shown (a catch-up) goes before the first later one.
+  function place(node, id) {
+    var later = null;
+    log.querySelectorAll(".sbw-msg[data-id]").forEach(function (n) {
+      if (!later && n !== node && Number(n.dataset.id) > id) { later = n; }
+    });
+    if (later) { log.insertBefore(node, later); }
+  }
+
   function render(m, live) {
     if (shown[m.id]) { return; }
     shown[m.id] = true;
+    var older = m.id < lastSeen;
     if (m.id > lastSeen) { lastSeen = m.id; }
     if (m.client_id && byClient[m.client_id]) {
       byClient[m.client_id].classList.remove("sbw-pending");
@@ -115,14 +128,15 @@
     var who = m.author === "agent" ? (lang === "ru" ? "Оператор" : "Operator") : (m.author === "bot" ? (lang === "ru" ? "Бот" : "Bot") : "");
     var node = bubble(m.author, m.text, who);
     node.dataset.id = m.id;
+    if (older) { place(node, m.id); }
     // Files are shown by name and size only (text nodes, never markup); stored files are for agents only.
     (m.attachments || []).forEach(function (a) {
       var label = "\uD83D\uDCCE " + (a.filename || "file") + (a.size ? " (" + Math.max(1, Math.round(a.size / 1024)) + " KB)" : "");
       node.appendChild(el("div", "sbw-file", label));
     });
     if (m.client_id) { byClient[m.client_id] = node; }
-    if (m.author !== "customer") { typing.textContent = ""; clearQuick(); }
-    if (live !== false) { showQuick(m); }
+    if (m.author !== "customer" && !older) { typing.textContent = ""; clearQuick(); }
+    if (live !== false && !older) { showQuick(m); }
   }
 
   // The buttons of the bot's latest answer, as long as nobody wrote after it (live, and again after a reload).
@@ -172,7 +186,7 @@
     ready = false;
     ws = new WebSocket(wsUrl);
     ws.onopen = function () {
-      var auth = { type: "auth", lang: lang, last_seen_id: lastSeen };
+      var auth = { type: "auth", lang: lang, last_seen_id: synced || lastSeen };
       if (data.identifier) { auth.identifier = data.identifier; auth.identifier_hash = data.identifierHash || ""; }
       else { var tok = store.get("token", null); if (tok) { auth.token = tok; } }
       if (data.name) { auth.name = data.name; }
@@ -189,6 +203,7 @@
       } else if (f.type === "history") {
         var page = f.messages || [];
         page.forEach(function (m) { render(m, false); });
+        if (f.cursor > synced) { synced = f.cursor; }
         if (page.length && !pending.length && f.complete !== false) { showQuick(page[page.length - 1]); }
         if (!lastSeen && !pending.length && !(f.messages || []).length) { bubble("system", T.hello); }
         // Whatever the server has not acknowledged yet goes again, with the same client ids.
@@ -196,11 +211,13 @@
           if (!byClient[p.client_id]) { var n = bubble("customer", p.text || p.title); n.classList.add("sbw-pending"); byClient[p.client_id] = n; }
           transmit(p);
         });
-        if (f.complete === false) { ws.send(JSON.stringify({ type: "history", after: lastSeen })); }
+        if (f.complete === false && page.length) { ws.send(JSON.stringify({ type: "history", after: page[page.length - 1].id })); }
       } else if (f.type === "ack") {
         acked(f.client_id, f.id);
       } else if (f.type === "message") {
         render(f, true);
+      } else if (f.type === "sync") {
+        if (f.cursor > synced) { synced = f.cursor; }
       } else if (f.type === "typing") {
         typing.textContent = f.active ? T.typing : "";
       } else if (f.type === "error") {
