@@ -1,0 +1,181 @@
+"""A real database outage answers 503 with Retry-After everywhere, and the same app serves again once it is back.
+
+The database is a private PostgreSQL cluster the test starts itself: it is stopped (connections refused), started
+as a standby that accepts no connections ("the database system is not accepting connections", SQLSTATE 57P03,
+what a server starting up or recovering answers), promoted, and its backends are terminated in the middle of a
+request. No mocks: the errors are whatever asyncpg and SQLAlchemy raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from api.app import create_app
+from channels.config import ChannelsSettings, RestChannelSettings
+from channels.telegram.settings import TelegramChannelSettings
+from channels.webchat.settings import WebchatChannelSettings
+from core.db.migrate import upgrade
+from core.db.outage import is_database_outage
+from core.db.session import create_engine, create_sessionmaker
+from core.users.models import Role
+from tests.channels.telegram.botapi import TOKEN, fixture, running_bot_api
+from tests.conftest import REST_HEADERS, REST_KEY, free_port, keyword_engine, make_settings, make_user, responses
+from tests.pgcluster import PrivateCluster, postgres_bin
+
+pytestmark = pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries are not installed")
+TG_SECRET = "outage-secret"
+
+
+@pytest.fixture
+def cluster() -> Iterator[PrivateCluster]:
+    pg = PrivateCluster()
+    try:
+        pg.start()
+        pg.createdb("sb")
+        upgrade(pg.url("sb"))
+        yield pg
+    finally:
+        pg.destroy()
+
+
+def rest(ext_id: str) -> dict[str, Any]:
+    return {"external_message_id": ext_id, "sender": {"external_id": "c-1", "name": "Outage"}, "text": "hello"}
+
+
+async def wait_until(predicate: Any, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def app_on(url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_bot_api() as bot_api:
+        telegram = TelegramChannelSettings(
+            enabled=True, token=SecretStr(TOKEN), mode="webhook", base_url=bot_api.base_url,
+            base_file_url=bot_api.base_file_url, webhook_url="https://bot.example/channels/telegram/webhook",
+            webhook_secret=SecretStr(TG_SECRET), request_timeout_seconds=5, retry_backoff_max_seconds=0.5)
+        settings = make_settings(url, data_dir=tmp_path, channels=ChannelsSettings(
+            rest=RestChannelSettings(api_key=SecretStr(REST_KEY)), telegram=telegram,
+            webchat=WebchatChannelSettings(enabled=False)))
+        app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
+        async with app.router.lifespan_context(app):
+            adapter = app.state.switchboard.channels.get("telegram")
+            await asyncio.wait_for(adapter.ready.wait(), 30)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+                                         timeout=60) as client:
+                yield client
+
+
+async def requests(client: httpx.AsyncClient, bearer: dict[str, str], cookie: str, n: int) -> dict[str, Any]:
+    """The API, the REST channel, the console and the Telegram webhook, as their callers send them."""
+    tg = fixture("text_message", 100 + n, message_id=500 + n)
+    return {
+        "tickets": await client.get("/tickets", headers=bearer),
+        "me": await client.get("/auth/me", headers=bearer),
+        "replies": await client.get("/channels/rest/replies", headers=REST_HEADERS),
+        "post": await client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest(f"m-{n}")),
+        "console": await client.get("/console/inbox", headers={"Cookie": f"sb_session={cookie}"}),
+        "telegram": await client.post("/channels/telegram/webhook", json=tg,
+                                      headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}),
+    }
+
+
+def assert_unavailable(answers: dict[str, httpx.Response]) -> None:
+    for name, r in answers.items():
+        assert r.status_code == 503, (name, r.status_code, r.text[:300])
+        if name == "console":
+            assert r.headers["content-type"].startswith("text/html")
+            assert r.headers["retry-after"] == "5"
+            assert "Temporarily unavailable" in r.text and "Временно недоступно" in r.text
+        elif name != "telegram":
+            assert r.headers["retry-after"] == "5", name
+            assert r.json()["error"] == "database_unavailable", name
+
+
+async def test_refused_starting_up_and_killed_mid_request_are_503_and_the_app_recovers(
+        cluster: PrivateCluster, tmp_path: Path) -> None:
+    url = cluster.url("sb")
+    engine = create_engine(url)
+    try:
+        _user, token = await make_user(create_sessionmaker(engine), Role.agent, "outage@test.example")
+    finally:
+        await engine.dispose()
+    bearer = {"Authorization": f"Bearer {token}"}
+    async with app_on(url, tmp_path) as client:
+        answers = await requests(client, bearer, token, 1)
+        assert {k: r.status_code for k, r in answers.items()} == {
+            "tickets": 200, "me": 200, "replies": 200, "post": 201, "console": 200, "telegram": 200}
+
+        # Down: every new connection is refused.
+        await asyncio.to_thread(cluster.stop, "fast")
+        assert_unavailable(await requests(client, bearer, token, 2))
+
+        # Starting up / recovering: the server answers, but refuses connections with 57P03.
+        await asyncio.to_thread(cluster.start, standby=True)
+        assert_unavailable(await requests(client, bearer, token, 3))
+
+        # Back: the same app, no restart.
+        await asyncio.to_thread(cluster.promote)
+
+        async def serving() -> bool:
+            return (await client.get("/auth/me", headers=bearer)).status_code == 200
+
+        await wait_until(serving)
+        answers = await requests(client, bearer, token, 2)  # the messages refused during the outage, resent
+        assert {k: r.status_code for k, r in answers.items()} == {
+            "tickets": 200, "me": 200, "replies": 200, "post": 201, "console": 200, "telegram": 200}
+
+        # Killed mid-request: the request waits on a lock, and its backend is terminated under it.
+        blocker = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await blocker.execute("BEGIN; LOCK TABLE tickets IN ACCESS EXCLUSIVE MODE")
+            pending = asyncio.create_task(client.get("/tickets", headers=bearer))
+
+            async def waiting_pid() -> bool:
+                rows = await blocker.fetch("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                           "AND pid <> pg_backend_pid()")
+                for row in rows:
+                    await blocker.execute("SELECT pg_terminate_backend($1)", row["pid"])
+                return bool(rows)
+
+            await wait_until(waiting_pid)
+            r = await pending
+            assert r.status_code == 503, r.text
+            assert r.json()["error"] == "database_unavailable"
+        finally:
+            await blocker.execute("ROLLBACK")
+            await blocker.close()
+        assert (await client.get("/tickets", headers=bearer)).status_code == 200
+
+
+def test_the_outage_test_is_about_real_driver_errors() -> None:
+    """The errors the classification is for, raised by the real drivers, and what is not an outage."""
+    async def connect() -> None:
+        engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nothing")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    with pytest.raises(ConnectionRefusedError) as refused:
+        asyncio.run(connect())
+    assert is_database_outage(refused.value)
+    with pytest.raises(FileNotFoundError) as missing:
+        Path(f"/nonexistent/{uuid.uuid4().hex}").read_bytes()
+    assert not is_database_outage(missing.value)  # an OSError, but not from a database driver
+    assert not is_database_outage(ValueError("bug"))
