@@ -35,7 +35,7 @@ from channels.base import ChannelContext, ChannelHealth
 from channels.webchat import repository, texts, tokens
 from channels.webchat.settings import WebchatChannelSettings
 from core.db.base import utcnow
-from core.ingest.schemas import InboundMessage, SenderInfo
+from core.ingest.schemas import InboundMessage, SenderInfo, unstorable_reason
 from core.outbox.schemas import OutboundEnvelope
 from core.tickets.models import Message
 
@@ -387,10 +387,15 @@ class WebchatChannel:
             raise FrameError("too_large", f"frames are limited to {self.settings.max_frame_bytes} bytes")
         try:
             frame = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json can read
             raise FrameError("bad_frame", "a frame must be a JSON object") from exc
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("bad_frame", "a frame must be a JSON object with a \"type\"")
+        # Lone surrogates ("\ud800" is valid JSON), NUL, deep nesting: refused here with the reason, before they
+        # could fail a transaction the widget would retry for ever.
+        reason = unstorable_reason(frame)
+        if reason is not None:
+            raise FrameError("bad_frame", f"the frame cannot be stored: {reason}")
         return frame
 
     async def _receive_loop(self, conn: Connection) -> None:
