@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, description="redis://... fans live events out across instances.")
     redis_channel: str = Field(default="switchboard:events", description="One per deployment sharing a Redis.")
     workers_enabled: bool = True
+    worker_healthcheck_seconds: int = Field(
+        default=30, ge=1,
+        description="serve --workers N: a worker that does not answer the master's ping this long is killed.")
+    supervisor_state_file: Path | None = Field(
+        default=None, description="Set by `serve --workers N` for its workers: the master's restart counts.")
     seed_nlu_data: bool = Field(default=True, description="Import the shipped intents into an empty database.")
     core: CoreSettings = CoreSettings()
     nlu: NluSettings = NluSettings()

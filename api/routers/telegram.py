@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 @router.post("/webhook", status_code=200, responses={403: {"description": "Wrong or missing secret token"},
-                                                      503: {"description": "Not connected yet, or the database is down: Telegram retries"}},
+                                                      503: {"description": "Not connected or database down: retried"}},
              openapi_extra=header_docs(("X-Telegram-Bot-Api-Secret-Token", "The secret set with setWebhook")))
 async def webhook(request: Request) -> Response:
     """One update from Telegram; 200 once it is committed or quarantined, 5xx makes Telegram redeliver it."""
