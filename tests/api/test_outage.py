@@ -179,3 +179,29 @@ def test_the_outage_test_is_about_real_driver_errors() -> None:
         Path(f"/nonexistent/{uuid.uuid4().hex}").read_bytes()
     assert not is_database_outage(missing.value)  # an OSError, but not from a database driver
     assert not is_database_outage(ValueError("bug"))
+
+
+@pytest.mark.postgres
+def test_an_exhausted_pool_is_an_outage_too() -> None:
+    """Every connection busy past the pool timeout: SQLAlchemy's TimeoutError, a 'retry later' like the others."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from tests.conftest import PG_URL
+
+    if not PG_URL:
+        pytest.skip("SWITCHBOARD_TEST_POSTGRES_URL is not set")
+
+    async def exhaust() -> None:
+        engine = create_async_engine(PG_URL, pool_size=1, max_overflow=0, pool_timeout=0.2)
+        try:
+            async with engine.connect() as held:
+                await held.execute(text("SELECT 1"))
+                async with engine.connect() as second:
+                    await second.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    with pytest.raises(PoolTimeout) as timed_out:
+        asyncio.run(exhaust())
+    assert is_database_outage(timed_out.value)

@@ -1,5 +1,6 @@
-"""`switchboard serve --workers 2`, run as a user runs it: a worker killed with SIGKILL is replaced, the restart is
-logged with the signal, and /health and /metrics of the workers count it."""
+"""`switchboard serve --workers 2`, run as a user runs it: a worker killed with SIGKILL, and one that stops answering
+the master's health ping, are replaced; each restart is logged with its reason (the signal, the unanswered ping),
+and /health and /metrics of the workers count them."""
 
 from __future__ import annotations
 
@@ -62,6 +63,8 @@ def server(pg_migrated: str | None, tmp_path: Path) -> Iterator[tuple[subprocess
         "SWITCHBOARD_LOG_JSON": "true",
         "SWITCHBOARD_LOG_LEVEL": "INFO",
         "SWITCHBOARD_SEED_NLU_DATA": "false",
+        # Short enough for the frozen worker below to be noticed soon, long enough for a start on a busy machine.
+        "SWITCHBOARD_WORKER_HEALTHCHECK_SECONDS": "8",
     }
     with log.open("wb") as out:
         process = subprocess.Popen([str(BIN), "serve", "--workers", "2", "--port", str(port)], env=env, cwd=tmp_path,
@@ -123,6 +126,21 @@ def test_a_killed_worker_is_logged_restarted_and_counted(server: tuple[subproces
         assert "switchboard_worker_processes 2.0" in metrics
     assert process.poll() is None
 
+    # A worker that is alive but does not answer (stopped): the master kills it after the ping timeout, and says so.
+    frozen = processes["pids"][0]
+    os.kill(frozen, signal.SIGSTOP)
+    unresponsive = wait_for(lambda: [e for e in log_events(log) if e.get("event") == "worker_unresponsive"],
+                            what="the unanswered ping logged")
+    assert unresponsive[0]["pid"] == frozen and unresponsive[0]["healthcheck_timeout_seconds"] == 8
+    restarted = wait_for(lambda: [e for e in log_events(log) if e.get("event") == "worker_restarted"][1:],
+                         what="the second restart logged")
+    assert restarted[0]["old_pid"] == frozen and restarted[0]["reason"] == "unresponsive"
+    processes = wait_for(lambda: (h := health()) and h["processes"]["restarts"] == 2 and h["processes"],
+                         what="the second restart counted")
+    assert processes["restarts_by_reason"] == {"signal": 1, "unresponsive": 1}
+    assert 'switchboard_worker_restarts_total{reason="unresponsive"} 1.0' in httpx.get(f"{base}/metrics",
+                                                                                        timeout=10).text
+
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
-    assert any(e.get("event") == "supervisor_stopped" and e["restarts"] == 1 for e in log_events(log))
+    assert any(e.get("event") == "supervisor_stopped" and e["restarts"] == 2 for e in log_events(log))
