@@ -35,6 +35,7 @@ from channels.base import ChannelContext, ChannelHealth
 from channels.webchat import repository, texts, tokens
 from channels.webchat.settings import WebchatChannelSettings
 from core.db.base import utcnow
+from core.db.outage import is_database_outage
 from core.ingest.schemas import InboundMessage, SenderInfo, unstorable_reason
 from core.outbox.schemas import OutboundEnvelope
 from core.tickets.models import Message
@@ -47,6 +48,8 @@ CLOSE_AUTH_FAILED = 4401
 CLOSE_IDENTITY_INVALID = 4403
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013  # RFC 6455 "try again later": the database is down
+UNAVAILABLE = "the chat cannot reach its database right now; try again in a few seconds"
 _AVAILABILITY_TTL = 30.0
 
 
@@ -288,7 +291,18 @@ class WebchatChannel:
             await ws.close(code=CLOSE_POLICY, reason="origin not allowed")
             return
         await ws.accept()
-        conn = await self._authenticate(ws, signing_key)
+        try:
+            conn = await self._authenticate(ws, signing_key)
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            # Sign-in reads the history (and who is online): without the database, say so and let the widget
+            # reconnect later, instead of a socket that dies with a server error.
+            self.health.error(f"database unavailable: {type(exc).__name__}: {exc}"[:300])
+            await self._error(ws, "unavailable", UNAVAILABLE)
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await ws.close(code=CLOSE_TRY_AGAIN, reason="database unavailable")
+            return
         if conn is None:
             return
         self._sockets[conn.visitor_id].add(conn)
@@ -417,6 +431,11 @@ class WebchatChannel:
                 await self._handle(conn, self._decode(raw))
             except FrameError as exc:
                 await self._error(conn.ws, exc.code, exc.message, **exc.extra)
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                self.health.error(f"database unavailable: {type(exc).__name__}: {exc}"[:300])
+                await self._error(conn.ws, "unavailable", UNAVAILABLE)
 
     async def _handle(self, conn: Connection, frame: dict[str, Any]) -> None:
         kind = frame["type"]

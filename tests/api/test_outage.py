@@ -205,3 +205,47 @@ def test_an_exhausted_pool_is_an_outage_too() -> None:
     with pytest.raises(PoolTimeout) as timed_out:
         asyncio.run(exhaust())
     assert is_database_outage(timed_out.value)
+
+
+async def test_web_chat_says_unavailable_while_the_database_is_down(cluster: PrivateCluster, tmp_path: Path) -> None:
+    """A returning visitor's sign-in reads the history: without the database the widget gets 'unavailable' and a 1013
+    close (try again later); a connected widget gets 'unavailable' for what needs the database and keeps its socket."""
+    import websockets
+
+    from tests.channels.webchat.conftest import Client, start_server
+
+    info, server, task = await start_server(cluster.url("sb"), tmp_path)
+    try:
+        connected, ready, _ = await Client.connect(info.ws_url, lang="en")
+        assert ready["type"] == "ready"
+        await asyncio.to_thread(cluster.stop, "fast")
+
+        token = ready["session_token"]
+        refused = Client(await websockets.connect(info.ws_url))
+        await refused.send({"type": "auth", "lang": "en", "token": token})
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await refused.next("never")
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+        assert [f["code"] for f in refused.frames if f["type"] == "error"] == ["unavailable"]
+
+        await connected.send({"type": "history", "after": 0})
+        assert (await connected.next("error"))["code"] == "unavailable"
+        await connected.send({"type": "message", "client_id": "during-outage", "text": "hello"})
+        assert (await connected.next("error"))["code"] == "unavailable"
+        await connected.send({"type": "ping"})
+        assert (await connected.next("pong"))["type"] == "pong"  # the socket survived
+
+        await asyncio.to_thread(cluster.start)
+
+        async def signs_in() -> bool:
+            client, first, _ = await Client.connect(info.ws_url, lang="en", token=token)
+            await client.close()
+            return bool(first["type"] == "ready")
+
+        await wait_until(signs_in)
+        ack = await connected.say("during-outage", "hello")  # the widget resends; stored once
+        assert ack["duplicate"] is False
+        await connected.close()
+    finally:
+        server.should_exit = True
+        await task
