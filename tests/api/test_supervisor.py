@@ -64,7 +64,7 @@ def server(pg_migrated: str | None, tmp_path: Path) -> Iterator[tuple[subprocess
         "SWITCHBOARD_LOG_LEVEL": "INFO",
         "SWITCHBOARD_SEED_NLU_DATA": "false",
         # Short enough for the frozen worker below to be noticed soon, long enough for a start on a busy machine.
-        "SWITCHBOARD_WORKER_HEALTHCHECK_SECONDS": "8",
+        "SWITCHBOARD_WORKER_HEALTHCHECK_SECONDS": "15",
     }
     with log.open("wb") as out:
         process = subprocess.Popen([str(BIN), "serve", "--workers", "2", "--port", str(port)], env=env, cwd=tmp_path,
@@ -131,7 +131,7 @@ def test_a_killed_worker_is_logged_restarted_and_counted(server: tuple[subproces
     os.kill(frozen, signal.SIGSTOP)
     unresponsive = wait_for(lambda: [e for e in log_events(log) if e.get("event") == "worker_unresponsive"],
                             what="the unanswered ping logged")
-    assert unresponsive[0]["pid"] == frozen and unresponsive[0]["healthcheck_timeout_seconds"] == 8
+    assert unresponsive[0]["pid"] == frozen and unresponsive[0]["healthcheck_timeout_seconds"] == 15
     restarted = wait_for(lambda: [e for e in log_events(log) if e.get("event") == "worker_restarted"][1:],
                          what="the second restart logged")
     assert restarted[0]["old_pid"] == frozen and restarted[0]["reason"] == "unresponsive"
