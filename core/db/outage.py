@@ -44,8 +44,8 @@ def _is_outage_itself(exc: BaseException) -> bool:
     sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
     if isinstance(sqlstate, str) and sqlstate.startswith(_OUTAGE_SQLSTATES):
         return True
-    if type(exc).__module__.startswith("asyncpg") and type(exc).__name__ in (
-            "InterfaceError", "ConnectionDoesNotExistError", "InternalClientError"):
+    # asyncpg's InterfaceError: "connection is closed", "connection was closed in the middle of operation".
+    if type(exc).__module__.startswith("asyncpg") and type(exc).__name__ == "InterfaceError":
         return True
     return isinstance(exc, OSError | TimeoutError) and _raised_by_driver(exc.__traceback__)
 
