@@ -162,6 +162,41 @@ async def test_refused_starting_up_and_killed_mid_request_are_503_and_the_app_re
         assert (await client.get("/tickets", headers=bearer)).status_code == 200
 
 
+async def test_a_commit_that_fails_is_not_answered_200(cluster: PrivateCluster, tmp_path: Path) -> None:
+    """The request's unit of work commits before the response goes out: when the commit itself meets the outage
+    (here the UPDATE of the user's last-seen time, written at commit, waits on a row lock and its backend is
+    terminated), the caller gets 503, not a 200 for something that was never stored."""
+    url = cluster.url("sb")
+    engine = create_engine(url)
+    try:
+        user, token = await make_user(create_sessionmaker(engine), Role.agent, "commit@test.example")
+    finally:
+        await engine.dispose()
+    bearer = {"Authorization": f"Bearer {token}"}
+    async with app_on(url, tmp_path) as client:
+        blocker = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await blocker.execute("BEGIN")
+            await blocker.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user.id)
+            pending = asyncio.create_task(client.get("/auth/me", headers=bearer))
+
+            async def terminate_waiting() -> bool:
+                rows = await blocker.fetch("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                           "AND pid <> pg_backend_pid()")
+                for row in rows:
+                    await blocker.execute("SELECT pg_terminate_backend($1)", row["pid"])
+                return bool(rows)
+
+            await wait_until(terminate_waiting)
+            r = await pending
+            assert r.status_code == 503, r.text
+            assert r.json()["error"] == "database_unavailable"
+        finally:
+            await blocker.execute("ROLLBACK")
+            await blocker.close()
+        assert (await client.get("/auth/me", headers=bearer)).status_code == 200
+
+
 def test_the_outage_test_is_about_real_driver_errors() -> None:
     """The errors the classification is for, raised by the real drivers, and what is not an outage."""
     async def connect() -> None:
