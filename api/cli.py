@@ -28,8 +28,30 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     """Serve the API, the web-chat demo page and the console."""
     import uvicorn
 
-    uvicorn.run("api.app:app_factory", factory=True, host=host, port=port, workers=workers, log_config=None,
-                proxy_headers=False)
+    if workers <= 1:
+        uvicorn.run("api.app:app_factory", factory=True, host=host, port=port, workers=1, log_config=None,
+                    proxy_headers=False)
+        return
+    import os
+    import sys
+
+    from uvicorn.config import STARTUP_FAILURE
+
+    from api.logging_config import configure as configure_logging
+    from api.supervisor import STATE_FILE_ENV, Supervisor, new_state_file
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)  # the master's own lines: worker starts and exits
+    state_file = new_state_file()
+    # The workers are spawned processes: they read their settings from this environment, the file's name included.
+    os.environ[STATE_FILE_ENV] = str(state_file)
+    config = uvicorn.Config("api.app:app_factory", factory=True, host=host, port=port, workers=workers,
+                            log_config=None, proxy_headers=False,
+                            timeout_worker_healthcheck=settings.worker_healthcheck_seconds)
+    supervisor = Supervisor(config, [config.bind_socket()], state_file)
+    supervisor.run()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        sys.exit(STARTUP_FAILURE)
 
 
 @db_app.command("upgrade")
@@ -189,8 +211,13 @@ def _mount_nlu_commands() -> None:
     nlu_app.command()(nlu_cli.parse)
 
 
-_mount_nlu_commands()
-
-
 def main() -> None:
+    """The `switchboard` command.
+
+    The NLU commands are mounted here, not when this module is imported: `serve --workers N` spawns its workers,
+    and a spawned process imports the `switchboard` script (and so this module) before uvicorn's health-ping
+    thread starts in it. With nlu.cli (scikit-learn) imported at module level that took 2.5 s of CPU, 6.5 s on a
+    busy machine - past the master's 5 s ping timeout, so every replacement worker was killed while starting.
+    """
+    _mount_nlu_commands()
     app()

@@ -52,7 +52,9 @@ async def get_db_session(state: State) -> AsyncIterator[AsyncSession]:
         state.bus.publish_all(take_pending(session))
 
 
-DbSession = Annotated[AsyncSession, Depends(get_db_session)]
+# scope="function": the commit runs before the response is sent. FastAPI's default ("request") sends the response
+# first, so a commit that failed (the database gone at that moment) had already been answered 200.
+DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False)
 
 

@@ -5,16 +5,35 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.db.outage import is_database_outage
 from core.errors import DomainError, TooManyRequestsError
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+# What a database outage can surface as (core.db.outage decides whether it is one): SQLAlchemy's wrappers, the bare
+# socket errors and asyncpg's own errors of a connect call, which SQLAlchemy does not wrap.
+OUTAGE_EXCEPTIONS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, asyncpg.PostgresError,
+                                                  asyncpg.InterfaceError)
+
+
+def database_unavailable() -> JSONResponse:
+    """The documented answer while the database is down: 503 JSON with Retry-After (nothing was committed)."""
+    return JSONResponse(error_body("database_unavailable", "the database is unavailable; retry later"), 503,
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def log_outage(request: Request, exc: BaseException) -> None:
+    log.error("database unavailable", extra={"path": request.url.path,
+                                             "error": f"{type(exc).__name__}: {exc}"[:300]})
 
 
 def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
@@ -43,12 +62,15 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid_json" if is_json else "validation_failed", message, errors=errors),
                             422 if not is_json else 400)
 
-    @app.exception_handler(OperationalError)
-    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        if not is_database_outage(exc):
+            raise exc  # a bug, not an outage: the server error it always was
         # Nothing was committed; the caller may retry the same request (ingest is idempotent).
-        log.error("database unavailable: %s", exc.orig)
-        return JSONResponse(error_body("database_unavailable", "the database is unavailable; retry later"), 503,
-                            headers={"Retry-After": "5"})
+        log_outage(request, exc)
+        return database_unavailable()
+
+    for exc_class in OUTAGE_EXCEPTIONS:
+        app.add_exception_handler(exc_class, _database_down)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

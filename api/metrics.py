@@ -16,6 +16,7 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.supervisor import read_state
 from core.db.lease import held_leases
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class _ServiceStats(Collector):
         split.add_metric([], totals["split"])
         yield from (ingested, quarantined, batches, split, outbox)
         yield from self._live(list(self.states.values()))
+        yield from self._processes()
 
     @staticmethod
     def _live(states: list[AppState]) -> Iterator[Metric]:
@@ -107,6 +109,20 @@ class _ServiceStats(Collector):
         for labels, value in versions.items():
             model.add_metric(list(labels), value)
         yield from (bridge, reconnects, events, resyncs, leases, model)
+
+    def _processes(self) -> Iterator[Metric]:
+        """The supervisor's counts (serve --workers N): every worker reports the master's file."""
+        paths = {s.settings.supervisor_state_file for s in list(self.states.values())} - {None}
+        supervisor = read_state(next(iter(paths))) if paths else None
+        if supervisor is None:
+            return
+        restarts = CounterMetricFamily("switchboard_worker_restarts",
+                                       "Worker processes replaced by the supervisor, by reason", labels=["reason"])
+        for reason in ("signal", "exit", "unresponsive"):
+            restarts.add_metric([reason], float(supervisor.get("restarts_by_reason", {}).get(reason, 0)))
+        workers = GaugeMetricFamily("switchboard_worker_processes", "Worker processes the supervisor keeps")
+        workers.add_metric([], float(supervisor.get("workers") or 0))
+        yield from (restarts, workers)
 
 
 _SERVICES = _ServiceStats()

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="How often each instance checks the active NLU model version in the "
                                        "database (switches are also announced through Redis).")
     workers_enabled: bool = True
+    worker_healthcheck_seconds: int = Field(
+        default=30, ge=1,
+        description="serve --workers N: a worker that does not answer the master's ping this long is killed.")
+    supervisor_state_file: Path | None = Field(
+        default=None, description="Set by `serve --workers N` for its workers: the master's restart counts.")
     seed_nlu_data: bool = Field(default=True, description="Import the shipped intents into an empty database.")
     trusted_proxies: list[str] = Field(
         default_factory=list,

@@ -10,11 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from api import errors as api_errors
 from api.console import intents
 from api.console.i18n import translator
 from api.console.render import SECURITY_HEADERS, STATIC_DIR, render
 from api.console.routes import router
 from api.console.security import CsrfError, ForbiddenPageError, LoginRequiredError, set_flash
+from core.db.outage import is_database_outage
 from core.errors import DomainError
 
 __all__ = ["install", "router"]
@@ -53,6 +55,34 @@ def install(app: FastAPI) -> None:
     app.add_api_route("/", _root, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     api_domain_handler: Any = app.exception_handlers.get(DomainError)
+    api_outage_handlers: dict[type[Exception], Any] = {
+        cls: app.exception_handlers.get(cls) for cls in api_errors.OUTAGE_EXCEPTIONS}
+
+    async def _database_down(request: Request, exc: Exception) -> Response:
+        if not _is_console(request):
+            for cls in type(exc).__mro__:
+                handler = api_outage_handlers.get(cls)
+                if handler is not None:
+                    response: Response = await handler(request, exc)
+                    return response
+        if not is_database_outage(exc):
+            raise exc
+        api_errors.log_outage(request, exc)
+        if _is_fetch(request):
+            return Response(status_code=503, headers={**SECURITY_HEADERS,
+                                                      "Retry-After": str(api_errors.RETRY_AFTER_SECONDS)})
+        # Who is signed in cannot be looked up now: the page says it in both languages.
+        en, ru = translator("en"), translator("ru")
+        page = render(request, "unavailable.html", {
+            "title": f"{en('unavailable.title')} · {ru('unavailable.title')}",
+            "texts": [(code, t("unavailable.title"), t("unavailable.text", seconds=api_errors.RETRY_AFTER_SECONDS))
+                      for code, t in (("en", en), ("ru", ru))],
+            "status": 503}, status_code=503)
+        page.headers["Retry-After"] = str(api_errors.RETRY_AFTER_SECONDS)
+        return page
+
+    for exc_class in api_errors.OUTAGE_EXCEPTIONS:
+        app.add_exception_handler(exc_class, _database_down)
     api_validation_handler: Any = app.exception_handlers.get(RequestValidationError)
 
     @app.exception_handler(LoginRequiredError)

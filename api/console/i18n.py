@@ -41,6 +41,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     "forbidden.text": ("This page needs the {role} role; you are signed in as {current}.",
                        "Для этой страницы нужна роль «{role}»; ваша роль — «{current}»."),
     "notfound.title": ("Not found", "Не найдено"),
+    "unavailable.title": ("Temporarily unavailable", "Временно недоступно"),
+    "unavailable.text": ("The database cannot be reached right now, so this page cannot be shown. Nothing was "
+                         "saved half-way: try again in {seconds} seconds.",
+                         "База данных сейчас недоступна, поэтому страницу показать нельзя. Ничего не записано "
+                         "наполовину: повторите через {seconds} с."),
+    "unavailable.retry": ("Try again", "Повторить"),
     "back.inbox": ("Back to the inbox", "Вернуться во входящие"),
     "saved": ("Saved.", "Сохранено."),
     "save": ("Save", "Сохранить"),

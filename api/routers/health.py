@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -8,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from api.deps import State
+from api.supervisor import read_state
 from core.db.lease import held_leases
 
 router = APIRouter(tags=["health"])
@@ -50,13 +52,20 @@ async def health(state: State, response: Response) -> dict[str, Any]:
     leases = held_leases()
     if leases:
         workers["leases"] = {"held": leases}
+    processes: dict[str, Any] = {"pid": os.getpid(), "supervised": False}
+    supervisor = await asyncio.to_thread(read_state, state.settings.supervisor_state_file)
+    if supervisor is not None:
+        processes.update(supervised=True, workers=supervisor.get("workers"), pids=supervisor.get("pids"),
+                         restarts=supervisor.get("restarts", 0),
+                         restarts_by_reason=supervisor.get("restarts_by_reason", {}),
+                         last_restart=supervisor.get("last_restart"))
     ok = database["state"] == "ok"
     degraded = any(c["state"] == "error" for c in channels.values()) or (
         state.settings.workers_enabled and not stats.running
     ) or bridge_down or not nlu["in_sync"]
     response.status_code = 200 if ok else 503
     return {"status": "error" if not ok else ("degraded" if degraded else "ok"), "database": database,
-            "workers": workers, "channels": channels, "nlu": nlu}
+            "workers": workers, "processes": processes, "channels": channels, "nlu": nlu}
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 from starlette.requests import HTTPConnection
@@ -17,7 +17,7 @@ from starlette.requests import HTTPConnection
 from api.deps import DbSession, State, app_state, header_docs
 from api.state import AppState
 from core.errors import AuthenticationError, ServiceUnavailableError, TooManyRequestsError, ValidationFailedError
-from core.ingest.schemas import AttachmentInfo, InboundMessage, IngestResult, SenderInfo
+from core.ingest.schemas import AttachmentInfo, InboundMessage, IngestResult, SenderInfo, unstorable_reason
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.tickets.models import format_ticket_number
 
@@ -58,6 +58,14 @@ class RestMessageCreate(BaseModel):
         if "\x00" in value:
             raise ValueError("text must not contain NUL characters")
         return value
+
+    @model_validator(mode="after")
+    def _storable(self) -> RestMessageCreate:
+        # NUL in an id or a name fails PostgreSQL's text (and lone surrogates UTF-8) at insert: a 422 here instead.
+        reason = unstorable_reason(self.model_dump())
+        if reason is not None:
+            raise ValueError(f"the message cannot be stored: {reason}")
+        return self
 
 
 class RestMessageAccepted(BaseModel):

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 @router.post("/webhook", status_code=200, responses={403: {"description": "Wrong or missing secret token"},
-                                                      503: {"description": "Not connected yet: Telegram retries"}},
+                                                      503: {"description": "Not connected or database down: retried"}},
              openapi_extra=header_docs(("X-Telegram-Bot-Api-Secret-Token", "The secret set with setWebhook")))
 async def webhook(request: Request) -> Response:
     """One update from Telegram; 200 once it is committed or quarantined, 5xx makes Telegram redeliver it."""
@@ -35,7 +35,10 @@ async def webhook(request: Request) -> Response:
     try:
         await adapter.process_webhook(body)
     except Exception as exc:
-        adapter.health.error(f"update failed: {type(exc).__name__}: {exc}")
-        log.exception("telegram update failed; Telegram will redeliver it")
-        raise ServiceUnavailableError("the update could not be stored; retry later") from exc
+        # Only "not now" gets here (the database down, the Bot API unreachable for a file): an update that fails
+        # because of what it carries was quarantined by the adapter and is acknowledged.
+        adapter.health.error(f"update failed: {type(exc).__name__}: {exc}"[:300])
+        log.warning("telegram update not stored; Telegram will redeliver it",
+                    extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+        raise ServiceUnavailableError("the update could not be stored now; retry later") from exc
     return Response(status_code=200)

@@ -37,8 +37,9 @@ from telegram import (
     Update,
     User,
 )
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
+from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
 from channels.base import ChannelContext, ChannelHealth, PartialDelivery, PermanentSendError
@@ -47,6 +48,7 @@ from channels.telegram.settings import TelegramChannelSettings
 from core.attachments import store as attachment_store
 from core.customers import service as customer_service
 from core.db.lease import Lease
+from core.db.outage import is_database_outage
 from core.errors import NotFoundError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
 from core.outbox.schemas import OutboundEnvelope, QuickReply
@@ -72,6 +74,45 @@ class TelegramRateLimited(Exception):
 
 class UnparseableUpdate(Exception):
     """An update that cannot become a message (no chat, wrong shape)."""
+
+
+class UnreadableResponse(TelegramError):
+    """A Bot API response that is not JSON Python can read (e.g. an update nested thousands of levels deep)."""
+
+    def __init__(self, payload: bytes, reason: str) -> None:
+        super().__init__(f"unreadable Bot API response: {reason}")
+        self.payload = payload
+        self.reason = reason
+
+
+class _Request(HTTPXRequest):
+    """PTB's HTTP client, except that a response json cannot read (a RecursionError is not a ValueError, so PTB
+    lets it escape) is an UnreadableResponse carrying the raw bytes, so the poller can quarantine it."""
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(payload.decode("utf-8", "replace"))
+        except (ValueError, RecursionError) as exc:
+            raise UnreadableResponse(payload, f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        return data
+
+
+def worth_retrying(exc: BaseException) -> bool:
+    """Errors that mean "not now" (the database is down, Telegram or the network cannot be reached): the update is
+    delivered again later. Anything else is about the update itself and retrying would fail the same way."""
+    if is_database_outage(exc):
+        return True
+    if isinstance(exc, BadRequest):  # a subclass of NetworkError, but the same request fails again
+        return False
+    return isinstance(exc, NetworkError | RetryAfter | OSError)
+
+
+def _dump(raw: Any) -> str:
+    try:
+        return json.dumps(raw, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        return repr(raw)[:100_000] if not isinstance(raw, dict | list) else "<not serialisable>"
 
 
 def inline_keyboard(quick_replies: list[QuickReply]) -> InlineKeyboardMarkup | None:
@@ -137,8 +178,10 @@ class TelegramChannel:
             .base_url(self.settings.base_url)
             .base_file_url(self.settings.base_file_url)
             .updater(None)
-            .connect_timeout(timeout).read_timeout(timeout).write_timeout(timeout).pool_timeout(timeout)
-            .connection_pool_size(max(8, self.settings.webhook_max_connections + 8))
+            .request(_Request(connection_pool_size=max(8, self.settings.webhook_max_connections + 8),
+                              connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
+                              pool_timeout=timeout))
+            .get_updates_request(_Request(connect_timeout=timeout, write_timeout=timeout, pool_timeout=timeout))
             .build()
         )
         return application
@@ -247,9 +290,9 @@ class TelegramChannel:
         tmp.write_text(json.dumps({"offset": offset}))
         tmp.replace(path)
 
-    async def _get_updates(self) -> list[Any]:
+    async def _get_updates(self, limit: int = 100) -> list[Any]:
         timeout = self.settings.poll_timeout_seconds
-        kwargs: dict[str, Any] = {"timeout": timeout, "allowed_updates": ALLOWED_UPDATES}
+        kwargs: dict[str, Any] = {"timeout": timeout, "allowed_updates": ALLOWED_UPDATES, "limit": limit}
         if self._offset is not None:
             kwargs["offset"] = self._offset
         # Raw JSON, not Bot.get_updates: one malformed update must be quarantined, not fail the whole batch.
@@ -265,14 +308,16 @@ class TelegramChannel:
         while True:
             await lease.check()  # LeaseLost ends this poller: another instance may be polling now
             try:
-                batch = await self._get_updates()
+                try:
+                    batch = await self._get_updates()
+                except UnreadableResponse:
+                    batch = await self._read_one_by_one()
                 for raw in batch:
                     await self.process_raw(raw)
                     update_id = raw.get("update_id") if isinstance(raw, dict) else None
                     if isinstance(update_id, int):
                         # Past this update only now: its ingest committed (or it was quarantined).
-                        self._offset = update_id + 1
-                        await asyncio.to_thread(self._save_offset, self._offset)
+                        await self._advance(update_id)
                 self.health.ok()
                 delay = 0.5
             except asyncio.CancelledError:
@@ -283,22 +328,44 @@ class TelegramChannel:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.retry_backoff_max_seconds)
 
+    async def _advance(self, update_id: int) -> None:
+        self._offset = update_id + 1
+        await asyncio.to_thread(self._save_offset, self._offset)
+
+    async def _read_one_by_one(self) -> list[Any]:
+        """A batch nobody can read: take the first update alone; if that one is unreadable, it is the poison, kept
+        in quarantine with its raw bytes and passed over (the update id is found in the bytes)."""
+        try:
+            return await self._get_updates(limit=1)
+        except UnreadableResponse as exc:
+            match = re.search(rb'"update_id"\s*:\s*(\d+)', exc.payload)
+            if match is None:
+                raise  # nothing to pass over by: polling retries, and the error shows in health
+            await self.ctx.ingest.quarantine(CHANNEL, f"unreadable update: {exc.reason}", exc.payload,
+                                             "application/json")
+            self.health.received()
+            await self._advance(int(match.group(1)))
+            return []
+
     # -- inbound ---------------------------------------------------------------------------------------
 
     async def process_webhook(self, body: bytes) -> None:
         """One webhook delivery. Raises only when the update should be redelivered (e.g. database down)."""
         try:
             raw = json.loads(body)
-        except ValueError as exc:
-            await self.ctx.ingest.quarantine(CHANNEL, f"invalid JSON: {exc}", body, "application/json")
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than Python's json can go
+            await self.ctx.ingest.quarantine(CHANNEL, f"invalid JSON: {type(exc).__name__}: {str(exc)[:200]}",
+                                             body, "application/json")
+            self.health.received()
             return
         await self.process_raw(raw)
 
     async def process_raw(self, raw: Any) -> None:
-        """Parse one update and handle it; unparseable ones are quarantined, never retried forever."""
+        """Parse one update and handle it; one that cannot be parsed or stored because of what it carries is
+        quarantined with the reason, never retried forever. Raises only what is worth a redelivery (an outage)."""
         if not isinstance(raw, dict) or not isinstance(raw.get("update_id"), int):
-            await self.ctx.ingest.quarantine(CHANNEL, "not a Telegram update (no integer update_id)",
-                                             json.dumps(raw, ensure_ascii=False), "application/json")
+            await self.ctx.ingest.quarantine(CHANNEL, "not a Telegram update (no integer update_id)", _dump(raw),
+                                             "application/json")
             return
         update_id: int = raw["update_id"]
         if update_id in self._recent:
@@ -307,7 +374,7 @@ class TelegramChannel:
             update = Update.de_json(raw, self.bot)
         except Exception as exc:
             await self.ctx.ingest.quarantine(CHANNEL, f"unparseable update: {type(exc).__name__}: {exc}",
-                                             json.dumps(raw, ensure_ascii=False), "application/json")
+                                             _dump(raw), "application/json")
             self._remember(update_id)
             return
         if self._application is None:
@@ -315,8 +382,15 @@ class TelegramChannel:
         try:
             await self._on_update(update)
         except UnparseableUpdate as failure:
-            await self.ctx.ingest.quarantine(CHANNEL, f"unusable update: {failure}",
-                                             json.dumps(raw, ensure_ascii=False), "application/json")
+            await self.ctx.ingest.quarantine(CHANNEL, f"unusable update: {failure}", _dump(raw), "application/json")
+        except Exception as exc:
+            if worth_retrying(exc):
+                raise
+            # Not an outage: this update would fail the same way on every redelivery (and hold up the bot's
+            # queue behind it). Kept with the reason for an admin instead.
+            log.exception("telegram update failed; quarantined", extra={"update_id": update_id})
+            await self.ctx.ingest.quarantine(CHANNEL, f"update failed: {type(exc).__name__}: {exc}"[:1000],
+                                             _dump(raw), "application/json")
         self._remember(update_id)
         self.health.received()
 

@@ -48,8 +48,9 @@ from channels.webchat import repository, texts, tokens
 from channels.webchat.settings import WebchatChannelSettings
 from core.auth.ratelimit import KeyedBuckets, TokenBucket
 from core.db.base import utcnow
+from core.db.outage import is_database_outage
 from core.events import RESYNC_TOPIC
-from core.ingest.schemas import InboundMessage, SenderInfo
+from core.ingest.schemas import InboundMessage, SenderInfo, unstorable_reason
 from core.outbox.schemas import OutboundEnvelope
 from core.tickets.models import Message
 
@@ -62,6 +63,8 @@ CLOSE_IDENTITY_INVALID = 4403
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_POLICY = 1008
 CLOSE_TOO_MANY_CONNECTIONS = 4429  # like HTTP 429: the widget waits retry_after, then reconnects
+CLOSE_TRY_AGAIN = 1013  # RFC 6455 "try again later": the database is down
+UNAVAILABLE = "the chat cannot reach its database right now; try again in a few seconds"
 _AVAILABILITY_TTL = 30.0
 
 
@@ -365,7 +368,18 @@ class WebchatChannel:
                               f"try again in {retry_after} s", retry_after=retry_after)
             await ws.close(code=CLOSE_TOO_MANY_CONNECTIONS, reason=f"too_many_connections retry_after={retry_after}")
             return
-        conn = await self._authenticate(ws, signing_key)
+        try:
+            conn = await self._authenticate(ws, signing_key)
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            # Sign-in reads the history (and who is online): without the database, say so and let the widget
+            # reconnect later, instead of a socket that dies with a server error.
+            self.health.error(f"database unavailable: {type(exc).__name__}: {exc}"[:300])
+            await self._error(ws, "unavailable", UNAVAILABLE)
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await ws.close(code=CLOSE_TRY_AGAIN, reason="database unavailable")
+            return
         if conn is None:
             return
         self._sockets[conn.visitor_id].add(conn)
@@ -471,10 +485,15 @@ class WebchatChannel:
             raise FrameError("too_large", f"frames are limited to {self.settings.max_frame_bytes} bytes")
         try:
             frame = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json can read
             raise FrameError("bad_frame", "a frame must be a JSON object") from exc
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("bad_frame", "a frame must be a JSON object with a \"type\"")
+        # Lone surrogates ("\ud800" is valid JSON), NUL, deep nesting: refused here with the reason, before they
+        # could fail a transaction the widget would retry for ever.
+        reason = unstorable_reason(frame)
+        if reason is not None:
+            raise FrameError("bad_frame", f"the frame cannot be stored: {reason}")
         return frame
 
     async def _receive_loop(self, conn: Connection) -> None:
@@ -498,6 +517,11 @@ class WebchatChannel:
                 await self._handle(conn, self._decode(raw))
             except FrameError as exc:
                 await self._error(conn.ws, exc.code, exc.message, **exc.extra)
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                self.health.error(f"database unavailable: {type(exc).__name__}: {exc}"[:300])
+                await self._error(conn.ws, "unavailable", UNAVAILABLE)
 
     async def _handle(self, conn: Connection, frame: dict[str, Any]) -> None:
         kind = frame["type"]

@@ -5,9 +5,41 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.db.base import utcnow
+
+MAX_NESTING = 32
+
+
+def unstorable_reason(value: object) -> str | None:
+    """Why a value cannot be stored as text, or None: a lone UTF-16 surrogate (JSON allows "\\ud800", UTF-8 and
+    PostgreSQL do not), a NUL character (PostgreSQL text refuses it), or nesting deeper than MAX_NESTING.
+
+    Checked before anything is written, so such input is a validation error (a 4xx, or a quarantined payload)
+    on every backend, not a failed transaction that a channel would retry for ever.
+    """
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "text contains a NUL character"
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    return f"text contains a lone surrogate ({item[exc.start]!a} at {exc.start})"
+        elif depth >= MAX_NESTING and isinstance(item, dict | list | tuple):
+            return f"nested deeper than {MAX_NESTING} levels"
+        elif isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, BaseModel):
+            stack.extend((v, depth + 1) for v in item.__dict__.values())
+    return None
 
 
 class SenderInfo(BaseModel):
@@ -64,6 +96,13 @@ class InboundMessage(BaseModel):
         if value.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
         return value
+
+    @model_validator(mode="after")
+    def _storable(self) -> InboundMessage:
+        reason = unstorable_reason(self.__dict__)
+        if reason is not None:
+            raise ValueError(f"unstorable message: {reason}")
+        return self
 
 
 class IngestResult(BaseModel):

@@ -137,6 +137,16 @@ class IngestStats:
         self.ingested[(channel, result.action if result.created else "duplicate")] += 1
 
 
+def storable_text(value: bytes | str) -> str:
+    """Any payload as text every backend stores: bytes that are not UTF-8, lone surrogates and NUL characters are
+    written as backslash escapes (a quarantined payload is often quarantined for carrying exactly those)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="backslashreplace")
+    elif not value.isascii():
+        value = value.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    return value.replace("\x00", "\\x00")
+
+
 def _customer_key(customer: Customer) -> object:
     return customer.id if customer.id is not None else customer
 
@@ -287,14 +297,12 @@ class IngestService:
     async def quarantine(self, channel: str, reason: str, payload: bytes | str,
                          content_type: str = "application/octet-stream") -> int:
         """Keep a payload that could not be parsed, with the reason; never drop it."""
-        if isinstance(payload, bytes):
-            text = payload.decode("utf-8", errors="backslashreplace")
-        else:
-            text = payload
+        text = storable_text(payload)
+        reason = storable_text(reason)
         async with self.sessionmaker() as session:
             async with session.begin():
                 row = QuarantinedPayload(channel=channel, reason=reason[:4000], payload=text,
-                                         content_type=content_type[:100])
+                                         content_type=storable_text(content_type)[:100])
                 session.add(row)
                 await session.flush()
                 emit(session, "quarantine", {"id": row.id, "channel": channel, "reason": row.reason})

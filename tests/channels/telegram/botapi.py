@@ -36,10 +36,22 @@ def fixture(name: str, update_id: int, **message_overrides: Any) -> dict[str, An
     return data
 
 
+@dataclass(frozen=True)
+class RawUpdate:
+    """An update served as these exact JSON bytes (what json.dumps cannot produce: 5,000 levels of nesting)."""
+
+    update_id: int
+    json_text: str
+
+
+def _update_id(update: dict[str, Any] | RawUpdate) -> int:
+    return update.update_id if isinstance(update, RawUpdate) else int(update["update_id"])
+
+
 @dataclass
 class FakeBotAPI:
     port: int = 0
-    updates: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any] | RawUpdate] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
     blocked: set[int] = field(default_factory=set)
@@ -58,7 +70,7 @@ class FakeBotAPI:
     def base_file_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/file/bot"
 
-    def push(self, *updates: dict[str, Any]) -> None:
+    def push(self, *updates: dict[str, Any] | RawUpdate) -> None:
         self.updates.extend(copy.deepcopy(list(updates)))
         self._new_update.set()
 
@@ -119,7 +131,7 @@ class FakeBotAPI:
         if offset:
             # Like Telegram: asking from an offset confirms every update before it.
             self.confirmed_offset = max(self.confirmed_offset, offset)
-            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            self.updates = [u for u in self.updates if _update_id(u) >= offset]
         deadline = time.monotonic() + min(float(p.get("timeout") or 0), 1.0)
         while not self.updates and time.monotonic() < deadline:
             self._new_update.clear()
@@ -127,7 +139,9 @@ class FakeBotAPI:
                 await asyncio.wait_for(self._new_update.wait(), timeout=max(0.01, deadline - time.monotonic()))
             except TimeoutError:
                 break
-        return self._ok(self.updates[:100])
+        batch = self.updates[:min(100, int(p.get("limit") or 100))]
+        items = [u.json_text if isinstance(u, RawUpdate) else json.dumps(u) for u in batch]
+        return Response('{"ok": true, "result": [' + ", ".join(items) + "]}", media_type="application/json")
 
     def _message(self, chat_id: int, **fields: Any) -> dict[str, Any]:
         self._next_message_id += 1

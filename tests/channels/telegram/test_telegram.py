@@ -25,7 +25,7 @@ from core.customers.models import ChannelIdentity, Customer
 from core.outbox.models import OutboxMessage
 from core.quarantine.models import QuarantinedPayload
 from core.tickets.models import Direction, Message
-from tests.channels.telegram.botapi import TOKEN, FakeBotAPI, fixture, running_bot_api
+from tests.channels.telegram.botapi import TOKEN, FakeBotAPI, RawUpdate, fixture, running_bot_api
 from tests.conftest import REST_KEY, keyword_engine, make_settings, responses
 
 SECRET = "tg-webhook-secret"
@@ -185,7 +185,66 @@ async def test_polling_survives_a_database_outage_at_the_lease(
         assert adapter.health.state == "connected"
 
 
+def deep_update(update_id: int, depth: int = 5000) -> str:
+    """An update nested deeper than Python's json module can read (its recursion limit is ~1,000)."""
+    return (f'{{"update_id": {update_id}, "message": {{"message_id": 1, "date": 1735725600, '
+            f'"chat": {{"id": {CHAT}, "type": "private"}}, "text": "x", "junk": ' + "[" * depth + "]" * depth + "}}")
+
+
+def surrogate_updates(first_id: int) -> list[dict[str, Any]]:
+    """A lone UTF-16 surrogate (valid as a JSON escape, not as UTF-8 nor in PostgreSQL) in the text, in the name."""
+    in_text = fixture("text_message", first_id, message_id=700 + first_id, text="broken \ud800 text")
+    in_name = fixture("text_message", first_id + 1, message_id=701 + first_id, text="my internet is down")
+    in_name["message"]["from"]["first_name"] = "\ud800"
+    in_name["message"]["chat"]["first_name"] = "\ud800"
+    return [in_text, in_name]
+
+
+async def quarantined(sm: async_sessionmaker[AsyncSession]) -> list[QuarantinedPayload]:
+    async with sm() as session:
+        return list((await session.scalars(select(QuarantinedPayload).order_by(QuarantinedPayload.id))).all())
+
+
+async def test_polling_quarantines_poison_updates_and_goes_on(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    """An update nobody can read (5,000 levels deep) or store (lone surrogates) is kept with the reason and passed
+    over; the updates behind it are answered, and the offset moves past all of them."""
+    bot_api.push(fixture("text_message", 1, message_id=1, text="hello"), RawUpdate(2, deep_update(2)),
+                 *surrogate_updates(3), fixture("text_message", 5, message_id=5, text="hello again"))
+    async with running(telegram_app(db_url, tmp_path, bot_api, "polling")) as (adapter, _client):
+        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 2, timeout=30)
+        await wait_for(lambda: adapter._offset == 6, timeout=30)
+    rows = await quarantined(sessionmaker)
+    assert len(rows) == 3
+    assert "unreadable update" in rows[0].reason and "RecursionError" in rows[0].reason
+    assert '"update_id": 2' in rows[0].payload
+    assert all("unusable update" in r.reason for r in rows[1:])
+    assert "\\ud800" in rows[1].payload and "\\ud800" in rows[2].payload  # kept, escaped
+    assert [m.text for m in await inbound(sessionmaker)] == ["hello", "hello again"]
+    assert json.loads((tmp_path / "telegram" / "offset-123456.json").read_text()) == {"offset": 6}
+
+
 # -- webhook -------------------------------------------------------------------------------------------
+
+
+async def test_webhook_poison_updates_are_quarantined_not_redelivered(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (_adapter, client):
+        r = await webhook_post(client, deep_update(1).encode())
+        assert r.status_code == 200, r.text
+        for update in surrogate_updates(2):
+            r = await webhook_post(client, update)
+            assert r.status_code == 200, r.text
+        assert (await webhook_post(client, fixture("text_message", 4, text="hello"))).status_code == 200
+        rows = await quarantined(sessionmaker)
+        assert len(rows) == 3
+        assert "RecursionError" in rows[0].reason and rows[0].payload.startswith('{"update_id": 1')
+        assert "unusable update" in rows[1].reason and "\\ud800" in rows[1].payload
+        assert "unusable update" in rows[2].reason and "\\ud800" in rows[2].payload
+        assert [m.text for m in await inbound(sessionmaker)] == ["hello"]
+        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 1)
 
 
 async def test_webhook_secret_malformed_and_duplicate(

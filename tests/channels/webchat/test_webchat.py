@@ -203,3 +203,22 @@ async def test_agent_attachments_reach_the_widget_as_name_and_size_only(
     assert stored[0]["attachments"] == [{"filename": "_b_plan_i_.pdf", "size": 9}]
     await client.close()
     await again.close()
+
+
+async def test_unreadable_and_unstorable_frames_are_refused_with_a_reason(chat_server: Server) -> None:
+    """Nesting deeper than json can read, lone surrogates and NUL: a bad_frame error, and the socket goes on."""
+    client, _, _ = await Client.connect(chat_server.ws_url)
+    await client.send('{"type": "message", "client_id": "deep", "text": "x", "junk": ' + "[" * 1900 + "]" * 1900 + "}")
+    assert (await client.next("error"))["code"] == "bad_frame"
+    for i, text in enumerate(["broken \ud800 text", "nul \x00 inside"]):
+        await client.send({"type": "message", "client_id": f"s{i}", "text": text})
+        error = await client.next("error")
+        assert error["code"] in ("bad_frame", "too_large"), error
+    await client.send({"type": "message", "client_id": "s2", "text": "fine", "extra": {"n": "\udfff"}})
+    error = await client.next("error")
+    assert error["code"] == "bad_frame" and "surrogate" in error["message"]
+    assert (await client.say("ok", "hello"))["duplicate"] is False
+    await client.close()
+    # A name that cannot be stored is refused at sign-in, with the reason.
+    client, ready, _ = await Client.connect(chat_server.ws_url, name="\ud800")
+    assert ready["type"] == "error" and ready["code"] == "bad_frame" and "surrogate" in ready["message"]
