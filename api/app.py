@@ -36,6 +36,7 @@ from api.settings import Settings, get_settings
 from api.state import AppState, EngineHolder
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.registry import build_channels
+from core.attachments.store import open_store
 from core.attachments.sweep import sweep_forever
 from core.db.session import create_engine, create_sessionmaker
 from core.events import EventBus
@@ -80,7 +81,9 @@ def create_app(
             await prepare_nlu_data(session, extras, seed=settings.seed_nlu_data)
             await catalog.reload(session)
         ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or catalog.lookup)
-        ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir))
+        files = await asyncio.to_thread(open_store, settings.attachments_root, Path(settings.data_dir))
+        ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir),
+                             files=files)
         registry = ChannelRegistry()
         for adapter in channels(ctx) if channels is not None else build_channels(settings.channels, ctx):
             registry.register(adapter)
@@ -88,7 +91,7 @@ def create_app(
         trainer = TrainingRunner(sessionmaker, holder, bus, catalog, extras)
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
-                         nlu_extras=extras)
+                         files=files, nlu_extras=extras)
         app.state.switchboard = state
         metrics.track(state)
         for adapter in registry:
@@ -107,7 +110,7 @@ def create_app(
         if settings.workers_enabled:
             state.tasks["outbox"] = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
             state.tasks["uploads-sweep"] = asyncio.create_task(sweep_forever(
-                sessionmaker, Path(settings.data_dir), timedelta(hours=settings.upload_retention_hours),
+                sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
                 timedelta(hours=settings.upload_sweep_hours)), name="uploads-sweep")
         if freeze_heap:
             gc.collect()

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.settings import Settings
 from channels.base import ChannelRegistry
+from core.attachments.store import AttachmentStore
 from core.events import EventBus
 from core.ingest.service import IngestService
 from core.outbox.dispatcher import OutboxDispatcher
@@ -42,6 +43,7 @@ class AppState:
     dispatcher: OutboxDispatcher
     catalog: ResponseCatalog
     trainer: TrainingRunner
+    files: AttachmentStore
     nlu_extras: TrainingData | None = None
     redis: RedisEventBridge | None = None
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.attachments.store import AttachmentStore
 from core.db.base import utcnow
 from core.db.lease import Lease, exclusive
 from core.events import EventBus
@@ -110,12 +111,14 @@ class ChannelRegistry:
 
 @dataclass(frozen=True)
 class ChannelContext:
-    """What an adapter gets from the app: the ingest pipeline, live events, the database, a data folder."""
+    """What an adapter gets from the app: the ingest pipeline, live events, the database, a data folder, the
+    attachment store (a folder of its own)."""
 
     ingest: IngestService
     bus: EventBus
     sessionmaker: async_sessionmaker[AsyncSession]
     data_dir: Path
+    files: AttachmentStore
 
     def lease(self, name: str) -> AbstractAsyncContextManager[Lease]:
         """An exclusive lease across processes and instances (core.db.lease): one reader per mailbox or bot."""

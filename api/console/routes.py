@@ -349,7 +349,7 @@ async def reply(ref: str, request: Request, session: DbSession, state: State, us
     new_status = TicketStatus(status) if status in TicketStatus.__members__ else None
     attachments = await _store_uploads(request, state)
     await ticket_service.reply(session, ticket, user, text, attachments=attachments,
-                               attachment_root=state.settings.data_dir, status=new_status)
+                               files=state.files, status=new_status)
     return redirect(ticket_url(ticket), _("ticket.replied"))
 
 
@@ -363,7 +363,7 @@ async def _store_uploads(request: Request, state: State) -> list[AttachmentRef]:
     refs = []
     for upload in files:
         data = await upload.read(limit + 1)
-        info = await asyncio.to_thread(attachment_service.save_upload, state.settings.data_dir,
+        info = await asyncio.to_thread(attachment_service.save_upload, state.files,
                                        upload.filename or "", upload.content_type, data, max_bytes=limit)
         refs.append(AttachmentRef.model_validate(info.model_dump(exclude={"url"})))
     return refs
@@ -372,7 +372,7 @@ async def _store_uploads(request: Request, state: State) -> list[AttachmentRef]:
 @router.get("/attachments/{storage_key:path}")
 async def attachment(storage_key: str, state: State, _user: ConsoleUser) -> Response:
     """Inbound and outbound files for signed-in console users (the API's route wants a bearer token)."""
-    path = await asyncio.to_thread(attachment_service.open_path, state.settings.data_dir, storage_key)
+    path = await asyncio.to_thread(state.files.open, storage_key)
     return download_response(path)
 
 

@@ -109,7 +109,7 @@ async def update(ticket_ref: str, body: TicketUpdate, session: DbSession, user: 
 async def reply(ticket_ref: str, body: ReplyCreate, session: DbSession, user: Agent, state: State) -> MessageRead:
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     message = await service.reply(session, ticket, user, body.text, html=body.html, attachments=body.attachments,
-                                  attachment_root=state.settings.data_dir, status=body.status)
+                                  files=state.files, status=body.status)
     return MessageRead.model_validate(message)
 
 

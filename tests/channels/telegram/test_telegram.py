@@ -292,7 +292,7 @@ async def test_webhook_media_edits_start_contact_and_unsupported(
         assert messages[0].text == "my router lights"
         photo = messages[0].attachments[0]
         assert photo["content_type"] == "image/jpeg" and photo["size"] == 2048
-        assert (tmp_path / photo["storage_key"]).read_bytes() == bot_api.files["big-photo"]
+        assert (tmp_path / "attachments" / photo["storage_key"]).read_bytes() == bot_api.files["big-photo"]
         doc = messages[1].attachments[0]
         assert doc["filename"] == "contract_scan.pdf" and doc["size"] == 3000 and "storage_key" not in doc
         assert [p["file_id"] for p in bot_api.called("getFile")] == ["big-photo"]  # no download over the limit
