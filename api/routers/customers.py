@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import Admin, Agent, DbSession, IdPath, Supervisor
+from api.deps import Admin, Agent, DbSession, IdPath, State, Supervisor
 from core.customers import repository, service
 from core.customers.schemas import CustomerMerge, CustomerRead
 from core.orders import service as orders
@@ -54,7 +55,11 @@ async def export(customer_id: IdPath, session: DbSession, user: Admin) -> dict[s
 
 
 @router.post("/{customer_id}/erase", response_model=CustomerRead)
-async def erase(customer_id: IdPath, session: DbSession, user: Admin) -> CustomerRead:
-    """Personal-data erasure: contact data and message texts are removed."""
-    await service.erase(session, customer_id, user)
+async def erase(customer_id: IdPath, session: DbSession, state: State, user: Admin) -> CustomerRead:
+    """Personal-data erasure: contact data, message texts and the files of the conversations are removed."""
+    erasure = await service.erase(session, customer_id, user)
+    # The files go only once nothing refers to them any more: after the commit (a failed erasure keeps them).
+    await session.commit()
+    for key in erasure.files:
+        await asyncio.to_thread(state.files.delete, key)
     return CustomerRead.model_validate(await service.get(session, customer_id))

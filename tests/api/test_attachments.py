@@ -227,3 +227,32 @@ async def test_files_of_the_old_layout_are_moved_and_still_download(settings: Se
         assert not (data_dir / old.storage_key).exists()
         assert (settings.attachments_root / old.storage_key).read_bytes() == b"%PDF old"
         assert (data_dir / "switchboard.sqlite3").exists() and (data_dir / "telegram" / "offset-1.json").exists()
+
+
+async def test_erasure_deletes_the_customers_files(app_client: httpx.AsyncClient, agent: Auth, admin: Auth) -> None:
+    """Erasing a customer removes the files of their conversations from the store; a file another customer's
+    message refers to too (the same bytes under the same name) stays for them."""
+    from core.ingest.schemas import InboundMessage, SenderInfo
+
+    _, h = agent
+    state = app_client.app.state.switchboard  # type: ignore[attr-defined]
+    passport = state.files.save("паспорт.jpg", "image/jpeg", b"\xff\xd8 passport", namespace="email")
+    shared = state.files.save("tariffs.pdf", "application/pdf", b"%PDF tariffs", namespace="email")
+    theirs = await state.ingest.ingest(InboundMessage(
+        channel="email", external_message_id="<a@x>", sender=SenderInfo(external_id="a@x", email="a@x"),
+        text="my passport", attachments=(passport, shared)))
+    await state.ingest.ingest(InboundMessage(
+        channel="email", external_message_id="<b@x>", sender=SenderInfo(external_id="b@x", email="b@x"),
+        text="which tariff?", attachments=(shared,)))
+    guide = (await upload(app_client, h, "guide.pdf", b"%PDF guide for a", "application/pdf")).json()
+    r = await app_client.post(f"/tickets/{theirs.ticket_number}/reply", headers=h,
+                              json={"text": "see", "attachments": [guide]})
+    assert r.status_code == 201, r.text
+    customer_id = (await app_client.get(f"/tickets/{theirs.ticket_number}", headers=h)).json()["customer"]["id"]
+
+    r = await app_client.post(f"/customers/{customer_id}/erase", headers=admin[1])
+    assert r.status_code == 200, r.text
+    for gone in (passport.storage_key, guide["storage_key"]):
+        assert (await app_client.get(f"/attachments/{gone}", headers=h)).status_code == 404
+        assert not (state.files.root / gone).exists()
+    assert (await app_client.get(f"/attachments/{shared.storage_key}", headers=h)).content == b"%PDF tariffs"
