@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -87,3 +87,9 @@ Admin = Annotated[User, Depends(require_role(Role.admin))]
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 """An id in a URL: past the integer range it is a 422, not a database error."""
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+"""An optional id in the query string, bounded like IdPath."""
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="How many items to skip")]
+"""Every offset in a query string: 2**63 is a 422, not an integer overflow in the database (a 500)."""
+Cursor = Annotated[int, Query(ge=0, le=MAX_ID, description="The next_cursor of the previous page")]
+"""A keyset cursor (the last id seen), bounded like an id."""

@@ -6,12 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from api.deps import Admin, DbSession, IdPath, Supervisor
+from api.deps import Admin, DbSession, IdPath, IdQuery, Offset, Supervisor
 from core.audit import repository as audit_repo
 from core.audit import service as audit
-from core.db.base import MAX_ID
 from core.quarantine import repository as quarantine_repo
 from core.routing import service as routing
 from core.tickets import service as tickets
@@ -28,7 +27,7 @@ class UserUpdate(BaseModel):
     role: Role | None = None
     language: str | None = Field(default=None, pattern="^(en|ru)$")
     queue: str | None = None
-    capacity: int | None = Field(default=None, ge=0, le=1000)
+    capacity: StrictInt | None = Field(default=None, ge=0, le=1000)
     is_active: bool | None = None
     password: str | None = Field(default=None, min_length=8, max_length=1024)
 
@@ -114,9 +113,9 @@ async def set_route(intent: str, body: RouteUpdate, session: DbSession, actor: A
 
 @router.get("/audit", response_model=list[AuditRead])
 async def audit_log(session: DbSession, _user: Admin, entity_type: str | None = None, entity_id: str | None = None,
-                    actor_user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                    actor_user_id: IdQuery = None,
                     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> list[AuditRead]:
+                    offset: Offset = 0) -> list[AuditRead]:
     rows = await audit_repo.list_entries(session, entity_type=entity_type, entity_id=entity_id,
                                          actor_user_id=actor_user_id, limit=limit, offset=offset)
     return [AuditRead.model_validate(r) for r in rows]
@@ -125,6 +124,6 @@ async def audit_log(session: DbSession, _user: Admin, entity_type: str | None = 
 @router.get("/quarantine", response_model=list[QuarantineRead])
 async def quarantine(session: DbSession, _user: Admin, channel: str | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> list[QuarantineRead]:
+                     offset: Offset = 0) -> list[QuarantineRead]:
     rows = await quarantine_repo.list_payloads(session, channel, limit, offset)
     return [QuarantineRead.model_validate(r) for r in rows]

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import Admin, Agent, DbSession, IdPath, State, Supervisor
+from api.deps import Admin, Agent, DbSession, IdPath, Offset, State, Supervisor
 from core.customers import repository, service
 from core.customers.schemas import CustomerMerge, CustomerRead
 from core.orders import service as orders
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/customers", tags=["customers"])
 @router.get("", response_model=list[CustomerRead])
 async def search(session: DbSession, _user: Agent, q: Annotated[str | None, Query(max_length=200)] = None,
                  limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> list[CustomerRead]:
+                 offset: Offset = 0) -> list[CustomerRead]:
     return [CustomerRead.model_validate(c) for c in await repository.search(session, q, limit, offset)]
 
 
@@ -30,7 +30,7 @@ async def get_customer(customer_id: IdPath, session: DbSession, _user: Agent) ->
 @router.get("/{customer_id}/history", response_model=list[MessageRead])
 async def history(customer_id: IdPath, session: DbSession, _user: Agent,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> list[MessageRead]:
+                  offset: Offset = 0) -> list[MessageRead]:
     """Every message of the customer, across all tickets and channels, oldest first."""
     await service.get(session, customer_id)
     return [MessageRead.model_validate(m) for m in await repository.history(session, customer_id, limit, offset)]

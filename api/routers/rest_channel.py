@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from api.deps import DbSession, State, app_state, header_docs
+from api.deps import Cursor, DbSession, State, app_state, header_docs
 from core.errors import AuthenticationError, ServiceUnavailableError, ValidationFailedError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, IngestResult, SenderInfo
 from core.outbox.models import OutboxMessage, OutboxStatus
@@ -33,7 +33,7 @@ class RestAttachment(BaseModel):
     model_config = ConfigDict(extra="forbid")
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(default="application/octet-stream", max_length=255)
-    size: int | None = Field(default=None, ge=0)
+    size: StrictInt | None = Field(default=None, ge=0)
     url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
 
 
@@ -122,7 +122,7 @@ async def post_message(body: RestMessageCreate, request: Request) -> Response:
 @router.get("/replies", response_model=RestReplyPage)
 async def pull_replies(
     state: State, session: DbSession, x_api_key: Annotated[str | None, Header()] = None,
-    after: Annotated[int, Query(ge=0, description="The next_cursor of the previous page")] = 0,
+    after: Cursor = 0,
     recipient: Annotated[str | None, Query(max_length=320)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RestReplyPage:

@@ -4,8 +4,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import Agent, DbSession, State
-from core.db.base import MAX_ID
+from api.deps import Agent, DbSession, IdQuery, Offset, State
+from core.db.base import parse_id
 from core.errors import NotFoundError, ValidationFailedError
 from core.tickets import repository, service
 from core.tickets.models import Priority, TicketStatus
@@ -52,12 +52,12 @@ async def list_tickets(
     priority: Annotated[list[Priority] | None, Query()] = None,
     queue: str | None = None,
     channel: str | None = None,
-    assignee: Annotated[str | None, Query(description="'me', 'none' or a user id")] = None,
-    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    assignee: Annotated[str | None, Query(max_length=10, description="'me', 'none' or a user id")] = None,
+    customer_id: IdQuery = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     sort: Literal["waiting", "newest", "updated"] = "waiting",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> TicketPage:
     assignee_id: int | None = None
     unassigned = False
@@ -66,9 +66,9 @@ async def list_tickets(
     elif assignee == "none":
         unassigned = True
     elif assignee is not None:
-        if not assignee.isdigit():
+        assignee_id = parse_id(assignee)
+        if assignee_id is None:
             raise ValidationFailedError("assignee must be 'me', 'none' or a user id", assignee=assignee)
-        assignee_id = int(assignee)
     flt = TicketFilter(status=status or (), priority=priority or (), team_slug=queue, channel=channel,
                        assignee_id=assignee_id, unassigned=unassigned, customer_id=customer_id, query=q)
     rows, total = await repository.list_tickets(session, flt, limit=limit, offset=offset, sort=sort)

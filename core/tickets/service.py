@@ -15,7 +15,7 @@ from core.attachments import service as attachment_service
 from core.attachments.schemas import AttachmentRef
 from core.attachments.store import AttachmentStore
 from core.audit import service as audit
-from core.db.base import MAX_ID, utcnow
+from core.db.base import utcnow
 from core.errors import ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
 from core.events import emit
 from core.outbox import service as outbox_service
@@ -28,7 +28,7 @@ from core.tickets.models import (
     Priority,
     Ticket,
     TicketStatus,
-    parse_ticket_number,
+    parse_ticket_ref,
 )
 from core.users.models import Role, Team, User
 
@@ -51,9 +51,8 @@ def ticket_event(ticket: Ticket, kind: str) -> dict[str, Any]:
 
 def ticket_id_from_ref(ref: str) -> int:
     """A numeric id or a ticket number (T-000123) -> the id; NotFoundError for anything else."""
-    ref = ref.strip()
-    ticket_id = int(ref) if ref.isdigit() and len(ref) <= 10 else parse_ticket_number(ref)
-    if ticket_id is None or not 0 < ticket_id <= MAX_ID:
+    ticket_id = parse_ticket_ref(ref)
+    if ticket_id is None:
         raise NotFoundError(f"ticket {ref[:40]!r} not found: use an id or a number like T-000123")
     return ticket_id
 
