@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.openapi import FORBIDDEN, UNAUTHENTICATED, UNAVAILABLE, declares
 from api.state import AppState
 from core.db.base import MAX_ID
 from core.errors import AuthenticationError, PermissionDeniedError
@@ -39,6 +40,7 @@ def header_docs(*headers: tuple[str, str]) -> dict[str, Any]:
                             "schema": {"type": "string"}} for name, description in headers]}
 
 
+@declares(UNAVAILABLE)
 async def get_db_session(state: State) -> AsyncIterator[AsyncSession]:
     """Commit on success, roll back on error; publish the events only after the commit."""
     async with state.sessionmaker() as session:
@@ -56,6 +58,7 @@ DbSession = Annotated[AsyncSession, Depends(get_db_session)]
 _bearer = HTTPBearer(auto_error=False)
 
 
+@declares(UNAUTHENTICATED)
 async def current_user(
     session: DbSession, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> User:
@@ -72,6 +75,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 def require_role(role: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
+    @declares(FORBIDDEN)
     async def check(user: CurrentUser) -> User:
         if user.role.rank < role.rank:
             raise PermissionDeniedError(f"this needs the {role.value} role; you are {user.role.value}")

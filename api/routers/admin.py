@@ -9,8 +9,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from api.deps import Admin, DbSession, IdPath, IdQuery, Offset, Supervisor
+from api.openapi import CONFLICT, NOT_FOUND
 from core.audit import repository as audit_repo
 from core.audit import service as audit
+from core.errors import ValidationFailedError
 from core.quarantine import repository as quarantine_repo
 from core.routing import service as routing
 from core.tickets import service as tickets
@@ -18,10 +20,12 @@ from core.users import service as users
 from core.users.models import Role
 from core.users.schemas import TeamCreate, TeamRead, UserCreate, UserRead
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses={**CONFLICT, **NOT_FOUND})  # unknown queues too
 
 
 class UserUpdate(BaseModel):
+    """Fields left out, or null, stay as they are."""
+
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
@@ -74,7 +78,10 @@ async def create_user(body: UserCreate, session: DbSession, actor: Admin) -> Use
 @router.patch("/users/{user_id}", response_model=UserRead)
 async def update_user(user_id: IdPath, body: UserUpdate, session: DbSession, actor: Admin) -> UserRead:
     user = await users.get(session, user_id)
-    changes = body.model_dump(exclude_unset=True, exclude={"password", "queue"})
+    # exclude_none: `"role": null` meant writing NULL into a NOT NULL column, a 500.
+    changes = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"password", "queue"})
+    if user.id == actor.id and (changes.get("role", Role.admin) != Role.admin or changes.get("is_active") is False):
+        raise ValidationFailedError("you cannot demote or deactivate yourself")  # as in the console
     for key, value in changes.items():
         setattr(user, key, value)
     if body.queue is not None:

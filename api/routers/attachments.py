@@ -11,10 +11,12 @@ from fastapi import APIRouter, File, UploadFile
 from fastapi.responses import FileResponse
 
 from api.deps import Agent, State
+from api.openapi import error
 from core.attachments import service
 from core.ingest.schemas import AttachmentInfo
 
-router = APIRouter(prefix="/attachments", tags=["attachments"])
+router = APIRouter(prefix="/attachments", tags=["attachments"], responses={
+    415: error("A type that could run code on the agent's or the customer's machine")})
 
 
 @router.post("", response_model=AttachmentInfo, response_model_exclude_none=True, status_code=201)

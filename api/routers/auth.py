@@ -7,10 +7,11 @@ from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import CurrentUser, DbSession, State
+from api.openapi import UNAUTHENTICATED
 from core.users import service as users
 from core.users.schemas import LoginRequest, TokenRead, UserRead
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], responses=UNAUTHENTICATED)  # a wrong password too
 
 
 @router.post("/login", response_model=TokenRead)

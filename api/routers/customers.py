@@ -6,13 +6,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import Admin, Agent, DbSession, IdPath, Offset, State, Supervisor
+from api.openapi import CONFLICT
 from core.customers import repository, service
 from core.customers.schemas import CustomerMerge, CustomerRead
 from core.orders import service as orders
 from core.orders.schemas import OrderRead
 from core.tickets.schemas import MessageRead
 
-router = APIRouter(prefix="/customers", tags=["customers"])
+router = APIRouter(prefix="/customers", tags=["customers"], responses=CONFLICT)
 
 
 @router.get("", response_model=list[CustomerRead])

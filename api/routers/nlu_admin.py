@@ -11,14 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, Agent, DbSession, IdPath, State
 from api.nlu_admin import VersionRead, activate_version, model_versions, rollback_version, versions_engine
+from api.openapi import CONFLICT
 from core.errors import ValidationFailedError
 from core.nlu_admin import service
 from core.nlu_admin.models import SuggestionStatus
 from nlu.data import dump_rasa_yaml, load_rasa_yaml
 from nlu.errors import DataFormatError
 
-router = APIRouter(prefix="/admin/nlu", tags=["admin: nlu"])
-corrections = APIRouter(prefix="/messages", tags=["tickets"])
+router = APIRouter(prefix="/admin/nlu", tags=["admin: nlu"], responses=CONFLICT)
+corrections = APIRouter(prefix="/messages", tags=["tickets"], responses=CONFLICT)
 MAX_IMPORT_BYTES = 5_000_000
 
 

@@ -5,11 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import Agent, DbSession, IdPath, Offset, Supervisor
+from api.openapi import CONFLICT
 from core.outbox import service
 from core.outbox.models import OutboxStatus
 from core.outbox.schemas import OutboxRead
 
-router = APIRouter(prefix="/outbox", tags=["outbox"])
+router = APIRouter(prefix="/outbox", tags=["outbox"], responses=CONFLICT)
 
 
 @router.get("", response_model=list[OutboxRead])

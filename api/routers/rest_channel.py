@@ -12,12 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from api.deps import Cursor, DbSession, State, app_state, header_docs
+from api.openapi import UNAUTHENTICATED, error
 from core.errors import AuthenticationError, ServiceUnavailableError, ValidationFailedError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, IngestResult, SenderInfo
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.tickets.models import format_ticket_number
 
-router = APIRouter(prefix="/channels/rest", tags=["channel: rest"])
+# The ingress routes check the key themselves (no dependency to document it): declared here for the router.
+router = APIRouter(prefix="/channels/rest", tags=["channel: rest"], responses={
+    **UNAUTHENTICATED, 503: error("The channel is disabled, or the database is unavailable; retry later")})
 CHANNEL = "rest"
 
 

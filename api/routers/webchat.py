@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
 from api.deps import Agent, DbSession, State
+from api.openapi import NOT_FOUND
 from channels.webchat import repository
 from channels.webchat.adapter import WebchatChannel
 from core.errors import NotFoundError, ServiceUnavailableError
@@ -53,7 +54,7 @@ class TypingUpdate(BaseModel):
     active: bool = True
 
 
-@router.post("/channels/webchat/typing", status_code=204)
+@router.post("/channels/webchat/typing", status_code=204, responses=NOT_FOUND)
 async def agent_typing(body: TypingUpdate, state: State, session: DbSession, user: Agent) -> None:
     """Show (or hide) "operator is typing" in the customer's widget."""
     adapter = _adapter(state)

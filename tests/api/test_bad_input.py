@@ -240,3 +240,22 @@ async def test_strict_numbers_in_request_bodies(app_client: httpx.AsyncClient, a
     r = await app_client.post("/admin/users", headers=admin[1], json={
         "email": "new@test.example", "name": "New", "password": "long enough password", "capacity": False})
     assert r.status_code == 422
+
+
+async def test_null_for_a_required_user_field_leaves_it(app_client: httpx.AsyncClient,
+                                                        admin: tuple[Any, dict[str, str]],
+                                                        agent: tuple[Any, dict[str, str]]) -> None:
+    """Found by schemathesis: `"role": null` wrote NULL into a NOT NULL column (a 500). Null means unchanged."""
+    h = admin[1]
+    user = agent[0]
+    r = await app_client.patch(f"/admin/users/{user.id}", headers=h,
+                               json={"role": None, "name": None, "capacity": None, "is_active": None,
+                                     "language": "ru"})
+    assert r.status_code == 200, r.text
+    assert r.json()["role"] == "agent" and r.json()["name"] == user.name and r.json()["language"] == "ru"
+    # Admins cannot lock themselves out through the API either (the console already refused it).
+    me = (await app_client.get("/auth/me", headers=h)).json()["id"]
+    for body in ({"role": "agent"}, {"is_active": False}):
+        r = await app_client.patch(f"/admin/users/{me}", headers=h, json=body)
+        assert r.status_code == 422 and "yourself" in r.json()["message"]
+    assert (await app_client.get("/admin/users", headers=h)).status_code == 200
