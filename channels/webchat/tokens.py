@@ -52,8 +52,13 @@ def identity_hash(site_secret: str, identifier: str) -> str:
 
 
 def verify_identity(site_secret: str, identifier: str, given_hash: str) -> bool:
-    # Bytes: compare_digest raises TypeError on str with non-ASCII characters.
-    return hmac.compare_digest(identity_hash(site_secret, identifier).encode(), given_hash.strip().lower().encode())
+    # ASCII first: compare_digest raises TypeError on str with other characters.
+    given = given_hash.strip().lower()
+    try:
+        expected = identity_hash(site_secret, identifier)
+    except UnicodeEncodeError:  # a lone surrogate (JSON allows "\ud800"): no site signed that
+        return False
+    return given.isascii() and hmac.compare_digest(expected, given)
 
 
 def identified_visitor_id(identifier: str) -> str:

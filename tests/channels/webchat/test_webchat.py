@@ -203,3 +203,18 @@ async def test_agent_attachments_reach_the_widget_as_name_and_size_only(
     assert stored[0]["attachments"] == [{"filename": "_b_plan_i_.pdf", "size": 9}]
     await client.close()
     await again.close()
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: t[:-2] + "ая", lambda t: t.replace(".", ".¹", 1) if "." in t else "¹" + t[1:],
+    lambda t: "v_¹" + t[3:], lambda t: t + "\udc80",
+])
+def test_non_ascii_tokens_and_hashes_are_refused_not_errors(mangle: Any) -> None:
+    """hmac.compare_digest raises TypeError on str with non-ASCII characters, and isdigit() takes "¹"."""
+    token = tokens.issue_session_token(b"secret", "v_abc", now=1000.0)
+    assert tokens.verify_session_token(b"secret", token, ttl_seconds=60, now=1001.0) == "v_abc"
+    assert tokens.verify_session_token(b"secret", mangle(token), ttl_seconds=60, now=1001.0) is None
+    good = tokens.identity_hash(SITE_SECRET, "user-42")
+    assert tokens.verify_identity(SITE_SECRET, "user-42", good)
+    assert not tokens.verify_identity(SITE_SECRET, "user-42", mangle(good))
+    assert not tokens.verify_identity(SITE_SECRET, mangle("user-42"), good)
