@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from api import console, errors, metrics
+from api import console, errors, metrics, openapi
 from api.limits import Limits
 from api.live import LiveCatchUp
 from api.logging_config import configure as configure_logging
@@ -39,6 +39,7 @@ from api.settings import Settings, get_settings
 from api.state import AppState, EngineHolder
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.registry import build_channels
+from core.attachments.store import open_store
 from core.attachments.sweep import sweep_forever
 from core.auth.clock import SYSTEM_CLOCK, Clock
 from core.db.session import create_engine, create_sessionmaker
@@ -86,8 +87,9 @@ def create_app(
             await prepare_nlu_data(session, extras, seed=settings.seed_nlu_data)
             await catalog.reload(session)
         ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or catalog.lookup)
+        files = await asyncio.to_thread(open_store, settings.attachments_root, Path(settings.data_dir))
         ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir),
-                             clock=clock)
+                             files=files, clock=clock)
         registry = ChannelRegistry()
         for adapter in channels(ctx) if channels is not None else build_channels(settings.channels, ctx):
             registry.register(adapter)
@@ -98,7 +100,7 @@ def create_app(
         trainer.switch_to = model_sync.switch_to
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
-                         model_sync=model_sync, instance_id=instance_id, nlu_extras=extras,
+                         model_sync=model_sync, instance_id=instance_id, files=files, nlu_extras=extras,
                          limits=Limits.build(settings, clock), clock=clock)
         app.state.switchboard = state
         metrics.track(state)
@@ -125,7 +127,7 @@ def create_app(
         if settings.workers_enabled:
             state.tasks["outbox"] = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
             state.tasks["uploads-sweep"] = asyncio.create_task(sweep_forever(
-                sessionmaker, Path(settings.data_dir), timedelta(hours=settings.upload_retention_hours),
+                sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
                 timedelta(hours=settings.upload_sweep_hours)), name="uploads-sweep")
         if freeze_heap:
             gc.collect()
@@ -157,6 +159,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    openapi.install(app)
     # The channels' ingress first: routes are matched in order, and these take the traffic.
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, nlu_admin.router,

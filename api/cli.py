@@ -57,11 +57,14 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply the migrations (creates the embedded SQLite database on first run)."""
+    from core.attachments.store import open_store
     from core.db.migrate import upgrade
 
-    url = get_settings().database_url
-    upgrade(url, revision)
-    typer.echo(f"database at {url.split('@')[-1]} is at {revision}")
+    settings = get_settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"database at {settings.database_url.split('@')[-1]} is at {revision}")
+    # Files stored by the old layout (directly under the data dir) move into the store's own folder.
+    open_store(settings.attachments_root, Path(settings.data_dir))
 
 
 @users_app.command("create")

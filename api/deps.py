@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.openapi import FORBIDDEN, UNAUTHENTICATED, UNAVAILABLE, declares
 from api.state import AppState
 from core.db.base import MAX_ID
 from core.errors import AuthenticationError, PermissionDeniedError
@@ -39,6 +40,7 @@ def header_docs(*headers: tuple[str, str]) -> dict[str, Any]:
                             "schema": {"type": "string"}} for name, description in headers]}
 
 
+@declares(UNAVAILABLE)
 async def get_db_session(state: State) -> AsyncIterator[AsyncSession]:
     """Commit on success, roll back on error; publish the events only after the commit."""
     async with state.sessionmaker() as session:
@@ -58,6 +60,7 @@ DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False)
 
 
+@declares(UNAUTHENTICATED)
 async def current_user(
     session: DbSession, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> User:
@@ -74,6 +77,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 def require_role(role: Role) -> Callable[[User], Coroutine[Any, Any, User]]:
+    @declares(FORBIDDEN)
     async def check(user: CurrentUser) -> User:
         if user.role.rank < role.rank:
             raise PermissionDeniedError(f"this needs the {role.value} role; you are {user.role.value}")
@@ -89,3 +93,9 @@ Admin = Annotated[User, Depends(require_role(Role.admin))]
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 """An id in a URL: past the integer range it is a 422, not a database error."""
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+"""An optional id in the query string, bounded like IdPath."""
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="How many items to skip")]
+"""Every offset in a query string: 2**63 is a 422, not an integer overflow in the database (a 500)."""
+Cursor = Annotated[int, Query(ge=0, le=MAX_ID, description="The next_cursor of the previous page")]
+"""A keyset cursor (the last id seen), bounded like an id."""

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="sqlite+aiosqlite:///var/switchboard.sqlite3")
     data_dir: Path = Path("var")
+    attachments_dir: Path | None = Field(
+        default=None, description="Files customers send and agents upload; default <data_dir>/attachments.")
     secret_key: SecretStr = Field(
         default=SecretStr("dev-insecure-secret-change-me"), description="Signs sessions and tokens."
     )
@@ -73,6 +75,10 @@ class Settings(BaseSettings):
         for entry in value:
             ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the bad entry
         return value
+    @property
+    def attachments_root(self) -> Path:
+        """The attachment store's own folder: never the data dir itself, which holds the database and models."""
+        return self.attachments_dir or Path(self.data_dir) / "attachments"
 
 
 @lru_cache(maxsize=1)

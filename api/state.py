@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.limits import Limits
 from api.settings import Settings
 from channels.base import ChannelRegistry
+from core.attachments.store import AttachmentStore
 from core.auth.clock import SYSTEM_CLOCK, Clock
 from core.events import EventBus
 from core.ingest.service import IngestService
@@ -48,6 +49,7 @@ class AppState:
     limits: Limits
     model_sync: ModelSync
     instance_id: str  # this server process among the instances (bridge, model reports)
+    files: AttachmentStore
     clock: Clock = SYSTEM_CLOCK
     nlu_extras: TrainingData | None = None
     redis: RedisEventBridge | None = None

@@ -33,6 +33,7 @@ from channels.config import ChannelsSettings  # noqa: E402
 from channels.email.adapter import EmailChannel  # noqa: E402
 from channels.email.models import EmailCheckpoint  # noqa: E402
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings  # noqa: E402
+from core.attachments.store import AttachmentStore  # noqa: E402
 from core.config import CoreSettings  # noqa: E402
 from core.db.migrate import upgrade  # noqa: E402
 from core.db.session import create_engine  # noqa: E402
@@ -110,7 +111,8 @@ async def core_ceiling(name: str, url: str, mails: list[bytes], data_dir: Path, 
     from core.ingest.service import IngestService
 
     settings = EmailChannelSettings()
-    inbound = [parse_to_inbound(m, settings, data_dir=data_dir, mailbox="x", raw_ref="r", received_at=utcnow())
+    files = AttachmentStore(data_dir / "attachments")
+    inbound = [parse_to_inbound(m, settings, files=files, mailbox="x", raw_ref="r", received_at=utcnow())
                for m in mails]
     engine = create_engine(url)
     service = IngestService(create_sessionmaker(engine), keyword_engine, EventBus(), CoreSettings(),
@@ -153,7 +155,8 @@ async def adapter_only(dovecot: Dovecot, user: str, count: int, tmp: Path) -> fl
     box = ImapMailboxSettings(name=user, host=dovecot.host, port=dovecot.port, security="none", username=user,
                               password=SecretStr(PASSWORD), first_start="all")
     ctx = ChannelContext(ingest=NullIngest(), bus=EventBus(),  # type: ignore[arg-type]
-                         sessionmaker=create_sessionmaker(engine), data_dir=tmp / "adapter-only")
+                         sessionmaker=create_sessionmaker(engine), data_dir=tmp / "adapter-only",
+                         files=AttachmentStore(tmp / "adapter-only" / "attachments"))
     channel = EmailChannel(EmailChannelSettings(enabled=True, mailboxes=[box]), ctx)
     started = time.perf_counter()
     await channel.start()

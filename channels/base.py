@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.attachments.store import AttachmentStore
 from core.auth.clock import SYSTEM_CLOCK, Clock
 from core.db.base import utcnow
 from core.db.lease import Lease, exclusive
@@ -111,12 +112,14 @@ class ChannelRegistry:
 
 @dataclass(frozen=True)
 class ChannelContext:
-    """What an adapter gets from the app: the ingest pipeline, live events, the database, a data folder."""
+    """What an adapter gets from the app: the ingest pipeline, live events, the database, a data folder, the
+    attachment store (a folder of its own)."""
 
     ingest: IngestService
     bus: EventBus
     sessionmaker: async_sessionmaker[AsyncSession]
     data_dir: Path
+    files: AttachmentStore
     clock: Clock = SYSTEM_CLOCK  # rate limits read time from here, so tests drive it
 
     def lease(self, name: str) -> AbstractAsyncContextManager[Lease]:

@@ -21,6 +21,7 @@ import functools
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -148,6 +149,10 @@ def _featuriser(n_examples: int) -> FeatureUnion:
 
 def _classifier() -> LinearSVC:
     return LinearSVC(C=0.5, max_iter=5000)
+
+
+# What _new_version makes (20261129T213700.123456-a1b2c3), with room for names given by hand.
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def _new_version() -> str:
@@ -517,8 +522,9 @@ class EmbeddedEngine:
         return version
 
     def _version_path(self, version: str) -> Path:
-        if not version or "/" in version or "\\" in version or version.startswith(".") or ".." in version:
-            raise ModelNotFoundError(f"invalid model version {version!r}")
+        # One short path component: a 300-character name made the file system raise "name too long" (a 500).
+        if not _VERSION_NAME.fullmatch(version) or ".." in version:
+            raise ModelNotFoundError(f"invalid model version {version[:80]!r}")
         path = self.model_dir / version
         if not (path / MODEL_FILE).is_file():
             raise ModelNotFoundError(f"model version {version!r} not found in {self.model_dir}")

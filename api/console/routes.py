@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated, Any
@@ -40,6 +41,7 @@ from core.auth import service as login_guard
 from core.auth.errors import AccountLockedError, LoginThrottledError
 from core.canned import service as canned_service
 from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
+from core.db.base import MAX_ID, parse_id
 from core.errors import NotFoundError, ValidationFailedError
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC
 from core.nlu_admin import service as nlu_admin
@@ -88,6 +90,15 @@ def ticket_url(ticket: Ticket | int) -> str:
     from core.tickets.models import format_ticket_number
 
     return f"/console/tickets/{format_ticket_number(ticket if isinstance(ticket, int) else ticket.id)}"
+
+
+def _form_count(value: str, *, default: int) -> int | str:
+    """A whole number typed into a form (the schemas take numbers strictly); anything else goes on as typed, for
+    the schema to refuse with its message."""
+    value = value.strip()
+    if not value:
+        return default
+    return int(value) if re.fullmatch(r"[0-9]{1,9}", value) else value
 
 
 def validated(model: type[Any], **values: Any) -> Any:
@@ -331,7 +342,8 @@ async def take(ref: str, session: DbSession, user: ConsoleUser) -> Response:
 async def assign(ref: str, session: DbSession, user: ConsoleUser,
                  user_id: Annotated[str, Form()] = "") -> Response:
     ticket = await _locked(session, ref)
-    assignee = await users.get(session, int(user_id)) if user_id.isdigit() else None
+    assignee_id = parse_id(user_id)
+    assignee = await users.get(session, assignee_id) if assignee_id is not None else None
     await ticket_service.assign(session, ticket, assignee, user)
     return redirect(ticket_url(ticket), translator(user.language)("ticket.updated"))
 
@@ -369,8 +381,8 @@ async def reply(ref: str, request: Request, session: DbSession, state: State, us
                 status: Annotated[str, Form()] = "") -> Response:
     _ = translator(user.language)
     ticket = await _locked(session, ref)
-    if not text.strip() and canned_id.isdigit():
-        text = canned_service.render_for(await canned_service.get(session, int(canned_id)), ticket, user)
+    if not text.strip() and (canned := parse_id(canned_id)) is not None:
+        text = canned_service.render_for(await canned_service.get(session, canned), ticket, user)
     if not text.strip():
         return redirect(ticket_url(ticket), _("ticket.empty_reply"), "error")
     if len(text) > 100_000:
@@ -378,7 +390,7 @@ async def reply(ref: str, request: Request, session: DbSession, state: State, us
     new_status = TicketStatus(status) if status in TicketStatus.__members__ else None
     attachments = await _store_uploads(request, state)
     await ticket_service.reply(session, ticket, user, text, attachments=attachments,
-                               attachment_root=state.settings.data_dir, status=new_status)
+                               files=state.files, status=new_status)
     return redirect(ticket_url(ticket), _("ticket.replied"))
 
 
@@ -392,7 +404,7 @@ async def _store_uploads(request: Request, state: State) -> list[AttachmentRef]:
     refs = []
     for upload in files:
         data = await upload.read(limit + 1)
-        info = await asyncio.to_thread(attachment_service.save_upload, state.settings.data_dir,
+        info = await asyncio.to_thread(attachment_service.save_upload, state.files,
                                        upload.filename or "", upload.content_type, data, max_bytes=limit)
         refs.append(AttachmentRef.model_validate(info.model_dump(exclude={"url"})))
     return refs
@@ -401,7 +413,7 @@ async def _store_uploads(request: Request, state: State) -> list[AttachmentRef]:
 @router.get("/attachments/{storage_key:path}")
 async def attachment(storage_key: str, state: State, _user: ConsoleUser) -> Response:
     """Inbound and outbound files for signed-in console users (the API's route wants a bearer token)."""
-    path = await asyncio.to_thread(attachment_service.open_path, state.settings.data_dir, storage_key)
+    path = await asyncio.to_thread(state.files.open, storage_key)
     return download_response(path)
 
 
@@ -457,10 +469,11 @@ async def board(request: Request, session: DbSession, _user: ConsoleSupervisor) 
 
 
 @router.post("/board/reassign", dependencies=[CsrfChecked])
-async def reassign(session: DbSession, user: ConsoleSupervisor, ticket_id: Annotated[int, Form()],
+async def reassign(session: DbSession, user: ConsoleSupervisor, ticket_id: Annotated[int, Form(ge=1, le=MAX_ID)],
                    user_id: Annotated[str, Form()] = "") -> Response:
     ticket = await ticket_service.get(session, ticket_id, lock=True)
-    assignee = await users.get(session, int(user_id)) if user_id.isdigit() else None
+    assignee_id = parse_id(user_id)
+    assignee = await users.get(session, assignee_id) if assignee_id is not None else None
     await ticket_service.assign(session, ticket, assignee, user)
     return redirect("/console/board", translator(user.language)("board.reassigned"))
 
@@ -494,7 +507,7 @@ async def admin_create_user(session: DbSession, actor: ConsoleAdmin, email: Anno
                             queue: Annotated[str, Form()] = "", capacity: Annotated[str, Form()] = "10") -> Response:
     body: UserCreate = validated(UserCreate, email=email, name=name, password=password, role=role,
                                  language=language, queue=queue or None,
-                                 capacity=capacity if capacity.strip() else 10)
+                                 capacity=_form_count(capacity, default=10))
     team = await ticket_service.team_by_slug(session, body.queue) if body.queue else None
     await users.create(session, email=body.email, name=body.name, password=body.password, role=body.role,
                        language=body.language, team=team, capacity=body.capacity, actor=actor)
@@ -510,7 +523,7 @@ async def admin_update_user(user_id: IdPath, session: DbSession, actor: ConsoleA
     user = await users.get(session, user_id)
     if role not in Role.__members__ or language not in LANGUAGES:
         raise ValidationFailedError("unknown role or language")
-    if not capacity.strip().isdigit() or not 0 <= int(capacity) <= 1000:
+    if not re.fullmatch(r"[0-9]{1,4}", capacity.strip()) or not 0 <= int(capacity) <= 1000:
         raise ValidationFailedError("capacity is a whole number from 0 to 1000")
     if not name.strip() or len(name) > 200:
         raise ValidationFailedError("a name is 1 to 200 characters")
@@ -619,7 +632,7 @@ async def admin_channels(request: Request, session: DbSession, state: State, _us
 async def admin_audit(request: Request, session: DbSession, _user: ConsoleAdmin,
                       entity_type: str | None = None, actor: str | None = None,
                       page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
-    actor_id = int(actor) if actor and actor.isdigit() else None
+    actor_id = parse_id(actor) if actor else None
     rows = await audit_repo.list_entries(session, entity_type=entity_type or None, actor_user_id=actor_id,
                                          limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     people = await users.list_users(session)

@@ -147,7 +147,8 @@ async def check_csrf(request: Request, state: State) -> None:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    if expected is None or sent is None or not hmac.compare_digest(expected, sent):
+    # ASCII first: compare_digest raises TypeError on str with other characters (a 500 for a forged form).
+    if expected is None or sent is None or not sent.isascii() or not hmac.compare_digest(expected, sent):
         raise CsrfError
 
 

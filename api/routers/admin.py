@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from api.deps import Admin, DbSession, IdPath, State, Supervisor
+from api.deps import Admin, DbSession, IdPath, IdQuery, Offset, State, Supervisor
+from api.openapi import CONFLICT, NOT_FOUND
 from core.audit import repository as audit_repo
 from core.audit import service as audit
 from core.auth import service as login_guard
-from core.db.base import MAX_ID
+from core.errors import ValidationFailedError
 from core.quarantine import repository as quarantine_repo
 from core.routing import service as routing
 from core.tickets import service as tickets
@@ -20,16 +21,18 @@ from core.users import service as users
 from core.users.models import Role
 from core.users.schemas import TeamCreate, TeamRead, UserCreate, UserRead
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses={**CONFLICT, **NOT_FOUND})  # unknown queues too
 
 
 class UserUpdate(BaseModel):
+    """Fields left out, or null, stay as they are."""
+
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
     language: str | None = Field(default=None, pattern="^(en|ru)$")
     queue: str | None = None
-    capacity: int | None = Field(default=None, ge=0, le=1000)
+    capacity: StrictInt | None = Field(default=None, ge=0, le=1000)
     is_active: bool | None = None
     password: str | None = Field(default=None, min_length=8, max_length=1024)
 
@@ -76,7 +79,10 @@ async def create_user(body: UserCreate, session: DbSession, actor: Admin) -> Use
 @router.patch("/users/{user_id}", response_model=UserRead)
 async def update_user(user_id: IdPath, body: UserUpdate, session: DbSession, actor: Admin) -> UserRead:
     user = await users.get(session, user_id)
-    changes = body.model_dump(exclude_unset=True, exclude={"password", "queue"})
+    # exclude_none: `"role": null` meant writing NULL into a NOT NULL column, a 500.
+    changes = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"password", "queue"})
+    if user.id == actor.id and (changes.get("role", Role.admin) != Role.admin or changes.get("is_active") is False):
+        raise ValidationFailedError("you cannot demote or deactivate yourself")  # as in the console
     for key, value in changes.items():
         setattr(user, key, value)
     if body.queue is not None:
@@ -145,9 +151,9 @@ async def set_route(intent: str, body: RouteUpdate, session: DbSession, actor: A
 
 @router.get("/audit", response_model=list[AuditRead])
 async def audit_log(session: DbSession, _user: Admin, entity_type: str | None = None, entity_id: str | None = None,
-                    actor_user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                    actor_user_id: IdQuery = None,
                     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> list[AuditRead]:
+                    offset: Offset = 0) -> list[AuditRead]:
     rows = await audit_repo.list_entries(session, entity_type=entity_type, entity_id=entity_id,
                                          actor_user_id=actor_user_id, limit=limit, offset=offset)
     return [AuditRead.model_validate(r) for r in rows]
@@ -156,6 +162,6 @@ async def audit_log(session: DbSession, _user: Admin, entity_type: str | None = 
 @router.get("/quarantine", response_model=list[QuarantineRead])
 async def quarantine(session: DbSession, _user: Admin, channel: str | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> list[QuarantineRead]:
+                     offset: Offset = 0) -> list[QuarantineRead]:
     rows = await quarantine_repo.list_payloads(session, channel, limit, offset)
     return [QuarantineRead.model_validate(r) for r in rows]

@@ -11,23 +11,25 @@ from fastapi import APIRouter, File, UploadFile
 from fastapi.responses import FileResponse
 
 from api.deps import Agent, State
+from api.openapi import error
 from core.attachments import service
 from core.ingest.schemas import AttachmentInfo
 
-router = APIRouter(prefix="/attachments", tags=["attachments"])
+router = APIRouter(prefix="/attachments", tags=["attachments"], responses={
+    415: error("A type that could run code on the agent's or the customer's machine")})
 
 
 @router.post("", response_model=AttachmentInfo, response_model_exclude_none=True, status_code=201)
 async def upload(file: Annotated[UploadFile, File()], state: State, _user: Agent) -> AttachmentInfo:
     limit = state.settings.max_attachment_bytes
     data = await file.read(limit + 1)  # one byte more than allowed is enough to know it is too large
-    return await asyncio.to_thread(service.save_upload, state.settings.data_dir, file.filename or "",
-                                   file.content_type, data, max_bytes=limit)
+    return await asyncio.to_thread(service.save_upload, state.files, file.filename or "", file.content_type, data,
+                                   max_bytes=limit)
 
 
 @router.get("/{storage_key:path}")
 async def download(storage_key: str, state: State, _user: Agent) -> FileResponse:
-    path = await asyncio.to_thread(service.open_path, state.settings.data_dir, storage_key)
+    path = await asyncio.to_thread(state.files.open, storage_key)
     return download_response(path)
 
 

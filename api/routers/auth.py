@@ -7,12 +7,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import CurrentUser, DbSession, State
+from api.openapi import UNAUTHENTICATED
 from core.auth import service as login_guard
 from core.errors import AuthenticationError
 from core.users import service as users
 from core.users.schemas import LoginRequest, TokenRead, UserRead
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], responses=UNAUTHENTICATED)  # a wrong password too
 
 LOGIN_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Wrong email or password (`unauthenticated`)"},

@@ -1,23 +1,25 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import Admin, Agent, DbSession, IdPath, Supervisor
+from api.deps import Admin, Agent, DbSession, IdPath, Offset, State, Supervisor
+from api.openapi import CONFLICT
 from core.customers import repository, service
 from core.customers.schemas import CustomerMerge, CustomerRead
 from core.orders import service as orders
 from core.orders.schemas import OrderRead
 from core.tickets.schemas import MessageRead
 
-router = APIRouter(prefix="/customers", tags=["customers"])
+router = APIRouter(prefix="/customers", tags=["customers"], responses=CONFLICT)
 
 
 @router.get("", response_model=list[CustomerRead])
 async def search(session: DbSession, _user: Agent, q: Annotated[str | None, Query(max_length=200)] = None,
                  limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> list[CustomerRead]:
+                 offset: Offset = 0) -> list[CustomerRead]:
     return [CustomerRead.model_validate(c) for c in await repository.search(session, q, limit, offset)]
 
 
@@ -29,7 +31,7 @@ async def get_customer(customer_id: IdPath, session: DbSession, _user: Agent) ->
 @router.get("/{customer_id}/history", response_model=list[MessageRead])
 async def history(customer_id: IdPath, session: DbSession, _user: Agent,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> list[MessageRead]:
+                  offset: Offset = 0) -> list[MessageRead]:
     """Every message of the customer, across all tickets and channels, oldest first."""
     await service.get(session, customer_id)
     return [MessageRead.model_validate(m) for m in await repository.history(session, customer_id, limit, offset)]
@@ -54,7 +56,11 @@ async def export(customer_id: IdPath, session: DbSession, user: Admin) -> dict[s
 
 
 @router.post("/{customer_id}/erase", response_model=CustomerRead)
-async def erase(customer_id: IdPath, session: DbSession, user: Admin) -> CustomerRead:
-    """Personal-data erasure: contact data and message texts are removed."""
-    await service.erase(session, customer_id, user)
+async def erase(customer_id: IdPath, session: DbSession, state: State, user: Admin) -> CustomerRead:
+    """Personal-data erasure: contact data, message texts and the files of the conversations are removed."""
+    erasure = await service.erase(session, customer_id, user)
+    # The files go only once nothing refers to them any more: after the commit (a failed erasure keeps them).
+    await session.commit()
+    for key in erasure.files:
+        await asyncio.to_thread(state.files.delete, key)
     return CustomerRead.model_validate(await service.get(session, customer_id))

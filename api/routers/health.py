@@ -15,7 +15,9 @@ from core.db.lease import held_leases
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get("/health", responses={503: {
+    "description": "The database is unreachable (the same body, with the error)",
+    "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}}})
 async def health(state: State, response: Response) -> dict[str, Any]:
     """The database, every worker and every channel, with their last errors."""
     database: dict[str, Any] = {"backend": state.db_engine.dialect.name}

@@ -18,14 +18,15 @@ from api.nlu_admin import (
     rollback_version,
     versions_engine,
 )
+from api.openapi import CONFLICT
 from core.errors import ValidationFailedError
 from core.nlu_admin import service
 from core.nlu_admin.models import SuggestionStatus
 from nlu.data import dump_rasa_yaml, load_rasa_yaml
 from nlu.errors import DataFormatError
 
-router = APIRouter(prefix="/admin/nlu", tags=["admin: nlu"])
-corrections = APIRouter(prefix="/messages", tags=["tickets"])
+router = APIRouter(prefix="/admin/nlu", tags=["admin: nlu"], responses=CONFLICT)
+corrections = APIRouter(prefix="/messages", tags=["tickets"], responses=CONFLICT)
 MAX_IMPORT_BYTES = 5_000_000
 
 

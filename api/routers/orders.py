@@ -10,7 +10,8 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 OrderNumber = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
 
 
-@router.put("/{number}", response_model=OrderRead)
+@router.put("/{number}", response_model=OrderRead,
+            responses={201: {"description": "A new order was created", "model": OrderRead}})
 async def upsert(body: OrderUpsert, session: DbSession, user: Supervisor, response: Response,
                  number: str = OrderNumber) -> OrderRead:
     """Create or update an order (for the operator's order system)."""

@@ -4,18 +4,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import Agent, DbSession, IdPath, Supervisor
+from api.deps import Agent, DbSession, IdPath, Offset, Supervisor
+from api.openapi import CONFLICT
 from core.outbox import service
 from core.outbox.models import OutboxStatus
 from core.outbox.schemas import OutboxRead
 
-router = APIRouter(prefix="/outbox", tags=["outbox"])
+router = APIRouter(prefix="/outbox", tags=["outbox"], responses=CONFLICT)
 
 
 @router.get("", response_model=list[OutboxRead])
 async def list_outbox(session: DbSession, _user: Supervisor, status: OutboxStatus | None = None,
                       channel: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                      offset: Annotated[int, Query(ge=0)] = 0) -> list[OutboxRead]:
+                      offset: Offset = 0) -> list[OutboxRead]:
     rows = await service.list_rows(session, status=status, channel=channel, limit=limit, offset=offset)
     return [OutboxRead.model_validate(r) for r in rows]
 

@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 from starlette.requests import HTTPConnection
 
-from api.deps import DbSession, State, app_state, header_docs
+from api.deps import Cursor, DbSession, State, app_state, header_docs
+from api.openapi import UNAUTHENTICATED, error
 from api.state import AppState
 from core.errors import AuthenticationError, ServiceUnavailableError, TooManyRequestsError, ValidationFailedError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, IngestResult, SenderInfo, unstorable_reason
@@ -22,7 +23,12 @@ from core.outbox.models import OutboxMessage, OutboxStatus
 from core.tickets.models import format_ticket_number
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/channels/rest", tags=["channel: rest"])
+# The ingress routes check the key themselves (no dependency to document it): declared here for the router.
+router = APIRouter(prefix="/channels/rest", tags=["channel: rest"], responses={
+    **UNAUTHENTICATED,
+    429: error("Too many wrong keys from this address, or over the key's request rate",
+               headers={"Retry-After": "Seconds to wait before retrying"}),
+    503: error("The channel is disabled, or the database is unavailable; retry later")})
 CHANNEL = "rest"
 
 
@@ -38,7 +44,7 @@ class RestAttachment(BaseModel):
     model_config = ConfigDict(extra="forbid")
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(default="application/octet-stream", max_length=255)
-    size: int | None = Field(default=None, ge=0)
+    size: StrictInt | None = Field(default=None, ge=0)
     url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
 
 
@@ -192,7 +198,7 @@ async def post_message(request: Request) -> Response:
 @router.get("/replies", response_model=RestReplyPage, responses={k: v for k, v in INGRESS_ERRORS.items() if k != 422})
 async def pull_replies(
     request: Request, state: State, session: DbSession, x_api_key: Annotated[str | None, Header()] = None,
-    after: Annotated[int, Query(ge=0, description="The next_cursor of the previous page")] = 0,
+    after: Cursor = 0,
     recipient: Annotated[str | None, Query(max_length=320)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RestReplyPage:

@@ -8,6 +8,7 @@ import logging
 from fastapi import APIRouter, Request, Response
 
 from api.deps import app_state, header_docs
+from api.openapi import NOT_FOUND, error
 from channels.telegram.adapter import TelegramChannel
 from core.errors import NotFoundError, PermissionDeniedError, ServiceUnavailableError
 
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 @router.post("/webhook", status_code=200, responses={403: {"description": "Wrong or missing secret token"},
-                                                      503: {"description": "Not connected or database down: retried"}},
+                                                      503: {"description": "Not connected or database down: retried"},
+                                                      **NOT_FOUND, 413: error("The update is over the size limit")},
              openapi_extra=header_docs(("X-Telegram-Bot-Api-Secret-Token", "The secret set with setWebhook")))
 async def webhook(request: Request) -> Response:
     """One update from Telegram; 200 once it is committed or quarantined, 5xx makes Telegram redeliver it."""

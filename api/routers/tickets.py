@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from api.deps import Agent, DbSession, State
-from core.db.base import MAX_ID
+from api.deps import Agent, DbSession, IdQuery, Offset, State
+from api.openapi import CONFLICT
+from core.db.base import parse_id
 from core.errors import NotFoundError, ValidationFailedError
 from core.tickets import repository, service
 from core.tickets.models import Priority, TicketStatus
@@ -25,7 +26,8 @@ from core.tickets.schemas import (
 )
 from core.users import service as users
 
-router = APIRouter(prefix="/tickets", tags=["tickets"])
+router = APIRouter(prefix="/tickets", tags=["tickets"], responses=CONFLICT)
+TicketRef = Annotated[str, Path(description="A ticket id or number", examples=["T-000001", "1"])]
 
 
 async def _detail(session: DbSession, ticket_id: int) -> TicketDetail:
@@ -52,12 +54,12 @@ async def list_tickets(
     priority: Annotated[list[Priority] | None, Query()] = None,
     queue: str | None = None,
     channel: str | None = None,
-    assignee: Annotated[str | None, Query(description="'me', 'none' or a user id")] = None,
-    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    assignee: Annotated[str | None, Query(max_length=10, description="'me', 'none' or a user id")] = None,
+    customer_id: IdQuery = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     sort: Literal["waiting", "newest", "updated"] = "waiting",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> TicketPage:
     assignee_id: int | None = None
     unassigned = False
@@ -66,9 +68,9 @@ async def list_tickets(
     elif assignee == "none":
         unassigned = True
     elif assignee is not None:
-        if not assignee.isdigit():
+        assignee_id = parse_id(assignee)
+        if assignee_id is None:
             raise ValidationFailedError("assignee must be 'me', 'none' or a user id", assignee=assignee)
-        assignee_id = int(assignee)
     flt = TicketFilter(status=status or (), priority=priority or (), team_slug=queue, channel=channel,
                        assignee_id=assignee_id, unassigned=unassigned, customer_id=customer_id, query=q)
     rows, total = await repository.list_tickets(session, flt, limit=limit, offset=offset, sort=sort)
@@ -76,25 +78,25 @@ async def list_tickets(
 
 
 @router.get("/{ticket_ref}", response_model=TicketDetail)
-async def get_ticket(ticket_ref: str, session: DbSession, _user: Agent) -> TicketDetail:
+async def get_ticket(ticket_ref: TicketRef, session: DbSession, _user: Agent) -> TicketDetail:
     return await _detail(session, service.ticket_id_from_ref(ticket_ref))
 
 
 @router.post("/{ticket_ref}/take", response_model=TicketRead)
-async def take(ticket_ref: str, session: DbSession, user: Agent) -> TicketRead:
+async def take(ticket_ref: TicketRef, session: DbSession, user: Agent) -> TicketRead:
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     return TicketRead.model_validate(await service.take(session, ticket, user))
 
 
 @router.post("/{ticket_ref}/assign", response_model=TicketRead)
-async def assign(ticket_ref: str, body: AssignRequest, session: DbSession, user: Agent) -> TicketRead:
+async def assign(ticket_ref: TicketRef, body: AssignRequest, session: DbSession, user: Agent) -> TicketRead:
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     assignee = await users.get(session, body.user_id) if body.user_id is not None else None
     return TicketRead.model_validate(await service.assign(session, ticket, assignee, user))
 
 
 @router.patch("/{ticket_ref}", response_model=TicketRead)
-async def update(ticket_ref: str, body: TicketUpdate, session: DbSession, user: Agent) -> TicketRead:
+async def update(ticket_ref: TicketRef, body: TicketUpdate, session: DbSession, user: Agent) -> TicketRead:
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     if body.queue is not None:
         await service.transfer(session, ticket, await service.team_by_slug(session, body.queue), user)
@@ -106,21 +108,21 @@ async def update(ticket_ref: str, body: TicketUpdate, session: DbSession, user: 
 
 
 @router.post("/{ticket_ref}/reply", response_model=MessageRead, status_code=201)
-async def reply(ticket_ref: str, body: ReplyCreate, session: DbSession, user: Agent, state: State) -> MessageRead:
+async def reply(ticket_ref: TicketRef, body: ReplyCreate, session: DbSession, user: Agent, state: State) -> MessageRead:
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     message = await service.reply(session, ticket, user, body.text, html=body.html, attachments=body.attachments,
-                                  attachment_root=state.settings.data_dir, status=body.status)
+                                  files=state.files, status=body.status)
     return MessageRead.model_validate(message)
 
 
 @router.post("/{ticket_ref}/notes", response_model=NoteRead, status_code=201)
-async def add_note(ticket_ref: str, body: NoteCreate, session: DbSession, user: Agent) -> NoteRead:
+async def add_note(ticket_ref: TicketRef, body: NoteCreate, session: DbSession, user: Agent) -> NoteRead:
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref))
     return NoteRead.model_validate(await service.add_note(session, ticket, user, body.text))
 
 
 @router.post("/{ticket_ref}/merge", response_model=TicketRead)
-async def merge(ticket_ref: str, body: MergeRequest, session: DbSession, user: Agent) -> TicketRead:
+async def merge(ticket_ref: TicketRef, body: MergeRequest, session: DbSession, user: Agent) -> TicketRead:
     target = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     source = await service.get(session, body.source_ticket_id, lock=True)
     return TicketRead.model_validate(await service.merge(session, source, target, user))

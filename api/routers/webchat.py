@@ -9,10 +9,11 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
 from api.deps import Agent, DbSession, State
+from api.openapi import NOT_FOUND
 from channels.webchat import repository
 from channels.webchat.adapter import WebchatChannel
 from core.errors import NotFoundError, ServiceUnavailableError
-from core.tickets.models import parse_ticket_number
+from core.tickets.models import parse_ticket_ref
 
 router = APIRouter(tags=["channel: webchat"])
 STATIC = Path(__file__).resolve().parents[2] / "channels" / "webchat" / "static"
@@ -54,11 +55,11 @@ class TypingUpdate(BaseModel):
     active: bool = True
 
 
-@router.post("/channels/webchat/typing", status_code=204)
+@router.post("/channels/webchat/typing", status_code=204, responses=NOT_FOUND)
 async def agent_typing(body: TypingUpdate, state: State, session: DbSession, user: Agent) -> None:
     """Show (or hide) "operator is typing" in the customer's widget."""
     adapter = _adapter(state)
-    ticket_id = int(body.ticket) if body.ticket.isdigit() else parse_ticket_number(body.ticket)
+    ticket_id = parse_ticket_ref(body.ticket)
     thread = await repository.thread_of_ticket(session, ticket_id) if ticket_id is not None else None
     if thread is None:
         raise NotFoundError(f"no web-chat ticket {body.ticket!r}")

@@ -18,7 +18,6 @@ from channels.email.compose import compose
 from channels.email.imap import MailboxWorker
 from channels.email.inbound import CHANNEL
 from channels.email.settings import EmailChannelSettings
-from core.attachments import store as attachment_store
 from core.errors import NotFoundError
 from core.outbox.schemas import OutboundEnvelope
 
@@ -107,7 +106,7 @@ class EmailChannel:
             if not key:
                 continue
             try:
-                path = attachment_store.open_path(self.ctx.data_dir, str(key))
+                path = self.ctx.files.open(str(key))
             except NotFoundError as exc:
                 raise PermanentSendError(f"attachment {key!r} is not in the attachment store") from exc
             name = Path(str(item.get("filename") or path.name)).name

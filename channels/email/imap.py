@@ -407,7 +407,7 @@ class MailboxWorker:
             raw_ref = f"imap:{self.mailbox.name}/{uidvalidity}/{mail.uid}"
             try:
                 prepared[mail.uid] = parse_to_inbound(
-                    mail.body or b"", self.settings, data_dir=self.ctx.data_dir, mailbox=self.mailbox.name,
+                    mail.body or b"", self.settings, files=self.ctx.files, mailbox=self.mailbox.name,
                     raw_ref=raw_ref, received_at=mail.internaldate or utcnow(),
                 )
             except UnparseableEmail as exc:

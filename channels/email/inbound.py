@@ -1,15 +1,14 @@
-"""A parsed email -> the InboundMessage core ingests; attachments written to the data folder."""
+"""A parsed email -> the InboundMessage core ingests; attachments written to the attachment store."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from channels.email.parser import AttachmentLimits, ParsedEmail, parse_email
 from channels.email.settings import EmailChannelSettings
-from core.attachments import store as attachment_store
+from core.attachments.store import AttachmentStore
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
 
 CHANNEL = "email"
@@ -21,9 +20,9 @@ def limits_of(settings: EmailChannelSettings) -> AttachmentLimits:
                             blocked_extensions=tuple(e.lower().lstrip(".") for e in settings.blocked_extensions))
 
 
-def store_attachment(data_dir: Path, filename: str, content_type: str, data: bytes) -> AttachmentInfo:
+def store_attachment(files: AttachmentStore, filename: str, content_type: str, data: bytes) -> AttachmentInfo:
     """Content-addressed, written atomically: a redelivered mail rewrites nothing and never half a file."""
-    return attachment_store.save(data_dir, filename, content_type, data, namespace=CHANNEL)
+    return files.save(filename, content_type, data, namespace=CHANNEL)
 
 
 def own_addresses(settings: EmailChannelSettings) -> frozenset[str]:
@@ -32,7 +31,7 @@ def own_addresses(settings: EmailChannelSettings) -> frozenset[str]:
     return frozenset(a.lower() for a in addresses if a)
 
 
-def build_inbound(parsed: ParsedEmail, *, data_dir: Path, mailbox: str, raw_ref: str,
+def build_inbound(parsed: ParsedEmail, *, files: AttachmentStore, mailbox: str, raw_ref: str,
                   received_at: datetime, extra: dict[str, Any] | None = None,
                   own: frozenset[str] = frozenset()) -> InboundMessage:
     """Store the accepted attachments and build the frozen InboundMessage."""
@@ -43,7 +42,7 @@ def build_inbound(parsed: ParsedEmail, *, data_dir: Path, mailbox: str, raw_ref:
             rejected.append({"filename": item.filename, "content_type": item.content_type, "size": len(item.data),
                              "reason": item.rejected})
             continue
-        attachments.append(store_attachment(data_dir, item.filename, item.content_type, item.data))
+        attachments.append(store_attachment(files, item.filename, item.content_type, item.data))
     info: dict[str, Any] = {"mailbox": mailbox, "message_id": parsed.message_id, "to": list(parsed.to),
                             "cc": list(parsed.cc), **(extra or {})}
     if parsed.synthetic_id:
@@ -75,9 +74,9 @@ def build_inbound(parsed: ParsedEmail, *, data_dir: Path, mailbox: str, raw_ref:
     )
 
 
-def parse_to_inbound(raw: bytes, settings: EmailChannelSettings, *, data_dir: Path, mailbox: str, raw_ref: str,
-                     received_at: datetime) -> InboundMessage:
+def parse_to_inbound(raw: bytes, settings: EmailChannelSettings, *, files: AttachmentStore, mailbox: str,
+                     raw_ref: str, received_at: datetime) -> InboundMessage:
     """Blocking (parsing, file writes): run it in a worker thread."""
     parsed = parse_email(raw, limits_of(settings))
-    return build_inbound(parsed, data_dir=data_dir, mailbox=mailbox, raw_ref=raw_ref, received_at=received_at,
+    return build_inbound(parsed, files=files, mailbox=mailbox, raw_ref=raw_ref, received_at=received_at,
                          own=own_addresses(settings))

@@ -45,7 +45,7 @@ from telegram.warnings import PTBUserWarning
 from channels.base import ChannelContext, ChannelHealth, PartialDelivery, PermanentSendError
 from channels.telegram import texts
 from channels.telegram.settings import TelegramChannelSettings
-from core.attachments import store as attachment_store
+from core.attachments.store import safe_filename
 from core.customers import service as customer_service
 from core.db.lease import Lease
 from core.db.outage import is_database_outage
@@ -499,7 +499,7 @@ class TelegramChannel:
                                                                           "callback_query_id": query.id}}
             if payload.startswith(CSAT_PREFIX):
                 score = payload[len(CSAT_PREFIX):].strip(" :_")
-                if score.isdigit() and 1 <= int(score) <= 5:
+                if score in {"1", "2", "3", "4", "5"}:  # not isdigit(): it takes "¹", which int() refuses
                     extra["csat"] = int(score)
             user = query.from_user
             inbound = InboundMessage(
@@ -529,8 +529,7 @@ class TelegramChannel:
         data = bytes(await tg_file.download_as_bytearray())
         if len(data) > limit:
             return AttachmentInfo(filename=filename, content_type=content_type, size=len(data))
-        return await asyncio.to_thread(attachment_store.save, self.ctx.data_dir, filename, content_type, data,
-                                       namespace=CHANNEL)
+        return await asyncio.to_thread(self.ctx.files.save, filename, content_type, data, namespace=CHANNEL)
 
     @staticmethod
     def _share_phone_keyboard(lang: str) -> ReplyKeyboardMarkup:
@@ -551,11 +550,11 @@ class TelegramChannel:
         key, url = attachment.get("storage_key"), attachment.get("url")
         if key:
             try:
-                path = await asyncio.to_thread(attachment_store.open_path, self.ctx.data_dir, str(key))
+                path = await asyncio.to_thread(self.ctx.files.open, str(key))
             except NotFoundError as exc:
                 raise PermanentSendError(f"attachment {key!r} is not in the attachment store") from exc
             data = await asyncio.to_thread(path.read_bytes)
-            name = attachment_store.safe_filename(str(attachment.get("filename") or path.name))
+            name = safe_filename(str(attachment.get("filename") or path.name))
             await self.bot.send_document(chat_id=chat_id, document=data, filename=name)
         elif isinstance(url, str) and url.startswith(("http://", "https://")):
             await self.bot.send_document(chat_id=chat_id, document=url,

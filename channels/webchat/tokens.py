@@ -33,7 +33,8 @@ def issue_session_token(secret: bytes, visitor_id: str, now: float | None = None
 
 def verify_session_token(secret: bytes, token: str, ttl_seconds: float, now: float | None = None) -> str | None:
     """The visitor id of a valid, unexpired token; None otherwise."""
-    parts = token.split(".")
+    # ASCII only: compare_digest raises on other strings, and isdigit() takes digits int() refuses ("¹").
+    parts = token.split(".") if token.isascii() else []
     if len(parts) != 3 or not parts[0].startswith("v_") or not parts[1].isdigit():
         return None
     visitor_id, issued, signature = parts
@@ -51,7 +52,13 @@ def identity_hash(site_secret: str, identifier: str) -> str:
 
 
 def verify_identity(site_secret: str, identifier: str, given_hash: str) -> bool:
-    return hmac.compare_digest(identity_hash(site_secret, identifier), given_hash.strip().lower())
+    # ASCII first: compare_digest raises TypeError on str with other characters.
+    given = given_hash.strip().lower()
+    try:
+        expected = identity_hash(site_secret, identifier)
+    except UnicodeEncodeError:  # a lone surrogate (JSON allows "\ud800"): no site signed that
+        return False
+    return given.isascii() and hmac.compare_digest(expected, given)
 
 
 def identified_visitor_id(identifier: str) -> str:

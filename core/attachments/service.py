@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from core.attachments import store
 from core.attachments.schemas import AttachmentRef
+from core.attachments.store import AttachmentStore
 from core.ingest.schemas import AttachmentInfo
 
 UPLOADS = "uploads"
-open_path = store.open_path
 
 
-def save_upload(root: Path, filename: str, content_type: str | None, data: bytes, *, max_bytes: int) -> AttachmentInfo:
+def save_upload(files: AttachmentStore, filename: str, content_type: str | None, data: bytes, *,
+                max_bytes: int) -> AttachmentInfo:
     """Store an agent's upload under `uploads/`, refusing executables, scripts and HTML/SVG with scripts.
 
     Args:
-        root: the store's root (settings.data_dir).
+        files: the attachment store.
         filename: as sent by the browser; reduced to a safe name.
         content_type: as sent by the browser; normalised.
         data: the bytes (the caller reads at most `max_bytes + 1`).
@@ -27,12 +27,12 @@ def save_upload(root: Path, filename: str, content_type: str | None, data: bytes
     Returns:
         The stored file's AttachmentInfo; AttachmentTooLargeError (413) or AttachmentRefusedError (415) otherwise.
     """
-    return store.save(root, filename, content_type, data, namespace=UPLOADS, max_bytes=max_bytes,
+    return files.save(filename, content_type, data, namespace=UPLOADS, max_bytes=max_bytes,
                       blocked_extensions=store.DANGEROUS_EXTENSIONS, blocked_types=store.DANGEROUS_TYPES,
                       refuse_active_markup=True)
 
 
-def resolve_for_reply(root: Path, refs: Sequence[AttachmentRef]) -> list[dict[str, Any]]:
+def resolve_for_reply(files: AttachmentStore, refs: Sequence[AttachmentRef]) -> list[dict[str, Any]]:
     """The outbound attachment list of a reply; NotFoundError (404) for a key not in the store.
 
     The size is the stored one (ValidationFailedError, 422, if the caller declared another) and the name is made
@@ -40,7 +40,7 @@ def resolve_for_reply(root: Path, refs: Sequence[AttachmentRef]) -> list[dict[st
     """
     items: list[dict[str, Any]] = []
     for ref in refs:
-        size = store.verify(root, ref.storage_key, ref.size)
+        size = files.verify(ref.storage_key, ref.size)
         items.append({"filename": store.safe_filename(ref.filename),
                       "content_type": store.normalise_content_type(ref.content_type),
                       "size": size, "storage_key": ref.storage_key})

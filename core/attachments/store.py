@@ -1,25 +1,32 @@
-"""One attachment store over a root directory (the app's data dir).
+"""The attachment store: a root directory of its own (`<data_dir>/attachments/`) and keys into it.
 
 Keys look like `<namespace>/<sha256[:2]>/<sha256[2:34]>/<safe file name>`: the same bytes under the same name
 always land on the same key, so a redelivered email or Telegram update rewrites nothing. Files are written to
 a temporary file in the target folder and moved into place with `os.replace`, so a reader never sees half a
-file. Every function here does blocking file I/O: call it through `asyncio.to_thread` from async code.
+file. Everything that touches files does blocking I/O: call it through `asyncio.to_thread` from async code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import logging
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
-from collections.abc import Collection
-from pathlib import Path, PurePosixPath
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from stat import S_ISREG
 
 from core.attachments.errors import AttachmentRefusedError, AttachmentTooLargeError
 from core.errors import NotFoundError, ValidationFailedError
 from core.ingest.schemas import AttachmentInfo
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 # Bytes, not characters: most file systems cap a name at 255 bytes, and Cyrillic takes two per letter.
@@ -42,12 +49,24 @@ _ACTIVE_MARKUP = re.compile(
     re.IGNORECASE,
 )
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
-_NAMESPACE = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*$")
+# The namespaces the store writes, one per writer: what customers send by email or Telegram, agents' uploads.
+NAMESPACES = frozenset({"email", "telegram", "uploads"})
 _RESERVED = re.compile(r'[<>:"|?*\\/]')
 
 
 def safe_filename(name: str) -> str:
-    """The last path component of `name`, without control characters or reserved ones, at most 150 bytes."""
+    """The last path component of `name`, without control characters or reserved ones, at most 150 bytes.
+
+    Its own result comes back unchanged (the store recognises its keys by that)."""
+    for _ in range(4):  # removing a character can leave a sequence that NFC composes: once more then
+        safe = _safe_filename_once(name)
+        if safe == name:
+            break
+        name = safe
+    return name
+
+
+def _safe_filename_once(name: str) -> str:
     name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")  # controls, bidi overrides, ...
     name = _RESERVED.sub("_", name).strip(" .")
@@ -104,75 +123,221 @@ def check(filename: str, content_type: str, data: bytes, *, max_bytes: int | Non
             raise AttachmentRefusedError("HTML or SVG with scripts is not accepted", reason="active_markup")
 
 
-def save(root: Path, filename: str, content_type: str | None, data: bytes, *, namespace: str,
-         max_bytes: int | None = None, blocked_extensions: Collection[str] = (),
-         blocked_types: Collection[str] = (), allowed_types: Collection[str] | None = None,
-         refuse_active_markup: bool = False) -> AttachmentInfo:
-    """Store `data` under `namespace` and return its metadata; the limits are those of `check`.
+@dataclass(frozen=True)
+class StoredFile:
+    """One file in the store, as `AttachmentStore.iter` lists it."""
 
-    Args:
-        root: the store's root folder (settings.data_dir), created if missing.
-        filename: the name as given by the sender; only a safe last component is kept.
-        content_type: as declared by the sender; normalised.
-        data: the bytes.
-        namespace: the first key component(s), e.g. `email`, `telegram`, `uploads` (lower-case, `[a-z0-9_-]`).
+    key: str
+    size: int
+    modified: float  # seconds since the epoch: written, or last stored again
 
-    Returns:
-        The AttachmentInfo with the storage key (relative to root, `/`-separated) and the size.
+
+class AttachmentStore:
+    """The files of every channel and every upload, by key, under a root that holds nothing else.
+
+    The root is a folder of its own (`<data_dir>/attachments/`), never the data directory: that one also holds
+    the SQLite database and the NLU models, and a key is only ever resolved inside the root. Keys have one form,
+    `<namespace>/<aa>/<hash>/<name>`, with a namespace this store writes; anything else is "not found" before
+    the file system is asked. The interface (save, open, read, verify, delete, iter) is what another backend
+    (PostgreSQL, S3) would implement.
+
+    Every method does blocking file I/O: call it through `asyncio.to_thread` from async code.
     """
-    if not _NAMESPACE.match(namespace):
-        raise ValueError(f"bad attachment namespace {namespace!r}")
-    name = safe_filename(filename)
-    ctype = normalise_content_type(content_type)
-    check(name, ctype, data, max_bytes=max_bytes, blocked_extensions=blocked_extensions, blocked_types=blocked_types,
-          allowed_types=allowed_types, refuse_active_markup=refuse_active_markup)
-    digest = hashlib.sha256(data).hexdigest()
-    key = f"{namespace}/{digest[:2]}/{digest[2:34]}/{name}"
-    path = Path(root) / key
-    if path.is_file():
-        # The same bytes again: the file counts as new for the sweep of unsent uploads (core/attachments/sweep.py).
-        with contextlib.suppress(OSError):
-            os.utime(path)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+
+    def __init__(self, root: Path, namespaces: Collection[str] = NAMESPACES) -> None:
+        self.root = Path(root)
+        self.namespaces = frozenset(namespaces)
+
+    def is_key(self, key: str) -> bool:
+        """Whether `key` has the form this store writes (says nothing about whether the file exists)."""
+        if not isinstance(key, str) or len(key) > 512:
+            return False
+        match = _KEY.match(key)
+        return (match is not None and match["namespace"] in self.namespaces
+                and safe_filename(match["name"]) == match["name"])
+
+    def save(self, filename: str, content_type: str | None, data: bytes, *, namespace: str,
+             max_bytes: int | None = None, blocked_extensions: Collection[str] = (),
+             blocked_types: Collection[str] = (), allowed_types: Collection[str] | None = None,
+             refuse_active_markup: bool = False) -> AttachmentInfo:
+        """Store `data` under `namespace` and return its metadata; the limits are those of `check`.
+
+        Args:
+            filename: the name as given by the sender; only a safe last component is kept.
+            content_type: as declared by the sender; normalised.
+            data: the bytes.
+            namespace: one of the store's namespaces (`email`, `telegram`, `uploads`).
+
+        Returns:
+            The AttachmentInfo with the storage key (`/`-separated) and the size.
+        """
+        if namespace not in self.namespaces:
+            raise ValueError(f"bad attachment namespace {namespace!r}: not one of {sorted(self.namespaces)}")
+        name = safe_filename(filename)
+        ctype = normalise_content_type(content_type)
+        check(name, ctype, data, max_bytes=max_bytes, blocked_extensions=blocked_extensions,
+              blocked_types=blocked_types, allowed_types=allowed_types, refuse_active_markup=refuse_active_markup)
+        digest = hashlib.sha256(data).hexdigest()
+        key = f"{namespace}/{digest[:2]}/{digest[2:34]}/{name}"
+        path = self.root / key
+        if path.is_file():
+            # The same bytes again: the file counts as new for the sweep of unsent uploads (core/attachments/sweep.py).
+            with contextlib.suppress(OSError):
+                os.utime(path)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, data)
+        return AttachmentInfo(filename=name, content_type=ctype, size=len(data), storage_key=key)
+
+    def open(self, key: str) -> Path:
+        """The file of `key`; NotFoundError for a missing file or anything that is not one of the store's keys."""
+        if not self.is_key(key):
+            raise NotFoundError("attachment not found", storage_key=str(key)[:512])
+        base = self.root.resolve()
+        path = (base / key).resolve()  # resolves symlinks too: a link out of the store is refused
+        if not path.is_relative_to(base) or not path.is_file():
+            raise NotFoundError("attachment not found", storage_key=key)
+        return path
+
+    def read(self, key: str) -> bytes:
+        """The bytes of `key`; NotFoundError as for `open`."""
+        return self.open(key).read_bytes()
+
+    def verify(self, key: str, size: int | None = None) -> int:
+        """The stored size of `key` (NotFoundError if absent); ValidationFailedError if `size` disagrees."""
+        actual = self.open(key).stat().st_size
+        if size is not None and size != actual:
+            raise ValidationFailedError(f"attachment {key!r} is {actual} bytes, not {size}", storage_key=key)
+        return actual
+
+    def delete(self, key: str) -> bool:
+        """Remove `key` (and its digest folders once empty); False if there was nothing to remove."""
+        if not self.is_key(key):
+            return False
+        path = self.root / key
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        _remove_empty((path.parent, path.parent.parent))
+        return True
+
+    def iter(self, namespace: str) -> Iterator[StoredFile]:
+        """Every file stored under `namespace` (temporary files and anything not shaped like a key are skipped)."""
+        base = self.root / namespace
+        if namespace not in self.namespaces or not base.is_dir():
+            return
+        for path in base.rglob("*"):
+            key = path.relative_to(self.root).as_posix()
+            if not self.is_key(key):
+                continue
+            try:
+                stat = path.lstat()
+            except FileNotFoundError:  # deleted meanwhile
+                continue
+            if S_ISREG(stat.st_mode):
+                yield StoredFile(key, stat.st_size, stat.st_mtime)
+
+    def adopt_legacy(self, old_root: Path) -> int:
+        """Move files of the old layout (`<old_root>/<namespace>/<aa>/<hash>/<name>`) into this store's root.
+
+        Safe to run at every start and by several processes at once: each file is moved with one rename (or
+        copied to a temporary file, renamed into place and only then removed from the old place), so a crash at
+        any point leaves every file in one place or both, and the next run finishes the job. Anything in the old
+        folders that is not shaped like a key (the Telegram offset files, temporary files) stays where it is.
+        Returns how many files were moved.
+        """
+        old_base = Path(old_root)
+        if not old_base.is_dir() or old_base.resolve() == self.root.resolve():
+            return 0
+        moved = 0
+        for namespace in sorted(self.namespaces):
+            top = old_base / namespace
+            if top.is_symlink() or not top.is_dir():
+                continue
+            for shard in _subdirs(top, _SHARD):
+                for digest in _subdirs(shard, _DIGEST):
+                    for path in sorted(digest.iterdir()):
+                        key = f"{namespace}/{shard.name}/{digest.name}/{path.name}"
+                        if path.is_symlink() or not path.is_file() or not self.is_key(key):
+                            continue
+                        if _move(path, self.root / key):
+                            moved += 1
+                    _remove_empty((digest,))
+                _remove_empty((shard,))
+            _remove_empty((top,))
+        return moved
+
+
+_KEY = re.compile(r"^(?P<namespace>[a-z0-9_-]+)/[0-9a-f]{2}/[0-9a-f]{32}/(?P<name>[^/]+)\Z")
+_SHARD = re.compile(r"^[0-9a-f]{2}\Z")
+_DIGEST = re.compile(r"^[0-9a-f]{32}\Z")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file next to `path` and rename it into place: a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _subdirs(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if pattern.match(p.name) and p.is_dir() and not p.is_symlink())
+    except FileNotFoundError:  # another process moved the last file and removed the folder
+        return []
+
+
+def _move(source: Path, target: Path) -> bool:
+    """Move one file into the store; False if another process got there first."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        # Content-addressed: the same key holds the same bytes (stored again, or moved by an earlier run that
+        # stopped before removing the original).
+        source.unlink(missing_ok=True)
+        return False
+    try:
+        os.rename(source, target)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
             raise
-    return AttachmentInfo(filename=name, content_type=ctype, size=len(data), storage_key=key)
+        # Another file system: copy, then remove the original only once the copy is in place.
+        try:
+            data = source.read_bytes()
+        except FileNotFoundError:
+            return False
+        _write_atomically(target, data)
+        with contextlib.suppress(OSError):
+            shutil.copystat(source, target)  # the modification time: the upload sweep goes by it
+        source.unlink(missing_ok=True)
+    return True
 
 
-def open_path(root: Path, storage_key: str) -> Path:
-    """The file of `storage_key`; NotFoundError for a missing file or a key that points outside `root`."""
-    if not _key_is_well_formed(storage_key):
-        raise NotFoundError("attachment not found", storage_key=storage_key[:512])
-    base = Path(root).resolve()
-    path = (base / storage_key).resolve()  # resolves symlinks too: a link out of the store is refused
-    if not path.is_relative_to(base) or path == base or not path.is_file():
-        raise NotFoundError("attachment not found", storage_key=storage_key[:512])
-    return path
+def _remove_empty(folders: Collection[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or gone
+            break
 
 
-def verify(root: Path, storage_key: str, size: int | None = None) -> int:
-    """The stored size of `storage_key` (NotFoundError if absent); ValidationFailedError if `size` disagrees."""
-    actual = open_path(root, storage_key).stat().st_size
-    if size is not None and size != actual:
-        raise ValidationFailedError(f"attachment {storage_key!r} is {actual} bytes, not {size}",
-                                    storage_key=storage_key)
-    return actual
-
-
-def _key_is_well_formed(key: str) -> bool:
-    if not key or len(key) > 512 or "\\" in key or any(unicodedata.category(ch) == "Cc" for ch in key):
-        return False
-    parts = PurePosixPath(key).parts
-    if PurePosixPath(key).is_absolute() or (parts and ":" in parts[0]):
-        return False
-    # No `..`, no empty components, no dot files (temporary `.part-` files are never served).
-    return all(part and not part.startswith(".") for part in key.split("/"))
+def open_store(root: Path, legacy_root: Path | None = None) -> AttachmentStore:
+    """The store at `root`; files left under `legacy_root` by the old layout (the data dir itself) are moved in
+    first, so they keep their keys and stay downloadable."""
+    files = AttachmentStore(root)
+    files.root.mkdir(parents=True, exist_ok=True)
+    if legacy_root is not None:
+        moved = files.adopt_legacy(legacy_root)
+        if moved:
+            log.warning("attachments moved into the attachment store's own folder",
+                        extra={"count": moved, "from": str(legacy_root), "to": str(files.root)})
+    return files

@@ -10,29 +10,22 @@ import asyncio
 import logging
 import time
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.attachments.service import UPLOADS
+from core.attachments.store import AttachmentStore
 from core.db.lease import exclusive
 from core.tickets.models import AuthorKind, Message
 
 log = logging.getLogger(__name__)
 
 
-def _old_uploads(root: Path, retention: timedelta) -> list[str]:
+def _old_uploads(files: AttachmentStore, retention: timedelta) -> list[str]:
     """Storage keys of the files under uploads/ last written (or uploaded again) before the retention."""
-    base = Path(root) / UPLOADS
-    if not base.is_dir():
-        return []
     cutoff = time.time() - retention.total_seconds()
-    keys = []
-    for path in base.rglob("*"):
-        if path.is_file() and not path.name.startswith(".") and path.stat().st_mtime < cutoff:
-            keys.append(path.relative_to(root).as_posix())
-    return keys
+    return [stored.key for stored in files.iter(UPLOADS) if stored.modified < cutoff]
 
 
 async def _referenced(session: AsyncSession) -> set[str]:
@@ -52,41 +45,28 @@ async def _referenced(session: AsyncSession) -> set[str]:
     return keys
 
 
-def _remove(root: Path, keys: list[str]) -> int:
-    removed = 0
-    for key in keys:
-        path = Path(root) / key
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        removed += 1
-        for parent in (path.parent, path.parent.parent):  # the digest folders, once empty
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-    return removed
+def _remove(files: AttachmentStore, keys: list[str]) -> int:
+    return sum(files.delete(key) for key in keys)
 
 
-async def sweep_unsent_uploads(sessionmaker: async_sessionmaker[AsyncSession], root: Path,
+async def sweep_unsent_uploads(sessionmaker: async_sessionmaker[AsyncSession], files: AttachmentStore,
                                retention: timedelta) -> int:
     """Delete the uploads older than `retention` that no message refers to; returns how many went."""
-    candidates = await asyncio.to_thread(_old_uploads, root, retention)
+    candidates = await asyncio.to_thread(_old_uploads, files, retention)
     if not candidates:
         return 0
     async with sessionmaker() as session:
         referenced = await _referenced(session)
     doomed = [key for key in candidates if key not in referenced]
-    removed = await asyncio.to_thread(_remove, root, doomed)
+    removed = await asyncio.to_thread(_remove, files, doomed)
     if removed:
         log.info("unsent uploads deleted",
                  extra={"count": removed, "retention_hours": retention.total_seconds() / 3600})
     return removed
 
 
-async def sweep_forever(sessionmaker: async_sessionmaker[AsyncSession], root: Path, retention: timedelta,
-                        interval: timedelta) -> None:
+async def sweep_forever(sessionmaker: async_sessionmaker[AsyncSession], files: AttachmentStore,
+                        retention: timedelta, interval: timedelta) -> None:
     """Sweep a minute after start, then every `interval` (one process at a time: a lease on PostgreSQL), until
     cancelled."""
     engine = sessionmaker.kw.get("bind")
@@ -96,11 +76,11 @@ async def sweep_forever(sessionmaker: async_sessionmaker[AsyncSession], root: Pa
         delay = interval.total_seconds()
         try:
             if engine is None:
-                await sweep_unsent_uploads(sessionmaker, root, retention)
+                await sweep_unsent_uploads(sessionmaker, files, retention)
                 continue
             async with exclusive(engine, "attachments:sweep-uploads") as lease:
                 if lease.held:
-                    await sweep_unsent_uploads(sessionmaker, root, retention)
+                    await sweep_unsent_uploads(sessionmaker, files, retention)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy import String, cast, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -93,3 +93,36 @@ async def search(session: AsyncSession, query: str | None, limit: int, offset: i
         like = f"%{query.lower()}%"
         stmt = stmt.where(or_(Customer.name.ilike(like), Customer.email.ilike(like), Customer.phone.ilike(like)))
     return (await session.scalars(stmt.limit(limit).offset(offset))).all()
+
+
+def _keys_in(items: object) -> set[str]:
+    if not isinstance(items, list):
+        return set()
+    return {str(a["storage_key"]) for a in items if isinstance(a, dict) and a.get("storage_key")}
+
+
+async def attachment_keys(session: AsyncSession, customer_id: int) -> set[str]:
+    """The storage keys the messages of a customer's tickets refer to (what they sent and what they were sent)."""
+    rows = await session.scalars(
+        select(Message.attachments).join(Ticket, Ticket.id == Message.ticket_id)
+        .where(Ticket.customer_id == customer_id, Message.attachments.is_not(None))
+    )
+    return {key for items in rows for key in _keys_in(items)}
+
+
+async def referenced_keys(session: AsyncSession, keys: Collection[str]) -> set[str]:
+    """Which of `keys` some message still refers to. A key's digest is ASCII, unlike its name (which the JSON may
+    hold escaped), so the database narrows by digest and the exact keys are compared here."""
+    wanted = set(keys)
+    found: set[str] = set()
+    ordered = sorted(wanted)
+    for start in range(0, len(ordered), 50):
+        digests = {key.split("/")[2] for key in ordered[start:start + 50] if key.count("/") >= 3}
+        if not digests:
+            continue
+        as_text = cast(Message.attachments, String)
+        rows = await session.scalars(
+            select(Message.attachments).where(or_(*(as_text.like(f"%{digest}%") for digest in digests)))
+        )
+        found |= {key for items in rows for key in _keys_in(items)} & wanted
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
@@ -118,9 +119,22 @@ async def export(session: AsyncSession, customer_id: int, actor: User | None) ->
     }
 
 
-async def erase(session: AsyncSession, customer_id: int, actor: User | None) -> Customer:
-    """Erase personal data: contact fields, identities' names and message texts; tickets stay for statistics."""
+@dataclass(frozen=True)
+class Erasure:
+    customer: Customer
+    files: list[str]  # storage keys no message refers to any more: delete them once the erasure is committed
+
+
+async def erase(session: AsyncSession, customer_id: int, actor: User | None) -> Erasure:
+    """Erase personal data: contact fields, identities' names, message texts and attachments; tickets stay for
+    statistics.
+
+    Returns:
+        The customer and the files to delete from the attachment store after the commit (a file another customer's
+        message also refers to - the same bytes under the same name - stays).
+    """
     customer = await get(session, customer_id)
+    keys = await repository.attachment_keys(session, customer.id)
     customer.name = None
     customer.email = None
     customer.phone = None
@@ -135,4 +149,5 @@ async def erase(session: AsyncSession, customer_id: int, actor: User | None) -> 
     )
     audit.record(session, actor, "customer.erase", "customer", customer.id)
     await session.flush()
-    return customer
+    still_used = await repository.referenced_keys(session, keys) if keys else set()
+    return Erasure(customer, sorted(keys - still_used))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, Strict
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -21,8 +22,20 @@ NAMING_CONVENTION = {
 
 
 MAX_ID = 2**31 - 1  # primary keys are 32-bit integers on PostgreSQL
-DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
-"""An id in an input schema: past the integer range it is a 422, not a database error."""
+DbId = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]
+"""An id in an input schema: past the integer range it is a 422, not a database error; `true` or "5" is no id."""
+_ASCII_ID = re.compile(r"[0-9]{1,10}")
+
+
+def parse_id(text: str) -> int | None:
+    """`"123"` -> 123 for ASCII digits within 1..MAX_ID; None for anything else.
+
+    Not `str.isdigit()`: it accepts superscripts and other digits `int()` refuses (`"¹"`), which was a 500.
+    """
+    if not _ASCII_ID.fullmatch(text):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
 
 
 def utcnow() -> datetime:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 from typing import Any
 
@@ -8,7 +9,7 @@ from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueCo
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.customers.models import ChannelIdentity, Customer
-from core.db.base import MAX_ID, Base, JSONType, utcnow
+from core.db.base import Base, JSONType, parse_id, utcnow
 from core.users.models import Team, User, str_enum
 
 
@@ -51,16 +52,22 @@ def format_ticket_number(ticket_id: int) -> str:
     return f"{TICKET_PREFIX}{ticket_id:06d}"
 
 
+_TICKET_NUMBER = re.compile(r"[Tt]-([0-9]{1,10})")
+
+
 def parse_ticket_number(number: str) -> int | None:
-    """`T-000123` (case-insensitive, any zero padding) -> 123; None when it is not a ticket number."""
-    text = number.strip().upper()
-    if not text.startswith(TICKET_PREFIX):
-        return None
-    digits = text[len(TICKET_PREFIX):]
-    if not digits.isdigit() or not 0 < len(digits) <= 10:
-        return None
-    ticket_id = int(digits)
-    return ticket_id if 0 < ticket_id <= MAX_ID else None
+    """`T-000123` (case-insensitive, any zero padding) -> 123; None when it is not a ticket number.
+
+    ASCII digits only: `str.isdigit()` also takes superscripts (`T-¹`), which `int()` refuses.
+    """
+    match = _TICKET_NUMBER.fullmatch(number.strip())
+    return parse_id(match[1]) if match else None
+
+
+def parse_ticket_ref(ref: str) -> int | None:
+    """A ticket id (`123`) or number (`T-000123`) -> the id; None for anything else (never an exception)."""
+    ref = ref.strip()
+    return parse_id(ref) if ref[:1].isascii() and ref[:1].isdigit() else parse_ticket_number(ref)
 
 
 class Ticket(Base):

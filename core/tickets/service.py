@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -14,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.attachments import service as attachment_service
 from core.attachments.schemas import AttachmentRef
+from core.attachments.store import AttachmentStore
 from core.audit import service as audit
-from core.db.base import MAX_ID, utcnow
+from core.db.base import utcnow
 from core.errors import ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
 from core.events import emit
 from core.outbox import service as outbox_service
@@ -28,7 +28,7 @@ from core.tickets.models import (
     Priority,
     Ticket,
     TicketStatus,
-    parse_ticket_number,
+    parse_ticket_ref,
 )
 from core.users.models import Role, Team, User
 
@@ -51,9 +51,8 @@ def ticket_event(ticket: Ticket, kind: str) -> dict[str, Any]:
 
 def ticket_id_from_ref(ref: str) -> int:
     """A numeric id or a ticket number (T-000123) -> the id; NotFoundError for anything else."""
-    ref = ref.strip()
-    ticket_id = int(ref) if ref.isdigit() and len(ref) <= 10 else parse_ticket_number(ref)
-    if ticket_id is None or not 0 < ticket_id <= MAX_ID:
+    ticket_id = parse_ticket_ref(ref)
+    if ticket_id is None:
         raise NotFoundError(f"ticket {ref[:40]!r} not found: use an id or a number like T-000123")
     return ticket_id
 
@@ -288,23 +287,23 @@ async def _ticket_attachment_keys(session: AsyncSession, ticket_id: int) -> set[
 
 async def reply(
     session: AsyncSession, ticket: Ticket, actor: User, text: str, *, html: str | None = None,
-    attachments: Sequence[AttachmentRef] = (), attachment_root: Path | None = None,
+    attachments: Sequence[AttachmentRef] = (), files: AttachmentStore | None = None,
     status: TicketStatus | None = None,
 ) -> Message:
     """An agent's answer to the customer, through the customer's own channel.
 
     Args:
         attachments: files already in the attachment store; each key is checked (404 if it is not there).
-        attachment_root: the store's root (settings.data_dir); required when there are attachments.
+        files: the attachment store; required when there are attachments.
     """
     _ensure_workable(ticket)
     if not text.strip():
         raise ConflictError("reply text is empty")
     stored: list[dict[str, Any]] = []
     if attachments:
-        if attachment_root is None:
-            raise ValueError("attachment_root is required to attach files")
-        stored = await asyncio.to_thread(attachment_service.resolve_for_reply, attachment_root, attachments)
+        if files is None:
+            raise ValueError("the attachment store is required to attach files")
+        stored = await asyncio.to_thread(attachment_service.resolve_for_reply, files, attachments)
         own = await _ticket_attachment_keys(session, ticket.id)
         for ref in attachments:
             # Agents attach what they uploaded or what this conversation already holds, never another

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from core.users.models import Role
 
@@ -40,7 +40,7 @@ class UserCreate(BaseModel):
     role: Role = Role.agent
     language: str = Field(default="en", pattern="^(en|ru)$")
     queue: str | None = None
-    capacity: int = Field(default=10, ge=0, le=1000)
+    capacity: StrictInt = Field(default=10, ge=0, le=1000)
 
 
 class TeamRead(BaseModel):

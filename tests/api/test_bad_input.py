@@ -173,3 +173,89 @@ async def test_ids_past_the_integer_range_are_clear_errors(app_client: httpx.Asy
                                ("POST", "/messages/99999999999/intent", {"intent": "greeting"})):
         r = await app_client.request(method, path, headers=h, json=body)
         assert r.status_code in (404, 422), (path, r.status_code)
+
+
+HUGE = str(2**63)
+HUGER = str(2**64 + 1)
+
+
+async def test_offsets_and_cursors_past_the_integer_range_are_422(app_client: httpx.AsyncClient,
+                                                                  admin: tuple[Any, dict[str, str]]) -> None:
+    """Issue 9, item 3: 2**63 in a paging parameter overflowed the database's integers (a 500)."""
+    r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("1", "hello"))
+    customer = (await app_client.get(f"/tickets/{r.json()['ticket_number']}",
+                                     headers=admin[1])).json()["customer"]["id"]
+    cases = [("/tickets", "offset"), ("/tickets", "assignee"), ("/tickets", "customer_id"), ("/outbox", "offset"),
+             ("/customers", "offset"), (f"/customers/{customer}/history", "offset"), ("/admin/audit", "offset"),
+             ("/admin/audit", "actor_user_id"), ("/admin/quarantine", "offset"),
+             ("/channels/rest/replies", "after")]
+    for path, name in cases:
+        for value in (HUGE, HUGER, str(2**31), "-1", "¹", "1e3", "0x10"):
+            headers = REST_HEADERS if path.startswith("/channels") else admin[1]
+            r = await app_client.get(path, headers=headers, params={name: value})
+            assert r.status_code == 422, (path, name, value, r.status_code, r.text)
+            assert r.json()["error"] == "validation_failed"
+    # The largest values in range are answered (empty pages), not refused.
+    assert (await app_client.get("/tickets", headers=admin[1], params={"offset": 2**31 - 1})).json()["items"] == []
+    r = await app_client.get("/channels/rest/replies", headers=REST_HEADERS, params={"after": 2**31 - 1})
+    assert r.status_code == 200 and r.json()["items"] == []
+
+
+async def test_superscript_digits_are_not_ticket_numbers(app_client: httpx.AsyncClient,
+                                                         agent: tuple[Any, dict[str, str]]) -> None:
+    """Issue 9, item 3: `"¹".isdigit()` is true and `int("¹")` raises: such references were a 500."""
+    h = agent[1]
+    for ref in ("%C2%B9", "T-%C2%B9%C2%B2", "%D9%A3", "T-%EF%BC%91", "1%C2%B9", "T-1%0A"):
+        assert (await app_client.get(f"/tickets/{ref}", headers=h)).status_code == 404, ref
+        r = await app_client.post(f"/tickets/{ref}/notes", headers=h, json={"text": "x"})
+        assert r.status_code == 404, ref
+    for q in ("T-¹", "T-¹²", "¹", "T-٣"):
+        r = await app_client.get("/tickets", headers=h, params={"q": q})
+        assert r.status_code == 200 and r.json()["items"] == [], q
+    r = await app_client.get("/tickets", headers=h, params={"assignee": "¹"})
+    assert r.status_code == 422
+
+
+async def test_strict_numbers_in_request_bodies(app_client: httpx.AsyncClient, agent: tuple[Any, dict[str, str]],
+                                                admin: tuple[Any, dict[str, str]]) -> None:
+    """Issue 9, item 8: `size: false` passed as the number 0 (booleans and numeric strings are not numbers)."""
+    h = agent[1]
+    number = (await app_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                                    json=rest_message("1", "hello"))).json()["ticket_number"]
+    ref = {"filename": "a.pdf", "content_type": "application/pdf", "storage_key": "uploads/00/x/a.pdf"}
+    for size in (False, True, "3", 3.0):
+        r = await app_client.post(f"/tickets/{number}/reply", headers=h,
+                                  json={"text": "x", "attachments": [{**ref, "size": size}]})
+        assert r.status_code == 422, (size, r.text)
+        r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message(
+            "2", "x", attachments=[{"filename": "a", "url": "https://cdn.example/a", "size": size}]))
+        assert r.status_code == 422, (size, r.text)
+    for body in ({"user_id": True}, {"user_id": "1"}):
+        assert (await app_client.post(f"/tickets/{number}/assign", headers=h, json=body)).status_code == 422
+    assert (await app_client.post(f"/tickets/{number}/merge", headers=h,
+                                  json={"source_ticket_id": False})).status_code == 422
+    me = (await app_client.get("/auth/me", headers=admin[1])).json()["id"]
+    r = await app_client.patch(f"/admin/users/{me}", headers=admin[1], json={"capacity": True})
+    assert r.status_code == 422
+    r = await app_client.post("/admin/users", headers=admin[1], json={
+        "email": "new@test.example", "name": "New", "password": "long enough password", "capacity": False})
+    assert r.status_code == 422
+
+
+async def test_null_for_a_required_user_field_leaves_it(app_client: httpx.AsyncClient,
+                                                        admin: tuple[Any, dict[str, str]],
+                                                        agent: tuple[Any, dict[str, str]]) -> None:
+    """Found by schemathesis: `"role": null` wrote NULL into a NOT NULL column (a 500). Null means unchanged."""
+    h = admin[1]
+    user = agent[0]
+    r = await app_client.patch(f"/admin/users/{user.id}", headers=h,
+                               json={"role": None, "name": None, "capacity": None, "is_active": None,
+                                     "language": "ru"})
+    assert r.status_code == 200, r.text
+    assert r.json()["role"] == "agent" and r.json()["name"] == user.name and r.json()["language"] == "ru"
+    # Admins cannot lock themselves out through the API either (the console already refused it).
+    me = (await app_client.get("/auth/me", headers=h)).json()["id"]
+    for body in ({"role": "agent"}, {"is_active": False}):
+        r = await app_client.patch(f"/admin/users/{me}", headers=h, json=body)
+        assert r.status_code == 422 and "yourself" in r.json()["message"]
+    assert (await app_client.get("/admin/users", headers=h)).status_code == 200

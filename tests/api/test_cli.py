@@ -57,6 +57,18 @@ def test_db_upgrade_users_and_demo(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
+def test_db_upgrade_moves_attachments_of_the_old_layout(tmp_path: Path) -> None:
+    """Files stored directly under the data dir (next to the database) move into <data_dir>/attachments/."""
+    key = "uploads/ab/0123456789abcdef0123456789abcdef/guide.pdf"
+    (tmp_path / key).parent.mkdir(parents=True)
+    (tmp_path / key).write_bytes(b"%PDF guide")
+    r = run(["db", "upgrade"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "attachments" / key).read_bytes() == b"%PDF guide"
+    assert not (tmp_path / "uploads").exists() and (tmp_path / "cli.sqlite3").exists()
+
+
+@pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
 def test_nlu_commands_use_the_database_intents(tmp_path: Path) -> None:
     assert run(["db", "upgrade"], tmp_path).returncode == 0
     data = tmp_path / "mine.yml"

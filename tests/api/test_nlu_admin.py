@@ -104,6 +104,8 @@ async def test_admin_adds_intent_trains_and_bot_answers(nlu_client: httpx.AsyncC
     assert r.status_code == 200
     assert not next(v for v in r.json() if v["version"] == job["version"])["active"]
     assert (await nlu_client.post("/admin/nlu/versions/nope/activate", headers=h)).status_code == 404
+    r = await nlu_client.post(f"/admin/nlu/versions/{'v' * 300}/activate", headers=h)  # file name too long: was 500
+    assert r.status_code == 404
 
 
 async def test_suggestions_from_agents(nlu_client: httpx.AsyncClient, admin: Auth, agent: Auth) -> None:

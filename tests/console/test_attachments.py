@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.settings import Settings
-from core.attachments import store
+from core.attachments.store import AttachmentStore
 from core.outbox.models import OutboxMessage
 from core.tickets.models import Direction, Message
 from tests.conftest import REST_HEADERS, make_settings, rest_message
@@ -33,7 +33,8 @@ async def open_ticket(client: httpx.AsyncClient, sessionmaker: async_sessionmake
         "m-1", "my router, see the photo", sender="c-7",
         attachments=[{"filename": XSS, "content_type": "image/png", "url": "https://cdn.example/x.png"}]))
     number = r.json()["ticket_number"]
-    stored = store.save(settings.data_dir, "роутер фото.png", "image/png", b"\x89PNG router", namespace="email")
+    stored = AttachmentStore(settings.attachments_root).save("роутер фото.png", "image/png", b"\x89PNG router",
+                                                             namespace="email")
     async with sessionmaker() as session, session.begin():
         message = (await session.scalars(select(Message).where(Message.external_message_id == "m-1"))).one()
         await session.execute(update(Message).where(Message.id == message.id).values(
@@ -110,7 +111,20 @@ async def test_refused_files_csrf_and_access(client: httpx.AsyncClient, people: 
     assert r.status_code == 303
     assert "limit" in (await client.get(ticket_url)).text
     assert await agent_replies() == 0
-    assert not (settings.data_dir / "uploads").exists()
+    assert not (settings.attachments_root / "uploads").exists()
 
     for key in ("..%2F..%2Fetc%2Fpasswd", "email/00/none/x.png", "%2Fetc%2Fpasswd"):
         assert (await client.get(f"/console/attachments/{key}")).status_code == 404
+
+
+async def test_the_database_and_the_models_cannot_be_downloaded(client: httpx.AsyncClient, people: People,
+                                                               settings: Settings) -> None:
+    """Issue 9, item 1, through the console's download route (the session cookie instead of a token)."""
+    from tests.api.test_attachments import LEAKS, plant_secrets
+
+    plant_secrets(Path(settings.data_dir))
+    await login(client, "agent@test.example")
+    for key in LEAKS:
+        r = await client.get(f"/console/attachments/{key}")
+        assert r.status_code == 404, (key, r.status_code)
+        assert b"SQLite format" not in r.content

@@ -158,7 +158,8 @@ async def test_canned_crud_and_safe_variables(client: httpx.AsyncClient, people:
     assert sent.text == f"Hello {evil}, about {number}."
 
 
-@pytest.mark.parametrize("url", ["/console/tickets/T-999999", "/console/tickets/nonsense"])
+@pytest.mark.parametrize("url", ["/console/tickets/T-999999", "/console/tickets/nonsense",
+                                 "/console/tickets/%C2%B9", "/console/tickets/T-%C2%B9%C2%B2"])
 async def test_unknown_ticket_is_a_friendly_404(client: httpx.AsyncClient, people: People, url: str) -> None:
     await login(client, "agent@test.example")
     r = await client.get(url)
@@ -187,3 +188,19 @@ async def test_admin_creates_user_queue_and_route(client: httpx.AsyncClient, peo
         "email": "bad", "name": "", "password": "x"})
     page = await client.get("/console/admin/users")
     assert "flash-error" in page.text
+
+
+async def test_hostile_form_values_are_clear_answers(client: httpx.AsyncClient, people: People) -> None:
+    """Issue 9: superscript digits (`"¹".isdigit()` is true, `int("¹")` raises) and non-ASCII CSRF tokens
+    (`hmac.compare_digest` raises on them) were 500s."""
+    r = await client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("x-1", "hello"))
+    ticket_url = f"/console/tickets/{r.json()['ticket_number']}"
+    await login(client, "super@test.example")
+    r = await client.post("/console/language", data={"language": "ru", "csrf_token": "подделка"})
+    assert r.status_code == 403
+    for action, data in ((f"{ticket_url}/assign", {"user_id": "¹"}),
+                         (f"{ticket_url}/reply", {"text": "", "canned_id": "²"}),
+                         ("/console/board/reassign", {"ticket_id": str(2**63), "user_id": "¹"})):
+        r = await post_form(client, ticket_url, action, data)
+        assert r.status_code in (303, 400, 404, 422), (action, r.status_code)
+    assert (await client.get("/console/admin/audit", params={"actor": "¹"})).status_code in (200, 403)

@@ -174,6 +174,12 @@ def test_versions_activate_rollback_and_hot_swap(model_dir: Path) -> None:
         engine.activate("no-such-version")
     with pytest.raises(ModelNotFoundError):
         engine.activate("../../etc")
+    # Issue 9: a name longer than the file system allows raised OSError (ENAMETOOLONG), a 500 through the API.
+    for bad in ("v" * 300, "я" * 200, "a\x00b", "a/b", " v1", "v1\n"):
+        with pytest.raises(ModelNotFoundError):
+            engine.activate(bad)
+        with pytest.raises(ModelNotFoundError):
+            engine.delete_version(bad)
     with pytest.raises(ValueError, match="active"):
         engine.delete_version(first)
     engine.delete_version(second)

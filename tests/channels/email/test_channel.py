@@ -20,6 +20,7 @@ from channels.config import ChannelsSettings, RestChannelSettings
 from channels.email.adapter import EmailChannel
 from channels.email.models import EmailCheckpoint
 from channels.email.settings import EmailChannelSettings
+from core.attachments.store import AttachmentStore
 from core.outbox.models import OutboxMessage
 from core.quarantine.models import QuarantinedPayload
 from core.tickets.models import Direction, Ticket
@@ -311,7 +312,7 @@ async def test_attachments_are_stored_with_the_message(
         message = (await session.scalars(select(DbMessage).where(DbMessage.direction == Direction.inbound))).one()
     assert [a["filename"] for a in message.attachments] == ["Договор _5.pdf", "роутер.png"]
     for item in message.attachments:
-        assert (tmp_path / "data" / item["storage_key"]).stat().st_size == item["size"]
+        assert (tmp_path / "data" / "attachments" / item["storage_key"]).stat().st_size == item["size"]
     assert {r["filename"] for r in message.extra["rejected_attachments"]} == {"invoice.exe", "fake.pdf"}
 
 
@@ -369,7 +370,7 @@ async def test_a_message_that_keeps_failing_is_quarantined_and_an_outage_is_wait
     real = IngestService(sessionmaker, keyword_engine, EventBus(), CoreSettings(), responses=responses)
     flaky = FlakyIngest(real, broken={"bug-1@example.org"}, outage={"outage-1@example.org"})
     ctx = ChannelContext(ingest=flaky, bus=EventBus(), sessionmaker=sessionmaker,  # type: ignore[arg-type]
-                         data_dir=tmp_path)
+                         data_dir=tmp_path, files=AttachmentStore(tmp_path / "attachments"))
     channel = EmailChannel(email_settings(dovecot, None, dovecot.mailbox_settings(user), ingest_attempts=3), ctx)
     await channel.start()
     try:
@@ -412,7 +413,7 @@ async def test_agent_reply_with_an_uploaded_file_and_a_forwarded_inbound_one_rea
     agent_mail = smtp_sink.parsed()[1]
     parts = [(p.get_filename(), p.get_content_type(), p.get_payload(decode=True)) for p in agent_mail.walk()
              if p.get_filename()]
-    stored = (tmp_path / "data" / customer_file["storage_key"]).read_bytes()
+    stored = (tmp_path / "data" / "attachments" / customer_file["storage_key"]).read_bytes()
     assert parts == [("Инструкция.pdf", "application/pdf", b"%PDF-1.4 manual"),
                      (customer_file["filename"], customer_file["content_type"], stored)]
     text = next(p for p in agent_mail.walk() if p.get_content_type() == "text/plain" and not p.get_filename())

@@ -23,6 +23,7 @@ from channels.email.parser import (
     ticket_number_in,
 )
 from channels.email.settings import EmailChannelSettings
+from core.attachments.store import AttachmentStore
 from tests.channels.email.conftest import fixture_bytes
 
 
@@ -268,10 +269,10 @@ def test_attachments_are_checked_and_named_safely() -> None:
     assert parsed.text == "Please find my contract and a photo of the router attached."
 
 
-def test_attachments_are_stored_under_the_data_dir(tmp_path: Path) -> None:
+def test_attachments_are_stored_in_the_attachment_store(tmp_path: Path) -> None:
     parsed = parse("attachments.eml")
-    inbound = build_inbound(parsed, data_dir=tmp_path, mailbox="support", raw_ref="imap:support/1/1",
-                            received_at=datetime.now(UTC))
+    inbound = build_inbound(parsed, files=AttachmentStore(tmp_path), mailbox="support",
+                            raw_ref="imap:support/1/1", received_at=datetime.now(UTC))
     assert [a.filename for a in inbound.attachments] == ["Договор _5.pdf", "роутер.png"]
     for info in inbound.attachments:
         assert info.storage_key is not None and info.storage_key.startswith("email/")
@@ -281,7 +282,8 @@ def test_attachments_are_stored_under_the_data_dir(tmp_path: Path) -> None:
     rejected = {r["filename"]: r["reason"] for r in inbound.extra["rejected_attachments"]}
     assert set(rejected) == {"invoice.exe", "fake.pdf"}
     # A redelivery writes the same content-addressed files again, harmlessly.
-    again = build_inbound(parsed, data_dir=tmp_path, mailbox="support", raw_ref="x", received_at=datetime.now(UTC))
+    again = build_inbound(parsed, files=AttachmentStore(tmp_path), mailbox="support", raw_ref="x",
+                          received_at=datetime.now(UTC))
     assert again.attachments == inbound.attachments
 
 
@@ -347,7 +349,8 @@ def test_every_fixture_parses_or_is_refused_cleanly(tmp_path: Path) -> None:
             parsed = parse_email(path.read_bytes())
         except UnparseableEmail:
             continue
-        inbound = build_inbound(parsed, data_dir=tmp_path, mailbox="m", raw_ref="r", received_at=datetime.now(UTC))
+        inbound = build_inbound(parsed, files=AttachmentStore(tmp_path), mailbox="m", raw_ref="r",
+                                received_at=datetime.now(UTC))
         assert inbound.channel == "email"
         assert inbound.thread_key is None
         assert inbound.sender.external_id == inbound.sender.external_id.lower()
@@ -373,7 +376,7 @@ def test_our_own_mail_coming_back_is_never_answered(tmp_path: Path) -> None:
     raw = (b"From: Support <Support@Support.Example>\r\nTo: customer@example.org\r\nSubject: Re: x [T-000001]\r\n"
            b"Message-ID: <sb.1.2.3@support.example>\r\n\r\nour answer\r\n")
     settings = EmailChannelSettings(from_address="support@support.example")
-    inbound = parse_to_inbound(raw, settings, data_dir=tmp_path, mailbox="m", raw_ref="r",
+    inbound = parse_to_inbound(raw, settings, files=AttachmentStore(tmp_path), mailbox="m", raw_ref="r",
                                received_at=datetime.now(UTC))
     assert inbound.auto_reply
     assert inbound.extra["auto_reply_reason"] == "sent from this channel's own address"

@@ -16,6 +16,7 @@ from channels.email.adapter import EmailChannel
 from channels.email.compose import compose, reply_subject
 from channels.email.inbound import store_attachment
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings, SmtpSettings
+from core.attachments.store import AttachmentStore
 from core.config import CoreSettings
 from core.events import EventBus
 from core.ingest.service import IngestService
@@ -100,7 +101,8 @@ def make_channel(sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
     }
     values.update(overrides)
     ctx = ChannelContext(ingest=IngestService(sessionmaker, keyword_engine, EventBus(), CoreSettings()),
-                         bus=EventBus(), sessionmaker=sessionmaker, data_dir=tmp_path)
+                         bus=EventBus(), sessionmaker=sessionmaker, data_dir=tmp_path,
+                         files=AttachmentStore(tmp_path / "attachments"))
     return EmailChannel(EmailChannelSettings.model_validate(values), ctx)
 
 
@@ -159,7 +161,8 @@ async def test_without_a_from_address_sending_fails_for_good(
 
 async def test_attachments_from_the_store_are_attached(
         sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, smtp_sink: SmtpSink) -> None:
-    info = store_attachment(tmp_path, "invoice.pdf", "application/pdf", b"%PDF-1.4 test")
+    files = AttachmentStore(tmp_path / "attachments")
+    info = store_attachment(files, "invoice.pdf", "application/pdf", b"%PDF-1.4 test")
     channel = make_channel(sessionmaker, tmp_path, smtp_sink.port)
     await channel.send(envelope(attachments=[info.model_dump()]))
     msg = smtp_sink.parsed()[0]

@@ -351,7 +351,7 @@ async def test_webhook_media_edits_start_contact_and_unsupported(
         assert messages[0].text == "my router lights"
         photo = messages[0].attachments[0]
         assert photo["content_type"] == "image/jpeg" and photo["size"] == 2048
-        assert (tmp_path / photo["storage_key"]).read_bytes() == bot_api.files["big-photo"]
+        assert (tmp_path / "attachments" / photo["storage_key"]).read_bytes() == bot_api.files["big-photo"]
         doc = messages[1].attachments[0]
         assert doc["filename"] == "contract_scan.pdf" and doc["size"] == 3000 and "storage_key" not in doc
         assert [p["file_id"] for p in bot_api.called("getFile")] == ["big-photo"]  # no download over the limit
@@ -470,3 +470,16 @@ async def test_a_file_failing_after_the_text_is_retried_without_sending_the_text
         delivered = [p["document"]["filename"] for p in bot_api.called("sendDocument")]
         assert delivered == ["a.pdf", "a.pdf", "a.pdf", "b.pdf"]  # two failures, then each file once
         assert row.provider_message_id is not None
+
+
+async def test_csat_buttons_take_ascii_scores_only(db_url: str, db_engine: Any, tmp_path: Path,
+                                                   sessionmaker: async_sessionmaker[AsyncSession],
+                                                   bot_api: FakeBotAPI) -> None:
+    """A callback "/csat ¹": `"¹".isdigit()` is true and `int("¹")` raises; the update was quarantined, not stored."""
+    async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (_adapter, client):
+        for update_id, data in ((1, "/csat ¹"), (2, "/csat 4")):
+            update = fixture("callback_query", update_id)
+            update["callback_query"].update(id=f"cbq-{update_id}", data=data)
+            assert (await webhook_post(client, update)).status_code == 200
+        scores = [m.extra.get("csat") for m in await inbound(sessionmaker)]
+        assert scores == [None, 4]

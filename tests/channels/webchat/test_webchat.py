@@ -222,3 +222,18 @@ async def test_unreadable_and_unstorable_frames_are_refused_with_a_reason(chat_s
     # A name that cannot be stored is refused at sign-in, with the reason.
     client, ready, _ = await Client.connect(chat_server.ws_url, name="\ud800")
     assert ready["type"] == "error" and ready["code"] == "bad_frame" and "surrogate" in ready["message"]
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: t[:-2] + "ая", lambda t: t.replace(".", ".¹", 1) if "." in t else "¹" + t[1:],
+    lambda t: "v_¹" + t[3:], lambda t: t + "\udc80",
+])
+def test_non_ascii_tokens_and_hashes_are_refused_not_errors(mangle: Any) -> None:
+    """hmac.compare_digest raises TypeError on str with non-ASCII characters, and isdigit() takes "¹"."""
+    token = tokens.issue_session_token(b"secret", "v_abc", now=1000.0)
+    assert tokens.verify_session_token(b"secret", token, ttl_seconds=60, now=1001.0) == "v_abc"
+    assert tokens.verify_session_token(b"secret", mangle(token), ttl_seconds=60, now=1001.0) is None
+    good = tokens.identity_hash(SITE_SECRET, "user-42")
+    assert tokens.verify_identity(SITE_SECRET, "user-42", good)
+    assert not tokens.verify_identity(SITE_SECRET, "user-42", mangle(good))
+    assert not tokens.verify_identity(SITE_SECRET, mangle("user-42"), good)

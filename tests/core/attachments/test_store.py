@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import time
 from pathlib import Path
+from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from core.attachments import store
 from core.attachments.errors import AttachmentRefusedError, AttachmentTooLargeError
+from core.attachments.store import AttachmentStore
 from core.errors import NotFoundError, ValidationFailedError
+
+DIGEST = "0123456789abcdef0123456789abcdef"
 
 
 def test_save_is_content_addressed_and_deduplicated(tmp_path: Path) -> None:
-    first = store.save(tmp_path, "invoice.pdf", "application/pdf", b"%PDF-1.4 a", namespace="uploads")
+    first = AttachmentStore(tmp_path).save("invoice.pdf", "application/pdf", b"%PDF-1.4 a", namespace="uploads")
     assert first.storage_key is not None and first.storage_key.startswith("uploads/")
     assert first.filename == "invoice.pdf" and first.size == 10 and first.content_type == "application/pdf"
-    path = store.open_path(tmp_path, first.storage_key)
+    path = AttachmentStore(tmp_path).open(first.storage_key)
     assert path.read_bytes() == b"%PDF-1.4 a"
     inode = path.stat().st_ino
-    again = store.save(tmp_path, "invoice.pdf", "application/pdf", b"%PDF-1.4 a", namespace="uploads")
+    again = AttachmentStore(tmp_path).save("invoice.pdf", "application/pdf", b"%PDF-1.4 a", namespace="uploads")
     assert again == first and path.stat().st_ino == inode  # not rewritten (only touched: see the upload sweep)
-    other = store.save(tmp_path, "invoice.pdf", "application/pdf", b"%PDF-1.4 b", namespace="uploads")
+    other = AttachmentStore(tmp_path).save("invoice.pdf", "application/pdf", b"%PDF-1.4 b", namespace="uploads")
     assert other.storage_key != first.storage_key
     # No temporary files are left behind.
     assert not [p for p in tmp_path.rglob(".part-*")]
@@ -50,9 +58,9 @@ def test_long_names_are_capped_in_bytes_keeping_the_extension() -> None:
 
 
 def test_content_type_is_normalised(tmp_path: Path) -> None:
-    assert store.save(tmp_path, "a.txt", "Text/Plain; charset=utf-8", b"x", namespace="uploads").content_type \
-        == "text/plain"
-    assert store.save(tmp_path, "b.txt", "<script>", b"x", namespace="uploads").content_type \
+    files = AttachmentStore(tmp_path)
+    assert files.save("a.txt", "Text/Plain; charset=utf-8", b"x", namespace="uploads").content_type == "text/plain"
+    assert AttachmentStore(tmp_path).save("b.txt", "<script>", b"x", namespace="uploads").content_type \
         == "application/octet-stream"
 
 
@@ -67,45 +75,48 @@ def test_open_path_refuses_keys_outside_the_store(tmp_path: Path, key: str) -> N
     (root / "uploads").mkdir()
     (root / "uploads" / ".part-abc").write_text("half")
     with pytest.raises(NotFoundError):
-        store.open_path(root, key)
+        AttachmentStore(root).open(key)
 
 
 def test_open_path_refuses_symlinks_out_of_the_store_and_missing_files(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    (root / "uploads").mkdir(parents=True)
+    folder = root / "uploads" / "ab" / DIGEST
+    folder.mkdir(parents=True)
     (tmp_path / "secret").write_text("no")
-    (root / "uploads" / "link").symlink_to(tmp_path / "secret")
+    (folder / "link.txt").symlink_to(tmp_path / "secret")
+    (folder / "dir.txt").mkdir()
     with pytest.raises(NotFoundError):
-        store.open_path(root, "uploads/link")
+        AttachmentStore(root).open(f"uploads/ab/{DIGEST}/link.txt")
     with pytest.raises(NotFoundError):
-        store.open_path(root, "uploads/missing.pdf")
+        AttachmentStore(root).open(f"uploads/ab/{DIGEST}/missing.pdf")
     with pytest.raises(NotFoundError):
-        store.open_path(root, "uploads")  # a folder is not a file
+        AttachmentStore(root).open(f"uploads/ab/{DIGEST}/dir.txt")  # a folder is not a file
 
 
 def test_verify_checks_the_declared_size(tmp_path: Path) -> None:
-    info = store.save(tmp_path, "a.txt", "text/plain", b"abc", namespace="uploads")
+    info = AttachmentStore(tmp_path).save("a.txt", "text/plain", b"abc", namespace="uploads")
     assert info.storage_key is not None
-    assert store.verify(tmp_path, info.storage_key) == 3
-    assert store.verify(tmp_path, info.storage_key, 3) == 3
+    assert AttachmentStore(tmp_path).verify(info.storage_key) == 3
+    assert AttachmentStore(tmp_path).verify(info.storage_key, 3) == 3
     with pytest.raises(ValidationFailedError):
-        store.verify(tmp_path, info.storage_key, 4)
+        AttachmentStore(tmp_path).verify(info.storage_key, 4)
 
 
 def test_limits(tmp_path: Path) -> None:
+    files = AttachmentStore(tmp_path)
     with pytest.raises(AttachmentTooLargeError):
-        store.save(tmp_path, "a.bin", None, b"x" * 11, namespace="uploads", max_bytes=10)
+        AttachmentStore(tmp_path).save("a.bin", None, b"x" * 11, namespace="uploads", max_bytes=10)
     for name in ("setup.exe", "invoice.pdf.exe", "run.PS1", "x.js", "y.bat", "z.cmd", "s.scr", "v.vbs", "i.msi"):
         with pytest.raises(AttachmentRefusedError) as caught:
-            store.save(tmp_path, name, None, b"MZ", namespace="uploads",
+            AttachmentStore(tmp_path).save(name, None, b"MZ", namespace="uploads",
                        blocked_extensions=store.DANGEROUS_EXTENSIONS)
         assert caught.value.details["reason"] == "blocked_extension"
     with pytest.raises(AttachmentRefusedError):
-        store.save(tmp_path, "x.bin", "application/x-msdownload", b"MZ", namespace="uploads",
+        AttachmentStore(tmp_path).save("x.bin", "application/x-msdownload", b"MZ", namespace="uploads",
                    blocked_types=store.DANGEROUS_TYPES)
     with pytest.raises(AttachmentRefusedError):
-        store.save(tmp_path, "a.zip", "application/zip", b"PK", namespace="uploads", allowed_types=("image/*",))
-    assert store.save(tmp_path, "a.png", "image/png", b"png", namespace="uploads", allowed_types=("image/*",)).size
+        files.save("a.zip", "application/zip", b"PK", namespace="uploads", allowed_types=("image/*",))
+    assert files.save("a.png", "image/png", b"png", namespace="uploads", allowed_types=("image/*",)).size
     assert not list((tmp_path / "uploads").rglob("*.exe"))
 
 
@@ -120,12 +131,12 @@ def test_active_markup_is_refused(tmp_path: Path, body: bytes) -> None:
         if name == "note.txt" and not body.lstrip().lower().startswith((b"<!doctype html", b"<html", b"<svg")):
             continue  # plain text that merely mentions a tag is not markup
         with pytest.raises(AttachmentRefusedError) as caught:
-            store.save(tmp_path, name, ctype, body, namespace="uploads", refuse_active_markup=True)
+            AttachmentStore(tmp_path).save(name, ctype, body, namespace="uploads", refuse_active_markup=True)
         assert caught.value.details["reason"] == "active_markup"
 
 
 def test_plain_html_is_accepted(tmp_path: Path) -> None:
-    info = store.save(tmp_path, "menu.html", "text/html", b"<html><body><p>Menu</p></body></html>",
+    info = AttachmentStore(tmp_path).save("menu.html", "text/html", b"<html><body><p>Menu</p></body></html>",
                       namespace="uploads", refuse_active_markup=True)
     assert info.storage_key is not None and info.storage_key.endswith("/menu.html")
 
@@ -138,11 +149,133 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        store.save(tmp_path, "a.txt", "text/plain", b"data", namespace="uploads")
+        AttachmentStore(tmp_path).save("a.txt", "text/plain", b"data", namespace="uploads")
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
 def test_namespace_is_checked(tmp_path: Path) -> None:
-    for namespace in ("../x", "Uploads", "", "a//b", "/abs"):
+    for namespace in ("../x", "Uploads", "", "a//b", "/abs", "models", "uploads/x"):
         with pytest.raises(ValueError, match="namespace"):
-            store.save(tmp_path, "a.txt", None, b"x", namespace=namespace)
+            AttachmentStore(tmp_path).save("a.txt", None, b"x", namespace=namespace)
+
+
+# --- a root of its own, keys of one form ------------------------------------------------------------------------
+
+
+def test_only_keys_the_store_writes_are_opened(tmp_path: Path) -> None:
+    """The root holds nothing but stored files, and even a file placed there is served only by a key of the form
+    `<namespace>/<aa>/<hash>/<name>` with a namespace the store writes."""
+    files = AttachmentStore(tmp_path / "attachments")
+    info = files.save("a.txt", "text/plain", b"abc", namespace="email")
+    assert info.storage_key is not None and files.read(info.storage_key) == b"abc"
+    (files.root / "switchboard.sqlite3").write_bytes(b"SQLite format 3\x00")
+    (files.root / "models" / "ab" / DIGEST).mkdir(parents=True)
+    (files.root / "models" / "ab" / DIGEST / "model.joblib").write_bytes(b"model")
+    for key in ("switchboard.sqlite3", f"models/ab/{DIGEST}/model.joblib", "email", "email/ab",
+                f"email/AB/{DIGEST}/a.txt", f"email/ab/{DIGEST[:-1]}/a.txt", f"email/ab/{DIGEST}/.a.txt",
+                f"email/ab/{DIGEST}/a.txt/", f"email/ab/{DIGEST}/a .txt ", f"email/ab/{DIGEST}/x/a.txt"):
+        assert not files.is_key(key), key
+        with pytest.raises(NotFoundError):
+            files.open(key)
+
+
+def test_iter_and_delete(tmp_path: Path) -> None:
+    files = AttachmentStore(tmp_path)
+    one = files.save("one.pdf", None, b"1", namespace="uploads")
+    two = files.save("two.pdf", None, b"2", namespace="uploads")
+    theirs = files.save("photo.jpg", None, b"3", namespace="telegram")
+    assert {f.key for f in files.iter("uploads")} == {one.storage_key, two.storage_key}
+    assert [f.size for f in files.iter("telegram")] == [1]
+    assert list(files.iter("models")) == []
+    assert one.storage_key is not None and theirs.storage_key is not None
+    assert files.delete(one.storage_key) is True
+    assert files.delete(one.storage_key) is False
+    assert not (tmp_path / one.storage_key).parent.exists()  # the digest folders went with it
+    assert files.delete("../x") is False
+    assert files.read(theirs.storage_key) == b"3"
+
+
+@hypothesis.given(st.text(max_size=300))
+def test_safe_names_are_their_own_safe_name(name: str) -> None:
+    """The store recognises its keys by their names being safe: whatever it was given, the name it keeps is."""
+    safe = store.safe_filename(name)
+    assert store.safe_filename(safe) == safe
+    assert 0 < len(safe.encode()) <= store.MAX_NAME_BYTES and "/" not in safe and not safe.startswith(".")
+
+
+def legacy_files(data_dir: Path) -> dict[str, bytes]:
+    """Files as the old layout left them: the namespaces straight under the data dir, next to the database."""
+    old = AttachmentStore(data_dir)
+    stored = {}
+    for namespace, name, data in (("email", "договор.pdf", b"%PDF contract"), ("telegram", "photo.jpg", b"\xff\xd8"),
+                                  ("uploads", "guide.pdf", b"%PDF guide"), ("uploads", "price.pdf", b"%PDF price")):
+        info = old.save(name, None, data, namespace=namespace)
+        assert info.storage_key is not None
+        stored[info.storage_key] = data
+    (data_dir / "switchboard.sqlite3").write_bytes(b"SQLite format 3\x00")
+    (data_dir / "telegram" / "offset-42.json").write_text('{"offset": 7}')
+    return stored
+
+
+def test_old_layout_is_moved_in_once(tmp_path: Path) -> None:
+    stored = legacy_files(tmp_path)
+    then = time.time() - 8 * 86400
+    for key in stored:
+        os.utime(tmp_path / key, (then, then))
+    (tmp_path / "uploads" / ".part-half").write_bytes(b"half")  # a write cut short: not a stored file
+    files = store.open_store(tmp_path / "attachments", tmp_path)
+    for key, data in stored.items():
+        assert files.read(key) == data
+        assert not (tmp_path / key).exists()
+        assert (files.root / key).stat().st_mtime == pytest.approx(then)  # the upload sweep goes by it
+    assert not (tmp_path / "email").exists()
+    assert [p.name for p in (tmp_path / "uploads").iterdir()] == [".part-half"]
+    # What is not a stored file stays where it was: the Telegram offset, the database, a half-written file.
+    assert (tmp_path / "telegram" / "offset-42.json").read_text() == '{"offset": 7}'
+    assert (tmp_path / "switchboard.sqlite3").exists() and (tmp_path / "uploads" / ".part-half").exists()
+    assert files.adopt_legacy(tmp_path) == 0  # the second run has nothing to do
+
+
+def test_a_move_cut_short_loses_nothing_and_the_next_run_finishes(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    stored = legacy_files(tmp_path)
+    files = AttachmentStore(tmp_path / "attachments")
+    real_rename = os.rename
+    calls = 0
+
+    def crash_on_the_third(src: Any, dst: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise OSError(errno.EIO, "the disk went away")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", crash_on_the_third)
+    with pytest.raises(OSError, match="went away"):
+        files.adopt_legacy(tmp_path)
+    monkeypatch.setattr(os, "rename", real_rename)
+    for key, data in stored.items():
+        places = [p for p in (tmp_path / key, files.root / key) if p.exists()]
+        assert len(places) == 1 and places[0].read_bytes() == data
+    # A copy that made it while its original stayed (a crash between the two): the next run keeps one.
+    first = next(k for k in stored if (files.root / k).exists())
+    (tmp_path / first).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / first).write_bytes(stored[first])
+    files.adopt_legacy(tmp_path)
+    for key, data in stored.items():
+        assert files.read(key) == data and not (tmp_path / key).exists()
+
+
+def test_old_layout_on_another_file_system_is_copied_then_removed(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    stored = legacy_files(tmp_path)
+
+    def cross_device(_src: Any, _dst: Any) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "rename", cross_device)
+    files = AttachmentStore(tmp_path / "attachments")
+    assert files.adopt_legacy(tmp_path) == len(stored)
+    for key, data in stored.items():
+        assert files.read(key) == data and not (tmp_path / key).exists()
+    assert not list(files.root.rglob(".part-*"))

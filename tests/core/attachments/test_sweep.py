@@ -10,8 +10,8 @@ from pathlib import Path
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.attachments import store
 from core.attachments.service import save_upload
+from core.attachments.store import AttachmentStore
 from core.attachments.sweep import sweep_unsent_uploads
 from core.db.base import utcnow
 from core.ingest.schemas import InboundMessage, SenderInfo
@@ -28,16 +28,17 @@ def age(root: Path, key: str, days: float) -> None:
 
 async def test_only_old_unreferenced_uploads_go(sessionmaker: async_sessionmaker[AsyncSession],
                                                 tmp_path: Path) -> None:
-    sent = save_upload(tmp_path, "invoice.pdf", "application/pdf", b"%PDF-1.4 sent", max_bytes=10_000)
-    abandoned = save_upload(tmp_path, "draft.pdf", "application/pdf", b"%PDF-1.4 draft", max_bytes=10_000)
-    fresh = save_upload(tmp_path, "new.pdf", "application/pdf", b"%PDF-1.4 new", max_bytes=10_000)
-    again = save_upload(tmp_path, "again.pdf", "application/pdf", b"%PDF-1.4 again", max_bytes=10_000)
-    customers = store.save(tmp_path, "photo.jpg", "image/jpeg", b"\xff\xd8 photo", namespace="telegram")
+    files = AttachmentStore(tmp_path)
+    sent = save_upload(files, "invoice.pdf", "application/pdf", b"%PDF-1.4 sent", max_bytes=10_000)
+    abandoned = save_upload(files, "draft.pdf", "application/pdf", b"%PDF-1.4 draft", max_bytes=10_000)
+    fresh = save_upload(files, "new.pdf", "application/pdf", b"%PDF-1.4 new", max_bytes=10_000)
+    again = save_upload(files, "again.pdf", "application/pdf", b"%PDF-1.4 again", max_bytes=10_000)
+    customers = files.save("photo.jpg", "image/jpeg", b"\xff\xd8 photo", namespace="telegram")
     for info in (sent, abandoned, again, customers):
         assert info.storage_key is not None
         age(tmp_path, info.storage_key, days=8)
     # The same bytes uploaded again today: a new upload as far as the sweep is concerned.
-    assert save_upload(tmp_path, "again.pdf", "application/pdf", b"%PDF-1.4 again",
+    assert save_upload(files, "again.pdf", "application/pdf", b"%PDF-1.4 again",
                        max_bytes=10_000).storage_key == again.storage_key
 
     result = await svc(sessionmaker).ingest(InboundMessage(
@@ -47,17 +48,18 @@ async def test_only_old_unreferenced_uploads_go(sessionmaker: async_sessionmaker
             ticket_id=result.ticket_id, direction=Direction.outbound, author_kind=AuthorKind.agent, channel="rest",
             text="Your invoice", attachments=[sent.model_dump(exclude_none=True)], created_at=utcnow()))
 
-    assert await sweep_unsent_uploads(sessionmaker, tmp_path, WEEK) == 1
+    assert await sweep_unsent_uploads(sessionmaker, files, WEEK) == 1
     assert not (tmp_path / str(abandoned.storage_key)).exists()
     assert not (tmp_path / str(abandoned.storage_key)).parent.exists()  # its digest folder went with it
     for kept in (sent, fresh, again, customers):
         assert (tmp_path / str(kept.storage_key)).is_file()
-    assert await sweep_unsent_uploads(sessionmaker, tmp_path, WEEK) == 0  # nothing left to do
+    assert await sweep_unsent_uploads(sessionmaker, files, WEEK) == 0  # nothing left to do
 
 
 async def test_nothing_uploaded_is_nothing_to_do(sessionmaker: async_sessionmaker[AsyncSession],
                                                  tmp_path: Path) -> None:
-    assert await sweep_unsent_uploads(sessionmaker, tmp_path, WEEK) == 0
+    files = AttachmentStore(tmp_path)
+    assert await sweep_unsent_uploads(sessionmaker, files, WEEK) == 0
 
 
 async def test_the_app_task_sweeps_periodically(sessionmaker: async_sessionmaker[AsyncSession],
@@ -67,10 +69,12 @@ async def test_the_app_task_sweeps_periodically(sessionmaker: async_sessionmaker
 
     from core.attachments.sweep import sweep_forever
 
-    abandoned = save_upload(tmp_path, "draft.pdf", "application/pdf", b"%PDF-1.4 draft", max_bytes=10_000)
+    files = AttachmentStore(tmp_path)
+
+    abandoned = save_upload(files, "draft.pdf", "application/pdf", b"%PDF-1.4 draft", max_bytes=10_000)
     assert abandoned.storage_key is not None
     age(tmp_path, abandoned.storage_key, days=8)
-    task = asyncio.create_task(sweep_forever(sessionmaker, tmp_path, WEEK, timedelta(seconds=0.05)))
+    task = asyncio.create_task(sweep_forever(sessionmaker, files, WEEK, timedelta(seconds=0.05)))
     try:
         for _ in range(200):
             if not (tmp_path / abandoned.storage_key).exists():
