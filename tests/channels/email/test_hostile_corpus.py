@@ -1,0 +1,134 @@
+"""The hostile corpus through the real IMAP path (Dovecot -> the channel -> ingest -> SMTP replies), and through
+the parser alone: every mail stored with sane text or quarantined with a reason, the poller never stops, the
+mail after the corpus arrives, the checkpoint passes them all, and no reply carries an injected header."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from channels.email.parser import MAX_TEXT_CHARS, ParsedEmail, UnparseableEmail, parse_email
+from core.quarantine.models import QuarantinedPayload
+from core.tickets.models import Direction
+from core.tickets.models import Message as DbMessage
+from tests.channels.email.conftest import Dovecot, SmtpSink, email_settings, wait_for
+from tests.channels.email.hostile_corpus import BUILDERS, SENDER, corpus, normal_mail
+from tests.channels.email.test_channel import _checkpoint_is, channel_of, running_app
+
+# What each mail of the corpus must become: stored, or quarantined with a reason containing these words.
+QUARANTINED = {
+    "parts-10000": "more than 500 MIME parts",
+    "nested-multipart-1000": "nested MIME containers",
+    "nested-multipart-5000": "nested MIME containers",
+    "nested-rfc822-1000": "nested MIME containers",
+    "digest-of-nested-digests": "nested MIME containers",
+    "content-type-params-800k": "Content-Type header over",
+    "filename-rfc2231-20000-pieces": "Content-Disposition header over",
+    "no-sender": "no sender address",
+    "only-garbage": "no headers",
+}
+INJECTED = re.compile(rb"^(bcc|x-injected)\s*:", re.IGNORECASE | re.MULTILINE)
+
+
+def assert_sane(parsed: ParsedEmail) -> None:
+    texts = [
+        parsed.text,
+        parsed.subject,
+        parsed.sender_email,
+        parsed.message_id,
+        parsed.html or "",
+        parsed.sender_name or "",
+        *parsed.references,
+        *parsed.to,
+        *parsed.cc,
+    ]
+    for text in texts:
+        assert "\x00" not in text
+        text.encode("utf-8")  # no lone surrogate
+    assert len(parsed.text) <= MAX_TEXT_CHARS
+    assert "\r" not in parsed.subject and "\n" not in parsed.subject
+    for item in parsed.attachments:
+        name = item.filename
+        assert name and "/" not in name and "\\" not in name and not name.startswith(".") and len(name) <= 120
+        assert not re.match(r"^(con|prn|aux|nul|com\d|lpt\d)(\.|$)", name, re.IGNORECASE)
+        assert all(ord(c) >= 32 and not 0x202A <= ord(c) <= 0x202E and c != "\x7f" for c in name)
+
+
+def test_the_corpus_is_big_enough() -> None:
+    assert len(BUILDERS) >= 50
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_each_hostile_mail_parses_or_is_refused_with_its_reason(name: str) -> None:
+    """Before the bounds: RecursionError (deep nesting), UnicodeError (charset=undefined), AttributeError (an
+    8-bit Content-Disposition), NUL and lone surrogates in the text, minutes of work on unclosed HTML tags."""
+    raw = BUILDERS[name](name)
+    if name in QUARANTINED:
+        with pytest.raises(UnparseableEmail, match=QUARANTINED[name]):
+            parse_email(raw)
+        return
+    assert_sane(parse_email(raw))
+
+
+@pytest.mark.timeout(300)
+async def test_the_hostile_corpus_through_imap(
+    db_url: str,
+    db_engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+    dovecot: Dovecot,
+    smtp_sink: SmtpSink,
+) -> None:
+    user = dovecot.add_user()
+    mails = corpus()
+    settings = email_settings(dovecot, smtp_sink, dovecot.mailbox_settings(user), fetch_batch=20)
+    async with running_app(db_url, tmp_path, settings) as app:
+        await dovecot.append(user, *(raw for _name, raw in mails), normal_mail())
+        total = len(mails) + 1
+        await wait_for(
+            lambda: _checkpoint_is(sessionmaker, user, total),
+            timeout=240,
+            what="the checkpoint past every hostile mail and the normal one",
+        )
+        worker = channel_of(app).workers[user]
+        assert channel_of(app).health.state == "connected"
+        assert worker.health.details.get("reconnect_attempt", 0) == 0  # the poller never failed
+        async with sessionmaker() as session:
+            stored = (
+                await session.scalars(
+                    select(DbMessage).where(DbMessage.direction == Direction.inbound, DbMessage.channel == "email")
+                )
+            ).all()
+            quarantined = (await session.scalars(select(QuarantinedPayload))).all()
+        # The bot answers what it can; replies are sent after the commit, so wait for them before checking.
+        answerable = [m for m in stored if not (m.extra or {}).get("auto_reply_reason")]
+        await wait_for(lambda: len(smtp_sink.messages) >= len(answerable), timeout=60, what="the bot's replies")
+
+    ids = {m.external_message_id.split("@", 1)[0]: m for m in stored}
+    assert "normal-after-corpus" in ids
+    reasons = Counter(
+        next((why for why in set(QUARANTINED.values()) if why in q.reason), q.reason) for q in quarantined
+    )
+    expected = Counter(QUARANTINED.values())
+    assert reasons == expected, reasons
+    assert len(stored) + len(quarantined) == total
+    assert {name for name, _raw in mails} - set(QUARANTINED) - set(ids) <= {"message-id-huge"}  # hashed id
+    for message in stored:
+        assert "\x00" not in message.text
+        message.text.encode("utf-8")
+    assert "My internet is down" in ids["normal-after-corpus"].text
+    assert "Здравствуйте" in ids["koi8r-declared-utf8"].text
+    assert "Здравствуйте" in ids["cp1251-declared-utf8"].text
+    for _sender, recipients, raw in smtp_sink.messages:
+        assert recipients == [SENDER] or "@" in recipients[0]
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        assert not INJECTED.search(head), head[:500]
+    print(
+        f"\nhostile corpus: {len(mails)} mails + 1 normal; stored {len(stored)}, quarantined {len(quarantined)}: "
+        f"{dict(reasons)}; replies sent {len(smtp_sink.messages)}"
+    )
