@@ -128,7 +128,9 @@ def _decode_bytes(data: bytes, declared: str | None) -> str:
     if data.isascii():
         return data.decode("ascii")
     codec = _codec(declared)
-    if codec in _WEAK_CODECS or codec == "utf-8":
+    # UTF-8 labelled cp1251/koi8-r too: those tables read it as lower-case Cyrillic mojibake ("п≈п╢я─"), which
+    # the Cyrillic guess below takes for Russian; Russian in either table is never valid UTF-8.
+    if codec in _WEAK_CODECS or codec == "utf-8" or codec in _CYRILLIC_CODECS:
         try:
             return data.decode("utf-8")  # valid 8-bit UTF-8 is practically never an accident
         except UnicodeDecodeError:
