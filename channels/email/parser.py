@@ -580,7 +580,8 @@ def _address(value: str | None) -> tuple[str | None, str | None]:
         return None, None
     name, addr = email.utils.parseaddr(_unfold(value))
     addr = decode_header_value(addr).strip().strip("<>").lower()
-    if not re.fullmatch(r"[^@\s<>]{1,200}@[^@\s<>]{1,255}", addr):
+    if "=?" in addr or not re.fullmatch(r"[^@\s<>]{1,200}@[^@\s<>]{1,255}", addr):
+        # "=?": an encoded word that decoded to another one; EmailMessage would decode that in our reply's To
         found = re.search(r"[\w.+'=-]{1,200}@[\w-]+(\.[\w-]+)+", decode_header_value(value))
         addr = found.group(0).lower() if found else ""
     display = decode_header_value(name) if name else None

@@ -99,6 +99,7 @@ CALENDAR = (
     b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:1@x\r\n"
     b"DTSTART:20261126T100000Z\r\nSUMMARY:Meeting\\nInjected: yes\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
 )
+DOUBLE_CRLF = b"=?utf-8?q?a=0D=0ABcc:_victim@evil.example?="
 RUSSIAN = "Здравствуйте, у меня не работает интернет уже третий день, помогите пожалуйста"
 
 BUILDERS: dict[str, Callable[[str], bytes]] = {
@@ -176,6 +177,16 @@ BUILDERS: dict[str, Callable[[str], bytes]] = {
         n, b"please reply", subject="Hi\u2028X-Injected: 1\u0085Bcc: a@evil.example".encode()
     ),
     "subject-folded-bare-cr": lambda n: _mail(n, b"please reply", subject=b"Hi\rX-Injected: 1"),
+    # an encoded word that decodes to another one, which EmailMessage would decode again in our reply
+    "subject-double-encoded-crlf": lambda n: _mail(
+        n, b"please reply", subject=b"=?utf-8?b?" + base64.b64encode(DOUBLE_CRLF) + b"?="
+    ),
+    "message-id-double-encoded-crlf": lambda n: _mail(n, b"please reply").replace(
+        f"<{n}@hostile.example>".encode(), b"<=?utf-8?b?" + base64.b64encode(DOUBLE_CRLF) + b"?=@hostile.example>"
+    ),
+    "from-double-encoded-crlf": lambda n: _mail(
+        n, b"please reply", sender=b"=?utf-8?b?" + base64.b64encode(b"=?utf-8?q?a=0ABcc:v?=") + b"?=@evil.example"
+    ),
     # --- huge headers ---
     "subject-1mb": lambda n: _mail(n, b"body", subject=b"A" * 1_000_000),
     "subject-1mb-encoded-words": lambda n: _mail(n, b"body", subject=b"=?utf-8?b?0J/RgA==?= " * 50_000),

@@ -14,10 +14,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from channels.email.compose import compose
 from channels.email.inbound import parse_to_inbound
 from channels.email.parser import UnparseableEmail, parse_email
 from channels.email.settings import EmailChannelSettings
 from tests.channels.email.test_hostile_corpus import assert_sane
+from tests.channels.email.test_send import envelope
 
 # Bounded for CI (well under a minute together); the deadline is generous, only a hang or a blow-up meets it.
 BOUNDED = settings(max_examples=200, deadline=timedelta(seconds=20), derandomize=True,
@@ -152,3 +154,40 @@ def test_arbitrary_header_lines(headers: list[tuple[str, bytes]], body: bytes) -
 @given(email_bytes())
 def test_arbitrary_mime_trees(raw: bytes) -> None:
     check(raw)
+
+
+REPLY_HEADERS = {"from", "to", "subject", "date", "message-id", "in-reply-to", "references", "x-switchboard-ticket",
+                 "content-language", "mime-version", "content-type", "content-transfer-encoding"}
+
+
+@st.composite
+def threading_headers(draw: st.DrawFn) -> bytes:
+    """From, Subject, Message-ID and References as a customer may write them, encoded words within encoded words
+    included (what we decode once, EmailMessage would decode again)."""
+    def value() -> st.SearchStrategy[bytes]:
+        inner = st.sampled_from([b"=?utf-8?q?a=0D=0ABcc:_x@evil.example?=", b"=?utf-8?b?SGkKWC1JbmplY3RlZDogMQ==?=",
+                                 b"a\r\nBcc: x@evil.example", b"\xe2\x80\xa8X: 1", b"\xc2\x85X: 1"])
+        twice = inner.map(lambda b: b"=?utf-8?b?" + base64.b64encode(b) + b"?=")
+        return st.one_of(header_value(), inner, twice)
+    subject, mid, ref = draw(value()), draw(value()), draw(value())
+    return (b"From: c@example.org\r\nSubject: " + subject + b"\r\nMessage-ID: <" + mid + b"@x.org>\r\n"
+            b"References: <" + ref + b"@x.org> <ok@x.org>\r\n\r\nhi\r\n")
+
+
+@BOUNDED
+@given(threading_headers())
+def test_a_reply_to_any_mail_carries_no_injected_header(raw: bytes) -> None:
+    """What a customer's mail puts in the ticket (subject, Message-ID, References) comes back in our reply's
+    headers: it must never add a header or a line of its own (CR/LF, U+2028, NEL, encoded newlines)."""
+    try:
+        parsed = parse_email(raw)
+    except UnparseableEmail:
+        return
+    reply = envelope(subject=parsed.subject, in_reply_to=parsed.message_id, references=list(parsed.references))
+    message, _message_id = compose(reply, from_address="support@support.example", from_name="Support",
+                                   domain="support.example")
+    head = message.as_bytes().split(b"\n\n", 1)[0]
+    names = {line.split(b":", 1)[0].decode().lower() for line in head.split(b"\n")
+             if line and not line[:1].isspace()}
+    assert names <= REPLY_HEADERS, names
+    assert [n for n in message.keys() if n.lower() == "subject"] == ["Subject"]
