@@ -27,7 +27,8 @@ from typing import Any
 
 __all__ = [
     "AttachmentLimits", "ParsedAttachment", "ParsedEmail", "UnparseableEmail", "auto_reply_reason",
-    "check_attachment", "decode_bytes", "decode_header_value", "html_to_text", "normalize_message_id",
+    "check_attachment", "clean_text", "decode_bytes", "decode_header_value", "defuse_html", "html_to_text",
+    "normalize_message_id",
     "parse_email", "parse_message_ids", "safe_filename", "strip_quoted_text", "ticket_number_in",
 ]
 

@@ -12,7 +12,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from channels.email.parser import MAX_TEXT_CHARS, ParsedEmail, UnparseableEmail, parse_email
+from channels.email.parser import (
+    MAX_HEADER_CHARS,
+    MAX_HTML_CHARS,
+    MAX_PARTS,
+    MAX_REFERENCES,
+    MAX_TEXT_CHARS,
+    ParsedEmail,
+    UnparseableEmail,
+    parse_email,
+)
 from core.quarantine.models import QuarantinedPayload
 from core.tickets.models import Direction
 from core.tickets.models import Message as DbMessage
@@ -59,6 +68,9 @@ def assert_sane(parsed: ParsedEmail) -> None:
         assert "\x00" not in text
         text.encode("utf-8")  # no lone surrogate
     assert len(parsed.text) <= MAX_TEXT_CHARS
+    assert len(parsed.html or "") <= MAX_HTML_CHARS
+    assert len(parsed.subject) <= MAX_HEADER_CHARS and len(parsed.references) <= MAX_REFERENCES
+    assert len(parsed.attachments) <= MAX_PARTS
     assert "\r" not in parsed.subject and "\n" not in parsed.subject
     for item in parsed.attachments:
         name = item.filename
