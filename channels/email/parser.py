@@ -583,7 +583,7 @@ def _address(value: str | None) -> tuple[str | None, str | None]:
     addr = decode_header_value(addr).strip().strip("<>").lower()
     if "=?" in addr or not re.fullmatch(r"[^@\s<>]{1,200}@[^@\s<>]{1,255}", addr):
         # "=?": an encoded word that decoded to another one; EmailMessage would decode that in our reply's To
-        found = re.search(r"[\w.+'=-]{1,200}@[\w-]+(\.[\w-]+)+", decode_header_value(value))
+        found = re.search(r"(?<![\w.+'=?-])\w[\w.+'=-]{0,199}@[\w-]+(\.[\w-]+)+", decode_header_value(value))
         addr = found.group(0).lower() if found else ""
     display = decode_header_value(name) if name else None
     return (display or None), (addr or None)

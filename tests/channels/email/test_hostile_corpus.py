@@ -39,6 +39,7 @@ QUARANTINED = {
     "content-type-params-800k": "Content-Type header over",
     "filename-rfc2231-20000-pieces": "Content-Disposition header over",
     "no-sender": "no sender address",
+    "from-double-encoded-crlf": "no sender address",
     "only-garbage": "no headers",
 }
 # Russian text whose declared charset lies (or is unknown): read right all the same.
