@@ -221,7 +221,8 @@ async def test_unparseable_mail_is_quarantined_and_the_next_one_still_arrives(
                              fixture_bytes("broken_mime.eml"), mail("after-1@example.org", "Hello"))
         await wait_for(lambda: _eq(inbound_count(sessionmaker), 2), what="the good and the broken-but-readable")
         await wait_for(lambda: _checkpoint_is(sessionmaker, user, 5), what="checkpoint past the bad ones")
-        assert channel_of(app).health.state == "connected"
+        # The first sync saves the checkpoint before the worker reports itself connected: wait, don't race.
+        await wait_for(lambda: channel_of(app).health.state == "connected", what="the mailbox connected")
     async with sessionmaker() as session:
         rows = (await session.scalars(select(QuarantinedPayload).order_by(QuarantinedPayload.id))).all()
     assert [r.channel for r in rows] == ["email"] * 3

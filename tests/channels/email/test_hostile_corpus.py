@@ -120,7 +120,7 @@ async def test_the_hostile_corpus_through_imap(
             what="the checkpoint past every hostile mail and the normal one",
         )
         worker = channel_of(app).workers[user]
-        assert channel_of(app).health.state == "connected"
+        await wait_for(lambda: channel_of(app).health.state == "connected", what="the mailbox connected")
         assert worker.health.last_error is None  # the poller never failed, not even once
         async with sessionmaker() as session:
             stored = (
