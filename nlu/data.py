@@ -37,6 +37,59 @@ INTENT_NAME = re.compile(r"^[^\s/\[\](){}][^\s\[\](){}]*$")
 _ANNOTATION = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
 _CSV_LABEL_COLUMNS = ("intent", "category", "label")
 SUPPORTED_SUFFIXES = (".yml", ".yaml", ".json", ".csv")
+# Bounds on a document's shape, checked while it is read: Rasa data is a few levels deep, and its size is in
+# its strings, not in its number of values. Past them a document is refused with the reason: a 100,000-deep
+# list crashed the YAML composer (RecursionError, a 500 for the API), and a few lines of YAML aliases
+# ("billion laughs") expand to more values than any memory holds as soon as something walks them.
+MAX_DEPTH = 32
+MAX_VALUES = 1_000_000
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}([-_][a-z0-9]{2,4})?$", re.IGNORECASE)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a nesting bound: its composer recurses once per level."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _check_shape(doc: Any, *, source: str) -> None:
+    """Refuse a document deeper than MAX_DEPTH or with more than MAX_VALUES values once aliases are expanded.
+
+    Walks the document as its readers will (a value reached twice through aliases counts twice), stopping as
+    soon as a bound is passed, so the walk itself is bounded.
+    """
+    budget = MAX_VALUES
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise DataFormatError(f"the document has more than {MAX_VALUES} values once its aliases are expanded",
+                                  source=source)
+        if depth > MAX_DEPTH:
+            raise DataFormatError(f"the document is nested deeper than {MAX_DEPTH} levels", source=source)
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for pair in value.items() for v in pair)
+        elif isinstance(value, list | tuple | set):
+            stack.extend((v, depth + 1) for v in value)
+
+
+def _check_text(text: str, *, source: str, what: str) -> str:
+    """A string the database can store: no NUL (PostgreSQL refuses it) and no lone surrogate (not UTF-8)."""
+    if "\x00" in text or _LONE_SURROGATE.search(text):
+        raise DataFormatError(f"{what}: contains a NUL character or a lone surrogate ({text[:40]!r})", source=source)
+    return text
 
 
 def strip_annotations(text: str) -> str:
@@ -50,6 +103,8 @@ def _clean_text(text: str) -> str:
 
 def _examples_block(value: Any, *, source: str, what: str) -> list[str]:
     if isinstance(value, list):
+        if not all(isinstance(v, str | int | float) for v in value):
+            raise DataFormatError(f"{what}: examples must be strings", source=source)
         items = [str(v) for v in value]
     elif isinstance(value, str):
         items = []
@@ -63,25 +118,31 @@ def _examples_block(value: Any, *, source: str, what: str) -> list[str]:
             items.append(line[1:].strip())
     else:
         raise DataFormatError(f"{what}: 'examples' must be a '|' block of '- ' lines", source=source)
-    return [t for t in (_clean_text(i) for i in items) if t]
+    return [_check_text(t, source=source, what=what) for t in (_clean_text(i) for i in items) if t]
 
 
 def _check_name(name: Any, *, source: str, kind: str) -> str:
-    if not isinstance(name, str) or not INTENT_NAME.match(name.strip()):
-        raise DataFormatError(f"invalid {kind} name {name!r} (no spaces, brackets or leading '/')", source=source)
-    return name.strip()
+    if not isinstance(name, str) or not INTENT_NAME.match(name.strip()) or len(name) > 200:
+        shown = repr(name)[:80] if isinstance(name, str | int | float | bool | None) else type(name).__name__
+        raise DataFormatError(f"invalid {kind} name {shown} (no spaces, brackets or leading '/')", source=source)
+    return _check_text(name.strip(), source=source, what=f"{kind} name")
 
 
 def load_rasa_yaml(text: str, *, source: str = "<yaml>") -> TrainingData:
     """Parse Rasa YAML (NLU items and, optionally, `responses:` of a domain)."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader with a depth bound
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         raise DataFormatError(f"YAML syntax error: {exc.problem or exc}", source=source, line=line) from exc
     except yaml.YAMLError as exc:
         raise DataFormatError(f"YAML syntax error: {exc}", source=source) from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise DataFormatError(f"YAML value error: {exc}", source=source) from exc
+    except RecursionError as exc:  # a nesting the composer bound does not see (the scanner's flow levels)
+        raise DataFormatError("the document is nested too deep", source=source) from exc
+    _check_shape(doc, source=source)
     if doc is None:
         return TrainingData()
     if not isinstance(doc, dict):
@@ -106,7 +167,9 @@ def load_rasa_yaml(text: str, *, source: str = "<yaml>") -> TrainingData:
             for t in _examples_block(item.get("examples"), source=source, what=f"intent {intent}"):
                 data.examples.append(TrainingExample(t, intent))
         elif "synonym" in item:
-            name = str(item["synonym"]).strip()
+            if not isinstance(item["synonym"], str | int | float):
+                raise DataFormatError(f"{what}: a synonym's name must be a string", source=source)
+            name = _check_text(str(item["synonym"]).strip(), source=source, what=what)
             data.synonyms.setdefault(name, []).extend(
                 _examples_block(item.get("examples"), source=source, what=f"synonym {name}"))
         elif "regex" in item:
@@ -115,7 +178,7 @@ def load_rasa_yaml(text: str, *, source: str = "<yaml>") -> TrainingData:
             for pattern in patterns:
                 try:
                     re.compile(pattern)
-                except re.error as exc:
+                except (re.error, RecursionError, OverflowError) as exc:
                     raise DataFormatError(f"regex {name}: invalid pattern {pattern!r}: {exc}",
                                           source=source) from exc
             data.regexes.setdefault(name, []).extend(patterns)
@@ -132,58 +195,106 @@ def load_rasa_yaml(text: str, *, source: str = "<yaml>") -> TrainingData:
     for key, variants in responses.items():
         if not isinstance(variants, list):
             raise DataFormatError(f"response {key}: expected a list of variants", source=source)
-        intent = str(key).removeprefix(RESPONSE_PREFIX)
+        if not isinstance(key, str):
+            raise DataFormatError(f"response {str(key)[:40]!r}: the name must be a string", source=source)
+        intent = _check_text(key.removeprefix(RESPONSE_PREFIX), source=source, what=f"response {key[:40]}")
         for variant in variants:
             if not isinstance(variant, dict) or not isinstance(variant.get("text"), str):
                 raise DataFormatError(f"response {key}: each variant needs a 'text'", source=source)
             lang = _variant_language(variant)
-            data.responses.setdefault(intent, {}).setdefault(lang, variant["text"].strip())
+            if not LANGUAGE_CODE.match(lang):
+                raise DataFormatError(f"response {key}: {lang[:40]!r} is not a language code (ru, en, ...)",
+                                      source=source)
+            text = _check_text(variant["text"].strip(), source=source, what=f"response {key}")
+            data.responses.setdefault(intent, {}).setdefault(lang.lower(), text)
     return validate(data)
 
 
 def _variant_language(variant: dict[str, Any]) -> str:
     metadata = variant.get("metadata")
     if isinstance(metadata, dict) and metadata.get("lang"):
-        return str(metadata["lang"])
+        return str(metadata["lang"])[:40]
     if variant.get("lang"):
-        return str(variant["lang"])
-    for condition in variant.get("condition") or []:
+        return str(variant["lang"])[:40]
+    conditions = variant.get("condition") or []
+    for condition in conditions if isinstance(conditions, list) else []:
         if isinstance(condition, dict) and condition.get("name") in ("language", "lang"):
-            return str(condition.get("value"))
+            return str(condition.get("value"))[:40]
     return "en"
 
 
 def load_rasa_json(text: str, *, source: str = "<json>") -> TrainingData:
     """Parse Rasa's legacy JSON (`rasa_nlu_data` with common_examples, synonyms, regexes, lookups)."""
     try:
-        doc = json.loads(text)
+        doc = json.loads(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"JSON syntax error: {exc.msg}", source=source, line=exc.lineno) from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise DataFormatError(f"JSON value error: {exc}", source=source) from exc
+    except RecursionError as exc:  # the decoder recurses per level
+        raise DataFormatError("the document is nested too deep", source=source) from exc
+    _check_shape(doc, source=source)
     root = doc.get("rasa_nlu_data") if isinstance(doc, dict) else None
     if not isinstance(root, dict):
         raise DataFormatError("expected an object with 'rasa_nlu_data'", source=source)
     data = TrainingData()
-    for index, ex in enumerate(root.get("common_examples") or []):
+    for index, ex in enumerate(_json_list(root, "common_examples", source)):
         if not isinstance(ex, dict) or not isinstance(ex.get("text"), str) or "intent" not in ex:
             raise DataFormatError(f"common_examples[{index}] needs 'text' and 'intent'", source=source)
         intent = _check_name(ex["intent"], source=source, kind="intent")
-        cleaned = _clean_text(ex["text"])
+        cleaned = _check_text(_clean_text(ex["text"]), source=source, what=f"common_examples[{index}]")
         if cleaned:
             data.examples.append(TrainingExample(cleaned, intent))
-    for syn in root.get("entity_synonyms") or []:
-        data.synonyms.setdefault(str(syn["value"]), []).extend(str(s) for s in syn.get("synonyms", []))
-    for rx in root.get("regex_features") or []:
-        data.regexes.setdefault(str(rx["name"]), []).append(str(rx["pattern"]))
-    for lk in root.get("lookup_tables") or []:
-        elements = lk.get("elements", [])
-        if isinstance(elements, list):
-            data.lookups.setdefault(str(lk["name"]), []).extend(str(e) for e in elements)
+    for index, syn in enumerate(_json_list(root, "entity_synonyms", source)):
+        what = f"entity_synonyms[{index}]"
+        value, synonyms = _json_fields(syn, ("value", "synonyms"), source=source, what=what)
+        if not isinstance(synonyms, list) or not all(isinstance(s, str) for s in synonyms):
+            raise DataFormatError(f"{what}: 'synonyms' must be a list of strings", source=source)
+        data.synonyms.setdefault(value, []).extend(_check_text(s, source=source, what=what) for s in synonyms)
+    for index, rx in enumerate(_json_list(root, "regex_features", source)):
+        what = f"regex_features[{index}]"
+        name, pattern = _json_fields(rx, ("name", "pattern"), source=source, what=what)
+        try:
+            re.compile(pattern)
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise DataFormatError(f"{what}: invalid pattern {pattern[:60]!r}: {exc}", source=source) from exc
+        data.regexes.setdefault(name, []).append(pattern)
+    for index, lk in enumerate(_json_list(root, "lookup_tables", source)):
+        what = f"lookup_tables[{index}]"
+        name, elements = _json_fields(lk, ("name", "elements"), source=source, what=what)
+        if not isinstance(elements, list) or not all(isinstance(e, str) for e in elements):
+            raise DataFormatError(f"{what}: 'elements' must be a list of strings", source=source)
+        data.lookups.setdefault(name, []).extend(_check_text(e, source=source, what=what) for e in elements)
     return validate(data)
+
+
+def _json_list(root: dict[str, Any], key: str, source: str) -> list[Any]:
+    value = root.get(key) or []
+    if not isinstance(value, list):
+        raise DataFormatError(f"'{key}' must be a list", source=source)
+    return value
+
+
+def _json_fields(item: Any, names: tuple[str, str], *, source: str, what: str) -> tuple[str, Any]:
+    """The first field (a string) and the second (any value, checked by the caller) of a JSON object."""
+    if not isinstance(item, dict) or not isinstance(item.get(names[0]), str) or names[1] not in item:
+        raise DataFormatError(f"{what} needs '{names[0]}' (a string) and '{names[1]}'", source=source)
+    value = item[names[1]]
+    if names[1] == "pattern" and not isinstance(value, str):
+        raise DataFormatError(f"{what}: 'pattern' must be a string", source=source)
+    return _check_text(item[names[0]], source=source, what=what), value
 
 
 def load_csv(text: str, *, source: str = "<csv>") -> TrainingData:
     """Parse CSV with a header `text,intent` (or `text,category` / `text,label`)."""
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _load_csv(text, source=source)
+    except csv.Error as exc:  # a NUL, a stray carriage return, a field past the csv module's size limit
+        raise DataFormatError(f"CSV syntax error: {exc}", source=source) from exc
+
+
+def _load_csv(text: str, *, source: str) -> TrainingData:
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     fields = [f.strip().lower() for f in reader.fieldnames or []]
     label = next((c for c in _CSV_LABEL_COLUMNS if c in fields), None)
     if "text" not in fields or label is None:
@@ -196,7 +307,7 @@ def load_csv(text: str, *, source: str = "<csv>") -> TrainingData:
         if raw_text is None or raw_label is None:
             raise DataFormatError("row has too few columns", source=source, line=reader.line_num)
         intent = _check_name(raw_label, source=f"{source}:{reader.line_num}", kind="intent")
-        cleaned = _clean_text(raw_text)
+        cleaned = _check_text(_clean_text(raw_text), source=source, what=f"line {reader.line_num}")
         if cleaned:
             data.examples.append(TrainingExample(cleaned, intent))
     return validate(data)

@@ -23,7 +23,8 @@ from core.outbox.schemas import OutboundEnvelope
 
 log = logging.getLogger(__name__)
 
-_ADDRESS = re.compile(r"^[^@\s<>,;]{1,200}@[^@\s<>,;]{1,255}$")
+# No RFC 2047 opener: EmailMessage would decode it inside the address and refuse the CR/LF it may hold.
+_ADDRESS = re.compile(r"^(?!.*=\?)[^@\s<>,;]{1,200}@[^@\s<>,;]{1,255}$")
 # 5xx answers that are about our own setup (authentication, TLS): fixable, so retried rather than failed.
 _CONFIG_CODES = {530, 534, 535, 538}
 

@@ -12,6 +12,8 @@ from core.outbox.schemas import OutboundEnvelope
 
 _PREFIXES = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs|ответ|отв|пересл)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _TAG = re.compile(r"\s*\[\s*#?\s*T-\d{1,12}\s*\]", re.IGNORECASE)
+# A Message-ID we can repeat in In-Reply-To/References: printable ASCII without brackets or an RFC 2047 opener.
+_SAFE_MESSAGE_ID = re.compile(r"^(?!.*=\?)[!-;=?-~]{1,500}$")
 
 _TEXTS = {
     "subject": {"en": "Your request", "ru": "Ваше обращение"},
@@ -25,9 +27,21 @@ def _text(key: str, language: str | None) -> str:
     return options.get((language or "en")[:2], options["en"])
 
 
+def _inert(text: str) -> str:
+    """Header text that stays text: EmailMessage decodes RFC 2047 words in what it is given, and Python 3.11
+    writes a newline they decode to as a line of its own, so a customer whose Subject decodes to
+    `=?utf-8?q?a=0D=0ABcc:_x@evil?=` would add a Bcc to our reply. The opener loses its meaning."""
+    return re.sub(r"\s+", " ", text).replace("=?", "= ?")
+
+
+def safe_message_ids(ids: list[str]) -> list[str]:
+    """The ids fit to repeat in threading headers; others are dropped (the ticket tag still threads)."""
+    return [i for i in ids if _SAFE_MESSAGE_ID.match(i)]
+
+
 def reply_subject(subject: str | None, ticket_number: str, language: str | None = None) -> str:
     """`Re: <subject> [T-000123]`, without piling up prefixes or tags on every round."""
-    base = _TAG.sub("", _PREFIXES.sub("", re.sub(r"\s+", " ", subject or ""))).strip()[:250]
+    base = _TAG.sub("", _PREFIXES.sub("", _inert(subject or ""))).strip()[:250]
     tag = f"[{ticket_number}]" if ticket_number else ""
     if not base:
         return f"{_text('subject', language)} {tag}".strip()
@@ -64,11 +78,12 @@ def compose(envelope: OutboundEnvelope, *, from_address: str, from_name: str | N
     msg["Subject"] = reply_subject(envelope.subject, envelope.ticket_number, envelope.language)
     msg["Date"] = format_datetime(utcnow())
     msg["Message-ID"] = f"<{message_id}>"
-    references = [r for r in envelope.references if r][-20:]
-    if envelope.in_reply_to and envelope.in_reply_to not in references:
-        references.append(envelope.in_reply_to)
-    if envelope.in_reply_to:
-        msg["In-Reply-To"] = f"<{envelope.in_reply_to}>"
+    references = safe_message_ids([r for r in envelope.references if r])[-20:]
+    in_reply_to = next(iter(safe_message_ids([envelope.in_reply_to] if envelope.in_reply_to else [])), None)
+    if in_reply_to and in_reply_to not in references:
+        references.append(in_reply_to)
+    if in_reply_to:
+        msg["In-Reply-To"] = f"<{in_reply_to}>"
     if references:
         msg["References"] = " ".join(f"<{r}>" for r in references)
     if envelope.ticket_number:

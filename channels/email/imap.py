@@ -23,7 +23,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from channels.base import ChannelContext, ChannelHealth
 from channels.email import repository
 from channels.email.inbound import CHANNEL, parse_to_inbound
-from channels.email.parser import UnparseableEmail
+from channels.email.parser import UnparseableEmail, clean_text
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings
 from core.db.base import utcnow
 from core.db.lease import Lease
@@ -438,7 +438,10 @@ class MailboxWorker:
         self.health.received()
 
     async def _quarantine(self, reason: str, payload: bytes) -> None:
-        await self.ctx.ingest.quarantine(CHANNEL, reason, payload, "message/rfc822")
+        # As text both databases store: raw 8-bit bytes escaped, and NUL too (PostgreSQL refuses it in text,
+        # and a quarantine that fails would stop the mailbox on that mail for ever).
+        text = payload.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+        await self.ctx.ingest.quarantine(CHANNEL, clean_text(reason), text, "message/rfc822")
         self.quarantined += 1
 
 

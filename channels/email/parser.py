@@ -11,6 +11,7 @@ import codecs
 import email
 import email.utils
 import hashlib
+import itertools
 import mimetypes
 import re
 import unicodedata
@@ -26,13 +27,23 @@ from typing import Any
 
 __all__ = [
     "AttachmentLimits", "ParsedAttachment", "ParsedEmail", "UnparseableEmail", "auto_reply_reason",
-    "check_attachment", "decode_bytes", "decode_header_value", "html_to_text", "normalize_message_id",
+    "check_attachment", "clean_text", "decode_bytes", "decode_header_value", "defuse_html", "html_to_text",
+    "normalize_message_id",
     "parse_email", "parse_message_ids", "safe_filename", "strip_quoted_text", "ticket_number_in",
 ]
 
 MAX_TEXT_CHARS = 200_000
 MAX_HTML_CHARS = 1_000_000
 MAX_REFERENCES = 50
+# Bounds that keep the work per mail linear and small whatever arrives (each one met by a hostile mail in the
+# tests): Python's email package recurses per nesting level and re-scans long parameter headers, so mail past
+# these is quarantined before it reaches it; header values are cut before decoding.
+MAX_MIME_CONTAINERS = 100  # multipart and message parts, nested or not; real mail has a handful
+MAX_PARTS = 500
+MAX_DECODED_BYTES = 64 * 1024 * 1024
+MAX_PARAM_HEADER_BYTES = 16_384  # one Content-Type / Content-Disposition header
+MAX_HEADER_CHARS = 16_384  # what is decoded of any other header
+_TEXT_SAMPLE_BYTES = 65_536  # enough to tell cp1251 from koi8-r
 
 
 class UnparseableEmail(ValueError):
@@ -54,15 +65,35 @@ _WEAK_CODECS = {"ascii", "latin-1", "iso8859-1", "cp1252", None}
 _CYRILLIC_CODECS = ("cp1251", "koi8-r")
 
 
+# Codecs Python knows that are no mail charset: escape decoders that make lone surrogates, and 'undefined',
+# which fails on every byte whatever the error handler.
+_NOT_CHARSETS = {"unicode-escape", "raw-unicode-escape", "undefined", "idna", "punycode", "palmos"}
+
+
 def _codec(label: str | None) -> str | None:
     if not label:
         return None
-    name = label.strip().strip("\"'").lower()
+    name = label.strip().strip("\"'").lower()[:64]
     name = _CHARSET_ALIASES.get(name, name)
     try:
-        return codecs.lookup(name).name
-    except LookupError:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):  # ValueError: a label with a NUL in it
         return None
+    # bytes-to-bytes codecs (zlib, base64, rot13...) are no text encoding: `bytes.decode` refuses them
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text every database stores: no NUL (PostgreSQL refuses it), lone surrogates (UTF-8 cannot encode them)
+    replaced by U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _cyrillic_reading(data: bytes) -> tuple[str, str] | None:
@@ -70,10 +101,11 @@ def _cyrillic_reading(data: bytes) -> tuple[str, str] | None:
 
     Russian decoded right is mostly lowercase Cyrillic; decoded with the other table it turns mostly
     uppercase, and Western text read as Cyrillic leaves only a few Cyrillic letters among Latin ones.
+    The choice is made on a sample: counting the letters of a whole 30 MB part cost seconds and gigabytes.
     """
     best: tuple[float, str, str] | None = None
     for codec in _CYRILLIC_CODECS:
-        text = data.decode(codec, errors="replace")
+        text = data[:_TEXT_SAMPLE_BYTES].decode(codec, errors="replace")
         letters = [c for c in text if c.isalpha()]
         cyr = [c for c in letters if "\u0400" <= c <= "\u04ff"]
         if not cyr or len(cyr) < 0.3 * len(letters):
@@ -81,17 +113,25 @@ def _cyrillic_reading(data: bytes) -> tuple[str, str] | None:
         lower = sum(1 for c in cyr if c.islower()) / len(cyr)
         if lower >= 0.55 and (best is None or lower > best[0]):
             best = (lower, codec, text)
-    return (best[1], best[2]) if best else None
+    if best is None:
+        return None
+    return best[1], (best[2] if len(data) <= _TEXT_SAMPLE_BYTES else data.decode(best[1], errors="replace"))
 
 
 def decode_bytes(data: bytes, declared: str | None) -> str:
-    """Decode text bytes under their declared charset, repairing the usual lies."""
+    """Decode text bytes under their declared charset, repairing the usual lies; the result is `clean_text`."""
+    return clean_text(_decode_bytes(data, declared))
+
+
+def _decode_bytes(data: bytes, declared: str | None) -> str:
     if not data:
         return ""
     if data.isascii():
         return data.decode("ascii")
     codec = _codec(declared)
-    if codec in _WEAK_CODECS or codec == "utf-8":
+    # UTF-8 labelled cp1251/koi8-r too: those tables read it as lower-case Cyrillic mojibake ("п≈п╢я─"), which
+    # the Cyrillic guess below takes for Russian; Russian in either table is never valid UTF-8.
+    if codec in _WEAK_CODECS or codec == "utf-8" or codec in _CYRILLIC_CODECS:
         try:
             return data.decode("utf-8")  # valid 8-bit UTF-8 is practically never an accident
         except UnicodeDecodeError:
@@ -118,12 +158,16 @@ def _unfold(value: str) -> str:
     return re.sub(r"\r?\n[ \t]+", " ", value).replace("\r", "").replace("\n", " ")
 
 
-def decode_header_value(value: str | Header | None) -> str:
-    """A header value as text: RFC 2047 encoded words, raw 8-bit bytes, folding, all resolved."""
+def decode_header_value(value: str | Header | None, *, max_chars: int = MAX_HEADER_CHARS) -> str:
+    """A header value as text: RFC 2047 encoded words, raw 8-bit bytes, folding, all resolved.
+
+    Only the first `max_chars` are decoded: `email.header.decode_header` joins adjacent encoded words
+    quadratically (a 1 MB Subject of them took 20 s).
+    """
     if value is None:
         return ""
     chunks: list[tuple[bytes | str, str | None]]
-    raw = value if isinstance(value, Header) else _unfold(str(value))
+    raw = value if isinstance(value, Header) else _unfold(str(value)[:max_chars])
     try:
         chunks = decode_header(raw)
     except Exception:  # malformed encoded words: keep the raw text rather than fail
@@ -136,21 +180,23 @@ def decode_header_value(value: str | Header | None) -> str:
             parts.append(chunk)
         else:
             parts.append(decode_bytes(chunk, charset))
-    text = "".join(parts)
+    text = clean_text("".join(parts))
     return re.sub(r"\s+", " ", "".join(c for c in text if c == "\t" or unicodedata.category(c) != "Cc")).strip()
 
 
-def _raw_header(msg: Message, name: str) -> str | None:
-    """The header as it arrived (8-bit bytes kept as surrogates), not compat32's lossy Header object."""
+def _raw_header(msg: Message, name: str, *, tail: bool = False) -> str | None:
+    """The header as it arrived (8-bit bytes kept as surrogates), not compat32's lossy Header object; at most
+    MAX_HEADER_CHARS of it (the end of it with `tail`, where References keep the direct parent)."""
     lname = name.lower()
     for key, value in msg.raw_items():
         if key.lower() == lname:
-            return str(value) if not isinstance(value, Header) else value.encode()
+            text = str(value) if not isinstance(value, Header) else value.encode()
+            return text[-MAX_HEADER_CHARS:] if tail else text[:MAX_HEADER_CHARS]
     return None
 
 
-def _header(msg: Message, name: str) -> str:
-    return decode_header_value(_raw_header(msg, name))
+def _header(msg: Message, name: str, *, tail: bool = False) -> str:
+    return decode_header_value(_raw_header(msg, name, tail=tail))
 
 
 # --- message ids and ticket numbers ----------------------------------------------------------------------
@@ -279,9 +325,54 @@ class _TextExtractor(HTMLParser):
         return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+_MAX_TAG_CHARS = 4000
+
+
+def defuse_html(html: str) -> str:
+    """`html` with every `<` that does not open a complete tag escaped, and overlong tags dropped.
+
+    Python's HTMLParser backtracks on a `<` it cannot close: 12 KB of `<a ` took 6 s and 40 KB would take hours
+    (CPython gh-135462). Here each `<` whose `>` does not come before the next `<` becomes text, so the parser
+    only sees tags it matches at once. Linear: the next `>` is found once and reused while it lies ahead.
+    """
+    out: list[str] = []
+    i, n = 0, len(html)
+    gt = -2  # position of the next '>' at or after the current '<', -1 when there is none left
+    while i < n:
+        lt = html.find("<", i)
+        if lt < 0:
+            out.append(html[i:])
+            break
+        out.append(html[i:lt])
+        if html.startswith("<!--", lt):
+            end = html.find("-->", lt + 4)
+            if end < 0:
+                break  # an unclosed comment hides the rest, as in a browser
+            out.append(html[lt:end + 3])
+            i = end + 3
+            continue
+        if gt != -1 and gt <= lt:
+            gt = html.find(">", lt + 1)
+        after = html.find("<", lt + 1)
+        complete = gt != -1 and (after < 0 or gt < after)
+        if complete and html.startswith("<![", lt) and html[gt - 1] != "]":
+            complete = False  # a marked section the parser would look for `]>` after, to the end
+        if not complete:
+            out.append("&lt;")
+            i = lt + 1
+        elif gt - lt > _MAX_TAG_CHARS:
+            out.append(" ")  # a data: URL in an <img> says nothing to the reader
+            i = gt + 1
+        else:
+            out.append(html[lt:gt + 1])
+            i = gt + 1
+    return "".join(out)
+
+
 def html_to_text(html: str, *, strip_quotes: bool = True) -> str:
     """Readable text of an HTML body: no scripts, styles or markup; the quoted history dropped if asked."""
     parser = _TextExtractor(strip_quotes=strip_quotes)
+    html = defuse_html(html[:MAX_HTML_CHARS])
     try:
         parser.feed(html)
         parser.close()
@@ -327,7 +418,9 @@ def _history_starts(lines: Sequence[str], i: int) -> bool:
 
 def strip_quoted_text(text: str) -> str:
     """The customer's own words: quoted history ("On ... wrote:", "> " lines, Outlook headers) and the
-    `-- ` signature removed. A message that is nothing but a quote stays as it was."""
+    `-- ` signature removed. A message that is nothing but a quote stays as it was. Only the start of a huge
+    text is looked at (a few regular expressions per line: 5 MB of '> ' lines took 10 s)."""
+    text = text[:2 * MAX_TEXT_CHARS]
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     cut = len(lines)
     for i in range(len(lines)):
@@ -401,6 +494,9 @@ class AttachmentLimits:
     blocked_extensions: tuple[str, ...] = ()
 
 
+_WINDOWS_DEVICE = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\.|$)", re.IGNORECASE)
+
+
 def safe_filename(name: str | None, content_type: str = "application/octet-stream") -> str:
     """A file name that is safe to show and to store: no paths, controls, bidi tricks or odd characters."""
     name = unicodedata.normalize("NFC", name or "")
@@ -411,6 +507,8 @@ def safe_filename(name: str | None, content_type: str = "application/octet-strea
     if not name:
         extension = mimetypes.guess_extension(content_type) or ".bin"
         name = f"attachment{extension}"
+    if _WINDOWS_DEVICE.match(name):
+        name = f"_{name}"  # `CON.txt` opens the console, not a file, on the agent's Windows PC
     if len(name) > 120:
         stem, dot, ext = name.rpartition(".")
         name = f"{stem[:110]}.{ext[:9]}" if dot and stem and len(ext) <= 9 else name[:120]
@@ -483,8 +581,9 @@ def _address(value: str | None) -> tuple[str | None, str | None]:
         return None, None
     name, addr = email.utils.parseaddr(_unfold(value))
     addr = decode_header_value(addr).strip().strip("<>").lower()
-    if not re.fullmatch(r"[^@\s<>]{1,200}@[^@\s<>]{1,255}", addr):
-        found = re.search(r"[\w.+'=-]{1,200}@[\w-]+(\.[\w-]+)+", decode_header_value(value))
+    if "=?" in addr or not re.fullmatch(r"[^@\s<>]{1,200}@[^@\s<>]{1,255}", addr):
+        # "=?": an encoded word that decoded to another one; EmailMessage would decode that in our reply's To
+        found = re.search(r"(?<![\w.+'=?-])\w[\w.+'=-]{0,199}@[\w-]+(\.[\w-]+)+", decode_header_value(value))
         addr = found.group(0).lower() if found else ""
     display = decode_header_value(name) if name else None
     return (display or None), (addr or None)
@@ -497,7 +596,7 @@ def _addresses(value: str | None) -> tuple[str, ...]:
 
 
 def _is_attachment(part: Message) -> bool:
-    disposition = (part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()
+    disposition = (_raw_header(part, "Content-Disposition") or "").split(";", 1)[0].strip().lower()
     if disposition == "attachment":
         return True
     if part.get_filename() or part.get_param("name") is not None:
@@ -512,27 +611,44 @@ def _leaves(part: Message, depth: int = 0) -> Iterator[Message]:
     if part.get_content_maintype() == "message":
         yield part
         return
-    payload = part.get_payload()
-    if part.is_multipart() and isinstance(payload, list):
-        for sub in payload:
-            if isinstance(sub, Message):
-                yield from _leaves(sub, depth + 1)
+    if part.is_multipart():
+        for sub in _subparts(part):
+            yield from _leaves(sub, depth + 1)
         return
     yield part
 
 
+def _subparts(part: Message) -> list[Message]:
+    """The parts of a multipart or message part; [] for a leaf.
+
+    Never `get_payload()` on a leaf: it decodes 8-bit text under the declared charset and lets that codec's
+    errors out (charset=undefined raised UnicodeError).
+    """
+    if not part.is_multipart():
+        return []
+    payload = part.get_payload()
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+
+
 def _part_bytes(part: Message) -> bytes:
     if part.get_content_maintype() == "message":
-        payload = part.get_payload()
-        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-            return payload[0].as_bytes(policy=compat32)
+        inner = _subparts(part)
+        if inner:
+            return inner[0].as_bytes(policy=compat32)
         return part.as_bytes(policy=compat32).split(b"\n\n", 1)[-1]
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
 
 
-def _part_text(part: Message) -> str:
-    return decode_bytes(_part_bytes(part), part.get_content_charset())
+def _cut_bytes(data: bytes, limit: int) -> bytes:
+    """At most `limit` bytes, not ending inside a UTF-8 sequence (a cut character would turn the guess away
+    from UTF-8)."""
+    if len(data) <= limit:
+        return data
+    end = limit
+    while end > limit - 3 and 0x80 <= data[end] < 0xC0:
+        end -= 1
+    return data[:end]
 
 
 def _bounce_details(msg: Message) -> tuple[dict[str, str], list[str]]:
@@ -542,9 +658,7 @@ def _bounce_details(msg: Message) -> tuple[dict[str, str], list[str]]:
     for part in msg.walk():
         ctype = part.get_content_type()
         if ctype in ("message/delivery-status", "message/global-delivery-status"):
-            blocks = part.get_payload()
-            fields: list[Message] = [b for b in blocks if isinstance(b, Message)] if isinstance(blocks, list) else []
-            for block in fields:
+            for block in _subparts(part):
                 for key, name in (("recipient", "Final-Recipient"), ("recipient", "Original-Recipient"),
                                   ("action", "Action"), ("status", "Status"),
                                   ("diagnostic", "Diagnostic-Code")):
@@ -552,9 +666,9 @@ def _bounce_details(msg: Message) -> tuple[dict[str, str], list[str]]:
                     if value and key not in details:
                         details[key] = value.split(";", 1)[-1].strip()[:300]
         elif ctype in ("text/rfc822-headers", "message/rfc822", "message/global-headers"):
-            payload = part.get_payload()
-            if ctype == "message/rfc822" and isinstance(payload, list) and isinstance(payload[0], Message):
-                inner: Message = payload[0]
+            parsed = _subparts(part) if ctype == "message/rfc822" else []
+            if parsed:
+                inner: Message = parsed[0]
             else:
                 inner = BytesHeaderParser(policy=compat32).parsebytes(_part_bytes(part))
             original = normalize_message_id(decode_header_value(inner.get("Message-ID")))
@@ -597,15 +711,46 @@ def _date(msg: Message) -> datetime | None:
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_CONTAINER_HEADER = re.compile(rb"^content-type[ \t]*:\s*(multipart|message)/", re.IGNORECASE | re.MULTILINE)
+_PARAM_HEADER = re.compile(rb"^content-(type|disposition)[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_NEXT_FIELD_LINE = re.compile(rb"\n(?![ \t])")
+
+
+def _check_structure(raw: bytes) -> None:
+    """Refuse, before Python's email package sees it, mail whose structure would cost it unbounded work.
+
+    Every container (nested multipart, attached message) needs its own Content-Type line, so counting those
+    lines bounds the nesting depth the package recurses into (it crashed at ~500-1,000 levels). Parameters
+    of Content-Type/-Disposition are parsed quadratically (800 KB of them took 24 s).
+    """
+    containers = sum(1 for _ in itertools.islice(_CONTAINER_HEADER.finditer(raw), MAX_MIME_CONTAINERS + 1))
+    if containers > MAX_MIME_CONTAINERS:
+        raise UnparseableEmail(f"more than {MAX_MIME_CONTAINERS} nested MIME containers (multipart/message parts)")
+    for found in _PARAM_HEADER.finditer(raw):
+        end = _NEXT_FIELD_LINE.search(raw, found.end(), found.start() + MAX_PARAM_HEADER_BYTES + 2)
+        if end is None and len(raw) - found.start() > MAX_PARAM_HEADER_BYTES:
+            name = found.group(0).decode("ascii", "replace").rstrip(": \t")
+            raise UnparseableEmail(f"a {name} header over {MAX_PARAM_HEADER_BYTES} bytes")
+
+
 def parse_email(raw: bytes, limits: AttachmentLimits | None = None) -> ParsedEmail:
-    """Parse raw RFC 5322 bytes.
+    """Parse raw RFC 5322 bytes; the work is bounded (sizes, parts, nesting) and every text is `clean_text`.
 
     Raises:
-        UnparseableEmail: there is no message here, or no sender to attribute it to.
+        UnparseableEmail: there is no message here, no sender to attribute it to, or a structure past the
+            bounds above (the only exception: the reader quarantines the mail with its message).
     """
     limits = limits or AttachmentLimits()
     if not raw or not raw.strip():
         raise UnparseableEmail("empty message")
+    _check_structure(raw)
+    try:
+        return _parse(raw, limits)
+    except RecursionError as exc:  # a structure _check_structure did not foresee; never a crash of the reader
+        raise UnparseableEmail("MIME structure nested too deep") from exc
+
+
+def _parse(raw: bytes, limits: AttachmentLimits) -> ParsedEmail:
     msg = email.message_from_bytes(raw, policy=compat32)
     if not msg.keys():
         raise UnparseableEmail("no headers: not an email message")
@@ -632,10 +777,20 @@ def parse_email(raw: bytes, limits: AttachmentLimits | None = None) -> ParsedEma
     plain: list[str] = []
     html: list[str] = []
     attachments: list[ParsedAttachment] = []
-    for part in _leaves(msg):
+    leaves = list(itertools.islice(_leaves(msg), MAX_PARTS + 1))
+    if len(leaves) > MAX_PARTS:
+        raise UnparseableEmail(f"more than {MAX_PARTS} MIME parts")
+    decoded = 0
+    for part in leaves:
         ctype = part.get_content_type()
         if not _is_attachment(part) and ctype in ("text/plain", "text/html"):
-            (plain if ctype == "text/plain" else html).append(_part_text(part))
+            data = _part_bytes(part)
+            decoded += len(data)
+            if decoded > MAX_DECODED_BYTES:
+                raise UnparseableEmail(f"decoded content over {MAX_DECODED_BYTES} bytes")
+            limit = 4 * (MAX_TEXT_CHARS if ctype == "text/plain" else MAX_HTML_CHARS)
+            (plain if ctype == "text/plain" else html).append(
+                decode_bytes(_cut_bytes(data, limit), part.get_content_charset()))
             continue
         if ctype in ("message/delivery-status", "text/rfc822-headers", "message/global-delivery-status"):
             continue  # summarised in `bounce`
@@ -646,12 +801,16 @@ def parse_email(raw: bytes, limits: AttachmentLimits | None = None) -> ParsedEma
             filename = "message.eml"
         filename = safe_filename(filename, ctype)
         data = _part_bytes(part)
+        decoded += len(data)
+        if decoded > MAX_DECODED_BYTES:
+            raise UnparseableEmail(f"decoded content over {MAX_DECODED_BYTES} bytes")
         recorded_type, rejected = check_attachment(filename, ctype, data, limits)
-        inline = (part.get("Content-Disposition") or "").lower().startswith("inline") or bool(part.get("Content-ID"))
+        inline = ((_raw_header(part, "Content-Disposition") or "").lower().startswith("inline")
+                  or _raw_header(part, "Content-ID") is not None)
         attachments.append(ParsedAttachment(filename=filename, content_type=recorded_type, data=data,
                                             rejected=rejected, inline=inline))
 
-    html_body = "\n".join(h for h in html if h.strip()) or None
+    html_body = "\n".join(h for h in html if h.strip())[:MAX_HTML_CHARS] or None
     plain_body = "\n".join(p for p in plain if p.strip())
     if plain_body.strip():
         text = strip_quoted_text(plain_body)
@@ -665,19 +824,22 @@ def parse_email(raw: bytes, limits: AttachmentLimits | None = None) -> ParsedEma
         message_id = _synthetic_id(msg, raw)
 
     references: list[str] = []
-    for ref in [*parse_message_ids(_header(msg, "References")),
+    for ref in [*parse_message_ids(_header(msg, "References", tail=True)),
                 *parse_message_ids(_header(msg, "In-Reply-To")), *bounce_refs]:
         if ref != message_id:
             if ref in references:
                 references.remove(ref)
             references.append(ref)  # the direct parent last: core looks at the newest references
     subject = _header(msg, "Subject")
+    references = [clean_text(r) for r in references]
     return ParsedEmail(
-        message_id=message_id, synthetic_id=synthetic, sender_email=sender, sender_name=sender_name,
+        message_id=clean_text(message_id), synthetic_id=synthetic, sender_email=clean_text(sender),
+        sender_name=clean_text(sender_name) if sender_name else None,
         subject=subject, text=text[:MAX_TEXT_CHARS], html=html_body[:MAX_HTML_CHARS] if html_body else None,
         references=tuple(references[-MAX_REFERENCES:]), ticket_number_hint=ticket_number_in(subject),
         auto_reply_reason=reason, language_hint=_language(msg, text), date=_date(msg),
-        to=_addresses(_raw_header(msg, "To")), cc=_addresses(_raw_header(msg, "Cc")),
-        attachments=tuple(attachments), bounce=bounce,
+        to=tuple(map(clean_text, _addresses(_raw_header(msg, "To")))),
+        cc=tuple(map(clean_text, _addresses(_raw_header(msg, "Cc")))),
+        attachments=tuple(attachments), bounce={k: clean_text(v) for k, v in bounce.items()},
         defects=tuple(sorted({type(d).__name__ for p in msg.walk() for d in p.defects})),
     )

@@ -219,3 +219,29 @@ async def test_bot_answers_order_status_from_the_order_record(nlu_client: httpx.
                                     json=rest_message("o-3", "where is my order??", sender="buyer2"))).json()
     assert second["action"] == "escalate"
     assert second["ticket_number"] == first["ticket_number"]
+
+
+DEEP_LIST = "nlu: " + "[" * 100_000 + "]" * 100_000
+# "Billion laughs": ten lines that expand to 9^9 values as soon as anything walks them.
+ALIAS_BOMB = "a0: &a0 [hi, hi, hi, hi, hi, hi, hi, hi, hi]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)) + "nlu: [{synonym: x, examples: *a8}]\n"
+
+
+@pytest.mark.parametrize(("document", "reason"), [
+    (DEEP_LIST, "nested deeper than 32 levels"),
+    ("version: '3.1'\nnlu:\n- intent: a\n  examples: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper"),
+    (ALIAS_BOMB, "more than 1000000 values"),
+    ("responses:\n  utter_greet:\n  - text: hi\n    metadata: {lang: a-very-long-language-name}\n",
+     "is not a language code"),
+    ('nlu:\n- intent: greet\n  examples: ["nul \\0 here", "x"]\n', "NUL character"),
+    ('nlu:\n- intent: greet\n  examples: ["\\ud800", "x"]\n', "lone surrogate"),
+])
+async def test_hostile_rasa_documents_answer_422_with_the_reason(nlu_client: httpx.AsyncClient, admin: Auth,
+                                                                  document: str, reason: str) -> None:
+    """A 100,000-deep list answered 500 (RecursionError in the YAML composer); alias bombs, response languages
+    longer than the column and NUL characters reached the database."""
+    r = await nlu_client.post("/admin/nlu/import", headers=admin[1], content=document.encode())
+    assert r.status_code == 422, r.text
+    assert reason in r.json()["message"]
+    intents = (await nlu_client.get("/admin/nlu/intents", headers=admin[1])).json()
+    assert "greet" not in {i["name"] for i in intents}

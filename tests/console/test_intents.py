@@ -381,3 +381,19 @@ async def test_versions_of_the_embedded_engine(db_url: str, db_engine: AsyncEngi
         assert await flash_after(client, r) == ("info", f"Model {shipped[0]} is active now.")
         audit = (await client.get("/console/admin/audit")).text
         assert "nlu.activate" in audit
+
+
+async def test_hostile_rasa_uploads_are_an_error_with_the_reason(client: httpx.AsyncClient, people: People,
+                                                                 sessionmaker: async_sessionmaker[AsyncSession]
+                                                                 ) -> None:
+    """A 100,000-deep list was a RecursionError (500); an alias bomb expanded when walked."""
+    await login(client, "admin@test.example")
+    deep = b"nlu: " + b"[" * 100_000 + b"]" * 100_000
+    kind, text = await flash_after(client, await upload(client, deep, name="deep.yml"))
+    assert kind == "error" and "nested deeper than 32 levels" in text, text
+    bomb = "a0: &a0 [hi, hi, hi, hi, hi, hi, hi, hi, hi]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)) + "nlu: *a8\n"
+    kind, text = await flash_after(client, await upload(client, bomb.encode(), name="bomb.yml"))
+    assert kind == "error" and "more than 1000000 values" in text, text
+    async with sessionmaker() as session:
+        assert await nlu_admin.intent_count(session) == 0

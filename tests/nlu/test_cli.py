@@ -87,3 +87,21 @@ def test_train_with_csv_and_evaluate(tmp_path: Path) -> None:
     active = runner.invoke(app, ["evaluate", "--data", str(csv), "--active", "--model-dir", str(tmp_path / "m")])
     assert active.exit_code == 0, active.output
     assert "accuracy" in active.output
+
+
+@pytest.mark.parametrize(("suffix", "document", "reason"), [
+    (".yml", "nlu: " + "[" * 100_000 + "]" * 100_000, "nested deeper than 32 levels"),
+    (".json", "[" * 100_000 + "]" * 100_000, "nested too deep"),
+    (".yml", "a0: &a0 [hi, hi, hi, hi, hi, hi, hi, hi, hi]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)) + "nlu: *a8\n",
+     "more than 1000000 values"),
+])
+def test_import_of_a_hostile_document_says_why_like_the_api(tmp_path: Path, suffix: str, document: str,
+                                                            reason: str) -> None:
+    """The CLI gives the reason the API gives, instead of a RecursionError traceback."""
+    hostile = tmp_path / f"hostile{suffix}"
+    hostile.write_text(document, encoding="utf-8")
+    result = runner.invoke(app, ["import-rasa", str(hostile), "--output", str(tmp_path / "w.yml")])
+    assert result.exit_code == 1
+    assert reason in result.output
+    assert not (tmp_path / "w.yml").exists()

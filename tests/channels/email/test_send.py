@@ -211,3 +211,22 @@ async def test_send_over_tls_verifies_the_server(
         assert len(sink.messages) == 1
     finally:
         controller.stop()
+
+
+DOUBLE_ENCODED_CRLF = "=?utf-8?q?a=0D=0ABcc:_victim@evil.example?="
+
+
+@pytest.mark.parametrize("field", ["subject", "in_reply_to", "references"])
+def test_a_value_that_decodes_to_a_newline_adds_no_header_to_the_reply(field: str) -> None:
+    """EmailMessage decodes RFC 2047 words in the values it is given, and Python 3.11 wrote the CR/LF one held
+    as a line of its own: a customer's Subject or Message-ID that decoded (once, by us) to such a word put a Bcc
+    into our reply."""
+    value: object = {"subject": f"Hi {DOUBLE_ENCODED_CRLF}", "in_reply_to": f"{DOUBLE_ENCODED_CRLF}@x.org",
+                     "references": [f"{DOUBLE_ENCODED_CRLF}@x.org", "c1@example.org"]}[field]
+    message, _id = compose(envelope(**{field: value}), from_address="support@support.example",
+                           from_name="Support", domain="support.example")
+    head = message.as_bytes().split(b"\n\n", 1)[0]
+    assert b"\nBcc:" not in head and b"\r\nBcc:" not in head, head
+    assert all("\n" not in str(v) and "\r" not in str(v) for v in message.values())
+    if field == "references":
+        assert message["References"] == "<c1@example.org> <c2@example.org>"  # the safe ones still thread
