@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload
 from starlette.requests import HTTPConnection
 
 from api.deps import Cursor, DbSession, State, app_state, header_docs
-from api.openapi import UNAUTHENTICATED, error
+from api.openapi import BODY, UNAUTHENTICATED, error
 from api.state import AppState
 from core.errors import AuthenticationError, ServiceUnavailableError, TooManyRequestsError, ValidationFailedError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, IngestResult, SenderInfo, unstorable_reason
@@ -25,10 +25,7 @@ from core.tickets.models import format_ticket_number
 log = logging.getLogger(__name__)
 # The ingress routes check the key themselves (no dependency to document it): declared here for the router.
 router = APIRouter(prefix="/channels/rest", tags=["channel: rest"], responses={
-    **UNAUTHENTICATED,
-    429: error("Too many wrong keys from this address, or over the key's request rate",
-               headers={"Retry-After": "Seconds to wait before retrying"}),
-    503: error("The channel is disabled, or the database is unavailable; retry later")})
+    **UNAUTHENTICATED, 503: error("The channel is disabled, or the database is unavailable; retry later")})
 CHANNEL = "rest"
 
 
@@ -160,7 +157,7 @@ INGRESS_ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post("/messages", response_model=RestMessageAccepted, status_code=201,
              responses={200: {"description": "A duplicate submission: the original result",
-                              "model": RestMessageAccepted}, **INGRESS_ERRORS},
+                              "model": RestMessageAccepted}, **BODY, **INGRESS_ERRORS},
              openapi_extra={**header_docs(("X-Api-Key", "The REST channel's API key")),
                             "requestBody": {"required": True, "content": {"application/json": {
                                 "schema": _inline_refs(RestMessageCreate.model_json_schema())}}}})
