@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from api.proxies import TrustedProxies
 from api.settings import Settings
-from core.auth.clock import Clock
 from core.auth.ratelimit import FailureThrottle, KeyedBuckets
+from core.clock import Clock
 
 
 @dataclass

@@ -12,7 +12,7 @@ from api.limits import Limits
 from api.settings import Settings
 from channels.base import ChannelRegistry
 from core.attachments.store import AttachmentStore
-from core.auth.clock import SYSTEM_CLOCK, Clock
+from core.clock import SYSTEM_CLOCK, Clock
 from core.events import EventBus
 from core.ingest.service import IngestService
 from core.outbox.dispatcher import OutboxDispatcher

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.attachments.store import AttachmentStore
-from core.auth.clock import SYSTEM_CLOCK, Clock
+from core.clock import SYSTEM_CLOCK, Clock
 from core.db.base import utcnow
 from core.db.lease import Lease, exclusive
 from core.events import EventBus

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.app import create_app
 from api.settings import Settings
 from core.audit import repository as audit_repo
-from core.auth.clock import ManualClock
 from core.auth.settings import LoginProtectionSettings
+from core.clock import ManualClock
 from core.users.models import Role
 from tests.conftest import keyword_engine, make_settings, make_user, responses
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from channels.config import ChannelsSettings, RestChannelSettings
-from core.auth.clock import ManualClock
+from core.clock import ManualClock
 from tests.conftest import REST_HEADERS, REST_KEY, keyword_engine, make_settings, responses, rest_message
 
 Client = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]

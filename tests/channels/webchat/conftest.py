@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.app import create_app
 from channels.config import ChannelsSettings, RestChannelSettings
 from channels.webchat.settings import WebchatChannelSettings
-from core.auth.clock import SYSTEM_CLOCK, Clock
+from core.clock import SYSTEM_CLOCK, Clock
 from tests.conftest import REST_KEY, free_port, keyword_engine, make_settings, responses
 
 SITE_SECRET = "site-identity-secret"

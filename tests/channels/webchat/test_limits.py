@@ -11,7 +11,7 @@ import pytest
 import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.auth.clock import ManualClock
+from core.clock import ManualClock
 from tests.channels.webchat.conftest import Client, Server, start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

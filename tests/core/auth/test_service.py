@@ -9,11 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.auth import service
-from core.auth.clock import ManualClock
 from core.auth.errors import LoginThrottledError
 from core.auth.models import LoginThrottle, ThrottleScope
 from core.auth.ratelimit import FailureThrottle, KeyedBuckets, backoff_seconds
 from core.auth.settings import LoginProtectionSettings
+from core.clock import ManualClock
 
 POLICY = LoginProtectionSettings(account_free_failures=2, account_lock_failures=50, address_free_failures=40,
                                  failure_window_minutes=60)

@@ -1,4 +1,4 @@
-"""The time source of the limits: wall time for what is stored, a monotonic counter for what is in memory.
+"""The one time source: wall time for what is stored, a monotonic counter for what is in memory.
 
 Passed in, never read deep inside the rules, so tests move time forward instead of sleeping.
 """
