@@ -64,8 +64,10 @@ class OutboxDispatcher:
         settings: CoreSettings,
         *,
         concurrency: int = 16,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.clock = clock
         self.senders = senders
         self.bus = bus
         self.settings = settings
@@ -112,39 +114,108 @@ class OutboxDispatcher:
                 self._wake.set()
 
     async def dispatch_once(self) -> int:
-        """Claim one batch, send it, record outcomes. Returns how many rows were handled."""
+        """Claim one batch, send it, record outcomes. Returns how many rows were handled.
+
+        Outcomes are recorded as the sends finish, in groups (whatever finished while the previous group was
+        being written goes in the next one: one UPDATE per group), not once the whole batch is done: a crash
+        then resends only what was on the wire, not every reply the batch had already delivered. Until its
+        outcome is written, each claimed row's lease is renewed by a heartbeat, so the lease can be short and
+        the rows of a dead dispatcher are sent again within seconds.
+        """
         self.stats.last_run_at = utcnow()
+        lease = self.settings.outbox_lease_seconds
         async with self.sessionmaker() as session:
             async with session.begin():
-                ids = await service.claim_due(session, self.settings.outbox_batch_size,
-                                              self.settings.outbox_lease_seconds)
-                envelopes = await service.build_envelopes(session, ids) if ids else []
+                claims = await service.claim_due(session, self.settings.outbox_batch_size, lease, now=self.clock())
+                envelopes = await service.build_envelopes(session, list(claims)) if claims else []
         if not envelopes:
             return 0
-        outcomes = await asyncio.gather(*(self._send(e) for e in envelopes))
+        unrecorded = {e.outbox_id: claims[e.outbox_id] for e in envelopes}
+        heartbeat = asyncio.create_task(self._heartbeat(unrecorded), name="outbox-heartbeat")
+        sends = {asyncio.create_task(self._send(e)): e for e in envelopes}
+        pending: set[asyncio.Task[_Outcome]] = set(sends)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                group = [(sends[task], task.result()) for task in done]
+                await self._record(group, claims)
+                for envelope, _ in group:
+                    unrecorded.pop(envelope.outbox_id, None)
+        finally:
+            for task in pending:
+                task.cancel()
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        return len(envelopes)
+
+    async def _heartbeat(self, claims: dict[int, int]) -> None:
+        """Renew the lease of the claimed rows whose outcome is not written yet, until cancelled."""
+        while True:
+            await asyncio.sleep(self.settings.outbox_heartbeat_seconds)
+            if not claims:
+                continue
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    await service.heartbeat(session, dict(claims), self.settings.outbox_lease_seconds,
+                                            now=self.clock())
+            except Exception as exc:
+                # The next beat tries again; if the database stays away longer than the lease, another
+                # dispatcher may send these rows again (at-least-once), which is why the lease is a few beats.
+                self.stats.last_error = f"heartbeat: {type(exc).__name__}: {exc}"[:500]
+                log.warning("outbox heartbeat failed", extra={"error": str(exc)[:200], "rows": len(claims)})
+
+    async def _record(self, group: list[tuple[OutboundEnvelope, _Outcome]], claims: dict[int, int]) -> None:
+        """Write the outcomes of a group of finished sends in one transaction; retried while the database is away.
+
+        The replies are already with the customer: giving up at the first error would make every one of them go
+        out again once the lease runs out. Past a deadline the error is raised (the leases have long run out).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(60.0, 6 * self.settings.outbox_lease_seconds)
+        delay = 0.05
+        while True:
+            try:
+                await self._record_once(group, claims)
+                return
+            except Exception as exc:
+                if loop.time() >= deadline:
+                    raise
+                self.stats.last_error = f"recording deliveries: {type(exc).__name__}: {exc}"[:500]
+                log.warning("outbox: recording deliveries failed, retrying",
+                            extra={"error": str(exc)[:200], "rows": len(group)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.outbox_heartbeat_seconds)
+
+    async def _record_once(self, group: list[tuple[OutboundEnvelope, _Outcome]], claims: dict[int, int]) -> None:
+        sent = [(e, o.provider_id) for e, o in group if o.error is None]
+        failed_attempts = failed = 0
         async with self.sessionmaker() as session:
             async with session.begin():
-                sent = [(e, o.provider_id) for e, o in zip(envelopes, outcomes, strict=True) if o.error is None]
                 await service.mark_sent(session, sent)
-                self.stats.sent += len(sent)
-                for envelope, outcome in zip(envelopes, outcomes, strict=True):
+                for envelope, outcome in group:
                     if outcome.error is not None:
                         status = await service.mark_failed_attempt(
                             session, envelope.outbox_id, outcome.error, self.settings, permanent=outcome.permanent,
-                            progress=outcome.progress)
-                        self.stats.failed_attempts += 1
-                        if status == "failed":
-                            self.stats.failed += 1
+                            progress=outcome.progress, attempt=claims.get(envelope.outbox_id))
+                        failed_attempts += 1
+                        failed += status == "failed"
             self.bus.publish_all(take_pending(session))
-        return len(envelopes)
+        self.stats.sent += len(sent)
+        self.stats.failed_attempts += failed_attempts
+        self.stats.failed += failed
 
     async def _send(self, envelope: OutboundEnvelope) -> _Outcome:
         sender = self.senders(envelope.channel)
         if sender is None:
             return _Outcome(error=f"channel {envelope.channel!r} is not enabled")
         async with self._semaphore:
+            timeout = self.settings.outbox_send_timeout_seconds
             try:
-                return _Outcome(provider_id=await sender.send(envelope))
+                # The heartbeat keeps the claim while a send runs: a send that never returns must end somewhere.
+                async with asyncio.timeout(timeout):
+                    provider_id = await sender.send(envelope)
+                return _Outcome(provider_id=provider_id)
             except PartialDelivery as exc:
                 permanent = isinstance(exc.cause, PermanentSendError)
                 log.warning("send failed part-way", extra={"channel": envelope.channel,
@@ -153,6 +224,9 @@ class OutboxDispatcher:
                                 progress=(exc.delivered_parts, exc.provider_message_id))
             except PermanentSendError as exc:
                 return _Outcome(error=f"rejected: {exc}", permanent=True)
+            except TimeoutError as exc:
+                log.warning("send timed out", extra={"channel": envelope.channel, "outbox_id": envelope.outbox_id})
+                return _Outcome(error=f"send timed out after {timeout:g} s ({exc!r})")
             except Exception as exc:
                 log.warning("send failed", extra={"channel": envelope.channel, "outbox_id": envelope.outbox_id,
                                                   "error": str(exc)[:200]})
