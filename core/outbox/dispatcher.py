@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,8 +65,10 @@ class OutboxDispatcher:
         settings: CoreSettings,
         *,
         concurrency: int = 16,
+        record_concurrency: int = 4,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self.record_concurrency = record_concurrency
         self.sessionmaker = sessionmaker
         self.clock = clock
         self.senders = senders
@@ -116,9 +119,10 @@ class OutboxDispatcher:
     async def dispatch_once(self) -> int:
         """Claim one batch, send it, record outcomes. Returns how many rows were handled.
 
-        Outcomes are recorded as the sends finish, in groups (whatever finished while the previous group was
-        being written goes in the next one: one UPDATE per group), not once the whole batch is done: a crash
-        then resends only what was on the wire, not every reply the batch had already delivered. Until its
+        Outcomes are recorded as the sends finish, in groups (whatever finished while the recorders were busy
+        goes in the next one: one UPDATE per group; up to `record_concurrency` groups written at once), not
+        once the whole batch is done: a crash then resends only what was on the wire or being recorded, not
+        every reply the batch had already delivered. Until its
         outcome is written, each claimed row's lease is renewed by a heartbeat, so the lease can be short and
         the rows of a dead dispatcher are sent again within seconds.
         """
@@ -132,18 +136,41 @@ class OutboxDispatcher:
             return 0
         unrecorded = {e.outbox_id: claims[e.outbox_id] for e in envelopes}
         heartbeat = asyncio.create_task(self._heartbeat(unrecorded), name="outbox-heartbeat")
-        sends = {asyncio.create_task(self._send(e)): e for e in envelopes}
-        pending: set[asyncio.Task[_Outcome]] = set(sends)
+        finished: list[tuple[OutboundEnvelope, _Outcome]] = []
+        recorders: set[asyncio.Task[None]] = set()
+
+        async def record(group: list[tuple[OutboundEnvelope, _Outcome]]) -> None:
+            await self._record(group, claims)
+            for envelope, _ in group:
+                unrecorded.pop(envelope.outbox_id, None)
+
+        def flush(_: object = None) -> None:
+            # What finished while every recorder was busy goes out as one group when one frees up. Several
+            # groups are written at once: a group never waits behind another one's round trips.
+            while finished and len(recorders) < self.record_concurrency:
+                group = finished.copy()
+                finished.clear()
+                task = asyncio.create_task(record(group))
+                recorders.add(task)
+                task.add_done_callback(recorders.discard)
+                task.add_done_callback(flush)
+
+        def finish(envelope: OutboundEnvelope, task: asyncio.Task[_Outcome]) -> None:
+            if not task.cancelled():
+                finished.append((envelope, task.result()))
+                flush()
+
+        sends = [asyncio.create_task(self._send(e)) for e in envelopes]
+        for envelope, send in zip(envelopes, sends, strict=True):
+            send.add_done_callback(functools.partial(finish, envelope))
         try:
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                group = [(sends[task], task.result()) for task in done]
-                await self._record(group, claims)
-                for envelope, _ in group:
-                    unrecorded.pop(envelope.outbox_id, None)
+            await asyncio.gather(*sends)
+            while recorders:
+                # gather, not wait: a recorder that gave up raises here (its rows go again after the lease).
+                await asyncio.gather(*recorders)
         finally:
-            for task in pending:
-                task.cancel()
+            for pending in [*sends, *recorders]:
+                pending.cancel()
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -191,15 +218,23 @@ class OutboxDispatcher:
         sent = [(e, o.provider_id) for e, o in group if o.error is None]
         failed_attempts = failed = 0
         async with self.sessionmaker() as session:
-            async with session.begin():
+            if len(sent) == len(group):
+                # Deliveries only: one UPDATE, which commits itself - no BEGIN and COMMIT round trips, so the
+                # window in which a crash resends these replies is as short as the database allows.
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 await service.mark_sent(session, sent)
-                for envelope, outcome in group:
-                    if outcome.error is not None:
-                        status = await service.mark_failed_attempt(
-                            session, envelope.outbox_id, outcome.error, self.settings, permanent=outcome.permanent,
-                            progress=outcome.progress, attempt=claims.get(envelope.outbox_id))
-                        failed_attempts += 1
-                        failed += status == "failed"
+                await session.commit()
+            else:
+                async with session.begin():
+                    await service.mark_sent(session, sent)
+                    for envelope, outcome in group:
+                        if outcome.error is not None:
+                            status = await service.mark_failed_attempt(
+                                session, envelope.outbox_id, outcome.error, self.settings,
+                                permanent=outcome.permanent, progress=outcome.progress,
+                                attempt=claims.get(envelope.outbox_id))
+                            failed_attempts += 1
+                            failed += status == "failed"
             self.bus.publish_all(take_pending(session))
         self.stats.sent += len(sent)
         self.stats.failed_attempts += failed_attempts
