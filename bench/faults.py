@@ -25,7 +25,8 @@ scenario. Everything listens on 127.0.0.1 only.
 Scenarios register with `@scenario("name")` (a coroutine taking the Context and returning a Row), so other
 modules can add theirs: import this module, decorate, and call `main()`.
 `--server-root DIR` runs the server from another checkout of the code (e.g. `git archive <commit>` unpacked),
-to measure a change against what was there before.
+to measure a change against what was there before. `--messages N` and `--kill-every S` override the mode;
+FAULTS_DEBUG=1 prints, for each REST reply delivered twice, how long before a kill it was first delivered.
 """
 
 from __future__ import annotations
