@@ -69,6 +69,7 @@ ANSWERS = {("greeting", "en"): "Hello! How can I help?", ("greeting", "ru"): "З
 @dataclass
 class Row:
     scenario: str
+    faults: int = 0  # kills or outages that happened while traffic ran (0: the scenario proved nothing)
     sent: int = 0
     acknowledged: int = 0
     stored_once: int = 0
@@ -83,6 +84,8 @@ class Row:
     def problems(self) -> list[str]:
         """The correctness targets this row misses (never timing)."""
         out = [f"{name} = {getattr(self, name)}" for name in ("lost", "stored_twice", "stuck") if getattr(self, name)]
+        if not self.faults:
+            out.append("no fault happened while the traffic ran")
         if self.replies_expected and self.delivered_twice / self.replies_expected >= 0.005:
             out.append(f"delivered twice {self.delivered_twice}/{self.replies_expected} >= 0.5 %")
         return out
@@ -569,8 +572,9 @@ def telegram_reply_counts(row: Row, outbox: dict[int, tuple[str, str]], botapi: 
 
 
 async def rest_run(ctx: Context, name: str, servers_count: int, fault: Callable[[list[Server], Traffic],
-                   Awaitable[str]], **env: str) -> Row:
-    """REST traffic to `servers_count` instances with replies to a local webhook, while `fault` runs."""
+                   Awaitable[tuple[int, str]]], **env: str) -> Row:
+    """REST traffic to `servers_count` instances with replies to a local webhook, while `fault` runs (and
+    returns how many faults it caused, and a note)."""
     receiver = WebhookReceiver()
     await receiver.start()
     url = await ctx.database()
@@ -587,7 +591,7 @@ async def rest_run(ctx: Context, name: str, servers_count: int, fault: Callable[
         load = asyncio.create_task(send_all(lambda i: ports[i % len(ports)], "/channels/rest/messages",
                                             rest_bodies(name, ctx.mode.messages), REST_HEADERS, ctx.mode.rate,
                                             traffic, give_up_after=ctx.mode.settle_seconds))
-        row.notes = await fault(servers, traffic)
+        row.faults, row.notes = await fault(servers, traffic)
         await load
         print(f"  client saw: {dict(traffic.answers)}; last ack {time.monotonic() - traffic.last_ack:.0f} s ago",
               file=sys.stderr)
@@ -614,9 +618,9 @@ async def rest_run(ctx: Context, name: str, servers_count: int, fault: Callable[
 
 @scenario("rest: kill -9")
 async def rest_kill9(ctx: Context) -> Row:
-    async def fault(servers: list[Server], traffic: Traffic) -> str:
+    async def fault(servers: list[Server], traffic: Traffic) -> tuple[int, str]:
         await kill_every(servers, ctx.mode.kill_every, traffic.done, most=ctx.mode.max_kills)
-        return f"{servers[0].kills} kills"
+        return sum(s.kills for s in servers), "kill -9"
 
     return await rest_run(ctx, "rest: kill -9", 1, fault)
 
@@ -642,7 +646,7 @@ async def telegram_kill9(ctx: Context) -> Row:
         inbound, outbox = await stored(url, "telegram")
         inbound_counts(row, traffic, inbound)
         telegram_reply_counts(row, outbox, botapi)
-        row.notes = f"{server.kills} kills"
+        row.faults, row.notes = server.kills, "kill -9"
     finally:
         server.stop()
         await botapi.stop()
@@ -704,7 +708,7 @@ async def webchat_kill9(ctx: Context) -> Row:
     url = await ctx.database()
     server = Server(ctx, url)
     row = Row("web chat: kill -9")
-    count = max(60, ctx.mode.messages // 3)
+    count, rate = max(120, ctx.mode.messages // 3), ctx.mode.rate / 2
     traffic, tally = Traffic(), ChatTally()
     try:
         server.start()
@@ -712,10 +716,10 @@ async def webchat_kill9(ctx: Context) -> Row:
 
         async def visitors() -> None:
             start = time.monotonic()
-            deadline = start + count / ctx.mode.rate + ctx.mode.settle_seconds
+            deadline = start + count / rate + 2 * ctx.mode.settle_seconds
             tasks = []
             for i in range(count):
-                await asyncio.sleep(max(0.0, start + i / ctx.mode.rate - time.monotonic()))
+                await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
                 tasks.append(asyncio.create_task(chat_visitor(server.port, i, traffic, tally, deadline)))
             await asyncio.gather(*tasks)
             traffic.done.set()
@@ -735,7 +739,7 @@ async def webchat_kill9(ctx: Context) -> Row:
         row.delivered = sum(1 for o in outbox if message_of[o] in seen)
         row.delivered_twice = sum(1 for o in outbox if tally.live.get(message_of[o], 0) > 1)
         row.stuck = sum(1 for status, _ in outbox.values() if status != "sent")
-        row.notes = f"{server.kills} kills"
+        row.faults, row.notes = server.kills, "kill -9"
     finally:
         server.stop()
     return row
@@ -743,7 +747,7 @@ async def webchat_kill9(ctx: Context) -> Row:
 
 @scenario("postgresql: stop and start")
 async def postgres_stop(ctx: Context) -> Row:
-    async def fault(servers: list[Server], traffic: Traffic) -> str:
+    async def fault(servers: list[Server], traffic: Traffic) -> tuple[int, str]:
         # Halfway through the traffic, the database goes away for a while and comes back.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(ctx.mode.messages / ctx.mode.rate / 2):
@@ -752,7 +756,7 @@ async def postgres_stop(ctx: Context) -> Row:
         await asyncio.to_thread(ctx.cluster.stop, "fast")
         await asyncio.sleep(ctx.mode.outage_seconds)  # the outage itself: a fixed length is the point
         await asyncio.to_thread(ctx.cluster.start)
-        return f"database down {time.monotonic() - started:.0f} s"
+        return 1, f"database down {time.monotonic() - started:.0f} s"
 
     return await rest_run(ctx, "postgresql: stop and start", 2, fault)
 
@@ -787,7 +791,7 @@ async def redis_down(ctx: Context) -> Row:
     redis = PrivateRedis(ctx.workdir)
     redis.start()
 
-    async def fault(servers: list[Server], traffic: Traffic) -> str:
+    async def fault(servers: list[Server], traffic: Traffic) -> tuple[int, str]:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(ctx.mode.messages / ctx.mode.rate / 3):
                 await traffic.done.wait()
@@ -795,7 +799,7 @@ async def redis_down(ctx: Context) -> Row:
         redis.kill()
         await asyncio.sleep(ctx.mode.outage_seconds)  # the outage itself
         redis.start()
-        return f"redis down {time.monotonic() - started:.0f} s"
+        return 1, f"redis down {time.monotonic() - started:.0f} s"
 
     try:
         return await rest_run(ctx, "redis: down, two instances", 2, fault,
@@ -904,7 +908,7 @@ async def mail_down(ctx: Context) -> Row:
         await asyncio.sleep(ctx.mode.mail_outage_seconds)  # the outage itself
         await asyncio.to_thread(servers.start)
         down.clear()
-        row.notes = f"mail servers down {time.monotonic() - started:.0f} s"
+        row.faults, row.notes = 1, f"mail servers down {time.monotonic() - started:.0f} s"
         await load
         # Mail is read when the reader reconnects (backoff up to 2 s) and polls: wait for every acknowledged one.
         deadline = time.monotonic() + ctx.mode.settle_seconds
@@ -931,7 +935,7 @@ async def mail_down(ctx: Context) -> Row:
 # -- running ----------------------------------------------------------------------------------------------
 
 
-COLUMNS = [("scenario", "scenario"), ("sent", "sent"), ("acknowledged", "acknowledged"),
+COLUMNS = [("scenario", "scenario"), ("faults", "faults"), ("sent", "sent"), ("acknowledged", "acknowledged"),
            ("stored_once", "stored once"), ("lost", "lost"), ("stored_twice", "stored twice"),
            ("replies_expected", "replies expected"), ("delivered", "delivered"),
            ("delivered_twice", "delivered twice"), ("stuck", "stuck"), ("notes", "notes")]

@@ -34,6 +34,7 @@ def test_short_fault_suite_loses_nothing_and_leaves_nothing_stuck(tmp_path: Path
     for row in rows:
         where = f"{row['scenario']}: {row}"
         assert not row["notes"].startswith("ERROR"), where
+        assert row["faults"] >= 1, where  # a kill or an outage happened while the traffic ran
         assert row["acknowledged"] == row["sent"] > 0 and row["replies_expected"] > 0, where
         assert row["lost"] == 0, where
         assert row["stored_twice"] == 0, where
