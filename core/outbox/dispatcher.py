@@ -77,6 +77,7 @@ class OutboxDispatcher:
         self.stats = DispatcherStats()
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(concurrency)
+        self._on_wire: set[int] = set()  # sends in progress (past the semaphore)
 
     def wake(self) -> None:
         self._wake.set()
@@ -122,9 +123,9 @@ class OutboxDispatcher:
         Outcomes are recorded as the sends finish, in groups (whatever finished while the recorders were busy
         goes in the next one: one UPDATE per group; up to `record_concurrency` groups written at once), not
         once the whole batch is done: a crash then resends only what was on the wire or being recorded, not
-        every reply the batch had already delivered. Until its
-        outcome is written, each claimed row's lease is renewed by a heartbeat, so the lease can be short and
-        the rows of a dead dispatcher are sent again within seconds.
+        every reply the batch had already delivered. Until its outcome is written, each claimed row's lease is
+        renewed by a heartbeat, so the lease can be short and the rows of a dead dispatcher are sent again
+        within seconds. A stop (cancellation) lets the sends on the wire finish and be written first.
         """
         self.stats.last_run_at = utcnow()
         lease = self.settings.outbox_lease_seconds
@@ -164,10 +165,15 @@ class OutboxDispatcher:
         for envelope, send in zip(envelopes, sends, strict=True):
             send.add_done_callback(functools.partial(finish, envelope))
         try:
-            await asyncio.gather(*sends)
+            # wait, not gather: a cancelled dispatcher (stopping) must not cancel the sends on the wire.
+            await asyncio.wait(sends)
             while recorders:
-                # gather, not wait: a recorder that gave up raises here (its rows go again after the lease).
-                await asyncio.gather(*recorders)
+                done, _ = await asyncio.wait(set(recorders))
+                for task in done:
+                    task.result()  # a recorder that gave up raises here (its rows go again after the lease)
+        except asyncio.CancelledError:
+            await self._finish_on_stop(envelopes, sends, recorders)
+            raise
         finally:
             for pending in [*sends, *recorders]:
                 pending.cancel()
@@ -175,6 +181,22 @@ class OutboxDispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
         return len(envelopes)
+
+    async def _finish_on_stop(self, envelopes: list[OutboundEnvelope], sends: list[asyncio.Task[_Outcome]],
+                              recorders: set[asyncio.Task[None]]) -> None:
+        """Stopping (a deploy, not a crash): sends not started yet are dropped (their lease brings them back),
+        while the ones on the wire and their records get a few seconds to finish - else every restart would
+        send them again."""
+        for envelope, send in zip(envelopes, sends, strict=True):
+            if not send.done() and envelope.outbox_id not in self._on_wire:
+                send.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(5.0, self.settings.outbox_lease_seconds / 2)
+        while loop.time() < deadline:
+            pending = [t for t in sends if not t.done()] + list(recorders)
+            if not pending:
+                return
+            await asyncio.wait(pending, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED)
 
     async def _heartbeat(self, claims: dict[int, int]) -> None:
         """Renew the lease of the claimed rows whose outcome is not written yet, until cancelled."""
@@ -246,6 +268,7 @@ class OutboxDispatcher:
             return _Outcome(error=f"channel {envelope.channel!r} is not enabled")
         async with self._semaphore:
             timeout = self.settings.outbox_send_timeout_seconds
+            self._on_wire.add(envelope.outbox_id)
             try:
                 # The heartbeat keeps the claim while a send runs: a send that never returns must end somewhere.
                 async with asyncio.timeout(timeout):
@@ -266,6 +289,8 @@ class OutboxDispatcher:
                 log.warning("send failed", extra={"channel": envelope.channel, "outbox_id": envelope.outbox_id,
                                                   "error": str(exc)[:200]})
                 return _Outcome(error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._on_wire.discard(envelope.outbox_id)
 
 
 @dataclass(frozen=True, slots=True)

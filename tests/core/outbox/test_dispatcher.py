@@ -190,7 +190,7 @@ async def test_rows_of_a_dead_dispatcher_are_sent_again_within_the_short_lease(
         return bool(stuck.started)
 
     await until(started, "the first dispatcher is sending")
-    task.cancel()  # it dies mid-send: no heartbeat, no outcome
+    task.cancel()  # it stops mid-send and the send outlasts the grace: no heartbeat, no outcome after it
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert await statuses(sessionmaker) == [OutboxStatus.sending]
@@ -303,3 +303,22 @@ async def test_a_stale_failure_never_puts_a_delivered_row_back(sessionmaker: asy
     assert row.status == OutboxStatus.sent and row.last_error is None
     async with sessionmaker() as s, s.begin():  # nor does the first dispatcher's heartbeat touch it
         assert await outbox_service.heartbeat(s, first, 10.0, now=clock.now) == 0
+
+
+async def test_a_stopping_dispatcher_lets_the_sends_on_the_wire_finish_and_records_them(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await queue_answers(sessionmaker, 1)
+    channel = HoldingChannel(hold_all=True)
+    dispatcher = OutboxDispatcher(sessionmaker, lambda kind: channel, EventBus(), FAST)
+    task = asyncio.create_task(dispatcher.dispatch_once())
+
+    async def started() -> bool:
+        return bool(channel.started)
+
+    await until(started, "the reply is on the wire")
+    task.cancel()  # the app stops (a deploy) while the provider is still answering
+    channel.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [row] = await rows(sessionmaker)
+    assert row.status == OutboxStatus.sent and channel.delivered == [row.id]  # not sent again after the restart
