@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Self
+
+from pydantic import BaseModel, Field, model_validator
 
 
 class CoreSettings(BaseModel):
@@ -14,7 +16,13 @@ class CoreSettings(BaseModel):
     outbox_max_attempts: int = Field(default=8, ge=1, description="Attempts before an outbound message fails.")
     outbox_backoff_base_seconds: float = Field(default=1.0, gt=0)
     outbox_backoff_max_seconds: float = Field(default=600.0, gt=0)
-    outbox_lease_seconds: float = Field(default=60.0, gt=0, description="A claimed send is retried after this.")
+    outbox_lease_seconds: float = Field(
+        default=10.0, gt=0,
+        description="A claim on a send that is not renewed (its process died) runs out after this and is retried.")
+    outbox_heartbeat_seconds: float = Field(
+        default=2.5, gt=0, description="How often a dispatcher renews the claim on the sends it has in flight.")
+    outbox_send_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="A send still running after this counts as a failed attempt.")
     outbox_batch_size: int = Field(default=50, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_gather_seconds: float = Field(default=0.01, ge=0, description="Wait after a wake-up to batch sends.")
@@ -23,3 +31,11 @@ class CoreSettings(BaseModel):
         description="Most messages written in one ingest transaction (concurrent arrivals are grouped).",
     )
     max_message_chars: int = Field(default=100_000, ge=1)
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> Self:
+        # Two missed heartbeats must still fit in the lease, or a slow database round trip lets a live send
+        # be claimed (and sent) a second time.
+        if self.outbox_heartbeat_seconds * 2 >= self.outbox_lease_seconds:
+            raise ValueError("outbox_heartbeat_seconds must be less than half of outbox_lease_seconds")
+        return self

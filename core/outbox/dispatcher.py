@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,14 +65,19 @@ class OutboxDispatcher:
         settings: CoreSettings,
         *,
         concurrency: int = 16,
+        record_concurrency: int = 4,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self.record_concurrency = record_concurrency
         self.sessionmaker = sessionmaker
+        self.clock = clock
         self.senders = senders
         self.bus = bus
         self.settings = settings
         self.stats = DispatcherStats()
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(concurrency)
+        self._on_wire: set[int] = set()  # sends in progress (past the semaphore)
 
     def wake(self) -> None:
         self._wake.set()
@@ -112,39 +118,162 @@ class OutboxDispatcher:
                 self._wake.set()
 
     async def dispatch_once(self) -> int:
-        """Claim one batch, send it, record outcomes. Returns how many rows were handled."""
+        """Claim one batch, send it, record outcomes. Returns how many rows were handled.
+
+        Outcomes are recorded as the sends finish, in groups (whatever finished while the recorders were busy
+        goes in the next one: one UPDATE per group; up to `record_concurrency` groups written at once), not
+        once the whole batch is done: a crash then resends only what was on the wire or being recorded, not
+        every reply the batch had already delivered. Until its outcome is written, each claimed row's lease is
+        renewed by a heartbeat, so the lease can be short and the rows of a dead dispatcher are sent again
+        within seconds. A stop (cancellation) lets the sends on the wire finish and be written first.
+        """
         self.stats.last_run_at = utcnow()
+        lease = self.settings.outbox_lease_seconds
         async with self.sessionmaker() as session:
             async with session.begin():
-                ids = await service.claim_due(session, self.settings.outbox_batch_size,
-                                              self.settings.outbox_lease_seconds)
-                envelopes = await service.build_envelopes(session, ids) if ids else []
+                claims = await service.claim_due(session, self.settings.outbox_batch_size, lease, now=self.clock())
+                envelopes = await service.build_envelopes(session, list(claims)) if claims else []
         if not envelopes:
             return 0
-        outcomes = await asyncio.gather(*(self._send(e) for e in envelopes))
-        async with self.sessionmaker() as session:
-            async with session.begin():
-                sent = [(e, o.provider_id) for e, o in zip(envelopes, outcomes, strict=True) if o.error is None]
-                await service.mark_sent(session, sent)
-                self.stats.sent += len(sent)
-                for envelope, outcome in zip(envelopes, outcomes, strict=True):
-                    if outcome.error is not None:
-                        status = await service.mark_failed_attempt(
-                            session, envelope.outbox_id, outcome.error, self.settings, permanent=outcome.permanent,
-                            progress=outcome.progress)
-                        self.stats.failed_attempts += 1
-                        if status == "failed":
-                            self.stats.failed += 1
-            self.bus.publish_all(take_pending(session))
+        unrecorded = {e.outbox_id: claims[e.outbox_id] for e in envelopes}
+        heartbeat = asyncio.create_task(self._heartbeat(unrecorded), name="outbox-heartbeat")
+        finished: list[tuple[OutboundEnvelope, _Outcome]] = []
+        recorders: set[asyncio.Task[None]] = set()
+
+        async def record(group: list[tuple[OutboundEnvelope, _Outcome]]) -> None:
+            await self._record(group, claims)
+            for envelope, _ in group:
+                unrecorded.pop(envelope.outbox_id, None)
+
+        def flush(_: object = None) -> None:
+            # What finished while every recorder was busy goes out as one group when one frees up. Several
+            # groups are written at once: a group never waits behind another one's round trips.
+            while finished and len(recorders) < self.record_concurrency:
+                group = finished.copy()
+                finished.clear()
+                task = asyncio.create_task(record(group))
+                recorders.add(task)
+                task.add_done_callback(recorders.discard)
+                task.add_done_callback(flush)
+
+        def finish(envelope: OutboundEnvelope, task: asyncio.Task[_Outcome]) -> None:
+            if not task.cancelled():
+                finished.append((envelope, task.result()))
+                flush()
+
+        sends = [asyncio.create_task(self._send(e)) for e in envelopes]
+        for envelope, send in zip(envelopes, sends, strict=True):
+            send.add_done_callback(functools.partial(finish, envelope))
+        try:
+            # wait, not gather: a cancelled dispatcher (stopping) must not cancel the sends on the wire.
+            await asyncio.wait(sends)
+            while recorders:
+                done, _ = await asyncio.wait(set(recorders))
+                for task in done:
+                    task.result()  # a recorder that gave up raises here (its rows go again after the lease)
+        except asyncio.CancelledError:
+            await self._finish_on_stop(envelopes, sends, recorders)
+            raise
+        finally:
+            for pending in [*sends, *recorders]:
+                pending.cancel()
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
         return len(envelopes)
+
+    async def _finish_on_stop(self, envelopes: list[OutboundEnvelope], sends: list[asyncio.Task[_Outcome]],
+                              recorders: set[asyncio.Task[None]]) -> None:
+        """Stopping (a deploy, not a crash): sends not started yet are dropped (their lease brings them back),
+        while the ones on the wire and their records get a few seconds to finish - else every restart would
+        send them again."""
+        for envelope, send in zip(envelopes, sends, strict=True):
+            if not send.done() and envelope.outbox_id not in self._on_wire:
+                send.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(5.0, self.settings.outbox_lease_seconds / 2)
+        while loop.time() < deadline:
+            pending = [t for t in sends if not t.done()] + list(recorders)
+            if not pending:
+                return
+            await asyncio.wait(pending, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _heartbeat(self, claims: dict[int, int]) -> None:
+        """Renew the lease of the claimed rows whose outcome is not written yet, until cancelled."""
+        while True:
+            await asyncio.sleep(self.settings.outbox_heartbeat_seconds)
+            if not claims:
+                continue
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    await service.heartbeat(session, dict(claims), self.settings.outbox_lease_seconds,
+                                            now=self.clock())
+            except Exception as exc:
+                # The next beat tries again; if the database stays away longer than the lease, another
+                # dispatcher may send these rows again (at-least-once), which is why the lease is a few beats.
+                self.stats.last_error = f"heartbeat: {type(exc).__name__}: {exc}"[:500]
+                log.warning("outbox heartbeat failed", extra={"error": str(exc)[:200], "rows": len(claims)})
+
+    async def _record(self, group: list[tuple[OutboundEnvelope, _Outcome]], claims: dict[int, int]) -> None:
+        """Write the outcomes of a group of finished sends in one transaction; retried while the database is away.
+
+        The replies are already with the customer: giving up at the first error would make every one of them go
+        out again once the lease runs out. Past a deadline the error is raised (the leases have long run out).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(60.0, 6 * self.settings.outbox_lease_seconds)
+        delay = 0.05
+        while True:
+            try:
+                await self._record_once(group, claims)
+                return
+            except Exception as exc:
+                if loop.time() >= deadline:
+                    raise
+                self.stats.last_error = f"recording deliveries: {type(exc).__name__}: {exc}"[:500]
+                log.warning("outbox: recording deliveries failed, retrying",
+                            extra={"error": str(exc)[:200], "rows": len(group)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.outbox_heartbeat_seconds)
+
+    async def _record_once(self, group: list[tuple[OutboundEnvelope, _Outcome]], claims: dict[int, int]) -> None:
+        sent = [(e, o.provider_id) for e, o in group if o.error is None]
+        failed_attempts = failed = 0
+        async with self.sessionmaker() as session:
+            if len(sent) == len(group):
+                # Deliveries only: one UPDATE, which commits itself - no BEGIN and COMMIT round trips, so the
+                # window in which a crash resends these replies is as short as the database allows.
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                await service.mark_sent(session, sent)
+                await session.commit()
+            else:
+                async with session.begin():
+                    await service.mark_sent(session, sent)
+                    for envelope, outcome in group:
+                        if outcome.error is not None:
+                            status = await service.mark_failed_attempt(
+                                session, envelope.outbox_id, outcome.error, self.settings,
+                                permanent=outcome.permanent, progress=outcome.progress,
+                                attempt=claims.get(envelope.outbox_id))
+                            failed_attempts += 1
+                            failed += status == "failed"
+            self.bus.publish_all(take_pending(session))
+        self.stats.sent += len(sent)
+        self.stats.failed_attempts += failed_attempts
+        self.stats.failed += failed
 
     async def _send(self, envelope: OutboundEnvelope) -> _Outcome:
         sender = self.senders(envelope.channel)
         if sender is None:
             return _Outcome(error=f"channel {envelope.channel!r} is not enabled")
         async with self._semaphore:
+            timeout = self.settings.outbox_send_timeout_seconds
+            self._on_wire.add(envelope.outbox_id)
             try:
-                return _Outcome(provider_id=await sender.send(envelope))
+                # The heartbeat keeps the claim while a send runs: a send that never returns must end somewhere.
+                async with asyncio.timeout(timeout):
+                    provider_id = await sender.send(envelope)
+                return _Outcome(provider_id=provider_id)
             except PartialDelivery as exc:
                 permanent = isinstance(exc.cause, PermanentSendError)
                 log.warning("send failed part-way", extra={"channel": envelope.channel,
@@ -153,10 +282,15 @@ class OutboxDispatcher:
                                 progress=(exc.delivered_parts, exc.provider_message_id))
             except PermanentSendError as exc:
                 return _Outcome(error=f"rejected: {exc}", permanent=True)
+            except TimeoutError as exc:
+                log.warning("send timed out", extra={"channel": envelope.channel, "outbox_id": envelope.outbox_id})
+                return _Outcome(error=f"send timed out after {timeout:g} s ({exc!r})")
             except Exception as exc:
                 log.warning("send failed", extra={"channel": envelope.channel, "outbox_id": envelope.outbox_id,
                                                   "error": str(exc)[:200]})
                 return _Outcome(error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._on_wire.discard(envelope.outbox_id)
 
 
 @dataclass(frozen=True, slots=True)

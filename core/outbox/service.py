@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, case, insert, literal, select, update
+from sqlalchemy import String, case, insert, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import service as audit
@@ -53,13 +53,16 @@ async def enqueue_many(session: AsyncSession, rows: Sequence[tuple[Ticket, int, 
         emit(session, "outbox.queued", {"channel": ticket.channel, "ticket_id": ticket.id})
 
 
-async def claim_due(session: AsyncSession, limit: int, lease_seconds: float) -> list[int]:
+async def claim_due(
+    session: AsyncSession, limit: int, lease_seconds: float, *, now: datetime | None = None
+) -> dict[int, int]:
     """Claim due rows for sending, in one statement: queued ones whose time has come, and sends whose lease ran
-    out. Returns the claimed ids, oldest first.
+    out (their dispatcher died or lost the database). Returns {id: attempt number} of the claimed rows; the
+    attempt number is the claim's token (`heartbeat`, `mark_failed_attempt`).
 
     On PostgreSQL, `FOR UPDATE SKIP LOCKED` in the subquery lets many dispatchers claim disjoint rows.
     """
-    now = utcnow()
+    now = now or utcnow()
     due = (
         select(OutboxMessage.id)
         .where(OutboxMessage.status.in_((OutboxStatus.queued, OutboxStatus.sending)),
@@ -73,10 +76,31 @@ async def claim_due(session: AsyncSession, limit: int, lease_seconds: float) -> 
         .where(OutboxMessage.id.in_(due.scalar_subquery()))
         .values(status=OutboxStatus.sending, attempts=OutboxMessage.attempts + 1,
                 next_attempt_at=now + timedelta(seconds=lease_seconds))
-        .returning(OutboxMessage.id)
+        .returning(OutboxMessage.id, OutboxMessage.attempts)
         .execution_options(synchronize_session=False)
     )
-    return sorted((await session.scalars(stmt)).all())
+    return dict(sorted((row_id, attempts) for row_id, attempts in (await session.execute(stmt)).all()))
+
+
+async def heartbeat(
+    session: AsyncSession, claims: Mapping[int, int], lease_seconds: float, *, now: datetime | None = None
+) -> int:
+    """Extend the lease of rows still being sent under these claims ({id: attempt}), in one UPDATE.
+
+    A row whose lease ran out and was claimed again (its attempt number moved on) is not touched: the lease
+    stays with whoever holds it now. Returns how many rows were extended.
+    """
+    if not claims:
+        return 0
+    now = now or utcnow()
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.sending,
+               tuple_(OutboxMessage.id, OutboxMessage.attempts).in_(list(claims.items())))
+        .values(next_attempt_at=now + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def build_envelopes(session: AsyncSession, ids: Sequence[int]) -> list[OutboundEnvelope]:
@@ -129,15 +153,20 @@ async def mark_sent(session: AsyncSession, sent: Sequence[tuple[OutboundEnvelope
 
 async def mark_failed_attempt(
     session: AsyncSession, outbox_id: int, error: str, settings: CoreSettings, *, permanent: bool = False,
-    progress: tuple[int, str | None] | None = None,
+    progress: tuple[int, str | None] | None = None, attempt: int | None = None,
 ) -> OutboxStatus:
     """Record a failed attempt: retry later with backoff, or fail for good after the last attempt.
 
     `progress` (parts delivered so far, the first part's provider id) makes the retry send only the rest.
+    `attempt` (the claim's token): when the row has been claimed again since (this dispatcher's lease ran out)
+    or is no longer being sent, the failure is stale and changes nothing - it must not put a row that another
+    dispatcher delivered back in the queue.
     """
-    row = await session.get(OutboxMessage, outbox_id)
+    row = await session.get(OutboxMessage, outbox_id, with_for_update=True)
     if row is None:
         return OutboxStatus.failed
+    if attempt is not None and (row.attempts != attempt or row.status != OutboxStatus.sending):
+        return row.status
     if progress is not None:
         delivered, provider_id = progress
         row.payload = {**row.payload, "delivered_parts": delivered}

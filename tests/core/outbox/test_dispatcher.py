@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from typing import ClassVar
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.base import ChannelHealth
 from core.config import CoreSettings
+from core.db.base import utcnow
 from core.events import EventBus
 from core.ingest.schemas import InboundMessage, SenderInfo
 from core.ingest.service import IngestService
@@ -130,3 +134,191 @@ async def test_concurrent_dispatchers_never_send_twice(db_url: str, sessionmaker
     assert len(channel.delivered) == 60
     assert max(channel.calls.values()) == 1
     assert all(r.status == OutboxStatus.sent for r in await rows(sessionmaker))
+
+
+# Crash windows: short leases kept alive by a heartbeat, outcomes recorded as sends finish.
+
+class Clock:
+    """The dispatchers' clock, moved by the test (leases are timestamps; nothing here waits for them)."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class HoldingChannel(FlakyChannel):
+    """Delivers at once, except the messages in `hold`: those wait until the test releases them."""
+
+    def __init__(self, hold: set[int] | None = None, hold_all: bool = False) -> None:
+        super().__init__()
+        self.hold = hold or set()
+        self.hold_all = hold_all
+        self.started: set[int] = set()
+        self.release = asyncio.Event()
+
+    async def send(self, envelope: OutboundEnvelope) -> str | None:
+        self.started.add(envelope.outbox_id)
+        if self.hold_all or envelope.outbox_id in self.hold:
+            await self.release.wait()
+        return await super().send(envelope)
+
+
+async def until(predicate: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await predicate():
+            await asyncio.sleep(0.01)
+    assert await predicate(), what
+
+
+async def statuses(sessionmaker: async_sessionmaker[AsyncSession]) -> list[OutboxStatus]:
+    return [r.status for r in await rows(sessionmaker)]
+
+
+async def test_rows_of_a_dead_dispatcher_are_sent_again_within_the_short_lease(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    defaults = CoreSettings()
+    assert defaults.outbox_lease_seconds <= 15  # seconds, not the minute it used to be
+    await queue_answers(sessionmaker, 1)
+    clock = Clock()
+    stuck = HoldingChannel(hold_all=True)
+    dying = OutboxDispatcher(sessionmaker, lambda kind: stuck, EventBus(), defaults, clock=clock)
+    task = asyncio.create_task(dying.dispatch_once())
+
+    async def started() -> bool:
+        return bool(stuck.started)
+
+    await until(started, "the first dispatcher is sending")
+    task.cancel()  # it stops mid-send and the send outlasts the grace: no heartbeat, no outcome after it
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert await statuses(sessionmaker) == [OutboxStatus.sending]
+
+    channel = FlakyChannel()
+    later = Clock()
+    survivor = OutboxDispatcher(sessionmaker, lambda kind: channel, EventBus(), defaults, clock=later)
+    later.now = clock.now + timedelta(seconds=defaults.outbox_lease_seconds - 1)
+    assert await survivor.dispatch_once() == 0  # still within the dead dispatcher's lease
+    later.now = clock.now + timedelta(seconds=defaults.outbox_lease_seconds + 0.5)
+    assert await survivor.dispatch_once() == 1
+    [row] = await rows(sessionmaker)
+    assert row.status == OutboxStatus.sent and row.attempts == 2 and channel.delivered == [row.id]
+
+
+async def test_a_long_send_under_heartbeat_is_not_taken_by_another_dispatcher(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    settings = FAST.model_copy(update={"outbox_lease_seconds": 10.0, "outbox_heartbeat_seconds": 0.02})
+    await queue_answers(sessionmaker, 1)
+    clock = Clock()
+    slow = HoldingChannel(hold_all=True)
+    first = OutboxDispatcher(sessionmaker, lambda kind: slow, EventBus(), settings, clock=clock)
+    task = asyncio.create_task(first.dispatch_once())
+
+    async def started() -> bool:
+        return bool(slow.started)
+
+    await until(started, "the first dispatcher is sending")
+    clock.now += timedelta(seconds=3 * settings.outbox_lease_seconds)  # far past the first lease's end
+
+    async def renewed() -> bool:
+        [row] = await rows(sessionmaker)
+        return row.next_attempt_at > clock.now
+
+    await until(renewed, "the heartbeat renewed the lease")
+    other = FlakyChannel()
+    second = OutboxDispatcher(sessionmaker, lambda kind: other, EventBus(), settings, clock=clock)
+    assert await second.dispatch_once() == 0
+    slow.release.set()
+    assert await task == 1
+    [row] = await rows(sessionmaker)
+    assert row.status == OutboxStatus.sent and row.attempts == 1
+    assert slow.calls[row.id] == 1 and not other.calls
+
+
+async def test_delivered_rows_are_recorded_while_a_later_send_of_the_batch_hangs(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await queue_answers(sessionmaker, 5)
+    ids = [r.id for r in await rows(sessionmaker)]
+    channel = HoldingChannel(hold={ids[-1]})
+    dispatcher = OutboxDispatcher(sessionmaker, lambda kind: channel, EventBus(), FAST)
+    task = asyncio.create_task(dispatcher.dispatch_once())
+
+    async def four_recorded() -> bool:
+        return await statuses(sessionmaker) == [OutboxStatus.sent] * 4 + [OutboxStatus.sending]
+
+    await until(four_recorded, "the four delivered replies are recorded while the fifth is in flight")
+    assert dispatcher.stats.sent == 4
+    channel.release.set()
+    assert await task == 5
+    assert await statuses(sessionmaker) == [OutboxStatus.sent] * 5
+    assert sorted(channel.delivered) == ids and max(channel.calls.values()) == 1
+
+
+async def test_a_send_that_never_returns_is_a_failed_attempt(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await queue_answers(sessionmaker, 1)
+    channel = HoldingChannel(hold_all=True)
+    settings = FAST.model_copy(update={"outbox_send_timeout_seconds": 0.05})
+    dispatcher = OutboxDispatcher(sessionmaker, lambda kind: channel, EventBus(), settings)
+    assert await dispatcher.dispatch_once() == 1
+    [row] = await rows(sessionmaker)
+    assert row.status == OutboxStatus.queued and "timed out" in (row.last_error or "")
+
+
+async def test_recording_is_retried_when_the_database_fails_after_the_send(
+        sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch) -> None:
+    await queue_answers(sessionmaker, 2)
+    real_mark_sent = outbox_service.mark_sent
+    failures = iter([ConnectionRefusedError("database is away"), OSError("still away")])
+
+    async def flaky_mark_sent(session: AsyncSession, sent: Any) -> None:
+        exc = next(failures, None)
+        if exc is not None:
+            raise exc
+        await real_mark_sent(session, sent)
+
+    monkeypatch.setattr(outbox_service, "mark_sent", flaky_mark_sent)
+    channel = FlakyChannel()
+    dispatcher = OutboxDispatcher(sessionmaker, lambda kind: channel, EventBus(), FAST)
+    assert await dispatcher.dispatch_once() == 2
+    assert await statuses(sessionmaker) == [OutboxStatus.sent] * 2
+    assert max(channel.calls.values()) == 1 and dispatcher.stats.sent == 2
+
+
+async def test_a_stale_failure_never_puts_a_delivered_row_back(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await queue_answers(sessionmaker, 1)
+    clock = Clock()
+    async with sessionmaker() as s, s.begin():
+        first = await outbox_service.claim_due(s, 10, 10.0, now=clock.now)
+    async with sessionmaker() as s, s.begin():  # the first claim's lease ran out; another dispatcher claims
+        second = await outbox_service.claim_due(s, 10, 10.0, now=clock.now + timedelta(seconds=11))
+        [envelope] = await outbox_service.build_envelopes(s, list(second))
+        await outbox_service.mark_sent(s, [(envelope, "p-1")])
+    [(row_id, attempt)] = first.items()
+    assert second == {row_id: attempt + 1}
+    async with sessionmaker() as s, s.begin():
+        status = await outbox_service.mark_failed_attempt(s, row_id, "timeout", FAST, attempt=attempt)
+    assert status == OutboxStatus.sent
+    [row] = await rows(sessionmaker)
+    assert row.status == OutboxStatus.sent and row.last_error is None
+    async with sessionmaker() as s, s.begin():  # nor does the first dispatcher's heartbeat touch it
+        assert await outbox_service.heartbeat(s, first, 10.0, now=clock.now) == 0
+
+
+async def test_a_stopping_dispatcher_lets_the_sends_on_the_wire_finish_and_records_them(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await queue_answers(sessionmaker, 1)
+    channel = HoldingChannel(hold_all=True)
+    dispatcher = OutboxDispatcher(sessionmaker, lambda kind: channel, EventBus(), FAST)
+    task = asyncio.create_task(dispatcher.dispatch_once())
+
+    async def started() -> bool:
+        return bool(channel.started)
+
+    await until(started, "the reply is on the wire")
+    task.cancel()  # the app stops (a deploy) while the provider is still answering
+    channel.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [row] = await rows(sessionmaker)
+    assert row.status == OutboxStatus.sent and channel.delivered == [row.id]  # not sent again after the restart
