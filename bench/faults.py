@@ -976,6 +976,9 @@ async def run(mode: Mode, only: list[str], server_root: Path) -> list[Row]:
     return rows
 
 
+LIVE_SCENARIO = "redis: live delivery, three instances"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short", action="store_true", help="the CI version: seconds per scenario")
@@ -983,6 +986,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--messages", type=int, help="messages per traffic scenario (overrides the mode)")
     parser.add_argument("--kill-every", type=float, help="seconds of service between two kill -9")
+    parser.add_argument("--no-live", action="store_true",
+                        help="skip the live-delivery scenario (bench/faults_redis.py: three instances through a "
+                             "Redis outage, its own table; tests/api/test_redis_outage.py covers it in CI)")
     parser.add_argument("--server-root", type=Path, default=ROOT,
                         help="run the server from this checkout (bench/faults.py is copied in when missing)")
     args = parser.parse_args()
@@ -997,6 +1003,15 @@ def main() -> None:
     rows = asyncio.run(run(mode, args.only, server_root))
     print(table(rows))
     problems = {r.scenario: r.problems() for r in rows if r.problems() or r.notes.startswith("ERROR")}
+    if not args.no_live and (not args.only or any(o in LIVE_SCENARIO for o in args.only)):
+        # Live delivery has other columns (shown live, caught up, never shown): a table of its own.
+        from bench import faults_redis
+
+        print(f"\n{LIVE_SCENARIO}")
+        live = faults_redis.run(args.short)
+        faults_redis.print_row(live)
+        if live["never_shown"]:
+            problems[LIVE_SCENARIO] = [f"never shown {live['never_shown']}/{live['sent']}"]
     for name, found in problems.items():
         print(f"MISSED {name}: {', '.join(found) or 'error'}")
     if args.json:

@@ -25,8 +25,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 def test_short_fault_suite_loses_nothing_and_leaves_nothing_stuck(tmp_path: Path) -> None:
     out = tmp_path / "faults.json"
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "faults.py"), "--short", "--json", str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=2300, check=False)
+    command = [sys.executable, str(ROOT / "bench" / "faults.py"), "--short", "--no-live", "--json", str(out)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=2300, check=False)
     print(result.stdout)
     assert out.exists(), result.stderr[-3000:]
     rows = json.loads(out.read_text())
