@@ -18,6 +18,7 @@ from channels.email.compose import compose
 from channels.email.inbound import parse_to_inbound
 from channels.email.parser import UnparseableEmail, defuse_html, html_to_text, parse_email
 from channels.email.settings import EmailChannelSettings
+from core.attachments.store import AttachmentStore
 from tests.channels.email.test_hostile_corpus import assert_sane
 from tests.channels.email.test_send import envelope
 
@@ -133,7 +134,7 @@ def check(raw: bytes) -> None:
         return
     assert_sane(parsed)
     with tempfile.TemporaryDirectory() as folder:  # the inbound message the reader would ingest builds too
-        parse_to_inbound(raw, EmailChannelSettings(), data_dir=Path(folder), mailbox="m", raw_ref="r",
+        parse_to_inbound(raw, EmailChannelSettings(), files=AttachmentStore(Path(folder)), mailbox="m", raw_ref="r",
                          received_at=datetime.now(UTC))
 
 
