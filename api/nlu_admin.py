@@ -242,12 +242,22 @@ def versions_engine(state: AppState) -> Any:
     return engine
 
 
+async def release_connection(session: AsyncSession) -> None:
+    """End the request's transaction (its reads: who is signed in) before waiting for the model lock.
+
+    The lock's holder (the periodic check, a training job) needs a connection while it holds it; a request that
+    waited for the lock while holding one deadlocked with it on SQLite, whose pool is one connection.
+    """
+    await session.commit()
+
+
 async def activate_version(state: AppState, session: AsyncSession, actor: User, version: str) -> None:
     """Switch a model version on here, in the database, and (through the event) on every other instance.
 
     Commits: the periodic check must never read the old version back while this instance runs the new one.
     """
     engine = versions_engine(state)
+    await release_connection(session)
     async with state.model_sync.lock:
         try:
             await asyncio.to_thread(engine.activate, version)
@@ -263,6 +273,7 @@ async def activate_version(state: AppState, session: AsyncSession, actor: User, 
 async def rollback_version(state: AppState, session: AsyncSession, actor: User) -> str:
     """Switch back to the version active before the current one; returns it (committed, like activation)."""
     engine = versions_engine(state)
+    await release_connection(session)
     async with state.model_sync.lock:
         try:
             previous: str = await asyncio.to_thread(engine.rollback)

@@ -136,3 +136,24 @@ async def test_a_training_job_that_activates_switches_through_the_database(
                 await asyncio.sleep(0.02)
     nlu = (await health_nlu(client))["nlu"]
     assert (nlu["version"], nlu["active"], nlu["in_sync"]) == (job["version"], job["version"], True)
+
+
+async def test_a_rollback_waiting_for_the_model_lock_holds_no_connection(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], admin: tuple[Any, dict[str, str]],
+) -> None:
+    """The lock's holder (the periodic check) needs a connection: on SQLite's one-connection pool, a request that
+    waited for the lock with its connection held deadlocked with it (a browser test hung on "Roll back")."""
+    state = client.app.state.switchboard  # type: ignore[attr-defined]
+    await client.post("/admin/nlu/versions/rollback", headers=admin[1])  # nothing to roll back to, or a switch
+    async with state.model_sync.lock:
+        request = asyncio.create_task(client.post("/admin/nlu/versions/rollback", headers=admin[1]))
+        await asyncio.sleep(0)  # let the request reach the lock
+        # What the check does while it holds the lock: a read. It must get a connection.
+        async with asyncio.timeout(30):
+            while not request.done() and not state.model_sync.lock._waiters:  # the request has reached the lock
+                await asyncio.sleep(0.01)
+            async with state.sessionmaker() as session:
+                assert await nlu_repo.active_version(session) is not None
+    async with asyncio.timeout(60):
+        response = await request
+    assert response.status_code in (200, 409), response.text
