@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,35 @@ from core.models import Base
 from core.users import service as users
 from core.users.models import Role, User
 from nlu.protocol import KeywordEngine
+
+# An async test that hangs is cancelled inside its own coroutine a minute before pytest-timeout would fire: its
+# `async with` blocks then exit and the apps it started shut down. pytest-timeout alone stops the event loop under
+# the coroutine, which leaves those apps running in the session's loop - one hung test once made 16 later
+# PostgreSQL tests fail, an abandoned outbox dispatcher claiming their rows.
+TEST_SECONDS_MARGIN = 60
+
+
+def _bounded(test: Callable[..., Coroutine[Any, Any, Any]], seconds: float) -> Callable[..., Coroutine[Any, Any, Any]]:
+    @functools.wraps(test)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(seconds):
+            return await test(*args, **kwargs)
+
+    return run
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    default = float(config.getini("timeout") or 0)
+    for item in items:
+        test = getattr(item, "obj", None)
+        if not isinstance(item, pytest.Function) or not inspect.iscoroutinefunction(test):
+            continue
+        marker = item.get_closest_marker("timeout")
+        limit = float(marker.args[0]) if marker and marker.args else default
+        if limit > TEST_SECONDS_MARGIN:
+            item.obj = _bounded(test, limit - TEST_SECONDS_MARGIN)
+
 
 PG_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL")
 REST_KEY = "test-rest-key"
