@@ -13,7 +13,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, EventBus
+from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, EventBus, Resync, ResyncReason
 from core.tickets import repository as ticket_repo
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,6 @@ class LiveCatchUp:
             log.warning("live catch-up could not read the database: %s: %s", type(exc).__name__, exc)
             return None
 
-    def _resync(self, reason: str) -> None:
+    def _resync(self, reason: ResyncReason) -> None:
         self.resyncs += 1
-        self.bus.deliver_local(RESYNC_TOPIC, {"reason": reason})
+        self.bus.deliver_local(RESYNC_TOPIC, Resync(reason))

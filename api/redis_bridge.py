@@ -27,12 +27,12 @@ from typing import Any
 from redis.asyncio import Redis
 
 from core.db.base import utcnow
-from core.events import BRIDGE_TOPIC, LOCAL_TOPICS, RESYNC_TOPIC, EventBus
+from core.events import BRIDGE_TOPIC, LOCAL_TOPICS, RESYNC_TOPIC, BridgeState, EventBus, Resync, Topic
 
 log = logging.getLogger(__name__)
 CHANNEL = "switchboard:events"
 # Topics that only make sense in the instance that raised them.
-LOCAL_ONLY = frozenset({"outbox.queued"}) | LOCAL_TOPICS
+LOCAL_ONLY = frozenset({Topic.OUTBOX_QUEUED}) | LOCAL_TOPICS
 BACKOFF_START = 0.05
 
 
@@ -205,10 +205,10 @@ class RedisEventBridge:
             self.reconnects += 1
         log.info("redis event bridge subscribed", extra={"reconnect": was == "down"})
         if self.state == "connected":
-            self.bus.deliver_local(BRIDGE_TOPIC, {"state": "up"})
+            self.bus.deliver_local(BRIDGE_TOPIC, BridgeState("up"))
         # Subscribed first, then caught up: whatever was committed before now is in the database, and
         # whatever comes after arrives here. (The first subscription too: events may have gone by meanwhile.)
-        self.bus.deliver_local(RESYNC_TOPIC, {"reason": "reconnected"})
+        self.bus.deliver_local(RESYNC_TOPIC, Resync("reconnected"))
 
     def _deliver(self, raw: bytes) -> None:
         try:
@@ -217,7 +217,7 @@ class RedisEventBridge:
                 return
             self.received += 1
             if event.get("resync"):
-                self.bus.deliver_local(RESYNC_TOPIC, {"reason": "peer_dropped"})
+                self.bus.deliver_local(RESYNC_TOPIC, Resync("peer_dropped"))
                 return
             self.bus.deliver_local(str(event["t"]), dict(event["p"]))
         except (ValueError, KeyError, TypeError):
@@ -229,7 +229,7 @@ class RedisEventBridge:
         before = self.state
         side.set("connected")
         if side is self.publisher and before == "down" and self.state == "connected":
-            self.bus.deliver_local(BRIDGE_TOPIC, {"state": "up"})
+            self.bus.deliver_local(BRIDGE_TOPIC, BridgeState("up"))
 
     def _down(self, side: _Side, exc: Exception) -> None:
         before = self.state
@@ -237,4 +237,4 @@ class RedisEventBridge:
         if side.set("down"):
             log.warning("redis event bridge down: %s", self.last_error)
         if before != "down":
-            self.bus.deliver_local(BRIDGE_TOPIC, {"state": "down"})
+            self.bus.deliver_local(BRIDGE_TOPIC, BridgeState("down"))

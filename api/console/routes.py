@@ -43,7 +43,7 @@ from core.canned import service as canned_service
 from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
 from core.db.base import MAX_ID, parse_id
 from core.errors import NotFoundError, ValidationFailedError
-from core.events import BRIDGE_TOPIC, RESYNC_TOPIC
+from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, Topic
 from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
 from core.outbox.models import OutboxMessage
@@ -57,7 +57,7 @@ from core.users.models import Role, User
 from core.users.schemas import TeamCreate, UserCreate
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-LIVE_TOPICS = ("tickets", "messages", "outbox.queued", "outbox.sent", "outbox.failed")
+LIVE_TOPICS = (Topic.TICKETS, Topic.MESSAGES, Topic.OUTBOX_QUEUED, Topic.OUTBOX_SENT, Topic.OUTBOX_FAILED)
 # EventSource reconnects by itself; a bounded stream never holds a server shutdown for long.
 STREAM_SECONDS = 55.0
 KEEPALIVE_SECONDS = 15.0

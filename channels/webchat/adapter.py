@@ -49,7 +49,7 @@ from channels.webchat.settings import WebchatChannelSettings
 from core.auth.ratelimit import KeyedBuckets, TokenBucket
 from core.db.base import utcnow
 from core.db.outage import is_database_outage
-from core.events import RESYNC_TOPIC
+from core.events import RESYNC_TOPIC, Topic, Typing
 from core.ingest.schemas import InboundMessage, SenderInfo, unstorable_reason
 from core.outbox.schemas import OutboundEnvelope
 from core.tickets.models import Message
@@ -210,7 +210,7 @@ class WebchatChannel:
             await conn.push({"type": "typing", "active": bool(active), "author": author})
 
     async def _listen(self) -> None:
-        async with self.ctx.bus.subscribe("messages", "typing", RESYNC_TOPIC) as queue:
+        async with self.ctx.bus.subscribe(Topic.MESSAGES, Topic.TYPING, RESYNC_TOPIC) as queue:
             while True:
                 events = [await queue.get()]
                 while not queue.empty():  # what one ingest batch committed arrives together: one query for all
@@ -230,7 +230,7 @@ class WebchatChannel:
                         thread = payload.get("thread_key")
                         if not isinstance(thread, str) or thread not in self._sockets:
                             continue
-                        if topic == "typing":
+                        if topic == Topic.TYPING:
                             if payload.get("direction") != "inbound":
                                 await self.notify_typing(thread, bool(payload.get("active")), payload.get("author"))
                             continue
@@ -528,8 +528,8 @@ class WebchatChannel:
         if kind in ("message", "quick_reply"):
             await self._on_message(conn, frame)
         elif kind == "typing":
-            self.ctx.bus.publish("typing", {"channel": CHANNEL, "direction": "inbound", "thread_key": conn.visitor_id,
-                                            "active": bool(frame.get("active"))})
+            self.ctx.bus.publish(Topic.TYPING, Typing(channel=CHANNEL, direction="inbound", thread_key=conn.visitor_id,
+                                                      active=bool(frame.get("active"))))
         elif kind == "history":
             after = frame.get("after", 0)
             if not isinstance(after, int) or after < 0:

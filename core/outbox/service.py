@@ -14,7 +14,7 @@ from core.audit import service as audit
 from core.config import CoreSettings
 from core.db.base import utcnow
 from core.errors import ConflictError, NotFoundError
-from core.events import emit
+from core.events import OutboxFailed, OutboxQueued, OutboxSent, Topic, emit
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.outbox.schemas import OutboundEnvelope
 from core.tickets.models import Message, Ticket, format_ticket_number
@@ -33,7 +33,7 @@ def enqueue(
     row.message = message
     row.ticket = ticket
     session.add(row)
-    emit(session, "outbox.queued", lambda: {"channel": row.channel, "ticket_id": row.ticket_id})
+    emit(session, Topic.OUTBOX_QUEUED, lambda: OutboxQueued(channel=row.channel, ticket_id=row.ticket_id))
     return row
 
 
@@ -50,7 +50,7 @@ async def enqueue_many(session: AsyncSession, rows: Sequence[tuple[Ticket, int, 
         for ticket, message_id, recipient, payload in rows
     ])
     for ticket, _, _, _ in rows:
-        emit(session, "outbox.queued", {"channel": ticket.channel, "ticket_id": ticket.id})
+        emit(session, Topic.OUTBOX_QUEUED, OutboxQueued(channel=ticket.channel, ticket_id=ticket.id))
 
 
 async def claim_due(
@@ -148,7 +148,8 @@ async def mark_sent(session: AsyncSession, sent: Sequence[tuple[OutboundEnvelope
         .execution_options(synchronize_session=False)
     )
     for e, _ in sent:
-        emit(session, "outbox.sent", {"outbox_id": e.outbox_id, "ticket_id": e.ticket_id, "message_id": e.message_id})
+        emit(session, Topic.OUTBOX_SENT, OutboxSent(outbox_id=e.outbox_id, ticket_id=e.ticket_id,
+                                                    message_id=e.message_id))
 
 
 async def mark_failed_attempt(
@@ -174,7 +175,8 @@ async def mark_failed_attempt(
     row.last_error = error[:2000]
     if permanent or row.attempts >= settings.outbox_max_attempts:
         row.status = OutboxStatus.failed
-        emit(session, "outbox.failed", {"outbox_id": row.id, "ticket_id": row.ticket_id, "error": row.last_error})
+        emit(session, Topic.OUTBOX_FAILED,
+             OutboxFailed(outbox_id=row.id, ticket_id=row.ticket_id, error=row.last_error))
     else:
         row.status = OutboxStatus.queued
         row.next_attempt_at = utcnow() + timedelta(seconds=backoff_seconds(row.attempts, settings))
@@ -193,7 +195,7 @@ async def retry(session: AsyncSession, outbox_id: int, actor: User | None) -> Ou
     row.attempts = 0
     row.next_attempt_at = utcnow()
     audit.record(session, actor, "outbox.retry", "outbox", row.id, last_error=row.last_error)
-    emit(session, "outbox.queued", {"channel": row.channel, "ticket_id": row.ticket_id})
+    emit(session, Topic.OUTBOX_QUEUED, OutboxQueued(channel=row.channel, ticket_id=row.ticket_id))
     return row
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -17,7 +16,7 @@ from core.attachments.store import AttachmentStore
 from core.audit import service as audit
 from core.db.base import utcnow
 from core.errors import ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
-from core.events import emit
+from core.events import MessageAdded, MessageContent, TicketChanged, Topic, emit
 from core.outbox import service as outbox_service
 from core.tickets import repository
 from core.tickets.models import (
@@ -42,11 +41,6 @@ ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     TicketStatus.resolved: frozenset({TicketStatus.open, TicketStatus.closed}),
     TicketStatus.closed: frozenset(),
 }
-
-
-def ticket_event(ticket: Ticket, kind: str) -> dict[str, Any]:
-    return {"kind": kind, "ticket_id": ticket.id, "number": ticket.number, "status": ticket.status.value,
-            "team_id": ticket.team_id, "assignee_id": ticket.assignee_id, "priority": ticket.priority.value}
 
 
 def ticket_id_from_ref(ref: str) -> int:
@@ -91,7 +85,7 @@ async def change_status(session: AsyncSession, ticket: Ticket, new_status: Ticke
     transition(ticket, new_status)
     if old != new_status:
         audit.record(session, actor, "ticket.status", "ticket", ticket.id, old=old.value, new=new_status.value)
-        emit(session, "tickets", ticket_event(ticket, "status"))
+        emit(session, Topic.TICKETS, TicketChanged.of(ticket, "status"))
     return ticket
 
 
@@ -101,7 +95,7 @@ async def change_priority(session: AsyncSession, ticket: Ticket, priority: Prior
                      new=priority.value)
         ticket.priority = priority
         ticket.updated_at = utcnow()
-        emit(session, "tickets", ticket_event(ticket, "priority"))
+        emit(session, Topic.TICKETS, TicketChanged.of(ticket, "priority"))
     return ticket
 
 
@@ -142,7 +136,7 @@ async def _assign(session: AsyncSession, ticket: Ticket, assignee: User | None, 
         transition(ticket, TicketStatus.open)
     ticket.updated_at = utcnow()
     audit.record(session, actor, action, "ticket", ticket.id, old=old, new=ticket.assignee_id)
-    emit(session, "tickets", ticket_event(ticket, "assigned"))
+    emit(session, Topic.TICKETS, TicketChanged.of(ticket, "assigned"))
     return ticket
 
 
@@ -158,7 +152,7 @@ async def transfer(session: AsyncSession, ticket: Ticket, team: Team, actor: Use
         transition(ticket, TicketStatus.open)
     ticket.updated_at = utcnow()
     audit.record(session, actor, "ticket.transfer", "ticket", ticket.id, old=old, new=team.id)
-    emit(session, "tickets", ticket_event(ticket, "transferred"))
+    emit(session, Topic.TICKETS, TicketChanged.of(ticket, "transferred"))
     return ticket
 
 
@@ -204,20 +198,12 @@ async def add_outbound(
         reply_refs = [r for r in reversed(last_inbound) if r]
     payload = outbox_payload(ticket, reply_refs, language, quick_replies)
     outbox_service.enqueue(session, ticket, message, ticket.identity.external_id, payload)
-    ticket_id, customer_id, channel, thread_key = ticket.id, ticket.customer_id, ticket.channel, ticket.thread_key
-    emit(session, "messages", lambda: {
-        "ticket_id": ticket_id, "message_id": message.id, "direction": "outbound", "author_kind": author_kind.value,
-        "customer_id": customer_id, "channel": channel, "thread_key": thread_key,
-        "content": outbound_content(message.text, message.created_at, message.attachments, payload["quick_replies"]),
-    })
+    # Built after the commit (the message has its id then), from what the ticket holds now.
+    event = MessageAdded.of(ticket, 0, author_kind.value,
+                            MessageContent(message.text, message.created_at, message.attachments,
+                                           payload["quick_replies"]))
+    emit(session, Topic.MESSAGES, lambda: replace(event, message_id=message.id))
     return message
-
-
-def outbound_content(text: str, created_at: datetime, attachments: list[dict[str, Any]],
-                     quick_replies: list[dict[str, str]]) -> dict[str, Any]:
-    """What a live view shows of an outbound message, carried in its event so nobody reads it back."""
-    return {"text": text, "created_at": created_at.isoformat(), "attachments": attachments,
-            "quick_replies": quick_replies}
 
 
 def outbox_payload(ticket: Ticket, reply_refs: Sequence[str], language: str | None,
@@ -269,11 +255,8 @@ async def add_bot_replies(session: AsyncSession, replies: Sequence[BotReply]) ->
         for r, message_id in zip(replies, ids, strict=True)
     ])
     for r, message_id in zip(replies, ids, strict=True):
-        emit(session, "messages", {
-            "ticket_id": r.ticket.id, "message_id": message_id, "direction": "outbound", "author_kind": "bot",
-            "customer_id": r.ticket.customer_id, "channel": r.ticket.channel, "thread_key": r.ticket.thread_key,
-            "content": outbound_content(r.text, now, [], r.quick_replies),
-        })
+        emit(session, Topic.MESSAGES, MessageAdded.of(r.ticket, message_id, AuthorKind.bot.value,
+                                                      MessageContent(r.text, now, [], r.quick_replies)))
     return ids
 
 
@@ -323,7 +306,7 @@ async def reply(
     elif ticket.status in (TicketStatus.new, TicketStatus.bot, TicketStatus.resolved):
         transition(ticket, TicketStatus.open)
     audit.record(session, actor, "ticket.reply", "ticket", ticket.id, message_id=message.id)
-    emit(session, "tickets", ticket_event(ticket, "replied"))
+    emit(session, Topic.TICKETS, TicketChanged.of(ticket, "replied"))
     return message
 
 
@@ -334,7 +317,7 @@ async def add_note(session: AsyncSession, ticket: Ticket, actor: User, text: str
     session.add(note)
     await session.flush()
     audit.record(session, actor, "ticket.note", "ticket", ticket.id, note_id=note.id)
-    emit(session, "tickets", ticket_event(ticket, "note"))
+    emit(session, Topic.TICKETS, TicketChanged.of(ticket, "note"))
     return note
 
 
@@ -355,6 +338,6 @@ async def merge(session: AsyncSession, source: Ticket, target: Ticket, actor: Us
         target.created_at = source.created_at
     target.updated_at = utcnow()
     audit.record(session, actor, "ticket.merge", "ticket", target.id, source_id=source.id)
-    emit(session, "tickets", ticket_event(source, "merged"))
-    emit(session, "tickets", ticket_event(target, "merged"))
+    emit(session, Topic.TICKETS, TicketChanged.of(source, "merged"))
+    emit(session, Topic.TICKETS, TicketChanged.of(target, "merged"))
     return target

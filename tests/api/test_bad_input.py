@@ -124,12 +124,12 @@ async def test_database_outage_is_a_503_not_a_lost_message(app_client: httpx.Asy
     async def down(*_args: Any, **_kwargs: Any) -> Any:
         raise OperationalError("INSERT", {}, ConnectionRefusedError("database is down"))
 
-    original = state.ingest._ingest_in_transaction
-    state.ingest._ingest_in_transaction = down
+    original = state.ingest.pipeline.write
+    state.ingest.pipeline.write = down
     try:
         r = await app_client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message("o-1", "hi"))
     finally:
-        state.ingest._ingest_in_transaction = original
+        state.ingest.pipeline.write = original
     assert r.status_code == 503
     assert r.headers["retry-after"] == "5"
     assert r.json()["error"] == "database_unavailable"

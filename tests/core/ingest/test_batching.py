@@ -100,14 +100,14 @@ async def test_a_duplicate_inside_a_batch_gets_the_original_result(
 async def test_a_message_that_fails_does_not_fail_its_batch(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     """A batch that fails is rolled back and its messages are retried alone: only the bad one fails."""
     s = svc(sessionmaker)
-    original = s._place
+    original = s.pipeline._place
 
     async def place(session: AsyncSession, look: Any, inbound: InboundMessage, parse: Any) -> Any:
         if inbound.external_message_id == "bad":
             raise ValueError("a bug this one message triggers")
         return await original(session, look, inbound, parse)
 
-    s._place = place  # type: ignore[method-assign]
+    s.pipeline._place = place  # type: ignore[method-assign]
     msgs = [InboundMessage(channel="rest", external_message_id=e, sender=SenderInfo(external_id=e), text="hello")
             for e in ("a", "bad", "c")]
     results = await asyncio.gather(*(s.ingest(m) for m in msgs), return_exceptions=True)
@@ -126,7 +126,7 @@ async def test_an_outage_fails_every_caller_and_writes_nothing(sessionmaker: asy
     async def down(*_args: Any) -> Any:
         raise OperationalError("INSERT", {}, ConnectionRefusedError("database is down"))
 
-    s._ingest_in_transaction = down  # type: ignore[method-assign]
+    s.pipeline.write = down  # type: ignore[method-assign]
     msgs = [InboundMessage(channel="rest", external_message_id=e, sender=SenderInfo(external_id=e), text="hello")
             for e in ("a", "b")]
     results = await asyncio.gather(*(s.ingest(m) for m in msgs), return_exceptions=True)

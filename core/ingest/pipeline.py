@@ -1,0 +1,401 @@
+"""The message pipeline: one batch of inbound messages becomes ticket state and queued answers in one transaction.
+
+idempotency -> identity -> thread -> persist -> decision (the NLU parse is done before) -> outbox, for the whole
+batch: each lookup is one query for the batch (known messages, identities, customer locks, thread tickets, last
+bot answers, orders) and the rows go in a table at a time, so the per-message cost is a few rows instead of a
+dozen round trips. The result for each message is the one it would get if the messages were ingested one by one
+in arrival order: the batch keeps what it looked up current as it applies its messages in order.
+
+The pipeline never opens or commits a transaction: the caller (core/ingest/service.py, through the group-commit
+batcher) does, and publishes the events the pipeline emitted once it has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.config import CoreSettings
+from core.customers import repository as customer_repo
+from core.customers import service as customer_service
+from core.customers.models import ChannelIdentity, Customer
+from core.db.base import utcnow
+from core.decision import texts
+from core.decision.policy import Action, Decision, DecisionContext, OrderInfo, decide
+from core.events import MessageAdded, TicketChanged, Topic, emit
+from core.ingest import repository
+from core.ingest.schemas import InboundMessage, IngestResult
+from core.orders.models import Order
+from core.routing import service as routing
+from core.tickets import repository as ticket_repo
+from core.tickets import service as ticket_service
+from core.tickets.models import AuthorKind, Direction, Priority, Ticket, TicketStatus, parse_ticket_number
+from core.tickets.repository import OPEN_STATUSES
+from nlu.protocol import Parse
+
+ResponseLookup = Callable[[str, str], str | None]
+"""(intent, language) -> the FAQ answer for that intent in that language, if there is one."""
+
+HANDOFF_PAYLOAD = "/human_handoff"
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """An inbound message with the NLU's reading of it (None: the engine failed, or nothing to read)."""
+
+    inbound: InboundMessage
+    parse: Parse | None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.inbound.channel, self.inbound.external_message_id
+
+
+@dataclass(eq=False)
+class _Reply:
+    """The bot's answer to send; its text is written once the ticket has its number."""
+
+    decision: Decision
+    ctx: DecisionContext
+    language: str
+    intent: str | None
+    quick_replies: list[dict[str, str]]
+
+
+@dataclass(eq=False)
+class _Work:
+    """One message's state between the phases of its batch."""
+
+    inbound: InboundMessage
+    parse: Parse | None
+    identity: ChannelIdentity
+    customer: Customer
+    ticket: Ticket
+    threading: str
+    language: str | None
+    message_id: int | None = None
+    action: Action | None = None
+    reason: str = ""
+    reply: _Reply | None = None
+    replies: list[int] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Lookups:
+    """What a batch looked up (one query per kind), kept current as its messages are applied in order."""
+
+    identities: dict[tuple[str, str], ChannelIdentity] = field(default_factory=dict)
+    locked: set[int] = field(default_factory=set)
+    # (customer id, or the new Customer itself before it has one; channel; thread key) -> latest ticket or None
+    threads: dict[tuple[object, str, str], Ticket | None] = field(default_factory=dict)
+    # (channel, external message id) of this batch's messages -> their ticket, for references inside the batch
+    placed: dict[tuple[str, str], Ticket] = field(default_factory=dict)
+    last_bot_intent: dict[int, str | None] = field(default_factory=dict)  # id(ticket) -> intent
+    orders: dict[str, Order] = field(default_factory=dict)
+    routing: routing.RoutingTable | None = None
+
+
+def _customer_key(customer: Customer) -> object:
+    return customer.id if customer.id is not None else customer
+
+
+async def existing(session: AsyncSession, channel: str, external_message_id: str) -> IngestResult | None:
+    """The result of a message stored already (created=False), or None."""
+    message = await ticket_repo.get_message_by_external_id(session, channel, external_message_id)
+    if message is None:
+        return None
+    ticket = await ticket_service.get(session, message.ticket_id)
+    return IngestResult(
+        ticket_id=ticket.id, ticket_number=ticket.number, message_id=message.id,
+        customer_id=ticket.customer_id, created=False, action=str(message.extra.get("action", "")),
+        reply_message_ids=await repository.reply_ids(session, message.id),
+    )
+
+
+class IngestPipeline:
+    """The rules of ingest for a batch of parsed messages, inside the caller's transaction."""
+
+    def __init__(self, settings: CoreSettings, responses: ResponseLookup | None = None) -> None:
+        self.settings = settings
+        self.responses = responses or (lambda _intent, _lang: None)
+
+    async def write(self, session: AsyncSession, items: Sequence[Parsed]) -> list[IngestResult]:
+        """Phases: look up -> place each message (identity, thread) and decide it -> flush (new customers,
+        identities and tickets with their final state, changes to known ones) -> insert the inbound rows ->
+        write the answers (they quote the new tickets' numbers) and their outbox rows."""
+        known = await repository.known_messages(session, [i.key for i in items])
+        results: list[IngestResult | None] = [None] * len(items)
+        for index, item in enumerate(items):
+            if item.key in known:
+                results[index] = await existing(session, *item.key)
+        fresh = [(index, item) for index, item in enumerate(items) if results[index] is None]
+        if fresh:
+            look = _Lookups()
+            await self._prefetch_identities(session, look, [item.inbound for _, item in fresh])
+            await self._lock_customers(session, look, [i.customer_id for i in look.identities.values()])
+            await self._prefetch_threads(session, look, [item.inbound for _, item in fresh])
+            # Autoflush stays on while placing: a lookup there (a verified contact, references) must see the
+            # batch's earlier new rows. The usual message makes no lookup, so nothing is flushed half-decided.
+            works = [await self._place(session, look, item.inbound, item.parse) for _, item in fresh]
+            with session.no_autoflush:
+                await self._prefetch_context(session, look, works)
+                for work in works:
+                    await self._decide(session, look, work)
+            # New customers, identities and tickets go in with their final state; the changed ones are updated.
+            await session.flush()
+            rows = [self._inbound_row(work) for work in works]
+            # The rows themselves go in without a unit-of-work object each: one INSERT per table for the batch.
+            ids = await repository.insert_messages(session, rows)
+            for work, message_id in zip(works, ids, strict=True):
+                work.message_id = message_id
+                emit(session, Topic.MESSAGES, MessageAdded.of(work.ticket, message_id, AuthorKind.customer.value))
+            answered = [w for w in works if w.reply is not None]
+            reply_ids = await ticket_service.add_bot_replies(session, [self._bot_reply(w) for w in answered])
+            for work, reply_id in zip(answered, reply_ids, strict=True):
+                work.replies.append(reply_id)
+            for (index, _), work in zip(fresh, works, strict=True):
+                results[index] = self._finish(session, work)
+        return [r for r in results if r is not None]
+
+    async def _prefetch_identities(self, session: AsyncSession, look: _Lookups,
+                                   inbounds: Sequence[InboundMessage]) -> None:
+        keys = {(i.channel, i.sender.external_id) for i in inbounds}
+        rows = await customer_repo.identities_by_keys(session, keys)
+        look.identities.update({(r.channel, r.external_id): r for r in rows})
+
+    async def _lock_customers(self, session: AsyncSession, look: _Lookups, ids: Iterable[int]) -> None:
+        """Serialise concurrent work on the same customers (row locks on PostgreSQL, taken in id order so two
+        batches never wait on each other in a circle; SQLite has a single writer anyway)."""
+        wanted = sorted(set(ids) - look.locked)
+        if wanted:
+            await customer_repo.lock_customers(session, wanted)
+            look.locked.update(wanted)
+
+    async def _prefetch_threads(self, session: AsyncSession, look: _Lookups,
+                                inbounds: Sequence[InboundMessage]) -> None:
+        keys: set[tuple[int, str, str]] = set()
+        for inbound in inbounds:
+            identity = look.identities.get((inbound.channel, inbound.sender.external_id))
+            if identity is not None and inbound.thread_key:
+                keys.add((identity.customer_id, inbound.channel, inbound.thread_key))
+        if not keys:
+            return
+        tickets = await ticket_repo.latest_by_threads(session, keys)
+        found = {(t.customer_id, t.channel, t.thread_key): t for t in tickets}
+        for key in keys:
+            look.threads[key] = found.get(key)
+
+    async def _place(self, session: AsyncSession, look: _Lookups, inbound: InboundMessage,
+                     parse: Parse | None) -> _Work:
+        """Identity and thread of one message, and the ticket's bookkeeping for a customer message."""
+        key = (inbound.channel, inbound.sender.external_id)
+        identity = await customer_service.resolve_identity(session, inbound.channel, inbound.sender,
+                                                           prefetched=look.identities.get(key))
+        look.identities[key] = identity
+        customer = identity.customer
+        if customer.id is not None:
+            await self._lock_customers(session, look, [customer.id])
+        ticket, threading = await self._thread(session, look, customer, identity, inbound)
+        look.placed[(inbound.channel, inbound.external_message_id)] = ticket
+        if threading == "created":
+            look.last_bot_intent[id(ticket)] = None
+
+        language = (parse.language if parse and parse.text.strip() else None) or inbound.language_hint \
+            or ticket.language or customer.language
+        now = utcnow()
+        ticket.identity = identity
+        ticket.last_customer_message_at = ticket.last_customer_message_at or now
+        ticket.updated_at = now
+        ticket.language = language or ticket.language
+        if customer.language is None and language is not None:
+            customer.language = language
+        if ticket.status == TicketStatus.pending:
+            ticket_service.transition(ticket, TicketStatus.open)
+        return _Work(inbound=inbound, parse=parse, identity=identity, customer=customer, ticket=ticket,
+                     threading=threading, language=language)
+
+    async def _thread(
+        self, session: AsyncSession, look: _Lookups, customer: Customer, identity: ChannelIdentity,
+        inbound: InboundMessage,
+    ) -> tuple[Ticket, str]:
+        """Continue an open ticket, reopen a recently resolved one, or start a new one."""
+        candidate = await self._find_thread(session, look, customer, inbound)
+        if candidate is not None:
+            if candidate.status in OPEN_STATUSES:
+                return candidate, "continued"
+            window = timedelta(hours=self.settings.reopen_window_hours)
+            if (candidate.status == TicketStatus.resolved and candidate.resolved_at is not None
+                    and candidate.resolved_at >= utcnow() - window):
+                ticket_service.transition(candidate, TicketStatus.open)
+                return candidate, "reopened"
+
+        subject = (inbound.subject or inbound.text.strip().split("\n", 1)[0])[:120] or "(no subject)"
+        ticket = Ticket(
+            subject=subject, channel=inbound.channel, thread_key=inbound.thread_key, status=TicketStatus.new,
+            priority=Priority.normal, failed_bot_answers=0, created_at=utcnow(), updated_at=utcnow(),
+        )
+        ticket.customer = customer
+        ticket.identity = identity
+        ticket.team = None
+        ticket.assignee = None
+        session.add(ticket)
+        if inbound.thread_key:
+            look.threads[(_customer_key(customer), inbound.channel, inbound.thread_key)] = ticket
+        return ticket, "created"
+
+    async def _find_thread(self, session: AsyncSession, look: _Lookups, customer: Customer,
+                           inbound: InboundMessage) -> Ticket | None:
+        """By references (this batch's messages first), then a quoted ticket number of the same customer,
+        then the latest ticket of the thread key."""
+        candidate: Ticket | None = None
+        for ref in reversed(inbound.references):
+            placed = look.placed.get((inbound.channel, ref))
+            if placed is not None and placed.customer is customer:
+                candidate = placed
+                break
+        if candidate is None and customer.id is not None:
+            candidate = await ticket_repo.find_by_references(session, customer.id, inbound.channel,
+                                                             inbound.references)
+            if candidate is None and inbound.ticket_number_hint:
+                number = parse_ticket_number(inbound.ticket_number_hint)
+                if number is not None:
+                    found = await ticket_repo.get(session, number)
+                    # Scoped to the sender: quoting someone else's ticket number never joins their thread.
+                    if found is not None and found.customer_id == customer.id:
+                        candidate = found
+        if candidate is None and inbound.thread_key:
+            key = (_customer_key(customer), inbound.channel, inbound.thread_key)
+            if key in look.threads:
+                candidate = look.threads[key]
+            elif customer.id is not None:
+                candidate = await ticket_repo.find_latest_by_thread(session, customer.id, inbound.channel,
+                                                                    inbound.thread_key)
+        for _ in range(5):
+            if candidate is None or candidate.merged_into_id is None:
+                break
+            candidate = await ticket_repo.get(session, candidate.merged_into_id)
+        return candidate
+
+    async def _prefetch_context(self, session: AsyncSession, look: _Lookups, works: Sequence[_Work]) -> None:
+        """The last bot answer of every continued ticket and every order asked about, one query each."""
+        tickets = {w.ticket.id: w.ticket for w in works if id(w.ticket) not in look.last_bot_intent}
+        if tickets:
+            intents = await ticket_repo.last_bot_intents(session, list(tickets))
+            for ticket_id, ticket in tickets.items():
+                look.last_bot_intent[id(ticket)] = intents.get(ticket_id)
+        numbers = {n for w in works if (n := self._order_number(w.parse))}
+        if numbers:
+            look.orders.update({o.number: o for o in await repository.orders_by_number(session, numbers)})
+
+    @staticmethod
+    def _order_number(parse: Parse | None) -> str | None:
+        if parse is None or not parse.confident or parse.intent != "order_status":
+            return None
+        entity = parse.entity("order_number")
+        return entity.value if entity else None
+
+    async def _decide(self, session: AsyncSession, look: _Lookups, work: _Work) -> None:
+        """The policy's decision for one message, applied to its ticket."""
+        ctx = self._context(look, work)
+        decision = decide(ctx)
+        work.action, work.reason = decision.action, decision.reason
+        work.reply = await self._apply(session, look, work.ticket, decision, ctx, work.language)
+        if work.reply is not None:
+            look.last_bot_intent[id(work.ticket)] = work.reply.intent
+
+    @staticmethod
+    def _inbound_row(work: _Work) -> dict[str, Any]:
+        """The customer message's row (its ticket has an id by now)."""
+        ticket, inbound, parse = work.ticket, work.inbound, work.parse
+        if work.action is None:
+            raise RuntimeError("a message was stored before it was decided")
+        return {
+            "ticket_id": ticket.id, "direction": Direction.inbound, "author_kind": AuthorKind.customer,
+            "author_user_id": None, "channel": inbound.channel, "external_message_id": inbound.external_message_id,
+            "text": inbound.text, "html": inbound.html,
+            "attachments": [a.model_dump(exclude_none=True) for a in inbound.attachments],
+            "intent": parse.intent if parse else None, "confidence": parse.confidence if parse else None,
+            "language": work.language,
+            "entities": [{"type": e.type, "value": e.value, "start": e.start, "end": e.end}
+                         for e in (parse.entities if parse else ())],
+            "extra": {**inbound.extra, "action": work.action.value, "reason": work.reason},
+            "in_reply_to_id": None, "created_at": inbound.received_at,
+        }
+
+    def _context(self, look: _Lookups, work: _Work) -> DecisionContext:
+        parse, ticket = work.parse, work.ticket
+        intent = parse.intent if parse and parse.confident else None
+        order_number = self._order_number(parse)
+        order: OrderInfo | None = None
+        row = look.orders.get(order_number) if order_number else None
+        # Only the order's own customer (or an order not linked to anyone) gets its status.
+        if row is not None and row.customer_id in (None, ticket.customer_id):
+            order = OrderInfo(row.number, row.status, row.description)
+        faq = self.responses(intent, work.language or "en") if intent else None
+        return DecisionContext(
+            parse=parse, ticket_status=ticket.status, assigned=ticket.assignee_id is not None,
+            failed_bot_answers=ticket.failed_bot_answers, last_bot_intent=look.last_bot_intent.get(id(ticket)),
+            auto_reply=work.inbound.auto_reply, faq_answer=faq, order_number=order_number, order=order,
+        )
+
+    async def _apply(self, session: AsyncSession, look: _Lookups, ticket: Ticket, decision: Decision,
+                     ctx: DecisionContext, language: str | None) -> _Reply | None:
+        """Apply the decision to the ticket; the bot's answer to send, if any."""
+        parse = ctx.parse
+        if parse is not None and parse.confident and decision.action in (Action.answer, Action.escalate):
+            ticket.intent = parse.intent
+            ticket.intent_confidence = parse.confidence
+        if decision.priority is not None and decision.priority.rank > ticket.priority.rank:
+            ticket.priority = decision.priority
+        if decision.action in (Action.agent, Action.ignore):
+            return None
+
+        lang = language or "en"
+        if decision.action == Action.answer:
+            ticket_service.transition(ticket, TicketStatus.bot)
+            ticket.failed_bot_answers = ticket.failed_bot_answers + 1 if decision.failed_answer else 0
+            return _Reply(decision=decision, ctx=ctx, language=lang, intent=decision.route_intent,
+                          quick_replies=[{"title": texts.text("talk_to_operator", lang), "payload": HANDOFF_PAYLOAD}])
+
+        if look.routing is None:  # read once per batch, when its first message goes to humans
+            look.routing = await routing.routing_table(session)
+        team = look.routing.team_for(decision.route_intent)
+        if team is not None:
+            ticket.team_id = team.id
+            ticket.team = team
+        ticket.failed_bot_answers = 0
+        ticket_service.transition(ticket, TicketStatus.open)
+        return _Reply(decision=decision, ctx=ctx, language=lang, intent=None, quick_replies=[])
+
+    def _bot_reply(self, work: _Work) -> ticket_service.BotReply:
+        reply = work.reply
+        if reply is None or work.message_id is None:
+            raise RuntimeError("only a decided, inserted message with an answer gets a bot reply")
+        text = reply.decision.reply_text or self._phrase(reply.decision, work.ticket, reply.ctx, reply.language)
+        return ticket_service.BotReply(
+            ticket=work.ticket, text=text, language=reply.language, intent=reply.intent,
+            quick_replies=reply.quick_replies, in_reply_to_id=work.message_id,
+            reply_refs=[work.inbound.external_message_id],
+        )
+
+    def _finish(self, session: AsyncSession, work: _Work) -> IngestResult:
+        ticket, message_id = work.ticket, work.message_id
+        if message_id is None or work.action is None:
+            raise RuntimeError("a message was finished before it was decided")
+        emit(session, Topic.TICKETS, TicketChanged.of(ticket, work.threading))
+        return IngestResult(ticket_id=ticket.id, ticket_number=ticket.number, message_id=message_id,
+                            customer_id=ticket.customer_id, created=True, action=work.action.value,
+                            reply_message_ids=work.replies)
+
+    def _phrase(self, decision: Decision, ticket: Ticket, ctx: DecisionContext, lang: str) -> str:
+        values: dict[str, Any] = {"ticket": ticket.number,
+                                  "team": texts.team_name(ticket.team.slug if ticket.team else None, lang),
+                                  "order": ctx.order_number or ""}
+        if ctx.order is not None:
+            values.update(order=ctx.order.number, status=texts.order_status(ctx.order.status, lang),
+                          description=f" {ctx.order.description}" if ctx.order.description else "")
+        return texts.text(decision.reply_key or "escalated", lang, **values)

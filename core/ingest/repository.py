@@ -1,0 +1,36 @@
+"""The ingest pipeline's own queries (the ones it shares with tickets and customers live in their repositories)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.orders.models import Order
+from core.tickets.models import Message
+
+
+async def known_messages(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (channel, external message id) keys are stored already: one query for a batch."""
+    rows = (await session.execute(
+        select(Message.channel, Message.external_message_id)
+        .where(tuple_(Message.channel, Message.external_message_id).in_(keys))
+    )).all()
+    return {(channel, external_id) for channel, external_id in rows if external_id is not None}
+
+
+async def reply_ids(session: AsyncSession, message_id: int) -> list[int]:
+    """The ids of the messages answering `message_id`, oldest first."""
+    return list((await session.scalars(
+        select(Message.id).where(Message.in_reply_to_id == message_id).order_by(Message.id)
+    )).all())
+
+
+async def insert_messages(session: AsyncSession, rows: list[dict[str, object]]) -> list[int]:
+    """Insert the rows in one statement (no unit-of-work object each); their ids, in the rows' order."""
+    return list(await session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows))
+
+
+async def orders_by_number(session: AsyncSession, numbers: Collection[str]) -> Sequence[Order]:
+    return (await session.scalars(select(Order).where(Order.number.in_(numbers)))).all()
