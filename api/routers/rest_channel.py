@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 from api.deps import Cursor, DbSession, State, app_state, header_docs
 from api.openapi import BODY, UNAUTHENTICATED, error
 from api.state import AppState
+from core.attachments.policy import AttachmentPolicy, screen
 from core.errors import AuthenticationError, ServiceUnavailableError, TooManyRequestsError, ValidationFailedError
 from core.ingest.schemas import AttachmentInfo, InboundMessage, IngestResult, SenderInfo, unstorable_reason
 from core.outbox.models import OutboxMessage, OutboxStatus
@@ -174,14 +175,18 @@ async def post_message(request: Request) -> Response:
         ) from None
     if not body.text.strip() and not body.attachments:
         raise ValidationFailedError("a message needs text or at least one attachment")
+    # The attachment policy of every channel: a refused file leaves the message in, listed with the reason.
+    attachments, rejected = screen([AttachmentInfo(**a.model_dump()) for a in body.attachments],
+                                   AttachmentPolicy(max_bytes=state.settings.max_attachment_bytes))
     inbound = InboundMessage(
         channel=CHANNEL, external_message_id=body.external_message_id,
         sender=SenderInfo(external_id=body.sender.external_id, name=body.sender.name, email=body.sender.email,
                           phone=body.sender.phone),
         text=body.text,
-        attachments=tuple(AttachmentInfo(**a.model_dump()) for a in body.attachments),
+        attachments=tuple(attachments),
         thread_key=body.thread_id or body.sender.external_id,
         language_hint=body.language,
+        extra={"rejected_attachments": rejected} if rejected else {},
     )
     result: IngestResult = await state.ingest.ingest(inbound)
     accepted = RestMessageAccepted(ticket_number=result.ticket_number, ticket_id=result.ticket_id,

@@ -6,18 +6,20 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from channels.email.parser import AttachmentLimits, ParsedEmail, parse_email
+from channels.email.parser import ParsedEmail, parse_email
 from channels.email.settings import EmailChannelSettings
+from core.attachments.policy import AttachmentPolicy
 from core.attachments.store import AttachmentStore
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
 
 CHANNEL = "email"
 
 
-def limits_of(settings: EmailChannelSettings) -> AttachmentLimits:
-    return AttachmentLimits(max_bytes=settings.max_attachment_bytes,
+def policy_of(settings: EmailChannelSettings) -> AttachmentPolicy:
+    """The attachment policy with this channel's size limit and its allow-list of types."""
+    return AttachmentPolicy(max_bytes=settings.max_attachment_bytes,
                             allowed_types=tuple(t.lower() for t in settings.allowed_attachment_types),
-                            blocked_extensions=tuple(e.lower().lstrip(".") for e in settings.blocked_extensions))
+                            blocked_extensions=frozenset(e.lower().lstrip(".") for e in settings.blocked_extensions))
 
 
 def store_attachment(files: AttachmentStore, filename: str, content_type: str, data: bytes) -> AttachmentInfo:
@@ -77,6 +79,6 @@ def build_inbound(parsed: ParsedEmail, *, files: AttachmentStore, mailbox: str, 
 def parse_to_inbound(raw: bytes, settings: EmailChannelSettings, *, files: AttachmentStore, mailbox: str,
                      raw_ref: str, received_at: datetime) -> InboundMessage:
     """Blocking (parsing, file writes): run it in a worker thread."""
-    parsed = parse_email(raw, limits_of(settings))
+    parsed = parse_email(raw, policy_of(settings))
     return build_inbound(parsed, files=files, mailbox=mailbox, raw_ref=raw_ref, received_at=received_at,
                          own=own_addresses(settings))

@@ -12,7 +12,6 @@ import email
 import email.utils
 import hashlib
 import itertools
-import mimetypes
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -25,14 +24,17 @@ from email.policy import compat32
 from html.parser import HTMLParser
 from typing import Any
 
+from core.attachments.policy import AttachmentPolicy, safe_filename
+
 __all__ = [
-    "AttachmentLimits", "ParsedAttachment", "ParsedEmail", "UnparseableEmail", "auto_reply_reason",
+    "ParsedAttachment", "ParsedEmail", "UnparseableEmail", "auto_reply_reason",
     "check_attachment", "clean_text", "decode_bytes", "decode_header_value", "defuse_html", "html_to_text",
     "normalize_message_id",
     "parse_email", "parse_message_ids", "safe_filename", "strip_quoted_text", "ticket_number_in",
 ]
 
 MAX_TEXT_CHARS = 200_000
+DEFAULT_MAX_ATTACHMENT_BYTES = 15 * 1024 * 1024
 MAX_HTML_CHARS = 1_000_000
 MAX_REFERENCES = 50
 # Bounds that keep the work per mail linear and small whatever arrives (each one met by a hostile mail in the
@@ -476,70 +478,11 @@ def auto_reply_reason(msg: Message, sender: str | None) -> str | None:
 
 # --- attachments --------------------------------------------------------------------------------------------
 
-_MAGIC: dict[str, tuple[bytes, ...]] = {
-    "application/pdf": (b"%PDF-",),
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/gif": (b"GIF87a", b"GIF89a"),
-    "application/zip": (b"PK\x03\x04", b"PK\x05\x06"),
-}
-_EXECUTABLE_MAGIC = (b"MZ", b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xce",
-                     b"\xfe\xed\xfa\xcf", b"\xca\xfe\xba\xbe")
-
-
-@dataclass(frozen=True)
-class AttachmentLimits:
-    max_bytes: int = 15 * 1024 * 1024
-    allowed_types: tuple[str, ...] = ("*/*",)
-    blocked_extensions: tuple[str, ...] = ()
-
-
-_WINDOWS_DEVICE = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\.|$)", re.IGNORECASE)
-
-
-def safe_filename(name: str | None, content_type: str = "application/octet-stream") -> str:
-    """A file name that is safe to show and to store: no paths, controls, bidi tricks or odd characters."""
-    name = unicodedata.normalize("NFC", name or "")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] not in ("C", "Z") or c == " ")
-    name = re.sub(r"[^\w.\- ()\[\]+,@=]", "_", name)
-    name = re.sub(r"\s+", " ", re.sub(r"_{2,}", "_", name)).strip(" ._")
-    if not name:
-        extension = mimetypes.guess_extension(content_type) or ".bin"
-        name = f"attachment{extension}"
-    if _WINDOWS_DEVICE.match(name):
-        name = f"_{name}"  # `CON.txt` opens the console, not a file, on the agent's Windows PC
-    if len(name) > 120:
-        stem, dot, ext = name.rpartition(".")
-        name = f"{stem[:110]}.{ext[:9]}" if dot and stem and len(ext) <= 9 else name[:120]
-    return name
-
-
-def _type_allowed(content_type: str, patterns: Sequence[str]) -> bool:
-    major = content_type.split("/", 1)[0]
-    return any(p == content_type or p == "*/*" or (p.endswith("/*") and p[:-2] == major)
-               or (p.endswith(".*") and content_type.startswith(p[:-1])) for p in patterns)
-
-
-def check_attachment(filename: str, content_type: str, data: bytes, limits: AttachmentLimits) -> tuple[str, str | None]:
-    """(the content type to record, the reason to refuse the file or None)."""
-    if len(data) > limits.max_bytes:
-        return content_type, f"larger than {limits.max_bytes} bytes"
-    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-    if extension and extension in limits.blocked_extensions:
-        return content_type, f"blocked file type .{extension}"
-    if data.startswith(_EXECUTABLE_MAGIC):
-        return content_type, "executable content"
-    if content_type in ("application/octet-stream", "application/x-download", "application/force-download"):
-        content_type = mimetypes.guess_type(filename, strict=False)[0] or content_type
-    sniffed = next((t for t, magics in _MAGIC.items() if data.startswith(magics)), None)
-    if content_type in _MAGIC and sniffed != content_type:
-        if sniffed is None:
-            return content_type, f"content does not match its declared type {content_type}"
-        content_type = sniffed  # a PNG labelled JPEG: harmless, record the truth
-    if not _type_allowed(content_type, limits.allowed_types):
-        return content_type, f"content type {content_type} not allowed"
-    return content_type, None
+def check_attachment(filename: str, content_type: str, data: bytes, policy: AttachmentPolicy,
+                     index: int = 0) -> tuple[str, str | None]:
+    """(the content type to record, the reason to refuse the file or None), by the attachment policy."""
+    verdict = policy.check(filename, content_type, len(data), index=index, data=data)
+    return verdict.content_type, verdict.refusal.reason if verdict.refusal is not None else None
 
 
 # --- the message ----------------------------------------------------------------------------------------------
@@ -733,24 +676,24 @@ def _check_structure(raw: bytes) -> None:
             raise UnparseableEmail(f"a {name} header over {MAX_PARAM_HEADER_BYTES} bytes")
 
 
-def parse_email(raw: bytes, limits: AttachmentLimits | None = None) -> ParsedEmail:
+def parse_email(raw: bytes, policy: AttachmentPolicy | None = None) -> ParsedEmail:
     """Parse raw RFC 5322 bytes; the work is bounded (sizes, parts, nesting) and every text is `clean_text`.
 
     Raises:
         UnparseableEmail: there is no message here, no sender to attribute it to, or a structure past the
             bounds above (the only exception: the reader quarantines the mail with its message).
     """
-    limits = limits or AttachmentLimits()
+    policy = policy or AttachmentPolicy(max_bytes=DEFAULT_MAX_ATTACHMENT_BYTES)
     if not raw or not raw.strip():
         raise UnparseableEmail("empty message")
     _check_structure(raw)
     try:
-        return _parse(raw, limits)
+        return _parse(raw, policy)
     except RecursionError as exc:  # a structure _check_structure did not foresee; never a crash of the reader
         raise UnparseableEmail("MIME structure nested too deep") from exc
 
 
-def _parse(raw: bytes, limits: AttachmentLimits) -> ParsedEmail:
+def _parse(raw: bytes, policy: AttachmentPolicy) -> ParsedEmail:
     msg = email.message_from_bytes(raw, policy=compat32)
     if not msg.keys():
         raise UnparseableEmail("no headers: not an email message")
@@ -804,7 +747,7 @@ def _parse(raw: bytes, limits: AttachmentLimits) -> ParsedEmail:
         decoded += len(data)
         if decoded > MAX_DECODED_BYTES:
             raise UnparseableEmail(f"decoded content over {MAX_DECODED_BYTES} bytes")
-        recorded_type, rejected = check_attachment(filename, ctype, data, limits)
+        recorded_type, rejected = check_attachment(filename, ctype, data, policy, len(attachments))
         inline = ((_raw_header(part, "Content-Disposition") or "").lower().startswith("inline")
                   or _raw_header(part, "Content-ID") is not None)
         attachments.append(ParsedAttachment(filename=filename, content_type=recorded_type, data=data,

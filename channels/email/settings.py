@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
+from core.attachments.policy import BLOCKED_EXTENSIONS
+
 DEFAULT_ALLOWED_TYPES = [
     "text/plain", "text/csv", "text/calendar", "application/pdf", "image/*", "audio/*", "video/*",
     "application/zip", "application/x-zip-compressed", "application/gzip", "application/x-7z-compressed",
@@ -14,10 +16,6 @@ DEFAULT_ALLOWED_TYPES = [
     "application/vnd.openxmlformats-officedocument.*", "application/vnd.oasis.opendocument.*",
     "application/rtf", "text/rtf", "application/xml", "text/xml", "application/json",
     "message/rfc822", "application/octet-stream", "application/pkcs7-signature",
-]
-DEFAULT_BLOCKED_EXTENSIONS = [
-    "exe", "com", "bat", "cmd", "scr", "pif", "msi", "msp", "dll", "cpl", "js", "jse", "vbs", "vbe", "wsf",
-    "wsh", "ps1", "psm1", "hta", "lnk", "jar", "reg", "sys", "iso", "img", "vhd", "application", "gadget",
 ]
 
 
@@ -74,7 +72,9 @@ class EmailChannelSettings(BaseModel):
     max_message_bytes: int = Field(default=30 * 1024 * 1024, gt=0)
     max_attachment_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
     allowed_attachment_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_TYPES))
-    blocked_extensions: list[str] = Field(default_factory=lambda: list(DEFAULT_BLOCKED_EXTENSIONS))
+    blocked_extensions: list[str] = Field(
+        default_factory=lambda: sorted(BLOCKED_EXTENSIONS),
+        description="Extensions refused (default: the attachment policy's list, the same for every channel).")
     ingest_concurrency: int = Field(
         default=32, ge=1, le=64,
         description="Mails of different senders ingested at once (one lane each); they share ingest transactions.",

@@ -45,7 +45,7 @@ from telegram.warnings import PTBUserWarning
 from channels.base import ChannelContext, ChannelHealth, PartialDelivery, PermanentSendError
 from channels.telegram import texts
 from channels.telegram.settings import TelegramChannelSettings
-from core.attachments.store import safe_filename
+from core.attachments.policy import AttachmentPolicy, safe_filename
 from core.customers import service as customer_service
 from core.db.lease import Lease
 from core.db.outage import is_database_outage
@@ -59,7 +59,6 @@ CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 MAX_TEXT = 4096
 CSAT_PREFIX = "/csat"
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -448,19 +447,28 @@ class TelegramChannel:
         has_files = bool(message.photo) or message.document is not None
         if has_files and await self.ctx.ingest.find_existing(CHANNEL, external_id) is not None:
             return  # a redelivery: do not download again (without files, ingest itself answers a redelivery)
-        attachments: list[AttachmentInfo] = []
+        files: list[tuple[str, str, str, int | None]] = []  # (file id, name, content type, size)
         if message.photo:
             largest = message.photo[-1]
-            attachments.append(await self._download(
-                chat_id, largest.file_id, f"photo-{largest.file_unique_id}.jpg", "image/jpeg", largest.file_size))
+            files.append((largest.file_id, f"photo-{largest.file_unique_id}.jpg", "image/jpeg", largest.file_size))
         if message.document is not None:
             doc = message.document
-            attachments.append(await self._download(
-                chat_id, doc.file_id, doc.file_name or f"document-{doc.file_unique_id}",
-                doc.mime_type or "application/octet-stream", doc.file_size))
+            files.append((doc.file_id, doc.file_name or f"document-{doc.file_unique_id}",
+                          doc.mime_type or "application/octet-stream", doc.file_size))
+        attachments: list[AttachmentInfo] = []
+        rejected: list[dict[str, Any]] = []
+        for index, (file_id, name, content_type, size) in enumerate(files):
+            stored, refused = await self._download(file_id, name, content_type, size, index)
+            if stored is not None:
+                attachments.append(stored)
+            if refused is not None:
+                rejected.append(refused)
         extra: dict[str, Any] = {"telegram": {"chat_id": chat_id, "message_id": message.message_id}}
         if edited:
             extra["edited"] = True
+        if rejected:
+            # As for e-mail: the message is kept, the file is not, and agents see why.
+            extra["rejected_attachments"] = rejected
         inbound = InboundMessage(
             channel=CHANNEL, external_message_id=external_id, sender=self._sender(chat_id, user), text=text,
             attachments=tuple(attachments), thread_key=str(chat_id), language_hint=lang, extra=extra,
@@ -516,20 +524,28 @@ class TelegramChannel:
             except TelegramError as exc:
                 log.info("answerCallbackQuery failed", extra={"error": str(exc)[:200]})
 
-    async def _download(self, chat_id: int, file_id: str, filename: str, content_type: str,
-                        size: int | None) -> AttachmentInfo:
-        filename = _SAFE_NAME.sub("_", filename)[:200] or "file"
-        limit = self.settings.max_download_bytes
-        if size is not None and size > limit:
-            return AttachmentInfo(filename=filename, content_type=content_type, size=size)
-        tg_file = await self.bot.get_file(file_id)
-        size = tg_file.file_size or size
-        if size is not None and size > limit:
-            return AttachmentInfo(filename=filename, content_type=content_type, size=size)
-        data = bytes(await tg_file.download_as_bytearray())
-        if len(data) > limit:
-            return AttachmentInfo(filename=filename, content_type=content_type, size=len(data))
-        return await asyncio.to_thread(self.ctx.files.save, filename, content_type, data, namespace=CHANNEL)
+    async def _download(self, file_id: str, filename: str, content_type: str, size: int | None,
+                        index: int) -> tuple[AttachmentInfo | None, dict[str, Any] | None]:
+        """(the stored file, None) or (None, the refusal to record), by the attachment policy; what it refuses
+        by its declared name, type or size is never downloaded."""
+        name = safe_filename(filename, content_type)
+        policy = AttachmentPolicy(max_bytes=self.settings.max_download_bytes)
+        verdict = policy.check(name, content_type, size, index=index)
+        if verdict.refusal is None:
+            tg_file = await self.bot.get_file(file_id)
+            size = tg_file.file_size or size
+            verdict = policy.check(name, content_type, size, index=index)
+            if verdict.refusal is None:
+                data = bytes(await tg_file.download_as_bytearray())
+                size = len(data)
+                verdict = policy.check(name, content_type, size, index=index, data=data)
+                if verdict.refusal is None:
+                    stored = await asyncio.to_thread(self.ctx.files.save, name, verdict.content_type, data,
+                                                     namespace=CHANNEL)
+                    return stored, None
+        refusal = verdict.refusal
+        log.info("telegram attachment refused", extra={"filename": name, "reason": refusal.reason})
+        return None, refusal.record(name, verdict.content_type, size)
 
     @staticmethod
     def _share_phone_keyboard(lang: str) -> ReplyKeyboardMarkup:

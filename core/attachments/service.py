@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.attachments import store
+from core.attachments.policy import AttachmentPolicy, safe_filename
 from core.attachments.schemas import AttachmentRef
 from core.attachments.store import AttachmentStore
 from core.ingest.schemas import AttachmentInfo
@@ -15,7 +16,8 @@ UPLOADS = "uploads"
 
 def save_upload(files: AttachmentStore, filename: str, content_type: str | None, data: bytes, *,
                 max_bytes: int) -> AttachmentInfo:
-    """Store an agent's upload under `uploads/`, refusing executables, scripts and HTML/SVG with scripts.
+    """Store an agent's upload under `uploads/`, by the attachment policy (executables, scripts, HTML/SVG with
+    scripts and files over the limit are refused).
 
     Args:
         files: the attachment store.
@@ -27,9 +29,11 @@ def save_upload(files: AttachmentStore, filename: str, content_type: str | None,
     Returns:
         The stored file's AttachmentInfo; AttachmentTooLargeError (413) or AttachmentRefusedError (415) otherwise.
     """
-    return files.save(filename, content_type, data, namespace=UPLOADS, max_bytes=max_bytes,
-                      blocked_extensions=store.DANGEROUS_EXTENSIONS, blocked_types=store.DANGEROUS_TYPES,
-                      refuse_active_markup=True)
+    name = safe_filename(filename, content_type)
+    verdict = AttachmentPolicy(max_bytes=max_bytes).check(name, content_type, len(data), data=data)
+    if verdict.refusal is not None:
+        raise verdict.refusal.error()
+    return files.save(name, verdict.content_type, data, namespace=UPLOADS)
 
 
 def resolve_for_reply(files: AttachmentStore, refs: Sequence[AttachmentRef]) -> list[dict[str, Any]]:
@@ -41,7 +45,7 @@ def resolve_for_reply(files: AttachmentStore, refs: Sequence[AttachmentRef]) -> 
     items: list[dict[str, Any]] = []
     for ref in refs:
         size = files.verify(ref.storage_key, ref.size)
-        items.append({"filename": store.safe_filename(ref.filename),
+        items.append({"filename": safe_filename(ref.filename),
                       "content_type": store.normalise_content_type(ref.content_type),
                       "size": size, "storage_key": ref.storage_key})
     return items

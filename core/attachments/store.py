@@ -16,111 +16,21 @@ import os
 import re
 import shutil
 import tempfile
-import unicodedata
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
 
-from core.attachments.errors import AttachmentRefusedError, AttachmentTooLargeError
+from core.attachments.policy import is_plain_name, normalise_content_type, safe_filename
 from core.errors import NotFoundError, ValidationFailedError
 from core.ingest.schemas import AttachmentInfo
 
+__all__ = ["NAMESPACES", "AttachmentStore", "StoredFile", "normalise_content_type", "open_store", "safe_filename"]
+
 log = logging.getLogger(__name__)
 
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
-# Bytes, not characters: most file systems cap a name at 255 bytes, and Cyrillic takes two per letter.
-MAX_NAME_BYTES = 150
-# Executables and scripts a double click runs on Windows, macOS or in a browser.
-DANGEROUS_EXTENSIONS = frozenset({
-    "exe", "js", "jse", "bat", "cmd", "com", "scr", "vbs", "vbe", "msi", "msp", "ps1", "psm1", "hta", "wsf",
-    "wsh", "jar", "lnk", "pif", "cpl", "dll", "reg", "application", "appref-ms",
-})
-DANGEROUS_TYPES = frozenset({
-    "application/x-msdownload", "application/x-msdos-program", "application/x-ms-installer", "application/x-msi",
-    "application/javascript", "text/javascript", "application/x-javascript", "application/ecmascript",
-    "application/hta", "application/x-ms-shortcut", "application/java-archive", "application/x-bat",
-})
-_MARKUP_EXTENSIONS = frozenset({"html", "htm", "xhtml", "shtml", "svg", "xml", "mht", "mhtml"})
-_MARKUP_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml"})
-# What makes markup active: script elements, inline event handlers, javascript: URLs, embedded frames.
-_ACTIVE_MARKUP = re.compile(
-    rb"<\s*(script|iframe|object|embed|foreignobject)\b|\bon[a-z]+\s*=|javascript\s*:|<\s*meta[^>]+http-equiv",
-    re.IGNORECASE,
-)
-_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 # The namespaces the store writes, one per writer: what customers send by email or Telegram, agents' uploads.
 NAMESPACES = frozenset({"email", "telegram", "uploads"})
-_RESERVED = re.compile(r'[<>:"|?*\\/]')
-
-
-def safe_filename(name: str) -> str:
-    """The last path component of `name`, without control characters or reserved ones, at most 150 bytes.
-
-    Its own result comes back unchanged (the store recognises its keys by that)."""
-    for _ in range(4):  # removing a character can leave a sequence that NFC composes: once more then
-        safe = _safe_filename_once(name)
-        if safe == name:
-            break
-        name = safe
-    return name
-
-
-def _safe_filename_once(name: str) -> str:
-    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")  # controls, bidi overrides, ...
-    name = _RESERVED.sub("_", name).strip(" .")
-    if len(name.encode()) > MAX_NAME_BYTES:
-        stem, dot, ext = name.rpartition(".")
-        ext = ext if dot and stem and len(ext.encode()) <= 16 else ""
-        budget = MAX_NAME_BYTES - len(ext.encode()) - (1 if ext else 0)
-        stem = (stem if ext else name).encode()[:budget].decode(errors="ignore").rstrip(" .")
-        name = f"{stem}.{ext}" if ext else stem
-    return name or "file"
-
-
-def extension_of(filename: str) -> str:
-    return filename.rpartition(".")[2].lower() if "." in filename else ""
-
-
-def normalise_content_type(content_type: str | None) -> str:
-    """`type/subtype` in lower case without parameters; anything malformed becomes application/octet-stream."""
-    value = (content_type or "").split(";", 1)[0].strip().lower()
-    return value if _CONTENT_TYPE.match(value) and len(value) <= 255 else DEFAULT_CONTENT_TYPE
-
-
-def check(filename: str, content_type: str, data: bytes, *, max_bytes: int | None = None,
-          blocked_extensions: Collection[str] = (), blocked_types: Collection[str] = (),
-          allowed_types: Collection[str] | None = None, refuse_active_markup: bool = False) -> None:
-    """Raise AttachmentTooLargeError or AttachmentRefusedError (with the reason) if the file is not acceptable.
-
-    Args:
-        filename: the (already safe) file name; its last extension counts, as it does for the OS that opens it.
-        content_type: the normalised content type.
-        data: the bytes.
-        max_bytes: the size limit, or None for none.
-        blocked_extensions: extensions refused, without the dot, lower case.
-        blocked_types: content types refused.
-        allowed_types: if given, only these content types (or `type/*` wildcards) are accepted.
-        refuse_active_markup: refuse HTML, SVG and XML that carry scripts, event handlers or frames.
-    """
-    if max_bytes is not None and len(data) > max_bytes:
-        raise AttachmentTooLargeError(f"the file is {len(data)} bytes; the limit is {max_bytes}",
-                                      size=len(data), limit=max_bytes)
-    extension = extension_of(filename)
-    if extension and extension in {e.lower().lstrip(".") for e in blocked_extensions}:
-        raise AttachmentRefusedError(f"files of type .{extension} are not accepted: they can run code",
-                                     reason="blocked_extension")
-    if content_type in blocked_types:
-        raise AttachmentRefusedError(f"files of type {content_type} are not accepted: they can run code",
-                                     reason="blocked_type")
-    if allowed_types is not None and not any(
-            content_type == t or (t.endswith("/*") and content_type.startswith(t[:-1])) for t in allowed_types):
-        raise AttachmentRefusedError(f"files of type {content_type} are not accepted", reason="type_not_allowed")
-    if refuse_active_markup and (extension in _MARKUP_EXTENSIONS or content_type in _MARKUP_TYPES
-                                 or data.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html", b"<svg"))):
-        if _ACTIVE_MARKUP.search(data):
-            raise AttachmentRefusedError("HTML or SVG with scripts is not accepted", reason="active_markup")
 
 
 @dataclass(frozen=True)
@@ -153,18 +63,15 @@ class AttachmentStore:
         if not isinstance(key, str) or len(key) > 512:
             return False
         match = _KEY.match(key)
-        return (match is not None and match["namespace"] in self.namespaces
-                and safe_filename(match["name"]) == match["name"])
+        return match is not None and match["namespace"] in self.namespaces and is_plain_name(match["name"])
 
-    def save(self, filename: str, content_type: str | None, data: bytes, *, namespace: str,
-             max_bytes: int | None = None, blocked_extensions: Collection[str] = (),
-             blocked_types: Collection[str] = (), allowed_types: Collection[str] | None = None,
-             refuse_active_markup: bool = False) -> AttachmentInfo:
-        """Store `data` under `namespace` and return its metadata; the limits are those of `check`.
+    def save(self, filename: str, content_type: str | None, data: bytes, *, namespace: str) -> AttachmentInfo:
+        """Store `data` under `namespace` and return its metadata; what may be stored is the policy's to say
+        (core/attachments/policy.py): check before saving.
 
         Args:
             filename: the name as given by the sender; only a safe last component is kept.
-            content_type: as declared by the sender; normalised.
+            content_type: as declared by the sender (or as the policy's check recorded it); normalised.
             data: the bytes.
             namespace: one of the store's namespaces (`email`, `telegram`, `uploads`).
 
@@ -175,8 +82,6 @@ class AttachmentStore:
             raise ValueError(f"bad attachment namespace {namespace!r}: not one of {sorted(self.namespaces)}")
         name = safe_filename(filename)
         ctype = normalise_content_type(content_type)
-        check(name, ctype, data, max_bytes=max_bytes, blocked_extensions=blocked_extensions,
-              blocked_types=blocked_types, allowed_types=allowed_types, refuse_active_markup=refuse_active_markup)
         digest = hashlib.sha256(data).hexdigest()
         key = f"{namespace}/{digest[:2]}/{digest[2:34]}/{name}"
         path = self.root / key

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from channels.email.inbound import build_inbound, limits_of, parse_to_inbound
+from channels.email.inbound import build_inbound, parse_to_inbound, policy_of
 from channels.email.parser import (
-    AttachmentLimits,
     UnparseableEmail,
     check_attachment,
     decode_bytes,
@@ -23,12 +22,13 @@ from channels.email.parser import (
     ticket_number_in,
 )
 from channels.email.settings import EmailChannelSettings
+from core.attachments.policy import AttachmentPolicy
 from core.attachments.store import AttachmentStore
 from tests.channels.email.conftest import fixture_bytes
 
 
 def parse(name: str):  # type: ignore[no-untyped-def]
-    return parse_email(fixture_bytes(name), limits_of(EmailChannelSettings()))
+    return parse_email(fixture_bytes(name), policy_of(EmailChannelSettings()))
 
 
 # --- charsets ------------------------------------------------------------------------------------------------
@@ -259,9 +259,9 @@ def test_missing_message_id_gets_a_stable_synthetic_id() -> None:
 def test_attachments_are_checked_and_named_safely() -> None:
     parsed = parse("attachments.eml")
     by_name = {a.filename: a for a in parsed.attachments}
-    assert set(by_name) == {"Договор _5.pdf", "роутер.png", "invoice.exe", "fake.pdf"}
-    assert by_name["Договор _5.pdf"].rejected is None
-    assert by_name["Договор _5.pdf"].data.startswith(b"%PDF-")
+    assert set(by_name) == {"Договор №5.pdf", "роутер.png", "invoice.exe", "fake.pdf"}
+    assert by_name["Договор №5.pdf"].rejected is None
+    assert by_name["Договор №5.pdf"].data.startswith(b"%PDF-")
     assert by_name["роутер.png"].content_type == "image/png"
     assert by_name["роутер.png"].rejected is None
     assert by_name["invoice.exe"].rejected is not None  # path stripped, executable refused
@@ -273,7 +273,7 @@ def test_attachments_are_stored_in_the_attachment_store(tmp_path: Path) -> None:
     parsed = parse("attachments.eml")
     inbound = build_inbound(parsed, files=AttachmentStore(tmp_path), mailbox="support",
                             raw_ref="imap:support/1/1", received_at=datetime.now(UTC))
-    assert [a.filename for a in inbound.attachments] == ["Договор _5.pdf", "роутер.png"]
+    assert [a.filename for a in inbound.attachments] == ["Договор №5.pdf", "роутер.png"]
     for info in inbound.attachments:
         assert info.storage_key is not None and info.storage_key.startswith("email/")
         stored = tmp_path / info.storage_key
@@ -287,24 +287,27 @@ def test_attachments_are_stored_in_the_attachment_store(tmp_path: Path) -> None:
     assert again.attachments == inbound.attachments
 
 
-@pytest.mark.parametrize(("filename", "ctype", "data", "limits", "reason"), [
-    ("a.pdf", "application/pdf", b"%PDF-1.4", AttachmentLimits(), None),
-    ("big.pdf", "application/pdf", b"%PDF-" + b"0" * 100, AttachmentLimits(max_bytes=50), "larger than 50 bytes"),
-    ("run.js", "text/plain", b"alert(1)", AttachmentLimits(blocked_extensions=("js",)), "blocked file type .js"),
-    ("doc.txt", "text/plain", b"\x7fELF\x02", AttachmentLimits(), "executable content"),
-    ("x.html", "text/html", b"<html>", AttachmentLimits(allowed_types=("image/*",)),
-     "content type text/html not allowed"),
-    ("img.jpg", "image/jpeg", b"\x89PNG\r\n\x1a\n....", AttachmentLimits(allowed_types=("image/*",)), None),
+@pytest.mark.parametrize(("filename", "ctype", "data", "policy", "reason"), [
+    ("a.pdf", "application/pdf", b"%PDF-1.4", AttachmentPolicy(max_bytes=100), None),
+    ("big.pdf", "application/pdf", b"%PDF-" + b"0" * 100, AttachmentPolicy(max_bytes=50),
+     "the file is 105 bytes; the limit is 50"),
+    ("run.js", "text/plain", b"alert(1)", AttachmentPolicy(max_bytes=100),
+     "files of type .js are not accepted: they can run code"),
+    ("doc.txt", "text/plain", b"\x7fELF\x02", AttachmentPolicy(max_bytes=100), "executable content is not accepted"),
+    ("x.html", "text/html", b"<html>", AttachmentPolicy(max_bytes=100, allowed_types=("image/*",)),
+     "files of type text/html are not accepted"),
+    ("img.jpg", "image/jpeg", b"\x89PNG\r\n\x1a\n....", AttachmentPolicy(max_bytes=100, allowed_types=("image/*",)),
+     None),
 ])
-def test_check_attachment(filename: str, ctype: str, data: bytes, limits: AttachmentLimits,
+def test_check_attachment(filename: str, ctype: str, data: bytes, policy: AttachmentPolicy,
                           reason: str | None) -> None:
-    assert check_attachment(filename, ctype, data, limits)[1] == reason
+    assert check_attachment(filename, ctype, data, policy)[1] == reason
 
 
 def test_check_attachment_records_the_sniffed_type() -> None:
-    assert check_attachment("img.jpg", "image/jpeg", b"\x89PNG\r\n\x1a\n..", AttachmentLimits())[0] == "image/png"
-    assert check_attachment("a.pdf", "application/octet-stream", b"%PDF-1", AttachmentLimits())[0] == \
-        "application/pdf"
+    policy = AttachmentPolicy(max_bytes=100)
+    assert check_attachment("img.jpg", "image/jpeg", b"\x89PNG\r\n\x1a\n..", policy)[0] == "image/png"
+    assert check_attachment("a.pdf", "application/octet-stream", b"%PDF-1", policy)[0] == "application/pdf"
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -313,11 +316,14 @@ def test_check_attachment_records_the_sniffed_type() -> None:
     ("evil\u202egnp.exe", "evilgnp.exe"),  # the right-to-left override that disguises extensions
     ("a<b>c:d|e?.txt", "a_b_c_d_e_.txt"),
     ("...hidden", "hidden"),
-    ("", "attachment.pdf"),
-    ("x" * 300 + ".pdf", "x" * 110 + ".pdf"),
+    ("", "file.pdf"),
+    ("x" * 300 + ".pdf", "x" * 146 + ".pdf"),
     ("Отчёт за май.xlsx", "Отчёт за май.xlsx"),
+    ("Договор №5.pdf", "Договор №5.pdf"),
+    ("CON.txt", "_CON.txt"),
 ])
 def test_safe_filename(name: str, expected: str) -> None:
+    """The parser names files by the one attachment policy (core/attachments/policy.py)."""
     assert safe_filename(name, "application/pdf") == expected
 
 
