@@ -128,3 +128,29 @@ async def test_the_database_and_the_models_cannot_be_downloaded(client: httpx.As
         r = await client.get(f"/console/attachments/{key}")
         assert r.status_code == 404, (key, r.status_code)
         assert b"SQLite format" not in r.content
+
+
+async def test_refused_customer_files_are_shown_with_the_reason(
+        client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """The REST channel keeps the message and refuses the file by the one attachment policy; agents see why."""
+    r = await client.post("/channels/rest/messages", headers=REST_HEADERS, json=rest_message(
+        "m-refused", "the contract and the tool", sender="c-8", attachments=[
+            {"filename": "..\\..\\договор №5.pdf", "content_type": "application/pdf", "size": 10,
+             "url": "https://cdn.example/1"},
+            {"filename": "tool\u202efdp.exe", "url": "https://cdn.example/2"},
+            {"filename": "я" * 150 + ".pdf", "content_type": "application/pdf", "size": 10,
+             "url": "https://cdn.example/3"},
+            {"filename": "big.pdf", "content_type": "application/pdf", "size": LIMIT + 1,
+             "url": "https://cdn.example/4"}]))
+    assert r.status_code == 201
+    async with sessionmaker() as session:
+        message = (await session.scalars(select(Message).where(Message.external_message_id == "m-refused"))).one()
+    assert [a["filename"] for a in message.attachments] == ["договор №5.pdf", "я" * 73 + ".pdf"]
+    assert [(x["filename"], x["reason"]) for x in message.extra["rejected_attachments"]] == [
+        ("toolfdp.exe", "files of type .exe are not accepted: they can run code"),
+        ("big.pdf", f"the file is {LIMIT + 1} bytes; the limit is {LIMIT}")]
+    await login(client, "agent@test.example")
+    page = (await client.get(f"/console/tickets/{r.json()['ticket_number']}")).text
+    assert "договор №5.pdf" in page
+    assert "toolfdp.exe" in page and "files of type .exe are not accepted: they can run code" in page
+    assert f"the limit is {LIMIT}" in page

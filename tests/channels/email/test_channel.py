@@ -310,7 +310,7 @@ async def test_attachments_are_stored_with_the_message(
         await wait_for(lambda: _eq(inbound_count(sessionmaker), 1), what="ingested")
     async with sessionmaker() as session:
         message = (await session.scalars(select(DbMessage).where(DbMessage.direction == Direction.inbound))).one()
-    assert [a["filename"] for a in message.attachments] == ["Договор _5.pdf", "роутер.png"]
+    assert [a["filename"] for a in message.attachments] == ["Договор №5.pdf", "роутер.png"]
     for item in message.attachments:
         assert (tmp_path / "data" / "attachments" / item["storage_key"]).stat().st_size == item["size"]
     assert {r["filename"] for r in message.extra["rejected_attachments"]} == {"invoice.exe", "fake.pdf"}

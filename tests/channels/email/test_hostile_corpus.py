@@ -22,6 +22,7 @@ from channels.email.parser import (
     UnparseableEmail,
     parse_email,
 )
+from core.attachments.policy import MAX_NAME_BYTES
 from core.quarantine.models import QuarantinedPayload
 from core.tickets.models import Direction
 from core.tickets.models import Message as DbMessage
@@ -75,7 +76,8 @@ def assert_sane(parsed: ParsedEmail) -> None:
     assert "\r" not in parsed.subject and "\n" not in parsed.subject
     for item in parsed.attachments:
         name = item.filename
-        assert name and "/" not in name and "\\" not in name and not name.startswith(".") and len(name) <= 120
+        assert name and "/" not in name and "\\" not in name and not name.startswith(".")
+        assert len(name.encode()) <= MAX_NAME_BYTES  # bytes: the one attachment policy's cap
         assert not re.match(r"^(con|prn|aux|nul|com\d|lpt\d)(\.|$)", name, re.IGNORECASE)
         assert all(ord(c) >= 32 and not 0x202A <= ord(c) <= 0x202E and c != "\x7f" for c in name)
 

@@ -315,10 +315,46 @@ async def test_webhook_outage_is_redelivered_and_an_unusable_callback_quarantine
         assert "without data" in reasons[0]
 
 
+@pytest.mark.parametrize(("file_name", "data", "kept_as", "refused"), [
+    ("договор.pdf", b"%PDF-1.4 contract", "договор.pdf", None),
+    ("..\\..\\x", b"plain", "x", None),
+    ("a\x00b\u202etxt.pdf", b"%PDF-1.4", "abtxt.pdf", None),  # NUL and the right-to-left override go
+    ("я" * 150 + ".pdf", b"%PDF-1.4", "я" * 73 + ".pdf", None),  # 304 bytes: capped at 150, extension kept
+    ("setup.exe", b"MZ\x90\x00", None, "files of type .exe are not accepted: they can run code"),
+    ("evil\u202efdp.exe", b"MZ", None, "files of type .exe are not accepted: they can run code"),
+    ("invoice.pdf", b"MZ\x90\x00", None, "executable content is not accepted"),
+])
+async def test_documents_follow_the_attachment_policy(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+    bot_api: FakeBotAPI, file_name: str, data: bytes, kept_as: str | None, refused: str | None,
+) -> None:
+    """Names keep their Unicode; a refused file leaves the message in, listed with the reason (as for e-mail)."""
+    bot_api.files = {"doc-1": data}
+    document = {"file_id": "doc-1", "file_unique_id": "doc-u1", "file_name": file_name,
+                "mime_type": "application/pdf" if file_name.endswith(".pdf") else "application/octet-stream",
+                "file_size": len(data)}
+    async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (_adapter, client):
+        update = fixture("document_message", 1, document=document, caption="see the file")
+        assert (await webhook_post(client, update)).status_code == 200
+        [message] = await inbound(sessionmaker)
+    assert message.text == "see the file"  # the message is kept either way
+    if refused is None:
+        [stored] = message.attachments
+        assert stored["filename"] == kept_as and "rejected_attachments" not in message.extra
+        assert (tmp_path / "attachments" / stored["storage_key"]).read_bytes() == data
+    else:
+        assert message.attachments == []
+        [record] = message.extra["rejected_attachments"]
+        assert record["reason"] == refused and record["size"] == len(data)
+        assert not list((tmp_path / "attachments").rglob("*.exe"))
+        if file_name.endswith(".exe"):  # refused by its name: never downloaded
+            assert bot_api.called("getFile") == []
+
+
 async def test_webhook_media_edits_start_contact_and_unsupported(
     db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
 ) -> None:
-    bot_api.files = {"big-photo": b"\xff\xd8" + b"p" * 2046, "doc-1": b"%PDF" + b"d" * 2996}
+    bot_api.files = {"big-photo": b"\xff\xd8\xff" + b"p" * 2045, "doc-1": b"%PDF" + b"d" * 2996}
     async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (_adapter, client):
         # /start: a greeting in the user's language, no ticket.
         assert (await webhook_post(client, fixture("start_ru", 1))).status_code == 200
@@ -344,7 +380,7 @@ async def test_webhook_media_edits_start_contact_and_unsupported(
         assert (await webhook_post(client, other)).status_code == 200
         assert "поделитесь" in bot_api.sent_texts(CHAT)[-1]
 
-        # A photo (largest size downloaded) and a document over the size limit (metadata only).
+        # A photo (largest size downloaded) and a document over the size limit (refused, with the reason).
         assert (await webhook_post(client, fixture("photo_message", 5))).status_code == 200
         assert (await webhook_post(client, fixture("document_message", 6))).status_code == 200
         messages = await inbound(sessionmaker)
@@ -352,8 +388,10 @@ async def test_webhook_media_edits_start_contact_and_unsupported(
         photo = messages[0].attachments[0]
         assert photo["content_type"] == "image/jpeg" and photo["size"] == 2048
         assert (tmp_path / "attachments" / photo["storage_key"]).read_bytes() == bot_api.files["big-photo"]
-        doc = messages[1].attachments[0]
-        assert doc["filename"] == "contract_scan.pdf" and doc["size"] == 3000 and "storage_key" not in doc
+        assert messages[1].attachments == []
+        [doc] = messages[1].extra["rejected_attachments"]
+        assert doc == {"filename": "contract scan.pdf", "content_type": "application/pdf", "size": 3000,
+                       "reason": "the file is 3000 bytes; the limit is 2500"}
         assert [p["file_id"] for p in bot_api.called("getFile")] == ["big-photo"]  # no download over the limit
 
         # An edit is a new message with its own id; the original stays as it was.
@@ -415,7 +453,8 @@ async def test_agent_reply_sends_stored_attachments_as_documents_after_the_text(
     db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
 ) -> None:
     async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (adapter, client):
-        files = [("счёт.pdf", b"%PDF-1.4 invoice", "application/pdf"), ("photo.png", b"\x89PNG data", "image/png")]
+        files = [("счёт.pdf", b"%PDF-1.4 invoice", "application/pdf"),
+                 ("photo.png", b"\x89PNG\r\n\x1a\n data", "image/png")]
         ticket_id, _ = await reply_with_files(client, sessionmaker, bot_api, "Your invoice and the photo.", files)
         await wait_for(lambda: len(bot_api.called("sendDocument")) == 2)
         names = [name for name, _params in bot_api.calls if name in ("sendMessage", "sendDocument")]
