@@ -173,12 +173,16 @@ class AttachmentPolicy:
         max_count: the most files of one message; the ones after are refused.
         allowed_types: if given, only these content types (`type/*` and `*/*` wildcards allowed) are accepted.
         blocked_extensions: extensions refused (lower case, no dot).
+        verify_types: with the bytes, refuse a file whose content contradicts its declared type (a "PDF" that
+            is not one) and record the sniffed type; what customers send is verified, agents' uploads keep the
+            type their browser declared.
     """
 
     max_bytes: int
     max_count: int = MAX_ATTACHMENTS
     allowed_types: tuple[str, ...] | None = None
     blocked_extensions: frozenset[str] = BLOCKED_EXTENSIONS
+    verify_types: bool = True
 
     def check(self, filename: str, content_type: str | None, size: int | None, *, index: int = 0,
               data: bytes | None = None) -> Verdict:
@@ -209,14 +213,15 @@ class AttachmentPolicy:
         if data is not None:
             if data.startswith(_EXECUTABLE_MAGIC):
                 return Verdict(ctype, Refusal("executable", "executable content is not accepted"))
-            if ctype in _GENERIC_TYPES:
-                ctype = mimetypes.guess_type(filename, strict=False)[0] or ctype
-            sniffed = next((t for t, magics in _MAGIC.items() if data.startswith(magics)), None)
-            if ctype in _MAGIC and sniffed != ctype:
-                if sniffed is None:
-                    return Verdict(ctype, Refusal("content_mismatch",
-                                                  f"content does not match its declared type {ctype}"))
-                ctype = sniffed  # a PNG labelled JPEG: harmless, record the truth
+            if self.verify_types:
+                if ctype in _GENERIC_TYPES:
+                    ctype = mimetypes.guess_type(filename, strict=False)[0] or ctype
+                sniffed = next((t for t, magics in _MAGIC.items() if data.startswith(magics)), None)
+                if ctype in _MAGIC and sniffed != ctype:
+                    if sniffed is None:
+                        return Verdict(ctype, Refusal("content_mismatch",
+                                                      f"content does not match its declared type {ctype}"))
+                    ctype = sniffed  # a PNG labelled JPEG: harmless, record the truth
             if ((extension in _MARKUP_EXTENSIONS or ctype in _MARKUP_TYPES
                  or data.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html", b"<svg")))
                     and _ACTIVE_MARKUP.search(data)):
