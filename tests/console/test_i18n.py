@@ -25,3 +25,16 @@ def test_enum_keys_in_both_languages() -> None:
         _ = translator(language)
         assert [k for k in dynamic if _.get(k) is None] == [], language
     assert translator("ru")("status.pending") == "ожидает клиента"
+
+
+def test_templates_word_counts_with_the_readers_plural_forms() -> None:
+    from api.console.render import TEMPLATES_DIR, env
+
+    assert "caption=tickets" in (TEMPLATES_DIR / "board.html").read_text(encoding="utf-8")  # the board's chart
+    template = env.from_string('{% macro tickets(n) %}{{ ngettext("inbox.total", n) }}{% endmacro %}'
+                               '{{ columns([("01.05", 21), ("02.05", 5), ("03.05", 0)], title=_("board.per_day"), '
+                               'caption=tickets) }}')
+    ru = translator("ru")
+    html = template.render(gettext=ru, ngettext=ru.ngettext)
+    assert "Новые обращения по дням (14 дней)" in html  # `_` is the i18n extension's, resolving `gettext`
+    assert "01.05: 21 обращение<" in html and "02.05: 5 обращений<" in html and "03.05: 0 обращений<" in html
