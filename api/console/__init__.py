@@ -12,12 +12,12 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors as api_errors
 from api.console import intents
-from api.console.i18n import translator
 from api.console.render import SECURITY_HEADERS, STATIC_DIR, render
 from api.console.routes import router
 from api.console.security import CsrfError, ForbiddenPageError, LoginRequiredError, set_flash
 from core.db.outage import is_database_outage
 from core.errors import DomainError
+from core.i18n import translator
 
 __all__ = ["install", "router"]
 
@@ -75,7 +75,7 @@ def install(app: FastAPI) -> None:
         en, ru = translator("en"), translator("ru")
         page = render(request, "unavailable.html", {
             "title": f"{en('unavailable.title')} · {ru('unavailable.title')}",
-            "texts": [(code, t("unavailable.title"), t("unavailable.text", seconds=api_errors.RETRY_AFTER_SECONDS))
+            "texts": [(code, t("unavailable.title"), t.ngettext("unavailable.text", api_errors.RETRY_AFTER_SECONDS))
                       for code, t in (("en", en), ("ru", ru))],
             "status": 503}, status_code=503)
         page.headers["Retry-After"] = str(api_errors.RETRY_AFTER_SECONDS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -49,8 +49,10 @@ def hbars(bars: Sequence[Bar], *, title: str, width: int = 520, row: int = 26, l
     return Markup("".join(parts))  # noqa: S704  (every interpolated label is escaped above)
 
 
-def columns(points: Sequence[tuple[str, float]], *, title: str, width: int = 560, height: int = 170) -> Markup:
-    """Vertical columns, e.g. tickets per day; labels under every other column when crowded."""
+def columns(points: Sequence[tuple[str, float]], *, title: str, width: int = 560, height: int = 170,
+            caption: Callable[[float], str] | None = None) -> Markup:
+    """Vertical columns, e.g. tickets per day; labels under every other column when crowded; `caption` words a
+    column's value in its tooltip ("5 tickets")."""
     if not points:
         return Markup("")
     top = max([v for _, v in points] + [1])
@@ -64,8 +66,9 @@ def columns(points: Sequence[tuple[str, float]], *, title: str, width: int = 560
     for i, (label, value) in enumerate(points):
         h = (base - 18) * value / top
         x = 10 + i * step + (step - bar_w) / 2
+        tip = escape(caption(value)) if caption else f"{value:g}"
         parts.append(f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
-                     f'fill="{PALETTE["default"]}" rx="2"><title>{escape(label)}: {value:g}</title></rect>')
+                     f'fill="{PALETTE["default"]}" rx="2"><title>{escape(label)}: {tip}</title></rect>')
         if value:
             parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{base - h - 4:.1f}" text-anchor="middle" '
                          f'class="chart-value">{value:g}</text>')

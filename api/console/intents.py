@@ -12,12 +12,12 @@ from fastapi.responses import JSONResponse, Response
 
 from api import nlu_admin as nlu_jobs
 from api.console.charts import Bar
-from api.console.i18n import translator
 from api.console.render import SECURITY_HEADERS, render
 from api.console.routes import redirect
 from api.console.security import ConsoleAdmin, CsrfChecked
 from api.deps import DbSession, IdPath, State
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
+from core.i18n import translator
 from core.nlu_admin import service
 from core.nlu_admin.models import JobState, NluSuggestion, NluTrainingJob, SuggestionStatus
 from core.routing import service as routing
@@ -109,10 +109,10 @@ async def add_examples(name: str, session: DbSession, actor: ConsoleAdmin,
     if not lines:
         raise ValidationFailedError(_("intents.empty_example"))
     if len(lines) > MAX_BATCH:
-        raise ValidationFailedError(_("intents.too_many", limit=MAX_BATCH))
+        raise ValidationFailedError(_.ngettext("intents.too_many", MAX_BATCH))
     too_long = next((n for n, line in enumerate(lines, 1) if len(line) > service.MAX_EXAMPLE_CHARS), None)
     if too_long is not None:
-        raise ValidationFailedError(_("intents.too_long", line=too_long, limit=service.MAX_EXAMPLE_CHARS))
+        raise ValidationFailedError(_.ngettext("intents.too_long", service.MAX_EXAMPLE_CHARS, line=too_long))
     added = skipped = 0
     for line in lines:
         try:
@@ -120,9 +120,9 @@ async def add_examples(name: str, session: DbSession, actor: ConsoleAdmin,
             added += 1
         except ConflictError:  # raised before anything is written: the intent already has this example
             skipped += 1
-    message = _("intents.examples_added", count=added)
+    message = _.ngettext("intents.examples_added", added)
     if skipped:
-        message += " " + _("intents.examples_skipped", count=skipped)
+        message += " " + _.ngettext("intents.examples_skipped", skipped)
     return redirect(intent_url(name), message)
 
 

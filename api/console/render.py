@@ -11,10 +11,10 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from api.console import charts
-from api.console.i18n import LANGUAGES, Translator, normalise, translator
 from api.console.security import CSRF_FIELD, Viewer, expected_csrf, pop_flash
 from api.state import AppState
 from core.db.base import utcnow
+from core.i18n import LANGUAGES, Translator, normalise, translator
 from core.users.models import Role
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -33,8 +33,12 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+# Jinja2's i18n extension: templates say `_("key", name=...)` and `ngettext("key", n)`; `_` resolves the context's
+# `gettext`, and each render puts the reader's language's callables there (Jinja's way for per-request languages).
+# Keys, not English sentences, are the message ids, so `{% trans %}` blocks are not used.
 env = Environment(
     loader=FileSystemLoader(TEMPLATES_DIR),
+    extensions=["jinja2.ext.i18n"],
     autoescape=select_autoescape(["html", "svg"], default=True),
     undefined=StrictUndefined,
     trim_blocks=True,
@@ -78,7 +82,8 @@ def render(request: Request, template: str, context: dict[str, Any], *, status_c
     response = HTMLResponse("", status_code=status_code, headers=SECURITY_HEADERS)
     flash = pop_flash(request, response)
     ctx = {
-        "request": request, "user": user, "lang": lang, "_": _, "csrf": expected_csrf(request, state) or "",
+        "request": request, "user": user, "lang": lang, "gettext": _, "ngettext": _.ngettext,
+        "csrf": expected_csrf(request, state) or "",
         "flash": flash, "waited": lambda since: waited(since, _), "path": request.url.path,
     }
     ctx.update(context)

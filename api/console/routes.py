@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from api.console import queries
-from api.console.i18n import LANGUAGES, Translator, translator
 from api.console.render import SECURITY_HEADERS, render
 from api.console.security import (
     LOGIN_CSRF_COOKIE,
@@ -44,6 +43,7 @@ from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
 from core.db.base import MAX_ID, parse_id
 from core.errors import NotFoundError, ValidationFailedError
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, Topic
+from core.i18n import LANGUAGES, Translator, translator
 from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
 from core.outbox.models import OutboxMessage

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, WebSocket
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from api.deps import Agent, DbSession, State
 from api.openapi import NOT_FOUND
-from channels.webchat import repository
+from channels.webchat import repository, widget
 from channels.webchat.adapter import WebchatChannel
 from core.errors import NotFoundError, ServiceUnavailableError
 from core.tickets.models import parse_ticket_ref
@@ -39,9 +39,9 @@ async def webchat_socket(websocket: WebSocket) -> None:
 
 
 @router.get("/channels/webchat/widget.js", include_in_schema=False)
-async def widget_script() -> FileResponse:
-    return FileResponse(STATIC / "widget.js", media_type="text/javascript; charset=utf-8",
-                        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})
+async def widget_script() -> Response:
+    return Response(widget.script(), media_type="text/javascript; charset=utf-8",
+                    headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})
 
 
 @router.get("/demo", include_in_schema=False)

@@ -8,24 +8,13 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
 from core.db.base import utcnow
+from core.i18n import language_of_tag, translator
 from core.outbox.schemas import OutboundEnvelope
 
 _PREFIXES = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs|ответ|отв|пересл)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _TAG = re.compile(r"\s*\[\s*#?\s*T-\d{1,12}\s*\]", re.IGNORECASE)
 # A Message-ID we can repeat in In-Reply-To/References: printable ASCII without brackets or an RFC 2047 opener.
 _SAFE_MESSAGE_ID = re.compile(r"^(?!.*=\?)[!-;=?-~]{1,500}$")
-
-_TEXTS = {
-    "subject": {"en": "Your request", "ru": "Ваше обращение"},
-    "operator_hint": {"en": "To talk to an operator, reply with the word “operator”.",
-                      "ru": "Чтобы связаться с оператором, ответьте словом «оператор»."},
-}
-
-
-def _text(key: str, language: str | None) -> str:
-    options = _TEXTS[key]
-    return options.get((language or "en")[:2], options["en"])
-
 
 def _inert(text: str) -> str:
     """Header text that stays text: EmailMessage decodes RFC 2047 words in what it is given, and Python 3.11
@@ -44,7 +33,7 @@ def reply_subject(subject: str | None, ticket_number: str, language: str | None 
     base = _TAG.sub("", _PREFIXES.sub("", _inert(subject or ""))).strip()[:250]
     tag = f"[{ticket_number}]" if ticket_number else ""
     if not base:
-        return f"{_text('subject', language)} {tag}".strip()
+        return f"{translator(language_of_tag(language))('email.subject')} {tag}".strip()
     return f"Re: {base} {tag}".strip()
 
 
@@ -57,7 +46,7 @@ def message_id_for(envelope: OutboundEnvelope, domain: str) -> str:
 def body_text(envelope: OutboundEnvelope) -> str:
     text = envelope.text.rstrip()
     if any(q.payload == "/human_handoff" for q in envelope.quick_replies):
-        text = f"{text}\n\n{_text('operator_hint', envelope.language)}"
+        text = f"{text}\n\n{translator(language_of_tag(envelope.language))('email.operator_hint')}"
     return text
 
 

@@ -43,13 +43,13 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
 from channels.base import ChannelContext, ChannelHealth, PartialDelivery, PermanentSendError
-from channels.telegram import texts
 from channels.telegram.settings import TelegramChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
 from core.customers import service as customer_service
 from core.db.lease import Lease
 from core.db.outage import is_database_outage
 from core.errors import NotFoundError
+from core.i18n import language_of_tag, translator
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
 from core.outbox.schemas import OutboundEnvelope, QuickReply
 
@@ -426,10 +426,10 @@ class TelegramChannel:
     async def _on_message(self, message: Message, *, edited: bool) -> None:
         chat_id = message.chat.id
         user = message.from_user
-        lang = texts.language_of(user.language_code if user else None)
+        lang = language_of_tag(user.language_code if user else None)
         text = message.text or message.caption or ""
         if not edited and message.text and message.text.split()[0].split("@")[0] == "/start":
-            await self._reply(chat_id, texts.text("start", lang), self._share_phone_keyboard(lang))
+            await self._reply(chat_id, translator(lang)("telegram.start"), self._share_phone_keyboard(lang))
             return
         if message.contact is not None:
             if not edited:
@@ -442,7 +442,7 @@ class TelegramChannel:
             external_id = f"{chat_id}:{message.message_id}"
         if not text.strip() and not message.photo and message.document is None:
             if not edited:
-                await self._reply(chat_id, texts.text("unsupported", lang))
+                await self._reply(chat_id, translator(lang)("telegram.unsupported"))
             return
         has_files = bool(message.photo) or message.document is not None
         if has_files and await self.ctx.ingest.find_existing(CHANNEL, external_id) is not None:
@@ -480,13 +480,14 @@ class TelegramChannel:
         contact = message.contact
         if contact is None or user is None or contact.user_id != user.id:
             # Someone else's contact card proves nothing about this customer's number.
-            await self._reply(message.chat.id, texts.text("contact_foreign", lang), self._share_phone_keyboard(lang))
+            await self._reply(message.chat.id, translator(lang)("telegram.contact_foreign"),
+                              self._share_phone_keyboard(lang))
             return
         phone = normalise_phone(contact.phone_number)
         async with self.ctx.sessionmaker() as session, session.begin():
             await customer_service.resolve_identity(
                 session, CHANNEL, self._sender(message.chat.id, user, phone=phone, verified=True))
-        await self._reply(message.chat.id, texts.text("contact_linked", lang, phone=phone),
+        await self._reply(message.chat.id, translator(lang)("telegram.contact_linked", phone=phone),
                           ReplyKeyboardRemove())
 
     async def _on_callback(self, query: CallbackQuery) -> None:
@@ -513,7 +514,7 @@ class TelegramChannel:
             inbound = InboundMessage(
                 channel=CHANNEL, external_message_id=f"cb:{query.id}", sender=self._sender(chat_id, user),
                 # The button's title is what the customer "said"; the payload travels in extra.
-                text=title, thread_key=str(chat_id), language_hint=texts.language_of(user.language_code),
+                text=title, thread_key=str(chat_id), language_hint=language_of_tag(user.language_code),
                 extra=extra,
             )
             await self.ctx.ingest.ingest(inbound)
@@ -549,7 +550,7 @@ class TelegramChannel:
 
     @staticmethod
     def _share_phone_keyboard(lang: str) -> ReplyKeyboardMarkup:
-        return ReplyKeyboardMarkup([[KeyboardButton(texts.text("share_phone", lang), request_contact=True)]],
+        return ReplyKeyboardMarkup([[KeyboardButton(translator(lang)("telegram.share_phone"), request_contact=True)]],
                                    resize_keyboard=True, one_time_keyboard=True)
 
     async def _reply(self, chat_id: int, text: str, markup: Any = None) -> None:

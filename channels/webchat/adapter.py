@@ -44,8 +44,9 @@ from zoneinfo import ZoneInfo
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from channels.base import ChannelContext, ChannelHealth
-from channels.webchat import repository, texts, tokens
+from channels.webchat import repository, tokens
 from channels.webchat.settings import WebchatChannelSettings
+from core import i18n
 from core.auth.ratelimit import KeyedBuckets, TokenBucket
 from core.db.base import utcnow
 from core.db.outage import is_database_outage
@@ -331,15 +332,15 @@ class WebchatChannel:
         if cached is None or now - cached[0] > _AVAILABILITY_TTL:
             online, key = True, None
             if not self._within_hours(utcnow()):
-                online, key = False, "offline_hours"
+                online, key = False, "webchat.offline_hours"
             else:
                 since = utcnow() - timedelta(minutes=self.settings.agent_presence_minutes)
                 async with self.ctx.sessionmaker() as session:
                     if await repository.agents_online(session, since) == 0:
-                        online, key = False, "offline_agents"
+                        online, key = False, "webchat.offline_agents"
             self._availability = cached = (now, online, key, "")
         _, online, key, _ = cached
-        notice = texts.text(key, lang, hours=self.settings.office_hours or "") if key else None
+        notice = i18n.translator(lang)(key, hours=self.settings.office_hours or "") if key else None
         return online, notice
 
     def _within_hours(self, now: datetime) -> bool:

@@ -119,9 +119,9 @@ async def test_admin_edits_intents_examples_and_answers(client: httpx.AsyncClien
     assert "longer than 1000" in (await flash_after(client, r))[1]
     lines = "block my sim card\n\nпотерял симку  что делать\nblock my sim card\n<script>alert(1)</script>\n"
     r = await post_form(client, url, f"{url}/examples", {"text": lines})
-    assert await flash_after(client, r) == ("info", "Examples added: 3.")
+    assert await flash_after(client, r) == ("info", "3 examples added.")
     r = await post_form(client, url, f"{url}/examples", {"text": "block my sim card\nlost sim"})
-    assert await flash_after(client, r) == ("info", "Examples added: 1. Already there, skipped: 1.")
+    assert await flash_after(client, r) == ("info", "1 example added. 1 was already there and was skipped.")
     page = (await client.get(url)).text
     assert page.count('class="lang-tag lang-en"') == 3 and page.count('class="lang-tag lang-ru"') == 1
     assert "потерял симку что делать" in page

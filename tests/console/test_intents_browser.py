@@ -57,7 +57,7 @@ async def test_admin_teaches_the_bot_a_new_intent(browser: Any, nlu_live_server:
 
     await page.fill("#examples-text", "\n".join(SIM_EXAMPLES))
     await page.click("#add-examples-button")
-    await page.wait_for_selector(".flash >> text=Examples added: 23.")
+    await page.wait_for_selector(".flash >> text=23 examples added.")
     assert await page.locator("tr[data-example] .lang-ru").count() == 11
     await page.fill("#answer-en", ANSWER_EN)
     await page.fill("#answer-ru", ANSWER_RU)

@@ -118,10 +118,3 @@ async def test_served_over_https_directly_the_cookie_is_secure(
         r = await login(c, agent.email)
     cookie = next(v for v in r.headers.get_list("set-cookie") if v.startswith("sb_session="))
     assert "; secure" in cookie.lower()
-
-
-def test_every_scope_has_its_text() -> None:
-    from api.console.i18n import TEXTS
-    from core.auth.models import ThrottleScope
-
-    assert [s for s in ThrottleScope if f"login.throttled.{s.value}" not in TEXTS] == []

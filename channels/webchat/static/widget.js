@@ -18,20 +18,9 @@
   var origin = new URL(script.src, location.href).origin;
   var wsUrl = origin.replace(/^http/, "ws") + "/channels/webchat/ws";
   var lang = (data.lang || navigator.language || "en").toLowerCase().indexOf("ru") === 0 ? "ru" : "en";
-  var T = {
-    en: { title: "Support chat", placeholder: "Type a message…", send: "Send", open: "Chat with us",
-          typing: "Operator is typing…", offline: "Connecting…", close: "Close",
-          hello: "Hello! Ask us anything — the bot answers at once, and an operator takes over when needed.",
-          error: "Could not send: ",
-          busy: "Too many connections from your network. Reconnecting in {n} s…",
-          flood: "Too many messages at once. Reconnecting…" },
-    ru: { title: "Чат поддержки", placeholder: "Напишите сообщение…", send: "Отправить", open: "Напишите нам",
-          typing: "Оператор печатает…", offline: "Подключение…", close: "Закрыть",
-          hello: "Здравствуйте! Задайте вопрос — бот ответит сразу, а при необходимости подключится оператор.",
-          error: "Не удалось отправить: ",
-          busy: "Слишком много подключений из вашей сети. Повторное подключение через {n} с…",
-          flood: "Слишком много сообщений сразу. Переподключаемся…" }
-  }[lang];
+  // The server writes the texts of every language here from its message catalog (channels/webchat/widget.py).
+  var CATALOG = {};
+  var T = CATALOG[lang] || CATALOG.en || {};
   var KEY = "switchboard.webchat." + origin + "." + (data.identifier || "anon");
   var store = {
     get: function (k, d) { try { var v = localStorage.getItem(KEY + "." + k); return v ? JSON.parse(v) : d; } catch (e) { return d; } },
@@ -125,7 +114,7 @@
       byClient[m.client_id].dataset.id = m.id;
       return;
     }
-    var who = m.author === "agent" ? (lang === "ru" ? "Оператор" : "Operator") : (m.author === "bot" ? (lang === "ru" ? "Бот" : "Bot") : "");
+    var who = m.author === "agent" ? T.agent : (m.author === "bot" ? T.bot : "");
     var node = bubble(m.author, m.text, who);
     node.dataset.id = m.id;
     if (older) { place(node, m.id); }
