@@ -249,7 +249,7 @@ async def test_web_chat_says_unavailable_while_the_database_is_down(cluster: Pri
 
     from tests.channels.webchat.conftest import Client, start_server
 
-    info, server, task = await start_server(cluster.url("sb"), tmp_path)
+    info = await start_server(cluster.url("sb"), tmp_path)
     try:
         connected, ready, _ = await Client.connect(info.ws_url, lang="en")
         assert ready["type"] == "ready"
@@ -282,5 +282,4 @@ async def test_web_chat_says_unavailable_while_the_database_is_down(cluster: Pri
         assert ack["duplicate"] is False
         await connected.close()
     finally:
-        server.should_exit = True
-        await task
+        await info.stop()

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings, SmtpSettings
 from tests.conftest import free_port
+from tests.support.waiting import wait_for  # noqa: F401  (the e-mail tests import it from here)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -281,16 +282,3 @@ def email_settings(dovecot: Dovecot, smtp: SmtpSink | None, *mailboxes: ImapMail
     }
     values.update(overrides)
     return EmailChannelSettings(**values)
-
-
-async def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} not met in time")
-        await asyncio.sleep(0.05)
