@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint rasa-venv bench-ingest bench-nlu
+.PHONY: install run test lint screenshots rasa-venv bench-ingest bench-nlu
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (PY=$(PY))")'
@@ -26,6 +26,12 @@ run: install
 test: install
 	bash scripts/system-deps.sh
 	bash scripts/test.sh
+
+# Refresh the README's pictures in docs/screenshots from the browser tests (a plain test run keeps its
+# screenshots in temporary folders and leaves the working tree alone).
+screenshots: install
+	SWITCHBOARD_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/console/test_browser.py tests/console/test_intents_browser.py tests/channels/webchat/test_widget_browser.py
 
 # The Rasa 3.6 venv (Python 3.10) for the `rasa` NLU engine and its test; cached outside the repo.
 rasa-venv:

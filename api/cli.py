@@ -28,6 +28,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     """Serve the API, the web-chat demo page and the console."""
     import uvicorn
 
+    _refuse_development_secret()
     if workers <= 1:
         uvicorn.run("api.app:app_factory", factory=True, host=host, port=port, workers=1, log_config=None,
                     proxy_headers=False)
@@ -52,6 +53,17 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     supervisor.run()
     if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
         sys.exit(STARTUP_FAILURE)
+
+
+def _refuse_development_secret() -> None:
+    """Anyone can sign a console session with the published development key: only development mode may use it."""
+    settings = get_settings()
+    if settings.uses_development_secret and settings.environment != "development":
+        typer.echo("error: refusing to serve with the development secret key, which signs sessions and tokens "
+                   "anyone could forge. Set SWITCHBOARD_SECRET_KEY to a long random value (`switchboard init-env` "
+                   "writes a .env with one), or set SWITCHBOARD_ENVIRONMENT=development on a developer's machine.",
+                   err=True)
+        raise typer.Exit(2)
 
 
 @db_app.command("upgrade")
@@ -125,13 +137,19 @@ def init_env(path: Path = typer.Argument(Path(".env"), help="The file to write (
 
 
 @app.command()
-def demo(if_empty: bool = typer.Option(False, "--if-empty", help="Only into a database without users.")) -> None:
+def demo(if_empty: bool = typer.Option(False, "--if-empty", help="Only into a database without users."),
+         if_enabled: bool = typer.Option(
+             False, "--if-enabled", help="Only when SWITCHBOARD_DEMO=1 (the container image starts this way: "
+                                         "the demo accounts' passwords are public).")) -> None:
     """Load demo accounts, customers, tickets and an order."""
     from api.demo import load_demo
     from api.nlu_wiring import build_nlu_engine
     from core.db.session import create_engine, create_sessionmaker
 
     settings = get_settings()
+    if if_enabled and not settings.demo:
+        typer.echo("SWITCHBOARD_DEMO is not set to 1; demo data not loaded")
+        return
 
     async def run() -> list[str]:
         engine = create_engine(settings.database_url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +14,9 @@ from channels.config import ChannelsSettings
 from core.auth.settings import LoginProtectionSettings
 from core.config import CoreSettings
 from nlu.config import NluSettings
+
+# Known to everyone who has read this file: `switchboard serve` refuses it outside development mode.
+DEVELOPMENT_SECRET_KEY = "dev-insecure-secret-change-me"  # noqa: S105  (public on purpose, refused by serve)
 
 
 class Settings(BaseSettings):
@@ -27,8 +31,14 @@ class Settings(BaseSettings):
     attachments_dir: Path | None = Field(
         default=None, description="Files customers send and agents upload; default <data_dir>/attachments.")
     secret_key: SecretStr = Field(
-        default=SecretStr("dev-insecure-secret-change-me"), description="Signs sessions and tokens."
+        default=SecretStr(DEVELOPMENT_SECRET_KEY), description="Signs sessions and tokens."
     )
+    environment: Literal["production", "development"] = Field(
+        default="production",
+        description="development: `serve` accepts the development secret key (a fresh clone without a .env).")
+    demo: bool = Field(
+        default=False, description="`switchboard demo --if-enabled` (the container's start) loads the demo "
+                                   "accounts, whose passwords are public, only when this is true.")
     token_ttl_hours: float = Field(default=12.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Requests above this get 413.")
     max_attachment_bytes: int = Field(
@@ -75,6 +85,12 @@ class Settings(BaseSettings):
         for entry in value:
             ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the bad entry
         return value
+
+    @property
+    def uses_development_secret(self) -> bool:
+        """True while sessions and tokens would be signed with the key published in this file."""
+        return self.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY
+
     @property
     def attachments_root(self) -> Path:
         """The attachment store's own folder: never the data dir itself, which holds the database and models."""

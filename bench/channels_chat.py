@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.load import Conn, analyze, memory_mb  # noqa: E402 - after the path is set
+from tests.support.net import free_port  # noqa: E402
 
 TOKEN = "123456:BENCH"  # noqa: S105 - a fake bot token for the local stand-in
 SECRET = "bench-secret"  # noqa: S105
@@ -141,14 +142,6 @@ class BotApi:
                 "message_id": self.sent, "date": int(time.time()), "from": self.BOT, "text": form.get("text", ""),
                 "chat": {"id": int(form.get("chat_id", "0")), "type": "private"}}}
         return {"ok": True, "result": True}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def update(i: int) -> bytes:

@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.load import Conn  # noqa: E402 - after the path is set
+from tests.support.net import free_port  # noqa: E402
 
 API_KEY = "faults-key"
 TOKEN = "123456:FAULTS"  # noqa: S105 - a fake bot token for the local Bot API stand-in
@@ -142,12 +143,6 @@ def scenario(name: str) -> Callable[[Scenario], Scenario]:
 
 
 # -- the pieces: a private PostgreSQL, the server, the receivers ----------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def as_postgres(cmd: list[str]) -> list[str]:

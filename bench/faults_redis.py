@@ -38,16 +38,11 @@ import httpx  # noqa: E402
 import websockets  # noqa: E402
 
 from bench.ingest import admin_sql, private_database  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 REPLY_EVERY = 0.25  # seconds between agent replies
 LIVE_WITHIN = 1.0  # a reply shown this soon counts as live
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Redis:

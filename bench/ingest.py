@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.load import Conn, analyze, memory_mb  # noqa: E402 - after the path is set
+from tests.support.net import free_port  # noqa: E402
 
 API_KEY = "bench-key"
 HEADERS = {"Content-Type": "application/json", "X-Api-Key": API_KEY}
@@ -41,12 +42,6 @@ TEXTS = [
     "Хочу расторгнуть договор",
     "my tv shows no signal",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def body(i: int, run: str) -> bytes:

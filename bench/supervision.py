@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.load import Conn  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
 SENDERS = 64
 OLD_ENTRY = """import sys
@@ -43,14 +44,6 @@ from api.cli import main
 if __name__ == "__main__":
     sys.exit(main())
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def load(port: int, seconds: float, counts: Counter[str]) -> None:
@@ -99,6 +92,7 @@ def run_variant(name: str, entry: list[str], timeout: int, url: str, data_dir: P
     log = work / f"serve-{name.replace(' ', '_').replace(',', '')}.log"
     env = os.environ | {"SWITCHBOARD_DATABASE_URL": url, "SWITCHBOARD_DATA_DIR": str(data_dir),
                         "SWITCHBOARD_CHANNELS__REST__API_KEY": "bench-key", "SWITCHBOARD_LOG_JSON": "true",
+                        "SWITCHBOARD_SECRET_KEY": "bench-supervision-secret",
                         "SWITCHBOARD_LOG_LEVEL": "INFO", "SWITCHBOARD_WORKER_HEALTHCHECK_SECONDS": str(timeout)}
     with log.open("wb") as out:
         server = subprocess.Popen([*entry, "serve", "--workers", "2", "--port", str(port)], env=env, cwd=work,

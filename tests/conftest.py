@@ -7,7 +7,6 @@ import functools
 import inspect
 import os
 import shutil
-import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.app import create_app
 from api.settings import Settings
 from channels.config import ChannelsSettings, RestChannelSettings
+from core.clock import ManualClock
 from core.config import CoreSettings
 from core.db.migrate import upgrade
 from core.db.session import create_engine, create_sessionmaker
@@ -28,6 +28,7 @@ from core.models import Base
 from core.users import service as users
 from core.users.models import Role, User
 from nlu.protocol import KeywordEngine
+from tests.support.net import free_port  # noqa: F401  (test modules import it from here too)
 
 # An async test that hangs is cancelled inside its own coroutine a minute before pytest-timeout would fire: its
 # `async with` blocks then exit and the apps it started shut down. pytest-timeout alone stops the event loop under
@@ -75,12 +76,6 @@ TEST_RESPONSES = {
     ("office_hours", "en"): "We work 24/7.",
     ("office_hours", "ru"): "Мы работаем круглосуточно.",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def keyword_engine() -> KeywordEngine:
@@ -210,6 +205,12 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock the test moves (limits, sign-in delays, timers): pass it to create_app(clock=...)."""
+    return ManualClock()
 
 
 @pytest.fixture

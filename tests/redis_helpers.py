@@ -12,6 +12,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from tests.conftest import free_port
+from tests.support.waiting import wait_for
 
 
 class PrivateRedis:
@@ -34,12 +35,8 @@ class PrivateRedis:
              "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = aioredis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         try:
-            async with asyncio.timeout(20):
-                while True:
-                    with contextlib.suppress(OSError, aioredis.ConnectionError):
-                        if await client.ping():
-                            return
-                    await asyncio.sleep(0.05)
+            await wait_for(client.ping, "redis-server answering", timeout=20, interval=0.05,
+                           ignore=(OSError, aioredis.ConnectionError))
         finally:
             await client.aclose()
 

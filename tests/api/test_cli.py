@@ -9,20 +9,37 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+
+from api.settings import DEVELOPMENT_SECRET_KEY
+from tests.support.net import free_port
+from tests.support.waiting import wait_for_sync
 
 BIN = Path(sys.executable).parent / "switchboard"
 
 
-def run(args: list[str], tmp_path: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {
+def cli_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a command run in tmp_path: its own database and data; what decides the secret key's and
+    the demo's fate is only what the test gives (nothing inherited)."""
+    inherited = {k: v for k, v in os.environ.items()
+                 if k not in {"SWITCHBOARD_SECRET_KEY", "SWITCHBOARD_ENVIRONMENT", "SWITCHBOARD_DEMO"}}
+    return inherited | {
         "SWITCHBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.sqlite3",
         "SWITCHBOARD_DATA_DIR": str(tmp_path),
         "SWITCHBOARD_NLU__ENGINE": "keyword",
         "SWITCHBOARD_LOG_JSON": "false",
-    }
-    return subprocess.run([str(BIN), *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          input=stdin, check=False)
+    } | overrides
+
+
+def run(args: list[str], tmp_path: Path, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN), *args], env=cli_env(tmp_path, **env), cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, input=stdin, check=False)
+
+
+def user_count(tmp_path: Path) -> int:
+    with sqlite3.connect(tmp_path / "cli.sqlite3") as db:
+        return int(db.execute("SELECT count(*) FROM users").fetchone()[0])
 
 
 @pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
@@ -111,3 +128,58 @@ def test_init_env_writes_random_secrets_once(tmp_path: Path) -> None:
     before = (tmp_path / ".env").read_text()
     assert "left as it is" in run(["init-env"], tmp_path).stdout
     assert (tmp_path / ".env").read_text() == before
+
+
+@pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
+def test_demo_data_is_loaded_at_start_up_only_when_asked(tmp_path: Path) -> None:
+    """The container's start-up (`demo --if-enabled --if-empty`) puts accounts with public passwords into an empty
+    database only with SWITCHBOARD_DEMO=1: a production database starts empty."""
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    r = run(["demo", "--if-enabled", "--if-empty"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "SWITCHBOARD_DEMO" in r.stdout and "not loaded" in r.stdout
+    assert user_count(tmp_path) == 0
+    r = run(["demo", "--if-enabled", "--if-empty"], tmp_path, SWITCHBOARD_DEMO="1")
+    assert r.returncode == 0, r.stderr
+    assert "admin@example.com" in r.stdout and user_count(tmp_path) == 4
+
+
+@pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
+@pytest.mark.parametrize(("env", "workers"), [
+    pytest.param({}, "1", id="unset"),
+    pytest.param({"SWITCHBOARD_SECRET_KEY": DEVELOPMENT_SECRET_KEY}, "2", id="given-explicitly-several-workers"),
+    pytest.param({"SWITCHBOARD_ENVIRONMENT": "production"}, "1", id="production")])
+def test_serve_refuses_the_development_secret_key(tmp_path: Path, env: dict[str, str], workers: str) -> None:
+    r = run(["serve", "--port", str(free_port()), "--workers", workers], tmp_path, **env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "refusing to serve with the development secret key" in r.stderr
+    assert "SWITCHBOARD_SECRET_KEY" in r.stderr and "switchboard init-env" in r.stderr
+
+
+@pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
+@pytest.mark.parametrize("setup", ["init-env", "development mode"])
+def test_serve_starts_with_a_key_of_its_own_or_in_development_mode(tmp_path: Path, setup: str) -> None:
+    """`make run` on a fresh clone: `init-env` writes a .env with a random key, which `serve` reads; or a developer
+    who says SWITCHBOARD_ENVIRONMENT=development may keep the development key."""
+    env: dict[str, str] = {}
+    if setup == "init-env":
+        assert run(["init-env"], tmp_path).returncode == 0
+    else:
+        env["SWITCHBOARD_ENVIRONMENT"] = "development"
+    assert run(["db", "upgrade"], tmp_path, **env).returncode == 0
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(BIN), "serve", "--port", str(port)], env=cli_env(tmp_path, **env),
+                                   cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+
+    def serving() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}: {log.read_text()[-2000:]}")
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+
+    try:
+        wait_for_sync(serving, "the server answering /health", timeout=60, ignore=(httpx.HTTPError,))
+    finally:
+        process.terminate()
+        process.wait(30)

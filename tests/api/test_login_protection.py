@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,18 +16,12 @@ from core.auth.settings import LoginProtectionSettings
 from core.clock import ManualClock
 from core.users.models import Role
 from tests.conftest import keyword_engine, make_settings, make_user, responses
+from tests.support.apps import Client, clients_of
 
 POLICY = LoginProtectionSettings(account_free_failures=3, account_delay_seconds=10, account_max_delay_seconds=40,
                                  account_lock_failures=6, account_lock_minutes=15, address_free_failures=8,
                                  address_delay_seconds=5, address_max_delay_seconds=30)
 RIGHT = "password-123"
-
-Client = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture
@@ -39,16 +32,7 @@ def login_settings(db_url: str) -> Settings:
 @pytest.fixture
 async def served(login_settings: Settings, clock: ManualClock, db_engine: Any) -> AsyncIterator[Client]:
     """An app driven by the test's clock; `served(address)` is a client connecting from that address."""
-    app = create_app(login_settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False,
-                     clock=clock)
-    async with app.router.lifespan_context(app):
-
-        @asynccontextmanager
-        async def client(address: str = "192.0.2.10") -> AsyncIterator[httpx.AsyncClient]:
-            transport = httpx.ASGITransport(app=app, client=(address, 40000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                yield c
-
+    async with clients_of(login_settings, clock) as client:
         yield client
 
 

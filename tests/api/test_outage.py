@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from core.users.models import Role
 from tests.channels.telegram.botapi import TOKEN, fixture, running_bot_api
 from tests.conftest import REST_HEADERS, REST_KEY, free_port, keyword_engine, make_settings, make_user, responses
 from tests.pgcluster import PrivateCluster, postgres_bin
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries are not installed")
 TG_SECRET = "outage-secret"
@@ -53,12 +55,8 @@ def rest(ext_id: str) -> dict[str, Any]:
     return {"external_message_id": ext_id, "sender": {"external_id": "c-1", "name": "Outage"}, "text": "hello"}
 
 
-async def wait_until(predicate: Any, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
+# A database coming back takes its time on a busy machine.
+wait_until = functools.partial(wait_for, timeout=60.0, interval=0.1)
 
 
 @contextlib.asynccontextmanager
@@ -249,7 +247,7 @@ async def test_web_chat_says_unavailable_while_the_database_is_down(cluster: Pri
 
     from tests.channels.webchat.conftest import Client, start_server
 
-    info, server, task = await start_server(cluster.url("sb"), tmp_path)
+    info = await start_server(cluster.url("sb"), tmp_path)
     try:
         connected, ready, _ = await Client.connect(info.ws_url, lang="en")
         assert ready["type"] == "ready"
@@ -282,5 +280,4 @@ async def test_web_chat_says_unavailable_while_the_database_is_down(cluster: Pri
         assert ack["duplicate"] is False
         await connected.close()
     finally:
-        server.should_exit = True
-        await task
+        await info.stop()

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from api.redis_bridge import RedisEventBridge
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, Event, EventBus
 from tests.redis_helpers import PrivateRedis, TcpProxy
+from tests.support.waiting import wait_for
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -73,13 +74,6 @@ async def test_unreachable_redis_is_reported_not_fatal() -> None:
             assert (await q.get())[1] == {"still": "works"}
     finally:
         await bridge.stop()
-
-
-async def wait_for(condition: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll until condition() is true (never a fixed sleep)."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 async def drain(queue: asyncio.Queue[Event], until: Any, timeout: float = 20.0) -> list[Event]:

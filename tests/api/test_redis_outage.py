@@ -11,14 +11,13 @@ import asyncio
 import contextlib
 import json
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from api.app import create_app
@@ -29,8 +28,10 @@ from core.db.session import create_engine, create_sessionmaker
 from core.users.models import Role
 from nlu.embedded import ACTIVE_FILE, EmbeddedEngine
 from tests.channels.webchat.conftest import Client
-from tests.conftest import REST_KEY, _truncate_pg, free_port, make_settings, make_user, responses
+from tests.conftest import REST_KEY, _truncate_pg, make_settings, make_user, responses
 from tests.redis_helpers import PrivateRedis
+from tests.support.server import LiveServer, start_server
+from tests.support.waiting import wait_for as eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -38,14 +39,19 @@ pytestmark = pytest.mark.postgres
 @dataclass
 class Instance:
     name: str
-    url: str
-    app: Any
-    server: uvicorn.Server
-    task: asyncio.Task[None]
+    live: LiveServer
     http: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
         self.http = httpx.AsyncClient(base_url=self.url, timeout=30)
+
+    @property
+    def url(self) -> str:
+        return self.live.url
+
+    @property
+    def app(self) -> Any:
+        return self.live.app
 
     async def health(self) -> dict[str, Any]:
         response = await self.http.get("/health")
@@ -54,8 +60,7 @@ class Instance:
 
     async def stop(self) -> None:
         await self.http.aclose()
-        self.server.should_exit = True
-        await self.task
+        await self.live.stop()
 
 
 async def start_instance(name: str, db_url: str, data_dir: Path, models: Path, redis_url: str,
@@ -68,25 +73,7 @@ async def start_instance(name: str, db_url: str, data_dir: Path, models: Path, r
     settings = make_settings(db_url, data_dir=data_dir, channels=ChannelsSettings(
         rest=RestChannelSettings(api_key=SecretStr(REST_KEY))), **values)
     app = create_app(settings, nlu_engine=engine, responses=responses, configure_logs=False)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(60):
-        while not server.started:
-            await asyncio.sleep(0.02)
-    return Instance(name, f"http://127.0.0.1:{port}", app, server, task)
-
-
-async def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll an async check until it returns something truthy (never a fixed sleep)."""
-    last: Any = None
-    try:
-        async with asyncio.timeout(timeout):
-            while not (last := await check()):
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}; last: {last!r}") from None
-    return last
+    return Instance(name, await start_server(app))
 
 
 class ConsoleStream:

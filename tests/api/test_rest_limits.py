@@ -4,25 +4,17 @@ to a request rate (429 + Retry-After), with time from a clock the test moves."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from api.app import create_app
 from channels.config import ChannelsSettings, RestChannelSettings
 from core.clock import ManualClock
-from tests.conftest import REST_HEADERS, REST_KEY, keyword_engine, make_settings, responses, rest_message
-
-Client = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+from tests.conftest import REST_HEADERS, REST_KEY, make_settings, rest_message
+from tests.support.apps import Client, clients_of
 
 
 @pytest.fixture
@@ -30,15 +22,7 @@ async def served(db_url: str, db_engine: Any, clock: ManualClock) -> AsyncIterat
     rest = RestChannelSettings(api_key=SecretStr(REST_KEY), requests_per_second=1.0, request_burst=3,
                                bad_key_free_failures=3, bad_key_delay_seconds=2, bad_key_max_delay_seconds=8)
     settings = make_settings(db_url, channels=ChannelsSettings(rest=rest), trusted_proxies=["10.0.0.1"])
-    app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False, clock=clock)
-    async with app.router.lifespan_context(app):
-
-        @asynccontextmanager
-        async def client(address: str = "192.0.2.10") -> AsyncIterator[httpx.AsyncClient]:
-            transport = httpx.ASGITransport(app=app, client=(address, 40000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                yield c
-
+    async with clients_of(settings, clock) as client:
         yield client
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,7 +19,9 @@ from starlette.routing import Route
 
 from api.app import create_app
 from channels.config import ChannelsSettings, RestChannelSettings
-from tests.conftest import REST_HEADERS, REST_KEY, free_port, keyword_engine, make_settings, responses, rest_message
+from tests.conftest import REST_HEADERS, REST_KEY, keyword_engine, make_settings, responses, rest_message
+from tests.support.server import serve
+from tests.support.waiting import wait_for
 
 
 @dataclass
@@ -48,23 +49,8 @@ class WebhookReceiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[WebhookReceiver, str]]:
     recv = WebhookReceiver()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook", recv.endpoint, methods=["POST"])]),
-                                           host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield recv, f"http://127.0.0.1:{port}/hook"
-    server.should_exit = True
-    await task
-
-
-async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+    async with serve(Starlette(routes=[Route("/hook", recv.endpoint, methods=["POST"])]), lifespan="off") as live:
+        yield recv, f"{live.url}/hook"
 
 
 def _app(db_url: str, hook_url: str, secret: str = "hook-secret") -> Any:

@@ -4,13 +4,13 @@ and /health and /metrics of the workers count them."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +18,13 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.support.waiting import wait_for_sync
 
 BIN = Path(sys.executable).parent / "switchboard"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 120.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except httpx.HTTPError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in {timeout:.0f}s")
-        time.sleep(0.2)
+# Worker processes start, die and restart on a busy machine: long waits, and a refused connection means "not yet".
+wait_for = functools.partial(wait_for_sync, timeout=120.0, ignore=(httpx.HTTPError,))
 
 
 def log_events(path: Path) -> list[dict[str, Any]]:
@@ -61,6 +52,7 @@ def server(pg_migrated: str | None, tmp_path: Path) -> Iterator[tuple[subprocess
         "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
         "SWITCHBOARD_NLU__ENGINE": "keyword",
         "SWITCHBOARD_LOG_JSON": "true",
+        "SWITCHBOARD_SECRET_KEY": "supervisor-test-secret",
         "SWITCHBOARD_LOG_LEVEL": "INFO",
         "SWITCHBOARD_SEED_NLU_DATA": "false",
         # Short enough for the frozen worker below to be noticed soon, long enough for a start on a busy machine.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -13,16 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from api.settings import Settings
 from core.users.models import Role, User
-from tests.conftest import free_port, keyword_engine, make_settings, make_user, responses
+from tests.conftest import keyword_engine, make_settings, make_user, responses
+from tests.support.browser import chromium
+from tests.support.server import LiveServer, serve
 
-CHROMIUM = "/usr/bin/chromium"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -76,18 +75,12 @@ async def people(sessionmaker: async_sessionmaker[AsyncSession]) -> People:
     return People(agent, supervisor, admin)
 
 
-@dataclass
-class LiveServer:
-    url: str
-    app: FastAPI
-
-
 @pytest.fixture
 async def live_server(db_url: str, db_engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[LiveServer]:
     """The whole app served by uvicorn on a free port: lifespan, outbox dispatcher and web chat included."""
     settings = make_settings(db_url, data_dir=tmp_path)
     app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
-    async with serve(app) as server:
+    async with serve(app, timeout_graceful_shutdown=3) as server:
         yield server
 
 
@@ -97,34 +90,11 @@ async def nlu_live_server(db_url: str, db_engine: AsyncEngine, tmp_path: Path, t
     """The app as shipped: the real embedded engine, the shipped intents seeded into the database."""
     await asyncio.to_thread(shutil.copytree, trained_model_dir, tmp_path / "models")
     settings = make_settings(db_url, seed_nlu_data=True, data_dir=tmp_path)
-    async with serve(create_app(settings, configure_logs=False)) as server:
+    async with serve(create_app(settings, configure_logs=False), timeout_graceful_shutdown=3) as server:
         yield server
-
-
-@contextlib.asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[LiveServer]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", timeout_graceful_shutdown=3))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"])
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched

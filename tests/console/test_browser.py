@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +18,9 @@ from core.quarantine.models import QuarantinedPayload
 from core.users.models import User
 from tests.conftest import REST_HEADERS, rest_message
 from tests.console.conftest import LiveServer, People
+from tests.support.browser import shot
 
 VIEWPORT = {"width": 1366, "height": 860}
-# Set to e.g. docs/screenshots to refresh the README's pictures from a test run.
-SCREENSHOTS_DIR = os.environ.get("SWITCHBOARD_SCREENSHOTS_DIR")
 
 
 async def new_page(browser: Any, server: LiveServer) -> tuple[Any, Any, list[str]]:
@@ -46,17 +43,6 @@ async def sign_in(page: Any, email: str, password: str = "password-123") -> None
     await page.press("#password", "Enter")
     await page.wait_for_url("**/console/inbox")
 
-
-async def shot(page: Any, tmp_path: Path, name: str) -> None:
-    image = await page.screenshot(full_page=False)
-    assert len(image) > 5000
-    target_dir = Path(SCREENSHOTS_DIR) if SCREENSHOTS_DIR else tmp_path
-    await asyncio.to_thread(save_png, target_dir / f"{name}.png", image)
-
-
-def save_png(path: Path, image: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(image)
 
 
 async def test_agent_sees_new_ticket_live_takes_it_and_replies(

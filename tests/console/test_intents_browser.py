@@ -17,7 +17,8 @@ from tests.conftest import (
     rest_message,
 )
 from tests.console.conftest import LiveServer, People
-from tests.console.test_browser import VIEWPORT, shot, sign_in
+from tests.console.test_browser import VIEWPORT, sign_in
+from tests.support.browser import shot
 
 SIM_EXAMPLES = SIM_BLOCK_EXAMPLES
 ANSWER_EN = SIM_BLOCK_ANSWER_EN

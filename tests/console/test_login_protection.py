@@ -3,46 +3,28 @@ session cookie's Secure flag behind a trusted https proxy."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.app import create_app
 from core.audit import repository as audit_repo
 from core.auth.settings import LoginProtectionSettings
 from core.clock import ManualClock
 from core.users.models import Role
-from tests.conftest import keyword_engine, make_settings, make_user, responses
+from tests.conftest import make_settings, make_user
 from tests.console.conftest import csrf_of, login, post_form
+from tests.support.apps import Client, clients_of
 
 POLICY = LoginProtectionSettings(account_free_failures=2, account_delay_seconds=30, account_lock_failures=4,
                                  account_lock_minutes=10, address_free_failures=50)
-
-Client = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture
 async def served(db_url: str, db_engine: Any, clock: ManualClock) -> AsyncIterator[Client]:
     settings = make_settings(db_url, login=POLICY, trusted_proxies=["10.0.0.0/8"])
-    app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False, clock=clock)
-    async with app.router.lifespan_context(app):
-
-        @asynccontextmanager
-        async def client(address: str = "192.0.2.10", lang: str = "en", base_url: str = "http://testserver"
-                         ) -> AsyncIterator[httpx.AsyncClient]:
-            transport = httpx.ASGITransport(app=app, client=(address, 40000))
-            async with httpx.AsyncClient(transport=transport, base_url=base_url, cookies={"sb_lang": lang}) as c:
-                yield c
-
+    async with clients_of(settings, clock) as client:
         yield client
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,16 +20,10 @@ import yaml
 from nlu.errors import EngineUnavailableError, TrainingInProgressError
 from nlu.protocol import IntentEngine, TrainingData
 from nlu.rasa import DEFAULT_RASA_CONFIG, RasaEngine, rasa_training_payload
+from tests.support.net import free_port
 
 RASA_VENV = Path(os.environ.get("SWITCHBOARD_RASA_VENV", "/opt/switchboard/rasa-venv"))
 STARTUP_SECONDS = 180
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def test_unreachable_server_is_engine_unavailable() -> None:

@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
@@ -26,6 +25,7 @@ from pydantic import SecretStr
 
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings, SmtpSettings
 from tests.conftest import free_port
+from tests.support.waiting import wait_for, wait_for_sync  # noqa: F401  (the e-mail tests import wait_for from here)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -158,17 +158,13 @@ class Dovecot:
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def greets() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"dovecot exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                if sock.recv(100).startswith(b"* OK"):
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("dovecot did not start listening")
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            return sock.recv(100).startswith(b"* OK")
+
+    wait_for_sync(greets, "dovecot greeting on its port", timeout=timeout, interval=0.05, ignore=(OSError,))
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
@@ -281,16 +277,3 @@ def email_settings(dovecot: Dovecot, smtp: SmtpSink | None, *mailboxes: ImapMail
     }
     values.update(overrides)
     return EmailChannelSettings(**values)
-
-
-async def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} not met in time")
-        await asyncio.sleep(0.05)

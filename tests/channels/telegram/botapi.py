@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import free_port
+from tests.support.net import free_port
+from tests.support.server import serve
 
 TOKEN = "123456:TEST-token"
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Test Bot", "username": "test_bot",
@@ -197,13 +197,5 @@ class FakeBotAPI:
 @asynccontextmanager
 async def running_bot_api() -> AsyncIterator[FakeBotAPI]:
     api = FakeBotAPI(port=free_port())
-    server = uvicorn.Server(uvicorn.Config(api.app(), host="127.0.0.1", port=api.port, log_level="warning",
-                                           lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
+    async with serve(api.app(), port=api.port, lifespan="off"):
         yield api
-    finally:
-        server.should_exit = True
-        await task

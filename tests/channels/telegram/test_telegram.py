@@ -27,17 +27,10 @@ from core.quarantine.models import QuarantinedPayload
 from core.tickets.models import Direction, Message
 from tests.channels.telegram.botapi import TOKEN, FakeBotAPI, RawUpdate, fixture, running_bot_api
 from tests.conftest import REST_KEY, keyword_engine, make_settings, responses
+from tests.support.waiting import wait_for
 
 SECRET = "tg-webhook-secret"
 CHAT = 5001
-
-
-async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

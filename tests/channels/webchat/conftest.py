@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 import websockets
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,20 +17,24 @@ from api.app import create_app
 from channels.config import ChannelsSettings, RestChannelSettings
 from channels.webchat.settings import WebchatChannelSettings
 from core.clock import SYSTEM_CLOCK, Clock
-from tests.conftest import REST_KEY, free_port, keyword_engine, make_settings, responses
+from tests.conftest import REST_KEY, keyword_engine, make_settings, responses
+from tests.support import server as support_server
+from tests.support.server import LiveServer
 
 SITE_SECRET = "site-identity-secret"
 
 
-@dataclass
-class Server:
-    url: str
-    ws_url: str
-    app: Any
+class Server(LiveServer):
+    """The whole app on uvicorn, with the web chat's WebSocket address."""
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/channels/webchat/ws"
 
 
 async def start_server(db_url: str, data_dir: Path, *, clock: Clock = SYSTEM_CLOCK, app_settings: Any = None,
-                       **webchat: Any) -> tuple[Server, uvicorn.Server, asyncio.Task[None]]:
+                       **webchat: Any) -> Server:
+    """The app with web-chat settings for tests (small limits, a site identity secret); `stop()` it."""
     values: dict[str, Any] = {"identity_secret": SecretStr(SITE_SECRET), "message_burst": 5,
                               "messages_per_second": 2.0, "max_frame_bytes": 4096, "max_message_chars": 1000}
     values.update(webchat)
@@ -40,20 +42,14 @@ async def start_server(db_url: str, data_dir: Path, *, clock: Clock = SYSTEM_CLO
         rest=RestChannelSettings(api_key=SecretStr(REST_KEY)), webchat=WebchatChannelSettings(**values)),
         **(app_settings or {}))
     app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False, clock=clock)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    return Server(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/channels/webchat/ws", app), server, task
+    return await support_server.start_server(app, kind=Server)
 
 
 @pytest.fixture
 async def chat_server(db_url: str, db_engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Server]:
-    info, server, task = await start_server(db_url, tmp_path)
-    yield info
-    server.should_exit = True
-    await task
+    server = await start_server(db_url, tmp_path)
+    yield server
+    await server.stop()
 
 
 class Client:

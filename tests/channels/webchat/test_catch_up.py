@@ -76,7 +76,7 @@ async def test_a_lost_event_is_caught_up_periodically_without_any_signal(
     db_url: str, db_engine: AsyncEngine, tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     """Nobody knows this event was lost (its instance died before it could publish): the periodic pass finds it."""
-    info, server, task = await start_server(db_url, tmp_path, catch_up_seconds=0.2)
+    info = await start_server(db_url, tmp_path, catch_up_seconds=0.2)
     try:
         await make_user(sessionmaker, Role.agent, "agent@test.example", "general")
         client, _, _ = await Client.connect(info.ws_url, lang="en")
@@ -88,5 +88,4 @@ async def test_a_lost_event_is_caught_up_periodically_without_any_signal(
         assert (await client.next("sync"))["cursor"] >= lost
         await client.close()
     finally:
-        server.should_exit = True
-        await task
+        await info.stop()

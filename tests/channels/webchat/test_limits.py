@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,24 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.clock import ManualClock
 from tests.channels.webchat.conftest import Client, Server, start_server
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+from tests.support.browser import chromium, needs_chromium
 
 
 @pytest.fixture
 async def limited_server(db_url: str, db_engine: AsyncEngine, tmp_path: Path, clock: ManualClock
                          ) -> AsyncIterator[Server]:
-    info, server, task = await start_server(db_url, tmp_path, clock=clock, connection_burst=2,
-                                            connections_per_second=0.5,
-                                            app_settings={"trusted_proxies": ["127.0.0.1"]})
+    info = await start_server(db_url, tmp_path, clock=clock, connection_burst=2, connections_per_second=0.5,
+                              app_settings={"trusted_proxies": ["127.0.0.1"]})
     yield info
-    server.should_exit = True
-    await task
+    await info.stop()
 
 
 async def refused(url: str, **headers: str) -> tuple[dict[str, Any], int, str]:
@@ -75,27 +66,20 @@ async def test_messages_per_socket_follow_the_clock(limited_server: Server, cloc
     await client.close()
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (scripts/system-deps.sh)")
+@needs_chromium
 async def test_the_widget_says_why_and_reconnects_after_the_wait(limited_server: Server, clock: ManualClock) -> None:
-    from playwright.async_api import async_playwright
-
     held = [(await Client.connect(limited_server.ws_url))[0] for _ in range(2)]  # the address's allowance
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                           args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"])
-        try:
-            page = await browser.new_page(locale="ru-RU")
-            errors: list[Any] = []
-            page.on("pageerror", lambda exc: errors.append(exc))
-            await page.goto(f"{limited_server.url}/demo")
-            await page.click(".sbw-btn")
-            await page.wait_for_selector(
-                ".sbw-err >> text=Слишком много подключений из вашей сети. Повторное подключение через 2 с",
-                timeout=10_000)
-            clock.advance(2)  # the widget waits the 2 s it was told, then connects
-            await page.wait_for_selector(".sbw-system >> text=Здравствуйте!", timeout=15_000)
-            assert errors == []
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        page = await browser.new_page(locale="ru-RU")
+        errors: list[Any] = []
+        page.on("pageerror", lambda exc: errors.append(exc))
+        await page.goto(f"{limited_server.url}/demo")
+        await page.click(".sbw-btn")
+        await page.wait_for_selector(
+            ".sbw-err >> text=Слишком много подключений из вашей сети. Повторное подключение через 2 с",
+            timeout=10_000)
+        clock.advance(2)  # the widget waits the 2 s it was told, then connects
+        await page.wait_for_selector(".sbw-system >> text=Здравствуйте!", timeout=15_000)
+        assert errors == []
     for c in held:
         await c.close()

@@ -13,14 +13,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.webchat import tokens
 from core.customers.models import ChannelIdentity
+from core.outbox.models import OutboxMessage, OutboxStatus
 from core.tickets.models import Direction, Message
 from tests.channels.webchat.conftest import SITE_SECRET, Client, Server, start_server
+from tests.support.waiting import wait_for
 
 
 async def customer_messages(sm: async_sessionmaker[AsyncSession]) -> list[Message]:
     async with sm() as session:
         return list((await session.scalars(select(Message).where(
             Message.channel == "webchat", Message.direction == Direction.inbound).order_by(Message.id))).all())
+
+
+async def outbox_sent(sm: async_sessionmaker[AsyncSession], message_id: int) -> bool:
+    async with sm() as session:
+        status = await session.scalar(select(OutboxMessage.status).where(OutboxMessage.message_id == message_id))
+    return status == OutboxStatus.sent
 
 
 async def test_anonymous_session_answer_and_history_after_reload(
@@ -34,7 +42,11 @@ async def test_anonymous_session_answer_and_history_after_reload(
     answer = await client.next("message", where=lambda f: f["author"] == "bot")
     assert answer["text"] == "Hello! How can I help?"
     assert answer["quick_replies"] == [{"title": "Talk to an operator", "payload": "/human_handoff"}]
-    await asyncio.sleep(0.3)  # the outbox's own delivery of the same answer is not pushed twice
+    # The outbox delivers the same answer again through the channel's `send`, which writes to the open socket
+    # before the row is marked sent: once it is, a second push would be on the wire ahead of the pong.
+    await wait_for(lambda: outbox_sent(sessionmaker, answer["id"]), "the outbox's delivery of the answer")
+    await client.send({"type": "ping"})
+    await client.next("pong")
     assert [f["id"] for f in client.frames if f["type"] == "message"] == [answer["id"]]
     await client.close()
 
@@ -168,7 +180,7 @@ async def test_bad_frames_get_clear_errors_and_the_socket_survives(chat_server: 
 
 
 async def test_offline_notice_outside_office_hours(db_url: str, db_engine: Any, tmp_path: Any) -> None:
-    info, server, task = await start_server(db_url, tmp_path, office_days=[], office_hours="09:00-18:00")
+    info = await start_server(db_url, tmp_path, office_days=[], office_hours="09:00-18:00")
     try:
         client, ready, _ = await Client.connect(info.ws_url, lang="ru")
         assert ready["online"] is False
@@ -178,8 +190,7 @@ async def test_offline_notice_outside_office_hours(db_url: str, db_engine: Any, 
         assert ready["notice"].startswith("Our operators are offline now")
         await client.close()
     finally:
-        server.should_exit = True
-        await task
+        await info.stop()
 
 
 async def test_agent_attachments_reach_the_widget_as_name_and_size_only(

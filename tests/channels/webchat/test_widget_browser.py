@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,83 +15,65 @@ from core.users.models import Role
 from tests.channels.webchat.conftest import Server
 from tests.channels.webchat.test_catch_up import reply_without_event
 from tests.conftest import make_user
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "screenshots" / "webchat.png"
+from tests.support.browser import chromium, needs_chromium, shot
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (scripts/system-deps.sh)")
-async def test_widget_on_demo_page(chat_server: Server, db_url: str) -> None:
-    from playwright.async_api import async_playwright
+@needs_chromium
+async def test_widget_on_demo_page(chat_server: Server, tmp_path: Path) -> None:
+    async with chromium() as browser:
+        page = await browser.new_page(locale="en-US", viewport={"width": 1200, "height": 760})
+        errors: list[Any] = []
+        page.on("pageerror", lambda exc: errors.append(exc))
+        await page.goto(f"{chat_server.url}/demo")
+        await page.click(".sbw-btn")
+        await page.fill(".sbw-form textarea", "hello")
+        await page.press(".sbw-form textarea", "Enter")
+        await page.wait_for_selector(".sbw-bot >> text=Hello! How can I help?", timeout=10_000)
+        await page.wait_for_selector(".sbw-quick button >> text=Talk to an operator")
+        await page.wait_for_selector(".sbw-customer:not(.sbw-pending)")
 
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                           args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"])
-        try:
-            page = await browser.new_page(locale="en-US", viewport={"width": 1200, "height": 760})
-            errors: list[Any] = []
-            page.on("pageerror", lambda exc: errors.append(exc))
-            await page.goto(f"{chat_server.url}/demo")
-            await page.click(".sbw-btn")
-            await page.fill(".sbw-form textarea", "hello")
-            await page.press(".sbw-form textarea", "Enter")
-            await page.wait_for_selector(".sbw-bot >> text=Hello! How can I help?", timeout=10_000)
-            await page.wait_for_selector(".sbw-quick button >> text=Talk to an operator")
-            await page.wait_for_selector(".sbw-customer:not(.sbw-pending)")
-
-            await page.reload()
-            await page.wait_for_selector(".sbw-panel.sbw-open")  # stays open across reloads
-            await page.wait_for_selector(".sbw-bot >> text=Hello! How can I help?", timeout=10_000)
-            customer = await page.locator(".sbw-customer").all_inner_texts()
-            assert customer == ["hello"]
-            assert await page.locator(".sbw-bot").count() == 1
-            # The bot's answer is still the latest message: its buttons come back with the history, and work.
-            await page.click(".sbw-quick button >> text=Talk to an operator")
-            await page.wait_for_selector(".sbw-bot >> text=Connecting you with an operator", timeout=10_000)
-            assert await page.locator(".sbw-quick").count() == 0
-            assert errors == []
-            if db_url.startswith("sqlite"):
-                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                await page.screenshot(path=str(SCREENSHOT))
-        finally:
-            await browser.close()
+        await page.reload()
+        await page.wait_for_selector(".sbw-panel.sbw-open")  # stays open across reloads
+        await page.wait_for_selector(".sbw-bot >> text=Hello! How can I help?", timeout=10_000)
+        customer = await page.locator(".sbw-customer").all_inner_texts()
+        assert customer == ["hello"]
+        assert await page.locator(".sbw-bot").count() == 1
+        # The bot's answer is still the latest message: its buttons come back with the history, and work.
+        await page.click(".sbw-quick button >> text=Talk to an operator")
+        await page.wait_for_selector(".sbw-bot >> text=Connecting you with an operator", timeout=10_000)
+        assert await page.locator(".sbw-quick").count() == 0
+        assert errors == []
+        await shot(page, tmp_path, "webchat")  # docs/screenshots/webchat.png by `make screenshots`
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (scripts/system-deps.sh)")
+@needs_chromium
 async def test_widget_shows_missed_replies_after_a_catch_up_in_order(
     chat_server: Server, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     """A reply whose live event was lost appears without a reload once the server catches up, in its place."""
-    from playwright.async_api import async_playwright
-
     _, token = await make_user(sessionmaker, Role.agent, "agent@test.example", "general")
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                           args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"])
-        try:
-            page = await browser.new_page(locale="en-US")
-            errors: list[Any] = []
-            page.on("pageerror", lambda exc: errors.append(exc))
-            await page.goto(f"{chat_server.url}/demo")
-            await page.click(".sbw-btn")
-            await page.fill(".sbw-form textarea", "hello")
-            await page.press(".sbw-form textarea", "Enter")
-            await page.wait_for_selector(".sbw-bot >> text=Hello! How can I help?", timeout=10_000)
-            async with sessionmaker() as session:
-                ticket = (await session.scalars(select(Ticket))).one()
-            await reply_without_event(sessionmaker, ticket.number, "the reply that was lost")
-            async with httpx.AsyncClient(base_url=chat_server.url) as http:
-                sent = await http.post(f"/tickets/{ticket.number}/reply", json={"text": "a later reply"},
-                                       headers={"Authorization": f"Bearer {token}"})
-                assert sent.status_code == 201, sent.text
-            await page.wait_for_selector(".sbw-agent >> text=a later reply", timeout=10_000)
-            assert await page.locator(".sbw-agent >> text=the reply that was lost").count() == 0
+    async with chromium() as browser:
+        page = await browser.new_page(locale="en-US")
+        errors: list[Any] = []
+        page.on("pageerror", lambda exc: errors.append(exc))
+        await page.goto(f"{chat_server.url}/demo")
+        await page.click(".sbw-btn")
+        await page.fill(".sbw-form textarea", "hello")
+        await page.press(".sbw-form textarea", "Enter")
+        await page.wait_for_selector(".sbw-bot >> text=Hello! How can I help?", timeout=10_000)
+        async with sessionmaker() as session:
+            ticket = (await session.scalars(select(Ticket))).one()
+        await reply_without_event(sessionmaker, ticket.number, "the reply that was lost")
+        async with httpx.AsyncClient(base_url=chat_server.url) as http:
+            sent = await http.post(f"/tickets/{ticket.number}/reply", json={"text": "a later reply"},
+                                   headers={"Authorization": f"Bearer {token}"})
+            assert sent.status_code == 201, sent.text
+        await page.wait_for_selector(".sbw-agent >> text=a later reply", timeout=10_000)
+        assert await page.locator(".sbw-agent >> text=the reply that was lost").count() == 0
 
-            chat_server.app.state.switchboard.bus.deliver_local(RESYNC_TOPIC, {"reason": "reconnected"})
-            await page.wait_for_selector(".sbw-agent >> text=the reply that was lost", timeout=10_000)
-            bubbles = await page.locator(".sbw-msg").all_inner_texts()
-            agents = [b for b in bubbles if "reply" in b]
-            assert [b.split("\n")[-1] for b in agents] == ["the reply that was lost", "a later reply"]
-            assert errors == []
-        finally:
-            await browser.close()
+        chat_server.app.state.switchboard.bus.deliver_local(RESYNC_TOPIC, {"reason": "reconnected"})
+        await page.wait_for_selector(".sbw-agent >> text=the reply that was lost", timeout=10_000)
+        bubbles = await page.locator(".sbw-msg").all_inner_texts()
+        agents = [b for b in bubbles if "reply" in b]
+        assert [b.split("\n")[-1] for b in agents] == ["the reply that was lost", "a later reply"]
+        assert errors == []
