@@ -6,35 +6,19 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, DbSession, IdPath, IdQuery, Offset, State, Supervisor
 from api.openapi import CONFLICT, NOT_FOUND
 from core.audit import repository as audit_repo
-from core.audit import service as audit
 from core.auth import service as login_guard
-from core.errors import ValidationFailedError
 from core.quarantine import repository as quarantine_repo
 from core.routing import service as routing
 from core.tickets import service as tickets
 from core.users import service as users
-from core.users.models import Role
-from core.users.schemas import TeamCreate, TeamRead, UserCreate, UserRead
+from core.users.schemas import TeamCreate, TeamRead, UserCreate, UserRead, UserUpdate
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses={**CONFLICT, **NOT_FOUND})  # unknown queues too
-
-
-class UserUpdate(BaseModel):
-    """Fields left out, or null, stay as they are."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    role: Role | None = None
-    language: str | None = Field(default=None, pattern="^(en|ru)$")
-    queue: str | None = None
-    capacity: StrictInt | None = Field(default=None, ge=0, le=1000)
-    is_active: bool | None = None
-    password: str | None = Field(default=None, min_length=8, max_length=1024)
 
 
 class RouteUpdate(BaseModel):
@@ -70,30 +54,12 @@ async def list_users(session: DbSession, _user: Supervisor) -> list[UserRead]:
 
 @router.post("/users", response_model=UserRead, status_code=201)
 async def create_user(body: UserCreate, session: DbSession, actor: Admin) -> UserRead:
-    team = await tickets.team_by_slug(session, body.queue) if body.queue else None
-    user = await users.create(session, email=body.email, name=body.name, password=body.password, role=body.role,
-                              language=body.language, team=team, capacity=body.capacity, actor=actor)
-    return UserRead.model_validate(user)
+    return UserRead.model_validate(await users.create_user(session, body, actor))
 
 
 @router.patch("/users/{user_id}", response_model=UserRead)
 async def update_user(user_id: IdPath, body: UserUpdate, session: DbSession, actor: Admin) -> UserRead:
-    user = await users.get(session, user_id)
-    # exclude_none: `"role": null` meant writing NULL into a NOT NULL column, a 500.
-    changes = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"password", "queue"})
-    if user.id == actor.id and (changes.get("role", Role.admin) != Role.admin or changes.get("is_active") is False):
-        raise ValidationFailedError("you cannot demote or deactivate yourself")  # as in the console
-    for key, value in changes.items():
-        setattr(user, key, value)
-    if body.queue is not None:
-        user.team_id = (await tickets.team_by_slug(session, body.queue)).id
-        changes["queue"] = body.queue
-    if body.password is not None:
-        user.password_hash = users.hash_password(body.password)
-        changes["password_changed"] = True
-    audit.record(session, actor, "user.update", "user", user.id, **{k: str(v) for k, v in changes.items()})
-    await session.flush()
-    return UserRead.model_validate(user)
+    return UserRead.model_validate(await users.update(session, await users.get(session, user_id), body, actor))
 
 
 class LoginRestrictionRead(BaseModel):
