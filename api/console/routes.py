@@ -590,11 +590,7 @@ async def admin_routing(request: Request, session: DbSession, _user: ConsoleAdmi
 @router.post("/admin/routing", dependencies=[CsrfChecked])
 async def admin_set_route(session: DbSession, actor: ConsoleAdmin, intent: Annotated[str, Form()] = "",
                           queue: Annotated[str, Form()] = "") -> Response:
-    intent = intent.strip()
-    if not nlu_admin.INTENT_NAME.match(intent):
-        raise ValidationFailedError("an intent name is lower-case latin letters, digits and underscores")
-    team = await ticket_service.team_by_slug(session, queue)
-    await routing.set_route(session, intent, team, actor)
+    await routing.route_to_queue(session, intent.strip(), queue, actor)
     return redirect("/console/admin/routing", translator(actor.language)("saved"))
 
 

@@ -14,16 +14,11 @@ from core.audit import repository as audit_repo
 from core.auth import service as login_guard
 from core.quarantine import repository as quarantine_repo
 from core.routing import service as routing
-from core.tickets import service as tickets
+from core.routing.schemas import RouteUpdate
 from core.users import service as users
 from core.users.schemas import TeamCreate, TeamRead, UserCreate, UserRead, UserUpdate
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses={**CONFLICT, **NOT_FOUND})  # unknown queues too
-
-
-class RouteUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    queue: str = Field(min_length=1, max_length=64)
 
 
 class AuditRead(BaseModel):
@@ -110,9 +105,7 @@ async def list_routes(session: DbSession, _user: Supervisor) -> dict[str, str]:
 
 @router.put("/routes/{intent}", response_model=dict[str, str])
 async def set_route(intent: str, body: RouteUpdate, session: DbSession, actor: Admin) -> dict[str, str]:
-    team = await tickets.team_by_slug(session, body.queue)
-    await routing.set_route(session, intent, team, actor)
-    return await routing.list_routes(session)
+    return await routing.route_to_queue(session, intent, body.queue, actor)
 
 
 @router.get("/audit", response_model=list[AuditRead])
