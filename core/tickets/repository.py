@@ -7,13 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from core.customers.models import ChannelIdentity, Customer
 from core.outbox.models import OutboxMessage
-from core.tickets.models import AuthorKind, Message, Priority, Ticket, TicketStatus, parse_ticket_number
+from core.tickets.models import (
+    AuthorKind,
+    Direction,
+    Message,
+    Note,
+    Priority,
+    Ticket,
+    TicketStatus,
+    parse_ticket_number,
+)
 from core.users.models import Team
 
 OPEN_STATUSES = (TicketStatus.new, TicketStatus.bot, TicketStatus.open, TicketStatus.pending)
@@ -97,6 +106,36 @@ async def last_bot_intents(session: AsyncSession, ticket_ids: Sequence[int]) -> 
     )
     rows = (await session.execute(select(Message.ticket_id, Message.intent).where(Message.id.in_(latest)))).all()
     return {ticket_id: intent for ticket_id, intent in rows}
+
+
+async def recent_inbound_refs(session: AsyncSession, ticket_id: int, channel: str, limit: int = 20) -> list[str]:
+    """The external ids of the ticket's latest customer messages on `channel`, oldest first."""
+    rows = (await session.scalars(
+        select(Message.external_message_id).where(
+            Message.ticket_id == ticket_id, Message.direction == Direction.inbound, Message.channel == channel,
+        ).order_by(Message.id.desc()).limit(limit)
+    )).all()
+    return [r for r in reversed(rows) if r]
+
+
+async def insert_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert many messages (column values) in one statement; returns their ids in order."""
+    return list(await session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows))
+
+
+async def attachment_lists(session: AsyncSession, ticket_id: int) -> Sequence[list[dict[str, Any]] | None]:
+    """The attachment lists of every message of the ticket."""
+    return (await session.scalars(select(Message.attachments).where(Message.ticket_id == ticket_id))).all()
+
+
+async def get_message(session: AsyncSession, message_id: int) -> Message | None:
+    return await session.get(Message, message_id)
+
+
+async def move_conversation(session: AsyncSession, source_id: int, target_id: int) -> None:
+    """Move every message and note of one ticket to another (a merge)."""
+    await session.execute(update(Message).where(Message.ticket_id == source_id).values(ticket_id=target_id))
+    await session.execute(update(Note).where(Note.ticket_id == source_id).values(ticket_id=target_id))
 
 
 async def get_message_by_external_id(session: AsyncSession, channel: str, external_id: str) -> Message | None:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.attachments import service as attachment_service
@@ -195,13 +194,7 @@ async def add_outbound(
         message.in_reply_to = in_reply_to
     session.add(message)
     if reply_refs is None:
-        last_inbound = (await session.scalars(
-            select(Message.external_message_id).where(
-                Message.ticket_id == ticket.id, Message.direction == Direction.inbound,
-                Message.channel == ticket.channel,
-            ).order_by(Message.id.desc()).limit(20)
-        )).all()
-        reply_refs = [r for r in reversed(last_inbound) if r]
+        reply_refs = await repository.recent_inbound_refs(session, ticket.id, ticket.channel)
     payload = outbox_payload(ticket, reply_refs, language, quick_replies)
     outbox_service.enqueue(session, ticket, message, ticket.identity.external_id, payload)
     ticket_id, customer_id, channel, thread_key = ticket.id, ticket.customer_id, ticket.channel, ticket.thread_key
@@ -255,14 +248,12 @@ async def add_bot_replies(session: AsyncSession, replies: Sequence[BotReply]) ->
     for r in replies:
         if r.ticket.identity is None:
             raise ConflictError(f"ticket {r.ticket.number} has no channel identity to answer")
-    ids = list(await session.scalars(
-        insert(Message).returning(Message.id, sort_by_parameter_order=True),
-        [{"ticket_id": r.ticket.id, "direction": Direction.outbound, "author_kind": AuthorKind.bot,
-          "author_user_id": None, "channel": r.ticket.channel, "external_message_id": None, "text": r.text,
-          "html": None, "attachments": [], "intent": r.intent, "confidence": None, "language": r.language,
-          "entities": [], "extra": {}, "in_reply_to_id": r.in_reply_to_id, "created_at": now}
-         for r in replies],
-    ))
+    ids = await repository.insert_messages(session, [
+        {"ticket_id": r.ticket.id, "direction": Direction.outbound, "author_kind": AuthorKind.bot,
+         "author_user_id": None, "channel": r.ticket.channel, "external_message_id": None, "text": r.text,
+         "html": None, "attachments": [], "intent": r.intent, "confidence": None, "language": r.language,
+         "entities": [], "extra": {}, "in_reply_to_id": r.in_reply_to_id, "created_at": now}
+        for r in replies])
     await outbox_service.enqueue_many(session, [
         (r.ticket, message_id, r.ticket.identity.external_id if r.ticket.identity else "",
          outbox_payload(r.ticket, r.reply_refs, r.language, r.quick_replies))
@@ -281,7 +272,7 @@ UPLOADS_PREFIX = attachment_service.UPLOADS + "/"
 
 
 async def _ticket_attachment_keys(session: AsyncSession, ticket_id: int) -> set[str]:
-    rows = (await session.scalars(select(Message.attachments).where(Message.ticket_id == ticket_id))).all()
+    rows = await repository.attachment_lists(session, ticket_id)
     return {str(a["storage_key"]) for items in rows for a in (items or []) if a.get("storage_key")}
 
 
@@ -347,8 +338,7 @@ async def merge(session: AsyncSession, source: Ticket, target: Ticket, actor: Us
                             source_customer=source.customer_id, target_customer=target.customer_id)
     for t in (source, target):
         _ensure_workable(t)
-    await session.execute(update(Message).where(Message.ticket_id == source.id).values(ticket_id=target.id))
-    await session.execute(update(Note).where(Note.ticket_id == source.id).values(ticket_id=target.id))
+    await repository.move_conversation(session, source.id, target.id)
     source.merged_into_id = target.id
     transition(source, TicketStatus.closed)
     if source.created_at < target.created_at:
