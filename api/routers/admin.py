@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, DbSession, IdPath, IdQuery, Offset, State, Supervisor
 from api.openapi import CONFLICT, NOT_FOUND
-from core.audit import repository as audit_repo
+from core.audit import service as audit
+from core.audit.schemas import AuditRead
 from core.auth import service as login_guard
-from core.quarantine import repository as quarantine_repo
+from core.auth.schemas import LoginRestrictionRead, UnlockResult
+from core.quarantine import service as quarantine_service
+from core.quarantine.schemas import QuarantineRead
 from core.routing import service as routing
 from core.routing.schemas import RouteUpdate
 from core.users import service as users
 from core.users.schemas import TeamCreate, TeamRead, UserCreate, UserRead, UserUpdate
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses={**CONFLICT, **NOT_FOUND})  # unknown queues too
-
-
-class AuditRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    actor_user_id: int | None
-    action: str
-    entity_type: str
-    entity_id: str
-    data: dict[str, Any]
-    created_at: datetime
-
-
-class QuarantineRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    channel: str
-    reason: str
-    payload: str
-    content_type: str
-    created_at: datetime
 
 
 @router.get("/users", response_model=list[UserRead])
@@ -57,27 +37,10 @@ async def update_user(user_id: IdPath, body: UserUpdate, session: DbSession, act
     return UserRead.model_validate(await users.update(session, await users.get(session, user_id), body, actor))
 
 
-class LoginRestrictionRead(BaseModel):
-    user_id: int
-    email: str
-    failures: int
-    locked_until: datetime | None
-    blocked_until: datetime | None
-
-
-class UnlockResult(BaseModel):
-    user_id: int
-    unlocked: bool = Field(description="False when the account had no failures, delay or lock to clear")
-
-
 @router.get("/login-restrictions", response_model=list[LoginRestrictionRead])
 async def login_restrictions(session: DbSession, state: State, _user: Admin) -> list[LoginRestrictionRead]:
     """Accounts locked or made to wait after failed sign-ins, right now."""
-    rows = await login_guard.restricted_accounts(session, state.clock.now())
-    by_email = {u.email: u for u in await users.list_users(session)}
-    return [LoginRestrictionRead(user_id=user.id, email=email, failures=row.failures, locked_until=row.locked_until,
-                                 blocked_until=row.blocked_until)
-            for email, row in rows.items() if (user := by_email.get(email)) is not None]
+    return await login_guard.restricted_users(session, state.clock.now())
 
 
 @router.post("/users/{user_id}/unlock", response_model=UnlockResult)
@@ -113,7 +76,7 @@ async def audit_log(session: DbSession, _user: Admin, entity_type: str | None = 
                     actor_user_id: IdQuery = None,
                     limit: Annotated[int, Query(ge=1, le=500)] = 100,
                     offset: Offset = 0) -> list[AuditRead]:
-    rows = await audit_repo.list_entries(session, entity_type=entity_type, entity_id=entity_id,
+    rows = await audit.list_entries(session, entity_type=entity_type, entity_id=entity_id,
                                          actor_user_id=actor_user_id, limit=limit, offset=offset)
     return [AuditRead.model_validate(r) for r in rows]
 
@@ -122,5 +85,5 @@ async def audit_log(session: DbSession, _user: Admin, entity_type: str | None = 
 async def quarantine(session: DbSession, _user: Admin, channel: str | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      offset: Offset = 0) -> list[QuarantineRead]:
-    rows = await quarantine_repo.list_payloads(session, channel, limit, offset)
+    rows = await quarantine_service.list_payloads(session, channel, limit, offset)
     return [QuarantineRead.model_validate(r) for r in rows]

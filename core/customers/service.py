@@ -14,10 +14,22 @@ from core.customers.models import ChannelIdentity, Customer
 from core.db.base import utcnow
 from core.errors import ConflictError, NotFoundError
 from core.ingest.schemas import SenderInfo
+from core.orders import repository as order_repo
 from core.orders import service as order_service
 from core.orders.models import Order
-from core.tickets.models import Message
+from core.tickets import repository as ticket_repo
+from core.tickets.models import Message, Ticket
 from core.users.models import User
+
+
+@dataclass
+class CustomerPanel:
+    """The customer beside a ticket: who they are, their latest orders and their other tickets."""
+
+    customer: Customer
+    orders: Sequence[Order]
+    previous: Sequence[Ticket]
+
 
 LOOKUP: Any = object()
 """`resolve_identity(prefetched=LOOKUP)`: the caller has not looked the identity up; query it."""
@@ -87,6 +99,14 @@ async def history(session: AsyncSession, customer_id: int, limit: int, offset: i
     """Every message of the customer across tickets and channels, oldest first (404 for an unknown customer)."""
     await get(session, customer_id)
     return await repository.history(session, customer_id, limit, offset)
+
+
+async def panel(session: AsyncSession, ticket: Ticket, *, limit: int = 20) -> CustomerPanel:
+    """The ticket's customer with identities, their `limit` latest orders and other tickets."""
+    customer = await get(session, ticket.customer_id)
+    orders = await order_repo.for_customer(session, customer.id, limit=limit, with_history=False)
+    previous = await ticket_repo.others_of_customer(session, customer.id, ticket.id, limit)
+    return CustomerPanel(customer=customer, orders=orders, previous=previous)
 
 
 async def orders(session: AsyncSession, customer_id: int) -> Sequence[Order]:

@@ -141,11 +141,14 @@ async def mark_failed_attempt(
     return row.status
 
 
-async def retry(session: AsyncSession, outbox_id: int, actor: User | None) -> OutboxMessage:
-    """Put a failed message back in the queue (agent's retry button)."""
+async def retry(session: AsyncSession, outbox_id: int, actor: User | None, *, ticket_id: int | None = None
+                ) -> OutboxMessage:
+    """Put a failed message back in the queue (agent's retry button); with `ticket_id`, only one of that ticket."""
     row = await repository.get(session, outbox_id)
     if row is None:
         raise NotFoundError(f"outbox message {outbox_id} not found")
+    if ticket_id is not None and row.ticket_id != ticket_id:
+        raise NotFoundError(f"outbound message {outbox_id} not found on this ticket")
     if row.status != OutboxStatus.failed:
         raise ConflictError(f"only failed messages can be retried; this one is {row.status.value}",
                             status=row.status.value)

@@ -10,6 +10,7 @@ from core.audit import service as audit
 from core.nlu_admin.service import check_intent_name
 from core.routing import repository
 from core.routing.models import IntentRoute
+from core.tickets import repository as ticket_repo
 from core.users import service as users
 from core.users.models import Team, User
 
@@ -57,6 +58,13 @@ async def list_routes(session: AsyncSession) -> dict[str, str]:
         team = table.team_for(intent)
         routes[intent] = team.slug if team is not None else DEFAULT_ROUTES.get(intent, DEFAULT_TEAM)
     return routes
+
+
+async def known_intents(session: AsyncSession) -> list[str]:
+    """Intents an agent can pick when correcting the bot: routed ones, trained ones and those the bot produced."""
+    seen = await ticket_repo.intents_seen(session)
+    trained = await repository.trained_intent_names(session)
+    return sorted(set(await list_routes(session)) | {i for i in seen if i} | set(trained))
 
 
 async def set_route(session: AsyncSession, intent: str, team: Team, actor: User | None) -> IntentRoute:

@@ -17,7 +17,9 @@ from core.audit import service as audit
 from core.db.base import utcnow
 from core.errors import ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
 from core.events import emit
+from core.nlu_admin.models import NluSuggestion
 from core.outbox import service as outbox_service
+from core.outbox.models import OutboxMessage
 from core.tickets import repository
 from core.tickets.models import (
     AuthorKind,
@@ -29,6 +31,7 @@ from core.tickets.models import (
     TicketStatus,
     parse_ticket_ref,
 )
+from core.tickets.repository import TicketFilter
 from core.users.models import Role, Team, User
 
 ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
@@ -41,6 +44,65 @@ ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     TicketStatus.resolved: frozenset({TicketStatus.open, TicketStatus.closed}),
     TicketStatus.closed: frozenset(),
 }
+
+
+ACTIVE_STATUSES = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
+DONE_STATUSES = (TicketStatus.resolved, TicketStatus.closed)
+INBOX_VIEWS = ("mine", "unassigned", "queue", "all", "done")
+
+
+def inbox_filter(view: str, user: User, *, status: Sequence[TicketStatus] = (), **extra: Any) -> TicketFilter:
+    """The TicketFilter of an inbox view, refined by the filter form's fields."""
+    statuses: Sequence[TicketStatus] = status or (DONE_STATUSES if view == "done" else ACTIVE_STATUSES)
+    kwargs: dict[str, Any] = {"status": tuple(statuses), **extra}
+    if view == "mine":
+        kwargs["assignee_id"] = user.id
+    elif view == "unassigned":
+        kwargs["unassigned"] = True
+    elif view == "queue" and user.team is not None and not kwargs.get("team_slug"):
+        kwargs["team_slug"] = user.team.slug
+    return TicketFilter(**kwargs)
+
+
+async def search(session: AsyncSession, flt: TicketFilter, *, limit: int, offset: int, sort: str = "waiting"
+                 ) -> tuple[Sequence[Ticket], int]:
+    """One page of the tickets `flt` selects (sort: "waiting", "newest" or "updated") and how many there are."""
+    return await repository.list_tickets(session, flt, limit=limit, offset=offset, sort=sort)
+
+
+async def conversation(session: AsyncSession, ticket_id: int) -> tuple[Ticket, dict[int, OutboxMessage]]:
+    """The ticket with its messages and notes, and the delivery (outbox row) of each outbound message by id."""
+    ticket = await repository.get_with_conversation(session, ticket_id)
+    if ticket is None:
+        raise NotFoundError(f"ticket {ticket_id} not found")
+    return ticket, {o.message_id: o for o in await repository.outbox_for_ticket(session, ticket_id)}
+
+
+async def inbox_counts(session: AsyncSession, user: User) -> dict[str, int]:
+    """How many tickets each inbox view (INBOX_VIEWS) holds for this user, in one query."""
+    counts = await repository.count_views(session, ACTIVE_STATUSES, DONE_STATUSES, user.id, user.team_id)
+    return dict(zip(INBOX_VIEWS, counts, strict=True))
+
+
+async def channels_in_use(session: AsyncSession) -> list[str]:
+    """The channels tickets have come from (the inbox's filter)."""
+    return await repository.channels_in_use(session)
+
+
+async def message_on_ticket(session: AsyncSession, ticket_id: int, message_id: int) -> Message:
+    """A message of this ticket; NotFoundError for another ticket's message too."""
+    message = await repository.get_message(session, message_id)
+    if message is None or message.ticket_id != ticket_id:
+        raise NotFoundError(f"message {message_id} not found on this ticket")
+    return message
+
+
+async def suggestions_for(session: AsyncSession, message_ids: Sequence[int]) -> dict[int, NluSuggestion]:
+    """The latest suggested intent per message (an agent's correction, as the admins see it)."""
+    if not message_ids:
+        return {}
+    rows = await repository.suggestions_for_messages(session, message_ids)
+    return {s.message_id: s for s in rows if s.message_id is not None}
 
 
 def ticket_event(ticket: Ticket, kind: str) -> dict[str, Any]:
