@@ -164,3 +164,10 @@ async def list_rows(
     session: AsyncSession, *, status: OutboxStatus | None, channel: str | None, limit: int, offset: int
 ) -> Sequence[OutboxMessage]:
     return await repository.list_rows(session, status=status, channel=channel, limit=limit, offset=offset)
+
+
+async def sent_on_channel(session: AsyncSession, channel: str, *, after: int, recipient: str | None, limit: int
+                          ) -> Sequence[OutboxMessage]:
+    """Messages delivered on `channel` (to `recipient`, or anyone) after outbox id `after`, oldest first, with
+    their messages: the replies a polling integration reads."""
+    return await repository.sent_on_channel(session, channel, after=after, recipient=recipient, limit=limit)
