@@ -46,6 +46,10 @@ async def list_users(session: AsyncSession) -> Sequence[User]:
     return await repository.list_all(session)
 
 
+async def count_users(session: AsyncSession) -> int:
+    return await repository.count(session)
+
+
 async def users_by_id(session: AsyncSession, ids: set[int]) -> dict[int, User]:
     """The users with these ids (unknown ids are absent), in one query."""
     return await repository.by_ids(session, ids)
