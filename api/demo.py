@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.settings import Settings
@@ -14,7 +13,7 @@ from core.ingest.service import IngestService
 from core.orders import service as orders
 from core.tickets import repository as ticket_repo
 from core.users import service as users
-from core.users.models import Role, User
+from core.users.models import Role
 from nlu.protocol import IntentEngine
 
 
@@ -49,7 +48,7 @@ async def load_demo(sessionmaker: async_sessionmaker[AsyncSession], engine: Inte
                     *, if_empty: bool = False) -> list[DemoAccount]:
     """Load the demo data; with `if_empty`, only into a database without users."""
     async with sessionmaker() as session:
-        count = await session.scalar(select(func.count()).select_from(User))
+        count = await users.count_users(session)
     if if_empty and count:
         return []
     async with sessionmaker() as session, session.begin():

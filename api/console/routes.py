@@ -16,7 +16,6 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from api.console import queries
 from api.console.render import SECURITY_HEADERS, render
 from api.console.security import (
     LOGIN_CSRF_COOKIE,
@@ -34,27 +33,26 @@ from api.deps import DbSession, IdPath, State
 from api.routers.attachments import download_response
 from core.attachments import service as attachment_service
 from core.attachments.schemas import AttachmentRef
-from core.audit import repository as audit_repo
 from core.audit import service as audit
 from core.auth import service as login_guard
 from core.auth.errors import AccountLockedError, LoginThrottledError
 from core.canned import service as canned_service
 from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
+from core.customers import service as customer_service
 from core.db.base import MAX_ID, parse_id
-from core.errors import NotFoundError, ValidationFailedError
+from core.errors import ValidationFailedError
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, Topic
 from core.i18n import LANGUAGES, Translator, translator
 from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
-from core.outbox.models import OutboxMessage
-from core.quarantine import repository as quarantine_repo
+from core.quarantine import service as quarantine
+from core.reports import service as reports
 from core.routing import service as routing
-from core.tickets import repository as ticket_repo
 from core.tickets import service as ticket_service
-from core.tickets.models import AuthorKind, Message, Priority, Ticket, TicketStatus
+from core.tickets.models import AuthorKind, Priority, Ticket, TicketStatus
 from core.users import service as users
 from core.users.models import Role, User
-from core.users.schemas import TeamCreate, UserCreate
+from core.users.schemas import TeamCreate, UserCreate, UserUpdate
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 LIVE_TOPICS = (Topic.TICKETS, Topic.MESSAGES, Topic.OUTBOX_QUEUED, Topic.OUTBOX_SENT, Topic.OUTBOX_FAILED)
@@ -199,7 +197,7 @@ async def home() -> Response:
 
 def _inbox_filter_args(user: User, view: str, queue: str | None, status: str | None, priority: str | None,
                        channel: str | None, assignee: str | None, q: str | None) -> tuple[str, Any, dict[str, str]]:
-    view = view if view in queries.VIEWS else "all"
+    view = view if view in ticket_service.INBOX_VIEWS else "all"
     statuses = [TicketStatus(status)] if status and status in TicketStatus.__members__ else []
     priorities = [Priority(priority)] if priority and priority in Priority.__members__ else []
     extra: dict[str, Any] = {"priority": tuple(priorities), "team_slug": queue or None,
@@ -208,7 +206,7 @@ def _inbox_filter_args(user: User, view: str, queue: str | None, status: str | N
         extra["assignee_id"] = user.id
     elif assignee == "unassigned":
         extra["unassigned"] = True
-    flt = queries.view_filter(view, user, status=statuses, **extra)
+    flt = ticket_service.inbox_filter(view, user, status=statuses, **extra)
     params = {k: v for k, v in {"view": view, "queue": queue, "status": status, "priority": priority,
                                 "channel": channel, "assignee": assignee, "q": q}.items() if v}
     return view, flt, params
@@ -218,10 +216,10 @@ async def _inbox_context(session: DbSession, user: User, view: str, queue: str |
                          priority: str | None, channel: str | None, assignee: str | None, q: str | None,
                          page: int) -> dict[str, Any]:
     view, flt, params = _inbox_filter_args(user, view, queue, status, priority, channel, assignee, q)
-    rows, total = await ticket_repo.list_tickets(session, flt, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
-                                                 sort="waiting")
+    rows, total = await ticket_service.search(session, flt, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+                                              sort="waiting")
     return {
-        "view": view, "tickets": rows, "total": total, "counts": await queries.view_counts(session, user),
+        "view": view, "tickets": rows, "total": total, "counts": await ticket_service.inbox_counts(session, user),
         "params": params, "query_string": urlencode(params), "page": page,
         "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
         "filters": {"queue": queue or "", "status": status or "", "priority": priority or "",
@@ -236,7 +234,7 @@ async def inbox(request: Request, session: DbSession, user: ConsoleUser, view: s
                 q: Annotated[str | None, Query(max_length=200)] = None,
                 page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
     ctx = await _inbox_context(session, user, view, queue, status, priority, channel, assignee, q, page)
-    ctx.update(teams=await users.list_teams(session), channels=await queries.channels_in_use(session),
+    ctx.update(teams=await users.list_teams(session), channels=await ticket_service.channels_in_use(session),
                statuses=list(TicketStatus), priorities=list(Priority))
     return render(request, "inbox.html", ctx)
 
@@ -291,15 +289,11 @@ async def events(request: Request, state: State) -> Response:
 
 
 async def _conversation_context(session: DbSession, ticket_id: int) -> dict[str, Any]:
-    ticket = await ticket_repo.get_with_conversation(session, ticket_id)
-    if ticket is None:
-        raise NotFoundError(f"ticket {ticket_id} not found")
-    deliveries: dict[int, OutboxMessage] = {
-        o.message_id: o for o in await ticket_repo.outbox_for_ticket(session, ticket_id)}
+    ticket, deliveries = await ticket_service.conversation(session, ticket_id)
     author_ids = {m.author_user_id for m in ticket.messages if m.author_user_id}
     author_ids |= {n.author_user_id for n in ticket.notes if n.author_user_id}
-    return {"ticket": ticket, "deliveries": deliveries, "authors": await queries.users_by_id(session, author_ids),
-            "suggestions": await queries.suggestions_for(session, [m.id for m in ticket.messages]),
+    return {"ticket": ticket, "deliveries": deliveries, "authors": await users.users_by_id(session, author_ids),
+            "suggestions": await ticket_service.suggestions_for(session, [m.id for m in ticket.messages]),
             "customer_kind": AuthorKind.customer}
 
 
@@ -308,14 +302,14 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
     ctx = await _conversation_context(session, ticket_id_of(ref))
     ticket: Ticket = ctx["ticket"]
     canned = await canned_service.list_for_ticket(session, ticket)
-    panel = await queries.customer_panel(session, ticket)
+    panel = await customer_service.panel(session, ticket)
     ctx.update(
         panel=panel, canned=[(c, canned_service.render_for(c, ticket, user)) for c in canned],
         teams=await users.list_teams(session),
-        assignable=await queries.assignable_users(session) if user.role.rank >= Role.supervisor.rank else [],
+        assignable=await users.assignable_users(session) if user.role.rank >= Role.supervisor.rank else [],
         allowed_statuses=sorted(ticket_service.ALLOWED_TRANSITIONS[ticket.status]),
-        priorities=list(Priority), intents=await queries.known_intents(session),
-        mergeable=[t for t in panel.previous if t.status in (*queries.ACTIVE, TicketStatus.bot)],
+        priorities=list(Priority), intents=await routing.known_intents(session),
+        mergeable=[t for t in panel.previous if t.status in (*ticket_service.ACTIVE_STATUSES, TicketStatus.bot)],
         max_attachment_mb=round(state.settings.max_attachment_bytes / 1_048_576, 1),
     )
     return render(request, "ticket.html", ctx)
@@ -324,7 +318,7 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
 @router.get("/tickets/{ref}/live")
 async def ticket_live(request: Request, ref: str, session: DbSession, _user: ConsoleUser) -> Response:
     ctx = await _conversation_context(session, ticket_id_of(ref))
-    ctx["intents"] = await queries.known_intents(session)
+    ctx["intents"] = await routing.known_intents(session)
     return render(request, "_conversation.html", ctx)
 
 
@@ -437,10 +431,7 @@ async def merge(ref: str, session: DbSession, user: ConsoleUser, source: Annotat
 @router.post("/tickets/{ref}/retry/{outbox_id}", dependencies=[CsrfChecked])
 async def retry(ref: str, outbox_id: IdPath, session: DbSession, user: ConsoleUser) -> Response:
     ticket_id = ticket_id_of(ref)
-    row = await session.get(OutboxMessage, outbox_id)
-    if row is None or row.ticket_id != ticket_id:
-        raise NotFoundError(f"outbound message {outbox_id} not found on this ticket")
-    await outbox_service.retry(session, outbox_id, user)
+    await outbox_service.retry(session, outbox_id, user, ticket_id=ticket_id)
     return redirect(ticket_url(ticket_id), translator(user.language)("ticket.retried"))
 
 
@@ -449,9 +440,7 @@ async def correct_intent(ref: str, message_id: IdPath, session: DbSession, user:
                          intent: Annotated[str, Form()] = "") -> Response:
     """The agent's correction becomes a suggested training example for the admins (Admin → Intents)."""
     ticket_id = ticket_id_of(ref)
-    message = await session.get(Message, message_id)
-    if message is None or message.ticket_id != ticket_id:
-        raise NotFoundError(f"message {message_id} not found on this ticket")
+    await ticket_service.message_on_ticket(session, ticket_id, message_id)
     intent = intent.strip()
     if not nlu_admin.INTENT_NAME.match(intent):
         raise ValidationFailedError(translator(user.language)("intents.bad_name", name=intent))
@@ -464,8 +453,8 @@ async def correct_intent(ref: str, message_id: IdPath, session: DbSession, user:
 
 @router.get("/board")
 async def board(request: Request, session: DbSession, _user: ConsoleSupervisor) -> Response:
-    data = await queries.board(session)
-    return render(request, "board.html", {"board": data, "assignable": await queries.assignable_users(session)})
+    data = await reports.board(session)
+    return render(request, "board.html", {"board": data, "assignable": await users.assignable_users(session)})
 
 
 @router.post("/board/reassign", dependencies=[CsrfChecked])
@@ -508,9 +497,7 @@ async def admin_create_user(session: DbSession, actor: ConsoleAdmin, email: Anno
     body: UserCreate = validated(UserCreate, email=email, name=name, password=password, role=role,
                                  language=language, queue=queue or None,
                                  capacity=_form_count(capacity, default=10))
-    team = await ticket_service.team_by_slug(session, body.queue) if body.queue else None
-    await users.create(session, email=body.email, name=body.name, password=body.password, role=body.role,
-                       language=body.language, team=team, capacity=body.capacity, actor=actor)
+    await users.create_user(session, body, actor)
     return redirect("/console/admin/users", translator(actor.language)("saved"))
 
 
@@ -521,29 +508,11 @@ async def admin_update_user(user_id: IdPath, session: DbSession, actor: ConsoleA
                             capacity: Annotated[str, Form()] = "10", is_active: Annotated[str, Form()] = "",
                             password: Annotated[str, Form()] = "") -> Response:
     user = await users.get(session, user_id)
-    if role not in Role.__members__ or language not in LANGUAGES:
-        raise ValidationFailedError("unknown role or language")
-    if not re.fullmatch(r"[0-9]{1,4}", capacity.strip()) or not 0 <= int(capacity) <= 1000:
-        raise ValidationFailedError("capacity is a whole number from 0 to 1000")
-    if not name.strip() or len(name) > 200:
-        raise ValidationFailedError("a name is 1 to 200 characters")
-    if password and not 8 <= len(password) <= 1024:
-        raise ValidationFailedError("a password has at least 8 characters")
-    active = is_active == "on"
-    if user.id == actor.id and (Role(role) != Role.admin or not active):
-        raise ValidationFailedError("you cannot demote or deactivate yourself")
-    team = await ticket_service.team_by_slug(session, queue) if queue else None
-    changes = {"name": name.strip(), "role": Role(role), "language": language, "team_id": team.id if team else None,
-               "capacity": int(capacity), "is_active": active}
-    changed = {k: str(v) for k, v in changes.items() if getattr(user, k) != v}
-    for key, value in changes.items():
-        setattr(user, key, value)
-    user.team = team
-    if password:
-        user.password_hash = users.hash_password(password)
-        changed["password_changed"] = "yes"  # noqa: S105  (an audit flag, not a secret)
-    if changed:
-        audit.record(session, actor, "user.update", "user", user.id, **changed)
+    # The form sends every field: an empty queue takes the user out of their queue, an empty password keeps it.
+    body: UserUpdate = validated(UserUpdate, name=name, role=role, language=language, queue=queue,
+                                 capacity=_form_count(capacity, default=10), is_active=is_active == "on",
+                                 password=password or None)
+    await users.update(session, user, body, actor)
     return redirect("/console/admin/users", translator(actor.language)("saved"))
 
 
@@ -603,18 +572,14 @@ async def admin_delete_canned(canned_id: IdPath, session: DbSession, actor: Cons
 @router.get("/admin/routing")
 async def admin_routing(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
     return render(request, "admin_routing.html", {
-        "section": "routing", "routes": sorted((await queries.effective_routes(session)).items()),
+        "section": "routing", "routes": sorted((await routing.list_routes(session)).items()),
         "teams": await users.list_teams(session)})
 
 
 @router.post("/admin/routing", dependencies=[CsrfChecked])
 async def admin_set_route(session: DbSession, actor: ConsoleAdmin, intent: Annotated[str, Form()] = "",
                           queue: Annotated[str, Form()] = "") -> Response:
-    intent = intent.strip()
-    if not nlu_admin.INTENT_NAME.match(intent):
-        raise ValidationFailedError("an intent name is lower-case latin letters, digits and underscores")
-    team = await ticket_service.team_by_slug(session, queue)
-    await routing.set_route(session, intent, team, actor)
+    await routing.route_to_queue(session, intent.strip(), queue, actor)
     return redirect("/console/admin/routing", translator(actor.language)("saved"))
 
 
@@ -624,7 +589,7 @@ async def admin_channels(request: Request, session: DbSession, state: State, _us
     return render(request, "admin_channels.html", {
         "section": "channels", "channels": [(a.kind, a.health.as_dict()) for a in state.channels],
         "stats": state.dispatcher.stats, "workers_enabled": state.settings.workers_enabled,
-        "quarantine": await quarantine_repo.list_payloads(session, channel or None, 100, 0),
+        "quarantine": await quarantine.list_payloads(session, channel or None, 100, 0),
         "channel": channel or ""})
 
 
@@ -633,7 +598,7 @@ async def admin_audit(request: Request, session: DbSession, _user: ConsoleAdmin,
                       entity_type: str | None = None, actor: str | None = None,
                       page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
     actor_id = parse_id(actor) if actor else None
-    rows = await audit_repo.list_entries(session, entity_type=entity_type or None, actor_user_id=actor_id,
+    rows = await audit.list_entries(session, entity_type=entity_type or None, actor_user_id=actor_id,
                                          limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     people = await users.list_users(session)
     params = {k: v for k, v in {"entity_type": entity_type, "actor": actor}.items() if v}

@@ -2,65 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from api.deps import Admin, DbSession, IdPath, IdQuery, Offset, State, Supervisor
 from api.openapi import CONFLICT, NOT_FOUND
-from core.audit import repository as audit_repo
 from core.audit import service as audit
+from core.audit.schemas import AuditRead
 from core.auth import service as login_guard
-from core.errors import ValidationFailedError
-from core.quarantine import repository as quarantine_repo
+from core.auth.schemas import LoginRestrictionRead, UnlockResult
+from core.quarantine import service as quarantine_service
+from core.quarantine.schemas import QuarantineRead
 from core.routing import service as routing
-from core.tickets import service as tickets
+from core.routing.schemas import RouteUpdate
 from core.users import service as users
-from core.users.models import Role
-from core.users.schemas import TeamCreate, TeamRead, UserCreate, UserRead
+from core.users.schemas import TeamCreate, TeamRead, UserCreate, UserRead, UserUpdate
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses={**CONFLICT, **NOT_FOUND})  # unknown queues too
-
-
-class UserUpdate(BaseModel):
-    """Fields left out, or null, stay as they are."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    role: Role | None = None
-    language: str | None = Field(default=None, pattern="^(en|ru)$")
-    queue: str | None = None
-    capacity: StrictInt | None = Field(default=None, ge=0, le=1000)
-    is_active: bool | None = None
-    password: str | None = Field(default=None, min_length=8, max_length=1024)
-
-
-class RouteUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    queue: str = Field(min_length=1, max_length=64)
-
-
-class AuditRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    actor_user_id: int | None
-    action: str
-    entity_type: str
-    entity_id: str
-    data: dict[str, Any]
-    created_at: datetime
-
-
-class QuarantineRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    channel: str
-    reason: str
-    payload: str
-    content_type: str
-    created_at: datetime
 
 
 @router.get("/users", response_model=list[UserRead])
@@ -70,53 +29,18 @@ async def list_users(session: DbSession, _user: Supervisor) -> list[UserRead]:
 
 @router.post("/users", response_model=UserRead, status_code=201)
 async def create_user(body: UserCreate, session: DbSession, actor: Admin) -> UserRead:
-    team = await tickets.team_by_slug(session, body.queue) if body.queue else None
-    user = await users.create(session, email=body.email, name=body.name, password=body.password, role=body.role,
-                              language=body.language, team=team, capacity=body.capacity, actor=actor)
-    return UserRead.model_validate(user)
+    return UserRead.model_validate(await users.create_user(session, body, actor))
 
 
 @router.patch("/users/{user_id}", response_model=UserRead)
 async def update_user(user_id: IdPath, body: UserUpdate, session: DbSession, actor: Admin) -> UserRead:
-    user = await users.get(session, user_id)
-    # exclude_none: `"role": null` meant writing NULL into a NOT NULL column, a 500.
-    changes = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"password", "queue"})
-    if user.id == actor.id and (changes.get("role", Role.admin) != Role.admin or changes.get("is_active") is False):
-        raise ValidationFailedError("you cannot demote or deactivate yourself")  # as in the console
-    for key, value in changes.items():
-        setattr(user, key, value)
-    if body.queue is not None:
-        user.team_id = (await tickets.team_by_slug(session, body.queue)).id
-        changes["queue"] = body.queue
-    if body.password is not None:
-        user.password_hash = users.hash_password(body.password)
-        changes["password_changed"] = True
-    audit.record(session, actor, "user.update", "user", user.id, **{k: str(v) for k, v in changes.items()})
-    await session.flush()
-    return UserRead.model_validate(user)
-
-
-class LoginRestrictionRead(BaseModel):
-    user_id: int
-    email: str
-    failures: int
-    locked_until: datetime | None
-    blocked_until: datetime | None
-
-
-class UnlockResult(BaseModel):
-    user_id: int
-    unlocked: bool = Field(description="False when the account had no failures, delay or lock to clear")
+    return UserRead.model_validate(await users.update(session, await users.get(session, user_id), body, actor))
 
 
 @router.get("/login-restrictions", response_model=list[LoginRestrictionRead])
 async def login_restrictions(session: DbSession, state: State, _user: Admin) -> list[LoginRestrictionRead]:
     """Accounts locked or made to wait after failed sign-ins, right now."""
-    rows = await login_guard.restricted_accounts(session, state.clock.now())
-    by_email = {u.email: u for u in await users.list_users(session)}
-    return [LoginRestrictionRead(user_id=user.id, email=email, failures=row.failures, locked_until=row.locked_until,
-                                 blocked_until=row.blocked_until)
-            for email, row in rows.items() if (user := by_email.get(email)) is not None]
+    return await login_guard.restricted_users(session, state.clock.now())
 
 
 @router.post("/users/{user_id}/unlock", response_model=UnlockResult)
@@ -144,9 +68,7 @@ async def list_routes(session: DbSession, _user: Supervisor) -> dict[str, str]:
 
 @router.put("/routes/{intent}", response_model=dict[str, str])
 async def set_route(intent: str, body: RouteUpdate, session: DbSession, actor: Admin) -> dict[str, str]:
-    team = await tickets.team_by_slug(session, body.queue)
-    await routing.set_route(session, intent, team, actor)
-    return await routing.list_routes(session)
+    return await routing.route_to_queue(session, intent, body.queue, actor)
 
 
 @router.get("/audit", response_model=list[AuditRead])
@@ -154,7 +76,7 @@ async def audit_log(session: DbSession, _user: Admin, entity_type: str | None = 
                     actor_user_id: IdQuery = None,
                     limit: Annotated[int, Query(ge=1, le=500)] = 100,
                     offset: Offset = 0) -> list[AuditRead]:
-    rows = await audit_repo.list_entries(session, entity_type=entity_type, entity_id=entity_id,
+    rows = await audit.list_entries(session, entity_type=entity_type, entity_id=entity_id,
                                          actor_user_id=actor_user_id, limit=limit, offset=offset)
     return [AuditRead.model_validate(r) for r in rows]
 
@@ -163,5 +85,5 @@ async def audit_log(session: DbSession, _user: Admin, entity_type: str | None = 
 async def quarantine(session: DbSession, _user: Admin, channel: str | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      offset: Offset = 0) -> list[QuarantineRead]:
-    rows = await quarantine_repo.list_payloads(session, channel, limit, offset)
+    rows = await quarantine_service.list_payloads(session, channel, limit, offset)
     return [QuarantineRead.model_validate(r) for r in rows]

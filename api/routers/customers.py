@@ -7,9 +7,8 @@ from fastapi import APIRouter, Query
 
 from api.deps import Admin, Agent, DbSession, IdPath, Offset, State, Supervisor
 from api.openapi import CONFLICT
-from core.customers import repository, service
+from core.customers import service
 from core.customers.schemas import CustomerMerge, CustomerRead
-from core.orders import service as orders
 from core.orders.schemas import OrderRead
 from core.tickets.schemas import MessageRead
 
@@ -20,7 +19,7 @@ router = APIRouter(prefix="/customers", tags=["customers"], responses=CONFLICT)
 async def search(session: DbSession, _user: Agent, q: Annotated[str | None, Query(max_length=200)] = None,
                  limit: Annotated[int, Query(ge=1, le=200)] = 50,
                  offset: Offset = 0) -> list[CustomerRead]:
-    return [CustomerRead.model_validate(c) for c in await repository.search(session, q, limit, offset)]
+    return [CustomerRead.model_validate(c) for c in await service.search(session, q, limit, offset)]
 
 
 @router.get("/{customer_id}", response_model=CustomerRead)
@@ -33,14 +32,12 @@ async def history(customer_id: IdPath, session: DbSession, _user: Agent,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 200,
                   offset: Offset = 0) -> list[MessageRead]:
     """Every message of the customer, across all tickets and channels, oldest first."""
-    await service.get(session, customer_id)
-    return [MessageRead.model_validate(m) for m in await repository.history(session, customer_id, limit, offset)]
+    return [MessageRead.model_validate(m) for m in await service.history(session, customer_id, limit, offset)]
 
 
 @router.get("/{customer_id}/orders", response_model=list[OrderRead])
 async def customer_orders(customer_id: IdPath, session: DbSession, _user: Agent) -> list[OrderRead]:
-    await service.get(session, customer_id)
-    return [OrderRead.model_validate(o) for o in await orders.for_customer(session, customer_id)]
+    return [OrderRead.model_validate(o) for o in await service.orders(session, customer_id)]
 
 
 @router.post("/{customer_id}/merge", response_model=CustomerRead)

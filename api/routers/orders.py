@@ -15,25 +15,15 @@ OrderNumber = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
 async def upsert(body: OrderUpsert, session: DbSession, user: Supervisor, response: Response,
                  number: str = OrderNumber) -> OrderRead:
     """Create or update an order (for the operator's order system)."""
-    ref = body.customer
-    customer_id = await service.find_customer(
-        session, customer_id=ref.id if ref else None, email=ref.email if ref else None,
-        phone=ref.phone if ref else None,
-    )
-    order, created = await service.upsert(session, number=number, status=body.status,
-                                          description=body.description, customer_id=customer_id, note=body.note,
-                                          actor=user)
+    order, created = await service.put(session, number, body, user)
     response.status_code = 201 if created else 200
-    return OrderRead.model_validate(await service.get_by_number(session, order.number))
+    return OrderRead.model_validate(order)
 
 
 @router.post("/{number}/status", response_model=OrderRead)
 async def update_status(body: OrderStatusUpdate, session: DbSession, user: Supervisor,
                         number: str = OrderNumber) -> OrderRead:
-    order = await service.get_by_number(session, number)
-    await service.upsert(session, number=number, status=body.status, description=None, customer_id=None,
-                         note=body.note, actor=user)
-    return OrderRead.model_validate(await service.get_by_number(session, order.number))
+    return OrderRead.model_validate(await service.set_status(session, number, body, user))
 
 
 @router.get("/{number}", response_model=OrderRead)

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Path, Query
 from api.deps import Agent, DbSession, IdQuery, Offset, State
 from api.openapi import CONFLICT
 from core.db.base import parse_id
-from core.errors import NotFoundError, ValidationFailedError
-from core.tickets import repository, service
+from core.errors import ValidationFailedError
+from core.tickets import service
 from core.tickets.models import Priority, TicketStatus
 from core.tickets.repository import TicketFilter
 from core.tickets.schemas import (
@@ -31,10 +31,7 @@ TicketRef = Annotated[str, Path(description="A ticket id or number", examples=["
 
 
 async def _detail(session: DbSession, ticket_id: int) -> TicketDetail:
-    ticket = await repository.get_with_conversation(session, ticket_id)
-    if ticket is None:
-        raise NotFoundError(f"ticket {ticket_id} not found")
-    deliveries = {o.message_id: o for o in await repository.outbox_for_ticket(session, ticket_id)}
+    ticket, deliveries = await service.conversation(session, ticket_id)
     messages = []
     for m in ticket.messages:
         read = MessageRead.model_validate(m)
@@ -73,7 +70,7 @@ async def list_tickets(
             raise ValidationFailedError("assignee must be 'me', 'none' or a user id", assignee=assignee)
     flt = TicketFilter(status=status or (), priority=priority or (), team_slug=queue, channel=channel,
                        assignee_id=assignee_id, unassigned=unassigned, customer_id=customer_id, query=q)
-    rows, total = await repository.list_tickets(session, flt, limit=limit, offset=offset, sort=sort)
+    rows, total = await service.search(session, flt, limit=limit, offset=offset, sort=sort)
     return TicketPage(items=[TicketRead.model_validate(t) for t in rows], total=total, limit=limit, offset=offset)
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, Field
 
 from api.deps import Agent, DbSession, State
 from api.openapi import NOT_FOUND
 from channels.webchat import repository, widget
 from channels.webchat.adapter import WebchatChannel
+from channels.webchat.schemas import TypingUpdate
 from core.errors import NotFoundError, ServiceUnavailableError
 from core.tickets.models import parse_ticket_ref
 
@@ -48,11 +48,6 @@ async def widget_script() -> Response:
 def demo_page() -> HTMLResponse:
     """A fake operator's site with the widget embedded by one script tag."""
     return HTMLResponse((STATIC / "demo.html").read_text(encoding="utf-8"))
-
-
-class TypingUpdate(BaseModel):
-    ticket: str = Field(min_length=1, max_length=32, description="Ticket id or number (T-000123)")
-    active: bool = True
 
 
 @router.post("/channels/webchat/typing", status_code=204, responses=NOT_FOUND)

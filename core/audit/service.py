@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit import repository
 from core.audit.models import AuditEntry
 from core.users.models import User
 
@@ -23,3 +25,12 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+async def list_entries(
+    session: AsyncSession, *, entity_type: str | None = None, entity_id: str | None = None,
+    actor_user_id: int | None = None, limit: int = 100, offset: int = 0,
+) -> Sequence[AuditEntry]:
+    """Entries, newest first, optionally of one entity type, one entity or one actor."""
+    return await repository.list_entries(session, entity_type=entity_type, entity_id=entity_id,
+                                         actor_user_id=actor_user_id, limit=limit, offset=offset)

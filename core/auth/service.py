@@ -16,6 +16,7 @@ from core.auth import repository
 from core.auth.errors import AccountLockedError, LoginThrottledError
 from core.auth.models import LoginThrottle, ThrottleScope
 from core.auth.ratelimit import backoff_seconds
+from core.auth.schemas import LoginRestrictionRead
 from core.auth.settings import LoginProtectionSettings
 from core.errors import AuthenticationError
 from core.users import service as users
@@ -124,6 +125,15 @@ def _count(row: LoginThrottle, now: datetime, window: timedelta) -> None:
 async def restricted_accounts(session: AsyncSession, now: datetime) -> dict[str, LoginThrottle]:
     """E-mail -> its row, for accounts locked or waiting now (the admins' users page)."""
     return {row.key: row for row in await repository.restricted_accounts(session, now)}
+
+
+async def restricted_users(session: AsyncSession, now: datetime) -> list[LoginRestrictionRead]:
+    """The users whose accounts are locked or made to wait now."""
+    rows = await restricted_accounts(session, now)
+    by_email = {u.email: u for u in await users.list_users(session)}
+    return [LoginRestrictionRead(user_id=user.id, email=email, failures=row.failures, locked_until=row.locked_until,
+                                 blocked_until=row.blocked_until)
+            for email, row in rows.items() if (user := by_email.get(email)) is not None]
 
 
 async def unlock(session: AsyncSession, user: User, actor: User | None) -> bool:

@@ -33,3 +33,8 @@ async def list_for(session: AsyncSession, *, language: str | None, team_id: int 
         stmt = stmt.where(or_(CannedResponse.language.is_(None), CannedResponse.language == language))
     stmt = stmt.where(or_(CannedResponse.team_id.is_(None), CannedResponse.team_id == team_id))
     return (await session.scalars(stmt.order_by(CannedResponse.title, CannedResponse.id))).all()
+
+
+async def delete(session: AsyncSession, canned: CannedResponse) -> None:
+    await session.delete(canned)
+    await session.flush()

@@ -103,8 +103,7 @@ async def update(session: AsyncSession, canned_id: int, body: CannedResponseUpda
 
 async def delete(session: AsyncSession, canned_id: int, actor: User) -> None:
     canned = await get(session, canned_id)
-    await session.delete(canned)
-    await session.flush()
+    await repository.delete(session, canned)
     audit.record(session, actor, "canned.delete", "canned_response", canned_id, title=canned.title)
 
 

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from core.customers.models import ChannelIdentity, Customer
+from core.orders.models import Order
 from core.tickets.models import Message, Ticket
 
 
@@ -83,6 +84,29 @@ async def history(session: AsyncSession, customer_id: int, limit: int, offset: i
 async def move_identities(session: AsyncSession, source_id: int, target_id: int) -> None:
     await session.execute(
         update(ChannelIdentity).where(ChannelIdentity.customer_id == source_id).values(customer_id=target_id)
+    )
+
+
+async def move_tickets_and_orders(session: AsyncSession, source_id: int, target_id: int) -> None:
+    """Give every ticket and order of one customer to another (a customer merge)."""
+    await session.execute(update(Ticket).where(Ticket.customer_id == source_id).values(customer_id=target_id))
+    await session.execute(update(Order).where(Order.customer_id == source_id).values(customer_id=target_id))
+
+
+async def tickets_of(session: AsyncSession, customer_id: int) -> Sequence[Ticket]:
+    return (await session.scalars(select(Ticket).where(Ticket.customer_id == customer_id))).all()
+
+
+async def orders_of(session: AsyncSession, customer_id: int) -> Sequence[Order]:
+    return (await session.scalars(select(Order).where(Order.customer_id == customer_id))).all()
+
+
+async def blank_messages(session: AsyncSession, customer_id: int) -> None:
+    """Empty the text, markup, attachments and entities of every message of the customer's tickets (erasure)."""
+    ticket_ids = select(Ticket.id).where(Ticket.customer_id == customer_id).scalar_subquery()
+    await session.execute(
+        update(Message).where(Message.ticket_id.in_(ticket_ids))
+        .values(text="", html=None, attachments=[], entities=[])
     )
 
 

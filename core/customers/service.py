@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import service as audit
@@ -14,9 +14,22 @@ from core.customers.models import ChannelIdentity, Customer
 from core.db.base import utcnow
 from core.errors import ConflictError, NotFoundError
 from core.ingest.schemas import SenderInfo
+from core.orders import repository as order_repo
+from core.orders import service as order_service
 from core.orders.models import Order
+from core.tickets import repository as ticket_repo
 from core.tickets.models import Message, Ticket
 from core.users.models import User
+
+
+@dataclass
+class CustomerPanel:
+    """The customer beside a ticket: who they are, their latest orders and their other tickets."""
+
+    customer: Customer
+    orders: Sequence[Order]
+    previous: Sequence[Ticket]
+
 
 LOOKUP: Any = object()
 """`resolve_identity(prefetched=LOOKUP)`: the caller has not looked the identity up; query it."""
@@ -77,6 +90,31 @@ async def get(session: AsyncSession, customer_id: int) -> Customer:
     return customer
 
 
+async def search(session: AsyncSession, query: str | None, limit: int, offset: int) -> Sequence[Customer]:
+    """Unmerged customers whose name, email or phone contains `query`, newest first."""
+    return await repository.search(session, query, limit, offset)
+
+
+async def history(session: AsyncSession, customer_id: int, limit: int, offset: int) -> Sequence[Message]:
+    """Every message of the customer across tickets and channels, oldest first (404 for an unknown customer)."""
+    await get(session, customer_id)
+    return await repository.history(session, customer_id, limit, offset)
+
+
+async def panel(session: AsyncSession, ticket: Ticket, *, limit: int = 20) -> CustomerPanel:
+    """The ticket's customer with identities, their `limit` latest orders and other tickets."""
+    customer = await get(session, ticket.customer_id)
+    orders = await order_repo.for_customer(session, customer.id, limit=limit, with_history=False)
+    previous = await ticket_repo.others_of_customer(session, customer.id, ticket.id, limit)
+    return CustomerPanel(customer=customer, orders=orders, previous=previous)
+
+
+async def orders(session: AsyncSession, customer_id: int) -> Sequence[Order]:
+    """The customer's orders with their status history, newest first (404 for an unknown customer)."""
+    await get(session, customer_id)
+    return await order_service.for_customer(session, customer_id)
+
+
 async def merge(session: AsyncSession, source_id: int, target_id: int, actor: User | None) -> Customer:
     """Move identities, tickets and orders of `source` to `target`; `source` stays as a pointer."""
     if source_id == target_id:
@@ -86,8 +124,7 @@ async def merge(session: AsyncSession, source_id: int, target_id: int, actor: Us
     if source.merged_into_id is not None or target.merged_into_id is not None:
         raise ConflictError("one of the customers is already merged into another")
     await repository.move_identities(session, source.id, target.id)
-    await session.execute(update(Ticket).where(Ticket.customer_id == source.id).values(customer_id=target.id))
-    await session.execute(update(Order).where(Order.customer_id == source.id).values(customer_id=target.id))
+    await repository.move_tickets_and_orders(session, source.id, target.id)
     target.name = target.name or source.name
     target.email = target.email or source.email
     target.phone = target.phone or source.phone
@@ -101,9 +138,9 @@ async def merge(session: AsyncSession, source_id: int, target_id: int, actor: Us
 async def export(session: AsyncSession, customer_id: int, actor: User | None) -> dict[str, Any]:
     """Everything stored about one customer (personal-data access request)."""
     customer = await get(session, customer_id)
-    tickets = (await session.scalars(select(Ticket).where(Ticket.customer_id == customer.id))).all()
+    tickets = await repository.tickets_of(session, customer.id)
     messages = await repository.history(session, customer.id, limit=1_000_000, offset=0)
-    orders = (await session.scalars(select(Order).where(Order.customer_id == customer.id))).all()
+    orders = await repository.orders_of(session, customer.id)
     audit.record(session, actor, "customer.export", "customer", customer.id)
     return {
         "customer": {"id": customer.id, "name": customer.name, "email": customer.email, "phone": customer.phone,
@@ -142,11 +179,7 @@ async def erase(session: AsyncSession, customer_id: int, actor: User | None) -> 
     for identity in customer.identities:
         identity.display_name = None
         identity.external_id = f"erased:{identity.id}"
-    ticket_ids = select(Ticket.id).where(Ticket.customer_id == customer.id).scalar_subquery()
-    await session.execute(
-        update(Message).where(Message.ticket_id.in_(ticket_ids))
-        .values(text="", html=None, attachments=[], entities=[])
-    )
+    await repository.blank_messages(session, customer.id)
     audit.record(session, actor, "customer.erase", "customer", customer.id)
     await session.flush()
     still_used = await repository.referenced_keys(session, keys) if keys else set()

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from core.audit import service as audit
-from core.customers.models import ChannelIdentity, Customer
 from core.db.base import utcnow
 from core.errors import NotFoundError
+from core.orders import repository
 from core.orders.models import Order, OrderStatusChange
+from core.orders.schemas import OrderStatusUpdate, OrderUpsert
 from core.users.models import User
 
 
 async def get_by_number(session: AsyncSession, number: str) -> Order:
-    stmt = select(Order).where(Order.number == number).options(selectinload(Order.history))
-    order = (await session.scalars(stmt)).first()
+    order = await repository.get_by_number(session, number)
     if order is None:
         raise NotFoundError(f"order {number} not found")
     return order
@@ -27,19 +25,10 @@ async def get_by_number(session: AsyncSession, number: str) -> Order:
 async def find_customer(session: AsyncSession, *, customer_id: int | None, email: str | None,
                         phone: str | None) -> int | None:
     if customer_id is not None:
-        if await session.get(Customer, customer_id) is None:
+        if not await repository.customer_exists(session, customer_id):
             raise NotFoundError(f"customer {customer_id} not found")
         return customer_id
-    conds = []
-    if email:
-        conds += [Customer.email == email, Customer.id.in_(
-            select(ChannelIdentity.customer_id).where(ChannelIdentity.external_id == email))]
-    if phone:
-        conds.append(Customer.phone == phone)
-    if not conds:
-        return None
-    stmt = select(Customer.id).where(or_(*conds), Customer.merged_into_id.is_(None)).order_by(Customer.id).limit(1)
-    return (await session.scalars(stmt)).first()
+    return await repository.find_customer_id(session, email=email, phone=phone)
 
 
 async def upsert(
@@ -47,8 +36,7 @@ async def upsert(
     note: str = "", actor: User | None = None,
 ) -> tuple[Order, bool]:
     """Create or update an order by its number; every status change is kept in the history."""
-    stmt = select(Order).where(Order.number == number).options(selectinload(Order.history))
-    order = (await session.scalars(stmt)).first()
+    order = await repository.get_by_number(session, number)
     created = order is None
     now = utcnow()
     if order is None:
@@ -73,6 +61,26 @@ async def upsert(
 
 
 async def for_customer(session: AsyncSession, customer_id: int) -> Sequence[Order]:
-    stmt = (select(Order).where(Order.customer_id == customer_id).order_by(Order.id.desc())
-            .options(selectinload(Order.history)))
-    return (await session.scalars(stmt)).all()
+    return await repository.for_customer(session, customer_id)
+
+
+async def put(session: AsyncSession, number: str, body: OrderUpsert, actor: User | None) -> tuple[Order, bool]:
+    """The order system's PUT: create or update by number, linked to the customer `body.customer` names.
+
+    Returns:
+        The order with its history, and whether it was created.
+    """
+    ref = body.customer
+    customer_id = await find_customer(session, customer_id=ref.id if ref else None,
+                                      email=ref.email if ref else None, phone=ref.phone if ref else None)
+    order, created = await upsert(session, number=number, status=body.status, description=body.description,
+                                  customer_id=customer_id, note=body.note, actor=actor)
+    return await get_by_number(session, order.number), created
+
+
+async def set_status(session: AsyncSession, number: str, body: OrderStatusUpdate, actor: User | None) -> Order:
+    """A status change of a known order (404 for an unknown number), kept in its history."""
+    await get_by_number(session, number)
+    await upsert(session, number=number, status=body.status, description=None, customer_id=None, note=body.note,
+                 actor=actor)
+    return await get_by_number(session, number)

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, case, insert, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import service as audit
@@ -15,6 +14,7 @@ from core.config import CoreSettings
 from core.db.base import utcnow
 from core.errors import ConflictError, NotFoundError
 from core.events import OutboxFailed, OutboxQueued, OutboxSent, Topic, emit
+from core.outbox import repository
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.outbox.schemas import OutboundEnvelope
 from core.tickets.models import Message, Ticket, format_ticket_number
@@ -42,8 +42,7 @@ async def enqueue_many(session: AsyncSession, rows: Sequence[tuple[Ticket, int, 
     if not rows:
         return
     now = utcnow()
-    # RETURNING makes it one multi-row INSERT (a plain executemany runs one statement per row).
-    await session.execute(insert(OutboxMessage).returning(OutboxMessage.id), [
+    await repository.insert_queued(session, [
         {"message_id": message_id, "ticket_id": ticket.id, "channel": ticket.channel, "recipient": recipient,
          "payload": payload, "status": OutboxStatus.queued, "attempts": 0, "next_attempt_at": now,
          "created_at": now}
@@ -63,23 +62,7 @@ async def claim_due(
     On PostgreSQL, `FOR UPDATE SKIP LOCKED` in the subquery lets many dispatchers claim disjoint rows.
     """
     now = now or utcnow()
-    due = (
-        select(OutboxMessage.id)
-        .where(OutboxMessage.status.in_((OutboxStatus.queued, OutboxStatus.sending)),
-               OutboxMessage.next_attempt_at <= now)
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    stmt = (
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due.scalar_subquery()))
-        .values(status=OutboxStatus.sending, attempts=OutboxMessage.attempts + 1,
-                next_attempt_at=now + timedelta(seconds=lease_seconds))
-        .returning(OutboxMessage.id, OutboxMessage.attempts)
-        .execution_options(synchronize_session=False)
-    )
-    return dict(sorted((row_id, attempts) for row_id, attempts in (await session.execute(stmt)).all()))
+    return await repository.claim_due(session, limit, now, now + timedelta(seconds=lease_seconds))
 
 
 async def heartbeat(
@@ -93,29 +76,14 @@ async def heartbeat(
     if not claims:
         return 0
     now = now or utcnow()
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.sending,
-               tuple_(OutboxMessage.id, OutboxMessage.attempts).in_(list(claims.items())))
-        .values(next_attempt_at=now + timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return await repository.extend_leases(session, claims, now + timedelta(seconds=lease_seconds))
 
 
 async def build_envelopes(session: AsyncSession, ids: Sequence[int]) -> list[OutboundEnvelope]:
     """What the channels need to send the given outbox rows (plain columns: no ORM objects for a hot path)."""
-    o, m = OutboxMessage, Message
-    stmt = (
-        select(o.id, o.ticket_id, o.channel, o.recipient, o.payload, m.id, m.text, m.html, m.attachments,
-               m.author_kind, m.created_at, o.provider_message_id)
-        .join(m, m.id == o.message_id)
-        .where(o.id.in_(list(ids)))
-        .order_by(o.id)
-    )
     envelopes = []
     for (outbox_id, ticket_id, channel, recipient, p, message_id, text, html, attachments, author_kind,
-         created_at, provider_id) in (await session.execute(stmt)).all():
+         created_at, provider_id) in await repository.envelope_rows(session, ids):
         envelopes.append(OutboundEnvelope(
             outbox_id=outbox_id, message_id=message_id, ticket_id=ticket_id, channel=channel, recipient=recipient,
             ticket_number=format_ticket_number(ticket_id), text=text, html=html, subject=p.get("subject"),
@@ -138,15 +106,7 @@ async def mark_sent(session: AsyncSession, sent: Sequence[tuple[OutboundEnvelope
     """Record delivered messages in one UPDATE statement (each row's provider id picked by a CASE on its id)."""
     if not sent:
         return
-    provider_ids = case(
-        *((OutboxMessage.id == e.outbox_id, literal(provider_id, String())) for e, provider_id in sent),
-        else_=OutboxMessage.provider_message_id,
-    )
-    await session.execute(
-        update(OutboxMessage).where(OutboxMessage.id.in_([e.outbox_id for e, _ in sent]))
-        .values(status=OutboxStatus.sent, sent_at=utcnow(), last_error=None, provider_message_id=provider_ids)
-        .execution_options(synchronize_session=False)
-    )
+    await repository.mark_sent(session, [(e.outbox_id, provider_id) for e, provider_id in sent], utcnow())
     for e, _ in sent:
         emit(session, Topic.OUTBOX_SENT, OutboxSent(outbox_id=e.outbox_id, ticket_id=e.ticket_id,
                                                     message_id=e.message_id))
@@ -163,7 +123,7 @@ async def mark_failed_attempt(
     or is no longer being sent, the failure is stale and changes nothing - it must not put a row that another
     dispatcher delivered back in the queue.
     """
-    row = await session.get(OutboxMessage, outbox_id, with_for_update=True)
+    row = await repository.get(session, outbox_id, lock=True)
     if row is None:
         return OutboxStatus.failed
     if attempt is not None and (row.attempts != attempt or row.status != OutboxStatus.sending):
@@ -183,11 +143,14 @@ async def mark_failed_attempt(
     return row.status
 
 
-async def retry(session: AsyncSession, outbox_id: int, actor: User | None) -> OutboxMessage:
-    """Put a failed message back in the queue (agent's retry button)."""
-    row = await session.get(OutboxMessage, outbox_id)
+async def retry(session: AsyncSession, outbox_id: int, actor: User | None, *, ticket_id: int | None = None
+                ) -> OutboxMessage:
+    """Put a failed message back in the queue (agent's retry button); with `ticket_id`, only one of that ticket."""
+    row = await repository.get(session, outbox_id)
     if row is None:
         raise NotFoundError(f"outbox message {outbox_id} not found")
+    if ticket_id is not None and row.ticket_id != ticket_id:
+        raise NotFoundError(f"outbound message {outbox_id} not found on this ticket")
     if row.status != OutboxStatus.failed:
         raise ConflictError(f"only failed messages can be retried; this one is {row.status.value}",
                             status=row.status.value)
@@ -202,9 +165,11 @@ async def retry(session: AsyncSession, outbox_id: int, actor: User | None) -> Ou
 async def list_rows(
     session: AsyncSession, *, status: OutboxStatus | None, channel: str | None, limit: int, offset: int
 ) -> Sequence[OutboxMessage]:
-    stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit).offset(offset)
-    if status is not None:
-        stmt = stmt.where(OutboxMessage.status == status)
-    if channel is not None:
-        stmt = stmt.where(OutboxMessage.channel == channel)
-    return (await session.scalars(stmt)).all()
+    return await repository.list_rows(session, status=status, channel=channel, limit=limit, offset=offset)
+
+
+async def sent_on_channel(session: AsyncSession, channel: str, *, after: int, recipient: str | None, limit: int
+                          ) -> Sequence[OutboxMessage]:
+    """Messages delivered on `channel` (to `recipient`, or anyone) after outbox id `after`, oldest first, with
+    their messages: the replies a polling integration reads."""
+    return await repository.sent_on_channel(session, channel, after=after, recipient=recipient, limit=limit)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import service as audit
 from core.nlu_admin.service import check_intent_name
+from core.routing import repository
 from core.routing.models import IntentRoute
+from core.tickets import repository as ticket_repo
+from core.users import service as users
 from core.users.models import Team, User
 
 DEFAULT_TEAM = "general"
@@ -42,9 +44,7 @@ class RoutingTable:
 
 async def routing_table(session: AsyncSession) -> RoutingTable:
     """Every team with the intents routed to it by a rule, in one query (both tables stay small)."""
-    rows = (await session.execute(
-        select(Team, IntentRoute.intent).outerjoin(IntentRoute, IntentRoute.team_id == Team.id)
-    )).all()
+    rows = await repository.teams_with_rules(session)
     teams = {team.slug: team for team, _ in rows}
     rules = {intent: team for team, intent in rows if intent is not None}
     return RoutingTable(teams_by_slug=teams, rules=rules)
@@ -60,10 +60,17 @@ async def list_routes(session: AsyncSession) -> dict[str, str]:
     return routes
 
 
+async def known_intents(session: AsyncSession) -> list[str]:
+    """Intents an agent can pick when correcting the bot: routed ones, trained ones and those the bot produced."""
+    seen = await ticket_repo.intents_seen(session)
+    trained = await repository.trained_intent_names(session)
+    return sorted(set(await list_routes(session)) | {i for i in seen if i} | set(trained))
+
+
 async def set_route(session: AsyncSession, intent: str, team: Team, actor: User | None) -> IntentRoute:
     """Send tickets of `intent` to `team` from now on."""
     check_intent_name(intent)
-    route = (await session.scalars(select(IntentRoute).where(IntentRoute.intent == intent))).first()
+    route = await repository.get_rule(session, intent)
     if route is None:
         route = IntentRoute(intent=intent, team_id=team.id)
         session.add(route)
@@ -72,3 +79,15 @@ async def set_route(session: AsyncSession, intent: str, team: Team, actor: User 
     await session.flush()
     audit.record(session, actor, "routing.set", "intent", intent, queue=team.slug)
     return route
+
+
+async def route_to_queue(session: AsyncSession, intent: str, queue: str, actor: User | None) -> dict[str, str]:
+    """Send tickets of `intent` to the queue with slug `queue` from now on; returns the effective routing.
+
+    Raises:
+        ValidationFailedError: not an intent name.
+        NotFoundError: no such queue.
+    """
+    check_intent_name(intent)
+    await set_route(session, intent, await users.team_by_slug(session, queue), actor)
+    return await list_routes(session)

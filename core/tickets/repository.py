@@ -7,13 +7,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, case, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from core.customers.models import ChannelIdentity, Customer
+from core.nlu_admin.models import NluSuggestion
 from core.outbox.models import OutboxMessage
-from core.tickets.models import AuthorKind, Message, Priority, Ticket, TicketStatus, parse_ticket_number
+from core.tickets.models import (
+    AuthorKind,
+    Direction,
+    Message,
+    Note,
+    Priority,
+    Ticket,
+    TicketStatus,
+    parse_ticket_number,
+)
 from core.users.models import Team
 
 OPEN_STATUSES = (TicketStatus.new, TicketStatus.bot, TicketStatus.open, TicketStatus.pending)
@@ -97,6 +107,36 @@ async def last_bot_intents(session: AsyncSession, ticket_ids: Sequence[int]) -> 
     )
     rows = (await session.execute(select(Message.ticket_id, Message.intent).where(Message.id.in_(latest)))).all()
     return {ticket_id: intent for ticket_id, intent in rows}
+
+
+async def recent_inbound_refs(session: AsyncSession, ticket_id: int, channel: str, limit: int = 20) -> list[str]:
+    """The external ids of the ticket's latest customer messages on `channel`, oldest first."""
+    rows = (await session.scalars(
+        select(Message.external_message_id).where(
+            Message.ticket_id == ticket_id, Message.direction == Direction.inbound, Message.channel == channel,
+        ).order_by(Message.id.desc()).limit(limit)
+    )).all()
+    return [r for r in reversed(rows) if r]
+
+
+async def insert_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert many messages (column values) in one statement; returns their ids in order."""
+    return list(await session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows))
+
+
+async def attachment_lists(session: AsyncSession, ticket_id: int) -> Sequence[list[dict[str, Any]] | None]:
+    """The attachment lists of every message of the ticket."""
+    return (await session.scalars(select(Message.attachments).where(Message.ticket_id == ticket_id))).all()
+
+
+async def get_message(session: AsyncSession, message_id: int) -> Message | None:
+    return await session.get(Message, message_id)
+
+
+async def move_conversation(session: AsyncSession, source_id: int, target_id: int) -> None:
+    """Move every message and note of one ticket to another (a merge)."""
+    await session.execute(update(Message).where(Message.ticket_id == source_id).values(ticket_id=target_id))
+    await session.execute(update(Note).where(Note.ticket_id == source_id).values(ticket_id=target_id))
 
 
 async def get_message_by_external_id(session: AsyncSession, channel: str, external_id: str) -> Message | None:
@@ -185,3 +225,48 @@ async def change_marker(session: AsyncSession) -> tuple[int, int]:
     latest_message = await session.scalar(select(func.max(Message.id)))
     latest_audit = await session.scalar(select(func.max(AuditEntry.id)))
     return int(latest_message or 0), int(latest_audit or 0)
+
+
+async def count_views(session: AsyncSession, statuses: Collection[TicketStatus], done: Collection[TicketStatus],
+                      user_id: int, team_id: int | None) -> tuple[int, int, int, int, int]:
+    """In one query, unmerged tickets: active (in `statuses`) and the user's, active and unassigned, active in the
+    team (all active without a team), all active, and done."""
+    active = Ticket.status.in_(list(statuses))
+
+    def count_if(cond: Any) -> Any:
+        return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+    stmt = select(
+        count_if(and_(active, Ticket.assignee_id == user_id)),
+        count_if(and_(active, Ticket.assignee_id.is_(None))),
+        count_if(and_(active, Ticket.team_id == team_id) if team_id is not None else active),
+        count_if(active),
+        count_if(Ticket.status.in_(list(done))),
+    ).where(Ticket.merged_into_id.is_(None))
+    mine, unassigned, queue, all_active, finished = (await session.execute(stmt)).one()
+    return int(mine), int(unassigned), int(queue), int(all_active), int(finished)
+
+
+async def channels_in_use(session: AsyncSession) -> list[str]:
+    return sorted((await session.scalars(select(Ticket.channel).distinct())).all())
+
+
+async def others_of_customer(session: AsyncSession, customer_id: int, ticket_id: int, limit: int
+                             ) -> Sequence[Ticket]:
+    """The customer's other unmerged tickets, newest first."""
+    return (await session.scalars(
+        select(Ticket).where(Ticket.customer_id == customer_id, Ticket.id != ticket_id,
+                             Ticket.merged_into_id.is_(None))
+        .order_by(Ticket.id.desc()).limit(limit)
+    )).all()
+
+
+async def intents_seen(session: AsyncSession) -> Sequence[str | None]:
+    """Every intent some message carries."""
+    return (await session.scalars(select(Message.intent).where(Message.intent.is_not(None)).distinct())).all()
+
+
+async def suggestions_for_messages(session: AsyncSession, message_ids: Sequence[int]) -> Sequence[NluSuggestion]:
+    """The intents agents suggested for these messages, oldest first."""
+    return (await session.scalars(select(NluSuggestion).where(NluSuggestion.message_id.in_(list(message_ids)))
+                                  .order_by(NluSuggestion.id))).all()

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.attachments import service as attachment_service
@@ -17,7 +16,9 @@ from core.audit import service as audit
 from core.db.base import utcnow
 from core.errors import ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
 from core.events import MessageAdded, MessageContent, TicketChanged, Topic, emit
+from core.nlu_admin.models import NluSuggestion
 from core.outbox import service as outbox_service
+from core.outbox.models import OutboxMessage
 from core.tickets import repository
 from core.tickets.models import (
     AuthorKind,
@@ -29,6 +30,7 @@ from core.tickets.models import (
     TicketStatus,
     parse_ticket_ref,
 )
+from core.tickets.repository import TicketFilter
 from core.users.models import Role, Team, User
 
 ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
@@ -41,6 +43,65 @@ ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     TicketStatus.resolved: frozenset({TicketStatus.open, TicketStatus.closed}),
     TicketStatus.closed: frozenset(),
 }
+
+
+ACTIVE_STATUSES = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
+DONE_STATUSES = (TicketStatus.resolved, TicketStatus.closed)
+INBOX_VIEWS = ("mine", "unassigned", "queue", "all", "done")
+
+
+def inbox_filter(view: str, user: User, *, status: Sequence[TicketStatus] = (), **extra: Any) -> TicketFilter:
+    """The TicketFilter of an inbox view, refined by the filter form's fields."""
+    statuses: Sequence[TicketStatus] = status or (DONE_STATUSES if view == "done" else ACTIVE_STATUSES)
+    kwargs: dict[str, Any] = {"status": tuple(statuses), **extra}
+    if view == "mine":
+        kwargs["assignee_id"] = user.id
+    elif view == "unassigned":
+        kwargs["unassigned"] = True
+    elif view == "queue" and user.team is not None and not kwargs.get("team_slug"):
+        kwargs["team_slug"] = user.team.slug
+    return TicketFilter(**kwargs)
+
+
+async def search(session: AsyncSession, flt: TicketFilter, *, limit: int, offset: int, sort: str = "waiting"
+                 ) -> tuple[Sequence[Ticket], int]:
+    """One page of the tickets `flt` selects (sort: "waiting", "newest" or "updated") and how many there are."""
+    return await repository.list_tickets(session, flt, limit=limit, offset=offset, sort=sort)
+
+
+async def conversation(session: AsyncSession, ticket_id: int) -> tuple[Ticket, dict[int, OutboxMessage]]:
+    """The ticket with its messages and notes, and the delivery (outbox row) of each outbound message by id."""
+    ticket = await repository.get_with_conversation(session, ticket_id)
+    if ticket is None:
+        raise NotFoundError(f"ticket {ticket_id} not found")
+    return ticket, {o.message_id: o for o in await repository.outbox_for_ticket(session, ticket_id)}
+
+
+async def inbox_counts(session: AsyncSession, user: User) -> dict[str, int]:
+    """How many tickets each inbox view (INBOX_VIEWS) holds for this user, in one query."""
+    counts = await repository.count_views(session, ACTIVE_STATUSES, DONE_STATUSES, user.id, user.team_id)
+    return dict(zip(INBOX_VIEWS, counts, strict=True))
+
+
+async def channels_in_use(session: AsyncSession) -> list[str]:
+    """The channels tickets have come from (the inbox's filter)."""
+    return await repository.channels_in_use(session)
+
+
+async def message_on_ticket(session: AsyncSession, ticket_id: int, message_id: int) -> Message:
+    """A message of this ticket; NotFoundError for another ticket's message too."""
+    message = await repository.get_message(session, message_id)
+    if message is None or message.ticket_id != ticket_id:
+        raise NotFoundError(f"message {message_id} not found on this ticket")
+    return message
+
+
+async def suggestions_for(session: AsyncSession, message_ids: Sequence[int]) -> dict[int, NluSuggestion]:
+    """The latest suggested intent per message (an agent's correction, as the admins see it)."""
+    if not message_ids:
+        return {}
+    rows = await repository.suggestions_for_messages(session, message_ids)
+    return {s.message_id: s for s in rows if s.message_id is not None}
 
 
 def ticket_id_from_ref(ref: str) -> int:
@@ -189,13 +250,7 @@ async def add_outbound(
         message.in_reply_to = in_reply_to
     session.add(message)
     if reply_refs is None:
-        last_inbound = (await session.scalars(
-            select(Message.external_message_id).where(
-                Message.ticket_id == ticket.id, Message.direction == Direction.inbound,
-                Message.channel == ticket.channel,
-            ).order_by(Message.id.desc()).limit(20)
-        )).all()
-        reply_refs = [r for r in reversed(last_inbound) if r]
+        reply_refs = await repository.recent_inbound_refs(session, ticket.id, ticket.channel)
     payload = outbox_payload(ticket, reply_refs, language, quick_replies)
     outbox_service.enqueue(session, ticket, message, ticket.identity.external_id, payload)
     # Built after the commit (the message has its id then), from what the ticket holds now.
@@ -241,14 +296,12 @@ async def add_bot_replies(session: AsyncSession, replies: Sequence[BotReply]) ->
     for r in replies:
         if r.ticket.identity is None:
             raise ConflictError(f"ticket {r.ticket.number} has no channel identity to answer")
-    ids = list(await session.scalars(
-        insert(Message).returning(Message.id, sort_by_parameter_order=True),
-        [{"ticket_id": r.ticket.id, "direction": Direction.outbound, "author_kind": AuthorKind.bot,
-          "author_user_id": None, "channel": r.ticket.channel, "external_message_id": None, "text": r.text,
-          "html": None, "attachments": [], "intent": r.intent, "confidence": None, "language": r.language,
-          "entities": [], "extra": {}, "in_reply_to_id": r.in_reply_to_id, "created_at": now}
-         for r in replies],
-    ))
+    ids = await repository.insert_messages(session, [
+        {"ticket_id": r.ticket.id, "direction": Direction.outbound, "author_kind": AuthorKind.bot,
+         "author_user_id": None, "channel": r.ticket.channel, "external_message_id": None, "text": r.text,
+         "html": None, "attachments": [], "intent": r.intent, "confidence": None, "language": r.language,
+         "entities": [], "extra": {}, "in_reply_to_id": r.in_reply_to_id, "created_at": now}
+        for r in replies])
     await outbox_service.enqueue_many(session, [
         (r.ticket, message_id, r.ticket.identity.external_id if r.ticket.identity else "",
          outbox_payload(r.ticket, r.reply_refs, r.language, r.quick_replies))
@@ -264,7 +317,7 @@ UPLOADS_PREFIX = attachment_service.UPLOADS + "/"
 
 
 async def _ticket_attachment_keys(session: AsyncSession, ticket_id: int) -> set[str]:
-    rows = (await session.scalars(select(Message.attachments).where(Message.ticket_id == ticket_id))).all()
+    rows = await repository.attachment_lists(session, ticket_id)
     return {str(a["storage_key"]) for items in rows for a in (items or []) if a.get("storage_key")}
 
 
@@ -330,8 +383,7 @@ async def merge(session: AsyncSession, source: Ticket, target: Ticket, actor: Us
                             source_customer=source.customer_id, target_customer=target.customer_id)
     for t in (source, target):
         _ensure_workable(t)
-    await session.execute(update(Message).where(Message.ticket_id == source.id).values(ticket_id=target.id))
-    await session.execute(update(Note).where(Note.ticket_id == source.id).values(ticket_id=target.id))
+    await repository.move_conversation(session, source.id, target.id)
     source.merged_into_id = target.id
     transition(source, TicketStatus.closed)
     if source.created_at < target.created_at:

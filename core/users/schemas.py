@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from core.users.models import Role
 
@@ -41,6 +41,27 @@ class UserCreate(BaseModel):
     language: str = Field(default="en", pattern="^(en|ru)$")
     queue: str | None = None
     capacity: StrictInt = Field(default=10, ge=0, le=1000)
+
+
+class UserUpdate(BaseModel):
+    """Fields left out, or null, stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    role: Role | None = None
+    language: str | None = Field(default=None, pattern="^(en|ru)$")
+    queue: str | None = None  # a queue's slug; "" takes the user out of every queue (as in UserCreate)
+    capacity: StrictInt | None = Field(default=None, ge=0, le=1000)
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str | None) -> str | None:
+        # Both front ends store the name trimmed; one of spaces only would show as an empty cell.
+        if value is not None and not value.strip():
+            raise ValueError("a name is 1 to 200 characters, not only spaces")
+        return value.strip() if value is not None else None
 
 
 class TeamRead(BaseModel):

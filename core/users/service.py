@@ -9,14 +9,14 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
 from core.audit import service as audit
 from core.db.base import utcnow
-from core.errors import AuthenticationError, ConflictError, NotFoundError
+from core.errors import AuthenticationError, ConflictError, NotFoundError, ValidationFailedError
+from core.users import repository
 from core.users.models import ApiToken, Role, Team, User
+from core.users.schemas import UserCreate, UserUpdate
 
 _hasher = PasswordHasher()
 # A real hash to verify against when the user does not exist, so timing does not reveal which emails exist.
@@ -32,19 +32,39 @@ def _token_hash(token: str) -> str:
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
-    stmt = select(User).where(User.email == email.strip().lower()).options(joinedload(User.team))
-    return (await session.scalars(stmt)).first()
+    return await repository.get_by_email(session, email.strip().lower())
 
 
 async def get(session: AsyncSession, user_id: int) -> User:
-    user = (await session.scalars(select(User).where(User.id == user_id).options(joinedload(User.team)))).first()
+    user = await repository.get(session, user_id)
     if user is None:
         raise NotFoundError(f"user {user_id} not found")
     return user
 
 
 async def list_users(session: AsyncSession) -> Sequence[User]:
-    return (await session.scalars(select(User).options(joinedload(User.team)).order_by(User.id))).all()
+    return await repository.list_all(session)
+
+
+async def count_users(session: AsyncSession) -> int:
+    return await repository.count(session)
+
+
+async def users_by_id(session: AsyncSession, ids: set[int]) -> dict[int, User]:
+    """The users with these ids (unknown ids are absent), in one query."""
+    return await repository.by_ids(session, ids)
+
+
+async def assignable_users(session: AsyncSession) -> Sequence[User]:
+    """Everyone a ticket can be given to: the active users, by name."""
+    return await repository.list_active(session)
+
+
+async def team_by_slug(session: AsyncSession, slug: str) -> Team:
+    team = await repository.get_team_by_slug(session, slug)
+    if team is None:
+        raise NotFoundError(f"queue {slug!r} not found")
+    return team
 
 
 async def create(
@@ -60,6 +80,50 @@ async def create(
     session.add(user)
     await session.flush()
     audit.record(session, actor, "user.create", "user", user.id, email=email, role=role.value)
+    return user
+
+
+async def create_user(session: AsyncSession, body: UserCreate, actor: User | None) -> User:
+    """An admin adds a user, in the queue `body.queue` names (none when it is empty)."""
+    team = await team_by_slug(session, body.queue) if body.queue else None
+    return await create(session, email=body.email, name=body.name, password=body.password, role=body.role,
+                        language=body.language, team=team, capacity=body.capacity, actor=actor)
+
+
+async def update(session: AsyncSession, user: User, body: UserUpdate, actor: User) -> User:
+    """An admin changes a user: the fields `body` leaves out or null stay as they are.
+
+    Args:
+        user: the user to change, loaded with its team (`get`).
+        body: the changes; `queue=""` takes the user out of every queue.
+        actor: the admin; the change is audited as `user.update` with the fields that changed.
+
+    Raises:
+        ValidationFailedError: the actor would demote or deactivate themselves (the last admin could lock
+            everybody out of the admin pages).
+        NotFoundError: the queue does not exist.
+    """
+    if user.id == actor.id and (
+            (body.role is not None and body.role != Role.admin) or body.is_active is False):
+        raise ValidationFailedError("you cannot demote or deactivate yourself")
+    changed: dict[str, str] = {}
+    fields = body.model_dump(exclude_none=True, include={"name", "role", "language", "capacity", "is_active"})
+    for key, value in fields.items():
+        if getattr(user, key) != value:
+            changed[key] = str(value)
+            setattr(user, key, value)
+    if body.queue is not None:
+        team = await team_by_slug(session, body.queue) if body.queue else None
+        if user.team_id != (team.id if team else None):
+            changed["queue"] = team.slug if team else ""
+        user.team_id = team.id if team else None
+        user.team = team
+    if body.password is not None:
+        user.password_hash = hash_password(body.password)
+        changed["password_changed"] = "yes"  # noqa: S105  (an audit flag, not a secret)
+    if changed:
+        audit.record(session, actor, "user.update", "user", user.id, **changed)
+    await session.flush()
     return user
 
 
@@ -85,13 +149,7 @@ async def issue_token(session: AsyncSession, user: User, ttl: timedelta) -> str:
 
 
 async def user_for_token(session: AsyncSession, token: str) -> User | None:
-    stmt = (
-        select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == _token_hash(token), ApiToken.expires_at > utcnow(), User.is_active.is_(True))
-        .options(joinedload(User.team))
-    )
-    return (await session.scalars(stmt)).first()
+    return await repository.user_for_token_hash(session, _token_hash(token), utcnow())
 
 
 def touch(user: User, every: timedelta = timedelta(minutes=1)) -> None:
@@ -102,15 +160,15 @@ def touch(user: User, every: timedelta = timedelta(minutes=1)) -> None:
 
 
 async def revoke_token(session: AsyncSession, token: str) -> None:
-    await session.execute(delete(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    await repository.delete_token(session, _token_hash(token))
 
 
 async def list_teams(session: AsyncSession) -> Sequence[Team]:
-    return (await session.scalars(select(Team).order_by(Team.id))).all()
+    return await repository.list_teams(session)
 
 
 async def create_team(session: AsyncSession, slug: str, name: str, actor: User | None) -> Team:
-    if (await session.scalars(select(Team).where(Team.slug == slug))).first() is not None:
+    if await repository.get_team_by_slug(session, slug) is not None:
         raise ConflictError(f"queue {slug!r} already exists")
     team = Team(slug=slug, name=name, created_at=utcnow())
     session.add(team)

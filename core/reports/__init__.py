@@ -1,0 +1,1 @@
+"""Aggregates for supervisors: the team board today, the KPI reports next."""
