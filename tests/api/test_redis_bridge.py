@@ -165,9 +165,18 @@ async def test_a_killed_redis_comes_back_without_a_restart(private_redis: Privat
             assert bridge.state == "down"
             bus.publish("messages", {"during": "outage"})
             await private_redis.start()
-            # Subscribed again (catch up), and up once the publisher has sent what it kept.
-            got = await drain(events, lambda e: e == (BRIDGE_TOPIC, {"state": "up"}))
+            # Subscribed again (catch up), and up once the publisher has sent what it kept. The two connections
+            # come back in either order, so "up" may come before or after the resync: wait for both.
+            seen: list[tuple[str, dict[str, object]]] = []
+
+            def both(event: tuple[str, dict[str, object]]) -> bool:
+                seen.append(event)
+                return {(BRIDGE_TOPIC, "up"), (RESYNC_TOPIC, "reconnected")} <= {
+                    (t, str(p.get("state", p.get("reason")))) for t, p in seen}
+
+            got = await drain(events, both)
             assert (RESYNC_TOPIC, {"reason": "reconnected"}) in got
+            assert (BRIDGE_TOPIC, {"state": "up"}) in got
             await wait_for(lambda: bridge.state == "connected" and bridge.published == 1)
             assert bridge.reconnects == 1
     finally:
