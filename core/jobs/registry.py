@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, Literal
@@ -110,7 +110,7 @@ class JobRegistry:
             report[name] = entry
         return report
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[JobHealth]:
         return iter([runner.health for _, runner in sorted(self._runners.items())])
 
 
