@@ -227,6 +227,7 @@ class _Runner:
             if outcome == "failed":
                 continue  # _failed set next_run and the state
             if outcome == "standby":
+                health.failures = 0  # nothing is wrong: another instance runs it
                 health.next_run = now + timedelta(seconds=job.standby_seconds)
                 self._set("standby")
                 continue
@@ -295,6 +296,7 @@ class _Runner:
                 await self._pause(delay, wakeable=False)
                 continue
             if standby:
+                health.failures = 0  # nothing is wrong: another instance runs it
                 health.next_run = self.clock.now() + timedelta(seconds=job.standby_seconds)
                 self._set("standby")
                 await self._pause(job.standby_seconds, wakeable=True)
