@@ -46,6 +46,7 @@ from core.db.session import create_engine, create_sessionmaker
 from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
 from core.jobs import Job, JobContext, JobRegistry
+from core.jobs.tasks import DueTaskRunner
 from core.outbox.dispatcher import OutboxDispatcher
 from nlu.data import load_training_data
 from nlu.protocol import IntentEngine
@@ -136,6 +137,9 @@ def create_app(
             jobs.start(dispatcher.job())
             jobs.start(sweep_job(sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
                                  timedelta(hours=settings.upload_sweep_hours)))
+            state.due_tasks = DueTaskRunner(sessionmaker, state.task_handlers, clock=jobs_clock, bus=bus,
+                                            runner_id=instance_id)
+            jobs.start(state.due_tasks.job(settings.due_tasks_poll_seconds))
         if freeze_heap:
             gc.collect()
             gc.freeze()

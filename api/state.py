@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -15,6 +15,7 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.events import EventBus
 from core.ingest.service import IngestService
 from core.jobs import JobRegistry
+from core.jobs.tasks import DueTaskRunner, TaskHandlers
 from core.outbox.dispatcher import OutboxDispatcher
 from nlu.protocol import IntentEngine, TrainingData
 
@@ -55,4 +56,7 @@ class AppState:
     nlu_extras: TrainingData | None = None
     redis: RedisEventBridge | None = None
     live: LiveCatchUp | None = None
+    # Due work (core.jobs.tasks): features register the handler of their task kinds here; the runner fires them.
+    task_handlers: TaskHandlers = field(default_factory=TaskHandlers)
+    due_tasks: DueTaskRunner | None = None
     freeze_heap: bool = False  # objects alive after start-up are frozen out of the collector (see create_app)

@@ -49,6 +49,15 @@ async def get(session: AsyncSession, kind: str, key: str) -> ScheduledTask | Non
         select(ScheduledTask).where(ScheduledTask.kind == kind, ScheduledTask.key == key))).one_or_none()
 
 
+async def any_due(session: AsyncSession, now: datetime) -> bool:
+    """Whether a claim would find anything (a read: an idle runner takes no write lock)."""
+    return (await session.scalar(
+        select(ScheduledTask.id)
+        .where(ScheduledTask.state == TaskState.pending, ScheduledTask.due_at <= now,
+               or_(ScheduledTask.lease_until.is_(None), ScheduledTask.lease_until <= now))
+        .limit(1))) is not None
+
+
 async def claim_due(session: AsyncSession, runner: str, now: datetime, limit: int,
                     lease_seconds: float) -> list[int]:
     """Claim up to `limit` due tasks for `runner`: pending, due, and not claimed by a runner whose lease still

@@ -109,9 +109,12 @@ class DueTaskRunner:
 
     async def run_once(self) -> int:
         """Claim one batch of due tasks and fire them one by one; returns how many were claimed."""
+        now = self.clock.now()
+        async with self.sessionmaker() as session:
+            if not await repository.any_due(session, now):
+                return 0
         async with self.sessionmaker() as session, session.begin():
-            claimed = await repository.claim_due(session, self.runner_id, self.clock.now(), self.batch_size,
-                                                 self.lease_seconds)
+            claimed = await repository.claim_due(session, self.runner_id, now, self.batch_size, self.lease_seconds)
         for task_id in claimed:
             await self.fire(task_id)
         return len(claimed)
