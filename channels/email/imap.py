@@ -146,9 +146,7 @@ class MailboxWorker:
 
     def _job_changed(self, job: JobHealth) -> None:
         if job.state == "backing_off" and job.last_error:
-            self._set("error", error=job.last_error[:300], reconnect_attempt=job.failures)
-            log.warning("mailbox failed; reconnecting", extra={"mailbox": self.mailbox.name,
-                                                               "error": job.last_error[:300]})
+            self._set("error", error=job.last_error[:300], reconnect_attempt=job.failures)  # the registry logs it
         elif job.state == "standby":
             if self.health.state != "standby":
                 log.info("mailbox read by another instance; standing by", extra={"mailbox": self.mailbox.name})

@@ -241,8 +241,7 @@ class TelegramChannel:
             self.health.state = "standby"
         elif job.state == "backing_off" and job.last_error:
             # The lease was lost, the database or Telegram is down: tried again after the backoff, never given up.
-            self.health.error(f"polling failed: {job.last_error}"[:300])
-            log.warning("telegram polling failed; retrying", extra={"error": job.last_error[:200]})
+            self.health.error(f"polling failed: {job.last_error}"[:300])  # the registry logs it
 
     async def _configure_delivery(self) -> None:
         if self._application is None:

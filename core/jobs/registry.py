@@ -213,16 +213,21 @@ class _Runner:
         job, health = self.job, self.health
         health.next_run = job.schedule.first_run(self.clock.now())
         self._set("running")
+        again = False
         while not self.stopping:
-            wait = (health.next_run - self.clock.now()).total_seconds() if health.next_run else 0.0
-            await self._pause(wait, wakeable=health.state != "backing_off")
-            if self.stopping:
-                break
-            if self.wake.is_set():
-                self.wake.clear()  # a wake during the tick is kept: the next wait ends at once
-                if job.gather_seconds > 0:
-                    await self.clock.sleep(job.gather_seconds)
+            if again:
+                await asyncio.sleep(0)  # more is waiting: straight on, no gathering pause
+            else:
+                wait = (health.next_run - self.clock.now()).total_seconds() if health.next_run else 0.0
+                await self._pause(wait, wakeable=health.state != "backing_off")
+                if self.stopping:
+                    break
+                if self.wake.is_set():
+                    self.wake.clear()  # a wake that arrives during the tick is kept: the next wait ends at once
+                    if job.gather_seconds > 0:
+                        await self.clock.sleep(job.gather_seconds)
             outcome = await self._tick()
+            again = outcome == "more"
             now = self.clock.now()
             if outcome == "failed":
                 continue  # _failed set next_run and the state
