@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.attachments.store import AttachmentStore
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db.base import utcnow
-from core.db.lease import Lease, exclusive
 from core.events import EventBus
 from core.ingest.service import IngestService
 from core.jobs import JobRegistry
@@ -130,10 +128,3 @@ class ChannelContext:
             bind = self.sessionmaker.kw.get("bind")
             object.__setattr__(self, "jobs", JobRegistry(
                 self.clock, engine=bind if isinstance(bind, AsyncEngine) else None, bus=self.bus))
-
-    def lease(self, name: str) -> AbstractAsyncContextManager[Lease]:
-        """An exclusive lease across processes and instances (core.db.lease): one reader per mailbox or bot."""
-        bind = self.sessionmaker.kw.get("bind")
-        if not isinstance(bind, AsyncEngine):
-            raise RuntimeError("the channel context's sessionmaker is not bound to an engine")
-        return exclusive(bind, name)
