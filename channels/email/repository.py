@@ -50,7 +50,7 @@ async def save_checkpoint(session: AsyncSession, mailbox: str, uidvalidity: int,
     if current is not None and current[0] == uidvalidity and current[1] >= last_uid:
         return
     await cursors.put(session, CURSOR_CHANNEL, mailbox,
-                      json.dumps({"uidvalidity": uidvalidity, "last_uid": last_uid}), utcnow())
+                      json.dumps({"uidvalidity": uidvalidity, "last_uid": last_uid}), utcnow(), current=row)
 
 
 async def mailbox_of(session: AsyncSession, channel: str, external_ids: Sequence[str]) -> str | None:

@@ -19,12 +19,13 @@ async def get_for_update(session: AsyncSession, channel: str, name: str) -> Chan
     return await session.get(ChannelCursor, (channel, name), with_for_update=True)
 
 
-async def put(session: AsyncSession, channel: str, name: str, value: str, now: datetime) -> None:
-    """Set the cursor (the caller decides whether the new value is ahead of the old one)."""
-    row = await get_for_update(session, channel, name)
+async def put(session: AsyncSession, channel: str, name: str, value: str, now: datetime,
+              current: ChannelCursor | None = None) -> None:
+    """Set the cursor (the caller decides whether the new value is ahead of the old one; a caller that read the
+    row for update already passes it as `current`)."""
+    row = current if current is not None else await get_for_update(session, channel, name)
     if row is None:
         session.add(ChannelCursor(channel=channel, name=name, value=value, updated_at=now))
-        await session.flush()
         return
     row.value = value
     row.updated_at = now
