@@ -40,11 +40,13 @@ from api.state import AppState, EngineHolder
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.registry import build_channels
 from core.attachments.store import open_store
-from core.attachments.sweep import sweep_forever
+from core.attachments.sweep import sweep_job
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db.session import create_engine, create_sessionmaker
 from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
+from core.jobs import Job, JobContext, JobRegistry
+from core.jobs.tasks import DueTaskRunner
 from core.outbox.dispatcher import OutboxDispatcher
 from nlu.data import load_training_data
 from nlu.protocol import IntentEngine
@@ -64,12 +66,14 @@ def create_app(
     configure_logs: bool = True,
     freeze_heap: bool = False,
     clock: Clock = SYSTEM_CLOCK,
+    jobs_clock: Clock = SYSTEM_CLOCK,
 ) -> FastAPI:
     """Build the app; tests pass their own settings, engine and channels.
 
     `freeze_heap` (the server process): once started, everything alive (modules, the NLU model) is moved out
     of the garbage collector's sight, so its full passes stop costing ~90 ms pauses in the middle of requests.
-    `clock` is where sign-in throttling and rate limits read the time (tests pass one they move).
+    `clock` is where sign-in throttling and rate limits read the time (tests pass one they move); `jobs_clock`
+    is the one the background jobs wait on.
     """
     settings = settings or get_settings()
 
@@ -80,6 +84,7 @@ def create_app(
         db_engine = create_engine(settings.database_url)
         sessionmaker = create_sessionmaker(db_engine)
         bus = EventBus()
+        jobs = JobRegistry(jobs_clock, engine=db_engine, bus=bus)
         holder = EngineHolder(nlu_engine or await build_nlu_engine(settings))
         extras = await asyncio.to_thread(load_training_data)
         catalog = ResponseCatalog()
@@ -89,7 +94,7 @@ def create_app(
         ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or catalog.lookup)
         files = await asyncio.to_thread(open_store, settings.attachments_root, Path(settings.data_dir))
         ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir),
-                             files=files, clock=clock)
+                             files=files, clock=clock, jobs=jobs)
         registry = ChannelRegistry()
         for adapter in channels(ctx) if channels is not None else build_channels(settings.channels, ctx):
             registry.register(adapter)
@@ -101,7 +106,7 @@ def create_app(
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
                          model_sync=model_sync, instance_id=instance_id, files=files, nlu_extras=extras,
-                         limits=Limits.build(settings, clock), clock=clock)
+                         limits=Limits.build(settings, clock), clock=clock, jobs=jobs)
         app.state.switchboard = state
         metrics.track(state)
         for adapter in registry:
@@ -116,19 +121,25 @@ def create_app(
                                    max_backoff=settings.redis_reconnect_max_seconds)
                   if settings.redis_url else None)
         if bridge is not None:
-            state.live = LiveCatchUp(sessionmaker, bus, settings.live_poll_seconds)
-            state.tasks["live-catch-up"] = asyncio.create_task(state.live.run(), name="live-catch-up")
+            state.live = live = LiveCatchUp(sessionmaker, bus, settings.live_poll_seconds)
+            jobs.start(live.job())
             await bridge.start()
             state.redis = bridge
         # The first check runs before requests are served: an instance (re)started after a switch parses with
         # the active version from its first message.
         await model_sync.check()
-        state.tasks["nlu-model-sync"] = asyncio.create_task(model_sync.run(), name="nlu-model-sync")
+
+        async def follow_model(ctx: JobContext) -> None:
+            await model_sync.run()
+
+        jobs.start(Job("nlu-model-sync", body=follow_model))
         if settings.workers_enabled:
-            state.tasks["outbox"] = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
-            state.tasks["uploads-sweep"] = asyncio.create_task(sweep_forever(
-                sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
-                timedelta(hours=settings.upload_sweep_hours)), name="uploads-sweep")
+            jobs.start(dispatcher.job())
+            jobs.start(sweep_job(sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
+                                 timedelta(hours=settings.upload_sweep_hours)))
+            state.due_tasks = DueTaskRunner(sessionmaker, state.task_handlers, clock=jobs_clock, bus=bus,
+                                            runner_id=instance_id)
+            jobs.start(state.due_tasks.job(settings.due_tasks_poll_seconds))
         if freeze_heap:
             gc.collect()
             gc.freeze()
@@ -141,11 +152,7 @@ def create_app(
             await trainer.stop()
             if bridge is not None:
                 await bridge.stop()
-            for task in state.tasks.values():
-                task.cancel()
-            for task in state.tasks.values():
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await jobs.stop(deadline=settings.jobs_stop_seconds)
             await model_sync.forget()
             for adapter in registry:
                 with contextlib.suppress(Exception):

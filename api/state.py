@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,8 @@ from core.attachments.store import AttachmentStore
 from core.clock import SYSTEM_CLOCK, Clock
 from core.events import EventBus
 from core.ingest.service import IngestService
+from core.jobs import JobRegistry
+from core.jobs.tasks import DueTaskRunner, TaskHandlers
 from core.outbox.dispatcher import OutboxDispatcher
 from nlu.protocol import IntentEngine, TrainingData
 
@@ -50,9 +51,12 @@ class AppState:
     model_sync: ModelSync
     instance_id: str  # this server process among the instances (bridge, model reports)
     files: AttachmentStore
+    jobs: JobRegistry  # every background job of this process: /health and /metrics read it
     clock: Clock = SYSTEM_CLOCK
     nlu_extras: TrainingData | None = None
     redis: RedisEventBridge | None = None
     live: LiveCatchUp | None = None
-    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # Due work (core.jobs.tasks): features register the handler of their task kinds here; the runner fires them.
+    task_handlers: TaskHandlers = field(default_factory=TaskHandlers)
+    due_tasks: DueTaskRunner | None = None
     freeze_heap: bool = False  # objects alive after start-up are frozen out of the collector (see create_app)

@@ -31,7 +31,7 @@ from api.settings import Settings  # noqa: E402
 from bench.ingest import admin_sql, private_database  # noqa: E402
 from channels.config import ChannelsSettings  # noqa: E402
 from channels.email.adapter import EmailChannel  # noqa: E402
-from channels.email.models import EmailCheckpoint  # noqa: E402
+from channels.email.repository import get_checkpoint  # noqa: E402
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings  # noqa: E402
 from core.attachments.store import AttachmentStore  # noqa: E402
 from core.config import CoreSettings  # noqa: E402
@@ -92,7 +92,7 @@ async def run_backend(name: str, url: str, dovecot: Dovecot, user: str, count: i
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
         async with state.sessionmaker() as session:
-            checkpoint = await session.get(EmailCheckpoint, user)
+            checkpoint = await get_checkpoint(session, user)
             if checkpoint is None or checkpoint.last_uid < count:
                 raise RuntimeError("checkpoint not persisted")
             stored = await session.scalar(select(func.count()).select_from(Message).where(

@@ -3,8 +3,10 @@
 from core.audit.models import AuditEntry
 from core.auth.models import LoginThrottle
 from core.canned.models import CannedResponse
+from core.cursors.models import ChannelCursor
 from core.customers.models import ChannelIdentity, Customer
 from core.db.base import Base
+from core.jobs.models import ScheduledTask, TaskState
 from core.nlu_admin.models import (
     NluActiveModel,
     NluExample,
@@ -27,6 +29,7 @@ __all__ = [
     "AuthorKind",
     "Base",
     "CannedResponse",
+    "ChannelCursor",
     "ChannelIdentity",
     "Customer",
     "Direction",
@@ -48,6 +51,8 @@ __all__ = [
     "Priority",
     "QuarantinedPayload",
     "Role",
+    "ScheduledTask",
+    "TaskState",
     "Team",
     "Ticket",
     "TicketStatus",

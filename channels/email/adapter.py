@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import mimetypes
 import re
@@ -40,12 +39,12 @@ class EmailChannel:
         self.health = ChannelHealth()
         self.workers = {m.name: MailboxWorker(m, settings, ctx, self._refresh_health) for m in settings.mailboxes}
         self.smtp_health = ChannelHealth(state="connected")
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._running = False
 
     def _refresh_health(self) -> None:
         states = [w.health.state for w in self.workers.values()]
         if not states:
-            self.health.state = "connected" if self._tasks is not None else "stopped"
+            self.health.state = "connected" if self._running else "stopped"
         elif all(s == "connected" for s in states):
             self.health.state = "connected"
         elif all(s in ("connected", "standby") for s in states):
@@ -67,21 +66,19 @@ class EmailChannel:
         self.health.details["smtp"] = self.smtp_health.as_dict()
 
     async def start(self) -> None:
-        for name, worker in self.workers.items():
-            if name not in self._tasks:
+        """Each mailbox is a job of its own on the app's registry: its failures stay its own."""
+        if not self._running:
+            self._running = True
+            for worker in self.workers.values():
                 worker.stopping = False
-                self._tasks[name] = asyncio.create_task(worker.run(), name=f"email:{name}")
+                self.ctx.jobs.start(worker.job())
         self._refresh_health()
 
     async def stop(self) -> None:
         for worker in self.workers.values():
             worker.stopping = True
-        tasks, self._tasks = list(self._tasks.values()), {}
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self._running = False
+        await self.ctx.jobs.stop([w.job_name for w in self.workers.values()])
         for worker in self.workers.values():
             worker.health.state = "stopped"
         self._refresh_health()

@@ -1,4 +1,5 @@
-"""One mailbox: connect, backfill everything past the checkpoint, then IDLE (or poll), reconnecting with backoff.
+"""One mailbox: connect, backfill everything past the checkpoint, then IDLE (or poll); a job on the registry, which
+reconnects it with the jobs' backoff and keeps it on one instance (a lease).
 
 The checkpoint (last UID under one UIDVALIDITY) advances only after the messages up to it are committed by
 the ingest pipeline; a crash before that means a redelivery, which the idempotent ingest turns into a no-op.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import re
 import ssl
 from collections.abc import Callable, Sequence
@@ -26,8 +26,8 @@ from channels.email.inbound import CHANNEL, parse_to_inbound
 from channels.email.parser import UnparseableEmail, clean_text
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings
 from core.db.base import utcnow
-from core.db.lease import Lease
 from core.ingest.schemas import InboundMessage
+from core.jobs import Backoff, Job, JobContext, JobHealth
 
 log = logging.getLogger(__name__)
 
@@ -130,49 +130,37 @@ class MailboxWorker:
 
     # --- the loop -----------------------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Read until cancelled; every failure is reported in health and retried with exponential backoff."""
-        delay = self.settings.reconnect_initial_seconds
-        attempt = 0
-        # `stopping` as well as cancellation: a library call that swallows a cancellation (aioimaplib waits
-        # with asyncio.wait_for inside) must not keep a stopped mailbox reconnecting.
-        while not self.stopping:
-            if self.health.state not in ("error", "standby"):
-                self._set("starting")
-            self._synced = False
-            standby = False
-            try:
-                # One reader per mailbox across workers and instances; the others stand by and take over when
-                # the reader's lease ends (it stops, crashes or loses its database connection).
-                async with self.ctx.lease(self.lease_name) as lease:
-                    if lease.held:
-                        await self._session(lease)
-                    else:
-                        standby = True
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._synced:  # it worked until now: a fresh outage starts with a short wait
-                    delay, attempt = self.settings.reconnect_initial_seconds, 0
-                attempt += 1
-                message = f"{type(exc).__name__}: {exc}"[:300]
-                self._set("error", error=message, reconnect_attempt=attempt)
-                log.warning("mailbox failed; reconnecting", extra={"mailbox": self.mailbox.name, "error": message,
-                                                                   "delay": round(delay, 2)})
-            finally:
-                await self._disconnect()
-            if self.stopping:
-                break
-            if standby:
-                if self.health.state != "standby":
-                    log.info("mailbox read by another instance; standing by", extra={"mailbox": self.mailbox.name})
-                self._set("standby")
-                delay, attempt = self.settings.reconnect_initial_seconds, 0
-                await asyncio.sleep(self.settings.standby_seconds)
-                continue
-            # Full jitter keeps many mailboxes of one server from reconnecting in lockstep.
-            await asyncio.sleep(delay / 2 + random.random() * delay / 2)  # noqa: S311
-            delay = min(delay * 2, self.settings.reconnect_max_seconds)
+    @property
+    def job_name(self) -> str:
+        return f"email:{self.mailbox.name}"
+
+    def job(self) -> Job:
+        """The reader as a job: one reader per mailbox across workers and instances (the others stand by and take
+        over when the reader's lease ends: it stops, crashes or loses its database connection); every failure is
+        reported in health and retried after the jobs' backoff."""
+        return Job(self.job_name, body=self._read, lease=self.lease_name, standby_seconds=self.settings.standby_seconds,
+                   backoff=Backoff(initial=self.settings.reconnect_initial_seconds,
+                                   maximum=max(self.settings.reconnect_initial_seconds,
+                                               self.settings.reconnect_max_seconds)),
+                   on_change=self._job_changed)
+
+    def _job_changed(self, job: JobHealth) -> None:
+        if job.state == "backing_off" and job.last_error:
+            self._set("error", error=job.last_error[:300], reconnect_attempt=job.failures)  # the registry logs it
+        elif job.state == "standby":
+            if self.health.state != "standby":
+                log.info("mailbox read by another instance; standing by", extra={"mailbox": self.mailbox.name})
+            self._set("standby")
+
+    async def _read(self, ctx: JobContext) -> None:
+        """One connection's life: connect, backfill, then IDLE (or poll) until it fails or the channel stops."""
+        if self.health.state not in ("error", "standby"):
+            self._set("starting")
+        self._synced = False
+        try:
+            await self._session(ctx)
+        finally:
+            await self._disconnect()
 
     async def _connect(self) -> aioimaplib.IMAP4:
         self._lost = False
@@ -238,11 +226,12 @@ class MailboxWorker:
         box = self.mailbox
         return f"email:imap:{box.username}@{box.host}:{box.port}/{box.folder}"
 
-    async def _session(self, lease: Lease) -> None:
+    async def _session(self, ctx: JobContext) -> None:
         client = await self._connect()
         uidvalidity, uidnext = await self._select(client)
         await self.sync(client, uidvalidity, uidnext)
         self._synced = True
+        ctx.succeeded()  # it works: a fresh outage starts again with a short wait
         idle = self.mailbox.use_idle and client.has_capability("IDLE")
         self._set("connected", mode="idle" if idle else "poll", reconnect_attempt=0)
         while not self.stopping:
@@ -255,9 +244,10 @@ class MailboxWorker:
             if not idle:
                 # NOOP lets the server report new mail and proves the connection is alive.
                 await client.noop()
-            await lease.check()  # raises LeaseLost: reconnect, which takes the lease again or stands by
+            await ctx.check_lease()  # raises LeaseLost: reconnect, which takes the lease again or stands by
             uidvalidity, uidnext = await self._select(client)
             await self.sync(client, uidvalidity, uidnext)
+            ctx.beat()
             if self.health.state != "connected":
                 self._set("connected")
 

@@ -4,8 +4,8 @@ Decisions (see also ARCHITECTURE.md):
 - Idempotency: a message is keyed `<chat id>:<message id>`, an edit `edit:<chat>:<message>:<edit date>`, a
   button press `cb:<callback query id>`; the ingest pipeline makes a redelivery a no-op. In polling mode the
   getUpdates offset moves past an update only after its ingest committed (Telegram keeps unconfirmed
-  updates, and the offset is also kept in data_dir); in webhook mode Telegram gets 200 only after the commit
-  (or after quarantining an unparseable update, so it does not resend it forever).
+  updates, and the offset is also kept in core's channel cursors); in webhook mode Telegram gets 200 only after
+  the commit (or after quarantining an unparseable update, so it does not resend it forever).
 - `/start`, a shared contact and content the bot cannot read (stickers, voice, video notes, locations...)
   are answered directly and create no ticket: they are not appeals, and tickets made of stickers are noise
   for agents. A shared contact that is the user's own links the verified phone to the customer.
@@ -45,12 +45,14 @@ from telegram.warnings import PTBUserWarning
 from channels.base import ChannelContext, ChannelHealth, PartialDelivery, PermanentSendError
 from channels.telegram.settings import TelegramChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
+from core.cursors import repository as cursors
 from core.customers import service as customer_service
-from core.db.lease import Lease
+from core.db.base import utcnow
 from core.db.outage import is_database_outage
 from core.errors import NotFoundError
 from core.i18n import language_of_tag, translator
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
+from core.jobs import Backoff, Job, JobContext, JobHealth
 from core.outbox.schemas import OutboundEnvelope, QuickReply
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 MAX_TEXT = 4096
 CSAT_PREFIX = "/csat"
+CONNECT_JOB = "telegram:connect"
+POLLING_JOB = "telegram:polling"
 
 TelegramApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -157,7 +161,6 @@ class TelegramChannel:
         self.health.details["mode"] = settings.mode
         self.ready = asyncio.Event()
         self._application: TelegramApp | None = None
-        self._runner: asyncio.Task[None] | None = None
         self._recent: OrderedDict[int, None] = OrderedDict()  # update ids already handled (fast path)
         self._offset: int | None = None
 
@@ -195,63 +198,49 @@ class TelegramChannel:
     async def start(self) -> None:
         self.health.state = "starting"
         self._application = self._build()
-        self._runner = asyncio.create_task(self._run(), name="telegram-channel")
+        self.ctx.jobs.start(Job(CONNECT_JOB, body=self._connect, backoff=self._backoff()))
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._runner
-            self._runner = None
+        await self.ctx.jobs.stop([CONNECT_JOB, POLLING_JOB])
         if self._application is not None and self.ready.is_set():
             with contextlib.suppress(Exception):
                 await self._application.shutdown()
         self.ready.clear()
         self.health.state = "stopped"
 
-    async def _run(self) -> None:
-        """Connect (getMe, webhook set-up) with backoff, then poll when in polling mode."""
+    def _backoff(self) -> Backoff:
+        return Backoff(initial=0.5, maximum=max(0.5, self.settings.retry_backoff_max_seconds))
+
+    async def _connect(self, ctx: JobContext) -> None:
+        """Connect (getMe, webhook set-up; retried by the job with backoff), then start polling in polling mode."""
         if self._application is None:
             raise RuntimeError("start() builds the application first")
-        delay = 0.5
-        while not self.ready.is_set():
-            try:
-                await self._application.initialize()
-                await self._configure_delivery()
-                self.ready.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.health.error(f"connect failed: {type(exc).__name__}: {exc}")
-                log.warning("telegram connect failed", extra={"error": str(exc)[:200]})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.retry_backoff_max_seconds)
+        try:
+            await self._application.initialize()
+            await self._configure_delivery()
+        except Exception as exc:
+            self.health.error(f"connect failed: {type(exc).__name__}: {exc}")
+            log.warning("telegram connect failed", extra={"error": str(exc)[:200]})
+            raise
+        self.ready.set()
         me = self._application.bot
         self.health.details["bot"] = me.username
         self.health.ok()
         if self.settings.mode == "polling":
-            await self._poll_with_lease()
+            # Telegram serves getUpdates to one poller per bot (a second one gets 409 Conflict): one instance polls,
+            # the others stand by and take over when its lease ends.
+            self.ctx.jobs.start(Job(POLLING_JOB, body=self._poll, lease=f"telegram:polling:{me.id}",
+                                    standby_seconds=self.settings.standby_seconds, backoff=self._backoff(),
+                                    on_change=self._poller_changed))
 
-    async def _poll_with_lease(self) -> None:
-        """Telegram serves getUpdates to one poller per bot (a second one gets 409 Conflict): one instance polls,
-        the others stand by and take over when its lease ends."""
-        name = f"telegram:polling:{self.bot.id}"
-        while True:
-            try:
-                async with self.ctx.lease(name) as lease:
-                    if lease.held:
-                        self.health.ok()
-                        await self._poll(lease)
-                    else:
-                        if self.health.state != "standby":
-                            log.info("another instance polls this bot; standing by")
-                        self.health.state = "standby"
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the lease was lost, or the database is down: try again, never stop polling
-                self.health.error(f"polling lease: {type(exc).__name__}: {exc}"[:300])
-                log.warning("telegram polling lease unavailable", extra={"error": str(exc)[:200]})
-            await asyncio.sleep(self.settings.standby_seconds)
+    def _poller_changed(self, job: JobHealth) -> None:
+        if job.state == "standby":
+            if self.health.state != "standby":
+                log.info("another instance polls this bot; standing by")
+            self.health.state = "standby"
+        elif job.state == "backing_off" and job.last_error:
+            # The lease was lost, the database or Telegram is down: tried again after the backoff, never given up.
+            self.health.error(f"polling failed: {job.last_error}"[:300])  # the registry logs it
 
     async def _configure_delivery(self) -> None:
         if self._application is None:
@@ -266,28 +255,42 @@ class TelegramChannel:
         else:
             # getUpdates is refused while a webhook is set; pending updates are kept.
             await bot.delete_webhook(drop_pending_updates=False)
-            self._offset = await asyncio.to_thread(self._load_offset)
+            self._offset = await self._load_offset()
 
     # -- polling ---------------------------------------------------------------------------------------
 
     def _offset_path(self) -> Path:
-        bot_id = self._application.bot.id if self._application is not None else 0
-        return self.ctx.data_dir / "telegram" / f"offset-{bot_id}.json"
+        """Where versions before the cursor table kept the offset (imported once, then removed)."""
+        return self.ctx.data_dir / "telegram" / f"offset-{self._cursor_name()}.json"
 
-    def _load_offset(self) -> int | None:
-        path = self._offset_path()
+    def _cursor_name(self) -> str:
+        return str(self._application.bot.id if self._application is not None else 0)
+
+    def _read_offset_file(self) -> int | None:
         try:
-            value = json.loads(path.read_text())["offset"]
+            value = json.loads(self._offset_path().read_text())["offset"]
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return int(value) if isinstance(value, int) else None
 
-    def _save_offset(self, offset: int) -> None:
-        path = self._offset_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"offset": offset}))
-        tmp.replace(path)
+    async def _load_offset(self) -> int | None:
+        """The bot's update offset from the channel cursors; an offset file of an older version is imported once."""
+        async with self.ctx.sessionmaker() as session:
+            row = await cursors.get(session, CHANNEL, self._cursor_name())
+        if row is not None:
+            try:
+                return int(row.value)
+            except ValueError:
+                log.warning("unreadable Telegram offset in the cursors; reading from Telegram's own",
+                            extra={"value": row.value[:50]})
+                return None
+        offset = await asyncio.to_thread(self._read_offset_file)
+        if offset is not None:
+            async with self.ctx.sessionmaker() as session, session.begin():
+                await cursors.put(session, CHANNEL, self._cursor_name(), str(offset), utcnow())
+            await asyncio.to_thread(self._offset_path().unlink, missing_ok=True)
+            log.info("Telegram offset file imported into the channel cursors", extra={"offset": offset})
+        return offset
 
     async def _get_updates(self, limit: int = 100) -> list[Any]:
         timeout = self.settings.poll_timeout_seconds
@@ -302,34 +305,28 @@ class TelegramChannel:
             )
         return result if isinstance(result, list) else []
 
-    async def _poll(self, lease: Lease) -> None:
-        delay = 0.5
+    async def _poll(self, ctx: JobContext) -> None:
+        """Poll for as long as this instance holds the bot's lease; a failure ends it (the job retries)."""
+        self.health.ok()
         while True:
-            await lease.check()  # LeaseLost ends this poller: another instance may be polling now
+            await ctx.check_lease()  # LeaseLost ends this poller: another instance may be polling now
             try:
-                try:
-                    batch = await self._get_updates()
-                except UnreadableResponse:
-                    batch = await self._read_one_by_one()
-                for raw in batch:
-                    await self.process_raw(raw)
-                    update_id = raw.get("update_id") if isinstance(raw, dict) else None
-                    if isinstance(update_id, int):
-                        # Past this update only now: its ingest committed (or it was quarantined).
-                        await self._advance(update_id)
-                self.health.ok()
-                delay = 0.5
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.health.error(f"polling failed: {type(exc).__name__}: {exc}")
-                log.warning("telegram polling failed; retrying", extra={"error": str(exc)[:200]})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.retry_backoff_max_seconds)
+                batch = await self._get_updates()
+            except UnreadableResponse:
+                batch = await self._read_one_by_one()
+            for raw in batch:
+                await self.process_raw(raw)
+                update_id = raw.get("update_id") if isinstance(raw, dict) else None
+                if isinstance(update_id, int):
+                    # Past this update only now: its ingest committed (or it was quarantined).
+                    await self._advance(update_id)
+            self.health.ok()
+            ctx.succeeded()
 
     async def _advance(self, update_id: int) -> None:
         self._offset = update_id + 1
-        await asyncio.to_thread(self._save_offset, self._offset)
+        async with self.ctx.sessionmaker() as session, session.begin():
+            await cursors.put(session, CHANNEL, self._cursor_name(), str(self._offset), utcnow())
 
     async def _read_one_by_one(self) -> list[Any]:
         """A batch nobody can read: take the first update alone; if that one is unreadable, it is the poison, kept

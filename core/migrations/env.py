@@ -7,7 +7,6 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import channels.email.models  # noqa: F401  (the email channel's checkpoint table)
 import core.models  # noqa: F401  (registers every table)
 from core.db.base import Base
 from core.db.session import create_engine

@@ -18,7 +18,6 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import channels.email.models  # noqa: F401
 import core.models
 from core.db.migrate import alembic_config
 from core.db.session import create_engine
@@ -127,3 +126,42 @@ def test_each_downgrade_undoes_its_upgrade_and_the_head_comes_back_the_same(empt
 
     command.upgrade(cfg, "head")
     assert schema_of(empty_db_url) == head
+
+
+def test_0010_moves_the_imap_checkpoints_into_the_channel_cursors_and_back(tmp_path: Any) -> None:
+    import json
+    import sqlite3
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/m.sqlite3"
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "0009")
+    with sqlite3.connect(tmp_path / "m.sqlite3") as db:
+        db.execute("INSERT INTO email_checkpoints (mailbox, uidvalidity, last_uid, updated_at) "
+                   "VALUES ('support', 1700000000, 42, '2026-11-01 10:00:00.000000')")
+    command.upgrade(cfg, "0010")
+    with sqlite3.connect(tmp_path / "m.sqlite3") as db:
+        rows = db.execute("SELECT channel, name, value, updated_at FROM channel_cursors").fetchall()
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert [(c, n, json.loads(v), u[:19]) for c, n, v, u in rows] == [
+        ("email", "support", {"uidvalidity": 1700000000, "last_uid": 42}, "2026-11-01 10:00:00")]
+    assert "email_checkpoints" not in tables and "scheduled_tasks" in tables
+    command.downgrade(cfg, "0009")
+    with sqlite3.connect(tmp_path / "m.sqlite3") as db:
+        back = db.execute("SELECT mailbox, uidvalidity, last_uid FROM email_checkpoints").fetchall()
+    assert back == [("support", 1700000000, 42)]
+
+
+def test_the_schema_needs_no_channel() -> None:
+    """What the migration environment imports (every table, the engine) loads no `channels` module."""
+    import subprocess
+    import sys
+
+    from core.db.migrate import MIGRATIONS_DIR
+
+    source = (MIGRATIONS_DIR / "env.py").read_text(encoding="utf-8")
+    assert "import channels" not in source and "from channels" not in source
+    probe = ("import sys, core.models, core.db.session; "
+             "loaded = [m for m in sys.modules if m == 'channels' or m.startswith('channels.')]; "
+             "print(loaded, file=sys.stderr); sys.exit(1 if loaded else 0)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"channel modules loaded: {result.stderr}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from email.message import Message
 from pathlib import Path
@@ -11,16 +12,18 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from channels.config import ChannelsSettings, RestChannelSettings
+from channels.email import repository as email_repository
 from channels.email.adapter import EmailChannel
-from channels.email.models import EmailCheckpoint
+from channels.email.repository import Checkpoint
 from channels.email.settings import EmailChannelSettings
 from core.attachments.store import AttachmentStore
+from core.cursors import repository as cursors
 from core.outbox.models import OutboxMessage
 from core.quarantine.models import QuarantinedPayload
 from core.tickets.models import Direction, Ticket
@@ -66,9 +69,9 @@ async def count(sessionmaker: async_sessionmaker[AsyncSession], model: Any) -> i
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-async def checkpoint(sessionmaker: async_sessionmaker[AsyncSession], name: str) -> EmailCheckpoint | None:
+async def checkpoint(sessionmaker: async_sessionmaker[AsyncSession], name: str) -> Checkpoint | None:
     async with sessionmaker() as session:
-        return await session.get(EmailCheckpoint, name)
+        return await email_repository.get_checkpoint(session, name)
 
 
 def header_ids(msg: Message, name: str) -> list[str]:
@@ -156,7 +159,10 @@ async def test_restart_backfills_everything_since_the_checkpoint_exactly_once(
 
     # A crash after the ingest commit but before the checkpoint write: everything is redelivered, nothing doubles.
     async with sessionmaker() as session, session.begin():
-        await session.execute(update(EmailCheckpoint).where(EmailCheckpoint.mailbox == user).values(last_uid=20))
+        saved = await email_repository.get_checkpoint(session, user)
+        assert saved is not None
+        await cursors.put(session, "email", user, json.dumps({"uidvalidity": saved.uidvalidity, "last_uid": 20}),
+                          saved.updated_at)
     async with running_app(db_url, tmp_path, settings):
         await wait_for(lambda: _checkpoint_is(sessionmaker, user, 28), what="checkpoint back at 28")
         assert await inbound_count(sessionmaker) == 28

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
@@ -21,6 +21,8 @@ from channels.config import ChannelsSettings, RestChannelSettings
 from channels.telegram.adapter import TelegramChannel
 from channels.telegram.settings import TelegramChannelSettings
 from channels.webchat.settings import WebchatChannelSettings
+from core.cursors import repository as cursors
+from core.cursors.models import ChannelCursor
 from core.customers.models import ChannelIdentity, Customer
 from core.outbox.models import OutboxMessage
 from core.quarantine.models import QuarantinedPayload
@@ -101,7 +103,28 @@ async def test_polling_text_answer_with_button_and_handoff_callback(
         assert messages[1].extra["quick_reply"] == "/human_handoff"
         assert messages[1].intent == "human_handoff"
         assert messages[0].ticket_id == messages[1].ticket_id  # one chat, one open ticket
-    assert json.loads((tmp_path / "telegram" / "offset-123456.json").read_text()) == {"offset": 3}
+    assert await offset_cursor(sessionmaker) == "3"
+
+
+async def offset_cursor(sessionmaker: async_sessionmaker[AsyncSession]) -> str | None:
+    async with sessionmaker() as session:
+        row = await cursors.get(session, "telegram", "123456")
+    return row.value if row is not None else None
+
+
+async def test_an_offset_file_of_an_older_version_is_imported_once(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    legacy = tmp_path / "telegram" / "offset-123456.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text(json.dumps({"offset": 5}))
+    bot_api.push(fixture("text_message", 4, message_id=40, text="already handled before the upgrade"),
+                 fixture("text_message", 5, message_id=50, text="internet problem"))
+    async with running(telegram_app(db_url, tmp_path, bot_api, "polling")):
+        await wait_for(lambda: bot_api.confirmed_offset >= 6, timeout=15)
+    assert not legacy.exists()
+    assert await offset_cursor(sessionmaker) == "6"
+    assert [m.external_message_id for m in await inbound(sessionmaker)] == [f"{CHAT}:50"]
 
 
 async def test_polling_restart_reprocesses_nothing_and_loses_nothing(
@@ -117,7 +140,8 @@ async def test_polling_restart_reprocesses_nothing_and_loses_nothing(
     # A crash after the commits but before Telegram heard of them: the same updates come again, plus new ones.
     bot_api.updates.clear()
     bot_api.push(*updates, fixture("text_message", 6, message_id=200, text="one more thing"))
-    (tmp_path / "telegram" / "offset-123456.json").unlink()
+    async with sessionmaker() as session, session.begin():
+        await session.execute(delete(ChannelCursor))
     async with running(telegram_app(db_url, tmp_path, bot_api, "polling")):
         await wait_for(lambda: bot_api.confirmed_offset >= 7, timeout=15)
     messages = await inbound(sessionmaker)
@@ -157,19 +181,20 @@ async def test_polling_survives_a_database_outage_at_the_lease(
     db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from channels.base import ChannelContext
+    from core.jobs import registry
 
-    real_lease = ChannelContext.lease
+    real_lease = registry.exclusive
     calls = 0
 
-    def flaky_lease(self: ChannelContext, name: str) -> Any:
+    def flaky_lease(engine: Any, name: str) -> Any:
         nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise ConnectionRefusedError("the database is down")
-        return real_lease(self, name)
+        if name.startswith("telegram:"):
+            calls += 1
+            if calls == 1:
+                raise ConnectionRefusedError("the database is down")
+        return real_lease(engine, name)
 
-    monkeypatch.setattr(ChannelContext, "lease", flaky_lease)
+    monkeypatch.setattr(registry, "exclusive", flaky_lease)
     bot_api.push(fixture("text_message", 1))
     async with running(telegram_app(db_url, tmp_path, bot_api, "polling", standby_seconds=0.2)) as (adapter, _):
         # The first attempt failed (shown in health); the next one polls, and the update is answered.
@@ -215,7 +240,7 @@ async def test_polling_quarantines_poison_updates_and_goes_on(
     assert all("unusable update" in r.reason for r in rows[1:])
     assert "\\ud800" in rows[1].payload and "\\ud800" in rows[2].payload  # kept, escaped
     assert [m.text for m in await inbound(sessionmaker)] == ["hello", "hello again"]
-    assert json.loads((tmp_path / "telegram" / "offset-123456.json").read_text()) == {"offset": 6}
+    assert await offset_cursor(sessionmaker) == "6"
 
 
 # -- webhook -------------------------------------------------------------------------------------------
