@@ -12,13 +12,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api import console, errors, metrics, openapi
 from api.limits import Limits
 from api.live import LiveCatchUp
 from api.logging_config import configure as configure_logging
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
-from api.nlu_admin import ModelSync, ResponseCatalog, TrainingRunner
 from api.nlu_wiring import build_nlu_engine, prepare_nlu_data
 from api.redis_bridge import RedisEventBridge
 from api.routers import (
@@ -36,7 +36,7 @@ from api.routers import (
     webchat,
 )
 from api.settings import Settings, get_settings
-from api.state import AppState, EngineHolder
+from api.state import AppState
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.registry import build_channels
 from core.attachments.store import open_store
@@ -45,11 +45,15 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.db.session import create_engine, create_sessionmaker
 from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
+from core.nlu_admin.catalog import ResponseCatalog
+from core.nlu_admin.training import TrainingRunner, reap_stale_jobs
+from core.nlu_admin.versions import ModelSync
 from core.outbox.dispatcher import OutboxDispatcher
 from nlu.data import load_training_data
-from nlu.protocol import IntentEngine
+from nlu.protocol import EngineHolder, IntentEngine
 
 log = logging.getLogger(__name__)
+STALE_JOBS_CHECK_SECONDS = 30.0
 
 
 ChannelsBuilder = Callable[[ChannelContext], Sequence[ChannelAdapter]]
@@ -84,7 +88,7 @@ def create_app(
         extras = await asyncio.to_thread(load_training_data)
         catalog = ResponseCatalog()
         async with sessionmaker() as session:
-            await prepare_nlu_data(session, extras, seed=settings.seed_nlu_data)
+            await prepare_nlu_data(session, extras, seed=settings.seed_nlu_data, clock=clock)
             await catalog.reload(session)
         ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or catalog.lookup)
         files = await asyncio.to_thread(open_store, settings.attachments_root, Path(settings.data_dir))
@@ -94,9 +98,10 @@ def create_app(
         for adapter in channels(ctx) if channels is not None else build_channels(settings.channels, ctx):
             registry.register(adapter)
         dispatcher = OutboxDispatcher(sessionmaker, registry.get, bus, settings.core)
-        trainer = TrainingRunner(sessionmaker, holder, bus, catalog, extras)
+        trainer = TrainingRunner(sessionmaker, holder, bus, catalog, extras, clock=clock)
         instance_id = uuid.uuid4().hex
-        model_sync = ModelSync(sessionmaker, holder, bus, instance_id, interval=settings.model_sync_seconds)
+        model_sync = ModelSync(sessionmaker, holder, bus, instance_id, interval=settings.model_sync_seconds,
+                               clock=clock)
         trainer.switch_to = model_sync.switch_to
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
@@ -123,7 +128,9 @@ def create_app(
         # The first check runs before requests are served: an instance (re)started after a switch parses with
         # the active version from its first message.
         await model_sync.check()
-        state.tasks["nlu-model-sync"] = asyncio.create_task(model_sync.run(), name="nlu-model-sync")
+        state.tasks["nlu-model-sync"] = asyncio.create_task(model_sync.follow_model_switches(),
+                                                             name="nlu-model-sync")
+        state.tasks["nlu-stale-jobs"] = asyncio.create_task(_reap_forever(sessionmaker, clock), name="nlu-stale-jobs")
         if settings.workers_enabled:
             state.tasks["outbox"] = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
             state.tasks["uploads-sweep"] = asyncio.create_task(sweep_forever(
@@ -173,6 +180,16 @@ def create_app(
                        overrides=(("POST", r"/attachments", upload_limit),
                                   ("POST", r"/console/tickets/[^/]+/reply", upload_limit)))
     return app
+
+
+async def _reap_forever(sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    """Every instance fails training jobs whose process died (no heartbeat for a minute), twice a minute."""
+    while True:
+        try:
+            await reap_stale_jobs(sessionmaker, clock)
+        except Exception:
+            log.exception("nlu stale training jobs: the check failed")
+        await asyncio.sleep(STALE_JOBS_CHECK_SECONDS)
 
 
 def app_factory() -> FastAPI:
