@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api import console, errors, metrics, openapi
 from api.limits import Limits
@@ -40,20 +39,20 @@ from api.state import AppState
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.registry import build_channels
 from core.attachments.store import open_store
-from core.attachments.sweep import sweep_forever
+from core.attachments.sweep import sweep_job
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db.session import create_engine, create_sessionmaker
 from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
+from core.jobs import JobRegistry
 from core.nlu_admin.catalog import ResponseCatalog
-from core.nlu_admin.training import TrainingRunner, reap_stale_jobs
+from core.nlu_admin.training import TrainingRunner, stale_jobs_job
 from core.nlu_admin.versions import ModelSync
 from core.outbox.dispatcher import OutboxDispatcher
 from nlu.data import load_training_data
 from nlu.protocol import EngineHolder, IntentEngine
 
 log = logging.getLogger(__name__)
-STALE_JOBS_CHECK_SECONDS = 30.0
 
 
 ChannelsBuilder = Callable[[ChannelContext], Sequence[ChannelAdapter]]
@@ -68,12 +67,14 @@ def create_app(
     configure_logs: bool = True,
     freeze_heap: bool = False,
     clock: Clock = SYSTEM_CLOCK,
+    jobs_clock: Clock = SYSTEM_CLOCK,
 ) -> FastAPI:
     """Build the app; tests pass their own settings, engine and channels.
 
     `freeze_heap` (the server process): once started, everything alive (modules, the NLU model) is moved out
     of the garbage collector's sight, so its full passes stop costing ~90 ms pauses in the middle of requests.
-    `clock` is where sign-in throttling and rate limits read the time (tests pass one they move).
+    `clock` is where sign-in throttling and rate limits read the time (tests pass one they move); `jobs_clock`
+    is the one the background jobs wait on.
     """
     settings = settings or get_settings()
 
@@ -84,6 +85,7 @@ def create_app(
         db_engine = create_engine(settings.database_url)
         sessionmaker = create_sessionmaker(db_engine)
         bus = EventBus()
+        jobs = JobRegistry(jobs_clock, engine=db_engine, bus=bus)
         holder = EngineHolder(nlu_engine or await build_nlu_engine(settings))
         extras = await asyncio.to_thread(load_training_data)
         catalog = ResponseCatalog()
@@ -93,7 +95,7 @@ def create_app(
         ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or catalog.lookup)
         files = await asyncio.to_thread(open_store, settings.attachments_root, Path(settings.data_dir))
         ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir),
-                             files=files, clock=clock)
+                             files=files, clock=clock, jobs=jobs)
         registry = ChannelRegistry()
         for adapter in channels(ctx) if channels is not None else build_channels(settings.channels, ctx):
             registry.register(adapter)
@@ -106,7 +108,7 @@ def create_app(
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
                          model_sync=model_sync, instance_id=instance_id, files=files, nlu_extras=extras,
-                         limits=Limits.build(settings, clock), clock=clock)
+                         limits=Limits.build(settings, clock), clock=clock, jobs=jobs)
         app.state.switchboard = state
         metrics.track(state)
         for adapter in registry:
@@ -121,21 +123,20 @@ def create_app(
                                    max_backoff=settings.redis_reconnect_max_seconds)
                   if settings.redis_url else None)
         if bridge is not None:
-            state.live = LiveCatchUp(sessionmaker, bus, settings.live_poll_seconds)
-            state.tasks["live-catch-up"] = asyncio.create_task(state.live.run(), name="live-catch-up")
+            state.live = live = LiveCatchUp(sessionmaker, bus, settings.live_poll_seconds)
+            jobs.start(live.job())
             await bridge.start()
             state.redis = bridge
         # The first check runs before requests are served: an instance (re)started after a switch parses with
         # the active version from its first message.
         await model_sync.check()
-        state.tasks["nlu-model-sync"] = asyncio.create_task(model_sync.follow_model_switches(),
-                                                             name="nlu-model-sync")
-        state.tasks["nlu-stale-jobs"] = asyncio.create_task(_reap_forever(sessionmaker, clock), name="nlu-stale-jobs")
+        jobs.start(model_sync.job(jobs))
+        jobs.start(trainer.job(jobs))
+        jobs.start(stale_jobs_job(sessionmaker, clock))
         if settings.workers_enabled:
-            state.tasks["outbox"] = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
-            state.tasks["uploads-sweep"] = asyncio.create_task(sweep_forever(
-                sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
-                timedelta(hours=settings.upload_sweep_hours)), name="uploads-sweep")
+            jobs.start(dispatcher.job())
+            jobs.start(sweep_job(sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
+                                 timedelta(hours=settings.upload_sweep_hours)))
         if freeze_heap:
             gc.collect()
             gc.freeze()
@@ -145,14 +146,9 @@ def create_app(
             yield
         finally:
             metrics.untrack(state)
-            await trainer.stop()
             if bridge is not None:
                 await bridge.stop()
-            for task in state.tasks.values():
-                task.cancel()
-            for task in state.tasks.values():
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await jobs.stop(deadline=settings.jobs_stop_seconds)
             await model_sync.forget()
             for adapter in registry:
                 with contextlib.suppress(Exception):
@@ -180,16 +176,6 @@ def create_app(
                        overrides=(("POST", r"/attachments", upload_limit),
                                   ("POST", r"/console/tickets/[^/]+/reply", upload_limit)))
     return app
-
-
-async def _reap_forever(sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
-    """Every instance fails training jobs whose process died (no heartbeat for a minute), twice a minute."""
-    while True:
-        try:
-            await reap_stale_jobs(sessionmaker, clock)
-        except Exception:
-            log.exception("nlu stale training jobs: the check failed")
-        await asyncio.sleep(STALE_JOBS_CHECK_SECONDS)
 
 
 def app_factory() -> FastAPI:

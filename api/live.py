@@ -14,6 +14,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, EventBus
+from core.jobs import Job, JobContext
 from core.tickets import repository as ticket_repo
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,14 @@ class LiveCatchUp:
         self.bridge_down = False
         self.resyncs = 0
         self._marker: tuple[int, int] | None = None
+
+    def job(self) -> Job:
+        """Runs in the job registry for as long as the app (a body: it waits for bridge events itself)."""
+
+        async def body(ctx: JobContext) -> None:
+            await self.run()
+
+        return Job("live-catch-up", body=body)
 
     async def run(self) -> None:
         async with self.bus.subscribe(BRIDGE_TOPIC) as events:

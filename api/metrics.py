@@ -65,7 +65,37 @@ class _ServiceStats(Collector):
         split.add_metric([], totals["split"])
         yield from (ingested, quarantined, batches, split, outbox)
         yield from self._live(list(self.states.values()))
+        yield from self._jobs(list(self.states.values()))
         yield from self._processes()
+
+    @staticmethod
+    def _jobs(states: list[AppState]) -> Iterator[Metric]:
+        """Every background job of the running apps, from their registries (one shape for all)."""
+        state_gauge = GaugeMetricFamily("switchboard_job_state", "Background jobs by state (1 for the job's state)",
+                                        labels=["job", "state"])
+        failures = GaugeMetricFamily("switchboard_job_failures_in_a_row", "Failures since the job last succeeded",
+                                     labels=["job"])
+        runs = CounterMetricFamily("switchboard_job_runs", "Runs (ticks, or starts of a long-running job)",
+                                   labels=["job"])
+        success = GaugeMetricFamily("switchboard_job_last_success_timestamp_seconds",
+                                    "When the job last succeeded (Unix time)", labels=["job"])
+        seen: dict[str, dict[str, float]] = {}
+        for state in states:
+            for health in state.jobs:
+                entry = seen.setdefault(health.name, {"failures": 0, "runs": 0, "success": 0})
+                entry[f"state:{health.state}"] = entry.get(f"state:{health.state}", 0) + 1
+                entry["failures"] = max(entry["failures"], health.failures)
+                entry["runs"] += health.runs
+                if health.last_success is not None:
+                    entry["success"] = max(entry["success"], health.last_success.timestamp())
+        for name, entry in sorted(seen.items()):
+            for job_state in ("running", "standby", "backing_off", "stopped"):
+                state_gauge.add_metric([name, job_state], entry.get(f"state:{job_state}", 0))
+            failures.add_metric([name], entry["failures"])
+            runs.add_metric([name], entry["runs"])
+            if entry["success"]:
+                success.add_metric([name], entry["success"])
+        yield from (state_gauge, failures, runs, success)
 
     @staticmethod
     def _live(states: list[AppState]) -> Iterator[Metric]:

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import uuid
 from collections import deque
 from datetime import datetime
@@ -28,6 +27,7 @@ from redis.asyncio import Redis
 
 from core.db.base import utcnow
 from core.events import BRIDGE_TOPIC, LOCAL_TOPICS, RESYNC_TOPIC, EventBus
+from core.jobs import Backoff
 
 log = logging.getLogger(__name__)
 CHANNEL = "switchboard:events"
@@ -126,8 +126,7 @@ class RedisEventBridge:
 
     def _backoff(self, attempt: int) -> float:
         # Jittered: instances that lost Redis together do not come back in lockstep.
-        ceiling: float = min(self.max_backoff, BACKOFF_START * 2.0 ** min(attempt, 16))
-        return ceiling * random.uniform(0.5, 1.0)  # noqa: S311
+        return Backoff(BACKOFF_START, max(BACKOFF_START, self.max_backoff)).delay(attempt + 1)
 
     # -- publishing ----------------------------------------------------------------------------------
 

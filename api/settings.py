@@ -54,6 +54,9 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="How often each instance checks the active NLU model version in the "
                                        "database (switches are also announced through Redis).")
     workers_enabled: bool = True
+    jobs_stop_seconds: float = Field(
+        default=10.0, gt=0, description="At shutdown, how long a running background job may take to finish "
+                                        "before it is cancelled.")
     worker_healthcheck_seconds: int = Field(
         default=30, ge=1,
         description="serve --workers N: a worker that does not answer the master's ping this long is killed.")

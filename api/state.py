@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -15,6 +14,7 @@ from core.attachments.store import AttachmentStore
 from core.clock import SYSTEM_CLOCK, Clock
 from core.events import EventBus
 from core.ingest.service import IngestService
+from core.jobs import JobRegistry
 from core.nlu_admin.catalog import ResponseCatalog
 from core.nlu_admin.training import TrainingRunner
 from core.nlu_admin.versions import ModelSync
@@ -42,9 +42,9 @@ class AppState:
     model_sync: ModelSync
     instance_id: str  # this server process among the instances (bridge, model reports)
     files: AttachmentStore
+    jobs: JobRegistry  # every background job of this process: /health and /metrics read it
     clock: Clock = SYSTEM_CLOCK
     nlu_extras: TrainingData | None = None
     redis: RedisEventBridge | None = None
     live: LiveCatchUp | None = None
-    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     freeze_heap: bool = False  # objects alive after start-up are frozen out of the collector (see create_app)

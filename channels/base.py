@@ -17,6 +17,7 @@ from core.db.base import utcnow
 from core.db.lease import Lease, exclusive
 from core.events import EventBus
 from core.ingest.service import IngestService
+from core.jobs import JobRegistry
 from core.outbox.dispatcher import PartialDelivery, PermanentSendError
 from core.outbox.schemas import OutboundEnvelope
 
@@ -113,7 +114,7 @@ class ChannelRegistry:
 @dataclass(frozen=True)
 class ChannelContext:
     """What an adapter gets from the app: the ingest pipeline, live events, the database, a data folder, the
-    attachment store (a folder of its own)."""
+    attachment store (a folder of its own), the job registry."""
 
     ingest: IngestService
     bus: EventBus
@@ -121,6 +122,14 @@ class ChannelContext:
     data_dir: Path
     files: AttachmentStore
     clock: Clock = SYSTEM_CLOCK  # rate limits read time from here, so tests drive it
+    # Where the adapters run their readers and pollers (the app's registry; a context of its own without one).
+    jobs: JobRegistry = None  # type: ignore[assignment]  # filled in by __post_init__
+
+    def __post_init__(self) -> None:
+        if self.jobs is None:
+            bind = self.sessionmaker.kw.get("bind")
+            object.__setattr__(self, "jobs", JobRegistry(
+                self.clock, engine=bind if isinstance(bind, AsyncEngine) else None, bus=self.bus))
 
     def lease(self, name: str) -> AbstractAsyncContextManager[Lease]:
         """An exclusive lease across processes and instances (core.db.lease): one reader per mailbox or bot."""

@@ -28,19 +28,11 @@ async def health(state: State, response: Response) -> dict[str, Any]:
         database["state"] = "ok"
     except Exception as exc:
         database.update(state="error", error=f"{type(exc).__name__}: {exc}"[:300])
-    stats = state.dispatcher.stats
-    workers: dict[str, Any] = {
-        "outbox": {
-            "state": "running" if stats.running else ("disabled" if not state.settings.workers_enabled else "stopped"),
-            "sent": stats.sent, "failed_attempts": stats.failed_attempts, "failed": stats.failed,
-            "last_run_at": stats.last_run_at.isoformat() if stats.last_run_at else None,
-            "last_error": stats.last_error,
-        }
-    }
-    for name, task in state.tasks.items():
-        if name == "outbox":
-            continue
-        workers[name] = {"state": "running" if not task.done() else "stopped"}
+    # Every background job in one shape (state, last run and success, last error, failures in a row, next run,
+    # lease), with what each counts itself (the outbox's deliveries).
+    workers: dict[str, Any] = state.jobs.health()
+    if not state.settings.workers_enabled:
+        workers.setdefault("outbox", {"state": "disabled"})
     channels = {adapter.kind: adapter.health.as_dict() for adapter in state.channels}
     # The version this instance parses with, the one the database says all should, and whether they agree.
     nlu: dict[str, Any] = state.model_sync.health()
@@ -62,8 +54,9 @@ async def health(state: State, response: Response) -> dict[str, Any]:
                          restarts_by_reason=supervisor.get("restarts_by_reason", {}),
                          last_restart=supervisor.get("last_restart"))
     ok = database["state"] == "ok"
+    outbox = state.jobs.get("outbox")
     degraded = any(c["state"] == "error" for c in channels.values()) or (
-        state.settings.workers_enabled and not stats.running
+        state.settings.workers_enabled and (outbox is None or outbox.state == "stopped")
     ) or bridge_down or not nlu["in_sync"]
     response.status_code = 200 if ok else 503
     return {"status": "error" if not ok else ("degraded" if degraded else "ok"), "database": database,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.attachments.service import UPLOADS
 from core.attachments.store import AttachmentStore
-from core.db.lease import exclusive
+from core.jobs import Backoff, Every, Job, JobContext
 from core.tickets.models import AuthorKind, Message
 
 log = logging.getLogger(__name__)
@@ -65,23 +65,14 @@ async def sweep_unsent_uploads(sessionmaker: async_sessionmaker[AsyncSession], f
     return removed
 
 
-async def sweep_forever(sessionmaker: async_sessionmaker[AsyncSession], files: AttachmentStore,
-                        retention: timedelta, interval: timedelta) -> None:
-    """Sweep a minute after start, then every `interval` (one process at a time: a lease on PostgreSQL), until
-    cancelled."""
-    engine = sessionmaker.kw.get("bind")
-    delay = min(60.0, interval.total_seconds())
-    while True:
-        await asyncio.sleep(delay)
-        delay = interval.total_seconds()
-        try:
-            if engine is None:
-                await sweep_unsent_uploads(sessionmaker, files, retention)
-                continue
-            async with exclusive(engine, "attachments:sweep-uploads") as lease:
-                if lease.held:
-                    await sweep_unsent_uploads(sessionmaker, files, retention)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("sweeping unsent uploads failed; trying again at the next interval")
+def sweep_job(sessionmaker: async_sessionmaker[AsyncSession], files: AttachmentStore, retention: timedelta,
+              interval: timedelta) -> Job:
+    """The sweep as a job: a minute after start (or `interval`, if shorter), then every `interval`, on one
+    instance at a time (a lease); a failed sweep is tried again after the jobs' backoff."""
+
+    async def sweep(ctx: JobContext) -> None:
+        await sweep_unsent_uploads(sessionmaker, files, retention)
+
+    seconds = interval.total_seconds()
+    return Job(name="uploads-sweep", tick=sweep, schedule=Every(seconds, first_delay=min(60.0, seconds)),
+               lease="attachments:sweep-uploads", backoff=Backoff(initial=min(60.0, seconds), maximum=seconds))

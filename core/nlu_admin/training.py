@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.events import EventBus
+from core.jobs import Every, Job, JobContext, JobRegistry
 from core.nlu_admin import service
 from core.nlu_admin.catalog import ResponseCatalog
 from core.nlu_admin.models import JobState
@@ -31,6 +33,10 @@ HOLDOUT_EVERY = 5  # every fifth example of an intent is held out for the report
 HEARTBEAT_SECONDS = 10.0  # well inside service.STALE_AFTER
 PROGRESS_SECONDS = 0.3  # how often progress is written to the job row while it changes
 FINISHED = (JobState.succeeded, JobState.failed)
+TRAINING_JOB = "nlu-training"
+STALE_JOBS_JOB = "nlu-stale-training-jobs"
+IDLE_CHECK_SECONDS = 3600.0  # the runner is woken by `start`; its schedule only keeps it ticking
+REAP_SECONDS = 30.0  # how often every instance looks for training jobs whose process died
 
 
 class JobAbandoned(Exception):
@@ -70,25 +76,43 @@ class TrainingRunner:
         self.extras = extras
         self.clock = clock
         self.heartbeat_seconds = heartbeat_seconds
-        self.tasks: set[asyncio.Task[None]] = set()
+        self._queue: deque[int] = deque()  # job ids handed to this process, in order
+        self.current: int | None = None
+        self._wake: Callable[[], None] | None = None  # runs the registered job's tick now (set by `job`)
         # Switches a freshly trained version on everywhere (ModelSync.switch_to); set by the app.
         self.switch_to: Callable[[str], Awaitable[None]] | None = None
 
-    @property
-    def running(self) -> int:
-        return len(self.tasks)
-
     def start(self, job_id: int) -> None:
-        """Run a queued job (committed by the caller) in the background of this process."""
-        task = asyncio.create_task(self.run(job_id), name=f"nlu-train-{job_id}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        """Run a queued job (committed by the caller) in the background of this process, after any before it."""
+        if self._wake is None:
+            raise RuntimeError("the training runner is not registered as a job (TrainingRunner.job)")
+        self._queue.append(job_id)
+        self._wake()
 
-    async def stop(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    def job(self, jobs: JobRegistry) -> Job:
+        """The runner as a registered job: woken by `start`, it trains the jobs handed to it one at a time.
+
+        A stopping app cancels a training (the job row says so); the registry's health shows the runner's
+        last run, error and heartbeat, and the job row is heartbeated for the other instances.
+        """
+        self._wake = lambda: jobs.wake(TRAINING_JOB)
+
+        async def tick(ctx: JobContext) -> bool:
+            if not self._queue:
+                return False
+            job_id = self._queue.popleft()
+            self.current = job_id
+            try:
+                await self.run(job_id, ctx)
+            finally:
+                self.current = None
+            return bool(self._queue)
+
+        def details() -> dict[str, Any]:
+            return {"training_job": self.current, "queued_jobs": len(self._queue)}
+
+        return Job(TRAINING_JOB, tick=tick, schedule=Every(IDLE_CHECK_SECONDS), cancel_on_stop=True,
+                   details=details)
 
     async def _update(self, job_id: int, **values: Any) -> None:
         async with self.sessionmaker() as session, session.begin():
@@ -100,7 +124,8 @@ class TrainingRunner:
         self.bus.publish(JOBS_TOPIC, {"job_id": job_id, **{k: v for k, v in values.items()
                                                            if k in ("state", "progress", "stage", "version")}})
 
-    async def run(self, job_id: int) -> None:
+    async def run(self, job_id: int, ctx: JobContext | None = None) -> None:
+        """Train one queued job to its end; failures end up in the job row, never raised."""
         latest: dict[str, Any] = {"progress": 0.0, "stage": "starting"}
 
         def progress(fraction: float, stage: str) -> None:  # called from the training thread
@@ -121,6 +146,8 @@ class TrainingRunner:
                     values.update(progress=current[0], stage=current[1])
                 await self._update(job_id, **values)
                 saved, beaten = current, self.clock.monotonic()
+                if ctx is not None:
+                    ctx.beat()
 
         beating: asyncio.Task[None] | None = None
         try:
@@ -198,3 +225,12 @@ async def reap_stale_jobs(sessionmaker: async_sessionmaker[AsyncSession], clock:
     if failed:
         log.warning("nlu training jobs abandoned by their server failed", extra={"job_ids": failed})
     return failed
+
+
+def stale_jobs_job(sessionmaker: async_sessionmaker[AsyncSession], clock: Clock = SYSTEM_CLOCK) -> Job:
+    """Every instance, twice a minute: fail the training jobs whose process died (no lease: any live one may)."""
+
+    async def tick(ctx: JobContext) -> None:
+        await reap_stale_jobs(sessionmaker, clock)
+
+    return Job(STALE_JOBS_JOB, tick=tick, schedule=Every(REAP_SECONDS))

@@ -15,7 +15,7 @@ import gc
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from core.audit import service as audit
 from core.clock import SYSTEM_CLOCK, Clock
 from core.errors import ConflictError, NotFoundError
 from core.events import BRIDGE_TOPIC, EventBus, emit
+from core.jobs import Every, Job, JobContext, JobRegistry
 from core.nlu_admin import repository as nlu_repo
 from core.nlu_admin.models import NluInstance
 from core.nlu_admin.schemas import VersionRead
@@ -34,13 +35,15 @@ from nlu.protocol import EngineHolder, VersionedEngine
 
 log = logging.getLogger(__name__)
 MODEL_TOPIC = "nlu.model"  # a model version was switched on: other instances load it too
+MODEL_SYNC_JOB = "nlu-model-sync"
 
 
 class ModelSync:
     """Keeps this instance on the model version `nlu_active_model` names, and reports what it uses.
 
-    Looks when a switch is announced, when the live bridge is back, and every `interval` seconds (one
-    primary-key read); reports to `nlu_instances` when its version changes and every `report_every` seconds.
+    Looks when a switch is announced, when the live bridge changes state, and every `interval` seconds (one
+    primary-key read: the registered job `job()` returns); reports to `nlu_instances` when its version
+    changes and every `report_every` seconds.
     `lock` is held by whatever switches this instance's model (a check, an admin's switch, a training job).
     """
 
@@ -63,7 +66,7 @@ class ModelSync:
         self.started_at = clock.now()
         self._reported: tuple[str, str | None] | None = None
         self._reported_at = 0.0
-        self._wake = asyncio.Event()
+        self._wake: Callable[[], None] | None = None  # runs the follower job's check now (set by `job`)
 
     @property
     def loaded(self) -> str | None:
@@ -82,35 +85,29 @@ class ModelSync:
                 "last_error": self.last_error}
 
     def loaded_changed(self) -> None:
-        """This instance switched by itself (an admin's request here): report it now."""
-        self._wake.set()
+        """This instance switched by itself (an admin's request here): check and report it now."""
+        if self._wake is not None:
+            self._wake()
 
-    async def follow_model_switches(self) -> None:
-        """Check at once and then whenever a switch is announced, the bridge is back, or `interval` passed."""
+    def job(self, jobs: JobRegistry) -> Job:
+        """The model-switch follower as a registered job: a check every `interval` seconds, and at once when a
+        switch is announced, the live bridge changes state, or this instance switched by itself.
 
-        async def listen() -> None:
-            async with self.bus.subscribe(MODEL_TOPIC, BRIDGE_TOPIC) as events:
-                while True:
-                    topic, payload = await events.get()
-                    if topic == MODEL_TOPIC or payload.get("state") == "up":
-                        self._wake.set()
+        A failing check (a version this instance does not have, the database away) is reported in the NLU
+        health and retried at the next interval or announcement, never backed off: a later switch to a version
+        this instance has must be followed at once.
+        """
+        self._wake = lambda: jobs.wake(MODEL_SYNC_JOB)
 
-        listener = asyncio.create_task(listen(), name="nlu-model-events")
-        try:
-            while True:
-                await self.check()
-                await self.wait_for_reason_to_check()
-        finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        async def tick(ctx: JobContext) -> None:
+            await self.check()
 
-    async def wait_for_reason_to_check(self) -> None:
-        """Return when a switch was announced (or this instance switched), or after `interval` seconds."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.interval):
-                await self._wake.wait()
-        self._wake.clear()
+        def details() -> dict[str, Any]:
+            return {"version": self.loaded, "active": self.wanted, "sync_error": self.last_error}
+
+        # The app checks once before it serves requests; the job's first look is one interval later.
+        return Job(MODEL_SYNC_JOB, tick=tick, schedule=Every(self.interval, first_delay=self.interval),
+                   wake_topics=(MODEL_TOPIC, BRIDGE_TOPIC), details=details)
 
     async def check(self) -> None:
         """Load the version the database names if this instance runs another one; report what it runs."""
@@ -130,7 +127,7 @@ class ModelSync:
             await engine.activate_version(version)
             async with self.sessionmaker() as session, session.begin():
                 await nlu_repo.set_active_version(session, version, now=self.clock.now())
-        self._wake.set()
+        self.loaded_changed()
 
     async def _converge(self) -> None:
         loaded = self.loaded

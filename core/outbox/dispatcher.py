@@ -9,13 +9,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import CoreSettings
 from core.db.base import utcnow
 from core.events import EventBus, take_pending
+from core.jobs import Backoff, Every, Job, JobContext, JobHealth
 from core.outbox import service
 from core.outbox.schemas import OutboundEnvelope
 
@@ -51,7 +52,7 @@ class DispatcherStats:
     failed: int = 0
     last_run_at: datetime | None = None
     last_error: str | None = None
-    running: bool = False
+    running: bool = False  # mirrors the job's state (the console's channel page shows it)
 
 
 class OutboxDispatcher:
@@ -75,47 +76,39 @@ class OutboxDispatcher:
         self.bus = bus
         self.settings = settings
         self.stats = DispatcherStats()
-        self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(concurrency)
         self._on_wire: set[int] = set()  # sends in progress (past the semaphore)
 
-    def wake(self) -> None:
-        self._wake.set()
+    def job(self) -> Job:
+        """The dispatcher as a job: a batch per tick, polled every `outbox_poll_seconds`, woken at once by new
+        outbox rows (after a short pause that lets the rows of concurrent transactions gather into one batch: one
+        claim and one bulk update for many messages instead of a pair of transactions for each), again at once
+        while full batches come back. Safe on many instances: rows are claimed, so the job needs no lease.
 
-    async def run(self) -> None:
-        """Dispatch until cancelled; woken by new outbox rows, else polls."""
-        self.stats.running = True
-        listener = asyncio.create_task(self._listen())
-        try:
-            while True:
-                try:
-                    sent = await self.dispatch_once()
-                except Exception as exc:
-                    self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                    log.exception("outbox dispatch failed")
-                    sent = 0
-                if sent >= self.settings.outbox_batch_size:
-                    continue  # more are waiting
-                self._wake.clear()
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
-                # arrives as the event fires, and the dispatcher would never stop.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.settings.outbox_poll_seconds):
-                        await self._wake.wait()
-                # Let the rows queued by concurrent transactions gather into one batch: one claim and one
-                # bulk update for many messages instead of a pair of transactions for each.
-                await asyncio.sleep(self.settings.outbox_gather_seconds)
-        finally:
-            self.stats.running = False
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        A stop cancels the tick at once: the dispatcher itself lets the sends on the wire finish (see
+        `dispatch_once`)."""
+        return Job(
+            name="outbox", tick=self._tick, schedule=Every(self.settings.outbox_poll_seconds),
+            wake_topics=("outbox.queued",), gather_seconds=self.settings.outbox_gather_seconds,
+            backoff=Backoff(initial=self.settings.outbox_poll_seconds,
+                            # a database outage: back within half a minute of its end
+                            maximum=max(self.settings.outbox_poll_seconds,
+                                        min(30.0, self.settings.outbox_backoff_max_seconds))),
+            cancel_on_stop=True, details=self._details, on_change=self._job_changed,
+        )
 
-    async def _listen(self) -> None:
-        async with self.bus.subscribe("outbox.queued") as queue:
-            while True:
-                await queue.get()
-                self._wake.set()
+    async def _tick(self, ctx: JobContext) -> bool:
+        """One batch; True when it was full (more are waiting)."""
+        return await self.dispatch_once() >= self.settings.outbox_batch_size
+
+    def _details(self) -> dict[str, Any]:
+        return {"sent": self.stats.sent, "failed_attempts": self.stats.failed_attempts, "failed": self.stats.failed,
+                "dispatch_error": self.stats.last_error}
+
+    def _job_changed(self, health: JobHealth) -> None:
+        self.stats.running = health.state != "stopped"
+        if health.state == "backing_off":
+            self.stats.last_error = health.last_error
 
     async def dispatch_once(self) -> int:
         """Claim one batch, send it, record outcomes. Returns how many rows were handled.

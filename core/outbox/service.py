@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +14,7 @@ from core.config import CoreSettings
 from core.db.base import utcnow
 from core.errors import ConflictError, NotFoundError
 from core.events import emit
+from core.jobs.backoff import Backoff
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.outbox.schemas import OutboundEnvelope
 from core.tickets.models import Message, Ticket, format_ticket_number
@@ -129,9 +129,9 @@ async def build_envelopes(session: AsyncSession, ids: Sequence[int]) -> list[Out
 
 
 def backoff_seconds(attempts: int, settings: CoreSettings) -> float:
-    """Exponential backoff with full jitter in [base*2^(n-1)/2, base*2^(n-1)], capped."""
-    delay = min(settings.outbox_backoff_max_seconds, settings.outbox_backoff_base_seconds * 2 ** (attempts - 1))
-    return float(delay / 2 + random.random() * delay / 2)  # noqa: S311  (jitter, not security)
+    """The one backoff (core.jobs): base*2^(n-1), capped, with jitter in its upper half."""
+    base = settings.outbox_backoff_base_seconds
+    return Backoff(base, max(base, settings.outbox_backoff_max_seconds)).delay(attempts)
 
 
 async def mark_sent(session: AsyncSession, sent: Sequence[tuple[OutboundEnvelope, str | None]]) -> None:

@@ -62,26 +62,32 @@ async def test_nothing_uploaded_is_nothing_to_do(sessionmaker: async_sessionmake
     assert await sweep_unsent_uploads(sessionmaker, files, WEEK) == 0
 
 
-async def test_the_app_task_sweeps_periodically(sessionmaker: async_sessionmaker[AsyncSession],
-                                                tmp_path: Path) -> None:
-    import asyncio
-    import contextlib
-
-    from core.attachments.sweep import sweep_forever
+async def test_the_sweep_job_runs_a_minute_after_start_then_every_interval(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
+    from core.attachments.sweep import sweep_job
+    from core.clock import ManualClock
+    from core.jobs import JobRegistry
+    from tests.core.jobs.waiting import until
 
     files = AttachmentStore(tmp_path)
-
-    abandoned = save_upload(files, "draft.pdf", "application/pdf", b"%PDF-1.4 draft", max_bytes=10_000)
-    assert abandoned.storage_key is not None
-    age(tmp_path, abandoned.storage_key, days=8)
-    task = asyncio.create_task(sweep_forever(sessionmaker, files, WEEK, timedelta(seconds=0.05)))
+    clock = ManualClock()
+    engine = sessionmaker.kw["bind"]
+    registry = JobRegistry(clock, engine=engine)
+    registry.start(sweep_job(sessionmaker, files, WEEK, timedelta(hours=6)))
     try:
-        for _ in range(200):
-            if not (tmp_path / abandoned.storage_key).exists():
-                break
-            await asyncio.sleep(0.02)
-        assert not (tmp_path / abandoned.storage_key).exists()
+        await until(lambda: clock.pending_sleeps() == [60.0], "the job waits a minute before its first sweep")
+        abandoned = save_upload(files, "draft.pdf", "application/pdf", b"%PDF-1.4 draft", max_bytes=10_000)
+        assert abandoned.storage_key is not None
+        age(tmp_path, abandoned.storage_key, days=8)
+        clock.advance(60)
+        await until(lambda: not (tmp_path / str(abandoned.storage_key)).exists(), "the first sweep")
+        await until(lambda: clock.pending_sleeps() == [6 * 3600.0], "the next sweep is six hours later")
+        health = registry.health()["uploads-sweep"]
+        assert health["runs"] == 1 and health["failures"] == 0 and health["lease"] == "attachments:sweep-uploads"
+        later = save_upload(files, "draft2.pdf", "application/pdf", b"%PDF-1.4 draft", max_bytes=10_000)
+        assert later.storage_key is not None
+        age(tmp_path, later.storage_key, days=8)
+        clock.advance(6 * 3600)
+        await until(lambda: not (tmp_path / str(later.storage_key)).exists(), "the second sweep")
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await registry.stop()
