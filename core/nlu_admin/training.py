@@ -133,7 +133,7 @@ class TrainingRunner:
 
         async def beat() -> None:
             """Progress while it changes, and a heartbeat at least every `heartbeat_seconds` regardless."""
-            saved: tuple[Any, Any] | None = None
+            saved = (latest.get("progress"), latest.get("stage"))
             beaten = self.clock.monotonic()
             while True:
                 await asyncio.sleep(PROGRESS_SECONDS)
