@@ -144,7 +144,7 @@ async def test_a_long_training_heartbeats_and_is_never_taken_for_dead(sessionmak
             clock.advance(9)
             beat_due = clock.now()
             clock.advance(1)
-            await eventually(lambda due=beat_due: _heartbeat_after(sessionmaker, job_id, due), "the job row is heartbeated")
+            await eventually(lambda due=beat_due: _heartbeat_after(sessionmaker, job_id, due), "a heartbeat")
             clock.advance(50)
             assert await reap_stale_jobs(sessionmaker, clock) == []
         assert (await job_row(sessionmaker, job_id)).state == JobState.running
