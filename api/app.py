@@ -18,7 +18,6 @@ from api.limits import Limits
 from api.live import LiveCatchUp
 from api.logging_config import configure as configure_logging
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware
-from api.nlu_admin import ModelSync, ResponseCatalog, TrainingRunner
 from api.nlu_wiring import build_nlu_engine, prepare_nlu_data
 from api.redis_bridge import RedisEventBridge
 from api.routers import (
@@ -36,7 +35,7 @@ from api.routers import (
     webchat,
 )
 from api.settings import Settings, get_settings
-from api.state import AppState, EngineHolder
+from api.state import AppState
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.registry import build_channels
 from core.attachments.store import open_store
@@ -45,11 +44,14 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.db.session import create_engine, create_sessionmaker
 from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
-from core.jobs import Job, JobContext, JobRegistry
+from core.jobs import JobRegistry
 from core.jobs.tasks import DueTaskRunner
+from core.nlu_admin.catalog import ResponseCatalog
+from core.nlu_admin.training import TrainingRunner, stale_jobs_job
+from core.nlu_admin.versions import ModelSync
 from core.outbox.dispatcher import OutboxDispatcher
 from nlu.data import load_training_data
-from nlu.protocol import IntentEngine
+from nlu.protocol import EngineHolder, IntentEngine
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ def create_app(
         extras = await asyncio.to_thread(load_training_data)
         catalog = ResponseCatalog()
         async with sessionmaker() as session:
-            await prepare_nlu_data(session, extras, seed=settings.seed_nlu_data)
+            await prepare_nlu_data(session, extras, seed=settings.seed_nlu_data, clock=clock)
             await catalog.reload(session)
         ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or catalog.lookup)
         files = await asyncio.to_thread(open_store, settings.attachments_root, Path(settings.data_dir))
@@ -99,9 +101,10 @@ def create_app(
         for adapter in channels(ctx) if channels is not None else build_channels(settings.channels, ctx):
             registry.register(adapter)
         dispatcher = OutboxDispatcher(sessionmaker, registry.get, bus, settings.core)
-        trainer = TrainingRunner(sessionmaker, holder, bus, catalog, extras)
+        trainer = TrainingRunner(sessionmaker, holder, bus, catalog, extras, clock=clock)
         instance_id = uuid.uuid4().hex
-        model_sync = ModelSync(sessionmaker, holder, bus, instance_id, interval=settings.model_sync_seconds)
+        model_sync = ModelSync(sessionmaker, holder, bus, instance_id, interval=settings.model_sync_seconds,
+                               clock=clock)
         trainer.switch_to = model_sync.switch_to
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
@@ -128,11 +131,9 @@ def create_app(
         # The first check runs before requests are served: an instance (re)started after a switch parses with
         # the active version from its first message.
         await model_sync.check()
-
-        async def follow_model(ctx: JobContext) -> None:
-            await model_sync.run()
-
-        jobs.start(Job("nlu-model-sync", body=follow_model))
+        jobs.start(model_sync.job(jobs))
+        jobs.start(trainer.job(jobs))
+        jobs.start(stale_jobs_job(sessionmaker, clock))
         if settings.workers_enabled:
             jobs.start(dispatcher.job())
             jobs.start(sweep_job(sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
@@ -149,7 +150,6 @@ def create_app(
             yield
         finally:
             metrics.untrack(state)
-            await trainer.stop()
             if bridge is not None:
                 await bridge.stop()
             await jobs.stop(deadline=settings.jobs_stop_seconds)

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.settings import Settings
+from core.clock import SYSTEM_CLOCK, Clock
 from nlu.protocol import IntentEngine, KeywordEngine, TrainingData
 
 
@@ -21,7 +22,8 @@ async def build_nlu_engine(settings: Settings) -> IntentEngine:
     return await asyncio.to_thread(build_engine, settings.nlu, Path(settings.data_dir) / "models")
 
 
-async def prepare_nlu_data(session: AsyncSession, shipped: TrainingData, *, seed: bool) -> None:
+async def prepare_nlu_data(session: AsyncSession, shipped: TrainingData, *, seed: bool,
+                           clock: Clock = SYSTEM_CLOCK) -> None:
     """First start: import the shipped intents into the database. Every start: fail orphaned training jobs."""
     from core.nlu_admin import service as nlu_admin
 
@@ -29,7 +31,7 @@ async def prepare_nlu_data(session: AsyncSession, shipped: TrainingData, *, seed
         async with session.begin():
             if seed and await nlu_admin.intent_count(session) == 0:
                 await nlu_admin.import_data(session, shipped, source="shipped", replace=False, actor=None)
-            await nlu_admin.fail_stale_jobs(session)
+            await nlu_admin.fail_stale_jobs(session, clock.now())
     except IntegrityError:
         # Another instance seeded at the same moment; its data is there now.
         await session.rollback()

@@ -16,23 +16,15 @@ from core.events import EventBus
 from core.ingest.service import IngestService
 from core.jobs import JobRegistry
 from core.jobs.tasks import DueTaskRunner, TaskHandlers
+from core.nlu_admin.catalog import ResponseCatalog
+from core.nlu_admin.training import TrainingRunner
+from core.nlu_admin.versions import ModelSync
 from core.outbox.dispatcher import OutboxDispatcher
-from nlu.protocol import IntentEngine, TrainingData
+from nlu.protocol import EngineHolder, TrainingData
 
 if TYPE_CHECKING:
     from api.live import LiveCatchUp
-    from api.nlu_admin import ModelSync, ResponseCatalog, TrainingRunner
     from api.redis_bridge import RedisEventBridge
-
-
-@dataclass
-class EngineHolder:
-    """The active NLU engine; swapping `current` hot-swaps the model for every new parse."""
-
-    current: IntentEngine
-
-    def __call__(self) -> IntentEngine:
-        return self.current
 
 
 @dataclass

@@ -227,7 +227,7 @@ def _plain(payload: dict[str, Any] | LiveEvent) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else payload.to_payload()
 
 
-def emit(session: AsyncSession, topic: str, payload: Payload) -> None:
+def emit(session: AsyncSession, topic: Topic, payload: Payload) -> None:
     """Queue an event to publish once this session's transaction commits.
 
     `topic` is a Topic; `payload` one of the payloads above (a dict for the NLU topics). A callable payload is

@@ -48,7 +48,7 @@ from sklearn.svm import LinearSVC
 
 from nlu.entities import EntityExtractor
 from nlu.errors import DataFormatError, ModelNotFoundError, TrainingInProgressError
-from nlu.protocol import EvaluationReport, IntentScore, Parse, ProgressCallback, TrainingData
+from nlu.protocol import EvaluationReport, IntentScore, ModelVersion, Parse, ProgressCallback, TrainingData
 from nlu.text import detect_language, has_letters, to_features_text
 
 MODEL_FILE = "model.joblib"
@@ -66,16 +66,6 @@ data, are a little optimistic about new traffic (measured 0.2-0.8 points on bank
 data without it; bench/nlu.py)."""
 NEVER = 1.01
 """A threshold no confidence reaches: used when the target precision cannot be met at all."""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelVersion:
-    """A trained model on disk and its manifest (metrics, threshold, sizes)."""
-
-    version: str
-    path: Path
-    manifest: dict[str, Any]
-    active: bool = False
 
 
 @dataclass(slots=True)
@@ -224,6 +214,32 @@ class EmbeddedEngine:
 
     async def evaluate(self, data: TrainingData) -> EvaluationReport:
         return await asyncio.to_thread(self.evaluate_sync, data)
+
+    # --- VersionedEngine: the versions API, off the event loop ----------------------------------------
+
+    async def train_version(self, data: TrainingData, progress: ProgressCallback | None = None, *,
+                            activate: bool) -> str:
+        return await asyncio.to_thread(self.train_sync, data, progress, activate=activate)
+
+    async def holdout_evaluation(self, train: TrainingData, test: TrainingData) -> EvaluationReport | None:
+        return await asyncio.to_thread(self._holdout_evaluation, train, test)
+
+    def _holdout_evaluation(self, train: TrainingData, test: TrainingData) -> EvaluationReport:
+        model, _metrics = self.fit(train)
+        probs = self.probabilities(model, [e.text for e in test.examples])
+        return evaluate_predictions(model, probs, [e.intent for e in test.examples])
+
+    async def saved_versions(self) -> list[ModelVersion]:
+        return await asyncio.to_thread(self.list_versions)
+
+    async def activate_version(self, version: str) -> None:
+        await asyncio.to_thread(self.activate, version)
+
+    async def rollback_version(self) -> str:
+        return await asyncio.to_thread(self.rollback)
+
+    async def follow_version(self, version: str) -> None:
+        await asyncio.to_thread(self.load_version, version)
 
     # --- synchronous API (CLI, bench, startup) ---------------------------------------------------------
 

@@ -8,10 +8,14 @@ from pathlib import Path
 from nlu.config import NluSettings
 from nlu.data import load_training_data
 from nlu.embedded import EmbeddedEngine
-from nlu.protocol import IntentEngine, KeywordEngine
+from nlu.protocol import IntentEngine, KeywordEngine, VersionedEngine
 from nlu.rasa import RasaEngine
 
 logger = logging.getLogger(__name__)
+RASA_VERSIONS_FILE = "rasa-versions.json"
+
+# Both engines keep model versions: mypy checks each against the protocol training and versioning use.
+VERSIONED_ENGINES: tuple[type[VersionedEngine], ...] = (EmbeddedEngine, RasaEngine)
 
 
 def build_engine(settings: NluSettings, model_dir: Path) -> IntentEngine:
@@ -23,7 +27,8 @@ def build_engine(settings: NluSettings, model_dir: Path) -> IntentEngine:
     """
     if settings.engine == "rasa":
         return RasaEngine(settings.rasa_url, timeout_seconds=settings.rasa_timeout_seconds,
-                          threshold=settings.rasa_threshold, extras=load_training_data())
+                          threshold=settings.rasa_threshold, extras=load_training_data(),
+                          versions_file=model_dir / RASA_VERSIONS_FILE)
     if settings.engine == "keyword":
         return KeywordEngine()
     engine = EmbeddedEngine(model_dir, target_precision=settings.target_precision)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from nlu.text import detect_language
 
@@ -125,6 +126,100 @@ class IntentEngine(Protocol):
             Accuracy, macro-F1, per-intent scores and the most confused pairs.
         """
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """A saved model version and its manifest (created_at, n_examples, intents, threshold, train_seconds, ...)."""
+
+    version: str
+    path: Path | None  # where the engine keeps it, when that is a local directory
+    manifest: dict[str, Any]
+    active: bool = False  # the version the engine's own record names as switched on
+
+
+@runtime_checkable
+class VersionedEngine(IntentEngine, Protocol):
+    """An engine that saves every training as a version and switches between saved versions.
+
+    What training jobs, admins' activation and rollback, and the instances' model sync need from an engine.
+    Every method is a coroutine: CPU-bound engines run their work in a thread, HTTP engines await their server.
+    """
+
+    @property
+    def active_version(self) -> str | None:
+        """The version this process parses with now (None before any is loaded)."""
+        ...
+
+    async def train_version(self, data: TrainingData, progress: ProgressCallback | None = None, *,
+                            activate: bool) -> str:
+        """Train and save a new version.
+
+        Args:
+            data: intents, examples and extras.
+            progress: optional callback for progress reports (may be called from another thread).
+            activate: switch the new version on here too; False leaves the served model alone (the caller
+                switches it on everywhere through the database).
+
+        Returns:
+            The new version's identifier.
+        """
+        ...
+
+    async def holdout_evaluation(self, train: TrainingData, test: TrainingData) -> EvaluationReport | None:
+        """Fit a throwaway model on `train` and score it on `test`, leaving the served model alone.
+
+        Returns:
+            The report, or None when the engine cannot evaluate without replacing the model it serves.
+        """
+        ...
+
+    async def saved_versions(self) -> list[ModelVersion]:
+        """Every saved version, oldest first, with its manifest."""
+        ...
+
+    async def activate_version(self, version: str) -> None:
+        """Switch a saved version on here and record it as the engine's active one (kept across restarts).
+
+        Raises:
+            ModelNotFoundError: no such version.
+        """
+        ...
+
+    async def rollback_version(self) -> str:
+        """Switch back to the version active before the current one.
+
+        Returns:
+            The version now active.
+
+        Raises:
+            ModelNotFoundError: there is no earlier version.
+        """
+        ...
+
+    async def follow_version(self, version: str) -> None:
+        """Parse with a saved version from now on, without recording it (another instance switched it on).
+
+        Raises:
+            ModelNotFoundError: no such version.
+        """
+        ...
+
+
+@dataclass
+class EngineHolder:
+    """The active NLU engine; swapping `current` hot-swaps the model for every new parse."""
+
+    current: IntentEngine
+
+    def __call__(self) -> IntentEngine:
+        return self.current
+
+    @property
+    def versioned(self) -> VersionedEngine | None:
+        """The engine when it keeps model versions itself, else None (the keyword engine, a test double)."""
+        engine = self.current
+        return engine if isinstance(engine, VersionedEngine) else None
 
 
 class KeywordEngine:

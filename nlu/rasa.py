@@ -4,11 +4,23 @@ Rasa runs as its own server (its Python and dependencies are incompatible with o
 YAML document (pipeline config, domain intents and responses, NLU data) to `/model/train`, which saves the
 model in the server's `models/` directory; `PUT /model` then loads it. Parsing is `/model/parse`. Entities
 come from Switchboard's own extractor, language from its detector, so both engines answer alike.
+
+Versions (the VersionedEngine protocol): every model file the server saved for us is a version. Rasa's API
+lists no models, so the engine keeps its own record (a JSON file beside the embedded engine's models: each
+version's manifest, the active one, the activation history); switching a version on is `PUT /model` with its
+file. Rasa cannot evaluate a throwaway model without loading it in place of the served one, so training reports
+no held-out evaluation here (the server's own `rasa test` does that).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +31,16 @@ import yaml
 from nlu.data import RESPONSE_PREFIX, dump_rasa_yaml
 from nlu.embedded import evaluate_scored
 from nlu.entities import EntityExtractor
-from nlu.errors import EngineUnavailableError, NluError, TrainingInProgressError
-from nlu.protocol import EvaluationReport, IntentScore, Parse, ProgressCallback, TrainingData
+from nlu.errors import EngineUnavailableError, ModelNotFoundError, NluError, TrainingInProgressError
+from nlu.protocol import EvaluationReport, IntentScore, ModelVersion, Parse, ProgressCallback, TrainingData
 from nlu.text import MAX_TEXT_CHARS, detect_language, has_letters
 
 DEFAULT_RASA_CONFIG = Path(__file__).parent / "data" / "rasa" / "config.yml"
 TRAIN_TIMEOUT_SECONDS = 3600.0
 EVALUATE_CONCURRENCY = 8
+MODEL_SUFFIX = ".tar.gz"
+HISTORY_LIMIT = 100
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def rasa_domain(data: TrainingData) -> dict[str, Any]:
@@ -60,7 +75,7 @@ class RasaEngine:
 
     def __init__(self, url: str, *, timeout_seconds: float = 10.0, threshold: float = 0.7,
                  config_path: Path = DEFAULT_RASA_CONFIG, extras: TrainingData | None = None,
-                 token: str | None = None) -> None:
+                 token: str | None = None, versions_file: Path | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout_seconds = timeout_seconds
         self.threshold = threshold
@@ -70,6 +85,9 @@ class RasaEngine:
         self._training = asyncio.Lock()
         self._client: httpx.AsyncClient | None = None
         self.model_file: str | None = None
+        # The record of the versions trained through this engine; None keeps it in memory only.
+        self.versions_file = versions_file
+        self._record: dict[str, Any] | None = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None or self._client.is_closed:
@@ -119,11 +137,16 @@ class RasaEngine:
         return body
 
     async def train(self, data: TrainingData, progress: ProgressCallback | None = None) -> str:
+        return await self.train_version(data, progress, activate=True)
+
+    async def train_version(self, data: TrainingData, progress: ProgressCallback | None = None, *,
+                            activate: bool) -> str:
         if self._training.locked():
             raise TrainingInProgressError("a Rasa training job is already running; wait for it to finish")
         async with self._training:
             report = progress or (lambda _fraction, _stage: None)
             report(0.0, "training on the Rasa server")
+            started = time.perf_counter()
             payload = rasa_training_payload(data, self.config_path)
             response = await self._request(
                 "POST", "/model/train", seconds=TRAIN_TIMEOUT_SECONDS, content=payload.encode("utf-8"),
@@ -133,13 +156,113 @@ class RasaEngine:
             filename = str(response.headers.get("filename") or "")
             if not filename:
                 raise NluError("Rasa trained a model but did not name its file")
-            report(0.9, "loading the model on the Rasa server")
-            model_file = f"models/{filename}"
-            await self._request("PUT", "/model", json={"model_file": model_file}, seconds=TRAIN_TIMEOUT_SECONDS)
-            self.model_file = model_file
-            self._extractor = EntityExtractor(data)
+            version = filename.removesuffix(MODEL_SUFFIX)
+            record = await self._read_record()
+            record["versions"][version] = {
+                "version": version, "engine": self.name, "model_file": f"models/{filename}",
+                "created_at": dt.datetime.now(dt.UTC).isoformat(), "n_examples": len(data.examples),
+                "intents": data.intents, "train_seconds": round(time.perf_counter() - started, 3),
+                "warnings": list(data.warnings)}
+            await self._write_record(record)
+            if activate:
+                report(0.9, "loading the model on the Rasa server")
+                await self._load_on_server(version)
+                self._extractor = EntityExtractor(data)
+                await self._record_activation(version)
             report(1.0, "done")
-            return filename.removesuffix(".tar.gz")
+            return version
+
+    # --- VersionedEngine ----------------------------------------------------------------------------
+
+    @property
+    def active_version(self) -> str | None:
+        """The version this engine loaded on the server (None until it loads one)."""
+        if self.model_file is None:
+            return None
+        return self.model_file.removeprefix("models/").removesuffix(MODEL_SUFFIX)
+
+    async def holdout_evaluation(self, train: TrainingData, test: TrainingData) -> EvaluationReport | None:
+        return None  # the server serves one model: evaluating another would replace it for every customer
+
+    async def saved_versions(self) -> list[ModelVersion]:
+        record = await self._read_record()
+        return [ModelVersion(version, None, dict(manifest), active=version == record["active"])
+                for version, manifest in sorted(record["versions"].items(),
+                                                key=lambda item: (str(item[1].get("created_at")), item[0]))]
+
+    async def activate_version(self, version: str) -> None:
+        if version not in (await self._read_record())["versions"]:
+            raise ModelNotFoundError(f"model version {version[:80]!r} was not trained through this engine")
+        await self._load_on_server(version)
+        await self._record_activation(version)
+
+    async def rollback_version(self) -> str:
+        record = await self._read_record()
+        history: list[str] = [v for v in record["history"] if v in record["versions"]]
+        while history and history[-1] == record["active"]:
+            history.pop()
+        if not history:
+            raise ModelNotFoundError("no earlier model version to roll back to")
+        previous = history[-1]
+        await self._load_on_server(previous)
+        record["active"], record["history"] = previous, history
+        await self._write_record(record)
+        return previous
+
+    async def follow_version(self, version: str) -> None:
+        if self.active_version != version:
+            await self._load_on_server(version)
+
+    async def _load_on_server(self, version: str) -> None:
+        if not _VERSION_NAME.fullmatch(version) or ".." in version:
+            raise ModelNotFoundError(f"invalid model version {version[:80]!r}")
+        model_file = f"models/{version}{MODEL_SUFFIX}"
+        try:
+            await self._request("PUT", "/model", json={"model_file": model_file}, seconds=TRAIN_TIMEOUT_SECONDS)
+        except EngineUnavailableError:
+            raise
+        except NluError as exc:  # the server refused the file: it has no such model
+            raise ModelNotFoundError(f"the Rasa server has no model version {version!r}: {exc}") from exc
+        self.model_file = model_file
+
+    async def _record_activation(self, version: str) -> None:
+        record = await self._read_record()
+        record["active"] = version
+        if not record["history"] or record["history"][-1] != version:
+            record["history"].append(version)
+        record["history"] = record["history"][-HISTORY_LIMIT:]
+        await self._write_record(record)
+
+    async def _read_record(self) -> dict[str, Any]:
+        if self._record is None:
+            record: dict[str, Any] = {}
+            path = self.versions_file
+            if path is not None and await asyncio.to_thread(path.is_file):
+                loaded = json.loads(await asyncio.to_thread(path.read_text, encoding="utf-8"))
+                record = loaded if isinstance(loaded, dict) else {}
+            versions = record.get("versions")
+            history = record.get("history")
+            self._record = {
+                "versions": versions if isinstance(versions, dict) else {},
+                "active": record.get("active") if isinstance(record.get("active"), str) else None,
+                "history": [str(v) for v in history] if isinstance(history, list) else [],
+            }
+        return self._record
+
+    async def _write_record(self, record: dict[str, Any]) -> None:
+        self._record = record
+        path = self.versions_file
+        if path is None:
+            return
+        text = json.dumps(record, ensure_ascii=False, indent=2)
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+
+        await asyncio.to_thread(write)
 
     async def parse(self, text: str) -> Parse:
         language = detect_language(text)

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from api import nlu_admin as nlu_jobs
 from api.console.charts import Bar
 from api.console.render import SECURITY_HEADERS, render
 from api.console.routes import redirect
@@ -18,8 +17,9 @@ from api.console.security import ConsoleAdmin, CsrfChecked
 from api.deps import DbSession, IdPath, State
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.i18n import translator
-from core.nlu_admin import service
+from core.nlu_admin import service, versions
 from core.nlu_admin.models import JobState, NluSuggestion, NluTrainingJob, SuggestionStatus
+from core.nlu_admin.training import FINISHED
 from core.routing import service as routing
 from core.tickets.models import Message, format_ticket_number
 from core.users import service as users
@@ -32,7 +32,6 @@ TRAINING = "/console/admin/training"
 SUGGESTIONS = "/console/admin/suggestions"
 MAX_IMPORT_BYTES = 5_000_000
 MAX_BATCH = 500  # examples pasted at once
-FINISHED = (JobState.succeeded, JobState.failed)
 FEW_EXAMPLES = 5  # per language: fewer is drawn as a warning
 
 
@@ -157,6 +156,7 @@ class VersionRow:
     n_examples: int | None
     n_intents: int
     threshold: float | None
+    target_precision: float | None
     train_seconds: float | None
     cross_validation: dict[str, Any] = field(default_factory=dict)
     job_id: int | None = None
@@ -164,15 +164,15 @@ class VersionRow:
 
 async def _versions(state: State, session: DbSession, jobs: list[NluTrainingJob]) -> list[VersionRow] | None:
     """Newest first, each linked to the job that trained it; None when the engine keeps its models itself."""
-    versions = await nlu_jobs.model_versions(state, session)
-    if versions is None:
+    saved = await versions.model_versions(state.model_sync, session)
+    if saved is None:
         return None
     by_version = {j.version: j.id for j in jobs if j.version}
     return [VersionRow(version=v.version, active=v.active, created_at=(v.created_at or "")[:19].replace("T", " "),
                        n_examples=v.n_examples, n_intents=v.n_intents or 0, threshold=v.threshold,
-                       train_seconds=v.train_seconds, cross_validation=v.cross_validation,
-                       job_id=by_version.get(v.version))
-            for v in versions]
+                       target_precision=v.target_precision, train_seconds=v.train_seconds,
+                       cross_validation=v.cross_validation, job_id=by_version.get(v.version))
+            for v in saved]
 
 
 @router.get("/training")
@@ -189,7 +189,7 @@ async def start_training(session: DbSession, actor: ConsoleAdmin, state: State,
                          activate: Annotated[str, Form()] = "") -> Response:
     _ = translator(actor.language)
     try:
-        job = await service.create_job(session, actor, activate=activate == "on")
+        job = await service.create_job(session, actor, activate=activate == "on", now=state.clock.now())
     except ConflictError as exc:
         busy = exc.details.get("job_id")
         return redirect(f"{TRAINING}/jobs/{busy}" if busy else TRAINING, _("training.busy", job=busy or "?"),
@@ -229,22 +229,22 @@ def _report_view(report: dict[str, Any]) -> dict[str, Any]:
 async def job_page(request: Request, job_id: IdPath, session: DbSession, state: State,
                    _user: ConsoleAdmin) -> Response:
     job = await service.get_job(session, job_id)
-    versions = await _versions(state, session, [job]) if job.state == JobState.succeeded else None
-    version = next((v for v in versions or [] if v.version == job.version), None)
+    rows = await _versions(state, session, [job]) if job.state == JobState.succeeded else None
+    version = next((v for v in rows or [] if v.version == job.version), None)
     return await _page(request, session, "admin_job.html", "training", {
         "job": job, "status": _job_status(job), "view": _report_view(job.report or {}), "version": version,
-        "target_precision": getattr(state.nlu.current, "target_precision", None)})
+        "target_precision": version.target_precision if version else None})
 
 
 @router.post("/training/versions/{version}/activate", dependencies=[CsrfChecked])
 async def activate_version(version: str, session: DbSession, actor: ConsoleAdmin, state: State) -> Response:
-    await nlu_jobs.activate_version(state, session, actor, version)
+    await versions.activate_version(state.model_sync, session, actor, version)
     return redirect(TRAINING, translator(actor.language)("training.activated", version=version))
 
 
 @router.post("/training/rollback", dependencies=[CsrfChecked])
 async def rollback(session: DbSession, actor: ConsoleAdmin, state: State) -> Response:
-    previous = await nlu_jobs.rollback_version(state, session, actor)
+    previous = await versions.rollback_version(state.model_sync, session, actor)
     return redirect(TRAINING, translator(actor.language)("training.rolled_back", version=previous))
 
 

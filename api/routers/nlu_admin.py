@@ -3,100 +3,34 @@ and agents' intent corrections."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, Agent, DbSession, IdPath, State
-from api.nlu_admin import (
-    VersionRead,
-    activate_version,
-    instances_and_active,
-    model_versions,
-    rollback_version,
-    versions_engine,
-)
 from api.openapi import CONFLICT
 from core.errors import ValidationFailedError
-from core.nlu_admin import service
+from core.nlu_admin import service, versions
 from core.nlu_admin.models import SuggestionStatus
+from core.nlu_admin.schemas import (
+    ExampleCreate,
+    ExampleRead,
+    InstanceRead,
+    IntentCreate,
+    IntentRead,
+    JobRead,
+    ResponsesUpdate,
+    SuggestionCreate,
+    SuggestionRead,
+    TrainRequest,
+    VersionRead,
+)
 from nlu.data import dump_rasa_yaml, load_rasa_yaml
 from nlu.errors import DataFormatError
 
 router = APIRouter(prefix="/admin/nlu", tags=["admin: nlu"], responses=CONFLICT)
 corrections = APIRouter(prefix="/messages", tags=["tickets"], responses=CONFLICT)
 MAX_IMPORT_BYTES = 5_000_000
-
-
-class IntentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=2, max_length=64)
-    description: str = Field(default="", max_length=2000)
-
-
-class ExampleCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=1000)
-
-
-class ExampleRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    text: str
-    language: str
-    source: str
-
-
-class IntentRead(BaseModel):
-    name: str
-    description: str
-    examples: list[ExampleRead]
-    responses: dict[str, str]
-
-
-class ResponsesUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ru: str | None = Field(default=None, max_length=5000)
-    en: str | None = Field(default=None, max_length=5000)
-
-
-class TrainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    activate: bool = Field(default=False, description="Switch the new model on when training succeeds")
-
-
-class JobRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    state: str
-    progress: float
-    stage: str
-    version: str | None
-    activate: bool
-    error: str | None
-    report: dict[str, Any]
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-class SuggestionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    intent: str = Field(min_length=2, max_length=64)
-
-
-class SuggestionRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    message_id: int | None
-    text: str
-    intent: str
-    predicted_intent: str | None
-    status: str
-    suggested_by: int | None
-    created_at: datetime
 
 
 async def _intent_read(session: DbSession, name: str) -> IntentRead:
@@ -152,7 +86,8 @@ async def set_responses(name: str, body: ResponsesUpdate, session: DbSession, us
 @router.post("/train", response_model=JobRead, status_code=202)
 async def train(body: TrainRequest, session: DbSession, user: Admin, state: State) -> JobRead:
     """Start training on the current data as a background job; poll the job for progress."""
-    job = await service.create_job(session, user, activate=body.activate)
+    job = await service.create_job(session, user, activate=body.activate, now=state.clock.now())
+    # The runner reads the job in its own session: it must be committed before the runner starts.
     await session.commit()
     state.trainer.start(job.id)
     return JobRead.model_validate(job)
@@ -172,29 +107,13 @@ async def get_job(job_id: IdPath, session: DbSession, _user: Admin) -> JobRead:
 async def list_versions(state: State, _user: Admin, session: DbSession) -> list[VersionRead]:
     """Saved versions, newest first: the active one (all instances follow it), the one this instance parses
     with, and the instances that report using each."""
-    versions = await model_versions(state, session)
-    if versions is None:
-        versions_engine(state)  # raises the 409 that says why
-    return versions or []
-
-
-class InstanceRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: str
-    host: str
-    pid: int
-    engine: str
-    version: str | None
-    in_sync: bool
-    this_instance: bool
-    started_at: datetime
-    seen_at: datetime
+    return await versions.list_versions(state.model_sync, session)
 
 
 @router.get("/versions/instances", response_model=list[InstanceRead])
 async def list_instances(state: State, _user: Admin, session: DbSession) -> list[InstanceRead]:
     """The running instances and the model version each one reports it parses with."""
-    rows, active = await instances_and_active(state, session)
+    rows, active = await versions.instances_and_active(state.model_sync, session)
     return [InstanceRead(id=r.id, host=r.host, pid=r.pid, engine=r.engine, version=r.version,
                          in_sync=active is None or r.version == active, this_instance=r.id == state.instance_id,
                          started_at=r.started_at, seen_at=r.seen_at) for r in rows]
@@ -204,15 +123,15 @@ async def list_instances(state: State, _user: Admin, session: DbSession) -> list
 async def activate(version: str, state: State, user: Admin, session: DbSession) -> list[VersionRead]:
     """Switch a model version on; every new message is parsed by it at once (no restart), on every instance
     within `model_sync_seconds` even if Redis is down."""
-    await activate_version(state, session, user, version)
-    return await list_versions(state, user, session)
+    await versions.activate_version(state.model_sync, session, user, version)
+    return await versions.list_versions(state.model_sync, session)
 
 
 @router.post("/versions/rollback", response_model=list[VersionRead])
 async def rollback(state: State, user: Admin, session: DbSession) -> list[VersionRead]:
     """Switch back to the version that was active before the current one."""
-    await rollback_version(state, session, user)
-    return await list_versions(state, user, session)
+    await versions.rollback_version(state.model_sync, session, user)
+    return await versions.list_versions(state.model_sync, session)
 
 
 @router.get("/export")

@@ -66,6 +66,9 @@ class NluTrainingJob(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Written every few seconds by the process running the job: a running job whose heartbeat is over a minute
+    # old lost its process, and whoever is alive fails it (so a crash does not block training).
+    heartbeat_at: Mapped[datetime | None]
 
 
 class SuggestionStatus(enum.StrEnum):

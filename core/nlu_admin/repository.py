@@ -28,16 +28,17 @@ async def active_version(session: AsyncSession) -> str | None:
     return await session.scalar(select(NluActiveModel.version).where(NluActiveModel.id == ACTIVE_ROW))
 
 
-async def set_active_version(session: AsyncSession, version: str, *, only_if_unset: bool = False) -> None:
+async def set_active_version(session: AsyncSession, version: str, *, only_if_unset: bool = False,
+                             now: datetime | None = None) -> None:
     """Record the version every instance should use (`only_if_unset`: the first instance on a new database)."""
-    values = {"id": ACTIVE_ROW, "version": version, "changed_at": utcnow()}
+    values = {"id": ACTIVE_ROW, "version": version, "changed_at": now or utcnow()}
     await session.execute(_upsert(session, NluActiveModel, values,
                                   {} if only_if_unset else {"version": version, "changed_at": values["changed_at"]}))
 
 
 async def report_instance(session: AsyncSession, instance: str, *, host: str, pid: int, engine: str,
-                          version: str | None, started_at: datetime) -> None:
-    now = utcnow()
+                          version: str | None, started_at: datetime, now: datetime | None = None) -> None:
+    now = now or utcnow()
     values = {"id": instance, "host": host[:255], "pid": pid, "engine": engine, "version": version,
               "started_at": started_at, "seen_at": now}
     await session.execute(_upsert(session, NluInstance, values, {"engine": engine, "version": version,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -33,6 +33,10 @@ from nlu.protocol import TrainingData, TrainingExample
 from nlu.text import detect_language
 
 INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+STALE_AFTER = timedelta(minutes=1)
+"""A queued or running training job with no heartbeat for this long lost its process."""
+ABANDONED = ("abandoned: the server running it sent no heartbeat for over a minute (it stopped or crashed "
+             "while training); start the training again")
 LANGUAGES = ("ru", "en")
 MAX_EXAMPLE_CHARS = 1000
 
@@ -221,8 +225,14 @@ async def set_responses(session: AsyncSession, name: str, answers: dict[str, str
 
 # --- training jobs ------------------------------------------------------------------------------------
 
-async def create_job(session: AsyncSession, actor: User | None, *, activate: bool) -> NluTrainingJob:
-    """Queue a training job; only one may be queued or running at a time."""
+async def create_job(session: AsyncSession, actor: User | None, *, activate: bool,
+                     now: datetime | None = None) -> NluTrainingJob:
+    """Queue a training job; only one may be queued or running at a time.
+
+    A job whose process died (no heartbeat for a minute) is failed first, so it never blocks a new one.
+    """
+    now = now or utcnow()
+    await fail_stale_jobs(session, now)
     busy = (await session.scalars(
         select(NluTrainingJob).where(NluTrainingJob.state.in_((JobState.queued, JobState.running)))
         .with_for_update()
@@ -231,7 +241,7 @@ async def create_job(session: AsyncSession, actor: User | None, *, activate: boo
         raise ConflictError(f"training job {busy.id} is already {busy.state.value}; wait for it to finish",
                             job_id=busy.id)
     job = NluTrainingJob(state=JobState.queued, progress=0.0, stage="queued", activate=activate,
-                         created_by=actor.id if actor else None, created_at=utcnow(), report={})
+                         created_by=actor.id if actor else None, created_at=now, report={})
     session.add(job)
     await session.flush()
     audit.record(session, actor, "nlu.train", "nlu_job", job.id, activate=activate)
@@ -249,19 +259,24 @@ async def list_jobs(session: AsyncSession, limit: int = 20) -> Sequence[NluTrain
     return (await session.scalars(select(NluTrainingJob).order_by(NluTrainingJob.id.desc()).limit(limit))).all()
 
 
-async def fail_stale_jobs(session: AsyncSession, older_than: timedelta = timedelta(minutes=30)) -> int:
-    """Jobs left queued/running by a process that died are failed at start-up (training runs in-process).
+async def fail_stale_jobs(session: AsyncSession, now: datetime, stale_after: timedelta = STALE_AFTER) -> list[int]:
+    """Fail the jobs whose process died: queued or running, and not heartbeated for `stale_after`.
 
-    Only old ones: another instance may be training right now, and a training takes seconds to minutes.
+    Training runs in the process that took the request and heartbeats its job every few seconds, so any
+    live instance (a request, the periodic reaper, a start-up) can tell a dead job from a long one.
+    Returns the ids of the jobs it failed.
     """
+    last_sign_of_life = func.coalesce(NluTrainingJob.heartbeat_at, NluTrainingJob.started_at,
+                                      NluTrainingJob.created_at)
     stale = (await session.scalars(
         select(NluTrainingJob).where(NluTrainingJob.state.in_((JobState.queued, JobState.running)),
-                                     NluTrainingJob.created_at < utcnow() - older_than))).all()
+                                     last_sign_of_life < now - stale_after)
+        .with_for_update(skip_locked=True))).all()
     for job in stale:
         job.state = JobState.failed
-        job.error = "interrupted: the server stopped while this job ran"
-        job.finished_at = utcnow()
-    return len(stale)
+        job.error = ABANDONED
+        job.finished_at = now
+    return [job.id for job in stale]
 
 
 # --- suggestions from agents ------------------------------------------------------------------------------

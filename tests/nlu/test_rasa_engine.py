@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from nlu.errors import EngineUnavailableError, TrainingInProgressError
+from nlu.errors import EngineUnavailableError, ModelNotFoundError, TrainingInProgressError
 from nlu.protocol import IntentEngine, TrainingData
 from nlu.rasa import DEFAULT_RASA_CONFIG, RasaEngine, rasa_training_payload
 from tests.support.net import free_port
@@ -96,8 +96,10 @@ def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.mark.slow
-async def test_real_rasa_server_trains_and_parses(rasa_server: str, default_data: TrainingData) -> None:
-    engine = RasaEngine(rasa_server, timeout_seconds=30, extras=default_data)
+async def test_real_rasa_server_trains_and_parses(rasa_server: str, default_data: TrainingData,
+                                                  tmp_path: Path) -> None:
+    engine = RasaEngine(rasa_server, timeout_seconds=30, extras=default_data,
+                        versions_file=tmp_path / "rasa-versions.json")
     try:
         assert (await engine.version()).startswith("3.6")
         assert (await engine.status())["model_file"] is None
@@ -109,6 +111,14 @@ async def test_real_rasa_server_trains_and_parses(rasa_server: str, default_data
         status = await engine.status()
         assert status["model_file"]
         assert version in status["model_file"]
+        # The version is recorded (VersionedEngine): listed, active, switched on again by its file.
+        saved = await engine.saved_versions()
+        assert [(v.version, v.active) for v in saved] == [(version, True)]
+        assert engine.active_version == version
+        await engine.activate_version(version)
+        assert version in (await engine.status())["model_file"]
+        with pytest.raises(ModelNotFoundError, match="no earlier model version"):
+            await engine.rollback_version()
 
         parse = await engine.parse("где мой заказ ORD-123456?")
         assert parse.intent == "order_status"

@@ -1,0 +1,107 @@
+"""What the NLU admin API reads and returns: intents, examples, answers, training jobs, versions, suggestions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IntentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=2, max_length=64)
+    description: str = Field(default="", max_length=2000)
+
+
+class ExampleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=1000)
+
+
+class ExampleRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    text: str
+    language: str
+    source: str
+
+
+class IntentRead(BaseModel):
+    name: str
+    description: str
+    examples: list[ExampleRead]
+    responses: dict[str, str]
+
+
+class ResponsesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ru: str | None = Field(default=None, max_length=5000)
+    en: str | None = Field(default=None, max_length=5000)
+
+
+class TrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    activate: bool = Field(default=False, description="Switch the new model on when training succeeds")
+
+
+class JobRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    state: str
+    progress: float
+    stage: str
+    version: str | None
+    activate: bool
+    error: str | None
+    report: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class SuggestionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    intent: str = Field(min_length=2, max_length=64)
+
+
+class SuggestionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    message_id: int | None
+    text: str
+    intent: str
+    predicted_intent: str | None
+    status: str
+    suggested_by: int | None
+    created_at: datetime
+
+
+class VersionRead(BaseModel):
+    """A saved model version as admins see it (from the engine's manifest)."""
+
+    version: str
+    active: bool  # the version all instances should use (the database's, else the engine's own record)
+    loaded_here: bool = False  # the version this instance parses with right now
+    instances: list[str] = []  # the instances that report they parse with it
+    created_at: str | None
+    n_examples: int | None
+    n_intents: int | None
+    threshold: float | None
+    target_precision: float | None = None  # what the threshold was chosen for, when the engine chooses one
+    train_seconds: float | None
+    size_bytes: int | None
+    cross_validation: dict[str, Any]
+
+
+class InstanceRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    host: str
+    pid: int
+    engine: str
+    version: str | None
+    in_sync: bool
+    this_instance: bool
+    started_at: datetime
+    seen_at: datetime
