@@ -14,7 +14,7 @@ from core.jobs import service as tasks
 from core.jobs.models import TaskState
 from core.jobs.tasks import DueTask
 from tests.conftest import keyword_engine, make_settings, responses
-from tests.core.jobs.waiting import until
+from tests.support.waiting import until
 
 SHAPE = {"state", "last_run", "last_success", "last_error", "last_error_at", "failures", "next_run", "lease",
          "lease_held", "heartbeat", "runs"}

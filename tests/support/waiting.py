@@ -58,3 +58,9 @@ def wait_for_sync(condition: Callable[[], Any], what: str = "condition", *, time
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 500 else text[:500] + "..."
+
+
+async def until(predicate: Callable[[], Any], what: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """`wait_for` that checks at every turn of the event loop (tests that drive a ManualClock and wait for the
+    jobs it woke to reach their next step)."""
+    await wait_for(predicate, what, timeout=timeout, interval=0.001)

@@ -67,7 +67,7 @@ async def test_the_sweep_job_runs_a_minute_after_start_then_every_interval(
     from core.attachments.sweep import sweep_job
     from core.clock import ManualClock
     from core.jobs import JobRegistry
-    from tests.core.jobs.waiting import until
+    from tests.support.waiting import until
 
     files = AttachmentStore(tmp_path)
     clock = ManualClock()

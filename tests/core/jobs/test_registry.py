@@ -13,7 +13,7 @@ from core.clock import ManualClock
 from core.db.lease import Lease, LeaseLost
 from core.events import EventBus
 from core.jobs import Backoff, DailyAt, Every, Job, JobContext, JobRegistry, parse_schedule
-from tests.core.jobs.waiting import until
+from tests.support.waiting import until
 
 START = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from core.jobs import Backoff, JobRegistry
 from core.jobs import service as tasks
 from core.jobs.models import ScheduledTask, TaskState
 from core.jobs.tasks import DueTask, DueTaskRunner, TaskHandlers
-from tests.core.jobs.waiting import until
+from tests.support.waiting import until
 
 EFFECT = "test.effect"
 

@@ -19,7 +19,7 @@ from core.nlu_admin.catalog import ResponseCatalog
 from core.nlu_admin.models import JobState, NluTrainingJob
 from core.nlu_admin.training import STALE_JOBS_JOB, TrainingRunner, reap_stale_jobs, stale_jobs_job
 from nlu.protocol import EngineHolder, EvaluationReport, Parse, ProgressCallback, TrainingData
-from tests.core.jobs.waiting import until
+from tests.support.waiting import until
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 
