@@ -83,6 +83,27 @@ class TicketChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketTakenOver:
+    """A ticket was taken from the person who held it (`previous_assignee_id`), by a take-over or a reassignment.
+
+    Console pages refresh on it like on any ticket change; the previous holder's pages also tell them.
+    """
+
+    topic: ClassVar[Topic] = Topic.TICKETS
+    ticket_id: int
+    number: str
+    previous_assignee_id: int
+    assignee_id: int | None
+    assignee_name: str | None
+    kind: str = "taken_over"
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"kind": self.kind, "ticket_id": self.ticket_id, "number": self.number,
+                "previous_assignee_id": self.previous_assignee_id, "assignee_id": self.assignee_id,
+                "assignee_name": self.assignee_name}
+
+
+@dataclass(frozen=True, slots=True)
 class MessageContent:
     """What a live view shows of an outbound message, carried in its event so nobody reads it back."""
 

@@ -49,7 +49,9 @@ from core.quarantine import service as quarantine
 from core.reports import service as reports
 from core.routing import service as routing
 from core.tickets import service as ticket_service
+from core.tickets.errors import NotAssigneeError, TicketHeldError
 from core.tickets.models import AuthorKind, Priority, Ticket, TicketStatus
+from core.tickets.schemas import ExpectedHolder, Holder
 from core.users import service as users
 from core.users.models import Role, User
 from core.users.schemas import TeamCreate, UserCreate, UserUpdate
@@ -280,6 +282,11 @@ async def events(request: Request, state: State) -> Response:
                     continue
                 data = {"topic": topic, "ticket_id": payload.get("ticket_id"), "kind": payload.get("kind")}
                 yield f"event: change\ndata: {json.dumps(data)}\n\n"
+                if payload.get("kind") == "taken_over" and payload.get("previous_assignee_id") == user.id:
+                    # Only the previous holder hears it: someone took their ticket.
+                    notice = {"ticket_id": payload.get("ticket_id"), "number": payload.get("number"),
+                              "assignee_name": payload.get("assignee_name")}
+                    yield f"event: takeover\ndata: {json.dumps(notice)}\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -308,6 +315,8 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
         teams=await users.list_teams(session),
         assignable=await users.assignable_users(session) if user.role.rank >= Role.supervisor.rank else [],
         allowed_statuses=sorted(ticket_service.ALLOWED_TRANSITIONS[ticket.status]),
+        # The current status first and selected: saving the form unchanged changes nothing.
+        status_choices=[ticket.status, *sorted(ticket_service.ALLOWED_TRANSITIONS[ticket.status])],
         priorities=list(Priority), intents=await routing.known_intents(session),
         mergeable=[t for t in panel.previous if t.status in (*ticket_service.ACTIVE_STATUSES, TicketStatus.bot)],
         max_attachment_mb=round(state.settings.max_attachment_bytes / 1_048_576, 1),
@@ -326,20 +335,44 @@ async def _locked(session: DbSession, ref: str) -> Ticket:
     return await ticket_service.get(session, ticket_id_of(ref), lock=True)
 
 
+def expected_holder(value: str | None) -> ExpectedHolder:
+    """The holder a page showed (its hidden `expected_assignee_id`: empty for nobody; absent: not said)."""
+    if value is None:
+        return Holder.ANY
+    return parse_id(value) if value.strip() else None
+
+
 @router.post("/tickets/{ref}/take", dependencies=[CsrfChecked])
-async def take(ref: str, session: DbSession, user: ConsoleUser) -> Response:
-    ticket = await ticket_service.take(session, await _locked(session, ref), user)
-    return redirect(ticket_url(ticket), translator(user.language)("ticket.taken", number=ticket.number))
+async def take(request: Request, ref: str, session: DbSession, user: ConsoleUser,
+               expected_assignee_id: Annotated[str | None, Form()] = None,
+               take_over: Annotated[str, Form()] = "") -> Response:
+    ticket = await _locked(session, ref)
+    _ = translator(user.language)
+    try:
+        await ticket_service.take(session, ticket, user, expected_assignee_id=expected_holder(expected_assignee_id),
+                                  take_over=take_over == "1")
+    except TicketHeldError as exc:
+        # Someone holds it (maybe since this page was drawn): ask, naming them; confirming takes it over.
+        return render(request, "collision.html", {
+            "mode": "take", "ticket": ticket, "holder_id": exc.holder_id,
+            "question": _("collision.take_question", name=exc.holder_name)}, status_code=409)
+    return redirect(ticket_url(ticket), _("ticket.taken", number=ticket.number))
 
 
 @router.post("/tickets/{ref}/assign", dependencies=[CsrfChecked])
 async def assign(ref: str, session: DbSession, user: ConsoleUser,
-                 user_id: Annotated[str, Form()] = "") -> Response:
+                 user_id: Annotated[str, Form()] = "",
+                 expected_assignee_id: Annotated[str | None, Form()] = None) -> Response:
     ticket = await _locked(session, ref)
     assignee_id = parse_id(user_id)
     assignee = await users.get(session, assignee_id) if assignee_id is not None else None
-    await ticket_service.assign(session, ticket, assignee, user)
-    return redirect(ticket_url(ticket), translator(user.language)("ticket.updated"))
+    _ = translator(user.language)
+    try:
+        await ticket_service.assign(session, ticket, assignee, user,
+                                    expected_assignee_id=expected_holder(expected_assignee_id))
+    except TicketHeldError as exc:
+        return redirect(ticket_url(ticket), _("collision.held_now", name=exc.holder_name), "error")
+    return redirect(ticket_url(ticket), _("ticket.updated"))
 
 
 @router.post("/tickets/{ref}/transfer", dependencies=[CsrfChecked])
@@ -372,7 +405,8 @@ async def change_priority(ref: str, session: DbSession, user: ConsoleUser,
 @router.post("/tickets/{ref}/reply", dependencies=[CsrfChecked])
 async def reply(ref: str, request: Request, session: DbSession, state: State, user: ConsoleUser,
                 text: Annotated[str, Form()] = "", canned_id: Annotated[str, Form()] = "",
-                status: Annotated[str, Form()] = "") -> Response:
+                status: Annotated[str, Form()] = "",
+                confirm_not_assignee: Annotated[str, Form()] = "") -> Response:
     _ = translator(user.language)
     ticket = await _locked(session, ref)
     if not text.strip() and (canned := parse_id(canned_id)) is not None:
@@ -382,10 +416,24 @@ async def reply(ref: str, request: Request, session: DbSession, state: State, us
     if len(text) > 100_000:
         raise ValidationFailedError("the reply is longer than 100,000 characters")
     new_status = TicketStatus(status) if status in TicketStatus.__members__ else None
-    attachments = await _store_uploads(request, state)
-    await ticket_service.reply(session, ticket, user, text, attachments=attachments,
-                               files=state.files, status=new_status)
+    warn = confirm_not_assignee != "1"
+    try:
+        if warn:  # before the uploads are stored: a refused reply leaves no files behind
+            ticket_service.ensure_holder(ticket, user)
+        attachments = await _store_uploads(request, state)
+        await ticket_service.reply(session, ticket, user, text, attachments=attachments,
+                                   files=state.files, status=new_status, warn_if_not_assignee=warn)
+    except NotAssigneeError as exc:
+        # Someone else holds the ticket: the reply waits on a page that says so; files are chosen again there.
+        return render(request, "collision.html", {
+            "mode": "reply", "ticket": ticket, "holder_id": exc.holder_id, "text": text,
+            "status": new_status.value if new_status else "", "had_files": _has_uploads(await request.form()),
+            "question": _("collision.reply_question", name=exc.holder_name)}, status_code=409)
     return redirect(ticket_url(ticket), _("ticket.replied"))
+
+
+def _has_uploads(form: Any) -> bool:
+    return any(isinstance(f, UploadFile) and f.filename for f in form.getlist("files"))
 
 
 async def _store_uploads(request: Request, state: State) -> list[AttachmentRef]:

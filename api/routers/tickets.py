@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import Agent, DbSession, IdQuery, Offset, State
 from api.openapi import CONFLICT
-from core.db.base import parse_id
+from core.db.base import MAX_ID, parse_id
 from core.errors import ValidationFailedError
 from core.tickets import service
 from core.tickets.models import Priority, TicketStatus
@@ -14,6 +14,7 @@ from core.tickets.repository import TicketFilter
 from core.tickets.schemas import (
     AssignRequest,
     DeliveryRead,
+    Holder,
     MergeRequest,
     MessageRead,
     NoteCreate,
@@ -80,16 +81,26 @@ async def get_ticket(ticket_ref: TicketRef, session: DbSession, _user: Agent) ->
 
 
 @router.post("/{ticket_ref}/take", response_model=TicketRead)
-async def take(ticket_ref: TicketRef, session: DbSession, user: Agent) -> TicketRead:
+async def take(
+    ticket_ref: TicketRef, session: DbSession, user: Agent,
+    take_over: Annotated[bool, Query(description="Take the ticket from the person holding it (recorded as a "
+                                                 "take-over; they are told). Without it a held ticket is a 409.")]
+    = False,
+    expected_assignee_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description=(
+        "With take_over: who you saw holding the ticket; someone else holding it now is a 409."))] = None,
+) -> TicketRead:
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
-    return TicketRead.model_validate(await service.take(session, ticket, user))
+    expected = Holder.ANY if expected_assignee_id is None else expected_assignee_id
+    return TicketRead.model_validate(await service.take(session, ticket, user, expected_assignee_id=expected,
+                                                        take_over=take_over))
 
 
 @router.post("/{ticket_ref}/assign", response_model=TicketRead)
 async def assign(ticket_ref: TicketRef, body: AssignRequest, session: DbSession, user: Agent) -> TicketRead:
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     assignee = await users.get(session, body.user_id) if body.user_id is not None else None
-    return TicketRead.model_validate(await service.assign(session, ticket, assignee, user))
+    return TicketRead.model_validate(await service.assign(session, ticket, assignee, user,
+                                                          expected_assignee_id=body.expected_holder()))
 
 
 @router.patch("/{ticket_ref}", response_model=TicketRead)

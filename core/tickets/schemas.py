@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +11,15 @@ from core.db.base import DbId
 from core.tickets.models import Priority, TicketStatus
 
 Strict = ConfigDict(extra="forbid")
+
+
+class Holder(enum.Enum):
+    """`expected_assignee_id=Holder.ANY`: the caller did not say whom it saw holding the ticket."""
+
+    ANY = "any"
+
+
+ExpectedHolder = int | None | Literal[Holder.ANY]
 
 
 class UserRef(BaseModel):
@@ -129,6 +139,13 @@ class TicketUpdate(BaseModel):
 class AssignRequest(BaseModel):
     model_config = Strict
     user_id: DbId | None
+    expected_assignee_id: DbId | None = Field(
+        default=None, description="Who you saw holding the ticket (null: nobody). When sent, someone else "
+        "holding it now is a 409 (ticket_held) instead of a silent reassignment.")
+
+    def expected_holder(self) -> ExpectedHolder:
+        """The expected holder, or Holder.ANY when the field was not sent at all."""
+        return self.expected_assignee_id if "expected_assignee_id" in self.model_fields_set else Holder.ANY
 
 
 class MergeRequest(BaseModel):

@@ -15,11 +15,12 @@ from core.attachments.store import AttachmentStore
 from core.audit import service as audit
 from core.db.base import utcnow
 from core.errors import ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
-from core.events import MessageAdded, MessageContent, TicketChanged, Topic, emit
+from core.events import MessageAdded, MessageContent, TicketChanged, TicketTakenOver, Topic, emit
 from core.nlu_admin.models import NluSuggestion
 from core.outbox import service as outbox_service
 from core.outbox.models import OutboxMessage
 from core.tickets import repository
+from core.tickets.errors import NotAssigneeError, TicketHeldError
 from core.tickets.models import (
     AuthorKind,
     Direction,
@@ -31,6 +32,7 @@ from core.tickets.models import (
     parse_ticket_ref,
 )
 from core.tickets.repository import TicketFilter
+from core.tickets.schemas import ExpectedHolder, Holder
 from core.users.models import Role, Team, User
 
 ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
@@ -168,17 +170,44 @@ def _ensure_workable(ticket: Ticket) -> None:
                             merged_into=ticket.merged_into_id)
 
 
-async def take(session: AsyncSession, ticket: Ticket, actor: User) -> Ticket:
-    """The actor takes the ticket; an agent cannot take one another person holds."""
-    _ensure_workable(ticket)
-    if ticket.assignee_id not in (None, actor.id) and actor.role == Role.agent:
-        raise ConflictError(f"ticket {ticket.number} is already taken", assignee_id=ticket.assignee_id)
-    return await _assign(session, ticket, actor, actor, action="ticket.take")
+def _check_expected(ticket: Ticket, expected_assignee_id: ExpectedHolder) -> None:
+    """The page (or API client) saw `expected_assignee_id` holding the ticket; 409 if someone else holds it now."""
+    holder = ticket.assignee
+    if expected_assignee_id is Holder.ANY or holder is None or holder.id == expected_assignee_id:
+        return
+    raise TicketHeldError(ticket.number, holder.id, holder.name)
 
 
-async def assign(session: AsyncSession, ticket: Ticket, assignee: User | None, actor: User) -> Ticket:
-    """Assign to someone else (supervisors and admins) or unassign."""
+async def take(session: AsyncSession, ticket: Ticket, actor: User, *,
+               expected_assignee_id: ExpectedHolder = Holder.ANY, take_over: bool = False) -> Ticket:
+    """The actor takes the ticket; taking it from someone who holds it needs an explicit take-over.
+
+    Args:
+        expected_assignee_id: who the caller saw holding the ticket (None: nobody). A take-over confirmed for
+            one holder never takes the ticket from another who took it since.
+        take_over: the caller confirmed taking the ticket from its holder; recorded as `ticket.take_over`
+            and the previous holder is told (a live event).
+    Raises:
+        TicketHeldError: someone else holds the ticket and the take-over was not confirmed for them.
+    """
     _ensure_workable(ticket)
+    holder = ticket.assignee
+    if holder is None or holder.id == actor.id:
+        return await _assign(session, ticket, actor, actor, action="ticket.take")
+    if not take_over:
+        raise TicketHeldError(ticket.number, holder.id, holder.name)
+    _check_expected(ticket, expected_assignee_id)
+    return await _assign(session, ticket, actor, actor, action="ticket.take_over")
+
+
+async def assign(session: AsyncSession, ticket: Ticket, assignee: User | None, actor: User, *,
+                 expected_assignee_id: ExpectedHolder = Holder.ANY) -> Ticket:
+    """Assign to someone else (supervisors and admins) or unassign.
+
+    `expected_assignee_id` is who the caller saw holding the ticket: 409 if someone else holds it now.
+    """
+    _ensure_workable(ticket)
+    _check_expected(ticket, expected_assignee_id)
     if actor.role == Role.agent:
         if assignee is None or assignee.id != actor.id:
             raise PermissionDeniedError("agents can only take tickets for themselves")
@@ -198,6 +227,10 @@ async def _assign(session: AsyncSession, ticket: Ticket, assignee: User | None, 
     ticket.updated_at = utcnow()
     audit.record(session, actor, action, "ticket", ticket.id, old=old, new=ticket.assignee_id)
     emit(session, Topic.TICKETS, TicketChanged.of(ticket, "assigned"))
+    if old is not None and old not in (ticket.assignee_id, actor.id):
+        # Someone else moved the ticket away from its holder: their open pages tell them.
+        emit(session, Topic.TICKETS, TicketTakenOver(ticket.id, ticket.number, old, ticket.assignee_id,
+                                                     assignee.name if assignee else None))
     return ticket
 
 
@@ -324,17 +357,21 @@ async def _ticket_attachment_keys(session: AsyncSession, ticket_id: int) -> set[
 async def reply(
     session: AsyncSession, ticket: Ticket, actor: User, text: str, *, html: str | None = None,
     attachments: Sequence[AttachmentRef] = (), files: AttachmentStore | None = None,
-    status: TicketStatus | None = None,
+    status: TicketStatus | None = None, warn_if_not_assignee: bool = False,
 ) -> Message:
     """An agent's answer to the customer, through the customer's own channel.
 
     Args:
+        warn_if_not_assignee: refuse (NotAssigneeError) when someone else holds the ticket, so the caller can
+            ask its user first (the console does; the REST API replies as before).
         attachments: files already in the attachment store; each key is checked (404 if it is not there).
         files: the attachment store; required when there are attachments.
     """
     _ensure_workable(ticket)
     if not text.strip():
         raise ConflictError("reply text is empty")
+    if warn_if_not_assignee:
+        ensure_holder(ticket, actor)
     stored: list[dict[str, Any]] = []
     if attachments:
         if files is None:
@@ -361,6 +398,13 @@ async def reply(
     audit.record(session, actor, "ticket.reply", "ticket", ticket.id, message_id=message.id)
     emit(session, Topic.TICKETS, TicketChanged.of(ticket, "replied"))
     return message
+
+
+def ensure_holder(ticket: Ticket, actor: User) -> None:
+    """NotAssigneeError when someone other than the actor holds the ticket (an unassigned one is anyone's)."""
+    holder = ticket.assignee
+    if holder is not None and holder.id != actor.id:
+        raise NotAssigneeError(ticket.number, holder.id, holder.name)
 
 
 async def add_note(session: AsyncSession, ticket: Ticket, actor: User, text: str) -> Note:

@@ -211,3 +211,32 @@ async def test_customer_search_and_orders(app_client: httpx.AsyncClient, agent: 
     orders = (await app_client.get(f"/customers/{found[0]['id']}/orders", headers=agent[1])).json()
     assert [(o["number"], [h["status"] for h in o["history"]]) for o in orders] == [
         ("ORD-2", ["shipped"]), ("ORD-1", ["accepted", "delivered"])]
+
+
+async def test_take_over_and_expected_assignee_guard(app_client: httpx.AsyncClient, agent: Auth, supervisor: Auth,
+                                                     sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Issue 11, scope 7: taking a held ticket needs take_over; an expected holder that changed is a 409."""
+    agent_user, h = agent
+    other, other_token = await make_user(sessionmaker, Role.agent, "other@test.example")
+    oh = {"Authorization": f"Bearer {other_token}"}
+    n = (await submit(app_client, "1", "my TV is broken"))["ticket_number"]
+    assert (await app_client.post(f"/tickets/{n}/take", headers=h)).status_code == 200
+    r = await app_client.post(f"/tickets/{n}/take", headers=supervisor[1])  # no silent take-over, by anyone
+    assert r.status_code == 409 and r.json()["error"] == "ticket_held"
+    assert r.json()["details"] == {"assignee_id": agent_user.id, "assignee_name": agent_user.name}
+    r = await app_client.post(f"/tickets/{n}/take", headers=oh,
+                              params={"take_over": "true", "expected_assignee_id": str(other.id)})
+    assert r.status_code == 409 and r.json()["error"] == "ticket_held"
+    r = await app_client.post(f"/tickets/{n}/take", headers=oh,
+                              params={"take_over": "true", "expected_assignee_id": str(agent_user.id)})
+    assert r.status_code == 200 and r.json()["assignee"]["id"] == other.id
+    # A non-assignee's reply through the API goes out as before (the console is the one that asks first).
+    r = await app_client.post(f"/tickets/{n}/reply", headers=h, json={"text": "Reboot the box"})
+    assert r.status_code == 201
+    # Assignment with the holder the client saw: a stale one is refused, a current one goes through.
+    r = await app_client.post(f"/tickets/{n}/assign", headers=supervisor[1],
+                              json={"user_id": agent_user.id, "expected_assignee_id": None})
+    assert r.status_code == 409 and r.json()["error"] == "ticket_held"
+    r = await app_client.post(f"/tickets/{n}/assign", headers=supervisor[1],
+                              json={"user_id": agent_user.id, "expected_assignee_id": other.id})
+    assert r.status_code == 200 and r.json()["assignee"]["id"] == agent_user.id

@@ -151,6 +151,18 @@
     if (ticketId && String(data.ticket_id) !== ticketId) { return; }
     schedule();
   });
+  // Someone took a ticket this agent held (a take-over or a reassignment): say so on whatever page is open.
+  source.addEventListener("takeover", function (e) {
+    var data = {};
+    try { data = JSON.parse(e.data); } catch (err) { return; }
+    var template = body.getAttribute("data-takeover-text") || "{number}";
+    var notice = document.createElement("div");
+    notice.className = "flash flash-error takeover-notice";
+    notice.setAttribute("role", "alert");
+    notice.textContent = template.replace("{number}", data.number || "").replace("{name}", data.assignee_name || "—");
+    var main = document.getElementById("main");
+    if (main) { main.parentNode.insertBefore(notice, main); }
+  });
   // Changes may have been missed (the servers' live bridge was down, or is): refresh whatever is shown.
   source.addEventListener("resync", function () {
     body.setAttribute("data-live-resyncs", String(Number(body.getAttribute("data-live-resyncs") || 0) + 1));
