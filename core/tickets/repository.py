@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from core.customers.models import ChannelIdentity, Customer
-from core.nlu_admin.models import NluSuggestion
 from core.outbox.models import OutboxMessage
 from core.tickets.models import (
     AuthorKind,
@@ -264,9 +263,3 @@ async def others_of_customer(session: AsyncSession, customer_id: int, ticket_id:
 async def intents_seen(session: AsyncSession) -> Sequence[str | None]:
     """Every intent some message carries."""
     return (await session.scalars(select(Message.intent).where(Message.intent.is_not(None)).distinct())).all()
-
-
-async def suggestions_for_messages(session: AsyncSession, message_ids: Sequence[int]) -> Sequence[NluSuggestion]:
-    """The intents agents suggested for these messages, oldest first."""
-    return (await session.scalars(select(NluSuggestion).where(NluSuggestion.message_id.in_(list(message_ids)))
-                                  .order_by(NluSuggestion.id))).all()
