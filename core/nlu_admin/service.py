@@ -310,6 +310,16 @@ async def review_suggestion(session: AsyncSession, suggestion_id: int, accept: b
     return suggestion
 
 
+async def suggestion_ticket_id(session: AsyncSession, suggestion_id: int) -> int:
+    """The ticket of the message a suggestion was made on; NotFoundError when either is gone."""
+    suggestion = await repository.get_suggestion(session, suggestion_id)
+    message = (await ticket_repo.get_message(session, suggestion.message_id)
+               if suggestion and suggestion.message_id else None)
+    if message is None:
+        raise NotFoundError(f"the message of suggestion {suggestion_id} no longer exists")
+    return message.ticket_id
+
+
 async def suggestions_for_messages(session: AsyncSession, message_ids: Sequence[int]) -> Sequence[NluSuggestion]:
     """The intents agents suggested for these messages, oldest first (a ticket's conversation shows them)."""
     return await repository.suggestions_for_messages(session, message_ids)
