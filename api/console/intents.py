@@ -18,10 +18,10 @@ from api.deps import DbSession, IdPath, State
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.i18n import translator
 from core.nlu_admin import service, versions
-from core.nlu_admin.models import JobState, NluSuggestion, NluTrainingJob, SuggestionStatus
+from core.nlu_admin.models import JobState, NluTrainingJob, SuggestionStatus
 from core.nlu_admin.training import FINISHED
 from core.routing import service as routing
-from core.tickets.models import Message, format_ticket_number
+from core.tickets.models import format_ticket_number
 from core.users import service as users
 from nlu.data import dump_rasa_yaml, load_rasa_yaml
 from nlu.errors import DataFormatError
@@ -264,11 +264,8 @@ async def suggestions_page(request: Request, session: DbSession, _user: ConsoleA
 @router.get("/suggestions/{suggestion_id}/ticket")
 async def suggestion_ticket(suggestion_id: IdPath, session: DbSession, _user: ConsoleAdmin) -> Response:
     """The ticket the suggested message came from."""
-    suggestion = await session.get(NluSuggestion, suggestion_id)
-    message = await session.get(Message, suggestion.message_id) if suggestion and suggestion.message_id else None
-    if message is None:
-        raise NotFoundError(f"the message of suggestion {suggestion_id} no longer exists")
-    return redirect(f"/console/tickets/{format_ticket_number(message.ticket_id)}")
+    ticket_id = await service.suggestion_ticket_id(session, suggestion_id)
+    return redirect(f"/console/tickets/{format_ticket_number(ticket_id)}")
 
 
 @router.post("/suggestions/{suggestion_id}", dependencies=[CsrfChecked])

@@ -11,13 +11,12 @@ import logging
 import time
 from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.attachments.service import UPLOADS
 from core.attachments.store import AttachmentStore
 from core.jobs import Backoff, Every, Job, JobContext
-from core.tickets.models import AuthorKind, Message
+from core.tickets import repository as ticket_repo
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +32,7 @@ async def _referenced(session: AsyncSession) -> set[str]:
     any message not from a customer is looked at: a file is only deleted when nothing could refer to it."""
     keys: set[str] = set()
     prefix = UPLOADS + "/"
-    result = await session.stream_scalars(
-        select(Message.attachments).where(Message.author_kind != AuthorKind.customer)
-        .execution_options(yield_per=1000)
-    )
-    async for items in result:
+    async for items in ticket_repo.stream_attachment_lists_not_from_customers(session):
         for item in items or []:
             key = item.get("storage_key") if isinstance(item, dict) else None
             if isinstance(key, str) and key.startswith(prefix):

@@ -1,4 +1,5 @@
-"""Queries for the model version all instances should use and what each instance reports it uses."""
+"""All NLU administration queries: intents, examples and answers, training jobs, agents' suggestions, the model
+version all instances should use and what each instance reports it uses."""
 
 from __future__ import annotations
 
@@ -6,15 +7,156 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from core.db.base import utcnow
-from core.nlu_admin.models import NluActiveModel, NluInstance
+from core.nlu_admin.models import (
+    JobState,
+    NluActiveModel,
+    NluExample,
+    NluInstance,
+    NluIntent,
+    NluResponse,
+    NluSuggestion,
+    NluTrainingJob,
+    SuggestionStatus,
+)
 
 ACTIVE_ROW = 1
+UNFINISHED_JOB = (JobState.queued, JobState.running)
 
+
+# --- intents, examples and answers -----------------------------------------------------------------------------
+
+async def count_intents(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(NluIntent)) or 0)
+
+
+async def intent_names(session: AsyncSession) -> Sequence[str]:
+    """The names of every intent of the training data."""
+    return (await session.scalars(select(NluIntent.name))).all()
+
+
+async def delete_all_intents(session: AsyncSession) -> None:
+    """Every intent, and with it (the foreign keys cascade) its examples and answers."""
+    await session.execute(delete(NluIntent))
+
+
+async def intents_with_examples_and_responses(session: AsyncSession, *, by_name: bool = False
+                                              ) -> Sequence[NluIntent]:
+    stmt = select(NluIntent).options(selectinload(NluIntent.examples), selectinload(NluIntent.responses))
+    if by_name:
+        stmt = stmt.order_by(NluIntent.name)
+    return (await session.scalars(stmt)).all()
+
+
+async def intents_with_responses(session: AsyncSession) -> Sequence[NluIntent]:
+    """Every intent with its answers (not its examples), by name."""
+    return (await session.scalars(
+        select(NluIntent).options(selectinload(NluIntent.responses)).order_by(NluIntent.name))).all()
+
+
+async def response_texts(session: AsyncSession) -> list[tuple[str, str, str]]:
+    """(intent name, language, answer) of every answer."""
+    rows = (await session.execute(
+        select(NluIntent.name, NluResponse.language, NluResponse.text)
+        .join(NluResponse, NluResponse.intent_id == NluIntent.id)
+    )).all()
+    return [(name, lang, text) for name, lang, text in rows]
+
+
+async def example_counts(session: AsyncSession) -> list[tuple[int, str, int]]:
+    """(intent id, language, number of examples) per intent and language that has examples."""
+    rows = (await session.execute(
+        select(NluExample.intent_id, NluExample.language, func.count()).group_by(NluExample.intent_id,
+                                                                              NluExample.language)
+    )).all()
+    return [(intent_id, lang, int(n)) for intent_id, lang, n in rows]
+
+
+async def intent_by_name(session: AsyncSession, name: str) -> NluIntent | None:
+    """The intent with its examples and answers."""
+    return (await session.scalars(
+        select(NluIntent).where(NluIntent.name == name)
+        .options(selectinload(NluIntent.examples), selectinload(NluIntent.responses))
+    )).first()
+
+
+async def intent_exists(session: AsyncSession, name: str) -> bool:
+    return (await session.scalars(select(NluIntent.id).where(NluIntent.name == name))).first() is not None
+
+
+async def delete_intent(session: AsyncSession, intent: NluIntent) -> None:
+    await session.delete(intent)
+
+
+async def get_example(session: AsyncSession, example_id: int) -> NluExample | None:
+    return await session.get(NluExample, example_id)
+
+
+async def delete_example(session: AsyncSession, example: NluExample) -> None:
+    await session.delete(example)
+
+
+# --- training jobs ------------------------------------------------------------------------------------------
+
+async def lock_unfinished_job(session: AsyncSession) -> NluTrainingJob | None:
+    """A queued or running job, locked until the transaction ends (the one-job-at-a-time check)."""
+    return (await session.scalars(
+        select(NluTrainingJob).where(NluTrainingJob.state.in_(UNFINISHED_JOB)).with_for_update()
+    )).first()
+
+
+async def get_job(session: AsyncSession, job_id: int) -> NluTrainingJob | None:
+    return await session.get(NluTrainingJob, job_id)
+
+
+async def latest_jobs(session: AsyncSession, limit: int) -> Sequence[NluTrainingJob]:
+    """The newest `limit` jobs, newest first."""
+    return (await session.scalars(select(NluTrainingJob).order_by(NluTrainingJob.id.desc()).limit(limit))).all()
+
+
+async def lock_silent_jobs(session: AsyncSession, silent_since: datetime) -> Sequence[NluTrainingJob]:
+    """The queued or running jobs with no sign of life (heartbeat, start, creation) since `silent_since`, locked;
+    jobs another transaction holds are skipped (it is looking at them already)."""
+    last_sign_of_life = func.coalesce(NluTrainingJob.heartbeat_at, NluTrainingJob.started_at,
+                                      NluTrainingJob.created_at)
+    return (await session.scalars(
+        select(NluTrainingJob).where(NluTrainingJob.state.in_(UNFINISHED_JOB), last_sign_of_life < silent_since)
+        .with_for_update(skip_locked=True))).all()
+
+
+# --- suggestions from agents ---------------------------------------------------------------------------------
+
+async def pending_suggestion(session: AsyncSession, message_id: int) -> NluSuggestion | None:
+    """The suggestion for this message still waiting for an admin's review."""
+    return (await session.scalars(select(NluSuggestion).where(
+        NluSuggestion.message_id == message_id, NluSuggestion.status == SuggestionStatus.pending))).first()
+
+
+async def list_suggestions(session: AsyncSession, status: SuggestionStatus | None, limit: int
+                           ) -> Sequence[NluSuggestion]:
+    """The newest `limit` suggestions (of one status, or all), newest first."""
+    stmt = select(NluSuggestion).order_by(NluSuggestion.id.desc()).limit(limit)
+    if status is not None:
+        stmt = stmt.where(NluSuggestion.status == status)
+    return (await session.scalars(stmt)).all()
+
+
+async def get_suggestion(session: AsyncSession, suggestion_id: int) -> NluSuggestion | None:
+    return await session.get(NluSuggestion, suggestion_id)
+
+
+async def suggestions_for_messages(session: AsyncSession, message_ids: Sequence[int]) -> Sequence[NluSuggestion]:
+    """The intents agents suggested for these messages, oldest first."""
+    return (await session.scalars(select(NluSuggestion).where(NluSuggestion.message_id.in_(list(message_ids)))
+                                  .order_by(NluSuggestion.id))).all()
+
+
+# --- model versions and instances ----------------------------------------------------------------------------
 
 def _upsert(session: AsyncSession, model: Any, values: dict[str, Any], update: dict[str, Any]) -> Any:
     dialect = session.get_bind().dialect.name

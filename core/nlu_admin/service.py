@@ -11,13 +11,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from core.audit import service as audit
 from core.db.base import utcnow
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
+from core.nlu_admin import repository
 from core.nlu_admin.models import (
     JobState,
     NluExample,
@@ -27,7 +26,8 @@ from core.nlu_admin.models import (
     NluTrainingJob,
     SuggestionStatus,
 )
-from core.tickets.models import Direction, Message
+from core.tickets import repository as ticket_repo
+from core.tickets.models import Direction
 from core.users.models import User
 from nlu.protocol import TrainingData, TrainingExample
 from nlu.text import detect_language
@@ -64,17 +64,20 @@ def _clean_example(text: str) -> str:
 
 
 async def intent_count(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(NluIntent)) or 0)
+    return await repository.count_intents(session)
+
+
+async def intent_names(session: AsyncSession) -> Sequence[str]:
+    """The names of every intent admins train (routing offers them to agents correcting the bot)."""
+    return await repository.intent_names(session)
 
 
 async def import_data(session: AsyncSession, data: TrainingData, *, source: str, replace: bool,
                       actor: User | None) -> dict[str, int]:
     """Add (or, with `replace`, replace everything with) the intents, examples and answers of `data`."""
     if replace:
-        await session.execute(delete(NluIntent))
-    existing = {i.name: i for i in (await session.scalars(
-        select(NluIntent).options(selectinload(NluIntent.examples), selectinload(NluIntent.responses))
-    )).all()}
+        await repository.delete_all_intents(session)
+    existing = {i.name: i for i in await repository.intents_with_examples_and_responses(session)}
     added_intents = added_examples = added_responses = 0
     for name in sorted({e.intent for e in data.examples} | set(data.responses)):
         check_intent_name(name)
@@ -111,10 +114,7 @@ async def import_data(session: AsyncSession, data: TrainingData, *, source: str,
 
 async def training_data(session: AsyncSession, extras: TrainingData | None = None) -> TrainingData:
     """What the engine trains on: every example and answer in the database, plus synonyms/regexes/lookups."""
-    intents = (await session.scalars(
-        select(NluIntent).options(selectinload(NluIntent.examples), selectinload(NluIntent.responses))
-        .order_by(NluIntent.name)
-    )).all()
+    intents = await repository.intents_with_examples_and_responses(session, by_name=True)
     data = TrainingData(
         examples=[TrainingExample(text=e.text, intent=i.name) for i in intents for e in i.examples],
         responses={i.name: {r.language: r.text for r in i.responses} for i in intents if i.responses},
@@ -127,36 +127,24 @@ async def training_data(session: AsyncSession, extras: TrainingData | None = Non
 
 
 async def responses(session: AsyncSession) -> dict[str, dict[str, str]]:
-    rows = (await session.execute(
-        select(NluIntent.name, NluResponse.language, NluResponse.text)
-        .join(NluResponse, NluResponse.intent_id == NluIntent.id)
-    )).all()
     result: dict[str, dict[str, str]] = {}
-    for name, lang, text in rows:
+    for name, lang, text in await repository.response_texts(session):
         result.setdefault(name, {})[lang] = text
     return result
 
 
 async def list_intents(session: AsyncSession) -> list[dict[str, Any]]:
     """Every intent with its example counts per language and whether it has answers."""
-    counts = (await session.execute(
-        select(NluExample.intent_id, NluExample.language, func.count()).group_by(NluExample.intent_id,
-                                                                              NluExample.language)
-    )).all()
     per: dict[int, dict[str, int]] = {}
-    for intent_id, lang, n in counts:
-        per.setdefault(intent_id, {})[lang] = int(n)
-    intents = (await session.scalars(
-        select(NluIntent).options(selectinload(NluIntent.responses)).order_by(NluIntent.name))).all()
+    for intent_id, lang, n in await repository.example_counts(session):
+        per.setdefault(intent_id, {})[lang] = n
+    intents = await repository.intents_with_responses(session)
     return [{"name": i.name, "description": i.description, "examples": per.get(i.id, {}),
              "responses": {r.language: r.text for r in i.responses}} for i in intents]
 
 
 async def get_intent(session: AsyncSession, name: str) -> NluIntent:
-    intent = (await session.scalars(
-        select(NluIntent).where(NluIntent.name == name)
-        .options(selectinload(NluIntent.examples), selectinload(NluIntent.responses))
-    )).first()
+    intent = await repository.intent_by_name(session, name)
     if intent is None:
         raise NotFoundError(f"intent {name!r} not found")
     return intent
@@ -164,7 +152,7 @@ async def get_intent(session: AsyncSession, name: str) -> NluIntent:
 
 async def create_intent(session: AsyncSession, name: str, description: str, actor: User | None) -> NluIntent:
     check_intent_name(name)
-    if (await session.scalars(select(NluIntent.id).where(NluIntent.name == name))).first() is not None:
+    if await repository.intent_exists(session, name):
         raise ConflictError(f"intent {name!r} already exists")
     intent = NluIntent(name=name, description=description, created_at=utcnow())
     intent.examples = []
@@ -177,7 +165,7 @@ async def create_intent(session: AsyncSession, name: str, description: str, acto
 
 async def delete_intent(session: AsyncSession, name: str, actor: User | None) -> None:
     intent = await get_intent(session, name)
-    await session.delete(intent)
+    await repository.delete_intent(session, intent)
     audit.record(session, actor, "nlu.intent.delete", "intent", name)
 
 
@@ -196,10 +184,10 @@ async def add_example(session: AsyncSession, name: str, text: str, actor: User |
 
 
 async def delete_example(session: AsyncSession, example_id: int, actor: User | None) -> None:
-    example = await session.get(NluExample, example_id)
+    example = await repository.get_example(session, example_id)
     if example is None:
         raise NotFoundError(f"example {example_id} not found")
-    await session.delete(example)
+    await repository.delete_example(session, example)
     audit.record(session, actor, "nlu.example.delete", "example", example_id, text=example.text)
 
 
@@ -233,10 +221,7 @@ async def create_job(session: AsyncSession, actor: User | None, *, activate: boo
     """
     now = now or utcnow()
     await fail_stale_jobs(session, now)
-    busy = (await session.scalars(
-        select(NluTrainingJob).where(NluTrainingJob.state.in_((JobState.queued, JobState.running)))
-        .with_for_update()
-    )).first()
+    busy = await repository.lock_unfinished_job(session)
     if busy is not None:
         raise ConflictError(f"training job {busy.id} is already {busy.state.value}; wait for it to finish",
                             job_id=busy.id)
@@ -249,14 +234,14 @@ async def create_job(session: AsyncSession, actor: User | None, *, activate: boo
 
 
 async def get_job(session: AsyncSession, job_id: int) -> NluTrainingJob:
-    job = await session.get(NluTrainingJob, job_id)
+    job = await repository.get_job(session, job_id)
     if job is None:
         raise NotFoundError(f"training job {job_id} not found")
     return job
 
 
 async def list_jobs(session: AsyncSession, limit: int = 20) -> Sequence[NluTrainingJob]:
-    return (await session.scalars(select(NluTrainingJob).order_by(NluTrainingJob.id.desc()).limit(limit))).all()
+    return await repository.latest_jobs(session, limit)
 
 
 async def fail_stale_jobs(session: AsyncSession, now: datetime, stale_after: timedelta = STALE_AFTER) -> list[int]:
@@ -266,12 +251,7 @@ async def fail_stale_jobs(session: AsyncSession, now: datetime, stale_after: tim
     live instance (a request, the periodic reaper, a start-up) can tell a dead job from a long one.
     Returns the ids of the jobs it failed.
     """
-    last_sign_of_life = func.coalesce(NluTrainingJob.heartbeat_at, NluTrainingJob.started_at,
-                                      NluTrainingJob.created_at)
-    stale = (await session.scalars(
-        select(NluTrainingJob).where(NluTrainingJob.state.in_((JobState.queued, JobState.running)),
-                                     last_sign_of_life < now - stale_after)
-        .with_for_update(skip_locked=True))).all()
+    stale = await repository.lock_silent_jobs(session, now - stale_after)
     for job in stale:
         job.state = JobState.failed
         job.error = ABANDONED
@@ -283,7 +263,7 @@ async def fail_stale_jobs(session: AsyncSession, now: datetime, stale_after: tim
 
 async def suggest(session: AsyncSession, message_id: int, intent: str, actor: User) -> NluSuggestion:
     """An agent says which intent a customer message really had; it waits for an admin's review."""
-    message = await session.get(Message, message_id)
+    message = await ticket_repo.get_message(session, message_id)
     if message is None:
         raise NotFoundError(f"message {message_id} not found")
     if message.direction != Direction.inbound:
@@ -292,8 +272,7 @@ async def suggest(session: AsyncSession, message_id: int, intent: str, actor: Us
     text = " ".join(message.text.split())[:MAX_EXAMPLE_CHARS]
     if not text:
         raise ConflictError("the message has no text to learn from")
-    pending = (await session.scalars(select(NluSuggestion).where(
-        NluSuggestion.message_id == message_id, NluSuggestion.status == SuggestionStatus.pending))).first()
+    pending = await repository.pending_suggestion(session, message_id)
     if pending is not None:
         pending.intent = intent
         pending.suggested_by = actor.id
@@ -310,15 +289,12 @@ async def suggest(session: AsyncSession, message_id: int, intent: str, actor: Us
 
 async def list_suggestions(session: AsyncSession, status: SuggestionStatus | None, limit: int = 100
                            ) -> Sequence[NluSuggestion]:
-    stmt = select(NluSuggestion).order_by(NluSuggestion.id.desc()).limit(limit)
-    if status is not None:
-        stmt = stmt.where(NluSuggestion.status == status)
-    return (await session.scalars(stmt)).all()
+    return await repository.list_suggestions(session, status, limit)
 
 
 async def review_suggestion(session: AsyncSession, suggestion_id: int, accept: bool, actor: User
                             ) -> NluSuggestion:
-    suggestion = await session.get(NluSuggestion, suggestion_id)
+    suggestion = await repository.get_suggestion(session, suggestion_id)
     if suggestion is None:
         raise NotFoundError(f"suggestion {suggestion_id} not found")
     if suggestion.status != SuggestionStatus.pending:
@@ -332,3 +308,18 @@ async def review_suggestion(session: AsyncSession, suggestion_id: int, accept: b
     suggestion.reviewed_at = utcnow()
     audit.record(session, actor, "nlu.suggestion." + suggestion.status.value, "suggestion", suggestion.id)
     return suggestion
+
+
+async def suggestion_ticket_id(session: AsyncSession, suggestion_id: int) -> int:
+    """The ticket of the message a suggestion was made on; NotFoundError when either is gone."""
+    suggestion = await repository.get_suggestion(session, suggestion_id)
+    message = (await ticket_repo.get_message(session, suggestion.message_id)
+               if suggestion and suggestion.message_id else None)
+    if message is None:
+        raise NotFoundError(f"the message of suggestion {suggestion_id} no longer exists")
+    return message.ticket_id
+
+
+async def suggestions_for_messages(session: AsyncSession, message_ids: Sequence[int]) -> Sequence[NluSuggestion]:
+    """The intents agents suggested for these messages, oldest first (a ticket's conversation shows them)."""
+    return await repository.suggestions_for_messages(session, message_ids)

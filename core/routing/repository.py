@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.nlu_admin.models import NluIntent
 from core.routing.models import IntentRoute
 from core.users.models import Team
 
@@ -22,8 +21,3 @@ async def teams_with_rules(session: AsyncSession) -> Sequence[tuple[Team, str | 
 
 async def get_rule(session: AsyncSession, intent: str) -> IntentRoute | None:
     return (await session.scalars(select(IntentRoute).where(IntentRoute.intent == intent))).first()
-
-
-async def trained_intent_names(session: AsyncSession) -> Sequence[str]:
-    """The intents of the training data."""
-    return (await session.scalars(select(NluIntent.name))).all()

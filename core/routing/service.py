@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import service as audit
-from core.nlu_admin.service import check_intent_name
+from core.nlu_admin import service as nlu_service
 from core.routing import repository
 from core.routing.models import IntentRoute
 from core.tickets import repository as ticket_repo
@@ -63,13 +63,13 @@ async def list_routes(session: AsyncSession) -> dict[str, str]:
 async def known_intents(session: AsyncSession) -> list[str]:
     """Intents an agent can pick when correcting the bot: routed ones, trained ones and those the bot produced."""
     seen = await ticket_repo.intents_seen(session)
-    trained = await repository.trained_intent_names(session)
+    trained = await nlu_service.intent_names(session)
     return sorted(set(await list_routes(session)) | {i for i in seen if i} | set(trained))
 
 
 async def set_route(session: AsyncSession, intent: str, team: Team, actor: User | None) -> IntentRoute:
     """Send tickets of `intent` to `team` from now on."""
-    check_intent_name(intent)
+    nlu_service.check_intent_name(intent)
     route = await repository.get_rule(session, intent)
     if route is None:
         route = IntentRoute(intent=intent, team_id=team.id)
@@ -88,6 +88,6 @@ async def route_to_queue(session: AsyncSession, intent: str, queue: str, actor: 
         ValidationFailedError: not an intent name.
         NotFoundError: no such queue.
     """
-    check_intent_name(intent)
+    nlu_service.check_intent_name(intent)
     await set_route(session, intent, await users.team_by_slug(session, queue), actor)
     return await list_routes(session)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from core.customers.models import ChannelIdentity, Customer
-from core.nlu_admin.models import NluSuggestion
 from core.outbox.models import OutboxMessage
 from core.tickets.models import (
     AuthorKind,
@@ -127,6 +126,17 @@ async def insert_messages(session: AsyncSession, rows: Sequence[dict[str, Any]])
 async def attachment_lists(session: AsyncSession, ticket_id: int) -> Sequence[list[dict[str, Any]] | None]:
     """The attachment lists of every message of the ticket."""
     return (await session.scalars(select(Message.attachments).where(Message.ticket_id == ticket_id))).all()
+
+
+async def stream_attachment_lists_not_from_customers(session: AsyncSession
+                                                     ) -> AsyncIterator[list[dict[str, Any]] | None]:
+    """The attachment lists of every message not from a customer, streamed (the table can be large)."""
+    result = await session.stream_scalars(
+        select(Message.attachments).where(Message.author_kind != AuthorKind.customer)
+        .execution_options(yield_per=1000)
+    )
+    async for items in result:
+        yield items
 
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:
@@ -264,9 +274,3 @@ async def others_of_customer(session: AsyncSession, customer_id: int, ticket_id:
 async def intents_seen(session: AsyncSession) -> Sequence[str | None]:
     """Every intent some message carries."""
     return (await session.scalars(select(Message.intent).where(Message.intent.is_not(None)).distinct())).all()
-
-
-async def suggestions_for_messages(session: AsyncSession, message_ids: Sequence[int]) -> Sequence[NluSuggestion]:
-    """The intents agents suggested for these messages, oldest first."""
-    return (await session.scalars(select(NluSuggestion).where(NluSuggestion.message_id.in_(list(message_ids)))
-                                  .order_by(NluSuggestion.id))).all()

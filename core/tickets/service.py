@@ -16,6 +16,7 @@ from core.audit import service as audit
 from core.db.base import utcnow
 from core.errors import ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
 from core.events import MessageAdded, MessageContent, TicketChanged, TicketTakenOver, Topic, emit
+from core.nlu_admin import service as nlu_service
 from core.nlu_admin.models import NluSuggestion
 from core.outbox import service as outbox_service
 from core.outbox.models import OutboxMessage
@@ -102,7 +103,7 @@ async def suggestions_for(session: AsyncSession, message_ids: Sequence[int]) -> 
     """The latest suggested intent per message (an agent's correction, as the admins see it)."""
     if not message_ids:
         return {}
-    rows = await repository.suggestions_for_messages(session, message_ids)
+    rows = await nlu_service.suggestions_for_messages(session, message_ids)
     return {s.message_id: s for s in rows if s.message_id is not None}
 
 

@@ -271,6 +271,7 @@ async def test_agent_suggestion_is_reviewed_by_an_admin(client: httpx.AsyncClien
     first, second = suggestions[ids["ic-1"]], suggestions[ids["ic-2"]]
     r = await client.get(f"/console/admin/suggestions/{first}/ticket")
     assert r.headers["location"] == f"/console/tickets/{numbers['ic-1']}"
+    assert (await client.get(f"/console/admin/suggestions/{max(suggestions.values()) + 1}/ticket")).status_code == 404
     r = await post_form(client, "/console/admin/suggestions", f"/console/admin/suggestions/{first}",
                         {"decision": "accept"})
     assert await flash_after(client, r) == ("info", "Added as an example of “billing_question”.")
