@@ -16,8 +16,8 @@ from core.calendars.business_time import (
     is_open,
     next_opening,
 )
-from core.calendars.service import always_open, business_calendar, load_shipped
 from core.calendars.models import Calendar, CalendarException
+from core.calendars.service import always_open, business_calendar, load_shipped
 
 MSK = ZoneInfo("Europe/Moscow")
 BERLIN = ZoneInfo("Europe/Berlin")
