@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import Admin, DbSession, IdPath, Supervisor
-from api.openapi import CONFLICT, NOT_FOUND
+from api.openapi import CONFLICT
 from core.calendars import service as calendars
 from core.calendars.schemas import CalendarCreate, CalendarRead, CalendarSummary, CalendarUpdate
 
-router = APIRouter(prefix="/admin/calendars", tags=["admin"], responses={**NOT_FOUND})
+router = APIRouter(prefix="/admin/calendars", tags=["admin"])
 
 
 @router.get("", response_model=list[CalendarSummary])
