@@ -12,6 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import console, errors, metrics, openapi
 from api.limits import Limits
@@ -24,6 +26,7 @@ from api.routers import (
     admin,
     attachments,
     auth,
+    calendars,
     customers,
     health,
     nlu_admin,
@@ -40,6 +43,7 @@ from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.registry import build_channels
 from core.attachments.store import open_store
 from core.attachments.sweep import sweep_job
+from core.calendars import service as calendar_service
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db.session import create_engine, create_sessionmaker
 from core.events import EventBus
@@ -57,6 +61,16 @@ log = logging.getLogger(__name__)
 
 
 ChannelsBuilder = Callable[[ChannelContext], Sequence[ChannelAdapter]]
+
+
+async def seed_calendars(session: AsyncSession) -> None:
+    """First start: the shipped calendars (Russian office hours, 24/7) into a database that has none."""
+    try:
+        async with session.begin():
+            await calendar_service.seed_defaults(session)
+    except IntegrityError:
+        # Another instance seeded at the same moment; its calendars are there now.
+        await session.rollback()
 
 
 def create_app(
@@ -93,6 +107,8 @@ def create_app(
         async with sessionmaker() as session:
             await prepare_nlu_data(session, extras, seed=settings.seed_nlu_data, clock=clock)
             await catalog.reload(session)
+        async with sessionmaker() as session:
+            await seed_calendars(session)
         ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or catalog.lookup)
         files = await asyncio.to_thread(open_store, settings.attachments_root, Path(settings.data_dir))
         ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir),
@@ -169,8 +185,8 @@ def create_app(
     openapi.install(app)
     # The channels' ingress first: routes are matched in order, and these take the traffic.
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
-                   tickets.router, customers.router, orders.router, outbox.router, admin.router, nlu_admin.router,
-                   nlu_admin.corrections, attachments.router):
+                   tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
+                   nlu_admin.router, nlu_admin.corrections, attachments.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)

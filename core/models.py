@@ -2,6 +2,7 @@
 
 from core.audit.models import AuditEntry
 from core.auth.models import LoginThrottle
+from core.calendars.models import Calendar, CalendarException
 from core.canned.models import CannedResponse
 from core.cursors.models import ChannelCursor
 from core.customers.models import ChannelIdentity, Customer
@@ -28,6 +29,8 @@ __all__ = [
     "AuditEntry",
     "AuthorKind",
     "Base",
+    "Calendar",
+    "CalendarException",
     "CannedResponse",
     "ChannelCursor",
     "ChannelIdentity",

@@ -1,0 +1,35 @@
+"""All calendar queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from core.calendars.models import Calendar
+
+
+async def get(session: AsyncSession, calendar_id: int) -> Calendar | None:
+    stmt = select(Calendar).where(Calendar.id == calendar_id).options(selectinload(Calendar.exceptions))
+    return (await session.scalars(stmt)).first()
+
+
+async def get_by_name(session: AsyncSession, name: str) -> Calendar | None:
+    stmt = select(Calendar).where(Calendar.name == name).options(selectinload(Calendar.exceptions))
+    return (await session.scalars(stmt)).first()
+
+
+async def list_all(session: AsyncSession) -> Sequence[Calendar]:
+    """Every calendar without its exceptions (a list shows names, zones and weekly hours)."""
+    return (await session.scalars(select(Calendar).order_by(Calendar.name, Calendar.id))).all()
+
+
+async def count(session: AsyncSession) -> int:
+    return (await session.scalar(select(func.count()).select_from(Calendar))) or 0
+
+
+async def delete(session: AsyncSession, calendar: Calendar) -> None:
+    await session.delete(calendar)
+    await session.flush()
