@@ -26,6 +26,7 @@ from channels.email.inbound import CHANNEL, parse_to_inbound
 from channels.email.parser import UnparseableEmail, clean_text
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings
 from core.db.base import utcnow
+from core.db.session import finish_even_if_cancelled
 from core.ingest.schemas import InboundMessage
 from core.jobs import Backoff, Job, JobContext, JobHealth
 
@@ -336,8 +337,12 @@ class MailboxWorker:
             self.health.details.update(last_uid=done)
 
     async def _save(self, uidvalidity: int, last_uid: int) -> None:
-        async with self.ctx.sessionmaker() as session, session.begin():
-            await repository.save_checkpoint(session, self.mailbox.name, uidvalidity, last_uid)
+        async def save() -> None:
+            async with self.ctx.sessionmaker() as session, session.begin():
+                await repository.save_checkpoint(session, self.mailbox.name, uidvalidity, last_uid)
+
+        # A stop (the job is cancelled) waits for the checkpoint's transaction instead of abandoning it.
+        await finish_even_if_cancelled(save())
 
     async def _process_chunk(self, client: aioimaplib.IMAP4, uidvalidity: int, chunk: list[int], done: int) -> int:
         """Ingest one fetched batch; returns the highest UID up to which every mail is committed or quarantined."""

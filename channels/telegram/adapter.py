@@ -49,6 +49,7 @@ from core.cursors import repository as cursors
 from core.customers import service as customer_service
 from core.db.base import utcnow
 from core.db.outage import is_database_outage
+from core.db.session import finish_even_if_cancelled
 from core.errors import NotFoundError
 from core.i18n import language_of_tag, translator
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
@@ -325,8 +326,14 @@ class TelegramChannel:
 
     async def _advance(self, update_id: int) -> None:
         self._offset = update_id + 1
-        async with self.ctx.sessionmaker() as session, session.begin():
-            await cursors.put(session, CHANNEL, self._cursor_name(), str(self._offset), utcnow())
+        offset = self._offset
+
+        async def save() -> None:
+            async with self.ctx.sessionmaker() as session, session.begin():
+                await cursors.put(session, CHANNEL, self._cursor_name(), str(offset), utcnow())
+
+        # A stop (the job is cancelled) waits for the offset's transaction instead of abandoning it.
+        await finish_even_if_cancelled(save())
 
     async def _read_one_by_one(self) -> list[Any]:
         """A batch nobody can read: take the first update alone; if that one is unreadable, it is the poison, kept

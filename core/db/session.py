@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+T = TypeVar("T")
 
 
 def _unicode_lower(value: object) -> object:
@@ -46,3 +50,27 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Async
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def finish_even_if_cancelled(work: Coroutine[Any, Any, T]) -> T:
+    """Run a unit of database work (one transaction) to its end even if the caller is cancelled meanwhile, then
+    honour the cancellation.
+
+    A job stopped mid-statement would otherwise abandon its connection mid-transaction: on SQLite that
+    connection keeps the write lock until the garbage collector closes it, and every writer after it (the next
+    instance on the same file, a restarted app) fails with "database is locked".
+    """
+    task = asyncio.ensure_future(work)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError as err:
+            if task.done():
+                raise
+            cancelled = err
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled
+    return result

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import CoreSettings
 from core.db.base import utcnow
+from core.db.session import finish_even_if_cancelled
 from core.events import EventBus, take_pending
 from core.jobs import Backoff, Every, Job, JobContext, JobHealth
 from core.outbox import service
@@ -129,12 +130,14 @@ class OutboxDispatcher:
         if not envelopes:
             return 0
         unrecorded = {e.outbox_id: claims[e.outbox_id] for e in envelopes}
-        heartbeat = asyncio.create_task(self._heartbeat(unrecorded), name="outbox-heartbeat")
+        beating = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(unrecorded, beating), name="outbox-heartbeat")
         finished: list[tuple[OutboundEnvelope, _Outcome]] = []
         recorders: set[asyncio.Task[None]] = set()
 
         async def record(group: list[tuple[OutboundEnvelope, _Outcome]]) -> None:
-            await self._record(group, claims)
+            # The replies are with the customer: a stop waits for their transaction rather than abandon it.
+            await finish_even_if_cancelled(self._record(group, claims))
             for envelope, _ in group:
                 unrecorded.pop(envelope.outbox_id, None)
 
@@ -170,9 +173,8 @@ class OutboxDispatcher:
         finally:
             for pending in [*sends, *recorders]:
                 pending.cancel()
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            beating.set()
+            await asyncio.wait({heartbeat})  # its beat in progress ends; a cancellation of ours still goes through
         return len(envelopes)
 
     async def _finish_on_stop(self, envelopes: list[OutboundEnvelope], sends: list[asyncio.Task[_Outcome]],
@@ -191,10 +193,16 @@ class OutboxDispatcher:
                 return
             await asyncio.wait(pending, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED)
 
-    async def _heartbeat(self, claims: dict[int, int]) -> None:
-        """Renew the lease of the claimed rows whose outcome is not written yet, until cancelled."""
+    async def _heartbeat(self, claims: dict[int, int], done: asyncio.Event) -> None:
+        """Renew the lease of the claimed rows whose outcome is not written yet, until `done` is set.
+
+        Ended by the event, never cancelled: a beat cancelled mid-UPDATE would abandon its connection inside the
+        transaction (on SQLite, holding the write lock until the garbage collector closes it)."""
         while True:
-            await asyncio.sleep(self.settings.outbox_heartbeat_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=self.settings.outbox_heartbeat_seconds)
+            if done.is_set():
+                return
             if not claims:
                 continue
             try:
