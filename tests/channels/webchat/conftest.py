@@ -86,3 +86,19 @@ class Client:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+async def open_widget(page: Any, server_url: str) -> list[Any]:
+    """Open the demo page's widget; the page's script errors are collected in the list returned."""
+    errors: list[Any] = []
+    page.on("pageerror", lambda exc: errors.append(exc))
+    await page.goto(f"{server_url}/demo")
+    await page.click(".sbw-btn")
+    return errors
+
+
+async def say_hello(page: Any) -> None:
+    """Send "hello" from the open widget and wait for the bot's greeting."""
+    await page.fill(".sbw-form textarea", "hello")
+    await page.press(".sbw-form textarea", "Enter")
+    await page.wait_for_selector(".sbw-bot >> text=Hello! How can I help?", timeout=10_000)

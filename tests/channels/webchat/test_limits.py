@@ -11,7 +11,7 @@ import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.clock import ManualClock
-from tests.channels.webchat.conftest import Client, Server, start_server
+from tests.channels.webchat.conftest import Client, Server, open_widget, start_server
 from tests.support.browser import chromium, needs_chromium
 
 
@@ -71,10 +71,7 @@ async def test_the_widget_says_why_and_reconnects_after_the_wait(limited_server:
     held = [(await Client.connect(limited_server.ws_url))[0] for _ in range(2)]  # the address's allowance
     async with chromium() as browser:
         page = await browser.new_page(locale="ru-RU")
-        errors: list[Any] = []
-        page.on("pageerror", lambda exc: errors.append(exc))
-        await page.goto(f"{limited_server.url}/demo")
-        await page.click(".sbw-btn")
+        errors = await open_widget(page, limited_server.url)
         await page.wait_for_selector(
             ".sbw-err >> text=Слишком много подключений из вашей сети. Повторное подключение через 2 с",
             timeout=10_000)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -12,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.events import RESYNC_TOPIC
 from core.tickets.models import Ticket
 from core.users.models import Role
-from tests.channels.webchat.conftest import Server
+from tests.channels.webchat.conftest import Server, open_widget, say_hello
 from tests.channels.webchat.test_catch_up import reply_without_event
 from tests.conftest import make_user
 from tests.support.browser import chromium, needs_chromium, shot
@@ -22,13 +21,8 @@ from tests.support.browser import chromium, needs_chromium, shot
 async def test_widget_on_demo_page(chat_server: Server, tmp_path: Path) -> None:
     async with chromium() as browser:
         page = await browser.new_page(locale="en-US", viewport={"width": 1200, "height": 760})
-        errors: list[Any] = []
-        page.on("pageerror", lambda exc: errors.append(exc))
-        await page.goto(f"{chat_server.url}/demo")
-        await page.click(".sbw-btn")
-        await page.fill(".sbw-form textarea", "hello")
-        await page.press(".sbw-form textarea", "Enter")
-        await page.wait_for_selector(".sbw-bot >> text=Hello! How can I help?", timeout=10_000)
+        errors = await open_widget(page, chat_server.url)
+        await say_hello(page)
         await page.wait_for_selector(".sbw-quick button >> text=Talk to an operator")
         await page.wait_for_selector(".sbw-customer:not(.sbw-pending)")
 
@@ -54,13 +48,8 @@ async def test_widget_shows_missed_replies_after_a_catch_up_in_order(
     _, token = await make_user(sessionmaker, Role.agent, "agent@test.example", "general")
     async with chromium() as browser:
         page = await browser.new_page(locale="en-US")
-        errors: list[Any] = []
-        page.on("pageerror", lambda exc: errors.append(exc))
-        await page.goto(f"{chat_server.url}/demo")
-        await page.click(".sbw-btn")
-        await page.fill(".sbw-form textarea", "hello")
-        await page.press(".sbw-form textarea", "Enter")
-        await page.wait_for_selector(".sbw-bot >> text=Hello! How can I help?", timeout=10_000)
+        errors = await open_widget(page, chat_server.url)
+        await say_hello(page)
         async with sessionmaker() as session:
             ticket = (await session.scalars(select(Ticket))).one()
         await reply_without_event(sessionmaker, ticket.number, "the reply that was lost")
