@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from tests.conftest import free_port
+from tests.support.waiting import wait_for_sync
 
 
 def postgres_bin() -> Path | None:
@@ -68,6 +69,14 @@ class PrivateCluster:
         # -w waits for a server that accepts connections; a standby without hot standby never does.
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
                   *(["-W"] if standby else ["-w"]), "start")
+        if standby:
+            # Not waiting above leaves the server starting; `promote` refuses a server that has not yet entered
+            # archive recovery ("server is not in standby mode"), so wait until the control file says it has.
+            wait_for_sync(self._in_recovery, "the standby in archive recovery", timeout=60, interval=0.05)
+
+    def _in_recovery(self) -> bool:
+        done = self._run("pg_controldata", "-D", str(self.data), check=False)
+        return "in archive recovery" in done.stdout
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
