@@ -111,10 +111,14 @@ class MessageContent:
     created_at: datetime
     attachments: list[dict[str, Any]] = field(default_factory=list)
     quick_replies: list[dict[str, str]] = field(default_factory=list)
+    author_name: str | None = None  # an agent's display name (users.display_name or the name's first word)
 
     def to_payload(self) -> dict[str, Any]:
-        return {"text": self.text, "created_at": self.created_at.isoformat(), "attachments": self.attachments,
-                "quick_replies": self.quick_replies}
+        payload = {"text": self.text, "created_at": self.created_at.isoformat(), "attachments": self.attachments,
+                   "quick_replies": self.quick_replies}
+        if self.author_name:
+            payload["author_name"] = self.author_name
+        return payload
 
 
 @dataclass(frozen=True, slots=True)

@@ -541,8 +541,10 @@ async def admin_unlock_user(user_id: IdPath, session: DbSession, actor: ConsoleA
 async def admin_create_user(session: DbSession, actor: ConsoleAdmin, email: Annotated[str, Form()] = "",
                             name: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
                             role: Annotated[str, Form()] = "agent", language: Annotated[str, Form()] = "en",
-                            queue: Annotated[str, Form()] = "", capacity: Annotated[str, Form()] = "10") -> Response:
-    body: UserCreate = validated(UserCreate, email=email, name=name, password=password, role=role,
+                            queue: Annotated[str, Form()] = "", capacity: Annotated[str, Form()] = "10",
+                            display_name: Annotated[str, Form()] = "") -> Response:
+    body: UserCreate = validated(UserCreate, email=email, name=name, display_name=display_name or None,
+                                 password=password, role=role,
                                  language=language, queue=queue or None,
                                  capacity=_form_count(capacity, default=10))
     await users.create_user(session, body, actor)
@@ -554,10 +556,13 @@ async def admin_update_user(user_id: IdPath, session: DbSession, actor: ConsoleA
                             name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "agent",
                             language: Annotated[str, Form()] = "en", queue: Annotated[str, Form()] = "",
                             capacity: Annotated[str, Form()] = "10", is_active: Annotated[str, Form()] = "",
-                            password: Annotated[str, Form()] = "") -> Response:
+                            password: Annotated[str, Form()] = "",
+                            display_name: Annotated[str, Form()] = "") -> Response:
     user = await users.get(session, user_id)
-    # The form sends every field: an empty queue takes the user out of their queue, an empty password keeps it.
-    body: UserUpdate = validated(UserUpdate, name=name, role=role, language=language, queue=queue,
+    # The form sends every field: an empty queue takes the user out of their queue, an empty password keeps it,
+    # an empty display name clears it.
+    body: UserUpdate = validated(UserUpdate, name=name, display_name=display_name, role=role, language=language,
+                                 queue=queue,
                                  capacity=_form_count(capacity, default=10), is_active=is_active == "on",
                                  password=password or None)
     await users.update(session, user, body, actor)

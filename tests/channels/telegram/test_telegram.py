@@ -476,7 +476,8 @@ async def test_agent_reply_sends_stored_attachments_as_documents_after_the_text(
         await wait_for(lambda: len(bot_api.called("sendDocument")) == 2)
         names = [name for name, _params in bot_api.calls if name in ("sendMessage", "sendDocument")]
         assert names[-3:] == ["sendMessage", "sendDocument", "sendDocument"]  # the text first, then each file
-        assert bot_api.sent_texts(CHAT)[-1] == "Your invoice and the photo."
+        # The agent's name heads the reply (make_user names them after their e-mail's first part).
+        assert bot_api.sent_texts(CHAT)[-1] == "tg-agent-2-27:\nYour invoice and the photo."
         sent = bot_api.called("sendDocument")
         assert [int(p["chat_id"]) for p in sent] == [CHAT, CHAT]
         assert [(p["document"]["filename"], p["document"]["content"]) for p in sent] == [
@@ -522,7 +523,7 @@ async def test_a_file_failing_after_the_text_is_retried_without_sending_the_text
         row = await outbox_row()
         assert (row.status.value, row.attempts) == ("sent", 3)
         assert row.payload["delivered_parts"] == 1
-        assert bot_api.sent_texts(CHAT).count("Both files.") == 1  # the text went once
+        assert bot_api.sent_texts(CHAT).count("tg-agent-2-11:\nBoth files.") == 1  # the text went once
         delivered = [p["document"]["filename"] for p in bot_api.called("sendDocument")]
         assert delivered == ["a.pdf", "a.pdf", "a.pdf", "b.pdf"]  # two failures, then each file once
         assert row.provider_message_id is not None
