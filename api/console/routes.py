@@ -382,11 +382,18 @@ async def _locked(session: DbSession, ref: str) -> Ticket:
     return await ticket_service.get(session, ticket_id_of(ref), lock=True)
 
 
+NOBODY = "0"  # what a page's hidden `expected_assignee_id` says when it showed nobody holding the ticket
+
+
 def expected_holder(value: str | None) -> ExpectedHolder:
-    """The holder a page showed (its hidden `expected_assignee_id`: empty for nobody; absent: not said)."""
+    """The holder a page showed (its hidden `expected_assignee_id`: "0" for nobody; absent: not said).
+
+    FastAPI reads an empty optional form field as absent, so "nobody" is "0" (an empty value counts as nobody too,
+    should a client send it in a way that arrives).
+    """
     if value is None:
         return Holder.ANY
-    return parse_id(value) if value.strip() else None
+    return parse_id(value) if value.strip() not in ("", NOBODY) else None
 
 
 @router.post("/tickets/{ref}/take", dependencies=[CsrfChecked])
@@ -553,13 +560,23 @@ async def board(request: Request, session: DbSession, _user: ConsoleSupervisor) 
 
 
 @router.post("/board/reassign", dependencies=[CsrfChecked])
-async def reassign(session: DbSession, user: ConsoleSupervisor, ticket_id: Annotated[int, Form(ge=1, le=MAX_ID)],
-                   user_id: Annotated[str, Form()] = "") -> Response:
+async def reassign(request: Request, session: DbSession, user: ConsoleSupervisor,
+                   ticket_id: Annotated[int, Form(ge=1, le=MAX_ID)], user_id: Annotated[str, Form()] = "",
+                   expected_assignee_id: Annotated[str | None, Form()] = None) -> Response:
     ticket = await ticket_service.get(session, ticket_id, lock=True)
     assignee_id = parse_id(user_id)
     assignee = await users.get(session, assignee_id) if assignee_id is not None else None
-    await ticket_service.assign(session, ticket, assignee, user)
-    return redirect("/console/board", translator(user.language)("board.reassigned"))
+    _ = translator(user.language)
+    try:
+        await ticket_service.assign(session, ticket, assignee, user,
+                                    expected_assignee_id=expected_holder(expected_assignee_id))
+    except TicketHeldError as exc:
+        # The board showed another holder (or nobody): ask, naming who holds it now; confirming reassigns.
+        return render(request, "collision.html", {
+            "mode": "reassign", "ticket": ticket, "holder_id": exc.holder_id, "user_id": user_id,
+            "question": _("collision.reassign_question", name=exc.holder_name,
+                          target=assignee.name if assignee else _("unassigned"))}, status_code=409)
+    return redirect("/console/board", _("board.reassigned"))
 
 
 # --- admin ---------------------------------------------------------------------------------------------
