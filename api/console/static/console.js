@@ -132,13 +132,13 @@
   }
 
   // Who else is on this ticket. The page says "viewing" when opened, every 15 s while visible, and "left" when
-  // hidden or closed; "typing" (reply or note) at most every 3 s while its user types. Nothing is stored: a viewer
+  // hidden or closed; "typing" (of the reply, of the note) at most every 3 s each while its user types. Nothing is stored: a viewer
   // not heard from for 40 s is forgotten, a typist after 6 s.
   var presenceBox = ticketId ? document.getElementById("presence") : null;
   var presenceUrl = presenceBox && presenceBox.getAttribute("data-url");
   var csrf = body.getAttribute("data-csrf") || "";
   var others = {};  // user id -> {name, until, typing: "reply"|"note"|null, typingUntil}
-  var lastViewing = 0, lastTyping = 0, viewingTimer = null;
+  var lastTyping = { reply: 0, note: 0 }, viewingTimer = null;
   function announce(state, what) {
     if (!presenceUrl) { return; }
     var form = new FormData();
@@ -150,7 +150,7 @@
   }
   function announceViewing() {
     if (document.visibilityState === "hidden") { return; }
-    lastViewing = Date.now(); announce("viewing");
+    announce("viewing");
   }
   function renderPresence() {
     if (!presenceBox) { return; }
@@ -172,7 +172,7 @@
     presenceBox.hidden = items.length === 0;
   }
   if (presenceUrl) {
-    announceViewing();
+    // The first "viewing" goes out once this page's stream is open ("hello"), so it hears the answers.
     viewingTimer = setInterval(function () { announceViewing(); renderPresence(); }, 15000);
     setInterval(renderPresence, 1000);
     document.addEventListener("visibilitychange", function () {
@@ -183,8 +183,8 @@
       var box = document.getElementById(pair[0]);
       if (!box) { return; }
       box.addEventListener("input", function () {
-        if (Date.now() - lastTyping < 3000) { return; }
-        lastTyping = Date.now(); announce("typing", pair[1]);
+        if (Date.now() - lastTyping[pair[1]] < 3000) { return; }
+        lastTyping[pair[1]] = Date.now(); announce("typing", pair[1]);
       });
     });
   }
@@ -196,8 +196,8 @@
     setState(data.bridge !== "down");
     // Anything that happened while (re)connecting.
     if (liveUrl && region) { schedule(); }
-    // Others may have arrived while this stream was away: they hear this page again.
-    if (presenceUrl && Date.now() - lastViewing > 1000) { announceViewing(); }
+    // Now this page hears the others: say it is here (again, after a reconnect: others may have come meanwhile).
+    if (presenceUrl) { announceViewing(); }
   });
   source.addEventListener("presence", function (e) {
     var data = {};
@@ -210,8 +210,9 @@
     if (data.state === "typing") { o.typing = data.what; o.typingUntil = now + 6000; }
     others[id] = o;
     renderPresence();
-    // A newcomer: say this page is here too, at once, rather than at its next 15 s turn.
-    if (!known && now - lastViewing > 2000) { announceViewing(); }
+    // A newcomer: say this page is here too, at once, rather than at its next 15 s turn (they know this page
+    // then, so this never goes back and forth).
+    if (!known && data.state === "viewing") { announceViewing(); }
   });
   function reloadBoard() {
     // The board has no form in progress worth keeping unless one has focus.
