@@ -132,8 +132,9 @@
   }
 
   // Who else is on this ticket. The page says "viewing" when opened, every 15 s while visible, and "left" when
-  // hidden or closed; "typing" (of the reply, of the note) at most every 3 s each while its user types. Nothing is stored: a viewer
-  // not heard from for 40 s is forgotten, a typist after 6 s.
+  // hidden or closed; "typing" (of the reply, of the note) at most every 3 s each while its user types. Nothing
+  // is stored: a viewer not heard from for 40 s is forgotten, a typist after 6 s. (A user with two tabs on one
+  // ticket who closes one may vanish from the others' pages until the other tab's next "viewing".)
   var presenceBox = ticketId ? document.getElementById("presence") : null;
   var presenceUrl = presenceBox && presenceBox.getAttribute("data-url");
   var csrf = body.getAttribute("data-csrf") || "";
