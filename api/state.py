@@ -20,6 +20,7 @@ from core.nlu_admin.catalog import ResponseCatalog
 from core.nlu_admin.training import TrainingRunner
 from core.nlu_admin.versions import ModelSync
 from core.outbox.dispatcher import OutboxDispatcher
+from core.presence.service import PresenceRelay
 from nlu.protocol import EngineHolder, TrainingData
 
 if TYPE_CHECKING:
@@ -51,4 +52,5 @@ class AppState:
     # Due work (core.jobs.tasks): features register the handler of their task kinds here; the runner fires them.
     task_handlers: TaskHandlers = field(default_factory=TaskHandlers)
     due_tasks: DueTaskRunner | None = None
+    presence: PresenceRelay | None = None  # made on first use (api.console.presence)
     freeze_heap: bool = False  # objects alive after start-up are frozen out of the collector (see create_app)

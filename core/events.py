@@ -36,6 +36,7 @@ class Topic(enum.StrEnum):
     OUTBOX_SENT = "outbox.sent"  # OutboxSent
     OUTBOX_FAILED = "outbox.failed"  # OutboxFailed
     TYPING = "typing"  # Typing
+    PRESENCE = "presence"  # AgentPresence (for signed-in console users only: who is on a ticket's page)
     NLU_MODEL = "nlu.model"  # {"version"}: a model version was switched on; other instances load it too
     NLU_JOBS = "nlu.jobs"  # {"job_id", ...}: a training job moved on
     # About live delivery itself (never forwarded between instances):
@@ -111,10 +112,14 @@ class MessageContent:
     created_at: datetime
     attachments: list[dict[str, Any]] = field(default_factory=list)
     quick_replies: list[dict[str, str]] = field(default_factory=list)
+    author_name: str | None = None  # an agent's display name (users.display_name or the name's first word)
 
     def to_payload(self) -> dict[str, Any]:
-        return {"text": self.text, "created_at": self.created_at.isoformat(), "attachments": self.attachments,
-                "quick_replies": self.quick_replies}
+        payload = {"text": self.text, "created_at": self.created_at.isoformat(), "attachments": self.attachments,
+                   "quick_replies": self.quick_replies}
+        if self.author_name:
+            payload["author_name"] = self.author_name
+        return payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,10 +216,38 @@ class Typing:
     direction: Literal["inbound", "outbound"]
     thread_key: str
     active: bool
+    author: str | None = None  # outbound: the agent's display name ("Anna is typing…")
 
     def to_payload(self) -> dict[str, Any]:
-        return {"channel": self.channel, "direction": self.direction, "thread_key": self.thread_key,
-                "active": self.active}
+        payload: dict[str, Any] = {"channel": self.channel, "direction": self.direction,
+                                   "thread_key": self.thread_key, "active": self.active}
+        if self.author is not None:
+            payload["author"] = self.author
+        return payload
+
+
+PresenceState = Literal["viewing", "typing", "left"]
+Composer = Literal["reply", "note"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPresence:
+    """A console user is viewing a ticket's page, typing on it (a reply or an internal note), or left it.
+
+    Ephemeral: nothing is stored; pages repeat "viewing" while open, and forget a viewer not heard from for a while.
+    Only console streams of signed-in users forward it (customers never subscribe to this topic).
+    """
+
+    topic: ClassVar[Topic] = Topic.PRESENCE
+    ticket_id: int
+    user_id: int
+    name: str
+    state: PresenceState
+    what: Composer | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"ticket_id": self.ticket_id, "user_id": self.user_id, "name": self.name, "state": self.state,
+                "what": self.what}
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,11 +40,13 @@ from core.canned import service as canned_service
 from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
 from core.customers import service as customer_service
 from core.db.base import MAX_ID, parse_id
-from core.errors import ValidationFailedError
+from core.errors import NotFoundError, ValidationFailedError
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, Topic
 from core.i18n import LANGUAGES, Translator, translator
 from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
+from core.presence import service as presence_service
+from core.presence.service import PresenceRelay
 from core.quarantine import service as quarantine
 from core.reports import service as reports
 from core.routing import service as routing
@@ -63,6 +65,7 @@ STREAM_SECONDS = 55.0
 KEEPALIVE_SECONDS = 15.0
 PAGE_SIZE = 50
 MAX_REPLY_FILES = 10
+PRESENCE_SIGNAL_SECONDS = 5.0  # a channel's typing signal (Telegram) waits no longer than this
 
 
 def redirect(url: str, flash: str | None = None, kind: str = "info") -> RedirectResponse:
@@ -253,17 +256,22 @@ async def inbox_rows(request: Request, session: DbSession, user: ConsoleUser, vi
 
 
 @router.get("/events")
-async def events(request: Request, state: State) -> Response:
-    """Server-sent events: which ticket changed, so open pages re-fetch their live parts."""
+async def events(request: Request, state: State, ticket: str | None = None) -> Response:
+    """Server-sent events: which ticket changed, so open pages re-fetch their live parts.
+
+    A ticket page (`?ticket=<id>`) also hears who else is viewing or typing on that ticket (`event: presence`).
+    """
     async with state.sessionmaker() as session:
         user = await user_from_cookie(session, request)
     if user is None:
         return Response(status_code=401)
+    watched = parse_id(ticket) if ticket else None
 
     async def stream() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STREAM_SECONDS
-        async with state.bus.subscribe(*LIVE_TOPICS, RESYNC_TOPIC, BRIDGE_TOPIC) as queue:
+        topics = (*LIVE_TOPICS, Topic.PRESENCE) if watched is not None else LIVE_TOPICS
+        async with state.bus.subscribe(*topics, RESYNC_TOPIC, BRIDGE_TOPIC) as queue:
             bridge = state.redis.state if state.redis is not None else "local"
             yield f"retry: 1500\nevent: hello\ndata: {json.dumps({'bridge': bridge})}\n\n"
             while (left := deadline - loop.time()) > 0:
@@ -280,6 +288,11 @@ async def events(request: Request, state: State) -> Response:
                 if topic == BRIDGE_TOPIC:
                     yield f"event: bridge\ndata: {json.dumps({'state': payload.get('state')})}\n\n"
                     continue
+                if topic == Topic.PRESENCE:
+                    # Others on this ticket only: a page needs no news of its own user, nor of other tickets.
+                    if payload.get("ticket_id") == watched and payload.get("user_id") != user.id:
+                        yield f"event: presence\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
+                    continue
                 data = {"topic": topic, "ticket_id": payload.get("ticket_id"), "kind": payload.get("kind")}
                 yield f"event: change\ndata: {json.dumps(data)}\n\n"
                 if payload.get("kind") == "taken_over" and payload.get("previous_assignee_id") == user.id:
@@ -293,6 +306,40 @@ async def events(request: Request, state: State) -> Response:
 
 
 # --- ticket --------------------------------------------------------------------------------------------
+
+
+def presence_relay(state: State) -> PresenceRelay:
+    """This instance's relay (made on first use): typing goes to the customer through the channel's adapter."""
+    if state.presence is None:
+        channels = state.channels
+
+        async def send_typing(kind: str, recipient: str) -> None:
+            adapter = channels.get(kind)
+            signal = getattr(adapter, "send_typing", None)
+            if signal is not None:
+                async with asyncio.timeout(PRESENCE_SIGNAL_SECONDS):
+                    await signal(recipient)
+
+        state.presence = PresenceRelay(state.bus, state.clock, send_typing)
+    return state.presence
+
+
+@router.post("/tickets/{ref}/presence", dependencies=[CsrfChecked])
+async def presence(ref: str, session: DbSession, state: State, user: ConsoleUser,
+                   presence_state: Annotated[str, Form(alias="state")] = "",
+                   what: Annotated[str, Form()] = "") -> Response:
+    """The ticket page says it is open (`viewing`), its user is typing (`typing`, `what`: reply or note), or closed.
+
+    Answers 204, or 422/404 with the reason as JSON (the page calls it in the background, never navigates).
+    """
+    try:
+        announced, composer = presence_service.parse(presence_state, what)
+        ticket = await ticket_service.get(session, ticket_id_of(ref))
+    except (NotFoundError, ValidationFailedError) as exc:
+        return Response(json.dumps({"error": {"code": exc.code, "message": exc.message}}),
+                        status_code=exc.status_code, media_type="application/json", headers=SECURITY_HEADERS)
+    await presence_relay(state).announce(ticket, user, announced, composer)
+    return Response(status_code=204, headers=SECURITY_HEADERS)
 
 
 async def _conversation_context(session: DbSession, ticket_id: int) -> dict[str, Any]:
@@ -335,11 +382,18 @@ async def _locked(session: DbSession, ref: str) -> Ticket:
     return await ticket_service.get(session, ticket_id_of(ref), lock=True)
 
 
+NOBODY = "0"  # what a page's hidden `expected_assignee_id` says when it showed nobody holding the ticket
+
+
 def expected_holder(value: str | None) -> ExpectedHolder:
-    """The holder a page showed (its hidden `expected_assignee_id`: empty for nobody; absent: not said)."""
+    """The holder a page showed (its hidden `expected_assignee_id`: "0" for nobody; absent: not said).
+
+    FastAPI reads an empty optional form field as absent, so "nobody" is "0" (an empty value counts as nobody too,
+    should a client send it in a way that arrives).
+    """
     if value is None:
         return Holder.ANY
-    return parse_id(value) if value.strip() else None
+    return parse_id(value) if value.strip() not in ("", NOBODY) else None
 
 
 @router.post("/tickets/{ref}/take", dependencies=[CsrfChecked])
@@ -506,13 +560,23 @@ async def board(request: Request, session: DbSession, _user: ConsoleSupervisor) 
 
 
 @router.post("/board/reassign", dependencies=[CsrfChecked])
-async def reassign(session: DbSession, user: ConsoleSupervisor, ticket_id: Annotated[int, Form(ge=1, le=MAX_ID)],
-                   user_id: Annotated[str, Form()] = "") -> Response:
+async def reassign(request: Request, session: DbSession, user: ConsoleSupervisor,
+                   ticket_id: Annotated[int, Form(ge=1, le=MAX_ID)], user_id: Annotated[str, Form()] = "",
+                   expected_assignee_id: Annotated[str | None, Form()] = None) -> Response:
     ticket = await ticket_service.get(session, ticket_id, lock=True)
     assignee_id = parse_id(user_id)
     assignee = await users.get(session, assignee_id) if assignee_id is not None else None
-    await ticket_service.assign(session, ticket, assignee, user)
-    return redirect("/console/board", translator(user.language)("board.reassigned"))
+    _ = translator(user.language)
+    try:
+        await ticket_service.assign(session, ticket, assignee, user,
+                                    expected_assignee_id=expected_holder(expected_assignee_id))
+    except TicketHeldError as exc:
+        # The board showed another holder (or nobody): ask, naming who holds it now; confirming reassigns.
+        return render(request, "collision.html", {
+            "mode": "reassign", "ticket": ticket, "holder_id": exc.holder_id, "user_id": user_id,
+            "question": _("collision.reassign_question", name=exc.holder_name,
+                          target=assignee.name if assignee else _("unassigned"))}, status_code=409)
+    return redirect("/console/board", _("board.reassigned"))
 
 
 # --- admin ---------------------------------------------------------------------------------------------
@@ -541,8 +605,10 @@ async def admin_unlock_user(user_id: IdPath, session: DbSession, actor: ConsoleA
 async def admin_create_user(session: DbSession, actor: ConsoleAdmin, email: Annotated[str, Form()] = "",
                             name: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
                             role: Annotated[str, Form()] = "agent", language: Annotated[str, Form()] = "en",
-                            queue: Annotated[str, Form()] = "", capacity: Annotated[str, Form()] = "10") -> Response:
-    body: UserCreate = validated(UserCreate, email=email, name=name, password=password, role=role,
+                            queue: Annotated[str, Form()] = "", capacity: Annotated[str, Form()] = "10",
+                            display_name: Annotated[str, Form()] = "") -> Response:
+    body: UserCreate = validated(UserCreate, email=email, name=name, display_name=display_name or None,
+                                 password=password, role=role,
                                  language=language, queue=queue or None,
                                  capacity=_form_count(capacity, default=10))
     await users.create_user(session, body, actor)
@@ -554,10 +620,13 @@ async def admin_update_user(user_id: IdPath, session: DbSession, actor: ConsoleA
                             name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "agent",
                             language: Annotated[str, Form()] = "en", queue: Annotated[str, Form()] = "",
                             capacity: Annotated[str, Form()] = "10", is_active: Annotated[str, Form()] = "",
-                            password: Annotated[str, Form()] = "") -> Response:
+                            password: Annotated[str, Form()] = "",
+                            display_name: Annotated[str, Form()] = "") -> Response:
     user = await users.get(session, user_id)
-    # The form sends every field: an empty queue takes the user out of their queue, an empty password keeps it.
-    body: UserUpdate = validated(UserUpdate, name=name, role=role, language=language, queue=queue,
+    # The form sends every field: an empty queue takes the user out of their queue, an empty password keeps it,
+    # an empty display name clears it.
+    body: UserUpdate = validated(UserUpdate, name=name, display_name=display_name, role=role, language=language,
+                                 queue=queue,
                                  capacity=_form_count(capacity, default=10), is_active=is_active == "on",
                                  password=password or None)
     await users.update(session, user, body, actor)

@@ -13,6 +13,7 @@ from channels.webchat import repository, widget
 from channels.webchat.adapter import WebchatChannel
 from channels.webchat.schemas import TypingUpdate
 from core.errors import NotFoundError, ServiceUnavailableError
+from core.events import Topic, Typing
 from core.tickets.models import parse_ticket_ref
 
 router = APIRouter(tags=["channel: webchat"])
@@ -58,4 +59,6 @@ async def agent_typing(body: TypingUpdate, state: State, session: DbSession, use
     thread = await repository.thread_of_ticket(session, ticket_id) if ticket_id is not None else None
     if thread is None:
         raise NotFoundError(f"no web-chat ticket {body.ticket!r}")
-    await adapter.notify_typing(thread, body.active, user.name)
+    # Through the bus: the visitor's socket may be held by another instance. The widget shows the display name.
+    state.bus.publish(Topic.TYPING, Typing(channel=adapter.kind, direction="outbound", thread_key=thread,
+                                           active=body.active, author=user.shown_name))

@@ -13,7 +13,7 @@ import aiosmtplib
 
 from channels.base import ChannelContext, ChannelHealth, PermanentSendError
 from channels.email import repository
-from channels.email.compose import compose
+from channels.email.compose import compose, sender_name
 from channels.email.imap import MailboxWorker
 from channels.email.inbound import CHANNEL
 from channels.email.settings import EmailChannelSettings
@@ -120,8 +120,8 @@ class EmailChannel:
         if not from_address:
             raise PermanentSendError("no From address configured for the email channel")
         domain = self.settings.message_id_domain or from_address.rsplit("@", 1)[-1]
-        message, message_id = compose(envelope, from_address=from_address, from_name=self.settings.from_name,
-                                      domain=domain)
+        message, message_id = compose(envelope, from_address=from_address,
+                                      from_name=sender_name(envelope, self.settings.from_name), domain=domain)
         if envelope.attachments:
             for name, ctype, data in await asyncio.to_thread(self._load_attachments, envelope.attachments):
                 maintype, _, subtype = ctype.partition("/")

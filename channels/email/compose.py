@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 import re
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 
 from core.db.base import utcnow
 from core.i18n import language_of_tag, translator
@@ -57,12 +58,20 @@ def body_html(text: str, language: str | None) -> str:
             f'<body style="font-family:sans-serif">{paragraphs}</body></html>')
 
 
+def sender_name(envelope: OutboundEnvelope, from_name: str | None) -> str | None:
+    """The From display name: an agent's reply is from "Anna (Support)" (the agent, then the mailbox's name)."""
+    if envelope.author_kind != "agent" or not envelope.author_name:
+        return from_name
+    return f"{envelope.author_name} ({from_name})" if from_name else envelope.author_name
+
+
 def compose(envelope: OutboundEnvelope, *, from_address: str, from_name: str | None,
             domain: str) -> tuple[EmailMessage, str]:
     """The message and its Message-ID (bare, as stored for threading)."""
     message_id = message_id_for(envelope, domain)
     msg = EmailMessage()
-    msg["From"] = formataddr((from_name, from_address)) if from_name else from_address
+    # Address quotes or encodes the whole name: "Анна (Support)" stays one name, not a name and a comment.
+    msg["From"] = Address(display_name=from_name, addr_spec=from_address) if from_name else from_address
     msg["To"] = envelope.recipient
     msg["Subject"] = reply_subject(envelope.subject, envelope.ticket_number, envelope.language)
     msg["Date"] = format_datetime(utcnow())

@@ -37,6 +37,7 @@ from telegram import (
     Update,
     User,
 )
+from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 from telegram.request import HTTPXRequest
@@ -581,13 +582,25 @@ class TelegramChannel:
             await self.bot.send_document(chat_id=chat_id, document=url,
                                          caption=str(attachment.get("filename") or "")[:1024] or None)
 
+    async def send_typing(self, recipient: str) -> None:
+        """Show "typing…" in the customer's chat (an agent is writing a reply; Telegram shows it for 5 s)."""
+        try:
+            chat_id = int(recipient)
+        except ValueError as exc:
+            raise PermanentSendError(f"not a Telegram chat id: {recipient!r}") from exc
+        await self.bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
+
     async def send(self, envelope: OutboundEnvelope) -> str | None:
         try:
             chat_id = int(envelope.recipient)
         except ValueError as exc:
             raise PermanentSendError(f"not a Telegram chat id: {envelope.recipient!r}") from exc
         bot = self.bot
-        chunks = split_text(envelope.text)
+        text = envelope.text
+        if envelope.author_kind == "agent" and envelope.author_name:
+            # A bot speaks for everyone in Telegram: the agent's name heads their reply.
+            text = f"{envelope.author_name}:\n{text}"
+        chunks = split_text(text)
         markup = inline_keyboard(envelope.quick_replies)
         # The message's parts in order: the text (in chunks; the buttons on the last one), then each file.
         parts: list[Callable[[], Awaitable[str | None]]] = []

@@ -89,7 +89,7 @@ def attachment_summaries(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def widget_frame(message_id: int, author: str, text: str, created_at: datetime | str | None,
                  attachments: list[dict[str, Any]] | None, quick_replies: list[dict[str, Any]] | None,
-                 client_id: str | None = None) -> dict[str, Any]:
+                 client_id: str | None = None, author_name: str | None = None) -> dict[str, Any]:
     """One message as the widget shows it: the one shape for history, live pushes and deliveries."""
     result: dict[str, Any] = {
         "type": "message", "id": message_id, "author": author, "text": text,
@@ -97,6 +97,8 @@ def widget_frame(message_id: int, author: str, text: str, created_at: datetime |
     }
     if client_id:
         result["client_id"] = client_id
+    if author_name and author == "agent":
+        result["author_name"] = author_name
     if attachments:
         result["attachments"] = attachment_summaries(attachments)
     if quick_replies:
@@ -108,7 +110,7 @@ def message_frame(message: Message, payload: dict[str, Any] | None) -> dict[str,
     """A stored message (and its outbox payload, for the quick replies)."""
     return widget_frame(message.id, message.author_kind.value, message.text, message.created_at,
                         message.attachments, (payload or {}).get("quick_replies"),
-                        (message.extra or {}).get("client_id"))
+                        (message.extra or {}).get("client_id"), (payload or {}).get("author_name"))
 
 
 class Connection:
@@ -199,7 +201,8 @@ class WebchatChannel:
 
     async def send(self, envelope: OutboundEnvelope) -> str | None:
         shown = widget_frame(envelope.message_id, envelope.author_kind, envelope.text, envelope.created_at,
-                             envelope.attachments, [q.model_dump() for q in envelope.quick_replies])
+                             envelope.attachments, [q.model_dump() for q in envelope.quick_replies],
+                             author_name=envelope.author_name)
         for conn in list(self._sockets.get(envelope.recipient, ())):
             await conn.push_message(shown)
         # Not connected: the message waits in the history; delivered either way.
@@ -251,7 +254,8 @@ class WebchatChannel:
 
     async def _push_content(self, visitor_id: str, message_id: int, author: str, content: dict[str, Any]) -> None:
         shown = widget_frame(message_id, author, content["text"], content.get("created_at"),
-                             content.get("attachments"), content.get("quick_replies"))
+                             content.get("attachments"), content.get("quick_replies"),
+                           author_name=content.get("author_name"))
         for conn in list(self._sockets.get(visitor_id, ())):
             await conn.push_message(shown)
 

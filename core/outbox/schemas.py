@@ -35,6 +35,7 @@ class OutboundEnvelope(BaseModel):
     quick_replies: list[QuickReply] = Field(default_factory=list)
     language: str | None = None
     author_kind: str = "agent"
+    author_name: str | None = None  # the agent's display name on an agent's reply
     created_at: datetime | None = None
     # A retry after a partial delivery (PartialDelivery): the parts already sent, and the first one's id.
     delivered_parts: int = 0

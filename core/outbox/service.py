@@ -90,7 +90,7 @@ async def build_envelopes(session: AsyncSession, ids: Sequence[int]) -> list[Out
             attachments=list(attachments or []), thread_key=p.get("thread_key"),
             in_reply_to=p.get("in_reply_to"), references=list(p.get("references", [])),
             quick_replies=p.get("quick_replies", []), language=p.get("language"),
-            author_kind=author_kind.value, created_at=created_at,
+            author_kind=author_kind.value, author_name=p.get("author_name"), created_at=created_at,
             delivered_parts=int(p.get("delivered_parts", 0)), provider_message_id=provider_id,
         ))
     return envelopes

@@ -286,11 +286,14 @@ async def add_outbound(
     if reply_refs is None:
         reply_refs = await repository.recent_inbound_refs(session, ticket.id, ticket.channel)
     payload = outbox_payload(ticket, reply_refs, language, quick_replies)
+    if author is not None and author_kind == AuthorKind.agent:
+        # Kept with the delivery: every channel shows it, and so does the web-chat history later, as it was.
+        payload["author_name"] = author.shown_name
     outbox_service.enqueue(session, ticket, message, ticket.identity.external_id, payload)
     # Built after the commit (the message has its id then), from what the ticket holds now.
     event = MessageAdded.of(ticket, 0, author_kind.value,
                             MessageContent(message.text, message.created_at, message.attachments,
-                                           payload["quick_replies"]))
+                                           payload["quick_replies"], payload.get("author_name")))
     emit(session, Topic.MESSAGES, lambda: replace(event, message_id=message.id))
     return message
 

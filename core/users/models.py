@@ -40,6 +40,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # What customers see on the agent's replies and typing (web chat, Telegram, e-mail); None: `shown_name`.
+    display_name: Mapped[str | None] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(256))
     role: Mapped[Role] = mapped_column(str_enum(Role), default=Role.agent)
     language: Mapped[str] = mapped_column(String(8), default="en")
@@ -50,6 +52,19 @@ class User(Base):
     last_seen_at: Mapped[datetime | None]
 
     team: Mapped[Team | None] = relationship(lazy="raise")
+
+    @property
+    def shown_name(self) -> str:
+        """The name customers see: the display name, else the first word of the full name."""
+        return display_name_of(self.display_name, self.name)
+
+
+def display_name_of(display_name: str | None, name: str) -> str:
+    """A display name, or the first word of `name` when there is none ("Anna Petrova" -> "Anna")."""
+    if display_name and display_name.strip():
+        return display_name.strip()
+    words = name.split()
+    return words[0] if words else name
 
 
 class ApiToken(Base):

@@ -24,6 +24,8 @@ class UserRead(BaseModel):
     id: int
     email: str
     name: str
+    display_name: str | None  # as set; null: customers see `shown_name` (the first word of the name)
+    shown_name: str
     role: Role
     language: str
     team_id: int | None
@@ -36,11 +38,17 @@ class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     name: str = Field(min_length=1, max_length=200)
+    display_name: str | None = Field(default=None, max_length=100)
     password: str = Field(min_length=8, max_length=1024)
     role: Role = Role.agent
     language: str = Field(default="en", pattern="^(en|ru)$")
     queue: str | None = None
     capacity: StrictInt = Field(default=10, ge=0, le=1000)
+
+    @field_validator("display_name")
+    @classmethod
+    def _display_name(cls, value: str | None) -> str | None:
+        return clean_display_name(value)
 
 
 class UserUpdate(BaseModel):
@@ -48,6 +56,8 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=200)
+    # "" (or spaces) clears it: customers then see the first word of the name.
+    display_name: str | None = Field(default=None, max_length=100)
     role: Role | None = None
     language: str | None = Field(default=None, pattern="^(en|ru)$")
     queue: str | None = None  # a queue's slug; "" takes the user out of every queue (as in UserCreate)
@@ -62,6 +72,22 @@ class UserUpdate(BaseModel):
         if value is not None and not value.strip():
             raise ValueError("a name is 1 to 200 characters, not only spaces")
         return value.strip() if value is not None else None
+
+    @field_validator("display_name")
+    @classmethod
+    def _display_name(cls, value: str | None) -> str | None:
+        # Kept as "" when cleared, so that "clear it" is told apart from "not given" (None).
+        return None if value is None else (clean_display_name(value) or "")
+
+
+def clean_display_name(value: str | None) -> str | None:
+    """A display name as stored: trimmed, one line, None when empty (the first word of the name is shown)."""
+    if value is None:
+        return None
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        # It goes into e-mail headers and chat bubbles: a line break there is a header injection.
+        raise ValueError("a display name is one line without control characters")
+    return value.strip() or None
 
 
 class TeamRead(BaseModel):

@@ -44,3 +44,28 @@ async def test_an_admin_changes_another_user(app_client: httpx.AsyncClient, admi
         {"queue": ""}, {"role": "supervisor", "queue": "billing", "capacity": "4"}]
     r = await app_client.patch(f"/admin/users/{user.id}", headers=agent[1], json={"role": "admin"})
     assert r.status_code == 403
+
+
+async def test_display_name_defaults_to_the_first_word_and_is_editable(
+        app_client: httpx.AsyncClient, admin: tuple[User, dict[str, str]]) -> None:
+    h = admin[1]
+    r = await app_client.post("/admin/users", headers=h, json={
+        "email": "anna@test.example", "name": "Anna Petrova", "password": "password-123"})
+    assert r.status_code == 201, r.text
+    user_id = r.json()["id"]
+    assert (r.json()["display_name"], r.json()["shown_name"]) == (None, "Anna")
+    r = await app_client.patch(f"/admin/users/{user_id}", headers=h, json={"display_name": " Анна "})
+    assert r.status_code == 200 and (r.json()["display_name"], r.json()["shown_name"]) == ("Анна", "Анна")
+    r = await app_client.patch(f"/admin/users/{user_id}", headers=h, json={"capacity": 3})
+    assert r.json()["display_name"] == "Анна"  # left out: kept
+    r = await app_client.patch(f"/admin/users/{user_id}", headers=h, json={"display_name": ""})
+    assert (r.json()["display_name"], r.json()["shown_name"]) == (None, "Anna")  # cleared
+    assert await _audit(app_client, h, user_id) == [{"display_name": ""}, {"capacity": "3"},
+                                                    {"display_name": "Анна"}]
+    # It goes into e-mail headers: a line break is refused with the reason, as is a name too long.
+    for bad in ("Anna\r\nBcc: x@evil.example", "A" * 101):
+        r = await app_client.patch(f"/admin/users/{user_id}", headers=h, json={"display_name": bad})
+        assert r.status_code == 422 and "display_name" in r.text, r.text
+    r = await app_client.post("/admin/users", headers=h, json={
+        "email": "boris@test.example", "name": "Boris", "password": "password-123", "display_name": "B\nx"})
+    assert r.status_code == 422 and "one line" in r.text

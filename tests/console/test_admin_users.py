@@ -52,3 +52,27 @@ async def test_an_admin_changes_another_user(client: httpx.AsyncClient, people: 
     for bad in ({"capacity": "¹"}, {"capacity": "1001"}, {"name": "  "}, {"role": "owner"}, {"password": "short"}):
         await post_form(client, "/console/admin/users", url, {**form, **bad})
         assert "flash-error" in (await client.get("/console/admin/users")).text, bad
+
+
+async def test_an_admin_sets_and_clears_a_display_name(client: httpx.AsyncClient, people: People,
+                                                       sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await login(client, "admin@test.example")
+    page = await client.get("/console/admin/users")
+    assert 'name="display_name"' in page.text and 'placeholder="agent"' in page.text  # the first word, shown
+    url = f"/console/admin/users/{people.agent.id}"
+    form = {**FORM, "name": "Anna Petrova", "role": "agent"}
+    assert (await post_form(client, "/console/admin/users", url, {**form, "display_name": "Anya"})
+            ).status_code == 303
+    async with sessionmaker() as session:
+        assert (await users.get(session, people.agent.id)).shown_name == "Anya"
+    assert (await post_form(client, "/console/admin/users", url, {**form, "display_name": ""})).status_code == 303
+    async with sessionmaker() as session:
+        user = await users.get(session, people.agent.id)
+    assert (user.display_name, user.shown_name) == (None, "Anna")
+    r = await post_form(client, "/console/admin/users", "/console/admin/users", {
+        "email": "new@test.example", "name": "Ivan Ivanov", "password": "password-123", "role": "agent",
+        "language": "ru", "capacity": "10", "display_name": "Ваня"})
+    assert r.status_code == 303
+    async with sessionmaker() as session:
+        created = await users.get_by_email(session, "new@test.example")
+    assert created is not None and created.shown_name == "Ваня"

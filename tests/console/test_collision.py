@@ -172,3 +172,62 @@ async def test_reply_from_a_non_assignee_warns_first(client: httpx.AsyncClient, 
     assert (await ticket_row(sessionmaker, number)).assignee_id == holder.id
 
 
+
+
+async def test_reassigning_from_a_stale_board_asks_naming_the_holder_then_reassigns(
+        client: httpx.AsyncClient, console_app: FastAPI, people: People,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    number = await new_ticket(client)
+    url = f"/console/tickets/{number}"
+    ticket_id = int(number[2:])
+    anna, _ = await make_user(sessionmaker, Role.agent, "anna@test.example", "technical")
+    await login(client, "super@test.example")
+    board = await client.get("/console/board")  # drawn while nobody holds the ticket
+    assert board.status_code == 200
+    assert re.search(rf'name="ticket_id" value="{ticket_id}">\s*(?:\{{#.*?#\}}\s*)?'
+                     r'<input type="hidden" name="expected_assignee_id" value="0">', board.text), board.text[-3000:]
+    async with signed_in(console_app, "anna@test.example") as anna_client:
+        assert (await post_form(anna_client, url, f"{url}/take", {})).status_code == 303
+
+    form = {"csrf_token": csrf_of(board.text), "ticket_id": str(ticket_id), "user_id": str(people.agent.id),
+            "expected_assignee_id": "0"}
+    r = await client.post("/console/board/reassign", data=form)
+    assert r.status_code == 409
+    assert "anna holds this ticket now" in r.text and "Reassign it to agent anyway?" in r.text
+    assert f'name="expected_assignee_id" value="{anna.id}"' in r.text and 'id="confirm-reassign"' in r.text
+    assert (await ticket_row(sessionmaker, number)).assignee_id == anna.id  # nothing changed silently
+
+    bus = console_app.state.switchboard.bus
+    async with bus.subscribe(Topic.TICKETS) as events:
+        r = await client.post("/console/board/reassign", data={**form, "csrf_token": csrf_of(r.text),
+                                                               "expected_assignee_id": str(anna.id)})
+        assert r.status_code == 303
+        payloads = [events.get_nowait()[1] for _ in range(events.qsize())]
+    assert (await ticket_row(sessionmaker, number)).assignee_id == people.agent.id
+    # anna is told, as on a take-over.
+    assert any(p.get("kind") == "taken_over" and p["previous_assignee_id"] == anna.id for p in payloads), payloads
+    # The board as now shown reassigns without asking.
+    board = await client.get("/console/board")
+    r = await client.post("/console/board/reassign", data={
+        "csrf_token": csrf_of(board.text), "ticket_id": str(ticket_id), "user_id": "",
+        "expected_assignee_id": str(people.agent.id)})
+    assert r.status_code == 303 and (await ticket_row(sessionmaker, number)).assignee_id is None
+
+
+async def test_assigning_from_a_ticket_page_that_showed_nobody_never_overrides_a_new_holder(
+        client: httpx.AsyncClient, console_app: FastAPI, people: People,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    number = await new_ticket(client)
+    url = f"/console/tickets/{number}"
+    anna, _ = await make_user(sessionmaker, Role.agent, "anna@test.example", "technical")
+    await login(client, "super@test.example")
+    stale = await client.get(url)
+    assert re.search(r'action="[^"]+/assign".*?name="expected_assignee_id" value="0"', stale.text, re.S)
+    async with signed_in(console_app, "anna@test.example") as anna_client:
+        await post_form(anna_client, url, f"{url}/take", {})
+    r = await client.post(f"{url}/assign", data={"csrf_token": csrf_of(stale.text), "user_id": str(people.agent.id),
+                                                  "expected_assignee_id": "0"})
+    assert r.status_code == 303
+    assert (await ticket_row(sessionmaker, number)).assignee_id == anna.id
+    page = await client.get(url)  # the flash names who holds it now
+    assert "flash-error" in page.text and "anna" in page.text

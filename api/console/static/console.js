@@ -131,13 +131,89 @@
     pending = setTimeout(function () { pending = null; refresh(); }, 150);
   }
 
-  var source = new EventSource("/console/events");
+  // Who else is on this ticket. The page says "viewing" when opened, every 15 s while visible, and "left" when
+  // hidden or closed; "typing" (of the reply, of the note) at most every 3 s each while its user types. Nothing
+  // is stored: a viewer not heard from for 40 s is forgotten, a typist after 6 s. (A user with two tabs on one
+  // ticket who closes one may vanish from the others' pages until the other tab's next "viewing".)
+  var presenceBox = ticketId ? document.getElementById("presence") : null;
+  var presenceUrl = presenceBox && presenceBox.getAttribute("data-url");
+  var csrf = body.getAttribute("data-csrf") || "";
+  var others = {};  // user id -> {name, until, typing: "reply"|"note"|null, typingUntil}
+  var lastTyping = { reply: 0, note: 0 }, viewingTimer = null;
+  function announce(state, what) {
+    if (!presenceUrl) { return; }
+    var form = new FormData();
+    form.append("csrf_token", csrf); form.append("state", state);
+    if (what) { form.append("what", what); }
+    if (state === "left" && navigator.sendBeacon) { navigator.sendBeacon(presenceUrl, form); return; }
+    fetch(presenceUrl, { method: "POST", body: form, credentials: "same-origin", keepalive: state === "left",
+                         headers: { "X-Requested-With": "fetch" } }).catch(function () { /* the next one tells */ });
+  }
+  function announceViewing() {
+    if (document.visibilityState === "hidden") { return; }
+    announce("viewing");
+  }
+  function renderPresence() {
+    if (!presenceBox) { return; }
+    var now = Date.now(), items = [];
+    Object.keys(others).forEach(function (id) {
+      var o = others[id];
+      if (o.until < now) { delete others[id]; return; }
+      var typing = o.typing && o.typingUntil >= now ? o.typing : null;
+      var text = presenceBox.getAttribute(typing ? "data-text-" + typing : "data-text-viewing") || "{name}";
+      items.push({ id: id, text: text.replace("{name}", o.name), state: typing ? "typing" : "viewing" });
+    });
+    presenceBox.textContent = "";
+    items.forEach(function (item) {
+      var li = document.createElement("li");
+      li.setAttribute("data-user-id", item.id); li.setAttribute("data-state", item.state);
+      li.textContent = item.text;  // names are text, never markup
+      presenceBox.appendChild(li);
+    });
+    presenceBox.hidden = items.length === 0;
+  }
+  if (presenceUrl) {
+    // The first "viewing" goes out once this page's stream is open ("hello"), so it hears the answers.
+    viewingTimer = setInterval(function () { announceViewing(); renderPresence(); }, 15000);
+    setInterval(renderPresence, 1000);
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "hidden") { announce("left"); } else { announceViewing(); }
+    });
+    window.addEventListener("pagehide", function () { clearInterval(viewingTimer); announce("left"); });
+    [["reply-text", "reply"], ["note-text", "note"]].forEach(function (pair) {
+      var box = document.getElementById(pair[0]);
+      if (!box) { return; }
+      box.addEventListener("input", function () {
+        if (Date.now() - lastTyping[pair[1]] < 3000) { return; }
+        lastTyping[pair[1]] = Date.now(); announce("typing", pair[1]);
+      });
+    });
+  }
+
+  var source = new EventSource("/console/events" + (presenceUrl ? "?ticket=" + encodeURIComponent(ticketId) : ""));
   source.addEventListener("hello", function (e) {
     var data = {};
     try { data = JSON.parse(e.data); } catch (err) { /* an older server */ }
     setState(data.bridge !== "down");
     // Anything that happened while (re)connecting.
     if (liveUrl && region) { schedule(); }
+    // Now this page hears the others: say it is here (again, after a reconnect: others may have come meanwhile).
+    if (presenceUrl) { announceViewing(); }
+  });
+  source.addEventListener("presence", function (e) {
+    var data = {};
+    try { data = JSON.parse(e.data); } catch (err) { return; }
+    var id = String(data.user_id), now = Date.now();
+    if (data.state === "left") { delete others[id]; renderPresence(); return; }
+    var known = others[id];
+    var o = known || { name: data.name, typing: null, typingUntil: 0 };
+    o.name = data.name || o.name; o.until = now + 40000;
+    if (data.state === "typing") { o.typing = data.what; o.typingUntil = now + 6000; }
+    others[id] = o;
+    renderPresence();
+    // A newcomer: say this page is here too, at once, rather than at its next 15 s turn (they know this page
+    // then, so this never goes back and forth).
+    if (!known && data.state === "viewing") { announceViewing(); }
   });
   function reloadBoard() {
     // The board has no form in progress worth keeping unless one has focus.

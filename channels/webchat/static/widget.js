@@ -85,6 +85,14 @@
   var ws = null, ready = false, retry = 0, waitSeconds = 0, typingTimer = null, quickBox = null;
 
   function scroll() { log.scrollTop = log.scrollHeight; }
+  // "Anna is typing…": shown while the agent types; the console repeats it every few seconds while they do, so
+  // it goes away by itself when no repeat comes (the agent stopped, or their page closed).
+  var typingShown = null;
+  function showTyping(active, name) {
+    if (typingShown) { clearTimeout(typingShown); typingShown = null; }
+    typing.textContent = active ? (name ? T.typing_named.replace("{name}", name) : T.typing) : "";
+    if (active) { typingShown = setTimeout(function () { typing.textContent = ""; typingShown = null; }, 8000); }
+  }
   function clearQuick() { if (quickBox) { quickBox.remove(); quickBox = null; } }
 
   function bubble(author, text, who) {
@@ -114,7 +122,8 @@
       byClient[m.client_id].dataset.id = m.id;
       return;
     }
-    var who = m.author === "agent" ? T.agent : (m.author === "bot" ? T.bot : "");
+    // An agent's reply carries the agent's display name (author_name); an older server sends none.
+    var who = m.author === "agent" ? (m.author_name || T.agent) : (m.author === "bot" ? T.bot : "");
     var node = bubble(m.author, m.text, who);
     node.dataset.id = m.id;
     if (older) { place(node, m.id); }
@@ -124,7 +133,7 @@
       node.appendChild(el("div", "sbw-file", label));
     });
     if (m.client_id) { byClient[m.client_id] = node; }
-    if (m.author !== "customer" && !older) { typing.textContent = ""; clearQuick(); }
+    if (m.author !== "customer" && !older) { showTyping(false); clearQuick(); }
     if (live !== false && !older) { showQuick(m); }
   }
 
@@ -208,7 +217,7 @@
       } else if (f.type === "sync") {
         if (f.cursor > synced) { synced = f.cursor; }
       } else if (f.type === "typing") {
-        typing.textContent = f.active ? T.typing : "";
+        showTyping(f.active, f.author);
       } else if (f.type === "error") {
         if (f.code === "too_many_connections" || (f.code === "rate_limited" && !f.client_id)) {
           // The server closes this socket next; say why in the visitor's language and wait as asked.

@@ -230,3 +230,24 @@ def test_a_value_that_decodes_to_a_newline_adds_no_header_to_the_reply(field: st
     assert all("\n" not in str(v) and "\r" not in str(v) for v in message.values())
     if field == "references":
         assert message["References"] == "<c1@example.org> <c2@example.org>"  # the safe ones still thread
+
+
+async def test_an_agents_reply_is_from_their_display_name_and_the_mailbox_name(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    from email import message_from_bytes, policy
+
+    def froms() -> list[tuple[str, str]]:
+        parsed = [message_from_bytes(raw, policy=policy.default) for _f, _r, raw in smtp_sink.messages]
+        return [(m["From"].addresses[0].display_name, m["From"].addresses[0].addr_spec) for m in parsed]
+
+    channel = make_channel(sessionmaker, tmp_path, smtp_sink.port, from_name="Support")
+    await channel.send(envelope(author_name="Анна"))
+    await channel.send(envelope(message_id=12, author_kind="bot", author_name=None))
+    await channel.send(envelope(message_id=13, author_name=None))  # a reply stored before display names
+    assert froms() == [("Анна (Support)", "support@support.example"), ("Support", "support@support.example"),
+                     ("Support", "support@support.example")]
+    assert [sender for sender, _rcpt, _raw in smtp_sink.messages] == ["support@support.example"] * 3
+    # Without a mailbox name, the agent's name alone.
+    channel = make_channel(sessionmaker, tmp_path, smtp_sink.port, from_name="")
+    await channel.send(envelope(message_id=14, author_name="Anna"))
+    assert froms()[-1] == ("Anna", "support@support.example")

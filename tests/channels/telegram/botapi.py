@@ -23,6 +23,9 @@ from tests.support.server import serve
 TOKEN = "123456:TEST-token"
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Test Bot", "username": "test_bot",
             "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
+                          "upload_document", "choose_sticker", "find_location", "record_video_note",
+                          "upload_video_note"})
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -168,6 +171,14 @@ class FakeBotAPI:
         name = document["filename"] if isinstance(document, dict) else None
         return self._ok(self._message(chat_id, document={"file_id": "sent", "file_unique_id": "sent-u",
                                                          **({"file_name": name} if name else {})}))
+
+    async def _m_sendChatAction(self, p: dict[str, Any]) -> Response:
+        chat_id = int(p["chat_id"])
+        if chat_id in self.blocked:
+            return self._fail(403, "Forbidden: bot was blocked by the user")
+        if p.get("action") not in CHAT_ACTIONS:
+            return self._fail(400, "Bad Request: wrong parameter action in request")
+        return self._ok(True)
 
     async def _m_answerCallbackQuery(self, _p: dict[str, Any]) -> Response:
         return self._ok(True)

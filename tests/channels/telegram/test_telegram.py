@@ -476,7 +476,8 @@ async def test_agent_reply_sends_stored_attachments_as_documents_after_the_text(
         await wait_for(lambda: len(bot_api.called("sendDocument")) == 2)
         names = [name for name, _params in bot_api.calls if name in ("sendMessage", "sendDocument")]
         assert names[-3:] == ["sendMessage", "sendDocument", "sendDocument"]  # the text first, then each file
-        assert bot_api.sent_texts(CHAT)[-1] == "Your invoice and the photo."
+        # The agent's name heads the reply (make_user names them after their e-mail's first part).
+        assert bot_api.sent_texts(CHAT)[-1] == "tg-agent-2-27:\nYour invoice and the photo."
         sent = bot_api.called("sendDocument")
         assert [int(p["chat_id"]) for p in sent] == [CHAT, CHAT]
         assert [(p["document"]["filename"], p["document"]["content"]) for p in sent] == [
@@ -522,7 +523,7 @@ async def test_a_file_failing_after_the_text_is_retried_without_sending_the_text
         row = await outbox_row()
         assert (row.status.value, row.attempts) == ("sent", 3)
         assert row.payload["delivered_parts"] == 1
-        assert bot_api.sent_texts(CHAT).count("Both files.") == 1  # the text went once
+        assert bot_api.sent_texts(CHAT).count("tg-agent-2-11:\nBoth files.") == 1  # the text went once
         delivered = [p["document"]["filename"] for p in bot_api.called("sendDocument")]
         assert delivered == ["a.pdf", "a.pdf", "a.pdf", "b.pdf"]  # two failures, then each file once
         assert row.provider_message_id is not None
@@ -539,3 +540,55 @@ async def test_csat_buttons_take_ascii_scores_only(db_url: str, db_engine: Any, 
             assert (await webhook_post(client, update)).status_code == 200
         scores = [m.extra.get("csat") for m in await inbound(sessionmaker)]
         assert scores == [None, 4]
+
+
+async def test_an_agent_typing_a_reply_shows_typing_in_the_chat_and_the_reply_carries_their_name(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    from core.clock import ManualClock
+    from core.users import service as users
+    from core.users.models import Role
+    from tests.conftest import make_user
+    from tests.console.conftest import csrf_of, login
+
+    app = telegram_app(db_url, tmp_path, bot_api, "webhook")
+    async with running(app) as (_adapter, client):
+        clock = ManualClock()
+        app.state.switchboard.clock = clock  # the relay (made on first use) throttles on this clock
+        user, token = await make_user(sessionmaker, Role.agent, "anna.petrova@test.example")
+        async with sessionmaker() as session, session.begin():
+            anna = await users.get(session, user.id)
+            anna.name = "Anna Petrova"
+        assert (await webhook_post(client, fixture("text_message", 1))).status_code == 200
+        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 1)
+        ticket_id = (await inbound(sessionmaker))[0].ticket_id
+        assert (await login(client, "anna.petrova@test.example")).status_code == 303
+        csrf = csrf_of((await client.get("/console/inbox")).text)
+        url = f"/console/tickets/{ticket_id}/presence"
+
+        async def announce(**form: str) -> None:
+            r = await client.post(url, data={"csrf_token": csrf, **form})
+            assert r.status_code == 204, r.text
+
+        await announce(state="viewing")
+        await announce(state="typing", what="note")  # an internal note: the customer sees nothing
+        assert bot_api.called("sendChatAction") == []
+        await announce(state="typing", what="reply")
+        assert bot_api.called("sendChatAction") == [{"chat_id": CHAT, "action": "typing"}]
+        clock.advance(2)
+        await announce(state="typing", what="reply")  # throttled: Telegram still shows the last one
+        assert len(bot_api.called("sendChatAction")) == 1
+        clock.advance(2)
+        await announce(state="typing", what="reply")
+        assert len(bot_api.called("sendChatAction")) == 2
+
+        bot_api.blocked.add(CHAT)  # Telegram refusing the action is not the agent's page's problem
+        clock.advance(5)
+        await announce(state="typing", what="reply")
+        bot_api.blocked.clear()
+
+        r = await client.post(f"/tickets/{ticket_id}/reply", headers={"Authorization": f"Bearer {token}"},
+                              json={"text": "Please restart the router."})
+        assert r.status_code == 201, r.text
+        await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 2)
+        assert bot_api.sent_texts(CHAT)[-1] == "Anna:\nPlease restart the router."

@@ -248,3 +248,44 @@ def test_non_ascii_tokens_and_hashes_are_refused_not_errors(mangle: Any) -> None
     assert tokens.verify_identity(SITE_SECRET, "user-42", good)
     assert not tokens.verify_identity(SITE_SECRET, "user-42", mangle(good))
     assert not tokens.verify_identity(SITE_SECRET, mangle("user-42"), good)
+
+
+async def test_the_agents_display_name_reaches_the_widget_on_typing_replies_and_history(
+    chat_server: Server, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    from core.users import service as users
+    from core.users.models import Role
+    from tests.conftest import make_user
+    from tests.console.conftest import csrf_of, login
+
+    user, token = await make_user(sessionmaker, Role.agent, "anna.petrova@test.example")
+    async with sessionmaker() as session, session.begin():
+        (await users.get(session, user.id)).display_name = "Анна"
+    client, ready, _ = await Client.connect(chat_server.ws_url, lang="ru")
+    ack = await client.say("q0", "hello")
+    await client.next("message", where=lambda f: f["author"] == "bot")
+    async with httpx.AsyncClient(base_url=chat_server.url) as console:
+        assert (await login(console, "anna.petrova@test.example")).status_code == 303
+        csrf = csrf_of((await console.get("/console/inbox")).text)
+        url = f"/console/tickets/{ack['ticket']}/presence"
+        r = await console.post(url, data={"csrf_token": csrf, "state": "typing", "what": "note"})
+        assert r.status_code == 204
+        r = await console.post(url, data={"csrf_token": csrf, "state": "typing", "what": "reply"})
+        assert r.status_code == 204
+        typing = await client.next("typing")
+        assert typing == {"type": "typing", "active": True, "author": "Анна"}
+        # The note before it showed the visitor nothing.
+        assert [f for f in client.frames if f["type"] == "typing"] == [typing]
+        r = await console.post(f"/tickets/{ack['ticket']}/reply", headers={"Authorization": f"Bearer {token}"},
+                               json={"text": "Здравствуйте!"})
+        assert r.status_code == 201, r.text
+    reply = await client.next("message", where=lambda f: f["author"] == "agent")
+    assert (reply["text"], reply["author_name"]) == ("Здравствуйте!", "Анна")
+    await client.close()
+    # After a reload the history shows the name too (kept with the delivery, not looked up again).
+    again, _, history = await Client.connect(chat_server.ws_url, lang="ru", token=ready["session_token"])
+    agent_messages = [m for m in history["messages"] if m["author"] == "agent"]
+    assert [(m["text"], m.get("author_name")) for m in agent_messages] == [("Здравствуйте!", "Анна")]
+    bot_messages = [m for m in history["messages"] if m["author"] == "bot"]
+    assert bot_messages and all("author_name" not in m for m in bot_messages)
+    await again.close()

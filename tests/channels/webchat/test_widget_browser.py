@@ -66,3 +66,45 @@ async def test_widget_shows_missed_replies_after_a_catch_up_in_order(
         agents = [b for b in bubbles if "reply" in b]
         assert [b.split("\n")[-1] for b in agents] == ["the reply that was lost", "a later reply"]
         assert errors == []
+
+
+@needs_chromium
+async def test_widget_shows_the_agent_typing_and_their_name_on_the_reply(
+    chat_server: Server, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The agent types in the console (another browser): the widget says "Anna is typing…", then shows the reply
+    under her display name; an internal note shows the visitor nothing."""
+    from core.users import service as users
+
+    user, _ = await make_user(sessionmaker, Role.agent, "anna@test.example", "general")
+    async with sessionmaker() as session, session.begin():
+        anna = await users.get(session, user.id)
+        anna.name, anna.display_name = "Anna Petrova", None  # shown as "Anna", the first word
+    async with chromium() as browser:
+        page = await browser.new_page(locale="en-US")
+        errors = await open_widget(page, chat_server.url)
+        await say_hello(page)
+        async with sessionmaker() as session:
+            ticket = (await session.scalars(select(Ticket))).one()
+
+        console = await (await browser.new_context(base_url=chat_server.url, locale="en-US")).new_page()
+        await console.goto("/console/login")
+        await console.fill("#email", "anna@test.example")
+        await console.fill("#password", "password-123")
+        await console.press("#password", "Enter")
+        await console.wait_for_url("**/console/inbox")
+        await console.goto(f"/console/tickets/{ticket.number}")
+        await console.wait_for_selector('.live-indicator[data-live-state="live"]')
+
+        await console.type("#note-text", "internal: check the line")
+        await console.type("#reply-text", "Please restart the router")
+        await page.wait_for_selector(".sbw-typing >> text=Anna is typing…", timeout=10_000)
+        await console.keyboard.press("Control+Enter")
+        await console.wait_for_url(f"**/console/tickets/{ticket.number}")
+        reply = page.locator(".sbw-agent").last
+        await reply.wait_for(timeout=10_000)
+        assert await reply.locator(".sbw-who").inner_text() == "Anna"
+        assert "Please restart the router" in await reply.inner_text()
+        assert await page.locator(".sbw-typing").inner_text() == ""  # the reply ends the typing notice
+        assert "internal" not in await page.locator(".sbw-panel").inner_text()
+        assert errors == []
