@@ -43,7 +43,8 @@ ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
                                  TicketStatus.closed}),
     TicketStatus.open: frozenset({TicketStatus.pending, TicketStatus.resolved, TicketStatus.closed}),
     TicketStatus.pending: frozenset({TicketStatus.open, TicketStatus.resolved, TicketStatus.closed}),
-    TicketStatus.resolved: frozenset({TicketStatus.open, TicketStatus.closed}),
+    # Back to the bot: a customer writing again soon after the bot resolved their ticket (core/bot_lifecycle).
+    TicketStatus.resolved: frozenset({TicketStatus.open, TicketStatus.bot, TicketStatus.closed}),
     TicketStatus.closed: frozenset(),
 }
 
@@ -140,6 +141,7 @@ def transition(ticket: Ticket, new_status: TicketStatus) -> None:
         ticket.resolved_at = ticket.resolved_at or now
     elif ticket.status in (TicketStatus.resolved,):
         ticket.resolved_at = None
+        ticket.resolved_by_bot = False
     ticket.status = new_status
     ticket.updated_at = now
 
