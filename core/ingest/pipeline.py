@@ -19,13 +19,23 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.bot_lifecycle.service import BOT_RESOLVE
 from core.config import CoreSettings
 from core.customers import repository as customer_repo
 from core.customers import service as customer_service
 from core.customers.models import ChannelIdentity, Customer
 from core.db.base import utcnow
 from core.decision import texts
-from core.decision.policy import HANDOFF_INTENT, ORDER_INTENT, WITH_HUMANS, Action, Decision, DecisionContext, OrderInfo, decide
+from core.decision.policy import (
+    HANDOFF_INTENT,
+    ORDER_INTENT,
+    WITH_HUMANS,
+    Action,
+    Decision,
+    DecisionContext,
+    OrderInfo,
+    decide,
+)
 from core.events import MessageAdded, TicketChanged, Topic, emit
 from core.handover import service as handover
 from core.ingest import repository
@@ -45,8 +55,6 @@ ResponseLookup = Callable[[str, str], str | None]
 """(intent, language) -> the FAQ answer for that intent in that language, if there is one."""
 
 HANDOFF_PAYLOAD = "/human_handoff"
-BOT_RESOLVE = "bot.resolve"
-"""The due task that resolves a ticket the bot answered once the customer has been quiet (core/bot_lifecycle)."""
 
 
 @dataclass(frozen=True, slots=True)

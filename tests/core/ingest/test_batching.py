@@ -17,7 +17,6 @@ from core.ingest.service import IngestService
 from core.models import Message, OutboxMessage, Ticket
 from tests.conftest import keyword_engine, responses
 
-
 WAIT = re.compile(r"(Expected wait|Ожидаемое время ответа): [^.]*\.")
 
 
