@@ -12,11 +12,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit import service as audit
 from core.calendars import service as calendar_service
 from core.calendars.business_time import BusinessCalendar, is_open, next_opening
 from core.decision import texts
+from core.errors import ValidationFailedError
 from core.handover import repository
-from core.users.models import Team
+from core.handover.schemas import QueueHandoverUpdate
+from core.users import service as users
+from core.users.models import Team, User
 
 HISTORY = 20
 """How many of a queue's latest first responses its typical response time is the median of."""
@@ -73,3 +77,25 @@ async def queue_states(session: AsyncSession, teams: Collection[Team]) -> dict[i
                              default_wait=timedelta(minutes=t.default_wait_minutes),
                              calendar=calendars.get(t.calendar_id) if t.calendar_id is not None else None)
             for t in teams}
+
+
+async def update_queue(session: AsyncSession, slug: str, body: QueueHandoverUpdate, actor: User | None) -> Team:
+    """Change a queue's hand-over settings.
+
+    Raises:
+        NotFoundError: no such queue.
+        ValidationFailedError: no such calendar.
+    """
+    team = await users.team_by_slug(session, slug)
+    changed: dict[str, object] = {}
+    if "calendar_id" in body.model_fields_set:
+        if body.calendar_id is not None and not await repository.calendar_exists(session, body.calendar_id):
+            raise ValidationFailedError(f"calendar {body.calendar_id} does not exist", field="calendar_id")
+        team.calendar_id = changed["calendar_id"] = body.calendar_id
+    if body.bot_answers_while_waiting is not None:
+        team.bot_answers_while_waiting = changed["bot_answers_while_waiting"] = body.bot_answers_while_waiting
+    if body.default_wait_minutes is not None:
+        team.default_wait_minutes = changed["default_wait_minutes"] = body.default_wait_minutes
+    await session.flush()
+    audit.record(session, actor, "team.handover", "team", team.id, slug=team.slug, **changed)
+    return team

@@ -53,6 +53,11 @@ class ActionTable:
         return intent in self.declared
 
 
+async def declared(session: AsyncSession) -> list[tuple[str, str]]:
+    """(intent, action) of every admin's declaration."""
+    return await repository.action_rules(session)
+
+
 async def action_table(session: AsyncSession) -> ActionTable:
     """Every admin's declaration, in one query (the table has a row per intent at most)."""
     rows = await repository.action_rules(session)
