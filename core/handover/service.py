@@ -26,6 +26,8 @@ HISTORY = 20
 """How many of a queue's latest first responses its typical response time is the median of."""
 MIN_HISTORY = 3
 """Fewer answered tickets than this: the queue's default wait is quoted instead."""
+LOAD_CAP = 500
+"""A queue's open unassigned tickets are counted up to this many (the count stays a short index walk)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,8 @@ def expected_wait(state: QueueState) -> timedelta:
     """The queue's typical first response (median of its latest ones, or its default without history) times the
     rounds its agents need to reach this ticket: the open unassigned tickets (this one included) per agent."""
     recent = state.recent_first_responses
-    typical = statistics.median(recent) if len(recent) >= MIN_HISTORY else state.default_wait
+    typical = (timedelta(seconds=statistics.median(r.total_seconds() for r in recent))
+               if len(recent) >= MIN_HISTORY else state.default_wait)
     rounds = max(1, math.ceil(state.open_unassigned / max(state.agents, 1)))
     return max(typical * rounds, timedelta(minutes=1))
 
@@ -64,7 +67,7 @@ async def queue_states(session: AsyncSession, teams: Collection[Team]) -> dict[i
     ids = {t.id for t in teams}
     if not ids:
         return {}
-    load = await repository.open_unassigned(session, ids)
+    load = await repository.open_unassigned(session, ids, LOAD_CAP)
     agents = await repository.active_agents(session, ids)
     recent: dict[int, list[timedelta]] = {}
     for team_id, created, answered in await repository.recent_first_responses(session, ids, HISTORY):
