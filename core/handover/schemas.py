@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.db.base import MAX_ID
+
 
 class QueueHandoverUpdate(BaseModel):
     """Only the fields given change; `calendar_id: null` makes the queue always open."""
 
     model_config = ConfigDict(extra="forbid")
-    calendar_id: int | None = Field(default=None, ge=1, description="The queue's business hours (a calendar id); "
-                                    "null: always open. Out of hours the hand-over says when the team is back.")
+    calendar_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID,
+        description="The queue's business hours (a calendar id); null: always open. Out of hours the hand-over "
+                    "says when the team is back.")
     bot_answers_while_waiting: bool | None = Field(
         default=None, description="Whether the bot still answers self-service questions (order status) of a "
                                   "customer waiting in this queue.")
