@@ -14,7 +14,7 @@ ALLOWED = {
     (S.bot, S.open), (S.bot, S.pending), (S.bot, S.resolved), (S.bot, S.closed),
     (S.open, S.pending), (S.open, S.resolved), (S.open, S.closed),
     (S.pending, S.open), (S.pending, S.resolved), (S.pending, S.closed),
-    (S.resolved, S.open), (S.resolved, S.closed),
+    (S.resolved, S.open), (S.resolved, S.bot), (S.resolved, S.closed),  # -> bot: a bot-resolved ticket continues
 }
 
 
@@ -47,3 +47,11 @@ def test_timestamps() -> None:
     assert ticket.resolved_at is None
     transition(ticket, S.closed)
     assert ticket.closed_at is not None and ticket.resolved_at is not None
+
+
+def test_leaving_resolved_clears_resolved_by_bot() -> None:
+    ticket = make(S.bot)
+    transition(ticket, S.resolved)
+    ticket.resolved_by_bot = True
+    transition(ticket, S.bot)
+    assert ticket.resolved_by_bot is False and ticket.resolved_at is None
