@@ -250,8 +250,10 @@ class IngestPipeline:
             if (candidate.status == TicketStatus.resolved and candidate.resolved_at is not None
                     and candidate.resolved_at >= utcnow() - window):
                 # A ticket the bot resolved goes back to the bot (the decision may still send it to the queue).
-                ticket_service.transition(candidate, TicketStatus.bot if candidate.resolved_by_bot
-                                          else TicketStatus.open)
+                if candidate.resolved_by_bot:
+                    ticket_service.reopen_to_bot(candidate)
+                else:
+                    ticket_service.transition(candidate, TicketStatus.open)
                 return candidate, "reopened"
 
         subject = (inbound.subject or inbound.text.strip().split("\n", 1)[0])[:120] or "(no subject)"
