@@ -43,6 +43,7 @@ from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.registry import build_channels
 from core.attachments.store import open_store
 from core.attachments.sweep import sweep_job
+from core.bot_lifecycle.service import BOT_RESOLVE, resolve_quiet_ticket
 from core.calendars import service as calendar_service
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db.session import create_engine, create_sessionmaker
@@ -127,6 +128,7 @@ def create_app(
                          model_sync=model_sync, instance_id=instance_id, files=files, nlu_extras=extras,
                          limits=Limits.build(settings, clock), clock=clock, jobs=jobs)
         app.state.switchboard = state
+        state.task_handlers.register(BOT_RESOLVE, resolve_quiet_ticket)  # bot-answered tickets resolve when quiet
         metrics.track(state)
         for adapter in registry:
             try:

@@ -13,6 +13,14 @@ class CoreSettings(BaseModel):
     reopen_window_hours: float = Field(
         default=72.0, ge=0, description="A resolved ticket reopens when the customer writes within this window."
     )
+    bot_resolve_after_minutes: float = Field(
+        default=30.0, gt=0,
+        description="A ticket the bot answered is resolved (by the bot) when the customer writes nothing more for "
+                    "this long.")
+    waiting_notice_minutes: float = Field(
+        default=10.0, ge=0,
+        description="A customer waiting for the team who asks for a person again gets a \"still with the team\" "
+                    "notice at most once per this many minutes (silence in between).")
     outbox_max_attempts: int = Field(default=8, ge=1, description="Attempts before an outbound message fails.")
     outbox_backoff_base_seconds: float = Field(default=1.0, gt=0)
     outbox_backoff_max_seconds: float = Field(default=600.0, gt=0)

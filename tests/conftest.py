@@ -170,9 +170,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 
 async def _truncate_pg(url: str) -> None:
     engine = create_engine(url)
-    tables = [t.name for t in Base.metadata.sorted_tables if t.name != "teams"]
+    # Teams stay, and so do the tables only they refer to (a TRUNCATE ... CASCADE of those would empty teams).
+    kept = {"teams", "calendars"}
+    tables = [t.name for t in Base.metadata.sorted_tables if t.name not in kept]
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        await conn.execute(text("UPDATE teams SET calendar_id = NULL, bot_answers_while_waiting = false, "
+                                "default_wait_minutes = 15"))
+        await conn.execute(text("DELETE FROM calendars"))
         await conn.execute(text("DELETE FROM teams WHERE slug NOT IN "
                                 "('general', 'billing', 'technical', 'sales', 'retention')"))
     await engine.dispose()

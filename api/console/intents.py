@@ -15,9 +15,10 @@ from api.console.render import SECURITY_HEADERS, render
 from api.console.routes import redirect
 from api.console.security import ConsoleAdmin, CsrfChecked
 from api.deps import DbSession, IdPath, State
+from core.decision.policy import IntentAction
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.i18n import translator
-from core.nlu_admin import service, versions
+from core.nlu_admin import actions, service, versions
 from core.nlu_admin.models import JobState, NluTrainingJob, SuggestionStatus
 from core.nlu_admin.training import FINISHED
 from core.routing import service as routing
@@ -60,6 +61,9 @@ async def intents_page(request: Request, session: DbSession, _user: ConsoleAdmin
         item["queue"] = routes.get(item["name"], routing.DEFAULT_TEAM)
         item["total"] = sum(item["examples"].values())
     teams = {t.slug: t.name for t in await users.list_teams(session)}
+    effective = await actions.effective_actions(session, [i["name"] for i in intents])
+    for item in intents:
+        item["action"], item["action_declared"] = effective[item["name"]]
     jobs = await service.list_jobs(session, limit=1)
     bars = [Bar(i["name"], i["total"], tone="warn" if min(i["examples"].get(lang, 0) for lang in service.LANGUAGES)
                 < FEW_EXAMPLES else "default") for i in intents]
@@ -82,9 +86,20 @@ async def intent_page(request: Request, name: str, session: DbSession, _user: Co
     intent = await service.get_intent(session, name)
     routes = await routing.list_routes(session)
     by_lang = {lang: sum(1 for e in intent.examples if e.language == lang) for lang in service.LANGUAGES}
+    action, declared = (await actions.effective_actions(session, [intent.name]))[intent.name]
     return await _page(request, session, "admin_intent.html", "intents", {
         "intent": intent, "answers": {r.language: r.text for r in intent.responses}, "by_lang": by_lang,
-        "queue": routes.get(intent.name, routing.DEFAULT_TEAM)})
+        "queue": routes.get(intent.name, routing.DEFAULT_TEAM), "action": action, "action_declared": declared,
+        "action_choices": list(IntentAction)})
+
+
+@router.post("/intents/{name}/action", dependencies=[CsrfChecked])
+async def set_action(name: str, session: DbSession, actor: ConsoleAdmin,
+                     action: Annotated[str, Form()] = "") -> Response:
+    """The same rules as the API: an unknown action, or one the intent cannot have, is refused with the reason."""
+    await service.get_intent(session, name)
+    await actions.set_action(session, name, action, actor)
+    return redirect(intent_url(name), translator(actor.language)("saved"))
 
 
 @router.post("/intents/{name}/delete", dependencies=[CsrfChecked])

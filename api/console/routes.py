@@ -36,12 +36,15 @@ from core.attachments.schemas import AttachmentRef
 from core.audit import service as audit
 from core.auth import service as login_guard
 from core.auth.errors import AccountLockedError, LoginThrottledError
+from core.calendars import service as calendar_service
 from core.canned import service as canned_service
 from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
 from core.customers import service as customer_service
 from core.db.base import MAX_ID, parse_id
 from core.errors import NotFoundError, ValidationFailedError
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, Topic
+from core.handover import service as handover
+from core.handover.schemas import QueueHandoverUpdate
 from core.i18n import LANGUAGES, Translator, translator
 from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
@@ -635,7 +638,22 @@ async def admin_update_user(user_id: IdPath, session: DbSession, actor: ConsoleA
 
 @router.get("/admin/queues")
 async def admin_queues(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
-    return render(request, "admin_queues.html", {"section": "queues", "teams": await users.list_teams(session)})
+    return render(request, "admin_queues.html", {"section": "queues", "teams": await users.list_teams(session),
+                                                 "calendars": await calendar_service.list_all(session)})
+
+
+@router.post("/admin/queues/{slug}/handover", dependencies=[CsrfChecked])
+async def admin_queue_handover(slug: str, session: DbSession, actor: ConsoleAdmin,
+                               calendar_id: Annotated[str, Form()] = "",
+                               bot_answers_while_waiting: Annotated[str, Form()] = "",
+                               default_wait_minutes: Annotated[str, Form()] = "") -> Response:
+    """The same rules as PATCH /admin/queues/{slug}: an unknown calendar or a wait out of range is refused."""
+    body: QueueHandoverUpdate = validated(
+        QueueHandoverUpdate, calendar_id=_form_count(calendar_id, default=0) or None,
+        bot_answers_while_waiting=bot_answers_while_waiting == "on",
+        default_wait_minutes=_form_count(default_wait_minutes, default=15))
+    await handover.update_queue(session, slug, body, actor)
+    return redirect("/console/admin/queues", translator(actor.language)("saved"))
 
 
 @router.post("/admin/queues", dependencies=[CsrfChecked])

@@ -12,6 +12,8 @@ from core.audit import service as audit
 from core.audit.schemas import AuditRead
 from core.auth import service as login_guard
 from core.auth.schemas import LoginRestrictionRead, UnlockResult
+from core.handover import service as handover
+from core.handover.schemas import QueueHandoverUpdate
 from core.quarantine import service as quarantine_service
 from core.quarantine.schemas import QuarantineRead
 from core.routing import service as routing
@@ -48,6 +50,13 @@ async def unlock_user(user_id: IdPath, session: DbSession, actor: Admin) -> Unlo
     """Clear the account's failed sign-ins, delay and lock (audited as `auth.unlock`)."""
     user = await users.get(session, user_id)
     return UnlockResult(user_id=user.id, unlocked=await login_guard.unlock(session, user, actor))
+
+
+@router.patch("/queues/{slug}", response_model=TeamRead)
+async def update_queue(slug: str, body: QueueHandoverUpdate, session: DbSession, actor: Admin) -> TeamRead:
+    """Set the queue's hand-over settings: its calendar (business hours; null = always open), whether the bot
+    answers self-service questions of customers waiting in it, and the wait quoted before it has history."""
+    return TeamRead.model_validate(await handover.update_queue(session, slug, body, actor))
 
 
 @router.get("/queues", response_model=list[TeamRead])

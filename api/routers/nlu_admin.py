@@ -10,12 +10,14 @@ from fastapi import APIRouter, Query, Request, Response
 from api.deps import Admin, Agent, DbSession, IdPath, State
 from api.openapi import CONFLICT
 from core.errors import ValidationFailedError
-from core.nlu_admin import service, versions
+from core.nlu_admin import actions, service, versions
 from core.nlu_admin.models import SuggestionStatus
 from core.nlu_admin.schemas import (
     ExampleCreate,
     ExampleRead,
     InstanceRead,
+    IntentActionRead,
+    IntentActionUpdate,
     IntentCreate,
     IntentRead,
     JobRead,
@@ -62,6 +64,23 @@ async def delete_intent(name: str, session: DbSession, user: Admin, state: State
     await service.delete_intent(session, name, user)
     await session.flush()
     await state.catalog.reload(session)
+
+
+@router.get("/actions", response_model=list[IntentActionRead])
+async def list_actions(session: DbSession, _user: Admin) -> list[IntentActionRead]:
+    """What the bot does with each intent it knows (trained, shipped or declared), as ingest resolves it."""
+    names = sorted({*await service.intent_names(session), *actions.DEFAULT_ACTIONS,
+                    *(i for i, _ in await actions.declared(session))})
+    return [IntentActionRead(intent=name, action=action, declared=declared)
+            for name, (action, declared) in (await actions.effective_actions(session, names)).items()]
+
+
+@router.put("/intents/{name}/action", response_model=IntentActionRead)
+async def set_action(name: str, body: IntentActionUpdate, session: DbSession, user: Admin) -> IntentActionRead:
+    """Declare what the bot does with the intent from the next message on. 422 with the reason for an action the
+    intent cannot have: `answer` without an answer text, `self_service` where the bot has no lookup."""
+    action = await actions.set_action(session, name, body.action.value, user)
+    return IntentActionRead(intent=name, action=action, declared=True)
 
 
 @router.post("/intents/{name}/examples", response_model=ExampleRead, status_code=201)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from core.calendars.models import Calendar
+from core.users.models import Team
 
 
 async def get(session: AsyncSession, calendar_id: int) -> Calendar | None:
@@ -33,3 +34,9 @@ async def count(session: AsyncSession) -> int:
 async def delete(session: AsyncSession, calendar: Calendar) -> None:
     await session.delete(calendar)
     await session.flush()
+
+
+async def queues_using(session: AsyncSession, calendar_id: int) -> list[str]:
+    """Slugs of the queues whose business hours this calendar is."""
+    return list((await session.scalars(select(Team.slug).where(Team.calendar_id == calendar_id)
+                                       .order_by(Team.slug))).all())

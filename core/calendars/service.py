@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -200,8 +200,29 @@ async def update(session: AsyncSession, calendar_id: int, body: CalendarUpdate, 
     return calendar
 
 
+async def _queues_using(session: AsyncSession, calendar_id: int) -> list[str]:
+    return [f"queue {slug}" for slug in await repository.queues_using(session, calendar_id)]
+
+
+CalendarUsers = Callable[[AsyncSession, int], Awaitable[list[str]]]
+"""(session, calendar id) -> what uses the calendar, named for the admin ("queue billing", "SLA policy VIP")."""
+CALENDAR_USERS: list[CalendarUsers] = [_queues_using]
+"""Everything that counts in a calendar's hours: a calendar in use by any of them cannot be deleted."""
+
+
+async def users_of(session: AsyncSession, calendar_id: int) -> list[str]:
+    return [name for users in CALENDAR_USERS for name in await users(session, calendar_id)]
+
+
 async def delete(session: AsyncSession, calendar_id: int, actor: User) -> None:
+    """Raises:
+        ConflictError: a queue (or anything in CALENDAR_USERS) counts in this calendar's hours.
+    """
     calendar = await get(session, calendar_id)
+    used_by = await users_of(session, calendar_id)
+    if used_by:
+        raise ConflictError(f"calendar {calendar.name!r} is in use by {', '.join(used_by)}: give them another "
+                            "calendar first", calendar_id=calendar_id, used_by=used_by)
     await repository.delete(session, calendar)
     audit.record(session, actor, "calendar.delete", "calendar", calendar_id, name=calendar.name)
 

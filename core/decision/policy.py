@@ -20,7 +20,17 @@ class Action(enum.StrEnum):
     answer = "answer"  # the bot answers; the ticket stays with the bot
     escalate = "escalate"  # queue for humans, with an acknowledgement to the customer
     agent = "agent"  # the ticket is already with humans: store and notify, the bot stays quiet
+    notify = "notify"  # the ticket stays with humans, and the bot answers a waiting customer (status, self-service)
     ignore = "ignore"  # an auto-reply or bounce: store, never answer (no mail loops)
+
+
+class IntentAction(enum.StrEnum):
+    """What the bot does with a confidently read intent, as declared per intent (core/nlu_admin/actions.py)."""
+
+    answer = "answer"  # an FAQ: the intent's answer text; the ticket stays with the bot
+    answer_and_escalate = "answer_and_escalate"  # the intent's answer (a hand-over text), then the queue
+    escalate = "escalate"  # straight to the queue with the hand-over notice
+    self_service = "self_service"  # the bot looks the answer up (order status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +51,13 @@ class DecisionContext:
     faq_answer: str | None = None
     order_number: str | None = None
     order: OrderInfo | None = None
+    # The declared action of the (confident) intent; None: answer when there is an answer text, else escalate.
+    intent_action: IntentAction | None = None
+    # While the ticket waits for humans: an agent has answered already (then the bot never speaks), the queue lets
+    # the bot answer self-service questions, and a "still with the team" notice may go out now (not sent recently).
+    agent_answered: bool = False
+    self_service_while_waiting: bool = False
+    waiting_notice_allowed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,24 +81,51 @@ def decide(ctx: DecisionContext) -> Decision:
     if ctx.auto_reply:
         return Decision(Action.ignore, "auto_reply")
     if ctx.ticket_status in WITH_HUMANS or ctx.assigned:
-        return Decision(Action.agent, "with_humans", priority=priority)
+        return _waiting(ctx, intent, priority)
     if parse is None:
         return Decision(Action.escalate, "nlu_unavailable", reply_key="nlu_unavailable")
     if intent is None:
         return Decision(Action.escalate, "low_confidence", route_intent=parse.intent, reply_key="escalated")
-    if intent == HANDOFF_INTENT:
-        return Decision(Action.escalate, "handoff", route_intent=ctx.last_bot_intent, reply_key="handoff")
-    if intent == COMPLAINT_INTENT:
-        return Decision(Action.escalate, "complaint", route_intent=intent, reply_key="escalated",
-                        priority=Priority.high)
-    if intent == ORDER_INTENT:
-        return _order_status(ctx)
+    action = ctx.intent_action or (IntentAction.answer if ctx.faq_answer else IntentAction.escalate)
+    if intent == HANDOFF_INTENT and action in (IntentAction.escalate, IntentAction.answer_and_escalate):
+        return Decision(Action.escalate, "handoff", route_intent=ctx.last_bot_intent, reply_key="handoff",
+                        reply_text=ctx.faq_answer if action == IntentAction.answer_and_escalate else None)
+    if action == IntentAction.escalate:
+        return Decision(Action.escalate, "declared_escalate", route_intent=intent, reply_key="escalated",
+                        priority=priority)
+    if action == IntentAction.answer_and_escalate:
+        return Decision(Action.escalate, "declared_answer_and_escalate", route_intent=intent, reply_key="escalated",
+                        reply_text=ctx.faq_answer, priority=priority)
+    if action == IntentAction.self_service:
+        if intent == ORDER_INTENT:
+            return _order_status(ctx)
+        return Decision(Action.escalate, "no_self_service", route_intent=intent, reply_key="escalated",
+                        priority=priority)
     if ctx.faq_answer:
         if ctx.last_bot_intent == intent:
             # The same answer again would not help: the customer asks again because it did not.
-            return Decision(Action.escalate, "repeated_question", route_intent=intent, reply_key="escalated")
-        return Decision(Action.answer, "faq", route_intent=intent, reply_text=ctx.faq_answer)
-    return Decision(Action.escalate, "needs_human", route_intent=intent, reply_key="escalated")
+            return Decision(Action.escalate, "repeated_question", route_intent=intent, reply_key="escalated",
+                            priority=priority)
+        return Decision(Action.answer, "faq", route_intent=intent, reply_text=ctx.faq_answer, priority=priority)
+    return Decision(Action.escalate, "needs_human", route_intent=intent, reply_key="escalated", priority=priority)
+
+
+def _waiting(ctx: DecisionContext, intent: str | None, priority: Priority | None) -> Decision:
+    """A message on a ticket with humans: it joins the ticket, and the bot stays quiet unless the customer, still
+    waiting for a first answer, asks for a person again (a short status notice, a few minutes apart at most) or
+    asks a self-service question the queue lets the bot answer."""
+    if ctx.agent_answered or intent is None:
+        return Decision(Action.agent, "with_humans", priority=priority)
+    if intent == HANDOFF_INTENT:
+        if not ctx.waiting_notice_allowed:
+            return Decision(Action.agent, "waiting_notice_sent_recently", priority=priority)
+        return Decision(Action.notify, "still_waiting", reply_key="still_waiting", priority=priority)
+    if ctx.self_service_while_waiting and ctx.intent_action == IntentAction.self_service and intent == ORDER_INTENT:
+        looked_up = _order_status(ctx)
+        if looked_up.action == Action.answer:
+            return Decision(Action.notify, "self_service_while_waiting", route_intent=ORDER_INTENT,
+                            reply_key=looked_up.reply_key, priority=priority)
+    return Decision(Action.agent, "with_humans", priority=priority)
 
 
 def _order_status(ctx: DecisionContext) -> Decision:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timedelta
+
 from core.i18n import translator
 
 # The catalog keys: `bot.<reply key>`, `team.<team slug>`, `order_status.<status>`.
@@ -22,3 +25,24 @@ def order_status(status: str, language: str | None) -> str:
     """A known order status in the customer's language; an unknown one as the order system sent it."""
     known = status.strip().lower().replace(" ", "_").replace("-", "_")
     return translator(language).get(f"order_status.{known}") or status
+
+
+WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def expected_wait(wait: timedelta, language: str | None) -> str:
+    """"Expected wait: about 20 minutes." with the language's plural of minutes or hours (1 минута, 5 минут)."""
+    _ = translator(language)
+    minutes = max(1, math.ceil(wait.total_seconds() / 60))
+    if minutes < 60:
+        amount = _.ngettext("bot.wait_minutes", minutes)
+    else:
+        amount = _.ngettext("bot.wait_hours", math.ceil(minutes / 60))
+    return _("bot.expected_wait", wait=amount)
+
+
+def back_at(when: datetime, language: str | None) -> str:
+    """"Our team is back at 09:00 (Mon)." for a local opening time."""
+    _ = translator(language)
+    day = _.get(f"weekday.{WEEKDAY_KEYS[when.weekday()]}") or WEEKDAY_KEYS[when.weekday()]
+    return _("bot.back_at", time=when.strftime("%H:%M"), day=day)

@@ -13,28 +13,42 @@ batcher) does, and publishes the events the pipeline emitted once it has committ
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.bot_lifecycle.service import BOT_RESOLVE
 from core.config import CoreSettings
 from core.customers import repository as customer_repo
 from core.customers import service as customer_service
 from core.customers.models import ChannelIdentity, Customer
 from core.db.base import utcnow
 from core.decision import texts
-from core.decision.policy import Action, Decision, DecisionContext, OrderInfo, decide
+from core.decision.policy import (
+    HANDOFF_INTENT,
+    ORDER_INTENT,
+    WITH_HUMANS,
+    Action,
+    Decision,
+    DecisionContext,
+    OrderInfo,
+    decide,
+)
 from core.events import MessageAdded, TicketChanged, Topic, emit
+from core.handover import service as handover
 from core.ingest import repository
 from core.ingest.schemas import InboundMessage, IngestResult
+from core.jobs import service as jobs
+from core.nlu_admin.actions import ActionTable, action_table
 from core.orders.models import Order
 from core.routing import service as routing
 from core.tickets import repository as ticket_repo
 from core.tickets import service as ticket_service
 from core.tickets.models import AuthorKind, Direction, Priority, Ticket, TicketStatus, parse_ticket_number
 from core.tickets.repository import OPEN_STATUSES
+from core.users.models import Team
 from nlu.protocol import Parse
 
 ResponseLookup = Callable[[str, str], str | None]
@@ -82,6 +96,7 @@ class _Work:
     reason: str = ""
     reply: _Reply | None = None
     replies: list[int] = field(default_factory=list)
+    queue: handover.QueueState | None = None  # the queue as the hand-over notice quotes it
 
 
 @dataclass(eq=False)
@@ -97,6 +112,8 @@ class _Lookups:
     last_bot_intent: dict[int, str | None] = field(default_factory=dict)  # id(ticket) -> intent
     orders: dict[str, Order] = field(default_factory=dict)
     routing: routing.RoutingTable | None = None
+    actions: ActionTable | None = None  # the declared intent actions, read once for the batch
+    queues: dict[int, handover.QueueState] = field(default_factory=dict)  # team id -> for the hand-over notice
 
 
 def _customer_key(customer: Customer) -> object:
@@ -154,9 +171,11 @@ class IngestPipeline:
                 work.message_id = message_id
                 emit(session, Topic.MESSAGES, MessageAdded.of(work.ticket, message_id, AuthorKind.customer.value))
             answered = [w for w in works if w.reply is not None]
-            reply_ids = await ticket_service.add_bot_replies(session, [self._bot_reply(w) for w in answered])
+            await self._prefetch_queues(session, look, answered)
+            reply_ids = await ticket_service.add_bot_replies(session, [self._bot_reply(look, w) for w in answered])
             for work, reply_id in zip(answered, reply_ids, strict=True):
                 work.replies.append(reply_id)
+            await self._schedule_bot_resolve(session, answered)
             for (index, _), work in zip(fresh, works, strict=True):
                 results[index] = self._finish(session, work)
         return [r for r in results if r is not None]
@@ -230,7 +249,11 @@ class IngestPipeline:
             window = timedelta(hours=self.settings.reopen_window_hours)
             if (candidate.status == TicketStatus.resolved and candidate.resolved_at is not None
                     and candidate.resolved_at >= utcnow() - window):
-                ticket_service.transition(candidate, TicketStatus.open)
+                # A ticket the bot resolved goes back to the bot (the decision may still send it to the queue).
+                if candidate.resolved_by_bot:
+                    ticket_service.reopen_to_bot(candidate)
+                else:
+                    ticket_service.transition(candidate, TicketStatus.open)
                 return candidate, "reopened"
 
         subject = (inbound.subject or inbound.text.strip().split("\n", 1)[0])[:120] or "(no subject)"
@@ -290,6 +313,54 @@ class IngestPipeline:
         numbers = {n for w in works if (n := self._order_number(w.parse))}
         if numbers:
             look.orders.update({o.number: o for o in await repository.orders_by_number(session, numbers)})
+        if look.actions is None and any(w.parse is not None and w.parse.confident for w in works):
+            look.actions = await action_table(session)
+        if look.routing is None and any(w.ticket.status in WITH_HUMANS and w.ticket.team_id is not None
+                                        and w.parse is not None and w.parse.confident
+                                        and w.parse.intent in (HANDOFF_INTENT, ORDER_INTENT) for w in works):
+            look.routing = await routing.routing_table(session)  # the waiting tickets' queues and their settings
+
+    async def _prefetch_queues(self, session: AsyncSession, look: _Lookups, answered: Sequence[_Work]) -> None:
+        """The load, history and hours of every queue this batch hands a customer over to or tells about."""
+        teams: dict[int, Team] = {}
+        for work in answered:
+            reply = work.reply
+            team = self._team_of(look, work.ticket)
+            if reply is not None and team is not None and team.id not in look.queues and (
+                    reply.decision.action == Action.escalate or reply.decision.reply_key == "still_waiting"):
+                teams[team.id] = team
+        if teams:
+            look.queues.update(await handover.queue_states(session, list(teams.values())))
+        # The counts include the whole batch; a message is told the load as one-by-one ingest would have seen it.
+        escalated = [w for w in answered if w.reply is not None and w.reply.decision.action == Action.escalate]
+        still_to_come: dict[int, int] = {}
+        for work in escalated:
+            if work.ticket.team_id is not None:
+                still_to_come[work.ticket.team_id] = still_to_come.get(work.ticket.team_id, 0) + 1
+        for work in answered:
+            team_id = work.ticket.team_id
+            state = look.queues.get(team_id) if team_id is not None else None
+            if state is None or team_id is None:
+                continue
+            if work in escalated:
+                still_to_come[team_id] -= 1
+            work.queue = replace(state, open_unassigned=state.open_unassigned - still_to_come.get(team_id, 0))
+
+    @staticmethod
+    def _team_of(look: _Lookups, ticket: Ticket) -> Team | None:
+        if ticket.team_id is None or look.routing is None:
+            return None
+        return look.routing.teams_by_id.get(ticket.team_id)
+
+    async def _schedule_bot_resolve(self, session: AsyncSession, answered: Sequence[_Work]) -> None:
+        """Each ticket the bot answered (and keeps) is resolved after the quiet time unless something newer
+        happens: one statement moves every answered ticket's timer."""
+        due = utcnow() + timedelta(minutes=self.settings.bot_resolve_after_minutes)
+        tasks = [(f"ticket:{w.ticket.id}", due, {"ticket_id": w.ticket.id, "reply_id": w.replies[-1]})
+                 for w in answered
+                 if w.reply is not None and w.reply.decision.action == Action.answer and w.replies
+                 and w.ticket.status == TicketStatus.bot]
+        await jobs.reschedule_many(session, BOT_RESOLVE, tasks)
 
     @staticmethod
     def _order_number(parse: Parse | None) -> str | None:
@@ -336,10 +407,17 @@ class IngestPipeline:
         if row is not None and row.customer_id in (None, ticket.customer_id):
             order = OrderInfo(row.number, row.status, row.description)
         faq = self.responses(intent, work.language or "en") if intent else None
+        declared = look.actions.action_for(intent, faq is not None) if intent and look.actions else None
+        team = self._team_of(look, ticket)
+        notice_gap = timedelta(minutes=self.settings.waiting_notice_minutes)
         return DecisionContext(
             parse=parse, ticket_status=ticket.status, assigned=ticket.assignee_id is not None,
             failed_bot_answers=ticket.failed_bot_answers, last_bot_intent=look.last_bot_intent.get(id(ticket)),
             auto_reply=work.inbound.auto_reply, faq_answer=faq, order_number=order_number, order=order,
+            intent_action=declared, agent_answered=ticket.first_response_at is not None,
+            self_service_while_waiting=team is not None and team.bot_answers_while_waiting,
+            waiting_notice_allowed=ticket.waiting_notice_at is None
+            or ticket.waiting_notice_at <= utcnow() - notice_gap,
         )
 
     async def _apply(self, session: AsyncSession, look: _Lookups, ticket: Ticket, decision: Decision,
@@ -355,6 +433,10 @@ class IngestPipeline:
             return None
 
         lang = language or "en"
+        if decision.action == Action.notify:  # the ticket stays with its queue; the bot answers the waiting customer
+            if decision.reply_key == "still_waiting":
+                ticket.waiting_notice_at = utcnow()
+            return _Reply(decision=decision, ctx=ctx, language=lang, intent=None, quick_replies=[])
         if decision.action == Action.answer:
             ticket_service.transition(ticket, TicketStatus.bot)
             ticket.failed_bot_answers = ticket.failed_bot_answers + 1 if decision.failed_answer else 0
@@ -368,14 +450,27 @@ class IngestPipeline:
             ticket.team_id = team.id
             ticket.team = team
         ticket.failed_bot_answers = 0
+        ticket.waiting_notice_at = utcnow()  # the hand-over notice is the first one a waiting customer gets
         ticket_service.transition(ticket, TicketStatus.open)
         return _Reply(decision=decision, ctx=ctx, language=lang, intent=None, quick_replies=[])
 
-    def _bot_reply(self, work: _Work) -> ticket_service.BotReply:
+    def _bot_reply(self, look: _Lookups, work: _Work) -> ticket_service.BotReply:
         reply = work.reply
         if reply is None or work.message_id is None:
             raise RuntimeError("only a decided, inserted message with an answer gets a bot reply")
-        text = reply.decision.reply_text or self._phrase(reply.decision, work.ticket, reply.ctx, reply.language)
+        decision, ticket = reply.decision, work.ticket
+        team = self._team_of(look, ticket)
+        wait = handover.wait_sentence(work.queue, utcnow(), reply.language)
+        if decision.action == Action.escalate:
+            # The intent's own text first (answer_and_escalate), then: with the team, its number, the wait.
+            notice = " ".join(p for p in (self._phrase(decision, team, reply.ctx, reply.language,
+                                                       ticket=ticket.number), wait) if p)
+            text = "\n\n".join(p for p in (decision.reply_text, notice) if p)
+        elif decision.reply_key == "still_waiting":
+            text = self._phrase(decision, team, reply.ctx, reply.language, ticket=ticket.number, wait=wait)
+        else:
+            text = decision.reply_text or self._phrase(decision, team, reply.ctx, reply.language,
+                                                       ticket=ticket.number)
         return ticket_service.BotReply(
             ticket=work.ticket, text=text, language=reply.language, intent=reply.intent,
             quick_replies=reply.quick_replies, in_reply_to_id=work.message_id,
@@ -391,9 +486,9 @@ class IngestPipeline:
                             customer_id=ticket.customer_id, created=True, action=work.action.value,
                             reply_message_ids=work.replies)
 
-    def _phrase(self, decision: Decision, ticket: Ticket, ctx: DecisionContext, lang: str) -> str:
-        values: dict[str, Any] = {"ticket": ticket.number,
-                                  "team": texts.team_name(ticket.team.slug if ticket.team else None, lang),
+    @staticmethod
+    def _phrase(decision: Decision, team: Team | None, ctx: DecisionContext, lang: str, **extra: Any) -> str:
+        values: dict[str, Any] = {**extra, "team": texts.team_name(team.slug if team else None, lang),
                                   "order": ctx.order_number or ""}
         if ctx.order is not None:
             values.update(order=ctx.order.number, status=texts.order_status(ctx.order.status, lang),

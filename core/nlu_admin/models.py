@@ -25,6 +25,17 @@ class NluIntent(Base):
     responses: Mapped[list[NluResponse]] = relationship(lazy="raise", cascade="all, delete-orphan")
 
 
+class IntentActionRule(Base):
+    """What the bot does with an intent, as an admin declared it (the shipped defaults live in code:
+    core/nlu_admin/actions.py); one row per intent an admin set."""
+
+    __tablename__ = "intent_actions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    intent: Mapped[str] = mapped_column(String(100), unique=True)
+    action: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class NluExample(Base):
     __tablename__ = "nlu_examples"
     __table_args__ = (UniqueConstraint("intent_id", "text"),)

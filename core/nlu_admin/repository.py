@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from core.db.base import utcnow
 from core.nlu_admin.models import (
+    IntentActionRule,
     JobState,
     NluActiveModel,
     NluExample,
@@ -199,3 +200,13 @@ async def forget_instance(session: AsyncSession, instance: str) -> None:
 async def forget_instances(session: AsyncSession, seen_before: datetime) -> None:
     """Instances that stopped reporting long ago (crashed, or gone for good)."""
     await session.execute(delete(NluInstance).where(NluInstance.seen_at < seen_before))
+
+
+async def action_rules(session: AsyncSession) -> list[tuple[str, str]]:
+    """(intent, action) of every admin's declaration."""
+    rows = (await session.execute(select(IntentActionRule.intent, IntentActionRule.action))).all()
+    return [(intent, action) for intent, action in rows]
+
+
+async def action_rule(session: AsyncSession, intent: str) -> IntentActionRule | None:
+    return (await session.scalars(select(IntentActionRule).where(IntentActionRule.intent == intent))).first()

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.decision.policy import IntentAction
+
 
 class IntentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -38,6 +40,21 @@ class ResponsesUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ru: str | None = Field(default=None, max_length=5000)
     en: str | None = Field(default=None, max_length=5000)
+
+
+class IntentActionUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: IntentAction = Field(description="answer: the bot answers (FAQ, needs an answer text); "
+                                 "answer_and_escalate: the bot says the intent's answer, then the ticket goes to its "
+                                 "queue; escalate: straight to the queue; self_service: the bot looks the answer "
+                                 "up (order_status)")
+
+
+class IntentActionRead(BaseModel):
+    intent: str
+    action: IntentAction
+    declared: bool = Field(description="set by an admin (false: the shipped default, or for an intent without "
+                                       "one: answer when it has an answer text, else escalate)")
 
 
 class TrainRequest(BaseModel):

@@ -33,6 +33,10 @@ class RoutingTable:
     teams_by_slug: dict[str, Team]
     rules: dict[str, Team]
 
+    @property
+    def teams_by_id(self) -> dict[int, Team]:
+        return {team.id: team for team in self.teams_by_slug.values()}
+
     def team_for(self, intent: str | None) -> Team | None:
         """The team an intent routes to: an admin's rule, else the default, else `general`."""
         ruled = self.rules.get(intent or "")

@@ -77,6 +77,8 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_customer_status", "customer_id", "status"),
         Index("ix_tickets_status_team", "status", "team_id"),
+        # The hand-over's expected wait reads a queue's latest first responses (core/handover/repository.py).
+        Index("ix_tickets_team_first_response", "team_id", "first_response_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
@@ -100,6 +102,10 @@ class Ticket(Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # Resolved by the bot's quiet-time rule (core/bot_lifecycle), not by a person: what containment counts.
+    resolved_by_bot: Mapped[bool] = mapped_column(default=False)
+    # The last "still with the team" notice the bot sent a waiting customer (it sends one per few minutes at most).
+    waiting_notice_at: Mapped[datetime | None]
 
     customer: Mapped[Customer] = relationship(lazy="raise")
     identity: Mapped[ChannelIdentity | None] = relationship(lazy="raise")

@@ -64,6 +64,8 @@ class TicketRead(BaseModel):
     first_response_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    resolved_by_bot: bool = Field(default=False, description="resolved by the bot's quiet-time rule, not a person "
+                                  "(what containment counts)")
 
 
 class MessageRead(BaseModel):

@@ -140,8 +140,21 @@ def transition(ticket: Ticket, new_status: TicketStatus) -> None:
         ticket.resolved_at = ticket.resolved_at or now
     elif ticket.status in (TicketStatus.resolved,):
         ticket.resolved_at = None
+        ticket.resolved_by_bot = False
     ticket.status = new_status
     ticket.updated_at = now
+
+
+def reopen_to_bot(ticket: Ticket) -> None:
+    """A customer writes again soon after the bot resolved their ticket: it continues with the bot (the decision
+    may still queue it). Not one of the status changes people make, so not in ALLOWED_TRANSITIONS."""
+    if ticket.status != TicketStatus.resolved or not ticket.resolved_by_bot:
+        raise InvalidTransitionError(f"only a ticket the bot resolved goes back to the bot, not {ticket.number}",
+                                     current=ticket.status.value)
+    ticket.status = TicketStatus.bot
+    ticket.resolved_at = None
+    ticket.resolved_by_bot = False
+    ticket.updated_at = utcnow()
 
 
 async def change_status(session: AsyncSession, ticket: Ticket, new_status: TicketStatus, actor: User) -> Ticket:

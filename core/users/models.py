@@ -33,6 +33,11 @@ class Team(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Hand-over (core/handover): the queue's business hours (None: always open), whether the bot may still answer
+    # self-service questions while a customer waits, and the wait to quote before the queue has any history.
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendars.id", ondelete="SET NULL"))
+    bot_answers_while_waiting: Mapped[bool] = mapped_column(Boolean, default=False)
+    default_wait_minutes: Mapped[int] = mapped_column(Integer, default=15)
 
 
 class User(Base):

@@ -95,6 +95,9 @@ class TeamRead(BaseModel):
     id: int
     slug: str
     name: str
+    calendar_id: int | None = None  # hand-over settings (core/handover): business hours, null = always open
+    bot_answers_while_waiting: bool = False
+    default_wait_minutes: int = 15
 
 
 class TeamCreate(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.decision.policy import Action, DecisionContext, OrderInfo, decide
+from core.decision.policy import Action, DecisionContext, IntentAction, OrderInfo, decide
 from core.tickets.models import Priority, TicketStatus
 from nlu.protocol import Entity, Parse
 
@@ -54,14 +54,18 @@ def test_same_answer_twice_in_a_row_escalates() -> None:
     assert d.action == Action.escalate and d.reason == "repeated_question"
 
 
+SELF = IntentAction.self_service
+
+
 def test_order_status_flow() -> None:
-    ask = decide(ctx(parse("order_status")))
+    ask = decide(ctx(parse("order_status"), intent_action=SELF))
     assert ask.action == Action.answer and ask.reply_key == "ask_order_number" and ask.failed_answer
-    again = decide(ctx(parse("order_status"), failed_bot_answers=1))
+    again = decide(ctx(parse("order_status"), failed_bot_answers=1, intent_action=SELF))
     assert again.action == Action.escalate and again.reason == "second_failed_answer"
-    found = decide(ctx(parse("order_status"), order_number="ORD-1", order=OrderInfo("ORD-1", "shipped")))
+    found = decide(ctx(parse("order_status"), order_number="ORD-1", order=OrderInfo("ORD-1", "shipped"),
+                       intent_action=SELF))
     assert found.action == Action.answer and found.reply_key == "order_status" and not found.failed_answer
-    missing = decide(ctx(parse("order_status"), order_number="ORD-9"))
+    missing = decide(ctx(parse("order_status"), order_number="ORD-9", intent_action=SELF))
     assert missing.reply_key == "order_not_found" and missing.failed_answer
 
 
@@ -80,3 +84,73 @@ def test_order_status_names_in_the_customers_language() -> None:
     assert order_status("In transit", "en") == "on its way"
     assert order_status("in-transit", "ru") == "в пути"
     assert order_status("handed to DHL", "ru") == "handed to DHL"
+
+
+# -- declared intent actions ------------------------------------------------------------------------------------
+
+
+def test_declared_escalate_wins_over_an_answer_text() -> None:
+    d = decide(ctx(parse("contract_terminate"), faq_answer="We are sorry to see you go.",
+                   intent_action=IntentAction.escalate))
+    assert d.action == Action.escalate and d.reason == "declared_escalate" and d.reply_text is None
+    assert d.route_intent == "contract_terminate"
+
+
+def test_answer_and_escalate_says_the_text_then_queues() -> None:
+    d = decide(ctx(parse("data_deletion"), faq_answer="I'll pass it on.",
+                   intent_action=IntentAction.answer_and_escalate))
+    assert d.action == Action.escalate and d.reply_text == "I'll pass it on." and d.reply_key == "escalated"
+    assert d.route_intent == "data_deletion"
+
+
+def test_complaint_keeps_high_priority_whatever_its_action() -> None:
+    for action in IntentAction:
+        assert decide(ctx(parse("complaint"), faq_answer="sorry", intent_action=action)).priority == Priority.high
+
+
+def test_declared_answer_without_text_still_escalates() -> None:
+    d = decide(ctx(parse("roaming"), intent_action=IntentAction.answer))
+    assert d.action == Action.escalate and d.reason == "needs_human"
+
+
+def test_self_service_without_a_lookup_escalates() -> None:
+    d = decide(ctx(parse("contract_info"), faq_answer="x", intent_action=IntentAction.self_service))
+    assert d.action == Action.escalate and d.reason == "no_self_service"
+
+
+def test_handoff_routes_to_the_last_topic() -> None:
+    d = decide(ctx(parse("human_handoff"), ticket_status=TicketStatus.bot, last_bot_intent="roaming",
+                   intent_action=IntentAction.escalate))
+    assert d.action == Action.escalate and d.reason == "handoff" and d.route_intent == "roaming"
+
+
+# -- while the customer waits for the team ----------------------------------------------------------------------
+
+WAITING = {"ticket_status": TicketStatus.open}
+
+
+def test_repeat_handoff_while_waiting_gets_a_notice_then_silence() -> None:
+    d = decide(ctx(parse("human_handoff"), **WAITING))
+    assert d.action == Action.notify and d.reply_key == "still_waiting"
+    quiet = decide(ctx(parse("human_handoff"), waiting_notice_allowed=False, **WAITING))
+    assert quiet.action == Action.agent and quiet.reason == "waiting_notice_sent_recently"
+
+
+def test_no_notice_once_an_agent_answered() -> None:
+    d = decide(ctx(parse("human_handoff"), agent_answered=True, **WAITING))
+    assert d.action == Action.agent
+
+
+def test_other_messages_while_waiting_join_the_ticket_quietly() -> None:
+    for intent in ("greeting", "roaming", None):
+        d = decide(ctx(parse(intent), faq_answer="x", intent_action=IntentAction.answer, **WAITING))
+        assert d.action == Action.agent
+
+
+def test_self_service_while_waiting_only_where_the_queue_allows() -> None:
+    order = {"order_number": "ORD-1", "order": OrderInfo("ORD-1", "shipped"), "intent_action": SELF}
+    assert decide(ctx(parse("order_status"), **order, **WAITING)).action == Action.agent
+    d = decide(ctx(parse("order_status"), self_service_while_waiting=True, **order, **WAITING))
+    assert d.action == Action.notify and d.reply_key == "order_status"
+    asked = decide(ctx(parse("order_status"), self_service_while_waiting=True, intent_action=SELF, **WAITING))
+    assert asked.action == Action.notify and asked.reply_key == "ask_order_number"

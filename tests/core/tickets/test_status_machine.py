@@ -6,7 +6,7 @@ import pytest
 
 from core.errors import InvalidTransitionError
 from core.tickets.models import Ticket, TicketStatus
-from core.tickets.service import ALLOWED_TRANSITIONS, transition
+from core.tickets.service import ALLOWED_TRANSITIONS, reopen_to_bot, transition
 
 S = TicketStatus
 ALLOWED = {
@@ -47,3 +47,17 @@ def test_timestamps() -> None:
     assert ticket.resolved_at is None
     transition(ticket, S.closed)
     assert ticket.closed_at is not None and ticket.resolved_at is not None
+
+
+def test_only_a_bot_resolved_ticket_goes_back_to_the_bot() -> None:
+    ticket = make(S.bot)
+    transition(ticket, S.resolved)
+    with pytest.raises(InvalidTransitionError):
+        reopen_to_bot(ticket)  # resolved by a person
+    ticket.resolved_by_bot = True
+    reopen_to_bot(ticket)
+    assert ticket.status == S.bot and ticket.resolved_by_bot is False and ticket.resolved_at is None
+    transition(ticket, S.resolved)
+    ticket.resolved_by_bot = True
+    transition(ticket, S.open)  # an agent reopening it: no longer counted as the bot's
+    assert ticket.resolved_by_bot is False
