@@ -115,11 +115,9 @@ class MessageContent:
     author_name: str | None = None  # an agent's display name (users.display_name or the name's first word)
 
     def to_payload(self) -> dict[str, Any]:
-        payload = {"text": self.text, "created_at": self.created_at.isoformat(), "attachments": self.attachments,
-                   "quick_replies": self.quick_replies}
-        if self.author_name:
-            payload["author_name"] = self.author_name
-        return payload
+        # One shape for every author: the bot's content carries author_name None.
+        return {"text": self.text, "created_at": self.created_at.isoformat(), "attachments": self.attachments,
+                "quick_replies": self.quick_replies, "author_name": self.author_name}
 
 
 @dataclass(frozen=True, slots=True)

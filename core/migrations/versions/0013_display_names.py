@@ -1,6 +1,6 @@
 """users.display_name: the name customers see on an agent's replies and typing
 
-Revision ID: 0016b
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-11-30
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016b"
+revision: str = "0013"
 down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

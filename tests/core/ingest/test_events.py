@@ -25,7 +25,7 @@ from core.users.models import Role
 from tests.conftest import keyword_engine, make_user, responses
 
 MESSAGE_KEYS = {"ticket_id", "message_id", "direction", "author_kind", "customer_id", "channel", "thread_key"}
-CONTENT_KEYS = {"text", "created_at", "attachments", "quick_replies"}
+CONTENT_KEYS = {"text", "created_at", "attachments", "quick_replies", "author_name"}
 
 
 def test_topics_are_the_strings_on_the_wire() -> None:
@@ -45,7 +45,7 @@ def test_payloads_keep_their_wire_format() -> None:
     outbound = MessageAdded(ticket_id=1, message_id=4, direction="outbound", author_kind="bot", customer_id=3,
                             channel="webchat", thread_key="v-1", content=MessageContent("hi", at, [], []))
     assert outbound.to_payload()["content"] == {"text": "hi", "created_at": "2025-01-02T03:04:05+00:00",
-                                                "attachments": [], "quick_replies": []}
+                                                "attachments": [], "quick_replies": [], "author_name": None}
     assert OutboxQueued(channel="email", ticket_id=None).to_payload() == {"channel": "email", "ticket_id": None}
     assert Resync("reconnected").to_payload() == {"reason": "reconnected"}
 
