@@ -28,6 +28,7 @@ from core.calendars.schemas import (
 )
 from core.db.base import utcnow
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
+from core.sla import usage as sla_usage
 from core.users.models import User
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -202,6 +203,7 @@ async def update(session: AsyncSession, calendar_id: int, body: CalendarUpdate, 
 
 async def delete(session: AsyncSession, calendar_id: int, actor: User) -> None:
     calendar = await get(session, calendar_id)
+    await sla_usage.ensure_calendar_unused(session, calendar_id)
     await repository.delete(session, calendar)
     audit.record(session, actor, "calendar.delete", "calendar", calendar_id, name=calendar.name)
 

@@ -5,7 +5,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.customers.models import ChannelIdentity, Customer
@@ -77,6 +77,10 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_customer_status", "customer_id", "status"),
         Index("ix_tickets_status_team", "status", "team_id"),
+        # The inbox sorted by SLA due time among active tickets (core/sla keeps sla_due_at).
+        Index("ix_tickets_active_sla_due", "sla_due_at", "id",
+              postgresql_where=text("status IN ('new', 'open', 'pending') AND merged_into_id IS NULL"),
+              sqlite_where=text("status IN ('new', 'open', 'pending') AND merged_into_id IS NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
@@ -100,6 +104,8 @@ class Ticket(Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # The earliest running SLA due time (core/sla); None without a running SLA or while paused.
+    sla_due_at: Mapped[datetime | None]
 
     customer: Mapped[Customer] = relationship(lazy="raise")
     identity: Mapped[ChannelIdentity | None] = relationship(lazy="raise")

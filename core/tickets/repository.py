@@ -213,6 +213,9 @@ async def list_tickets(
     if sort == "waiting":
         # Longest-waiting customer first; tickets without a customer message last.
         order = [Ticket.last_customer_message_at.is_(None), Ticket.last_customer_message_at.asc(), Ticket.id]
+    elif sort == "due":
+        # Nearest SLA due time first (ix_tickets_active_sla_due); tickets without a running SLA last.
+        order = [Ticket.sla_due_at.asc().nulls_last(), Ticket.id]
     elif sort == "newest":
         order = [Ticket.id.desc()]
     else:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.attachments.schemas import AttachmentRef
 from core.db.base import DbId
+from core.sla.schemas import SlaRead
 from core.tickets.models import Priority, TicketStatus
 
 Strict = ConfigDict(extra="forbid")
@@ -64,6 +65,7 @@ class TicketRead(BaseModel):
     first_response_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    sla: SlaRead | None = Field(default=None, description="The ticket's SLA (null: no policy applies)")
 
 
 class MessageRead(BaseModel):
