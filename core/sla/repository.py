@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 
 from sqlalchemy import String, cast, delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from core.jobs.models import ScheduledTask, TaskState
 from core.sla.models import SlaPolicy, TicketSla
@@ -40,6 +41,17 @@ async def get_ticket_sla(session: AsyncSession, ticket_id: int, *, lock: bool = 
     if lock:
         stmt = stmt.with_for_update()
     return (await session.scalars(stmt)).first()
+
+
+async def clock_and_ticket_for_firing(session: AsyncSession, ticket_id: int) -> tuple[TicketSla, Ticket] | None:
+    """A ticket's SLA clock and the ticket (with its queue, assignee and channel identity), both locked, in one
+    query: what a timer firing reads."""
+    stmt = (select(TicketSla, Ticket).join(Ticket, Ticket.id == TicketSla.ticket_id)
+            .where(TicketSla.ticket_id == ticket_id)
+            .options(joinedload(Ticket.team), joinedload(Ticket.assignee), joinedload(Ticket.identity))
+            .with_for_update(of=[TicketSla, Ticket]))
+    row = (await session.execute(stmt)).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def ticket_slas(session: AsyncSession, ticket_ids: Collection[int]) -> dict[int, TicketSla]:

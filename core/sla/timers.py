@@ -22,7 +22,6 @@ from core.jobs.tasks import DueTask, TaskHandlers
 from core.sla import repository
 from core.sla import service as sla
 from core.sla.models import SlaPolicy, TicketSla
-from core.tickets import repository as ticket_repo
 from core.tickets import service as ticket_service
 from core.tickets.models import AuthorKind, Priority, Ticket, TicketStatus
 from core.users.models import Team
@@ -68,13 +67,12 @@ class SlaTimers:
 
     async def fire(self, session: AsyncSession, task: DueTask) -> None:
         ticket_id = sla.ticket_id_of_key(task.key)
-        row = await repository.get_ticket_sla(session, ticket_id, lock=True) if ticket_id is not None else None
-        if ticket_id is None or row is None:
+        found = await repository.clock_and_ticket_for_firing(session, ticket_id) if ticket_id is not None else None
+        if found is None:
             self._drop(task, "no SLA clock (policy or ticket deleted)")
             return
-        ticket = await ticket_repo.get(session, ticket_id, lock=True)
-        if ticket is None or ticket.merged_into_id is not None or ticket.status != TicketStatus.open \
-                or row.paused_at is not None:
+        row, ticket = found
+        if ticket.merged_into_id is not None or ticket.status != TicketStatus.open or row.paused_at is not None:
             self._drop(task, "ticket merged, paused or not with humans")
             return
         policy = await repository.get_policy(session, row.policy_id)
