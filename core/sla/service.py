@@ -451,6 +451,15 @@ async def after_ingest(session: AsyncSession, tickets: Sequence[Ticket], now: da
                          customer_wrote=True)
 
 
+def alert_is_for(payload: dict[str, Any], user_id: int, supervisor: bool, team_id: int | None) -> bool:
+    """Whether a live event is an SLA alert (core/sla/timers.py SlaAlert) this console user is told about: the
+    ticket's assignee, and the supervisors of its queue."""
+    if payload.get("kind") not in ("sla_warning", "sla_breach"):
+        return False
+    return payload.get("assignee_id") == user_id or (
+        supervisor and team_id is not None and payload.get("team_id") == team_id)
+
+
 # -- reading ----------------------------------------------------------------------------------------------------
 
 
