@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.calendars import service as calendars
 from core.clock import ManualClock
@@ -279,3 +279,23 @@ async def test_two_runners_fire_every_alert_exactly_once(db_url: str,
 async def test_create_policy_schema_defaults() -> None:
     body = SlaPolicyCreate(name="x", calendar_id=1, first_response_minutes=5)
     assert body.warning_share == 0.8
+
+
+async def test_tickets_with_the_bot_cost_the_ingest_no_sla_query(db_engine: AsyncEngine,
+                                                               sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    with_bot = [Ticket(id=i, status=status, channel="rest", priority=Priority.normal)
+                for i, status in enumerate((TicketStatus.new, TicketStatus.bot, TicketStatus.bot), start=1)]
+    event.listen(db_engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with sessionmaker() as session:
+            await sla.after_ingest(session, with_bot)
+            for row in with_bot:
+                await sla.track(session, row, rematch=True)
+    finally:
+        event.remove(db_engine.sync_engine, "before_cursor_execute", count)
+    assert statements == []
