@@ -101,16 +101,16 @@ async def take(
 ) -> TicketRead:
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     expected = Holder.ANY if expected_assignee_id is None else expected_assignee_id
-    return TicketRead.model_validate(await service.take(session, ticket, user, expected_assignee_id=expected,
-                                                        take_over=take_over))
+    return await _read(session, await service.take(session, ticket, user, expected_assignee_id=expected,
+                                                   take_over=take_over))
 
 
 @router.post("/{ticket_ref}/assign", response_model=TicketRead)
 async def assign(ticket_ref: TicketRef, body: AssignRequest, session: DbSession, user: Agent) -> TicketRead:
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     assignee = await users.get(session, body.user_id) if body.user_id is not None else None
-    return TicketRead.model_validate(await service.assign(session, ticket, assignee, user,
-                                                          expected_assignee_id=body.expected_holder()))
+    return await _read(session, await service.assign(session, ticket, assignee, user,
+                                                     expected_assignee_id=body.expected_holder()))
 
 
 @router.patch("/{ticket_ref}", response_model=TicketRead)
@@ -143,4 +143,4 @@ async def add_note(ticket_ref: TicketRef, body: NoteCreate, session: DbSession, 
 async def merge(ticket_ref: TicketRef, body: MergeRequest, session: DbSession, user: Agent) -> TicketRead:
     target = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     source = await service.get(session, body.source_ticket_id, lock=True)
-    return TicketRead.model_validate(await service.merge(session, source, target, user))
+    return await _read(session, await service.merge(session, source, target, user))

@@ -377,6 +377,8 @@ async def _reconcile(loader: _Loader, ticket: Ticket, row: TicketSla | None, now
                      rematch: bool, customer_wrote: bool) -> None:
     status = ticket.status
     if status in (TicketStatus.resolved, TicketStatus.closed):
+        if row is not None and replied and row.first_response_met_at is None and row.first_response_due_at:
+            row.first_response_met_at = now  # answered and resolved in one go
         if row is not None and row.resolution_met_at is None:
             row.resolution_met_at = now
             row.next_response_started_at = row.next_response_warn_at = row.next_response_due_at = None

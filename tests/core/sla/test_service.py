@@ -151,6 +151,14 @@ async def test_next_response_runs_after_each_customer_message_while_with_humans(
         assert clock.next_response_due_at == start + timedelta(minutes=40)
         await sla.track(session, row, replied=True, now=start + timedelta(minutes=25))
         assert clock.next_response_due_at is None
+        # A reply that resolves at once meets the first response too.
+        other = await h.ticket(session, status=TicketStatus.open)
+        await sla.track(session, other, now=start)
+        tickets.transition(other, TicketStatus.resolved)
+        await sla.track(session, other, replied=True, now=start + timedelta(minutes=3))
+        other_clock = await session.get(TicketSla, other.id)
+        assert other_clock is not None and other_clock.first_response_met_at == start + timedelta(minutes=3)
+        assert other_clock.resolution_met_at == start + timedelta(minutes=3)
 
 
 async def test_timer_fires_warning_then_breach_once_with_history_actions_and_one_reminder(
