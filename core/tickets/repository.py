@@ -207,8 +207,14 @@ def _filtered(flt: TicketFilter) -> Select[Ticket]:
 async def list_tickets(
     session: AsyncSession, flt: TicketFilter, *, limit: int, offset: int, sort: str = "waiting"
 ) -> tuple[Sequence[Ticket], int]:
+    total = (await session.scalar(select(func.count()).select_from(_filtered(flt).subquery()))) or 0
+    rows = (await session.scalars(page_statement(flt, limit=limit, offset=offset, sort=sort))).all()
+    return rows, total
+
+
+def page_statement(flt: TicketFilter, *, limit: int, offset: int, sort: str = "waiting") -> Select[Ticket]:
+    """One page of the tickets `flt` selects, with their relations, in the `sort` order."""
     stmt = _filtered(flt)
-    total = (await session.scalar(select(func.count()).select_from(stmt.subquery()))) or 0
     order: list[Any]
     if sort == "waiting":
         # Longest-waiting customer first; tickets without a customer message last.
@@ -220,8 +226,7 @@ async def list_tickets(
         order = [Ticket.id.desc()]
     else:
         order = [Ticket.updated_at.desc(), Ticket.id.desc()]
-    rows = (await session.scalars(_with_relations(stmt.order_by(*order).limit(limit).offset(offset)))).all()
-    return rows, total
+    return _with_relations(stmt.order_by(*order).limit(limit).offset(offset))
 
 
 async def get_team_by_slug(session: AsyncSession, slug: str) -> Team | None:
