@@ -440,8 +440,8 @@ async def track(session: AsyncSession, ticket: Ticket, *, replied: bool = False,
 
 async def after_ingest(session: AsyncSession, tickets: Sequence[Ticket], now: datetime | None = None) -> None:
     """The ingest's one call per batch: the tickets the customers wrote to. Those with humans (open, pending) get
-    their clock started, resumed or their next response due; one query for the whole batch, none when every ticket
-    is with the bot."""
+    their clock started, resumed, re-matched or their next response due; a query for the whole batch (and one for
+    the policies), none when every ticket is with the bot."""
     with_humans = {t.id: t for t in tickets if t.status in (TicketStatus.open, TicketStatus.pending)}
     if not with_humans:
         return
@@ -449,7 +449,8 @@ async def after_ingest(session: AsyncSession, tickets: Sequence[Ticket], now: da
     loader = _Loader(session)
     moment = now or utcnow()
     for ticket_id, ticket in with_humans.items():
-        await _reconcile(loader, ticket, rows.get(ticket_id), moment, replied=False, rematch=False,
+        # Re-matched: the bot's decision may have raised the priority or routed the ticket to another queue.
+        await _reconcile(loader, ticket, rows.get(ticket_id), moment, replied=False, rematch=True,
                          customer_wrote=True)
 
 

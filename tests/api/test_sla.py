@@ -151,3 +151,21 @@ async def test_two_instances_sharing_a_database_fire_each_alert_once(
         assert all(r.stats.fired > 0 for r in runners), [r.stats.fired for r in runners]
         await one.aclose()
         await two.aclose()
+
+
+async def test_a_customer_message_that_raises_the_priority_re_matches_the_policy(
+        app_client: httpx.AsyncClient, admin: Auth, agent: Auth) -> None:
+    _, h = admin
+    cal = await always_open(app_client, h)
+    for body in ({"name": "high", "position": 1, "priorities": ["high", "urgent"], "first_response_minutes": 5},
+                 {"name": "standard", "position": 2, "first_response_minutes": 60}):
+        assert (await app_client.post("/admin/sla-policies", headers=h,
+                                      json={"calendar_id": cal, **body})).status_code == 201
+    _, ah = agent
+    first = await submit(app_client, "p1", "internet is down", "d")
+    ticket = (await app_client.get(f"/tickets/{first['ticket_number']}", headers=ah)).json()
+    assert ticket["priority"] == "normal" and ticket["sla"]["policy"] == "standard"
+    await submit(app_client, "p2", "this is a complaint, nobody answers", "d")
+    ticket = (await app_client.get(f"/tickets/{first['ticket_number']}", headers=ah)).json()
+    assert ticket["priority"] == "high" and ticket["sla"]["policy"] == "high"
+    assert ticket["sla"]["remaining_seconds"] <= 5 * 60
