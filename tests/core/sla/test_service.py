@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from core.jobs.models import TaskState
 from core.jobs.tasks import DueTaskRunner, TaskHandlers
 from core.sla import service as sla
 from core.sla.models import TicketSla
-from core.sla.schemas import SlaPolicyCreate, SlaPolicyUpdate
+from core.sla.schemas import SlaPolicyUpdate
 from core.sla.timers import SlaTimers
 from core.tickets import service as tickets
 from core.tickets.models import Direction, Message, Priority, Ticket, TicketStatus
@@ -269,7 +270,6 @@ async def test_two_runners_fire_every_alert_exactly_once(db_url: str,
     one, two = runner_for(sessionmaker, clock, "one"), runner_for(sessionmaker, clock, "two")
     one.batch_size = two.batch_size = 7
     clock.advance(3600)
-    import asyncio
 
     async def drain(runner: DueTaskRunner) -> None:
         while await runner.run_once():
@@ -282,11 +282,6 @@ async def test_two_runners_fire_every_alert_exactly_once(db_url: str,
         history = await h.sla_history(sessionmaker, ticket_id)
         assert sorted(history) == sorted([("sla.warning", "first_response"), ("sla.breach", "first_response"),
                                           ("sla.warning", "resolution"), ("sla.breach", "resolution")])
-
-
-async def test_create_policy_schema_defaults() -> None:
-    body = SlaPolicyCreate(name="x", calendar_id=1, first_response_minutes=5)
-    assert body.warning_share == 0.8
 
 
 async def test_tickets_with_the_bot_cost_the_ingest_no_sla_query(db_engine: AsyncEngine,
