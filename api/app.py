@@ -33,6 +33,7 @@ from api.routers import (
     orders,
     outbox,
     rest_channel,
+    sla,
     telegram,
     tickets,
     webchat,
@@ -55,6 +56,7 @@ from core.nlu_admin.catalog import ResponseCatalog
 from core.nlu_admin.training import TrainingRunner, stale_jobs_job
 from core.nlu_admin.versions import ModelSync
 from core.outbox.dispatcher import OutboxDispatcher
+from core.sla.timers import SlaTimers
 from nlu.data import load_training_data
 from nlu.protocol import EngineHolder, IntentEngine
 
@@ -156,6 +158,7 @@ def create_app(
             jobs.start(dispatcher.job())
             jobs.start(sweep_job(sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
                                  timedelta(hours=settings.upload_sweep_hours)))
+            SlaTimers(jobs_clock).register(state.task_handlers)
             state.due_tasks = DueTaskRunner(sessionmaker, state.task_handlers, clock=jobs_clock, bus=bus,
                                             runner_id=instance_id)
             jobs.start(state.due_tasks.job(settings.due_tasks_poll_seconds))
@@ -188,7 +191,7 @@ def create_app(
     # The channels' ingress first: routes are matched in order, and these take the traffic.
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
-                   nlu_admin.router, nlu_admin.corrections, attachments.router):
+                   sla.router, nlu_admin.router, nlu_admin.corrections, attachments.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)

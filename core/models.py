@@ -21,6 +21,7 @@ from core.orders.models import Order, OrderStatusChange
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.quarantine.models import QuarantinedPayload
 from core.routing.models import IntentRoute
+from core.sla.models import SlaPolicy, TicketSla
 from core.tickets.models import AuthorKind, Direction, Message, Note, Priority, Ticket, TicketStatus
 from core.users.models import ApiToken, Role, Team, User
 
@@ -55,9 +56,11 @@ __all__ = [
     "QuarantinedPayload",
     "Role",
     "ScheduledTask",
+    "SlaPolicy",
     "TaskState",
     "Team",
     "Ticket",
+    "TicketSla",
     "TicketStatus",
     "User",
 ]

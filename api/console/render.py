@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,15 @@ def waited(since: datetime | None, _: Translator, now: datetime | None = None) -
     return _("time.day", d=days, h=hours)
 
 
+def remaining(due: datetime | None, _: Translator, now: datetime | None = None) -> str:
+    """What is left until an SLA due time ("25 min"), or how far past it ("−5 min")."""
+    if due is None:
+        return "—"
+    seconds = int((due - (now or utcnow())).total_seconds())
+    text = waited(due - timedelta(seconds=abs(seconds)), _, due) if abs(seconds) >= 60 else _("time.min", n=0)
+    return f"−{text}" if seconds < 0 else text
+
+
 def fmt_dt(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "—"
 
@@ -84,7 +93,8 @@ def render(request: Request, template: str, context: dict[str, Any], *, status_c
     ctx = {
         "request": request, "user": user, "lang": lang, "gettext": _, "ngettext": _.ngettext,
         "csrf": expected_csrf(request, state) or "",
-        "flash": flash, "waited": lambda since: waited(since, _), "path": request.url.path,
+        "flash": flash, "waited": lambda since: waited(since, _),
+        "remaining": lambda due: remaining(due, _), "path": request.url.path,
     }
     ctx.update(context)
     response.body = response.render(env.get_template(template).render(ctx))

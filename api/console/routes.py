@@ -53,6 +53,7 @@ from core.presence.service import PresenceRelay
 from core.quarantine import service as quarantine
 from core.reports import service as reports
 from core.routing import service as routing
+from core.sla import service as sla_service
 from core.tickets import service as ticket_service
 from core.tickets.errors import NotAssigneeError, TicketHeldError
 from core.tickets.models import AuthorKind, Priority, Ticket, TicketStatus
@@ -203,8 +204,12 @@ async def home() -> Response:
 # --- inbox ---------------------------------------------------------------------------------------------
 
 
+INBOX_SORTS = ("waiting", "due")
+
+
 def _inbox_filter_args(user: User, view: str, queue: str | None, status: str | None, priority: str | None,
-                       channel: str | None, assignee: str | None, q: str | None) -> tuple[str, Any, dict[str, str]]:
+                       channel: str | None, assignee: str | None, q: str | None, sort: str = "waiting"
+                       ) -> tuple[str, Any, dict[str, str]]:
     view = view if view in ticket_service.INBOX_VIEWS else "all"
     statuses = [TicketStatus(status)] if status and status in TicketStatus.__members__ else []
     priorities = [Priority(priority)] if priority and priority in Priority.__members__ else []
@@ -216,22 +221,25 @@ def _inbox_filter_args(user: User, view: str, queue: str | None, status: str | N
         extra["unassigned"] = True
     flt = ticket_service.inbox_filter(view, user, status=statuses, **extra)
     params = {k: v for k, v in {"view": view, "queue": queue, "status": status, "priority": priority,
-                                "channel": channel, "assignee": assignee, "q": q}.items() if v}
+                                "channel": channel, "assignee": assignee, "q": q,
+                                "sort": sort if sort != "waiting" else None}.items() if v}
     return view, flt, params
 
 
 async def _inbox_context(session: DbSession, user: User, view: str, queue: str | None, status: str | None,
                          priority: str | None, channel: str | None, assignee: str | None, q: str | None,
-                         page: int) -> dict[str, Any]:
-    view, flt, params = _inbox_filter_args(user, view, queue, status, priority, channel, assignee, q)
+                         page: int, sort: str = "waiting") -> dict[str, Any]:
+    sort = sort if sort in INBOX_SORTS else "waiting"
+    view, flt, params = _inbox_filter_args(user, view, queue, status, priority, channel, assignee, q, sort)
     rows, total = await ticket_service.search(session, flt, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
-                                              sort="waiting")
+                                              sort=sort)
     return {
         "view": view, "tickets": rows, "total": total, "counts": await ticket_service.inbox_counts(session, user),
+        "slas": await sla_service.sla_of_many(session, [t.id for t in rows]), "sort": sort,
         "params": params, "query_string": urlencode(params), "page": page,
         "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
         "filters": {"queue": queue or "", "status": status or "", "priority": priority or "",
-                    "channel": channel or "", "assignee": assignee or "", "q": q or ""},
+                    "channel": channel or "", "assignee": assignee or "", "q": q or "", "sort": sort},
     }
 
 
@@ -240,8 +248,8 @@ async def inbox(request: Request, session: DbSession, user: ConsoleUser, view: s
                 queue: str | None = None, status: str | None = None, priority: str | None = None,
                 channel: str | None = None, assignee: str | None = None,
                 q: Annotated[str | None, Query(max_length=200)] = None,
-                page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
-    ctx = await _inbox_context(session, user, view, queue, status, priority, channel, assignee, q, page)
+                page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting") -> Response:
+    ctx = await _inbox_context(session, user, view, queue, status, priority, channel, assignee, q, page, sort)
     ctx.update(teams=await users.list_teams(session), channels=await ticket_service.channels_in_use(session),
                statuses=list(TicketStatus), priorities=list(Priority))
     return render(request, "inbox.html", ctx)
@@ -252,9 +260,9 @@ async def inbox_rows(request: Request, session: DbSession, user: ConsoleUser, vi
                      queue: str | None = None, status: str | None = None, priority: str | None = None,
                      channel: str | None = None, assignee: str | None = None,
                      q: Annotated[str | None, Query(max_length=200)] = None,
-                     page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
+                     page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting") -> Response:
     """The live part of the inbox (view tabs with counts and the table), re-fetched on every change."""
-    ctx = await _inbox_context(session, user, view, queue, status, priority, channel, assignee, q, page)
+    ctx = await _inbox_context(session, user, view, queue, status, priority, channel, assignee, q, page, sort)
     return render(request, "_inbox_live.html", ctx)
 
 
@@ -303,6 +311,10 @@ async def events(request: Request, state: State, ticket: str | None = None) -> R
                     notice = {"ticket_id": payload.get("ticket_id"), "number": payload.get("number"),
                               "assignee_name": payload.get("assignee_name")}
                     yield f"event: takeover\ndata: {json.dumps(notice)}\n\n"
+                if sla_service.alert_is_for(payload, user.id, user.role.rank >= Role.supervisor.rank, user.team_id):
+                    # An SLA warning or breach: its assignee and the queue's supervisors see a notice.
+                    alert = {k: payload.get(k) for k in ("ticket_id", "number", "level", "target", "due_at")}
+                    yield f"event: sla\ndata: {json.dumps(alert)}\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -370,6 +382,9 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
         priorities=list(Priority), intents=await routing.known_intents(session),
         mergeable=[t for t in panel.previous if t.status in (*ticket_service.ACTIVE_STATUSES, TicketStatus.bot)],
         max_attachment_mb=round(state.settings.max_attachment_bytes / 1_048_576, 1),
+        sla=await sla_service.sla_of(session, ticket.id),
+        sla_events=[e for e in await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket.id),
+                                                         limit=200) if e.action.startswith("sla.")],
     )
     return render(request, "ticket.html", ctx)
 
@@ -726,6 +741,14 @@ async def admin_channels(request: Request, session: DbSession, state: State, _us
         "stats": state.dispatcher.stats, "workers_enabled": state.settings.workers_enabled,
         "quarantine": await quarantine.list_payloads(session, channel or None, 100, 0),
         "channel": channel or ""})
+
+
+@router.get("/admin/sla")
+async def admin_sla(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
+    """The SLA policies in match order (they are edited through the API: /admin/sla-policies)."""
+    policies = await sla_service.policies_read(session, await sla_service.list_policies(session))
+    calendars = {c.id: c.name for c in await calendar_service.list_all(session)}
+    return render(request, "admin_sla.html", {"section": "sla", "policies": policies, "calendars": calendars})
 
 
 @router.get("/admin/audit")

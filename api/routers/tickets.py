@@ -8,8 +8,9 @@ from api.deps import Agent, DbSession, IdQuery, Offset, State
 from api.openapi import CONFLICT
 from core.db.base import MAX_ID, parse_id
 from core.errors import ValidationFailedError
+from core.sla import service as sla
 from core.tickets import service
-from core.tickets.models import Priority, TicketStatus
+from core.tickets.models import Priority, Ticket, TicketStatus
 from core.tickets.repository import TicketFilter
 from core.tickets.schemas import (
     AssignRequest,
@@ -40,9 +41,15 @@ async def _detail(session: DbSession, ticket_id: int) -> TicketDetail:
             read.delivery = DeliveryRead(outbox_id=o.id, status=o.status.value, attempts=o.attempts,
                                          last_error=o.last_error, sent_at=o.sent_at)
         messages.append(read)
-    base = TicketRead.model_validate(ticket).model_dump()
+    base = (await _read(session, ticket)).model_dump()
     return TicketDetail(**base, messages=messages, notes=[NoteRead.model_validate(n) for n in ticket.notes],
                         allowed_statuses=sorted(service.ALLOWED_TRANSITIONS[ticket.status]))
+
+
+async def _read(session: DbSession, ticket: Ticket) -> TicketRead:
+    read = TicketRead.model_validate(ticket)
+    read.sla = await sla.sla_of(session, ticket.id)
+    return read
 
 
 @router.get("", response_model=TicketPage)
@@ -55,7 +62,8 @@ async def list_tickets(
     assignee: Annotated[str | None, Query(max_length=10, description="'me', 'none' or a user id")] = None,
     customer_id: IdQuery = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
-    sort: Literal["waiting", "newest", "updated"] = "waiting",
+    sort: Annotated[Literal["waiting", "due", "newest", "updated"], Query(
+        description="waiting: longest-waiting customer first; due: nearest SLA due time first")] = "waiting",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
 ) -> TicketPage:
@@ -72,7 +80,9 @@ async def list_tickets(
     flt = TicketFilter(status=status or (), priority=priority or (), team_slug=queue, channel=channel,
                        assignee_id=assignee_id, unassigned=unassigned, customer_id=customer_id, query=q)
     rows, total = await service.search(session, flt, limit=limit, offset=offset, sort=sort)
-    return TicketPage(items=[TicketRead.model_validate(t) for t in rows], total=total, limit=limit, offset=offset)
+    slas = await sla.sla_of_many(session, [t.id for t in rows])
+    items = [TicketRead.model_validate(t).model_copy(update={"sla": slas.get(t.id)}) for t in rows]
+    return TicketPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{ticket_ref}", response_model=TicketDetail)
@@ -91,16 +101,16 @@ async def take(
 ) -> TicketRead:
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     expected = Holder.ANY if expected_assignee_id is None else expected_assignee_id
-    return TicketRead.model_validate(await service.take(session, ticket, user, expected_assignee_id=expected,
-                                                        take_over=take_over))
+    return await _read(session, await service.take(session, ticket, user, expected_assignee_id=expected,
+                                                   take_over=take_over))
 
 
 @router.post("/{ticket_ref}/assign", response_model=TicketRead)
 async def assign(ticket_ref: TicketRef, body: AssignRequest, session: DbSession, user: Agent) -> TicketRead:
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     assignee = await users.get(session, body.user_id) if body.user_id is not None else None
-    return TicketRead.model_validate(await service.assign(session, ticket, assignee, user,
-                                                          expected_assignee_id=body.expected_holder()))
+    return await _read(session, await service.assign(session, ticket, assignee, user,
+                                                     expected_assignee_id=body.expected_holder()))
 
 
 @router.patch("/{ticket_ref}", response_model=TicketRead)
@@ -112,7 +122,7 @@ async def update(ticket_ref: TicketRef, body: TicketUpdate, session: DbSession, 
         await service.change_priority(session, ticket, body.priority, user)
     if body.status is not None:
         await service.change_status(session, ticket, body.status, user)
-    return TicketRead.model_validate(ticket)
+    return await _read(session, ticket)
 
 
 @router.post("/{ticket_ref}/reply", response_model=MessageRead, status_code=201)
@@ -133,4 +143,4 @@ async def add_note(ticket_ref: TicketRef, body: NoteCreate, session: DbSession, 
 async def merge(ticket_ref: TicketRef, body: MergeRequest, session: DbSession, user: Agent) -> TicketRead:
     target = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     source = await service.get(session, body.source_ticket_id, lock=True)
-    return TicketRead.model_validate(await service.merge(session, source, target, user))
+    return await _read(session, await service.merge(session, source, target, user))

@@ -28,6 +28,7 @@ from core.calendars.schemas import (
 )
 from core.db.base import utcnow
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
+from core.sla import usage as sla_usage
 from core.users.models import User
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -206,7 +207,7 @@ async def _queues_using(session: AsyncSession, calendar_id: int) -> list[str]:
 
 CalendarUsers = Callable[[AsyncSession, int], Awaitable[list[str]]]
 """(session, calendar id) -> what uses the calendar, named for the admin ("queue billing", "SLA policy VIP")."""
-CALENDAR_USERS: list[CalendarUsers] = [_queues_using]
+CALENDAR_USERS: list[CalendarUsers] = [_queues_using, sla_usage.policies_using]
 """Everything that counts in a calendar's hours: a calendar in use by any of them cannot be deleted."""
 
 

@@ -44,6 +44,7 @@ from core.jobs import service as jobs
 from core.nlu_admin.actions import ActionTable, action_table
 from core.orders.models import Order
 from core.routing import service as routing
+from core.sla import service as sla
 from core.tickets import repository as ticket_repo
 from core.tickets import service as ticket_service
 from core.tickets.models import AuthorKind, Direction, Priority, Ticket, TicketStatus, parse_ticket_number
@@ -170,6 +171,7 @@ class IngestPipeline:
             for work, message_id in zip(works, ids, strict=True):
                 work.message_id = message_id
                 emit(session, Topic.MESSAGES, MessageAdded.of(work.ticket, message_id, AuthorKind.customer.value))
+            await sla.after_ingest(session, [work.ticket for work in works])
             answered = [w for w in works if w.reply is not None]
             await self._prefetch_queues(session, look, answered)
             reply_ids = await ticket_service.add_bot_replies(session, [self._bot_reply(look, w) for w in answered])

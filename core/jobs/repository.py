@@ -92,12 +92,26 @@ async def mark_done(session: AsyncSession, task_id: int, runner: str, now: datet
                ScheduledTask.claimed_by == runner)
         .values(state=TaskState.done, done_at=now, claimed_by=None, lease_until=None, last_error=None,
                 attempts=ScheduledTask.attempts + 1)
-        .returning(ScheduledTask.id)
-        .execution_options(synchronize_session=False)
+        .returning(ScheduledTask)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    if (await session.execute(stmt)).scalar_one_or_none() is None:
-        return None
-    return await session.get(ScheduledTask, task_id, populate_existing=True)
+    # One round trip: the row comes back with the update (a firing is this plus its handler's statements).
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def mark_many_done(session: AsyncSession, task_ids: list[int], runner: str, now: datetime
+                         ) -> list[ScheduledTask]:
+    """`mark_done` for a claimed batch in one statement: the rows still this runner's, in due order."""
+    stmt = (
+        update(ScheduledTask)
+        .where(ScheduledTask.id.in_(task_ids), ScheduledTask.state == TaskState.pending,
+               ScheduledTask.claimed_by == runner)
+        .values(state=TaskState.done, done_at=now, claimed_by=None, lease_until=None, last_error=None,
+                attempts=ScheduledTask.attempts + 1)
+        .returning(ScheduledTask)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return sorted((await session.scalars(stmt)).all(), key=lambda r: (r.due_at, r.id))
 
 
 async def record_failure(session: AsyncSession, task_id: int, runner: str, error: str,

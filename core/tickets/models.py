@@ -5,7 +5,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.customers.models import ChannelIdentity, Customer
@@ -79,6 +79,10 @@ class Ticket(Base):
         Index("ix_tickets_status_team", "status", "team_id"),
         # The hand-over's expected wait reads a queue's latest first responses (core/handover/repository.py).
         Index("ix_tickets_team_first_response", "team_id", "first_response_at"),
+        # The inbox sorted by SLA due time among active tickets (core/sla keeps sla_due_at).
+        Index("ix_tickets_active_sla_due", "sla_due_at", "id",
+              postgresql_where=text("status IN ('new', 'open', 'pending') AND merged_into_id IS NULL"),
+              sqlite_where=text("status IN ('new', 'open', 'pending') AND merged_into_id IS NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
@@ -106,6 +110,8 @@ class Ticket(Base):
     resolved_by_bot: Mapped[bool] = mapped_column(default=False)
     # The last "still with the team" notice the bot sent a waiting customer (it sends one per few minutes at most).
     waiting_notice_at: Mapped[datetime | None]
+    # The earliest running SLA due time (core/sla); None without a running SLA or while paused.
+    sla_due_at: Mapped[datetime | None]
 
     customer: Mapped[Customer] = relationship(lazy="raise")
     identity: Mapped[ChannelIdentity | None] = relationship(lazy="raise")

@@ -207,18 +207,26 @@ def _filtered(flt: TicketFilter) -> Select[Ticket]:
 async def list_tickets(
     session: AsyncSession, flt: TicketFilter, *, limit: int, offset: int, sort: str = "waiting"
 ) -> tuple[Sequence[Ticket], int]:
+    total = (await session.scalar(select(func.count()).select_from(_filtered(flt).subquery()))) or 0
+    rows = (await session.scalars(page_statement(flt, limit=limit, offset=offset, sort=sort))).all()
+    return rows, total
+
+
+def page_statement(flt: TicketFilter, *, limit: int, offset: int, sort: str = "waiting") -> Select[Ticket]:
+    """One page of the tickets `flt` selects, with their relations, in the `sort` order."""
     stmt = _filtered(flt)
-    total = (await session.scalar(select(func.count()).select_from(stmt.subquery()))) or 0
     order: list[Any]
     if sort == "waiting":
         # Longest-waiting customer first; tickets without a customer message last.
         order = [Ticket.last_customer_message_at.is_(None), Ticket.last_customer_message_at.asc(), Ticket.id]
+    elif sort == "due":
+        # Nearest SLA due time first (ix_tickets_active_sla_due); tickets without a running SLA last.
+        order = [Ticket.sla_due_at.asc().nulls_last(), Ticket.id]
     elif sort == "newest":
         order = [Ticket.id.desc()]
     else:
         order = [Ticket.updated_at.desc(), Ticket.id.desc()]
-    rows = (await session.scalars(_with_relations(stmt.order_by(*order).limit(limit).offset(offset)))).all()
-    return rows, total
+    return _with_relations(stmt.order_by(*order).limit(limit).offset(offset))
 
 
 async def get_team_by_slug(session: AsyncSession, slug: str) -> Team | None:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.attachments.schemas import AttachmentRef
 from core.db.base import DbId
+from core.sla.schemas import SlaRead
 from core.tickets.models import Priority, TicketStatus
 
 Strict = ConfigDict(extra="forbid")
@@ -66,6 +67,7 @@ class TicketRead(BaseModel):
     closed_at: datetime | None
     resolved_by_bot: bool = Field(default=False, description="resolved by the bot's quiet-time rule, not a person "
                                   "(what containment counts)")
+    sla: SlaRead | None = Field(default=None, description="The ticket's SLA (null: no policy applies)")
 
 
 class MessageRead(BaseModel):

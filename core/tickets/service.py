@@ -20,6 +20,7 @@ from core.nlu_admin import service as nlu_service
 from core.nlu_admin.models import NluSuggestion
 from core.outbox import service as outbox_service
 from core.outbox.models import OutboxMessage
+from core.sla import service as sla
 from core.tickets import repository
 from core.tickets.errors import NotAssigneeError, TicketHeldError
 from core.tickets.models import (
@@ -68,7 +69,8 @@ def inbox_filter(view: str, user: User, *, status: Sequence[TicketStatus] = (), 
 
 async def search(session: AsyncSession, flt: TicketFilter, *, limit: int, offset: int, sort: str = "waiting"
                  ) -> tuple[Sequence[Ticket], int]:
-    """One page of the tickets `flt` selects (sort: "waiting", "newest" or "updated") and how many there are."""
+    """One page of the tickets `flt` selects (sort: "waiting", "due", "newest" or "updated") and how many there
+    are."""
     return await repository.list_tickets(session, flt, limit=limit, offset=offset, sort=sort)
 
 
@@ -163,6 +165,7 @@ async def change_status(session: AsyncSession, ticket: Ticket, new_status: Ticke
     if old != new_status:
         audit.record(session, actor, "ticket.status", "ticket", ticket.id, old=old.value, new=new_status.value)
         emit(session, Topic.TICKETS, TicketChanged.of(ticket, "status"))
+        await sla.track(session, ticket)
     return ticket
 
 
@@ -173,6 +176,7 @@ async def change_priority(session: AsyncSession, ticket: Ticket, priority: Prior
         ticket.priority = priority
         ticket.updated_at = utcnow()
         emit(session, Topic.TICKETS, TicketChanged.of(ticket, "priority"))
+        await sla.track(session, ticket, rematch=True)
     return ticket
 
 
@@ -241,6 +245,7 @@ async def _assign(session: AsyncSession, ticket: Ticket, assignee: User | None, 
     ticket.updated_at = utcnow()
     audit.record(session, actor, action, "ticket", ticket.id, old=old, new=ticket.assignee_id)
     emit(session, Topic.TICKETS, TicketChanged.of(ticket, "assigned"))
+    await sla.track(session, ticket)
     if old is not None and old not in (ticket.assignee_id, actor.id):
         # Someone else moved the ticket away from its holder: their open pages tell them.
         emit(session, Topic.TICKETS, TicketTakenOver(ticket.id, ticket.number, old, ticket.assignee_id,
@@ -261,6 +266,7 @@ async def transfer(session: AsyncSession, ticket: Ticket, team: Team, actor: Use
     ticket.updated_at = utcnow()
     audit.record(session, actor, "ticket.transfer", "ticket", ticket.id, old=old, new=team.id)
     emit(session, Topic.TICKETS, TicketChanged.of(ticket, "transferred"))
+    await sla.track(session, ticket, rematch=True)
     return ticket
 
 
@@ -414,6 +420,7 @@ async def reply(
         transition(ticket, TicketStatus.open)
     audit.record(session, actor, "ticket.reply", "ticket", ticket.id, message_id=message.id)
     emit(session, Topic.TICKETS, TicketChanged.of(ticket, "replied"))
+    await sla.track(session, ticket, replied=True)
     return message
 
 
@@ -452,5 +459,6 @@ async def merge(session: AsyncSession, source: Ticket, target: Ticket, actor: Us
     target.updated_at = utcnow()
     audit.record(session, actor, "ticket.merge", "ticket", target.id, source_id=source.id)
     emit(session, Topic.TICKETS, TicketChanged.of(source, "merged"))
+    await sla.track(session, source)
     emit(session, Topic.TICKETS, TicketChanged.of(target, "merged"))
     return target

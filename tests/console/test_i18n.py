@@ -17,7 +17,8 @@ def test_enum_keys_in_both_languages() -> None:
                + [f"role.{r.value}" for r in Role] + [f"author.{a.value}" for a in AuthorKind]
                + [f"delivery.{o.value}" for o in OutboxStatus]
                + [f"view.{v}" for v in ("mine", "unassigned", "queue", "all", "done")]
-               + [f"admin.{s}" for s in ("users", "queues", "canned", "routing", "intents", "channels", "audit")]
+               + [f"admin.{s}" for s in ("users", "queues", "canned", "routing", "intents", "sla", "channels",
+                                                  "audit")]
                + [f"job.{s.value}" for s in JobState] + [f"review.{s.value}" for s in SuggestionStatus]
                + [f"source.{s}" for s in ("shipped", "admin", "suggestion", "import")]
                + [f"login.throttled.{s.value}" for s in ThrottleScope] + [f"lang.{code}" for code in LANGUAGES])

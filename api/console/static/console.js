@@ -82,6 +82,32 @@
     setTimeout(pollJob, 300);
   }
 
+  // SLA countdowns (inbox rows, the ticket's SLA panel): the time left to each due time, ticking; a due time
+  // that passes turns the badge red. The texts are the page's own ({n} min, {h} h {m} min, {d} d {h} h).
+  function slaText(seconds, holder) {
+    var left = Math.abs(seconds), minutes = Math.floor(left / 60), text;
+    var tpl = function (name) { return (holder && holder.getAttribute("data-sla-" + name)) || ""; };
+    if (minutes < 60) { text = tpl("min").replace("{n}", String(minutes)); }
+    else if (minutes < 1440) { text = tpl("hour").replace("{h}", String(Math.floor(minutes / 60))).replace("{m}", String(minutes % 60)); }
+    else { text = tpl("day").replace("{d}", String(Math.floor(minutes / 1440))).replace("{h}", String(Math.floor(minutes / 60) % 24)); }
+    return (seconds < 0 ? "\u2212" : "") + text;
+  }
+  function tickSla() {
+    document.querySelectorAll("[data-sla-due]").forEach(function (badge) {
+      var due = Date.parse(badge.getAttribute("data-sla-due"));
+      if (isNaN(due)) { return; }
+      var seconds = Math.round((due - Date.now()) / 1000);
+      var out = badge.querySelector(".sla-countdown");
+      if (out) { out.textContent = slaText(seconds, badge.closest("[data-sla-min]")); }
+      if (seconds < 0 && badge.getAttribute("data-sla-state") !== "breached") {
+        badge.setAttribute("data-sla-state", "breached");
+        badge.className = badge.className.replace(/\bsla-(ok|warning)\b/, "sla-breached");
+      }
+    });
+  }
+  tickSla();
+  setInterval(tickSla, 15000);
+
   var liveUrl = body.getAttribute("data-live-url");
   var ticketId = body.getAttribute("data-ticket-id");
   var reloadOnChange = body.getAttribute("data-reload-on-change");
@@ -238,6 +264,22 @@
     notice.textContent = template.replace("{number}", data.number || "").replace("{name}", data.assignee_name || "—");
     var main = document.getElementById("main");
     if (main) { main.parentNode.insertBefore(notice, main); }
+  });
+  // An SLA warning or breach on a ticket this user holds, or in the queue they supervise: a notice on any page.
+  source.addEventListener("sla", function (e) {
+    var data = {};
+    try { data = JSON.parse(e.data); } catch (err) { return; }
+    var targets = {};
+    try { targets = JSON.parse(body.getAttribute("data-sla-targets") || "{}"); } catch (err) { /* keep keys */ }
+    var template = body.getAttribute(data.level === "breach" ? "data-sla-breach-text" : "data-sla-warning-text") || "{number}";
+    var notice = document.createElement("div");
+    notice.className = "flash sla-notice sla-notice-" + (data.level === "breach" ? "breach" : "warning");
+    notice.setAttribute("role", "alert");
+    notice.setAttribute("data-ticket", data.number || "");
+    notice.textContent = template.replace("{number}", data.number || "").replace("{target}", targets[data.target] || data.target || "");
+    var main = document.getElementById("main");
+    if (main) { main.parentNode.insertBefore(notice, main); }
+    setTimeout(function () { if (notice.parentNode) { notice.parentNode.removeChild(notice); } }, 30000);
   });
   // Changes may have been missed (the servers' live bridge was down, or is): refresh whatever is shown.
   source.addEventListener("resync", function () {

@@ -218,3 +218,31 @@ async def test_the_runner_as_a_job_fires_on_the_registry_clock(sessionmaker: asy
     finally:
         await registry.stop()
     assert await effects(sessionmaker) == {"later": 1}
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_a_batch_fires_together_and_one_failing_handler_leaves_the_others_fired_once(
+        sessionmaker: async_sessionmaker[AsyncSession], concurrency: int) -> None:
+    clock = ManualClock()
+
+    async def picky(session: AsyncSession, task: DueTask) -> None:
+        await record_effect(session, task)
+        if task.key == "k3":
+            raise RuntimeError("k3 is broken")
+
+    registry = TaskHandlers()
+    registry.register("remind", record_effect)
+    registry.register("picky", picky, max_attempts=2, backoff=Backoff(initial=60, maximum=60))
+    runner = DueTaskRunner(sessionmaker, registry, clock=clock, batch_size=10, concurrency=concurrency)
+    async with sessionmaker() as session, session.begin():
+        for i in range(8):
+            await tasks.schedule(session, "picky" if i % 2 else "remind", f"k{i}", clock.now())
+    assert await runner.run_once() == 8
+    assert await effects(sessionmaker) == {f"k{i}": 1 for i in range(8) if i != 3}
+    assert runner.stats.fired == 7 and runner.stats.retried == 1
+    row = await task_row(sessionmaker, "picky", "k3")
+    assert row.state == TaskState.pending and row.attempts == 1 and row.last_error == "RuntimeError: k3 is broken"
+    clock.advance(60)
+    assert await runner.run_once() == 1
+    assert await effects(sessionmaker) == {f"k{i}": 1 for i in range(8) if i != 3}
+    assert runner.stats.failed == 1
