@@ -32,6 +32,7 @@ from api.routers import (
     nlu_admin,
     orders,
     outbox,
+    presence,
     rest_channel,
     telegram,
     tickets,
@@ -41,6 +42,7 @@ from api.settings import Settings, get_settings
 from api.state import AppState
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.registry import build_channels
+from core.assignment.job import AssignmentRunner
 from core.attachments.store import open_store
 from core.attachments.sweep import sweep_job
 from core.calendars import service as calendar_service
@@ -157,6 +159,10 @@ def create_app(
             state.due_tasks = DueTaskRunner(sessionmaker, state.task_handlers, clock=jobs_clock, bus=bus,
                                             runner_id=instance_id)
             jobs.start(state.due_tasks.job(settings.due_tasks_poll_seconds))
+            assignment = AssignmentRunner(sessionmaker, bus, jobs_clock,
+                                          offline_after=timedelta(seconds=settings.core.presence_offline_seconds),
+                                          batch_size=settings.core.assignment_batch_size)
+            jobs.start(assignment.job(settings.core.assignment_seconds))
         if freeze_heap:
             gc.collect()
             gc.freeze()
@@ -186,7 +192,7 @@ def create_app(
     # The channels' ingress first: routes are matched in order, and these take the traffic.
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
-                   nlu_admin.router, nlu_admin.corrections, attachments.router):
+                   nlu_admin.router, nlu_admin.corrections, attachments.router, presence.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)

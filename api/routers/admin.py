@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import Admin, DbSession, IdPath, IdQuery, Offset, State, Supervisor
 from api.openapi import CONFLICT, NOT_FOUND
+from core.assignment import service as assignment
+from core.assignment.schemas import QueueSaved, QueueUpdate
 from core.audit import service as audit
 from core.audit.schemas import AuditRead
 from core.auth import service as login_guard
@@ -58,6 +61,18 @@ async def list_queues(session: DbSession, _user: Supervisor) -> list[TeamRead]:
 @router.post("/queues", response_model=TeamRead, status_code=201)
 async def create_queue(body: TeamCreate, session: DbSession, actor: Admin) -> TeamRead:
     return TeamRead.model_validate(await users.create_team(session, body.slug, body.name, actor))
+
+
+@router.patch("/queues/{slug}", response_model=QueueSaved)
+async def update_queue(slug: str, body: QueueUpdate, session: DbSession, state: State, actor: Admin) -> QueueSaved:
+    """Name, assignment mode (manual, round_robin, least_loaded) and return time of a queue. A queue switched to
+    automatic that nobody can serve now is saved with `warnings`: its tickets wait until someone is online."""
+    team = await users.team_by_slug(session, slug)
+    team, warnings = await assignment.update_queue(
+        session, team, body, actor, state.clock.now(),
+        timedelta(seconds=state.settings.core.presence_offline_seconds))
+    return QueueSaved(id=team.id, slug=team.slug, name=team.name, assignment_mode=team.assignment_mode,
+                      return_after_minutes=team.return_after_minutes, warnings=warnings)
 
 
 @router.get("/routes", response_model=dict[str, str])
