@@ -48,7 +48,8 @@ async def test_the_console_heartbeat_and_the_away_toggle(
         client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     await login(client, "agent@test.example")
     page = await client.get("/console/inbox")
-    assert 'data-heartbeat-url="/console/presence/heartbeat"' in page.text and 'action="/console/presence/away"' in page.text
+    assert 'data-heartbeat-url="/console/presence/heartbeat"' in page.text
+    assert 'action="/console/presence/away"' in page.text
     token = csrf_of(page.text)
     assert (await client.post("/console/presence/heartbeat")).status_code == 403  # no CSRF token
     r = await client.post("/console/presence/heartbeat", headers={"X-CSRF-Token": token})

@@ -4,8 +4,10 @@ the history and live events all of it leaves."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -289,3 +291,26 @@ async def test_switching_a_queue_to_automatic_warns_when_nobody_can_take_its_tic
         row = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "team.update")
                                      .order_by(AuditEntry.id))).first()
     assert row is not None and row.data == {"assignment_mode": "least_loaded", "return_after_minutes": "30"}
+
+
+async def test_overlapping_runs_without_the_lease_still_respect_capacity(
+        db_url: str, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Two instances whose runs overlap (a lease handed over mid-run): the queue's and agents' row locks make the
+    second count what the first gave."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("one process serves SQLite: its runs never overlap")
+    clock = ManualClock()
+    await queue(sessionmaker, mode=AssignmentMode.least_loaded)
+    team_agents = [await agent(sessionmaker, clock, f"a{i}", capacity=3) for i in range(3)]
+    ids = await waiting(sessionmaker, clock, 30)
+    runs = [runner(sessionmaker, clock, batch_size=2) for _ in range(4)]
+
+    async def drain(run: AssignmentRunner) -> None:
+        while await run.run_once():
+            pass
+
+    await asyncio.gather(*(drain(run) for run in runs))
+    got = await holders(sessionmaker, ids)
+    assert sorted(got.count(a.id) for a in team_agents) == [3, 3, 3]
+    assert got.count(None) == 21
+    assert sum(run.stats.assigned for run in runs) == 9
