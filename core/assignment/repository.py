@@ -23,8 +23,12 @@ async def automatic_queue_ids(session: AsyncSession) -> list[int]:
 
 
 async def lock_queue(session: AsyncSession, team_id: int) -> Team | None:
-    """The queue, its row locked: one assignment run per queue at a time, however many instances."""
-    return (await session.scalars(select(Team).where(Team.id == team_id).with_for_update())).first()
+    """The queue, its row locked: one assignment run per queue at a time, however many instances.
+
+    FOR NO KEY UPDATE: the foreign-key checks of tickets written meanwhile (an escalation into this queue) take a
+    key-share lock on the row, which this one does not block.
+    """
+    return (await session.scalars(select(Team).where(Team.id == team_id).with_for_update(key_share=True))).first()
 
 
 async def eligible_agents(session: AsyncSession, team_id: int, seen_since: datetime) -> Sequence[User]:
@@ -33,7 +37,7 @@ async def eligible_agents(session: AsyncSession, team_id: int, seen_since: datet
     return (await session.scalars(
         select(User).where(User.team_id == team_id, User.is_active.is_(True), User.away.is_(False),
                            User.capacity > 0, User.last_seen_at >= seen_since)
-        .order_by(User.id).with_for_update()
+        .order_by(User.id).with_for_update(key_share=True)
     )).all()
 
 

@@ -135,7 +135,11 @@ async def test_fifty_escalations_at_once_on_two_workers_never_overfill_an_agent(
             held, waiting = await held_and_waiting(pg_sessionmaker, team_id)
             return (held, waiting) if sum(held.values()) == 25 else None
 
-        held, waiting = await wait_for(settled, "25 tickets assigned", timeout=120)
+        try:
+            held, waiting = await wait_for(settled, "25 tickets assigned", timeout=120)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; now {await held_and_waiting(pg_sessionmaker, team_id)}; "
+                                 f"log: {log.read_text(errors='replace')[-3000:]}") from None
         assert held == {ids[name]: capacity for name, capacity in CAPACITIES.items()}
         assert waiting == 25
 
