@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.assignment.job import AssignmentRunner
 from core.clock import SYSTEM_CLOCK
+from core.tickets import service as tickets
 from core.users import service as users
 from core.users.models import AssignmentMode
 from tests.conftest import REST_HEADERS, rest_message
@@ -111,6 +112,11 @@ async def test_the_ticket_page_shows_automatic_assignment_in_its_history(
         supervisor.team_id = None  # only the agent is in the queue
     # The app's own job may be first: either way the ticket is the agent's and the page says how it came.
     await AssignmentRunner(sessionmaker, None, SYSTEM_CLOCK, offline_after=timedelta(seconds=90)).run_once()
+    async with sessionmaker() as session, session.begin():
+        ticket = await tickets.get(session, tickets.ticket_id_from_ref(number), lock=True)
+        await tickets.take(session, ticket, await users.get(session, people.supervisor.id), take_over=True)
     page = await client.get(f"/console/tickets/{number}")
-    assert 'data-action="ticket.auto_assign"' in page.text
-    assert "assigned automatically" in page.text and "System" in page.text
+    history = page.text[page.text.index('id="history-h"'):]
+    assert history.index('data-action="ticket.auto_assign"') < history.index('data-action="ticket.take_over"')
+    assert "System: assigned automatically: — → agent" in " ".join(history.split())
+    assert "super: taken over: agent → super" in " ".join(history.split())
