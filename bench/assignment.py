@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402 - after the path is set
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from core.assignment import service  # noqa: E402
+from core.assignment import repository, service  # noqa: E402
 from core.db.base import utcnow  # noqa: E402
 from core.db.migrate import upgrade  # noqa: E402
 from core.db.session import create_engine, create_sessionmaker  # noqa: E402
@@ -76,12 +76,17 @@ async def fill(url: str, tickets: int, waiting: int) -> int:
 async def measure(url: str, team_id: int, batch: int, rounds: int) -> None:
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
+    stmt = repository.waiting_query(team_id, batch, None).with_for_update(skip_locked=True)
+    compiled = stmt.compile(dialect=engine.dialect)
+    args = ", ".join(str(v) if isinstance(v, int) else f"'{v}'"
+                     for v in (compiled.params[name] for name in compiled.positiontup or []))
     async with engine.connect() as conn:
-        plan = (await conn.execute(text(
-            "EXPLAIN SELECT * FROM tickets WHERE team_id = :team AND assignee_id IS NULL AND merged_into_id IS NULL "
-            "AND status = 'open' ORDER BY CASE priority WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 WHEN 'normal' "
-            "THEN 1 WHEN 'low' THEN 0 ELSE 1 END DESC, created_at, id LIMIT :batch FOR UPDATE SKIP LOCKED"),
-            {"team": team_id, "batch": batch})).scalars().all()
+        # The plan the prepared statement gets once PostgreSQL switches it to a generic plan (the worst case: the
+        # partial index must be provable from the statement itself, not from the values of its parameters).
+        await conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        await conn.exec_driver_sql(f"PREPARE waiting AS {compiled}")
+        plan = [row[0] for row in await conn.exec_driver_sql(f"EXPLAIN EXECUTE waiting({args})")]
+        await conn.rollback()
     print("plan of the waiting-tickets query:")
     for line in plan:
         print("   ", line)
