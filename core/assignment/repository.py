@@ -55,7 +55,7 @@ async def open_loads(session: AsyncSession, user_ids: Collection[int], statuses:
     return {int(uid): int(n) for uid, n in rows if uid is not None}
 
 
-def waiting_query(team_id: int, limit: int, languages: Collection[str] | None) -> Select[tuple[Ticket]]:
+def waiting_query(team_id: int, limit: int, languages: Collection[str] | None) -> Select[Ticket]:
     """The statement of `waiting_tickets` (the benchmark explains it)."""
     # The partial index's predicate written out as it is in the index, never as bound parameters: a generic plan
     # (PostgreSQL's prepared statements) or SQLite could not prove a parameterised `status = ?` implies it.
