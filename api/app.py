@@ -48,6 +48,7 @@ from core.attachments.sweep import sweep_job
 from core.calendars import service as calendar_service
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db.session import create_engine, create_sessionmaker
+from core.errors import ConflictError
 from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
 from core.jobs import JobRegistry
@@ -70,8 +71,9 @@ async def seed_calendars(session: AsyncSession) -> None:
     try:
         async with session.begin():
             await calendar_service.seed_defaults(session)
-    except IntegrityError:
-        # Another instance seeded at the same moment; its calendars are there now.
+    except (IntegrityError, ConflictError):
+        # Another instance seeded at the same moment; its calendars are there now. (Its commit can land between
+        # our "none yet" and our insert, where the service's own name check refuses first: a ConflictError.)
         await session.rollback()
 
 
