@@ -32,6 +32,7 @@ from api.routers import (
     nlu_admin,
     orders,
     outbox,
+    presence,
     rest_channel,
     sla,
     telegram,
@@ -42,12 +43,14 @@ from api.settings import Settings, get_settings
 from api.state import AppState
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.registry import build_channels
+from core.assignment.job import AssignmentRunner
 from core.attachments.store import open_store
 from core.attachments.sweep import sweep_job
 from core.bot_lifecycle.service import BOT_RESOLVE, resolve_quiet_ticket
 from core.calendars import service as calendar_service
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db.session import create_engine, create_sessionmaker
+from core.errors import ConflictError
 from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
 from core.jobs import JobRegistry
@@ -71,8 +74,9 @@ async def seed_calendars(session: AsyncSession) -> None:
     try:
         async with session.begin():
             await calendar_service.seed_defaults(session)
-    except IntegrityError:
-        # Another instance seeded at the same moment; its calendars are there now.
+    except (IntegrityError, ConflictError):
+        # Another instance seeded at the same moment; its calendars are there now. (Its commit can land between
+        # our "none yet" and our insert, where the service's own name check refuses first: a ConflictError.)
         await session.rollback()
 
 
@@ -162,6 +166,10 @@ def create_app(
             state.due_tasks = DueTaskRunner(sessionmaker, state.task_handlers, clock=jobs_clock, bus=bus,
                                             runner_id=instance_id)
             jobs.start(state.due_tasks.job(settings.due_tasks_poll_seconds))
+            assignment = AssignmentRunner(sessionmaker, bus, jobs_clock,
+                                          offline_after=timedelta(seconds=settings.core.presence_offline_seconds),
+                                          batch_size=settings.core.assignment_batch_size)
+            jobs.start(assignment.job(settings.core.assignment_seconds))
         if freeze_heap:
             gc.collect()
             gc.freeze()
@@ -191,7 +199,7 @@ def create_app(
     # The channels' ingress first: routes are matched in order, and these take the traffic.
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
-                   sla.router, nlu_admin.router, nlu_admin.corrections, attachments.router):
+                   sla.router, nlu_admin.router, nlu_admin.corrections, attachments.router, presence.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)

@@ -39,6 +39,14 @@ class CoreSettings(BaseModel):
         description="Most messages written in one ingest transaction (concurrent arrivals are grouped).",
     )
     max_message_chars: int = Field(default=100_000, ge=1)
+    presence_offline_seconds: float = Field(
+        default=90.0, ge=30, le=3600,
+        description="An agent without a console heartbeat (sent every 25 s) for this long is offline: no new "
+                    "tickets, and their untouched ones go back to the queue after the queue's return time.")
+    assignment_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often automatic queues' waiting tickets are handed out.")
+    assignment_batch_size: int = Field(
+        default=200, ge=1, le=5000, description="Most tickets one queue hands out in one transaction.")
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> Self:

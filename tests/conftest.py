@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import inspect
 import os
 import shutil
@@ -26,7 +27,7 @@ from core.db.migrate import upgrade
 from core.db.session import create_engine, create_sessionmaker
 from core.models import Base
 from core.users import service as users
-from core.users.models import Role, User
+from core.users.models import Role, Team, User
 from nlu.protocol import KeywordEngine
 from tests.support.net import free_port  # noqa: F401  (test modules import it from here too)
 
@@ -168,18 +169,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
     yield url  # emptied by db_engine before each test
 
 
+# The queues the first migration creates (what every fresh database starts with).
+DEFAULT_TEAMS: list[tuple[str, str]] = importlib.import_module(
+    "core.migrations.versions.0001_initial_schema").DEFAULT_TEAMS
+
+
 async def _truncate_pg(url: str) -> None:
+    """Every table emptied, then the queues the first migration creates put back as it does (same ids, every
+    setting at its default: a test that switched a queue to automatic assignment leaves nothing behind)."""
     engine = create_engine(url)
-    # Teams stay, and so do the tables only they refer to (a TRUNCATE ... CASCADE of those would empty teams).
-    kept = {"teams", "calendars"}
-    tables = [t.name for t in Base.metadata.sorted_tables if t.name not in kept]
+    tables = [t.name for t in Base.metadata.sorted_tables]
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        await conn.execute(text("UPDATE teams SET calendar_id = NULL, bot_answers_while_waiting = false, "
-                                "default_wait_minutes = 15"))
-        await conn.execute(text("DELETE FROM calendars"))
-        await conn.execute(text("DELETE FROM teams WHERE slug NOT IN "
-                                "('general', 'billing', 'technical', 'sales', 'retention')"))
+        await conn.execute(Team.__table__.insert(), [{"slug": slug, "name": name} for slug, name in DEFAULT_TEAMS])
     await engine.dispose()
 
 

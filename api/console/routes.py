@@ -31,6 +31,7 @@ from api.console.security import (
 )
 from api.deps import DbSession, IdPath, State
 from api.routers.attachments import download_response
+from core.assignment import service as assignment
 from core.attachments import service as attachment_service
 from core.attachments.schemas import AttachmentRef
 from core.audit import service as audit
@@ -59,7 +60,7 @@ from core.tickets.errors import NotAssigneeError, TicketHeldError
 from core.tickets.models import AuthorKind, Priority, Ticket, TicketStatus
 from core.tickets.schemas import ExpectedHolder, Holder
 from core.users import service as users
-from core.users.models import Role, User
+from core.users.models import AssignmentMode, Role, User
 from core.users.schemas import TeamCreate, UserCreate, UserUpdate
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -106,6 +107,15 @@ def _form_count(value: str, *, default: int) -> int | str:
     if not value:
         return default
     return int(value) if re.fullmatch(r"[0-9]{1,9}", value) else value
+
+
+def _languages(value: str) -> list[str]:
+    """Languages typed into a form: "ru, en" or "ru en" -> ["ru", "en"] (the schema checks each code)."""
+    return [code for code in re.split(r"[\s,;]+", value.strip().lower()) if code]
+
+
+def _offline_after(state: State) -> timedelta:
+    return timedelta(seconds=state.settings.core.presence_offline_seconds)
 
 
 def validated(model: type[Any], **values: Any) -> Any:
@@ -386,7 +396,26 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
         sla_events=[e for e in await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket.id),
                                                          limit=200) if e.action.startswith("sla.")],
     )
+    ctx["history"], ctx["history_people"] = await _history(session, ticket.id)
     return render(request, "ticket.html", ctx)
+
+
+async def _history(session: DbSession, ticket_id: int) -> tuple[list[Any], dict[int, User]]:
+    """The ticket's audit entries (assignments, take-overs, returns, status changes), oldest first, with the people
+    they name."""
+    entries = list(reversed(await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket_id),
+                                                     limit=100)))
+    ids = {e.actor_user_id for e in entries if e.actor_user_id}
+    for e in entries:
+        for key in ("old", "new"):
+            value = (e.data or {}).get(key)
+            if isinstance(value, int) and e.action in HISTORY_ASSIGNMENT_ACTIONS:
+                ids.add(value)
+    return entries, await users.users_by_id(session, ids)
+
+
+HISTORY_ASSIGNMENT_ACTIONS = frozenset({"ticket.take", "ticket.take_over", "ticket.assign", "ticket.auto_assign",
+                                        "ticket.return"})
 
 
 @router.get("/tickets/{ref}/live")
@@ -572,8 +601,8 @@ async def correct_intent(ref: str, message_id: IdPath, session: DbSession, user:
 
 
 @router.get("/board")
-async def board(request: Request, session: DbSession, _user: ConsoleSupervisor) -> Response:
-    data = await reports.board(session)
+async def board(request: Request, session: DbSession, state: State, _user: ConsoleSupervisor) -> Response:
+    data = await reports.board(session, online_window=_offline_after(state))
     return render(request, "board.html", {"board": data, "assignable": await users.assignable_users(session)})
 
 
@@ -624,11 +653,12 @@ async def admin_create_user(session: DbSession, actor: ConsoleAdmin, email: Anno
                             name: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
                             role: Annotated[str, Form()] = "agent", language: Annotated[str, Form()] = "en",
                             queue: Annotated[str, Form()] = "", capacity: Annotated[str, Form()] = "10",
-                            display_name: Annotated[str, Form()] = "") -> Response:
+                            display_name: Annotated[str, Form()] = "",
+                            languages: Annotated[str, Form()] = "") -> Response:
     body: UserCreate = validated(UserCreate, email=email, name=name, display_name=display_name or None,
                                  password=password, role=role,
                                  language=language, queue=queue or None,
-                                 capacity=_form_count(capacity, default=10))
+                                 capacity=_form_count(capacity, default=10), languages=_languages(languages))
     await users.create_user(session, body, actor)
     return redirect("/console/admin/users", translator(actor.language)("saved"))
 
@@ -639,22 +669,27 @@ async def admin_update_user(user_id: IdPath, session: DbSession, actor: ConsoleA
                             language: Annotated[str, Form()] = "en", queue: Annotated[str, Form()] = "",
                             capacity: Annotated[str, Form()] = "10", is_active: Annotated[str, Form()] = "",
                             password: Annotated[str, Form()] = "",
-                            display_name: Annotated[str, Form()] = "") -> Response:
+                            display_name: Annotated[str, Form()] = "",
+                            languages: Annotated[str, Form()] = "") -> Response:
     user = await users.get(session, user_id)
     # The form sends every field: an empty queue takes the user out of their queue, an empty password keeps it,
-    # an empty display name clears it.
+    # an empty display name clears it, empty languages lift the restriction.
     body: UserUpdate = validated(UserUpdate, name=name, display_name=display_name, role=role, language=language,
                                  queue=queue,
                                  capacity=_form_count(capacity, default=10), is_active=is_active == "on",
-                                 password=password or None)
+                                 password=password or None, languages=_languages(languages))
     await users.update(session, user, body, actor)
     return redirect("/console/admin/users", translator(actor.language)("saved"))
 
 
 @router.get("/admin/queues")
-async def admin_queues(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
-    return render(request, "admin_queues.html", {"section": "queues", "teams": await users.list_teams(session),
+async def admin_queues(request: Request, session: DbSession, state: State, _user: ConsoleAdmin) -> Response:
+    teams = list(await users.list_teams(session))
+    warnings = await assignment.queue_warnings(session, teams, state.clock.now(), _offline_after(state))
+    return render(request, "admin_queues.html", {"section": "queues", "teams": teams, "warnings": warnings,
+                                                 "modes": list(AssignmentMode),
                                                  "calendars": await calendar_service.list_all(session)})
+
 
 
 @router.post("/admin/queues/{slug}/handover", dependencies=[CsrfChecked])

@@ -41,10 +41,11 @@ class Viewer:
     name: str
     role: Role
     language: str
+    away: bool = False  # the header's away toggle
 
     @classmethod
     def of(cls, user: User) -> Viewer:
-        return cls(id=user.id, name=user.name, role=user.role, language=user.language)
+        return cls(id=user.id, name=user.name, role=user.role, language=user.language, away=user.away)
 
 
 class LoginRequiredError(Exception):

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import Admin, DbSession, IdPath, IdQuery, Offset, State, Supervisor
 from api.openapi import CONFLICT, NOT_FOUND
+from core.assignment import service as assignment
+from core.assignment.schemas import QueueSaved, QueueSettingsUpdate
 from core.audit import service as audit
 from core.audit.schemas import AuditRead
 from core.auth import service as login_guard
 from core.auth.schemas import LoginRestrictionRead, UnlockResult
 from core.handover import service as handover
-from core.handover.schemas import QueueHandoverUpdate
 from core.quarantine import service as quarantine_service
 from core.quarantine.schemas import QuarantineRead
 from core.routing import service as routing
@@ -52,13 +54,6 @@ async def unlock_user(user_id: IdPath, session: DbSession, actor: Admin) -> Unlo
     return UnlockResult(user_id=user.id, unlocked=await login_guard.unlock(session, user, actor))
 
 
-@router.patch("/queues/{slug}", response_model=TeamRead)
-async def update_queue(slug: str, body: QueueHandoverUpdate, session: DbSession, actor: Admin) -> TeamRead:
-    """Set the queue's hand-over settings: its calendar (business hours; null = always open), whether the bot
-    answers self-service questions of customers waiting in it, and the wait quoted before it has history."""
-    return TeamRead.model_validate(await handover.update_queue(session, slug, body, actor))
-
-
 @router.get("/queues", response_model=list[TeamRead])
 async def list_queues(session: DbSession, _user: Supervisor) -> list[TeamRead]:
     return [TeamRead.model_validate(t) for t in await users.list_teams(session)]
@@ -67,6 +62,24 @@ async def list_queues(session: DbSession, _user: Supervisor) -> list[TeamRead]:
 @router.post("/queues", response_model=TeamRead, status_code=201)
 async def create_queue(body: TeamCreate, session: DbSession, actor: Admin) -> TeamRead:
     return TeamRead.model_validate(await users.create_team(session, body.slug, body.name, actor))
+
+
+@router.patch("/queues/{slug}", response_model=QueueSaved)
+async def update_queue(slug: str, body: QueueSettingsUpdate, session: DbSession, state: State,
+                       actor: Admin) -> QueueSaved:
+    """Name, assignment mode (manual, round_robin, least_loaded) and return time of a queue, and its hand-over
+    settings: calendar (business hours; null = always open), whether the bot answers self-service questions of
+    customers waiting in it, the wait quoted before it has history. Only the fields given change. A queue
+    switched to automatic that nobody can serve now is saved with `warnings`: its tickets wait until someone is
+    online."""
+    team = await users.team_by_slug(session, slug)
+    handover_part = body.handover_part()
+    if handover_part is not None:
+        await handover.update_queue(session, slug, handover_part, actor)
+    team, warnings = await assignment.update_queue(
+        session, team, body.assignment_part(), actor, state.clock.now(),
+        timedelta(seconds=state.settings.core.presence_offline_seconds))
+    return QueueSaved.model_validate(team).model_copy(update={"warnings": warnings})
 
 
 @router.get("/routes", response_model=dict[str, str])

@@ -14,6 +14,7 @@ class AgentLoad:
     user: User
     open_count: int
     online: bool
+    presence: str = "offline"  # online, away or offline (core.assignment.schemas.Presence)
 
 
 @dataclass

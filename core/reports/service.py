@@ -17,14 +17,18 @@ from core.users.models import Role
 ONLINE_WINDOW = timedelta(minutes=5)
 
 
-async def board(session: AsyncSession, *, days: int = 14) -> Board:
-    """The board: agents and supervisors with their open tickets, the queues, tickets created per day over the
-    last `days` days, active tickets by status and the 100 longest-waiting."""
+async def board(session: AsyncSession, *, days: int = 14, online_window: timedelta = ONLINE_WINDOW) -> Board:
+    """The board: agents and supervisors with their open tickets and presence (online within `online_window`,
+    away, offline), the queues, tickets created per day over the last `days` days, active tickets by status and
+    the 100 longest-waiting."""
     now = utcnow()
     people = await users_repo.list_active(session, (Role.agent, Role.supervisor))
     load = await repository.open_per_assignee(session, ACTIVE_STATUSES)
-    agents = [AgentLoad(u, load.get(u.id, 0), u.last_seen_at is not None and now - u.last_seen_at < ONLINE_WINDOW)
-              for u in people]
+    agents = []
+    for u in people:
+        online = u.last_seen_at is not None and now - u.last_seen_at < online_window
+        agents.append(AgentLoad(u, load.get(u.id, 0), online, "offline" if not online else
+                                "away" if u.away else "online"))
 
     counts = await repository.per_team(session, ACTIVE_STATUSES)
     queues = []

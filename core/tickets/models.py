@@ -70,6 +70,9 @@ def parse_ticket_ref(ref: str) -> int | None:
     return parse_id(ref) if ref[:1].isascii() and ref[:1].isdigit() else parse_ticket_number(ref)
 
 
+WAITING_SQL = "assignee_id IS NULL AND merged_into_id IS NULL AND status = 'open'"
+
+
 class Ticket(Base):
     """An appeal (eTOM Problem Handling). Its human number is derived from the id: T-000123."""
 
@@ -83,6 +86,9 @@ class Ticket(Base):
         Index("ix_tickets_active_sla_due", "sla_due_at", "id",
               postgresql_where=text("status IN ('new', 'open', 'pending') AND merged_into_id IS NULL"),
               sqlite_where=text("status IN ('new', 'open', 'pending') AND merged_into_id IS NULL")),
+        # The tickets automatic assignment looks for: open, unassigned, unmerged; a small slice of the table.
+        Index("ix_tickets_waiting", "team_id", "created_at", postgresql_where=text(WAITING_SQL),
+              sqlite_where=text(WAITING_SQL)),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
@@ -104,6 +110,8 @@ class Ticket(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_customer_message_at: Mapped[datetime | None]
     first_response_at: Mapped[datetime | None]
+    # When the current assignee got the ticket (an offline assignee's untouched tickets go back to the queue).
+    assigned_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     # Resolved by the bot's quiet-time rule (core/bot_lifecycle), not by a person: what containment counts.

@@ -235,18 +235,28 @@ async def assign(session: AsyncSession, ticket: Ticket, assignee: User | None, a
     return await _assign(session, ticket, assignee, actor, action="ticket.assign")
 
 
-async def _assign(session: AsyncSession, ticket: Ticket, assignee: User | None, actor: User, *, action: str
-                  ) -> Ticket:
+async def system_assign(session: AsyncSession, ticket: Ticket, assignee: User | None, *, action: str,
+                        kind: str = "assigned", **data: Any) -> Ticket:
+    """No person's doing (automatic assignment, an offline agent's ticket going back to its queue): give the
+    ticket to `assignee`, or back to its queue with None. Audited as `action` with `data` and no actor."""
+    _ensure_workable(ticket)
+    return await _assign(session, ticket, assignee, None, action=action, kind=kind, **data)
+
+
+async def _assign(session: AsyncSession, ticket: Ticket, assignee: User | None, actor: User | None, *, action: str,
+                  kind: str = "assigned", **data: Any) -> Ticket:
     old = ticket.assignee_id
     ticket.assignee_id = assignee.id if assignee else None
     ticket.assignee = assignee
     if assignee is not None and ticket.status in (TicketStatus.new, TicketStatus.bot, TicketStatus.pending):
         transition(ticket, TicketStatus.open)
     ticket.updated_at = utcnow()
-    audit.record(session, actor, action, "ticket", ticket.id, old=old, new=ticket.assignee_id)
-    emit(session, Topic.TICKETS, TicketChanged.of(ticket, "assigned"))
+    if ticket.assignee_id != old:
+        ticket.assigned_at = ticket.updated_at if assignee is not None else None
+    audit.record(session, actor, action, "ticket", ticket.id, old=old, new=ticket.assignee_id, **data)
+    emit(session, Topic.TICKETS, TicketChanged.of(ticket, kind))
     await sla.track(session, ticket)
-    if old is not None and old not in (ticket.assignee_id, actor.id):
+    if actor is not None and old is not None and old not in (ticket.assignee_id, actor.id):
         # Someone else moved the ticket away from its holder: their open pages tell them.
         emit(session, Topic.TICKETS, TicketTakenOver(ticket.id, ticket.number, old, ticket.assignee_id,
                                                      assignee.name if assignee else None))
@@ -261,6 +271,7 @@ async def transfer(session: AsyncSession, ticket: Ticket, team: Team, actor: Use
     ticket.team = team
     ticket.assignee_id = None
     ticket.assignee = None
+    ticket.assigned_at = None
     if ticket.status in (TicketStatus.new, TicketStatus.bot):
         transition(ticket, TicketStatus.open)
     ticket.updated_at = utcnow()

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db.base import Base, utcnow
+from core.db.base import Base, JSONType, utcnow
 
 
 class Role(enum.StrEnum):
@@ -17,6 +17,14 @@ class Role(enum.StrEnum):
     @property
     def rank(self) -> int:
         return {"agent": 1, "supervisor": 2, "admin": 3}[self.value]
+
+
+class AssignmentMode(enum.StrEnum):
+    """How a queue's waiting tickets reach agents (core/assignment)."""
+
+    manual = "manual"  # agents take them
+    round_robin = "round_robin"  # the next eligible agent after the last one given a ticket
+    least_loaded = "least_loaded"  # the eligible agent with the fewest open tickets
 
 
 def str_enum(cls: type[enum.StrEnum]) -> Enum:
@@ -38,6 +46,13 @@ class Team(Base):
     calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendars.id", ondelete="SET NULL"))
     bot_answers_while_waiting: Mapped[bool] = mapped_column(Boolean, default=False)
     default_wait_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    assignment_mode: Mapped[AssignmentMode] = mapped_column(str_enum(AssignmentMode),
+                                                            default=AssignmentMode.manual)
+    # An offline agent's untouched tickets go back to the queue after this long (automatic queues).
+    return_after_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    # Round robin's pointer: the agent last given a ticket here (no foreign key: a deleted agent's id still
+    # orders the next one after it).
+    last_assigned_user_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class User(Base):
@@ -55,6 +70,11 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime | None]
+    # Languages the agent answers in (["ru", "en"]); empty: no restriction, any ticket's language.
+    languages: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Set by the agent: no new tickets are assigned while away, the ones held stay.
+    away: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_assigned_at: Mapped[datetime | None]
 
     team: Mapped[Team | None] = relationship(lazy="raise")
 

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from core.users.models import Role
+from core.users.models import AssignmentMode, Role
+
+
+def _distinct(codes: list[str]) -> list[str]:
+    return list(dict.fromkeys(codes))
+
+
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}$", description="An ISO 639 code: ru, en")]
+Languages = Annotated[list[LanguageCode], Field(max_length=20), AfterValidator(_distinct)]
+"""The languages an agent answers in; empty: any ticket's language."""
 
 
 class LoginRequest(BaseModel):
@@ -32,6 +42,9 @@ class UserRead(BaseModel):
     capacity: int
     is_active: bool
     created_at: datetime
+    languages: list[str] = Field(default_factory=list)
+    away: bool = False
+    last_seen_at: datetime | None = None
 
 
 class UserCreate(BaseModel):
@@ -44,6 +57,7 @@ class UserCreate(BaseModel):
     language: str = Field(default="en", pattern="^(en|ru)$")
     queue: str | None = None
     capacity: StrictInt = Field(default=10, ge=0, le=1000)
+    languages: Languages = Field(default_factory=list)
 
     @field_validator("display_name")
     @classmethod
@@ -62,6 +76,7 @@ class UserUpdate(BaseModel):
     language: str | None = Field(default=None, pattern="^(en|ru)$")
     queue: str | None = None  # a queue's slug; "" takes the user out of every queue (as in UserCreate)
     capacity: StrictInt | None = Field(default=None, ge=0, le=1000)
+    languages: Languages | None = None
     is_active: bool | None = None
     password: str | None = Field(default=None, min_length=8, max_length=1024)
 
@@ -98,6 +113,8 @@ class TeamRead(BaseModel):
     calendar_id: int | None = None  # hand-over settings (core/handover): business hours, null = always open
     bot_answers_while_waiting: bool = False
     default_wait_minutes: int = 15
+    assignment_mode: AssignmentMode = AssignmentMode.manual
+    return_after_minutes: int = 15
 
 
 class TeamCreate(BaseModel):

@@ -70,14 +70,14 @@ async def team_by_slug(session: AsyncSession, slug: str) -> Team:
 async def create(
     session: AsyncSession, *, email: str, name: str, password: str, role: Role = Role.agent,
     language: str = "en", team: Team | None = None, capacity: int = 10, actor: User | None = None,
-    display_name: str | None = None,
+    display_name: str | None = None, languages: list[str] | None = None,
 ) -> User:
     email = email.strip().lower()
     if await get_by_email(session, email) is not None:
         raise ConflictError(f"a user with email {email} already exists")
     user = User(email=email, name=name, display_name=display_name, password_hash=hash_password(password),
                 role=role, language=language, team_id=team.id if team else None, capacity=capacity,
-                is_active=True, created_at=utcnow())
+                is_active=True, created_at=utcnow(), languages=list(languages or []), away=False)
     user.team = team
     session.add(user)
     await session.flush()
@@ -90,7 +90,7 @@ async def create_user(session: AsyncSession, body: UserCreate, actor: User | Non
     team = await team_by_slug(session, body.queue) if body.queue else None
     return await create(session, email=body.email, name=body.name, password=body.password, role=body.role,
                         language=body.language, team=team, capacity=body.capacity, actor=actor,
-                        display_name=body.display_name)
+                        display_name=body.display_name, languages=body.languages)
 
 
 async def update(session: AsyncSession, user: User, body: UserUpdate, actor: User) -> User:
@@ -118,6 +118,9 @@ async def update(session: AsyncSession, user: User, body: UserUpdate, actor: Use
     if body.display_name is not None and user.display_name != (body.display_name or None):
         changed["display_name"] = body.display_name
         user.display_name = body.display_name or None
+    if body.languages is not None and body.languages != list(user.languages or []):
+        changed["languages"] = ",".join(body.languages)
+        user.languages = list(body.languages)
     if body.queue is not None:
         team = await team_by_slug(session, body.queue) if body.queue else None
         if user.team_id != (team.id if team else None):

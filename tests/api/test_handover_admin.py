@@ -49,7 +49,8 @@ async def test_queue_handover_settings_and_the_calendar_in_use(app_client: httpx
         "calendar_id": office, "bot_answers_while_waiting": True, "default_wait_minutes": 30})
     assert r.status_code == 200, r.text
     assert r.json() | {"id": 0} == {"id": 0, "slug": "billing", "name": r.json()["name"], "calendar_id": office,
-                                    "bot_answers_while_waiting": True, "default_wait_minutes": 30}
+                                    "bot_answers_while_waiting": True, "default_wait_minutes": 30,
+                                    "assignment_mode": "manual", "return_after_minutes": 15, "warnings": []}
     queues = {q["slug"]: q for q in (await app_client.get("/admin/queues", headers=h)).json()}
     assert queues["billing"]["calendar_id"] == office and queues["general"]["calendar_id"] is None
 

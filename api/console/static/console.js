@@ -6,6 +6,18 @@
   document.documentElement.classList.add("js");
   var body = document.body;
 
+  // Presence: while a console page is open the agent is online (automatic assignment gives work only to them).
+  var heartbeatUrl = body.getAttribute("data-heartbeat-url");
+  if (heartbeatUrl) {
+    var beat = function () {
+      fetch(heartbeatUrl, { method: "POST", credentials: "same-origin",
+        headers: { "X-Requested-With": "fetch", "X-CSRF-Token": body.getAttribute("data-csrf") || "" } })
+        .catch(function () { /* offline for a moment: the next beat tries again */ });
+    };
+    beat();
+    window.setInterval(beat, 25000);
+  }
+
   // Submit the language switch as soon as a language is chosen.
   document.querySelectorAll("form.js-autosubmit select").forEach(function (el) {
     el.addEventListener("change", function () { el.form.submit(); });

@@ -1,0 +1,1 @@
+"""Automatic assignment: queue modes, agents' presence (online, away, offline) and languages, returns."""

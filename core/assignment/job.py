@@ -1,0 +1,73 @@
+"""The assignment job: every second (and on any ticket change), one leased run over the automatic queues."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.assignment import repository, service
+from core.clock import Clock
+from core.events import EventBus, Topic, discard_pending, take_pending
+from core.jobs import Every, Job, JobContext
+
+JOB_NAME = "assignment"
+
+
+@dataclass
+class AssignmentStats:
+    runs: int = 0
+    assigned: int = 0
+    returned: int = 0
+
+
+class AssignmentRunner:
+    """Runs each automatic queue in a transaction of its own and publishes its events after the commit."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: EventBus | None, clock: Clock, *,
+                 offline_after: timedelta, batch_size: int = 200) -> None:
+        self.sessionmaker = sessionmaker
+        self.bus = bus
+        self.clock = clock
+        self.offline_after = offline_after
+        self.batch_size = batch_size
+        self.stats = AssignmentStats()
+
+    async def run_once(self) -> bool:
+        """One pass over the automatic queues; True when some queue handed out a full batch (more may wait)."""
+        async with self.sessionmaker() as session:
+            queue_ids = await repository.automatic_queue_ids(session)
+        more = False
+        for team_id in queue_ids:
+            async with self.sessionmaker() as session:
+                try:
+                    async with session.begin():
+                        result = await service.run_queue(session, team_id, self.clock.now(), self.offline_after,
+                                                         self.batch_size)
+                except BaseException:
+                    discard_pending(session)
+                    raise
+                if self.bus is not None:
+                    self.bus.publish_all(take_pending(session))
+                else:
+                    discard_pending(session)
+            self.stats.assigned += result.assigned
+            self.stats.returned += result.returned
+            more = more or result.more
+        self.stats.runs += 1
+        return more
+
+    async def tick(self, ctx: JobContext) -> bool:
+        return await self.run_once()
+
+    def details(self) -> dict[str, Any]:
+        return {"assigned": self.stats.assigned, "returned": self.stats.returned}
+
+    def job(self, every_seconds: float) -> Job:
+        """Leased (one instance hands out at a time; the row locks hold even if two runs overlap), and woken by
+        ticket changes (an escalation, a closed ticket freeing a place) after a short gathering pause."""
+        return Job(JOB_NAME, tick=self.tick, schedule=Every(every_seconds), lease=JOB_NAME,
+                   standby_seconds=every_seconds, wake_topics=(Topic.TICKETS,), gather_seconds=0.2,
+                   details=self.details)
