@@ -48,7 +48,8 @@ TARGET_FIELDS = ("first_response_minutes", "next_response_minutes", "resolution_
 WHOLE = re.compile(r"-?[0-9]{1,9}")
 DECIMAL = re.compile(r"-?[0-9]{1,9}(?:[.,][0-9]{1,6})?")
 CLOSED_WORDS = frozenset({"closed", "выходной", "закрыто", "-", "—"})
-HOURS_LIKE = re.compile(r"[0-9:.\-–]+")
+# A token taken for hours (then checked strictly): digits with a ":" or a dash; "9" or "9 May" starts a note.
+HOURS_LIKE = re.compile(r"[0-9.]*[0-9][:\-–][0-9:.\-–,;]*")
 
 
 def _is_admin(user: User) -> bool:
@@ -281,10 +282,11 @@ def _exceptions(text: str, _: Translator) -> list[dict[str, Any]]:
                                         field="exceptions") from None
         hours: list[str] = []
         rest = tokens[1:]
-        while rest and (rest[0].lower() in CLOSED_WORDS or HOURS_LIKE.fullmatch(rest[0].rstrip(",;"))):
-            token = rest.pop(0)
-            if token.lower() not in CLOSED_WORDS:
-                hours += _intervals(token, _("calendars.line", line=number), _)
+        if rest and rest[0].lower() in CLOSED_WORDS:
+            rest.pop(0)  # closed all day: what follows is the note, whatever it starts with
+        else:
+            while rest and HOURS_LIKE.fullmatch(rest[0].rstrip(",;")):
+                hours += _intervals(rest.pop(0), _("calendars.line", line=number), _)
         items.append({"day": day, "hours": hours, "note": " ".join(rest) or None})
     return items
 

@@ -35,6 +35,12 @@ def text_of(page: httpx.Response) -> str:
     return html.unescape(page.text)
 
 
+def found(pattern: str, page: str) -> str:
+    match = re.search(pattern, page, re.S)
+    assert match, pattern
+    return html.unescape(match.group(1))
+
+
 def policy_form(calendar: int, **changes: str | list[str]) -> dict[str, str | list[str]]:
     form: dict[str, str | list[str]] = {
         "name": "VIP technical", "position": "20", "enabled": "on", "calendar_id": str(calendar),
@@ -90,8 +96,8 @@ async def test_admin_creates_edits_and_deletes_a_policy(
     assert await flash_after(client, r) == ("info", "SLA policy “VIP” saved.")
     async with sessionmaker() as s:
         changed = await sla.get_policy(s, policy.id)
-    assert (changed.name, changed.position, changed.enabled, changed.channels, changed.next_response_minutes,
-            changed.warning_share) == ("VIP", 5, False, [], None, pytest.approx(0.5))
+    assert (changed.name, changed.position, changed.enabled, changed.channels) == ("VIP", 5, False, [])
+    assert changed.next_response_minutes is None and changed.warning_share == pytest.approx(0.5)
 
     confirm = await client.get(f"{SLA}/{policy.id}/delete")
     assert confirm.status_code == 200 and "Delete the SLA policy “VIP”?" in confirm.text
@@ -318,3 +324,29 @@ async def test_the_forms_and_their_reasons_in_russian(
     async with sessionmaker() as s:
         made = calendars.read(await calendars.get_by_name(s, "Праздники"))
     assert [(e.hours, e.note) for e in made.exceptions] == [([], "Новый год")]
+
+
+async def test_the_shipped_production_calendar_saves_back_unchanged_and_notes_may_start_with_a_number(
+        client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await login(client, people.admin.email)
+    office = await calendar_id(sessionmaker, "Russia, office hours (Moscow)")
+    async with sessionmaker() as s:
+        before = calendars.read(await calendars.get(s, office))
+    page = await client.get(f"{CALENDARS}/{office}")
+    exceptions = found(r'<textarea name="exceptions"[^>]*>(.*?)</textarea>', page.text)
+    weekly = {f"weekly.{d}": found(rf'name="weekly.{d}" value="([^"]*)"', page.text)
+              for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    form = {"name": before.name, "time_zone": before.time_zone, "exceptions": exceptions, **weekly}
+    r = await post_form(client, f"{CALENDARS}/{office}", f"{CALENDARS}/{office}", form)
+    assert r.status_code == 303, text_of(r)[:2000]
+    async with sessionmaker() as s:
+        after = calendars.read(await calendars.get(s, office))
+    assert after.weekly == before.weekly and after.exceptions == before.exceptions
+
+    r = await post_form(client, f"{CALENDARS}/{office}", f"{CALENDARS}/{office}", {
+        **form, "exceptions": "2026-05-09 closed 9 May, Victory Day\n2026-05-08 09:00-17:00 8 May, shortened"})
+    assert r.status_code == 303, text_of(r)[:2000]
+    async with sessionmaker() as s:
+        after = calendars.read(await calendars.get(s, office))
+    assert [(e.day.isoformat(), e.hours, e.note) for e in after.exceptions] == [
+        ("2026-05-08", ["09:00-17:00"], "8 May, shortened"), ("2026-05-09", [], "9 May, Victory Day")]
