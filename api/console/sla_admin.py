@@ -128,17 +128,15 @@ def _policy_form_of(policy: SlaPolicyRead) -> dict[str, Any]:
 
 
 def _policy_values(data: dict[str, Any]) -> dict[str, Any]:
-    """Form values -> the schema's fields; every field is sent, so an edit can also clear a target or a match."""
-    values: dict[str, Any] = {
+    """Form values -> the schema's fields; every field is sent, so an edit can also clear a target or a match (an
+    empty order keeps the policy's; a new one gets the service's default)."""
+    return {
         "name": data["name"], "position": _number(data["position"]), "enabled": data["enabled"],
         "queues": data["queues"], "priorities": data["priorities"], "channels": data["channels"],
         "intents": data["intents"], "calendar_id": _number(data["calendar_id"]),
         "warning_share": _share(data["warning_percent"]),
         **{name: _number(data[name]) for name in TARGET_FIELDS},
         **{level: {**data[level], "move_to_queue": data[level]["move_to_queue"] or None} for level in LEVELS}}
-    if values["position"] is None:
-        values["position"] = 100
-    return values
 
 
 async def _policy_page(request: Request, session: DbSession, user: User, form: dict[str, Any],
