@@ -99,12 +99,22 @@ async def test_admin_creates_edits_and_deletes_a_policy(
     assert (changed.name, changed.position, changed.enabled, changed.channels) == ("VIP", 5, False, [])
     assert changed.next_response_minutes is None and changed.warning_share == pytest.approx(0.5)
 
+    r = await post_form(client, f"{SLA}/{policy.id}", f"{SLA}/{policy.id}", policy_form(always, name="VIP",
+                                                                                      position=""))
+    assert r.status_code == 303
+    async with sessionmaker() as s:
+        assert (await sla.get_policy(s, policy.id)).position == 5  # an empty order keeps the policy's
+
     confirm = await client.get(f"{SLA}/{policy.id}/delete")
     assert confirm.status_code == 200 and "Delete the SLA policy “VIP”?" in confirm.text
     r = await post_form(client, f"{SLA}/{policy.id}/delete", f"{SLA}/{policy.id}/delete", {})
     assert await flash_after(client, r) == ("info", "SLA policy “VIP” deleted.")
     assert await policy_named(sessionmaker, "VIP") is None
     assert (await client.get(f"{SLA}/{policy.id}")).status_code == 404
+    r = await client.post(f"{SLA}/{policy.id}", data={"csrf_token": csrf_of(confirm.text), **policy_form(always)})
+    assert await flash_after(client, r) == ("error", f"SLA policy {policy.id} not found")
+    assert await policy_named(sessionmaker, "VIP technical") is None
+    assert (await client.get(f"{CALENDARS}/999999")).status_code == 404
 
 
 @pytest.mark.parametrize(("changes", "status", "reason", "kept"), [
@@ -119,6 +129,8 @@ async def test_admin_creates_edits_and_deletes_a_policy(
     ({"first_response_minutes": "", "next_response_minutes": "", "resolution_minutes": ""}, 422,
      "an SLA policy needs at least one target", 'value="VIP technical"'),
     ({"name": "Taken"}, 409, "an SLA policy named 'Taken' already exists", 'value="Taken"'),
+    ({"on_warning.move_to_queue": "nowhere"}, 422, "unknown queue(s) in on_warning.move_to_queue: nowhere",
+     'name="resolution_minutes" inputmode="numeric" value="480"'),
 ])
 async def test_a_refused_policy_shows_the_reason_and_keeps_the_input(
         client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession],
