@@ -778,14 +778,6 @@ async def admin_channels(request: Request, session: DbSession, state: State, _us
         "channel": channel or ""})
 
 
-@router.get("/admin/sla")
-async def admin_sla(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
-    """The SLA policies in match order (they are edited through the API: /admin/sla-policies)."""
-    policies = await sla_service.policies_read(session, await sla_service.list_policies(session))
-    calendars = {c.id: c.name for c in await calendar_service.list_all(session)}
-    return render(request, "admin_sla.html", {"section": "sla", "policies": policies, "calendars": calendars})
-
-
 @router.get("/admin/audit")
 async def admin_audit(request: Request, session: DbSession, _user: ConsoleAdmin,
                       entity_type: str | None = None, actor: str | None = None,

@@ -27,6 +27,12 @@ async def list_all(session: AsyncSession) -> Sequence[Calendar]:
     return (await session.scalars(select(Calendar).order_by(Calendar.name, Calendar.id))).all()
 
 
+async def list_with_exceptions(session: AsyncSession) -> Sequence[Calendar]:
+    """Every calendar with its dated exceptions (what "open now" and "next opening" are counted from)."""
+    stmt = select(Calendar).order_by(Calendar.name, Calendar.id).options(selectinload(Calendar.exceptions))
+    return (await session.scalars(stmt)).all()
+
+
 async def count(session: AsyncSession) -> int:
     return (await session.scalar(select(func.count()).select_from(Calendar))) or 0
 

@@ -44,6 +44,11 @@ def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+def zone_names() -> list[str]:
+    """The IANA zone names a calendar can take, sorted (what a form offers)."""
+    return sorted(_zone_names())
+
+
 def validate_time_zone(name: str) -> ZoneInfo:
     """An IANA zone name -> its ZoneInfo; anything else (a path, an abbreviation, a typo) is a 422."""
     if name not in _zone_names():
