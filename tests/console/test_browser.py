@@ -9,12 +9,15 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.calendars import service as calendar_service
 from core.canned import service as canned_service
 from core.canned.schemas import CannedResponseCreate
 from core.customers.models import ChannelIdentity
 from core.ingest.schemas import InboundMessage, SenderInfo
 from core.orders import service as orders
 from core.quarantine.models import QuarantinedPayload
+from core.sla import service as sla_service
+from core.sla.schemas import SlaPolicyCreate
 from core.users.models import User
 from tests.conftest import REST_HEADERS, rest_message
 from tests.console.conftest import LiveServer, People
@@ -139,6 +142,12 @@ async def seed_demo(server: LiveServer, sessionmaker: async_sessionmaker[AsyncSe
     """A few tickets on several channels, an order and canned responses, for the screenshots."""
     ingest = server.app.state.switchboard.ingest
     numbers = []
+    async with sessionmaker() as session, session.begin():
+        # An SLA on every escalated ticket, so the inbox shows its countdowns.
+        calendar = next(c for c in await calendar_service.list_all(session)
+                        if c.name == calendar_service.ALWAYS_OPEN)
+        await sla_service.create_policy(session, SlaPolicyCreate(
+            name="Standard", calendar_id=calendar.id, first_response_minutes=60, resolution_minutes=8 * 60), admin)
     samples = [
         ("email", "ivan@example.ru", "Иван Петров", "У меня не работает интернет с утра, роутер мигает красным",
          "Не работает интернет"),
@@ -210,7 +219,7 @@ async def test_supervisor_board_and_screenshots(
 
     context, page, dialogs = await new_page(browser, live_server)
     await sign_in(page, "admin@test.example")
-    for name in ("users", "canned", "routing", "channels", "audit"):
+    for name in ("users", "queues", "canned", "routing", "sla", "calendars", "channels", "audit"):
         response = await page.goto(f"/console/admin/{name}")
         assert response is not None and response.status == 200
         await shot(page, tmp_path, f"admin-{name}")
