@@ -25,20 +25,13 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402 - after the path is set
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.ingest import admin_sql_async  # noqa: E402
 from core.assignment import repository, service  # noqa: E402
 from core.db.base import utcnow  # noqa: E402
 from core.db.migrate import upgrade  # noqa: E402
 from core.db.session import create_engine, create_sessionmaker  # noqa: E402
 
 OFFLINE = timedelta(seconds=90)
-
-
-async def admin(url: str, sql: str) -> None:
-    engine = create_engine(url)
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(sql))
-    await engine.dispose()
 
 
 async def fill(url: str, tickets: int, waiting: int) -> int:
@@ -123,7 +116,7 @@ async def main() -> None:
     args = parser.parse_args()
     name = f"sb_bench_assign_{uuid.uuid4().hex[:8]}"
     url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
-    await admin(args.postgres, f'CREATE DATABASE "{name}"')
+    await admin_sql_async(args.postgres, f'CREATE DATABASE "{name}"')
     try:
         await asyncio.to_thread(upgrade, url)
         started = time.perf_counter()
@@ -131,7 +124,7 @@ async def main() -> None:
         print(f"filled {args.tickets} tickets ({args.waiting} waiting) in {time.perf_counter() - started:.0f} s")
         await measure(url, team_id, args.batch, args.rounds)
     finally:
-        await admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin_sql_async(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import event, select, text  # noqa: E402 - after the path is set
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.ingest import admin_sql_async  # noqa: E402
 from core.config import CoreSettings  # noqa: E402
 from core.db.migrate import upgrade_async  # noqa: E402
 from core.db.session import create_engine, create_sessionmaker  # noqa: E402
@@ -47,14 +48,6 @@ SELECT (SELECT min(id) FROM customers) + g % 1000, 'bench', CASE WHEN g % 50 = 0
        END, false
 FROM generate_series(1, :n) g;
 """
-
-
-async def admin(url: str, sql: str) -> None:
-    engine = create_engine(url)
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(sql))
-    await engine.dispose()
 
 
 async def reads(url: str, tickets: int) -> None:
@@ -128,13 +121,13 @@ async def main() -> None:
     args = parser.parse_args()
     name = f"sb_bench_handover_{uuid.uuid4().hex[:8]}"
     url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
-    await admin(args.postgres, f'CREATE DATABASE "{name}"')
+    await admin_sql_async(args.postgres, f'CREATE DATABASE "{name}"')
     try:
         await upgrade_async(url)
         await statements_per_batch(url)
         await reads(url, args.tickets)
     finally:
-        await admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin_sql_async(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -188,19 +188,21 @@ def private_database(server_url: str) -> tuple[str, str]:
     return make_url(server_url).set(database=name).render_as_string(hide_password=False), name
 
 
-def admin_sql(server_url: str, sql: str) -> None:
+async def admin_sql_async(server_url: str, sql: str) -> None:
+    """One statement outside a transaction (CREATE/DROP DATABASE, ANALYZE) on the given server."""
     from sqlalchemy import text
 
     from core.db.session import create_engine
 
-    async def run() -> None:
-        engine = create_engine(server_url)
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(sql))
-        await engine.dispose()
+    engine = create_engine(server_url)
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(sql))
+    await engine.dispose()
 
-    asyncio.run(run())
+
+def admin_sql(server_url: str, sql: str) -> None:
+    asyncio.run(admin_sql_async(server_url, sql))
 
 
 def prepare(url: str) -> None:

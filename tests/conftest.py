@@ -29,6 +29,7 @@ from core.models import Base
 from core.users import service as users
 from core.users.models import Role, Team, User
 from nlu.protocol import KeywordEngine
+from tests.redis_helpers import PrivateRedis
 from tests.support.net import free_port  # noqa: F401  (test modules import it from here too)
 
 # An async test that hangs is cancelled inside its own coroutine a minute before pytest-timeout would fire: its
@@ -274,3 +275,12 @@ REST_HEADERS = {"X-Api-Key": REST_KEY}
 def rest_message(ext_id: str, text: str, sender: str = "cust-1", **extra: Any) -> dict[str, Any]:
     return {"external_message_id": ext_id, "sender": {"external_id": sender, "name": "Test Customer"},
             "text": text, **extra}
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    """A redis-server of the test's own on a free port (killed and restarted by outage tests)."""
+    server = PrivateRedis(tmp_path / "redis")
+    await server.start()
+    yield server
+    server.kill()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from tests.conftest import free_port
+from tests.support.net import free_port
 from tests.support.waiting import wait_for
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from core.handover.schemas import QueueHandoverUpdate
 from core.users.models import AssignmentMode
-from core.users.schemas import Languages
+from core.users.schemas import Languages, trimmed_name
 
 
 class Presence(enum.StrEnum):
@@ -37,9 +37,7 @@ class QueueUpdate(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("a name is 1 to 200 characters, not only spaces")
-        return value.strip() if value is not None else None
+        return trimmed_name(value)
 
 
 class QueueSettingsUpdate(QueueUpdate, QueueHandoverUpdate):

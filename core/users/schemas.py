@@ -83,16 +83,21 @@ class UserUpdate(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_not_blank(cls, value: str | None) -> str | None:
-        # Both front ends store the name trimmed; one of spaces only would show as an empty cell.
-        if value is not None and not value.strip():
-            raise ValueError("a name is 1 to 200 characters, not only spaces")
-        return value.strip() if value is not None else None
+        return trimmed_name(value)
 
     @field_validator("display_name")
     @classmethod
     def _display_name(cls, value: str | None) -> str | None:
         # Kept as "" when cleared, so that "clear it" is told apart from "not given" (None).
         return None if value is None else (clean_display_name(value) or "")
+
+
+def trimmed_name(value: str | None) -> str | None:
+    """A person's or queue's name as stored: trimmed (both front ends store it so); one of spaces only would show
+    as an empty cell, so it is refused."""
+    if value is not None and not value.strip():
+        raise ValueError("a name is 1 to 200 characters, not only spaces")
+    return value.strip() if value is not None else None
 
 
 def clean_display_name(value: str | None) -> str | None:

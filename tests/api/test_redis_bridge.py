@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,14 +81,6 @@ async def drain(queue: asyncio.Queue[Event], until: Any, timeout: float = 20.0) 
         while not got or not until(got[-1]):
             got.append(await queue.get())
     return got
-
-
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis")
-    await server.start()
-    yield server
-    server.kill()
 
 
 async def test_publishes_during_a_partition_are_retried_then_delivered(private_redis: PrivateRedis) -> None:

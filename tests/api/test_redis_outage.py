@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,14 +128,6 @@ def models(tmp_path: Path, trained_model_dir: Path) -> tuple[Path, str, str]:
     shutil.copytree(path / first, path / second)
     EmbeddedEngine(path).activate(second)
     return path, first, second
-
-
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis")
-    await server.start()
-    yield server
-    server.kill()
 
 
 async def test_three_instances_through_a_redis_outage(pg_url: str, tmp_path: Path, models: tuple[Path, str, str],

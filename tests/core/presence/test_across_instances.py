@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from api.redis_bridge import RedisEventBridge
 from core.clock import ManualClock
@@ -15,14 +11,6 @@ from core.presence.service import PresenceRelay
 from tests.core.presence.test_service import ANNA, ticket
 from tests.redis_helpers import PrivateRedis
 from tests.support.waiting import wait_for
-
-
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis")
-    await server.start()
-    yield server
-    server.kill()
 
 
 async def test_presence_and_typing_announced_on_one_instance_reach_the_other(private_redis: PrivateRedis) -> None:
