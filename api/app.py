@@ -46,7 +46,7 @@ from channels.registry import build_channels
 from core.assignment.job import AssignmentRunner
 from core.attachments.store import open_store
 from core.attachments.sweep import sweep_job
-from core.bot_lifecycle.service import BOT_RESOLVE, resolve_quiet_ticket
+from core.bot_lifecycle.job import QuietTicketSweep
 from core.calendars import service as calendar_service
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db.session import create_engine, create_sessionmaker
@@ -134,7 +134,6 @@ def create_app(
                          model_sync=model_sync, instance_id=instance_id, files=files, nlu_extras=extras,
                          limits=Limits.build(settings, clock), clock=clock, jobs=jobs)
         app.state.switchboard = state
-        state.task_handlers.register(BOT_RESOLVE, resolve_quiet_ticket)  # bot-answered tickets resolve when quiet
         metrics.track(state)
         for adapter in registry:
             try:
@@ -170,6 +169,10 @@ def create_app(
                                           offline_after=timedelta(seconds=settings.core.presence_offline_seconds),
                                           batch_size=settings.core.assignment_batch_size)
             jobs.start(assignment.job(settings.core.assignment_seconds))
+            # Tickets the bot answered resolve (by the bot) once the customer has been quiet long enough.
+            quiet = QuietTicketSweep(sessionmaker, bus, jobs_clock,
+                                     quiet=timedelta(minutes=settings.core.bot_resolve_after_minutes))
+            jobs.start(quiet.job(settings.core.bot_resolve_sweep_seconds))
         if freeze_heap:
             gc.collect()
             gc.freeze()

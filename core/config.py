@@ -17,6 +17,9 @@ class CoreSettings(BaseModel):
         default=30.0, gt=0,
         description="A ticket the bot answered is resolved (by the bot) when the customer writes nothing more for "
                     "this long.")
+    bot_resolve_sweep_seconds: float = Field(
+        default=60.0, gt=0, description="How often the quiet tickets with the bot are looked for (the most a "
+                                         "resolution comes after its quiet time).")
     waiting_notice_minutes: float = Field(
         default=10.0, ge=0,
         description="A customer waiting for the team who asks for a person again gets a \"still with the team\" "

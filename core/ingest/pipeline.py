@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.bot_lifecycle.service import BOT_RESOLVE
 from core.config import CoreSettings
 from core.customers import repository as customer_repo
 from core.customers import service as customer_service
@@ -40,7 +39,6 @@ from core.events import MessageAdded, TicketChanged, Topic, emit
 from core.handover import service as handover
 from core.ingest import repository
 from core.ingest.schemas import InboundMessage, IngestResult
-from core.jobs import service as jobs
 from core.nlu_admin.actions import ActionTable, action_table
 from core.orders.models import Order
 from core.routing import service as routing
@@ -177,7 +175,6 @@ class IngestPipeline:
             reply_ids = await ticket_service.add_bot_replies(session, [self._bot_reply(look, w) for w in answered])
             for work, reply_id in zip(answered, reply_ids, strict=True):
                 work.replies.append(reply_id)
-            await self._schedule_bot_resolve(session, answered)
             for (index, _), work in zip(fresh, works, strict=True):
                 results[index] = self._finish(session, work)
         return [r for r in results if r is not None]
@@ -353,16 +350,6 @@ class IngestPipeline:
         if ticket.team_id is None or look.routing is None:
             return None
         return look.routing.teams_by_id.get(ticket.team_id)
-
-    async def _schedule_bot_resolve(self, session: AsyncSession, answered: Sequence[_Work]) -> None:
-        """Each ticket the bot answered (and keeps) is resolved after the quiet time unless something newer
-        happens: one statement moves every answered ticket's timer."""
-        due = utcnow() + timedelta(minutes=self.settings.bot_resolve_after_minutes)
-        tasks = [(f"ticket:{w.ticket.id}", due, {"ticket_id": w.ticket.id, "reply_id": w.replies[-1]})
-                 for w in answered
-                 if w.reply is not None and w.reply.decision.action == Action.answer and w.replies
-                 and w.ticket.status == TicketStatus.bot]
-        await jobs.reschedule_many(session, BOT_RESOLVE, tasks)
 
     @staticmethod
     def _order_number(parse: Parse | None) -> str | None:

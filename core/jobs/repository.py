@@ -133,17 +133,3 @@ async def record_failure(session: AsyncSession, task_id: int, runner: str, error
 
 async def attempts_of(session: AsyncSession, task_id: int) -> int | None:
     return (await session.scalars(select(ScheduledTask.attempts).where(ScheduledTask.id == task_id))).one_or_none()
-
-
-async def upsert_many(session: AsyncSession, kind: str, tasks: list[tuple[str, datetime, dict[str, Any]]],
-                      now: datetime) -> None:
-    """Add or move-and-rearm each (key, due, payload) of `kind`, in one statement for all of them."""
-    rows = [{"kind": kind, "key": key, "due_at": due_at, "payload": payload, "state": TaskState.pending,
-             "attempts": 0, "created_at": now} for key, due_at, payload in tasks]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(ScheduledTask).values(rows)
-    stmt = stmt.on_conflict_do_update(index_elements=["kind", "key"], set_={
-        "due_at": stmt.excluded.due_at, "payload": stmt.excluded.payload, "state": TaskState.pending,
-        "attempts": 0, "claimed_by": None, "lease_until": None, "done_at": None, "last_error": None})
-    await session.execute(stmt.execution_options(synchronize_session=False))

@@ -45,17 +45,6 @@ async def reschedule(session: AsyncSession, kind: str, key: str, due_at: datetim
     return False
 
 
-async def reschedule_many(session: AsyncSession, kind: str,
-                          tasks: list[tuple[str, datetime, dict[str, Any]]]) -> None:
-    """`reschedule` for many keys of one kind in one statement (ingest moves a timer per answered ticket)."""
-    if not tasks:
-        return
-    latest = {key: (key, due_at, payload) for key, due_at, payload in tasks}  # one row may not change twice
-    for key, due_at, _ in latest.values():
-        _check(kind, key, due_at)
-    await repository.upsert_many(session, kind, list(latest.values()), utcnow())
-
-
 async def cancel(session: AsyncSession, kind: str, key: str) -> bool:
     """Cancel (kind, key) if it has not fired; returns whether it was pending."""
     return await repository.delete_pending(session, kind, key)

@@ -71,6 +71,7 @@ def parse_ticket_ref(ref: str) -> int | None:
 
 
 WAITING_SQL = "assignee_id IS NULL AND merged_into_id IS NULL AND status = 'open'"
+BOT_SQL = "status = 'bot'"
 
 
 class Ticket(Base):
@@ -82,6 +83,8 @@ class Ticket(Base):
         Index("ix_tickets_status_team", "status", "team_id"),
         # The hand-over's expected wait reads a queue's latest first responses (core/handover/repository.py).
         Index("ix_tickets_team_first_response", "team_id", "first_response_at"),
+        # The quiet tickets with the bot, which the bot resolves (core/bot_lifecycle): only those are in it.
+        Index("ix_tickets_bot_quiet", "updated_at", postgresql_where=text(BOT_SQL), sqlite_where=text(BOT_SQL)),
         # The inbox sorted by SLA due time among active tickets (core/sla keeps sla_due_at).
         Index("ix_tickets_active_sla_due", "sla_due_at", "id",
               postgresql_where=text("status IN ('new', 'open', 'pending') AND merged_into_id IS NULL"),

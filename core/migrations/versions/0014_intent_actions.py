@@ -15,6 +15,9 @@ down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# The tickets with the bot, for the sweep that resolves the quiet ones (core/bot_lifecycle).
+BOT_SQL = "status = 'bot'"
+
 
 def upgrade() -> None:
     op.create_table(
@@ -37,9 +40,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("resolved_by_bot", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column("waiting_notice_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index("ix_tickets_team_first_response", ["team_id", "first_response_at"], unique=False)
+    op.create_index("ix_tickets_bot_quiet", "tickets", ["updated_at"], unique=False,
+                    postgresql_where=sa.text(BOT_SQL), sqlite_where=sa.text(BOT_SQL))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tickets_bot_quiet", table_name="tickets", postgresql_where=sa.text(BOT_SQL),
+                  sqlite_where=sa.text(BOT_SQL))
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_index("ix_tickets_team_first_response")
         batch_op.drop_column("waiting_notice_at")
