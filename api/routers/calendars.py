@@ -36,6 +36,7 @@ async def update_calendar(calendar_id: IdPath, body: CalendarUpdate, session: Db
     return calendars.read(await calendars.update(session, calendar_id, body, actor))
 
 
-@router.delete("/{calendar_id}", status_code=204)
+@router.delete("/{calendar_id}", status_code=204, responses={**CONFLICT})
 async def delete_calendar(calendar_id: IdPath, session: DbSession, actor: Admin) -> None:
+    """Delete a calendar; 409 naming what still counts in its hours (queues, SLA policies)."""
     await calendars.delete(session, calendar_id, actor)
