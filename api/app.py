@@ -49,6 +49,7 @@ from core.attachments.sweep import sweep_job
 from core.bot_lifecycle.service import BOT_RESOLVE, resolve_quiet_ticket
 from core.calendars import service as calendar_service
 from core.clock import SYSTEM_CLOCK, Clock
+from core.csat.service import CsatSurveys
 from core.db.session import create_engine, create_sessionmaker
 from core.errors import ConflictError
 from core.events import EventBus
@@ -163,6 +164,7 @@ def create_app(
             jobs.start(sweep_job(sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
                                  timedelta(hours=settings.upload_sweep_hours)))
             SlaTimers(jobs_clock).register(state.task_handlers)
+            CsatSurveys(settings.core, jobs_clock).register(state.task_handlers)  # satisfaction surveys
             state.due_tasks = DueTaskRunner(sessionmaker, state.task_handlers, clock=jobs_clock, bus=bus,
                                             runner_id=instance_id)
             jobs.start(state.due_tasks.job(settings.due_tasks_poll_seconds))

@@ -1,0 +1,129 @@
+"""CSAT business rules: the `csat.send` handler sends a resolved ticket's survey once; a customer answers it once.
+
+The survey is an outbound bot message with the quick replies `/csat 1` .. `/csat 5` (Telegram shows them as one
+row of inline buttons, the REST channel marks such a reply `"type": "csat"`), written through the outbox in the
+firing transaction, together with the ticket's `CsatSurvey` row: so it is sent once across restarts and instances.
+An answer sets the score once; a second one is refused ("already rated"). A score at or under
+CoreSettings.csat_low_score flags the ticket for the supervisor (history entry + a live TicketChanged "csat_low").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.audit import service as audit
+from core.clock import SYSTEM_CLOCK, Clock
+from core.config import CoreSettings
+from core.csat import repository
+from core.csat.models import CsatSurvey
+from core.csat.schedule import CSAT_SEND, QuietHours, parse_hhmm, task_key
+from core.errors import ConflictError, NotFoundError, ValidationFailedError
+from core.events import TicketChanged, Topic, emit
+from core.i18n import translator
+from core.jobs import service as tasks
+from core.jobs.tasks import DueTask, TaskHandlers
+from core.tickets import repository as ticket_repo
+from core.tickets import service as ticket_service
+from core.tickets.models import AuthorKind, Ticket, TicketStatus
+
+log = logging.getLogger(__name__)
+
+SCORES = range(1, 6)
+CSAT_PAYLOAD = "/csat"
+
+
+def quick_replies() -> list[dict[str, str]]:
+    return [{"title": str(n), "payload": f"{CSAT_PAYLOAD} {n}"} for n in SCORES]
+
+
+@dataclass
+class CsatSurveys:
+    """The `csat.send` handler with the settings it needs; `register` adds it to the app's task handlers."""
+
+    settings: CoreSettings
+    clock: Clock = field(default=SYSTEM_CLOCK)
+
+    @property
+    def quiet(self) -> QuietHours:
+        return QuietHours(parse_hhmm(self.settings.csat_quiet_from), parse_hhmm(self.settings.csat_quiet_until))
+
+    def register(self, handlers: TaskHandlers) -> None:
+        handlers.register(CSAT_SEND, self.send)
+
+    async def send(self, session: AsyncSession, task: DueTask) -> None:
+        """Send the survey of the task's ticket, unless it is no longer due one (then the task is just done)."""
+        ticket_id = task.payload.get("ticket_id")
+        if not isinstance(ticket_id, int):
+            log.warning("csat.send task without a ticket id dropped", extra={"key": task.key})
+            return
+        ticket = await ticket_repo.get(session, ticket_id, lock=True)
+        if ticket is None or not _still_due(ticket):
+            return  # deleted, merged, reopened (or resolved by the bot since): no survey
+        team = await repository.team(session, ticket.team_id)
+        if team is None or not team.csat_enabled or await repository.survey_of(session, ticket.id) is not None:
+            return
+        if ticket.identity is None:
+            return  # nobody to ask
+        now = self.clock.now()
+        zone = ZoneInfo(await repository.calendar_time_zone(session, team.calendar_id)
+                        or self.settings.csat_time_zone)
+        release = self.quiet.release(now, zone)
+        if release != now:  # quiet hours: the same task again at their end
+            await tasks.reschedule(session, CSAT_SEND, task_key(ticket.id), release, task.payload)
+            return
+        language = ticket.language
+        await ticket_service.add_outbound(
+            session, ticket, text=translator(language)("csat.question"), author_kind=AuthorKind.bot,
+            quick_replies=quick_replies(), language=language)
+        session.add(CsatSurvey(ticket_id=ticket.id, channel=ticket.channel, language=language, sent_at=now))
+        audit.record(session, None, "ticket.csat_sent", "ticket", ticket.id, channel=ticket.channel)
+        await session.flush()
+
+
+def _still_due(ticket: Ticket) -> bool:
+    return (ticket.merged_into_id is None and not ticket.resolved_by_bot
+            and ticket.status in (TicketStatus.resolved, TicketStatus.closed))
+
+
+async def submit(session: AsyncSession, ticket_id: int, score: int, comment: str | None, channel: str, *,
+                 low_score: int, clock: Clock = SYSTEM_CLOCK) -> CsatSurvey:
+    """Record the customer's answer to the ticket's survey (once).
+
+    Raises:
+        ValidationFailedError: the score is not 1-5 (422).
+        NotFoundError: no such ticket (404).
+        ConflictError: the ticket was sent no survey, or it was rated already (409, `reason` says which).
+    """
+    if score not in SCORES:
+        raise ValidationFailedError("a score is a whole number from 1 to 5", score=score)
+    comment = (comment or "").strip() or None
+    ticket = await ticket_repo.get(session, ticket_id, lock=True)
+    if ticket is None:
+        raise NotFoundError(f"ticket {ticket_id} not found")
+    survey = await repository.survey_of(session, ticket.id, lock=True)
+    if survey is None:
+        raise ConflictError(f"ticket {ticket.number} has no satisfaction survey to answer", reason="no_survey")
+    if survey.score is not None:
+        raise ConflictError(f"ticket {ticket.number} is already rated", reason="already_rated",
+                            score=survey.score)
+    survey.score = score
+    survey.comment = comment
+    survey.answered_at = clock.now()
+    survey.answer_channel = channel
+    survey.flagged = score <= low_score
+    audit.record(session, None, "ticket.csat", "ticket", ticket.id, score=score, comment=comment, channel=channel)
+    if survey.flagged:
+        audit.record(session, None, "ticket.csat_low", "ticket", ticket.id, score=score, comment=comment)
+    emit(session, Topic.TICKETS, TicketChanged.of(ticket, "csat_low" if survey.flagged else "csat"))
+    await session.flush()
+    return survey
+
+
+async def answer_of(session: AsyncSession, ticket_id: int) -> CsatSurvey | None:
+    """The ticket's answered survey, or None (not sent, or not answered yet)."""
+    survey = await repository.survey_of(session, ticket_id)
+    return survey if survey is not None and survey.score is not None else None
