@@ -15,6 +15,7 @@ class CsatRead(BaseModel):
     comment: str | None
     channel: str
     at: datetime
+    flagged: bool = Field(default=False, description="at or under the low-score threshold: for the supervisor")
 
 
 class CsatSubmit(BaseModel):

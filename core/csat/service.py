@@ -21,6 +21,7 @@ from core.config import CoreSettings
 from core.csat import repository
 from core.csat.models import CsatSurvey
 from core.csat.schedule import CSAT_SEND, QuietHours, parse_hhmm, task_key
+from core.csat.schemas import CsatRead
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.events import TicketChanged, Topic, emit
 from core.i18n import translator
@@ -28,7 +29,7 @@ from core.jobs import service as tasks
 from core.jobs.tasks import DueTask, TaskHandlers
 from core.tickets import repository as ticket_repo
 from core.tickets import service as ticket_service
-from core.tickets.models import AuthorKind, Ticket, TicketStatus
+from core.tickets.models import AuthorKind, Ticket, TicketStatus, format_ticket_number
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,9 @@ def _still_due(ticket: Ticket) -> bool:
 
 
 async def submit(session: AsyncSession, ticket_id: int, score: int, comment: str | None, channel: str, *,
-                 low_score: int, clock: Clock = SYSTEM_CLOCK) -> CsatSurvey:
-    """Record the customer's answer to the ticket's survey (once).
+                 low_score: int, sent_on: str | None = None, clock: Clock = SYSTEM_CLOCK) -> CsatSurvey:
+    """Record the customer's answer to the ticket's survey (once); `sent_on`: only for a ticket of that channel
+    (a channel's integration answers for its own customers only).
 
     Raises:
         ValidationFailedError: the score is not 1-5 (422).
@@ -102,8 +104,9 @@ async def submit(session: AsyncSession, ticket_id: int, score: int, comment: str
         raise ValidationFailedError("a score is a whole number from 1 to 5", score=score)
     comment = (comment or "").strip() or None
     ticket = await ticket_repo.get(session, ticket_id, lock=True)
-    if ticket is None:
-        raise NotFoundError(f"ticket {ticket_id} not found")
+    if ticket is None or (sent_on is not None and ticket.channel != sent_on):
+        raise NotFoundError(f"ticket {format_ticket_number(ticket_id)} not found"
+                            + (f" on the {sent_on} channel" if sent_on else ""))
     survey = await repository.survey_of(session, ticket.id, lock=True)
     if survey is None:
         raise ConflictError(f"ticket {ticket.number} has no satisfaction survey to answer", reason="no_survey")
@@ -127,3 +130,12 @@ async def answer_of(session: AsyncSession, ticket_id: int) -> CsatSurvey | None:
     """The ticket's answered survey, or None (not sent, or not answered yet)."""
     survey = await repository.survey_of(session, ticket_id)
     return survey if survey is not None and survey.score is not None else None
+
+
+async def answer_read(session: AsyncSession, ticket_id: int) -> CsatRead | None:
+    """The ticket's answer as the ticket JSON shows it (`"csat"`), or None."""
+    survey = await answer_of(session, ticket_id)
+    if survey is None or survey.score is None or survey.answered_at is None:
+        return None
+    return CsatRead(score=survey.score, comment=survey.comment, channel=survey.answer_channel or survey.channel,
+                    at=survey.answered_at, flagged=survey.flagged)
