@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.bot_lifecycle.service import BOT_RESOLVE
 from core.config import CoreSettings
+from core.csat import repository as csat_repo
+from core.csat import service as csat
 from core.customers import repository as customer_repo
 from core.customers import service as customer_service
 from core.customers.models import ChannelIdentity, Customer
@@ -36,8 +38,10 @@ from core.decision.policy import (
     OrderInfo,
     decide,
 )
+from core.errors import ConflictError, ValidationFailedError
 from core.events import MessageAdded, TicketChanged, Topic, emit
 from core.handover import service as handover
+from core.i18n import translator
 from core.ingest import repository
 from core.ingest.schemas import InboundMessage, IngestResult
 from core.jobs import service as jobs
@@ -56,6 +60,7 @@ ResponseLookup = Callable[[str, str], str | None]
 """(intent, language) -> the FAQ answer for that intent in that language, if there is one."""
 
 HANDOFF_PAYLOAD = "/human_handoff"
+CSAT_ANSWER = "csat"  # the threading of a survey answer: stored on the surveyed ticket, which stays as it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +167,9 @@ class IngestPipeline:
             with session.no_autoflush:
                 await self._prefetch_context(session, look, works)
                 for work in works:
+                    if work.threading == CSAT_ANSWER:  # a survey button: no decision, no reopening
+                        work.action, work.reason = Action.ignore, "csat"
+                        continue
                     await self._decide(session, look, work)
             # New customers, identities and tickets go in with their final state; the changed ones are updated.
             await session.flush()
@@ -171,6 +179,9 @@ class IngestPipeline:
             for work, message_id in zip(works, ids, strict=True):
                 work.message_id = message_id
                 emit(session, Topic.MESSAGES, MessageAdded.of(work.ticket, message_id, AuthorKind.customer.value))
+            for work in works:
+                if work.threading == CSAT_ANSWER:
+                    await self._answer_survey(session, work)
             await sla.after_ingest(session, [work.ticket for work in works])
             answered = [w for w in works if w.reply is not None]
             await self._prefetch_queues(session, look, answered)
@@ -239,12 +250,27 @@ class IngestPipeline:
         return _Work(inbound=inbound, parse=parse, identity=identity, customer=customer, ticket=ticket,
                      threading=threading, language=language)
 
+    async def _answer_survey(self, session: AsyncSession, work: _Work) -> None:
+        """Record a survey button's score (once) and thank the customer, or tell them it was rated already."""
+        language = work.language or work.ticket.language
+        try:
+            await csat.submit(session, work.ticket.id, int(work.inbound.extra["csat"]), None, work.inbound.channel,
+                              low_score=self.settings.csat_low_score)
+            key = "csat.thanks"
+        except (ConflictError, ValidationFailedError):
+            key = "csat.already_rated"
+        await ticket_service.add_outbound(session, work.ticket, text=translator(language)(key),
+                                          author_kind=AuthorKind.bot, language=language)
+
     async def _thread(
         self, session: AsyncSession, look: _Lookups, customer: Customer, identity: ChannelIdentity,
         inbound: InboundMessage,
     ) -> tuple[Ticket, str]:
         """Continue an open ticket, reopen a recently resolved one, or start a new one."""
         candidate = await self._find_thread(session, look, customer, inbound)
+        if (candidate is not None and isinstance(inbound.extra.get("csat"), int)
+                and await csat_repo.survey_of(session, candidate.id) is not None):
+            return candidate, CSAT_ANSWER  # the answer to the ticket's survey (Telegram's buttons)
         if candidate is not None:
             if candidate.status in OPEN_STATUSES:
                 return candidate, "continued"
