@@ -242,7 +242,8 @@ class IngestPipeline:
         ticket.identity = identity
         ticket.last_customer_message_at = ticket.last_customer_message_at or now
         ticket.updated_at = now
-        ticket.language = language or ticket.language
+        if threading != CSAT_ANSWER:  # a star or a digit says nothing of the customer's language
+            ticket.language = language or ticket.language
         if customer.language is None and language is not None:
             customer.language = language
         if ticket.status == TicketStatus.pending:
@@ -252,7 +253,8 @@ class IngestPipeline:
 
     async def _answer_survey(self, session: AsyncSession, work: _Work) -> None:
         """Record a survey button's score (once) and thank the customer, or tell them it was rated already."""
-        language = work.language or work.ticket.language
+        survey = await csat_repo.survey_of(session, work.ticket.id)
+        language = (survey.language if survey else None) or work.ticket.language or work.language
         try:
             await csat.submit(session, work.ticket.id, int(work.inbound.extra["csat"]), None, work.inbound.channel,
                               low_score=self.settings.csat_low_score)
