@@ -29,6 +29,11 @@ class CoreSettings(BaseModel):
         description="Quiet hours' time zone for queues without a business-hours calendar (else the calendar's).")
     csat_low_score: int = Field(
         default=2, ge=0, le=5, description="A satisfaction score at or under this flags the ticket for the supervisor.")
+    csat_public_url: str = Field(
+        default="http://localhost:8000", pattern=r"^https?://[^\s]+$",
+        description="Where customers reach this app: the e-mail survey's rating links start with it.")
+    csat_link_days: float = Field(default=14.0, gt=0, description="An e-mail survey's rating links expire after this.")
+
     @field_validator("csat_time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

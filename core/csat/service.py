@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,13 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit import service as audit
 from core.clock import SYSTEM_CLOCK, Clock
 from core.config import CoreSettings
-from core.csat import repository
+from core.csat import links, repository
 from core.csat.models import CsatSurvey
 from core.csat.schedule import CSAT_SEND, QuietHours, parse_hhmm, task_key
 from core.csat.schemas import CsatRead
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.events import TicketChanged, Topic, emit
-from core.i18n import translator
+from core.i18n import normalise, translator
 from core.jobs import service as tasks
 from core.jobs.tasks import DueTask, TaskHandlers
 from core.tickets import repository as ticket_repo
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SCORES = range(1, 6)
 CSAT_PAYLOAD = "/csat"
+EMAIL = "email"
 
 
 def quick_replies() -> list[dict[str, str]]:
@@ -47,6 +49,7 @@ class CsatSurveys:
 
     settings: CoreSettings
     clock: Clock = field(default=SYSTEM_CLOCK)
+    link_secret: str | None = None  # signs the e-mail survey's links (the app's secret key)
 
     @property
     def quiet(self) -> QuietHours:
@@ -77,12 +80,24 @@ class CsatSurveys:
             await tasks.reschedule(session, CSAT_SEND, task_key(ticket.id), release, task.payload)
             return
         language = ticket.language
+        text = translator(language)("csat.question")
+        if ticket.channel == EMAIL and self.link_secret:
+            text = "\n\n".join([text, *self.rating_links(self.link_secret, ticket.id, language, now)])
         await ticket_service.add_outbound(
-            session, ticket, text=translator(language)("csat.question"), author_kind=AuthorKind.bot,
-            quick_replies=quick_replies(), language=language)
+            session, ticket, text=text, author_kind=AuthorKind.bot, quick_replies=quick_replies(), language=language)
         session.add(CsatSurvey(ticket_id=ticket.id, channel=ticket.channel, language=language, sent_at=now))
         audit.record(session, None, "ticket.csat_sent", "ticket", ticket.id, channel=ticket.channel)
         await session.flush()
+
+
+    def rating_links(self, secret: str, ticket_id: int, language: str | None, now: datetime) -> list[str]:
+        """One signed link per score, best first, for the e-mail survey."""
+        expires = now + timedelta(days=self.settings.csat_link_days)
+        _ = translator(language)
+        base = self.settings.csat_public_url.rstrip("/")
+        lang = normalise(language)
+        return [f"{_('csat.score.' + str(n))}: {base}/csat/{links.sign(secret, ticket_id, n, expires)}"
+                f"?lang={lang}" for n in reversed(SCORES)]
 
 
 def _still_due(ticket: Ticket) -> bool:
@@ -139,3 +154,30 @@ async def answer_read(session: AsyncSession, ticket_id: int) -> CsatRead | None:
         return None
     return CsatRead(score=survey.score, comment=survey.comment, channel=survey.answer_channel or survey.channel,
                     at=survey.answered_at, flagged=survey.flagged)
+
+
+async def add_comment(session: AsyncSession, ticket_id: int, comment: str, channel: str) -> CsatSurvey:
+    """The comment a customer adds after rating (the e-mail page): once, to an answer given on `channel`.
+
+    Raises:
+        ValidationFailedError: an empty comment (422).
+        ConflictError: not rated on that channel yet, or commented already (409).
+    """
+    comment = comment.strip()
+    if not comment:
+        raise ValidationFailedError("the comment is empty")
+    if len(comment) > 2000:
+        raise ValidationFailedError("a comment is at most 2000 characters")
+    survey = await repository.survey_of(session, ticket_id, lock=True)
+    if survey is None or survey.score is None or survey.answer_channel != channel:
+        raise ConflictError("rate first, then add a comment", reason="not_rated")
+    if survey.comment is not None:
+        raise ConflictError("a comment was added already", reason="already_commented")
+    survey.comment = comment
+    audit.record(session, None, "ticket.csat_comment", "ticket", ticket_id, comment=comment)
+    if survey.flagged:
+        ticket = await ticket_repo.get(session, ticket_id)
+        if ticket is not None:
+            emit(session, Topic.TICKETS, TicketChanged.of(ticket, "csat_low"))
+    await session.flush()
+    return survey
