@@ -25,3 +25,11 @@ class CsatSubmit(BaseModel):
     ticket_number: str = Field(min_length=1, max_length=32)
     score: int = Field(ge=1, le=5)
     comment: str | None = Field(default=None, max_length=2000)
+
+
+class QueueCsatUpdate(BaseModel):
+    """A queue's survey settings (console: Queues)."""
+
+    model_config = ConfigDict(extra="forbid")
+    csat_enabled: bool
+    csat_delay_minutes: int = Field(ge=0, le=10080)

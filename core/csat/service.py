@@ -22,7 +22,7 @@ from core.config import CoreSettings
 from core.csat import links, repository
 from core.csat.models import CsatSurvey
 from core.csat.schedule import CSAT_SEND, QuietHours, parse_hhmm, task_key
-from core.csat.schemas import CsatRead
+from core.csat.schemas import CsatRead, QueueCsatUpdate
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.events import TicketChanged, Topic, emit
 from core.i18n import normalise, translator
@@ -31,6 +31,7 @@ from core.jobs.tasks import DueTask, TaskHandlers
 from core.tickets import repository as ticket_repo
 from core.tickets import service as ticket_service
 from core.tickets.models import AuthorKind, Ticket, TicketStatus, format_ticket_number
+from core.users.models import Team, User
 
 log = logging.getLogger(__name__)
 
@@ -181,3 +182,13 @@ async def add_comment(session: AsyncSession, ticket_id: int, comment: str, chann
             emit(session, Topic.TICKETS, TicketChanged.of(ticket, "csat_low"))
     await session.flush()
     return survey
+
+
+async def update_queue(session: AsyncSession, team: Team, body: QueueCsatUpdate, actor: User) -> Team:
+    """Turn a queue's surveys on or off and set their delay (audited)."""
+    old = {"csat_enabled": team.csat_enabled, "csat_delay_minutes": team.csat_delay_minutes}
+    team.csat_enabled = body.csat_enabled
+    team.csat_delay_minutes = body.csat_delay_minutes
+    audit.record(session, actor, "queue.csat", "team", team.id, old=old, new=body.model_dump())
+    await session.flush()
+    return team

@@ -62,3 +62,29 @@ async def test_no_panel_without_an_answer(client: httpx.AsyncClient, people: Peo
     await login(client, "super@test.example")
     page = await client.get(f"/console/tickets/{r.json()['ticket_number']}")
     assert page.status_code == 200 and "data-csat-score" not in page.text
+
+
+async def test_an_admin_turns_a_queues_surveys_on_with_a_delay(
+        client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await login(client, "admin@test.example")
+    page = await client.get("/console/admin/queues")
+    assert 'action="/console/admin/queues/billing/csat"' in page.text and "Satisfaction surveys" in page.text
+    r = await post_form(client, "/console/admin/queues", "/console/admin/queues/billing/csat",
+                        {"csat_enabled": "on", "csat_delay_minutes": "45"})
+    assert r.status_code == 303
+    async with sessionmaker() as s:
+        team = await users.team_by_slug(s, "billing")
+    assert (team.csat_enabled, team.csat_delay_minutes) == (True, 45)
+    for bad in ("-1", "soon", "99999"):
+        r = await post_form(client, "/console/admin/queues", "/console/admin/queues/billing/csat",
+                            {"csat_delay_minutes": bad})
+        assert r.status_code == 303
+        assert "flash-error" in (await client.get("/console/admin/queues")).text
+    async with sessionmaker() as s:
+        team = await users.team_by_slug(s, "billing")
+    assert (team.csat_enabled, team.csat_delay_minutes) == (True, 45)  # nothing half-saved
+    r = await post_form(client, "/console/admin/queues", "/console/admin/queues/billing/csat",
+                        {"csat_delay_minutes": "0"})  # unchecked: off
+    async with sessionmaker() as s:
+        team = await users.team_by_slug(s, "billing")
+    assert (team.csat_enabled, team.csat_delay_minutes) == (False, 0)
