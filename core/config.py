@@ -34,6 +34,11 @@ class CoreSettings(BaseModel):
         description="Where customers reach this app: the e-mail survey's rating links start with it.")
     csat_link_days: float = Field(default=14.0, gt=0, description="An e-mail survey's rating links expire after this.")
 
+    csat_comment_minutes: float = Field(
+        default=10.0, ge=0,
+        description="In chat channels (Telegram, web chat) the customer's next text message within this long after "
+                    "a score is its comment (0: never).")
+
     @field_validator("csat_time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -251,14 +251,32 @@ class IngestPipeline:
         return _Work(inbound=inbound, parse=parse, identity=identity, customer=customer, ticket=ticket,
                      threading=threading, language=language)
 
+    async def _answers_survey(self, session: AsyncSession, ticket: Ticket, inbound: InboundMessage) -> bool:
+        """A survey button (`csat` in extra) of a ticket sent a survey; or, in a chat channel, a text soon after
+        a score given there, while the answer has no comment yet (CoreSettings.csat_comment_minutes)."""
+        if isinstance(inbound.extra.get("csat"), int):
+            return await csat_repo.survey_of(session, ticket.id) is not None
+        if (ticket.status not in (TicketStatus.resolved, TicketStatus.closed) or inbound.channel == "email"
+                or not inbound.text.strip() or self.settings.csat_comment_minutes <= 0):
+            return False
+        survey = await csat_repo.survey_of(session, ticket.id)
+        window = timedelta(minutes=self.settings.csat_comment_minutes)
+        return (survey is not None and survey.answered_at is not None and survey.comment is None
+                and survey.answer_channel == inbound.channel and survey.answered_at >= utcnow() - window)
+
     async def _answer_survey(self, session: AsyncSession, work: _Work) -> None:
-        """Record a survey button's score (once) and thank the customer, or tell them it was rated already."""
+        """Record a survey button's score (once) and thank the customer, or tell them it was rated already; or
+        record the comment that follows a score."""
         survey = await csat_repo.survey_of(session, work.ticket.id)
         language = (survey.language if survey else None) or work.ticket.language or work.language
         try:
-            await csat.submit(session, work.ticket.id, int(work.inbound.extra["csat"]), None, work.inbound.channel,
-                              low_score=self.settings.csat_low_score)
-            key = "csat.thanks"
+            if isinstance(work.inbound.extra.get("csat"), int):
+                await csat.submit(session, work.ticket.id, int(work.inbound.extra["csat"]), None,
+                                  work.inbound.channel, low_score=self.settings.csat_low_score)
+                key = "csat.thanks"
+            else:
+                await csat.add_comment(session, work.ticket.id, work.inbound.text[:2000], work.inbound.channel)
+                key = "csat.comment_thanks"
         except (ConflictError, ValidationFailedError):
             key = "csat.already_rated"
         await ticket_service.add_outbound(session, work.ticket, text=translator(language)(key),
@@ -270,9 +288,8 @@ class IngestPipeline:
     ) -> tuple[Ticket, str]:
         """Continue an open ticket, reopen a recently resolved one, or start a new one."""
         candidate = await self._find_thread(session, look, customer, inbound)
-        if (candidate is not None and isinstance(inbound.extra.get("csat"), int)
-                and await csat_repo.survey_of(session, candidate.id) is not None):
-            return candidate, CSAT_ANSWER  # the answer to the ticket's survey (Telegram's buttons)
+        if candidate is not None and await self._answers_survey(session, candidate, inbound):
+            return candidate, CSAT_ANSWER  # a score (a survey button) or the comment that follows it
         if candidate is not None:
             if candidate.status in OPEN_STATUSES:
                 return candidate, "continued"

@@ -63,15 +63,22 @@ async def test_survey_buttons_store_one_score_and_thank_the_customer(
             press = fixture("callback_query", update_id)
             press["callback_query"].update(id=f"cbq-{update_id}", data=data)
             assert (await webhook_post(client, press)).status_code == 200
-        await wait_for(lambda: "Thank you for your rating!" in bot_api.sent_texts(CHAT), "thanks sent")
+        await wait_for(lambda: any(t.startswith("Thank you for your rating!") for t in bot_api.sent_texts(CHAT)),
+                       "thanks sent")
+        # The next text within the window is the comment (not a new appeal: the ticket stays resolved).
+        r = await webhook_post(client, fixture("text_message", 4, message_id=11, text="Waited two days"))
+        assert r.status_code == 200
+        await wait_for(lambda: "Thank you, your comment is saved." in bot_api.sent_texts(CHAT), "comment thanked")
         await wait_for(lambda: "You have already rated this request. Thank you!" in bot_api.sent_texts(CHAT),
                        "the second press is answered")
 
     async with sessionmaker() as s:
         survey = (await s.scalars(select(CsatSurvey).where(CsatSurvey.ticket_id == ticket_id))).one()
         assert (survey.score, survey.answer_channel, survey.flagged) == (2, "telegram", True)
+        assert survey.comment == "Waited two days"
         row = await s.get(Ticket, ticket_id)
         assert row is not None and row.status == TicketStatus.resolved  # a score never reopens the ticket
         scored = (await s.scalars(select(AuditEntry.action).where(
-            AuditEntry.entity_id == str(ticket_id), AuditEntry.action.in_(("ticket.csat", "ticket.csat_low"))))).all()
-    assert sorted(scored) == ["ticket.csat", "ticket.csat_low"]
+            AuditEntry.entity_id == str(ticket_id), AuditEntry.action.like("ticket.csat%"),
+            AuditEntry.action != "ticket.csat_sent"))).all()
+    assert sorted(scored) == ["ticket.csat", "ticket.csat_comment", "ticket.csat_low"]

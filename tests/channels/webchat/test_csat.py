@@ -49,7 +49,10 @@ async def test_stars_store_one_score_and_the_ticket_stays_resolved(
     await client.send({"type": "quick_reply", "client_id": "r1", "payload": "/csat 4", "title": "★★★★"})
     assert (await client.next("ack"))["ticket"] == ack["ticket"]
     thanks = await client.next("message", where=lambda f: f["author"] == "bot")
-    assert thanks["text"] == "Спасибо за оценку!"
+    assert thanks["text"].startswith("Спасибо за оценку!")
+    await client.say("c2", "Связь пропадала три дня")  # the text box after the stars: the comment
+    noted = await client.next("message", where=lambda f: f["author"] == "bot")
+    assert noted["text"] == "Спасибо, ваш комментарий сохранён."
     await client.send({"type": "quick_reply", "client_id": "r2", "payload": "/csat 1", "title": "★"})
     again = await client.next("message", where=lambda f: f["author"] == "bot")
     assert again["text"] == "Вы уже оценили это обращение. Спасибо!"
@@ -58,4 +61,5 @@ async def test_stars_store_one_score_and_the_ticket_stays_resolved(
     async with sessionmaker() as s:
         row = (await s.scalars(select(CsatSurvey).where(CsatSurvey.ticket_id == ticket_id))).one()
         assert (row.score, row.answer_channel, row.flagged) == (4, "webchat", False)
+        assert row.comment == "Связь пропадала три дня"
         assert (await s.get_one(Ticket, ticket_id)).status == TicketStatus.resolved
