@@ -156,17 +156,20 @@ async def test_no_survey_for_a_ticket_reopened_before_the_due_time(
     assert await surveys_sent(sessionmaker, ticket_id) == []
 
 
-async def test_a_task_for_a_reopened_or_bot_resolved_ticket_is_dropped(
+async def test_a_task_for_a_reopened_merged_or_bot_resolved_ticket_is_dropped(
         sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     reopened = await resolved_ticket(sessionmaker)
     by_bot = await resolved_ticket(sessionmaker)
+    merged = await resolved_ticket(sessionmaker)
     async with sessionmaker() as s, s.begin():
+        await s.execute(update(Ticket).where(Ticket.id == merged).values(merged_into_id=reopened))
         # Reopened by the customer writing (the ingest moves the status without the hook) and resolved by the bot.
         await s.execute(update(Ticket).where(Ticket.id == reopened).values(status=TicketStatus.open))
         await s.execute(update(Ticket).where(Ticket.id == by_bot).values(resolved_by_bot=True))
-    assert await runner(sessionmaker, DELAY + timedelta(minutes=1)).run_once() == 2
+    assert await runner(sessionmaker, DELAY + timedelta(minutes=1)).run_once() == 3
     assert await surveys_sent(sessionmaker, reopened) == []
     assert await surveys_sent(sessionmaker, by_bot) == []
+    assert await surveys_sent(sessionmaker, merged) == []
 
 
 async def test_bot_resolved_ticket_arms_no_survey(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
