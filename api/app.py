@@ -27,6 +27,7 @@ from api.routers import (
     attachments,
     auth,
     calendars,
+    csat_public,
     customers,
     health,
     nlu_admin,
@@ -49,6 +50,7 @@ from core.attachments.sweep import sweep_job
 from core.bot_lifecycle.job import QuietTicketSweep
 from core.calendars import service as calendar_service
 from core.clock import SYSTEM_CLOCK, Clock
+from core.csat.service import CsatSurveys
 from core.db.session import create_engine, create_sessionmaker
 from core.errors import ConflictError
 from core.events import EventBus
@@ -162,6 +164,8 @@ def create_app(
             jobs.start(sweep_job(sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
                                  timedelta(hours=settings.upload_sweep_hours)))
             SlaTimers(jobs_clock).register(state.task_handlers)
+            CsatSurveys(settings.core, jobs_clock,  # satisfaction surveys
+                        link_secret=settings.secret_key.get_secret_value()).register(state.task_handlers)
             state.due_tasks = DueTaskRunner(sessionmaker, state.task_handlers, clock=jobs_clock, bus=bus,
                                             runner_id=instance_id)
             jobs.start(state.due_tasks.job(settings.due_tasks_poll_seconds))
@@ -202,7 +206,8 @@ def create_app(
     # The channels' ingress first: routes are matched in order, and these take the traffic.
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
-                   sla.router, nlu_admin.router, nlu_admin.corrections, attachments.router, presence.router):
+                   sla.router, csat_public.router, nlu_admin.router, nlu_admin.corrections, attachments.router,
+                   presence.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 
 class CoreSettings(BaseModel):
@@ -20,6 +21,36 @@ class CoreSettings(BaseModel):
     bot_resolve_sweep_seconds: float = Field(
         default=60.0, gt=0, description="How often the quiet tickets with the bot are looked for (the most a "
                                          "resolution comes after its quiet time).")
+    csat_quiet_from: str = Field(
+        default="22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="No satisfaction survey is sent from this local time (HH:MM) ...")
+    csat_quiet_until: str = Field(
+        default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="... until this one: a survey due in between goes out at this time (equal times: never quiet).")
+    csat_time_zone: str = Field(
+        default="Europe/Moscow",
+        description="Quiet hours' time zone for queues without a business-hours calendar (else the calendar's).")
+    csat_low_score: int = Field(
+        default=2, ge=0, le=5, description="A satisfaction score at or under this flags the ticket for the supervisor.")
+    csat_public_url: str = Field(
+        default="http://localhost:8000", pattern=r"^https?://[^\s]+$",
+        description="Where customers reach this app: the e-mail survey's rating links start with it.")
+    csat_link_days: float = Field(default=14.0, gt=0, description="An e-mail survey's rating links expire after this.")
+
+    csat_comment_minutes: float = Field(
+        default=10.0, ge=0,
+        description="In chat channels (Telegram, web chat) the customer's next text message within this long after "
+                    "a score is its comment (0: never).")
+
+    @field_validator("csat_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
     waiting_notice_minutes: float = Field(
         default=10.0, ge=0,
         description="A customer waiting for the team who asks for a person again gets a \"still with the team\" "

@@ -4,6 +4,7 @@ from core.audit.models import AuditEntry
 from core.auth.models import LoginThrottle
 from core.calendars.models import Calendar, CalendarException
 from core.canned.models import CannedResponse
+from core.csat.models import CsatSurvey
 from core.cursors.models import ChannelCursor
 from core.customers.models import ChannelIdentity, Customer
 from core.db.base import Base
@@ -35,6 +36,7 @@ __all__ = [
     "CannedResponse",
     "ChannelCursor",
     "ChannelIdentity",
+    "CsatSurvey",
     "Customer",
     "Direction",
     "IntentRoute",

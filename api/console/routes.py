@@ -40,6 +40,7 @@ from core.auth.errors import AccountLockedError, LoginThrottledError
 from core.calendars import service as calendar_service
 from core.canned import service as canned_service
 from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
+from core.csat import service as csat_service
 from core.customers import service as customer_service
 from core.db.base import MAX_ID, parse_id
 from core.errors import NotFoundError, ValidationFailedError
@@ -393,6 +394,7 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
         mergeable=[t for t in panel.previous if t.status in (*ticket_service.ACTIVE_STATUSES, TicketStatus.bot)],
         max_attachment_mb=round(state.settings.max_attachment_bytes / 1_048_576, 1),
         sla=await sla_service.sla_of(session, ticket.id),
+        csat=await csat_service.answer_read(session, ticket.id),
         sla_events=[e for e in await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket.id),
                                                          limit=200) if e.action.startswith("sla.")],
     )

@@ -17,9 +17,13 @@ from api.state import AppState
 from channels.rest import inbound
 from channels.rest.schemas import RestMessageAccepted, RestMessageCreate, RestReplyPage
 from core.attachments.policy import AttachmentPolicy
-from core.errors import AuthenticationError, ServiceUnavailableError, TooManyRequestsError
+from core.csat import service as csat
+from core.csat.schemas import CsatRead, CsatSubmit
+from core.errors import AuthenticationError, NotFoundError, ServiceUnavailableError, TooManyRequestsError
+from core.tickets.models import parse_ticket_ref
 
 log = logging.getLogger(__name__)
+CHANNEL = "rest"
 # The ingress routes check the key themselves (no dependency to document it): declared here for the router.
 router = APIRouter(prefix="/channels/rest", tags=["channel: rest"], responses={
     **UNAUTHENTICATED, 503: error("The channel is disabled, or the database is unavailable; retry later")})
@@ -116,3 +120,29 @@ async def pull_replies(
     """Replies delivered to the REST channel, oldest first, for integrations that poll instead of a webhook."""
     _check_key(state, request, x_api_key)
     return await inbound.replies_page(session, after=after, recipient=recipient, limit=limit)
+
+
+@router.post("/csat", response_model=CsatRead, status_code=201,
+             responses={**BODY, **INGRESS_ERRORS,
+                        404: {"description": "No such ticket on the REST channel"},
+                        409: {"description": "The ticket was sent no survey (`no_survey`) or is rated already "
+                                            "(`already_rated`)"}},
+             openapi_extra={**header_docs(("X-Api-Key", "The REST channel's API key")),
+                            "requestBody": {"required": True, "content": {"application/json": {
+                                "schema": _inline_refs(CsatSubmit.model_json_schema())}}}})
+async def submit_csat(request: Request, state: State, session: DbSession) -> CsatRead:
+    """The customer's answer to a satisfaction survey (a reply of type `csat`): score 1-5, optional comment; once."""
+    _check_key(state, request, request.headers.get("x-api-key"))
+    try:  # after the key, as for messages
+        body = CsatSubmit.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+        ) from None
+    ticket_id = parse_ticket_ref(body.ticket_number)
+    if ticket_id is None:
+        raise NotFoundError(f"{body.ticket_number!r} is not a ticket number")
+    survey = await csat.submit(session, ticket_id, body.score, body.comment, CHANNEL, sent_on=CHANNEL,
+                               low_score=state.settings.core.csat_low_score, clock=state.clock)
+    return CsatRead(score=body.score, comment=survey.comment, channel=CHANNEL,
+                    at=survey.answered_at or state.clock.now(), flagged=survey.flagged)

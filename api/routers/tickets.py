@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import Agent, DbSession, IdQuery, Offset, State
 from api.openapi import CONFLICT
+from core.csat import service as csat
 from core.db.base import MAX_ID, parse_id
 from core.errors import ValidationFailedError
 from core.sla import service as sla
@@ -49,6 +50,7 @@ async def _detail(session: DbSession, ticket_id: int) -> TicketDetail:
 async def _read(session: DbSession, ticket: Ticket) -> TicketRead:
     read = TicketRead.model_validate(ticket)
     read.sla = await sla.sla_of(session, ticket.id)
+    read.csat = await csat.answer_read(session, ticket.id)
     return read
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import httpx
 
 from channels.base import ChannelHealth, PermanentSendError
 from channels.config import RestChannelSettings
-from core.outbox.schemas import OutboundEnvelope
+from core.outbox.schemas import OutboundEnvelope, QuickReply
 
 SIGNATURE_HEADER = "X-Switchboard-Signature"
 DELIVERY_HEADER = "X-Switchboard-Delivery"
@@ -19,6 +20,16 @@ DELIVERY_HEADER = "X-Switchboard-Delivery"
 
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+CSAT_PREFIX = "/csat"
+
+
+def reply_type(quick_replies: Sequence[QuickReply] | Sequence[dict[str, Any]]) -> str:
+    """`csat` for a satisfaction survey (its quick replies are `/csat 1` .. `/csat 5`: answer it with
+    `POST /channels/rest/csat`), else `message`."""
+    payloads = [q.payload if isinstance(q, QuickReply) else str(q.get("payload", "")) for q in quick_replies]
+    return "csat" if payloads and all(p.startswith(CSAT_PREFIX) for p in payloads) else "message"
 
 
 class RestChannel:
@@ -52,6 +63,7 @@ class RestChannel:
             raise RuntimeError("REST channel is not started")
         body = json.dumps({
             "event": "message.outbound",
+            "type": reply_type(envelope.quick_replies),
             "delivery_id": envelope.outbox_id,
             "message_id": envelope.message_id,
             "ticket_number": envelope.ticket_number,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.rest.adapter import reply_type
 from channels.rest.schemas import RestMessageAccepted, RestMessageCreate, RestReply, RestReplyPage
 from core.attachments.policy import AttachmentPolicy, screen
 from core.errors import ValidationFailedError
@@ -58,7 +59,8 @@ def reply_of(row: OutboxMessage) -> RestReply:
                      recipient=row.recipient, thread_id=row.payload.get("thread_key"),
                      author=row.message.author_kind.value, text=row.message.text, html=row.message.html,
                      attachments=row.message.attachments, quick_replies=row.payload.get("quick_replies", []),
-                     created_at=row.message.created_at)
+                     created_at=row.message.created_at,
+                     type=reply_type(row.payload.get("quick_replies", [])))
 
 
 async def replies_page(session: AsyncSession, *, after: int, recipient: str | None, limit: int) -> RestReplyPage:

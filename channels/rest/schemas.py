@@ -73,6 +73,8 @@ class RestReply(BaseModel):
     attachments: list[dict[str, Any]]
     quick_replies: list[dict[str, Any]]
     created_at: datetime
+    # `csat`: a satisfaction survey, answered with POST /channels/rest/csat; else `message`.
+    type: str = "message"
 
 
 class RestReplyPage(BaseModel):

@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import CoreSettings
+from core.csat import repository as csat_repo
+from core.csat import service as csat
 from core.customers import repository as customer_repo
 from core.customers import service as customer_service
 from core.customers.models import ChannelIdentity, Customer
@@ -35,8 +37,10 @@ from core.decision.policy import (
     OrderInfo,
     decide,
 )
+from core.errors import ConflictError, ValidationFailedError
 from core.events import MessageAdded, TicketChanged, Topic, emit
 from core.handover import service as handover
+from core.i18n import translator
 from core.ingest import repository
 from core.ingest.schemas import InboundMessage, IngestResult
 from core.nlu_admin.actions import ActionTable, action_table
@@ -54,6 +58,7 @@ ResponseLookup = Callable[[str, str], str | None]
 """(intent, language) -> the FAQ answer for that intent in that language, if there is one."""
 
 HANDOFF_PAYLOAD = "/human_handoff"
+CSAT_ANSWER = "csat"  # the threading of a survey answer: stored on the surveyed ticket, which stays as it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +165,9 @@ class IngestPipeline:
             with session.no_autoflush:
                 await self._prefetch_context(session, look, works)
                 for work in works:
+                    if work.threading == CSAT_ANSWER:  # a survey button: no decision, no reopening
+                        work.action, work.reason = Action.ignore, "csat"
+                        continue
                     await self._decide(session, look, work)
             # New customers, identities and tickets go in with their final state; the changed ones are updated.
             await session.flush()
@@ -169,6 +177,9 @@ class IngestPipeline:
             for work, message_id in zip(works, ids, strict=True):
                 work.message_id = message_id
                 emit(session, Topic.MESSAGES, MessageAdded.of(work.ticket, message_id, AuthorKind.customer.value))
+            for work in works:
+                if work.threading == CSAT_ANSWER:
+                    await self._answer_survey(session, work)
             await sla.after_ingest(session, [work.ticket for work in works])
             answered = [w for w in works if w.reply is not None]
             await self._prefetch_queues(session, look, answered)
@@ -228,7 +239,8 @@ class IngestPipeline:
         ticket.identity = identity
         ticket.last_customer_message_at = ticket.last_customer_message_at or now
         ticket.updated_at = now
-        ticket.language = language or ticket.language
+        if threading != CSAT_ANSWER:  # a star or a digit says nothing of the customer's language
+            ticket.language = language or ticket.language
         if customer.language is None and language is not None:
             customer.language = language
         if ticket.status == TicketStatus.pending:
@@ -236,12 +248,45 @@ class IngestPipeline:
         return _Work(inbound=inbound, parse=parse, identity=identity, customer=customer, ticket=ticket,
                      threading=threading, language=language)
 
+    async def _answers_survey(self, session: AsyncSession, ticket: Ticket, inbound: InboundMessage) -> bool:
+        """A survey button (`csat` in extra) of a ticket sent a survey; or, in a chat channel, a text soon after
+        a score given there, while the answer has no comment yet (CoreSettings.csat_comment_minutes)."""
+        if isinstance(inbound.extra.get("csat"), int):
+            return await csat_repo.survey_of(session, ticket.id) is not None
+        if (ticket.status not in (TicketStatus.resolved, TicketStatus.closed) or inbound.channel == "email"
+                or not inbound.text.strip() or self.settings.csat_comment_minutes <= 0):
+            return False
+        survey = await csat_repo.survey_of(session, ticket.id)
+        window = timedelta(minutes=self.settings.csat_comment_minutes)
+        return (survey is not None and survey.answered_at is not None and survey.comment is None
+                and survey.answer_channel == inbound.channel and survey.answered_at >= utcnow() - window)
+
+    async def _answer_survey(self, session: AsyncSession, work: _Work) -> None:
+        """Record a survey button's score (once) and thank the customer, or tell them it was rated already; or
+        record the comment that follows a score."""
+        survey = await csat_repo.survey_of(session, work.ticket.id)
+        language = (survey.language if survey else None) or work.ticket.language or work.language
+        try:
+            if isinstance(work.inbound.extra.get("csat"), int):
+                await csat.submit(session, work.ticket.id, int(work.inbound.extra["csat"]), None,
+                                  work.inbound.channel, low_score=self.settings.csat_low_score)
+                key = "csat.thanks"
+            else:
+                await csat.add_comment(session, work.ticket.id, work.inbound.text[:2000], work.inbound.channel)
+                key = "csat.comment_thanks"
+        except (ConflictError, ValidationFailedError):
+            key = "csat.already_rated"
+        await ticket_service.add_outbound(session, work.ticket, text=translator(language)(key),
+                                          author_kind=AuthorKind.bot, language=language)
+
     async def _thread(
         self, session: AsyncSession, look: _Lookups, customer: Customer, identity: ChannelIdentity,
         inbound: InboundMessage,
     ) -> tuple[Ticket, str]:
         """Continue an open ticket, reopen a recently resolved one, or start a new one."""
         candidate = await self._find_thread(session, look, customer, inbound)
+        if candidate is not None and await self._answers_survey(session, candidate, inbound):
+            return candidate, CSAT_ANSWER  # a score (a survey button) or the comment that follows it
         if candidate is not None:
             if candidate.status in OPEN_STATUSES:
                 return candidate, "continued"

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.attachments.schemas import AttachmentRef
+from core.csat.schemas import CsatRead
 from core.db.base import DbId
 from core.sla.schemas import SlaRead
 from core.tickets.models import Priority, TicketStatus
@@ -68,6 +69,8 @@ class TicketRead(BaseModel):
     resolved_by_bot: bool = Field(default=False, description="resolved by the bot's quiet-time rule, not a person "
                                   "(what containment counts)")
     sla: SlaRead | None = Field(default=None, description="The ticket's SLA (null: no policy applies)")
+    csat: CsatRead | None = Field(default=None, description="The customer's satisfaction answer (null: none yet; "
+                                  "filled in on one ticket's answers, not in lists)")
 
 
 class MessageRead(BaseModel):

@@ -13,6 +13,7 @@ from core.attachments import service as attachment_service
 from core.attachments.schemas import AttachmentRef
 from core.attachments.store import AttachmentStore
 from core.audit import service as audit
+from core.csat import schedule as csat
 from core.db.base import utcnow
 from core.errors import ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
 from core.events import MessageAdded, MessageContent, TicketChanged, TicketTakenOver, Topic, emit
@@ -166,7 +167,16 @@ async def change_status(session: AsyncSession, ticket: Ticket, new_status: Ticke
         audit.record(session, actor, "ticket.status", "ticket", ticket.id, old=old.value, new=new_status.value)
         emit(session, Topic.TICKETS, TicketChanged.of(ticket, "status"))
         await sla.track(session, ticket)
+        await _survey_on_status(session, ticket, old)
     return ticket
+
+
+async def _survey_on_status(session: AsyncSession, ticket: Ticket, old: TicketStatus) -> None:
+    """A person resolved the ticket: arm its satisfaction survey (core/csat); reopened: drop one not sent yet."""
+    if ticket.status == TicketStatus.resolved and old not in DONE_STATUSES:
+        await csat.arm(session, ticket)
+    elif old == TicketStatus.resolved and ticket.status not in DONE_STATUSES:
+        await csat.disarm(session, ticket)
 
 
 async def change_priority(session: AsyncSession, ticket: Ticket, priority: Priority, actor: User) -> Ticket:
@@ -425,6 +435,7 @@ async def reply(
     now = utcnow()
     ticket.first_response_at = ticket.first_response_at or now
     ticket.updated_at = now
+    old = ticket.status
     if status is not None:
         transition(ticket, status)
     elif ticket.status in (TicketStatus.new, TicketStatus.bot, TicketStatus.resolved):
@@ -432,6 +443,7 @@ async def reply(
     audit.record(session, actor, "ticket.reply", "ticket", ticket.id, message_id=message.id)
     emit(session, Topic.TICKETS, TicketChanged.of(ticket, "replied"))
     await sla.track(session, ticket, replied=True)
+    await _survey_on_status(session, ticket, old)
     return message
 
 

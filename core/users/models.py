@@ -53,6 +53,10 @@ class Team(Base):
     # Round robin's pointer: the agent last given a ticket here (no foreign key: a deleted agent's id still
     # orders the next one after it).
     last_assigned_user_id: Mapped[int | None] = mapped_column(Integer)
+    # Satisfaction surveys (core/csat): sent this long after a person resolves a ticket of this queue; off until
+    # an admin turns them on (a message the customer did not ask for).
+    csat_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    csat_delay_minutes: Mapped[int] = mapped_column(Integer, default=60)
 
 
 class User(Base):

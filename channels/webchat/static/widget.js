@@ -47,6 +47,8 @@
     ".sbw-agent{border-color:#7fb3e6}.sbw-who{display:block;font-size:11px;color:#6b7785;margin-bottom:2px}",
     ".sbw-quick{display:flex;flex-wrap:wrap;gap:6px;align-self:flex-start}",
     ".sbw-quick button{border:1px solid #0b5cad;background:#fff;color:#0b5cad;border-radius:14px;padding:5px 11px;cursor:pointer}",
+    ".sbw-stars button{border:0;background:none;color:#c98a00;font-size:24px;padding:0 2px}",
+    ".sbw-stars button:hover,.sbw-stars button:hover~button{color:#c98a00}",
     ".sbw-typing{font-size:12px;color:#6b7785;padding:0 14px 4px;min-height:16px;background:#f4f6f9}",
     ".sbw-form{display:flex;border-top:1px solid #dde3ea}",
     ".sbw-form textarea{flex:1;border:0;padding:10px;resize:none;font:inherit;height:44px;outline:none}",
@@ -141,10 +143,13 @@
   function showQuick(m) {
     clearQuick();
     if (!m || m.author === "customer" || !m.quick_replies || !m.quick_replies.length) { return; }
-    quickBox = el("div", "sbw-quick");
-    m.quick_replies.forEach(function (q) {
-      var b = el("button", "", q.title); b.type = "button";
-      b.addEventListener("click", function () { clearQuick(); submit({ type: "quick_reply", payload: q.payload, title: q.title }, q.title); });
+    quickBox = el("div", m.csat ? "sbw-quick sbw-stars" : "sbw-quick");
+    m.quick_replies.forEach(function (q, i) {
+      // A satisfaction survey: five stars, the n-th sends "/csat n" and says it as n stars.
+      var title = m.csat ? new Array(i + 2).join("\u2605") : q.title;
+      var b = el("button", "", m.csat ? "\u2606" : q.title); b.type = "button";
+      if (m.csat) { b.setAttribute("aria-label", q.title + "/5"); b.setAttribute("data-score", q.title); }
+      b.addEventListener("click", function () { clearQuick(); submit({ type: "quick_reply", payload: q.payload, title: title }, title); });
       quickBox.appendChild(b);
     });
     log.appendChild(quickBox); scroll();

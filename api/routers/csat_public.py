@@ -1,0 +1,87 @@
+"""The e-mail survey's public page: a signed one-click link records the score, then offers a comment box.
+
+No login: the link is the credential (core/csat/links.py). Every outcome is a small page in the customer's
+language (the link's `lang`), never an error body: altered, expired, used again, unknown ticket.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query
+from fastapi.responses import HTMLResponse
+
+from api.deps import DbSession, State
+from core.csat import links
+from core.csat import service as csat
+from core.errors import ConflictError, NotFoundError, ValidationFailedError
+from core.i18n import normalise, translator
+
+router = APIRouter(prefix="/csat", tags=["csat"], include_in_schema=False)
+CHANNEL = "email"
+Lang = Annotated[str | None, Query(max_length=8)]
+
+
+def _page(lang: str, title_key: str, body: str, status: int = 200) -> HTMLResponse:
+    _ = translator(lang)
+    title = html.escape(_(title_key))
+    return HTMLResponse(
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title>'
+        '<style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}'
+        'textarea{width:100%}</style></head>'
+        f'<body><main><h1>{title}</h1>{body}</main></body></html>', status_code=status,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+def _problem(lang: str, key: str, status: int) -> HTMLResponse:
+    text = html.escape(translator(lang)("csat.page." + key))
+    return _page(lang, "csat.page.problem", f'<p data-reason="{key}">{text}</p>', status)
+
+
+def _comment_form(lang: str, token: str) -> str:
+    _ = translator(lang)
+    action = html.escape(f"/csat/{token}/comment?lang={lang}")
+    return (f'<form method="post" action="{action}"><p><label for="comment">{html.escape(_("csat.page.comment"))}'
+            '</label></p><p><textarea id="comment" name="comment" rows="4" maxlength="2000" required></textarea></p>'
+            f'<p><button type="submit">{html.escape(_("csat.page.send"))}</button></p></form>')
+
+
+@router.get("/{token}", response_class=HTMLResponse)
+async def rate(token: str, state: State, session: DbSession, lang: Lang = None) -> HTMLResponse:
+    """The click: records the link's score once."""
+    language = normalise(lang)
+    try:
+        claim = links.verify(state.settings.secret_key.get_secret_value(), token, state.clock.now())
+        await csat.submit(session, claim.ticket_id, claim.score, None, CHANNEL, sent_on=CHANNEL,
+                          low_score=state.settings.core.csat_low_score, clock=state.clock)
+    except links.LinkError as exc:
+        return _problem(language, exc.reason, 400)
+    except NotFoundError:
+        return _problem(language, "not_found", 404)
+    except ConflictError as exc:
+        return _problem(language, str(exc.details.get("reason", "already_rated")), 409)
+    _ = translator(language)
+    body = (f'<p data-score="{claim.score}">{html.escape(_("csat.page.thanks", score=claim.score))}</p>'
+            + _comment_form(language, token))
+    return _page(language, "csat.page.title", body)
+
+
+@router.post("/{token}/comment", response_class=HTMLResponse)
+async def comment(token: str, state: State, session: DbSession,
+                  comment: Annotated[str, Form(max_length=4000)] = "", lang: Lang = None) -> HTMLResponse:
+    """The optional comment after the click (once)."""
+    language = normalise(lang)
+    try:
+        claim = links.verify(state.settings.secret_key.get_secret_value(), token, state.clock.now())
+        await csat.add_comment(session, claim.ticket_id, comment, CHANNEL)
+    except links.LinkError as exc:
+        return _problem(language, exc.reason, 400)
+    except ValidationFailedError:
+        return _page(language, "csat.page.title", f'<p>{html.escape(translator(language)("csat.page.empty"))}</p>'
+                     + _comment_form(language, token), 422)
+    except ConflictError as exc:
+        return _problem(language, str(exc.details.get("reason", "already_commented")), 409)
+    return _page(language, "csat.page.title",
+                 f'<p data-commented="1">{html.escape(translator(language)("csat.page.comment_thanks"))}</p>')
