@@ -15,6 +15,7 @@ from core.audit import service as audit
 from core.audit.schemas import AuditRead
 from core.auth import service as login_guard
 from core.auth.schemas import LoginRestrictionRead, UnlockResult
+from core.csat import service as csat
 from core.handover import service as handover
 from core.quarantine import service as quarantine_service
 from core.quarantine.schemas import QuarantineRead
@@ -69,13 +70,16 @@ async def update_queue(slug: str, body: QueueSettingsUpdate, session: DbSession,
                        actor: Admin) -> QueueSaved:
     """Name, assignment mode (manual, round_robin, least_loaded) and return time of a queue, and its hand-over
     settings: calendar (business hours; null = always open), whether the bot answers self-service questions of
-    customers waiting in it, the wait quoted before it has history. Only the fields given change. A queue
-    switched to automatic that nobody can serve now is saved with `warnings`: its tickets wait until someone is
-    online."""
+    customers waiting in it, the wait quoted before it has history; and its satisfaction surveys (on, delay).
+    Only the fields given change. A queue switched to automatic that nobody can serve now is saved with
+    `warnings`: its tickets wait until someone is online."""
     team = await users.team_by_slug(session, slug)
     handover_part = body.handover_part()
     if handover_part is not None:
         await handover.update_queue(session, slug, handover_part, actor)
+    csat_part = body.csat_part(team)
+    if csat_part is not None:
+        await csat.update_queue(session, team, csat_part, actor)
     team, warnings = await assignment.update_queue(
         session, team, body.assignment_part(), actor, state.clock.now(),
         timedelta(seconds=state.settings.core.presence_offline_seconds))

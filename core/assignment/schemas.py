@@ -7,8 +7,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from core.csat.schemas import QueueCsatUpdate
 from core.handover.schemas import QueueHandoverUpdate
-from core.users.models import AssignmentMode
+from core.users.models import AssignmentMode, Team
 from core.users.schemas import Languages, trimmed_name
 
 
@@ -41,7 +42,21 @@ class QueueUpdate(BaseModel):
 
 
 class QueueSettingsUpdate(QueueUpdate, QueueHandoverUpdate):
-    """Everything `PATCH /admin/queues/{slug}` changes: name and assignment, and the hand-over settings."""
+    """Everything `PATCH /admin/queues/{slug}` changes: name and assignment, the hand-over and the surveys."""
+
+    csat_enabled: bool | None = Field(
+        default=None, description="Whether customers get a satisfaction survey after a person resolves a ticket.")
+    csat_delay_minutes: StrictInt | None = Field(
+        default=None, ge=0, le=10080, description="How long after the resolution the survey goes out.")
+
+    def csat_part(self, team: Team) -> QueueCsatUpdate | None:
+        """The survey settings when one of them was given (the other stays as the queue has it)."""
+        if self.csat_enabled is None and self.csat_delay_minutes is None:
+            return None
+        return QueueCsatUpdate(
+            csat_enabled=team.csat_enabled if self.csat_enabled is None else self.csat_enabled,
+            csat_delay_minutes=team.csat_delay_minutes if self.csat_delay_minutes is None
+            else self.csat_delay_minutes)
 
     def assignment_part(self) -> QueueUpdate:
         return QueueUpdate.model_validate(self.model_dump(include=set(QueueUpdate.model_fields), exclude_unset=True))
@@ -64,6 +79,8 @@ class QueueSaved(BaseModel):
     calendar_id: int | None = None  # hand-over settings (core/handover): business hours, null = always open
     bot_answers_while_waiting: bool = False
     default_wait_minutes: int = 15
+    csat_enabled: bool = False  # satisfaction surveys (core/csat)
+    csat_delay_minutes: int = 60
     warnings: list[QueueWarning] = Field(default_factory=list)
 
 

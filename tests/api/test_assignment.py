@@ -23,7 +23,8 @@ async def test_an_admin_switches_a_queue_to_automatic_and_is_warned_when_nobody_
     assert r.json() | {"id": 0} == {"id": 0, "slug": "sales", "name": r.json()["name"],
                                     "assignment_mode": "round_robin", "return_after_minutes": 20,
                                     "calendar_id": None, "bot_answers_while_waiting": False,
-                                    "default_wait_minutes": 15, "warnings": ["no_agents"]}
+                                    "default_wait_minutes": 15, "csat_enabled": False, "csat_delay_minutes": 60,
+                                    "warnings": ["no_agents"]}
     # The agent fixture is in `technical` and has not sent a heartbeat... but any request marks them seen.
     r = await app_client.patch("/admin/queues/technical", headers=admin[1], json={"assignment_mode": "least_loaded"})
     assert r.json()["warnings"] == ["none_online"]

@@ -50,7 +50,8 @@ async def test_queue_handover_settings_and_the_calendar_in_use(app_client: httpx
     assert r.status_code == 200, r.text
     assert r.json() | {"id": 0} == {"id": 0, "slug": "billing", "name": r.json()["name"], "calendar_id": office,
                                     "bot_answers_while_waiting": True, "default_wait_minutes": 30,
-                                    "assignment_mode": "manual", "return_after_minutes": 15, "warnings": []}
+                                    "assignment_mode": "manual", "return_after_minutes": 15, "warnings": [],
+                                    "csat_enabled": False, "csat_delay_minutes": 60}
     queues = {q["slug"]: q for q in (await app_client.get("/admin/queues", headers=h)).json()}
     assert queues["billing"]["calendar_id"] == office and queues["general"]["calendar_id"] is None
 
@@ -60,7 +61,14 @@ async def test_queue_handover_settings_and_the_calendar_in_use(app_client: httpx
     assert r.status_code == 200 and r.json()["calendar_id"] is None and r.json()["default_wait_minutes"] == 30
     assert (await app_client.delete(f"/admin/calendars/{office}", headers=h)).status_code == 204
 
-    for bad in ({"calendar_id": 999999}, {"default_wait_minutes": 0}, {"colour": "red"}):
+    # Surveys: one field given, the other kept; a delay out of range is refused.
+    r = await app_client.patch("/admin/queues/billing", headers=h, json={"csat_enabled": True})
+    assert r.status_code == 200 and (r.json()["csat_enabled"], r.json()["csat_delay_minutes"]) == (True, 60)
+    r = await app_client.patch("/admin/queues/billing", headers=h, json={"csat_delay_minutes": 5})
+    assert r.status_code == 200 and (r.json()["csat_enabled"], r.json()["csat_delay_minutes"]) == (True, 5)
+
+    for bad in ({"calendar_id": 999999}, {"default_wait_minutes": 0}, {"colour": "red"},
+                {"csat_delay_minutes": -1}, {"csat_enabled": "maybe"}):
         r = await app_client.patch("/admin/queues/billing", headers=h, json=bad)
         assert r.status_code == 422, (bad, r.text)
     assert (await app_client.patch("/admin/queues/nope", headers=h, json={})).status_code == 404
