@@ -101,9 +101,11 @@ async def test_round_trip_threads_bot_and_agent_replies_and_the_customer_answer(
         assert bot["Auto-Submitted"] == "auto-replied"  # our robot must not start a loop with theirs
         assert bodies(bot)["text/plain"].startswith("Hello! How can I help?")
         assert "text/html" in bodies(bot)
-        async with sessionmaker() as session:
-            outbox = (await session.scalars(select(OutboxMessage))).one()
-        assert f"<{outbox.provider_message_id}>" == bot["Message-ID"]
+        async def recorded() -> str | None:
+            # The mail is with the sink before the dispatcher writes down its Message-ID: wait for the record.
+            async with sessionmaker() as session:
+                return (await session.scalars(select(OutboxMessage))).one().provider_message_id
+        assert f"<{await wait_for(recorded, what='the delivery recorded')}>" == bot["Message-ID"]
 
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
