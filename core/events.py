@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 if TYPE_CHECKING:
     from core.tickets.models import Ticket
@@ -295,6 +295,23 @@ def take_pending(session: AsyncSession) -> list[Event]:
 
 def discard_pending(session: AsyncSession) -> None:
     session.info.pop(_PENDING_KEY, None)
+
+
+@contextlib.asynccontextmanager
+async def publishing_transaction(sessionmaker: async_sessionmaker[AsyncSession],
+                                 bus: EventBus | None) -> AsyncIterator[AsyncSession]:
+    """A session in one transaction whose emitted events are published after it commits (and dropped, never
+    published, when it rolls back): what a background job's unit of work needs."""
+    async with sessionmaker() as session:
+        try:
+            async with session.begin():
+                yield session
+        except BaseException:
+            discard_pending(session)
+            raise
+        events = take_pending(session)
+    if bus is not None:
+        bus.publish_all(events)
 
 
 class EventBus:

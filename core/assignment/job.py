@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.assignment import repository, service
 from core.clock import Clock
-from core.events import EventBus, discard_pending, take_pending
+from core.events import EventBus, publishing_transaction
 from core.jobs import Every, Job, JobContext
 
 JOB_NAME = "assignment"
@@ -41,18 +41,9 @@ class AssignmentRunner:
             queue_ids = await repository.automatic_queue_ids(session)
         more = False
         for team_id in queue_ids:
-            async with self.sessionmaker() as session:
-                try:
-                    async with session.begin():
-                        result = await service.run_queue(session, team_id, self.clock.now(), self.offline_after,
-                                                         self.batch_size)
-                except BaseException:
-                    discard_pending(session)
-                    raise
-                if self.bus is not None:
-                    self.bus.publish_all(take_pending(session))
-                else:
-                    discard_pending(session)
+            async with publishing_transaction(self.sessionmaker, self.bus) as session:
+                result = await service.run_queue(session, team_id, self.clock.now(), self.offline_after,
+                                                 self.batch_size)
             self.stats.assigned += result.assigned
             self.stats.returned += result.returned
             more = more or result.more

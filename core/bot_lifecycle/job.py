@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.bot_lifecycle import service
 from core.clock import Clock
-from core.events import EventBus, discard_pending, take_pending
+from core.events import EventBus, publishing_transaction
 from core.jobs import Every, Job, JobContext
 
 JOB_NAME = "bot-resolve"
@@ -28,18 +28,8 @@ class QuietTicketSweep:
 
     async def run_once(self) -> int:
         """One batch; how many tickets it resolved."""
-        async with self.sessionmaker() as session:
-            try:
-                async with session.begin():
-                    count = await service.resolve_quiet_tickets(session, self.clock.now(), self.quiet,
-                                                                self.batch_size)
-            except BaseException:
-                discard_pending(session)
-                raise
-            if self.bus is not None:
-                self.bus.publish_all(take_pending(session))
-            else:
-                discard_pending(session)
+        async with publishing_transaction(self.sessionmaker, self.bus) as session:
+            count = await service.resolve_quiet_tickets(session, self.clock.now(), self.quiet, self.batch_size)
         self.resolved += count
         return count
 

@@ -5,11 +5,6 @@ wait in the queue; when an agent closes one, the next waiting ticket goes to the
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -25,23 +20,16 @@ from core.db.session import create_engine, create_sessionmaker
 from core.tickets.models import Ticket, TicketStatus
 from core.users import service as users
 from core.users.models import AssignmentMode, Role
-from tests.conftest import _truncate_pg, free_port
+from tests.conftest import _truncate_pg
 from tests.support.waiting import wait_for
+from tests.support.workers import BIN, log_events, serve_workers
 
-BIN = Path(sys.executable).parent / "switchboard"
 REST_KEY = "workers-rest-key"
 CAPACITIES = {"anna": 10, "boris": 10, "vera": 5}
 
 
 def started_workers(log: Path) -> int:
-    count = 0
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        count += isinstance(entry, dict) and entry.get("msg") == "switchboard started"
-    return count
+    return sum(e.get("msg") == "switchboard started" for e in log_events(log))
 
 
 @pytest.fixture
@@ -52,29 +40,12 @@ def server(pg_migrated: str | None, tmp_path: Path) -> Iterator[tuple[str, int, 
     if not BIN.exists():
         pytest.skip("the package is not installed into this venv")
     asyncio.run(_truncate_pg(pg_migrated))
-    port = free_port()
-    log = tmp_path / "serve.log"
-    env = os.environ | {
-        "SWITCHBOARD_DATABASE_URL": pg_migrated, "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
-        "SWITCHBOARD_NLU__ENGINE": "keyword", "SWITCHBOARD_SEED_NLU_DATA": "false",
-        "SWITCHBOARD_LOG_JSON": "true", "SWITCHBOARD_LOG_LEVEL": "INFO",
-        "SWITCHBOARD_SECRET_KEY": "assignment-workers-test-secret",
-        "SWITCHBOARD_CHANNELS__REST__API_KEY": REST_KEY,
+    with serve_workers(pg_migrated, tmp_path, {
+        "SWITCHBOARD_SECRET_KEY": "assignment-workers-test-secret", "SWITCHBOARD_CHANNELS__REST__API_KEY": REST_KEY,
         # A busy machine must not make the agents look offline half-way through the test.
         "SWITCHBOARD_CORE__PRESENCE_OFFLINE_SECONDS": "900",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen([str(BIN), "serve", "--workers", "2", "--port", str(port)], env=env, cwd=tmp_path,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    try:
+    }) as (_process, port, log):
         yield pg_migrated, port, log
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 @pytest.fixture

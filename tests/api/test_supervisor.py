@@ -5,11 +5,9 @@ and /health and /metrics of the workers count them."""
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,26 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.support.waiting import wait_for_sync
-
-BIN = Path(sys.executable).parent / "switchboard"
-
+from tests.support.workers import BIN, log_events, serve_workers
 
 # Worker processes start, die and restart on a busy machine: long waits, and a refused connection means "not yet".
 wait_for = functools.partial(wait_for_sync, timeout=120.0, ignore=(httpx.HTTPError,))
-
-
-def log_events(path: Path) -> list[dict[str, Any]]:
-    events = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            events.append(entry)
-    return events
 
 
 @pytest.fixture
@@ -45,32 +28,12 @@ def server(pg_migrated: str | None, tmp_path: Path) -> Iterator[tuple[subprocess
         pytest.skip("several workers need PostgreSQL: set SWITCHBOARD_TEST_POSTGRES_URL")
     if not BIN.exists():
         pytest.skip("the package is not installed into this venv")
-    port = free_port()
-    log = tmp_path / "serve.log"
-    env = os.environ | {
-        "SWITCHBOARD_DATABASE_URL": pg_migrated,
-        "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
-        "SWITCHBOARD_NLU__ENGINE": "keyword",
-        "SWITCHBOARD_LOG_JSON": "true",
+    with serve_workers(pg_migrated, tmp_path, {
         "SWITCHBOARD_SECRET_KEY": "supervisor-test-secret",
-        "SWITCHBOARD_LOG_LEVEL": "INFO",
-        "SWITCHBOARD_SEED_NLU_DATA": "false",
         # Short enough for the frozen worker below to be noticed soon, long enough for a start on a busy machine.
         "SWITCHBOARD_WORKER_HEALTHCHECK_SECONDS": "15",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen([str(BIN), "serve", "--workers", "2", "--port", str(port)], env=env, cwd=tmp_path,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process, port, log
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+    }) as running:
+        yield running
 
 
 def test_a_killed_worker_is_logged_restarted_and_counted(server: tuple[subprocess.Popen[bytes], int, Path]) -> None:
