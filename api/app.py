@@ -170,7 +170,7 @@ def create_app(
                                             runner_id=instance_id)
             jobs.start(state.due_tasks.job(settings.due_tasks_poll_seconds))
             assignment = AssignmentRunner(sessionmaker, bus, jobs_clock,
-                                          offline_after=timedelta(seconds=settings.core.presence_offline_seconds),
+                                          offline_after=settings.core.presence_offline,
                                           batch_size=settings.core.assignment_batch_size)
             jobs.start(assignment.job(settings.core.assignment_seconds))
             # Tickets the bot answered resolve (by the bot) once the customer has been quiet long enough.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -77,6 +78,11 @@ class CoreSettings(BaseModel):
         default=90.0, ge=30, le=3600,
         description="An agent without a console heartbeat (sent every 25 s) for this long is offline: no new "
                     "tickets, and their untouched ones go back to the queue after the queue's return time.")
+    @property
+    def presence_offline(self) -> timedelta:
+        """`presence_offline_seconds` as a duration: how long after their last heartbeat an agent is offline."""
+        return timedelta(seconds=self.presence_offline_seconds)
+
     assignment_seconds: float = Field(
         default=1.0, gt=0, le=60, description="How often automatic queues' waiting tickets are handed out.")
     assignment_batch_size: int = Field(

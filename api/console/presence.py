@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form
@@ -18,10 +17,6 @@ from core.i18n import translator
 from core.users import service as users
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-
-
-def offline_after(state: State) -> timedelta:
-    return timedelta(seconds=state.settings.core.presence_offline_seconds)
 
 
 @router.post("/presence/heartbeat", dependencies=[CsrfChecked])
@@ -53,7 +48,7 @@ async def update_queue(slug: str, session: DbSession, state: State, actor: Conso
         QueueUpdate, name=name or None, assignment_mode=assignment_mode or None,
         return_after_minutes=_form_count(return_after_minutes, default=team.return_after_minutes))
     team, warnings = await assignment.update_queue(session, team, body, actor, state.clock.now(),
-                                                   offline_after(state))
+                                                   state.settings.core.presence_offline)
     _ = translator(actor.language)
     if warnings:
         text = " ".join([_("saved"), *(_("queue.warning." + w.value, queue=team.name) for w in warnings)])

@@ -115,10 +115,6 @@ def _languages(value: str) -> list[str]:
     return [code for code in re.split(r"[\s,;]+", value.strip().lower()) if code]
 
 
-def _offline_after(state: State) -> timedelta:
-    return timedelta(seconds=state.settings.core.presence_offline_seconds)
-
-
 def validated(model: type[Any], **values: Any) -> Any:
     """Build a pydantic model from form values; its errors become one readable domain error."""
     try:
@@ -604,7 +600,7 @@ async def correct_intent(ref: str, message_id: IdPath, session: DbSession, user:
 
 @router.get("/board")
 async def board(request: Request, session: DbSession, state: State, _user: ConsoleSupervisor) -> Response:
-    data = await reports.board(session, online_window=_offline_after(state))
+    data = await reports.board(session, now=state.clock.now(), offline_after=state.settings.core.presence_offline)
     return render(request, "board.html", {"board": data, "assignable": await users.assignable_users(session)})
 
 
@@ -687,7 +683,7 @@ async def admin_update_user(user_id: IdPath, session: DbSession, actor: ConsoleA
 @router.get("/admin/queues")
 async def admin_queues(request: Request, session: DbSession, state: State, _user: ConsoleAdmin) -> Response:
     teams = list(await users.list_teams(session))
-    warnings = await assignment.queue_warnings(session, teams, state.clock.now(), _offline_after(state))
+    warnings = await assignment.queue_warnings(session, teams, state.clock.now(), state.settings.core.presence_offline)
     return render(request, "admin_queues.html", {"section": "queues", "teams": teams, "warnings": warnings,
                                                  "modes": list(AssignmentMode),
                                                  "calendars": await calendar_service.list_all(session)})
@@ -704,7 +700,7 @@ async def admin_queue_handover(slug: str, session: DbSession, actor: ConsoleAdmi
         QueueHandoverUpdate, calendar_id=_form_count(calendar_id, default=0) or None,
         bot_answers_while_waiting=bot_answers_while_waiting == "on",
         default_wait_minutes=_form_count(default_wait_minutes, default=15))
-    await handover.update_queue(session, slug, body, actor)
+    await handover.update_queue(session, await users.team_by_slug(session, slug), body, actor)
     return redirect("/console/admin/queues", translator(actor.language)("saved"))
 
 

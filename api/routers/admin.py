@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import Admin, DbSession, IdPath, IdQuery, Offset, State, Supervisor
 from api.openapi import CONFLICT, NOT_FOUND
-from core.assignment import service as assignment
-from core.assignment.schemas import QueueSaved, QueueSettingsUpdate
 from core.audit import service as audit
 from core.audit.schemas import AuditRead
 from core.auth import service as login_guard
 from core.auth.schemas import LoginRestrictionRead, UnlockResult
-from core.csat import service as csat
-from core.handover import service as handover
 from core.quarantine import service as quarantine_service
 from core.quarantine.schemas import QuarantineRead
+from core.queues import service as queues
+from core.queues.schemas import QueueSaved, QueueSettingsUpdate
 from core.routing import service as routing
 from core.routing.schemas import RouteUpdate
 from core.users import service as users
@@ -73,17 +70,8 @@ async def update_queue(slug: str, body: QueueSettingsUpdate, session: DbSession,
     customers waiting in it, the wait quoted before it has history; and its satisfaction surveys (on, delay).
     Only the fields given change. A queue switched to automatic that nobody can serve now is saved with
     `warnings`: its tickets wait until someone is online."""
-    team = await users.team_by_slug(session, slug)
-    handover_part = body.handover_part()
-    if handover_part is not None:
-        await handover.update_queue(session, slug, handover_part, actor)
-    csat_part = body.csat_part(team)
-    if csat_part is not None:
-        await csat.update_queue(session, team, csat_part, actor)
-    team, warnings = await assignment.update_queue(
-        session, team, body.assignment_part(), actor, state.clock.now(),
-        timedelta(seconds=state.settings.core.presence_offline_seconds))
-    return QueueSaved.model_validate(team).model_copy(update={"warnings": warnings})
+    return await queues.update(session, await users.team_by_slug(session, slug), body, actor, state.clock.now(),
+                               state.settings.core.presence_offline)
 
 
 @router.get("/routes", response_model=dict[str, str])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import APIRouter
 
 from api.deps import Agent, DbSession, State
@@ -15,7 +13,7 @@ router = APIRouter(prefix="/me", tags=["presence"])
 
 
 def presence_read(user: User, state: State) -> PresenceRead:
-    offline_after = timedelta(seconds=state.settings.core.presence_offline_seconds)
+    offline_after = state.settings.core.presence_offline
     return PresenceRead(user_id=user.id, presence=assignment.presence_of(user, state.clock.now(), offline_after),
                         away=user.away, languages=list(user.languages or []), last_seen_at=user.last_seen_at)
 

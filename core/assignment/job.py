@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,8 @@ from core.events import EventBus, publishing_transaction
 from core.jobs import Every, Job, JobContext
 
 JOB_NAME = "assignment"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,14 +43,23 @@ class AssignmentRunner:
         async with self.sessionmaker() as session:
             queue_ids = await repository.automatic_queue_ids(session)
         more = False
+        failed: Exception | None = None
         for team_id in queue_ids:
-            async with publishing_transaction(self.sessionmaker, self.bus) as session:
-                result = await service.run_queue(session, team_id, self.clock.now(), self.offline_after,
-                                                 self.batch_size)
+            try:
+                async with publishing_transaction(self.sessionmaker, self.bus) as session:
+                    result = await service.run_queue(session, team_id, self.clock.now(), self.offline_after,
+                                                     self.batch_size)
+            except Exception as exc:
+                # One queue's trouble (rolled back) never holds up the others; the job still reports it.
+                log.error("assignment run of a queue failed", extra={"team_id": team_id}, exc_info=exc)
+                failed = failed or exc
+                continue
             self.stats.assigned += result.assigned
             self.stats.returned += result.returned
             more = more or result.more
         self.stats.runs += 1
+        if failed is not None:
+            raise failed
         return more
 
     async def tick(self, ctx: JobContext) -> bool:

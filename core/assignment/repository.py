@@ -31,28 +31,26 @@ async def lock_queue(session: AsyncSession, team_id: int) -> Team | None:
     return (await session.scalars(select(Team).where(Team.id == team_id).with_for_update(key_share=True))).first()
 
 
+def _servable(seen_since: datetime) -> Any:
+    """Who can take a ticket now: online (seen since `seen_since`), not away, with capacity."""
+    return and_(User.last_seen_at >= seen_since, User.away.is_(False), User.capacity > 0)
+
+
 async def eligible_agents(session: AsyncSession, team_id: int, seen_since: datetime) -> Sequence[User]:
-    """The queue's active members online (seen since `seen_since`) and not away, with capacity, by id; their rows
-    locked so that two overlapping runs never both count the same free place."""
+    """The queue's active members who can take a ticket now, by id.
+
+    Not locked: an agent belongs to one queue, and automatic assignments to them come only from runs of that queue,
+    which its row lock (`lock_queue`) serialises; each run's statements see what the previous run committed.
+    """
     return (await session.scalars(
-        select(User).where(User.team_id == team_id, User.is_active.is_(True), User.away.is_(False),
-                           User.capacity > 0, User.last_seen_at >= seen_since)
-        .order_by(User.id).with_for_update(key_share=True)
-    )).all()
+        select(User).where(User.team_id == team_id, User.is_active.is_(True), _servable(seen_since))
+        .order_by(User.id))).all()
 
 
-async def open_loads(session: AsyncSession, user_ids: Collection[int], statuses: Collection[TicketStatus]
-                     ) -> dict[int, int]:
-    """How many unmerged tickets in `statuses` each of these users holds (absent: none)."""
-    if not user_ids:
-        return {}
-    rows = (await session.execute(
-        select(Ticket.assignee_id, func.count())
-        .where(Ticket.assignee_id.in_(list(user_ids)), Ticket.status.in_(list(statuses)),
-               Ticket.merged_into_id.is_(None))
-        .group_by(Ticket.assignee_id)
-    )).all()
-    return {int(uid): int(n) for uid, n in rows if uid is not None}
+async def any_waiting(session: AsyncSession, team_id: int) -> bool:
+    """Whether the queue has a waiting ticket at all (one index probe; most runs stop here)."""
+    return (await session.scalars(
+        select(Ticket.id).where(Ticket.team_id == team_id, text(WAITING_SQL)).limit(1))).first() is not None
 
 
 def waiting_query(team_id: int, limit: int, languages: Collection[str] | None) -> Select[Ticket]:
@@ -97,8 +95,8 @@ async def returnable_tickets(session: AsyncSession, team_id: int, *, seen_before
 
 
 async def staffing(session: AsyncSession, seen_since: datetime) -> dict[int, tuple[int, int, int]]:
-    """Per queue: (active members, of them online and not away, of them with capacity), in one query."""
-    online = and_(User.last_seen_at >= seen_since, User.away.is_(False))
+    """Per queue: (active members, of them able to take a ticket now, of them with capacity), in one query."""
+    online = _servable(seen_since)
 
     def count_if(cond: Any) -> Any:
         return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)

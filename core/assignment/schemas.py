@@ -7,9 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from core.csat.schemas import QueueCsatUpdate
-from core.handover.schemas import QueueHandoverUpdate
-from core.users.models import AssignmentMode, Team
+from core.users.models import AssignmentMode
 from core.users.schemas import Languages, trimmed_name
 
 
@@ -39,49 +37,6 @@ class QueueUpdate(BaseModel):
     @classmethod
     def _name_not_blank(cls, value: str | None) -> str | None:
         return trimmed_name(value)
-
-
-class QueueSettingsUpdate(QueueUpdate, QueueHandoverUpdate):
-    """Everything `PATCH /admin/queues/{slug}` changes: name and assignment, the hand-over and the surveys."""
-
-    csat_enabled: bool | None = Field(
-        default=None, description="Whether customers get a satisfaction survey after a person resolves a ticket.")
-    csat_delay_minutes: StrictInt | None = Field(
-        default=None, ge=0, le=10080, description="How long after the resolution the survey goes out.")
-
-    def csat_part(self, team: Team) -> QueueCsatUpdate | None:
-        """The survey settings when one of them was given (the other stays as the queue has it)."""
-        if self.csat_enabled is None and self.csat_delay_minutes is None:
-            return None
-        return QueueCsatUpdate(
-            csat_enabled=team.csat_enabled if self.csat_enabled is None else self.csat_enabled,
-            csat_delay_minutes=team.csat_delay_minutes if self.csat_delay_minutes is None
-            else self.csat_delay_minutes)
-
-    def assignment_part(self) -> QueueUpdate:
-        return QueueUpdate.model_validate(self.model_dump(include=set(QueueUpdate.model_fields), exclude_unset=True))
-
-    def handover_part(self) -> QueueHandoverUpdate | None:
-        """The hand-over fields given (None: none were); an explicit `calendar_id: null` stays explicit."""
-        given = self.model_dump(include=set(QueueHandoverUpdate.model_fields), exclude_unset=True)
-        return QueueHandoverUpdate.model_validate(given) if given else None
-
-
-class QueueSaved(BaseModel):
-    """The queue as saved, with what will keep its tickets waiting (shown, never refused)."""
-
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    slug: str
-    name: str
-    assignment_mode: AssignmentMode
-    return_after_minutes: int
-    calendar_id: int | None = None  # hand-over settings (core/handover): business hours, null = always open
-    bot_answers_while_waiting: bool = False
-    default_wait_minutes: int = 15
-    csat_enabled: bool = False  # satisfaction surveys (core/csat)
-    csat_delay_minutes: int = 60
-    warnings: list[QueueWarning] = Field(default_factory=list)
 
 
 class PresenceRead(BaseModel):

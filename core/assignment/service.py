@@ -1,8 +1,9 @@
 """Who gets which ticket: presence, queue settings, and one assignment run of a queue (returns, then hand-out).
 
-A run holds its queue's row lock and its eligible agents' row locks for one short transaction: two runs that
-overlap (two instances, a lease handed over mid-run) count the same loads one after the other, so nobody goes
-over capacity. Tickets an agent holds in a transaction of their own (a take, a reply) are skipped, not waited for.
+A run holds its queue's row lock for one short transaction: two runs that overlap (two instances, a lease handed
+over mid-run) count the same loads one after the other, so nobody goes over capacity (an agent belongs to one
+queue, so only that queue's runs give them tickets). Tickets an agent holds in a transaction of their own (a
+take, a reply) are skipped, not waited for.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.assignment import repository
 from core.assignment.schemas import Presence, PresenceUpdate, QueueUpdate, QueueWarning
 from core.audit import service as audit
+from core.tickets import repository as ticket_repo
 from core.tickets import service as tickets
 from core.tickets.models import Ticket
 from core.users.models import AssignmentMode, Team, User
@@ -62,7 +64,7 @@ async def queue_warnings(session: AsyncSession, teams: list[Team], now: datetime
             else:
                 if with_capacity == 0:
                     found.append(QueueWarning.no_capacity)
-                if online == 0:
+                elif online == 0:  # nobody with capacity is online and not away right now
                     found.append(QueueWarning.none_online)
         warnings[team.id] = found
     return warnings
@@ -138,10 +140,12 @@ async def _return_untouched(session: AsyncSession, team: Team, now: datetime, of
 
 async def _hand_out(session: AsyncSession, team: Team, now: datetime, offline_after: timedelta, batch: int
                     ) -> tuple[int, bool]:
+    if not await repository.any_waiting(session, team.id):
+        return 0, False
     agents = list(await repository.eligible_agents(session, team.id, now - offline_after))
     if not agents:
         return 0, False
-    loads = await repository.open_loads(session, [a.id for a in agents], tickets.ACTIVE_STATUSES)
+    loads = await ticket_repo.open_per_assignee(session, tickets.ACTIVE_STATUSES, [a.id for a in agents])
     free = [a for a in agents if loads.get(a.id, 0) < a.capacity]
     if not free:
         return 0, False

@@ -185,8 +185,10 @@ async def add_comment(session: AsyncSession, ticket_id: int, comment: str, chann
 
 
 async def update_queue(session: AsyncSession, team: Team, body: QueueCsatUpdate, actor: User) -> Team:
-    """Turn a queue's surveys on or off and set their delay (audited)."""
+    """Turn a queue's surveys on or off and set their delay (audited when something changed)."""
     old = {"csat_enabled": team.csat_enabled, "csat_delay_minutes": team.csat_delay_minutes}
+    if old == body.model_dump():
+        return team
     team.csat_enabled = body.csat_enabled
     team.csat_delay_minutes = body.csat_delay_minutes
     audit.record(session, actor, "queue.csat", "team", team.id, old=old, new=body.model_dump())

@@ -19,7 +19,6 @@ from core.decision import texts
 from core.errors import ValidationFailedError
 from core.handover import repository
 from core.handover.schemas import QueueHandoverUpdate
-from core.users import service as users
 from core.users.models import Team, User
 
 HISTORY = 20
@@ -82,14 +81,12 @@ async def queue_states(session: AsyncSession, teams: Collection[Team]) -> dict[i
             for t in teams}
 
 
-async def update_queue(session: AsyncSession, slug: str, body: QueueHandoverUpdate, actor: User | None) -> Team:
-    """Change a queue's hand-over settings.
+async def update_queue(session: AsyncSession, team: Team, body: QueueHandoverUpdate, actor: User | None) -> Team:
+    """Change a queue's hand-over settings (audited when something changed).
 
     Raises:
-        NotFoundError: no such queue.
         ValidationFailedError: no such calendar.
     """
-    team = await users.team_by_slug(session, slug)
     changed: dict[str, object] = {}
     if "calendar_id" in body.model_fields_set:
         if body.calendar_id is not None and not await repository.calendar_exists(session, body.calendar_id):
@@ -100,5 +97,6 @@ async def update_queue(session: AsyncSession, slug: str, body: QueueHandoverUpda
     if body.default_wait_minutes is not None:
         team.default_wait_minutes = changed["default_wait_minutes"] = body.default_wait_minutes
     await session.flush()
-    audit.record(session, actor, "team.handover", "team", team.id, slug=team.slug, **changed)
+    if changed:
+        audit.record(session, actor, "team.handover", "team", team.id, slug=team.slug, **changed)
     return team

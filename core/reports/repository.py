@@ -12,16 +12,6 @@ from sqlalchemy.orm import joinedload
 from core.tickets.models import Ticket, TicketStatus
 
 
-async def open_per_assignee(session: AsyncSession, statuses: Collection[TicketStatus]) -> dict[int, int]:
-    """How many tickets in `statuses` each assignee holds."""
-    rows = (await session.execute(
-        select(Ticket.assignee_id, func.count())
-        .where(Ticket.status.in_(list(statuses)), Ticket.assignee_id.is_not(None), Ticket.merged_into_id.is_(None))
-        .group_by(Ticket.assignee_id)
-    )).all()
-    return {assignee_id: int(n) for assignee_id, n in rows if assignee_id is not None}
-
-
 async def per_team(session: AsyncSession, statuses: Collection[TicketStatus]) -> dict[int | None, tuple[int, int]]:
     """Per team: (tickets in `statuses`, of them unassigned)."""
     rows = (await session.execute(

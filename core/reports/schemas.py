@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from core.assignment.schemas import Presence
 from core.tickets.models import Ticket
 from core.users.models import Team, User
 
@@ -13,8 +14,7 @@ from core.users.models import Team, User
 class AgentLoad:
     user: User
     open_count: int
-    online: bool
-    presence: str = "offline"  # online, away or offline (core.assignment.schemas.Presence)
+    presence: Presence
 
 
 @dataclass

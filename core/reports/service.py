@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.base import utcnow
+from core.assignment import service as assignment
 from core.reports import repository
 from core.reports.schemas import AgentLoad, Board, QueueState
+from core.tickets import repository as ticket_repo
 from core.tickets.models import TicketStatus
 from core.tickets.service import ACTIVE_STATUSES
 from core.users import repository as users_repo
 from core.users.models import Role
 
-ONLINE_WINDOW = timedelta(minutes=5)
 
-
-async def board(session: AsyncSession, *, days: int = 14, online_window: timedelta = ONLINE_WINDOW) -> Board:
-    """The board: agents and supervisors with their open tickets and presence (online within `online_window`,
-    away, offline), the queues, tickets created per day over the last `days` days, active tickets by status and
-    the 100 longest-waiting."""
-    now = utcnow()
+async def board(session: AsyncSession, *, now: datetime, offline_after: timedelta, days: int = 14) -> Board:
+    """The board: agents and supervisors with their open tickets and presence (as automatic assignment sees it:
+    core.assignment.service.presence_of), the queues, tickets created per day over the last `days` days, active
+    tickets by status and the 100 longest-waiting."""
     people = await users_repo.list_active(session, (Role.agent, Role.supervisor))
-    load = await repository.open_per_assignee(session, ACTIVE_STATUSES)
-    agents = []
-    for u in people:
-        online = u.last_seen_at is not None and now - u.last_seen_at < online_window
-        agents.append(AgentLoad(u, load.get(u.id, 0), online, "offline" if not online else
-                                "away" if u.away else "online"))
+    load = await ticket_repo.open_per_assignee(session, ACTIVE_STATUSES)
+    agents = [AgentLoad(u, load.get(u.id, 0), assignment.presence_of(u, now, offline_after)) for u in people]
 
     counts = await repository.per_team(session, ACTIVE_STATUSES)
     queues = []

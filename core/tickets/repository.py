@@ -282,3 +282,17 @@ async def others_of_customer(session: AsyncSession, customer_id: int, ticket_id:
 async def intents_seen(session: AsyncSession) -> Sequence[str | None]:
     """Every intent some message carries."""
     return (await session.scalars(select(Message.intent).where(Message.intent.is_not(None)).distinct())).all()
+
+
+async def open_per_assignee(session: AsyncSession, statuses: Collection[TicketStatus],
+                            user_ids: Collection[int] | None = None) -> dict[int, int]:
+    """How many unmerged tickets in `statuses` each assignee (of `user_ids`, or anyone) holds; absent: none."""
+    stmt = (select(Ticket.assignee_id, func.count())
+            .where(Ticket.status.in_(list(statuses)), Ticket.assignee_id.is_not(None), Ticket.merged_into_id.is_(None))
+            .group_by(Ticket.assignee_id))
+    if user_ids is not None:
+        if not user_ids:
+            return {}
+        stmt = stmt.where(Ticket.assignee_id.in_(list(user_ids)))
+    return {int(assignee_id): int(n) for assignee_id, n in (await session.execute(stmt)).all()
+            if assignee_id is not None}

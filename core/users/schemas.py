@@ -120,6 +120,8 @@ class TeamRead(BaseModel):
     default_wait_minutes: int = 15
     assignment_mode: AssignmentMode = AssignmentMode.manual
     return_after_minutes: int = 15
+    csat_enabled: bool = False  # satisfaction surveys (core/csat)
+    csat_delay_minutes: int = 60
 
 
 class TeamCreate(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -279,7 +280,15 @@ async def test_switching_a_queue_to_automatic_warns_when_nobody_can_take_its_tic
         team = await users.team_by_slug(session, "sales")
         admin = await users.get(session, admin.id)
         _, warnings = await assignment.update_queue(session, team, QueueUpdate(), admin, clock.now(), OFFLINE)
-        assert warnings == [QueueWarning.no_capacity, QueueWarning.none_online]
+        assert warnings == [QueueWarning.no_capacity]
+    # Someone online without capacity and someone with capacity offline: nobody can take a ticket now.
+    await agent(sessionmaker, clock, "tom", slug="sales", online=True, capacity=0)
+    await agent(sessionmaker, clock, "ula", slug="sales", online=False, capacity=10)
+    async with sessionmaker() as session, session.begin():
+        team = await users.team_by_slug(session, "sales")
+        admin = await users.get(session, admin.id)
+        _, warnings = await assignment.update_queue(session, team, QueueUpdate(), admin, clock.now(), OFFLINE)
+        assert warnings == [QueueWarning.none_online]
         manual = await users.team_by_slug(session, "billing")
         _, warnings = await assignment.update_queue(session, manual, QueueUpdate(name="Billing"), admin,
                                                     clock.now(), OFFLINE)
@@ -314,3 +323,25 @@ async def test_overlapping_runs_without_the_lease_still_respect_capacity(
     assert sorted(got.count(a.id) for a in team_agents) == [3, 3, 3]
     assert got.count(None) == 21
     assert sum(run.stats.assigned for run in runs) == 9
+
+
+async def test_a_failing_queue_does_not_hold_up_the_others(sessionmaker: async_sessionmaker[AsyncSession],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = ManualClock()
+    for slug in ("technical", "sales"):
+        async with sessionmaker() as session, session.begin():
+            team = await users.team_by_slug(session, slug)
+            team.assignment_mode = AssignmentMode.round_robin
+    anna = await agent(sessionmaker, clock, "anna", slug="sales")
+    ids = await waiting(sessionmaker, clock, 1, slug="sales")
+    real = assignment.run_queue
+
+    async def broken_technical(session: AsyncSession, team_id: int, *args: Any) -> assignment.RunResult:
+        if team_id == (await users.team_by_slug(session, "technical")).id:
+            raise RuntimeError("technical is broken")
+        return await real(session, team_id, *args)
+
+    monkeypatch.setattr(assignment, "run_queue", broken_technical)
+    with pytest.raises(RuntimeError, match="technical is broken"):  # the job reports it (health, backoff)...
+        await runner(sessionmaker, clock).run_once()
+    assert await holders(sessionmaker, ids) == [anna.id]  # ...after the queues behind it had their run

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.assignment.schemas import Presence
+from core.db.base import utcnow
 from core.reports import service as reports
 from core.users.models import User
 from tests.conftest import REST_HEADERS, rest_message
@@ -23,10 +27,13 @@ async def test_board_counts_people_queues_days_and_statuses(
     assert (await app_client.post(f"/tickets/{numbers[1]}/take", headers=agent[1])).status_code == 200
 
     async with sessionmaker() as session:
-        board = await reports.board(session, days=3)
+        board = await reports.board(session, now=utcnow(), offline_after=timedelta(seconds=90), days=3)
 
     load = {a.user.email: a.open_count for a in board.agents}
     assert load == {"agent@test.example": 1, "super@test.example": 0}  # admins are not on the board
+    # The agent's requests just now count as seen; the supervisor never signed in here.
+    presence = {a.user.email: a.presence for a in board.agents}
+    assert presence == {"agent@test.example": Presence.online, "super@test.example": Presence.offline}
     queues = {q.team.slug: q for q in board.queues}
     technical = queues["technical"]
     assert (technical.open_count, technical.waiting) == (3, 2)
