@@ -98,7 +98,7 @@ async def set_action(name: str, session: DbSession, actor: ConsoleAdmin,
                      action: Annotated[str, Form()] = "") -> Response:
     """The same rules as the API: an unknown action, or one the intent cannot have, is refused with the reason."""
     await service.get_intent(session, name)
-    await actions.set_action(session, name, action, actor)
+    await actions.set_action(session, name, actions.parse_action(action), actor)
     return redirect(intent_url(name), translator(actor.language)("saved"))
 
 

@@ -69,17 +69,16 @@ async def delete_intent(name: str, session: DbSession, user: Admin, state: State
 @router.get("/actions", response_model=list[IntentActionRead])
 async def list_actions(session: DbSession, _user: Admin) -> list[IntentActionRead]:
     """What the bot does with each intent it knows (trained, shipped or declared), as ingest resolves it."""
-    names = sorted({*await service.intent_names(session), *actions.DEFAULT_ACTIONS,
-                    *(i for i, _ in await actions.declared(session))})
     return [IntentActionRead(intent=name, action=action, declared=declared)
-            for name, (action, declared) in (await actions.effective_actions(session, names)).items()]
+            for name, (action, declared) in (await actions.effective_actions(session)).items()]
 
 
 @router.put("/intents/{name}/action", response_model=IntentActionRead)
 async def set_action(name: str, body: IntentActionUpdate, session: DbSession, user: Admin) -> IntentActionRead:
     """Declare what the bot does with the intent from the next message on. 422 with the reason for an action the
-    intent cannot have: `answer` without an answer text, `self_service` where the bot has no lookup."""
-    action = await actions.set_action(session, name, body.action.value, user)
+    intent cannot have: `answer` without an answer text, `self_service` where the bot has no lookup, anything but
+    `escalate` or `answer_and_escalate` for `human_handoff` (the customer asks for a person)."""
+    action = await actions.set_action(session, name, body.action, user)
     return IntentActionRead(intent=name, action=action, declared=True)
 
 

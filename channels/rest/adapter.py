@@ -12,6 +12,7 @@ import httpx
 
 from channels.base import ChannelHealth, PermanentSendError
 from channels.config import RestChannelSettings
+from core.csat.service import is_survey
 from core.outbox.schemas import OutboundEnvelope, QuickReply
 
 SIGNATURE_HEADER = "X-Switchboard-Signature"
@@ -22,14 +23,11 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-CSAT_PREFIX = "/csat"
-
-
 def reply_type(quick_replies: Sequence[QuickReply] | Sequence[dict[str, Any]]) -> str:
     """`csat` for a satisfaction survey (its quick replies are `/csat 1` .. `/csat 5`: answer it with
     `POST /channels/rest/csat`), else `message`."""
     payloads = [q.payload if isinstance(q, QuickReply) else str(q.get("payload", "")) for q in quick_replies]
-    return "csat" if payloads and all(p.startswith(CSAT_PREFIX) for p in payloads) else "message"
+    return "csat" if is_survey(payloads) else "message"
 
 
 class RestChannel:

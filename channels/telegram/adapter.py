@@ -46,6 +46,7 @@ from telegram.warnings import PTBUserWarning
 from channels.base import ChannelContext, ChannelHealth, PartialDelivery, PermanentSendError
 from channels.telegram.settings import TelegramChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
+from core.csat.service import is_survey_payload, survey_score
 from core.cursors import repository as cursors
 from core.customers import service as customer_service
 from core.db.base import utcnow
@@ -62,7 +63,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 MAX_TEXT = 4096
-CSAT_PREFIX = "/csat"
 CONNECT_JOB = "telegram:connect"
 POLLING_JOB = "telegram:polling"
 
@@ -125,9 +125,9 @@ def inline_keyboard(quick_replies: list[QuickReply]) -> InlineKeyboardMarkup | N
     if not quick_replies:
         return None
     csat = [InlineKeyboardButton(q.title[:64], callback_data=q.payload[:64])
-            for q in quick_replies if q.payload.startswith(CSAT_PREFIX)]
+            for q in quick_replies if is_survey_payload(q.payload)]
     rows = [[InlineKeyboardButton(q.title[:64], callback_data=q.payload[:64])]
-            for q in quick_replies if not q.payload.startswith(CSAT_PREFIX)]
+            for q in quick_replies if not is_survey_payload(q.payload)]
     return InlineKeyboardMarkup(([csat] if csat else []) + rows)
 
 
@@ -511,10 +511,9 @@ class TelegramChannel:
                             title = button.text
             extra: dict[str, Any] = {"quick_reply": payload, "telegram": {"chat_id": chat_id,
                                                                           "callback_query_id": query.id}}
-            if payload.startswith(CSAT_PREFIX):
-                score = payload[len(CSAT_PREFIX):].strip(" :_")
-                if score in {"1", "2", "3", "4", "5"}:  # not isdigit(): it takes "¹", which int() refuses
-                    extra["csat"] = int(score)
+            score = survey_score(payload)
+            if score is not None:
+                extra["csat"] = score
             user = query.from_user
             inbound = InboundMessage(
                 channel=CHANNEL, external_message_id=f"cb:{query.id}", sender=self._sender(chat_id, user),

@@ -48,6 +48,7 @@ from channels.webchat import repository, tokens
 from channels.webchat.settings import WebchatChannelSettings
 from core import i18n
 from core.auth.ratelimit import KeyedBuckets, TokenBucket
+from core.csat.service import is_survey, is_survey_payload, survey_score
 from core.db.base import utcnow
 from core.db.outage import is_database_outage
 from core.events import RESYNC_TOPIC, Topic, Typing
@@ -87,9 +88,6 @@ def attachment_summaries(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summaries
 
 
-CSAT_PREFIX = "/csat"  # a survey answer's quick-reply payload: "/csat 1" .. "/csat 5" (core/csat)
-
-
 def widget_frame(message_id: int, author: str, text: str, created_at: datetime | str | None,
                  attachments: list[dict[str, Any]] | None, quick_replies: list[dict[str, Any]] | None,
                  client_id: str | None = None, author_name: str | None = None) -> dict[str, Any]:
@@ -106,7 +104,7 @@ def widget_frame(message_id: int, author: str, text: str, created_at: datetime |
         result["attachments"] = attachment_summaries(attachments)
     if quick_replies:
         result["quick_replies"] = [{"title": q["title"], "payload": q["payload"]} for q in quick_replies]
-        if all(str(q["payload"]).startswith(CSAT_PREFIX) for q in quick_replies):
+        if is_survey([str(q["payload"]) for q in quick_replies]):
             result["csat"] = True  # a satisfaction survey: the widget shows five stars instead of buttons
     return result
 
@@ -561,11 +559,11 @@ class WebchatChannel:
                 raise FrameError("bad_frame", "quick_reply needs a payload", client_id=client_id)
             text = title if isinstance(title, str) and title.strip() else payload
             extra["quick_reply"] = payload
-            if payload.startswith(CSAT_PREFIX):
-                score = payload[len(CSAT_PREFIX):].strip()
-                if score not in {"1", "2", "3", "4", "5"}:
+            if is_survey_payload(payload):
+                score = survey_score(payload)
+                if score is None:
                     raise FrameError("bad_frame", "a rating is a score from 1 to 5", client_id=client_id)
-                extra["csat"] = int(score)
+                extra["csat"] = score
         else:
             given = frame.get("text")
             if not isinstance(given, str) or not given.strip():

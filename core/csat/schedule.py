@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.csat import repository
 from core.jobs import service as tasks
 from core.tickets.models import Ticket
+from core.users.models import Team
 
 CSAT_SEND = "csat.send"
 
@@ -58,7 +59,7 @@ async def arm(session: AsyncSession, ticket: Ticket) -> bool:
     """Arm (or move) the ticket's survey if its queue sends surveys and none was sent; returns whether armed."""
     if ticket.resolved_by_bot or ticket.merged_into_id is not None or ticket.resolved_at is None:
         return False
-    team = await repository.team(session, ticket.team_id)
+    team = await session.get(Team, ticket.team_id) if ticket.team_id is not None else None
     if team is None or not team.csat_enabled:
         return False
     if await repository.survey_of(session, ticket.id) is not None:

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_COMMENT = 2000  # characters of a survey comment, in every channel (core/csat/service.py add_comment)
+
 
 class CsatRead(BaseModel):
     """A ticket's survey answer (`"csat"` in the ticket JSON)."""
@@ -24,7 +26,7 @@ class CsatSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ticket_number: str = Field(min_length=1, max_length=32)
     score: int = Field(ge=1, le=5)
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT)
 
 
 class QueueCsatUpdate(BaseModel):

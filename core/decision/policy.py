@@ -87,7 +87,7 @@ def decide(ctx: DecisionContext) -> Decision:
     if intent is None:
         return Decision(Action.escalate, "low_confidence", route_intent=parse.intent, reply_key="escalated")
     action = ctx.intent_action or (IntentAction.answer if ctx.faq_answer else IntentAction.escalate)
-    if intent == HANDOFF_INTENT and action in (IntentAction.escalate, IntentAction.answer_and_escalate):
+    if intent == HANDOFF_INTENT:  # always to a person (core/nlu_admin/actions.py refuses declaring otherwise)
         return Decision(Action.escalate, "handoff", route_intent=ctx.last_bot_intent, reply_key="handoff",
                         reply_text=ctx.faq_answer if action == IntentAction.answer_and_escalate else None)
     if action == IntentAction.escalate:

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.config import CoreSettings
 from core.csat import repository as csat_repo
 from core.csat import service as csat
+from core.csat.models import CsatSurvey
+from core.csat.schemas import MAX_COMMENT
 from core.customers import repository as customer_repo
 from core.customers import service as customer_service
 from core.customers.models import ChannelIdentity, Customer
@@ -58,7 +60,9 @@ ResponseLookup = Callable[[str, str], str | None]
 """(intent, language) -> the FAQ answer for that intent in that language, if there is one."""
 
 HANDOFF_PAYLOAD = "/human_handoff"
-CSAT_ANSWER = "csat"  # the threading of a survey answer: stored on the surveyed ticket, which stays as it is
+# The threading of a survey answer (a score button, or the comment that follows a score): stored on the customer's
+# latest ticket of the thread, which stays as it is; never decided (a "5" is no question for the NLU or the queue).
+CSAT_ANSWER = "csat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,7 @@ class _Work:
     reply: _Reply | None = None
     replies: list[int] = field(default_factory=list)
     queue: handover.QueueState | None = None  # the queue as the hand-over notice quotes it
+    survey: CsatSurvey | None = None  # a survey answer's survey row (locked), read once when threading it
 
 
 @dataclass(eq=False)
@@ -180,7 +185,7 @@ class IngestPipeline:
             for work in works:
                 if work.threading == CSAT_ANSWER:
                     await self._answer_survey(session, work)
-            await sla.after_ingest(session, [work.ticket for work in works])
+            await sla.after_ingest(session, [work.ticket for work in works if work.threading != CSAT_ANSWER])
             answered = [w for w in works if w.reply is not None]
             await self._prefetch_queues(session, look, answered)
             reply_ids = await ticket_service.add_bot_replies(session, [self._bot_reply(look, w) for w in answered])
@@ -228,10 +233,8 @@ class IngestPipeline:
         customer = identity.customer
         if customer.id is not None:
             await self._lock_customers(session, look, [customer.id])
-        ticket, threading = await self._thread(session, look, customer, identity, inbound)
+        ticket, threading, survey = await self._thread(session, look, customer, identity, inbound)
         look.placed[(inbound.channel, inbound.external_message_id)] = ticket
-        if threading == "created":
-            look.last_bot_intent[id(ticket)] = None
 
         language = (parse.language if parse and parse.text.strip() else None) or inbound.language_hint \
             or ticket.language or customer.language
@@ -239,57 +242,71 @@ class IngestPipeline:
         ticket.identity = identity
         ticket.last_customer_message_at = ticket.last_customer_message_at or now
         ticket.updated_at = now
-        if threading != CSAT_ANSWER:  # a star or a digit says nothing of the customer's language
+        if threading != CSAT_ANSWER:  # a star or a digit says nothing of the customer's language nor status
             ticket.language = language or ticket.language
+            if ticket.status == TicketStatus.pending:
+                ticket_service.transition(ticket, TicketStatus.open)
         if customer.language is None and language is not None:
             customer.language = language
-        if ticket.status == TicketStatus.pending:
-            ticket_service.transition(ticket, TicketStatus.open)
         return _Work(inbound=inbound, parse=parse, identity=identity, customer=customer, ticket=ticket,
-                     threading=threading, language=language)
+                     threading=threading, language=language, survey=survey)
 
-    async def _answers_survey(self, session: AsyncSession, ticket: Ticket, inbound: InboundMessage) -> bool:
-        """A survey button (`csat` in extra) of a ticket sent a survey; or, in a chat channel, a text soon after
-        a score given there, while the answer has no comment yet (CoreSettings.csat_comment_minutes)."""
-        if isinstance(inbound.extra.get("csat"), int):
-            return await csat_repo.survey_of(session, ticket.id) is not None
-        if (ticket.status not in (TicketStatus.resolved, TicketStatus.closed) or inbound.channel == "email"
-                or not inbound.text.strip() or self.settings.csat_comment_minutes <= 0):
-            return False
-        survey = await csat_repo.survey_of(session, ticket.id)
+    async def _comment_survey(self, session: AsyncSession, ticket: Ticket,
+                              inbound: InboundMessage) -> CsatSurvey | None:
+        """The (locked) survey a chat text comments: one answered on this channel soon before
+        (CoreSettings.csat_comment_minutes), without a comment yet, on a resolved ticket; else None."""
+        if (ticket.id is None or ticket.status not in (TicketStatus.resolved, TicketStatus.closed)
+                or inbound.channel == "email" or not inbound.text.strip() or self.settings.csat_comment_minutes <= 0):
+            return None
+        survey = await csat_repo.survey_of(session, ticket.id, lock=True)
         window = timedelta(minutes=self.settings.csat_comment_minutes)
-        return (survey is not None and survey.answered_at is not None and survey.comment is None
-                and survey.answer_channel == inbound.channel and survey.answered_at >= utcnow() - window)
+        if (survey is not None and survey.answered_at is not None and survey.comment is None
+                and survey.answer_channel == inbound.channel and survey.answered_at >= utcnow() - window):
+            return survey
+        return None
 
     async def _answer_survey(self, session: AsyncSession, work: _Work) -> None:
-        """Record a survey button's score (once) and thank the customer, or tell them it was rated already; or
-        record the comment that follows a score."""
-        survey = await csat_repo.survey_of(session, work.ticket.id)
-        language = (survey.language if survey else None) or work.ticket.language or work.language
+        """Record a survey button's score (once) and thank the customer, or tell them it was rated already or that
+        there is no survey to rate; or record the comment that follows a score."""
+        survey, ticket = work.survey, work.ticket
+        language = (survey.language if survey else None) or ticket.language or work.language
+        score = csat.pressed_score(work.inbound.extra)
         try:
-            if isinstance(work.inbound.extra.get("csat"), int):
-                await csat.submit(session, work.ticket.id, int(work.inbound.extra["csat"]), None,
-                                  work.inbound.channel, low_score=self.settings.csat_low_score)
+            if score is not None:
+                await csat.record_score(session, ticket, survey, score, None, work.inbound.channel,
+                                        low_score=self.settings.csat_low_score)
                 key = "csat.thanks"
             else:
-                await csat.add_comment(session, work.ticket.id, work.inbound.text[:2000], work.inbound.channel)
+                await csat.record_comment(session, ticket.id, ticket, survey, work.inbound.text[:MAX_COMMENT],
+                                          work.inbound.channel)
                 key = "csat.comment_thanks"
-        except (ConflictError, ValidationFailedError):
-            key = "csat.already_rated"
-        await ticket_service.add_outbound(session, work.ticket, text=translator(language)(key),
+        except ConflictError as exc:
+            key = "csat.no_survey" if exc.details.get("reason") == "no_survey" else "csat.already_rated"
+        except ValidationFailedError:
+            key = "csat.no_survey"  # a score outside 1-5: no survey asks for it
+        await ticket_service.add_outbound(session, ticket, text=translator(language)(key),
                                           author_kind=AuthorKind.bot, language=language)
 
     async def _thread(
         self, session: AsyncSession, look: _Lookups, customer: Customer, identity: ChannelIdentity,
         inbound: InboundMessage,
-    ) -> tuple[Ticket, str]:
-        """Continue an open ticket, reopen a recently resolved one, or start a new one."""
+    ) -> tuple[Ticket, str, CsatSurvey | None]:
+        """Continue an open ticket, reopen a recently resolved one, or start a new one; a survey answer goes to
+        the latest ticket of the thread (with its survey row, if it has one) and changes nothing about it."""
         candidate = await self._find_thread(session, look, customer, inbound)
-        if candidate is not None and await self._answers_survey(session, candidate, inbound):
-            return candidate, CSAT_ANSWER  # a score (a survey button) or the comment that follows it
+        if csat.pressed_score(inbound.extra) is not None:
+            if candidate is None:  # a button of a chat without tickets: a closed ticket keeps it and the answer
+                candidate = self._new_ticket(session, look, customer, identity, inbound)
+                ticket_service.transition(candidate, TicketStatus.closed)
+                return candidate, CSAT_ANSWER, None
+            survey = await csat_repo.survey_of(session, candidate.id, lock=True) if candidate.id is not None else None
+            return candidate, CSAT_ANSWER, survey
         if candidate is not None:
+            survey = await self._comment_survey(session, candidate, inbound)
+            if survey is not None:
+                return candidate, CSAT_ANSWER, survey
             if candidate.status in OPEN_STATUSES:
-                return candidate, "continued"
+                return candidate, "continued", None
             window = timedelta(hours=self.settings.reopen_window_hours)
             if (candidate.status == TicketStatus.resolved and candidate.resolved_at is not None
                     and candidate.resolved_at >= utcnow() - window):
@@ -298,8 +315,12 @@ class IngestPipeline:
                     ticket_service.reopen_to_bot(candidate)
                 else:
                     ticket_service.transition(candidate, TicketStatus.open)
-                return candidate, "reopened"
+                return candidate, "reopened", None
+        return self._new_ticket(session, look, customer, identity, inbound), "created", None
 
+    @staticmethod
+    def _new_ticket(session: AsyncSession, look: _Lookups, customer: Customer, identity: ChannelIdentity,
+                    inbound: InboundMessage) -> Ticket:
         subject = (inbound.subject or inbound.text.strip().split("\n", 1)[0])[:120] or "(no subject)"
         ticket = Ticket(
             subject=subject, channel=inbound.channel, thread_key=inbound.thread_key, status=TicketStatus.new,
@@ -312,7 +333,8 @@ class IngestPipeline:
         session.add(ticket)
         if inbound.thread_key:
             look.threads[(_customer_key(customer), inbound.channel, inbound.thread_key)] = ticket
-        return ticket, "created"
+        look.last_bot_intent[id(ticket)] = None
+        return ticket
 
     async def _find_thread(self, session: AsyncSession, look: _Lookups, customer: Customer,
                            inbound: InboundMessage) -> Ticket | None:

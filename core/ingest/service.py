@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import CoreSettings
+from core.csat import service as csat
 from core.events import Event, EventBus, Quarantined, Topic, emit, take_pending
 from core.ingest import pipeline
 from core.ingest.batcher import BatchStats, GroupCommit
@@ -113,8 +114,9 @@ class IngestService:
         return row.id
 
     async def _parse(self, inbound: InboundMessage) -> Parse | None:
-        """The NLU's reading, or None when the engine failed (the policy then escalates)."""
-        if inbound.auto_reply:
+        """The NLU's reading, or None when the engine failed (the policy then escalates) or there is nothing to
+        read: an auto-reply, a survey button (a score, never decided: core/ingest/pipeline.py CSAT_ANSWER)."""
+        if inbound.auto_reply or csat.pressed_score(inbound.extra) is not None:
             return None
         if inbound.extra.get("quick_reply") == HANDOFF_PAYLOAD:
             # The customer pressed "talk to an operator": no guessing needed.

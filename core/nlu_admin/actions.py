@@ -1,19 +1,19 @@
-"""What the bot does with each intent: declared by admins, with shipped defaults for the shipped intents.
+"""What the bot does with each intent: declared by admins, with shipped defaults for the shipped intents that do
+not simply answer.
 
-An intent nobody declared and the defaults do not name (an admin's new intent, one only a Rasa model knows) is
-answered when it has an answer text and escalated when it has none, so teaching the bot a new FAQ stays one step.
+An intent nobody declared and the defaults do not name (an FAQ, an admin's new intent, one only a Rasa model knows)
+is answered when it has an answer text and escalated when it has none, so teaching the bot a new FAQ stays one step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import service as audit
-from core.db.base import utcnow
-from core.decision.policy import IntentAction
+from core.decision.policy import HANDOFF_INTENT, ORDER_INTENT, IntentAction
 from core.errors import ValidationFailedError
 from core.nlu_admin import repository, service
 from core.nlu_admin.models import IntentActionRule
@@ -25,15 +25,13 @@ DEFAULT_ACTIONS: dict[str, IntentAction] = {
     "data_deletion": IntentAction.answer_and_escalate,
     "complaint": IntentAction.answer_and_escalate,
     # The hand-over request's own shipped text promises "a few minutes": the hand-over notice says the real wait.
-    "human_handoff": IntentAction.escalate,
-    "order_status": IntentAction.self_service,
-    **{name: IntentAction.answer for name in (
-        "greeting", "goodbye", "thanks", "new_connection", "internet_down", "slow_internet", "mobile_no_signal",
-        "tv_not_working", "billing_question", "payment_methods", "balance_check", "tariff_change", "tariff_info",
-        "roaming", "contract_info", "personal_data_change", "office_hours", "router_setup")},
+    HANDOFF_INTENT: IntentAction.escalate,
+    ORDER_INTENT: IntentAction.self_service,
 }
-SELF_SERVICE_INTENTS = frozenset({"order_status"})
-"""Intents the bot can look up an answer for itself (contract status comes later)."""
+# What an intent may be declared beyond the rule for all: the hand-over request always reaches a person, and
+# self-service exists only where the bot has a lookup (the order status; contract status comes later).
+HANDOFF_ACTIONS = (IntentAction.escalate, IntentAction.answer_and_escalate)
+SELF_SERVICE_INTENT = ORDER_INTENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +51,6 @@ class ActionTable:
         return intent in self.declared
 
 
-async def declared(session: AsyncSession) -> list[tuple[str, str]]:
-    """(intent, action) of every admin's declaration."""
-    return await repository.action_rules(session)
-
-
 async def action_table(session: AsyncSession) -> ActionTable:
     """Every admin's declaration, in one query (the table has a row per intent at most)."""
     rows = await repository.action_rules(session)
@@ -68,53 +61,58 @@ _VALUES = frozenset(a.value for a in IntentAction)
 
 
 def parse_action(value: str) -> IntentAction:
-    """The action named `value`; anything else is a 422 listing the ones there are."""
+    """The action named `value` (the console's form sends a plain string); anything else is a 422 listing the ones
+    there are."""
     if value not in _VALUES:
         raise ValidationFailedError(f"unknown action {value!r}: use one of {', '.join(sorted(_VALUES))}",
                                     field="action", allowed=sorted(_VALUES))
     return IntentAction(value)
 
 
-def check_action(intent: str, action: IntentAction, answers: Mapping[str, str]) -> None:
-    """Reject what the bot could not do: answer without an answer text, look up what it cannot look up."""
-    if action == IntentAction.answer and not any(text.strip() for text in answers.values()):
+def check_action(intent: str, action: IntentAction, has_answer: bool) -> None:
+    """Reject what the bot could not do or must not do: answer without an answer text, look up what it cannot look
+    up, keep a customer who asks for a person from reaching one."""
+    if intent == HANDOFF_INTENT and action not in HANDOFF_ACTIONS:
+        raise ValidationFailedError(
+            f"intent {intent!r} is the customer asking for a person: it can only be "
+            f"{' or '.join(a.value for a in HANDOFF_ACTIONS)}", field="action", intent=intent,
+            allowed=[a.value for a in HANDOFF_ACTIONS])
+    if action == IntentAction.answer and not has_answer:
         raise ValidationFailedError(
             f"intent {intent!r} has no answer text, so the bot cannot answer it: add an answer first, or choose "
             "escalate", field="action", intent=intent)
-    if action == IntentAction.self_service and intent not in SELF_SERVICE_INTENTS:
+    if action == IntentAction.self_service and intent != SELF_SERVICE_INTENT:
         raise ValidationFailedError(
-            f"the bot has no self-service lookup for {intent!r}; self-service works for "
-            f"{', '.join(sorted(SELF_SERVICE_INTENTS))}", field="action", intent=intent)
+            f"the bot has no self-service lookup for {intent!r}; self-service works for {SELF_SERVICE_INTENT}",
+            field="action", intent=intent)
 
 
-async def answers_of(session: AsyncSession, intent: str) -> dict[str, str]:
-    row = await repository.intent_by_name(session, intent)
-    return {r.language: r.text for r in row.responses} if row is not None else {}
-
-
-async def effective_actions(session: AsyncSession, intents: list[str]) -> dict[str, tuple[IntentAction, bool]]:
-    """(action, declared by an admin) of each of `intents`, as ingest resolves them."""
+async def effective_actions(session: AsyncSession, intents: Iterable[str] | None = None,
+                            ) -> dict[str, tuple[IntentAction, bool]]:
+    """(action, declared by an admin) of each of `intents`, as ingest resolves them; without `intents`: of every
+    intent the bot knows (trained, shipped with a default or declared), by name."""
     table = await action_table(session)
+    if intents is None:
+        intents = sorted({*await service.intent_names(session), *DEFAULT_ACTIONS, *table.declared})
     answered = {name for name, texts in (await service.responses(session)).items() if texts}
     return {name: (table.action_for(name, name in answered), table.is_declared(name)) for name in intents}
 
 
-async def set_action(session: AsyncSession, intent: str, value: str, actor: User | None) -> IntentAction:
+async def set_action(session: AsyncSession, intent: str, action: IntentAction, actor: User | None) -> IntentAction:
     """Declare what the bot does with `intent` from the next message on.
 
     Raises:
-        ValidationFailedError: not an intent name, an unknown action, or one the intent cannot have.
+        ValidationFailedError: not an intent name, or an action the intent cannot have.
     """
     service.check_intent_name(intent)
-    action = parse_action(value)
-    check_action(intent, action, await answers_of(session, intent))
+    has_answer = any(text.strip() for _, _, text in await repository.response_texts(session, intent))
+    check_action(intent, action, has_answer)
     rule = await repository.action_rule(session, intent)
     old = rule.action if rule is not None else None
     if rule is None:
-        rule = IntentActionRule(intent=intent, action=action.value, updated_at=utcnow())
-        session.add(rule)
+        session.add(IntentActionRule(intent=intent, action=action.value))
     else:
-        rule.action, rule.updated_at = action.value, utcnow()
+        rule.action = action.value
     await session.flush()
     audit.record(session, actor, "nlu.intent.action", "intent", intent, old=old, new=action.value)
     return action

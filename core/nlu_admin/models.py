@@ -33,7 +33,6 @@ class IntentActionRule(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     intent: Mapped[str] = mapped_column(String(100), unique=True)
     action: Mapped[str] = mapped_column(String(32))
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class NluExample(Base):

@@ -60,12 +60,13 @@ async def intents_with_responses(session: AsyncSession) -> Sequence[NluIntent]:
         select(NluIntent).options(selectinload(NluIntent.responses)).order_by(NluIntent.name))).all()
 
 
-async def response_texts(session: AsyncSession) -> list[tuple[str, str, str]]:
-    """(intent name, language, answer) of every answer."""
-    rows = (await session.execute(
-        select(NluIntent.name, NluResponse.language, NluResponse.text)
-        .join(NluResponse, NluResponse.intent_id == NluIntent.id)
-    )).all()
+async def response_texts(session: AsyncSession, intent: str | None = None) -> list[tuple[str, str, str]]:
+    """(intent name, language, answer) of every answer, or of one intent's."""
+    stmt = (select(NluIntent.name, NluResponse.language, NluResponse.text)
+            .join(NluResponse, NluResponse.intent_id == NluIntent.id))
+    if intent is not None:
+        stmt = stmt.where(NluIntent.name == intent)
+    rows = (await session.execute(stmt)).all()
     return [(name, lang, text) for name, lang, text in rows]
 
 

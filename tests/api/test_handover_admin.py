@@ -10,13 +10,19 @@ from core.users.models import User
 async def test_admin_lists_and_declares_intent_actions(app_client: httpx.AsyncClient,
                                                        admin: tuple[User, dict[str, str]]) -> None:
     h = admin[1]
+    # (the test app starts without the shipped data): one trained FAQ with an answer, one without yet
+    for name in ("office_hours", "sim_block"):
+        assert (await app_client.post("/admin/nlu/intents", headers=h, json={"name": name})).status_code == 201
+    r = await app_client.put("/admin/nlu/intents/office_hours/responses", headers=h, json={"en": "9 to 18"})
+    assert r.status_code == 200
     r = await app_client.get("/admin/nlu/actions", headers=h)
     assert r.status_code == 200, r.text
     by_intent = {a["intent"]: a for a in r.json()}
     assert by_intent["contract_terminate"] == {"intent": "contract_terminate", "action": "answer_and_escalate",
                                                "declared": False}
     assert by_intent["order_status"]["action"] == "self_service"
-    assert by_intent["office_hours"]["action"] == "answer"
+    assert by_intent["office_hours"] == {"intent": "office_hours", "action": "answer", "declared": False}
+    assert by_intent["sim_block"] == {"intent": "sim_block", "action": "escalate", "declared": False}
 
     r = await app_client.put("/admin/nlu/intents/contract_info/action", headers=h, json={"action": "escalate"})
     assert r.status_code == 200, r.text
@@ -36,6 +42,11 @@ async def test_bad_intent_actions_are_422_with_a_reason(app_client: httpx.AsyncC
     assert r.status_code == 422 and "no answer text" in r.json()["message"]
     r = await app_client.put("/admin/nlu/intents/sim_block/action", headers=h, json={"action": "self_service"})
     assert r.status_code == 422 and "self-service" in r.json()["message"]
+    for refused in ("answer", "self_service"):
+        r = await app_client.put("/admin/nlu/intents/human_handoff/action", headers=h, json={"action": refused})
+        assert r.status_code == 422 and "asking for a person" in r.json()["message"], refused
+    r = await app_client.put("/admin/nlu/intents/human_handoff/action", headers=h, json={"action": "escalate"})
+    assert r.status_code == 200
     r = await app_client.put("/admin/nlu/intents/contract_info/action", headers=agent[1], json={"action": "answer"})
     assert r.status_code == 403
 

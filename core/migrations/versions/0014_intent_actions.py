@@ -25,7 +25,6 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("intent", sa.String(length=100), nullable=False),
         sa.Column("action", sa.String(length=32), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_intent_actions")),
         sa.UniqueConstraint("intent", name=op.f("uq_intent_actions_intent")),
     )

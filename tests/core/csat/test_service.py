@@ -229,3 +229,12 @@ async def test_bad_answers_are_refused_with_the_reason(sessionmaker: async_sessi
             await csat.submit(s, not_sent, 3, None, "rest", low_score=2)
         assert raised.value.details["reason"] == "no_survey"
         assert await s.scalar(select(func.count()).select_from(CsatSurvey)) == 0
+
+
+def test_survey_payloads_are_told_apart_in_one_place() -> None:
+    assert csat.is_survey([q["payload"] for q in csat.quick_replies()])
+    assert not csat.is_survey([]) and not csat.is_survey(["/csat 5", "/human_handoff"])
+    assert [csat.survey_score(p) for p in ("/csat 3", "/csat_4", "/csat: 5", "/csat 6", "/csat ¹", "/csat", "5")] \
+        == [3, 4, 5, None, None, None, None]
+    assert csat.pressed_score({"csat": 2}) == 2
+    assert csat.pressed_score({"csat": True}) is None and csat.pressed_score({"csat": "2"}) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from core.decision.policy import Action, DecisionContext, IntentAction, OrderInfo, decide
 from core.tickets.models import Priority, TicketStatus
 from nlu.protocol import Entity, Parse
@@ -122,6 +124,13 @@ def test_handoff_routes_to_the_last_topic() -> None:
     d = decide(ctx(parse("human_handoff"), ticket_status=TicketStatus.bot, last_bot_intent="roaming",
                    intent_action=IntentAction.escalate))
     assert d.action == Action.escalate and d.reason == "handoff" and d.route_intent == "roaming"
+
+
+@pytest.mark.parametrize("declared", [None, IntentAction.answer, IntentAction.self_service])
+def test_handoff_reaches_a_person_whatever_is_declared(declared: IntentAction | None) -> None:
+    d = decide(ctx(parse("human_handoff"), ticket_status=TicketStatus.bot, faq_answer="One moment.",
+                   intent_action=declared))
+    assert d.action == Action.escalate and d.reason == "handoff" and d.reply_text is None
 
 
 # -- while the customer waits for the team ----------------------------------------------------------------------

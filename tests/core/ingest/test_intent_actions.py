@@ -30,6 +30,14 @@ def shipped() -> TrainingData:
     return load_training_data()
 
 
+SHIPPED_INTENTS = sorted(set(shipped().responses) | {e.intent for e in shipped().examples})
+
+
+def shipped_action(intent: str) -> IntentAction:
+    """What ingest does with a shipped intent nobody declared: its default, else answer its shipped answer."""
+    return actions.ActionTable({}).action_for(intent, bool(shipped().responses.get(intent)))
+
+
 def first_example(intent: str, language: str) -> str:
     return next(e.text for e in shipped().examples
                 if e.intent == intent and detect_language(e.text, default="en") == language)
@@ -49,7 +57,7 @@ class ExactEngine(KeywordEngine):
 def shipped_engine() -> KeywordEngine:
     """Each shipped intent is read from its own first examples."""
     return ExactEngine({intent: [first_example(intent, lang).lower() for lang in ("en", "ru")]
-                        for intent in actions.DEFAULT_ACTIONS})
+                        for intent in SHIPPED_INTENTS})
 
 
 def shipped_answer(intent: str, language: str) -> str | None:
@@ -76,14 +84,8 @@ async def state(sessionmaker: async_sessionmaker[AsyncSession], ticket_id: int,
     return ticket, team.slug if team else None, replies
 
 
-def test_every_shipped_intent_has_a_declared_action() -> None:
-    assert set(actions.DEFAULT_ACTIONS) == set(shipped().responses) | {e.intent for e in shipped().examples}
-    assert actions.DEFAULT_ACTIONS["contract_terminate"] == IntentAction.answer_and_escalate
-    assert actions.DEFAULT_ACTIONS["order_status"] == IntentAction.self_service
-
-
 @pytest.mark.parametrize("language", ["ru", "en"])
-@pytest.mark.parametrize("intent", sorted(actions.DEFAULT_ACTIONS))
+@pytest.mark.parametrize("intent", SHIPPED_INTENTS)
 async def test_shipped_intent_ends_in_its_declared_state(
         sessionmaker: async_sessionmaker[AsyncSession], intent: str, language: str) -> None:
     text = first_example(intent, language)
@@ -92,7 +94,7 @@ async def test_shipped_intent_ends_in_its_declared_state(
     assert ticket.intent == intent, f"{text!r} was read as {ticket.intent}"
     assert len(replies) == 1
     reply = replies[0]
-    action = actions.DEFAULT_ACTIONS[intent]
+    action = shipped_action(intent)
     answer = shipped_answer(intent, language)
     if action == IntentAction.answer:
         assert (result.action, ticket.status, ticket.team_id) == ("answer", TicketStatus.bot, None)
@@ -128,7 +130,9 @@ async def test_admins_declaration_takes_effect_from_the_next_message(
     text = first_example("contract_info", "en")
     assert (await svc.ingest(message("1", text, sender="a"))).action == "answer"
     async with sessionmaker() as s, s.begin():
-        await actions.set_action(s, "contract_info", "escalate", actor=None)
+        await actions.set_action(s, "contract_info", IntentAction.escalate, actor=None)
+        await nlu_service.create_intent(s, "roaming", "", actor=None)
+        await nlu_service.set_responses(s, "roaming", {"en": shipped_answer("roaming", "en")}, actor=None)
     escalated = await svc.ingest(message("2", text, sender="b"))
     _, team, _ = await state(sessionmaker, escalated.ticket_id, escalated.reply_message_ids)
     assert escalated.action == "escalate" and team == "retention"
@@ -141,13 +145,20 @@ async def test_admins_declaration_takes_effect_from_the_next_message(
 async def test_bad_declarations_are_refused_with_a_reason(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     async with sessionmaker() as s, s.begin():
         await nlu_service.create_intent(s, "sim_block", "", actor=None)
-        with pytest.raises(ValidationFailedError, match="unknown action 'reply'"):
-            await actions.set_action(s, "sim_block", "reply", actor=None)
         with pytest.raises(ValidationFailedError, match="no answer text"):
-            await actions.set_action(s, "sim_block", "answer", actor=None)
+            await actions.set_action(s, "sim_block", IntentAction.answer, actor=None)
         with pytest.raises(ValidationFailedError, match="no self-service lookup"):
-            await actions.set_action(s, "sim_block", "self_service", actor=None)
+            await actions.set_action(s, "sim_block", IntentAction.self_service, actor=None)
         with pytest.raises(ValidationFailedError, match="intent name"):
-            await actions.set_action(s, "Bad Name", "escalate", actor=None)
+            await actions.set_action(s, "Bad Name", IntentAction.escalate, actor=None)
         await nlu_service.set_responses(s, "sim_block", {"en": "Block it in the app."}, actor=None)
-        assert await actions.set_action(s, "sim_block", "answer", actor=None) == IntentAction.answer
+        assert await actions.set_action(s, "sim_block", IntentAction.answer, actor=None) == IntentAction.answer
+        # The customer asking for a person always reaches one, even when the intent has an answer text.
+        await nlu_service.create_intent(s, "human_handoff", "", actor=None)
+        await nlu_service.set_responses(s, "human_handoff", {"en": "Connecting you."}, actor=None)
+        for refused in (IntentAction.answer, IntentAction.self_service):
+            with pytest.raises(ValidationFailedError, match="asking for a person") as raised:
+                await actions.set_action(s, "human_handoff", refused, actor=None)
+            assert raised.value.details["allowed"] == ["escalate", "answer_and_escalate"]
+        assert await actions.set_action(s, "human_handoff", IntentAction.answer_and_escalate,
+                                        actor=None) == IntentAction.answer_and_escalate
