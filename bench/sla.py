@@ -10,6 +10,8 @@ The real worker runs on the real clock: the due-task runner (core/jobs/tasks.py)
 job registry, polling every --poll seconds) with the SLA handler (core/sla/timers.py). After the window the worker
 idles for --idle seconds with every other timer still pending; its CPU is measured over that period.
 
+Every ticket has its customer's channel identity, so each first-response warning also writes the customer's one
+reminder (a message and its outbox row) as in production; warnings fall at the policy's share (80 %) of each target.
 It prints: tickets, events fired (expected --fire), events/s while firing, the delay between each alert's due moment
 and its history entry (p50/p95/p99/max), duplicates (an alert recorded twice for one ticket; must be 0), and the
 worker's CPU as a share of one core while idle. Targets (issue 11): p99 < 5 s, no duplicate, idle CPU < 20 %.
@@ -50,6 +52,7 @@ from core.tickets import repository as ticket_repo  # noqa: E402
 from core.tickets.repository import TicketFilter  # noqa: E402
 from core.tickets.service import ACTIVE_STATUSES  # noqa: E402
 
+FIRST_RESPONSE_MINUTES, RESOLUTION_MINUTES, WARNING_SHARE = 240, 2880, 0.8  # the bench policy
 DEFAULT_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 
 
@@ -78,11 +81,17 @@ async def fill(url: str, tickets: int, fire: int, start: datetime, window: float
         policy = await conn.fetchval(
             "INSERT INTO sla_policies (name, position, enabled, queue_ids, priorities, channels, intents, calendar_id,"
             " first_response_minutes, next_response_minutes, resolution_minutes, warning_share, warning_actions,"
-            " breach_actions, created_at, updated_at) VALUES ('bench', 1, true, '[]', '[]', '[]', '[]', $1, 240,"
-            " NULL, 2880, 0.8, '{}', '{}', $2, $2) RETURNING id", calendar, now)
+            " breach_actions, created_at, updated_at) VALUES ('bench', 1, true, '[]', '[]', '[]', '[]', $1, $2,"
+            " NULL, $3, $4, '{}', '{}', $5, $5) RETURNING id", calendar, FIRST_RESPONSE_MINUTES, RESOLUTION_MINUTES,
+            WARNING_SHARE, now)
         customers = max(1, tickets // 10)
         await conn.copy_records_to_table("customers", columns=["id", "name", "language", "created_at", "updated_at"],
                                          records=[(i, f"Bench {i}", "en", now, now) for i in range(1, customers + 1)])
+        # Each customer's one channel identity (id = the customer's): the tickets' reply address, so the first
+        # response warning's reminder to the customer is written (message and outbox) as in production.
+        await conn.copy_records_to_table("channel_identities", columns=[
+            "id", "customer_id", "channel", "external_id", "verified", "created_at"],
+            records=[(i, i, "rest", f"bench-{i}", False, now) for i in range(1, customers + 1)])
         rng = random.Random(11)
         order = list(range(1, tickets + 1))
         rng.shuffle(order)
@@ -94,26 +103,29 @@ async def fill(url: str, tickets: int, fire: int, start: datetime, window: float
         for ticket_id in order[fire:]:
             warn_at[ticket_id] = start + timedelta(hours=3, seconds=rng.uniform(0, 3600))
         ticket_rows, sla_rows, task_rows = [], [], []
+        first_response, resolution = timedelta(minutes=FIRST_RESPONSE_MINUTES), timedelta(minutes=RESOLUTION_MINUTES)
         for ticket_id in range(1, tickets + 1):
             warn = warn_at[ticket_id]
-            due = warn + timedelta(hours=1)  # first response 4 h, warning at 80 %: the breach is an hour later
-            started = due - timedelta(hours=4)
-            ticket_rows.append((ticket_id, (ticket_id % customers) + 1, f"Bench {ticket_id}", "open", "normal", team,
-                                "rest", "en", 0, started, started, started, due))
-            sla_rows.append((ticket_id, policy, started, warn, due, started + timedelta(hours=2 * 24 - 4 * 0),
-                             started + timedelta(days=2), 0.0, "[]", False, started))
+            started = warn - first_response * WARNING_SHARE  # the warning at the policy's share of the target
+            due = started + first_response
+            customer = (ticket_id % customers) + 1
+            ticket_rows.append((ticket_id, customer, customer, f"Bench {ticket_id}", "open", "normal", team, "rest",
+                                "en", 0, started, started, started, due))
+            sla_rows.append((ticket_id, policy, started, warn, due, started, started + resolution * WARNING_SHARE,
+                             started + resolution, 0.0, 0.0, 0.0, "[]", False, warn, started))
             task_rows.append((f"ticket:{ticket_id}", "sla", warn, "{}", "pending", 0, now))
         await conn.copy_records_to_table("tickets", columns=[
-            "id", "customer_id", "subject", "status", "priority", "team_id", "channel", "language",
+            "id", "customer_id", "identity_id", "subject", "status", "priority", "team_id", "channel", "language",
             "failed_bot_answers", "created_at", "updated_at", "last_customer_message_at", "sla_due_at"],
             records=ticket_rows)
         await conn.copy_records_to_table("ticket_slas", columns=[
             "ticket_id", "policy_id", "started_at", "first_response_warn_at", "first_response_due_at",
-            "resolution_warn_at", "resolution_due_at", "paused_seconds", "notified", "reminded", "updated_at"],
-            records=sla_rows)
+            "resolution_started_at", "resolution_warn_at", "resolution_due_at", "paused_seconds",
+            "next_response_paused_seconds", "resolution_paused_seconds", "notified", "reminded", "armed_at",
+            "updated_at"], records=sla_rows)
         await conn.copy_records_to_table("scheduled_tasks", columns=[
             "key", "kind", "due_at", "payload", "state", "attempts", "created_at"], records=task_rows)
-        for table in ("customers", "tickets"):
+        for table in ("customers", "channel_identities", "tickets"):
             await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608  (constant names)
                                f"(SELECT max(id) FROM {table}))")
         await conn.execute("ANALYZE")
@@ -189,6 +201,8 @@ async def run(args: argparse.Namespace) -> None:
                 "SELECT entity_id, action, data->>'target', (data->>'due_at')::timestamptz, created_at "
                 "FROM audit_log WHERE action LIKE 'sla.%'"))).all()
             pending = await session.scalar(text("SELECT count(*) FROM scheduled_tasks WHERE state = 'pending'"))
+            reminders = await session.scalar(text("SELECT count(*) FROM messages WHERE intent = 'sla_reminder'"))
+            queued = await session.scalar(text("SELECT count(*) FROM outbox"))
         await engine.dispose()
         seen: dict[tuple[str, str, str], int] = {}
         delays = []
@@ -212,6 +226,7 @@ async def run(args: argparse.Namespace) -> None:
               f"{args.poll} s, batch {args.batch} in {args.concurrency} parts, runners {args.runners}; timers "
               f"still pending after the run: {pending:,} (the tickets not due in the window, and the re-armed "
               "breaches)")
+        print(f"customer reminders written with the warnings: {reminders:,} messages, {queued:,} in the outbox")
         print(f"inbox page sorted by SLA due time (50 of {args.tickets:,} open tickets): {inbox}")
         print(f"worker CPU from start to the last alert: {busy_cpu:.0f} % of one core")
         print(f"idle measured over {args.idle:.0f} s; fired by {fired_at.isoformat(timespec='seconds')}; load "

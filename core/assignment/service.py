@@ -167,8 +167,7 @@ async def _hand_out(session: AsyncSession, team: Team, now: datetime, offline_af
 
 
 async def _give(session: AsyncSession, ticket: Ticket, agent: User, team: Team, now: datetime) -> None:
-    await tickets.system_assign(session, ticket, agent, action="ticket.auto_assign",
+    await tickets.system_assign(session, ticket, agent, action="ticket.auto_assign", now=now,
                                 mode=team.assignment_mode.value)
-    ticket.assigned_at = now
     agent.last_assigned_at = now
     team.last_assigned_user_id = agent.id

@@ -17,6 +17,16 @@ async def get(session: AsyncSession, calendar_id: int) -> Calendar | None:
     return (await session.scalars(stmt)).first()
 
 
+async def exists(session: AsyncSession, calendar_id: int) -> bool:
+    """Whether the calendar exists (its row only: no exception rows loaded)."""
+    return await session.scalar(select(Calendar.id).where(Calendar.id == calendar_id)) is not None
+
+
+async def id_by_name(session: AsyncSession, name: str) -> int | None:
+    """The id of the calendar with this name, if any (a name-only query)."""
+    return await session.scalar(select(Calendar.id).where(Calendar.name == name))
+
+
 async def get_by_name(session: AsyncSession, name: str) -> Calendar | None:
     stmt = select(Calendar).where(Calendar.name == name).options(selectinload(Calendar.exceptions))
     return (await session.scalars(stmt)).first()

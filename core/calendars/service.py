@@ -145,9 +145,9 @@ async def list_all(session: AsyncSession) -> Sequence[Calendar]:
 
 
 async def _check_name(session: AsyncSession, name: str, calendar_id: int | None) -> None:
-    other = await repository.get_by_name(session, name)
-    if other is not None and other.id != calendar_id:
-        raise ConflictError(f"a calendar named {name!r} already exists", calendar_id=other.id)
+    other = await repository.id_by_name(session, name)
+    if other is not None and other != calendar_id:
+        raise ConflictError(f"a calendar named {name!r} already exists", calendar_id=other)
 
 
 def _weekly_json(weekly: WeeklyHours) -> dict[str, Any]:

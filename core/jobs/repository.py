@@ -86,22 +86,14 @@ async def mark_done(session: AsyncSession, task_id: int, runner: str, now: datet
     """Mark a claimed task done as the first write of its firing transaction, and return it; None when it is not
     (any longer) this runner's to fire. The write locks the row (the whole database on SQLite) until the
     transaction ends, so the effect that follows in it happens once: a rollback puts the task back."""
-    stmt = (
-        update(ScheduledTask)
-        .where(ScheduledTask.id == task_id, ScheduledTask.state == TaskState.pending,
-               ScheduledTask.claimed_by == runner)
-        .values(state=TaskState.done, done_at=now, claimed_by=None, lease_until=None, last_error=None,
-                attempts=ScheduledTask.attempts + 1)
-        .returning(ScheduledTask)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    # One round trip: the row comes back with the update (a firing is this plus its handler's statements).
-    return (await session.scalars(stmt)).one_or_none()
+    rows = await mark_many_done(session, [task_id], runner, now)
+    return rows[0] if rows else None
 
 
 async def mark_many_done(session: AsyncSession, task_ids: list[int], runner: str, now: datetime
                          ) -> list[ScheduledTask]:
-    """`mark_done` for a claimed batch in one statement: the rows still this runner's, in due order."""
+    """`mark_done` for a claimed batch in one statement (one round trip: the rows come back with the update): the
+    rows still this runner's, in due order."""
     stmt = (
         update(ScheduledTask)
         .where(ScheduledTask.id.in_(task_ids), ScheduledTask.state == TaskState.pending,

@@ -26,7 +26,7 @@ from core.events import EventBus, discard_pending, take_pending
 from core.jobs import repository
 from core.jobs.backoff import Backoff
 from core.jobs.job import Job, JobContext
-from core.jobs.models import TaskState
+from core.jobs.models import ScheduledTask, TaskState
 from core.jobs.schedule import Every
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,10 @@ class _Registration:
     handler: TaskHandler
     max_attempts: int
     backoff: Backoff
+
+
+def _task_of(row: ScheduledTask) -> DueTask:
+    return DueTask(row.id, row.kind, row.key, row.due_at, dict(row.payload or {}), row.attempts)
 
 
 class _HandlerFailed(Exception):
@@ -132,9 +136,7 @@ class DueTaskRunner:
                 return 0
         async with self.sessionmaker() as session, session.begin():
             claimed = await repository.claim_due(session, self.runner_id, now, self.batch_size, self.lease_seconds)
-        if len(claimed) == 1:
-            await self.fire(claimed[0])
-        elif claimed:
+        if claimed:
             # Dealt round: every part walks the due order, so the earliest tasks fire first whatever the part.
             parts = [claimed[i::self.concurrency] for i in range(min(self.concurrency, len(claimed)))]
             results = await asyncio.gather(*(self.fire_batch(part) for part in parts), return_exceptions=True)
@@ -146,7 +148,10 @@ class DueTaskRunner:
     async def fire_batch(self, task_ids: list[int]) -> int:
         """Fire claimed tasks together: all done-marks in one statement, every handler, one commit. If a handler
         raises, the whole batch rolls back (nothing of it happened) and its tasks fire one by one, each in its own
-        transaction, so the others still fire and the failing one is retried alone. Returns how many fired."""
+        transaction, so the others still fire and the failing one is retried alone (a lone task fires alone at
+        once: its handler never runs twice for one firing). Returns how many fired."""
+        if len(task_ids) == 1:
+            return int(await self.fire(task_ids[0]))
         try:
             return await self._fire_together(task_ids)
         except _HandlerFailed:
@@ -162,12 +167,9 @@ class DueTaskRunner:
                 async with session.begin():
                     rows = await repository.mark_many_done(session, task_ids, self.runner_id, self.clock.now())
                     for row in rows:
-                        task = DueTask(row.id, row.kind, row.key, row.due_at, dict(row.payload or {}), row.attempts)
-                        registration = self.handlers.get(task.kind)
+                        task = _task_of(row)
                         try:
-                            if registration is None:
-                                raise LookupError(f"no handler for tasks of kind {task.kind!r}")
-                            await registration.handler(session, task)
+                            await self._handle(session, task)
                         except Exception as exc:
                             raise _HandlerFailed from exc
                         fired.append(task)
@@ -177,8 +179,7 @@ class DueTaskRunner:
             events = take_pending(session)
         if self.bus is not None:
             self.bus.publish_all(events)
-        self.stats.fired += len(fired)
-        self.stats.fired_keys = [*self.stats.fired_keys, *((t.kind, t.key) for t in fired)][-100:]
+        self._count_fired(fired)
         return len(fired)
 
     async def fire(self, task_id: int) -> bool:
@@ -191,11 +192,8 @@ class DueTaskRunner:
                     row = await repository.mark_done(session, task_id, self.runner_id, self.clock.now())
                     if row is None:
                         return False  # fired or taken by another runner meanwhile
-                    task = DueTask(row.id, row.kind, row.key, row.due_at, dict(row.payload or {}), row.attempts)
-                    registration = self.handlers.get(task.kind)
-                    if registration is None:
-                        raise LookupError(f"no handler for tasks of kind {task.kind!r}")
-                    await registration.handler(session, task)
+                    task = _task_of(row)
+                    await self._handle(session, task)
             except Exception as exc:  # the transaction rolled back: the task is pending again, its effect undone
                 discard_pending(session)
                 error = exc
@@ -203,14 +201,24 @@ class DueTaskRunner:
                 if self.bus is not None:
                     self.bus.publish_all(take_pending(session))
         if error is None:
-            self.stats.fired += 1
             if task is not None:
-                self.stats.fired_keys = [*self.stats.fired_keys[-99:], (task.kind, task.key)]
+                self._count_fired([task])
             return True
         if task is None:
             raise error  # the database, not the task: the tick backs off and the claim's lease brings it back
         await self._failed(task_id, task, error)
         return False
+
+    async def _handle(self, session: AsyncSession, task: DueTask) -> None:
+        """Run the task's handler in the firing transaction (LookupError: no handler for its kind)."""
+        registration = self.handlers.get(task.kind)
+        if registration is None:
+            raise LookupError(f"no handler for tasks of kind {task.kind!r}")
+        await registration.handler(session, task)
+
+    def _count_fired(self, tasks: list[DueTask]) -> None:
+        self.stats.fired += len(tasks)
+        self.stats.fired_keys = [*self.stats.fired_keys, *((t.kind, t.key) for t in tasks)][-100:]
 
     def _retry_at(self, task: DueTask) -> datetime | None:
         registration = self.handlers.get(task.kind)

@@ -49,6 +49,9 @@ class TicketSla(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
     # CASCADE: a deleted policy's clocks go with it (their timers find nothing and are dropped).
     policy_id: Mapped[int] = mapped_column(ForeignKey("sla_policies.id", ondelete="CASCADE"), index=True)
+    # Each target counts from its own start plus the business time paused since then (core/sla/service.py
+    # `_count`): the first response from `started_at`, the next response from the customer's first unanswered
+    # message, the resolution from `resolution_started_at` (the start, or the reopening).
     started_at: Mapped[datetime]
     first_response_warn_at: Mapped[datetime | None]
     first_response_due_at: Mapped[datetime | None]
@@ -56,11 +59,17 @@ class TicketSla(Base):
     next_response_started_at: Mapped[datetime | None]
     next_response_warn_at: Mapped[datetime | None]
     next_response_due_at: Mapped[datetime | None]
+    next_response_paused_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    resolution_started_at: Mapped[datetime | None]
+    resolution_paused_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     resolution_warn_at: Mapped[datetime | None]
     resolution_due_at: Mapped[datetime | None]
     resolution_met_at: Mapped[datetime | None]
     paused_at: Mapped[datetime | None]
-    paused_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # business seconds paused so far
+    paused_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # business seconds paused since started_at
+    # The moment the ticket's timer is armed for (None: not armed): re-armed only when the earliest pending
+    # moment changes, so a message that changes nothing writes no task (and keeps a failing timer's backoff).
+    armed_at: Mapped[datetime | None]
     notified: Mapped[list[str]] = mapped_column(JSONType, default=list)
     reminded: Mapped[bool] = mapped_column(Boolean, default=False)  # the customer's one waiting reminder
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

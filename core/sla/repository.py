@@ -36,11 +36,8 @@ async def teams(session: AsyncSession) -> Sequence[Team]:
     return (await session.scalars(select(Team))).all()
 
 
-async def get_ticket_sla(session: AsyncSession, ticket_id: int, *, lock: bool = False) -> TicketSla | None:
-    stmt = select(TicketSla).where(TicketSla.ticket_id == ticket_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    return (await session.scalars(stmt)).first()
+async def get_ticket_sla(session: AsyncSession, ticket_id: int) -> TicketSla | None:
+    return (await session.scalars(select(TicketSla).where(TicketSla.ticket_id == ticket_id))).first()
 
 
 async def clock_and_ticket_for_firing(session: AsyncSession, ticket_id: int) -> tuple[TicketSla, Ticket] | None:

@@ -98,7 +98,7 @@ def _check_share(value: float) -> None:
 
 
 async def _check_calendar(session: AsyncSession, calendar_id: int) -> None:
-    if await calendar_repo.get(session, calendar_id) is None:
+    if not await calendar_repo.exists(session, calendar_id):
         raise ValidationFailedError(f"calendar {calendar_id} does not exist", field="calendar_id",
                                     value=calendar_id)
 
@@ -238,28 +238,38 @@ class _Loader:
         return found
 
 
-def _moments(calendar: BusinessCalendar, start: datetime, minutes: int, share: float, extra: timedelta
-             ) -> tuple[datetime, datetime]:
-    target = timedelta(minutes=minutes)
-    return (add_business_time(calendar, start, target * share + extra),
-            add_business_time(calendar, start, target + extra))
+# target -> (where its clock started, the business seconds paused since, the policy's minutes for it)
+_TARGET_FIELDS = {
+    "first_response": ("started_at", "paused_seconds", "first_response_minutes"),
+    "next_response": ("next_response_started_at", "next_response_paused_seconds", "next_response_minutes"),
+    "resolution": ("resolution_started_at", "resolution_paused_seconds", "resolution_minutes"),
+}
+
+
+def _count(row: TicketSla, target: str, policy: SlaPolicy, calendar: BusinessCalendar) -> None:
+    """THE count of a target's warning and due moments: from its start, plus the business time paused since, in
+    the policy's calendar (what starting, re-matching, reopening, resuming and the next response all use)."""
+    start_attr, paused_attr, minutes_attr = _TARGET_FIELDS[target]
+    start: datetime | None = getattr(row, start_attr)
+    minutes: int | None = getattr(policy, minutes_attr)
+    warn = due = None
+    if start is not None and minutes:
+        paused = timedelta(seconds=getattr(row, paused_attr) or 0.0)
+        whole = timedelta(minutes=minutes)
+        warn = add_business_time(calendar, start, whole * policy.warning_share + paused)
+        due = add_business_time(calendar, start, whole + paused)
+    setattr(row, f"{target}_warn_at", warn)
+    setattr(row, f"{target}_due_at", due)
 
 
 def _compute(row: TicketSla, policy: SlaPolicy, calendar: BusinessCalendar) -> None:
-    """(Re)compute every running target's moments from where it started, plus the business time paused."""
-    paused = timedelta(seconds=row.paused_seconds)
+    """(Re)count every target not met yet from where it started."""
     if row.first_response_met_at is None:
-        row.first_response_warn_at, row.first_response_due_at = (
-            _moments(calendar, row.started_at, policy.first_response_minutes, policy.warning_share, paused)
-            if policy.first_response_minutes else (None, None))
+        _count(row, "first_response", policy, calendar)
     if row.resolution_met_at is None:
-        row.resolution_warn_at, row.resolution_due_at = (
-            _moments(calendar, row.started_at, policy.resolution_minutes, policy.warning_share, paused)
-            if policy.resolution_minutes else (None, None))
+        _count(row, "resolution", policy, calendar)
     if row.next_response_started_at is not None:
-        row.next_response_warn_at, row.next_response_due_at = (
-            _moments(calendar, row.next_response_started_at, policy.next_response_minutes, policy.warning_share,
-                     timedelta()) if policy.next_response_minutes else (None, None))
+        _count(row, "next_response", policy, calendar)
 
 
 def running(row: TicketSla) -> dict[str, tuple[datetime | None, datetime]]:
@@ -288,15 +298,33 @@ def pending_alerts(row: TicketSla) -> list[tuple[datetime, str, str]]:
 
 
 async def arm(session: AsyncSession, ticket: Ticket, row: TicketSla | None) -> None:
-    """The ticket's due time for the inbox and its one timer, from its clock."""
+    """The ticket's due time for the inbox and its one timer, from its clock. The timer is rescheduled or cancelled
+    only when the earliest pending moment changed (`row.armed_at`): a customer message that moves nothing writes
+    no task, and a timer whose handler failed keeps its attempts and backoff."""
     active = row is not None and row.paused_at is None and ticket.status == TicketStatus.open
     dues = [due for _, due in running(row).values()] if row is not None and active else []
     ticket.sla_due_at = min(dues) if dues else None
-    alerts = pending_alerts(row) if row is not None and active else []
-    if alerts:
-        await jobs.reschedule(session, TASK_KIND, task_key(ticket.id), alerts[0][0])
-    elif row is not None:
+    if row is None:
+        return
+    alerts = pending_alerts(row) if active else []
+    moment = alerts[0][0] if alerts else None
+    if moment == row.armed_at:
+        return
+    if moment is not None:
+        await jobs.reschedule(session, TASK_KIND, task_key(ticket.id), moment)
+    else:
         await jobs.cancel(session, TASK_KIND, task_key(ticket.id))
+    row.armed_at = moment
+
+
+async def forget(session: AsyncSession, ticket: Ticket) -> None:
+    """The ticket leaves SLA altogether (merged into another): its clock goes and its timer is cancelled, so it is
+    neither reported as met nor fired."""
+    row = await repository.get_ticket_sla(session, ticket.id)
+    if row is not None:
+        await session.delete(row)
+        await jobs.cancel(session, TASK_KIND, task_key(ticket.id))
+    ticket.sla_due_at = None
 
 
 def _forget(row: TicketSla, target: str) -> None:
@@ -307,8 +335,9 @@ async def _start(loader: _Loader, ticket: Ticket, now: datetime) -> TicketSla | 
     policy = await loader.match(ticket)
     if policy is None:
         return None
-    row = TicketSla(ticket_id=ticket.id, policy_id=policy.id, started_at=now, paused_seconds=0.0, notified=[],
-                    reminded=False, updated_at=now)
+    row = TicketSla(ticket_id=ticket.id, policy_id=policy.id, started_at=now, resolution_started_at=now,
+                    paused_seconds=0.0, resolution_paused_seconds=0.0, next_response_paused_seconds=0.0,
+                    notified=[], reminded=False, updated_at=now)
     _compute(row, policy, await loader.calendar(policy.calendar_id))
     loader.session.add(row)
     return row
@@ -340,7 +369,8 @@ def _all_alerts(row: TicketSla) -> list[tuple[datetime, str, str]]:
 
 
 async def _resume(loader: _Loader, row: TicketSla, now: datetime) -> None:
-    """Back from pending: every running moment moves by the business time the ticket waited for the customer."""
+    """Back from pending: every running target's pause grows by the business time the ticket waited for the
+    customer, and its moments are counted again."""
     paused_at = row.paused_at
     row.paused_at = None
     policy = await loader.policy(row.policy_id)
@@ -350,13 +380,15 @@ async def _resume(loader: _Loader, row: TicketSla, now: datetime) -> None:
     paused = business_time_between(calendar, paused_at, now) if now > paused_at else timedelta()
     if paused <= timedelta():
         return
-    row.paused_seconds += paused.total_seconds()
-    for name in ("first_response", "next_response", "resolution"):
-        if name in running(row):
-            for attr in (f"{name}_warn_at", f"{name}_due_at"):
-                value = getattr(row, attr)
-                if value is not None:
-                    setattr(row, attr, add_business_time(calendar, value, paused))
+    seconds = paused.total_seconds()
+    run = running(row)
+    row.paused_seconds += seconds  # the first response's (it counts from when the clock started)
+    if "next_response" in run:
+        row.next_response_paused_seconds += seconds
+    if "resolution" in run:
+        row.resolution_paused_seconds += seconds
+    for target in run:
+        _count(row, target, policy, calendar)
 
 
 async def _start_next_response(loader: _Loader, row: TicketSla, now: datetime) -> None:
@@ -367,9 +399,8 @@ async def _start_next_response(loader: _Loader, row: TicketSla, now: datetime) -
     if policy is None or not policy.next_response_minutes:
         return
     row.next_response_started_at = now
-    row.next_response_warn_at, row.next_response_due_at = _moments(
-        await loader.calendar(policy.calendar_id), now, policy.next_response_minutes, policy.warning_share,
-        timedelta())
+    row.next_response_paused_seconds = 0.0
+    _count(row, "next_response", policy, await loader.calendar(policy.calendar_id))
     _forget(row, "next_response")
 
 
@@ -407,11 +438,10 @@ async def _reconcile(loader: _Loader, ticket: Ticket, row: TicketSla | None, now
         if row.resolution_met_at is not None:
             # Reopened: a new round of resolution, counted from now.
             row.resolution_met_at = None
+            row.resolution_started_at, row.resolution_paused_seconds = now, 0.0
             policy = await loader.policy(row.policy_id)
-            if policy is not None and policy.resolution_minutes:
-                row.resolution_warn_at, row.resolution_due_at = _moments(
-                    await loader.calendar(policy.calendar_id), now, policy.resolution_minutes,
-                    policy.warning_share, timedelta())
+            if policy is not None:
+                _count(row, "resolution", policy, await loader.calendar(policy.calendar_id))
             _forget(row, "resolution")
     if replied:
         row.first_response_met_at = row.first_response_met_at or now

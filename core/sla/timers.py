@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit import service as audit
 from core.clock import SYSTEM_CLOCK, Clock
 from core.decision import texts
-from core.events import TicketChanged, Topic, emit
+from core.events import Topic, emit
 from core.jobs.tasks import DueTask, TaskHandlers
 from core.sla import repository
 from core.sla import service as sla
@@ -72,6 +72,7 @@ class SlaTimers:
             self._drop(task, "no SLA clock (policy or ticket deleted)")
             return
         row, ticket = found
+        row.armed_at = None  # this firing spends the timer (its task is marked done in this transaction)
         if ticket.merged_into_id is not None or ticket.status != TicketStatus.open or row.paused_at is not None:
             self._drop(task, "ticket merged, paused or not with humans")
             return
@@ -98,9 +99,8 @@ class SlaTimers:
         for level in sorted({level for _, _, level in due}, key=sla.LEVELS.index):
             actions = policy.warning_actions if level == "warning" else policy.breach_actions
             changed = await self._act(session, ticket, actions, level, policy) or changed
-        if changed:
-            emit(session, Topic.TICKETS, TicketChanged.of(ticket, "sla_action"))
-            await sla.track(session, ticket, rematch=True, now=now)
+        if changed:  # the ticket service re-matched the clock (possibly away): arm from what it left
+            await sla.track(session, ticket, now=now)
         else:
             await sla.arm(session, ticket, row)
 
@@ -120,31 +120,25 @@ class SlaTimers:
 
     async def _act(self, session: AsyncSession, ticket: Ticket, actions: dict[str, Any], level: str,
                    policy: SlaPolicy) -> bool:
-        """The policy's optional actions for this level; whether the ticket changed."""
+        """The policy's optional actions for this level, done by the ticket service as by no person (audited with
+        the policy and level); whether the ticket changed."""
         changed = False
         why = {"by": "sla", "level": level, "policy": policy.name}
+        now = self.clock.now()
         if actions.get("raise_priority"):
             order = list(Priority)
             higher = order[min(ticket.priority.rank + 1, len(order) - 1)]
             if higher != ticket.priority:
-                audit.record(session, None, "ticket.priority", "ticket", ticket.id, old=ticket.priority.value,
-                             new=higher.value, **why)
-                ticket.priority = higher
+                await ticket_service.change_priority(session, ticket, higher, None, now=now, **why)
                 changed = True
         queue_id = actions.get("move_to_queue_id")
         if isinstance(queue_id, int) and queue_id != ticket.team_id:
             team = await session.get(Team, queue_id)
             if team is not None:  # a queue deleted since the policy was saved: nothing to move to
-                audit.record(session, None, "ticket.transfer", "ticket", ticket.id, old=ticket.team_id, new=team.id,
-                             **why)
-                ticket.team_id, ticket.team = team.id, team
-                ticket.assignee_id, ticket.assignee = None, None
+                await ticket_service.transfer(session, ticket, team, None, now=now, **why)
                 changed = True
         if actions.get("unassign") and ticket.assignee_id is not None:
-            audit.record(session, None, "ticket.assign", "ticket", ticket.id, old=ticket.assignee_id, new=None,
-                         **why)
-            ticket.assignee_id, ticket.assignee = None, None
+            await ticket_service.system_assign(session, ticket, None, action="ticket.assign", now=now,
+                                               tell_holder=True, **why)
             changed = True
-        if changed:
-            ticket.updated_at = self.clock.now()
         return changed

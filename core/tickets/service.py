@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -179,14 +180,16 @@ async def _survey_on_status(session: AsyncSession, ticket: Ticket, old: TicketSt
         await csat.disarm(session, ticket)
 
 
-async def change_priority(session: AsyncSession, ticket: Ticket, priority: Priority, actor: User) -> Ticket:
+async def change_priority(session: AsyncSession, ticket: Ticket, priority: Priority, actor: User | None, *,
+                          now: datetime | None = None, **data: Any) -> Ticket:
+    """Set the priority; `actor` None is no person's doing (an SLA action), audited with `data`."""
     if ticket.priority != priority:
         audit.record(session, actor, "ticket.priority", "ticket", ticket.id, old=ticket.priority.value,
-                     new=priority.value)
+                     new=priority.value, **data)
         ticket.priority = priority
-        ticket.updated_at = utcnow()
+        ticket.updated_at = now or utcnow()
         emit(session, Topic.TICKETS, TicketChanged.of(ticket, "priority"))
-        await sla.track(session, ticket, rematch=True)
+        await sla.track(session, ticket, rematch=True, now=now)
     return ticket
 
 
@@ -246,35 +249,44 @@ async def assign(session: AsyncSession, ticket: Ticket, assignee: User | None, a
 
 
 async def system_assign(session: AsyncSession, ticket: Ticket, assignee: User | None, *, action: str,
-                        kind: str = "assigned", **data: Any) -> Ticket:
-    """No person's doing (automatic assignment, an offline agent's ticket going back to its queue): give the
-    ticket to `assignee`, or back to its queue with None. Audited as `action` with `data` and no actor."""
+                        kind: str = "assigned", now: datetime | None = None, tell_holder: bool = False,
+                        **data: Any) -> Ticket:
+    """No person's doing (automatic assignment, an offline agent's ticket going back to its queue, an SLA action):
+    give the ticket to `assignee`, or back to its queue with None, at `now` (default: the wall clock). Audited as
+    `action` with `data` and no actor. `tell_holder`: the holder it is taken from is told (TicketTakenOver), as
+    when a person reassigns it (not for an offline agent's ticket going back)."""
     _ensure_workable(ticket)
-    return await _assign(session, ticket, assignee, None, action=action, kind=kind, **data)
+    return await _assign(session, ticket, assignee, None, action=action, kind=kind, now=now,
+                         tell_holder=tell_holder, **data)
 
 
 async def _assign(session: AsyncSession, ticket: Ticket, assignee: User | None, actor: User | None, *, action: str,
-                  kind: str = "assigned", **data: Any) -> Ticket:
+                  kind: str = "assigned", now: datetime | None = None, tell_holder: bool = True,
+                  **data: Any) -> Ticket:
     old = ticket.assignee_id
+    old_status = ticket.status
     ticket.assignee_id = assignee.id if assignee else None
     ticket.assignee = assignee
     if assignee is not None and ticket.status in (TicketStatus.new, TicketStatus.bot, TicketStatus.pending):
         transition(ticket, TicketStatus.open)
-    ticket.updated_at = utcnow()
+    ticket.updated_at = now or utcnow()
     if ticket.assignee_id != old:
         ticket.assigned_at = ticket.updated_at if assignee is not None else None
     audit.record(session, actor, action, "ticket", ticket.id, old=old, new=ticket.assignee_id, **data)
     emit(session, Topic.TICKETS, TicketChanged.of(ticket, kind))
-    await sla.track(session, ticket)
-    if actor is not None and old is not None and old not in (ticket.assignee_id, actor.id):
+    if ticket.status != old_status:  # only going to humans (or back from pending) moves the SLA clock
+        await sla.track(session, ticket, now=now)
+    if tell_holder and old is not None and old != ticket.assignee_id and (actor is None or old != actor.id):
         # Someone else moved the ticket away from its holder: their open pages tell them.
         emit(session, Topic.TICKETS, TicketTakenOver(ticket.id, ticket.number, old, ticket.assignee_id,
                                                      assignee.name if assignee else None))
     return ticket
 
 
-async def transfer(session: AsyncSession, ticket: Ticket, team: Team, actor: User | None) -> Ticket:
-    """Move the ticket to another queue; it waits there unassigned."""
+async def transfer(session: AsyncSession, ticket: Ticket, team: Team, actor: User | None, *,
+                   now: datetime | None = None, **data: Any) -> Ticket:
+    """Move the ticket to another queue; it waits there unassigned. `actor` None is no person's doing (an SLA
+    action), audited with `data`."""
     _ensure_workable(ticket)
     old = ticket.team_id
     ticket.team_id = team.id
@@ -284,10 +296,10 @@ async def transfer(session: AsyncSession, ticket: Ticket, team: Team, actor: Use
     ticket.assigned_at = None
     if ticket.status in (TicketStatus.new, TicketStatus.bot):
         transition(ticket, TicketStatus.open)
-    ticket.updated_at = utcnow()
-    audit.record(session, actor, "ticket.transfer", "ticket", ticket.id, old=old, new=team.id)
+    ticket.updated_at = now or utcnow()
+    audit.record(session, actor, "ticket.transfer", "ticket", ticket.id, old=old, new=team.id, **data)
     emit(session, Topic.TICKETS, TicketChanged.of(ticket, "transferred"))
-    await sla.track(session, ticket, rematch=True)
+    await sla.track(session, ticket, rematch=True, now=now)
     return ticket
 
 
@@ -482,6 +494,6 @@ async def merge(session: AsyncSession, source: Ticket, target: Ticket, actor: Us
     target.updated_at = utcnow()
     audit.record(session, actor, "ticket.merge", "ticket", target.id, source_id=source.id)
     emit(session, Topic.TICKETS, TicketChanged.of(source, "merged"))
-    await sla.track(session, source)
+    await sla.forget(session, source)
     emit(session, Topic.TICKETS, TicketChanged.of(target, "merged"))
     return target

@@ -53,9 +53,11 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         *[sa.Column(name, sa.DateTime(timezone=True), nullable=True) for name in (
             "first_response_warn_at", "first_response_due_at", "first_response_met_at", "next_response_started_at",
-            "next_response_warn_at", "next_response_due_at", "resolution_warn_at", "resolution_due_at",
-            "resolution_met_at", "paused_at")],
+            "next_response_warn_at", "next_response_due_at", "resolution_started_at", "resolution_warn_at",
+            "resolution_due_at", "resolution_met_at", "paused_at", "armed_at")],
         sa.Column("paused_seconds", sa.Float(), nullable=False),
+        sa.Column("next_response_paused_seconds", sa.Float(), nullable=False),
+        sa.Column("resolution_paused_seconds", sa.Float(), nullable=False),
         sa.Column("notified", JSON, nullable=False),
         sa.Column("reminded", sa.Boolean(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

@@ -246,3 +246,29 @@ async def test_a_batch_fires_together_and_one_failing_handler_leaves_the_others_
     assert await runner.run_once() == 1
     assert await effects(sessionmaker) == {f"k{i}": 1 for i in range(8) if i != 3}
     assert runner.stats.failed == 1
+
+
+@pytest.mark.parametrize("claimed", [1, 2])
+async def test_a_task_fired_alone_runs_its_failing_handler_once_per_firing(
+        sessionmaker: async_sessionmaker[AsyncSession], claimed: int) -> None:
+    """A part of one task (a lone claim, or fewer tasks than `concurrency`) fires alone at once: no batch attempt
+    that rolls back and runs the handler a second time for the same firing."""
+    clock = ManualClock()
+    calls: list[str] = []
+
+    async def broken(session: AsyncSession, task: DueTask) -> None:
+        calls.append(task.key)
+        raise RuntimeError("broken")
+
+    registry = TaskHandlers()
+    registry.register("broken", broken, max_attempts=3)
+    runner = DueTaskRunner(sessionmaker, registry, clock=clock, batch_size=10, concurrency=4)
+    async with sessionmaker() as session, session.begin():
+        for i in range(claimed):
+            await tasks.schedule(session, "broken", f"b{i}", clock.now())
+    assert await runner.run_once() == claimed
+    assert sorted(calls) == [f"b{i}" for i in range(claimed)]
+    assert runner.stats.retried == claimed and runner.stats.fired == 0
+    for i in range(claimed):
+        row = await task_row(sessionmaker, "broken", f"b{i}")
+        assert row.state == TaskState.pending and row.attempts == 1

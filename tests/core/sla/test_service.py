@@ -9,18 +9,22 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.audit.models import AuditEntry
 from core.calendars import service as calendars
+from core.calendars.schemas import CalendarUpdate
 from core.clock import ManualClock
 from core.errors import ConflictError, ValidationFailedError
+from core.events import EventBus
 from core.jobs import service as jobs
 from core.jobs.models import TaskState
-from core.jobs.tasks import DueTaskRunner, TaskHandlers
+from core.jobs.tasks import DueTask, DueTaskRunner, TaskHandlers
 from core.sla import service as sla
 from core.sla.models import TicketSla
 from core.sla.schemas import SlaPolicyUpdate
 from core.sla.timers import SlaTimers
 from core.tickets import service as tickets
 from core.tickets.models import Direction, Message, Priority, Ticket, TicketStatus
+from core.users.models import Role, User
 from tests.core.sla import helpers as h
 
 
@@ -247,6 +251,8 @@ async def test_timers_of_a_deleted_policy_or_a_merged_ticket_are_dropped(
         await tickets.merge(session, d, target, actor)
         merged_id = d.id
         assert await jobs.get(session, sla.TASK_KIND, sla.task_key(merged_id)) is None
+        # Not recorded as met: a merged ticket has no SLA of its own any more.
+        assert await sla.sla_of(session, merged_id) is None and d.sla_due_at is None
     clock.advance(3600)
     assert await runner.run_once() == 0
     assert await h.sla_history(sessionmaker, merged_id) == []
@@ -269,19 +275,23 @@ async def test_two_runners_fire_every_alert_exactly_once(db_url: str,
             ids.append(row.id)
     one, two = runner_for(sessionmaker, clock, "one"), runner_for(sessionmaker, clock, "two")
     one.batch_size = two.batch_size = 7
-    clock.advance(3600)
+    start = clock.now()
 
     async def drain(runner: DueTaskRunner) -> None:
         while await runner.run_once():
             pass
 
-    for _ in range(4):  # each round fires one moment per ticket: 2 warnings, 2 breaches
+    # One moment at a time (the first response warns at 8 min and is breached at 10, the resolution at 16 and
+    # 20): every firing re-arms the ticket's timer for the next moment while the other runner claims and fires.
+    expected = [("sla.warning", "first_response"), ("sla.breach", "first_response"), ("sla.warning", "resolution"),
+                ("sla.breach", "resolution")]
+    for step, minutes in enumerate((8.5, 10.5, 16.5, 20.5), start=1):
+        clock.advance(minutes * 60 - (clock.now() - start).total_seconds())
         await asyncio.gather(drain(one), drain(two))
+        for ticket_id in ids:
+            assert await h.sla_history(sessionmaker, ticket_id) == expected[:step], (step, ticket_id)
+    assert one.stats.fired + two.stats.fired == 4 * len(ids)
     assert one.stats.fired > 0 and two.stats.fired > 0
-    for ticket_id in ids:
-        history = await h.sla_history(sessionmaker, ticket_id)
-        assert sorted(history) == sorted([("sla.warning", "first_response"), ("sla.breach", "first_response"),
-                                          ("sla.warning", "resolution"), ("sla.breach", "resolution")])
 
 
 async def test_tickets_with_the_bot_cost_the_ingest_no_sla_query(db_engine: AsyncEngine,
@@ -302,3 +312,178 @@ async def test_tickets_with_the_bot_cost_the_ingest_no_sla_query(db_engine: Asyn
     finally:
         event.remove(db_engine.sync_engine, "before_cursor_execute", count)
     assert statements == []
+
+
+async def test_every_target_counts_from_its_own_start_and_pause_when_re_matched(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """A reopened ticket's resolution and a resumed next response keep their start and pause through a re-match
+    (one count for start, re-match, reopen, resume and next response)."""
+    t0 = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    async with sessionmaker() as session, session.begin():
+        cal = await h.calendar(session)
+        actor = await h.system_user(session)
+        await h.policy(session, cal, name="standard", position=20, first_response_minutes=None,
+                       resolution_minutes=60, next_response_minutes=30)
+        await h.policy(session, cal, name="urgent", position=10, priorities=["urgent"], first_response_minutes=None,
+                       resolution_minutes=120, next_response_minutes=60)
+        # Reopened at t0+100: the resolution counts from then, under either policy.
+        row = await h.ticket(session, status=TicketStatus.open)
+        await sla.track(session, row, now=t0)
+        tickets.transition(row, TicketStatus.resolved)
+        await sla.track(session, row, now=t0 + timedelta(minutes=30))
+        tickets.transition(row, TicketStatus.open)
+        await sla.track(session, row, now=t0 + timedelta(minutes=100))
+        clock = await session.get(TicketSla, row.id)
+        assert clock is not None and clock.resolution_due_at == t0 + timedelta(minutes=160)
+        await tickets.change_priority(session, row, Priority.urgent, actor, now=t0 + timedelta(minutes=101))
+        assert clock.resolution_due_at == t0 + timedelta(minutes=220)
+        assert clock.resolution_warn_at == t0 + timedelta(minutes=100 + 96)  # 80 % of 120 min from the reopening
+        assert row.sla_due_at == clock.resolution_due_at
+        # The next response from the customer's message at t0+10, paused 30 min: the pause survives a re-match.
+        other = await h.ticket(session, status=TicketStatus.open)
+        await sla.track(session, other, now=t0)
+        await sla.track(session, other, replied=True, now=t0 + timedelta(minutes=5))
+        await sla.after_ingest(session, [other], now=t0 + timedelta(minutes=10))
+        tickets.transition(other, TicketStatus.pending)
+        await sla.track(session, other, now=t0 + timedelta(minutes=20))
+        tickets.transition(other, TicketStatus.open)
+        await sla.track(session, other, now=t0 + timedelta(minutes=50))
+        other_clock = await session.get(TicketSla, other.id)
+        assert other_clock is not None and other_clock.next_response_due_at == t0 + timedelta(minutes=70)
+        assert other_clock.resolution_due_at == t0 + timedelta(minutes=90)
+        await tickets.change_priority(session, other, Priority.urgent, actor, now=t0 + timedelta(minutes=51))
+        assert other_clock.next_response_due_at == t0 + timedelta(minutes=10 + 60 + 30)
+        assert other_clock.resolution_due_at == t0 + timedelta(minutes=120 + 30)
+
+
+async def test_a_message_that_moves_no_moment_keeps_a_failing_timer_s_backoff(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    clock = ManualClock()
+    async with sessionmaker() as session, session.begin():
+        cal = await h.calendar(session)
+        actor = await h.system_user(session)
+        await h.policy(session, cal, first_response_minutes=10, resolution_minutes=None)
+        row = await h.ticket(session)
+        await h.escalate(session, row, actor)
+        await sla.track(session, row, now=clock.now())
+        ticket_id = row.id
+    calls: list[str] = []
+
+    async def failing(session: AsyncSession, task: DueTask) -> None:
+        calls.append(task.key)
+        raise RuntimeError("the SLA handler is broken")
+
+    handlers = TaskHandlers()
+    handlers.register(sla.TASK_KIND, failing, max_attempts=3)
+    runner = DueTaskRunner(sessionmaker, handlers, clock=clock)
+    clock.advance(9 * 60)
+    assert await runner.run_once() == 1 and runner.stats.retried == 1
+    async with sessionmaker() as session:
+        task = await jobs.get(session, sla.TASK_KIND, sla.task_key(ticket_id))
+        assert task is not None and task.attempts == 1 and task.due_at > clock.now()
+        retry_at = task.due_at
+    # The customer writes (the clock moves nothing): the task is left alone, not fired again at once.
+    async with sessionmaker() as session, session.begin():
+        ticket = await tickets.get(session, ticket_id)
+        await sla.after_ingest(session, [ticket], now=clock.now())
+    async with sessionmaker() as session:
+        task = await jobs.get(session, sla.TASK_KIND, sla.task_key(ticket_id))
+        assert task is not None and (task.attempts, task.due_at, task.state) == (1, retry_at, TaskState.pending)
+    assert await runner.run_once() == 0 and calls == [sla.task_key(ticket_id)]
+
+
+async def test_assigning_touches_the_sla_clock_only_when_the_status_moves(
+        sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch) -> None:
+    tracked: list[int] = []
+    real_track = sla.track
+
+    async def spy(session: AsyncSession, ticket: Ticket, **kwargs: object) -> None:
+        tracked.append(ticket.id)
+        await real_track(session, ticket, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sla, "track", spy)
+    at = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    async with sessionmaker() as session, session.begin():
+        cal = await h.calendar(session)
+        actor = await h.system_user(session)
+        await h.policy(session, cal)
+        agent = User(email="agent@sla.example", name="Agent", password_hash="x", role=Role.agent, language="en",
+                     capacity=10, is_active=True)
+        session.add(agent)
+        await session.flush()
+        row = await h.ticket(session)
+        await tickets.system_assign(session, row, agent, action="ticket.auto_assign", now=at)
+        assert tracked == [row.id] and row.status == TicketStatus.open and row.assigned_at == at
+        clock = await session.get(TicketSla, row.id)
+        assert clock is not None and clock.started_at == at
+        await tickets.take(session, row, actor, take_over=True)
+        await tickets.assign(session, row, agent, actor)
+        await tickets.system_assign(session, row, None, action="ticket.return")
+        assert tracked == [row.id]  # already open: nothing SLA-relevant moved
+
+
+async def test_sla_actions_go_through_the_ticket_service(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    clock = ManualClock()
+    async with sessionmaker() as session, session.begin():
+        cal = await h.calendar(session)
+        actor = await h.system_user(session)
+        await h.policy(session, cal, first_response_minutes=10, resolution_minutes=None,
+                       on_warning={"unassign": True, "raise_priority": True},
+                       on_breach={"move_to_queue": "retention"})
+        agent = User(email="holder@sla.example", name="Holder", password_hash="x", role=Role.agent,
+                     language="en", capacity=10, is_active=True)
+        session.add(agent)
+        await session.flush()
+        row = await h.ticket(session)
+        await tickets.assign(session, row, agent, actor)
+        await sla.track(session, row, now=clock.now())
+        ticket_id, agent_id, actor_id = row.id, agent.id, actor.id
+    handlers = TaskHandlers()
+    SlaTimers(clock).register(handlers)
+    bus = EventBus()
+    seen: list[dict[str, object]] = []
+    bus.forwarders.append(lambda _topic, payload: seen.append(payload))
+    runner = DueTaskRunner(sessionmaker, handlers, clock=clock, bus=bus)
+    clock.advance(8 * 60 + 5)
+    assert await runner.run_once() == 1
+    async with sessionmaker() as session:
+        ticket = await tickets.get(session, ticket_id)
+        assert ticket.assignee_id is None and ticket.assigned_at is None and ticket.priority == Priority.high
+        assert ticket.updated_at == clock.now()
+        history = (await session.scalars(select(AuditEntry).where(
+            AuditEntry.entity_id == str(ticket_id), AuditEntry.action.in_(("ticket.assign", "ticket.priority")))
+            .order_by(AuditEntry.id))).all()
+        assert [(e.action, e.actor_user_id, e.data.get("by"), e.data.get("level")) for e in history[-2:]] == [
+            ("ticket.priority", None, "sla", "warning"), ("ticket.assign", None, "sla", "warning")]
+    assert any(p.get("kind") == "taken_over" and p.get("previous_assignee_id") == agent_id for p in seen)
+    async with sessionmaker() as session, session.begin():  # someone takes it again before the breach
+        ticket = await tickets.get(session, ticket_id)
+        holder, supervisor = await session.get(User, agent_id), await session.get(User, actor_id)
+        assert holder is not None and supervisor is not None
+        await tickets.assign(session, ticket, holder, supervisor)
+    clock.advance(2 * 60)
+    assert await runner.run_once() == 1
+    async with sessionmaker() as session:
+        ticket = await tickets.get(session, ticket_id)
+        assert ticket.team is not None and ticket.team.slug == "retention"
+        assert ticket.assignee_id is None and ticket.assigned_at is None
+
+
+async def test_policy_checks_load_no_calendar_exception_rows(db_engine: AsyncEngine,
+                                                            sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    async with sessionmaker() as session, session.begin():
+        cal = await h.calendar(session)
+        event.listen(db_engine.sync_engine, "before_cursor_execute", count)
+        try:
+            await h.policy(session, cal)
+            await calendars.update(session, cal, CalendarUpdate(name="renamed"), await h.system_user(session))
+        finally:
+            event.remove(db_engine.sync_engine, "before_cursor_execute", count)
+    checks = [s for s in statements if "calendar_exceptions" in s]
+    # The rename itself reads the calendar it changes (one load of its exceptions), the checks read none.
+    assert len(checks) == 1, checks
