@@ -148,7 +148,9 @@ async def test_two_instances_sharing_a_database_fire_each_alert_once(
                                           .where(AuditEntry.action.like("sla.%")))).all()
         counts = Counter((entity, action, data["target"]) for entity, action, data in rows)
         assert len(counts) == 4 * tickets and set(counts.values()) == {1}
-        assert all(r.stats.fired > 0 for r in runners), [r.stats.fired for r in runners]
+        # Every firing counted once between the two (which instance claims a round is up to the database: either
+        # may take them all, so the split itself is not asserted).
+        assert sum(r.stats.fired for r in runners) == 4 * tickets, [r.stats.fired for r in runners]
         await one.aclose()
         await two.aclose()
 
