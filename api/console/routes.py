@@ -233,7 +233,7 @@ def _inbox_filter_args(user: User, view: str, queue: str | None, status: str | N
     return view, flt, params
 
 
-async def _inbox_context(session: DbSession, user: User, view: str, queue: str | None, status: str | None,
+async def _inbox_context(session: DbSession, state: State, user: User, view: str, queue: str | None, status: str | None,
                          priority: str | None, channel: str | None, assignee: str | None, q: str | None,
                          page: int, sort: str = "waiting") -> dict[str, Any]:
     sort = sort if sort in INBOX_SORTS else "waiting"
@@ -242,7 +242,7 @@ async def _inbox_context(session: DbSession, user: User, view: str, queue: str |
                                               sort=sort)
     return {
         "view": view, "tickets": rows, "total": total, "counts": await ticket_service.inbox_counts(session, user),
-        "slas": await sla_service.sla_of_many(session, [t.id for t in rows]), "sort": sort,
+        "slas": await sla_service.sla_of_many(session, [t.id for t in rows], state.clock.now()), "sort": sort,
         "params": params, "query_string": urlencode(params), "page": page,
         "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
         "filters": {"queue": queue or "", "status": status or "", "priority": priority or "",
@@ -251,25 +251,27 @@ async def _inbox_context(session: DbSession, user: User, view: str, queue: str |
 
 
 @router.get("/inbox")
-async def inbox(request: Request, session: DbSession, user: ConsoleUser, view: str = "all",
+async def inbox(request: Request, session: DbSession, state: State, user: ConsoleUser, view: str = "all",
                 queue: str | None = None, status: str | None = None, priority: str | None = None,
                 channel: str | None = None, assignee: str | None = None,
                 q: Annotated[str | None, Query(max_length=200)] = None,
                 page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting") -> Response:
-    ctx = await _inbox_context(session, user, view, queue, status, priority, channel, assignee, q, page, sort)
+    ctx = await _inbox_context(session, state, user, view, queue, status, priority, channel, assignee, q, page,
+                               sort)
     ctx.update(teams=await users.list_teams(session), channels=await ticket_service.channels_in_use(session),
                statuses=list(TicketStatus), priorities=list(Priority))
     return render(request, "inbox.html", ctx)
 
 
 @router.get("/inbox/rows")
-async def inbox_rows(request: Request, session: DbSession, user: ConsoleUser, view: str = "all",
+async def inbox_rows(request: Request, session: DbSession, state: State, user: ConsoleUser, view: str = "all",
                      queue: str | None = None, status: str | None = None, priority: str | None = None,
                      channel: str | None = None, assignee: str | None = None,
                      q: Annotated[str | None, Query(max_length=200)] = None,
                      page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting") -> Response:
     """The live part of the inbox (view tabs with counts and the table), re-fetched on every change."""
-    ctx = await _inbox_context(session, user, view, queue, status, priority, channel, assignee, q, page, sort)
+    ctx = await _inbox_context(session, state, user, view, queue, status, priority, channel, assignee, q, page,
+                               sort)
     return render(request, "_inbox_live.html", ctx)
 
 
@@ -389,7 +391,7 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
         priorities=list(Priority), intents=await routing.known_intents(session),
         mergeable=[t for t in panel.previous if t.status in (*ticket_service.ACTIVE_STATUSES, TicketStatus.bot)],
         max_attachment_mb=round(state.settings.max_attachment_bytes / 1_048_576, 1),
-        sla=await sla_service.sla_of(session, ticket.id),
+        sla=await sla_service.sla_of(session, ticket.id, state.clock.now()),
         csat=await csat_service.answer_read(session, ticket.id),
         sla_events=[e for e in await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket.id),
                                                          limit=200) if e.action.startswith("sla.")],
@@ -515,13 +517,12 @@ async def reply(ref: str, request: Request, session: DbSession, state: State, us
     if len(text) > 100_000:
         raise ValidationFailedError("the reply is longer than 100,000 characters")
     new_status = TicketStatus(status) if status in TicketStatus.__members__ else None
-    warn = confirm_not_assignee != "1"
     try:
-        if warn:  # before the uploads are stored: a refused reply leaves no files behind
+        if confirm_not_assignee != "1":  # before the uploads are stored: a refused reply leaves no files behind
             ticket_service.ensure_holder(ticket, user)
         attachments = await _store_uploads(request, state)
         await ticket_service.reply(session, ticket, user, text, attachments=attachments,
-                                   files=state.files, status=new_status, warn_if_not_assignee=warn)
+                                   files=state.files, status=new_status)
     except NotAssigneeError as exc:
         # Someone else holds the ticket: the reply waits on a page that says so; files are chosen again there.
         return render(request, "collision.html", {

@@ -3,10 +3,16 @@ and who is told about an alert."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import httpx
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.calendars import service as calendars
+from core.clock import ManualClock
+from core.db.base import utcnow
 from core.i18n import LANGUAGES, translator
 from core.sla import service as sla
 from core.sla.schemas import SlaPolicyCreate
@@ -77,3 +83,19 @@ def test_the_sla_texts_made_from_data_are_in_both_languages() -> None:
         _ = translator(language)
         assert [k for k in keys if _.get(k) is None] == [], language
     assert translator("ru")("sla.state.breached") == "нарушен"
+
+
+async def test_the_sla_views_read_the_apps_clock(client: httpx.AsyncClient, console_app: FastAPI, people: People,
+                                                sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await make_policy(sessionmaker)
+    net = await client.post("/channels/rest/messages", headers=REST_HEADERS,
+                            json=rest_message("c2", "internet is down", "b"))
+    number = net.json()["ticket_number"]
+    await login(client, people.agent.email)
+    # Twenty minutes on the app's clock: the 15-minute first response is 5 minutes late, whatever the wall says.
+    console_app.state.switchboard.clock = ManualClock(utcnow() + timedelta(minutes=20))
+    ticket = (await client.get(f"/console/tickets/{number}")).text
+    assert 'data-sla-state="breached"' in ticket
+    assert re.search(r'class="sla-countdown">−[45] min<', ticket), ticket[ticket.index("sla-panel"):][:600]
+    rows = (await client.get("/console/inbox/rows", params={"sort": "due"})).text
+    assert 'data-sla-state="breached"' in rows and re.search(r'class="sla-countdown">−[45] min<', rows)
