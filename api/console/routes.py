@@ -436,22 +436,39 @@ def expected_holder(value: str | None) -> ExpectedHolder:
     """The holder a page showed (its hidden `expected_assignee_id`: "0" for nobody; absent: not said).
 
     FastAPI reads an empty optional form field as absent, so "nobody" is "0" (an empty value counts as nobody too,
-    should a client send it in a way that arrives).
+    should a client send it in a way that arrives). Anything else must be a user id: a malformed value is refused
+    (422), never read as "nobody".
     """
     if value is None:
         return Holder.ANY
-    return parse_id(value) if value.strip() not in ("", NOBODY) else None
+    text = value.strip()
+    if text in ("", NOBODY):
+        return None
+    holder = parse_id(text)
+    if holder is None:
+        raise ValidationFailedError(f"expected_assignee_id must be a user id or 0 for nobody, not {value[:40]!r}")
+    return holder
+
+
+def refused(request: Request, exc: ValidationFailedError) -> Response:
+    """A 422 page with the reason, for values no console page sends (a malformed hidden field): going back to the
+    page with a flash, as for a user's typing mistake, would hide that the request itself was wrong."""
+    return render(request, "error.html", {"title": exc.code, "message": exc.message, "status": exc.status_code},
+                  status_code=exc.status_code)
 
 
 @router.post("/tickets/{ref}/take", dependencies=[CsrfChecked])
 async def take(request: Request, ref: str, session: DbSession, user: ConsoleUser,
                expected_assignee_id: Annotated[str | None, Form()] = None,
                take_over: Annotated[str, Form()] = "") -> Response:
+    try:
+        expected = expected_holder(expected_assignee_id)
+    except ValidationFailedError as exc:
+        return refused(request, exc)
     ticket = await _locked(session, ref)
     _ = translator(user.language)
     try:
-        await ticket_service.take(session, ticket, user, expected_assignee_id=expected_holder(expected_assignee_id),
-                                  take_over=take_over == "1")
+        await ticket_service.take(session, ticket, user, expected_assignee_id=expected, take_over=take_over == "1")
     except TicketHeldError as exc:
         # Someone holds it (maybe since this page was drawn): ask, naming them; confirming takes it over.
         return render(request, "collision.html", {
@@ -461,16 +478,20 @@ async def take(request: Request, ref: str, session: DbSession, user: ConsoleUser
 
 
 @router.post("/tickets/{ref}/assign", dependencies=[CsrfChecked])
-async def assign(ref: str, session: DbSession, user: ConsoleUser,
+async def assign(request: Request, ref: str, session: DbSession, user: ConsoleUser,
                  user_id: Annotated[str, Form()] = "",
                  expected_assignee_id: Annotated[str | None, Form()] = None) -> Response:
+    try:
+        expected = expected_holder(expected_assignee_id)
+    except ValidationFailedError as exc:
+        return refused(request, exc)
     ticket = await _locked(session, ref)
     assignee_id = parse_id(user_id)
     assignee = await users.get(session, assignee_id) if assignee_id is not None else None
     _ = translator(user.language)
     try:
         await ticket_service.assign(session, ticket, assignee, user,
-                                    expected_assignee_id=expected_holder(expected_assignee_id))
+                                    expected_assignee_id=expected)
     except TicketHeldError as exc:
         return redirect(ticket_url(ticket), _("collision.held_now", name=exc.holder_name), "error")
     return redirect(ticket_url(ticket), _("ticket.updated"))
@@ -609,13 +630,17 @@ async def board(request: Request, session: DbSession, state: State, _user: Conso
 async def reassign(request: Request, session: DbSession, user: ConsoleSupervisor,
                    ticket_id: Annotated[int, Form(ge=1, le=MAX_ID)], user_id: Annotated[str, Form()] = "",
                    expected_assignee_id: Annotated[str | None, Form()] = None) -> Response:
+    try:
+        expected = expected_holder(expected_assignee_id)
+    except ValidationFailedError as exc:
+        return refused(request, exc)
     ticket = await ticket_service.get(session, ticket_id, lock=True)
     assignee_id = parse_id(user_id)
     assignee = await users.get(session, assignee_id) if assignee_id is not None else None
     _ = translator(user.language)
     try:
         await ticket_service.assign(session, ticket, assignee, user,
-                                    expected_assignee_id=expected_holder(expected_assignee_id))
+                                    expected_assignee_id=expected)
     except TicketHeldError as exc:
         # The board showed another holder (or nobody): ask, naming who holds it now; confirming reassigns.
         return render(request, "collision.html", {
