@@ -14,6 +14,7 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from api.console.render import SECURITY_HEADERS, render
@@ -355,15 +356,24 @@ async def presence(ref: str, session: DbSession, state: State, user: ConsoleUser
     """The ticket page says it is open (`viewing`), its user is typing (`typing`, `what`: reply or note), or closed.
 
     Answers 204, or 422/404 with the reason as JSON (the page calls it in the background, never navigates).
+    A beat reads one row, not the ticket; a channel's typing signal (Telegram: a network call, up to
+    PRESENCE_SIGNAL_SECONDS) goes out after the answer, when this request's database session is closed.
     """
     try:
         announced, composer = presence_service.parse(presence_state, what)
-        ticket = await ticket_service.get(session, ticket_id_of(ref))
+        ticket_id = ticket_id_of(ref)
+        line = None
+        if composer == "reply":
+            line = await presence_service.customer_line(session, ticket_id)
+        else:
+            await presence_service.ensure_ticket(session, ticket_id)
     except (NotFoundError, ValidationFailedError) as exc:
         return Response(json.dumps({"error": {"code": exc.code, "message": exc.message}}),
                         status_code=exc.status_code, media_type="application/json", headers=SECURITY_HEADERS)
-    await presence_relay(state).announce(ticket, user, announced, composer)
-    return Response(status_code=204, headers=SECURITY_HEADERS)
+    relay = presence_relay(state)
+    typing = relay.announce(ticket_id, user, announced, composer, line)
+    return Response(status_code=204, headers=SECURITY_HEADERS,
+                    background=BackgroundTask(relay.signal, typing) if typing is not None else None)
 
 
 async def _conversation_context(session: DbSession, ticket_id: int) -> dict[str, Any]:
