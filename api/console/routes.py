@@ -6,7 +6,7 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
@@ -36,6 +36,7 @@ from core.assignment import service as assignment
 from core.attachments import service as attachment_service
 from core.attachments.schemas import AttachmentRef
 from core.audit import service as audit
+from core.audit.models import AuditEntry
 from core.auth import service as login_guard
 from core.auth.errors import AccountLockedError, LoginThrottledError
 from core.calendars import service as calendar_service
@@ -403,18 +404,19 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
         max_attachment_mb=round(state.settings.max_attachment_bytes / 1_048_576, 1),
         sla=await sla_service.sla_of(session, ticket.id, state.clock.now()),
         csat=await csat_service.answer_read(session, ticket.id),
-        sla_events=[e for e in await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket.id),
-                                                         limit=200) if e.action.startswith("sla.")],
     )
-    ctx["history"], ctx["history_people"] = await _history(session, ticket.id)
+    # One read of the ticket's audit log for both its history and the SLA panel's warnings and breaches.
+    entries = await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket.id), limit=HISTORY_LIMIT)
+    ctx["sla_events"] = [e for e in entries if e.action.startswith("sla.")]  # newest first, as the panel lists them
+    ctx["history"], ctx["history_people"] = await _history(session, entries)
+    ctx["history_assignment_actions"] = HISTORY_ASSIGNMENT_ACTIONS
     return render(request, "ticket.html", ctx)
 
 
-async def _history(session: DbSession, ticket_id: int) -> tuple[list[Any], dict[int, User]]:
-    """The ticket's audit entries (assignments, take-overs, returns, status changes), oldest first, with the people
-    they name."""
-    entries = list(reversed(await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket_id),
-                                                     limit=100)))
+async def _history(session: DbSession, newest_first: Sequence[AuditEntry]) -> tuple[list[AuditEntry], dict[int, User]]:
+    """The ticket's audit entries (assignments, take-overs, returns, status changes, SLA warnings and breaches),
+    oldest first, with the people they name."""
+    entries = list(reversed(newest_first))
     ids = {e.actor_user_id for e in entries if e.actor_user_id}
     for e in entries:
         for key in ("old", "new"):
@@ -424,6 +426,7 @@ async def _history(session: DbSession, ticket_id: int) -> tuple[list[Any], dict[
     return entries, await users.users_by_id(session, ids)
 
 
+HISTORY_LIMIT = 200  # the ticket page's history and SLA events: the latest entries of the ticket's audit log
 HISTORY_ASSIGNMENT_ACTIONS = frozenset({"ticket.take", "ticket.take_over", "ticket.assign", "ticket.auto_assign",
                                         "ticket.return"})
 
