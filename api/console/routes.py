@@ -47,14 +47,14 @@ from core.customers import service as customer_service
 from core.db.base import MAX_ID, parse_id
 from core.errors import NotFoundError, ValidationFailedError
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, Topic
-from core.handover import service as handover
-from core.handover.schemas import QueueHandoverUpdate
 from core.i18n import LANGUAGES, Translator, translator
 from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
 from core.presence import service as presence_service
 from core.presence.service import PresenceRelay
 from core.quarantine import service as quarantine
+from core.queues import service as queues
+from core.queues.schemas import QueueSettingsUpdate
 from core.reports import service as reports
 from core.routing import service as routing
 from core.sla import service as sla_service
@@ -729,18 +729,36 @@ async def admin_queues(request: Request, session: DbSession, state: State, _user
 
 
 
-@router.post("/admin/queues/{slug}/handover", dependencies=[CsrfChecked])
-async def admin_queue_handover(slug: str, session: DbSession, actor: ConsoleAdmin,
-                               calendar_id: Annotated[str, Form()] = "",
-                               bot_answers_while_waiting: Annotated[str, Form()] = "",
-                               default_wait_minutes: Annotated[str, Form()] = "") -> Response:
-    """The same rules as PATCH /admin/queues/{slug}: an unknown calendar or a wait out of range is refused."""
-    body: QueueHandoverUpdate = validated(
-        QueueHandoverUpdate, calendar_id=_form_count(calendar_id, default=0) or None,
+@router.post("/admin/queues/{slug}", dependencies=[CsrfChecked])
+async def admin_update_queue(slug: str, session: DbSession, state: State, actor: ConsoleAdmin,
+                             name: Annotated[str, Form()] = "", assignment_mode: Annotated[str, Form()] = "",
+                             return_after_minutes: Annotated[str, Form()] = "",
+                             calendar_id: Annotated[str, Form()] = "",
+                             default_wait_minutes: Annotated[str, Form()] = "",
+                             bot_answers_while_waiting: Annotated[str, Form()] = "",
+                             csat_enabled: Annotated[str, Form()] = "",
+                             csat_delay_minutes: Annotated[str, Form()] = "") -> Response:
+    """A queue's one settings form: the same update and rules as PATCH /admin/queues/{slug} (core.queues), its
+    refusals (an unknown calendar, a number out of range) flashed with the reason, its warnings shown after saving.
+
+    The form shows every field, so an unticked box is off, an empty calendar is "always open"; a number left empty
+    keeps the queue's value.
+    """
+    team = await users.team_by_slug(session, slug)
+    body: QueueSettingsUpdate = validated(
+        QueueSettingsUpdate, name=name or None, assignment_mode=assignment_mode or None,
+        return_after_minutes=_form_count(return_after_minutes, default=team.return_after_minutes),
+        calendar_id=_form_count(calendar_id, default=0) or None,
+        default_wait_minutes=_form_count(default_wait_minutes, default=team.default_wait_minutes),
         bot_answers_while_waiting=bot_answers_while_waiting == "on",
-        default_wait_minutes=_form_count(default_wait_minutes, default=15))
-    await handover.update_queue(session, await users.team_by_slug(session, slug), body, actor)
-    return redirect("/console/admin/queues", translator(actor.language)("saved"))
+        csat_enabled=csat_enabled == "on",
+        csat_delay_minutes=_form_count(csat_delay_minutes, default=team.csat_delay_minutes))
+    saved = await queues.update(session, team, body, actor, state.clock.now(), state.settings.core.presence_offline)
+    _ = translator(actor.language)
+    if saved.warnings:
+        text = " ".join([_("saved"), *(_("queue.warning." + w.value, queue=saved.name) for w in saved.warnings)])
+        return redirect("/console/admin/queues", text, "error")
+    return redirect("/console/admin/queues", _("saved"))
 
 
 @router.post("/admin/queues", dependencies=[CsrfChecked])
