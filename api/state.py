@@ -52,5 +52,5 @@ class AppState:
     # Due work (core.jobs.tasks): features register the handler of their task kinds here; the runner fires them.
     task_handlers: TaskHandlers = field(default_factory=TaskHandlers)
     due_tasks: DueTaskRunner | None = None
-    presence: PresenceRelay | None = None  # made on first use (api.console.presence)
+    presence: PresenceRelay | None = None  # made on first use (api.console.routes.presence_relay)
     freeze_heap: bool = False  # objects alive after start-up are frozen out of the collector (see create_app)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
@@ -14,6 +14,7 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from api.console.render import SECURITY_HEADERS, render
@@ -35,6 +36,7 @@ from core.assignment import service as assignment
 from core.attachments import service as attachment_service
 from core.attachments.schemas import AttachmentRef
 from core.audit import service as audit
+from core.audit.models import AuditEntry
 from core.auth import service as login_guard
 from core.auth.errors import AccountLockedError, LoginThrottledError
 from core.calendars import service as calendar_service
@@ -45,14 +47,14 @@ from core.customers import service as customer_service
 from core.db.base import MAX_ID, parse_id
 from core.errors import NotFoundError, ValidationFailedError
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, Topic
-from core.handover import service as handover
-from core.handover.schemas import QueueHandoverUpdate
 from core.i18n import LANGUAGES, Translator, translator
 from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
 from core.presence import service as presence_service
 from core.presence.service import PresenceRelay
 from core.quarantine import service as quarantine
+from core.queues import service as queues
+from core.queues.schemas import QueueSettingsUpdate
 from core.reports import service as reports
 from core.routing import service as routing
 from core.sla import service as sla_service
@@ -233,7 +235,7 @@ def _inbox_filter_args(user: User, view: str, queue: str | None, status: str | N
     return view, flt, params
 
 
-async def _inbox_context(session: DbSession, user: User, view: str, queue: str | None, status: str | None,
+async def _inbox_context(session: DbSession, state: State, user: User, view: str, queue: str | None, status: str | None,
                          priority: str | None, channel: str | None, assignee: str | None, q: str | None,
                          page: int, sort: str = "waiting") -> dict[str, Any]:
     sort = sort if sort in INBOX_SORTS else "waiting"
@@ -242,7 +244,7 @@ async def _inbox_context(session: DbSession, user: User, view: str, queue: str |
                                               sort=sort)
     return {
         "view": view, "tickets": rows, "total": total, "counts": await ticket_service.inbox_counts(session, user),
-        "slas": await sla_service.sla_of_many(session, [t.id for t in rows]), "sort": sort,
+        "slas": await sla_service.sla_of_many(session, [t.id for t in rows], state.clock.now()), "sort": sort,
         "params": params, "query_string": urlencode(params), "page": page,
         "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
         "filters": {"queue": queue or "", "status": status or "", "priority": priority or "",
@@ -251,25 +253,27 @@ async def _inbox_context(session: DbSession, user: User, view: str, queue: str |
 
 
 @router.get("/inbox")
-async def inbox(request: Request, session: DbSession, user: ConsoleUser, view: str = "all",
+async def inbox(request: Request, session: DbSession, state: State, user: ConsoleUser, view: str = "all",
                 queue: str | None = None, status: str | None = None, priority: str | None = None,
                 channel: str | None = None, assignee: str | None = None,
                 q: Annotated[str | None, Query(max_length=200)] = None,
                 page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting") -> Response:
-    ctx = await _inbox_context(session, user, view, queue, status, priority, channel, assignee, q, page, sort)
+    ctx = await _inbox_context(session, state, user, view, queue, status, priority, channel, assignee, q, page,
+                               sort)
     ctx.update(teams=await users.list_teams(session), channels=await ticket_service.channels_in_use(session),
                statuses=list(TicketStatus), priorities=list(Priority))
     return render(request, "inbox.html", ctx)
 
 
 @router.get("/inbox/rows")
-async def inbox_rows(request: Request, session: DbSession, user: ConsoleUser, view: str = "all",
+async def inbox_rows(request: Request, session: DbSession, state: State, user: ConsoleUser, view: str = "all",
                      queue: str | None = None, status: str | None = None, priority: str | None = None,
                      channel: str | None = None, assignee: str | None = None,
                      q: Annotated[str | None, Query(max_length=200)] = None,
                      page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting") -> Response:
     """The live part of the inbox (view tabs with counts and the table), re-fetched on every change."""
-    ctx = await _inbox_context(session, user, view, queue, status, priority, channel, assignee, q, page, sort)
+    ctx = await _inbox_context(session, state, user, view, queue, status, priority, channel, assignee, q, page,
+                               sort)
     return render(request, "_inbox_live.html", ctx)
 
 
@@ -353,15 +357,24 @@ async def presence(ref: str, session: DbSession, state: State, user: ConsoleUser
     """The ticket page says it is open (`viewing`), its user is typing (`typing`, `what`: reply or note), or closed.
 
     Answers 204, or 422/404 with the reason as JSON (the page calls it in the background, never navigates).
+    A beat reads one row, not the ticket; a channel's typing signal (Telegram: a network call, up to
+    PRESENCE_SIGNAL_SECONDS) goes out after the answer, when this request's database session is closed.
     """
     try:
         announced, composer = presence_service.parse(presence_state, what)
-        ticket = await ticket_service.get(session, ticket_id_of(ref))
+        ticket_id = ticket_id_of(ref)
+        line = None
+        if composer == "reply":
+            line = await presence_service.customer_line(session, ticket_id)
+        else:
+            await presence_service.ensure_ticket(session, ticket_id)
     except (NotFoundError, ValidationFailedError) as exc:
         return Response(json.dumps({"error": {"code": exc.code, "message": exc.message}}),
                         status_code=exc.status_code, media_type="application/json", headers=SECURITY_HEADERS)
-    await presence_relay(state).announce(ticket, user, announced, composer)
-    return Response(status_code=204, headers=SECURITY_HEADERS)
+    relay = presence_relay(state)
+    typing = relay.announce(ticket_id, user, announced, composer, line)
+    return Response(status_code=204, headers=SECURITY_HEADERS,
+                    background=BackgroundTask(relay.signal, typing) if typing is not None else None)
 
 
 async def _conversation_context(session: DbSession, ticket_id: int) -> dict[str, Any]:
@@ -389,20 +402,21 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
         priorities=list(Priority), intents=await routing.known_intents(session),
         mergeable=[t for t in panel.previous if t.status in (*ticket_service.ACTIVE_STATUSES, TicketStatus.bot)],
         max_attachment_mb=round(state.settings.max_attachment_bytes / 1_048_576, 1),
-        sla=await sla_service.sla_of(session, ticket.id),
+        sla=await sla_service.sla_of(session, ticket.id, state.clock.now()),
         csat=await csat_service.answer_read(session, ticket.id),
-        sla_events=[e for e in await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket.id),
-                                                         limit=200) if e.action.startswith("sla.")],
     )
-    ctx["history"], ctx["history_people"] = await _history(session, ticket.id)
+    # One read of the ticket's audit log for both its history and the SLA panel's warnings and breaches.
+    entries = await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket.id), limit=HISTORY_LIMIT)
+    ctx["sla_events"] = [e for e in entries if e.action.startswith("sla.")]  # newest first, as the panel lists them
+    ctx["history"], ctx["history_people"] = await _history(session, entries)
+    ctx["history_assignment_actions"] = HISTORY_ASSIGNMENT_ACTIONS
     return render(request, "ticket.html", ctx)
 
 
-async def _history(session: DbSession, ticket_id: int) -> tuple[list[Any], dict[int, User]]:
-    """The ticket's audit entries (assignments, take-overs, returns, status changes), oldest first, with the people
-    they name."""
-    entries = list(reversed(await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket_id),
-                                                     limit=100)))
+async def _history(session: DbSession, newest_first: Sequence[AuditEntry]) -> tuple[list[AuditEntry], dict[int, User]]:
+    """The ticket's audit entries (assignments, take-overs, returns, status changes, SLA warnings and breaches),
+    oldest first, with the people they name."""
+    entries = list(reversed(newest_first))
     ids = {e.actor_user_id for e in entries if e.actor_user_id}
     for e in entries:
         for key in ("old", "new"):
@@ -412,6 +426,7 @@ async def _history(session: DbSession, ticket_id: int) -> tuple[list[Any], dict[
     return entries, await users.users_by_id(session, ids)
 
 
+HISTORY_LIMIT = 200  # the ticket page's history and SLA events: the latest entries of the ticket's audit log
 HISTORY_ASSIGNMENT_ACTIONS = frozenset({"ticket.take", "ticket.take_over", "ticket.assign", "ticket.auto_assign",
                                         "ticket.return"})
 
@@ -434,22 +449,39 @@ def expected_holder(value: str | None) -> ExpectedHolder:
     """The holder a page showed (its hidden `expected_assignee_id`: "0" for nobody; absent: not said).
 
     FastAPI reads an empty optional form field as absent, so "nobody" is "0" (an empty value counts as nobody too,
-    should a client send it in a way that arrives).
+    should a client send it in a way that arrives). Anything else must be a user id: a malformed value is refused
+    (422), never read as "nobody".
     """
     if value is None:
         return Holder.ANY
-    return parse_id(value) if value.strip() not in ("", NOBODY) else None
+    text = value.strip()
+    if text in ("", NOBODY):
+        return None
+    holder = parse_id(text)
+    if holder is None:
+        raise ValidationFailedError(f"expected_assignee_id must be a user id or 0 for nobody, not {value[:40]!r}")
+    return holder
+
+
+def refused(request: Request, exc: ValidationFailedError) -> Response:
+    """A 422 page with the reason, for values no console page sends (a malformed hidden field): going back to the
+    page with a flash, as for a user's typing mistake, would hide that the request itself was wrong."""
+    return render(request, "error.html", {"title": exc.code, "message": exc.message, "status": exc.status_code},
+                  status_code=exc.status_code)
 
 
 @router.post("/tickets/{ref}/take", dependencies=[CsrfChecked])
 async def take(request: Request, ref: str, session: DbSession, user: ConsoleUser,
                expected_assignee_id: Annotated[str | None, Form()] = None,
                take_over: Annotated[str, Form()] = "") -> Response:
+    try:
+        expected = expected_holder(expected_assignee_id)
+    except ValidationFailedError as exc:
+        return refused(request, exc)
     ticket = await _locked(session, ref)
     _ = translator(user.language)
     try:
-        await ticket_service.take(session, ticket, user, expected_assignee_id=expected_holder(expected_assignee_id),
-                                  take_over=take_over == "1")
+        await ticket_service.take(session, ticket, user, expected_assignee_id=expected, take_over=take_over == "1")
     except TicketHeldError as exc:
         # Someone holds it (maybe since this page was drawn): ask, naming them; confirming takes it over.
         return render(request, "collision.html", {
@@ -459,16 +491,20 @@ async def take(request: Request, ref: str, session: DbSession, user: ConsoleUser
 
 
 @router.post("/tickets/{ref}/assign", dependencies=[CsrfChecked])
-async def assign(ref: str, session: DbSession, user: ConsoleUser,
+async def assign(request: Request, ref: str, session: DbSession, user: ConsoleUser,
                  user_id: Annotated[str, Form()] = "",
                  expected_assignee_id: Annotated[str | None, Form()] = None) -> Response:
+    try:
+        expected = expected_holder(expected_assignee_id)
+    except ValidationFailedError as exc:
+        return refused(request, exc)
     ticket = await _locked(session, ref)
     assignee_id = parse_id(user_id)
     assignee = await users.get(session, assignee_id) if assignee_id is not None else None
     _ = translator(user.language)
     try:
         await ticket_service.assign(session, ticket, assignee, user,
-                                    expected_assignee_id=expected_holder(expected_assignee_id))
+                                    expected_assignee_id=expected)
     except TicketHeldError as exc:
         return redirect(ticket_url(ticket), _("collision.held_now", name=exc.holder_name), "error")
     return redirect(ticket_url(ticket), _("ticket.updated"))
@@ -515,13 +551,12 @@ async def reply(ref: str, request: Request, session: DbSession, state: State, us
     if len(text) > 100_000:
         raise ValidationFailedError("the reply is longer than 100,000 characters")
     new_status = TicketStatus(status) if status in TicketStatus.__members__ else None
-    warn = confirm_not_assignee != "1"
     try:
-        if warn:  # before the uploads are stored: a refused reply leaves no files behind
+        if confirm_not_assignee != "1":  # before the uploads are stored: a refused reply leaves no files behind
             ticket_service.ensure_holder(ticket, user)
         attachments = await _store_uploads(request, state)
         await ticket_service.reply(session, ticket, user, text, attachments=attachments,
-                                   files=state.files, status=new_status, warn_if_not_assignee=warn)
+                                   files=state.files, status=new_status)
     except NotAssigneeError as exc:
         # Someone else holds the ticket: the reply waits on a page that says so; files are chosen again there.
         return render(request, "collision.html", {
@@ -608,13 +643,17 @@ async def board(request: Request, session: DbSession, state: State, _user: Conso
 async def reassign(request: Request, session: DbSession, user: ConsoleSupervisor,
                    ticket_id: Annotated[int, Form(ge=1, le=MAX_ID)], user_id: Annotated[str, Form()] = "",
                    expected_assignee_id: Annotated[str | None, Form()] = None) -> Response:
+    try:
+        expected = expected_holder(expected_assignee_id)
+    except ValidationFailedError as exc:
+        return refused(request, exc)
     ticket = await ticket_service.get(session, ticket_id, lock=True)
     assignee_id = parse_id(user_id)
     assignee = await users.get(session, assignee_id) if assignee_id is not None else None
     _ = translator(user.language)
     try:
         await ticket_service.assign(session, ticket, assignee, user,
-                                    expected_assignee_id=expected_holder(expected_assignee_id))
+                                    expected_assignee_id=expected)
     except TicketHeldError as exc:
         # The board showed another holder (or nobody): ask, naming who holds it now; confirming reassigns.
         return render(request, "collision.html", {
@@ -690,18 +729,36 @@ async def admin_queues(request: Request, session: DbSession, state: State, _user
 
 
 
-@router.post("/admin/queues/{slug}/handover", dependencies=[CsrfChecked])
-async def admin_queue_handover(slug: str, session: DbSession, actor: ConsoleAdmin,
-                               calendar_id: Annotated[str, Form()] = "",
-                               bot_answers_while_waiting: Annotated[str, Form()] = "",
-                               default_wait_minutes: Annotated[str, Form()] = "") -> Response:
-    """The same rules as PATCH /admin/queues/{slug}: an unknown calendar or a wait out of range is refused."""
-    body: QueueHandoverUpdate = validated(
-        QueueHandoverUpdate, calendar_id=_form_count(calendar_id, default=0) or None,
+@router.post("/admin/queues/{slug}", dependencies=[CsrfChecked])
+async def admin_update_queue(slug: str, session: DbSession, state: State, actor: ConsoleAdmin,
+                             name: Annotated[str, Form()] = "", assignment_mode: Annotated[str, Form()] = "",
+                             return_after_minutes: Annotated[str, Form()] = "",
+                             calendar_id: Annotated[str, Form()] = "",
+                             default_wait_minutes: Annotated[str, Form()] = "",
+                             bot_answers_while_waiting: Annotated[str, Form()] = "",
+                             csat_enabled: Annotated[str, Form()] = "",
+                             csat_delay_minutes: Annotated[str, Form()] = "") -> Response:
+    """A queue's one settings form: the same update and rules as PATCH /admin/queues/{slug} (core.queues), its
+    refusals (an unknown calendar, a number out of range) flashed with the reason, its warnings shown after saving.
+
+    The form shows every field, so an unticked box is off, an empty calendar is "always open"; a number left empty
+    keeps the queue's value.
+    """
+    team = await users.team_by_slug(session, slug)
+    body: QueueSettingsUpdate = validated(
+        QueueSettingsUpdate, name=name or None, assignment_mode=assignment_mode or None,
+        return_after_minutes=_form_count(return_after_minutes, default=team.return_after_minutes),
+        calendar_id=_form_count(calendar_id, default=0) or None,
+        default_wait_minutes=_form_count(default_wait_minutes, default=team.default_wait_minutes),
         bot_answers_while_waiting=bot_answers_while_waiting == "on",
-        default_wait_minutes=_form_count(default_wait_minutes, default=15))
-    await handover.update_queue(session, await users.team_by_slug(session, slug), body, actor)
-    return redirect("/console/admin/queues", translator(actor.language)("saved"))
+        csat_enabled=csat_enabled == "on",
+        csat_delay_minutes=_form_count(csat_delay_minutes, default=team.csat_delay_minutes))
+    saved = await queues.update(session, team, body, actor, state.clock.now(), state.settings.core.presence_offline)
+    _ = translator(actor.language)
+    if saved.warnings:
+        text = " ".join([_("saved"), *(_("queue.warning." + w.value, queue=saved.name) for w in saved.warnings)])
+        return redirect("/console/admin/queues", text, "error")
+    return redirect("/console/admin/queues", _("saved"))
 
 
 @router.post("/admin/queues", dependencies=[CsrfChecked])

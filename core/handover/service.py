@@ -82,7 +82,8 @@ async def queue_states(session: AsyncSession, teams: Collection[Team]) -> dict[i
 
 
 async def update_queue(session: AsyncSession, team: Team, body: QueueHandoverUpdate, actor: User | None) -> Team:
-    """Change a queue's hand-over settings (audited when something changed).
+    """Change a queue's hand-over settings (audited with the fields that changed, when one did: a settings form
+    saved as shown records nothing).
 
     Raises:
         ValidationFailedError: no such calendar.
@@ -91,10 +92,11 @@ async def update_queue(session: AsyncSession, team: Team, body: QueueHandoverUpd
     if "calendar_id" in body.model_fields_set:
         if body.calendar_id is not None and not await repository.calendar_exists(session, body.calendar_id):
             raise ValidationFailedError(f"calendar {body.calendar_id} does not exist", field="calendar_id")
-        team.calendar_id = changed["calendar_id"] = body.calendar_id
-    if body.bot_answers_while_waiting is not None:
+        if team.calendar_id != body.calendar_id:
+            team.calendar_id = changed["calendar_id"] = body.calendar_id
+    if body.bot_answers_while_waiting is not None and team.bot_answers_while_waiting != body.bot_answers_while_waiting:
         team.bot_answers_while_waiting = changed["bot_answers_while_waiting"] = body.bot_answers_while_waiting
-    if body.default_wait_minutes is not None:
+    if body.default_wait_minutes is not None and team.default_wait_minutes != body.default_wait_minutes:
         team.default_wait_minutes = changed["default_wait_minutes"] = body.default_wait_minutes
     await session.flush()
     if changed:

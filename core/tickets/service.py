@@ -413,21 +413,20 @@ async def _ticket_attachment_keys(session: AsyncSession, ticket_id: int) -> set[
 async def reply(
     session: AsyncSession, ticket: Ticket, actor: User, text: str, *, html: str | None = None,
     attachments: Sequence[AttachmentRef] = (), files: AttachmentStore | None = None,
-    status: TicketStatus | None = None, warn_if_not_assignee: bool = False,
+    status: TicketStatus | None = None,
 ) -> Message:
     """An agent's answer to the customer, through the customer's own channel.
 
+    Whoever replies, replies: a caller that asks its user first when someone else holds the ticket (the console)
+    calls `ensure_holder` itself, before it stores the reply's uploads.
+
     Args:
-        warn_if_not_assignee: refuse (NotAssigneeError) when someone else holds the ticket, so the caller can
-            ask its user first (the console does; the REST API replies as before).
         attachments: files already in the attachment store; each key is checked (404 if it is not there).
         files: the attachment store; required when there are attachments.
     """
     _ensure_workable(ticket)
     if not text.strip():
         raise ConflictError("reply text is empty")
-    if warn_if_not_assignee:
-        ensure_holder(ticket, actor)
     stored: list[dict[str, Any]] = []
     if attachments:
         if files is None:

@@ -7,6 +7,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,47 @@ async def post_form(client: httpx.AsyncClient, page_url: str, action: str, data:
     assert page.status_code == 200, page.text[:500]
     return await client.post(action, data={"csrf_token": csrf_of(page.text), **data},
                              headers={"Referer": f"http://testserver{page_url}"})
+
+
+class _FormFields(HTMLParser):
+    """The values a browser submits for one form (`<form id>`): its fields inside it or tied to it by `form=`."""
+
+    def __init__(self, form_id: str) -> None:
+        super().__init__()
+        self.form_id, self.inside = form_id, False
+        self.select: str | None = None
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+
+    def _ours(self, attrs: dict[str, str | None]) -> bool:
+        return self.inside or attrs.get("form") == self.form_id
+
+    def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
+        attrs = dict(attr_list)
+        if tag == "form" and attrs.get("id") == self.form_id:
+            self.inside, self.action = True, attrs.get("action")
+        elif tag == "input" and self._ours(attrs) and attrs.get("name"):
+            if attrs.get("type") != "checkbox" or "checked" in attrs:
+                self.fields[str(attrs["name"])] = attrs.get("value") or ("on" if attrs.get("type") == "checkbox"
+                                                                         else "")
+        elif tag == "select" and self._ours(attrs):
+            self.select = attrs.get("name")
+        elif tag == "option" and self.select and "selected" in attrs:
+            self.fields[self.select] = attrs.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+        elif tag == "select":
+            self.select = None
+
+
+def form_of(html: str, form_id: str) -> tuple[str, dict[str, str]]:
+    """A form's action and the values a browser would submit for it as the page shows it."""
+    parser = _FormFields(form_id)
+    parser.feed(html)
+    assert parser.action, f"no form {form_id!r} on the page"
+    return parser.action, parser.fields
 
 
 @pytest.fixture
@@ -98,3 +140,17 @@ async def nlu_live_server(db_url: str, db_engine: AsyncEngine, tmp_path: Path, t
 async def browser() -> AsyncIterator[Any]:
     async with chromium() as launched:
         yield launched
+
+
+async def save_queue(client: httpx.AsyncClient, slug: str, **changes: str | None) -> httpx.Response:
+    """Submit a queue's one settings form on the Queues page as shown, with `changes` typed in (None: a box
+    unticked, a field cleared of its value it is left out)."""
+    page = await client.get("/console/admin/queues")
+    assert page.status_code == 200, page.text[:500]
+    action, fields = form_of(page.text, f"queue-{slug}")
+    for name, value in changes.items():
+        if value is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = value
+    return await client.post(action, data=fields, headers={"Referer": "http://testserver/console/admin/queues"})

@@ -14,14 +14,13 @@ from core.tickets import service as tickets
 from core.users import service as users
 from core.users.models import AssignmentMode
 from tests.conftest import REST_HEADERS, rest_message
-from tests.console.conftest import People, csrf_of, login, post_form
+from tests.console.conftest import People, csrf_of, login, post_form, save_queue
 
 
 async def test_an_admin_sets_a_queues_mode_and_sees_why_its_tickets_would_wait(
         client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     await login(client, "admin@test.example")
-    r = await post_form(client, "/console/admin/queues", "/console/admin/queues/sales",
-                        {"name": "Sales", "assignment_mode": "least_loaded", "return_after_minutes": "30"})
+    r = await save_queue(client, "sales", name="Sales", assignment_mode="least_loaded", return_after_minutes="30")
     assert r.status_code == 303
     page = await client.get("/console/admin/queues")
     assert "flash-error" in page.text and "Queue Sales has no agents" in page.text
@@ -31,8 +30,7 @@ async def test_an_admin_sets_a_queues_mode_and_sees_why_its_tickets_would_wait(
     assert (team.assignment_mode, team.return_after_minutes) == (AssignmentMode.least_loaded, 30)
 
     for bad in ({"return_after_minutes": "0"}, {"return_after_minutes": "soon"}, {"assignment_mode": "random"}):
-        r = await post_form(client, "/console/admin/queues", "/console/admin/queues/sales",
-                            {"name": "Sales", "assignment_mode": "manual", "return_after_minutes": "15", **bad})
+        r = await save_queue(client, "sales", **{"assignment_mode": "manual", "return_after_minutes": "15", **bad})
         assert r.status_code == 303
         page = await client.get("/console/admin/queues")
         assert "flash-error" in page.text

@@ -69,11 +69,10 @@ async def test_take_from_a_stale_page_asks_naming_the_holder_then_takes_over(
     holder, _ = await make_user(sessionmaker, Role.agent, "anna@test.example", "technical")
     await login(client, "agent@test.example")
     stale = await client.get(url)  # drawn while nobody holds the ticket
-    assert 'name="expected_assignee_id" value=""' in stale.text
     async with signed_in(console_app, "anna@test.example") as anna:
         assert (await post_form(anna, url, f"{url}/take", {})).status_code == 303
 
-    r = await client.post(f"{url}/take", data={"csrf_token": csrf_of(stale.text), "expected_assignee_id": ""})
+    r = await client.post(f"{url}/take", data={"csrf_token": csrf_of(stale.text)})
     assert r.status_code == 409
     assert "anna is working on this ticket. Take it over?" in r.text
     assert 'name="take_over" value="1"' in r.text and f'name="expected_assignee_id" value="{holder.id}"' in r.text
@@ -81,9 +80,8 @@ async def test_take_from_a_stale_page_asks_naming_the_holder_then_takes_over(
 
     # The fresh page says who holds it and offers a take-over, which asks too.
     page = await client.get(url)
-    assert "Take over" in page.text and f'name="expected_assignee_id" value="{holder.id}"' in page.text
-    r = await client.post(f"{url}/take", data={"csrf_token": csrf_of(page.text),
-                                                "expected_assignee_id": str(holder.id)})
+    assert "Take over" in page.text
+    r = await client.post(f"{url}/take", data={"csrf_token": csrf_of(page.text)})
     assert r.status_code == 409 and "Take it over?" in r.text
 
     bus = console_app.state.switchboard.bus
@@ -99,6 +97,30 @@ async def test_take_from_a_stale_page_asks_naming_the_holder_then_takes_over(
         entry = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "ticket.take_over"))).one()
     assert (entry.actor_user_id, entry.data["old"], entry.data["new"]) == (people.agent.id, holder.id,
                                                                           people.agent.id)
+
+
+async def test_a_malformed_expected_holder_is_refused_with_the_reason_not_read_as_nobody(
+        client: httpx.AsyncClient, console_app: FastAPI, people: People,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    number = await new_ticket(client)
+    url = f"/console/tickets/{number}"
+    await login(client, people.supervisor.email)
+    page = (await client.get(url)).text
+    ticket_id = (await ticket_row(sessionmaker, number)).id
+    for action, extra in ((f"{url}/take", {"take_over": "1"}), (f"{url}/assign", {"user_id": str(people.agent.id)}),
+                          ("/console/board/reassign", {"ticket_id": str(ticket_id), "user_id": str(people.agent.id)})):
+        for bad in ("abc", "-1", "1.5", "¹"):
+            r = await client.post(action, data={"csrf_token": csrf_of(page), "expected_assignee_id": bad, **extra})
+            assert r.status_code == 422, (action, bad, r.status_code)
+            assert "expected_assignee_id must be a user id or 0 for nobody" in r.text, (action, bad)
+    assert (await ticket_row(sessionmaker, number)).assignee_id is None  # nothing taken or assigned
+    # "0" and an empty value still say "nobody", a valid id that person.
+    r = await client.post(f"{url}/assign", data={"csrf_token": csrf_of(page), "user_id": str(people.agent.id),
+                                                 "expected_assignee_id": "0"})
+    assert r.status_code == 303 and (await ticket_row(sessionmaker, number)).assignee_id == people.agent.id
+    r = await client.post(f"{url}/take", data={"csrf_token": csrf_of(page), "take_over": "1",
+                                               "expected_assignee_id": str(people.agent.id)})
+    assert r.status_code == 303 and (await ticket_row(sessionmaker, number)).assignee_id == people.supervisor.id
 
 
 async def test_confirmed_take_over_never_takes_from_someone_who_took_it_since(

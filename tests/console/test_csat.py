@@ -19,7 +19,7 @@ from core.tickets.models import TicketStatus
 from core.users import service as users
 from core.users.models import Team
 from tests.conftest import REST_HEADERS, rest_message
-from tests.console.conftest import People, login, post_form
+from tests.console.conftest import People, login, post_form, save_queue
 
 
 async def test_the_ticket_page_shows_a_low_score_with_its_comment_and_history(
@@ -68,23 +68,20 @@ async def test_an_admin_turns_a_queues_surveys_on_with_a_delay(
         client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     await login(client, "admin@test.example")
     page = await client.get("/console/admin/queues")
-    assert 'action="/console/admin/queues/billing/csat"' in page.text and "Satisfaction surveys" in page.text
-    r = await post_form(client, "/console/admin/queues", "/console/admin/queues/billing/csat",
-                        {"csat_enabled": "on", "csat_delay_minutes": "45"})
+    assert 'action="/console/admin/queues/billing"' in page.text and "Satisfaction surveys" in page.text
+    r = await save_queue(client, "billing", csat_enabled="on", csat_delay_minutes="45")
     assert r.status_code == 303
     async with sessionmaker() as s:
         team = await users.team_by_slug(s, "billing")
     assert (team.csat_enabled, team.csat_delay_minutes) == (True, 45)
     for bad in ("-1", "soon", "99999"):
-        r = await post_form(client, "/console/admin/queues", "/console/admin/queues/billing/csat",
-                            {"csat_delay_minutes": bad})
+        r = await save_queue(client, "billing", csat_delay_minutes=bad)
         assert r.status_code == 303
         assert "flash-error" in (await client.get("/console/admin/queues")).text
     async with sessionmaker() as s:
         team = await users.team_by_slug(s, "billing")
     assert (team.csat_enabled, team.csat_delay_minutes) == (True, 45)  # nothing half-saved
-    r = await post_form(client, "/console/admin/queues", "/console/admin/queues/billing/csat",
-                        {"csat_delay_minutes": "0"})  # unchecked: off
+    r = await save_queue(client, "billing", csat_enabled=None, csat_delay_minutes="0")  # unticked: off
     async with sessionmaker() as s:
         team = await users.team_by_slug(s, "billing")
     assert (team.csat_enabled, team.csat_delay_minutes) == (False, 0)

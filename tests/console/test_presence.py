@@ -14,6 +14,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.events import Topic
+from core.presence.service import PresenceRelay
 from core.users.models import Role
 from tests.conftest import REST_HEADERS, make_user, rest_message
 from tests.console.conftest import People, csrf_of, login
@@ -125,3 +126,31 @@ async def test_bad_presence_announcements_get_a_reason(live_server: LiveServer, 
     async with httpx.AsyncClient(base_url=live_server.url) as stranger:
         r = await stranger.post(url, data={"state": "viewing"})
         assert r.status_code in (401, 403)
+
+
+async def test_a_typed_reply_is_answered_before_the_channels_typing_signal_goes_out(
+        live_server: LiveServer, people: People) -> None:
+    """The signal (Telegram: a network call of up to 5 s) never holds the beat's answer nor its database session."""
+    _, number = await new_ticket(live_server, "p-4")
+    switchboard = live_server.app.state.switchboard
+    release, sent = asyncio.Event(), []
+
+    async def slow_signal(channel: str, recipient: str) -> None:
+        sent.append((channel, recipient, "started"))
+        await release.wait()
+        sent.append((channel, recipient, "done"))
+
+    switchboard.presence = PresenceRelay(switchboard.bus, switchboard.clock, slow_signal)
+    async with browser_session(live_server, "agent@test.example") as (me, csrf):
+        url = f"/console/tickets/{number}/presence"
+        r = await me.post(url, data={"csrf_token": csrf, "state": "typing", "what": "reply"})
+        assert r.status_code == 204  # answered while the signal is still on its way
+        await wait_for(lambda: sent == [("rest", "s-p-4", "started")], "the signal sent after the answer")
+        # The answer's session is closed: the next beat is served while that signal still waits.
+        r = await me.post(url, data={"csrf_token": csrf, "state": "viewing"})
+        assert r.status_code == 204
+        release.set()
+        await wait_for(lambda: len(sent) == 2, "the signal finished")
+        # A note, or a ticket nobody can answer, sends no signal at all.
+        r = await me.post(url, data={"csrf_token": csrf, "state": "typing", "what": "note"})
+        assert r.status_code == 204 and len(sent) == 2

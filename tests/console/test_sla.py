@@ -3,13 +3,21 @@ and who is told about an alert."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import httpx
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.audit import service as audit
 from core.calendars import service as calendars
+from core.clock import ManualClock
+from core.db.base import utcnow
 from core.i18n import LANGUAGES, translator
 from core.sla import service as sla
 from core.sla.schemas import SlaPolicyCreate
+from core.tickets import service as tickets
 from tests.conftest import REST_HEADERS, rest_message
 from tests.console.conftest import People, login, post_form
 
@@ -77,3 +85,43 @@ def test_the_sla_texts_made_from_data_are_in_both_languages() -> None:
         _ = translator(language)
         assert [k for k in keys if _.get(k) is None] == [], language
     assert translator("ru")("sla.state.breached") == "нарушен"
+
+
+async def test_the_sla_views_read_the_apps_clock(client: httpx.AsyncClient, console_app: FastAPI, people: People,
+                                                sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await make_policy(sessionmaker)
+    net = await client.post("/channels/rest/messages", headers=REST_HEADERS,
+                            json=rest_message("c2", "internet is down", "b"))
+    number = net.json()["ticket_number"]
+    await login(client, people.agent.email)
+    # Twenty minutes on the app's clock: the 15-minute first response is 5 minutes late, whatever the wall says.
+    console_app.state.switchboard.clock = ManualClock(utcnow() + timedelta(minutes=20))
+    ticket = (await client.get(f"/console/tickets/{number}")).text
+    assert 'data-sla-state="breached"' in ticket
+    assert re.search(r'class="sla-countdown">−[45] min<', ticket), ticket[ticket.index("sla-panel"):][:600]
+    rows = (await client.get("/console/inbox/rows", params={"sort": "due"})).text
+    assert 'data-sla-state="breached"' in rows and re.search(r'class="sla-countdown">−[45] min<', rows)
+
+
+async def test_sla_warnings_and_breaches_are_labelled_in_the_history_and_listed_in_the_panel(
+        client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await make_policy(sessionmaker)
+    net = await client.post("/channels/rest/messages", headers=REST_HEADERS,
+                            json=rest_message("c2", "internet is down", "b"))
+    number = net.json()["ticket_number"]
+    async with sessionmaker() as session, session.begin():
+        ticket_id = tickets.ticket_id_from_ref(number)
+        # What the SLA timers write when a target comes close and when it passes.
+        audit.record(session, None, "sla.warning", "ticket", ticket_id, target="first_response")
+        audit.record(session, None, "sla.breach", "ticket", ticket_id, target="first_response")
+    await login(client, people.agent.email)
+    page = (await client.get(f"/console/tickets/{number}")).text
+    history = " ".join(page[page.index('id="history-h"'):].split())
+    assert 'data-action="sla.warning"' in history and 'data-action="sla.breach"' in history
+    assert "System: SLA warning: First response" in history and "System: SLA breached: First response" in history
+    assert history.index("SLA warning") < history.index("SLA breached")  # oldest first
+    panel = " ".join(page[page.index("sla-events"):page.index('id="history-h"')].split())
+    assert panel.index("breached: First response") < panel.index("warning: First response")  # newest first
+    await post_form(client, f"/console/tickets/{number}", "/console/language", {"language": "ru"})
+    ru = " ".join((await client.get(f"/console/tickets/{number}")).text.split())
+    assert "предупреждение SLA: Первый ответ" in ru and "нарушение SLA: Первый ответ" in ru

@@ -8,7 +8,7 @@ from api.redis_bridge import RedisEventBridge
 from core.clock import ManualClock
 from core.events import EventBus, Topic
 from core.presence.service import PresenceRelay
-from tests.core.presence.test_service import ANNA, ticket
+from tests.core.presence.test_service import ANNA, line
 from tests.redis_helpers import PrivateRedis
 from tests.support.waiting import wait_for
 
@@ -23,8 +23,8 @@ async def test_presence_and_typing_announced_on_one_instance_reach_the_other(pri
         await wait_for(lambda: a.state == b.state == "connected", "both bridges connected")
         relay = PresenceRelay(bus_a, ManualClock())
         async with bus_b.subscribe(Topic.PRESENCE, Topic.TYPING) as on_b:
-            await relay.announce(ticket(), ANNA, "viewing")
-            await relay.announce(ticket(), ANNA, "typing", "reply")
+            relay.announce(7, ANNA, "viewing")
+            relay.announce(7, ANNA, "typing", "reply", line())
             got = [await asyncio.wait_for(on_b.get(), 10) for _ in range(3)]
         assert got == [
             (Topic.PRESENCE, {"ticket_id": 7, "user_id": 3, "name": "Anna Petrova", "state": "viewing",
