@@ -58,7 +58,3 @@ async def recent_first_responses(session: AsyncSession, team_ids: Collection[int
 async def calendars(session: AsyncSession, calendar_ids: Collection[int]) -> Sequence[Calendar]:
     return (await session.scalars(
         select(Calendar).where(Calendar.id.in_(calendar_ids)).options(selectinload(Calendar.exceptions)))).all()
-
-
-async def calendar_exists(session: AsyncSession, calendar_id: int) -> bool:
-    return await session.scalar(select(Calendar.id).where(Calendar.id == calendar_id)) is not None

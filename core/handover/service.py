@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import service as audit
+from core.calendars import repository as calendar_repo
 from core.calendars import service as calendar_service
 from core.calendars.business_time import BusinessCalendar, is_open, next_opening
 from core.decision import texts
@@ -90,7 +91,7 @@ async def update_queue(session: AsyncSession, team: Team, body: QueueHandoverUpd
     """
     changed: dict[str, object] = {}
     if "calendar_id" in body.model_fields_set:
-        if body.calendar_id is not None and not await repository.calendar_exists(session, body.calendar_id):
+        if body.calendar_id is not None and not await calendar_repo.exists(session, body.calendar_id):
             raise ValidationFailedError(f"calendar {body.calendar_id} does not exist", field="calendar_id")
         if team.calendar_id != body.calendar_id:
             team.calendar_id = changed["calendar_id"] = body.calendar_id
