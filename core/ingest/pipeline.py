@@ -185,7 +185,8 @@ class IngestPipeline:
             for work in works:
                 if work.threading == CSAT_ANSWER:
                     await self._answer_survey(session, work)
-            await sla.after_ingest(session, [work.ticket for work in works if work.threading != CSAT_ANSWER])
+            await sla.after_ingest(session, [work.ticket for work in works if work.threading != CSAT_ANSWER],
+                                   created={work.ticket.id for work in works if work.threading == "created"})
             answered = [w for w in works if w.reply is not None]
             await self._prefetch_queues(session, look, answered)
             reply_ids = await ticket_service.add_bot_replies(session, [self._bot_reply(look, w) for w in answered])
@@ -325,6 +326,9 @@ class IngestPipeline:
         ticket = Ticket(
             subject=subject, channel=inbound.channel, thread_key=inbound.thread_key, status=TicketStatus.new,
             priority=Priority.normal, failed_bot_answers=0, created_at=utcnow(), updated_at=utcnow(),
+            # Stated, not left unset: the SLA hook then finds None already there for a ticket without a running
+            # clock, and the new row is not updated again in the same transaction (an UPDATE per escalation).
+            sla_due_at=None,
         )
         ticket.customer = customer
         ticket.identity = identity

@@ -10,7 +10,7 @@ moment moves by the business time paused. The hooks (`track`, `after_ingest`) ne
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -468,14 +468,17 @@ async def track(session: AsyncSession, ticket: Ticket, *, replied: bool = False,
                      customer_wrote=False)
 
 
-async def after_ingest(session: AsyncSession, tickets: Sequence[Ticket], now: datetime | None = None) -> None:
+async def after_ingest(session: AsyncSession, tickets: Sequence[Ticket], now: datetime | None = None, *,
+                       created: Collection[int] = ()) -> None:
     """The ingest's one call per batch: the tickets the customers wrote to. Those with humans (open, pending) get
-    their clock started, resumed, re-matched or their next response due; a query for the whole batch (and one for
-    the policies), none when every ticket is with the bot."""
+    their clock started, resumed, re-matched or their next response due; a query for the clocks of the tickets
+    that existed before (`created`: the ids of those the batch created, which have none yet) and one for the
+    policies, none when every ticket is with the bot."""
     with_humans = {t.id: t for t in tickets if t.status in (TicketStatus.open, TicketStatus.pending)}
     if not with_humans:
         return
-    rows = await repository.ticket_slas(session, list(with_humans))
+    known = [ticket_id for ticket_id in with_humans if ticket_id not in created]
+    rows = await repository.ticket_slas(session, known)
     loader = _Loader(session)
     moment = now or utcnow()
     for ticket_id, ticket in with_humans.items():
