@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import settings_cache
 from core.config import CoreSettings
 from core.csat import repository as csat_repo
 from core.csat import service as csat
@@ -48,6 +49,7 @@ from core.ingest.schemas import InboundMessage, IngestResult
 from core.nlu_admin.actions import ActionTable, action_table
 from core.orders.models import Order
 from core.routing import service as routing
+from core.settings_cache import CachedSetting
 from core.sla import service as sla
 from core.tickets import repository as ticket_repo
 from core.tickets import service as ticket_service
@@ -148,6 +150,10 @@ class IngestPipeline:
     def __init__(self, settings: CoreSettings, responses: ResponseLookup | None = None) -> None:
         self.settings = settings
         self.responses = responses or (lambda _intent, _lang: None)
+        # Small tables read for (nearly) every batch and rarely changed: kept in memory (core/settings_cache).
+        self.actions = CachedSetting(settings_cache.INTENT_ACTIONS, action_table, settings.settings_cache_seconds)
+        self.policies = CachedSetting(settings_cache.SLA_POLICIES, sla.detached_policies,
+                                      settings.settings_cache_seconds)
 
     async def write(self, session: AsyncSession, items: Sequence[Parsed]) -> list[IngestResult]:
         """Phases: look up -> place each message (identity, thread) and decide it -> flush (new customers,
@@ -186,7 +192,8 @@ class IngestPipeline:
                 if work.threading == CSAT_ANSWER:
                     await self._answer_survey(session, work)
             await sla.after_ingest(session, [work.ticket for work in works if work.threading != CSAT_ANSWER],
-                                   created={work.ticket.id for work in works if work.threading == "created"})
+                                   created={work.ticket.id for work in works if work.threading == "created"},
+                                   policies=self.policies)
             answered = [w for w in works if w.reply is not None]
             await self._prefetch_queues(session, look, answered)
             reply_ids = await ticket_service.add_bot_replies(session, [self._bot_reply(look, w) for w in answered])
@@ -384,7 +391,7 @@ class IngestPipeline:
         if numbers:
             look.orders.update({o.number: o for o in await repository.orders_by_number(session, numbers)})
         if look.actions is None and any(w.parse is not None and w.parse.confident for w in works):
-            look.actions = await action_table(session)
+            look.actions = await self.actions.get(session)
         if look.routing is None and any(w.ticket.status in WITH_HUMANS and w.ticket.team_id is not None
                                         and w.parse is not None and w.parse.confident
                                         and w.parse.intent in (HANDOFF_INTENT, ORDER_INTENT) for w in works):
