@@ -7,7 +7,9 @@ A copy is read again:
   back change drops nothing);
 - at most `max_age` seconds after it was read, whatever happened: a change saved through another instance (or
   anything else writing to the database) is seen within that time, with no event to lose and one small read per
-  interval instead of one per batch (CoreSettings.settings_cache_seconds, default 1 s).
+  interval instead of one per batch (CoreSettings.settings_cache_seconds, default 1 s);
+- when the caller drops it: a batch that failed (perhaps on a policy deleted through another instance a moment ago)
+  is retried with fresh copies.
 """
 
 from __future__ import annotations
@@ -73,3 +75,7 @@ class CachedSetting(Generic[T]):
             self._value, self._generation, self._read_at = value, current, now
             self.loads += 1
         return value
+
+    def drop(self) -> None:
+        """Forget the copy: the next `get` reads it."""
+        self._value = None

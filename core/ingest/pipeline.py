@@ -158,7 +158,18 @@ class IngestPipeline:
     async def write(self, session: AsyncSession, items: Sequence[Parsed]) -> list[IngestResult]:
         """Phases: look up -> place each message (identity, thread) and decide it -> flush (new customers,
         identities and tickets with their final state, changes to known ones) -> insert the inbound rows ->
-        write the answers (they quote the new tickets' numbers) and their outbox rows."""
+        write the answers (they quote the new tickets' numbers) and their outbox rows.
+
+        A failure drops the in-memory settings, so the retry of these messages reads them fresh (a clock must not
+        be started under an SLA policy that another instance deleted a moment ago, again and again)."""
+        try:
+            return await self._write(session, items)
+        except BaseException:
+            self.actions.drop()
+            self.policies.drop()
+            raise
+
+    async def _write(self, session: AsyncSession, items: Sequence[Parsed]) -> list[IngestResult]:
         known = await repository.known_messages(session, [i.key for i in items])
         results: list[IngestResult | None] = [None] * len(items)
         for index, item in enumerate(items):

@@ -4,7 +4,7 @@ a rolled back one reads nothing again, a change from elsewhere is read within ma
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import settings_cache
@@ -16,7 +16,7 @@ from core.ingest.service import IngestService
 from core.nlu_admin import actions
 from core.nlu_admin.models import IntentActionRule
 from core.settings_cache import CachedSetting
-from core.sla.models import TicketSla
+from core.sla.models import SlaPolicy, TicketSla
 from core.tickets.models import Ticket, TicketStatus
 from tests.conftest import keyword_engine, responses
 from tests.core.sla import helpers
@@ -91,4 +91,24 @@ async def test_an_sla_policy_saved_here_applies_to_the_next_escalation(
     assert clocks == {second.ticket_id}
     assert ticket.sla_due_at is not None
     # The batches read the policies once each: the first had none, the second was told of the new one.
+    assert svc.pipeline.policies.loads == 2
+
+
+async def test_a_batch_that_fails_on_a_policy_deleted_elsewhere_is_retried_with_fresh_policies(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    engine = keyword_engine()
+    svc = IngestService(sessionmaker, lambda: engine, EventBus(), CoreSettings(settings_cache_seconds=60.0),
+                        responses=responses)
+    async with sessionmaker() as s, s.begin():
+        policy_id = await helpers.policy(s, await helpers.calendar(s))
+    first = await svc.ingest(message("1", "my internet is down", "a"))
+    # Deleted through another instance: this process still has the policy in memory.
+    async with sessionmaker() as s, s.begin():
+        await s.execute(delete(SlaPolicy).where(SlaPolicy.id == policy_id))
+    second = await svc.ingest(message("2", "my internet is down again", "b"))
+    assert (first.action, second.action) == ("escalate", "escalate")
+    async with sessionmaker() as s:
+        assert list((await s.scalars(select(TicketSla.ticket_id))).all()) == []
+        ticket = await s.get(Ticket, second.ticket_id)
+    assert ticket is not None and ticket.status == TicketStatus.open and ticket.sla_due_at is None
     assert svc.pipeline.policies.loads == 2
