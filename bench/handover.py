@@ -75,7 +75,7 @@ async def reads(url: str, tickets: int) -> None:
               f"max {max(timings):.2f} ms (30 runs)")
         for sql in (
             "SELECT count(*) FROM (SELECT team_id FROM tickets WHERE status = 'open' AND team_id = :team "
-            "AND assignee_id IS NULL LIMIT :cap) AS load",
+            "AND assignee_id IS NULL AND merged_into_id IS NULL ORDER BY created_at LIMIT :cap) AS load",
             "SELECT team_id, created_at, first_response_at FROM tickets WHERE team_id = :team "
             "AND first_response_at IS NOT NULL ORDER BY first_response_at DESC LIMIT 20",
         ):

@@ -74,6 +74,11 @@ class CoreSettings(BaseModel):
         description="Most messages written in one ingest transaction (concurrent arrivals are grouped).",
     )
     max_message_chars: int = Field(default=100_000, ge=1)
+    settings_cache_seconds: float = Field(
+        default=1.0, ge=0, le=60,
+        description="Ingest keeps the declared intent actions and the SLA policies in memory and reads them again "
+                    "at least this often (at once after a change saved through this instance): the longest a change "
+                    "saved through another instance takes to apply. 0 reads them for every batch.")
     presence_offline_seconds: float = Field(
         default=90.0, ge=30, le=3600,
         description="An agent without a console heartbeat (sent every 25 s) for this long is offline: no new "

@@ -63,14 +63,15 @@ def wait_sentence(state: QueueState | None, now: datetime, language: str) -> str
 
 
 async def queue_states(session: AsyncSession, teams: Collection[Team]) -> dict[int, QueueState]:
-    """The state of each of `teams` (ids flushed): four indexed reads whatever their number."""
+    """The state of each of `teams` (ids flushed): one statement of indexed reads, and one for the calendars of
+    the queues that have one, whatever their number."""
     ids = {t.id for t in teams}
     if not ids:
         return {}
-    load = await repository.open_unassigned(session, ids, LOAD_CAP)
-    agents = await repository.active_agents(session, ids)
+    figures = await repository.queue_figures(session, ids, LOAD_CAP, HISTORY)
+    load, agents = figures.open_unassigned, figures.agents
     recent: dict[int, list[timedelta]] = {}
-    for team_id, created, answered in await repository.recent_first_responses(session, ids, HISTORY):
+    for team_id, created, answered in figures.recent:
         recent.setdefault(team_id, []).append(max(answered - created, timedelta(0)))
     calendar_ids = {t.calendar_id for t in teams if t.calendar_id is not None}
     calendars = {c.id: calendar_service.business_calendar(c)

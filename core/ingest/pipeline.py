@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import settings_cache
 from core.config import CoreSettings
 from core.csat import repository as csat_repo
 from core.csat import service as csat
@@ -48,6 +49,7 @@ from core.ingest.schemas import InboundMessage, IngestResult
 from core.nlu_admin.actions import ActionTable, action_table
 from core.orders.models import Order
 from core.routing import service as routing
+from core.settings_cache import CachedSetting
 from core.sla import service as sla
 from core.tickets import repository as ticket_repo
 from core.tickets import service as ticket_service
@@ -148,11 +150,26 @@ class IngestPipeline:
     def __init__(self, settings: CoreSettings, responses: ResponseLookup | None = None) -> None:
         self.settings = settings
         self.responses = responses or (lambda _intent, _lang: None)
+        # Small tables read for (nearly) every batch and rarely changed: kept in memory (core/settings_cache).
+        self.actions = CachedSetting(settings_cache.INTENT_ACTIONS, action_table, settings.settings_cache_seconds)
+        self.policies = CachedSetting(settings_cache.SLA_POLICIES, sla.detached_policies,
+                                      settings.settings_cache_seconds)
 
     async def write(self, session: AsyncSession, items: Sequence[Parsed]) -> list[IngestResult]:
         """Phases: look up -> place each message (identity, thread) and decide it -> flush (new customers,
         identities and tickets with their final state, changes to known ones) -> insert the inbound rows ->
-        write the answers (they quote the new tickets' numbers) and their outbox rows."""
+        write the answers (they quote the new tickets' numbers) and their outbox rows.
+
+        A failure drops the in-memory settings, so the retry of these messages reads them fresh (a clock must not
+        be started under an SLA policy that another instance deleted a moment ago, again and again)."""
+        try:
+            return await self._write(session, items)
+        except BaseException:
+            self.actions.drop()
+            self.policies.drop()
+            raise
+
+    async def _write(self, session: AsyncSession, items: Sequence[Parsed]) -> list[IngestResult]:
         known = await repository.known_messages(session, [i.key for i in items])
         results: list[IngestResult | None] = [None] * len(items)
         for index, item in enumerate(items):
@@ -185,7 +202,9 @@ class IngestPipeline:
             for work in works:
                 if work.threading == CSAT_ANSWER:
                     await self._answer_survey(session, work)
-            await sla.after_ingest(session, [work.ticket for work in works if work.threading != CSAT_ANSWER])
+            await sla.after_ingest(session, [work.ticket for work in works if work.threading != CSAT_ANSWER],
+                                   created={work.ticket.id for work in works if work.threading == "created"},
+                                   policies=self.policies)
             answered = [w for w in works if w.reply is not None]
             await self._prefetch_queues(session, look, answered)
             reply_ids = await ticket_service.add_bot_replies(session, [self._bot_reply(look, w) for w in answered])
@@ -325,6 +344,9 @@ class IngestPipeline:
         ticket = Ticket(
             subject=subject, channel=inbound.channel, thread_key=inbound.thread_key, status=TicketStatus.new,
             priority=Priority.normal, failed_bot_answers=0, created_at=utcnow(), updated_at=utcnow(),
+            # Stated, not left unset: the SLA hook then finds None already there for a ticket without a running
+            # clock, and the new row is not updated again in the same transaction (an UPDATE per escalation).
+            sla_due_at=None,
         )
         ticket.customer = customer
         ticket.identity = identity
@@ -380,7 +402,7 @@ class IngestPipeline:
         if numbers:
             look.orders.update({o.number: o for o in await repository.orders_by_number(session, numbers)})
         if look.actions is None and any(w.parse is not None and w.parse.confident for w in works):
-            look.actions = await action_table(session)
+            look.actions = await self.actions.get(session)
         if look.routing is None and any(w.ticket.status in WITH_HUMANS and w.ticket.team_id is not None
                                         and w.parse is not None and w.parse.confident
                                         and w.parse.intent in (HANDOFF_INTENT, ORDER_INTENT) for w in works):

@@ -29,7 +29,11 @@ async def reply_ids(session: AsyncSession, message_id: int) -> list[int]:
 
 async def insert_messages(session: AsyncSession, rows: list[dict[str, object]]) -> list[int]:
     """Insert the rows in one statement (no unit-of-work object each); their ids, in the rows' order."""
-    return list(await session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows))
+    # render_nulls: rows whose None values differ (an answer with an intent, a hand-over notice without) stay one
+    # executemany batch; without it the ORM groups the rows by the columns they give and sends a statement per run.
+    return list(await session.scalars(
+        insert(Message).returning(Message.id, sort_by_parameter_order=True).execution_options(render_nulls=True),
+        rows))
 
 
 async def orders_by_number(session: AsyncSession, numbers: Collection[str]) -> Sequence[Order]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import settings_cache
 from core.audit import service as audit
 from core.decision.policy import HANDOFF_INTENT, ORDER_INTENT, IntentAction
 from core.errors import ValidationFailedError
@@ -114,5 +115,6 @@ async def set_action(session: AsyncSession, intent: str, action: IntentAction, a
     else:
         rule.action = action.value
     await session.flush()
+    settings_cache.changed(session, settings_cache.INTENT_ACTIONS)
     audit.record(session, actor, "nlu.intent.action", "intent", intent, old=old, new=action.value)
     return action

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,10 +32,10 @@ class RoutingTable:
 
     teams_by_slug: dict[str, Team]
     rules: dict[str, Team]
+    teams_by_id: dict[int, Team] = field(init=False)  # built once: ingest asks it for every message of a batch
 
-    @property
-    def teams_by_id(self) -> dict[int, Team]:
-        return {team.id: team for team in self.teams_by_slug.values()}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "teams_by_id", {team.id: team for team in self.teams_by_slug.values()})
 
     def team_for(self, intent: str | None) -> Team | None:
         """The team an intent routes to: an admin's rule, else the default, else `general`."""

@@ -10,13 +10,14 @@ moment moves by the business time paused. The hooks (`track`, `after_ingest`) ne
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import settings_cache
 from core.audit import service as audit
 from core.calendars import repository as calendar_repo
 from core.calendars.business_time import BusinessCalendar, add_business_time, business_time_between
@@ -24,6 +25,7 @@ from core.calendars.service import business_calendar
 from core.db.base import utcnow
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.jobs import service as jobs
+from core.settings_cache import CachedSetting
 from core.sla import repository
 from core.sla.models import SlaPolicy, TicketSla
 from core.sla.schemas import SlaActions, SlaPolicyCreate, SlaPolicyRead, SlaPolicyUpdate, SlaRead, SlaStateName
@@ -169,6 +171,7 @@ async def create_policy(session: AsyncSession, body: SlaPolicyCreate, actor: Use
     await _apply_fields(session, policy, body)
     session.add(policy)
     await session.flush()
+    settings_cache.changed(session, settings_cache.SLA_POLICIES)
     audit.record(session, actor, "sla_policy.create", "sla_policy", policy.id, name=policy.name)
     return policy
 
@@ -180,6 +183,7 @@ async def update_policy(session: AsyncSession, policy_id: int, body: SlaPolicyUp
     await _apply_fields(session, policy, body)
     policy.updated_at = utcnow()
     await session.flush()
+    settings_cache.changed(session, settings_cache.SLA_POLICIES)
     audit.record(session, actor, "sla_policy.update", "sla_policy", policy.id, name=policy.name,
                  changed=sorted(body.model_fields_set))
     return policy
@@ -192,6 +196,7 @@ async def delete_policy(session: AsyncSession, policy_id: int, actor: User) -> N
     tickets = await repository.drop_policy_clocks(session, policy.id, TASK_KIND)
     await session.delete(policy)
     await session.flush()
+    settings_cache.changed(session, settings_cache.SLA_POLICIES)
     audit.record(session, actor, "sla_policy.delete", "sla_policy", policy_id, name=policy.name, tickets=tickets)
 
 
@@ -206,17 +211,29 @@ def matches(policy: SlaPolicy, ticket: Ticket) -> bool:
             and (not policy.intents or ticket.intent in policy.intents))
 
 
+async def detached_policies(session: AsyncSession) -> Sequence[SlaPolicy]:
+    """Every policy in match order, detached from the session: what a process keeps to match tickets of later
+    batches (core/settings_cache; nothing writes to these copies, and no rollback of this session expires them)."""
+    policies = await repository.list_policies(session)
+    for policy in policies:
+        session.expunge(policy)
+    return policies
+
+
 @dataclass
 class _Loader:
-    """Policies and calendars read once per hook call (a batch of ingested messages shares them)."""
+    """Policies and calendars read once per hook call (a batch of ingested messages shares them); the policies
+    from the process's copy when one is given (ingest)."""
 
     session: AsyncSession
+    cached: CachedSetting[Sequence[SlaPolicy]] | None = None
     _policies: Sequence[SlaPolicy] | None = None
     _calendars: dict[int, BusinessCalendar] = field(default_factory=dict)
 
     async def policies(self) -> Sequence[SlaPolicy]:
         if self._policies is None:
-            self._policies = await repository.list_policies(self.session)
+            self._policies = await (self.cached.get(self.session) if self.cached is not None
+                                    else repository.list_policies(self.session))
         return self._policies
 
     async def policy(self, policy_id: int) -> SlaPolicy | None:
@@ -468,15 +485,20 @@ async def track(session: AsyncSession, ticket: Ticket, *, replied: bool = False,
                      customer_wrote=False)
 
 
-async def after_ingest(session: AsyncSession, tickets: Sequence[Ticket], now: datetime | None = None) -> None:
+async def after_ingest(session: AsyncSession, tickets: Sequence[Ticket], now: datetime | None = None, *,
+                       created: Collection[int] = (),
+                       policies: CachedSetting[Sequence[SlaPolicy]] | None = None) -> None:
     """The ingest's one call per batch: the tickets the customers wrote to. Those with humans (open, pending) get
-    their clock started, resumed, re-matched or their next response due; a query for the whole batch (and one for
-    the policies), none when every ticket is with the bot."""
+    their clock started, resumed, re-matched or their next response due; a query for the clocks of the tickets
+    that existed before (`created`: the ids of those the batch created, which have none yet) and the policies
+    (from the process's copy `policies` when given, see detached_policies), nothing when every ticket is with the
+    bot."""
     with_humans = {t.id: t for t in tickets if t.status in (TicketStatus.open, TicketStatus.pending)}
     if not with_humans:
         return
-    rows = await repository.ticket_slas(session, list(with_humans))
-    loader = _Loader(session)
+    known = [ticket_id for ticket_id in with_humans if ticket_id not in created]
+    rows = await repository.ticket_slas(session, known)
+    loader = _Loader(session, cached=policies)
     moment = now or utcnow()
     for ticket_id, ticket in with_humans.items():
         # Re-matched: the bot's decision may have raised the priority or routed the ticket to another queue.

@@ -72,6 +72,7 @@ def parse_ticket_ref(ref: str) -> int | None:
 
 WAITING_SQL = "assignee_id IS NULL AND merged_into_id IS NULL AND status = 'open'"
 BOT_SQL = "status = 'bot'"
+ANSWERED_SQL = "first_response_at IS NOT NULL"
 
 
 class Ticket(Base):
@@ -81,8 +82,10 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_customer_status", "customer_id", "status"),
         Index("ix_tickets_status_team", "status", "team_id"),
-        # The hand-over's expected wait reads a queue's latest first responses (core/handover/repository.py).
-        Index("ix_tickets_team_first_response", "team_id", "first_response_at"),
+        # The hand-over's expected wait reads a queue's latest first responses (core/handover/repository.py): only
+        # answered tickets are in it (the bot's tickets, most of them, add no entry when they are written).
+        Index("ix_tickets_team_first_response", "team_id", "first_response_at",
+              postgresql_where=text(ANSWERED_SQL), sqlite_where=text(ANSWERED_SQL)),
         # The quiet tickets with the bot, which the bot resolves (core/bot_lifecycle): only those are in it.
         Index("ix_tickets_bot_quiet", "updated_at", postgresql_where=text(BOT_SQL), sqlite_where=text(BOT_SQL)),
         # The inbox sorted by SLA due time among active tickets (core/sla keeps sla_due_at).

@@ -120,7 +120,11 @@ async def recent_inbound_refs(session: AsyncSession, ticket_id: int, channel: st
 
 async def insert_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Insert many messages (column values) in one statement; returns their ids in order."""
-    return list(await session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows))
+    # render_nulls: rows whose None values differ (an answer with an intent, a hand-over notice without) stay one
+    # executemany batch; without it the ORM groups the rows by the columns they give and sends a statement per run.
+    return list(await session.scalars(
+        insert(Message).returning(Message.id, sort_by_parameter_order=True).execution_options(render_nulls=True),
+        rows))
 
 
 async def attachment_lists(session: AsyncSession, ticket_id: int) -> Sequence[list[dict[str, Any]] | None]:
