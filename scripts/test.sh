@@ -1,22 +1,50 @@
 #!/usr/bin/env bash
-# The whole suite: lint, types, then pytest (SQLite always; PostgreSQL too when
-# SWITCHBOARD_TEST_POSTGRES_URL is set). pytest's "no tests collected" (5) is a failure here.
+# The whole suite: lint, types and pytest (SQLite always; PostgreSQL too when SWITCHBOARD_TEST_POSTGRES_URL is
+# set). pytest's "no tests collected" (5) is a failure here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-echo "== ruff"; $BIN/ruff check .
-echo "== mypy"; $BIN/mypy channels nlu core api
+
+# ruff and mypy (about 40 s of one core) run beside pytest rather than before it: the test workers spend much of
+# their time waiting on servers, mail and browsers, so the checks fill idle CPU instead of delaying the first
+# test. Their output is printed after pytest's (then pytest's closing line again, so the run still ends on it),
+# and either failing fails the run.
+lint_log=$(mktemp)
+pytest_log=$(mktemp)
+lint_pid=""
+cleanup() {
+  if [ -n "$lint_pid" ]; then kill "$lint_pid" 2>/dev/null || true; fi
+  rm -f "$lint_log" "$pytest_log"
+}
+trap cleanup EXIT
+( set -e; echo "== ruff"; $BIN/ruff check .; echo "== mypy"; $BIN/mypy channels nlu core api ) >"$lint_log" 2>&1 &
+lint_pid=$!
+
 echo "== pytest"
 set +e
 # Two workers (one per core of the reference machine): most tests wait on servers, mail and browsers, so two
 # in parallel roughly halve the wall time. Each worker has its own private PostgreSQL database, ports and temp
-# folders; a test file stays on one worker (--dist loadfile), so a module's fixtures are built once.
+# folders; a test file stays on one worker (--dist loadfile), so a module's fixtures are built once. Files go
+# out in the order tests/support/ordering.py gives them (the longest first, so no long file ends the run alone
+# on one worker while the other is idle): --no-loadscope-reorder keeps xdist from re-sorting them by test count.
 # SWITCHBOARD_TEST_WORKERS=0 runs in one process (e.g. to debug with -s or pdb).
 WORKERS="${SWITCHBOARD_TEST_WORKERS:-2}"
 XDIST=()
-if [ "$WORKERS" != "0" ]; then XDIST=(-n "$WORKERS" --dist loadfile); fi
-$BIN/python -m pytest -q -p no:cacheprovider "${XDIST[@]}" --durations=15 "$@"
-rc=$?
+if [ "$WORKERS" != "0" ]; then XDIST=(-n "$WORKERS" --dist loadfile --no-loadscope-reorder); fi
+if [ "$WORKERS" != "0" ]; then
+  $BIN/python -m pytest -q -p no:cacheprovider "${XDIST[@]}" --durations=20 "$@" 2>&1 | tee "$pytest_log"
+  rc=${PIPESTATUS[0]}
+else  # straight to the terminal (pdb)
+  $BIN/python -m pytest -q -p no:cacheprovider --durations=20 "$@"
+  rc=$?
+fi
+
+wait "$lint_pid"
+lint_rc=$?
+lint_pid=""
+cat "$lint_log"
+tail -n 1 "$pytest_log"
 set -e
+if [ "$lint_rc" -ne 0 ]; then echo "lint or type check failed" >&2; exit "$lint_rc"; fi
 if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
 exit "$rc"

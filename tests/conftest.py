@@ -32,6 +32,9 @@ from nlu.protocol import KeywordEngine
 from tests.redis_helpers import PrivateRedis
 from tests.support.net import free_port  # noqa: F401  (test modules import it from here too)
 
+# The longest modules first (see tests/support/ordering.py; scripts/test.sh keeps that order under xdist).
+pytest_plugins = ["tests.support.ordering"]
+
 # An async test that hangs is cancelled inside its own coroutine a minute before pytest-timeout would fire: its
 # `async with` blocks then exit and the apps it started shut down. pytest-timeout alone stops the event loop under
 # the coroutine, which leaves those apps running in the session's loop - one hung test once made 16 later

@@ -123,10 +123,17 @@ class OutboxDispatcher:
         """
         self.stats.last_run_at = utcnow()
         lease = self.settings.outbox_lease_seconds
-        async with self.sessionmaker() as session:
-            async with session.begin():
+
+        async def claim() -> tuple[dict[int, int], list[OutboundEnvelope]]:
+            async with self.sessionmaker() as session, session.begin():
                 claims = await service.claim_due(session, self.settings.outbox_batch_size, lease, now=self.clock())
-                envelopes = await service.build_envelopes(session, list(claims)) if claims else []
+                return claims, await service.build_envelopes(session, list(claims)) if claims else []
+
+        # A stop (this job is cancelled at once) must not land between the claim's UPDATE and its commit: the
+        # cancelled statement leaves its connection with the transaction open, and on SQLite every other writer
+        # then waits out the busy timeout (the app's own clean-up at shutdown among them). The claim ends, and
+        # the stop goes on from there: the rows claimed but not sent come back when their lease runs out.
+        claims, envelopes = await finish_even_if_cancelled(claim())
         if not envelopes:
             return 0
         unrecorded = {e.outbox_id: claims[e.outbox_id] for e in envelopes}

@@ -31,6 +31,9 @@ from core.users.models import Role
 from tests.conftest import REST_HEADERS, keyword_engine, make_settings, make_user, responses
 from tests.core.ingest.test_threading import msg, svc
 
+# About a minute in one module (a file stays on one worker): scheduled among the first.
+pytestmark = pytest.mark.slow(seconds=60)
+
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "15"))
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 

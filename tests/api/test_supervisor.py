@@ -36,6 +36,7 @@ def server(pg_migrated: str | None, tmp_path: Path) -> Iterator[tuple[subprocess
         yield running
 
 
+@pytest.mark.slow(seconds=25)  # worker processes start, die and restart
 def test_a_killed_worker_is_logged_restarted_and_counted(server: tuple[subprocess.Popen[bytes], int, Path]) -> None:
     process, port, log = server
     base = f"http://127.0.0.1:{port}"

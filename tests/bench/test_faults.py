@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+pytestmark = [pytest.mark.faults, pytest.mark.slow(seconds=65)]
 
 
 @pytest.mark.timeout(2400)  # six scenarios of about a minute each, more on a busy machine

@@ -95,7 +95,7 @@ def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=95)  # starts and trains a real Rasa server: scheduled first
 async def test_real_rasa_server_trains_and_parses(rasa_server: str, default_data: TrainingData,
                                                   tmp_path: Path) -> None:
     engine = RasaEngine(rasa_server, timeout_seconds=30, extras=default_data,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from channels.base import ChannelHealth
 from core.config import CoreSettings
@@ -322,3 +324,49 @@ async def test_a_stopping_dispatcher_lets_the_sends_on_the_wire_finish_and_recor
         await task
     [row] = await rows(sessionmaker)
     assert row.status == OutboxStatus.sent and channel.delivered == [row.id]  # not sent again after the restart
+
+
+
+async def test_a_stop_during_the_claim_leaves_no_transaction_open(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """The app stops (its dispatcher is cancelled) while the claim's UPDATE .. RETURNING runs: the claim ends and
+    commits first. A statement cancelled there used to leave its connection inside the transaction, holding
+    SQLite's write lock: every later writer (the app's own clean-up at shutdown) waited out the 10 s busy timeout
+    and failed with "database is locked"."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the write lock a cancelled statement keeps is SQLite's (PostgreSQL cancels the statement)")
+    await queue_answers(sessionmaker, 1)
+    armed, in_statement = threading.Event(), threading.Event()
+
+    def claim_in_progress() -> int:  # runs in the driver's thread, inside the claim's UPDATE
+        if armed.is_set():
+            in_statement.set()
+            time.sleep(0.5)
+        return 1
+
+    @event.listens_for(db_engine.sync_engine, "connect")
+    def _register(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.create_function("claim_in_progress", 0, claim_in_progress)
+
+    await db_engine.dispose()  # the pooled connection predates the function
+    async with sessionmaker() as s, s.begin():
+        await s.execute(text("CREATE TRIGGER slow_claim BEFORE UPDATE ON outbox BEGIN SELECT claim_in_progress(); END"))
+    channel = FlakyChannel()
+    dispatcher = OutboxDispatcher(sessionmaker, lambda kind: channel, EventBus(), FAST)
+    armed.set()
+    task = asyncio.create_task(dispatcher.dispatch_once())
+
+    async def claiming() -> bool:
+        return in_statement.is_set()
+
+    await until(claiming, "the claim's UPDATE is running")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    armed.clear()
+    async with asyncio.timeout(5):  # far below the busy timeout: the lock is free at once
+        async with sessionmaker() as s, s.begin():
+            await s.execute(text("DROP TRIGGER slow_claim"))
+    [row] = await rows(sessionmaker)
+    # The claim committed (its lease brings the row back to a dispatcher); nothing went out.
+    assert row.status == OutboxStatus.sending and row.attempts == 1 and channel.calls == Counter()
