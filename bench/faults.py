@@ -24,6 +24,7 @@ scenario. Everything listens on 127.0.0.1 only.
 
 Scenarios register with `@scenario("name")` (a coroutine taking the Context and returning a Row), so other
 modules can add theirs: import this module, decorate, and call `main()`.
+`--throughput` measures the outbox's pace instead (REST traffic, no fault: replies delivered per second).
 `--server-root DIR` runs the server from another checkout of the code (e.g. `git archive <commit>` unpacked),
 to measure a change against what was there before. `--messages N` and `--kill-every S` override the mode;
 FAULTS_DEBUG=1 prints, for each REST reply delivered twice, how long before a kill it was first delivered;
@@ -725,11 +726,13 @@ def telegram_reply_counts(row: Row, outbox: dict[int, tuple[str, str]], botapi: 
 
 
 async def rest_run(ctx: Context, name: str, servers_count: int, fault: Callable[[list[Server], Traffic],
-                   Awaitable[tuple[int, str]]], **env: str) -> Row:
+                   Awaitable[tuple[int, str]]], receivers: list[WebhookReceiver] | None = None, **env: str) -> Row:
     """REST traffic to `servers_count` instances with replies to a local webhook, while `fault` runs (and
-    returns how many faults it caused, and a note)."""
+    returns how many faults it caused, and a note); `receivers` gets the webhook receiver."""
     receiver = WebhookReceiver()
     await receiver.start()
+    if receivers is not None:
+        receivers.append(receiver)
     url = await ctx.database()
     servers = [Server(ctx, url, FAULTS_WEBHOOK_URL=f"http://127.0.0.1:{receiver.port}/hook", **env)
                for _ in range(servers_count)]
@@ -771,6 +774,27 @@ async def rest_run(ctx: Context, name: str, servers_count: int, fault: Callable[
         for server in servers:
             server.stop()
         await receiver.stop()
+    return row
+
+
+async def rest_throughput(ctx: Context) -> Row:
+    """No fault: REST messages offered faster than one instance ingests them, replies to the local webhook;
+    notes how many replies per second the receiver got (first to last delivery) and messages acknowledged per
+    second. Not a registered scenario (`--throughput`): it proves no invariant, it measures the outbox's pace."""
+    started: list[float] = []
+
+    async def no_fault(servers: list[Server], traffic: Traffic) -> tuple[int, str]:
+        started.append(time.monotonic())
+        await traffic.done.wait()
+        acked = len(traffic.acked)
+        return 0, f"{acked / max(1e-9, traffic.last_ack - started[0]):.0f} messages acknowledged/s"
+
+    receivers: list[WebhookReceiver] = []
+    row = await rest_run(ctx, "rest: throughput", 1, no_fault, receivers=receivers)
+    times = sorted(receivers[0].first_at.values()) if receivers else []
+    if len(times) > 1:
+        row.notes += f"; {(len(times) - 1) / (times[-1] - times[0]):.0f} replies delivered/s " \
+                     f"({len(times)} in {times[-1] - times[0]:.1f} s)"
     return row
 
 
@@ -1112,13 +1136,16 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-async def run(mode: Mode, only: list[str], server_root: Path) -> list[Row]:
+async def run(mode: Mode, only: list[str], server_root: Path, throughput: bool = False) -> list[Row]:
     workdir = Path(tempfile.mkdtemp(prefix="sb-faults-"))
     cluster = PrivateCluster(workdir)
     rows: list[Row] = []
     try:
         await asyncio.to_thread(cluster.init)
         ctx = Context(mode=mode, workdir=workdir, server_root=server_root, cluster=cluster)
+        if throughput:
+            print("  running rest: throughput...", file=sys.stderr, flush=True)
+            return [await rest_throughput(ctx)]
         for name, fn in SCENARIOS.items():
             if only and not any(o in name for o in only):
                 continue
@@ -1147,6 +1174,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--messages", type=int, help="messages per traffic scenario (overrides the mode)")
     parser.add_argument("--kill-every", type=float, help="seconds of service between two kill -9")
+    parser.add_argument("--rate", type=float, help="messages per second offered (overrides the mode)")
+    parser.add_argument("--throughput", action="store_true",
+                        help="instead of the scenarios: REST traffic without faults, and the replies delivered per "
+                             "second (the outbox's pace; offer more than the server takes, e.g. --rate 1000)")
     parser.add_argument("--no-live", action="store_true",
                         help="skip the live-delivery scenario (bench/faults_redis.py: three instances through a "
                              "Redis outage, its own table; tests/api/test_redis_outage.py covers it in CI)")
@@ -1161,8 +1192,12 @@ def main() -> None:
         mode = dataclasses.replace(mode, messages=args.messages)
     if args.kill_every:
         mode = dataclasses.replace(mode, kill_every=args.kill_every)
-    rows = asyncio.run(run(mode, args.only, server_root))
+    if args.rate:
+        mode = dataclasses.replace(mode, rate=args.rate)
+    rows = asyncio.run(run(mode, args.only, server_root, throughput=args.throughput))
     print(table(rows))
+    if args.throughput:
+        return
     problems = {r.scenario: r.problems() for r in rows if r.problems() or r.notes.startswith("ERROR")}
     if not args.no_live and (not args.only or any(o in LIVE_SCENARIO for o in args.only)):
         # Live delivery has other columns (shown live, caught up, never shown): a table of its own.
