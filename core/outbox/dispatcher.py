@@ -302,41 +302,61 @@ class _Recorder:
         self.dispatcher = dispatcher
         self.claims = claims
         self.pending: list[tuple[OutboundEnvelope, _Outcome, asyncio.Future[None]]] = []
-        self.writer: asyncio.Task[None] | None = None
+        self.idle = asyncio.Event()  # no write on its way
+        self.idle.set()
+        self.writer: asyncio.Task[None] | None = None  # only when a writing caller was cancelled with work left
         engine = dispatcher.sessionmaker.kw.get("bind")
         self.engine: AsyncEngine | None = (
             engine if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql" else None)
         self.connection: AsyncConnection | None = None
 
     async def record(self, envelope: OutboundEnvelope, outcome: _Outcome) -> None:
-        """Write this outcome (with whatever else is waiting); returns once it is committed."""
+        """Write this outcome (with whatever else is waiting); returns once it is committed.
+
+        The first caller to find no write on its way writes at once, in its own task (a task started for it would
+        wait a turn of a busy event loop first), and goes on with what gathered meanwhile; the others wait."""
         if outcome.error is not None:
             await finish_even_if_cancelled(self.dispatcher._record([(envelope, outcome)], self.claims))
             return
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pending.append((envelope, outcome, future))
-        if self.writer is None or self.writer.done():
-            self.writer = asyncio.create_task(self._write_all(), name="outbox-recorder")
-        # The writer is not ours to cancel: a stop waits for the write rather than abandon it.
+        if self.idle.is_set():
+            self.idle.clear()
+            try:
+                await self._write_all()
+            finally:
+                if self.pending:  # this writer was cancelled (a stop): the rest are written by a task of their own
+                    self.writer = asyncio.create_task(self._write_rest(), name="outbox-recorder")
+                else:
+                    self.idle.set()
+        # Not ours to cancel: a stop waits for the write rather than abandon it.
         await asyncio.shield(future)
+
+    async def _write_rest(self) -> None:
+        try:
+            await self._write_all()
+        finally:
+            self.idle.set()
 
     async def _write_all(self) -> None:
         while self.pending:
             group, self.pending = self.pending, []
-            outcomes = [(envelope, outcome) for envelope, outcome, _ in group]
-            try:
-                await finish_even_if_cancelled(self.dispatcher._record(
-                    outcomes, self.claims, write=functools.partial(self._write, outcomes)))
-            except BaseException as exc:
-                for _, _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                for _, _, future in group:
-                    if not future.done():
-                        future.set_result(None)
+            await finish_even_if_cancelled(self._write_group(group))
+
+    async def _write_group(self, group: list[tuple[OutboundEnvelope, _Outcome, asyncio.Future[None]]]) -> None:
+        """One group, its waiters told the outcome (inside the shielded work: a write that committed is never
+        reported as cancelled)."""
+        outcomes = [(envelope, outcome) for envelope, outcome, _ in group]
+        try:
+            await self.dispatcher._record(outcomes, self.claims, write=functools.partial(self._write, outcomes))
+        except Exception as exc:
+            for _, _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for _, _, future in group:
+                if not future.done():
+                    future.set_result(None)
 
     async def _write(self, group: list[tuple[OutboundEnvelope, _Outcome]]) -> None:
         if self.engine is None:
@@ -365,8 +385,7 @@ class _Recorder:
 
     async def close(self) -> None:
         """After the batch: the last write finishes, then the connection goes back to the pool as it came."""
-        if self.writer is not None:
-            await asyncio.wait({self.writer})
+        await self.idle.wait()  # a write on its way ends (a cancelled writer finishes its group first)
         await self._drop_connection(invalidate=False)
 
     async def _drop_connection(self, *, invalidate: bool) -> None:
