@@ -24,7 +24,8 @@ scenario. Everything listens on 127.0.0.1 only.
 
 Scenarios register with `@scenario("name")` (a coroutine taking the Context and returning a Row), so other
 modules can add theirs: import this module, decorate, and call `main()`.
-`--throughput` measures the outbox's pace instead (REST traffic, no fault: replies delivered per second).
+`--throughput` measures the outbox's pace instead (no fault: `--messages` REST replies queued first, then
+delivered by a fresh instance; replies delivered per second).
 `--server-root DIR` runs the server from another checkout of the code (e.g. `git archive <commit>` unpacked),
 to measure a change against what was there before. `--messages N` and `--kill-every S` override the mode;
 FAULTS_DEBUG=1 prints, for each REST reply delivered twice, how long before a kill it was first delivered;
@@ -241,7 +242,7 @@ def fault_app() -> Any:
     )
     settings = Settings(database_url=env["FAULTS_DATABASE_URL"], data_dir=Path(env["FAULTS_DATA_DIR"]),
                         log_level="WARNING", log_json=False, redis_url=env.get("FAULTS_REDIS_URL") or None,
-                        channels=channels)
+                        channels=channels, workers_enabled=env.get("FAULTS_WORKERS") != "0")
     if env.get("FAULTS_TRACE_FILE"):
         trace_outbox(env["FAULTS_TRACE_FILE"])
     return create_app(settings, nlu_engine=KeywordEngine({k: list(v) for k, v in KEYWORDS.items()}),
@@ -726,13 +727,11 @@ def telegram_reply_counts(row: Row, outbox: dict[int, tuple[str, str]], botapi: 
 
 
 async def rest_run(ctx: Context, name: str, servers_count: int, fault: Callable[[list[Server], Traffic],
-                   Awaitable[tuple[int, str]]], receivers: list[WebhookReceiver] | None = None, **env: str) -> Row:
+                   Awaitable[tuple[int, str]]], **env: str) -> Row:
     """REST traffic to `servers_count` instances with replies to a local webhook, while `fault` runs (and
-    returns how many faults it caused, and a note); `receivers` gets the webhook receiver."""
+    returns how many faults it caused, and a note)."""
     receiver = WebhookReceiver()
     await receiver.start()
-    if receivers is not None:
-        receivers.append(receiver)
     url = await ctx.database()
     servers = [Server(ctx, url, FAULTS_WEBHOOK_URL=f"http://127.0.0.1:{receiver.port}/hook", **env)
                for _ in range(servers_count)]
@@ -778,23 +777,39 @@ async def rest_run(ctx: Context, name: str, servers_count: int, fault: Callable[
 
 
 async def rest_throughput(ctx: Context) -> Row:
-    """No fault: REST messages offered faster than one instance ingests them, replies to the local webhook;
-    notes how many replies per second the receiver got (first to last delivery) and messages acknowledged per
-    second. Not a registered scenario (`--throughput`): it proves no invariant, it measures the outbox's pace."""
-    started: list[float] = []
-
-    async def no_fault(servers: list[Server], traffic: Traffic) -> tuple[int, str]:
-        started.append(time.monotonic())
-        await traffic.done.wait()
-        acked = len(traffic.acked)
-        return 0, f"{acked / max(1e-9, traffic.last_ack - started[0]):.0f} messages acknowledged/s"
-
-    receivers: list[WebhookReceiver] = []
-    row = await rest_run(ctx, "rest: throughput", 1, no_fault, receivers=receivers)
-    times = sorted(receivers[0].first_at.values()) if receivers else []
-    if len(times) > 1:
-        row.notes += f"; {(len(times) - 1) / (times[-1] - times[0]):.0f} replies delivered/s " \
-                     f"({len(times)} in {times[-1] - times[0]:.1f} s)"
+    """The outbox's pace, without faults: `messages` REST messages are ingested by an instance without background
+    workers (their replies wait, queued), then an instance with workers starts and delivers them to the local
+    webhook; notes how many replies per second the receiver got, first delivery to last. Not a registered
+    scenario (`--throughput`): it proves no invariant, it measures."""
+    receiver = WebhookReceiver()
+    await receiver.start()
+    url = await ctx.database()
+    row = Row("rest: throughput")
+    hook = f"http://127.0.0.1:{receiver.port}/hook"
+    ingesting = Server(ctx, url, FAULTS_WEBHOOK_URL=hook, FAULTS_WORKERS="0")
+    try:
+        ingesting.start()
+        await ingesting.ready()
+        traffic = Traffic()
+        await send_all(lambda i: ingesting.port, "/channels/rest/messages", rest_bodies("pace", ctx.mode.messages),
+                       REST_HEADERS, ctx.mode.rate, traffic, give_up_after=ctx.mode.settle_seconds)
+        ingesting.stop()
+        delivering = Server(ctx, url, FAULTS_WEBHOOK_URL=hook)
+        try:
+            delivering.start()
+            await drain(url, "rest", ctx.mode.settle_seconds * 4)
+        finally:
+            delivering.stop()
+        inbound, outbox = await stored(url, "rest")
+        inbound_counts(row, traffic, inbound)
+        rest_reply_counts(row, outbox, receiver)
+        times = sorted(receiver.first_at.values())
+        if len(times) > 1:
+            row.notes = (f"{(len(times) - 1) / (times[-1] - times[0]):.0f} replies delivered/s "
+                         f"({len(times)} in {times[-1] - times[0]:.1f} s)")
+    finally:
+        ingesting.stop()
+        await receiver.stop()
     return row
 
 
@@ -1176,8 +1191,8 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, help="seconds of service between two kill -9")
     parser.add_argument("--rate", type=float, help="messages per second offered (overrides the mode)")
     parser.add_argument("--throughput", action="store_true",
-                        help="instead of the scenarios: REST traffic without faults, and the replies delivered per "
-                             "second (the outbox's pace; offer more than the server takes, e.g. --rate 1000)")
+                        help="instead of the scenarios: the outbox's pace without faults (REST replies queued by an "
+                             "instance without workers, then delivered by one with them: replies delivered/s)")
     parser.add_argument("--no-live", action="store_true",
                         help="skip the live-delivery scenario (bench/faults_redis.py: three instances through a "
                              "Redis outage, its own table; tests/api/test_redis_outage.py covers it in CI)")
