@@ -132,6 +132,7 @@ class OutboxDispatcher:
         beating = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(unrecorded, beating), name="outbox-heartbeat")
         recorder = _Recorder(self, claims)
+        recorder.open()
         started: set[int] = set()  # sends past the window: never dropped by a stop
         deliveries = [asyncio.create_task(self._deliver(e, recorder, unrecorded, started)) for e in envelopes]
         try:
@@ -309,6 +310,7 @@ class _Recorder:
         self.engine: AsyncEngine | None = (
             engine if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql" else None)
         self.connection: AsyncConnection | None = None
+        self.opening: asyncio.Task[AsyncConnection] | None = None
 
     async def record(self, envelope: OutboundEnvelope, outcome: _Outcome) -> None:
         """Write this outcome (with whatever else is waiting); returns once it is committed.
@@ -363,15 +365,8 @@ class _Recorder:
             await self.dispatcher._record_once(group, self.claims)
             return
         if self.connection is None:
-            connection = await self.engine.connect()
-            try:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
-                await connection.exec_driver_sql("SET synchronous_commit = off")
-            except BaseException:
-                await connection.invalidate()
-                await connection.close()
-                raise
-            self.connection = connection
+            opening, self.opening = self.opening, None
+            self.connection = await (opening if opening is not None else self._connect(self.engine))
         session = self.dispatcher.sessionmaker(bind=self.connection)
         try:
             await service.mark_sent(session, [(e, o.provider_id) for e, o in group])
@@ -383,9 +378,34 @@ class _Recorder:
         self.dispatcher.bus.publish_all(take_pending(session))
         self.dispatcher.stats.sent += len(group)
 
+    def open(self) -> None:
+        """On PostgreSQL, connect while the batch's first sends are on the wire: their answers find it ready."""
+        if self.engine is not None:
+            self.opening = asyncio.create_task(self._connect(self.engine), name="outbox-recorder-connect")
+
+    @staticmethod
+    async def _connect(engine: AsyncEngine) -> AsyncConnection:
+        connection = await engine.connect()
+        try:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.exec_driver_sql("SET synchronous_commit = off")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+                await connection.close()
+            raise
+        return connection
+
     async def close(self) -> None:
         """After the batch: the last write finishes, then the connection goes back to the pool as it came."""
         await self.idle.wait()  # a write on its way ends (a cancelled writer finishes its group first)
+        opening, self.opening = self.opening, None
+        if opening is not None:  # never used (no delivery in the batch)
+            if not opening.done():
+                opening.cancel()
+            await asyncio.wait({opening})
+            if not opening.cancelled() and opening.exception() is None:
+                self.connection = opening.result()
         await self._drop_connection(invalidate=False)
 
     async def _drop_connection(self, *, invalidate: bool) -> None:
