@@ -24,9 +24,13 @@ scenario. Everything listens on 127.0.0.1 only.
 
 Scenarios register with `@scenario("name")` (a coroutine taking the Context and returning a Row), so other
 modules can add theirs: import this module, decorate, and call `main()`.
+`--throughput` measures the outbox's pace instead (no fault: `--messages` REST replies queued first, then
+delivered by a fresh instance; replies delivered per second).
 `--server-root DIR` runs the server from another checkout of the code (e.g. `git archive <commit>` unpacked),
 to measure a change against what was there before. `--messages N` and `--kill-every S` override the mode;
-FAULTS_DEBUG=1 prints, for each REST reply delivered twice, how long before a kill it was first delivered.
+FAULTS_DEBUG=1 prints, for each REST reply delivered twice, how long before a kill it was first delivered;
+FAULTS_TRACE=1 has the server trace its outbox and prints, per kill, what the dead process had on the wire and
+received but not yet recorded, with the event loop's lag and the response-to-commit latency (`kill_report`).
 """
 
 from __future__ import annotations
@@ -238,10 +242,159 @@ def fault_app() -> Any:
     )
     settings = Settings(database_url=env["FAULTS_DATABASE_URL"], data_dir=Path(env["FAULTS_DATA_DIR"]),
                         log_level="WARNING", log_json=False, redis_url=env.get("FAULTS_REDIS_URL") or None,
-                        channels=channels)
+                        channels=channels, workers_enabled=env.get("FAULTS_WORKERS") != "0")
+    if env.get("FAULTS_TRACE_FILE"):
+        trace_outbox(env["FAULTS_TRACE_FILE"])
     return create_app(settings, nlu_engine=KeywordEngine({k: list(v) for k, v in KEYWORDS.items()}),
                       responses=lambda intent, lang: ANSWERS.get((intent, lang)), configure_logs=False,
                       freeze_heap=True)  # as `switchboard serve` runs it: no 90 ms collector pauses mid-request
+
+
+# -- the outbox's trace (FAULTS_TRACE=1): what each kill -9 interrupted ------------------------------------
+#
+# The server appends one line per event to a file (one unbuffered write each: a kill -9 loses none of them):
+#   S <t> <outbox id> <recipient>   a send went on the wire (past the dispatcher's concurrency limit)
+#   R <t> <outbox id>               its response was back in the dispatcher (the channel's send returned)
+#   C <t> <outbox id>               its delivery was committed (service.mark_sent returned: an autocommit UPDATE)
+#   L <t> <lag>                     the event loop ran a 5 ms timer `lag` seconds late
+# Times are time.monotonic() (CLOCK_MONOTONIC: one clock for the server and this script). It measures the code it
+# runs in, whichever checkout that is (`--server-root`): it wraps the channel senders and service.mark_sent.
+
+
+def trace_outbox(path: str) -> None:
+    """Patch the outbox dispatcher of this process to write the trace above to `path`."""
+    import functools
+
+    from core.outbox import dispatcher as dispatcher_module
+
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(line: str) -> None:
+        os.write(fd, line.encode())
+
+    class Traced:
+        def __init__(self, sender: Any) -> None:
+            self.sender = sender
+
+        async def send(self, envelope: Any) -> Any:
+            write(f"S {time.monotonic():.6f} {envelope.outbox_id} {envelope.recipient}\n")
+            try:
+                return await self.sender.send(envelope)
+            finally:
+                write(f"R {time.monotonic():.6f} {envelope.outbox_id}\n")
+
+    def committed(ids: list[int]) -> None:
+        now = time.monotonic()
+        write("".join(f"C {now:.6f} {i}\n" for i in ids))
+
+    async def lag_probe() -> None:
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(0.005)
+            write(f"L {time.monotonic():.6f} {time.monotonic() - start - 0.005:.6f}\n")
+
+    cls = dispatcher_module.OutboxDispatcher
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def traced_init(self: Any, sessionmaker: Any, senders: Any, *args: Any, **kwargs: Any) -> None:
+        def traced(kind: str) -> Any:
+            sender = senders(kind)
+            return None if sender is None else Traced(sender)
+        init(self, sessionmaker, traced, *args, **kwargs)
+        self._trace_probe = asyncio.get_running_loop().create_task(lag_probe())
+
+    cls.__init__ = traced_init  # type: ignore[method-assign]
+    # Deliveries are recorded by service.mark_sent, in an autocommitting UPDATE (before and after the recorder):
+    # when it returns, they are committed.
+    from core.outbox import service
+
+    mark_sent = service.mark_sent
+
+    @functools.wraps(mark_sent)
+    async def traced_mark_sent(session: Any, sent: Any) -> None:
+        await mark_sent(session, sent)
+        committed([e.outbox_id for e, _ in sent])
+
+    service.mark_sent = traced_mark_sent
+
+
+@dataclass
+class TraceEvents:
+    sends: dict[int, float] = field(default_factory=dict)  # first S of a kill's interval
+    responses: dict[int, float] = field(default_factory=dict)
+    commits: dict[int, float] = field(default_factory=dict)
+    recipients: dict[int, str] = field(default_factory=dict)
+    lags: list[tuple[float, float]] = field(default_factory=list)
+
+
+def read_trace(path: Path, start: float, end: float) -> TraceEvents:
+    """The events of the trace between two moments (one server process's life: a kill and the next)."""
+    events = TraceEvents()
+    if not path.exists():
+        return events
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue  # a line cut by the kill
+        kind, t = parts[0], float(parts[1])
+        if not start <= t < end:
+            continue
+        if kind == "L":
+            events.lags.append((t, float(parts[2])))
+            continue
+        outbox_id = int(parts[2])
+        if kind == "S":
+            events.sends.setdefault(outbox_id, t)
+            if len(parts) > 3:
+                events.recipients[outbox_id] = parts[3]
+        elif kind == "R":
+            events.responses.setdefault(outbox_id, t)
+        elif kind == "C":
+            events.commits.setdefault(outbox_id, t)
+    return events
+
+
+def quantiles(values: list[float]) -> str:
+    if not values:
+        return "-"
+    values = sorted(values)
+    pick = [values[min(len(values) - 1, int(q * len(values)))] for q in (0.5, 0.9, 0.99)]
+    return "/".join(f"{v * 1000:.0f}" for v in pick)
+
+
+def kill_report(trace: Path, kills: list[float], received_at: Callable[[int, str], float | None]) -> str:
+    """Per kill: what the dead process had on the wire and unrecorded, and what the receiver already had.
+
+    in flight: sends past the concurrency limit whose response the dispatcher had not got (`rcv`: of those, the
+    receiver had them: each one is a reply delivered twice); unrecorded: responses back in the dispatcher, outcome
+    not committed (all were with the receiver: each is a reply delivered twice). Rate: replies committed in the
+    last second; lag: event-loop lag in the last 2 s, p50/p90/p99 ms; resp->commit and recv->commit over the life
+    of the process, p50/p90/p99 ms."""
+    lines = ["| kill | life s | rate/s | in flight | of which rcv | unrecorded | dup total | loop lag ms "
+             "| resp->commit ms | recv->commit ms |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    previous = 0.0
+    totals = Counter[str]()
+    for n, kill in enumerate(sorted(kills), 1):
+        ev = read_trace(trace, previous, kill)
+        in_flight = [i for i, t in ev.sends.items() if i not in ev.responses]
+        rcv = [i for i in in_flight if (r := received_at(i, ev.recipients.get(i, ""))) is not None and r < kill]
+        unrecorded = [i for i in ev.responses if i not in ev.commits]
+        rate = sum(1 for t in ev.commits.values() if t >= kill - 1.0)
+        lags = [lag for t, lag in ev.lags if t >= kill - 2.0]
+        resp_commit = [ev.commits[i] - ev.responses[i] for i in ev.commits if i in ev.responses]
+        recv_commit = [ev.commits[i] - r for i in ev.commits
+                       if (r := received_at(i, ev.recipients.get(i, ""))) is not None]
+        life = kill - (min(t for t, _ in ev.lags) if ev.lags else previous)
+        totals.update({"in flight": len(in_flight), "rcv": len(rcv), "unrecorded": len(unrecorded)})
+        lines.append(f"| {n} | {life:.1f} | {rate} | {len(in_flight)} | {len(rcv)} | {len(unrecorded)} "
+                     f"| {len(rcv) + len(unrecorded)} | {quantiles(lags)} | {quantiles(resp_commit)} "
+                     f"| {quantiles(recv_commit)} |")
+        previous = kill
+    lines.append(f"| all | | | {totals['in flight']} | {totals['rcv']} | {totals['unrecorded']} "
+                 f"| {totals['rcv'] + totals['unrecorded']} | | | |")
+    return "\n".join(lines)
 
 
 class Server:
@@ -254,6 +407,10 @@ class Server:
         self.data_dir.mkdir()
         self.env = {**os.environ, "PYTHONPATH": str(ctx.server_root), "FAULTS_DATABASE_URL": database_url,
                     "FAULTS_DATA_DIR": str(self.data_dir), **env}
+        self.trace: Path | None = None
+        if os.environ.get("FAULTS_TRACE"):
+            self.trace = ctx.workdir / f"trace-{self.port}.txt"
+            self.env["FAULTS_TRACE_FILE"] = str(self.trace)
         self.proc: subprocess.Popen[bytes] | None = None
         self.kills = 0
         self.killed_at: list[float] = []
@@ -363,6 +520,7 @@ class BotApiStandIn(HttpReceiver):
     def __init__(self) -> None:
         super().__init__()
         self.per_chat: Counter[int] = Counter()
+        self.first_at: dict[int, float] = {}
         self.sent = 0
 
     def answer(self, path: str, headers: dict[str, str], body: bytes) -> Any:
@@ -378,6 +536,7 @@ class BotApiStandIn(HttpReceiver):
                 form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
             chat = int(form.get("chat_id", "0"))
             self.per_chat[chat] += 1
+            self.first_at.setdefault(chat, time.monotonic())
             self.sent += 1
             return {"ok": True, "result": {"message_id": self.sent, "date": int(time.time()), "from": self.BOT,
                                            "text": form.get("text", ""), "chat": {"id": chat, "type": "private"}}}
@@ -597,6 +756,11 @@ async def rest_run(ctx: Context, name: str, servers_count: int, fault: Callable[
         inbound, outbox = await stored(url, "rest")
         inbound_counts(row, traffic, inbound)
         rest_reply_counts(row, outbox, receiver)
+        for server in servers:
+            if server.trace is not None:
+                print(f"  {name}, what each kill interrupted (server {server.port}):\n"
+                      + kill_report(server.trace, server.killed_at, lambda i, _: receiver.first_at.get(i)),
+                      file=sys.stderr)
         if os.environ.get("FAULTS_DEBUG"):
             kills = sorted(t for s in servers for t in s.killed_at)
             for i, n in receiver.deliveries.items():
@@ -608,6 +772,43 @@ async def rest_run(ctx: Context, name: str, servers_count: int, fault: Callable[
     finally:
         for server in servers:
             server.stop()
+        await receiver.stop()
+    return row
+
+
+async def rest_throughput(ctx: Context) -> Row:
+    """The outbox's pace, without faults: `messages` REST messages are ingested by an instance without background
+    workers (their replies wait, queued), then an instance with workers starts and delivers them to the local
+    webhook; notes how many replies per second the receiver got, first delivery to last. Not a registered
+    scenario (`--throughput`): it proves no invariant, it measures."""
+    receiver = WebhookReceiver()
+    await receiver.start()
+    url = await ctx.database()
+    row = Row("rest: throughput")
+    hook = f"http://127.0.0.1:{receiver.port}/hook"
+    ingesting = Server(ctx, url, FAULTS_WEBHOOK_URL=hook, FAULTS_WORKERS="0")
+    try:
+        ingesting.start()
+        await ingesting.ready()
+        traffic = Traffic()
+        await send_all(lambda i: ingesting.port, "/channels/rest/messages", rest_bodies("pace", ctx.mode.messages),
+                       REST_HEADERS, ctx.mode.rate, traffic, give_up_after=ctx.mode.settle_seconds)
+        ingesting.stop()
+        delivering = Server(ctx, url, FAULTS_WEBHOOK_URL=hook)
+        try:
+            delivering.start()
+            await drain(url, "rest", ctx.mode.settle_seconds * 4)
+        finally:
+            delivering.stop()
+        inbound, outbox = await stored(url, "rest")
+        inbound_counts(row, traffic, inbound)
+        rest_reply_counts(row, outbox, receiver)
+        times = sorted(receiver.first_at.values())
+        if len(times) > 1:
+            row.notes = (f"{(len(times) - 1) / (times[-1] - times[0]):.0f} replies delivered/s "
+                         f"({len(times)} in {times[-1] - times[0]:.1f} s)")
+    finally:
+        ingesting.stop()
         await receiver.stop()
     return row
 
@@ -642,6 +843,10 @@ async def telegram_kill9(ctx: Context) -> Row:
         inbound, outbox = await stored(url, "telegram")
         inbound_counts(row, traffic, inbound)
         telegram_reply_counts(row, outbox, botapi)
+        if server.trace is not None:
+            print("  telegram webhook, what each kill interrupted:\n" + kill_report(
+                server.trace, server.killed_at, lambda _, chat: botapi.first_at.get(int(chat)) if chat else None),
+                file=sys.stderr)
         row.faults, row.notes = server.kills, "kill -9"
     finally:
         server.stop()
@@ -946,13 +1151,16 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-async def run(mode: Mode, only: list[str], server_root: Path) -> list[Row]:
+async def run(mode: Mode, only: list[str], server_root: Path, throughput: bool = False) -> list[Row]:
     workdir = Path(tempfile.mkdtemp(prefix="sb-faults-"))
     cluster = PrivateCluster(workdir)
     rows: list[Row] = []
     try:
         await asyncio.to_thread(cluster.init)
         ctx = Context(mode=mode, workdir=workdir, server_root=server_root, cluster=cluster)
+        if throughput:
+            print("  running rest: throughput...", file=sys.stderr, flush=True)
+            return [await rest_throughput(ctx)]
         for name, fn in SCENARIOS.items():
             if only and not any(o in name for o in only):
                 continue
@@ -981,6 +1189,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--messages", type=int, help="messages per traffic scenario (overrides the mode)")
     parser.add_argument("--kill-every", type=float, help="seconds of service between two kill -9")
+    parser.add_argument("--rate", type=float, help="messages per second offered (overrides the mode)")
+    parser.add_argument("--throughput", action="store_true",
+                        help="instead of the scenarios: the outbox's pace without faults (REST replies queued by an "
+                             "instance without workers, then delivered by one with them: replies delivered/s)")
     parser.add_argument("--no-live", action="store_true",
                         help="skip the live-delivery scenario (bench/faults_redis.py: three instances through a "
                              "Redis outage, its own table; tests/api/test_redis_outage.py covers it in CI)")
@@ -995,8 +1207,12 @@ def main() -> None:
         mode = dataclasses.replace(mode, messages=args.messages)
     if args.kill_every:
         mode = dataclasses.replace(mode, kill_every=args.kill_every)
-    rows = asyncio.run(run(mode, args.only, server_root))
+    if args.rate:
+        mode = dataclasses.replace(mode, rate=args.rate)
+    rows = asyncio.run(run(mode, args.only, server_root, throughput=args.throughput))
     print(table(rows))
+    if args.throughput:
+        return
     problems = {r.scenario: r.problems() for r in rows if r.problems() or r.notes.startswith("ERROR")}
     if not args.no_live and (not args.only or any(o in LIVE_SCENARIO for o in args.only)):
         # Live delivery has other columns (shown live, caught up, never shown): a table of its own.

@@ -67,6 +67,11 @@ class CoreSettings(BaseModel):
     outbox_send_timeout_seconds: float = Field(
         default=120.0, gt=0, description="A send still running after this counts as a failed attempt.")
     outbox_batch_size: int = Field(default=50, ge=1)
+    outbox_max_unrecorded: int = Field(
+        default=8, ge=1, le=1000,
+        description="Most replies a dispatcher has out whose outcome is not recorded yet (on the wire, or answered "
+                    "and being written): a crash of its process sends at most this many again. A send starts "
+                    "only when one of these slots is free, i.e. when an earlier outcome is committed.")
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_gather_seconds: float = Field(default=0.01, ge=0, description="Wait after a wake-up to batch sends.")
     ingest_batch_size: int = Field(

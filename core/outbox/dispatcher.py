@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.config import CoreSettings
 from core.db.base import utcnow
@@ -66,19 +66,17 @@ class OutboxDispatcher:
         bus: EventBus,
         settings: CoreSettings,
         *,
-        concurrency: int = 16,
-        record_concurrency: int = 4,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.record_concurrency = record_concurrency
         self.sessionmaker = sessionmaker
         self.clock = clock
         self.senders = senders
         self.bus = bus
         self.settings = settings
         self.stats = DispatcherStats()
-        self._semaphore = asyncio.Semaphore(concurrency)
-        self._on_wire: set[int] = set()  # sends in progress (past the semaphore)
+        # Replies out whose outcome is not committed yet (on the wire, or answered and being written): what a
+        # crash of this process would send again. Shared by the batches, which may overlap at a stop.
+        self._window = asyncio.Semaphore(settings.outbox_max_unrecorded)
 
     def job(self) -> Job:
         """The dispatcher as a job: a batch per tick, polled every `outbox_poll_seconds`, woken at once by new
@@ -114,12 +112,13 @@ class OutboxDispatcher:
     async def dispatch_once(self) -> int:
         """Claim one batch, send it, record outcomes. Returns how many rows were handled.
 
-        Outcomes are recorded as the sends finish, in groups (whatever finished while the recorders were busy
-        goes in the next one: one UPDATE per group; up to `record_concurrency` groups written at once), not
-        once the whole batch is done: a crash then resends only what was on the wire or being recorded, not
-        every reply the batch had already delivered. Until its outcome is written, each claimed row's lease is
-        renewed by a heartbeat, so the lease can be short and the rows of a dead dispatcher are sent again
-        within seconds. A stop (cancellation) lets the sends on the wire finish and be written first.
+        Each outcome is recorded the moment its send returns, in groups (what comes back while a write is on its
+        way goes in the next one: one UPDATE per group, on PostgreSQL over a connection the batch holds, with a
+        statement of one shape and no commit wait - see `_Recorder`), and a send starts only when fewer than
+        `outbox_max_unrecorded` replies are out unrecorded: a crash of the process resends at most that many.
+        Until its outcome is written, each claimed row's lease is renewed by a heartbeat, so the lease can be
+        short and the rows of a dead dispatcher are sent again within seconds. A stop (cancellation) lets the
+        sends on the wire finish and be written first.
         """
         self.stats.last_run_at = utcnow()
         lease = self.settings.outbox_lease_seconds
@@ -139,63 +138,47 @@ class OutboxDispatcher:
         unrecorded = {e.outbox_id: claims[e.outbox_id] for e in envelopes}
         beating = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(unrecorded, beating), name="outbox-heartbeat")
-        finished: list[tuple[OutboundEnvelope, _Outcome]] = []
-        recorders: set[asyncio.Task[None]] = set()
-
-        async def record(group: list[tuple[OutboundEnvelope, _Outcome]]) -> None:
-            # The replies are with the customer: a stop waits for their transaction rather than abandon it.
-            await finish_even_if_cancelled(self._record(group, claims))
-            for envelope, _ in group:
-                unrecorded.pop(envelope.outbox_id, None)
-
-        def flush(_: object = None) -> None:
-            # What finished while every recorder was busy goes out as one group when one frees up. Several
-            # groups are written at once: a group never waits behind another one's round trips.
-            while finished and len(recorders) < self.record_concurrency:
-                group = finished.copy()
-                finished.clear()
-                task = asyncio.create_task(record(group))
-                recorders.add(task)
-                task.add_done_callback(recorders.discard)
-                task.add_done_callback(flush)
-
-        def finish(envelope: OutboundEnvelope, task: asyncio.Task[_Outcome]) -> None:
-            if not task.cancelled():
-                finished.append((envelope, task.result()))
-                flush()
-
-        sends = [asyncio.create_task(self._send(e)) for e in envelopes]
-        for envelope, send in zip(envelopes, sends, strict=True):
-            send.add_done_callback(functools.partial(finish, envelope))
+        recorder = _Recorder(self, claims)
+        recorder.open()
+        started: set[int] = set()  # sends past the window: never dropped by a stop
+        deliveries = [asyncio.create_task(self._deliver(e, recorder, unrecorded, started)) for e in envelopes]
         try:
             # wait, not gather: a cancelled dispatcher (stopping) must not cancel the sends on the wire.
-            await asyncio.wait(sends)
-            while recorders:
-                done, _ = await asyncio.wait(set(recorders))
-                for task in done:
-                    task.result()  # a recorder that gave up raises here (its rows go again after the lease)
+            await asyncio.wait(deliveries)
+            for delivery in deliveries:
+                delivery.result()  # a recording that gave up raises here (its rows go again after the lease)
         except asyncio.CancelledError:
-            await self._finish_on_stop(envelopes, sends, recorders)
+            await self._finish_on_stop(envelopes, deliveries, started)
             raise
         finally:
-            for pending in [*sends, *recorders]:
+            for pending in deliveries:
                 pending.cancel()
+            await recorder.close()
             beating.set()
             await asyncio.wait({heartbeat})  # its beat in progress ends; a cancellation of ours still goes through
         return len(envelopes)
 
-    async def _finish_on_stop(self, envelopes: list[OutboundEnvelope], sends: list[asyncio.Task[_Outcome]],
-                              recorders: set[asyncio.Task[None]]) -> None:
+    async def _deliver(self, envelope: OutboundEnvelope, recorder: _Recorder, unrecorded: dict[int, int],
+                       started: set[int]) -> None:
+        """Send one reply and record its outcome, holding one of the `outbox_max_unrecorded` slots throughout."""
+        async with self._window:
+            started.add(envelope.outbox_id)
+            outcome = await self._send(envelope)
+            await recorder.record(envelope, outcome)
+        unrecorded.pop(envelope.outbox_id, None)
+
+    async def _finish_on_stop(self, envelopes: list[OutboundEnvelope], deliveries: list[asyncio.Task[None]],
+                              started: set[int]) -> None:
         """Stopping (a deploy, not a crash): sends not started yet are dropped (their lease brings them back),
         while the ones on the wire and their records get a few seconds to finish - else every restart would
         send them again."""
-        for envelope, send in zip(envelopes, sends, strict=True):
-            if not send.done() and envelope.outbox_id not in self._on_wire:
-                send.cancel()
+        for envelope, delivery in zip(envelopes, deliveries, strict=True):
+            if not delivery.done() and envelope.outbox_id not in started:
+                delivery.cancel()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(5.0, self.settings.outbox_lease_seconds / 2)
         while loop.time() < deadline:
-            pending = [t for t in sends if not t.done()] + list(recorders)
+            pending = [t for t in deliveries if not t.done()]
             if not pending:
                 return
             await asyncio.wait(pending, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED)
@@ -222,8 +205,10 @@ class OutboxDispatcher:
                 self.stats.last_error = f"heartbeat: {type(exc).__name__}: {exc}"[:500]
                 log.warning("outbox heartbeat failed", extra={"error": str(exc)[:200], "rows": len(claims)})
 
-    async def _record(self, group: list[tuple[OutboundEnvelope, _Outcome]], claims: dict[int, int]) -> None:
-        """Write the outcomes of a group of finished sends in one transaction; retried while the database is away.
+    async def _record(self, group: list[tuple[OutboundEnvelope, _Outcome]], claims: dict[int, int],
+                      write: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Write the outcomes of a group of finished sends (`write`, by default one pooled transaction); retried
+        while the database is away.
 
         The replies are already with the customer: giving up at the first error would make every one of them go
         out again once the lease runs out. Past a deadline the error is raised (the leases have long run out).
@@ -233,7 +218,7 @@ class OutboxDispatcher:
         delay = 0.05
         while True:
             try:
-                await self._record_once(group, claims)
+                await (write() if write is not None else self._record_once(group, claims))
                 return
             except Exception as exc:
                 if loop.time() >= deadline:
@@ -274,31 +259,27 @@ class OutboxDispatcher:
         sender = self.senders(envelope.channel)
         if sender is None:
             return _Outcome(error=f"channel {envelope.channel!r} is not enabled")
-        async with self._semaphore:
-            timeout = self.settings.outbox_send_timeout_seconds
-            self._on_wire.add(envelope.outbox_id)
-            try:
-                # The heartbeat keeps the claim while a send runs: a send that never returns must end somewhere.
-                async with asyncio.timeout(timeout):
-                    provider_id = await sender.send(envelope)
-                return _Outcome(provider_id=provider_id)
-            except PartialDelivery as exc:
-                permanent = isinstance(exc.cause, PermanentSendError)
-                log.warning("send failed part-way", extra={"channel": envelope.channel,
-                                                           "outbox_id": envelope.outbox_id, "error": str(exc)[:200]})
-                return _Outcome(error=("rejected: " if permanent else "") + str(exc), permanent=permanent,
-                                progress=(exc.delivered_parts, exc.provider_message_id))
-            except PermanentSendError as exc:
-                return _Outcome(error=f"rejected: {exc}", permanent=True)
-            except TimeoutError as exc:
-                log.warning("send timed out", extra={"channel": envelope.channel, "outbox_id": envelope.outbox_id})
-                return _Outcome(error=f"send timed out after {timeout:g} s ({exc!r})")
-            except Exception as exc:
-                log.warning("send failed", extra={"channel": envelope.channel, "outbox_id": envelope.outbox_id,
-                                                  "error": str(exc)[:200]})
-                return _Outcome(error=f"{type(exc).__name__}: {exc}")
-            finally:
-                self._on_wire.discard(envelope.outbox_id)
+        timeout = self.settings.outbox_send_timeout_seconds
+        try:
+            # The heartbeat keeps the claim while a send runs: a send that never returns must end somewhere.
+            async with asyncio.timeout(timeout):
+                provider_id = await sender.send(envelope)
+            return _Outcome(provider_id=provider_id)
+        except PartialDelivery as exc:
+            permanent = isinstance(exc.cause, PermanentSendError)
+            log.warning("send failed part-way", extra={"channel": envelope.channel,
+                                                       "outbox_id": envelope.outbox_id, "error": str(exc)[:200]})
+            return _Outcome(error=("rejected: " if permanent else "") + str(exc), permanent=permanent,
+                            progress=(exc.delivered_parts, exc.provider_message_id))
+        except PermanentSendError as exc:
+            return _Outcome(error=f"rejected: {exc}", permanent=True)
+        except TimeoutError as exc:
+            log.warning("send timed out", extra={"channel": envelope.channel, "outbox_id": envelope.outbox_id})
+            return _Outcome(error=f"send timed out after {timeout:g} s ({exc!r})")
+        except Exception as exc:
+            log.warning("send failed", extra={"channel": envelope.channel, "outbox_id": envelope.outbox_id,
+                                              "error": str(exc)[:200]})
+            return _Outcome(error=f"{type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,3 +290,142 @@ class _Outcome:
     error: str | None = None
     permanent: bool = False
     progress: tuple[int, str | None] | None = None
+
+
+class _Recorder:
+    """Writes the outcomes of one batch's sends the moment they come back.
+
+    Deliveries are written in groups by one writer: what comes back while a write is on its way goes in the next
+    one (one UPDATE per group). On PostgreSQL the writer holds a connection for the batch, so a group costs one
+    round trip: no pool checkout (and its ping) per group, a statement of one shape whatever the group's size
+    (prepared once per connection), autocommit, and `synchronous_commit = off` - the commit does not wait for
+    the WAL flush. What that risks is only the record of a delivery: if the database server itself crashes
+    within its WAL writer's delay (a fraction of a second), those rows read `sending` again and are sent again
+    after the lease - a repeat the delivery id lets the receiver drop, never a lost reply. On SQLite (one
+    connection for the whole process, which a batch must not hold) each group is one pooled transaction.
+    Failed sends are rare and take their own transaction (the row is locked and the claim's token checked).
+    """
+
+    def __init__(self, dispatcher: OutboxDispatcher, claims: dict[int, int]) -> None:
+        self.dispatcher = dispatcher
+        self.claims = claims
+        self.pending: list[tuple[OutboundEnvelope, _Outcome, asyncio.Future[None]]] = []
+        self.idle = asyncio.Event()  # no write on its way
+        self.idle.set()
+        self.writer: asyncio.Task[None] | None = None  # only when a writing caller was cancelled with work left
+        engine = dispatcher.sessionmaker.kw.get("bind")
+        self.engine: AsyncEngine | None = (
+            engine if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql" else None)
+        self.connection: AsyncConnection | None = None
+        self.opening: asyncio.Task[AsyncConnection] | None = None
+
+    async def record(self, envelope: OutboundEnvelope, outcome: _Outcome) -> None:
+        """Write this outcome (with whatever else is waiting); returns once it is committed.
+
+        The first caller to find no write on its way writes at once, in its own task (a task started for it would
+        wait a turn of a busy event loop first), and goes on with what gathered meanwhile; the others wait."""
+        if outcome.error is not None:
+            await finish_even_if_cancelled(self.dispatcher._record([(envelope, outcome)], self.claims))
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((envelope, outcome, future))
+        if self.idle.is_set():
+            self.idle.clear()
+            try:
+                await self._write_all()
+            finally:
+                if self.pending:  # this writer was cancelled (a stop): the rest are written by a task of their own
+                    self.writer = asyncio.create_task(self._write_rest(), name="outbox-recorder")
+                else:
+                    self.idle.set()
+        # Not ours to cancel: a stop waits for the write rather than abandon it.
+        await asyncio.shield(future)
+
+    async def _write_rest(self) -> None:
+        try:
+            await self._write_all()
+        finally:
+            self.idle.set()
+
+    async def _write_all(self) -> None:
+        while self.pending:
+            group, self.pending = self.pending, []
+            await finish_even_if_cancelled(self._write_group(group))
+
+    async def _write_group(self, group: list[tuple[OutboundEnvelope, _Outcome, asyncio.Future[None]]]) -> None:
+        """One group, its waiters told the outcome (inside the shielded work: a write that committed is never
+        reported as cancelled)."""
+        outcomes = [(envelope, outcome) for envelope, outcome, _ in group]
+        try:
+            await self.dispatcher._record(outcomes, self.claims, write=functools.partial(self._write, outcomes))
+        except Exception as exc:
+            for _, _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for _, _, future in group:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _write(self, group: list[tuple[OutboundEnvelope, _Outcome]]) -> None:
+        if self.engine is None:
+            await self.dispatcher._record_once(group, self.claims)
+            return
+        if self.connection is None:
+            opening, self.opening = self.opening, None
+            self.connection = await (opening if opening is not None else self._connect(self.engine))
+        session = self.dispatcher.sessionmaker(bind=self.connection)
+        try:
+            await service.mark_sent(session, [(e, o.provider_id) for e, o in group])
+        except BaseException:
+            await session.close()
+            await self._drop_connection(invalidate=True)  # the next try connects afresh
+            raise
+        await session.close()
+        self.dispatcher.bus.publish_all(take_pending(session))
+        self.dispatcher.stats.sent += len(group)
+
+    def open(self) -> None:
+        """On PostgreSQL, connect while the batch's first sends are on the wire: their answers find it ready."""
+        if self.engine is not None:
+            self.opening = asyncio.create_task(self._connect(self.engine), name="outbox-recorder-connect")
+
+    @staticmethod
+    async def _connect(engine: AsyncEngine) -> AsyncConnection:
+        connection = await engine.connect()
+        try:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.exec_driver_sql("SET synchronous_commit = off")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+                await connection.close()
+            raise
+        return connection
+
+    async def close(self) -> None:
+        """After the batch: the last write finishes, then the connection goes back to the pool as it came."""
+        await self.idle.wait()  # a write on its way ends (a cancelled writer finishes its group first)
+        opening, self.opening = self.opening, None
+        if opening is not None:  # never used (no delivery in the batch)
+            if not opening.done():
+                opening.cancel()
+            await asyncio.wait({opening})
+            if not opening.cancelled() and opening.exception() is None:
+                self.connection = opening.result()
+        await self._drop_connection(invalidate=False)
+
+    async def _drop_connection(self, *, invalidate: bool) -> None:
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        try:
+            if not invalidate:
+                await connection.exec_driver_sql("RESET synchronous_commit")
+        except Exception:
+            invalidate = True
+        if invalidate:
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+        with contextlib.suppress(Exception):
+            await connection.close()

@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, case, insert, literal, select, tuple_, update
+from sqlalchemy import String, bindparam, case, insert, literal, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from core.db.base import UTCDateTime
 from core.outbox.models import OutboxMessage, OutboxStatus
 from core.tickets.models import Message
 
@@ -71,16 +72,31 @@ async def envelope_rows(session: AsyncSession, ids: Sequence[int]) -> Sequence[A
     return (await session.execute(stmt)).all()
 
 
+# PostgreSQL: one statement text whatever the number of rows (ids and provider ids as two arrays), so a
+# connection prepares it once and each group of deliveries is one Bind/Execute round trip.
+_MARK_SENT_PG = text(
+    "UPDATE outbox SET status = 'sent', sent_at = :now, last_error = NULL, "
+    "provider_message_id = COALESCE(v.provider_id, outbox.provider_message_id) "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:provider_ids AS varchar[])) AS v(id, provider_id) "
+    "WHERE outbox.id = v.id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
 async def mark_sent(session: AsyncSession, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
-    """Record delivered rows ((outbox id, provider id) pairs) in one UPDATE (provider ids picked by a CASE)."""
-    provider_ids = case(
-        *((OutboxMessage.id == outbox_id, literal(provider_id, String())) for outbox_id, provider_id in sent),
-        else_=OutboxMessage.provider_message_id,
-    )
+    """Record delivered rows ((outbox id, provider id) pairs) in one UPDATE; a row whose channel gave no provider
+    id keeps the one it had (the first part's, after a partial delivery)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(_MARK_SENT_PG, {"now": now, "ids": [outbox_id for outbox_id, _ in sent],
+                                              "provider_ids": [provider_id for _, provider_id in sent]})
+        return
+    values: dict[str, Any] = {"status": OutboxStatus.sent, "sent_at": now, "last_error": None}
+    given = [(OutboxMessage.id == outbox_id, literal(provider_id, String()))
+             for outbox_id, provider_id in sent if provider_id is not None]
+    if given:
+        values["provider_message_id"] = case(*given, else_=OutboxMessage.provider_message_id)
     await session.execute(
         update(OutboxMessage).where(OutboxMessage.id.in_([outbox_id for outbox_id, _ in sent]))
-        .values(status=OutboxStatus.sent, sent_at=now, last_error=None, provider_message_id=provider_ids)
-        .execution_options(synchronize_session=False)
+        .values(**values).execution_options(synchronize_session=False)
     )
 
 

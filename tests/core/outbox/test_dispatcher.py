@@ -22,6 +22,7 @@ from core.events import EventBus
 from core.ingest.schemas import InboundMessage, SenderInfo
 from core.ingest.service import IngestService
 from core.models import OutboxMessage, OutboxStatus
+from core.outbox import dispatcher as dispatcher_module
 from core.outbox import service as outbox_service
 from core.outbox.dispatcher import OutboxDispatcher, PermanentSendError
 from core.outbox.schemas import OutboundEnvelope
@@ -370,3 +371,129 @@ async def test_a_stop_during_the_claim_leaves_no_transaction_open(
     [row] = await rows(sessionmaker)
     # The claim committed (its lease brings the row back to a dispatcher); nothing went out.
     assert row.status == OutboxStatus.sending and row.attempts == 1 and channel.calls == Counter()
+
+
+# The crash window: at most `outbox_max_unrecorded` replies out with no recorded outcome.
+
+class CountingChannel(FlakyChannel):
+    """Delivers at once, noting at each send how many replies it has that the database does not show as sent."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__()
+        self.sessionmaker = sessionmaker
+        self.unrecorded_at_send: list[int] = []
+
+    async def send(self, envelope: OutboundEnvelope) -> str | None:
+        async with self.sessionmaker() as s:
+            recorded = set((await s.scalars(select(OutboxMessage.id).where(
+                OutboxMessage.status == OutboxStatus.sent))).all())
+        self.unrecorded_at_send.append(len((set(self.calls) | {envelope.outbox_id}) - recorded))
+        return await super().send(envelope)
+
+
+async def test_a_send_starts_only_while_fewer_than_the_window_are_unrecorded(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await queue_answers(sessionmaker, 12)
+    settings = FAST.model_copy(update={"outbox_max_unrecorded": 3})
+    channel = CountingChannel(sessionmaker)
+    dispatcher = OutboxDispatcher(sessionmaker, lambda kind: channel, EventBus(), settings)
+    assert await dispatcher.dispatch_once() == 12
+    assert await statuses(sessionmaker) == [OutboxStatus.sent] * 12
+    assert max(channel.calls.values()) == 1 and dispatcher.stats.sent == 12
+    # Each send counts itself: never a fourth reply out before an earlier one was committed.
+    assert max(channel.unrecorded_at_send) <= 3
+
+
+def frozen_recording(monkeypatch: pytest.MonkeyPatch, frozen: list[OutboxDispatcher]
+                     ) -> tuple[asyncio.Event, asyncio.Event]:
+    """Deliveries of the dispatchers in `frozen` wait, before touching the database, for the first event (the
+    second is set once one is waiting): a process that died after its receivers answered."""
+    real_write = dispatcher_module._Recorder._write
+    thaw, waiting = asyncio.Event(), asyncio.Event()
+
+    async def write(self: Any, group: Any) -> None:
+        if self.dispatcher in frozen:
+            waiting.set()
+            await thaw.wait()
+        await real_write(self, group)
+
+    monkeypatch.setattr(dispatcher_module._Recorder, "_write", write)
+    return thaw, waiting
+
+
+async def test_a_crash_sends_again_at_most_the_window(
+        sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch) -> None:
+    await queue_answers(sessionmaker, 10)
+    settings = CoreSettings(outbox_max_unrecorded=4)
+    clock = Clock()
+    channel = FlakyChannel()
+    dying = OutboxDispatcher(sessionmaker, lambda kind: channel, EventBus(), settings, clock=clock)
+    thaw, waiting = frozen_recording(monkeypatch, [dying])
+    task = asyncio.create_task(dying.dispatch_once())
+    try:
+        await asyncio.wait_for(waiting.wait(), 30)
+
+        async def window_full() -> bool:
+            return len(channel.delivered) >= 4
+
+        await until(window_full, "four replies are out, none recorded")
+        # The process "dies" here, its records never written. Its lease runs out; another dispatcher takes over.
+        survivor = OutboxDispatcher(sessionmaker, lambda kind: channel, EventBus(), settings,
+                                    clock=lambda: clock.now + timedelta(seconds=settings.outbox_lease_seconds + 1))
+        assert await survivor.dispatch_once() == 10
+        assert await statuses(sessionmaker) == [OutboxStatus.sent] * 10
+        assert sorted(channel.calls.values()) == [1] * 6 + [2] * 4  # the window, and nothing more, went twice
+    finally:
+        thaw.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_delivery_without_a_provider_id_keeps_the_one_it_had(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await queue_answers(sessionmaker, 3)
+    async with sessionmaker() as s, s.begin():
+        claims = await outbox_service.claim_due(s, 10, 10.0)
+        envelopes = await outbox_service.build_envelopes(s, list(claims))
+        first = await s.get(OutboxMessage, envelopes[0].outbox_id)
+        assert first is not None
+        first.provider_message_id = "part-1"  # a retry after the first part was delivered
+    async with sessionmaker() as s, s.begin():
+        await outbox_service.mark_sent(s, [(envelopes[0], None), (envelopes[1], "p-2"), (envelopes[2], None)])
+    result = await rows(sessionmaker)
+    assert [r.status for r in result] == [OutboxStatus.sent] * 3
+    assert [r.provider_message_id for r in result] == ["part-1", "p-2", None]
+    assert all(r.sent_at is not None and r.last_error is None for r in result)
+
+
+@pytest.mark.postgres
+async def test_postgres_deliveries_are_written_without_waiting_for_the_flush_and_the_connection_comes_back_reset(
+        db_url: str, db_engine: AsyncEngine) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(db_url, pool_size=2, max_overflow=0)
+    try:
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        await queue_answers(sessions, 3)
+        seen: list[str] = []
+        real_mark_sent = outbox_service.mark_sent
+
+        async def mark_sent(session: AsyncSession, sent: Any) -> None:
+            seen.append(str((await session.execute(text("SHOW synchronous_commit"))).scalar_one()))
+            await real_mark_sent(session, sent)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(outbox_service, "mark_sent", mark_sent)
+            assert await OutboxDispatcher(sessions, lambda kind: FlakyChannel(), EventBus(), FAST).dispatch_once() == 3
+        assert seen and set(seen) == {"off"}
+        assert await statuses(sessions) == [OutboxStatus.sent] * 3
+        # Both pooled connections (the claim's and the recorder's) are back as they were.
+        async with engine.connect() as a, engine.connect() as b:
+            for conn in (a, b):
+                assert (await conn.execute(text("SHOW synchronous_commit"))).scalar_one() == "on"
+    finally:
+        await engine.dispose()
