@@ -34,7 +34,7 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.jobs import Backoff, Every, Job, JobContext
 from core.kpis import repository
 from core.kpis.facts import COUNTERS, Cell, Histogram, TicketFacts, contributions
-from core.kpis.models import KpiHourly, KpiRollup, KpiState, KpiTicketFacts
+from core.kpis.models import KpiState, KpiTicketFacts
 from core.kpis.service import DEFAULT_CSAT_LOW, STATE_NAME, compute_facts
 from core.tickets.models import Message
 
@@ -114,43 +114,46 @@ class Deltas:
 
 
 async def apply(session: AsyncSession, deltas: Deltas) -> None:
-    """Add the deltas to the stored rows (created when missing, deleted when they come to nothing)."""
+    """Add the deltas to the stored rows (inserted when missing, deleted when they come to nothing), a few
+    statements for the whole batch."""
     changed = {k: c for k, c in deltas.cells.items() if not c.is_zero()}
-    existing = {(r.grain, r.period, r.dimension, r.key): r for r in await repository.rollup_rows(session, changed)}
+    existing = {(r[0], r[1], r[2], r[3]): r for r in await repository.rollup_rows(session, changed)}
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    deletes: list[RollupKey] = []
     for key, delta in changed.items():
         row = existing.get(key)
         if row is None:
-            row = KpiRollup(grain=key[0], period=key[1], dimension=key[2], key=key[3],
-                            **dict.fromkeys(COUNTERS, 0), frt=[], res=[])
-            session.add(row)
-        cell = Cell(counters={name: getattr(row, name) or 0 for name in COUNTERS},
-                    frt=Histogram.from_json(row.frt), res=Histogram.from_json(row.res))
+            cell = Cell()
+        else:
+            cell = Cell(counters={name: int(row[4 + i] or 0) for i, name in enumerate(COUNTERS)},
+                        frt=Histogram.from_bytes(row[4 + len(COUNTERS)]),
+                        res=Histogram.from_bytes(row[5 + len(COUNTERS)]))
         cell.add(delta)
         if cell.is_zero():
-            if key in existing:
-                await session.delete(row)
-            else:
-                session.expunge(row)
+            if row is not None:
+                deletes.append(key)
             continue
-        for name in COUNTERS:
-            setattr(row, name, cell.counters[name])
-        row.frt, row.res = cell.frt.to_json(), cell.res.to_json()
+        values = {"grain": key[0], "period": key[1], "dimension": key[2], "key": key[3], **cell.counters,
+                  "frt": cell.frt.to_bytes(), "res": cell.res.to_bytes()}
+        (inserts if row is None else updates).append(values)
+    await repository.write_rollups(session, inserts, updates, deletes)
 
     hourly = {k: v for k, v in deltas.hourly.items() if v[0] or v[1]}
-    stored = {(r.dimension, r.hour, r.key): r for r in await repository.hourly_rows(session, hourly)}
+    stored = {(r[0], r[1], r[2]): (r[3], r[4]) for r in await repository.hourly_rows(session, hourly)}
+    h_inserts: list[dict[str, Any]] = []
+    h_updates: list[dict[str, Any]] = []
+    h_deletes: list[HourlyKey] = []
     for hkey, (tickets, escalations) in hourly.items():
-        hour_row = stored.get(hkey)
-        if hour_row is None:
-            hour_row = KpiHourly(dimension=hkey[0], hour=hkey[1], key=hkey[2], tickets=0, escalations=0)
-            session.add(hour_row)
-        hour_row.tickets += tickets
-        hour_row.escalations += escalations
-        if hour_row.tickets == 0 and hour_row.escalations == 0:
-            if hkey in stored:
-                await session.delete(hour_row)
-            else:
-                session.expunge(hour_row)
-    await session.flush()
+        old = stored.get(hkey)
+        new = (tickets + (old[0] if old else 0), escalations + (old[1] if old else 0))
+        if new == (0, 0):
+            if old is not None:
+                h_deletes.append(hkey)
+            continue
+        values = {"dimension": hkey[0], "hour": hkey[1], "key": hkey[2], "tickets": new[0], "escalations": new[1]}
+        (h_inserts if old is None else h_updates).append(values)
+    await repository.write_hourly(session, h_inserts, h_updates, h_deletes)
 
 
 async def refold(session: AsyncSession, ticket_ids: Iterable[int], zone: ZoneInfo, csat_low: int) -> int:
@@ -183,6 +186,52 @@ async def refold(session: AsyncSession, ticket_ids: Iterable[int], zone: ZoneInf
     await repository.delete_facts(session, changed)
     await repository.insert_facts(session, [facts_row(new[t]) for t in changed if t in new])
     return len(changed)
+
+
+async def build_rollups(session: AsyncSession) -> None:
+    """A rebuild's second pass: the rollups and the hourly volumes, from scratch, from every facts row.
+
+    The facts stream in creation-day order, and a ticket adds only to its creation day or later (its resolution),
+    so every day before the current one is complete and written out as the stream moves on: memory holds a day's
+    and a month's cells (plus resolutions still to come), never the year's.
+    """
+    await repository.clear_rollups(session)
+    days: dict[tuple[date, str, str], Cell] = defaultdict(Cell)
+    months: dict[tuple[date, str, str], Cell] = defaultdict(Cell)
+    hourly: dict[HourlyKey, list[int]] = defaultdict(lambda: [0, 0])
+    pending: list[dict[str, Any]] = []
+
+    async def flush(before: date | None) -> None:
+        month = before.replace(day=1) if before is not None else None
+        for grain, cells, limit in (("d", days, before), ("m", months, month)):
+            for key in [k for k in cells if limit is None or k[0] < limit]:
+                cell = cells.pop(key)
+                if grain == "d":
+                    months[(key[0].replace(day=1), key[1], key[2])].add(cell)
+                if not cell.is_zero():
+                    pending.append({"grain": grain, "period": key[0], "dimension": key[1], "key": key[2],
+                                    **cell.counters, "frt": cell.frt.to_bytes(), "res": cell.res.to_bytes()})
+        if len(pending) >= 2000 or before is None:
+            await repository.write_rollups(session, pending, [], [])
+            pending.clear()
+
+    current: date | None = None
+    async for row in repository.stream_facts(session):
+        facts = facts_of_row(row)
+        if facts.day != current:
+            await flush(facts.day)
+            current = facts.day
+        for day, dimension, key, cell in contributions(facts):
+            days[(day, dimension, key)].add(cell)
+        for hkey, tickets, escalations in hourly_contributions(facts):
+            entry = hourly[hkey]
+            entry[0] += tickets
+            entry[1] += escalations
+        session.expunge(row)
+    await flush(None)
+    await repository.write_hourly(session, [
+        {"dimension": k[0], "hour": k[1], "key": k[2], "tickets": v[0], "escalations": v[1]}
+        for k, v in hourly.items() if v[0] or v[1]], [], [])
 
 
 # -- cursors ------------------------------------------------------------------------------------------------------
@@ -269,7 +318,7 @@ class KpiFold:
         self.state_zone: str | None = None
 
     def _initial(self, zone: str, message_hi: int, audit_hi: int) -> dict[str, Any]:
-        return {"time_zone": zone, "mode": "rebuild", "rebuild_after": 0, "as_of": None,
+        return {"time_zone": zone, "mode": "facts", "rebuild_after": 0, "as_of": None,
                 "messages": Cursor(max(0, message_hi - REBUILD_MARGIN)).as_json(),
                 "audit": Cursor(max(0, audit_hi - REBUILD_MARGIN)).as_json()}
 
@@ -280,15 +329,21 @@ class KpiFold:
                                            self.clock.now())
 
     async def run_once(self) -> bool:
-        """One tick in one transaction: a rebuild chunk, or one batch of changes. True: more is waiting."""
+        """One tick in one transaction: a step of a rebuild, or one batch of changes. True: more is waiting."""
         started = self.clock.now()
         async with self.sessionmaker() as session, session.begin():
             state = await self._state(session)
             data = dict(state.data)
             self.state_zone = data.get("time_zone") or self.time_zone
             zone = ZoneInfo(self.state_zone)
-            if data.get("mode") == "rebuild":
-                more = await self._rebuild_chunk(session, data, zone, started)
+            mode = data.get("mode")
+            if mode == "facts":
+                more = await self._facts_chunk(session, data, zone)
+            elif mode == "rollups":
+                await build_rollups(session)
+                data["mode"] = "fold"
+                data["rebuilt_at"] = started.isoformat()
+                more = True  # fold what changed during the rebuild at once
             else:
                 more = await self._fold_changes(session, data, zone, started)
             state.data = data
@@ -296,18 +351,18 @@ class KpiFold:
         self.stats.ticks += 1
         return more
 
-    async def _rebuild_chunk(self, session: AsyncSession, data: dict[str, Any], zone: ZoneInfo,
-                             started: datetime) -> bool:
+    async def _facts_chunk(self, session: AsyncSession, data: dict[str, Any], zone: ZoneInfo) -> bool:
+        """A rebuild's first pass: the facts of the next chunk of tickets (the rollups come after, from them)."""
         ids = await repository.tickets_after(session, int(data.get("rebuild_after") or 0), self.rebuild_chunk)
         if ids:
-            await refold(session, ids, zone, self.csat_low)
+            facts = await compute_facts(session, ids, zone=zone, csat_low=self.csat_low)
+            await repository.delete_facts(session, ids)
+            await repository.insert_facts(session, [facts_row(facts[i]) for i in ids if i in facts])
             data["rebuild_after"] = ids[-1]
             self.stats.rebuilt += len(ids)
         if len(ids) < self.rebuild_chunk:
-            data["mode"] = "fold"
+            data["mode"] = "rollups"
             data.pop("rebuild_after", None)
-            data["rebuilt_at"] = started.isoformat()
-            return True  # fold what changed during the rebuild at once
         return True
 
     async def _fold_changes(self, session: AsyncSession, data: dict[str, Any], zone: ZoneInfo,
@@ -352,8 +407,7 @@ class KpiFold:
             state = await self._state(session)
             data = dict(state.data)
             total = await repository.count_tickets(session)
-            if resume and data.get("mode") == "rebuild" and data.get("time_zone") == self.time_zone \
-                    and data.get("rebuild_after"):
+            if resume and data.get("mode") in ("facts", "rollups") and data.get("time_zone") == self.time_zone:
                 return True, total
             message_hi = await repository.max_id(session, Message.id)
             audit_hi = await repository.max_id(session, AuditEntry.id)
