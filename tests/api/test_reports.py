@@ -53,6 +53,7 @@ async def test_supervisors_and_admins_read_reports_agents_do_not(
     ({"to": "2026-03-01"}, "query.from"),
     ({"from": "2026-03-02", "to": "2026-03-01"}, "from is after to"),
     ({"from": "2024-01-01", "to": "2026-03-01"}, "at most 366 are reported"),
+    ({"from": "9999-12-31", "to": "9999-12-31"}, "from must be between 2000-01-01 and 2099-12-31"),
     ({"from": "2026-03-01", "to": "2026-03-01", "group_by": "year"}, "query.group_by"),
     ({"from": "2026-03-01", "to": "2026-03-01", "format": "pdf"}, "query.format"),
 ])
