@@ -24,6 +24,8 @@ _DEFINITIONS = "\n".join(f"- `{name}`: {text}" for name, text in FIELD_DOCS.item
 From = Annotated[date, Query(alias="from", description="First local date of the range (YYYY-MM-DD), inclusive.")]
 To = Annotated[date, Query(alias="to", description="Last local date of the range (YYYY-MM-DD), inclusive.")]
 Group = Annotated[GroupBy, Query(description="day, week (Monday first), month, channel, queue, agent or intent.")]
+AgentFilter = Annotated[int | None, Query(ge=1, le=2**31 - 1, description=(
+    "Only this agent's tickets (with group_by day, week or month: one agent's figures over time)"))]
 
 
 @router.get("/kpis", response_model=KpiReport, responses={
@@ -35,13 +37,13 @@ Group = Annotated[GroupBy, Query(description="day, week (Monday first), month, c
                 "the tickets created in it; backlog is counted at the end of each period. Figures come from "
                 "aggregates the KPI job keeps up to date every few seconds (`as_of`).\n\n" + _DEFINITIONS)
 async def kpi_report(session: DbSession, state: State, user: Supervisor, date_from: From, date_to: To,
-                     group_by: Group = GroupBy.day,
+                     group_by: Group = GroupBy.day, agent_id: AgentFilter = None,
                      format: Annotated[Literal["json", "csv", "xlsx"], Query(
                          description="json (default), csv or xlsx; file column headers in the caller's language "
                                      "(RU/EN)")] = "json",
                      ) -> KpiReport | Response:
     core = state.settings.core
-    query = KpiQuery(date_from=date_from, date_to=date_to, group_by=group_by)
+    query = KpiQuery(date_from=date_from, date_to=date_to, group_by=group_by, agent_id=agent_id)
     report = await kpis.report(session, query, time_zone=core.kpi_time_zone, max_days=core.kpi_max_range_days,
                                csat_low=core.csat_low_score, now=state.clock.now())
     if format == "json":
@@ -56,7 +58,7 @@ async def kpi_report(session: DbSession, state: State, user: Supervisor, date_fr
 async def kpi_tickets(session: DbSession, state: State, _user: Supervisor, date_from: From, date_to: To,
                       metric: Annotated[Metric, Query(description="The figure: tickets, resolved, reopen, "
                                                                   "sla_first_response_breached, csat_low, ...")],
-                      group_by: Group = GroupBy.day,
+                      group_by: Group = GroupBy.day, agent_id: AgentFilter = None,
                       key: Annotated[str | None, Query(max_length=100, description=(
                           "The group's key as the report gives it (a time group: its first day); none: the "
                           "totals"))] = None,
@@ -66,7 +68,7 @@ async def kpi_tickets(session: DbSession, state: State, _user: Supervisor, date_
     """The tickets behind one figure of the report with the same from/to/group_by, in creation order (day, then
     id), a page at a time: `after` is the previous page's `next_after`."""
     core = state.settings.core
-    query = KpiQuery(date_from=date_from, date_to=date_to, group_by=group_by)
+    query = KpiQuery(date_from=date_from, date_to=date_to, group_by=group_by, agent_id=agent_id)
     return await kpis.tickets_behind(session, query, key, metric, after=after, limit=limit,
                                      time_zone=core.kpi_time_zone, max_days=core.kpi_max_range_days,
                                      csat_low=core.csat_low_score)

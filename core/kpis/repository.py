@@ -265,9 +265,11 @@ def cover(first: date, last: date) -> ColumnElement[bool]:
 _ROLLUP_COUNTERS = tuple(getattr(KpiRollup, name) for name in COUNTERS)
 
 
-async def rollups(session: AsyncSession, dimension: str, where: ColumnElement[bool], *, histograms: bool = True
-                  ) -> Sequence[Any]:
-    """(grain, period, key, counters..., [frt, res]) of the rows of `dimension` matching `where`."""
+async def rollups(session: AsyncSession, dimension: str, where: ColumnElement[bool], *, histograms: bool = True,
+                  key: str | None = None) -> Sequence[Any]:
+    """(grain, period, key, counters..., [frt, res]) of the rows of `dimension` (and `key`) matching `where`."""
+    if key is not None:
+        where = and_(where, KpiRollup.key == key)
     columns: list[Any] = [KpiRollup.grain, KpiRollup.period, KpiRollup.key, *_ROLLUP_COUNTERS]
     if histograms:
         columns += [KpiRollup.frt, KpiRollup.res]
@@ -285,12 +287,13 @@ async def open_before(session: AsyncSession, dimension: str, before: date) -> di
     return {row[0]: int(row[1] or 0) for row in rows}
 
 
-async def daily_balance(session: AsyncSession, first: date, last: date) -> dict[date, int]:
-    """Per local day of [first, last]: tickets created minus tickets resolved that day (all tickets)."""
+async def daily_balance(session: AsyncSession, first: date, last: date, dimension: str = "all", key: str = ""
+                        ) -> dict[date, int]:
+    """Per local day of [first, last]: tickets created minus tickets resolved that day (of one key)."""
     rows = await session.execute(
         select(KpiRollup.period, KpiRollup.tickets - KpiRollup.resolved_out)
-        .where(KpiRollup.dimension == "all", KpiRollup.grain == "d", KpiRollup.period >= first,
-               KpiRollup.period <= last))
+        .where(KpiRollup.dimension == dimension, KpiRollup.key == key, KpiRollup.grain == "d",
+               KpiRollup.period >= first, KpiRollup.period <= last))
     return {row[0]: int(row[1] or 0) for row in rows}
 
 
@@ -315,3 +318,13 @@ async def hourly(session: AsyncSession, dimension: str, start: datetime, end: da
 def day_range(first: date, last: date) -> ColumnElement[bool]:
     """The daily rows of [first, last]."""
     return and_(KpiRollup.grain == "d", KpiRollup.period >= first, KpiRollup.period <= last)
+
+
+async def hourly_totals(session: AsyncSession, dimension: str, start: datetime, end: datetime
+                        ) -> dict[str, tuple[int, int]]:
+    """Per key: (tickets, escalations) summed over the hours of `dimension` in [start, end)."""
+    rows = await session.execute(
+        select(KpiHourly.key, func.sum(KpiHourly.tickets), func.sum(KpiHourly.escalations))
+        .where(KpiHourly.dimension == dimension, KpiHourly.hour >= start, KpiHourly.hour < end)
+        .group_by(KpiHourly.key))
+    return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}

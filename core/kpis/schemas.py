@@ -52,6 +52,8 @@ class KpiQuery(BaseModel):
     date_from: date
     date_to: date
     group_by: GroupBy = GroupBy.day
+    # One agent's figures over time (group_by day/week/month only): the rows of that agent.
+    agent_id: int | None = Field(default=None, ge=1)
 
 
 FIELD_DOCS: dict[str, str] = {

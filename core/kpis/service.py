@@ -63,6 +63,9 @@ def check_query(query: KpiQuery, *, max_days: int = DEFAULT_MAX_DAYS) -> None:
     if query.date_from > query.date_to:
         raise ValidationFailedError("from is after to", date_from=query.date_from.isoformat(),
                                     date_to=query.date_to.isoformat())
+    if query.agent_id is not None and query.group_by not in TIME_GROUPS:
+        raise ValidationFailedError("an agent filter goes with group_by day, week or month",
+                                    group_by=query.group_by.value)
     days = (query.date_to - query.date_from).days + 1
     if days > max_days:
         raise ValidationFailedError(f"the range is {days} days; at most {max_days} are reported at once",
@@ -249,10 +252,12 @@ async def report(session: AsyncSession, query: KpiQuery, *, time_zone: str = DEF
     if query.group_by in TIME_GROUPS:
         where = (repository.cover(first, last) if query.group_by == GroupBy.month
                  else repository.day_range(first, last))
-        for row in await repository.rollups(session, "all", where):
+        # One agent's figures are the agent dimension's rows of that agent; everyone's are "all".
+        dimension, only = ("agent", str(query.agent_id)) if query.agent_id is not None else ("all", "")
+        for row in await repository.rollups(session, dimension, where, key=only):
             _add_row(groups[period_of(row[1], query.group_by).isoformat()], row)
-        open_count = (await repository.open_before(session, "all", first)).get("", 0)
-        balance = await repository.daily_balance(session, first, last)
+        open_count = (await repository.open_before(session, dimension, first)).get(only, 0)
+        balance = await repository.daily_balance(session, first, last, dimension, only)
         day = first
         for period_first, period_last in periods(query):
             while day <= period_last:
@@ -370,6 +375,8 @@ async def tickets_behind(session: AsyncSession, query: KpiQuery, key: str | None
         raise ValidationFailedError("limit must be 1..500", limit=limit)
     first, last = query.date_from, query.date_to
     where: list[ColumnElement[bool]] = []
+    if query.agent_id is not None:
+        where.append(F.agent_id == query.agent_id)
     if key is not None and query.group_by in TIME_GROUPS:
         try:
             period = date.fromisoformat(key)
@@ -448,3 +455,28 @@ async def counts(session: AsyncSession, *, dimension: CountDimension | str, star
     return [CountRow(key=k, bucket_start=b, tickets=t, escalations=e)
             for (b, k), (t, e) in sorted(table.items(), key=lambda item: (item[0][0], item[0][1] or ""))
             if t or e]
+
+
+async def totals(session: AsyncSession, *, dimension: CountDimension | str, start: datetime, end: datetime
+                 ) -> dict[str | None, tuple[int, int]]:
+    """Per key of `dimension`: (tickets, escalations) over the whole hours in [start's hour, end), summed in the
+    database (the same rules and keys as `counts`; a top list over a year reads one row per key)."""
+    try:
+        dimension = CountDimension(dimension)
+    except ValueError as exc:
+        raise ValidationFailedError(str(exc)) from None
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValidationFailedError("start and end must be timezone-aware")
+    first_hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    raw = await repository.hourly_totals(session, dimension.value, first_hour, end)
+    slugs: dict[str, str] = {}
+    if dimension == CountDimension.queue:
+        slugs = {str(i): slug for i, (slug, _) in (await repository.teams(session)).items()}
+    out: dict[str | None, tuple[int, int]] = {}
+    for raw_key, value in raw.items():
+        key = raw_key or None
+        if key is not None and dimension == CountDimension.queue:
+            key = slugs.get(key, f"#{key}")
+        if value != (0, 0):
+            out[key] = value
+    return out

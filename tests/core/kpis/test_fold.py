@@ -223,11 +223,16 @@ async def test_hourly_counts_by_intent_channel_and_reason(sessionmaker: async_se
         reasons = await kpis.counts(session, dimension="escalation_reason", start=base, end=base + timedelta(days=1))
         days = await kpis.counts(session, dimension="intent", start=base - timedelta(days=1),
                                  end=base + timedelta(days=2), bucket="day", time_zone="Europe/Moscow")
+        summed = await kpis.totals(session, dimension="intent", start=base, end=base + timedelta(days=1))
+        reason_totals = await kpis.totals(session, dimension="escalation_reason", start=base,
+                                          end=base + timedelta(hours=2))
         with pytest.raises(Exception, match="timezone-aware"):
             await kpis.counts(session, dimension="intent", start=base.replace(tzinfo=None), end=base)
     assert [(r.key, r.bucket_start, r.tickets, r.escalations) for r in intents] == [
         ("internet_down", h10, 2, 2), ("complaint", h11, 1, 1), ("complaint", next_day, 1, 1)]
     assert [(r.key, r.tickets) for r in channels] == [("telegram", 1), ("webchat", 1)]
+    assert summed == {"internet_down": (2, 2), "complaint": (2, 2)}
+    assert reason_totals == {"needs_human": (1, 1), "low_confidence": (1, 1), "declared_escalate": (1, 1)}
     assert [(r.key, r.bucket_start, r.tickets) for r in reasons] == [
         ("low_confidence", h10, 1), ("needs_human", h10, 1), ("declared_escalate", h11, 1),
         ("declared_escalate", next_day, 1)]

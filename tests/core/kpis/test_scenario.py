@@ -142,6 +142,20 @@ async def test_every_kpi_field_of_a_scripted_two_days(
         assert {g["key"]: fields(g) for g in agents["groups"]} == by_agent(s.user_ids)
         assert {g["key"]: g["label"] for g in agents["groups"]}[str(s.user_ids["a"])] == "a"
 
+        # One agent over time: the agent's rows by day, and only their tickets behind a figure.
+        a = s.user_ids["a"]
+        over_time = await get(s, "/reports/kpis", group_by="day", agent_id=a)
+        assert {g["key"]: fields(g) for g in over_time["groups"]} == {
+            D1.isoformat(): by_agent(s.user_ids)[str(a)],
+            D2.isoformat(): row(0, 0, (None, None), (None, None), None, None, None, None, None, None, None, 0, None,
+                                0)}  # type: ignore[arg-type]
+        assert fields(over_time["totals"]) == by_agent(s.user_ids)[str(a)]
+        page = await get(s, "/reports/kpis/tickets", metric="tickets", agent_id=a)
+        assert [t["id"] for t in page["items"]] == [s.tickets["t2"], s.tickets["t3"]]
+        r = await s.client.get("/reports/kpis", headers=s.headers["sup"], params={
+            "from": D1.isoformat(), "to": D2.isoformat(), "group_by": "channel", "agent_id": a})
+        assert r.status_code == 422 and "day, week or month" in r.json()["message"]
+
         for group_by in ("week", "month", "queue", "intent"):
             other = await get(s, "/reports/kpis", group_by=group_by)
             assert fields(other["totals"]) == TOTALS, group_by
