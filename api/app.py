@@ -34,6 +34,7 @@ from api.routers import (
     orders,
     outbox,
     presence,
+    reports,
     rest_channel,
     sla,
     telegram,
@@ -57,6 +58,7 @@ from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
 from core.jobs import JobRegistry
 from core.jobs.tasks import DueTaskRunner
+from core.kpis.fold import KpiFold
 from core.nlu_admin.catalog import ResponseCatalog
 from core.nlu_admin.training import TrainingRunner, stale_jobs_job
 from core.nlu_admin.versions import ModelSync
@@ -177,6 +179,10 @@ def create_app(
             quiet = QuietTicketSweep(sessionmaker, bus, jobs_clock,
                                      quiet=timedelta(minutes=settings.core.bot_resolve_after_minutes))
             jobs.start(quiet.job(settings.core.bot_resolve_sweep_seconds))
+            # The KPI reports' aggregates: ticket changes folded in every few seconds, off the ingest path.
+            kpi_fold = KpiFold(sessionmaker, jobs_clock, time_zone=settings.core.kpi_time_zone,
+                               csat_low=settings.core.csat_low_score)
+            jobs.start(kpi_fold.job(settings.core.kpi_fold_seconds))
         if freeze_heap:
             gc.collect()
             gc.freeze()
@@ -207,7 +213,7 @@ def create_app(
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
                    sla.router, csat_public.router, nlu_admin.router, nlu_admin.corrections, attachments.router,
-                   presence.router):
+                   presence.router, reports.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)
