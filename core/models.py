@@ -20,6 +20,7 @@ from core.nlu_admin.models import (
 )
 from core.orders.models import Order, OrderStatusChange
 from core.outbox.models import OutboxMessage, OutboxStatus
+from core.problems.models import HandledMessage, ProblemAlert
 from core.quarantine.models import QuarantinedPayload
 from core.routing.models import IntentRoute
 from core.sla.models import SlaPolicy, TicketSla
@@ -39,6 +40,7 @@ __all__ = [
     "CsatSurvey",
     "Customer",
     "Direction",
+    "HandledMessage",
     "IntentRoute",
     "LoginThrottle",
     "Message",
@@ -55,6 +57,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "Priority",
+    "ProblemAlert",
     "QuarantinedPayload",
     "Role",
     "ScheduledTask",
