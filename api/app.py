@@ -34,6 +34,7 @@ from api.routers import (
     orders,
     outbox,
     presence,
+    problems,
     rest_channel,
     sla,
     telegram,
@@ -61,6 +62,7 @@ from core.nlu_admin.catalog import ResponseCatalog
 from core.nlu_admin.training import TrainingRunner, stale_jobs_job
 from core.nlu_admin.versions import ModelSync
 from core.outbox.dispatcher import OutboxDispatcher
+from core.problems.job import RisingProblems
 from core.sla.timers import SlaTimers
 from nlu.data import load_training_data
 from nlu.protocol import EngineHolder, IntentEngine
@@ -177,6 +179,8 @@ def create_app(
             quiet = QuietTicketSweep(sessionmaker, bus, jobs_clock,
                                      quiet=timedelta(minutes=settings.core.bot_resolve_after_minutes))
             jobs.start(quiet.job(settings.core.bot_resolve_sweep_seconds))
+            if settings.problems.rising_enabled:  # rising-problem alerts on the KPI engine's hourly counts
+                jobs.start(RisingProblems(sessionmaker, bus, jobs_clock, settings.problems).job())
         if freeze_heap:
             gc.collect()
             gc.freeze()
@@ -207,7 +211,7 @@ def create_app(
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
                    sla.router, csat_public.router, nlu_admin.router, nlu_admin.corrections, attachments.router,
-                   presence.router):
+                   presence.router, problems.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)
