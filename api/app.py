@@ -35,6 +35,7 @@ from api.routers import (
     outbox,
     presence,
     problems,
+    reports,
     rest_channel,
     sla,
     telegram,
@@ -211,7 +212,7 @@ def create_app(
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
                    sla.router, csat_public.router, nlu_admin.router, nlu_admin.corrections, attachments.router,
-                   presence.router, problems.router):
+                   presence.router, problems.router, reports.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)

@@ -13,7 +13,6 @@ from api.deps import Admin, DbSession, State, Supervisor
 from api.openapi import CONFLICT
 from core.errors import ValidationFailedError
 from core.i18n import normalise
-from core.kpis import service as kpis
 from core.problems import service as problems
 from core.problems.schemas import (
     AlertPage,
@@ -44,8 +43,7 @@ def period(model: type[Any], **values: Any) -> Any:
 
 def time_zone(state: State) -> str:
     """The KPI reports' time zone: which day a ticket counts to."""
-    del state
-    return kpis.DEFAULT_TIME_ZONE
+    return state.settings.core.kpi_time_zone
 
 
 @router.get("/top", response_model=TopReport)

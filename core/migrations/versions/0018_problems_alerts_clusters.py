@@ -1,7 +1,7 @@
 """typical problems: rising-problem alerts, handled not-understood messages, the not-understood messages' index
 
 Revision ID: 0018_problems
-Revises: 0017
+Revises: 0018_kpi (merged in from the kpi branch; originally 0017)
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018_problems"
-down_revision: str | None = "0017"
+down_revision: str | None = "0018_kpi"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
