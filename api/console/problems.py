@@ -83,7 +83,7 @@ async def make_intent(request: Request, session: DbSession, actor: ConsoleAdmin,
     # `back` is the page's own period query (date_from=...&date_to=...): only those characters go back into a URL.
     target = "/console/problems/clusters" + (f"?{back}" if re.fullmatch(r"[a-z_=&0-9-]{0,80}", back) else "")
     try:
-        example_ids = [int(v) for v in form.getlist("example_ids") if str(v).isdigit()]
+        example_ids = [int(v) for v in form.getlist("example_ids") if isinstance(v, str) and v.isdigit()]
         message_ids = [int(v) for v in str(form.get("message_ids") or "").split(",") if v.strip().isdigit()]
         body = MakeIntent(intent=intent.strip() or " ", example_ids=example_ids, message_ids=message_ids,
                           description=description)

@@ -1,15 +1,16 @@
 """Group similar texts without a fixed number of groups: what customers wrote that the bot did not understand.
 
-Texts are compared by TF-IDF over word stems (the first letters) and their pairs, and character 3-5-grams (within word boundaries: Russian endings
-and typos still share most of a word's n-grams), cosine distance, and average-linkage agglomerative clustering cut
-at a distance threshold: the number of clusters follows from the data, and a text joins a group only when it is
-close to the group as a whole (single linkage would chain unrelated texts through intermediate ones). Identical
-texts (after normalising case, spaces and digits) are clustered once and counted. Pure CPU work on plain data:
-the service runs it off the event loop.
+Texts are compared by TF-IDF over word stems (their first letters) and stem pairs, and character 3-5-grams within
+word boundaries (Russian endings and typos still share most of a word's n-grams), by cosine distance, and grouped by
+average-linkage agglomerative clustering cut at a distance threshold: the number of clusters follows from the data,
+and a text joins a group only when it is close to the group as a whole (single linkage would chain unrelated texts
+through intermediate ones). Identical texts (after normalising case, spaces and digits) are clustered once and
+counted. Pure CPU work on plain data: the service runs it off the event loop.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -116,7 +117,7 @@ def _stems(text: str) -> list[str]:
     """Words cut to their first letters, and neighbouring pairs of them: a crude stemmer that works the same for
     Russian and English ("роутер", "роутере", "роутером"; "blinking", "blinks") and needs no dictionary."""
     words = [w[:STEM] for w in _WORD.findall(text)]
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
 
 
 def _word_vectors(distinct: list[str]) -> tuple[sparse.csr_matrix, np.ndarray]:

@@ -10,12 +10,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.problems.models import NOT_UNDERSTOOD_SQL, Dimension, HandledMessage, ProblemAlert
+from core.problems.models import NOT_UNDERSTOOD_SQL, HandledMessage, ProblemAlert
 from core.tickets.models import Message
 
 
 def _not_understood(session: AsyncSession) -> str:
-    return NOT_UNDERSTOOD_SQL["postgresql" if session.bind.dialect.name == "postgresql" else "sqlite"]
+    return NOT_UNDERSTOOD_SQL["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
 
 
 async def not_understood(session: AsyncSession, start: datetime, end: datetime, limit: int
@@ -61,7 +61,7 @@ async def mark_handled(session: AsyncSession, rows: Sequence[dict[str, object]])
     """Insert or overwrite the handled marks (the latest intent made of a message wins)."""
     if not rows:
         return
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(HandledMessage).values(list(rows))
     stmt = stmt.on_conflict_do_update(index_elements=[HandledMessage.message_id], set_={
         "intent": stmt.excluded.intent, "example": stmt.excluded.example, "handled_by": stmt.excluded.handled_by,
@@ -98,7 +98,7 @@ async def alerts(session: AsyncSession, *, since: datetime | None, before_id: in
 async def raise_alert(session: AsyncSession, values: dict[str, object]) -> ProblemAlert | None:
     """Insert an active alert unless the same (dimension, key) has one already (then None): the unique partial
     index decides, so two evaluations racing each other raise it once."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     stmt = ((pg_insert if dialect == "postgresql" else sqlite_insert)(ProblemAlert).values(**values)
             .on_conflict_do_nothing(index_elements=[ProblemAlert.dimension, ProblemAlert.key],
                                     index_where=ProblemAlert.resolved_at.is_(None))
@@ -111,7 +111,3 @@ async def raise_alert(session: AsyncSession, values: dict[str, object]) -> Probl
 
 async def resolve_alert(session: AsyncSession, alert_id: int, at: datetime) -> None:
     await session.execute(update(ProblemAlert).where(ProblemAlert.id == alert_id).values(resolved_at=at))
-
-
-def dimension_of(value: str) -> Dimension:
-    return Dimension(value)

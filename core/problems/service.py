@@ -16,7 +16,9 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as day_time, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as day_time
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -197,7 +199,9 @@ async def evaluate_rising(session: AsyncSession, settings: ProblemsSettings, now
             if alert_row is not None:
                 outcome.raised.append(alert_row)
     await session.flush()
-    for kind, alerts in (("raised", outcome.raised), ("resolved", outcome.resolved)):
+    changes: tuple[tuple[Literal["raised", "resolved"], list[ProblemAlert]], ...] = (
+        ("raised", outcome.raised), ("resolved", outcome.resolved))
+    for kind, alerts in changes:
         for alert in alerts:
             emit(session, ProblemAlertChanged.topic, ProblemAlertChanged(
                 kind=kind, alert_id=alert.id, dimension=alert.dimension.value, key=alert.key, count=alert.count,
