@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.customers.models import Customer
+from core.kpis.fold import KpiFold
 from core.tickets.models import AuthorKind, Direction, Message, Ticket, TicketStatus
 
 
@@ -29,5 +30,7 @@ async def tickets(session: AsyncSession, at: datetime, n: int = 1, *, intent: st
 
 
 async def kpis_up_to_date(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """The KPI engine's counts include every change made so far (its aggregates folded in)."""
-    del sessionmaker  # the counts are computed from the tickets at this merge of kpi
+    """The KPI engine's counts include every change made so far: its fold (core/kpis/fold.py) run to the end."""
+    fold = KpiFold(sessionmaker, time_zone="Europe/Moscow")
+    while await fold.run_once():
+        pass
