@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.kpis import service as kpis
 from core.problems import service as problems
 from core.problems.schemas import TopDimension, TopItem, TopQuery
 from tests.core.problems.helpers import kpis_up_to_date, tickets
@@ -52,6 +53,13 @@ async def test_top_intents_with_their_change(sessionmaker: async_sessionmaker[As
         TopItem(key=None, label="No intent recognised", count=2, share=0.1667, previous=0, change=2, change_pct=None),
         TopItem(key="complaint", label="complaint", count=1, share=0.0833, previous=0, change=1, change_pct=None),
     ]
+    # The same figures as the KPI engine's own day counts summed over the period.
+    async with sessionmaker() as s:
+        days = await kpis.counts(s, dimension="intent", start=MAR_2, end=MAR_9, bucket="day", time_zone=ZONE)
+    summed: dict[str | None, int] = {}
+    for row in days:
+        summed[row.key] = summed.get(row.key, 0) + row.tickets
+    assert summed == {i.key: i.count for i in report.items}
     async with sessionmaker() as s:
         two = await problems.top(s, QUERY.model_copy(update={"limit": 2}), time_zone=ZONE)
     assert [i.key for i in two.items] == ["internet_down", "billing"] and two.others == 3 and two.total == 12
