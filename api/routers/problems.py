@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from api.deps import Admin, DbSession, State, Supervisor
 from api.openapi import CONFLICT
+from core.db.base import MAX_ID
 from core.errors import ValidationFailedError
 from core.i18n import normalise
 from core.problems import service as problems
@@ -61,7 +62,8 @@ async def top(session: DbSession, state: State, user: Supervisor, date_from: Fro
 @router.get("/alerts", response_model=AlertPage)
 async def alerts(session: DbSession, _user: Supervisor,
                  active: Annotated[bool, Query(description="Only the active alerts")] = False,
-                 before: Annotated[int | None, Query(ge=1, description="next_before of the previous page")] = None,
+                 before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="next_before of the previous page")
+                                   ] = None,
                  limit: Annotated[int, Query(ge=1, le=200)] = 50) -> AlertPage:
     """Rising-problem alerts, newest first: an intent or a channel whose volume in the recent window is at least
     `rising_ratio` times its usual volume for those hours (the median of the same hours over the previous days)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.db.base import MAX_ID
 from core.problems.models import Dimension
 
 MAX_DAYS = 366
 MAX_PICK = 500
+MessageId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class TopDimension(enum.StrEnum):
@@ -130,8 +132,8 @@ class MakeIntent(BaseModel):
     model_config = ConfigDict(extra="forbid")
     intent: str = Field(min_length=1, max_length=64, description="An existing intent or a new name: 2-64 lower-case "
                                                                  "latin letters, digits and _, from a letter.")
-    example_ids: list[int] = Field(max_length=MAX_PICK, description="Messages whose texts become examples.")
-    message_ids: list[int] = Field(default_factory=list, max_length=20000,
+    example_ids: list[MessageId] = Field(max_length=MAX_PICK, description="Messages whose texts become examples.")
+    message_ids: list[MessageId] = Field(default_factory=list, max_length=20000,
                                    description="Every message of the cluster, marked handled (the examples too).")
     description: str = Field(default="", max_length=2000, description="For a new intent.")
 
