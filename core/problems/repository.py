@@ -31,12 +31,6 @@ async def not_understood(session: AsyncSession, start: datetime, end: datetime, 
     return [(int(i), str(t or ""), c) for i, t, c in rows]
 
 
-async def count_not_understood(session: AsyncSession, start: datetime, end: datetime) -> int:
-    return int(await session.scalar(
-        select(func.count()).select_from(Message)
-        .where(text(_not_understood(session)), Message.created_at >= start, Message.created_at < end)) or 0)
-
-
 async def not_understood_among(session: AsyncSession, ids: Collection[int]) -> dict[int, str]:
     """Of `ids`, the not-understood customer messages, with their texts."""
     if not ids:
@@ -90,6 +84,16 @@ async def volume_totals(session: AsyncSession, dimension: str, start: datetime, 
         if tickets:
             totals[key or None] = totals.get(key or None, 0) + int(tickets)
     return totals
+
+
+async def hourly_volumes(session: AsyncSession, dimension: str, hours: Collection[datetime]
+                         ) -> dict[tuple[str, datetime], int]:
+    """(key, hour) -> tickets of the KPI engine's hourly volumes for just these UTC hours (keys with none left out)."""
+    rows = (await session.execute(
+        select(KpiHourly.key, KpiHourly.hour, KpiHourly.tickets)
+        .where(KpiHourly.dimension == dimension, KpiHourly.hour.in_(list(hours)), KpiHourly.key != "",
+               KpiHourly.tickets > 0))).all()
+    return {(str(key), hour.astimezone(UTC)): int(tickets) for key, hour, tickets in rows}
 
 
 # --- alerts ---------------------------------------------------------------------------------------------------

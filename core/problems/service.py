@@ -1,7 +1,8 @@
 """Typical problems: what appeals are about and how that changes, what suddenly rises, what the bot misses.
 
 - Top intents and escalation reasons of a period with their change against the previous period of the same length,
-  from the KPI engine's maintained counts (`core.kpis.service.counts`), never from a scan of tickets.
+  from the KPI engine's maintained hourly volumes (the rows `core.kpis.service.counts` returns, summed by the
+  database: repository.volume_totals / hourly_volumes), never from a scan of tickets.
 - Rising problems: an intent or a channel whose volume in the recent window is far above its usual volume for the
   same hours (the median over the previous days), with a minimum count; one alert per episode, resolved with
   hysteresis. `evaluate_rising` is run by a leased job (core/problems/job.py).
@@ -28,12 +29,11 @@ from core.db.base import utcnow
 from core.errors import PermissionDeniedError, ValidationFailedError
 from core.events import ProblemAlertChanged, emit
 from core.i18n import translator
-from core.kpis import service as kpis
 from core.nlu_admin import service as nlu_admin
 from core.problems import repository
 from core.problems.clusters import Text, cluster_texts
 from core.problems.config import ProblemsSettings
-from core.problems.models import Dimension, ProblemAlert
+from core.problems.models import NOT_UNDERSTOOD_REASONS, Dimension, ProblemAlert
 from core.problems.schemas import (
     AlertPage,
     AlertRead,
@@ -131,18 +131,16 @@ async def volumes(session: AsyncSession, dimension: Dimension, now: datetime, se
                   ) -> dict[str, Volume]:
     """Every key's ticket volume in the window (the last `rising_window_hours` hour buckets, the current one in
     part) and, for each of the previous `rising_baseline_days` days, the volume of the same hours, the current
-    hour's bucket weighed by the part of it that has passed today (like with like)."""
+    hour's bucket weighed by the part of it that has passed today (like with like). Read from the KPI engine's
+    hourly volumes (the hours `core.kpis.service.counts` returns), only the (days + 1) x window hours it needs."""
     hour = now.replace(minute=0, second=0, microsecond=0)
     passed = (now - hour).total_seconds() / 3600
     window = settings.rising_window_hours
-    first = hour - timedelta(hours=window - 1)
     days = settings.rising_baseline_days
-    rows = await kpis.counts(session, dimension=dimension.value, start=first - timedelta(days=days),
-                             end=hour + timedelta(hours=1), bucket="hour")
+    wanted = [hour - timedelta(days=d, hours=h) for d in range(days + 1) for h in range(window)]
     per_key: dict[str, dict[datetime, int]] = defaultdict(dict)
-    for row in rows:
-        if row.key is not None and row.tickets:
-            per_key[row.key][row.bucket_start] = row.tickets
+    for (key, at), tickets in (await repository.hourly_volumes(session, dimension.value, wanted)).items():
+        per_key[key][at] = tickets
     found = {}
     for key, buckets in per_key.items():
         count = sum(buckets.get(hour - timedelta(hours=h), 0) for h in range(window))
@@ -233,8 +231,9 @@ async def clusters(session: AsyncSession, query: PeriodQuery, settings: Problems
     start, end = local_midnight(query.date_from, zone), local_midnight(query.date_to + timedelta(days=1), zone)
     rows = await repository.not_understood(session, start, end, settings.clusters_max_messages)
     total = len(rows)
-    if total >= settings.clusters_max_messages:
-        total = await repository.count_not_understood(session, start, end)
+    if total >= settings.clusters_max_messages:  # how many there are: the KPI engine's escalation volumes say
+        reasons = await repository.volume_totals(session, "escalation_reason", start, end)
+        total = max(total, sum(reasons.get(r, 0) for r in NOT_UNDERSTOOD_REASONS))
     texts = [Text(message_id=i, text=t, created_at=c) for i, t, c in rows]
     began = time.perf_counter()
     found = await asyncio.to_thread(cluster_texts, texts, distance=settings.clusters_distance,

@@ -13,7 +13,7 @@ from core.tickets.models import AuthorKind, Direction, Message, Ticket, TicketSt
 
 
 async def tickets(session: AsyncSession, at: datetime, n: int = 1, *, intent: str | None = None,
-                  channel: str = "rest", reason: str | None = None) -> None:
+                  channel: str = "rest", reason: str | None = None, text: str = "...") -> None:
     """`n` tickets created at `at`; with `reason`, their first message was escalated for it."""
     customer = Customer(name="C", language="en")
     session.add(customer)
@@ -23,7 +23,7 @@ async def tickets(session: AsyncSession, at: datetime, n: int = 1, *, intent: st
     session.add_all(rows)
     await session.flush()
     session.add_all([Message(
-        ticket_id=t.id, direction=Direction.inbound, author_kind=AuthorKind.customer, channel=channel, text="...",
+        ticket_id=t.id, direction=Direction.inbound, author_kind=AuthorKind.customer, channel=channel, text=text,
         intent=intent, extra={"action": "escalate" if reason else "answer", "reason": reason or "faq"}, created_at=at)
         for t in rows])
     await session.flush()

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.clock import ManualClock
 from core.events import EventBus, Topic
 from core.jobs import JobRegistry
+from core.kpis import service as kpis
 from core.problems import service as problems
 from core.problems.config import ProblemsSettings
 from core.problems.job import JOB_NAME, RisingProblems
@@ -69,6 +70,12 @@ async def test_usual_volume_is_the_median_of_the_same_hours(sessionmaker: async_
     assert not problems.is_rising(intents["billing"], SETTINGS)
     rest = channels["rest"]
     assert (rest.count, rest.usual) == (26, 18.0) and not problems.is_rising(rest, SETTINGS)
+    # The same hours as the KPI engine's own counts: today's window and yesterday's 10:00 hour.
+    async with sessionmaker() as s:
+        hours = await kpis.counts(s, dimension="intent", start=TODAY - timedelta(days=1), end=NOW)
+    per_hour = {(r.key, r.bucket_start): r.tickets for r in hours}
+    assert per_hour[("internet_down", TODAY + timedelta(hours=10))] == 11
+    assert per_hour[("internet_down", TODAY - timedelta(days=1) + timedelta(hours=10))] == 2
 
 
 async def test_one_alert_per_episode(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
