@@ -14,10 +14,12 @@ holds one distinct value, else within the bucket's width.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+
+import numpy as np
 
 EXACT_BELOW = 300
 _GROWTH = 1.0 + 1.0 / 64
@@ -35,11 +37,15 @@ COUNTERS = (
 HISTOGRAMS = ("frt", "res")
 
 
+BUCKETS = EXACT_BELOW + 800
+"""Buckets in all: the last one (from about 2.3 years) takes every longer duration."""
+
+
 def bucket_of(seconds: int) -> int:
     """The histogram bucket of a duration in whole seconds (negative clocks count as 0)."""
     if seconds < EXACT_BELOW:
         return max(0, seconds)
-    return EXACT_BELOW + int(math.log(seconds / EXACT_BELOW) / _LOG_GROWTH)
+    return min(BUCKETS - 1, EXACT_BELOW + int(math.log(seconds / EXACT_BELOW) / _LOG_GROWTH))
 
 
 @dataclass(frozen=True)
@@ -97,9 +103,13 @@ def _key(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
+ENTRY = np.dtype([("b", "<u2"), ("n", "<i4"), ("s", "<i8")])
+"""One histogram bucket as stored: bucket, count, sum of seconds (14 bytes, little-endian)."""
+
+
 @dataclass
 class Histogram:
-    """bucket -> [count, sum of seconds]."""
+    """bucket -> [count, sum of seconds] (sparse; stored packed, see ENTRY)."""
 
     buckets: dict[int, list[int]] = field(default_factory=dict)
 
@@ -111,70 +121,109 @@ class Histogram:
         if entry[0] == 0:
             del self.buckets[b]
 
-    def merge(self, other: Histogram | Mapping[int, list[int]], sign: int = 1) -> None:
-        items = other.buckets.items() if isinstance(other, Histogram) else other.items()
-        for b, (n, s) in items:
+    def merge(self, other: Histogram, sign: int = 1) -> None:
+        for b, (n, s) in other.buckets.items():
             entry = self.buckets.setdefault(b, [0, 0])
             entry[0] += sign * n
             entry[1] += sign * s
             if entry[0] == 0:
                 del self.buckets[b]
 
-    @property
-    def count(self) -> int:
-        return sum(n for n, _ in self.buckets.values())
+    def to_bytes(self) -> bytes:
+        items = sorted(self.buckets.items())
+        packed = np.empty(len(items), dtype=ENTRY)
+        if items:
+            packed["b"] = [b for b, _ in items]
+            packed["n"] = [n for _, (n, _) in items]
+            packed["s"] = [s for _, (_, s) in items]
+        return packed.tobytes()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> Histogram:
+        hist = cls()
+        if raw:
+            packed = np.frombuffer(raw, dtype=ENTRY)
+            hist.buckets = {int(b): [int(n), int(s)] for b, n, s in packed.tolist()}
+        return hist
 
     def percentile(self, p: float) -> float | None:
-        """Nearest rank: the value at rank ceil(p * n) (the bucket's mean)."""
-        total = self.count
+        dense = Dense()
+        dense.add_histogram(self)
+        return dense.percentile(p)
+
+
+class Dense:
+    """A histogram as two dense arrays (counts, sums) over every bucket: what reports sum many stored ones into."""
+
+    __slots__ = ("counts", "sums")
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(BUCKETS, dtype=np.int64)
+        self.sums = np.zeros(BUCKETS, dtype=np.int64)
+
+    def add_bytes(self, raw: bytes | None) -> None:
+        if raw:
+            packed = np.frombuffer(raw, dtype=ENTRY)
+            index = packed["b"].astype(np.intp)
+            self.counts[index] += packed["n"]  # a stored histogram has each bucket once
+            self.sums[index] += packed["s"]
+
+    def add_histogram(self, hist: Histogram) -> None:
+        for b, (n, s) in hist.buckets.items():
+            self.counts[b] += n
+            self.sums[b] += s
+
+    def add(self, other: Dense) -> None:
+        self.counts += other.counts
+        self.sums += other.sums
+
+    def percentile(self, p: float) -> float | None:
+        """Nearest rank: the value at rank ceil(p * n) (the mean of the bucket it falls in)."""
+        total = int(self.counts.sum())
         if total <= 0:
             return None
         rank = max(1, math.ceil(p * total - 1e-9))
-        seen = 0
-        for b in sorted(self.buckets):
-            n, s = self.buckets[b]
-            seen += n
-            if seen >= rank:
-                return round(s / n, 1) if n else None
-        return None  # pragma: no cover  (rank <= total)
-
-    def to_json(self) -> list[list[int]]:
-        return [[b, n, s] for b, (n, s) in sorted(self.buckets.items())]
-
-    @classmethod
-    def from_json(cls, raw: Iterable[Iterable[int]] | None) -> Histogram:
-        hist = cls()
-        for b, n, s in raw or ():
-            hist.buckets[int(b)] = [int(n), int(s)]
-        return hist
+        b = int(np.searchsorted(np.cumsum(self.counts), rank))
+        return round(int(self.sums[b]) / int(self.counts[b]), 1)
 
 
-@dataclass
 class Cell:
-    """The additive figures of one group: counters plus the two duration histograms."""
+    """The additive figures of one group: counters (in COUNTERS order) plus the two duration histograms."""
 
-    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-    frt: Histogram = field(default_factory=Histogram)
-    res: Histogram = field(default_factory=Histogram)
+    __slots__ = ("frt", "res", "values")
 
-    def add_counters(self, values: Mapping[str, int], sign: int = 1) -> None:
-        for name, value in values.items():
-            self.counters[name] = self.counters.get(name, 0) + sign * value
+    def __init__(self, values: list[int] | None = None, frt: Histogram | None = None,
+                 res: Histogram | None = None) -> None:
+        self.values = values if values is not None else [0] * len(COUNTERS)
+        self.frt = frt if frt is not None else Histogram()
+        self.res = res if res is not None else Histogram()
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return dict(zip(COUNTERS, self.values, strict=True))
 
     def add(self, other: Cell, sign: int = 1) -> None:
-        self.add_counters(other.counters, sign)
-        self.frt.merge(other.frt, sign)
-        self.res.merge(other.res, sign)
+        if sign == 1:
+            self.values = [a + b for a, b in zip(self.values, other.values, strict=True)]
+        else:
+            self.values = [a + sign * b for a, b in zip(self.values, other.values, strict=True)]
+        if other.frt.buckets:
+            self.frt.merge(other.frt, sign)
+        if other.res.buckets:
+            self.res.merge(other.res, sign)
 
     def is_zero(self) -> bool:
-        return not any(self.counters.values()) and not self.frt.buckets and not self.res.buckets
+        return not any(self.values) and not self.frt.buckets and not self.res.buckets
+
+
+_RESOLVED_OUT = COUNTERS.index("resolved_out")
 
 
 def contributions(facts: TicketFacts) -> Iterator[tuple[date, str, str, Cell]]:
     """(day, dimension, key, cell) of everything the ticket adds to the rollups."""
     keys = facts.keys()
-    created = Cell(counters=dict.fromkeys(COUNTERS, 0))
-    created.add_counters(facts.counters())
+    counters = facts.counters()
+    created = Cell([counters.get(name, 0) for name in COUNTERS])
     if facts.frt_s is not None:
         created.frt.add(facts.frt_s)
     if facts.res_s is not None:
@@ -183,7 +232,7 @@ def contributions(facts: TicketFacts) -> Iterator[tuple[date, str, str, Cell]]:
         yield facts.day, dimension, keys[dimension], created
     if facts.resolved_day is not None:
         out = Cell()
-        out.counters["resolved_out"] = 1
+        out.values[_RESOLVED_OUT] = 1
         for dimension in DIMENSIONS:
             yield facts.resolved_day, dimension, keys[dimension], out
 
@@ -192,8 +241,33 @@ def _rate(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator > 0 else None
 
 
-def figures(cell: Cell, backlog: int) -> dict[str, Any]:
-    """The report fields of a cell (KpiRow's fields without key/label)."""
+class Sum:
+    """What a report adds up for one group: counters and dense histograms."""
+
+    __slots__ = ("counters", "frt", "res")
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.frt = Dense()
+        self.res = Dense()
+
+    def add_row(self, counters: Iterator[tuple[str, int]] | Mapping[str, int], frt: bytes | None,
+                res: bytes | None) -> None:
+        items = counters.items() if isinstance(counters, Mapping) else counters
+        for name, value in items:
+            self.counters[name] += int(value or 0)
+        self.frt.add_bytes(frt)
+        self.res.add_bytes(res)
+
+    def add(self, other: Sum) -> None:
+        for name, value in other.counters.items():
+            self.counters[name] += value
+        self.frt.add(other.frt)
+        self.res.add(other.res)
+
+
+def figures(cell: Sum, backlog: int) -> dict[str, Any]:
+    """The report fields of a group's sum (KpiRow's fields without key/label)."""
     c = cell.counters
     responses = c["csat_responses"]
     return {

@@ -22,7 +22,7 @@ from core.calendars.business_time import BusinessCalendar, business_time_between
 from core.decision.policy import COMPLAINT_INTENT
 from core.errors import ValidationFailedError
 from core.kpis import repository
-from core.kpis.facts import COUNTERS, Cell, Histogram, TicketFacts, figures
+from core.kpis.facts import COUNTERS, Sum, TicketFacts, figures
 from core.kpis.models import KpiTicketFacts
 from core.kpis.schemas import (
     TIME_GROUPS,
@@ -37,8 +37,7 @@ from core.kpis.schemas import (
     KpiTicketPage,
     Metric,
 )
-from core.sla.models import TicketSla
-from core.tickets.models import AuthorKind, Ticket, TicketStatus, format_ticket_number
+from core.tickets.models import AuthorKind, TicketStatus, format_ticket_number
 
 DEFAULT_TIME_ZONE = "Europe/Moscow"
 DEFAULT_MAX_DAYS = 366
@@ -53,8 +52,14 @@ _DIMENSION_OF = {GroupBy.channel: "channel", GroupBy.queue: "queue", GroupBy.age
 # -- query checks and periods -------------------------------------------------------------------------------------
 
 
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+
+
 def check_query(query: KpiQuery, *, max_days: int = DEFAULT_MAX_DAYS) -> None:
     """ValidationFailedError (422) with the reason for a range that cannot be reported."""
+    for name, value in (("from", query.date_from), ("to", query.date_to)):
+        if not EARLIEST <= value <= LATEST:
+            raise ValidationFailedError(f"{name} must be between {EARLIEST} and {LATEST}", **{name: value.isoformat()})
     if query.date_from > query.date_to:
         raise ValidationFailedError("from is after to", date_from=query.date_from.isoformat(),
                                     date_to=query.date_to.isoformat())
@@ -101,23 +106,19 @@ def periods(query: KpiQuery) -> list[tuple[date, date]]:
 
 
 class _Calendars:
-    """Business calendars of SLA policies, loaded once per call."""
+    """The business calendar of each SLA policy, loaded once (a handful of rows)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._policy_calendar: dict[int, int] | None = None
-        self._calendars: dict[int, BusinessCalendar] = {}
+        self._by_policy: dict[int, BusinessCalendar | None] | None = None
 
-    async def of_policy(self, policy_id: int) -> BusinessCalendar | None:
-        if self._policy_calendar is None:
-            self._policy_calendar = await repository.policy_calendars(self.session)
-        calendar_id = self._policy_calendar.get(policy_id)
-        if calendar_id is None:
-            return None
-        if calendar_id not in self._calendars:
-            for row in await repository.calendars_with_exceptions(self.session, [calendar_id]):
-                self._calendars[row.id] = calendars.business_calendar(row)
-        return self._calendars.get(calendar_id)
+    async def by_policy(self) -> dict[int, BusinessCalendar | None]:
+        if self._by_policy is None:
+            policy_calendar = await repository.policy_calendars(self.session)
+            rows = await repository.calendars_with_exceptions(self.session, set(policy_calendar.values()))
+            built = {row.id: calendars.business_calendar(row) for row in rows}
+            self._by_policy = {p: built.get(c) for p, c in policy_calendar.items()}
+        return self._by_policy
 
 
 def _seconds(calendar: BusinessCalendar | None, start: datetime, end: datetime) -> int:
@@ -129,7 +130,7 @@ def _seconds(calendar: BusinessCalendar | None, start: datetime, end: datetime) 
         return max(0, round((end - start).total_seconds()))
 
 
-def _sla_outcome(row: TicketSla | None, target: str) -> bool | None:
+def _sla_outcome(row: Any, target: str) -> bool | None:
     """Met (True), breached (False), or neither yet / no such target (None)."""
     if row is None:
         return None
@@ -147,7 +148,7 @@ async def compute_facts(session: AsyncSession, ticket_ids: Sequence[int], *, zon
     """The facts of these tickets from their current state; merged and deleted tickets have none."""
     if not ticket_ids:
         return {}
-    cache = cache or _Calendars(session)
+    policies = await (cache or _Calendars(session)).by_policy()
     rows = [t for t in await repository.tickets(session, ticket_ids) if t.merged_into_id is None]
     ids = [t.id for t in rows]
     if not ids:
@@ -162,36 +163,35 @@ async def compute_facts(session: AsyncSession, ticket_ids: Sequence[int], *, zon
                 agent_ids[ticket_id].add(author_id)
         else:
             escalated[ticket_id].append((at, str((extra or {}).get("reason") or "")))
-    agents = {t: len(a) for t, a in agent_ids.items()}
     slas = await repository.ticket_slas(session, ids)
-    surveys = await repository.surveys(session, ids)
+    scores = await repository.survey_scores(session, ids)
     out: dict[int, TicketFacts] = {}
     for ticket in rows:
-        out[ticket.id] = await _facts_of(ticket, agents.get(ticket.id, 0), ticket.id in with_agent_message,
-                                         escalated.get(ticket.id, []), slas.get(ticket.id), surveys.get(ticket.id),
-                                         zone, csat_low, cache)
+        sla = slas.get(ticket.id)
+        calendar = policies.get(sla.policy_id) if sla is not None else None
+        out[ticket.id] = _facts_of(ticket, len(agent_ids.get(ticket.id, ())), ticket.id in with_agent_message,
+                                   escalated.get(ticket.id, []), sla, calendar, ticket.id in scores,
+                                   scores.get(ticket.id), zone, csat_low)
     return out
 
 
-async def _facts_of(ticket: Ticket, agents: int, agent_wrote: bool, escalations: list[tuple[datetime, str]],
-                    sla: TicketSla | None, survey: Any, zone: ZoneInfo, csat_low: int, cache: _Calendars
-                    ) -> TicketFacts:
-    calendar = await cache.of_policy(sla.policy_id) if sla is not None else None
+def _facts_of(ticket: Any, agents: int, agent_wrote: bool, escalations: list[tuple[datetime, str]], sla: Any,
+              calendar: BusinessCalendar | None, surveyed: bool, score: int | None, zone: ZoneInfo, csat_low: int
+              ) -> TicketFacts:
     resolved = ticket.status in (TicketStatus.resolved, TicketStatus.closed) and ticket.resolved_at is not None
     reopened = (ticket.reopen_count or 0) > 0
     frt = _seconds(calendar, ticket.created_at, ticket.first_response_at) if ticket.first_response_at else None
-    res = _seconds(calendar, ticket.created_at, ticket.resolved_at) if resolved and ticket.resolved_at else None
-    score = survey.score if survey is not None else None
+    res = _seconds(calendar, ticket.created_at, ticket.resolved_at) if resolved else None
     return TicketFacts(
         ticket_id=ticket.id, created_at=ticket.created_at, day=ticket.created_at.astimezone(zone).date(),
-        resolved_day=ticket.resolved_at.astimezone(zone).date() if resolved and ticket.resolved_at else None,
+        resolved_day=ticket.resolved_at.astimezone(zone).date() if resolved else None,
         resolved_at=ticket.resolved_at if resolved else None,
         channel=ticket.channel, queue_id=ticket.team_id, agent_id=ticket.assignee_id, intent=ticket.intent,
         resolved=resolved, reopened=reopened, fcr=resolved and not reopened and agents <= 1,
-        contained=resolved and ticket.resolved_by_bot and not agent_wrote,
+        contained=resolved and bool(ticket.resolved_by_bot) and not agent_wrote,
         handoff=bool(escalations) or agent_wrote, complaint=ticket.intent == COMPLAINT_INTENT,
         frt_s=frt, res_s=res, sla_fr=_sla_outcome(sla, "first_response"), sla_res=_sla_outcome(sla, "resolution"),
-        csat_sent=survey is not None, csat_score=score, csat_low=score is not None and score <= csat_low,
+        csat_sent=surveyed, csat_score=score, csat_low=score is not None and score <= csat_low,
         escalations=tuple(escalations),
     )
 
@@ -217,11 +217,12 @@ async def freshness(session: AsyncSession, time_zone: str) -> Freshness:
                      datetime.fromisoformat(as_of) if isinstance(as_of, str) else None)
 
 
-def _cell_of(row: Any) -> Cell:
-    """A rollup row read by repository.rollups (with histograms) as a cell."""
-    counters = dict(zip(COUNTERS, row[3:3 + len(COUNTERS)], strict=True))
-    return Cell(counters={k: int(v or 0) for k, v in counters.items()},
-                frt=Histogram.from_json(row[3 + len(COUNTERS)]), res=Histogram.from_json(row[4 + len(COUNTERS)]))
+_N = len(COUNTERS)
+
+
+def _add_row(target: Sum, row: Any) -> None:
+    """Add a rollup row read by repository.rollups (grain, period, key, counters..., frt, res)."""
+    target.add_row(zip(COUNTERS, row[3:3 + _N], strict=True), row[3 + _N], row[4 + _N])
 
 
 async def report(session: AsyncSession, query: KpiQuery, *, time_zone: str = DEFAULT_TIME_ZONE,
@@ -243,13 +244,13 @@ async def report(session: AsyncSession, query: KpiQuery, *, time_zone: str = DEF
     fresh = await freshness(session, time_zone)
     first, last = query.date_from, query.date_to
     after_last = last + timedelta(days=1)
-    groups: dict[str | None, Cell] = defaultdict(Cell)
+    groups: dict[str | None, Sum] = defaultdict(Sum)
     rows: list[KpiRow] = []
     if query.group_by in TIME_GROUPS:
         where = (repository.cover(first, last) if query.group_by == GroupBy.month
                  else repository.day_range(first, last))
         for row in await repository.rollups(session, "all", where):
-            groups[period_of(row[1], query.group_by).isoformat()].add(_cell_of(row))
+            _add_row(groups[period_of(row[1], query.group_by).isoformat()], row)
         open_count = (await repository.open_before(session, "all", first)).get("", 0)
         balance = await repository.daily_balance(session, first, last)
         day = first
@@ -258,8 +259,8 @@ async def report(session: AsyncSession, query: KpiQuery, *, time_zone: str = DEF
                 open_count += balance.get(day, 0)
                 day += timedelta(days=1)
             key = period_of(period_first, query.group_by).isoformat()
-            rows.append(KpiRow(key=key, label=key, **figures(groups.get(key) or Cell(), open_count)))
-        totals = Cell()
+            rows.append(KpiRow(key=key, label=key, **figures(groups.get(key) or Sum(), open_count)))
+        totals = Sum()
         for cell in groups.values():
             totals.add(cell)
         return KpiReport(date_from=first, date_to=last, group_by=query.group_by, time_zone=fresh.time_zone,
@@ -267,13 +268,13 @@ async def report(session: AsyncSession, query: KpiQuery, *, time_zone: str = DEF
 
     dimension = _DIMENSION_OF[query.group_by]
     for row in await repository.rollups(session, dimension, repository.cover(first, last)):
-        groups[row[2] or None].add(_cell_of(row))
+        _add_row(groups[row[2] or None], row)
     open_at_end = {(k or None): n for k, n in (await repository.open_before(session, dimension, after_last)).items()}
     internal = set(groups) | {k for k, n in open_at_end.items() if n}
     shown = await present_keys(session, query.group_by, internal)
-    totals = Cell()
+    totals = Sum()
     for group in sorted(internal, key=lambda k: (k is None, shown[k][1] or "")):
-        cell = groups.get(group) or Cell()
+        cell = groups.get(group) or Sum()
         totals.add(cell)
         public, label = shown[group]
         rows.append(KpiRow(key=public, label=label, **figures(cell, open_at_end.get(group, 0))))
@@ -427,15 +428,18 @@ async def counts(session: AsyncSession, *, dimension: CountDimension | str, star
     if dimension == CountDimension.queue:  # shown by slug, as the report shows queues
         slugs = {str(i): slug for i, (slug, _) in (await repository.teams(session)).items()}
     table: dict[tuple[datetime, str | None], list[int]] = defaultdict(lambda: [0, 0])
-    for row in rows:
-        hour = row.hour.astimezone(UTC)
-        at = hour if bucket == CountBucket.hour else local_start(hour.astimezone(zone).date(), zone)
-        key = row.key or None
+    starts: dict[datetime, datetime] = {}
+    for hour, raw_key, tickets, escalations in rows:
+        at = starts.get(hour)
+        if at is None:
+            utc = hour.astimezone(UTC)
+            at = starts[hour] = utc if bucket == CountBucket.hour else local_start(utc.astimezone(zone).date(), zone)
+        key = raw_key or None
         if key is not None and dimension == CountDimension.queue:
             key = slugs.get(key, f"#{key}")
         cell = table[(at, key)]
-        cell[0] += row.tickets
-        cell[1] += row.escalations
+        cell[0] += tickets
+        cell[1] += escalations
     return [CountRow(key=k, bucket_start=b, tickets=t, escalations=e)
             for (b, k), (t, e) in sorted(table.items(), key=lambda item: (item[0][0], item[0][1] or ""))
             if t or e]
