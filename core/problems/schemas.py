@@ -12,6 +12,7 @@ from core.db.base import MAX_ID
 from core.problems.models import Dimension
 
 MAX_DAYS = 366
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 MAX_PICK = 500
 MessageId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
@@ -30,6 +31,9 @@ class PeriodQuery(BaseModel):
 
     @model_validator(mode="after")
     def _range(self) -> Self:
+        for day in (self.date_from, self.date_to):
+            if not FIRST_DAY <= day <= LAST_DAY:  # as the KPI reports: the previous period stays computable
+                raise ValueError(f"dates are between {FIRST_DAY} and {LAST_DAY}")
         if self.date_from > self.date_to:
             raise ValueError("from must not be after to")
         if (self.date_to - self.date_from).days + 1 > MAX_DAYS:

@@ -49,6 +49,7 @@ async def test_top_lists_by_role_with_labels_and_reasons(app_client: httpx.Async
     for bad, reason in [({"from": "2026-03-09", "to": "2026-03-02"}, "from must not be after to"),
                         ({"from": "2024-01-01", "to": "2026-03-02"}, "366"),
                         ({"from": "2026-13-01", "to": "2026-03-02"}, "date"),
+                        ({"from": "9999-12-30", "to": "9999-12-31"}, "between 2000-01-01 and 2099-12-31"),
                         ({**params, "dimension": "queue"}, "intent"),
                         ({**params, "limit": "0"}, "greater than or equal"),
                         ({"to": "2026-03-02"}, "from")]:
