@@ -14,6 +14,8 @@ from core.kpis.models import KpiHourly
 from core.problems.models import NOT_UNDERSTOOD_SQL, HandledMessage, ProblemAlert
 from core.tickets.models import Message
 
+CHUNK = 5000  # ids per statement: below every database's bound-parameter limit
+
 
 def _not_understood(session: AsyncSession) -> str:
     return NOT_UNDERSTOOD_SQL["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
@@ -33,35 +35,34 @@ async def not_understood(session: AsyncSession, start: datetime, end: datetime, 
 
 async def not_understood_among(session: AsyncSession, ids: Collection[int]) -> dict[int, str]:
     """Of `ids`, the not-understood customer messages, with their texts."""
-    if not ids:
-        return {}
-    rows = (await session.execute(
-        select(Message.id, Message.text).where(text(_not_understood(session)), Message.id.in_(list(ids)))
-    )).all()
-    return {int(i): str(t or "") for i, t in rows}
+    found: dict[int, str] = {}
+    wanted = list(ids)
+    for i in range(0, len(wanted), CHUNK):  # below every database's bound-parameter limit
+        rows = (await session.execute(
+            select(Message.id, Message.text)
+            .where(text(_not_understood(session)), Message.id.in_(wanted[i:i + CHUNK])))).all()
+        found.update({int(m): str(t or "") for m, t in rows})
+    return found
 
 
 async def handled(session: AsyncSession, ids: Collection[int]) -> dict[int, HandledMessage]:
-    if not ids:
-        return {}
     found: dict[int, HandledMessage] = {}
-    chunk = list(ids)
-    for i in range(0, len(chunk), 5000):  # below every database's bound-parameter limit
-        rows = await session.scalars(select(HandledMessage).where(HandledMessage.message_id.in_(chunk[i:i + 5000])))
+    wanted = list(ids)
+    for i in range(0, len(wanted), CHUNK):
+        rows = await session.scalars(select(HandledMessage).where(HandledMessage.message_id.in_(wanted[i:i + CHUNK])))
         found.update({row.message_id: row for row in rows})
     return found
 
 
 async def mark_handled(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
     """Insert or overwrite the handled marks (the latest intent made of a message wins)."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(HandledMessage).values(list(rows))
-    stmt = stmt.on_conflict_do_update(index_elements=[HandledMessage.message_id], set_={
-        "intent": stmt.excluded.intent, "example": stmt.excluded.example, "handled_by": stmt.excluded.handled_by,
-        "handled_at": stmt.excluded.handled_at})
-    await session.execute(stmt)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for i in range(0, len(rows), CHUNK // 5):  # five parameters a row
+        stmt = insert(HandledMessage).values(list(rows[i:i + CHUNK // 5]))
+        stmt = stmt.on_conflict_do_update(index_elements=[HandledMessage.message_id], set_={
+            "intent": stmt.excluded.intent, "example": stmt.excluded.example,
+            "handled_by": stmt.excluded.handled_by, "handled_at": stmt.excluded.handled_at})
+        await session.execute(stmt)
 
 
 # --- volumes ---------------------------------------------------------------------------------------------------
