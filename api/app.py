@@ -34,6 +34,7 @@ from api.routers import (
     orders,
     outbox,
     presence,
+    problems,
     reports,
     rest_channel,
     sla,
@@ -63,6 +64,7 @@ from core.nlu_admin.catalog import ResponseCatalog
 from core.nlu_admin.training import TrainingRunner, stale_jobs_job
 from core.nlu_admin.versions import ModelSync
 from core.outbox.dispatcher import OutboxDispatcher
+from core.problems.job import RisingProblems
 from core.sla.timers import SlaTimers
 from nlu.data import load_training_data
 from nlu.protocol import EngineHolder, IntentEngine
@@ -183,6 +185,8 @@ def create_app(
             kpi_fold = KpiFold(sessionmaker, jobs_clock, time_zone=settings.core.kpi_time_zone,
                                csat_low=settings.core.csat_low_score)
             jobs.start(kpi_fold.job(settings.core.kpi_fold_seconds))
+            if settings.problems.rising_enabled:  # rising-problem alerts on the KPI engine's hourly counts
+                jobs.start(RisingProblems(sessionmaker, bus, jobs_clock, settings.problems).job())
         if freeze_heap:
             gc.collect()
             gc.freeze()
@@ -213,7 +217,7 @@ def create_app(
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
                    sla.router, csat_public.router, nlu_admin.router, nlu_admin.corrections, attachments.router,
-                   presence.router, reports.router):
+                   presence.router, problems.router, reports.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)

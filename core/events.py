@@ -39,6 +39,7 @@ class Topic(enum.StrEnum):
     PRESENCE = "presence"  # AgentPresence (for signed-in console users only: who is on a ticket's page)
     NLU_MODEL = "nlu.model"  # {"version"}: a model version was switched on; other instances load it too
     NLU_JOBS = "nlu.jobs"  # {"job_id", ...}: a training job moved on
+    PROBLEMS = "problems"  # ProblemAlertChanged
     # About live delivery itself (never forwarded between instances):
     LIVE_BRIDGE = "live.bridge"  # BridgeState
     LIVE_RESYNC = "live.resync"  # Resync
@@ -102,6 +103,24 @@ class TicketTakenOver:
         return {"kind": self.kind, "ticket_id": self.ticket_id, "number": self.number,
                 "previous_assignee_id": self.previous_assignee_id, "assignee_id": self.assignee_id,
                 "assignee_name": self.assignee_name}
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemAlertChanged:
+    """A rising-problem alert was raised or resolved (`kind`), or its figures changed (updated)."""
+
+    topic: ClassVar[Topic] = Topic.PROBLEMS
+    kind: Literal["raised", "updated", "resolved"]
+    alert_id: int
+    dimension: str
+    key: str
+    count: int
+    usual: float
+    ratio: float
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"kind": self.kind, "alert_id": self.alert_id, "dimension": self.dimension, "key": self.key,
+                "count": self.count, "usual": self.usual, "ratio": self.ratio}
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from core.nlu_admin.models import (
 )
 from core.orders.models import Order, OrderStatusChange
 from core.outbox.models import OutboxMessage, OutboxStatus
+from core.problems.models import HandledMessage, ProblemAlert
 from core.quarantine.models import QuarantinedPayload
 from core.routing.models import IntentRoute
 from core.sla.models import SlaPolicy, TicketSla
@@ -40,6 +41,7 @@ __all__ = [
     "CsatSurvey",
     "Customer",
     "Direction",
+    "HandledMessage",
     "IntentRoute",
     "KpiHourly",
     "KpiRollup",
@@ -60,6 +62,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "Priority",
+    "ProblemAlert",
     "QuarantinedPayload",
     "Role",
     "ScheduledTask",

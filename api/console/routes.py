@@ -52,6 +52,7 @@ from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
 from core.presence import service as presence_service
 from core.presence.service import PresenceRelay
+from core.problems import service as problems
 from core.quarantine import service as quarantine
 from core.queues import service as queues
 from core.queues.schemas import QueueSettingsUpdate
@@ -293,6 +294,8 @@ async def events(request: Request, state: State, ticket: str | None = None) -> R
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STREAM_SECONDS
         topics = (*LIVE_TOPICS, Topic.PRESENCE) if watched is not None else LIVE_TOPICS
+        if user.role.rank >= Role.supervisor.rank:
+            topics = (*topics, Topic.PROBLEMS)
         async with state.bus.subscribe(*topics, RESYNC_TOPIC, BRIDGE_TOPIC) as queue:
             bridge = state.redis.state if state.redis is not None else "local"
             yield f"retry: 1500\nevent: hello\ndata: {json.dumps({'bridge': bridge})}\n\n"
@@ -309,6 +312,10 @@ async def events(request: Request, state: State, ticket: str | None = None) -> R
                     continue
                 if topic == BRIDGE_TOPIC:
                     yield f"event: bridge\ndata: {json.dumps({'state': payload.get('state')})}\n\n"
+                    continue
+                if topic == Topic.PROBLEMS:
+                    # A rising-problem alert was raised or resolved: the board (and the problems page) refresh.
+                    yield f"event: problem\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
                     continue
                 if topic == Topic.PRESENCE:
                     # Others on this ticket only: a page needs no news of its own user, nor of other tickets.
@@ -636,7 +643,8 @@ async def correct_intent(ref: str, message_id: IdPath, session: DbSession, user:
 @router.get("/board")
 async def board(request: Request, session: DbSession, state: State, _user: ConsoleSupervisor) -> Response:
     data = await reports.board(session, now=state.clock.now(), offline_after=state.settings.core.presence_offline)
-    return render(request, "board.html", {"board": data, "assignable": await users.assignable_users(session)})
+    return render(request, "board.html", {"board": data, "assignable": await users.assignable_users(session),
+                                          "alerts": await problems.active_alerts(session)})
 
 
 @router.post("/board/reassign", dependencies=[CsrfChecked])

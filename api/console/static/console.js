@@ -265,6 +265,10 @@
     if (ticketId && String(data.ticket_id) !== ticketId) { return; }
     schedule();
   });
+  // A rising-problem alert was raised or resolved (supervisors only): the board shows the active ones.
+  source.addEventListener("problem", function () {
+    if (reloadOnChange) { reloadBoard(); }
+  });
   // Someone took a ticket this agent held (a take-over or a reassignment): say so on whatever page is open.
   source.addEventListener("takeover", function (e) {
     var data = {};
