@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from channels.config import ChannelsSettings
 from core.auth.settings import LoginProtectionSettings
 from core.config import CoreSettings
+from core.summaries.settings import SummarySettings
 from nlu.config import NluSettings
 
 # Known to everyone who has read this file: `switchboard serve` refuses it outside development mode.
@@ -85,6 +86,7 @@ class Settings(BaseSettings):
     core: CoreSettings = CoreSettings()
     nlu: NluSettings = NluSettings()
     channels: ChannelsSettings = ChannelsSettings()
+    summary: SummarySettings = SummarySettings()
 
     @field_validator("trusted_proxies")
     @classmethod

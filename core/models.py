@@ -23,6 +23,7 @@ from core.outbox.models import OutboxMessage, OutboxStatus
 from core.quarantine.models import QuarantinedPayload
 from core.routing.models import IntentRoute
 from core.sla.models import SlaPolicy, TicketSla
+from core.summaries.models import SummaryMail, SummarySettingsRow
 from core.tickets.models import AuthorKind, Direction, Message, Note, Priority, Ticket, TicketStatus
 from core.users.models import ApiToken, Role, Team, User
 
@@ -59,6 +60,8 @@ __all__ = [
     "Role",
     "ScheduledTask",
     "SlaPolicy",
+    "SummaryMail",
+    "SummarySettingsRow",
     "TaskState",
     "Team",
     "Ticket",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -117,3 +118,195 @@ def scores(items: Sequence[tuple[str, float | None]], *, title: str, targets: Ma
                 caption="—" if value is None else f"{value * 100:.1f} %")
             for label, value in items]
     return hbars(bars, title=title, width=width, row=row, label_width=label_width, scale=100.0)
+
+
+# --- report charts: series over time, stacked shares, a distribution ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One line of a `lines` chart: a value per label (None: no data in that period, drawn as a gap)."""
+
+    name: str
+    values: Sequence[float | None]
+    tone: str = "default"
+    dashed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    """One layer of a `stacked` chart: a value per label."""
+
+    name: str
+    values: Sequence[float]
+    tone: str = "default"
+
+
+Format = Callable[[float], str]
+
+
+def _nice_top(value: float) -> float:
+    """A round axis maximum at or above `value` (1, 2, 2.5, 5 x 10^n)."""
+    if value <= 0:
+        return 1.0
+    exponent = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * exponent:
+            return float(step * exponent)
+    return float(10 * exponent)  # pragma: no cover  (the loop always returns)
+
+
+def _open(width: int, height: int, title: str) -> list[str]:
+    return [f'<svg class="chart chart-wide" role="img" viewBox="0 0 {width} {height}" width="100%" '
+            f'preserveAspectRatio="xMinYMin meet" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+
+
+def _legend(items: Sequence[tuple[str, str, bool]], x: float, y: float) -> list[str]:
+    parts, cursor = [], x
+    for name, tone, dashed in items:
+        color = PALETTE.get(tone, PALETTE["default"])
+        dash = ' stroke-dasharray="5 3"' if dashed else ""
+        parts.append(f'<line x1="{cursor:.1f}" x2="{cursor + 18:.1f}" y1="{y - 4:.1f}" y2="{y - 4:.1f}" '
+                     f'stroke="{color}" stroke-width="3"{dash}/>')
+        parts.append(f'<text x="{cursor + 23:.1f}" y="{y:.1f}" class="chart-label">{escape(name)}</text>')
+        cursor += 23 + 7.2 * len(name) + 16
+    return parts
+
+
+def _y_axis(top: float, fmt: Format, left: int, right: float, plot_top: float, base: float) -> list[str]:
+    parts = []
+    for i in range(5):
+        value = top * i / 4
+        y = base - (base - plot_top) * i / 4
+        parts.append(f'<line x1="{left}" x2="{right:.1f}" y1="{y:.1f}" y2="{y:.1f}" '
+                     f'class="{"chart-axis" if i == 0 else "chart-grid"}"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="chart-value">'
+                     f'{escape(fmt(value))}</text>')
+    return parts
+
+
+def _x_labels(labels: Sequence[str], x_of: Callable[[int], float], height: int) -> list[str]:
+    every = max(1, math.ceil(len(labels) / 12))
+    return [f'<text x="{x_of(i):.1f}" y="{height - 6}" text-anchor="middle" class="chart-label">'
+            f'{escape(label)}</text>' for i, label in enumerate(labels) if i % every == 0 or (i == len(labels) - 1
+            and (len(labels) - 1) % every >= every / 2)]
+
+
+def lines(labels: Sequence[str], series: Sequence[Series], *, title: str, fmt: Format = lambda v: f"{v:g}",
+          scale: float | None = None, area: bool = False, links: Sequence[str | None] | None = None,
+          width: int = 640, height: int = 230) -> Markup:
+    """Lines over time (`area`: the first series filled below): a y axis worded by `fmt`, a point per period with
+    its value in a tooltip and, with `links`, a link per period (drill-down); `scale` fixes the top (1.0 for
+    shares). A period without a value is a gap in the line, not a zero."""
+    if not labels or not any(v is not None for s in series for v in s.values):
+        return Markup("")
+    left, right, plot_top, base = 64, width - 12, 30.0, float(height - 26)
+    top = scale or _nice_top(max(v for s in series for v in s.values if v is not None))
+    step = (right - left) / max(1, len(labels) - 1) if len(labels) > 1 else 0.0
+
+    def x_of(i: int) -> float:
+        return left + i * step if len(labels) > 1 else (left + right) / 2
+
+    def y_of(v: float) -> float:
+        return base - (base - plot_top) * min(v, top) / top
+
+    parts = _open(width, height, title)
+    parts += _y_axis(top, fmt, left, right, plot_top, base)
+    parts += _legend([(s.name, s.tone, s.dashed) for s in series], left, 16)
+    for n, s in enumerate(series):
+        color = PALETTE.get(s.tone, PALETTE["default"])
+        runs: list[list[tuple[float, float]]] = [[]]
+        for i, v in enumerate(s.values):
+            if v is None:
+                runs.append([])
+            else:
+                runs[-1].append((x_of(i), y_of(v)))
+        for run in (r for r in runs if r):
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
+            if area and n == 0 and len(run) > 1:
+                parts.append(f'<polygon points="{run[0][0]:.1f},{base:.1f} {path} {run[-1][0]:.1f},{base:.1f}" '
+                             f'fill="{color}" class="chart-area"/>')
+            dash = ' stroke-dasharray="5 3"' if s.dashed else ""
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2.2"{dash}/>')
+        for i, v in enumerate(s.values):
+            if v is None:
+                continue
+            point = (f'<circle cx="{x_of(i):.1f}" cy="{y_of(v):.1f}" r="3.6" fill="{color}" class="chart-point">'
+                     f'<title>{escape(labels[i])} · {escape(s.name)}: {escape(fmt(v))}</title></circle>')
+            link = links[i] if links is not None and i < len(links) else None
+            parts.append(f'<a href="{escape(link)}">{point}</a>' if link else point)
+    parts += _x_labels(labels, x_of, height)
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704  (every interpolated label and link is escaped above)
+
+
+def stacked(labels: Sequence[str], stacks: Sequence[Stack], *, title: str, fmt: Format = lambda v: f"{v:g}",
+            links: Sequence[str | None] | None = None, width: int = 640, height: int = 230) -> Markup:
+    """Stacked columns, a column per period and a layer per `stacks` entry (e.g. resolved by the bot / by agents /
+    not resolved), each layer's value in its tooltip, the column's total above it; `links`: a link per column."""
+    totals = [sum(s.values[i] for s in stacks) for i in range(len(labels))]
+    if not labels or not any(totals):
+        return Markup("")
+    left, right, plot_top, base = 64, width - 12, 30.0, float(height - 26)
+    top = _nice_top(max(totals))
+    step = (right - left) / len(labels)
+    bar_w = max(3.0, min(42.0, step * 0.72))
+
+    def x_of(i: int) -> float:
+        return left + i * step + step / 2
+
+    parts = _open(width, height, title)
+    parts += _y_axis(top, fmt, left, right, plot_top, base)
+    parts += _legend([(s.name, s.tone, False) for s in stacks], left, 16)
+    for i, label in enumerate(labels):
+        y = base
+        column = []
+        for s in stacks:
+            value = s.values[i]
+            if value <= 0:
+                continue
+            h = (base - plot_top) * value / top
+            y -= h
+            column.append(f'<rect x="{x_of(i) - bar_w / 2:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+                          f'fill="{PALETTE.get(s.tone, PALETTE["default"])}"><title>{escape(label)} · '
+                          f'{escape(s.name)}: {escape(fmt(value))}</title></rect>')
+        if totals[i] and len(labels) <= 31:
+            column.append(f'<text x="{x_of(i):.1f}" y="{y - 4:.1f}" text-anchor="middle" class="chart-value">'
+                          f'{escape(fmt(totals[i]))}</text>')
+        link = links[i] if links is not None and i < len(links) else None
+        body = "".join(column)
+        parts.append(f'<a href="{escape(link)}">{body}</a>' if link and body else body)
+    parts += _x_labels(labels, x_of, height)
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704  (every interpolated label and link is escaped above)
+
+
+def distribution(counts: Sequence[tuple[str, int]], *, title: str, tones: Sequence[str] | None = None,
+                 caption: Callable[[int, float], str] | None = None, links: Sequence[str | None] | None = None,
+                 width: int = 520, row: int = 26, label_width: int = 90) -> Markup:
+    """How answers spread over the values (CSAT 1-5): a bar per value with its count and share of all answers;
+    `caption(count, share)` words the number beside a bar; `links`: a link per bar (the tickets behind it)."""
+    total = sum(n for _, n in counts)
+    if not counts or total == 0:
+        return Markup("")
+    plot = width - label_width - 110
+    top = max(n for _, n in counts)
+    height = row * len(counts) + 8
+    parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%" '
+             f'preserveAspectRatio="xMinYMin meet" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+    for i, (label, n) in enumerate(counts):
+        y = 4 + i * row
+        share = n / total
+        tone = tones[i] if tones is not None and i < len(tones) else "default"
+        text = caption(n, share) if caption else f"{n} · {share * 100:.0f} %"
+        bar = (f'<rect x="{label_width}" y="{y + 3}" width="{plot * n / top:.1f}" height="{row - 8}" rx="2" '
+               f'fill="{PALETTE.get(tone, PALETTE["default"])}"><title>{escape(label)}: {escape(text)}</title></rect>')
+        link = links[i] if links is not None and i < len(links) else None
+        parts.append(f'<text x="{label_width - 8}" y="{y + row * 0.62:.1f}" text-anchor="end" class="chart-label">'
+                     f'{escape(label)}</text>')
+        parts.append(f'<rect x="{label_width}" y="{y + 3}" width="{plot}" height="{row - 8}" class="chart-track"/>')
+        parts.append(f'<a href="{escape(link)}">{bar}</a>' if link and n else bar)
+        parts.append(f'<text x="{label_width + plot + 6}" y="{y + row * 0.62:.1f}" class="chart-value">'
+                     f'{escape(text)}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704  (every interpolated label and link is escaped above)
