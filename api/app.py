@@ -34,6 +34,7 @@ from api.routers import (
     orders,
     outbox,
     presence,
+    reports,
     rest_channel,
     sla,
     telegram,
@@ -215,7 +216,7 @@ def create_app(
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
                    sla.router, csat_public.router, nlu_admin.router, nlu_admin.corrections, attachments.router,
-                   presence.router):
+                   presence.router, reports.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)

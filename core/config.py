@@ -52,6 +52,20 @@ class CoreSettings(BaseModel):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    kpi_time_zone: str = Field(
+        default="Europe/Moscow",
+        description="KPI reports count days, weeks (Monday first) and months in this zone; after changing it run "
+                    "`switchboard reports rebuild` (the rollups are kept per local day).")
+    kpi_max_range_days: int = Field(default=366, ge=1, le=3660, description="The longest range one KPI report covers.")
+    kpi_fold_seconds: float = Field(
+        default=5.0, gt=0, description="How often the KPI job folds ticket changes into the report aggregates (the "
+                                       "most a change waits to show in the reports).")
+
+    @field_validator("kpi_time_zone")
+    @classmethod
+    def _known_kpi_zone(cls, value: str) -> str:
+        return cls._known_zone(value)
+
     waiting_notice_minutes: float = Field(
         default=10.0, ge=0,
         description="A customer waiting for the team who asks for a person again gets a \"still with the team\" "

@@ -9,6 +9,7 @@ from core.cursors.models import ChannelCursor
 from core.customers.models import ChannelIdentity, Customer
 from core.db.base import Base
 from core.jobs.models import ScheduledTask, TaskState
+from core.kpis.models import KpiHourly, KpiRollup, KpiState, KpiTicketFacts
 from core.nlu_admin.models import (
     NluActiveModel,
     NluExample,
@@ -41,6 +42,10 @@ __all__ = [
     "Customer",
     "Direction",
     "IntentRoute",
+    "KpiHourly",
+    "KpiRollup",
+    "KpiState",
+    "KpiTicketFacts",
     "LoginThrottle",
     "Message",
     "NluActiveModel",

@@ -119,6 +119,8 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None]
     # Resolved by the bot's quiet-time rule (core/bot_lifecycle), not by a person: what containment counts.
     resolved_by_bot: Mapped[bool] = mapped_column(default=False)
+    # Times a resolved (or closed) ticket came back: the KPI reports' reopen rate and first-contact resolution.
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The last "still with the team" notice the bot sent a waiting customer (it sends one per few minutes at most).
     waiting_notice_at: Mapped[datetime | None]
     # The earliest running SLA due time (core/sla); None without a running SLA or while paused.

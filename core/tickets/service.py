@@ -142,9 +142,10 @@ def transition(ticket: Ticket, new_status: TicketStatus) -> None:
     elif new_status == TicketStatus.closed:
         ticket.closed_at = now
         ticket.resolved_at = ticket.resolved_at or now
-    elif ticket.status in (TicketStatus.resolved,):
+    elif ticket.status in DONE_STATUSES:
         ticket.resolved_at = None
         ticket.resolved_by_bot = False
+        ticket.reopen_count = (ticket.reopen_count or 0) + 1
     ticket.status = new_status
     ticket.updated_at = now
 
@@ -158,6 +159,7 @@ def reopen_to_bot(ticket: Ticket) -> None:
     ticket.status = TicketStatus.bot
     ticket.resolved_at = None
     ticket.resolved_by_bot = False
+    ticket.reopen_count = (ticket.reopen_count or 0) + 1
     ticket.updated_at = utcnow()
 
 
