@@ -8,18 +8,14 @@ grouping or metric) is drawn as the page with the form as typed and the reason, 
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from core.kpis import service as kpis
-from core.kpis.schemas import KPI_FIELDS, TIME_GROUPS, GroupBy, KpiQuery, KpiReport, KpiRow, KpiTicketPage, Metric
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
@@ -33,6 +29,9 @@ from core.db.base import parse_id
 from core.errors import DomainError
 from core.i18n import Translator, translator
 from core.i18n import formats as fmt
+from core.kpis import export as kpi_export
+from core.kpis import service as kpis
+from core.kpis.schemas import KPI_FIELDS, TIME_GROUPS, GroupBy, KpiQuery, KpiReport, KpiRow, KpiTicketPage, Metric
 from core.users import service as users
 
 router = APIRouter(prefix="/console/reports", include_in_schema=False)
@@ -94,13 +93,13 @@ class ReportForm:
 
 
 def report_zone(state: AppState) -> str:
-    """The report time zone (days, weeks and months are counted in it): the weekly summary's, which the
-    deployment keeps equal to the KPI engine's."""
-    return state.settings.summary.time_zone
+    """The report time zone: days, weeks and months are counted in it (CoreSettings.kpi_time_zone)."""
+    return state.settings.core.kpi_time_zone
 
 
 def engine_options(state: AppState) -> dict[str, Any]:
-    return {"time_zone": report_zone(state), "csat_low": state.settings.core.csat_low_score}
+    core = state.settings.core
+    return {"time_zone": core.kpi_time_zone, "max_days": core.kpi_max_range_days, "csat_low": core.csat_low_score}
 
 
 def today_in(state: AppState) -> date:
@@ -182,14 +181,12 @@ class Names:
     def label(self, group_by: GroupBy, key: str | None, _: Translator) -> str:
         if key is None:
             return _("reports.key_none." + group_by.value)
-        if group_by == GroupBy.day:
-            return period_label(key, group_by, _)
         if group_by in TIME_GROUPS:
             return period_label(key, group_by, _)
         if group_by == GroupBy.agent:
             return self.agents.get(key, f"#{key}")
         if group_by == GroupBy.queue:
-            return self.queues.get(key, key)
+            return self.queues.get(key, key)  # the engine's queue keys are slugs
         if group_by == GroupBy.channel:
             return _.get("channel." + key) or key
         return key
@@ -208,9 +205,9 @@ def period_label(key: str, group_by: GroupBy, _: Translator) -> str:
 
 
 async def names_of(session: DbSession) -> Names:
+    teams = await users.list_teams(session)
     return Names(agents={str(u.id): u.name for u in await users.list_users(session)},
-                 queues={str(t.id): t.name for t in await users.list_teams(session)}
-                 | {t.slug: t.name for t in await users.list_teams(session)})
+                 queues={str(t.id): t.name for t in teams} | {t.slug: t.name for t in teams})
 
 
 # --- the page -----------------------------------------------------------------------------------------------------
@@ -254,7 +251,8 @@ def _charts(report: KpiReport, form: ReportForm, names: Names, _: Translator) ->
         ], title=_("reports.chart.csat"), fmt=lambda v: fmt.fixed(v, _.language, digits=1), scale=5.0,
             links=[drill_url(form, g.key, Metric.csat) for g in groups])))
         out.append(("sla", _("reports.chart.sla"), charts.lines(labels, [
-            charts.Series(_("reports.kpi.sla_first_response_met_rate"), [g.sla_first_response_met_rate for g in groups]),
+            charts.Series(_("reports.kpi.sla_first_response_met_rate"),
+                          [g.sla_first_response_met_rate for g in groups]),
             charts.Series(_("reports.kpi.sla_resolution_met_rate"), [g.sla_resolution_met_rate for g in groups], "ok",
                           dashed=True),
         ], title=_("reports.chart.sla"), fmt=pct, scale=1.0,
@@ -333,7 +331,8 @@ async def _agent_report(session: DbSession, state: AppState, report: KpiReport, 
                         agent: str) -> KpiReport:
     """One agent's figures per period: the agent's row of a group_by=agent report for each period of the range
     (the engine's aggregates answer each from its rollups; a year by month is 12 of them)."""
-    assert query is not None
+    if query is None:
+        return report
     groups: list[KpiRow] = []
     for period in report.groups:
         if period.key is None:
@@ -447,50 +446,10 @@ async def tickets_page(request: Request, session: DbSession, state: State, user:
 # --- export -------------------------------------------------------------------------------------------------------
 
 
-def table_rows(report: KpiReport, names: Names, _: Translator) -> tuple[list[str], list[list[Any]]]:
-    """The table as drawn (group label, then every KPI field), raw numbers: seconds, shares 0..1."""
-    header = [_("reports.col.group." + report.group_by.value), *(_("reports.kpi." + f) for f in KPI_FIELDS)]
-    rows = [[names.label(report.group_by, g.key, _), *(getattr(g, f) for f in KPI_FIELDS)] for g in report.groups]
-    rows.append([_("reports.totals"), *(getattr(report.totals, f) for f in KPI_FIELDS)])
-    return header, rows
-
-
-def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
-    return ("\ufeff" + buffer.getvalue()).encode()  # the BOM: spreadsheet programs then read UTF-8
-
-
-def xlsx_bytes(header: Sequence[str], rows: Sequence[Sequence[Any]], title: str) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = title[:31]
-    sheet.append(list(header))
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        sheet.append(list(row))
-    for i, name in enumerate(KPI_FIELDS, start=2):
-        kind = FIELD_KIND.get(name, "rate")
-        number_format = {"count": "0", "duration": "0", "score": "0.00"}.get(kind, "0.0%")
-        for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i):
-            cell.number_format = number_format
-    sheet.freeze_panes = "B2"
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
 @router.get("/export")
 async def export(request: Request, session: DbSession, state: State, user: ConsoleSupervisor) -> Response:
-    """The table on screen as a file: `format=csv|xlsx` with the page's own parameters (an agent's page too)."""
+    """The report on screen as a file (`format=csv|xlsx` with the page's own parameters, an agent's page too):
+    the same files as GET /reports/kpis?format=..., headers in the reader's language."""
     _ = translator(user.language)
     params = request.query_params
     kind = params.get("format", "csv")
@@ -511,14 +470,12 @@ async def export(request: Request, session: DbSession, state: State, user: Conso
             form.error = exc.message
     if report is None:
         return await _report_page(request, session, state, form, None)
-    names = await names_of(session)
-    header, rows = table_rows(report, names, _)
-    stem = f"kpis_{report.date_from.isoformat()}_{report.date_to.isoformat()}_{report.group_by.value}" + (
-        f"_agent{agent}" if agent is not None else "")
     if kind == "xlsx":
-        body = xlsx_bytes(header, rows, _("reports.title"))
-        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        body, media = kpi_export.to_xlsx(report, user.language), kpi_export.XLSX_TYPE
     else:
-        body, media = csv_bytes(header, rows), "text/csv; charset=utf-8"
+        body, media = kpi_export.to_csv(report, user.language), "text/csv; charset=utf-8"
+    name = kpi_export.filename(report, kind)
+    if agent is not None:
+        name = name.replace(f".{kind}", f"_agent{agent}.{kind}")
     return Response(body, media_type=media, headers={
-        **SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{stem}.{kind}"'})
+        **SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})

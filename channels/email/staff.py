@@ -46,11 +46,11 @@ class SmtpStaffMailer:
         msg["Subject"] = re.sub(r"\s+", " ", mail.subject)
         msg["Date"] = format_datetime(utcnow())
         msg["Message-ID"] = f"<{mail.message_id}>"
-        msg["Content-Language"] = mail.language
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: a report, not a person; nobody should auto-reply
         msg["X-Auto-Response-Suppress"] = "All"
         msg.set_content(mail.text, subtype="plain", charset="utf-8")
         msg.add_alternative(mail.html, subtype="html", charset="utf-8")
+        msg["Content-Language"] = mail.language  # after the content: set_content drops every Content-* header
         return msg
 
     async def send(self, mail: StaffMail) -> None:

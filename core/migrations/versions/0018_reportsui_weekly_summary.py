@@ -1,7 +1,7 @@
 """weekly summary e-mail: its switch (off by default) and its mails, one per recipient and week
 
 Revision ID: 0018_reportsui
-Revises: 0017
+Revises: 0018_kpi
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018_reportsui"
-down_revision: str | None = "0017"
+down_revision: str | None = "0018_kpi"  # chained after kpi (merged into this branch); the lead re-chains
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -269,7 +269,9 @@ async def test_each_recipient_reads_the_weeks_numbers_in_their_language(
     assert "Resolved: 3 (week before: 1, +200\u00a0%)" in text
     assert "First response, median: 20 min (week before: 5 min, +300\u00a0%)" in text
     assert "Resolution, median: 2 h 00 min (week before: 1 h 00 min, +100\u00a0%)" in text
-    assert "Backlog: 1 (" in text
+    assert "Backlog: 2 (week before: 1, +100\u00a0%)" in text  # open at the end: one of each week
+    assert "First-contact resolution: 100.0\u00a0% (week before: 100.0\u00a0%, ±0.0 pp)" in text
+    assert "SLA first response met: — (week before: —)" in text  # no SLA policy: nothing to rate
     assert "https://sb.example/console/reports?from=2026-11-23&to=2026-11-29&group_by=day" in text
     html = body(en, "html")
     assert 'href="https://sb.example/console/reports?from=2026-11-23&amp;to=2026-11-29&amp;group_by=day"' in html
