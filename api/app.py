@@ -171,8 +171,8 @@ def create_app(
                         link_secret=settings.secret_key.get_secret_value()).register(state.task_handlers)
             # The weekly summary to supervisors: its task arms itself week after week, its mails go by SMTP.
             mailer = SmtpStaffMailer(settings.channels.email)
-            summary = WeeklySummary(settings.summary, mailer, mailer.message_id_domain(), jobs_clock,
-                                    runner_id=instance_id)
+            summary = WeeklySummary(settings.summary.with_zone(settings.core.kpi_time_zone), mailer,
+                                    mailer.message_id_domain(), jobs_clock, runner_id=instance_id)
             summary.register(state.task_handlers)
             jobs.start(summary.job(sessionmaker))
             state.due_tasks = DueTaskRunner(sessionmaker, state.task_handlers, clock=jobs_clock, bus=bus,

@@ -145,15 +145,25 @@ class Stack:
 Format = Callable[[float], str]
 
 
-def _nice_top(value: float) -> float:
-    """A round axis maximum at or above `value` (1, 2, 2.5, 5 x 10^n)."""
+_DURATION_STEPS = (1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 14400, 21600, 43200,
+                   86400, 172800, 259200, 432000, 604800)
+
+
+def _nice_top(value: float, axis: str = "count") -> float:
+    """The top of an axis with 4 even steps at or above `value`: steps of 1, 2, 5 x 10^n for counts (whole numbers
+    at every line), 1, 2, 2.5, 5 x 10^n for decimals, and whole seconds, minutes, hours or days for durations."""
     if value <= 0:
-        return 1.0
-    exponent = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * exponent:
-            return float(step * exponent)
-    return float(10 * exponent)  # pragma: no cover  (the loop always returns)
+        return 4.0 if axis == "count" else 1.0
+    wanted = value / 4
+    if axis == "duration":
+        step = next((float(s) for s in _DURATION_STEPS if s >= wanted), math.ceil(wanted / 604800) * 604800.0)
+        return step * 4
+    exponent = 10 ** math.floor(math.log10(wanted))
+    steps = [s * exponent for s in (1, 1.5, 2, 2.5, 3, 4, 5, 10)]
+    if axis == "count":  # whole numbers at every line
+        steps = [max(1.0, s) for s in steps if max(1.0, s) == int(max(1.0, s))]
+    step = next(s for s in steps if s >= wanted - 1e-12)
+    return float(step * 4)
 
 
 def _open(width: int, height: int, title: str) -> list[str]:
@@ -186,22 +196,23 @@ def _y_axis(top: float, fmt: Format, left: int, right: float, plot_top: float, b
 
 
 def _x_labels(labels: Sequence[str], x_of: Callable[[int], float], height: int) -> list[str]:
+    """Every label when they fit, else every n-th (the first period always named)."""
     every = max(1, math.ceil(len(labels) / 12))
     return [f'<text x="{x_of(i):.1f}" y="{height - 6}" text-anchor="middle" class="chart-label">'
-            f'{escape(label)}</text>' for i, label in enumerate(labels) if i % every == 0 or (i == len(labels) - 1
-            and (len(labels) - 1) % every >= every / 2)]
+            f'{escape(label)}</text>' for i, label in enumerate(labels) if i % every == 0]
 
 
 def lines(labels: Sequence[str], series: Sequence[Series], *, title: str, fmt: Format = lambda v: f"{v:g}",
           scale: float | None = None, area: bool = False, links: Sequence[str | None] | None = None,
-          width: int = 640, height: int = 230) -> Markup:
+          axis: str = "decimal", width: int = 640, height: int = 230) -> Markup:
     """Lines over time (`area`: the first series filled below): a y axis worded by `fmt`, a point per period with
     its value in a tooltip and, with `links`, a link per period (drill-down); `scale` fixes the top (1.0 for
-    shares). A period without a value is a gap in the line, not a zero."""
+    shares), else `axis` (count, decimal, duration) picks round steps. A period without a value is a gap in the
+    line, not a zero."""
     if not labels or not any(v is not None for s in series for v in s.values):
         return Markup("")
-    left, right, plot_top, base = 64, width - 12, 30.0, float(height - 26)
-    top = scale or _nice_top(max(v for s in series for v in s.values if v is not None))
+    left, right, plot_top, base = 84, width - 12, 30.0, float(height - 26)
+    top = scale or _nice_top(max(v for s in series for v in s.values if v is not None), axis)
     step = (right - left) / max(1, len(labels) - 1) if len(labels) > 1 else 0.0
 
     def x_of(i: int) -> float:
@@ -247,8 +258,8 @@ def stacked(labels: Sequence[str], stacks: Sequence[Stack], *, title: str, fmt: 
     totals = [sum(s.values[i] for s in stacks) for i in range(len(labels))]
     if not labels or not any(totals):
         return Markup("")
-    left, right, plot_top, base = 64, width - 12, 30.0, float(height - 26)
-    top = _nice_top(max(totals))
+    left, right, plot_top, base = 84, width - 12, 30.0, float(height - 26)
+    top = _nice_top(max(totals), "count")
     step = (right - left) / len(labels)
     bar_w = max(3.0, min(42.0, step * 0.72))
 

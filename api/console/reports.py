@@ -240,7 +240,8 @@ def _charts(report: KpiReport, form: ReportForm, names: Names, _: Translator) ->
             out.append((chart_id, _(f"reports.chart.{chart_id}"), charts.lines(labels, [
                 charts.Series(_("reports.series.median"), [getattr(g, median) for g in groups]),
                 charts.Series(_("reports.series.p90"), [getattr(g, p90) for g in groups], "warn", dashed=True),
-            ], title=_(f"reports.chart.{chart_id}"), fmt=dur, links=[drill_url(form, g.key, metric) for g in groups])))
+            ], title=_(f"reports.chart.{chart_id}"), fmt=dur, axis="duration",
+                links=[drill_url(form, g.key, metric) for g in groups])))
         out.append(("containment", _("reports.chart.containment"), charts.lines(labels, [
             charts.Series(_("reports.kpi.containment_rate"), [g.containment_rate for g in groups], "ok"),
             charts.Series(_("reports.kpi.handoff_rate"), [g.handoff_rate for g in groups], "default", dashed=True),

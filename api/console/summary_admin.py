@@ -23,10 +23,11 @@ PAGE = "/console/admin/summary"
 @router.get("/summary")
 async def summary_page(request: Request, session: DbSession, state: State, _user: ConsoleSupervisor) -> Response:
     settings = state.settings
-    overview = await summaries.overview(session, settings.summary,
+    summary = settings.summary.with_zone(settings.core.kpi_time_zone)
+    overview = await summaries.overview(session, summary,
                                         SmtpStaffMailer(settings.channels.email).describe(), state.clock.now())
     return render(request, "admin_summary.html", {
-        "section": "summary", "overview": overview, "settings": settings.summary,
+        "section": "summary", "overview": overview, "settings": summary,
         "workers_enabled": settings.workers_enabled})
 
 

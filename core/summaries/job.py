@@ -56,7 +56,7 @@ class WeeklySummary:
     async def totals(self, session: AsyncSession, start: date, end: date) -> KpiRow:
         """The KPI totals of the local days start..end (inclusive), as the reports page counts them."""
         report = await kpis.report(session, KpiQuery(date_from=start, date_to=end, group_by=GroupBy.day),
-                                   time_zone=self.settings.time_zone, now=self.clock.now())
+                                   time_zone=self.settings.zone, now=self.clock.now())
         return report.totals
 
     def register(self, handlers: TaskHandlers) -> None:

@@ -77,7 +77,7 @@ async def overview(session: AsyncSession, settings: SummarySettings, sender: str
 def next_run(settings: SummarySettings, now: datetime) -> datetime:
     """The first send time strictly after `now` (weekday and time of day in the summary's time zone; a time a DST
     change skips lands just after the gap)."""
-    zone = ZoneInfo(settings.time_zone)
+    zone = ZoneInfo(settings.zone)
     local = now.astimezone(zone)
     day = local.date() + timedelta(days=(settings.weekday_index - local.weekday()) % 7)
     candidate = datetime.combine(day, settings.send_time, tzinfo=zone)
@@ -88,12 +88,12 @@ def next_run(settings: SummarySettings, now: datetime) -> datetime:
 
 def task_key(due: datetime, settings: SummarySettings) -> str:
     """The week's task is named by its local send date: two instances arming it make one task."""
-    return f"send:{due.astimezone(ZoneInfo(settings.time_zone)).date().isoformat()}"
+    return f"send:{due.astimezone(ZoneInfo(settings.zone)).date().isoformat()}"
 
 
 def week_reported(due: datetime, settings: SummarySettings) -> date:
     """The Monday of the last whole week (Monday-Sunday, local) before the send time."""
-    local = due.astimezone(ZoneInfo(settings.time_zone)).date()
+    local = due.astimezone(ZoneInfo(settings.zone)).date()
     return local - timedelta(days=local.weekday() + 7)
 
 

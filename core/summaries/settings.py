@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator
 
+DEFAULT_ZONE = "Europe/Moscow"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -17,10 +18,10 @@ class SummarySettings(BaseModel):
     weekday: str = Field(default="mon", pattern=r"^(mon|tue|wed|thu|fri|sat|sun)$",
                          description="The day the summary of the week before goes out...")
     at: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="...at this local time...")
-    time_zone: str = Field(
-        default="Europe/Moscow",
-        description="...in this time zone; a week runs Monday 00:00 to Sunday 24:00 here (keep it the reports' "
-                    "time zone, so the mail and the reports page count the same days).")
+    time_zone: str | None = Field(
+        default=None,
+        description="...in this time zone (default: the KPI reports' SWITCHBOARD_CORE__KPI_TIME_ZONE, so the mail "
+                    "and the reports page count the same days); a week runs Monday 00:00 to Sunday 24:00 there.")
     console_url: str = Field(
         default="http://localhost:8000", pattern=r"^https?://[^\s]+$",
         description="Where supervisors reach the console: the mail's link to the reports page starts with it.")
@@ -31,12 +32,22 @@ class SummarySettings(BaseModel):
 
     @field_validator("time_zone")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @property
+    def zone(self) -> str:
+        return self.time_zone or DEFAULT_ZONE
+
+    def with_zone(self, reports_zone: str) -> SummarySettings:
+        """These settings with the reports' time zone filled in when none is set for the summary."""
+        return self if self.time_zone else self.model_copy(update={"time_zone": reports_zone})
 
     @property
     def weekday_index(self) -> int:

@@ -327,3 +327,24 @@ async def test_weekly_summary_page_supervisors_read_admins_switch(
     await post_form(client, "/console/admin/summary", "/console/admin/summary", {})
     async with sessionmaker() as session:
         assert await summaries.is_enabled(session) is False
+
+
+def test_keys_made_from_data_are_in_both_languages() -> None:
+    from api.console.reports import FIELD_METRIC, PRESETS
+    from core.i18n import LANGUAGES, translator
+    from core.kpis.schemas import KPI_FIELDS, GroupBy, Metric
+    from core.summaries.models import MailStatus
+    from core.summaries.service import FIGURES
+
+    dynamic = ([f"reports.kpi.{f}" for f in (*KPI_FIELDS, *FIELD_METRIC)]
+               + [f"reports.help.{f}" for f in KPI_FIELDS] + [f"metric.{m.value}" for m in Metric]
+               + [f"reports.{kind}.{g.value}" for g in GroupBy for kind in ("group", "col.group", "key_none")]
+               + [f"reports.preset.{p}" for p in PRESETS] + [f"month.short.{n}" for n in range(1, 13)]
+               + [f"reports.chart.{c}" for c in ("volume", "frt", "resolution", "containment", "csat", "sla",
+                                                   "csat_distribution")]
+               + [f"summary.status.{s.value}" for s in MailStatus] + [f"reports.kpi.{f.field}" for f in FIGURES]
+               + ["admin.summary"])
+    for language in LANGUAGES:
+        _ = translator(language)
+        assert [k for k in dynamic if _.get(k) is None] == [], language
+    assert translator("ru")("reports.kpi.backlog") == "Не решено на конец"
