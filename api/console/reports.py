@@ -39,6 +39,7 @@ PAGE = "/console/reports"
 PRESETS = ("7", "30", "90", "365", "this_month", "last_month")
 DEFAULT_PRESET = "30"
 DRILL_PAGE = 50
+AGENT_DAYS_BY_DAY = 93  # an agent's page asks the engine once per period: by day, a quarter at most
 SCORES = ("1", "2", "3", "4", "5")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -372,6 +373,18 @@ async def reports_page(request: Request, session: DbSession, state: State, user:
     return await _report_page(request, session, state, form, query)
 
 
+def _agent_query(form: ReportForm, query: KpiQuery | None, _: Translator) -> KpiQuery | None:
+    """An agent's page goes over time, by day for a quarter at most (it asks the engine once per period)."""
+    if query is not None and query.group_by not in TIME_GROUPS:
+        form.error = _("reports.agent_time_only")
+        return None
+    if query is not None and query.group_by == GroupBy.day \
+            and (query.date_to - query.date_from).days + 1 > AGENT_DAYS_BY_DAY:
+        form.error = _("reports.agent_days", days=AGENT_DAYS_BY_DAY)
+        return None
+    return query
+
+
 @router.get("/agents/{agent_id}")
 async def agent_page(agent_id: str, request: Request, session: DbSession, state: State,
                      user: ConsoleSupervisor) -> Response:
@@ -384,8 +397,7 @@ async def agent_page(agent_id: str, request: Request, session: DbSession, state:
     else:
         await users.get(session, ident)  # 404 for an unknown agent
         form.agent_id = ident
-        if query is not None and query.group_by not in TIME_GROUPS:
-            form.error, query = _("reports.agent_time_only"), None
+        query = _agent_query(form, query, _)
     return await _report_page(request, session, state, form, query, agent=str(ident) if ident else None)
 
 
@@ -461,6 +473,8 @@ async def export(request: Request, session: DbSession, state: State, user: Conso
     agent = parse_id(agent_text) if agent_text else None
     if form.error is None and agent_text and agent is None:
         form.error = _("reports.bad_agent", value=agent_text[:40])
+    if form.error is None and agent is not None:
+        query = _agent_query(form, query, _)
     report: KpiReport | None = None
     if form.error is None and query is not None:
         try:
