@@ -59,6 +59,7 @@ from core.events import EventBus
 from core.ingest.service import IngestService, ResponseLookup
 from core.jobs import JobRegistry
 from core.jobs.tasks import DueTaskRunner
+from core.kpis.fold import KpiFold
 from core.nlu_admin.catalog import ResponseCatalog
 from core.nlu_admin.training import TrainingRunner, stale_jobs_job
 from core.nlu_admin.versions import ModelSync
@@ -186,6 +187,10 @@ def create_app(
             quiet = QuietTicketSweep(sessionmaker, bus, jobs_clock,
                                      quiet=timedelta(minutes=settings.core.bot_resolve_after_minutes))
             jobs.start(quiet.job(settings.core.bot_resolve_sweep_seconds))
+            # The KPI reports' aggregates: ticket changes folded in every few seconds, off the ingest path.
+            kpi_fold = KpiFold(sessionmaker, jobs_clock, time_zone=settings.core.kpi_time_zone,
+                               csat_low=settings.core.csat_low_score)
+            jobs.start(kpi_fold.job(settings.core.kpi_fold_seconds))
         if freeze_heap:
             gc.collect()
             gc.freeze()

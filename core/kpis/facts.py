@@ -14,10 +14,12 @@ holds one distinct value, else within the bucket's width.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+
+import numpy as np
 
 EXACT_BELOW = 300
 _GROWTH = 1.0 + 1.0 / 64
@@ -35,11 +37,15 @@ COUNTERS = (
 HISTOGRAMS = ("frt", "res")
 
 
+BUCKETS = EXACT_BELOW + 800
+"""Buckets in all: the last one (from about 2.3 years) takes every longer duration."""
+
+
 def bucket_of(seconds: int) -> int:
     """The histogram bucket of a duration in whole seconds (negative clocks count as 0)."""
     if seconds < EXACT_BELOW:
         return max(0, seconds)
-    return EXACT_BELOW + int(math.log(seconds / EXACT_BELOW) / _LOG_GROWTH)
+    return min(BUCKETS - 1, EXACT_BELOW + int(math.log(seconds / EXACT_BELOW) / _LOG_GROWTH))
 
 
 @dataclass(frozen=True)
@@ -97,9 +103,13 @@ def _key(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
+ENTRY = np.dtype([("b", "<u2"), ("n", "<i4"), ("s", "<i8")])
+"""One histogram bucket as stored: bucket, count, sum of seconds (14 bytes, little-endian)."""
+
+
 @dataclass
 class Histogram:
-    """bucket -> [count, sum of seconds]."""
+    """bucket -> [count, sum of seconds] (sparse; stored packed, see ENTRY)."""
 
     buckets: dict[int, list[int]] = field(default_factory=dict)
 
@@ -111,42 +121,70 @@ class Histogram:
         if entry[0] == 0:
             del self.buckets[b]
 
-    def merge(self, other: Histogram | Mapping[int, list[int]], sign: int = 1) -> None:
-        items = other.buckets.items() if isinstance(other, Histogram) else other.items()
-        for b, (n, s) in items:
+    def merge(self, other: Histogram, sign: int = 1) -> None:
+        for b, (n, s) in other.buckets.items():
             entry = self.buckets.setdefault(b, [0, 0])
             entry[0] += sign * n
             entry[1] += sign * s
             if entry[0] == 0:
                 del self.buckets[b]
 
-    @property
-    def count(self) -> int:
-        return sum(n for n, _ in self.buckets.values())
+    def to_bytes(self) -> bytes:
+        items = sorted(self.buckets.items())
+        packed = np.empty(len(items), dtype=ENTRY)
+        if items:
+            packed["b"] = [b for b, _ in items]
+            packed["n"] = [n for _, (n, _) in items]
+            packed["s"] = [s for _, (_, s) in items]
+        return packed.tobytes()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> Histogram:
+        hist = cls()
+        if raw:
+            packed = np.frombuffer(raw, dtype=ENTRY)
+            hist.buckets = {int(b): [int(n), int(s)] for b, n, s in packed.tolist()}
+        return hist
 
     def percentile(self, p: float) -> float | None:
-        """Nearest rank: the value at rank ceil(p * n) (the bucket's mean)."""
-        total = self.count
+        dense = Dense()
+        dense.add_histogram(self)
+        return dense.percentile(p)
+
+
+class Dense:
+    """A histogram as two dense arrays (counts, sums) over every bucket: what reports sum many stored ones into."""
+
+    __slots__ = ("counts", "sums")
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(BUCKETS, dtype=np.int64)
+        self.sums = np.zeros(BUCKETS, dtype=np.int64)
+
+    def add_bytes(self, raw: bytes | None) -> None:
+        if raw:
+            packed = np.frombuffer(raw, dtype=ENTRY)
+            index = packed["b"].astype(np.intp)
+            self.counts[index] += packed["n"]  # a stored histogram has each bucket once
+            self.sums[index] += packed["s"]
+
+    def add_histogram(self, hist: Histogram) -> None:
+        for b, (n, s) in hist.buckets.items():
+            self.counts[b] += n
+            self.sums[b] += s
+
+    def add(self, other: Dense) -> None:
+        self.counts += other.counts
+        self.sums += other.sums
+
+    def percentile(self, p: float) -> float | None:
+        """Nearest rank: the value at rank ceil(p * n) (the mean of the bucket it falls in)."""
+        total = int(self.counts.sum())
         if total <= 0:
             return None
         rank = max(1, math.ceil(p * total - 1e-9))
-        seen = 0
-        for b in sorted(self.buckets):
-            n, s = self.buckets[b]
-            seen += n
-            if seen >= rank:
-                return round(s / n, 1) if n else None
-        return None  # pragma: no cover  (rank <= total)
-
-    def to_json(self) -> list[list[int]]:
-        return [[b, n, s] for b, (n, s) in sorted(self.buckets.items())]
-
-    @classmethod
-    def from_json(cls, raw: Iterable[Iterable[int]] | None) -> Histogram:
-        hist = cls()
-        for b, n, s in raw or ():
-            hist.buckets[int(b)] = [int(n), int(s)]
-        return hist
+        b = int(np.searchsorted(np.cumsum(self.counts), rank))
+        return round(int(self.sums[b]) / int(self.counts[b]), 1)
 
 
 @dataclass
@@ -192,8 +230,33 @@ def _rate(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator > 0 else None
 
 
-def figures(cell: Cell, backlog: int) -> dict[str, Any]:
-    """The report fields of a cell (KpiRow's fields without key/label)."""
+class Sum:
+    """What a report adds up for one group: counters and dense histograms."""
+
+    __slots__ = ("counters", "frt", "res")
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.frt = Dense()
+        self.res = Dense()
+
+    def add_row(self, counters: Iterator[tuple[str, int]] | Mapping[str, int], frt: bytes | None,
+                res: bytes | None) -> None:
+        items = counters.items() if isinstance(counters, Mapping) else counters
+        for name, value in items:
+            self.counters[name] += int(value or 0)
+        self.frt.add_bytes(frt)
+        self.res.add_bytes(res)
+
+    def add(self, other: Sum) -> None:
+        for name, value in other.counters.items():
+            self.counters[name] += value
+        self.frt.add(other.frt)
+        self.res.add(other.res)
+
+
+def figures(cell: Sum, backlog: int) -> dict[str, Any]:
+    """The report fields of a group's sum (KpiRow's fields without key/label)."""
     c = cell.counters
     responses = c["csat_responses"]
     return {

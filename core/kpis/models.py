@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, JSONType, utcnow
@@ -52,7 +52,8 @@ class KpiTicketFacts(Base):
 class KpiRollup(Base):
     """The additive figures of the tickets created in one local day (grain "d") or month (grain "m") with one key
     of one dimension ("all" with key ""; channel; queue id; agent id; intent; "" for none). `resolved_out` counts
-    the tickets whose resolution fell in the period (backlog). `frt`/`res` are histograms [[bucket, n, sum]]."""
+    the tickets whose resolution fell in the period (backlog). `frt`/`res` are the duration histograms, packed
+    (core/kpis/facts.py ENTRY: bucket, count, sum per bucket)."""
 
     __tablename__ = "kpi_rollups"
     grain: Mapped[str] = mapped_column(String(1), primary_key=True)
@@ -81,8 +82,8 @@ class KpiRollup(Base):
     csat_5: Mapped[int] = mapped_column(BigInteger, default=0)
     csat_low: Mapped[int] = mapped_column(BigInteger, default=0)
     resolved_out: Mapped[int] = mapped_column(BigInteger, default=0)
-    frt: Mapped[list[Any]] = mapped_column(JSONType, default=list)
-    res: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    frt: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    res: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
 
 
 class KpiHourly(Base):

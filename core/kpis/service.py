@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.calendars import service as calendars
@@ -20,7 +22,8 @@ from core.calendars.business_time import BusinessCalendar, business_time_between
 from core.decision.policy import COMPLAINT_INTENT
 from core.errors import ValidationFailedError
 from core.kpis import repository
-from core.kpis.facts import Cell, TicketFacts, contributions, figures
+from core.kpis.facts import COUNTERS, Sum, TicketFacts, figures
+from core.kpis.models import KpiTicketFacts
 from core.kpis.schemas import (
     TIME_GROUPS,
     CountBucket,
@@ -34,13 +37,13 @@ from core.kpis.schemas import (
     KpiTicketPage,
     Metric,
 )
-from core.sla.models import TicketSla
-from core.tickets.models import Ticket, TicketStatus, format_ticket_number
+from core.tickets.models import AuthorKind, TicketStatus, format_ticket_number
 
 DEFAULT_TIME_ZONE = "Europe/Moscow"
 DEFAULT_MAX_DAYS = 366
 DEFAULT_CSAT_LOW = 2
 FACTS_CHUNK = 500
+STATE_NAME = "fold"  # the KPI fold's state row (core/kpis/fold.py)
 
 _DIMENSION_OF = {GroupBy.channel: "channel", GroupBy.queue: "queue", GroupBy.agent: "agent",
                  GroupBy.intent: "intent"}
@@ -97,23 +100,19 @@ def periods(query: KpiQuery) -> list[tuple[date, date]]:
 
 
 class _Calendars:
-    """Business calendars of SLA policies, loaded once per call."""
+    """The business calendar of each SLA policy, loaded once (a handful of rows)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._policy_calendar: dict[int, int] | None = None
-        self._calendars: dict[int, BusinessCalendar] = {}
+        self._by_policy: dict[int, BusinessCalendar | None] | None = None
 
-    async def of_policy(self, policy_id: int) -> BusinessCalendar | None:
-        if self._policy_calendar is None:
-            self._policy_calendar = await repository.policy_calendars(self.session)
-        calendar_id = self._policy_calendar.get(policy_id)
-        if calendar_id is None:
-            return None
-        if calendar_id not in self._calendars:
-            for row in await repository.calendars_with_exceptions(self.session, [calendar_id]):
-                self._calendars[row.id] = calendars.business_calendar(row)
-        return self._calendars.get(calendar_id)
+    async def by_policy(self) -> dict[int, BusinessCalendar | None]:
+        if self._by_policy is None:
+            policy_calendar = await repository.policy_calendars(self.session)
+            rows = await repository.calendars_with_exceptions(self.session, set(policy_calendar.values()))
+            built = {row.id: calendars.business_calendar(row) for row in rows}
+            self._by_policy = {p: built.get(c) for p, c in policy_calendar.items()}
+        return self._by_policy
 
 
 def _seconds(calendar: BusinessCalendar | None, start: datetime, end: datetime) -> int:
@@ -125,7 +124,7 @@ def _seconds(calendar: BusinessCalendar | None, start: datetime, end: datetime) 
         return max(0, round((end - start).total_seconds()))
 
 
-def _sla_outcome(row: TicketSla | None, target: str) -> bool | None:
+def _sla_outcome(row: Any, target: str) -> bool | None:
     """Met (True), breached (False), or neither yet / no such target (None)."""
     if row is None:
         return None
@@ -143,118 +142,138 @@ async def compute_facts(session: AsyncSession, ticket_ids: Sequence[int], *, zon
     """The facts of these tickets from their current state; merged and deleted tickets have none."""
     if not ticket_ids:
         return {}
-    cache = cache or _Calendars(session)
+    policies = await (cache or _Calendars(session)).by_policy()
     rows = [t for t in await repository.tickets(session, ticket_ids) if t.merged_into_id is None]
     ids = [t.id for t in rows]
     if not ids:
         return {}
-    agents = await repository.agents_per_ticket(session, ids)
-    with_agent_message = await repository.agent_message_tickets(session, ids)
+    agent_ids: dict[int, set[int]] = defaultdict(set)
+    with_agent_message: set[int] = set()
     escalated: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
-    for ticket_id, at, reason in await repository.escalations(session, ids):
-        escalated[ticket_id].append((at, reason))
+    for ticket_id, kind, author_id, at, extra in await repository.message_signals(session, ids):
+        if kind == AuthorKind.agent:
+            with_agent_message.add(ticket_id)
+            if author_id is not None:
+                agent_ids[ticket_id].add(author_id)
+        else:
+            escalated[ticket_id].append((at, str((extra or {}).get("reason") or "")))
     slas = await repository.ticket_slas(session, ids)
-    surveys = await repository.surveys(session, ids)
+    scores = await repository.survey_scores(session, ids)
     out: dict[int, TicketFacts] = {}
     for ticket in rows:
-        out[ticket.id] = await _facts_of(ticket, agents.get(ticket.id, 0), ticket.id in with_agent_message,
-                                         escalated.get(ticket.id, []), slas.get(ticket.id), surveys.get(ticket.id),
-                                         zone, csat_low, cache)
+        sla = slas.get(ticket.id)
+        calendar = policies.get(sla.policy_id) if sla is not None else None
+        out[ticket.id] = _facts_of(ticket, len(agent_ids.get(ticket.id, ())), ticket.id in with_agent_message,
+                                   escalated.get(ticket.id, []), sla, calendar, ticket.id in scores,
+                                   scores.get(ticket.id), zone, csat_low)
     return out
 
 
-async def _facts_of(ticket: Ticket, agents: int, agent_wrote: bool, escalations: list[tuple[datetime, str]],
-                    sla: TicketSla | None, survey: Any, zone: ZoneInfo, csat_low: int, cache: _Calendars
-                    ) -> TicketFacts:
-    calendar = await cache.of_policy(sla.policy_id) if sla is not None else None
+def _facts_of(ticket: Any, agents: int, agent_wrote: bool, escalations: list[tuple[datetime, str]], sla: Any,
+              calendar: BusinessCalendar | None, surveyed: bool, score: int | None, zone: ZoneInfo, csat_low: int
+              ) -> TicketFacts:
     resolved = ticket.status in (TicketStatus.resolved, TicketStatus.closed) and ticket.resolved_at is not None
     reopened = (ticket.reopen_count or 0) > 0
     frt = _seconds(calendar, ticket.created_at, ticket.first_response_at) if ticket.first_response_at else None
-    res = _seconds(calendar, ticket.created_at, ticket.resolved_at) if resolved and ticket.resolved_at else None
-    score = survey.score if survey is not None else None
+    res = _seconds(calendar, ticket.created_at, ticket.resolved_at) if resolved else None
     return TicketFacts(
         ticket_id=ticket.id, created_at=ticket.created_at, day=ticket.created_at.astimezone(zone).date(),
-        resolved_day=ticket.resolved_at.astimezone(zone).date() if resolved and ticket.resolved_at else None,
+        resolved_day=ticket.resolved_at.astimezone(zone).date() if resolved else None,
         resolved_at=ticket.resolved_at if resolved else None,
         channel=ticket.channel, queue_id=ticket.team_id, agent_id=ticket.assignee_id, intent=ticket.intent,
         resolved=resolved, reopened=reopened, fcr=resolved and not reopened and agents <= 1,
-        contained=resolved and ticket.resolved_by_bot and not agent_wrote,
+        contained=resolved and bool(ticket.resolved_by_bot) and not agent_wrote,
         handoff=bool(escalations) or agent_wrote, complaint=ticket.intent == COMPLAINT_INTENT,
         frt_s=frt, res_s=res, sla_fr=_sla_outcome(sla, "first_response"), sla_res=_sla_outcome(sla, "resolution"),
-        csat_sent=survey is not None, csat_score=score, csat_low=score is not None and score <= csat_low,
+        csat_sent=surveyed, csat_score=score, csat_low=score is not None and score <= csat_low,
         escalations=tuple(escalations),
     )
-
-
-async def _facts_created(session: AsyncSession, start: datetime, end: datetime, zone: ZoneInfo, csat_low: int
-                         ) -> list[TicketFacts]:
-    cache = _Calendars(session)
-    out: list[TicketFacts] = []
-    after: int | None = None
-    while True:
-        ids = await repository.ticket_ids_created(session, start, end, after=after, limit=FACTS_CHUNK)
-        if not ids:
-            return out
-        facts = await compute_facts(session, ids, zone=zone, csat_low=csat_low, cache=cache)
-        out.extend(facts[i] for i in ids if i in facts)
-        after = ids[-1]
 
 
 # -- the report ---------------------------------------------------------------------------------------------------
 
 
-def _group_key(facts: TicketFacts, group_by: GroupBy) -> str | None:
-    if group_by in TIME_GROUPS:
-        return period_of(facts.day, group_by).isoformat()
-    value = facts.keys()[_DIMENSION_OF[group_by]]
-    return value or None
+@dataclass(frozen=True)
+class Freshness:
+    """Which time zone the aggregates are kept in and up to when they hold every change."""
+
+    time_zone: str
+    as_of: datetime | None
+
+
+async def freshness(session: AsyncSession, time_zone: str) -> Freshness:
+    """The aggregates' zone (the configured one until the fold has run) and as-of moment."""
+    state = await repository.read_state(session, STATE_NAME)
+    if state is None:
+        return Freshness(time_zone, None)
+    as_of = state.data.get("as_of")
+    return Freshness(state.data.get("time_zone") or time_zone,
+                     datetime.fromisoformat(as_of) if isinstance(as_of, str) else None)
+
+
+_N = len(COUNTERS)
+
+
+def _add_row(target: Sum, row: Any) -> None:
+    """Add a rollup row read by repository.rollups (grain, period, key, counters..., frt, res)."""
+    target.add_row(zip(COUNTERS, row[3:3 + _N], strict=True), row[3 + _N], row[4 + _N])
 
 
 async def report(session: AsyncSession, query: KpiQuery, *, time_zone: str = DEFAULT_TIME_ZONE,
                  max_days: int = DEFAULT_MAX_DAYS, csat_low: int = DEFAULT_CSAT_LOW,
                  now: datetime | None = None) -> KpiReport:
-    """The KPI figures of `query`'s range (local dates of `time_zone`, inclusive), in total and per group.
+    """The KPI figures of `query`'s range (local dates, inclusive), in total and per group, read from the
+    aggregates the KPI job keeps (core/kpis/fold.py): a few hundred small rows, whatever the range.
 
     Args:
-        time_zone: the report time zone: which day a ticket counts to, where weeks and months begin.
+        time_zone: the configured report time zone (CoreSettings.kpi_time_zone); the report is in the zone the
+            aggregates were built in, which is this one unless it changed since the last rebuild (the answer's
+            `time_zone` says which).
         max_days: the longest range (422 beyond, as for from > to).
-        csat_low: a score at or under this is a low score (CoreSettings.csat_low_score).
-        now: the clock's now (the `as_of` when figures are computed live).
+        csat_low: unused here (the fold applies it); kept so callers pass the same settings to every function.
+        now: unused (`as_of` comes from the aggregates); kept for the callers' symmetry.
     """
+    del csat_low, now
     check_query(query, max_days=max_days)
-    zone = ZoneInfo(time_zone)
-    start = local_start(query.date_from, zone)
-    end = local_start(query.date_to + timedelta(days=1), zone)
-    facts = await _facts_created(session, start, end, zone, csat_low)
-
-    totals = Cell()
-    groups: dict[str | None, Cell] = defaultdict(Cell)
-    for f in facts:
-        cell = next(c for _, dim, _, c in contributions(f) if dim == "all")
-        totals.add(cell)
-        groups[_group_key(f, query.group_by)].add(cell)
-
-    total_backlog = (await repository.open_at(session, end)).get(None, 0)
+    fresh = await freshness(session, time_zone)
+    first, last = query.date_from, query.date_to
+    after_last = last + timedelta(days=1)
+    groups: dict[str | None, Sum] = defaultdict(Sum)
     rows: list[KpiRow] = []
     if query.group_by in TIME_GROUPS:
-        for first, last in periods(query):
-            period_key = period_of(first, query.group_by).isoformat()
-            backlog = (await repository.open_at(session, local_start(last + timedelta(days=1), zone))).get(None, 0)
-            rows.append(KpiRow(key=period_key, label=period_key,
-                               **figures(groups.get(period_key) or Cell(), backlog)))
-    else:
-        column = {GroupBy.channel: Ticket.channel, GroupBy.queue: Ticket.team_id, GroupBy.agent: Ticket.assignee_id,
-                  GroupBy.intent: Ticket.intent}[query.group_by]
-        open_now = {(None if k is None or k == "" else str(k)): n
-                    for k, n in (await repository.open_at(session, end, column)).items()}
-        internal = set(groups) | {k for k, n in open_now.items() if n}
-        shown = await present_keys(session, query.group_by, internal)
-        for key in sorted(internal, key=lambda k: (k is None, shown[k][1] or "")):
-            public, label = shown[key]
-            rows.append(KpiRow(key=public, label=label,
-                               **figures(groups.get(key) or Cell(), open_now.get(key, 0))))
-    return KpiReport(date_from=query.date_from, date_to=query.date_to, group_by=query.group_by,
-                     time_zone=time_zone, as_of=now, totals=KpiRow(**figures(totals, total_backlog)), groups=rows)
+        where = (repository.cover(first, last) if query.group_by == GroupBy.month
+                 else repository.day_range(first, last))
+        for row in await repository.rollups(session, "all", where):
+            _add_row(groups[period_of(row[1], query.group_by).isoformat()], row)
+        open_count = (await repository.open_before(session, "all", first)).get("", 0)
+        balance = await repository.daily_balance(session, first, last)
+        day = first
+        for period_first, period_last in periods(query):
+            while day <= period_last:
+                open_count += balance.get(day, 0)
+                day += timedelta(days=1)
+            key = period_of(period_first, query.group_by).isoformat()
+            rows.append(KpiRow(key=key, label=key, **figures(groups.get(key) or Sum(), open_count)))
+        totals = Sum()
+        for cell in groups.values():
+            totals.add(cell)
+        return KpiReport(date_from=first, date_to=last, group_by=query.group_by, time_zone=fresh.time_zone,
+                         as_of=fresh.as_of, totals=KpiRow(**figures(totals, open_count)), groups=rows)
+
+    dimension = _DIMENSION_OF[query.group_by]
+    for row in await repository.rollups(session, dimension, repository.cover(first, last)):
+        _add_row(groups[row[2] or None], row)
+    open_at_end = {(k or None): n for k, n in (await repository.open_before(session, dimension, after_last)).items()}
+    internal = set(groups) | {k for k, n in open_at_end.items() if n}
+    shown = await present_keys(session, query.group_by, internal)
+    totals = Sum()
+    for group in sorted(internal, key=lambda k: (k is None, shown[k][1] or "")):
+        cell = groups.get(group) or Sum()
+        totals.add(cell)
+        public, label = shown[group]
+        rows.append(KpiRow(key=public, label=label, **figures(cell, open_at_end.get(group, 0))))
+    return KpiReport(date_from=first, date_to=last, group_by=query.group_by, time_zone=fresh.time_zone,
+                     as_of=fresh.as_of, totals=KpiRow(**figures(totals, sum(open_at_end.values()))), groups=rows)
 
 
 async def present_keys(session: AsyncSession, group_by: GroupBy, keys: Iterable[str | None]
@@ -296,147 +315,125 @@ async def internal_key(session: AsyncSession, group_by: GroupBy, key: str) -> st
 
 # -- the tickets behind a figure ----------------------------------------------------------------------------------
 
-
-def _behind(facts: TicketFacts, metric: Metric, end: datetime) -> bool:
-    match metric:
-        case Metric.tickets:
-            return True
-        case Metric.resolved | Metric.resolution:
-            return facts.resolved
-        case Metric.unresolved:
-            return not facts.resolved
-        case Metric.first_response:
-            return facts.frt_s is not None
-        case Metric.fcr:
-            return facts.fcr
-        case Metric.not_fcr:
-            return facts.resolved and not facts.fcr
-        case Metric.contained:
-            return facts.contained
-        case Metric.handoff:
-            return facts.handoff
-        case Metric.complaint:
-            return facts.complaint
-        case Metric.reopen:
-            return facts.reopened
-        case Metric.sla_first_response_met:
-            return facts.sla_fr is True
-        case Metric.sla_first_response_breached:
-            return facts.sla_fr is False
-        case Metric.sla_resolution_met:
-            return facts.sla_res is True
-        case Metric.sla_resolution_breached:
-            return facts.sla_res is False
-        case Metric.csat:
-            return facts.csat_score is not None
-        case Metric.csat_low:
-            return facts.csat_low
-        case Metric.backlog:
-            return facts.resolved_at is None or facts.resolved_at >= end
-    return False  # pragma: no cover
+F = KpiTicketFacts
+_METRIC_WHERE: dict[Metric, ColumnElement[bool] | None] = {
+    Metric.tickets: None,
+    Metric.resolved: F.resolved.is_(True),
+    Metric.resolution: F.resolved.is_(True),
+    Metric.unresolved: F.resolved.is_(False),
+    Metric.first_response: F.frt_s.is_not(None),
+    Metric.fcr: F.fcr.is_(True),
+    Metric.not_fcr: and_(F.resolved.is_(True), F.fcr.is_(False)),
+    Metric.contained: F.contained.is_(True),
+    Metric.handoff: F.handoff.is_(True),
+    Metric.complaint: F.complaint.is_(True),
+    Metric.reopen: F.reopened.is_(True),
+    Metric.sla_first_response_met: F.sla_fr.is_(True),
+    Metric.sla_first_response_breached: F.sla_fr.is_(False),
+    Metric.sla_resolution_met: F.sla_res.is_(True),
+    Metric.sla_resolution_breached: F.sla_res.is_(False),
+    Metric.csat: F.csat_score.is_not(None),
+    Metric.csat_low: F.csat_low.is_(True),
+}
+_DIMENSION_COLUMN = {GroupBy.channel: F.channel, GroupBy.queue: F.queue_id, GroupBy.agent: F.agent_id,
+                     GroupBy.intent: F.intent}
 
 
-def _ticket_read(f: TicketFacts) -> KpiTicket:
-    return KpiTicket(id=f.ticket_id, number=format_ticket_number(f.ticket_id), created_at=f.created_at,
-                     channel=f.channel, queue_id=f.queue_id, agent_id=f.agent_id, intent=f.intent,
-                     resolved_at=f.resolved_at, first_response_s=f.frt_s, resolution_s=f.res_s,
-                     reopened=f.reopened, csat_score=f.csat_score)
+def _ticket_read(row: KpiTicketFacts) -> KpiTicket:
+    return KpiTicket(id=row.ticket_id, number=format_ticket_number(row.ticket_id), created_at=row.created_at,
+                     channel=row.channel, queue_id=row.queue_id, agent_id=row.agent_id, intent=row.intent,
+                     resolved_at=row.resolved_at, first_response_s=row.frt_s, resolution_s=row.res_s,
+                     reopened=row.reopened, csat_score=row.csat_score)
 
 
-async def tickets_behind(session: AsyncSession, query: KpiQuery, key: str | None, metric: Metric, *,
+async def tickets_behind(session: AsyncSession, query: KpiQuery, key: str | None, metric: Metric | str, *,
                          after: int | None = None, limit: int = 50, time_zone: str = DEFAULT_TIME_ZONE,
                          max_days: int = DEFAULT_MAX_DAYS, csat_low: int = DEFAULT_CSAT_LOW) -> KpiTicketPage:
-    """The tickets that make `metric` of group `key` (None: the totals) of `query`, in id order, a page of
-    `limit` after ticket id `after`. Backlog's tickets are those created in the range (or the group's period)
-    that were open at its end; for a time group `key` is its first day (ISO), as the report gives it."""
+    """The tickets that make `metric` of group `key` of the report of `query`, in id order: a page of `limit` after
+    ticket id `after`. `key` None: the totals; "": the group without a queue, agent or intent; a time group's key
+    is its first day (ISO), as the report gives it. Backlog's tickets are those open at the end of the range (or of
+    the group's period), created then or before, exactly as the backlog figure counts them. Read from the
+    per-ticket facts the KPI job keeps."""
+    del time_zone, csat_low
     check_query(query, max_days=max_days)
+    try:
+        metric = Metric(metric)
+    except ValueError:
+        raise ValidationFailedError(f"unknown metric {metric!r}", allowed=[m.value for m in Metric]) from None
     if not 1 <= limit <= 500:
         raise ValidationFailedError("limit must be 1..500", limit=limit)
-    zone = ZoneInfo(time_zone)
     first, last = query.date_from, query.date_to
+    where: list[ColumnElement[bool]] = []
     if key is not None and query.group_by in TIME_GROUPS:
         try:
             period = date.fromisoformat(key)
         except ValueError:
             raise ValidationFailedError(f"key {key!r} is not a date (the first day of a {query.group_by} group)",
                                         key=key) from None
-        if period_of(period, query.group_by) != period:
-            raise ValidationFailedError(f"key {key!r} does not start a {query.group_by}", key=key)
+        if period_of(period, query.group_by) != period or not first <= _next_period(period, query.group_by) \
+                - timedelta(days=1) or period > last:
+            raise ValidationFailedError(f"key {key!r} is not a {query.group_by} of the range", key=key)
         first = max(first, period)
         last = min(last, _next_period(period, query.group_by) - timedelta(days=1))
-    if key is not None and query.group_by not in TIME_GROUPS:
-        key = await internal_key(session, query.group_by, key)
-    start, end = local_start(first, zone), local_start(last + timedelta(days=1), zone)
-    items: list[KpiTicket] = []
-    cursor = after
-    cache = _Calendars(session)
-    while len(items) <= limit:
-        ids = await repository.ticket_ids_created(session, start, end, after=cursor, limit=FACTS_CHUNK)
-        if not ids:
-            break
-        facts = await compute_facts(session, ids, zone=zone, csat_low=csat_low, cache=cache)
-        for ticket_id in ids:
-            f = facts.get(ticket_id)
-            if f is None:
-                continue
-            if key is not None and query.group_by not in TIME_GROUPS \
-                    and (f.keys()[_DIMENSION_OF[query.group_by]] or None) != key:
-                continue
-            if _behind(f, metric, end):
-                items.append(_ticket_read(f))
-        cursor = ids[-1]
-    page = items[:limit]
-    return KpiTicketPage(items=page, next_after=page[-1].id if len(items) > limit else None)
+    elif key == "":  # the group without a queue / agent / intent
+        where.append(_DIMENSION_COLUMN[query.group_by].is_(None))
+    elif key is not None:
+        column = _DIMENSION_COLUMN[query.group_by]
+        internal = await internal_key(session, query.group_by, key)
+        where.append(column == (int(internal) if query.group_by in (GroupBy.queue, GroupBy.agent) else internal))
+    if metric == Metric.backlog:
+        where += [F.day <= last, or_(F.resolved_day.is_(None), F.resolved_day > last)]
+    else:
+        where += [F.day >= first, F.day <= last]
+        condition = _METRIC_WHERE[metric]
+        if condition is not None:
+            where.append(condition)
+    rows = await repository.facts_page(session, where, after, limit + 1)
+    page = [_ticket_read(r) for r in rows[:limit]]
+    return KpiTicketPage(items=page, next_after=page[-1].id if len(rows) > limit else None)
 
 
 # -- volume counts ------------------------------------------------------------------------------------------------
 
 
-def _bucket_start(moment: datetime, bucket: CountBucket, zone: ZoneInfo) -> datetime:
-    if bucket == CountBucket.hour:
-        return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return local_start(moment.astimezone(zone).date(), zone)
-
-
 async def counts(session: AsyncSession, *, dimension: CountDimension | str, start: datetime, end: datetime,
                  bucket: CountBucket | str = CountBucket.hour, time_zone: str = DEFAULT_TIME_ZONE
                  ) -> list[CountRow]:
-    """Tickets created and escalations decided per key of `dimension` per bucket in [start, end), sorted by
-    (bucket_start, key); buckets without any are left out. Hour buckets start on the UTC hour, day buckets at the
-    local midnight of `time_zone` (bucket_start is always an aware UTC datetime). By escalation_reason, `tickets`
-    counts the tickets escalated with that reason in the bucket."""
-    dimension, bucket = CountDimension(dimension), CountBucket(bucket)
+    """Tickets created and escalations decided per key of `dimension` per bucket, from the hourly volumes the KPI
+    job keeps (never the tickets), sorted by (bucket_start, key); buckets without any are left out.
+
+    Hours are whole UTC hours: those starting in [start's hour, end). Day buckets sum them by local day of
+    `time_zone` (bucket_start its local midnight, as an aware UTC datetime). `tickets`: tickets created in the
+    bucket with that key (their current intent/channel/queue); `escalations`: decisions to hand a ticket with that
+    key to people in the bucket. By escalation_reason the key is the decision's reason and both numbers count
+    those escalations. Queue keys are slugs; None: no intent/queue/reason."""
+    try:
+        dimension, bucket = CountDimension(dimension), CountBucket(bucket)
+    except ValueError as exc:
+        raise ValidationFailedError(str(exc)) from None
     if start.tzinfo is None or end.tzinfo is None:
         raise ValidationFailedError("start and end must be timezone-aware")
     if start >= end:
         raise ValidationFailedError("start must be before end")
     zone = ZoneInfo(time_zone)
-    # Tickets created up to a week before `start` may escalate within it.
-    facts = await _facts_created(session, start - timedelta(days=7), end, zone, DEFAULT_CSAT_LOW)
-    table: dict[tuple[datetime, str | None], list[int]] = defaultdict(lambda: [0, 0])
-    for f in facts:
-        key: str | None = _count_key(f, dimension)
-        if dimension != CountDimension.escalation_reason and start <= f.created_at < end:
-            table[(_bucket_start(f.created_at, bucket, zone), key)][0] += 1
-        for at, reason in f.escalations:
-            if start <= at < end:
-                k = (reason or None) if dimension == CountDimension.escalation_reason else key
-                cell = table[(_bucket_start(at, bucket, zone), k)]
-                cell[1] += 1
-                if dimension == CountDimension.escalation_reason:
-                    cell[0] += 1
+    first_hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    rows = await repository.hourly(session, dimension.value, first_hour, end)
+    slugs: dict[str, str] = {}
     if dimension == CountDimension.queue:  # shown by slug, as the report shows queues
         slugs = {str(i): slug for i, (slug, _) in (await repository.teams(session)).items()}
-        table = {(b, None if k is None else slugs.get(k, f"#{k}")): v for (b, k), v in table.items()}
+    table: dict[tuple[datetime, str | None], list[int]] = defaultdict(lambda: [0, 0])
+    starts: dict[datetime, datetime] = {}
+    for hour, raw_key, tickets, escalations in rows:
+        at = starts.get(hour)
+        if at is None:
+            utc = hour.astimezone(UTC)
+            at = starts[hour] = utc if bucket == CountBucket.hour else local_start(utc.astimezone(zone).date(), zone)
+        key = raw_key or None
+        if key is not None and dimension == CountDimension.queue:
+            key = slugs.get(key, f"#{key}")
+        cell = table[(at, key)]
+        cell[0] += tickets
+        cell[1] += escalations
     return [CountRow(key=k, bucket_start=b, tickets=t, escalations=e)
-            for (b, k), (t, e) in sorted(table.items(), key=lambda item: (item[0][0], item[0][1] or ""))]
-
-
-def _count_key(f: TicketFacts, dimension: CountDimension) -> str | None:
-    if dimension == CountDimension.intent:
-        return f.intent
-    if dimension == CountDimension.channel:
-        return f.channel
-    if dimension == CountDimension.queue:
-        return None if f.queue_id is None else str(f.queue_id)
-    return None
+            for (b, k), (t, e) in sorted(table.items(), key=lambda item: (item[0][0], item[0][1] or ""))
+            if t or e]

@@ -66,8 +66,8 @@ def upgrade() -> None:
         sa.Column("dimension", sa.String(length=16), nullable=False),
         sa.Column("key", sa.String(length=100), nullable=False),
         *(sa.Column(name, sa.BigInteger(), nullable=False) for name in _COUNTERS),
-        sa.Column("frt", JSON, nullable=False),
-        sa.Column("res", JSON, nullable=False),
+        sa.Column("frt", sa.LargeBinary(), nullable=False),
+        sa.Column("res", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("grain", "period", "dimension", "key", name=op.f("pk_kpi_rollups")),
     )
     op.create_table(
