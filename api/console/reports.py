@@ -410,7 +410,8 @@ async def tickets_page(request: Request, session: DbSession, state: State, user:
     _ = translator(user.language)
     params = request.query_params
     form, query = parse_query(params, today_in(state), _)
-    metric_name, key = params.get("metric", Metric.tickets.value), params.get("key") or None
+    # No key: the totals; an empty key: the group without a queue / agent / intent.
+    metric_name, key = params.get("metric", Metric.tickets.value), params.get("key")
     after_text = params.get("after")
     after = parse_id(after_text) if after_text else None
     agent = parse_id(params.get("agent", "")) if params.get("agent") else None
@@ -426,7 +427,7 @@ async def tickets_page(request: Request, session: DbSession, state: State, user:
             if agent is not None:
                 # One agent's page: the agent's tickets in the period `key` names (or the whole range).
                 period_query = query
-                if key is not None and query.group_by in TIME_GROUPS:
+                if key and query.group_by in TIME_GROUPS:
                     first = max(query.date_from, _date(key, "key", _))
                     period_query = KpiQuery(date_from=first, date_to=min(query.date_to,
                                                                          _period_end(first, query.group_by)),
@@ -445,7 +446,7 @@ async def tickets_page(request: Request, session: DbSession, state: State, user:
     back = (form.url(f"{PAGE}/agents/{agent}") if agent is not None else form.url())
     return render(request, "reports_tickets.html", {
         "form": form, "page": page, "metric": metric, "key": key, "after": after, "names": names,
-        "key_label": names.label(group_by, key, _) if key is not None else _("reports.all_groups"),
+        "key_label": names.label(group_by, key or None, _) if key is not None else _("reports.all_groups"),
         "agent_name": names.agents.get(str(agent), "") if agent else None,
         "counterpart": COUNTERPART.get(metric), "back": back,
         "metric_url": lambda m: form.url(f"{PAGE}/tickets", key=key, metric=m.value, agent=agent),

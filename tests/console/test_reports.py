@@ -23,9 +23,10 @@ from api.settings import Settings
 from core.audit.models import AuditEntry
 from core.clock import ManualClock
 from core.customers.models import ChannelIdentity, Customer
+from core.kpis.fold import KpiFold
 from core.summaries import service as summaries
 from core.tickets import repository as ticket_repo
-from core.tickets.models import Ticket, TicketStatus, format_ticket_number
+from core.tickets.models import AuthorKind, Direction, Message, Ticket, TicketStatus, format_ticket_number
 from core.users.models import User
 from tests.conftest import keyword_engine, responses
 from tests.console.conftest import People, login, post_form
@@ -63,20 +64,33 @@ async def add_ticket(session: AsyncSession, created: datetime, *, channel: str =
                  resolved_at=created + resolved if resolved else None, resolved_by_bot=by_bot)
     session.add_all([customer, identity, row])
     await session.flush()
+    # The customer's message: what the KPI fold notices a ticket by (it reads new messages and audit entries).
+    session.add(Message(ticket_id=row.id, direction=Direction.inbound, author_kind=AuthorKind.customer,
+                        channel=channel, text="hello", created_at=created))
+    await session.flush()
     return row.id
+
+
+async def fold(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Bring the KPI aggregates up to date now (the app's fold job waits on its manual clock)."""
+    kpi_fold = KpiFold(sessionmaker, ManualClock(NOW), time_zone="Europe/Moscow")
+    while await kpi_fold.run_once():
+        pass
 
 
 async def scenario(sessionmaker: async_sessionmaker[AsyncSession], people: People) -> list[int]:
     """Three tickets of the last week: a Telegram one the agent answered after 65 minutes and resolved in 2 h, a
     REST one the bot resolved, a Telegram one still open with the agent."""
     async with sessionmaker() as session, session.begin():
-        return [
+        ids = [
             await add_ticket(session, datetime(2026, 11, 24, 10, tzinfo=UTC), agent=people.agent,
                              first_response=timedelta(minutes=65), resolved=timedelta(hours=2)),
             await add_ticket(session, datetime(2026, 11, 25, 10, tzinfo=UTC), channel="rest", queue="technical",
                              resolved=timedelta(minutes=3), by_bot=True),
             await add_ticket(session, datetime(2026, 11, 26, 10, tzinfo=UTC), agent=people.agent),
         ]
+    await fold(sessionmaker)
+    return ids
 
 
 def cell(page: str, key: str, field: str) -> str:
@@ -191,6 +205,11 @@ async def test_a_figure_opens_exactly_the_tickets_behind_it(client: httpx.AsyncC
     assert "1 h 05 min" in drill and "2 h 00 min" in drill
     resolved = text_of(await client.get(drill_link(page, "rest", "containment_rate")))
     assert re.findall(r'<tr data-ticket="([^"]+)">', resolved) == [format_ticket_number(bot)]
+    no_queue = text_of(await client.get(REPORTS, params={"from": "2026-11-20", "group_by": "intent"}))
+    nobody = text_of(await client.get(drill_link(no_queue, "", "tickets")))  # tickets without an intent
+    assert "no intent" in nobody
+    assert sorted(re.findall(r'<tr data-ticket="([^"]+)">', nobody)) == sorted(
+        format_ticket_number(i) for i in (first, bot, still_open))
     backlog = text_of(await client.get(re.sub(r"&key=[^&]*", "", drill_link(page, "telegram", "backlog"))))
     assert re.findall(r'<tr data-ticket="([^"]+)">', backlog) == [format_ticket_number(still_open)]
     # The figure's counterpart is one click away.
@@ -208,6 +227,7 @@ async def test_the_drill_down_pages_through_many_tickets(client: httpx.AsyncClie
     async with sessionmaker() as session, session.begin():
         ids = [await add_ticket(session, datetime(2026, 11, 27, 8, tzinfo=UTC) + timedelta(minutes=n),
                                 channel="rest") for n in range(55)]
+    await fold(sessionmaker)
     await login(client, people.supervisor.email)
     first = text_of(await client.get(f"{REPORTS}/tickets", params={
         "from": "2026-11-27", "to": "2026-11-27", "group_by": "day", "key": "2026-11-27", "metric": "tickets"}))

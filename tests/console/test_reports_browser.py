@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.csat.models import CsatSurvey
 from core.db.base import utcnow
+from core.kpis import service as kpis
+from core.kpis.schemas import KpiQuery
 from core.sla.models import TicketSla
 from core.tickets.models import format_ticket_number
 from tests.console.conftest import LiveServer, People
@@ -20,6 +22,7 @@ from tests.console.test_browser import new_page, sign_in
 from tests.console.test_reports import add_ticket
 from tests.core.sla.helpers import calendar, policy
 from tests.support.browser import shot
+from tests.support.waiting import wait_for
 
 CHANNELS = ("telegram", "telegram", "webchat", "email", "rest")
 
@@ -60,6 +63,14 @@ async def test_supervisor_picks_a_range_groups_and_drills_down_to_a_ticket(
         browser: Any, live_server: LiveServer, people: People, sessionmaker: async_sessionmaker[AsyncSession],
         tmp_path: Path) -> None:
     ids = await three_weeks(sessionmaker, people)
+
+    async def folded() -> bool:  # the app's KPI fold job takes the new tickets in within seconds
+        today = utcnow().astimezone(ZoneInfo("Europe/Moscow")).date()
+        async with sessionmaker() as session:
+            report = await kpis.report(session, KpiQuery(date_from=today - timedelta(days=29), date_to=today))
+        return report.totals.tickets == len(ids)
+
+    await wait_for(folded, "the KPI aggregates hold the new tickets")
     context, page, dialogs = await new_page(browser, live_server)
     await sign_in(page, people.supervisor.email)
     await page.click('nav[aria-label="main"] >> text=Reports')

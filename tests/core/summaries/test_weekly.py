@@ -8,7 +8,7 @@ import email
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from email.message import Message
+from email.message import Message as Mail
 from email.policy import default as default_policy
 from typing import Any
 
@@ -24,12 +24,13 @@ from core.jobs import JobRegistry
 from core.jobs import service as tasks
 from core.jobs.models import ScheduledTask, TaskState
 from core.jobs.tasks import DueTaskRunner, TaskHandlers
+from core.kpis.fold import KpiFold
 from core.summaries import service
 from core.summaries.job import MAIL_JOB, WeeklySummary
 from core.summaries.models import MailStatus, SummaryMail
 from core.summaries.settings import SummarySettings
 from core.tickets import repository as ticket_repo
-from core.tickets.models import Ticket, TicketStatus
+from core.tickets.models import AuthorKind, Direction, Message, Ticket, TicketStatus
 from core.users.models import Role, User
 from tests.channels.email.conftest import SmtpSink, smtp_sink  # noqa: F401  (the aiosmtpd server fixture)
 from tests.support.waiting import until, wait_for
@@ -104,11 +105,16 @@ async def a_ticket(session: AsyncSession, created: datetime, *, resolved_after: 
                                verified=False)
     team = await ticket_repo.get_team_by_slug(session, "billing")
     resolved_at = created + resolved_after if resolved_after is not None else None
-    session.add_all([customer, identity, Ticket(
+    row = Ticket(
         subject="s", channel="rest", status=TicketStatus.resolved if resolved_at else TicketStatus.open,
         customer=customer, identity=identity, team_id=team.id if team else None, failed_bot_answers=0,
         language="en", created_at=created, updated_at=created, resolved_at=resolved_at,
-        first_response_at=created + first_response_after if first_response_after is not None else None)])
+        first_response_at=created + first_response_after if first_response_after is not None else None)
+    session.add_all([customer, identity, row])
+    await session.flush()
+    # The customer's message: what the KPI fold notices a ticket by.
+    session.add(Message(ticket_id=row.id, direction=Direction.inbound, author_kind=AuthorKind.customer,
+                        channel="rest", text="hello", created_at=created))
 
 
 async def two_weeks(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
@@ -124,18 +130,22 @@ async def two_weeks(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
             await a_ticket(session, week + timedelta(days=n), resolved_after=timedelta(hours=n),
                            first_response_after=timedelta(minutes=10 * n))
         await a_ticket(session, week)
+    # The KPI aggregates as the app's fold job keeps them (every few seconds) by the time the summary is due.
+    kpi_fold = KpiFold(sessionmaker, ManualClock(START), time_zone="Europe/Moscow")
+    while await kpi_fold.run_once():
+        pass
 
 
-async def sent_to(sink: SmtpSink, count: int) -> dict[str, Message]:
+async def sent_to(sink: SmtpSink, count: int) -> dict[str, Mail]:
     await wait_for(lambda: len(sink.messages) >= count, f"{count} mails at the SMTP server")
-    out: dict[str, Message] = {}
+    out: dict[str, Mail] = {}
     for _sender, recipients, raw in sink.messages:
         assert len(recipients) == 1
         out.setdefault(recipients[0], email.message_from_bytes(raw, policy=default_policy))  # type: ignore[arg-type]
     return out
 
 
-def body(message: Message, subtype: str) -> str:
+def body(message: Mail, subtype: str) -> str:
     part = message.get_body((subtype,))  # type: ignore[attr-defined]
     assert part is not None
     content: Any = part.get_content()
