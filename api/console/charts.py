@@ -21,12 +21,13 @@ class Bar:
 
 
 def hbars(bars: Sequence[Bar], *, title: str, width: int = 520, row: int = 26, label_width: int = 170,
-          scale: float | None = None) -> Markup:
-    """Horizontal bars with an optional limit marker per row; `scale` fixes the full width (e.g. 100 %)."""
+          scale: float | None = None, caption_width: int = 60) -> Markup:
+    """Horizontal bars with an optional limit marker per row; `scale` fixes the full width (e.g. 100 %);
+    `caption_width` is the room for the number after a bar ("1 h 05 min" needs more than a count)."""
     if not bars:
         return Markup("")
     top = scale or max([b.value for b in bars] + [b.limit or 0 for b in bars] + [1])
-    plot = width - label_width - 60
+    plot = width - label_width - caption_width
     height = row * len(bars) + 8
     parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%" '
              f'preserveAspectRatio="xMinYMin meet" aria-label="{escape(title)}"><title>{escape(title)}</title>']
@@ -183,11 +184,12 @@ def _legend(items: Sequence[tuple[str, str, bool]], x: float, y: float) -> list[
     return parts
 
 
-def _y_axis(top: float, fmt: Format, left: int, right: float, plot_top: float, base: float) -> list[str]:
+def _y_axis(top: float, fmt: Format, left: int, right: float, plot_top: float, base: float,
+            steps: int = 4) -> list[str]:
     parts = []
-    for i in range(5):
-        value = top * i / 4
-        y = base - (base - plot_top) * i / 4
+    for i in range(steps + 1):
+        value = top * i / steps
+        y = base - (base - plot_top) * i / steps
         parts.append(f'<line x1="{left}" x2="{right:.1f}" y1="{y:.1f}" y2="{y:.1f}" '
                      f'class="{"chart-axis" if i == 0 else "chart-grid"}"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="chart-value">'
@@ -204,14 +206,15 @@ def _x_labels(labels: Sequence[str], x_of: Callable[[int], float], height: int) 
 
 def lines(labels: Sequence[str], series: Sequence[Series], *, title: str, fmt: Format = lambda v: f"{v:g}",
           scale: float | None = None, area: bool = False, links: Sequence[str | None] | None = None,
-          axis: str = "decimal", width: int = 640, height: int = 230) -> Markup:
+          axis: str = "decimal", steps: int = 4, tip: Format | None = None, width: int = 640,
+          height: int = 230) -> Markup:
     """Lines over time (`area`: the first series filled below): a y axis worded by `fmt`, a point per period with
     its value in a tooltip and, with `links`, a link per period (drill-down); `scale` fixes the top (1.0 for
-    shares), else `axis` (count, decimal, duration) picks round steps. A period without a value is a gap in the
-    line, not a zero."""
+    shares; `steps` lines divide it), else `axis` (count, decimal, duration) picks 4 round steps. A period without
+    a value is a gap in the line, not a zero; `tip` words a point's tooltip when it needs more than the axis."""
     if not labels or not any(v is not None for s in series for v in s.values):
         return Markup("")
-    left, right, plot_top, base = 84, width - 12, 30.0, float(height - 26)
+    left, right, plot_top, base = 84, width - 30, 30.0, float(height - 26)
     top = scale or _nice_top(max(v for s in series for v in s.values if v is not None), axis)
     step = (right - left) / max(1, len(labels) - 1) if len(labels) > 1 else 0.0
 
@@ -222,7 +225,7 @@ def lines(labels: Sequence[str], series: Sequence[Series], *, title: str, fmt: F
         return base - (base - plot_top) * min(v, top) / top
 
     parts = _open(width, height, title)
-    parts += _y_axis(top, fmt, left, right, plot_top, base)
+    parts += _y_axis(top, fmt, left, right, plot_top, base, steps if scale else 4)
     parts += _legend([(s.name, s.tone, s.dashed) for s in series], left, 16)
     for n, s in enumerate(series):
         color = PALETTE.get(s.tone, PALETTE["default"])
@@ -243,7 +246,7 @@ def lines(labels: Sequence[str], series: Sequence[Series], *, title: str, fmt: F
             if v is None:
                 continue
             point = (f'<circle cx="{x_of(i):.1f}" cy="{y_of(v):.1f}" r="3.6" fill="{color}" class="chart-point">'
-                     f'<title>{escape(labels[i])} · {escape(s.name)}: {escape(fmt(v))}</title></circle>')
+                     f'<title>{escape(labels[i])} · {escape(s.name)}: {escape((tip or fmt)(v))}</title></circle>')
             link = links[i] if links is not None and i < len(links) else None
             parts.append(f'<a href="{escape(link)}">{point}</a>' if link else point)
     parts += _x_labels(labels, x_of, height)

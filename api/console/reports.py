@@ -250,7 +250,8 @@ def _charts(report: KpiReport, form: ReportForm, names: Names, _: Translator) ->
             links=[drill_url(form, g.key, Metric.contained) for g in groups])))
         out.append(("csat", _("reports.chart.csat"), charts.lines(labels, [
             charts.Series(_("reports.kpi.csat_avg"), [g.csat_avg for g in groups], "default"),
-        ], title=_("reports.chart.csat"), fmt=lambda v: fmt.fixed(v, _.language, digits=1), scale=5.0,
+        ], title=_("reports.chart.csat"), fmt=lambda v: fmt.fixed(v, _.language, digits=0), scale=5.0, steps=5,
+            tip=lambda v: fmt.fixed(v, _.language, digits=2),
             links=[drill_url(form, g.key, Metric.csat) for g in groups])))
         out.append(("sla", _("reports.chart.sla"), charts.lines(labels, [
             charts.Series(_("reports.kpi.sla_first_response_met_rate"),
@@ -266,7 +267,7 @@ def _charts(report: KpiReport, form: ReportForm, names: Names, _: Translator) ->
                                             caption=kind(getattr(g, name)) if getattr(g, name) is not None
                                             else fmt.DASH)
                                  for label, g in zip(labels, groups, strict=True)],
-                                title=_("reports.kpi." + name), scale=scale)
+                                title=_("reports.kpi." + name), scale=scale, width=640, caption_width=100)
 
         def as_dur(v: Any) -> str:
             return fmt.duration(v, _)
