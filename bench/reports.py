@@ -161,6 +161,9 @@ class Filler:
         if fate < 0.35:  # the bot answers and the customer goes quiet: resolved by the bot 30-40 min later
             self.message(messages, ticket_id, channel, "outbound", "bot", None, created + timedelta(seconds=2), {},
                          intent)
+            if rng.random() < 0.1:  # "thanks"
+                self.message(messages, ticket_id, channel, "inbound", "customer", None, created + timedelta(minutes=1),
+                             {"action": "answer", "reason": "faq"}, "thanks")
             if age > 2400:
                 status, by_bot, resolved = "resolved", True, created + timedelta(minutes=rng.uniform(30, 40))
         elif fate < 0.40:  # still with the bot (a few quiet ones, recent)
@@ -177,6 +180,10 @@ class Filler:
                 assignee = rng.choice(self.agents[queue])
                 first_response = created + timedelta(seconds=wait)
                 self.message(messages, ticket_id, channel, "outbound", "agent", assignee, first_response, {}, None)
+                if rng.random() < 0.5:  # the customer answers the agent
+                    self.message(messages, ticket_id, channel, "inbound", "customer", None,
+                                 first_response + timedelta(minutes=rng.uniform(1, 20)),
+                                 {"action": "agent", "reason": "with_humans"}, None)
                 work = lognormal_seconds(rng, 7200, 1.3, 10 * 86400)
                 if rng.random() < 0.2:  # a colleague helps
                     helper = rng.choice(self.agents[queue])
@@ -203,7 +210,7 @@ class Filler:
                 out["surveys"].append((ticket_id, channel, "en", sent, pick(rng, SCORES) if answered else None,
                                        sent + timedelta(minutes=20) if answered else None,
                                        channel if answered else None, False))
-        last = max(r[12] for r in messages[-4:] if r[1] == ticket_id)
+        last = max(r[12] for r in messages[-6:] if r[1] == ticket_id)
         out["tickets"].append((ticket_id, customer, f"Bench {ticket_id}", status, "normal", intent, team, assignee,
                                channel, "en", 0, created, last, last, first_response, resolved,
                                resolved if status == "closed" else None, by_bot, reopen))

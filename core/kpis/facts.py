@@ -187,32 +187,43 @@ class Dense:
         return round(int(self.sums[b]) / int(self.counts[b]), 1)
 
 
-@dataclass
 class Cell:
-    """The additive figures of one group: counters plus the two duration histograms."""
+    """The additive figures of one group: counters (in COUNTERS order) plus the two duration histograms."""
 
-    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-    frt: Histogram = field(default_factory=Histogram)
-    res: Histogram = field(default_factory=Histogram)
+    __slots__ = ("frt", "res", "values")
 
-    def add_counters(self, values: Mapping[str, int], sign: int = 1) -> None:
-        for name, value in values.items():
-            self.counters[name] = self.counters.get(name, 0) + sign * value
+    def __init__(self, values: list[int] | None = None, frt: Histogram | None = None,
+                 res: Histogram | None = None) -> None:
+        self.values = values if values is not None else [0] * len(COUNTERS)
+        self.frt = frt if frt is not None else Histogram()
+        self.res = res if res is not None else Histogram()
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return dict(zip(COUNTERS, self.values, strict=True))
 
     def add(self, other: Cell, sign: int = 1) -> None:
-        self.add_counters(other.counters, sign)
-        self.frt.merge(other.frt, sign)
-        self.res.merge(other.res, sign)
+        if sign == 1:
+            self.values = [a + b for a, b in zip(self.values, other.values, strict=True)]
+        else:
+            self.values = [a + sign * b for a, b in zip(self.values, other.values, strict=True)]
+        if other.frt.buckets:
+            self.frt.merge(other.frt, sign)
+        if other.res.buckets:
+            self.res.merge(other.res, sign)
 
     def is_zero(self) -> bool:
-        return not any(self.counters.values()) and not self.frt.buckets and not self.res.buckets
+        return not any(self.values) and not self.frt.buckets and not self.res.buckets
+
+
+_RESOLVED_OUT = COUNTERS.index("resolved_out")
 
 
 def contributions(facts: TicketFacts) -> Iterator[tuple[date, str, str, Cell]]:
     """(day, dimension, key, cell) of everything the ticket adds to the rollups."""
     keys = facts.keys()
-    created = Cell(counters=dict.fromkeys(COUNTERS, 0))
-    created.add_counters(facts.counters())
+    counters = facts.counters()
+    created = Cell([counters.get(name, 0) for name in COUNTERS])
     if facts.frt_s is not None:
         created.frt.add(facts.frt_s)
     if facts.res_s is not None:
@@ -221,7 +232,7 @@ def contributions(facts: TicketFacts) -> Iterator[tuple[date, str, str, Cell]]:
         yield facts.day, dimension, keys[dimension], created
     if facts.resolved_day is not None:
         out = Cell()
-        out.counters["resolved_out"] = 1
+        out.values[_RESOLVED_OUT] = 1
         for dimension in DIMENSIONS:
             yield facts.resolved_day, dimension, keys[dimension], out
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,11 @@ from core.tickets.models import AuthorKind, Direction, Message, Ticket
 from core.users.models import Team, User
 
 ESCALATE_ACTION = "escalate"
+
+
+def _table(model: type[Any]) -> Table:
+    """A model's table, for plain multi-row INSERTs (the ORM's bulk path cost 3 ms a row)."""
+    return cast(Table, model.__table__)
 
 
 async def tickets(session: AsyncSession, ticket_ids: Collection[int]) -> Sequence[Any]:
@@ -157,7 +162,7 @@ async def delete_facts(session: AsyncSession, ticket_ids: Collection[int]) -> No
 
 async def insert_facts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(KpiTicketFacts), rows)
+        await session.execute(insert(_table(KpiTicketFacts)), rows)
 
 
 _ROLLUP_PK = (KpiRollup.grain, KpiRollup.period, KpiRollup.dimension, KpiRollup.key)
@@ -187,7 +192,7 @@ async def write_rollups(session: AsyncSession, inserts: list[dict[str, Any]], up
                         deletes: list[tuple[str, date, str, str]]) -> None:
     """Rows added, changed (by primary key) and gone: one statement each, many rows at a time."""
     for i in range(0, len(inserts), 2000):
-        await session.execute(insert(KpiRollup), inserts[i:i + 2000])
+        await session.execute(insert(_table(KpiRollup)), inserts[i:i + 2000])
     if updates:
         await session.execute(update(KpiRollup), updates)
     for i in range(0, len(deletes), 500):
@@ -197,17 +202,18 @@ async def write_rollups(session: AsyncSession, inserts: list[dict[str, Any]], up
 async def write_hourly(session: AsyncSession, inserts: list[dict[str, Any]], updates: list[dict[str, Any]],
                        deletes: list[tuple[str, datetime, str]]) -> None:
     for i in range(0, len(inserts), 5000):
-        await session.execute(insert(KpiHourly), inserts[i:i + 5000])
+        await session.execute(insert(_table(KpiHourly)), inserts[i:i + 5000])
     if updates:
         await session.execute(update(KpiHourly), updates)
     for i in range(0, len(deletes), 500):
         await session.execute(delete(KpiHourly).where(tuple_(*_HOURLY_PK).in_(deletes[i:i + 500])))
 
 
-async def stream_facts(session: AsyncSession) -> AsyncIterator[KpiTicketFacts]:
-    """Every facts row in creation-day order, streamed (a rebuild's second pass)."""
-    result = await session.stream_scalars(
-        select(KpiTicketFacts).order_by(KpiTicketFacts.day, KpiTicketFacts.ticket_id)
+async def stream_facts(session: AsyncSession) -> AsyncIterator[Any]:
+    """Every facts row (plain rows with the columns' names) in creation-day order, streamed (a rebuild's second
+    pass)."""
+    result = await session.stream(
+        select(*KpiTicketFacts.__table__.columns).order_by(KpiTicketFacts.day, KpiTicketFacts.ticket_id)
         .execution_options(yield_per=5000))
     async for row in result:
         yield row

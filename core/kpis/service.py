@@ -52,8 +52,14 @@ _DIMENSION_OF = {GroupBy.channel: "channel", GroupBy.queue: "queue", GroupBy.age
 # -- query checks and periods -------------------------------------------------------------------------------------
 
 
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+
+
 def check_query(query: KpiQuery, *, max_days: int = DEFAULT_MAX_DAYS) -> None:
     """ValidationFailedError (422) with the reason for a range that cannot be reported."""
+    for name, value in (("from", query.date_from), ("to", query.date_to)):
+        if not EARLIEST <= value <= LATEST:
+            raise ValidationFailedError(f"{name} must be between {EARLIEST} and {LATEST}", **{name: value.isoformat()})
     if query.date_from > query.date_to:
         raise ValidationFailedError("from is after to", date_from=query.date_from.isoformat(),
                                     date_to=query.date_to.isoformat())

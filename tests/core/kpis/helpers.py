@@ -63,6 +63,7 @@ class Scenario:
     tickets: dict[str, int] = field(default_factory=dict)
     due: DueTaskRunner | None = None
     fold: KpiFold | None = None
+    fold_each_step: bool = False  # fold after every step (the incremental path) instead of once at the end
 
     def to(self, moment: datetime) -> None:
         delta = (moment - self.clock.now()).total_seconds()
@@ -78,30 +79,41 @@ class Scenario:
         result = await state.ingest.ingest(inbound)
         ticket_id = int(result.ticket_id)
         self.tickets.setdefault(ticket or name, ticket_id)
+        await self.step()
         return ticket_id
+
+    async def step(self) -> None:
+        if self.fold_each_step:
+            await self.fold_all()
 
     async def reply(self, agent: str, ticket: str, text: str = "On it.") -> None:
         r = await self.client.post(f"/tickets/{self.tickets[ticket]}/reply", headers=self.headers[agent],
                                    json={"text": text})
         assert r.status_code == 201, r.text
+        await self.step()
 
     async def set_status(self, agent: str, ticket: str, status: str) -> None:
         r = await self.client.patch(f"/tickets/{self.tickets[ticket]}", headers=self.headers[agent],
                                     json={"status": status})
         assert r.status_code == 200, r.text
+        await self.step()
 
     async def bot_sweep(self) -> int:
         async with self.sessionmaker() as session, session.begin():
-            return await bot_lifecycle.resolve_quiet_tickets(session, self.clock.now(), timedelta(minutes=30))
+            count = await bot_lifecycle.resolve_quiet_tickets(session, self.clock.now(), timedelta(minutes=30))
+        await self.step()
+        return count
 
     async def run_due(self) -> None:
         assert self.due is not None
         while await self.due.run_once():
             pass
+        await self.step()
 
     async def rate(self, ticket: str, score: int, channel: str) -> None:
         async with self.sessionmaker() as session, session.begin():
             await csat.submit(session, self.tickets[ticket], score, None, channel, low_score=2, clock=self.clock)
+        await self.step()
 
     async def fold_all(self) -> None:
         assert self.fold is not None
