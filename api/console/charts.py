@@ -144,6 +144,9 @@ class Stack:
 
 
 Format = Callable[[float], str]
+# Beyond this many periods (a year by day) a chart draws its shape only: no point markers, tooltips or links per
+# period (the table under it has every value and link); 365 linked points per series made the page 1 MB heavier.
+DENSE = 92
 
 
 _DURATION_STEPS = (1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 14400, 21600, 43200,
@@ -243,7 +246,7 @@ def lines(labels: Sequence[str], series: Sequence[Series], *, title: str, fmt: F
             dash = ' stroke-dasharray="5 3"' if s.dashed else ""
             parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2.2"{dash}/>')
         for i, v in enumerate(s.values):
-            if v is None:
+            if v is None or len(labels) > DENSE:
                 continue
             point = (f'<circle cx="{x_of(i):.1f}" cy="{y_of(v):.1f}" r="3.6" fill="{color}" class="chart-point">'
                      f'<title>{escape(labels[i])} · {escape(s.name)}: {escape((tip or fmt)(v))}</title></circle>')
@@ -281,13 +284,14 @@ def stacked(labels: Sequence[str], stacks: Sequence[Stack], *, title: str, fmt: 
                 continue
             h = (base - plot_top) * value / top
             y -= h
+            tip = ("" if len(labels) > DENSE
+                   else f"<title>{escape(label)} · {escape(s.name)}: {escape(fmt(value))}</title>")
             column.append(f'<rect x="{x_of(i) - bar_w / 2:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
-                          f'fill="{PALETTE.get(s.tone, PALETTE["default"])}"><title>{escape(label)} · '
-                          f'{escape(s.name)}: {escape(fmt(value))}</title></rect>')
+                          f'fill="{PALETTE.get(s.tone, PALETTE["default"])}">{tip}</rect>')
         if totals[i] and len(labels) <= 31:
             column.append(f'<text x="{x_of(i):.1f}" y="{y - 4:.1f}" text-anchor="middle" class="chart-value">'
                           f'{escape(fmt(totals[i]))}</text>')
-        link = links[i] if links is not None and i < len(links) else None
+        link = links[i] if links is not None and i < len(links) and len(labels) <= DENSE else None
         body = "".join(column)
         parts.append(f'<a href="{escape(link)}">{body}</a>' if link and body else body)
     parts += _x_labels(labels, x_of, height)
