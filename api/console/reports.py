@@ -350,14 +350,12 @@ async def _report_page(request: Request, session: DbSession, state: AppState, fo
     context: dict[str, Any] = {
         "form": form, "report": report, "presets": PRESETS, "groups": [g.value for g in GroupBy],
         "time_groups": [g.value for g in TIME_GROUPS], "fields": KPI_FIELDS, "tiles": TILES,
-        "field_metric": {k: v.value for k, v in FIELD_METRIC.items()}, "names": names, "agent": agent,
-        "agent_name": names.agents.get(agent or "", f"#{agent}"), "zone": report_zone(state),
+        "agent": agent, "agent_name": names.agents.get(agent or "", f"#{agent}"),
     }
     if report is not None:
         context.update(
             charts=_charts(report, form, names, _), distribution=_distribution(report, form,
                                                                                state.settings.core.csat_low_score, _),
-            label=lambda key: names.label(report.group_by, key, _),
             text=lambda name, value: figure_text(name, value, _),
             drill=lambda key, name: drill_url(form, key, FIELD_METRIC[name]),
             table_body=table_body(report, form, names, _),
