@@ -63,7 +63,8 @@ async def kpi_tickets(session: DbSession, state: State, _user: Supervisor, date_
                       after: Annotated[int | None, Query(ge=0, le=2**31 - 1, description=(
                           "next_after of the previous page"))] = None,
                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> KpiTicketPage:
-    """The tickets behind one figure of the report with the same from/to/group_by, in id order (keyset pages)."""
+    """The tickets behind one figure of the report with the same from/to/group_by, in creation order (day, then
+    id), a page at a time: `after` is the previous page's `next_after`."""
     core = state.settings.core
     query = KpiQuery(date_from=date_from, date_to=date_to, group_by=group_by)
     return await kpis.tickets_behind(session, query, key, metric, after=after, limit=limit,

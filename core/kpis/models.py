@@ -56,9 +56,10 @@ class KpiRollup(Base):
     (core/kpis/facts.py ENTRY: bucket, count, sum per bucket)."""
 
     __tablename__ = "kpi_rollups"
+    # Primary key in this order: every read is one dimension, one grain and a range of periods.
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
     grain: Mapped[str] = mapped_column(String(1), primary_key=True)
     period: Mapped[date] = mapped_column(Date, primary_key=True)
-    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     tickets: Mapped[int] = mapped_column(BigInteger, default=0)
     resolved: Mapped[int] = mapped_column(BigInteger, default=0)

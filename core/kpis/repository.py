@@ -294,12 +294,15 @@ async def daily_balance(session: AsyncSession, first: date, last: date) -> dict[
     return {row[0]: int(row[1] or 0) for row in rows}
 
 
-async def facts_page(session: AsyncSession, where: Sequence[ColumnElement[bool]], after: int | None, limit: int
+async def facts_page(session: AsyncSession, where: Sequence[ColumnElement[bool]], limit: int
                      ) -> Sequence[KpiTicketFacts]:
-    query = select(KpiTicketFacts).where(*where)
-    if after is not None:
-        query = query.where(KpiTicketFacts.ticket_id > after)
-    return (await session.scalars(query.order_by(KpiTicketFacts.ticket_id).limit(limit))).all()
+    """Facts rows in (creation day, id) order: the facts index's order, so a page reads only what it shows."""
+    return (await session.scalars(select(KpiTicketFacts).where(*where)
+                                  .order_by(KpiTicketFacts.day, KpiTicketFacts.ticket_id).limit(limit))).all()
+
+
+async def facts_day(session: AsyncSession, ticket_id: int) -> date | None:
+    return await session.scalar(select(KpiTicketFacts.day).where(KpiTicketFacts.ticket_id == ticket_id))
 
 
 async def hourly(session: AsyncSession, dimension: str, start: datetime, end: datetime) -> Sequence[Any]:

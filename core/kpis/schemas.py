@@ -156,7 +156,8 @@ class KpiTicket(BaseModel):
 
 
 class KpiTicketPage(BaseModel):
-    """A page of tickets in id order; `next_after` is the `after` of the next page (null: the last page)."""
+    """A page of tickets in creation order (day, then id); `next_after` is the `after` of the next page (null: the
+    last page)."""
 
     items: list[KpiTicket]
     next_after: int | None

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, literal, or_, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.calendars import service as calendars
@@ -355,11 +355,11 @@ def _ticket_read(row: KpiTicketFacts) -> KpiTicket:
 async def tickets_behind(session: AsyncSession, query: KpiQuery, key: str | None, metric: Metric | str, *,
                          after: int | None = None, limit: int = 50, time_zone: str = DEFAULT_TIME_ZONE,
                          max_days: int = DEFAULT_MAX_DAYS, csat_low: int = DEFAULT_CSAT_LOW) -> KpiTicketPage:
-    """The tickets that make `metric` of group `key` of the report of `query`, in id order: a page of `limit` after
-    ticket id `after`. `key` None: the totals; "": the group without a queue, agent or intent; a time group's key
-    is its first day (ISO), as the report gives it. Backlog's tickets are those open at the end of the range (or of
-    the group's period), created then or before, exactly as the backlog figure counts them. Read from the
-    per-ticket facts the KPI job keeps."""
+    """The tickets that make `metric` of group `key` of the report of `query`, in creation order (day, then id):
+    a page of `limit` after ticket id `after` (the previous page's `next_after`). `key` None: the totals; "": the
+    group without a queue, agent or intent; a time group's key is its first day (ISO), as the report gives it.
+    Backlog's tickets are those open at the end of the range (or of the group's period), created then or before,
+    exactly as the backlog figure counts them. Read from the per-ticket facts the KPI job keeps."""
     del time_zone, csat_low
     check_query(query, max_days=max_days)
     try:
@@ -394,7 +394,12 @@ async def tickets_behind(session: AsyncSession, query: KpiQuery, key: str | None
         condition = _METRIC_WHERE[metric]
         if condition is not None:
             where.append(condition)
-    rows = await repository.facts_page(session, where, after, limit + 1)
+    if after is not None:  # pages follow the (creation day, id) order the facts index keeps
+        after_day = await repository.facts_day(session, after)
+        if after_day is None:
+            raise ValidationFailedError(f"after={after} is not a ticket of these figures", after=after)
+        where.append(tuple_(F.day, F.ticket_id) > tuple_(literal(after_day), literal(after)))
+    rows = await repository.facts_page(session, where, limit + 1)
     page = [_ticket_read(r) for r in rows[:limit]]
     return KpiTicketPage(items=page, next_after=page[-1].id if len(rows) > limit else None)
 

@@ -61,14 +61,14 @@ def upgrade() -> None:
     op.create_index("ix_kpi_ticket_facts_day", "kpi_ticket_facts", ["day", "ticket_id"], unique=False)
     op.create_table(
         "kpi_rollups",
+        sa.Column("dimension", sa.String(length=16), nullable=False),
         sa.Column("grain", sa.String(length=1), nullable=False),
         sa.Column("period", sa.Date(), nullable=False),
-        sa.Column("dimension", sa.String(length=16), nullable=False),
         sa.Column("key", sa.String(length=100), nullable=False),
         *(sa.Column(name, sa.BigInteger(), nullable=False) for name in _COUNTERS),
         sa.Column("frt", sa.LargeBinary(), nullable=False),
         sa.Column("res", sa.LargeBinary(), nullable=False),
-        sa.PrimaryKeyConstraint("grain", "period", "dimension", "key", name=op.f("pk_kpi_rollups")),
+        sa.PrimaryKeyConstraint("dimension", "grain", "period", "key", name=op.f("pk_kpi_rollups")),
     )
     op.create_table(
         "kpi_hourly",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -161,7 +161,3 @@ async def scenario_app(db_url: str, clock: ManualClock, sessionmaker: async_sess
             s.due = DueTaskRunner(sessionmaker, handlers, clock=clock)
             s.fold = KpiFold(sessionmaker, clock, time_zone="Europe/Moscow", csat_low=2)
             yield s
-
-
-def iter_fields(row: dict[str, Any], names: Iterator[str]) -> dict[str, Any]:
-    return {n: row[n] for n in names}

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.audit import service as audit
@@ -19,7 +19,7 @@ from core.kpis.fold import HOLE_TTL, JOB_NAME, Cursor, KpiFold
 from core.kpis.models import KpiHourly, KpiRollup, KpiState, KpiTicketFacts
 from core.kpis.schemas import GroupBy, KpiQuery
 from core.tickets.models import AuthorKind, Direction, Message, Ticket, TicketStatus
-from tests.core.kpis.helpers import D1, D2, at, drive_utcnow, scenario_app
+from tests.core.kpis.helpers import D1, at, drive_utcnow, scenario_app
 from tests.core.kpis.test_scenario import play
 from tests.support.waiting import wait_for
 
@@ -236,5 +236,3 @@ async def test_hourly_counts_by_intent_channel_and_reason(sessionmaker: async_se
     assert [(r.key, r.bucket_start, r.tickets) for r in days] == [
         ("complaint", moscow_2, 1), ("internet_down", moscow_2, 2), ("complaint", moscow_2 + timedelta(days=1), 1)]
 
-
-_ = (D2, text)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -187,5 +186,3 @@ def test_the_expected_rows_add_up() -> None:
     assert sum(r["tickets"] for r in BY_CHANNEL.values()) == TOTALS["tickets"]
     assert sum(r["csat_responses"] for r in BY_CHANNEL.values()) == TOTALS["csat_responses"]
 
-
-_ = httpx
