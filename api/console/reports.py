@@ -39,7 +39,7 @@ PAGE = "/console/reports"
 PRESETS = ("7", "30", "90", "365", "this_month", "last_month")
 DEFAULT_PRESET = "30"
 DRILL_PAGE = 50
-AGENT_DAYS_BY_DAY = 93  # an agent's page asks the engine once per period: by day, a quarter at most
+AGENT_DAYS_BY_DAY = 31  # an agent's page asks the engine once per period: by day, a month at most (bench: 92 days ~4 s)
 SCORES = ("1", "2", "3", "4", "5")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -408,7 +408,7 @@ async def reports_page(request: Request, session: DbSession, state: State, user:
 
 
 def _agent_query(form: ReportForm, query: KpiQuery | None, _: Translator) -> KpiQuery | None:
-    """An agent's page goes over time, by day for a quarter at most (it asks the engine once per period)."""
+    """An agent's page goes over time, by day for a month at most (it asks the engine once per period)."""
     if query is not None and query.group_by not in TIME_GROUPS:
         form.error = _("reports.agent_time_only")
         return None
