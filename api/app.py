@@ -45,6 +45,7 @@ from api.routers import (
 from api.settings import Settings, get_settings
 from api.state import AppState
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
+from channels.email.staff import SmtpStaffMailer
 from channels.registry import build_channels
 from core.assignment.job import AssignmentRunner
 from core.attachments.store import open_store
@@ -66,6 +67,7 @@ from core.nlu_admin.versions import ModelSync
 from core.outbox.dispatcher import OutboxDispatcher
 from core.problems.job import RisingProblems
 from core.sla.timers import SlaTimers
+from core.summaries.job import WeeklySummary
 from nlu.data import load_training_data
 from nlu.protocol import EngineHolder, IntentEngine
 
@@ -170,6 +172,12 @@ def create_app(
             SlaTimers(jobs_clock).register(state.task_handlers)
             CsatSurveys(settings.core, jobs_clock,  # satisfaction surveys
                         link_secret=settings.secret_key.get_secret_value()).register(state.task_handlers)
+            # The weekly summary to supervisors: its task arms itself week after week, its mails go by SMTP.
+            mailer = SmtpStaffMailer(settings.channels.email)
+            summary = WeeklySummary(settings.summary.with_zone(settings.core.kpi_time_zone), mailer,
+                                    mailer.message_id_domain(), jobs_clock, runner_id=instance_id)
+            summary.register(state.task_handlers)
+            jobs.start(summary.job(sessionmaker))
             state.due_tasks = DueTaskRunner(sessionmaker, state.task_handlers, clock=jobs_clock, bus=bus,
                                             runner_id=instance_id)
             jobs.start(state.due_tasks.job(settings.due_tasks_poll_seconds))

@@ -14,6 +14,7 @@ from channels.config import ChannelsSettings
 from core.auth.settings import LoginProtectionSettings
 from core.config import CoreSettings
 from core.problems.config import ProblemsSettings
+from core.summaries.settings import SummarySettings
 from nlu.config import NluSettings
 
 # Known to everyone who has read this file: `switchboard serve` refuses it outside development mode.
@@ -87,6 +88,7 @@ class Settings(BaseSettings):
     nlu: NluSettings = NluSettings()
     channels: ChannelsSettings = ChannelsSettings()
     problems: ProblemsSettings = ProblemsSettings()
+    summary: SummarySettings = SummarySettings()
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -25,6 +25,7 @@ from core.problems.models import HandledMessage, ProblemAlert
 from core.quarantine.models import QuarantinedPayload
 from core.routing.models import IntentRoute
 from core.sla.models import SlaPolicy, TicketSla
+from core.summaries.models import SummaryMail, SummarySettingsRow
 from core.tickets.models import AuthorKind, Direction, Message, Note, Priority, Ticket, TicketStatus
 from core.users.models import ApiToken, Role, Team, User
 
@@ -67,6 +68,8 @@ __all__ = [
     "Role",
     "ScheduledTask",
     "SlaPolicy",
+    "SummaryMail",
+    "SummarySettingsRow",
     "TaskState",
     "Team",
     "Ticket",

@@ -53,6 +53,17 @@ class SmtpSettings(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0)
 
 
+class StaffMailSettings(BaseModel):
+    """Mail to the team itself (the weekly summary to supervisors), not to customers: its own sender, and its own
+    SMTP server when set (else the channel's `smtp`). Sent whether or not the e-mail channel is enabled."""
+
+    from_address: str | None = Field(
+        default=None, description="From of mail to staff; else the channel's from_address / first mailbox's.")
+    from_name: str = "Switchboard"
+    smtp: SmtpSettings | None = Field(default=None, description="Another SMTP server for mail to staff.")
+    message_id_domain: str | None = Field(default=None, description="Right side of its Message-IDs.")
+
+
 class EmailChannelSettings(BaseModel):
     """The email channel; disabled until mailboxes (inbound) and SMTP (outbound) are configured."""
 
@@ -80,6 +91,7 @@ class EmailChannelSettings(BaseModel):
         description="Mails of different senders ingested at once (one lane each); they share ingest transactions.",
     )
     ingest_attempts: int = Field(default=3, ge=1, description="Failed ingests of one mail before quarantine.")
+    staff: StaffMailSettings = StaffMailSettings()
 
     @model_validator(mode="after")
     def _unique_names(self) -> EmailChannelSettings:

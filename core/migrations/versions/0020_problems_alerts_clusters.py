@@ -1,7 +1,7 @@
 """typical problems: rising-problem alerts, handled not-understood messages, the not-understood messages' index
 
-Revision ID: 0018_problems
-Revises: 0018_kpi (merged in from the kpi branch; originally 0017)
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-11-30
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018_problems"
-down_revision: str | None = "0018_kpi"
+revision: str = "0020"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

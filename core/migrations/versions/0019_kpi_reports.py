@@ -1,7 +1,7 @@
 """KPI reports: tickets count their reopenings; per-ticket facts, rollups, hourly volumes and the fold's state
 
-Revision ID: 0018_kpi
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-11-30
 
 An empty database needs no rebuild: the fold job starts from nothing. A database with tickets is folded in by the
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0018_kpi"
-down_revision: str | None = "0017"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
