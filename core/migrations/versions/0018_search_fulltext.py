@@ -1,0 +1,47 @@
+"""full-text search: GIN tsvector and pg_trgm indexes on PostgreSQL, FTS5 tables with triggers on SQLite
+
+PostgreSQL builds the indexes with CREATE INDEX CONCURRENTLY outside the migration's transaction: on a year of
+data (3,000,000 messages) the GIN build takes minutes, and a plain CREATE INDEX would block every insert
+(ingest) for all of them. A build that fails leaves an INVALID index: the upgrade drops it first and starts again.
+
+Revision ID: 0018
+Revises: 0017
+Create Date: 2026-11-30
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from core.search.indexes import PG_INDEXES, SQLITE_FTS, sqlite_fts_ddl
+
+revision: str = "0018"
+down_revision: str | None = "0017"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        with op.get_context().autocommit_block():
+            for name, (table, expression, method) in PG_INDEXES.items():
+                op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                op.execute(f"CREATE INDEX CONCURRENTLY {name} ON {table} USING {method} ({expression})")
+        return
+    for fts in SQLITE_FTS:
+        for statement in sqlite_fts_ddl(fts):
+            op.execute(statement)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        with op.get_context().autocommit_block():
+            for name in PG_INDEXES:
+                op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        # pg_trgm stays: other databases' objects (or an operator's) may use it, and it costs nothing idle.
+        return
+    for fts in SQLITE_FTS:
+        for suffix in ("insert", "delete", "update"):
+            op.execute(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
+        op.execute(f"DROP TABLE IF EXISTS {fts}")
