@@ -41,6 +41,7 @@ from core.users import service as users  # noqa: E402
 from core.users.models import Role  # noqa: E402
 
 TARGET_MS = 200.0
+PASSWORD = "scale-bench-password"  # noqa: S105 - a throwaway account in a throwaway database
 
 
 async def _admin(server_url: str, sql: str) -> None:
@@ -49,6 +50,12 @@ async def _admin(server_url: str, sql: str) -> None:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text(sql))
     await engine.dispose()
+
+
+def _fresh_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 async def prepare(args: argparse.Namespace) -> tuple[str, str | None]:
@@ -61,9 +68,7 @@ async def prepare(args: argparse.Namespace) -> tuple[str, str | None]:
         url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
     else:
         path = Path(args.sqlite)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        await asyncio.to_thread(_fresh_file, path)
         url, name = f"sqlite+aiosqlite:///{path}", None
     await upgrade_async(url)
     spec = YearSpec(customers=args.customers or max(1000, args.tickets // 5), tickets=args.tickets,
@@ -80,7 +85,7 @@ async def console_login(client: httpx.AsyncClient, email: str) -> None:
     page = await client.get("/console/login")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert csrf, "no CSRF field on the login page"
-    response = await client.post("/console/login", data={"email": email, "password": "password-123",
+    response = await client.post("/console/login", data={"email": email, "password": PASSWORD,
                                                         "csrf_token": csrf[1], "next": ""})
     assert response.status_code in (200, 303), response.status_code
 
@@ -90,7 +95,7 @@ async def measure(url: str, args: argparse.Namespace) -> list[tuple[str, float, 
     sessionmaker = create_sessionmaker(engine)
     email = f"scale-{uuid.uuid4().hex[:6]}@bench.example"
     async with sessionmaker() as session, session.begin():
-        user = await users.create(session, email=email, name="Scale Supervisor", password="password-123",
+        user = await users.create(session, email=email, name="Scale Supervisor", password=PASSWORD,
                                   role=Role.supervisor, team=None)
         token = await users.issue_token(session, user, timedelta(hours=2))
         tickets = int(await session.scalar(text("SELECT max(id) FROM tickets")) or 0)

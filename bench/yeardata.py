@@ -327,7 +327,7 @@ async def fill_postgres(url: str, spec: YearSpec) -> FillStats:
 
         await _write_all(year, write, stats)
         for table in COLUMNS:
-            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
                                f"(SELECT coalesce(max(id), 1) FROM {table}))")
         await conn.execute("SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT max(id) FROM users))")
         started = time.perf_counter()

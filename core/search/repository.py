@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, literal, literal_column, or_, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,7 @@ from core.tickets.repository import TicketFilter, conditions
 
 # Weights of where a ticket matched: an identifier names the ticket, the subject sums it up, a message or note
 # mentions it. Text ranks (ts_rank_cd on PostgreSQL, bm25 on SQLite) are scaled into 0..1 before the weight.
-Rows = Select[Unpack[tuple[Any, ...]]]
+Rows = Select[*tuple[Any, ...]]
 """A candidate query: (ticket id, source, message or note id, text rank)."""
 
 WEIGHTS = {"ticket": 100.0, "order": 20.0, "email": 15.0, "phone": 15.0, "identity": 12.0, "customer": 4.0,
@@ -125,7 +125,7 @@ async def identifier_candidates(session: AsyncSession, query: SearchQuery, flt: 
     pg = session.get_bind().dialect.name == "postgresql"
     found: list[Candidate] = []
 
-    def of_customers(source: str, customer_ids: Select[Unpack[tuple[Any, ...]]], score: float = 1.0
+    def of_customers(source: str, customer_ids: Select[*tuple[Any, ...]], score: float = 1.0
                      ) -> Rows:
         return (select(Ticket.id, literal(source), literal(None), literal(score))
                 .where(Ticket.customer_id.in_(customer_ids.scalar_subquery())).order_by(Ticket.id.desc()))
