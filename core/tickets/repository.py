@@ -227,7 +227,8 @@ def _order(sort: str) -> list[Any]:
     if column is None:
         return [Ticket.id.desc()]
     if desc:
-        return [column.desc().nulls_last(), Ticket.id.desc()]
+        # Only NOT NULL columns sort descending (updated_at): the index read backwards gives this order.
+        return [column.desc(), Ticket.id.desc()]
     return [column.asc().nulls_last(), Ticket.id.asc()]
 
 
