@@ -321,7 +321,13 @@ async def count_views(session: AsyncSession, statuses: Collection[TicketStatus],
 
 
 async def channels_in_use(session: AsyncSession) -> list[str]:
-    return sorted((await session.scalars(select(Ticket.channel).distinct())).all())
+    """The channels conversations came through: a skip scan of the messages' (channel, external id) index, one
+    lookup per channel (SELECT DISTINCT over a year of tickets read all of them on every inbox page)."""
+    first = select(func.min(Message.channel).label("channel")).cte("seen", recursive=True)
+    following = select(select(func.min(Message.channel)).where(Message.channel > first.c.channel)
+                       .scalar_subquery()).where(first.c.channel.is_not(None))
+    seen = first.union_all(following)
+    return sorted(c for c in (await session.scalars(select(seen.c.channel))).all() if c is not None)
 
 
 async def others_of_customer(session: AsyncSession, customer_id: int, ticket_id: int, limit: int

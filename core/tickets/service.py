@@ -18,7 +18,7 @@ from core.attachments.schemas import AttachmentRef
 from core.attachments.store import AttachmentStore
 from core.audit import service as audit
 from core.csat import schedule as csat
-from core.db.base import utcnow
+from core.db.base import MAX_ID, utcnow
 from core.errors import (
     ConflictError,
     InvalidTransitionError,
@@ -114,7 +114,7 @@ def decode_cursor(cursor: str, sort: str) -> repository.After:
         raise ValidationFailedError("cursor is not one this API returned", cursor=cursor[:80]) from None
     if sort_of != sort:
         raise ValidationFailedError(f"this cursor continues a list sorted by {sort_of}, not {sort}", sort=sort)
-    if after.value is not None and after.value.tzinfo is None:
+    if not 0 <= after.id <= MAX_ID or (after.value is not None and after.value.tzinfo is None):
         raise ValidationFailedError("cursor is not one this API returned", cursor=cursor[:80])
     return after
 

@@ -3,6 +3,8 @@ search answer says where each ticket matched; the console shows it escaped."""
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
@@ -88,7 +90,10 @@ async def test_bad_cursors_are_422(app_client: httpx.AsyncClient, agent: tuple[U
     _, headers = agent
     await add_tickets(sessionmaker, 3, waited_since=T0)
     page = (await app_client.get("/tickets", params={"limit": 1, "sort": "newest"}, headers=headers)).json()
+    huge = base64.urlsafe_b64encode(json.dumps(["newest", None, 2**63]).encode()).decode()
+    naive = base64.urlsafe_b64encode(json.dumps(["updated", "2026-05-01T09:00:00", 1]).encode()).decode()
     for params in ({"cursor": "garbage!"}, {"cursor": "W10"}, {"cursor": page["next_cursor"], "sort": "waiting"},
+                   {"cursor": huge, "sort": "newest"}, {"cursor": naive, "sort": "updated"},
                    {"cursor": page["next_cursor"], "sort": "newest", "q": "hello"}):
         response = await app_client.get("/tickets", params=params, headers=headers)
         assert response.status_code == 422, (params, response.text)
