@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, literal_column, or_, select, table, text
+from sqlalchemy import ColumnElement, Select, func, literal, literal_column, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.customers.models import ChannelIdentity, Customer
@@ -162,8 +162,9 @@ async def identifier_candidates(session: AsyncSession, query: SearchQuery, flt: 
                           .where(Ticket.id == query.ticket_id))
     for email in query.emails:
         # Exact first (the btree on customers.email), then an address this one is part of.
+        # PostgreSQL: lower(email) is in a trigram index (equality included); SQLite: the exact address (its btree).
         statements.append(of_customers("email", select(Customer.id).where(
-            or_(Customer.email == email, func.lower(Customer.email) == email))))
+            func.lower(Customer.email) == email if pg else Customer.email.in_([email, email.upper()]))))
         statements.append(of_customers("identity", select(ChannelIdentity.customer_id).where(
             func.lower(ChannelIdentity.external_id) == email)))
     if query.phone_digits:
@@ -176,9 +177,10 @@ async def identifier_candidates(session: AsyncSession, query: SearchQuery, flt: 
         statements.append(of_customers("identity", select(ChannelIdentity.customer_id).where(
             func.lower(ChannelIdentity.external_id).contains(digits[-10:]))))
     for ident in query.identifiers:
-        statements.append(select(Ticket.id, literal("order"), literal(None), literal(1.0))
-                          .join(Order, Order.customer_id == Ticket.customer_id)
-                          .where(func.lower(Order.number) == ident).order_by(Ticket.id.desc()))
+        # The order's number: lower(number) in a trigram index on PostgreSQL; as typed or upper-cased on SQLite
+        # (the unique btree on number).
+        statements.append(of_customers("order", select(Order.customer_id).where(
+            func.lower(Order.number) == ident if pg else Order.number.in_([ident, ident.upper()]))))
         statements.append(of_customers("identity", select(ChannelIdentity.customer_id).where(
             func.lower(ChannelIdentity.external_id).contains(ident, autoescape=True)), 0.8))
     name_words = [t.word for t in query.terms] + [w for phrase in query.phrases for w in phrase]
