@@ -27,6 +27,7 @@ depends_on: str | Sequence[str] | None = None
 ORDER_INDEXES = {"ix_tickets_waiting_order": "last_customer_message_at", "ix_tickets_updated_order": "updated_at",
                  "ix_tickets_due_order": "sla_due_at"}
 UNMERGED = sa.text("merged_into_id IS NULL")
+ACTIVE = sa.text("status IN ('new', 'open', 'pending') AND merged_into_id IS NULL")
 
 
 def upgrade() -> None:
@@ -40,18 +41,22 @@ def upgrade() -> None:
                 op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
                 op.create_index(name, "tickets", [column, "id"], postgresql_where=UNMERGED,
                                 postgresql_concurrently=True)
+            op.execute("DROP INDEX CONCURRENTLY IF EXISTS ix_tickets_active_waiting")
+            op.create_index("ix_tickets_active_waiting", "tickets", ["last_customer_message_at", "id"],
+                            postgresql_where=ACTIVE, postgresql_concurrently=True)
         return
     for fts in SQLITE_FTS:
         for statement in sqlite_fts_ddl(fts):
             op.execute(statement)
     for name, column in ORDER_INDEXES.items():
         op.create_index(name, "tickets", [column, "id"], sqlite_where=UNMERGED)
+    op.create_index("ix_tickets_active_waiting", "tickets", ["last_customer_message_at", "id"], sqlite_where=ACTIVE)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         with op.get_context().autocommit_block():
-            for name in [*PG_INDEXES, *ORDER_INDEXES]:
+            for name in [*PG_INDEXES, *ORDER_INDEXES, "ix_tickets_active_waiting"]:
                 op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
         # pg_trgm stays: other databases' objects (or an operator's) may use it, and it costs nothing idle.
         return
@@ -59,5 +64,5 @@ def downgrade() -> None:
         for suffix in ("insert", "delete", "update"):
             op.execute(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
         op.execute(f"DROP TABLE IF EXISTS {fts}")
-    for name in ORDER_INDEXES:
+    for name in [*ORDER_INDEXES, "ix_tickets_active_waiting"]:
         op.drop_index(name, table_name="tickets")
