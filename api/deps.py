@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.openapi import FORBIDDEN, UNAUTHENTICATED, UNAVAILABLE, declares
 from api.state import AppState
 from core.db.base import MAX_ID
+from core.db.timeout import limit_statements
 from core.errors import AuthenticationError, PermissionDeniedError
 from core.events import discard_pending, take_pending
 from core.users import service as users
@@ -42,8 +43,12 @@ def header_docs(*headers: tuple[str, str]) -> dict[str, Any]:
 
 @declares(UNAVAILABLE)
 async def get_db_session(state: State) -> AsyncIterator[AsyncSession]:
-    """Commit on success, roll back on error; publish the events only after the commit."""
+    """Commit on success, roll back on error; publish the events only after the commit.
+
+    Every statement is bounded by `statement_timeout_seconds`: one slow query answers 503 instead of holding a
+    database backend (and the agents behind it) for minutes."""
     async with state.sessionmaker() as session:
+        limit_statements(session, state.settings.statement_timeout_seconds)
         try:
             yield session
             await session.commit()

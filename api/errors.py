@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.db.outage import is_database_outage
+from core.db.timeout import is_statement_timeout
 from core.errors import DomainError, TooManyRequestsError
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,19 @@ def database_unavailable() -> JSONResponse:
     """The documented answer while the database is down: 503 JSON with Retry-After (nothing was committed)."""
     return JSONResponse(error_body("database_unavailable", "the database is unavailable; retry later"), 503,
                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def query_timeout(seconds: float) -> JSONResponse:
+    """A statement ran past the request's time limit and was stopped: 503 with what to do about it."""
+    return JSONResponse(error_body(
+        "query_timeout", f"the request took longer than {seconds:g} s in the database and was stopped; narrow the "
+        "search or the filters, or retry later", timeout_seconds=seconds), 503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def log_timeout(request: Request, exc: BaseException) -> None:
+    log.warning("statement timeout", extra={"path": request.url.path, "query": request.url.query[:300],
+                                            "error": f"{type(exc).__name__}: {exc}"[:300]})
 
 
 def log_outage(request: Request, exc: BaseException) -> None:
@@ -63,6 +77,9 @@ def install(app: FastAPI) -> None:
                             422 if not is_json else 400)
 
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        if is_statement_timeout(exc):
+            log_timeout(request, exc)
+            return query_timeout(request.app.state.switchboard.settings.statement_timeout_seconds)
         if not is_database_outage(exc):
             raise exc  # a bug, not an outage: the server error it always was
         # Nothing was committed; the caller may retry the same request (ingest is idempotent).

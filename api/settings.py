@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     demo: bool = Field(
         default=False, description="`switchboard demo --if-enabled` (the container's start) loads the demo "
                                    "accounts, whose passwords are public, only when this is true.")
+    statement_timeout_seconds: float = Field(
+        default=5.0, ge=0, le=3600,
+        description="A request's database statement running longer is stopped and the request answered 503 "
+                    "(query_timeout): no search or list can hold the database (0: no limit). Background jobs have "
+                    "none.")
     token_ttl_hours: float = Field(default=12.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Requests above this get 413.")
     max_attachment_bytes: int = Field(

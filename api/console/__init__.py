@@ -16,6 +16,7 @@ from api.console.render import SECURITY_HEADERS, STATIC_DIR, render
 from api.console.routes import router
 from api.console.security import CsrfError, ForbiddenPageError, LoginRequiredError, set_flash
 from core.db.outage import is_database_outage
+from core.db.timeout import is_statement_timeout
 from core.errors import DomainError
 from core.i18n import translator
 
@@ -70,6 +71,8 @@ def install(app: FastAPI) -> None:
                 if handler is not None:
                     response: Response = await handler(request, exc)
                     return response
+        if is_statement_timeout(exc):
+            return _too_slow(request, exc)
         if not is_database_outage(exc):
             raise exc
         api_errors.log_outage(request, exc)
@@ -84,6 +87,23 @@ def install(app: FastAPI) -> None:
                       for code, t in (("en", en), ("ru", ru))],
             "status": 503}, status_code=503)
         page.headers["Retry-After"] = str(api_errors.RETRY_AFTER_SECONDS)
+        return page
+
+    def _too_slow(request: Request, exc: Exception) -> Response:
+        """A statement ran past the request's time limit: the page says so politely, in both languages (the
+        transaction is gone, so who is signed in is not looked up again)."""
+        api_errors.log_timeout(request, exc)
+        headers = {**SECURITY_HEADERS, "Retry-After": str(api_errors.RETRY_AFTER_SECONDS)}
+        if _is_fetch(request):
+            return Response(status_code=503, headers={**headers, "X-Switchboard-Error": "query_timeout"})
+        seconds = request.app.state.switchboard.settings.statement_timeout_seconds
+        en, ru = translator("en"), translator("ru")
+        page = render(request, "unavailable.html", {
+            "title": f"{en('timeout.title')} · {ru('timeout.title')}",
+            "texts": [(code, t("timeout.title"), t.ngettext("timeout.text", max(1, round(seconds))))
+                      for code, t in (("en", en), ("ru", ru))],
+            "status": 503, "reason": "query_timeout"}, status_code=503)
+        page.headers.update(headers)
         return page
 
     for exc_class in api_errors.OUTAGE_EXCEPTIONS:

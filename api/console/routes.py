@@ -62,6 +62,7 @@ from core.sla import service as sla_service
 from core.tickets import service as ticket_service
 from core.tickets.errors import NotAssigneeError, TicketHeldError
 from core.tickets.models import AuthorKind, Priority, Ticket, TicketStatus
+from core.tickets.repository import COUNT_CAP
 from core.tickets.schemas import ExpectedHolder, Holder
 from core.users import service as users
 from core.users.models import AssignmentMode, Role, User
@@ -238,19 +239,30 @@ def _inbox_filter_args(user: User, view: str, queue: str | None, status: str | N
 
 async def _inbox_context(session: DbSession, state: State, user: User, view: str, queue: str | None, status: str | None,
                          priority: str | None, channel: str | None, assignee: str | None, q: str | None,
-                         page: int, sort: str = "waiting") -> dict[str, Any]:
+                         page: int, sort: str = "waiting", cursor: str | None = None) -> dict[str, Any]:
     sort = sort if sort in INBOX_SORTS else "waiting"
     view, flt, params = _inbox_filter_args(user, view, queue, status, priority, channel, assignee, q, sort)
-    rows, total = await ticket_service.search(session, flt, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
-                                              sort=sort)
+    searching = flt.query is not None
+    # A list continues from its cursor (keyset); a search's ranked, bounded results page by number.
+    found = await ticket_service.search(session, flt, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE if searching
+                                        else 0, sort=sort, cursor=None if searching else cursor)
     return {
-        "view": view, "tickets": rows, "total": total, "counts": await ticket_service.inbox_counts(session, user),
-        "slas": await sla_service.sla_of_many(session, [t.id for t in rows], state.clock.now()), "sort": sort,
-        "params": params, "query_string": urlencode(params), "page": page,
-        "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
+        "view": view, "tickets": found.tickets, "total": found.total, "total_is_capped": found.total_is_capped,
+        "counts": await ticket_service.inbox_counts(session, user), "count_cap": COUNT_CAP,
+        "matches": found.matches, "searching": searching, "next_cursor": found.next_cursor,
+        "cursor": None if searching else cursor,
+        "slas": await sla_service.sla_of_many(session, [t.id for t in found.tickets], state.clock.now()),
+        "sort": sort, "params": params, "query_string": urlencode(params), "page": page,
+        # The live refresh re-fetches the page being looked at, not the first one.
+        "live_query": urlencode({**params, **({"cursor": cursor} if cursor and not searching else {}),
+                                 **({"page": page} if searching and page > 1 else {})}),
+        "pages": max(1, (found.total + PAGE_SIZE - 1) // PAGE_SIZE),
         "filters": {"queue": queue or "", "status": status or "", "priority": priority or "",
                     "channel": channel or "", "assignee": assignee or "", "q": q or "", "sort": sort},
     }
+
+
+Cursor = Annotated[str | None, Query(max_length=200)]
 
 
 @router.get("/inbox")
@@ -258,9 +270,10 @@ async def inbox(request: Request, session: DbSession, state: State, user: Consol
                 queue: str | None = None, status: str | None = None, priority: str | None = None,
                 channel: str | None = None, assignee: str | None = None,
                 q: Annotated[str | None, Query(max_length=200)] = None,
-                page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting") -> Response:
+                page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting",
+                cursor: Cursor = None) -> Response:
     ctx = await _inbox_context(session, state, user, view, queue, status, priority, channel, assignee, q, page,
-                               sort)
+                               sort, cursor)
     ctx.update(teams=await users.list_teams(session), channels=await ticket_service.channels_in_use(session),
                statuses=list(TicketStatus), priorities=list(Priority))
     return render(request, "inbox.html", ctx)
@@ -271,10 +284,11 @@ async def inbox_rows(request: Request, session: DbSession, state: State, user: C
                      queue: str | None = None, status: str | None = None, priority: str | None = None,
                      channel: str | None = None, assignee: str | None = None,
                      q: Annotated[str | None, Query(max_length=200)] = None,
-                     page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting") -> Response:
+                     page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting",
+                     cursor: Cursor = None) -> Response:
     """The live part of the inbox (view tabs with counts and the table), re-fetched on every change."""
     ctx = await _inbox_context(session, state, user, view, queue, status, priority, channel, assignee, q, page,
-                               sort)
+                               sort, cursor)
     return render(request, "_inbox_live.html", ctx)
 
 

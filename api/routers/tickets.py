@@ -3,12 +3,14 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime
 
 from api.deps import Agent, DbSession, IdQuery, Offset, State
 from api.openapi import CONFLICT
 from core.csat import service as csat
 from core.db.base import MAX_ID, parse_id
 from core.errors import ValidationFailedError
+from core.search.service import SearchMatch
 from core.sla import service as sla
 from core.tickets import service
 from core.tickets.models import Priority, Ticket, TicketStatus
@@ -22,7 +24,9 @@ from core.tickets.schemas import (
     NoteCreate,
     NoteRead,
     ReplyCreate,
+    SearchMatchRead,
     TicketDetail,
+    TicketHit,
     TicketPage,
     TicketRead,
     TicketUpdate,
@@ -54,6 +58,15 @@ async def _read(session: DbSession, ticket: Ticket) -> TicketRead:
     return read
 
 
+def _match_read(match: SearchMatch) -> SearchMatchRead:
+    snippet = match.snippet
+    return SearchMatchRead(
+        source=match.source, score=match.score,
+        message_id=match.ref_id if match.source == "message" else None,
+        note_id=match.ref_id if match.source == "note" else None,
+        snippet=snippet.text if snippet else None, highlights=list(snippet.spans) if snippet else [])
+
+
 @router.get("", response_model=TicketPage)
 async def list_tickets(
     session: DbSession, user: Agent,
@@ -61,12 +74,22 @@ async def list_tickets(
     priority: Annotated[list[Priority] | None, Query()] = None,
     queue: str | None = None,
     channel: str | None = None,
+    intent: Annotated[str | None, Query(max_length=100)] = None,
     assignee: Annotated[str | None, Query(max_length=10, description="'me', 'none' or a user id")] = None,
     customer_id: IdQuery = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    created_from: Annotated[AwareDatetime | None, Query(description="Created at or after (ISO 8601 with zone)")]
+    = None,
+    created_to: Annotated[AwareDatetime | None, Query(description="Created before (ISO 8601 with zone)")] = None,
+    q: Annotated[str | None, Query(max_length=200, description=(
+        "Search: words (every one must appear; Russian and English word forms match), \"a quoted phrase\", "
+        "prefix*, an e-mail, a phone, a ticket number (T-000123), an order number. Results are ranked by "
+        "relevance (`sort` is ignored) and each item says where it matched (`match`)."))] = None,
     sort: Annotated[Literal["waiting", "due", "newest", "updated"], Query(
         description="waiting: longest-waiting customer first; due: nearest SLA due time first")] = "waiting",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200, description=(
+        "The next_cursor of the previous page (lists without q). Prefer it to offset: it costs the same on every "
+        "page and never skips or repeats a ticket while new ones arrive."))] = None,
     offset: Offset = 0,
 ) -> TicketPage:
     assignee_id: int | None = None
@@ -79,12 +102,21 @@ async def list_tickets(
         assignee_id = parse_id(assignee)
         if assignee_id is None:
             raise ValidationFailedError("assignee must be 'me', 'none' or a user id", assignee=assignee)
+    if created_from is not None and created_to is not None and created_to <= created_from:
+        raise ValidationFailedError("created_to must be after created_from")
     flt = TicketFilter(status=status or (), priority=priority or (), team_slug=queue, channel=channel,
-                       assignee_id=assignee_id, unassigned=unassigned, customer_id=customer_id, query=q)
-    rows, total = await service.search(session, flt, limit=limit, offset=offset, sort=sort)
-    slas = await sla.sla_of_many(session, [t.id for t in rows])
-    items = [TicketRead.model_validate(t).model_copy(update={"sla": slas.get(t.id)}) for t in rows]
-    return TicketPage(items=items, total=total, limit=limit, offset=offset)
+                       assignee_id=assignee_id, unassigned=unassigned, customer_id=customer_id, query=q,
+                       created_after=created_from, created_before=created_to, intent=intent)
+    found = await service.search(session, flt, limit=limit, offset=offset, sort=sort, cursor=cursor)
+    slas = await sla.sla_of_many(session, [t.id for t in found.tickets])
+    items = []
+    for t in found.tickets:
+        item = TicketHit.model_validate(t).model_copy(update={"sla": slas.get(t.id)})
+        if (match := found.matches.get(t.id)) is not None:
+            item.match = _match_read(match)
+        items.append(item)
+    return TicketPage(items=items, total=found.total, total_is_capped=found.total_is_capped, limit=limit,
+                      offset=offset, next_cursor=found.next_cursor)
 
 
 @router.get("/{ticket_ref}", response_model=TicketDetail)

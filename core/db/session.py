@@ -11,6 +11,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from core.db.timeout import install_sqlite_guard, watch_sqlite_engine
+
 T = TypeVar("T")
 
 
@@ -43,7 +45,9 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Async
             # SQLite's lower() (what ILIKE compiles to) folds ASCII only; searches for "котова" must find
             # "Котова" as they do on PostgreSQL.
             dbapi_conn.create_function("lower", 1, _unicode_lower, deterministic=True)
+            install_sqlite_guard(engine, dbapi_conn, _record)
 
+        watch_sqlite_engine(engine)
         return engine
     return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 import core.models  # noqa: F401  (registers every table)
 from core.db.base import Base
 from core.db.session import create_engine
+from core.search.indexes import include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -30,6 +31,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

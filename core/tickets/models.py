@@ -73,6 +73,8 @@ def parse_ticket_ref(ref: str) -> int | None:
 WAITING_SQL = "assignee_id IS NULL AND merged_into_id IS NULL AND status = 'open'"
 BOT_SQL = "status = 'bot'"
 ANSWERED_SQL = "first_response_at IS NOT NULL"
+UNMERGED_SQL = "merged_into_id IS NULL"
+ACTIVE_SQL = "status IN ('new', 'open', 'pending') AND merged_into_id IS NULL"
 
 
 class Ticket(Base):
@@ -95,6 +97,16 @@ class Ticket(Base):
         # The tickets automatic assignment looks for: open, unassigned, unmerged; a small slice of the table.
         Index("ix_tickets_waiting", "team_id", "created_at", postgresql_where=text(WAITING_SQL),
               sqlite_where=text(WAITING_SQL)),
+        # The inbox's default order among active tickets (the few newest of a year; the index over every unmerged
+        # ticket below would be walked through a year of done ones before reaching them).
+        Index("ix_tickets_active_waiting", "last_customer_message_at", "id", postgresql_where=text(ACTIVE_SQL),
+              sqlite_where=text(ACTIVE_SQL)),
+        # The orders the inbox and the API list in (core/tickets/repository.SORT_KEYS), each with the id that breaks
+        # ties: a keyset page is one index range whatever the view (a year of done tickets included).
+        *(Index(f"ix_tickets_{name}_order", column, "id", postgresql_where=text(UNMERGED_SQL),
+                sqlite_where=text(UNMERGED_SQL))
+          for name, column in (("waiting", "last_customer_message_at"), ("updated", "updated_at"),
+                               ("due", "sla_due_at"))),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))

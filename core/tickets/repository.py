@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from core.customers.models import ChannelIdentity, Customer
 from core.outbox.models import OutboxMessage
 from core.tickets.models import (
     AuthorKind,
@@ -21,7 +20,6 @@ from core.tickets.models import (
     Priority,
     Ticket,
     TicketStatus,
-    parse_ticket_number,
 )
 from core.users.models import Team
 
@@ -169,68 +167,123 @@ class TicketFilter:
     customer_id: int | None = None
     query: str | None = None
     created_after: datetime | None = None
+    created_before: datetime | None = None
+    intent: str | None = None
+
+
+def visible() -> list[ColumnElement[bool]]:
+    """The tickets anyone working the inbox sees: a merged ticket lives on in the one it was merged into."""
+    return [Ticket.merged_into_id.is_(None)]
+
+
+def conditions(flt: TicketFilter) -> list[ColumnElement[bool]]:
+    """The conditions on Ticket of every filter field but the text query (core/search reads that)."""
+    conds = visible()
+    if flt.status:
+        conds.append(Ticket.status.in_(list(flt.status)))
+    if flt.priority:
+        conds.append(Ticket.priority.in_(list(flt.priority)))
+    if flt.team_slug:
+        conds.append(Ticket.team_id.in_(select(Team.id).where(Team.slug == flt.team_slug).scalar_subquery()))
+    if flt.channel:
+        conds.append(Ticket.channel == flt.channel)
+    if flt.assignee_id is not None:
+        conds.append(Ticket.assignee_id == flt.assignee_id)
+    if flt.unassigned:
+        conds.append(Ticket.assignee_id.is_(None))
+    if flt.customer_id is not None:
+        conds.append(Ticket.customer_id == flt.customer_id)
+    if flt.created_after is not None:
+        conds.append(Ticket.created_at >= flt.created_after)
+    if flt.created_before is not None:
+        conds.append(Ticket.created_at < flt.created_before)
+    if flt.intent:
+        conds.append(Ticket.intent == flt.intent)
+    return conds
 
 
 def _filtered(flt: TicketFilter) -> Select[Ticket]:
-    stmt = select(Ticket).where(Ticket.merged_into_id.is_(None))
-    if flt.status:
-        stmt = stmt.where(Ticket.status.in_(list(flt.status)))
-    if flt.priority:
-        stmt = stmt.where(Ticket.priority.in_(list(flt.priority)))
-    if flt.team_slug:
-        stmt = stmt.where(Ticket.team_id.in_(select(Team.id).where(Team.slug == flt.team_slug)))
-    if flt.channel:
-        stmt = stmt.where(Ticket.channel == flt.channel)
-    if flt.assignee_id is not None:
-        stmt = stmt.where(Ticket.assignee_id == flt.assignee_id)
-    if flt.unassigned:
-        stmt = stmt.where(Ticket.assignee_id.is_(None))
-    if flt.customer_id is not None:
-        stmt = stmt.where(Ticket.customer_id == flt.customer_id)
-    if flt.created_after is not None:
-        stmt = stmt.where(Ticket.created_at >= flt.created_after)
-    if flt.query:
-        q = flt.query.strip()
-        number = parse_ticket_number(q)
-        like = f"%{q.lower()}%"
-        customer_match = select(Customer.id).where(
-            or_(Customer.name.ilike(like), Customer.email.ilike(like), Customer.phone.ilike(like))
-        )
-        identity_match = select(ChannelIdentity.customer_id).where(ChannelIdentity.external_id.ilike(like))
-        text_match = select(Message.ticket_id).where(Message.text.ilike(like))
-        conds: list[ColumnElement[bool]] = [
-            Ticket.customer_id.in_(customer_match), Ticket.customer_id.in_(identity_match),
-            Ticket.subject.ilike(like), Ticket.id.in_(text_match),
-        ]
-        if number is not None:
-            conds.append(Ticket.id == number)
-        stmt = stmt.where(or_(*conds))
-    return stmt
+    return select(Ticket).where(*conditions(flt))
 
 
-async def list_tickets(
-    session: AsyncSession, flt: TicketFilter, *, limit: int, offset: int, sort: str = "waiting"
-) -> tuple[Sequence[Ticket], int]:
-    total = (await session.scalar(select(func.count()).select_from(_filtered(flt).subquery()))) or 0
-    rows = (await session.scalars(page_statement(flt, limit=limit, offset=offset, sort=sort))).all()
-    return rows, total
+COUNT_CAP = 10_000
+"""Counts stop here ("10,000+"): counting every done ticket of a year on each inbox refresh is the slow part."""
+
+SORT_KEYS: dict[str, tuple[Any, bool]] = {
+    # sort -> (the column ordered by, descending?); ties broken by the id, in the same direction.
+    "waiting": (Ticket.last_customer_message_at, False),  # longest-waiting customer first; none last
+    "due": (Ticket.sla_due_at, False),  # nearest SLA due time first; none last
+    "newest": (None, True),
+    "updated": (Ticket.updated_at, True),
+}
 
 
-def page_statement(flt: TicketFilter, *, limit: int, offset: int, sort: str = "waiting") -> Select[Ticket]:
+@dataclass(frozen=True, slots=True)
+class After:
+    """Where the previous page stopped: its last row's sort value and id (keyset pagination)."""
+
+    value: datetime | None
+    id: int
+
+
+def _order(sort: str) -> list[Any]:
+    column, desc = SORT_KEYS[sort]
+    if column is None:
+        return [Ticket.id.desc()]
+    if desc:
+        # Only NOT NULL columns sort descending (updated_at): the index read backwards gives this order.
+        return [column.desc(), Ticket.id.desc()]
+    return [column.asc().nulls_last(), Ticket.id.asc()]
+
+
+def _after(sort: str, after: After) -> ColumnElement[bool]:
+    """The rows after `after` in the `sort` order (nulls last): a page starts where the previous one stopped, so
+    tickets arriving meanwhile never shift a row onto two pages or between them."""
+    column, desc = SORT_KEYS[sort]
+    if column is None:
+        return Ticket.id < after.id
+    beyond = Ticket.id < after.id if desc else Ticket.id > after.id
+    if after.value is None:
+        return and_(column.is_(None), beyond)
+    further = column < after.value if desc else column > after.value
+    return or_(further, and_(column == after.value, beyond), column.is_(None))
+
+
+def sort_value(ticket: Ticket, sort: str) -> datetime | None:
+    column, _desc = SORT_KEYS[sort]
+    return None if column is None else getattr(ticket, column.key)
+
+
+async def count_capped(session: AsyncSession, conds: Sequence[ColumnElement[bool]], cap: int = COUNT_CAP) -> int:
+    """How many tickets match, counted up to `cap` + 1 (more than `cap`: the count is cap + 1)."""
+    inner = select(Ticket.id).where(*conds).limit(cap + 1).subquery()
+    return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+async def list_tickets(session: AsyncSession, flt: TicketFilter, *, limit: int, offset: int = 0,
+                       sort: str = "waiting", after: After | None = None) -> tuple[Sequence[Ticket], bool]:
+    """One page of the tickets `flt` selects in the `sort` order, after `after` (or `offset` rows), and whether
+    more follow."""
+    rows = (await session.scalars(page_statement(flt, limit=limit + 1, offset=offset, sort=sort, after=after))
+            ).unique().all()
+    return rows[:limit], len(rows) > limit
+
+
+async def get_many(session: AsyncSession, ticket_ids: Sequence[int]) -> Sequence[Ticket]:
+    """These tickets with their relations (any order)."""
+    if not ticket_ids:
+        return []
+    return (await session.scalars(_with_relations(select(Ticket).where(Ticket.id.in_(list(ticket_ids)))))
+            ).unique().all()
+
+
+def page_statement(flt: TicketFilter, *, limit: int, offset: int = 0, sort: str = "waiting",
+                   after: After | None = None) -> Select[Ticket]:
     """One page of the tickets `flt` selects, with their relations, in the `sort` order."""
     stmt = _filtered(flt)
-    order: list[Any]
-    if sort == "waiting":
-        # Longest-waiting customer first; tickets without a customer message last.
-        order = [Ticket.last_customer_message_at.is_(None), Ticket.last_customer_message_at.asc(), Ticket.id]
-    elif sort == "due":
-        # Nearest SLA due time first (ix_tickets_active_sla_due); tickets without a running SLA last.
-        order = [Ticket.sla_due_at.asc().nulls_last(), Ticket.id]
-    elif sort == "newest":
-        order = [Ticket.id.desc()]
-    else:
-        order = [Ticket.updated_at.desc(), Ticket.id.desc()]
-    return _with_relations(stmt.order_by(*order).limit(limit).offset(offset))
+    if after is not None:
+        stmt = stmt.where(_after(sort, after))
+    return _with_relations(stmt.order_by(*_order(sort)).limit(limit).offset(offset))
 
 
 async def get_team_by_slug(session: AsyncSession, slug: str) -> Team | None:
@@ -250,27 +303,35 @@ async def change_marker(session: AsyncSession) -> tuple[int, int]:
 
 
 async def count_views(session: AsyncSession, statuses: Collection[TicketStatus], done: Collection[TicketStatus],
-                      user_id: int, team_id: int | None) -> tuple[int, int, int, int, int]:
-    """In one query, unmerged tickets: active (in `statuses`) and the user's, active and unassigned, active in the
-    team (all active without a team), all active, and done."""
-    active = Ticket.status.in_(list(statuses))
+                      user_id: int, team_id: int | None, cap: int = COUNT_CAP) -> tuple[int, int, int, int, int]:
+    """In one query, unmerged tickets, each counted up to `cap` + 1: active (in `statuses`) and the user's, active
+    and unassigned, active in the team (all active without a team), all active, and done. Each is an index range
+    that stops at the cap, so a year of done tickets costs as much to count as 10,000."""
+    active = [Ticket.merged_into_id.is_(None), Ticket.status.in_(list(statuses))]
 
-    def count_if(cond: Any) -> Any:
-        return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+    def capped(*conds: ColumnElement[bool]) -> Any:
+        inner = select(Ticket.id).where(*conds).limit(cap + 1).subquery()
+        return select(func.count()).select_from(inner).scalar_subquery()
 
     stmt = select(
-        count_if(and_(active, Ticket.assignee_id == user_id)),
-        count_if(and_(active, Ticket.assignee_id.is_(None))),
-        count_if(and_(active, Ticket.team_id == team_id) if team_id is not None else active),
-        count_if(active),
-        count_if(Ticket.status.in_(list(done))),
-    ).where(Ticket.merged_into_id.is_(None))
+        capped(*active, Ticket.assignee_id == user_id),
+        capped(*active, Ticket.assignee_id.is_(None)),
+        capped(*active, Ticket.team_id == team_id) if team_id is not None else capped(*active),
+        capped(*active),
+        capped(Ticket.merged_into_id.is_(None), Ticket.status.in_(list(done))),
+    )
     mine, unassigned, queue, all_active, finished = (await session.execute(stmt)).one()
     return int(mine), int(unassigned), int(queue), int(all_active), int(finished)
 
 
 async def channels_in_use(session: AsyncSession) -> list[str]:
-    return sorted((await session.scalars(select(Ticket.channel).distinct())).all())
+    """The channels conversations came through: a skip scan of the messages' (channel, external id) index, one
+    lookup per channel (SELECT DISTINCT over a year of tickets read all of them on every inbox page)."""
+    first = select(func.min(Message.channel).label("channel")).cte("seen", recursive=True)
+    following = select(select(func.min(Message.channel)).where(Message.channel > first.c.channel)
+                       .scalar_subquery()).where(first.c.channel.is_not(None))
+    seen = first.union_all(following)
+    return sorted(c for c in (await session.scalars(select(seen.c.channel))).all() if c is not None)
 
 
 async def others_of_customer(session: AsyncSession, customer_id: int, ticket_id: int, limit: int
@@ -283,9 +344,14 @@ async def others_of_customer(session: AsyncSession, customer_id: int, ticket_id:
     )).all()
 
 
-async def intents_seen(session: AsyncSession) -> Sequence[str | None]:
-    """Every intent some message carries."""
-    return (await session.scalars(select(Message.intent).where(Message.intent.is_not(None)).distinct())).all()
+RECENT_MESSAGES = 10_000
+
+
+async def intents_seen(session: AsyncSession, recent: int = RECENT_MESSAGES) -> Sequence[str | None]:
+    """The intents the newest `recent` messages carry (what the bot produces now): a read at the end of the primary
+    key. Every message of a year was 1.6 s on each ticket page (bench/scale.py)."""
+    newest = select(Message.intent).order_by(Message.id.desc()).limit(recent).subquery()
+    return (await session.scalars(select(newest.c.intent).where(newest.c.intent.is_not(None)).distinct())).all()
 
 
 async def open_per_assignee(session: AsyncSession, statuses: Collection[TicketStatus],

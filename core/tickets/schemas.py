@@ -116,11 +116,32 @@ class TicketDetail(TicketRead):
     allowed_statuses: list[TicketStatus]
 
 
+class SearchMatchRead(BaseModel):
+    """Where a search found the ticket, and the matched text with the matching words' spans."""
+
+    source: Literal["subject", "message", "note", "customer", "email", "phone", "identity", "order", "ticket"]
+    score: float = Field(description="Relevance: higher is better; results come in this order")
+    message_id: int | None = None
+    note_id: int | None = None
+    snippet: str | None = Field(default=None, description="Plain text (escape it before showing it as HTML)")
+    highlights: list[tuple[int, int]] = Field(
+        default_factory=list, description="[start, end) character offsets in `snippet` of the words that matched")
+
+
+class TicketHit(TicketRead):
+    match: SearchMatchRead | None = Field(default=None, description="With `q`: where the ticket matched")
+
+
 class TicketPage(BaseModel):
-    items: list[TicketRead]
-    total: int
+    items: list[TicketHit]
+    total: int = Field(description="How many tickets match, exact up to 10,000 for lists (1,000 for a search); "
+                                   "past it this is the cap and total_is_capped is true")
+    total_is_capped: bool = Field(default=False, description="More match than `total` says")
     limit: int
     offset: int
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page of a list "
+                                    "(keyset: no row is skipped or repeated while tickets arrive); null on the "
+                                    "last page and for searches, which page by offset")
 
 
 class ReplyCreate(BaseModel):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -15,13 +18,21 @@ from core.attachments.schemas import AttachmentRef
 from core.attachments.store import AttachmentStore
 from core.audit import service as audit
 from core.csat import schedule as csat
-from core.db.base import utcnow
-from core.errors import ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
+from core.db.base import MAX_ID, utcnow
+from core.errors import (
+    ConflictError,
+    InvalidTransitionError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationFailedError,
+)
 from core.events import MessageAdded, MessageContent, TicketChanged, TicketTakenOver, Topic, emit
 from core.nlu_admin import service as nlu_service
 from core.nlu_admin.models import NluSuggestion
 from core.outbox import service as outbox_service
 from core.outbox.models import OutboxMessage
+from core.search import service as search_service
+from core.search.service import SearchMatch
 from core.sla import service as sla
 from core.tickets import repository
 from core.tickets.errors import NotAssigneeError, TicketHeldError
@@ -69,11 +80,61 @@ def inbox_filter(view: str, user: User, *, status: Sequence[TicketStatus] = (), 
     return TicketFilter(**kwargs)
 
 
-async def search(session: AsyncSession, flt: TicketFilter, *, limit: int, offset: int, sort: str = "waiting"
-                 ) -> tuple[Sequence[Ticket], int]:
-    """One page of the tickets `flt` selects (sort: "waiting", "due", "newest" or "updated") and how many there
-    are."""
-    return await repository.list_tickets(session, flt, limit=limit, offset=offset, sort=sort)
+@dataclass(frozen=True, slots=True)
+class TicketList:
+    """One page of a ticket list or search.
+
+    `total` is exact up to `repository.COUNT_CAP` (lists) or the search's candidates; `total_is_capped` says more
+    match. `next_cursor` continues a list after its last row (None: the last page, or a search, which pages by
+    offset over its bounded, ranked results). `matches` holds, per ticket id, where a search matched.
+    """
+
+    tickets: Sequence[Ticket]
+    total: int
+    total_is_capped: bool
+    next_cursor: str | None = None
+    matches: dict[int, SearchMatch] = field(default_factory=dict)
+
+
+SORTS = ("waiting", "due", "newest", "updated")
+
+
+def encode_cursor(sort: str, ticket: Ticket) -> str:
+    value = repository.sort_value(ticket, sort)
+    raw = json.dumps([sort, value.isoformat() if value is not None else None, ticket.id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> repository.After:
+    """The position a cursor names; ValidationFailedError for one that is malformed or made for another sort."""
+    try:
+        sort_of, value, ticket_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        after = repository.After(datetime.fromisoformat(value) if value is not None else None, int(ticket_id))
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailedError("cursor is not one this API returned", cursor=cursor[:80]) from None
+    if sort_of != sort:
+        raise ValidationFailedError(f"this cursor continues a list sorted by {sort_of}, not {sort}", sort=sort)
+    if not 0 <= after.id <= MAX_ID or (after.value is not None and after.value.tzinfo is None):
+        raise ValidationFailedError("cursor is not one this API returned", cursor=cursor[:80])
+    return after
+
+
+async def search(session: AsyncSession, flt: TicketFilter, *, limit: int, offset: int = 0, sort: str = "waiting",
+                 cursor: str | None = None) -> TicketList:
+    """The tickets `flt` selects: with a text query, ranked by relevance (search); without one, in the `sort`
+    order ("waiting", "due", "newest" or "updated"), continued by `cursor` (keyset) or `offset` (older clients)."""
+    if flt.query and flt.query.strip():
+        if cursor is not None:
+            raise ValidationFailedError("a search pages by offset; cursor is for lists without q")
+        found = await search_service.search(session, flt, limit=limit, offset=offset)
+        return TicketList(found.tickets, found.total, found.total_is_capped, None, found.matches)
+    after = decode_cursor(cursor, sort) if cursor is not None else None
+    rows, more = await repository.list_tickets(session, flt, limit=limit, offset=offset if after is None else 0,
+                                               sort=sort, after=after)
+    counted = await repository.count_capped(session, repository.conditions(flt))
+    capped = counted > repository.COUNT_CAP
+    next_cursor = encode_cursor(sort, rows[-1]) if more and rows else None
+    return TicketList(rows, min(counted, repository.COUNT_CAP), capped, next_cursor)
 
 
 async def conversation(session: AsyncSession, ticket_id: int) -> tuple[Ticket, dict[int, OutboxMessage]]:
@@ -85,7 +146,8 @@ async def conversation(session: AsyncSession, ticket_id: int) -> tuple[Ticket, d
 
 
 async def inbox_counts(session: AsyncSession, user: User) -> dict[str, int]:
-    """How many tickets each inbox view (INBOX_VIEWS) holds for this user, in one query."""
+    """How many tickets each inbox view (INBOX_VIEWS) holds for this user, in one query; a view holding more than
+    COUNT_CAP says COUNT_CAP + 1 (shown as "10,000+")."""
     counts = await repository.count_views(session, ACTIVE_STATUSES, DONE_STATUSES, user.id, user.team_id)
     return dict(zip(INBOX_VIEWS, counts, strict=True))
 

@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import core.models
 from core.db.migrate import alembic_config
 from core.db.session import create_engine
+from core.search.indexes import include_name
 from tests.conftest import BACKENDS, PG_URL
 
 
 async def test_models_and_migrations_agree(db_engine: AsyncEngine) -> None:
     def diff(sync_conn: Any) -> list[Any]:
-        context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+        context = MigrationContext.configure(sync_conn, opts={"compare_type": True, "include_name": include_name})
         return list(compare_metadata(context, core.models.Base.metadata))
 
     async with db_engine.connect() as conn:

@@ -1,0 +1,389 @@
+"""A busy year of a mid-size operator, written straight into a migrated database (reusable by any benchmark).
+
+    from bench.yeardata import YearSpec, fill
+    stats = await fill("postgresql+asyncpg://...", YearSpec(customers=200_000, tickets=1_000_000))
+
+PostgreSQL: COPY (asyncpg's copy_records_to_table), in chunks; the search indexes of migration 0018 are dropped
+before and built after (as a restore would), with a larger maintenance_work_mem. SQLite: executemany in one
+transaction per chunk (the FTS5 triggers fill the search tables as they go). Then ANALYZE.
+
+What it writes (deterministic for a seed): customers with RU/EN names, e-mails (client<N>@example.org), phones
+(+7 9XX XXX-XX-XX), channel identities (email, telegram, webchat), orders (ORD-2026-<N>), tickets over the year
+(about 2 % still active, the rest resolved or closed) with subjects, 3 messages per ticket on average (customer,
+bot and agent texts in Russian or English built from a telecom vocabulary with word forms: роутер, роутера,
+роутером...), internal notes on about one ticket in five, agents in the five default queues.
+Progress lines go to stderr; the function returns the row counts and seconds per table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+CHUNK = 20_000
+YEAR_START = datetime(2025, 12, 1, tzinfo=UTC)
+YEAR = timedelta(days=365)
+ACTIVE_SHARE = 0.02
+TEAMS = (1, 2, 3, 4, 5)  # the default queues of migration 0001: general, billing, technical, sales, retention
+CHANNELS = ("email", "telegram", "webchat", "rest")
+
+FIRST_RU = ("Анна", "Иван", "Мария", "Сергей", "Ольга", "Дмитрий", "Елена", "Алексей", "Наталья", "Павел",
+            "Татьяна", "Николай", "Ирина", "Михаил", "Светлана", "Андрей")
+LAST_RU = ("Котов", "Иванов", "Смирнов", "Кузнецов", "Попов", "Соколов", "Лебедев", "Козлов", "Новиков", "Морозов",
+           "Петров", "Волков", "Соловьёв", "Васильев", "Зайцев", "Павлов")
+FIRST_EN = ("John", "Mary", "James", "Linda", "Robert", "Susan", "Michael", "Karen", "David", "Emma")
+LAST_EN = ("Smith", "Johnson", "Brown", "Taylor", "Miller", "Wilson", "Moore", "Clark", "Walker", "Young")
+
+# Telecom phrases with the word forms people write; {order} and {amount} are filled in.
+RU_CUSTOMER = (
+    "Здравствуйте, у меня не работает интернет с утра, роутер мигает красным",
+    "Проблема с роутером: после перезагрузки нет Wi-Fi",
+    "Настройте, пожалуйста, роутер, не могу подключить телевизор",
+    "Где мой заказ {order}? Обещали доставить вчера",
+    "Почему списали {amount} рублей? Я не подключал платные услуги",
+    "Хочу сменить тариф на более дешёвый",
+    "Хочу расторгнуть договор, переезжаю в другой город",
+    "Не приходит счёт за прошлый месяц",
+    "Очень медленный интернет по вечерам, скорость ниже заявленной",
+    "Сим-карта не регистрируется в сети после замены телефона",
+    "Нет сигнала на приставке, телевидение не показывает",
+    "Купил новый модем, как его активировать?",
+    "Спасибо, всё заработало",
+    "Подскажите баланс лицевого счёта",
+    "Когда придёт мастер? Заявка {order}",
+)
+EN_CUSTOMER = (
+    "Hi, my internet has been down since the morning and the router keeps blinking",
+    "The routers you sent do not support 5 GHz, please replace",
+    "Where is my order {order}? It was due yesterday",
+    "Why was I charged {amount} for roaming? I was at home",
+    "I want to change my tariff to a cheaper plan",
+    "Please cancel my contract, I am moving abroad",
+    "My TV box shows no signal after the update",
+    "The connection is very slow in the evenings",
+    "How do I activate the new modem?",
+    "Thanks, everything works now",
+    "Billing question: the invoice for last month is missing",
+)
+RU_AGENT = (
+    "Проверили линию, перезагрузите, пожалуйста, роутер и напишите, помогло ли",
+    "Заказ {order} передан в доставку, курьер позвонит заранее",
+    "Списание {amount} рублей — абонентская плата по тарифу, детализацию отправили на почту",
+    "Тариф изменён, новые условия действуют с первого числа",
+    "Создали заявку на выезд мастера, он свяжется с вами",
+    "Скорость восстановлена, на линии были работы",
+)
+EN_AGENT = (
+    "We checked the line; please restart the router and let us know if it helped",
+    "Order {order} is out for delivery, the courier will call ahead",
+    "The charge of {amount} is the monthly fee; we emailed the details",
+    "Your tariff has been changed from the first of next month",
+    "A technician visit is booked, they will contact you",
+)
+BOT_RU = ("Спасибо за обращение! Передаю оператору.", "Проверьте, пожалуйста, что роутер включён в сеть.")
+BOT_EN = ("Thanks for reaching out! Passing you to an agent.", "Please check that the router is plugged in.")
+NOTES = ("Клиент звонил повторно, просит перезвонить", "Escalated to the network team, ticket NET-{n}",
+         "Проверить оплату по заказу {order}", "Customer is angry, offer a discount", "Роутер заменён по гарантии")
+SUBJECTS_RU = ("Не работает интернет", "Вопрос по счёту", "Заказ {order}", "Смена тарифа", "Роутер", "Расторжение",
+               "Нет сигнала ТВ", "Медленный интернет")
+SUBJECTS_EN = ("Internet down", "Billing question", "Order {order}", "Tariff change", "Router issue",
+               "Cancellation", "No TV signal")
+INTENTS = ("internet_down", "billing_question", "order_status", "tariff_change", "termination", "tv_no_signal", None)
+
+
+@dataclass(frozen=True)
+class YearSpec:
+    customers: int = 200_000
+    tickets: int = 1_000_000
+    messages_per_ticket: float = 3.0
+    note_share: float = 0.2
+    orders: int = 100_000
+    agents: int = 50
+    seed: int = 13
+
+
+@dataclass
+class FillStats:
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _say(text: str) -> None:
+    print(f"[yeardata {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def order_number(n: int) -> str:
+    return f"ORD-2026-{n:06d}"
+
+
+def customer_email(n: int) -> str:
+    return f"client{n}@example.org"
+
+
+def customer_phone(n: int) -> str:
+    digits = f"{9000000000 + n * 7919 % 999999999:010d}"
+    return f"+7 {digits[:3]} {digits[3:6]}-{digits[6:8]}-{digits[8:]}"
+
+
+class _Year:
+    """Row generators; every value derives from the seed, so a run can be reproduced."""
+
+    def __init__(self, spec: YearSpec) -> None:
+        self.spec = spec
+        self.rng = random.Random(spec.seed)
+        self.customer_lang = [""] * (spec.customers + 1)
+        self.agent_ids: list[int] = []
+
+    def customers(self) -> Iterator[tuple[Any, ...]]:
+        rng = self.rng
+        for n in range(1, self.spec.customers + 1):
+            ru = rng.random() < 0.75
+            self.customer_lang[n] = "ru" if ru else "en"
+            name = f"{rng.choice(FIRST_RU)} {rng.choice(LAST_RU)}" if ru else f"{rng.choice(FIRST_EN)} " \
+                f"{rng.choice(LAST_EN)}"
+            created = YEAR_START + timedelta(seconds=rng.random() * YEAR.total_seconds())
+            yield (n, name, customer_email(n), customer_phone(n), "ru" if ru else "en", None, None, created, created)
+
+    def identities(self) -> Iterator[tuple[Any, ...]]:
+        ident = 0
+        for n in range(1, self.spec.customers + 1):
+            ident += 1
+            yield (ident, n, "email", customer_email(n), None, True, YEAR_START)
+            if n % 2 == 0:
+                ident += 1
+                yield (ident, n, "telegram", str(100_000_000 + n), None, False, YEAR_START)
+            if n % 5 == 0:
+                ident += 1
+                yield (ident, n, "webchat", f"wc-{n:08x}", None, False, YEAR_START)
+
+    def orders(self) -> Iterator[tuple[Any, ...]]:
+        rng = self.rng
+        for n in range(1, self.spec.orders + 1):
+            created = YEAR_START + timedelta(seconds=rng.random() * YEAR.total_seconds())
+            yield (n, order_number(n), rng.randint(1, self.spec.customers), rng.choice(("new", "shipped", "done")),
+                   "Router + installation", created, created)
+
+    def _fill(self, template: str) -> str:
+        rng = self.rng
+        return template.format(order=order_number(rng.randint(1, self.spec.orders)),
+                               amount=rng.choice((299, 450, 990, 1500)), n=rng.randint(1000, 9999))
+
+    def tickets_and_conversation(self) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """("tickets", row), ("messages", row), ("notes", row), tickets in creation order."""
+        rng, spec = self.rng, self.spec
+        message_id = note_id = 0
+        step = YEAR.total_seconds() / spec.tickets
+        active_from = int(spec.tickets * (1 - ACTIVE_SHARE * 2))
+        for tid in range(1, spec.tickets + 1):
+            customer = rng.randint(1, spec.customers)
+            ru = self.customer_lang[customer] == "ru"
+            created = YEAR_START + timedelta(seconds=tid * step + rng.random() * step)
+            active = tid > active_from and rng.random() < 0.5
+            status = rng.choice(("new", "open", "open", "open", "pending")) if active else rng.choice(
+                ("resolved", "closed", "closed"))
+            team = rng.choice(TEAMS)
+            assignee = rng.choice(self.agent_ids) if (not active or rng.random() < 0.6) and self.agent_ids else None
+            channel = rng.choice(CHANNELS)
+            intent = rng.choice(INTENTS)
+            subject = self._fill(rng.choice(SUBJECTS_RU if ru else SUBJECTS_EN))
+            n_messages = max(1, int(rng.expovariate(1 / spec.messages_per_ticket) + 0.5))
+            at = created
+            last_customer = created
+            for i in range(n_messages):
+                message_id += 1
+                if i == 0 or rng.random() < 0.45:
+                    kind, direction = "customer", "inbound"
+                    text = self._fill(rng.choice(RU_CUSTOMER if ru else EN_CUSTOMER))
+                    last_customer = at
+                elif rng.random() < 0.3:
+                    kind, direction, text = "bot", "outbound", rng.choice(BOT_RU if ru else BOT_EN)
+                else:
+                    kind, direction = "agent", "outbound"
+                    text = self._fill(rng.choice(RU_AGENT if ru else EN_AGENT))
+                yield "messages", (message_id, tid, direction, kind, assignee if kind == "agent" else None, channel,
+                                   f"y-{message_id}" if direction == "inbound" else None, text, None, "[]",
+                                   intent if kind == "customer" else None, None, "ru" if ru else "en", "[]", "{}",
+                                   None, at)
+                at += timedelta(minutes=rng.randint(1, 240))
+            if rng.random() < spec.note_share:
+                note_id += 1
+                yield "notes", (note_id, tid, assignee, self._fill(rng.choice(NOTES)), at)
+            done_at = at if not active else None
+            yield "tickets", (
+                tid, customer, subject, status, rng.choice(("low", "normal", "normal", "high", "urgent")), intent,
+                0.9 if intent else None, team, assignee, channel, f"y-thread-{tid}", None, "ru" if ru else "en", 0,
+                None, created, at, last_customer, created + timedelta(minutes=5), done_at,
+                done_at if status == "closed" else None, False, None,
+                (at + timedelta(hours=rng.randint(1, 48))) if active else None,
+                created if assignee else None)
+
+
+COLUMNS = {
+    "customers": ("id", "name", "email", "phone", "language", "merged_into_id", "erased_at", "created_at",
+                  "updated_at"),
+    "channel_identities": ("id", "customer_id", "channel", "external_id", "display_name", "verified", "created_at"),
+    "orders": ("id", "number", "customer_id", "status", "description", "created_at", "updated_at"),
+    "tickets": ("id", "customer_id", "subject", "status", "priority", "intent", "intent_confidence", "team_id",
+                "assignee_id", "channel", "thread_key", "identity_id", "language", "failed_bot_answers",
+                "merged_into_id", "created_at", "updated_at", "last_customer_message_at", "first_response_at",
+                "resolved_at", "closed_at", "resolved_by_bot", "waiting_notice_at", "sla_due_at", "assigned_at"),
+    "messages": ("id", "ticket_id", "direction", "author_kind", "author_user_id", "channel", "external_message_id",
+                 "text", "html", "attachments", "intent", "confidence", "language", "entities", "extra",
+                 "in_reply_to_id", "created_at"),
+    "notes": ("id", "ticket_id", "author_user_id", "text", "created_at"),
+}
+
+
+def _chunks(rows: Iterator[tuple[Any, ...]], size: int = CHUNK) -> Iterator[list[tuple[Any, ...]]]:
+    chunk: list[tuple[Any, ...]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+Writer = Callable[[str, Sequence[tuple[Any, ...]]], Any]
+
+
+async def _write_all(year: _Year, write: Writer, stats: FillStats) -> None:
+    for table, rows in (("customers", year.customers()), ("channel_identities", year.identities()),
+                        ("orders", year.orders())):
+        started, count = time.perf_counter(), 0
+        for chunk in _chunks(rows):
+            await write(table, chunk)
+            count += len(chunk)
+        stats.rows[table], stats.seconds[table] = count, time.perf_counter() - started
+        _say(f"{table}: {count:,} rows in {stats.seconds[table]:.0f} s")
+    started = time.perf_counter()
+    buffers: dict[str, list[tuple[Any, ...]]] = {"tickets": [], "messages": [], "notes": []}
+    counts = dict.fromkeys(buffers, 0)
+    next_report = 100_000
+
+    async def flush(table: str) -> None:
+        if buffers[table]:
+            await write(table, buffers[table])
+            counts[table] += len(buffers[table])
+            buffers[table] = []
+
+    for table, row in year.tickets_and_conversation():
+        buffers[table].append(row)
+        if table == "tickets" and len(buffers["tickets"]) >= CHUNK:
+            # Tickets first: messages and notes refer to them.
+            for name in ("tickets", "messages", "notes"):
+                await flush(name)
+            if counts["tickets"] >= next_report:
+                rate = counts["tickets"] / (time.perf_counter() - started)
+                _say(f"tickets: {counts['tickets']:,} / {year.spec.tickets:,} ({rate:,.0f}/s), "
+                     f"messages {counts['messages']:,}, notes {counts['notes']:,}")
+                next_report += 100_000
+    for name in ("tickets", "messages", "notes"):
+        await flush(name)
+    for name, n in counts.items():
+        stats.rows[name] = n
+    stats.seconds["tickets+messages+notes"] = time.perf_counter() - started
+
+
+async def _agents_pg(conn: Any, year: _Year) -> None:
+    """Agents in the default queues (password hashes are not valid: nobody signs in as them)."""
+    first = await conn.fetchval("SELECT coalesce(max(id), 0) FROM users")
+    rows = [(first + i + 1, f"agent{i}@bench.example", f"Agent {i}", "x", "agent", "ru", TEAMS[i % len(TEAMS)], 10,
+             True, YEAR_START, "[]", False) for i in range(year.spec.agents)]
+    await conn.copy_records_to_table("users", records=rows, columns=(
+        "id", "email", "name", "password_hash", "role", "language", "team_id", "capacity", "is_active", "created_at",
+        "languages", "away"))
+    year.agent_ids = [r[0] for r in rows]
+
+
+async def fill_postgres(url: str, spec: YearSpec) -> FillStats:
+    import asyncpg
+
+    from core.search.indexes import PG_INDEXES
+
+    sa_url = make_url(url)
+    conn = await asyncpg.connect(user=sa_url.username, password=sa_url.password, host=sa_url.host,
+                                 port=sa_url.port or 5432, database=sa_url.database)
+    stats = FillStats()
+    year = _Year(spec)
+    try:
+        await _agents_pg(conn, year)
+        for name in PG_INDEXES:
+            await conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+        async def write(table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+            # JSON columns are given as JSON text, which asyncpg's jsonb codec takes as it is.
+            await conn.copy_records_to_table(table, records=rows, columns=COLUMNS[table])
+
+        await _write_all(year, write, stats)
+        for table in COLUMNS:
+            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                               f"(SELECT coalesce(max(id), 1) FROM {table}))")
+        await conn.execute("SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT max(id) FROM users))")
+        started = time.perf_counter()
+        await conn.execute("SET maintenance_work_mem = '256MB'")
+        for name, (table, expression, method) in PG_INDEXES.items():
+            t0 = time.perf_counter()
+            await conn.execute(f"CREATE INDEX {name} ON {table} USING {method} ({expression})")
+            _say(f"index {name}: {time.perf_counter() - t0:.0f} s")
+        stats.seconds["search indexes"] = time.perf_counter() - started
+        started = time.perf_counter()
+        await conn.execute("VACUUM ANALYZE")
+        stats.seconds["vacuum analyze"] = time.perf_counter() - started
+    finally:
+        await conn.close()
+    return stats
+
+
+def _fill_sqlite_sync(path: str, spec: YearSpec) -> FillStats:
+    stats = FillStats()
+    year = _Year(spec)
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=OFF")
+        first = db.execute("SELECT coalesce(max(id), 0) FROM users").fetchone()[0]
+        agents = [(first + i + 1, f"agent{i}@bench.example", f"Agent {i}", "x", "agent", "ru", TEAMS[i % 5], 10, 1,
+                   YEAR_START.strftime("%Y-%m-%d %H:%M:%S.%f"), "[]", 0) for i in range(spec.agents)]
+        db.executemany("INSERT INTO users (id, email, name, password_hash, role, language, team_id, capacity, "
+                       "is_active, created_at, languages, away) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", agents)
+        year.agent_ids = [a[0] for a in agents]
+
+        def convert(value: Any) -> Any:
+            # What the app's column types store on SQLite: naive UTC datetimes as text.
+            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(value, datetime) \
+                else value
+
+        async def write(table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+            cols = COLUMNS[table]
+            sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"  # noqa: S608
+            db.executemany(sql, [tuple(convert(v) for v in r) for r in rows])
+            db.commit()
+
+        asyncio.run(_write_all(year, write, stats))
+        started = time.perf_counter()
+        db.execute("ANALYZE")
+        db.commit()
+        stats.seconds["analyze"] = time.perf_counter() - started
+    finally:
+        db.close()
+    return stats
+
+
+async def fill(url: str, spec: YearSpec) -> FillStats:
+    """Fill the migrated database at `url` (SQLAlchemy URL) with a year of `spec`; returns rows and seconds."""
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        assert path
+        return await asyncio.to_thread(_fill_sqlite_sync, path, spec)
+    return await fill_postgres(url, spec)
