@@ -5,12 +5,12 @@
 A private database (`sb_bench_rui_<random>`, dropped at the end) is filled with bench/reports.py's COPY generator
 (default 1,000,000 tickets, ~3 messages each) and the KPI aggregates rebuilt. Then the app (workers off, so no
 background job competes) answers a signed-in supervisor in-process (httpx ASGI): the reports page over 30 and 365
-days in several groupings, one agent's page (one engine call per period: by month over a year, by week over 90
-days, by day over 31 days), the drill-down's first page, both exports, the Admin -> Weekly summary page, and the
-weekly summary's firing (two week reports and a mail per recipient composed), each --runs times after a warm-up
-(p50/p95). Beside them, the engine's report alone (`kpis.report`, the same query) as the baseline measured in the
-same run: the difference is the page's own cost (names, charts, template). The machine is shared: compare rows of
-one run, not across runs.
+days in several groupings, one agent's page (one engine report filtered by the agent: by month and by day over a
+year, by week over 90 days, by day over 31 days) and its drill-down, the drill-down's first page, both exports,
+the Admin -> Weekly summary page, and the weekly summary's firing (two week reports and a mail per recipient
+composed), each --runs times after a warm-up (p50/p95). Beside them, the engine's report alone (`kpis.report`, the
+same query) as the baseline measured in the same run: the difference is the page's own cost (names, charts,
+template). The machine is shared: compare rows of one run, not across runs.
 """
 
 from __future__ import annotations
@@ -133,8 +133,9 @@ async def run(args: argparse.Namespace) -> None:
                     if response.status_code != 200:
                         raise RuntimeError(f"{path} {params}: {response.status_code} {response.text[:300]}")
 
-                async def engine_alone(days: int, group_by: GroupBy) -> None:
-                    query = KpiQuery(date_from=today - timedelta(days=days - 1), date_to=today, group_by=group_by)
+                async def engine_alone(days: int, group_by: GroupBy, agent: int | None = None) -> None:
+                    query = KpiQuery(date_from=today - timedelta(days=days - 1), date_to=today, group_by=group_by,
+                                     agent_id=agent)
                     async with sessionmaker() as session:
                         await kpis.report(session, query, time_zone=ZONE)
 
@@ -147,13 +148,15 @@ async def run(args: argparse.Namespace) -> None:
                                      lambda d=days, g=group_by: page("/console/reports",
                                                                      {**span(d), "group_by": g})))
                 agent_path = f"/console/reports/agents/{agent_id}"
+                for days, group_by in ((365, "month"), (90, "week"), (31, "day"), (365, "day")):
+                    measures.append((f"engine alone: one agent, {days} days by {group_by}",
+                                     lambda d=days, g=group_by: engine_alone(d, GroupBy(g), agent_id)))
+                    measures.append((f"agent page: {days} days by {group_by}",
+                                     lambda d=days, g=group_by: page(agent_path, {**span(d), "group_by": g})))
                 measures += [
-                    ("agent page: 365 days by month (14 engine calls)",
-                     lambda: page(agent_path, {**span(365), "group_by": "month"})),
-                    ("agent page: 90 days by week (~15 engine calls)",
-                     lambda: page(agent_path, {**span(90), "group_by": "week"})),
-                    ("agent page: 31 days by day (33 engine calls)",
-                     lambda: page(agent_path, {**span(31), "group_by": "day"})),
+                    ("agent drill-down first page: 365 days by day, all tickets",
+                     lambda: page("/console/reports/tickets", {**span(365), "group_by": "day", "agent": str(agent_id),
+                                                              "metric": "tickets"})),
                     ("drill-down first page: 365 days, all tickets",
                      lambda: page("/console/reports/tickets", {**span(365), "metric": "tickets"})),
                     ("drill-down first page: 30 days, SLA first response breached",

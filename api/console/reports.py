@@ -31,7 +31,7 @@ from core.i18n import Translator, translator
 from core.i18n import formats as fmt
 from core.kpis import export as kpi_export
 from core.kpis import service as kpis
-from core.kpis.schemas import KPI_FIELDS, TIME_GROUPS, GroupBy, KpiQuery, KpiReport, KpiRow, KpiTicketPage, Metric
+from core.kpis.schemas import KPI_FIELDS, TIME_GROUPS, GroupBy, KpiQuery, KpiReport, KpiTicketPage, Metric
 from core.users import service as users
 
 router = APIRouter(prefix="/console/reports", include_in_schema=False)
@@ -39,7 +39,6 @@ PAGE = "/console/reports"
 PRESETS = ("7", "30", "90", "365", "this_month", "last_month")
 DEFAULT_PRESET = "30"
 DRILL_PAGE = 50
-AGENT_DAYS_BY_DAY = 31  # an agent's page asks the engine once per period: by day, a month at most (bench: 92 days ~4 s)
 SCORES = ("1", "2", "3", "4", "5")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -336,7 +335,7 @@ TILES = ("tickets", "resolved", "first_response_median_s", "resolution_median_s"
 
 
 async def _report_page(request: Request, session: DbSession, state: AppState, form: ReportForm,
-                       query: KpiQuery | None, *, agent: str | None = None) -> Response:
+                       query: KpiQuery | None) -> Response:
     _ = translator(getattr(request.state, "console_viewer", None) and request.state.console_viewer.language)
     names = await names_of(session)
     report: KpiReport | None = None
@@ -345,8 +344,7 @@ async def _report_page(request: Request, session: DbSession, state: AppState, fo
             report = await kpis.report(session, query, now=state.clock.now(), **engine_options(state))
         except DomainError as exc:
             form.error = exc.message
-    if report is not None and agent is not None:
-        report = await _agent_report(session, state, report, query, agent)
+    agent = str(form.agent_id) if form.agent_id is not None else None
     context: dict[str, Any] = {
         "form": form, "report": report, "presets": PRESETS, "groups": [g.value for g in GroupBy],
         "time_groups": [g.value for g in TIME_GROUPS], "fields": KPI_FIELDS, "tiles": TILES,
@@ -363,43 +361,6 @@ async def _report_page(request: Request, session: DbSession, state: AppState, fo
     return render(request, "reports.html", context, status_code=422 if form.error else 200)
 
 
-async def _agent_report(session: DbSession, state: AppState, report: KpiReport, query: KpiQuery | None,
-                        agent: str) -> KpiReport:
-    """One agent's figures per period: the agent's row of a group_by=agent report for each period of the range
-    (the engine's aggregates answer each from its rollups; a year by month is 12 of them)."""
-    if query is None:
-        return report
-    groups: list[KpiRow] = []
-    for period in report.groups:
-        if period.key is None:
-            continue
-        first = max(query.date_from, date.fromisoformat(period.key))
-        last = min(query.date_to, _period_end(first, report.group_by))
-        one = await kpis.report(session, KpiQuery(date_from=first, date_to=last, group_by=GroupBy.agent),
-                                now=state.clock.now(), **engine_options(state))
-        row = next((g for g in one.groups if g.key == agent), None)
-        groups.append((row or _empty_row()).model_copy(update={"key": period.key, "label": period.key}))
-    whole = await kpis.report(session, KpiQuery(date_from=query.date_from, date_to=query.date_to,
-                                                group_by=GroupBy.agent), now=state.clock.now(),
-                              **engine_options(state))
-    totals = next((g for g in whole.groups if g.key == agent), None) or _empty_row()
-    return report.model_copy(update={"groups": groups, "totals": totals.model_copy(update={"key": None})})
-
-
-def _period_end(first: date, group_by: GroupBy) -> date:
-    if group_by == GroupBy.day:
-        return first
-    if group_by == GroupBy.week:
-        return first + timedelta(days=6 - first.weekday())
-    following = (first.replace(day=1) + timedelta(days=32)).replace(day=1)
-    return following - timedelta(days=1)
-
-
-def _empty_row() -> KpiRow:
-    zero = {name: (0 if FIELD_KIND.get(name) == "count" else None) for name in KPI_FIELDS}
-    return KpiRow(**zero, csat_distribution={}, csat_surveys_sent=0, csat_response_rate=None)
-
-
 @router.get("")
 async def reports_page(request: Request, session: DbSession, state: State, user: ConsoleSupervisor) -> Response:
     _ = translator(user.language)
@@ -407,22 +368,19 @@ async def reports_page(request: Request, session: DbSession, state: State, user:
     return await _report_page(request, session, state, form, query)
 
 
-def _agent_query(form: ReportForm, query: KpiQuery | None, _: Translator) -> KpiQuery | None:
-    """An agent's page goes over time, by day for a month at most (it asks the engine once per period)."""
+def _agent_query(form: ReportForm, query: KpiQuery | None, agent: int, _: Translator) -> KpiQuery | None:
+    """An agent's page goes over time (day/week/month, any range the engine takes): the engine's report of that
+    agent (`KpiQuery.agent_id`), one call whatever the range and grouping."""
     if query is not None and query.group_by not in TIME_GROUPS:
         form.error = _("reports.agent_time_only")
         return None
-    if query is not None and query.group_by == GroupBy.day \
-            and (query.date_to - query.date_from).days + 1 > AGENT_DAYS_BY_DAY:
-        form.error = _("reports.agent_days", days=AGENT_DAYS_BY_DAY)
-        return None
-    return query
+    return query.model_copy(update={"agent_id": agent}) if query is not None else None
 
 
 @router.get("/agents/{agent_id}")
 async def agent_page(agent_id: str, request: Request, session: DbSession, state: State,
                      user: ConsoleSupervisor) -> Response:
-    """One agent over time (day/week/month), from the agent's row of each period."""
+    """One agent over time (day/week/month): the engine's report filtered by the agent."""
     _ = translator(user.language)
     ident = parse_id(agent_id)
     form, query = parse_query(request.query_params, today_in(state), _, default_group="week")
@@ -431,8 +389,8 @@ async def agent_page(agent_id: str, request: Request, session: DbSession, state:
     else:
         await users.get(session, ident)  # 404 for an unknown agent
         form.agent_id = ident
-        query = _agent_query(form, query, _)
-    return await _report_page(request, session, state, form, query, agent=str(ident) if ident else None)
+        query = _agent_query(form, query, ident, _)
+    return await _report_page(request, session, state, form, query)
 
 
 # --- drill-down ---------------------------------------------------------------------------------------------------
@@ -457,24 +415,14 @@ async def tickets_page(request: Request, session: DbSession, state: State, user:
     page: KpiTicketPage | None = None
     metric = Metric(metric_name) if metric_name in Metric.__members__ else Metric.tickets
     if form.error is None and query is not None:
+        if agent is not None:  # one agent's page: the agent's tickets of the period `key` names (or the range)
+            query = _agent_query(form, query, agent, _)
         try:
-            if agent is not None:
-                # One agent's page: the agent's tickets in the period `key` names (or the whole range).
-                period_query = query
-                if key and query.group_by in TIME_GROUPS:
-                    first = max(query.date_from, _date(key, "key", _))
-                    period_query = KpiQuery(date_from=first, date_to=min(query.date_to,
-                                                                         _period_end(first, query.group_by)),
-                                            group_by=GroupBy.agent)
-                else:
-                    period_query = query.model_copy(update={"group_by": GroupBy.agent})
-                page = await kpis.tickets_behind(session, period_query, str(agent), metric, after=after,
-                                                 limit=DRILL_PAGE, **engine_options(state))
-            else:
+            if query is not None:
                 page = await kpis.tickets_behind(session, query, key, metric, after=after, limit=DRILL_PAGE,
                                                  **engine_options(state))
-        except (DomainError, BadQueryError) as exc:
-            form.error = exc.message if isinstance(exc, DomainError) else str(exc)
+        except DomainError as exc:
+            form.error = exc.message
     names = await names_of(session)
     group_by = query.group_by if query is not None else GroupBy.day
     back = (form.url(f"{PAGE}/agents/{agent}") if agent is not None else form.url())
@@ -509,13 +457,12 @@ async def export(request: Request, session: DbSession, state: State, user: Conso
     if form.error is None and agent_text and agent is None:
         form.error = _("reports.bad_agent", value=agent_text[:40])
     if form.error is None and agent is not None:
-        query = _agent_query(form, query, _)
+        form.agent_id = agent
+        query = _agent_query(form, query, agent, _)
     report: KpiReport | None = None
     if form.error is None and query is not None:
         try:
             report = await kpis.report(session, query, now=state.clock.now(), **engine_options(state))
-            if agent is not None:
-                report = await _agent_report(session, state, report, query, str(agent))
         except DomainError as exc:
             form.error = exc.message
     if report is None:

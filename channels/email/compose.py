@@ -58,6 +58,16 @@ def body_html(text: str, language: str | None) -> str:
             f'<body style="font-family:sans-serif">{paragraphs}</body></html>')
 
 
+def set_body(msg: EmailMessage, text: str, html_text: str, language: str | None) -> None:
+    """The plain-text and HTML alternatives of `msg`, then its Content-Language (when known). The order matters:
+    `set_content` deletes every Content-* header the message had and `add_alternative` moves them into the first
+    part, so a Content-Language set before them never reaches the reader."""
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    msg.add_alternative(html_text, subtype="html", charset="utf-8")
+    if language:
+        msg["Content-Language"] = language
+
+
 def sender_name(envelope: OutboundEnvelope, from_name: str | None) -> str | None:
     """The From display name: an agent's reply is from "Anna (Support)" (the agent, then the mailbox's name)."""
     if envelope.author_kind != "agent" or not envelope.author_name:
@@ -86,13 +96,10 @@ def compose(envelope: OutboundEnvelope, *, from_address: str, from_name: str | N
         msg["References"] = " ".join(f"<{r}>" for r in references)
     if envelope.ticket_number:
         msg["X-Switchboard-Ticket"] = envelope.ticket_number
-    if envelope.language:
-        msg["Content-Language"] = envelope.language
     if envelope.author_kind == "bot":
         # RFC 3834: other robots must not answer our robot, or two autoresponders loop forever.
         msg["Auto-Submitted"] = "auto-replied"
         msg["X-Auto-Response-Suppress"] = "All"
     text = body_text(envelope)
-    msg.set_content(text, subtype="plain", charset="utf-8")
-    msg.add_alternative(body_html(text, envelope.language), subtype="html", charset="utf-8")
+    set_body(msg, text, body_html(text, envelope.language), envelope.language)
     return msg, message_id

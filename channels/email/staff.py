@@ -9,6 +9,7 @@ from email.utils import format_datetime
 
 import aiosmtplib
 
+from channels.email.compose import set_body
 from channels.email.settings import EmailChannelSettings, SmtpSettings
 from core.db.base import utcnow
 from core.summaries.schemas import PermanentMailError, StaffMail
@@ -48,9 +49,7 @@ class SmtpStaffMailer:
         msg["Message-ID"] = f"<{mail.message_id}>"
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: a report, not a person; nobody should auto-reply
         msg["X-Auto-Response-Suppress"] = "All"
-        msg.set_content(mail.text, subtype="plain", charset="utf-8")
-        msg.add_alternative(mail.html, subtype="html", charset="utf-8")
-        msg["Content-Language"] = mail.language  # after the content: set_content drops every Content-* header
+        set_body(msg, mail.text, mail.html, mail.language)
         return msg
 
     async def send(self, mail: StaffMail) -> None:

@@ -1,8 +1,8 @@
 """Typical problems: what appeals are about and how that changes, what suddenly rises, what the bot misses.
 
 - Top intents and escalation reasons of a period with their change against the previous period of the same length,
-  from the KPI engine's maintained hourly volumes (the rows `core.kpis.service.counts` returns, summed by the
-  database: repository.volume_totals / hourly_volumes), never from a scan of tickets.
+  from the KPI engine's maintained hourly volumes (`core.kpis.service.totals`, summed by the database), never from
+  a scan of tickets.
 - Rising problems: an intent or a channel whose volume in the recent window is far above its usual volume for the
   same hours (the median over the previous days), with a minimum count; one alert per episode, resolved with
   hysteresis. `evaluate_rising` is run by a leased job (core/problems/job.py).
@@ -29,6 +29,7 @@ from core.db.base import utcnow
 from core.errors import PermissionDeniedError, ValidationFailedError
 from core.events import ProblemAlertChanged, emit
 from core.i18n import translator
+from core.kpis import service as kpis
 from core.nlu_admin import service as nlu_admin
 from core.problems import repository
 from core.problems.clusters import Text, cluster_texts
@@ -69,6 +70,14 @@ def reason_label(reason: str | None, language: str) -> str:
 # --- top intents and escalation reasons ----------------------------------------------------------------------
 
 
+async def ticket_totals(session: AsyncSession, dimension: str, start: datetime, end: datetime
+                        ) -> dict[str | None, int]:
+    """Per key of `dimension` (intent, escalation_reason), the tickets of the whole UTC hours in [start's hour, end):
+    the KPI engine's `totals` (summed by the database; a year is not loaded), keys with none left out."""
+    found = await kpis.totals(session, dimension=dimension, start=start, end=end)
+    return {key: tickets for key, (tickets, _escalations) in found.items() if tickets}
+
+
 async def top(session: AsyncSession, query: TopQuery, *, time_zone: str, language: str = "en") -> TopReport:
     """The top keys of `query.dimension` in the period, each with its count, share and change against the
     previous period of the same length (from the KPI engine's hourly volumes, as its `counts` reads them)."""
@@ -78,8 +87,8 @@ async def top(session: AsyncSession, query: TopQuery, *, time_zone: str, languag
     start, middle = local_midnight(previous_from, zone), local_midnight(query.date_from, zone)
     end = local_midnight(query.date_to + timedelta(days=1), zone)
     # Summed by the database over the KPI engine's hourly volumes: a year is 10^5 hourly rows per dimension.
-    current = Counter(await repository.volume_totals(session, query.dimension.value, middle, end))
-    previous = Counter(await repository.volume_totals(session, query.dimension.value, start, middle))
+    current = Counter(await ticket_totals(session, query.dimension.value, middle, end))
+    previous = Counter(await ticket_totals(session, query.dimension.value, start, middle))
     total, previous_total = sum(current.values()), sum(previous.values())
     ranked = sorted((k for k, v in current.items() if v > 0), key=lambda k: (-current[k], k is None, k or ""))
     _ = translator(language)
@@ -232,7 +241,7 @@ async def clusters(session: AsyncSession, query: PeriodQuery, settings: Problems
     rows = await repository.not_understood(session, start, end, settings.clusters_max_messages)
     total = len(rows)
     if total >= settings.clusters_max_messages:  # how many there are: the KPI engine's escalation volumes say
-        reasons = await repository.volume_totals(session, "escalation_reason", start, end)
+        reasons = await ticket_totals(session, "escalation_reason", start, end)
         total = max(total, sum(reasons.get(r, 0) for r in NOT_UNDERSTOOD_REASONS))
     texts = [Text(message_id=i, text=t, created_at=c) for i, t, c in rows]
     began = time.perf_counter()

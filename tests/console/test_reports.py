@@ -287,8 +287,28 @@ async def test_one_agents_page_over_time(client: httpx.AsyncClient, people: Peop
     assert export.status_code == 200 and f"_agent{people.agent.id}.csv" in export.headers["content-disposition"]
     refused = await client.get(url, params={"group_by": "channel"})
     assert refused.status_code == 422 and "grouped by day, week or month" in text_of(refused)
-    long = await client.get(url, params={"from": "2026-01-01", "to": "2026-11-30", "group_by": "day"})
-    assert long.status_code == 422 and "at most 31 days by day" in text_of(long)
+    # By day over a year (the engine's longest range): one report of the agent, a row per day.
+    by_day = text_of(await client.get(url, params={"from": "2025-12-01", "to": "2026-11-30", "group_by": "day"}))
+    assert len(re.findall(r'<tr data-key="20[0-9-]+">', by_day)) == 365
+    assert cell(by_day, "2026-11-24", "tickets") == "1" and cell(by_day, "2026-11-25", "tickets") == "0"
+    assert cell(by_day, "2026-11-26", "backlog") == "1" and cell(by_day, "2026-11-24", "backlog") == "0"
+    assert cell(by_day, "totals", "tickets") == "2" and cell(by_day, "totals", "resolved") == "1"
+    day_drill = text_of(await client.get(drill_link(by_day, "2026-11-26", "tickets")))
+    assert re.findall(r'<tr data-ticket="([^"]+)">', day_drill) == [format_ticket_number(still_open)]
+    backlog = text_of(await client.get(drill_link(by_day, "totals", "backlog")))
+    assert re.findall(r'<tr data-ticket="([^"]+)">', backlog) == [format_ticket_number(still_open)]
+    year_csv = await client.get(f"{REPORTS}/export", params={"agent": str(people.agent.id), "format": "csv",
+                                                             "from": "2025-12-01", "to": "2026-11-30",
+                                                             "group_by": "day"})
+    assert year_csv.status_code == 200
+    lines = list(csv.reader(io.StringIO(year_csv.content.decode("utf-8-sig"))))
+    tickets_col = next(i for i, h in enumerate(lines[0]) if h.lower().startswith("tickets"))
+    assert len(lines) == 1 + 365 + 1
+    by_day_csv = {line[0]: line[tickets_col] for line in lines[1:-1]}
+    # The agent's figures, not everyone's (the bot's ticket of 25.11 is not the agent's).
+    assert by_day_csv["2026-11-24"] == "1" and by_day_csv["2026-11-25"] == "0" and lines[-1][tickets_col] == "2"
+    too_long = await client.get(url, params={"from": "2025-01-01", "to": "2026-11-30", "group_by": "day"})
+    assert too_long.status_code == 422 and "at most 366 are reported at once" in text_of(too_long)
     by_month = text_of(await client.get(url, params={"from": "2026-01-01", "to": "2026-11-30",
                                                      "group_by": "month"}))
     assert cell(by_month, "2026-11-01", "tickets") == "2" and cell(by_month, "2026-01-01", "tickets") == "0"

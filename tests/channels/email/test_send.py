@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import aiosmtplib
@@ -67,6 +68,18 @@ def test_compose_threading_headers_and_parts() -> None:
     assert parts["text/plain"].rstrip("\n") == "Line one\n\nLine <two> & more"
     assert "<p>Line &lt;two&gt; &amp; more</p>" in parts["text/html"]
     assert "<two>" not in parts["text/html"]
+
+
+def test_compose_says_the_reply_language_in_the_mail_as_sent() -> None:
+    msg, _ = compose(envelope(language="ru", text="Здравствуйте"), from_address="s@x.example", from_name=None,
+                     domain="x.example")
+    sent = message_from_bytes(msg.as_bytes(), policy=policy.default)
+    assert sent["Content-Language"] == "ru"
+    assert sent.get_content_type() == "multipart/alternative"
+    assert [p["Content-Language"] for p in sent.iter_parts()] == [None, None]  # once, on the whole message
+    assert 'lang="ru"' in next(p.get_content() for p in sent.walk() if p.get_content_type() == "text/html")
+    unknown, _ = compose(envelope(language=None), from_address="s@x.example", from_name=None, domain="x.example")
+    assert unknown["Content-Language"] is None
 
 
 def test_compose_is_deterministic_per_outbox_row() -> None:
@@ -234,7 +247,6 @@ def test_a_value_that_decodes_to_a_newline_adds_no_header_to_the_reply(field: st
 
 async def test_an_agents_reply_is_from_their_display_name_and_the_mailbox_name(
         sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, smtp_sink: SmtpSink) -> None:
-    from email import message_from_bytes, policy
 
     def froms() -> list[tuple[str, str]]:
         parsed = [message_from_bytes(raw, policy=policy.default) for _f, _r, raw in smtp_sink.messages]
