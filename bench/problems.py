@@ -45,6 +45,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.pg import admin, raw_dsn  # noqa: E402 - after the path is set
 from core.db.migrate import upgrade  # noqa: E402
 from core.db.session import create_engine, create_sessionmaker  # noqa: E402
 from core.kpis.fold import KpiFold  # noqa: E402
@@ -83,18 +84,6 @@ FILLERS = {"red": ["красным", "красный", "оранжевым"], "r
            "code": ["", "в банк", "с сайта"], "home": ["", "уже неделю", "в доме 5"],
            "city": ["", "в москве", "в казани", "moscow"]}
 NOISE = ["ок", "???", "спасибо", "а", "test", "алло", "you there?", "эээ", "1", "."]
-
-
-def raw_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(raw_dsn(url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def pick(rng: random.Random, weighted: list[tuple[Any, float]]) -> Any:

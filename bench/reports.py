@@ -42,6 +42,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.pg import admin, raw_dsn  # noqa: E402 - after the path is set
 from core.clock import SYSTEM_CLOCK  # noqa: E402
 from core.db.migrate import upgrade  # noqa: E402
 from core.db.session import create_engine, create_sessionmaker  # noqa: E402
@@ -64,18 +65,6 @@ INTENTS = [
 REASONS = [("declared_escalate", 0.35), ("needs_human", 0.2), ("low_confidence", 0.18), ("handoff", 0.12),
            ("repeated_question", 0.08), ("nlu_unavailable", 0.02), ("second_failed_answer", 0.05)]
 SCORES = [(1, 0.08), (2, 0.07), (3, 0.15), (4, 0.3), (5, 0.4)]
-
-
-def raw_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(raw_dsn(url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def pick(rng: random.Random, weighted: list[tuple[Any, float]]) -> Any:

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.pg import admin, raw_dsn  # noqa: E402 - after the path is set
 from core.clock import SYSTEM_CLOCK  # noqa: E402
 from core.db.migrate import upgrade  # noqa: E402
 from core.db.session import create_engine, create_sessionmaker  # noqa: E402
@@ -54,18 +55,6 @@ from core.tickets.service import ACTIVE_STATUSES  # noqa: E402
 
 FIRST_RESPONSE_MINUTES, RESOLUTION_MINUTES, WARNING_SHARE = 240, 2880, 0.8  # the bench policy
 DEFAULT_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
-
-
-def raw_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(raw_dsn(url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def fill(url: str, tickets: int, fire: int, start: datetime, window: float) -> None:
