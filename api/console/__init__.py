@@ -85,7 +85,7 @@ def install(app: FastAPI) -> None:
             "title": f"{en('unavailable.title')} · {ru('unavailable.title')}",
             "texts": [(code, t("unavailable.title"), t.ngettext("unavailable.text", api_errors.RETRY_AFTER_SECONDS))
                       for code, t in (("en", en), ("ru", ru))],
-            "status": 503}, status_code=503)
+            "status": 503, "reason": None}, status_code=503)
         page.headers["Retry-After"] = str(api_errors.RETRY_AFTER_SECONDS)
         return page
 

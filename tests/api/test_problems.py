@@ -6,16 +6,27 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.settings import Settings
 from core.problems import repository
+from core.problems.config import ProblemsSettings
 from core.problems.models import Dimension
 from core.users.models import User
+from tests.conftest import make_settings
 from tests.core.problems.helpers import kpis_up_to_date, tickets
 
 Auth = tuple[User, dict[str, str]]
 MAR_2 = datetime(2026, 3, 1, 21, 0, tzinfo=UTC)  # 2 March 00:00 in Moscow, the reports' default time zone
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    """The app without the rising-problem job: these tests read the alerts they store themselves (a job tick on
+    the real clock, late on a busy machine, would resolve them against an empty volume)."""
+    return make_settings(db_url, problems=ProblemsSettings(rising_enabled=False))
 
 
 async def test_top_lists_by_role_with_labels_and_reasons(app_client: httpx.AsyncClient, supervisor: Auth,
