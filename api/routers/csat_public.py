@@ -44,6 +44,15 @@ def _problem(lang: str, key: str, status: int) -> HTMLResponse:
     return _page(lang, "csat.page.problem", f'<p data-reason="{key}">{text}</p>', status)
 
 
+def _refused(lang: str, exc: links.LinkError | NotFoundError | ConflictError) -> HTMLResponse:
+    """Why a link cannot give its score, as the page says it: tampered/expired 400, unknown 404, used 409."""
+    if isinstance(exc, links.LinkError):
+        return _problem(lang, exc.reason, 400)
+    if isinstance(exc, NotFoundError):
+        return _problem(lang, "not_found", 404)
+    return _problem(lang, str(exc.details.get("reason", "already_rated")), 409)
+
+
 def _comment_form(lang: str, token: str) -> str:
     _ = translator(lang)
     action = html.escape(f"/csat/{token}/comment?lang={lang}")
@@ -63,12 +72,8 @@ async def confirm(token: str, state: State, session: DbSession, lang: str | None
     try:
         claim = _verified(state, token)
         await csat.check_answerable(session, claim.ticket_id, sent_on=CHANNEL)
-    except links.LinkError as exc:
-        return _problem(language, exc.reason, 400)
-    except NotFoundError:
-        return _problem(language, "not_found", 404)
-    except ConflictError as exc:
-        return _problem(language, str(exc.details.get("reason", "already_rated")), 409)
+    except (links.LinkError, NotFoundError, ConflictError) as exc:
+        return _refused(language, exc)
     _ = translator(language)
     action = html.escape(f"/csat/{token}?lang={language}")
     body = (f'<p data-confirm="{claim.score}">{html.escape(_("csat.page.confirm", score=claim.score))}</p>'
@@ -85,12 +90,8 @@ async def rate(token: str, state: State, session: DbSession, lang: str | None = 
         claim = _verified(state, token)
         await csat.submit(session, claim.ticket_id, claim.score, None, CHANNEL, sent_on=CHANNEL,
                           low_score=state.settings.core.csat_low_score, clock=state.clock)
-    except links.LinkError as exc:
-        return _problem(language, exc.reason, 400)
-    except NotFoundError:
-        return _problem(language, "not_found", 404)
-    except ConflictError as exc:
-        return _problem(language, str(exc.details.get("reason", "already_rated")), 409)
+    except (links.LinkError, NotFoundError, ConflictError) as exc:
+        return _refused(language, exc)
     _ = translator(language)
     body = (f'<p data-score="{claim.score}">{html.escape(_("csat.page.thanks", score=claim.score))}</p>'
             + _comment_form(language, token))
