@@ -24,6 +24,8 @@ from email.policy import compat32
 from html.parser import HTMLParser
 from typing import Any
 
+import charset_normalizer
+
 from core.attachments.policy import AttachmentPolicy, safe_filename
 
 __all__ = [
@@ -58,13 +60,23 @@ class UnparseableEmail(ValueError):
 _CHARSET_ALIASES = {
     "win-1251": "cp1251", "windows1251": "cp1251", "cp-1251": "cp1251", "x-cp1251": "cp1251",
     "win1251": "cp1251", "koi8": "koi8-r", "koi8r": "koi8-r", "x-koi8-r": "koi8-r", "utf8": "utf-8",
-    "unicode-1-1-utf-8": "utf-8", "x-unicode20utf8": "utf-8", "ks_c_5601-1987": "cp949", "gb2312": "gb18030",
-    "gbk": "gb18030", "x-gbk": "gb18030", "shift_jis": "cp932", "x-sjis": "cp932", "x-mac-cyrillic": "mac-cyrillic",
-    "iso-8859-8-i": "iso-8859-8", "ansi_x3.4-1968": "ascii",
+    "unicode-1-1-utf-8": "utf-8", "x-unicode20utf8": "utf-8", "ks_c_5601-1987": "cp949",
+    # GB2312 mail is nearly always GBK in practice (Outlook, Foxmail); gb18030 reads both and more.
+    "gb2312": "gb18030", "iso-gb2312": "gb18030", "x-gb2312": "gb18030", "gb_2312-80": "gb18030", "cn-gb": "gb18030",
+    "euc-cn": "gb18030", "x-euc-cn": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
+    "shift_jis": "cp932", "shift-jis": "cp932", "x-sjis": "cp932", "sjis": "cp932", "ms_kanji": "cp932",
+    "x-euc-jp": "euc-jp", "x-mac-cyrillic": "mac-cyrillic", "iso-8859-8-i": "iso-8859-8", "ansi_x3.4-1968": "ascii",
 }
 # Labels that say little: lazy defaults of mailers which often carry other 8-bit text.
 _WEAK_CODECS = {"ascii", "latin-1", "iso8859-1", "cp1252", None}
-_CYRILLIC_CODECS = ("cp1251", "koi8-r")
+_LATIN_CODECS = {"latin-1", "iso8859-1", "cp1252"}
+_CYRILLIC_CODECS = ("cp1251", "koi8-r", "koi8-u")
+# What an ISO-2022 text (7-bit, switched by escape sequences) starts its non-ASCII runs with.
+_ISO2022_ESCAPES = (b"\x1b$B", b"\x1b$@", b"\x1b$(D", b"\x1b$A", b"\x1b$(C", b"\x1b$)C", b"\x1b(J", b"\x1b(I")
+_RUSSIAN_LETTER = re.compile("[А-Яа-яЁёІіЇїЄєҐґ]")
+_WORD = re.compile(r"[^\W\d_]+")
+_C1_CONTROL = re.compile("[\x80-\x9f]")
+_DETECT_SAMPLE_BYTES = 16_384  # charset-normalizer's cost grows with the sample; 16 KB tells any script apart
 
 
 # Codecs Python knows that are no mail charset: escape decoders that make lone surrogates, and 'undefined',
@@ -98,21 +110,42 @@ def clean_text(text: str) -> str:
     return _LONE_SURROGATE.sub("\ufffd", text)
 
 
-def _cyrillic_reading(data: bytes) -> tuple[str, str] | None:
-    """The cp1251 or koi8-r reading of `data` if either looks like Russian text, else None.
+def _russian_shaped(sample: bytes) -> bool:
+    """Whether the 8-bit bytes form whole words, as Russian in a single-byte table does.
 
-    Russian decoded right is mostly lowercase Cyrillic; decoded with the other table it turns mostly
-    uppercase, and Western text read as Cyrillic leaves only a few Cyrillic letters among Latin ones.
-    The choice is made on a sample: counting the letters of a whole 30 MB part cost seconds and gigabytes.
+    Western text has its accented letters inside words of ASCII letters (`Été`, `Grüße`); Russian in cp1251 or
+    koi8-r is words made only of 8-bit bytes. Counting the two kinds of words tells them apart even in a
+    three-word subject, where letter statistics say nothing.
     """
+    whole = mixed = 0
+    for word in _WORD.findall(sample.decode("latin-1")):
+        high = sum(1 for c in word if c >= "\x80")
+        if high == len(word) and high >= 2:
+            whole += 1
+        elif high:
+            mixed += 1
+    return whole >= 1 and whole >= mixed
+
+
+def _cyrillic_reading(data: bytes) -> tuple[str, str] | None:
+    """The cp1251/koi8-r/koi8-u reading of `data` if one of them reads as Russian (or Ukrainian) text, else None.
+
+    In the right table nearly every 8-bit byte is a Cyrillic letter and most letters are lowercase; in the other
+    table Russian turns mostly uppercase, and CJK or Western bytes read as Cyrillic leave symbols, box drawing
+    and rare letters between them. The choice is made on a sample: counting the letters of a whole 30 MB part
+    cost seconds and gigabytes.
+    """
+    sample = data[:_TEXT_SAMPLE_BYTES]
+    high = sum(1 for b in sample if b >= 0x80)
+    if not high or not _russian_shaped(sample):
+        return None
     best: tuple[float, str, str] | None = None
     for codec in _CYRILLIC_CODECS:
-        text = data[:_TEXT_SAMPLE_BYTES].decode(codec, errors="replace")
-        letters = [c for c in text if c.isalpha()]
-        cyr = [c for c in letters if "\u0400" <= c <= "\u04ff"]
-        if not cyr or len(cyr) < 0.3 * len(letters):
+        text = sample.decode(codec, errors="replace")
+        letters = [c for c in text if c >= "\x80" and _RUSSIAN_LETTER.match(c)]
+        if len(letters) < 0.9 * high:
             continue
-        lower = sum(1 for c in cyr if c.islower()) / len(cyr)
+        lower = sum(1 for c in letters if c.islower()) / len(letters)
         if lower >= 0.55 and (best is None or lower > best[0]):
             best = (lower, codec, text)
     if best is None:
@@ -120,19 +153,73 @@ def _cyrillic_reading(data: bytes) -> tuple[str, str] | None:
     return best[1], (best[2] if len(data) <= _TEXT_SAMPLE_BYTES else data.decode(best[1], errors="replace"))
 
 
+def _western_reading(data: bytes) -> str | None:
+    """The windows-1252 reading of `data` if it reads as Western text (accents inside mostly-ASCII words)."""
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:  # bytes cp1252 leaves undefined: not Western text
+        return None
+    sample = text[:_TEXT_SAMPLE_BYTES]
+    letters = [c for c in sample if c.isalpha()]
+    accented = sum(1 for c in letters if c >= "\x80")
+    if not letters or accented >= 0.5 * len(letters) or _C1_CONTROL.search(sample):
+        return None
+    return text
+
+
+def _detected_reading(data: bytes) -> str | None:
+    """charset-normalizer's reading of `data` (CJK and every other script), judged on a sample."""
+    sample = _cut_bytes(data, _DETECT_SAMPLE_BYTES)
+    best = charset_normalizer.from_bytes(sample).best()
+    if best is None:
+        return None
+    try:
+        return data.decode(best.encoding)
+    except (UnicodeDecodeError, LookupError):
+        return data.decode(best.encoding, errors="replace") if len(data) > len(sample) else None
+
+
+def _iso2022(data: bytes, codec: str | None) -> str | None:
+    """7-bit ISO-2022 text (Japanese phones and old mailers; Korean), declared or recognised by its escapes."""
+    candidates = [codec] if codec and codec.startswith("iso2022") else []
+    if any(e in data for e in _ISO2022_ESCAPES):
+        candidates += ["iso2022_jp_2", "iso2022_kr"]
+    for candidate in candidates:
+        try:
+            return data.decode(candidate)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return None
+
+
 def decode_bytes(data: bytes, declared: str | None) -> str:
-    """Decode text bytes under their declared charset, repairing the usual lies; the result is `clean_text`."""
+    """Decode text bytes under their declared charset, repairing the usual lies; the result is `clean_text`.
+
+    A declared charset that reads the bytes as text of its own kind is kept. It gives way only where its
+    reading is not text: bytes it cannot decode (8-bit under US-ASCII, cp1251 under UTF-8), UTF-8 under a
+    Latin or Cyrillic label (those tables read it as `Ã©`/`п≈п╢` mojibake), Russian under a Latin-1 label (the
+    Latin-1 reading is words of accented letters only) and koi8-r under cp1251 or the other way round (the
+    declared table reads it as mostly capitals and symbols). Undeclared text is detected: UTF-8, Russian,
+    Western, then charset-normalizer for the rest (CJK).
+    """
     return clean_text(_decode_bytes(data, declared))
 
 
 def _decode_bytes(data: bytes, declared: str | None) -> str:
     if not data:
         return ""
-    if data.isascii():
-        return data.decode("ascii")
     codec = _codec(declared)
-    # UTF-8 labelled cp1251/koi8-r too: those tables read it as lower-case Cyrillic mojibake ("п≈п╢я─"), which
-    # the Cyrillic guess below takes for Russian; Russian in either table is never valid UTF-8.
+    if data.isascii():
+        if b"\x1b" in data:
+            text = _iso2022(data, codec)
+            if text is not None:
+                return text
+        if codec is not None and codec not in _WEAK_CODECS and codec != "utf-8":
+            try:  # 7-bit charsets: UTF-7, UTF-16 of ASCII text
+                return data.decode(codec)
+            except (UnicodeDecodeError, LookupError):
+                pass
+        return data.decode("ascii")
     if codec in _WEAK_CODECS or codec == "utf-8" or codec in _CYRILLIC_CODECS:
         try:
             return data.decode("utf-8")  # valid 8-bit UTF-8 is practically never an accident
@@ -140,20 +227,29 @@ def _decode_bytes(data: bytes, declared: str | None) -> str:
             pass
     if codec in _CYRILLIC_CODECS:
         guess = _cyrillic_reading(data)
-        if guess is not None and guess[0] != codec:
+        if guess is not None and guess[0] != codec and not (codec == "koi8-u" and guess[0] == "koi8-r"):
             return guess[1]  # koi8-r labelled as cp1251 or the other way round
+        return data.decode(codec, errors="replace")
+    if codec in _LATIN_CODECS:
+        guess = _cyrillic_reading(data)
+        if guess is not None:
+            return guess[1]  # Russian mailers labelled cp1251 as Latin-1 for years
         return data.decode(codec, errors="replace")
     if codec is not None and codec not in _WEAK_CODECS and codec != "utf-8":
         try:
             return data.decode(codec)
         except (UnicodeDecodeError, LookupError):
-            pass
+            pass  # the label is wrong: detect
     guess = _cyrillic_reading(data)
     if guess is not None:
         return guess[1]
-    if codec is not None and codec != "utf-8":
-        return data.decode(codec, errors="replace")
-    return data.decode("cp1252" if codec is None else "utf-8", errors="replace")
+    western = _western_reading(data)
+    if western is not None:
+        return western
+    detected = _detected_reading(data)
+    if detected is not None:
+        return detected
+    return data.decode("cp1252", errors="replace")
 
 
 def _unfold(value: str) -> str:
@@ -385,57 +481,230 @@ def html_to_text(html: str, *, strip_quotes: bool = True) -> str:
 
 
 # --- quoted history in text ---------------------------------------------------------------------------------
+#
+# A mail's text is split three ways: what the customer wrote now, forwarded content (kept with it: for a support
+# desk the forward is usually the appeal), and the quoted history of the conversation (returned apart, so the
+# console can fold it away). The history starts at the first marker a mail client writes above it; the words
+# below are the same in every client, only translated, so the patterns list the translations.
 
-_ATTRIBUTION = [
-    re.compile(r"^(on|am|le|el|il|op|em)\s.{0,300}(wrote|schrieb|a écrit|escribió|scrisse|schreef|escreveu)\s*:$",
+_VERBS = (r"wrote|sent|schrieb|geschrieben|geschreven|a écrit|escribió|ha escrito|scrisse|ha scritto|schreef|escreveu|"
+          r"napisał\(a\)|napisała|napisał|skrev|kirjoitti|napsal\(a\)|napsala|napsal|írta|yazdı|"
+          r"пишет|написал\(а\)|написала|написал|написали|писал\(а\)|писала|писал")
+# Words an attribution line opens with: "On", "Am", "Le", "El", "Il giorno", "Op", "Em", "W dniu", "Den", "På"...
+_OPENERS = r"on|am|le|el|il giorno|il|op|em|w dniu|dnia|den|på|dne|в|во"
+_DATE = (r"(\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}\.?\s+[^\W\d_]{3,}\.?,?\s+\d{4}|"
+         r"[^\W\d_]{3,}\.?\s+\d{1,2},?\s+\d{4})")
+_ATTRIBUTIONS = (
+    # On <date>, <person> wrote:   Le ... a écrit :   Am ... schrieb <person>:   ------On ... wrote-----
+    re.compile(rf"^[-\s]*({_OPENERS})\s.{{0,300}}\b({_VERBS})\b.{{0,200}}(:|-{{2,}})$", re.IGNORECASE),
+    # <date>, <person> пишет:   15. marts 2017 kl. 11.00 skrev <person>:   <person> <address> wrote:
+    re.compile(rf"^.{{0,300}}(\d|@).{{0,300}}\s({_VERBS})\s*:$", re.IGNORECASE),
+    # Yandex, Mail.ru, Gmail in Russian: `пн, 23 нояб. 2026 г. в 10:00, Иван <ivan@example.ru>:` (no verb at all)
+    re.compile(rf"^(?=.{{0,300}}{_DATE})(?=.{{0,300}}\d{{1,2}}[:.]\d{{2}}).{{0,400}}(@|<|&lt;).{{0,200}}:$",
                re.IGNORECASE),
-    re.compile(r"^.{0,300}\s(пишет|написал|написала|написал\(а\)|писал|писала)\s*:$", re.IGNORECASE),
-    # Yandex / Mail.ru: `26.11.2026, 10:00, "Ivan" <ivan@example.ru>:`
-    re.compile(r"^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}.{0,200}(@|&lt;).{0,200}:$"),
-]
-_SEPARATORS = [
-    re.compile(r"^-{2,}\s*(original message|исходное сообщение|ursprüngliche nachricht|message d'origine)\s*-{2,}$",
-               re.IGNORECASE),
-    re.compile(r"^_{20,}$"),
-]
-_OUTLOOK_FROM = re.compile(r"^\*?(from|от|de|von|od)\s*:\*?\s*\S", re.IGNORECASE)
-_OUTLOOK_NEXT = re.compile(r"^\*?(sent|date|отправлено|дата|gesendet|envoyé|to|кому|subject|тема)\s*:",
-                           re.IGNORECASE)
+    # `---- Support wrote ----`
+    re.compile(rf"^-{{2,}}\s*.{{1,200}}\s({_VERBS})\s*:?\s*-{{2,}}$", re.IGNORECASE),
+    # Gmail of old: `2011/4/7 Nathan <support@example.com>`
+    re.compile(r"^\d{4}[/-]\d{1,2}[/-]\d{1,2}\s.{0,200}<[^<>\s]+@[^<>\s]+>:?$"),
+)
+# The start of a line that may go on over the next lines as an attribution (wrapped by the mail client).
+_ATTRIBUTION_HEAD = re.compile(rf"^[-\s]*(({_OPENERS})\s|\d|[^\W\d_]{{2,3}}\.?,\s+\d)", re.IGNORECASE)
+# "reply text On Wed, Apr 4, 2012 at 3:59 PM, bob@example.com wrote:" (a client that did not break the line)
+_ATTRIBUTION_INLINE = re.compile(rf"^(?P<own>.*?\S)[\s-]*(?P<attr>\bOn\s.{{0,200}}\d.{{0,200}}\s({_VERBS})\s*:)$")
+_ORIGINAL = (r"original message|reply message|original e-?mail message|исходное сообщение|ursprüngliche nachricht|"
+             r"antwort nachricht|originalnachricht|oprindelig meddelelse|message d'origine|message original|"
+             r"mensaje original|messaggio originale|oorspronkelijk bericht|originalmeddelande|opprinnelig melding|"
+             r"wiadomość oryginalna|oryginalna wiadomość|mensagem original|původní zpráva|alkuperäinen viesti|"
+             r"eredeti üzenet|orijinal ileti")
+_FORWARDED = (r"forwarded message|forwarded e-?mail|weitergeleitete nachricht|message transféré|mensaje reenviado|"
+              r"messaggio inoltrato|doorgestuurd bericht|videresendt meddelelse|vidarebefordrat meddelande|"
+              r"videresendt melding|przekazana wiadomość|wiadomość przekazana|mensagem encaminhada|"
+              r"přeposlaná zpráva|välitetty viesti|továbbított üzenet|пересылаемое сообщение|"
+              r"пересланное сообщение|перенаправленное сообщение|переадресованное сообщение")
+_ORIGINAL_SEPARATOR = re.compile(rf"^[-=\s]*-{{2,}}\s*({_ORIGINAL})\s*-{{2,}}[-=\s]*$", re.IGNORECASE)
+_FORWARD_SEPARATOR = re.compile(
+    rf"^[-=_\s]*({_FORWARDED})[-=_\s:]*$|^(begin forwarded message|начало переадресованного сообщения|"
+    rf"anfang der weitergeleiteten nachricht|début du message réexpédié|inicio del mensaje reenviado)\s*:$",
+    re.IGNORECASE)
+_LONG_RULE = re.compile(r"^_{20,}$")
+_BARE_RULE = re.compile(r"^([-_=*]\s?){3,}$")
+# Header blocks (Outlook and every client that copies its shape): field names in the languages they are sent in.
+_FIELD_KINDS = {
+    "from": r"from|von|de|от|od|fra|från|van|da|mittente|lähettäjä|feladó|kimden",
+    "date": r"sent|date|gesendet|datum|envoyé|enviado|enviada em|enviada|data|inviato|verzonden|sendt|skickat|"
+            r"отправлено|дата|wysłano|odesláno|lähetetty|elküldve|gönderildi",
+    "to": r"to|an|à|a|para|aan|til|till|кому|do|komu|per|címzett|kime",
+    "cc": r"cc|копия|kopie|kopia|cci",
+    "subject": r"subject|betreff|objet|asunto|assunto|oggetto|onderwerp|emne|ämne|тема|temat|předmět|aihe|tárgy|konu",
+    "reply-to": r"reply-to|antwort an|ответить",
+}
+_FIELD = re.compile(r"^\s*\*?\s*(?:" + "|".join(f"(?P<{k.replace('-', '_')}>{v})" for k, v in _FIELD_KINDS.items())
+                    + r")\s*\*?\s*:", re.IGNORECASE)
+_INLINE_FIELDS = re.compile(r"\s(from|to|subject|sent|date|cc):\s", re.IGNORECASE)
+_SIGNATURE = re.compile(r"^--\s?$")
+_DEVICE_LINE = re.compile(
+    r"^(sent from my [^,;!?]{1,40}|sent from (mail|yahoo mail|outlook|gmail|samsung mobile)( for [\w ]{1,20})?|"
+    r"sent (with|via) [\w .]{1,30}|get outlook for (ios|android)|"
+    r"отправлено (с|со|из) [^,;!?]{1,50}|"
+    r"von meinem [\w ]{1,30} gesendet|envoyé de mon [\w ]{1,30}|enviado desde mi [\w ]{1,30}|"
+    r"inviato da(l mio)? [\w ]{1,30}|verzonden (vanaf|met) (mijn )?[\w ]{1,30})\.?$",
+    re.IGNORECASE)
+_MAX_MARKER_LINES = 3
 
 
-def _history_starts(lines: Sequence[str], i: int) -> bool:
-    line = lines[i].strip()
-    if not line:
+@dataclass(frozen=True)
+class _Marker:
+    kind: str  # "reply" (the history starts here) or "forward" (forwarded content starts here)
+    lines: int  # how many lines the marker takes
+    own: str | None = None  # text of the customer's before the marker on the same line
+
+
+def _field_kind(line: str) -> str | None:
+    found = _FIELD.match(line)
+    if found is None:
+        return None
+    return next(k.replace("_", "-") for k, v in found.groupdict().items() if v is not None)
+
+
+def _header_block(lines: Sequence[str], i: int) -> bool:
+    """A From/Date line followed by other header fields: the header block of a quoted or forwarded mail."""
+    first = _field_kind(lines[i])
+    if first not in ("from", "date"):
         return False
-    if any(p.match(line) for p in _SEPARATORS):
-        return True
-    joined = line if i + 1 >= len(lines) else f"{line} {lines[i + 1].strip()}"
-    if any(p.match(line) or p.match(joined) for p in _ATTRIBUTION):
-        return True
-    if _OUTLOOK_FROM.match(line):
-        following = [ln.strip() for ln in lines[i + 1:i + 4] if ln.strip()]
-        return bool(following) and all(_OUTLOOK_NEXT.match(ln) for ln in following[:2])
-    return False
+    if len({m.lower() for m in _INLINE_FIELDS.findall(lines[i])}) >= 2:
+        return True  # `Date: ... From: ... To: ... Subject: ...` on one line
+    kinds, has_address, loose = {first}, "@" in lines[i], 0
+    for line in lines[i + 1:i + 7]:
+        if not line.strip():
+            break
+        kind = _field_kind(line)
+        if kind is None:
+            loose += 1  # a field value the client wrapped (`[mailto:` / `bob@example.com]`)
+            if loose > 1:
+                break
+            has_address = has_address or "@" in line
+            continue
+        kinds.add(kind)
+        has_address = has_address or "@" in line
+    return len(kinds) >= 3 or (len(kinds) == 2 and has_address)
 
 
-def strip_quoted_text(text: str) -> str:
-    """The customer's own words: quoted history ("On ... wrote:", "> " lines, Outlook headers) and the
-    `-- ` signature removed. A message that is nothing but a quote stays as it was. Only the start of a huge
-    text is looked at (a few regular expressions per line: 5 MB of '> ' lines took 10 s)."""
+def _attribution(lines: Sequence[str], i: int) -> int:
+    """How many lines (1-3) an attribution starting at line i takes, or 0."""
+    line = lines[i].strip()
+    if len(line) > 600:
+        return 0
+    if any(p.match(line) for p in _ATTRIBUTIONS):
+        return 1
+    if not _ATTRIBUTION_HEAD.match(line):
+        return 0
+    joined = line
+    for extra in range(1, _MAX_MARKER_LINES):
+        if i + extra >= len(lines) or not lines[i + extra].strip():
+            return 0
+        nxt = lines[i + extra].strip()
+        # a wrapped address (`<` / `416ffd...@example.com>`) joins without a space
+        joined = f"{joined}{nxt}" if joined.endswith(("<", "-", ".")) and "@" in nxt else f"{joined} {nxt}"
+        if any(p.match(joined) for p in _ATTRIBUTIONS):
+            return extra + 1
+    return 0
+
+
+def _marker_at(lines: Sequence[str], i: int) -> _Marker | None:
+    line = lines[i].strip().strip("*").strip()
+    if not line or line.startswith(">"):
+        return None
+    if _FORWARD_SEPARATOR.match(line):
+        return _Marker("forward", 1)
+    if _ORIGINAL_SEPARATOR.match(line) or _LONG_RULE.match(line):
+        return _Marker("reply", 1)
+    if _BARE_RULE.match(line):
+        nxt = next((j for j in range(i + 1, min(i + 3, len(lines))) if lines[j].strip()), None)
+        return _Marker("reply", 1) if nxt is not None and _header_block(lines, nxt) else None
+    if _header_block(lines, i):
+        return _Marker("reply", 1)
+    inline = _ATTRIBUTION_INLINE.match(line)
+    if inline is not None:
+        nxt = next((ln for ln in lines[i + 1:i + 3] if ln.strip()), "")
+        if nxt.lstrip().startswith(">"):
+            return _Marker("reply", 1, own=inline.group("own").rstrip(" -"))
+    taken = _attribution(lines, i)
+    return _Marker("reply", taken) if taken else None
+
+
+def _is_quote_line(line: str) -> bool:
+    return line.lstrip().startswith(">")
+
+
+def _trim(lines: list[str]) -> list[str]:
+    while lines and not lines[-1].strip():
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    return lines
+
+
+def _without_tail(lines: list[str]) -> list[str]:
+    """The customer's lines without the `-- ` signature, "Sent from my iPhone" and a bare rule at the end."""
+    for i, line in enumerate(lines):
+        if _SIGNATURE.match(line.rstrip()) and i > 0:
+            lines = lines[:i]
+            break
+    lines = _trim(lines)
+    while lines and (_DEVICE_LINE.match(lines[-1].strip()) or _BARE_RULE.match(lines[-1].strip())):
+        lines = _trim(lines[:-1])
+    return lines
+
+
+def split_quoted_text(text: str, *, forwarded: bool = False) -> tuple[str, str]:
+    """(what the customer wrote now with any forwarded content, the quoted history) of a plain-text body.
+
+    The history starts at the first attribution ("On ... wrote:", "23.11.2026, Иван <...>:"), separator
+    ("-----Original Message-----") or header block ("From:/Sent:/To:/Subject:" in a dozen languages). Text the
+    customer wrote below a quote (bottom posting) is theirs, and so are `>` lines between their own lines (a
+    pasted shell prompt, answers inline): only the `>` block at the end is history. A forward marker before any
+    history keeps everything from it on: forwarded content is the appeal. With `forwarded` (the subject says
+    Fwd) a header block or separator starts forwarded content too. A text that is nothing but a quote stays as
+    it was. Only the start of a huge text is looked at (a few regular expressions per line: 5 MB of '> '
+    lines took 10 s).
+    """
     text = text[:2 * MAX_TEXT_CHARS]
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    cut = len(lines)
+    kept, quoted = lines, []
     for i in range(len(lines)):
-        if _history_starts(lines, i):
-            cut = i
-            break
-    kept = [ln for ln in lines[:cut] if not ln.lstrip().startswith(">")]
-    for i, line in enumerate(kept):
-        if line.rstrip() == "--" and i > 0:
-            kept = kept[:i]
-            break
-    result = re.sub(r"\n{3,}", "\n\n", "\n".join(ln.rstrip() for ln in kept)).strip()
-    return result or text.strip()
+        marker = _marker_at(lines, i)
+        if marker is None:
+            continue
+        if marker.kind == "forward" or forwarded:
+            break  # forwarded content, and whatever it quotes, is what the customer sends us
+        kept, quoted = lines[:i] + ([marker.own] if marker.own else []), lines[i:]
+        j = i + marker.lines
+        while j < len(lines) and not lines[j].strip():
+            j += 1
+        if j < len(lines) and _is_quote_line(lines[j]):
+            while j < len(lines) and (_is_quote_line(lines[j]) or not lines[j].strip()):
+                j += 1
+            below = _trim(lines[j:])
+            # The customer's text below the quote ends the mail; a `>` line after it means the quote went on
+            # (a link the client wrapped out of the quote).
+            if below and not _is_quote_line(below[-1]) and not any(_marker_at(below, k) for k in range(len(below))):
+                kept, quoted = [*kept, "", *below], lines[i:j]  # the customer wrote below the quote
+        break
+    kept = _trim(list(kept))
+    end = len(kept)
+    while end > 0 and (_is_quote_line(kept[end - 1]) or not kept[end - 1].strip()):
+        end -= 1
+    if sum(1 for ln in kept[end:] if ln.strip()) >= 2:  # one `>` line at the end may be a prompt; two are a quote
+        kept, quoted = kept[:end], kept[end:] + quoted
+    result = re.sub(r"\n{3,}", "\n\n", "\n".join(ln.rstrip() for ln in _without_tail(kept))).strip()
+    if not result:
+        return text.strip(), ""
+    return result, "\n".join(_trim([ln.rstrip() for ln in quoted]))
+
+
+def strip_quoted_text(text: str, *, forwarded: bool = False) -> str:
+    """The customer's own words (and forwarded content): `split_quoted_text` without the history."""
+    return split_quoted_text(text, forwarded=forwarded)[0]
 
 
 # --- auto-replies and bounces -------------------------------------------------------------------------------
