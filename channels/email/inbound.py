@@ -57,6 +57,10 @@ def build_inbound(parsed: ParsedEmail, *, files: AttachmentStore, mailbox: str, 
         info["auto_reply_reason"] = auto_reply_reason
     if parsed.bounce:
         info["bounce"] = parsed.bounce
+    if parsed.quoted:
+        # `text` is what the customer wrote now; the history their client quoted below it is kept with the
+        # message for the console to show on demand (and left out of what the NLU reads).
+        info["quoted"] = parsed.quoted
     if rejected:
         info["rejected_attachments"] = rejected
     if parsed.defects:

@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 MAX_TEXT_CHARS = 200_000
+MAX_QUOTED_CHARS = 50_000  # of the quoted history kept with a message (long threads repeat all of it)
 DEFAULT_MAX_ATTACHMENT_BYTES = 15 * 1024 * 1024
 MAX_HTML_CHARS = 1_000_000
 MAX_REFERENCES = 50
@@ -74,7 +75,8 @@ _CYRILLIC_CODECS = ("cp1251", "koi8-r", "koi8-u")
 # What an ISO-2022 text (7-bit, switched by escape sequences) starts its non-ASCII runs with.
 _ISO2022_ESCAPES = (b"\x1b$B", b"\x1b$@", b"\x1b$(D", b"\x1b$A", b"\x1b$(C", b"\x1b$)C", b"\x1b(J", b"\x1b(I")
 _RUSSIAN_LETTER = re.compile("[А-Яа-яЁёІіЇїЄєҐґ]")
-_WORD = re.compile(r"[^\W\d_]+")
+_WORD_BYTES = re.compile(rb"[A-Za-z\x80-\xff]+")  # a word in any single-byte table
+_WORDS = re.compile(r"\w+")
 _C1_CONTROL = re.compile("[\x80-\x9f]")
 _DETECT_SAMPLE_BYTES = 16_384  # charset-normalizer's cost grows with the sample; 16 KB tells any script apart
 
@@ -118,8 +120,8 @@ def _russian_shaped(sample: bytes) -> bool:
     three-word subject, where letter statistics say nothing.
     """
     whole = mixed = 0
-    for word in _WORD.findall(sample.decode("latin-1")):
-        high = sum(1 for c in word if c >= "\x80")
+    for word in _WORD_BYTES.findall(sample):
+        high = sum(1 for b in word if b >= 0x80)
         if high == len(word) and high >= 2:
             whole += 1
         elif high:
@@ -350,13 +352,20 @@ _HISTORY_IDS = ("divrplyfwdmsg", "appendonsend", "x_divrplyfwdmsg", "mail-editor
 
 
 class _TextExtractor(HTMLParser):
-    def __init__(self, *, strip_quotes: bool) -> None:
+    """Text of an HTML body; with `strip_quotes`, the quoted history (blockquotes, the quote containers of
+    the big clients, everything after Outlook's history marker) goes to `quoted` instead, except a container
+    that holds a forwarded mail (its text starts with a forward marker), which stays where it is."""
+
+    def __init__(self, *, strip_quotes: bool, forwarded: bool = False) -> None:
         super().__init__(convert_charrefs=True)
         self.strip_quotes = strip_quotes
+        self.forwarded = forwarded
         self.out: list[str] = []
-        self._suppress: list[list[Any]] = []  # [tag, nesting depth]
+        self.quoted: list[str] = []
+        self._skip: list[Any] | None = None  # [tag, nesting depth] of a script/style/... being skipped
+        self._quote: list[Any] | None = None  # [tag, nesting depth] of the quote container being read
+        self._sink = self.out
         self._pre = 0
-        self._stopped = False
 
     def _is_quote(self, tag: str, attrs: dict[str, str]) -> bool:
         if not self.strip_quotes:
@@ -367,28 +376,48 @@ class _TextExtractor(HTMLParser):
         return any(c in classes for c in _QUOTE_CLASSES)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._stopped:
+        if self._skip is not None:
+            if tag == self._skip[0] and tag not in _VOID_TAGS:
+                self._skip[1] += 1
             return
         values = {k.lower(): (v or "") for k, v in attrs}
-        if self._suppress:
-            if tag == self._suppress[-1][0] and tag not in _VOID_TAGS:
-                self._suppress[-1][1] += 1
-            return
-        if self.strip_quotes and values.get("id", "").lower() in _HISTORY_IDS:
-            self._stopped = True
-            return
-        if tag in _SKIPPED_TAGS or self._is_quote(tag, values):
+        if tag in _SKIPPED_TAGS:
             if tag not in _VOID_TAGS:
-                self._suppress.append([tag, 1])
+                self._skip = [tag, 1]
             return
+        if self._quote is not None:
+            if tag == self._quote[0] and tag not in _VOID_TAGS:
+                self._quote[1] += 1
+        elif self.strip_quotes and values.get("id", "").lower() in _HISTORY_IDS:
+            self._open_quote("", -1)  # Outlook: the rest of the body is the history (or the forwarded mail)
+        elif self._is_quote(tag, values) and tag not in _VOID_TAGS:
+            self._open_quote(tag, 1)
+        self._format(tag)
+
+    def _open_quote(self, tag: str, depth: int) -> None:
+        self._quote = [tag, depth]
+        self._sink = []
+
+    def _close_quote(self) -> None:
+        block = self._sink
+        self._quote, self._sink = None, self.out
+        text = "".join(block)
+        first = next((ln.strip() for ln in text.replace("\xa0", " ").split("\n") if ln.strip()), "")
+        if self.forwarded or _FORWARD_SEPARATOR.match(first):
+            self.out.extend(block)  # a forwarded mail is what the customer sends us
+        else:
+            self.quoted.append(text)
+            self.out.append("\n")
+
+    def _format(self, tag: str) -> None:
         if tag == "br":
-            self.out.append("\n")
+            self._sink.append("\n")
         elif tag == "li":
-            self.out.append("\n- ")
+            self._sink.append("\n- ")
         elif tag in ("td", "th"):
-            self.out.append(" ")
+            self._sink.append(" ")
         elif tag in _BLOCK_TAGS:
-            self.out.append("\n")
+            self._sink.append("\n")
         if tag == "pre":
             self._pre += 1
 
@@ -400,27 +429,41 @@ class _TextExtractor(HTMLParser):
             self.handle_endtag(tag)
 
     def handle_endtag(self, tag: str) -> None:
-        if self._stopped:
-            return
-        if self._suppress:
-            if tag == self._suppress[-1][0]:
-                self._suppress[-1][1] -= 1
-                if self._suppress[-1][1] <= 0:
-                    self._suppress.pop()
+        if self._skip is not None:
+            if tag == self._skip[0]:
+                self._skip[1] -= 1
+                if self._skip[1] <= 0:
+                    self._skip = None
             return
         if tag == "pre" and self._pre:
             self._pre -= 1
         if tag in _BLOCK_TAGS:
-            self.out.append("\n")
+            self._sink.append("\n")
+        if self._quote is not None and tag == self._quote[0]:
+            self._quote[1] -= 1
+            if self._quote[1] <= 0:
+                self._close_quote()
 
     def handle_data(self, data: str) -> None:
-        if self._stopped or self._suppress:
+        if self._skip is not None:
             return
-        self.out.append(data if self._pre else re.sub(r"\s+", " ", data))
+        self._sink.append(data if self._pre else re.sub(r"\s+", " ", data))
+
+    def close(self) -> None:
+        super().close()
+        if self._quote is not None:
+            self._close_quote()
+
+    @staticmethod
+    def _tidy(text: str) -> str:
+        lines = [line.strip() for line in text.replace("\xa0", " ").split("\n")]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
     def text(self) -> str:
-        lines = [line.strip() for line in "".join(self.out).replace("\xa0", " ").split("\n")]
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+        return self._tidy("".join(self.out))
+
+    def quoted_text(self) -> str:
+        return "\n\n".join(t for t in (self._tidy(q) for q in self.quoted) if t)
 
 
 _MAX_TAG_CHARS = 4000
@@ -469,15 +512,28 @@ def defuse_html(html: str) -> str:
 
 def html_to_text(html: str, *, strip_quotes: bool = True) -> str:
     """Readable text of an HTML body: no scripts, styles or markup; the quoted history dropped if asked."""
-    parser = _TextExtractor(strip_quotes=strip_quotes)
+    return split_html(html)[0] if strip_quotes else _extract_html(html, strip_quotes=False)[0]
+
+
+def _extract_html(html: str, *, strip_quotes: bool, forwarded: bool = False) -> tuple[str, str]:
+    parser = _TextExtractor(strip_quotes=strip_quotes, forwarded=forwarded)
     html = defuse_html(html[:MAX_HTML_CHARS])
     try:
         parser.feed(html)
         parser.close()
     except Exception:  # HTMLParser is lenient; anything else still must not lose the customer's words
-        return re.sub(r"<[^>]*>", " ", html).strip()
-    text = parser.text()
-    return strip_quoted_text(text) if strip_quotes else text
+        return re.sub(r"<[^>]*>", " ", html).strip(), ""
+    return parser.text(), parser.quoted_text()
+
+
+def split_html(html: str, *, forwarded: bool = False) -> tuple[str, str]:
+    """(what the customer wrote now with any forwarded content, the quoted history) of an HTML body: the quote
+    containers first, then `split_quoted_text` on the rest (clients that mark the history with text only)."""
+    text, quoted = _extract_html(html, strip_quotes=True, forwarded=forwarded)
+    text, more = split_quoted_text(text, forwarded=forwarded)
+    if not text.strip() and quoted:  # nothing but a quote: keep it as it was
+        return _extract_html(html, strip_quotes=False)[0], ""
+    return text, "\n\n".join(q for q in (more, quoted) if q)
 
 
 # --- quoted history in text ---------------------------------------------------------------------------------
@@ -785,6 +841,9 @@ class ParsedEmail:
     attachments: tuple[ParsedAttachment, ...] = ()
     bounce: dict[str, str] = field(default_factory=dict)
     defects: tuple[str, ...] = ()
+    # The quoted history of the conversation, apart from `text` (what the customer wrote now, with any
+    # forwarded content): the console folds it away and shows it on demand.
+    quoted: str = ""
 
 
 def _address(value: str | None) -> tuple[str | None, str | None]:
@@ -807,11 +866,52 @@ def _addresses(value: str | None) -> tuple[str, ...]:
     return tuple(a.lower() for _n, a in email.utils.getaddresses([_unfold(value)]) if "@" in a)[:50]
 
 
+_FORWARD_SUBJECT = re.compile(r"^\s*(\[[^\]]{0,80}\]\s*)?(fwd?|wg|tr|rv|enc|doorst|pd|vs|vb|пересл|перес)\s*:",
+                              re.IGNORECASE)
+_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
+               "image/bmp": ".bmp", "image/tiff": ".tif", "image/svg+xml": ".svg", "image/heic": ".heic"}
+
+
+def _param(part: Message, header: str, name: str) -> str:
+    """A parameter of Content-Type/-Disposition as text, read from the header as it arrived.
+
+    compat32 hands a header with raw 8-bit bytes over as a `Header` object or with the bytes as U+FFFD;
+    decoding the bytes first (their charset guessed like any undeclared text) and parsing the parameters of
+    that keeps a `filename="счёт.pdf"` written in UTF-8 or cp1251. RFC 2231 and RFC 2047 forms decode too.
+    """
+    raw = _raw_header(part, header)
+    if raw is None:
+        return ""
+    if any("\udc80" <= c <= "\udcff" for c in raw):
+        raw = decode_bytes(raw.encode("utf-8", "surrogateescape"), None)
+    probe = Message()
+    probe[header] = _unfold(raw)
+    value = probe.get_param(name, header=header)
+    if isinstance(value, tuple):
+        value = email.utils.collapse_rfc2231_value(value, fallback_charset="utf-8")
+    return decode_header_value(value) if isinstance(value, str) else ""
+
+
+def _attachment_name(part: Message, ctype: str) -> str:
+    """The file name of a part; an inline image without one is named from its Content-ID and type."""
+    name = _param(part, "Content-Disposition", "filename") or _param(part, "Content-Type", "name")
+    if name:
+        return name
+    if ctype == "message/rfc822":
+        return "message.eml"
+    content_id = (normalize_message_id(_header(part, "Content-ID")) or "").split("@", 1)[0]
+    if content_id and part.get_content_maintype() == "image":
+        stem = re.sub(r"[^\w.-]+", "_", content_id)[:80].strip("._") or "image"
+        extension = _EXTENSIONS.get(ctype, "")
+        return stem if extension and stem.lower().endswith(extension) else stem + extension
+    return ""
+
+
 def _is_attachment(part: Message) -> bool:
     disposition = (_raw_header(part, "Content-Disposition") or "").split(";", 1)[0].strip().lower()
     if disposition == "attachment":
         return True
-    if part.get_filename() or part.get_param("name") is not None:
+    if _param(part, "Content-Disposition", "filename") or _param(part, "Content-Type", "name"):
         return True
     return part.get_content_maintype() not in ("text", "multipart")
 
@@ -962,7 +1062,62 @@ def parse_email(raw: bytes, policy: AttachmentPolicy | None = None) -> ParsedEma
         raise UnparseableEmail("MIME structure nested too deep") from exc
 
 
+def _body_text(plain: str, html: str | None, *, forwarded: bool) -> tuple[str, str]:
+    """(text, quoted history) of the richer of the plain and HTML bodies.
+
+    Mailers send a plain alternative that is a stub of the HTML ("gate Service" for a whole invoice): the
+    plain text wins unless the HTML says more than twice as many words.
+    """
+    plain_split = split_quoted_text(plain, forwarded=forwarded) if plain.strip() else None
+    if html is None:
+        return plain_split or ("", "")
+    html_split = split_html(html, forwarded=forwarded)
+    if plain_split is None or len(_WORDS.findall(html_split[0])) > 2 * len(_WORDS.findall(plain_split[0])):
+        return html_split
+    return plain_split
+
+
+_HEADER_FIELD_LINE = re.compile(rb"^[!-9;-~]{1,100}[ \t]*:")
+
+
+def _repair_headers(raw: bytes) -> tuple[bytes, list[str]]:
+    """The raw mail with a broken header block mended, and what was mended.
+
+    Python's parser ends the headers at the first line that is neither a field nor a continuation, so a mail
+    relayed with a folded line that lost its leading whitespace (Exchange) arrives without From, and one that a
+    client saved with a `---- Original email message ----` line above its headers has no headers at all.
+    Lines before the first field are dropped; a line between two fields is a continuation of the field above.
+    A line after the last field stays where it is: it is the body of a mail without the blank line.
+    """
+    head_end = len(raw)
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        found = raw.find(separator)
+        if 0 <= found < head_end:
+            head_end = found
+    lines = raw[:head_end].split(b"\n")
+    if len(lines) > 1000 or all(_HEADER_FIELD_LINE.match(ln) or ln[:1] in (b" ", b"\t") for ln in lines):
+        return raw, []
+    fields = [i for i, ln in enumerate(lines) if _HEADER_FIELD_LINE.match(ln)]
+    if not fields:
+        return raw, []
+    repairs: list[str] = []
+    first = 0 if lines[0].startswith(b"From ") else fields[0]  # an mbox From_ line is Python's to handle
+    if first:
+        repairs.append("TextBeforeHeadersDropped")
+    mended = lines[:1] if lines[0].startswith(b"From ") else []
+    for i in range(first if not mended else 1, len(lines)):
+        line = lines[i]
+        if i > fields[-1] or _HEADER_FIELD_LINE.match(line) or line[:1] in (b" ", b"\t") or i < fields[0]:
+            mended.append(line)
+        else:
+            mended.append(b" " + line)
+            if "HeaderContinuationWithoutWhitespace" not in repairs:
+                repairs.append("HeaderContinuationWithoutWhitespace")
+    return b"\n".join(mended) + raw[head_end:], repairs
+
+
 def _parse(raw: bytes, policy: AttachmentPolicy) -> ParsedEmail:
+    raw, repairs = _repair_headers(raw)
     msg = email.message_from_bytes(raw, policy=compat32)
     if not msg.keys():
         raise UnparseableEmail("no headers: not an email message")
@@ -995,6 +1150,8 @@ def _parse(raw: bytes, policy: AttachmentPolicy) -> ParsedEmail:
     decoded = 0
     for part in leaves:
         ctype = part.get_content_type()
+        if part.get_content_maintype() == "multipart":
+            ctype = "text/plain"  # a multipart without its boundary lines: the body is the sender's text
         if not _is_attachment(part) and ctype in ("text/plain", "text/html"):
             data = _part_bytes(part)
             decoded += len(data)
@@ -1008,10 +1165,7 @@ def _parse(raw: bytes, policy: AttachmentPolicy) -> ParsedEmail:
             continue  # summarised in `bounce`
         if part.is_multipart() and part.get_content_maintype() != "message":
             continue
-        filename = decode_header_value(part.get_filename() or part.get_param("name") or "")  # type: ignore[arg-type]
-        if not filename and ctype == "message/rfc822":
-            filename = "message.eml"
-        filename = safe_filename(filename, ctype)
+        filename = safe_filename(_attachment_name(part, ctype), ctype)
         data = _part_bytes(part)
         decoded += len(data)
         if decoded > MAX_DECODED_BYTES:
@@ -1024,12 +1178,8 @@ def _parse(raw: bytes, policy: AttachmentPolicy) -> ParsedEmail:
 
     html_body = "\n".join(h for h in html if h.strip())[:MAX_HTML_CHARS] or None
     plain_body = "\n".join(p for p in plain if p.strip())
-    if plain_body.strip():
-        text = strip_quoted_text(plain_body)
-    elif html_body:
-        text = html_to_text(html_body)
-    else:
-        text = ""
+    forwarded = _FORWARD_SUBJECT.match(_header(msg, "Subject")) is not None
+    text, quoted = _body_text(plain_body, html_body, forwarded=forwarded)
     message_id = normalize_message_id(_header(msg, "Message-ID"))
     synthetic = message_id is None
     if message_id is None:
@@ -1053,5 +1203,6 @@ def _parse(raw: bytes, policy: AttachmentPolicy) -> ParsedEmail:
         to=tuple(map(clean_text, _addresses(_raw_header(msg, "To")))),
         cc=tuple(map(clean_text, _addresses(_raw_header(msg, "Cc")))),
         attachments=tuple(attachments), bounce={k: clean_text(v) for k, v in bounce.items()},
-        defects=tuple(sorted({type(d).__name__ for p in msg.walk() for d in p.defects})),
+        defects=tuple(sorted({type(d).__name__ for p in msg.walk() for d in p.defects} | set(repairs))),
+        quoted=quoted[:MAX_QUOTED_CHARS],
     )
