@@ -675,14 +675,14 @@ def _marker_at(lines: Sequence[str], i: int) -> _Marker | None:
     if _ORIGINAL_SEPARATOR.match(line) or _LONG_RULE.match(line):
         return _Marker("reply", 1)
     if _BARE_RULE.match(line):
-        nxt = next((j for j in range(i + 1, min(i + 3, len(lines))) if lines[j].strip()), None)
-        return _Marker("reply", 1) if nxt is not None and _header_block(lines, nxt) else None
+        block = next((j for j in range(i + 1, min(i + 3, len(lines))) if lines[j].strip()), None)
+        return _Marker("reply", 1) if block is not None and _header_block(lines, block) else None
     if _header_block(lines, i):
         return _Marker("reply", 1)
     inline = _ATTRIBUTION_INLINE.match(line)
     if inline is not None:
-        nxt = next((ln for ln in lines[i + 1:i + 3] if ln.strip()), "")
-        if nxt.lstrip().startswith(">"):
+        following = next((ln for ln in lines[i + 1:i + 3] if ln.strip()), "")
+        if following.lstrip().startswith(">"):
             return _Marker("reply", 1, own=inline.group("own").rstrip(" -"))
     taken = _attribution(lines, i)
     return _Marker("reply", taken) if taken else None
@@ -888,7 +888,9 @@ def _param(part: Message, header: str, name: str) -> str:
     probe[header] = _unfold(raw)
     value = probe.get_param(name, header=header)
     if isinstance(value, tuple):
-        value = email.utils.collapse_rfc2231_value(value, fallback_charset="utf-8")
+        # RFC 2231: percent-escaped bytes in a charset; text that arrived as raw 8-bit is decoded already
+        value = value[2] if any(c > "\xff" for c in value[2]) else \
+            email.utils.collapse_rfc2231_value(value, fallback_charset="utf-8")
     return decode_header_value(value) if isinstance(value, str) else ""
 
 

@@ -147,7 +147,7 @@ def test_latin1_subject_and_body_stay_latin1() -> None:
     ("Доброго дня! Не працює інтернет".encode("koi8-u"), None, "Доброго дня! Не працює інтернет"),
     ("日本語のメールです".encode("iso2022_jp"), "iso-2022-jp", "日本語のメールです"),
     ("日本語のメールです".encode("iso2022_jp"), None, "日本語のメールです"),  # 7-bit, undeclared
-    ("日本語のメールです。よろしくお願いします。".encode("shift_jis"), None, "日本語のメールです。よろしくお願いします。"),
+    ("日本語のメールです。よろしく。".encode("shift_jis"), None, "日本語のメールです。よろしく。"),
     ("你好，我的网络不能用了".encode("gbk"), "iso-gb2312", "你好，我的网络不能用了"),
     ("网络故障".encode("gbk"), "gb2312", "网络故障"),
     ("안녕하세요 인터넷이 안 됩니다".encode("euc-kr"), None, "안녕하세요 인터넷이 안 됩니다"),
@@ -178,10 +178,16 @@ def test_8bit_filename_is_decoded() -> None:
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "cp1251"])
-def test_8bit_filename_in_any_charset(encoding: str) -> None:
+@pytest.mark.parametrize("header", [
+    "Content-Type: application/pdf\nContent-Disposition: attachment; filename=счёт.pdf",
+    "Content-Type: application/pdf\nContent-Disposition: attachment;\n filename=\"счёт.pdf\"",
+    "Content-Type: application/pdf; name=\"счёт.pdf\"\nContent-Disposition: attachment",
+    "Content-Type: application/pdf\nContent-Disposition: attachment; filename*=utf-8''счёт.pdf",
+    "Content-Type: application/pdf\nContent-Disposition: attachment; filename*0=\"сч\"; filename*1=\"ёт.pdf\"",
+])
+def test_8bit_filename_in_any_charset(header: str, encoding: str) -> None:
     raw = ("From: a@x.ru\nSubject: t\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
-           "Content-Type: text/plain\n\nsee\n--b\nContent-Type: application/pdf\n"
-           "Content-Disposition: attachment; filename=счёт.pdf\nContent-Transfer-Encoding: base64\n\n"
+           f"Content-Type: text/plain\n\nsee\n--b\n{header}\nContent-Transfer-Encoding: base64\n\n"
            "JVBERi0xLjQK\n--b--\n").encode(encoding)
     assert [a.filename for a in parse_email(raw).attachments] == ["счёт.pdf"]
 
