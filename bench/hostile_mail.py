@@ -26,6 +26,7 @@ def scaled() -> list[tuple[str, bytes]]:
         ("subject-4mb-encoded-words", _mail("s", b"x", subject=b"=?utf-8?b?0J/RgA==?= " * 200_000)),
         ("content-type-params-4mb", _mail("p", b"x", content_type=b"text/plain; " + b'a="b;"; ' * 500_000)),
         ("text-quote-lines-20mb", _mail("q", b"> q\r\n" * 4_000_000)),
+        ("text-attribution-shaped-4mb", _mail("a", (b"On 1 @ " * 56 + b"\r\n") * 10_000)),
         ("cp1251-text-25mb", _mail("c", "Привет, мир. ".encode("cp1251") * 2_000_000,
                                    content_type=b"text/plain; charset=koi8-r")),
     ]

@@ -550,23 +550,51 @@ _VERBS = (r"wrote|sent|schrieb|geschrieben|geschreven|a écrit|escribió|ha escr
 _OPENERS = r"on|am|le|el|il giorno|il|op|em|w dniu|dnia|den|på|dne|в|во"
 _DATE = (r"(\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}\.?\s+[^\W\d_]{3,}\.?,?\s+\d{4}|"
          r"[^\W\d_]{3,}\.?\s+\d{1,2},?\s+\d{4})")
-_ATTRIBUTIONS = (
-    # On <date>, <person> wrote:   Le ... a écrit :   Am ... schrieb <person>:   ------On ... wrote-----
-    re.compile(rf"^[-\s]*({_OPENERS})\s.{{0,300}}\b({_VERBS})\b.{{0,200}}(:|-{{2,}})$", re.IGNORECASE),
-    # <date>, <person> пишет:   15. marts 2017 kl. 11.00 skrev <person>:   <person> <address> wrote:
-    re.compile(rf"^.{{0,300}}(\d|@).{{0,300}}\s({_VERBS})\s*:$", re.IGNORECASE),
-    # Yandex, Mail.ru, Gmail in Russian: `пн, 23 нояб. 2026 г. в 10:00, Иван <ivan@example.ru>:` (no verb at all)
-    re.compile(rf"^(?=.{{0,300}}{_DATE})(?=.{{0,300}}\d{{1,2}}[:.]\d{{2}}).{{0,400}}(@|<|&lt;).{{0,200}}:$",
-               re.IGNORECASE),
-    # `---- Support wrote ----`
-    re.compile(rf"^-{{2,}}\s*.{{1,200}}\s({_VERBS})\s*:?\s*-{{2,}}$", re.IGNORECASE),
-    # Gmail of old: `2011/4/7 Nathan <support@example.com>`
-    re.compile(r"^\d{4}[/-]\d{1,2}[/-]\d{1,2}\s.{0,200}<[^<>\s]+@[^<>\s]+>:?$"),
-)
+# Each attribution shape is tested as a few linear searches, never one pattern with two unbounded-ish wildcards:
+# `^.{0,300}\d.{0,300}wrote:$` backtracked 300x300 steps per line (a hostile 400 KB text of such lines took 36 s).
+_OPENER = re.compile(rf"^[-\s]*({_OPENERS})\s", re.IGNORECASE)
+_VERB = re.compile(rf"\b({_VERBS})(?!\w)", re.IGNORECASE)
+_VERB_COLON_END = re.compile(rf"\s({_VERBS})\s*:$", re.IGNORECASE)
+_VERB_DASHES_END = re.compile(rf"\s({_VERBS})\s*:?\s*-{{2,}}$", re.IGNORECASE)
+_DATE_RE = re.compile(_DATE.replace("{3,}", "{3,12}"), re.IGNORECASE)
+_TIME = re.compile(r"\d{1,2}[:.]\d{2}")
+_OLD_GMAIL = re.compile(r"^\d{4}[/-]\d{1,2}[/-]\d{1,2}\s")
+_ANGLE_ADDRESS_END = re.compile(r"<[^<>\s]{1,200}@[^<>\s]{1,200}>:?$")
+_INLINE_ON = re.compile(r"(?:^|[\s-])On\s")
+_MAX_MARKER_CHARS = 400  # real attributions and separators are far shorter; longer lines are never looked at
+
+
+def _is_attribution(line: str) -> bool:
+    """Whether one (joined) line is an attribution: `On <date>, <person> wrote:` and its translations, `<date>,
+    <person> пишет:`, Yandex/Mail.ru/Gmail-RU `<date> <time>, <person> <address>:`, `---- X wrote ----`, and
+    Gmail's old `2011/4/7 Name <address>`."""
+    if len(line) > 2 * _MAX_MARKER_CHARS:
+        return False
+    if _OPENER.match(line) and line.endswith((":", "--")) and _VERB.search(line):
+        return True  # On ... wrote:   Le ... a écrit :   Am ... schrieb <person>:   ------On ... wrote-----
+    if line.endswith(":") and _VERB_COLON_END.search(line) and any(c.isdigit() or c == "@" for c in line):
+        return True  # 30.11.2026 09:00, Поддержка пишет:   15. marts 2017 kl. 11.00 skrev <person>:
+    if line.endswith(":") and ("@" in line or "<" in line) and _DATE_RE.search(line) and _TIME.search(line):
+        return True  # пн, 23 нояб. 2026 г. в 10:00, Иван <ivan@example.ru>:   (no verb at all)
+    if line.startswith("--") and line.endswith("--") and _VERB_DASHES_END.search(line.rstrip("-").rstrip() + " --"):
+        return True  # ---- Support wrote ----
+    return bool(_OLD_GMAIL.match(line) and _ANGLE_ADDRESS_END.search(line))
+
+
+def _inline_attribution(line: str) -> str | None:
+    """The customer's text before an English attribution on the same line (`reply On ..., bob wrote:`), or None."""
+    if len(line) > 2 * _MAX_MARKER_CHARS or not line.endswith(":") or not _VERB_COLON_END.search(line):
+        return None
+    for found in _INLINE_ON.finditer(line):
+        attribution = line[found.start():].lstrip(" -")
+        own = line[:found.start()].rstrip(" -")
+        if own and any(c.isdigit() for c in attribution) and len(attribution) <= _MAX_MARKER_CHARS:
+            return own
+    return None
+
+
 # The start of a line that may go on over the next lines as an attribution (wrapped by the mail client).
 _ATTRIBUTION_HEAD = re.compile(rf"^[-\s]*(({_OPENERS})\s|\d|[^\W\d_]{{2,3}}\.?,\s+\d)", re.IGNORECASE)
-# "reply text On Wed, Apr 4, 2012 at 3:59 PM, bob@example.com wrote:" (a client that did not break the line)
-_ATTRIBUTION_INLINE = re.compile(rf"^(?P<own>.*?\S)[\s-]*(?P<attr>\bOn\s.{{0,200}}\d.{{0,200}}\s({_VERBS})\s*:)$")
 _ORIGINAL = (r"original message|reply message|original e-?mail message|исходное сообщение|ursprüngliche nachricht|"
              r"antwort nachricht|originalnachricht|oprindelig meddelelse|message d'origine|message original|"
              r"mensaje original|messaggio originale|oorspronkelijk bericht|originalmeddelande|opprinnelig melding|"
@@ -648,9 +676,7 @@ def _header_block(lines: Sequence[str], i: int) -> bool:
 def _attribution(lines: Sequence[str], i: int) -> int:
     """How many lines (1-3) an attribution starting at line i takes, or 0."""
     line = lines[i].strip()
-    if len(line) > 600:
-        return 0
-    if any(p.match(line) for p in _ATTRIBUTIONS):
+    if _is_attribution(line):
         return 1
     if not _ATTRIBUTION_HEAD.match(line):
         return 0
@@ -659,16 +685,18 @@ def _attribution(lines: Sequence[str], i: int) -> int:
         if i + extra >= len(lines) or not lines[i + extra].strip():
             return 0
         nxt = lines[i + extra].strip()
+        if len(nxt) > _MAX_MARKER_CHARS:
+            return 0
         # a wrapped address (`<` / `416ffd...@example.com>`) joins without a space
         joined = f"{joined}{nxt}" if joined.endswith(("<", "-", ".")) and "@" in nxt else f"{joined} {nxt}"
-        if any(p.match(joined) for p in _ATTRIBUTIONS):
+        if _is_attribution(joined):
             return extra + 1
     return 0
 
 
 def _marker_at(lines: Sequence[str], i: int) -> _Marker | None:
     line = lines[i].strip().strip("*").strip()
-    if not line or line.startswith(">"):
+    if not line or line.startswith(">") or len(line) > _MAX_MARKER_CHARS:
         return None
     if _FORWARD_SEPARATOR.match(line):
         return _Marker("forward", 1)
@@ -679,11 +707,11 @@ def _marker_at(lines: Sequence[str], i: int) -> _Marker | None:
         return _Marker("reply", 1) if block is not None and _header_block(lines, block) else None
     if _header_block(lines, i):
         return _Marker("reply", 1)
-    inline = _ATTRIBUTION_INLINE.match(line)
-    if inline is not None:
+    own = _inline_attribution(line)
+    if own is not None:
         following = next((ln for ln in lines[i + 1:i + 3] if ln.strip()), "")
         if following.lstrip().startswith(">"):
-            return _Marker("reply", 1, own=inline.group("own").rstrip(" -"))
+            return _Marker("reply", 1, own=own)
     taken = _attribution(lines, i)
     return _Marker("reply", taken) if taken else None
 

@@ -136,6 +136,9 @@ BUILDERS: dict[str, Callable[[str], bytes]] = {
     "html-unclosed-bang": lambda n: _mail(n, b"<!" * 100_000 + b"help", content_type=b"text/html"),
     "html-200k-divs": lambda n: _mail(n, b"<div>" * 200_000 + b"help", content_type=b"text/html"),
     "text-quote-lines": lambda n: _mail(n, b"my words\r\n" + b"> q\r\n" * 300_000),
+    # lines shaped like reply attributions: a pattern with two bounded wildcards backtracked 300x300 per line
+    "text-attribution-shaped-lines": lambda n: _mail(n, b"my words\r\n" + (b"On 1 @ " * 56 + b"\r\n") * 1_000),
+    "text-one-line-of-on": lambda n: _mail(n, b"x " + b"On 1 " * 80_000 + b"wrote:\r\n> q"),
     # --- broken and lying encodings ---
     "cp1251-declared-utf8": lambda n: _mail(n, RUSSIAN.encode("cp1251")),
     "koi8r-declared-utf8": lambda n: _mail(n, RUSSIAN.encode("koi8-r")),

@@ -16,6 +16,7 @@ from channels.email.parser import (
     MAX_HEADER_CHARS,
     MAX_HTML_CHARS,
     MAX_PARTS,
+    MAX_QUOTED_CHARS,
     MAX_REFERENCES,
     MAX_TEXT_CHARS,
     ParsedEmail,
@@ -61,6 +62,7 @@ def assert_sane(parsed: ParsedEmail) -> None:
         parsed.sender_email,
         parsed.message_id,
         parsed.html or "",
+        parsed.quoted,
         parsed.sender_name or "",
         *parsed.references,
         *parsed.to,
@@ -69,7 +71,7 @@ def assert_sane(parsed: ParsedEmail) -> None:
     for text in texts:
         assert "\x00" not in text
         text.encode("utf-8")  # no lone surrogate
-    assert len(parsed.text) <= MAX_TEXT_CHARS
+    assert len(parsed.text) <= MAX_TEXT_CHARS and len(parsed.quoted) <= MAX_QUOTED_CHARS
     assert len(parsed.html or "") <= MAX_HTML_CHARS
     assert len(parsed.subject) <= MAX_HEADER_CHARS and len(parsed.references) <= MAX_REFERENCES
     assert len(parsed.attachments) <= MAX_PARTS
