@@ -101,13 +101,25 @@ async def orders_of(session: AsyncSession, customer_id: int) -> Sequence[Order]:
     return (await session.scalars(select(Order).where(Order.customer_id == customer_id))).all()
 
 
+# Keys of Message.extra that hold what people wrote: the quoted history of an e-mail (its earlier messages).
+PERSONAL_EXTRA_KEYS = ("quoted",)
+
+
 async def blank_messages(session: AsyncSession, customer_id: int) -> None:
-    """Empty the text, markup, attachments and entities of every message of the customer's tickets (erasure)."""
+    """Empty the text, markup, attachments and entities of every message of the customer's tickets, and the
+    written words kept in their `extra` (erasure)."""
     ticket_ids = select(Ticket.id).where(Ticket.customer_id == customer_id).scalar_subquery()
     await session.execute(
         update(Message).where(Message.ticket_id.in_(ticket_ids))
         .values(text="", html=None, attachments=[], entities=[])
     )
+    # Read and rewritten in Python: removing a JSON key is spelled differently on each database, and only the
+    # e-mails that carry such a key are touched.
+    rows = await session.execute(select(Message.id, Message.extra).where(Message.ticket_id.in_(ticket_ids)))
+    for message_id, extra in rows.all():
+        if isinstance(extra, dict) and any(k in extra for k in PERSONAL_EXTRA_KEYS):
+            kept = {k: v for k, v in extra.items() if k not in PERSONAL_EXTRA_KEYS}
+            await session.execute(update(Message).where(Message.id == message_id).values(extra=kept))
 
 
 async def search(session: AsyncSession, query: str | None, limit: int, offset: int) -> Sequence[Customer]:

@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.tickets.models import Message
+from core.tickets.models import Message, Ticket
 from tests.conftest import REST_HEADERS, rest_message
 from tests.console.conftest import People, login, post_form
 
@@ -37,3 +37,21 @@ async def test_quoted_history_is_folded_on_the_ticket_page(
     await post_form(client, f"/console/tickets/{number}", "/console/language", {"language": "ru"})
     page = (await client.get(f"/console/tickets/{number}")).text
     assert "Цитата предыдущих писем" in page
+
+
+async def test_erasure_removes_the_quoted_history(
+        client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    from core.customers import service as customers
+
+    await client.post("/channels/rest/messages", headers=REST_HEADERS,
+                      json=rest_message("m-erase", "my words", sender="c-18"))
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Message).where(Message.external_message_id == "m-erase")
+                              .values(extra={"quoted": QUOTED, "action": "escalate"}))
+        message = (await session.scalars(select(Message).where(Message.external_message_id == "m-erase"))).one()
+        customer_id = (await session.get_one(Ticket, message.ticket_id)).customer_id
+    async with sessionmaker() as session, session.begin():
+        await customers.erase(session, customer_id, None)
+    async with sessionmaker() as session:
+        message = (await session.scalars(select(Message).where(Message.external_message_id == "m-erase"))).one()
+    assert (message.text, message.extra) == ("", {"action": "escalate"})
