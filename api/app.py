@@ -48,7 +48,7 @@ from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.email.staff import SmtpStaffMailer
 from channels.registry import build_channels
 from core.assignment.job import AssignmentRunner
-from core.attachments.store import open_store
+from core.attachments.backends import open_backend
 from core.attachments.sweep import sweep_job
 from core.bot_lifecycle.job import QuietTicketSweep
 from core.calendars import service as calendar_service
@@ -125,7 +125,8 @@ def create_app(
         async with sessionmaker() as session:
             await seed_calendars(session)
         ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or catalog.lookup)
-        files = await asyncio.to_thread(open_store, settings.attachments_root, Path(settings.data_dir))
+        files = await open_backend(settings.attachments, root=settings.attachments_root,
+                                   legacy_root=Path(settings.data_dir), sessionmaker=sessionmaker)
         ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir),
                              files=files, clock=clock, jobs=jobs)
         registry = ChannelRegistry()
@@ -211,6 +212,7 @@ def create_app(
             for adapter in registry:
                 with contextlib.suppress(Exception):
                     await adapter.stop()
+            await files.close()
             await db_engine.dispose()
 
     app = FastAPI(
