@@ -126,7 +126,7 @@ def create_app(
             await seed_calendars(session)
         ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or catalog.lookup)
         files = await open_backend(settings.attachments, root=settings.attachments_root,
-                                   legacy_root=Path(settings.data_dir), sessionmaker=sessionmaker)
+                                   legacy_root=Path(settings.data_dir), database_url=settings.database_url)
         ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir),
                              files=files, clock=clock, jobs=jobs)
         registry = ChannelRegistry()

@@ -226,7 +226,6 @@ def attachments_migrate(
     SWITCHBOARD_ATTACHMENTS__BACKEND to the target (and run it once more to pick up files that arrived between)."""
     from core.attachments.backends import open_backend
     from core.attachments.migrate import MigrationProgress, migrate
-    from core.db.session import create_engine, create_sessionmaker
 
     kinds = ("local", "postgres", "s3")
     if to not in kinds or source not in kinds or to == source:
@@ -238,18 +237,15 @@ def attachments_migrate(
                    f"{state.skipped} already there, {state.failed} failed", nl=False)
 
     async def run() -> MigrationProgress:
-        engine = create_engine(settings.database_url)
-        sessionmaker = create_sessionmaker(engine)
         opened = []
         try:
             for kind in (source, to):
                 opened.append(await open_backend(settings.attachments, root=settings.attachments_root,
-                                                 sessionmaker=sessionmaker, kind=kind))
+                                                 database_url=settings.database_url, kind=kind))
             return await migrate(opened[0], opened[1], show)
         finally:
             for backend in opened:
                 await backend.close()
-            await engine.dispose()
 
     state = asyncio.run(run())
     typer.echo("")

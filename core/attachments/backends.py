@@ -298,10 +298,26 @@ class PostgresBackend(_Common):
     kind = "postgres"
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, chunk_size: int = 256 * 1024,
-                 namespaces: Collection[str] = NAMESPACES) -> None:
+                 namespaces: Collection[str] = NAMESPACES, owns_engine: bool = False) -> None:
         super().__init__(namespaces)
         self.sessionmaker = sessionmaker
         self.chunk_size = chunk_size
+        self._owns_engine = owns_engine
+
+    @classmethod
+    def connect(cls, database_url: str, settings: AttachmentStorageSettings) -> PostgresBackend:
+        """A backend with its own small pool: a request's session holds one connection of the app's pool while
+        the upload it handles is stored, and a slow download must not hold the pool the requests need (on
+        SQLite, whose pool is one connection, sharing it would deadlock)."""
+        from core.db.session import create_engine, create_sessionmaker
+
+        engine = create_engine(database_url, pool_size=5)
+        return cls(create_sessionmaker(engine), chunk_size=settings.chunk_bytes, owns_engine=True)
+
+    async def close(self) -> None:
+        if self._owns_engine:
+            bind = self.sessionmaker.kw["bind"]
+            await bind.dispose()
 
     @staticmethod
     async def _lock(session: AsyncSession, digest: str) -> None:
@@ -543,16 +559,15 @@ class S3Backend(_Common):
 
 
 async def open_backend(settings: AttachmentStorageSettings, *, root: Path, legacy_root: Path | None = None,
-                       sessionmaker: async_sessionmaker[AsyncSession] | None = None,
-                       kind: str | None = None) -> AttachmentBackend:
+                       database_url: str | None = None, kind: str | None = None) -> AttachmentBackend:
     """The backend the settings choose (`kind` overrides them: the migrate command's target)."""
     kind = kind or settings.backend
     if kind == "local":
         return LocalBackend(await asyncio.to_thread(open_store, root, legacy_root))
     if kind == "postgres":
-        if sessionmaker is None:
+        if database_url is None:
             raise ValueError("the postgres attachment backend needs the database")
-        return PostgresBackend(sessionmaker, chunk_size=settings.chunk_bytes)
+        return PostgresBackend.connect(database_url, settings)
     if kind == "s3":
         return await S3Backend.connect(settings)
     raise ValueError(f"unknown attachment backend {kind!r}")

@@ -39,8 +39,8 @@ async def test_only_old_unreferenced_uploads_go(sessionmaker: async_sessionmaker
         assert info.storage_key is not None
         age(tmp_path, info.storage_key, days=8)
     # The same bytes uploaded again today: a new upload as far as the sweep is concerned.
-    assert await save_upload(files, "again.pdf", "application/pdf", b"%PDF-1.4 again",
-                       max_bytes=10_000).storage_key == again.storage_key
+    assert (await save_upload(files, "again.pdf", "application/pdf", b"%PDF-1.4 again",
+                              max_bytes=10_000)).storage_key == again.storage_key
 
     result = await svc(sessionmaker).ingest(InboundMessage(
         channel="rest", external_message_id="m-1", sender=SenderInfo(external_id="c-1"), text="my tv is broken"))
@@ -92,3 +92,22 @@ async def test_the_sweep_job_runs_a_minute_after_start_then_every_interval(
         await until(lambda: not (tmp_path / str(later.storage_key)).exists(), "the second sweep")
     finally:
         await registry.stop()
+
+
+async def test_the_sweep_goes_by_the_database_rows_with_the_postgres_backend(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """With attachments in the database, the sweep's marks (when an upload was last stored) are rows too: any
+    instance sweeps what any other uploaded."""
+    from sqlalchemy import update
+
+    from core.attachments.backends import PostgresBackend
+    from core.attachments.models import AttachmentObject
+
+    files = PostgresBackend(sessionmaker)
+    old = await save_upload(files, "draft.pdf", "application/pdf", b"%PDF-1.4 draft", max_bytes=10_000)
+    fresh = await save_upload(files, "new.pdf", "application/pdf", b"%PDF-1.4 new", max_bytes=10_000)
+    async with sessionmaker.begin() as session:
+        await session.execute(update(AttachmentObject).where(AttachmentObject.key == old.storage_key)
+                              .values(modified_at=utcnow() - timedelta(days=8)))
+    assert await sweep_unsent_uploads(sessionmaker, files, WEEK) == 1
+    assert [f.key async for f in files.iter("uploads")] == [fresh.storage_key]
