@@ -62,6 +62,7 @@ from core.jobs import JobRegistry
 from core.jobs.tasks import DueTaskRunner
 from core.kpis.fold import KpiFold
 from core.nlu_admin.catalog import ResponseCatalog
+from core.nlu_admin.model_store import ModelStore
 from core.nlu_admin.training import TrainingRunner, stale_jobs_job
 from core.nlu_admin.versions import ModelSync
 from core.outbox.dispatcher import OutboxDispatcher
@@ -116,6 +117,12 @@ def create_app(
         sessionmaker = create_sessionmaker(db_engine)
         bus = EventBus()
         jobs = JobRegistry(jobs_clock, engine=db_engine, bus=bus)
+        # The embedded engine's versions live in the database; its folder under the data dir is a cache. A new
+        # instance fetches the active version before the engine starts, instead of training one of its own.
+        models = (ModelStore(sessionmaker, Path(settings.data_dir) / "models")
+                  if nlu_engine is None and settings.nlu.engine == "embedded" else None)
+        if models is not None:
+            await models.prime()
         holder = EngineHolder(nlu_engine or await build_nlu_engine(settings))
         extras = await asyncio.to_thread(load_training_data)
         catalog = ResponseCatalog()
@@ -138,6 +145,10 @@ def create_app(
         model_sync = ModelSync(sessionmaker, holder, bus, instance_id, interval=settings.model_sync_seconds,
                                clock=clock)
         trainer.switch_to = model_sync.switch_to
+        if models is not None:
+            await models.publish_local()  # what this instance trained at first start (or had before)
+            model_sync.models = models
+            trainer.publish = models.publish
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
                          model_sync=model_sync, instance_id=instance_id, files=files, nlu_extras=extras,

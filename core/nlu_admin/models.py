@@ -142,3 +142,6 @@ class NluModelVersion(Base):
     manifest: Mapped[dict[str, Any]] = mapped_column(default=dict)
     model: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When it was last switched on (None: never, or rolled back from): rollback goes to the latest before the
+    # current one, whichever instance switched it, as the engine's own history.json does on one machine.
+    activated_at: Mapped[datetime | None]

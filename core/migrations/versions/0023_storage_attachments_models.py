@@ -47,6 +47,7 @@ def upgrade() -> None:
                   nullable=False),
         sa.Column("model", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("activated_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("version", name=op.f("pk_nlu_model_versions")),
     )
 
