@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
@@ -20,7 +21,10 @@ from api.settings import Settings
 from core.attachments.settings import AttachmentStorageSettings
 from core.nlu_admin import repository as nlu_repo
 from nlu.embedded import ACTIVE_FILE
-from tests.conftest import SIM_BLOCK_QUESTION, make_settings, responses
+from tests.channels.email.conftest import dovecot, email_settings, fixture_bytes  # noqa: F401 (the fixture)
+from tests.channels.email.test_channel import channel_of, inbound_count, mail
+from tests.conftest import SIM_BLOCK_QUESTION, keyword_engine, make_settings, responses
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.slow(seconds=120), pytest.mark.postgres]
 Auth = tuple[Any, dict[str, str]]
@@ -34,8 +38,8 @@ def db_url(pg_migrated: str | None) -> str:  # PostgreSQL only: several instance
 
 
 @contextlib.asynccontextmanager
-async def instance(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, responses=responses, configure_logs=False)
+async def instance(settings: Settings, nlu_engine: Any = None) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, nlu_engine=nlu_engine, responses=responses, configure_logs=False)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
             c.app = app  # type: ignore[attr-defined]
@@ -107,3 +111,50 @@ async def test_two_instances_share_nothing_but_the_database(
                 assert await nlu_repo.active_version(session) == first
             await until_version(one, first)
             await until_version(two, first)
+
+
+async def test_a_mailbox_read_by_one_continues_on_the_other_and_its_attachments_download_anywhere(
+        db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Any, agent: Auth) -> None:  # noqa: F811 (the imported fixture)
+    from channels.config import ChannelsSettings, RestChannelSettings
+    from core.tickets.models import Direction
+    from core.tickets.models import Message as DbMessage
+    from tests.conftest import REST_KEY
+
+    user = dovecot.add_user()
+    box = dovecot.mailbox_settings(user, poll_seconds=0.3, use_idle=False)
+    channels = ChannelsSettings(rest=RestChannelSettings(api_key=REST_KEY),  # type: ignore[arg-type]
+                                email=email_settings(dovecot, None, box, standby_seconds=0.2))
+    common: dict[str, Any] = {"attachments": AttachmentStorageSettings(backend="postgres"), "channels": channels}
+    one_ctx = instance(make_settings(db_url, data_dir=tmp_path / "one", **common), keyword_engine())
+    one = await one_ctx.__aenter__()
+    running = True
+    try:
+        reader = channel_of(one.app).workers[user]  # type: ignore[attr-defined]
+        await wait_for(lambda: reader.health.state == "connected", "the first instance reads the mailbox")
+        async with instance(make_settings(db_url, data_dir=tmp_path / "two", **common), keyword_engine()) as two:
+            standby = channel_of(two.app).workers[user]  # type: ignore[attr-defined]
+            await wait_for(lambda: standby.health.state == "standby", "the second instance stands by")
+            await dovecot.append(user, fixture_bytes("attachments.eml"))
+            await wait_for(lambda: inbound_count(sessionmaker), "the first instance ingests the mail")
+            async with sessionmaker() as session:
+                message = (await session.scalars(select(DbMessage).where(
+                    DbMessage.direction == Direction.inbound))).one()
+            for item in message.attachments:  # stored by the first instance's mail parser, served by the second
+                got = await two.get(f"/attachments/{item['storage_key']}", headers=agent[1])
+                assert got.status_code == 200 and len(got.content) == item["size"]
+
+            running = False
+            await one_ctx.__aexit__(None, None, None)  # the reader stops: the other reads on from the cursor
+            await wait_for(lambda: standby.health.state == "connected", "the second instance takes over")
+            await dovecot.append(user, mail("after-1@example.org", "Hello again"))
+            await wait_for(lambda: _at_least(inbound_count(sessionmaker), 2), "the next mail, on the second")
+            assert standby.ingested == 1 and reader.ingested == 1  # nothing read twice
+            assert files_under(tmp_path / "one" / "attachments") == files_under(tmp_path / "two" / "attachments") == []
+    finally:
+        if running:
+            await one_ctx.__aexit__(None, None, None)
+
+
+async def _at_least(value: Any, n: int) -> bool:
+    return bool(await value >= n)
