@@ -9,12 +9,14 @@ as the model directory was (the engine unpickles what it loads): only the instan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -81,28 +83,38 @@ class ModelStore:
             return []
         return sorted(p.name for p in self.model_dir.iterdir() if p.is_dir() and self._local(p.name) is not None)
 
-    async def ensure_local(self, version: str) -> bool:
+    @contextlib.asynccontextmanager
+    async def _session(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        """The caller's session when it holds one (a request: on SQLite the pool is that one connection), else
+        a short one of our own."""
+        if session is not None:
+            yield session
+            return
+        async with self.sessionmaker() as own:
+            yield own
+
+    async def ensure_local(self, version: str, session: AsyncSession | None = None) -> bool:
         """Fetch `version` into the model dir unless it is there; True if fetched, False if it was local.
         FileNotFoundError when neither this instance nor the database has it."""
         if await asyncio.to_thread(self._local, version) is not None:
             return False
         if not _VERSION.match(version) or ".." in version:
             raise FileNotFoundError(f"invalid model version {version[:80]!r}")
-        async with self.sessionmaker() as session:
-            row = (await session.execute(select(NluModelVersion.model, NluModelVersion.manifest)
-                                         .where(NluModelVersion.version == version))).first()
+        async with self._session(session) as s:
+            row = (await s.execute(select(NluModelVersion.model, NluModelVersion.manifest)
+                                   .where(NluModelVersion.version == version))).first()
         if row is None:
             raise FileNotFoundError(f"model version {version!r} is neither here nor in the database")
         await asyncio.to_thread(_write, self.model_dir, version, row[0], row[1])
         log.info("nlu model version fetched from the database", extra={"version": version})
         return True
 
-    async def ensure_all_local(self) -> int:
+    async def ensure_all_local(self, session: AsyncSession | None = None) -> int:
         """Fetch every published version this instance lacks (the admins' version list shows them all)."""
-        async with self.sessionmaker() as session:
-            names = (await session.scalars(select(NluModelVersion.version))).all()
+        async with self._session(session) as s:
+            names = (await s.scalars(select(NluModelVersion.version))).all()
         have = set(await asyncio.to_thread(self._local_versions))
-        return sum([await self.ensure_local(name) for name in names if name not in have])
+        return sum([await self.ensure_local(name, session) for name in names if name not in have])
 
     async def prime(self) -> str | None:
         """Before the engine starts: fetch the version the database names as active and point this instance's
@@ -119,9 +131,9 @@ class ModelStore:
         await asyncio.to_thread(_write_text, self.model_dir / ACTIVE_FILE, version)
         return version
 
-    async def rollback_target(self, current: str | None) -> str | None:
+    async def rollback_target(self, current: str | None, session: AsyncSession | None = None) -> str | None:
         """The version switched on last before `current` (whichever instance switched it), or None."""
-        async with self.sessionmaker() as session:
+        async with self._session(session) as session:
             since = None
             if current is not None:
                 since = await session.scalar(select(NluModelVersion.activated_at)

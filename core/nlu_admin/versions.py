@@ -195,7 +195,7 @@ async def model_versions(sync: ModelSync, session: AsyncSession | None = None) -
     if engine is None:
         return None
     if sync.models is not None:
-        await sync.models.ensure_all_local()  # versions trained on other instances are listed (and usable) here
+        await sync.models.ensure_all_local(session)  # versions trained elsewhere are listed (and usable) here
     versions = await engine.saved_versions()
     loaded = engine.active_version
     active: str | None = None
@@ -248,7 +248,7 @@ async def activate_version(sync: ModelSync, session: AsyncSession, actor: User, 
     async with sync.lock:
         try:
             if sync.models is not None:
-                await sync.models.ensure_local(version)
+                await sync.models.ensure_local(version, session)
             await engine.activate_version(version)
         except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
             raise NotFoundError(f"model version {version!r} not found") from exc
@@ -268,9 +268,9 @@ async def rollback_version(sync: ModelSync, session: AsyncSession, actor: User) 
         if sync.models is not None:
             # The history every instance shares: whichever instance switched the versions on.
             current = await nlu_repo.active_version(session) or engine.active_version
-            previous = await sync.models.rollback_target(current)
+            previous = await sync.models.rollback_target(current, session)
             if previous is not None:
-                await sync.models.ensure_local(previous)
+                await sync.models.ensure_local(previous, session)
                 await engine.activate_version(previous)
                 if current is not None:
                     await ModelStore.rolled_back_from(session, current)
