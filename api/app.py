@@ -48,7 +48,7 @@ from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.email.staff import SmtpStaffMailer
 from channels.registry import build_channels
 from core.assignment.job import AssignmentRunner
-from core.attachments.store import open_store
+from core.attachments.backends import open_backend
 from core.attachments.sweep import sweep_job
 from core.bot_lifecycle.job import QuietTicketSweep
 from core.calendars import service as calendar_service
@@ -62,6 +62,7 @@ from core.jobs import JobRegistry
 from core.jobs.tasks import DueTaskRunner
 from core.kpis.fold import KpiFold
 from core.nlu_admin.catalog import ResponseCatalog
+from core.nlu_admin.model_store import ModelStore
 from core.nlu_admin.training import TrainingRunner, stale_jobs_job
 from core.nlu_admin.versions import ModelSync
 from core.outbox.dispatcher import OutboxDispatcher
@@ -116,6 +117,12 @@ def create_app(
         sessionmaker = create_sessionmaker(db_engine)
         bus = EventBus()
         jobs = JobRegistry(jobs_clock, engine=db_engine, bus=bus)
+        # The embedded engine's versions live in the database; its folder under the data dir is a cache. A new
+        # instance fetches the active version before the engine starts, instead of training one of its own.
+        models = (ModelStore(sessionmaker, Path(settings.data_dir) / "models")
+                  if nlu_engine is None and settings.nlu.engine == "embedded" else None)
+        if models is not None:
+            await models.prime()
         holder = EngineHolder(nlu_engine or await build_nlu_engine(settings))
         extras = await asyncio.to_thread(load_training_data)
         catalog = ResponseCatalog()
@@ -125,7 +132,8 @@ def create_app(
         async with sessionmaker() as session:
             await seed_calendars(session)
         ingest = IngestService(sessionmaker, holder, bus, settings.core, responses=responses or catalog.lookup)
-        files = await asyncio.to_thread(open_store, settings.attachments_root, Path(settings.data_dir))
+        files = await open_backend(settings.attachments, root=settings.attachments_root,
+                                   legacy_root=Path(settings.data_dir), database_url=settings.database_url)
         ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir),
                              files=files, clock=clock, jobs=jobs)
         registry = ChannelRegistry()
@@ -137,6 +145,10 @@ def create_app(
         model_sync = ModelSync(sessionmaker, holder, bus, instance_id, interval=settings.model_sync_seconds,
                                clock=clock)
         trainer.switch_to = model_sync.switch_to
+        if models is not None:
+            await models.publish_local()  # what this instance trained at first start (or had before)
+            model_sync.models = models
+            trainer.publish = models.publish
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
                          model_sync=model_sync, instance_id=instance_id, files=files, nlu_extras=extras,
@@ -211,6 +223,7 @@ def create_app(
             for adapter in registry:
                 with contextlib.suppress(Exception):
                     await adapter.stop()
+            await files.close()
             await db_engine.dispose()
 
     app = FastAPI(

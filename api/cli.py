@@ -17,10 +17,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Agent, supervisor and admin accounts.", no_args_is_help=True)
 nlu_app = typer.Typer(help="Intent engine: train, evaluate, import/export Rasa data, parse.", no_args_is_help=True)
 reports_app = typer.Typer(help="KPI reports' aggregates.", no_args_is_help=True)
+attachments_app = typer.Typer(help="The attachment store's backends.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(nlu_app, name="nlu")
 app.add_typer(reports_app, name="reports")
+app.add_typer(attachments_app, name="attachments")
 
 
 @app.command()
@@ -212,6 +214,44 @@ def reports_rebuild(
     walked = asyncio.run(run())
     typer.echo(f"\nKPI aggregates rebuilt in {settings.core.kpi_time_zone}: {walked} tickets in "
                f"{time.monotonic() - started:.1f} s")
+
+
+@attachments_app.command("migrate")
+def attachments_migrate(
+    to: str = typer.Option(..., "--to", help="The backend to copy into: postgres or s3 (or local)."),
+    source: str = typer.Option("local", "--from", help="The backend to copy from (default: the local folder)."),
+) -> None:
+    """Copy every attachment into another backend, with progress. Resumable and safe to re-run: a key already in
+    the target is skipped, each file is copied whole or not at all, the source is left as it was. Then set
+    SWITCHBOARD_ATTACHMENTS__BACKEND to the target (and run it once more to pick up files that arrived between)."""
+    from core.attachments.backends import open_backend
+    from core.attachments.migrate import MigrationProgress, migrate
+
+    kinds = ("local", "postgres", "s3")
+    if to not in kinds or source not in kinds or to == source:
+        raise typer.BadParameter(f"--to and --from must be two different ones of {', '.join(kinds)}")
+    settings = get_settings()
+
+    def show(state: MigrationProgress) -> None:
+        typer.echo(f"\r{state.done}/{state.total} files: {state.copied} copied ({state.bytes_copied / 1e6:.1f} MB), "
+                   f"{state.skipped} already there, {state.failed} failed", nl=False)
+
+    async def run() -> MigrationProgress:
+        opened = []
+        try:
+            for kind in (source, to):
+                opened.append(await open_backend(settings.attachments, root=settings.attachments_root,
+                                                 database_url=settings.database_url, kind=kind))
+            return await migrate(opened[0], opened[1], show)
+        finally:
+            for backend in opened:
+                await backend.close()
+
+    state = asyncio.run(run())
+    typer.echo("")
+    if state.failed:
+        typer.echo(f"error: {state.failed} files were not copied (see the log); run the command again", err=True)
+        raise typer.Exit(1)
 
 
 async def _with_session(work: Any) -> Any:

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from channels.config import ChannelsSettings
+from core.attachments.settings import AttachmentStorageSettings
 from core.auth.settings import LoginProtectionSettings
 from core.config import CoreSettings
 from core.problems.config import ProblemsSettings
@@ -32,6 +33,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     attachments_dir: Path | None = Field(
         default=None, description="Files customers send and agents upload; default <data_dir>/attachments.")
+    attachments: AttachmentStorageSettings = Field(
+        default_factory=AttachmentStorageSettings,
+        description="Where attachments live: local (attachments_dir), postgres (the database) or s3.")
     secret_key: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_SECRET_KEY), description="Signs sessions and tokens."
     )

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.limits import Limits
 from api.settings import Settings
 from channels.base import ChannelRegistry
-from core.attachments.store import AttachmentStore
+from core.attachments.backends import AttachmentBackend
 from core.clock import SYSTEM_CLOCK, Clock
 from core.events import EventBus
 from core.ingest.service import IngestService
@@ -43,7 +43,7 @@ class AppState:
     limits: Limits
     model_sync: ModelSync
     instance_id: str  # this server process among the instances (bridge, model reports)
-    files: AttachmentStore
+    files: AttachmentBackend
     jobs: JobRegistry  # every background job of this process: /health and /metrics read it
     clock: Clock = SYSTEM_CLOCK
     nlu_extras: TrainingData | None = None

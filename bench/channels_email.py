@@ -33,6 +33,7 @@ from channels.config import ChannelsSettings  # noqa: E402
 from channels.email.adapter import EmailChannel  # noqa: E402
 from channels.email.repository import get_checkpoint  # noqa: E402
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings  # noqa: E402
+from core.attachments.backends import LocalBackend  # noqa: E402
 from core.attachments.store import AttachmentStore  # noqa: E402
 from core.config import CoreSettings  # noqa: E402
 from core.db.migrate import upgrade  # noqa: E402
@@ -156,7 +157,7 @@ async def adapter_only(dovecot: Dovecot, user: str, count: int, tmp: Path) -> fl
                               password=SecretStr(PASSWORD), first_start="all")
     ctx = ChannelContext(ingest=NullIngest(), bus=EventBus(),  # type: ignore[arg-type]
                          sessionmaker=create_sessionmaker(engine), data_dir=tmp / "adapter-only",
-                         files=AttachmentStore(tmp / "adapter-only" / "attachments"))
+                         files=LocalBackend(AttachmentStore(tmp / "adapter-only" / "attachments")))
     channel = EmailChannel(EmailChannelSettings(enabled=True, mailboxes=[box]), ctx)
     started = time.perf_counter()
     await channel.start()

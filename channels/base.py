@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.attachments.store import AttachmentStore
+from core.attachments.backends import AttachmentBackend
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db.base import utcnow
 from core.events import EventBus
@@ -118,7 +118,7 @@ class ChannelContext:
     bus: EventBus
     sessionmaker: async_sessionmaker[AsyncSession]
     data_dir: Path
-    files: AttachmentStore
+    files: AttachmentBackend
     clock: Clock = SYSTEM_CLOCK  # rate limits read time from here, so tests drive it
     # Where the adapters run their readers and pollers (the app's registry; a context of its own without one).
     jobs: JobRegistry = None  # type: ignore[assignment]  # filled in by __post_init__

@@ -1,5 +1,6 @@
 """Imports every model so that Base.metadata knows all tables (Alembic, tests)."""
 
+from core.attachments.models import AttachmentChunk, AttachmentObject
 from core.audit.models import AuditEntry
 from core.auth.models import LoginThrottle
 from core.calendars.models import Calendar, CalendarException
@@ -15,6 +16,7 @@ from core.nlu_admin.models import (
     NluExample,
     NluInstance,
     NluIntent,
+    NluModelVersion,
     NluResponse,
     NluSuggestion,
     NluTrainingJob,
@@ -31,6 +33,8 @@ from core.users.models import ApiToken, Role, Team, User
 
 __all__ = [
     "ApiToken",
+    "AttachmentChunk",
+    "AttachmentObject",
     "AuditEntry",
     "AuthorKind",
     "Base",
@@ -54,6 +58,7 @@ __all__ = [
     "NluExample",
     "NluInstance",
     "NluIntent",
+    "NluModelVersion",
     "NluResponse",
     "NluSuggestion",
     "NluTrainingJob",

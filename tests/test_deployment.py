@@ -42,3 +42,34 @@ def test_compose_refuses_to_start_without_the_secrets() -> None:
     for name in ("SWITCHBOARD_SECRET_KEY", "SWITCHBOARD_CHANNELS__REST__API_KEY",
                  "SWITCHBOARD_CHANNELS__WEBCHAT__IDENTITY_SECRET", "POSTGRES_PASSWORD", "SWITCHBOARD_DEMO"):
         assert name in header, name
+
+
+def test_two_replicas_behind_the_proxy_share_no_volume() -> None:
+    """Past one machine (issue 21): the replicas differ only in their own data volume; attachments and model
+    versions live in PostgreSQL; only the proxy is published, and it passes both replicas WebSockets and SSE."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    replicas = {name: s for name, s in services.items() if s.get("build") == "."}
+    assert sorted(replicas) == ["app", "app-2"]
+    volumes = [set(v.split(":")[0] for v in s.get("volumes", [])) for s in replicas.values()]
+    assert all(len(v) == 1 for v in volumes) and not set.intersection(*volumes)
+    assert all(not (volume.startswith(("./", "/"))) for v in volumes for volume in v)  # no bind-mounted shared disk
+    first, second = (s["environment"] for s in replicas.values())
+    assert first == second and first["SWITCHBOARD_ATTACHMENTS__BACKEND"] == "postgres"
+    assert first["SWITCHBOARD_REDIS_URL"].startswith("redis://")
+    assert all("ports" not in s for s in replicas.values())  # reached only through the proxy
+    assert services["app-2"]["depends_on"]["app"]["condition"] == "service_healthy"  # one migrates at a time
+
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("caddy:") and proxy["ports"] == ["127.0.0.1:8000:8000"]
+    mounted = dict(v.split(":")[:2] for v in proxy["volumes"])
+    caddyfile = ROOT / "deploy" / "Caddyfile"
+    assert mounted["./deploy/Caddyfile"] == "/etc/caddy/Caddyfile"
+    text = caddyfile.read_text(encoding="utf-8")
+    upstreams = re.search(r"reverse_proxy\s+([^{]+)\{", text)
+    assert upstreams is not None and upstreams.group(1).split() == ["app:8000", "app-2:8000"]
+    assert "flush_interval -1" in text  # SSE streamed as it comes (WebSocket upgrades pass through by default)
+    assert "health_uri /health" in text
+    # The app believes X-Forwarded-For from the proxy's fixed address only.
+    address = proxy["networks"]["switchboard"]["ipv4_address"]
+    assert json.loads(first["SWITCHBOARD_TRUSTED_PROXIES"]) == [f"{address}/32"]

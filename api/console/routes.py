@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
@@ -601,17 +601,18 @@ async def _store_uploads(request: Request, state: State) -> list[AttachmentRef]:
     refs = []
     for upload in files:
         data = await upload.read(limit + 1)
-        info = await asyncio.to_thread(attachment_service.save_upload, state.files,
-                                       upload.filename or "", upload.content_type, data, max_bytes=limit)
+        info = await attachment_service.save_upload(state.files, upload.filename or "", upload.content_type, data,
+                                                    max_bytes=limit)
         refs.append(AttachmentRef.model_validate(info.model_dump(exclude={"url"})))
     return refs
 
 
 @router.get("/attachments/{storage_key:path}")
-async def attachment(storage_key: str, state: State, _user: ConsoleUser) -> Response:
+async def attachment(storage_key: str, state: State, _user: ConsoleUser,
+                     range: Annotated[str | None, Header()] = None,
+                     if_range: Annotated[str | None, Header()] = None) -> Response:
     """Inbound and outbound files for signed-in console users (the API's route wants a bearer token)."""
-    path = await asyncio.to_thread(state.files.open, storage_key)
-    return download_response(path)
+    return await download_response(state.files, storage_key, range, if_range)
 
 
 @router.post("/tickets/{ref}/note", dependencies=[CsrfChecked])

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -59,5 +58,5 @@ async def erase(customer_id: IdPath, session: DbSession, state: State, user: Adm
     # The files go only once nothing refers to them any more: after the commit (a failed erasure keeps them).
     await session.commit()
     for key in erasure.files:
-        await asyncio.to_thread(state.files.delete, key)
+        await state.files.delete(key)
     return CustomerRead.model_validate(await service.get(session, customer_id))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import mimetypes
 import re
@@ -97,19 +96,19 @@ class EmailChannel:
                     return mailbox.address
         return self.settings.sender_address()
 
-    def _load_attachments(self, items: list[dict[str, Any]]) -> list[tuple[str, str, bytes]]:
+    async def _load_attachments(self, items: list[dict[str, Any]]) -> list[tuple[str, str, bytes]]:
         files = []
         for item in items:
             key = item.get("storage_key")
             if not key:
                 continue
             try:
-                path = self.ctx.files.open(str(key))
+                data = await self.ctx.files.read(str(key))
             except NotFoundError as exc:
                 raise PermanentSendError(f"attachment {key!r} is not in the attachment store") from exc
-            name = Path(str(item.get("filename") or path.name)).name
+            name = Path(str(item.get("filename") or str(key).rsplit("/", 1)[-1])).name
             ctype = str(item.get("content_type") or mimetypes.guess_type(name)[0] or "application/octet-stream")
-            files.append((name, ctype, path.read_bytes()))
+            files.append((name, ctype, data))
         return files
 
     async def send(self, envelope: OutboundEnvelope) -> str | None:
@@ -123,7 +122,7 @@ class EmailChannel:
         message, message_id = compose(envelope, from_address=from_address,
                                       from_name=sender_name(envelope, self.settings.from_name), domain=domain)
         if envelope.attachments:
-            for name, ctype, data in await asyncio.to_thread(self._load_attachments, envelope.attachments):
+            for name, ctype, data in await self._load_attachments(envelope.attachments):
                 maintype, _, subtype = ctype.partition("/")
                 message.add_attachment(data, maintype=maintype or "application", subtype=subtype or "octet-stream",
                                        filename=name)

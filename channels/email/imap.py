@@ -25,6 +25,7 @@ from channels.email import repository
 from channels.email.inbound import CHANNEL, parse_to_inbound
 from channels.email.parser import UnparseableEmail, clean_text
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings
+from core.attachments.store import SavesBlocking
 from core.db.base import utcnow
 from core.db.session import finish_even_if_cancelled
 from core.ingest.schemas import InboundMessage
@@ -352,7 +353,7 @@ class MailboxWorker:
         large = {m.uid: m.size for m in sizes if m.size is not None and m.size > limit}
         fetched = await self._fetch(client, small, "(UID INTERNALDATE BODY.PEEK[])") if small else []
         mails = [m for m in fetched if m.body is not None]
-        prepared = await asyncio.to_thread(self._prepare, uidvalidity, mails)
+        prepared = await asyncio.to_thread(self._prepare, uidvalidity, mails, self.ctx.files.blocking())
         completed: set[int] = {uid for uid in chunk if uid not in large and uid not in prepared}  # expunged
         for uid in chunk:
             if uid in large:
@@ -395,14 +396,15 @@ class MailboxWorker:
             raise ImapError(f"UID FETCH failed: {_lines(response)}")
         return parse_fetch(response.lines)
 
-    def _prepare(self, uidvalidity: int, mails: list[FetchedMail]) -> dict[int, InboundMessage | str]:
+    def _prepare(self, uidvalidity: int, mails: list[FetchedMail],
+                 files: SavesBlocking) -> dict[int, InboundMessage | str]:
         """Parse a batch (blocking: runs in a worker thread): an InboundMessage, or why to quarantine the mail."""
         prepared: dict[int, InboundMessage | str] = {}
         for mail in mails:
             raw_ref = f"imap:{self.mailbox.name}/{uidvalidity}/{mail.uid}"
             try:
                 prepared[mail.uid] = parse_to_inbound(
-                    mail.body or b"", self.settings, files=self.ctx.files, mailbox=self.mailbox.name,
+                    mail.body or b"", self.settings, files=files, mailbox=self.mailbox.name,
                     raw_ref=raw_ref, received_at=mail.internaldate or utcnow(),
                 )
             except UnparseableEmail as exc:

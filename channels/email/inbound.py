@@ -9,7 +9,7 @@ from typing import Any
 from channels.email.parser import ParsedEmail, parse_email
 from channels.email.settings import EmailChannelSettings
 from core.attachments.policy import AttachmentPolicy
-from core.attachments.store import AttachmentStore
+from core.attachments.store import SavesBlocking
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
 
 CHANNEL = "email"
@@ -22,7 +22,7 @@ def policy_of(settings: EmailChannelSettings) -> AttachmentPolicy:
                             blocked_extensions=frozenset(e.lower().lstrip(".") for e in settings.blocked_extensions))
 
 
-def store_attachment(files: AttachmentStore, filename: str, content_type: str, data: bytes) -> AttachmentInfo:
+def store_attachment(files: SavesBlocking, filename: str, content_type: str, data: bytes) -> AttachmentInfo:
     """Content-addressed, written atomically: a redelivered mail rewrites nothing and never half a file."""
     return files.save(filename, content_type, data, namespace=CHANNEL)
 
@@ -33,7 +33,7 @@ def own_addresses(settings: EmailChannelSettings) -> frozenset[str]:
     return frozenset(a.lower() for a in addresses if a)
 
 
-def build_inbound(parsed: ParsedEmail, *, files: AttachmentStore, mailbox: str, raw_ref: str,
+def build_inbound(parsed: ParsedEmail, *, files: SavesBlocking, mailbox: str, raw_ref: str,
                   received_at: datetime, extra: dict[str, Any] | None = None,
                   own: frozenset[str] = frozenset()) -> InboundMessage:
     """Store the accepted attachments and build the frozen InboundMessage."""
@@ -80,7 +80,7 @@ def build_inbound(parsed: ParsedEmail, *, files: AttachmentStore, mailbox: str, 
     )
 
 
-def parse_to_inbound(raw: bytes, settings: EmailChannelSettings, *, files: AttachmentStore, mailbox: str,
+def parse_to_inbound(raw: bytes, settings: EmailChannelSettings, *, files: SavesBlocking, mailbox: str,
                      raw_ref: str, received_at: datetime) -> InboundMessage:
     """Blocking (parsing, file writes): run it in a worker thread."""
     parsed = parse_email(raw, policy_of(settings))

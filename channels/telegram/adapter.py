@@ -545,8 +545,7 @@ class TelegramChannel:
                 size = len(data)
                 verdict = policy.check(name, content_type, size, index=index, data=data)
                 if verdict.refusal is None:
-                    stored = await asyncio.to_thread(self.ctx.files.save, name, verdict.content_type, data,
-                                                     namespace=CHANNEL)
+                    stored = await self.ctx.files.save(name, verdict.content_type, data, namespace=CHANNEL)
                     return stored, None
         refusal = verdict.refusal
         log.info("telegram attachment refused", extra={"filename": name, "reason": refusal.reason})
@@ -571,11 +570,10 @@ class TelegramChannel:
         key, url = attachment.get("storage_key"), attachment.get("url")
         if key:
             try:
-                path = await asyncio.to_thread(self.ctx.files.open, str(key))
+                data = await self.ctx.files.read(str(key))
             except NotFoundError as exc:
                 raise PermanentSendError(f"attachment {key!r} is not in the attachment store") from exc
-            data = await asyncio.to_thread(path.read_bytes)
-            name = safe_filename(str(attachment.get("filename") or path.name))
+            name = safe_filename(str(attachment.get("filename") or str(key).rsplit("/", 1)[-1]))
             await self.bot.send_document(chat_id=chat_id, document=data, filename=name)
         elif isinstance(url, str) and url.startswith(("http://", "https://")):
             await self.bot.send_document(chat_id=chat_id, document=url,

@@ -6,15 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.attachments import store
+from core.attachments.backends import AttachmentBackend
 from core.attachments.policy import AttachmentPolicy, safe_filename
 from core.attachments.schemas import AttachmentRef
-from core.attachments.store import AttachmentStore
 from core.ingest.schemas import AttachmentInfo
 
 UPLOADS = "uploads"
 
 
-def save_upload(files: AttachmentStore, filename: str, content_type: str | None, data: bytes, *,
+async def save_upload(files: AttachmentBackend, filename: str, content_type: str | None, data: bytes, *,
                 max_bytes: int) -> AttachmentInfo:
     """Store an agent's upload under `uploads/`, by the attachment policy (executables, scripts, HTML/SVG with
     scripts and files over the limit are refused).
@@ -34,10 +34,10 @@ def save_upload(files: AttachmentStore, filename: str, content_type: str | None,
                                                                              data=data)
     if verdict.refusal is not None:
         raise verdict.refusal.error()
-    return files.save(name, verdict.content_type, data, namespace=UPLOADS)
+    return await files.save(name, verdict.content_type, data, namespace=UPLOADS)
 
 
-def resolve_for_reply(files: AttachmentStore, refs: Sequence[AttachmentRef]) -> list[dict[str, Any]]:
+async def resolve_for_reply(files: AttachmentBackend, refs: Sequence[AttachmentRef]) -> list[dict[str, Any]]:
     """The outbound attachment list of a reply; NotFoundError (404) for a key not in the store.
 
     The size is the stored one (ValidationFailedError, 422, if the caller declared another) and the name is made
@@ -45,7 +45,7 @@ def resolve_for_reply(files: AttachmentStore, refs: Sequence[AttachmentRef]) -> 
     """
     items: list[dict[str, Any]] = []
     for ref in refs:
-        size = files.verify(ref.storage_key, ref.size)
+        size = await files.verify(ref.storage_key, ref.size)
         items.append({"filename": safe_filename(ref.filename),
                       "content_type": store.normalise_content_type(ref.content_type),
                       "size": size, "storage_key": ref.storage_key})

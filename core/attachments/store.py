@@ -20,17 +20,28 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
+from typing import Protocol
 
 from core.attachments.policy import is_plain_name, normalise_content_type, safe_filename
 from core.errors import NotFoundError, ValidationFailedError
 from core.ingest.schemas import AttachmentInfo
 
-__all__ = ["NAMESPACES", "AttachmentStore", "StoredFile", "normalise_content_type", "open_store", "safe_filename"]
+__all__ = ["NAMESPACES", "AttachmentStore", "SavesBlocking", "StoredFile", "digest_of", "is_key", "key_for",
+           "normalise_content_type", "open_store", "safe_filename"]
 
 log = logging.getLogger(__name__)
 
 # The namespaces the store writes, one per writer: what customers send by email or Telegram, agents' uploads.
 NAMESPACES = frozenset({"email", "telegram", "uploads"})
+
+
+class SavesBlocking(Protocol):
+    """A blocking `save`, for code that runs in a worker thread (the e-mail parser): the local store itself, or
+    any backend's `blocking()` saver."""
+
+    def save(self, filename: str, content_type: str | None, data: bytes, *, namespace: str) -> AttachmentInfo:
+        """Store `data` under `namespace`; the AttachmentInfo with its key."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -60,10 +71,7 @@ class AttachmentStore:
 
     def is_key(self, key: str) -> bool:
         """Whether `key` has the form this store writes (says nothing about whether the file exists)."""
-        if not isinstance(key, str) or len(key) > 512:
-            return False
-        match = _KEY.match(key)
-        return match is not None and match["namespace"] in self.namespaces and is_plain_name(match["name"])
+        return is_key(key, self.namespaces)
 
     def save(self, filename: str, content_type: str | None, data: bytes, *, namespace: str) -> AttachmentInfo:
         """Store `data` under `namespace` and return its metadata; what may be stored is the policy's to say
@@ -82,8 +90,7 @@ class AttachmentStore:
             raise ValueError(f"bad attachment namespace {namespace!r}: not one of {sorted(self.namespaces)}")
         name = safe_filename(filename)
         ctype = normalise_content_type(content_type)
-        digest = hashlib.sha256(data).hexdigest()
-        key = f"{namespace}/{digest[:2]}/{digest[2:34]}/{name}"
+        key = key_for(namespace, name, hashlib.sha256(data).hexdigest())
         path = self.root / key
         if path.is_file():
             # The same bytes again: the file counts as new for the sweep of unsent uploads (core/attachments/sweep.py).
@@ -174,7 +181,29 @@ class AttachmentStore:
         return moved
 
 
-_KEY = re.compile(r"^(?P<namespace>[a-z0-9_-]+)/[0-9a-f]{2}/[0-9a-f]{32}/(?P<name>[^/]+)\Z")
+_KEY = re.compile(r"^(?P<namespace>[a-z0-9_-]+)/(?P<shard>[0-9a-f]{2})/(?P<digest>[0-9a-f]{32})/(?P<name>[^/]+)\Z")
+
+
+def is_key(key: object, namespaces: Collection[str] = NAMESPACES) -> bool:
+    """Whether `key` has the one form every backend writes, `<namespace>/<aa>/<hash>/<name>`, with one of
+    `namespaces` and a plain file name: anything else (`..`, absolute paths, other folders) is never looked up."""
+    if not isinstance(key, str) or len(key) > 512:
+        return False
+    match = _KEY.match(key)
+    return match is not None and match["namespace"] in namespaces and is_plain_name(match["name"])
+
+
+def key_for(namespace: str, name: str, sha256_hex: str) -> str:
+    """The key of bytes with this SHA-256 stored under `name`: the same bytes and name always get the same key."""
+    return f"{namespace}/{sha256_hex[:2]}/{sha256_hex[2:34]}/{name}"
+
+
+def digest_of(key: str) -> str:
+    """The content part of a valid key (`<aa><32 hex>`: the first 136 bits of the SHA-256 of the bytes)."""
+    match = _KEY.match(key)
+    if match is None:
+        raise ValueError("not an attachment key")
+    return match["shard"] + match["digest"]
 _SHARD = re.compile(r"^[0-9a-f]{2}\Z")
 _DIGEST = re.compile(r"^[0-9a-f]{32}\Z")
 

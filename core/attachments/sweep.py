@@ -6,25 +6,24 @@ refers to stay for as long as the message does; what customers sent (email/, tel
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.attachments.backends import AttachmentBackend
 from core.attachments.service import UPLOADS
-from core.attachments.store import AttachmentStore
 from core.jobs import Backoff, Every, Job, JobContext
 from core.tickets import repository as ticket_repo
 
 log = logging.getLogger(__name__)
 
 
-def _old_uploads(files: AttachmentStore, retention: timedelta) -> list[str]:
+async def _old_uploads(files: AttachmentBackend, retention: timedelta) -> list[str]:
     """Storage keys of the files under uploads/ last written (or uploaded again) before the retention."""
     cutoff = time.time() - retention.total_seconds()
-    return [stored.key for stored in files.iter(UPLOADS) if stored.modified < cutoff]
+    return [stored.key async for stored in files.iter(UPLOADS) if stored.modified < cutoff]
 
 
 async def _referenced(session: AsyncSession) -> set[str]:
@@ -40,27 +39,27 @@ async def _referenced(session: AsyncSession) -> set[str]:
     return keys
 
 
-def _remove(files: AttachmentStore, keys: list[str]) -> int:
-    return sum(files.delete(key) for key in keys)
+async def _remove(files: AttachmentBackend, keys: list[str]) -> int:
+    return sum([await files.delete(key) for key in keys])
 
 
-async def sweep_unsent_uploads(sessionmaker: async_sessionmaker[AsyncSession], files: AttachmentStore,
+async def sweep_unsent_uploads(sessionmaker: async_sessionmaker[AsyncSession], files: AttachmentBackend,
                                retention: timedelta) -> int:
     """Delete the uploads older than `retention` that no message refers to; returns how many went."""
-    candidates = await asyncio.to_thread(_old_uploads, files, retention)
+    candidates = await _old_uploads(files, retention)
     if not candidates:
         return 0
     async with sessionmaker() as session:
         referenced = await _referenced(session)
     doomed = [key for key in candidates if key not in referenced]
-    removed = await asyncio.to_thread(_remove, files, doomed)
+    removed = await _remove(files, doomed)
     if removed:
         log.info("unsent uploads deleted",
                  extra={"count": removed, "retention_hours": retention.total_seconds() / 3600})
     return removed
 
 
-def sweep_job(sessionmaker: async_sessionmaker[AsyncSession], files: AttachmentStore, retention: timedelta,
+def sweep_job(sessionmaker: async_sessionmaker[AsyncSession], files: AttachmentBackend, retention: timedelta,
               interval: timedelta) -> Job:
     """The sweep as a job: a minute after start (or `interval`, if shorter), then every `interval`, on one
     instance at a time (a lease); a failed sweep is tried again after the jobs' backoff."""

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db.base import Base, utcnow
@@ -128,3 +128,20 @@ class NluInstance(Base):
     version: Mapped[str | None] = mapped_column(String(100))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class NluModelVersion(Base):
+    """A trained model version's files, published by the instance that trained it: every other instance fetches
+    them from here into its local model directory (a cache) before loading the version, so no disk is shared.
+
+    The model file is a compressed joblib of a few MB and is loaded whole anyway, so it is one value."""
+
+    __tablename__ = "nlu_model_versions"
+    version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    engine: Mapped[str] = mapped_column(String(32))
+    manifest: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When it was last switched on (None: never, or rolled back from): rollback goes to the latest before the
+    # current one, whichever instance switched it, as the engine's own history.json does on one machine.
+    activated_at: Mapped[datetime | None]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -20,6 +20,7 @@ from core.nlu_admin.models import (
     NluExample,
     NluInstance,
     NluIntent,
+    NluModelVersion,
     NluResponse,
     NluSuggestion,
     NluTrainingJob,
@@ -178,6 +179,9 @@ async def set_active_version(session: AsyncSession, version: str, *, only_if_uns
     values = {"id": ACTIVE_ROW, "version": version, "changed_at": now or utcnow()}
     await session.execute(_upsert(session, NluActiveModel, values,
                                   {} if only_if_unset else {"version": version, "changed_at": values["changed_at"]}))
+    if not only_if_unset:  # the rollback order, whichever instance switched (nothing for an unpublished version)
+        await session.execute(update(NluModelVersion).where(NluModelVersion.version == version)
+                              .values(activated_at=values["changed_at"]))
 
 
 async def report_instance(session: AsyncSession, instance: str, *, host: str, pid: int, engine: str,

@@ -81,6 +81,8 @@ class TrainingRunner:
         self._wake: Callable[[], None] | None = None  # runs the registered job's tick now (set by `job`)
         # Switches a freshly trained version on everywhere (ModelSync.switch_to); set by the app.
         self.switch_to: Callable[[str], Awaitable[None]] | None = None
+        # Stores a freshly trained version's files in the database for the other instances (ModelStore.publish).
+        self.publish: Callable[[str], Awaitable[bool]] | None = None
 
     def start(self, job_id: int) -> None:
         """Run a queued job (committed by the caller) in the background of this process, after any before it."""
@@ -176,6 +178,8 @@ class TrainingRunner:
                 manifest = next((v.manifest for v in await engine.saved_versions() if v.version == version), {})
                 report["cross_validation"] = manifest.get("cross_validation", {})
                 report["train_seconds"] = manifest.get("train_seconds")
+                if self.publish is not None:  # before the switch: other instances fetch it when they follow
+                    await self.publish(version)
                 if activate and self.switch_to is not None:
                     await self.switch_to(version)
             else:

@@ -27,6 +27,7 @@ from core.errors import ConflictError, NotFoundError
 from core.events import BRIDGE_TOPIC, EventBus, Topic, emit
 from core.jobs import Every, Job, JobContext, JobRegistry
 from core.nlu_admin import repository as nlu_repo
+from core.nlu_admin.model_store import ModelStore, stamp_activation
 from core.nlu_admin.models import NluInstance
 from core.nlu_admin.schemas import VersionRead
 from core.users.models import User
@@ -67,6 +68,8 @@ class ModelSync:
         self._reported: tuple[str, str | None] | None = None
         self._reported_at = 0.0
         self._wake: Callable[[], None] | None = None  # runs the follower job's check now (set by `job`)
+        # Model versions in the database (no shared disk): fetched into the local cache before they are loaded.
+        self.models: ModelStore | None = None
 
     @property
     def loaded(self) -> str | None:
@@ -138,10 +141,15 @@ class ModelSync:
                 await nlu_repo.set_active_version(session, loaded, only_if_unset=True, now=self.clock.now())
                 await session.commit()
                 wanted = await nlu_repo.active_version(session)
+                if wanted == loaded:  # the start of the shared history rollback goes by
+                    await stamp_activation(session, loaded, self.clock.now())
+                    await session.commit()
         self.wanted, self.checked_at = wanted, self.clock.now()
         engine = self.engine.versioned
         if engine is None or wanted is None or wanted == loaded:
             return
+        if self.models is not None:
+            await self.models.ensure_local(wanted)  # trained on another instance: its files come from the database
         await engine.follow_version(wanted)
         self.switches += 1
         log.info("nlu model switched to the active version", extra={"version": wanted, "was": loaded})
@@ -186,6 +194,8 @@ async def model_versions(sync: ModelSync, session: AsyncSession | None = None) -
     engine = sync.engine.versioned
     if engine is None:
         return None
+    if sync.models is not None:
+        await sync.models.ensure_all_local(session)  # versions trained elsewhere are listed (and usable) here
     versions = await engine.saved_versions()
     loaded = engine.active_version
     active: str | None = None
@@ -237,6 +247,8 @@ async def activate_version(sync: ModelSync, session: AsyncSession, actor: User, 
     await release_connection(session)
     async with sync.lock:
         try:
+            if sync.models is not None:
+                await sync.models.ensure_local(version, session)
             await engine.activate_version(version)
         except (ModelNotFoundError, FileNotFoundError, ValueError) as exc:
             raise NotFoundError(f"model version {version!r} not found") from exc
@@ -252,10 +264,21 @@ async def rollback_version(sync: ModelSync, session: AsyncSession, actor: User) 
     engine = versions_engine(sync)
     await release_connection(session)
     async with sync.lock:
-        try:
-            previous = await engine.rollback_version()
-        except ModelNotFoundError as exc:
-            raise ConflictError(str(exc)) from exc
+        previous = None
+        if sync.models is not None:
+            # The history every instance shares: whichever instance switched the versions on.
+            current = await nlu_repo.active_version(session) or engine.active_version
+            previous = await sync.models.rollback_target(current, session)
+            if previous is not None:
+                await sync.models.ensure_local(previous, session)
+                await engine.activate_version(previous)
+                if current is not None:
+                    await ModelStore.rolled_back_from(session, current)
+        if previous is None:  # nothing published yet (a deployment from before): this instance's own history
+            try:
+                previous = await engine.rollback_version()
+            except ModelNotFoundError as exc:
+                raise ConflictError(str(exc)) from exc
         await nlu_repo.set_active_version(session, previous, now=sync.clock.now())
         audit.record(session, actor, "nlu.rollback", "nlu_version", previous)
         emit(session, MODEL_TOPIC, {"version": previous})

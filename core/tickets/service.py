@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -14,8 +13,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.attachments import service as attachment_service
+from core.attachments.backends import AttachmentBackend
 from core.attachments.schemas import AttachmentRef
-from core.attachments.store import AttachmentStore
 from core.audit import service as audit
 from core.csat import schedule as csat
 from core.db.base import MAX_ID, utcnow
@@ -476,7 +475,7 @@ async def _ticket_attachment_keys(session: AsyncSession, ticket_id: int) -> set[
 
 async def reply(
     session: AsyncSession, ticket: Ticket, actor: User, text: str, *, html: str | None = None,
-    attachments: Sequence[AttachmentRef] = (), files: AttachmentStore | None = None,
+    attachments: Sequence[AttachmentRef] = (), files: AttachmentBackend | None = None,
     status: TicketStatus | None = None,
 ) -> Message:
     """An agent's answer to the customer, through the customer's own channel.
@@ -495,7 +494,7 @@ async def reply(
     if attachments:
         if files is None:
             raise ValueError("the attachment store is required to attach files")
-        stored = await asyncio.to_thread(attachment_service.resolve_for_reply, files, attachments)
+        stored = await attachment_service.resolve_for_reply(files, attachments)
         own = await _ticket_attachment_keys(session, ticket.id)
         for ref in attachments:
             # Agents attach what they uploaded or what this conversation already holds, never another

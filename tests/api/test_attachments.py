@@ -150,7 +150,7 @@ async def test_reply_cannot_attach_another_conversations_file(app_client: httpx.
 
     _, h = agent
     state = app_client.app.state.switchboard  # type: ignore[attr-defined]
-    info = state.files.save("passport.jpg", "image/jpeg", b"\xff\xd8secret", namespace="email")
+    info = await state.files.save("passport.jpg", "image/jpeg", b"\xff\xd8secret", namespace="email")
     theirs = await state.ingest.ingest(InboundMessage(channel="email", external_message_id="<p@x>",
                                                       sender=SenderInfo(external_id="a@x"), text="my passport",
                                                       attachments=(info,)))
@@ -236,8 +236,8 @@ async def test_erasure_deletes_the_customers_files(app_client: httpx.AsyncClient
 
     _, h = agent
     state = app_client.app.state.switchboard  # type: ignore[attr-defined]
-    passport = state.files.save("паспорт.jpg", "image/jpeg", b"\xff\xd8 passport", namespace="email")
-    shared = state.files.save("tariffs.pdf", "application/pdf", b"%PDF tariffs", namespace="email")
+    passport = await state.files.save("паспорт.jpg", "image/jpeg", b"\xff\xd8 passport", namespace="email")
+    shared = await state.files.save("tariffs.pdf", "application/pdf", b"%PDF tariffs", namespace="email")
     theirs = await state.ingest.ingest(InboundMessage(
         channel="email", external_message_id="<a@x>", sender=SenderInfo(external_id="a@x", email="a@x"),
         text="my passport", attachments=(passport, shared)))
@@ -254,5 +254,5 @@ async def test_erasure_deletes_the_customers_files(app_client: httpx.AsyncClient
     assert r.status_code == 200, r.text
     for gone in (passport.storage_key, guide["storage_key"]):
         assert (await app_client.get(f"/attachments/{gone}", headers=h)).status_code == 404
-        assert not (state.files.root / gone).exists()
+        assert not (state.files.files.root / gone).exists()
     assert (await app_client.get(f"/attachments/{shared.storage_key}", headers=h)).content == b"%PDF tariffs"

@@ -68,6 +68,11 @@ async def test_reply_with_files_and_downloads(client: httpx.AsyncClient, people:
     assert r.status_code == 200 and r.content == b"\x89PNG router"
     assert r.headers["content-disposition"].startswith("attachment;")
     assert r.headers["x-content-type-options"] == "nosniff"
+    # Range requests on the console's route too (one range; 416 with the reason otherwise).
+    r = await client.get(link, headers={"Range": "bytes=1-3"})
+    assert r.status_code == 206 and r.content == b"PNG" and r.headers["content-range"] == "bytes 1-3/11"
+    r = await client.get(link, headers={"Range": "bytes=11-"})
+    assert r.status_code == 416 and "past the end" in r.json()["message"]
 
     files = [("files", ("договор.pdf", b"%PDF contract", "application/pdf")),
              ("files", ("notes.txt", b"call back at 5", "text/plain")),

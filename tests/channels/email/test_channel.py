@@ -22,6 +22,7 @@ from channels.email import repository as email_repository
 from channels.email.adapter import EmailChannel
 from channels.email.repository import Checkpoint
 from channels.email.settings import EmailChannelSettings
+from core.attachments.backends import LocalBackend
 from core.attachments.store import AttachmentStore
 from core.cursors import repository as cursors
 from core.outbox.models import OutboxMessage
@@ -378,7 +379,7 @@ async def test_a_message_that_keeps_failing_is_quarantined_and_an_outage_is_wait
     real = IngestService(sessionmaker, keyword_engine, EventBus(), CoreSettings(), responses=responses)
     flaky = FlakyIngest(real, broken={"bug-1@example.org"}, outage={"outage-1@example.org"})
     ctx = ChannelContext(ingest=flaky, bus=EventBus(), sessionmaker=sessionmaker,  # type: ignore[arg-type]
-                         data_dir=tmp_path, files=AttachmentStore(tmp_path / "attachments"))
+                         data_dir=tmp_path, files=LocalBackend(AttachmentStore(tmp_path / "attachments")))
     channel = EmailChannel(email_settings(dovecot, None, dovecot.mailbox_settings(user), ingest_attempts=3), ctx)
     await channel.start()
     try:

@@ -17,6 +17,7 @@ from channels.email.adapter import EmailChannel
 from channels.email.compose import compose, reply_subject
 from channels.email.inbound import store_attachment
 from channels.email.settings import EmailChannelSettings, ImapMailboxSettings, SmtpSettings
+from core.attachments.backends import LocalBackend
 from core.attachments.store import AttachmentStore
 from core.config import CoreSettings
 from core.events import EventBus
@@ -115,7 +116,7 @@ def make_channel(sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
     values.update(overrides)
     ctx = ChannelContext(ingest=IngestService(sessionmaker, keyword_engine, EventBus(), CoreSettings()),
                          bus=EventBus(), sessionmaker=sessionmaker, data_dir=tmp_path,
-                         files=AttachmentStore(tmp_path / "attachments"))
+                         files=LocalBackend(AttachmentStore(tmp_path / "attachments")))
     return EmailChannel(EmailChannelSettings.model_validate(values), ctx)
 
 
