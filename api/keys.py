@@ -55,6 +55,10 @@ async def check_api_key(state: AppState, request: HTTPConnection, api_key: str |
     return info
 
 
+ApiKeyHeader = Annotated[str | None, Header(
+    alias="X-Api-Key", description="An integration key with the route's scope, instead of a bearer token")]
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who calls an integration route: a signed-in user, or an integration key."""
@@ -73,9 +77,7 @@ def user_or_key(role: Role, scope: Scope) -> Callable[..., Coroutine[Any, Any, C
     @declares({**UNAUTHENTICATED, **FORBIDDEN})
     async def check(request: Request, state: State, session: DbSession,
                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-                    x_api_key: Annotated[str | None, Header(
-                        description=f"An integration key with the {scope.value} scope, instead of a bearer token")
-                    ] = None) -> Caller:
+                    x_api_key: ApiKeyHeader = None) -> Caller:
         if x_api_key is not None and credentials is None:
             return Caller(None, await check_api_key(state, request, x_api_key, scope))
         user = await current_user(session, credentials)
