@@ -35,6 +35,7 @@ REQUIRED = ("number", "customer", "start_date", "end_date")
 OPTIONAL = ("tariff", "services", "auto_renewal", "status")
 MAX_ERRORS_SHOWN = 100
 CHUNK = 1000
+_STATUSES = tuple(s.value for s in ContractStatus)
 _TRUE = {"true", "yes", "1", "y", "да", "t"}
 _FALSE = {"false", "no", "0", "n", "нет", "f", ""}
 
@@ -123,8 +124,8 @@ def _parse(text: str) -> _Parsed:
         if renewal not in _TRUE | _FALSE:
             problems.append(f"bad auto_renewal {cell('auto_renewal')!r} (true or false)")
         status = cell("status").lower() or ContractStatus.active.value
-        if status not in ContractStatus.__members__:
-            problems.append(f"bad status {cell('status')!r} ({', '.join(ContractStatus.__members__)})")
+        if status not in _STATUSES:
+            problems.append(f"bad status {cell('status')!r} ({', '.join(_STATUSES)})")
         tariff = cell("tariff")
         if len(tariff) > 200:
             problems.append("tariff is longer than 200 characters")

@@ -74,13 +74,23 @@ UPSERT_COLUMNS = ("customer_id", "tariff", "services", "start_date", "end_date",
 
 
 async def upsert_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[tuple[int, date, str]]:
-    """Insert or update contracts by number in one statement; (id, end_date, status) of each, in no set order."""
+    """Insert or update contracts by number; (id, end_date, status) of each, in no set order.
+
+    One statement compiled once and run over every row (executemany): a multi-row VALUES list is compiled anew
+    for each chunk, which cost more than the database's work on a 100,000-row import.
+    """
     insert = _insert(session)
-    stmt = insert(Contract).values(list(rows))
+    stmt = insert(Contract.__table__)  # Core, not the ORM's bulk path: a third of the time on 100,000 rows
     stmt = stmt.on_conflict_do_update(index_elements=[Contract.number],
                                       set_={c: getattr(stmt.excluded, c) for c in UPSERT_COLUMNS})
-    result = await session.execute(stmt.returning(Contract.id, Contract.end_date, Contract.status))
-    return [(r[0], r[1], str(r[2])) for r in result]
+    await session.execute(stmt, list(rows))
+    numbers = [r["number"] for r in rows]
+    out: list[tuple[int, date, str]] = []
+    for i in range(0, len(numbers), IN_CHUNK):
+        result = await session.execute(select(Contract.id, Contract.end_date, Contract.status)
+                                       .where(Contract.number.in_(numbers[i:i + IN_CHUNK])))
+        out.extend((r[0], r[1], str(r[2])) for r in result)
+    return out
 
 
 async def reminder_states(session: AsyncSession, keys: Sequence[str]) -> dict[str, tuple[TaskState, Any]]:
@@ -98,10 +108,8 @@ async def insert_reminders(session: AsyncSession, rows: Sequence[dict[str, Any]]
         return
     insert = _insert(session)
     values = [{"kind": REMINDER, "state": TaskState.pending, "attempts": 0, "created_at": now, **r} for r in rows]
-    step = 2000
-    for i in range(0, len(values), step):
-        await session.execute(insert(ScheduledTask).values(values[i:i + step])
-                              .on_conflict_do_nothing(index_elements=["kind", "key"]))
+    await session.execute(insert(ScheduledTask.__table__).on_conflict_do_nothing(index_elements=["kind", "key"]),
+                          values)
 
 
 async def rearm_reminders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

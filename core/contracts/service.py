@@ -10,6 +10,7 @@ contract once more when it fires, so a reminder that races a status change is sk
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,9 +42,13 @@ log = logging.getLogger(__name__)
 
 
 def reminder_due(end: date, days: int, settings: CoreSettings) -> datetime:
-    local = datetime.combine(end - timedelta(days=days), parse_hhmm(settings.contract_reminder_time),
-                             tzinfo=ZoneInfo(settings.notice_time_zone))
-    return local.astimezone(UTC)
+    return _due(end - timedelta(days=days), settings.contract_reminder_time, settings.notice_time_zone)
+
+
+@functools.lru_cache(maxsize=4096)
+def _due(day: date, at: str, zone: str) -> datetime:
+    """Cached: a 100,000-row import asks for a few hundred distinct days, 300,000 times."""
+    return datetime.combine(day, parse_hhmm(at), tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
 async def sync_reminders(session: AsyncSession, contracts: Sequence[tuple[int, date, str]], settings: CoreSettings,
