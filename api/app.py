@@ -68,11 +68,13 @@ from core.kpis.fold import KpiFold
 from core.nlu_admin.catalog import ResponseCatalog
 from core.nlu_admin.training import TrainingRunner, stale_jobs_job
 from core.nlu_admin.versions import ModelSync
+from core.orders.notices import OrderNotices
 from core.outbox.dispatcher import OutboxDispatcher
 from core.problems.job import RisingProblems
 from core.sla.timers import SlaTimers
 from core.summaries.job import WeeklySummary
 from nlu.data import load_training_data
+from nlu.entities import configure_order_pattern
 from nlu.protocol import EngineHolder, IntentEngine
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,7 @@ def create_app(
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
                          model_sync=model_sync, instance_id=instance_id, files=files, nlu_extras=extras,
                          limits=Limits.build(settings, clock), clock=clock, jobs=jobs)
+        configure_order_pattern(settings.nlu.order_number_pattern)
         rest_key = settings.channels.rest.api_key
         state.api_keys = KeyCheck(sessionmaker, rest_key.get_secret_value() if rest_key else None, clock)
         app.state.switchboard = state
@@ -177,6 +180,7 @@ def create_app(
                                  timedelta(hours=settings.upload_sweep_hours)))
             SlaTimers(jobs_clock).register(state.task_handlers)
             ContractReminders(settings.core, jobs_clock).register(state.task_handlers)
+            OrderNotices(settings.core, jobs_clock).register(state.task_handlers)
             CsatSurveys(settings.core, jobs_clock,  # satisfaction surveys
                         link_secret=settings.secret_key.get_secret_value()).register(state.task_handlers)
             # The weekly summary to supervisors: its task arms itself week after week, its mails go by SMTP.

@@ -7,8 +7,8 @@ A fresh database (a temporary SQLite file, or a private PostgreSQL database `sb_
 the end) gets --customers customers; a CSV of --rows contracts (customers by id, e-mail and phone in turn, end dates
 spread over two years so most contracts arm all three reminders) is imported through the same code as
 `POST /contracts/import` and `switchboard contracts import`. Then the same file again (every row an update, no
-reminder armed twice), and a file with one bad row at the end (nothing written). It prints each run's time, the CPU time of this process (the
-importer's own share, apart from the database server's and other processes'), rows/s
+reminder armed twice), and a file with one bad row at the end (nothing written). It prints each run's time, the
+CPU time of this process (the importer's own share, apart from the database server's and other processes'), rows/s
 and the reminder tasks armed, and the load of the machine.
 """
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit import service as audit
 from core.db.base import utcnow
 from core.errors import NotFoundError
-from core.orders import repository
+from core.orders import notices, repository
 from core.orders.models import Order, OrderStatusChange
 from core.orders.schemas import OrderStatusUpdate, OrderUpsert
 from core.users.models import User
@@ -39,12 +39,15 @@ async def upsert(
     order = await repository.get_by_number(session, number)
     created = order is None
     now = utcnow()
+    changed: OrderStatusChange | None = None
     if order is None:
         order = Order(number=number, status=status, description=description or "", customer_id=customer_id,
                       created_at=now, updated_at=now)
         order.history = []
         session.add(order)
         await session.flush()
+        # A new order's first status is no change: the customer placed it (admins can still tell them through
+        # a later status).
         order.history.append(OrderStatusChange(order_id=order.id, status=status, note=note, changed_at=now))
     else:
         if description is not None:
@@ -53,9 +56,13 @@ async def upsert(
             order.customer_id = customer_id
         if order.status != status:
             order.status = status
-            order.history.append(OrderStatusChange(order_id=order.id, status=status, note=note, changed_at=now))
+            change = OrderStatusChange(order_id=order.id, status=status, note=note, changed_at=now)
+            order.history.append(change)
+            changed = change
         order.updated_at = now
     await session.flush()
+    if changed is not None:  # the customer hears of it (core/orders/notices.py), once per change
+        await notices.arm(session, order, changed.id, status, now)
     audit.record(session, actor, "order.upsert", "order", order.number, status=status, created=created,
                  **({"api_key": via_key} if via_key else {}))
     return order, created
