@@ -24,9 +24,9 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.config import CoreSettings
 from core.csat import links, repository
 from core.csat.models import CsatSurvey
-from core.customers.models import Customer
 from core.csat.schedule import CSAT_SEND, QuietHours, parse_hhmm, task_key
 from core.csat.schemas import MAX_COMMENT, CsatRead, QueueCsatUpdate
+from core.customers.models import Customer
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.events import TicketChanged, Topic, emit
 from core.i18n import normalise, translator
