@@ -24,7 +24,8 @@ from core.apikeys.service import KeyInfo
 from core.errors import AuthenticationError, PermissionDeniedError, ServiceUnavailableError, TooManyRequestsError
 from core.users.models import Role, User
 
-log = logging.getLogger(__name__)
+# The REST channel's logger, as before this module existed: operators' log filters look for it.
+log = logging.getLogger("api.routers.rest_channel")
 
 
 async def check_api_key(state: AppState, request: HTTPConnection, api_key: str | None, scope: Scope) -> KeyInfo:
