@@ -128,3 +128,14 @@ async def test_a_csv_with_errors_is_reported_by_line_and_nothing_is_written(
         error["error"]
     r = await app_client.post("/contracts/import", content=b"\xff\xfe", headers=supervisor[1])
     assert r.status_code == 422 and r.json()["details"]["reason"] == "bad_file"
+
+
+async def test_a_merge_moves_the_contracts_to_the_surviving_customer(
+        app_client: httpx.AsyncClient, supervisor: Auth, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    anna, bob, _ = await customers(sessionmaker)
+    r = await app_client.put("/contracts/66666666", json=contract({"id": bob}), headers=supervisor[1])
+    assert r.status_code == 201
+    r = await app_client.post(f"/customers/{anna}/merge", json={"source_customer_id": bob}, headers=supervisor[1])
+    assert r.status_code == 200, r.text
+    r = await app_client.get(f"/customers/{anna}/contracts", headers=supervisor[1])
+    assert [c["number"] for c in r.json()] == ["66666666"]
