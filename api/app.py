@@ -24,9 +24,11 @@ from api.nlu_wiring import build_nlu_engine, prepare_nlu_data
 from api.redis_bridge import RedisEventBridge
 from api.routers import (
     admin,
+    api_keys,
     attachments,
     auth,
     calendars,
+    contracts,
     csat_public,
     customers,
     health,
@@ -47,12 +49,14 @@ from api.state import AppState
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.email.staff import SmtpStaffMailer
 from channels.registry import build_channels
+from core.apikeys.service import KeyCheck
 from core.assignment.job import AssignmentRunner
 from core.attachments.backends import open_backend
 from core.attachments.sweep import sweep_job
 from core.bot_lifecycle.job import QuietTicketSweep
 from core.calendars import service as calendar_service
 from core.clock import SYSTEM_CLOCK, Clock
+from core.contracts.service import ContractReminders
 from core.csat.service import CsatSurveys
 from core.db.session import create_engine, create_sessionmaker
 from core.errors import ConflictError
@@ -65,11 +69,13 @@ from core.nlu_admin.catalog import ResponseCatalog
 from core.nlu_admin.model_store import ModelStore
 from core.nlu_admin.training import TrainingRunner, stale_jobs_job
 from core.nlu_admin.versions import ModelSync
+from core.orders.notices import OrderNotices
 from core.outbox.dispatcher import OutboxDispatcher
 from core.problems.job import RisingProblems
 from core.sla.timers import SlaTimers
 from core.summaries.job import WeeklySummary
 from nlu.data import load_training_data
+from nlu.entities import configure_order_pattern
 from nlu.protocol import EngineHolder, IntentEngine
 
 log = logging.getLogger(__name__)
@@ -153,6 +159,9 @@ def create_app(
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
                          model_sync=model_sync, instance_id=instance_id, files=files, nlu_extras=extras,
                          limits=Limits.build(settings, clock), clock=clock, jobs=jobs)
+        configure_order_pattern(settings.nlu.order_number_pattern)
+        rest_key = settings.channels.rest.api_key
+        state.api_keys = KeyCheck(sessionmaker, rest_key.get_secret_value() if rest_key else None, clock)
         app.state.switchboard = state
         metrics.track(state)
         for adapter in registry:
@@ -182,6 +191,8 @@ def create_app(
             jobs.start(sweep_job(sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
                                  timedelta(hours=settings.upload_sweep_hours)))
             SlaTimers(jobs_clock).register(state.task_handlers)
+            ContractReminders(settings.core, jobs_clock).register(state.task_handlers)
+            OrderNotices(settings.core, jobs_clock).register(state.task_handlers)
             CsatSurveys(settings.core, jobs_clock,  # satisfaction surveys
                         link_secret=settings.secret_key.get_secret_value()).register(state.task_handlers)
             # The weekly summary to supervisors: its task arms itself week after week, its mails go by SMTP.
@@ -238,7 +249,7 @@ def create_app(
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
                    sla.router, csat_public.router, nlu_admin.router, nlu_admin.corrections, attachments.router,
-                   presence.router, problems.router, reports.router):
+                   presence.router, problems.router, reports.router, api_keys.router, contracts.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)
@@ -246,7 +257,9 @@ def create_app(
     upload_limit = settings.max_attachment_bytes + settings.max_body_bytes
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
                        overrides=(("POST", r"/attachments", upload_limit),
-                                  ("POST", r"/console/tickets/[^/]+/reply", upload_limit)))
+                                  ("POST", r"/console/tickets/[^/]+/reply", upload_limit),
+                                  ("POST", r"/contracts/import", settings.max_import_bytes),
+                                  ("POST", r"/console/contracts/import", settings.max_import_bytes)))
     return app
 
 

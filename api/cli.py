@@ -18,11 +18,13 @@ users_app = typer.Typer(help="Agent, supervisor and admin accounts.", no_args_is
 nlu_app = typer.Typer(help="Intent engine: train, evaluate, import/export Rasa data, parse.", no_args_is_help=True)
 reports_app = typer.Typer(help="KPI reports' aggregates.", no_args_is_help=True)
 attachments_app = typer.Typer(help="The attachment store's backends.", no_args_is_help=True)
+contracts_app = typer.Typer(help="Customer contracts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(nlu_app, name="nlu")
 app.add_typer(reports_app, name="reports")
 app.add_typer(attachments_app, name="attachments")
+app.add_typer(contracts_app, name="contracts")
 
 
 @app.command()
@@ -252,6 +254,41 @@ def attachments_migrate(
     if state.failed:
         typer.echo(f"error: {state.failed} files were not copied (see the log); run the command again", err=True)
         raise typer.Exit(1)
+
+
+@contracts_app.command("import")
+def contracts_import(path: Path = typer.Argument(..., help="A CSV file (see the README for its columns).")) -> None:
+    """Import contracts from CSV: every row, or none when any row is wrong (errors printed by line)."""
+    import time
+
+    from core.clock import SYSTEM_CLOCK
+    from core.contracts import importer
+
+    settings = get_settings()
+    try:
+        text = importer.decode(path.read_bytes())
+    except (OSError, importer.CsvImportError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+    def show(done: int, total: int) -> None:
+        typer.echo(f"\r{done}/{total} rows ({100.0 * done / total:.1f}%)", nl=False)
+
+    async def run(session: Any) -> Any:
+        return await importer.import_csv(session, text, settings=settings.core, now=SYSTEM_CLOCK.now(), actor=None,
+                                         progress=show)
+
+    started = time.monotonic()
+    result = asyncio.run(_with_session(run))
+    if result.error_count:
+        for error in result.errors:
+            typer.echo(f"line {error.line}: {error.error}", err=True)
+        more = result.error_count - len(result.errors)
+        typer.echo(f"{result.error_count} error(s){f' ({more} not shown)' if more else ''}; nothing was imported",
+                   err=True)
+        raise typer.Exit(1)
+    typer.echo(f"\nimported {result.imported} contracts ({result.created} new, {result.updated} updated) in "
+               f"{time.monotonic() - started:.1f} s")
 
 
 async def _with_session(work: Any) -> Any:

@@ -62,12 +62,12 @@ async def get_db_session(state: State) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit runs before the response is sent. FastAPI's default ("request") sends the response
 # first, so a commit that failed (the database gone at that moment) had already been answered 200.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
-_bearer = HTTPBearer(auto_error=False)
+bearer = HTTPBearer(auto_error=False)
 
 
 @declares(UNAUTHENTICATED)
 async def current_user(
-    session: DbSession, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    session: DbSession, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError("missing bearer token")

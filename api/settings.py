@@ -52,6 +52,9 @@ class Settings(BaseSettings):
                     "none.")
     token_ttl_hours: float = Field(default=12.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Requests above this get 413.")
+    max_import_bytes: int = Field(
+        default=64 * 1_048_576, ge=1024,
+        description="The largest CSV a contract import takes (100,000 rows are ~10 MB).")
     max_attachment_bytes: int = Field(
         default=15 * 1024 * 1024, ge=1024,
         description="Largest file an agent can upload; the upload routes alone accept bodies this large.",

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.limits import Limits
 from api.settings import Settings
 from channels.base import ChannelRegistry
+from core.apikeys.service import KeyCheck
 from core.attachments.backends import AttachmentBackend
 from core.clock import SYSTEM_CLOCK, Clock
 from core.events import EventBus
@@ -53,4 +54,5 @@ class AppState:
     task_handlers: TaskHandlers = field(default_factory=TaskHandlers)
     due_tasks: DueTaskRunner | None = None
     presence: PresenceRelay | None = None  # made on first use (api.console.routes.presence_relay)
+    api_keys: KeyCheck | None = None  # integration keys (core/apikeys), made in the lifespan
     freeze_heap: bool = False  # objects alive after start-up are frozen out of the collector (see create_app)

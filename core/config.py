@@ -52,6 +52,35 @@ class CoreSettings(BaseModel):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    contract_reminder_days: list[int] = Field(
+        default=[30, 7, 1], max_length=10,
+        description="Days before a contract's end date when its customer is reminded (each once).")
+    contract_reminder_time: str = Field(
+        default="10:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="The local time of day a contract reminder is due (in notice_time_zone).")
+    notice_time_zone: str = Field(
+        default="Europe/Moscow",
+        description="Time zone of notices (reminders, order notices) for customers who set none: their reminder "
+                    "time and quiet hours.")
+    notice_quiet_from: str = Field(
+        default="22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="No notice goes out from this local time (HH:MM) unless the customer set their own ...")
+    notice_quiet_until: str = Field(
+        default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="... until this one: a notice due in between waits for it (equal times: never quiet).")
+
+    @field_validator("contract_reminder_days")
+    @classmethod
+    def _reminder_days(cls, value: list[int]) -> list[int]:
+        if any(d < 0 or d > 3650 for d in value):
+            raise ValueError("reminder offsets are 0 to 3650 days")
+        return sorted(set(value), reverse=True)
+
+    @field_validator("notice_time_zone")
+    @classmethod
+    def _known_notice_zone(cls, value: str) -> str:
+        return cls._known_zone(value)
+
     kpi_time_zone: str = Field(
         default="Europe/Moscow",
         description="KPI reports count days, weeks (Monday first) and months in this zone; after changing it run "

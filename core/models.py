@@ -1,10 +1,13 @@
 """Imports every model so that Base.metadata knows all tables (Alembic, tests)."""
 
+from core.apikeys.models import ApiKey
 from core.attachments.models import AttachmentChunk, AttachmentObject
 from core.audit.models import AuditEntry
 from core.auth.models import LoginThrottle
 from core.calendars.models import Calendar, CalendarException
 from core.canned.models import CannedResponse
+from core.consent.models import ConsentChange, ConsentKind, OrderNoticeTemplate
+from core.contracts.models import Contract, ContractStatus
 from core.csat.models import CsatSurvey
 from core.cursors.models import ChannelCursor
 from core.customers.models import ChannelIdentity, Customer
@@ -32,6 +35,7 @@ from core.tickets.models import AuthorKind, Direction, Message, Note, Priority, 
 from core.users.models import ApiToken, Role, Team, User
 
 __all__ = [
+    "ApiKey",
     "ApiToken",
     "AttachmentChunk",
     "AttachmentObject",
@@ -43,6 +47,10 @@ __all__ = [
     "CannedResponse",
     "ChannelCursor",
     "ChannelIdentity",
+    "ConsentChange",
+    "ConsentKind",
+    "Contract",
+    "ContractStatus",
     "CsatSurvey",
     "Customer",
     "Direction",
@@ -64,6 +72,7 @@ __all__ = [
     "NluTrainingJob",
     "Note",
     "Order",
+    "OrderNoticeTemplate",
     "OrderStatusChange",
     "OutboxMessage",
     "OutboxStatus",

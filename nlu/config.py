@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class NluSettings(BaseModel):
@@ -16,3 +17,20 @@ class NluSettings(BaseModel):
     rasa_timeout_seconds: float = Field(default=10.0, gt=0)
     # DIET's confidence is not calibrated like the embedded engine's, so Rasa gets a fixed threshold.
     rasa_threshold: float = Field(default=0.7, ge=0, le=1)
+    order_number_pattern: str | None = Field(
+        default=None, max_length=200,
+        description="A regular expression for the operator's own order numbers (e.g. `ORD-\\d{3,8}`), found "
+                    "besides the built-in six digits; matched case-insensitively as a whole word, kept upper-case.")
+
+    @field_validator("order_number_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"order_number_pattern is not a regular expression: {exc}") from None
+        if compiled.match(""):
+            raise ValueError("order_number_pattern matches the empty text")
+        return value

@@ -1,7 +1,8 @@
 """Entity extraction: built-in patterns for telecom self-service plus regexes, lookups and synonyms from data.
 
 Formats recognised by the built-in patterns:
-- order_number: `ORD-123456` (normalised upper case), or six digits after "заказ"/"order" (-> `ORD-123456`);
+- order_number: `ORD-123456` (normalised upper case), or six digits after "заказ"/"order" (-> `ORD-123456`), and
+  whatever NluSettings.order_number_pattern describes (`configure_order_pattern`, upper-cased);
 - contract_number: eight to ten digits after "договор"/"contract"/"л/с"/"account", or a bare 8-digit number;
 - phone: Russian numbers `+7 912 345-67-89`, `8 (912) 3456789`, `79123456789` (-> `+79123456789`);
 - email: `name@example.com` (lower-cased);
@@ -28,6 +29,16 @@ _ORDER_CONTEXT = re.compile(
     r"(?:заказ\w*|заявк\w*|ордер\w*|order|zakaz\w*)\s*(?:номер|no\.?|number|nomer|#|№)?\s*[:#№]?\s*(\d{6})\b",
     re.IGNORECASE,
 )
+_custom_order: re.Pattern[str] | None = None
+
+
+def configure_order_pattern(pattern: str | None) -> None:
+    """The operator's own order-number format (NluSettings.order_number_pattern), for every extractor of the
+    process: set once at start-up, before any message is parsed."""
+    global _custom_order
+    _custom_order = (re.compile(rf"(?<![\w-])(?:{pattern})(?![\w-])", re.IGNORECASE) if pattern else None)
+
+
 _CONTRACT_CONTEXT = re.compile(
     r"(?:договор\w*|контракт\w*|лицев\w*\s+сч[её]т\w*|л/с|contract|agreement|account|dogovor\w*)"
     r"\s*(?:номер|no\.?|number|nomer|#|№)?\s*[:#№]?\s*(\d{8,10})\b",
@@ -110,6 +121,10 @@ class EntityExtractor:
             found.append(_Match("order_number", f"ORD-{m.group(1)}", m.start(), m.end()))
         for m in _finditer(_ORDER_CONTEXT, text):
             found.append(_Match("order_number", f"ORD-{m.group(1)}", m.start(1), m.end(1)))
+        if _custom_order is not None:
+            for m in _finditer(_custom_order, text):
+                if m.end() > m.start():
+                    found.append(_Match("order_number", m.group(0).upper(), m.start(), m.end()))
         for m in _finditer(_CONTRACT_CONTEXT, text):
             found.append(_Match("contract_number", m.group(1), m.start(1), m.end(1)))
         for m in _finditer(_EMAIL, text):

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api import errors as api_errors
-from api.console import intents, presence, problems, reports, sla_admin, summary_admin
+from api.console import intents, lifecycle, presence, problems, reports, sla_admin, summary_admin
 from api.console.render import SECURITY_HEADERS, STATIC_DIR, render
 from api.console.routes import router
 from api.console.security import CsrfError, ForbiddenPageError, LoginRequiredError, set_flash
@@ -57,6 +57,7 @@ def install(app: FastAPI) -> None:
     app.include_router(sla_admin.router)
     app.include_router(problems.router)
     app.include_router(summary_admin.router)
+    app.include_router(lifecycle.router)
     app.include_router(reports.router)
     app.add_api_route("/", _root, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")

@@ -5,7 +5,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import Admin, Agent, DbSession, IdPath, Offset, State, Supervisor
+from api.keys import CustomersReader
 from api.openapi import CONFLICT
+from core.consent import service as consent
+from core.consent.schemas import ConsentChangeRead, PreferencesRead, PreferencesUpdate
+from core.contracts.schemas import ContractRead
 from core.customers import service
 from core.customers.schemas import CustomerMerge, CustomerRead
 from core.orders.schemas import OrderRead
@@ -22,7 +26,7 @@ async def search(session: DbSession, _user: Agent, q: Annotated[str | None, Quer
 
 
 @router.get("/{customer_id}", response_model=CustomerRead)
-async def get_customer(customer_id: IdPath, session: DbSession, _user: Agent) -> CustomerRead:
+async def get_customer(customer_id: IdPath, session: DbSession, _caller: CustomersReader) -> CustomerRead:
     return CustomerRead.model_validate(await service.get(session, customer_id))
 
 
@@ -35,8 +39,33 @@ async def history(customer_id: IdPath, session: DbSession, _user: Agent,
 
 
 @router.get("/{customer_id}/orders", response_model=list[OrderRead])
-async def customer_orders(customer_id: IdPath, session: DbSession, _user: Agent) -> list[OrderRead]:
+async def customer_orders(customer_id: IdPath, session: DbSession, _caller: CustomersReader) -> list[OrderRead]:
     return [OrderRead.model_validate(o) for o in await service.orders(session, customer_id)]
+
+
+@router.get("/{customer_id}/contracts", response_model=list[ContractRead])
+async def customer_contracts(customer_id: IdPath, session: DbSession, _caller: CustomersReader) -> list[ContractRead]:
+    """The customer's contracts, the latest ending first."""
+    return [ContractRead.model_validate(c) for c in await service.contracts(session, customer_id)]
+
+
+@router.get("/{customer_id}/preferences", response_model=PreferencesRead)
+async def preferences(customer_id: IdPath, session: DbSession, _caller: CustomersReader) -> PreferencesRead:
+    return await consent.preferences(session, customer_id)
+
+
+@router.patch("/{customer_id}/preferences", response_model=PreferencesRead)
+async def update_preferences(customer_id: IdPath, body: PreferencesUpdate, session: DbSession, state: State,
+                             user: Agent) -> PreferencesRead:
+    """Change preferred channel, language, quiet hours or consents (a consent change is logged with who and when;
+    source `api`)."""
+    return await consent.update(session, customer_id, body, source="api", actor=user, now=state.clock.now())
+
+
+@router.get("/{customer_id}/consent-log", response_model=list[ConsentChangeRead])
+async def consent_log(customer_id: IdPath, session: DbSession, _caller: CustomersReader) -> list[ConsentChangeRead]:
+    """Every grant and withdrawal of the customer's consents, newest first."""
+    return [ConsentChangeRead.model_validate(c) for c in await consent.consent_log(session, customer_id)]
 
 
 @router.post("/{customer_id}/merge", response_model=CustomerRead)

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.deps import DbSession, State, Supervisor
+from api.deps import DbSession, State
+from api.keys import ReportsReader
 from api.openapi import Responses, error
 from core.kpis import export
 from core.kpis import service as kpis
@@ -36,7 +37,7 @@ AgentFilter = Annotated[int | None, Query(ge=1, le=2**31 - 1, description=(
                 "`kpi_time_zone`, Europe/Moscow by default), in total and per group. Every figure of a group is about "
                 "the tickets created in it; backlog is counted at the end of each period. Figures come from "
                 "aggregates the KPI job keeps up to date every few seconds (`as_of`).\n\n" + _DEFINITIONS)
-async def kpi_report(session: DbSession, state: State, user: Supervisor, date_from: From, date_to: To,
+async def kpi_report(session: DbSession, state: State, caller: ReportsReader, date_from: From, date_to: To,
                      group_by: Group = GroupBy.day, agent_id: AgentFilter = None,
                      format: Annotated[Literal["json", "csv", "xlsx"], Query(
                          description="json (default), csv or xlsx; file column headers in the caller's language "
@@ -48,14 +49,15 @@ async def kpi_report(session: DbSession, state: State, user: Supervisor, date_fr
                                csat_low=core.csat_low_score, now=state.clock.now())
     if format == "json":
         return report
-    body = export.to_csv(report, user.language) if format == "csv" else export.to_xlsx(report, user.language)
+    language = caller.user.language if caller.user is not None else "en"
+    body = export.to_csv(report, language) if format == "csv" else export.to_xlsx(report, language)
     media = "text/csv; charset=utf-8" if format == "csv" else export.XLSX_TYPE
     return Response(body, media_type=media, headers={
         "Content-Disposition": f'attachment; filename="{export.filename(report, format)}"'})
 
 
 @router.get("/kpis/tickets", response_model=KpiTicketPage, responses={**_RANGE_422})
-async def kpi_tickets(session: DbSession, state: State, _user: Supervisor, date_from: From, date_to: To,
+async def kpi_tickets(session: DbSession, state: State, _caller: ReportsReader, date_from: From, date_to: To,
                       metric: Annotated[Metric, Query(description="The figure: tickets, resolved, reopen, "
                                                                   "sla_first_response_breached, csat_low, ...")],
                       group_by: Group = GroupBy.day, agent_id: AgentFilter = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,14 +13,17 @@ from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 
 from api.deps import Cursor, DbSession, State, app_state, header_docs
+from api.keys import check_api_key
 from api.openapi import BODY, UNAUTHENTICATED, error
 from api.state import AppState
 from channels.rest import inbound
 from channels.rest.schemas import RestMessageAccepted, RestMessageCreate, RestReplyPage
+from core.apikeys.schemas import Scope
+from core.apikeys.service import KeyInfo
 from core.attachments.policy import AttachmentPolicy
 from core.csat import service as csat
 from core.csat.schemas import CsatRead, CsatSubmit
-from core.errors import AuthenticationError, NotFoundError, ServiceUnavailableError, TooManyRequestsError
+from core.errors import NotFoundError, ServiceUnavailableError
 from core.tickets.models import parse_ticket_ref
 
 log = logging.getLogger(__name__)
@@ -31,34 +33,15 @@ router = APIRouter(prefix="/channels/rest", tags=["channel: rest"], responses={
     **UNAUTHENTICATED, 503: error("The channel is disabled, or the database is unavailable; retry later")})
 
 
-def _check_key(state: AppState, request: HTTPConnection, api_key: str | None) -> None:
+async def _check_key(state: AppState, request: HTTPConnection, api_key: str | None) -> KeyInfo:
     """The key first, before the body is even read: an anonymous caller learns nothing about the fields.
 
-    Wrong keys are counted per client address (a brute force must wait longer and longer: 429, and while it
-    waits even the right key is refused, or the answer would tell it apart); the right key is held to its
-    request rate. Both in memory, per process.
+    The environment's key (SWITCHBOARD_CHANNELS__REST__API_KEY) works as it always did; integration keys
+    (core/apikeys) work when they carry the `rest_channel` scope.
     """
-    settings = state.settings.channels.rest
-    if not settings.enabled or settings.api_key is None:
-        raise ServiceUnavailableError("the REST channel is disabled: set SWITCHBOARD_CHANNELS__REST__API_KEY")
-    limits = state.limits
-    address = limits.proxies.client_address(request)
-    wait = limits.rest_bad_keys.blocked(address)
-    if wait > 0:
-        raise TooManyRequestsError("too many wrong X-Api-Key tries from your address; wait before trying again",
-                                   wait, reason="bad_api_keys")
-    if api_key is None:
-        raise AuthenticationError("missing or wrong X-Api-Key")
-    if not hmac.compare_digest(api_key.encode(), settings.api_key.get_secret_value().encode()):
-        wait = limits.rest_bad_keys.failure(address)
-        if wait > 0:  # at most one line per wait: tries while waiting are refused uncounted
-            log.warning("wrong X-Api-Key tries: the address must wait",
-                        extra={"address": address, "wait_seconds": wait})
-        raise AuthenticationError("missing or wrong X-Api-Key")
-    limits.rest_bad_keys.success(address)
-    wait = limits.rest_keys.take(api_key)
-    if wait > 0:
-        raise TooManyRequestsError("this API key is over its request rate; slow down", wait, reason="key_rate")
+    if not state.settings.channels.rest.enabled:
+        raise ServiceUnavailableError("the REST channel is disabled: set SWITCHBOARD_CHANNELS__REST__ENABLED")
+    return await check_api_key(state, request, api_key, Scope.rest_channel)
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +76,7 @@ def _body_errors() -> Iterator[None]:
 
 INGRESS_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or wrong X-Api-Key (checked before the body)"},
+    403: {"description": "The integration key lacks the rest_channel scope"},
     422: {"description": "The body does not match RestMessageCreate (field details)"},
     429: {"description": "Too many wrong keys from this address, or the key is over its rate; see Retry-After"},
     503: {"description": "The REST channel is disabled"},
@@ -108,7 +92,7 @@ INGRESS_ERRORS: dict[int | str, dict[str, Any]] = {
 async def post_message(request: Request) -> Response:
     """Submit one customer message; resubmitting the same external_message_id returns the original result."""
     state = app_state(request)
-    _check_key(state, request, request.headers.get("x-api-key"))
+    await _check_key(state, request, request.headers.get("x-api-key"))
     # Validated here, after the key: FastAPI would validate a declared body before anything else runs.
     with _body_errors():
         body = inbound.parse_message(await request.body())
@@ -128,7 +112,7 @@ async def pull_replies(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RestReplyPage:
     """Replies delivered to the REST channel, oldest first, for integrations that poll instead of a webhook."""
-    _check_key(state, request, x_api_key)
+    await _check_key(state, request, x_api_key)
     return await inbound.replies_page(session, after=after, recipient=recipient, limit=limit)
 
 
@@ -142,7 +126,7 @@ async def pull_replies(
                                 "schema": _inline_refs(CsatSubmit.model_json_schema())}}}})
 async def submit_csat(request: Request, state: State, session: DbSession) -> CsatRead:
     """The customer's answer to a satisfaction survey (a reply of type `csat`): score 1-5, optional comment; once."""
-    _check_key(state, request, request.headers.get("x-api-key"))
+    await _check_key(state, request, request.headers.get("x-api-key"))
     with _body_errors():  # after the key, as for messages
         body = CsatSubmit.model_validate_json(await request.body())
     ticket_id = parse_ticket_ref(body.ticket_number)

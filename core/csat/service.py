@@ -26,6 +26,7 @@ from core.csat import links, repository
 from core.csat.models import CsatSurvey
 from core.csat.schedule import CSAT_SEND, QuietHours, parse_hhmm, task_key
 from core.csat.schemas import MAX_COMMENT, CsatRead, QueueCsatUpdate
+from core.customers.models import Customer
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.events import TicketChanged, Topic, emit
 from core.i18n import normalise, translator
@@ -101,6 +102,12 @@ class CsatSurveys:
             return
         if ticket.identity is None:
             return  # nobody to ask
+        customer = await session.get(Customer, ticket.customer_id)
+        if customer is None or customer.erased_at is not None or not customer.consent_notices:
+            # A survey is a message the customer did not ask for: not to those who withdrew consent to notices.
+            audit.record(session, None, "ticket.csat_skipped", "ticket", ticket.id,
+                         reason="erased" if customer is not None and customer.erased_at else "no_consent")
+            return
         now = self.clock.now()
         calendar = await calendars.get(session, team.calendar_id) if team.calendar_id is not None else None
         zone = ZoneInfo(calendar.time_zone if calendar is not None else self.settings.csat_time_zone)

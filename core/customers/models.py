@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db.base import Base, utcnow
@@ -19,6 +19,14 @@ class Customer(Base):
     erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Preferences (core/consent): where and when notices the customer did not ask for may reach them.
+    preferred_channel: Mapped[str | None] = mapped_column(String(32))
+    quiet_from: Mapped[str | None] = mapped_column(String(5))  # "22:00" local; both set or neither
+    quiet_until: Mapped[str | None] = mapped_column(String(5))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    # Service notices are on until withdrawn; marketing is off until granted. Every change is in consent_log.
+    consent_notices: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    consent_marketing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     identities: Mapped[list[ChannelIdentity]] = relationship(back_populates="customer", lazy="raise")
 

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import service as audit
+from core.contracts import repository as contract_repo
+from core.contracts.models import Contract
 from core.customers import repository
 from core.customers.models import ChannelIdentity, Customer
 from core.db.base import utcnow
@@ -29,6 +31,7 @@ class CustomerPanel:
     customer: Customer
     orders: Sequence[Order]
     previous: Sequence[Ticket]
+    contracts: Sequence[Contract] = ()
 
 
 LOOKUP: Any = object()
@@ -106,7 +109,14 @@ async def panel(session: AsyncSession, ticket: Ticket, *, limit: int = 20) -> Cu
     customer = await get(session, ticket.customer_id)
     orders = await order_repo.for_customer(session, customer.id, limit=limit, with_history=False)
     previous = await ticket_repo.others_of_customer(session, customer.id, ticket.id, limit)
-    return CustomerPanel(customer=customer, orders=orders, previous=previous)
+    contracts = await contract_repo.for_customer(session, customer.id, limit=limit)
+    return CustomerPanel(customer=customer, orders=orders, previous=previous, contracts=contracts)
+
+
+async def contracts(session: AsyncSession, customer_id: int) -> Sequence[Contract]:
+    """The customer's contracts, the latest ending first (404 for an unknown customer)."""
+    await get(session, customer_id)
+    return await contract_repo.for_customer(session, customer_id)
 
 
 async def orders(session: AsyncSession, customer_id: int) -> Sequence[Order]:
@@ -116,7 +126,7 @@ async def orders(session: AsyncSession, customer_id: int) -> Sequence[Order]:
 
 
 async def merge(session: AsyncSession, source_id: int, target_id: int, actor: User | None) -> Customer:
-    """Move identities, tickets and orders of `source` to `target`; `source` stays as a pointer."""
+    """Move identities, tickets, orders and contracts of `source` to `target`; `source` stays as a pointer."""
     if source_id == target_id:
         raise ConflictError("cannot merge a customer into itself")
     source = await get(session, source_id)
@@ -125,6 +135,7 @@ async def merge(session: AsyncSession, source_id: int, target_id: int, actor: Us
         raise ConflictError("one of the customers is already merged into another")
     await repository.move_identities(session, source.id, target.id)
     await repository.move_tickets_and_orders(session, source.id, target.id)
+    await contract_repo.move_to_customer(session, source.id, target.id)
     target.name = target.name or source.name
     target.email = target.email or source.email
     target.phone = target.phone or source.phone

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import date
 
 from core.tickets.models import Priority, TicketStatus
 from nlu.protocol import Parse
 
 HANDOFF_INTENT = "human_handoff"
 ORDER_INTENT = "order_status"
+CONTRACT_INTENT = "contract_info"
+TERMINATE_INTENT = "contract_terminate"
 COMPLAINT_INTENT = "complaint"
 
 
@@ -41,6 +44,15 @@ class OrderInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ContractInfo:
+    number: str
+    tariff: str
+    end_date: date
+    status: str
+    auto_renewal: bool
+
+
+@dataclass(frozen=True, slots=True)
 class DecisionContext:
     parse: Parse | None  # None: the NLU engine was unavailable
     ticket_status: TicketStatus
@@ -51,6 +63,10 @@ class DecisionContext:
     faq_answer: str | None = None
     order_number: str | None = None
     order: OrderInfo | None = None
+    # The contract asked about (by number, or the customer's only current one) and how many the customer has.
+    contract_number: str | None = None
+    contract: ContractInfo | None = None
+    contract_count: int = 0
     # The declared action of the (confident) intent; None: answer when there is an answer text, else escalate.
     intent_action: IntentAction | None = None
     # While the ticket waits for humans: an agent has answered already (then the bot never speaks), the queue lets
@@ -99,6 +115,8 @@ def decide(ctx: DecisionContext) -> Decision:
     if action == IntentAction.self_service:
         if intent == ORDER_INTENT:
             return _order_status(ctx)
+        if intent == CONTRACT_INTENT:
+            return _contract_info(ctx)
         return Decision(Action.escalate, "no_self_service", route_intent=intent, reply_key="escalated",
                         priority=priority)
     if ctx.faq_answer:
@@ -120,10 +138,11 @@ def _waiting(ctx: DecisionContext, intent: str | None, priority: Priority | None
         if not ctx.waiting_notice_allowed:
             return Decision(Action.agent, "waiting_notice_sent_recently", priority=priority)
         return Decision(Action.notify, "still_waiting", reply_key="still_waiting", priority=priority)
-    if ctx.self_service_while_waiting and ctx.intent_action == IntentAction.self_service and intent == ORDER_INTENT:
-        looked_up = _order_status(ctx)
-        if looked_up.action == Action.answer:
-            return Decision(Action.notify, "self_service_while_waiting", route_intent=ORDER_INTENT,
+    if ctx.self_service_while_waiting and ctx.intent_action == IntentAction.self_service and intent in (
+            ORDER_INTENT, CONTRACT_INTENT):
+        looked_up = _order_status(ctx) if intent == ORDER_INTENT else _contract_info(ctx)
+        if looked_up.action == Action.answer and looked_up.reply_key is not None:
+            return Decision(Action.notify, "self_service_while_waiting", route_intent=intent,
                             reply_key=looked_up.reply_key, priority=priority)
     return Decision(Action.agent, "with_humans", priority=priority)
 
@@ -139,3 +158,21 @@ def _order_status(ctx: DecisionContext) -> Decision:
                         reply_key="ask_order_number", failed_answer=True)
     return Decision(Action.answer, "order_not_found", route_intent=ORDER_INTENT, reply_key="order_not_found",
                     failed_answer=True)
+
+
+def _contract_info(ctx: DecisionContext) -> Decision:
+    """The contract from its record; with several contracts and no number, the bot asks which; with none on
+    record, the intent's general answer (or a person)."""
+    if ctx.contract is not None:
+        return Decision(Action.answer, "contract_found", route_intent=CONTRACT_INTENT, reply_key="contract_info")
+    if ctx.failed_bot_answers >= 1:
+        return Decision(Action.escalate, "second_failed_answer", route_intent=CONTRACT_INTENT, reply_key="escalated")
+    if ctx.contract_number is not None:
+        return Decision(Action.answer, "contract_not_found", route_intent=CONTRACT_INTENT,
+                        reply_key="contract_not_found", failed_answer=True)
+    if ctx.contract_count > 1:
+        return Decision(Action.answer, "contract_number_missing", route_intent=CONTRACT_INTENT,
+                        reply_key="ask_contract_number", failed_answer=True)
+    if ctx.faq_answer:
+        return Decision(Action.answer, "contract_faq", route_intent=CONTRACT_INTENT, reply_text=ctx.faq_answer)
+    return Decision(Action.escalate, "needs_human", route_intent=CONTRACT_INTENT, reply_key="escalated")

@@ -27,6 +27,10 @@ def order_status(status: str, language: str | None) -> str:
     return translator(language).get(f"order_status.{known}") or status
 
 
+def contract_status(status: str, language: str | None) -> str:
+    return translator(language).get(f"contract_status.{status}") or status
+
+
 WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import settings_cache
 from core.config import CoreSettings
+from core.contracts.models import Contract, ContractStatus
 from core.csat import repository as csat_repo
 from core.csat import service as csat
 from core.csat.models import CsatSurvey
@@ -31,10 +32,13 @@ from core.customers.models import ChannelIdentity, Customer
 from core.db.base import utcnow
 from core.decision import texts
 from core.decision.policy import (
+    CONTRACT_INTENT,
     HANDOFF_INTENT,
     ORDER_INTENT,
+    TERMINATE_INTENT,
     WITH_HUMANS,
     Action,
+    ContractInfo,
     Decision,
     DecisionContext,
     OrderInfo,
@@ -108,6 +112,7 @@ class _Work:
     replies: list[int] = field(default_factory=list)
     queue: handover.QueueState | None = None  # the queue as the hand-over notice quotes it
     survey: CsatSurvey | None = None  # a survey answer's survey row (locked), read once when threading it
+    contract: str | None = None  # the contract a termination request is about: kept with the message
 
 
 @dataclass(eq=False)
@@ -122,6 +127,8 @@ class _Lookups:
     placed: dict[tuple[str, str], Ticket] = field(default_factory=dict)
     last_bot_intent: dict[int, str | None] = field(default_factory=dict)  # id(ticket) -> intent
     orders: dict[str, Order] = field(default_factory=dict)
+    contracts: dict[str, Contract] = field(default_factory=dict)  # by number
+    contracts_of: dict[int, list[Contract]] = field(default_factory=dict)  # customer id -> theirs (looked up)
     routing: routing.RoutingTable | None = None
     actions: ActionTable | None = None  # the declared intent actions, read once for the batch
     queues: dict[int, handover.QueueState] = field(default_factory=dict)  # team id -> for the hand-over notice
@@ -401,6 +408,18 @@ class IngestPipeline:
         numbers = {n for w in works if (n := self._order_number(w.parse))}
         if numbers:
             look.orders.update({o.number: o for o in await repository.orders_by_number(session, numbers)})
+        asking = [w for w in works if w.parse is not None and w.parse.confident
+                  and w.parse.intent in (CONTRACT_INTENT, TERMINATE_INTENT)]
+        contract_numbers = {n for w in asking if (n := self._contract_number(w.parse))} - set(look.contracts)
+        # The customer, not the ticket's column: a new ticket has no customer id before its flush.
+        owners = {w.customer.id for w in asking if w.customer.id is not None} - set(look.contracts_of)
+        if contract_numbers or owners:
+            for owner in owners:
+                look.contracts_of[owner] = []
+            for c in await repository.contracts_for(session, contract_numbers, owners):
+                look.contracts[c.number] = c
+                if c.customer_id in owners:
+                    look.contracts_of[c.customer_id].append(c)
         if look.actions is None and any(w.parse is not None and w.parse.confident for w in works):
             look.actions = await self.actions.get(session)
         if look.routing is None and any(w.ticket.status in WITH_HUMANS and w.ticket.team_id is not None
@@ -447,10 +466,30 @@ class IngestPipeline:
         entity = parse.entity("order_number")
         return entity.value if entity else None
 
+    @staticmethod
+    def _contract_number(parse: Parse | None) -> str | None:
+        entity = parse.entity("contract_number") if parse is not None else None
+        return entity.value if entity else None
+
+    @staticmethod
+    def _contract(look: _Lookups, customer_id: int | None, number: str | None) -> tuple[Contract | None, int]:
+        """The contract a customer asks about - the one named (theirs only), else their only current one - and
+        how many they have."""
+        mine = look.contracts_of.get(customer_id, []) if customer_id is not None else []
+        if number is not None:
+            row = look.contracts.get(number)
+            return (row if row is not None and row.customer_id == customer_id else None), len(mine)
+        current = [c for c in mine if c.status in (ContractStatus.active, ContractStatus.terminating)]
+        if len(current) == 1:
+            return current[0], len(mine)
+        return (mine[0] if len(mine) == 1 else None), len(mine)
+
     async def _decide(self, session: AsyncSession, look: _Lookups, work: _Work) -> None:
         """The policy's decision for one message, applied to its ticket."""
         ctx = self._context(look, work)
         decision = decide(ctx)
+        if ctx.contract is not None and ctx.parse is not None and ctx.parse.intent == TERMINATE_INTENT:
+            work.contract = ctx.contract.number  # the retention queue sees which contract (message extra)
         work.action, work.reason = decision.action, decision.reason
         work.reply = await self._apply(session, look, work.ticket, decision, ctx, work.language)
         if work.reply is not None:
@@ -471,7 +510,8 @@ class IngestPipeline:
             "language": work.language,
             "entities": [{"type": e.type, "value": e.value, "start": e.start, "end": e.end}
                          for e in (parse.entities if parse else ())],
-            "extra": {**inbound.extra, "action": work.action.value, "reason": work.reason},
+            "extra": {**inbound.extra, "action": work.action.value, "reason": work.reason,
+                      **({"contract": work.contract} if work.contract else {})},
             "in_reply_to_id": None, "created_at": inbound.received_at,
         }
 
@@ -484,6 +524,12 @@ class IngestPipeline:
         # Only the order's own customer (or an order not linked to anyone) gets its status.
         if row is not None and row.customer_id in (None, ticket.customer_id):
             order = OrderInfo(row.number, row.status, row.description)
+        contract_number = self._contract_number(parse) if intent in (CONTRACT_INTENT, TERMINATE_INTENT) else None
+        contract_row, contract_count = (self._contract(look, work.customer.id, contract_number)
+                                        if intent in (CONTRACT_INTENT, TERMINATE_INTENT) else (None, 0))
+        contract = (ContractInfo(contract_row.number, contract_row.tariff, contract_row.end_date,
+                                 contract_row.status.value, contract_row.auto_renewal)
+                    if contract_row is not None else None)
         faq = self.responses(intent, work.language or "en") if intent else None
         declared = look.actions.action_for(intent, faq is not None) if intent and look.actions else None
         team = self._team_of(look, ticket)
@@ -492,6 +538,7 @@ class IngestPipeline:
             parse=parse, ticket_status=ticket.status, assigned=ticket.assignee_id is not None,
             failed_bot_answers=ticket.failed_bot_answers, last_bot_intent=look.last_bot_intent.get(id(ticket)),
             auto_reply=work.inbound.auto_reply, faq_answer=faq, order_number=order_number, order=order,
+            contract_number=contract_number, contract=contract, contract_count=contract_count,
             intent_action=declared, agent_answered=ticket.first_response_at is not None,
             self_service_while_waiting=team is not None and team.bot_answers_while_waiting,
             waiting_notice_allowed=ticket.waiting_notice_at is None
@@ -571,4 +618,10 @@ class IngestPipeline:
         if ctx.order is not None:
             values.update(order=ctx.order.number, status=texts.order_status(ctx.order.status, lang),
                           description=f" {ctx.order.description}" if ctx.order.description else "")
+        values["contract"] = ctx.contract_number or ""
+        if ctx.contract is not None:
+            values.update(contract=ctx.contract.number, tariff=ctx.contract.tariff or "-",
+                          end=ctx.contract.end_date.strftime("%d.%m.%Y"),
+                          status=texts.contract_status(ctx.contract.status, lang),
+                          renewal=texts.text("contract_renews", lang) if ctx.contract.auto_renewal else "")
         return texts.text(decision.reply_key or "escalated", lang, **values)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.contracts.models import Contract
 from core.orders.models import Order
 from core.tickets.models import Message
 
@@ -34,6 +35,20 @@ async def insert_messages(session: AsyncSession, rows: list[dict[str, object]]) 
     return list(await session.scalars(
         insert(Message).returning(Message.id, sort_by_parameter_order=True).execution_options(render_nulls=True),
         rows))
+
+
+async def contracts_for(session: AsyncSession, numbers: Collection[str], customer_ids: Collection[int]
+                        ) -> Sequence[Contract]:
+    """The contracts with these numbers and those of these customers, in one query."""
+    conds = []
+    if numbers:
+        conds.append(Contract.number.in_(numbers))
+    if customer_ids:
+        conds.append(Contract.customer_id.in_(customer_ids))
+    if not conds:
+        return []
+    return (await session.scalars(select(Contract).where(or_(*conds)).order_by(Contract.end_date.desc(),
+                                                                                Contract.id.desc()))).all()
 
 
 async def orders_by_number(session: AsyncSession, numbers: Collection[str]) -> Sequence[Order]:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import settings_cache
 from core.audit import service as audit
-from core.decision.policy import HANDOFF_INTENT, ORDER_INTENT, IntentAction
+from core.decision.policy import CONTRACT_INTENT, HANDOFF_INTENT, ORDER_INTENT, IntentAction
 from core.errors import ValidationFailedError
 from core.nlu_admin import repository, service
 from core.nlu_admin.models import IntentActionRule
@@ -28,11 +28,12 @@ DEFAULT_ACTIONS: dict[str, IntentAction] = {
     # The hand-over request's own shipped text promises "a few minutes": the hand-over notice says the real wait.
     HANDOFF_INTENT: IntentAction.escalate,
     ORDER_INTENT: IntentAction.self_service,
+    CONTRACT_INTENT: IntentAction.self_service,  # the contract's end date and tariff from its record
 }
 # What an intent may be declared beyond the rule for all: the hand-over request always reaches a person, and
-# self-service exists only where the bot has a lookup (the order status; contract status comes later).
+# self-service exists only where the bot has a lookup (the order status, the customer's contract).
 HANDOFF_ACTIONS = (IntentAction.escalate, IntentAction.answer_and_escalate)
-SELF_SERVICE_INTENT = ORDER_INTENT
+SELF_SERVICE_INTENTS = (ORDER_INTENT, CONTRACT_INTENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +83,10 @@ def check_action(intent: str, action: IntentAction, has_answer: bool) -> None:
         raise ValidationFailedError(
             f"intent {intent!r} has no answer text, so the bot cannot answer it: add an answer first, or choose "
             "escalate", field="action", intent=intent)
-    if action == IntentAction.self_service and intent != SELF_SERVICE_INTENT:
+    if action == IntentAction.self_service and intent not in SELF_SERVICE_INTENTS:
         raise ValidationFailedError(
-            f"the bot has no self-service lookup for {intent!r}; self-service works for {SELF_SERVICE_INTENT}",
+            f"the bot has no self-service lookup for {intent!r}; self-service works for "
+            f"{', '.join(SELF_SERVICE_INTENTS)}",
             field="action", intent=intent)
 
 

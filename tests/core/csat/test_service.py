@@ -17,6 +17,7 @@ from core.csat import schedule
 from core.csat import service as csat
 from core.csat.models import CsatSurvey
 from core.csat.schedule import CSAT_SEND, QuietHours, task_key
+from core.customers.models import Customer
 from core.db.base import utcnow
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.events import take_pending
@@ -89,6 +90,20 @@ async def test_survey_is_sent_once_after_the_queue_delay(sessionmaker: async_ses
     async with sessionmaker() as s:
         survey = (await s.scalars(select(CsatSurvey).where(CsatSurvey.ticket_id == ticket_id))).one()
         assert survey.channel == "rest" and survey.score is None
+
+
+async def test_no_survey_for_a_customer_who_withdrew_consent_to_notices(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    ticket_id = await resolved_ticket(sessionmaker)
+    async with sessionmaker() as s, s.begin():
+        row = await s.get(Ticket, ticket_id)
+        assert row is not None
+        await s.execute(update(Customer).where(Customer.id == row.customer_id).values(consent_notices=False))
+    assert await runner(sessionmaker, DELAY + timedelta(minutes=1)).run_once() == 1
+    assert await surveys_sent(sessionmaker, ticket_id) == []
+    async with sessionmaker() as s:
+        entry = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "ticket.csat_skipped"))).one()
+    assert entry.data == {"reason": "no_consent"}
 
 
 async def test_survey_text_is_in_the_customer_language(sessionmaker: async_sessionmaker[AsyncSession]) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
-from core.decision.policy import Action, DecisionContext, IntentAction, OrderInfo, decide
+from core.decision.policy import Action, ContractInfo, DecisionContext, IntentAction, OrderInfo, decide
 from core.tickets.models import Priority, TicketStatus
 from nlu.protocol import Entity, Parse
 
@@ -116,8 +118,25 @@ def test_declared_answer_without_text_still_escalates() -> None:
 
 
 def test_self_service_without_a_lookup_escalates() -> None:
-    d = decide(ctx(parse("contract_info"), faq_answer="x", intent_action=IntentAction.self_service))
+    d = decide(ctx(parse("roaming"), faq_answer="x", intent_action=IntentAction.self_service))
     assert d.action == Action.escalate and d.reason == "no_self_service"
+
+
+def test_contract_questions_are_answered_from_the_record() -> None:
+    info = ContractInfo("12345678", "Home 500", date(2027, 1, 31), "active", True)
+    self_service = {"intent_action": IntentAction.self_service}
+    d = decide(ctx(parse("contract_info"), contract=info, contract_count=2, **self_service))
+    assert (d.action, d.reason, d.reply_key) == (Action.answer, "contract_found", "contract_info")
+    d = decide(ctx(parse("contract_info"), contract_count=2, **self_service))
+    assert (d.reason, d.reply_key, d.failed_answer) == ("contract_number_missing", "ask_contract_number", True)
+    d = decide(ctx(parse("contract_info"), contract_number="99999999", **self_service))
+    assert (d.reason, d.reply_key) == ("contract_not_found", "contract_not_found")
+    d = decide(ctx(parse("contract_info"), contract_number="99999999", failed_bot_answers=1, **self_service))
+    assert (d.action, d.reason) == (Action.escalate, "second_failed_answer")
+    d = decide(ctx(parse("contract_info"), faq_answer="See your account.", **self_service))
+    assert (d.action, d.reason, d.reply_text) == (Action.answer, "contract_faq", "See your account.")
+    d = decide(ctx(parse("contract_info"), **self_service))
+    assert (d.action, d.reason) == (Action.escalate, "needs_human")
 
 
 def test_handoff_routes_to_the_last_topic() -> None:

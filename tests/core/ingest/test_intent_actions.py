@@ -101,7 +101,10 @@ async def test_shipped_intent_ends_in_its_declared_state(
         assert reply == answer
     elif action == IntentAction.self_service:
         assert (result.action, ticket.status) == ("answer", TicketStatus.bot)
-        assert reply == texts.text("ask_order_number", language)
+        # Nothing on record for a new customer: the order status asks for the number, the contract question
+        # gets the intent's general answer.
+        expected = answer if intent == "contract_info" else texts.text("ask_order_number", language)
+        assert reply == expected
     else:
         assert (result.action, ticket.status) == ("escalate", TicketStatus.open)
         expected_team = DEFAULT_TEAM if intent == "human_handoff" else DEFAULT_ROUTES.get(intent, DEFAULT_TEAM)

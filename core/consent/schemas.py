@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.consent.models import ConsentKind
+
+HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+CHANNELS = ("email", "telegram", "webchat", "rest")
+
+
+class PreferencesRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    preferred_channel: str | None
+    language: str | None
+    quiet_from: str | None
+    quiet_until: str | None
+    time_zone: str | None
+    consent_notices: bool
+    consent_marketing: bool
+
+
+class PreferencesUpdate(BaseModel):
+    """Only the fields given change; `null` clears a preference (then the defaults apply)."""
+
+    model_config = ConfigDict(extra="forbid")
+    preferred_channel: str | None = Field(default=None, description="email, telegram, webchat or rest")
+    language: str | None = Field(default=None, pattern=r"^(ru|en)$")
+    quiet_from: str | None = Field(default=None, pattern=HHMM)
+    quiet_until: str | None = Field(default=None, pattern=HHMM)
+    time_zone: str | None = Field(default=None, max_length=64)
+    consent_notices: bool | None = None
+    consent_marketing: bool | None = None
+    note: str = Field(default="", max_length=500, description="Kept in the consent log with a consent change")
+
+    @field_validator("preferred_channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        if value is not None and value not in CHANNELS:
+            raise ValueError(f"unknown channel {value!r}; one of {', '.join(CHANNELS)}")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class ConsentChangeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    kind: ConsentKind
+    granted: bool
+    source: str
+    actor_user_id: int | None
+    actor_label: str | None
+    note: str
+    changed_at: datetime
