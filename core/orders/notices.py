@@ -29,6 +29,7 @@ from core.errors import ValidationFailedError
 from core.i18n import translator
 from core.jobs import service as tasks
 from core.jobs.tasks import DueTask, TaskHandlers
+from core.orders import repository as order_repo
 from core.orders.models import Order
 from core.users.models import User
 
@@ -87,6 +88,14 @@ class OrderNotices:
         if template is not None and template.internal:
             audit.record(session, None, "order.notice_skipped", "order", order.number, status=status,
                          reason="internal")
+            return
+        # A notice that comes due after the order has moved on (changes pushed together, a notice held back by the
+        # customer's quiet hours or an outage) would tell an outdated status, and out of order: only the newest
+        # status is told.
+        change_id = task.payload.get("change_id")
+        if isinstance(change_id, int) and await order_repo.superseded(session, order.id, change_id):
+            audit.record(session, None, "order.notice_skipped", "order", order.number, status=status,
+                         reason="superseded")
             return
         outcome = await deliver(session, order.customer_id, lambda lang: text_for(order, status, template, lang),
                                 kind=ConsentKind.notices, settings=self.settings, now=self.clock.now())

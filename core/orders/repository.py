@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from core.customers.models import ChannelIdentity, Customer
-from core.orders.models import Order
+from core.consent.models import OrderNoticeTemplate
+from core.orders.models import Order, OrderStatusChange
 
 
 async def get_by_number(session: AsyncSession, number: str) -> Order | None:
     stmt = select(Order).where(Order.number == number).options(selectinload(Order.history))
     return (await session.scalars(stmt)).first()
+
+
+async def superseded(session: AsyncSession, order_id: int, change_id: int) -> bool:
+    """Whether a later change of the order moved it to a status customers are told of (not marked internal)."""
+    internal = select(OrderNoticeTemplate.status).where(OrderNoticeTemplate.internal.is_(True))
+    later = (select(OrderStatusChange.id)
+             .where(OrderStatusChange.order_id == order_id, OrderStatusChange.id > change_id,
+                    OrderStatusChange.status.not_in(internal)))
+    return bool(await session.scalar(select(exists(later))))
 
 
 async def customer_exists(session: AsyncSession, customer_id: int) -> bool:

@@ -80,12 +80,29 @@ async def test_each_status_change_is_told_once_with_its_template(
     await push(sessionmaker, "ORD-100001", "picking")
     await push(sessionmaker, "ORD-100001", "shipped")
     await push(sessionmaker, "ORD-100001", "shipped")  # the same status again: no change
+    await fire(sessionmaker)
     await push(sessionmaker, "ORD-100001", "delivered")
     await fire(sessionmaker)
     await fire(sessionmaker)  # a second runner pass (a restart) sends nothing again
     assert await texts_to(sessionmaker, anna) == ["Заказ ORD-100001 отправлен: отправлен.",
                                                   "Ваш заказ ORD-100001: доставлен."]
     assert await skipped(sessionmaker) == [("picking", "internal")]
+
+
+async def test_a_status_the_order_has_moved_past_is_not_told(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Changes that come due together (pushed at once, held back by quiet hours or an outage): only the newest
+    status reaches the customer, never an outdated one after it; a later internal status supersedes nothing."""
+    anna = await customer(sessionmaker, "ru")
+    async with sessionmaker() as s, s.begin():
+        await notices.put_template(s, "picking", internal=True, text_en=None, text_ru=None, actor=None,
+                                   now=datetime.now(UTC))
+    await push(sessionmaker, "ORD-100003", "new", anna)
+    await push(sessionmaker, "ORD-100003", "shipped")
+    await push(sessionmaker, "ORD-100003", "delivered")
+    await push(sessionmaker, "ORD-100003", "picking")  # internal: "delivered" is still the status to tell
+    await fire(sessionmaker)
+    assert await texts_to(sessionmaker, anna) == ["Ваш заказ ORD-100003: доставлен."]
+    assert sorted(await skipped(sessionmaker)) == [("picking", "internal"), ("shipped", "superseded")]
 
 
 @pytest.mark.parametrize("change", ["no_consent", "erased"])
