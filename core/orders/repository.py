@@ -8,8 +8,8 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from core.customers.models import ChannelIdentity, Customer
 from core.consent.models import OrderNoticeTemplate
+from core.customers.models import ChannelIdentity, Customer
 from core.orders.models import Order, OrderStatusChange
 
 
