@@ -36,6 +36,10 @@ class Parse:
 
     `intent` is the top intent (None when the text is empty or nothing fits); `confident` says whether the
     engine's calibrated confidence clears the threshold chosen for the target precision of automatic answers.
+    `requests` are the distinct requests read confidently in the text, the top one first: two or more mean a
+    message that asks several things (each sentence or clause scored alone); empty when nothing is sure.
+    `language_certain` is False when the text does not tell its language (no words, mixed scripts, only words
+    both languages share): the customer's earlier language is the better guess then.
     """
 
     text: str
@@ -46,6 +50,8 @@ class Parse:
     ranking: tuple[IntentScore, ...] = ()
     entities: tuple[Entity, ...] = ()
     model_version: str | None = None
+    requests: tuple[IntentScore, ...] = ()
+    language_certain: bool = True
 
     def entity(self, type_: str) -> Entity | None:
         """First entity of a type, if any."""
