@@ -47,8 +47,11 @@ sys.path.insert(0, str(REPO))
 
 from bench.load import memory_mb  # noqa: E402
 from nlu.data import load_training_data  # noqa: E402
-from nlu.embedded import EmbeddedEngine, choose_threshold  # noqa: E402
-from nlu.embedded import OUT_OF_SCOPE  # noqa: E402
+from nlu.embedded import (  # noqa: E402
+    OUT_OF_SCOPE,
+    EmbeddedEngine,
+    choose_threshold,
+)
 from nlu.protocol import TrainingData, TrainingExample  # noqa: E402
 from nlu.rasa import DEFAULT_RASA_CONFIG, RasaEngine  # noqa: E402
 from nlu.text import detect_language  # noqa: E402
@@ -379,7 +382,8 @@ def row(name: str, engine: str, r: dict[str, Any]) -> str:
     closed, oos = r.get("closed", {}), r.get("oos", {})
     return (f"| {name} | {engine} | {r['n_train']} | {fmt(closed.get('accuracy'))} | {fmt(closed.get('macro_f1'))} "
             f"| {fmt(closed.get('answered_precision'))} | {fmt(closed.get('coverage'))} "
-            f"| {fmt(closed.get('oos_recall'))} | {fmt(oos.get('accuracy'))} | {fmt(oos.get('oos_recall'))} | {fmt(oos.get('answered_precision'))} "
+            f"| {fmt(closed.get('oos_recall'))} | {fmt(oos.get('accuracy'))} | {fmt(oos.get('oos_recall'))} "
+            f"| {fmt(oos.get('answered_precision'))} "
             f"| {fmt(oos.get('oos_at_95'))} | {fmt(oos.get('coverage'))} "
             f"| {r['train_seconds']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
             f"| {r['size_bytes'] / 1e6:.1f} | {r['peak_rss_mb']:.0f} |")

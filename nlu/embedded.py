@@ -37,9 +37,9 @@ import joblib
 import numpy as np
 import sklearn
 from numpy.typing import NDArray
+from scipy import sparse
 from scipy.optimize import minimize_scalar
 from scipy.special import softmax
-from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -51,7 +51,15 @@ from sklearn.svm import LinearSVC
 from nlu.entities import EntityExtractor
 from nlu.errors import DataFormatError, ModelNotFoundError, TrainingInProgressError
 from nlu.morph import VECTOR_SIZE, lemmatise, lemmatise_cyrillic, mean_vector, vectors_available
-from nlu.protocol import EvaluationReport, IntentScore, ModelVersion, Parse, ProgressCallback, TrainingData
+from nlu.protocol import (
+    OUT_OF_SCOPE,
+    EvaluationReport,
+    IntentScore,
+    ModelVersion,
+    Parse,
+    ProgressCallback,
+    TrainingData,
+)
 from nlu.segment import clauses, clean_message, is_long, segments
 from nlu.text import detect_language, has_letters, language_certain, to_features_text
 
@@ -63,15 +71,14 @@ TRAIN_LOCK_FILE = ".train.lock"
 FIRST_START_LOCK_FILE = ".first-start.lock"
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 RANKING_SIZE = 5
+REQUEST_RANK = 3
+"""A request read in one sentence counts only if the whole text has it among its first this many intents."""
 UNKNOWN_WORDS_FACTOR = 0.5
 """Confidence is halved for texts without a single known word: character n-grams alone overrate gibberish."""
 PRECISION_MARGIN = 0.01
 """The threshold aims this much above the target precision: cross-validated models, trained on part of the
 data, are a little optimistic about new traffic (measured 0.2-0.8 points on banking77, hwu64 and the shipped
 data without it; bench/nlu.py)."""
-OUT_OF_SCOPE = "out_of_scope"
-"""The intent of near-domain messages the bot must not answer (competitors, vacancies, press, dealers, ...): a
-class like any other, so its examples pull such texts away from the intents they resemble, but never answered."""
 SOCIAL_INTENTS = frozenset({"greeting", "goodbye", "thanks"})
 """Courtesies, not requests: a letter's "Hello ... Thanks!" is no second request beside its question."""
 NEVER = 1.01
@@ -478,6 +485,10 @@ class EmbeddedEngine:
                 name, value = str(classes[best]), float(part_probs[best])
                 if value >= threshold and name != OUT_OF_SCOPE and name not in SOCIAL_INTENTS:
                     requests[name] = max(value, requests.get(name, 0.0))
+            # A sentence alone can sound like a request it is not ("We are at 12 Elm Close" like opening hours):
+            # a request counts only if the whole text ranks it among its first few too.
+            leading = {str(classes[i]) for i in np.argsort(-probs)[:REQUEST_RANK]}
+            requests = {n: c for n, c in requests.items() if n in leading}
         name = str(classes[top])
         if name == OUT_OF_SCOPE or (name in SOCIAL_INTENTS and confidence >= threshold and not requests):
             pass  # out of scope as a whole, or only a greeting / thanks: the whole text says it
@@ -492,7 +503,7 @@ class EmbeddedEngine:
         order = [int(i) for i in np.argsort(-probs)[:RANKING_SIZE] if int(i) != top]
         ranking = (IntentScore(name, confidence),
                    *(IntentScore(str(classes[i]), float(probs[i])) for i in order[: RANKING_SIZE - 1]))
-        found = (IntentScore(name, confidence),) if confident else ()
+        found: tuple[IntentScore, ...] = (IntentScore(name, confidence),) if confident else ()
         found += tuple(IntentScore(n, c) for n, c in sorted(requests.items(), key=lambda kv: -kv[1]) if n != name)
         return Parse(
             text=text, intent=name, confidence=confidence, confident=confident, language=language, ranking=ranking,

@@ -102,14 +102,12 @@ def lemmatise_cyrillic(text: str) -> str:
 
 @functools.lru_cache(maxsize=LEMMA_CACHE_SIZE)
 def _word_vector(word: str) -> NDArray[np.float32] | None:
+    # The lemma's vector first: every form of a word then counts as the same word, as in the lemma block.
     navec = _navec()
-    if word in navec:
-        vector: NDArray[np.float32] = navec[word]
-        return vector
-    base = lemma(word)
-    if base in navec:
-        vector = navec[base]
-        return vector
+    for candidate in (lemma(word), word):
+        if candidate in navec:
+            vector: NDArray[np.float32] = navec[candidate]
+            return vector
     return None
 
 
@@ -118,7 +116,7 @@ def mean_vector(text: str) -> NDArray[np.float64]:
     vectors = [v for w in _WORD.findall(text) if _CYRILLIC_WORD.match(w) and (v := _word_vector(w)) is not None]
     if not vectors:
         return np.zeros(VECTOR_SIZE)
-    mean = np.mean(vectors, axis=0, dtype=np.float64)
+    mean: NDArray[np.float64] = np.asarray(np.mean(vectors, axis=0, dtype=np.float64))
     norm = float(np.linalg.norm(mean))
     return mean / norm if norm > 0 else mean
 

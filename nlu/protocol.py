@@ -9,6 +9,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from nlu.text import detect_language
 
+OUT_OF_SCOPE = "out_of_scope"
+"""The intent of near-domain messages the bot must not answer (other operators' offers, jobs, press, dealers,
+equipment resale, chit-chat): trained like any intent, so its examples pull such texts away from the intents they
+resemble, but never confident, so a parse that lands on it goes to a person. Admins add examples in the console."""
+
 ProgressCallback = Callable[[float, str], None]
 """Called with (fraction done in [0, 1], human-readable stage) during long jobs."""
 

@@ -20,10 +20,10 @@ MIN_SEGMENT_WORDS = 3
 
 _GREETING = re.compile(
     r"^\s*(?:(?:добр(?:ый|ое|ого)\s+(?:день|утро|вечер|времени\s+суток)|здравствуй(?:те)?|привет(?:ствую)?|"
-    r"доброго\s+(?:дня|времени\s+суток)|уважаем(?:ые|ый|ая)(?:\s+[\w-]+){0,3}|"
-    r"hello|hi|hey|good\s+(?:morning|afternoon|evening|day)|dear(?:\s+[\w.-]+){0,3}|greetings)"
-    r"(?:[\s,]+(?:team|support|all|коллеги|сотрудники|поддержка|служба\s+поддержки|sir\s+or\s+madam|"
-    r"[A-ZА-ЯЁ][\w.-]*(?:\s+[A-ZА-ЯЁ][\w.-]*){0,2}))?)\s*[!,.:;]*\s*",
+    r"доброго\s+(?:дня|времени\s+суток)|уважаем(?:ые|ый|ая)(?:[ \t]+[\w-]+){0,3}|"
+    r"hello|hi|hey|good\s+(?:morning|afternoon|evening|day)|dear(?:[ \t]+[\w.-]+){0,3}|greetings)"
+    r"(?:[ \t,]+(?:team|support|all|коллеги|сотрудники|поддержка|служба\s+поддержки|sir\s+or\s+madam|"
+    r"(?-i:[A-ZА-ЯЁ][\w.-]*(?:[ \t]+[A-ZА-ЯЁ][\w.-]*){0,2})))?)[ \t]*[!,.:;]*\s*",
     re.IGNORECASE,
 )
 _SIGN_OFF = re.compile(
@@ -128,12 +128,13 @@ def segments(text: str) -> list[str]:
 
 
 _CLAUSE_BREAK = re.compile(
-    r"[;?!]\s+|,\s*(?:и|а|а\s+также|также|ещё|еще|плюс|and|also|plus)\s+|\s+(?:а\s+также|and\s+also|and\s+then)\s+",
+    r"[;?!]\s+|[,:]?\s*(?:^|\b)(?:и\s+ещ[её]|а\s+ещ[её]|ещ[её]\s+вопрос|also|and\s+also)\b[\s:,]*|"
+    r",\s*(?:и|а|а\s+также|также|ещ[её]|плюс|and|also|plus)\s+|\s+(?:а\s+также|and\s+also|and\s+then)\s+",
     re.IGNORECASE,
 )
 
 
 def clauses(text: str) -> list[str]:
     """The clauses of a chat line that may each be a request ("смените паспорт, и где мой заказ?")."""
-    parts = [p.strip() for p in _CLAUSE_BREAK.split(text) if p and p.strip()]
+    parts = [c.strip() for sentence in _sentences(text) for c in _CLAUSE_BREAK.split(sentence) if c and c.strip()]
     return [p for p in parts if len(_WORD.findall(p)) >= MIN_SEGMENT_WORDS] if len(parts) > 1 else parts

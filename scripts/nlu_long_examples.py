@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from nlu.data import load_training_data  # noqa: E402
-from nlu.embedded import OUT_OF_SCOPE  # noqa: E402
+from nlu.protocol import OUT_OF_SCOPE  # noqa: E402
 from nlu.text import detect_language  # noqa: E402
 
 PER_INTENT_AND_LANGUAGE = 12
@@ -76,7 +76,7 @@ def sentence(text: str) -> str:
 
 def main() -> None:
     data = load_training_data(REPO / "nlu" / "data" / "default" / "nlu.yml")
-    rng = random.Random(14)
+    rng = random.Random(14)  # noqa: S311 (reproducible data, not secrets)
     by_key: dict[tuple[str, str], list[str]] = {}
     for ex in data.examples:
         language = detect_language(ex.text)
@@ -96,7 +96,7 @@ def main() -> None:
                 parts = [rng.choice(pieces["greeting"])]
                 position = rng.randrange(len(context) + 1)
                 body = [*context[:position], sentence(request), *context[position:]]
-                parts += body + [rng.choice(pieces["closing"]), rng.choice(pieces["signature"])]
+                parts += [*body, rng.choice(pieces["closing"]), rng.choice(pieces["signature"])]
                 lines.append("    - " + " ".join(p for p in parts if p))
     OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {OUT}")
