@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from scipy.special import softmax
 
+from nlu.embedded import EmbeddedEngine
 from nlu.morph import lemma, lemmatise, lemmatise_cyrillic, mean_vector, vectors_available
+from nlu.protocol import TrainingData, TrainingExample
+from nlu.text import to_features_text
 
 
 @pytest.mark.parametrize(
@@ -50,3 +56,23 @@ def test_word_vectors_of_word_forms_and_synonyms_are_close() -> None:
 @pytest.mark.skipif(not vectors_available(), reason="the natasha package (navec model) is not installed")
 def test_a_text_without_russian_words_has_no_vector() -> None:
     assert not mean_vector("my internet is down 123").any()
+
+
+@pytest.mark.skipif(not vectors_available(), reason="the natasha package (navec model) is not installed")
+def test_a_model_with_the_vector_block_scores_the_same_on_the_fast_path(tmp_path: Path) -> None:
+    rows = [(f"{t} {i}", intent) for i in range(6) for t, intent in (
+        ("не работает интернет", "internet_down"), ("пропал интернет дома", "internet_down"),
+        ("сколько стоит тариф", "tariff_info"), ("какие у вас тарифы", "tariff_info"),
+        ("где мой заказ", "order_status"), ("когда привезут роутер", "order_status"))]
+    engine = EmbeddedEngine(tmp_path, features=("lemmas", "vectors"))
+    engine.train_sync(TrainingData(examples=[TrainingExample(t, i) for t, i in rows]))
+    loaded = engine._loaded
+    assert loaded is not None
+    assert [name for name, _ in loaded.model.vectorizer.transformer_list] == ["words", "chars", "lemmas", "vectors"]
+    texts = ["интернета нет", "тарифами интересуюсь", "заказанный маршрутизатор не привезли"]
+    reference = engine.probabilities(loaded.model, texts)
+    for text, expected in zip(texts, reference, strict=True):
+        scores, known = loaded.scorer.scores(to_features_text(text))
+        probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
+        np.testing.assert_allclose(probs, expected, atol=1e-9)
+    assert engine.parse_sync("тарифами интересуюсь").intent == "tariff_info"
