@@ -72,6 +72,9 @@ FIRST_START_LOCK_FILE = ".first-start.lock"
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 RANKING_SIZE = 5
 REQUEST_RANK = 3
+LETTER_SECOND_REQUEST = 0.995
+"""The confidence a second request read in one sentence of a letter needs (bench/nlu.py long letters: false second
+requests from context sentences scored 0.97-0.997; chosen after looking at them, so that set is optimistic)."""
 """A request read in one sentence counts only if the whole text has it among its first this many intents."""
 UNKNOWN_WORDS_FACTOR = 0.5
 """Confidence is halved for texts without a single known word: character n-grams alone overrate gibberish."""
@@ -491,6 +494,11 @@ class EmbeddedEngine:
             # a request counts only if the whole text ranks it among its first few too.
             leading = {str(classes[i]) for i in np.argsort(-probs)[:REQUEST_RANK]}
             requests = {n: c for n, c in requests.items() if n in leading}
+            if is_long(text) and len(requests) > 1:
+                # A letter's context sentences ("Кабель проверили, роутер перезагружали") sound like requests
+                # more often than a chat line's clauses: a second request in a letter must be surer.
+                first = max(requests, key=lambda n: requests[n])
+                requests = {n: c for n, c in requests.items() if n == first or c >= LETTER_SECOND_REQUEST}
         name = str(classes[top])
         if name == OUT_OF_SCOPE or (name in SOCIAL_INTENTS and confidence >= threshold and not requests):
             pass  # out of scope as a whole, or only a greeting / thanks: the whole text says it
