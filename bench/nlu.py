@@ -47,9 +47,14 @@ sys.path.insert(0, str(REPO))
 
 from bench.load import memory_mb  # noqa: E402
 from nlu.data import load_training_data  # noqa: E402
-from nlu.embedded import EmbeddedEngine, choose_threshold  # noqa: E402
-from nlu.protocol import TrainingData  # noqa: E402
+from nlu.embedded import (  # noqa: E402
+    OUT_OF_SCOPE,
+    EmbeddedEngine,
+    choose_threshold,
+)
+from nlu.protocol import TrainingData, TrainingExample  # noqa: E402
 from nlu.rasa import DEFAULT_RASA_CONFIG, RasaEngine  # noqa: E402
+from nlu.text import detect_language  # noqa: E402
 
 DATASETS = REPO.parent / "shared" / "datasets"
 DEFAULT_SETS = {
@@ -57,7 +62,82 @@ DEFAULT_SETS = {
     "hwu64": (DATASETS / "hwu64" / "train.json", DATASETS / "hwu64" / "test.json"),
     "shipped": (REPO / "nlu" / "data" / "default", None),
 }
+BENCH_DATA = REPO / "bench" / "data"
+OUT_OF_SCOPE_ROW = ""
+"""The intent of a test row that is out of scope (an empty intent in a CSV test file, "### " in bench/data)."""
 RASA_VENV = Path(os.environ.get("SWITCHBOARD_RASA_VENV", "/opt/switchboard/rasa-venv"))
+
+
+# --- test files with out-of-scope rows, and the hand-written long / near-domain / multi-intent sets ---------
+
+def load_test(path: Path) -> TrainingData:
+    """A test file; CSV rows with an empty intent are kept as out-of-scope rows (the loader refuses them)."""
+    if path.suffix.lower() != ".csv":
+        return load_training_data(path)
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    label = next(c for c in ("intent", "category", "label") if rows and c in rows[0])
+    return TrainingData(examples=[TrainingExample(r["text"], (r[label] or "").strip()) for r in rows
+                                  if (r["text"] or "").strip()])
+
+
+def load_blocks(path: Path) -> list[tuple[str, str]]:
+    """(intent, text) pairs of a bench/data file: "### intent" headers, the text below each, # comments atop."""
+    pairs: list[tuple[str, str]] = []
+    intent: str | None = None
+    lines: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("### "):
+            if intent is not None:
+                pairs.append((intent, "\n".join(lines).strip()))
+            intent, lines = line[4:].strip(), []
+        elif intent is not None:
+            lines.append(line)
+    if intent is not None:
+        pairs.append((intent, "\n".join(lines).strip()))
+    return pairs
+
+
+def special_evaluations(engine: EmbeddedEngine) -> dict[str, Any]:
+    """Long letters, near-domain out-of-scope and two-request messages, parsed one by one like production."""
+    out: dict[str, Any] = {}
+    long_rows = load_blocks(BENCH_DATA / "long_texts.txt")
+    parses = [engine.parse_sync(text) for _, text in long_rows]
+    truth = [intent for intent, _ in long_rows]
+    # Answered by the bot alone: confident, and read as one request (two would hand the letter over).
+    answered = [p.confident and len(p.requests) <= 1 for p in parses]
+    right = [a and p.intent == t for a, p, t in zip(answered, parses, truth, strict=True)]
+    out["long"] = {
+        "n": len(long_rows),
+        "accuracy": float(np.mean([p.intent == t for p, t in zip(parses, truth, strict=True)])),
+        "coverage": float(np.mean(answered)),
+        "answered_precision": float(sum(right) / max(1, sum(answered))),
+        "misses": [(t, [r.name for r in p.requests] or p.intent, round(p.confidence, 3))
+                   for a, p, t in zip(answered, parses, truth, strict=True) if not (a and p.intent == t)],
+    }
+    oos_rows = load_blocks(BENCH_DATA / "near_domain_oos.txt")
+    oos_parses = [engine.parse_sync(text) for _, text in oos_rows]
+    out["near_domain_oos"] = {
+        "n": len(oos_rows),
+        "not_answered": float(np.mean([not p.confident for p in oos_parses])),
+        "answered": [(text[:60], p.intent, round(p.confidence, 3))
+                     for (_, text), p in zip(oos_rows, oos_parses, strict=True) if p.confident],
+    }
+    multi_rows = load_blocks(BENCH_DATA / "multi_intent.txt")
+    multi_parses = [engine.parse_sync(text) for _, text in multi_rows]
+    both = dropped = 0
+    for (intents, _), p in zip(multi_rows, multi_parses, strict=True):
+        found = {r.name for r in p.requests}
+        both += set(intents.split("+")) <= found
+        # One request answered alone while the message has two: the other would be dropped silently.
+        dropped += len(found) < 2 and p.confident
+    out["multi"] = {"n": len(multi_rows), "both_found": both / len(multi_rows),
+                    "one_answered_other_dropped": dropped / len(multi_rows),
+                    "found": [(i, [r.name for r in p.requests]) for (i, _), p in zip(multi_rows, multi_parses,
+                                                                                      strict=True)]}
+    return out
 
 
 # --- splits ------------------------------------------------------------------------------------------
@@ -114,9 +194,18 @@ def score(truth: list[str], predicted: list[str | None], confidence: list[float]
 
 # --- the embedded engine, measured in a worker process (for its peak memory) --------------------------
 
+def only_language(data: TrainingData, language: str | None) -> TrainingData:
+    """The examples written in one language (shipped data mixes Russian and English)."""
+    if not language:
+        return data
+    return subset(data, lambda e: detect_language(e.text) == language)
+
+
 def embedded_worker(task: dict[str, Any]) -> dict[str, Any]:
-    train = load_training_data(task["train"])
-    test = load_training_data(task["test"]) if task.get("test") else None
+    train = only_language(load_training_data(task["train"]), task.get("lang"))
+    test = only_language(load_test(Path(task["test"])), task.get("lang")) if task.get("test") else None
+    features = task.get("features")
+    options: dict[str, Any] = {"features": features.split(",") if features else ()} if features is not None else {}
     runs = []
     if test is None:
         runs = folds(train, task["folds"], task["seed"])
@@ -131,7 +220,7 @@ def embedded_worker(task: dict[str, Any]) -> dict[str, Any]:
     for n, (tr, te) in enumerate(runs):
         # closed set
         with tempfile.TemporaryDirectory() as tmp:
-            engine = EmbeddedEngine(Path(tmp), target_precision=task["target_precision"])
+            engine = EmbeddedEngine(Path(tmp), target_precision=task["target_precision"], **options)
             started = time.perf_counter()
             engine.train_sync(tr)
             train_seconds.append(time.perf_counter() - started)
@@ -143,17 +232,27 @@ def embedded_worker(task: dict[str, Any]) -> dict[str, Any]:
                 parses.append(engine.parse_sync(ex.text))
                 latencies.append((time.perf_counter() - t0) * 1000)
             closed.append(score([e.intent for e in te.examples], [p.intent for p in parses],
-                                [p.confidence for p in parses], [p.confident for p in parses], set()))
+                                [p.confidence for p in parses], [p.confident for p in parses],
+                                {OUT_OF_SCOPE_ROW, OUT_OF_SCOPE}))
         # out of scope: 10 % of intents never seen in training
         held = held_out_intents(tr, task["oos_fraction"], task["seed"] + n)
         with tempfile.TemporaryDirectory() as tmp:
-            engine = EmbeddedEngine(Path(tmp), target_precision=task["target_precision"])
+            engine = EmbeddedEngine(Path(tmp), target_precision=task["target_precision"], **options)
             engine.train_sync(subset(tr, lambda e, h=held: e.intent not in h))
             parses = [engine.parse_sync(e.text) for e in te.examples]
             oos.append(score([e.intent for e in te.examples], [p.intent for p in parses],
                              [p.confidence for p in parses], [p.confident for p in parses], held))
     results["closed"] = {k: float(np.mean([r[k] for r in closed if r.get(k) is not None]))
-                         for k in ("accuracy", "macro_f1")}
+                         for k in ("accuracy", "macro_f1", "answered_precision", "coverage")}
+    real_oos = [r["oos_recall"] for r in closed if r.get("oos_recall") is not None]
+    # Real out-of-scope rows (empty intents in a test CSV, the shipped out_of_scope class): their share not
+    # answered, with all intents trained (the closed protocol).
+    results["closed"]["oos_recall"] = float(np.mean(real_oos)) if real_oos else None
+    if task.get("special"):
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = EmbeddedEngine(Path(tmp), target_precision=task["target_precision"], **options)
+            engine.train_sync(train)
+            results["special"] = special_evaluations(engine)
     results["oos"] = {k: float(np.mean([r[k] for r in oos if r.get(k) is not None]))
                       for k in ("accuracy", "oos_recall", "answered_precision", "oos_at_95", "coverage")}
     results["train_seconds"] = float(np.mean(train_seconds))
@@ -167,7 +266,9 @@ def embedded_worker(task: dict[str, Any]) -> dict[str, Any]:
 
 def run_embedded(train: Path, test: Path | None, args: argparse.Namespace) -> dict[str, Any]:
     task = {"train": str(train), "test": str(test) if test else None, "folds": args.folds, "seed": args.seed,
-            "oos_fraction": args.oos_fraction, "target_precision": args.target_precision}
+            "oos_fraction": args.oos_fraction, "target_precision": args.target_precision,
+            "features": args.features, "lang": args.lang,
+            "special": train == DEFAULT_SETS["shipped"][0] and not args.lang}
     out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(task)], capture_output=True,
                          text=True, check=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -281,14 +382,32 @@ def fmt(value: Any, pattern: str = "{:.1%}") -> str:
 def row(name: str, engine: str, r: dict[str, Any]) -> str:
     closed, oos = r.get("closed", {}), r.get("oos", {})
     return (f"| {name} | {engine} | {r['n_train']} | {fmt(closed.get('accuracy'))} | {fmt(closed.get('macro_f1'))} "
-            f"| {fmt(oos.get('accuracy'))} | {fmt(oos.get('oos_recall'))} | {fmt(oos.get('answered_precision'))} "
+            f"| {fmt(closed.get('answered_precision'))} | {fmt(closed.get('coverage'))} "
+            f"| {fmt(closed.get('oos_recall'))} | {fmt(oos.get('accuracy'))} | {fmt(oos.get('oos_recall'))} "
+            f"| {fmt(oos.get('answered_precision'))} "
             f"| {fmt(oos.get('oos_at_95'))} | {fmt(oos.get('coverage'))} "
             f"| {r['train_seconds']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
             f"| {r['size_bytes'] / 1e6:.1f} | {r['peak_rss_mb']:.0f} |")
 
 
-HEADER = ("| set | engine | train n | acc | macro-F1 | acc90 | oos_rec | ans_prec | oos@95 | cover | train s "
-          "| p50 ms | p99 ms | size MB | peak MB |\n" + "|---" * 15 + "|")
+HEADER = ("| set | engine | train n | acc | macro-F1 | ans_prec | cover | real_oos | acc90 | oos_rec | ans_prec90 "
+          "| oos@95 | cover90 | train s | p50 ms | p99 ms | size MB | peak MB |\n" + "|---" * 18 + "|")
+
+
+def special_table(special: dict[str, Any]) -> str:
+    long, oos, multi = special["long"], special["near_domain_oos"], special["multi"]
+    lines = [
+        "| evaluation | n | result |", "|---|---|---|",
+        f"| long letters: accuracy | {long['n']} | {fmt(long['accuracy'])} |",
+        f"| long letters: coverage (answered) | {long['n']} | {fmt(long['coverage'])} |",
+        f"| long letters: answered precision | {long['n']} | {fmt(long['answered_precision'])} |",
+        f"| near-domain out-of-scope not answered | {oos['n']} | {fmt(oos['not_answered'])} |",
+        f"| two requests: both found | {multi['n']} | {fmt(multi['both_found'])} |",
+        f"| two requests: one answered, other dropped | {multi['n']} | {fmt(multi['one_answered_other_dropped'])} |",
+    ]
+    details = [f"# long misses: {long['misses']}", f"# near-domain answered: {oos['answered']}",
+               f"# two requests found: {multi['found']}"]
+    return "\n".join(lines + details)
 
 
 def main() -> None:
@@ -304,6 +423,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--oos-fraction", type=float, default=0.1)
     parser.add_argument("--target-precision", type=float, default=0.95)
+    parser.add_argument("--features", help="embedded feature blocks besides n-grams, comma separated "
+                        "(lemmas,stems,vectors; empty: none); default: the engine's")
+    parser.add_argument("--lang", help="only examples in this language (ru or en)")
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -316,18 +438,23 @@ def main() -> None:
     if not args.skip_rasa and not use_rasa:
         print(f"# Rasa venv not found at {RASA_VENV}: Rasa rows skipped (scripts/rasa-venv.sh builds it)")
     results: dict[str, dict[str, Any]] = {}
+    specials: dict[str, dict[str, Any]] = {}
     print(HEADER, flush=True)
     server = RasaServer(RASA_VENV, rasa_config(args.rasa_epochs)) if use_rasa else None
     try:
         for name, (train, test) in sets.items():
             results[f"{name}/embedded"] = r = run_embedded(train, test, args)
             print(row(name, "embedded", r), flush=True)
+            if "special" in r:
+                specials[name] = r["special"]
             if server is not None:
                 results[f"{name}/rasa"] = r = rasa_for_set(server, train, test, args)
                 print(row(name + ("" if test else " (fold 1)"), "rasa DIET", r), flush=True)
     finally:
         if server is not None:
             server.stop()
+    for name, special in specials.items():
+        print(f"\n{name}: trained on all of it, parsed one text at a time\n{special_table(special)}")
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2))
 

@@ -37,8 +37,10 @@ import joblib
 import numpy as np
 import sklearn
 from numpy.typing import NDArray
+from scipy import sparse
 from scipy.optimize import minimize_scalar
 from scipy.special import softmax
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import f1_score, precision_recall_fscore_support
@@ -48,8 +50,18 @@ from sklearn.svm import LinearSVC
 
 from nlu.entities import EntityExtractor
 from nlu.errors import DataFormatError, ModelNotFoundError, TrainingInProgressError
-from nlu.protocol import EvaluationReport, IntentScore, ModelVersion, Parse, ProgressCallback, TrainingData
-from nlu.text import detect_language, has_letters, to_features_text
+from nlu.morph import VECTOR_SIZE, lemmatise, lemmatise_cyrillic, mean_vector, vectors_available
+from nlu.protocol import (
+    OUT_OF_SCOPE,
+    EvaluationReport,
+    IntentScore,
+    ModelVersion,
+    Parse,
+    ProgressCallback,
+    TrainingData,
+)
+from nlu.segment import clauses, clean_message, is_long, segments
+from nlu.text import detect_language, has_letters, language_certain, to_features_text
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -57,13 +69,21 @@ ACTIVE_FILE = "ACTIVE"
 HISTORY_FILE = "history.json"
 TRAIN_LOCK_FILE = ".train.lock"
 FIRST_START_LOCK_FILE = ".first-start.lock"
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 RANKING_SIZE = 5
+REQUEST_RANK = 3
+LETTER_SECOND_REQUEST = 0.995
+"""The confidence a second request read in one sentence of a letter needs (bench/nlu.py long letters: false second
+requests from context sentences scored 0.97-0.997; chosen after looking at them, so that set is optimistic)."""
+"""A request read in one sentence counts only if the whole text has it among its first this many intents."""
 UNKNOWN_WORDS_FACTOR = 0.5
 """Confidence is halved for texts without a single known word: character n-grams alone overrate gibberish."""
 PRECISION_MARGIN = 0.01
 """The threshold aims this much above the target precision: cross-validated models, trained on part of the
 data, are a little optimistic about new traffic (measured 0.2-0.8 points on banking77, hwu64 and the shipped
 data without it; bench/nlu.py)."""
+SOCIAL_INTENTS = frozenset({"greeting", "goodbye", "thanks"})
+"""Courtesies, not requests: a letter's "Hello ... Thanks!" is no second request beside its question."""
 NEVER = 1.01
 """A threshold no confidence reaches: used when the target precision cannot be met at all."""
 
@@ -89,8 +109,13 @@ class _FastScorer:
 
     def __init__(self, model: _Model) -> None:
         self.parts: list[tuple[Any, dict[str, int], NDArray[np.float64], int]] = []
+        self.dense: list[tuple[MeanWordVectors, int]] = []
         offset = 0
         for _, vectorizer in model.vectorizer.transformer_list:
+            if isinstance(vectorizer, MeanWordVectors):
+                self.dense.append((vectorizer, offset))
+                offset += VECTOR_SIZE
+                continue
             vocabulary: dict[str, int] = vectorizer.vocabulary_
             self.parts.append((vectorizer.build_analyzer(), vocabulary, vectorizer.idf_, offset))
             offset += len(vocabulary)
@@ -116,6 +141,8 @@ class _FastScorer:
             values = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * idf[index]
             values /= math.sqrt(float(values @ values))
             total += values @ self.weights[index + offset]
+        for block_vectors, offset in self.dense:
+            total += (mean_vector(features_text) * block_vectors.weight) @ self.weights[offset:offset + VECTOR_SIZE]
         return total, known_words
 
 
@@ -127,14 +154,52 @@ class _Loaded:
     scorer: _FastScorer
 
 
-def _featuriser(n_examples: int) -> FeatureUnion:
-    min_df = 2 if n_examples >= 2000 else 1
-    return FeatureUnion([
+class MeanWordVectors(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """A feature block of averaged static Russian word vectors (nlu.morph.mean_vector), times `weight`.
+
+    Holds no model: the vectors are loaded once per process from the installed package, so the pickle stays
+    small and a model trained here loads anywhere the package is installed.
+    """
+
+    def __init__(self, weight: float = 1.0) -> None:
+        self.weight = weight
+
+    def fit(self, texts: Sequence[str], y: Any = None) -> MeanWordVectors:
+        return self
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        return sparse.csr_matrix(np.vstack([mean_vector(t) for t in texts]) * self.weight)
+
+
+FEATURES = ("lemmas", "vectors")
+"""Feature blocks beyond word and character n-grams that the engine can use (bench/nlu.py --features)."""
+DEFAULT_FEATURES: tuple[str, ...] = ("lemmas",)
+"""Lemmas raise coverage at the same precision on the shipped Russian data for a second of training; averaged word
+vectors did not raise accuracy there and cost five times the training time (bench/nlu.py --features, README)."""
+VECTORS_WEIGHT = 1.0
+
+
+def _featuriser(texts: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES) -> FeatureUnion:
+    min_df = 2 if len(texts) >= 2000 else 1
+    # The Russian blocks only where there is Russian: an English-only model would get an empty vocabulary.
+    russian = sum(1 for t in texts if _CYRILLIC.search(t)) >= 2
+    blocks: list[tuple[str, Any]] = [
         ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=False,
                                   token_pattern=r"(?u)\b\w+\b")),  # noqa: S106 (not a password)
         ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, lowercase=False,
                                   min_df=min_df)),
-    ])
+    ]
+    if "lemmas" in features and russian:
+        blocks.append(("lemmas", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=False,
+                                                 preprocessor=lemmatise_cyrillic,
+                                                 token_pattern=r"(?u)\b\w+\b")))  # noqa: S106
+    if "stems" in features:
+        blocks.append(("stems", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=False,
+                                                preprocessor=lemmatise,
+                                                token_pattern=r"(?u)\b\w+\b")))  # noqa: S106
+    if "vectors" in features and russian and vectors_available():
+        blocks.append(("vectors", MeanWordVectors(VECTORS_WEIGHT)))
+    return FeatureUnion(blocks)
 
 
 def _classifier() -> LinearSVC:
@@ -175,8 +240,10 @@ class EmbeddedEngine:
     name = "embedded"
 
     def __init__(self, model_dir: Path, *, target_precision: float = 0.95, cv_folds: int = 3,
-                 oos_fraction: float = 0.1, random_state: int = 0) -> None:
+                 oos_fraction: float = 0.1, random_state: int = 0,
+                 features: Sequence[str] = DEFAULT_FEATURES) -> None:
         self.model_dir = Path(model_dir)
+        self.features = tuple(features)
         self.target_precision = target_precision
         self.cv_folds = cv_folds
         self.oos_fraction = oos_fraction
@@ -321,16 +388,18 @@ class EmbeddedEngine:
         if classes.size < 2:
             raise DataFormatError(f"training needs at least two intents with examples, got {classes.size}")
         report(0.02, "preparing text")
-        texts = [to_features_text(e.text) for e in examples]
+        texts = [to_features_text(clean_message(e.text)) for e in examples]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             report(0.05, "extracting features")
-            vectorizer = _featuriser(len(texts))
+            vectorizer = _featuriser(texts, self.features)
             matrix = vectorizer.fit_transform(texts)
             temperature, threshold, metrics = self._cross_validate(matrix, labels, classes, report)
             report(0.8, "fitting final model")
             classifier = _classifier().fit(matrix, labels)
         for _, transformer in vectorizer.transformer_list:
+            if not isinstance(transformer, TfidfVectorizer):
+                continue
             # Terms pruned by min_df are kept only for introspection and can be most of the pickle.
             transformer.stop_words_ = None
         extras = TrainingData(synonyms=dict(data.synonyms), regexes=dict(data.regexes),
@@ -366,6 +435,7 @@ class EmbeddedEngine:
             is_oos[test_idx] = np.isin(labels[test_idx], list(held))
         truth = np.searchsorted(classes, labels)
         inscope = ~is_oos
+        oos_class = int(np.searchsorted(classes, OUT_OF_SCOPE)) if OUT_OF_SCOPE in classes else -1
 
         def nll(t: float) -> float:
             p = softmax(scores[inscope] * t, axis=1)
@@ -375,15 +445,21 @@ class EmbeddedEngine:
         probs = softmax(scores * temperature, axis=1)
         confidence = probs.max(axis=1)
         predicted = probs.argmax(axis=1)
-        correct = (predicted == truth) & inscope
-        threshold = choose_threshold(confidence, correct, min(1.0, self.target_precision + PRECISION_MARGIN))
-        answered = confidence >= threshold
+        # Out-of-scope examples are real texts the bot must not answer: read as a real intent, they are wrong
+        # answers the threshold has to keep out; read as out of scope, they are never answered at all.
+        correct = (predicted == truth) & inscope & (truth != oos_class)
+        answerable = predicted != oos_class
+        threshold = choose_threshold(confidence[answerable], correct[answerable],
+                                     min(1.0, self.target_precision + PRECISION_MARGIN))
+        answered = (confidence >= threshold) & answerable
         metrics = {
             "folds": folds,
             "accuracy": float((predicted[inscope] == truth[inscope]).mean()) if inscope.any() else None,
             "answered_precision": float(correct[answered].mean()) if answered.any() else None,
             "coverage": float(answered[inscope].mean()) if inscope.any() else None,
             "oos_recall": float((~answered[is_oos]).mean()) if is_oos.any() else None,
+            "out_of_scope_not_answered": float((~answered[truth == oos_class]).mean())
+            if oos_class >= 0 else None,
             "simulated_oos_examples": int(is_oos.sum()),
         }
         return temperature, threshold, metrics
@@ -396,26 +472,69 @@ class EmbeddedEngine:
         if loaded is None or not has_letters(text[:4000]):
             return Parse(text=text, intent=None, confidence=0.0, confident=False, language=language,
                          entities=loaded.extractor.extract(text) if loaded else (),
-                         model_version=loaded.version if loaded else None)
+                         model_version=loaded.version if loaded else None,
+                         language_certain=language_certain(text))
+        classes, threshold = loaded.model.classes, loaded.model.threshold
+        body = clean_message(text)
+        probs = self._probs(loaded, body, language)
+        top = int(probs.argmax())
+        confidence = float(probs[top])
+        # Each sentence (or clause of a chat line) on its own: a request among context sentences is read as
+        # surely as a one-liner, and a second request in the same message is found instead of dropped.
+        requests: dict[str, float] = {}
+        parts = segments(body) if is_long(text) else clauses(body)
+        if len(parts) > 1:
+            for part in parts:
+                part_probs = self._probs(loaded, part, language)
+                best = int(part_probs.argmax())
+                name, value = str(classes[best]), float(part_probs[best])
+                if value >= threshold and name != OUT_OF_SCOPE and name not in SOCIAL_INTENTS:
+                    requests[name] = max(value, requests.get(name, 0.0))
+            # A sentence alone can sound like a request it is not ("We are at 12 Elm Close" like opening hours):
+            # a request counts only if the whole text ranks it among its first few too.
+            leading = {str(classes[i]) for i in np.argsort(-probs)[:REQUEST_RANK]}
+            requests = {n: c for n, c in requests.items() if n in leading}
+            if is_long(text) and len(requests) > 1:
+                # A letter's context sentences ("Кабель проверили, роутер перезагружали") sound like requests
+                # more often than a chat line's clauses: a second request in a letter must be surer.
+                first = max(requests, key=lambda n: requests[n])
+                requests = {n: c for n, c in requests.items() if n == first or c >= LETTER_SECOND_REQUEST}
+        name = str(classes[top])
+        if name == OUT_OF_SCOPE or (name in SOCIAL_INTENTS and confidence >= threshold and not requests):
+            pass  # out of scope as a whole, or only a greeting / thanks: the whole text says it
+        elif name in requests or (confidence >= threshold and name not in SOCIAL_INTENTS):
+            confidence = max(confidence, requests.get(name, 0.0))
+            requests[name] = confidence
+        elif requests and is_long(text):
+            # The whole letter is unsure but one of its sentences is a clear request: that is the request.
+            name, confidence = max(requests.items(), key=lambda kv: kv[1])
+            top = int(np.searchsorted(classes, name))
+        confident = confidence >= threshold and name != OUT_OF_SCOPE
+        order = [int(i) for i in np.argsort(-probs)[:RANKING_SIZE] if int(i) != top]
+        ranking = (IntentScore(name, confidence),
+                   *(IntentScore(str(classes[i]), float(probs[i])) for i in order[: RANKING_SIZE - 1]))
+        found: tuple[IntentScore, ...] = (IntentScore(name, confidence),) if confident else ()
+        found += tuple(IntentScore(n, c) for n, c in sorted(requests.items(), key=lambda kv: -kv[1]) if n != name)
+        return Parse(
+            text=text, intent=name, confidence=confidence, confident=confident, language=language, ranking=ranking,
+            entities=loaded.extractor.extract(text), model_version=loaded.version,
+            requests=found if confident or len(found) > 1 else (), language_certain=language_certain(text),
+        )
+
+    @staticmethod
+    def _probs(loaded: _Loaded, text: str, language: str) -> NDArray[np.float64]:
         scores, known_words = loaded.scorer.scores(to_features_text(text, language))
         scaled = scores * loaded.model.temperature
-        probs = np.exp(scaled - scaled.max())  # softmax of one row; scipy's costs more than the arithmetic
+        probs: NDArray[np.float64] = np.exp(scaled - scaled.max())  # softmax of one row: cheaper than scipy's
         probs /= probs.sum()
         if not known_words:
             probs = probs * UNKNOWN_WORDS_FACTOR
-        order = np.argsort(-probs)[:RANKING_SIZE]
-        ranking = tuple(IntentScore(str(loaded.model.classes[i]), float(probs[i])) for i in order)
-        top = ranking[0]
-        return Parse(
-            text=text, intent=top.name, confidence=top.confidence,
-            confident=top.confidence >= loaded.model.threshold, language=language, ranking=ranking,
-            entities=loaded.extractor.extract(text), model_version=loaded.version,
-        )
+        return probs
 
     @staticmethod
     def probabilities(model: _Model, texts: Sequence[str]) -> NDArray[np.float64]:
         """Calibrated intent probabilities for a batch of texts (the sklearn path; parse uses _FastScorer)."""
-        matrix = model.vectorizer.transform([to_features_text(t) for t in texts])
+        matrix = model.vectorizer.transform([to_features_text(clean_message(t)) for t in texts])
         decision = model.classifier.decision_function(matrix)
         if decision.ndim == 1:
             decision = np.column_stack([-decision, decision])
@@ -577,6 +696,7 @@ def evaluate_predictions(model: _Model, probs: NDArray[np.float64], truth: Seque
         confidence=probs.max(axis=1),
         threshold=model.threshold,
         known_intents=model.classes.tolist(),
+        answered=(probs.max(axis=1) >= model.threshold) & (model.classes[probs.argmax(axis=1)] != OUT_OF_SCOPE),
     )
 
 

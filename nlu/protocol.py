@@ -9,6 +9,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from nlu.text import detect_language
 
+OUT_OF_SCOPE = "out_of_scope"
+"""The intent of near-domain messages the bot must not answer (other operators' offers, jobs, press, dealers,
+equipment resale, chit-chat): trained like any intent, so its examples pull such texts away from the intents they
+resemble, but never confident, so a parse that lands on it goes to a person. Admins add examples in the console."""
+
 ProgressCallback = Callable[[float, str], None]
 """Called with (fraction done in [0, 1], human-readable stage) during long jobs."""
 
@@ -36,6 +41,10 @@ class Parse:
 
     `intent` is the top intent (None when the text is empty or nothing fits); `confident` says whether the
     engine's calibrated confidence clears the threshold chosen for the target precision of automatic answers.
+    `requests` are the distinct requests read confidently in the text, the top one first: two or more mean a
+    message that asks several things (each sentence or clause scored alone); empty when nothing is sure.
+    `language_certain` is False when the text does not tell its language (no words, mixed scripts, only words
+    both languages share): the customer's earlier language is the better guess then.
     """
 
     text: str
@@ -46,6 +55,8 @@ class Parse:
     ranking: tuple[IntentScore, ...] = ()
     entities: tuple[Entity, ...] = ()
     model_version: str | None = None
+    requests: tuple[IntentScore, ...] = ()
+    language_certain: bool = True
 
     def entity(self, type_: str) -> Entity | None:
         """First entity of a type, if any."""

@@ -79,6 +79,21 @@ def detect_language(text: str, default: str = "ru") -> str:
     return "ru" if votes / len(words) >= 0.34 else "en"
 
 
+def language_certain(text: str) -> bool:
+    """Whether the text itself tells its language: enough letters, one script clearly ahead, and for Latin
+    text at least one word that is not shared by both languages ("ok", "wifi", "sms" are not)."""
+    sample = text[:MAX_TEXT_CHARS]
+    cyr = len(_CYRILLIC.findall(sample))
+    lat = len(_LATIN.findall(sample))
+    if cyr + lat < 3:
+        return False
+    if cyr and lat and min(cyr, lat) * 3 > max(cyr, lat):
+        return False  # "ok спс thx", half and half: either language could be the customer's
+    if cyr >= lat:
+        return True
+    return any(w not in _NEUTRAL_WORDS for w in re.findall(r"[a-z]+", sample.lower()) if len(w) > 1)
+
+
 _TRANSLIT_MAP = (
     ("shch", "щ"), ("sch", "щ"), ("zh", "ж"), ("kh", "х"), ("ch", "ч"), ("sh", "ш"), ("ts", "ц"),
     ("yu", "ю"), ("ya", "я"), ("yo", "е"), ("ye", "е"), ("iy", "ий"), ("yi", "ый"), ("yy", "ый"),

@@ -53,6 +53,21 @@ class ContractInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Request:
+    """One of several requests read in one message, with what the bot could do with it alone."""
+
+    intent: str
+    faq_answer: str | None = None
+    intent_action: IntentAction | None = None
+
+    @property
+    def answerable(self) -> bool:
+        """An FAQ the bot answers on its own; anything else (a person, a lookup, a hand-over) needs the queue."""
+        action = self.intent_action or (IntentAction.answer if self.faq_answer else IntentAction.escalate)
+        return action == IntentAction.answer and bool(self.faq_answer) and self.intent != HANDOFF_INTENT
+
+
+@dataclass(frozen=True, slots=True)
 class DecisionContext:
     parse: Parse | None  # None: the NLU engine was unavailable
     ticket_status: TicketStatus
@@ -74,6 +89,8 @@ class DecisionContext:
     agent_answered: bool = False
     self_service_while_waiting: bool = False
     waiting_notice_allowed: bool = True
+    # Two or more requests read in this one message (the parse's `requests`), top one first; empty for one.
+    requests: tuple[Request, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +102,7 @@ class Decision:
     reply_text: str | None = None  # an FAQ answer, already in the customer's language
     priority: Priority | None = None
     failed_answer: bool = False  # the answer asks again / did not find: two in a row escalate
+    intents: tuple[str, ...] = ()  # every request of a message that asked several things, for the ticket
 
 
 WITH_HUMANS = (TicketStatus.open, TicketStatus.pending)
@@ -100,6 +118,8 @@ def decide(ctx: DecisionContext) -> Decision:
         return _waiting(ctx, intent, priority)
     if parse is None:
         return Decision(Action.escalate, "nlu_unavailable", reply_key="nlu_unavailable")
+    if len(ctx.requests) > 1:
+        return _several_requests(ctx, priority)
     if intent is None:
         return Decision(Action.escalate, "low_confidence", route_intent=parse.intent, reply_key="escalated")
     action = ctx.intent_action or (IntentAction.answer if ctx.faq_answer else IntentAction.escalate)
@@ -126,6 +146,22 @@ def decide(ctx: DecisionContext) -> Decision:
                             priority=priority)
         return Decision(Action.answer, "faq", route_intent=intent, reply_text=ctx.faq_answer, priority=priority)
     return Decision(Action.escalate, "needs_human", route_intent=intent, reply_key="escalated", priority=priority)
+
+
+def _several_requests(ctx: DecisionContext, priority: Priority | None) -> Decision:
+    """A message asking several things: the FAQs among them are answered, and whatever needs a person goes to the
+    queue with every request on record, so no request is answered while another is silently dropped."""
+    answerable = [r for r in ctx.requests if r.answerable]
+    rest = [r for r in ctx.requests if not r.answerable]
+    intents = tuple(r.intent for r in ctx.requests)
+    answers = "\n\n".join(r.faq_answer for r in answerable if r.faq_answer) or None
+    if any(r.intent == COMPLAINT_INTENT for r in ctx.requests):
+        priority = Priority.high
+    if not rest:
+        return Decision(Action.answer, "several_faqs", route_intent=intents[0], reply_text=answers,
+                        priority=priority, intents=intents)
+    return Decision(Action.escalate, "several_requests", route_intent=rest[0].intent, reply_key="escalated",
+                    reply_text=answers, priority=priority, intents=intents)
 
 
 def _waiting(ctx: DecisionContext, intent: str | None, priority: Priority | None) -> Decision:

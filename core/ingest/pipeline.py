@@ -42,6 +42,7 @@ from core.decision.policy import (
     Decision,
     DecisionContext,
     OrderInfo,
+    Request,
     decide,
 )
 from core.errors import ConflictError, ValidationFailedError
@@ -262,8 +263,13 @@ class IngestPipeline:
         ticket, threading, survey = await self._thread(session, look, customer, identity, inbound)
         look.placed[(inbound.channel, inbound.external_message_id)] = ticket
 
-        language = (parse.language if parse and parse.text.strip() else None) or inbound.language_hint \
-            or ticket.language or customer.language
+        # A text that does not tell its language ("ok", "?", "wifi", half and half) is answered in the language
+        # the customer used before (this ticket, then their profile), not in the engine's default guess.
+        said = parse.language if parse and parse.text.strip() else None
+        if said is not None and parse is not None and parse.language_certain:
+            language: str | None = said
+        else:
+            language = ticket.language or customer.language or inbound.language_hint or said
         now = utcnow()
         ticket.identity = identity
         ticket.last_customer_message_at = ticket.last_customer_message_at or now
@@ -420,7 +426,8 @@ class IngestPipeline:
                 look.contracts[c.number] = c
                 if c.customer_id in owners:
                     look.contracts_of[c.customer_id].append(c)
-        if look.actions is None and any(w.parse is not None and w.parse.confident for w in works):
+        if look.actions is None and any(w.parse is not None and (w.parse.confident or len(w.parse.requests) > 1)
+                                        for w in works):
             look.actions = await self.actions.get(session)
         if look.routing is None and any(w.ticket.status in WITH_HUMANS and w.ticket.team_id is not None
                                         and w.parse is not None and w.parse.confident
@@ -511,7 +518,9 @@ class IngestPipeline:
             "entities": [{"type": e.type, "value": e.value, "start": e.start, "end": e.end}
                          for e in (parse.entities if parse else ())],
             "extra": {**inbound.extra, "action": work.action.value, "reason": work.reason,
-                      **({"contract": work.contract} if work.contract else {})},
+                      **({"contract": work.contract} if work.contract else {}),
+                      **({"requests": [{"intent": r.name, "confidence": r.confidence} for r in parse.requests]}
+                         if parse is not None and len(parse.requests) > 1 else {})},
             "in_reply_to_id": None, "created_at": inbound.received_at,
         }
 
@@ -534,6 +543,12 @@ class IngestPipeline:
         declared = look.actions.action_for(intent, faq is not None) if intent and look.actions else None
         team = self._team_of(look, ticket)
         notice_gap = timedelta(minutes=self.settings.waiting_notice_minutes)
+        requests: tuple[Request, ...] = ()
+        if parse is not None and len(parse.requests) > 1:
+            answers = {r.name: self.responses(r.name, work.language or "en") for r in parse.requests}
+            requests = tuple(Request(r.name, answers[r.name], look.actions.action_for(r.name, answers[r.name]
+                                                                                      is not None)
+                                     if look.actions else None) for r in parse.requests)
         return DecisionContext(
             parse=parse, ticket_status=ticket.status, assigned=ticket.assignee_id is not None,
             failed_bot_answers=ticket.failed_bot_answers, last_bot_intent=look.last_bot_intent.get(id(ticket)),
@@ -543,13 +558,19 @@ class IngestPipeline:
             self_service_while_waiting=team is not None and team.bot_answers_while_waiting,
             waiting_notice_allowed=ticket.waiting_notice_at is None
             or ticket.waiting_notice_at <= utcnow() - notice_gap,
+            requests=requests,
         )
 
     async def _apply(self, session: AsyncSession, look: _Lookups, ticket: Ticket, decision: Decision,
                      ctx: DecisionContext, language: str | None) -> _Reply | None:
         """Apply the decision to the ticket; the bot's answer to send, if any."""
         parse = ctx.parse
-        if parse is not None and parse.confident and decision.action in (Action.answer, Action.escalate):
+        if decision.intents and parse is not None:
+            # Several requests: the ticket carries the one its queue works on; the message row lists them all.
+            ticket.intent = decision.route_intent
+            ticket.intent_confidence = next((r.confidence for r in parse.requests
+                                             if r.name == decision.route_intent), parse.confidence)
+        elif parse is not None and parse.confident and decision.action in (Action.answer, Action.escalate):
             ticket.intent = parse.intent
             ticket.intent_confidence = parse.confidence
         if decision.priority is not None and decision.priority.rank > ticket.priority.rank:

@@ -19,6 +19,7 @@ from core.errors import ValidationFailedError
 from core.nlu_admin import repository, service
 from core.nlu_admin.models import IntentActionRule
 from core.users.models import User
+from nlu.protocol import OUT_OF_SCOPE
 
 DEFAULT_ACTIONS: dict[str, IntentAction] = {
     # The shipped answers of these say "I am passing this to a specialist": say it, then really pass it on.
@@ -29,6 +30,8 @@ DEFAULT_ACTIONS: dict[str, IntentAction] = {
     HANDOFF_INTENT: IntentAction.escalate,
     ORDER_INTENT: IntentAction.self_service,
     CONTRACT_INTENT: IntentAction.self_service,  # the contract's end date and tariff from its record
+    # Near-domain questions the bot must not answer (nlu.protocol.OUT_OF_SCOPE): a person reads them.
+    OUT_OF_SCOPE: IntentAction.escalate,
 }
 # What an intent may be declared beyond the rule for all: the hand-over request always reaches a person, and
 # self-service exists only where the bot has a lookup (the order status, the customer's contract).
