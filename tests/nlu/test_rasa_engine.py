@@ -6,6 +6,7 @@ skipped when the venv is missing; under CI (CI is set) a missing venv fails the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -98,13 +99,18 @@ def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.mark.slow(seconds=95)  # starts and trains a real Rasa server: scheduled first
 async def test_real_rasa_server_trains_and_parses(rasa_server: str, default_data: TrainingData,
                                                   tmp_path: Path) -> None:
-    engine = RasaEngine(rasa_server, timeout_seconds=30, extras=default_data,
+    # The shipped one-liners (every intent, both languages), without the generated letter-length examples: DIET's
+    # training time grows with the text, and this test proves the engine's protocol with a real server, not
+    # Rasa's accuracy on letters (bench/nlu.py measures that).
+    data = dataclasses.replace(default_data, examples=[e for e in default_data.examples if len(e.text) < 120])
+    assert data.intents == default_data.intents
+    engine = RasaEngine(rasa_server, timeout_seconds=30, extras=data,
                         versions_file=tmp_path / "rasa-versions.json")
     try:
         assert (await engine.version()).startswith("3.6")
         assert (await engine.status())["model_file"] is None
         stages: list[str] = []
-        training = engine.train(default_data, lambda _f, stage: stages.append(stage))
+        training = engine.train(data, lambda _f, stage: stages.append(stage))
         version = await training
         assert version
         assert stages[-1] == "done"
@@ -134,7 +140,7 @@ async def test_real_rasa_server_trains_and_parses(rasa_server: str, default_data
         }
         right = sum([(await engine.parse(text)).intent == intent for text, intent in cases.items()])
         assert right >= 4
-        report = await engine.evaluate(TrainingData(examples=default_data.examples[::20]))
+        report = await engine.evaluate(TrainingData(examples=data.examples[::20]))
         assert report.accuracy >= 0.8
     finally:
         await engine.aclose()
