@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime
 
-from api.deps import Agent, DbSession, IdQuery, Offset, State
+from api.deps import Agent, DbSession, IdQuery, State
 from api.openapi import CONFLICT
 from core.csat import service as csat
 from core.db.base import MAX_ID, parse_id
@@ -90,7 +90,9 @@ async def list_tickets(
     cursor: Annotated[str | None, Query(max_length=200, description=(
         "The next_cursor of the previous page (lists without q). Prefer it to offset: it costs the same on every "
         "page and never skips or repeats a ticket while new ones arrive."))] = None,
-    offset: Offset = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID, description=(
+        f"How many items to skip, at most {service.MAX_OFFSET:,} (422 beyond: use cursor). Kept for older clients: "
+        "a deep offset reads every row it skips."))] = 0,
 ) -> TicketPage:
     assignee_id: int | None = None
     unassigned = False

@@ -85,6 +85,20 @@ async def test_offset_pages_still_work_and_count_is_reported(
     assert first["next_cursor"]
 
 
+async def test_an_offset_past_the_cap_is_422_pointing_to_the_cursor(
+        app_client: httpx.AsyncClient, agent: tuple[User, dict[str, str]],
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    _, headers = agent
+    await add_tickets(sessionmaker, 2, waited_since=T0)
+    at_cap = await app_client.get("/tickets", params={"offset": 10_000}, headers=headers)
+    assert at_cap.status_code == 200 and at_cap.json()["items"] == []
+    for params in ({"offset": 10_001}, {"offset": 100_000, "q": "hello"}):
+        response = await app_client.get("/tickets", params=params, headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "validation_failed"
+        assert "cursor" in response.json()["message"]
+
+
 async def test_bad_cursors_are_422(app_client: httpx.AsyncClient, agent: tuple[User, dict[str, str]],
                                    sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     _, headers = agent
