@@ -40,8 +40,8 @@ async def board(session: AsyncSession, *, now: datetime, offline_after: timedelt
     # of a per-day count over the tickets table (a scan of a year of tickets, 345-750 ms on the year bench).
     since = (now.astimezone(UTC) - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     created: dict[date, int] = defaultdict(int)
-    for (_key, hour), tickets in (await kpis.hourly_tickets(session, CountDimension.channel, start=since)).items():
-        created[hour.date()] += tickets
+    for (_key, hour), count in (await kpis.hourly_tickets(session, CountDimension.channel, start=since)).items():
+        created[hour.date()] += count
     per_day = []
     for i in range(days):
         d = (since + timedelta(days=i)).date()
