@@ -65,8 +65,8 @@ def upgrade() -> None:
                          f"{time.monotonic() - started:.0f} s")
             _say(f"{table}: {done:,} rows filled in {time.monotonic() - started:.0f} s")
             # Every row was updated: its old version is dead, in the table and in each of its indexes. Left to
-            # autovacuum, the inbox's index scans wade through them (measured: list pages 5-10x slower after the
-            # backfill on the year bench); a vacuum now also gives the planner the new column's statistics.
+            # autovacuum (which had not come by on the year bench), the inbox's index scans wade through them; a
+            # vacuum now also gives the planner the new column's statistics.
             started = time.monotonic()
             op.execute(f"VACUUM (ANALYZE) {table}")
             _say(f"{table}: vacuumed in {time.monotonic() - started:.0f} s")
