@@ -7,11 +7,13 @@ import json
 import math
 import re
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Header, Query, Request
+from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
@@ -218,30 +220,59 @@ async def home() -> Response:
 INBOX_SORTS = ("waiting", "due")
 
 
-def _inbox_filter_args(user: User, view: str, queue: str | None, status: str | None, priority: str | None,
-                       channel: str | None, assignee: str | None, q: str | None, sort: str = "waiting"
+@dataclass(frozen=True)
+class InboxFields:
+    """The inbox filter form's fields beyond the view, as typed (unknown values filter nothing)."""
+
+    queue: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    channel: str | None = None
+    assignee: str | None = None
+    q: str | None = None
+    intent: str | None = None
+    created_from: str | None = None  # a local date (YYYY-MM-DD) of the report time zone, inclusive
+    created_to: str | None = None
+
+    def as_form(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) or "" for f in fields(self)}
+
+
+def _local_day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:  # the form's date input sends ISO dates; anything else filters nothing
+        return None
+
+
+def _inbox_filter_args(user: User, view: str, form: InboxFields, zone: ZoneInfo, sort: str = "waiting"
                        ) -> tuple[str, Any, dict[str, str]]:
     view = view if view in ticket_service.INBOX_VIEWS else "all"
+    status, priority, assignee = form.status, form.priority, form.assignee
     statuses = [TicketStatus(status)] if status and status in TicketStatus.__members__ else []
     priorities = [Priority(priority)] if priority and priority in Priority.__members__ else []
-    extra: dict[str, Any] = {"priority": tuple(priorities), "team_slug": queue or None,
-                             "channel": channel or None, "query": (q or "").strip()[:200] or None}
+    extra: dict[str, Any] = {"priority": tuple(priorities), "team_slug": form.queue or None,
+                             "channel": form.channel or None, "query": (form.q or "").strip()[:200] or None,
+                             "intent": (form.intent or "").strip()[:100] or None}
+    # Days as the supervisors' reports count them (kpi_time_zone): from its first moment to the end of the last.
+    if (first := _local_day(form.created_from)) is not None:
+        extra["created_after"] = datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC)
+    if (last := _local_day(form.created_to)) is not None:
+        extra["created_before"] = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     if assignee == "mine":
         extra["assignee_id"] = user.id
     elif assignee == "unassigned":
         extra["unassigned"] = True
     flt = ticket_service.inbox_filter(view, user, status=statuses, **extra)
-    params = {k: v for k, v in {"view": view, "queue": queue, "status": status, "priority": priority,
-                                "channel": channel, "assignee": assignee, "q": q,
-                                "sort": sort if sort != "waiting" else None}.items() if v}
+    params = {k: v for k, v in {"view": view, **form.as_form(), "sort": sort if sort != "waiting" else None}.items()
+              if v}
     return view, flt, params
 
 
-async def _inbox_context(session: DbSession, state: State, user: User, view: str, queue: str | None, status: str | None,
-                         priority: str | None, channel: str | None, assignee: str | None, q: str | None,
+async def _inbox_context(session: DbSession, state: State, user: User, view: str, form: InboxFields,
                          page: int, sort: str = "waiting", cursor: str | None = None) -> dict[str, Any]:
     sort = sort if sort in INBOX_SORTS else "waiting"
-    view, flt, params = _inbox_filter_args(user, view, queue, status, priority, channel, assignee, q, sort)
+    view, flt, params = _inbox_filter_args(user, view, form, ZoneInfo(state.settings.core.kpi_time_zone), sort)
     searching = flt.query is not None
     # A list continues from its cursor (keyset); a search's ranked, bounded results page by number.
     found = await ticket_service.search(session, flt, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE if searching
@@ -257,38 +288,42 @@ async def _inbox_context(session: DbSession, state: State, user: User, view: str
         "live_query": urlencode({**params, **({"cursor": cursor} if cursor and not searching else {}),
                                  **({"page": page} if searching and page > 1 else {})}),
         "pages": max(1, (found.total + PAGE_SIZE - 1) // PAGE_SIZE),
-        "filters": {"queue": queue or "", "status": status or "", "priority": priority or "",
-                    "channel": channel or "", "assignee": assignee or "", "q": q or "", "sort": sort},
+        "filters": {**form.as_form(), "sort": sort},
     }
 
 
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 
+Field = Annotated[str | None, Query(max_length=100)]
+
+
+def inbox_fields(queue: Field = None, status: Field = None, priority: Field = None, channel: Field = None,
+                 assignee: Field = None, q: Annotated[str | None, Query(max_length=200)] = None,
+                 intent: Field = None, created_from: Annotated[str | None, Query(max_length=10)] = None,
+                 created_to: Annotated[str | None, Query(max_length=10)] = None) -> InboxFields:
+    return InboxFields(queue, status, priority, channel, assignee, q, intent, created_from, created_to)
+
+
+InboxForm = Annotated[InboxFields, Depends(inbox_fields)]
+
+
 @router.get("/inbox")
-async def inbox(request: Request, session: DbSession, state: State, user: ConsoleUser, view: str = "all",
-                queue: str | None = None, status: str | None = None, priority: str | None = None,
-                channel: str | None = None, assignee: str | None = None,
-                q: Annotated[str | None, Query(max_length=200)] = None,
-                page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting",
+async def inbox(request: Request, session: DbSession, state: State, user: ConsoleUser, form: InboxForm,
+                view: str = "all", page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting",
                 cursor: Cursor = None) -> Response:
-    ctx = await _inbox_context(session, state, user, view, queue, status, priority, channel, assignee, q, page,
-                               sort, cursor)
+    ctx = await _inbox_context(session, state, user, view, form, page, sort, cursor)
     ctx.update(teams=await users.list_teams(session), channels=await ticket_service.channels_in_use(session),
-               statuses=list(TicketStatus), priorities=list(Priority))
+               statuses=list(TicketStatus), priorities=list(Priority), intents=await routing.known_intents(session))
     return render(request, "inbox.html", ctx)
 
 
 @router.get("/inbox/rows")
-async def inbox_rows(request: Request, session: DbSession, state: State, user: ConsoleUser, view: str = "all",
-                     queue: str | None = None, status: str | None = None, priority: str | None = None,
-                     channel: str | None = None, assignee: str | None = None,
-                     q: Annotated[str | None, Query(max_length=200)] = None,
-                     page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting",
+async def inbox_rows(request: Request, session: DbSession, state: State, user: ConsoleUser, form: InboxForm,
+                     view: str = "all", page: Annotated[int, Query(ge=1, le=10_000)] = 1, sort: str = "waiting",
                      cursor: Cursor = None) -> Response:
     """The live part of the inbox (view tabs with counts and the table), re-fetched on every change."""
-    ctx = await _inbox_context(session, state, user, view, queue, status, priority, channel, assignee, q, page,
-                               sort, cursor)
+    ctx = await _inbox_context(session, state, user, view, form, page, sort, cursor)
     return render(request, "_inbox_live.html", ctx)
 
 

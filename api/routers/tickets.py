@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime
 
-from api.deps import Agent, DbSession, IdQuery, Offset, State
+from api.deps import Agent, DbSession, IdQuery, State
 from api.openapi import CONFLICT
 from core.csat import service as csat
 from core.db.base import MAX_ID, parse_id
@@ -81,16 +81,20 @@ async def list_tickets(
     = None,
     created_to: Annotated[AwareDatetime | None, Query(description="Created before (ISO 8601 with zone)")] = None,
     q: Annotated[str | None, Query(max_length=200, description=(
-        "Search: words (every one must appear; Russian and English word forms match), \"a quoted phrase\", "
+        "Search: words (every one must appear in one text, or one of them in the customer's name and the others in "
+        "one text; Russian and English word forms match), \"a quoted phrase\", "
         "prefix*, an e-mail, a phone, a ticket number (T-000123), an order number. Results are ranked by "
         "relevance (`sort` is ignored) and each item says where it matched (`match`)."))] = None,
     sort: Annotated[Literal["waiting", "due", "newest", "updated"], Query(
         description="waiting: longest-waiting customer first; due: nearest SLA due time first")] = "waiting",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200, description=(
-        "The next_cursor of the previous page (lists without q). Prefer it to offset: it costs the same on every "
-        "page and never skips or repeats a ticket while new ones arrive."))] = None,
-    offset: Offset = 0,
+        "The next_cursor of the previous page (of a list, or of a search with the same q). Prefer it to offset: "
+        "a list's page costs the same however deep, and neither skips nor repeats a ticket while new ones arrive "
+        "(a search's results: each source is its newest 1,000 matches, see total_is_capped)."))] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID, description=(
+        f"How many items to skip, at most {service.MAX_OFFSET:,} (422 beyond: use cursor). Kept for older clients: "
+        "a deep offset reads every row it skips."))] = 0,
 ) -> TicketPage:
     assignee_id: int | None = None
     unassigned = False

@@ -320,6 +320,19 @@ def day_range(first: date, last: date) -> ColumnElement[bool]:
     return and_(KpiRollup.grain == "d", KpiRollup.period >= first, KpiRollup.period <= last)
 
 
+async def hourly_tickets(session: AsyncSession, dimension: str, *, hours: Collection[datetime] | None = None,
+                         start: datetime | None = None, end: datetime | None = None) -> Sequence[Any]:
+    """(key, hour, tickets) of `dimension`'s hours with tickets: just `hours`, or every hour in [start, end)."""
+    where: list[ColumnElement[bool]] = [KpiHourly.dimension == dimension, KpiHourly.tickets > 0]
+    if hours is not None:
+        where.append(KpiHourly.hour.in_(list(hours)))
+    if start is not None:
+        where.append(KpiHourly.hour >= start)
+    if end is not None:
+        where.append(KpiHourly.hour < end)
+    return (await session.execute(select(KpiHourly.key, KpiHourly.hour, KpiHourly.tickets).where(*where))).all()
+
+
 async def hourly_totals(session: AsyncSession, dimension: str, start: datetime, end: datetime
                         ) -> dict[str, tuple[int, int]]:
     """Per key: (tickets, escalations) summed over the hours of `dimension` in [start, end)."""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.kpis.models import KpiHourly
 from core.problems.models import NOT_UNDERSTOOD_SQL, HandledMessage, ProblemAlert
 from core.tickets.models import Message
 
@@ -63,22 +62,6 @@ async def mark_handled(session: AsyncSession, rows: Sequence[dict[str, object]])
             "intent": stmt.excluded.intent, "example": stmt.excluded.example,
             "handled_by": stmt.excluded.handled_by, "handled_at": stmt.excluded.handled_at})
         await session.execute(stmt)
-
-
-# --- volumes ---------------------------------------------------------------------------------------------------
-
-
-async def hourly_volumes(session: AsyncSession, dimension: str, hours: Collection[datetime]
-                         ) -> dict[tuple[str, datetime], int]:
-    """(key, hour) -> tickets of the KPI engine's hourly volumes for just these UTC hours (keys with none left out).
-
-    Kept here rather than `core.kpis.service.counts(bucket="hour")`: the rising check wants the same few hours of
-    each of the last days (by default 2 of every 24: 30 hours), counts reads every hour of a range (338)."""
-    rows = (await session.execute(
-        select(KpiHourly.key, KpiHourly.hour, KpiHourly.tickets)
-        .where(KpiHourly.dimension == dimension, KpiHourly.hour.in_(list(hours)), KpiHourly.key != "",
-               KpiHourly.tickets > 0))).all()
-    return {(str(key), hour.astimezone(UTC)): int(tickets) for key, hour, tickets in rows}
 
 
 # --- alerts ---------------------------------------------------------------------------------------------------

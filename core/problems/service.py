@@ -141,15 +141,16 @@ async def volumes(session: AsyncSession, dimension: Dimension, now: datetime, se
     """Every key's ticket volume in the window (the last `rising_window_hours` hour buckets, the current one in
     part) and, for each of the previous `rising_baseline_days` days, the volume of the same hours, the current
     hour's bucket weighed by the part of it that has passed today (like with like). Read from the KPI engine's
-    hourly volumes (the hours `core.kpis.service.counts` returns), only the (days + 1) x window hours it needs."""
+    hourly volumes (core.kpis.service.hourly_tickets), only the (days + 1) x window hours it needs."""
     hour = now.replace(minute=0, second=0, microsecond=0)
     passed = (now - hour).total_seconds() / 3600
     window = settings.rising_window_hours
     days = settings.rising_baseline_days
     wanted = [hour - timedelta(days=d, hours=h) for d in range(days + 1) for h in range(window)]
     per_key: dict[str, dict[datetime, int]] = defaultdict(dict)
-    for (key, at), tickets in (await repository.hourly_volumes(session, dimension.value, wanted)).items():
-        per_key[key][at] = tickets
+    for (key, at), tickets in (await kpis.hourly_tickets(session, dimension.value, hours=wanted)).items():
+        if key:  # tickets without an intent are no problem of their own
+            per_key[key][at] = tickets
     found = {}
     for key, buckets in per_key.items():
         count = sum(buckets.get(hour - timedelta(hours=h), 0) for h in range(window))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import date, datetime
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,13 +33,6 @@ async def longest_waiting_unassigned(session: AsyncSession, statuses: Collection
     )).first()
 
 
-async def created_per_day(session: AsyncSession, since: datetime) -> dict[str, int]:
-    """Tickets created per day since `since`, keyed by ISO date."""
-    day = func.date(Ticket.created_at)
-    rows = (await session.execute(select(day, func.count()).where(Ticket.created_at >= since).group_by(day))).all()
-    return {_day_key(k): int(v) for k, v in rows}
-
-
 async def count_by_status(session: AsyncSession, statuses: Collection[TicketStatus]) -> dict[str, int]:
     rows = (await session.execute(
         select(Ticket.status, func.count()).where(Ticket.status.in_(list(statuses)),
@@ -57,12 +49,3 @@ async def longest_waiting(session: AsyncSession, statuses: Collection[TicketStat
         .order_by(Ticket.last_customer_message_at.is_(None), Ticket.last_customer_message_at, Ticket.id)
         .limit(limit)
     )).all()
-
-
-def _day_key(value: object) -> str:
-    # SQLite's date() gives text, PostgreSQL's a date.
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)[:10]

@@ -16,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.customers.models import ChannelIdentity, Customer
 from core.orders.models import Order
-from core.search.indexes import TS_CONFIG
+from core.search.indexes import SQLITE_FTS, TS_CONFIG, TSV_COLUMN
 from core.search.query import SearchQuery, fts5_query, pg_tsquery, stem
 from core.tickets.models import Message, Note, Ticket
 from core.tickets.repository import TicketFilter, conditions
 
 # Weights of where a ticket matched: an identifier names the ticket, the subject sums it up, a message or note
-# mentions it. Text ranks (ts_rank_cd on PostgreSQL, bm25 on SQLite) are scaled into 0..1 before the weight.
+# mentions it. Text ranks (ts_rank_cd on PostgreSQL, text length on SQLite) are scaled into 0..1 before the weight.
 Rows = Select[*tuple[Any, ...]]
 """A candidate query: (ticket id, source, message or note id, text rank)."""
 
@@ -42,8 +42,20 @@ def _ticket_scope(flt: TicketFilter) -> list[ColumnElement[bool]]:
     return [*conditions(flt), Customer.erased_at.is_(None)]
 
 
-def _scoped(stmt: Rows, flt: TicketFilter) -> Rows:
-    return stmt.join(Customer, Customer.id == Ticket.customer_id).where(*_ticket_scope(flt))
+def _scoped(stmt: Rows, flt: TicketFilter, extra: Sequence[ColumnElement[bool]] = ()) -> Rows:
+    return stmt.join(Customer, Customer.id == Ticket.customer_id).where(*_ticket_scope(flt), *extra)
+
+
+def name_holds(word: str) -> ColumnElement[bool]:
+    """The customer's name holds this word (its stem: "Котовой" finds "Котова"; short stems as the whole word)."""
+    stemmed = stem(word)
+    return func.lower(Customer.name).contains(stemmed if len(stemmed) >= 3 else word, autoescape=True)
+
+
+async def some_customer_named(session: AsyncSession, word: str) -> bool:
+    """Whether any customer's name holds `word` (the trigram index on PostgreSQL; a scan of names on SQLite)."""
+    return bool(await session.scalar(select(literal(1)).where(name_holds(word), Customer.erased_at.is_(None))
+                                     .limit(1)))
 
 
 async def _rows(session: AsyncSession, stmt: Rows) -> list[Candidate]:
@@ -51,73 +63,82 @@ async def _rows(session: AsyncSession, stmt: Rows) -> list[Candidate]:
             for t, s, r, score in (await session.execute(stmt)).all()]
 
 
-def _pg_tsv(column: Any) -> ColumnElement[object]:
-    # Spelled exactly as the index expression (core/search/indexes.py), or the planner cannot use the index.
-    return func.to_tsvector(literal_column(f"'{TS_CONFIG}'::regconfig"), column)
+def _pg_tsv(table: str) -> ColumnElement[Any]:
+    """The stored tsvector of a searched table's text (core/search/indexes.py: outside the ORM, PostgreSQL only)."""
+    return literal_column(f"{table}.{TSV_COLUMN}")
 
 
-async def text_candidates(session: AsyncSession, query: SearchQuery, flt: TicketFilter, limit: int
-                          ) -> list[Candidate]:
-    """Tickets whose subject, one message or one note holds every word and phrase of the query."""
+async def text_candidates(session: AsyncSession, query: SearchQuery, flt: TicketFilter, limit: int,
+                          extra: Sequence[ColumnElement[bool]] = ()) -> list[Candidate]:
+    """Tickets whose subject, one message or one note holds every word and phrase of the query (and that meet the
+    `extra` conditions on Ticket and Customer)."""
     if not query.has_text and not query.emails:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        return await _pg_text(session, query, flt, limit)
-    return await _sqlite_text(session, query, flt, limit)
+        return await _pg_text(session, query, flt, limit, extra)
+    return await _sqlite_text(session, query, flt, limit, extra)
 
 
-# PostgreSQL: the newest rows first, in widening windows of ids. A word in every tenth message fills its
-# candidates from the first window (the GIN bitmap ANDed with an id range: a few thousand rows read); a rare one
-# falls through to the whole table, where its GIN bitmap is small anyway. Ordering by `id + 0` keeps the planner
-# from walking the primary key backwards and computing to_tsvector for every row until enough match (minutes
-# for a word that is nowhere).
+# PostgreSQL: the newest rows first, in widening windows of ids. The first window (the newest 50,000 rows) is
+# left to the planner, which knows from the stored tsvector column's statistics how common each word is: for a
+# common word it walks the window's ids downwards checking each row's stored tsvector and stops at `limit`
+# matches (a word in 17 % of messages: ~6,000 rows looked at, a few ms), for a rarer one it reads the GIN index.
+# A word that fills fewer than `limit` from it is rare enough for bitmap scans over the wider windows (the GIN
+# bitmap ANDed with the id range's; `id + 0` keeps the planner from walking a whole table by its primary key on an
+# estimate that was off, and the windows bound how far any plan reads).
 PG_WINDOWS: tuple[int | None, ...] = (50_000, 400_000, None)
 
 
-async def _pg_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter, limit: int) -> list[Candidate]:
+async def _pg_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter, limit: int,
+                   extra: Sequence[ColumnElement[bool]]) -> list[Candidate]:
     tsq_text = pg_tsquery(query)
     if tsq_text is None:
         return []
     tsq = func.to_tsquery(literal_column(f"'{TS_CONFIG}'::regconfig"), tsq_text)
     found: list[Candidate] = []
-    # ts_rank_cd normalisation 32: rank / (rank + 1), in 0..1.
-    sources: list[tuple[Any, Rows]] = [
-        (Ticket.id, select(Ticket.id, literal("subject"), literal(None),
-                           func.ts_rank_cd(_pg_tsv(Ticket.subject), tsq, 32))
-         .where(_pg_tsv(Ticket.subject).op("@@")(tsq))),
-        (Message.id, select(Message.ticket_id, literal("message"), Message.id,
-                            func.ts_rank_cd(_pg_tsv(Message.text), tsq, 32))
-         .join(Ticket, Ticket.id == Message.ticket_id).where(_pg_tsv(Message.text).op("@@")(tsq))),
-        (Note.id, select(Note.ticket_id, literal("note"), Note.id, func.ts_rank_cd(_pg_tsv(Note.text), tsq, 32))
-         .join(Ticket, Ticket.id == Note.ticket_id).where(_pg_tsv(Note.text).op("@@")(tsq))),
-    ]
-    # Bitmap scans only, for these statements: the planner otherwise walks the id range row by row computing
-    # to_tsvector (its cost model prices that at a fraction of what it costs) instead of ANDing the GIN bitmap with
-    # the id range's bitmap; measured on a year of data, 0.8 s against 0.05-0.3 s (bench/scale.py).
-    # (Not restored in a `finally`: after an error the transaction is aborted and the error is what must surface.)
+    # ts_rank_cd normalisation 32: rank / (rank + 1), in 0..1; on the stored tsvector, so ranking reads no text.
+    sources: list[tuple[Any, Rows]] = []
+    for searched, id_col, stmt in (
+        ("tickets", Ticket.id, select(Ticket.id, literal("subject"), literal(None),
+                                      func.ts_rank_cd(_pg_tsv("tickets"), tsq, 32))),
+        ("messages", Message.id, select(Message.ticket_id, literal("message"), Message.id,
+                                        func.ts_rank_cd(_pg_tsv("messages"), tsq, 32))
+         .join(Ticket, Ticket.id == Message.ticket_id)),
+        ("notes", Note.id, select(Note.ticket_id, literal("note"), Note.id, func.ts_rank_cd(_pg_tsv("notes"), tsq, 32))
+         .join(Ticket, Ticket.id == Note.ticket_id)),
+    ):
+        sources.append((id_col, stmt.where(_pg_tsv(searched).op("@@")(tsq))))
     newest = (await session.execute(select(*(select(func.max(id_col)).scalar_subquery() for id_col, _ in sources)))
-              ).one()  # before the setting: the newest id is a read at the end of the primary key
-    await session.execute(text("SET LOCAL enable_indexscan = off"))
+              ).one()  # a read at the end of each primary key
+    # No parallel workers: starting them costs more (80-100 ms on a busy machine) than any of these bounded reads.
+    await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    bitmaps_only = False
     for (id_col, stmt), last in zip(sources, newest, strict=True):
-        found += await _pg_newest(session, id_col, int(last or 0), stmt, flt, limit)
-    await session.execute(text("SET LOCAL enable_indexscan = on"))
+        for window in PG_WINDOWS:
+            whole = window is None or window >= int(last or 0)
+            first = window == PG_WINDOWS[0]
+            if bitmaps_only == first:
+                # Bitmap scans only beyond the first window (not restored in a `finally`: after an error the
+                # transaction is aborted and the error is what must surface).
+                bitmaps_only = not first
+                await session.execute(text(f"SET LOCAL enable_indexscan = {'off' if bitmaps_only else 'on'}"))
+            windowed = stmt if whole else stmt.where(id_col > int(last or 0) - (window or 0))
+            order = id_col.desc() if first else (id_col + 0).desc()
+            rows = await _rows(session, _scoped(windowed, flt, extra).order_by(order).limit(limit))
+            if len(rows) >= limit or whole:
+                found += rows
+                break
+    await session.execute(text("RESET max_parallel_workers_per_gather"))
+    if bitmaps_only:
+        await session.execute(text("SET LOCAL enable_indexscan = on"))
     return found
 
 
-async def _pg_newest(session: AsyncSession, id_col: Any, newest: int, stmt: Rows, flt: TicketFilter, limit: int
-                     ) -> list[Candidate]:
-    """The newest `limit` candidates of one source, looked for in widening windows of ids below `newest`."""
-    for window in PG_WINDOWS:
-        whole = window is None or window >= newest
-        windowed = stmt if whole else stmt.where(id_col > newest - (window or 0))
-        rows = await _rows(session, _scoped(windowed, flt).order_by((id_col + 0).desc()).limit(limit))
-        if len(rows) >= limit or whole:
-            return rows
-    return []
+SQLITE_RANK_CHARS = 400.0  # a text this long ranks 0.5
 
 
-async def _sqlite_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter, limit: int
-                       ) -> list[Candidate]:
+async def _sqlite_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter, limit: int,
+                       extra: Sequence[ColumnElement[bool]]) -> list[Candidate]:
     match = fts5_query(query)
     if match is None:
         return []
@@ -129,8 +150,11 @@ async def _sqlite_text(session: AsyncSession, query: SearchQuery, flt: TicketFil
     ):
         fts_table: ColumnElement[Any] = literal_column(fts)
         rowid: ColumnElement[int] = literal_column(f"{fts}.rowid")
-        # bm25 is negative, lower is better: -bm25 / (1 - bm25) maps it into 0..1 like PostgreSQL's rank.
-        rank = -func.bm25(fts_table) / (1 - func.bm25(fts_table))
+        # A rank of the text alone, in 0..1: the shorter the text holding every word, the closer the match. Not
+        # bm25: its collection statistics change with every text written, which would move results between the
+        # pages of a search's cursor (PostgreSQL's ts_rank_cd depends on the text alone too).
+        text_col: ColumnElement[str] = literal_column(f"{fts}.{SQLITE_FTS[fts][1]}")
+        rank = 1.0 / (1.0 + func.length(text_col) / SQLITE_RANK_CHARS)
         stmt: Rows = select(
             ticket_col, literal(source), ref_col if ref_col is not None else literal(None), rank)
         stmt = stmt.select_from(table(fts))
@@ -140,7 +164,7 @@ async def _sqlite_text(session: AsyncSession, query: SearchQuery, flt: TicketFil
             owner = Message if source == "message" else Note
             stmt = stmt.join(owner, owner.id == rowid).join(Ticket, Ticket.id == owner.ticket_id)
         stmt = stmt.where(fts_table.op("MATCH")(match)).order_by(rowid.desc())
-        found += await _rows(session, _scoped(stmt, flt).limit(limit))
+        found += await _rows(session, _scoped(stmt, flt, extra).limit(limit))
     return found
 
 
@@ -186,8 +210,7 @@ async def identifier_candidates(session: AsyncSession, query: SearchQuery, flt: 
     name_words = [t.word for t in query.terms] + [w for phrase in query.phrases for w in phrase]
     if name_words and not query.identifiers:
         # A customer's name holds every word (word forms too: "Котовой" finds "Котова" through the stem).
-        name_conds = [func.lower(Customer.name).contains(stem(w) if len(stem(w)) >= 3 else w, autoescape=True)
-                      for w in name_words]
+        name_conds = [name_holds(w) for w in name_words]
         statements.append(of_customers("customer", select(Customer.id).where(*name_conds)))
         if len(name_words) == 1 and len(name_words[0]) >= 3:
             statements.append(of_customers("email", select(Customer.id).where(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,6 +64,7 @@ class SearchPage:
     matches: dict[int, SearchMatch]
     total: int
     total_is_capped: bool  # more tickets match than were looked at: the total is a lower bound
+    next_after: tuple[float, int] | None = None  # (score, ticket id) of the page's last ticket when more follow
 
 
 def highlight(text: str, query: SearchQuery, *, width: int = SNIPPET_CHARS) -> Snippet:
@@ -128,7 +129,31 @@ def _snippet(ticket: Ticket, best: Candidate, query: SearchQuery, texts: tuple[d
     return None
 
 
-async def search(session: AsyncSession, flt: TicketFilter, *, limit: int, offset: int) -> SearchPage:
+MAX_SPLIT_TERMS = 4  # a query of more words is not tried word by word against the customers' names
+
+
+async def _name_and_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter) -> list[Candidate]:
+    """Tickets where one word of the query is in the customer's name and the others are in one of the ticket's
+    texts ("роутер Котов": the message says роутер, the customer is Котова). Each word is tried as the name (those
+    no customer's name holds cost one indexed look-up); a match counts as a text match plus a name match."""
+    words = len(query.terms) + len(query.phrases)
+    if query.identifiers or query.emails or query.phone_digits or words < 2 or len(query.terms) > MAX_SPLIT_TERMS:
+        return []
+    found: list[Candidate] = []
+    for term in query.terms:
+        if term.prefix or not await repository.some_customer_named(session, term.word):
+            continue
+        rest = replace(query, terms=tuple(t for t in query.terms if t != term))
+        for c in await repository.text_candidates(session, rest, flt, CANDIDATES, [repository.name_holds(term.word)]):
+            found += [c, Candidate(c.ticket_id, "customer", None, 1.0)]
+    return found
+
+
+async def search(session: AsyncSession, flt: TicketFilter, *, limit: int, offset: int = 0,
+                 after: tuple[float, int] | None = None) -> SearchPage:
+    """A page of ranked results: the `limit` after `offset`, or after the (score, ticket id) of the previous page's
+    last ticket (`after`: a cursor, which new tickets never make skip or repeat a result, as long as each source
+    stays within its CANDIDATES)."""
     query = parse(flt.query or "")
     if query.is_empty:
         return SearchPage([], {}, 0, False)
@@ -138,8 +163,13 @@ async def search(session: AsyncSession, flt: TicketFilter, *, limit: int, offset
     for c in candidates:
         per_source[c.source] = per_source.get(c.source, 0) + 1
     capped = any(n >= CANDIDATES for n in per_source.values())
+    candidates += await _name_and_text(session, query, flt)
     ranked, best = _rank(candidates)
+    total = len(ranked)
+    if after is not None:  # the order is (score descending, id descending)
+        ranked = [(t, score) for t, score in ranked if (-score, -t) > (-after[0], -after[1])]
     page = ranked[offset:offset + limit]
+    next_after = (page[-1][1], page[-1][0]) if page and len(ranked) > offset + limit else None
     tickets = {t.id: t for t in await ticket_repository.get_many(session, [tid for tid, _ in page])}
     texts = await repository.texts_of(session, [best[tid] for tid, _ in page])
     rows: list[Ticket] = []
@@ -152,4 +182,4 @@ async def search(session: AsyncSession, flt: TicketFilter, *, limit: int, offset
         b = best[ticket_id]
         matches[ticket_id] = SearchMatch(ticket_id, round(score, 4), b.source, b.ref_id,
                                          _snippet(ticket, b, query, texts))
-    return SearchPage(rows, matches, len(ranked), capped)
+    return SearchPage(rows, matches, total, capped, next_after)

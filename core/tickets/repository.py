@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -357,8 +357,13 @@ async def intents_seen(session: AsyncSession, recent: int = RECENT_MESSAGES) -> 
 async def open_per_assignee(session: AsyncSession, statuses: Collection[TicketStatus],
                             user_ids: Collection[int] | None = None) -> dict[int, int]:
     """How many unmerged tickets in `statuses` each assignee (of `user_ids`, or anyone) holds; absent: none."""
+    # The statuses spelled into the SQL (constants, not input): with bound values SQLite cannot tell that the
+    # active statuses are a small slice and walks its assignee_id index over a year of assigned tickets instead
+    # (815 ms against 1 ms on the 100,000-ticket bench; every board load).
+    in_statuses = Ticket.status.in_(bindparam("statuses", [s.value for s in statuses], expanding=True,
+                                              literal_execute=True))
     stmt = (select(Ticket.assignee_id, func.count())
-            .where(Ticket.status.in_(list(statuses)), Ticket.assignee_id.is_not(None), Ticket.merged_into_id.is_(None))
+            .where(in_statuses, Ticket.assignee_id.is_not(None), Ticket.merged_into_id.is_(None))
             .group_by(Ticket.assignee_id))
     if user_ids is not None:
         if not user_ids:

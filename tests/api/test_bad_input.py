@@ -195,8 +195,12 @@ async def test_offsets_and_cursors_past_the_integer_range_are_422(app_client: ht
             r = await app_client.get(path, headers=headers, params={name: value})
             assert r.status_code == 422, (path, name, value, r.status_code, r.text)
             assert r.json()["error"] == "validation_failed"
-    # The largest values in range are answered (empty pages), not refused.
-    assert (await app_client.get("/tickets", headers=admin[1], params={"offset": 2**31 - 1})).json()["items"] == []
+    # The largest values in range are answered (empty pages), not refused; the tickets list's offset stops at
+    # 10,000 (deeper pages go by cursor: a 422 that says so).
+    assert (await app_client.get("/tickets", headers=admin[1], params={"offset": 10_000})).json()["items"] == []
+    r = await app_client.get("/tickets", headers=admin[1], params={"offset": 2**31 - 1})
+    assert r.status_code == 422 and "cursor" in r.json()["message"]
+    assert (await app_client.get("/outbox", headers=admin[1], params={"offset": 2**31 - 1})).json() == []
     r = await app_client.get("/channels/rest/replies", headers=REST_HEADERS, params={"after": 2**31 - 1})
     assert r.status_code == 200 and r.json()["items"] == []
 

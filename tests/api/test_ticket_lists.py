@@ -85,6 +85,20 @@ async def test_offset_pages_still_work_and_count_is_reported(
     assert first["next_cursor"]
 
 
+async def test_an_offset_past_the_cap_is_422_pointing_to_the_cursor(
+        app_client: httpx.AsyncClient, agent: tuple[User, dict[str, str]],
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    _, headers = agent
+    await add_tickets(sessionmaker, 2, waited_since=T0)
+    at_cap = await app_client.get("/tickets", params={"offset": 10_000}, headers=headers)
+    assert at_cap.status_code == 200 and at_cap.json()["items"] == []
+    for params in ({"offset": 10_001}, {"offset": 100_000, "q": "hello"}):
+        response = await app_client.get("/tickets", params=params, headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "validation_failed"
+        assert "cursor" in response.json()["message"]
+
+
 async def test_bad_cursors_are_422(app_client: httpx.AsyncClient, agent: tuple[User, dict[str, str]],
                                    sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     _, headers = agent
@@ -140,3 +154,43 @@ async def test_console_search_shows_the_snippet_escaped(app_client: httpx.AsyncC
     assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
     assert "<mark>роутера</mark>" in page.text
     assert 'data-source="message"' in page.text
+
+
+async def test_console_filters_by_intent_and_local_dates(app_client: httpx.AsyncClient,
+                                                         agent: tuple[User, dict[str, str]],
+                                                         sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    user, _ = agent
+    made = await add_tickets(sessionmaker, 4, waited_since=T0)
+    # Created 30 April 20:59 and 21:00 UTC (the last minute of 30 April and the first of 1 May in Moscow, the
+    # report time zone the form's dates are in), 2 May 20:59 and 21:00 UTC.
+    moments = [datetime(2026, 4, 30, 20, 59, tzinfo=UTC), datetime(2026, 4, 30, 21, 0, tzinfo=UTC),
+               datetime(2026, 5, 2, 20, 59, tzinfo=UTC), datetime(2026, 5, 2, 21, 0, tzinfo=UTC)]
+    async with sessionmaker() as s, s.begin():
+        for ticket_id, at, intent in zip(made, moments, ("billing", "internet_down", "internet_down", "internet_down"),
+                                         strict=True):
+            ticket = await s.get(Ticket, ticket_id)
+            assert ticket is not None
+            ticket.created_at, ticket.intent = at, intent
+    numbers = [f"T-{i:06d}" for i in made]
+    await login(app_client, user.email)
+
+    def shown(text: str) -> list[str]:
+        return [n for n in numbers if f">{n}<" in text]
+
+    page = await app_client.get("/console/inbox", params={"view": "all", "created_from": "2026-04-30",
+                                                          "created_to": "2026-05-02"})
+    assert page.status_code == 200 and shown(page.text) == numbers[:3]
+    # The form offers the intents and keeps what was chosen.
+    assert '<option value="internet_down" selected>' not in page.text and 'name="created_from" value="2026-04-30"' \
+        in page.text
+    page = await app_client.get("/console/inbox", params={"view": "all", "intent": "internet_down",
+                                                          "created_from": "2026-05-01", "created_to": "2026-05-02"})
+    assert sorted(shown(page.text)) == sorted(numbers[1:3])
+    assert '<option value="internet_down" selected>' in page.text
+    assert "intent=internet_down" in page.text and "created_to=2026-05-02" in page.text  # the live refresh keeps them
+    rows = await app_client.get("/console/inbox/rows", params={"view": "all", "intent": "billing"},
+                                headers={"X-Requested-With": "fetch"})
+    assert rows.status_code == 200 and shown(rows.text) == numbers[:1]
+    # A date the form cannot have sent filters nothing rather than failing the page.
+    page = await app_client.get("/console/inbox", params={"view": "all", "created_from": "30.04.2026"})
+    assert page.status_code == 200 and sorted(shown(page.text)) == sorted(numbers)

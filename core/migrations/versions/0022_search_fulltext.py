@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from core.search.indexes import PG_INDEXES, SQLITE_FTS, sqlite_fts_ddl
+from core.search.indexes import PG_EXPRESSION_INDEXES, PG_TRGM_INDEXES, SQLITE_FTS, sqlite_fts_ddl
 
 revision: str = "0022"
 down_revision: str | None = "0021"
@@ -28,6 +28,10 @@ ORDER_INDEXES = {"ix_tickets_waiting_order": "last_customer_message_at", "ix_tic
                  "ix_tickets_due_order": "sla_due_at"}
 UNMERGED = sa.text("merged_into_id IS NULL")
 ACTIVE = sa.text("status IN ('new', 'open', 'pending') AND merged_into_id IS NULL")
+
+
+# As this revision made them (0023 replaces the three text expression indexes by indexes on stored columns).
+PG_INDEXES = {**PG_EXPRESSION_INDEXES, **PG_TRGM_INDEXES}
 
 
 def upgrade() -> None:

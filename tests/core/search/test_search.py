@@ -210,3 +210,41 @@ def test_snippet_window_and_spans() -> None:
     snippet = highlight(body, search_query.parse("роутер"), width=80)
     assert snippet.text.startswith("…") and snippet.text.endswith("…")
     assert [p for p, on in snippet.segments() if on] == ["роутера"]
+
+
+async def test_a_word_in_a_text_and_another_in_the_customers_name(
+        world: World, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    # Anna Kotova wrote about her router (роутера, роутером); John's router tickets do not name her.
+    assert names(world, await found(sessionmaker, "роутер Котова")) == {"router_gen", "router_ins"}
+    assert names(world, await found(sessionmaker, "Котовой роутером")) == {"router_gen", "router_ins"}
+    assert names(world, await found(sessionmaker, "routers smith")) == {"routers_en"}
+    # The name counts beside the text: no customer is called "интернет", nobody wrote "роутер" with "мастер" and
+    # "Smith" together, and an erased customer's name is never matched.
+    assert names(world, await found(sessionmaker, "роутер интернет")) == set()
+    assert names(world, await found(sessionmaker, "роутер Smith")) == {"router_nom", "xss"}  # the merged one hidden
+    assert await found(sessionmaker, "роутер Секретов") == []
+    # Filters apply to such matches too.
+    assert names(world, await found(sessionmaker, "роутер Котова", status=[TicketStatus.pending])) == {"router_ins"}
+
+
+async def test_search_pages_by_cursor_without_skipping_or_repeating(
+        world: World, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    everything = await found(sessionmaker, "роутер")
+    seen: list[int] = []
+    cursor = None
+    for pages in range(20):
+        async with sessionmaker() as s:
+            page = await tickets.search(s, TicketFilter(query="роутер"), limit=1, cursor=cursor)
+        seen += [t.id for t in page.tickets]
+        # New tickets about a router arrive between the first pages (shown later if they rank after the cursor).
+        async with sessionmaker() as w, w.begin():
+            anna = await w.get(Customer, world.ids["anna"])
+            assert anna is not None
+            if pages < 3:
+                await _ticket(w, anna, "Новый", ["Опять роутер"], created=T0 + timedelta(days=30))
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)), "a result was repeated"
+    assert [i for i in seen if i in everything] == everything, "a result was skipped"
+    assert len(everything) == 4
