@@ -6,7 +6,8 @@
 
 A test case's time in the XML is its setup, call and teardown together, so a module-scoped fixture (a server, a
 browser, a trained model) counts in the module that built it. Under xdist the sum is worker time, not wall time:
-the two workers run modules side by side. `--compare` adds the module's seconds in an earlier run and the change.
+the two workers run modules side by side. `--compare` adds the module's test count and seconds in an earlier run
+and the change (compare a module only where the counts match: an interrupted run holds part of a module).
 Standard library only, so it runs from any Python.
 """
 
@@ -54,22 +55,23 @@ def main() -> None:
     now = per_module(args.xml)
     before = per_module(args.compare) if args.compare else {}
     ranked = sorted(now.items(), key=lambda kv: -kv[1][0])
-    header = "| # | module | tests | seconds |" + (" before | change |" if before else "")
+    header = "| # | module | tests | seconds |" + (" tests before | before | change |" if before else "")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for rank, (module, (secs, count, failed)) in enumerate(ranked[: args.top], 1):
         note = f" ({failed} failed)" if failed else ""
         row = f"| {rank} | {module}{note} | {count} | {secs:.1f} |"
         if before:
-            old = before.get(module, (0.0, 0, 0))[0]
-            row += f" {old:.1f} | {secs - old:+.1f} |"
+            old, old_count, _ = before.get(module, (0.0, 0, 0))
+            row += f" {old_count} | {old:.1f} | {secs - old:+.1f} |"
         print(row)
     total = sum(s for s, _, _ in now.values())
     count = sum(c for _, c, _ in now.values())
     line = f"| | all {len(now)} modules | {count} | {total:.1f} |"
-    if before:
+    if before:  # the earlier run's modules, all of them (an interrupted run holds fewer)
         old_total = sum(s for s, _, _ in before.values())
-        line += f" {old_total:.1f} | {total - old_total:+.1f} |"
+        old_count = sum(c for _, c, _ in before.values())
+        line += f" {old_count} | {old_total:.1f} | {total - old_total:+.1f} |"
     print(line)
 
 
