@@ -363,6 +363,12 @@ def main() -> None:
     and a spawned process imports the `switchboard` script (and so this module) before uvicorn's health-ping
     thread starts in it. With nlu.cli (scikit-learn) imported at module level that took 2.5 s of CPU, 6.5 s on a
     busy machine - past the master's 5 s ping timeout, so every replacement worker was killed while starting.
+    They are mounted only for a command line that names them: every other command (`db upgrade`, `serve`, `users`,
+    a spawned worker) then starts without scikit-learn and SciPy (measured: `switchboard users --help` 5.6-6.2 s of
+    CPU with them, see the design record "Heavy imports on use"). `switchboard --help` still lists the `nlu` group.
     """
-    _mount_nlu_commands()
+    import sys
+
+    if "nlu" in sys.argv[1:]:
+        _mount_nlu_commands()
     app()

@@ -178,22 +178,43 @@ DEFAULT_TEAMS: list[tuple[str, str]] = importlib.import_module(
     "core.migrations.versions.0001_initial_schema").DEFAULT_TEAMS
 
 
-async def _truncate_pg(url: str) -> None:
-    """Every table emptied, then the queues the first migration creates put back as it does (same ids, every
-    setting at its default: a test that switched a queue to automatic assignment leaves nothing behind)."""
-    engine = create_engine(url)
-    tables = [t.name for t in Base.metadata.sorted_tables]
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        await conn.execute(Team.__table__.insert(), [{"slug": slug, "name": name} for slug, name in DEFAULT_TEAMS])
-    await engine.dispose()
+def _emptying_sql() -> str:
+    """One script that empties every table and restarts every sequence (see _truncate_pg)."""
+    deletes = "".join(f'DELETE FROM "{table.name}";' for table in reversed(Base.metadata.sorted_tables))  # noqa: S608 - our own table names
+    restarts = ("DO $$ DECLARE s regclass; BEGIN "
+                "FOR s IN SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'S' AND n.nspname = current_schema() "
+                "LOOP PERFORM setval(s, 1, false); END LOOP; END $$;")
+    return deletes + restarts
+
+
+async def _truncate_pg(url: str, engine: AsyncEngine | None = None) -> None:
+    """Every table emptied and every id sequence back at 1, then the queues the first migration creates put back
+    as it does (same ids, every setting at its default: a test that switched a queue to automatic assignment leaves
+    nothing behind).
+
+    DELETE (children first) rather than TRUNCATE: the tables hold a test's few rows, and TRUNCATE gives each of the
+    ~40 tables, its indexes and TOAST new files, which cost 0.3-1.5 s per test (most of it fsync) against 0.02-0.2 s
+    for the DELETEs and setval() (measured on this machine, load 11). One round trip (asyncpg runs a script of
+    several statements when it has no parameters) on `engine` when given, so the test reuses its connection."""
+    own = engine is None
+    engine = engine or create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            await raw.execute(_emptying_sql())
+            await conn.execute(Team.__table__.insert(), [{"slug": slug, "name": name} for slug, name in DEFAULT_TEAMS])
+    finally:
+        if own:
+            await engine.dispose()
 
 
 @pytest.fixture
 async def db_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    if not db_url.startswith("sqlite"):
-        await _truncate_pg(db_url)
     engine = create_engine(db_url)
+    if not db_url.startswith("sqlite"):
+        await _truncate_pg(db_url, engine)
     yield engine
     await engine.dispose()
 

@@ -7,8 +7,6 @@ import csv
 import io
 from typing import Any
 
-from openpyxl import Workbook
-
 from core.i18n import translator
 from core.kpis.schemas import KPI_FIELDS, KpiReport, KpiRow
 
@@ -48,6 +46,9 @@ def to_csv(report: KpiReport, language: str | None) -> bytes:
 
 
 def to_xlsx(report: KpiReport, language: str | None) -> bytes:
+    # Imported here: openpyxl was ~5 % of `import api.app`, which every command and server process pays.
+    from openpyxl import Workbook
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(translator(language)("kpi.sheet"))
     for line in rows(report, language):

@@ -16,12 +16,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from sklearn.cluster import AgglomerativeClustering
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
+
+# scikit-learn and SciPy are imported where they are used: they were a third of `import api.app` (which every
+# `switchboard` command, server process and test worker pays), and only clustering needs them.
+if TYPE_CHECKING:
+    from scipy import sparse
 
 MAX_SAMPLES = 5
 MAX_CHOICES = 50  # the distinct texts of a cluster an admin picks examples from
@@ -78,6 +80,11 @@ def normalise(text: str) -> str:
 
 def cluster_texts(texts: Sequence[Text], *, distance: float, min_size: int) -> list[Cluster]:
     """The clusters of `texts` of at least `min_size` messages, biggest first (ties: the most recent first)."""
+    from scipy import sparse
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
     groups: dict[str, list[Text]] = {}
     for t in texts:
         key = normalise(t.text)
@@ -121,6 +128,9 @@ def _stems(text: str) -> list[str]:
 
 
 def _word_vectors(distinct: list[str]) -> tuple[sparse.csr_matrix, np.ndarray]:
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     vectorizer = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), token_pattern=_WORD.pattern,
                                  sublinear_tf=True, dtype=np.float32)
     try:

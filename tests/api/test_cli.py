@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -35,6 +36,12 @@ def cli_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 def run(args: list[str], tmp_path: Path, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN), *args], env=cli_env(tmp_path, **env), cwd=tmp_path, capture_output=True,
                           text=True, timeout=120, input=stdin, check=False)
+
+
+def migrated(tmp_path: Path, sqlite_template: Path) -> None:
+    """The database `db upgrade` would create, copied from the session's migrated template (tests/conftest.py):
+    each `db upgrade` here was a process migrating from empty. The two test_db_upgrade_* tests still run it."""
+    shutil.copy(sqlite_template, tmp_path / "cli.sqlite3")
 
 
 def user_count(tmp_path: Path) -> int:
@@ -86,8 +93,8 @@ def test_db_upgrade_moves_attachments_of_the_old_layout(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
-def test_nlu_commands_use_the_database_intents(tmp_path: Path) -> None:
-    assert run(["db", "upgrade"], tmp_path).returncode == 0
+def test_nlu_commands_use_the_database_intents(tmp_path: Path, sqlite_template: Path) -> None:
+    migrated(tmp_path, sqlite_template)
     data = tmp_path / "mine.yml"
     lines = ["version: '3.1'", "nlu:"]
     for intent, words in {"greet_me": ["hello there", "good morning", "hi friend", "hey you", "good evening",
@@ -131,10 +138,10 @@ def test_init_env_writes_random_secrets_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
-def test_demo_data_is_loaded_at_start_up_only_when_asked(tmp_path: Path) -> None:
+def test_demo_data_is_loaded_at_start_up_only_when_asked(tmp_path: Path, sqlite_template: Path) -> None:
     """The container's start-up (`demo --if-enabled --if-empty`) puts accounts with public passwords into an empty
     database only with SWITCHBOARD_DEMO=1: a production database starts empty."""
-    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    migrated(tmp_path, sqlite_template)
     r = run(["demo", "--if-enabled", "--if-empty"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "SWITCHBOARD_DEMO" in r.stdout and "not loaded" in r.stdout
@@ -158,7 +165,8 @@ def test_serve_refuses_the_development_secret_key(tmp_path: Path, env: dict[str,
 
 @pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
 @pytest.mark.parametrize("setup", ["init-env", "development mode"])
-def test_serve_starts_with_a_key_of_its_own_or_in_development_mode(tmp_path: Path, setup: str) -> None:
+def test_serve_starts_with_a_key_of_its_own_or_in_development_mode(tmp_path: Path, setup: str,
+                                                                 sqlite_template: Path) -> None:
     """`make run` on a fresh clone: `init-env` writes a .env with a random key, which `serve` reads; or a developer
     who says SWITCHBOARD_ENVIRONMENT=development may keep the development key."""
     env: dict[str, str] = {}
@@ -166,7 +174,7 @@ def test_serve_starts_with_a_key_of_its_own_or_in_development_mode(tmp_path: Pat
         assert run(["init-env"], tmp_path).returncode == 0
     else:
         env["SWITCHBOARD_ENVIRONMENT"] = "development"
-    assert run(["db", "upgrade"], tmp_path, **env).returncode == 0
+    migrated(tmp_path, sqlite_template)
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as out:

@@ -7,6 +7,11 @@ while the other sat idle). Here modules holding `slow` tests come first, the cos
 `seconds=`, a rough cost of the module on the reference machine: a scheduling hint, never asserted), then the
 rest with the most tests first, so the run ends on small modules that fill the gaps. Tests inside a module keep
 their order (pytest's grouping by fixture parameters is untouched). Outside xdist only the order changes.
+
+Where the time goes: `bash scripts/test.sh --junitxml=/tmp/run.xml`, then `python3 scripts/test-durations.py
+/tmp/run.xml --top 25 [--compare /tmp/before.xml]` prints the seconds per module (setup, call and teardown summed,
+so module fixtures count where they are built), costliest first - the numbers to base `seconds=` on. An
+interrupted run (Ctrl-C, SIGINT to pytest) still writes the XML of the tests that finished.
 """
 
 from __future__ import annotations
