@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
+
+from core.timezones import known_zone
 
 
 class CoreSettings(BaseModel):
@@ -46,11 +47,7 @@ class CoreSettings(BaseModel):
     @field_validator("csat_time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+        return known_zone(value)
 
     contract_reminder_days: list[int] = Field(
         default=[30, 7, 1], max_length=10,

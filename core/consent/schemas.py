@@ -5,6 +5,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.consent.models import ConsentKind
+from core.timezones import known_zone
 
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 CHANNELS = ("email", "telegram", "webchat", "rest")
@@ -46,13 +47,7 @@ class PreferencesUpdate(BaseModel):
     def _zone(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+        return known_zone(value)
 
 
 class ConsentChangeRead(BaseModel):

@@ -4,9 +4,10 @@ database, set by an admin in the console)."""
 from __future__ import annotations
 
 from datetime import time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator
+
+from core.timezones import known_zone
 
 DEFAULT_ZONE = "Europe/Moscow"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -35,11 +36,7 @@ class SummarySettings(BaseModel):
     def _known_zone(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+        return known_zone(value)
 
     @property
     def zone(self) -> str:
