@@ -11,10 +11,11 @@ BIN=.venv/bin
 # and either failing fails the run.
 lint_log=$(mktemp)
 pytest_log=$(mktemp)
+junit=$(mktemp --suffix=.xml)
 lint_pid=""
 cleanup() {
   if [ -n "$lint_pid" ]; then kill "$lint_pid" 2>/dev/null || true; fi
-  rm -f "$lint_log" "$pytest_log"
+  rm -f "$lint_log" "$pytest_log" "$junit"
 }
 trap cleanup EXIT
 ( set -e; echo "== ruff"; $BIN/ruff check .; echo "== mypy"; $BIN/mypy channels nlu core api ) >"$lint_log" 2>&1 &
@@ -32,8 +33,12 @@ WORKERS="${SWITCHBOARD_TEST_WORKERS:-2}"
 XDIST=()
 if [ "$WORKERS" != "0" ]; then XDIST=(-n "$WORKERS" --dist loadfile --no-loadscope-reorder); fi
 if [ "$WORKERS" != "0" ]; then
-  $BIN/python -m pytest -q -p no:cacheprovider "${XDIST[@]}" --durations=20 "$@" 2>&1 | tee "$pytest_log"
+  $BIN/python -m pytest -q -p no:cacheprovider "${XDIST[@]}" --durations=10 --junitxml="$junit" "$@" 2>&1 \
+    | tee "$pytest_log"
   rc=${PIPESTATUS[0]}
+  # Worker seconds per test module, the costliest first: where a slower run spent its time (CI keeps only this
+  # output, so the table is printed on every run rather than written to a file).
+  if [ -s "$junit" ]; then $BIN/python scripts/test-durations.py "$junit" --top 25 || true; fi
 else  # straight to the terminal (pdb)
   $BIN/python -m pytest -q -p no:cacheprovider --durations=20 "$@"
   rc=$?
