@@ -7,7 +7,7 @@ from typing import Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from core.timezones import known_zone
+from core.timezones import HHMM, known_zone
 
 
 class CoreSettings(BaseModel):
@@ -24,10 +24,10 @@ class CoreSettings(BaseModel):
         default=60.0, gt=0, description="How often the quiet tickets with the bot are looked for (the most a "
                                          "resolution comes after its quiet time).")
     csat_quiet_from: str = Field(
-        default="22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        default="22:00", pattern=HHMM,
         description="No satisfaction survey is sent from this local time (HH:MM) ...")
     csat_quiet_until: str = Field(
-        default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        default="09:00", pattern=HHMM,
         description="... until this one: a survey due in between goes out at this time (equal times: never quiet).")
     csat_time_zone: str = Field(
         default="Europe/Moscow",
@@ -44,27 +44,28 @@ class CoreSettings(BaseModel):
         description="In chat channels (Telegram, web chat) the customer's next text message within this long after "
                     "a score is its comment (0: never).")
 
-    @field_validator("csat_time_zone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        return known_zone(value)
 
     contract_reminder_days: list[int] = Field(
         default=[30, 7, 1], max_length=10,
         description="Days before a contract's end date when its customer is reminded (each once).")
     contract_reminder_time: str = Field(
-        default="10:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        default="10:00", pattern=HHMM,
         description="The local time of day a contract reminder is due (in notice_time_zone).")
     notice_time_zone: str = Field(
         default="Europe/Moscow",
         description="Time zone of notices (reminders, order notices) for customers who set none: their reminder "
                     "time and quiet hours.")
     notice_quiet_from: str = Field(
-        default="22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        default="22:00", pattern=HHMM,
         description="No notice goes out from this local time (HH:MM) unless the customer set their own ...")
     notice_quiet_until: str = Field(
-        default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        default="09:00", pattern=HHMM,
         description="... until this one: a notice due in between waits for it (equal times: never quiet).")
+
+    @field_validator("csat_time_zone", "notice_time_zone", "kpi_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return known_zone(value)
 
     @field_validator("contract_reminder_days")
     @classmethod
@@ -72,11 +73,6 @@ class CoreSettings(BaseModel):
         if any(d < 0 or d > 3650 for d in value):
             raise ValueError("reminder offsets are 0 to 3650 days")
         return sorted(set(value), reverse=True)
-
-    @field_validator("notice_time_zone")
-    @classmethod
-    def _known_notice_zone(cls, value: str) -> str:
-        return cls._known_zone(value)
 
     kpi_time_zone: str = Field(
         default="Europe/Moscow",
@@ -86,11 +82,6 @@ class CoreSettings(BaseModel):
     kpi_fold_seconds: float = Field(
         default=5.0, gt=0, description="How often the KPI job folds ticket changes into the report aggregates (the "
                                        "most a change waits to show in the reports).")
-
-    @field_validator("kpi_time_zone")
-    @classmethod
-    def _known_kpi_zone(cls, value: str) -> str:
-        return cls._known_zone(value)
 
     waiting_notice_minutes: float = Field(
         default=10.0, ge=0,

@@ -15,6 +15,7 @@ import functools
 import importlib.util
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +33,33 @@ _lock = threading.Lock()
 _analysers: dict[str, Any] = {}
 
 
-def _morph() -> Any:
-    analyser = _analysers.get("morph")
-    if analyser is None:
+def _shared(name: str, build: Callable[[], Any]) -> Any:
+    """One instance per process of a costly analyser, built on first use (training threads may ask at once)."""
+    value = _analysers.get(name)
+    if value is None:
         with _lock:
-            analyser = _analysers.get("morph")
-            if analyser is None:
-                import pymorphy3
+            value = _analysers.get(name)
+            if value is None:
+                value = _analysers[name] = build()
+    return value
 
-                analyser = _analysers["morph"] = pymorphy3.MorphAnalyzer()
-    return analyser
+
+def _morph() -> Any:
+    def build() -> Any:
+        import pymorphy3
+
+        return pymorphy3.MorphAnalyzer()
+
+    return _shared("morph", build)
 
 
 def _stemmer() -> Any:
-    stemmer = _analysers.get("stem")
-    if stemmer is None:
-        with _lock:
-            stemmer = _analysers.get("stem")
-            if stemmer is None:
-                import snowballstemmer
+    def build() -> Any:
+        import snowballstemmer
 
-                stemmer = _analysers["stem"] = snowballstemmer.stemmer("english")
-    return stemmer
+        return snowballstemmer.stemmer("english")
+
+    return _shared("stem", build)
 
 
 def navec_path() -> Path | None:
@@ -66,18 +72,15 @@ def navec_path() -> Path | None:
 
 
 def _navec() -> Any:
-    navec = _analysers.get("navec")
-    if navec is None:
-        with _lock:
-            navec = _analysers.get("navec")
-            if navec is None:
-                path = navec_path()
-                if path is None:
-                    raise RuntimeError(f"word vectors need the `natasha` package ({NAVEC_FILE} not found)")
-                from navec import Navec
+    def build() -> Any:
+        path = navec_path()
+        if path is None:
+            raise RuntimeError(f"word vectors need the `natasha` package ({NAVEC_FILE} not found)")
+        from navec import Navec
 
-                navec = _analysers["navec"] = Navec.load(str(path))
-    return navec
+        return Navec.load(str(path))
+
+    return _shared("navec", build)
 
 
 @functools.lru_cache(maxsize=LEMMA_CACHE_SIZE)

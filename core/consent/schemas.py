@@ -5,9 +5,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.consent.models import ConsentKind
-from core.timezones import known_zone
+from core.timezones import HHMM, known_zone
 
-HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 CHANNELS = ("email", "telegram", "webchat", "rest")
 
 

@@ -7,7 +7,7 @@ from datetime import time
 
 from pydantic import BaseModel, Field, field_validator
 
-from core.timezones import known_zone
+from core.timezones import HHMM, known_zone
 
 DEFAULT_ZONE = "Europe/Moscow"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -18,7 +18,7 @@ class SummarySettings(BaseModel):
 
     weekday: str = Field(default="mon", pattern=r"^(mon|tue|wed|thu|fri|sat|sun)$",
                          description="The day the summary of the week before goes out...")
-    at: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="...at this local time...")
+    at: str = Field(default="08:00", pattern=HHMM, description="...at this local time...")
     time_zone: str | None = Field(
         default=None,
         description="...in this time zone (default: the KPI reports' SWITCHBOARD_CORE__KPI_TIME_ZONE, so the mail "
