@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.db.outage import is_database_outage
+from core.db.outage import is_database_outage, is_unstorable_text
 from core.db.timeout import is_statement_timeout
 from core.errors import DomainError, TooManyRequestsError
 
@@ -38,6 +38,12 @@ def query_timeout(seconds: float) -> JSONResponse:
         "query_timeout", f"the request took longer than {seconds:g} s in the database and was stopped; narrow the "
         "search or the filters, or retry later", timeout_seconds=seconds), 503,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def unstorable_text() -> JSONResponse:
+    return JSONResponse(error_body(
+        "unstorable_text", "a text in the request holds a character that cannot be stored (NUL, U+0000); remove it"),
+        422)
 
 
 def log_timeout(request: Request, exc: BaseException) -> None:
@@ -80,6 +86,8 @@ def install(app: FastAPI) -> None:
         if is_statement_timeout(exc):
             log_timeout(request, exc)
             return query_timeout(request.app.state.switchboard.settings.statement_timeout_seconds)
+        if is_unstorable_text(exc):
+            return unstorable_text()
         if not is_database_outage(exc):
             raise exc  # a bug, not an outage: the server error it always was
         # Nothing was committed; the caller may retry the same request (ingest is idempotent).

@@ -108,7 +108,7 @@ class Mode:
     settle_seconds: float  # most to wait for the outbox to drain at the end
 
 
-SHORT = Mode("short", messages=240, rate=60.0, kill_every=1.5, max_kills=3, outage_seconds=3.0,
+SHORT = Mode("short", messages=160, rate=60.0, kill_every=1.5, max_kills=2, outage_seconds=3.0,
              mail_outage_seconds=4.0, settle_seconds=90.0)
 FULL = Mode("full", messages=3000, rate=100.0, kill_every=4.0, max_kills=1000, outage_seconds=15.0,
             mail_outage_seconds=60.0, settle_seconds=150.0)

@@ -7,7 +7,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api import errors as api_errors
@@ -15,7 +15,7 @@ from api.console import intents, lifecycle, presence, problems, reports, sla_adm
 from api.console.render import SECURITY_HEADERS, STATIC_DIR, render
 from api.console.routes import router
 from api.console.security import CsrfError, ForbiddenPageError, LoginRequiredError, set_flash
-from core.db.outage import is_database_outage
+from core.db.outage import is_database_outage, is_unstorable_text
 from core.db.timeout import is_statement_timeout
 from core.errors import DomainError
 from core.i18n import translator
@@ -74,6 +74,9 @@ def install(app: FastAPI) -> None:
                     return response
         if is_statement_timeout(exc):
             return _too_slow(request, exc)
+        if is_unstorable_text(exc):  # a NUL in a form field: PostgreSQL refuses it
+            return PlainTextResponse(f"{translator('en')('unstorable_text')}\n{translator('ru')('unstorable_text')}",
+                                     422, headers=SECURITY_HEADERS)
         if not is_database_outage(exc):
             raise exc
         api_errors.log_outage(request, exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from api.deps import Admin, DbSession, IdPath, IdQuery, Offset, State, Supervisor
 from api.openapi import CONFLICT, NOT_FOUND
@@ -12,6 +12,8 @@ from core.audit import service as audit
 from core.audit.schemas import AuditRead
 from core.auth import service as login_guard
 from core.auth.schemas import LoginRestrictionRead, UnlockResult
+from core.consent.schemas import OrderNoticeTemplateRead, OrderNoticeTemplateUpdate
+from core.orders import notices as order_notices
 from core.quarantine import service as quarantine_service
 from core.quarantine.schemas import QuarantineRead
 from core.queues import service as queues
@@ -21,6 +23,7 @@ from core.routing.schemas import RouteUpdate
 from core.users import service as users
 from core.users.schemas import TeamCreate, TeamRead, UserCreate, UserRead, UserUpdate
 
+OrderStatusPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 router = APIRouter(prefix="/admin", tags=["admin"], responses={**CONFLICT, **NOT_FOUND})  # unknown queues too
 
 
@@ -83,6 +86,23 @@ async def list_routes(session: DbSession, _user: Supervisor) -> dict[str, str]:
 @router.put("/routes/{intent}", response_model=dict[str, str])
 async def set_route(intent: str, body: RouteUpdate, session: DbSession, actor: Admin) -> dict[str, str]:
     return await routing.route_to_queue(session, intent, body.queue, actor)
+
+
+@router.get("/order-notices", response_model=list[OrderNoticeTemplateRead])
+async def list_order_notices(session: DbSession, _user: Admin) -> list[OrderNoticeTemplateRead]:
+    """The order statuses with their own notice texts (or marked internal); others get the generic notice."""
+    return [OrderNoticeTemplateRead.model_validate(t) for t in await order_notices.list_templates(session)]
+
+
+@router.put("/order-notices/{status}", response_model=OrderNoticeTemplateRead)
+async def put_order_notice(body: OrderNoticeTemplateUpdate, session: DbSession, state: State, actor: Admin,
+                           status: OrderStatusPath) -> OrderNoticeTemplateRead:
+    """Set what customers are told when an order reaches `status` (audited as `order.notice_template`)."""
+    row = await order_notices.put_template(session, status, internal=body.internal,
+                                           text_en=(body.text_en or "").strip() or None,
+                                           text_ru=(body.text_ru or "").strip() or None,
+                                           actor=actor, now=state.clock.now())
+    return OrderNoticeTemplateRead.model_validate(row)
 
 
 @router.get("/audit", response_model=list[AuditRead])

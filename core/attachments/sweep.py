@@ -7,22 +7,22 @@ refers to stay for as long as the message does; what customers sent (email/, tel
 from __future__ import annotations
 
 import logging
-import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.attachments.backends import AttachmentBackend
 from core.attachments.service import UPLOADS
+from core.clock import SYSTEM_CLOCK
 from core.jobs import Backoff, Every, Job, JobContext
 from core.tickets import repository as ticket_repo
 
 log = logging.getLogger(__name__)
 
 
-async def _old_uploads(files: AttachmentBackend, retention: timedelta) -> list[str]:
+async def _old_uploads(files: AttachmentBackend, retention: timedelta, now: datetime) -> list[str]:
     """Storage keys of the files under uploads/ last written (or uploaded again) before the retention."""
-    cutoff = time.time() - retention.total_seconds()
+    cutoff = (now - retention).timestamp()
     return [stored.key async for stored in files.iter(UPLOADS) if stored.modified < cutoff]
 
 
@@ -44,9 +44,10 @@ async def _remove(files: AttachmentBackend, keys: list[str]) -> int:
 
 
 async def sweep_unsent_uploads(sessionmaker: async_sessionmaker[AsyncSession], files: AttachmentBackend,
-                               retention: timedelta) -> int:
-    """Delete the uploads older than `retention` that no message refers to; returns how many went."""
-    candidates = await _old_uploads(files, retention)
+                               retention: timedelta, *, now: datetime | None = None) -> int:
+    """Delete the uploads older than `retention` (at `now`, by default the system clock's) that no message
+    refers to; returns how many went."""
+    candidates = await _old_uploads(files, retention, now or SYSTEM_CLOCK.now())
     if not candidates:
         return 0
     async with sessionmaker() as session:
@@ -65,7 +66,7 @@ def sweep_job(sessionmaker: async_sessionmaker[AsyncSession], files: AttachmentB
     instance at a time (a lease); a failed sweep is tried again after the jobs' backoff."""
 
     async def sweep(ctx: JobContext) -> None:
-        await sweep_unsent_uploads(sessionmaker, files, retention)
+        await sweep_unsent_uploads(sessionmaker, files, retention, now=ctx.clock.now())
 
     seconds = interval.total_seconds()
     return Job(name="uploads-sweep", tick=sweep, schedule=Every(seconds, first_delay=min(60.0, seconds)),

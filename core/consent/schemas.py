@@ -8,6 +8,7 @@ from core.consent.models import ConsentKind
 from core.timezones import HHMM, known_zone
 
 CHANNELS = ("email", "telegram", "webchat", "rest")
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text refuses NUL
 
 
 class PreferencesRead(BaseModel):
@@ -58,3 +59,22 @@ class ConsentChangeRead(BaseModel):
     actor_label: str | None
     note: str
     changed_at: datetime
+
+
+class OrderNoticeTemplateRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    status: str
+    internal: bool
+    text_en: str | None
+    text_ru: str | None
+    updated_at: datetime
+
+
+class OrderNoticeTemplateUpdate(BaseModel):
+    """What customers are told when an order reaches the status. `{order}`, `{status}` and `{description}` are
+    filled in; an empty or missing text uses the generic notice in that language; `internal` tells nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+    internal: bool = False
+    text_en: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
+    text_ru: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)

@@ -15,6 +15,7 @@ a value the driver cannot encode) is not an outage, and retrying would not help.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import TracebackType
 
 from sqlalchemy import exc as sa_exc
@@ -24,6 +25,8 @@ from sqlalchemy import exc as sa_exc
 _OUTAGE_SQLSTATES = ("08", "57P", "53")
 _DRIVER_MODULES = ("asyncpg", "sqlalchemy", "aiosqlite", "sqlite3")
 _MAX_CHAIN = 16
+# 22021 character_not_in_repertoire (a NUL in a text), 22P05 untranslatable_character.
+_UNSTORABLE_SQLSTATES = ("22021", "22P05")
 
 
 def _raised_by_driver(tb: TracebackType | None) -> bool:
@@ -50,16 +53,25 @@ def _is_outage_itself(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError) and _raised_by_driver(exc.__traceback__)
 
 
-def is_database_outage(exc: BaseException) -> bool:
-    """True when `exc` (or what it wraps) says the database cannot be reached or is not serving right now."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it wraps: SQLAlchemy's .orig, an explicit `raise ... from`; not __context__ (an unrelated
+    bug raised while handling a database error is still a bug)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen and len(seen) < _MAX_CHAIN:
         seen.add(id(current))
-        if _is_outage_itself(current):
-            return True
-        # What the error wraps: SQLAlchemy's .orig, an explicit `raise ... from`; not __context__ (an unrelated
-        # bug raised while handling a database error is still a bug).
+        yield current
         orig = getattr(current, "orig", None)
         current = orig if isinstance(orig, BaseException) else current.__cause__
-    return False
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True when `exc` (or what it wraps) says the database cannot be reached or is not serving right now."""
+    return any(_is_outage_itself(e) for e in _chain(exc))
+
+
+def is_unstorable_text(exc: BaseException) -> bool:
+    """True when PostgreSQL refused a text value the caller sent: a NUL character (SQLite stores it), or a
+    character the database's encoding lacks. The caller's input, not an outage and not a bug: answered 422."""
+    return any((getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)) in _UNSTORABLE_SQLSTATES
+               for e in _chain(exc))

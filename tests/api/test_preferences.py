@@ -55,3 +55,27 @@ async def test_bad_preferences_are_refused_with_the_reason(app_client: httpx.Asy
     r = await app_client.patch(f"/customers/{gone}/preferences", json={"consent_marketing": True}, headers=agent[1])
     assert r.status_code == 409 and r.json()["details"]["reason"] == "erased"
     assert (await app_client.get("/customers/999999/preferences", headers=agent[1])).status_code == 404
+
+
+async def test_order_notice_templates_over_the_api(app_client: httpx.AsyncClient, agent: Auth, admin: Auth) -> None:
+    url = "/admin/order-notices"
+    r = await app_client.put(f"{url}/shipped", json={"text_en": " Order {order} left: {status}. ",
+                                                     "text_ru": "Заказ {order} отправлен."}, headers=admin[1])
+    assert r.status_code == 200, r.text
+    assert r.json()["text_en"] == "Order {order} left: {status}." and not r.json()["internal"]
+    assert (await app_client.put(f"{url}/picking", json={"internal": True}, headers=admin[1])).status_code == 200
+    r = await app_client.put(f"{url}/shipped", json={"text_en": "Sent {order}", "text_ru": ""}, headers=admin[1])
+    assert r.json()["text_ru"] is None  # an empty text falls back to the generic notice
+    listed = (await app_client.get(url, headers=admin[1])).json()
+    assert [(t["status"], t["internal"], t["text_en"]) for t in listed] == [
+        ("picking", True, None), ("shipped", False, "Sent {order}")]
+
+    r = await app_client.put(f"{url}/x", json={"text_en": "Hi {name}"}, headers=admin[1])
+    assert r.status_code == 422 and "{name}" in r.text
+    r = await app_client.put(f"{url}/x", json={"text": "Hi"}, headers=admin[1])
+    assert r.status_code == 422 and "text" in r.text
+    assert (await app_client.put(f"{url}/{'s' * 65}", json={}, headers=admin[1])).status_code == 422
+    assert (await app_client.put(f"{url}/a%00b", json={}, headers=admin[1])).status_code == 422
+    assert (await app_client.put(f"{url}/x", json={"text_ru": "a\u0000"}, headers=admin[1])).status_code == 422
+    assert (await app_client.put(f"{url}/x", json={}, headers=agent[1])).status_code == 403
+    assert (await app_client.get(url, headers=agent[1])).status_code == 403

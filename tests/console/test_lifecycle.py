@@ -104,3 +104,13 @@ async def test_the_customer_page_shows_contracts_and_edits_preferences_with_a_co
         assert (await flash_after(client, r))[0] == "error"
     async with sessionmaker() as s:
         assert len((await s.scalars(select(ConsentChange))).all()) == 2
+
+
+async def test_a_nul_in_a_console_form_is_a_clear_422(client: httpx.AsyncClient, people: People, db_url: str) -> None:
+    await login(client, "admin@test.example")
+    page = "/console/admin/order-notices"
+    r = await post_form(client, page, page, {"status": "shipped", "text_en": "Order \u0000 left"})
+    if db_url.startswith("postgresql"):
+        assert r.status_code == 422 and "NUL" in r.text and "уберите" in r.text
+    else:
+        assert r.status_code == 303

@@ -57,6 +57,15 @@ async def test_only_old_unreferenced_uploads_go(sessionmaker: async_sessionmaker
     assert await sweep_unsent_uploads(sessionmaker, files, WEEK) == 0  # nothing left to do
 
 
+async def test_the_sweep_goes_by_the_clock_it_is_given(sessionmaker: async_sessionmaker[AsyncSession],
+                                                        tmp_path: Path) -> None:
+    files = LocalBackend(AttachmentStore(tmp_path))
+    draft = await save_upload(files, "draft.pdf", "application/pdf", b"%PDF-1.4 draft", max_bytes=10_000)
+    assert await sweep_unsent_uploads(sessionmaker, files, WEEK, now=utcnow() + timedelta(days=6)) == 0
+    assert await sweep_unsent_uploads(sessionmaker, files, WEEK, now=utcnow() + timedelta(days=8)) == 1
+    assert not (tmp_path / str(draft.storage_key)).exists()
+
+
 async def test_nothing_uploaded_is_nothing_to_do(sessionmaker: async_sessionmaker[AsyncSession],
                                                  tmp_path: Path) -> None:
     files = LocalBackend(AttachmentStore(tmp_path))
