@@ -1,9 +1,10 @@
 """Bulk contract import from CSV: every row checked first, then all written in one transaction, or nothing.
 
 The file's header names the columns (any order): number, customer, start_date, end_date are required; tariff,
-services (separated by ";"), auto_renewal (true/false, yes/no, 1/0, да/нет) and status (active, terminating,
-terminated, expired; active when empty) are optional; any other column is an error. `customer` is a customer id,
-an e-mail address or a phone number. Dates are YYYY-MM-DD or DD.MM.YYYY.
+services (separated by ";"), auto_renewal (true/false, yes/no, 1/0, да/нет), status (active, terminating,
+terminated, expired; active when empty) and region (where the service is delivered, e.g. msk/zelenograd: the areas
+of outages, core/incidents) are optional; any other column is an error. `customer` is a customer id, an e-mail
+address or a phone number. Dates are YYYY-MM-DD or DD.MM.YYYY.
 
 Any error - a wrong column, a bad date, a number twice, an unknown or erased customer - is reported with its line
 (the header is line 1) and nothing is written: "nothing half-imported". Otherwise every row is upserted by number
@@ -26,13 +27,13 @@ from core.audit import service as audit
 from core.config import CoreSettings
 from core.contracts import repository
 from core.contracts.models import ContractStatus
-from core.contracts.schemas import NUMBER_PATTERN, ImportError_, ImportResult
+from core.contracts.schemas import NUMBER_PATTERN, ImportError_, ImportResult, normalise_region
 from core.contracts.service import sync_reminders
 from core.db.base import MAX_ID
 from core.users.models import User
 
 REQUIRED = ("number", "customer", "start_date", "end_date")
-OPTIONAL = ("tariff", "services", "auto_renewal", "status")
+OPTIONAL = ("tariff", "services", "auto_renewal", "status", "region")
 MAX_ERRORS_SHOWN = 100
 CHUNK = 1000
 _STATUSES = tuple(s.value for s in ContractStatus)
@@ -130,6 +131,12 @@ def _parse(text: str) -> _Parsed:
         if len(tariff) > 200:
             problems.append("tariff is longer than 200 characters")
         services = [s.strip() for s in cell("services").split(";") if s.strip()]
+        region: str | None = None
+        if cell("region"):
+            try:
+                region = normalise_region(cell("region"))
+            except ValueError as exc:
+                problems.append(str(exc))
         customer = cell("customer")
         if not customer:
             problems.append("no customer")
@@ -137,7 +144,8 @@ def _parse(text: str) -> _Parsed:
             out.error(line, "; ".join(problems))
             continue
         out.rows.append((line, {"number": number, "tariff": tariff, "services": services, "start_date": start,
-                                "end_date": end, "auto_renewal": renewal in _TRUE, "status": status}, customer))
+                                "end_date": end, "auto_renewal": renewal in _TRUE, "status": status, "region": region},
+                         customer))
     return out
 
 

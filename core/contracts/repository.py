@@ -70,7 +70,7 @@ async def existing_numbers(session: AsyncSession, numbers: Sequence[str]) -> set
 
 
 UPSERT_COLUMNS = ("customer_id", "tariff", "services", "start_date", "end_date", "auto_renewal", "status",
-                  "updated_at")
+                  "region", "updated_at")
 
 
 async def upsert_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[tuple[int, date, str]]:
