@@ -15,13 +15,13 @@ from api.console.render import render
 from api.console.routes import redirect
 from api.console.security import ConsoleSupervisor, CsrfChecked
 from api.deps import DbSession, State
-from core.db.base import MAX_ID
+from core.db.base import MAX_ID, parse_id
 from core.errors import DomainError, NotFoundError
 from core.events import discard_pending
 from core.i18n import translator
 from core.incidents import service as incidents
 from core.incidents.models import IncidentStatus
-from core.incidents.schemas import IncidentCreate, IncidentResolve
+from core.incidents.schemas import INTENT_PATTERN, IncidentCreate, IncidentResolve
 
 router = APIRouter(prefix="/console/incidents", include_in_schema=False)
 PAGE = "/console/incidents"
@@ -34,10 +34,15 @@ def _reason(exc: DomainError | ValidationError) -> str:
 
 
 @router.get("")
-async def incidents_page(request: Request, session: DbSession, _user: ConsoleSupervisor) -> Response:
+async def incidents_page(request: Request, session: DbSession, _user: ConsoleSupervisor,
+                         alert_id: str | None = None, intent: str | None = None) -> Response:
+    """`alert_id` and `intent`: the form opened from a rising-problem alert (Problems, the board)."""
     open_ = await incidents.page(session, IncidentStatus.open, None, 100)
     resolved = await incidents.page(session, IncidentStatus.resolved, None, 50)
-    return render(request, "incidents.html", {"open": open_, "resolved": resolved})
+    alert = parse_id(alert_id) if alert_id else None
+    shown_intent = intent if intent and re.fullmatch(INTENT_PATTERN, intent) else ""
+    return render(request, "incidents.html", {"open": open_, "resolved": resolved, "alert_id": alert,
+                                              "intent": shown_intent})
 
 
 @router.post("", dependencies=[CsrfChecked])
@@ -45,14 +50,14 @@ async def open_incident(session: DbSession, state: State, actor: ConsoleSupervis
                         title: Annotated[str, Form()] = "", intents_: Annotated[str, Form(alias="intents")] = "",
                         area: Annotated[str, Form()] = "", customers: Annotated[str, Form()] = "",
                         message_en: Annotated[str, Form()] = "", message_ru: Annotated[str, Form()] = "",
-                        notify: Annotated[str, Form()] = "") -> Response:
+                        notify: Annotated[str, Form()] = "", alert_id: Annotated[str, Form()] = "") -> Response:
     _ = translator(actor.language)
     try:
         ids = [int(v) for v in re.split(r"[\s,;]+", customers.strip()) if v]
         body = IncidentCreate.model_validate({
             "title": title, "message_en": message_en, "message_ru": message_ru,
             "intents": [v for v in re.split(r"[\s,;]+", intents_.strip()) if v], "area": area or None,
-            "customers": ids, "notify_affected": notify == "on"})
+            "customers": ids, "notify_affected": notify == "on", "alert_id": parse_id(alert_id) if alert_id else None})
         incident = await incidents.open_incident(session, body, actor=actor, via_key=None, now=state.clock.now())
     except ValueError as exc:  # int() of a customer id, or the schema's checks
         await session.rollback()

@@ -13,6 +13,7 @@ from core.audit.models import AuditEntry
 from core.incidents.models import Incident
 from core.users.models import User
 from tests.console.conftest import People, login, post_form
+from tests.console.test_problems import raise_alert
 
 
 def text_of(html: str) -> str:
@@ -66,3 +67,22 @@ async def test_a_bad_form_comes_back_with_the_reason_and_agents_are_refused(
     client.cookies.clear()
     await login(client, people.agent.email)
     assert (await client.get("/console/incidents")).status_code == 403
+
+
+async def test_an_incident_opened_from_a_rising_problem_alert(
+        client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await raise_alert(sessionmaker)
+    await login(client, people.supervisor.email)
+    problems = await client.get("/console/problems")
+    link = re.search(r'data-open-incident="(\d+)" href="([^"]+)"', problems.text)
+    assert link is not None
+    page_url = link.group(2).replace("&amp;", "&").split("#")[0]
+    page = await client.get(page_url)
+    assert 'value="internet_down"' in page.text and f'data-from-alert="{link.group(1)}"' in page.text
+    r = await post_form(client, page_url, "/console/incidents", {
+        "title": "Rising", "intents": "internet_down", "area": "msk", "message_ru": "м", "message_en": "m",
+        "alert_id": link.group(1)})
+    assert r.status_code == 303
+    async with sessionmaker() as s:
+        incident = (await s.scalars(select(Incident))).one()
+    assert incident.alert_id == int(link.group(1)) and incident.notify_affected is False
