@@ -18,7 +18,6 @@ from sqlalchemy import (
     Text,
     cast,
     delete,
-    exists,
     func,
     insert,
     literal,
@@ -30,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.schema import CreateTable, DropTable
 
 from core.contracts.models import Contract, ContractStatus
@@ -234,13 +234,16 @@ async def sync_staged_reminders(session: AsyncSession, offsets: Sequence[int], n
     if not offsets:
         return
     current = imported.subquery("current")
-    # One semi-join of the file's keys against the pending reminders.
-    await session.execute(delete(ScheduledTask).where(
-        ScheduledTask.kind == REMINDER, ScheduledTask.state == TaskState.pending,
-        exists().where(current.c.key == ScheduledTask.key, or_(
-            current.c.status != ContractStatus.active.value,
-            current.c.end_text != ScheduledTask.payload["end_date"].as_string())))
-        .execution_options(synchronize_session=False))
+    armed = aliased(ScheduledTask)
+    # The stale keys found once (the file's keys joined to their tasks by the unique (kind, key) index), then
+    # deleted: a correlated EXISTS per pending task made SQLite walk the file's keys for each of them.
+    stale = (select(current.c.key).join(armed, (armed.kind == REMINDER) & (armed.key == current.c.key))
+             .where(armed.state == TaskState.pending, or_(
+                 current.c.status != ContractStatus.active.value,
+                 current.c.end_text != armed.payload["end_date"].as_string())))
+    await session.execute(delete(ScheduledTask).where(ScheduledTask.kind == REMINDER,
+                                                      ScheduledTask.key.in_(stale))
+                          .execution_options(synchronize_session=False))
     postgres = session.get_bind().dialect.name == "postgresql"
     build = func.jsonb_build_object if postgres else func.json_object
     payload = build("contract_id", contracts.c.id, "days", days, "end_date", DUES.c.end_text)
