@@ -32,6 +32,7 @@ from api.routers import (
     csat_public,
     customers,
     health,
+    incidents,
     nlu_admin,
     orders,
     outbox,
@@ -61,6 +62,7 @@ from core.csat.service import CsatSurveys
 from core.db.session import create_engine, create_sessionmaker
 from core.errors import ConflictError
 from core.events import EventBus
+from core.incidents.service import IncidentNotices
 from core.ingest.service import IngestService, ResponseLookup
 from core.jobs import JobRegistry
 from core.jobs.tasks import DueTaskRunner
@@ -193,6 +195,7 @@ def create_app(
             SlaTimers(jobs_clock).register(state.task_handlers)
             ContractReminders(settings.core, jobs_clock).register(state.task_handlers)
             OrderNotices(settings.core, jobs_clock).register(state.task_handlers)
+            IncidentNotices(settings.core, jobs_clock).register(state.task_handlers)
             CsatSurveys(settings.core, jobs_clock,  # satisfaction surveys
                         link_secret=settings.secret_key.get_secret_value()).register(state.task_handlers)
             # The weekly summary to supervisors: its task arms itself week after week, its mails go by SMTP.
@@ -249,7 +252,8 @@ def create_app(
     for router in (rest_channel.router, telegram.router, webchat.router, health.router, auth.router,
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
                    sla.router, csat_public.router, nlu_admin.router, nlu_admin.corrections, attachments.router,
-                   presence.router, problems.router, reports.router, api_keys.router, contracts.router):
+                   presence.router, problems.router, reports.router, api_keys.router, contracts.router,
+                   incidents.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)

@@ -94,3 +94,4 @@ OrdersWriter = Annotated[Caller, Depends(user_or_key(Role.supervisor, Scope.orde
 ContractsWriter = Annotated[Caller, Depends(user_or_key(Role.supervisor, Scope.contracts_write))]
 CustomersReader = Annotated[Caller, Depends(user_or_key(Role.agent, Scope.customers_read))]
 ReportsReader = Annotated[Caller, Depends(user_or_key(Role.supervisor, Scope.reports_read))]
+IncidentsWriter = Annotated[Caller, Depends(user_or_key(Role.supervisor, Scope.incidents_write))]

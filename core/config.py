@@ -62,6 +62,13 @@ class CoreSettings(BaseModel):
         default="09:00", pattern=HHMM,
         description="... until this one: a notice due in between waits for it (equal times: never quiet).")
 
+    incident_notices_per_minute: int = Field(
+        default=600, ge=1, le=60_000,
+        description="An incident's broadcast (opening and fix) reaches at most this many customers a minute.")
+    incident_page_seconds: float = Field(
+        default=10.0, gt=0, le=600,
+        description="An incident broadcast sends a page of customers this often (the rate above, per page).")
+
     @field_validator("csat_time_zone", "notice_time_zone", "kpi_time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -12,6 +12,7 @@ from core.csat.models import CsatSurvey
 from core.cursors.models import ChannelCursor
 from core.customers.models import ChannelIdentity, Customer
 from core.db.base import Base
+from core.incidents.models import Incident, IncidentCustomer, IncidentTicket
 from core.jobs.models import ScheduledTask, TaskState
 from core.kpis.models import KpiHourly, KpiRollup, KpiState, KpiTicketFacts
 from core.nlu_admin.models import (
@@ -55,6 +56,9 @@ __all__ = [
     "Customer",
     "Direction",
     "HandledMessage",
+    "Incident",
+    "IncidentCustomer",
+    "IncidentTicket",
     "IntentRoute",
     "KpiHourly",
     "KpiRollup",

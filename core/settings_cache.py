@@ -26,6 +26,7 @@ T = TypeVar("T")
 
 INTENT_ACTIONS = "intent_actions"
 SLA_POLICIES = "sla_policies"
+OPEN_INCIDENTS = "open_incidents"
 
 _INFO_KEY = "settings_cache.changed"
 # name -> how many committed transactions of this process changed it (a copy knows the count it was read at)

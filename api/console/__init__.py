@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api import errors as api_errors
-from api.console import intents, lifecycle, presence, problems, reports, sla_admin, summary_admin
+from api.console import incidents, intents, lifecycle, presence, problems, reports, sla_admin, summary_admin
 from api.console.render import SECURITY_HEADERS, STATIC_DIR, render
 from api.console.routes import router
 from api.console.security import CsrfError, ForbiddenPageError, LoginRequiredError, set_flash
@@ -56,6 +56,7 @@ def install(app: FastAPI) -> None:
     app.include_router(presence.router)
     app.include_router(sla_admin.router)
     app.include_router(problems.router)
+    app.include_router(incidents.router)
     app.include_router(summary_admin.router)
     app.include_router(lifecycle.router)
     app.include_router(reports.router)

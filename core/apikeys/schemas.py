@@ -14,6 +14,7 @@ class Scope(enum.StrEnum):
     contracts_write = "contracts:write"  # push and import contracts
     customers_read = "customers:read"  # read customers, their orders and contracts
     reports_read = "reports:read"  # read the KPI reports
+    incidents_write = "incidents:write"  # open, read and resolve outages (e.g. the network monitoring system)
 
 
 class ApiKeyCreate(BaseModel):

@@ -1,20 +1,24 @@
 """Bulk contract import from CSV: every row checked first, then all written in one transaction, or nothing.
 
 The file's header names the columns (any order): number, customer, start_date, end_date are required; tariff,
-services (separated by ";"), auto_renewal (true/false, yes/no, 1/0, да/нет) and status (active, terminating,
-terminated, expired; active when empty) are optional; any other column is an error. `customer` is a customer id,
-an e-mail address or a phone number. Dates are YYYY-MM-DD or DD.MM.YYYY.
+services (separated by ";"), auto_renewal (true/false, yes/no, 1/0, да/нет), status (active, terminating,
+terminated, expired; active when empty) and region (where the service is delivered, e.g. msk/zelenograd: the areas
+of outages, core/incidents) are optional; any other column is an error. `customer` is a customer id, an e-mail
+address or a phone number. Dates are YYYY-MM-DD or DD.MM.YYYY.
 
 Any error - a wrong column, a bad date, a number twice, an unknown or erased customer - is reported with its line
 (the header is line 1) and nothing is written: "nothing half-imported". Otherwise every row is upserted by number
-(so importing the same file twice changes nothing the second time) and the reminders are armed, chunk by chunk in
-the one transaction, with `progress(done, total)` after each chunk.
+(so importing the same file twice changes nothing the second time) and the reminders are armed, all in the one
+transaction: the rows are staged in a temporary table (COPY on PostgreSQL, one executemany on SQLite), then one
+INSERT ... SELECT ... ON CONFLICT writes the contracts and one more arms their reminders (`progress(done, total)` is
+called as the steps finish).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -26,15 +30,14 @@ from core.audit import service as audit
 from core.config import CoreSettings
 from core.contracts import repository
 from core.contracts.models import ContractStatus
-from core.contracts.schemas import NUMBER_PATTERN, ImportError_, ImportResult
-from core.contracts.service import sync_reminders
+from core.contracts.schemas import NUMBER_PATTERN, ImportError_, ImportResult, normalise_region
+from core.contracts.service import reminder_due
 from core.db.base import MAX_ID
 from core.users.models import User
 
 REQUIRED = ("number", "customer", "start_date", "end_date")
-OPTIONAL = ("tariff", "services", "auto_renewal", "status")
+OPTIONAL = ("tariff", "services", "auto_renewal", "status", "region")
 MAX_ERRORS_SHOWN = 100
-CHUNK = 1000
 _STATUSES = tuple(s.value for s in ContractStatus)
 _TRUE = {"true", "yes", "1", "y", "да", "t"}
 _FALSE = {"false", "no", "0", "n", "нет", "f", ""}
@@ -130,6 +133,12 @@ def _parse(text: str) -> _Parsed:
         if len(tariff) > 200:
             problems.append("tariff is longer than 200 characters")
         services = [s.strip() for s in cell("services").split(";") if s.strip()]
+        region: str | None = None
+        if cell("region"):
+            try:
+                region = normalise_region(cell("region"))
+            except ValueError as exc:
+                problems.append(str(exc))
         customer = cell("customer")
         if not customer:
             problems.append("no customer")
@@ -137,7 +146,8 @@ def _parse(text: str) -> _Parsed:
             out.error(line, "; ".join(problems))
             continue
         out.rows.append((line, {"number": number, "tariff": tariff, "services": services, "start_date": start,
-                                "end_date": end, "auto_renewal": renewal in _TRUE, "status": status}, customer))
+                                "end_date": end, "auto_renewal": renewal in _TRUE, "status": status, "region": region},
+                         customer))
     return out
 
 
@@ -188,17 +198,24 @@ async def import_csv(session: AsyncSession, text: str, *, settings: CoreSettings
     if parsed.error_count:
         parsed.errors.sort(key=lambda e: e.line)
         return ImportResult(imported=0, created=0, updated=0, errors=parsed.errors, error_count=parsed.error_count)
-    numbers = [v["number"] for _, v, _ in parsed.rows]
-    existing = await repository.existing_numbers(session, numbers)
     total = len(parsed.rows)
-    for i in range(0, total, CHUNK):
-        chunk = [{**values, "customer_id": customers[ref], "created_at": now, "updated_at": now}
-                 for _, values, ref in parsed.rows[i:i + CHUNK]]
-        written = await repository.upsert_many(session, chunk)
-        await sync_reminders(session, written, settings, now)
-        if progress is not None:
-            progress(min(i + CHUNK, total), total)
-    updated = len(existing)
+    rows = []
+    for _, v, ref in parsed.rows:
+        rows.append((v["number"], customers[ref], v["tariff"], json.dumps(v["services"], ensure_ascii=False),
+                     v["start_date"], v["end_date"], v["auto_renewal"], v["status"], v["region"]))
+    offsets = settings.contract_reminder_days
+    ends = sorted({v["end_date"] for _, v, _ in parsed.rows})
+    dues = [(end, days, reminder_due(end, days, settings), end.isoformat()) for end in ends for days in offsets]
+    # Staged (COPY on PostgreSQL), then three statements for the whole file: no round trip per row or chunk.
+    await repository.stage(session, rows, dues)
+    if progress is not None:
+        progress(total // 2, total)
+    updated = await repository.staged_existing(session)
+    await repository.upsert_staged(session, now)
+    await repository.sync_staged_reminders(session, offsets, now)
+    await repository.drop_staged(session)
+    if progress is not None:
+        progress(total, total)
     audit.record(session, actor, "contract.import", "contract", "import", rows=total, created=total - updated,
                  updated=updated, **({"api_key": via_key} if via_key else {}))
     return ImportResult(imported=total, created=total - updated, updated=updated, errors=[], error_count=0)

@@ -111,7 +111,7 @@ async def put(session: AsyncSession, number: str, body: ContractUpsert, *, actor
     existed = await repository.get_by_number(session, number) is not None
     values = {"number": number, "customer_id": customer_id, "tariff": body.tariff, "services": body.services,
               "start_date": body.start_date, "end_date": body.end_date, "auto_renewal": body.auto_renewal,
-              "status": body.status.value, "created_at": now, "updated_at": now}
+              "status": body.status.value, "region": body.region, "created_at": now, "updated_at": now}
     written = await repository.upsert_many(session, [values])
     await sync_reminders(session, written, settings, now)
     audit.record(session, actor, "contract.upsert", "contract", number, status=body.status.value, created=not existed,

@@ -91,6 +91,8 @@ class DecisionContext:
     waiting_notice_allowed: bool = True
     # Two or more requests read in this one message (the parse's `requests`), top one first; empty for one.
     requests: tuple[Request, ...] = ()
+    # An open incident (outage) answers this appeal: its message in the customer's language (core/incidents).
+    incident_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,11 @@ def decide(ctx: DecisionContext) -> Decision:
         return _waiting(ctx, intent, priority)
     if parse is None:
         return Decision(Action.escalate, "nlu_unavailable", reply_key="nlu_unavailable")
+    if ctx.incident_text is not None and intent is not None:
+        # A known outage: the customer hears what is known and that they will be told of the fix; the ticket stays
+        # with the bot, linked to the incident, and is resolved with it.
+        return Decision(Action.answer, "incident", route_intent=intent, reply_text=ctx.incident_text,
+                        priority=priority)
     if len(ctx.requests) > 1:
         return _several_requests(ctx, priority)
     if intent is None:

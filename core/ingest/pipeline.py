@@ -49,6 +49,7 @@ from core.errors import ConflictError, ValidationFailedError
 from core.events import MessageAdded, TicketChanged, Topic, emit
 from core.handover import service as handover
 from core.i18n import translator
+from core.incidents import service as incidents
 from core.ingest import repository
 from core.ingest.schemas import InboundMessage, IngestResult
 from core.nlu_admin.actions import ActionTable, action_table
@@ -114,6 +115,7 @@ class _Work:
     queue: handover.QueueState | None = None  # the queue as the hand-over notice quotes it
     survey: CsatSurvey | None = None  # a survey answer's survey row (locked), read once when threading it
     contract: str | None = None  # the contract a termination request is about: kept with the message
+    incident: incidents.OpenIncident | None = None  # an open outage this appeal is about (core/incidents)
 
 
 @dataclass(eq=False)
@@ -162,6 +164,9 @@ class IngestPipeline:
         self.actions = CachedSetting(settings_cache.INTENT_ACTIONS, action_table, settings.settings_cache_seconds)
         self.policies = CachedSetting(settings_cache.SLA_POLICIES, sla.detached_policies,
                                       settings.settings_cache_seconds)
+        # The open incidents: a handful of rows, matched against every confidently read appeal.
+        self.incidents = CachedSetting(settings_cache.OPEN_INCIDENTS, incidents.open_snapshot,
+                                       settings.settings_cache_seconds)
 
     async def write(self, session: AsyncSession, items: Sequence[Parsed]) -> list[IngestResult]:
         """Phases: look up -> place each message (identity, thread) and decide it -> flush (new customers,
@@ -175,6 +180,7 @@ class IngestPipeline:
         except BaseException:
             self.actions.drop()
             self.policies.drop()
+            self.incidents.drop()
             raise
 
     async def _write(self, session: AsyncSession, items: Sequence[Parsed]) -> list[IngestResult]:
@@ -201,6 +207,8 @@ class IngestPipeline:
                     await self._decide(session, look, work)
             # New customers, identities and tickets go in with their final state; the changed ones are updated.
             await session.flush()
+            await incidents.link(session, [(w.incident.id, w.ticket.id) for w in works if w.incident is not None],
+                                 utcnow())
             rows = [self._inbound_row(work) for work in works]
             # The rows themselves go in without a unit-of-work object each: one INSERT per table for the batch.
             ids = await repository.insert_messages(session, rows)
@@ -433,6 +441,20 @@ class IngestPipeline:
                                         and w.parse is not None and w.parse.confident
                                         and w.parse.intent in (HANDOFF_INTENT, ORDER_INTENT) for w in works):
             look.routing = await routing.routing_table(session)  # the waiting tickets' queues and their settings
+        await self._match_incidents(session, works)
+
+    async def _match_incidents(self, session: AsyncSession, works: Sequence[_Work]) -> None:
+        """The open incident each appeal is about, if any: nothing is read unless an incident is open and an appeal
+        has one of its intents (the list of open incidents is a cached copy)."""
+        appeals = [incidents.Appeal(index, w.customer.id, intent) for index, w in enumerate(works)
+                   if w.customer.id is not None and w.parse is not None and w.parse.confident
+                   and (intent := w.parse.intent) and w.threading != CSAT_ANSWER]
+        if not appeals:
+            return
+        snapshot = await self.incidents.get(session)
+        if snapshot:
+            for index, incident in (await incidents.match(session, snapshot, appeals)).items():
+                works[index].incident = incident
 
     async def _prefetch_queues(self, session: AsyncSession, look: _Lookups, answered: Sequence[_Work]) -> None:
         """The load, history and hours of every queue this batch hands a customer over to or tells about."""
@@ -519,6 +541,7 @@ class IngestPipeline:
                          for e in (parse.entities if parse else ())],
             "extra": {**inbound.extra, "action": work.action.value, "reason": work.reason,
                       **({"contract": work.contract} if work.contract else {}),
+                      **({"incident": work.incident.id} if work.incident is not None else {}),
                       **({"requests": [{"intent": r.name, "confidence": r.confidence} for r in parse.requests]}
                          if parse is not None and len(parse.requests) > 1 else {})},
             "in_reply_to_id": None, "created_at": inbound.received_at,
@@ -559,6 +582,7 @@ class IngestPipeline:
             waiting_notice_allowed=ticket.waiting_notice_at is None
             or ticket.waiting_notice_at <= utcnow() - notice_gap,
             requests=requests,
+            incident_text=work.incident.message(work.language) if work.incident is not None else None,
         )
 
     async def _apply(self, session: AsyncSession, look: _Lookups, ticket: Ticket, decision: Decision,
