@@ -18,8 +18,8 @@ import asyncio
 import datetime as dt
 import fcntl
 import functools
+import itertools
 import json
-import math
 import os
 import re
 import secrets
@@ -50,7 +50,7 @@ from sklearn.svm import LinearSVC
 
 from nlu.entities import EntityExtractor
 from nlu.errors import DataFormatError, ModelNotFoundError, TrainingInProgressError
-from nlu.morph import VECTOR_SIZE, lemmatise, lemmatise_cyrillic, mean_vector, vectors_available
+from nlu.morph import VECTOR_SIZE, lemmatise_cyrillic, mean_vector, stem_latin, vectors_available
 from nlu.protocol import (
     OUT_OF_SCOPE,
     EvaluationReport,
@@ -70,6 +70,7 @@ HISTORY_FILE = "history.json"
 TRAIN_LOCK_FILE = ".train.lock"
 FIRST_START_LOCK_FILE = ".first-start.lock"
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LATIN_WORD = re.compile(r"\b[a-z]{2,}\b")
 RANKING_SIZE = 5
 REQUEST_RANK = 3
 LETTER_SECOND_REQUEST = 0.995
@@ -101,14 +102,17 @@ class _Model:
 
 
 class _FastScorer:
-    """Scores one text without sklearn's per-call validation overhead (about 20x faster for one text).
+    """Scores texts without sklearn's per-call validation overhead (about 20x faster for one text).
 
     Reproduces TfidfVectorizer(sublinear_tf=True, norm="l2") per feature block and the linear decision
-    function; a test checks it against the sklearn path.
+    function; a test checks it against the sklearn path. A letter and its sentences are scored in one batch
+    (`scores_many`): each text is analysed once, the letter's character n-grams are the sum of its sentences'
+    (char_wb n-grams never cross a space, so the sum is exact), and one gather of the weight rows scores them all.
     """
 
     def __init__(self, model: _Model) -> None:
-        self.parts: list[tuple[Any, dict[str, int], NDArray[np.float64], int]] = []
+        # (analyser, vocabulary, idf, column offset, whether its n-grams stay inside words) per sparse block
+        self.parts: list[tuple[Any, dict[str, int], NDArray[np.float64], int, bool]] = []
         self.dense: list[tuple[MeanWordVectors, int]] = []
         offset = 0
         for _, vectorizer in model.vectorizer.transformer_list:
@@ -117,7 +121,8 @@ class _FastScorer:
                 offset += VECTOR_SIZE
                 continue
             vocabulary: dict[str, int] = vectorizer.vocabulary_
-            self.parts.append((vectorizer.build_analyzer(), vocabulary, vectorizer.idf_, offset))
+            self.parts.append((vectorizer.build_analyzer(), vocabulary, vectorizer.idf_, offset,
+                               vectorizer.analyzer == "char_wb"))
             offset += len(vocabulary)
         coef = model.classifier.coef_
         intercept = model.classifier.intercept_
@@ -126,24 +131,61 @@ class _FastScorer:
             intercept = np.array([-intercept[0], intercept[0]])
         self.weights = np.ascontiguousarray(coef.T)
         self.intercept = intercept
+        # The idf of every sparse column in one array (zeros under the dense blocks' columns).
+        self.idf = np.zeros(self.weights.shape[0])
+        for _, _, idf, offset, _ in self.parts:
+            self.idf[offset:offset + idf.size] = idf
 
     def scores(self, features_text: str) -> tuple[NDArray[np.float64], bool]:
         """Decision scores per class, and whether any known word occurred."""
-        total = self.intercept.copy()
-        known_words = False
-        for block, (analyzer, vocabulary, idf, offset) in enumerate(self.parts):
-            counts = Counter(t for t in analyzer(features_text) if t in vocabulary)
-            if not counts:
-                continue
-            if block == 0:
-                known_words = True
-            index = np.fromiter((vocabulary[t] for t in counts), dtype=np.intp, count=len(counts))
-            values = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * idf[index]
-            values /= math.sqrt(float(values @ values))
-            total += values @ self.weights[index + offset]
+        scores, known = self.scores_many([features_text])
+        return scores[0], bool(known[0])
+
+    def scores_many(self, features_texts: Sequence[str], *,
+                    first_is_sum: bool = False) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Decision scores of several texts (one row each), and which of them have a known word.
+
+        With `first_is_sum`, the first text is the others joined (a letter and its sentences): its in-word
+        n-grams are summed from theirs instead of analysed again.
+        """
+        n = len(features_texts)
+        # Known n-grams per text, then one sparse row per text over all blocks' columns.
+        counted: list[list[Counter[str]]] = [[] for _ in range(n)]
+        for analyzer, vocabulary, _idf, _offset, in_words in self.parts:
+            tokens = [analyzer(t) for t in features_texts[1:]] if first_is_sum and in_words else None
+            for row in range(n):
+                if tokens is None:
+                    analysed: Any = analyzer(features_texts[row])
+                else:
+                    analysed = itertools.chain.from_iterable(tokens) if row == 0 else tokens[row - 1]
+                counted[row].append(Counter(t for t in analysed if t in vocabulary))
+        columns: list[int] = []
+        frequencies: list[int] = []
+        bounds = [0]  # where each (text, block) run of entries ends
+        indptr = [0]
+        known = np.zeros(n, dtype=bool)
+        for row, blocks in enumerate(counted):
+            known[row] = bool(blocks[0])
+            for (_, vocabulary, _, offset, _), counts in zip(self.parts, blocks, strict=True):
+                if counts:
+                    columns.extend(vocabulary[t] + offset for t in counts)
+                    frequencies.extend(counts.values())
+                    bounds.append(len(columns))
+            indptr.append(len(columns))
+        total = np.tile(self.intercept, (n, 1))
+        if columns:
+            index = np.array(columns, dtype=np.intp)
+            values = (1.0 + np.log(np.array(frequencies, dtype=np.float64))) * self.idf[index]
+            starts = np.array(bounds[:-1], dtype=np.intp)
+            norms = np.sqrt(np.add.reduceat(values * values, starts))
+            values /= np.repeat(norms, np.diff(bounds))
+            matrix = sparse.csr_matrix((values, index, np.array(indptr, dtype=np.intp)),
+                                       shape=(n, self.weights.shape[0]))
+            total += matrix @ self.weights
         for block_vectors, offset in self.dense:
-            total += (mean_vector(features_text) * block_vectors.weight) @ self.weights[offset:offset + VECTOR_SIZE]
-        return total, known_words
+            dense = np.vstack([mean_vector(t) for t in features_texts]) * block_vectors.weight
+            total += dense @ self.weights[offset:offset + VECTOR_SIZE]
+        return total, known
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +213,14 @@ class MeanWordVectors(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         return sparse.csr_matrix(np.vstack([mean_vector(t) for t in texts]) * self.weight)
 
 
-FEATURES = ("lemmas", "vectors")
+FEATURES = ("lemmas", "stems", "vectors")
 """Feature blocks beyond word and character n-grams that the engine can use (bench/nlu.py --features)."""
 DEFAULT_FEATURES: tuple[str, ...] = ("lemmas",)
-"""Lemmas raise coverage at the same precision on the shipped Russian data for a second of training; averaged word
-vectors did not raise accuracy there and cost five times the training time (bench/nlu.py --features, README)."""
+"""Lemmas raise coverage at the same precision on the shipped Russian data for a second of training. English Snowball
+stems (`stems`) gained about 0.2 points on validation splits of the banking77 and hwu64 training files but nothing on
+their test files, and hwu64's out-of-scope recall fell 4.5 points with them: an option, not a default. Averaged word
+vectors did not raise accuracy and cost five times the training time (bench/nlu.py --features, the decision records).
+"""
 VECTORS_WEIGHT = 1.0
 
 
@@ -183,6 +228,7 @@ def _featuriser(texts: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES
     min_df = 2 if len(texts) >= 2000 else 1
     # The Russian blocks only where there is Russian: an English-only model would get an empty vocabulary.
     russian = sum(1 for t in texts if _CYRILLIC.search(t)) >= 2
+    english = sum(1 for t in texts if _LATIN_WORD.search(t)) >= 2
     blocks: list[tuple[str, Any]] = [
         ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=False,
                                   token_pattern=r"(?u)\b\w+\b")),  # noqa: S106 (not a password)
@@ -193,9 +239,9 @@ def _featuriser(texts: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES
         blocks.append(("lemmas", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=False,
                                                  preprocessor=lemmatise_cyrillic,
                                                  token_pattern=r"(?u)\b\w+\b")))  # noqa: S106
-    if "stems" in features:
+    if "stems" in features and english:
         blocks.append(("stems", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=False,
-                                                preprocessor=lemmatise,
+                                                preprocessor=stem_latin,
                                                 token_pattern=r"(?u)\b\w+\b")))  # noqa: S106
     if "vectors" in features and russian and vectors_available():
         blocks.append(("vectors", MeanWordVectors(VECTORS_WEIGHT)))
@@ -476,16 +522,18 @@ class EmbeddedEngine:
                          language_certain=language_certain(text))
         classes, threshold = loaded.model.classes, loaded.model.threshold
         body = clean_message(text)
-        probs = self._probs(loaded, body, language)
+        # Each sentence (or clause of a chat line) on its own: a request among context sentences is read as
+        # surely as a one-liner, and a second request in the same message is found instead of dropped. The text
+        # and its parts are scored in one batch.
+        parts = segments(body) if is_long(text) else clauses(body)
+        all_probs = self._probs_many(loaded, [body, *parts] if len(parts) > 1 else [body], language,
+                                     parts_are_sentences=is_long(text))
+        probs = all_probs[0]
         top = int(probs.argmax())
         confidence = float(probs[top])
-        # Each sentence (or clause of a chat line) on its own: a request among context sentences is read as
-        # surely as a one-liner, and a second request in the same message is found instead of dropped.
         requests: dict[str, float] = {}
-        parts = segments(body) if is_long(text) else clauses(body)
         if len(parts) > 1:
-            for part in parts:
-                part_probs = self._probs(loaded, part, language)
+            for part_probs in all_probs[1:]:
                 best = int(part_probs.argmax())
                 name, value = str(classes[best]), float(part_probs[best])
                 if value >= threshold and name != OUT_OF_SCOPE and name not in SOCIAL_INTENTS:
@@ -522,13 +570,21 @@ class EmbeddedEngine:
         )
 
     @staticmethod
-    def _probs(loaded: _Loaded, text: str, language: str) -> NDArray[np.float64]:
-        scores, known_words = loaded.scorer.scores(to_features_text(text, language))
+    def _probs_many(loaded: _Loaded, texts: Sequence[str], language: str, *,
+                    parts_are_sentences: bool = False) -> NDArray[np.float64]:
+        """Calibrated probabilities of a text (first) and its parts, one row each, scored in one batch.
+
+        With `parts_are_sentences` (a letter cut into sentences, every word kept) the letter's in-word n-grams are
+        summed from its sentences'; a check that the words are the same keeps the sum exact.
+        """
+        features = [to_features_text(t, language) for t in texts]
+        summed = (parts_are_sentences and len(features) > 1
+                  and sorted(features[0].split()) == sorted(" ".join(features[1:]).split()))
+        scores, known_words = loaded.scorer.scores_many(features, first_is_sum=summed)
         scaled = scores * loaded.model.temperature
-        probs: NDArray[np.float64] = np.exp(scaled - scaled.max())  # softmax of one row: cheaper than scipy's
-        probs /= probs.sum()
-        if not known_words:
-            probs = probs * UNKNOWN_WORDS_FACTOR
+        probs: NDArray[np.float64] = np.exp(scaled - scaled.max(axis=1, keepdims=True))  # cheaper than scipy's
+        probs /= probs.sum(axis=1, keepdims=True)
+        probs[~known_words] *= UNKNOWN_WORDS_FACTOR
         return probs
 
     @staticmethod

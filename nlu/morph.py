@@ -103,6 +103,11 @@ def lemmatise_cyrillic(text: str) -> str:
     return " ".join(lemma(w) for w in _WORD.findall(text) if _CYRILLIC_WORD.match(w))
 
 
+def stem_latin(text: str) -> str:
+    """The Snowball stems of the Latin words only (English): the Russian words have their own lemma block."""
+    return " ".join(lemma(w) for w in _WORD.findall(text) if _LATIN_WORD.match(w))
+
+
 @functools.lru_cache(maxsize=LEMMA_CACHE_SIZE)
 def _word_vector(word: str) -> NDArray[np.float32] | None:
     # The lemma's vector first: every form of a word then counts as the same word, as in the lemma block.

@@ -105,6 +105,9 @@ class Decision:
     priority: Priority | None = None
     failed_answer: bool = False  # the answer asks again / did not find: two in a row escalate
     intents: tuple[str, ...] = ()  # every request of a message that asked several things, for the ticket
+    # A looked-up answer (one of the bot's phrases, e.g. "order_status") a several-request reply carries after its
+    # FAQ answers and before any hand-over notice.
+    lookup_key: str | None = None
 
 
 WITH_HUMANS = (TicketStatus.open, TicketStatus.pending)
@@ -156,19 +159,29 @@ def decide(ctx: DecisionContext) -> Decision:
 
 
 def _several_requests(ctx: DecisionContext, priority: Priority | None) -> Decision:
-    """A message asking several things: the FAQs among them are answered, and whatever needs a person goes to the
-    queue with every request on record, so no request is answered while another is silently dropped."""
+    """A message asking several things: the FAQs among them are answered, an order whose status the bot can look
+    up is answered from its record, and whatever needs a person goes to the queue with every request on record,
+    so no request is answered while another is silently dropped."""
+    looked_up = next((r for r in ctx.requests if _order_looked_up(ctx, r)), None)
     answerable = [r for r in ctx.requests if r.answerable]
-    rest = [r for r in ctx.requests if not r.answerable]
+    rest = [r for r in ctx.requests if not r.answerable and r is not looked_up]
     intents = tuple(r.intent for r in ctx.requests)
     answers = "\n\n".join(r.faq_answer for r in answerable if r.faq_answer) or None
+    lookup_key = "order_status" if looked_up is not None else None
     if any(r.intent == COMPLAINT_INTENT for r in ctx.requests):
         priority = Priority.high
     if not rest:
-        return Decision(Action.answer, "several_faqs", route_intent=intents[0], reply_text=answers,
-                        priority=priority, intents=intents)
+        return Decision(Action.answer, "several_answered" if looked_up else "several_faqs", route_intent=intents[0],
+                        reply_text=answers, priority=priority, intents=intents, lookup_key=lookup_key)
     return Decision(Action.escalate, "several_requests", route_intent=rest[0].intent, reply_key="escalated",
-                    reply_text=answers, priority=priority, intents=intents)
+                    reply_text=answers, priority=priority, intents=intents, lookup_key=lookup_key)
+
+
+def _order_looked_up(ctx: DecisionContext, request: Request) -> bool:
+    """An order-status request declared self-service whose order the bot found (the customer's own, by number):
+    answered from the record like a one-request message; without the order it goes to a person with the rest."""
+    return (request.intent == ORDER_INTENT and request.intent_action == IntentAction.self_service
+            and ctx.order is not None)
 
 
 def _waiting(ctx: DecisionContext, intent: str | None, priority: Priority | None) -> Decision:

@@ -490,7 +490,9 @@ class IngestPipeline:
 
     @staticmethod
     def _order_number(parse: Parse | None) -> str | None:
-        if parse is None or not parse.confident or parse.intent != "order_status":
+        # The order asked about: the message's one confident intent, or one of several requests read in it.
+        if parse is None or not ((parse.confident and parse.intent == ORDER_INTENT)
+                                 or any(r.name == ORDER_INTENT for r in parse.requests)):
             return None
         entity = parse.entity("order_number")
         return entity.value if entity else None
@@ -631,11 +633,16 @@ class IngestPipeline:
         decision, ticket = reply.decision, work.ticket
         team = self._team_of(look, ticket)
         wait = handover.wait_sentence(work.queue, utcnow(), reply.language)
+        # Several requests: an order status the bot looked up follows the FAQ answers.
+        looked_up = (self._phrase(decision, team, reply.ctx, reply.language, key=decision.lookup_key)
+                     if decision.lookup_key else None)
         if decision.action == Action.escalate:
             # The intent's own text first (answer_and_escalate), then: with the team, its number, the wait.
             notice = " ".join(p for p in (self._phrase(decision, team, reply.ctx, reply.language,
                                                        ticket=ticket.number), wait) if p)
-            text = "\n\n".join(p for p in (decision.reply_text, notice) if p)
+            text = "\n\n".join(p for p in (decision.reply_text, looked_up, notice) if p)
+        elif looked_up:
+            text = "\n\n".join(p for p in (decision.reply_text, looked_up) if p)
         elif decision.reply_key == "still_waiting":
             text = self._phrase(decision, team, reply.ctx, reply.language, ticket=ticket.number, wait=wait)
         else:
@@ -657,7 +664,8 @@ class IngestPipeline:
                             reply_message_ids=work.replies)
 
     @staticmethod
-    def _phrase(decision: Decision, team: Team | None, ctx: DecisionContext, lang: str, **extra: Any) -> str:
+    def _phrase(decision: Decision, team: Team | None, ctx: DecisionContext, lang: str, key: str | None = None,
+                **extra: Any) -> str:
         values: dict[str, Any] = {**extra, "team": texts.team_name(team.slug if team else None, lang),
                                   "order": ctx.order_number or ""}
         if ctx.order is not None:
@@ -669,4 +677,4 @@ class IngestPipeline:
                           end=ctx.contract.end_date.strftime("%d.%m.%Y"),
                           status=texts.contract_status(ctx.contract.status, lang),
                           renewal=texts.text("contract_renews", lang) if ctx.contract.auto_renewal else "")
-        return texts.text(decision.reply_key or "escalated", lang, **values)
+        return texts.text(key or decision.reply_key or "escalated", lang, **values)

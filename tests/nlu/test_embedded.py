@@ -14,7 +14,7 @@ from nlu.embedded import NEVER, EmbeddedEngine, choose_threshold
 from nlu.engines import build_engine
 from nlu.errors import DataFormatError, ModelNotFoundError, TrainingInProgressError
 from nlu.protocol import IntentEngine, TrainingData, TrainingExample
-from nlu.segment import clean_message
+from nlu.segment import clean_message, segments
 from nlu.text import to_features_text
 
 
@@ -126,6 +126,34 @@ def test_fast_path_matches_sklearn(trained_engine: EmbeddedEngine, split: tuple[
         scores, known = loaded.scorer.scores(to_features_text(clean_message(text)))
         probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
         np.testing.assert_allclose(probs, expected, atol=1e-9)
+
+
+def test_a_letter_and_its_sentences_scored_in_one_batch_match_scoring_each_alone(
+        trained_engine: EmbeddedEngine) -> None:
+    loaded = trained_engine._loaded
+    assert loaded is not None
+    letter = ("Добрый день! Я ваш абонент с 2016 года, живу на ул. Ленина, д. 5, кв. 12. С утра не работает "
+              "интернет, роутер перезагружала. Когда починят? Заодно: где мой заказ номер 123456?\nС уважением, Анна")
+    body = clean_message(letter)
+    parts = segments(body)
+    assert len(parts) > 1
+    features = [to_features_text(t, "ru") for t in [body, *parts]]
+    assert sorted(features[0].split()) == sorted(" ".join(features[1:]).split())  # the words the sum needs
+    for summed in (False, True):
+        scores, known = loaded.scorer.scores_many(features, first_is_sum=summed)
+        for row, text in enumerate(features):
+            alone, alone_known = loaded.scorer.scores(text)
+            np.testing.assert_allclose(scores[row], alone, atol=1e-9)
+            assert known[row] == alone_known
+    # The letter's row of the batch (n-grams summed from its sentences) is what the sklearn path computes.
+    reference = trained_engine.probabilities(loaded.model, [letter])[0]
+    batch = EmbeddedEngine._probs_many(loaded, [body, *parts], "ru", parts_are_sentences=True)
+    np.testing.assert_allclose(batch[0], reference, atol=1e-9)
+    # Latin words in a Russian letter get a Cyrillic spelling of the whole text: not a sum of the sentences'.
+    latin = letter.replace("номер 123456", "ORD-123456")
+    latin_body = clean_message(latin)
+    batch = EmbeddedEngine._probs_many(loaded, [latin_body, *segments(latin_body)], "ru", parts_are_sentences=True)
+    np.testing.assert_allclose(batch[0], trained_engine.probabilities(loaded.model, [latin])[0], atol=1e-9)
 
 
 def test_threshold_is_chosen_for_the_target_precision() -> None:

@@ -9,7 +9,7 @@ import pytest
 from scipy.special import softmax
 
 from nlu.embedded import EmbeddedEngine
-from nlu.morph import lemma, lemmatise, lemmatise_cyrillic, mean_vector, vectors_available
+from nlu.morph import lemma, lemmatise, lemmatise_cyrillic, mean_vector, stem_latin, vectors_available
 from nlu.protocol import TrainingData, TrainingExample
 from nlu.text import to_features_text
 
@@ -34,6 +34,36 @@ def test_english_words_are_stemmed_and_other_tokens_kept() -> None:
 def test_lemmatised_text_keeps_words_only_and_the_russian_variant_only_russian() -> None:
     assert lemmatise("не работает роутер 5 лет") == "не работать роутер год"
     assert lemmatise_cyrillic("мой router не работает") == "мой не работать"
+
+
+def test_the_english_stem_block_reads_latin_words_only() -> None:
+    assert stem_latin("my bills were charged twice, мой счет") == "my bill were charg twice"
+    assert stem_latin("не работает 5 лет") == ""
+
+
+def test_the_stem_block_is_built_only_for_english_data_and_scores_the_same_on_the_fast_path(tmp_path: Path) -> None:
+    english = [(f"{t} {i}", intent) for i in range(6) for t, intent in (
+        ("my internet is not working", "internet_down"), ("the connection dropped", "internet_down"),
+        ("how much are your plans", "tariff_info"), ("which tariffs do you offer", "tariff_info"),
+        ("where is my order", "order_status"), ("when will the router be delivered", "order_status"))]
+    engine = EmbeddedEngine(tmp_path / "en", features=("lemmas", "stems"))
+    engine.train_sync(TrainingData(examples=[TrainingExample(t, i) for t, i in english]))
+    loaded = engine._loaded
+    assert loaded is not None
+    # No Russian in the data: no lemma block; English: the stem block.
+    assert [name for name, _ in loaded.model.vectorizer.transformer_list] == ["words", "chars", "stems"]
+    texts = ["internet stopped working", "offering tariffs?", "orders delivered when"]
+    reference = engine.probabilities(loaded.model, texts)
+    for text, expected in zip(texts, reference, strict=True):
+        scores, known = loaded.scorer.scores(to_features_text(text))
+        probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
+        np.testing.assert_allclose(probs, expected, atol=1e-9)
+    assert engine.parse_sync("the plans you offer").intent == "tariff_info"
+    russian = EmbeddedEngine(tmp_path / "ru", features=("lemmas", "stems"))
+    russian.train_sync(TrainingData(examples=[TrainingExample(f"{t} {i}", n) for i in range(6) for t, n in (
+        ("не работает интернет", "internet_down"), ("какие у вас тарифы", "tariff_info"))]))
+    assert russian._loaded is not None
+    assert [name for name, _ in russian._loaded.model.vectorizer.transformer_list] == ["words", "chars", "lemmas"]
 
 
 def test_the_lemma_cache_answers_repeated_words() -> None:

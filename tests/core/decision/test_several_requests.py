@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.decision.policy import Action, DecisionContext, IntentAction, Request, decide
+from core.decision.policy import Action, DecisionContext, IntentAction, OrderInfo, Request, decide
 from core.tickets.models import Priority, TicketStatus
 from nlu.protocol import IntentScore, Parse
 
@@ -58,3 +58,32 @@ def test_on_a_ticket_with_humans_the_bot_stays_quiet() -> None:
 def test_one_request_decides_as_before() -> None:
     d = decide(ctx(parse("office_hours"), faq_answer="24/7"))
     assert d.action == Action.answer and d.intents == ()
+
+
+def test_an_order_found_among_several_requests_is_looked_up_not_handed_over() -> None:
+    order = OrderInfo("ORD-123456", "shipped")
+    d = decide(ctx(parse("personal_data_change", "order_status"),
+                   Request("personal_data_change", "Send us a scan of your passport."),
+                   Request("order_status", None, IntentAction.self_service), order=order,
+                   order_number="ORD-123456"))
+    assert (d.action, d.reason, d.lookup_key) == (Action.answer, "several_answered", "order_status")
+    assert d.reply_text == "Send us a scan of your passport."
+    assert d.intents == ("personal_data_change", "order_status")
+
+
+def test_a_looked_up_order_beside_a_request_for_a_person_still_hands_that_one_over() -> None:
+    d = decide(ctx(parse("order_status", "internet_down"), Request("order_status", None, IntentAction.self_service),
+                   Request("internet_down", None), order=OrderInfo("ORD-1", "new"), order_number="ORD-1"))
+    assert (d.action, d.route_intent, d.lookup_key) == (Action.escalate, "internet_down", "order_status")
+
+
+def test_an_order_not_found_among_several_requests_goes_to_a_person() -> None:
+    d = decide(ctx(parse("personal_data_change", "order_status"), Request("personal_data_change", "Scan."),
+                   Request("order_status", None, IntentAction.self_service), order_number="ORD-404"))
+    assert (d.action, d.route_intent, d.lookup_key) == (Action.escalate, "order_status", None)
+
+
+def test_an_order_declared_for_people_is_not_looked_up() -> None:
+    d = decide(ctx(parse("personal_data_change", "order_status"), Request("personal_data_change", "Scan."),
+                   Request("order_status", None, IntentAction.escalate), order=OrderInfo("ORD-1", "new")))
+    assert (d.action, d.route_intent, d.lookup_key) == (Action.escalate, "order_status", None)

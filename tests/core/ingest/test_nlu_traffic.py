@@ -13,10 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import CoreSettings
+from core.decision import texts
 from core.events import EventBus
 from core.ingest.schemas import InboundMessage, SenderInfo
 from core.ingest.service import IngestService
-from core.models import Message, Ticket, TicketStatus
+from core.models import Message, Order, Ticket, TicketStatus
 from nlu.data import load_training_data
 from nlu.embedded import EmbeddedEngine
 from nlu.protocol import OUT_OF_SCOPE, TrainingData
@@ -89,6 +90,26 @@ async def test_two_requests_in_a_chat_message_are_both_handled(sessionmaker: asy
         assert ticket is not None and message is not None
         assert (ticket.intent, ticket.status) == ("order_status", TicketStatus.open)
         assert message.extra["reason"] == "several_requests"
+        assert {r["intent"] for r in message.extra["requests"]} == {"personal_data_change", "order_status"}
+
+
+async def test_an_order_found_in_a_two_request_message_is_looked_up(
+        sessionmaker: async_sessionmaker[AsyncSession], engine: EmbeddedEngine) -> None:
+    async with sessionmaker() as s, s.begin():
+        s.add(Order(number="ORD-123456", status="shipped"))
+    text = "поменяйте мои паспортные данные, и где мой заказ ORD-123456?"
+    result = await service(sessionmaker, engine).ingest(inbound("c2", text, "chat-2"))
+    # Both requests answered by the bot: the passport FAQ, then the order's status from its record.
+    assert result.action == "answer"
+    [reply] = await replies(sessionmaker, result.reply_message_ids)
+    faq = answer("personal_data_change", "ru")
+    assert faq is not None and reply.startswith(faq)
+    assert "ORD-123456" in reply and texts.order_status("shipped", "ru") in reply
+    async with sessionmaker() as s:
+        ticket = await s.get(Ticket, result.ticket_id)
+        message = await s.get(Message, result.message_id)
+        assert ticket is not None and message is not None
+        assert ticket.status == TicketStatus.bot and message.extra["reason"] == "several_answered"
         assert {r["intent"] for r in message.extra["requests"]} == {"personal_data_change", "order_status"}
 
 
