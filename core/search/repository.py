@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, literal_column, select, table, text
+from sqlalchemy import ColumnElement, Select, func, literal, literal_column, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
@@ -102,6 +102,18 @@ async def text_candidates(session: AsyncSession, query: SearchQuery, flt: Ticket
 PG_WINDOWS: tuple[int | None, ...] = (50_000, 400_000, None)
 SCOPE_PER_TICKET = 20_000  # tickets in scope (estimated) up to which each one's texts are checked
 _WALK_SETTINGS = ("enable_bitmapscan", "enable_hashjoin", "enable_mergejoin")
+_SEARCH_SETTINGS = {"max_parallel_workers_per_gather": "0", "jit": "off", "enable_seqscan": "off"}
+
+
+async def _settings(session: AsyncSession, values: dict[str, str]) -> dict[str, str]:
+    """Set planner settings for the rest of the transaction (SET LOCAL), all in one round trip; returns their
+    values before, to set them back with. Not restored in a `finally`: after an error the transaction is aborted
+    (and the settings with it) and the error is what must surface."""
+    names = list(values)
+    before = select(*(func.current_setting(n) for n in names)).offset(0).subquery()  # read before the set
+    row = (await session.execute(select(*before.c, *(func.set_config(n, values[n], True) for n in names))
+                                 .select_from(before))).one()
+    return dict(zip(names, (str(v) for v in row[:len(names)]), strict=True))
 WALK_MARGIN = 1.5  # walk the next window if the first window's rate of matches fills `limit` in 1/1.5 of it
 
 
@@ -157,9 +169,7 @@ async def _pg_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter,
     # no JIT: compiling a plan (~90 ms) costs more than the rows it would speed up; no sequential scans: with a
     # customer's name in the conditions the planner hashed a scan of every ticket (0.9-1.4 s under load) where a
     # look-up of each candidate's ticket by its primary key reads a few thousand rows.
-    await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    await session.execute(text("SET LOCAL jit = off"))
-    await session.execute(text("SET LOCAL enable_seqscan = off"))
+    before = await _settings(session, _SEARCH_SETTINGS)
     narrowed = bool(extra) or _narrows(flt)
     scope: float | None = None  # tickets in scope, estimated once for the three sources
     for (id_col, stmt), last in zip(sources, newest, strict=True):
@@ -187,25 +197,21 @@ async def _pg_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter,
             if walk is not None and len(rows) * walk >= WALK_MARGIN * limit * first:
                 # Nested loops only, no bitmaps: the one plan left is the walk down the primary key, each row's
                 # ticket and customer looked up (the planner otherwise hashed or merged a whole tickets table in).
-                for setting in _WALK_SETTINGS:
-                    await session.execute(text(f"SET LOCAL {setting} = off"))
+                await _settings(session, dict.fromkeys(_WALK_SETTINGS, "off"))
                 rows = await newest_matches(walk, id_col.desc())
-                for setting in _WALK_SETTINGS:
-                    await session.execute(text(f"SET LOCAL {setting} = on"))
+                await _settings(session, dict.fromkeys(_WALK_SETTINGS, "on"))
                 if len(rows) >= limit or walk >= top:
                     found += rows
                     continue
-        # Bitmap scans only beyond the first window (not restored in a `finally`: after an error the transaction
-        # is aborted and the error is what must surface).
-        await session.execute(text("SET LOCAL enable_indexscan = off"))
+        # Bitmap scans only beyond the first window.
+        await _settings(session, {"enable_indexscan": "off"})
         for window in PG_WINDOWS[1:]:
             rows = await newest_matches(window, (id_col + 0).desc())
             if len(rows) >= limit or window is None or window >= top:
                 break
-        await session.execute(text("SET LOCAL enable_indexscan = on"))
+        await _settings(session, {"enable_indexscan": "on"})
         found += rows
-    for setting in ("max_parallel_workers_per_gather", "jit", "enable_seqscan"):
-        await session.execute(text(f"RESET {setting}"))
+    await _settings(session, before)
     return found
 
 
