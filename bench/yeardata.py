@@ -112,6 +112,7 @@ DECISIONS = (("answer", "faq", 0.45), ("answer", "order_found", 0.08), ("answer"
              ("escalate", "declared_escalate", 0.06), ("escalate", "repeated_question", 0.04),
              ("escalate", "declared_answer_and_escalate", 0.02), ("escalate", "no_self_service", 0.01))
 NOT_UNDERSTOOD = frozenset({"low_confidence", "nlu_unavailable"})
+SCORES = ((1, 0.08), (2, 0.07), (3, 0.15), (4, 0.3), (5, 0.4))
 PROBLEM_TEMPLATES = (
     "роутер мигает {red} что делать", "у меня {red} горит лампочка на роутере", "my router light is {red_en}",
     "не работает приставка {tv}", "приставка пишет нет сигнала {tv}", "tv box says no signal {tv_en}",
@@ -157,6 +158,9 @@ class YearSpec:
     end: datetime = datetime(2026, 12, 1, tzinfo=UTC)  # the year is the 365 days before this
     spike: int = 0  # the last this many tickets: one intent (SPIKE_INTENT) in the last two hours (rising problems)
     hourly_volumes: bool = False  # write the KPI engine's hourly volumes (kpi_hourly) as its fold would count them
+    # (policy id, first-response minutes) of existing SLA policies: half the escalated tickets get a clock of one
+    sla_policies: tuple[tuple[int, int], ...] = ()
+    surveys: bool = False  # CSAT surveys on half the tickets people resolved, 55 % of them answered
 
     @property
     def start(self) -> datetime:
@@ -247,7 +251,7 @@ class _Year:
                                amount=rng.choice((299, 450, 990, 1500)), n=rng.randint(1000, 9999))
 
     def tickets_and_conversation(self) -> Iterator[tuple[str, tuple[Any, ...]]]:
-        """("tickets", row), ("messages", row), ("notes", row), tickets in creation order."""
+        """(table, row) of CONVERSATION's tables, tickets in creation order."""
         rng, spec = self.rng, self.spec
         message_id = note_id = 0
         step = YEAR.total_seconds() / spec.tickets
@@ -276,6 +280,8 @@ class _Year:
             n_messages = max(1, int(rng.expovariate(1 / spec.messages_per_ticket) + 0.5))
             at = created
             last_customer = created
+            first_response: datetime | None = None
+            agent_wrote = False
             for i in range(n_messages):
                 message_id += 1
                 extra = "{}"
@@ -289,6 +295,9 @@ class _Year:
                 else:
                     kind, direction = "agent", "outbound"
                     text = self._fill(rng.choice(RU_AGENT if ru else EN_AGENT))
+                if kind != "customer" and first_response is None:
+                    first_response = at
+                agent_wrote = agent_wrote or kind == "agent"
                 if kind == "customer":
                     last_customer = at
                     # The bot's decision on the first message (ingest's record); later ones go to the people.
@@ -303,14 +312,30 @@ class _Year:
                 note_id += 1
                 yield "notes", (note_id, tid, assignee, self._fill(rng.choice(NOTES)), at)
             done_at = at if not active else None
+            by_bot = done_at is not None and action == "answer" and not agent_wrote
+            reopened = int(done_at is not None and not by_bot and rng.random() < 0.05)
+            if spec.sla_policies and action == "escalate" and rng.random() < 0.5:
+                # An SLA clock on half the escalated tickets, met or breached by the first answer's time.
+                policy, minutes = rng.choice(spec.sla_policies)
+                due = created + timedelta(minutes=minutes)
+                breached = first_response is None or first_response > due
+                yield "ticket_slas", (tid, policy, created, due, first_response, created, created + timedelta(hours=8),
+                                      done_at, 0.0, 0.0, 0.0, '["first_response:breach"]' if breached else "[]",
+                                      False, None, created)
+            if spec.surveys and done_at is not None and not by_bot and rng.random() < 0.5:
+                answered = rng.random() < 0.55
+                sent = done_at + timedelta(hours=1)
+                yield "csat_surveys", (tid, channel, "ru" if ru else "en", sent,
+                                       pick(rng, SCORES) if answered else None,
+                                       sent + timedelta(minutes=20) if answered else None,
+                                       channel if answered else None, False)
             yield "tickets", (
                 tid, customer, subject, status, rng.choice(("low", "normal", "normal", "high", "urgent")), intent,
                 0.9 if intent else None, team, assignee, channel, f"y-thread-{tid}", None, "ru" if ru else "en", 0,
-                None, created, at, last_customer, created + timedelta(minutes=5), done_at,
-                done_at if status == "closed" else None, False, None,
+                None, created, at, last_customer, first_response, done_at,
+                done_at if status == "closed" else None, by_bot, None,
                 (at + timedelta(hours=rng.randint(1, 48))) if active else None,
-                created if assignee else None)
-
+                created if assignee else None, reopened)
 
 COLUMNS = {
     "customers": ("id", "name", "email", "phone", "language", "merged_into_id", "erased_at", "created_at",
@@ -320,12 +345,19 @@ COLUMNS = {
     "tickets": ("id", "customer_id", "subject", "status", "priority", "intent", "intent_confidence", "team_id",
                 "assignee_id", "channel", "thread_key", "identity_id", "language", "failed_bot_answers",
                 "merged_into_id", "created_at", "updated_at", "last_customer_message_at", "first_response_at",
-                "resolved_at", "closed_at", "resolved_by_bot", "waiting_notice_at", "sla_due_at", "assigned_at"),
+                "resolved_at", "closed_at", "resolved_by_bot", "waiting_notice_at", "sla_due_at", "assigned_at",
+                "reopen_count"),
     "messages": ("id", "ticket_id", "direction", "author_kind", "author_user_id", "channel", "external_message_id",
                  "text", "html", "attachments", "intent", "confidence", "language", "entities", "extra",
                  "in_reply_to_id", "created_at"),
     "notes": ("id", "ticket_id", "author_user_id", "text", "created_at"),
     "kpi_hourly": ("dimension", "hour", "key", "tickets", "escalations"),
+    "ticket_slas": ("ticket_id", "policy_id", "started_at", "first_response_due_at", "first_response_met_at",
+                    "resolution_started_at", "resolution_due_at", "resolution_met_at", "paused_seconds",
+                    "next_response_paused_seconds", "resolution_paused_seconds", "notified", "reminded", "armed_at",
+                    "updated_at"),
+    "csat_surveys": ("ticket_id", "channel", "language", "sent_at", "score", "answered_at", "answer_channel",
+                     "flagged"),
 }
 
 
@@ -340,6 +372,8 @@ def _chunks(rows: Iterator[tuple[Any, ...]], size: int = CHUNK) -> Iterator[list
         yield chunk
 
 
+# What the ticket generator yields, in the order a chunk is written (tickets first: the rest refer to them).
+CONVERSATION = ("tickets", "messages", "notes", "ticket_slas", "csat_surveys")
 Writer = Callable[[str, Sequence[tuple[Any, ...]]], Any]
 
 
@@ -353,7 +387,7 @@ async def _write_all(year: _Year, write: Writer, stats: FillStats) -> None:
         stats.rows[table], stats.seconds[table] = count, time.perf_counter() - started
         _say(f"{table}: {count:,} rows in {stats.seconds[table]:.0f} s")
     started = time.perf_counter()
-    buffers: dict[str, list[tuple[Any, ...]]] = {"tickets": [], "messages": [], "notes": []}
+    buffers: dict[str, list[tuple[Any, ...]]] = {t: [] for t in CONVERSATION}
     counts = dict.fromkeys(buffers, 0)
     next_report = 100_000
 
@@ -367,14 +401,14 @@ async def _write_all(year: _Year, write: Writer, stats: FillStats) -> None:
         buffers[table].append(row)
         if table == "tickets" and len(buffers["tickets"]) >= CHUNK:
             # Tickets first: messages and notes refer to them.
-            for name in ("tickets", "messages", "notes"):
+            for name in CONVERSATION:
                 await flush(name)
             if counts["tickets"] >= next_report:
                 rate = counts["tickets"] / (time.perf_counter() - started)
                 _say(f"tickets: {counts['tickets']:,} / {year.spec.tickets:,} ({rate:,.0f}/s), "
                      f"messages {counts['messages']:,}, notes {counts['notes']:,}")
                 next_report += 100_000
-    for name in ("tickets", "messages", "notes"):
+    for name in CONVERSATION:
         await flush(name)
     for name, n in counts.items():
         stats.rows[name] = n
