@@ -168,7 +168,7 @@ def start_server(url: str, workdir: Path, workers: int) -> tuple[subprocess.Pope
     log = (workdir / f"server-{port}.log").open("wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     log.close()
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # the embedded NLU engine loads first: minutes on a busy shared machine
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
