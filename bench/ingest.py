@@ -4,9 +4,11 @@ The server runs in its own process (uvicorn, the real app with the embedded NLU 
 is a minimal keep-alive HTTP/1.1 client in this process. For each backend (SQLite always, PostgreSQL when a
 URL is given) it measures messages/s and p50/p99 latency at 1, 8 and 64 concurrent senders, p99 at a fixed
 200 messages/s, the raw database insert rate (the ceiling, same run), and the server's peak memory.
+With --fts-cost, SQLite is measured twice in the same run: as migrated, and with the FTS5 search triggers
+dropped (core/search/indexes.py: the cost search adds to every message, ticket and note written).
 The measured phases follow a warm-up and an ANALYZE (bench.load.analyze: what autovacuum does on a live system).
 
-    .venv/bin/python bench/ingest.py [--postgres URL] [--seconds 5] [--workers 1]
+    .venv/bin/python bench/ingest.py [--postgres URL] [--seconds 5] [--workers 1] [--fts-cost]
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ def start_server(url: str, workdir: Path, workers: int) -> tuple[subprocess.Pope
     log = (workdir / f"server-{port}.log").open("wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     log.close()
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # the embedded NLU engine loads first: minutes on a busy shared machine
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
@@ -205,14 +207,32 @@ def admin_sql(server_url: str, sql: str) -> None:
     asyncio.run(admin_sql_async(server_url, sql))
 
 
-def prepare(url: str) -> None:
+def prepare(url: str, *, without_fts: bool = False) -> None:
     from core.db.migrate import upgrade
 
     upgrade(url)
+    if without_fts:
+        asyncio.run(drop_fts_triggers(url))
 
 
-def run_backend(name: str, url: str, seconds: float, workers: int, workdir: Path) -> list[list[str]]:
-    prepare(url)
+async def drop_fts_triggers(url: str) -> None:
+    """SQLite without its search triggers: the FTS5 tables stay (empty), nothing writes to them."""
+    from sqlalchemy import text
+
+    from core.db.session import create_engine
+    from core.search.indexes import SQLITE_FTS
+
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        for fts in SQLITE_FTS:
+            for event in ("insert", "delete", "update"):
+                await conn.execute(text(f"DROP TRIGGER IF EXISTS {fts}_{event}"))
+    await engine.dispose()
+
+
+def run_backend(name: str, url: str, seconds: float, workers: int, workdir: Path, *, without_fts: bool = False
+                ) -> list[list[str]]:
+    prepare(url, without_fts=without_fts)
     ceiling = asyncio.run(raw_insert_rate(url, seconds))
     rows = [[name, "raw insert (ceiling)", "64", f"{ceiling:,.0f}", "-", "-", "-", "-"]]
     proc, port = start_server(url, workdir, workers)
@@ -247,11 +267,16 @@ def main() -> None:
                         help="PostgreSQL server URL (postgresql+asyncpg://...); the run uses a private database on it")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (PostgreSQL)")
+    parser.add_argument("--fts-cost", action="store_true",
+                        help="SQLite twice: with and without the FTS5 search triggers (the cost of the search index)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="sb-bench-"))
     rows: list[list[str]] = []
     try:
         rows += run_backend("sqlite", f"sqlite+aiosqlite:///{workdir}/bench.sqlite3", args.seconds, 1, workdir)
+        if args.fts_cost:
+            rows += run_backend("sqlite, no FTS5 triggers", f"sqlite+aiosqlite:///{workdir}/bench-nofts.sqlite3",
+                                args.seconds, 1, workdir, without_fts=True)
         if args.postgres:
             url, name = private_database(args.postgres)
             try:

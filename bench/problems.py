@@ -2,15 +2,14 @@
 
     .venv/bin/python bench/problems.py --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 
-A private database (`sb_bench_problems_<random>`, created here and dropped at the end unless --keep) gets --tickets
-tickets spread over the 365 days before now (more by day than by night) and --messages messages (the customer's
-first message carrying the bot's decision, the bot's answer, more messages of the conversation), in bulk with COPY:
-20 intents of Zipf-like popularity (and some with none), four channels, 40 % of the first messages escalated for
-the policy's reasons, ~9 % of them not understood (low_confidence, nlu_unavailable) with texts written from 24 RU/EN
-problem templates and some noise. The last two hours hold a spike of one intent (so the rising evaluation has
-something to raise). The KPI engine's hourly volumes (kpi_hourly, what its fold keeps and `counts` reads) are written
-with the data, as its fold would have counted them; --kpi-rebuild builds them with that engine's own rebuild instead
-(core/kpis/fold.py: the same numbers, but over an hour at 1M tickets on this shared machine). Each of this feature's
+A private database (`sb_bench_problems_<random>`, created here and dropped at the end unless --keep) gets a year
+built by bench/yeardata.py (the benchmarks' one generator): --tickets tickets over the 365 days before now with
+about --messages messages, each ticket's first message carrying the bot's decision (escalations for the policy's
+reasons; ~9 % not understood, with texts from RU/EN problem templates and some noise), four channels, the last 400
+tickets a spike of one intent in the last two hours (so the rising evaluation has something to raise). The KPI
+engine's hourly volumes (kpi_hourly, what its fold keeps and `counts` reads) are written with the data, as its fold
+would have counted them; --kpi-rebuild builds them with that engine's own rebuild instead (core/kpis/fold.py: the
+same numbers, but over an hour at 1M tickets on this shared machine). Each of this feature's
 reads then runs --runs times (the clusters --cluster-runs times), reporting p50/p95:
 
 - top intents and top escalation reasons over 30 and 365 days (from the hourly counts, with the previous period);
@@ -26,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import random
 import statistics
 import sys
 import time
@@ -39,13 +36,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pg import admin, raw_dsn  # noqa: E402 - after the path is set
+from bench.pg import admin  # noqa: E402 - after the path is set
+from bench.yeardata import YearSpec, fill  # noqa: E402
 from core.db.migrate import upgrade  # noqa: E402
 from core.db.session import create_engine, create_sessionmaker  # noqa: E402
 from core.kpis.fold import KpiFold  # noqa: E402
@@ -55,140 +52,6 @@ from core.problems.schemas import PeriodQuery, TopDimension, TopQuery  # noqa: E
 
 DEFAULT_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 ZONE = "Europe/Moscow"
-INTENTS = ["internet_down", "billing_question", "tariff_change", "tv_not_working", "slow_internet", "order_status",
-           "payment_not_received", "router_setup", "balance", "roaming", "sim_block", "number_port", "complaint",
-           "contract_termination", "equipment_return", "office_hours", "human_handoff", "greeting", "mobile_data",
-           "promised_payment"]
-CHANNELS = [("telegram", 0.4), ("webchat", 0.3), ("email", 0.2), ("rest", 0.1)]
-# The first message's decision: (action, reason, share).
-DECISIONS = [("answer", "faq", 0.45), ("answer", "order_found", 0.08), ("answer", "order_number_missing", 0.04),
-             ("escalate", "low_confidence", 0.07), ("escalate", "nlu_unavailable", 0.02),
-             ("escalate", "needs_human", 0.12), ("escalate", "handoff", 0.09),
-             ("escalate", "declared_escalate", 0.06), ("escalate", "repeated_question", 0.04),
-             ("escalate", "declared_answer_and_escalate", 0.02), ("escalate", "no_self_service", 0.01)]
-NOT_UNDERSTOOD = {"low_confidence", "nlu_unavailable"}
-TEMPLATES = [
-    "роутер мигает {red} что делать", "у меня {red} горит лампочка на роутере", "my router light is {red_en}",
-    "не работает приставка {tv}", "приставка пишет нет сигнала {tv}", "tv box says no signal {tv_en}",
-    "списали деньги {twice} за {month}", "почему списали {twice} абонплату", "you charged me {twice_en} this month",
-    "как перенести номер к вам {from_op}", "хочу перейти со своим номером {from_op}", "port my number from {from_op}",
-    "не приходят смс {code}", "не приходит код подтверждения {code}", "i do not get the sms code {code}",
-    "домофон не работает {home}", "сломался домофон в подъезде {home}", "the intercom is broken {home}",
-    "камера видеонаблюдения не показывает {home}", "нет изображения с камеры {home}",
-    "где забрать посылку с роутером {city}", "курьер не привёз оборудование {city}",
-    "сколько стоит перенос точки подключения {city}", "how much is moving my connection {city}"]
-FILLERS = {"red": ["красным", "красный", "оранжевым"], "red_en": ["red", "blinking red", "orange"],
-           "tv": ["", "второй день", "с утра"], "tv_en": ["", "since morning", "again"],
-           "twice": ["дважды", "два раза", "повторно"], "twice_en": ["twice", "two times"],
-           "month": ["ноябрь", "октябрь", "прошлый месяц"], "from_op": ["", "от другого оператора", "mts", "beeline"],
-           "code": ["", "в банк", "с сайта"], "home": ["", "уже неделю", "в доме 5"],
-           "city": ["", "в москве", "в казани", "moscow"]}
-NOISE = ["ок", "???", "спасибо", "а", "test", "алло", "you there?", "эээ", "1", "."]
-
-
-def pick(rng: random.Random, weighted: list[tuple[Any, float]]) -> Any:
-    return rng.choices([v for v, _ in weighted], weights=[w for _, w in weighted])[0]
-
-
-def problem_text(rng: random.Random) -> str:
-    if rng.random() < 0.15:
-        return rng.choice(NOISE)
-    template = rng.choice(TEMPLATES)
-    values = {k: rng.choice(v) for k, v in FILLERS.items()}
-    return " ".join(template.format(**values).split())
-
-
-def moment(rng: random.Random, start: datetime, days: int) -> datetime:
-    """A moment in [start, start + days), busier by day (Moscow 09-21) than by night."""
-    day = rng.randrange(days)
-    hour = rng.choices(range(24), weights=[1 if (h + 3) % 24 < 8 else 4 for h in range(24)])[0]
-    return start + timedelta(days=day, hours=hour, seconds=rng.randrange(3600))
-
-
-async def fill(url: str, tickets: int, messages: int, now: datetime, seed: int, *, hourly_volumes: bool
-               ) -> dict[str, int]:
-    """Customers, tickets and messages by COPY, in chunks (and with `hourly_volumes` the KPI engine's hourly volumes
-    of them); returns what was written."""
-    rng = random.Random(seed)
-    conn = await asyncpg.connect(raw_dsn(url))
-    written = {"tickets": 0, "messages": 0, "not_understood": 0}
-    hourly: dict[tuple[str, datetime, str], list[int]] = {}
-
-    def volume(dimension: str, at: datetime, key: str | None, tickets: int, escalations: int) -> None:
-        cell = hourly.setdefault((dimension, at.replace(minute=0, second=0, microsecond=0), key or ""), [0, 0])
-        cell[0] += tickets
-        cell[1] += escalations
-
-    try:
-        start = (now - timedelta(days=365)).replace(minute=0, second=0, microsecond=0)
-        customers = max(1, tickets // 3)
-        await conn.copy_records_to_table("customers", columns=["id", "name", "language", "created_at", "updated_at"],
-                                         records=[(i, f"Bench {i}", "ru", start, start)
-                                                  for i in range(1, customers + 1)])
-        intent_weights = [(name, 1.0 / (rank + 1)) for rank, name in enumerate(INTENTS)] + [(None, 0.4)]
-        per_ticket = messages / tickets
-        message_id = 0
-        chunk = 50_000
-        for first in range(1, tickets + 1, chunk):
-            ticket_rows, message_rows = [], []
-            for ticket_id in range(first, min(tickets + 1, first + chunk)):
-                spike = ticket_id > tickets - 400  # the last 400: one intent in the last two hours
-                created = (now - timedelta(seconds=rng.randrange(7200))) if spike else moment(rng, start, 365)
-                channel = pick(rng, CHANNELS)
-                action, reason = pick(rng, [((a, r), w) for a, r, w in DECISIONS])
-                intent = "internet_down" if spike else (None if reason in NOT_UNDERSTOOD else pick(rng, intent_weights))
-                resolved = created + timedelta(minutes=rng.randrange(5, 600))
-                ticket_rows.append((ticket_id, rng.randrange(1, customers + 1), "", "resolved", "normal", intent,
-                                    channel, "ru", 0, created, resolved, created, resolved, action == "answer", 0))
-                text = problem_text(rng) if reason in NOT_UNDERSTOOD else f"вопрос про {intent or 'другое'}"
-                # The KPI engine's hourly volumes as its fold keeps them (docs of core.kpis.service.counts).
-                escalated = int(action == "escalate")
-                volume("intent", created, intent, 1, escalated)
-                volume("channel", created, channel, 1, escalated)
-                if escalated:
-                    volume("escalation_reason", created, reason, 1, 1)
-                count = max(1, round(per_ticket + rng.uniform(-1, 1))) if ticket_id < tickets else \
-                    max(1, messages - message_id)
-                for n in range(count):
-                    message_id += 1
-                    at = created + timedelta(seconds=30 * n)
-                    if n == 0:
-                        extra = {"action": action, "reason": reason}
-                        written["not_understood"] += reason in NOT_UNDERSTOOD
-                        message_rows.append((message_id, ticket_id, "inbound", "customer", channel,
-                                             f"b-{message_id}", text, "[]", intent, "[]", json.dumps(extra), at))
-                    elif n % 2:
-                        message_rows.append((message_id, ticket_id, "outbound", "bot", channel, None, "Ответ бота",
-                                             "[]", intent, "[]", "{}", at))
-                    else:
-                        message_rows.append((message_id, ticket_id, "inbound", "customer", channel, f"b-{message_id}",
-                                             "ещё вопрос", "[]", None, "[]",
-                                             json.dumps({"action": "agent", "reason": "with_humans"}), at))
-                    if message_id >= messages:
-                        break
-            await conn.copy_records_to_table("tickets", columns=[
-                "id", "customer_id", "subject", "status", "priority", "intent", "channel", "language",
-                "failed_bot_answers", "created_at", "updated_at", "last_customer_message_at", "resolved_at",
-                "resolved_by_bot", "reopen_count"], records=ticket_rows)
-            await conn.copy_records_to_table("messages", columns=[
-                "id", "ticket_id", "direction", "author_kind", "channel", "external_message_id", "text", "attachments",
-                "intent", "entities", "extra", "created_at"], records=message_rows)
-            written["tickets"] += len(ticket_rows)
-            written["messages"] += len(message_rows)
-            print(f"  ... {written['tickets']:,} tickets, {written['messages']:,} messages", flush=True)
-        if hourly_volumes:
-            await conn.copy_records_to_table("kpi_hourly", columns=["dimension", "hour", "key", "tickets",
-                                                                    "escalations"],
-                                             records=[(*k, t, e) for k, (t, e) in hourly.items()])
-        for table in ("customers", "tickets", "messages"):
-            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608  (constant names)
-                               f"(SELECT max(id) FROM {table}))")
-        await conn.execute("ANALYZE")
-    finally:
-        await conn.close()
-    return written
-
-
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -203,7 +66,12 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.to_thread(upgrade, url)
         now = datetime.now(UTC)
         began = time.perf_counter()
-        written = await fill(url, args.tickets, args.messages, now, args.seed, hourly_volumes=not args.kpi_rebuild)
+        stats = await fill(url, YearSpec(customers=max(1000, args.tickets // 3), tickets=args.tickets,
+                                         messages_per_ticket=args.messages / args.tickets,
+                                         orders=max(1000, args.tickets // 10), seed=args.seed, end=now, spike=400,
+                                         hourly_volumes=not args.kpi_rebuild))
+        written = {"tickets": stats.rows["tickets"], "messages": stats.rows["messages"],
+                   "not_understood": stats.not_understood}
         fill_s = time.perf_counter() - began
         sessionmaker = create_sessionmaker(engine)
         rebuild = "hourly volumes written with the data (COPY)"

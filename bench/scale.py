@@ -23,8 +23,10 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,6 +44,15 @@ from core.users import service as users  # noqa: E402
 from core.users.models import Role  # noqa: E402
 
 TARGET_MS = 200.0
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One measured request: its row's name, the path, and whether it is the console's (cookie) or the API's."""
+
+    name: str
+    path: str
+    console: bool
 PASSWORD = "scale-bench-password"  # noqa: S105 - a throwaway account in a throwaway database
 
 
@@ -108,67 +119,75 @@ async def measure(url: str, args: argparse.Namespace) -> list[tuple[str, float, 
     headers = {"Authorization": f"Bearer {token}"}
     mid, cust = tickets // 2, min(5000, customers)
     some = customers * 77777 // 200000 or 1
-    cases: list[tuple[str, str, bool]] = [
-        # (name, path, console: cookie instead of token)
-        ("inbox: all", "/console/inbox?view=all", True),
-        ("inbox: mine", "/console/inbox?view=mine", True),
-        ("inbox: unassigned", "/console/inbox?view=unassigned", True),
-        ("inbox: queue", "/console/inbox?view=queue&queue=technical", True),
-        ("inbox: done", "/console/inbox?view=done", True),
-        ("inbox: by SLA due", "/console/inbox?view=all&sort=due", True),
-        ("inbox rows (live refresh)", "/console/inbox/rows?view=all", True),
-        ("API list, first page", "/tickets", False),
-        ("API list, offset 10,000 (the deepest offset; beyond: 422, use cursor)", "/tickets?offset=10000&limit=50",
-         False),
-        ("API list, newest", "/tickets?sort=newest", False),
-        ("search: Russian word", "/tickets?q=роутер", False),
-        ("search: Russian word form", "/tickets?q=роутером", False),
-        ("search: English word", "/tickets?q=router", False),
-        ("search: phrase", '/tickets?q="не работает интернет"', False),
-        ("search: prefix", "/tickets?q=модем*", False),
-        ("search: word + filters", "/tickets?q=тариф&status=open&queue=billing", False),
-        ("search: word + customer's name", "/tickets?q=роутер Котов", False),
-        ("search: email", f"/tickets?q={customer_email(some)}", False),
-        ("search: phone", f"/tickets?q={customer_phone(some).replace('+', '%2B')}", False),
-        ("search: ticket number", f"/tickets?q=T-{mid:06d}", False),
-        ("search: order number", f"/tickets?q={order_number(1234)}", False),
-        ("search in the console", "/console/inbox?view=all&q=роутер", True),
-        ("customer history", f"/customers/{cust}/history", False),
-        ("open a ticket (API)", f"/tickets/T-{mid:06d}", False),
-        ("open a ticket (console)", f"/console/tickets/T-{mid:06d}", True),
-        ("supervisor board", "/console/board", True),
+
+    def api(name: str, path: str) -> Case:
+        return Case(name, path, console=False)
+
+    def console(name: str, path: str) -> Case:
+        return Case(name, path, console=True)
+
+    def search(name: str, q: str, **filters: str) -> Case:
+        # Quoted here, once: "+" of a phone, quotes of a phrase, spaces, Cyrillic.
+        return api(f"search: {name}", "/tickets?" + urlencode({"q": q, **filters}))
+
+    cases = [
+        console("inbox: all", "/console/inbox?view=all"),
+        console("inbox: mine", "/console/inbox?view=mine"),
+        console("inbox: unassigned", "/console/inbox?view=unassigned"),
+        console("inbox: queue", "/console/inbox?view=queue&queue=technical"),
+        console("inbox: done", "/console/inbox?view=done"),
+        console("inbox: by SLA due", "/console/inbox?view=all&sort=due"),
+        console("inbox rows (live refresh)", "/console/inbox/rows?view=all"),
+        api("API list, first page", "/tickets"),
+        api("API list, offset 10,000 (the deepest offset; beyond: 422, use cursor)", "/tickets?offset=10000&limit=50"),
+        api("API list, newest", "/tickets?sort=newest"),
+        search("Russian word", "роутер"),
+        search("Russian word form", "роутером"),
+        search("English word", "router"),
+        search("phrase", '"не работает интернет"'),
+        search("prefix", "модем*"),
+        search("word + filters", "тариф", status="open", queue="billing"),
+        search("word + customer's name", "роутер Котов"),
+        search("email", customer_email(some)),
+        search("phone", customer_phone(some)),
+        search("ticket number", f"T-{mid:06d}"),
+        search("order number", order_number(1234)),
+        console("search in the console", "/console/inbox?" + urlencode({"view": "all", "q": "роутер"})),
+        api("customer history", f"/customers/{cust}/history"),
+        api("open a ticket (API)", f"/tickets/T-{mid:06d}"),
+        console("open a ticket (console)", f"/console/tickets/T-{mid:06d}"),
+        console("supervisor board", "/console/board"),
     ]
     if args.only:
-        cases = [c for c in cases if re.search(args.only, c[0])]
+        cases = [c for c in cases if re.search(args.only, c.name)]
     results = []
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as api, \
-                httpx.AsyncClient(transport=transport, base_url="http://bench") as console:
-            await console_login(console, email)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as api_client, \
+                httpx.AsyncClient(transport=transport, base_url="http://bench") as console_client:
+            await console_login(console_client, email)
             # Sweep the list with cursors once, to find a deep cursor (the 2,001st page of 50).
             deep = None
             if args.deep_cursor and (not args.only or re.search(args.only, "API list, cursor")):
                 cursor = None
                 for _ in range(args.deep_cursor):
-                    page = (await api.get("/tickets?limit=200&status=closed" + (f"&cursor={cursor}" if cursor
-                                                                                else ""), headers=headers)).json()
+                    page = (await api_client.get("/tickets?limit=200&status=closed" + (
+                        f"&cursor={cursor}" if cursor else ""), headers=headers)).json()
                     cursor = page.get("next_cursor")
                     if not cursor:
                         break
                 deep = cursor
-            if deep and (not args.only or re.search(args.only, "API list, cursor")):
-                cases.insert(9, (f"API list, cursor after {args.deep_cursor * 200:,} rows",
-                                 f"/tickets?status=closed&limit=50&cursor={deep}", False))
-            for name, path, is_console in cases:
-                client = console if is_console else api
+            if deep:
+                cases.insert(9, api(f"API list, cursor after {args.deep_cursor * 200:,} rows",
+                                    f"/tickets?status=closed&limit=50&cursor={deep}"))
+            for case in cases:
+                client = console_client if case.console else api_client
 
-                async def call(client: httpx.AsyncClient = client, path: str = path, is_console: bool = is_console
-                               ) -> int:
-                    r = await client.get(path, headers=None if is_console else headers)
+                async def call(client: httpx.AsyncClient = client, case: Case = case) -> int:
+                    r = await client.get(case.path, headers=None if case.console else headers)
                     return r.status_code
 
-                results.append((name, *await _timed(call, args.repeat)))
+                results.append((case.name, *await _timed(call, args.repeat)))
     return results
 
 

@@ -11,13 +11,18 @@ What it writes (deterministic for a seed): customers with RU/EN names, e-mails (
 (+7 9XX XXX-XX-XX), channel identities (email, telegram, webchat), orders (ORD-2026-<N>), tickets over the year
 (about 2 % still active, the rest resolved or closed) with subjects, 3 messages per ticket on average (customer,
 bot and agent texts in Russian or English built from a telecom vocabulary with word forms: роутер, роутера,
-роутером...), internal notes on about one ticket in five, agents in the five default queues.
+роутером...), internal notes on about one ticket in five, agents in the five default queues. Each ticket's first
+message carries the bot's decision (action and reason, in its `extra`, as ingest records it); the ~9 % the bot did
+not understand have no intent and a problem text (typical-problem clusters). Optional: a spike of one intent in the
+last two hours (rising problems) and the KPI engine's hourly volumes written with the data (kpi_hourly).
+bench/scale.py, bench/problems.py and bench/reports.py build their years with it.
 Progress lines go to stderr; the function returns the row counts and seconds per table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import sqlite3
 import sys
@@ -30,7 +35,6 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 CHUNK = 20_000
-YEAR_START = datetime(2025, 12, 1, tzinfo=UTC)
 YEAR = timedelta(days=365)
 ACTIVE_SHARE = 0.02
 TEAMS = (1, 2, 3, 4, 5)  # the default queues of migration 0001: general, billing, technical, sales, retention
@@ -98,6 +102,48 @@ SUBJECTS_RU = ("Не работает интернет", "Вопрос по сч
 SUBJECTS_EN = ("Internet down", "Billing question", "Order {order}", "Tariff change", "Router issue",
                "Cancellation", "No TV signal")
 INTENTS = ("internet_down", "billing_question", "order_status", "tariff_change", "termination", "tv_no_signal", None)
+SPIKE_INTENT = "internet_down"
+# The bot's decision on a ticket's first message, as ingest records it in the message's `extra`: (action, reason,
+# share). Tickets the bot did not understand have no intent and a text from PROBLEM_TEMPLATES (what the typical-
+# problem clusters group).
+DECISIONS = (("answer", "faq", 0.45), ("answer", "order_found", 0.08), ("answer", "order_number_missing", 0.04),
+             ("escalate", "low_confidence", 0.07), ("escalate", "nlu_unavailable", 0.02),
+             ("escalate", "needs_human", 0.12), ("escalate", "handoff", 0.09),
+             ("escalate", "declared_escalate", 0.06), ("escalate", "repeated_question", 0.04),
+             ("escalate", "declared_answer_and_escalate", 0.02), ("escalate", "no_self_service", 0.01))
+NOT_UNDERSTOOD = frozenset({"low_confidence", "nlu_unavailable"})
+SCORES = ((1, 0.08), (2, 0.07), (3, 0.15), (4, 0.3), (5, 0.4))
+PROBLEM_TEMPLATES = (
+    "роутер мигает {red} что делать", "у меня {red} горит лампочка на роутере", "my router light is {red_en}",
+    "не работает приставка {tv}", "приставка пишет нет сигнала {tv}", "tv box says no signal {tv_en}",
+    "списали деньги {twice} за {month}", "почему списали {twice} абонплату", "you charged me {twice_en} this month",
+    "как перенести номер к вам {from_op}", "хочу перейти со своим номером {from_op}", "port my number from {from_op}",
+    "не приходят смс {code}", "не приходит код подтверждения {code}", "i do not get the sms code {code}",
+    "домофон не работает {home}", "сломался домофон в подъезде {home}", "the intercom is broken {home}",
+    "камера видеонаблюдения не показывает {home}", "нет изображения с камеры {home}",
+    "где забрать посылку с роутером {city}", "курьер не привёз оборудование {city}",
+    "сколько стоит перенос точки подключения {city}", "how much is moving my connection {city}")
+PROBLEM_FILLERS = {
+    "red": ("красным", "красный", "оранжевым"), "red_en": ("red", "blinking red", "orange"),
+    "tv": ("", "второй день", "с утра"), "tv_en": ("", "since morning", "again"),
+    "twice": ("дважды", "два раза", "повторно"), "twice_en": ("twice", "two times"),
+    "month": ("ноябрь", "октябрь", "прошлый месяц"), "from_op": ("", "от другого оператора", "mts", "beeline"),
+    "code": ("", "в банк", "с сайта"), "home": ("", "уже неделю", "в доме 5"),
+    "city": ("", "в москве", "в казани", "moscow")}
+PROBLEM_NOISE = ("ок", "???", "спасибо", "а", "test", "алло", "you there?", "эээ", "1", ".")
+
+
+def pick(rng: random.Random, weighted: Sequence[tuple[Any, float]]) -> Any:
+    """One value of (value, weight) pairs."""
+    return rng.choices([v for v, _ in weighted], weights=[w for _, w in weighted])[0]
+
+
+def problem_text(rng: random.Random) -> str:
+    """What a customer the bot did not understand wrote: a problem template with its fillers, or noise."""
+    if rng.random() < 0.15:
+        return rng.choice(PROBLEM_NOISE)
+    values = {k: rng.choice(v) for k, v in PROBLEM_FILLERS.items()}
+    return " ".join(rng.choice(PROBLEM_TEMPLATES).format(**values).split())
 
 
 @dataclass(frozen=True)
@@ -109,12 +155,23 @@ class YearSpec:
     orders: int = 100_000
     agents: int = 50
     seed: int = 13
+    end: datetime = datetime(2026, 12, 1, tzinfo=UTC)  # the year is the 365 days before this
+    spike: int = 0  # the last this many tickets: one intent (SPIKE_INTENT) in the last two hours (rising problems)
+    hourly_volumes: bool = False  # write the KPI engine's hourly volumes (kpi_hourly) as its fold would count them
+    # (policy id, first-response minutes) of existing SLA policies: half the escalated tickets get a clock of one
+    sla_policies: tuple[tuple[int, int], ...] = ()
+    surveys: bool = False  # CSAT surveys on half the tickets people resolved, 55 % of them answered
+
+    @property
+    def start(self) -> datetime:
+        return self.end - YEAR
 
 
 @dataclass
 class FillStats:
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    not_understood: int = 0  # first messages the bot did not understand (low_confidence, nlu_unavailable)
 
 
 def _say(text: str) -> None:
@@ -142,6 +199,22 @@ class _Year:
         self.rng = random.Random(spec.seed)
         self.customer_lang = [""] * (spec.customers + 1)
         self.agent_ids: list[int] = []
+        self.not_understood = 0
+        # (dimension, UTC hour, key) -> [tickets, escalations]: the KPI engine's hourly volumes of what was written
+        self.hourly: dict[tuple[str, datetime, str], list[int]] = {}
+
+    def volume(self, created: datetime, channel: str, intent: str | None, escalation_reason: str | None) -> None:
+        """Count a ticket into the hourly volumes as the KPI fold would (docs of core.kpis.service.counts)."""
+        if not self.spec.hourly_volumes:
+            return
+        hour = created.replace(minute=0, second=0, microsecond=0)
+        escalated = int(escalation_reason is not None)
+        for dimension, key in (("intent", intent), ("channel", channel), ("escalation_reason", escalation_reason)):
+            if dimension == "escalation_reason" and not escalated:
+                continue
+            cell = self.hourly.setdefault((dimension, hour, key or ""), [0, 0])
+            cell[0] += 1
+            cell[1] += escalated
 
     def customers(self) -> Iterator[tuple[Any, ...]]:
         rng = self.rng
@@ -150,25 +223,25 @@ class _Year:
             self.customer_lang[n] = "ru" if ru else "en"
             name = f"{rng.choice(FIRST_RU)} {rng.choice(LAST_RU)}" if ru else f"{rng.choice(FIRST_EN)} " \
                 f"{rng.choice(LAST_EN)}"
-            created = YEAR_START + timedelta(seconds=rng.random() * YEAR.total_seconds())
+            created = self.spec.start + timedelta(seconds=rng.random() * YEAR.total_seconds())
             yield (n, name, customer_email(n), customer_phone(n), "ru" if ru else "en", None, None, created, created)
 
     def identities(self) -> Iterator[tuple[Any, ...]]:
         ident = 0
         for n in range(1, self.spec.customers + 1):
             ident += 1
-            yield (ident, n, "email", customer_email(n), None, True, YEAR_START)
+            yield (ident, n, "email", customer_email(n), None, True, self.spec.start)
             if n % 2 == 0:
                 ident += 1
-                yield (ident, n, "telegram", str(100_000_000 + n), None, False, YEAR_START)
+                yield (ident, n, "telegram", str(100_000_000 + n), None, False, self.spec.start)
             if n % 5 == 0:
                 ident += 1
-                yield (ident, n, "webchat", f"wc-{n:08x}", None, False, YEAR_START)
+                yield (ident, n, "webchat", f"wc-{n:08x}", None, False, self.spec.start)
 
     def orders(self) -> Iterator[tuple[Any, ...]]:
         rng = self.rng
         for n in range(1, self.spec.orders + 1):
-            created = YEAR_START + timedelta(seconds=rng.random() * YEAR.total_seconds())
+            created = self.spec.start + timedelta(seconds=rng.random() * YEAR.total_seconds())
             yield (n, order_number(n), rng.randint(1, self.spec.customers), rng.choice(("new", "shipped", "done")),
                    "Router + installation", created, created)
 
@@ -178,54 +251,91 @@ class _Year:
                                amount=rng.choice((299, 450, 990, 1500)), n=rng.randint(1000, 9999))
 
     def tickets_and_conversation(self) -> Iterator[tuple[str, tuple[Any, ...]]]:
-        """("tickets", row), ("messages", row), ("notes", row), tickets in creation order."""
+        """(table, row) of CONVERSATION's tables, tickets in creation order."""
         rng, spec = self.rng, self.spec
         message_id = note_id = 0
         step = YEAR.total_seconds() / spec.tickets
         active_from = int(spec.tickets * (1 - ACTIVE_SHARE * 2))
+        spike_from = spec.tickets - spec.spike
         for tid in range(1, spec.tickets + 1):
             customer = rng.randint(1, spec.customers)
             ru = self.customer_lang[customer] == "ru"
-            created = YEAR_START + timedelta(seconds=tid * step + rng.random() * step)
+            spike = tid > spike_from
+            if spike:  # the spike's tickets: the last two hours, in creation order
+                created = spec.end - timedelta(seconds=7200 * (1 - (tid - spike_from) / (spec.spike + 1)))
+            else:
+                created = spec.start + timedelta(seconds=tid * step + rng.random() * step)
             active = tid > active_from and rng.random() < 0.5
             status = rng.choice(("new", "open", "open", "open", "pending")) if active else rng.choice(
                 ("resolved", "closed", "closed"))
             team = rng.choice(TEAMS)
             assignee = rng.choice(self.agent_ids) if (not active or rng.random() < 0.6) and self.agent_ids else None
             channel = rng.choice(CHANNELS)
-            intent = rng.choice(INTENTS)
+            action, reason = pick(rng, [((a, r), w) for a, r, w in DECISIONS])
+            understood = reason not in NOT_UNDERSTOOD
+            intent = SPIKE_INTENT if spike else (rng.choice(INTENTS) if understood else None)
+            self.not_understood += not understood
+            self.volume(created, channel, intent, reason if action == "escalate" else None)
             subject = self._fill(rng.choice(SUBJECTS_RU if ru else SUBJECTS_EN))
             n_messages = max(1, int(rng.expovariate(1 / spec.messages_per_ticket) + 0.5))
             at = created
             last_customer = created
+            first_response: datetime | None = None
+            agent_wrote = False
             for i in range(n_messages):
                 message_id += 1
-                if i == 0 or rng.random() < 0.45:
+                extra = "{}"
+                if i == 0 and not understood:
+                    kind, direction, text = "customer", "inbound", problem_text(rng)
+                elif i == 0 or rng.random() < 0.45:
                     kind, direction = "customer", "inbound"
                     text = self._fill(rng.choice(RU_CUSTOMER if ru else EN_CUSTOMER))
-                    last_customer = at
                 elif rng.random() < 0.3:
                     kind, direction, text = "bot", "outbound", rng.choice(BOT_RU if ru else BOT_EN)
                 else:
                     kind, direction = "agent", "outbound"
                     text = self._fill(rng.choice(RU_AGENT if ru else EN_AGENT))
+                if kind != "customer" and first_response is None:
+                    first_response = at
+                agent_wrote = agent_wrote or kind == "agent"
+                if kind == "customer":
+                    last_customer = at
+                    # The bot's decision on the first message (ingest's record); later ones go to the people.
+                    extra = json.dumps({"action": action, "reason": reason} if i == 0 else
+                                       {"action": "agent", "reason": "with_humans"})
                 yield "messages", (message_id, tid, direction, kind, assignee if kind == "agent" else None, channel,
                                    f"y-{message_id}" if direction == "inbound" else None, text, None, "[]",
-                                   intent if kind == "customer" else None, None, "ru" if ru else "en", "[]", "{}",
+                                   intent if kind == "customer" else None, None, "ru" if ru else "en", "[]", extra,
                                    None, at)
                 at += timedelta(minutes=rng.randint(1, 240))
             if rng.random() < spec.note_share:
                 note_id += 1
                 yield "notes", (note_id, tid, assignee, self._fill(rng.choice(NOTES)), at)
             done_at = at if not active else None
+            by_bot = done_at is not None and action == "answer" and not agent_wrote
+            reopened = int(done_at is not None and not by_bot and rng.random() < 0.05)
+            if spec.sla_policies and action == "escalate" and rng.random() < 0.5:
+                # An SLA clock on half the escalated tickets, met or breached by the first answer's time.
+                policy, minutes = rng.choice(spec.sla_policies)
+                due = created + timedelta(minutes=minutes)
+                breached = first_response is None or first_response > due
+                yield "ticket_slas", (tid, policy, created, due, first_response, created, created + timedelta(hours=8),
+                                      done_at, 0.0, 0.0, 0.0, '["first_response:breach"]' if breached else "[]",
+                                      False, None, created)
+            if spec.surveys and done_at is not None and not by_bot and rng.random() < 0.5:
+                answered = rng.random() < 0.55
+                sent = done_at + timedelta(hours=1)
+                yield "csat_surveys", (tid, channel, "ru" if ru else "en", sent,
+                                       pick(rng, SCORES) if answered else None,
+                                       sent + timedelta(minutes=20) if answered else None,
+                                       channel if answered else None, False)
             yield "tickets", (
                 tid, customer, subject, status, rng.choice(("low", "normal", "normal", "high", "urgent")), intent,
                 0.9 if intent else None, team, assignee, channel, f"y-thread-{tid}", None, "ru" if ru else "en", 0,
-                None, created, at, last_customer, created + timedelta(minutes=5), done_at,
-                done_at if status == "closed" else None, False, None,
+                None, created, at, last_customer, first_response, done_at,
+                done_at if status == "closed" else None, by_bot, None,
                 (at + timedelta(hours=rng.randint(1, 48))) if active else None,
-                created if assignee else None)
-
+                created if assignee else None, reopened)
 
 COLUMNS = {
     "customers": ("id", "name", "email", "phone", "language", "merged_into_id", "erased_at", "created_at",
@@ -235,11 +345,19 @@ COLUMNS = {
     "tickets": ("id", "customer_id", "subject", "status", "priority", "intent", "intent_confidence", "team_id",
                 "assignee_id", "channel", "thread_key", "identity_id", "language", "failed_bot_answers",
                 "merged_into_id", "created_at", "updated_at", "last_customer_message_at", "first_response_at",
-                "resolved_at", "closed_at", "resolved_by_bot", "waiting_notice_at", "sla_due_at", "assigned_at"),
+                "resolved_at", "closed_at", "resolved_by_bot", "waiting_notice_at", "sla_due_at", "assigned_at",
+                "reopen_count"),
     "messages": ("id", "ticket_id", "direction", "author_kind", "author_user_id", "channel", "external_message_id",
                  "text", "html", "attachments", "intent", "confidence", "language", "entities", "extra",
                  "in_reply_to_id", "created_at"),
     "notes": ("id", "ticket_id", "author_user_id", "text", "created_at"),
+    "kpi_hourly": ("dimension", "hour", "key", "tickets", "escalations"),
+    "ticket_slas": ("ticket_id", "policy_id", "started_at", "first_response_due_at", "first_response_met_at",
+                    "resolution_started_at", "resolution_due_at", "resolution_met_at", "paused_seconds",
+                    "next_response_paused_seconds", "resolution_paused_seconds", "notified", "reminded", "armed_at",
+                    "updated_at"),
+    "csat_surveys": ("ticket_id", "channel", "language", "sent_at", "score", "answered_at", "answer_channel",
+                     "flagged"),
 }
 
 
@@ -254,6 +372,8 @@ def _chunks(rows: Iterator[tuple[Any, ...]], size: int = CHUNK) -> Iterator[list
         yield chunk
 
 
+# What the ticket generator yields, in the order a chunk is written (tickets first: the rest refer to them).
+CONVERSATION = ("tickets", "messages", "notes", "ticket_slas", "csat_surveys")
 Writer = Callable[[str, Sequence[tuple[Any, ...]]], Any]
 
 
@@ -267,7 +387,7 @@ async def _write_all(year: _Year, write: Writer, stats: FillStats) -> None:
         stats.rows[table], stats.seconds[table] = count, time.perf_counter() - started
         _say(f"{table}: {count:,} rows in {stats.seconds[table]:.0f} s")
     started = time.perf_counter()
-    buffers: dict[str, list[tuple[Any, ...]]] = {"tickets": [], "messages": [], "notes": []}
+    buffers: dict[str, list[tuple[Any, ...]]] = {t: [] for t in CONVERSATION}
     counts = dict.fromkeys(buffers, 0)
     next_report = 100_000
 
@@ -281,17 +401,23 @@ async def _write_all(year: _Year, write: Writer, stats: FillStats) -> None:
         buffers[table].append(row)
         if table == "tickets" and len(buffers["tickets"]) >= CHUNK:
             # Tickets first: messages and notes refer to them.
-            for name in ("tickets", "messages", "notes"):
+            for name in CONVERSATION:
                 await flush(name)
             if counts["tickets"] >= next_report:
                 rate = counts["tickets"] / (time.perf_counter() - started)
                 _say(f"tickets: {counts['tickets']:,} / {year.spec.tickets:,} ({rate:,.0f}/s), "
                      f"messages {counts['messages']:,}, notes {counts['notes']:,}")
                 next_report += 100_000
-    for name in ("tickets", "messages", "notes"):
+    for name in CONVERSATION:
         await flush(name)
     for name, n in counts.items():
         stats.rows[name] = n
+    stats.not_understood = year.not_understood
+    if year.spec.hourly_volumes:
+        rows = [(*key, tickets, escalations) for key, (tickets, escalations) in year.hourly.items()]
+        for chunk in _chunks(iter(rows)):
+            await write("kpi_hourly", chunk)
+        stats.rows["kpi_hourly"] = len(rows)
     stats.seconds["tickets+messages+notes"] = time.perf_counter() - started
 
 
@@ -299,7 +425,7 @@ async def _agents_pg(conn: Any, year: _Year) -> None:
     """Agents in the default queues (password hashes are not valid: nobody signs in as them)."""
     first = await conn.fetchval("SELECT coalesce(max(id), 0) FROM users")
     rows = [(first + i + 1, f"agent{i}@bench.example", f"Agent {i}", "x", "agent", "ru", TEAMS[i % len(TEAMS)], 10,
-             True, YEAR_START, "[]", False) for i in range(year.spec.agents)]
+             True, year.spec.start, "[]", False) for i in range(year.spec.agents)]
     await conn.copy_records_to_table("users", records=rows, columns=(
         "id", "email", "name", "password_hash", "role", "language", "team_id", "capacity", "is_active", "created_at",
         "languages", "away"))
@@ -326,7 +452,7 @@ async def fill_postgres(url: str, spec: YearSpec) -> FillStats:
             await conn.copy_records_to_table(table, records=rows, columns=COLUMNS[table])
 
         await _write_all(year, write, stats)
-        for table in COLUMNS:
+        for table in (t for t, columns in COLUMNS.items() if columns[0] == "id"):
             await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
                                f"(SELECT coalesce(max(id), 1) FROM {table}))")
         await conn.execute("SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT max(id) FROM users))")
@@ -354,7 +480,7 @@ def _fill_sqlite_sync(path: str, spec: YearSpec) -> FillStats:
         db.execute("PRAGMA synchronous=OFF")
         first = db.execute("SELECT coalesce(max(id), 0) FROM users").fetchone()[0]
         agents = [(first + i + 1, f"agent{i}@bench.example", f"Agent {i}", "x", "agent", "ru", TEAMS[i % 5], 10, 1,
-                   YEAR_START.strftime("%Y-%m-%d %H:%M:%S.%f"), "[]", 0) for i in range(spec.agents)]
+                   spec.start.strftime("%Y-%m-%d %H:%M:%S.%f"), "[]", 0) for i in range(spec.agents)]
         db.executemany("INSERT INTO users (id, email, name, password_hash, role, language, team_id, capacity, "
                        "is_active, created_at, languages, away) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", agents)
         year.agent_ids = [a[0] for a in agents]

@@ -1,4 +1,4 @@
-"""The search indexes the database keeps in step with the tables (built by migrations 0022 and 0023).
+"""The search indexes the database keeps in step with the tables (built by migrations 0022, 0025 and 0026).
 
 PostgreSQL: GIN indexes on stored `to_tsvector('russian', text)` columns kept by triggers (the `russian`
 configuration stems Cyrillic words with the Russian Snowball stemmer and Latin ones with the English stemmer, so one
@@ -36,7 +36,15 @@ PG_TRGM_INDEXES: dict[str, tuple[str, str, str]] = {
     "ix_channel_identities_external_trgm": ("channel_identities", "lower(external_id) gin_trgm_ops", "gin"),
     "ix_orders_number_trgm": ("orders", "lower(number) gin_trgm_ops", "gin"),
 }
-PG_INDEXES = {**PG_TSV_INDEXES, **PG_TRGM_INDEXES}
+# Equality of an identifier as typed in any case (e-mail, channel id, order number): a btree look-up. The trigram
+# indexes above also answer `=`, but every address shares the trigrams of "@example.org", so they read the posting
+# lists of most customers first (~100 ms on the year bench against well under 1 ms). Migration 0026.
+PG_EQUALITY_INDEXES: dict[str, tuple[str, str, str]] = {
+    "ix_customers_email_lower": ("customers", "lower(email)", "btree"),
+    "ix_channel_identities_external_lower": ("channel_identities", "lower(external_id)", "btree"),
+    "ix_orders_number_lower": ("orders", "lower(number)", "btree"),
+}
+PG_INDEXES = {**PG_TSV_INDEXES, **PG_TRGM_INDEXES, **PG_EQUALITY_INDEXES}
 
 # Migration 0022's expression indexes over to_tsvector(text), replaced by those on the stored columns.
 PG_EXPRESSION_INDEXES: dict[str, tuple[str, str, str]] = {

@@ -7,19 +7,22 @@ a word found in half the messages costs `limit` rows, not half the table.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, literal_column, select, table, text
+from sqlalchemy import ColumnElement, Select, func, literal, literal_column, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from core.customers.models import ChannelIdentity, Customer
 from core.orders.models import Order
 from core.search.indexes import SQLITE_FTS, TS_CONFIG, TSV_COLUMN
 from core.search.query import SearchQuery, fts5_query, pg_tsquery, stem
 from core.tickets.models import Message, Note, Ticket
-from core.tickets.repository import TicketFilter, conditions
+from core.tickets.repository import TicketFilter, conditions, visible
 
 # Weights of where a ticket matched: an identifier names the ticket, the subject sums it up, a message or note
 # mentions it. Text ranks (ts_rank_cd on PostgreSQL, text length on SQLite) are scaled into 0..1 before the weight.
@@ -86,7 +89,59 @@ async def text_candidates(session: AsyncSession, query: SearchQuery, flt: Ticket
 # A word that fills fewer than `limit` from it is rare enough for bitmap scans over the wider windows (the GIN
 # bitmap ANDed with the id range's; `id + 0` keeps the planner from walking a whole table by its primary key on an
 # estimate that was off, and the windows bound how far any plan reads).
+#
+# Unless filters or a customer's name narrow the tickets: then a common word can be rare in combination (тариф in
+# open billing tickets), and its GIN bitmap (every message holding it) is what the bitmap windows cost. So, when
+# the first window falls short:
+# - few tickets in scope (the planner's estimate, from the filters alone): every text of those tickets is checked
+#   (the tickets by their indexes, then each one's messages by ticket id: the whole table, no window, no bitmap);
+# - many tickets, and the first window found enough to expect `limit` matches within the next window: that window's
+#   ids are walked downwards, each row's stored tsvector and ticket checked (no bitmap);
+# - otherwise (a rare combination in many tickets: the word itself is rare) the bitmap windows, as without filters.
+# Every plan returns the same rows: the `limit` newest matches (ids descending) in the whole table.
 PG_WINDOWS: tuple[int | None, ...] = (50_000, 400_000, None)
+SCOPE_PER_TICKET = 20_000  # tickets in scope (estimated) up to which each one's texts are checked
+_WALK_SETTINGS = ("enable_bitmapscan", "enable_hashjoin", "enable_mergejoin")
+_SEARCH_SETTINGS = {"max_parallel_workers_per_gather": "0", "jit": "off", "enable_seqscan": "off"}
+
+
+async def _settings(session: AsyncSession, values: dict[str, str]) -> dict[str, str]:
+    """Set planner settings for the rest of the transaction (SET LOCAL), all in one round trip; returns their
+    values before, to set them back with. Not restored in a `finally`: after an error the transaction is aborted
+    (and the settings with it) and the error is what must surface."""
+    names = list(values)
+    before = select(*(func.current_setting(n) for n in names)).offset(0).subquery()  # read before the set
+    row = (await session.execute(select(*before.c, *(func.set_config(n, values[n], True) for n in names))
+                                 .select_from(before))).one()
+    return dict(zip(names, (str(v) for v in row[:len(names)]), strict=True))
+WALK_MARGIN = 1.5  # walk the next window if the first window's rate of matches fills `limit` in 1/1.5 of it
+
+
+class _Explain(Executable, ClauseElement):
+    """`EXPLAIN (FORMAT JSON)` of a statement: the planner's estimate, for choosing a plan (nothing is executed)."""
+
+    inherit_cache = False
+
+    def __init__(self, stmt: Rows) -> None:
+        self.stmt = stmt
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + str(compiler.process(element.stmt, **kw))
+
+
+async def estimated_rows(session: AsyncSession, stmt: Rows) -> float:
+    """The planner's estimate of the rows `stmt` returns (PostgreSQL; planning only, about a millisecond)."""
+    plan = (await session.execute(_Explain(stmt))).scalar_one()
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+def _narrows(flt: TicketFilter) -> bool:
+    """Whether a filter beside the query narrows the tickets (merged ones aside, which every search leaves out)."""
+    return len(conditions(flt)) > len(visible())
 
 
 async def _pg_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter, limit: int,
@@ -110,27 +165,53 @@ async def _pg_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter,
         sources.append((id_col, stmt.where(_pg_tsv(searched).op("@@")(tsq))))
     newest = (await session.execute(select(*(select(func.max(id_col)).scalar_subquery() for id_col, _ in sources)))
               ).one()  # a read at the end of each primary key
-    # No parallel workers: starting them costs more (80-100 ms on a busy machine) than any of these bounded reads.
-    await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    bitmaps_only = False
+    # No parallel workers: starting them costs more (80-100 ms on a busy machine) than any of these bounded reads;
+    # no JIT: compiling a plan (~90 ms) costs more than the rows it would speed up; no sequential scans: with a
+    # customer's name in the conditions the planner hashed a scan of every ticket (0.9-1.4 s under load) where a
+    # look-up of each candidate's ticket by its primary key reads a few thousand rows.
+    before = await _settings(session, _SEARCH_SETTINGS)
+    narrowed = bool(extra) or _narrows(flt)
+    scope: float | None = None  # tickets in scope, estimated once for the three sources
     for (id_col, stmt), last in zip(sources, newest, strict=True):
-        for window in PG_WINDOWS:
-            whole = window is None or window >= int(last or 0)
-            first = window == PG_WINDOWS[0]
-            if bitmaps_only == first:
-                # Bitmap scans only beyond the first window (not restored in a `finally`: after an error the
-                # transaction is aborted and the error is what must surface).
-                bitmaps_only = not first
-                await session.execute(text(f"SET LOCAL enable_indexscan = {'off' if bitmaps_only else 'on'}"))
-            windowed = stmt if whole else stmt.where(id_col > int(last or 0) - (window or 0))
-            order = id_col.desc() if first else (id_col + 0).desc()
-            rows = await _rows(session, _scoped(windowed, flt, extra).order_by(order).limit(limit))
-            if len(rows) >= limit or whole:
-                found += rows
+        top = int(last or 0)
+
+        async def newest_matches(window: int | None, order: Any, stmt: Rows = stmt, top: int = top,
+                                 id_col: Any = id_col) -> list[Candidate]:
+            windowed = stmt if window is None or window >= top else stmt.where(id_col > top - window)
+            return await _rows(session, _scoped(windowed, flt, extra).order_by(order).limit(limit))
+
+        first = PG_WINDOWS[0]
+        rows = await newest_matches(first, id_col.desc())
+        if len(rows) >= limit or first is None or first >= top:
+            found += rows
+            continue
+        if narrowed:
+            if scope is None:
+                scope = await estimated_rows(session, _scoped(select(Ticket.id), flt, extra))
+            if scope <= SCOPE_PER_TICKET:
+                # `id + 0`: the order cannot come from walking the primary key, so the plan starts from the
+                # tickets in scope (or from the word's GIN index, when the word is the rarer of the two).
+                found += await newest_matches(None, (id_col + 0).desc())
+                continue
+            walk = PG_WINDOWS[1]
+            if walk is not None and len(rows) * walk >= WALK_MARGIN * limit * first:
+                # Nested loops only, no bitmaps: the one plan left is the walk down the primary key, each row's
+                # ticket and customer looked up (the planner otherwise hashed or merged a whole tickets table in).
+                await _settings(session, dict.fromkeys(_WALK_SETTINGS, "off"))
+                rows = await newest_matches(walk, id_col.desc())
+                await _settings(session, dict.fromkeys(_WALK_SETTINGS, "on"))
+                if len(rows) >= limit or walk >= top:
+                    found += rows
+                    continue
+        # Bitmap scans only beyond the first window.
+        await _settings(session, {"enable_indexscan": "off"})
+        for window in PG_WINDOWS[1:]:
+            rows = await newest_matches(window, (id_col + 0).desc())
+            if len(rows) >= limit or window is None or window >= top:
                 break
-    await session.execute(text("RESET max_parallel_workers_per_gather"))
-    if bitmaps_only:
-        await session.execute(text("SET LOCAL enable_indexscan = on"))
+        await _settings(session, {"enable_indexscan": "on"})
+        found += rows
+    await _settings(session, before)
     return found
 
 

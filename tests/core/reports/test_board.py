@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.assignment.schemas import Presence
+from core.customers.models import Customer
 from core.db.base import utcnow
 from core.reports import service as reports
-from core.tickets.models import Ticket
-from core.users.models import User
+from core.tickets.models import Ticket, TicketStatus
+from core.users.models import Team, User
 from tests.conftest import REST_HEADERS, rest_message
 from tests.core.problems.helpers import kpis_up_to_date, tickets
 
@@ -80,3 +81,55 @@ async def test_board_days_from_the_kpi_volumes_equal_the_count_over_tickets(
     days = [(since + timedelta(days=i)).date() for i in range(7)]
     assert board.per_day == [(d.strftime("%d.%m"), expected.get(d.isoformat(), 0)) for d in days]
     assert [n for _, n in board.per_day] == [0, 4, 5, 0, 1, 0, 5]  # 3 March 23:59 falls before the days
+
+
+async def test_board_counts_and_waiting_order_equal_the_former_queries(
+        sessionmaker: async_sessionmaker[AsyncSession], agent: tuple[User, dict[str, str]]) -> None:
+    """The board's counts (now one grouped read) and longest-waiting tickets (now in the partial index's order,
+    one read for every queue) against the per-count queries and the sort the board had before, on tickets of
+    every status over three queues, assigned or not, with and without a customer message, one merged away."""
+    now = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)
+    statuses = list(TicketStatus)
+    async with sessionmaker() as session, session.begin():
+        customer = Customer(name="C", language="en")
+        session.add(customer)
+        await session.flush()
+        teams = list((await session.scalars(select(Team.id).order_by(Team.id))).all())[:3]
+        rows = []
+        for i in range(90):
+            waited = None if i % 6 == 0 else now - timedelta(minutes=(i * 37) % 60)  # ties broken by the id
+            rows.append(Ticket(customer_id=customer.id, status=statuses[i % len(statuses)], channel="rest",
+                               team_id=teams[i % 3] if i % 10 else None,
+                               assignee_id=agent[0].id if i % 4 == 0 else None,
+                               created_at=now, updated_at=now, last_customer_message_at=waited))
+        session.add_all(rows)
+        await session.flush()
+        await session.execute(update(Ticket).where(Ticket.id == rows[1].id).values(merged_into_id=rows[2].id))
+
+    async with sessionmaker() as session:
+        board = await reports.board(session, now=now, offline_after=timedelta(seconds=90))
+        active = [TicketStatus.new, TicketStatus.open, TicketStatus.pending]
+        unmerged = Ticket.merged_into_id.is_(None)
+        former_order = (Ticket.last_customer_message_at.is_(None), Ticket.last_customer_message_at, Ticket.id)
+        by_status = dict((await session.execute(select(Ticket.status, func.count()).where(
+            Ticket.status.in_([*active, TicketStatus.bot]), unmerged).group_by(Ticket.status))).all())
+        per_team = {t: (int(n), int(w)) for t, n, w in (await session.execute(select(
+            Ticket.team_id, func.count(), func.sum(case((Ticket.assignee_id.is_(None), 1), else_=0))).where(
+            Ticket.status.in_(active), unmerged).group_by(Ticket.team_id))).all()}
+        load = await session.scalar(select(func.count()).where(
+            Ticket.status.in_(active), unmerged, Ticket.assignee_id == agent[0].id))
+        longest = (await session.scalars(select(Ticket.id).where(Ticket.status.in_(active), unmerged)
+                                         .order_by(*former_order).limit(100))).all()
+        oldest = {}
+        for team in teams:
+            oldest[team] = await session.scalar(select(Ticket.id).where(
+                Ticket.status.in_(active), unmerged, Ticket.assignee_id.is_(None), Ticket.team_id == team)
+                .order_by(*former_order).limit(1))
+
+    assert board.by_status == {str(s): n for s, n in by_status.items()}
+    assert {q.team.id: (q.open_count, q.waiting) for q in board.queues if q.team.id in teams} == {
+        t: per_team.get(t, (0, 0)) for t in teams}
+    assert {a.user.id: a.open_count for a in board.agents}[agent[0].id] == load
+    assert [t.id for t in board.tickets] == list(longest)
+    assert {q.team.id: q.oldest.id if q.oldest else None for q in board.queues if q.team.id in teams} == oldest
+    assert all(q.oldest is None or q.oldest.customer.name == "C" for q in board.queues)  # loaded with the ticket
