@@ -10,7 +10,7 @@ from core.consent.models import ConsentChange, ConsentKind, OrderNoticeTemplate
 from core.contracts.models import Contract, ContractStatus
 from core.csat.models import CsatSurvey
 from core.cursors.models import ChannelCursor
-from core.customers.models import ChannelIdentity, Customer
+from core.customers.models import ChannelIdentity, Customer, CustomerMerge, DuplicateDismissal
 from core.db.base import Base
 from core.jobs.models import ScheduledTask, TaskState
 from core.kpis.models import KpiHourly, KpiRollup, KpiState, KpiTicketFacts
@@ -48,6 +48,8 @@ __all__ = [
     "ChannelCursor",
     "ChannelIdentity",
     "ConsentChange",
+    "CustomerMerge",
+    "DuplicateDismissal",
     "ConsentKind",
     "Contract",
     "ContractStatus",
