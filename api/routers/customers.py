@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 
 from api.deps import Admin, Agent, DbSession, IdPath, Offset, State, Supervisor
 from api.keys import CustomersReader
@@ -11,7 +13,6 @@ from core.consent import service as consent
 from core.consent.schemas import ConsentChangeRead, PreferencesRead, PreferencesUpdate
 from core.contracts.schemas import ContractRead
 from core.customers import service
-from core.errors import ValidationFailedError
 from core.customers.schemas import (
     CustomerMerge,
     CustomerMergeRead,
@@ -20,7 +21,9 @@ from core.customers.schemas import (
     DuplicateGroupRead,
     DuplicatePage,
 )
+from core.errors import ValidationFailedError
 from core.orders.schemas import OrderRead
+from core.privacy import service as privacy
 from core.tickets.schemas import MessageRead
 
 router = APIRouter(prefix="/customers", tags=["customers"], responses=CONFLICT)
@@ -66,8 +69,11 @@ async def unmerge(merge_id: IdPath, session: DbSession, user: Supervisor) -> Cus
 
 
 @router.get("/{customer_id}", response_model=CustomerRead)
-async def get_customer(customer_id: IdPath, session: DbSession, _caller: CustomersReader) -> CustomerRead:
-    return CustomerRead.model_validate(await service.get(session, customer_id))
+async def get_customer(customer_id: IdPath, session: DbSession, caller: CustomersReader) -> CustomerRead:
+    """The customer's full profile (every read is audited: `customer.view`)."""
+    customer = CustomerRead.model_validate(await service.get(session, customer_id))
+    await privacy.view_profile(session, customer_id, caller.user, where="api", api_key=caller.key_name)
+    return customer
 
 
 @router.get("/{customer_id}/history", response_model=list[MessageRead])
@@ -128,8 +134,25 @@ async def unmerge_customer(customer_id: IdPath, session: DbSession, user: Superv
 
 @router.get("/{customer_id}/export")
 async def export(customer_id: IdPath, session: DbSession, user: Admin) -> dict[str, Any]:
-    """Personal-data export (access request)."""
-    return await service.export(session, customer_id, user)
+    """Personal-data export (access request) as JSON, without the files; audited."""
+    return await privacy.export(session, customer_id, user)
+
+
+@router.get("/{customer_id}/export.zip", response_class=StreamingResponse,
+            responses={200: {"content": {"application/zip": {}}, "description": "customer.json and the files"}})
+async def export_archive(customer_id: IdPath, session: DbSession, state: State, user: Admin) -> StreamingResponse:
+    """Personal-data export as one ZIP: `customer.json` and the files of the conversations under `attachments/`;
+    audited."""
+    archive = await privacy.export_archive(session, state.files, customer_id, user)
+    await session.commit()  # the audit entry is written before the first byte goes out
+
+    def chunks() -> Iterator[bytes]:
+        with archive:
+            while block := archive.read(256 * 1024):
+                yield block
+
+    return StreamingResponse(chunks(), media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="customer-{customer_id}.zip"'})
 
 
 @router.post("/{customer_id}/erase", response_model=CustomerRead)

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 import re
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, event, false, text, true

@@ -111,7 +111,7 @@ async def duplicate_groups(session: AsyncSession, *, limit: int, after: tuple[st
                 .having(func.count() > 1).order_by(column).limit(limit + 1))
         if after is not None and kind == after[0]:
             stmt = stmt.where(column > after[1])
-        groups += [(kind, key) for key in await session.scalars(stmt)]
+        groups += [(kind, key) for key in await session.scalars(stmt) if key is not None]
         if len(groups) > limit:
             break
     groups = groups[:limit + 1]
@@ -175,7 +175,7 @@ async def ids_of(session: AsyncSession, customer_id: int) -> dict[str, list[int]
     for name, model in (("identities", ChannelIdentity), ("tickets", Ticket), ("orders", Order),
                         ("contracts", Contract)):
         owned[name] = list(await session.scalars(
-            select(model.id).where(model.customer_id == customer_id).order_by(model.id)))  # type: ignore[attr-defined]
+            select(model.id).where(model.customer_id == customer_id).order_by(model.id)))
     return owned
 
 
@@ -186,9 +186,9 @@ async def move_owned(session: AsyncSession, moved: dict[str, list[int]], from_id
         ids = moved.get(name) or []
         for start in range(0, len(ids), 500):
             await session.execute(
-                update(model).where(model.id.in_(ids[start:start + 500]),  # type: ignore[attr-defined]
-                                    model.customer_id == from_id)  # type: ignore[attr-defined]
-                .values(customer_id=to_id).execution_options(synchronize_session=False))
+                update(model).where(model.id.in_(ids[start:start + 500]),
+                                    model.customer_id == from_id)
+                .values(customer_id=to_id))
 
 
 async def tickets_from_identities_since(session: AsyncSession, customer_id: int, identity_ids: Sequence[int],
@@ -210,27 +210,6 @@ async def orders_of(session: AsyncSession, customer_id: int) -> Sequence[Order]:
     return (await session.scalars(select(Order).where(Order.customer_id == customer_id))).all()
 
 
-# Keys of Message.extra that hold what people wrote: the quoted history of an e-mail (its earlier messages).
-PERSONAL_EXTRA_KEYS = ("quoted",)
-
-
-async def blank_messages(session: AsyncSession, customer_id: int) -> None:
-    """Empty the text, markup, attachments and entities of every message of the customer's tickets, and the
-    written words kept in their `extra` (erasure)."""
-    ticket_ids = select(Ticket.id).where(Ticket.customer_id == customer_id).scalar_subquery()
-    await session.execute(
-        update(Message).where(Message.ticket_id.in_(ticket_ids))
-        .values(text="", html=None, attachments=[], entities=[])
-    )
-    # Read and rewritten in Python: removing a JSON key is spelled differently on each database, and only the
-    # e-mails that carry such a key are touched.
-    rows = await session.execute(select(Message.id, Message.extra).where(Message.ticket_id.in_(ticket_ids)))
-    for message_id, extra in rows.all():
-        if isinstance(extra, dict) and any(k in extra for k in PERSONAL_EXTRA_KEYS):
-            kept = {k: v for k, v in extra.items() if k not in PERSONAL_EXTRA_KEYS}
-            await session.execute(update(Message).where(Message.id == message_id).values(extra=kept))
-
-
 async def search(session: AsyncSession, query: str | None, limit: int, offset: int) -> Sequence[Customer]:
     stmt = (select(Customer).where(Customer.merged_into_id.is_(None)).order_by(Customer.id.desc())
             .options(selectinload(Customer.identities)))
@@ -244,15 +223,6 @@ def _keys_in(items: object) -> set[str]:
     if not isinstance(items, list):
         return set()
     return {str(a["storage_key"]) for a in items if isinstance(a, dict) and a.get("storage_key")}
-
-
-async def attachment_keys(session: AsyncSession, customer_id: int) -> set[str]:
-    """The storage keys the messages of a customer's tickets refer to (what they sent and what they were sent)."""
-    rows = await session.scalars(
-        select(Message.attachments).join(Ticket, Ticket.id == Message.ticket_id)
-        .where(Ticket.customer_id == customer_id, Message.attachments.is_not(None))
-    )
-    return {key for items in rows for key in _keys_in(items)}
 
 
 async def referenced_keys(session: AsyncSession, keys: Collection[str]) -> set[str]:

@@ -19,6 +19,7 @@ from core.ingest.schemas import SenderInfo
 from core.orders import repository as order_repo
 from core.orders import service as order_service
 from core.orders.models import Order
+from core.privacy import repository as privacy_repo
 from core.tickets import repository as ticket_repo
 from core.tickets.models import Message, Ticket
 from core.users.models import User
@@ -266,27 +267,6 @@ async def dismiss_duplicate(session: AsyncSession, a: int, b: int, actor: User |
         await session.flush()
 
 
-async def export(session: AsyncSession, customer_id: int, actor: User | None) -> dict[str, Any]:
-    """Everything stored about one customer (personal-data access request)."""
-    customer = await get(session, customer_id)
-    tickets = await repository.tickets_of(session, customer.id)
-    messages = await repository.history(session, customer.id, limit=1_000_000, offset=0)
-    orders = await repository.orders_of(session, customer.id)
-    audit.record(session, actor, "customer.export", "customer", customer.id)
-    return {
-        "customer": {"id": customer.id, "name": customer.name, "email": customer.email, "phone": customer.phone,
-                     "language": customer.language, "created_at": customer.created_at.isoformat()},
-        "identities": [{"channel": i.channel, "external_id": i.external_id, "verified": i.verified}
-                       for i in customer.identities],
-        "tickets": [{"number": t.number, "subject": t.subject, "status": t.status.value,
-                     "created_at": t.created_at.isoformat()} for t in tickets],
-        "messages": [{"ticket_id": m.ticket_id, "direction": m.direction.value, "author": m.author_kind.value,
-                      "channel": m.channel, "text": m.text, "created_at": m.created_at.isoformat()}
-                     for m in messages],
-        "orders": [{"number": o.number, "status": o.status} for o in orders],
-    }
-
-
 @dataclass(frozen=True)
 class Erasure:
     customer: Customer
@@ -294,24 +274,52 @@ class Erasure:
 
 
 async def erase(session: AsyncSession, customer_id: int, actor: User | None) -> Erasure:
-    """Erase personal data: contact fields, identities' names, message texts and attachments; tickets stay for
-    statistics.
+    """Erase the personal data of a person: the customer, every customer merged into it, and (for a customer that
+    was merged away) the one it was merged into with its whole family, since their histories are one.
+
+    Gone: contact fields, preferences, identities' names and external ids; subjects, thread keys, message texts,
+    markup, entities, attachments, external ids and personal `extra` keys; notes; outbox recipients and payloads;
+    survey comments; NLU suggestions from their words; consent-log notes; order descriptions and notes; the values
+    merges recorded; quarantined payloads naming them; the words in the search indexes. Tickets, messages and
+    their times, channels, intents and statuses stay, with no one's words in them: the statistics.
 
     Returns:
         The customer and the files to delete from the attachment store after the commit (a file another customer's
         message also refers to - the same bytes under the same name - stays).
     """
     customer = await get(session, customer_id)
-    keys = await repository.attachment_keys(session, customer.id)
-    customer.name = None
-    customer.email = None
-    customer.phone = None
-    customer.erased_at = utcnow()
-    for identity in customer.identities:
-        identity.display_name = None
-        identity.external_id = f"erased:{identity.id}"
-    await repository.blank_messages(session, customer.id)
-    audit.record(session, actor, "customer.erase", "customer", customer.id)
+    root = customer
+    seen = {root.id}
+    while root.merged_into_id is not None and root.merged_into_id not in seen:
+        root = await get(session, root.merged_into_id)
+        seen.add(root.id)
+    family = await privacy_repo.merged_family(session, root.id)
+    ids = [c.id for c in family]
+    ticket_ids = await privacy_repo.ticket_ids_of(session, ids)
+    keys = await privacy_repo.attachment_keys(session, ticket_ids)
+    needles = {value for c in family for value in (c.name, c.email, c.phone) if value}
+    needles |= {i.external_id for c in family for i in c.identities if not i.external_id.startswith("erased:")}
+    now = utcnow()
+    for member in family:
+        for field in ("name", "email", "phone", "language", "preferred_channel", "quiet_from", "quiet_until",
+                      "time_zone"):
+            setattr(member, field, None)
+        member.consent_notices = False
+        member.consent_marketing = False
+        member.erased_at = member.erased_at or now
+        for identity in member.identities:
+            identity.display_name = None
+            identity.external_id = f"erased:{identity.id}"
     await session.flush()
+    await privacy_repo.blank_tickets(session, ticket_ids)
+    await privacy_repo.blank_customer_rows(session, ids)
+    dropped = await privacy_repo.drop_quarantined(session, needles)
+    await privacy_repo.mark_anonymised(session, ticket_ids, now)
+    audit.record(session, actor, "customer.erase", "customer", root.id, customers=len(ids), tickets=len(ticket_ids),
+                 files=len(keys), quarantined=dropped)
+    await session.flush()
+    await privacy_repo.purge_search_index(session)
     still_used = await repository.referenced_keys(session, keys) if keys else set()
-    return Erasure(customer, sorted(keys - still_used))
+    for member in family:
+        session.expire(member)
+    return Erasure(await get(session, customer_id), sorted(keys - still_used))

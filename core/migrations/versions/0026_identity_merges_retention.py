@@ -1,5 +1,5 @@
-"""identity: normalised contact keys on customers (linking and the duplicate list), the record of every customer
-merge (what it moved, so un-merge restores it), pairs of customers said to be different people
+"""identity and personal data: normalised contact keys on customers (linking and the duplicate list), the record of every customer
+merge (what it moved, so un-merge restores it), pairs of customers said to be different people, tickets' anonymised_at for the retention policy
 
 Revision ID: 0026
 Revises: 0025
@@ -12,12 +12,15 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from core.search.indexes import sqlite_fts_triggers
+
 revision: str = "0026"
 down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 LIVE = "merged_into_id IS NULL AND erased_at IS NULL"
+RETENTION = "status = 'closed' AND anonymised_at IS NULL"
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
@@ -39,6 +42,10 @@ def upgrade() -> None:
                     sqlite_where=sa.text(LIVE))
     op.create_index("ix_customers_phone_key_live", "customers", ["phone_key"], postgresql_where=sa.text(LIVE),
                     sqlite_where=sa.text(LIVE))
+    # A plain ADD COLUMN on both databases (a batch copy of `tickets` would drop SQLite's FTS5 triggers).
+    op.add_column("tickets", sa.Column("anonymised_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index("ix_tickets_retention", "tickets", ["closed_at"], postgresql_where=sa.text(RETENTION),
+                    sqlite_where=sa.text(RETENTION))
     op.create_table("customer_merges",
     sa.Column("id", sa.Integer(), nullable=False),
     sa.Column("source_id", sa.Integer(), nullable=False),
@@ -77,6 +84,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("customer_distinct_pairs")
     op.drop_table("customer_merges")
+    op.drop_index("ix_tickets_retention", table_name="tickets")
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_column("anonymised_at")
+    if op.get_bind().dialect.name == "sqlite":  # the batch copy of `tickets` dropped its FTS5 triggers
+        for statement in sqlite_fts_triggers("fts_tickets"):
+            op.execute(statement)
     op.drop_index("ix_customers_phone_key_live", table_name="customers")
     op.drop_index("ix_customers_email_key_live", table_name="customers")
     with op.batch_alter_table("customers", schema=None) as batch_op:
