@@ -121,6 +121,11 @@ async def panel(session: AsyncSession, ticket: Ticket, *, limit: int = 20) -> Cu
     return CustomerPanel(customer=customer, orders=orders, previous=previous, contracts=contracts)
 
 
+async def tickets(session: AsyncSession, customer_id: int, *, limit: int = 50) -> Sequence[Ticket]:
+    """The customer's tickets (those of every merged identity: a merge moves them), newest first."""
+    return await ticket_repo.others_of_customer(session, customer_id, 0, limit)
+
+
 async def contracts(session: AsyncSession, customer_id: int) -> Sequence[Contract]:
     """The customer's contracts, the latest ending first (404 for an unknown customer)."""
     await get(session, customer_id)
