@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from collections.abc import Iterator
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response, StreamingResponse

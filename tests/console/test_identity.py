@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.audit.models import AuditEntry
 from core.customers.models import ChannelIdentity, Customer
+from tests.conftest import REST_HEADERS
 from tests.console.conftest import People, login, post_form
 from tests.console.test_intents import flash_after
-from tests.conftest import REST_HEADERS
 
 
 async def customer(client: httpx.AsyncClient, ext: str, sender: dict[str, str]) -> int:
