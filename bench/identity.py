@@ -91,7 +91,7 @@ async def run(url: str, customers: int, repeat: int) -> None:
 
     async def lookup() -> str:
         async with sessionmaker() as s:
-            found = await repository.find_verified_customer(s, f"C{customers // 2}@example.com", "+79120000001")
+            found = await repository.find_verified_customer(s, f"C{customers // 2 + 2}@example.com ", "+79120000001")
         return f"customer {found.id if found else None}"
 
     async def merge_and_undo() -> str:

@@ -159,6 +159,7 @@ async def erase(customer_id: IdPath, session: DbSession, state: State, actor: Co
     await session.commit()  # the files go once nothing refers to them any more
     for key in erasure.files:
         await state.files.delete(key)
+    await customers.after_erasure(session)
     return redirect(f"/console/customers/{customer_id}", translator(actor.language)("customer.erased_done"))
 
 

@@ -163,4 +163,5 @@ async def erase(customer_id: IdPath, session: DbSession, state: State, user: Adm
     await session.commit()
     for key in erasure.files:
         await state.files.delete(key)
+    await service.after_erasure(session)
     return CustomerRead.model_validate(await service.get(session, customer_id))

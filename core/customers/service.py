@@ -278,6 +278,11 @@ class Erasure:
     files: list[str]  # storage keys no message refers to any more: delete them once the erasure is committed
 
 
+async def after_erasure(session: AsyncSession) -> None:
+    """Once the erasure is committed: SQLite's write-ahead log emptied (its frames hold the rows as they were)."""
+    await privacy_repo.checkpoint(session)
+
+
 async def erase(session: AsyncSession, customer_id: int, actor: User | None) -> Erasure:
     """Erase the personal data of a person: the customer, every customer merged into it, and (for a customer that
     was merged away) the one it was merged into with its whole family, since their histories are one.
@@ -304,6 +309,7 @@ async def erase(session: AsyncSession, customer_id: int, actor: User | None) -> 
     keys = await privacy_repo.attachment_keys(session, ticket_ids)
     needles = {value for c in family for value in (c.name, c.email, c.phone) if value}
     needles |= {i.external_id for c in family for i in c.identities if not i.external_id.startswith("erased:")}
+    secure_before = await privacy_repo.secure_delete(session, True)
     now = utcnow()
     for member in family:
         for field in ("name", "email", "phone", "language", "preferred_channel", "quiet_from", "quiet_until",
@@ -324,6 +330,7 @@ async def erase(session: AsyncSession, customer_id: int, actor: User | None) -> 
                  files=len(keys), quarantined=dropped)
     await session.flush()
     await privacy_repo.purge_search_index(session)
+    await privacy_repo.secure_delete(session, secure_before)
     still_used = await repository.referenced_keys(session, keys) if keys else set()
     for member in family:
         session.expire(member)

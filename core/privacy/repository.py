@@ -101,6 +101,26 @@ async def _scrub_example_audit(session: AsyncSession, texts: set[str], since: da
                                   .values(data={**data, "text": ""}).execution_options(synchronize_session=False))
 
 
+async def secure_delete(session: AsyncSession, enabled: bool | None) -> bool | None:
+    """SQLite: while on, removed and rewritten content is overwritten with zeros in the file (not just unlinked
+    into free pages where a reader of the file would still find it). Per connection, and on by default in some
+    builds (Debian's), not in others: set for an erasure, then given back its value. Returns the value before
+    (None elsewhere, and `enabled=None` changes nothing)."""
+    if session.get_bind().dialect.name != "sqlite" or enabled is None:
+        return None
+    before = bool(await session.scalar(text("PRAGMA secure_delete")))
+    await session.execute(text(f"PRAGMA secure_delete = {1 if enabled else 0}"))
+    return before
+
+
+async def checkpoint(session: AsyncSession) -> None:
+    """SQLite, after an erasure's commit: copy the write-ahead log into the database and empty it, so the log's
+    older frames (which hold the rows as they were) are gone too. Best effort: a busy reader leaves the log as it
+    is until the next checkpoint."""
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+
+
 async def purge_search_index(session: AsyncSession) -> None:
     """SQLite: FTS5 keeps a deleted row's words in its older index segments until they are merged; 'optimize'
     merges them, so the erased words are gone from the file, not only from the results. PostgreSQL's tsvector

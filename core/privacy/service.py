@@ -144,12 +144,14 @@ async def anonymise_old_tickets(session: AsyncSession, files: AttachmentBackend 
     if not ticket_ids:
         return 0, []
     keys = await repository.attachment_keys(session, ticket_ids)
+    secure_before = await repository.secure_delete(session, True)
     await repository.blank_tickets(session, ticket_ids)
     await repository.mark_anonymised(session, ticket_ids, now)
     audit.record(session, None, "ticket.retention", "ticket", ticket_ids[0], tickets=len(ticket_ids),
                  files=len(keys), older_than_days=older_than.days)
     await session.flush()
     await repository.purge_search_index(session)
+    await repository.secure_delete(session, secure_before)
     still_used = await customer_repo.referenced_keys(session, keys) if keys else set()
     return len(ticket_ids), sorted(keys - still_used)
 
