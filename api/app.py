@@ -73,6 +73,7 @@ from core.nlu_admin.training import TrainingRunner, stale_jobs_job
 from core.nlu_admin.versions import ModelSync
 from core.orders.notices import OrderNotices
 from core.outbox.dispatcher import OutboxDispatcher
+from core.privacy.service import retention_job
 from core.problems.job import RisingProblems
 from core.sla.timers import SlaTimers
 from core.summaries.job import WeeklySummary
@@ -190,6 +191,10 @@ def create_app(
         jobs.start(stale_jobs_job(sessionmaker, clock))
         if settings.workers_enabled:
             jobs.start(dispatcher.job())
+            if settings.core.retention_days:
+                jobs.start(retention_job(sessionmaker, files, jobs_clock,
+                                         older_than=timedelta(days=settings.core.retention_days),
+                                         interval_seconds=settings.core.retention_sweep_seconds))
             jobs.start(sweep_job(sessionmaker, files, timedelta(hours=settings.upload_retention_hours),
                                  timedelta(hours=settings.upload_sweep_hours)))
             SlaTimers(jobs_clock).register(state.task_handlers)

@@ -17,6 +17,10 @@ class RestChannelSettings(BaseModel):
     webhook_url: str | None = Field(default=None, description="Replies are POSTed here when set.")
     webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key for X-Switchboard-Signature.")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    trusted_keys: list[str] = Field(
+        default_factory=list, description="Names of the integration keys (core/apikeys; `environment` for "
+        "api_key) whose sender email and phone are vouched for: such a message joins the customer known by the "
+        "same verified contact. Other keys' contacts only make suggested duplicates.")
     # Per process (each worker or instance counts its own): an in-memory check that costs the hot path nothing.
     requests_per_second: float = Field(
         default=2000.0, ge=0, description="Requests per second one API key may make on average (0: no limit)...")

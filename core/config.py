@@ -81,6 +81,11 @@ class CoreSettings(BaseModel):
             raise ValueError("reminder offsets are 0 to 3650 days")
         return sorted(set(value), reverse=True)
 
+    retention_days: int = Field(
+        default=0, ge=0, le=36500, description="Closed tickets closed longer ago than this many days are "
+        "anonymised (texts, notes, files, recipients removed; counts kept). 0: never.")
+    retention_sweep_seconds: float = Field(
+        default=3600.0, gt=0, description="How often the retention policy looks for tickets past the age.")
     kpi_time_zone: str = Field(
         default="Europe/Moscow",
         description="KPI reports count days, weeks (Monday first) and months in this zone; after changing it run "

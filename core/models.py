@@ -10,7 +10,7 @@ from core.consent.models import ConsentChange, ConsentKind, OrderNoticeTemplate
 from core.contracts.models import Contract, ContractStatus
 from core.csat.models import CsatSurvey
 from core.cursors.models import ChannelCursor
-from core.customers.models import ChannelIdentity, Customer
+from core.customers.models import ChannelIdentity, Customer, CustomerMerge, DuplicateDismissal
 from core.db.base import Base
 from core.incidents.models import Incident, IncidentCustomer, IncidentTicket
 from core.jobs.models import ScheduledTask, TaskState
@@ -54,7 +54,9 @@ __all__ = [
     "ContractStatus",
     "CsatSurvey",
     "Customer",
+    "CustomerMerge",
     "Direction",
+    "DuplicateDismissal",
     "HandledMessage",
     "Incident",
     "IncidentCustomer",

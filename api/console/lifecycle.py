@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response, StreamingResponse
 
 from api.console.render import render
 from api.console.routes import redirect, validated
-from api.console.security import ConsoleAdmin, ConsoleUser, CsrfChecked
+from api.console.security import ConsoleAdmin, ConsoleSupervisor, ConsoleUser, CsrfChecked
 from api.deps import DbSession, IdPath, State
 from core.apikeys import service as api_keys
 from core.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, Scope
@@ -18,8 +19,11 @@ from core.consent import service as consent
 from core.consent.schemas import CHANNELS, PreferencesUpdate
 from core.contracts import repository as contracts
 from core.customers import service as customers
+from core.db.base import parse_id
+from core.errors import ValidationFailedError
 from core.i18n import LANGUAGES, translator
 from core.orders import notices as order_notices
+from core.privacy import service as privacy
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 KEYS_PAGE = "/console/admin/api-keys"
@@ -78,13 +82,85 @@ async def save_notice(session: DbSession, state: State, actor: ConsoleAdmin, sta
     return redirect(NOTICES_PAGE, translator(actor.language)("saved"))
 
 
+DUPLICATES_PAGE = "/console/customers/duplicates"
+
+
+@router.get("/customers/duplicates")
+async def duplicates_page(request: Request, session: DbSession, _user: ConsoleSupervisor,
+                          after: Annotated[str | None, Query(max_length=400)] = None) -> Response:
+    """Suggested duplicates for a supervisor: merge them, or say they are different people."""
+    cursor = None
+    if after and ":" in after:
+        kind, _, key = after.partition(":")
+        cursor = (kind, key)
+    groups, next_cursor = await customers.duplicates(session, limit=50, after=cursor)
+    return render(request, "customer_duplicates.html", {
+        "groups": groups, "next_cursor": f"{next_cursor[0]}:{next_cursor[1]}" if next_cursor else None})
+
+
+@router.post("/customers/duplicates/dismiss", dependencies=[CsrfChecked])
+async def dismiss_duplicate(session: DbSession, actor: ConsoleSupervisor, a: Annotated[int, Form()],
+                            b: Annotated[int, Form()]) -> Response:
+    await customers.dismiss_duplicate(session, a, b, actor)
+    return redirect(DUPLICATES_PAGE, translator(actor.language)("customer.dismissed_done"))
+
+
 @router.get("/customers/{customer_id}")
-async def customer_page(request: Request, customer_id: IdPath, session: DbSession, _user: ConsoleUser) -> Response:
+async def customer_page(request: Request, customer_id: IdPath, session: DbSession, user: ConsoleUser) -> Response:
+    """The customer's full profile: every opening is audited (`customer.view`)."""
     customer = await customers.get(session, customer_id)
+    await privacy.view_profile(session, customer.id, user, where="console")
     return render(request, "customer.html", {
         "customer": customer, "contracts": await contracts.for_customer(session, customer.id),
         "consent_log": await consent.consent_log(session, customer.id), "channels": CHANNELS,
-        "languages": LANGUAGES})
+        "languages": LANGUAGES, "merges": await customers.merges(session, customer.id),
+        "tickets": await customers.tickets(session, customer.id)})
+
+
+@router.post("/customers/{customer_id}/merge", dependencies=[CsrfChecked])
+async def merge_customer(customer_id: IdPath, session: DbSession, actor: ConsoleSupervisor,
+                         source: Annotated[str, Form()] = "") -> Response:
+    """Merge another customer (by id) into this one."""
+    source_id = parse_id(source.strip().lstrip("#"))
+    if source_id is None:
+        raise ValidationFailedError("give the number of the customer to merge into this one")
+    await customers.merge(session, source_id, customer_id, actor)
+    return redirect(f"/console/customers/{customer_id}", translator(actor.language)("customer.merged_done"))
+
+
+@router.post("/customers/merges/{merge_id}/unmerge", dependencies=[CsrfChecked])
+async def unmerge(merge_id: IdPath, session: DbSession, actor: ConsoleSupervisor) -> Response:
+    record = await customers.unmerge(session, merge_id, actor)
+    return redirect(f"/console/customers/{record.source_id}", translator(actor.language)("customer.unmerged_done"))
+
+
+@router.get("/customers/{customer_id}/export.zip")
+async def export_archive(customer_id: IdPath, session: DbSession, state: State, actor: ConsoleAdmin) -> Response:
+    """The export archive (JSON and files), as the API gives it; audited."""
+    archive = await privacy.export_archive(session, state.files, customer_id, actor)
+    await session.commit()
+
+    def chunks() -> Iterator[bytes]:
+        with archive:
+            while block := archive.read(256 * 1024):
+                yield block
+
+    return StreamingResponse(chunks(), media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="customer-{customer_id}.zip"'})
+
+
+@router.post("/customers/{customer_id}/erase", dependencies=[CsrfChecked])
+async def erase(customer_id: IdPath, session: DbSession, state: State, actor: ConsoleAdmin,
+                confirm: Annotated[str, Form()] = "") -> Response:
+    """Erase the customer's personal data (the form asks to type the customer's number to confirm)."""
+    if confirm.strip().lstrip("#") != str(customer_id):
+        raise ValidationFailedError("type the customer's number to confirm the erasure")
+    erasure = await customers.erase(session, customer_id, actor)
+    await session.commit()  # the files go once nothing refers to them any more
+    for key in erasure.files:
+        await state.files.delete(key)
+    await customers.after_erasure(session)
+    return redirect(f"/console/customers/{customer_id}", translator(actor.language)("customer.erased_done"))
 
 
 @router.post("/customers/{customer_id}/preferences", dependencies=[CsrfChecked])

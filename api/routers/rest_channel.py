@@ -92,12 +92,13 @@ INGRESS_ERRORS: dict[int | str, dict[str, Any]] = {
 async def post_message(request: Request) -> Response:
     """Submit one customer message; resubmitting the same external_message_id returns the original result."""
     state = app_state(request)
-    await _check_key(state, request, request.headers.get("x-api-key"))
+    key = await _check_key(state, request, request.headers.get("x-api-key"))
     # Validated here, after the key: FastAPI would validate a declared body before anything else runs.
     with _body_errors():
         body = inbound.parse_message(await request.body())
     result = await state.ingest.ingest(inbound.to_inbound(
-        body, AttachmentPolicy(max_bytes=state.settings.max_attachment_bytes)))
+        body, AttachmentPolicy(max_bytes=state.settings.max_attachment_bytes),
+        trusted=key.name in state.settings.channels.rest.trusted_keys))
     accepted = inbound.accepted(result)
     # The hot path of the channel: serialised once here instead of FastAPI's dump -> revalidate -> encode.
     return Response(accepted.model_dump_json(), status_code=201 if result.created else 200,

@@ -35,8 +35,11 @@ def own_addresses(settings: EmailChannelSettings) -> frozenset[str]:
 
 def build_inbound(parsed: ParsedEmail, *, files: SavesBlocking, mailbox: str, raw_ref: str,
                   received_at: datetime, extra: dict[str, Any] | None = None,
-                  own: frozenset[str] = frozenset()) -> InboundMessage:
-    """Store the accepted attachments and build the frozen InboundMessage."""
+                  own: frozenset[str] = frozenset(), trust_sender: bool = False) -> InboundMessage:
+    """Store the accepted attachments and build the frozen InboundMessage.
+
+    `trust_sender`: the channel vouches for the From address (EmailChannelSettings.trust_sender_address), so it
+    links this customer to one known by the same verified address on another channel."""
     attachments: list[AttachmentInfo] = []
     rejected: list[dict[str, Any]] = []
     for item in parsed.attachments:
@@ -72,7 +75,8 @@ def build_inbound(parsed: ParsedEmail, *, files: SavesBlocking, mailbox: str, ra
     return InboundMessage(
         channel=CHANNEL, external_message_id=external_id,
         sender=SenderInfo(external_id=parsed.sender_email[:320], name=(parsed.sender_name or None) and
-                          parsed.sender_name[:200], email=parsed.sender_email[:320]),
+                          parsed.sender_name[:200], email=parsed.sender_email[:320],
+                          verified=trust_sender and auto_reply_reason is None),
         text=parsed.text, html=parsed.html, subject=parsed.subject[:300] or None,
         attachments=tuple(attachments), thread_key=None, references=parsed.references,
         ticket_number_hint=parsed.ticket_number_hint, language_hint=parsed.language_hint,
@@ -85,4 +89,4 @@ def parse_to_inbound(raw: bytes, settings: EmailChannelSettings, *, files: Saves
     """Blocking (parsing, file writes): run it in a worker thread."""
     parsed = parse_email(raw, policy_of(settings))
     return build_inbound(parsed, files=files, mailbox=mailbox, raw_ref=raw_ref, received_at=received_at,
-                         own=own_addresses(settings))
+                         own=own_addresses(settings), trust_sender=settings.trust_sender_address)

@@ -90,6 +90,9 @@ class EmailChannelSettings(BaseModel):
         default=32, ge=1, le=64,
         description="Mails of different senders ingested at once (one lane each); they share ingest transactions.",
     )
+    trust_sender_address: bool = Field(
+        default=True, description="The sender address vouches for the customer: a customer known by the same "
+        "verified e-mail on another channel is the same person (turn off where mail is not SPF/DKIM-checked).")
     ingest_attempts: int = Field(default=3, ge=1, description="Failed ingests of one mail before quarantine.")
     staff: StaffMailSettings = StaffMailSettings()
 

@@ -24,8 +24,11 @@ def parse_message(raw: bytes) -> RestMessageCreate:
     return RestMessageCreate.model_validate_json(raw)
 
 
-def to_inbound(body: RestMessageCreate, policy: AttachmentPolicy) -> InboundMessage:
+def to_inbound(body: RestMessageCreate, policy: AttachmentPolicy, *, trusted: bool = False) -> InboundMessage:
     """The core's message of a posted one; the thread is the given thread id, else the sender.
+
+    `trusted`: the integration key is one whose sender data the operator vouches for (RestChannelSettings.
+    trusted_keys): the sender's email and phone are verified and link the customer across channels.
 
     The attachment policy of every channel applies: a refused file leaves the message in, listed with the reason.
 
@@ -38,7 +41,7 @@ def to_inbound(body: RestMessageCreate, policy: AttachmentPolicy) -> InboundMess
     return InboundMessage(
         channel=CHANNEL, external_message_id=body.external_message_id,
         sender=SenderInfo(external_id=body.sender.external_id, name=body.sender.name, email=body.sender.email,
-                          phone=body.sender.phone),
+                          phone=body.sender.phone, verified=trusted and bool(body.sender.email or body.sender.phone)),
         text=body.text,
         attachments=tuple(attachments),
         thread_key=body.thread_id or body.sender.external_id,

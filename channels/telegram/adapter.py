@@ -491,7 +491,8 @@ class TelegramChannel:
         phone = normalise_phone(contact.phone_number)
         async with self.ctx.sessionmaker() as session, session.begin():
             await customer_service.resolve_identity(
-                session, CHANNEL, self._sender(message.chat.id, user, phone=phone, verified=True))
+                session, CHANNEL, self._sender(message.chat.id, user, phone=phone,
+                                                       verified=self.settings.trust_shared_contact))
         await self._reply(message.chat.id, translator(lang)("telegram.contact_linked", phone=phone),
                           ReplyKeyboardRemove())
 

@@ -27,6 +27,9 @@ class TelegramChannelSettings(BaseModel):
     request_timeout_seconds: float = Field(default=15.0, gt=0)
     max_download_bytes: int = Field(default=20 * 1024 * 1024, ge=0,
                                     description="Larger photos/documents are kept as metadata only.")
+    trust_shared_contact: bool = Field(
+        default=True, description="A contact the user shares of themselves vouches for their phone: a customer "
+        "known by the same verified phone on another channel is the same person.")
     retry_backoff_max_seconds: float = Field(default=60.0, gt=0)
     standby_seconds: float = Field(
         default=10.0, gt=0,

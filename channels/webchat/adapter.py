@@ -462,7 +462,8 @@ class WebchatChannel:
             # The site vouches for its user, so its email counts as verified and links other channels.
             valid_email = email if email and re.fullmatch(r"[^@\s]+@[^@\s]+", email) else None
             return SenderInfo(external_id=tokens.identified_visitor_id(identifier), name=(name or None) and name[:200],
-                              email=valid_email, verified=valid_email is not None), None
+                              email=valid_email,
+                              verified=valid_email is not None and self.settings.trust_signed_identity), None
         token = frame.get("token")
         ttl = self.settings.session_ttl_days * 86400
         visitor_id = tokens.verify_session_token(signing_key, token, ttl) if isinstance(token, str) else None

@@ -15,6 +15,9 @@ class WebchatChannelSettings(BaseModel):
         default=None, description="Signs anonymous session tokens; default: the app's secret_key.")
     identity_secret: SecretStr | None = Field(
         default=None, description="The site's key: identifier_hash = HMAC-SHA256(identity_secret, identifier).")
+    trust_signed_identity: bool = Field(
+        default=True, description="A signed identity's e-mail vouches for the customer: a customer known by the "
+        "same verified e-mail on another channel is the same person.")
     allowed_origins: list[str] = Field(default_factory=list,
                                        description="Origins allowed to open the socket; empty: any.")
     session_ttl_days: float = Field(default=365.0, gt=0)

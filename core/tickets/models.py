@@ -75,6 +75,7 @@ BOT_SQL = "status = 'bot'"
 ANSWERED_SQL = "first_response_at IS NOT NULL"
 UNMERGED_SQL = "merged_into_id IS NULL"
 ACTIVE_SQL = "status IN ('new', 'open', 'pending') AND merged_into_id IS NULL"
+RETENTION_SQL = "status = 'closed' AND anonymised_at IS NULL"
 
 
 class Ticket(Base):
@@ -101,6 +102,9 @@ class Ticket(Base):
         # ticket below would be walked through a year of done ones before reaching them).
         Index("ix_tickets_active_waiting", "last_customer_message_at", "id", postgresql_where=text(ACTIVE_SQL),
               sqlite_where=text(ACTIVE_SQL)),
+        # The retention policy's work: closed tickets not yet anonymised, by closing time (core/privacy).
+        Index("ix_tickets_retention", "closed_at", postgresql_where=text(RETENTION_SQL),
+              sqlite_where=text(RETENTION_SQL)),
         # The orders the inbox and the API list in (core/tickets/repository.SORT_KEYS), each with the id that breaks
         # ties: a keyset page is one index range whatever the view (a year of done tickets included).
         *(Index(f"ix_tickets_{name}_order", column, "id", postgresql_where=text(UNMERGED_SQL),
@@ -140,6 +144,8 @@ class Ticket(Base):
     waiting_notice_at: Mapped[datetime | None]
     # The earliest running SLA due time (core/sla); None without a running SLA or while paused.
     sla_due_at: Mapped[datetime | None]
+    # When the retention policy (or an erasure) removed what people wrote on it (core/privacy).
+    anonymised_at: Mapped[datetime | None]
 
     customer: Mapped[Customer] = relationship(lazy="raise")
     identity: Mapped[ChannelIdentity | None] = relationship(lazy="raise")

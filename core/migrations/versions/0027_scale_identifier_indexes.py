@@ -5,8 +5,8 @@ the year bench)
 Built CONCURRENTLY (a database in use keeps taking writes). SQLite: nothing (its identifier look-ups use the
 btrees on the columns as stored).
 
-Revision ID: 0026
-Revises: 0025
+Revision ID: 0027
+Revises: 0026
 Create Date: 2026-11-30
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from core.search.indexes import PG_EQUALITY_INDEXES
 
-revision: str = "0026"
-down_revision: str | None = "0025"
+revision: str = "0027"
+down_revision: str | None = "0026"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
