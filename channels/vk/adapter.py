@@ -491,6 +491,14 @@ class VkChannel:
             return str(await self.call("messages.send", peer_id=peer_id, random_id=rid, message=text))
         return None
 
+    async def send_typing(self, recipient: str) -> None:
+        """Show "typing…" in the customer's dialog (an agent is writing a reply; VK shows it for about 10 s)."""
+        try:
+            peer_id = int(recipient)
+        except ValueError as exc:
+            raise PermanentSendError(f"not a VK peer id: {recipient!r}") from exc
+        await self.call("messages.setActivity", peer_id=peer_id, type="typing", group_id=self.settings.group_id)
+
     async def send(self, envelope: OutboundEnvelope) -> str | None:
         try:
             peer_id = int(envelope.recipient)

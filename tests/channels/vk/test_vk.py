@@ -425,3 +425,24 @@ async def test_agent_reply_uploads_files_as_documents_after_the_text(
         assert document["attachment"].startswith(f"doc-{GROUP_ID}_") and "message" not in document
         assert list(vk_api.uploads.values()) == [("счёт.pdf", b"%PDF-1.4 invoice")]
         assert text["random_id"] != document["random_id"]
+
+
+async def test_csat_presses_and_typing(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, vk_api: FakeVkAPI
+) -> None:
+    """A CSAT button press carries its score (ASCII digits only); an agent typing shows in the customer's dialog."""
+    from channels.base import PermanentSendError
+
+    async with running(vk_app(db_url, tmp_path, vk_api)) as (adapter, client):
+        for message_id, command in ((40, "/csat ¹"), (41, "/csat 4")):
+            press = vk_api.fixture("message_new", id=message_id, text=command[-1],
+                                   payload=json.dumps({"command": command}))
+            press["event_id"] = f"csat-{message_id}"
+            assert (await post(client, press)).text == "ok"
+        assert [m.extra.get("csat") for m in await inbound(sessionmaker)] == [None, 4]
+
+        await adapter.send_typing(str(PEER))
+        [activity] = vk_api.called("messages.setActivity")
+        assert (activity["peer_id"], activity["type"], activity["group_id"]) == (str(PEER), "typing", str(GROUP_ID))
+        with pytest.raises(PermanentSendError):
+            await adapter.send_typing("not-a-peer")

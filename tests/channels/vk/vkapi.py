@@ -114,6 +114,13 @@ class FakeVkAPI:
         p["_accepted"] = True
         return self._ok(self._next_id)
 
+    async def _m_messages_setActivity(self, p: dict[str, Any]) -> Response:
+        if int(p["peer_id"]) in self.blocked:
+            return self._error(901, "Can't send messages for users without permission")
+        if p.get("type") not in ("typing", "audiomessage"):
+            return self._error(100, "One of the parameters specified was missing or invalid: type")
+        return self._ok(1)
+
     async def _m_docs_getMessagesUploadServer(self, p: dict[str, Any]) -> Response:
         if int(p["peer_id"]) in self.blocked:
             return self._error(901, "Can't send messages for users without permission")
