@@ -1,10 +1,12 @@
-"""Chat channels benchmark: Telegram webhook throughput, web-chat round trip, concurrent web-chat sockets.
+"""Chat channels benchmark: Telegram webhook and VK Callback API throughput, web-chat round trip, concurrent
+web-chat sockets.
 
     python bench/channels_chat.py [--updates 3000] [--sockets 1000] [--messages 2000] [--rate 100]
                                   [--max-sockets 10000] [--database-url URL] [--workers 1]
 
 The server (the whole app on uvicorn, SQLite unless --database-url, --workers processes) runs apart; this process is the
-load generator and the Bot API stand-in that receives the bot's answers. Everything is on 127.0.0.1 and bounded.
+load generator and the Bot API (and VK API) stand-in that receives the bot's answers. Everything is on 127.0.0.1 and
+bounded.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from tests.support.net import free_port  # noqa: E402
 
 TOKEN = "123456:BENCH"  # noqa: S105 - a fake bot token for the local stand-in
 SECRET = "bench-secret"  # noqa: S105
+VK_GROUP = 227000001
+VK_TOKEN = "vk1.a.bench"  # noqa: S105
 KEYWORDS = {"greeting": ["hello", "привет"], "human_handoff": ["operator"], "internet_down": ["internet"]}
 ANSWERS = {("greeting", "en"): "Hello! How can I help?", ("greeting", "ru"): "Здравствуйте! Чем помочь?"}
 
@@ -52,6 +56,7 @@ def bench_app() -> Any:
     from api.settings import Settings
     from channels.config import ChannelsSettings
     from channels.telegram.settings import TelegramChannelSettings
+    from channels.vk.settings import VkChannelSettings
     from channels.webchat.settings import WebchatChannelSettings
     from nlu.protocol import KeywordEngine
 
@@ -64,6 +69,8 @@ def bench_app() -> Any:
             telegram=TelegramChannelSettings(enabled=True, token=SecretStr(TOKEN), mode="webhook",
                                              webhook_secret=SecretStr(SECRET), base_url=f"{base}/bot",
                                              base_file_url=f"{base}/file/bot"),
+            vk=VkChannelSettings(enabled=True, access_token=SecretStr(VK_TOKEN), group_id=VK_GROUP,
+                                 confirmation_code="bench", secret=SecretStr(SECRET), api_base_url=f"{base}/method"),
             # Thousands of sockets from one address are the load here, not an abuse: no per-address limit.
             webchat=WebchatChannelSettings(message_burst=1000, messages_per_second=1000.0, frame_burst=1000,
                                            frames_per_second=1000.0, connections_per_second=0),
@@ -108,6 +115,7 @@ class BotApi:
 
     def __init__(self) -> None:
         self.sent = 0
+        self.vk_sent = 0
 
     async def serve(self, port: int) -> asyncio.Server:
         return await asyncio.start_server(self._connection, "127.0.0.1", port, backlog=1024)
@@ -130,6 +138,11 @@ class BotApi:
             writer.close()
 
     def _answer(self, method: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+        if method == "groups.getById":  # VK methods are named section.method
+            return {"response": {"groups": [{"id": VK_GROUP, "screen_name": "bench"}]}}
+        if method == "messages.send":
+            self.vk_sent += 1
+            return {"response": self.vk_sent}
         if method == "getMe":
             return {"ok": True, "result": self.BOT}
         if method == "sendMessage":
@@ -162,6 +175,34 @@ async def bench_telegram(port: int, n: int, concurrency: int, first_id: int = 1)
         try:
             for i in counter:
                 status = await conn.post("/channels/telegram/webhook", update(i), headers)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            conn.close()
+
+    start = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), 600)
+    elapsed = time.perf_counter() - start
+    return {"updates": n, "seconds": elapsed, "per_second": n / elapsed, "statuses": statuses}
+
+
+def vk_event(i: int) -> bytes:
+    peer = 20_000 + i % 500
+    return json.dumps({"type": "message_new", "group_id": VK_GROUP, "event_id": f"bench-{i}", "v": "5.199",
+                       "secret": SECRET, "object": {"message": {
+                           "id": i, "date": int(time.time()), "peer_id": peer, "from_id": peer, "attachments": [],
+                           "text": "hello" if i % 2 else "my internet is down"}, "client_info": {}}}).encode()
+
+
+async def bench_vk(port: int, n: int, concurrency: int, first_id: int = 1) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    counter = iter(range(first_id, first_id + n))
+    statuses: dict[int, int] = {}
+
+    async def worker() -> None:
+        conn = await Conn.open(port)
+        try:
+            for i in counter:
+                status = await conn.post("/channels/vk/callback", vk_event(i), headers)
                 statuses[status] = statuses.get(status, 0) + 1
         finally:
             conn.close()
@@ -279,10 +320,11 @@ async def main(args: argparse.Namespace) -> None:
         import httpx
 
         async with httpx.AsyncClient() as c:
-            for _ in range(300):
+            for _ in range(1200):  # up to 2 minutes: a busy machine starts the app slowly
                 try:
                     health = (await c.get(f"{base}/health")).json()
-                    if health["channels"].get("telegram", {}).get("state") == "connected":
+                    if all(health["channels"].get(kind, {}).get("state") == "connected"
+                           for kind in ("telegram", "vk")):
                         break
                 except httpx.HTTPError:
                     pass
@@ -291,12 +333,18 @@ async def main(args: argparse.Namespace) -> None:
         # Warm-up (the chats' customers and tickets exist), then fresh planner statistics: see bench.load.analyze.
         warm = max(500, args.updates // 5)
         await bench_telegram(port, warm, args.concurrency)
+        await bench_vk(port, warm, args.concurrency)
         await asyncio.to_thread(analyze, database_url)
         tg = await bench_telegram(port, args.updates, args.concurrency, first_id=warm + 1)
         print(f"telegram: {tg}", file=sys.stderr, flush=True)
         rows.append(("Telegram webhook updates/s (ingest committed; " f"{tg['updates']} updates, "
                      f"{args.concurrency} connections)", f"{tg['per_second']:.0f}/s", ">= 1,000/s",
                      str(tg["statuses"])))
+        vk = await bench_vk(port, args.updates, args.concurrency, first_id=warm + 1)
+        print(f"vk: {vk}", file=sys.stderr, flush=True)
+        rows.append(("VK Callback API events/s (ingest committed; " f"{vk['updates']} events, "
+                     f"{args.concurrency} connections)", f"{vk['per_second']:.0f}/s", ">= 1,000/s",
+                     str(vk["statuses"])))
         rt = await bench_roundtrip(ws_url, args.sockets, args.messages, args.rate)
         print(f"round trip: {rt}", file=sys.stderr, flush=True)
         rows.append((f"Web chat round trip p50 ({rt['sockets']} sockets, {rt['messages']} msgs at {rt['rate']:.0f}/s)",
@@ -311,7 +359,8 @@ async def main(args: argparse.Namespace) -> None:
         print("\n| measure | result | target | notes |\n|---|---|---|---|")
         for row in rows:
             print("| " + " | ".join(row) + " |")
-        print(f"\nDatabase: {database_url.split(':')[0]}; bot answers received by the Bot API stand-in: {botapi.sent}")
+        print(f"\nDatabase: {database_url.split(':')[0]}; bot answers received by the Bot API stand-in: {botapi.sent}, "
+              f"by the VK API stand-in: {botapi.vk_sent}")
     finally:
         server.terminate()
         try:

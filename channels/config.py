@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from channels.email.settings import EmailChannelSettings
 from channels.telegram.settings import TelegramChannelSettings
+from channels.vk.settings import VkChannelSettings
 from channels.webchat.settings import WebchatChannelSettings
 
 
@@ -39,3 +40,4 @@ class ChannelsSettings(BaseModel):
     email: EmailChannelSettings = EmailChannelSettings()
     telegram: TelegramChannelSettings = TelegramChannelSettings()
     webchat: WebchatChannelSettings = WebchatChannelSettings()
+    vk: VkChannelSettings = VkChannelSettings()

@@ -9,6 +9,7 @@ from channels.config import ChannelsSettings
 from channels.email.adapter import EmailChannel
 from channels.rest.adapter import RestChannel
 from channels.telegram.adapter import TelegramChannel
+from channels.vk.adapter import VkChannel
 from channels.webchat.adapter import WebchatChannel
 
 ChannelFactory = Callable[[ChannelsSettings, ChannelContext], ChannelAdapter | None]
@@ -26,6 +27,10 @@ def _telegram(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter
     return TelegramChannel(settings.telegram, ctx) if settings.telegram.enabled else None
 
 
+def _vk(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter | None:
+    return VkChannel(settings.vk, ctx) if settings.vk.enabled else None
+
+
 def _webchat(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter | None:
     return WebchatChannel(settings.webchat, ctx) if settings.webchat.enabled else None
 
@@ -36,6 +41,7 @@ FACTORIES: dict[str, ChannelFactory] = {
     "email": _email,
     "telegram": _telegram,
     "webchat": _webchat,
+    "vk": _vk,
 }
 
 

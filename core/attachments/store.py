@@ -31,8 +31,8 @@ __all__ = ["NAMESPACES", "AttachmentStore", "SavesBlocking", "StoredFile", "dige
 
 log = logging.getLogger(__name__)
 
-# The namespaces the store writes, one per writer: what customers send by email or Telegram, agents' uploads.
-NAMESPACES = frozenset({"email", "telegram", "uploads"})
+# The namespaces the store writes, one per writer: what customers send by email, Telegram or VK, agents' uploads.
+NAMESPACES = frozenset({"email", "telegram", "uploads", "vk"})
 
 
 class SavesBlocking(Protocol):

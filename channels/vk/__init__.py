@@ -1,0 +1,1 @@
+"""The VK channel (community messages): Callback API in, messages.send out, over plain httpx."""
