@@ -146,7 +146,10 @@ async def test_rasa_yaml_import_export_and_bad_input(nlu_client: httpx.AsyncClie
     good = ("version: '3.1'\nnlu:\n- intent: fiber_promo\n  examples: |\n    - tell me about the fiber promo\n"
             "    - акция на оптику\n")
     r = await nlu_client.post("/admin/nlu/import", headers=h, content=good.encode())
-    assert r.json() == {"intents": 1, "examples": 2, "responses": 0}
+    assert r.status_code == 409 and "choose merge" in r.json()["message"]  # the shipped intents are there
+    r = await nlu_client.post("/admin/nlu/import", headers=h, params={"mode": "merge"}, content=good.encode())
+    assert {k: r.json()[k] for k in ("intents", "examples", "responses")} == {"intents": 1, "examples": 2,
+                                                                           "responses": 0}
     r = await nlu_client.post("/admin/nlu/intents", headers=h, json={"name": "Bad Name!"})
     assert r.status_code == 422
     r = await nlu_client.post("/admin/nlu/intents/fiber_promo/examples", headers=h, json={"text": "   "})
