@@ -81,13 +81,15 @@ async def import_data(session: AsyncSession, data: TrainingData, *, source: str,
     lookups of `data`; the report lists duplicates and conflicts. Every name is checked before anything is
     written. A database that holds intents needs an explicit mode: merging an admin's project into intents they
     never imported (the shipped set) is a choice, not a default. `dry_run` reports without writing."""
-    problems = [f"{ex.origin}: {exc}" if ex.origin else str(exc)
-                for ex in _first_per_intent(data) if (exc := _name_problem(ex.intent)) is not None]
-    problems += [f"response utter_{name}: {exc}" for name in data.responses
-                 if (exc := _name_problem(name)) is not None]
+    problems = [f"{ex.intent!r} ({ex.origin or 'example'})" for ex in _first_per_intent(data)
+                if not INTENT_NAME.match(ex.intent)]
+    problems += [f"{name!r} (response utter_{name})" for name in data.responses
+                 if not INTENT_NAME.match(name) and name not in data.intents]
     if problems:
-        raise ValidationFailedError("invalid intent names; nothing was imported: " + "; ".join(problems[:20]),
-                                    problems=problems[:100])
+        raise ValidationFailedError(
+            "invalid intent names, nothing was imported (a name is 2-64 lower-case latin letters, digits and _, "
+            "starting with a letter; a retrieval intent is group/name): " + "; ".join(problems[:20]),
+            problems=problems[:100])
     if mode not in (None, "merge", "replace"):
         raise ValidationFailedError(f"mode is merge or replace, got {mode!r}")
     count = await repository.count_intents(session)
@@ -172,14 +174,6 @@ def _first_per_intent(data: TrainingData) -> list[TrainingExample]:
     for ex in data.examples:
         seen.setdefault(ex.intent, ex)
     return list(seen.values())
-
-
-def _name_problem(name: str) -> ValidationFailedError | None:
-    try:
-        check_intent_name(name)
-    except ValidationFailedError as exc:
-        return exc
-    return None
 
 
 async def training_data(session: AsyncSession) -> TrainingData:

@@ -248,3 +248,42 @@ async def test_hostile_rasa_documents_answer_422_with_the_reason(nlu_client: htt
     assert reason in r.json()["message"]
     intents = (await nlu_client.get("/admin/nlu/intents", headers=admin[1])).json()
     assert "greet" not in {i["name"] for i in intents}
+
+
+async def test_a_rasa_project_with_retrieval_intents_is_imported_trained_and_answered(
+        nlu_client: httpx.AsyncClient, admin: Auth, agent: Auth) -> None:
+    """Issue 18: retrieval intents (`faq/ask_x`) are stored as group/name and the bot answers each from its own
+    response, as Rasa's ResponseSelector does; Markdown and legacy JSON bodies are accepted like YAML."""
+    from nlu.data import dump_rasa_yaml, load_training_data
+
+    h = admin[1]
+    fixtures = Path(__file__).parents[1] / "nlu" / "fixtures" / "rasa"
+    markdown = (fixtures / "ru_markdown" / "nlu.md").read_bytes()
+    r = await nlu_client.post("/admin/nlu/import", headers=h, params={"mode": "merge", "dry_run": "true"},
+                              content=markdown)
+    assert r.status_code == 200, r.text
+    assert r.json()["intents"] == 2 and "Rasa 1.x Markdown converted" in r.json()["conversions"][0]
+    legacy = (fixtures / "legacy.json").read_bytes()
+    r = await nlu_client.post("/admin/nlu/import", headers=h, params={"mode": "merge", "dry_run": "true"},
+                              content=legacy)
+    assert r.status_code == 200 and r.json()["examples"] == 7, r.text
+    intents = {i["name"] for i in (await nlu_client.get("/admin/nlu/intents", headers=h)).json()}
+    assert "pogoda" not in intents and "restaurant_search" not in intents  # dry runs wrote nothing
+
+    project = dump_rasa_yaml(load_training_data(fixtures / "retrieval")).encode()
+    r = await nlu_client.post("/admin/nlu/import", headers=h, params={"mode": "replace"}, content=project)
+    assert r.status_code == 200, r.text
+    intent = (await nlu_client.get("/admin/nlu/intents/faq/ask_channels", headers=h)).json()
+    assert len(intent["examples"]) == 4 and intent["responses"]["en"].startswith("I can be connected")
+    exported = (await nlu_client.get("/admin/nlu/export", headers=h)).text
+    assert "- intent: faq/ask_channels" in exported and "utter_faq/ask_channels:" in exported
+    assert "office_hours" not in exported
+
+    r = await nlu_client.post("/admin/nlu/train", headers=h, json={"activate": True})
+    job = await wait_job(nlu_client, h, r.json()["id"])
+    assert job["state"] == "succeeded", job["error"]
+    answered = (await nlu_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                                      json=rest_message("rq-1", "which channels do you support?", sender="r1"))).json()
+    assert answered["action"] == "answer", answered
+    detail = (await nlu_client.get(f"/tickets/{answered['ticket_number']}", headers=agent[1])).json()
+    assert detail["messages"][1]["text"].startswith("I can be connected to Facebook Messenger")
