@@ -85,7 +85,7 @@ async def create_intent(session: DbSession, actor: ConsoleAdmin, name: Annotated
     return redirect(intent_url(intent.name), translator(actor.language)("intents.created", name=intent.name))
 
 
-@router.get("/intents/{name:path}")
+@router.get("/intents/{name:intent}")
 async def intent_page(request: Request, name: str, session: DbSession, _user: ConsoleAdmin) -> Response:
     intent = await service.get_intent(session, name)
     routes = await routing.list_routes(session)
@@ -112,7 +112,7 @@ def entity_segments(text: str, entities: list[dict[str, Any]]) -> list[tuple[str
     return [(t, label) for t, label in out if t]
 
 
-@router.post("/intents/{name:path}/action", dependencies=[CsrfChecked])
+@router.post("/intents/{name:intent}/action", dependencies=[CsrfChecked])
 async def set_action(name: str, session: DbSession, actor: ConsoleAdmin,
                      action: Annotated[str, Form()] = "") -> Response:
     """The same rules as the API: an unknown action, or one the intent cannot have, is refused with the reason."""
@@ -121,7 +121,7 @@ async def set_action(name: str, session: DbSession, actor: ConsoleAdmin,
     return redirect(intent_url(name), translator(actor.language)("saved"))
 
 
-@router.post("/intents/{name:path}/delete", dependencies=[CsrfChecked])
+@router.post("/intents/{name:intent}/delete", dependencies=[CsrfChecked])
 async def delete_intent(name: str, session: DbSession, actor: ConsoleAdmin, state: State) -> Response:
     await service.delete_intent(session, name, actor)
     await session.flush()
@@ -129,7 +129,7 @@ async def delete_intent(name: str, session: DbSession, actor: ConsoleAdmin, stat
     return redirect(INTENTS, translator(actor.language)("intents.deleted", name=name))
 
 
-@router.post("/intents/{name:path}/examples", dependencies=[CsrfChecked])
+@router.post("/intents/{name:intent}/examples", dependencies=[CsrfChecked])
 async def add_examples(name: str, session: DbSession, actor: ConsoleAdmin,
                        text: Annotated[str, Form()] = "") -> Response:
     """One example per line; lines the intent already has are skipped, not an error."""
@@ -159,7 +159,7 @@ async def add_examples(name: str, session: DbSession, actor: ConsoleAdmin,
     return redirect(intent_url(name), message)
 
 
-@router.post("/intents/{name:path}/examples/{example_id}/delete", dependencies=[CsrfChecked])
+@router.post("/intents/{name:intent}/examples/{example_id}/delete", dependencies=[CsrfChecked])
 async def delete_example(name: str, example_id: IdPath, session: DbSession, actor: ConsoleAdmin) -> Response:
     intent = await service.get_intent(session, name)
     if not any(e.id == example_id for e in intent.examples):
@@ -168,7 +168,7 @@ async def delete_example(name: str, example_id: IdPath, session: DbSession, acto
     return redirect(intent_url(name), translator(actor.language)("intents.example_deleted"))
 
 
-@router.post("/intents/{name:path}/answers", dependencies=[CsrfChecked])
+@router.post("/intents/{name:intent}/answers", dependencies=[CsrfChecked])
 async def set_answers(name: str, session: DbSession, actor: ConsoleAdmin, state: State,
                       ru: Annotated[str, Form()] = "", en: Annotated[str, Form()] = "") -> Response:
     """An empty answer clears it: the intent then goes to humans in that language (or the other answer)."""
@@ -256,7 +256,10 @@ def _report_view(report: dict[str, Any]) -> dict[str, Any]:
     pairs = pairs[:15]
     return {"holdout": holdout, "per_intent": rows, "pairs": pairs,
             "pairs_bars": [Bar(f"{true} → {predicted}", float(n), tone="danger") for true, predicted, n in pairs],
-            "cv": report.get("cross_validation") or {}, "skipped": holdout.get("skipped")}
+            "cv": report.get("cross_validation") or {}, "skipped": holdout.get("skipped"),
+            "entities": sorted(((name, m) for name, m in ((report.get("cross_validation") or {}).get("entities")
+                                                          or {}).items() if isinstance(m, dict)),
+                               key=lambda item: (item[0] == "micro", item[0]))}
 
 
 @router.get("/training/jobs/{job_id}")

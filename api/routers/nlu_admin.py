@@ -56,12 +56,12 @@ async def create_intent(body: IntentCreate, session: DbSession, user: Admin) -> 
     return await _intent_read(session, body.name)
 
 
-@router.get("/intents/{name:path}", response_model=IntentRead)
+@router.get("/intents/{name:intent}", response_model=IntentRead)
 async def get_intent(name: str, session: DbSession, _user: Admin) -> IntentRead:
     return await _intent_read(session, name)
 
 
-@router.delete("/intents/{name:path}", status_code=204)
+@router.delete("/intents/{name:intent}", status_code=204)
 async def delete_intent(name: str, session: DbSession, user: Admin, state: State) -> None:
     await service.delete_intent(session, name, user)
     await session.flush()
@@ -75,7 +75,7 @@ async def list_actions(session: DbSession, _user: Admin) -> list[IntentActionRea
             for name, (action, declared) in (await actions.effective_actions(session)).items()]
 
 
-@router.put("/intents/{name:path}/action", response_model=IntentActionRead)
+@router.put("/intents/{name:intent}/action", response_model=IntentActionRead)
 async def set_action(name: str, body: IntentActionUpdate, session: DbSession, user: Admin) -> IntentActionRead:
     """Declare what the bot does with the intent from the next message on. 422 with the reason for an action the
     intent cannot have: `answer` without an answer text, `self_service` where the bot has no lookup, anything but
@@ -84,7 +84,7 @@ async def set_action(name: str, body: IntentActionUpdate, session: DbSession, us
     return IntentActionRead(intent=name, action=action, declared=True)
 
 
-@router.post("/intents/{name:path}/examples", response_model=ExampleRead, status_code=201)
+@router.post("/intents/{name:intent}/examples", response_model=ExampleRead, status_code=201)
 async def add_example(name: str, body: ExampleCreate, session: DbSession, user: Admin) -> ExampleRead:
     return ExampleRead.model_validate(await service.add_example(session, name, body.text, user))
 
@@ -94,7 +94,7 @@ async def delete_example(example_id: IdPath, session: DbSession, user: Admin) ->
     await service.delete_example(session, example_id, user)
 
 
-@router.put("/intents/{name:path}/responses", response_model=IntentRead)
+@router.put("/intents/{name:intent}/responses", response_model=IntentRead)
 async def set_responses(name: str, body: ResponsesUpdate, session: DbSession, user: Admin,
                         state: State) -> IntentRead:
     """Set the bot's answer per language; an empty answer removes it (the intent then goes to humans)."""
