@@ -4,6 +4,8 @@ Rasa 1.x Markdown, a Russian Markdown bot)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from nlu.data import (
     load_rasa_yaml,
     load_training_data,
     loads,
+    merge,
     parse_markup,
     render_markup,
     sniff_format,
@@ -172,3 +175,21 @@ def test_exporting_no_data_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(NluError, match="no training data to export"):
         export_rasa(tmp_path / "out.yml", empty)
     assert not (tmp_path / "out.yml").exists()
+
+
+RASA_VENV = Path(os.environ.get("SWITCHBOARD_RASA_VENV", "/opt/switchboard/rasa-venv"))
+
+
+@pytest.mark.skipif(not (RASA_VENV / "bin" / "rasa").exists(), reason="the Rasa venv (scripts/rasa-venv.sh) is missing")
+def test_an_exported_project_passes_rasa_data_validate(tmp_path: Path) -> None:
+    """Everything the fixtures hold (retrieval intents, roles, groups, synonyms, lookups, list-form metadata, legacy
+    JSON and Markdown converted) exported as a project loads in Rasa 3.6."""
+    data = merge(load_training_data(FIXTURES / name) for name in ("sara_like", "retrieval", "formbot", "legacy.json",
+                                                                 "markdown"))
+    source = tmp_path / "all.yml"
+    source.write_text(dump_rasa_yaml(data), encoding="utf-8")
+    export_rasa(tmp_path / "project", source)
+    result = subprocess.run([str(RASA_VENV / "bin" / "rasa"), "data", "validate", "--data", "data", "--domain",
+                             "domain.yml", "--config", "config.yml"], cwd=tmp_path / "project", capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
