@@ -660,6 +660,9 @@ def load_rasa_markdown(text: str, *, source: str = "<md>", base: tuple[Path, ...
             continue
         if section is not None or response_of is not None:
             raise DataFormatError(f"expected a '- ' line, got {line[:60]!r}", source=source, line=number)
+    if not any(counts.values()):
+        data.conversions.append(f"{source}: Rasa 1.x Markdown without NLU data (stories?), skipped")
+        return validate(data)
     data.conversions.append(
         f"{source}: Rasa 1.x Markdown converted ({counts['intent']} intents, {len(data.examples)} examples, "
         f"{sum(len(e.entities) for e in data.examples)} entity annotations, {counts['synonym']} synonyms, "
