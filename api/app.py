@@ -150,7 +150,7 @@ def create_app(
         for adapter in channels(ctx) if channels is not None else build_channels(settings.channels, ctx):
             registry.register(adapter)
         dispatcher = OutboxDispatcher(sessionmaker, registry.get, bus, settings.core)
-        trainer = TrainingRunner(sessionmaker, holder, bus, catalog, extras, clock=clock)
+        trainer = TrainingRunner(sessionmaker, holder, bus, catalog, clock=clock)
         instance_id = uuid.uuid4().hex
         model_sync = ModelSync(sessionmaker, holder, bus, instance_id, interval=settings.model_sync_seconds,
                                clock=clock)
@@ -161,7 +161,7 @@ def create_app(
             trainer.publish = models.publish
         state = AppState(settings=settings, db_engine=db_engine, sessionmaker=sessionmaker, bus=bus, nlu=holder,
                          channels=registry, ingest=ingest, dispatcher=dispatcher, catalog=catalog, trainer=trainer,
-                         model_sync=model_sync, instance_id=instance_id, files=files, nlu_extras=extras,
+                         model_sync=model_sync, instance_id=instance_id, files=files,
                          limits=Limits.build(settings, clock), clock=clock, jobs=jobs)
         configure_order_pattern(settings.nlu.order_number_pattern)
         rest_key = settings.channels.rest.api_key

@@ -309,42 +309,63 @@ def nlu_data_from_database() -> None:
 
     from core.nlu_admin import service as nlu_admin
     from nlu import cli as nlu_cli
-    from nlu.data import dump_rasa_yaml, load_training_data
+    from nlu.data import dump_rasa_yaml
 
-    async def export(session: Any) -> str | None:
-        if await nlu_admin.intent_count(session) == 0:
-            return None
-        return dump_rasa_yaml(await nlu_admin.training_data(session, load_training_data()))
+    async def export(session: Any) -> str:
+        # Exactly the database's data set (empty when it has no intents: `export-rasa` then refuses, and never
+        # writes the shipped files in its place).
+        return dump_rasa_yaml(await nlu_admin.training_data(session))
 
     try:
         text = asyncio.run(_with_session(export))
     except (OperationalError, ProgrammingError):
         return  # no migrated database yet: the shipped (or imported) files are the data
-    if text is not None:
-        nlu_cli.WORKING_DATA.parent.mkdir(parents=True, exist_ok=True)
-        nlu_cli.WORKING_DATA.write_text(text, encoding="utf-8")
+    nlu_cli.WORKING_DATA.parent.mkdir(parents=True, exist_ok=True)
+    nlu_cli.WORKING_DATA.write_text(text, encoding="utf-8")
 
 
 @nlu_app.command("import-rasa")
 def nlu_import_rasa(path: Path,
-                    replace: bool = typer.Option(False, help="Replace all intents instead of adding.")) -> None:
-    """Import Rasa NLU YAML/JSON into the database's intents (what the console edits and training uses)."""
+                    replace: bool = typer.Option(False, "--replace",
+                                                 help="Delete every intent, synonym, regex and lookup first."),
+                    merge: bool = typer.Option(False, "--merge", help="Add to the intents in the database."),
+                    dry_run: bool = typer.Option(False, "--dry-run", help="List what would change; write nothing."),
+                    ) -> None:
+    """Import Rasa NLU data (a YAML, legacy JSON or 1.x Markdown file, or a directory with subfolders) into the
+    database (what the console edits and training uses). A database with intents needs --merge or --replace;
+    duplicates and conflicts are listed first, and an error imports nothing."""
+    from core.errors import DomainError
     from core.nlu_admin import service as nlu_admin
     from nlu.data import load_training_data
     from nlu.errors import NluError
 
+    if replace and merge:
+        typer.echo("error: --replace and --merge exclude each other", err=True)
+        raise typer.Exit(2)
     try:
         data = load_training_data(path)
     except NluError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
-    async def run(session: Any) -> dict[str, int]:
-        return await nlu_admin.import_data(session, data, source="import", replace=replace, actor=None)
+    async def run(session: Any) -> dict[str, Any]:
+        return await nlu_admin.import_data(session, data, source="import", actor=None, dry_run=dry_run,
+                                           mode="replace" if replace else "merge" if merge else None)
 
-    counts = asyncio.run(_with_session(run))
-    typer.echo(f"imported {counts['intents']} new intents, {counts['examples']} examples, "
-               f"{counts['responses']} answers from {path}")
+    try:
+        report = asyncio.run(_with_session(run))
+    except DomainError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for note in report["conversions"]:
+        typer.echo(f"converted: {note}", err=True)
+    for kind in ("warnings", "duplicates", "conflicts"):
+        for line in report[kind]:
+            typer.echo(f"{kind.rstrip('s')}: {line}", err=True)
+    typer.echo(f"{'would import' if dry_run else 'imported'} {report['intents']} new intents, "
+               f"{report['examples']} examples, {report['responses']} answers, {report['synonyms']} synonym "
+               f"values, {report['regexes']} regexes, {report['lookups']} lookup values from {path} "
+               f"({len(report['duplicates'])} duplicates and {len(report['conflicts'])} conflicts skipped)")
 
 
 def _mount_nlu_commands() -> None:

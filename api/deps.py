@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.convertors import Convertor, register_url_convertor
 
 from api.openapi import FORBIDDEN, UNAUTHENTICATED, UNAVAILABLE, declares
 from api.state import AppState
@@ -15,6 +16,7 @@ from core.db.base import MAX_ID
 from core.db.timeout import limit_statements
 from core.errors import AuthenticationError, PermissionDeniedError
 from core.events import discard_pending, take_pending
+from core.nlu_admin.service import INTENT_NAME
 from core.users import service as users
 from core.users.models import Role, User
 
@@ -104,3 +106,19 @@ Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="How many items to sk
 """Every offset in a query string: 2**63 is a 422, not an integer overflow in the database (a 500)."""
 Cursor = Annotated[int, Query(ge=0, le=MAX_ID, description="The next_cursor of the previous page")]
 """A keyset cursor (the last id seen), bounded like an id."""
+
+
+class IntentNameConvertor(Convertor[str]):
+    """`{name:intent}` in a path: an intent name, a retrieval intent's `group/name` included (its slash would end a
+    plain path parameter, and `:path` would swallow the rest of the URL: `/intents/x/examples/4/delete`)."""
+
+    regex = INTENT_NAME.pattern.removeprefix("^").removesuffix("$")
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("intent", IntentNameConvertor())

@@ -24,13 +24,14 @@ async def build_nlu_engine(settings: Settings) -> IntentEngine:
 
 async def prepare_nlu_data(session: AsyncSession, shipped: TrainingData, *, seed: bool,
                            clock: Clock = SYSTEM_CLOCK) -> None:
-    """First start: import the shipped intents into the database. Every start: fail orphaned training jobs."""
+    """First start: import the shipped intents (with their synonyms, regexes and lookups) into the database - the
+    seed of a fresh install, never used again once it has intents. Every start: fail orphaned training jobs."""
     from core.nlu_admin import service as nlu_admin
 
     try:
         async with session.begin():
             if seed and await nlu_admin.intent_count(session) == 0:
-                await nlu_admin.import_data(session, shipped, source="shipped", replace=False, actor=None)
+                await nlu_admin.import_data(session, shipped, source="shipped", mode=None, actor=None)
             await nlu_admin.fail_stale_jobs(session, clock.now())
     except IntegrityError:
         # Another instance seeded at the same moment; its data is there now.

@@ -22,7 +22,7 @@ from core.nlu_admin.training import TrainingRunner
 from core.nlu_admin.versions import ModelSync
 from core.outbox.dispatcher import OutboxDispatcher
 from core.presence.service import PresenceRelay
-from nlu.protocol import EngineHolder, TrainingData
+from nlu.protocol import EngineHolder
 
 if TYPE_CHECKING:
     from api.live import LiveCatchUp
@@ -47,7 +47,6 @@ class AppState:
     files: AttachmentBackend
     jobs: JobRegistry  # every background job of this process: /health and /metrics read it
     clock: Clock = SYSTEM_CLOCK
-    nlu_extras: TrainingData | None = None
     redis: RedisEventBridge | None = None
     live: LiveCatchUp | None = None
     # Due work (core.jobs.tasks): features register the handler of their task kinds here; the runner fires them.

@@ -21,7 +21,7 @@ from nlu.data import DEFAULT_DATA_DIR, RASA_YAML_VERSION, dump_rasa_json, dump_r
 from nlu.embedded import EmbeddedEngine, evaluate_scored
 from nlu.errors import NluError
 from nlu.protocol import EvaluationReport, Parse, ProgressCallback, TrainingData
-from nlu.rasa import DEFAULT_RASA_CONFIG, rasa_domain, rasa_nlu_yaml
+from nlu.rasa import rasa_config, rasa_domain, rasa_nlu_yaml
 
 app = typer.Typer(help="Intent engine: train, evaluate, import/export Rasa data, parse.", no_args_is_help=True)
 
@@ -89,8 +89,12 @@ def import_rasa(source: Path, destination: Path = WORKING_DATA) -> TrainingData:
 
 
 def export_rasa(destination: Path, data_path: Path | None = None) -> TrainingData:
-    """Write data as Rasa: a .yml/.yaml or .json file, or (for a directory) a ready-to-train Rasa project."""
+    """Write data as Rasa: a .yml/.yaml or .json file, or (for a directory) a ready-to-train Rasa project whose
+    config names the data's language. Empty data is an error (nothing is written)."""
     data = load_training_data(resolve_data_path(data_path))
+    if not data.examples and not data.responses:
+        raise NluError("there is no training data to export (the database has no intents: import or create "
+                       "some first)")
     suffix = destination.suffix.lower()
     if suffix in (".yml", ".yaml"):
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +104,8 @@ def export_rasa(destination: Path, data_path: Path | None = None) -> TrainingDat
         destination.write_text(dump_rasa_json(data), encoding="utf-8")
     else:
         (destination / "data").mkdir(parents=True, exist_ok=True)
-        (destination / "config.yml").write_text(DEFAULT_RASA_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+        config = yaml.safe_dump(rasa_config(data), allow_unicode=True, sort_keys=False)
+        (destination / "config.yml").write_text(config, encoding="utf-8")
         domain = yaml.safe_dump({"version": RASA_YAML_VERSION, **rasa_domain(data)}, allow_unicode=True,
                                 sort_keys=False)
         (destination / "domain.yml").write_text(domain, encoding="utf-8")

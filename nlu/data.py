@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from nlu.errors import DataFormatError
-from nlu.protocol import TrainingData, TrainingExample
+from nlu.protocol import ExampleEntity, TrainingData, TrainingExample
 
 RASA_YAML_VERSION = "3.1"
 RESPONSE_PREFIX = "utter_"
@@ -36,7 +36,13 @@ DEFAULT_DATA_DIR = Path(__file__).parent / "data" / "default"
 INTENT_NAME = re.compile(r"^[^\s/\[\](){}][^\s\[\](){}]*$")
 _ANNOTATION = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
 _CSV_LABEL_COLUMNS = ("intent", "category", "label")
-SUPPORTED_SUFFIXES = (".yml", ".yaml", ".json", ".csv")
+SUPPORTED_SUFFIXES = (".yml", ".yaml", ".json", ".csv", ".md")
+# Rasa's entity markup: [text](entity), [text](entity:synonym), [text]{"entity": ..., "role": ...},
+# [text][{"entity": ...}, {"entity": ...}] (several entities on one span).
+_MARKUP = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<short>[^)]*)\)|(?P<dict>\{[^}]*\})|\[(?P<list>\{[^\]]*\})\])")
+ENTITY_NAME = re.compile(r"^[^\s\[\](){}:,\"]{1,100}$")
+_MD_INLINE_COMMENT = re.compile(r"<!--.*?-->")
+_MD_SECTION = re.compile(r"^##\s*(intent|synonym|regex|lookup)\s*:\s*(.+?)\s*$")
 # Bounds on a document's shape, checked while it is read: Rasa data is a few levels deep, and its size is in
 # its strings, not in its number of values. Past them a document is refused with the reason: a 100,000-deep
 # list crashed the YAML composer (RecursionError, a 500 for the API), and a few lines of YAML aliases
@@ -92,40 +98,225 @@ def _check_text(text: str, *, source: str, what: str) -> str:
     return text
 
 
+class _LineDict(dict[Any, Any]):
+    """A YAML mapping that knows its line and the line of each key's value (1-based), for error messages."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+
+class _LineList(list[Any]):
+    """A YAML sequence that knows the line of each item (1-based)."""
+
+    lines: list[int]
+
+
+def _construct_map(loader: _BoundedLoader, node: yaml.MappingNode) -> Iterable[_LineDict]:
+    data = _LineDict()
+    data.line = node.start_mark.line + 1
+    data.key_lines = {}
+    yield data
+    data.update(loader.construct_mapping(node))
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            data.key_lines[key_node.value] = value_node.start_mark.line + 1
+
+
+def _construct_seq(loader: _BoundedLoader, node: yaml.SequenceNode) -> Iterable[_LineList]:
+    data = _LineList()
+    data.lines = [item.start_mark.line + 1 for item in node.value]
+    yield data
+    data.extend(loader.construct_sequence(node))
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+
+def _line_of(container: Any, key: Any) -> int | None:
+    if isinstance(container, _LineDict):
+        return container.key_lines.get(key, container.line)
+    if isinstance(container, _LineList) and isinstance(key, int) and key < len(container.lines):
+        return container.lines[key]
+    return None
+
+
 def strip_annotations(text: str) -> str:
     """Turn Rasa's inline entity markup `[ORD-1](order_number)` back into plain text."""
-    return _ANNOTATION.sub(r"\1", text)
+    return _MARKUP.sub(lambda m: m.group("text"), text)
 
 
 def _clean_text(text: str) -> str:
     return " ".join(strip_annotations(text).split())
 
 
-def _examples_block(value: Any, *, source: str, what: str) -> list[str]:
-    if isinstance(value, list):
-        if not all(isinstance(v, str | int | float) for v in value):
-            raise DataFormatError(f"{what}: examples must be strings", source=source)
-        items = [str(v) for v in value]
-    elif isinstance(value, str):
-        items = []
-        for raw in value.splitlines():
-            line = raw.strip()
-            if not line:
-                continue
-            if not line.startswith("-"):
-                raise DataFormatError(f"{what}: example lines must start with '- ', got {line[:60]!r}",
-                                      source=source)
-            items.append(line[1:].strip())
+def _entity_specs(match: re.Match[str], *, source: str, line: int | None) -> list[dict[str, Any]]:
+    if match.group("short") is not None:
+        name, _, value = match.group("short").partition(":")
+        specs: list[Any] = [{"entity": name.strip(), **({"value": value.strip()} if value.strip() else {})}]
     else:
-        raise DataFormatError(f"{what}: 'examples' must be a '|' block of '- ' lines", source=source)
-    return [_check_text(t, source=source, what=what) for t in (_clean_text(i) for i in items) if t]
+        raw = match.group("dict") or f"[{match.group('list')}]"
+        try:
+            loaded = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise DataFormatError(f"entity annotation {match.group(0)[:80]!r} is not valid JSON", source=source,
+                                  line=line) from exc
+        specs = loaded if isinstance(loaded, list) else [loaded]
+    for spec in specs:
+        if (not isinstance(spec, dict) or not isinstance(spec.get("entity"), str)
+                or not ENTITY_NAME.match(spec["entity"])):
+            raise DataFormatError(f"entity annotation {match.group(0)[:80]!r} needs an entity name (no spaces or "
+                                  f"brackets)", source=source, line=line)
+        unknown = sorted(set(spec) - {"entity", "value", "role", "group"})
+        if unknown:
+            raise DataFormatError(f"entity annotation {match.group(0)[:80]!r}: unknown keys {unknown}",
+                                  source=source, line=line)
+        for key in ("value", "role", "group"):
+            if key in spec and not isinstance(spec[key], str | int | float):
+                raise DataFormatError(f"entity annotation {match.group(0)[:80]!r}: {key} must be a string",
+                                      source=source, line=line)
+    return specs
 
 
-def _check_name(name: Any, *, source: str, kind: str) -> str:
-    if not isinstance(name, str) or not INTENT_NAME.match(name.strip()) or len(name) > 200:
-        shown = repr(name)[:80] if isinstance(name, str | int | float | bool | None) else type(name).__name__
-        raise DataFormatError(f"invalid {kind} name {shown} (no spaces, brackets or leading '/')", source=source)
-    return _check_text(name.strip(), source=source, what=f"{kind} name")
+def parse_markup(raw: str, *, source: str = "<data>", line: int | None = None
+                 ) -> tuple[str, tuple[ExampleEntity, ...]]:
+    """An example in Rasa's markup -> (plain text with whitespace collapsed, its entity annotations)."""
+    raw = " ".join(raw.split())
+    parts: list[str] = []
+    entities: list[ExampleEntity] = []
+    pos = length = 0
+    for match in _MARKUP.finditer(raw):
+        parts.append(raw[pos:match.start()])
+        length += match.start() - pos
+        shown = " ".join(match.group("text").split())
+        specs = _entity_specs(match, source=source, line=line)
+        start, end = length, length + len(shown)
+        parts.append(shown)
+        length = end
+        pos = match.end()
+        for spec in specs:
+            value = str(spec["value"]) if spec.get("value") is not None else None
+            entities.append(ExampleEntity(
+                start=start, end=end, entity=spec["entity"], value=None if value == shown else value,
+                role=str(spec["role"]) if spec.get("role") is not None else None,
+                group=str(spec["group"]) if spec.get("group") is not None else None))
+    parts.append(raw[pos:])
+    text = "".join(parts)
+    # Collapsing spaces around the markup may leave an edge space: trim it and shift the spans.
+    lead = len(text) - len(text.lstrip())
+    text = text.strip()
+    if lead:
+        entities = [ExampleEntity(e.start - lead, e.end - lead, e.entity, e.value, e.role, e.group)
+                    for e in entities]
+    return text, tuple(entities)
+
+
+def render_markup(text: str, entities: Iterable[ExampleEntity]) -> str:
+    """Plain text and annotations -> Rasa's markup (the inverse of parse_markup)."""
+    spans: dict[tuple[int, int], list[ExampleEntity]] = {}
+    for entity in entities:
+        spans.setdefault((entity.start, entity.end), []).append(entity)
+    out: list[str] = []
+    pos = 0
+    for (start, end), group in sorted(spans.items()):
+        if start < pos or end > len(text) or start >= end:
+            continue  # overlapping spans have no markup (Rasa's neither)
+        out.append(text[pos:start])
+        shown = text[start:end]
+        if len(group) == 1 and group[0].role is None and group[0].group is None and group[0].value is None:
+            out.append(f"[{shown}]({group[0].entity})")
+        else:
+            dicts = [{k: v for k, v in (("entity", e.entity), ("value", e.value), ("role", e.role),
+                                        ("group", e.group)) if v is not None} for e in group]
+            body = json.dumps(dicts[0] if len(dicts) == 1 else dicts, ensure_ascii=False)
+            out.append(f"[{shown}]{body}")
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+_RawExample = tuple[str, int | None, dict[str, Any] | None]
+
+
+def _examples_block(value: Any, *, source: str, what: str, line: int | None = None) -> list[_RawExample]:
+    """The `examples:` of an item: a `|` block of `- ` lines, a list of strings, or Rasa's list form
+    (`- text: ...` with `metadata:`); returns (raw text with markup, line, metadata)."""
+    items: list[_RawExample] = []
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            item_line = _line_of(value, index) or line
+            if isinstance(item, dict):
+                if not isinstance(item.get("text"), str | int | float):
+                    raise DataFormatError(f"{what}: an example of the list form needs a 'text'", source=source,
+                                          line=item_line)
+                unknown = sorted(str(k) for k in item if k not in ("text", "metadata"))
+                if unknown:
+                    raise DataFormatError(f"{what}: unknown keys of an example: {', '.join(unknown)}",
+                                          source=source, line=item_line)
+                metadata = item.get("metadata")
+                if metadata is not None and not isinstance(metadata, dict):
+                    raise DataFormatError(f"{what}: an example's metadata must be a mapping", source=source,
+                                          line=item_line)
+                items.append((str(item["text"]), item_line, _plain(metadata) if metadata else None))
+            elif isinstance(item, str | int | float):
+                items.append((str(item), item_line, None))
+            else:
+                raise DataFormatError(f"{what}: examples must be strings or '- text:' items", source=source,
+                                      line=item_line)
+    elif isinstance(value, str):
+        for offset, raw in enumerate(value.splitlines()):
+            text = raw.strip()
+            raw_line = line + 1 + offset if line is not None else None
+            if not text:
+                continue
+            if not text.startswith("-"):
+                raise DataFormatError(f"{what}: example lines must start with '- ', got {text[:60]!r}",
+                                      source=source, line=raw_line)
+            items.append((text[1:].strip(), raw_line, None))
+    else:
+        raise DataFormatError(f"{what}: 'examples' must be a '|' block of '- ' lines or a list", source=source,
+                              line=line)
+    for text, item_line, _ in items:
+        _check_text(text, source=f"{source}, line {item_line}" if item_line else source, what=what)
+    return items
+
+
+def _plain(value: Any) -> Any:
+    """A YAML value without the line-keeping containers (what JSON columns and dumps take)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _plain_values(items: list[_RawExample]) -> list[str]:
+    """Examples of a synonym, regex or lookup: text only (markup stripped, whitespace collapsed)."""
+    return [t for t in (" ".join(raw.split()) for raw, _, _ in items) if t]
+
+
+def _origin(source: str, line: int | None) -> str:
+    return f"{source}, line {line}" if line is not None else source
+
+
+def _check_name(name: Any, *, source: str, kind: str, line: int | None = None) -> str:
+    if isinstance(name, str):
+        stripped = name.strip()
+        retrieval_ok = "/" not in stripped or (kind == "intent" and stripped.count("/") == 1
+                                                 and not stripped.endswith("/"))
+        if INTENT_NAME.match(stripped) and len(name) <= 200 and retrieval_ok:
+            return _check_text(stripped, source=_origin(source, line), what=f"{kind} name")
+    shown = repr(name)[:80] if isinstance(name, str | int | float | bool | None) else type(name).__name__
+    hint = " (a retrieval intent is group/name)" if kind == "intent" else ""
+    raise DataFormatError(f"invalid {kind} name {shown} (no spaces, brackets or leading '/'){hint}", source=source,
+                          line=line)
+
+
+def _add_examples(data: TrainingData, intent: str, items: list[_RawExample], *, source: str) -> None:
+    for raw, line, metadata in items:
+        text, entities = parse_markup(raw, source=source, line=line)
+        if text:
+            data.examples.append(TrainingExample(text, intent, entities, metadata, _origin(source, line)))
 
 
 def load_rasa_yaml(text: str, *, source: str = "<yaml>") -> TrainingData:
@@ -157,57 +348,72 @@ def load_rasa_yaml(text: str, *, source: str = "<yaml>") -> TrainingData:
     data = TrainingData()
     nlu = doc.get("nlu") or []
     if not isinstance(nlu, list):
-        raise DataFormatError("'nlu' must be a list of items", source=source)
+        raise DataFormatError("'nlu' must be a list of items", source=source, line=_line_of(doc, "nlu"))
     for index, item in enumerate(nlu):
         what = f"nlu item {index + 1}"
+        line = _line_of(nlu, index)
         if not isinstance(item, dict):
-            raise DataFormatError(f"{what} must be a mapping", source=source)
+            raise DataFormatError(f"{what} must be a mapping", source=source, line=line)
+        examples_line = _line_of(item, "examples")
         if "intent" in item:
-            intent = _check_name(item["intent"], source=source, kind="intent")
-            for t in _examples_block(item.get("examples"), source=source, what=f"intent {intent}"):
-                data.examples.append(TrainingExample(t, intent))
+            intent = _check_name(item["intent"], source=source, kind="intent", line=line)
+            metadata = item.get("metadata")
+            if metadata is not None:
+                if not isinstance(metadata, dict):
+                    raise DataFormatError(f"intent {intent}: metadata must be a mapping", source=source, line=line)
+                data.intent_metadata[intent] = _plain(metadata)
+            _add_examples(data, intent, _examples_block(item.get("examples"), source=source,
+                                                        what=f"intent {intent}", line=examples_line),
+                          source=source)
         elif "synonym" in item:
             if not isinstance(item["synonym"], str | int | float):
-                raise DataFormatError(f"{what}: a synonym's name must be a string", source=source)
-            name = _check_text(str(item["synonym"]).strip(), source=source, what=what)
-            data.synonyms.setdefault(name, []).extend(
-                _examples_block(item.get("examples"), source=source, what=f"synonym {name}"))
+                raise DataFormatError(f"{what}: a synonym's name must be a string", source=source, line=line)
+            name = _check_text(str(item["synonym"]).strip(), source=_origin(source, line), what=what)
+            data.synonyms.setdefault(name, []).extend(_plain_values(
+                _examples_block(item.get("examples"), source=source, what=f"synonym {name}", line=examples_line)))
         elif "regex" in item:
-            name = _check_name(item["regex"], source=source, kind="regex")
-            patterns = _examples_block(item.get("examples"), source=source, what=f"regex {name}")
-            for pattern in patterns:
-                try:
-                    re.compile(pattern)
-                except (re.error, RecursionError, OverflowError) as exc:
-                    raise DataFormatError(f"regex {name}: invalid pattern {pattern!r}: {exc}",
-                                          source=source) from exc
-            data.regexes.setdefault(name, []).extend(patterns)
+            name = _check_name(item["regex"], source=source, kind="regex", line=line)
+            for raw, raw_line, _ in _examples_block(item.get("examples"), source=source, what=f"regex {name}",
+                                                    line=examples_line):
+                data.regexes.setdefault(name, []).append(_check_pattern(raw.strip(), name, source, raw_line))
         elif "lookup" in item:
-            name = _check_name(item["lookup"], source=source, kind="lookup")
-            data.lookups.setdefault(name, []).extend(
-                _examples_block(item.get("examples"), source=source, what=f"lookup {name}"))
+            name = _check_name(item["lookup"], source=source, kind="lookup", line=line)
+            data.lookups.setdefault(name, []).extend(_plain_values(
+                _examples_block(item.get("examples"), source=source, what=f"lookup {name}", line=examples_line)))
         else:
             raise DataFormatError(f"{what}: expected one of intent, synonym, regex, lookup; got "
-                                  f"{sorted(map(str, item))}", source=source)
+                                  f"{sorted(map(str, item))}", source=source, line=line)
     responses = doc.get("responses") or {}
     if not isinstance(responses, dict):
-        raise DataFormatError("'responses' must be a mapping of utter_<intent> to variants", source=source)
+        raise DataFormatError("'responses' must be a mapping of utter_<intent> to variants", source=source,
+                              line=_line_of(doc, "responses"))
     for key, variants in responses.items():
-        if not isinstance(variants, list):
-            raise DataFormatError(f"response {key}: expected a list of variants", source=source)
+        line = _line_of(responses, key)
         if not isinstance(key, str):
-            raise DataFormatError(f"response {str(key)[:40]!r}: the name must be a string", source=source)
-        intent = _check_text(key.removeprefix(RESPONSE_PREFIX), source=source, what=f"response {key[:40]}")
+            raise DataFormatError(f"response {str(key)[:40]!r}: the name must be a string", source=source, line=line)
+        if not isinstance(variants, list):
+            raise DataFormatError(f"response {key}: expected a list of variants", source=source, line=line)
+        intent = _check_text(key.removeprefix(RESPONSE_PREFIX), source=_origin(source, line),
+                             what=f"response {key[:40]}")
         for variant in variants:
             if not isinstance(variant, dict) or not isinstance(variant.get("text"), str):
-                raise DataFormatError(f"response {key}: each variant needs a 'text'", source=source)
+                raise DataFormatError(f"response {key}: each variant needs a 'text'", source=source, line=line)
             lang = _variant_language(variant)
             if not LANGUAGE_CODE.match(lang):
                 raise DataFormatError(f"response {key}: {lang[:40]!r} is not a language code (ru, en, ...)",
-                                      source=source)
-            text = _check_text(variant["text"].strip(), source=source, what=f"response {key}")
+                                      source=source, line=line)
+            text = _check_text(variant["text"].strip(), source=_origin(source, line), what=f"response {key}")
             data.responses.setdefault(intent, {}).setdefault(lang.lower(), text)
     return validate(data)
+
+
+def _check_pattern(pattern: str, name: str, source: str, line: int | None) -> str:
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise DataFormatError(f"regex {name}: invalid pattern {pattern[:60]!r}: {exc}", source=source,
+                              line=line) from exc
+    return pattern
 
 
 def _variant_language(variant: dict[str, Any]) -> str:
@@ -238,13 +444,23 @@ def load_rasa_json(text: str, *, source: str = "<json>") -> TrainingData:
     if not isinstance(root, dict):
         raise DataFormatError("expected an object with 'rasa_nlu_data'", source=source)
     data = TrainingData()
+    annotations = 0
     for index, ex in enumerate(_json_list(root, "common_examples", source)):
+        what = f"common_examples[{index}]"
         if not isinstance(ex, dict) or not isinstance(ex.get("text"), str) or "intent" not in ex:
-            raise DataFormatError(f"common_examples[{index}] needs 'text' and 'intent'", source=source)
+            raise DataFormatError(f"{what} needs 'text' and 'intent'", source=source)
         intent = _check_name(ex["intent"], source=source, kind="intent")
-        cleaned = _check_text(_clean_text(ex["text"]), source=source, what=f"common_examples[{index}]")
-        if cleaned:
-            data.examples.append(TrainingExample(cleaned, intent))
+        raw = _check_text(ex["text"], source=source, what=what)
+        entities = _json_entities(ex.get("entities") or [], raw, source=source, what=what)
+        annotations += len(entities)
+        metadata = ex.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise DataFormatError(f"{what}: metadata must be an object", source=source)
+        text, parsed = parse_markup(render_markup(raw, entities), source=f"{source}, {what}")
+        if text:
+            data.examples.append(TrainingExample(text, intent, parsed, metadata or None, f"{source}, {what}"))
+    data.conversions.append(f"{source}: legacy Rasa JSON read ({len(data.examples)} examples, {annotations} "
+                            f"entity annotations)")
     for index, syn in enumerate(_json_list(root, "entity_synonyms", source)):
         what = f"entity_synonyms[{index}]"
         value, synonyms = _json_fields(syn, ("value", "synonyms"), source=source, what=what)
@@ -266,6 +482,25 @@ def load_rasa_json(text: str, *, source: str = "<json>") -> TrainingData:
             raise DataFormatError(f"{what}: 'elements' must be a list of strings", source=source)
         data.lookups.setdefault(name, []).extend(_check_text(e, source=source, what=what) for e in elements)
     return validate(data)
+
+
+def _json_entities(raw: Any, text: str, *, source: str, what: str) -> list[ExampleEntity]:
+    if not isinstance(raw, list):
+        raise DataFormatError(f"{what}: 'entities' must be a list", source=source)
+    out: list[ExampleEntity] = []
+    for k, e in enumerate(raw):
+        where = f"{what}.entities[{k}]"
+        if (not isinstance(e, dict) or not isinstance(e.get("start"), int) or not isinstance(e.get("end"), int)
+                or not isinstance(e.get("entity"), str) or not ENTITY_NAME.match(e["entity"])):
+            raise DataFormatError(f"{where} needs integer 'start' and 'end' and an 'entity' name", source=source)
+        if not 0 <= e["start"] < e["end"] <= len(text):
+            raise DataFormatError(f"{where}: span {e['start']}-{e['end']} is outside the text", source=source)
+        value = e.get("value")
+        extra = {key: str(e[key]) for key in ("role", "group") if e.get(key) is not None}
+        out.append(ExampleEntity(e["start"], e["end"], e["entity"],
+                                 None if value is None or str(value) == text[e["start"]:e["end"]] else str(value),
+                                 **extra))
+    return out
 
 
 def _json_list(root: dict[str, Any], key: str, source: str) -> list[Any]:
@@ -314,24 +549,23 @@ def _load_csv(text: str, *, source: str) -> TrainingData:
 
 
 def validate(data: TrainingData) -> TrainingData:
-    """Drop duplicates and conflicting repeats, and record what looks wrong as warnings."""
-    seen: dict[str, str] = {}
+    """Drop duplicates and conflicting repeats, and list each one (with where it was read) as a warning."""
+    seen: dict[str, TrainingExample] = {}
     kept: list[TrainingExample] = []
-    duplicates = 0
     for ex in data.examples:
         key = ex.text.casefold()
-        if key in seen:
-            if seen[key] != ex.intent:
-                data.warnings.append(f"example {ex.text!r} is under both {seen[key]!r} and {ex.intent!r}; "
-                                     f"kept {seen[key]!r}")
+        first = seen.get(key)
+        if first is not None:
+            where = f" ({ex.origin})" if ex.origin else ""
+            if first.intent != ex.intent:
+                data.warnings.append(f"conflict: example {ex.text!r}{where} is under both {first.intent!r} and "
+                                     f"{ex.intent!r}; kept {first.intent!r}")
             else:
-                duplicates += 1
+                data.warnings.append(f"duplicate: example {ex.text!r}{where} of {ex.intent!r} dropped")
             continue
-        seen[key] = ex.intent
+        seen[key] = ex
         kept.append(ex)
     data.examples = kept
-    if duplicates:
-        data.warnings.append(f"{duplicates} duplicate example(s) removed")
     counts: dict[str, int] = {}
     for ex in kept:
         counts[ex.intent] = counts.get(ex.intent, 0) + 1
@@ -364,62 +598,184 @@ def merge(parts: Iterable[TrainingData]) -> TrainingData:
         for intent, by_lang in part.responses.items():
             for lang, answer in by_lang.items():
                 out.responses.setdefault(intent, {}).setdefault(lang, answer)
-        out.warnings.extend(w for w in part.warnings if "only" not in w and "duplicate" not in w)
+        for intent, metadata in part.intent_metadata.items():
+            out.intent_metadata.setdefault(intent, metadata)
+        out.warnings.extend(w for w in part.warnings if " has only " not in w and "belongs to no intent" not in w)
+        out.conversions.extend(part.conversions)
     merged = validate(out)
     merged.warnings = list(dict.fromkeys(merged.warnings))
     return merged
 
 
-def loads(text: str, fmt: str, *, source: str = "<data>") -> TrainingData:
-    """Parse text in a named format: yaml, json or csv."""
+def load_rasa_markdown(text: str, *, source: str = "<md>", base: tuple[Path, ...] = ()) -> TrainingData:
+    """Convert Rasa 1.x Markdown NLU data (`## intent:name`, `## synonym:`, `## regex:`, `## lookup:` with
+    `- ` lines or a lookup file path) and 1.x retrieval responses (`* group/name` then `- answer`)."""
+    data = TrainingData()
+    section: tuple[str, str] | None = None
+    response_of: str | None = None
+    in_comment = False
+    counts = {"intent": 0, "synonym": 0, "regex": 0, "lookup": 0, "response": 0}
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        line = _MD_INLINE_COMMENT.sub("", raw).strip()
+        if in_comment or line.startswith("<!--"):
+            in_comment = "-->" not in line
+            continue
+        if not line:
+            continue
+        header = _MD_SECTION.match(line)
+        if header:
+            kind, name = header.group(1), header.group(2)
+            name = _check_name(name, source=source, kind=kind, line=number) if kind != "synonym" else \
+                _check_text(name, source=_origin(source, number), what="synonym name")
+            section, response_of = (kind, name), None
+            counts[kind] += 1
+            continue
+        if line.startswith("##"):
+            section, response_of = None, None  # a story or another 1.x section: not NLU data
+            continue
+        if line.startswith("*") and "/" in line and section is None:
+            name = line[1:].strip()
+            response_of = _check_name(name, source=source, kind="intent", line=number)
+            counts["response"] += 1
+            continue
+        if line.startswith("-"):
+            item = _check_text(line[1:].strip(), source=_origin(source, number), what="example")
+            if response_of is not None:
+                from nlu.text import detect_language
+
+                data.responses.setdefault(response_of, {}).setdefault(detect_language(item, default="en"), item)
+            elif section is None:
+                continue
+            elif section[0] == "intent":
+                _add_examples(data, section[1], [(item, number, None)], source=source)
+            elif section[0] == "synonym":
+                data.synonyms.setdefault(section[1], []).append(" ".join(item.split()))
+            elif section[0] == "regex":
+                data.regexes.setdefault(section[1], []).append(_check_pattern(item, section[1], source, number))
+            else:
+                data.lookups.setdefault(section[1], []).append(" ".join(item.split()))
+            continue
+        if section is not None and section[0] == "lookup":
+            data.lookups.setdefault(section[1], []).extend(_lookup_file(line, base, source=source, line=number))
+            continue
+        if section is not None or response_of is not None:
+            raise DataFormatError(f"expected a '- ' line, got {line[:60]!r}", source=source, line=number)
+    if not any(counts.values()):
+        data.conversions.append(f"{source}: Rasa 1.x Markdown without NLU data (stories?), skipped")
+        return validate(data)
+    data.conversions.append(
+        f"{source}: Rasa 1.x Markdown converted ({counts['intent']} intents, {len(data.examples)} examples, "
+        f"{sum(len(e.entities) for e in data.examples)} entity annotations, {counts['synonym']} synonyms, "
+        f"{counts['regex']} regexes, {counts['lookup']} lookups, {counts['response']} retrieval responses)")
+    return validate(data)
+
+
+def _lookup_file(name: str, base: tuple[Path, ...], *, source: str, line: int) -> list[str]:
+    """The elements of a lookup table file a Rasa 1.x Markdown section names (one per line), looked for beside the
+    Markdown file, then in the data directory and its parent (Rasa's paths are relative to the project)."""
+    candidates = [folder / name for folder in base]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise DataFormatError(f"lookup file {name[:100]!r} not found (upload its elements as '- ' lines)",
+                              source=source, line=line)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"lookup file {name[:100]!r} is not UTF-8", source=source, line=line) from exc
+    return [_check_text(v.strip(), source=str(path), what="lookup element") for v in lines if v.strip()]
+
+
+def sniff_format(text: str) -> str:
+    """yaml, json or md: what an uploaded document without a file name looks like."""
+    head = text.lstrip("\ufeff \t\r\n")
+    if head.startswith("{"):
+        return "json"
+    if any(_MD_SECTION.match(line.strip()) for line in text.splitlines()[:2000]):
+        return "md"
+    return "yaml"
+
+
+def loads(text: str, fmt: str, *, source: str = "<data>", base: tuple[Path, ...] = ()) -> TrainingData:
+    """Parse text in a named format: yaml, json, md (Rasa 1.x Markdown) or csv; `auto` guesses."""
     fmt = fmt.lower().lstrip(".")
+    if fmt == "auto":
+        fmt = sniff_format(text)
     if fmt in ("yml", "yaml"):
         return load_rasa_yaml(text, source=source)
     if fmt == "json":
         return load_rasa_json(text, source=source)
+    if fmt in ("md", "markdown"):
+        return load_rasa_markdown(text, source=source, base=base)
     if fmt == "csv":
         return load_csv(text, source=source)
-    raise DataFormatError(f"unsupported format {fmt!r}; use yaml, json or csv", source=source)
+    raise DataFormatError(f"unsupported format {fmt!r}; use yaml, json, md or csv", source=source)
 
 
 def load_training_data(path: Path | str | None = None) -> TrainingData:
-    """Load a file (by its suffix) or every supported file of a directory; None loads the shipped data."""
+    """Load a file (by its suffix) or every supported file of a directory and its subfolders; None loads the
+    shipped data."""
     path = Path(path) if path is not None else DEFAULT_DATA_DIR
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES)
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
         if not files:
-            raise DataFormatError("no .yml/.yaml/.json/.csv files in directory", source=str(path))
-        return merge(_load_file(p) for p in files)
-    return _load_file(path)
+            raise DataFormatError("no .yml/.yaml/.json/.md/.csv files in directory or its subfolders",
+                                  source=str(path))
+        return merge(_load_file(p, base=(p.parent, path, path.parent)) for p in files)
+    return _load_file(path, base=(path.parent, path.parent.parent))
 
 
-def _load_file(path: Path) -> TrainingData:
+def _load_file(path: Path, *, base: tuple[Path, ...] = ()) -> TrainingData:
     if not path.exists():
         raise DataFormatError("file not found", source=str(path))
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataFormatError(f"not UTF-8 text: {exc.reason}", source=str(path)) from exc
-    return loads(text, path.suffix, source=str(path))
+    return loads(text, path.suffix, source=str(path), base=base)
+
+
+def data_languages(data: TrainingData) -> list[str]:
+    """The languages of the examples, the most frequent first (what an exported Rasa config names)."""
+    from nlu.text import detect_language
+
+    counts: dict[str, int] = {}
+    for ex in data.examples:
+        lang = detect_language(ex.text, default="en")
+        counts[lang] = counts.get(lang, 0) + 1
+    return sorted(counts, key=lambda lang: (-counts[lang], lang))
 
 
 def dump_rasa_yaml(data: TrainingData, *, include_responses: bool = True) -> str:
-    """Write Rasa 3 YAML: `nlu:` with `examples: |` blocks, synonyms, regexes, lookups, then responses."""
+    """Write Rasa 3 YAML: `nlu:` with `examples: |` blocks (Rasa's list form for examples with metadata), entity
+    markup, synonyms, regexes, lookups, then responses."""
     out = io.StringIO()
     out.write(f'version: "{RASA_YAML_VERSION}"\n')
-    by_intent: dict[str, list[str]] = {}
+    by_intent: dict[str, list[TrainingExample]] = {}
     for ex in data.examples:
-        by_intent.setdefault(ex.intent, []).append(ex.text)
-    sections: list[tuple[str, str, list[str]]] = [("intent", i, t) for i, t in by_intent.items()]
-    sections += [("synonym", n, v) for n, v in data.synonyms.items()]
+        by_intent.setdefault(ex.intent, []).append(ex)
+    sections: list[tuple[str, str, list[str]]] = [("synonym", n, v) for n, v in data.synonyms.items()]
     sections += [("regex", n, v) for n, v in data.regexes.items()]
     sections += [("lookup", n, v) for n, v in data.lookups.items()]
-    if sections:
+    if by_intent or sections:
         out.write("\nnlu:\n")
+    for intent, examples in by_intent.items():
+        metadata = data.intent_metadata.get(intent)
+        if metadata is None and all(e.metadata is None for e in examples):
+            out.write(f"- intent: {_yaml_scalar(intent)}\n  examples: |\n")
+            for ex in examples:
+                out.write(f"    - {render_markup(ex.text, ex.entities)}\n")
+            continue
+        item: dict[str, Any] = {"intent": intent}
+        if metadata is not None:
+            item["metadata"] = metadata
+        item["examples"] = [{"text": render_markup(ex.text, ex.entities),
+                             **({"metadata": ex.metadata} if ex.metadata is not None else {})} for ex in examples]
+        out.write(yaml.safe_dump([item], allow_unicode=True, sort_keys=False, width=1000))
     for kind, name, items in sections:
         out.write(f"- {kind}: {_yaml_scalar(name)}\n  examples: |\n")
-        for item in items:
-            out.write(f"    - {' '.join(item.split())}\n")
+        for value in items:
+            out.write(f"    - {' '.join(value.split())}\n")
     if include_responses and data.responses:
         responses = {
             f"{RESPONSE_PREFIX}{intent}": [
@@ -434,9 +790,16 @@ def dump_rasa_yaml(data: TrainingData, *, include_responses: bool = True) -> str
 
 def dump_rasa_json(data: TrainingData) -> str:
     """Write Rasa's legacy JSON format (responses are not part of it)."""
+    examples = []
+    for e in data.examples:
+        entities = [{"start": a.start, "end": a.end, "value": a.value or e.text[a.start:a.end], "entity": a.entity,
+                     **{k: v for k, v in (("role", a.role), ("group", a.group)) if v is not None}}
+                    for a in e.entities]
+        examples.append({"text": e.text, "intent": e.intent, "entities": entities,
+                         **({"metadata": e.metadata} if e.metadata is not None else {})})
     doc = {
         "rasa_nlu_data": {
-            "common_examples": [{"text": e.text, "intent": e.intent, "entities": []} for e in data.examples],
+            "common_examples": examples,
             "entity_synonyms": [{"value": k, "synonyms": v} for k, v in data.synonyms.items()],
             "regex_features": [{"name": k, "pattern": p} for k, ps in data.regexes.items() for p in ps],
             "lookup_tables": [{"name": k, "elements": v} for k, v in data.lookups.items()],

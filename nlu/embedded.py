@@ -48,11 +48,14 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
+from nlu import crf
+from nlu.crf import EntityTagger
 from nlu.entities import EntityExtractor
 from nlu.errors import DataFormatError, ModelNotFoundError, TrainingInProgressError
 from nlu.morph import VECTOR_SIZE, lemmatise_cyrillic, mean_vector, stem_latin, vectors_available
 from nlu.protocol import (
     OUT_OF_SCOPE,
+    Entity,
     EvaluationReport,
     IntentScore,
     ModelVersion,
@@ -99,6 +102,9 @@ class _Model:
     temperature: float
     threshold: float
     extras: TrainingData = field(default_factory=TrainingData)
+    # The CRF learned from the examples' entity annotations (None: the data has too few); models saved before it
+    # existed have no such attribute.
+    entities: EntityTagger | None = None
 
 
 class _FastScorer:
@@ -443,6 +449,12 @@ class EmbeddedEngine:
             temperature, threshold, metrics = self._cross_validate(matrix, labels, classes, report)
             report(0.8, "fitting final model")
             classifier = _classifier().fit(matrix, labels)
+        if any(e.entities for e in examples):
+            report(0.85, "learning entities")
+            entity_scores = crf.cross_validate(examples, data.synonyms)
+            if entity_scores is not None:
+                metrics["entities"] = entity_scores
+        tagger = EntityTagger.fit(examples, data.synonyms)
         for _, transformer in vectorizer.transformer_list:
             if not isinstance(transformer, TfidfVectorizer):
                 continue
@@ -451,7 +463,7 @@ class EmbeddedEngine:
         extras = TrainingData(synonyms=dict(data.synonyms), regexes=dict(data.regexes),
                               lookups=dict(data.lookups), responses=dict(data.responses))
         model = _Model(vectorizer=vectorizer, classifier=classifier, classes=classifier.classes_,
-                       temperature=temperature, threshold=threshold, extras=extras)
+                       temperature=temperature, threshold=threshold, extras=extras, entities=tagger)
         return model, metrics
 
     def _cross_validate(self, matrix: Any, labels: NDArray[np.str_], classes: NDArray[np.str_],
@@ -517,7 +529,7 @@ class EmbeddedEngine:
         language = detect_language(text)
         if loaded is None or not has_letters(text[:4000]):
             return Parse(text=text, intent=None, confidence=0.0, confident=False, language=language,
-                         entities=loaded.extractor.extract(text) if loaded else (),
+                         entities=_entities(loaded, text) if loaded else (),
                          model_version=loaded.version if loaded else None,
                          language_certain=language_certain(text))
         classes, threshold = loaded.model.classes, loaded.model.threshold
@@ -565,7 +577,7 @@ class EmbeddedEngine:
         found += tuple(IntentScore(n, c) for n, c in sorted(requests.items(), key=lambda kv: -kv[1]) if n != name)
         return Parse(
             text=text, intent=name, confidence=confidence, confident=confident, language=language, ranking=ranking,
-            entities=loaded.extractor.extract(text), model_version=loaded.version,
+            entities=_entities(loaded, text), model_version=loaded.version,
             requests=found if confident or len(found) > 1 else (), language_certain=language_certain(text),
         )
 
@@ -742,6 +754,16 @@ class EmbeddedEngine:
             return []
         value = json.loads(path.read_text(encoding="utf-8"))
         return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _entities(loaded: _Loaded, text: str) -> tuple[Entity, ...]:
+    """The rule-based extractors' entities, then the learned ones on spans they left free."""
+    found = loaded.extractor.extract(text)
+    tagger = getattr(loaded.model, "entities", None)
+    if tagger is None:
+        return found
+    learned = [e for e in tagger.extract(text[:4000]) if not any(e.start < f.end and f.start < e.end for f in found)]
+    return tuple(sorted((*found, *learned), key=lambda e: e.start))
 
 
 def evaluate_predictions(model: _Model, probs: NDArray[np.float64], truth: Sequence[str]) -> EvaluationReport:

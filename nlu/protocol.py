@@ -63,10 +63,42 @@ class Parse:
         return next((e for e in self.entities if e.type == type_), None)
 
 
+@dataclass(frozen=True, slots=True)
+class ExampleEntity:
+    """An entity annotated in a training example (Rasa's `[Moscow](city)` markup): its span in the plain text,
+    its type, and what Rasa keeps beside it: a role, a group and a synonym value (None: the annotated text)."""
+
+    start: int
+    end: int
+    entity: str
+    value: str | None = None
+    role: str | None = None
+    group: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form stored with the example (keys with no value left out)."""
+        out: dict[str, Any] = {"start": self.start, "end": self.end, "entity": self.entity}
+        for key in ("value", "role", "group"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ExampleEntity:
+        return cls(start=int(raw["start"]), end=int(raw["end"]), entity=str(raw["entity"]),
+                   value=raw.get("value"), role=raw.get("role"), group=raw.get("group"))
+
+
 @dataclass(slots=True)
 class TrainingExample:
+    """One example: plain text (markup removed), its intent (`group/name` for a retrieval intent), its entity
+    annotations and Rasa's per-example metadata. `origin` ("file, line N") is where it was read, for messages."""
+
     text: str
     intent: str
+    entities: tuple[ExampleEntity, ...] = ()
+    metadata: dict[str, Any] | None = None
+    origin: str | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
@@ -79,8 +111,16 @@ class TrainingData:
     lookups: dict[str, list[str]] = field(default_factory=dict)
     # responses[intent][language] -> answer text
     responses: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Rasa's `metadata:` of an intent item, per intent.
+    intent_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Problems that did not stop loading (an intent with one example, duplicates dropped, ...).
     warnings: list[str] = field(default_factory=list)
+    # What was converted on the way in (Rasa 1.x Markdown, legacy JSON), for the import report.
+    conversions: list[str] = field(default_factory=list)
+
+    @property
+    def entity_types(self) -> list[str]:
+        return sorted({a.entity for e in self.examples for a in e.entities})
 
     @property
     def intents(self) -> list[str]:

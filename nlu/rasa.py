@@ -28,7 +28,7 @@ import httpx
 import numpy as np
 import yaml
 
-from nlu.data import RESPONSE_PREFIX, dump_rasa_yaml
+from nlu.data import RESPONSE_PREFIX, data_languages, dump_rasa_yaml
 from nlu.embedded import evaluate_scored
 from nlu.entities import EntityExtractor
 from nlu.errors import EngineUnavailableError, ModelNotFoundError, NluError, TrainingInProgressError
@@ -44,8 +44,22 @@ _VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def rasa_domain(data: TrainingData) -> dict[str, Any]:
-    """The domain part of Rasa data: intents and the responses with their language in metadata."""
-    domain: dict[str, Any] = {"intents": data.intents}
+    """The domain part of Rasa data: intents (a retrieval intent `faq/ask_x` under its group `faq`, as Rasa
+    declares it), the annotated entities with their roles and groups, and the responses with their language in
+    metadata."""
+    domain: dict[str, Any] = {"intents": sorted({name.split("/", 1)[0] for name in data.intents})}
+    entities: dict[str, dict[str, set[str]]] = {}
+    for example in data.examples:
+        for a in example.entities:
+            kinds = entities.setdefault(a.entity, {"roles": set(), "groups": set()})
+            if a.role is not None:
+                kinds["roles"].add(a.role)
+            if a.group is not None:
+                kinds["groups"].add(a.group)
+    if entities:
+        domain["entities"] = [name if not any(kinds.values()) else
+                              {name: {k: sorted(v) for k, v in kinds.items() if v}}
+                              for name, kinds in sorted(entities.items())]
     if data.responses:
         domain["responses"] = {
             f"{RESPONSE_PREFIX}{intent}": [{"text": text, "metadata": {"lang": lang}}
@@ -58,12 +72,32 @@ def rasa_domain(data: TrainingData) -> dict[str, Any]:
 def rasa_nlu_yaml(data: TrainingData) -> str:
     """The NLU part of Rasa data as a YAML document (with its own `version:` line)."""
     return dump_rasa_yaml(TrainingData(examples=data.examples, synonyms=data.synonyms, regexes=data.regexes,
-                                       lookups=data.lookups), include_responses=False)
+                                       lookups=data.lookups, intent_metadata=data.intent_metadata),
+                          include_responses=False)
+
+
+def rasa_config(data: TrainingData, config_path: Path = DEFAULT_RASA_CONFIG) -> dict[str, Any]:
+    """The pipeline config for this data: the data's own language (the most frequent of its examples), a
+    ResponseSelector when it has retrieval intents, and DIET's entity recognition on when it has annotations."""
+    config: dict[str, Any] = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    languages = data_languages(data)
+    if languages:
+        config["language"] = languages[0]
+    pipeline = config.get("pipeline") or []
+    if any("/" in name for name in data.intents) and not any(
+            isinstance(c, dict) and c.get("name") == "ResponseSelector" for c in pipeline):
+        pipeline.insert(len(pipeline) - 1 if pipeline and pipeline[-1].get("name") == "EntitySynonymMapper"
+                        else len(pipeline), {"name": "ResponseSelector", "epochs": 20})
+    if data.entity_types:
+        for component in pipeline:
+            if isinstance(component, dict) and component.get("name") == "DIETClassifier":
+                component["entity_recognition"] = True
+    return config
 
 
 def rasa_training_payload(data: TrainingData, config_path: Path = DEFAULT_RASA_CONFIG) -> str:
     """One YAML document with config, domain (intents, responses) and NLU data, as /model/train takes it."""
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    config = rasa_config(data, config_path)
     head = yaml.safe_dump({**config, **rasa_domain(data)}, allow_unicode=True, sort_keys=False)
     return head + "\n" + rasa_nlu_yaml(data).split("\n", 1)[1]
 
@@ -273,6 +307,10 @@ class RasaEngine:
         intent = body.get("intent") or {}
         name = intent.get("name")
         confidence = float(intent.get("confidence") or 0.0)
+        # A retrieval intent: Rasa classifies its group (faq) and its ResponseSelector picks the name (faq/ask_x).
+        selected = ((body.get("response_selector") or {}).get(name) or {}).get("response") or {}
+        if isinstance(selected.get("intent_response_key"), str):
+            name = selected["intent_response_key"]
         ranking = tuple(IntentScore(str(r["name"]), float(r["confidence"]))
                         for r in body.get("intent_ranking") or [] if r.get("name"))
         return Parse(text=text, intent=name, confidence=confidence,

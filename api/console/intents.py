@@ -24,7 +24,7 @@ from core.nlu_admin.training import FINISHED
 from core.routing import service as routing
 from core.tickets.models import format_ticket_number
 from core.users import service as users
-from nlu.data import dump_rasa_yaml, load_rasa_yaml
+from nlu.data import dump_rasa_yaml, loads
 from nlu.errors import DataFormatError
 
 router = APIRouter(prefix="/console/admin", include_in_schema=False)
@@ -67,7 +67,11 @@ async def intents_page(request: Request, session: DbSession, _user: ConsoleAdmin
     jobs = await service.list_jobs(session, limit=1)
     bars = [Bar(i["name"], i["total"], tone="warn" if min(i["examples"].get(lang, 0) for lang in service.LANGUAGES)
                 < FEW_EXAMPLES else "default") for i in intents]
+    extras: dict[str, dict[str, list[str]]] = {"synonym": {}, "regex": {}, "lookup": {}}
+    for row in await service.data_items(session):
+        extras[row.kind].setdefault(row.name, []).append(row.value)
     return await _page(request, session, "admin_intents.html", "intents", {
+        "extras": extras,
         "intents": intents, "teams": teams, "intent_bars": bars, "latest_job": jobs[0] if jobs else None,
         "totals": {lang: sum(i["examples"].get(lang, 0) for i in intents) for lang in service.LANGUAGES}})
 
@@ -81,7 +85,7 @@ async def create_intent(session: DbSession, actor: ConsoleAdmin, name: Annotated
     return redirect(intent_url(intent.name), translator(actor.language)("intents.created", name=intent.name))
 
 
-@router.get("/intents/{name}")
+@router.get("/intents/{name:intent}")
 async def intent_page(request: Request, name: str, session: DbSession, _user: ConsoleAdmin) -> Response:
     intent = await service.get_intent(session, name)
     routes = await routing.list_routes(session)
@@ -90,10 +94,25 @@ async def intent_page(request: Request, name: str, session: DbSession, _user: Co
     return await _page(request, session, "admin_intent.html", "intents", {
         "intent": intent, "answers": {r.language: r.text for r in intent.responses}, "by_lang": by_lang,
         "queue": routes.get(intent.name, routing.DEFAULT_TEAM), "action": action, "action_declared": declared,
-        "action_choices": list(IntentAction)})
+        "action_choices": list(IntentAction),
+        "segments": {e.id: entity_segments(e.text, e.entities or []) for e in intent.examples}})
 
 
-@router.post("/intents/{name}/action", dependencies=[CsrfChecked])
+def entity_segments(text: str, entities: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """An example cut into (text, entity label or None) pieces, so the page highlights the annotated spans."""
+    out: list[tuple[str, str | None]] = []
+    pos = 0
+    for e in sorted(entities, key=lambda a: (a["start"], a["end"])):
+        if e["start"] < pos:
+            continue
+        label = e["entity"] + "".join(f" {k}={e[k]}" for k in ("role", "group", "value") if e.get(k) is not None)
+        out += [(text[pos:e["start"]], None), (text[e["start"]:e["end"]], label)]
+        pos = e["end"]
+    out.append((text[pos:], None))
+    return [(t, label) for t, label in out if t]
+
+
+@router.post("/intents/{name:intent}/action", dependencies=[CsrfChecked])
 async def set_action(name: str, session: DbSession, actor: ConsoleAdmin,
                      action: Annotated[str, Form()] = "") -> Response:
     """The same rules as the API: an unknown action, or one the intent cannot have, is refused with the reason."""
@@ -102,7 +121,7 @@ async def set_action(name: str, session: DbSession, actor: ConsoleAdmin,
     return redirect(intent_url(name), translator(actor.language)("saved"))
 
 
-@router.post("/intents/{name}/delete", dependencies=[CsrfChecked])
+@router.post("/intents/{name:intent}/delete", dependencies=[CsrfChecked])
 async def delete_intent(name: str, session: DbSession, actor: ConsoleAdmin, state: State) -> Response:
     await service.delete_intent(session, name, actor)
     await session.flush()
@@ -110,7 +129,7 @@ async def delete_intent(name: str, session: DbSession, actor: ConsoleAdmin, stat
     return redirect(INTENTS, translator(actor.language)("intents.deleted", name=name))
 
 
-@router.post("/intents/{name}/examples", dependencies=[CsrfChecked])
+@router.post("/intents/{name:intent}/examples", dependencies=[CsrfChecked])
 async def add_examples(name: str, session: DbSession, actor: ConsoleAdmin,
                        text: Annotated[str, Form()] = "") -> Response:
     """One example per line; lines the intent already has are skipped, not an error."""
@@ -140,7 +159,7 @@ async def add_examples(name: str, session: DbSession, actor: ConsoleAdmin,
     return redirect(intent_url(name), message)
 
 
-@router.post("/intents/{name}/examples/{example_id}/delete", dependencies=[CsrfChecked])
+@router.post("/intents/{name:intent}/examples/{example_id}/delete", dependencies=[CsrfChecked])
 async def delete_example(name: str, example_id: IdPath, session: DbSession, actor: ConsoleAdmin) -> Response:
     intent = await service.get_intent(session, name)
     if not any(e.id == example_id for e in intent.examples):
@@ -149,7 +168,7 @@ async def delete_example(name: str, example_id: IdPath, session: DbSession, acto
     return redirect(intent_url(name), translator(actor.language)("intents.example_deleted"))
 
 
-@router.post("/intents/{name}/answers", dependencies=[CsrfChecked])
+@router.post("/intents/{name:intent}/answers", dependencies=[CsrfChecked])
 async def set_answers(name: str, session: DbSession, actor: ConsoleAdmin, state: State,
                       ru: Annotated[str, Form()] = "", en: Annotated[str, Form()] = "") -> Response:
     """An empty answer clears it: the intent then goes to humans in that language (or the other answer)."""
@@ -237,7 +256,10 @@ def _report_view(report: dict[str, Any]) -> dict[str, Any]:
     pairs = pairs[:15]
     return {"holdout": holdout, "per_intent": rows, "pairs": pairs,
             "pairs_bars": [Bar(f"{true} → {predicted}", float(n), tone="danger") for true, predicted, n in pairs],
-            "cv": report.get("cross_validation") or {}, "skipped": holdout.get("skipped")}
+            "cv": report.get("cross_validation") or {}, "skipped": holdout.get("skipped"),
+            "entities": sorted(((name, m) for name, m in ((report.get("cross_validation") or {}).get("entities")
+                                                          or {}).items() if isinstance(m, dict)),
+                               key=lambda item: (item[0] == "micro", item[0]))}
 
 
 @router.get("/training/jobs/{job_id}")
@@ -300,7 +322,7 @@ async def review_suggestion(suggestion_id: IdPath, session: DbSession, actor: Co
 @router.post("/intents-data/import", dependencies=[CsrfChecked])
 async def import_yaml(session: DbSession, actor: ConsoleAdmin, state: State,
                       file: Annotated[UploadFile | None, File()] = None,
-                      replace: Annotated[str, Form()] = "") -> Response:
+                      mode: Annotated[str, Form()] = "") -> Response:
     _ = translator(actor.language)
     if file is None or not file.filename:
         raise ValidationFailedError(_("import.no_file"))
@@ -312,19 +334,27 @@ async def import_yaml(session: DbSession, actor: ConsoleAdmin, state: State,
     except UnicodeDecodeError as exc:
         raise ValidationFailedError(_("import.not_utf8", byte=exc.start)) from exc
     name = file.filename[-100:]
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     try:
-        data = load_rasa_yaml(text, source=name)
+        data = loads(text, suffix if suffix in ("yml", "yaml", "json", "md") else "auto", source=name)
     except DataFormatError as exc:
         raise ValidationFailedError(_("import.bad_yaml", error=str(exc))) from exc
     if not data.examples and not data.responses:
         raise ValidationFailedError(_("import.empty", name=name))
-    counts = await service.import_data(session, data, source="import", replace=replace == "on", actor=actor)
+    if mode not in ("merge", "replace"):
+        raise ValidationFailedError(_("import.choose_mode"))
+    report = await service.import_data(session, data, source="import", mode=mode, actor=actor)
     await state.catalog.reload(session)
-    return redirect(INTENTS, _("import.done", **counts))
+    notes = [*report["conversions"], *report["duplicates"][:20], *report["conflicts"][:20]]
+    return redirect(INTENTS, _("import.done", **{k: report[k] for k in ("intents", "examples", "responses")})
+                    + " " + _("import.extras", synonyms=report["synonyms"], regexes=report["regexes"],
+                              lookups=report["lookups"], duplicates=len(report["duplicates"]),
+                              conflicts=len(report["conflicts"]))
+                    + ("" if not notes else " " + " · ".join(notes))[:600])
 
 
 @router.get("/intents-data/export")
-async def export_yaml(session: DbSession, state: State, _user: ConsoleAdmin) -> Response:
-    data = await service.training_data(session, state.nlu_extras)
+async def export_yaml(session: DbSession, _user: ConsoleAdmin) -> Response:
+    data = await service.export_data(session)
     return Response(dump_rasa_yaml(data), media_type="application/x-yaml",
                     headers={**SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="nlu.yml"'})

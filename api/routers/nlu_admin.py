@@ -3,7 +3,7 @@ and agents' intent corrections."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -27,12 +27,14 @@ from core.nlu_admin.schemas import (
     TrainRequest,
     VersionRead,
 )
-from nlu.data import dump_rasa_yaml, load_rasa_yaml
+from nlu.data import dump_rasa_yaml, loads
 from nlu.errors import DataFormatError
 
 router = APIRouter(prefix="/admin/nlu", tags=["admin: nlu"], responses=CONFLICT)
 corrections = APIRouter(prefix="/messages", tags=["tickets"], responses=CONFLICT)
 MAX_IMPORT_BYTES = 5_000_000
+ImportMode = Literal["merge", "replace"]
+UploadFormat = Literal["auto", "yaml", "json", "md"]
 
 
 async def _intent_read(session: DbSession, name: str) -> IntentRead:
@@ -54,12 +56,12 @@ async def create_intent(body: IntentCreate, session: DbSession, user: Admin) -> 
     return await _intent_read(session, body.name)
 
 
-@router.get("/intents/{name}", response_model=IntentRead)
+@router.get("/intents/{name:intent}", response_model=IntentRead)
 async def get_intent(name: str, session: DbSession, _user: Admin) -> IntentRead:
     return await _intent_read(session, name)
 
 
-@router.delete("/intents/{name}", status_code=204)
+@router.delete("/intents/{name:intent}", status_code=204)
 async def delete_intent(name: str, session: DbSession, user: Admin, state: State) -> None:
     await service.delete_intent(session, name, user)
     await session.flush()
@@ -73,7 +75,7 @@ async def list_actions(session: DbSession, _user: Admin) -> list[IntentActionRea
             for name, (action, declared) in (await actions.effective_actions(session)).items()]
 
 
-@router.put("/intents/{name}/action", response_model=IntentActionRead)
+@router.put("/intents/{name:intent}/action", response_model=IntentActionRead)
 async def set_action(name: str, body: IntentActionUpdate, session: DbSession, user: Admin) -> IntentActionRead:
     """Declare what the bot does with the intent from the next message on. 422 with the reason for an action the
     intent cannot have: `answer` without an answer text, `self_service` where the bot has no lookup, anything but
@@ -82,7 +84,7 @@ async def set_action(name: str, body: IntentActionUpdate, session: DbSession, us
     return IntentActionRead(intent=name, action=action, declared=True)
 
 
-@router.post("/intents/{name}/examples", response_model=ExampleRead, status_code=201)
+@router.post("/intents/{name:intent}/examples", response_model=ExampleRead, status_code=201)
 async def add_example(name: str, body: ExampleCreate, session: DbSession, user: Admin) -> ExampleRead:
     return ExampleRead.model_validate(await service.add_example(session, name, body.text, user))
 
@@ -92,7 +94,7 @@ async def delete_example(example_id: IdPath, session: DbSession, user: Admin) ->
     await service.delete_example(session, example_id, user)
 
 
-@router.put("/intents/{name}/responses", response_model=IntentRead)
+@router.put("/intents/{name:intent}/responses", response_model=IntentRead)
 async def set_responses(name: str, body: ResponsesUpdate, session: DbSession, user: Admin,
                         state: State) -> IntentRead:
     """Set the bot's answer per language; an empty answer removes it (the intent then goes to humans)."""
@@ -153,18 +155,30 @@ async def rollback(state: State, user: Admin, session: DbSession) -> list[Versio
 
 
 @router.get("/export")
-async def export(session: DbSession, _user: Admin, state: State) -> Response:
-    """Everything admins trained, as Rasa NLU YAML (with the answers as responses)."""
-    data = await service.training_data(session, state.nlu_extras)
+async def export(session: DbSession, _user: Admin) -> Response:
+    """Everything admins trained, as Rasa NLU YAML: intents (retrieval ones as group/name), examples with their
+    entity markup and metadata, synonyms, regexes, lookups and the answers as responses. A database without
+    intents answers 409 (there is nothing of the admin's to export)."""
+    data = await service.export_data(session)
     return Response(dump_rasa_yaml(data), media_type="application/x-yaml",
                     headers={"Content-Disposition": 'attachment; filename="nlu.yml"'})
 
 
 @router.post("/import")
 async def import_rasa(request: Request, session: DbSession, user: Admin, state: State,
-                      replace: Annotated[bool, Query(description="Replace all intents instead of adding")] = False,
-                      ) -> dict[str, int]:
-    """Import Rasa NLU YAML (request body); a syntax error answers 422 with its line number."""
+                      mode: Annotated[ImportMode | None, Query(
+                          description="merge: add to the intents in the database; replace: delete every intent, "
+                                      "synonym, regex and lookup first. Required when the database has intents.")]
+                      = None,
+                      replace: Annotated[bool, Query(description="Same as mode=replace (older clients)")] = False,
+                      fmt: Annotated[UploadFormat, Query(alias="format", description="auto guesses from the text")]
+                      = "auto",
+                      dry_run: Annotated[bool, Query(description="Report what would be imported, write nothing")]
+                      = False,
+                      ) -> dict[str, Any]:
+    """Import Rasa NLU data (request body): YAML 2.0/3.x, legacy JSON or Rasa 1.x Markdown (converted). Problems
+    answer 422 with the line; a database with intents and no mode answers 409. The answer counts what was added
+    and lists duplicates, conflicts, warnings and conversions; nothing is written on an error or a dry run."""
     raw = await request.body()
     if len(raw) > MAX_IMPORT_BYTES:
         raise ValidationFailedError(f"the file is over {MAX_IMPORT_BYTES} bytes")
@@ -173,12 +187,14 @@ async def import_rasa(request: Request, session: DbSession, user: Admin, state: 
     except UnicodeDecodeError as exc:
         raise ValidationFailedError(f"the file is not UTF-8 (byte {exc.start})") from exc
     try:
-        data = load_rasa_yaml(text, source="upload")
+        data = loads(text, fmt, source="upload")
     except DataFormatError as exc:
         raise ValidationFailedError(str(exc), line=exc.line) from exc
-    counts = await service.import_data(session, data, source="import", replace=replace, actor=user)
-    await state.catalog.reload(session)
-    return counts
+    report = await service.import_data(session, data, source="import", mode="replace" if replace else mode,
+                                       actor=user, dry_run=dry_run)
+    if not dry_run:
+        await state.catalog.reload(session)
+    return report
 
 
 @router.get("/suggestions", response_model=list[SuggestionRead])

@@ -6,10 +6,10 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db.base import Base, utcnow
+from core.db.base import Base, JSONType, utcnow
 from core.users.models import str_enum
 
 
@@ -19,6 +19,7 @@ class NluIntent(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # Rasa's `metadata:` of the intent item
 
     examples: Mapped[list[NluExample]] = relationship(lazy="raise", order_by="NluExample.id",
                                                       cascade="all, delete-orphan")
@@ -44,6 +45,23 @@ class NluExample(Base):
     language: Mapped[str] = mapped_column(String(8))
     source: Mapped[str] = mapped_column(String(16), default="admin")  # shipped | admin | suggestion | import
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Entity annotations on `text` ([{start, end, entity, value?, role?, group?}], see nlu.protocol.ExampleEntity)
+    # and Rasa's per-example metadata; None when there are none.
+    entities: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class NluDataItem(Base):
+    """One value of the data set's synonyms, regexes or lookups (kind synonym | regex | lookup; for a synonym
+    `name` is the canonical value and `value` one variant), in the order it was imported."""
+
+    __tablename__ = "nlu_data_items"
+    __table_args__ = (Index("ix_nlu_data_items_kind", "kind", "name", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(Integer)
 
 
 class NluResponse(Base):

@@ -17,6 +17,7 @@ from core.nlu_admin.models import (
     IntentActionRule,
     JobState,
     NluActiveModel,
+    NluDataItem,
     NluExample,
     NluInstance,
     NluIntent,
@@ -45,6 +46,16 @@ async def intent_names(session: AsyncSession) -> Sequence[str]:
 async def delete_all_intents(session: AsyncSession) -> None:
     """Every intent, and with it (the foreign keys cascade) its examples and answers."""
     await session.execute(delete(NluIntent))
+
+
+async def data_items(session: AsyncSession) -> Sequence[NluDataItem]:
+    """The data set's synonyms, regexes and lookups, in import order per kind and name."""
+    return (await session.scalars(select(NluDataItem).order_by(NluDataItem.kind, NluDataItem.name,
+                                                               NluDataItem.position, NluDataItem.id))).all()
+
+
+async def delete_data_items(session: AsyncSession) -> None:
+    await session.execute(delete(NluDataItem))
 
 
 async def intents_with_examples_and_responses(session: AsyncSession, *, by_name: bool = False

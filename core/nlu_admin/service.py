@@ -19,6 +19,7 @@ from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.nlu_admin import repository
 from core.nlu_admin.models import (
     JobState,
+    NluDataItem,
     NluExample,
     NluIntent,
     NluResponse,
@@ -29,10 +30,11 @@ from core.nlu_admin.models import (
 from core.tickets import repository as ticket_repo
 from core.tickets.models import Direction
 from core.users.models import User
-from nlu.protocol import TrainingData, TrainingExample
+from nlu.protocol import ExampleEntity, TrainingData, TrainingExample
 from nlu.text import detect_language
 
-INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+# A retrieval intent (Rasa's ResponseSelector) is `group/name`, e.g. faq/ask_channels: each part a name.
+INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}(/[a-z0-9][a-z0-9_]{0,63})?$")
 STALE_AFTER = timedelta(minutes=1)
 """A queued or running training job with no heartbeat for this long lost its process."""
 ABANDONED = ("abandoned: the server running it sent no heartbeat for over a minute (it stopped or crashed "
@@ -49,7 +51,8 @@ def example_language(text: str) -> str:
 def check_intent_name(name: str) -> str:
     if not INTENT_NAME.match(name):
         raise ValidationFailedError(
-            "an intent name is 2-64 characters: lower-case latin letters, digits and _, starting with a letter",
+            "an intent name is 2-64 characters: lower-case latin letters, digits and _, starting with a letter "
+            "(a retrieval intent: group/name)",
             name=name)
     return name
 
@@ -72,57 +75,137 @@ async def intent_names(session: AsyncSession) -> Sequence[str]:
     return await repository.intent_names(session)
 
 
-async def import_data(session: AsyncSession, data: TrainingData, *, source: str, replace: bool,
-                      actor: User | None) -> dict[str, int]:
-    """Add (or, with `replace`, replace everything with) the intents, examples and answers of `data`."""
-    if replace:
+async def import_data(session: AsyncSession, data: TrainingData, *, source: str, mode: str | None,
+                      actor: User | None, dry_run: bool = False) -> dict[str, Any]:
+    """Add (`merge`) or replace everything with (`replace`) the intents, examples, answers, synonyms, regexes and
+    lookups of `data`; the report lists duplicates and conflicts. Every name is checked before anything is
+    written. A database that holds intents needs an explicit mode: merging an admin's project into intents they
+    never imported (the shipped set) is a choice, not a default. `dry_run` reports without writing."""
+    problems = [f"{ex.intent!r} ({ex.origin or 'example'})" for ex in _first_per_intent(data)
+                if not INTENT_NAME.match(ex.intent)]
+    problems += [f"{name!r} (response utter_{name})" for name in data.responses
+                 if not INTENT_NAME.match(name) and name not in data.intents]
+    if problems:
+        raise ValidationFailedError(
+            "invalid intent names, nothing was imported (a name is 2-64 lower-case latin letters, digits and _, "
+            "starting with a letter; a retrieval intent is group/name): " + "; ".join(problems[:20]),
+            problems=problems[:100])
+    if mode not in (None, "merge", "replace"):
+        raise ValidationFailedError(f"mode is merge or replace, got {mode!r}")
+    count = await repository.count_intents(session)
+    if mode is None and count:
+        raise ConflictError(f"the database already has {count} intents: choose merge (add to them) or replace "
+                            f"(delete them first); nothing was imported", intents=count)
+    replace = mode == "replace"
+    report: dict[str, Any] = {"mode": mode or "merge", "dry_run": dry_run, "intents": 0, "examples": 0,
+                              "responses": 0, "synonyms": 0, "regexes": 0, "lookups": 0, "duplicates": [],
+                              "conflicts": [], "warnings": list(data.warnings), "conversions": list(data.conversions)}
+    if replace and not dry_run:
         await repository.delete_all_intents(session)
-    existing = {i.name: i for i in await repository.intents_with_examples_and_responses(session)}
-    added_intents = added_examples = added_responses = 0
+        await repository.delete_data_items(session)
+    existing = {} if replace else {i.name: i for i in await repository.intents_with_examples_and_responses(session)}
+    owner = {e.text.casefold(): i.name for i in existing.values() for e in i.examples}
     for name in sorted({e.intent for e in data.examples} | set(data.responses)):
-        check_intent_name(name)
         if name not in existing:
-            intent = NluIntent(name=name, description="", created_at=utcnow())
+            intent = NluIntent(name=name, description="", created_at=utcnow(), meta=data.intent_metadata.get(name))
             intent.examples = []
             intent.responses = []
-            session.add(intent)
+            if not dry_run:
+                session.add(intent)
             existing[name] = intent
-            added_intents += 1
-    seen = {(i.name, e.text) for i in existing.values() for e in i.examples}
+            report["intents"] += 1
+        elif name in data.intent_metadata and not dry_run:
+            existing[name].meta = data.intent_metadata[name]
     for ex in data.examples:
         text = " ".join(ex.text.split())
-        if not text or len(text) > MAX_EXAMPLE_CHARS or (ex.intent, text) in seen:
+        where = f" ({ex.origin})" if ex.origin else ""
+        if not text or len(text) > MAX_EXAMPLE_CHARS:
+            report["warnings"].append(f"example{where} skipped: empty or over {MAX_EXAMPLE_CHARS} characters")
             continue
-        seen.add((ex.intent, text))
-        existing[ex.intent].examples.append(NluExample(text=text, language=example_language(text), source=source,
-                                                       created_at=utcnow()))
-        added_examples += 1
+        held = owner.get(text.casefold())
+        if held == ex.intent:
+            report["duplicates"].append(f"{text!r}{where} is already an example of {ex.intent!r}")
+            continue
+        if held is not None:
+            report["conflicts"].append(f"{text!r}{where} is an example of {held!r} already; not added to "
+                                       f"{ex.intent!r}")
+            continue
+        owner[text.casefold()] = ex.intent
+        report["examples"] += 1
+        if not dry_run:
+            existing[ex.intent].examples.append(NluExample(
+                text=text, language=example_language(text), source=source, created_at=utcnow(),
+                entities=[e.as_dict() for e in ex.entities] or None, meta=ex.metadata))
     for name, by_lang in data.responses.items():
-        intent = existing[name]
-        current = {r.language: r for r in intent.responses}
+        current = {r.language: r for r in existing[name].responses}
         for lang, text in by_lang.items():
+            report["responses"] += lang not in current
+            if dry_run:
+                continue
             if lang in current:
                 current[lang].text = text
             else:
-                intent.responses.append(NluResponse(language=lang, text=text))
-                added_responses += 1
+                existing[name].responses.append(NluResponse(language=lang, text=text))
+    items_held: Sequence[NluDataItem] = [] if replace else await repository.data_items(session)
+    held_items = {(i.kind, i.name, i.value) for i in items_held}
+    next_position: dict[tuple[str, str], int] = {}
+    for row in items_held:
+        next_position[(row.kind, row.name)] = max(next_position.get((row.kind, row.name), 0), row.position + 1)
+    new_items: list[NluDataItem] = []
+    for kind, table in (("synonym", data.synonyms), ("regex", data.regexes), ("lookup", data.lookups)):
+        for name, values in table.items():
+            fresh = [v for v in values if (kind, name, v) not in held_items]
+            start = next_position.get((kind, name), 0)
+            new_items += [NluDataItem(kind=kind, name=name[:200], value=v, position=start + p)
+                          for p, v in enumerate(fresh)]
+            report[kind + ("es" if kind == "regex" else "s")] += len(fresh)
+    if dry_run:
+        return report
+    session.add_all(new_items)
     await session.flush()
-    counts = {"intents": added_intents, "examples": added_examples, "responses": added_responses}
-    audit.record(session, actor, "nlu.import", "nlu", source, replace=replace, **counts)
-    return counts
+    audit.record(session, actor, "nlu.import", "nlu", source, replace=replace,
+                 **{k: report[k] for k in ("intents", "examples", "responses", "synonyms", "regexes", "lookups")},
+                 duplicates=len(report["duplicates"]), conflicts=len(report["conflicts"]))
+    return report
 
 
-async def training_data(session: AsyncSession, extras: TrainingData | None = None) -> TrainingData:
-    """What the engine trains on: every example and answer in the database, plus synonyms/regexes/lookups."""
+def _first_per_intent(data: TrainingData) -> list[TrainingExample]:
+    seen: dict[str, TrainingExample] = {}
+    for ex in data.examples:
+        seen.setdefault(ex.intent, ex)
+    return list(seen.values())
+
+
+async def training_data(session: AsyncSession) -> TrainingData:
+    """What the engine trains on and export writes: every intent, example (with its entity annotations and
+    metadata) and answer in the database, and the data set's synonyms, regexes and lookups - nothing else."""
     intents = await repository.intents_with_examples_and_responses(session, by_name=True)
     data = TrainingData(
-        examples=[TrainingExample(text=e.text, intent=i.name) for i in intents for e in i.examples],
+        examples=[TrainingExample(text=e.text, intent=i.name,
+                                  entities=tuple(ExampleEntity.from_dict(a) for a in e.entities or ()),
+                                  metadata=e.meta)
+                  for i in intents for e in i.examples],
         responses={i.name: {r.language: r.text for r in i.responses} for i in intents if i.responses},
+        intent_metadata={i.name: i.meta for i in intents if i.meta is not None},
     )
-    if extras is not None:
-        data.synonyms = dict(extras.synonyms)
-        data.regexes = dict(extras.regexes)
-        data.lookups = dict(extras.lookups)
+    tables = {"synonym": data.synonyms, "regex": data.regexes, "lookup": data.lookups}
+    for item in await repository.data_items(session):
+        tables[item.kind].setdefault(item.name, []).append(item.value)
+    return data
+
+
+async def data_items(session: AsyncSession) -> Sequence[NluDataItem]:
+    """The data set's synonyms, regexes and lookups (the console lists them)."""
+    return await repository.data_items(session)
+
+
+async def export_data(session: AsyncSession) -> TrainingData:
+    """The admin's data set for export; ConflictError when the database has no intents (never the shipped files
+    in its place)."""
+    data = await training_data(session)
+    if not data.examples and not data.responses:
+        raise ConflictError("the database has no intents: there is nothing to export (import or create intents "
+                            "first)")
     return data
 
 

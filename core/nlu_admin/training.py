@@ -67,13 +67,12 @@ class TrainingRunner:
     """One training at a time per process; the job row is the shared state other instances and pages read."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], engine: EngineHolder, bus: EventBus,
-                 catalog: ResponseCatalog, extras: TrainingData | None, *, clock: Clock = SYSTEM_CLOCK,
+                 catalog: ResponseCatalog, *, clock: Clock = SYSTEM_CLOCK,
                  heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
         self.sessionmaker = sessionmaker
         self.engine = engine
         self.bus = bus
         self.catalog = catalog
-        self.extras = extras
         self.clock = clock
         self.heartbeat_seconds = heartbeat_seconds
         self._queue: deque[int] = deque()  # job ids handed to this process, in order
@@ -162,7 +161,7 @@ class TrainingRunner:
                 job.state = JobState.running
                 job.started_at = job.heartbeat_at = now
                 job.stage = "reading training data"
-                data = await service.training_data(session, self.extras)
+                data = await service.training_data(session)
             latest.clear()  # nothing to save until there is progress; heartbeats go on meanwhile
             beating = asyncio.create_task(beat(), name=f"nlu-train-{job_id}-heartbeat")
             holder = self.engine.current

@@ -191,3 +191,34 @@ def test_serve_starts_with_a_key_of_its_own_or_in_development_mode(tmp_path: Pat
     finally:
         process.terminate()
         process.wait(30)
+
+
+@pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
+def test_nlu_import_of_a_rasa_project_and_export_of_an_empty_database(tmp_path: Path, sqlite_template: Path) -> None:
+    """Issue 18: exporting an empty database wrote the shipped 23 intents; retrieval intents were a 90-line
+    traceback; a database with intents took an import without saying merge or replace."""
+    migrated(tmp_path, sqlite_template)
+    fixtures = Path(__file__).parents[1] / "nlu" / "fixtures" / "rasa"
+    r = run(["nlu", "export-rasa", str(tmp_path / "out.yml")], tmp_path)
+    assert r.returncode == 1 and "no training data to export" in r.stderr
+    assert not (tmp_path / "out.yml").exists()
+    bad = tmp_path / "bad.yml"
+    bad.write_text("nlu:\n- intent: faq/ask_x\n  examples: |\n    - hi\n- intent: faq/Ask_Y\n  examples: |\n"
+                   "    - yo\n", encoding="utf-8")
+    r = run(["nlu", "import-rasa", str(bad)], tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"'faq/Ask_Y' ({bad}, line 7)" in r.stderr and "group/name" in r.stderr
+    r = run(["nlu", "import-rasa", str(fixtures / "retrieval")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "imported 5 new intents, 16 examples, 5 answers" in r.stdout
+    r = run(["nlu", "import-rasa", str(fixtures / "sara_like")], tmp_path)
+    assert r.returncode == 1 and "choose merge" in r.stderr
+    r = run(["nlu", "import-rasa", "--merge", str(fixtures / "sara_like")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "duplicate: 'hello'" in r.stderr or "duplicate: example 'hello'" in r.stderr
+    r = run(["nlu", "export-rasa", str(tmp_path / "project")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    nlu_text = (tmp_path / "project" / "data" / "nlu.yml").read_text(encoding="utf-8")
+    assert "- intent: faq/ask_channels" in nlu_text and '"role": "departure"' in nlu_text
+    assert "- lookup: product" in nlu_text and "турция" not in nlu_text
+    assert "language: en" in (tmp_path / "project" / "config.yml").read_text(encoding="utf-8")

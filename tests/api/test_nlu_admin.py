@@ -146,7 +146,10 @@ async def test_rasa_yaml_import_export_and_bad_input(nlu_client: httpx.AsyncClie
     good = ("version: '3.1'\nnlu:\n- intent: fiber_promo\n  examples: |\n    - tell me about the fiber promo\n"
             "    - акция на оптику\n")
     r = await nlu_client.post("/admin/nlu/import", headers=h, content=good.encode())
-    assert r.json() == {"intents": 1, "examples": 2, "responses": 0}
+    assert r.status_code == 409 and "choose merge" in r.json()["message"]  # the shipped intents are there
+    r = await nlu_client.post("/admin/nlu/import", headers=h, params={"mode": "merge"}, content=good.encode())
+    assert {k: r.json()[k] for k in ("intents", "examples", "responses")} == {"intents": 1, "examples": 2,
+                                                                           "responses": 0}
     r = await nlu_client.post("/admin/nlu/intents", headers=h, json={"name": "Bad Name!"})
     assert r.status_code == 422
     r = await nlu_client.post("/admin/nlu/intents/fiber_promo/examples", headers=h, json={"text": "   "})
@@ -245,3 +248,45 @@ async def test_hostile_rasa_documents_answer_422_with_the_reason(nlu_client: htt
     assert reason in r.json()["message"]
     intents = (await nlu_client.get("/admin/nlu/intents", headers=admin[1])).json()
     assert "greet" not in {i["name"] for i in intents}
+
+
+async def test_a_rasa_project_with_retrieval_intents_is_imported_trained_and_answered(
+        nlu_client: httpx.AsyncClient, admin: Auth, agent: Auth) -> None:
+    """Issue 18: retrieval intents (`faq/ask_x`) are stored as group/name and the bot answers each from its own
+    response, as Rasa's ResponseSelector does; Markdown and legacy JSON bodies are accepted like YAML."""
+    from nlu.data import dump_rasa_yaml, load_training_data
+
+    h = admin[1]
+    fixtures = Path(__file__).parents[1] / "nlu" / "fixtures" / "rasa"
+    markdown = (fixtures / "ru_markdown" / "nlu.md").read_bytes()
+    r = await nlu_client.post("/admin/nlu/import", headers=h, params={"mode": "merge", "dry_run": "true"},
+                              content=markdown)
+    assert r.status_code == 200, r.text
+    assert r.json()["intents"] == 2 and "Rasa 1.x Markdown converted" in r.json()["conversions"][0]
+    legacy = (fixtures / "legacy.json").read_bytes()
+    r = await nlu_client.post("/admin/nlu/import", headers=h, params={"mode": "merge", "dry_run": "true"},
+                              content=legacy)
+    assert r.status_code == 200 and r.json()["examples"] == 5, r.text
+    assert r.json()["conflicts"] == [  # the shipped intents are there: listed, not moved
+        "'hey' (upload, common_examples[5]) is an example of 'greeting' already; not added to 'greet'",
+        "'howdy' (upload, common_examples[6]) is an example of 'greeting' already; not added to 'greet'"]
+    intents = {i["name"] for i in (await nlu_client.get("/admin/nlu/intents", headers=h)).json()}
+    assert "pogoda" not in intents and "restaurant_search" not in intents  # dry runs wrote nothing
+
+    project = dump_rasa_yaml(load_training_data(fixtures / "retrieval")).encode()
+    r = await nlu_client.post("/admin/nlu/import", headers=h, params={"mode": "replace"}, content=project)
+    assert r.status_code == 200, r.text
+    intent = (await nlu_client.get("/admin/nlu/intents/faq/ask_channels", headers=h)).json()
+    assert len(intent["examples"]) == 4 and intent["responses"]["en"].startswith("I can be connected")
+    exported = (await nlu_client.get("/admin/nlu/export", headers=h)).text
+    assert "- intent: faq/ask_channels" in exported and "utter_faq/ask_channels:" in exported
+    assert "office_hours" not in exported
+
+    r = await nlu_client.post("/admin/nlu/train", headers=h, json={"activate": True})
+    job = await wait_job(nlu_client, h, r.json()["id"])
+    assert job["state"] == "succeeded", job["error"]
+    answered = (await nlu_client.post("/channels/rest/messages", headers=REST_HEADERS,
+                                      json=rest_message("rq-1", "which channels do you support?", sender="r1"))).json()
+    assert answered["action"] == "answer", answered
+    detail = (await nlu_client.get(f"/tickets/{answered['ticket_number']}", headers=agent[1])).json()
+    assert detail["messages"][1]["text"].startswith("I can be connected to Facebook Messenger")

@@ -37,9 +37,9 @@ async def flash_after(client: httpx.AsyncClient, response: httpx.Response) -> tu
 
 
 async def upload(client: httpx.AsyncClient, content: bytes, name: str = "nlu.yml",
-                 replace: bool = False) -> httpx.Response:
+                 replace: bool = False, mode: str | None = None) -> httpx.Response:
     page = await client.get(INTENTS)
-    data = {"csrf_token": csrf_of(page.text)} | ({"replace": "on"} if replace else {})
+    data = {"csrf_token": csrf_of(page.text), "mode": mode or ("replace" if replace else "merge")}
     return await client.post("/console/admin/intents-data/import", data=data,
                              files={"file": (name, content, "application/x-yaml")},
                              headers={"Referer": f"http://testserver{INTENTS}"})
@@ -325,7 +325,7 @@ async def test_rasa_yaml_import_and_export(client: httpx.AsyncClient, people: Pe
         assert await nlu_admin.intent_count(session) == 0
 
     kind, text = await flash_after(client, await upload(client, GOOD_YAML.encode()))
-    assert (kind, text) == ("info", "Imported: 1 new intents, 2 examples, 1 answers.")
+    assert kind == "info" and text.startswith("Imported: 1 new intents, 2 examples, 1 answers. Synonyms 0,"), text
     async with sessionmaker() as session:
         intent = await nlu_admin.get_intent(session, "fiber_promo")
         assert sorted(e.language for e in intent.examples) == ["en", "ru"]
@@ -398,3 +398,49 @@ async def test_hostile_rasa_uploads_are_an_error_with_the_reason(client: httpx.A
     assert kind == "error" and "more than 1000000 values" in text, text
     async with sessionmaker() as session:
         assert await nlu_admin.intent_count(session) == 0
+
+
+async def test_an_imported_rasa_project_is_shown_whole(client: httpx.AsyncClient, people: People,
+                                                       sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Issue 18: the console shows retrieval intents, entities inside examples, synonyms, regexes and lookups, asks
+    for merge or replace, and shows the entity scores of a training."""
+    from nlu.data import dump_rasa_yaml, load_training_data, merge
+
+    fixtures = Path(__file__).parents[1] / "nlu" / "fixtures" / "rasa"
+    project = merge(load_training_data(fixtures / name) for name in ("sara_like", "retrieval", "formbot"))
+    await login(client, "admin@test.example")
+    page = await client.get(INTENTS)
+    assert 'name="mode" value="merge" required' in page.text and 'name="mode" value="replace" required' in page.text
+    r = await client.post("/console/admin/intents-data/import", data={"csrf_token": csrf_of(page.text)},
+                          files={"file": ("nlu.yml", dump_rasa_yaml(project).encode(), "application/x-yaml")},
+                          headers={"Referer": f"http://testserver{INTENTS}"})
+    assert await flash_after(client, r) == ("error", "Choose whether the file replaces the intents here or is "
+                                                     "merged into them.")
+    kind, text = await flash_after(client, await upload(client, dump_rasa_yaml(project).encode(), replace=True))
+    assert kind == "info" and "Synonyms 4, regexes 2, lookup values 8" in text, text
+    page = (await client.get(INTENTS)).text
+    assert '<a href="/console/admin/intents/faq/ask_channels"><code>faq/ask_channels</code></a> <span class="badge"' \
+        in page
+    assert '<tr data-lookup="product">' in page and "<code>rasa enterprise</code>" in page
+    assert '<tr data-synonym="gastropub">' in page and "<code>[0-9]{5}</code>" in page
+    retrieval = await client.get("/console/admin/intents/faq/ask_channels")
+    assert retrieval.status_code == 200 and "I can be connected to Facebook Messenger" in retrieval.text
+    flights = (await client.get("/console/admin/intents/book_flight")).text
+    assert ('<mark class="entity" title="city role=departure">London<sup class="small-text">city role=departure'
+            '</sup></mark>') in flights
+    async with sessionmaker() as session:
+        example = next(e for e in (await nlu_admin.get_intent(session, "faq/ask_languages")).examples)
+    r = await post_form(client, "/console/admin/intents/faq/ask_languages",
+                        f"/console/admin/intents/faq/ask_languages/examples/{example.id}/delete", {})
+    assert await flash_after(client, r) == ("info", "Example deleted.")
+
+    report = REPORT | {"cross_validation": REPORT["cross_validation"] | {"entities": {
+        "city": {"precision": 0.9, "recall": 0.8, "f1": 0.847, "support": 20.0},
+        "micro": {"precision": 0.9, "recall": 0.8, "f1": 0.847, "support": 20.0}}}}
+    async with sessionmaker() as session, session.begin():
+        job = NluTrainingJob(state=JobState.succeeded, progress=1.0, stage="done", version="20260101-000001",
+                             activate=False, created_at=utcnow(), finished_at=utcnow(), report=report)
+        session.add(job)
+    page = (await client.get(f"/console/admin/training/jobs/{job.id}")).text
+    assert re.findall(r'data-report-entity="([^"]+)"', page) == ["city", "micro"]
+    assert "Entities learned from annotations" in page and "0.85" in page

@@ -123,7 +123,7 @@ class GatedEngine:
 
 async def start_training(sessionmaker: Sessionmaker, clock: ManualClock, engine: GatedEngine, *,
                          heartbeat_seconds: float = 10) -> tuple[int, asyncio.Task[None]]:
-    runner = TrainingRunner(sessionmaker, EngineHolder(engine), EventBus(), ResponseCatalog(), None, clock=clock,
+    runner = TrainingRunner(sessionmaker, EngineHolder(engine), EventBus(), ResponseCatalog(), clock=clock,
                             heartbeat_seconds=heartbeat_seconds)
     async with sessionmaker() as session, session.begin():
         job_id = (await service.create_job(session, None, activate=False, now=clock.now())).id
