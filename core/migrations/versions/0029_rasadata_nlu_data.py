@@ -4,8 +4,8 @@ of intents, and the data set's synonyms, regexes and lookups (until now taken fr
 A database seeded with the shipped intents gets the shipped synonyms, regexes and lookups as rows, so its
 training and export stay what they were; a database holding only an admin's import gets none.
 
-Revision ID: 0026
-Revises: 0025
+Revision ID: 0029
+Revises: 0028
 Create Date: 2026-11-30
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision: str = "0026"
-down_revision: str | None = "0025"
+revision: str = "0029"
+down_revision: str | None = "0028"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
