@@ -49,7 +49,7 @@ from core.customers import service as customer_service
 from core.db.base import MAX_ID, parse_id
 from core.errors import NotFoundError, ValidationFailedError
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, Topic
-from core.i18n import LANGUAGES, Translator, translator
+from core.i18n import LANGUAGES, Translator, preferred_language, translator
 from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
 from core.presence import service as presence_service
@@ -66,6 +66,7 @@ from core.tickets.errors import NotAssigneeError, TicketHeldError
 from core.tickets.models import AuthorKind, Priority, Ticket, TicketStatus
 from core.tickets.repository import COUNT_CAP
 from core.tickets.schemas import ExpectedHolder, Holder
+from core.unread import service as unread_service
 from core.users import service as users
 from core.users.models import AssignmentMode, Role, User
 from core.users.schemas import TeamCreate, UserCreate, UserUpdate
@@ -148,7 +149,7 @@ async def login(request: Request, session: DbSession, state: State, email: Annot
                 password: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
                 next: Annotated[str, Form()] = "") -> Response:
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
-    _ = translator(request.cookies.get("sb_lang"))
+    _ = translator(request.cookies.get("sb_lang") or preferred_language(request.headers.get("accept-language")))
     if not cookie or not csrf_token or cookie != csrf_token:
         return redirect("/console/login", _("csrf.failed"), "error")
     address = state.limits.proxies.client_address(request)
@@ -277,12 +278,15 @@ async def _inbox_context(session: DbSession, state: State, user: User, view: str
     # A list continues from its cursor (keyset); a search's ranked, bounded results page by number.
     found = await ticket_service.search(session, flt, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE if searching
                                         else 0, sort=sort, cursor=None if searching else cursor)
+    latest, reasons = await ticket_service.inbox_previews(session, [t.id for t in found.tickets])
     return {
         "view": view, "tickets": found.tickets, "total": found.total, "total_is_capped": found.total_is_capped,
         "counts": await ticket_service.inbox_counts(session, user), "count_cap": COUNT_CAP,
-        "matches": found.matches, "searching": searching, "next_cursor": found.next_cursor,
+        "matches": found.matches, "searching": searching, "latest": latest, "reasons": reasons,
+        "reason_label": problems.reason_label, "bulk": user.role.rank >= Role.supervisor.rank, "next_cursor": found.next_cursor,
         "cursor": None if searching else cursor,
         "slas": await sla_service.sla_of_many(session, [t.id for t in found.tickets], state.clock.now()),
+        "unread": await unread_service.unread_ids(session, user.id, found.tickets),
         "sort": sort, "params": params, "query_string": urlencode(params), "page": page,
         # The live refresh re-fetches the page being looked at, not the first one.
         "live_query": urlencode({**params, **({"cursor": cursor} if cursor and not searching else {}),
@@ -314,7 +318,8 @@ async def inbox(request: Request, session: DbSession, state: State, user: Consol
                 cursor: Cursor = None) -> Response:
     ctx = await _inbox_context(session, state, user, view, form, page, sort, cursor)
     ctx.update(teams=await users.list_teams(session), channels=await ticket_service.channels_in_use(session),
-               statuses=list(TicketStatus), priorities=list(Priority), intents=await routing.known_intents(session))
+               statuses=list(TicketStatus), priorities=list(Priority), intents=await routing.known_intents(session),
+               assignable=await users.assignable_users(session) if user.role.rank >= Role.supervisor.rank else [])
     return render(request, "inbox.html", ctx)
 
 
@@ -446,6 +451,7 @@ async def _conversation_context(session: DbSession, ticket_id: int) -> dict[str,
 async def ticket_page(request: Request, ref: str, session: DbSession, state: State, user: ConsoleUser) -> Response:
     ctx = await _conversation_context(session, ticket_id_of(ref))
     ticket: Ticket = ctx["ticket"]
+    await unread_service.mark_seen(session, user.id, ticket.id, state.clock.now())
     canned = await canned_service.list_for_ticket(session, ticket)
     panel = await customer_service.panel(session, ticket)
     ctx.update(
@@ -488,8 +494,10 @@ HISTORY_ASSIGNMENT_ACTIONS = frozenset({"ticket.take", "ticket.take_over", "tick
 
 
 @router.get("/tickets/{ref}/live")
-async def ticket_live(request: Request, ref: str, session: DbSession, _user: ConsoleUser) -> Response:
+async def ticket_live(request: Request, ref: str, session: DbSession, state: State, user: ConsoleUser) -> Response:
     ctx = await _conversation_context(session, ticket_id_of(ref))
+    # The page shows the conversation as it is now: what the customer wrote so far is seen.
+    await unread_service.mark_seen(session, user.id, ctx["ticket"].id, state.clock.now())
     ctx["intents"] = await routing.known_intents(session)
     return render(request, "_conversation.html", ctx)
 
