@@ -7,7 +7,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -15,7 +15,14 @@ from api import errors as api_errors
 from api.console import bulk, intents, lifecycle, presence, problems, reports, sla_admin, summary_admin
 from api.console.render import SECURITY_HEADERS, STATIC_DIR, render
 from api.console.routes import router
-from api.console.security import CsrfError, ForbiddenPageError, LoginRequiredError, set_flash, user_from_cookie
+from api.console.security import (
+    CsrfError,
+    ForbiddenPageError,
+    LoginRequiredError,
+    Viewer,
+    set_flash,
+    user_from_cookie,
+)
 from core.db.outage import is_database_outage
 from core.db.timeout import is_statement_timeout
 from core.errors import DomainError
@@ -50,6 +57,12 @@ async def _root() -> RedirectResponse:
     return RedirectResponse("/console/inbox", status_code=307)
 
 
+async def _favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page says: the console's icon (SVG, which they all draw)."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
 def install(app: FastAPI) -> None:
     """Mount the console on the app: routes, static assets and its HTML error pages."""
     app.include_router(bulk.router)  # before routes.router: its /tickets/{ref} must not catch /tickets/bulk
@@ -62,6 +75,7 @@ def install(app: FastAPI) -> None:
     app.include_router(lifecycle.router)
     app.include_router(reports.router)
     app.add_api_route("/", _root, include_in_schema=False)
+    app.add_api_route("/favicon.ico", _favicon, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     api_domain_handler: Any = app.exception_handlers.get(DomainError)
     api_outage_handlers: dict[type[Exception], Any] = {
@@ -179,4 +193,4 @@ def install(app: FastAPI) -> None:
         else:
             title, message = _("notfound.title"), _("notfound.page")
         return render(request, "error.html", {"title": title, "message": message, "status": exc.status_code},
-                      status_code=exc.status_code, user=viewer)
+                      status_code=exc.status_code, user=Viewer.of(viewer) if viewer else None)

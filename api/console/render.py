@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime

@@ -283,7 +283,8 @@ async def _inbox_context(session: DbSession, state: State, user: User, view: str
         "view": view, "tickets": found.tickets, "total": found.total, "total_is_capped": found.total_is_capped,
         "counts": await ticket_service.inbox_counts(session, user), "count_cap": COUNT_CAP,
         "matches": found.matches, "searching": searching, "latest": latest, "reasons": reasons,
-        "reason_label": problems.reason_label, "bulk": user.role.rank >= Role.supervisor.rank, "next_cursor": found.next_cursor,
+        "reason_label": problems.reason_label, "bulk": user.role.rank >= Role.supervisor.rank,
+        "next_cursor": found.next_cursor,
         "cursor": None if searching else cursor,
         "slas": await sla_service.sla_of_many(session, [t.id for t in found.tickets], state.clock.now()),
         "unread": await unread_service.unread_ids(session, user.id, found.tickets),
@@ -332,6 +333,28 @@ async def inbox_rows(request: Request, session: DbSession, state: State, user: C
     return render(request, "_inbox_live.html", ctx)
 
 
+# A customer wrote (a new ticket, a continued or a reopened one), or a ticket was given to someone.
+# (A person taking a ticket is "assigned" too: pages count news only while hidden or unfocused, so one's own
+# take is never counted.)
+NEWS_KINDS = frozenset({"created", "continued", "reopened", "transferred"})
+GIVEN_KINDS = frozenset({"assigned"})
+WITH_PEOPLE = frozenset({TicketStatus.new.value, TicketStatus.open.value, TicketStatus.pending.value})
+
+
+def notifies(payload: dict[str, Any], user: User) -> bool:
+    """Whether a ticket event is news for this user's title count, sound and desktop notification: a customer
+    wrote on a ticket they hold, or on one waiting unassigned in their queue (any queue for a user without one);
+    or a ticket was just given to them. Tickets with the bot are not news."""
+    kind, assignee = payload.get("kind"), payload.get("assignee_id")
+    if kind in GIVEN_KINDS:
+        return assignee == user.id
+    if kind not in NEWS_KINDS or payload.get("status") not in WITH_PEOPLE:
+        return False
+    if assignee is not None:
+        return bool(assignee == user.id)
+    return user.team_id is None or payload.get("team_id") == user.team_id
+
+
 @router.get("/events")
 async def events(request: Request, state: State, ticket: str | None = None) -> Response:
     """Server-sent events: which ticket changed, so open pages re-fetch their live parts.
@@ -378,6 +401,9 @@ async def events(request: Request, state: State, ticket: str | None = None) -> R
                     continue
                 data = {"topic": topic, "ticket_id": payload.get("ticket_id"), "kind": payload.get("kind")}
                 yield f"event: change\ndata: {json.dumps(data)}\n\n"
+                if topic == Topic.TICKETS and notifies(payload, user):
+                    news = {k: payload.get(k) for k in ("ticket_id", "number", "kind")}
+                    yield f"event: notify\ndata: {json.dumps(news)}\n\n"
                 if payload.get("kind") == "taken_over" and payload.get("previous_assignee_id") == user.id:
                     # Only the previous holder hears it: someone took their ticket.
                     notice = {"ticket_id": payload.get("ticket_id"), "number": payload.get("number"),

@@ -128,6 +128,18 @@ async def latest_messages(session: AsyncSession, ticket_ids: Sequence[int]) -> d
             for ticket_id, kind, text, created, files in rows}
 
 
+async def latest_customer_message_at(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, datetime]:
+    """When the customer last wrote on each ticket (one inbox page), in one query (`last_customer_message_at` is
+    the start of the current wait, not the latest message)."""
+    if not ticket_ids:
+        return {}
+    rows = await session.execute(
+        select(Message.ticket_id, func.max(Message.created_at))
+        .where(Message.ticket_id.in_(ticket_ids), Message.direction == Direction.inbound)
+        .group_by(Message.ticket_id))
+    return {ticket_id: at for ticket_id, at in rows if at is not None}
+
+
 async def escalation_reasons(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, str]:
     """Why the bot last handed each ticket to people (the decision's reason on the customer message that escalated
     it; tickets never escalated are absent), in one query."""

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.tickets.models import Ticket
+from core.tickets import repository as ticket_repository
 from core.unread import repository
 
 
@@ -17,14 +18,9 @@ async def mark_seen(session: AsyncSession, user_id: int, ticket_id: int, now: da
 
 
 async def unread_ids(session: AsyncSession, user_id: int, tickets: Sequence[Ticket]) -> set[int]:
-    """The tickets (of one inbox page) with a customer message the user has not seen: one query."""
-    seen = await repository.seen_at(session, user_id, [t.id for t in tickets if t.last_customer_message_at])
-    unread = set()
-    for ticket in tickets:
-        wrote = ticket.last_customer_message_at
-        if wrote is None:
-            continue
-        last_seen = seen.get(ticket.id)
-        if last_seen is None or last_seen < wrote:
-            unread.add(ticket.id)
-    return unread
+    """The tickets (of one inbox page) with a customer message the user has not seen: two queries."""
+    ids = [t.id for t in tickets]
+    wrote = await ticket_repository.latest_customer_message_at(session, ids)
+    seen = await repository.seen_at(session, user_id, list(wrote))
+    return {ticket_id for ticket_id, at in wrote.items()
+            if (last_seen := seen.get(ticket_id)) is None or last_seen < at}
