@@ -905,7 +905,9 @@ async def admin_delete_canned(canned_id: IdPath, session: DbSession, actor: Cons
 async def admin_routing(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
     return render(request, "admin_routing.html", {
         "section": "routing", "routes": sorted((await routing.list_routes(session)).items()),
-        "teams": await users.list_teams(session)})
+        "teams": await users.list_teams(session),
+        # A rule is for an intent that exists (the trained ones and the routed ones), chosen from the list.
+        "intent_names": await routing.known_intents(session)})
 
 
 @router.post("/admin/routing", dependencies=[CsrfChecked])

@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.console.routes import notifies
 from core.customers.models import Customer
+from core.db.base import utcnow
 from core.i18n import preferred_language
+from core.nlu_admin.models import JobState, NluTrainingJob
 from core.tickets.models import Ticket, TicketStatus
 from core.unread.models import TicketSeen
 from core.users.models import Role, User
@@ -242,3 +244,45 @@ def _user(user_id: int, team_id: int | None) -> User:
 ])
 def test_who_is_notified(payload: dict[str, object], user: User, expected: bool) -> None:
     assert notifies(payload, user) is expected
+
+
+async def test_training_report_warns_of_a_small_held_out_sample(
+        client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def report(supports: dict[str, int]) -> dict[str, object]:
+        per_intent = {name: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": float(n)}
+                      for name, n in supports.items()}
+        return {"holdout": {"accuracy": 1.0, "macro_f1": 1.0, "per_intent": per_intent}, "n_examples": 40,
+                "n_intents": len(supports)}
+
+    async with sessionmaker() as session, session.begin():
+        small = NluTrainingJob(state=JobState.succeeded, progress=1.0, stage="done", created_at=utcnow(),
+                               finished_at=utcnow(), report=report({"greeting": 1, "goodbye": 1, "order": 1}))
+        large = NluTrainingJob(state=JobState.succeeded, progress=1.0, stage="done", created_at=utcnow(),
+                               finished_at=utcnow(), report=report({"greeting": 20, "goodbye": 20, "order": 3}))
+        session.add_all([small, large])
+    await login(client, "admin@test.example")
+    page = (await client.get(f"/console/admin/training/jobs/{small.id}")).text
+    assert 'id="small-sample"' in page and "only 3 examples: too few to trust them" in page
+    assert page.count('data-few="1"') == 3
+    page = (await client.get(f"/console/admin/training/jobs/{large.id}")).text
+    assert 'id="small-sample"' not in page
+    assert page.count('data-few="1"') == 1  # "order", with 3 held-out examples
+
+
+async def test_a_new_intents_queue_is_chosen_from_the_queues(client: httpx.AsyncClient, people: People) -> None:
+    await login(client, "admin@test.example")
+    page = (await client.get("/console/admin/intents")).text
+    queues = re.findall(r'<option value="([a-z_-]+)"', page.split('id="new-intent-queue"')[1].split("</select>")[0])
+    assert "billing" in queues and "technical" in queues
+    r = await post_form(client, "/console/admin/intents", "/console/admin/intents",
+                        {"name": "sim_block", "description": "", "queue": "billing"})
+    assert r.status_code == 303
+    routing = (await client.get("/console/admin/routing")).text
+    assert re.search(r'value="sim_block".*?<option value="billing" selected', routing, re.S)
+    # The routing page's new rule picks the intent from a list that holds it.
+    assert '<option value="sim_block">sim_block</option>' in routing.split('id="route-intent"')[1]
+    # An unknown queue is refused, and the intent is not created.
+    r = await post_form(client, "/console/admin/intents", "/console/admin/intents",
+                        {"name": "sim_lost", "description": "", "queue": "no-such-queue"})
+    assert "no-such-queue" in (await client.get(r.headers["location"])).text
+    assert "sim_lost" not in (await client.get("/console/admin/intents")).text

@@ -18,6 +18,11 @@
     window.setInterval(beat, 25000);
   }
 
+  // A phone: the inbox's filters and bulk actions fold away (unless a filter is in use), the list comes first.
+  if (window.matchMedia && window.matchMedia("(max-width: 760px)").matches) {
+    document.querySelectorAll("details.fold[data-fold-narrow=fold]").forEach(function (d) { d.open = false; });
+  }
+
   // Submit the language switch as soon as a language is chosen.
   document.querySelectorAll("form.js-autosubmit select").forEach(function (el) {
     el.addEventListener("change", function () { el.form.submit(); });
