@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date, format_datetime
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
 
 from api.console import charts
 from api.console.security import CSRF_FIELD, Viewer, expected_csrf, pop_flash
@@ -94,10 +95,19 @@ def human_dt(value: datetime | None, _: Translator, zone: ZoneInfo, now: datetim
 
 
 def fmt_dt(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "—"
+    """The exact time in UTC (for a tooltip or an export)."""
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
 
 
-env.filters["dt"] = fmt_dt
+@pass_context
+def dt_filter(context: Context, value: datetime | None) -> str:
+    """`{{ when | dt }}`: a date as people say it (human_dt) in the reader's language and the console's zone."""
+    human: Any = context["human"]
+    return str(human(value))
+
+
+env.filters["dt"] = dt_filter
+env.filters["utc"] = fmt_dt
 
 
 def render(request: Request, template: str, context: dict[str, Any], *, status_code: int = 200,

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.tickets.models import Ticket
 from core.tickets import repository as ticket_repository
+from core.tickets.models import Ticket
 from core.unread import repository
 
 
