@@ -28,6 +28,7 @@ from api.routers import (
     attachments,
     auth,
     calendars,
+    canned,
     contracts,
     csat_public,
     customers,
@@ -259,7 +260,7 @@ def create_app(
                    tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
                    sla.router, csat_public.router, nlu_admin.router, nlu_admin.corrections, attachments.router,
                    presence.router, problems.router, reports.router, api_keys.router, contracts.router,
-                   incidents.router):
+                   incidents.router, canned.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)

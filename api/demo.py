@@ -35,6 +35,9 @@ DEMO_ACCOUNTS = (
     DemoAccount("billing@example.com", "agent-password", "Bob Billing", Role.agent, "billing", "en"),
 )
 
+# The order the demo data holds; the web-chat demo page (channels/webchat/static/demo.html) suggests asking about it.
+DEMO_ORDER = "ORD-100200"
+
 DEMO_MESSAGES = (
     ("demo-1", "ivan@example.ru", "Иван Петров", "ivan@example.ru", "Здравствуйте! У меня не работает интернет с утра"),
     ("demo-2", "maria@example.ru", "Мария Смирнова", "maria@example.ru", "Где мой заказ ORD-100200?"),
@@ -57,7 +60,7 @@ async def load_demo(sessionmaker: async_sessionmaker[AsyncSession], engine: Inte
                 team = await ticket_repo.get_team_by_slug(session, acc.queue) if acc.queue else None
                 await users.create(session, email=acc.email, name=acc.name, password=acc.password, role=acc.role,
                                    language=acc.language, team=team)
-        await orders.upsert(session, number="ORD-100200", status="shipped",
+        await orders.upsert(session, number=DEMO_ORDER, status="shipped",
                             description="Router Keenetic Giga, courier delivery", customer_id=None)
     ingest = IngestService(sessionmaker, lambda: engine, EventBus(), settings.core)
     for ext_id, sender, name, email, text in DEMO_MESSAGES:

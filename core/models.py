@@ -33,6 +33,7 @@ from core.routing.models import IntentRoute
 from core.sla.models import SlaPolicy, TicketSla
 from core.summaries.models import SummaryMail, SummarySettingsRow
 from core.tickets.models import AuthorKind, Direction, Message, Note, Priority, Ticket, TicketStatus
+from core.unread.models import TicketSeen
 from core.users.models import ApiToken, Role, Team, User
 
 __all__ = [
@@ -93,6 +94,7 @@ __all__ = [
     "TaskState",
     "Team",
     "Ticket",
+    "TicketSeen",
     "TicketSla",
     "TicketStatus",
     "User",

@@ -7,18 +7,26 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import errors as api_errors
-from api.console import incidents, intents, lifecycle, presence, problems, reports, sla_admin, summary_admin
+from api.console import bulk, incidents, intents, lifecycle, presence, problems, reports, sla_admin, summary_admin
 from api.console.render import SECURITY_HEADERS, STATIC_DIR, render
 from api.console.routes import router
-from api.console.security import CsrfError, ForbiddenPageError, LoginRequiredError, set_flash
+from api.console.security import (
+    CsrfError,
+    ForbiddenPageError,
+    LoginRequiredError,
+    Viewer,
+    set_flash,
+    user_from_cookie,
+)
 from core.db.outage import is_database_outage, is_unstorable_text
 from core.db.timeout import is_statement_timeout
 from core.errors import DomainError
-from core.i18n import translator
+from core.i18n import preferred_language, translator
 
 __all__ = ["install", "router"]
 
@@ -49,8 +57,15 @@ async def _root() -> RedirectResponse:
     return RedirectResponse("/console/inbox", status_code=307)
 
 
+async def _favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page says: the console's icon (SVG, which they all draw)."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
 def install(app: FastAPI) -> None:
     """Mount the console on the app: routes, static assets and its HTML error pages."""
+    app.include_router(bulk.router)  # before routes.router: its /tickets/{ref} must not catch /tickets/bulk
     app.include_router(router)
     app.include_router(intents.router)
     app.include_router(presence.router)
@@ -61,6 +76,7 @@ def install(app: FastAPI) -> None:
     app.include_router(lifecycle.router)
     app.include_router(reports.router)
     app.add_api_route("/", _root, include_in_schema=False)
+    app.add_api_route("/favicon.ico", _favicon, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     api_domain_handler: Any = app.exception_handlers.get(DomainError)
     api_outage_handlers: dict[type[Exception], Any] = {
@@ -161,3 +177,24 @@ def install(app: FastAPI) -> None:
         redirect = RedirectResponse(_back(request), status_code=303, headers=SECURITY_HEADERS)
         set_flash(redirect, reasons, "error")
         return redirect
+
+    api_http_handler: Any = app.exception_handlers.get(StarletteHTTPException)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        """A console address that does not exist (or a method it does not take) is a page in the reader's
+        language, with the console's header when they are signed in; the API keeps its JSON."""
+        if not _is_console(request) or _is_fetch(request) or request.url.path.startswith("/console/static/") \
+                or exc.status_code not in (403, 404, 405):
+            response: Response = await api_http_handler(request, exc)
+            return response
+        async with request.app.state.switchboard.sessionmaker() as session:
+            viewer = await user_from_cookie(session, request)
+        _ = translator(viewer.language if viewer else request.cookies.get("sb_lang")
+                       or preferred_language(request.headers.get("accept-language")))
+        if exc.status_code == 403:
+            title, message = _("forbidden.title"), _("forbidden.page")
+        else:
+            title, message = _("notfound.title"), _("notfound.page")
+        return render(request, "error.html", {"title": title, "message": message, "status": exc.status_code},
+                      status_code=exc.status_code, user=Viewer.of(viewer) if viewer else None)

@@ -73,15 +73,21 @@ async def intents_page(request: Request, session: DbSession, _user: ConsoleAdmin
     return await _page(request, session, "admin_intents.html", "intents", {
         "extras": extras,
         "intents": intents, "teams": teams, "intent_bars": bars, "latest_job": jobs[0] if jobs else None,
+        "default_queue": routing.DEFAULT_TEAM,
         "totals": {lang: sum(i["examples"].get(lang, 0) for i in intents) for lang in service.LANGUAGES}})
 
 
 @router.post("/intents", dependencies=[CsrfChecked])
 async def create_intent(session: DbSession, actor: ConsoleAdmin, name: Annotated[str, Form()] = "",
-                        description: Annotated[str, Form()] = "") -> Response:
+                        description: Annotated[str, Form()] = "", queue: Annotated[str, Form()] = "") -> Response:
+    """A new intent, and the queue its tickets go to (chosen from the queues; none chosen: the default queue)."""
     if len(description) > 2000:
         raise ValidationFailedError("a description has at most 2000 characters")
+    if queue:
+        await users.team_by_slug(session, queue)  # an unknown queue is refused before anything is created
     intent = await service.create_intent(session, name.strip(), description.strip(), actor)
+    if queue and queue != routing.DEFAULT_TEAM:
+        await routing.route_to_queue(session, intent.name, queue, actor)
     return redirect(intent_url(intent.name), translator(actor.language)("intents.created", name=intent.name))
 
 
@@ -246,6 +252,16 @@ async def job_status(job_id: IdPath, session: DbSession, _user: ConsoleAdmin) ->
     return JSONResponse(_job_status(job), headers=SECURITY_HEADERS)
 
 
+# Below these, a held-out score says little: 1.00 on three examples is luck as much as quality.
+SMALL_HOLDOUT = 30
+SMALL_INTENT_SUPPORT = 5
+
+
+def _support(metrics: dict[str, Any]) -> int | None:
+    value = metrics.get("support")
+    return int(value) if isinstance(value, int | float) else None
+
+
 def _report_view(report: dict[str, Any]) -> dict[str, Any]:
     """The parts of a job's report the page draws, with per-intent rows sorted worst first."""
     holdout = report.get("holdout") or {}
@@ -254,7 +270,12 @@ def _report_view(report: dict[str, Any]) -> dict[str, Any]:
                   key=lambda item: (item[1].get("f1") or 0.0, item[0]))
     pairs = [p for p in holdout.get("confused_pairs") or [] if isinstance(p, list | tuple) and len(p) == 3]
     pairs = pairs[:15]
-    return {"holdout": holdout, "per_intent": rows, "pairs": pairs,
+    support = {name: count for name, m in rows if (count := _support(m)) is not None}
+    held_out = sum(support.values()) if support else None
+    return {"held_out": held_out, "small_sample": held_out is not None and held_out < SMALL_HOLDOUT,
+            "small_holdout": SMALL_HOLDOUT, "small_support": SMALL_INTENT_SUPPORT,
+            "few": {name for name, count in support.items() if count < SMALL_INTENT_SUPPORT},
+            "holdout": holdout, "per_intent": rows, "pairs": pairs,
             "pairs_bars": [Bar(f"{true} → {predicted}", float(n), tone="danger") for true, predicted, n in pairs],
             "cv": report.get("cross_validation") or {}, "skipped": holdout.get("skipped"),
             "entities": sorted(((name, m) for name, m in ((report.get("cross_validation") or {}).get("entities")

@@ -5,16 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_datetime
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
 
 from api.console import charts
 from api.console.security import CSRF_FIELD, Viewer, expected_csrf, pop_flash
 from api.state import AppState
 from core.db.base import utcnow
-from core.i18n import LANGUAGES, Translator, normalise, translator
+from core.i18n import LANGUAGES, Translator, normalise, preferred_language, translator
 from core.users.models import Role
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -75,19 +78,47 @@ def remaining(due: datetime | None, _: Translator, now: datetime | None = None) 
     return f"−{text}" if seconds < 0 else text
 
 
+def human_dt(value: datetime | None, _: Translator, zone: ZoneInfo, now: datetime) -> str:
+    """A date as people say it, in the console's time zone: "today 14:05", "yesterday 09:10", "28 Nov 14:05",
+    "3 Mar 2025" (another year), month names in the reader's language."""
+    if value is None:
+        return "—"
+    local, today = value.astimezone(zone), now.astimezone(zone).date()
+    clock = local.strftime("%H:%M")
+    if local.date() == today:
+        return _("date.today", time=clock)
+    if local.date() == today - timedelta(days=1):
+        return _("date.yesterday", time=clock)
+    if local.year == today.year:
+        return format_datetime(local, "d MMM HH:mm", locale=_.language)
+    return format_date(local.date(), "d MMM y", locale=_.language)
+
+
 def fmt_dt(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "—"
+    """The exact time in UTC (for a tooltip or an export)."""
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
 
 
-env.filters["dt"] = fmt_dt
+@pass_context
+def dt_filter(context: Context, value: datetime | None) -> str:
+    """`{{ when | dt }}`: a date as people say it (human_dt) in the reader's language and the console's zone."""
+    human: Any = context["human"]
+    return str(human(value))
+
+
+env.filters["dt"] = dt_filter
+env.filters["utc"] = fmt_dt
 
 
 def render(request: Request, template: str, context: dict[str, Any], *, status_code: int = 200,
            user: Viewer | None = None) -> HTMLResponse:
     state: AppState = request.app.state.switchboard
     user = user or getattr(request.state, "console_viewer", None)
-    lang = normalise(user.language if user else request.cookies.get("sb_lang"))
+    # Signed out (the login page, an error page): the language last used here, else the browser's.
+    lang = normalise(user.language if user else request.cookies.get("sb_lang")
+                     or preferred_language(request.headers.get("accept-language")))
     _ = translator(lang)
+    zone = ZoneInfo(state.settings.core.kpi_time_zone)
     response = HTMLResponse("", status_code=status_code, headers=SECURITY_HEADERS)
     flash = pop_flash(request, response)
     ctx = {
@@ -96,6 +127,9 @@ def render(request: Request, template: str, context: dict[str, Any], *, status_c
         "flash": flash, "waited": lambda since: waited(since, _),
         # The app's clock, as the SLA states beside the countdown are computed with (tests drive it).
         "remaining": lambda due: remaining(due, _, state.clock.now()), "path": request.url.path,
+        "human": lambda value: human_dt(value, _, zone, state.clock.now()),
+        # The page itself (path and query): the language switch comes back to it.
+        "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
     }
     ctx.update(context)
     response.body = response.render(env.get_template(template).render(ctx))

@@ -49,7 +49,7 @@ from core.customers import service as customer_service
 from core.db.base import MAX_ID, parse_id
 from core.errors import NotFoundError, ValidationFailedError
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, Topic
-from core.i18n import LANGUAGES, Translator, translator
+from core.i18n import LANGUAGES, Translator, preferred_language, translator
 from core.nlu_admin import service as nlu_admin
 from core.outbox import service as outbox_service
 from core.presence import service as presence_service
@@ -66,6 +66,7 @@ from core.tickets.errors import NotAssigneeError, TicketHeldError
 from core.tickets.models import AuthorKind, Priority, Ticket, TicketStatus
 from core.tickets.repository import COUNT_CAP
 from core.tickets.schemas import ExpectedHolder, Holder
+from core.unread import service as unread_service
 from core.users import service as users
 from core.users.models import AssignmentMode, Role, User
 from core.users.schemas import TeamCreate, UserCreate, UserUpdate
@@ -148,7 +149,7 @@ async def login(request: Request, session: DbSession, state: State, email: Annot
                 password: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
                 next: Annotated[str, Form()] = "") -> Response:
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
-    _ = translator(request.cookies.get("sb_lang"))
+    _ = translator(request.cookies.get("sb_lang") or preferred_language(request.headers.get("accept-language")))
     if not cookie or not csrf_token or cookie != csrf_token:
         return redirect("/console/login", _("csrf.failed"), "error")
     address = state.limits.proxies.client_address(request)
@@ -277,12 +278,16 @@ async def _inbox_context(session: DbSession, state: State, user: User, view: str
     # A list continues from its cursor (keyset); a search's ranked, bounded results page by number.
     found = await ticket_service.search(session, flt, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE if searching
                                         else 0, sort=sort, cursor=None if searching else cursor)
+    latest, reasons = await ticket_service.inbox_previews(session, [t.id for t in found.tickets])
     return {
         "view": view, "tickets": found.tickets, "total": found.total, "total_is_capped": found.total_is_capped,
         "counts": await ticket_service.inbox_counts(session, user), "count_cap": COUNT_CAP,
-        "matches": found.matches, "searching": searching, "next_cursor": found.next_cursor,
+        "matches": found.matches, "searching": searching, "latest": latest, "reasons": reasons,
+        "reason_label": problems.reason_label, "bulk": user.role.rank >= Role.supervisor.rank,
+        "next_cursor": found.next_cursor,
         "cursor": None if searching else cursor,
         "slas": await sla_service.sla_of_many(session, [t.id for t in found.tickets], state.clock.now()),
+        "unread": await unread_service.unread_ids(session, user.id, found.tickets),
         "sort": sort, "params": params, "query_string": urlencode(params), "page": page,
         # The live refresh re-fetches the page being looked at, not the first one.
         "live_query": urlencode({**params, **({"cursor": cursor} if cursor and not searching else {}),
@@ -314,7 +319,8 @@ async def inbox(request: Request, session: DbSession, state: State, user: Consol
                 cursor: Cursor = None) -> Response:
     ctx = await _inbox_context(session, state, user, view, form, page, sort, cursor)
     ctx.update(teams=await users.list_teams(session), channels=await ticket_service.channels_in_use(session),
-               statuses=list(TicketStatus), priorities=list(Priority), intents=await routing.known_intents(session))
+               statuses=list(TicketStatus), priorities=list(Priority), intents=await routing.known_intents(session),
+               assignable=await users.assignable_users(session) if user.role.rank >= Role.supervisor.rank else [])
     return render(request, "inbox.html", ctx)
 
 
@@ -325,6 +331,28 @@ async def inbox_rows(request: Request, session: DbSession, state: State, user: C
     """The live part of the inbox (view tabs with counts and the table), re-fetched on every change."""
     ctx = await _inbox_context(session, state, user, view, form, page, sort, cursor)
     return render(request, "_inbox_live.html", ctx)
+
+
+# A customer wrote (a new ticket, a continued or a reopened one), or a ticket was given to someone.
+# (A person taking a ticket is "assigned" too: pages count news only while hidden or unfocused, so one's own
+# take is never counted.)
+NEWS_KINDS = frozenset({"created", "continued", "reopened", "transferred"})
+GIVEN_KINDS = frozenset({"assigned"})
+WITH_PEOPLE = frozenset({TicketStatus.new.value, TicketStatus.open.value, TicketStatus.pending.value})
+
+
+def notifies(payload: dict[str, Any], user: User) -> bool:
+    """Whether a ticket event is news for this user's title count, sound and desktop notification: a customer
+    wrote on a ticket they hold, or on one waiting unassigned in their queue (any queue for a user without one);
+    or a ticket was just given to them. Tickets with the bot are not news."""
+    kind, assignee = payload.get("kind"), payload.get("assignee_id")
+    if kind in GIVEN_KINDS:
+        return assignee == user.id
+    if kind not in NEWS_KINDS or payload.get("status") not in WITH_PEOPLE:
+        return False
+    if assignee is not None:
+        return bool(assignee == user.id)
+    return user.team_id is None or payload.get("team_id") == user.team_id
 
 
 @router.get("/events")
@@ -373,6 +401,9 @@ async def events(request: Request, state: State, ticket: str | None = None) -> R
                     continue
                 data = {"topic": topic, "ticket_id": payload.get("ticket_id"), "kind": payload.get("kind")}
                 yield f"event: change\ndata: {json.dumps(data)}\n\n"
+                if topic == Topic.TICKETS and notifies(payload, user):
+                    news = {k: payload.get(k) for k in ("ticket_id", "number", "kind")}
+                    yield f"event: notify\ndata: {json.dumps(news)}\n\n"
                 if payload.get("kind") == "taken_over" and payload.get("previous_assignee_id") == user.id:
                     # Only the previous holder hears it: someone took their ticket.
                     notice = {"ticket_id": payload.get("ticket_id"), "number": payload.get("number"),
@@ -446,6 +477,7 @@ async def _conversation_context(session: DbSession, ticket_id: int) -> dict[str,
 async def ticket_page(request: Request, ref: str, session: DbSession, state: State, user: ConsoleUser) -> Response:
     ctx = await _conversation_context(session, ticket_id_of(ref))
     ticket: Ticket = ctx["ticket"]
+    await unread_service.mark_seen(session, user.id, ticket.id, state.clock.now())
     canned = await canned_service.list_for_ticket(session, ticket)
     panel = await customer_service.panel(session, ticket)
     ctx.update(
@@ -488,8 +520,10 @@ HISTORY_ASSIGNMENT_ACTIONS = frozenset({"ticket.take", "ticket.take_over", "tick
 
 
 @router.get("/tickets/{ref}/live")
-async def ticket_live(request: Request, ref: str, session: DbSession, _user: ConsoleUser) -> Response:
+async def ticket_live(request: Request, ref: str, session: DbSession, state: State, user: ConsoleUser) -> Response:
     ctx = await _conversation_context(session, ticket_id_of(ref))
+    # The page shows the conversation as it is now: what the customer wrote so far is seen.
+    await unread_service.mark_seen(session, user.id, ctx["ticket"].id, state.clock.now())
     ctx["intents"] = await routing.known_intents(session)
     return render(request, "_conversation.html", ctx)
 
@@ -871,7 +905,9 @@ async def admin_delete_canned(canned_id: IdPath, session: DbSession, actor: Cons
 async def admin_routing(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
     return render(request, "admin_routing.html", {
         "section": "routing", "routes": sorted((await routing.list_routes(session)).items()),
-        "teams": await users.list_teams(session)})
+        "teams": await users.list_teams(session),
+        # A rule is for an intent that exists (the trained ones and the routed ones), chosen from the list.
+        "intent_names": await routing.known_intents(session)})
 
 
 @router.post("/admin/routing", dependencies=[CsrfChecked])

@@ -30,3 +30,11 @@ class CannedResponseRead(BaseModel):
     team_id: int | None
     created_at: datetime
     updated_at: datetime
+
+
+class CannedResponseRendered(CannedResponseRead):
+    """A response as it would go on one ticket: `text` is the body with the ticket's and agent's values (None when
+    no ticket was given)."""
+
+    text: str | None
+

@@ -113,3 +113,14 @@ async def list_all(session: AsyncSession) -> Sequence[CannedResponse]:
 
 async def list_for_ticket(session: AsyncSession, ticket: Ticket) -> Sequence[CannedResponse]:
     return await repository.list_for(session, language=ticket.language, team_id=ticket.team_id)
+
+
+def matching(items: Sequence[CannedResponse], query: str | None) -> list[CannedResponse]:
+    """What "/word" finds: responses whose shortcut starts with the word, then those whose title holds it."""
+    word = (query or "").strip().lstrip("/").lower()
+    if not word:
+        return list(items)
+    by_shortcut = [c for c in items if c.shortcut and c.shortcut.lower().startswith(word)]
+    by_title = [c for c in items if c not in by_shortcut and word in c.title.lower()]
+    return by_shortcut + by_title
+

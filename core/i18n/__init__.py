@@ -48,6 +48,29 @@ def language_of_tag(tag: str | None) -> str:
     return "ru" if (tag or "").lower().split("-")[0] in _READ_RUSSIAN else DEFAULT_LANGUAGE
 
 
+def preferred_language(accept_language: str | None) -> str:
+    """The language a browser asks for (`Accept-Language: ru-RU,ru;q=0.9,en;q=0.8`) that we speak best: the
+    highest-weighted tag that maps to one of LANGUAGES (en only when asked for, or nothing else matched)."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate((accept_language or "")[:500].split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                continue
+        base = tag.strip().lower().split("-")[0]
+        if base and base != "*" and weight > 0:
+            ranked.append((-weight, position, base))
+    for _weight, _position, base in sorted(ranked):
+        if base in _READ_RUSSIAN:
+            return "ru"
+        if base in LANGUAGES:
+            return base
+    return DEFAULT_LANGUAGE
+
+
 def po_path(language: str) -> Path:
     return LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 

@@ -106,6 +106,56 @@ async def last_bot_intents(session: AsyncSession, ticket_ids: Sequence[int]) -> 
     return {ticket_id: intent for ticket_id, intent in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class LatestMessage:
+    """What an inbox row shows of a ticket's latest message."""
+
+    author_kind: AuthorKind
+    text: str
+    created_at: datetime
+    attachments: int
+
+
+async def latest_messages(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, LatestMessage]:
+    """Each ticket's latest message (one inbox page: a bounded id list), in one query on ix_messages_ticket_id."""
+    if not ticket_ids:
+        return {}
+    latest = select(func.max(Message.id)).where(Message.ticket_id.in_(ticket_ids)).group_by(Message.ticket_id)
+    rows = await session.execute(
+        select(Message.ticket_id, Message.author_kind, func.substr(Message.text, 1, 300), Message.created_at,
+               Message.attachments).where(Message.id.in_(latest)))
+    return {ticket_id: LatestMessage(kind, text or "", created, len(files or []))
+            for ticket_id, kind, text, created, files in rows}
+
+
+async def latest_customer_message_at(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, datetime]:
+    """When the customer last wrote on each ticket (one inbox page), in one query (`last_customer_message_at` is
+    the start of the current wait, not the latest message)."""
+    if not ticket_ids:
+        return {}
+    rows = await session.execute(
+        select(Message.ticket_id, func.max(Message.created_at))
+        .where(Message.ticket_id.in_(ticket_ids), Message.direction == Direction.inbound)
+        .group_by(Message.ticket_id))
+    return {ticket_id: at for ticket_id, at in rows if at is not None}
+
+
+async def escalation_reasons(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, str]:
+    """Why the bot last handed each ticket to people (the decision's reason on the customer message that escalated
+    it; tickets never escalated are absent), in one query."""
+    if not ticket_ids:
+        return {}
+    latest = (
+        select(func.max(Message.id))
+        .where(Message.ticket_id.in_(ticket_ids), Message.direction == Direction.inbound,
+               Message.extra["action"].as_string() == "escalate")
+        .group_by(Message.ticket_id)
+    )
+    rows = await session.execute(select(Message.ticket_id, Message.extra["reason"].as_string())
+                                 .where(Message.id.in_(latest)))
+    return {ticket_id: reason for ticket_id, reason in rows if reason}
+
+
 async def recent_inbound_refs(session: AsyncSession, ticket_id: int, channel: str, limit: int = 20) -> list[str]:
     """The external ids of the ticket's latest customer messages on `channel`, oldest first."""
     rows = (await session.scalars(

@@ -178,6 +178,13 @@ async def conversation(session: AsyncSession, ticket_id: int) -> tuple[Ticket, d
     return ticket, {o.message_id: o for o in await repository.outbox_for_ticket(session, ticket_id)}
 
 
+async def inbox_previews(session: AsyncSession, ticket_ids: Sequence[int]
+                         ) -> tuple[dict[int, repository.LatestMessage], dict[int, str]]:
+    """For one inbox page: each ticket's latest message, and why the bot handed it to people (two queries)."""
+    return (await repository.latest_messages(session, ticket_ids),
+            await repository.escalation_reasons(session, ticket_ids))
+
+
 async def inbox_counts(session: AsyncSession, user: User) -> dict[str, int]:
     """How many tickets each inbox view (INBOX_VIEWS) holds for this user, in one query; a view holding more than
     COUNT_CAP says COUNT_CAP + 1 (shown as "10,000+")."""

@@ -55,9 +55,13 @@ async def users_by_id(session: AsyncSession, ids: set[int]) -> dict[int, User]:
     return await repository.by_ids(session, ids)
 
 
+# Who works tickets: admins configure the system and are not offered as assignees (they can still take one).
+ASSIGNEE_ROLES = (Role.agent, Role.supervisor)
+
+
 async def assignable_users(session: AsyncSession) -> Sequence[User]:
-    """Everyone a ticket can be given to: the active users, by name."""
-    return await repository.list_active(session)
+    """Everyone a ticket can be given to: the active agents and supervisors, by name."""
+    return await repository.list_active(session, ASSIGNEE_ROLES)
 
 
 async def team_by_slug(session: AsyncSession, slug: str) -> Team:

@@ -18,6 +18,11 @@
     window.setInterval(beat, 25000);
   }
 
+  // A phone: the inbox's filters and bulk actions fold away (unless a filter is in use), the list comes first.
+  if (window.matchMedia && window.matchMedia("(max-width: 760px)").matches) {
+    document.querySelectorAll("details.fold[data-fold-narrow=fold]").forEach(function (d) { d.open = false; });
+  }
+
   // Submit the language switch as soon as a language is chosen.
   document.querySelectorAll("form.js-autosubmit select").forEach(function (el) {
     el.addEventListener("change", function () { el.form.submit(); });
@@ -120,12 +125,258 @@
   tickSla();
   setInterval(tickSla, 15000);
 
+
+  // --- keyboard: "?" the sheet, j/k through the inbox, a/r/n/s/u on a ticket, "/" canned responses in a reply ---
+  function typingIn(el) {
+    var tag = (el && el.tagName) || "";
+    return /INPUT|TEXTAREA|SELECT/.test(tag) || (el && el.isContentEditable);
+  }
+  var sheet = document.getElementById("shortcuts");
+  var sheetButton = document.getElementById("shortcuts-open");
+  function openSheet() {
+    if (!sheet || sheet.open) { return; }
+    if (sheet.showModal) { sheet.showModal(); } else { sheet.setAttribute("open", ""); }
+  }
+  if (sheetButton) { sheetButton.addEventListener("click", openSheet); }
+
+  // The inbox's selected row (j/k): remembered across live refreshes by ticket number.
+  var selectedTicket = null;
+  function inboxRows() { return Array.prototype.slice.call(document.querySelectorAll("table.inbox-table tbody tr[data-ticket]")); }
+  function selectRow(row) {
+    inboxRows().forEach(function (r) { r.classList.remove("selected"); r.removeAttribute("aria-selected"); });
+    if (!row) { selectedTicket = null; return; }
+    row.classList.add("selected"); row.setAttribute("aria-selected", "true");
+    selectedTicket = row.getAttribute("data-ticket");
+    var link = row.querySelector("a.ticket-link");
+    if (link) { link.focus({ preventScroll: true }); }
+    row.scrollIntoView({ block: "nearest" });
+  }
+  function moveSelection(step) {
+    var rows = inboxRows();
+    if (!rows.length) { return; }
+    var at = rows.findIndex(function (r) { return r.getAttribute("data-ticket") === selectedTicket; });
+    selectRow(rows[at < 0 ? (step > 0 ? 0 : rows.length - 1) : Math.max(0, Math.min(rows.length - 1, at + step))]);
+  }
+  function focusField(id) {
+    var el = document.getElementById(id);
+    if (!el) { return false; }
+    el.focus(); el.scrollIntoView({ block: "center" });
+    return true;
+  }
+  document.addEventListener("keydown", function (e) {
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || typingIn(document.activeElement)) { return; }
+    if (sheet && sheet.open) { return; }
+    var key = e.key, done = true;
+    if (key === "?") { openSheet(); }
+    else if (key === "j") { moveSelection(1); }
+    else if (key === "k") { moveSelection(-1); }
+    else if ((key === "o" || key === "Enter") && selectedTicket && document.activeElement === body) {
+      window.location.href = "/console/tickets/" + encodeURIComponent(selectedTicket);
+    } else if (key === "o" && selectedTicket) { window.location.href = "/console/tickets/" + encodeURIComponent(selectedTicket); }
+    else if (key === "x" && selectedTicket) {
+      var box = document.querySelector('tr[data-ticket="' + selectedTicket + '"] .bulk-pick');
+      if (box) { box.checked = !box.checked; box.dispatchEvent(new Event("change", { bubbles: true })); } else { done = false; }
+    }
+    else if (key === "u" && body.getAttribute("data-page") !== "inbox") { window.location.href = "/console/inbox"; }
+    else if (key === "a" && document.getElementById("take-button")) { document.getElementById("take-button").click(); }
+    else if (key === "r") { done = focusField("reply-text"); }
+    else if (key === "n") { done = focusField("note-text"); }
+    else if (key === "s") { done = focusField("reply-status"); }
+    else { done = false; }
+    if (done) { e.preventDefault(); }
+  });
+
+  // "/" in the reply box (at its start or after a space) lists the canned responses; typing filters them by
+  // shortcut or title, arrows move, Enter or Tab inserts the text in place of "/word", Escape closes.
+  var cannedMenu = document.getElementById("canned-menu");
+  var replyBox = document.getElementById("reply-text");
+  var cannedSelect = document.getElementById("canned-select");
+  if (cannedMenu && replyBox && cannedSelect) {
+    var canned = Array.prototype.slice.call(cannedSelect.options).filter(function (o) { return o.value; }).map(function (o) {
+      return { id: o.value, text: o.getAttribute("data-text") || "", shortcut: o.getAttribute("data-shortcut") || "",
+               label: o.textContent };
+    });
+    var menuAt = -1, menuStart = -1, menuItems = [];
+    var closeMenu = function () { cannedMenu.hidden = true; menuStart = -1; menuItems = []; replyBox.removeAttribute("aria-activedescendant"); };
+    var slashWord = function () {
+      var upto = replyBox.value.slice(0, replyBox.selectionStart || 0);
+      var m = /(^|\s)\/([^\s\/]{0,40})$/.exec(upto);
+      return m ? { start: upto.length - m[2].length - 1, word: m[2].toLowerCase() } : null;
+    };
+    var drawMenu = function () {
+      cannedMenu.textContent = "";
+      if (!menuItems.length) {
+        var none = document.createElement("li"); none.className = "muted"; none.textContent = cannedMenu.getAttribute("data-empty");
+        cannedMenu.appendChild(none);
+      }
+      menuItems.forEach(function (c, i) {
+        var li = document.createElement("li");
+        li.id = "canned-option-" + c.id; li.setAttribute("role", "option"); li.setAttribute("data-canned-id", c.id);
+        li.setAttribute("aria-selected", i === menuAt ? "true" : "false");
+        li.textContent = c.label;  // text, never markup
+        li.addEventListener("mousedown", function (ev) { ev.preventDefault(); menuAt = i; pick(); });
+        cannedMenu.appendChild(li);
+      });
+      if (menuAt >= 0 && menuItems[menuAt]) { replyBox.setAttribute("aria-activedescendant", "canned-option-" + menuItems[menuAt].id); }
+      cannedMenu.hidden = false;
+    };
+    var pick = function () {
+      var c = menuItems[menuAt], found = slashWord();
+      if (!c || !found) { closeMenu(); return; }
+      var end = replyBox.selectionStart || 0;
+      replyBox.value = replyBox.value.slice(0, found.start) + c.text + replyBox.value.slice(end);
+      replyBox.selectionStart = replyBox.selectionEnd = found.start + c.text.length;
+      closeMenu(); replyBox.focus();
+      replyBox.dispatchEvent(new Event("input", { bubbles: true }));
+    };
+    replyBox.addEventListener("input", function () {
+      var found = slashWord();
+      if (!found) { closeMenu(); return; }
+      menuStart = found.start;
+      menuItems = canned.filter(function (c) {
+        return !found.word || c.shortcut.toLowerCase().indexOf(found.word) === 0 || c.label.toLowerCase().indexOf(found.word) >= 0;
+      }).slice(0, 8);
+      menuAt = menuItems.length ? 0 : -1;
+      drawMenu();
+    });
+    replyBox.addEventListener("keydown", function (e) {
+      if (cannedMenu.hidden) { return; }
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        e.preventDefault();
+        if (menuItems.length) { menuAt = (menuAt + (e.key === "ArrowDown" ? 1 : menuItems.length - 1)) % menuItems.length; drawMenu(); }
+      } else if ((e.key === "Enter" || e.key === "Tab") && !e.ctrlKey && !e.metaKey && menuItems.length) {
+        e.preventDefault(); e.stopImmediatePropagation(); pick();
+      } else if (e.key === "Escape") { e.preventDefault(); closeMenu(); }
+    });
+    replyBox.addEventListener("blur", function () { setTimeout(closeMenu, 150); });
+  }
+
+  // --- bulk actions (supervisors): ticks survive live refreshes; "select all" ticks the page ---
+  var bulkForm = document.getElementById("bulk-form");
+  var picked = {};
+  function bulkCount() {
+    var n = Object.keys(picked).length, out = document.getElementById("bulk-count");
+    if (out) { out.textContent = n ? String(n) : ""; }
+    body.setAttribute("data-picked", String(n));
+  }
+  function restorePicks() {
+    document.querySelectorAll(".bulk-pick").forEach(function (box) { box.checked = !!picked[box.value]; });
+    var all = document.getElementById("bulk-all"), boxes = document.querySelectorAll(".bulk-pick");
+    if (all) { all.checked = boxes.length > 0 && Array.prototype.every.call(boxes, function (b) { return b.checked; }); }
+    bulkCount();
+  }
+  if (bulkForm) {
+    document.addEventListener("change", function (e) {
+      var t = e.target;
+      if (t.classList && t.classList.contains("bulk-pick")) {
+        if (t.checked) { picked[t.value] = true; } else { delete picked[t.value]; }
+        restorePicks();
+      } else if (t.id === "bulk-all") {
+        document.querySelectorAll(".bulk-pick").forEach(function (box) {
+          box.checked = t.checked;
+          if (t.checked) { picked[box.value] = true; } else { delete picked[box.value]; }
+        });
+        bulkCount();
+      }
+    });
+    bulkForm.addEventListener("submit", function (e) {
+      // Ticks of rows a live refresh moved off the page still count: they go as hidden fields.
+      bulkForm.querySelectorAll("input.bulk-hidden").forEach(function (n) { n.remove(); });
+      var shown = {};
+      document.querySelectorAll(".bulk-pick:checked").forEach(function (b) { shown[b.value] = true; });
+      Object.keys(picked).forEach(function (number) {
+        if (shown[number]) { return; }
+        var hidden = document.createElement("input");
+        hidden.type = "hidden"; hidden.name = "ticket"; hidden.value = number; hidden.className = "bulk-hidden";
+        bulkForm.appendChild(hidden);
+      });
+      if (!Object.keys(picked).length) {
+        e.preventDefault();
+        var out = document.getElementById("bulk-count");
+        if (out) { out.textContent = bulkForm.getAttribute("data-none-text"); }
+      }
+    });
+  }
+
+  // --- notifications: a customer wrote on my ticket or in my queue (the server's "notify" event) ---
+  // While the page is hidden or not focused, the title counts the tickets with news, an optional sound plays and,
+  // when allowed, a desktop notification says which ticket; looking at the page again clears the count.
+  var baseTitle = document.title, news = {};
+  var controls = document.getElementById("notify-controls");
+  var store = {
+    get: function (k) { try { return window.localStorage.getItem("switchboard.console." + k); } catch (err) { return null; } },
+    set: function (k, v) { try { window.localStorage.setItem("switchboard.console." + k, v); } catch (err) { /* private mode */ } }
+  };
+  var notifyButton = document.getElementById("notify-toggle"), soundButton = document.getElementById("sound-toggle");
+  var audio = null;
+  function showToggles() {
+    var desktop = store.get("desktop") === "on" && window.Notification && Notification.permission === "granted";
+    if (notifyButton) { notifyButton.setAttribute("aria-pressed", desktop ? "true" : "false"); }
+    if (soundButton) { soundButton.setAttribute("aria-pressed", store.get("sound") === "on" ? "true" : "false"); }
+  }
+  function showNewsCount() {
+    var n = Object.keys(news).length;
+    document.title = n ? "(" + n + ") " + baseTitle : baseTitle;
+    body.setAttribute("data-news", String(n));
+  }
+  function looking() { return document.visibilityState === "visible" && document.hasFocus(); }
+  function clearNews() { if (looking()) { news = {}; showNewsCount(); } }
+  window.addEventListener("focus", clearNews);
+  document.addEventListener("visibilitychange", clearNews);
+  if (notifyButton) {
+    // Permission is asked only here, on a click (browsers refuse a request that no gesture started).
+    notifyButton.addEventListener("click", function () {
+      if (!window.Notification) { return; }
+      if (store.get("desktop") === "on" && Notification.permission === "granted") { store.set("desktop", "off"); showToggles(); return; }
+      Promise.resolve(Notification.requestPermission()).then(function (answer) {
+        store.set("desktop", answer === "granted" ? "on" : "off");
+        if (answer === "denied" && controls) { notifyButton.title = controls.getAttribute("data-denied"); }
+        showToggles();
+      });
+    });
+  }
+  if (soundButton) {
+    soundButton.addEventListener("click", function () {
+      var on = store.get("sound") !== "on";
+      store.set("sound", on ? "on" : "off"); showToggles();
+      if (on) { beep(); }  // the click unlocks audio, and lets the agent hear what it will sound like
+    });
+  }
+  function beep() {
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) { return; }
+    try {
+      audio = audio || new Ctx();
+      var osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.08;
+      osc.connect(gain); gain.connect(audio.destination);
+      osc.start(); osc.stop(audio.currentTime + 0.15);
+      body.setAttribute("data-sounds", String(Number(body.getAttribute("data-sounds") || 0) + 1));
+    } catch (err) { /* no audio device: the title count still tells */ }
+  }
+  function onNews(data) {
+    if (looking() && (!ticketId || String(data.ticket_id) === ticketId)) { return; }
+    if (looking() && body.getAttribute("data-page") === "inbox") { return; }  // the list shows it already
+    var number = data.number || String(data.ticket_id);
+    news[number] = true; showNewsCount();
+    if (store.get("sound") === "on") { beep(); }
+    if (store.get("desktop") === "on" && window.Notification && Notification.permission === "granted" && controls) {
+      var text = controls.getAttribute(data.kind === "assigned" ? "data-text-given" : "data-text").replace("{number}", number);
+      try {
+        var shown = new Notification(text, { tag: "switchboard-" + number });
+        shown.onclick = function () { window.focus(); window.location.href = "/console/tickets/" + encodeURIComponent(number); };
+      } catch (err) { /* some browsers allow notifications only from a service worker */ }
+    }
+  }
+  showToggles();
+
   var liveUrl = body.getAttribute("data-live-url");
   var ticketId = body.getAttribute("data-ticket-id");
   var reloadOnChange = body.getAttribute("data-reload-on-change");
   var region = document.getElementById("live-region");
   var indicator = document.querySelector(".live-indicator");
-  if (!window.EventSource || (!(liveUrl && region) && !reloadOnChange)) { return; }
+  // Every signed-in page listens (notifications); only pages with a live part re-fetch it.
+  if (!window.EventSource || (!(liveUrl && region) && !reloadOnChange && !heartbeatUrl)) { return; }
 
   function setState(live) {
     if (!indicator) { return; }
@@ -156,6 +407,9 @@
           var d = li && li.querySelector("details." + parts[1].split(" ")[0]);
           if (d) { d.open = true; }
         });
+        restorePicks();
+        var kept = selectedTicket && document.querySelector('table.inbox-table tr[data-ticket="' + selectedTicket + '"]');
+        if (kept) { kept.classList.add("selected"); kept.setAttribute("aria-selected", "true"); }
         body.setAttribute("data-live-refreshed", String(Date.now()));
       })
       .catch(function () { /* the next event or reconnect refreshes again */ })
@@ -165,6 +419,7 @@
       });
   }
   function schedule() {
+    if (!liveUrl || !region) { return; }
     if (pending) { clearTimeout(pending); }
     pending = setTimeout(function () { pending = null; refresh(); }, 150);
   }
@@ -237,6 +492,11 @@
     if (liveUrl && region) { schedule(); }
     // Now this page hears the others: say it is here (again, after a reconnect: others may have come meanwhile).
     if (presenceUrl) { announceViewing(); }
+  });
+  source.addEventListener("notify", function (e) {
+    var data = {};
+    try { data = JSON.parse(e.data); } catch (err) { return; }
+    onNews(data);
   });
   source.addEventListener("presence", function (e) {
     var data = {};

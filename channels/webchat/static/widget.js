@@ -53,7 +53,21 @@
     ".sbw-form{display:flex;border-top:1px solid #dde3ea}",
     ".sbw-form textarea{flex:1;border:0;padding:10px;resize:none;font:inherit;height:44px;outline:none}",
     ".sbw-form button{border:0;background:#fff;color:#0b5cad;font-weight:600;padding:0 14px;cursor:pointer}",
-    ".sbw-err{align-self:center;font-size:12px;color:#b3261e}"
+    ".sbw-err{align-self:center;font-size:12px;color:#b3261e}",
+    // Unread replies while the chat is closed: a count on the button and the latest one's first words above it.
+    ".sbw-badge{display:none;position:absolute;top:-6px;right:-6px;min-width:22px;height:22px;padding:0 6px;box-sizing:border-box;",
+    "border-radius:11px;background:#d93025;color:#fff;font:700 12px/22px system-ui,sans-serif;text-align:center}",
+    ".sbw-badge.sbw-has{display:block}",
+    ".sbw-preview{position:fixed;right:24px;bottom:84px;z-index:2147483000;max-width:280px;display:none;text-align:left;",
+    "background:#fff;color:#1d2733;border:1px solid #dde3ea;border-radius:12px;padding:10px 12px;cursor:pointer;",
+    "box-shadow:0 6px 20px rgba(0,0,0,.2);font:14px/1.4 system-ui,sans-serif;overflow-wrap:anywhere}",
+    ".sbw-preview.sbw-has{display:block}.sbw-preview .sbw-who{margin-bottom:2px}",
+    ".sbw-btn:focus-visible,.sbw-preview:focus-visible,.sbw-panel button:focus-visible,.sbw-form textarea:focus-visible",
+    "{outline:3px solid #f5a623;outline-offset:2px}",
+    // A phone: the open chat takes the whole screen (no clipped floating card), the button stays inside it.
+    "@media (max-width:600px){.sbw-panel{top:0;left:0;right:0;bottom:0;width:100%;max-width:none;height:100%;",
+    "max-height:none;border-radius:0}.sbw-btn{right:16px;bottom:16px}.sbw-preview{right:16px;left:16px;bottom:76px;",
+    "max-width:none}.sbw-form textarea{font-size:16px}}"
   ].join("");
 
   function el(tag, cls, text) {
@@ -65,7 +79,11 @@
 
   var style = el("style"); style.textContent = css; document.head.appendChild(style);
   var button = el("button", "sbw-btn", T.open); button.type = "button";
+  button.setAttribute("aria-haspopup", "dialog"); button.setAttribute("aria-expanded", "false");
+  var badge = el("span", "sbw-badge"); badge.setAttribute("aria-hidden", "true"); button.appendChild(badge);
+  var preview = el("button", "sbw-preview"); preview.type = "button";
   var panel = el("div", "sbw-panel"); panel.setAttribute("role", "dialog"); panel.setAttribute("aria-label", data.title || T.title);
+  panel.id = "sbw-panel"; button.setAttribute("aria-controls", panel.id);
   var head = el("div", "sbw-head"); var dot = el("span", "sbw-dot"); dot.title = T.offline;
   var title = el("b", "", data.title || T.title); var closeBtn = el("button", "sbw-x", "×"); closeBtn.type = "button";
   closeBtn.setAttribute("aria-label", T.close);
@@ -74,10 +92,11 @@
   var log = el("div", "sbw-log"); log.setAttribute("aria-live", "polite");
   var typing = el("div", "sbw-typing");
   var form = el("form", "sbw-form"); var input = el("textarea"); input.placeholder = T.placeholder; input.maxLength = 4000;
+  input.setAttribute("aria-label", T.placeholder);
   var send = el("button", "", T.send); send.type = "submit";
   form.appendChild(input); form.appendChild(send);
   [head, notice, log, typing, form].forEach(function (n) { panel.appendChild(n); });
-  document.body.appendChild(button); document.body.appendChild(panel);
+  document.body.appendChild(preview); document.body.appendChild(button); document.body.appendChild(panel);
 
   var shown = {};        // server message id -> true
   var byClient = {};     // client id -> bubble element
@@ -85,6 +104,38 @@
   var lastSeen = 0;      // highest server id shown on this page
   var synced = 0;        // the server has sent every message up to this id (its "sync" cursor)
   var ws = null, ready = false, retry = 0, waitSeconds = 0, typingTimer = null, quickBox = null;
+  var isOpen = false;
+  // Replies the visitor has not seen: read up to `readUpTo` (kept across reloads); each later bot or agent message
+  // that arrives while the chat is closed counts, the latest one is previewed.
+  var readUpTo = store.get("read", 0);
+  var unread = {};       // server message id -> true
+  var latestUnread = null;
+
+  function showUnread() {
+    var n = Object.keys(unread).length;
+    badge.textContent = n > 99 ? "99+" : String(n);
+    badge.classList.toggle("sbw-has", n > 0);
+    button.setAttribute("aria-label", n ? T.open + ". " + T.unread.replace("{n}", n) : T.open);
+    preview.textContent = "";
+    if (n && latestUnread) {
+      preview.appendChild(el("span", "sbw-who", latestUnread.who));
+      var text = latestUnread.text.replace(/\s+/g, " ").trim();
+      preview.appendChild(document.createTextNode(text.length > 90 ? text.slice(0, 89) + "\u2026" : text));
+      preview.setAttribute("aria-label", T.unread.replace("{n}", n) + ". " + latestUnread.who + ": " + text);
+    }
+    preview.classList.toggle("sbw-has", n > 0 && !isOpen);
+  }
+  function markRead() {
+    if (lastSeen > readUpTo) { readUpTo = lastSeen; store.set("read", readUpTo); }
+    unread = {}; latestUnread = null; showUnread();
+  }
+  function noteUnread(m, who) {
+    if (isOpen) { markRead(); return; }
+    if (m.author === "customer" || m.id <= readUpTo) { return; }
+    unread[m.id] = true;
+    if (!latestUnread || m.id >= latestUnread.id) { latestUnread = { id: m.id, who: who, text: m.text || "" }; }
+    showUnread();
+  }
 
   function scroll() { log.scrollTop = log.scrollHeight; }
   // "Anna is typing…": shown while the agent types; the console repeats it every few seconds while they do, so
@@ -135,6 +186,7 @@
       node.appendChild(el("div", "sbw-file", label));
     });
     if (m.client_id) { byClient[m.client_id] = node; }
+    noteUnread(m, who);
     if (m.author !== "customer" && !older) { showTyping(false); clearQuick(); }
     if (live !== false && !older) { showQuick(m); }
   }
@@ -248,12 +300,30 @@
     };
   }
 
-  function open(state) {
+  function open(state, fromKeyboard) {
+    var was = isOpen;
+    isOpen = state;
     panel.classList.toggle("sbw-open", state); button.style.display = state ? "none" : "block";
-    store.set("open", state); if (state) { input.focus(); scroll(); }
+    button.setAttribute("aria-expanded", state ? "true" : "false");
+    store.set("open", state);
+    if (state) { markRead(); input.focus(); scroll(); } else { showUnread(); }
+    if (!state && was && fromKeyboard !== false) { button.focus(); }
   }
   button.addEventListener("click", function () { open(true); });
+  preview.addEventListener("click", function () { open(true); });
   closeBtn.addEventListener("click", function () { open(false); });
+  // Keyboard: Escape closes and gives the focus back to the button; Tab stays inside the open chat.
+  panel.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") { event.preventDefault(); open(false); return; }
+    if (event.key !== "Tab") { return; }
+    var items = Array.prototype.filter.call(panel.querySelectorAll("button, textarea"), function (n) {
+      return !n.disabled && n.offsetParent !== null;
+    });
+    if (!items.length) { return; }
+    var first = items[0], last = items[items.length - 1];
+    if (event.shiftKey && document.activeElement === first) { event.preventDefault(); last.focus(); }
+    else if (!event.shiftKey && document.activeElement === last) { event.preventDefault(); first.focus(); }
+  });
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var text = input.value.trim(); if (!text) { return; }
@@ -270,6 +340,6 @@
   });
   window.addEventListener("online", function () { if (!ws || ws.readyState > 1) { connect(); } });
   window.SwitchboardChat = { open: function () { open(true); }, close: function () { open(false); } };
-  open(!!store.get("open", false) || data.open === "true");
+  open(!!store.get("open", false) || data.open === "true", false);
   connect();
 })();

@@ -1,0 +1,1 @@
+"""Unread markers: when each person last looked at each ticket, so the inbox can show what is new to them."""
