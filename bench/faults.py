@@ -397,6 +397,16 @@ def kill_report(trace: Path, kills: list[float], received_at: Callable[[int, str
     return "\n".join(lines)
 
 
+def answer_to_commit(trace: Path) -> str:
+    """Over the whole trace: the time from a send's answer to its committed record, p50/p90/p99 ms (what a kill
+    resends is the delivery rate times this), and the replies committed per second of delivery."""
+    ev = read_trace(trace, 0.0, float("inf"))
+    waits = [ev.commits[i] - ev.responses[i] for i in ev.commits if i in ev.responses]
+    commits = sorted(ev.commits.values())
+    pace = f", {(len(commits) - 1) / (commits[-1] - commits[0]):.1f} committed/s" if len(commits) > 1 else ""
+    return f"answer->commit p50/p90/p99 {quantiles(waits)} ms over {len(waits)}{pace}"
+
+
 class Server:
     """One instance of the app in its own process, on a port it keeps across restarts."""
 
@@ -761,6 +771,7 @@ async def rest_run(ctx: Context, name: str, servers_count: int, fault: Callable[
                 print(f"  {name}, what each kill interrupted (server {server.port}):\n"
                       + kill_report(server.trace, server.killed_at, lambda i, _: receiver.first_at.get(i)),
                       file=sys.stderr)
+                row.notes = (row.notes + "; " if row.notes else "") + answer_to_commit(server.trace)
         if os.environ.get("FAULTS_DEBUG"):
             kills = sorted(t for s in servers for t in s.killed_at)
             for i, n in receiver.deliveries.items():
@@ -811,6 +822,17 @@ async def rest_throughput(ctx: Context) -> Row:
         ingesting.stop()
         await receiver.stop()
     return row
+
+
+async def rest_window(ctx: Context) -> Row:
+    """REST traffic with no fault, traced (FAULTS_TRACE=1): the answer-to-commit time each kill would multiply by the
+    delivery rate, measured without the restarts that dominate a kill run on a loaded machine. Not a registered
+    scenario (`--window`): it proves no invariant, it measures."""
+    async def no_fault(servers: list[Server], traffic: Traffic) -> tuple[int, str]:
+        await traffic.done.wait()
+        return 0, "no fault"
+
+    return await rest_run(ctx, "rest: answer->commit", 1, no_fault)
 
 
 @scenario("rest: kill -9")
@@ -1151,7 +1173,8 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-async def run(mode: Mode, only: list[str], server_root: Path, throughput: bool = False) -> list[Row]:
+async def run(mode: Mode, only: list[str], server_root: Path, throughput: bool = False,
+              window: bool = False) -> list[Row]:
     workdir = Path(tempfile.mkdtemp(prefix="sb-faults-"))
     cluster = PrivateCluster(workdir)
     rows: list[Row] = []
@@ -1161,6 +1184,10 @@ async def run(mode: Mode, only: list[str], server_root: Path, throughput: bool =
         if throughput:
             print("  running rest: throughput...", file=sys.stderr, flush=True)
             return [await rest_throughput(ctx)]
+        if window:
+            os.environ["FAULTS_TRACE"] = "1"
+            print("  running rest: answer->commit...", file=sys.stderr, flush=True)
+            return [await rest_window(ctx)]
         for name, fn in SCENARIOS.items():
             if only and not any(o in name for o in only):
                 continue
@@ -1193,6 +1220,9 @@ def main() -> None:
     parser.add_argument("--throughput", action="store_true",
                         help="instead of the scenarios: the outbox's pace without faults (REST replies queued by an "
                              "instance without workers, then delivered by one with them: replies delivered/s)")
+    parser.add_argument("--window", action="store_true",
+                        help="instead of the scenarios: REST traffic with no fault, traced: the time from a "
+                             "receiver's answer to the committed record (what each kill resends is rate x this)")
     parser.add_argument("--no-live", action="store_true",
                         help="skip the live-delivery scenario (bench/faults_redis.py: three instances through a "
                              "Redis outage, its own table; tests/api/test_redis_outage.py covers it in CI)")
@@ -1209,9 +1239,9 @@ def main() -> None:
         mode = dataclasses.replace(mode, kill_every=args.kill_every)
     if args.rate:
         mode = dataclasses.replace(mode, rate=args.rate)
-    rows = asyncio.run(run(mode, args.only, server_root, throughput=args.throughput))
+    rows = asyncio.run(run(mode, args.only, server_root, throughput=args.throughput, window=args.window))
     print(table(rows))
-    if args.throughput:
+    if args.throughput or args.window:
         return
     problems = {r.scenario: r.problems() for r in rows if r.problems() or r.notes.startswith("ERROR")}
     if not args.no_live and (not args.only or any(o in LIVE_SCENARIO for o in args.only)):
