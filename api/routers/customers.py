@@ -77,11 +77,14 @@ async def get_customer(customer_id: IdPath, session: DbSession, caller: Customer
 
 
 @router.get("/{customer_id}/history", response_model=list[MessageRead])
-async def history(customer_id: IdPath, session: DbSession, _user: Agent,
+async def history(customer_id: IdPath, session: DbSession, user: Agent,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 200,
                   offset: Offset = 0) -> list[MessageRead]:
-    """Every message of the customer, across all tickets and channels, oldest first."""
-    return [MessageRead.model_validate(m) for m in await service.history(session, customer_id, limit, offset)]
+    """Every message of the customer, across all tickets and channels, oldest first (audited as a view of the
+    full profile: `customer.view`, where `api:history`)."""
+    messages = [MessageRead.model_validate(m) for m in await service.history(session, customer_id, limit, offset)]
+    await privacy.view_profile(session, customer_id, user, where="api:history")
+    return messages
 
 
 @router.get("/{customer_id}/orders", response_model=list[OrderRead])

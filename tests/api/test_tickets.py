@@ -124,6 +124,10 @@ async def test_customers_history_merge_export_erase(app_client: httpx.AsyncClien
     assert {i["external_id"] for i in r.json()["identities"]} == {"web-1", "web-2"}
     history = (await app_client.get(f"/customers/{ca}/history", headers=agent[1])).json()
     assert [m["text"] for m in history if m["author_kind"] == "customer"] == ["tv broken", "hello"]
+    audit = (await app_client.get("/admin/audit", headers=admin[1],
+                                  params={"entity_type": "customer", "entity_id": str(ca)})).json()
+    assert [(e["actor_user_id"], e["data"]["where"]) for e in audit if e["action"] == "customer.view"] == [
+        (agent[0].id, "api:history")]
     # The merged-away customer's identity now leads to the surviving customer.
     c = await submit(app_client, "3", "hello again", sender="web-2")
     detail = (await app_client.get(f"/tickets/{c['ticket_number']}", headers=agent[1])).json()
