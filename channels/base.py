@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from core.outbox.dispatcher import PartialDelivery, PermanentSendError
 from core.outbox.schemas import OutboundEnvelope
 
 __all__ = ["ChannelAdapter", "ChannelContext", "ChannelHealth", "ChannelRegistry", "PartialDelivery",
-           "PermanentSendError"]
+           "PermanentSendError", "send_parts"]
 
 
 
@@ -86,6 +86,31 @@ class ChannelAdapter(Protocol):
             (`envelope.delivered_parts`).
         """
         ...
+
+
+async def send_parts(parts: Sequence[Callable[[], Awaitable[str | None]]], envelope: OutboundEnvelope,
+                     failure: Callable[[Exception], Exception]) -> str | None:
+    """Send a message in parts (text chunks, files) in order, from the first part the customer has not got yet
+    (`envelope.delivered_parts`, after a failure part-way). Returns the provider id of the first part sent.
+
+    `failure` says what a provider error means (e.g. a PermanentSendError for a refusal); a failure after some
+    parts went out is a PartialDelivery, so the retry sends only the rest and the customer never gets a part twice.
+    """
+    delivered = min(envelope.delivered_parts, len(parts))
+    sent_id = envelope.provider_message_id
+    try:
+        for part in parts[delivered:]:
+            part_id = await part()
+            sent_id = sent_id or part_id
+            delivered += 1
+    except Exception as exc:
+        meaning = failure(exc)
+        if delivered > envelope.delivered_parts:
+            raise PartialDelivery(delivered, sent_id, meaning) from exc
+        if meaning is exc:
+            raise
+        raise meaning from exc
+    return sent_id
 
 
 class ChannelRegistry:

@@ -43,7 +43,7 @@ from telegram.ext import Application
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
-from channels.base import ChannelContext, ChannelHealth, PartialDelivery, PermanentSendError
+from channels.base import ChannelContext, ChannelHealth, PermanentSendError, send_parts
 from channels.telegram.settings import TelegramChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
 from core.csat.service import is_survey_payload, survey_score
@@ -615,22 +615,7 @@ class TelegramChannel:
                 await self._send_attachment(chat_id, attachment)
 
             parts.append(send_file)
-        # A retry after a failure part-way sends only what the customer has not got yet.
-        delivered = min(envelope.delivered_parts, len(parts))
-        sent_id = envelope.provider_message_id
-        try:
-            for part in parts[delivered:]:
-                part_id = await part()
-                sent_id = sent_id or part_id
-                delivered += 1
-        except Exception as exc:
-            failure = self._send_failure(exc)
-            if delivered > envelope.delivered_parts:
-                raise PartialDelivery(delivered, sent_id, failure) from exc
-            if failure is exc:
-                raise
-            raise failure from exc
-        return sent_id
+        return await send_parts(parts, envelope, self._send_failure)
 
     def _send_failure(self, exc: Exception) -> Exception:
         """What a Bot API error means for the outbox."""
