@@ -62,9 +62,19 @@ from core.tickets import service as ticket_service
 from core.tickets.models import AuthorKind, Direction, Priority, Ticket, TicketStatus, parse_ticket_number
 from core.tickets.repository import OPEN_STATUSES
 from core.users.models import Team
-from nlu.protocol import Parse
+from nlu.protocol import Entity, Parse
 
 ResponseLookup = Callable[[str, str], str | None]
+
+
+def _number(entity: Entity | None) -> str | None:
+    """An order or contract number as the records hold it. The rule-based extractors give it normalised; one the
+    CRF learned from the data's annotations (an operator's own format the rules do not know) is the customer's
+    text, so it is put the same way: no surrounding spaces or punctuation, upper case."""
+    if entity is None:
+        return None
+    value = entity.value.strip().strip(".,;:!?()[]\"'«»").upper()
+    return value or None
 """(intent, language) -> the FAQ answer for that intent in that language, if there is one."""
 
 HANDOFF_PAYLOAD = "/human_handoff"
@@ -494,13 +504,11 @@ class IngestPipeline:
         if parse is None or not ((parse.confident and parse.intent == ORDER_INTENT)
                                  or any(r.name == ORDER_INTENT for r in parse.requests)):
             return None
-        entity = parse.entity("order_number")
-        return entity.value if entity else None
+        return _number(parse.entity("order_number"))
 
     @staticmethod
     def _contract_number(parse: Parse | None) -> str | None:
-        entity = parse.entity("contract_number") if parse is not None else None
-        return entity.value if entity else None
+        return _number(parse.entity("contract_number") if parse is not None else None)
 
     @staticmethod
     def _contract(look: _Lookups, customer_id: int | None, number: str | None) -> tuple[Contract | None, int]:
@@ -555,8 +563,9 @@ class IngestPipeline:
         order_number = self._order_number(parse)
         order: OrderInfo | None = None
         row = look.orders.get(order_number) if order_number else None
-        # Only the order's own customer (or an order not linked to anyone) gets its status.
-        if row is not None and row.customer_id in (None, ticket.customer_id):
+        # Only the order's own customer (or an order not linked to anyone) gets its status. The customer, not the
+        # ticket's column: a new ticket has no customer id before its flush.
+        if row is not None and row.customer_id in (None, work.customer.id):
             order = OrderInfo(row.number, row.status, row.description)
         contract_number = self._contract_number(parse) if intent in (CONTRACT_INTENT, TERMINATE_INTENT) else None
         contract_row, contract_count = (self._contract(look, work.customer.id, contract_number)
