@@ -12,6 +12,7 @@ batcher) does, and publishes the events the pipeline emitted once it has committ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -65,6 +66,29 @@ from core.users.models import Team
 from nlu.protocol import Entity, Parse
 
 ResponseLookup = Callable[[str, str], str | None]
+
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z0-9_]+)?)\}")
+
+
+def _filled(answer: str | None, parse: Parse | None) -> str | None:
+    """An FAQ answer with its Rasa-style `{entity}` placeholders (`{tariff}`, `{city:destination}`) filled from the
+    entities read in the message, rule-based or learned; None when one is not there (the answer would not make
+    sense: the message goes to a person like one without an answer)."""
+    if answer is None or "{" not in answer:
+        return answer
+    missing = False
+
+    def value(match: re.Match[str]) -> str:
+        nonlocal missing
+        entity = parse.entity(match.group(1)) if parse is not None else None
+        if entity is None:
+            missing = True
+            return match.group(0)
+        return entity.value
+
+    text = PLACEHOLDER.sub(value, answer)
+    return None if missing else text
 
 
 def _number(entity: Entity | None) -> str | None:
@@ -573,13 +597,13 @@ class IngestPipeline:
         contract = (ContractInfo(contract_row.number, contract_row.tariff, contract_row.end_date,
                                  contract_row.status.value, contract_row.auto_renewal)
                     if contract_row is not None else None)
-        faq = self.responses(intent, work.language or "en") if intent else None
+        faq = _filled(self.responses(intent, work.language or "en"), parse) if intent else None
         declared = look.actions.action_for(intent, faq is not None) if intent and look.actions else None
         team = self._team_of(look, ticket)
         notice_gap = timedelta(minutes=self.settings.waiting_notice_minutes)
         requests: tuple[Request, ...] = ()
         if parse is not None and len(parse.requests) > 1:
-            answers = {r.name: self.responses(r.name, work.language or "en") for r in parse.requests}
+            answers = {r.name: _filled(self.responses(r.name, work.language or "en"), parse) for r in parse.requests}
             requests = tuple(Request(r.name, answers[r.name], look.actions.action_for(r.name, answers[r.name]
                                                                                       is not None)
                                      if look.actions else None) for r in parse.requests)

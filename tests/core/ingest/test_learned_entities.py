@@ -1,6 +1,6 @@
 """Issue 18, scope 3: an entity the embedded engine learned from the data's annotations (the CRF) is used by the
 decision policy the way the rule-based ones are: an order number in the operator's own format, which no rule knows,
-finds the customer's order."""
+finds the customer's order; a tariff name fills the `{tariff}` placeholder of the tariff FAQ's answer."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ ORDERS = ["kx-4821-qz", "tb-1093-mr", "pl-5530-ae", "wd-7712-hn", "ca-3308-vf", 
           "go-2467-bt", "fi-8831-lo", "sn-4075-ki", "hu-1728-pe", "za-6649-ow"]
 ORDER_PHRASES = ["where is my order {}", "what is the status of order {} please", "has {} shipped yet",
                  "track my parcel {}", "any news about {}?", "my order {} has not arrived"]
+TARIFFS = ["Home 500", "Turbo Max", "Family Plus", "Start Lite", "Gamer Pro", "Smart Mini", "Office Flex"]
+TARIFF_PHRASES = ["how much is {} per month", "what does the {} tariff include", "tell me about {}",
+                  "is {} available at my address"]
+TARIFF_ANSWER = "The {tariff} tariff: prices and speeds are at example.com/tariffs. Shall I connect you?"
 OTHER = {
     "greet": ["hi", "hello", "good morning", "hey there", "hello, anyone there?", "good evening", "hi team",
               "greetings"],
@@ -45,6 +49,12 @@ def _data() -> TrainingData:
             start = text.index(number)
             examples.append(TrainingExample(text, "order_status", (
                 ExampleEntity(start, start + len(number), "order_number"),)))
+    for i, tariff in enumerate(TARIFFS):
+        for phrase in TARIFF_PHRASES[i % 2::2]:
+            text = phrase.format(tariff)
+            start = text.index(tariff)
+            examples.append(TrainingExample(text, "tariff_info",
+                                            (ExampleEntity(start, start + len(tariff), "tariff"),)))
     examples += [TrainingExample(t, intent) for intent, texts_ in OTHER.items() for t in texts_]
     return TrainingData(examples=examples)
 
@@ -58,7 +68,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedEngine:
 
 async def _ask(sessionmaker: Sessionmaker, engine: EmbeddedEngine, ext: str, text: str, sender: str
                ) -> tuple[Ticket, Message, list[str]]:
-    service = IngestService(sessionmaker, lambda: engine, EventBus(), CoreSettings())
+    service = IngestService(sessionmaker, lambda: engine, EventBus(), CoreSettings(),
+                            responses=lambda intent, _lang: TARIFF_ANSWER if intent == "tariff_info" else None)
     result = await service.ingest(InboundMessage(channel="rest", external_message_id=ext,
                                                  sender=SenderInfo(external_id=sender), text=text,
                                                  thread_key=sender))
@@ -103,3 +114,22 @@ async def test_a_learned_order_number_of_someone_else_is_not_told(sessionmaker: 
 async def test_without_a_number_the_bot_still_asks_for_it(sessionmaker: Sessionmaker, engine: EmbeddedEngine) -> None:
     _, inbound, _ = await _ask(sessionmaker, engine, "o3", "where is my order", "ivan")
     assert inbound.extra["reason"] == "order_number_missing"
+
+
+async def test_a_learned_tariff_name_fills_the_tariff_answer(sessionmaker: Sessionmaker, engine: EmbeddedEngine
+                                                             ) -> None:
+    parse = engine.parse_sync("how much is Ultra Fiber per month")
+    assert parse.intent == "tariff_info" and [(e.type, e.text) for e in parse.entities] == [("tariff", "Ultra Fiber")]
+    ticket, inbound, replies = await _ask(sessionmaker, engine, "t1", "how much is Ultra Fiber per month", "vera")
+    assert inbound.extra["reason"] == "faq" and ticket.status == TicketStatus.bot
+    assert replies == [TARIFF_ANSWER.replace("{tariff}", "Ultra Fiber")]
+
+
+async def test_a_tariff_answer_with_no_tariff_named_goes_to_a_person(sessionmaker: Sessionmaker,
+                                                                     engine: EmbeddedEngine) -> None:
+    """"The {tariff} tariff" with nothing to fill it would not make sense: the question is a person's."""
+    parse = engine.parse_sync("what does the tariff include")
+    assert parse.intent == "tariff_info" and parse.entity("tariff") is None
+    ticket, inbound, replies = await _ask(sessionmaker, engine, "t2", "what does the tariff include", "gleb")
+    assert inbound.extra["action"] == "escalate" and ticket.status == TicketStatus.open
+    assert not any("{tariff}" in r for r in replies)
