@@ -403,7 +403,7 @@ def load_rasa_yaml(text: str, *, source: str = "<yaml>") -> TrainingData:
                 raise DataFormatError(f"response {key}: {lang[:40]!r} is not a language code (ru, en, ...)",
                                       source=source, line=line)
             text = _check_text(variant["text"].strip(), source=_origin(source, line), what=f"response {key}")
-            data.responses.setdefault(intent, {}).setdefault(lang.lower(), text)
+            data.add_response(intent, lang.lower(), text)
     return validate(data)
 
 
@@ -596,8 +596,9 @@ def merge(parts: Iterable[TrainingData]) -> TrainingData:
         for name, values in part.lookups.items():
             out.lookups.setdefault(name, []).extend(values)
         for intent, by_lang in part.responses.items():
-            for lang, answer in by_lang.items():
-                out.responses.setdefault(intent, {}).setdefault(lang, answer)
+            for lang in by_lang:
+                for answer in part.variants(intent, lang):
+                    out.add_response(intent, lang, answer)
         for intent, metadata in part.intent_metadata.items():
             out.intent_metadata.setdefault(intent, metadata)
         out.warnings.extend(w for w in part.warnings if " has only " not in w and "belongs to no intent" not in w)
@@ -643,7 +644,7 @@ def load_rasa_markdown(text: str, *, source: str = "<md>", base: tuple[Path, ...
             if response_of is not None:
                 from nlu.text import detect_language
 
-                data.responses.setdefault(response_of, {}).setdefault(detect_language(item, default="en"), item)
+                data.add_response(response_of, detect_language(item, default="en"), item)
             elif section is None:
                 continue
             elif section[0] == "intent":
@@ -779,7 +780,8 @@ def dump_rasa_yaml(data: TrainingData, *, include_responses: bool = True) -> str
     if include_responses and data.responses:
         responses = {
             f"{RESPONSE_PREFIX}{intent}": [
-                {"text": text, "metadata": {"lang": lang}} for lang, text in sorted(by_lang.items())
+                {"text": text, "metadata": {"lang": lang}}
+                for lang in sorted(by_lang) for text in data.variants(intent, lang)
             ]
             for intent, by_lang in data.responses.items()
         }

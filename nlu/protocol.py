@@ -111,12 +111,29 @@ class TrainingData:
     lookups: dict[str, list[str]] = field(default_factory=dict)
     # responses[intent][language] -> answer text
     responses: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The second and later variants of a response (Rasa's list under `utter_<intent>`), per intent and language;
+    # the first is in `responses`, so what reads one answer per language needs nothing else.
+    response_variants: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     # Rasa's `metadata:` of an intent item, per intent.
     intent_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Problems that did not stop loading (an intent with one example, duplicates dropped, ...).
     warnings: list[str] = field(default_factory=list)
     # What was converted on the way in (Rasa 1.x Markdown, legacy JSON), for the import report.
     conversions: list[str] = field(default_factory=list)
+
+    def add_response(self, intent: str, language: str, text: str) -> None:
+        """One more variant of an intent's response in a language (the first one becomes `responses`); a text
+        the language has already is not added twice."""
+        by_lang = self.responses.setdefault(intent, {})
+        if language not in by_lang:
+            by_lang[language] = text
+        elif text not in self.variants(intent, language):
+            self.response_variants.setdefault(intent, {}).setdefault(language, []).append(text)
+
+    def variants(self, intent: str, language: str) -> list[str]:
+        """Every variant of an intent's response in a language, first first."""
+        first = self.responses.get(intent, {}).get(language)
+        return [] if first is None else [first, *self.response_variants.get(intent, {}).get(language, [])]
 
     @property
     def entity_types(self) -> list[str]:

@@ -63,7 +63,7 @@ def rasa_domain(data: TrainingData) -> dict[str, Any]:
     if data.responses:
         domain["responses"] = {
             f"{RESPONSE_PREFIX}{intent}": [{"text": text, "metadata": {"lang": lang}}
-                                           for lang, text in sorted(by_lang.items())]
+                                           for lang in sorted(by_lang) for text in data.variants(intent, lang)]
             for intent, by_lang in data.responses.items()
         }
     return domain

@@ -98,7 +98,7 @@ async def intent_page(request: Request, name: str, session: DbSession, _user: Co
     by_lang = {lang: sum(1 for e in intent.examples if e.language == lang) for lang in service.LANGUAGES}
     action, declared = (await actions.effective_actions(session, [intent.name]))[intent.name]
     return await _page(request, session, "admin_intent.html", "intents", {
-        "intent": intent, "answers": {r.language: r.text for r in intent.responses}, "by_lang": by_lang,
+        "intent": intent, "answers": service.first_answers(intent.responses), "by_lang": by_lang,
         "queue": routes.get(intent.name, routing.DEFAULT_TEAM), "action": action, "action_declared": declared,
         "action_choices": list(IntentAction),
         "segments": {e.id: entity_segments(e.text, e.entities or []) for e in intent.examples}})

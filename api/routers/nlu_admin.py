@@ -41,7 +41,7 @@ async def _intent_read(session: DbSession, name: str) -> IntentRead:
     intent = await service.get_intent(session, name)
     return IntentRead(name=intent.name, description=intent.description,
                       examples=[ExampleRead.model_validate(e) for e in intent.examples],
-                      responses={r.language: r.text for r in intent.responses})
+                      responses=service.first_answers(intent.responses))
 
 
 @router.get("/intents")

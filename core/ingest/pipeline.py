@@ -12,6 +12,7 @@ batcher) does, and publishes the events the pipeline emitted once it has committ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -62,9 +63,42 @@ from core.tickets import service as ticket_service
 from core.tickets.models import AuthorKind, Direction, Priority, Ticket, TicketStatus, parse_ticket_number
 from core.tickets.repository import OPEN_STATUSES
 from core.users.models import Team
-from nlu.protocol import Parse
+from nlu.protocol import Entity, Parse
 
 ResponseLookup = Callable[[str, str], str | None]
+
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z0-9_]+)?)\}")
+
+
+def _filled(answer: str | None, parse: Parse | None) -> str | None:
+    """An FAQ answer with its Rasa-style `{entity}` placeholders (`{tariff}`, `{city:destination}`) filled from the
+    entities read in the message, rule-based or learned; None when one is not there (the answer would not make
+    sense: the message goes to a person like one without an answer)."""
+    if answer is None or "{" not in answer:
+        return answer
+    missing = False
+
+    def value(match: re.Match[str]) -> str:
+        nonlocal missing
+        entity = parse.entity(match.group(1)) if parse is not None else None
+        if entity is None:
+            missing = True
+            return match.group(0)
+        return entity.value
+
+    text = PLACEHOLDER.sub(value, answer)
+    return None if missing else text
+
+
+def _number(entity: Entity | None) -> str | None:
+    """An order or contract number as the records hold it. The rule-based extractors give it normalised; one the
+    CRF learned from the data's annotations (an operator's own format the rules do not know) is the customer's
+    text, so it is put the same way: no surrounding spaces or punctuation, upper case."""
+    if entity is None:
+        return None
+    value = entity.value.strip().strip(".,;:!?()[]\"'«»").upper()
+    return value or None
 """(intent, language) -> the FAQ answer for that intent in that language, if there is one."""
 
 HANDOFF_PAYLOAD = "/human_handoff"
@@ -494,13 +528,11 @@ class IngestPipeline:
         if parse is None or not ((parse.confident and parse.intent == ORDER_INTENT)
                                  or any(r.name == ORDER_INTENT for r in parse.requests)):
             return None
-        entity = parse.entity("order_number")
-        return entity.value if entity else None
+        return _number(parse.entity("order_number"))
 
     @staticmethod
     def _contract_number(parse: Parse | None) -> str | None:
-        entity = parse.entity("contract_number") if parse is not None else None
-        return entity.value if entity else None
+        return _number(parse.entity("contract_number") if parse is not None else None)
 
     @staticmethod
     def _contract(look: _Lookups, customer_id: int | None, number: str | None) -> tuple[Contract | None, int]:
@@ -555,8 +587,9 @@ class IngestPipeline:
         order_number = self._order_number(parse)
         order: OrderInfo | None = None
         row = look.orders.get(order_number) if order_number else None
-        # Only the order's own customer (or an order not linked to anyone) gets its status.
-        if row is not None and row.customer_id in (None, ticket.customer_id):
+        # Only the order's own customer (or an order not linked to anyone) gets its status. The customer, not the
+        # ticket's column: a new ticket has no customer id before its flush.
+        if row is not None and row.customer_id in (None, work.customer.id):
             order = OrderInfo(row.number, row.status, row.description)
         contract_number = self._contract_number(parse) if intent in (CONTRACT_INTENT, TERMINATE_INTENT) else None
         contract_row, contract_count = (self._contract(look, work.customer.id, contract_number)
@@ -564,13 +597,13 @@ class IngestPipeline:
         contract = (ContractInfo(contract_row.number, contract_row.tariff, contract_row.end_date,
                                  contract_row.status.value, contract_row.auto_renewal)
                     if contract_row is not None else None)
-        faq = self.responses(intent, work.language or "en") if intent else None
+        faq = _filled(self.responses(intent, work.language or "en"), parse) if intent else None
         declared = look.actions.action_for(intent, faq is not None) if intent and look.actions else None
         team = self._team_of(look, ticket)
         notice_gap = timedelta(minutes=self.settings.waiting_notice_minutes)
         requests: tuple[Request, ...] = ()
         if parse is not None and len(parse.requests) > 1:
-            answers = {r.name: self.responses(r.name, work.language or "en") for r in parse.requests}
+            answers = {r.name: _filled(self.responses(r.name, work.language or "en"), parse) for r in parse.requests}
             requests = tuple(Request(r.name, answers[r.name], look.actions.action_for(r.name, answers[r.name]
                                                                                       is not None)
                                      if look.actions else None) for r in parse.requests)

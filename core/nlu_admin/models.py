@@ -23,7 +23,9 @@ class NluIntent(Base):
 
     examples: Mapped[list[NluExample]] = relationship(lazy="raise", order_by="NluExample.id",
                                                       cascade="all, delete-orphan")
-    responses: Mapped[list[NluResponse]] = relationship(lazy="raise", cascade="all, delete-orphan")
+    # Every variant of every language, each language's variants in their order (the first is "the" answer).
+    responses: Mapped[list[NluResponse]] = relationship(lazy="raise", cascade="all, delete-orphan",
+                                                        order_by="[NluResponse.language, NluResponse.position]")
 
 
 class IntentActionRule(Base):
@@ -66,10 +68,12 @@ class NluDataItem(Base):
 
 class NluResponse(Base):
     __tablename__ = "nlu_responses"
-    __table_args__ = (UniqueConstraint("intent_id", "language"),)
+    __table_args__ = (UniqueConstraint("intent_id", "language", "position"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     intent_id: Mapped[int] = mapped_column(ForeignKey("nlu_intents.id", ondelete="CASCADE"), index=True)
     language: Mapped[str] = mapped_column(String(8))
+    # The variant's place among the intent's answers in this language (Rasa's response variants); 0 is the first.
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     text: Mapped[str] = mapped_column(Text)
 
 

@@ -78,7 +78,8 @@ async def response_texts(session: AsyncSession, intent: str | None = None) -> li
             .join(NluResponse, NluResponse.intent_id == NluIntent.id))
     if intent is not None:
         stmt = stmt.where(NluIntent.name == intent)
-    rows = (await session.execute(stmt)).all()
+    rows = (await session.execute(stmt.order_by(NluResponse.intent_id, NluResponse.language,
+                                                NluResponse.position))).all()
     return [(name, lang, text) for name, lang, text in rows]
 
 

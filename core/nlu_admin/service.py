@@ -137,15 +137,19 @@ async def import_data(session: AsyncSession, data: TrainingData, *, source: str,
                 text=text, language=example_language(text), source=source, created_at=utcnow(),
                 entities=[e.as_dict() for e in ex.entities] or None, meta=ex.metadata))
     for name, by_lang in data.responses.items():
-        current = {r.language: r for r in existing[name].responses}
-        for lang, text in by_lang.items():
-            report["responses"] += lang not in current
+        held_langs = {r.language for r in existing[name].responses}
+        for lang in by_lang:
+            # An imported language's answer replaces the held one, all its variants, in the file's order.
+            variants = data.variants(name, lang)
+            report["responses"] += lang not in held_langs
             if dry_run:
                 continue
-            if lang in current:
-                current[lang].text = text
-            else:
-                existing[name].responses.append(NluResponse(language=lang, text=text))
+            for old in [r for r in existing[name].responses if r.language == lang]:
+                existing[name].responses.remove(old)
+            if lang in held_langs:
+                await session.flush()  # the old rows go before their positions are taken again
+            existing[name].responses.extend(NluResponse(language=lang, text=text, position=p)
+                                            for p, text in enumerate(variants))
     items_held: Sequence[NluDataItem] = [] if replace else await repository.data_items(session)
     held_items = {(i.kind, i.name, i.value) for i in items_held}
     next_position: dict[tuple[str, str], int] = {}
@@ -185,9 +189,11 @@ async def training_data(session: AsyncSession) -> TrainingData:
                                   entities=tuple(ExampleEntity.from_dict(a) for a in e.entities or ()),
                                   metadata=e.meta)
                   for i in intents for e in i.examples],
-        responses={i.name: {r.language: r.text for r in i.responses} for i in intents if i.responses},
         intent_metadata={i.name: i.meta for i in intents if i.meta is not None},
     )
+    for i in intents:
+        for r in i.responses:  # by language, then position
+            data.add_response(i.name, r.language, r.text)
     tables = {"synonym": data.synonyms, "regex": data.regexes, "lookup": data.lookups}
     for item in await repository.data_items(session):
         tables[item.kind].setdefault(item.name, []).append(item.value)
@@ -209,11 +215,20 @@ async def export_data(session: AsyncSession) -> TrainingData:
     return data
 
 
-async def responses(session: AsyncSession) -> dict[str, dict[str, str]]:
-    result: dict[str, dict[str, str]] = {}
+async def responses(session: AsyncSession) -> dict[str, dict[str, list[str]]]:
+    """Every answer variant per intent and language, in order."""
+    result: dict[str, dict[str, list[str]]] = {}
     for name, lang, text in await repository.response_texts(session):
-        result.setdefault(name, {})[lang] = text
+        result.setdefault(name, {}).setdefault(lang, []).append(text)
     return result
+
+
+def first_answers(rows: Sequence[NluResponse]) -> dict[str, str]:
+    """The first variant per language: the answer the console shows and edits."""
+    out: dict[str, str] = {}
+    for r in sorted(rows, key=lambda r: r.position, reverse=True):
+        out[r.language] = r.text
+    return out
 
 
 async def list_intents(session: AsyncSession) -> list[dict[str, Any]]:
@@ -223,7 +238,7 @@ async def list_intents(session: AsyncSession) -> list[dict[str, Any]]:
         per.setdefault(intent_id, {})[lang] = n
     intents = await repository.intents_with_responses(session)
     return [{"name": i.name, "description": i.description, "examples": per.get(i.id, {}),
-             "responses": {r.language: r.text for r in i.responses}} for i in intents]
+             "responses": first_answers(i.responses)} for i in intents]
 
 
 async def get_intent(session: AsyncSession, name: str) -> NluIntent:
@@ -276,15 +291,17 @@ async def delete_example(session: AsyncSession, example_id: int, actor: User | N
 
 async def set_responses(session: AsyncSession, name: str, answers: dict[str, str | None],
                         actor: User | None) -> NluIntent:
-    """Set or clear (None / empty) the answer per language."""
+    """Set or clear (None / empty) the answer per language. Setting changes the first variant (an imported
+    response's later variants stay); clearing removes every variant of the language."""
     intent = await get_intent(session, name)
-    current = {r.language: r for r in intent.responses}
+    current = {r.language: r for r in intent.responses if r.position == 0}
     for lang, text in answers.items():
         if lang not in LANGUAGES:
             raise ValidationFailedError(f"answers are in {', '.join(LANGUAGES)}; got {lang!r}")
         cleaned = (text or "").strip()
         if not cleaned and lang in current:
-            intent.responses.remove(current[lang])
+            for row in [r for r in intent.responses if r.language == lang]:
+                intent.responses.remove(row)
         elif cleaned and lang in current:
             current[lang].text = cleaned
         elif cleaned:

@@ -152,6 +152,33 @@ def test_0010_moves_the_imap_checkpoints_into_the_channel_cursors_and_back(tmp_p
     assert back == [("support", 1700000000, 42)]
 
 
+def test_0031_keeps_existing_answers_as_first_variants_and_back(empty_db_url: str) -> None:
+    """Rasa response variants: the one answer per language an existing database holds becomes variant 0; a second
+    variant can then be stored; going down keeps the first."""
+    cfg = alembic_config(empty_db_url)
+    command.upgrade(cfg, "0030")
+
+    async def run(*sql: str) -> list[Any]:
+        engine = create_engine(empty_db_url)
+        try:
+            async with engine.begin() as conn:
+                result = None
+                for statement in sql:
+                    result = await conn.execute(text(statement))
+                return list(result.all()) if result is not None and result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run("INSERT INTO nlu_intents (id, name, description, created_at) "
+                    "VALUES (1, 'greet', '', '2026-11-01 10:00:00')",
+                    "INSERT INTO nlu_responses (intent_id, language, text) VALUES (1, 'en', 'Hi')"))
+    command.upgrade(cfg, "0031")
+    assert asyncio.run(run("SELECT language, position, text FROM nlu_responses")) == [("en", 0, "Hi")]
+    asyncio.run(run("INSERT INTO nlu_responses (intent_id, language, position, text) VALUES (1, 'en', 1, 'Hello')"))
+    command.downgrade(cfg, "0030")
+    assert asyncio.run(run("SELECT language, text FROM nlu_responses")) == [("en", "Hi")]
+
+
 def test_the_schema_needs_no_channel() -> None:
     """What the migration environment imports (every table, the engine) loads no `channels` module."""
     import subprocess

@@ -28,7 +28,7 @@ from nlu.protocol import ExampleEntity
 from nlu.rasa import rasa_config, rasa_domain
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rasa"
-ALL = ["moodbot", "formbot", "retrieval", "sara_like", "markdown", "ru_markdown", "legacy.json"]
+ALL = ["moodbot", "formbot", "retrieval", "sara_like", "markdown", "ru_markdown", "legacy.json", "variants"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -39,6 +39,7 @@ def test_import_export_import_is_lossless_in_yaml_and_json(name: str) -> None:
     assert (again.synonyms, again.regexes, again.lookups) == (data.synonyms, data.regexes, data.lookups)
     assert again.intent_metadata == data.intent_metadata
     assert again.responses == data.responses
+    assert again.response_variants == data.response_variants
     via_json = loads(dump_rasa_json(data), "json")
     assert via_json.examples == data.examples
 
@@ -100,6 +101,21 @@ def test_retrieval_intents_keep_group_and_name_and_their_responses() -> None:
     assert domain["intents"] == ["chitchat", "faq", "greet"]
     assert "utter_faq/ask_channels" in domain["responses"]
     assert any(c.get("name") == "ResponseSelector" for c in rasa_config(data)["pipeline"])
+
+
+def test_every_variant_of_a_response_is_kept_in_order_per_language() -> None:
+    """A response with several variants kept only its first text per language."""
+    data = load_training_data(FIXTURES / "variants")
+    assert data.variants("greet", "en") == ["Hey! How can I help?", "Hello! What can I do for you?",
+                                            "Hi there, I'm listening."]
+    assert data.variants("greet", "ru") == ["Здравствуйте! Чем помочь?", "Добрый день! Что у вас случилось?",
+                                            "Привет! Я слушаю."]
+    assert data.variants("ask_hours", "en") == ["We answer around the clock."]
+    assert data.variants("ask_hours", "de") == []
+    assert [v["text"] for v in rasa_domain(data)["responses"]["utter_greet"]] == [
+        *data.variants("greet", "en"), *data.variants("greet", "ru")]
+    merged = merge([data, load_training_data(FIXTURES / "variants")])  # the same file twice: nothing doubled
+    assert merged.variants("greet", "en") == data.variants("greet", "en")
 
 
 @pytest.mark.parametrize(("document", "line", "reason"), [

@@ -4,6 +4,7 @@ install; merge or replace is explicit; problems are listed before anything is wr
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,47 @@ async def test_merge_or_replace_is_explicit_and_conflicts_are_listed_first(sessi
     await _import(sessionmaker, load_training_data(FIXTURES / "ru_markdown"), "replace")
     stored = await _stored(sessionmaker)
     assert stored.intents == ["pogoda", "privet"] and not stored.lookups
+
+
+async def test_every_response_variant_is_stored_exported_and_answered(sessionmaker: Sessionmaker) -> None:
+    """A Rasa response with several variants kept only its first text per language (unique intent, language)."""
+    source = load_training_data(FIXTURES / "variants")
+    report = await _import(sessionmaker, source, None)
+    assert report["responses"] == 4  # languages per intent, as before; the variants come with them
+    stored = await _stored(sessionmaker)
+    assert stored.responses == source.responses and stored.response_variants == source.response_variants
+    again = loads(dump_rasa_yaml(stored), "yaml")
+    assert (again.responses, again.response_variants) == (source.responses, source.response_variants)
+    assert len(again.variants("greet", "en")) == len(again.variants("greet", "ru")) == 3
+    await _import(sessionmaker, again, "replace")
+    assert (await _stored(sessionmaker)).response_variants == source.response_variants
+
+    # The bot answers with one of the variants, chosen at random as Rasa does; over many answers each shows up.
+    catalog = ResponseCatalog(random.Random(7))
+    async with sessionmaker() as session:
+        await catalog.reload(session)
+    seen = {catalog.lookup("greet", "ru") for _ in range(60)}
+    assert seen == set(source.variants("greet", "ru"))
+    assert {catalog.lookup("greet", "de") for _ in range(30)} == set(source.variants("greet", "en"))
+    assert catalog.lookup("ask_hours", "en") == "We answer around the clock."
+
+
+async def test_merging_a_response_replaces_its_variants_and_the_console_edits_the_first(sessionmaker: Sessionmaker
+                                                                                         ) -> None:
+    source = load_training_data(FIXTURES / "variants")
+    await _import(sessionmaker, source, None)
+    fewer = loads('version: "3.1"\nresponses:\n  utter_greet:\n  - text: "One"\n    metadata: {lang: en}\n'
+                  '  - text: "Two"\n    metadata: {lang: en}\n', "yaml")
+    await _import(sessionmaker, fewer, "merge")
+    stored = await _stored(sessionmaker)
+    assert stored.variants("greet", "en") == ["One", "Two"]
+    assert stored.variants("greet", "ru") == source.variants("greet", "ru")  # a language not imported stays
+
+    async with sessionmaker() as session, session.begin():
+        await service.set_responses(session, "greet", {"ru": "Новое приветствие", "en": ""}, actor=None)
+    stored = await _stored(sessionmaker)
+    assert stored.variants("greet", "ru") == ["Новое приветствие", *source.variants("greet", "ru")[1:]]
+    assert stored.variants("greet", "en") == []  # clearing a language removes all its variants
+    async with sessionmaker() as session:
+        listed = {i["name"]: i["responses"] for i in await service.list_intents(session)}
+    assert listed["greet"] == {"ru": "Новое приветствие"}
