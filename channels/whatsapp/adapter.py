@@ -38,6 +38,7 @@ from channels.telegram.adapter import split_text
 from channels.whatsapp.settings import WhatsappChannelSettings
 from core.attachments.policy import safe_filename
 from core.csat.service import survey_score
+from core.db.outage import is_database_outage
 from core.errors import NotFoundError
 from core.i18n import translator
 from core.ingest.schemas import InboundMessage, SenderInfo
@@ -298,9 +299,14 @@ class WhatsappChannel:
             if not isinstance(item, dict):
                 raise UnusableEvent("an item is not an object")
             await handler(item, names)
-        except UnusableEvent as exc:
-            await self.ctx.ingest.quarantine(CHANNEL, f"unusable event: {exc}"[:1000], _dump(item),
-                                             "application/json")
+        except Exception as exc:
+            if is_database_outage(exc) or isinstance(exc, httpx.TransportError | OSError):
+                raise
+            reason = f"unusable event: {exc}" if isinstance(exc, UnusableEvent) else \
+                f"event failed: {type(exc).__name__}: {exc}"
+            if not isinstance(exc, UnusableEvent):
+                log.exception("whatsapp event failed; quarantined", extra={"item_id": str(item_id)[:64]})
+            await self.ctx.ingest.quarantine(CHANNEL, reason[:1000], _dump(item), "application/json")
         if key is not None:
             self._recent[key] = None
             while len(self._recent) > 10_000:
