@@ -209,6 +209,11 @@ async def test_text_answer_with_button_redelivery_handoff_and_phone_identity(
 async def test_statuses_are_the_delivery_state_of_the_outbound_message(
     db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI
 ) -> None:
+    from core.users.models import Role
+    from tests.conftest import make_user
+    from tests.console.conftest import login
+
+    await make_user(sessionmaker, Role.agent, "wa-console@test.example")
     async with running(wa_app(db_url, tmp_path, graph)) as (_adapter, client):
         assert (await post(client, text_message(WA, "wamid.IN1", "Hello"))).text == "ok"
 
@@ -230,12 +235,24 @@ async def test_statuses_are_the_delivery_state_of_the_outbound_message(
             assert (await post(client, status(wamid, state, WA, stamp))).text == "ok"
         # Out of order: "delivered" after "read" does not step back.
         assert await delivery() == {"state": "read", "at": "2025-11-30T10:53:50+00:00"}
+        # The console shows it next to the outbox's own state.
+        assert (await login(client, "wa-console@test.example")).status_code == 303
+        number = (await inbound(sessionmaker))[0].ticket_id
+        async with sessionmaker() as session:
+            from core.tickets.models import Ticket
+
+            ticket = await session.get(Ticket, number)
+            assert ticket is not None
+        page = (await client.get(f"/console/tickets/{ticket.number}")).text
+        assert 'data-receipt="read"' in page
         failure = [{"code": 131026, "title": "Message undeliverable"}]
         assert (await post(client, status(wamid, "failed", WA, errors=failure))).text == "ok"
         value = await delivery()
         assert value is not None and value["state"] == "failed" and value["error"] == "131026: Message undeliverable"
         [row] = await outbox_rows(sessionmaker, WA)
         assert "131026" in (row.last_error or "")
+        page = (await client.get(f"/console/tickets/{ticket.number}")).text
+        assert 'data-receipt="failed"' in page and "131026: Message undeliverable" in page
         # A status of a message this system did not send, and a hostile one, change nothing else.
         assert (await post(client, status("wamid.UNKNOWN", "read", WA))).text == "ok"
         assert (await post(client, status(wamid, "exploded", WA))).text == "ok"
