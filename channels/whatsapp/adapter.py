@@ -8,6 +8,9 @@ Decisions (see also ARCHITECTURE.md and the WhatsApp records of docs/decisions.m
   the right signature is refused (403) before anything is parsed or stored, so strangers cannot fill the quarantine.
 - Idempotency: a message is keyed by its `wamid`; Meta resends a webhook until it gets a 200, and the ingest
   pipeline makes the resend a no-op. Recent ids are also remembered in memory (no database round trip).
+- Media in (image, document, audio, video, sticker): the media's URL is asked of the Graph API, then the file is
+  fetched with the token, only from `media_hosts` (the token must not go elsewhere) and streamed under the size
+  limit; a file that cannot be had keeps the message, listed with the reason, as for e-mail and VK.
 - Statuses (sent/delivered/read/failed) are kept on the outbox row of the message they name (its
   `provider_message_id`) as `payload["delivery"]`: the highest state reached, or `failed` with Meta's reason.
   No new table or column: one small JSON object per outbound message.
@@ -29,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
@@ -36,12 +40,12 @@ from sqlalchemy import select
 from channels.base import ChannelContext, ChannelHealth, PartialDelivery, PermanentSendError
 from channels.telegram.adapter import split_text
 from channels.whatsapp.settings import WhatsappChannelSettings
-from core.attachments.policy import safe_filename
+from core.attachments.policy import AttachmentPolicy, safe_filename
 from core.csat.service import survey_score
 from core.db.outage import is_database_outage
 from core.errors import NotFoundError
 from core.i18n import translator
-from core.ingest.schemas import InboundMessage, SenderInfo
+from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
 from core.jobs import Backoff, Job, JobContext
 from core.outbox.models import OutboxMessage
 from core.outbox.schemas import OutboundEnvelope, QuickReply
@@ -62,6 +66,9 @@ RATE_LIMIT_ERRORS = frozenset({4, 80007, 130429, 131048, 131056})
 WINDOW_CLOSED = 131047  # "Re-engagement message": more than 24 hours since the customer last wrote
 DELIVERY_RANK = {"sent": 1, "delivered": 2, "read": 3}
 STATUSES = frozenset({*DELIVERY_RANK, "failed"})
+MEDIA_TYPES = frozenset({"image", "document", "audio", "video", "sticker"})
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "audio/ogg": ".ogg",
+              "audio/mpeg": ".mp3", "video/mp4": ".mp4", "application/pdf": ".pdf"}
 
 
 class GraphApiError(Exception):
@@ -344,12 +351,30 @@ class WhatsappChannel:
             if not isinstance(text, str):
                 raise UnusableEvent("button.text is not a string")
             command = command if isinstance(command, str) and command else None
-        if text is None or not text.strip():
+        media: dict[str, Any] | None = None
+        if kind in MEDIA_TYPES:
+            media = message.get(str(kind))
+            if not isinstance(media, dict):
+                raise UnusableEvent(f"a message of type {kind} without its {kind} object")
+            _str(media.get("id"), "the media id", 128)
+            caption = media.get("caption", "")
+            if not isinstance(caption, str):
+                raise UnusableEvent("caption is not a string")
+            text = caption
+        if media is None and (text is None or not text.strip()):
             if not isinstance(kind, str):
                 raise UnusableEvent("type is not a string")
             await self._reply(wa_id, translator(self.settings.language)("whatsapp.unsupported"))
             return
         extra: dict[str, Any] = {"whatsapp": {"wa_id": wa_id, "message_id": message_id}}
+        stored: tuple[AttachmentInfo, ...] = ()
+        if media is not None:
+            if await self.ctx.ingest.find_existing(CHANNEL, message_id) is not None:
+                return  # a redelivery: do not download again
+            kept, refused = await self._download(str(kind), media, message_id)
+            stored = (kept,) if kept is not None else ()
+            if refused is not None:
+                extra["rejected_attachments"] = [refused]
         if command is not None:
             extra["quick_reply"] = command
             score = survey_score(command)
@@ -358,8 +383,75 @@ class WhatsappChannel:
         received = _timestamp(message.get("timestamp"))
         inbound = InboundMessage(
             channel=CHANNEL, external_message_id=message_id, sender=self._sender(wa_id, names.get(wa_id)),
-            text=text, thread_key=wa_id, extra=extra, **({"received_at": received} if received else {}))
+            text=text or "", attachments=stored, thread_key=wa_id, extra=extra,
+            **({"received_at": received} if received else {}))
         await self.ctx.ingest.ingest(inbound)
+
+    def _host_allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            return False
+        hosts = self.settings.media_hosts
+        host = parts.hostname.lower()
+        return not hosts or any(host == h or host.endswith(f".{h}") for h in hosts)
+
+    async def _download(self, kind: str, media: dict[str, Any], message_id: str
+                        ) -> tuple[AttachmentInfo | None, dict[str, Any] | None]:
+        """(the stored file, None) or (None, the refusal to record): the media's URL is asked of the Graph API,
+        then the file is fetched with the token - only from a WhatsApp media host, never over the size limit."""
+        content_type = media.get("mime_type") if isinstance(media.get("mime_type"), str) else \
+            "application/octet-stream"
+        content_type = str(content_type).split(";")[0].strip()[:100] or "application/octet-stream"
+        given = media.get("filename")
+        filename = given if isinstance(given, str) and given else \
+            f"{kind}-{message_id[-24:]}{EXTENSIONS.get(content_type, '')}"
+        name = safe_filename(filename, content_type)
+        policy = AttachmentPolicy(max_bytes=self.settings.max_download_bytes)
+        size: int | None = None
+
+        def refusal(reason: str) -> tuple[None, dict[str, Any]]:
+            log.info("whatsapp attachment refused", extra={"filename": name, "reason": reason[:200]})
+            return None, {"filename": name, "content_type": content_type, "size": size, "reason": reason}
+
+        try:
+            info = await self.call("GET", f"/{media['id']}")
+        except GraphApiError as exc:
+            if exc.retryable:
+                raise
+            return refusal(f"the file could not be downloaded: {str(exc)[:200]}")
+        url = info.get("url")
+        declared = info.get("file_size")
+        size = declared if isinstance(declared, int) and not isinstance(declared, bool) and declared >= 0 else None
+        verdict = policy.check(name, content_type, size, index=0)
+        if verdict.refusal is not None:
+            return None, verdict.refusal.record(name, verdict.content_type, size)
+        if not isinstance(url, str) or not self._host_allowed(url):
+            return refusal("the file is not on a WhatsApp media host")
+        try:
+            data = await self._fetch(url, self.settings.max_download_bytes)
+        except (httpx.HTTPError, ValueError) as exc:
+            return refusal(f"the file could not be downloaded: {str(exc)[:200]}")
+        size = len(data)
+        verdict = policy.check(name, content_type, size, index=0, data=data)
+        if verdict.refusal is not None:
+            return None, verdict.refusal.record(name, verdict.content_type, size)
+        return await self.ctx.files.save(name, verdict.content_type, data, namespace=CHANNEL), None
+
+    async def _fetch(self, url: str, limit: int) -> bytes:
+        """The file's bytes, streamed: one over the limit is cut off, not read into memory."""
+        async with self.client.stream("GET", url) as response:
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}")
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in response.aiter_bytes():
+                total += len(chunk)
+                if total > limit:
+                    # The policy refuses it by its size; only a byte over the limit is kept to say so.
+                    chunks.append(chunk[: max(0, len(chunk) - (total - limit - 1))])
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
 
     async def _on_status(self, status: dict[str, Any], _names: dict[str, str]) -> None:
         message_id = _str(status.get("id"), "id", 512)

@@ -23,6 +23,12 @@ class WhatsappChannelSettings(BaseModel):
                               description="Graph API base (a local stand-in in tests).")
     api_version: str = Field(default="v21.0", pattern=r"^v\d+\.\d+$")
     request_timeout_seconds: float = Field(default=15.0, gt=0)
+    max_download_bytes: int = Field(default=20 * 1024 * 1024, ge=0,
+                                    description="Larger images/documents are kept as metadata only.")
+    media_hosts: list[str] = Field(
+        default_factory=lambda: ["fbsbx.com", "facebook.com", "whatsapp.net"],
+        description="Hosts (and their subdomains) media is downloaded from (the token goes with the request); "
+        "empty: any host.")
     retry_backoff_max_seconds: float = Field(default=60.0, gt=0)
     trust_phone_number: bool = Field(
         default=True, description="WhatsApp verifies the sender's phone number: a customer known by the same "

@@ -54,6 +54,12 @@ def button_reply(wa_id: str, message_id: str, reply_id: str, title: str) -> dict
                       "interactive": {"type": "button_reply", "button_reply": {"id": reply_id, "title": title}}}]})
 
 
+def media_message(wa_id: str, message_id: str, kind: str, media: dict[str, Any]) -> dict[str, Any]:
+    return notification({
+        "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": wa_id}],
+        "messages": [{"from": wa_id, "id": message_id, "timestamp": "1764500400", "type": kind, kind: media}]})
+
+
 def status(message_id: str, state: str, wa_id: str, timestamp: str = "1764500200",
            errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {"id": message_id, "status": state, "timestamp": timestamp, "recipient_id": wa_id}
@@ -68,6 +74,9 @@ class FakeGraphAPI:
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (method, path, body)
     sent: list[dict[str, Any]] = field(default_factory=list)  # accepted /messages bodies (with "_id")
     media: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)  # id -> (filename, bytes, type)
+    inbound_media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media id -> (bytes, type)
+    media_url_host: str = ""  # where media URLs point (this stand-in unless set)
+    downloads: list[str] = field(default_factory=list)  # media files asked for, served or not
     window_closed: set[str] = field(default_factory=set)  # recipients who last wrote over 24 hours ago
     rate_limit_next: int = 0  # /messages answers HTTP 429 (error 130429) this many times
     server_error_next: int = 0  # /messages answers HTTP 500 this many times
@@ -103,7 +112,13 @@ class FakeGraphAPI:
         self.calls.append(("GET", request.url.path, dict(request.query_params)))
         if not self._authorised(request):
             return self._error(401, 190, "Invalid OAuth access token - Cannot parse access token")
-        if request.path_params["number"] != PHONE_NUMBER_ID:
+        number = request.path_params["number"]
+        if number in self.inbound_media or number.startswith("gone"):
+            data, mime = self.inbound_media.get(number, (b"", "image/jpeg"))
+            host = self.media_url_host or self.base_url
+            return JSONResponse({"url": f"{host}/files/{number}?ext=1", "mime_type": mime, "sha256": "x",
+                                 "file_size": len(data), "id": number, "messaging_product": "whatsapp"})
+        if number != PHONE_NUMBER_ID:
             return self._error(400, 100, "Unsupported get request.")
         return JSONResponse({"display_phone_number": "+1 555-078-3881", "verified_name": "Test operator",
                              "id": PHONE_NUMBER_ID})
@@ -159,11 +174,22 @@ class FakeGraphAPI:
             self.media[media_id] = (file.filename or "", await file.read(), str(form.get("type")))
         return JSONResponse({"id": media_id})
 
+    async def download(self, request: Request) -> Response:
+        media_id = request.path_params["media_id"]
+        self.downloads.append(media_id)
+        if not self._authorised(request):
+            return Response(status_code=401)
+        if media_id not in self.inbound_media:
+            return Response(status_code=404)
+        data, mime = self.inbound_media[media_id]
+        return Response(data, media_type=mime)
+
     def app(self) -> Starlette:
         return Starlette(routes=[
             Route(f"/{VERSION}/{{number}}", self.phone_number, methods=["GET"]),
             Route(f"/{VERSION}/{{number}}/messages", self.messages, methods=["POST"]),
             Route(f"/{VERSION}/{{number}}/media", self.upload, methods=["POST"]),
+            Route("/files/{media_id}", self.download, methods=["GET"]),
         ])
 
 

@@ -35,6 +35,7 @@ from tests.channels.whatsapp.graphapi import (
     FakeGraphAPI,
     button_reply,
     dumps,
+    media_message,
     notification,
     running_graph_api,
     sign,
@@ -193,12 +194,13 @@ async def test_text_answer_with_button_redelivery_handoff_and_phone_identity(
         assert identity.external_id == WA and identity.verified is True
         assert customer is not None and customer.phone == f"+{WA}" and customer.name == "Kerry Fisher"
 
-        # A message to another number of the same app is not taken; an image gets the "text only" answer.
-        other = text_message("79005550000", "wamid.IN3", "Hello", )
+        # A message to another number of the same app is not taken; a location gets the "text only" answer.
+        other = text_message("79005550000", "wamid.IN3", "Hello")
         other["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "999"
         assert (await post(client, other)).text == "ok"
         image = notification({"messages": [{"from": WA, "id": "wamid.IN4", "timestamp": "1764500300",
-                                            "type": "image", "image": {"id": "1", "mime_type": "image/jpeg"}}]})
+                                            "type": "location", "location": {"latitude": 55.75,
+                                                                             "longitude": 37.62}}]})
         assert (await post(client, image)).text == "ok"
         await wait_for(lambda: len(graph.texts(WA)) == 3)
         assert graph.texts(WA)[2].startswith("Sorry, I cannot read this kind of message yet")
@@ -367,3 +369,53 @@ async def test_agent_reply_uploads_files_as_documents_after_the_text(
         assert text["text"]["body"] == "wa-agent:\nYour invoice."
         assert document["type"] == "document" and document["document"]["filename"] == "счёт.pdf"
         assert graph.media[document["document"]["id"]] == ("счёт.pdf", b"%PDF-1.4 invoice", "application/pdf")
+
+
+async def test_media_is_downloaded_with_the_token_and_failures_keep_the_message(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    jpeg = b"\xff\xd8\xff" + b"p" * 997
+    graph.inbound_media = {"1001": (jpeg, "image/jpeg"), "1003": (b"%PDF-1.4 " + b"d" * 3000, "application/pdf")}
+    async with running(wa_app(db_url, tmp_path, graph, max_download_bytes=2500,
+                              media_hosts=["127.0.0.1"])) as (adapter, client):
+        image = media_message(WA, "wamid.M1", "image", {"id": "1001", "mime_type": "image/jpeg",
+                                                          "caption": "my router"})
+        assert (await post(client, image)).text == "ok"
+        [message] = await inbound(sessionmaker)
+        assert message.text == "my router"
+        [stored] = message.attachments
+        assert stored["content_type"] == "image/jpeg" and stored["size"] == 1000
+        assert stored["storage_key"].startswith("whatsapp/")
+        assert await adapter.ctx.files.read(stored["storage_key"]) == jpeg
+        # A redelivery after a restart is not downloaded again.
+        adapter._recent.clear()
+        assert (await post(client, image)).text == "ok"
+        assert graph.downloads == ["1001"] and len(await inbound(sessionmaker)) == 1
+
+        # Gone from Meta's servers (404), unknown to the Graph API, over the limit, on a foreign host: the message is
+        # kept with the reason; the over-limit and foreign ones are never fetched.
+        cases = {"wamid.M2": {"id": "gone-1", "mime_type": "image/jpeg"},
+                 "wamid.M3": {"id": "99999", "mime_type": "application/pdf", "filename": "счёт.pdf"},
+                 "wamid.M4": {"id": "1003", "mime_type": "application/pdf", "filename": "big.pdf"}}
+        for message_id, media in cases.items():
+            kind = "image" if media["mime_type"].startswith("image/") else "document"
+            assert (await post(client, media_message(WA, message_id, kind, media))).text == "ok"
+        graph.media_url_host = f"http://localhost:{graph.port}"
+        assert (await post(client, media_message(WA, "wamid.M5", "image", {"id": "1001"}))).text == "ok"
+        messages = await inbound(sessionmaker)
+        assert [m.external_message_id for m in messages] == ["wamid.M1", "wamid.M2", "wamid.M3", "wamid.M4",
+                                                             "wamid.M5"]
+        reasons = [m.extra["rejected_attachments"][0]["reason"] for m in messages[1:]]
+        assert reasons[0] == "the file could not be downloaded: HTTP 404"
+        assert reasons[1].startswith("the file could not be downloaded: WhatsApp API HTTP 400: error 100")
+        assert reasons[2] == "the file is 3009 bytes; the limit is 2500"
+        assert reasons[3] == "the file is not on a WhatsApp media host"
+        assert messages[2].extra["rejected_attachments"][0]["filename"] == "счёт.pdf"
+        assert all(m.attachments == [] for m in messages[1:])
+        assert graph.downloads == ["1001", "gone-1"]
+
+        # A media message without its object is quarantined.
+        hollow = media_message(WA, "wamid.M6", "image", {})
+        hollow["entry"][0]["changes"][0]["value"]["messages"][0]["image"] = "x"
+        assert (await post(client, hollow)).text == "ok"
+        assert "a message of type image without its image object" in (await quarantined(sessionmaker))[-1].reason
