@@ -419,3 +419,24 @@ async def test_media_is_downloaded_with_the_token_and_failures_keep_the_message(
         hollow["entry"][0]["changes"][0]["value"]["messages"][0]["image"] = "x"
         assert (await post(client, hollow)).text == "ok"
         assert "a message of type image without its image object" in (await quarantined(sessionmaker))[-1].reason
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_the_phone_joins_the_customer_known_by_the_same_verified_phone_when_trusted(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI,
+    trusted: bool,
+) -> None:
+    from core.customers import service as customer_service
+    from core.ingest.schemas import SenderInfo
+
+    async with sessionmaker() as session, session.begin():
+        # Known from Telegram by a contact the user shared of themselves (8 900 ... is +7 900 ...).
+        known = await customer_service.resolve_identity(session, "telegram", SenderInfo(
+            external_id="555", name="Kerry", phone="8 900 123-45-67", verified=True))
+    async with running(wa_app(db_url, tmp_path, graph, trust_phone_number=trusted)) as (_adapter, client):
+        assert (await post(client, text_message(WA, "wamid.IN1", "Hello"))).text == "ok"
+    async with sessionmaker() as session:
+        identity = (await session.scalars(select(ChannelIdentity).where(
+            ChannelIdentity.channel == "whatsapp"))).one()
+    assert identity.verified is trusted
+    assert (identity.customer_id == known.customer_id) is trusted
