@@ -440,3 +440,32 @@ async def test_the_phone_joins_the_customer_known_by_the_same_verified_phone_whe
             ChannelIdentity.channel == "whatsapp"))).one()
     assert identity.verified is trusted
     assert (identity.customer_id == known.customer_id) is trusted
+
+
+async def test_the_console_says_when_the_24_hour_window_is_closed(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    import time
+
+    from core.tickets.models import Ticket
+    from core.users.models import Role
+    from tests.conftest import make_user
+    from tests.console.conftest import login
+
+    await make_user(sessionmaker, Role.agent, "wa-window@test.example")
+    late, recent = "79001110000", "79002220000"
+    async with running(wa_app(db_url, tmp_path, graph)) as (_adapter, client):
+        assert (await post(client, text_message(late, "wamid.L1", "Hello",
+                                                timestamp=str(int(time.time()) - 25 * 3600)))).text == "ok"
+        assert (await post(client, text_message(recent, "wamid.R1", "Hello",
+                                                timestamp=str(int(time.time()) - 23 * 3600)))).text == "ok"
+        assert (await login(client, "wa-window@test.example")).status_code == 303
+        pages = {}
+        for message in await inbound(sessionmaker):
+            async with sessionmaker() as session:
+                ticket = await session.get(Ticket, message.ticket_id)
+                assert ticket is not None
+            pages[message.external_message_id] = (await client.get(f"/console/tickets/{ticket.number}")).text
+        assert 'id="whatsapp-window-closed"' in pages["wamid.L1"]
+        assert "More than 24 hours" in pages["wamid.L1"] or "больше 24 часов" in pages["wamid.L1"]
+        assert 'id="whatsapp-window-closed"' not in pages["wamid.R1"]
