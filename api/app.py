@@ -46,6 +46,7 @@ from api.routers import (
     tickets,
     vk,
     webchat,
+    whatsapp,
 )
 from api.settings import Settings, get_settings
 from api.state import AppState
@@ -256,8 +257,9 @@ def create_app(
     errors.install(app)
     openapi.install(app)
     # The channels' ingress first: routes are matched in order, and these take the traffic.
-    for router in (rest_channel.router, telegram.router, vk.router, webchat.router, health.router, auth.router,
-                   tickets.router, customers.router, orders.router, outbox.router, admin.router, calendars.router,
+    for router in (rest_channel.router, telegram.router, vk.router, whatsapp.router, webchat.router, health.router,
+                   auth.router, tickets.router, customers.router, orders.router, outbox.router, admin.router,
+                   calendars.router,
                    sla.router, csat_public.router, nlu_admin.router, nlu_admin.corrections, attachments.router,
                    presence.router, problems.router, reports.router, api_keys.router, contracts.router,
                    incidents.router, canned.router):

@@ -1,4 +1,4 @@
-"""All channel benchmarks in one run: email backfill from Dovecot, then Telegram, VK, web chat and sockets.
+"""All channel benchmarks in one run: email backfill from Dovecot, then Telegram, VK, WhatsApp, web chat and sockets.
 
     .venv/bin/python bench/channels.py [--postgres URL] [--workers N] [--quick]
 

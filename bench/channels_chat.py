@@ -1,12 +1,12 @@
-"""Chat channels benchmark: Telegram webhook and VK Callback API throughput, web-chat round trip, concurrent
-web-chat sockets.
+"""Chat channels benchmark: Telegram webhook, VK Callback API and WhatsApp webhook throughput, web-chat round trip,
+concurrent web-chat sockets.
 
     python bench/channels_chat.py [--updates 3000] [--sockets 1000] [--messages 2000] [--rate 100]
                                   [--max-sockets 10000] [--database-url URL] [--workers 1]
 
 The server (the whole app on uvicorn, SQLite unless --database-url, --workers processes) runs apart; this process is the
-load generator and the Bot API (and VK API) stand-in that receives the bot's answers. Everything is on 127.0.0.1 and
-bounded.
+load generator and the Bot API (and VK API, Graph API) stand-in that receives the bot's answers. Everything is on
+127.0.0.1 and bounded.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ TOKEN = "123456:BENCH"  # noqa: S105 - a fake bot token for the local stand-in
 SECRET = "bench-secret"  # noqa: S105
 VK_GROUP = 227000001
 VK_TOKEN = "vk1.a.bench"  # noqa: S105
+WA_PHONE = "106540352242922"
 KEYWORDS = {"greeting": ["hello", "привет"], "human_handoff": ["operator"], "internet_down": ["internet"]}
 ANSWERS = {("greeting", "en"): "Hello! How can I help?", ("greeting", "ru"): "Здравствуйте! Чем помочь?"}
 
@@ -58,6 +59,7 @@ def bench_app() -> Any:
     from channels.telegram.settings import TelegramChannelSettings
     from channels.vk.settings import VkChannelSettings
     from channels.webchat.settings import WebchatChannelSettings
+    from channels.whatsapp.settings import WhatsappChannelSettings
     from nlu.protocol import KeywordEngine
 
     raise_fd_limit()
@@ -71,6 +73,9 @@ def bench_app() -> Any:
                                              base_file_url=f"{base}/file/bot"),
             vk=VkChannelSettings(enabled=True, access_token=SecretStr(VK_TOKEN), group_id=VK_GROUP,
                                  confirmation_code="bench", secret=SecretStr(SECRET), api_base_url=f"{base}/method"),
+            whatsapp=WhatsappChannelSettings(enabled=True, access_token=SecretStr(VK_TOKEN), phone_number_id=WA_PHONE,
+                                             app_secret=SecretStr(SECRET), verify_token=SecretStr(SECRET),
+                                             api_base_url=base),
             # Thousands of sockets from one address are the load here, not an abuse: no per-address limit.
             webchat=WebchatChannelSettings(message_burst=1000, messages_per_second=1000.0, frame_burst=1000,
                                            frames_per_second=1000.0, connections_per_second=0),
@@ -116,6 +121,7 @@ class BotApi:
     def __init__(self) -> None:
         self.sent = 0
         self.vk_sent = 0
+        self.wa_sent = 0
 
     async def serve(self, port: int) -> asyncio.Server:
         return await asyncio.start_server(self._connection, "127.0.0.1", port, backlog=1024)
@@ -143,6 +149,11 @@ class BotApi:
         if method == "messages.send":
             self.vk_sent += 1
             return {"response": self.vk_sent}
+        if method.startswith(WA_PHONE):  # the Graph API: GET /<version>/<phone number id>?fields=...
+            return {"display_phone_number": "+1 555-000-0000", "id": WA_PHONE}
+        if method == "messages":  # the Graph API: POST /<version>/<phone number id>/messages
+            self.wa_sent += 1
+            return {"messaging_product": "whatsapp", "messages": [{"id": f"wamid.bench{self.wa_sent}"}]}
         if method == "getMe":
             return {"ok": True, "result": self.BOT}
         if method == "sendMessage":
@@ -203,6 +214,43 @@ async def bench_vk(port: int, n: int, concurrency: int, first_id: int = 1) -> di
         try:
             for i in counter:
                 status = await conn.post("/channels/vk/callback", vk_event(i), headers)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            conn.close()
+
+    start = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), 600)
+    elapsed = time.perf_counter() - start
+    return {"updates": n, "seconds": elapsed, "per_second": n / elapsed, "statuses": statuses}
+
+
+def wa_event(i: int) -> bytes:
+    wa_id = str(79_000_000_000 + i % 500)
+    return json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550000000",
+                                                          "phone_number_id": WA_PHONE},
+            "contacts": [{"profile": {"name": "Load"}, "wa_id": wa_id}],
+            "messages": [{"from": wa_id, "id": f"wamid.bench-in-{i}", "timestamp": str(int(time.time())),
+                          "type": "text", "text": {"body": "hello" if i % 2 else "my internet is down"}}]}}]}],
+    }).encode()
+
+
+async def bench_whatsapp(port: int, n: int, concurrency: int, first_id: int = 1) -> dict[str, Any]:
+    import hashlib
+    import hmac
+
+    counter = iter(range(first_id, first_id + n))
+    statuses: dict[int, int] = {}
+
+    async def worker() -> None:
+        conn = await Conn.open(port)
+        try:
+            for i in counter:
+                body = wa_event(i)
+                headers = {"Content-Type": "application/json", "X-Hub-Signature-256":
+                           "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
+                status = await conn.post("/channels/whatsapp/webhook", body, headers)
                 statuses[status] = statuses.get(status, 0) + 1
         finally:
             conn.close()
@@ -324,7 +372,7 @@ async def main(args: argparse.Namespace) -> None:
                 try:
                     health = (await c.get(f"{base}/health")).json()
                     if all(health["channels"].get(kind, {}).get("state") == "connected"
-                           for kind in ("telegram", "vk")):
+                           for kind in ("telegram", "vk", "whatsapp")):
                         break
                 except httpx.HTTPError:
                     pass
@@ -334,6 +382,7 @@ async def main(args: argparse.Namespace) -> None:
         warm = max(500, args.updates // 5)
         await bench_telegram(port, warm, args.concurrency)
         await bench_vk(port, warm, args.concurrency)
+        await bench_whatsapp(port, warm, args.concurrency)
         await asyncio.to_thread(analyze, database_url)
         tg = await bench_telegram(port, args.updates, args.concurrency, first_id=warm + 1)
         print(f"telegram: {tg}", file=sys.stderr, flush=True)
@@ -345,6 +394,11 @@ async def main(args: argparse.Namespace) -> None:
         rows.append(("VK Callback API events/s (ingest committed; " f"{vk['updates']} events, "
                      f"{args.concurrency} connections)", f"{vk['per_second']:.0f}/s", ">= 1,000/s",
                      str(vk["statuses"])))
+        wa = await bench_whatsapp(port, args.updates, args.concurrency, first_id=warm + 1)
+        print(f"whatsapp: {wa}", file=sys.stderr, flush=True)
+        rows.append(("WhatsApp webhook messages/s (signed; ingest committed; " f"{wa['updates']} messages, "
+                     f"{args.concurrency} connections)", f"{wa['per_second']:.0f}/s", ">= 1,000/s",
+                     str(wa["statuses"])))
         rt = await bench_roundtrip(ws_url, args.sockets, args.messages, args.rate)
         print(f"round trip: {rt}", file=sys.stderr, flush=True)
         rows.append((f"Web chat round trip p50 ({rt['sockets']} sockets, {rt['messages']} msgs at {rt['rate']:.0f}/s)",
@@ -360,7 +414,7 @@ async def main(args: argparse.Namespace) -> None:
         for row in rows:
             print("| " + " | ".join(row) + " |")
         print(f"\nDatabase: {database_url.split(':')[0]}; bot answers received by the Bot API stand-in: {botapi.sent}, "
-              f"by the VK API stand-in: {botapi.vk_sent}")
+              f"by the VK API stand-in: {botapi.vk_sent}, by the Graph API stand-in: {botapi.wa_sent}")
     finally:
         server.terminate()
         try:

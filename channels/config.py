@@ -8,6 +8,7 @@ from channels.email.settings import EmailChannelSettings
 from channels.telegram.settings import TelegramChannelSettings
 from channels.vk.settings import VkChannelSettings
 from channels.webchat.settings import WebchatChannelSettings
+from channels.whatsapp.settings import WhatsappChannelSettings
 
 
 class RestChannelSettings(BaseModel):
@@ -41,3 +42,4 @@ class ChannelsSettings(BaseModel):
     telegram: TelegramChannelSettings = TelegramChannelSettings()
     webchat: WebchatChannelSettings = WebchatChannelSettings()
     vk: VkChannelSettings = VkChannelSettings()
+    whatsapp: WhatsappChannelSettings = WhatsappChannelSettings()

@@ -11,6 +11,7 @@ from channels.rest.adapter import RestChannel
 from channels.telegram.adapter import TelegramChannel
 from channels.vk.adapter import VkChannel
 from channels.webchat.adapter import WebchatChannel
+from channels.whatsapp.adapter import WhatsappChannel
 
 ChannelFactory = Callable[[ChannelsSettings, ChannelContext], ChannelAdapter | None]
 
@@ -31,6 +32,10 @@ def _vk(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter | Non
     return VkChannel(settings.vk, ctx) if settings.vk.enabled else None
 
 
+def _whatsapp(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter | None:
+    return WhatsappChannel(settings.whatsapp, ctx) if settings.whatsapp.enabled else None
+
+
 def _webchat(settings: ChannelsSettings, ctx: ChannelContext) -> ChannelAdapter | None:
     return WebchatChannel(settings.webchat, ctx) if settings.webchat.enabled else None
 
@@ -42,6 +47,7 @@ FACTORIES: dict[str, ChannelFactory] = {
     "telegram": _telegram,
     "webchat": _webchat,
     "vk": _vk,
+    "whatsapp": _whatsapp,
 }
 
 

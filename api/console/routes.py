@@ -64,7 +64,7 @@ from core.sla import service as sla_service
 from core.tickets import service as ticket_service
 from core.tickets.errors import NotAssigneeError, TicketHeldError
 from core.tickets.models import AuthorKind, Priority, Ticket, TicketStatus
-from core.tickets.repository import COUNT_CAP
+from core.tickets.repository import COUNT_CAP, latest_customer_message_at
 from core.tickets.schemas import ExpectedHolder, Holder
 from core.unread import service as unread_service
 from core.users import service as users
@@ -473,6 +473,18 @@ async def _conversation_context(session: DbSession, ticket_id: int) -> dict[str,
             "customer_kind": AuthorKind.customer}
 
 
+async def _whatsapp_window_closed(session: DbSession, ticket: Ticket, now: datetime) -> bool:
+    """WhatsApp lets a business write freely only within 24 hours of the customer's last message; after that only
+    approved templates are delivered (the send fails with error 131047)."""
+    if ticket.channel != "whatsapp":
+        return False
+    last = (await latest_customer_message_at(session, [ticket.id])).get(ticket.id)
+    if last is None:
+        return False
+    last = last if last.tzinfo is not None else last.replace(tzinfo=UTC)
+    return now - last > timedelta(hours=24)
+
+
 @router.get("/tickets/{ref}")
 async def ticket_page(request: Request, ref: str, session: DbSession, state: State, user: ConsoleUser) -> Response:
     ctx = await _conversation_context(session, ticket_id_of(ref))
@@ -492,6 +504,7 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
         max_attachment_mb=round(state.settings.max_attachment_bytes / 1_048_576, 1),
         sla=await sla_service.sla_of(session, ticket.id, state.clock.now()),
         csat=await csat_service.answer_read(session, ticket.id),
+        window_closed=await _whatsapp_window_closed(session, ticket, state.clock.now()),
     )
     # One read of the ticket's audit log for both its history and the SLA panel's warnings and breaches.
     entries = await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket.id), limit=HISTORY_LIMIT)

@@ -31,8 +31,9 @@ __all__ = ["NAMESPACES", "AttachmentStore", "SavesBlocking", "StoredFile", "dige
 
 log = logging.getLogger(__name__)
 
-# The namespaces the store writes, one per writer: what customers send by email, Telegram or VK, agents' uploads.
-NAMESPACES = frozenset({"email", "telegram", "uploads", "vk"})
+# The namespaces the store writes, one per writer: what customers send by email, Telegram, VK or WhatsApp, and
+# agents' uploads.
+NAMESPACES = frozenset({"email", "telegram", "uploads", "vk", "whatsapp"})
 
 
 class SavesBlocking(Protocol):

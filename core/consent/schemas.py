@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.consent.models import ConsentKind
 from core.timezones import HHMM, known_zone
 
-CHANNELS = ("email", "telegram", "webchat", "rest", "vk")
+CHANNELS = ("email", "telegram", "webchat", "rest", "vk", "whatsapp")
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text refuses NUL
 
 
@@ -26,7 +26,7 @@ class PreferencesUpdate(BaseModel):
     """Only the fields given change; `null` clears a preference (then the defaults apply)."""
 
     model_config = ConfigDict(extra="forbid")
-    preferred_channel: str | None = Field(default=None, description="email, telegram, webchat, rest or vk")
+    preferred_channel: str | None = Field(default=None, description="email, telegram, webchat, rest, vk or whatsapp")
     language: str | None = Field(default=None, pattern=r"^(ru|en)$")
     quiet_from: str | None = Field(default=None, pattern=HHMM)
     quiet_until: str | None = Field(default=None, pattern=HHMM)

@@ -1,0 +1,58 @@
+"""The WhatsApp Cloud API webhook: the verification handshake (GET), then every POST checked by its signature."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.deps import app_state
+from api.openapi import NOT_FOUND, error
+from channels.whatsapp.adapter import Refused, WhatsappChannel
+from core.errors import NotFoundError, PermissionDeniedError, ServiceUnavailableError
+
+router = APIRouter(prefix="/channels/whatsapp", tags=["channel: whatsapp"])
+log = logging.getLogger(__name__)
+
+
+def _adapter(request: Request) -> WhatsappChannel:
+    adapter = app_state(request).channels.get(WhatsappChannel.kind)
+    if not isinstance(adapter, WhatsappChannel):
+        raise NotFoundError("the WhatsApp channel is not enabled")
+    return adapter
+
+
+@router.get("/webhook", status_code=200, responses={
+    200: {"description": "`hub.challenge`, echoed", "content": {"text/plain": {"schema": {"type": "string"}}}},
+    403: {"description": "Wrong hub.mode or hub.verify_token"}, **NOT_FOUND})
+async def verify(request: Request, mode: str | None = Query(default=None, alias="hub.mode", max_length=32),
+                 token: str | None = Query(default=None, alias="hub.verify_token", max_length=256),
+                 challenge: str | None = Query(default=None, alias="hub.challenge", max_length=256)) -> Response:
+    """Meta's verification request when the webhook is configured: the challenge back to the right verify token."""
+    try:
+        answer = _adapter(request).verify(mode, token, challenge)
+    except Refused as exc:
+        raise PermissionDeniedError(str(exc)) from exc
+    return Response(answer, media_type="text/plain")
+
+
+@router.post("/webhook", status_code=200, responses={
+    200: {"description": "The notification is committed or quarantined"},
+    403: {"description": "Missing or wrong X-Hub-Signature-256"},
+    503: {"description": "The notification could not be stored now: Meta resends it"},
+    **NOT_FOUND, 413: error("The notification is over the size limit")})
+async def webhook(request: Request) -> Response:
+    """One webhook notification; 200 once committed or quarantined, 5xx makes Meta resend it."""
+    adapter = _adapter(request)
+    body = await request.body()
+    try:
+        await adapter.process_webhook(body, request.headers.get("x-hub-signature-256"))
+    except Refused as exc:
+        raise PermissionDeniedError(str(exc)) from exc
+    except Exception as exc:
+        # Only "not now" gets here (the database down): what fails because of what it carries is quarantined.
+        adapter.health.error(f"webhook failed: {type(exc).__name__}: {exc}"[:300])
+        log.warning("whatsapp webhook not stored; Meta will resend it",
+                    extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+        raise ServiceUnavailableError("the notification could not be stored now; retry later") from exc
+    return Response("ok", media_type="text/plain")
