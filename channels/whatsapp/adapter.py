@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import select
 
-from channels.base import ChannelContext, ChannelHealth, PartialDelivery, PermanentSendError
+from channels.base import ChannelContext, ChannelHealth, PermanentSendError, send_parts
 from channels.telegram.adapter import split_text
 from channels.whatsapp.settings import WhatsappChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
@@ -553,21 +553,7 @@ class WhatsappChannel:
                 return await self._send_attachment(to, attachment)
 
             parts.append(send_file)
-        delivered = min(envelope.delivered_parts, len(parts))
-        sent_id = envelope.provider_message_id
-        try:
-            for part in parts[delivered:]:
-                part_id = await part()
-                sent_id = sent_id or part_id
-                delivered += 1
-        except Exception as exc:
-            failure = self._send_failure(exc)
-            if delivered > envelope.delivered_parts:
-                raise PartialDelivery(delivered, sent_id, failure) from exc
-            if failure is exc:
-                raise
-            raise failure from exc
-        return sent_id
+        return await send_parts(parts, envelope, self._send_failure)
 
     def _send_failure(self, exc: Exception) -> Exception:
         """What a Graph API error means for the outbox: rate limits and outages are retried, refusals are final."""
