@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from core.outbox.dispatcher import PartialDelivery, PermanentSendError
 from core.outbox.schemas import OutboundEnvelope
 
 __all__ = ["ChannelAdapter", "ChannelContext", "ChannelHealth", "ChannelRegistry", "PartialDelivery",
-           "PermanentSendError", "send_parts"]
+           "PermanentSendError", "RecentIds", "send_parts"]
 
 
 
@@ -86,6 +87,23 @@ class ChannelAdapter(Protocol):
             (`envelope.delivered_parts`).
         """
         ...
+
+
+class RecentIds:
+    """The provider's ids of updates this process already handled, newest `limit` of them: a redelivery is
+    answered without a database query (the ingest's idempotency key stays the guarantee)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._ids: OrderedDict[Hashable, None] = OrderedDict()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._ids
+
+    def add(self, key: Hashable) -> None:
+        self._ids[key] = None
+        while len(self._ids) > self.limit:
+            self._ids.popitem(last=False)
 
 
 async def send_parts(parts: Sequence[Callable[[], Awaitable[str | None]]], envelope: OutboundEnvelope,

@@ -20,7 +20,6 @@ import json
 import logging
 import re
 import warnings
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,7 +42,7 @@ from telegram.ext import Application
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
-from channels.base import ChannelContext, ChannelHealth, PermanentSendError, send_parts
+from channels.base import ChannelContext, ChannelHealth, PermanentSendError, RecentIds, send_parts
 from channels.telegram.settings import TelegramChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
 from core.csat.service import is_survey_payload, survey_score
@@ -163,7 +162,7 @@ class TelegramChannel:
         self.health.details["mode"] = settings.mode
         self.ready = asyncio.Event()
         self._application: TelegramApp | None = None
-        self._recent: OrderedDict[int, None] = OrderedDict()  # update ids already handled (fast path)
+        self._recent = RecentIds()  # update ids already handled (fast path)
         self._offset: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -399,9 +398,7 @@ class TelegramChannel:
         self.health.received()
 
     def _remember(self, update_id: int) -> None:
-        self._recent[update_id] = None
-        while len(self._recent) > 10_000:
-            self._recent.popitem(last=False)
+        self._recent.add(update_id)
 
     async def _on_update(self, update: Update) -> None:
         """Handle one parsed update. Called directly, not through PTB's dispatcher (which would only log a

@@ -28,7 +28,6 @@ import hmac
 import json
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -36,7 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from channels.base import ChannelContext, ChannelHealth, PermanentSendError, send_parts
+from channels.base import ChannelContext, ChannelHealth, PermanentSendError, RecentIds, send_parts
 from channels.telegram.adapter import split_text
 from channels.vk.settings import VkChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
@@ -152,7 +151,7 @@ class VkChannel:
         self.health.details["group_id"] = settings.group_id
         self.ready = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
-        self._recent: OrderedDict[str, None] = OrderedDict()  # event ids already handled (fast path)
+        self._recent = RecentIds()  # event ids already handled (fast path)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -272,9 +271,7 @@ class VkChannel:
                 log.exception("vk event failed; quarantined", extra={"event_id": str(event_id)[:64]})
             await self.ctx.ingest.quarantine(CHANNEL, reason[:1000], _dump(raw), "application/json")
         if event_key is not None:
-            self._recent[event_key] = None
-            while len(self._recent) > 10_000:
-                self._recent.popitem(last=False)
+            self._recent.add(event_key)
         self.health.received()
 
     @staticmethod

@@ -28,7 +28,6 @@ import hashlib
 import hmac
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -37,7 +36,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import select
 
-from channels.base import ChannelContext, ChannelHealth, PermanentSendError, send_parts
+from channels.base import ChannelContext, ChannelHealth, PermanentSendError, RecentIds, send_parts
 from channels.telegram.adapter import split_text
 from channels.whatsapp.settings import WhatsappChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
@@ -148,7 +147,7 @@ class WhatsappChannel:
         self.health.details["phone_number_id"] = settings.phone_number_id
         self.ready = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
-        self._recent: OrderedDict[str, None] = OrderedDict()  # message ids already handled (fast path)
+        self._recent = RecentIds()  # message ids already handled (fast path)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -315,9 +314,7 @@ class WhatsappChannel:
                 log.exception("whatsapp event failed; quarantined", extra={"item_id": str(item_id)[:64]})
             await self.ctx.ingest.quarantine(CHANNEL, reason[:1000], _dump(item), "application/json")
         if key is not None:
-            self._recent[key] = None
-            while len(self._recent) > 10_000:
-                self._recent.popitem(last=False)
+            self._recent.add(key)
 
     def _sender(self, wa_id: str, name: str | None) -> SenderInfo:
         return SenderInfo(external_id=wa_id, name=name, phone=f"+{wa_id}",
