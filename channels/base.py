@@ -105,6 +105,9 @@ class RecentIds:
         while len(self._ids) > self.limit:
             self._ids.popitem(last=False)
 
+    def clear(self) -> None:
+        self._ids.clear()
+
 
 async def send_parts(parts: Sequence[Callable[[], Awaitable[str | None]]], envelope: OutboundEnvelope,
                      failure: Callable[[Exception], Exception]) -> str | None:
