@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from api.console.render import render
 from api.console.routes import redirect, validated
 from api.console.security import ConsoleAdmin, ConsoleSupervisor, ConsoleUser, CsrfChecked
 from api.deps import DbSession, IdPath, State
+from api.routers.customers import archive_response
 from core.apikeys import service as api_keys
 from core.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, Scope
 from core.consent import service as consent
@@ -139,14 +139,7 @@ async def export_archive(customer_id: IdPath, session: DbSession, state: State, 
     """The export archive (JSON and files), as the API gives it; audited."""
     archive = await privacy.export_archive(session, state.files, customer_id, actor)
     await session.commit()
-
-    def chunks() -> Iterator[bytes]:
-        with archive:
-            while block := archive.read(256 * 1024):
-                yield block
-
-    return StreamingResponse(chunks(), media_type="application/zip", headers={
-        "Content-Disposition": f'attachment; filename="customer-{customer_id}.zip"'})
+    return archive_response(archive, customer_id)
 
 
 @router.post("/customers/{customer_id}/erase", dependencies=[CsrfChecked])

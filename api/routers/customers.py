@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
@@ -148,6 +148,12 @@ async def export_archive(customer_id: IdPath, session: DbSession, state: State, 
     audited."""
     archive = await privacy.export_archive(session, state.files, customer_id, user)
     await session.commit()  # the audit entry is written before the first byte goes out
+    return archive_response(archive, customer_id)
+
+
+def archive_response(archive: IO[bytes], customer_id: int) -> StreamingResponse:
+    """A customer's export archive streamed in 256 KiB blocks as `customer-<id>.zip` (the API's and the console's
+    download); the temporary file is closed once sent."""
 
     def chunks() -> Iterator[bytes]:
         with archive:
