@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit import service as audit
 from core.config import CoreSettings
 from core.consent import repository
 from core.consent.models import ConsentKind
@@ -25,6 +26,8 @@ from core.csat.schedule import QuietHours, parse_hhmm
 from core.customers import repository as customers
 from core.customers.models import Customer
 from core.i18n import normalise
+from core.jobs import service as tasks
+from core.jobs.tasks import DueTask
 from core.tickets import service as ticket_service
 from core.tickets.models import AuthorKind
 
@@ -96,3 +99,20 @@ async def deliver(session: AsyncSession, customer_id: int, text: Callable[[str],
                                       language=language)
     await session.flush()
     return Outcome(sent=True, channel=ticket.channel, ticket_id=ticket.id, language=language)
+
+
+async def deliver_due(session: AsyncSession, task: DueTask, customer_id: int, text: Callable[[str], str], *,
+                      settings: CoreSettings, now: datetime, action: str, entity: str, entity_id: str,
+                      **details: object) -> Outcome:
+    """A due task's notice (a contract reminder, an order status): delivered now, or the same task again at the end
+    of the customer's quiet hours, or skipped; sent and skipped are audited as `<action>_sent` /
+    `<action>_skipped` (with the reason) on the entity, with `details`."""
+    outcome = await deliver(session, customer_id, text, kind=ConsentKind.notices, settings=settings, now=now)
+    if outcome.retry_at is not None:
+        await tasks.reschedule(session, task.kind, task.key, outcome.retry_at, task.payload)
+    elif outcome.skipped is not None:
+        audit.record(session, None, f"{action}_skipped", entity, entity_id, **details, reason=outcome.skipped.value)
+    else:
+        audit.record(session, None, f"{action}_sent", entity, entity_id, **details, channel=outcome.channel,
+                     ticket_id=outcome.ticket_id, language=outcome.language)
+    return outcome

@@ -23,8 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit import service as audit
 from core.clock import SYSTEM_CLOCK, Clock
 from core.config import CoreSettings
-from core.consent.models import ConsentKind
-from core.consent.notices import deliver
+from core.consent.notices import deliver_due
 from core.contracts import repository
 from core.contracts.models import Contract, ContractStatus
 from core.contracts.repository import REMINDER, reminder_key
@@ -32,7 +31,6 @@ from core.contracts.schemas import ContractUpsert
 from core.csat.schedule import parse_hhmm
 from core.errors import ConflictError, NotFoundError
 from core.i18n import translator
-from core.jobs import service as tasks
 from core.jobs.models import TaskState
 from core.jobs.tasks import DueTask, TaskHandlers
 from core.orders import service as orders
@@ -153,14 +151,7 @@ class ContractReminders:
             audit.record(session, None, "contract.reminder_skipped", "contract", contract.number, days=days,
                          reason=f"status_{contract.status.value}")
             return
-        outcome = await deliver(session, contract.customer_id,
-                                lambda language: reminder_text(contract, days, language),
-                                kind=ConsentKind.notices, settings=self.settings, now=self.clock.now())
-        if outcome.retry_at is not None:  # quiet hours: the same task again at their end
-            await tasks.reschedule(session, REMINDER, task.key, outcome.retry_at, task.payload)
-        elif outcome.skipped is not None:
-            audit.record(session, None, "contract.reminder_skipped", "contract", contract.number, days=days,
-                         reason=outcome.skipped.value)
-        else:
-            audit.record(session, None, "contract.reminder_sent", "contract", contract.number, days=days,
-                         channel=outcome.channel, ticket_id=outcome.ticket_id, language=outcome.language)
+        await deliver_due(session, task, contract.customer_id,
+                          lambda language: reminder_text(contract, days, language), settings=self.settings,
+                          now=self.clock.now(), action="contract.reminder", entity="contract",
+                          entity_id=contract.number, days=days)

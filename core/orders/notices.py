@@ -22,8 +22,8 @@ from core.audit import service as audit
 from core.clock import SYSTEM_CLOCK, Clock
 from core.config import CoreSettings
 from core.consent import repository as consent_repo
-from core.consent.models import ConsentKind, OrderNoticeTemplate
-from core.consent.notices import deliver
+from core.consent.models import OrderNoticeTemplate
+from core.consent.notices import deliver_due
 from core.decision import texts
 from core.errors import ValidationFailedError
 from core.i18n import translator
@@ -97,16 +97,9 @@ class OrderNotices:
             audit.record(session, None, "order.notice_skipped", "order", order.number, status=status,
                          reason="superseded")
             return
-        outcome = await deliver(session, order.customer_id, lambda lang: text_for(order, status, template, lang),
-                                kind=ConsentKind.notices, settings=self.settings, now=self.clock.now())
-        if outcome.retry_at is not None:
-            await tasks.reschedule(session, ORDER_NOTICE, task.key, outcome.retry_at, task.payload)
-        elif outcome.skipped is not None:
-            audit.record(session, None, "order.notice_skipped", "order", order.number, status=status,
-                         reason=outcome.skipped.value)
-        else:
-            audit.record(session, None, "order.notice_sent", "order", order.number, status=status,
-                         channel=outcome.channel, ticket_id=outcome.ticket_id, language=outcome.language)
+        await deliver_due(session, task, order.customer_id, lambda lang: text_for(order, status, template, lang),
+                          settings=self.settings, now=self.clock.now(), action="order.notice", entity="order",
+                          entity_id=order.number, status=status)
 
 
 # -- templates (admins) ------------------------------------------------------------------------------------------
