@@ -15,6 +15,7 @@ from core.attachments.backends import AttachmentBackend
 from core.clock import SYSTEM_CLOCK, Clock
 from core.db.base import utcnow
 from core.events import EventBus
+from core.ingest.schemas import AttachmentInfo
 from core.ingest.service import IngestService
 from core.jobs import JobRegistry
 from core.outbox.dispatcher import PartialDelivery, PermanentSendError
@@ -132,6 +133,28 @@ async def send_parts(parts: Sequence[Callable[[], Awaitable[str | None]]], envel
             raise
         raise meaning from exc
     return sent_id
+
+
+# A file a message carries, as the provider describes it: (where to fetch it - a file id or a URL, its name, its
+# content type, its declared size); and a download of one, which stores it (AttachmentInfo) or says why not.
+FileRef = tuple[str, str, str, int | None]
+Download = Callable[[str, str, str, "int | None", int],
+                    Awaitable[tuple["AttachmentInfo | None", "dict[str, Any] | None"]]]
+
+
+async def download_files(files: Sequence[FileRef], download: Download
+                         ) -> tuple[list[AttachmentInfo], list[dict[str, Any]]]:
+    """Each of a message's files through `download`, in order: (the stored ones, the refusals). A refused file
+    does not stop the others; the message is kept either way, with the refusals for agents to see (as e-mail)."""
+    stored: list[AttachmentInfo] = []
+    rejected: list[dict[str, Any]] = []
+    for index, (ref, name, content_type, size) in enumerate(files):
+        kept, refused = await download(ref, name, content_type, size, index)
+        if kept is not None:
+            stored.append(kept)
+        if refused is not None:
+            rejected.append(refused)
+    return stored, rejected
 
 
 class ChannelRegistry:

@@ -42,7 +42,15 @@ from telegram.ext import Application
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
-from channels.base import ChannelContext, ChannelHealth, PermanentSendError, RecentIds, send_parts
+from channels.base import (
+    ChannelContext,
+    ChannelHealth,
+    FileRef,
+    PermanentSendError,
+    RecentIds,
+    download_files,
+    send_parts,
+)
 from channels.telegram.settings import TelegramChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
 from core.csat.service import is_survey_payload, survey_score
@@ -449,7 +457,7 @@ class TelegramChannel:
         has_files = bool(message.photo) or message.document is not None
         if has_files and await self.ctx.ingest.find_existing(CHANNEL, external_id) is not None:
             return  # a redelivery: do not download again (without files, ingest itself answers a redelivery)
-        files: list[tuple[str, str, str, int | None]] = []  # (file id, name, content type, size)
+        files: list[FileRef] = []  # (file id, name, content type, size)
         if message.photo:
             largest = message.photo[-1]
             files.append((largest.file_id, f"photo-{largest.file_unique_id}.jpg", "image/jpeg", largest.file_size))
@@ -457,14 +465,7 @@ class TelegramChannel:
             doc = message.document
             files.append((doc.file_id, doc.file_name or f"document-{doc.file_unique_id}",
                           doc.mime_type or "application/octet-stream", doc.file_size))
-        attachments: list[AttachmentInfo] = []
-        rejected: list[dict[str, Any]] = []
-        for index, (file_id, name, content_type, size) in enumerate(files):
-            stored, refused = await self._download(file_id, name, content_type, size, index)
-            if stored is not None:
-                attachments.append(stored)
-            if refused is not None:
-                rejected.append(refused)
+        attachments, rejected = await download_files(files, self._download)
         extra: dict[str, Any] = {"telegram": {"chat_id": chat_id, "message_id": message.message_id}}
         if edited:
             extra["edited"] = True

@@ -35,7 +35,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from channels.base import ChannelContext, ChannelHealth, PermanentSendError, RecentIds, send_parts
+from channels.base import (
+    ChannelContext,
+    ChannelHealth,
+    PermanentSendError,
+    RecentIds,
+    download_files,
+    send_parts,
+)
 from channels.telegram.adapter import split_text
 from channels.vk.settings import VkChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
@@ -315,14 +322,7 @@ class VkChannel:
             return
         if files and await self.ctx.ingest.find_existing(CHANNEL, external_id) is not None:
             return  # a redelivery: do not download again
-        stored: list[AttachmentInfo] = []
-        rejected: list[dict[str, Any]] = []
-        for index, (url, name, content_type, size) in enumerate(files):
-            kept, refused = await self._download(url, name, content_type, size, index)
-            if kept is not None:
-                stored.append(kept)
-            if refused is not None:
-                rejected.append(refused)
+        stored, rejected = await download_files(files, self._download)
         extra: dict[str, Any] = {"vk": {"peer_id": peer_id, "message_id": message_id,
                                         **({"event_id": raw["event_id"]} if isinstance(raw.get("event_id"), str)
                                            else {})}}
