@@ -14,6 +14,7 @@ from core.customers import service as customers
 from core.customers.models import ChannelIdentity, Customer
 from core.orders.models import Order
 from core.search import query as search_query
+from core.search import service as search_service
 from core.search.service import highlight
 from core.tickets import service as tickets
 from core.tickets.models import AuthorKind, Direction, Message, Note, Priority, Ticket, TicketStatus
@@ -225,6 +226,20 @@ async def test_a_word_in_a_text_and_another_in_the_customers_name(
     assert await found(sessionmaker, "роутер Секретов") == []
     # Filters apply to such matches too.
     assert names(world, await found(sessionmaker, "роутер Котова", status=[TicketStatus.pending])) == {"router_ins"}
+
+
+async def test_the_split_reading_keeps_its_newest_and_says_the_total_is_a_lower_bound(
+        world: World, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A common word among a common surname's tickets: the split reading stops at its own limit (newest first).
+    monkeypatch.setattr(search_service, "NAME_CANDIDATES", 1)
+    async with sessionmaker() as s:
+        page = await tickets.search(s, TicketFilter(query="роутер Котова"), limit=50)
+    assert names(world, [t.id for t in page.tickets]) == {"router_ins"}  # the newer of Anna's two router tickets
+    assert page.total_is_capped
+    monkeypatch.setattr(search_service, "NAME_CANDIDATES", 2)
+    async with sessionmaker() as s:
+        page = await tickets.search(s, TicketFilter(query="роутер Котова"), limit=50)
+    assert names(world, [t.id for t in page.tickets]) == {"router_gen", "router_ins"}
 
 
 async def test_search_pages_by_cursor_without_skipping_or_repeating(
