@@ -19,9 +19,7 @@ import asyncio
 import os
 import random
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -31,12 +29,11 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pg import admin  # noqa: E402 - after the path is set
+from bench.pg import migrated_database  # noqa: E402 - after the path is set
 from core.config import CoreSettings  # noqa: E402
 from core.contracts import importer  # noqa: E402
 from core.contracts.models import Contract  # noqa: E402
 from core.customers.models import Customer  # noqa: E402
-from core.db.migrate import upgrade  # noqa: E402
 from core.db.session import create_engine, create_sessionmaker  # noqa: E402
 from core.jobs.models import ScheduledTask  # noqa: E402
 
@@ -91,19 +88,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=50_000)
     args = parser.parse_args()
-    if args.postgres:
-        name = f"sb_bench_contracts_{uuid.uuid4().hex[:8]}"
-        url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
-        asyncio.run(admin(args.postgres, f'CREATE DATABASE "{name}"'))
-        try:
-            upgrade(url)
-            asyncio.run(run(url, args.rows, args.customers))
-        finally:
-            asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
-        upgrade(url)
+    with migrated_database(args.postgres, "sb_bench_contracts") as url:
         asyncio.run(run(url, args.rows, args.customers))
 
 

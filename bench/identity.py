@@ -17,9 +17,7 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,10 +29,9 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pg import admin  # noqa: E402 - after the path is set
+from bench.pg import migrated_database  # noqa: E402 - after the path is set
 from core.customers import repository, service  # noqa: E402
 from core.customers.models import ChannelIdentity, Customer, email_key, phone_key  # noqa: E402
-from core.db.migrate import upgrade  # noqa: E402
 from core.db.session import create_engine, create_sessionmaker  # noqa: E402
 
 
@@ -119,19 +116,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
-    if args.postgres:
-        name = f"sb_bench_identity_{uuid.uuid4().hex[:8]}"
-        url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
-        asyncio.run(admin(args.postgres, f'CREATE DATABASE "{name}"'))
-        try:
-            upgrade(url)
-            asyncio.run(run(url, args.customers, args.repeat))
-        finally:
-            asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
-        upgrade(url)
+    with migrated_database(args.postgres, "sb_bench_identity") as url:
         asyncio.run(run(url, args.customers, args.repeat))
 
 

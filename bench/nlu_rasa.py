@@ -26,7 +26,6 @@ import re
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -35,8 +34,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pg import admin  # noqa: E402 - after the path is set
-from core.db.migrate import upgrade  # noqa: E402
+from bench.pg import migrated_database  # noqa: E402 - after the path is set
 from core.db.session import create_engine, create_sessionmaker  # noqa: E402
 from core.nlu_admin import service  # noqa: E402
 from nlu import crf  # noqa: E402
@@ -124,19 +122,7 @@ async def run_import(url: str, examples: int) -> None:
 
 
 def import_bench(args: argparse.Namespace) -> None:
-    if args.postgres:
-        name = f"sb_bench_nlu_{uuid.uuid4().hex[:8]}"
-        url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
-        asyncio.run(admin(args.postgres, f'CREATE DATABASE "{name}"'))
-        try:
-            upgrade(url)
-            asyncio.run(run_import(url, args.examples))
-        finally:
-            asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
-        upgrade(url)
+    with migrated_database(args.postgres, "sb_bench_nlu") as url:
         asyncio.run(run_import(url, args.examples))
 
 

@@ -1,9 +1,18 @@
-"""asyncpg helpers the PostgreSQL benchmarks share: the plain DSN of a SQLAlchemy URL, one admin statement."""
+"""Helpers the database benchmarks share: the plain DSN of a SQLAlchemy URL, one admin statement, a migrated
+database of its own for a run."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import tempfile
+import uuid
+from collections.abc import Iterator
+
 import asyncpg
 from sqlalchemy.engine import make_url
+
+from core.db.migrate import upgrade
 
 
 def raw_dsn(url: str) -> str:
@@ -18,3 +27,23 @@ async def admin(url: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+@contextlib.contextmanager
+def migrated_database(postgres: str | None, prefix: str) -> Iterator[str]:
+    """The URL of a new, migrated database for one benchmark run, dropped afterwards: a private database named
+    `<prefix>_<random>` on the given PostgreSQL server, or an SQLite file in a temporary folder when there is none."""
+    if postgres:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        url = make_url(postgres).set(database=name).render_as_string(hide_password=False)
+        asyncio.run(admin(postgres, f'CREATE DATABASE "{name}"'))
+        try:
+            upgrade(url)
+            yield url
+        finally:
+            asyncio.run(admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
+        upgrade(url)
+        yield url
