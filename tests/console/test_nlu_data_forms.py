@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -240,6 +241,7 @@ async def test_entity_annotations_are_edited_as_rasa_markup_and_exported_as_ente
         example = await nlu_admin.add_example(s, "book_flight", "fly from Moscow to Piter", None)
         await nlu_admin.add_example(s, "book_flight", "fly to Omsk", None)
         foreign = await nlu_admin.add_example(s, "other_intent", "something else", None)
+        example.meta = {"sentiment": "neutral"}
         example_id, foreign_id = example.id, foreign.id
     url = f"{INTENTS}/book_flight"
     action = f"{url}/examples/{example_id}/markup"
@@ -253,9 +255,11 @@ async def test_entity_annotations_are_edited_as_rasa_markup_and_exported_as_ente
     shown = re.search(rf'id="markup-text-{example_id}" name="markup" value="([^"]*)"', page)
     assert shown and html.unescape(shown.group(1)) == ANNOTATED  # the form shows the markup to edit
     assert '<mark class="entity" title="city role=from">Moscow' in page
+    assert 'Rasa metadata: <code>{"sentiment": "neutral"}</code>' in page  # kept, and shown (tojson escapes <>&')
     exported = (await mod.admin.get("/console/admin/intents-data/export")).text
-    assert f"    - {ANNOTATED}\n" in exported
     again = loads(exported, "yaml")
+    book = next(i for i in yaml.safe_load(exported)["nlu"] if i.get("intent") == "book_flight")
+    assert book["examples"][0] == {"text": ANNOTATED, "metadata": {"sentiment": "neutral"}}  # as entered
     assert next(e for e in again.examples if e.text == "fly from Moscow to Piter").entities == (
         ExampleEntity(9, 15, "city", role="from"), ExampleEntity(19, 24, "city", value="Saint Petersburg"))
 
