@@ -205,13 +205,24 @@ def _in_words(_: Translator) -> Iterator[None]:
         raise
 
 
+MAX_DATA_ROWS = 500  # per kind on the page; a filter finds the rest of a big lookup table
+
+
 @router.get("/intents-data")
-async def nlu_data_page(request: Request, session: DbSession, _user: ConsoleAdmin) -> Response:
-    """The data set's synonyms, regexes and lookup tables, every value with its own edit and delete form."""
+async def nlu_data_page(request: Request, session: DbSession, _user: ConsoleAdmin, q: str = "") -> Response:
+    """The data set's synonyms, regexes and lookup tables, every value with its own edit and delete form; `q`
+    keeps the rows whose name or value contains it (case-insensitive)."""
+    needle = " ".join(q.split())[:200].casefold()
     tables: dict[str, dict[str, list[Any]]] = {kind: {} for kind in editing.KINDS}
+    totals = dict.fromkeys(editing.KINDS, 0)
     for row in await editing.list_items(session):
-        tables[row.kind].setdefault(row.name, []).append(row)
-    return await _page(request, session, "admin_nlu_data.html", "intents", {"tables": tables})
+        if needle and needle not in row.name.casefold() and needle not in row.value.casefold():
+            continue
+        totals[row.kind] += 1
+        if totals[row.kind] <= MAX_DATA_ROWS:
+            tables[row.kind].setdefault(row.name, []).append(row)
+    return await _page(request, session, "admin_nlu_data.html", "intents", {
+        "tables": tables, "totals": totals, "limit": MAX_DATA_ROWS, "q": " ".join(q.split())[:200]})
 
 
 @router.post("/intents-data/items", dependencies=[CsrfChecked])

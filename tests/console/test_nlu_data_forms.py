@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
@@ -200,6 +200,20 @@ async def test_synonyms_regexes_and_lookups_are_added_edited_and_deleted(mod: Mo
     r = await mod.admin.post("/admin/nlu/data-items", headers=mod.api,
                              json={"kind": "synonym", "name": "Saint Petersburg", "value": "spb"})
     assert r.status_code == 409 and "already has the value" in r.text
+
+
+async def test_a_big_lookup_table_shows_its_first_rows_and_a_filter_finds_the_rest(mod: Module) -> None:
+    async with mod.sessionmaker() as s, s.begin():
+        s.add_all(NluDataItem(kind="lookup", name="product", value=f"product {n:04d}", position=n) for n in range(600))
+    page = (await mod.admin.get(DATA)).text
+    assert 'data-truncated="lookup"' in page and re.search(r"Showing the first 500 of 6\d\d:", page)
+    assert page.count('data-lookup="') == 500 and 'value="product 0599"' not in page  # other tests' rows too
+    found = (await mod.admin.get(DATA, params={"q": "  PRODUCT 0599 "})).text
+    assert found.count('data-lookup="product"') == 1 and 'value="product 0599"' in found
+    assert 'data-truncated="lookup"' not in found
+    assert (await mod.admin.get(DATA, params={"q": "<script>x" * 100})).status_code == 200
+    async with mod.sessionmaker() as s, s.begin():
+        await s.execute(delete(NluDataItem).where(NluDataItem.name == "product"))
 
 
 async def test_api_edits_synonyms_regexes_and_lookups(mod: Module) -> None:
