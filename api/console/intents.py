@@ -215,7 +215,7 @@ async def nlu_data_page(request: Request, session: DbSession, _user: ConsoleAdmi
     needle = " ".join(q.split())[:200].casefold()
     tables: dict[str, dict[str, list[Any]]] = {kind: {} for kind in editing.KINDS}
     totals = dict.fromkeys(editing.KINDS, 0)
-    for row in await editing.list_items(session):
+    for row in await editing.item_values(session):
         if needle and needle not in row.name.casefold() and needle not in row.value.casefold():
             continue
         totals[row.kind] += 1

@@ -76,7 +76,7 @@ async def _check_unique(session: AsyncSession, kind: str, name: str, value: str,
     def same(a: str, b: str) -> bool:
         return a == b if kind == "regex" else a.casefold() == b.casefold()
 
-    for row in await repository.data_items_of_kind(session, kind):
+    for row in await repository.data_item_values(session, kind):
         if row.id == item_id:
             continue
         if row.name == name and same(row.value, value):
@@ -93,6 +93,11 @@ async def list_items(session: AsyncSession, kind: str | None = None) -> Sequence
     if kind not in KINDS:
         raise _refuse("bad_kind", f"kind is one of {', '.join(KINDS)}, got {kind[:20]!r}", kind=kind[:20])
     return await repository.data_items_of_kind(session, kind)
+
+
+async def item_values(session: AsyncSession) -> Sequence[Any]:
+    """Every value as a plain (id, kind, name, value) row, for pages that only show them."""
+    return await repository.data_item_values(session)
 
 
 async def get_item(session: AsyncSession, item_id: int) -> NluDataItem:

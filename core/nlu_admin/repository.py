@@ -237,6 +237,16 @@ async def data_items_of_kind(session: AsyncSession, kind: str) -> Sequence[NluDa
                                   .order_by(NluDataItem.name, NluDataItem.position, NluDataItem.id))).all()
 
 
+async def data_item_values(session: AsyncSession, kind: str | None = None) -> Sequence[Any]:
+    """(id, kind, name, value) rows of one kind or all, in import order per kind and name: plain rows, not
+    entities, because a lookup table can hold thousands of values and the console only reads them."""
+    stmt = select(NluDataItem.id, NluDataItem.kind, NluDataItem.name, NluDataItem.value)
+    if kind is not None:
+        stmt = stmt.where(NluDataItem.kind == kind)
+    return (await session.execute(stmt.order_by(NluDataItem.kind, NluDataItem.name, NluDataItem.position,
+                                                NluDataItem.id))).all()
+
+
 async def get_data_item(session: AsyncSession, item_id: int) -> NluDataItem | None:
     return await session.get(NluDataItem, item_id)
 
