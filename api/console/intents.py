@@ -4,6 +4,8 @@ suggested examples and Rasa YAML import/export, all over `core.nlu_admin.service
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -16,9 +18,9 @@ from api.console.routes import redirect
 from api.console.security import ConsoleAdmin, CsrfChecked
 from api.deps import DbSession, IdPath, State
 from core.decision.policy import IntentAction
-from core.errors import ConflictError, NotFoundError, ValidationFailedError
-from core.i18n import translator
-from core.nlu_admin import actions, service, versions
+from core.errors import ConflictError, DomainError, NotFoundError, ValidationFailedError
+from core.i18n import Translator, translator
+from core.nlu_admin import actions, editing, service, versions
 from core.nlu_admin.models import JobState, NluTrainingJob, SuggestionStatus
 from core.nlu_admin.training import FINISHED
 from core.routing import service as routing
@@ -31,6 +33,7 @@ router = APIRouter(prefix="/console/admin", include_in_schema=False)
 INTENTS = "/console/admin/intents"
 TRAINING = "/console/admin/training"
 SUGGESTIONS = "/console/admin/suggestions"
+NLU_DATA = "/console/admin/intents-data"
 MAX_IMPORT_BYTES = 5_000_000
 MAX_BATCH = 500  # examples pasted at once
 FEW_EXAMPLES = 5  # per language: fewer is drawn as a warning
@@ -99,6 +102,8 @@ async def intent_page(request: Request, name: str, session: DbSession, _user: Co
     action, declared = (await actions.effective_actions(session, [intent.name]))[intent.name]
     return await _page(request, session, "admin_intent.html", "intents", {
         "intent": intent, "answers": service.first_answers(intent.responses), "by_lang": by_lang,
+        "variants": {lang: editing.variants_of(intent, lang) for lang in service.LANGUAGES},
+        "markup": {e.id: editing.example_markup(e) for e in intent.examples},
         "queue": routes.get(intent.name, routing.DEFAULT_TEAM), "action": action, "action_declared": declared,
         "action_choices": list(IntentAction),
         "segments": {e.id: entity_segments(e.text, e.entities or []) for e in intent.examples}})
@@ -183,6 +188,131 @@ async def set_answers(name: str, session: DbSession, actor: ConsoleAdmin, state:
     await service.set_responses(session, name, {"ru": ru, "en": en}, actor)
     await state.catalog.reload(session)
     return redirect(intent_url(name), translator(actor.language)("saved"))
+
+
+# --- synonyms, regexes, lookups, annotations and answer variants edited one by one ----------------------
+
+
+@contextmanager
+def _in_words(_: Translator) -> Iterator[None]:
+    """A refusal of core.nlu_admin.editing said in the admin's language (the API keeps the English message)."""
+    try:
+        yield
+    except DomainError as exc:
+        reason = exc.details.get("reason")
+        if reason:
+            exc.message = _("nludata." + str(reason), **{k: v for k, v in exc.details.items() if k != "reason"})
+        raise
+
+
+MAX_DATA_ROWS = 500  # per kind on the page; a filter finds the rest of a big lookup table
+
+
+@router.get("/intents-data")
+async def nlu_data_page(request: Request, session: DbSession, _user: ConsoleAdmin, q: str = "") -> Response:
+    """The data set's synonyms, regexes and lookup tables, every value with its own edit and delete form; `q`
+    keeps the rows whose name or value contains it (case-insensitive)."""
+    needle = " ".join(q.split())[:200].casefold()
+    tables: dict[str, dict[str, list[Any]]] = {kind: {} for kind in editing.KINDS}
+    totals = dict.fromkeys(editing.KINDS, 0)
+    for row in await editing.item_values(session):
+        if needle and needle not in row.name.casefold() and needle not in row.value.casefold():
+            continue
+        totals[row.kind] += 1
+        if totals[row.kind] <= MAX_DATA_ROWS:
+            tables[row.kind].setdefault(row.name, []).append(row)
+    return await _page(request, session, "admin_nlu_data.html", "intents", {
+        "tables": tables, "totals": totals, "limit": MAX_DATA_ROWS, "q": " ".join(q.split())[:200]})
+
+
+@router.post("/intents-data/items", dependencies=[CsrfChecked])
+async def add_data_item(session: DbSession, actor: ConsoleAdmin, kind: Annotated[str, Form()] = "",
+                        name: Annotated[str, Form()] = "", value: Annotated[str, Form()] = "") -> Response:
+    _ = translator(actor.language)
+    with _in_words(_):
+        item = await editing.add_item(session, kind, name, value, actor)
+    return redirect(f"{NLU_DATA}#{item.kind}", _("nludata.added", name=item.name, value=item.value))
+
+
+@router.post("/intents-data/items/{item_id}", dependencies=[CsrfChecked])
+async def update_data_item(item_id: IdPath, session: DbSession, actor: ConsoleAdmin,
+                           name: Annotated[str, Form()] = "", value: Annotated[str, Form()] = "") -> Response:
+    _ = translator(actor.language)
+    with _in_words(_):
+        item = await editing.update_item(session, item_id, name, value, actor)
+    return redirect(f"{NLU_DATA}#{item.kind}", _("saved"))
+
+
+@router.post("/intents-data/items/{item_id}/delete", dependencies=[CsrfChecked])
+async def delete_data_item(item_id: IdPath, session: DbSession, actor: ConsoleAdmin) -> Response:
+    _ = translator(actor.language)
+    with _in_words(_):
+        await editing.delete_item(session, item_id, actor)
+    return redirect(NLU_DATA, _("nludata.deleted"))
+
+
+@router.post("/intents/{name:intent}/examples/{example_id}/markup", dependencies=[CsrfChecked])
+async def set_example_markup(name: str, example_id: IdPath, session: DbSession, actor: ConsoleAdmin,
+                             markup: Annotated[str, Form()] = "") -> Response:
+    """The example as Rasa markup: its entity annotations (and text) become what the admin wrote."""
+    _ = translator(actor.language)
+    with _in_words(_):
+        example = await editing.set_example_markup(session, example_id, markup, actor, intent=name)
+    return redirect(f"{intent_url(name)}#example-{example.id}",
+                    _.ngettext("nludata.annotated", len(example.entities or ())))
+
+
+async def _move_variants(session: DbSession, actor: ConsoleAdmin, state: State, name: str, language: str,
+                         change: Any) -> Response:
+    """Apply `change` (list of texts -> new list) to one language's variants, with the editing rules."""
+    _ = translator(actor.language)
+    with _in_words(_):
+        editing.check_language(language)
+        intent = await service.get_intent(session, name)
+        texts = change([r.text for r in editing.variants_of(intent, language)])
+        await editing.set_variants(session, name, language, texts, actor)
+    await state.catalog.reload(session)
+    return redirect(f"{intent_url(name)}#variants-{language}", _("saved"))
+
+
+def _variant_index(intent_variants: list[str], index: int, _: Translator) -> int:
+    if not 0 <= index < len(intent_variants):
+        raise NotFoundError(_("nludata.no_variant", n=index + 1))
+    return index
+
+
+@router.post("/intents/{name:intent}/variants/{language}", dependencies=[CsrfChecked])
+async def add_variant(name: str, language: str, session: DbSession, actor: ConsoleAdmin, state: State,
+                      text: Annotated[str, Form()] = "") -> Response:
+    return await _move_variants(session, actor, state, name, language, lambda texts: [*texts, text])
+
+
+@router.post("/intents/{name:intent}/variants/{language}/{index}", dependencies=[CsrfChecked])
+async def change_variant(name: str, language: str, index: int, session: DbSession, actor: ConsoleAdmin,
+                         state: State, op: Annotated[str, Form()] = "save",
+                         text: Annotated[str, Form()] = "", was: Annotated[str | None, Form()] = None) -> Response:
+    """One variant (by its place, 0 the first): op save (its text), delete, up or down (reorder). `was`, the
+    variant's text as the page showed it, refuses a change to a list someone else changed meanwhile."""
+    _ = translator(actor.language)
+    if op not in ("save", "delete", "up", "down"):
+        raise ValidationFailedError(_("nludata.bad_op"))
+
+    def change(texts: list[str]) -> list[str]:
+        i = _variant_index(texts, index, _)
+        if was is not None and texts[i] != was.strip():
+            raise ConflictError(_("nludata.variant_changed"))
+        out = list(texts)
+        if op == "save":
+            out[i] = text
+        elif op == "delete":
+            del out[i]
+        else:
+            j = i - 1 if op == "up" else i + 1
+            if 0 <= j < len(out):
+                out[i], out[j] = out[j], out[i]
+        return out
+
+    return await _move_variants(session, actor, state, name, language, change)
 
 
 # --- training, reports, versions -----------------------------------------------------------------------

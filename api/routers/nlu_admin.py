@@ -10,10 +10,16 @@ from fastapi import APIRouter, Query, Request, Response
 from api.deps import Admin, Agent, DbSession, IdPath, State
 from api.openapi import CONFLICT
 from core.errors import ValidationFailedError
-from core.nlu_admin import actions, service, versions
+from core.nlu_admin import actions, editing, service, versions
 from core.nlu_admin.models import SuggestionStatus
 from core.nlu_admin.schemas import (
+    DataItemCreate,
+    DataItemRead,
+    DataItemUpdate,
+    DataKind,
+    ExampleAnnotationsRead,
     ExampleCreate,
+    ExampleMarkupUpdate,
     ExampleRead,
     InstanceRead,
     IntentActionRead,
@@ -25,6 +31,8 @@ from core.nlu_admin.schemas import (
     SuggestionCreate,
     SuggestionRead,
     TrainRequest,
+    VariantsRead,
+    VariantsUpdate,
     VersionRead,
 )
 from nlu.data import dump_rasa_yaml, loads
@@ -101,6 +109,71 @@ async def set_responses(name: str, body: ResponsesUpdate, session: DbSession, us
     await service.set_responses(session, name, body.model_dump(exclude_unset=True), user)
     await state.catalog.reload(session)
     return await _intent_read(session, name)
+
+
+@router.get("/intents/{name:intent}/responses/{language}", response_model=VariantsRead)
+async def get_variants(name: str, language: str, session: DbSession, _user: Admin) -> VariantsRead:
+    """Every variant of the intent's answer in one language, in order (empty: no answer in that language)."""
+    editing.check_language(language)
+    intent = await service.get_intent(session, name)
+    return VariantsRead(intent=name, language=language, variants=[r.text for r in editing.variants_of(intent,
+                                                                                                     language)])
+
+
+@router.put("/intents/{name:intent}/responses/{language}", response_model=VariantsRead)
+async def set_variants(name: str, language: str, body: VariantsUpdate, session: DbSession, user: Admin,
+                       state: State) -> VariantsRead:
+    """The answer in one language as this ordered list of variants: add, edit, delete and reorder in one call.
+    422 with the reason for an empty list (an answer keeps one variant; clear it with PUT .../responses), an
+    empty or over-long variant; 409 for a repeated one."""
+    rows = await editing.set_variants(session, name, language, body.variants, user)
+    await state.catalog.reload(session)
+    return VariantsRead(intent=name, language=language, variants=[r.text for r in rows])
+
+
+def _annotations(example: Any) -> ExampleAnnotationsRead:
+    return ExampleAnnotationsRead(id=example.id, text=example.text, language=example.language,
+                                  markup=editing.example_markup(example), entities=example.entities or [])
+
+
+@router.get("/examples/{example_id}/annotations", response_model=ExampleAnnotationsRead)
+async def get_annotations(example_id: IdPath, session: DbSession, _user: Admin) -> ExampleAnnotationsRead:
+    """The example with its entity annotations, and both as Rasa markup."""
+    return _annotations(await editing.get_example(session, example_id))
+
+
+@router.put("/examples/{example_id}/annotations", response_model=ExampleAnnotationsRead)
+async def set_annotations(example_id: IdPath, body: ExampleMarkupUpdate, session: DbSession, user: Admin
+                          ) -> ExampleAnnotationsRead:
+    """Set the example's text and entity annotations from Rasa markup (`[Moscow](city)`,
+    `[Moscow]{"entity": "city", "role": "to"}`, `[Piter](city:Saint Petersburg)`); 422 with the reason for
+    markup that does not parse, 409 when the new text is another example of the intent already."""
+    return _annotations(await editing.set_example_markup(session, example_id, body.markup, user))
+
+
+@router.get("/data-items", response_model=list[DataItemRead])
+async def list_data_items(session: DbSession, _user: Admin, kind: DataKind | None = None) -> list[DataItemRead]:
+    """The data set's synonyms (name: the canonical value), regexes and lookup values, in order per name."""
+    return [DataItemRead.model_validate(i) for i in await editing.list_items(session, kind)]
+
+
+@router.post("/data-items", response_model=DataItemRead, status_code=201)
+async def add_data_item(body: DataItemCreate, session: DbSession, user: Admin) -> DataItemRead:
+    """Add a synonym variant, a regex or a lookup value (used by the next training). 422 with the reason for an
+    empty value, a regex that does not compile or a bad entity name; 409 for a duplicate, or a synonym variant
+    that maps to another value already."""
+    return DataItemRead.model_validate(await editing.add_item(session, body.kind, body.name, body.value, user))
+
+
+@router.patch("/data-items/{item_id}", response_model=DataItemRead)
+async def update_data_item(item_id: IdPath, body: DataItemUpdate, session: DbSession, user: Admin
+                           ) -> DataItemRead:
+    return DataItemRead.model_validate(await editing.update_item(session, item_id, body.name, body.value, user))
+
+
+@router.delete("/data-items/{item_id}", status_code=204)
+async def delete_data_item(item_id: IdPath, session: DbSession, user: Admin) -> None:
+    await editing.delete_item(session, item_id, user)
 
 
 @router.post("/train", response_model=JobRead, status_code=202)

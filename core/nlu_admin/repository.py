@@ -227,3 +227,40 @@ async def action_rules(session: AsyncSession) -> list[tuple[str, str]]:
 
 async def action_rule(session: AsyncSession, intent: str) -> IntentActionRule | None:
     return (await session.scalars(select(IntentActionRule).where(IntentActionRule.intent == intent))).first()
+
+
+# --- synonyms, regexes and lookups one by one, answer variants ------------------------------------------------
+
+async def data_items_of_kind(session: AsyncSession, kind: str) -> Sequence[NluDataItem]:
+    """One kind's values (synonym | regex | lookup), in import order per name."""
+    return (await session.scalars(select(NluDataItem).where(NluDataItem.kind == kind)
+                                  .order_by(NluDataItem.name, NluDataItem.position, NluDataItem.id))).all()
+
+
+async def data_item_values(session: AsyncSession, kind: str | None = None) -> Sequence[Any]:
+    """(id, kind, name, value) rows of one kind or all, in import order per kind and name: plain rows, not
+    entities, because a lookup table can hold thousands of values and the console only reads them."""
+    stmt = select(NluDataItem.id, NluDataItem.kind, NluDataItem.name, NluDataItem.value)
+    if kind is not None:
+        stmt = stmt.where(NluDataItem.kind == kind)
+    return (await session.execute(stmt.order_by(NluDataItem.kind, NluDataItem.name, NluDataItem.position,
+                                                NluDataItem.id))).all()
+
+
+async def get_data_item(session: AsyncSession, item_id: int) -> NluDataItem | None:
+    return await session.get(NluDataItem, item_id)
+
+
+async def next_data_item_position(session: AsyncSession, kind: str, name: str) -> int:
+    """The position after the last value of one synonym, regex or lookup table."""
+    last = await session.scalar(select(func.max(NluDataItem.position))
+                                .where(NluDataItem.kind == kind, NluDataItem.name == name))
+    return 0 if last is None else int(last) + 1
+
+
+async def delete_data_item(session: AsyncSession, item: NluDataItem) -> None:
+    await session.delete(item)
+
+
+async def get_response(session: AsyncSession, response_id: int) -> NluResponse | None:
+    return await session.get(NluResponse, response_id)

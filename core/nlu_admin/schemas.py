@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -122,3 +122,53 @@ class InstanceRead(BaseModel):
     this_instance: bool
     started_at: datetime
     seen_at: datetime
+
+
+DataKind = Literal["synonym", "regex", "lookup"]
+
+
+class DataItemCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: DataKind
+    name: str = Field(max_length=1000, description="synonym: the canonical value; regex, lookup: the entity name")
+    value: str = Field(max_length=5000, description="synonym: one variant; regex: the pattern; lookup: one entry")
+
+
+class DataItemUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=1000)
+    value: str | None = Field(default=None, max_length=5000)
+
+
+class DataItemRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    kind: str
+    name: str
+    value: str
+    position: int
+
+
+class ExampleMarkupUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    markup: str = Field(max_length=5000, description='Rasa markup: "fly to [Moscow](city)" or '
+                        '[Moscow]{"entity": "city", "role": "to"}')
+
+
+class ExampleAnnotationsRead(BaseModel):
+    id: int
+    text: str
+    language: str
+    markup: str
+    entities: list[dict[str, Any]]
+
+
+class VariantsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    variants: list[str] = Field(max_length=100, description="In order; at least one")
+
+
+class VariantsRead(BaseModel):
+    intent: str
+    language: str
+    variants: list[str]

@@ -1,0 +1,256 @@
+"""The imported Rasa data edited one piece at a time (issue 18, scope 1): synonyms, regexes and lookup values, an
+example's entity annotations (written in Rasa's markup, read by the importer's own parser) and an intent's answer
+variants per language. The API and the console call these, so both refuse the same input with the same reason.
+
+Every refusal is a domain error whose `reason` detail names the rule broken (the console says it in the admin's
+language from `nludata.<reason>`; the API returns the English message and the details).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.audit import service as audit
+from core.errors import ConflictError, NotFoundError, ValidationFailedError
+from core.nlu_admin import repository
+from core.nlu_admin.models import NluDataItem, NluExample, NluIntent, NluResponse
+from core.nlu_admin.service import LANGUAGES, MAX_EXAMPLE_CHARS, example_language, get_intent
+from core.users.models import User
+from nlu.data import ENTITY_NAME, parse_markup, render_markup
+from nlu.errors import DataFormatError
+from nlu.protocol import ExampleEntity
+
+KINDS = ("synonym", "regex", "lookup")
+MAX_NAME_CHARS = 200
+MAX_VALUE_CHARS = 1000
+MAX_VARIANTS = 50
+MAX_ANSWER_CHARS = 5000
+# What is left of an annotation the markup parser did not recognise: `[Moscow](city` or `[Moscow]{"entity"`.
+_BROKEN_MARKUP = re.compile(r"\][({]")
+
+
+def _refuse(reason: str, message: str, **details: Any) -> ValidationFailedError:
+    return ValidationFailedError(message, reason=reason, **details)
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
+def check_item(kind: str, name: str, value: str) -> tuple[str, str]:
+    """The cleaned (name, value) of a synonym, regex or lookup value, or a ValidationFailedError saying why not.
+
+    A synonym's name is the canonical value (any text); a regex's or lookup's name is the entity it finds, so it
+    follows Rasa's entity names. Values are one line (the export writes one per line); a regex must compile."""
+    if kind not in KINDS:
+        raise _refuse("bad_kind", f"kind is one of {', '.join(KINDS)}, got {kind[:20]!r}", kind=kind[:20])
+    name, value = _one_line(name), (value.strip() if kind == "regex" else _one_line(value))
+    if not name:
+        raise _refuse("empty_name", "the name is empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise _refuse("long_name", f"the name has at most {MAX_NAME_CHARS} characters", limit=MAX_NAME_CHARS)
+    if kind != "synonym" and not ENTITY_NAME.match(name):
+        raise _refuse("bad_entity_name", f"{name[:60]!r} is not an entity name (no spaces, brackets, commas, "
+                      f"colons or quotes)", name=name[:60])
+    if not value:
+        raise _refuse("empty_value", "the value is empty")
+    if "\n" in value or "\r" in value:
+        raise _refuse("multiline_value", "a value is one line")
+    if len(value) > MAX_VALUE_CHARS:
+        raise _refuse("long_value", f"a value has at most {MAX_VALUE_CHARS} characters", limit=MAX_VALUE_CHARS)
+    if kind == "regex":
+        try:
+            re.compile(value)
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise _refuse("bad_regex", f"the regex does not compile: {exc}", error=str(exc)[:200]) from exc
+    return name, value
+
+
+async def _check_unique(session: AsyncSession, kind: str, name: str, value: str, *, item_id: int | None) -> None:
+    """Refuse a value its table holds already, and a synonym variant that maps to another value already (both
+    compared as extraction compares them: case-insensitively, but a regex exactly)."""
+    def same(a: str, b: str) -> bool:
+        return a == b if kind == "regex" else a.casefold() == b.casefold()
+
+    for row in await repository.data_item_values(session, kind):
+        if row.id == item_id:
+            continue
+        if row.name == name and same(row.value, value):
+            raise ConflictError(f"{kind} {name!r} already has the value {value!r}", reason="duplicate",
+                                name=name, value=value)
+        if kind == "synonym" and row.name != name and same(row.value, value):
+            raise ConflictError(f"{value!r} is already a synonym of {row.name!r}: one variant maps to one value",
+                                reason="synonym_taken", name=row.name, value=value)
+
+
+async def list_items(session: AsyncSession, kind: str | None = None) -> Sequence[NluDataItem]:
+    if kind is None:
+        return await repository.data_items(session)
+    if kind not in KINDS:
+        raise _refuse("bad_kind", f"kind is one of {', '.join(KINDS)}, got {kind[:20]!r}", kind=kind[:20])
+    return await repository.data_items_of_kind(session, kind)
+
+
+async def item_values(session: AsyncSession) -> Sequence[Any]:
+    """Every value as a plain (id, kind, name, value) row, for pages that only show them."""
+    return await repository.data_item_values(session)
+
+
+async def get_item(session: AsyncSession, item_id: int) -> NluDataItem:
+    item = await repository.get_data_item(session, item_id)
+    if item is None:
+        raise NotFoundError(f"synonym, regex or lookup value {item_id} not found", reason="no_item")
+    return item
+
+
+async def add_item(session: AsyncSession, kind: str, name: str, value: str, actor: User | None) -> NluDataItem:
+    """A new value at the end of its synonym, regex or lookup table (a new table when the name is new)."""
+    name, value = check_item(kind, name, value)
+    await _check_unique(session, kind, name, value, item_id=None)
+    item = NluDataItem(kind=kind, name=name, value=value,
+                       position=await repository.next_data_item_position(session, kind, name))
+    session.add(item)
+    await session.flush()
+    audit.record(session, actor, "nlu.data.add", "nlu_data_item", item.id, kind=kind, name=name, value=value)
+    return item
+
+
+async def update_item(session: AsyncSession, item_id: int, name: str | None, value: str | None,
+                      actor: User | None) -> NluDataItem:
+    """Change a value, or move it to another name of its kind (to the end of that table)."""
+    item = await get_item(session, item_id)
+    new_name, new_value = check_item(item.kind, item.name if name is None else name,
+                                     item.value if value is None else value)
+    await _check_unique(session, item.kind, new_name, new_value, item_id=item.id)
+    before = {"name": item.name, "value": item.value}
+    if new_name != item.name:
+        item.position = await repository.next_data_item_position(session, item.kind, new_name)
+    item.name, item.value = new_name, new_value
+    await session.flush()
+    audit.record(session, actor, "nlu.data.update", "nlu_data_item", item.id, kind=item.kind, before=before,
+                 name=new_name, value=new_value)
+    return item
+
+
+async def delete_item(session: AsyncSession, item_id: int, actor: User | None) -> None:
+    item = await get_item(session, item_id)
+    await repository.delete_data_item(session, item)
+    audit.record(session, actor, "nlu.data.delete", "nlu_data_item", item_id, kind=item.kind, name=item.name,
+                 value=item.value)
+
+
+# --- entity annotations ------------------------------------------------------------------------------------
+
+def example_markup(example: NluExample) -> str:
+    """The example in Rasa's markup, as export writes it and the console's form shows it."""
+    return render_markup(example.text, [ExampleEntity.from_dict(a) for a in example.entities or ()])
+
+
+def parse_example_markup(markup: str) -> tuple[str, tuple[ExampleEntity, ...]]:
+    """Rasa markup -> (plain text, annotations), with what is wrong said in words."""
+    if len(markup) > 4 * MAX_EXAMPLE_CHARS:
+        raise _refuse("long_markup", f"the example is over {4 * MAX_EXAMPLE_CHARS} characters")
+    try:
+        text, entities = parse_markup(markup, source="the example")
+    except DataFormatError as exc:
+        raise _refuse("bad_markup", str(exc), error=str(exc)[:300]) from exc
+    broken = _BROKEN_MARKUP.search(text)
+    if broken:
+        near = text[max(0, broken.start() - 20):broken.end() + 20]
+        raise _refuse("broken_markup", f"an annotation is not closed near {near!r}: write [text](entity) or "
+                      '[text]{"entity": "name", "role": "r"}', near=near)
+    if not text:
+        raise _refuse("empty_example", "an example needs some text")
+    if len(text) > MAX_EXAMPLE_CHARS:
+        raise _refuse("long_example", f"an example has at most {MAX_EXAMPLE_CHARS} characters",
+                      limit=MAX_EXAMPLE_CHARS)
+    for e in entities:
+        if e.start == e.end:
+            raise _refuse("empty_span", f"the annotation of {e.entity!r} marks no text", entity=e.entity)
+    return text, entities
+
+
+async def get_example(session: AsyncSession, example_id: int) -> NluExample:
+    example = await repository.get_example(session, example_id)
+    if example is None:
+        raise NotFoundError(f"example {example_id} not found", reason="no_example")
+    return example
+
+
+async def set_example_markup(session: AsyncSession, example_id: int, markup: str, actor: User | None, *,
+                             intent: str | None = None) -> NluExample:
+    """Replace an example's text and entity annotations with what `markup` says (its plain text may change too:
+    then it must not be another example of the intent already). `intent`: the example must be one of its."""
+    example = await get_example(session, example_id)
+    owner = await session.get(NluIntent, example.intent_id)
+    if intent is not None and (owner is None or owner.name != intent):
+        raise NotFoundError(f"example {example_id} is not an example of {intent!r}", reason="no_example")
+    text, entities = parse_example_markup(markup)
+    if text != example.text:
+        held = await get_intent(session, owner.name if owner else "")
+        if any(e.text == text and e.id != example.id for e in held.examples):
+            raise ConflictError("the intent already has this example", reason="duplicate_example")
+        example.language = example_language(text)
+    before = example_markup(example)
+    example.text = text
+    example.entities = [e.as_dict() for e in entities] or None
+    await session.flush()
+    audit.record(session, actor, "nlu.example.annotate", "example", example.id, before=before,
+                 after=example_markup(example))
+    return example
+
+
+# --- answer variants ---------------------------------------------------------------------------------------
+
+def variants_of(intent: NluIntent, language: str) -> list[NluResponse]:
+    return sorted((r for r in intent.responses if r.language == language), key=lambda r: r.position)
+
+
+def check_language(language: str) -> str:
+    if language not in LANGUAGES:
+        raise _refuse("bad_language", f"answers are in {', '.join(LANGUAGES)}; got {language[:10]!r}")
+    return language
+
+
+async def set_variants(session: AsyncSession, name: str, language: str, texts: Sequence[str],
+                       actor: User | None) -> list[NluResponse]:
+    """An intent's answer in one language as this ordered list of variants (the first is "the" answer). At
+    least one variant is kept: an answer is removed as a whole with the answers form or PUT .../responses."""
+    check_language(language)
+    cleaned = [t.strip() for t in texts]
+    if not cleaned:
+        raise _refuse("last_variant", "an answer keeps at least one variant (clear the answer to remove it)")
+    if len(cleaned) > MAX_VARIANTS:
+        raise _refuse("too_many_variants", f"an answer has at most {MAX_VARIANTS} variants", limit=MAX_VARIANTS)
+    for n, text in enumerate(cleaned, 1):
+        if not text:
+            raise _refuse("empty_variant", f"variant {n} is empty", n=n)
+        if len(text) > MAX_ANSWER_CHARS:
+            raise _refuse("long_variant", f"variant {n} is over {MAX_ANSWER_CHARS} characters", n=n,
+                          limit=MAX_ANSWER_CHARS)
+    seen: set[str] = set()
+    for n, text in enumerate(cleaned, 1):
+        if text in seen:
+            raise ConflictError(f"variant {n} repeats an earlier one", reason="duplicate_variant", n=n)
+        seen.add(text)
+    intent = await get_intent(session, name)
+    rows = variants_of(intent, language)
+    before = [r.text for r in rows]
+    # Texts move between the rows in place, so (intent, language, position) stays unique at every flush.
+    for position, text in enumerate(cleaned):
+        if position < len(rows):
+            rows[position].text = text
+        else:
+            row = NluResponse(intent_id=intent.id, language=language, position=position, text=text)
+            intent.responses.append(row)
+            rows.append(row)
+    for row in rows[len(cleaned):]:
+        intent.responses.remove(row)
+    await session.flush()
+    audit.record(session, actor, "nlu.responses.variants", "intent", name, language=language, before=before,
+                 after=cleaned)
+    return rows[:len(cleaned)]
