@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from core.outbox.models import OutboxMessage
+from core.tags.models import Tag, TicketTag
 from core.tickets.models import (
     AuthorKind,
     Direction,
@@ -219,6 +220,7 @@ class TicketFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     intent: str | None = None
+    tags: Sequence[str] = ()  # folded tag names (core.tags.service.key_of): tickets carrying every one
 
 
 def visible() -> list[ColumnElement[bool]]:
@@ -249,6 +251,11 @@ def conditions(flt: TicketFilter) -> list[ColumnElement[bool]]:
         conds.append(Ticket.created_at < flt.created_before)
     if flt.intent:
         conds.append(Ticket.intent == flt.intent)
+    for key in flt.tags:
+        # One semi-join per tag on ticket_tags: the planner starts from the (tag_id, ticket_id) index for a rare tag,
+        # or walks the list's order checking each ticket's (ticket_id, tag_id) key for a common one.
+        tag_id = select(Tag.id).where(Tag.key == key).scalar_subquery()
+        conds.append(Ticket.id.in_(select(TicketTag.ticket_id).where(TicketTag.tag_id == tag_id)))
     return conds
 
 
