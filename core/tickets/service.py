@@ -34,6 +34,7 @@ from core.outbox.models import OutboxMessage
 from core.search import service as search_service
 from core.search.service import SearchMatch
 from core.sla import service as sla
+from core.tags import service as tag_service
 from core.tickets import repository
 from core.tickets.errors import NotAssigneeError, TicketHeldError
 from core.tickets.models import (
@@ -590,6 +591,7 @@ async def merge(session: AsyncSession, source: Ticket, target: Ticket, actor: Us
     for t in (source, target):
         _ensure_workable(t)
     await repository.move_conversation(session, source.id, target.id)
+    await tag_service.carry_over_merge(session, source, target)
     source.merged_into_id = target.id
     transition(source, TicketStatus.closed)
     if source.created_at < target.created_at:
