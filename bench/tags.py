@@ -3,7 +3,7 @@ and a rare one (200 tickets), each inbox view's page and capped count with the f
 calls, and the plan (which index the tag is read through).
 
     nice -n 10 .venv/bin/python bench/tags.py --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
-    ... --tickets 200000 (a smaller year) --keep (leave the database: its URL is printed)
+    ... --tickets 200000 (a smaller year) --keep (leave the database: its URL is printed) --reuse URL
 
 A private database is created and dropped. Tickets are written by SQL (generate_series), not through the app:
 only their columns matter to the list's query. Target: every p95 < 200 ms (the scale bench's).
@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from core.db.migrate import upgrade_async  # noqa: E402
 from core.db.session import create_engine, create_sessionmaker  # noqa: E402
+from core.tags import repository as tag_repository  # noqa: E402
 from core.tickets import repository  # noqa: E402
 from core.tickets.models import TicketStatus  # noqa: E402
 from core.tickets.repository import TicketFilter  # noqa: E402
@@ -97,6 +99,7 @@ async def run(url: str, repeat: int) -> None:
         pages, counts = [], []
         rows = 0
         async with sessionmaker() as session:
+            flt = replace(flt, tag_ids=await tag_repository.ids_of(session, flt.tags))  # as the service does
             for i in range(repeat + 1):
                 started = time.perf_counter()
                 found, _more = await repository.list_tickets(session, flt, limit=50, sort=sort)
@@ -109,7 +112,8 @@ async def run(url: str, repeat: int) -> None:
                     counts.append(count_ms)
                 rows = len(found)
             stmt = repository.page_statement(flt, limit=51, sort=sort)
-            sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+            dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+            sql = str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
             plan = (await session.execute(text("EXPLAIN (FORMAT JSON) " + sql))).scalar_one()
             plan = json.loads(plan) if isinstance(plan, str) else plan
         used = sorted(i for i in _indexes(plan[0]["Plan"]) if "tag" in i)
@@ -125,7 +129,11 @@ async def main() -> None:
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--reuse", help="measure a database a --keep run left (its URL)")
     args = parser.parse_args()
+    if args.reuse:
+        await run(args.reuse, args.repeat)
+        return
     name = f"sb_tags_{uuid.uuid4().hex[:8]}"
     await _admin(args.postgres, f'CREATE DATABASE "{name}"')
     url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)

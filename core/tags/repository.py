@@ -23,6 +23,11 @@ async def by_keys(session: AsyncSession, keys: Sequence[str]) -> Sequence[Tag]:
     return (await session.scalars(select(Tag).where(Tag.key.in_(list(keys))))).all() if keys else []
 
 
+async def ids_of(session: AsyncSession, keys: Sequence[str]) -> list[int]:
+    """The ids of the tags with these keys (those that exist)."""
+    return list((await session.scalars(select(Tag.id).where(Tag.key.in_(list(keys))))).all()) if keys else []
+
+
 async def list_all(session: AsyncSession, prefix: str | None = None, limit: int | None = None) -> Sequence[Tag]:
     """Tags by name; with `prefix`, those whose folded name starts with it (the unique index on key)."""
     stmt = select(Tag)
