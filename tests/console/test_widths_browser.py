@@ -75,7 +75,8 @@ async def test_each_width_and_language(browser: Any, live_server: LiveServer, pe
                 assert await overflow(page) <= 0, (where, url)
             await page.goto("/console/admin/tags")
             assert words["tags"] in await page.inner_text("main h2")
-            await shot(page, tmp_path, f"admin-tags-{where}")
+            if where == "1440-en":
+                await shot(page, tmp_path, "admin-tags")
 
             # The customer's widget on the demo page: closed, then open (full screen on the phone).
             await page.goto("/demo")
