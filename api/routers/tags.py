@@ -8,11 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import Agent, DbSession, IdPath, Supervisor
+from api.openapi import error
 from core.tags import service
 from core.tags.schemas import TagCreate, TagRead, TagUpdate, TicketTagAdd
 from core.tickets import service as tickets
 
 router = APIRouter(tags=["tags"])
+NAME_TAKEN = {409: error("Another tag already has this name (case and spaces aside); the details name its id")}
 
 
 @router.get("/tags", response_model=list[TagRead])
@@ -24,12 +26,12 @@ async def list_tags(session: DbSession, _user: Agent,
     return [TagRead.model_validate(t) for t in await service.list_tags(session, q, limit)]
 
 
-@router.post("/tags", response_model=TagRead, status_code=201)
+@router.post("/tags", response_model=TagRead, status_code=201, responses=NAME_TAKEN)
 async def create_tag(body: TagCreate, session: DbSession, user: Supervisor) -> TagRead:
     return TagRead.model_validate(await service.create(session, body, user))
 
 
-@router.patch("/tags/{tag_id}", response_model=TagRead)
+@router.patch("/tags/{tag_id}", response_model=TagRead, responses=NAME_TAKEN)
 async def update_tag(tag_id: IdPath, body: TagUpdate, session: DbSession, user: Supervisor) -> TagRead:
     """Rename or recolour: the tickets carrying the tag carry it under its new name."""
     return TagRead.model_validate(await service.update(session, tag_id, body, user))
