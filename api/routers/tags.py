@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import Agent, DbSession, IdPath, Supervisor
-from api.openapi import error
+from api.openapi import Responses, error
 from core.tags import service
 from core.tags.schemas import TagCreate, TagRead, TagUpdate, TicketTagAdd
 from core.tickets import service as tickets
 
 router = APIRouter(tags=["tags"])
-NAME_TAKEN = {409: error("Another tag already has this name (case and spaces aside); the details name its id")}
+NAME_TAKEN: Responses = {409: error("Another tag has this name (case and spaces aside); the details name its id")}
 
 
 @router.get("/tags", response_model=list[TagRead])
