@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import service as audit
@@ -113,7 +114,11 @@ async def add_to_ticket(session: AsyncSession, ticket: Ticket, name: str, actor:
     clean = clean_name(name)
     tag = await repository.by_key(session, key_of(clean))
     if tag is None:
-        tag = await create(session, TagCreate(name=clean), actor)
+        try:
+            async with session.begin_nested():
+                tag = await create(session, TagCreate(name=clean), actor)
+        except IntegrityError:  # someone created it at the same moment: theirs is the tag
+            tag = await by_name(session, clean)
     if not await repository.has(session, ticket.id, tag.id):
         await repository.link(session, ticket.id, tag.id)
         audit.record(session, actor, "ticket.tag_add", "ticket", ticket.id, tag=tag.name, tag_id=tag.id)
