@@ -42,6 +42,7 @@ from api.routers import (
     reports,
     rest_channel,
     sla,
+    tags,
     telegram,
     tickets,
     vk,
@@ -262,7 +263,7 @@ def create_app(
                    calendars.router,
                    sla.router, csat_public.router, nlu_admin.router, nlu_admin.corrections, attachments.router,
                    presence.router, problems.router, reports.router, api_keys.router, contracts.router,
-                   incidents.router, canned.router):
+                   incidents.router, canned.router, tags.router):
         app.include_router(router)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)

@@ -32,6 +32,7 @@ from core.quarantine.models import QuarantinedPayload
 from core.routing.models import IntentRoute
 from core.sla.models import SlaPolicy, TicketSla
 from core.summaries.models import SummaryMail, SummarySettingsRow
+from core.tags.models import Tag, TicketTag
 from core.tickets.models import AuthorKind, Direction, Message, Note, Priority, Ticket, TicketStatus
 from core.unread.models import TicketSeen
 from core.users.models import ApiToken, Role, Team, User
@@ -91,11 +92,13 @@ __all__ = [
     "SlaPolicy",
     "SummaryMail",
     "SummarySettingsRow",
+    "Tag",
     "TaskState",
     "Team",
     "Ticket",
     "TicketSeen",
     "TicketSla",
     "TicketStatus",
+    "TicketTag",
     "User",
 ]

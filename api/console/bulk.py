@@ -1,4 +1,5 @@
-"""Supervisors' bulk actions on the inbox: reassign, or change the status of, the tickets ticked in the list."""
+"""Supervisors' bulk actions on the inbox: reassign, change the status of, or tag or untag the tickets ticked in the
+list."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from api.deps import DbSession
 from core.db.base import parse_id
 from core.errors import DomainError, ValidationFailedError
 from core.i18n import translator
+from core.tags import service as tags
 from core.tickets import service as ticket_service
 from core.tickets.models import TicketStatus, format_ticket_number
 from core.users import service as users
@@ -24,7 +26,8 @@ MAX_BULK = 100  # one inbox page holds 50; a hand-made request with more is refu
 @router.post("/tickets/bulk", dependencies=[CsrfChecked])
 async def bulk(session: DbSession, user: ConsoleSupervisor, ticket: Annotated[list[str] | None, Form()] = None,
                action: Annotated[str, Form()] = "", user_id: Annotated[str, Form()] = "",
-               status: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
+               status: Annotated[str, Form()] = "", tag: Annotated[str, Form()] = "",
+               next: Annotated[str, Form()] = "") -> Response:
     """Each ticked ticket in its own savepoint: one that cannot change (a status it cannot go to) is named in the
     answer and the others change anyway."""
     _ = translator(user.language)
@@ -44,8 +47,12 @@ async def bulk(session: DbSession, user: ConsoleSupervisor, ticket: Annotated[li
     elif action == "status":
         if status not in TicketStatus.__members__:
             raise ValidationFailedError(f"status: unknown status {status[:40]!r}")
+    elif action == "tag_add":
+        tag_name = tags.clean_name(tag)  # a bad name: 422 with the reason, before any ticket changes
+    elif action == "tag_remove":
+        untag = await tags.by_name(session, tag)  # an unknown tag: 404
     else:
-        raise ValidationFailedError("action must be assign or status")
+        raise ValidationFailedError("action must be assign, status, tag_add or tag_remove")
     done, skipped = 0, []
     for ticket_id in ids:
         try:
@@ -54,6 +61,10 @@ async def bulk(session: DbSession, user: ConsoleSupervisor, ticket: Annotated[li
                 if action == "assign":
                     # The supervisor saw the list, not each holder: bulk reassignment takes over whoever holds it.
                     await ticket_service.assign(session, found, assignee, user)
+                elif action == "tag_add":
+                    await tags.add_to_ticket(session, found, tag_name, user)
+                elif action == "tag_remove":
+                    await tags.remove_from_ticket(session, found, untag, user)
                 else:
                     await ticket_service.change_status(session, found, TicketStatus(status), user)
             done += 1

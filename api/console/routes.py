@@ -61,6 +61,7 @@ from core.queues.schemas import QueueSettingsUpdate
 from core.reports import service as reports
 from core.routing import service as routing
 from core.sla import service as sla_service
+from core.tags import service as tag_service
 from core.tickets import service as ticket_service
 from core.tickets.errors import NotAssigneeError, TicketHeldError
 from core.tickets.models import AuthorKind, Priority, Ticket, TicketStatus
@@ -78,6 +79,7 @@ STREAM_SECONDS = 55.0
 KEEPALIVE_SECONDS = 15.0
 PAGE_SIZE = 50
 MAX_REPLY_FILES = 10
+TAG_SUGGESTIONS = 500  # the names a ticket page suggests (the list a team keeps is far shorter)
 PRESENCE_SIGNAL_SECONDS = 5.0  # a channel's typing signal (Telegram) waits no longer than this
 
 
@@ -234,6 +236,7 @@ class InboxFields:
     intent: str | None = None
     created_from: str | None = None  # a local date (YYYY-MM-DD) of the report time zone, inclusive
     created_to: str | None = None
+    tag: str | None = None  # tag names, comma-separated (the filter's multiple choice, joined)
 
     def as_form(self) -> dict[str, str]:
         return {f.name: getattr(self, f.name) or "" for f in fields(self)}
@@ -254,7 +257,8 @@ def _inbox_filter_args(user: User, view: str, form: InboxFields, zone: ZoneInfo,
     priorities = [Priority(priority)] if priority and priority in Priority.__members__ else []
     extra: dict[str, Any] = {"priority": tuple(priorities), "team_slug": form.queue or None,
                              "channel": form.channel or None, "query": (form.q or "").strip()[:200] or None,
-                             "intent": (form.intent or "").strip()[:100] or None}
+                             "intent": (form.intent or "").strip()[:100] or None,
+                             "tags": tag_service.filter_keys([form.tag]) if form.tag else ()}
     # Days as the supervisors' reports count them (kpi_time_zone): from its first moment to the end of the last.
     if (first := _local_day(form.created_from)) is not None:
         extra["created_after"] = datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC)
@@ -280,6 +284,7 @@ async def _inbox_context(session: DbSession, state: State, user: User, view: str
                                         else 0, sort=sort, cursor=None if searching else cursor)
     latest, reasons = await ticket_service.inbox_previews(session, [t.id for t in found.tickets])
     return {
+        "row_tags": await tag_service.tags_of(session, [t.id for t in found.tickets]),
         "view": view, "tickets": found.tickets, "total": found.total, "total_is_capped": found.total_is_capped,
         "counts": await ticket_service.inbox_counts(session, user), "count_cap": COUNT_CAP,
         "matches": found.matches, "searching": searching, "latest": latest, "reasons": reasons,
@@ -306,8 +311,10 @@ Field = Annotated[str | None, Query(max_length=100)]
 def inbox_fields(queue: Field = None, status: Field = None, priority: Field = None, channel: Field = None,
                  assignee: Field = None, q: Annotated[str | None, Query(max_length=200)] = None,
                  intent: Field = None, created_from: Annotated[str | None, Query(max_length=10)] = None,
-                 created_to: Annotated[str | None, Query(max_length=10)] = None) -> InboxFields:
-    return InboxFields(queue, status, priority, channel, assignee, q, intent, created_from, created_to)
+                 created_to: Annotated[str | None, Query(max_length=10)] = None,
+                 tag: Annotated[list[str] | None, Query()] = None) -> InboxFields:
+    return InboxFields(queue, status, priority, channel, assignee, q, intent, created_from, created_to,
+                       ",".join(tag)[:2000] or None if tag else None)
 
 
 InboxForm = Annotated[InboxFields, Depends(inbox_fields)]
@@ -320,6 +327,7 @@ async def inbox(request: Request, session: DbSession, state: State, user: Consol
     ctx = await _inbox_context(session, state, user, view, form, page, sort, cursor)
     ctx.update(teams=await users.list_teams(session), channels=await ticket_service.channels_in_use(session),
                statuses=list(TicketStatus), priorities=list(Priority), intents=await routing.known_intents(session),
+               all_tags=await tag_service.list_tags(session, limit=TAG_SUGGESTIONS),
                assignable=await users.assignable_users(session) if user.role.rank >= Role.supervisor.rank else [])
     return render(request, "inbox.html", ctx)
 
@@ -505,6 +513,8 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
         sla=await sla_service.sla_of(session, ticket.id, state.clock.now()),
         csat=await csat_service.answer_read(session, ticket.id),
         window_closed=await _whatsapp_window_closed(session, ticket, state.clock.now()),
+        ticket_tags=(await tag_service.tags_of(session, [ticket.id])).get(ticket.id, []),
+        all_tags=await tag_service.list_tags(session, limit=TAG_SUGGESTIONS),
     )
     # One read of the ticket's audit log for both its history and the SLA panel's warnings and breaches.
     entries = await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket.id), limit=HISTORY_LIMIT)
@@ -954,4 +964,4 @@ async def admin_audit(request: Request, session: DbSession, _user: ConsoleAdmin,
         "people": {u.id: u for u in people}, "people_list": people, "params": params,
         "query_string": urlencode(params), "entity_type": entity_type or "", "actor": actor or "",
         "entity_types": ["ticket", "user", "team", "intent", "example", "nlu_job", "nlu_version", "nlu",
-                         "suggestion", "outbox", "canned_response", "customer", "order", "message"]})
+                         "suggestion", "outbox", "canned_response", "customer", "order", "message", "tag"]})

@@ -12,6 +12,7 @@ from core.db.base import MAX_ID, parse_id
 from core.errors import ValidationFailedError
 from core.search.service import SearchMatch
 from core.sla import service as sla
+from core.tags import service as tag_service
 from core.tickets import service
 from core.tickets.models import Priority, Ticket, TicketStatus
 from core.tickets.repository import TicketFilter
@@ -55,6 +56,7 @@ async def _read(session: DbSession, ticket: Ticket) -> TicketRead:
     read = TicketRead.model_validate(ticket)
     read.sla = await sla.sla_of(session, ticket.id)
     read.csat = await csat.answer_read(session, ticket.id)
+    read.tags = [tag.name for tag in (await tag_service.tags_of(session, [ticket.id])).get(ticket.id, [])]
     return read
 
 
@@ -75,6 +77,9 @@ async def list_tickets(
     queue: str | None = None,
     channel: str | None = None,
     intent: Annotated[str | None, Query(max_length=100)] = None,
+    tag: Annotated[list[str] | None, Query(description=(
+        "Tickets carrying every one of these tags (repeat it, or separate names with commas; at most 10). An unknown "
+        "tag matches nothing."))] = None,
     assignee: Annotated[str | None, Query(max_length=10, description="'me', 'none' or a user id")] = None,
     customer_id: IdQuery = None,
     created_from: Annotated[AwareDatetime | None, Query(description="Created at or after (ISO 8601 with zone)")]
@@ -110,12 +115,15 @@ async def list_tickets(
         raise ValidationFailedError("created_to must be after created_from")
     flt = TicketFilter(status=status or (), priority=priority or (), team_slug=queue, channel=channel,
                        assignee_id=assignee_id, unassigned=unassigned, customer_id=customer_id, query=q,
-                       created_after=created_from, created_before=created_to, intent=intent)
+                       created_after=created_from, created_before=created_to, intent=intent,
+                       tags=tag_service.filter_keys(tag or []))
     found = await service.search(session, flt, limit=limit, offset=offset, sort=sort, cursor=cursor)
     slas = await sla.sla_of_many(session, [t.id for t in found.tickets])
+    tags = await tag_service.tags_of(session, [t.id for t in found.tickets])
     items = []
     for t in found.tickets:
-        item = TicketHit.model_validate(t).model_copy(update={"sla": slas.get(t.id)})
+        item = TicketHit.model_validate(t).model_copy(update={
+            "sla": slas.get(t.id), "tags": [tag.name for tag in tags.get(t.id, [])]})
         if (match := found.matches.get(t.id)) is not None:
             item.match = _match_read(match)
         items.append(item)

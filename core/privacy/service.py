@@ -27,6 +27,7 @@ from core.jobs.job import Job, JobContext
 from core.jobs.schedule import Every
 from core.orders import repository as order_repo
 from core.privacy import repository
+from core.tags import repository as tag_repo
 from core.users.models import User
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ async def export_data(session: AsyncSession, customer_id: int) -> dict[str, Any]
     contracts = await contract_repo.for_customer(session, customer.id, limit=10_000)
     consents = await consent_repo.log_of(session, customer.id, limit=100_000)
     merges = await customer_repo.merges_of(session, customer.id)
+    tags = await tag_repo.tags_of(session, [t.id for t in tickets])
     return {
         "customer": {
             "id": customer.id, "name": customer.name, "email": customer.email, "phone": customer.phone,
@@ -62,7 +64,8 @@ async def export_data(session: AsyncSession, customer_id: int) -> dict[str, Any]
                         "verified": i.verified, "created_at": _iso(i.created_at)}
                        for c in family for i in c.identities],
         "tickets": [{"number": t.number, "subject": t.subject, "status": t.status.value, "channel": t.channel,
-                     "created_at": _iso(t.created_at), "closed_at": _iso(t.closed_at)} for t in tickets],
+                     "created_at": _iso(t.created_at), "closed_at": _iso(t.closed_at),
+                     "tags": [tag.name for tag in tags.get(t.id, [])]} for t in tickets],
         "messages": [{"ticket_id": m.ticket_id, "direction": m.direction.value, "author": m.author_kind.value,
                       "channel": m.channel, "text": m.text, "html": m.html, "created_at": _iso(m.created_at),
                       "attachments": [{"filename": a.get("filename"), "content_type": a.get("content_type"),

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from core.outbox.models import OutboxMessage
+from core.tags.models import Tag, TicketTag
 from core.tickets.models import (
     AuthorKind,
     Direction,
@@ -219,6 +220,9 @@ class TicketFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     intent: str | None = None
+    tags: Sequence[str] = ()  # folded tag names (core.tags.service.key_of): tickets carrying every one
+    # The ids of `tags`, looked up before the list's query (core.tickets.service.search); None: not looked up yet.
+    tag_ids: Sequence[int] | None = None
 
 
 def visible() -> list[ColumnElement[bool]]:
@@ -249,7 +253,27 @@ def conditions(flt: TicketFilter) -> list[ColumnElement[bool]]:
         conds.append(Ticket.created_at < flt.created_before)
     if flt.intent:
         conds.append(Ticket.intent == flt.intent)
+    conds += _tag_conditions(flt)
     return conds
+
+
+def _tag_conditions(flt: TicketFilter) -> list[ColumnElement[bool]]:
+    """One semi-join per tag on ticket_tags: the planner starts from the (tag_id, ticket_id) index for a rare tag, or
+    walks the list's order checking each ticket's (ticket_id, tag_id) key for a common one.
+
+    The ids are spelled into the SQL (looked up by the service, never input): only a known tag id lets PostgreSQL
+    tell a rare tag from a common one (its statistics of ticket_tags.tag_id); behind a sub-select or a generic plan
+    it assumed every tag average and walked the whole done list looking for a 200-ticket tag (1.2 s at 1,000,000).
+    """
+    if not flt.tags:
+        return []
+    if flt.tag_ids is None:  # not looked up (a caller beside the service): the same rows, planned blind
+        return [Ticket.id.in_(select(TicketTag.ticket_id).where(
+            TicketTag.tag_id == select(Tag.id).where(Tag.key == key).scalar_subquery())) for key in flt.tags]
+    if len(flt.tag_ids) < len(flt.tags):
+        return [false()]  # a tag nobody has: no ticket carries it
+    return [Ticket.id.in_(select(TicketTag.ticket_id).where(
+        TicketTag.tag_id == bindparam(None, tag_id, literal_execute=True))) for tag_id in flt.tag_ids]
 
 
 def _filtered(flt: TicketFilter) -> Select[Ticket]:

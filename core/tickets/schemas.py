@@ -71,6 +71,7 @@ class TicketRead(BaseModel):
     sla: SlaRead | None = Field(default=None, description="The ticket's SLA (null: no policy applies)")
     csat: CsatRead | None = Field(default=None, description="The customer's satisfaction answer (null: none yet; "
                                   "filled in on one ticket's answers, not in lists)")
+    tags: list[str] = Field(default_factory=list, description="The names of the ticket's tags, by name")
 
 
 class MessageRead(BaseModel):

@@ -34,6 +34,8 @@ from core.outbox.models import OutboxMessage
 from core.search import service as search_service
 from core.search.service import SearchMatch
 from core.sla import service as sla
+from core.tags import repository as tag_repository
+from core.tags import service as tag_service
 from core.tickets import repository
 from core.tickets.errors import NotAssigneeError, TicketHeldError
 from core.tickets.models import (
@@ -155,6 +157,8 @@ async def search(session: AsyncSession, flt: TicketFilter, *, limit: int, offset
         raise ValidationFailedError(
             f"offset is at most {MAX_OFFSET}: to page deeper, pass each page's next_cursor as cursor",
             offset=offset, max_offset=MAX_OFFSET)
+    if flt.tags and flt.tag_ids is None:
+        flt = replace(flt, tag_ids=await tag_repository.ids_of(session, flt.tags))
     if flt.query and flt.query.strip():
         after_match = decode_search_cursor(cursor) if cursor is not None else None
         found = await search_service.search(session, flt, limit=limit, offset=offset if after_match is None else 0,
@@ -590,6 +594,7 @@ async def merge(session: AsyncSession, source: Ticket, target: Ticket, actor: Us
     for t in (source, target):
         _ensure_workable(t)
     await repository.move_conversation(session, source.id, target.id)
+    await tag_service.carry_over_merge(session, source, target)
     source.merged_into_id = target.id
     transition(source, TicketStatus.closed)
     if source.created_at < target.created_at:

@@ -158,7 +158,7 @@ async def test_bulk_reassign_and_status_for_supervisors(
     for fields, reason in (({"action": "assign"}, "tick at least one ticket"),
                            ({"ticket": [f"T-{i}" for i in range(1, 102)], "action": "assign"}, "at most 100"),
                            ({"ticket": ["nonsense"], "action": "assign"}, "not found"),
-                           ({"ticket": numbers[:1], "action": "explode"}, "action must be assign or status"),
+                           ({"ticket": numbers[:1], "action": "explode"}, "action must be assign, status"),
                            ({"ticket": numbers[:1], "action": "status", "status": "<b>"}, "unknown status"),
                            ({"ticket": numbers[:1], "action": "assign", "user_id": str(people.admin.id)},
                             "agents and supervisors only")):
