@@ -1,13 +1,15 @@
 """Where one webhook update's time goes: the Telegram, VK and WhatsApp webhook routes in one process, profiled.
 
     python bench/webhook_profile.py [--database-url URL] [--updates 1000] [--concurrency 40] [--top 30]
-                                    [--channels vk,whatsapp,telegram]
+                                    [--channels vk,whatsapp,telegram] [--focus REGEX]
 
 The whole app runs in this process (one worker, like one uvicorn worker of bench/channels_chat.py) and the updates
 go in through the ASGI interface (no sockets: the HTTP server's share is left out, it is the same for every
 channel). The provider stand-in that receives the bot's answers runs in a thread of its own, so cProfile (which
 follows the main thread) sees only the app: the webhook, the ingest batch, the decision and the outbound send.
-Prints, per channel, updates/s, CPU milliseconds per update and the functions with the most cumulative time.
+Prints, per channel, updates/s, CPU milliseconds per update, the functions with the most cumulative time (mind that
+cProfile counts each resumption of a coroutine as a call, and a coroutine's cumulative time includes its waits), then
+the channel's own functions and the signature and JSON calls by their own time.
 """
 
 from __future__ import annotations
@@ -129,6 +131,11 @@ async def main(args: argparse.Namespace) -> None:
                 stats = pstats.Stats(profile, stream=out)
                 stats.sort_stats("cumulative").print_stats(args.top)
                 print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+                if args.focus:  # the channel's own functions and the calls it makes (signature, JSON), own time
+                    out = io.StringIO()
+                    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.focus, args.top)
+                    print(f"-- {kind}: functions matching {args.focus!r}, by own time")
+                    print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
 
 
 if __name__ == "__main__":
@@ -138,5 +145,7 @@ if __name__ == "__main__":
     parser.add_argument("--warm", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=40)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--focus", default=r"channels/|hmac|json/|_hashlib",
+                        help="regex of functions listed by own time after the cumulative list ('' for none)")
     parser.add_argument("--channels", type=lambda s: s.split(","), default=["vk", "whatsapp", "telegram"])
     asyncio.run(main(parser.parse_args()))
