@@ -156,6 +156,13 @@ async def test_a_template_reply_outside_the_window_api_and_console(
         r = await client.post(f"{page_url}/template-reply", data=form, headers={"Referer": f"http://t{page_url}"})
         assert r.status_code == 303
         assert "This template takes 0 parameters" in (await client.get(page_url)).text
+        # The page's button reads the list again (a template approved a minute ago).
+        graph.templates = [*catalogue(), template("new_one", "Welcome back")]
+        r = await client.post("/console/whatsapp/templates/refresh", data={
+            "csrf_token": csrf_of(page), "next": page_url}, headers={"Referer": f"http://t{page_url}"})
+        assert (r.status_code, r.headers["location"]) == (303, page_url)
+        page = (await client.get(page_url)).text
+        assert "Templates read from WhatsApp: 7." in page and 'value="new_one|en_US"' in page
 
         # Paused at Meta after the list was read: the send fails for good, in words.
         graph.templates = [{**ORDER, "status": "PAUSED"}, THANKS]
