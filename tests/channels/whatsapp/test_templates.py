@@ -93,6 +93,25 @@ async def test_templates_are_read_on_the_due_task_runner_and_on_demand(
         assert [r[0] for r in await templates_in(sessionmaker)] == ["order_ready"]  # the old list is kept
 
 
+async def test_a_failed_scheduled_read_keeps_the_list_and_is_tried_again_soon(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    graph.templates, graph.templates_error_next = catalogue(), 1
+    async with running(wa_app(db_url, tmp_path, graph, waba_id=WABA_ID)) as (adapter, _client):
+        await wait_for(lambda: "templates_error" in adapter.health.details, "the failed read is in the health")
+        assert "HTTP 500" in adapter.health.details["templates_error"]
+
+        async def rearmed() -> Any:
+            async with sessionmaker() as session:
+                task = await tasks.get(session, TEMPLATES_TASK, WABA_ID)
+            later = task is not None and task.due_at > adapter._task_clock.now() + timedelta(minutes=1)
+            return task if later and task is not None and task.state == TaskState.pending else None
+
+        task = await wait_for(rearmed, "the next read is armed")
+        assert timedelta(minutes=4) < task.due_at - adapter._task_clock.now() <= timedelta(minutes=5)
+        assert await templates_in(sessionmaker) == []
+
+
 async def test_a_template_reply_outside_the_window_api_and_console(
     db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI
 ) -> None:
