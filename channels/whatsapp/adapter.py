@@ -13,7 +13,12 @@ Decisions (see also ARCHITECTURE.md and the WhatsApp records of docs/decisions.m
   limit; a file that cannot be had keeps the message, listed with the reason, as for e-mail and VK.
 - Statuses (sent/delivered/read/failed) are kept on the outbox row of the message they name (its
   `provider_message_id`) as `payload["delivery"]`: the highest state reached, or `failed` with Meta's reason.
-  No new table or column: one small JSON object per outbound message.
+  A message sent in parts records each part's id in `outbox_parts`; the row then shows its least advanced part.
+- Templates: the business account's list (`GET /<WABA id>/message_templates`) is cached in `provider_templates`,
+  read on the due-task runner every `templates_refresh_seconds` and on demand; a reply carrying `template` is sent as
+  `type: template` (body parameters only), its refusals (paused, unknown, parameter count...) final, in words.
+- Typing: the Cloud API shows "typing…" only while marking a received message read, so `send_typing` marks the
+  customer's latest message read with the indicator, at most once per `typing_seconds` per number.
 - Outbound: HTTP 429, 5xx, 401/403 and the throughput errors (4, 80007, 130429, 131048, 131056) are retried by
   the outbox with its backoff; any other 4xx is final - notably 131047, outside the 24-hour customer-service
   window, where only an approved template may be sent. The Cloud API has no idempotency key: a retry after a lost
