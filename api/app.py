@@ -212,6 +212,10 @@ def create_app(
             summary = WeeklySummary(settings.summary.with_zone(settings.core.kpi_time_zone), mailer,
                                     mailer.message_id_domain(), jobs_clock, runner_id=instance_id)
             summary.register(state.task_handlers)
+            for adapter in registry:  # channels with scheduled work (WhatsApp's template list)
+                register_tasks = getattr(adapter, "register_tasks", None)
+                if register_tasks is not None:
+                    register_tasks(state.task_handlers, jobs_clock)
             jobs.start(summary.job(sessionmaker))
             state.due_tasks = DueTaskRunner(sessionmaker, state.task_handlers, clock=jobs_clock, bus=bus,
                                             runner_id=instance_id)

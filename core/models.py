@@ -26,8 +26,9 @@ from core.nlu_admin.models import (
     NluTrainingJob,
 )
 from core.orders.models import Order, OrderStatusChange
-from core.outbox.models import OutboxMessage, OutboxStatus
+from core.outbox.models import OutboxMessage, OutboxPart, OutboxStatus
 from core.problems.models import HandledMessage, ProblemAlert
+from core.provider_templates.models import ProviderTemplate
 from core.quarantine.models import QuarantinedPayload
 from core.routing.models import IntentRoute
 from core.sla.models import SlaPolicy, TicketSla
@@ -83,9 +84,11 @@ __all__ = [
     "OrderNoticeTemplate",
     "OrderStatusChange",
     "OutboxMessage",
+    "OutboxPart",
     "OutboxStatus",
     "Priority",
     "ProblemAlert",
+    "ProviderTemplate",
     "QuarantinedPayload",
     "Role",
     "ScheduledTask",

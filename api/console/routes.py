@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -47,7 +48,7 @@ from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
 from core.csat import service as csat_service
 from core.customers import service as customer_service
 from core.db.base import MAX_ID, parse_id
-from core.errors import NotFoundError, ValidationFailedError
+from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, Topic
 from core.i18n import LANGUAGES, Translator, preferred_language, translator
 from core.nlu_admin import service as nlu_admin
@@ -55,6 +56,8 @@ from core.outbox import service as outbox_service
 from core.presence import service as presence_service
 from core.presence.service import PresenceRelay
 from core.problems import service as problems
+from core.provider_templates import repository as template_repository
+from core.provider_templates import service as template_service
 from core.quarantine import service as quarantine
 from core.queues import service as queues
 from core.queues.schemas import QueueSettingsUpdate
@@ -72,6 +75,7 @@ from core.users import service as users
 from core.users.models import AssignmentMode, Role, User
 from core.users.schemas import TeamCreate, UserCreate, UserUpdate
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/console", include_in_schema=False)
 LIVE_TOPICS = (Topic.TICKETS, Topic.MESSAGES, Topic.OUTBOX_QUEUED, Topic.OUTBOX_SENT, Topic.OUTBOX_FAILED)
 # EventSource reconnects by itself; a bounded stream never holds a server shutdown for long.
@@ -516,6 +520,11 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
         ticket_tags=(await tag_service.tags_of(session, [ticket.id])).get(ticket.id, []),
         all_tags=await tag_service.list_tags(session, limit=TAG_SUGGESTIONS),
     )
+    if ctx["window_closed"]:
+        # Outside the window only approved templates reach the customer: the page offers them.
+        templates = await template_service.usable(session, ticket.channel)
+        ctx["wa_templates"] = templates
+        ctx["wa_template_inputs"] = max((t.param_count for t in templates), default=0)
     # One read of the ticket's audit log for both its history and the SLA panel's warnings and breaches.
     entries = await audit.list_entries(session, entity_type="ticket", entity_id=str(ticket.id), limit=HISTORY_LIMIT)
     ctx["sla_events"] = [e for e in entries if e.action.startswith("sla.")]  # newest first, as the panel lists them
@@ -677,6 +686,45 @@ async def reply(ref: str, request: Request, session: DbSession, state: State, us
             "status": new_status.value if new_status else "", "had_files": _has_uploads(await request.form()),
             "question": _("collision.reply_question", name=exc.holder_name)}, status_code=409)
     return redirect(ticket_url(ticket), _("ticket.replied"))
+
+
+@router.post("/tickets/{ref}/template-reply", dependencies=[CsrfChecked])
+async def template_reply(ref: str, request: Request, session: DbSession, user: ConsoleUser,
+                         template: Annotated[str, Form(max_length=600)] = "") -> Response:
+    """A reply as an approved WhatsApp template (`template`: "name|language"); the form's `params` fill {{1}}..
+    in order, the inputs past the template's count left empty."""
+    _ = translator(user.language)
+    ticket = await _locked(session, ref)
+    name, _sep, language = template.partition("|")
+    chosen = await template_repository.get(session, ticket.channel, name, language)
+    if chosen is None:
+        return redirect(ticket_url(ticket), _("whatsapp.template_unknown"), "error")
+    given = [str(p) for p in (await request.form()).getlist("params")]
+    if any(p.strip() for p in given[chosen.param_count:]):
+        return redirect(ticket_url(ticket), _("whatsapp.template_params", count=chosen.param_count), "error")
+    params = [p.strip() for p in given[:chosen.param_count]]
+    try:
+        await template_service.reply(session, ticket, user, name, language, params)
+    except (ValidationFailedError, ConflictError) as exc:
+        return redirect(ticket_url(ticket), _("whatsapp.template_refused", reason=str(exc)), "error")
+    return redirect(ticket_url(ticket), _("ticket.replied"))
+
+
+@router.post("/whatsapp/templates/refresh", dependencies=[CsrfChecked])
+async def refresh_templates(session: DbSession, state: State, user: ConsoleUser,
+                            next: Annotated[str, Form()] = "/console") -> Response:
+    """Read WhatsApp's approved templates now (one was just approved)."""
+    _ = translator(user.language)
+    adapter = state.channels.get("whatsapp")
+    refresh = getattr(adapter, "refresh_templates", None)
+    if refresh is None:
+        return redirect(safe_next(next), _("whatsapp.templates_off"), "error")
+    try:
+        count = await refresh(session)
+    except Exception as exc:
+        log.warning("whatsapp templates refresh failed", extra={"error": str(exc)[:200]})
+        return redirect(safe_next(next), _("whatsapp.templates_failed", reason=str(exc)[:200]), "error")
+    return redirect(safe_next(next), _("whatsapp.templates_refreshed", count=count))
 
 
 def _has_uploads(form: Any) -> bool:

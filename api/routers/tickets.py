@@ -6,10 +6,12 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime
 
 from api.deps import Agent, DbSession, IdQuery, State
-from api.openapi import CONFLICT
+from api.openapi import CONFLICT, error
 from core.csat import service as csat
 from core.db.base import MAX_ID, parse_id
 from core.errors import ValidationFailedError
+from core.provider_templates import service as template_service
+from core.provider_templates.schemas import TemplateReplyCreate
 from core.search.service import SearchMatch
 from core.sla import service as sla
 from core.tags import service as tag_service
@@ -176,6 +178,18 @@ async def reply(ticket_ref: TicketRef, body: ReplyCreate, session: DbSession, us
     ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
     message = await service.reply(session, ticket, user, body.text, html=body.html, attachments=body.attachments,
                                   files=state.files, status=body.status)
+    return MessageRead.model_validate(message)
+
+
+@router.post("/{ticket_ref}/template-reply", response_model=MessageRead, status_code=201,
+             responses={409: error("The ticket's channel has no templates, or the template is not approved"),
+                        422: error("The parameters do not fit the template")})
+async def template_reply(ticket_ref: TicketRef, body: TemplateReplyCreate, session: DbSession, user: Agent
+                         ) -> MessageRead:
+    """Reply with an approved WhatsApp template (the only message WhatsApp delivers 24 hours after the customer's
+    last one); the channel sends it through the outbox, a refusal shows as the message's failed delivery."""
+    ticket = await service.get(session, service.ticket_id_from_ref(ticket_ref), lock=True)
+    message = await template_service.reply(session, ticket, user, body.name, body.language, body.params)
     return MessageRead.model_validate(message)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import app_state
+from api.deps import Agent, DbSession, State, app_state
 from api.openapi import NOT_FOUND, error
-from channels.whatsapp.adapter import Refused, WhatsappChannel
+from channels.whatsapp.adapter import CHANNEL, GraphApiError, Refused, WhatsappChannel
 from core.errors import NotFoundError, PermissionDeniedError, ServiceUnavailableError
+from core.provider_templates import service as template_service
+from core.provider_templates.schemas import TemplateRead, TemplateRefreshed
 
 router = APIRouter(prefix="/channels/whatsapp", tags=["channel: whatsapp"])
 log = logging.getLogger(__name__)
@@ -56,3 +59,24 @@ async def webhook(request: Request) -> Response:
                     extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
         raise ServiceUnavailableError("the notification could not be stored now; retry later") from exc
     return Response("ok", media_type="text/plain")
+
+
+@router.get("/templates", response_model=list[TemplateRead])
+async def templates(session: DbSession, _user: Agent) -> list[TemplateRead]:
+    """The approved templates an agent may send (the cache of the business account's list, by name)."""
+    return [TemplateRead.model_validate(t) for t in await template_service.usable(session, CHANNEL)]
+
+
+@router.post("/templates/refresh", response_model=TemplateRefreshed, responses={
+    **NOT_FOUND, 503: error("The Graph API could not be asked (the reason is given)")})
+async def refresh_templates(session: DbSession, state: State, _user: Agent) -> TemplateRefreshed:
+    """Read the business account's templates now (one was just approved) rather than at the next scheduled read."""
+    adapter = state.channels.get(WhatsappChannel.kind)
+    if not isinstance(adapter, WhatsappChannel):
+        raise NotFoundError("the WhatsApp channel is not enabled")
+    if adapter.settings.waba_id is None:
+        raise NotFoundError("no WhatsApp Business Account id (waba_id) is configured")
+    try:
+        return TemplateRefreshed(templates=await adapter.refresh_templates(session))
+    except (GraphApiError, httpx.HTTPError) as exc:
+        raise ServiceUnavailableError(f"the templates could not be read: {str(exc)[:300]}") from exc

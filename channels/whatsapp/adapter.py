@@ -13,7 +13,12 @@ Decisions (see also ARCHITECTURE.md and the WhatsApp records of docs/decisions.m
   limit; a file that cannot be had keeps the message, listed with the reason, as for e-mail and VK.
 - Statuses (sent/delivered/read/failed) are kept on the outbox row of the message they name (its
   `provider_message_id`) as `payload["delivery"]`: the highest state reached, or `failed` with Meta's reason.
-  No new table or column: one small JSON object per outbound message.
+  A message sent in parts records each part's id in `outbox_parts`; the row then shows its least advanced part.
+- Templates: the business account's list (`GET /<WABA id>/message_templates`) is cached in `provider_templates`,
+  read on the due-task runner every `templates_refresh_seconds` and on demand; a reply carrying `template` is sent as
+  `type: template` (body parameters only), its refusals (paused, unknown, parameter count...) final, in words.
+- Typing: the Cloud API shows "typing…" only while marking a received message read, so `send_typing` marks the
+  customer's latest message read with the indicator, at most once per `typing_seconds` per number.
 - Outbound: HTTP 429, 5xx, 401/403 and the throughput errors (4, 80007, 130429, 131048, 131056) are retried by
   the outbox with its backoff; any other 4xx is final - notably 131047, outside the 24-hour customer-service
   window, where only an approved template may be sent. The Cloud API has no idempotency key: a retry after a lost
@@ -28,26 +33,35 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import ChannelContext, ChannelHealth, PermanentSendError, RecentIds, send_parts
 from channels.telegram.adapter import split_text
 from channels.whatsapp.settings import WhatsappChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
+from core.clock import Clock
 from core.csat.service import survey_score
+from core.customers.models import ChannelIdentity
 from core.db.outage import is_database_outage
 from core.errors import NotFoundError
 from core.i18n import translator
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
 from core.jobs import Backoff, Job, JobContext
-from core.outbox.models import OutboxMessage
+from core.jobs import service as tasks
+from core.jobs.models import TaskState
+from core.jobs.tasks import DueTask, TaskHandlers
+from core.outbox.models import OutboxMessage, OutboxPart
 from core.outbox.schemas import OutboundEnvelope, QuickReply
+from core.provider_templates import repository as template_repository
+from core.tickets.models import Direction, Message, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +80,21 @@ WINDOW_CLOSED = 131047  # "Re-engagement message": more than 24 hours since the 
 DELIVERY_RANK = {"sent": 1, "delivered": 2, "read": 3}
 STATUSES = frozenset({*DELIVERY_RANK, "failed"})
 MEDIA_TYPES = frozenset({"image", "document", "audio", "video", "sticker"})
+TEMPLATES_TASK = "whatsapp.templates"
+TEMPLATE_PAGES = 50  # at most 50 pages of 100 templates are read (a business account has up to 6,000)
+TEMPLATE_RETRY_SECONDS = 300.0  # a failed refresh is tried again this soon
+PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
+# Template errors in words: the send is final, and the agent reads why.
+TEMPLATE_ERRORS = {
+    132000: "the number of parameters does not match the template",
+    132001: "the template does not exist in this language (or is not approved yet)",
+    132005: "the filled template is too long",
+    132007: "the template's text breaks WhatsApp's format rules",
+    132012: "a parameter has the wrong format",
+    132015: "the template is paused (its quality rating is too low)",
+    132016: "the template is disabled (paused too often)",
+    132018: "a parameter has a line break, a tab or too many spaces",
+}
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "audio/ogg": ".ogg",
               "audio/mpeg": ".mp3", "video/mp4": ".mp4", "application/pdf": ".pdf"}
 
@@ -131,6 +160,51 @@ def _timestamp(value: Any) -> datetime | None:
     return None
 
 
+def template_row(item: Any) -> dict[str, Any] | None:
+    """One template of `GET /<WABA id>/message_templates` as a `provider_templates` row; None for an item that is
+    not a template object. A template whose header or buttons take parameters, or whose parameters are named or
+    not numbered 1..n, is kept as not supported, with the reason."""
+    if not isinstance(item, dict):
+        return None
+    name, language, status = item.get("name"), item.get("language"), item.get("status")
+    if not (isinstance(name, str) and 0 < len(name) <= 512 and isinstance(language, str) and 0 < len(language) <= 16
+            and isinstance(status, str) and 0 < len(status) <= 32):
+        return None
+    category = item.get("category") if isinstance(item.get("category"), str) else None
+    given = item.get("components")
+    components: list[Any] = given if isinstance(given, list) else []
+    body, reason = "", None
+    for component in components:
+        if not isinstance(component, dict):
+            continue
+        kind, text = str(component.get("type", "")).upper(), component.get("text")
+        if kind == "BODY" and isinstance(text, str):
+            body = text
+        elif kind == "HEADER" and (str(component.get("format", "TEXT")).upper() != "TEXT" or
+                                   (isinstance(text, str) and "{{" in text)):
+            reason = "its header takes a parameter or a file"
+        elif kind == "BUTTONS" and "{{" in json.dumps(component.get("buttons", [])):
+            reason = "a button takes a parameter"
+    found = PLACEHOLDER.findall(body)
+    numbers = sorted({int(p) for p in found if p.isdigit()})
+    if any(not p.isdigit() for p in found):
+        reason = reason or "its parameters are named"
+    elif numbers != list(range(1, len(numbers) + 1)):
+        reason = reason or "its parameters are not numbered 1 to n"
+    if not body:
+        reason = reason or "it has no body text"
+    return {"name": name, "language": language, "status": status.upper(), "category": category and category[:32],
+            "body": body, "param_count": len(numbers), "supported": reason is None, "reason": reason}
+
+
+def _advances(current: Any, new: dict[str, Any]) -> bool:
+    """Whether a status moves a delivery on: failed is final, otherwise only a further state counts."""
+    current_state = current.get("state") if isinstance(current, dict) else None
+    if current_state == "failed":
+        return False
+    return new["state"] == "failed" or DELIVERY_RANK.get(str(current_state), 0) < DELIVERY_RANK[new["state"]]
+
+
 class WhatsappChannel:
     """One business phone number; `process_webhook` is fed by the webhook route."""
 
@@ -148,6 +222,8 @@ class WhatsappChannel:
         self.ready = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
         self._recent = RecentIds()  # message ids already handled (fast path)
+        self._task_clock: Clock = ctx.clock  # the due-task runner's clock (register_tasks)
+        self._typing_at: dict[str, float] = {}  # wa_id -> when its typing indicator was last sent
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -188,6 +264,8 @@ class WhatsappChannel:
             raise
         if isinstance(number.get("display_phone_number"), str):
             self.health.details["display_phone_number"] = number["display_phone_number"]
+        if self.settings.waba_id is not None:
+            await self.arm_templates()
         self.ready.set()
         self.health.ok()
 
@@ -464,19 +542,53 @@ class WhatsappChannel:
             title = first.get("title") or first.get("message") or "failed"
             delivery["error"] = f"{code}: {str(title)[:300]}" if isinstance(code, int) else str(title)[:300]
         async with self.ctx.sessionmaker() as session, session.begin():
+            outbox_id = (await session.scalars(select(OutboxPart.outbox_id).where(
+                OutboxPart.channel == CHANNEL, OutboxPart.provider_message_id == message_id))).first()
+            if outbox_id is not None:
+                await self._part_status(session, outbox_id, message_id, delivery)
+                return
             row = (await session.scalars(select(OutboxMessage).where(
                 OutboxMessage.provider_message_id == message_id, OutboxMessage.channel == CHANNEL)
                 .with_for_update())).first()
             if row is None:
                 return  # a direct answer (no outbox row) or a message sent by another system
             current = (row.payload or {}).get("delivery")
-            current_state = current.get("state") if isinstance(current, dict) else None
-            if current_state == "failed" or (
-                    state != "failed" and DELIVERY_RANK.get(str(current_state), 0) >= DELIVERY_RANK[state]):
+            if not _advances(current, delivery):
                 return  # statuses arrive out of order: keep the furthest one
             row.payload = {**(row.payload or {}), "delivery": delivery}
             if state == "failed":
                 row.last_error = f"WhatsApp: delivery failed: {delivery['error']}"[:1000]
+
+    async def _part_status(self, session: AsyncSession, outbox_id: int, message_id: str,
+                           delivery: dict[str, Any]) -> None:
+        """A status of one part of a message sent in parts: the part keeps its furthest state, the message shows
+        the least advanced part (failed when any part failed; none until every part has a state)."""
+        row = (await session.scalars(select(OutboxMessage).where(OutboxMessage.id == outbox_id)
+                                     .with_for_update())).first()
+        if row is None:
+            return
+        parts = list((await session.scalars(select(OutboxPart).where(OutboxPart.outbox_id == outbox_id)
+                                            .order_by(OutboxPart.part).with_for_update())).all())
+        for part in parts:
+            if part.provider_message_id == message_id and _advances(
+                    {"state": part.state} if part.state else None, delivery):
+                part.state, part.at, part.error = delivery["state"], datetime.fromisoformat(delivery["at"]), \
+                    delivery.get("error")
+        failed = next((p for p in parts if p.state == "failed"), None)
+        if failed is not None:
+            summary: dict[str, Any] = {"state": "failed", "at": failed.at.isoformat() if failed.at else delivery["at"],
+                                       "error": f"part {failed.part + 1} of {len(parts)}: {failed.error}"}
+        elif all(p.state for p in parts):
+            least = min(parts, key=lambda p: DELIVERY_RANK.get(str(p.state), 0))
+            summary = {"state": least.state, "at": least.at.isoformat() if least.at else delivery["at"]}
+        else:
+            return  # a part has no state yet: it is the least advanced
+        summary["parts"] = len(parts)
+        if (row.payload or {}).get("delivery") == summary:
+            return
+        row.payload = {**(row.payload or {}), "delivery": summary}
+        if summary["state"] == "failed":
+            row.last_error = f"WhatsApp: delivery failed: {summary['error']}"[:1000]
 
     async def _reply(self, wa_id: str, text: str) -> None:
         """A direct answer outside the outbox (no ticket behind it); best effort."""
@@ -484,6 +596,79 @@ class WhatsappChannel:
             await self._send_message(wa_id, {"type": "text", "text": {"body": text}})
         except Exception as exc:
             log.info("whatsapp direct reply failed", extra={"error": str(exc)[:200]})
+
+    # -- approved templates ----------------------------------------------------------------------------
+
+    def register_tasks(self, handlers: TaskHandlers, clock: Clock) -> None:
+        """The templates' refresh runs on the one due-task runner (one instance reads them, on its clock)."""
+        self._task_clock = clock
+        handlers.register(TEMPLATES_TASK, self._refresh_task, max_attempts=3)
+
+    async def arm_templates(self) -> None:
+        """A refresh due now unless one is pending (a task that failed for good is armed again)."""
+        key = str(self.settings.waba_id)
+        async with self.ctx.sessionmaker() as session, session.begin():
+            task = await tasks.get(session, TEMPLATES_TASK, key)
+            if task is None:
+                await tasks.schedule(session, TEMPLATES_TASK, key, self._task_clock.now())
+            elif task.state != TaskState.pending:
+                await tasks.reschedule(session, TEMPLATES_TASK, key, self._task_clock.now())
+
+    async def fetch_templates(self) -> list[dict[str, Any]]:
+        """The business account's templates as rows, every page (GraphApiError, transport errors raise)."""
+        if self.settings.waba_id is None:
+            raise RuntimeError("no WhatsApp Business Account id (waba_id) is configured")
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        params: dict[str, Any] = {"fields": "name,language,status,category,components", "limit": 100}
+        skipped = 0
+        for _ in range(TEMPLATE_PAGES):
+            page = await self.call("GET", f"/{self.settings.waba_id}/message_templates", params=params)
+            items = page.get("data")
+            if not isinstance(items, list):
+                raise GraphApiError(200, 0, "message_templates: data is not a list")
+            for item in items:
+                row = template_row(item)
+                if row is None:
+                    skipped += 1
+                else:
+                    rows[(row["name"], row["language"])] = row
+            paging = page.get("paging")
+            cursors = paging.get("cursors") if isinstance(paging, dict) else None
+            after = cursors.get("after") if isinstance(cursors, dict) else None
+            if not (isinstance(paging, dict) and paging.get("next") and isinstance(after, str) and after):
+                break
+            params = {**params, "after": after}
+        self.health.details["templates"] = len(rows)
+        if skipped:
+            self.health.details["templates_skipped"] = skipped
+        return list(rows.values())
+
+    async def refresh_templates(self, session: AsyncSession) -> int:
+        """Read the templates now (the console's button) into `session` (the request's unit of work); returns how
+        many there are."""
+        try:
+            rows = await self.fetch_templates()
+        except (GraphApiError, httpx.HTTPError) as exc:
+            self.health.details["templates_error"] = str(exc)[:200]
+            raise
+        await template_repository.replace_all(session, CHANNEL, rows, self._task_clock.now())
+        self.health.details.pop("templates_error", None)
+        return len(rows)
+
+    async def _refresh_task(self, session: AsyncSession, task: DueTask) -> None:
+        """The scheduled refresh: read the list, arm the next one (sooner after a failure, kept the old list)."""
+        interval = self.settings.templates_refresh_seconds
+        try:
+            rows = await self.fetch_templates()
+        except (GraphApiError, httpx.HTTPError) as exc:
+            self.health.details["templates_error"] = str(exc)[:200]
+            log.warning("whatsapp templates not refreshed", extra={"error": str(exc)[:200]})
+            interval = min(interval, TEMPLATE_RETRY_SECONDS)
+        else:
+            await template_repository.replace_all(session, CHANNEL, rows, self._task_clock.now())
+            self.health.details.pop("templates_error", None)
+        await tasks.reschedule(session, TEMPLATES_TASK, task.key,
+                               self._task_clock.now() + timedelta(seconds=interval))
 
     # -- outbound --------------------------------------------------------------------------------------
 
@@ -522,12 +707,67 @@ class WhatsappChannel:
         raise PermanentSendError("an attachment with neither a stored file nor a link")
 
     async def send_typing(self, recipient: str) -> None:
-        """The Cloud API shows "typing…" only tied to a received message id; nothing to do per recipient."""
+        """"Typing…" for the customer: the Cloud API ties it to marking their latest message read, and shows it up
+        to 25 seconds or until the reply; sent at most once per `typing_seconds` per customer."""
+        if not recipient.isdigit():
+            return
+        now = self.ctx.clock.monotonic()
+        last = self._typing_at.get(recipient)
+        if last is not None and now - last < self.settings.typing_seconds:
+            return
+        message_id = await self._latest_inbound_id(recipient)
+        if message_id is None:
+            return
+        if len(self._typing_at) >= 10_000:
+            horizon = now - self.settings.typing_seconds
+            self._typing_at = {k: v for k, v in self._typing_at.items() if v >= horizon}
+        self._typing_at[recipient] = now
+        await self.call("POST", f"/{self.settings.phone_number_id}/messages", json={
+            "messaging_product": "whatsapp", "status": "read", "message_id": message_id,
+            "typing_indicator": {"type": "text"}})
+        self.health.details["typing_sent"] = int(self.health.details.get("typing_sent", 0)) + 1
+
+    async def _latest_inbound_id(self, wa_id: str) -> str | None:
+        """The id of the customer's latest message on their WhatsApp conversation."""
+        async with self.ctx.sessionmaker() as session:
+            return (await session.scalars(
+                select(Message.external_message_id).join(Ticket, Ticket.id == Message.ticket_id)
+                .join(ChannelIdentity, ChannelIdentity.customer_id == Ticket.customer_id)
+                .where(ChannelIdentity.channel == CHANNEL, ChannelIdentity.external_id == wa_id,
+                       Ticket.channel == CHANNEL, Ticket.thread_key == wa_id, Message.direction == Direction.inbound,
+                       Message.channel == CHANNEL, Message.external_message_id.is_not(None))
+                .order_by(Message.id.desc()).limit(1))).first()
+
+    def _template_content(self, template: dict[str, Any]) -> dict[str, Any]:
+        name, language, params = template.get("name"), template.get("language"), template.get("params", [])
+        if not isinstance(name, str) or not isinstance(language, str) or not isinstance(params, list):
+            raise PermanentSendError(f"not a template to send: {_dump(template)[:200]}")
+        components = [{"type": "body", "parameters": [{"type": "text", "text": str(p)} for p in params]}] \
+            if params else []
+        return {"type": "template", "template": {"name": name, "language": {"code": language},
+                                                 "components": components}}
+
+    async def _record_part(self, outbox_id: int, part: int, message_id: str) -> None:
+        """Which outbox row a part's id belongs to, for its delivery statuses (best effort: a part not recorded
+        only has no state of its own)."""
+        try:
+            async with self.ctx.sessionmaker() as session, session.begin():
+                session.add(OutboxPart(outbox_id=outbox_id, part=part, channel=CHANNEL,
+                                       provider_message_id=message_id))
+        except Exception as exc:
+            log.warning("whatsapp part not recorded", extra={"outbox_id": outbox_id, "error": str(exc)[:200]})
 
     async def send(self, envelope: OutboundEnvelope) -> str | None:
         to = envelope.recipient
         if not to.isdigit():
             raise PermanentSendError(f"not a WhatsApp phone number: {to!r}")
+        if envelope.template is not None:
+            content = self._template_content(envelope.template)
+
+            async def send_template() -> str:
+                return await self._send_message(to, content)
+
+            return await send_parts([send_template], envelope, self._send_failure)
         text = envelope.text
         if envelope.author_kind == "agent" and envelope.author_name:
             text = f"{envelope.author_name}:\n{text}"  # the business number speaks for everyone
@@ -537,25 +777,38 @@ class WhatsappChannel:
         contents = [{"type": "text", "text": {"body": chunk, "preview_url": False}} for chunk in chunks]
         if replies:
             contents[-1] = {"type": "interactive", "interactive": interactive(chunks[-1], replies, label)}
-        parts: list[Callable[[], Awaitable[str]]] = []
+        senders: list[Callable[[], Awaitable[str]]] = []
         for content in contents:
 
             async def send_text(content: dict[str, Any] = content) -> str:
                 return await self._send_message(to, content)
 
-            parts.append(send_text)
+            senders.append(send_text)
         for attachment in envelope.attachments:
 
             async def send_file(attachment: dict[str, Any] = attachment) -> str:
                 return await self._send_attachment(to, attachment)
 
-            parts.append(send_file)
+            senders.append(send_file)
+        if len(senders) == 1:
+            return await send_parts(senders, envelope, self._send_failure)
+        parts: list[Callable[[], Awaitable[str]]] = []
+        for index, sender in enumerate(senders):
+
+            async def send_part(index: int = index, sender: Callable[[], Awaitable[str]] = sender) -> str:
+                message_id = await sender()
+                await self._record_part(envelope.outbox_id, index, message_id)
+                return message_id
+
+            parts.append(send_part)
         return await send_parts(parts, envelope, self._send_failure)
 
     def _send_failure(self, exc: Exception) -> Exception:
         """What a Graph API error means for the outbox: rate limits and outages are retried, refusals are final."""
         if isinstance(exc, GraphApiError) and not exc.retryable:
             self.health.details["last_refusal"] = str(exc)[:200]
+            if exc.code in TEMPLATE_ERRORS:
+                return PermanentSendError(f"WhatsApp refused the template: {TEMPLATE_ERRORS[exc.code]} ({exc})")
             if exc.code == WINDOW_CLOSED:
                 return PermanentSendError(
                     f"outside the 24-hour customer service window: only an approved template may be sent ({exc})")

@@ -33,6 +33,16 @@ class WhatsappChannelSettings(BaseModel):
     trust_phone_number: bool = Field(
         default=True, description="WhatsApp verifies the sender's phone number: a customer known by the same "
         "verified phone on another channel is the same person.")
+    waba_id: str | None = Field(
+        default=None, pattern=r"^\d{1,32}$",
+        description="The WhatsApp Business Account's id: its approved message templates are listed from it "
+        "(none: no templates are offered).")
+    templates_refresh_seconds: float = Field(
+        default=3600.0, ge=60, description="How often the approved templates are read again (the console can "
+        "refresh them at once).")
+    typing_seconds: float = Field(
+        default=20.0, ge=1, description="At most one typing indicator per customer this often (WhatsApp shows it "
+        "for up to 25 seconds, or until the reply).")
     language: Literal["ru", "en"] = Field(
         default="ru", description="Direct answers (no ticket) use this language.")
 

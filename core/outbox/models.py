@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db.base import Base, utcnow
@@ -40,3 +40,20 @@ class OutboxMessage(Base):
 
     message: Mapped[Message] = relationship(lazy="raise")
     ticket: Mapped[Ticket] = relationship(lazy="raise")
+
+
+class OutboxPart(Base):
+    """One part of an outbound message sent in several (long text, files), by the provider's id of that part,
+    with the delivery state the provider reported for it (WhatsApp statuses). The outbox row's
+    `payload["delivery"]` is the least advanced of its parts."""
+
+    __tablename__ = "outbox_parts"
+    __table_args__ = (UniqueConstraint("channel", "provider_message_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
+    part: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(32))
+    provider_message_id: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str | None] = mapped_column(String(16))
+    at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)

@@ -40,6 +40,8 @@ class OutboundEnvelope(BaseModel):
     # A retry after a partial delivery (PartialDelivery): the parts already sent, and the first one's id.
     delivered_parts: int = 0
     provider_message_id: str | None = None
+    # A provider template sent instead of the text ({"name", "language", "params"}: WhatsApp outside its window).
+    template: dict[str, Any] | None = None
 
 
 class OutboxRead(BaseModel):

@@ -92,6 +92,7 @@ async def build_envelopes(session: AsyncSession, ids: Sequence[int]) -> list[Out
             quick_replies=p.get("quick_replies", []), language=p.get("language"),
             author_kind=author_kind.value, author_name=p.get("author_name"), created_at=created_at,
             delivered_parts=int(p.get("delivered_parts", 0)), provider_message_id=provider_id,
+            template=p.get("template"),
         ))
     return envelopes
 

@@ -423,8 +423,12 @@ async def add_outbound(
     html: str | None = None, attachments: list[dict[str, Any]] | None = None,
     quick_replies: list[dict[str, str]] | None = None, language: str | None = None,
     intent: str | None = None, reply_refs: list[str] | None = None, in_reply_to: Message | None = None,
+    template: dict[str, Any] | None = None,
 ) -> Message:
     """Write an outbound message and queue it in the outbox, to the identity the customer last wrote from.
+
+    `template`: the channel sends this structured message instead of the text (WhatsApp: an approved template
+    with its parameters; the text is what the customer reads, kept for the conversation).
 
     Nothing is flushed here: the message and its outbox row are inserted with the rest of the unit of work.
     `reply_refs` are the external ids of the customer messages this answers (looked up when not given).
@@ -449,6 +453,8 @@ async def add_outbound(
     if author is not None and author_kind == AuthorKind.agent:
         # Kept with the delivery: every channel shows it, and so does the web-chat history later, as it was.
         payload["author_name"] = author.shown_name
+    if template is not None:
+        payload["template"] = template
     outbox_service.enqueue(session, ticket, message, ticket.identity.external_id, payload)
     # Built after the commit (the message has its id then), from what the ticket holds now.
     event = MessageAdded.of(ticket, 0, author_kind.value,
@@ -521,7 +527,7 @@ async def _ticket_attachment_keys(session: AsyncSession, ticket_id: int) -> set[
 async def reply(
     session: AsyncSession, ticket: Ticket, actor: User, text: str, *, html: str | None = None,
     attachments: Sequence[AttachmentRef] = (), files: AttachmentBackend | None = None,
-    status: TicketStatus | None = None,
+    status: TicketStatus | None = None, template: dict[str, Any] | None = None,
 ) -> Message:
     """An agent's answer to the customer, through the customer's own channel.
 
@@ -531,6 +537,7 @@ async def reply(
     Args:
         attachments: files already in the attachment store; each key is checked (404 if it is not there).
         files: the attachment store; required when there are attachments.
+        template: a provider template the channel sends instead of the text (see `add_outbound`).
     """
     _ensure_workable(ticket)
     if not text.strip():
@@ -549,7 +556,8 @@ async def reply(
     if ticket.assignee_id is None and actor.role == Role.agent:
         await _assign(session, ticket, actor, actor, action="ticket.take")
     message = await add_outbound(session, ticket, text=text, html=html, attachments=stored or None,
-                                 author_kind=AuthorKind.agent, author=actor, language=ticket.language)
+                                 author_kind=AuthorKind.agent, author=actor, language=ticket.language,
+                                 template=template)
     await session.flush()
     now = utcnow()
     ticket.first_response_at = ticket.first_response_at or now

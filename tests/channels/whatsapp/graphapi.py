@@ -24,6 +24,7 @@ PHONE_NUMBER_ID = "106540352242922"
 APP_SECRET = "wa-app-secret"
 VERIFY_TOKEN = "wa-verify-token"
 VERSION = "v21.0"
+WABA_ID = "102290129340398"
 
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:
@@ -80,6 +81,11 @@ class FakeGraphAPI:
     window_closed: set[str] = field(default_factory=set)  # recipients who last wrote over 24 hours ago
     rate_limit_next: int = 0  # /messages answers HTTP 429 (error 130429) this many times
     server_error_next: int = 0  # /messages answers HTTP 500 this many times
+    # The business account's templates as message_templates lists them, served `page_size` a page.
+    templates: list[dict[str, Any]] = field(default_factory=list)
+    page_size: int = 2
+    templates_error_next: int = 0  # message_templates answers HTTP 500 this many times
+    read_marks: list[dict[str, Any]] = field(default_factory=list)  # status=read bodies (typing indicators)
     _next_id: int = 0
 
     @property
@@ -136,7 +142,16 @@ class FakeGraphAPI:
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1
             return self._error(429, 130429, "Rate limit hit", "Cloud API message throughput has been reached.")
+        if body.get("status") == "read":
+            if not str(body.get("message_id", "")).startswith("wamid."):
+                return self._error(400, 100, "Invalid parameter", "message_id is not a message id")
+            self.read_marks.append(body)
+            return JSONResponse({"success": True})
         to = body.get("to")
+        if body.get("type") == "template":
+            refusal = self._check_template(body["template"])
+            if refusal is not None:
+                return refusal
         if to in self.window_closed and body.get("type") != "template":
             return self._error(400, 131047, "Re-engagement message",
                                "Message failed to send because more than 24 hours have passed since the customer "
@@ -160,6 +175,39 @@ class FakeGraphAPI:
         self.sent.append({**body, "_id": wamid})
         return JSONResponse({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
                              "messages": [{"id": wamid}]})
+
+    def _check_template(self, sent: dict[str, Any]) -> JSONResponse | None:
+        name, code = sent.get("name"), (sent.get("language") or {}).get("code")
+        found = next((t for t in self.templates if t["name"] == name and t["language"] == code), None)
+        if found is None or found["status"] == "PENDING":
+            return self._error(404, 132001, "Template name does not exist in the translation",
+                               f"template name ({name}) does not exist in {code}")
+        if found["status"] == "PAUSED":
+            return self._error(400, 132015, "Template is Paused", "Template is paused due to low quality")
+        body = next(c["text"] for c in found["components"] if c["type"] == "BODY")
+        expected = body.count("{{")
+        given = [p for c in sent.get("components", []) if c["type"] == "body" for p in c["parameters"]]
+        if len(given) != expected:
+            return self._error(400, 132000, "Number of parameters does not match the expected number of params",
+                               f"body: number of localizable_params ({len(given)}) does not match the expected "
+                               f"number of params ({expected})")
+        return None
+
+    async def message_templates(self, request: Request) -> Response:
+        self.calls.append(("GET", request.url.path, dict(request.query_params)))
+        if not self._authorised(request):
+            return self._error(401, 190, "Invalid OAuth access token")
+        if request.path_params["waba"] != WABA_ID:
+            return self._error(400, 100, "Unsupported get request.")
+        if self.templates_error_next > 0:
+            self.templates_error_next -= 1
+            return Response("upstream connect error", status_code=500)
+        start = int(request.query_params.get("after") or 0)
+        page = self.templates[start:start + self.page_size]
+        paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(start + len(page))}}
+        if start + len(page) < len(self.templates):
+            paging["next"] = f"{self.base_url}/{VERSION}/{WABA_ID}/message_templates?after={start + len(page)}"
+        return JSONResponse({"data": page, "paging": paging})
 
     async def upload(self, request: Request) -> Response:
         async with request.form() as form:
@@ -188,6 +236,7 @@ class FakeGraphAPI:
         return Starlette(routes=[
             Route(f"/{VERSION}/{{number}}", self.phone_number, methods=["GET"]),
             Route(f"/{VERSION}/{{number}}/messages", self.messages, methods=["POST"]),
+            Route(f"/{VERSION}/{{waba}}/message_templates", self.message_templates, methods=["GET"]),
             Route(f"/{VERSION}/{{number}}/media", self.upload, methods=["POST"]),
             Route("/files/{media_id}", self.download, methods=["GET"]),
         ])
@@ -198,6 +247,13 @@ async def running_graph_api() -> AsyncIterator[FakeGraphAPI]:
     api = FakeGraphAPI(port=free_port())
     async with serve(api.app(), port=api.port, lifespan="off"):
         yield api
+
+
+def template(name: str, body: str, language: str = "en_US", status: str = "APPROVED",
+             **extra: Any) -> dict[str, Any]:
+    """A template as message_templates lists it."""
+    return {"name": name, "language": language, "status": status, "category": "UTILITY",
+            "id": str(abs(hash((name, language))))[:15], "components": [{"type": "BODY", "text": body}], **extra}
 
 
 def dumps(data: Any) -> bytes:

@@ -1,0 +1,1 @@
+"""Message templates a provider approved (WhatsApp): the only messages it delivers outside its reply window."""

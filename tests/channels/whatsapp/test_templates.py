@@ -1,0 +1,309 @@
+"""WhatsApp: approved templates (listed, cached, refreshed, sent outside the window), the typing indicator, and the
+delivery state of a message sent in parts. Over real HTTP against the local Graph API stand-in."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from channels.whatsapp.adapter import TEMPLATES_TASK, template_row
+from core.jobs import service as tasks
+from core.jobs.models import TaskState
+from core.outbox.models import OutboxMessage, OutboxPart
+from core.provider_templates.models import ProviderTemplate
+from core.tickets.models import Ticket
+from core.users.models import Role
+from tests.channels.whatsapp.graphapi import WABA_ID, FakeGraphAPI, status, template, text_message
+from tests.channels.whatsapp.test_whatsapp import WA, graph, inbound, outbox_rows, post, running, wa_app
+from tests.conftest import make_user
+from tests.console.conftest import csrf_of, login
+from tests.support.waiting import wait_for
+
+__all__ = ["graph"]  # the fixture, shared with test_whatsapp
+
+ORDER = template("order_ready", "Hello {{1}}, your order {{2}} is ready.")
+THANKS = template("thanks", "Thank you for writing to us.", language="ru")
+PAUSED = template("old_promo", "Sale: {{1}}", status="PAUSED")
+
+
+def catalogue() -> list[dict[str, Any]]:
+    return [ORDER, THANKS, PAUSED,
+            template("with_image", "See {{1}}", components=[{"type": "HEADER", "format": "IMAGE"},
+                                                            {"type": "BODY", "text": "See {{1}}"}]),
+            template("named", "Hi {{first_name}}"),
+            template("fresh", "Pending {{1}}", status="PENDING"),
+            {"name": ["not", "a", "name"], "language": "en", "status": "APPROVED"}]
+
+
+def test_template_rows() -> None:
+    row = template_row(ORDER)
+    assert row is not None and (row["param_count"], row["supported"], row["status"]) == (2, True, "APPROVED")
+    image = template_row(catalogue()[3])
+    assert image is not None and image["supported"] is False and "header" in str(image["reason"])
+    named = template_row(catalogue()[4])
+    assert named is not None and named["supported"] is False and "named" in str(named["reason"])
+    gap = template_row(template("gap", "A {{1}} and {{3}}"))
+    assert gap is not None and gap["supported"] is False and "numbered" in str(gap["reason"])
+    assert template_row(catalogue()[6]) is None and template_row("x") is None
+
+
+async def templates_in(sm: async_sessionmaker[AsyncSession]) -> list[tuple[str, str, str, bool]]:
+    async with sm() as session:
+        rows = (await session.scalars(select(ProviderTemplate).order_by(ProviderTemplate.name))).all()
+    return [(t.name, t.language, t.status, t.supported) for t in rows]
+
+
+async def test_templates_are_read_on_the_due_task_runner_and_on_demand(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    _, token = await make_user(sessionmaker, Role.agent, "wa-templates@test.example")
+    auth = {"Authorization": f"Bearer {token}"}
+    graph.templates = catalogue()
+    async with running(wa_app(db_url, tmp_path, graph, waba_id=WABA_ID)) as (adapter, client):
+        # Armed when the channel connects, fired by the due-task runner: every page read (2 a page here).
+        rows = await wait_for(lambda: templates_in(sessionmaker), "the templates are cached")
+        assert [r[0] for r in rows] == ["fresh", "named", "old_promo", "order_ready", "thanks", "with_image"]
+        pages = [c for c in graph.calls if c[1].endswith("/message_templates")]
+        assert len(pages) == 4 and pages[1][2]["after"] == "2"
+        assert adapter.health.details["templates"] == 6 and adapter.health.details["templates_skipped"] == 1
+        async with sessionmaker() as session:
+            task = await tasks.get(session, TEMPLATES_TASK, WABA_ID)
+        assert task is not None and task.state == TaskState.pending  # the next read is armed
+        assert task.due_at - adapter._task_clock.now() > timedelta(minutes=55)
+
+        listed = (await client.get("/channels/whatsapp/templates", headers=auth)).json()
+        assert [(t["name"], t["language"], t["param_count"]) for t in listed] == [
+            ("order_ready", "en_US", 2), ("thanks", "ru", 0)]
+        assert (await client.get("/channels/whatsapp/templates")).status_code == 401
+
+        graph.templates = [ORDER]
+        r = await client.post("/channels/whatsapp/templates/refresh", headers=auth)
+        assert r.json() == {"templates": 1}
+        assert [r[0] for r in await templates_in(sessionmaker)] == ["order_ready"]
+        graph.templates_error_next = 1
+        r = await client.post("/channels/whatsapp/templates/refresh", headers=auth)
+        assert r.status_code == 503 and "HTTP 500" in r.json()["message"]
+        assert [r[0] for r in await templates_in(sessionmaker)] == ["order_ready"]  # the old list is kept
+
+
+async def test_a_failed_scheduled_read_keeps_the_list_and_is_tried_again_soon(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    graph.templates, graph.templates_error_next = catalogue(), 1
+    async with running(wa_app(db_url, tmp_path, graph, waba_id=WABA_ID)) as (adapter, _client):
+        await wait_for(lambda: "templates_error" in adapter.health.details, "the failed read is in the health")
+        assert "HTTP 500" in adapter.health.details["templates_error"]
+
+        async def rearmed() -> Any:
+            async with sessionmaker() as session:
+                task = await tasks.get(session, TEMPLATES_TASK, WABA_ID)
+            later = task is not None and task.due_at > adapter._task_clock.now() + timedelta(minutes=1)
+            return task if later and task is not None and task.state == TaskState.pending else None
+
+        task = await wait_for(rearmed, "the next read is armed")
+        assert timedelta(minutes=4) < task.due_at - adapter._task_clock.now() <= timedelta(minutes=5)
+        assert await templates_in(sessionmaker) == []
+
+
+async def test_a_template_reply_outside_the_window_api_and_console(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    _, token = await make_user(sessionmaker, Role.agent, "wa-tpl-agent@test.example")
+    auth = {"Authorization": f"Bearer {token}"}
+    graph.templates = catalogue()
+    late = "79001110000"
+    graph.window_closed.add(late)
+    async with running(wa_app(db_url, tmp_path, graph, waba_id=WABA_ID)) as (_adapter, client):
+        await wait_for(lambda: templates_in(sessionmaker), "the templates are cached")
+        old = str(int(time.time()) - 25 * 3600)
+        assert (await post(client, text_message(late, "wamid.L1", "Hello", timestamp=old))).text == "ok"
+        await wait_for(lambda: outbox_rows(sessionmaker, late), "the bot's answer is queued")
+        ticket_id = (await inbound(sessionmaker))[0].ticket_id
+        url = f"/tickets/{ticket_id}/template-reply"
+
+        async def answer(body: Any) -> httpx.Response:
+            return await client.post(url, headers=auth, json=body)
+
+        bad = [({"name": "order_ready", "language": "en_US", "params": ["Kerry"]}, 422, "takes 2 parameters"),
+               ({"name": "order_ready", "language": "en_US", "params": ["Kerry", "  "]}, 422, "parameter 2 is empty"),
+               ({"name": "order_ready", "language": "en_US", "params": ["Kerry", "A\nB"]}, 422, "line break"),
+               ({"name": "order_ready", "language": "en_US", "params": ["K", "x" * 1100]}, 422, "over 1024"),
+               ({"name": "order_ready", "language": "en_US", "params": ["K" * 600, "x" * 600]}, 422, "filled"),
+               ({"name": "old_promo", "language": "en_US", "params": ["x"]}, 409, "paused"),
+               ({"name": "with_image", "language": "en_US", "params": ["x"]}, 409, "header"),
+               ({"name": "nope", "language": "en_US", "params": []}, 404, "no template"),
+               ({"name": "order_ready", "language": "en_US", "params": "x"}, 422, ""),
+               ({"name": "order_ready", "language": "en_US", "extra": 1}, 422, ""),
+               ({"name": "", "language": "en_US"}, 422, "")]
+        for body, code, reason in bad:
+            r = await answer(body)
+            assert r.status_code == code, (body, r.text)
+            assert reason in r.text, (reason, r.text)
+        r = await answer({"name": "order_ready", "language": "en_US", "params": ["Kerry", "A-17"]})
+        assert r.status_code == 201, r.text
+        assert r.json()["text"] == "Hello Kerry, your order A-17 is ready."
+        sent = await wait_for(lambda: next((b for b in graph.sent if b["type"] == "template"), None))
+        assert sent["to"] == late and sent["template"] == {
+            "name": "order_ready", "language": {"code": "en_US"},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "Kerry"},
+                                                           {"type": "text", "text": "A-17"}]}]}
+
+        # The console: the closed window offers the approved templates; the form sends one.
+        await make_user(sessionmaker, Role.agent, "wa-tpl-console@test.example")
+        assert (await login(client, "wa-tpl-console@test.example")).status_code == 303
+        async with sessionmaker() as session:
+            ticket = await session.get(Ticket, ticket_id)
+            assert ticket is not None
+        page_url = f"/console/tickets/{ticket.number}"
+        page = (await client.get(page_url)).text
+        assert 'id="template-form"' in page and 'value="order_ready|en_US"' in page and 'value="thanks|ru"' in page
+        assert "old_promo" not in page and "with_image" not in page
+        assert page.count('name="params"') == 2
+        form = {"csrf_token": csrf_of(page), "template": "thanks|ru", "params": ["", ""]}
+        r = await client.post(f"{page_url}/template-reply", data=form, headers={"Referer": f"http://t{page_url}"})
+        assert r.status_code == 303, r.text
+        await wait_for(lambda: sum(b["type"] == "template" for b in graph.sent) == 2)
+        assert graph.sent[-1]["template"] == {"name": "thanks", "language": {"code": "ru"}, "components": []}
+        form = {"csrf_token": csrf_of(page), "template": "thanks|ru", "params": ["surplus", ""]}
+        r = await client.post(f"{page_url}/template-reply", data=form, headers={"Referer": f"http://t{page_url}"})
+        assert r.status_code == 303
+        assert "This template takes 0 parameters" in (await client.get(page_url)).text
+        # The page's button reads the list again (a template approved a minute ago).
+        graph.templates = [*catalogue(), template("new_one", "Welcome back")]
+        r = await client.post("/console/whatsapp/templates/refresh", data={
+            "csrf_token": csrf_of(page), "next": page_url}, headers={"Referer": f"http://t{page_url}"})
+        assert (r.status_code, r.headers["location"]) == (303, page_url)
+        page = (await client.get(page_url)).text
+        assert "Templates read from WhatsApp: 7." in page and 'value="new_one|en_US"' in page
+
+        # Paused at Meta after the list was read: the send fails for good, in words.
+        graph.templates = [{**ORDER, "status": "PAUSED"}, THANKS]
+        r = await answer({"name": "order_ready", "language": "en_US", "params": ["Kerry", "A-18"]})
+        assert r.status_code == 201
+        message_id = r.json()["id"]
+
+        async def failed() -> OutboxMessage | None:
+            async with sessionmaker() as session:
+                row = (await session.scalars(select(OutboxMessage).where(
+                    OutboxMessage.message_id == message_id))).one()
+            return row if row.status.value == "failed" else None
+
+        row = await wait_for(failed, "the paused template fails for good")
+        assert row.attempts == 1 and "the template is paused" in (row.last_error or "")
+        # A free-form reply in the closed window still fails as before (decision 208).
+        r = await client.post(f"/tickets/{ticket_id}/reply", headers=auth, json={"text": "Hi"})
+        assert r.status_code == 201
+
+
+async def test_typing_marks_the_latest_message_read_rate_limited(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    await make_user(sessionmaker, Role.agent, "wa-typing@test.example")
+    async with running(wa_app(db_url, tmp_path, graph, typing_seconds=3600)) as (adapter, client):
+        assert (await post(client, text_message(WA, "wamid.T1", "Hello"))).text == "ok"
+        assert (await post(client, text_message(WA, "wamid.T2", "my internet is down"))).text == "ok"
+        ticket_id = (await inbound(sessionmaker))[-1].ticket_id
+        async with sessionmaker() as session:
+            ticket = await session.get(Ticket, ticket_id)
+            assert ticket is not None
+        assert (await login(client, "wa-typing@test.example")).status_code == 303
+        page_url = f"/console/tickets/{ticket.number}"
+        token = csrf_of((await client.get(page_url)).text)
+        for _ in range(3):
+            r = await client.post(f"{page_url}/presence", data={"csrf_token": token, "state": "typing",
+                                                                "what": "reply"},
+                                  headers={"Referer": f"http://t{page_url}"})
+            assert r.status_code == 204, r.text
+        await wait_for(lambda: graph.read_marks, "the typing indicator is sent")
+        assert graph.read_marks == [{"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.T2",
+                                     "typing_indicator": {"type": "text"}}]
+        # Rate-limited per customer beyond the console's own throttle; a stranger's number sends nothing.
+        await adapter.send_typing(WA)
+        await adapter.send_typing("79990000000")
+        assert len(graph.read_marks) == 1 and adapter.health.details["typing_sent"] == 1
+
+
+async def test_a_reply_in_parts_shows_its_least_advanced_part(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI
+) -> None:
+    _, token = await make_user(sessionmaker, Role.agent, "wa-parts@test.example")
+    auth = {"Authorization": f"Bearer {token}"}
+    async with running(wa_app(db_url, tmp_path, graph)) as (_adapter, client):
+        assert (await post(client, text_message(WA, "wamid.P1", "Hello"))).text == "ok"
+        await wait_for(lambda: len(graph.sent) == 1)
+        ticket_id = (await inbound(sessionmaker))[0].ticket_id
+        r = await client.post(f"/tickets/{ticket_id}/reply", headers=auth, json={"text": "word " * 1700})
+        assert r.status_code == 201
+        await wait_for(lambda: len(graph.sent) == 4, "three parts sent")
+        first, second, third = (b["_id"] for b in graph.sent[1:])
+
+        async def row() -> OutboxMessage:
+            async with sessionmaker() as session:
+                return (await session.scalars(select(OutboxMessage).where(
+                    OutboxMessage.message_id == r.json()["id"]))).one()
+
+        sent = await wait_for(lambda: _sent(row), "the reply is recorded as sent")
+        assert sent.provider_message_id == first
+        async with sessionmaker() as session:
+            parts = (await session.scalars(select(OutboxPart).where(OutboxPart.outbox_id == sent.id)
+                                           .order_by(OutboxPart.part))).all()
+        assert [(p.part, p.provider_message_id) for p in parts] == [(0, first), (1, second), (2, third)]
+
+        for wamid, state in ((first, "read"), (second, "delivered")):
+            assert (await post(client, status(wamid, state, WA))).text == "ok"
+        assert "delivery" not in (await row()).payload  # the third part has no state: it is the least advanced
+        assert (await post(client, status(third, "read", WA, "1764500300"))).text == "ok"
+        assert (await row()).payload["delivery"] == {"state": "delivered", "at": "2025-11-30T10:56:40+00:00",
+                                                     "parts": 3}
+        assert (await post(client, status(second, "read", WA, "1764500400"))).text == "ok"
+        assert (await row()).payload["delivery"]["state"] == "read"
+        assert (await post(client, status(second, "delivered", WA))).text == "ok"  # late: no step back
+        assert (await row()).payload["delivery"]["state"] == "read"
+
+
+async def _sent(row: Any) -> OutboxMessage | None:
+    value: OutboxMessage = await row()
+    return value if value.status.value == "sent" else None
+
+
+@pytest.mark.parametrize("order", [("failed",), ("sent", "failed")])
+async def test_a_failed_part_fails_the_message(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI,
+    order: tuple[str, ...],
+) -> None:
+    _, token = await make_user(sessionmaker, Role.agent, "wa-part-fail@test.example")
+    auth = {"Authorization": f"Bearer {token}"}
+    async with running(wa_app(db_url, tmp_path, graph)) as (_adapter, client):
+        assert (await post(client, text_message(WA, "wamid.F1", "Hello"))).text == "ok"
+        await wait_for(lambda: len(graph.sent) == 1)
+        ticket_id = (await inbound(sessionmaker))[0].ticket_id
+        r = await client.post(f"/tickets/{ticket_id}/reply", headers=auth, json={"text": "word " * 1000})
+        await wait_for(lambda: len(graph.sent) == 3, "two parts sent")
+        first, second = (b["_id"] for b in graph.sent[1:])
+
+        async def row() -> OutboxMessage:
+            async with sessionmaker() as session:
+                return (await session.scalars(select(OutboxMessage).where(
+                    OutboxMessage.message_id == r.json()["id"]))).one()
+
+        await wait_for(lambda: _sent(row), "the reply is recorded as sent")
+        for state in order:
+            errors = [{"code": 131026, "title": "Message undeliverable"}] if state == "failed" else None
+            assert (await post(client, status(second, state, WA, errors=errors))).text == "ok"
+
+        async def failed() -> OutboxMessage | None:
+            value = await row()
+            return value if (value.payload.get("delivery") or {}).get("state") == "failed" else None
+
+        value = await wait_for(failed, "the failed part fails the message")
+        assert value.payload["delivery"]["error"] == "part 2 of 2: 131026: Message undeliverable"
+        assert "part 2 of 2" in (value.last_error or "")
+        assert (await post(client, status(first, "read", WA))).text == "ok"
+        assert (await failed()) is not None  # failed is final
