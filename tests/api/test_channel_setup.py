@@ -3,16 +3,25 @@ roles, conflicts with the environment, the Telegram token check against the loca
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from api.app import create_app
+from channels.config import ChannelsSettings, RestChannelSettings
+from channels.telegram.settings import TelegramChannelSettings
 from core.audit.models import AuditEntry
 from core.channel_configs.models import ChannelConfig
-from core.users.models import User
+from core.channel_configs.secrets import SecretBox, UnreadableSecrets
+from core.users.models import Role, User
 from tests.channels.telegram.botapi import TOKEN, running_bot_api
+from tests.conftest import REST_KEY, keyword_engine, make_settings, make_user, responses
+from tests.support.waiting import wait_for
 
 PASSWORD = "imap-Pa55-word-unique"
 SMTP_PASSWORD = "smtp-Pa55-word-unique"
@@ -131,3 +140,52 @@ async def test_the_openapi_documents_the_errors(app_client: httpx.AsyncClient) -
     item = doc["paths"]["/admin/channels/{config_id}"]["patch"]["responses"]
     assert {"401", "403", "404", "409", "422"} <= set(item)
     assert {"401", "403", "422"} <= set(doc["paths"]["/admin/channels"]["post"]["responses"])
+
+
+async def test_another_instance_follows_a_change_within_seconds_and_the_environment_keeps_its_channel(
+        app_client: httpx.AsyncClient, admin: tuple[User, dict[str, str]], db_url: str, tmp_path: Path) -> None:
+    """Instance B learns of a change made through instance A by its periodic look (no Redis here): the web chat
+    is rebuilt with the new settings; switched off, it goes; the REST channel of the environment stays."""
+    other = create_app(make_settings(db_url, data_dir=tmp_path / "b", channel_config_seconds=0.1),
+                       nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
+    async with other.router.lifespan_context(other):
+        state = other.state.switchboard
+        before = state.channels.get("webchat")
+        assert before is not None and before.settings.allowed_origins == []
+        r = await app_client.post("/admin/channels", headers=admin[1], json={
+            "kind": "webchat", "name": "site", "settings": {"allowed_origins": ["https://shop.example"]}})
+        assert r.status_code == 201, r.text
+        adapter = await wait_for(lambda: state.channels.get("webchat") is not before
+                                 and state.channels.get("webchat"), what="the web chat rebuilt on B")
+        assert adapter.settings.allowed_origins == ["https://shop.example"] and before.health.state == "stopped"
+        r = await app_client.patch(f"/admin/channels/{r.json()['id']}", headers=admin[1], json={"enabled": False})
+        assert r.status_code == 200
+        await wait_for(lambda: state.channels.get("webchat") is None, what="the web chat off on B")
+        assert state.channels.get("rest") is not None
+        list_ = (await app_client.get("/admin/channels", headers=admin[1])).json()
+        assert {"kind": "rest", "enabled": True, "mailboxes": []} in list_["environment"]
+
+
+async def test_an_environment_channel_is_not_replaced(db_url: str, db_engine: AsyncEngine, tmp_path: Path,
+                                                     sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    settings = make_settings(db_url, data_dir=tmp_path, channels=ChannelsSettings(
+        rest=RestChannelSettings(api_key=SecretStr(REST_KEY)),
+        telegram=TelegramChannelSettings(enabled=True, token=SecretStr(TOKEN), base_url="http://127.0.0.1:9/bot")))
+    app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
+    _user, token = await make_user(sessionmaker, Role.admin, "root@test.example")
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            r = await client.post("/admin/channels", headers={"Authorization": f"Bearer {token}"}, json={
+                "kind": "telegram", "name": "bot", "settings": {"token": TOKEN}})
+            assert r.status_code == 409 and r.json()["details"]["reason"] == "environment"
+
+
+def test_secrets_sealed_under_an_old_key_are_read_and_sealed_again_under_the_new_one() -> None:
+    old, new = SecretBox("old-key-" + "x" * 40), SecretBox("new-key-" + "y" * 40, ["old-key-" + "x" * 40])
+    token = old.seal({"password": PASSWORD})
+    assert token is not None and PASSWORD not in token
+    assert new.open(token) == {"password": PASSWORD}
+    rotated = new.rotate(token)
+    assert SecretBox("new-key-" + "y" * 40).open(rotated) == {"password": PASSWORD}
+    with pytest.raises(UnreadableSecrets):
+        SecretBox("another-key-" + "z" * 40).open(token)
