@@ -3,6 +3,7 @@ change audited, every instance told); the rows as the reconciler reads them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,8 +31,32 @@ def reasons_of(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
 
 
+MAX_TEXT = 2000  # any one text of a channel's settings (a host name, a URL, a token)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_texts(value: Any, path: str = "") -> None:
+    """No control characters (a NUL, a line break in a host or header value) and no novel-length texts."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_texts(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        if len(value) > 100:
+            raise ValidationFailedError(f"{path}: at most 100 items", field=path)
+        for item in value:
+            _check_texts(item, path)
+    elif isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ValidationFailedError(f"{path}: at most {MAX_TEXT} characters", field=path,
+                                        errors=[{"field": path, "message": "too long"}])
+        if _CONTROL.search(value):
+            raise ValidationFailedError(f"{path}: control characters are not allowed", field=path,
+                                        errors=[{"field": path, "message": "control characters"}])
+
+
 def validate(kind: Kind, name: str, enabled: bool, settings: dict[str, Any]) -> BaseModel:
     """The settings (secrets in place) as the kind's model, or a 422 naming each bad field."""
+    _check_texts(settings)
     values = dict(settings)
     if kind.single:
         values["enabled"] = enabled

@@ -91,6 +91,10 @@ async def test_bad_input_is_refused_with_reasons(app_client: httpx.AsyncClient,
     r = await app_client.post("/admin/channels", headers=h, json=no_user)
     assert r.status_code == 422 and "username" in r.json()["message"]
     assert PASSWORD not in r.text
+    hostile = mailbox(name="nul")
+    hostile["settings"] = {**hostile["settings"], "folder": "IN\u0000BOX", "host": "x" * 100_000}
+    r = await app_client.post("/admin/channels", headers=h, json=hostile)
+    assert 400 <= r.status_code < 500, r.text[:300]
     r = await app_client.post("/admin/channels", headers=h, json=mailbox(kind="fax"))
     assert r.status_code == 422
     r = await app_client.post("/admin/channels", headers=h, json=mailbox(name="../../etc"))
