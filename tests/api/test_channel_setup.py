@@ -20,7 +20,7 @@ from core.channel_configs.models import ChannelConfig
 from core.channel_configs.secrets import SecretBox, UnreadableSecrets
 from core.users.models import Role, User
 from tests.channels.telegram.botapi import TOKEN, running_bot_api
-from tests.conftest import REST_KEY, keyword_engine, make_settings, make_user, responses
+from tests.conftest import REST_KEY, free_port, keyword_engine, make_settings, make_user, responses
 from tests.support.waiting import wait_for
 
 PASSWORD = "imap-Pa55-word-unique"
@@ -110,6 +110,15 @@ async def test_bad_input_is_refused_with_reasons(app_client: httpx.AsyncClient,
     assert r.status_code == 409 and "already set up" in r.json()["message"]
     assert (await app_client.post("/admin/channels", headers=h, json=mailbox())).status_code == 201
     assert (await app_client.post("/admin/channels", headers=h, json=mailbox())).status_code == 409
+    r = await app_client.post("/admin/channels", headers=h, json={"kind": "whatsapp", "name": "wa",
+                                                                 "settings": {"phone_number_id": "123"}})
+    assert r.status_code == 422 and "access_token, app_secret, verify_token" in r.json()["message"]
+    r = await app_client.post("/admin/channels", headers=h, json={"kind": "whatsapp", "name": "wa", "settings": {
+        "phone_number_id": "123", "access_token": "t", "app_secret": "s", "verify_token": "v",
+        "api_base_url": f"http://127.0.0.1:{free_port()}"}})
+    assert r.status_code == 201 and r.json()["secrets_set"] == ["access_token", "app_secret", "verify_token"]
+    state = app_client.app.state.switchboard  # type: ignore[attr-defined]
+    await wait_for(lambda: state.channels.get("whatsapp"), what="the WhatsApp channel running")
     assert (await app_client.get("/admin/channels", headers=agent[1])).status_code == 403
     assert (await app_client.post("/admin/channels", json=mailbox())).status_code == 401
     assert (await app_client.patch("/admin/channels/999999", headers=h, json={})).status_code == 404
