@@ -284,8 +284,9 @@ def create_app(
                    calendars.router,
                    sla.router, csat_public.router, nlu_admin.router, nlu_admin.corrections, attachments.router,
                    presence.router, problems.router, reports.router, api_keys.router, contracts.router,
-                   incidents.router, canned.router, channel_setup_api.router):
+                   incidents.router, canned.router):
         app.include_router(router)
+    app.include_router(channel_setup_api.router)  # channels set up in the browser (/admin/channels)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)
     # Only the routes that take files accept large bodies: the file plus room for the multipart framing.
