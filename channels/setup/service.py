@@ -163,7 +163,7 @@ async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdat
                     | {p for p in stored.keys() | secrets.keys() if stored.get(p) != secrets.get(p)})
     changes: dict[str, Any] = {}
     if name != row.name:
-        changes["name"] = [row.name, name]
+        changes["renamed"] = [row.name, name]
     if enabled != row.enabled:
         changes["enabled"] = [row.enabled, enabled]
     if not fields and not changes:

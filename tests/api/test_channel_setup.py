@@ -60,7 +60,7 @@ async def test_a_mailbox_is_created_changed_and_deleted_and_its_secrets_never_co
     listed = (await app_client.get("/admin/channels", headers=h)).json()
     assert [c["name"] for c in listed["configs"]] == ["sales"] and PASSWORD not in str(listed)
     r = await app_client.patch(f"/admin/channels/{created['id']}", headers=h,
-                               json={"clear_secrets": ["smtp.password"], "enabled": False})
+                               json={"clear_secrets": ["smtp.password"], "enabled": False, "name": "sales2"})
     assert r.status_code == 200 and r.json()["secrets_set"] == ["password"] and r.json()["enabled"] is False
     async with sessionmaker() as session:
         entries = (await session.scalars(select(AuditEntry).where(AuditEntry.entity_type == "channel_config")
@@ -68,7 +68,8 @@ async def test_a_mailbox_is_created_changed_and_deleted_and_its_secrets_never_co
     assert [e.action for e in entries] == ["channel_config.create", "channel_config.update",
                                            "channel_config.update"]
     assert entries[1].data["fields"] == ["port"]
-    assert entries[2].data["fields"] == ["smtp.password"] and entries[2].data["enabled"] == [True, False]
+    assert entries[2].data["fields"] == ["name", "smtp.password"] and entries[2].data["enabled"] == [True, False]
+    assert entries[2].data["renamed"] == ["sales", "sales2"] and entries[2].data["name"] == "sales2"
     assert all(PASSWORD not in str(e.data) and SMTP_PASSWORD not in str(e.data) for e in entries)
 
     health = await app_client.get("/health")
