@@ -49,17 +49,23 @@ from api.routers import (
     webchat,
     whatsapp,
 )
+from api.routers import (
+    channel_setup as channel_setup_api,
+)
 from api.settings import Settings, get_settings
 from api.state import AppState
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.email.staff import SmtpStaffMailer
-from channels.registry import build_channels
+from channels.registry import FACTORIES
+from channels.setup import service as channel_setup
+from channels.setup.reconcile import ChannelReconciler
 from core.apikeys.service import KeyCheck
 from core.assignment.job import AssignmentRunner
 from core.attachments.backends import open_backend
 from core.attachments.sweep import sweep_job
 from core.bot_lifecycle.job import QuietTicketSweep
 from core.calendars import service as calendar_service
+from core.channel_configs.secrets import SecretBox
 from core.clock import SYSTEM_CLOCK, Clock
 from core.contracts.service import ContractReminders
 from core.csat.service import CsatSurveys
@@ -150,7 +156,20 @@ def create_app(
         ctx = ChannelContext(ingest=ingest, bus=bus, sessionmaker=sessionmaker, data_dir=Path(settings.data_dir),
                              files=files, clock=clock, jobs=jobs)
         registry = ChannelRegistry()
-        for adapter in channels(ctx) if channels is not None else build_channels(settings.channels, ctx):
+        box = SecretBox(settings.secret_key.get_secret_value(),
+                        [k.get_secret_value() for k in settings.previous_secret_keys])
+        reconciler = None
+        if channels is not None:
+            built: Sequence[ChannelAdapter] = channels(ctx)
+        else:
+            # The environment's channels with the ones set up in the console applied; kept in step from then on.
+            if settings.previous_secret_keys:
+                async with sessionmaker.begin() as session:
+                    await channel_setup.reseal(session, box)
+            reconciler = ChannelReconciler(settings.channels, ctx, registry, box, FACTORIES,
+                                           interval=settings.channel_config_seconds)
+            built = await reconciler.build()
+        for adapter in built:
             registry.register(adapter)
         dispatcher = OutboxDispatcher(sessionmaker, registry.get, bus, settings.core)
         trainer = TrainingRunner(sessionmaker, holder, bus, catalog, clock=clock)
@@ -169,6 +188,7 @@ def create_app(
         configure_order_pattern(settings.nlu.order_number_pattern)
         rest_key = settings.channels.rest.api_key
         state.api_keys = KeyCheck(sessionmaker, rest_key.get_secret_value() if rest_key else None, clock)
+        state.channel_setup, state.secret_box = reconciler, box
         app.state.switchboard = state
         metrics.track(state)
         for adapter in registry:
@@ -193,6 +213,8 @@ def create_app(
         jobs.start(model_sync.job(jobs))
         jobs.start(trainer.job(jobs))
         jobs.start(stale_jobs_job(sessionmaker, clock))
+        if reconciler is not None:
+            jobs.start(reconciler.job())
         if settings.workers_enabled:
             jobs.start(dispatcher.job())
             if settings.core.retention_days:
@@ -269,6 +291,7 @@ def create_app(
                    presence.router, problems.router, reports.router, api_keys.router, contracts.router,
                    incidents.router, canned.router, tags.router):
         app.include_router(router)
+    app.include_router(channel_setup_api.router)  # channels set up in the browser (/admin/channels)
     console.install(app)  # the web console under /console; "/" redirects there
     app.add_middleware(MetricsMiddleware)
     # Only the routes that take files accept large bodies: the file plus room for the multipart framing.

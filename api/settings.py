@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_SECRET_KEY), description="Signs sessions and tokens."
     )
+    previous_secret_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Secret keys used before `secret_key` (newest first): what they encrypted (the secrets of "
+                    "channels set up in the console) is still read, and sealed again with `secret_key` at start.")
     environment: Literal["production", "development"] = Field(
         default="production",
         description="development: `serve` accepts the development secret key (a fresh clone without a .env).")
@@ -74,6 +78,9 @@ class Settings(BaseSettings):
     live_poll_seconds: float = Field(
         default=1.0, gt=0, description="While Redis is unreachable, how often live views look for changes in "
                                        "the database.")
+    channel_config_seconds: float = Field(
+        default=5.0, gt=0, description="How often an instance looks for channels changed in the console (at once "
+                                       "on this instance, and on the others too when Redis is configured).")
     model_sync_seconds: float = Field(
         default=2.0, gt=0, description="How often each instance checks the active NLU model version in the "
                                        "database (switches are also announced through Redis).")

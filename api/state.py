@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.limits import Limits
 from api.settings import Settings
 from channels.base import ChannelRegistry
+from channels.setup.reconcile import ChannelReconciler
 from core.apikeys.service import KeyCheck
 from core.attachments.backends import AttachmentBackend
+from core.channel_configs.secrets import SecretBox
 from core.clock import SYSTEM_CLOCK, Clock
 from core.events import EventBus
 from core.ingest.service import IngestService
@@ -54,4 +56,7 @@ class AppState:
     due_tasks: DueTaskRunner | None = None
     presence: PresenceRelay | None = None  # made on first use (api.console.routes.presence_relay)
     api_keys: KeyCheck | None = None  # integration keys (core/apikeys), made in the lifespan
+    # Channels set up in the console (channels.setup): the reconciler, and the box sealing their secrets.
+    channel_setup: ChannelReconciler | None = None
+    secret_box: SecretBox | None = None
     freeze_heap: bool = False  # objects alive after start-up are frozen out of the collector (see create_app)

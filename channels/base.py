@@ -171,6 +171,10 @@ class ChannelRegistry:
     def get(self, kind: str) -> ChannelAdapter | None:
         return self._adapters.get(kind)
 
+    def remove(self, kind: str) -> None:
+        """Forget a kind's adapter (stopped by the caller): a channel switched off or about to be rebuilt."""
+        self._adapters.pop(kind, None)
+
     def __iter__(self) -> Iterator[ChannelAdapter]:
         return iter(self._adapters.values())
 

@@ -40,6 +40,7 @@ class Topic(enum.StrEnum):
     NLU_MODEL = "nlu.model"  # {"version"}: a model version was switched on; other instances load it too
     NLU_JOBS = "nlu.jobs"  # {"job_id", ...}: a training job moved on
     PROBLEMS = "problems"  # ProblemAlertChanged
+    CHANNEL_CONFIGS = "channels.configs"  # {"id", "version"}: a channel set up in the console changed
     # About live delivery itself (never forwarded between instances):
     LIVE_BRIDGE = "live.bridge"  # BridgeState
     LIVE_RESYNC = "live.resync"  # Resync

@@ -6,6 +6,7 @@ from core.audit.models import AuditEntry
 from core.auth.models import LoginThrottle
 from core.calendars.models import Calendar, CalendarException
 from core.canned.models import CannedResponse
+from core.channel_configs.models import ChannelConfig
 from core.consent.models import ConsentChange, ConsentKind, OrderNoticeTemplate
 from core.contracts.models import Contract, ContractStatus
 from core.csat.models import CsatSurvey
@@ -49,6 +50,7 @@ __all__ = [
     "Calendar",
     "CalendarException",
     "CannedResponse",
+    "ChannelConfig",
     "ChannelCursor",
     "ChannelIdentity",
     "ConsentChange",

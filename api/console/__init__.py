@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import errors as api_errors
 from api.console import bulk, incidents, intents, lifecycle, presence, problems, reports, sla_admin, summary_admin, tags
+from api.console.channels_admin import router as channel_setup_router
 from api.console.render import SECURITY_HEADERS, STATIC_DIR, render
 from api.console.routes import router
 from api.console.security import (
@@ -74,6 +75,7 @@ def install(app: FastAPI) -> None:
     app.include_router(incidents.router)
     app.include_router(summary_admin.router)
     app.include_router(lifecycle.router)
+    app.include_router(channel_setup_router)
     app.include_router(reports.router)
     app.include_router(tags.router)
     app.add_api_route("/", _root, include_in_schema=False)

@@ -35,6 +35,8 @@ from api.console.security import (
 )
 from api.deps import DbSession, IdPath, State
 from api.routers.attachments import download_response
+from channels.setup import service as channel_setup
+from channels.setup.kinds import KINDS
 from core.assignment import service as assignment
 from core.attachments import service as attachment_service
 from core.attachments.schemas import AttachmentRef
@@ -45,6 +47,7 @@ from core.auth.errors import AccountLockedError, LoginThrottledError
 from core.calendars import service as calendar_service
 from core.canned import service as canned_service
 from core.canned.schemas import CannedResponseCreate, CannedResponseUpdate
+from core.channel_configs import repository as channel_configs
 from core.csat import service as csat_service
 from core.customers import service as customer_service
 from core.db.base import MAX_ID, parse_id
@@ -991,8 +994,15 @@ async def admin_set_route(session: DbSession, actor: ConsoleAdmin, intent: Annot
 @router.get("/admin/channels")
 async def admin_channels(request: Request, session: DbSession, state: State, _user: ConsoleAdmin,
                          channel: str | None = None) -> Response:
+    env = state.settings.channels
+    configs = (channel_setup.list_reads(await channel_configs.list_all(session), state.secret_box, env)
+               if state.secret_box is not None else [])
+    health = {a.kind: a.health.as_dict() for a in state.channels}
     return render(request, "admin_channels.html", {
-        "section": "channels", "channels": [(a.kind, a.health.as_dict()) for a in state.channels],
+        "section": "channels", "channels": list(health.items()), "health": health, "configs": configs,
+        "environment": channel_setup.env_summary(env), "kinds": list(KINDS),
+        "notes": state.channel_setup.notes if state.channel_setup else {},
+        "can_set_up": state.channel_setup is not None,
         "stats": state.dispatcher.stats, "workers_enabled": state.settings.workers_enabled,
         "quarantine": await quarantine.list_payloads(session, channel or None, 100, 0),
         "channel": channel or ""})
@@ -1012,4 +1022,5 @@ async def admin_audit(request: Request, session: DbSession, _user: ConsoleAdmin,
         "people": {u.id: u for u in people}, "people_list": people, "params": params,
         "query_string": urlencode(params), "entity_type": entity_type or "", "actor": actor or "",
         "entity_types": ["ticket", "user", "team", "intent", "example", "nlu_job", "nlu_version", "nlu",
-                         "suggestion", "outbox", "canned_response", "customer", "order", "message", "tag"]})
+                         "suggestion", "outbox", "canned_response", "customer", "order", "message", "tag",
+                         "channel_config"]})

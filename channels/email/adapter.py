@@ -15,7 +15,7 @@ from channels.email import repository
 from channels.email.compose import compose, sender_name
 from channels.email.imap import MailboxWorker
 from channels.email.inbound import CHANNEL
-from channels.email.settings import EmailChannelSettings
+from channels.email.settings import EmailChannelSettings, ImapMailboxSettings
 from core.errors import NotFoundError
 from core.outbox.schemas import OutboundEnvelope
 
@@ -85,16 +85,16 @@ class EmailChannel:
 
     # --- outbound -------------------------------------------------------------------------------------------
 
-    async def _from_address(self, envelope: OutboundEnvelope) -> str | None:
-        """Reply from the mailbox the customer wrote to, so the conversation stays in one place."""
+    async def _mailbox_of(self, envelope: OutboundEnvelope) -> ImapMailboxSettings | None:
+        """The mailbox the customer wrote to (the reply goes out from it, so the conversation stays in one place)."""
         refs = [r for r in [envelope.in_reply_to, *envelope.references] if r]
-        if refs and len(self.settings.mailboxes) > 1:
+        if refs and (len(self.settings.mailboxes) > 1 or any(m.smtp for m in self.settings.mailboxes)):
             async with self.ctx.sessionmaker() as session:
                 name = await repository.mailbox_of(session, CHANNEL, refs)
             for mailbox in self.settings.mailboxes:
-                if mailbox.name == name and mailbox.address:
-                    return mailbox.address
-        return self.settings.sender_address()
+                if mailbox.name == name:
+                    return mailbox
+        return None
 
     async def _load_attachments(self, items: list[dict[str, Any]]) -> list[tuple[str, str, bytes]]:
         files = []
@@ -115,7 +115,8 @@ class EmailChannel:
         recipient = envelope.recipient.strip()
         if not _ADDRESS.match(recipient):
             raise PermanentSendError(f"not an email address: {recipient!r}")
-        from_address = await self._from_address(envelope)
+        mailbox = await self._mailbox_of(envelope)
+        from_address = (mailbox.address if mailbox and mailbox.address else None) or self.settings.sender_address()
         if not from_address:
             raise PermanentSendError("no From address configured for the email channel")
         domain = self.settings.message_id_domain or from_address.rsplit("@", 1)[-1]
@@ -126,7 +127,7 @@ class EmailChannel:
                 maintype, _, subtype = ctype.partition("/")
                 message.add_attachment(data, maintype=maintype or "application", subtype=subtype or "octet-stream",
                                        filename=name)
-        smtp = self.settings.smtp
+        smtp = mailbox.smtp if mailbox and mailbox.smtp else self.settings.smtp
         try:
             await aiosmtplib.send(
                 message, sender=from_address, recipients=[recipient], hostname=smtp.host, port=smtp.port,

@@ -180,6 +180,13 @@ class MailboxWorker:
             raise ImapError(f"login refused: {_lines(response)}")
         return client
 
+    async def try_login(self) -> None:
+        """Connect, log in and log out once (the console's connection test); raises what connecting raises."""
+        try:
+            await self._connect()
+        finally:
+            await self._disconnect()
+
     def _tls(self) -> ssl.SSLContext:
         """Certificate and host name verified, against the system's authorities or the mailbox's `ca_file`."""
         return ssl.create_default_context(cafile=self.mailbox.ca_file)

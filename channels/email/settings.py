@@ -19,6 +19,17 @@ DEFAULT_ALLOWED_TYPES = [
 ]
 
 
+class SmtpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=587, gt=0, lt=65536)
+    security: Literal["ssl", "starttls", "none"] = "starttls"
+    ca_file: str | None = Field(
+        default=None, description="PEM file of the certificate authorities to trust instead of the system's.")
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
 class ImapMailboxSettings(BaseModel):
     """One mailbox the channel reads; its UID checkpoint is kept under `name`."""
 
@@ -40,17 +51,9 @@ class ImapMailboxSettings(BaseModel):
         default="unseen",
         description="What the very first start ingests: unseen mail, all of the folder, or only new mail.",
     )
-
-
-class SmtpSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = Field(default=587, gt=0, lt=65536)
-    security: Literal["ssl", "starttls", "none"] = "starttls"
-    ca_file: str | None = Field(
-        default=None, description="PEM file of the certificate authorities to trust instead of the system's.")
-    username: str | None = None
-    password: SecretStr | None = None
-    timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp: SmtpSettings | None = Field(
+        default=None, description="Replies to mail of this mailbox go out through this SMTP server; else the "
+        "channel's `smtp` (a mailbox set up in the console brings its own).")
 
 
 class StaffMailSettings(BaseModel):

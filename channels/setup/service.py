@@ -1,0 +1,260 @@
+"""Channel configurations: create, change, delete (validated by the kind's settings model, secrets sealed, every
+change audited, every instance told); the rows as the reconciler reads them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from channels.config import ChannelsSettings
+from channels.setup.kinds import KINDS, Kind, RowValue, env_owns, flatten, split_secrets, with_secrets
+from channels.setup.schemas import ChannelConfigCreate, ChannelConfigRead, ChannelConfigUpdate
+from core import settings_cache
+from core.audit import service as audit
+from core.channel_configs import repository
+from core.channel_configs.models import ChannelConfig
+from core.channel_configs.secrets import SecretBox, UnreadableSecrets
+from core.db.base import utcnow
+from core.errors import ConflictError, NotFoundError, ValidationFailedError
+from core.events import Topic, emit
+from core.users.models import User
+
+CACHE_NAME = "channel_configs"
+ENTITY = "channel_config"
+
+
+def reasons_of(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
+
+
+MAX_TEXT = 2000  # any one text of a channel's settings (a host name, a URL, a token)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_texts(value: Any, path: str = "") -> None:
+    """No control characters (a NUL, a line break in a host or header value) and no novel-length texts."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_texts(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        if len(value) > 100:
+            raise ValidationFailedError(f"{path}: at most 100 items", field=path)
+        for item in value:
+            _check_texts(item, path)
+    elif isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ValidationFailedError(f"{path}: at most {MAX_TEXT} characters", field=path,
+                                        errors=[{"field": path, "message": "too long"}])
+        if _CONTROL.search(value):
+            raise ValidationFailedError(f"{path}: control characters are not allowed", field=path,
+                                        errors=[{"field": path, "message": "control characters"}])
+
+
+def validate(kind: Kind, name: str, enabled: bool, settings: dict[str, Any]) -> BaseModel:
+    """The settings (secrets in place) as the kind's model, or a 422 naming each bad field."""
+    _check_texts(settings)
+    values = dict(settings)
+    if kind.single:
+        values["enabled"] = enabled
+    else:
+        values["name"] = name  # a mailbox's checkpoint is kept under its row's name
+    try:
+        return kind.model.model_validate(values)
+    except ValidationError as exc:
+        raise ValidationFailedError(reasons_of(exc), errors=[
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]) from None
+
+
+def read(row: ChannelConfig, box: SecretBox, env: ChannelsSettings) -> ChannelConfigRead:
+    try:
+        secrets = sorted(box.open(row.secrets))
+    except UnreadableSecrets:
+        secrets = []
+    in_use = not (KINDS[row.kind].single and env_owns(env, row.kind)) and not (
+        row.kind == "email" and env.email.enabled and any(m.name == row.name for m in env.email.mailboxes))
+    return ChannelConfigRead(id=row.id, kind=row.kind, name=row.name, enabled=row.enabled, settings=row.settings,
+                             secrets_set=secrets, version=row.version, updated_at=row.updated_at,
+                             updated_by_id=row.updated_by_id, in_use=in_use)
+
+
+async def get(session: AsyncSession, config_id: int) -> ChannelConfig:
+    row = await repository.get(session, config_id)
+    if row is None:
+        raise NotFoundError(f"no channel configuration {config_id}")
+    return row
+
+
+async def _check_free(session: AsyncSession, env: ChannelsSettings, kind: Kind, name: str,
+                      own_id: int | None = None) -> None:
+    if kind.single and env_owns(env, kind.name):
+        raise ConflictError(f"the {kind.name} channel is configured by the environment; change it there",
+                            reason="environment")
+    if not kind.single and env.email.enabled and any(m.name == name for m in env.email.mailboxes):
+        raise ConflictError(f"the environment already has a mailbox named {name!r}", reason="environment")
+    for other in await repository.by_kind(session, kind.name):
+        if other.id == own_id:
+            continue
+        if kind.single:
+            raise ConflictError(f"the {kind.name} channel is already set up ({other.name!r}); edit that one",
+                                reason="exists", id=other.id)
+        if other.name == name:
+            raise ConflictError(f"a mailbox named {name!r} already exists", reason="exists", id=other.id)
+
+
+def _changed(session: AsyncSession, row: ChannelConfig) -> None:
+    settings_cache.changed(session, CACHE_NAME)
+    emit(session, Topic.CHANNEL_CONFIGS, {"id": row.id, "version": row.version})
+
+
+async def create(session: AsyncSession, body: ChannelConfigCreate, actor: User, box: SecretBox,
+                 env: ChannelsSettings) -> ChannelConfig:
+    kind = KINDS[body.kind]
+    model = validate(kind, body.name, body.enabled, body.settings)
+    await _check_free(session, env, kind, body.name)
+    settings, secrets = split_secrets(kind, model)
+    row = ChannelConfig(kind=kind.name, name=body.name, enabled=body.enabled, settings=settings,
+                        secrets=box.seal(secrets), version=1, updated_by_id=actor.id)
+    session.add(row)
+    await session.flush()
+    audit.record(session, actor, "channel_config.create", ENTITY, row.id, kind=kind.name, name=row.name,
+                 enabled=row.enabled, fields=sorted([*flatten(settings), *secrets]))
+    _changed(session, row)
+    return row
+
+
+async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdate, actor: User, box: SecretBox,
+                 env: ChannelsSettings) -> ChannelConfig:
+    row = await get(session, config_id)
+    kind = KINDS[row.kind]
+    unknown = [p for p in body.clear_secrets if p not in kind.secret_paths]
+    if unknown:
+        raise ValidationFailedError(f"not secrets of {kind.name}: {', '.join(unknown)}", field="clear_secrets")
+    try:
+        stored = box.open(row.secrets)
+    except UnreadableSecrets as exc:
+        stored = {}
+        if not body.settings:
+            raise ValidationFailedError(f"{exc}; enter the secrets again") from None
+    name = body.name if body.name is not None else row.name
+    enabled = body.enabled if body.enabled is not None else row.enabled
+    given = body.settings if body.settings is not None else with_secrets(row.settings, {})
+    # A secret left empty keeps its stored value ("set - leave empty to keep"), unless it is cleared.
+    kept = {p: v for p, v in stored.items() if p not in body.clear_secrets}
+    merged = with_secrets(given, {})
+    for path, value in kept.items():
+        current = _value(merged, path)
+        if current in (None, ""):
+            _put(merged, path, value)
+    for path in body.clear_secrets:
+        _put(merged, path, None)
+    for path in kind.secret_paths:  # an empty secret typed in means "not given"
+        if _value(merged, path) == "":
+            _put(merged, path, None)
+    model = validate(kind, name, enabled, merged)
+    await _check_free(session, env, kind, name, own_id=row.id)
+    settings, secrets = split_secrets(kind, model)
+    before = flatten(row.settings)
+    after = flatten(settings)
+    fields = sorted({k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+                    | {p for p in stored.keys() | secrets.keys() if stored.get(p) != secrets.get(p)})
+    changes: dict[str, Any] = {}
+    if name != row.name:
+        changes["renamed"] = [row.name, name]
+    if enabled != row.enabled:
+        changes["enabled"] = [row.enabled, enabled]
+    if not fields and not changes:
+        return row
+    row.name, row.enabled, row.settings = name, enabled, settings
+    if secrets != stored:
+        row.secrets = box.seal(secrets)
+    row.version += 1
+    row.updated_at = utcnow()
+    row.updated_by_id = actor.id
+    audit.record(session, actor, "channel_config.update", ENTITY, row.id, kind=kind.name, name=row.name,
+                 fields=fields, **changes)
+    await session.flush()
+    _changed(session, row)
+    return row
+
+
+def _value(data: dict[str, Any], path: str) -> Any:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _put(data: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            if value is None:
+                return
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+async def delete(session: AsyncSession, config_id: int, actor: User) -> None:
+    row = await get(session, config_id)
+    audit.record(session, actor, "channel_config.delete", ENTITY, row.id, kind=row.kind, name=row.name)
+    _changed(session, row)
+    await session.delete(row)
+    await session.flush()
+
+
+async def row_values(session: AsyncSession, box: SecretBox) -> list[RowValue]:
+    """Every row validated with its secrets: what the reconciler applies (a row it cannot use says why)."""
+    values = []
+    for row in await repository.list_all(session):
+        kind = KINDS.get(row.kind)
+        if kind is None:
+            values.append(RowValue(row.id, row.kind, row.name, row.enabled, None, f"unknown kind {row.kind!r}"))
+            continue
+        try:
+            settings = with_secrets(row.settings, box.open(row.secrets))
+            model = validate(kind, row.name, row.enabled, settings)
+        except (UnreadableSecrets, ValidationFailedError) as exc:
+            values.append(RowValue(row.id, row.kind, row.name, row.enabled, None, str(exc)[:300]))
+            continue
+        values.append(RowValue(row.id, row.kind, row.name, row.enabled, model))
+    return values
+
+
+def env_summary(env: ChannelsSettings) -> list[tuple[str, bool, list[str]]]:
+    """The channels the environment configures: (kind, enabled, mailbox names)."""
+    out = []
+    for kind in ChannelsSettings.model_fields:
+        settings = getattr(env, kind)
+        if kind == "email":
+            if settings.enabled:
+                out.append((kind, True, [m.name for m in settings.mailboxes]))
+        elif kind in env.model_fields_set or settings.enabled:
+            out.append((kind, bool(settings.enabled), []))
+    return out
+
+
+def list_reads(rows: Sequence[ChannelConfig], box: SecretBox, env: ChannelsSettings) -> list[ChannelConfigRead]:
+    return [read(r, box, env) for r in rows]
+
+
+async def reseal(session: AsyncSession, box: SecretBox) -> int:
+    """Seal every row's secrets again under the newest key (after a key rotation); rows no key opens are left
+    as they are (shown as unusable until their secrets are entered again). Returns how many were sealed."""
+    count = 0
+    for row in await repository.list_all(session):
+        if row.secrets:
+            try:
+                row.secrets = box.rotate(row.secrets)
+            except UnreadableSecrets:
+                continue
+            count += 1
+    return count

@@ -1,0 +1,29 @@
+"""Queries of channel configurations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.channel_configs.models import ChannelConfig
+
+
+async def list_all(session: AsyncSession) -> Sequence[ChannelConfig]:
+    return (await session.scalars(select(ChannelConfig).order_by(ChannelConfig.kind, ChannelConfig.name))).all()
+
+
+async def get(session: AsyncSession, config_id: int) -> ChannelConfig | None:
+    return await session.get(ChannelConfig, config_id)
+
+
+async def by_kind(session: AsyncSession, kind: str) -> Sequence[ChannelConfig]:
+    return (await session.scalars(select(ChannelConfig).where(ChannelConfig.kind == kind)
+                                  .order_by(ChannelConfig.name))).all()
+
+
+async def fingerprint(session: AsyncSession) -> frozenset[tuple[int, int]]:
+    """(id, version) of every configuration: what changed since the last look, in one small query."""
+    rows = await session.execute(select(ChannelConfig.id, ChannelConfig.version))
+    return frozenset((int(i), int(v)) for i, v in rows.all())

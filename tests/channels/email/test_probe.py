@@ -1,0 +1,56 @@
+"""The console's connection test against the real Dovecot: each failure named as a person would say it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import cast
+
+from pydantic import SecretStr
+
+from channels.base import ChannelContext
+from channels.email.settings import SmtpSettings
+from channels.setup.probe import probe
+from tests.channels.email.conftest import Dovecot, SmtpSink
+from tests.conftest import free_port
+
+# Only the worker's settings and mailbox are used by a login: no app is needed.
+NO_APP = cast(ChannelContext, None)
+
+
+@asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """Accepts connections and never says a word (a firewall that black-holes, a hung server)."""
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0, family=socket.AF_INET)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def reasons(dovecot: Dovecot, user: str, seconds: float = 10.0, **changes: object) -> list[str | None]:
+    result = await probe(dovecot.mailbox_settings(user, **changes), NO_APP, seconds=seconds)
+    assert all(s.message is None or "mail-secret" not in s.message for s in result.steps)
+    return [s.reason for s in result.steps]
+
+
+async def test_each_failure_has_its_reason(dovecot: Dovecot, smtp_sink: SmtpSink) -> None:
+    user = dovecot.add_user()
+    ok = await probe(dovecot.mailbox_settings(user, smtp=SmtpSettings(host="127.0.0.1", port=smtp_sink.port,
+                                                                       security="none")), NO_APP, seconds=2.0)
+    assert ok.ok and [s.step for s in ok.steps] == ["imap", "smtp"]
+    assert await reasons(dovecot, user, password=SecretStr("wrong")) == ["wrong_password"]
+    assert await reasons(dovecot, user, port=free_port()) == ["unreachable"]
+    assert await reasons(dovecot, user, host="no-such-host.invalid") == ["unreachable"]
+    # TLS to the self-signed server without trusting its certificate; TLS spoken to the plain port.
+    assert await reasons(dovecot, user, port=dovecot.ssl_port, security="ssl") == ["tls"]
+    assert await reasons(dovecot, user, port=dovecot.ssl_port, security="ssl", ca_file=dovecot.ca_file) == [None]
+    assert await reasons(dovecot, user, security="starttls", ca_file=dovecot.ca_file) == [None]
+    async with silent_server() as port:
+        assert await reasons(dovecot, user, seconds=0.5, port=port) == ["timeout"]
