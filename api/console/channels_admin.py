@@ -236,7 +236,8 @@ async def switch_channel(request: Request, config_id: IdPath, session: DbSession
         row = await service.get(session, config_id)
         kind = _kind(row.kind)
         return await _page(request, state, kind, _values_of(kind, row), row, _error_of(exc), status_code=422)
-    return redirect(CHANNELS, _("chsetup.switched_on" if row.enabled else "chsetup.switched_off", name=row.name))
+    done = _("chsetup.switched_on", name=row.name) if row.enabled else _("chsetup.switched_off", name=row.name)
+    return redirect(CHANNELS, done)
 
 
 @router.post("/{config_id}/test", dependencies=[CsrfChecked])
