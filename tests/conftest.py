@@ -8,12 +8,15 @@ import importlib
 import inspect
 import os
 import shutil
+import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx._transports.default as httpx_transports
 import pytest
+from argon2 import PasswordHasher
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -63,6 +66,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if limit > TEST_SECONDS_MARGIN:
             item.obj = _bounded(test, limit - TEST_SECONDS_MARGIN)
 
+
+# argon2 at its cheapest for the tests' own process: the default parameters (64 MiB, 3 passes, 4 lanes) cost
+# ~0.2 s of CPU per hash and as much per sign-in - 0.4-2 s of wall per test that makes users and signs them in on a
+# loaded 2-core machine, paid by hundreds of tests. Hashes stay real argon2id (a wrong password still fails, the
+# check is the same code); the cost parameters are read from each hash, so one made at full cost by a CLI
+# subprocess (those keep the shipped parameters) still verifies here. The dummy hash for unknown emails follows.
+users._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+users._DUMMY_HASH = users._hasher.hash("dummy-password-for-timing")
+
+
+@functools.cache
+def _default_ssl_context(trust_env: bool) -> ssl.SSLContext:
+    return _create_ssl_context(verify=True, trust_env=trust_env)
+
+
+def _shared_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> ssl.SSLContext:
+    """httpx loads certifi's whole CA bundle into a new SSL context for every client it builds without a transport
+    (~0.1 s of CPU): the app's REST channel at every lifespan start, each test's client of a live server. The
+    tests' traffic never leaves 127.0.0.1 over plain HTTP, so one default context per process serves them all;
+    any other `verify` or a client certificate still gets its own."""
+    if verify is True and cert is None:
+        return _default_ssl_context(trust_env)
+    return _create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+
+
+_create_ssl_context = httpx_transports.create_ssl_context
+httpx_transports.create_ssl_context = _shared_ssl_context
 
 PG_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL")
 REST_KEY = "test-rest-key"

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+from typer.testing import CliRunner
 
-from api.settings import DEVELOPMENT_SECRET_KEY
+from api import cli
+from api.settings import DEVELOPMENT_SECRET_KEY, get_settings
 from tests.support.net import free_port
 from tests.support.waiting import wait_for_sync
 
@@ -33,9 +36,31 @@ def cli_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     } | overrides
 
 
-def run(args: list[str], tmp_path: Path, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def run_process(args: list[str], tmp_path: Path, stdin: str | None = None, **env: str
+                ) -> subprocess.CompletedProcess[str]:
+    """The installed `switchboard` script in a process of its own (its entry point, imports and exit codes)."""
     return subprocess.run([str(BIN), *args], env=cli_env(tmp_path, **env), cwd=tmp_path, capture_output=True,
                           text=True, timeout=120, input=stdin, check=False)
+
+
+def run(args: list[str], tmp_path: Path, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """The same command in this process (typer's runner): the environment is exactly cli_env's (nothing else of
+    os.environ is seen while it runs), the working directory is tmp_path (.env is read from there) and the settings
+    are read afresh. A process of its own costs ~2 s of CPU in imports alone, and the module ran ~25 of them;
+    test_db_upgrade_users_and_demo and the `serve` tests still run the installed script."""
+    environment = cli_env(tmp_path, **env)
+    unset: dict[str, str | None] = {k: None for k in os.environ if k not in environment}
+    here = Path.cwd()
+    if "nlu" in args and not any(c.name == "train" for c in cli.nlu_app.registered_commands):
+        cli._mount_nlu_commands()  # what main() does for such a command line
+    get_settings.cache_clear()
+    os.chdir(tmp_path)
+    try:
+        result = CliRunner().invoke(cli.app, args, input=stdin, env=unset | environment, catch_exceptions=False)
+    finally:
+        os.chdir(here)
+        get_settings.cache_clear()
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
 def migrated(tmp_path: Path, sqlite_template: Path) -> None:
@@ -51,14 +76,15 @@ def user_count(tmp_path: Path) -> int:
 
 @pytest.mark.skipif(not BIN.exists(), reason="the package is not installed into this venv")
 def test_db_upgrade_users_and_demo(tmp_path: Path) -> None:
-    r = run(["db", "upgrade"], tmp_path)
+    # The installed script in processes of its own: a success and a refusal (exit code 1, the reason on stderr).
+    r = run_process(["db", "upgrade"], tmp_path)
     assert r.returncode == 0, r.stderr
     r = run(["users", "create", "--email", "Boss@Example.com", "--name", "Босс", "--role", "admin",
              "--password", "long-enough-1"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "created user 1" in r.stdout
-    r = run(["users", "create", "--email", "boss@example.com", "--name", "x", "--password", "long-enough-1"],
-            tmp_path)
+    r = run_process(["users", "create", "--email", "boss@example.com", "--name", "x", "--password", "long-enough-1"],
+                    tmp_path)
     assert r.returncode == 1
     assert "already exists" in r.stderr
     r = run(["users", "create", "--email", "a@b.c", "--name", "x", "--password", "short"], tmp_path)
@@ -156,7 +182,13 @@ def test_demo_data_is_loaded_at_start_up_only_when_asked(tmp_path: Path, sqlite_
     pytest.param({}, "1", id="unset"),
     pytest.param({"SWITCHBOARD_SECRET_KEY": DEVELOPMENT_SECRET_KEY}, "2", id="given-explicitly-several-workers"),
     pytest.param({"SWITCHBOARD_ENVIRONMENT": "production"}, "1", id="production")])
-def test_serve_refuses_the_development_secret_key(tmp_path: Path, env: dict[str, str], workers: str) -> None:
+def test_serve_refuses_the_development_secret_key(tmp_path: Path, env: dict[str, str], workers: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def served(*args: object, **kwargs: object) -> None:
+        raise AssertionError("serve went on to start uvicorn with the development secret key")
+
+    monkeypatch.setattr(uvicorn, "run", served)
+    monkeypatch.setattr(uvicorn, "Config", served)
     r = run(["serve", "--port", str(free_port()), "--workers", workers], tmp_path, **env)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "refusing to serve with the development secret key" in r.stderr
