@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import Admin, Agent, DbSession, IdPath
+from api.openapi import CONFLICT, NOT_FOUND
 from core.canned import service
 from core.canned.schemas import (
     CannedResponseCreate,
@@ -19,7 +20,7 @@ from core.tickets import service as tickets
 router = APIRouter(prefix="/canned-responses", tags=["canned responses"])
 
 
-@router.get("", response_model=list[CannedResponseRendered])
+@router.get("", response_model=list[CannedResponseRendered], responses={**NOT_FOUND})  # an unknown ticket
 async def list_canned(session: DbSession, user: Agent,
                       q: Annotated[str | None, Query(max_length=100, description="a shortcut prefix or words of "
                                                      "the title, as typed after \"/\" in a reply")] = None,
@@ -42,12 +43,13 @@ async def get_canned(canned_id: IdPath, session: DbSession, _user: Agent) -> Can
     return CannedResponseRead.model_validate(await service.get(session, canned_id))
 
 
-@router.post("", response_model=CannedResponseRead, status_code=201)
+# A taken shortcut (409), an unknown queue (404).
+@router.post("", response_model=CannedResponseRead, status_code=201, responses={**CONFLICT, **NOT_FOUND})
 async def create_canned(body: CannedResponseCreate, session: DbSession, user: Admin) -> CannedResponseRead:
     return CannedResponseRead.model_validate(await service.create(session, body, user))
 
 
-@router.put("/{canned_id}", response_model=CannedResponseRead)
+@router.put("/{canned_id}", response_model=CannedResponseRead, responses={**CONFLICT, **NOT_FOUND})
 async def update_canned(canned_id: IdPath, body: CannedResponseUpdate, session: DbSession,
                         user: Admin) -> CannedResponseRead:
     return CannedResponseRead.model_validate(await service.update(session, canned_id, body, user))

@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import Admin, Agent, DbSession, IdPath, Offset, State, Supervisor
 from api.keys import CustomersReader
-from api.openapi import CONFLICT
+from api.openapi import CONFLICT, NOT_FOUND
 from core.consent import service as consent
 from core.consent.schemas import ConsentChangeRead, PreferencesRead, PreferencesUpdate
 from core.contracts.schemas import ContractRead
@@ -55,7 +55,7 @@ async def duplicates(session: DbSession, _user: Supervisor, limit: Annotated[int
                          next_cursor=f"{cursor[0]}:{cursor[1]}" if cursor else None)
 
 
-@router.post("/duplicates/dismiss", status_code=204)
+@router.post("/duplicates/dismiss", status_code=204, responses={**NOT_FOUND})  # an unknown customer
 async def dismiss_duplicate(body: DuplicateDismiss, session: DbSession, user: Supervisor) -> Response:
     """The two customers are different people: never suggested again, never linked automatically."""
     await service.dismiss_duplicate(session, body.customer_ids[0], body.customer_ids[1], user)
