@@ -531,6 +531,12 @@ class WebchatChannel:
             raise FrameError("bad_frame", "a frame must be a JSON object") from exc
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("bad_frame", "a frame must be a JSON object with a \"type\"")
+        if frame["type"] == "auth":
+            # Where the visitor came from is a courtesy, never a reason to refuse sign-in: a page or zone that
+            # cannot be stored is dropped here, and any other unusable one by visitor_page/visitor_zone.
+            for key in ("page", "tz"):
+                if unstorable_reason(frame.get(key)) is not None:
+                    frame.pop(key)
         # Lone surrogates ("\ud800" is valid JSON), NUL, deep nesting: refused here with the reason, before they
         # could fail a transaction the widget would retry for ever.
         reason = unstorable_reason(frame)
