@@ -2,7 +2,7 @@
 
 Protocol (JSON text frames). The client opens /channels/webchat/ws and first sends
   {"type": "auth", "token"?: session token, "identifier"?, "identifier_hash"?, "name"?, "email"?,
-   "lang"?: "ru"|"en", "last_seen_id"?: int}
+   "lang"?: "ru"|"en", "last_seen_id"?: int, "page"?: host + path, "tz"?: IANA zone}
 and gets {"type": "ready", "visitor_id", "session_token"?, "online", "notice", "lang"}, then
 {"type": "history", "messages": [...], "complete", "cursor"} with what it has not seen. Afterwards:
   client: {"type": "message", "client_id", "text"} | {"type": "quick_reply", "client_id", "payload", "title"}
@@ -55,6 +55,7 @@ from core.events import RESYNC_TOPIC, Topic, Typing
 from core.ingest.schemas import InboundMessage, SenderInfo, unstorable_reason
 from core.outbox.schemas import OutboundEnvelope
 from core.tickets.models import Message
+from core.timezones import known_zone
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,36 @@ def attachment_summaries(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             summary["url"] = url
         summaries.append(summary)
     return summaries
+
+
+# A page as the widget sends it: a host (with an optional port), then a path. A scheme ("javascript:",
+# "data:") is not a host, and whitespace has no place in either.
+_PAGE = re.compile(r"[^\s/:?#]+(?::\d{1,5})?(?:/\S*)?")
+
+
+def visitor_page(value: Any) -> str | None:
+    """The page a visitor opened the chat on (host and path), or None when it is missing or not one.
+
+    A query string or fragment is cut off (they may carry personal data, whatever the client sent); anything not
+    printable, longer than 200 characters or not shaped like host/path is ignored, never a reason to refuse sign-in.
+    """
+    if not isinstance(value, str):
+        return None
+    page = re.split(r"[?#]", value, maxsplit=1)[0]
+    if not page or len(page) > 200 or not page.isprintable() or not _PAGE.fullmatch(page):
+        return None
+    return page
+
+
+def visitor_zone(value: Any) -> str | None:
+    """The browser's IANA time zone, or None when it is missing or not a zone this machine knows."""
+    # "localtime" names the server's own zone, not the visitor's.
+    if not isinstance(value, str) or not 0 < len(value) <= 64 or value == "localtime":
+        return None
+    try:
+        return known_zone(value)
+    except ValueError:
+        return None
 
 
 def widget_frame(message_id: int, author: str, text: str, created_at: datetime | str | None,
@@ -463,7 +494,8 @@ class WebchatChannel:
             valid_email = email if email and re.fullmatch(r"[^@\s]+@[^@\s]+", email) else None
             return SenderInfo(external_id=tokens.identified_visitor_id(identifier), name=(name or None) and name[:200],
                               email=valid_email,
-                              verified=valid_email is not None and self.settings.trust_signed_identity), None
+                              verified=valid_email is not None and self.settings.trust_signed_identity,
+                              origin=visitor_page(frame.get("page")), time_zone=visitor_zone(frame.get("tz"))), None
         token = frame.get("token")
         ttl = self.settings.session_ttl_days * 86400
         visitor_id = tokens.verify_session_token(signing_key, token, ttl) if isinstance(token, str) else None
@@ -471,7 +503,8 @@ class WebchatChannel:
         if visitor_id is None:
             visitor_id = tokens.new_visitor_id()  # no token, or a forged/expired one: a new anonymous session
         issued = tokens.issue_session_token(signing_key, visitor_id) if fresh else None
-        return SenderInfo(external_id=visitor_id, name=(name or None) and name[:200]), issued
+        return SenderInfo(external_id=visitor_id, name=(name or None) and name[:200],
+                          origin=visitor_page(frame.get("page")), time_zone=visitor_zone(frame.get("tz"))), issued
 
     async def _send_history(self, conn: Connection, after: int) -> None:
         limit = self.settings.history_limit
@@ -498,6 +531,12 @@ class WebchatChannel:
             raise FrameError("bad_frame", "a frame must be a JSON object") from exc
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("bad_frame", "a frame must be a JSON object with a \"type\"")
+        if frame["type"] == "auth":
+            # Where the visitor came from is a courtesy, never a reason to refuse sign-in: a page or zone that
+            # cannot be stored is dropped here, and any other unusable one by visitor_page/visitor_zone.
+            for key in ("page", "tz"):
+                if unstorable_reason(frame.get(key)) is not None:
+                    frame.pop(key)
         # Lone surrogates ("\ud800" is valid JSON), NUL, deep nesting: refused here with the reason, before they
         # could fail a transaction the widget would retry for ever.
         reason = unstorable_reason(frame)

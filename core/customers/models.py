@@ -70,6 +70,8 @@ class ChannelIdentity(Base):
     external_id: Mapped[str] = mapped_column(String(320))
     display_name: Mapped[str | None] = mapped_column(String(200))
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where the person first came from on this channel (web chat: host and path of the page), set once.
+    origin: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     customer: Mapped[Customer] = relationship(back_populates="identities", lazy="raise")

@@ -80,13 +80,13 @@ async def resolve_identity(session: AsyncSession, channel: str, sender: SenderIn
         return identity
 
     known = await repository.find_verified_customer(session, sender.email, sender.phone) if sender.verified else None
-    customer = Customer(name=sender.name, email=sender.email, phone=sender.phone, created_at=utcnow(),
-                        updated_at=utcnow())
+    customer = Customer(name=sender.name, email=sender.email, phone=sender.phone, time_zone=sender.time_zone,
+                        created_at=utcnow(), updated_at=utcnow())
     session.add(customer)
     # Not flushed: inserted with the ticket; a concurrent first contact of the same sender fails there on
     # the unique (channel, external_id) key and the caller retries.
     identity = ChannelIdentity(channel=channel, external_id=sender.external_id, display_name=sender.name,
-                               verified=sender.verified, created_at=utcnow())
+                               verified=sender.verified, origin=sender.origin, created_at=utcnow())
     identity.customer = customer
     session.add(identity)
     if known is not None:
@@ -325,6 +325,7 @@ async def erase(session: AsyncSession, customer_id: int, actor: User | None) -> 
         member.erased_at = member.erased_at or now
         for identity in member.identities:
             identity.display_name = None
+            identity.origin = None
             identity.external_id = f"erased:{identity.id}"
     await session.flush()
     await privacy_repo.blank_tickets(session, ticket_ids)

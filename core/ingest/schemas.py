@@ -50,6 +50,10 @@ class SenderInfo(BaseModel):
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=32)
     verified: bool = False
+    # Where a new visitor came from and their zone, kept on first contact only (web chat: the page, the browser's
+    # IANA zone); the channel validates both before they get here.
+    origin: str | None = Field(default=None, max_length=200)
+    time_zone: str | None = Field(default=None, max_length=64)
 
 
 class AttachmentInfo(BaseModel):

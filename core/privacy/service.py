@@ -61,7 +61,7 @@ async def export_data(session: AsyncSession, customer_id: int) -> dict[str, Any]
         "merged_customers": [{"id": c.id, "name": c.name, "email": c.email, "phone": c.phone}
                              for c in family if c.id != customer.id],
         "identities": [{"channel": i.channel, "external_id": i.external_id, "display_name": i.display_name,
-                        "verified": i.verified, "created_at": _iso(i.created_at)}
+                        "verified": i.verified, "origin": i.origin, "created_at": _iso(i.created_at)}
                        for c in family for i in c.identities],
         "tickets": [{"number": t.number, "subject": t.subject, "status": t.status.value, "channel": t.channel,
                      "created_at": _iso(t.created_at), "closed_at": _iso(t.closed_at),

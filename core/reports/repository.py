@@ -68,10 +68,11 @@ async def longest_waiting_unassigned(session: AsyncSession, statuses: Collection
 
 
 async def longest_waiting(session: AsyncSession, statuses: Collection[TicketStatus], limit: int) -> Sequence[Ticket]:
-    """Tickets in `statuses`, the longest-waiting customer first, with customer, team and assignee."""
+    """Tickets in `statuses`, the longest-waiting customer first, with customer, identity, team and assignee."""
     return (await session.scalars(
         select(Ticket).where(_in(statuses), Ticket.merged_into_id.is_(None))
-        .options(joinedload(Ticket.customer), joinedload(Ticket.team), joinedload(Ticket.assignee))
+        .options(joinedload(Ticket.customer), joinedload(Ticket.team), joinedload(Ticket.assignee),
+                 joinedload(Ticket.identity))
         .order_by(*_waiting_order())
         .limit(limit)
     )).all()

@@ -152,7 +152,7 @@ async def test_erasure_leaves_nothing_behind(db_url: str, db_engine: AsyncEngine
             good = tokens.identity_hash(SITE_SECRET, WEB_ID)
             ws, ready, _ = await Client.connect(f"ws://127.0.0.1:{server.port}/channels/webchat/ws",
                                                 identifier=WEB_ID, identifier_hash=good, email=EMAIL,
-                                                name=f"{NAME_FIRST} {NAME_LAST}")
+                                                name=f"{NAME_FIRST} {NAME_LAST}", page=f"shop.example/{MARKER}")
             assert ready["type"] == "ready"
             await ws.say("c1", f"{MARKER} hello from the site")
             await ws.next("message", where=lambda f: f["author"] == "bot")
@@ -220,6 +220,7 @@ async def test_erasure_leaves_nothing_behind(db_url: str, db_engine: AsyncEngine
             exported = json.loads(archive.read("customer.json"))
             assert exported["customer"]["email"] == EMAIL and exported["customer"]["phone"] == PHONE
             assert {i["channel"] for i in exported["identities"]} == {"email", "webchat", "rest", "telegram"}
+            assert [i["origin"] for i in exported["identities"] if i["origin"]] == [f"shop.example/{MARKER}"]
             files = [n for n in archive.namelist() if n.startswith("attachments/")]
             assert len(files) == 2 and any(n.endswith(f"{MARKER}-scan.pdf") for n in files)
             assert any(MARKER.encode() in archive.read(n) for n in files)
@@ -230,7 +231,8 @@ async def test_erasure_leaves_nothing_behind(db_url: str, db_engine: AsyncEngine
 
             before_db = await scan_database(db_engine)
             assert {h.split(":")[0] for h in before_db} >= {"customers.email", "messages.text", "notes.text",
-                                                            "outbox.recipient", "nlu_suggestions.text"}
+                                                            "outbox.recipient", "nlu_suggestions.text",
+                                                            "channel_identities.origin"}
             assert scan_files(data)  # the files are on disk before
 
             r = await client.post(f"/customers/{customer_id}/erase", headers=admin)

@@ -246,6 +246,11 @@
       else { var tok = store.get("token", null); if (tok) { auth.token = tok; } }
       if (data.name) { auth.name = data.name; }
       if (data.email) { auth.email = data.email; }
+      // Where the visitor opened the chat, for a readable name in the console: host and path only (a query
+      // string or fragment may hold personal data), and the browser's time zone for the hours of notices.
+      var page = (location.host + location.pathname).slice(0, 200);
+      if (location.host) { auth.page = page; }
+      try { var tz = Intl.DateTimeFormat().resolvedOptions().timeZone; if (tz) { auth.tz = tz; } } catch (e) { /* no Intl */ }
       ws.send(JSON.stringify(auth));
     };
     ws.onmessage = function (event) {

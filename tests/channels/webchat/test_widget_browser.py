@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.customers.models import ChannelIdentity, Customer
 from core.events import RESYNC_TOPIC
 from core.tickets.models import Ticket
 from core.users.models import Role
@@ -18,11 +19,19 @@ from tests.support.browser import chromium, needs_chromium, shot
 
 
 @needs_chromium
-async def test_widget_on_demo_page(chat_server: Server, tmp_path: Path) -> None:
+async def test_widget_on_demo_page(chat_server: Server, tmp_path: Path,
+                                   sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     async with chromium() as browser:
-        page = await browser.new_page(locale="en-US", viewport={"width": 1200, "height": 760})
+        page = await browser.new_page(locale="en-US", viewport={"width": 1200, "height": 760},
+                                      timezone_id="Europe/Moscow")
         errors = await open_widget(page, chat_server.url)
         await say_hello(page)
+        # The widget said where the visitor came from (host and path) and the browser's zone.
+        async with sessionmaker() as session:
+            origin, zone = (await session.execute(
+                select(ChannelIdentity.origin, Customer.time_zone).join(Customer)
+                .where(ChannelIdentity.channel == "webchat"))).one()
+        assert (origin, zone) == (f"127.0.0.1:{chat_server.port}/demo", "Europe/Moscow")
         await page.wait_for_selector(".sbw-quick button >> text=Talk to an operator")
         await page.wait_for_selector(".sbw-customer:not(.sbw-pending)")
 
