@@ -27,7 +27,10 @@ SENTENCE_SIZE = 256
 WORDLLAMA_WEIGHTS = Path("weights") / "l2_supercat_256.safetensors"
 WORDLLAMA_TOKENIZER = Path("tokenizers") / "l2_supercat_tokenizer_config.json"
 MAX_TOKENS = 512
-"""A text's first this many tokens are pooled (a few KB of text; parse cuts texts shorter than that anyway)."""
+"""A text's first this many tokens are pooled (parse cuts texts shorter than that anyway)."""
+MAX_CHARS = 4000
+"""Texts are cut to this many characters before tokenising: byte-pair merging of one 200,000-character run takes a
+second however few of its tokens are kept."""
 
 
 def wordllama_files() -> tuple[Path, Path] | None:
@@ -72,8 +75,8 @@ def sentence_vectors(texts: Sequence[str]) -> NDArray[np.float64]:
     out = np.zeros((len(texts), SENTENCE_SIZE))
     if not texts:
         return out
-    encodings = ([tokenizer.encode(texts[0], add_special_tokens=False)] if len(texts) == 1
-                 else tokenizer.encode_batch(list(texts), add_special_tokens=False))
+    encodings = ([tokenizer.encode(texts[0][:MAX_CHARS], add_special_tokens=False)] if len(texts) == 1
+                 else tokenizer.encode_batch([t[:MAX_CHARS] for t in texts], add_special_tokens=False))
     for row, encoding in enumerate(encodings):
         if encoding.ids:
             out[row] = table[encoding.ids].mean(axis=0, dtype=np.float64)
