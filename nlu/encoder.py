@@ -48,8 +48,8 @@ def sentence_vectors_available() -> bool:
     return wordllama_files() is not None
 
 
-def _encoder() -> tuple[Any, NDArray[np.float32]]:
-    def build() -> tuple[Any, NDArray[np.float32]]:
+def _encoder() -> tuple[Any, NDArray[Any]]:
+    def build() -> tuple[Any, NDArray[Any]]:
         files = wordllama_files()
         if files is None:
             raise RuntimeError(f"sentence vectors need the `wordllama` package ({WORDLLAMA_WEIGHTS} not found)")
@@ -60,12 +60,13 @@ def _encoder() -> tuple[Any, NDArray[np.float32]]:
         tokenizer = Tokenizer.from_file(str(tokenizer_file))
         tokenizer.no_padding()
         tokenizer.enable_truncation(MAX_TOKENS)
-        table = np.ascontiguousarray(load_file(str(weights))["embedding.weight"], dtype=np.float32)
+        # Kept as stored (float16, 16 MB): rows are summed in float64, so widening the table would buy nothing.
+        table = load_file(str(weights))["embedding.weight"]
         if table.ndim != 2 or table.shape[1] != SENTENCE_SIZE:
             raise RuntimeError(f"{weights} holds a {table.shape} table, not {SENTENCE_SIZE}-dimensional rows")
         return tokenizer, table
 
-    value: tuple[Any, NDArray[np.float32]] = shared("wordllama", build)
+    value: tuple[Any, NDArray[Any]] = shared("wordllama", build)
     return value
 
 
