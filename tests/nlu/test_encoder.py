@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from scipy.special import softmax
 
 from nlu.config import NluSettings
-from nlu.embedded import EmbeddedEngine
+from nlu.embedded import DEFAULT_FEATURES, EmbeddedEngine
 from nlu.encoder import MAX_CHARS, SENTENCE_SIZE, sentence_vectors, sentence_vectors_available
 from nlu.engines import build_engine
 from nlu.protocol import TrainingData, TrainingExample
@@ -75,10 +75,11 @@ def test_the_feature_blocks_are_a_setting_checked_before_any_training(tmp_path: 
     with pytest.raises(ValueError, match="unknown feature blocks"):
         EmbeddedEngine(tmp_path, features=("lemmas", "bert"))
     assert NluSettings().features is None
-    settings = NluSettings.model_validate({"features": ["sentence"]})
-    engine = build_engine(settings, tmp_path)
+    # A saved model keeps its own blocks; the setting decides what the next training builds.
+    EmbeddedEngine(tmp_path).train_sync(TrainingData(examples=[
+        TrainingExample(f"{t} {i}", n) for i in range(6) for t, n in (("где мой заказ", "order_status"),
+                                                                        ("какой у меня баланс", "balance_check"))]))
+    engine = build_engine(NluSettings.model_validate({"features": ["sentence"]}), tmp_path)
     assert isinstance(engine, EmbeddedEngine)
     assert engine.features == ("sentence",)
-    assert engine._loaded is not None
-    names = [name for name, _ in engine._loaded.model.vectorizer.transformer_list]
-    assert names == ["words", "chars", "sentence"]
+    assert build_engine(NluSettings(), tmp_path).features == DEFAULT_FEATURES  # type: ignore[attr-defined]
