@@ -13,6 +13,11 @@ class NluSettings(BaseModel):
 
     engine: Literal["embedded", "rasa", "keyword"] = "embedded"
     target_precision: float = Field(default=0.95, gt=0, le=1)
+    features: tuple[Literal["lemmas", "stems", "vectors", "sentence"], ...] | None = Field(
+        default=None,
+        description="The embedded engine's feature blocks besides word and character n-grams (nlu.embedded.FEATURES; "
+                    "`vectors` needs the `vectors` extra, `sentence` the `sentence` extra); unset: the engine's "
+                    "default. Applies to the next training; a saved model keeps the blocks it was trained with.")
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_timeout_seconds: float = Field(default=10.0, gt=0)
     # DIET's confidence is not calibrated like the embedded engine's, so Rasa gets a fixed threshold.

@@ -50,6 +50,7 @@ from sklearn.svm import LinearSVC
 
 from nlu import crf
 from nlu.crf import EntityTagger
+from nlu.encoder import SENTENCE_SIZE, sentence_vectors, sentence_vectors_available
 from nlu.entities import EntityExtractor
 from nlu.errors import DataFormatError, ModelNotFoundError, TrainingInProgressError
 from nlu.morph import VECTOR_SIZE, lemmatise_cyrillic, mean_vector, stem_latin, vectors_available
@@ -119,12 +120,12 @@ class _FastScorer:
     def __init__(self, model: _Model) -> None:
         # (analyser, vocabulary, idf, column offset, whether its n-grams stay inside words) per sparse block
         self.parts: list[tuple[Any, dict[str, int], NDArray[np.float64], int, bool]] = []
-        self.dense: list[tuple[MeanWordVectors, int]] = []
+        self.dense: list[tuple[MeanWordVectors | SentenceVectors, int]] = []
         offset = 0
         for _, vectorizer in model.vectorizer.transformer_list:
-            if isinstance(vectorizer, MeanWordVectors):
+            if isinstance(vectorizer, MeanWordVectors | SentenceVectors):
                 self.dense.append((vectorizer, offset))
-                offset += VECTOR_SIZE
+                offset += vectorizer.size
                 continue
             vocabulary: dict[str, int] = vectorizer.vocabulary_
             self.parts.append((vectorizer.build_analyzer(), vocabulary, vectorizer.idf_, offset,
@@ -188,9 +189,8 @@ class _FastScorer:
             matrix = sparse.csr_matrix((values, index, np.array(indptr, dtype=np.intp)),
                                        shape=(n, self.weights.shape[0]))
             total += matrix @ self.weights
-        for block_vectors, offset in self.dense:
-            dense = np.vstack([mean_vector(t) for t in features_texts]) * block_vectors.weight
-            total += dense @ self.weights[offset:offset + VECTOR_SIZE]
+        for block, offset in self.dense:
+            total += block.vectors(features_texts) @ self.weights[offset:offset + block.size]
         return total, known
 
 
@@ -209,17 +209,46 @@ class MeanWordVectors(BaseEstimator, TransformerMixin):  # type: ignore[misc]
     small and a model trained here loads anywhere the package is installed.
     """
 
+    size = VECTOR_SIZE
+
     def __init__(self, weight: float = 1.0) -> None:
         self.weight = weight
 
     def fit(self, texts: Sequence[str], y: Any = None) -> MeanWordVectors:
         return self
 
+    def vectors(self, texts: Sequence[str]) -> NDArray[np.float64]:
+        """The block's dense columns, one row per text (the fast scorer's path)."""
+        return np.vstack([mean_vector(t) for t in texts]) * self.weight
+
     def transform(self, texts: Sequence[str]) -> Any:
-        return sparse.csr_matrix(np.vstack([mean_vector(t) for t in texts]) * self.weight)
+        return sparse.csr_matrix(self.vectors(texts))
 
 
-FEATURES = ("lemmas", "stems", "vectors")
+class SentenceVectors(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """A feature block of WordLlama sentence vectors (nlu.encoder.sentence_vectors), times `weight`.
+
+    Like MeanWordVectors it holds no model: the token table is loaded once per process from the installed
+    `wordllama` package.
+    """
+
+    size = SENTENCE_SIZE
+
+    def __init__(self, weight: float = 1.0) -> None:
+        self.weight = weight
+
+    def fit(self, texts: Sequence[str], y: Any = None) -> SentenceVectors:
+        return self
+
+    def vectors(self, texts: Sequence[str]) -> NDArray[np.float64]:
+        """The block's dense columns, one row per text (the fast scorer's path)."""
+        return sentence_vectors(texts) * self.weight
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        return sparse.csr_matrix(self.vectors(texts))
+
+
+FEATURES = ("lemmas", "stems", "vectors", "sentence")
 """Feature blocks beyond word and character n-grams that the engine can use (bench/nlu.py --features)."""
 DEFAULT_FEATURES: tuple[str, ...] = ("lemmas",)
 """Lemmas raise coverage at the same precision on the shipped Russian data for a second of training. English Snowball
@@ -228,6 +257,9 @@ their test files, and hwu64's out-of-scope recall fell 4.5 points with them: an 
 vectors did not raise accuracy and cost five times the training time (bench/nlu.py --features, the decision records).
 """
 VECTORS_WEIGHT = 1.0
+SENTENCE_WEIGHT = 0.75
+"""The sentence vectors' scale beside the l2-normalised TF-IDF blocks (validation splits of the banking77 and hwu64
+training files: 0.75 best of 0.5-2.0; the decision records)."""
 
 
 def _featuriser(texts: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES) -> FeatureUnion:
@@ -251,6 +283,8 @@ def _featuriser(texts: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES
                                                 token_pattern=r"(?u)\b\w+\b")))  # noqa: S106
     if "vectors" in features and russian and vectors_available():
         blocks.append(("vectors", MeanWordVectors(VECTORS_WEIGHT)))
+    if "sentence" in features:
+        blocks.append(("sentence", SentenceVectors(SENTENCE_WEIGHT)))
     return FeatureUnion(blocks)
 
 
@@ -295,6 +329,11 @@ class EmbeddedEngine:
                  oos_fraction: float = 0.1, random_state: int = 0,
                  features: Sequence[str] = DEFAULT_FEATURES) -> None:
         self.model_dir = Path(model_dir)
+        unknown = sorted(set(features) - set(FEATURES))
+        if unknown:
+            raise ValueError(f"unknown feature blocks {unknown}; the engine knows {list(FEATURES)}")
+        if "sentence" in features and not sentence_vectors_available():
+            raise ValueError("the `sentence` feature needs the `wordllama` package (the `sentence` extra)")
         self.features = tuple(features)
         self.target_precision = target_precision
         self.cv_folds = cv_folds

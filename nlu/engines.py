@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nlu.config import NluSettings
 from nlu.data import load_training_data
-from nlu.embedded import EmbeddedEngine
+from nlu.embedded import DEFAULT_FEATURES, EmbeddedEngine
 from nlu.protocol import IntentEngine, KeywordEngine, VersionedEngine
 from nlu.rasa import RasaEngine
 
@@ -31,7 +31,8 @@ def build_engine(settings: NluSettings, model_dir: Path) -> IntentEngine:
                           versions_file=model_dir / RASA_VERSIONS_FILE)
     if settings.engine == "keyword":
         return KeywordEngine()
-    engine = EmbeddedEngine(model_dir, target_precision=settings.target_precision)
+    engine = EmbeddedEngine(model_dir, target_precision=settings.target_precision,
+                            features=DEFAULT_FEATURES if settings.features is None else settings.features)
     version, trained = engine.load_or_train(load_training_data)
     if trained:
         logger.info("nlu: no model in %s, trained the shipped data as %s", model_dir, version)

@@ -33,7 +33,7 @@ _lock = threading.Lock()
 _analysers: dict[str, Any] = {}
 
 
-def _shared(name: str, build: Callable[[], Any]) -> Any:
+def shared(name: str, build: Callable[[], Any]) -> Any:
     """One instance per process of a costly analyser, built on first use (training threads may ask at once)."""
     value = _analysers.get(name)
     if value is None:
@@ -50,7 +50,7 @@ def _morph() -> Any:
 
         return pymorphy3.MorphAnalyzer()
 
-    return _shared("morph", build)
+    return shared("morph", build)
 
 
 def _stemmer() -> Any:
@@ -59,7 +59,7 @@ def _stemmer() -> Any:
 
         return snowballstemmer.stemmer("english")
 
-    return _shared("stem", build)
+    return shared("stem", build)
 
 
 def navec_path() -> Path | None:
@@ -80,7 +80,7 @@ def _navec() -> Any:
 
         return Navec.load(str(path))
 
-    return _shared("navec", build)
+    return shared("navec", build)
 
 
 @functools.lru_cache(maxsize=LEMMA_CACHE_SIZE)

@@ -1,0 +1,85 @@
+"""Sentence vectors (WordLlama's packaged token table): paraphrases meet, hostile text stays finite, the engine
+uses them as an optional feature block and scores the same on its fast path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from scipy.special import softmax
+
+from nlu.config import NluSettings
+from nlu.embedded import DEFAULT_FEATURES, EmbeddedEngine
+from nlu.encoder import MAX_CHARS, SENTENCE_SIZE, sentence_vectors, sentence_vectors_available
+from nlu.engines import build_engine
+from nlu.protocol import TrainingData, TrainingExample
+from nlu.text import to_features_text
+
+pytestmark = pytest.mark.skipif(not sentence_vectors_available(),
+                                reason="the wordllama package (the `sentence` extra) is not installed")
+
+
+def test_paraphrases_are_closer_than_other_topics_and_rows_are_unit_length() -> None:
+    terminate, paraphrase, balance = sentence_vectors(
+        ["i want to terminate my contract", "i want out of my contract", "how much money is on my account"])
+    assert np.isclose(np.linalg.norm(terminate), 1.0)
+    assert float(terminate @ paraphrase) > float(terminate @ balance) + 0.2
+
+
+def test_a_batch_encodes_each_text_as_alone_and_the_wordllama_package_is_never_imported() -> None:
+    texts = ["где мой заказ", "my internet is down", "тариф"]
+    batch = sentence_vectors(texts)
+    assert batch.shape == (3, SENTENCE_SIZE)
+    for text, row in zip(texts, batch, strict=True):
+        np.testing.assert_allclose(sentence_vectors([text])[0], row, atol=1e-12)
+    # Its import configures the root logger, and its loader falls back to a model-hub download.
+    assert "wordllama" not in sys.modules
+
+
+@pytest.mark.parametrize("text", ["", " ", "\x00\x01\u200b", "😀" * 50, "a" * 200_000, "ы" * 50_000 + " тариф"])
+def test_hostile_and_empty_texts_give_finite_rows_of_at_most_unit_length(text: str) -> None:
+    row = sentence_vectors([text])[0]
+    assert np.isfinite(row).all()
+    assert np.linalg.norm(row) <= 1.0 + 1e-9
+    if len(text) > MAX_CHARS:  # long texts are cut, not refused
+        np.testing.assert_allclose(row, sentence_vectors([text[:MAX_CHARS]])[0])
+        assert row.any()
+
+
+def test_the_sentence_block_scores_the_same_on_the_fast_path_and_carries_paraphrases(tmp_path: Path) -> None:
+    rows = [(f"{t} {i}", intent) for i in range(6) for t, intent in (
+        ("i want to terminate my contract", "contract_terminate"), ("cancel my subscription", "contract_terminate"),
+        ("хочу расторгнуть договор", "contract_terminate"),
+        ("how much money is on my account", "balance_check"), ("what is my balance", "balance_check"),
+        ("какой у меня баланс", "balance_check"))]
+    engine = EmbeddedEngine(tmp_path, features=("lemmas", "sentence"))
+    engine.train_sync(TrainingData(examples=[TrainingExample(t, i) for t, i in rows]))
+    loaded = engine._loaded
+    assert loaded is not None
+    assert [name for name, _ in loaded.model.vectorizer.transformer_list] == ["words", "chars", "lemmas", "sentence"]
+    texts = ["i would like out of this deal", "сколько денег на счету", "funds remaining?"]
+    reference = engine.probabilities(loaded.model, texts)
+    for text, expected in zip(texts, reference, strict=True):
+        scores, known = loaded.scorer.scores(to_features_text(text))
+        probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
+        np.testing.assert_allclose(probs, expected, atol=1e-9)
+    assert engine.parse_sync("how much money do i have left").intent == "balance_check"
+
+
+def test_the_feature_blocks_are_a_setting_checked_before_any_training(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError):
+        NluSettings.model_validate({"features": ["lemmas", "bert"]})
+    with pytest.raises(ValueError, match="unknown feature blocks"):
+        EmbeddedEngine(tmp_path, features=("lemmas", "bert"))
+    assert NluSettings().features is None
+    # A saved model keeps its own blocks; the setting decides what the next training builds.
+    EmbeddedEngine(tmp_path).train_sync(TrainingData(examples=[
+        TrainingExample(f"{t} {i}", n) for i in range(6) for t, n in (("где мой заказ", "order_status"),
+                                                                        ("какой у меня баланс", "balance_check"))]))
+    engine = build_engine(NluSettings.model_validate({"features": ["sentence"]}), tmp_path)
+    assert isinstance(engine, EmbeddedEngine)
+    assert engine.features == ("sentence",)
+    assert build_engine(NluSettings(), tmp_path).features == DEFAULT_FEATURES  # type: ignore[attr-defined]
