@@ -104,7 +104,9 @@ async def test_a_mailbox_added_in_the_browser_receives_mail_and_stops_when_switc
                 and job is not None and job.state == "stopped")
 
     await wait_for(reader_stopped, what="the mailbox's reader stopped", timeout=SLOW_MS / 1000)
+    await page.reload()  # drawn again: the live channels table no longer lists a running e-mail reader
     assert "Switch on" in await config_row.inner_text()
+    assert await page.locator('tr[data-channel="email"]').count() == 0
     await shot(page, tmp_path, "admin-channels-mailbox-off-1440-en")
 
     # The next mail finds nobody reading: it is in the mailbox, yet no ticket and no inbound message.
