@@ -35,6 +35,7 @@ screenshots: install
 	SWITCHBOARD_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/console/test_browser.py tests/console/test_intents_browser.py tests/console/test_sla_admin_browser.py \
 		tests/console/test_reports_browser.py tests/console/test_widths_browser.py \
+		tests/console/test_channel_setup_browser.py tests/console/test_mailbox_setup_browser.py \
 		tests/channels/webchat/test_widget_browser.py
 
 # The Rasa 3.6 venv (Python 3.10) for the `rasa` NLU engine and its test; cached outside the repo.
