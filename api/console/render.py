@@ -100,8 +100,14 @@ def fmt_dt(value: datetime | None) -> str:
 
 
 @pass_context
-def dt_filter(context: Context, value: datetime | None) -> str:
-    """`{{ when | dt }}`: a date as people say it (human_dt) in the reader's language and the console's zone."""
+def dt_filter(context: Context, value: datetime | str | None) -> str:
+    """`{{ when | dt }}`: a date as people say it (human_dt) in the reader's language and the console's zone; an
+    ISO 8601 text (a channel's health, as /health gives it) is read first."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     human: Any = context["human"]
     return str(human(value))
 

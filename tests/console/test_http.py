@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -204,3 +207,20 @@ async def test_hostile_form_values_are_clear_answers(client: httpx.AsyncClient, 
         r = await post_form(client, ticket_url, action, data)
         assert r.status_code in (303, 400, 404, 422), (action, r.status_code)
     assert (await client.get("/console/admin/audit", params={"actor": "¹"})).status_code in (200, 403)
+
+
+async def test_channels_page_says_when_in_words(client: httpx.AsyncClient, people: People,
+                                                console_app: FastAPI) -> None:
+    # A channel's health holds UTC datetimes (ISO 8601 in /health); the page says them as people do.
+    state = console_app.state.switchboard
+    rest = state.channels.get("rest")
+    assert rest is not None
+    rest.health.received()
+    rest.health.error("webhook answered 502")
+    await login(client, "admin@test.example")
+    page = (await client.get("/console/admin/channels")).text
+    start = page.index('<tr data-channel="rest"')
+    row = page[start:page.index("</tr>", start)]
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", page) is None
+    assert "webhook answered 502" in row
+    assert row.count("today ") == 2  # the last message and the last error
