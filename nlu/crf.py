@@ -58,6 +58,13 @@ def _bio(example: TrainingExample) -> tuple[list[str], list[str]]:
     return [t for t, _, _ in toks], labels
 
 
+# L-BFGS costs ~85 CPU s per fit on hwu64's 9,957 examples (5,750 annotated, 54 entity types): the training job
+# fits four times (three folds and the final model). The averaged perceptron, 10 epochs: 9 s, entity micro F1 on
+# hwu64's test file 0.726 against 0.736 (measured 2026-11-30, decision record). Small sets keep L-BFGS.
+LBFGS_MAX_EXAMPLES = 2_000
+PERCEPTRON_EPOCHS = 10
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     start: int
@@ -85,16 +92,21 @@ class EntityTagger:
     def fit(cls, examples: Sequence[TrainingExample], synonyms: dict[str, list[str]] | None = None,
             *, max_iterations: int = 80) -> EntityTagger | None:
         """Train on the examples (all of them: the ones without annotations teach what is not an entity);
-        None when fewer than MIN_ANNOTATED examples are annotated."""
+        None when fewer than MIN_ANNOTATED examples are annotated. Up to LBFGS_MAX_EXAMPLES examples, L-BFGS with
+        elastic-net regularisation (`max_iterations`); above, the averaged perceptron (PERCEPTRON_EPOCHS)."""
         if sum(1 for e in examples if e.entities) < MIN_ANNOTATED:
             return None
-        trainer = pycrfsuite.Trainer(verbose=False)
+        large = len(examples) > LBFGS_MAX_EXAMPLES
+        trainer = pycrfsuite.Trainer(algorithm="ap" if large else "lbfgs", verbose=False)
         for example in examples:
             words, labels = _bio(example)
             if words:
                 trainer.append([_features(words, i) for i in range(len(words))], labels)
-        trainer.set_params({"c1": 0.1, "c2": 0.05, "max_iterations": max_iterations,
-                            "feature.possible_transitions": True})
+        if large:
+            trainer.set_params({"max_iterations": PERCEPTRON_EPOCHS, "feature.possible_transitions": True})
+        else:
+            trainer.set_params({"c1": 0.1, "c2": 0.05, "max_iterations": max_iterations,
+                                "feature.possible_transitions": True})
         handle, path = tempfile.mkstemp(suffix=".crfsuite")
         os.close(handle)
         try:
@@ -179,12 +191,14 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
 
 def cross_validate(examples: Sequence[TrainingExample], synonyms: dict[str, list[str]] | None = None,
                    folds: int = 3) -> dict[str, dict[str, float]] | None:
-    """Entity scores of k-fold CRFs (every k-th example held out); None without enough annotations."""
+    """Entity scores of k-fold CRFs (every k-th example held out); None without enough annotations. Above
+    LBFGS_MAX_EXAMPLES the first fold alone (a third of thousands of examples is a steady estimate, and the
+    training job's time is the cost)."""
     if sum(1 for e in examples if e.entities) < folds * MIN_ANNOTATED:
         return None
     truth: list[TrainingExample] = []
     predicted: list[list[Span]] = []
-    for k in range(folds):
+    for k in range(1 if len(examples) > LBFGS_MAX_EXAMPLES else folds):
         train = [e for i, e in enumerate(examples) if i % folds != k]
         test = [e for i, e in enumerate(examples) if i % folds == k]
         tagger = EntityTagger.fit(train, synonyms)

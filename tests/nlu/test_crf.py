@@ -6,6 +6,8 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import pytest
+
 from nlu import crf
 from nlu.data import load_training_data
 from nlu.embedded import EmbeddedEngine
@@ -41,6 +43,26 @@ def test_the_crf_learns_roles_and_is_scored_per_entity() -> None:
     assert scores is not None and scores["city"]["f1"] > 0.8 and scores["micro"]["support"] == 40
     again = pickle.loads(pickle.dumps(tagger))  # noqa: S301 - what the engine saves with the intent model
     assert again.spans("fly from Warsaw to Athens please") == spans
+
+
+def test_a_large_set_trains_the_averaged_perceptron_and_scores_one_fold(monkeypatch: pytest.MonkeyPatch) -> None:
+    examples = _flights()
+    monkeypatch.setattr(crf, "LBFGS_MAX_EXAMPLES", 5)  # "large" (and so are the folds): the perceptron, one fold
+    trained: list[str] = []
+    real = crf.pycrfsuite.Trainer
+
+    def trainer(*args: object, algorithm: str = "lbfgs", **kwargs: object) -> object:
+        trained.append(algorithm)
+        return real(*args, algorithm=algorithm, **kwargs)
+
+    monkeypatch.setattr(crf.pycrfsuite, "Trainer", trainer)
+    tagger = crf.EntityTagger.fit(examples)
+    assert tagger is not None and trained == ["ap"]
+    spans = tagger.spans("fly from Warsaw to Athens please")
+    assert [(s.entity, s.role) for s in spans] == [("city", "departure"), ("city", "destination")]
+    scores = crf.cross_validate(examples)
+    assert trained == ["ap", "ap"]  # one fold
+    assert scores is not None and scores["micro"]["support"] == 14 and scores["city"]["f1"] > 0.8
 
 
 def test_too_few_annotations_train_no_tagger() -> None:
