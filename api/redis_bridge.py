@@ -34,6 +34,9 @@ CHANNEL = "switchboard:events"
 # Topics that only make sense in the instance that raised them.
 LOCAL_ONLY = frozenset({Topic.OUTBOX_QUEUED}) | LOCAL_TOPICS
 BACKOFF_START = 0.05
+# How long stop() waits for its tasks and connections: a shutdown must not hang on a connection that never
+# finishes closing (a test waited 540 s in stop() once, its own timeout swallowed by the wait for a task).
+STOP_SECONDS = 5.0
 
 
 class _Side:
@@ -112,11 +115,13 @@ class RedisEventBridge:
             self.bus.forwarders.remove(self.forward)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:  # asyncio.wait: the caller's own cancellation still goes through
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_SECONDS)
+            if pending:
+                log.warning("redis bridge: %d task(s) still running %.0f s after stop", len(pending), STOP_SECONDS)
         with contextlib.suppress(Exception):
-            await self.redis.aclose()
+            async with asyncio.timeout(STOP_SECONDS):
+                await self.redis.aclose()
 
     def health(self) -> dict[str, Any]:
         return {"state": self.state, "publisher": self.publisher.as_dict(), "subscriber": self.subscriber.as_dict(),

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from api import redis_bridge
 from api.redis_bridge import RedisEventBridge
 from core.events import BRIDGE_TOPIC, RESYNC_TOPIC, Event, EventBus
 from tests.redis_helpers import PrivateRedis, TcpProxy
@@ -171,3 +172,28 @@ async def test_a_killed_redis_comes_back_without_a_restart(private_redis: Privat
             assert bridge.reconnects == 1
     finally:
         await bridge.stop()
+
+
+async def test_stop_does_not_hang_on_a_task_that_will_not_end(monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A task that swallows its cancellation (once seen: 540 s in stop()) costs stop() STOP_SECONDS, not ever."""
+    monkeypatch.setattr(redis_bridge, "STOP_SECONDS", 0.2)
+    bridge = RedisEventBridge(EventBus(), "redis://127.0.0.1:1/0", channel="t")
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                continue
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)  # inside its sleep, where a cancellation is caught
+    bridge._tasks = [task]
+    async with asyncio.timeout(10):
+        await bridge.stop()
+    assert not task.done() and "still running" in caplog.text
+    release.set()
+    task.cancel()
+    await task
