@@ -42,8 +42,10 @@ class EmailChannel:
 
     def _refresh_health(self) -> None:
         states = [w.health.state for w in self.workers.values()]
-        if not states:
-            self.health.state = "connected" if self._running else "stopped"
+        if not self._running:  # stopped: a reader's late word (its connection closing) must not say "starting"
+            self.health.state = "stopped"
+        elif not states:
+            self.health.state = "connected"
         elif all(s == "connected" for s in states):
             self.health.state = "connected"
         elif all(s in ("connected", "standby") for s in states):

@@ -68,10 +68,14 @@ async def test_a_mailbox_added_in_the_browser_receives_mail_without_a_restart_an
     assert isinstance(adapter, EmailChannel)
     r = await client.post(f"/console/admin/channels/{config_id}/switch", data={"csrf_token": csrf_of(page.text)})
     assert r.status_code == 303
-    await wait_for(lambda: state.channels.get("email") is None, what="the e-mail channel gone")
     worker = adapter.workers[user]
-    job = state.jobs.get(worker.job_name)
-    assert adapter.health.state == "stopped" and worker.stopping and job is not None and job.state == "stopped"
+
+    def stopped() -> bool:
+        job = state.jobs.get(worker.job_name)
+        return state.channels.get("email") is None and adapter.health.state == "stopped" and worker.stopping \
+            and job is not None and job.state == "stopped"
+
+    await wait_for(stopped, what="the e-mail channel gone and its reader stopped")
     await dovecot.append(user, mail("second@customer.example", "Still down"))
     r = await client.post(f"/console/admin/channels/{config_id}/switch",
                           data={"csrf_token": csrf_of(page.text), "enabled": "on"})
