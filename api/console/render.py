@@ -107,7 +107,7 @@ def dt_filter(context: Context, value: datetime | str | None) -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     human: Any = context["human"]
     return str(human(value))
 

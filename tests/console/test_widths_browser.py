@@ -1,7 +1,8 @@
 """Every width and language of issue 16's "Done when" in one pass: 1440 px and a 390x844 phone, English and
 Russian, a supervisor's day through the pages (inbox with tags, a ticket tagged from its panel, the tag list, the
-board, reports) and the customer's widget (closed and open) on the demo page. Nothing sticks out of the screen, the
-texts are the language's, and each combination leaves screenshots (docs/screenshots by `make screenshots`).
+board, reports) and the customer's widget (closed and open) on the demo page; then 768 and 1920 px for overflow.
+Nothing sticks out of the screen, the texts are the language's, and each combination leaves screenshots
+(docs/screenshots by `make screenshots`).
 
 One server and one browser; each combination is a new browser context. SQLite only: layout does not depend on the
 database (the flows themselves are tested on both in the HTTP tests)."""
@@ -94,4 +95,21 @@ async def test_each_width_and_language(browser: Any, live_server: LiveServer, pe
                 assert panel["x"] + panel["width"] <= DESKTOP["width"] and panel["width"] < DESKTOP["width"] / 2
             await shot(page, tmp_path, f"webchat-{where}")
             await context.close()
+
+    # The widths between and beyond (a tablet, a wide monitor): the same pages, nothing sticking out.
+    for viewport in ({"width": 768, "height": 1024}, {"width": 1920, "height": 1080}):
+        context = await browser.new_context(base_url=live_server.url, viewport=viewport, locale="ru-RU")
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: errors.append(exc))
+        await page.goto("/console/login")
+        await page.fill("#email", "super@test.example")
+        await page.fill("#password", "password-123")
+        await page.press("#password", "Enter")
+        await page.wait_for_url("**/console/inbox")
+        for url in ("/console/inbox", f"/console/tickets/{number}", "/console/admin/tags", "/console/board",
+                    "/console/reports", "/demo"):
+            response = await page.goto(url)
+            assert response is not None and response.status == 200, url
+            assert await overflow(page) <= 0, (viewport["width"], url)
+        await context.close()
     assert errors == []
