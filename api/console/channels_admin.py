@@ -22,7 +22,7 @@ from api.deps import DbSession, IdPath, State
 from api.routers.channel_setup import box_of, context_of
 from channels.email.settings import SmtpSettings
 from channels.setup import service
-from channels.setup.kinds import KINDS, Kind, flatten, with_secrets
+from channels.setup.kinds import KINDS, Kind, flatten, put_path, with_secrets
 from channels.setup.probe import probe
 from channels.setup.schemas import ChannelConfigCreate, ChannelConfigUpdate, ProbeRead
 from core.channel_configs.models import ChannelConfig
@@ -39,17 +39,6 @@ def _kind(name: str) -> Kind:
     if kind is None:
         raise NotFoundError(f"no channel kind {name!r}")
     return kind
-
-
-def _put(data: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {}
-        node = child
-    node[parts[-1]] = value
 
 
 def _form_values(kind: Kind, form: FormData) -> dict[str, str | bool]:
@@ -72,7 +61,7 @@ def _settings_of(kind: Kind, values: dict[str, str | bool], base: dict[str, Any]
             parsed = bool(value)
         else:
             parsed = value if value != "" else None
-        _put(settings, f.path, parsed)
+        put_path(settings, f.path, parsed, create=True)
     if not kind.single:
         smtp = settings.get("smtp")
         if isinstance(smtp, dict):

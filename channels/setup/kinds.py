@@ -113,7 +113,8 @@ KINDS: dict[str, Kind] = {name: Kind(name, model, single, _FORMS[name], secret_p
 # --- secrets in and out of a settings dict -------------------------------------------------------------------
 
 
-def _get(data: dict[str, Any], path: str) -> Any:
+def get_path(data: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path of nested settings (`smtp.password`), None where a section or key is absent."""
     node: Any = data
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -122,13 +123,17 @@ def _get(data: dict[str, Any], path: str) -> Any:
     return node
 
 
-def _set(data: dict[str, Any], path: str, value: Any) -> None:
+def put_path(data: dict[str, Any], path: str, value: Any, *, create: bool) -> None:
+    """Set the value at a dotted path; a missing section is made when `create`, else nothing is set (an SMTP server
+    not given has no password to put)."""
     parts = path.split(".")
     node = data
     for part in parts[:-1]:
         child = node.get(part)
         if not isinstance(child, dict):
-            return  # the section is absent (an SMTP server not given): nothing to put the secret in
+            if not create:
+                return
+            child = node[part] = {}
         node = child
     node[parts[-1]] = value
 
@@ -138,12 +143,12 @@ def split_secrets(kind: Kind, model: BaseModel) -> tuple[dict[str, Any], dict[st
     plain = model.model_dump(mode="json")
     secrets: dict[str, str] = {}
     for path in kind.secret_paths:
-        value = _get(plain, path)
+        value = get_path(plain, path)
         raw = _resolve(model, path)
         if isinstance(raw, SecretStr):
             secrets[path] = raw.get_secret_value()
         if value is not None:
-            _set(plain, path, None)
+            put_path(plain, path, None, create=False)
     if kind.single:
         plain.pop("enabled", None)
     return plain, secrets
@@ -162,7 +167,7 @@ def with_secrets(settings: dict[str, Any], secrets: dict[str, str]) -> dict[str,
     """The settings with the secrets put back (a copy)."""
     data = copy.deepcopy(settings)
     for path, value in secrets.items():
-        _set(data, path, value)
+        put_path(data, path, value, create=False)
     return data
 
 

@@ -11,7 +11,17 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.config import ChannelsSettings
-from channels.setup.kinds import KINDS, Kind, RowValue, env_owns, flatten, split_secrets, with_secrets
+from channels.setup.kinds import (
+    KINDS,
+    Kind,
+    RowValue,
+    env_owns,
+    flatten,
+    get_path,
+    put_path,
+    split_secrets,
+    with_secrets,
+)
 from channels.setup.schemas import ChannelConfigCreate, ChannelConfigRead, ChannelConfigUpdate
 from core import settings_cache
 from core.audit import service as audit
@@ -146,13 +156,13 @@ async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdat
     kept = {p: v for p, v in stored.items() if p not in body.clear_secrets}
     merged = with_secrets(given, {})
     for path, value in kept.items():
-        current = _value(merged, path)
+        current = get_path(merged, path)
         if current in (None, ""):
             _put(merged, path, value)
     for path in body.clear_secrets:
         _put(merged, path, None)
     for path in kind.secret_paths:  # an empty secret typed in means "not given"
-        if _value(merged, path) == "":
+        if get_path(merged, path) == "":
             _put(merged, path, None)
     model = validate(kind, name, enabled, merged)
     await _check_free(session, env, kind, name, own_id=row.id)
@@ -181,26 +191,8 @@ async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdat
     return row
 
 
-def _value(data: dict[str, Any], path: str) -> Any:
-    node: Any = data
-    for part in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
-
-
 def _put(data: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            if value is None:
-                return
-            child = node[part] = {}
-        node = child
-    node[parts[-1]] = value
+    put_path(data, path, value, create=value is not None)
 
 
 async def delete(session: AsyncSession, config_id: int, actor: User) -> None:
