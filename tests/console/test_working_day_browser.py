@@ -17,6 +17,7 @@ from core.users import service as users
 from tests.conftest import REST_HEADERS, rest_message
 from tests.console.conftest import LiveServer, People
 from tests.support.browser import needs_chromium, shot
+from tests.support.waiting import wait_for
 
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -203,8 +204,9 @@ async def test_console_working_day(browser: Any, live_server: LiveServer, people
     assert await overflow(page) <= 0
     assert await page.locator("form.filters").is_hidden()
     assert await page.locator("table.inbox-table thead").is_hidden()
-    card = await page.locator("tr[data-ticket]").first.bounding_box()
-    assert card is not None and card["width"] <= PHONE["width"] and card["height"] > 60
+    # (Waited for: a live refresh may replace the rows between finding a card and measuring it.)
+    card = await wait_for(lambda: page.locator("tr[data-ticket]").first.bounding_box(), what="an inbox card's box")
+    assert card["width"] <= PHONE["width"] and card["height"] > 60
     await shot(page, tmp_path, "console-inbox-phone")
     # Bulk: tick both, reassign to the agent; the ticks survive a live refresh in between.
     for number in (first, second):
