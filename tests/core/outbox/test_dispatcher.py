@@ -384,10 +384,13 @@ class CountingChannel(FlakyChannel):
         self.unrecorded_at_send: list[int] = []
 
     async def send(self, envelope: OutboundEnvelope) -> str | None:
+        # The sends out before this one, taken before the read: sends that start while the read waits (a slot freed
+        # by a commit the read did not see yet) would otherwise count against a stale picture (seen once under load).
+        out = set(self.calls) | {envelope.outbox_id}
         async with self.sessionmaker() as s:
             recorded = set((await s.scalars(select(OutboxMessage.id).where(
                 OutboxMessage.status == OutboxStatus.sent))).all())
-        self.unrecorded_at_send.append(len((set(self.calls) | {envelope.outbox_id}) - recorded))
+        self.unrecorded_at_send.append(len(out - recorded))
         return await super().send(envelope)
 
 
