@@ -244,10 +244,8 @@ async def test_a_reply_in_parts_shows_its_least_advanced_part(
         await wait_for(lambda: len(graph.sent) == 4, "three parts sent")
         first, second, third = (b["_id"] for b in graph.sent[1:])
 
-        async def row() -> OutboxMessage:
-            async with sessionmaker() as session:
-                return (await session.scalars(select(OutboxMessage).where(
-                    OutboxMessage.message_id == r.json()["id"]))).one()
+        def row() -> Any:
+            return outbox_row(sessionmaker, r.json()["id"])
 
         sent = await wait_for(lambda: _sent(row), "the reply is recorded as sent")
         assert sent.provider_message_id == first
@@ -266,6 +264,12 @@ async def test_a_reply_in_parts_shows_its_least_advanced_part(
         assert (await row()).payload["delivery"]["state"] == "read"
         assert (await post(client, status(second, "delivered", WA))).text == "ok"  # late: no step back
         assert (await row()).payload["delivery"]["state"] == "read"
+
+
+async def outbox_row(sessionmaker: async_sessionmaker[AsyncSession], message_id: int) -> OutboxMessage:
+    """The outbox row of a reply, read afresh."""
+    async with sessionmaker() as session:
+        return (await session.scalars(select(OutboxMessage).where(OutboxMessage.message_id == message_id))).one()
 
 
 async def _sent(row: Any) -> OutboxMessage | None:
@@ -288,10 +292,8 @@ async def test_a_failed_part_fails_the_message(
         await wait_for(lambda: len(graph.sent) == 3, "two parts sent")
         first, second = (b["_id"] for b in graph.sent[1:])
 
-        async def row() -> OutboxMessage:
-            async with sessionmaker() as session:
-                return (await session.scalars(select(OutboxMessage).where(
-                    OutboxMessage.message_id == r.json()["id"]))).one()
+        def row() -> Any:
+            return outbox_row(sessionmaker, r.json()["id"])
 
         await wait_for(lambda: _sent(row), "the reply is recorded as sent")
         for state in order:
