@@ -59,6 +59,7 @@ from channels.email.staff import SmtpStaffMailer
 from channels.registry import FACTORIES
 from channels.setup import service as channel_setup
 from channels.setup.reconcile import ChannelReconciler
+from channels.whatsapp.adapter import retire_tasks as whatsapp_retire_tasks
 from core.apikeys.service import KeyCheck
 from core.assignment.job import AssignmentRunner
 from core.attachments.backends import open_backend
@@ -234,10 +235,7 @@ def create_app(
             summary = WeeklySummary(settings.summary.with_zone(settings.core.kpi_time_zone), mailer,
                                     mailer.message_id_domain(), jobs_clock, runner_id=instance_id)
             summary.register(state.task_handlers)
-            for adapter in registry:  # channels with scheduled work (WhatsApp's template list)
-                register_tasks = getattr(adapter, "register_tasks", None)
-                if register_tasks is not None:
-                    register_tasks(state.task_handlers, jobs_clock)
+            whatsapp_retire_tasks(state.task_handlers)  # the template list's old due tasks, completed
             jobs.start(summary.job(sessionmaker))
             state.due_tasks = DueTaskRunner(sessionmaker, state.task_handlers, clock=jobs_clock, bus=bus,
                                             runner_id=instance_id)

@@ -7,7 +7,7 @@ import logging
 import httpx
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import Agent, DbSession, State, app_state
+from api.deps import Agent, DbSession, app_state
 from api.openapi import NOT_FOUND, error
 from channels.whatsapp.adapter import CHANNEL, GraphApiError, Refused, WhatsappChannel
 from core.errors import NotFoundError, PermissionDeniedError, ServiceUnavailableError
@@ -69,11 +69,9 @@ async def templates(session: DbSession, _user: Agent) -> list[TemplateRead]:
 
 @router.post("/templates/refresh", response_model=TemplateRefreshed, responses={
     **NOT_FOUND, 503: error("The Graph API could not be asked (the reason is given)")})
-async def refresh_templates(session: DbSession, state: State, _user: Agent) -> TemplateRefreshed:
+async def refresh_templates(request: Request, session: DbSession, _user: Agent) -> TemplateRefreshed:
     """Read the business account's templates now (one was just approved) rather than at the next scheduled read."""
-    adapter = state.channels.get(WhatsappChannel.kind)
-    if not isinstance(adapter, WhatsappChannel):
-        raise NotFoundError("the WhatsApp channel is not enabled")
+    adapter = _adapter(request)
     if adapter.settings.waba_id is None:
         raise NotFoundError("no WhatsApp Business Account id (waba_id) is configured")
     try:

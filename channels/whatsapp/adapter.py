@@ -15,8 +15,9 @@ Decisions (see also ARCHITECTURE.md and the WhatsApp records of docs/decisions.m
   `provider_message_id`) as `payload["delivery"]`: the highest state reached, or `failed` with Meta's reason.
   A message sent in parts records each part's id in `outbox_parts`; the row then shows its least advanced part.
 - Templates: the business account's list (`GET /<WABA id>/message_templates`) is cached in `provider_templates`,
-  read on the due-task runner every `templates_refresh_seconds` and on demand; a reply carrying `template` is sent as
-  `type: template` (body parameters only), its refusals (paused, unknown, parameter count...) final, in words.
+  read by the adapter's job every `templates_refresh_seconds` (under a lease: one instance reads) and on demand,
+  the Graph API never inside a database transaction; a reply carrying `template` is sent as `type: template` (body
+  parameters only), its refusals (paused, unknown, parameter count...) final, in words.
 - Typing: the Cloud API shows "typing…" only while marking a received message read, so `send_typing` marks the
   customer's latest message read with the indicator, at most once per `typing_seconds` per number.
 - Outbound: HTTP 429, 5xx, 401/403 and the throughput errors (4, 80007, 130429, 131048, 131056) are retried by
@@ -33,7 +34,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -47,20 +47,18 @@ from channels.base import ChannelContext, ChannelHealth, PermanentSendError, Rec
 from channels.telegram.adapter import split_text
 from channels.whatsapp.settings import WhatsappChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
-from core.clock import Clock
 from core.csat.service import survey_score
 from core.customers.models import ChannelIdentity
 from core.db.outage import is_database_outage
 from core.errors import NotFoundError
 from core.i18n import translator
 from core.ingest.schemas import AttachmentInfo, InboundMessage, SenderInfo
-from core.jobs import Backoff, Job, JobContext
-from core.jobs import service as tasks
-from core.jobs.models import TaskState
+from core.jobs import Backoff, Every, Job, JobContext
 from core.jobs.tasks import DueTask, TaskHandlers
 from core.outbox.models import OutboxMessage, OutboxPart
 from core.outbox.schemas import OutboundEnvelope, QuickReply
 from core.provider_templates import repository as template_repository
+from core.provider_templates.service import template_row
 from core.tickets.models import Direction, Message, Ticket
 
 log = logging.getLogger(__name__)
@@ -80,10 +78,10 @@ WINDOW_CLOSED = 131047  # "Re-engagement message": more than 24 hours since the 
 DELIVERY_RANK = {"sent": 1, "delivered": 2, "read": 3}
 STATUSES = frozenset({*DELIVERY_RANK, "failed"})
 MEDIA_TYPES = frozenset({"image", "document", "audio", "video", "sticker"})
-TEMPLATES_TASK = "whatsapp.templates"
+TEMPLATES_JOB = "whatsapp:templates"
+RETIRED_TEMPLATES_TASK = "whatsapp.templates"  # the due-task kind the list was once read on (see retire_tasks)
 TEMPLATE_PAGES = 50  # at most 50 pages of 100 templates are read (a business account has up to 6,000)
 TEMPLATE_RETRY_SECONDS = 300.0  # a failed refresh is tried again this soon
-PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 # Template errors in words: the send is final, and the agent reads why.
 TEMPLATE_ERRORS = {
     132000: "the number of parameters does not match the template",
@@ -160,43 +158,6 @@ def _timestamp(value: Any) -> datetime | None:
     return None
 
 
-def template_row(item: Any) -> dict[str, Any] | None:
-    """One template of `GET /<WABA id>/message_templates` as a `provider_templates` row; None for an item that is
-    not a template object. A template whose header or buttons take parameters, or whose parameters are named or
-    not numbered 1..n, is kept as not supported, with the reason."""
-    if not isinstance(item, dict):
-        return None
-    name, language, status = item.get("name"), item.get("language"), item.get("status")
-    if not (isinstance(name, str) and 0 < len(name) <= 512 and isinstance(language, str) and 0 < len(language) <= 16
-            and isinstance(status, str) and 0 < len(status) <= 32):
-        return None
-    category = item.get("category") if isinstance(item.get("category"), str) else None
-    given = item.get("components")
-    components: list[Any] = given if isinstance(given, list) else []
-    body, reason = "", None
-    for component in components:
-        if not isinstance(component, dict):
-            continue
-        kind, text = str(component.get("type", "")).upper(), component.get("text")
-        if kind == "BODY" and isinstance(text, str):
-            body = text
-        elif kind == "HEADER" and (str(component.get("format", "TEXT")).upper() != "TEXT" or
-                                   (isinstance(text, str) and "{{" in text)):
-            reason = "its header takes a parameter or a file"
-        elif kind == "BUTTONS" and "{{" in json.dumps(component.get("buttons", [])):
-            reason = "a button takes a parameter"
-    found = PLACEHOLDER.findall(body)
-    numbers = sorted({int(p) for p in found if p.isdigit()})
-    if any(not p.isdigit() for p in found):
-        reason = reason or "its parameters are named"
-    elif numbers != list(range(1, len(numbers) + 1)):
-        reason = reason or "its parameters are not numbered 1 to n"
-    if not body:
-        reason = reason or "it has no body text"
-    return {"name": name, "language": language, "status": status.upper(), "category": category and category[:32],
-            "body": body, "param_count": len(numbers), "supported": reason is None, "reason": reason}
-
-
 def _advances(current: Any, new: dict[str, Any]) -> bool:
     """Whether a status moves a delivery on: failed is final, otherwise only a further state counts."""
     current_state = current.get("state") if isinstance(current, dict) else None
@@ -222,7 +183,7 @@ class WhatsappChannel:
         self.ready = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
         self._recent = RecentIds()  # message ids already handled (fast path)
-        self._task_clock: Clock = ctx.clock  # the due-task runner's clock (register_tasks)
+        self._templates_read = False  # this adapter read the template list once (the first read is never skipped)
         self._typing_at: dict[str, float] = {}  # wa_id -> when its typing indicator was last sent
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -244,9 +205,16 @@ class WhatsappChannel:
             timeout=self.settings.request_timeout_seconds, follow_redirects=False)
         self.ctx.jobs.start(Job(CONNECT_JOB, body=self._connect, backoff=Backoff(
             initial=0.5, maximum=max(0.5, self.settings.retry_backoff_max_seconds))))
+        if self.settings.waba_id is not None:
+            every = self.settings.templates_refresh_seconds
+            retry = min(every, TEMPLATE_RETRY_SECONDS)
+            self.ctx.jobs.start(Job(
+                TEMPLATES_JOB, tick=self._templates_tick, schedule=Every(every),
+                lease=f"{TEMPLATES_JOB}:{self.settings.waba_id}", standby_seconds=retry,
+                backoff=Backoff(initial=min(60.0, retry), maximum=retry)))
 
     async def stop(self) -> None:
-        await self.ctx.jobs.stop([CONNECT_JOB])
+        await self.ctx.jobs.stop([CONNECT_JOB, TEMPLATES_JOB])
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.aclose()
@@ -264,8 +232,6 @@ class WhatsappChannel:
             raise
         if isinstance(number.get("display_phone_number"), str):
             self.health.details["display_phone_number"] = number["display_phone_number"]
-        if self.settings.waba_id is not None:
-            await self.arm_templates()
         self.ready.set()
         self.health.ok()
 
@@ -599,21 +565,6 @@ class WhatsappChannel:
 
     # -- approved templates ----------------------------------------------------------------------------
 
-    def register_tasks(self, handlers: TaskHandlers, clock: Clock) -> None:
-        """The templates' refresh runs on the one due-task runner (one instance reads them, on its clock)."""
-        self._task_clock = clock
-        handlers.register(TEMPLATES_TASK, self._refresh_task, max_attempts=3)
-
-    async def arm_templates(self) -> None:
-        """A refresh due now unless one is pending (a task that failed for good is armed again)."""
-        key = str(self.settings.waba_id)
-        async with self.ctx.sessionmaker() as session, session.begin():
-            task = await tasks.get(session, TEMPLATES_TASK, key)
-            if task is None:
-                await tasks.schedule(session, TEMPLATES_TASK, key, self._task_clock.now())
-            elif task.state != TaskState.pending:
-                await tasks.reschedule(session, TEMPLATES_TASK, key, self._task_clock.now())
-
     async def fetch_templates(self) -> list[dict[str, Any]]:
         """The business account's templates as rows, every page (GraphApiError, transport errors raise)."""
         if self.settings.waba_id is None:
@@ -643,32 +594,39 @@ class WhatsappChannel:
             self.health.details["templates_skipped"] = skipped
         return list(rows.values())
 
-    async def refresh_templates(self, session: AsyncSession) -> int:
-        """Read the templates now (the console's button) into `session` (the request's unit of work); returns how
-        many there are."""
+    async def refresh_templates(self, session: AsyncSession | None = None) -> int:
+        """Read the templates now and store them; returns how many there are. A failed read keeps the old list and
+        raises. The console's button passes its request's unit of work; the job passes none and stores them in one
+        short transaction opened after the Graph API answered."""
         try:
             rows = await self.fetch_templates()
         except (GraphApiError, httpx.HTTPError) as exc:
             self.health.details["templates_error"] = str(exc)[:200]
             raise
-        await template_repository.replace_all(session, CHANNEL, rows, self._task_clock.now())
+        now = self.ctx.jobs.clock.now()
+        if session is not None:
+            await template_repository.replace_all(session, CHANNEL, rows, now)
+        else:
+            async with self.ctx.sessionmaker() as own, own.begin():
+                await template_repository.replace_all(own, CHANNEL, rows, now)
         self.health.details.pop("templates_error", None)
+        self._templates_read = True
         return len(rows)
 
-    async def _refresh_task(self, session: AsyncSession, task: DueTask) -> None:
-        """The scheduled refresh: read the list, arm the next one (sooner after a failure, kept the old list)."""
-        interval = self.settings.templates_refresh_seconds
+    async def _templates_tick(self, ctx: JobContext) -> None:
+        """Every `templates_refresh_seconds` under the WABA's lease: one instance reads at a time, and a list another
+        instance (or the button) stored less than an interval ago is not read again. A failure is retried by the
+        job's backoff, sooner than the next interval."""
+        if self._templates_read:
+            async with self.ctx.sessionmaker() as session:
+                last = await template_repository.fetched_at(session, CHANNEL)
+            if last is not None and ctx.clock.now() - last < timedelta(seconds=self.settings.templates_refresh_seconds):
+                return
         try:
-            rows = await self.fetch_templates()
+            await self.refresh_templates()
         except (GraphApiError, httpx.HTTPError) as exc:
-            self.health.details["templates_error"] = str(exc)[:200]
             log.warning("whatsapp templates not refreshed", extra={"error": str(exc)[:200]})
-            interval = min(interval, TEMPLATE_RETRY_SECONDS)
-        else:
-            await template_repository.replace_all(session, CHANNEL, rows, self._task_clock.now())
-            self.health.details.pop("templates_error", None)
-        await tasks.reschedule(session, TEMPLATES_TASK, task.key,
-                               self._task_clock.now() + timedelta(seconds=interval))
+            raise
 
     # -- outbound --------------------------------------------------------------------------------------
 
@@ -814,3 +772,13 @@ class WhatsappChannel:
                     f"outside the 24-hour customer service window: only an approved template may be sent ({exc})")
             return PermanentSendError(f"WhatsApp refused: {exc}")
         return exc
+
+
+async def _retired_templates_task(_session: AsyncSession, _task: DueTask) -> None:
+    """A `whatsapp.templates` task queued before the list was read by the adapter's job: done, never armed again."""
+
+
+def retire_tasks(handlers: TaskHandlers) -> None:
+    """Complete the due tasks of kinds this channel no longer uses (without a handler each would fail once, after
+    rolling its batch back); registered whether or not the channel is enabled."""
+    handlers.register(RETIRED_TEMPLATES_TASK, _retired_templates_task, max_attempts=1)

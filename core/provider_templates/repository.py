@@ -20,11 +20,11 @@ async def replace_all(session: AsyncSession, channel: str, rows: Sequence[dict[s
                                                           for row in rows])
 
 
-async def list_for(session: AsyncSession, channel: str, *, usable_only: bool) -> Sequence[ProviderTemplate]:
-    stmt = select(ProviderTemplate).where(ProviderTemplate.channel == channel)
-    if usable_only:
-        stmt = stmt.where(ProviderTemplate.status == "APPROVED", ProviderTemplate.supported.is_(True))
-    return (await session.scalars(stmt.order_by(ProviderTemplate.name, ProviderTemplate.language))).all()
+async def list_usable(session: AsyncSession, channel: str) -> Sequence[ProviderTemplate]:
+    """The channel's approved templates this system can fill, by name."""
+    return (await session.scalars(select(ProviderTemplate).where(
+        ProviderTemplate.channel == channel, ProviderTemplate.status == "APPROVED",
+        ProviderTemplate.supported.is_(True)).order_by(ProviderTemplate.name, ProviderTemplate.language))).all()
 
 
 async def get(session: AsyncSession, channel: str, name: str, language: str) -> ProviderTemplate | None:

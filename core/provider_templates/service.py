@@ -6,6 +6,7 @@ The templates are listed by the channel (WhatsApp: `GET /<WABA id>/message_templ
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -22,15 +23,80 @@ from core.users.models import User
 TEMPLATE_CHANNELS = frozenset({"whatsapp"})
 MAX_PARAM = 1024  # WhatsApp's body is at most 1,024 characters filled
 MAX_BODY = 1024
-PLACEHOLDER = re.compile(r"\{\{\s*(\d{1,2})\s*\}\}")
+MAX_PARAMS = 100  # TemplateReplyCreate takes at most 100 parameters
+# The one placeholder grammar: `{{ anything }}`; a parameter is one whose inside is ASCII digits ("²" and "١" are
+# digits to str.isdigit, not to int()).
+PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+NUMBER = re.compile(r"[0-9]{1,3}")
 # WhatsApp refuses a parameter with a line break, a tab or more than four spaces in a row (error 132018).
 BAD_PARAM = re.compile(r"[\n\r\t]| {5,}")
 
 
+def _number(inside: str) -> int | None:
+    return int(inside) if NUMBER.fullmatch(inside) else None
+
+
 def render(body: str, params: Sequence[str]) -> str:
     """The body with {{n}} replaced by the n-th parameter (1-based)."""
-    return PLACEHOLDER.sub(lambda m: params[int(m.group(1)) - 1] if 0 < int(m.group(1)) <= len(params)
-                           else m.group(0), body)
+
+    def fill(match: re.Match[str]) -> str:
+        number = _number(match.group(1))
+        return params[number - 1] if number is not None and 0 < number <= len(params) else match.group(0)
+
+    return PLACEHOLDER.sub(fill, body)
+
+
+def _unsupported_reason(components: list[Any], body: str) -> tuple[str | None, int]:
+    """Why a template cannot be filled from here (None when it can), and its number of body parameters."""
+    reason = None
+    for component in components:
+        if not isinstance(component, dict):
+            continue
+        kind, text = str(component.get("type", "")).upper(), component.get("text")
+        if kind == "HEADER" and (str(component.get("format", "TEXT")).upper() != "TEXT" or
+                                 (isinstance(text, str) and "{{" in text)):
+            reason = reason or "its header takes a parameter or a file"
+        elif kind == "BUTTONS" and "{{" in json.dumps(component.get("buttons", []), ensure_ascii=False):
+            reason = reason or "a button takes a parameter"
+    found = [_number(inside) for inside in PLACEHOLDER.findall(body)]
+    numbers = sorted({n for n in found if n is not None})
+    if any(n is None for n in found):
+        reason = reason or "its parameters are named"
+    elif numbers != list(range(1, len(numbers) + 1)):
+        reason = reason or "its parameters are not numbered 1 to n"
+    elif len(numbers) > MAX_PARAMS:
+        reason = reason or f"it takes more than {MAX_PARAMS} parameters"
+    if not body:
+        reason = reason or "it has no body text"
+    elif len(body) > MAX_BODY:
+        reason = reason or f"its body is over {MAX_BODY} characters"
+    return reason, len(numbers)
+
+
+def template_row(item: Any) -> dict[str, Any] | None:
+    """One item of a provider's template list (WhatsApp's `message_templates`) as a `provider_templates` row; None
+    for an item without a name, a language and a status (nothing to key it by). Never raises: a template whose
+    header or buttons take parameters, whose parameters are named or not numbered 1..n, or that cannot be read is
+    kept as not supported, with the reason."""
+    if not isinstance(item, dict):
+        return None
+    name, language, status = item.get("name"), item.get("language"), item.get("status")
+    if not (isinstance(name, str) and 0 < len(name) <= 512 and isinstance(language, str) and 0 < len(language) <= 16
+            and isinstance(status, str) and 0 < len(status) <= 32):
+        return None
+    category = item.get("category")
+    given = item.get("components")
+    components: list[Any] = given if isinstance(given, list) else []
+    body = next((c["text"] for c in components if isinstance(c, dict) and str(c.get("type", "")).upper() == "BODY"
+                 and isinstance(c.get("text"), str)), "")
+    try:
+        reason, count = _unsupported_reason(components, body)
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. a button list nested too deep to serialise
+        reason, count = f"it could not be read: {type(exc).__name__}", 0
+    return {"name": name, "language": language, "status": status.upper()[:32],
+            "category": category[:32] if isinstance(category, str) else None, "body": body[:MAX_BODY * 4],
+            "param_count": count, "supported": reason is None,
+            "reason": reason and reason[:200]}
 
 
 def check_params(template: ProviderTemplate, params: Sequence[str]) -> str:
@@ -60,7 +126,7 @@ def check_params(template: ProviderTemplate, params: Sequence[str]) -> str:
 
 async def usable(session: AsyncSession, channel: str) -> Sequence[ProviderTemplate]:
     """The templates an agent may send on `channel` (approved, fillable), by name."""
-    return await repository.list_for(session, channel, usable_only=True)
+    return await repository.list_usable(session, channel)
 
 
 async def reply(session: AsyncSession, ticket: Ticket, actor: User, name: str, language: str,

@@ -13,11 +13,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from channels.whatsapp.adapter import TEMPLATES_TASK, template_row
+from channels.whatsapp.adapter import CHANNEL, RETIRED_TEMPLATES_TASK, TEMPLATES_JOB
+from core.clock import ManualClock
+from core.db.base import utcnow
 from core.jobs import service as tasks
 from core.jobs.models import TaskState
 from core.outbox.models import OutboxMessage, OutboxPart
 from core.provider_templates.models import ProviderTemplate
+from core.provider_templates.service import TEMPLATE_CHANNELS, render, template_row
 from core.tickets.models import Ticket
 from core.users.models import Role
 from tests.channels.whatsapp.graphapi import WABA_ID, FakeGraphAPI, status, template, text_message
@@ -52,6 +55,41 @@ def test_template_rows() -> None:
     gap = template_row(template("gap", "A {{1}} and {{3}}"))
     assert gap is not None and gap["supported"] is False and "numbered" in str(gap["reason"])
     assert template_row(catalogue()[6]) is None and template_row("x") is None
+    assert CHANNEL in TEMPLATE_CHANNELS
+
+
+def test_hostile_template_lists_never_raise() -> None:
+    """Odd items are kept as not supported with the reason (or skipped without a key); none stops the read."""
+    odd = {
+        "superscript": "Hi {{²}}",  # "²".isdigit() is True, int("²") raises
+        "arabic_digit": "Hi {{١}}",
+        "spaced": "Hi {{ 1 }} and {{2}}",
+        "too_many": " ".join(f"{{{{{n}}}}}" for n in range(1, 103)),
+        "huge_number": "Hi {{999}}",
+        "long_body": "x" * 5000,
+        "nested": "{{{{1}}}}",
+        "empty": "",
+    }
+    rows = {name: template_row(template(name, body)) for name, body in odd.items()}
+    for name in ("superscript", "arabic_digit"):
+        row = rows[name]
+        assert row is not None and row["supported"] is False and "named" in str(row["reason"]), name
+    spaced = rows["spaced"]
+    assert spaced is not None and (spaced["supported"], spaced["param_count"]) == (True, 2)
+    assert render(spaced["body"], ["A", "B"]) == "Hi A and B" and render("{{²}} {{1}}", ["A"]) == "{{²}} A"
+    for name in ("too_many", "huge_number", "long_body", "empty"):
+        row = rows[name]
+        assert row is not None and row["supported"] is False and row["reason"], name
+    assert len(str(rows["long_body"]["body"])) <= 4096  # type: ignore[index]
+    weird = [{"name": "n", "language": "en", "status": "APPROVED", "category": 7,
+              "components": [None, 5, {"type": ["BODY"]}, {"type": "BODY", "text": {"x": 1}},
+                             {"type": "BUTTONS", "buttons": {"a": "{{1}}"}}, {"type": "HEADER", "format": None}]},
+             {"name": "n2", "language": "en", "status": "APPROVED", "components": "not a list"},
+             {"name": "x" * 600, "language": "en", "status": "APPROVED"}, {"name": "n3", "language": None}, [], None]
+    parsed = [template_row(item) for item in weird]
+    assert [p is not None and p["supported"] for p in parsed] == [False, False, False, False, False, False]
+    first = parsed[0]
+    assert first is not None and first["category"] is None and "button" in str(first["reason"])
 
 
 async def templates_in(sm: async_sessionmaker[AsyncSession]) -> list[tuple[str, str, str, bool]]:
@@ -60,23 +98,31 @@ async def templates_in(sm: async_sessionmaker[AsyncSession]) -> list[tuple[str, 
     return [(t.name, t.language, t.status, t.supported) for t in rows]
 
 
-async def test_templates_are_read_on_the_due_task_runner_and_on_demand(
+async def test_templates_are_read_by_the_adapters_job_and_on_demand(
     db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI
 ) -> None:
     _, token = await make_user(sessionmaker, Role.agent, "wa-templates@test.example")
     auth = {"Authorization": f"Bearer {token}"}
     graph.templates = catalogue()
+    async with sessionmaker() as session, session.begin():
+        await tasks.schedule(session, RETIRED_TEMPLATES_TASK, WABA_ID, utcnow())
     async with running(wa_app(db_url, tmp_path, graph, waba_id=WABA_ID)) as (adapter, client):
-        # Armed when the channel connects, fired by the due-task runner: every page read (2 a page here).
+        # Read by the adapter's job as it starts: every page (2 a page here).
         rows = await wait_for(lambda: templates_in(sessionmaker), "the templates are cached")
         assert [r[0] for r in rows] == ["fresh", "named", "old_promo", "order_ready", "thanks", "with_image"]
         pages = [c for c in graph.calls if c[1].endswith("/message_templates")]
         assert len(pages) == 4 and pages[1][2]["after"] == "2"
         assert adapter.health.details["templates"] == 6 and adapter.health.details["templates_skipped"] == 1
-        async with sessionmaker() as session:
-            task = await tasks.get(session, TEMPLATES_TASK, WABA_ID)
-        assert task is not None and task.state == TaskState.pending  # the next read is armed
-        assert task.due_at - adapter._task_clock.now() > timedelta(minutes=55)
+        job = adapter.ctx.jobs.get(TEMPLATES_JOB)
+        assert job is not None and job.lease == f"{TEMPLATES_JOB}:{WABA_ID}" and job.next_run is not None
+        assert job.next_run - adapter.ctx.jobs.clock.now() > timedelta(minutes=55)  # the next read
+        # A due task of the kind the list was once read on completes without being armed again.
+        async def retired() -> bool:
+            async with sessionmaker() as session:
+                old = await tasks.get(session, RETIRED_TEMPLATES_TASK, WABA_ID)
+            return old is not None and old.state == TaskState.done
+
+        await wait_for(retired, "the old task is done")
 
         listed = (await client.get("/channels/whatsapp/templates", headers=auth)).json()
         assert [(t["name"], t["language"], t["param_count"]) for t in listed] == [
@@ -93,23 +139,44 @@ async def test_templates_are_read_on_the_due_task_runner_and_on_demand(
         assert [r[0] for r in await templates_in(sessionmaker)] == ["order_ready"]  # the old list is kept
 
 
-async def test_a_failed_scheduled_read_keeps_the_list_and_is_tried_again_soon(
+async def test_the_job_retries_a_failed_read_soon_and_skips_a_fresh_list(
     db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, graph: FakeGraphAPI
 ) -> None:
+    _, token = await make_user(sessionmaker, Role.agent, "wa-tpl-clock@test.example")
+    clock = ManualClock()
     graph.templates, graph.templates_error_next = catalogue(), 1
-    async with running(wa_app(db_url, tmp_path, graph, waba_id=WABA_ID)) as (adapter, _client):
-        await wait_for(lambda: "templates_error" in adapter.health.details, "the failed read is in the health")
-        assert "HTTP 500" in adapter.health.details["templates_error"]
+    app = wa_app(db_url, tmp_path, graph, waba_id=WABA_ID, jobs_clock=clock)
+    async with running(app) as (adapter, client):
 
-        async def rearmed() -> Any:
-            async with sessionmaker() as session:
-                task = await tasks.get(session, TEMPLATES_TASK, WABA_ID)
-            later = task is not None and task.due_at > adapter._task_clock.now() + timedelta(minutes=1)
-            return task if later and task is not None and task.state == TaskState.pending else None
+        def pages() -> int:
+            return sum(c[1].endswith("/message_templates") for c in graph.calls)
 
-        task = await wait_for(rearmed, "the next read is armed")
-        assert timedelta(minutes=4) < task.due_at - adapter._task_clock.now() <= timedelta(minutes=5)
-        assert await templates_in(sessionmaker) == []
+        def job() -> Any:
+            health = adapter.ctx.jobs.get(TEMPLATES_JOB)
+            assert health is not None
+            return health
+
+        await wait_for(lambda: job().state == "backing_off", "the failed read backs off")
+        assert "HTTP 500" in adapter.health.details["templates_error"] and await templates_in(sessionmaker) == []
+        assert timedelta(0) < job().next_run - clock.now() <= timedelta(minutes=5)  # sooner than the hour
+        clock.advance(300)
+        await wait_for(lambda: templates_in(sessionmaker), "the retry reads the list")
+        assert "templates_error" not in adapter.health.details and pages() == 4 + 1
+
+        def asleep_for_the_hour() -> bool:
+            return any(3500 < left <= 3600 for left in clock.pending_sleeps())
+
+        # The button stores the list 50 minutes later: the hourly tick finds it fresh and does not read it.
+        await wait_for(asleep_for_the_hour, "the job waits for its hour")
+        clock.advance(3000)
+        r = await client.post("/channels/whatsapp/templates/refresh", headers={"Authorization": f"Bearer {token}"})
+        assert r.json() == {"templates": 6} and pages() == 8 + 1
+        runs = job().runs
+        clock.advance(600)
+        await wait_for(lambda: job().runs > runs and asleep_for_the_hour(), "the hourly tick ran")
+        assert pages() == 8 + 1
+        clock.advance(3600)
+        await wait_for(lambda: pages() == 12 + 1, "the next hour reads it")
 
 
 async def test_a_template_reply_outside_the_window_api_and_console(
@@ -200,6 +267,9 @@ async def test_a_template_reply_outside_the_window_api_and_console(
         # A free-form reply in the closed window still fails as before (decision 208).
         r = await client.post(f"/tickets/{ticket_id}/reply", headers=auth, json={"text": "Hi"})
         assert r.status_code == 201
+        message_id = r.json()["id"]
+        row = await wait_for(failed, "the free-form reply fails for good")
+        assert "24-hour" in (row.last_error or "")
 
 
 async def test_typing_marks_the_latest_message_read_rate_limited(

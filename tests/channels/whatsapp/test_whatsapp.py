@@ -22,6 +22,7 @@ from channels.telegram.settings import TelegramChannelSettings
 from channels.webchat.settings import WebchatChannelSettings
 from channels.whatsapp.adapter import WhatsappChannel, interactive, signature
 from channels.whatsapp.settings import WhatsappChannelSettings
+from core.clock import SYSTEM_CLOCK, Clock
 from core.customers.models import ChannelIdentity, Customer
 from core.outbox.models import OutboxMessage
 from core.outbox.schemas import QuickReply
@@ -54,7 +55,8 @@ async def graph() -> AsyncIterator[FakeGraphAPI]:
         yield api
 
 
-def wa_app(db_url: str, data_dir: Path, api: FakeGraphAPI, **overrides: Any) -> FastAPI:
+def wa_app(db_url: str, data_dir: Path, api: FakeGraphAPI, *, jobs_clock: Clock = SYSTEM_CLOCK,
+           **overrides: Any) -> FastAPI:
     wa = WhatsappChannelSettings(
         enabled=True, access_token=SecretStr(TOKEN), phone_number_id=PHONE_NUMBER_ID,
         app_secret=SecretStr(APP_SECRET), verify_token=SecretStr(VERIFY_TOKEN), api_base_url=api.base_url,
@@ -62,7 +64,8 @@ def wa_app(db_url: str, data_dir: Path, api: FakeGraphAPI, **overrides: Any) -> 
     settings = make_settings(db_url, data_dir=data_dir, channels=ChannelsSettings(
         rest=RestChannelSettings(api_key=SecretStr(REST_KEY)), telegram=TelegramChannelSettings(),
         webchat=WebchatChannelSettings(enabled=False), whatsapp=wa))
-    return create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
+    return create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False,
+                      jobs_clock=jobs_clock)
 
 
 @asynccontextmanager
