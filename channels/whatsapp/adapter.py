@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import ChannelContext, ChannelHealth, PermanentSendError, RecentIds, send_parts
@@ -507,17 +507,22 @@ class WhatsappChannel:
             code = first.get("code")
             title = first.get("title") or first.get("message") or "failed"
             delivery["error"] = f"{code}: {str(title)[:300]}" if isinstance(code, int) else str(title)[:300]
+        # One statement finds the row, by its own id or by one of its parts' (the first part's id is both).
+        in_parts = select(OutboxPart.outbox_id).where(OutboxPart.channel == CHANNEL,
+                                                      OutboxPart.provider_message_id == message_id)
+        own = select(OutboxMessage.id).where(OutboxMessage.provider_message_id == message_id,
+                                             OutboxMessage.channel == CHANNEL)
         async with self.ctx.sessionmaker() as session, session.begin():
-            outbox_id = (await session.scalars(select(OutboxPart.outbox_id).where(
-                OutboxPart.channel == CHANNEL, OutboxPart.provider_message_id == message_id))).first()
-            if outbox_id is not None:
-                await self._part_status(session, outbox_id, message_id, delivery)
-                return
-            row = (await session.scalars(select(OutboxMessage).where(
-                OutboxMessage.provider_message_id == message_id, OutboxMessage.channel == CHANNEL)
-                .with_for_update())).first()
-            if row is None:
+            found = (await session.execute(
+                select(OutboxMessage, OutboxMessage.id.in_(in_parts))
+                .where(OutboxMessage.id.in_(union_all(own, in_parts)))
+                .order_by(OutboxMessage.id).limit(1).with_for_update(of=OutboxMessage))).first()
+            if found is None:
                 return  # a direct answer (no outbox row) or a message sent by another system
+            row, is_part = found
+            if is_part:
+                await self._part_status(session, row, message_id, delivery)
+                return
             current = (row.payload or {}).get("delivery")
             if not _advances(current, delivery):
                 return  # statuses arrive out of order: keep the furthest one
@@ -525,15 +530,11 @@ class WhatsappChannel:
             if state == "failed":
                 row.last_error = f"WhatsApp: delivery failed: {delivery['error']}"[:1000]
 
-    async def _part_status(self, session: AsyncSession, outbox_id: int, message_id: str,
+    async def _part_status(self, session: AsyncSession, row: OutboxMessage, message_id: str,
                            delivery: dict[str, Any]) -> None:
         """A status of one part of a message sent in parts: the part keeps its furthest state, the message shows
         the least advanced part (failed when any part failed; none until every part has a state)."""
-        row = (await session.scalars(select(OutboxMessage).where(OutboxMessage.id == outbox_id)
-                                     .with_for_update())).first()
-        if row is None:
-            return
-        parts = list((await session.scalars(select(OutboxPart).where(OutboxPart.outbox_id == outbox_id)
+        parts = list((await session.scalars(select(OutboxPart).where(OutboxPart.outbox_id == row.id)
                                             .order_by(OutboxPart.part).with_for_update())).all())
         for part in parts:
             if part.provider_message_id == message_id and _advances(
