@@ -721,46 +721,42 @@ class WhatsappChannel:
         if not to.isdigit():
             raise PermanentSendError(f"not a WhatsApp phone number: {to!r}")
         if envelope.template is not None:
-            content = self._template_content(envelope.template)
-
-            async def send_template() -> str:
-                return await self._send_message(to, content)
-
-            return await send_parts([send_template], envelope, self._send_failure)
-        text = envelope.text
-        if envelope.author_kind == "agent" and envelope.author_name:
-            text = f"{envelope.author_name}:\n{text}"  # the business number speaks for everyone
-        replies = envelope.quick_replies
-        chunks = split_text(text, MAX_INTERACTIVE_BODY if replies else MAX_TEXT)
-        label = translator(self.settings.language)("whatsapp.choose")
-        contents = [{"type": "text", "text": {"body": chunk, "preview_url": False}} for chunk in chunks]
-        if replies:
-            contents[-1] = {"type": "interactive", "interactive": interactive(chunks[-1], replies, label)}
+            contents = [self._template_content(envelope.template)]
+        else:
+            text = envelope.text
+            if envelope.author_kind == "agent" and envelope.author_name:
+                text = f"{envelope.author_name}:\n{text}"  # the business number speaks for everyone
+            replies = envelope.quick_replies
+            chunks = split_text(text, MAX_INTERACTIVE_BODY if replies else MAX_TEXT)
+            label = translator(self.settings.language)("whatsapp.choose")
+            contents = [{"type": "text", "text": {"body": chunk, "preview_url": False}} for chunk in chunks]
+            if replies:
+                contents[-1] = {"type": "interactive", "interactive": interactive(chunks[-1], replies, label)}
         senders: list[Callable[[], Awaitable[str]]] = []
         for content in contents:
 
-            async def send_text(content: dict[str, Any] = content) -> str:
+            async def send_content(content: dict[str, Any] = content) -> str:
                 return await self._send_message(to, content)
 
-            senders.append(send_text)
-        for attachment in envelope.attachments:
+            senders.append(send_content)
+        for attachment in envelope.attachments if envelope.template is None else []:
 
             async def send_file(attachment: dict[str, Any] = attachment) -> str:
                 return await self._send_attachment(to, attachment)
 
             senders.append(send_file)
-        if len(senders) == 1:
-            return await send_parts(senders, envelope, self._send_failure)
-        parts: list[Callable[[], Awaitable[str]]] = []
-        for index, sender in enumerate(senders):
+        if len(senders) > 1:  # each part's id is recorded, for its delivery statuses
+            senders = [self._recorded(envelope.outbox_id, index, sender) for index, sender in enumerate(senders)]
+        return await send_parts(senders, envelope, self._send_failure)
 
-            async def send_part(index: int = index, sender: Callable[[], Awaitable[str]] = sender) -> str:
-                message_id = await sender()
-                await self._record_part(envelope.outbox_id, index, message_id)
-                return message_id
+    def _recorded(self, outbox_id: int, index: int, sender: Callable[[], Awaitable[str]]
+                  ) -> Callable[[], Awaitable[str]]:
+        async def send_part() -> str:
+            message_id = await sender()
+            await self._record_part(outbox_id, index, message_id)
+            return message_id
 
-            parts.append(send_part)
-        return await send_parts(parts, envelope, self._send_failure)
+        return send_part
 
     def _send_failure(self, exc: Exception) -> Exception:
         """What a Graph API error means for the outbox: rate limits and outages are retried, refusals are final."""
