@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import hashlib
-import hmac
 import io
 import os
 import pstats
@@ -33,20 +31,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.channels_chat import SECRET, BotApi, bench_app, update, vk_event, wa_event  # noqa: E402
+from bench.channels_chat import SECRET, BotApi, bench_app, update, vk_event, wa_event, wa_headers  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
-
-
-def _wa_headers(body: bytes) -> dict[str, str]:
-    return {"Content-Type": "application/json",
-            "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
-
 
 CHANNELS: dict[str, tuple[str, Callable[[int], bytes], Callable[[bytes], dict[str, str]]]] = {
     "telegram": ("/channels/telegram/webhook", update,
                  lambda _b: {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}),
     "vk": ("/channels/vk/callback", vk_event, lambda _b: {"Content-Type": "application/json"}),
-    "whatsapp": ("/channels/whatsapp/webhook", wa_event, _wa_headers),
+    "whatsapp": ("/channels/whatsapp/webhook", wa_event, wa_headers),
 }
 
 
