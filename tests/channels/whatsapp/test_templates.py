@@ -177,6 +177,8 @@ async def test_the_job_retries_a_failed_read_soon_and_skips_a_fresh_list(
         assert pages() == 8 + 1
         clock.advance(3600)
         await wait_for(lambda: pages() == 12 + 1, "the next hour reads it")
+        await adapter.stop()  # the job is the adapter's: a rebuilt channel (the console's setup) starts its own
+        assert job().state == "stopped" and job().next_run is None
 
 
 async def test_a_template_reply_outside_the_window_api_and_console(
