@@ -306,6 +306,7 @@ async def _inbox_context(session: DbSession, state: State, user: User, view: str
                                  **({"page": page} if searching and page > 1 else {})}),
         "pages": max(1, (found.total + PAGE_SIZE - 1) // PAGE_SIZE),
         "filters": {**form.as_form(), "sort": sort},
+        "tag_keys": flt.tags,  # folded as the filter folds them: the tag options picked
     }
 
 

@@ -58,6 +58,11 @@ async def test_agents_tag_tickets_and_the_inbox_filters_by_tags(
     assert 'selected>urgent-callback' in both.text  # the filter form shows what is picked
     joined = await client.get("/console/inbox", params={"view": "all", "tag": "urgent-callback,Возврат денег"})
     assert inbox_numbers(joined.text) == [a]
+    # Picked as the filter folds names (case, ё, spaces, a space after the comma): re-submitting keeps the filter.
+    folded = (await client.get("/console/inbox", params={"view": "all", "tag": "URGENT-callback,  возврат  денег"})
+              ).text
+    assert inbox_numbers(folded) == [a]
+    assert 'selected>urgent-callback' in folded and 'selected>Возврат денег' in folded
     # With the other filters and the search box.
     assert inbox_numbers((await client.get("/console/inbox", params={
         "view": "all", "tag": "Возврат денег", "q": "black", "assignee": "unassigned"})).text) in ([a, b], [b, a])
