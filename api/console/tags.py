@@ -25,7 +25,8 @@ ADMIN_URL = "/console/admin/tags"
 @router.post("/tickets/{ref}/tags", dependencies=[CsrfChecked])
 async def tag_ticket(ref: str, session: DbSession, user: ConsoleUser, name: Annotated[str, Form()] = "") -> Response:
     ticket = await ticket_service.get(session, ticket_id_of(ref), lock=True)
-    tag = await tags.add_to_ticket(session, ticket, name, user)  # a bad name: 422 with the reason
+    tag = await tags.ensure_tag(session, name, user)  # a bad name: 422 with the reason
+    await tags.add_to_ticket(session, ticket, tag, user)
     return redirect(ticket_url(ticket) + "#tags-h", translator(user.language)("tags.added", name=tag.name))
 
 

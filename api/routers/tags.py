@@ -54,7 +54,9 @@ async def ticket_tags(ticket_ref: str, session: DbSession, _user: Agent) -> list
 async def tag_ticket(ticket_ref: str, body: TicketTagAdd, session: DbSession, user: Agent) -> TagRead:
     """Put a tag on the ticket by name; a name nobody used yet creates the tag. Already there: no change."""
     ticket = await tickets.get(session, tickets.ticket_id_from_ref(ticket_ref), lock=True)
-    return TagRead.model_validate(await service.add_to_ticket(session, ticket, body.name, user))
+    tag = await service.ensure_tag(session, body.name, user)
+    await service.add_to_ticket(session, ticket, tag, user)
+    return TagRead.model_validate(tag)
 
 
 @router.delete("/tickets/{ticket_ref}/tags/{tag_id}", status_code=204)

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.audit.models import AuditEntry
@@ -114,7 +114,20 @@ async def test_agents_tag_tickets_and_the_inbox_filters_by_tags(
             return await sup.post("/console/tickets/bulk", data={"csrf_token": token, **fields},
                                   headers={"Referer": "http://testserver/console/inbox"})
 
-        assert (await bulk(ticket=[a, b, c], action="tag_add", tag="Escalated")).status_code == 303
+        # The tag is looked up (and made) once for the lot, not again for each ticket.
+        tag_reads: list[str] = []
+
+        def read_of_tags(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            if re.search(r"\bFROM tags\b", statement):
+                tag_reads.append(statement)
+
+        engine = console_app.state.switchboard.db_engine.sync_engine
+        event.listen(engine, "before_cursor_execute", read_of_tags)
+        try:
+            assert (await bulk(ticket=[a, b, c], action="tag_add", tag="Escalated")).status_code == 303
+        finally:
+            event.remove(engine, "before_cursor_execute", read_of_tags)
+        assert len(tag_reads) == 1, tag_reads
         assert "3 tickets updated" in (await sup.get("/console/inbox")).text
         assert inbox_numbers((await sup.get("/console/inbox?view=all&tag=escalated")).text) == [a, b, c]
         await bulk(ticket=[a, c], action="tag_remove", tag="escalated")
