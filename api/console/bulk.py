@@ -51,7 +51,7 @@ async def bulk(session: DbSession, user: ConsoleSupervisor, ticket: Annotated[li
         # Resolved (or created) once, before any ticket changes: a bad name is a 422 with the reason.
         add = await tags.ensure_tag(session, tag, user)
     elif action == "tag_remove":
-        untag = await tags.by_name(session, tag)  # an unknown tag: 404
+        untag = await tags.by_name(session, tags.clean_name(tag))  # a bad name: 422; an unknown tag: 404
     else:
         raise ValidationFailedError("action must be assign, status, tag_add or tag_remove")
     done, skipped = 0, []

@@ -136,6 +136,8 @@ async def test_agents_tag_tickets_and_the_inbox_filters_by_tags(
         assert "never-made" in (await sup.get("/console/inbox")).text
         await bulk(ticket=[a], action="tag_add", tag="<script>")
         assert "tag name" in (await sup.get("/console/inbox")).text
+        await bulk(ticket=[a], action="tag_remove", tag="  ")  # no name is a bad name, not an unknown tag
+        assert flash_of((await sup.get("/console/inbox")).text) == "tag name is empty"
 
         r = await post_form(sup, "/console/admin/tags", f"/console/admin/tags/{refund.id}/delete", {})
         assert "Tag deleted." in (await sup.get("/console/admin/tags")).text
