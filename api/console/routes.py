@@ -521,7 +521,7 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
         sla=await sla_service.sla_of(session, ticket.id, state.clock.now()),
         csat=await csat_service.answer_read(session, ticket.id),
         window_closed=await _whatsapp_window_closed(session, ticket, state.clock.now()),
-        ticket_tags=(await tag_service.tags_of(session, [ticket.id])).get(ticket.id, []),
+        ticket_tags=await tag_service.tags_of_ticket(session, ticket.id),
         all_tags=await tag_service.list_tags(session, limit=TAG_SUGGESTIONS),
     )
     if ctx["window_closed"]:

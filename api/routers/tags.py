@@ -47,7 +47,7 @@ async def delete_tag(tag_id: IdPath, session: DbSession, user: Supervisor) -> Re
 @router.get("/tickets/{ticket_ref}/tags", response_model=list[TagRead])
 async def ticket_tags(ticket_ref: str, session: DbSession, _user: Agent) -> list[TagRead]:
     ticket = await tickets.get(session, tickets.ticket_id_from_ref(ticket_ref))
-    return [TagRead.model_validate(t) for t in (await service.tags_of(session, [ticket.id])).get(ticket.id, [])]
+    return [TagRead.model_validate(t) for t in await service.tags_of_ticket(session, ticket.id)]
 
 
 @router.post("/tickets/{ticket_ref}/tags", response_model=TagRead, status_code=201)

@@ -70,6 +70,11 @@ async def tags_of(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int,
     return await repository.tags_of(session, ticket_ids)
 
 
+async def tags_of_ticket(session: AsyncSession, ticket_id: int) -> list[Tag]:
+    """One ticket's tags, by name."""
+    return (await repository.tags_of(session, [ticket_id])).get(ticket_id, [])
+
+
 async def _unique(session: AsyncSession, name: str, tag: Tag | None = None) -> None:
     other = await repository.by_key(session, key_of(name))
     if other is not None and (tag is None or other.id != tag.id):
