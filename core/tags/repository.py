@@ -19,10 +19,6 @@ async def by_key(session: AsyncSession, key: str) -> Tag | None:
     return (await session.scalars(select(Tag).where(Tag.key == key))).first()
 
 
-async def by_keys(session: AsyncSession, keys: Sequence[str]) -> Sequence[Tag]:
-    return (await session.scalars(select(Tag).where(Tag.key.in_(list(keys))))).all() if keys else []
-
-
 async def ids_of(session: AsyncSession, keys: Sequence[str]) -> list[int]:
     """The ids of the tags with these keys (those that exist)."""
     return list((await session.scalars(select(Tag.id).where(Tag.key.in_(list(keys))))).all()) if keys else []
