@@ -80,6 +80,8 @@ async def test_tags_on_tickets_filter_alone_and_with_the_other_filters(
                                   ).json()["items"]}
     assert items[a]["tags"] == ["VIP", "Спор по счёту"]
     assert (await app_client.get(f"/tickets/{b}", headers=headers)).json()["tags"] == ["Спор по счёту"]
+    assert [t["name"] for t in (await app_client.get(f"/tickets/T-{a:06d}/tags", headers=headers)).json()] == [
+        "VIP", "Спор по счёту"]
     suggested = await app_client.get("/tags", params={"q": "сп"}, headers=headers)
     assert [t["name"] for t in suggested.json()] == ["Спор по счёту"]
 
