@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from core.outbox.models import OutboxMessage
-from core.tags.models import Tag, TicketTag
+from core.tags.models import TicketTag
 from core.tickets.models import (
     AuthorKind,
     Direction,
@@ -222,7 +222,7 @@ class TicketFilter:
     created_before: datetime | None = None
     intent: str | None = None
     tags: Sequence[str] = ()  # folded tag names (core.tags.service.key_of): tickets carrying every one
-    # The ids of `tags`, looked up before the list's query (core.tickets.service.search); None: not looked up yet.
+    # The ids of `tags`, looked up before the list's query (core.tickets.service.search); with `tags`, required.
     tag_ids: Sequence[int] | None = None
 
 
@@ -268,9 +268,8 @@ def _tag_conditions(flt: TicketFilter) -> list[ColumnElement[bool]]:
     """
     if not flt.tags:
         return []
-    if flt.tag_ids is None:  # not looked up (a caller beside the service): the same rows, planned blind
-        return [Ticket.id.in_(select(TicketTag.ticket_id).where(
-            TicketTag.tag_id == select(Tag.id).where(Tag.key == key).scalar_subquery())) for key in flt.tags]
+    if flt.tag_ids is None:
+        raise ValueError("TicketFilter.tags without tag_ids: look the ids up first (core.tickets.service.search)")
     if len(flt.tag_ids) < len(flt.tags):
         return [false()]  # a tag nobody has: no ticket carries it
     return [Ticket.id.in_(select(TicketTag.ticket_id).where(
