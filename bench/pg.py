@@ -30,9 +30,10 @@ async def admin(url: str, sql: str) -> None:
 
 
 @contextlib.contextmanager
-def migrated_database(postgres: str | None, prefix: str) -> Iterator[str]:
+def migrated_database(postgres: str | None, prefix: str, *, keep: bool = False) -> Iterator[str]:
     """The URL of a new, migrated database for one benchmark run, dropped afterwards: a private database named
-    `<prefix>_<random>` on the given PostgreSQL server, or an SQLite file in a temporary folder when there is none."""
+    `<prefix>_<random>` on the given PostgreSQL server, or an SQLite file in a temporary folder when there is none.
+    `keep` leaves the PostgreSQL database for later runs (a slow fill measured again)."""
     if postgres:
         name = f"{prefix}_{uuid.uuid4().hex[:8]}"
         url = make_url(postgres).set(database=name).render_as_string(hide_password=False)
@@ -41,7 +42,8 @@ def migrated_database(postgres: str | None, prefix: str) -> Iterator[str]:
             upgrade(url)
             yield url
         finally:
-            asyncio.run(admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if not keep:
+                asyncio.run(admin(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         return
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"

@@ -17,7 +17,6 @@ import json
 import statistics
 import sys
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.dialects import postgresql  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
-from core.db.migrate import upgrade_async  # noqa: E402
+from bench.pg import migrated_database  # noqa: E402
 from core.db.session import create_engine, create_sessionmaker  # noqa: E402
 from core.tags import repository as tag_repository  # noqa: E402
 from core.tickets import repository  # noqa: E402
@@ -39,14 +37,6 @@ from core.users.models import Team  # noqa: E402
 
 ACTIVE = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
 DONE = (TicketStatus.resolved, TicketStatus.closed)
-
-
-async def _admin(server_url: str, sql: str) -> None:
-    engine = create_engine(server_url)
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(sql))
-    await engine.dispose()
 
 
 FILL = [
@@ -123,7 +113,19 @@ async def run(url: str, repeat: int) -> None:
     await engine.dispose()
 
 
-async def main() -> None:
+async def fill(url: str, tickets: int) -> None:
+    engine = create_engine(url)
+    started = time.perf_counter()
+    async with create_sessionmaker(engine)() as session, session.begin():
+        session.add_all([Team(id=101, slug="bench-a", name="Bench A"), Team(id=102, slug="bench-b", name="Bench B")])
+    async with engine.begin() as conn:
+        for sql in FILL:
+            await conn.execute(text(sql), {"n": tickets, "customers": max(1000, tickets // 5)})
+    await engine.dispose()
+    print(f"{tickets:,} tickets filled in {time.perf_counter() - started:.0f} s")
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", required=True, help="a server URL (a private database is made on it)")
     parser.add_argument("--tickets", type=int, default=1_000_000)
@@ -132,30 +134,14 @@ async def main() -> None:
     parser.add_argument("--reuse", help="measure a database a --keep run left (its URL)")
     args = parser.parse_args()
     if args.reuse:
-        await run(args.reuse, args.repeat)
+        asyncio.run(run(args.reuse, args.repeat))
         return
-    name = f"sb_tags_{uuid.uuid4().hex[:8]}"
-    await _admin(args.postgres, f'CREATE DATABASE "{name}"')
-    url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
-    try:
-        await upgrade_async(url)
-        engine = create_engine(url)
-        started = time.perf_counter()
-        async with create_sessionmaker(engine)() as session, session.begin():
-            session.add_all([Team(id=101, slug="bench-a", name="Bench A"), Team(id=102, slug="bench-b",
-                                                                                 name="Bench B")])
-        async with engine.begin() as conn:
-            for sql in FILL:
-                await conn.execute(text(sql), {"n": args.tickets, "customers": max(1000, args.tickets // 5)})
-        await engine.dispose()
-        print(f"{args.tickets:,} tickets filled in {time.perf_counter() - started:.0f} s")
-        await run(url, args.repeat)
-    finally:
+    with migrated_database(args.postgres, "sb_tags", keep=args.keep) as url:
         if args.keep:
             print("kept:", url)
-        else:
-            await _admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        asyncio.run(fill(url, args.tickets))
+        asyncio.run(run(url, args.repeat))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

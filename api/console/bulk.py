@@ -48,9 +48,10 @@ async def bulk(session: DbSession, user: ConsoleSupervisor, ticket: Annotated[li
         if status not in TicketStatus.__members__:
             raise ValidationFailedError(f"status: unknown status {status[:40]!r}")
     elif action == "tag_add":
-        tag_name = tags.clean_name(tag)  # a bad name: 422 with the reason, before any ticket changes
+        # Resolved (or created) once, before any ticket changes: a bad name is a 422 with the reason.
+        add = await tags.ensure_tag(session, tag, user)
     elif action == "tag_remove":
-        untag = await tags.by_name(session, tag)  # an unknown tag: 404
+        untag = await tags.by_name(session, tags.clean_name(tag))  # a bad name: 422; an unknown tag: 404
     else:
         raise ValidationFailedError("action must be assign, status, tag_add or tag_remove")
     done, skipped = 0, []
@@ -62,7 +63,7 @@ async def bulk(session: DbSession, user: ConsoleSupervisor, ticket: Annotated[li
                     # The supervisor saw the list, not each holder: bulk reassignment takes over whoever holds it.
                     await ticket_service.assign(session, found, assignee, user)
                 elif action == "tag_add":
-                    await tags.add_to_ticket(session, found, tag_name, user)
+                    await tags.add_to_ticket(session, found, add, user)
                 elif action == "tag_remove":
                     await tags.remove_from_ticket(session, found, untag, user)
                 else:

@@ -306,6 +306,7 @@ async def _inbox_context(session: DbSession, state: State, user: User, view: str
                                  **({"page": page} if searching and page > 1 else {})}),
         "pages": max(1, (found.total + PAGE_SIZE - 1) // PAGE_SIZE),
         "filters": {**form.as_form(), "sort": sort},
+        "tag_keys": flt.tags,  # folded as the filter folds them: the tag options picked
     }
 
 
@@ -520,7 +521,7 @@ async def ticket_page(request: Request, ref: str, session: DbSession, state: Sta
         sla=await sla_service.sla_of(session, ticket.id, state.clock.now()),
         csat=await csat_service.answer_read(session, ticket.id),
         window_closed=await _whatsapp_window_closed(session, ticket, state.clock.now()),
-        ticket_tags=(await tag_service.tags_of(session, [ticket.id])).get(ticket.id, []),
+        ticket_tags=await tag_service.tags_of_ticket(session, ticket.id),
         all_tags=await tag_service.list_tags(session, limit=TAG_SUGGESTIONS),
     )
     if ctx["window_closed"]:

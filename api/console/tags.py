@@ -9,14 +9,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from api.console.render import render
-from api.console.routes import redirect, ticket_id_of, ticket_url, validated
+from api.console.routes import _locked, redirect, ticket_url, validated
 from api.console.security import ConsoleSupervisor, ConsoleUser, CsrfChecked
 from api.deps import DbSession, IdPath
 from core.i18n import translator
 from core.tags import service as tags
 from core.tags.models import COLOURS
 from core.tags.schemas import TagCreate, TagUpdate
-from core.tickets import service as ticket_service
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 ADMIN_URL = "/console/admin/tags"
@@ -24,14 +23,15 @@ ADMIN_URL = "/console/admin/tags"
 
 @router.post("/tickets/{ref}/tags", dependencies=[CsrfChecked])
 async def tag_ticket(ref: str, session: DbSession, user: ConsoleUser, name: Annotated[str, Form()] = "") -> Response:
-    ticket = await ticket_service.get(session, ticket_id_of(ref), lock=True)
-    tag = await tags.add_to_ticket(session, ticket, name, user)  # a bad name: 422 with the reason
+    ticket = await _locked(session, ref)
+    tag = await tags.ensure_tag(session, name, user)  # a bad name: 422 with the reason
+    await tags.add_to_ticket(session, ticket, tag, user)
     return redirect(ticket_url(ticket) + "#tags-h", translator(user.language)("tags.added", name=tag.name))
 
 
 @router.post("/tickets/{ref}/tags/{tag_id}/remove", dependencies=[CsrfChecked])
 async def untag_ticket(ref: str, tag_id: IdPath, session: DbSession, user: ConsoleUser) -> Response:
-    ticket = await ticket_service.get(session, ticket_id_of(ref), lock=True)
+    ticket = await _locked(session, ref)
     tag = await tags.get(session, tag_id)
     await tags.remove_from_ticket(session, ticket, tag, user)
     return redirect(ticket_url(ticket) + "#tags-h", translator(user.language)("tags.removed", name=tag.name))

@@ -47,14 +47,16 @@ async def delete_tag(tag_id: IdPath, session: DbSession, user: Supervisor) -> Re
 @router.get("/tickets/{ticket_ref}/tags", response_model=list[TagRead])
 async def ticket_tags(ticket_ref: str, session: DbSession, _user: Agent) -> list[TagRead]:
     ticket = await tickets.get(session, tickets.ticket_id_from_ref(ticket_ref))
-    return [TagRead.model_validate(t) for t in (await service.tags_of(session, [ticket.id])).get(ticket.id, [])]
+    return [TagRead.model_validate(t) for t in await service.tags_of_ticket(session, ticket.id)]
 
 
 @router.post("/tickets/{ticket_ref}/tags", response_model=TagRead, status_code=201)
 async def tag_ticket(ticket_ref: str, body: TicketTagAdd, session: DbSession, user: Agent) -> TagRead:
     """Put a tag on the ticket by name; a name nobody used yet creates the tag. Already there: no change."""
     ticket = await tickets.get(session, tickets.ticket_id_from_ref(ticket_ref), lock=True)
-    return TagRead.model_validate(await service.add_to_ticket(session, ticket, body.name, user))
+    tag = await service.ensure_tag(session, body.name, user)
+    await service.add_to_ticket(session, ticket, tag, user)
+    return TagRead.model_validate(tag)
 
 
 @router.delete("/tickets/{ticket_ref}/tags/{tag_id}", status_code=204)

@@ -58,7 +58,7 @@ async def _read(session: DbSession, ticket: Ticket) -> TicketRead:
     read = TicketRead.model_validate(ticket)
     read.sla = await sla.sla_of(session, ticket.id)
     read.csat = await csat.answer_read(session, ticket.id)
-    read.tags = [tag.name for tag in (await tag_service.tags_of(session, [ticket.id])).get(ticket.id, [])]
+    read.tags = [tag.name for tag in await tag_service.tags_of_ticket(session, ticket.id)]
     return read
 
 

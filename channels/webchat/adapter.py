@@ -477,8 +477,9 @@ class WebchatChannel:
 
     def _identify(self, frame: dict[str, Any], signing_key: bytes) -> tuple[SenderInfo, str | None]:
         """A known user (signed identifier) or an anonymous visitor (signed session token)."""
-        name = frame.get("name") if isinstance(frame.get("name"), str) else None
+        name = (frame["name"][:200] or None) if isinstance(frame.get("name"), str) else None
         email = frame.get("email") if isinstance(frame.get("email"), str) else None
+        origin, time_zone = visitor_page(frame.get("page")), visitor_zone(frame.get("tz"))
         identifier = frame.get("identifier")
         if identifier is not None:
             given = frame.get("identifier_hash")
@@ -492,10 +493,10 @@ class WebchatChannel:
                                  "identifier_hash does not match: it must be HMAC-SHA256(site secret, identifier)")
             # The site vouches for its user, so its email counts as verified and links other channels.
             valid_email = email if email and re.fullmatch(r"[^@\s]+@[^@\s]+", email) else None
-            return SenderInfo(external_id=tokens.identified_visitor_id(identifier), name=(name or None) and name[:200],
+            return SenderInfo(external_id=tokens.identified_visitor_id(identifier), name=name,
                               email=valid_email,
                               verified=valid_email is not None and self.settings.trust_signed_identity,
-                              origin=visitor_page(frame.get("page")), time_zone=visitor_zone(frame.get("tz"))), None
+                              origin=origin, time_zone=time_zone), None
         token = frame.get("token")
         ttl = self.settings.session_ttl_days * 86400
         visitor_id = tokens.verify_session_token(signing_key, token, ttl) if isinstance(token, str) else None
@@ -503,8 +504,8 @@ class WebchatChannel:
         if visitor_id is None:
             visitor_id = tokens.new_visitor_id()  # no token, or a forged/expired one: a new anonymous session
         issued = tokens.issue_session_token(signing_key, visitor_id) if fresh else None
-        return SenderInfo(external_id=visitor_id, name=(name or None) and name[:200],
-                          origin=visitor_page(frame.get("page")), time_zone=visitor_zone(frame.get("tz"))), issued
+        return SenderInfo(external_id=visitor_id, name=name,
+                          origin=origin, time_zone=time_zone), issued
 
     async def _send_history(self, conn: Connection, after: int) -> None:
         limit = self.settings.history_limit

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from core.tickets.models import Ticket, TicketStatus
+from core.tickets.repository import with_relations
 
 
 def _in(statuses: Collection[TicketStatus]) -> ColumnElement[bool]:
@@ -70,9 +71,7 @@ async def longest_waiting_unassigned(session: AsyncSession, statuses: Collection
 async def longest_waiting(session: AsyncSession, statuses: Collection[TicketStatus], limit: int) -> Sequence[Ticket]:
     """Tickets in `statuses`, the longest-waiting customer first, with customer, identity, team and assignee."""
     return (await session.scalars(
-        select(Ticket).where(_in(statuses), Ticket.merged_into_id.is_(None))
-        .options(joinedload(Ticket.customer), joinedload(Ticket.team), joinedload(Ticket.assignee),
-                 joinedload(Ticket.identity))
+        with_relations(select(Ticket).where(_in(statuses), Ticket.merged_into_id.is_(None)))
         .order_by(*_waiting_order())
         .limit(limit)
     )).all()

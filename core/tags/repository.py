@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.base import utcnow
+from core.db.base import UTCDateTime, utcnow
 from core.tags.models import Tag, TicketTag
 
 
@@ -17,10 +17,6 @@ async def get(session: AsyncSession, tag_id: int) -> Tag | None:
 
 async def by_key(session: AsyncSession, key: str) -> Tag | None:
     return (await session.scalars(select(Tag).where(Tag.key == key))).first()
-
-
-async def by_keys(session: AsyncSession, keys: Sequence[str]) -> Sequence[Tag]:
-    return (await session.scalars(select(Tag).where(Tag.key.in_(list(keys))))).all() if keys else []
 
 
 async def ids_of(session: AsyncSession, keys: Sequence[str]) -> list[int]:
@@ -64,12 +60,11 @@ async def unlink(session: AsyncSession, ticket_id: int, tag_id: int) -> bool:
 
 
 async def copy_links(session: AsyncSession, source_id: int, target_id: int) -> None:
-    """Put the source ticket's tags on the target too (a merge), those it lacks."""
-    missing = select(TicketTag.tag_id).where(
+    """Put the source ticket's tags on the target too (a merge), those it lacks, in one statement."""
+    missing = select(literal(target_id), TicketTag.tag_id, literal(utcnow(), UTCDateTime())).where(
         TicketTag.ticket_id == source_id,
         TicketTag.tag_id.not_in(select(TicketTag.tag_id).where(TicketTag.ticket_id == target_id)))
-    for tag_id in (await session.scalars(missing)).all():
-        await link(session, target_id, tag_id)
+    await session.execute(insert(TicketTag).from_select(["ticket_id", "tag_id", "created_at"], missing))
 
 
 async def delete_tag(session: AsyncSession, tag: Tag) -> None:

@@ -70,6 +70,11 @@ async def tags_of(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int,
     return await repository.tags_of(session, ticket_ids)
 
 
+async def tags_of_ticket(session: AsyncSession, ticket_id: int) -> list[Tag]:
+    """One ticket's tags, by name."""
+    return (await repository.tags_of(session, [ticket_id])).get(ticket_id, [])
+
+
 async def _unique(session: AsyncSession, name: str, tag: Tag | None = None) -> None:
     other = await repository.by_key(session, key_of(name))
     if other is not None and (tag is None or other.id != tag.id):
@@ -79,7 +84,12 @@ async def _unique(session: AsyncSession, name: str, tag: Tag | None = None) -> N
 async def create(session: AsyncSession, body: TagCreate, actor: User) -> Tag:
     name = clean_name(body.name)
     await _unique(session, name)
-    tag = Tag(name=name, key=key_of(name), colour=body.colour)
+    return await _insert(session, name, body.colour, actor)
+
+
+async def _insert(session: AsyncSession, name: str, colour: str, actor: User) -> Tag:
+    """A new tag of a clean name; a name taken meanwhile: IntegrityError (the unique key)."""
+    tag = Tag(name=name, key=key_of(name), colour=colour)
     session.add(tag)
     await session.flush()
     audit.record(session, actor, "tag.create", "tag", tag.id, name=name, colour=tag.colour)
@@ -108,22 +118,28 @@ async def delete(session: AsyncSession, tag_id: int, actor: User) -> None:
     audit.record(session, actor, "tag.delete", "tag", tag_id, name=tag.name)
 
 
-async def add_to_ticket(session: AsyncSession, ticket: Ticket, name: str, actor: User) -> Tag:
-    """Put the tag named `name` on the ticket, creating the tag when nobody has used the name yet (agents tag as
-    they work; supervisors tidy the list). Already there: nothing changes."""
+async def ensure_tag(session: AsyncSession, name: str, actor: User) -> Tag:
+    """The tag named `name`, created when nobody has used the name yet (agents tag as they work; supervisors tidy
+    the list). A bad name: ValidationFailedError with the reason."""
     clean = clean_name(name)
     tag = await repository.by_key(session, key_of(clean))
     if tag is None:
         try:
             async with session.begin_nested():
-                tag = await create(session, TagCreate(name=clean), actor)
+                tag = await _insert(session, clean, "grey", actor)  # looked up just now: no second look
         except IntegrityError:  # someone created it at the same moment: theirs is the tag
             tag = await by_name(session, clean)
-    if not await repository.has(session, ticket.id, tag.id):
-        await repository.link(session, ticket.id, tag.id)
-        audit.record(session, actor, "ticket.tag_add", "ticket", ticket.id, tag=tag.name, tag_id=tag.id)
-        emit(session, Topic.TICKETS, TicketChanged.of(ticket, "tagged"))
     return tag
+
+
+async def add_to_ticket(session: AsyncSession, ticket: Ticket, tag: Tag, actor: User) -> bool:
+    """Put the tag on the ticket; False when it was already there (nothing changes)."""
+    if await repository.has(session, ticket.id, tag.id):
+        return False
+    await repository.link(session, ticket.id, tag.id)
+    audit.record(session, actor, "ticket.tag_add", "ticket", ticket.id, tag=tag.name, tag_id=tag.id)
+    emit(session, Topic.TICKETS, TicketChanged.of(ticket, "tagged"))
+    return True
 
 
 async def remove_from_ticket(session: AsyncSession, ticket: Ticket, tag: Tag, actor: User) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from core.outbox.models import OutboxMessage
-from core.tags.models import Tag, TicketTag
+from core.tags.models import TicketTag
 from core.tickets.models import (
     AuthorKind,
     Direction,
@@ -27,7 +27,8 @@ from core.users.models import Team
 OPEN_STATUSES = (TicketStatus.new, TicketStatus.bot, TicketStatus.open, TicketStatus.pending)
 
 
-def _with_relations(stmt: Select[Ticket]) -> Select[Ticket]:
+def with_relations(stmt: Select[Ticket]) -> Select[Ticket]:
+    """Load what every ticket page and list shows with the ticket (its relationships are lazy="raise")."""
     return stmt.options(
         joinedload(Ticket.customer), joinedload(Ticket.team), joinedload(Ticket.assignee),
         joinedload(Ticket.identity),
@@ -35,14 +36,14 @@ def _with_relations(stmt: Select[Ticket]) -> Select[Ticket]:
 
 
 async def get(session: AsyncSession, ticket_id: int, *, lock: bool = False) -> Ticket | None:
-    stmt = _with_relations(select(Ticket).where(Ticket.id == ticket_id))
+    stmt = with_relations(select(Ticket).where(Ticket.id == ticket_id))
     if lock:
         stmt = stmt.with_for_update(of=Ticket)
     return (await session.scalars(stmt)).first()
 
 
 async def get_with_conversation(session: AsyncSession, ticket_id: int) -> Ticket | None:
-    stmt = _with_relations(select(Ticket).where(Ticket.id == ticket_id)).options(
+    stmt = with_relations(select(Ticket).where(Ticket.id == ticket_id)).options(
         selectinload(Ticket.messages), selectinload(Ticket.notes)
     )
     return (await session.scalars(stmt)).first()
@@ -63,7 +64,7 @@ async def find_by_references(
     outbound = select(OutboxMessage.ticket_id).where(
         OutboxMessage.channel == channel, OutboxMessage.provider_message_id.in_(refs)
     )
-    stmt = _with_relations(
+    stmt = with_relations(
         select(Ticket).where(
             Ticket.customer_id == customer_id, or_(Ticket.id.in_(inbound), Ticket.id.in_(outbound))
         ).order_by(Ticket.id.desc()).limit(1)
@@ -74,7 +75,7 @@ async def find_by_references(
 async def find_latest_by_thread(
     session: AsyncSession, customer_id: int, channel: str, thread_key: str
 ) -> Ticket | None:
-    stmt = _with_relations(
+    stmt = with_relations(
         select(Ticket).where(
             Ticket.customer_id == customer_id, Ticket.channel == channel, Ticket.thread_key == thread_key,
             Ticket.merged_into_id.is_(None),
@@ -93,7 +94,7 @@ async def latest_by_threads(session: AsyncSession, keys: Collection[tuple[int, s
                Ticket.merged_into_id.is_(None))
         .group_by(Ticket.customer_id, Ticket.channel, Ticket.thread_key)
     )
-    return (await session.scalars(_with_relations(select(Ticket).where(Ticket.id.in_(latest))))).unique().all()
+    return (await session.scalars(with_relations(select(Ticket).where(Ticket.id.in_(latest))))).unique().all()
 
 
 async def last_bot_intents(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, str | None]:
@@ -221,7 +222,7 @@ class TicketFilter:
     created_before: datetime | None = None
     intent: str | None = None
     tags: Sequence[str] = ()  # folded tag names (core.tags.service.key_of): tickets carrying every one
-    # The ids of `tags`, looked up before the list's query (core.tickets.service.search); None: not looked up yet.
+    # The ids of `tags`, looked up before the list's query (core.tickets.service.search); with `tags`, required.
     tag_ids: Sequence[int] | None = None
 
 
@@ -267,9 +268,8 @@ def _tag_conditions(flt: TicketFilter) -> list[ColumnElement[bool]]:
     """
     if not flt.tags:
         return []
-    if flt.tag_ids is None:  # not looked up (a caller beside the service): the same rows, planned blind
-        return [Ticket.id.in_(select(TicketTag.ticket_id).where(
-            TicketTag.tag_id == select(Tag.id).where(Tag.key == key).scalar_subquery())) for key in flt.tags]
+    if flt.tag_ids is None:
+        raise ValueError("TicketFilter.tags without tag_ids: look the ids up first (core.tickets.service.search)")
     if len(flt.tag_ids) < len(flt.tags):
         return [false()]  # a tag nobody has: no ticket carries it
     return [Ticket.id.in_(select(TicketTag.ticket_id).where(
@@ -347,7 +347,7 @@ async def get_many(session: AsyncSession, ticket_ids: Sequence[int]) -> Sequence
     """These tickets with their relations (any order)."""
     if not ticket_ids:
         return []
-    return (await session.scalars(_with_relations(select(Ticket).where(Ticket.id.in_(list(ticket_ids)))))
+    return (await session.scalars(with_relations(select(Ticket).where(Ticket.id.in_(list(ticket_ids)))))
             ).unique().all()
 
 
@@ -357,7 +357,7 @@ def page_statement(flt: TicketFilter, *, limit: int, offset: int = 0, sort: str 
     stmt = _filtered(flt)
     if after is not None:
         stmt = stmt.where(_after(sort, after))
-    return _with_relations(stmt.order_by(*_order(sort)).limit(limit).offset(offset))
+    return with_relations(stmt.order_by(*_order(sort)).limit(limit).offset(offset))
 
 
 async def get_team_by_slug(session: AsyncSession, slug: str) -> Team | None:

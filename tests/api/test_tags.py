@@ -80,6 +80,8 @@ async def test_tags_on_tickets_filter_alone_and_with_the_other_filters(
                                   ).json()["items"]}
     assert items[a]["tags"] == ["VIP", "Спор по счёту"]
     assert (await app_client.get(f"/tickets/{b}", headers=headers)).json()["tags"] == ["Спор по счёту"]
+    assert [t["name"] for t in (await app_client.get(f"/tickets/T-{a:06d}/tags", headers=headers)).json()] == [
+        "VIP", "Спор по счёту"]
     suggested = await app_client.get("/tags", params={"q": "сп"}, headers=headers)
     assert [t["name"] for t in suggested.json()] == ["Спор по счёту"]
 
@@ -164,3 +166,23 @@ async def test_erasure_keeps_the_tags_and_the_export_lists_them(
     after = (await app_client.get(f"/tickets/{ticket_id}", headers=headers)).json()
     assert after["tags"] == ["complaint"] and after["subject"] == ""
     assert ids(await app_client.get("/tickets", params={"tag": "complaint"}, headers=headers)) == [ticket_id]
+
+
+async def test_a_merge_carries_the_tags_over_once(
+        app_client: httpx.AsyncClient, agent: tuple[User, dict[str, str]],
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    _, headers = agent
+    source, target = await add_tickets(sessionmaker, 2, name="Слияние Тегов")
+    for ticket_id, names in ((source, ("billing", "vip", "callback")), (target, ("vip",))):
+        for name in names:
+            assert (await app_client.post(f"/tickets/{ticket_id}/tags", json={"name": name},
+                                          headers=headers)).status_code == 201
+    merged = await app_client.post(f"/tickets/{target}/merge", json={"source_ticket_id": source}, headers=headers)
+    assert merged.status_code == 200, merged.text
+    # The target has each tag once (the one it had is not doubled); the merged ticket keeps its own.
+    assert merged.json()["tags"] == ["billing", "callback", "vip"]
+    async with sessionmaker() as s:
+        links = (await s.execute(select(TicketTag.ticket_id, TicketTag.created_at))).all()
+    assert sorted(t for t, _ in links) == [source] * 3 + [target] * 3
+    assert all(at.tzinfo is not None for _, at in links)
+    assert ids(await app_client.get("/tickets", params={"tag": "callback"}, headers=headers)) == [target]
