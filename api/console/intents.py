@@ -70,8 +70,8 @@ async def intents_page(request: Request, session: DbSession, _user: ConsoleAdmin
     jobs = await service.list_jobs(session, limit=1)
     bars = [Bar(i["name"], i["total"], tone="warn" if min(i["examples"].get(lang, 0) for lang in service.LANGUAGES)
                 < FEW_EXAMPLES else "default") for i in intents]
-    extras: dict[str, dict[str, list[str]]] = {"synonym": {}, "regex": {}, "lookup": {}}
-    for row in await service.data_items(session):
+    extras: dict[str, dict[str, list[str]]] = {kind: {} for kind in editing.KINDS}
+    for row in await editing.list_items(session):
         extras[row.kind].setdefault(row.name, []).append(row.value)
     return await _page(request, session, "admin_intents.html", "intents", {
         "extras": extras,
@@ -212,17 +212,10 @@ MAX_DATA_ROWS = 500  # per kind on the page; a filter finds the rest of a big lo
 async def nlu_data_page(request: Request, session: DbSession, _user: ConsoleAdmin, q: str = "") -> Response:
     """The data set's synonyms, regexes and lookup tables, every value with its own edit and delete form; `q`
     keeps the rows whose name or value contains it (case-insensitive)."""
-    needle = " ".join(q.split())[:200].casefold()
-    tables: dict[str, dict[str, list[Any]]] = {kind: {} for kind in editing.KINDS}
-    totals = dict.fromkeys(editing.KINDS, 0)
-    for row in await editing.item_values(session):
-        if needle and needle not in row.name.casefold() and needle not in row.value.casefold():
-            continue
-        totals[row.kind] += 1
-        if totals[row.kind] <= MAX_DATA_ROWS:
-            tables[row.kind].setdefault(row.name, []).append(row)
+    needle = " ".join(q.split())[:200]
+    tables, totals = await editing.data_page(session, needle, MAX_DATA_ROWS)
     return await _page(request, session, "admin_nlu_data.html", "intents", {
-        "tables": tables, "totals": totals, "limit": MAX_DATA_ROWS, "q": " ".join(q.split())[:200]})
+        "tables": tables, "totals": totals, "limit": MAX_DATA_ROWS, "q": needle})
 
 
 @router.post("/intents-data/items", dependencies=[CsrfChecked])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,13 +18,14 @@ from core.audit import service as audit
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.nlu_admin import repository
 from core.nlu_admin.models import NluDataItem, NluExample, NluIntent, NluResponse
+from core.nlu_admin.schemas import DataKind
 from core.nlu_admin.service import LANGUAGES, MAX_EXAMPLE_CHARS, example_language, get_intent
 from core.users.models import User
 from nlu.data import ENTITY_NAME, parse_markup, render_markup
 from nlu.errors import DataFormatError
 from nlu.protocol import ExampleEntity
 
-KINDS = ("synonym", "regex", "lookup")
+KINDS: tuple[str, ...] = get_args(DataKind)
 MAX_NAME_CHARS = 200
 MAX_VALUE_CHARS = 1000
 MAX_VARIANTS = 50
@@ -73,31 +74,33 @@ def check_item(kind: str, name: str, value: str) -> tuple[str, str]:
 async def _check_unique(session: AsyncSession, kind: str, name: str, value: str, *, item_id: int | None) -> None:
     """Refuse a value its table holds already, and a synonym variant that maps to another value already (both
     compared as extraction compares them: case-insensitively, but a regex exactly)."""
-    def same(a: str, b: str) -> bool:
-        return a == b if kind == "regex" else a.casefold() == b.casefold()
-
-    for row in await repository.data_item_values(session, kind):
-        if row.id == item_id:
-            continue
-        if row.name == name and same(row.value, value):
-            raise ConflictError(f"{kind} {name!r} already has the value {value!r}", reason="duplicate",
-                                name=name, value=value)
-        if kind == "synonym" and row.name != name and same(row.value, value):
-            raise ConflictError(f"{value!r} is already a synonym of {row.name!r}: one variant maps to one value",
-                                reason="synonym_taken", name=row.name, value=value)
+    exact = kind == "regex"
+    if await repository.item_with_value(session, kind, value, name=name, exact=exact, other_than=item_id):
+        raise ConflictError(f"{kind} {name!r} already has the value {value!r}", reason="duplicate",
+                            name=name, value=value)
+    if kind == "synonym":
+        taken = await repository.item_with_value(session, kind, value, name=None, exact=exact, other_than=item_id)
+        if taken is not None:
+            raise ConflictError(f"{value!r} is already a synonym of {taken.name!r}: one variant maps to one value",
+                                reason="synonym_taken", name=taken.name, value=value)
 
 
-async def list_items(session: AsyncSession, kind: str | None = None) -> Sequence[NluDataItem]:
-    if kind is None:
-        return await repository.data_items(session)
-    if kind not in KINDS:
-        raise _refuse("bad_kind", f"kind is one of {', '.join(KINDS)}, got {kind[:20]!r}", kind=kind[:20])
-    return await repository.data_items_of_kind(session, kind)
+async def list_items(session: AsyncSession, kind: DataKind | None = None) -> Sequence[NluDataItem]:
+    """Every synonym, regex and lookup value (or one kind's), in order per kind and name."""
+    return await repository.data_items(session, kind)
 
 
-async def item_values(session: AsyncSession) -> Sequence[Any]:
-    """Every value as a plain (id, kind, name, value) row, for pages that only show them."""
-    return await repository.data_item_values(session)
+async def data_page(session: AsyncSession, q: str, limit: int
+                    ) -> tuple[dict[str, dict[str, list[Any]]], dict[str, int]]:
+    """The console's view of the data: per kind, its first `limit` values (containing `q`, case-insensitively,
+    in the name or the value) grouped by name, and how many there are in all."""
+    totals = dict.fromkeys(KINDS, 0) | await repository.data_item_counts(session, q)
+    tables: dict[str, dict[str, list[Any]]] = {kind: {} for kind in KINDS}
+    for kind in KINDS:
+        if totals[kind]:
+            for row in await repository.data_item_rows(session, kind, q, limit):
+                tables[kind].setdefault(row.name, []).append(row)
+    return tables, totals
 
 
 async def get_item(session: AsyncSession, item_id: int) -> NluDataItem:

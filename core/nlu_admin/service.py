@@ -200,11 +200,6 @@ async def training_data(session: AsyncSession) -> TrainingData:
     return data
 
 
-async def data_items(session: AsyncSession) -> Sequence[NluDataItem]:
-    """The data set's synonyms, regexes and lookups (the console lists them)."""
-    return await repository.data_items(session)
-
-
 async def export_data(session: AsyncSession) -> TrainingData:
     """The admin's data set for export; ConflictError when the database has no intents (never the shipped files
     in its place)."""

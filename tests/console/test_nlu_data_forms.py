@@ -212,6 +212,16 @@ async def test_a_big_lookup_table_shows_its_first_rows_and_a_filter_finds_the_re
     assert found.count('data-lookup="product"') == 1 and 'value="product 0599"' in found
     assert 'data-truncated="lookup"' not in found
     assert (await mod.admin.get(DATA, params={"q": "<script>x" * 100})).status_code == 200
+    # The filter and the duplicate check run in SQL, case-insensitively in Russian too (and % is no wildcard).
+    r = await mod.admin.post("/admin/nlu/data-items", headers=mod.api,
+                             json={"kind": "lookup", "name": "product", "value": "Тариф Ёлка 100%"})
+    assert r.status_code == 201, r.text
+    r = await mod.admin.post("/admin/nlu/data-items", headers=mod.api,
+                             json={"kind": "lookup", "name": "product", "value": "тариф ёлка 100%"})
+    assert r.status_code == 409 and r.json()["details"]["reason"] == "duplicate"
+    found = (await mod.admin.get(DATA, params={"q": "ТАРИФ ЁЛКА 100%"})).text
+    assert found.count('data-lookup="product"') == 1
+    assert (await mod.admin.get(DATA, params={"q": "product 0%"})).text.count('data-lookup="product"') == 0
     async with mod.sessionmaker() as s, s.begin():
         await s.execute(delete(NluDataItem).where(NluDataItem.name == "product"))
 
