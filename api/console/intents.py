@@ -105,7 +105,7 @@ async def intent_page(request: Request, name: str, session: DbSession, _user: Co
         "variants": {lang: editing.variants_of(intent, lang) for lang in service.LANGUAGES},
         "markup": {e.id: editing.example_markup(e) for e in intent.examples},
         "queue": routes.get(intent.name, routing.DEFAULT_TEAM), "action": action, "action_declared": declared,
-        "action_choices": list(IntentAction),
+        "action_choices": list(IntentAction), "max_answer": service.MAX_ANSWER_CHARS,
         "segments": {e.id: entity_segments(e.text, e.entities or []) for e in intent.examples}})
 
 
@@ -183,11 +183,11 @@ async def delete_example(name: str, example_id: IdPath, session: DbSession, acto
 async def set_answers(name: str, session: DbSession, actor: ConsoleAdmin, state: State,
                       ru: Annotated[str, Form()] = "", en: Annotated[str, Form()] = "") -> Response:
     """An empty answer clears it: the intent then goes to humans in that language (or the other answer)."""
-    if len(ru) > 5000 or len(en) > 5000:
-        raise ValidationFailedError("an answer has at most 5000 characters")
-    await service.set_responses(session, name, {"ru": ru, "en": en}, actor)
+    _ = translator(actor.language)
+    with _in_words(_):
+        await service.set_responses(session, name, {"ru": ru, "en": en}, actor)
     await state.catalog.reload(session)
-    return redirect(intent_url(name), translator(actor.language)("saved"))
+    return redirect(intent_url(name), _("saved"))
 
 
 # --- synonyms, regexes, lookups, annotations and answer variants edited one by one ----------------------
@@ -260,7 +260,7 @@ async def _move_variants(session: DbSession, actor: ConsoleAdmin, state: State, 
     """Apply `change` (list of texts -> new list) to one language's variants, with the editing rules."""
     _ = translator(actor.language)
     with _in_words(_):
-        editing.check_language(language)
+        service.check_language(language)
         intent = await service.get_intent(session, name)
         texts = change([r.text for r in editing.variants_of(intent, language)])
         await editing.set_variants(session, name, language, texts, actor)

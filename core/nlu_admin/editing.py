@@ -19,7 +19,14 @@ from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.nlu_admin import repository
 from core.nlu_admin.models import NluDataItem, NluExample, NluIntent, NluResponse
 from core.nlu_admin.schemas import DataKind
-from core.nlu_admin.service import LANGUAGES, MAX_EXAMPLE_CHARS, example_language, get_intent
+from core.nlu_admin.service import (
+    MAX_EXAMPLE_CHARS,
+    check_answer,
+    check_example,
+    check_language,
+    example_language,
+    get_intent,
+)
 from core.users.models import User
 from nlu.data import ENTITY_NAME, parse_markup, render_markup
 from nlu.errors import DataFormatError
@@ -29,7 +36,6 @@ KINDS: tuple[str, ...] = get_args(DataKind)
 MAX_NAME_CHARS = 200
 MAX_VALUE_CHARS = 1000
 MAX_VARIANTS = 50
-MAX_ANSWER_CHARS = 5000
 # What is left of an annotation the markup parser did not recognise: `[Moscow](city` or `[Moscow]{"entity"`.
 _BROKEN_MARKUP = re.compile(r"\][({]")
 
@@ -166,11 +172,7 @@ def parse_example_markup(markup: str) -> tuple[str, tuple[ExampleEntity, ...]]:
         near = text[max(0, broken.start() - 20):broken.end() + 20]
         raise _refuse("broken_markup", f"an annotation is not closed near {near!r}: write [text](entity) or "
                       '[text]{"entity": "name", "role": "r"}', near=near)
-    if not text:
-        raise _refuse("empty_example", "an example needs some text")
-    if len(text) > MAX_EXAMPLE_CHARS:
-        raise _refuse("long_example", f"an example has at most {MAX_EXAMPLE_CHARS} characters",
-                      limit=MAX_EXAMPLE_CHARS)
+    check_example(text)
     for e in entities:
         if e.start == e.end:
             raise _refuse("empty_span", f"the annotation of {e.entity!r} marks no text", entity=e.entity)
@@ -213,28 +215,16 @@ def variants_of(intent: NluIntent, language: str) -> list[NluResponse]:
     return sorted((r for r in intent.responses if r.language == language), key=lambda r: r.position)
 
 
-def check_language(language: str) -> str:
-    if language not in LANGUAGES:
-        raise _refuse("bad_language", f"answers are in {', '.join(LANGUAGES)}; got {language[:10]!r}")
-    return language
-
-
 async def set_variants(session: AsyncSession, name: str, language: str, texts: Sequence[str],
                        actor: User | None) -> list[NluResponse]:
     """An intent's answer in one language as this ordered list of variants (the first is "the" answer). At
     least one variant is kept: an answer is removed as a whole with the answers form or PUT .../responses."""
     check_language(language)
-    cleaned = [t.strip() for t in texts]
-    if not cleaned:
+    if not texts:
         raise _refuse("last_variant", "an answer keeps at least one variant (clear the answer to remove it)")
-    if len(cleaned) > MAX_VARIANTS:
+    if len(texts) > MAX_VARIANTS:
         raise _refuse("too_many_variants", f"an answer has at most {MAX_VARIANTS} variants", limit=MAX_VARIANTS)
-    for n, text in enumerate(cleaned, 1):
-        if not text:
-            raise _refuse("empty_variant", f"variant {n} is empty", n=n)
-        if len(text) > MAX_ANSWER_CHARS:
-            raise _refuse("long_variant", f"variant {n} is over {MAX_ANSWER_CHARS} characters", n=n,
-                          limit=MAX_ANSWER_CHARS)
+    cleaned = [check_answer(text, n) for n, text in enumerate(texts, 1)]
     seen: set[str] = set()
     for n, text in enumerate(cleaned, 1):
         if text in seen:

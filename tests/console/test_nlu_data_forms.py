@@ -415,6 +415,12 @@ async def test_refusals_are_said_in_russian(mod: Module) -> None:
         assert "Основное значение" in page and "Шаблон" in page
         assert await submit(mod.admin, DATA, DATA + "/items", {"kind": "regex", "name": "zip", "value": "(("}) == \
             ("error", "Регулярное выражение не компилируется: missing ), unterminated subpattern at position 1.")
+        # The answers form: the service's check (one limit for the API, the forms and the variants), in words.
+        async with mod.sessionmaker() as s, s.begin():
+            await nlu_admin.create_intent(s, "long_answer", "", None)
+        assert await submit(mod.admin, f"{INTENTS}/long_answer", f"{INTENTS}/long_answer/answers",
+                            {"ru": " " + "ы" * nlu_admin.MAX_ANSWER_CHARS + " ", "en": "y" * 5001}) == \
+            ("error", "Вариант 1 длиннее 5000 символов.")
     finally:
         await mod.admin.post("/console/language", data={"csrf_token": csrf_of((await mod.admin.get(DATA)).text),
                                                         "language": "en"},
