@@ -261,7 +261,7 @@ async def _move_variants(session: DbSession, actor: ConsoleAdmin, state: State, 
     _ = translator(actor.language)
     with _in_words(_):
         service.check_language(language)
-        intent = await service.get_intent(session, name)
+        intent = await service.get_intent(session, name, lock=True)  # `change` applies to what is held now
         texts = change([r.text for r in editing.variants_of(intent, language)])
         await editing.set_variants(session, name, language, texts, actor)
     await state.catalog.reload(session)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, get_args
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import service as audit
@@ -42,6 +43,15 @@ _BROKEN_MARKUP = re.compile(r"\][({]")
 
 def _refuse(reason: str, message: str, **details: Any) -> ValidationFailedError:
     return ValidationFailedError(message, reason=reason, **details)
+
+
+async def _flush(session: AsyncSession, message: str, **details: Any) -> None:
+    """Flush, with a unique-constraint violation (a change another transaction committed meanwhile, where the
+    lock could not order them) as a ConflictError instead of a 500."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(message, **details) from exc
 
 
 def _one_line(value: str) -> str:
@@ -190,20 +200,24 @@ async def set_example_markup(session: AsyncSession, example_id: int, markup: str
                              intent: str | None = None) -> NluExample:
     """Replace an example's text and entity annotations with what `markup` says (its plain text may change too:
     then it must not be another example of the intent already). `intent`: the example must be one of its."""
-    example = await get_example(session, example_id)
-    owner = await session.get(NluIntent, example.intent_id)
-    if intent is not None and (owner is None or owner.name != intent):
-        raise NotFoundError(f"example {example_id} is not an example of {intent!r}", reason="no_example")
     text, entities = parse_example_markup(markup)
+    found = await get_example(session, example_id)
+    owner = await session.get(NluIntent, found.intent_id)
+    if owner is None or (intent is not None and owner.name != intent):
+        raise NotFoundError(f"example {example_id} is not an example of {intent!r}", reason="no_example")
+    # The intent locked, its examples read afresh: two admins editing its examples one after the other.
+    held = await get_intent(session, owner.name, lock=True)
+    example = next((e for e in held.examples if e.id == example_id), None)
+    if example is None:  # deleted while this waited for the lock
+        raise NotFoundError(f"example {example_id} not found", reason="no_example")
     if text != example.text:
-        held = await get_intent(session, owner.name if owner else "")
         if any(e.text == text and e.id != example.id for e in held.examples):
             raise ConflictError("the intent already has this example", reason="duplicate_example")
         example.language = example_language(text)
     before = example_markup(example)
     example.text = text
     example.entities = [e.as_dict() for e in entities] or None
-    await session.flush()
+    await _flush(session, "the intent already has this example", reason="duplicate_example")
     audit.record(session, actor, "nlu.example.annotate", "example", example.id, before=before,
                  after=example_markup(example))
     return example
@@ -230,7 +244,7 @@ async def set_variants(session: AsyncSession, name: str, language: str, texts: S
         if text in seen:
             raise ConflictError(f"variant {n} repeats an earlier one", reason="duplicate_variant", n=n)
         seen.add(text)
-    intent = await get_intent(session, name)
+    intent = await get_intent(session, name, lock=True)  # another admin's change waits, then is read afresh
     rows = variants_of(intent, language)
     before = [r.text for r in rows]
     # Texts move between the rows in place, so (intent, language, position) stays unique at every flush.
@@ -243,7 +257,7 @@ async def set_variants(session: AsyncSession, name: str, language: str, texts: S
             rows.append(row)
     for row in rows[len(cleaned):]:
         intent.responses.remove(row)
-    await session.flush()
+    await _flush(session, "the answer was changed meanwhile: reload and try again", reason="variant_changed")
     audit.record(session, actor, "nlu.responses.variants", "intent", name, language=language, before=before,
                  after=cleaned)
     return rows[:len(cleaned)]

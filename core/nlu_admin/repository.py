@@ -95,12 +95,14 @@ async def example_counts(session: AsyncSession) -> list[tuple[int, str, int]]:
     return [(intent_id, lang, int(n)) for intent_id, lang, n in rows]
 
 
-async def intent_by_name(session: AsyncSession, name: str) -> NluIntent | None:
-    """The intent with its examples and answers."""
-    return (await session.scalars(
-        select(NluIntent).where(NluIntent.name == name)
-        .options(selectinload(NluIntent.examples), selectinload(NluIntent.responses))
-    )).first()
+async def intent_by_name(session: AsyncSession, name: str, *, lock: bool = False) -> NluIntent | None:
+    """The intent with its examples and answers. `lock`: its row locked until the transaction ends (another
+    editor of its examples or answers waits) and everything read afresh, whatever the session held."""
+    stmt = (select(NluIntent).where(NluIntent.name == name)
+            .options(selectinload(NluIntent.examples), selectinload(NluIntent.responses)))
+    if lock:
+        stmt = stmt.with_for_update(of=NluIntent).execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).first()
 
 
 async def intent_exists(session: AsyncSession, name: str) -> bool:

@@ -262,8 +262,9 @@ async def list_intents(session: AsyncSession) -> list[dict[str, Any]]:
              "responses": first_answers(i.responses)} for i in intents]
 
 
-async def get_intent(session: AsyncSession, name: str) -> NluIntent:
-    intent = await repository.intent_by_name(session, name)
+async def get_intent(session: AsyncSession, name: str, *, lock: bool = False) -> NluIntent:
+    """The intent with its examples and answers; `lock`: locked for an edit of them (repository.intent_by_name)."""
+    intent = await repository.intent_by_name(session, name, lock=lock)
     if intent is None:
         raise NotFoundError(f"intent {name!r} not found")
     return intent
