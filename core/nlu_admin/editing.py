@@ -9,6 +9,7 @@ language from `nludata.<reason>`; the API returns the English message and the de
 from __future__ import annotations
 
 import re
+import re._parser as re_parser  # the compiler's own parse tree: what nested_repeat reads
 from collections.abc import Sequence
 from typing import Any, get_args
 
@@ -39,6 +40,35 @@ MAX_VALUE_CHARS = 1000
 MAX_VARIANTS = 50
 # What is left of an annotation the markup parser did not recognise: `[Moscow](city` or `[Moscow]{"entity"`.
 _BROKEN_MARKUP = re.compile(r"\][({]")
+
+
+_REPEATS = (re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, re_parser.POSSESSIVE_REPEAT)
+
+
+def nested_repeat(pattern: str) -> bool:
+    """Whether a repeated part of the regex holds a repeat of variable length, as in `(a+)+`, `(\\w*\\s?)*` or
+    `(x{1,9})+`: the shape whose backtracking grows exponentially with the text (`(a+)+$` on 30 a's followed by a
+    b takes seconds, on a 5,000-character message forever). A simple, documented heuristic, not a proof: a
+    repeat of a fixed count inside one (`(\\d{3}-)+`) is allowed; overlapping alternatives under a repeat
+    (`(a|aa)+`) are not detected. The pattern must compile."""
+    def walk(items: Any, repeated: bool) -> bool:
+        for op, av in items:
+            if op in _REPEATS:
+                low, high, body = av
+                if repeated and low != high:
+                    return True
+                if walk(body, repeated or high > 1):
+                    return True
+                continue
+            for part in av if isinstance(av, tuple | list) else ():
+                if isinstance(part, re_parser.SubPattern) and walk(part, repeated):
+                    return True
+                if isinstance(part, list) and any(isinstance(b, re_parser.SubPattern) and walk(b, repeated)
+                                                  for b in part):
+                    return True
+        return False
+
+    return walk(re_parser.parse(pattern), False)
 
 
 def _refuse(reason: str, message: str, **details: Any) -> ValidationFailedError:
@@ -84,6 +114,10 @@ def check_item(kind: str, name: str, value: str) -> tuple[str, str]:
             re.compile(value)
         except (re.error, RecursionError, OverflowError) as exc:
             raise _refuse("bad_regex", f"the regex does not compile: {exc}", error=str(exc)[:200]) from exc
+        if nested_repeat(value):
+            raise _refuse("nested_repeat", "a repeated part of the regex repeats something of variable length "
+                          "inside, as in (a+)+: matching such a pattern can take forever on a long message; write "
+                          "it without the nesting, e.g. a+ for (a+)+")
     return name, value
 
 

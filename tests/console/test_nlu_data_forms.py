@@ -177,6 +177,9 @@ async def test_synonyms_regexes_and_lookups_are_added_edited_and_deleted(mod: Mo
         ({"kind": "lookup", "name": "city", "value": "x" * 1001}, "The value is longer than 1000 characters."),
         ({"kind": "regex", "name": "zip", "value": "a\nb"}, "A value is one line."),
         ({"kind": "table", "name": "city", "value": "Omsk"}, "Choose synonym, regex or lookup."),
+        ({"kind": "regex", "name": "word", "value": r"(\w+\s?)+$"},
+         "A repeated part of the regex repeats something of variable length inside, as in (a+)+: matching it "
+         "can take forever on a long message. Write it without the nesting (a+ for (a+)+)."),
     ]
     for data, reason in refusals:
         assert await submit(mod.admin, DATA, DATA + "/items", data) == ("error", reason), data

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.errors import ConflictError
+from core.errors import ConflictError, ValidationFailedError
 from core.nlu_admin import editing, service
 
 Edit = Callable[[AsyncSession], Awaitable[Any]]
@@ -85,3 +85,18 @@ async def test_an_example_text_taken_meanwhile_is_a_conflict_with_its_reason(
     assert await _one_after_another(
         db_engine, sessionmaker,
         lambda s: editing.set_example_markup(s, hello, "good morning", None), second) == "duplicate_example"
+
+
+@pytest.mark.parametrize(("pattern", "refused"), [
+    (r"(a+)+$", True), (r"(\w*\s?)*", True), (r"(x{1,9})+", True), (r"(?:a|b+)*", True), (r"(?=(a+))+x", True),
+    (r"\b\d{6}\b", False), (r"(\d{3}-)+", False), (r"\d+\s*\d+", False), (r"ORD-\d{3,8}", False),
+    (r"[a-z]+@[a-z]+\.(com|ru)", False), (r"(a+)?", False)])
+def test_a_regex_with_a_variable_repeat_inside_a_repeat_is_refused_with_its_reason(pattern: str,
+                                                                                  refused: bool) -> None:
+    """Catastrophic backtracking: `(a+)+$` on a 5,000-character message would stall message handling."""
+    if not refused:
+        assert editing.check_item("regex", "thing", pattern) == ("thing", pattern)
+        return
+    with pytest.raises(ValidationFailedError) as caught:
+        editing.check_item("regex", "thing", pattern)
+    assert caught.value.details["reason"] == "nested_repeat" and "(a+)+" in caught.value.message
