@@ -369,6 +369,9 @@ def nlu_import_rasa(path: Path,
 
 
 def _mount_nlu_commands() -> None:
+    """Add nlu.cli's commands to the `nlu` group, once however often it is called (main, the tests)."""
+    if any(c.callback is not None and c.callback.__module__ == "nlu.cli" for c in nlu_app.registered_commands):
+        return
     from nlu import cli as nlu_cli
 
     nlu_app.command()(nlu_cli.train)

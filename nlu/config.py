@@ -7,13 +7,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+Feature = Literal["lemmas", "stems", "vectors", "sentence"]
+"""Feature blocks beyond word and character n-grams the embedded engine can use (nlu.embedded.FEATURES)."""
+
 
 class NluSettings(BaseModel):
     """Which intent engine runs and how sure it must be to answer on its own."""
 
     engine: Literal["embedded", "rasa", "keyword"] = "embedded"
     target_precision: float = Field(default=0.95, gt=0, le=1)
-    features: tuple[Literal["lemmas", "stems", "vectors", "sentence"], ...] | None = Field(
+    features: tuple[Feature, ...] | None = Field(
         default=None,
         description="The embedded engine's feature blocks besides word and character n-grams (nlu.embedded.FEATURES; "
                     "`vectors` needs the `vectors` extra, `sentence` the `sentence` extra); unset: the engine's "

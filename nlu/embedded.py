@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import joblib
 import numpy as np
@@ -49,6 +49,7 @@ from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
 from nlu import crf
+from nlu.config import Feature
 from nlu.crf import EntityTagger
 from nlu.encoder import SENTENCE_SIZE, sentence_vectors, sentence_vectors_available
 from nlu.entities import EntityExtractor
@@ -120,10 +121,10 @@ class _FastScorer:
     def __init__(self, model: _Model) -> None:
         # (analyser, vocabulary, idf, column offset, whether its n-grams stay inside words) per sparse block
         self.parts: list[tuple[Any, dict[str, int], NDArray[np.float64], int, bool]] = []
-        self.dense: list[tuple[MeanWordVectors | SentenceVectors, int]] = []
+        self.dense: list[tuple[_DenseBlock, int]] = []
         offset = 0
         for _, vectorizer in model.vectorizer.transformer_list:
-            if isinstance(vectorizer, MeanWordVectors | SentenceVectors):
+            if isinstance(vectorizer, _DenseBlock):
                 self.dense.append((vectorizer, offset))
                 offset += vectorizer.size
                 continue
@@ -202,53 +203,64 @@ class _Loaded:
     scorer: _FastScorer
 
 
-class MeanWordVectors(BaseEstimator, TransformerMixin):  # type: ignore[misc]
-    """A feature block of averaged static Russian word vectors (nlu.morph.mean_vector), times `weight`.
+class _DenseBlock(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """A dense feature block, times `weight`: `size` columns from `vectors`.
 
-    Holds no model: the vectors are loaded once per process from the installed package, so the pickle stays
-    small and a model trained here loads anywhere the package is installed.
+    Holds no model: what `vectors` reads is loaded once per process from an installed package, so the pickle
+    stays small and a model trained here loads anywhere the package is installed (`available` says whether it
+    is; `needs` names it for the refusal when it is not).
     """
+
+    size = 0
+    needs = ""
+
+    def __init__(self, weight: float = 1.0) -> None:
+        self.weight = weight
+
+    def fit(self, texts: Sequence[str], y: Any = None) -> _DenseBlock:
+        return self
+
+    @staticmethod
+    def available() -> bool:
+        raise NotImplementedError
+
+    def vectors(self, texts: Sequence[str]) -> NDArray[np.float64]:
+        """The block's dense columns, one row per text (the fast scorer's path)."""
+        raise NotImplementedError
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        return sparse.csr_matrix(self.vectors(texts))
+
+
+class MeanWordVectors(_DenseBlock):
+    """Averaged static Russian word vectors (nlu.morph.mean_vector)."""
 
     size = VECTOR_SIZE
+    needs = "the `natasha` package (the `vectors` extra)"
 
-    def __init__(self, weight: float = 1.0) -> None:
-        self.weight = weight
-
-    def fit(self, texts: Sequence[str], y: Any = None) -> MeanWordVectors:
-        return self
+    @staticmethod
+    def available() -> bool:
+        return vectors_available()
 
     def vectors(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        """The block's dense columns, one row per text (the fast scorer's path)."""
         return np.vstack([mean_vector(t) for t in texts]) * self.weight
 
-    def transform(self, texts: Sequence[str]) -> Any:
-        return sparse.csr_matrix(self.vectors(texts))
 
-
-class SentenceVectors(BaseEstimator, TransformerMixin):  # type: ignore[misc]
-    """A feature block of WordLlama sentence vectors (nlu.encoder.sentence_vectors), times `weight`.
-
-    Like MeanWordVectors it holds no model: the token table is loaded once per process from the installed
-    `wordllama` package.
-    """
+class SentenceVectors(_DenseBlock):
+    """WordLlama sentence vectors (nlu.encoder.sentence_vectors)."""
 
     size = SENTENCE_SIZE
+    needs = "the `wordllama` package (the `sentence` extra)"
 
-    def __init__(self, weight: float = 1.0) -> None:
-        self.weight = weight
-
-    def fit(self, texts: Sequence[str], y: Any = None) -> SentenceVectors:
-        return self
+    @staticmethod
+    def available() -> bool:
+        return sentence_vectors_available()
 
     def vectors(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        """The block's dense columns, one row per text (the fast scorer's path)."""
         return sentence_vectors(texts) * self.weight
 
-    def transform(self, texts: Sequence[str]) -> Any:
-        return sparse.csr_matrix(self.vectors(texts))
 
-
-FEATURES = ("lemmas", "stems", "vectors", "sentence")
+FEATURES: tuple[str, ...] = get_args(Feature)
 """Feature blocks beyond word and character n-grams that the engine can use (bench/nlu.py --features)."""
 DEFAULT_FEATURES: tuple[str, ...] = ("lemmas",)
 """Lemmas raise coverage at the same precision on the shipped Russian data for a second of training. English Snowball
@@ -778,6 +790,11 @@ class EmbeddedEngine:
         model = joblib.load(path / MODEL_FILE)
         if not isinstance(model, _Model):
             raise ModelNotFoundError(f"{path / MODEL_FILE} is not an embedded-engine model")
+        for name, block in model.vectorizer.transformer_list:
+            # Loaded, such a model would fail every parse: refused here, activation fails where it is seen.
+            if isinstance(block, _DenseBlock) and not block.available():
+                raise ModelNotFoundError(f"model version {version!r} uses the {name!r} feature block, which needs "
+                                         f"{block.needs}: not installed here")
         return _Loaded(version=version, model=model, extractor=EntityExtractor(model.extras),
                        scorer=_FastScorer(model))
 

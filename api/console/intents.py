@@ -70,8 +70,8 @@ async def intents_page(request: Request, session: DbSession, _user: ConsoleAdmin
     jobs = await service.list_jobs(session, limit=1)
     bars = [Bar(i["name"], i["total"], tone="warn" if min(i["examples"].get(lang, 0) for lang in service.LANGUAGES)
                 < FEW_EXAMPLES else "default") for i in intents]
-    extras: dict[str, dict[str, list[str]]] = {"synonym": {}, "regex": {}, "lookup": {}}
-    for row in await service.data_items(session):
+    extras: dict[str, dict[str, list[str]]] = {kind: {} for kind in editing.KINDS}
+    for row in await editing.list_items(session):
         extras[row.kind].setdefault(row.name, []).append(row.value)
     return await _page(request, session, "admin_intents.html", "intents", {
         "extras": extras,
@@ -105,7 +105,7 @@ async def intent_page(request: Request, name: str, session: DbSession, _user: Co
         "variants": {lang: editing.variants_of(intent, lang) for lang in service.LANGUAGES},
         "markup": {e.id: editing.example_markup(e) for e in intent.examples},
         "queue": routes.get(intent.name, routing.DEFAULT_TEAM), "action": action, "action_declared": declared,
-        "action_choices": list(IntentAction),
+        "action_choices": list(IntentAction), "max_answer": service.MAX_ANSWER_CHARS,
         "segments": {e.id: entity_segments(e.text, e.entities or []) for e in intent.examples}})
 
 
@@ -183,11 +183,11 @@ async def delete_example(name: str, example_id: IdPath, session: DbSession, acto
 async def set_answers(name: str, session: DbSession, actor: ConsoleAdmin, state: State,
                       ru: Annotated[str, Form()] = "", en: Annotated[str, Form()] = "") -> Response:
     """An empty answer clears it: the intent then goes to humans in that language (or the other answer)."""
-    if len(ru) > 5000 or len(en) > 5000:
-        raise ValidationFailedError("an answer has at most 5000 characters")
-    await service.set_responses(session, name, {"ru": ru, "en": en}, actor)
+    _ = translator(actor.language)
+    with _in_words(_):
+        await service.set_responses(session, name, {"ru": ru, "en": en}, actor)
     await state.catalog.reload(session)
-    return redirect(intent_url(name), translator(actor.language)("saved"))
+    return redirect(intent_url(name), _("saved"))
 
 
 # --- synonyms, regexes, lookups, annotations and answer variants edited one by one ----------------------
@@ -212,17 +212,10 @@ MAX_DATA_ROWS = 500  # per kind on the page; a filter finds the rest of a big lo
 async def nlu_data_page(request: Request, session: DbSession, _user: ConsoleAdmin, q: str = "") -> Response:
     """The data set's synonyms, regexes and lookup tables, every value with its own edit and delete form; `q`
     keeps the rows whose name or value contains it (case-insensitive)."""
-    needle = " ".join(q.split())[:200].casefold()
-    tables: dict[str, dict[str, list[Any]]] = {kind: {} for kind in editing.KINDS}
-    totals = dict.fromkeys(editing.KINDS, 0)
-    for row in await editing.item_values(session):
-        if needle and needle not in row.name.casefold() and needle not in row.value.casefold():
-            continue
-        totals[row.kind] += 1
-        if totals[row.kind] <= MAX_DATA_ROWS:
-            tables[row.kind].setdefault(row.name, []).append(row)
+    needle = " ".join(q.split())[:200]
+    tables, totals = await editing.data_page(session, needle, MAX_DATA_ROWS)
     return await _page(request, session, "admin_nlu_data.html", "intents", {
-        "tables": tables, "totals": totals, "limit": MAX_DATA_ROWS, "q": " ".join(q.split())[:200]})
+        "tables": tables, "totals": totals, "limit": MAX_DATA_ROWS, "q": needle})
 
 
 @router.post("/intents-data/items", dependencies=[CsrfChecked])
@@ -267,8 +260,8 @@ async def _move_variants(session: DbSession, actor: ConsoleAdmin, state: State, 
     """Apply `change` (list of texts -> new list) to one language's variants, with the editing rules."""
     _ = translator(actor.language)
     with _in_words(_):
-        editing.check_language(language)
-        intent = await service.get_intent(session, name)
+        service.check_language(language)
+        intent = await service.get_intent(session, name, lock=True)  # `change` applies to what is held now
         texts = change([r.text for r in editing.variants_of(intent, language)])
         await editing.set_variants(session, name, language, texts, actor)
     await state.catalog.reload(session)

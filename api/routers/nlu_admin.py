@@ -114,7 +114,7 @@ async def set_responses(name: str, body: ResponsesUpdate, session: DbSession, us
 @router.get("/intents/{name:intent}/responses/{language}", response_model=VariantsRead)
 async def get_variants(name: str, language: str, session: DbSession, _user: Admin) -> VariantsRead:
     """Every variant of the intent's answer in one language, in order (empty: no answer in that language)."""
-    editing.check_language(language)
+    service.check_language(language)
     intent = await service.get_intent(session, name)
     return VariantsRead(intent=name, language=language, variants=[r.text for r in editing.variants_of(intent,
                                                                                                      language)])

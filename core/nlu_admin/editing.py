@@ -9,32 +9,79 @@ language from `nludata.<reason>`; the API returns the English message and the de
 from __future__ import annotations
 
 import re
+import re._parser as re_parser  # the compiler's own parse tree: what nested_repeat reads
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import service as audit
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.nlu_admin import repository
 from core.nlu_admin.models import NluDataItem, NluExample, NluIntent, NluResponse
-from core.nlu_admin.service import LANGUAGES, MAX_EXAMPLE_CHARS, example_language, get_intent
+from core.nlu_admin.schemas import DataKind
+from core.nlu_admin.service import (
+    MAX_EXAMPLE_CHARS,
+    check_answer,
+    check_example,
+    check_language,
+    example_language,
+    get_intent,
+)
 from core.users.models import User
 from nlu.data import ENTITY_NAME, parse_markup, render_markup
 from nlu.errors import DataFormatError
 from nlu.protocol import ExampleEntity
 
-KINDS = ("synonym", "regex", "lookup")
+KINDS: tuple[str, ...] = get_args(DataKind)
 MAX_NAME_CHARS = 200
 MAX_VALUE_CHARS = 1000
 MAX_VARIANTS = 50
-MAX_ANSWER_CHARS = 5000
 # What is left of an annotation the markup parser did not recognise: `[Moscow](city` or `[Moscow]{"entity"`.
 _BROKEN_MARKUP = re.compile(r"\][({]")
 
 
+_REPEATS = (re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, re_parser.POSSESSIVE_REPEAT)
+
+
+def nested_repeat(pattern: str) -> bool:
+    """Whether a repeated part of the regex holds a repeat of variable length, as in `(a+)+`, `(\\w*\\s?)*` or
+    `(x{1,9})+`: the shape whose backtracking grows exponentially with the text (`(a+)+$` on 24 a's and a b took
+    1.1 s here, each further a doubling it; a 5,000-character message: forever). A simple, documented heuristic,
+    not a proof: a repeat of a fixed count inside one (`(\\d{3}-)+`) is allowed; overlapping alternatives under a repeat
+    (`(a|aa)+`) are not detected. The pattern must compile."""
+    def walk(items: Any, repeated: bool) -> bool:
+        for op, av in items:
+            if op in _REPEATS:
+                low, high, body = av
+                if repeated and low != high:
+                    return True
+                if walk(body, repeated or high > 1):
+                    return True
+                continue
+            for part in av if isinstance(av, tuple | list) else ():
+                if isinstance(part, re_parser.SubPattern) and walk(part, repeated):
+                    return True
+                if isinstance(part, list) and any(isinstance(b, re_parser.SubPattern) and walk(b, repeated)
+                                                  for b in part):
+                    return True
+        return False
+
+    return walk(re_parser.parse(pattern), False)
+
+
 def _refuse(reason: str, message: str, **details: Any) -> ValidationFailedError:
     return ValidationFailedError(message, reason=reason, **details)
+
+
+async def _flush(session: AsyncSession, message: str, **details: Any) -> None:
+    """Flush, with a unique-constraint violation (a change another transaction committed meanwhile, where the
+    lock could not order them) as a ConflictError instead of a 500."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(message, **details) from exc
 
 
 def _one_line(value: str) -> str:
@@ -67,37 +114,43 @@ def check_item(kind: str, name: str, value: str) -> tuple[str, str]:
             re.compile(value)
         except (re.error, RecursionError, OverflowError) as exc:
             raise _refuse("bad_regex", f"the regex does not compile: {exc}", error=str(exc)[:200]) from exc
+        if nested_repeat(value):
+            raise _refuse("nested_repeat", "a repeated part of the regex repeats something of variable length "
+                          "inside, as in (a+)+: matching such a pattern can take forever on a long message; write "
+                          "it without the nesting, e.g. a+ for (a+)+")
     return name, value
 
 
 async def _check_unique(session: AsyncSession, kind: str, name: str, value: str, *, item_id: int | None) -> None:
     """Refuse a value its table holds already, and a synonym variant that maps to another value already (both
     compared as extraction compares them: case-insensitively, but a regex exactly)."""
-    def same(a: str, b: str) -> bool:
-        return a == b if kind == "regex" else a.casefold() == b.casefold()
-
-    for row in await repository.data_item_values(session, kind):
-        if row.id == item_id:
-            continue
-        if row.name == name and same(row.value, value):
-            raise ConflictError(f"{kind} {name!r} already has the value {value!r}", reason="duplicate",
-                                name=name, value=value)
-        if kind == "synonym" and row.name != name and same(row.value, value):
-            raise ConflictError(f"{value!r} is already a synonym of {row.name!r}: one variant maps to one value",
-                                reason="synonym_taken", name=row.name, value=value)
+    exact = kind == "regex"
+    if await repository.item_with_value(session, kind, value, name=name, exact=exact, other_than=item_id):
+        raise ConflictError(f"{kind} {name!r} already has the value {value!r}", reason="duplicate",
+                            name=name, value=value)
+    if kind == "synonym":
+        taken = await repository.item_with_value(session, kind, value, name=None, exact=exact, other_than=item_id)
+        if taken is not None:
+            raise ConflictError(f"{value!r} is already a synonym of {taken.name!r}: one variant maps to one value",
+                                reason="synonym_taken", name=taken.name, value=value)
 
 
-async def list_items(session: AsyncSession, kind: str | None = None) -> Sequence[NluDataItem]:
-    if kind is None:
-        return await repository.data_items(session)
-    if kind not in KINDS:
-        raise _refuse("bad_kind", f"kind is one of {', '.join(KINDS)}, got {kind[:20]!r}", kind=kind[:20])
-    return await repository.data_items_of_kind(session, kind)
+async def list_items(session: AsyncSession, kind: DataKind | None = None) -> Sequence[NluDataItem]:
+    """Every synonym, regex and lookup value (or one kind's), in order per kind and name."""
+    return await repository.data_items(session, kind)
 
 
-async def item_values(session: AsyncSession) -> Sequence[Any]:
-    """Every value as a plain (id, kind, name, value) row, for pages that only show them."""
-    return await repository.data_item_values(session)
+async def data_page(session: AsyncSession, q: str, limit: int
+                    ) -> tuple[dict[str, dict[str, list[Any]]], dict[str, int]]:
+    """The console's view of the data: per kind, its first `limit` values (containing `q`, case-insensitively,
+    in the name or the value) grouped by name, and how many there are in all."""
+    totals = dict.fromkeys(KINDS, 0) | await repository.data_item_counts(session, q)
+    tables: dict[str, dict[str, list[Any]]] = {kind: {} for kind in KINDS}
+    for kind in KINDS:
+        if totals[kind]:
+            for row in await repository.data_item_rows(session, kind, q, limit):
+                tables[kind].setdefault(row.name, []).append(row)
+    return tables, totals
 
 
 async def get_item(session: AsyncSession, item_id: int) -> NluDataItem:
@@ -163,11 +216,7 @@ def parse_example_markup(markup: str) -> tuple[str, tuple[ExampleEntity, ...]]:
         near = text[max(0, broken.start() - 20):broken.end() + 20]
         raise _refuse("broken_markup", f"an annotation is not closed near {near!r}: write [text](entity) or "
                       '[text]{"entity": "name", "role": "r"}', near=near)
-    if not text:
-        raise _refuse("empty_example", "an example needs some text")
-    if len(text) > MAX_EXAMPLE_CHARS:
-        raise _refuse("long_example", f"an example has at most {MAX_EXAMPLE_CHARS} characters",
-                      limit=MAX_EXAMPLE_CHARS)
+    check_example(text)
     for e in entities:
         if e.start == e.end:
             raise _refuse("empty_span", f"the annotation of {e.entity!r} marks no text", entity=e.entity)
@@ -185,20 +234,24 @@ async def set_example_markup(session: AsyncSession, example_id: int, markup: str
                              intent: str | None = None) -> NluExample:
     """Replace an example's text and entity annotations with what `markup` says (its plain text may change too:
     then it must not be another example of the intent already). `intent`: the example must be one of its."""
-    example = await get_example(session, example_id)
-    owner = await session.get(NluIntent, example.intent_id)
-    if intent is not None and (owner is None or owner.name != intent):
-        raise NotFoundError(f"example {example_id} is not an example of {intent!r}", reason="no_example")
     text, entities = parse_example_markup(markup)
+    found = await get_example(session, example_id)
+    owner = await session.get(NluIntent, found.intent_id)
+    if owner is None or (intent is not None and owner.name != intent):
+        raise NotFoundError(f"example {example_id} is not an example of {intent!r}", reason="no_example")
+    # The intent locked, its examples read afresh: two admins editing its examples one after the other.
+    held = await get_intent(session, owner.name, lock=True)
+    example = next((e for e in held.examples if e.id == example_id), None)
+    if example is None:  # deleted while this waited for the lock
+        raise NotFoundError(f"example {example_id} not found", reason="no_example")
     if text != example.text:
-        held = await get_intent(session, owner.name if owner else "")
         if any(e.text == text and e.id != example.id for e in held.examples):
             raise ConflictError("the intent already has this example", reason="duplicate_example")
         example.language = example_language(text)
     before = example_markup(example)
     example.text = text
     example.entities = [e.as_dict() for e in entities] or None
-    await session.flush()
+    await _flush(session, "the intent already has this example", reason="duplicate_example")
     audit.record(session, actor, "nlu.example.annotate", "example", example.id, before=before,
                  after=example_markup(example))
     return example
@@ -210,34 +263,22 @@ def variants_of(intent: NluIntent, language: str) -> list[NluResponse]:
     return sorted((r for r in intent.responses if r.language == language), key=lambda r: r.position)
 
 
-def check_language(language: str) -> str:
-    if language not in LANGUAGES:
-        raise _refuse("bad_language", f"answers are in {', '.join(LANGUAGES)}; got {language[:10]!r}")
-    return language
-
-
 async def set_variants(session: AsyncSession, name: str, language: str, texts: Sequence[str],
                        actor: User | None) -> list[NluResponse]:
     """An intent's answer in one language as this ordered list of variants (the first is "the" answer). At
     least one variant is kept: an answer is removed as a whole with the answers form or PUT .../responses."""
     check_language(language)
-    cleaned = [t.strip() for t in texts]
-    if not cleaned:
+    if not texts:
         raise _refuse("last_variant", "an answer keeps at least one variant (clear the answer to remove it)")
-    if len(cleaned) > MAX_VARIANTS:
+    if len(texts) > MAX_VARIANTS:
         raise _refuse("too_many_variants", f"an answer has at most {MAX_VARIANTS} variants", limit=MAX_VARIANTS)
-    for n, text in enumerate(cleaned, 1):
-        if not text:
-            raise _refuse("empty_variant", f"variant {n} is empty", n=n)
-        if len(text) > MAX_ANSWER_CHARS:
-            raise _refuse("long_variant", f"variant {n} is over {MAX_ANSWER_CHARS} characters", n=n,
-                          limit=MAX_ANSWER_CHARS)
+    cleaned = [check_answer(text, n) for n, text in enumerate(texts, 1)]
     seen: set[str] = set()
     for n, text in enumerate(cleaned, 1):
         if text in seen:
             raise ConflictError(f"variant {n} repeats an earlier one", reason="duplicate_variant", n=n)
         seen.add(text)
-    intent = await get_intent(session, name)
+    intent = await get_intent(session, name, lock=True)  # another admin's change waits, then is read afresh
     rows = variants_of(intent, language)
     before = [r.text for r in rows]
     # Texts move between the rows in place, so (intent, language, position) stays unique at every flush.
@@ -250,7 +291,7 @@ async def set_variants(session: AsyncSession, name: str, language: str, texts: S
             rows.append(row)
     for row in rows[len(cleaned):]:
         intent.responses.remove(row)
-    await session.flush()
+    await _flush(session, "the answer was changed meanwhile: reload and try again", reason="variant_changed")
     audit.record(session, actor, "nlu.responses.variants", "intent", name, language=language, before=before,
                  after=cleaned)
     return rows[:len(cleaned)]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -48,10 +48,13 @@ async def delete_all_intents(session: AsyncSession) -> None:
     await session.execute(delete(NluIntent))
 
 
-async def data_items(session: AsyncSession) -> Sequence[NluDataItem]:
-    """The data set's synonyms, regexes and lookups, in import order per kind and name."""
-    return (await session.scalars(select(NluDataItem).order_by(NluDataItem.kind, NluDataItem.name,
-                                                               NluDataItem.position, NluDataItem.id))).all()
+async def data_items(session: AsyncSession, kind: str | None = None) -> Sequence[NluDataItem]:
+    """The data set's synonyms, regexes and lookups (or one kind's), in import order per kind and name."""
+    stmt = select(NluDataItem)
+    if kind is not None:
+        stmt = stmt.where(NluDataItem.kind == kind)
+    return (await session.scalars(stmt.order_by(NluDataItem.kind, NluDataItem.name, NluDataItem.position,
+                                                NluDataItem.id))).all()
 
 
 async def delete_data_items(session: AsyncSession) -> None:
@@ -92,12 +95,14 @@ async def example_counts(session: AsyncSession) -> list[tuple[int, str, int]]:
     return [(intent_id, lang, int(n)) for intent_id, lang, n in rows]
 
 
-async def intent_by_name(session: AsyncSession, name: str) -> NluIntent | None:
-    """The intent with its examples and answers."""
-    return (await session.scalars(
-        select(NluIntent).where(NluIntent.name == name)
-        .options(selectinload(NluIntent.examples), selectinload(NluIntent.responses))
-    )).first()
+async def intent_by_name(session: AsyncSession, name: str, *, lock: bool = False) -> NluIntent | None:
+    """The intent with its examples and answers. `lock`: its row locked until the transaction ends (another
+    editor of its examples or answers waits) and everything read afresh, whatever the session held."""
+    stmt = (select(NluIntent).where(NluIntent.name == name)
+            .options(selectinload(NluIntent.examples), selectinload(NluIntent.responses)))
+    if lock:
+        stmt = stmt.with_for_update(of=NluIntent).execution_options(populate_existing=True)
+    return (await session.scalars(stmt)).first()
 
 
 async def intent_exists(session: AsyncSession, name: str) -> bool:
@@ -231,20 +236,46 @@ async def action_rule(session: AsyncSession, intent: str) -> IntentActionRule | 
 
 # --- synonyms, regexes and lookups one by one, answer variants ------------------------------------------------
 
-async def data_items_of_kind(session: AsyncSession, kind: str) -> Sequence[NluDataItem]:
-    """One kind's values (synonym | regex | lookup), in import order per name."""
-    return (await session.scalars(select(NluDataItem).where(NluDataItem.kind == kind)
-                                  .order_by(NluDataItem.name, NluDataItem.position, NluDataItem.id))).all()
+def _containing(needle: str) -> Any:
+    """Rows whose name or value contains `needle`, case-insensitively (SQLite's lower() is made Unicode-aware
+    by core.db.session)."""
+    needle = needle.lower()
+    return or_(func.lower(NluDataItem.name).contains(needle, autoescape=True),
+               func.lower(NluDataItem.value).contains(needle, autoescape=True))
 
 
-async def data_item_values(session: AsyncSession, kind: str | None = None) -> Sequence[Any]:
-    """(id, kind, name, value) rows of one kind or all, in import order per kind and name: plain rows, not
-    entities, because a lookup table can hold thousands of values and the console only reads them."""
-    stmt = select(NluDataItem.id, NluDataItem.kind, NluDataItem.name, NluDataItem.value)
-    if kind is not None:
-        stmt = stmt.where(NluDataItem.kind == kind)
-    return (await session.execute(stmt.order_by(NluDataItem.kind, NluDataItem.name, NluDataItem.position,
-                                                NluDataItem.id))).all()
+async def data_item_counts(session: AsyncSession, needle: str = "") -> dict[str, int]:
+    """The number of values per kind (of those containing `needle`, when given)."""
+    stmt = select(NluDataItem.kind, func.count()).group_by(NluDataItem.kind)
+    if needle:
+        stmt = stmt.where(_containing(needle))
+    return {kind: int(n) for kind, n in (await session.execute(stmt)).all()}
+
+
+async def data_item_rows(session: AsyncSession, kind: str, needle: str, limit: int) -> Sequence[Any]:
+    """The first `limit` (id, kind, name, value) rows of one kind (containing `needle`, when given) in import
+    order per name: plain rows, not entities, because a lookup table can hold thousands of values and the
+    console only shows them."""
+    stmt = select(NluDataItem.id, NluDataItem.kind, NluDataItem.name, NluDataItem.value).where(
+        NluDataItem.kind == kind)
+    if needle:
+        stmt = stmt.where(_containing(needle))
+    return (await session.execute(stmt.order_by(NluDataItem.name, NluDataItem.position, NluDataItem.id)
+                                  .limit(limit))).all()
+
+
+async def item_with_value(session: AsyncSession, kind: str, value: str, *, name: str | None, exact: bool,
+                          other_than: int | None) -> Any:
+    """An (id, name) row of `kind` holding `value` (compared exactly or case-insensitively), under `name` when
+    given, other than the item `other_than`; None when there is none."""
+    stmt = select(NluDataItem.id, NluDataItem.name).where(
+        NluDataItem.kind == kind,
+        NluDataItem.value == value if exact else func.lower(NluDataItem.value) == value.lower())
+    if name is not None:
+        stmt = stmt.where(NluDataItem.name == name)
+    if other_than is not None:
+        stmt = stmt.where(NluDataItem.id != other_than)
+    return (await session.execute(stmt.order_by(NluDataItem.id).limit(1))).first()
 
 
 async def get_data_item(session: AsyncSession, item_id: int) -> NluDataItem | None:
@@ -261,6 +292,3 @@ async def next_data_item_position(session: AsyncSession, kind: str, name: str) -
 async def delete_data_item(session: AsyncSession, item: NluDataItem) -> None:
     await session.delete(item)
 
-
-async def get_response(session: AsyncSession, response_id: int) -> NluResponse | None:
-    return await session.get(NluResponse, response_id)

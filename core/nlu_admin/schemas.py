@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.decision.policy import IntentAction
+from core.nlu_admin.service import MAX_ANSWER_CHARS
 
 
 class IntentCreate(BaseModel):
@@ -38,8 +39,8 @@ class IntentRead(BaseModel):
 
 class ResponsesUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ru: str | None = Field(default=None, max_length=5000)
-    en: str | None = Field(default=None, max_length=5000)
+    ru: str | None = Field(default=None, max_length=MAX_ANSWER_CHARS)
+    en: str | None = Field(default=None, max_length=MAX_ANSWER_CHARS)
 
 
 class IntentActionUpdate(BaseModel):

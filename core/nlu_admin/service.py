@@ -41,6 +41,8 @@ ABANDONED = ("abandoned: the server running it sent no heartbeat for over a minu
              "while training); start the training again")
 LANGUAGES = ("ru", "en")
 MAX_EXAMPLE_CHARS = 1000
+MAX_ANSWER_CHARS = 5000
+"""An answer variant's length (the API's request models, the console's forms and the editing all check it here)."""
 
 
 def example_language(text: str) -> str:
@@ -57,12 +59,36 @@ def check_intent_name(name: str) -> str:
     return name
 
 
+def check_example(text: str) -> str:
+    """An example's text as it is, or a ValidationFailedError with the `reason` (empty, too long)."""
+    if not text:
+        raise ValidationFailedError("an example needs some text", reason="empty_example")
+    if len(text) > MAX_EXAMPLE_CHARS:
+        raise ValidationFailedError(f"an example has at most {MAX_EXAMPLE_CHARS} characters", reason="long_example",
+                                    limit=MAX_EXAMPLE_CHARS, length=len(text))
+    return text
+
+
 def _clean_example(text: str) -> str:
-    cleaned = " ".join(text.split())
+    return check_example(" ".join(text.split()))
+
+
+def check_language(language: str) -> str:
+    if language not in LANGUAGES:
+        raise ValidationFailedError(f"answers are in {', '.join(LANGUAGES)}; got {language[:10]!r}",
+                                    reason="bad_language")
+    return language
+
+
+def check_answer(text: str, n: int = 1) -> str:
+    """Answer variant `n` (1: the first, what set_responses sets) stripped, or a ValidationFailedError with the
+    `reason` (empty, too long)."""
+    cleaned = text.strip()
     if not cleaned:
-        raise ValidationFailedError("an example needs some text")
-    if len(cleaned) > MAX_EXAMPLE_CHARS:
-        raise ValidationFailedError(f"an example has at most {MAX_EXAMPLE_CHARS} characters", length=len(cleaned))
+        raise ValidationFailedError(f"variant {n} is empty", reason="empty_variant", n=n)
+    if len(cleaned) > MAX_ANSWER_CHARS:
+        raise ValidationFailedError(f"variant {n} is over {MAX_ANSWER_CHARS} characters", reason="long_variant", n=n,
+                                    limit=MAX_ANSWER_CHARS)
     return cleaned
 
 
@@ -200,11 +226,6 @@ async def training_data(session: AsyncSession) -> TrainingData:
     return data
 
 
-async def data_items(session: AsyncSession) -> Sequence[NluDataItem]:
-    """The data set's synonyms, regexes and lookups (the console lists them)."""
-    return await repository.data_items(session)
-
-
 async def export_data(session: AsyncSession) -> TrainingData:
     """The admin's data set for export; ConflictError when the database has no intents (never the shipped files
     in its place)."""
@@ -241,8 +262,9 @@ async def list_intents(session: AsyncSession) -> list[dict[str, Any]]:
              "responses": first_answers(i.responses)} for i in intents]
 
 
-async def get_intent(session: AsyncSession, name: str) -> NluIntent:
-    intent = await repository.intent_by_name(session, name)
+async def get_intent(session: AsyncSession, name: str, *, lock: bool = False) -> NluIntent:
+    """The intent with its examples and answers; `lock`: locked for an edit of them (repository.intent_by_name)."""
+    intent = await repository.intent_by_name(session, name, lock=lock)
     if intent is None:
         raise NotFoundError(f"intent {name!r} not found")
     return intent
@@ -296,9 +318,8 @@ async def set_responses(session: AsyncSession, name: str, answers: dict[str, str
     intent = await get_intent(session, name)
     current = {r.language: r for r in intent.responses if r.position == 0}
     for lang, text in answers.items():
-        if lang not in LANGUAGES:
-            raise ValidationFailedError(f"answers are in {', '.join(LANGUAGES)}; got {lang!r}")
-        cleaned = (text or "").strip()
+        check_language(lang)
+        cleaned = check_answer(text) if text and text.strip() else ""
         if not cleaned and lang in current:
             for row in [r for r in intent.responses if r.language == lang]:
                 intent.responses.remove(row)

@@ -51,7 +51,7 @@ def run(args: list[str], tmp_path: Path, stdin: str | None = None, **env: str) -
     environment = cli_env(tmp_path, **env)
     unset: dict[str, str | None] = {k: None for k in os.environ if k not in environment}
     here = Path.cwd()
-    if "nlu" in args and not any(c.name == "train" for c in cli.nlu_app.registered_commands):
+    if "nlu" in args:
         cli._mount_nlu_commands()  # what main() does for such a command line
     get_settings.cache_clear()
     os.chdir(tmp_path)
@@ -254,3 +254,12 @@ def test_nlu_import_of_a_rasa_project_and_export_of_an_empty_database(tmp_path: 
     assert "- intent: faq/ask_channels" in nlu_text and '"role": "departure"' in nlu_text
     assert "- lookup: product" in nlu_text and "турция" not in nlu_text
     assert "language: en" in (tmp_path / "project" / "config.yml").read_text(encoding="utf-8")
+
+
+def test_mounting_the_nlu_commands_twice_mounts_them_once() -> None:
+    cli._mount_nlu_commands()
+    before = len(cli.nlu_app.registered_commands)
+    cli._mount_nlu_commands()
+    names = [c.name or c.callback.__name__ for c in cli.nlu_app.registered_commands if c.callback]
+    assert len(cli.nlu_app.registered_commands) == before
+    assert len(names) == len(set(names)) and {"train", "parse", "export-rasa"} <= set(names)

@@ -135,11 +135,21 @@ async def test_only_admins_with_the_csrf_token_change_the_data(mod: Module) -> N
         assert (await mod.admin.post(action, data=data)).status_code == 403, action
         assert (await mod.admin.post(action, data={"csrf_token": "forged", **data})).status_code == 403, action
     assert await items(mod, "lookup") == []
-    r = await mod.agent.post("/admin/nlu/data-items", headers=mod.agent_api,
-                             json={"kind": "lookup", "name": "city", "value": "Omsk"})
-    assert r.status_code == 403
-    assert (await mod.agent.put("/admin/nlu/intents/guarded/responses/en", json={"variants": ["x"]})).status_code \
-        in (401, 403)
+    async with mod.sessionmaker() as s, s.begin():
+        s.add(NluDataItem(kind="lookup", name="city", value="Omsk", position=0))
+    city = await item_id(mod, "lookup", "city", "Omsk")
+    example = (await mod.admin.get("/admin/nlu/intents/guarded", headers=mod.api)).json()["examples"][0]["id"]
+    api_calls = [("POST", "/admin/nlu/data-items", {"kind": "lookup", "name": "city", "value": "Tomsk"}),
+                 ("PATCH", f"/admin/nlu/data-items/{city}", {"value": "Tomsk"}),
+                 ("DELETE", f"/admin/nlu/data-items/{city}", None),
+                 ("PUT", "/admin/nlu/intents/guarded/responses/en", {"variants": ["x"]}),
+                 ("PUT", f"/admin/nlu/examples/{example}/annotations", {"markup": "[hello](greet) there"})]
+    for method, url, body in api_calls:  # a signed-in agent: the admin-only check refuses, not the sign-in
+        r = await mod.agent.request(method, url, headers=mod.agent_api, json=body)
+        assert r.status_code == 403, (method, url, r.text)
+    assert await items(mod, "lookup") == [("city", "Omsk")]
+    async with mod.sessionmaker() as s, s.begin():
+        await s.execute(delete(NluDataItem).where(NluDataItem.id == city))
     async with mod.sessionmaker() as s:
         intent = await nlu_admin.get_intent(s, "guarded")
         assert [r.text for r in intent.responses] == ["Hi"] and intent.examples[0].entities is None
@@ -167,6 +177,9 @@ async def test_synonyms_regexes_and_lookups_are_added_edited_and_deleted(mod: Mo
         ({"kind": "lookup", "name": "city", "value": "x" * 1001}, "The value is longer than 1000 characters."),
         ({"kind": "regex", "name": "zip", "value": "a\nb"}, "A value is one line."),
         ({"kind": "table", "name": "city", "value": "Omsk"}, "Choose synonym, regex or lookup."),
+        ({"kind": "regex", "name": "word", "value": r"(\w+\s?)+$"},
+         "A repeated part of the regex repeats something of variable length inside, as in (a+)+: matching it "
+         "can take forever on a long message. Write it without the nesting (a+ for (a+)+)."),
     ]
     for data, reason in refusals:
         assert await submit(mod.admin, DATA, DATA + "/items", data) == ("error", reason), data
@@ -212,6 +225,16 @@ async def test_a_big_lookup_table_shows_its_first_rows_and_a_filter_finds_the_re
     assert found.count('data-lookup="product"') == 1 and 'value="product 0599"' in found
     assert 'data-truncated="lookup"' not in found
     assert (await mod.admin.get(DATA, params={"q": "<script>x" * 100})).status_code == 200
+    # The filter and the duplicate check run in SQL, case-insensitively in Russian too (and % is no wildcard).
+    r = await mod.admin.post("/admin/nlu/data-items", headers=mod.api,
+                             json={"kind": "lookup", "name": "product", "value": "Тариф Ёлка 100%"})
+    assert r.status_code == 201, r.text
+    r = await mod.admin.post("/admin/nlu/data-items", headers=mod.api,
+                             json={"kind": "lookup", "name": "product", "value": "тариф ёлка 100%"})
+    assert r.status_code == 409 and r.json()["details"]["reason"] == "duplicate"
+    found = (await mod.admin.get(DATA, params={"q": "ТАРИФ ЁЛКА 100%"})).text
+    assert found.count('data-lookup="product"') == 1
+    assert (await mod.admin.get(DATA, params={"q": "product 0%"})).text.count('data-lookup="product"') == 0
     async with mod.sessionmaker() as s, s.begin():
         await s.execute(delete(NluDataItem).where(NluDataItem.name == "product"))
 
@@ -405,6 +428,12 @@ async def test_refusals_are_said_in_russian(mod: Module) -> None:
         assert "Основное значение" in page and "Шаблон" in page
         assert await submit(mod.admin, DATA, DATA + "/items", {"kind": "regex", "name": "zip", "value": "(("}) == \
             ("error", "Регулярное выражение не компилируется: missing ), unterminated subpattern at position 1.")
+        # The answers form: the service's check (one limit for the API, the forms and the variants), in words.
+        async with mod.sessionmaker() as s, s.begin():
+            await nlu_admin.create_intent(s, "long_answer", "", None)
+        assert await submit(mod.admin, f"{INTENTS}/long_answer", f"{INTENTS}/long_answer/answers",
+                            {"ru": " " + "ы" * nlu_admin.MAX_ANSWER_CHARS + " ", "en": "y" * 5001}) == \
+            ("error", "Вариант 1 длиннее 5000 символов.")
     finally:
         await mod.admin.post("/console/language", data={"csrf_token": csrf_of((await mod.admin.get(DATA)).text),
                                                         "language": "en"},

@@ -15,6 +15,7 @@ from nlu.config import NluSettings
 from nlu.embedded import DEFAULT_FEATURES, EmbeddedEngine
 from nlu.encoder import MAX_CHARS, SENTENCE_SIZE, sentence_vectors, sentence_vectors_available
 from nlu.engines import build_engine
+from nlu.errors import ModelNotFoundError
 from nlu.protocol import TrainingData, TrainingExample
 from nlu.text import to_features_text
 
@@ -83,3 +84,22 @@ def test_the_feature_blocks_are_a_setting_checked_before_any_training(tmp_path: 
     assert isinstance(engine, EmbeddedEngine)
     assert engine.features == ("sentence",)
     assert build_engine(NluSettings(), tmp_path).features == DEFAULT_FEATURES  # type: ignore[attr-defined]
+
+
+def test_a_sentence_model_is_refused_at_load_where_wordllama_is_missing(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loaded, it would fail every parse (every message); refused, the activation fails where it is seen."""
+    engine = EmbeddedEngine(tmp_path, features=("sentence",))
+    version = engine.train_sync(TrainingData(examples=[
+        TrainingExample(f"{t} {i}", n) for i in range(6) for t, n in (("where is my order", "order_status"),
+                                                                        ("what is my balance", "balance_check"))]),
+        activate=False)
+    monkeypatch.setattr("nlu.embedded.sentence_vectors_available", lambda: False)
+    with pytest.raises(ModelNotFoundError, match="'sentence' feature block, which needs the `wordllama` package"):
+        engine.activate(version)
+    assert engine.active_version is None
+    with pytest.raises(ModelNotFoundError, match="wordllama"):
+        EmbeddedEngine(tmp_path).load_version(version)
+    monkeypatch.undo()
+    engine.activate(version)
+    assert engine.parse_sync("where is my order 3").intent == "order_status"
