@@ -158,12 +158,13 @@ async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdat
     for path, value in kept.items():
         current = get_path(merged, path)
         if current in (None, ""):
-            _put(merged, path, value)
+            # Only into a section still given: a cleared SMTP server must not come back as {"password": ...}.
+            put_path(merged, path, value, create=False)
     for path in body.clear_secrets:
-        _put(merged, path, None)
+        put_path(merged, path, None, create=False)
     for path in kind.secret_paths:  # an empty secret typed in means "not given"
         if get_path(merged, path) == "":
-            _put(merged, path, None)
+            put_path(merged, path, None, create=False)
     model = validate(kind, name, enabled, merged)
     await _check_free(session, env, kind, name, own_id=row.id)
     settings, secrets = split_secrets(kind, model)
@@ -189,10 +190,6 @@ async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdat
     await session.flush()
     _changed(session, row)
     return row
-
-
-def _put(data: dict[str, Any], path: str, value: Any) -> None:
-    put_path(data, path, value, create=value is not None)
 
 
 async def delete(session: AsyncSession, config_id: int, actor: User) -> None:

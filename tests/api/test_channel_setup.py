@@ -203,3 +203,16 @@ def test_secrets_sealed_under_an_old_key_are_read_and_sealed_again_under_the_new
     assert SecretBox("new-key-" + "y" * 40).open(rotated) == {"password": PASSWORD}
     with pytest.raises(UnreadableSecrets):
         SecretBox("another-key-" + "z" * 40).open(token)
+
+
+async def test_a_cleared_smtp_server_stays_cleared(app_client: httpx.AsyncClient,
+                                                   admin: tuple[User, dict[str, str]]) -> None:
+    """Clearing `smtp` while its password is stored: the kept password must not rebuild an SMTP server (which
+    would validate as 127.0.0.1:587 and send the replies there)."""
+    h = admin[1]
+    r = await app_client.post("/admin/channels", headers=h, json=mailbox())
+    assert r.status_code == 201, r.text
+    r = await app_client.patch(f"/admin/channels/{r.json()['id']}", headers=h,
+                               json={"settings": {**mailbox()["settings"], "password": "", "smtp": None}})
+    assert r.status_code == 200, r.text
+    assert r.json()["settings"]["smtp"] is None and r.json()["secrets_set"] == ["password"]
