@@ -44,6 +44,8 @@ class Kind:
     single: bool
     form: tuple[FormField, ...]
     secret_paths: tuple[str, ...] = field(default=())
+    # The settings keys the model knows, nested models' as sub-trees (None: a leaf): anything else is refused.
+    known: dict[str, Any] = field(default_factory=dict)
 
 
 def _unwrap(annotation: Any) -> list[Any]:
@@ -63,6 +65,37 @@ def secret_paths_of(model: type[BaseModel], prefix: str = "") -> tuple[str, ...]
             elif isinstance(arg, type) and issubclass(arg, BaseModel):
                 paths.extend(secret_paths_of(arg, f"{prefix}{name}."))
     return tuple(paths)
+
+
+def known_keys(model: type[BaseModel]) -> dict[str, Any]:
+    """The keys a model accepts, with the keys of its nested models (in a list too) as sub-trees."""
+    tree: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        sub: dict[str, Any] | None = None
+        for arg in _unwrap(info.annotation):
+            if typing.get_origin(arg) is list:
+                arg = next(iter(typing.get_args(arg)), None)
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                sub = known_keys(arg)
+        tree[name] = sub
+        if info.alias:
+            tree[info.alias] = sub
+    return tree
+
+
+def unknown_keys(known: dict[str, Any], data: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of the keys in `data` its model does not know (a typo like `pasword` is refused, not dropped)."""
+    if isinstance(data, list):
+        return [p for item in data for p in unknown_keys(known, item, prefix)]
+    if not isinstance(data, dict):
+        return []
+    out = []
+    for key, value in data.items():
+        if key not in known:
+            out.append(f"{prefix}{key}")
+        elif known[key] is not None:
+            out.extend(unknown_keys(known[key], value, f"{prefix}{key}."))
+    return out
 
 
 _SECURITY = ("ssl", "starttls", "none")
@@ -106,7 +139,7 @@ _MODELS: dict[str, tuple[type[BaseModel], bool]] = {
 }
 
 # In the order the page offers them.
-KINDS: dict[str, Kind] = {name: Kind(name, model, single, _FORMS[name], secret_paths_of(model))
+KINDS: dict[str, Kind] = {name: Kind(name, model, single, _FORMS[name], secret_paths_of(model), known_keys(model))
                           for name, (model, single) in _MODELS.items()}
 
 

@@ -20,6 +20,7 @@ from channels.setup.kinds import (
     get_path,
     put_path,
     split_secrets,
+    unknown_keys,
     with_secrets,
 )
 from channels.setup.schemas import ChannelConfigCreate, ChannelConfigRead, ChannelConfigUpdate
@@ -67,6 +68,10 @@ def _check_texts(value: Any, path: str = "") -> None:
 def validate(kind: Kind, name: str, enabled: bool, settings: dict[str, Any]) -> BaseModel:
     """The settings (secrets in place) as the kind's model, or a 422 naming each bad field."""
     _check_texts(settings)
+    unknown = unknown_keys(kind.known, settings)
+    if unknown:
+        raise ValidationFailedError(f"{', '.join(unknown)}: not a setting of {kind.name}", field=unknown[0],
+                                    errors=[{"field": p, "message": "unknown setting"} for p in unknown])
     values = dict(settings)
     if kind.single:
         values["enabled"] = enabled

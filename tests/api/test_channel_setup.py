@@ -216,3 +216,24 @@ async def test_a_cleared_smtp_server_stays_cleared(app_client: httpx.AsyncClient
                                json={"settings": {**mailbox()["settings"], "password": "", "smtp": None}})
     assert r.status_code == 200, r.text
     assert r.json()["settings"]["smtp"] is None and r.json()["secrets_set"] == ["password"]
+
+
+async def test_an_unknown_setting_is_refused_naming_it(app_client: httpx.AsyncClient,
+                                                       admin: tuple[User, dict[str, str]]) -> None:
+    h = admin[1]
+    typo = mailbox()
+    typo["settings"] = {**typo["settings"], "pasword": "x"}
+    r = await app_client.post("/admin/channels", headers=h, json=typo)
+    assert r.status_code == 422 and "pasword" in r.json()["message"], r.text
+    nested = mailbox()
+    nested["settings"] = {**nested["settings"], "smtp": {**nested["settings"]["smtp"], "pasword": "x"}}
+    r = await app_client.post("/admin/channels", headers=h, json=nested)
+    assert r.status_code == 422 and "smtp.pasword" in r.json()["message"], r.text
+    r = await app_client.post("/admin/channels", headers=h, json={"kind": "telegram", "name": "bot",
+                                                                 "settings": {"token": TOKEN, "tokn": "x"}})
+    assert r.status_code == 422 and "tokn" in r.json()["message"], r.text
+    r = await app_client.post("/admin/channels", headers=h, json=mailbox())
+    assert r.status_code == 201, r.text
+    r = await app_client.patch(f"/admin/channels/{r.json()['id']}", headers=h,
+                               json={"settings": {**mailbox()["settings"], "hots": "x"}})
+    assert r.status_code == 422 and "hots" in r.json()["message"], r.text
