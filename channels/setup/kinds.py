@@ -222,6 +222,11 @@ def env_owns(env: ChannelsSettings, kind: str) -> bool:
     return kind in env.model_fields_set and bool(getattr(env, kind).enabled)
 
 
+def env_sends_mail(env: ChannelsSettings) -> bool:
+    """The environment gives the e-mail channel an SMTP server of its own (replies of a mailbox without one)."""
+    return "smtp" in env.email.model_fields_set
+
+
 @dataclass(frozen=True)
 class RowValue:
     """One row as the reconciler sees it: validated settings with secrets, or why it cannot be used."""

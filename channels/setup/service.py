@@ -11,11 +11,13 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.config import ChannelsSettings
+from channels.email.settings import ImapMailboxSettings
 from channels.setup.kinds import (
     KINDS,
     Kind,
     RowValue,
     env_owns,
+    env_sends_mail,
     flatten,
     get_path,
     put_path,
@@ -84,6 +86,15 @@ def validate(kind: Kind, name: str, enabled: bool, settings: dict[str, Any]) -> 
             {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]) from None
 
 
+def _check_replies(model: BaseModel, env: ChannelsSettings) -> None:
+    """A mailbox's replies need an SMTP server: its own, or the environment's e-mail channel's (never the
+    channel's default settings, which would send to 127.0.0.1)."""
+    if isinstance(model, ImapMailboxSettings) and model.smtp is None and not env_sends_mail(env):
+        message = "a mailbox needs an SMTP server for its replies (the environment's e-mail channel has none)"
+        raise ValidationFailedError(f"smtp.host: {message}", field="smtp.host",
+                                    errors=[{"field": "smtp.host", "message": message}])
+
+
 def read(row: ChannelConfig, box: SecretBox, env: ChannelsSettings) -> ChannelConfigRead:
     try:
         secrets = sorted(box.open(row.secrets))
@@ -129,6 +140,7 @@ async def create(session: AsyncSession, body: ChannelConfigCreate, actor: User, 
                  env: ChannelsSettings) -> ChannelConfig:
     kind = KINDS[body.kind]
     model = validate(kind, body.name, body.enabled, body.settings)
+    _check_replies(model, env)
     await _check_free(session, env, kind, body.name)
     settings, secrets = split_secrets(kind, model)
     row = ChannelConfig(kind=kind.name, name=body.name, enabled=body.enabled, settings=settings,
@@ -155,6 +167,10 @@ async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdat
         if not body.settings:
             raise ValidationFailedError(f"{exc}; enter the secrets again") from None
     name = body.name if body.name is not None else row.name
+    if not kind.single and name != row.name:
+        message = ("a mailbox cannot be renamed: its read position and its mail are kept under its name; "
+                   "add a new mailbox instead")
+        raise ValidationFailedError(f"name: {message}", field="name", errors=[{"field": "name", "message": message}])
     enabled = body.enabled if body.enabled is not None else row.enabled
     given = body.settings if body.settings is not None else with_secrets(row.settings, {})
     # A secret left empty keeps its stored value ("set - leave empty to keep"), unless it is cleared.
@@ -171,6 +187,7 @@ async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdat
         if get_path(merged, path) == "":
             put_path(merged, path, None, create=False)
     model = validate(kind, name, enabled, merged)
+    _check_replies(model, env)
     await _check_free(session, env, kind, name, own_id=row.id)
     settings, secrets = split_secrets(kind, model)
     before = flatten(row.settings)

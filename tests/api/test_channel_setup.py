@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from channels.config import ChannelsSettings, RestChannelSettings
+from channels.email.settings import EmailChannelSettings, SmtpSettings
 from channels.telegram.settings import TelegramChannelSettings
 from core.audit.models import AuditEntry
 from core.channel_configs.models import ChannelConfig
@@ -59,8 +60,11 @@ async def test_a_mailbox_is_created_changed_and_deleted_and_its_secrets_never_co
     assert r.json()["secrets_set"] == ["password", "smtp.password"] and r.json()["version"] == 2
     listed = (await app_client.get("/admin/channels", headers=h)).json()
     assert [c["name"] for c in listed["configs"]] == ["sales"] and PASSWORD not in str(listed)
+    # A mailbox is not renamed: its IMAP read position and its mail are kept under its name.
+    r = await app_client.patch(f"/admin/channels/{created['id']}", headers=h, json={"name": "sales2"})
+    assert r.status_code == 422 and "cannot be renamed" in r.json()["message"], r.text
     r = await app_client.patch(f"/admin/channels/{created['id']}", headers=h,
-                               json={"clear_secrets": ["smtp.password"], "enabled": False, "name": "sales2"})
+                               json={"clear_secrets": ["smtp.password"], "enabled": False})
     assert r.status_code == 200 and r.json()["secrets_set"] == ["password"] and r.json()["enabled"] is False
     async with sessionmaker() as session:
         entries = (await session.scalars(select(AuditEntry).where(AuditEntry.entity_type == "channel_config")
@@ -68,8 +72,7 @@ async def test_a_mailbox_is_created_changed_and_deleted_and_its_secrets_never_co
     assert [e.action for e in entries] == ["channel_config.create", "channel_config.update",
                                            "channel_config.update"]
     assert entries[1].data["fields"] == ["port"]
-    assert entries[2].data["fields"] == ["name", "smtp.password"] and entries[2].data["enabled"] == [True, False]
-    assert entries[2].data["renamed"] == ["sales", "sales2"] and entries[2].data["name"] == "sales2"
+    assert entries[2].data["fields"] == ["smtp.password"] and entries[2].data["enabled"] == [True, False]
     assert all(PASSWORD not in str(e.data) and SMTP_PASSWORD not in str(e.data) for e in entries)
 
     health = await app_client.get("/health")
@@ -184,7 +187,8 @@ async def test_an_environment_channel_is_not_replaced(db_url: str, db_engine: As
                                                      sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     settings = make_settings(db_url, data_dir=tmp_path, channels=ChannelsSettings(
         rest=RestChannelSettings(api_key=SecretStr(REST_KEY)),
-        telegram=TelegramChannelSettings(enabled=True, token=SecretStr(TOKEN), base_url="http://127.0.0.1:9/bot")))
+        telegram=TelegramChannelSettings(enabled=True, token=SecretStr(TOKEN), base_url="http://127.0.0.1:9/bot"),
+        email=EmailChannelSettings(smtp=SmtpSettings(host="127.0.0.1", port=free_port()))))
     app = create_app(settings, nlu_engine=keyword_engine(), responses=responses, configure_logs=False)
     _user, token = await make_user(sessionmaker, Role.admin, "root@test.example")
     async with app.router.lifespan_context(app):
@@ -192,6 +196,15 @@ async def test_an_environment_channel_is_not_replaced(db_url: str, db_engine: As
             r = await client.post("/admin/channels", headers={"Authorization": f"Bearer {token}"}, json={
                 "kind": "telegram", "name": "bot", "settings": {"token": TOKEN}})
             assert r.status_code == 409 and r.json()["details"]["reason"] == "environment"
+            # The environment's e-mail channel has an SMTP server: a mailbox may go without one, and a cleared
+            # one stays cleared (its kept password does not bring it back as 127.0.0.1:587).
+            h = {"Authorization": f"Bearer {token}"}
+            r = await client.post("/admin/channels", headers=h, json=mailbox())
+            assert r.status_code == 201, r.text
+            r = await client.patch(f"/admin/channels/{r.json()['id']}", headers=h,
+                                   json={"settings": {**mailbox()["settings"], "password": "", "smtp": None}})
+            assert r.status_code == 200, r.text
+            assert r.json()["settings"]["smtp"] is None and r.json()["secrets_set"] == ["password"]
 
 
 def test_secrets_sealed_under_an_old_key_are_read_and_sealed_again_under_the_new_one() -> None:
@@ -208,14 +221,18 @@ def test_secrets_sealed_under_an_old_key_are_read_and_sealed_again_under_the_new
 async def test_a_cleared_smtp_server_stays_cleared(app_client: httpx.AsyncClient,
                                                    admin: tuple[User, dict[str, str]]) -> None:
     """Clearing `smtp` while its password is stored: the kept password must not rebuild an SMTP server (which
-    would validate as 127.0.0.1:587 and send the replies there)."""
+    would validate as 127.0.0.1:587 and send the replies there). The environment has no SMTP here: a mailbox
+    without one is refused (with one, it is kept cleared: test_an_environment_channel_is_not_replaced)."""
     h = admin[1]
+    no_smtp = mailbox()
+    del no_smtp["settings"]["smtp"]
+    r = await app_client.post("/admin/channels", headers=h, json=no_smtp)
+    assert r.status_code == 422 and "needs an SMTP server" in r.json()["message"], r.text
     r = await app_client.post("/admin/channels", headers=h, json=mailbox())
     assert r.status_code == 201, r.text
     r = await app_client.patch(f"/admin/channels/{r.json()['id']}", headers=h,
                                json={"settings": {**mailbox()["settings"], "password": "", "smtp": None}})
-    assert r.status_code == 200, r.text
-    assert r.json()["settings"]["smtp"] is None and r.json()["secrets_set"] == ["password"]
+    assert r.status_code == 422 and r.json()["details"]["field"] == "smtp.host", r.text
 
 
 async def test_an_unknown_setting_is_refused_naming_it(app_client: httpx.AsyncClient,
