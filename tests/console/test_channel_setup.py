@@ -34,7 +34,8 @@ def mailbox_form(server: Dovecot, user: str, smtp_port: int = 0, **changes: str)
     form = {"name": user, "address": f"{user}@support.example", "host": server.host, "port": str(server.port),
             "security": "none", "username": user, "password": PASSWORD, "folder": "INBOX", "use_idle": "on",
             "poll_seconds": "2", "first_start": "all", "smtp.host": "127.0.0.1",
-            "smtp.port": str(smtp_port or free_port()), "smtp.security": "none", "smtp.username": "", "smtp.password": "", "enabled": "on"}
+            "smtp.port": str(smtp_port or free_port()), "smtp.security": "none", "smtp.username": "",
+            "smtp.password": "", "enabled": "on"}
     form.update(changes)
     return form
 
