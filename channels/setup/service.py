@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.config import ChannelsSettings
@@ -121,6 +122,7 @@ async def _check_free(session: AsyncSession, env: ChannelsSettings, kind: Kind, 
                             reason="environment")
     if not kind.single and env.email.enabled and any(m.name == name for m in env.email.mailboxes):
         raise ConflictError(f"the environment already has a mailbox named {name!r}", reason="environment")
+    await repository.lock_kind(session, kind.name)
     for other in await repository.by_kind(session, kind.name):
         if other.id == own_id:
             continue
@@ -146,7 +148,7 @@ async def create(session: AsyncSession, body: ChannelConfigCreate, actor: User, 
     row = ChannelConfig(kind=kind.name, name=body.name, enabled=body.enabled, settings=settings,
                         secrets=box.seal(secrets), version=1, updated_by_id=actor.id)
     session.add(row)
-    await session.flush()
+    await _flush(session, kind, body.name)
     audit.record(session, actor, "channel_config.create", ENTITY, row.id, kind=kind.name, name=row.name,
                  enabled=row.enabled, fields=sorted([*flatten(settings), *secrets]))
     _changed(session, row)
@@ -209,9 +211,18 @@ async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdat
     row.updated_by_id = actor.id
     audit.record(session, actor, "channel_config.update", ENTITY, row.id, kind=kind.name, name=row.name,
                  fields=fields, **changes)
-    await session.flush()
+    await _flush(session, kind, name)
     _changed(session, row)
     return row
+
+
+async def _flush(session: AsyncSession, kind: Kind, name: str) -> None:
+    """Write the row; the same kind and name saved meanwhile by another request is a 409, not a 500."""
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise ConflictError(f"{kind.name} {name!r} was saved by another request at the same moment; reload",
+                            reason="exists") from None
 
 
 async def delete(session: AsyncSession, config_id: int, actor: User) -> None:

@@ -3,6 +3,7 @@ roles, conflicts with the environment, the Telegram token check against the loca
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,37 @@ async def test_an_unknown_setting_is_refused_naming_it(app_client: httpx.AsyncCl
     r = await app_client.patch(f"/admin/channels/{r.json()['id']}", headers=h,
                                json={"settings": {**mailbox()["settings"], "hots": "x"}})
     assert r.status_code == 422 and "hots" in r.json()["message"], r.text
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_two_creates_at_once_make_one_row_and_a_409(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """A double-click: two requests create the web chat at the same moment (two sessions). The second waits for
+    the first and is told it exists (409), rather than saving a second row of a one-row kind (or a 500).
+    PostgreSQL only: on SQLite a transaction holds the app's one connection, so they cannot overlap."""
+    from sqlalchemy import text
+
+    from channels.setup import service
+    from channels.setup.schemas import ChannelConfigCreate
+    from core.errors import ConflictError
+
+    user, _token = await make_user(sessionmaker, Role.admin, "twice@test.example")
+    box, env = SecretBox("k" * 40), ChannelsSettings()
+
+    async def create(session: AsyncSession, name: str) -> None:
+        await service.create(session, ChannelConfigCreate(kind="webchat", name=name), user, box, env)
+
+    async with sessionmaker() as first, sessionmaker() as second, sessionmaker() as watcher:
+        await create(first, "one")  # not committed yet
+        late = asyncio.create_task(create(second, "two"))
+
+        async def waiting() -> bool:
+            return bool(await watcher.scalar(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")))
+
+        await wait_for(waiting, what="the second create waiting for the first")
+        await first.commit()
+        with pytest.raises(ConflictError, match="already set up"):
+            await late
+        await second.rollback()
+    async with sessionmaker() as session:
+        assert [r.name for r in await session.scalars(select(ChannelConfig))] == ["one"]
