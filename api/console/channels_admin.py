@@ -29,6 +29,7 @@ from core.channel_configs.models import ChannelConfig
 from core.channel_configs.secrets import UnreadableSecrets
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.i18n import translator
+from core.users.models import User
 
 router = APIRouter(prefix="/console/admin/channels", include_in_schema=False)
 CHANNELS = "/console/admin/channels"
@@ -39,6 +40,14 @@ def _kind(name: str) -> Kind:
     if kind is None:
         raise NotFoundError(f"no channel kind {name!r}")
     return kind
+
+
+def _unusable(row: ChannelConfig, actor: User) -> Response | None:
+    """A row of a kind this version does not know (after a downgrade) can only be deleted: off to that page."""
+    if row.kind in KINDS:
+        return None
+    _ = translator(actor.language)
+    return redirect(f"{CHANNELS}/{row.id}/delete", _("chsetup.unknown_kind", kind=row.kind), "error")
 
 
 def _form_values(kind: Kind, form: FormData) -> dict[str, str | bool]:
@@ -185,9 +194,11 @@ def _without_secrets(kind: Kind, values: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/{config_id}")
-async def channel_page(request: Request, config_id: IdPath, session: DbSession, state: State, _user: ConsoleAdmin
+async def channel_page(request: Request, config_id: IdPath, session: DbSession, state: State, actor: ConsoleAdmin
                        ) -> Response:
     row = await service.get(session, config_id)
+    if (gone := _unusable(row, actor)) is not None:
+        return gone
     kind = _kind(row.kind)
     return await _page(request, state, kind, _values_of(kind, row), row)
 
@@ -196,6 +207,8 @@ async def channel_page(request: Request, config_id: IdPath, session: DbSession, 
 async def update_channel(request: Request, config_id: IdPath, session: DbSession, state: State, actor: ConsoleAdmin
                          ) -> Response:
     row = await service.get(session, config_id)
+    if (gone := _unusable(row, actor)) is not None:
+        return gone
     kind = _kind(row.kind)
     _ = translator(actor.language)
     values = _form_values(kind, await request.form())
@@ -217,6 +230,8 @@ async def switch_channel(request: Request, config_id: IdPath, session: DbSession
     form = await request.form()
     enabled = form.get("enabled") == "on"
     _ = translator(actor.language)
+    if (gone := _unusable(await service.get(session, config_id), actor)) is not None:
+        return gone
     try:
         row = await service.update(session, config_id, ChannelConfigUpdate(enabled=enabled), actor, box_of(state),
                                    state.settings.channels)
@@ -231,9 +246,11 @@ async def switch_channel(request: Request, config_id: IdPath, session: DbSession
 
 @router.post("/{config_id}/test", dependencies=[CsrfChecked])
 async def probe_connection(request: Request, config_id: IdPath, session: DbSession, state: State,
-                          _user: ConsoleAdmin) -> Response:
+                          actor: ConsoleAdmin) -> Response:
     """Log in with the saved configuration and draw the result on its page."""
     row = await service.get(session, config_id)
+    if (gone := _unusable(row, actor)) is not None:
+        return gone
     kind = _kind(row.kind)
     try:
         model = service.validate(kind, row.name, True, with_secrets(row.settings, box_of(state).open(row.secrets)))

@@ -9,7 +9,7 @@ from api.openapi import CONFLICT, UNAVAILABLE
 from api.state import AppState
 from channels.base import ChannelContext
 from channels.setup import service
-from channels.setup.kinds import KINDS, with_secrets
+from channels.setup.kinds import with_secrets
 from channels.setup.probe import probe
 from channels.setup.schemas import (
     ChannelConfigCreate,
@@ -86,5 +86,5 @@ async def probe_channel(config_id: IdPath, session: DbSession, state: State, _us
         settings = with_secrets(row.settings, box_of(state).open(row.secrets))
     except UnreadableSecrets as exc:
         raise ValidationFailedError(str(exc)) from None
-    model = service.validate(KINDS[row.kind], row.name, True, settings)
+    model = service.validate(service.kind_of(row), row.name, True, settings)
     return await probe(model, context_of(state))

@@ -101,11 +101,25 @@ def read(row: ChannelConfig, box: SecretBox, env: ChannelsSettings) -> ChannelCo
         secrets = sorted(box.open(row.secrets))
     except UnreadableSecrets:
         secrets = []
-    in_use = not (KINDS[row.kind].single and env_owns(env, row.kind)) and not (
+    kind = KINDS.get(row.kind)
+    problem = None if kind is not None else unknown_kind(row.kind)
+    in_use = kind is not None and not (kind.single and env_owns(env, row.kind)) and not (
         row.kind == "email" and env.email.enabled and any(m.name == row.name for m in env.email.mailboxes))
     return ChannelConfigRead(id=row.id, kind=row.kind, name=row.name, enabled=row.enabled, settings=row.settings,
                              secrets_set=secrets, version=row.version, updated_at=row.updated_at,
-                             updated_by_id=row.updated_by_id, in_use=in_use)
+                             updated_by_id=row.updated_by_id, in_use=in_use, problem=problem)
+
+
+def unknown_kind(name: str) -> str:
+    return f"unknown kind {name!r} (saved by another version of Switchboard): it can only be deleted"
+
+
+def kind_of(row: ChannelConfig) -> Kind:
+    """The row's kind, or a 422 saying the row is unusable (a kind this version does not know)."""
+    kind = KINDS.get(row.kind)
+    if kind is None:
+        raise ValidationFailedError(unknown_kind(row.kind), field="kind", reason="unknown_kind")
+    return kind
 
 
 async def get(session: AsyncSession, config_id: int) -> ChannelConfig:
@@ -158,7 +172,7 @@ async def create(session: AsyncSession, body: ChannelConfigCreate, actor: User, 
 async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdate, actor: User, box: SecretBox,
                  env: ChannelsSettings) -> ChannelConfig:
     row = await get(session, config_id)
-    kind = KINDS[row.kind]
+    kind = kind_of(row)
     unknown = [p for p in body.clear_secrets if p not in kind.secret_paths]
     if unknown:
         raise ValidationFailedError(f"not secrets of {kind.name}: {', '.join(unknown)}", field="clear_secrets")
@@ -239,7 +253,7 @@ async def row_values(session: AsyncSession, box: SecretBox) -> list[RowValue]:
     for row in await repository.list_all(session):
         kind = KINDS.get(row.kind)
         if kind is None:
-            values.append(RowValue(row.id, row.kind, row.name, row.enabled, None, f"unknown kind {row.kind!r}"))
+            values.append(RowValue(row.id, row.kind, row.name, row.enabled, None, unknown_kind(row.kind)))
             continue
         try:
             settings = with_secrets(row.settings, box.open(row.secrets))

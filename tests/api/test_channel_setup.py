@@ -289,3 +289,23 @@ async def test_two_creates_at_once_make_one_row_and_a_409(sessionmaker: async_se
         await second.rollback()
     async with sessionmaker() as session:
         assert [r.name for r in await session.scalars(select(ChannelConfig))] == ["one"]
+
+
+async def test_a_row_of_an_unknown_kind_is_shown_unusable_and_can_be_deleted(
+        app_client: httpx.AsyncClient, admin: tuple[User, dict[str, str]],
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """A kind saved by a newer version (then downgraded): listed as unusable with the reason, never a 500."""
+    async with sessionmaker() as session, session.begin():
+        row = ChannelConfig(kind="fax", name="fax", enabled=True, settings={"number": "1"}, version=1)
+        session.add(row)
+    h = admin[1]
+    listed = await app_client.get("/admin/channels", headers=h)
+    assert listed.status_code == 200, listed.text
+    [shown] = listed.json()["configs"]
+    assert shown["in_use"] is False and "unknown kind 'fax'" in shown["problem"]
+    assert (await app_client.get(f"/admin/channels/{row.id}", headers=h)).json()["problem"] == shown["problem"]
+    r = await app_client.patch(f"/admin/channels/{row.id}", headers=h, json={"enabled": False})
+    assert r.status_code == 422 and "can only be deleted" in r.json()["message"], r.text
+    r = await app_client.post(f"/admin/channels/{row.id}/test", headers=h)
+    assert r.status_code == 422 and "unknown kind" in r.json()["message"], r.text
+    assert (await app_client.delete(f"/admin/channels/{row.id}", headers=h)).status_code == 204

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.email.adapter import EmailChannel
+from core.channel_configs.models import ChannelConfig
 from core.tickets.models import Direction, Message, Ticket
 from core.users.models import User
 from tests.channels.email.conftest import (  # noqa: F401  (the fixtures)
@@ -153,3 +154,19 @@ async def test_a_telegram_bot_with_a_bad_token_shows_the_getme_error_in_russian(
     client.cookies.clear()
     await login(client, people.agent.email)  # an agent may not see or change channels
     assert (await client.get("/console/admin/channels/new")).status_code == 403
+
+
+@ONLY_SQLITE
+async def test_a_row_of_an_unknown_kind_leads_to_its_deletion(
+        client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    async with sessionmaker() as session, session.begin():
+        row = ChannelConfig(kind="fax", name="fax", enabled=True, settings={}, version=1)
+        session.add(row)
+    await login(client, people.admin.email)
+    listed = await client.get("/console/admin/channels")
+    assert listed.status_code == 200 and "it can only be deleted" in listed.text
+    page = await client.get(f"/console/admin/channels/{row.id}")
+    assert page.status_code == 303 and page.headers["location"] == f"/console/admin/channels/{row.id}/delete"
+    r = await client.post(f"/console/admin/channels/{row.id}/switch", data={"csrf_token": csrf_of(listed.text)},
+                          headers={"Referer": "http://testserver/console/admin/channels"})
+    assert r.status_code == 303 and r.headers["location"].endswith("/delete")
