@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from api.console.render import render
@@ -20,9 +20,8 @@ from api.console.security import ConsoleAdmin, CsrfChecked
 from api.console.sla_admin import FormError, _undo
 from api.deps import DbSession, IdPath, State
 from api.routers.channel_setup import box_of, context_of
-from channels.email.settings import SmtpSettings
 from channels.setup import service
-from channels.setup.kinds import KINDS, Kind, flatten, put_path, with_secrets
+from channels.setup.kinds import KINDS, Kind, unwrap, flatten, put_path, with_secrets
 from channels.setup.probe import probe
 from channels.setup.schemas import ChannelConfigCreate, ChannelConfigUpdate, ProbeRead
 from core.channel_configs.models import ChannelConfig
@@ -79,10 +78,10 @@ def _settings_of(kind: Kind, values: dict[str, str | bool], base: dict[str, Any]
             else:
                 settings["smtp"] = {k: v for k, v in smtp.items() if v is not None}
     # An empty field takes the model's default rather than null (null only where the model allows it).
-    return _drop_nones(settings, kind)
+    return _drop_nones(settings)
 
 
-def _drop_nones(settings: dict[str, Any], kind: Kind) -> dict[str, Any]:
+def _drop_nones(settings: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in settings.items():
         if isinstance(value, dict):
@@ -109,18 +108,22 @@ def _values_of(kind: Kind, row: ChannelConfig) -> dict[str, str | bool]:
 
 
 def _defaults(kind: Kind) -> dict[str, str | bool]:
-    """A new configuration's form: the model's defaults."""
+    """A new configuration's form: the model's defaults (in a section that may be left out, such as a mailbox's
+    SMTP server, only those of choices and numbers: its texts stay empty, an empty host meaning no server)."""
     values: dict[str, str | bool] = {"name": "", "enabled": True}
     for f in kind.form:
-        model: Any = kind.model
-        parts = f.path.split(".")
+        *sections, leaf = f.path.split(".")
+        model: type[BaseModel] | None = kind.model
+        optional = False
+        for section in sections:
+            info = model.model_fields[section] if model is not None else None
+            model = next((a for a in unwrap(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)),
+                         None) if info is not None else None
+            optional = optional or (info is not None and not info.is_required())
+        field = model.model_fields.get(leaf) if model is not None else None
         default: Any = None
-        if len(parts) == 1:
-            info = model.model_fields[parts[0]]
-            default = None if info.is_required() else info.get_default(call_default_factory=True)
-        elif parts[0] == "smtp":
-            info = SmtpSettings.model_fields[parts[1]]
-            default = info.get_default(call_default_factory=True) if parts[1] in ("port", "security") else None
+        if field is not None and not field.is_required() and not (optional and f.widget in ("text", "secret")):
+            default = field.get_default(call_default_factory=True)
         if f.widget == "secret":
             values[f.path] = ""
         elif f.widget == "check":
@@ -129,8 +132,6 @@ def _defaults(kind: Kind) -> dict[str, str | bool]:
             values[f.path] = ", ".join(default or [])
         else:
             values[f.path] = "" if default is None or hasattr(default, "get_secret_value") else str(default)
-    if kind.name == "email":
-        values.update({"port": "993", "security": "ssl", "smtp.port": "587", "smtp.security": "starttls"})
     return values
 
 

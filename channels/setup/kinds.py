@@ -48,7 +48,7 @@ class Kind:
     known: dict[str, Any] = field(default_factory=dict)
 
 
-def _unwrap(annotation: Any) -> list[Any]:
+def unwrap(annotation: Any) -> list[Any]:
     origin = typing.get_origin(annotation)
     if origin is typing.Union or origin is types.UnionType:
         return [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -59,7 +59,7 @@ def secret_paths_of(model: type[BaseModel], prefix: str = "") -> tuple[str, ...]
     """Dotted paths of every SecretStr field of a model, nested models included."""
     paths: list[str] = []
     for name, info in model.model_fields.items():
-        for arg in _unwrap(info.annotation):
+        for arg in unwrap(info.annotation):
             if arg is SecretStr:
                 paths.append(prefix + name)
             elif isinstance(arg, type) and issubclass(arg, BaseModel):
@@ -72,7 +72,7 @@ def known_keys(model: type[BaseModel]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         sub: dict[str, Any] | None = None
-        for arg in _unwrap(info.annotation):
+        for arg in unwrap(info.annotation):
             if typing.get_origin(arg) is list:
                 arg = next(iter(typing.get_args(arg)), None)
             if isinstance(arg, type) and issubclass(arg, BaseModel):

@@ -10,7 +10,6 @@ settings changed: the old adapter stops (its pollers and mailbox readers with it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -125,8 +124,3 @@ class ChannelReconciler:
         return Job(JOB_NAME, tick=tick, schedule=Every(self.interval, first_delay=self.interval),
                    backoff=Backoff(initial=self.interval, maximum=60), wake_topics=(Topic.CHANNEL_CONFIGS,),
                    details=details)
-
-    async def stop_all(self) -> None:
-        for adapter in list(self.registry):
-            with contextlib.suppress(Exception):
-                await adapter.stop()

@@ -27,7 +27,6 @@ from channels.setup.kinds import (
     with_secrets,
 )
 from channels.setup.schemas import ChannelConfigCreate, ChannelConfigRead, ChannelConfigUpdate
-from core import settings_cache
 from core.audit import service as audit
 from core.channel_configs import repository
 from core.channel_configs.models import ChannelConfig
@@ -37,7 +36,6 @@ from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.events import Topic, emit
 from core.users.models import User
 
-CACHE_NAME = "channel_configs"
 ENTITY = "channel_config"
 
 
@@ -148,7 +146,6 @@ async def _check_free(session: AsyncSession, env: ChannelsSettings, kind: Kind, 
 
 
 def _changed(session: AsyncSession, row: ChannelConfig) -> None:
-    settings_cache.changed(session, CACHE_NAME)
     emit(session, Topic.CHANNEL_CONFIGS, {"id": row.id, "version": row.version})
 
 
