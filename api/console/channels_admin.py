@@ -21,7 +21,7 @@ from api.console.sla_admin import FormError, _undo
 from api.deps import DbSession, IdPath, State
 from api.routers.channel_setup import box_of, context_of
 from channels.setup import service
-from channels.setup.kinds import KINDS, Kind, unwrap, flatten, put_path, with_secrets
+from channels.setup.kinds import KINDS, Kind, flatten, put_path, unwrap, with_secrets
 from channels.setup.probe import probe
 from channels.setup.schemas import ChannelConfigCreate, ChannelConfigUpdate, ProbeRead
 from core.channel_configs.models import ChannelConfig
