@@ -222,6 +222,11 @@ def env_owns(env: ChannelsSettings, kind: str) -> bool:
     return kind in env.model_fields_set and bool(getattr(env, kind).enabled)
 
 
+def env_owns_mailbox(env: ChannelsSettings, name: str) -> bool:
+    """The environment's (enabled) e-mail channel has a mailbox of this name: a row of the same name is not used."""
+    return env.email.enabled and any(m.name == name for m in env.email.mailboxes)
+
+
 def env_sends_mail(env: ChannelsSettings) -> bool:
     """The environment gives the e-mail channel an SMTP server of its own (replies of a mailbox without one)."""
     return "smtp" in env.email.model_fields_set
@@ -255,7 +260,7 @@ def effective(env: ChannelsSettings, rows: Iterable[RowValue]) -> tuple[Channels
         if row.kind == "email":
             if not row.enabled or not isinstance(row.model, ImapMailboxSettings):
                 continue
-            if env.email.enabled and any(m.name == row.name for m in env.email.mailboxes):
+            if env_owns_mailbox(env, row.name):
                 notes[row.id] = "environment"
                 continue
             mailboxes.append(row.model)

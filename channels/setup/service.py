@@ -18,6 +18,7 @@ from channels.setup.kinds import (
     Kind,
     RowValue,
     env_owns,
+    env_owns_mailbox,
     env_sends_mail,
     flatten,
     get_path,
@@ -102,7 +103,7 @@ def read(row: ChannelConfig, box: SecretBox, env: ChannelsSettings) -> ChannelCo
     kind = KINDS.get(row.kind)
     problem = None if kind is not None else unknown_kind(row.kind)
     in_use = kind is not None and not (kind.single and env_owns(env, row.kind)) and not (
-        row.kind == "email" and env.email.enabled and any(m.name == row.name for m in env.email.mailboxes))
+        not kind.single and env_owns_mailbox(env, row.name))
     return ChannelConfigRead(id=row.id, kind=row.kind, name=row.name, enabled=row.enabled, settings=row.settings,
                              secrets_set=secrets, version=row.version, updated_at=row.updated_at,
                              updated_by_id=row.updated_by_id, in_use=in_use, problem=problem)
@@ -132,7 +133,7 @@ async def _check_free(session: AsyncSession, env: ChannelsSettings, kind: Kind, 
     if kind.single and env_owns(env, kind.name):
         raise ConflictError(f"the {kind.name} channel is configured by the environment; change it there",
                             reason="environment")
-    if not kind.single and env.email.enabled and any(m.name == name for m in env.email.mailboxes):
+    if not kind.single and env_owns_mailbox(env, name):
         raise ConflictError(f"the environment already has a mailbox named {name!r}", reason="environment")
     await repository.lock_kind(session, kind.name)
     for other in await repository.by_kind(session, kind.name):
