@@ -21,11 +21,10 @@ from api.console.sla_admin import FormError, _undo
 from api.deps import DbSession, IdPath, State
 from api.routers.channel_setup import box_of, context_of
 from channels.setup import service
-from channels.setup.kinds import KINDS, Kind, flatten, put_path, unwrap, with_secrets
+from channels.setup.kinds import KINDS, Kind, flatten, put_path, unwrap
 from channels.setup.probe import probe
 from channels.setup.schemas import ChannelConfigCreate, ChannelConfigUpdate, ProbeRead
 from core.channel_configs.models import ChannelConfig
-from core.channel_configs.secrets import UnreadableSecrets
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.i18n import translator
 from core.users.models import User
@@ -146,16 +145,10 @@ def _error_of(exc: ValidationFailedError | ConflictError) -> FormError:
 async def _page(request: Request, state: State, kind: Kind, values: dict[str, Any], row: ChannelConfig | None,
                 error: FormError | None = None, result: ProbeRead | None = None, status_code: int = 200
                 ) -> Response:
-    secrets_set: list[str] = []
-    if row is not None:
-        try:
-            secrets_set = sorted(box_of(state).open(row.secrets))
-        except UnreadableSecrets:
-            secrets_set = []
+    shown = service.read(row, box_of(state), state.settings.channels) if row is not None else None
     return render(request, "admin_channel_form.html", {
         "section": "channels", "kind": kind, "values": values, "row": row, "error": error, "result": result,
-        "secrets_set": secrets_set,
-        "in_use": service.read(row, box_of(state), state.settings.channels).in_use if row else True,
+        "secrets_set": shown.secrets_set if shown else [], "in_use": shown.in_use if shown else True,
     }, status_code=status_code)
 
 
@@ -186,8 +179,7 @@ def _body(model: Any, **values: Any) -> Any:
     try:
         return model(**values)
     except ValidationError as exc:
-        raise ValidationFailedError(service.reasons_of(exc), errors=[
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]) from None
+        raise service.failed(exc) from None
 
 
 def _without_secrets(kind: Kind, values: dict[str, Any]) -> dict[str, Any]:
@@ -254,10 +246,9 @@ async def probe_connection(request: Request, config_id: IdPath, session: DbSessi
         return gone
     kind = _kind(row.kind)
     try:
-        model = service.validate(kind, row.name, True, with_secrets(row.settings, box_of(state).open(row.secrets)))
-    except (ValidationFailedError, UnreadableSecrets) as exc:
-        error = _error_of(exc) if isinstance(exc, ValidationFailedError) else FormError(str(exc))
-        return await _page(request, state, kind, _values_of(kind, row), row, error, status_code=422)
+        model = service.probe_model(row, box_of(state))
+    except ValidationFailedError as exc:
+        return await _page(request, state, kind, _values_of(kind, row), row, _error_of(exc), status_code=422)
     result = await probe(model, context_of(state))
     return await _page(request, state, kind, _values_of(kind, row), row, result=result)
 

@@ -44,6 +44,12 @@ def reasons_of(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
 
 
+def failed(exc: ValidationError) -> ValidationFailedError:
+    """A model's refusal as the 422 naming each bad field (the API's, the console's and the settings' alike)."""
+    return ValidationFailedError(reasons_of(exc), errors=[
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()])
+
+
 MAX_TEXT = 2000  # any one text of a channel's settings (a host name, a URL, a token)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -82,8 +88,17 @@ def validate(kind: Kind, name: str, enabled: bool, settings: dict[str, Any]) -> 
     try:
         return kind.model.model_validate(values)
     except ValidationError as exc:
-        raise ValidationFailedError(reasons_of(exc), errors=[
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]) from None
+        raise failed(exc) from None
+
+
+def probe_model(row: ChannelConfig, box: SecretBox) -> BaseModel:
+    """The stored configuration, secrets opened, as its kind's model switched on: what a connection test tries
+    (a row switched off is tested as it would run). A 422 when it cannot be used."""
+    try:
+        settings = with_secrets(row.settings, box.open(row.secrets))
+    except UnreadableSecrets as exc:
+        raise ValidationFailedError(str(exc)) from None
+    return validate(kind_of(row), row.name, True, settings)
 
 
 def _check_replies(model: BaseModel, env: ChannelsSettings) -> None:
