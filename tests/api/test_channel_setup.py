@@ -208,15 +208,29 @@ async def test_an_environment_channel_is_not_replaced(db_url: str, db_engine: As
             assert r.json()["settings"]["smtp"] is None and r.json()["secrets_set"] == ["password"]
 
 
-def test_secrets_sealed_under_an_old_key_are_read_and_sealed_again_under_the_new_one() -> None:
-    old, new = SecretBox("old-key-" + "x" * 40), SecretBox("new-key-" + "y" * 40, ["old-key-" + "x" * 40])
+async def test_secrets_sealed_under_an_old_key_are_read_and_sealed_again_under_the_new_one(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """A key rotation: `reseal` (run at start) seals every row again under the new key, so the old key can go;
+    a row no key opens is left as it is."""
+    from channels.setup.service import reseal
+
+    old_key, new_key = "old-key-" + "x" * 40, "new-key-" + "y" * 40
+    old, new = SecretBox(old_key), SecretBox(new_key, [old_key])
     token = old.seal({"password": PASSWORD})
     assert token is not None and PASSWORD not in token
     assert new.open(token) == {"password": PASSWORD}
-    rotated = new.rotate(token)
-    assert SecretBox("new-key-" + "y" * 40).open(rotated) == {"password": PASSWORD}
+    lost = SecretBox("another-key-" + "z" * 40).seal({"password": "x"})
+    async with sessionmaker() as session, session.begin():
+        session.add_all([ChannelConfig(kind="email", name="a", settings={}, secrets=token, version=1),
+                         ChannelConfig(kind="email", name="b", settings={}, secrets=lost, version=1)])
+    async with sessionmaker() as session, session.begin():
+        assert await reseal(session, new) == 1
+    async with sessionmaker() as session:
+        a, b = (await session.scalars(select(ChannelConfig).order_by(ChannelConfig.name))).all()
+    assert SecretBox(new_key).open(a.secrets) == {"password": PASSWORD}  # the old key is no longer needed
     with pytest.raises(UnreadableSecrets):
-        SecretBox("another-key-" + "z" * 40).open(token)
+        old.open(a.secrets)
+    assert b.secrets == lost
 
 
 async def test_a_cleared_smtp_server_stays_cleared(app_client: httpx.AsyncClient,
