@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from api.console.render import render
@@ -20,15 +20,14 @@ from api.console.security import ConsoleAdmin, CsrfChecked
 from api.console.sla_admin import FormError, _undo
 from api.deps import DbSession, IdPath, State
 from api.routers.channel_setup import box_of, context_of
-from channels.email.settings import SmtpSettings
 from channels.setup import service
-from channels.setup.kinds import KINDS, Kind, flatten, put_path, with_secrets
+from channels.setup.kinds import KINDS, Kind, flatten, put_path, unwrap
 from channels.setup.probe import probe
 from channels.setup.schemas import ChannelConfigCreate, ChannelConfigUpdate, ProbeRead
 from core.channel_configs.models import ChannelConfig
-from core.channel_configs.secrets import UnreadableSecrets
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.i18n import translator
+from core.users.models import User
 
 router = APIRouter(prefix="/console/admin/channels", include_in_schema=False)
 CHANNELS = "/console/admin/channels"
@@ -39,6 +38,14 @@ def _kind(name: str) -> Kind:
     if kind is None:
         raise NotFoundError(f"no channel kind {name!r}")
     return kind
+
+
+def _unusable(row: ChannelConfig, actor: User) -> Response | None:
+    """A row of a kind this version does not know (after a downgrade) can only be deleted: off to that page."""
+    if row.kind in KINDS:
+        return None
+    _ = translator(actor.language)
+    return redirect(f"{CHANNELS}/{row.id}/delete", _("chsetup.unknown_kind", kind=row.kind), "error")
 
 
 def _form_values(kind: Kind, form: FormData) -> dict[str, str | bool]:
@@ -70,10 +77,10 @@ def _settings_of(kind: Kind, values: dict[str, str | bool], base: dict[str, Any]
             else:
                 settings["smtp"] = {k: v for k, v in smtp.items() if v is not None}
     # An empty field takes the model's default rather than null (null only where the model allows it).
-    return _drop_nones(settings, kind)
+    return _drop_nones(settings)
 
 
-def _drop_nones(settings: dict[str, Any], kind: Kind) -> dict[str, Any]:
+def _drop_nones(settings: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in settings.items():
         if isinstance(value, dict):
@@ -100,18 +107,22 @@ def _values_of(kind: Kind, row: ChannelConfig) -> dict[str, str | bool]:
 
 
 def _defaults(kind: Kind) -> dict[str, str | bool]:
-    """A new configuration's form: the model's defaults."""
+    """A new configuration's form: the model's defaults (in a section that may be left out, such as a mailbox's
+    SMTP server, only those of choices and numbers: its texts stay empty, an empty host meaning no server)."""
     values: dict[str, str | bool] = {"name": "", "enabled": True}
     for f in kind.form:
-        model: Any = kind.model
-        parts = f.path.split(".")
+        *sections, leaf = f.path.split(".")
+        model: type[BaseModel] | None = kind.model
+        optional = False
+        for section in sections:
+            info = model.model_fields[section] if model is not None else None
+            model = next((a for a in unwrap(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)),
+                         None) if info is not None else None
+            optional = optional or (info is not None and not info.is_required())
+        field = model.model_fields.get(leaf) if model is not None else None
         default: Any = None
-        if len(parts) == 1:
-            info = model.model_fields[parts[0]]
-            default = None if info.is_required() else info.get_default(call_default_factory=True)
-        elif parts[0] == "smtp":
-            info = SmtpSettings.model_fields[parts[1]]
-            default = info.get_default(call_default_factory=True) if parts[1] in ("port", "security") else None
+        if field is not None and not field.is_required() and not (optional and f.widget in ("text", "secret")):
+            default = field.get_default(call_default_factory=True)
         if f.widget == "secret":
             values[f.path] = ""
         elif f.widget == "check":
@@ -120,8 +131,6 @@ def _defaults(kind: Kind) -> dict[str, str | bool]:
             values[f.path] = ", ".join(default or [])
         else:
             values[f.path] = "" if default is None or hasattr(default, "get_secret_value") else str(default)
-    if kind.name == "email":
-        values.update({"port": "993", "security": "ssl", "smtp.port": "587", "smtp.security": "starttls"})
     return values
 
 
@@ -136,16 +145,10 @@ def _error_of(exc: ValidationFailedError | ConflictError) -> FormError:
 async def _page(request: Request, state: State, kind: Kind, values: dict[str, Any], row: ChannelConfig | None,
                 error: FormError | None = None, result: ProbeRead | None = None, status_code: int = 200
                 ) -> Response:
-    secrets_set: list[str] = []
-    if row is not None:
-        try:
-            secrets_set = sorted(box_of(state).open(row.secrets))
-        except UnreadableSecrets:
-            secrets_set = []
+    shown = service.read(row, box_of(state), state.settings.channels) if row is not None else None
     return render(request, "admin_channel_form.html", {
         "section": "channels", "kind": kind, "values": values, "row": row, "error": error, "result": result,
-        "secrets_set": secrets_set,
-        "in_use": service.read(row, box_of(state), state.settings.channels).in_use if row else True,
+        "secrets_set": shown.secrets_set if shown else [], "in_use": shown.in_use if shown else True,
     }, status_code=status_code)
 
 
@@ -176,8 +179,7 @@ def _body(model: Any, **values: Any) -> Any:
     try:
         return model(**values)
     except ValidationError as exc:
-        raise ValidationFailedError(service.reasons_of(exc), errors=[
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]) from None
+        raise service.failed(exc) from None
 
 
 def _without_secrets(kind: Kind, values: dict[str, Any]) -> dict[str, Any]:
@@ -185,9 +187,11 @@ def _without_secrets(kind: Kind, values: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/{config_id}")
-async def channel_page(request: Request, config_id: IdPath, session: DbSession, state: State, _user: ConsoleAdmin
+async def channel_page(request: Request, config_id: IdPath, session: DbSession, state: State, actor: ConsoleAdmin
                        ) -> Response:
     row = await service.get(session, config_id)
+    if (gone := _unusable(row, actor)) is not None:
+        return gone
     kind = _kind(row.kind)
     return await _page(request, state, kind, _values_of(kind, row), row)
 
@@ -196,6 +200,8 @@ async def channel_page(request: Request, config_id: IdPath, session: DbSession, 
 async def update_channel(request: Request, config_id: IdPath, session: DbSession, state: State, actor: ConsoleAdmin
                          ) -> Response:
     row = await service.get(session, config_id)
+    if (gone := _unusable(row, actor)) is not None:
+        return gone
     kind = _kind(row.kind)
     _ = translator(actor.language)
     values = _form_values(kind, await request.form())
@@ -217,6 +223,8 @@ async def switch_channel(request: Request, config_id: IdPath, session: DbSession
     form = await request.form()
     enabled = form.get("enabled") == "on"
     _ = translator(actor.language)
+    if (gone := _unusable(await service.get(session, config_id), actor)) is not None:
+        return gone
     try:
         row = await service.update(session, config_id, ChannelConfigUpdate(enabled=enabled), actor, box_of(state),
                                    state.settings.channels)
@@ -231,15 +239,16 @@ async def switch_channel(request: Request, config_id: IdPath, session: DbSession
 
 @router.post("/{config_id}/test", dependencies=[CsrfChecked])
 async def probe_connection(request: Request, config_id: IdPath, session: DbSession, state: State,
-                          _user: ConsoleAdmin) -> Response:
+                          actor: ConsoleAdmin) -> Response:
     """Log in with the saved configuration and draw the result on its page."""
     row = await service.get(session, config_id)
+    if (gone := _unusable(row, actor)) is not None:
+        return gone
     kind = _kind(row.kind)
     try:
-        model = service.validate(kind, row.name, True, with_secrets(row.settings, box_of(state).open(row.secrets)))
-    except (ValidationFailedError, UnreadableSecrets) as exc:
-        error = _error_of(exc) if isinstance(exc, ValidationFailedError) else FormError(str(exc))
-        return await _page(request, state, kind, _values_of(kind, row), row, error, status_code=422)
+        model = service.probe_model(row, box_of(state))
+    except ValidationFailedError as exc:
+        return await _page(request, state, kind, _values_of(kind, row), row, _error_of(exc), status_code=422)
     result = await probe(model, context_of(state))
     return await _page(request, state, kind, _values_of(kind, row), row, result=result)
 

@@ -9,7 +9,6 @@ from api.openapi import CONFLICT, UNAVAILABLE
 from api.state import AppState
 from channels.base import ChannelContext
 from channels.setup import service
-from channels.setup.kinds import KINDS, with_secrets
 from channels.setup.probe import probe
 from channels.setup.schemas import (
     ChannelConfigCreate,
@@ -20,8 +19,8 @@ from channels.setup.schemas import (
     ProbeRead,
 )
 from core.channel_configs import repository
-from core.channel_configs.secrets import SecretBox, UnreadableSecrets
-from core.errors import ServiceUnavailableError, ValidationFailedError
+from core.channel_configs.secrets import SecretBox
+from core.errors import ServiceUnavailableError
 
 router = APIRouter(prefix="/admin/channels", tags=["admin"])
 
@@ -81,10 +80,5 @@ async def delete_channel(config_id: IdPath, session: DbSession, actor: Admin) ->
 async def probe_channel(config_id: IdPath, session: DbSession, state: State, _user: Admin) -> ProbeRead:
     """Log in with the stored configuration (IMAP and SMTP for a mailbox, getMe for a Telegram bot); each step
     says whether it worked and, if not, why (wrong_password, unreachable, tls, timeout, bad_token, refused)."""
-    row = await service.get(session, config_id)
-    try:
-        settings = with_secrets(row.settings, box_of(state).open(row.secrets))
-    except UnreadableSecrets as exc:
-        raise ValidationFailedError(str(exc)) from None
-    model = service.validate(KINDS[row.kind], row.name, True, settings)
+    model = service.probe_model(await service.get(session, config_id), box_of(state))
     return await probe(model, context_of(state))

@@ -88,15 +88,24 @@ class EmailChannel:
     # --- outbound -------------------------------------------------------------------------------------------
 
     async def _mailbox_of(self, envelope: OutboundEnvelope) -> ImapMailboxSettings | None:
-        """The mailbox the customer wrote to (the reply goes out from it, so the conversation stays in one place)."""
+        """The mailbox the customer wrote to (the reply goes out from it, so the conversation stays in one place).
+
+        One mailbox: that one, without a query. Else the mailbox the thread's mail came in through; when that is
+        not known (no In-Reply-To, a mailbox since removed), one that brings its own SMTP server, unless the
+        channel has an SMTP server of its own: never the channel's default SMTP settings (127.0.0.1:587)."""
+        mailboxes = self.settings.mailboxes
+        if len(mailboxes) == 1:
+            return mailboxes[0]
         refs = [r for r in [envelope.in_reply_to, *envelope.references] if r]
-        if refs and (len(self.settings.mailboxes) > 1 or any(m.smtp for m in self.settings.mailboxes)):
+        if refs and mailboxes:
             async with self.ctx.sessionmaker() as session:
                 name = await repository.mailbox_of(session, CHANNEL, refs)
-            for mailbox in self.settings.mailboxes:
+            for mailbox in mailboxes:
                 if mailbox.name == name:
                     return mailbox
-        return None
+        if "smtp" in self.settings.model_fields_set:
+            return None
+        return next((m for m in mailboxes if m.smtp is not None), None)
 
     async def _load_attachments(self, items: list[dict[str, Any]]) -> list[tuple[str, str, bytes]]:
         files = []

@@ -44,9 +44,11 @@ class Kind:
     single: bool
     form: tuple[FormField, ...]
     secret_paths: tuple[str, ...] = field(default=())
+    # The settings keys the model knows, nested models' as sub-trees (None: a leaf): anything else is refused.
+    known: dict[str, Any] = field(default_factory=dict)
 
 
-def _unwrap(annotation: Any) -> list[Any]:
+def unwrap(annotation: Any) -> list[Any]:
     origin = typing.get_origin(annotation)
     if origin is typing.Union or origin is types.UnionType:
         return [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -57,12 +59,43 @@ def secret_paths_of(model: type[BaseModel], prefix: str = "") -> tuple[str, ...]
     """Dotted paths of every SecretStr field of a model, nested models included."""
     paths: list[str] = []
     for name, info in model.model_fields.items():
-        for arg in _unwrap(info.annotation):
+        for arg in unwrap(info.annotation):
             if arg is SecretStr:
                 paths.append(prefix + name)
             elif isinstance(arg, type) and issubclass(arg, BaseModel):
                 paths.extend(secret_paths_of(arg, f"{prefix}{name}."))
     return tuple(paths)
+
+
+def known_keys(model: type[BaseModel]) -> dict[str, Any]:
+    """The keys a model accepts, with the keys of its nested models (in a list too) as sub-trees."""
+    tree: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        sub: dict[str, Any] | None = None
+        for arg in unwrap(info.annotation):
+            if typing.get_origin(arg) is list:
+                arg = next(iter(typing.get_args(arg)), None)
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                sub = known_keys(arg)
+        tree[name] = sub
+        if info.alias:
+            tree[info.alias] = sub
+    return tree
+
+
+def unknown_keys(known: dict[str, Any], data: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of the keys in `data` its model does not know (a typo like `pasword` is refused, not dropped)."""
+    if isinstance(data, list):
+        return [p for item in data for p in unknown_keys(known, item, prefix)]
+    if not isinstance(data, dict):
+        return []
+    out = []
+    for key, value in data.items():
+        if key not in known:
+            out.append(f"{prefix}{key}")
+        elif known[key] is not None:
+            out.extend(unknown_keys(known[key], value, f"{prefix}{key}."))
+    return out
 
 
 _SECURITY = ("ssl", "starttls", "none")
@@ -106,7 +139,7 @@ _MODELS: dict[str, tuple[type[BaseModel], bool]] = {
 }
 
 # In the order the page offers them.
-KINDS: dict[str, Kind] = {name: Kind(name, model, single, _FORMS[name], secret_paths_of(model))
+KINDS: dict[str, Kind] = {name: Kind(name, model, single, _FORMS[name], secret_paths_of(model), known_keys(model))
                           for name, (model, single) in _MODELS.items()}
 
 
@@ -189,6 +222,16 @@ def env_owns(env: ChannelsSettings, kind: str) -> bool:
     return kind in env.model_fields_set and bool(getattr(env, kind).enabled)
 
 
+def env_owns_mailbox(env: ChannelsSettings, name: str) -> bool:
+    """The environment's (enabled) e-mail channel has a mailbox of this name: a row of the same name is not used."""
+    return env.email.enabled and any(m.name == name for m in env.email.mailboxes)
+
+
+def env_sends_mail(env: ChannelsSettings) -> bool:
+    """The environment gives the e-mail channel an SMTP server of its own (replies of a mailbox without one)."""
+    return "smtp" in env.email.model_fields_set
+
+
 @dataclass(frozen=True)
 class RowValue:
     """One row as the reconciler sees it: validated settings with secrets, or why it cannot be used."""
@@ -217,7 +260,7 @@ def effective(env: ChannelsSettings, rows: Iterable[RowValue]) -> tuple[Channels
         if row.kind == "email":
             if not row.enabled or not isinstance(row.model, ImapMailboxSettings):
                 continue
-            if env.email.enabled and any(m.name == row.name for m in env.email.mailboxes):
+            if env_owns_mailbox(env, row.name):
                 notes[row.id] = "environment"
                 continue
             mailboxes.append(row.model)

@@ -10,12 +10,12 @@ settings changed: the old adapter stops (its pollers and mailbox readers with it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import ChannelAdapter, ChannelContext, ChannelRegistry
 from channels.config import ChannelsSettings
@@ -50,17 +50,19 @@ class ChannelReconciler:
         self._fingerprint: frozenset[tuple[int, int]] | None = None
         self._lock = asyncio.Lock()
 
-    async def _read(self) -> tuple[frozenset[tuple[int, int]], ChannelsSettings]:
-        async with self.ctx.sessionmaker() as session:
-            fingerprint = await repository.fingerprint(session)
-            rows = await service.row_values(session, self.box)
+    async def _read(self, session: AsyncSession) -> ChannelsSettings:
+        """The channels' settings with the rows applied (the fingerprint was read just before, in this session:
+        a change between the two is newer than the fingerprint, so the next look reads it again)."""
+        rows = await service.row_values(session, self.box)
         settings, self.notes = effective(self.env, rows)
-        return fingerprint, settings
+        return settings
 
     async def build(self) -> list[ChannelAdapter]:
         """The adapters to run at start (not started): the environment's channels with the rows applied."""
         async with self._lock:
-            self._fingerprint, settings = await self._read()
+            async with self.ctx.sessionmaker() as session:
+                self._fingerprint = await repository.fingerprint(session)
+                settings = await self._read(session)
             adapters = []
             for kind, factory in self.factories.items():
                 self.running[kind] = getattr(settings, kind)
@@ -74,9 +76,9 @@ class ChannelReconciler:
         async with self._lock:
             async with self.ctx.sessionmaker() as session:
                 fingerprint = await repository.fingerprint(session)
-            if fingerprint == self._fingerprint:
-                return False
-            fingerprint, settings = await self._read()
+                if fingerprint == self._fingerprint:
+                    return False
+                settings = await self._read(session)
             rebuilt = False
             for kind, factory in self.factories.items():
                 wanted = getattr(settings, kind)
@@ -125,8 +127,3 @@ class ChannelReconciler:
         return Job(JOB_NAME, tick=tick, schedule=Every(self.interval, first_delay=self.interval),
                    backoff=Backoff(initial=self.interval, maximum=60), wake_topics=(Topic.CHANNEL_CONFIGS,),
                    details=details)
-
-    async def stop_all(self) -> None:
-        for adapter in list(self.registry):
-            with contextlib.suppress(Exception):
-                await adapter.stop()

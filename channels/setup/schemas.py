@@ -45,7 +45,9 @@ class ChannelConfigRead(BaseModel):
     version: int
     updated_at: datetime
     updated_by_id: int | None
-    in_use: bool = Field(description="False when the environment configures the same channel (it wins).")
+    in_use: bool = Field(description="False when the environment configures the same channel (it wins), or the "
+                         "row cannot be used (`problem` says why).")
+    problem: str | None = Field(default=None, description="Why the row cannot be used at all (an unknown kind).")
 
 
 class ProbeStep(BaseModel):

@@ -8,22 +8,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.config import ChannelsSettings
+from channels.email.settings import ImapMailboxSettings
 from channels.setup.kinds import (
     KINDS,
     Kind,
     RowValue,
     env_owns,
+    env_owns_mailbox,
+    env_sends_mail,
     flatten,
     get_path,
     put_path,
     split_secrets,
+    unknown_keys,
     with_secrets,
 )
 from channels.setup.schemas import ChannelConfigCreate, ChannelConfigRead, ChannelConfigUpdate
-from core import settings_cache
 from core.audit import service as audit
 from core.channel_configs import repository
 from core.channel_configs.models import ChannelConfig
@@ -33,12 +37,17 @@ from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.events import Topic, emit
 from core.users.models import User
 
-CACHE_NAME = "channel_configs"
 ENTITY = "channel_config"
 
 
 def reasons_of(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
+
+
+def failed(exc: ValidationError) -> ValidationFailedError:
+    """A model's refusal as the 422 naming each bad field (the API's, the console's and the settings' alike)."""
+    return ValidationFailedError(reasons_of(exc), errors=[
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()])
 
 
 MAX_TEXT = 2000  # any one text of a channel's settings (a host name, a URL, a token)
@@ -67,6 +76,10 @@ def _check_texts(value: Any, path: str = "") -> None:
 def validate(kind: Kind, name: str, enabled: bool, settings: dict[str, Any]) -> BaseModel:
     """The settings (secrets in place) as the kind's model, or a 422 naming each bad field."""
     _check_texts(settings)
+    unknown = unknown_keys(kind.known, settings)
+    if unknown:
+        raise ValidationFailedError(f"{', '.join(unknown)}: not a setting of {kind.name}", field=unknown[0],
+                                    errors=[{"field": p, "message": "unknown setting"} for p in unknown])
     values = dict(settings)
     if kind.single:
         values["enabled"] = enabled
@@ -75,8 +88,26 @@ def validate(kind: Kind, name: str, enabled: bool, settings: dict[str, Any]) -> 
     try:
         return kind.model.model_validate(values)
     except ValidationError as exc:
-        raise ValidationFailedError(reasons_of(exc), errors=[
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]) from None
+        raise failed(exc) from None
+
+
+def probe_model(row: ChannelConfig, box: SecretBox) -> BaseModel:
+    """The stored configuration, secrets opened, as its kind's model switched on: what a connection test tries
+    (a row switched off is tested as it would run). A 422 when it cannot be used."""
+    try:
+        settings = with_secrets(row.settings, box.open(row.secrets))
+    except UnreadableSecrets as exc:
+        raise ValidationFailedError(str(exc)) from None
+    return validate(kind_of(row), row.name, True, settings)
+
+
+def _check_replies(model: BaseModel, env: ChannelsSettings) -> None:
+    """A mailbox's replies need an SMTP server: its own, or the environment's e-mail channel's (never the
+    channel's default settings, which would send to 127.0.0.1)."""
+    if isinstance(model, ImapMailboxSettings) and model.smtp is None and not env_sends_mail(env):
+        message = "a mailbox needs an SMTP server for its replies (the environment's e-mail channel has none)"
+        raise ValidationFailedError(f"smtp.host: {message}", field="smtp.host",
+                                    errors=[{"field": "smtp.host", "message": message}])
 
 
 def read(row: ChannelConfig, box: SecretBox, env: ChannelsSettings) -> ChannelConfigRead:
@@ -84,11 +115,25 @@ def read(row: ChannelConfig, box: SecretBox, env: ChannelsSettings) -> ChannelCo
         secrets = sorted(box.open(row.secrets))
     except UnreadableSecrets:
         secrets = []
-    in_use = not (KINDS[row.kind].single and env_owns(env, row.kind)) and not (
-        row.kind == "email" and env.email.enabled and any(m.name == row.name for m in env.email.mailboxes))
+    kind = KINDS.get(row.kind)
+    problem = None if kind is not None else unknown_kind(row.kind)
+    in_use = kind is not None and not (kind.single and env_owns(env, row.kind)) and not (
+        not kind.single and env_owns_mailbox(env, row.name))
     return ChannelConfigRead(id=row.id, kind=row.kind, name=row.name, enabled=row.enabled, settings=row.settings,
                              secrets_set=secrets, version=row.version, updated_at=row.updated_at,
-                             updated_by_id=row.updated_by_id, in_use=in_use)
+                             updated_by_id=row.updated_by_id, in_use=in_use, problem=problem)
+
+
+def unknown_kind(name: str) -> str:
+    return f"unknown kind {name!r} (saved by another version of Switchboard): it can only be deleted"
+
+
+def kind_of(row: ChannelConfig) -> Kind:
+    """The row's kind, or a 422 saying the row is unusable (a kind this version does not know)."""
+    kind = KINDS.get(row.kind)
+    if kind is None:
+        raise ValidationFailedError(unknown_kind(row.kind), field="kind", reason="unknown_kind")
+    return kind
 
 
 async def get(session: AsyncSession, config_id: int) -> ChannelConfig:
@@ -103,8 +148,9 @@ async def _check_free(session: AsyncSession, env: ChannelsSettings, kind: Kind, 
     if kind.single and env_owns(env, kind.name):
         raise ConflictError(f"the {kind.name} channel is configured by the environment; change it there",
                             reason="environment")
-    if not kind.single and env.email.enabled and any(m.name == name for m in env.email.mailboxes):
+    if not kind.single and env_owns_mailbox(env, name):
         raise ConflictError(f"the environment already has a mailbox named {name!r}", reason="environment")
+    await repository.lock_kind(session, kind.name)
     for other in await repository.by_kind(session, kind.name):
         if other.id == own_id:
             continue
@@ -116,7 +162,6 @@ async def _check_free(session: AsyncSession, env: ChannelsSettings, kind: Kind, 
 
 
 def _changed(session: AsyncSession, row: ChannelConfig) -> None:
-    settings_cache.changed(session, CACHE_NAME)
     emit(session, Topic.CHANNEL_CONFIGS, {"id": row.id, "version": row.version})
 
 
@@ -124,12 +169,13 @@ async def create(session: AsyncSession, body: ChannelConfigCreate, actor: User, 
                  env: ChannelsSettings) -> ChannelConfig:
     kind = KINDS[body.kind]
     model = validate(kind, body.name, body.enabled, body.settings)
+    _check_replies(model, env)
     await _check_free(session, env, kind, body.name)
     settings, secrets = split_secrets(kind, model)
     row = ChannelConfig(kind=kind.name, name=body.name, enabled=body.enabled, settings=settings,
                         secrets=box.seal(secrets), version=1, updated_by_id=actor.id)
     session.add(row)
-    await session.flush()
+    await _flush(session, kind, body.name)
     audit.record(session, actor, "channel_config.create", ENTITY, row.id, kind=kind.name, name=row.name,
                  enabled=row.enabled, fields=sorted([*flatten(settings), *secrets]))
     _changed(session, row)
@@ -139,7 +185,7 @@ async def create(session: AsyncSession, body: ChannelConfigCreate, actor: User, 
 async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdate, actor: User, box: SecretBox,
                  env: ChannelsSettings) -> ChannelConfig:
     row = await get(session, config_id)
-    kind = KINDS[row.kind]
+    kind = kind_of(row)
     unknown = [p for p in body.clear_secrets if p not in kind.secret_paths]
     if unknown:
         raise ValidationFailedError(f"not secrets of {kind.name}: {', '.join(unknown)}", field="clear_secrets")
@@ -150,6 +196,10 @@ async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdat
         if not body.settings:
             raise ValidationFailedError(f"{exc}; enter the secrets again") from None
     name = body.name if body.name is not None else row.name
+    if not kind.single and name != row.name:
+        message = ("a mailbox cannot be renamed: its read position and its mail are kept under its name; "
+                   "add a new mailbox instead")
+        raise ValidationFailedError(f"name: {message}", field="name", errors=[{"field": "name", "message": message}])
     enabled = body.enabled if body.enabled is not None else row.enabled
     given = body.settings if body.settings is not None else with_secrets(row.settings, {})
     # A secret left empty keeps its stored value ("set - leave empty to keep"), unless it is cleared.
@@ -158,13 +208,15 @@ async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdat
     for path, value in kept.items():
         current = get_path(merged, path)
         if current in (None, ""):
-            _put(merged, path, value)
+            # Only into a section still given: a cleared SMTP server must not come back as {"password": ...}.
+            put_path(merged, path, value, create=False)
     for path in body.clear_secrets:
-        _put(merged, path, None)
+        put_path(merged, path, None, create=False)
     for path in kind.secret_paths:  # an empty secret typed in means "not given"
         if get_path(merged, path) == "":
-            _put(merged, path, None)
+            put_path(merged, path, None, create=False)
     model = validate(kind, name, enabled, merged)
+    _check_replies(model, env)
     await _check_free(session, env, kind, name, own_id=row.id)
     settings, secrets = split_secrets(kind, model)
     before = flatten(row.settings)
@@ -186,13 +238,18 @@ async def update(session: AsyncSession, config_id: int, body: ChannelConfigUpdat
     row.updated_by_id = actor.id
     audit.record(session, actor, "channel_config.update", ENTITY, row.id, kind=kind.name, name=row.name,
                  fields=fields, **changes)
-    await session.flush()
+    await _flush(session, kind, name)
     _changed(session, row)
     return row
 
 
-def _put(data: dict[str, Any], path: str, value: Any) -> None:
-    put_path(data, path, value, create=value is not None)
+async def _flush(session: AsyncSession, kind: Kind, name: str) -> None:
+    """Write the row; the same kind and name saved meanwhile by another request is a 409, not a 500."""
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise ConflictError(f"{kind.name} {name!r} was saved by another request at the same moment; reload",
+                            reason="exists") from None
 
 
 async def delete(session: AsyncSession, config_id: int, actor: User) -> None:
@@ -209,7 +266,7 @@ async def row_values(session: AsyncSession, box: SecretBox) -> list[RowValue]:
     for row in await repository.list_all(session):
         kind = KINDS.get(row.kind)
         if kind is None:
-            values.append(RowValue(row.id, row.kind, row.name, row.enabled, None, f"unknown kind {row.kind!r}"))
+            values.append(RowValue(row.id, row.kind, row.name, row.enabled, None, unknown_kind(row.kind)))
             continue
         try:
             settings = with_secrets(row.settings, box.open(row.secrets))

@@ -3,7 +3,7 @@
 Fernet (AES-128-CBC + HMAC-SHA256, authenticated) under a key derived with HKDF-SHA256 from `secret_key` and a
 purpose label, so the same secret key signing sessions never serves as an encryption key itself. Rotation: the new
 `secret_key` encrypts, the `previous_secret_keys` still decrypt (MultiFernet), and `rotate` re-encrypts a token
-under the newest key (run by `reencrypt_all` at start, so old keys can be dropped after one restart).
+under the newest key (`channels.setup.service.reseal`, run at start, so old keys can be dropped after one restart).
 """
 
 from __future__ import annotations

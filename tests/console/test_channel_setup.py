@@ -10,9 +10,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.email.adapter import EmailChannel
+from core.channel_configs.models import ChannelConfig
 from core.tickets.models import Direction, Message, Ticket
 from core.users.models import User
-from tests.channels.email.conftest import PASSWORD, Dovecot, dovecot, wait_for  # noqa: F401  (the fixture)
+from tests.channels.email.conftest import (  # noqa: F401  (the fixtures)
+    PASSWORD,
+    Dovecot,
+    SmtpSink,
+    dovecot,
+    smtp_sink,
+    wait_for,
+)
 from tests.channels.email.test_channel import mail
 from tests.channels.telegram.botapi import running_bot_api
 from tests.conftest import free_port
@@ -22,11 +30,13 @@ NEW_MAILBOX = "/console/admin/channels/new?kind=email"
 ONLY_SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
-def mailbox_form(server: Dovecot, user: str, **changes: str) -> dict[str, str]:
+def mailbox_form(server: Dovecot, user: str, smtp_port: int = 0, **changes: str) -> dict[str, str]:
+    """A mailbox as typed in; its SMTP server (required without the environment's) at `smtp_port` (else nobody)."""
     form = {"name": user, "address": f"{user}@support.example", "host": server.host, "port": str(server.port),
             "security": "none", "username": user, "password": PASSWORD, "folder": "INBOX", "use_idle": "on",
-            "poll_seconds": "2", "first_start": "all", "smtp.host": "", "smtp.port": "587",
-            "smtp.security": "none", "smtp.username": "", "smtp.password": "", "enabled": "on"}
+            "poll_seconds": "2", "first_start": "all", "smtp.host": "127.0.0.1",
+            "smtp.port": str(smtp_port or free_port()), "smtp.security": "none", "smtp.username": "",
+            "smtp.password": "", "enabled": "on"}
     form.update(changes)
     return form
 
@@ -40,12 +50,12 @@ async def inbound_email(sessionmaker: async_sessionmaker[AsyncSession], at_least
 
 async def test_a_mailbox_added_in_the_browser_receives_mail_without_a_restart_and_stops_when_switched_off(
         console_app: FastAPI, client: httpx.AsyncClient, people: People, dovecot: Dovecot,  # noqa: F811 (the imported fixture)
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        sessionmaker: async_sessionmaker[AsyncSession], smtp_sink: SmtpSink) -> None:  # noqa: F811
     state = console_app.state.switchboard
     assert state.channels.get("email") is None  # the environment configures no e-mail
     user = dovecot.add_user()
     await login(client, people.admin.email)
-    r = await post_form(client, NEW_MAILBOX, NEW_MAILBOX, mailbox_form(dovecot, user))
+    r = await post_form(client, NEW_MAILBOX, NEW_MAILBOX, mailbox_form(dovecot, user, smtp_sink.port))
     assert r.status_code == 303, r.text[:2000]
     page_url = r.headers["location"]
     config_id = int(page_url.rsplit("/", 1)[1])
@@ -86,9 +96,12 @@ async def test_a_mailbox_added_in_the_browser_receives_mail_without_a_restart_an
 
 @ONLY_SQLITE
 async def test_the_connection_test_says_what_is_wrong_and_forms_never_echo_secrets(
-        client: httpx.AsyncClient, people: People, dovecot: Dovecot) -> None:  # noqa: F811
+        client: httpx.AsyncClient, people: People, dovecot: Dovecot, smtp_sink: SmtpSink) -> None:  # noqa: F811
     user = dovecot.add_user()
     await login(client, people.admin.email)
+    # Without an SMTP server (the environment has none) its replies could go nowhere: refused, the field marked.
+    refused = await post_form(client, NEW_MAILBOX, NEW_MAILBOX, mailbox_form(dovecot, user, **{"smtp.host": ""}))
+    assert refused.status_code == 422 and "needs an SMTP server" in refused.text
     secret = "not-the-Password-42"
     refused = await post_form(client, NEW_MAILBOX, NEW_MAILBOX, mailbox_form(dovecot, user, port="70000",
                                                                              password=secret))
@@ -114,7 +127,7 @@ async def test_the_connection_test_says_what_is_wrong_and_forms_never_echo_secre
     assert 'data-step="imap" data-reason=""' in r.text and 'data-reason="unreachable"' in r.text
 
     # An edit leaving the password empty keeps it.
-    kept = mailbox_form(dovecot, user, password="", enabled="")
+    kept = mailbox_form(dovecot, user, smtp_sink.port, password="", enabled="")
     r = await post_form(client, page_url, page_url, kept)
     assert r.status_code == 303
     page = await client.get(page_url)
@@ -141,3 +154,19 @@ async def test_a_telegram_bot_with_a_bad_token_shows_the_getme_error_in_russian(
     client.cookies.clear()
     await login(client, people.agent.email)  # an agent may not see or change channels
     assert (await client.get("/console/admin/channels/new")).status_code == 403
+
+
+@ONLY_SQLITE
+async def test_a_row_of_an_unknown_kind_leads_to_its_deletion(
+        client: httpx.AsyncClient, people: People, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    async with sessionmaker() as session, session.begin():
+        row = ChannelConfig(kind="fax", name="fax", enabled=True, settings={}, version=1)
+        session.add(row)
+    await login(client, people.admin.email)
+    listed = await client.get("/console/admin/channels")
+    assert listed.status_code == 200 and "it can only be deleted" in listed.text
+    page = await client.get(f"/console/admin/channels/{row.id}")
+    assert page.status_code == 303 and page.headers["location"] == f"/console/admin/channels/{row.id}/delete"
+    r = await client.post(f"/console/admin/channels/{row.id}/switch", data={"csrf_token": csrf_of(listed.text)},
+                          headers={"Referer": "http://testserver/console/admin/channels"})
+    assert r.status_code == 303 and r.headers["location"].endswith("/delete")

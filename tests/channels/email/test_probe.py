@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,3 +55,50 @@ async def test_each_failure_has_its_reason(dovecot: Dovecot, smtp_sink: SmtpSink
     assert await reasons(dovecot, user, security="starttls", ca_file=dovecot.ca_file) == [None]
     async with silent_server() as port:
         assert await reasons(dovecot, user, seconds=0.5, port=port) == ["timeout"]
+
+
+@asynccontextmanager
+async def echoing_smtp() -> AsyncIterator[int]:
+    """An SMTP server that refuses every login and echoes the credentials it was given in its answer (as some
+    servers do, in their logs or their words): what the probe passes on must not show them."""
+    async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 echo ESMTP\r\n")
+        while line := await reader.readline():
+            command = line.decode().strip()
+            if command.upper().startswith(("EHLO", "HELO")):
+                writer.write(b"250-echo\r\n250 AUTH PLAIN\r\n")
+            elif command.upper().startswith("AUTH PLAIN"):
+                encoded = command.split(" ", 2)[2] if command.count(" ") >= 2 else ""
+                if not encoded:
+                    writer.write(b"334 \r\n")
+                    await writer.drain()
+                    encoded = (await reader.readline()).decode().strip()
+                _, user, password = base64.b64decode(encoded).decode().split("\0")
+                writer.write(f"535 5.7.8 login {user} with password {password} refused\r\n".encode())
+            elif command.upper().startswith("QUIT"):
+                writer.write(b"221 bye\r\n")
+                await writer.drain()
+                break
+            else:
+                writer.write(b"250 OK\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(talk, "127.0.0.1", 0, family=socket.AF_INET)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def test_a_server_echoing_the_password_has_it_blanked_out(dovecot: Dovecot) -> None:
+    user = dovecot.add_user()
+    secret = "smtp-Echoed-secret-77"
+    async with echoing_smtp() as port:
+        result = await probe(dovecot.mailbox_settings(user, smtp=SmtpSettings(
+            host="127.0.0.1", port=port, security="none", username="sales", password=SecretStr(secret))),
+            NO_APP, seconds=2.0)
+    smtp = result.steps[-1]
+    assert smtp.step == "smtp" and smtp.reason == "wrong_password", result
+    # The server did echo it (the blank is where it was), and it is not passed on.
+    assert smtp.message and "with password *** refused" in smtp.message and secret not in smtp.message

@@ -201,6 +201,24 @@ async def test_reply_goes_out_from_the_mailbox_the_customer_wrote_to(
     assert [sender for sender, _r, _raw in smtp_sink.messages] == ["billing@support.example", "sales@support.example"]
 
 
+async def test_a_reply_whose_mailbox_is_unknown_goes_out_through_a_mailbox_with_smtp(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    """Mailboxes set up in the console bring their own SMTP; the channel's SMTP is only its default (127.0.0.1:587,
+    nobody there). A reply with no In-Reply-To (or from a mailbox since removed) takes a mailbox with SMTP."""
+    own = SmtpSettings(host="127.0.0.1", port=smtp_sink.port, security="none", timeout_seconds=3)
+    boxes = [ImapMailboxSettings(name="plain", username="p", password="x", port=free_port()),  # type: ignore[arg-type]
+             ImapMailboxSettings(name="console", username="c", password="x", port=free_port(),  # type: ignore[arg-type]
+                                 address="console@support.example", smtp=own)]
+    ctx = make_channel(sessionmaker, tmp_path, smtp_sink.port).ctx
+    channel = EmailChannel(EmailChannelSettings(enabled=True, mailboxes=boxes), ctx)  # the channel's SMTP: default
+    await channel.send(envelope(in_reply_to=None, references=[]))
+    await channel.send(envelope(in_reply_to="gone@example.org", references=["gone@example.org"], outbox_id=9))
+    assert [sender for sender, _r, _raw in smtp_sink.messages] == ["console@support.example"] * 2
+    # One mailbox: it is the one, without asking the database.
+    alone = EmailChannel(EmailChannelSettings(enabled=True, mailboxes=boxes[1:]), ctx)
+    assert await alone._mailbox_of(envelope(in_reply_to=None, references=[])) is boxes[1]
+
+
 @pytest.mark.parametrize("security", ["starttls", "ssl"])
 async def test_send_over_tls_verifies_the_server(
         security: str, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
