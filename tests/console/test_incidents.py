@@ -13,7 +13,7 @@ from core.audit.models import AuditEntry
 from core.incidents.models import Incident
 from core.users.models import User
 from tests.console.conftest import People, login, post_form
-from tests.console.test_problems import raise_alert
+from tests.console.test_problems import raise_alert, settings  # noqa: F401 - the app without the rising job
 
 
 def text_of(html: str) -> str:

@@ -7,17 +7,27 @@ import re
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.settings import Settings
 from core.db.base import utcnow
 from core.problems import repository
+from core.problems.config import ProblemsSettings
 from core.problems.models import Dimension
 from core.users.models import User
-from tests.conftest import REST_HEADERS, rest_message
+from tests.conftest import REST_HEADERS, make_settings, rest_message
 from tests.console.conftest import People, form_of, login
 from tests.core.problems.corpus import CORPUS
 from tests.core.problems.helpers import kpis_up_to_date, tickets
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    """The app without the rising-problem job: these tests read the alerts they store themselves (a job tick on
+    the real clock, late on a busy machine, would resolve them against an empty volume)."""
+    return make_settings(db_url, problems=ProblemsSettings(rising_enabled=False))
 
 
 async def raise_alert(sessionmaker: async_sessionmaker[AsyncSession]) -> None:

@@ -44,17 +44,26 @@ async def _one_after_another(db_engine: AsyncEngine, sessionmaker: async_session
     async with sessionmaker() as held:
         await first(held)
         waiting = asyncio.create_task(run_second())
-        async with db_engine.connect() as watch:
-            blocked = 0
-            for _ in range(2000):
-                blocked = await watch.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                                                  "'Lock' AND datname = current_database()"))
-                if blocked or waiting.done():
-                    break
-                await asyncio.sleep(0.005)
-        assert not waiting.done() and blocked == 1
-        await held.commit()
-    return await asyncio.wait_for(waiting, 30)
+        try:
+            # Autocommit: within one transaction PostgreSQL shows the same pg_stat_activity snapshot every time.
+            async with db_engine.connect() as watch:
+                await watch.execution_options(isolation_level="AUTOCOMMIT")
+                blocked = 0
+                deadline = asyncio.get_running_loop().time() + 60
+                while asyncio.get_running_loop().time() < deadline:
+                    blocked = await watch.scalar(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()"))
+                    if blocked or waiting.done():
+                        break
+                    await asyncio.sleep(0.005)
+            assert not waiting.done() and blocked == 1
+            await held.commit()
+            return await asyncio.wait_for(waiting, 30)
+        finally:
+            if not waiting.done():
+                waiting.cancel()
+                await asyncio.gather(waiting, return_exceptions=True)
 
 
 async def test_a_second_admin_adding_a_variant_waits_for_the_first(pg: None, db_engine: AsyncEngine,
