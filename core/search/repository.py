@@ -139,7 +139,7 @@ async def estimated_rows(session: AsyncSession, stmt: Rows) -> float:
     return float(plan[0]["Plan"]["Plan Rows"])
 
 
-def _narrows(flt: TicketFilter) -> bool:
+def narrows(flt: TicketFilter) -> bool:
     """Whether a filter beside the query narrows the tickets (merged ones aside, which every search leaves out)."""
     return len(conditions(flt)) > len(visible())
 
@@ -152,7 +152,7 @@ async def _pg_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter,
     tsq = func.to_tsquery(literal_column(f"'{TS_CONFIG}'::regconfig"), tsq_text)
     found: list[Candidate] = []
     # ts_rank_cd normalisation 32: rank / (rank + 1), in 0..1; on the stored tsvector, so ranking reads no text.
-    sources: list[tuple[Any, Rows]] = []
+    sources: list[tuple[str, Any, Rows]] = []
     for searched, id_col, stmt in (
         ("tickets", Ticket.id, select(Ticket.id, literal("subject"), literal(None),
                                       func.ts_rank_cd(_pg_tsv("tickets"), tsq, 32))),
@@ -162,17 +162,25 @@ async def _pg_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter,
         ("notes", Note.id, select(Note.ticket_id, literal("note"), Note.id, func.ts_rank_cd(_pg_tsv("notes"), tsq, 32))
          .join(Ticket, Ticket.id == Note.ticket_id)),
     ):
-        sources.append((id_col, stmt.where(_pg_tsv(searched).op("@@")(tsq))))
-    newest = (await session.execute(select(*(select(func.max(id_col)).scalar_subquery() for id_col, _ in sources)))
+        sources.append((searched, id_col, stmt.where(_pg_tsv(searched).op("@@")(tsq))))
+    newest = (await session.execute(select(*(select(func.max(id_col)).scalar_subquery() for _, id_col, _ in sources)))
               ).one()  # a read at the end of each primary key
     # No parallel workers: starting them costs more (80-100 ms on a busy machine) than any of these bounded reads;
     # no JIT: compiling a plan (~90 ms) costs more than the rows it would speed up; no sequential scans: with a
     # customer's name in the conditions the planner hashed a scan of every ticket (0.9-1.4 s under load) where a
     # look-up of each candidate's ticket by its primary key reads a few thousand rows.
     before = await _settings(session, _SEARCH_SETTINGS)
-    narrowed = bool(extra) or _narrows(flt)
+    narrowed = bool(extra) or narrows(flt)
+    # The first window is walked (nested loops down the primary key, no bitmap, no hash) when the planner's choice
+    # is known to go wrong there: with filters, for messages and notes, it hashed every ticket in scope (20,000
+    # active tickets: ~30 ms before the first row) to keep the 4,000 of 8,000 matches that fall in it (a subject is
+    # on the ticket itself: no join to choose); for a phrase it estimates the
+    # words' adjacency far too rare (0.2 % for "не работает интернет", 3 % in fact) and read the GIN index's every
+    # match in the table (94,000 rows) for the 1,000 the walk finds in 33,000. The walk reads at most the window.
+    walk_first = {"tickets": bool(query.phrases), "messages": narrowed or bool(query.phrases),
+                  "notes": narrowed or bool(query.phrases)}
     scope: float | None = None  # tickets in scope, estimated once for the three sources
-    for (id_col, stmt), last in zip(sources, newest, strict=True):
+    for (searched, id_col, stmt), last in zip(sources, newest, strict=True):
         top = int(last or 0)
 
         async def newest_matches(window: int | None, order: Any, stmt: Rows = stmt, top: int = top,
@@ -181,7 +189,11 @@ async def _pg_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter,
             return await _rows(session, _scoped(windowed, flt, extra).order_by(order).limit(limit))
 
         first = PG_WINDOWS[0]
+        if walk_first[searched]:
+            await _settings(session, dict.fromkeys(_WALK_SETTINGS, "off"))
         rows = await newest_matches(first, id_col.desc())
+        if walk_first[searched]:
+            await _settings(session, dict.fromkeys(_WALK_SETTINGS, "on"))
         if len(rows) >= limit or first is None or first >= top:
             found += rows
             continue

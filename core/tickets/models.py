@@ -102,6 +102,9 @@ class Ticket(Base):
         # ticket below would be walked through a year of done ones before reaching them).
         Index("ix_tickets_active_waiting", "last_customer_message_at", "id", postgresql_where=text(ACTIVE_SQL),
               sqlite_where=text(ACTIVE_SQL)),
+        # The active tickets newest first: a search narrowed to them walks it checking each one's stored tsvector
+        # (core/search/repository.py), instead of ANDing a common word's bitmap with every active ticket.
+        Index("ix_tickets_active_id", "id", postgresql_where=text(ACTIVE_SQL), sqlite_where=text(ACTIVE_SQL)),
         # The retention policy's work: closed tickets not yet anonymised, by closing time (core/privacy).
         Index("ix_tickets_retention", "closed_at", postgresql_where=text(RETENTION_SQL),
               sqlite_where=text(RETENTION_SQL)),

@@ -242,6 +242,24 @@ async def test_the_split_reading_keeps_its_newest_and_says_the_total_is_a_lower_
     assert names(world, [t.id for t in page.tickets]) == {"router_gen", "router_ins"}
 
 
+async def test_a_search_narrowed_by_filters_ranks_its_newest_few_per_source(
+        world: World, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every console inbox view filters by status: such a search ranks the newest NARROWED_CANDIDATES matches per
+    # source, and says the total is a lower bound when a source filled them.
+    statuses = [TicketStatus.new, TicketStatus.open, TicketStatus.pending]
+    async with sessionmaker() as s:
+        wide = await tickets.search(s, TicketFilter(query="роутер", status=statuses), limit=50)
+    assert len(wide.tickets) >= 2 and not wide.total_is_capped
+    monkeypatch.setattr(search_service, "NARROWED_CANDIDATES", 1)
+    async with sessionmaker() as s:
+        narrow = await tickets.search(s, TicketFilter(query="роутер", status=statuses), limit=50)
+        plain = await tickets.search(s, TicketFilter(query="роутер"), limit=50)
+    assert narrow.total_is_capped and len(narrow.tickets) < len(wide.tickets)
+    assert {t.id for t in narrow.tickets} <= {t.id for t in wide.tickets}  # the filters still hold
+    # Without filters beside the words the limit is CANDIDATES: nothing is cut.
+    assert not plain.total_is_capped and {t.id for t in wide.tickets} <= {t.id for t in plain.tickets}
+
+
 async def test_search_pages_by_cursor_without_skipping_or_repeating(
         world: World, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     everything = await found(sessionmaker, "роутер")
