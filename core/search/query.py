@@ -33,6 +33,7 @@ def _stemmer(language: str) -> snowballstemmer.stemmer:
     return snowballstemmer.stemmer(language)
 
 
+@lru_cache(maxsize=65536)  # a snippet stems every word it shows: the same few thousand words, page after page
 def stem(word: str) -> str:
     """The Snowball stem of a lower-case word: Russian for Cyrillic words, English for the rest."""
     return str(_stemmer("russian" if _CYRILLIC.search(word) else "english").stemWord(word))

@@ -177,8 +177,9 @@ async def _pg_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter,
     # on the ticket itself: no join to choose); for a phrase it estimates the
     # words' adjacency far too rare (0.2 % for "не работает интернет", 3 % in fact) and read the GIN index's every
     # match in the table (94,000 rows) for the 1,000 the walk finds in 33,000. The walk reads at most the window.
-    walk_first = {"tickets": bool(query.phrases), "messages": narrowed or bool(query.phrases),
-                  "notes": narrowed or bool(query.phrases)}
+    by_filters = narrows(flt)  # (a customer's name in `extra` is rarer: hashing the customers it names is cheap)
+    walk_first = {"tickets": bool(query.phrases), "messages": by_filters or bool(query.phrases),
+                  "notes": by_filters or bool(query.phrases)}
     scope: float | None = None  # tickets in scope, estimated once for the three sources
     for (searched, id_col, stmt), last in zip(sources, newest, strict=True):
         top = int(last or 0)

@@ -82,9 +82,15 @@ def highlight(text: str, query: SearchQuery, *, width: int = SNIPPET_CHARS) -> S
     """The part of `text` around its first matching word, with every matching word's span."""
     text = " ".join(text.split())
     words, prefixes = query.highlight_stems()
+    # A stem keeps its word's first letter: words starting otherwise are not stemmed at all (most of a text).
+    firsts = {w[0] for w in words if w} | {p[0] for p in prefixes if p}
     spans: list[tuple[int, int]] = []
     for token in _TOKEN.finditer(text):
+        if spans and token.start() > spans[0][0] + width:
+            break  # beyond the piece shown (which starts at most width // 3 before the first match)
         word = token[0].lower().replace("ё", "е")
+        if word[0] not in firsts:
+            continue
         if stem(word) in words or any(word.startswith(p) for p in prefixes) or word in words:
             spans.append(token.span())
     if len(text) <= width:

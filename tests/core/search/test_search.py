@@ -211,6 +211,12 @@ def test_snippet_window_and_spans() -> None:
     snippet = highlight(body, search_query.parse("роутер"), width=80)
     assert snippet.text.startswith("…") and snippet.text.endswith("…")
     assert [p for p, on in snippet.segments() if on] == ["роутера"]
+    # Every match inside the piece is marked, none beyond it (a long e-mail is read only up to the piece's end).
+    body = "слово " * 60 + "Роутера и Router, routers " + "хвост " * 30 + "роутер " + "ещё " * 500 + "роутером"
+    snippet = highlight(body, search_query.parse("роутер router"), width=80)
+    assert [p for p, on in snippet.segments() if on] == ["Роутера", "Router", "routers"]
+    assert [p for p, on in highlight(body, search_query.parse("роут*"), width=2000).segments() if on] == [
+        "Роутера", "роутер"]
 
 
 async def test_a_word_in_a_text_and_another_in_the_customers_name(
