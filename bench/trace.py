@@ -72,7 +72,7 @@ async def main() -> None:
     await engine.dispose()
     settings = Settings(database_url=args.reuse, workers_enabled=False, seed_nlu_data=False, log_json=False,
                         log_level="WARNING", data_dir=Path("var/trace"), environment="development")
-    app = create_app(settings, configure_logs=False)
+    app = create_app(settings, configure_logs=False, freeze_heap=True)  # as api.app.app_factory serves it
     recorder = Recorder()
     async with app.router.lifespan_context(app):
         app_engine = app.state.switchboard.db_engine
