@@ -57,6 +57,7 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--explain", type=int, default=2, help="EXPLAIN ANALYZE the N slowest statements")
     parser.add_argument("--team", default="technical", help="the supervisor's team (the queue view reads it)")
+    parser.add_argument("--full", type=int, default=0, help="print the N slowest statements whole, with parameters")
     parser.add_argument("--set", default="max_parallel_workers_per_gather=0,jit=off,enable_seqscan=off",
                         help="planner settings for the EXPLAINs, as the search sets them (name=value,...)")
     args = parser.parse_args()
@@ -95,6 +96,8 @@ async def main() -> None:
         print(f"last run: {len(recorder.rows)} statements, {total:.1f} ms in SQL\n")
         for n, (ms, statement, _) in enumerate(recorder.rows, 1):
             print(f"{n:3d} {ms:8.1f} ms  {' '.join(statement.split())[:220]}")
+        for ms, statement, parameters in sorted(recorder.rows, key=lambda r: -r[0])[:args.full]:
+            print(f"\n=== {ms:.1f} ms\n{statement}\n{parameters!r}")
         if args.explain and args.reuse.startswith("postgresql"):
             slowest = sorted(recorder.rows, key=lambda r: -r[0])[:args.explain]
             async with app_engine.connect() as conn:

@@ -11,18 +11,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, UnaryExpression, bindparam, func, select
+from sqlalchemy import UnaryExpression, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from core.tickets.models import Ticket, TicketStatus
-from core.tickets.repository import with_relations
-
-
-def _in(statuses: Collection[TicketStatus]) -> ColumnElement[bool]:
-    # Constants, not input: with bound values a generic plan cannot use an index whose predicate names statuses.
-    return Ticket.status.in_(bindparam("statuses", [s.value for s in statuses], expanding=True,
-                                       literal_execute=True))
+from core.tickets.repository import status_in, with_relations
 
 
 def _waiting_order() -> list[UnaryExpression[Any]]:
@@ -46,7 +40,7 @@ async def slices(session: AsyncSession, statuses: Collection[TicketStatus]) -> l
     (a few hundred groups) instead of one scan of the active tickets per count."""
     rows = (await session.execute(
         select(Ticket.status, Ticket.team_id, Ticket.assignee_id, func.count())
-        .where(_in(statuses), Ticket.merged_into_id.is_(None))
+        .where(status_in(statuses), Ticket.merged_into_id.is_(None))
         .group_by(Ticket.status, Ticket.team_id, Ticket.assignee_id)
     )).all()
     return [Slice(str(s), t, a, int(n)) for s, t, a, n in rows]
@@ -57,7 +51,7 @@ async def longest_waiting_unassigned(session: AsyncSession, statuses: Collection
     """Per team, its unassigned ticket whose customer has waited longest (with its customer), in one read."""
     ranked = (
         select(Ticket.id, func.row_number().over(partition_by=Ticket.team_id, order_by=_waiting_order()).label("n"))
-        .where(_in(statuses), Ticket.assignee_id.is_(None), Ticket.merged_into_id.is_(None),
+        .where(status_in(statuses), Ticket.assignee_id.is_(None), Ticket.merged_into_id.is_(None),
                Ticket.team_id.is_not(None))
         .subquery()
     )
@@ -71,7 +65,7 @@ async def longest_waiting_unassigned(session: AsyncSession, statuses: Collection
 async def longest_waiting(session: AsyncSession, statuses: Collection[TicketStatus], limit: int) -> Sequence[Ticket]:
     """Tickets in `statuses`, the longest-waiting customer first, with customer, identity, team and assignee."""
     return (await session.scalars(
-        with_relations(select(Ticket).where(_in(statuses), Ticket.merged_into_id.is_(None)))
+        with_relations(select(Ticket).where(status_in(statuses), Ticket.merged_into_id.is_(None)))
         .order_by(*_waiting_order())
         .limit(limit)
     )).all()
