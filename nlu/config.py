@@ -22,7 +22,8 @@ class NluSettings(BaseModel):
         description="The embedded engine's feature blocks besides word and character n-grams (nlu.embedded.FEATURES; "
                     "`vectors` needs the `vectors` extra; `sentence` always adds WordLlama sentence vectors, "
                     "`english_sentence` only when the training data is English); unset: the engine's default "
-                    "(lemmas, english_sentence). Applies to the next training; a saved model keeps the blocks it was trained with.")
+                    "(lemmas, english_sentence). Applies to the next training; a saved model keeps the blocks it was "
+                    "trained with.")
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_timeout_seconds: float = Field(default=10.0, gt=0)
     # DIET's confidence is not calibrated like the embedded engine's, so Rasa gets a fixed threshold.

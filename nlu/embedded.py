@@ -298,7 +298,7 @@ class SentenceVectors(_DenseBlock):
 
     def _project(self, raw: NDArray[np.float64]) -> NDArray[np.float64]:
         components = getattr(self, "components_", None)
-        if components is None:
+        if components is None or self.mean_ is None:
             return raw
         projected: NDArray[np.float64] = (raw - self.mean_) @ components.T
         return projected
