@@ -12,7 +12,14 @@ from pydantic import ValidationError
 from scipy.special import softmax
 
 from nlu.config import NluSettings
-from nlu.embedded import DEFAULT_FEATURES, EmbeddedEngine
+from nlu.embedded import (
+    DEFAULT_FEATURES,
+    SENTENCE_DIMS,
+    SENTENCE_PROJECT_FROM,
+    EmbeddedEngine,
+    SentenceVectors,
+    english_data,
+)
 from nlu.encoder import MAX_CHARS, SENTENCE_SIZE, sentence_vectors, sentence_vectors_available
 from nlu.engines import build_engine
 from nlu.errors import ModelNotFoundError
@@ -103,3 +110,60 @@ def test_a_sentence_model_is_refused_at_load_where_wordllama_is_missing(tmp_path
     monkeypatch.undo()
     engine.activate(version)
     assert engine.parse_sync("where is my order 3").intent == "order_status"
+
+
+def _blocks(engine: EmbeddedEngine) -> list[str]:
+    loaded = engine._loaded
+    assert loaded is not None
+    return [name for name, _ in loaded.model.vectorizer.transformer_list]
+
+
+def test_by_default_english_data_gets_sentence_vectors_russian_and_mixed_data_do_not(tmp_path: Path) -> None:
+    english = [("where is my order", "order_status"), ("what is my balance", "balance_check")]
+    russian = [("где мой заказ", "order_status"), ("какой у меня баланс", "balance_check")]
+    assert DEFAULT_FEATURES == ("lemmas", "english_sentence")
+    for name, rows, expected in (("en", english, ["words", "chars", "sentence"]),
+                                 ("ru", russian, ["words", "chars", "lemmas"]),
+                                 ("mixed", english + russian, ["words", "chars", "lemmas"])):
+        engine = EmbeddedEngine(tmp_path / name)
+        engine.train_sync(TrainingData(examples=[TrainingExample(f"{t} {i}", n) for i in range(6) for t, n in rows]))
+        assert _blocks(engine) == expected, name
+        manifest = engine.list_versions()[0].manifest
+        assert manifest["feature_blocks"] == expected
+    # A few Russian texts among English ones (under 5 %) leave the data English; transliterated Russian counts
+    # as Russian (its features text carries a Cyrillic spelling).
+    assert english_data(["where is my order"] * 96 + ["где мой заказ"] * 4)
+    assert not english_data(["where is my order"] * 90 + ["где мой заказ"] * 10)
+    assert not english_data([to_features_text("gde moy zakaz")] * 10)
+
+
+def test_on_large_data_the_sentence_block_keeps_its_principal_components_and_the_fast_path_agrees(
+        tmp_path: Path) -> None:
+    subjects = {"balance_check": ["balance", "money left", "funds", "credit"],
+                "order_status": ["order", "parcel", "delivery", "package"],
+                "internet_down": ["internet", "broadband", "wifi", "connection"]}
+    verbs = ["tell me about my", "what about my", "i have a question on my", "please check my", "help with my"]
+    examples = [TrainingExample(f"{verb} {subject} {i}", intent) for intent, words in subjects.items()
+                for subject in words for verb in verbs for i in range(20)]
+    assert len(examples) >= SENTENCE_PROJECT_FROM
+    engine = EmbeddedEngine(tmp_path)
+    engine.train_sync(TrainingData(examples=examples))
+    loaded = engine._loaded
+    assert loaded is not None
+    block = dict(loaded.model.vectorizer.transformer_list)["sentence"]
+    assert block.size == SENTENCE_DIMS
+    assert block.vectors(["where is my parcel"]).shape == (1, SENTENCE_DIMS)
+    texts = ["where is my parcel", "no broadband since monday", "how much credit is left"]
+    reference = engine.probabilities(loaded.model, texts)
+    for text, expected in zip(texts, reference, strict=True):
+        scores, known = loaded.scorer.scores(to_features_text(text))
+        probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
+        np.testing.assert_allclose(probs, expected, atol=1e-9)
+    assert engine.parse_sync("where is my parcel").intent == "order_status"
+
+
+def test_a_sentence_block_saved_before_the_projection_scores_all_its_columns() -> None:
+    block = SentenceVectors(0.75)
+    block.__dict__.pop("dims")  # what unpickling a block saved before `dims` existed gives
+    assert block.size == SENTENCE_SIZE
+    np.testing.assert_allclose(block.vectors(["where is my order"]), sentence_vectors(["where is my order"]) * 0.75)
