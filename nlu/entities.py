@@ -13,11 +13,16 @@ Formats recognised by the built-in patterns:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
+import re._parser as re_parser  # the compiler's own parse tree: what nested_repeat reads
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from nlu.protocol import Entity, TrainingData
+
+log = logging.getLogger(__name__)
 
 MAX_ENTITY_TEXT = 5_000
 """Entities are looked for in the first 5,000 characters only: regexes stay linear and fast on huge input."""
@@ -93,6 +98,49 @@ def _finditer(pattern: re.Pattern[str], text: str) -> Iterable[re.Match[str]]:
     return pattern.finditer(text)
 
 
+_REPEATS = (re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, re_parser.POSSESSIVE_REPEAT)
+
+
+def nested_repeat(pattern: str) -> bool:
+    """Whether a repeated part of the regex holds a repeat of variable length, as in `(a+)+`, `(\\w*\\s?)*` or
+    `(x{1,9})+`: the shape whose backtracking grows exponentially with the text (`(a+)+$` on 24 a's and a b took
+    1.1 s here, each further a doubling it; a 5,000-character message: forever). A simple, documented heuristic,
+    not a proof: a repeat of a fixed count inside one (`(\\d{3}-)+`) is allowed; overlapping alternatives under a repeat
+    (`(a|aa)+`) are not detected. The pattern must compile."""
+    def walk(items: Any, repeated: bool) -> bool:
+        for op, av in items:
+            if op in _REPEATS:
+                low, high, body = av
+                if repeated and low != high:
+                    return True
+                if walk(body, repeated or high > 1):
+                    return True
+                continue
+            for part in av if isinstance(av, tuple | list) else ():
+                if isinstance(part, re_parser.SubPattern) and walk(part, repeated):
+                    return True
+                if isinstance(part, list) and any(isinstance(b, re_parser.SubPattern) and walk(b, repeated)
+                                                  for b in part):
+                    return True
+        return False
+
+    return walk(re_parser.parse(pattern), False)
+
+def regex_problem(pattern: str) -> tuple[str, str] | None:
+    """Why a data set's regex cannot be used for extraction, as (reason, message), or None: it must compile, and
+    no repeated part may repeat something of variable length (nested_repeat). One rule for the console and API
+    (refused), imports (skipped with a warning) and the extractor (skipped, for rows stored before the rule)."""
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        return "bad_regex", f"the regex does not compile: {exc}"
+    if nested_repeat(pattern):
+        return ("nested_repeat", "a repeated part of the regex repeats something of variable length inside, as in "
+                "(a+)+: matching such a pattern can take forever on a long message; write it without the nesting, "
+                "e.g. a+ for (a+)+")
+    return None
+
+
 class EntityExtractor:
     """Finds entities with built-in patterns plus the regexes, lookups and synonyms of training data."""
 
@@ -103,6 +151,9 @@ class EntityExtractor:
         if data is not None:
             for name, patterns in data.regexes.items():
                 for pattern in patterns:
+                    if (problem := regex_problem(pattern)) is not None:
+                        log.warning("regex of %r not used: %s", name, problem[1], extra={"pattern": pattern[:200]})
+                        continue
                     self._custom.append((name, re.compile(pattern, re.IGNORECASE)))
             for name, values in data.lookups.items():
                 words = sorted({v.strip() for v in values if v.strip()}, key=len, reverse=True)

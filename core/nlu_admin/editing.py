@@ -9,7 +9,6 @@ language from `nludata.<reason>`; the API returns the English message and the de
 from __future__ import annotations
 
 import re
-import re._parser as re_parser  # the compiler's own parse tree: what nested_repeat reads
 from collections.abc import Sequence
 from typing import Any, get_args
 
@@ -31,6 +30,7 @@ from core.nlu_admin.service import (
 )
 from core.users.models import User
 from nlu.data import ENTITY_NAME, parse_markup, render_markup
+from nlu.entities import regex_problem
 from nlu.errors import DataFormatError
 from nlu.protocol import ExampleEntity
 
@@ -40,35 +40,6 @@ MAX_VALUE_CHARS = 1000
 MAX_VARIANTS = 50
 # What is left of an annotation the markup parser did not recognise: `[Moscow](city` or `[Moscow]{"entity"`.
 _BROKEN_MARKUP = re.compile(r"\][({]")
-
-
-_REPEATS = (re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, re_parser.POSSESSIVE_REPEAT)
-
-
-def nested_repeat(pattern: str) -> bool:
-    """Whether a repeated part of the regex holds a repeat of variable length, as in `(a+)+`, `(\\w*\\s?)*` or
-    `(x{1,9})+`: the shape whose backtracking grows exponentially with the text (`(a+)+$` on 24 a's and a b took
-    1.1 s here, each further a doubling it; a 5,000-character message: forever). A simple, documented heuristic,
-    not a proof: a repeat of a fixed count inside one (`(\\d{3}-)+`) is allowed; overlapping alternatives under a repeat
-    (`(a|aa)+`) are not detected. The pattern must compile."""
-    def walk(items: Any, repeated: bool) -> bool:
-        for op, av in items:
-            if op in _REPEATS:
-                low, high, body = av
-                if repeated and low != high:
-                    return True
-                if walk(body, repeated or high > 1):
-                    return True
-                continue
-            for part in av if isinstance(av, tuple | list) else ():
-                if isinstance(part, re_parser.SubPattern) and walk(part, repeated):
-                    return True
-                if isinstance(part, list) and any(isinstance(b, re_parser.SubPattern) and walk(b, repeated)
-                                                  for b in part):
-                    return True
-        return False
-
-    return walk(re_parser.parse(pattern), False)
 
 
 def _refuse(reason: str, message: str, **details: Any) -> ValidationFailedError:
@@ -109,15 +80,10 @@ def check_item(kind: str, name: str, value: str) -> tuple[str, str]:
         raise _refuse("multiline_value", "a value is one line")
     if len(value) > MAX_VALUE_CHARS:
         raise _refuse("long_value", f"a value has at most {MAX_VALUE_CHARS} characters", limit=MAX_VALUE_CHARS)
-    if kind == "regex":
-        try:
-            re.compile(value)
-        except (re.error, RecursionError, OverflowError) as exc:
-            raise _refuse("bad_regex", f"the regex does not compile: {exc}", error=str(exc)[:200]) from exc
-        if nested_repeat(value):
-            raise _refuse("nested_repeat", "a repeated part of the regex repeats something of variable length "
-                          "inside, as in (a+)+: matching such a pattern can take forever on a long message; write "
-                          "it without the nesting, e.g. a+ for (a+)+")
+    if kind == "regex" and (problem := regex_problem(value)) is not None:
+        reason, message = problem
+        raise _refuse(reason, message, **({"error": message.removeprefix("the regex does not compile: ")[:200]}
+                                          if reason == "bad_regex" else {}))
     return name, value
 
 

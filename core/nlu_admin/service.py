@@ -30,6 +30,7 @@ from core.nlu_admin.models import (
 from core.tickets import repository as ticket_repo
 from core.tickets.models import Direction
 from core.users.models import User
+from nlu.entities import regex_problem
 from nlu.protocol import ExampleEntity, TrainingData, TrainingExample
 from nlu.text import detect_language
 
@@ -185,6 +186,11 @@ async def import_data(session: AsyncSession, data: TrainingData, *, source: str,
     for kind, table in (("synonym", data.synonyms), ("regex", data.regexes), ("lookup", data.lookups)):
         for name, values in table.items():
             fresh = [v for v in values if (kind, name, v) not in held_items]
+            if kind == "regex":  # what extraction could not use (or would stall on) is left out, saying why
+                unusable = {v: problem for v in fresh if (problem := regex_problem(v)) is not None}
+                report["warnings"] += [f"regex {v[:200]!r} of {name!r} skipped: {problem[1]}"
+                                       for v, problem in unusable.items()]
+                fresh = [v for v in fresh if v not in unusable]
             start = next_position.get((kind, name), 0)
             new_items += [NluDataItem(kind=kind, name=name[:200], value=v, position=start + p)
                           for p, v in enumerate(fresh)]

@@ -96,3 +96,13 @@ def test_long_text_is_scanned_only_at_its_start(extractor: EntityExtractor) -> N
 
 def test_extractor_without_data_uses_builtins_only() -> None:
     assert [e.type for e in EntityExtractor().extract("ORD-123456 в турцию")] == ["order_number"]
+
+
+def test_a_stored_regex_extraction_cannot_use_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    """Rows stored before the console and the importer checked regexes: the extractor leaves out what does not
+    compile or would backtrack for ever, says so in the log, and uses the rest."""
+    data = TrainingData(examples=[], regexes={"code": ["(a+)+$", "x(", r"\bK-\d{3}\b"]})
+    with caplog.at_level("WARNING", logger="nlu.entities"):
+        extractor = EntityExtractor(data, today=lambda: TODAY)
+    assert [(e.type, e.value) for e in extractor.extract("K-123 " + "a" * 5000 + "b")] == [("code", "K-123")]
+    assert sum("not used" in r.getMessage() for r in caplog.records) == 2

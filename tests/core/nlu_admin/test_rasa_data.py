@@ -168,3 +168,26 @@ async def test_merging_a_response_replaces_its_variants_and_the_console_edits_th
     async with sessionmaker() as session:
         listed = {i["name"]: i["responses"] for i in await service.list_intents(session)}
     assert listed["greet"] == {"ru": "Новое приветствие"}
+
+
+async def test_an_imported_regex_extraction_could_not_use_is_skipped_with_the_reason(sessionmaker: Sessionmaker
+                                                                                     ) -> None:
+    """A Rasa project's regex that nests variable repeats ((a+)+: backtracking that stalls message handling on a
+    long text) is left out of the import with a warning; the rest goes in. (One that does not compile is refused
+    by the loader with its line: tests/nlu.)"""
+    data = loads("""
+version: "3.1"
+nlu:
+- intent: order_status
+  examples: |
+    - where is my order
+- regex: order_code
+  examples: |
+    - ORD-\\d{6}
+    - (ORD-\\d+)+$
+""", "yaml")
+    report = await _import(sessionmaker, data, None)
+    assert report["regexes"] == 1
+    warnings = [w for w in report["warnings"] if "skipped" in str(w)]  # type: ignore[attr-defined]
+    assert len(warnings) == 1 and "(ORD-\\\\d+)+$" in warnings[0] and "variable length" in warnings[0]
+    assert (await _stored(sessionmaker)).regexes == {"order_code": ["ORD-\\d{6}"]}
