@@ -297,10 +297,12 @@ async def delete_intent(session: AsyncSession, name: str, actor: User | None) ->
 
 async def add_example(session: AsyncSession, name: str, text: str, actor: User | None, *,
                       source: str = "admin") -> NluExample:
-    intent = await get_intent(session, name)
     cleaned = _clean_example(text)
+    # Locked: a second admin adding the same text meanwhile waits, then reads it and gets the 409 below (without
+    # the lock both inserted and the second failed on the unique constraint: a 500).
+    intent = await get_intent(session, name, lock=True)
     if any(e.text == cleaned for e in intent.examples):
-        raise ConflictError(f"intent {name!r} already has this example")
+        raise ConflictError(f"intent {name!r} already has this example", reason="duplicate_example")
     example = NluExample(intent_id=intent.id, text=cleaned, language=example_language(cleaned), source=source,
                          created_at=utcnow())
     session.add(example)

@@ -82,6 +82,21 @@ async def test_a_second_admin_adding_a_variant_waits_for_the_first(pg: None, db_
         assert [r.text for r in editing.variants_of(await service.get_intent(s, "race"), "en")] == ["x", "b"]
 
 
+async def test_a_second_admin_adding_the_same_example_gets_a_conflict(
+        pg: None, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await _intent(sessionmaker)
+
+    async def second(s: AsyncSession) -> Any:
+        with pytest.raises(ConflictError) as refused:
+            await service.add_example(s, "race", "see you soon", None)
+        return refused.value.details.get("reason")
+
+    # Without the lock both inserted (race, "see you soon") and the second failed on the unique constraint (500).
+    assert await _one_after_another(
+        db_engine, sessionmaker, lambda s: service.add_example(s, "race", "see you soon", None),
+        second) == "duplicate_example"
+
+
 async def test_an_example_text_taken_meanwhile_is_a_conflict_with_its_reason(
         pg: None, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     hello, evening = await _intent(sessionmaker)
