@@ -4,8 +4,8 @@ The server runs in its own process (uvicorn, the real app with the embedded NLU 
 is a minimal keep-alive HTTP/1.1 client in this process. For each backend (SQLite always, PostgreSQL when a
 URL is given) it measures messages/s and p50/p99 latency at 1, 8 and 64 concurrent senders, p99 at a fixed
 200 messages/s, the raw database insert rate (the ceiling, same run), and the server's peak memory.
-With --fts-cost, SQLite is measured twice in the same run: as migrated, and with the FTS5 search triggers
-dropped (core/search/indexes.py: the cost search adds to every message, ticket and note written).
+With --fts-cost, each backend is measured twice in the same run: as migrated, and without what search adds to every
+write (core/search/indexes.py: SQLite's FTS5 triggers; PostgreSQL's tsvector triggers, GIN and trigram indexes).
 The measured phases follow a warm-up and an ANALYZE (bench.load.analyze: what autovacuum does on a live system).
 
     .venv/bin/python bench/ingest.py [--postgres URL] [--seconds 5] [--workers 1] [--fts-cost]
@@ -216,17 +216,25 @@ def prepare(url: str, *, without_fts: bool = False) -> None:
 
 
 async def drop_fts_triggers(url: str) -> None:
-    """SQLite without its search triggers: the FTS5 tables stay (empty), nothing writes to them."""
+    """The database without what search adds to every write. SQLite: the FTS5 triggers (the FTS5 tables stay,
+    empty, nothing writes to them). PostgreSQL: the triggers filling the stored tsvectors and the GIN indexes
+    over them (the columns stay, NULL), and the trigram indexes on customers, identities and orders."""
     from sqlalchemy import text
 
     from core.db.session import create_engine
-    from core.search.indexes import SQLITE_FTS
+    from core.search.indexes import PG_TRGM_INDEXES, PG_TSV_INDEXES, PG_TSV_TEXTS, SQLITE_FTS, TSV_COLUMN
 
     engine = create_engine(url)
     async with engine.begin() as conn:
-        for fts in SQLITE_FTS:
-            for event in ("insert", "delete", "update"):
-                await conn.execute(text(f"DROP TRIGGER IF EXISTS {fts}_{event}"))
+        if engine.dialect.name == "postgresql":
+            for table in PG_TSV_TEXTS:
+                await conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_{TSV_COLUMN} ON {table}"))
+            for index in (*PG_TSV_INDEXES, *PG_TRGM_INDEXES):
+                await conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
+        else:
+            for fts in SQLITE_FTS:
+                for event in ("insert", "delete", "update"):
+                    await conn.execute(text(f"DROP TRIGGER IF EXISTS {fts}_{event}"))
     await engine.dispose()
 
 
@@ -268,7 +276,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (PostgreSQL)")
     parser.add_argument("--fts-cost", action="store_true",
-                        help="SQLite twice: with and without the FTS5 search triggers (the cost of the search index)")
+                        help="each backend twice: as migrated, and without what search adds to every write (SQLite's "
+                             "FTS5 triggers; PostgreSQL's tsvector triggers, GIN and trigram indexes)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="sb-bench-"))
     rows: list[list[str]] = []
@@ -278,11 +287,13 @@ def main() -> None:
             rows += run_backend("sqlite, no FTS5 triggers", f"sqlite+aiosqlite:///{workdir}/bench-nofts.sqlite3",
                                 args.seconds, 1, workdir, without_fts=True)
         if args.postgres:
-            url, name = private_database(args.postgres)
-            try:
-                rows += run_backend("postgres", url, args.seconds, args.workers, workdir)
-            finally:
-                admin_sql(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for without in (False, True) if args.fts_cost else (False,):
+                url, name = private_database(args.postgres)
+                try:
+                    rows += run_backend("postgres, no search triggers/indexes" if without else "postgres", url,
+                                        args.seconds, args.workers, workdir, without_fts=without)
+                finally:
+                    admin_sql(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     header = ["backend", "measure", "senders", "msg/s", "p50 ms", "p99 ms", "x ceiling", "errors"]
