@@ -71,7 +71,7 @@ async def intents_page(request: Request, session: DbSession, _user: ConsoleAdmin
     bars = [Bar(i["name"], i["total"], tone="warn" if min(i["examples"].get(lang, 0) for lang in service.LANGUAGES)
                 < FEW_EXAMPLES else "default") for i in intents]
     extras: dict[str, dict[str, list[str]]] = {kind: {} for kind in editing.KINDS}
-    for row in await editing.list_items(session):
+    for row in await editing.all_items(session):
         extras[row.kind].setdefault(row.name, []).append(row.value)
     return await _page(request, session, "admin_intents.html", "intents", {
         "extras": extras,

@@ -251,7 +251,7 @@ async def test_api_edits_synonyms_regexes_and_lookups(mod: Module) -> None:
     assert r.json()["position"] == 1
     r = await mod.admin.patch(f"/admin/nlu/data-items/{created['id']}", headers=h, json={"value": "plum"})
     assert r.status_code == 200 and r.json()["value"] == "plum"
-    listed = (await mod.admin.get("/admin/nlu/data-items?kind=lookup", headers=h)).json()
+    listed = (await mod.admin.get("/admin/nlu/data-items?kind=lookup", headers=h)).json()["items"]
     assert [(i["name"], i["value"]) for i in listed if i["name"] == "fruit"] == [("fruit", "plum"), ("fruit", "pear")]
     for body in ({"kind": "lookup", "name": "fruit"}, {"kind": "nope", "name": "a", "value": "b"},
                  {"kind": "lookup", "name": "fruit", "value": "x", "extra": 1},
