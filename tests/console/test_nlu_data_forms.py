@@ -391,7 +391,7 @@ async def test_answer_variants_are_listed_added_edited_reordered_and_deleted(mod
         assert await submit(mod.admin, url, action, data) == ("error", reason), data
     await submit(mod.admin, url, f"{base}/1", {"op": "delete"})
     assert await submit(mod.admin, url, f"{base}/0", {"op": "delete"}) == \
-        ("error", "An answer keeps at least one variant: to remove the answer, clear it above.")
+        ("error", "An answer keeps at least one variant: to remove the answer, use \"Remove the answer\".")
     assert mod.app.state.switchboard.catalog.lookup("greet_variants", "en") == "Good day!"  # reloaded
     # A new language starts with its first variant.
     await submit(mod.admin, url, f"{url}/variants/ru", {"text": "Здравствуйте!"})
