@@ -71,7 +71,7 @@ async def intents_page(request: Request, session: DbSession, _user: ConsoleAdmin
     bars = [Bar(i["name"], i["total"], tone="warn" if min(i["examples"].get(lang, 0) for lang in service.LANGUAGES)
                 < FEW_EXAMPLES else "default") for i in intents]
     extras: dict[str, dict[str, list[str]]] = {kind: {} for kind in editing.KINDS}
-    for row in await editing.list_items(session):
+    for row in await editing.all_items(session):
         extras[row.kind].setdefault(row.name, []).append(row.value)
     return await _page(request, session, "admin_intents.html", "intents", {
         "extras": extras,
@@ -181,11 +181,19 @@ async def delete_example(name: str, example_id: IdPath, session: DbSession, acto
 
 @router.post("/intents/{name:intent}/answers", dependencies=[CsrfChecked])
 async def set_answers(name: str, session: DbSession, actor: ConsoleAdmin, state: State,
-                      ru: Annotated[str, Form()] = "", en: Annotated[str, Form()] = "") -> Response:
-    """An empty answer clears it: the intent then goes to humans in that language (or the other answer)."""
+                      ru: Annotated[str | None, Form()] = None, en: Annotated[str | None, Form()] = None,
+                      remove: Annotated[str | None, Form(max_length=10)] = None) -> Response:
+    """Set the answer of each language the form sends with a text (the page sends the languages that have no
+    answer yet: an answer that exists is edited as variant 1 of its variants, in one place). `remove` (a language,
+    the "Remove the answer" button) clears one, as does a blank answer: the intent then goes to humans in that
+    language (or the other answer). A language sent empty or not sent stays as it is (FastAPI reads an empty form
+    field as a missing one)."""
     _ = translator(actor.language)
+    answers: dict[str, str | None] = {lang: text for lang, text in (("ru", ru), ("en", en)) if text is not None}
+    if remove is not None:
+        answers[remove] = ""
     with _in_words(_):
-        await service.set_responses(session, name, {"ru": ru, "en": en}, actor)
+        await service.set_responses(session, name, answers, actor)
     await state.catalog.reload(session)
     return redirect(intent_url(name), _("saved"))
 

@@ -14,6 +14,7 @@ from core.nlu_admin import actions, editing, service, versions
 from core.nlu_admin.models import SuggestionStatus
 from core.nlu_admin.schemas import (
     DataItemCreate,
+    DataItemPage,
     DataItemRead,
     DataItemUpdate,
     DataKind,
@@ -35,6 +36,7 @@ from core.nlu_admin.schemas import (
     VariantsUpdate,
     VersionRead,
 )
+from core.paging import MAX_CURSOR_CHARS
 from nlu.data import dump_rasa_yaml, loads
 from nlu.errors import DataFormatError
 
@@ -151,10 +153,29 @@ async def set_annotations(example_id: IdPath, body: ExampleMarkupUpdate, session
     return _annotations(await editing.set_example_markup(session, example_id, body.markup, user))
 
 
-@router.get("/data-items", response_model=list[DataItemRead])
-async def list_data_items(session: DbSession, _user: Admin, kind: DataKind | None = None) -> list[DataItemRead]:
-    """The data set's synonyms (name: the canonical value), regexes and lookup values, in order per name."""
-    return [DataItemRead.model_validate(i) for i in await editing.list_items(session, kind)]
+@router.get("/data-items", response_model=DataItemPage)
+async def list_data_items(
+    session: DbSession, _user: Admin,
+    kind: DataKind | None = None,
+    name: Annotated[str | None, Query(max_length=editing.MAX_NAME_CHARS, description=(
+        "Only this synonym's (its canonical value), regex's or lookup table's values (the exact name)"))] = None,
+    q: Annotated[str, Query(max_length=200, description=(
+        "Only values whose name or value contains this, case-insensitively (the console's filter)"))] = "",
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS, description=(
+        "The next_cursor of the previous page, with the same filters"))] = None,
+) -> DataItemPage:
+    """The data set's synonyms (name: the canonical value), regexes and lookup values, a page at a time in
+    (kind, name, position, id) order: pass each page's `next_cursor` as `cursor` until it is null (a lookup table
+    can hold tens of thousands of values; a page costs the same however deep). 422 with the reason for a limit
+    outside 1..5000 or a cursor this list did not return.
+
+    Changed: this answers a page object (`items`, `limit`, `next_cursor`) instead of a bare list of every value:
+    an older client fails on the shape at once rather than silently reading only the first page. Export
+    (`GET /admin/nlu/export`) still writes every value."""
+    page = await editing.list_items(session, kind=kind, name=name, q=q, cursor=cursor, limit=limit)
+    return DataItemPage(items=[DataItemRead.model_validate(i) for i in page.items], limit=limit,
+                        next_cursor=page.next_cursor)
 
 
 @router.post("/data-items", response_model=DataItemRead, status_code=201)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, get_args
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import paging
 from core.audit import service as audit
+from core.db.base import MAX_ID
 from core.errors import ConflictError, NotFoundError, ValidationFailedError
 from core.nlu_admin import repository
 from core.nlu_admin.models import NluDataItem, NluExample, NluIntent, NluResponse
@@ -101,9 +104,48 @@ async def _check_unique(session: AsyncSession, kind: str, name: str, value: str,
                                 reason="synonym_taken", name=taken.name, value=value)
 
 
-async def list_items(session: AsyncSession, kind: DataKind | None = None) -> Sequence[NluDataItem]:
-    """Every synonym, regex and lookup value (or one kind's), in order per kind and name."""
-    return await repository.data_items(session, kind)
+async def all_items(session: AsyncSession) -> Sequence[NluDataItem]:
+    """Every synonym, regex and lookup value, in order per kind and name (what export and training read)."""
+    return await repository.data_items(session)
+
+
+DATA_ITEMS_CURSOR = "data-items"  # what a data items cursor continues (core.paging)
+
+
+def _item_cursor(item: NluDataItem) -> str:
+    return paging.encode_cursor(DATA_ITEMS_CURSOR, item.kind, item.name, item.position, item.id)
+
+
+def _after(cursor: str) -> tuple[str, str, int, int]:
+    """The (kind, name, position, id) a cursor continues after; ValidationFailedError for a malformed one, another
+    list's, or one whose values no row can have."""
+    tag, kind, name, position, item_id = paging.cursor_parts(cursor, 5)
+    if tag != DATA_ITEMS_CURSOR:
+        raise _refuse("bad_cursor", "this cursor continues another list, not the data items", cursor=cursor[:80])
+    if (kind not in KINDS or not isinstance(name, str) or len(name) > MAX_NAME_CHARS
+            or type(position) is not int or type(item_id) is not int
+            or not -MAX_ID <= position <= MAX_ID or not 0 <= item_id <= MAX_ID):
+        raise paging.not_a_cursor(cursor)
+    return kind, name, position, item_id
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPage:
+    items: Sequence[NluDataItem]
+    next_cursor: str | None  # None: the last page
+
+
+async def list_items(session: AsyncSession, *, kind: DataKind | None = None, name: str | None = None,
+                     q: str = "", cursor: str | None = None, limit: int = 1000) -> ItemPage:
+    """One page of the synonyms, regexes and lookup values in (kind, name, position, id) order, continued after
+    `cursor` (keyset: no value is skipped or repeated while others are added or deleted), of one kind, of one
+    name, containing `q` in the name or the value (case-insensitively), as the console's filter does."""
+    after = _after(cursor) if cursor is not None else None
+    rows = await repository.data_item_page(session, kind=kind, name=name, needle=_one_line(q), after=after,
+                                           limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ItemPage(rows, _item_cursor(rows[-1]) if more else None)
 
 
 async def data_page(session: AsyncSession, q: str, limit: int

@@ -58,7 +58,7 @@ class NluDataItem(Base):
     `name` is the canonical value and `value` one variant), in the order it was imported."""
 
     __tablename__ = "nlu_data_items"
-    __table_args__ = (Index("ix_nlu_data_items_kind", "kind", "name", "position"),)
+    __table_args__ = (Index("ix_nlu_data_items_kind", "kind", "name", "position", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(8))
     name: Mapped[str] = mapped_column(String(200))

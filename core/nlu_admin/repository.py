@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -242,6 +242,31 @@ def _containing(needle: str) -> Any:
     needle = needle.lower()
     return or_(func.lower(NluDataItem.name).contains(needle, autoescape=True),
                func.lower(NluDataItem.value).contains(needle, autoescape=True))
+
+
+def data_item_page_statement(*, kind: str | None, name: str | None, needle: str,
+                             after: tuple[str, str, int, int] | None, limit: int) -> Select[NluDataItem]:
+    """Up to `limit` items in (kind, name, position, id) order, after the row whose key is `after` (keyset: a page
+    costs the same however deep, through ix_nlu_data_items_kind), of one kind and name when given, containing
+    `needle` when given."""
+    stmt = select(NluDataItem)
+    if kind is not None:
+        stmt = stmt.where(NluDataItem.kind == kind)
+    if name is not None:
+        stmt = stmt.where(NluDataItem.name == name)
+    if needle:
+        stmt = stmt.where(_containing(needle))
+    if after is not None:
+        stmt = stmt.where(tuple_(NluDataItem.kind, NluDataItem.name, NluDataItem.position, NluDataItem.id)
+                          > tuple_(*after))
+    return stmt.order_by(NluDataItem.kind, NluDataItem.name, NluDataItem.position, NluDataItem.id).limit(limit)
+
+
+async def data_item_page(session: AsyncSession, *, kind: str | None, name: str | None, needle: str,
+                         after: tuple[str, str, int, int] | None, limit: int) -> Sequence[NluDataItem]:
+    """One page of data items (see data_item_page_statement)."""
+    return (await session.scalars(data_item_page_statement(kind=kind, name=name, needle=needle, after=after,
+                                                           limit=limit))).all()
 
 
 async def data_item_counts(session: AsyncSession, needle: str = "") -> dict[str, int]:

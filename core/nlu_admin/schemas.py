@@ -150,6 +150,14 @@ class DataItemRead(BaseModel):
     position: int
 
 
+class DataItemPage(BaseModel):
+    items: list[DataItemRead]
+    limit: int
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page (keyset: no value "
+                                    "is skipped or repeated while values are added or deleted); null on the last "
+                                    "page")
+
+
 class ExampleMarkupUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     markup: str = Field(max_length=5000, description='Rasa markup: "fly to [Moscow](city)" or '

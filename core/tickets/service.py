@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -13,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import paging
 from core.attachments import service as attachment_service
 from core.attachments.backends import AttachmentBackend
 from core.attachments.schemas import AttachmentRef
@@ -103,21 +101,20 @@ SORTS = ("waiting", "due", "newest", "updated")
 
 def encode_cursor(sort: str, ticket: Ticket) -> str:
     value = repository.sort_value(ticket, sort)
-    raw = json.dumps([sort, value.isoformat() if value is not None else None, ticket.id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return paging.encode_cursor(sort, value.isoformat() if value is not None else None, ticket.id)
 
 
 def decode_cursor(cursor: str, sort: str) -> repository.After:
     """The position a cursor names; ValidationFailedError for one that is malformed or made for another sort."""
+    sort_of, value, ticket_id = paging.cursor_parts(cursor, 3)
     try:
-        sort_of, value, ticket_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         after = repository.After(datetime.fromisoformat(value) if value is not None else None, int(ticket_id))
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailedError("cursor is not one this API returned", cursor=cursor[:80]) from None
+    except (ValueError, TypeError):
+        raise paging.not_a_cursor(cursor) from None
     if sort_of != sort:
         raise ValidationFailedError(f"this cursor continues a list sorted by {sort_of}, not {sort}", sort=sort)
     if not 0 <= after.id <= MAX_ID or (after.value is not None and after.value.tzinfo is None):
-        raise ValidationFailedError("cursor is not one this API returned", cursor=cursor[:80])
+        raise paging.not_a_cursor(cursor)
     return after
 
 
@@ -125,22 +122,21 @@ SEARCH = "search"  # the "sort" a search cursor names: relevance, then newest
 
 
 def encode_search_cursor(score: float, ticket_id: int) -> str:
-    raw = json.dumps([SEARCH, score, ticket_id], separators=(",", ":"))  # repr of a float reads back exactly
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return paging.encode_cursor(SEARCH, score, ticket_id)  # JSON writes a float's repr, which reads back exactly
 
 
 def decode_search_cursor(cursor: str) -> tuple[float, int]:
     """The (score, ticket id) a search's cursor continues after; ValidationFailedError for a list's or a bad one."""
+    sort_of, score, ticket_id = paging.cursor_parts(cursor, 3)
     try:
-        sort_of, score, ticket_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         position = (float(score), int(ticket_id))
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailedError("cursor is not one this API returned", cursor=cursor[:80]) from None
+    except (ValueError, TypeError):
+        raise paging.not_a_cursor(cursor) from None
     if sort_of != SEARCH:
         raise ValidationFailedError(f"this cursor continues a list sorted by {sort_of}, not a search (q)",
                                     sort=str(sort_of)[:20])
     if not 0 <= position[1] <= MAX_ID or not math.isfinite(position[0]):
-        raise ValidationFailedError("cursor is not one this API returned", cursor=cursor[:80])
+        raise paging.not_a_cursor(cursor)
     return position
 
 

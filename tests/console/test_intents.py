@@ -141,6 +141,14 @@ async def test_admin_edits_intents_examples_and_answers(client: httpx.AsyncClien
     async with sessionmaker() as session:
         intent = await nlu_admin.get_intent(session, "sim_block")
         assert {r.language: r.text for r in intent.responses} == {"ru": "Заблокируйте SIM в приложении."}
+    # The page's "Remove the answer" button (an empty field reads as a missing one: it changes nothing).
+    r = await post_form(client, url, f"{url}/answers", {"en": "Block it.", "ru": ""})
+    r = await post_form(client, url, f"{url}/answers", {"remove": "ru"})
+    async with sessionmaker() as session:
+        intent = await nlu_admin.get_intent(session, "sim_block")
+        assert {r.language: r.text for r in intent.responses} == {"en": "Block it."}
+    r = await post_form(client, url, f"{url}/answers", {"remove": "xx"})
+    assert (await flash_after(client, r))[0] == "error"
 
     listing = (await client.get(INTENTS)).text
     row = re.search(r'<tr data-intent="sim_block">.*?</tr>', listing, re.S)

@@ -251,7 +251,7 @@ async def test_api_edits_synonyms_regexes_and_lookups(mod: Module) -> None:
     assert r.json()["position"] == 1
     r = await mod.admin.patch(f"/admin/nlu/data-items/{created['id']}", headers=h, json={"value": "plum"})
     assert r.status_code == 200 and r.json()["value"] == "plum"
-    listed = (await mod.admin.get("/admin/nlu/data-items?kind=lookup", headers=h)).json()
+    listed = (await mod.admin.get("/admin/nlu/data-items?kind=lookup", headers=h)).json()["items"]
     assert [(i["name"], i["value"]) for i in listed if i["name"] == "fruit"] == [("fruit", "plum"), ("fruit", "pear")]
     for body in ({"kind": "lookup", "name": "fruit"}, {"kind": "nope", "name": "a", "value": "b"},
                  {"kind": "lookup", "name": "fruit", "value": "x", "extra": 1},
@@ -391,7 +391,7 @@ async def test_answer_variants_are_listed_added_edited_reordered_and_deleted(mod
         assert await submit(mod.admin, url, action, data) == ("error", reason), data
     await submit(mod.admin, url, f"{base}/1", {"op": "delete"})
     assert await submit(mod.admin, url, f"{base}/0", {"op": "delete"}) == \
-        ("error", "An answer keeps at least one variant: to remove the answer, clear it above.")
+        ("error", "An answer keeps at least one variant: to remove the answer, use \"Remove the answer\".")
     assert mod.app.state.switchboard.catalog.lookup("greet_variants", "en") == "Good day!"  # reloaded
     # A new language starts with its first variant.
     await submit(mod.admin, url, f"{url}/variants/ru", {"text": "Здравствуйте!"})
