@@ -53,6 +53,10 @@ async def _page(request: Request, session: DbSession, template: str, tab: str, c
                                       "pending_count": await _pending_count(session), **context})
 
 
+EXTRA_NAMES = 100  # synonyms, regexes and lookups shown per kind on the intents page
+EXTRA_VALUES = 50  # values shown per name there
+
+
 # --- intents -------------------------------------------------------------------------------------------
 
 
@@ -70,11 +74,10 @@ async def intents_page(request: Request, session: DbSession, _user: ConsoleAdmin
     jobs = await service.list_jobs(session, limit=1)
     bars = [Bar(i["name"], i["total"], tone="warn" if min(i["examples"].get(lang, 0) for lang in service.LANGUAGES)
                 < FEW_EXAMPLES else "default") for i in intents]
-    extras: dict[str, dict[str, list[str]]] = {kind: {} for kind in editing.KINDS}
-    for row in await editing.all_items(session):
-        extras[row.kind].setdefault(row.name, []).append(row.value)
+    # A preview: a lookup table can hold 50,000 cities; the data page (/console/admin/intents-data) edits them all.
+    extras, extra_names = await editing.preview(session, names=EXTRA_NAMES, values=EXTRA_VALUES)
     return await _page(request, session, "admin_intents.html", "intents", {
-        "extras": extras,
+        "extras": extras, "extra_names": extra_names,
         "intents": intents, "teams": teams, "intent_bars": bars, "latest_job": jobs[0] if jobs else None,
         "default_queue": routing.DEFAULT_TEAM,
         "totals": {lang: sum(i["examples"].get(lang, 0) for i in intents) for lang in service.LANGUAGES}})

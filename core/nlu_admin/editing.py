@@ -104,9 +104,12 @@ async def _check_unique(session: AsyncSession, kind: str, name: str, value: str,
                                 reason="synonym_taken", name=taken.name, value=value)
 
 
-async def all_items(session: AsyncSession) -> Sequence[NluDataItem]:
-    """Every synonym, regex and lookup value, in order per kind and name (what export and training read)."""
-    return await repository.data_items(session)
+async def preview(session: AsyncSession, *, names: int, values: int
+                  ) -> tuple[dict[str, list[tuple[str, int, list[str]]]], dict[str, int]]:
+    """What the intents page shows of the data set, per kind: the first `names` names, each with its number of
+    values and its first `values` values; and the number of names per kind (more than shown: "and N more")."""
+    return ({kind: await repository.data_item_preview(session, kind, names=names, values=values) for kind in KINDS},
+            await repository.data_item_names(session))
 
 
 DATA_ITEMS_CURSOR = "data-items"  # what a data items cursor continues (core.paging)

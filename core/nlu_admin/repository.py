@@ -277,6 +277,33 @@ async def data_item_counts(session: AsyncSession, needle: str = "") -> dict[str,
     return {kind: int(n) for kind, n in (await session.execute(stmt)).all()}
 
 
+async def data_item_preview(session: AsyncSession, kind: str, *, names: int, values: int
+                            ) -> list[tuple[str, int, list[str]]]:
+    """The first `names` names of one kind (alphabetically), each with how many values it holds and its first
+    `values` values in import order: two bounded reads however large a lookup table grows."""
+    counts = (await session.execute(
+        select(NluDataItem.name, func.count()).where(NluDataItem.kind == kind).group_by(NluDataItem.name)
+        .order_by(NluDataItem.name).limit(names))).all()
+    if not counts:
+        return []
+    numbered = select(NluDataItem.name, NluDataItem.value, func.row_number().over(
+        partition_by=NluDataItem.name, order_by=(NluDataItem.position, NluDataItem.id)).label("n")).where(
+        NluDataItem.kind == kind, NluDataItem.name.in_([name for name, _ in counts])).subquery()
+    first: dict[str, list[str]] = {}
+    for name, value in (await session.execute(select(numbered.c.name, numbered.c.value)
+                                               .where(numbered.c.n <= values)
+                                               .order_by(numbered.c.name, numbered.c.n))).all():
+        first.setdefault(name, []).append(value)
+    return [(name, int(n), first.get(name, [])) for name, n in counts]
+
+
+async def data_item_names(session: AsyncSession) -> dict[str, int]:
+    """How many names (synonym canonical values, regex and lookup entities) each kind has."""
+    inner = select(NluDataItem.kind, NluDataItem.name).distinct().subquery()
+    return {kind: int(n) for kind, n in (await session.execute(
+        select(inner.c.kind, func.count()).group_by(inner.c.kind))).all()}
+
+
 async def data_item_rows(session: AsyncSession, kind: str, needle: str, limit: int) -> Sequence[Any]:
     """The first `limit` (id, kind, name, value) rows of one kind (containing `needle`, when given) in import
     order per name: plain rows, not entities, because a lookup table can hold thousands of values and the
