@@ -82,10 +82,13 @@ async def test_a_brief_lease_reuses_a_pooled_connection_and_never_returns_it_hol
         assert len(pids) == 1  # one pooled connection, reused
         assert await _advisory_locks(db_engine, "tick-job") == 0
 
-        with pytest.raises(RuntimeError):
+        async def failing_tick() -> None:
             async with exclusive(db_engine, "tick-job", brief=True) as lease:
                 assert lease.held
                 raise RuntimeError("the tick failed")
+
+        with pytest.raises(RuntimeError):
+            await failing_tick()
         assert await _advisory_locks(db_engine, "tick-job") == 0
 
         entered = asyncio.Event()
