@@ -36,13 +36,18 @@ class JobRegistry:
                  leases: LeaseFactory | None = None, bus: EventBus | None = None,
                  rng: Callable[[], float] = random.random) -> None:
         self.clock = clock
+        tick_leases = leases
         if leases is None and engine is not None:
             bound = engine
 
             def leases(name: str) -> AbstractAsyncContextManager[Lease]:
                 return exclusive(bound, name)
 
+            def tick_leases(name: str) -> AbstractAsyncContextManager[Lease]:
+                return exclusive(bound, name, brief=True)  # held for one tick: a pooled connection
+
         self._leases = leases
+        self._tick_leases = tick_leases
         self._bus = bus
         self.rng = rng
         self._runners: dict[str, _Runner] = {}
@@ -246,8 +251,8 @@ class _Runner:
         self._started_run()
         self.in_tick = True
         try:
-            if self.job.lease is not None and self._registry._leases is not None:
-                async with self._registry._leases(self.job.lease) as lease:
+            if self.job.lease is not None and self._registry._tick_leases is not None:
+                async with self._registry._tick_leases(self.job.lease) as lease:
                     if not lease.held:
                         return "standby"
                     self.health.lease_held, self.ctx.lease = True, lease

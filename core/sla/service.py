@@ -314,13 +314,21 @@ def pending_alerts(row: TicketSla) -> list[tuple[datetime, str, str]]:
     return sorted(out)
 
 
+def _set_due(ticket: Ticket, due: datetime | None) -> None:
+    """The ticket's inbox due time, assigned only when it changes: assigning the same value still marks the row
+    modified, and every later flush of the session (an autoflush before a query, the commit) then walks the ticket
+    again - for a batch of customer messages on tickets without a policy, a whole extra flush of its tickets."""
+    if ticket.sla_due_at != due:
+        ticket.sla_due_at = due
+
+
 async def arm(session: AsyncSession, ticket: Ticket, row: TicketSla | None) -> None:
     """The ticket's due time for the inbox and its one timer, from its clock. The timer is rescheduled or cancelled
     only when the earliest pending moment changed (`row.armed_at`): a customer message that moves nothing writes
     no task, and a timer whose handler failed keeps its attempts and backoff."""
     active = row is not None and row.paused_at is None and ticket.status == TicketStatus.open
     dues = [due for _, due in running(row).values()] if row is not None and active else []
-    ticket.sla_due_at = min(dues) if dues else None
+    _set_due(ticket, min(dues) if dues else None)
     if row is None:
         return
     alerts = pending_alerts(row) if active else []
@@ -341,7 +349,7 @@ async def forget(session: AsyncSession, ticket: Ticket) -> None:
     if row is not None:
         await session.delete(row)
         await jobs.cancel(session, TASK_KIND, task_key(ticket.id))
-    ticket.sla_due_at = None
+    _set_due(ticket, None)
 
 
 def _forget(row: TicketSla, target: str) -> None:
@@ -439,12 +447,12 @@ async def _reconcile(loader: _Loader, ticket: Ticket, row: TicketSla | None, now
     if row is None:
         row = await _start(loader, ticket, now)
         if row is None:
-            ticket.sla_due_at = None
+            _set_due(ticket, None)
             return
     elif rematch:
         row = await _rematch(loader, ticket, row, now)
         if row is None:
-            ticket.sla_due_at = None
+            _set_due(ticket, None)
             await jobs.cancel(loader.session, TASK_KIND, task_key(ticket.id))
             return
     if status == TicketStatus.pending and row.paused_at is None:

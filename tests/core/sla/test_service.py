@@ -314,6 +314,19 @@ async def test_tickets_with_the_bot_cost_the_ingest_no_sla_query(db_engine: Asyn
     assert statements == []
 
 
+async def test_a_ticket_no_policy_matches_is_left_unmodified(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """A customer message on an open ticket no policy matches changes nothing on the ticket: assigning its due
+    time again (None) would mark it modified, and every later flush of the ingest's session would walk it again."""
+    async with sessionmaker() as session, session.begin():
+        row = await h.ticket(session, status=TicketStatus.open)
+        assert not session.dirty
+        await sla.after_ingest(session, [row])
+        assert row.sla_due_at is None
+        assert row not in session.dirty
+        await sla.track(session, row, rematch=True)
+        assert row not in session.dirty
+
+
 async def test_every_target_counts_from_its_own_start_and_pause_when_re_matched(
         sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     """A reopened ticket's resolution and a resumed next response keep their start and pause through a re-match
