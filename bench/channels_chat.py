@@ -430,7 +430,9 @@ async def main(args: argparse.Namespace) -> None:
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    parser.add_argument("--database-url", default="",
+                        help="a PostgreSQL server (the run creates and drops a database of its own on it); "
+                             "default: a fresh SQLite file")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (PostgreSQL for > 1)")
     parser.add_argument("--updates", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=40, help="Telegram's default max_connections")
@@ -441,7 +443,16 @@ def cli() -> None:
     args = parser.parse_args()
     if args.messages > 2 * args.sockets:
         parser.error("--messages may be at most twice --sockets (the bot answers two messages per conversation)")
-    asyncio.run(main(args))
+    if not args.database_url.startswith("postgresql"):
+        asyncio.run(main(args))
+        return
+    # A database of its own on that server, every run: the updates carry the same ids run after run, so in a
+    # database an earlier run filled they are all duplicates (acknowledged, never answered: a faster, wrong path).
+    from bench.pg import migrated_database
+
+    with migrated_database(args.database_url, "sb_bench_chat") as url:
+        args.database_url = url
+        asyncio.run(main(args))
 
 
 if __name__ == "__main__":
