@@ -102,7 +102,12 @@ async def text_candidates(session: AsyncSession, query: SearchQuery, flt: Ticket
 PG_WINDOWS: tuple[int | None, ...] = (50_000, 400_000, None)
 SCOPE_PER_TICKET = 20_000  # tickets in scope (estimated) up to which each one's texts are checked
 _WALK_SETTINGS = ("enable_bitmapscan", "enable_hashjoin", "enable_mergejoin")
-_SEARCH_SETTINGS = {"max_parallel_workers_per_gather": "0", "jit": "off", "enable_seqscan": "off"}
+# plan_cache_mode: asyncpg prepares each statement once per connection, and after five executions PostgreSQL may
+# switch to a generic plan chosen without the values - for a search, without knowing how common the words are. A
+# phrase searched after an English word's searches (the same statement, other words) took 233-285 ms instead of
+# 82 (bench/scale.py); every search statement is planned for its own words.
+_SEARCH_SETTINGS = {"max_parallel_workers_per_gather": "0", "jit": "off", "enable_seqscan": "off",
+                    "plan_cache_mode": "force_custom_plan"}
 
 
 async def _settings(session: AsyncSession, values: dict[str, str]) -> dict[str, str]:

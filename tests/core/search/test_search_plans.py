@@ -113,6 +113,9 @@ async def test_every_plan_finds_the_same_newest_matches(
                 marker = {"tickets in scope": "EXPLAIN", "walk": "'enable_hashjoin', 'off'",
                           "bitmap windows": "'enable_indexscan', 'off'"}[path]
                 assert any(marker in st for st in taken), path
+                # Planned for its own words: never a generic plan of a statement prepared for other words.
+                assert all("'plan_cache_mode', 'force_custom_plan'" in " ".join(taken[:taken.index(st)])
+                           for st in taken if "ts_rank_cd" in st), path
                 if path == "walk":
                     assert walks_beyond_first > 0, path
                 if path == "tickets in scope":  # and no narrowed search went on to a walk
