@@ -179,9 +179,9 @@ async def _pg_text(session: AsyncSession, query: SearchQuery, flt: TicketFilter,
     # The first window is walked (nested loops down the primary key, no bitmap, no hash) when the planner's choice
     # is known to go wrong there: with filters, for messages and notes, it hashed every ticket in scope (20,000
     # active tickets: ~30 ms before the first row) to keep the 4,000 of 8,000 matches that fall in it (a subject is
-    # on the ticket itself: no join to choose); for a phrase it estimates the
-    # words' adjacency far too rare (0.2 % for "не работает интернет", 3 % in fact) and read the GIN index's every
-    # match in the table (94,000 rows) for the 1,000 the walk finds in 33,000. The walk reads at most the window.
+    # on the ticket itself: no join to choose); for a phrase it estimates the words' adjacency far too rare (0.2 %
+    # for "не работает интернет", 3 % in fact) and read the GIN index's every match in the table (94,000 rows) for
+    # the 1,000 the walk finds in 33,000. The walk reads at most the window.
     by_filters = narrows(flt)  # (a customer's name in `extra` is rarer: hashing the customers it names is cheap)
     walk_first = {"tickets": bool(query.phrases), "messages": by_filters or bool(query.phrases),
                   "notes": by_filters or bool(query.phrases)}
