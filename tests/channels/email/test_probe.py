@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import cast
 
 from pydantic import SecretStr
@@ -21,18 +21,26 @@ from tests.conftest import free_port
 NO_APP = cast(ChannelContext, None)
 
 
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
 @asynccontextmanager
-async def silent_server() -> AsyncIterator[int]:
+async def local_server(handler: Handler) -> AsyncIterator[int]:
+    """A TCP server on 127.0.0.1 answering each connection with `handler`; yields its port."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, family=socket.AF_INET)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+def silent_server() -> AbstractAsyncContextManager[int]:
     """Accepts connections and never says a word (a firewall that black-holes, a hung server)."""
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()
         writer.close()
 
-    server = await asyncio.start_server(hold, "127.0.0.1", 0, family=socket.AF_INET)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
+    return local_server(hold)
 
 
 async def reasons(dovecot: Dovecot, user: str, seconds: float = 10.0, **changes: object) -> list[str | None]:
@@ -57,8 +65,7 @@ async def test_each_failure_has_its_reason(dovecot: Dovecot, smtp_sink: SmtpSink
         assert await reasons(dovecot, user, seconds=0.5, port=port) == ["timeout"]
 
 
-@asynccontextmanager
-async def echoing_smtp() -> AsyncIterator[int]:
+def echoing_smtp() -> AbstractAsyncContextManager[int]:
     """An SMTP server that refuses every login and echoes the credentials it was given in its answer (as some
     servers do, in their logs or their words): what the probe passes on must not show them."""
     async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -84,11 +91,7 @@ async def echoing_smtp() -> AsyncIterator[int]:
             await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(talk, "127.0.0.1", 0, family=socket.AF_INET)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
+    return local_server(talk)
 
 
 async def test_a_server_echoing_the_password_has_it_blanked_out(dovecot: Dovecot) -> None:
