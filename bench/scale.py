@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -102,22 +103,44 @@ async def console_login(client: httpx.AsyncClient, email: str) -> None:
     assert response.status_code in (200, 303), response.status_code
 
 
-async def measure(url: str, args: argparse.Namespace) -> tuple[list[tuple[str, float, float, float, int]], int]:
-    """Each case's (name, p50, p95, max, status), and how many tickets the database holds (the highest id)."""
+@dataclass(frozen=True, slots=True)
+class Supervisor:
+    """A throwaway supervisor signed up in the measured database, and what the year holds (the highest ids)."""
+
+    email: str
+    token: str
+    tickets: int
+    customers: int
+
+
+async def new_supervisor(url: str, team_slug: str | None = None) -> Supervisor:
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
-    email = f"scale-{uuid.uuid4().hex[:6]}@bench.example"
+    email = f"bench-{uuid.uuid4().hex[:6]}@bench.example"
     async with sessionmaker() as session, session.begin():
-        user = await users.create(session, email=email, name="Scale Supervisor", password=PASSWORD,
-                                  role=Role.supervisor, team=None)
+        team = await users.team_by_slug(session, team_slug) if team_slug else None
+        user = await users.create(session, email=email, name="Bench Supervisor", password=PASSWORD,
+                                  role=Role.supervisor, team=team)
         token = await users.issue_token(session, user, timedelta(hours=2))
         tickets = int(await session.scalar(text("SELECT max(id) FROM tickets")) or 0)
         customers = int(await session.scalar(text("SELECT max(id) FROM customers")) or 0)
     await engine.dispose()
+    return Supervisor(email, token, tickets, customers)
+
+
+def served_app(url: str, data_dir: Path) -> FastAPI:
+    """The app over a filled database with background workers off, as the server runs it (api.app.app_factory:
+    the heap alive at start frozen out of the collector's full passes)."""
     settings = Settings(database_url=url, workers_enabled=False, seed_nlu_data=False, log_json=False,
-                        log_level="WARNING", data_dir=Path(args.data_dir), environment="development")
-    # As the server runs it (api.app.app_factory): the heap alive at start frozen out of the collector's full passes.
-    app = create_app(settings, configure_logs=False, freeze_heap=True)
+                        log_level="WARNING", data_dir=data_dir, environment="development")
+    return create_app(settings, configure_logs=False, freeze_heap=True)
+
+
+async def measure(url: str, args: argparse.Namespace) -> tuple[list[tuple[str, float, float, float, int]], int]:
+    """Each case's (name, p50, p95, max, status), and how many tickets the database holds (the highest id)."""
+    boss = await new_supervisor(url)
+    email, token, tickets, customers = boss.email, boss.token, boss.tickets, boss.customers
+    app = served_app(url, Path(args.data_dir))
     headers = {"Authorization": f"Bearer {token}"}
     mid, cust = tickets // 2, min(5000, customers)
     some = customers * 77777 // 200000 or 1

@@ -14,8 +14,6 @@ import argparse
 import asyncio
 import sys
 import time
-import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +23,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
-from api.app import create_app  # noqa: E402
-from api.settings import Settings  # noqa: E402
-from bench.scale import PASSWORD, console_login  # noqa: E402
-from core.db.session import create_engine, create_sessionmaker  # noqa: E402
-from core.users import service as users  # noqa: E402
-from core.users.models import Role  # noqa: E402
+from bench.scale import console_login, new_supervisor, served_app  # noqa: E402
+from core.search.repository import _SEARCH_SETTINGS as SEARCH_SETTINGS  # noqa: E402
 
 
 class Recorder:
@@ -58,22 +52,13 @@ async def main() -> None:
     parser.add_argument("--explain", type=int, default=2, help="EXPLAIN ANALYZE the N slowest statements")
     parser.add_argument("--team", default="technical", help="the supervisor's team (the queue view reads it)")
     parser.add_argument("--full", type=int, default=0, help="print the N slowest statements whole, with parameters")
-    parser.add_argument("--set", default="max_parallel_workers_per_gather=0,jit=off,enable_seqscan=off",
+    parser.add_argument("--set", default=",".join(f"{k}={v}" for k, v in SEARCH_SETTINGS.items()),
                         help="planner settings for the EXPLAINs, as the search sets them (name=value,...)")
     args = parser.parse_args()
 
-    engine = create_engine(args.reuse)
-    sessionmaker = create_sessionmaker(engine)
-    email = f"trace-{uuid.uuid4().hex[:6]}@bench.example"
-    async with sessionmaker() as session, session.begin():
-        team = await users.team_by_slug(session, args.team) if args.team else None
-        user = await users.create(session, email=email, name="Trace Supervisor", password=PASSWORD,
-                                  role=Role.supervisor, team=team)
-        token = await users.issue_token(session, user, timedelta(hours=1))
-    await engine.dispose()
-    settings = Settings(database_url=args.reuse, workers_enabled=False, seed_nlu_data=False, log_json=False,
-                        log_level="WARNING", data_dir=Path("var/trace"), environment="development")
-    app = create_app(settings, configure_logs=False, freeze_heap=True)  # as api.app.app_factory serves it
+    boss = await new_supervisor(args.reuse, args.team or None)
+    email, token = boss.email, boss.token
+    app = served_app(args.reuse, Path("var/trace"))
     recorder = Recorder()
     async with app.router.lifespan_context(app):
         app_engine = app.state.switchboard.db_engine
