@@ -5,6 +5,7 @@ bulk actions, layouts without overflow, error pages. One server and one browser;
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +215,8 @@ async def test_console_working_day(browser: Any, live_server: LiveServer, people
     await page.wait_for_selector('body[data-picked="2"]')
     refreshed = await page.get_attribute("body", "data-live-refreshed")
     await write(live_server, "w-4", "hello again", "cust-2")
-    await until(page, f"document.body.getAttribute('data-live-refreshed') !== {refreshed!r}")
+    # As a JavaScript literal: null when the page has not refreshed yet (Python's repr gave `None`, a ReferenceError).
+    await until(page, f"document.body.getAttribute('data-live-refreshed') !== {json.dumps(refreshed)}")
     assert await page.locator(".bulk-pick:checked").count() == 2
     # The bulk actions are folded away on the phone, with the count of ticks on the fold.
     assert await page.locator("#bulk-form").is_hidden() and await page.inner_text("#bulk-count") == "2"
