@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from channels import http
 from channels.base import ChannelHealth, PermanentSendError
 from channels.config import RestChannelSettings
 from core.csat.service import is_survey
@@ -43,7 +44,7 @@ class RestChannel:
 
     async def start(self) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.settings.webhook_timeout_seconds)
+            self._client = http.client(timeout=self.settings.webhook_timeout_seconds)
         self.health.ok()
         self.health.details["webhook"] = bool(self.settings.webhook_url)
 

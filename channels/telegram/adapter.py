@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 from telegram import (
     Bot,
     CallbackQuery,
@@ -42,6 +43,7 @@ from telegram.ext import Application
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
+from channels import http
 from channels.base import (
     ChannelContext,
     ChannelHealth,
@@ -98,8 +100,19 @@ class UnreadableResponse(TelegramError):
 
 
 class _Request(HTTPXRequest):
-    """PTB's HTTP client, except that a response json cannot read (a RecursionError is not a ValueError, so PTB
-    lets it escape) is an UnreadableResponse carrying the raw bytes, so the poller can quarantine it."""
+    """PTB's HTTP client over aiohttp's transport (channels/http.py), except that a response json cannot read (a
+    RecursionError is not a ValueError, so PTB lets it escape) is an UnreadableResponse carrying the raw bytes,
+    so the poller can quarantine it."""
+
+    def _build_client(self) -> httpx.AsyncClient:
+        # A new transport for every client PTB builds (it builds one again after a shutdown).
+        kwargs = dict(getattr(self, "_client_kwargs", {}))
+        if not kwargs or kwargs.get("proxy") is not None or kwargs.get("transport") is not None:
+            return super()._build_client()  # PTB's own client (a proxy, a transport given)
+        limits = kwargs.pop("limits", None)
+        kwargs.pop("proxy", None)
+        kwargs["transport"] = http.transport(limits)
+        return httpx.AsyncClient(**kwargs)
 
     @staticmethod
     def parse_json_payload(payload: bytes) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from channels import http
 from channels.base import (
     ChannelContext,
     ChannelHealth,
@@ -170,7 +171,7 @@ class VkChannel:
 
     async def start(self) -> None:
         self.health.state = "starting"
-        self._client = httpx.AsyncClient(timeout=self.settings.request_timeout_seconds, follow_redirects=False)
+        self._client = http.client(timeout=self.settings.request_timeout_seconds, follow_redirects=False)
         self.ctx.jobs.start(Job(CONNECT_JOB, body=self._connect, backoff=Backoff(
             initial=0.5, maximum=max(0.5, self.settings.retry_backoff_max_seconds))))
 

@@ -43,6 +43,7 @@ import httpx
 from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels import http
 from channels.base import ChannelContext, ChannelHealth, PermanentSendError, RecentIds, send_parts
 from channels.telegram.adapter import split_text
 from channels.whatsapp.settings import WhatsappChannelSettings
@@ -199,7 +200,7 @@ class WhatsappChannel:
         token = self.settings.access_token
         if token is None:
             raise RuntimeError("the WhatsApp channel needs an access token")
-        self._client = httpx.AsyncClient(
+        self._client = http.client(
             base_url=f"{self.settings.api_base_url.rstrip('/')}/{self.settings.api_version}",
             headers={"Authorization": f"Bearer {token.get_secret_value()}"},
             timeout=self.settings.request_timeout_seconds, follow_redirects=False)
