@@ -121,6 +121,11 @@ class CoreSettings(BaseModel):
         default=64, ge=1, le=1000,
         description="Most messages written in one ingest transaction (concurrent arrivals are grouped).",
     )
+    ingest_batch_linger_seconds: float = Field(
+        default=0.002, ge=0, le=0.1,
+        description="Under load (the last ingest transaction held several messages) the next one waits this long "
+                    "for more arrivals before it starts; a message after a quiet spell is written at once. "
+                    "0 turns the wait off.")
     max_message_chars: int = Field(default=100_000, ge=1)
     settings_cache_seconds: float = Field(
         default=1.0, ge=0, le=60,

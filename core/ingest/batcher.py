@@ -72,6 +72,10 @@ class GroupCommit(Generic[T, R]):
         batch_size: the most items in one transaction (read at every batch).
         on_result: called for each committed result, before its caller gets it (statistics).
         stats: the batch counters to update.
+        linger: seconds the next batch waits for more arrivals when the previous one held several items and this
+            one would not be full: under load the requests already on their way join it (one transaction for
+            more messages: the statements of a batch cost about the same for 2 messages as for 20), while a
+            lone message after a quiet spell is written at once.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class GroupCommit(Generic[T, R]):
         batch_size: Callable[[], int],
         on_result: Callable[[T, R], None],
         stats: BatchStats,
+        linger: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self._write = write
         self._find_existing = find_existing
@@ -92,6 +97,8 @@ class GroupCommit(Generic[T, R]):
         self._batch_size = batch_size
         self._on_result = on_result
         self.stats = stats
+        self._linger = linger
+        self._last_size = 0  # items in this drain's batch before (busy when > 1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: deque[_Waiting[T, R]] = deque()
         self._drainer: asyncio.Task[None] | None = None  # writes the batches; ends when nothing is waiting
@@ -110,13 +117,18 @@ class GroupCommit(Generic[T, R]):
     async def _drain(self) -> None:
         """Write batches until nothing is waiting (one batch at a time: the next one gathers meanwhile)."""
         while self._pending:
+            linger = self._linger()
+            if linger > 0 and self._last_size > 1 and len(self._pending) < self._batch_size():
+                await asyncio.sleep(linger)
             batch = self._take_batch()
+            self._last_size = len(batch)
             try:
                 await self._run_batch(batch)
             except asyncio.CancelledError:  # shutdown: the callers must not wait forever
                 for waiting in batch:
                     waiting.future.cancel()
                 raise
+        self._last_size = 0  # nothing waiting: the next message after this quiet spell is written at once
 
     def _take_batch(self) -> list[_Waiting[T, R]]:
         """The oldest waiting items, at most one per key."""

@@ -76,6 +76,7 @@ class IngestService:
             write=self._transaction, find_existing=lambda item: self.find_existing(*item.key),
             key=lambda item: item.key, publish=bus.publish_all,
             batch_size=lambda: self.settings.ingest_batch_size,
+            linger=lambda: self.settings.ingest_batch_linger_seconds,
             on_result=lambda item, result: self.stats.record(item.inbound.channel, result), stats=self.stats,
         )
 

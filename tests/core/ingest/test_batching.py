@@ -156,3 +156,54 @@ async def test_batches_are_bounded_and_a_caller_that_leaves_still_gets_its_messa
             Message.direction == "inbound")) == 10
     # Three senders, one thread each: every later message continued its sender's ticket.
     assert len({r.ticket_id for r in done if isinstance(r, IngestResult)}) == 3
+
+
+async def test_under_load_the_next_batch_lingers_for_arrivals_and_a_lone_message_does_not_wait(
+        monkeypatch: Any) -> None:
+    """The group commit's linger: after a batch of several messages, a batch that would not be full waits a moment
+    and what arrives meanwhile joins it; after a quiet spell (the last batch held one message) nothing waits."""
+    from core.ingest import batcher as batcher_module
+    from core.ingest.batcher import BatchStats, GroupCommit
+
+    batches: list[list[str]] = []
+    first_started, release_first = asyncio.Event(), asyncio.Event()
+
+    async def write(items: list[str]) -> tuple[list[str], list[Any]]:
+        batches.append(items)
+        if len(batches) == 1:
+            first_started.set()
+            await release_first.wait()
+        return [f"done {i}" for i in items], []
+
+    async def found(_item: str) -> str | None:
+        return None
+
+    group: GroupCommit[str, str] = GroupCommit(
+        write=write, find_existing=found, key=lambda i: i, publish=lambda _events: None, batch_size=lambda: 10,
+        on_result=lambda _i, _r: None, stats=BatchStats(), linger=lambda: 0.5)
+    lingers: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        lingers.append(seconds)
+        # Arrivals during the linger (the clock is not ours to wait on: the arrival is the sleep itself).
+        arriving.append(asyncio.ensure_future(group.submit(f"late {len(lingers)}")))
+        await real_sleep(0)
+
+    arriving: list[asyncio.Future[str]] = []
+    monkeypatch.setattr(batcher_module.asyncio, "sleep", sleep)
+
+    a, b = asyncio.ensure_future(group.submit("a")), asyncio.ensure_future(group.submit("b"))
+    await first_started.wait()
+    c = asyncio.ensure_future(group.submit("c"))  # arrives while the first batch is written
+    release_first.set()
+    assert await asyncio.gather(a, b, c) == ["done a", "done b", "done c"]
+    assert await asyncio.gather(*arriving) == ["done late 1"]
+    assert lingers == [0.5]  # after the batch of two: one wait, and the message that came meanwhile joined
+    assert batches == [["a", "b"], ["c", "late 1"]]
+
+    # A quiet spell: the drainer ended; a lone message is written without a wait, and the batch after it too.
+    batches.clear()
+    assert await group.submit("d") == "done d"
+    assert lingers == [0.5]
+    assert batches == [["d"]]
