@@ -245,7 +245,7 @@ class IngestPipeline:
                                  utcnow())
             rows = [self._inbound_row(work) for work in works]
             # The rows themselves go in without a unit-of-work object each: one INSERT per table for the batch.
-            ids = await repository.insert_messages(session, rows)
+            ids = await ticket_repo.insert_messages(session, rows)
             for work, message_id in zip(works, ids, strict=True):
                 work.message_id = message_id
                 emit(session, Topic.MESSAGES, MessageAdded.of(work.ticket, message_id, AuthorKind.customer.value))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import insert, or_, select, tuple_
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.contracts.models import Contract
@@ -26,15 +26,6 @@ async def reply_ids(session: AsyncSession, message_id: int) -> list[int]:
     return list((await session.scalars(
         select(Message.id).where(Message.in_reply_to_id == message_id).order_by(Message.id)
     )).all())
-
-
-async def insert_messages(session: AsyncSession, rows: list[dict[str, object]]) -> list[int]:
-    """Insert the rows in one statement (no unit-of-work object each); their ids, in the rows' order."""
-    # render_nulls: rows whose None values differ (an answer with an intent, a hand-over notice without) stay one
-    # executemany batch; without it the ORM groups the rows by the columns they give and sends a statement per run.
-    return list(await session.scalars(
-        insert(Message).returning(Message.id, sort_by_parameter_order=True).execution_options(render_nulls=True),
-        rows))
 
 
 async def contracts_for(session: AsyncSession, numbers: Collection[str], customer_ids: Collection[int]
