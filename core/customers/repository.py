@@ -8,6 +8,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from core.contracts.models import Contract
 from core.customers.models import ChannelIdentity, Customer, CustomerMerge, DuplicateDismissal, email_key, phone_key
+from core.db.lists import padded
 from core.orders.models import Order
 from core.tickets.models import Message, Ticket
 
@@ -34,7 +35,7 @@ async def identities_by_keys(session: AsyncSession, keys: Collection[tuple[str, 
         return []
     stmt = (
         select(ChannelIdentity)
-        .where(tuple_(ChannelIdentity.channel, ChannelIdentity.external_id).in_(list(keys)))
+        .where(tuple_(ChannelIdentity.channel, ChannelIdentity.external_id).in_(padded(keys)))
         .options(joinedload(ChannelIdentity.customer))
     )
     return (await session.scalars(stmt)).unique().all()
@@ -45,7 +46,7 @@ async def lock_customers(session: AsyncSession, customer_ids: Sequence[int]) -> 
     never wait on each other in a circle (SQLite has a single writer anyway)."""
     if customer_ids and session.get_bind().dialect.name == "postgresql":
         await session.execute(
-            select(Customer.id).where(Customer.id.in_(sorted(customer_ids))).order_by(Customer.id).with_for_update()
+            select(Customer.id).where(Customer.id.in_(padded(sorted(customer_ids)))).order_by(Customer.id).with_for_update()
         )
 
 

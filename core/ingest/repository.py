@@ -8,6 +8,7 @@ from sqlalchemy import or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.contracts.models import Contract
+from core.db.lists import padded
 from core.orders.models import Order
 from core.tickets.models import Message
 
@@ -16,7 +17,7 @@ async def known_messages(session: AsyncSession, keys: Sequence[tuple[str, str]])
     """Which of these (channel, external message id) keys are stored already: one query for a batch."""
     rows = (await session.execute(
         select(Message.channel, Message.external_message_id)
-        .where(tuple_(Message.channel, Message.external_message_id).in_(keys))
+        .where(tuple_(Message.channel, Message.external_message_id).in_(padded(keys)))
     )).all()
     return {(channel, external_id) for channel, external_id in rows if external_id is not None}
 

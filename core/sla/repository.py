@@ -8,6 +8,7 @@ from sqlalchemy import String, cast, delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from core.db.lists import padded
 from core.jobs.models import ScheduledTask, TaskState
 from core.sla.models import SlaPolicy, TicketSla
 from core.tickets.models import Ticket
@@ -55,7 +56,7 @@ async def ticket_slas(session: AsyncSession, ticket_ids: Collection[int]) -> dic
     """The SLA clocks of many tickets in one query (tickets without one are absent)."""
     if not ticket_ids:
         return {}
-    rows = (await session.scalars(select(TicketSla).where(TicketSla.ticket_id.in_(list(ticket_ids))))).all()
+    rows = (await session.scalars(select(TicketSla).where(TicketSla.ticket_id.in_(padded(ticket_ids))))).all()
     return {r.ticket_id: r for r in rows}
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, false, func, inse
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
+from core.db.lists import padded
 from core.outbox.models import OutboxMessage
 from core.tags.models import TicketTag
 from core.tickets.models import (
@@ -90,7 +91,7 @@ async def latest_by_threads(session: AsyncSession, keys: Collection[tuple[int, s
         return []
     latest = (
         select(func.max(Ticket.id))
-        .where(tuple_(Ticket.customer_id, Ticket.channel, Ticket.thread_key).in_(list(keys)),
+        .where(tuple_(Ticket.customer_id, Ticket.channel, Ticket.thread_key).in_(padded(keys)),
                Ticket.merged_into_id.is_(None))
         .group_by(Ticket.customer_id, Ticket.channel, Ticket.thread_key)
     )
@@ -101,7 +102,7 @@ async def last_bot_intents(session: AsyncSession, ticket_ids: Sequence[int]) -> 
     """The intent of each ticket's latest bot message (tickets without one are absent), in one query."""
     latest = (
         select(func.max(Message.id))
-        .where(Message.ticket_id.in_(ticket_ids), Message.author_kind == AuthorKind.bot)
+        .where(Message.ticket_id.in_(padded(ticket_ids)), Message.author_kind == AuthorKind.bot)
         .group_by(Message.ticket_id)
     )
     rows = (await session.execute(select(Message.ticket_id, Message.intent).where(Message.id.in_(latest)))).all()
