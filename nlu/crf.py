@@ -4,7 +4,6 @@ it finds. Trained in the same job as intents; scored per entity type (precision,
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import tempfile
@@ -29,25 +28,44 @@ def _shape(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", re.sub(r"[A-ZА-ЯЁ]", "A", re.sub(r"[a-zа-яё]", "a", re.sub(r"\d", "0", word))))
 
 
-@functools.lru_cache(maxsize=65_536)
-def _word_features(w: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """A word's own features and the ones it gives its neighbours (without their offset prefix): words repeat, and
-    the regexes of `_shape` were most of the feature extraction's time."""
+_OFFSETS = (-2, -1, 1, 2)
+_EDGES = tuple(f"{offset}:edge" for offset in _OFFSETS)
+_WordFeatures = tuple[tuple[str, ...], ...]
+
+
+def _word_features(w: str) -> _WordFeatures:
+    """A word's own features, then the ones it gives its neighbours at each of _OFFSETS."""
     low = w.lower()
     title = f"title={w[:1].isupper()}"
     own = ("bias", f"w={low}", f"suf3={low[-3:]}", f"suf2={low[-2:]}", f"pre3={low[:3]}", f"shape={_shape(w)}",
            title, f"digit={w.isdigit()}", f"len={min(len(w), 8)}")
-    return own, (f"w={low}", f"suf3={low[-3:]}", title)
+    near = (f"w={low}", f"suf3={low[-3:]}", title)
+    return (own, *(tuple(f"{offset}:{f}" for f in near) for offset in _OFFSETS))
 
 
-def _features(words: Sequence[str], i: int) -> list[str]:
-    out = list(_word_features(words[i])[0])
-    for offset in (-2, -1, 1, 2):
-        j = i + offset
-        if 0 <= j < len(words):
-            out += [f"{offset}:{f}" for f in _word_features(words[j])[1]]
-        else:
-            out.append(f"{offset}:edge")
+def _words_features(words: Sequence[str], known: dict[str, _WordFeatures]) -> list[_WordFeatures]:
+    """`_word_features` of each word, from `known` (a training job's cache: words repeat, the regexes of `_shape`
+    were most of the extraction's time, and shared strings keep a job's features small)."""
+    out = []
+    for w in words:
+        if (found := known.get(w)) is None:
+            found = known[w] = _word_features(w)
+        out.append(found)
+    return out
+
+
+def _token_features(per_word: Sequence[_WordFeatures]) -> list[list[str]]:
+    """Each token's features: its own, then its neighbours' (or the edge) at each offset."""
+    out = []
+    for i, own in enumerate(per_word):
+        features = list(own[0])
+        for k, offset in enumerate(_OFFSETS):
+            j = i + offset
+            if 0 <= j < len(per_word):
+                features += per_word[j][k + 1]
+            else:
+                features.append(_EDGES[k])
+        out.append(features)
     return out
 
 
@@ -66,15 +84,16 @@ def _bio(example: TrainingExample) -> tuple[list[str], list[str]]:
     return [t for t, _, _ in toks], labels
 
 
-# Token features and labels of one example, computed once per training job (the held-out fold reuses them).
-_Sequence = tuple[list[list[str]], list[str]]
+# Word features and labels of one example, computed once per training job (the held-out fold reuses them).
+_Sequence = tuple[list[_WordFeatures], list[str]]
 
 
 def _sequences(examples: Iterable[TrainingExample]) -> list[_Sequence]:
+    known: dict[str, _WordFeatures] = {}
     out = []
     for example in examples:
         words, labels = _bio(example)
-        out.append(([_features(words, i) for i in range(len(words))], labels))
+        out.append((_words_features(words, known), labels))
     return out
 
 
@@ -97,9 +116,9 @@ F1 low on hwu64 (0.724-0.728 against 0.735-0.741) for 2.3 of its 5.3 CPU s."""
 
 def _train(sequences: Iterable[_Sequence], *, large: bool, max_iterations: int, epochs: int) -> bytes:
     trainer = pycrfsuite.Trainer(algorithm="ap" if large else "lbfgs", verbose=False)
-    for features, labels in sequences:
-        if features:
-            trainer.append(features, _inside_only(labels) if large else labels)
+    for per_word, labels in sequences:
+        if per_word:
+            trainer.append(_token_features(per_word), _inside_only(labels) if large else labels)
     if large:
         trainer.set_params({"max_iterations": epochs, "feature.possible_transitions": True})
     else:
@@ -168,7 +187,7 @@ class EntityTagger:
         if not toks:
             return []
         words = [t for t, _, _ in toks]
-        labels = self._open().tag([_features(words, i) for i in range(len(words))])
+        labels = self._open().tag(_token_features(_words_features(words, {})))
         out: list[Span] = []
         current: list[Any] | None = None
         for (_, start, end), label in zip(toks, labels, strict=True):
