@@ -569,10 +569,9 @@ class EmbeddedEngine:
             classifier = _classifier().fit(matrix, labels)
         if any(e.entities for e in examples):
             report(0.85, "learning entities")
-            entity_scores = crf.cross_validate(examples, data.synonyms)
-            if entity_scores is not None:
-                metrics["entities"] = entity_scores
-        tagger = EntityTagger.fit(examples, data.synonyms)
+        tagger, entity_scores = crf.learn(examples, data.synonyms)
+        if entity_scores is not None:
+            metrics["entities"] = entity_scores
         for _, transformer in vectorizer.transformer_list:
             if not isinstance(transformer, TfidfVectorizer):
                 continue
