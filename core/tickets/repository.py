@@ -86,7 +86,11 @@ async def find_latest_by_thread(
 
 
 async def latest_by_threads(session: AsyncSession, keys: Collection[tuple[int, str, str]]) -> Sequence[Ticket]:
-    """For many (customer id, channel, thread key) triples, the latest unmerged ticket of each, in one query."""
+    """For many (customer id, channel, thread key) triples, the latest unmerged ticket of each, in one query.
+
+    The ingest's read: the tickets come with their customer and identity (what placing a message uses), not with
+    their team and assignee (which it reads by id; setting them needs no load) - two joins and two ORM objects
+    fewer per ticket of every batch."""
     if not keys:
         return []
     latest = (
@@ -95,7 +99,8 @@ async def latest_by_threads(session: AsyncSession, keys: Collection[tuple[int, s
                Ticket.merged_into_id.is_(None))
         .group_by(Ticket.customer_id, Ticket.channel, Ticket.thread_key)
     )
-    return (await session.scalars(with_relations(select(Ticket).where(Ticket.id.in_(latest))))).unique().all()
+    return (await session.scalars(select(Ticket).where(Ticket.id.in_(latest)).options(
+        joinedload(Ticket.customer), joinedload(Ticket.identity)))).unique().all()
 
 
 async def last_bot_intents(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, str | None]:
