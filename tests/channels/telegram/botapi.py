@@ -60,6 +60,7 @@ class FakeBotAPI:
     blocked: set[int] = field(default_factory=set)
     rate_limit_next: int = 0
     fail_documents_next: int = 0  # sendDocument answers 502 this many times (a proxy in trouble)
+    message_failures: list[tuple[int, str]] = field(default_factory=list)  # sendMessage's next answers, in order
     webhook: dict[str, Any] | None = None
     confirmed_offset: int = 0
     _next_message_id: int = 1000
@@ -158,6 +159,9 @@ class FakeBotAPI:
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1
             return self._fail(429, "Too Many Requests: retry after 1", retry_after=1)
+        if self.message_failures:
+            status, description = self.message_failures.pop(0)
+            return self._fail(status, description, **({"retry_after": 7} if status == 429 else {}))
         return self._ok(self._message(chat_id, text=p["text"]))
 
     async def _m_sendDocument(self, p: dict[str, Any]) -> Response:

@@ -15,24 +15,33 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram.error import BadRequest, NetworkError
 
 from api.app import create_app
+from channels.base import PermanentSendError
 from channels.config import ChannelsSettings, RestChannelSettings
-from channels.telegram.adapter import TelegramChannel
+from channels.telegram.adapter import TelegramChannel, TelegramRateLimited
 from channels.telegram.settings import TelegramChannelSettings
 from channels.webchat.settings import WebchatChannelSettings
 from core.cursors import repository as cursors
 from core.cursors.models import ChannelCursor
 from core.customers.models import ChannelIdentity, Customer
 from core.outbox.models import OutboxMessage
+from core.outbox.schemas import OutboundEnvelope, QuickReply
 from core.quarantine.models import QuarantinedPayload
 from core.tickets.models import Direction, Message
 from tests.channels.telegram.botapi import TOKEN, FakeBotAPI, RawUpdate, fixture, running_bot_api
+from tests.channels.telegram.test_parse import DELETE, at
 from tests.conftest import REST_KEY, keyword_engine, make_settings, responses
 from tests.support.waiting import wait_for
 
 SECRET = "tg-webhook-secret"
 CHAT = 5001
+
+
+# PTB (22.2+) warns of its coming timedelta `retry_after` when it builds a RetryAfter; Python ignores deprecation
+# warnings outside __main__ by default, so in production the 429 is a RetryAfter: here too, not an error.
+RETRY_AFTER_DEPRECATION = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
 
 @pytest.fixture
@@ -226,21 +235,23 @@ async def quarantined(sm: async_sessionmaker[AsyncSession]) -> list[QuarantinedP
 async def test_polling_quarantines_poison_updates_and_goes_on(
     db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
 ) -> None:
-    """An update nobody can read (5,000 levels deep) or store (lone surrogates) is kept with the reason and passed
-    over; the updates behind it are answered, and the offset moves past all of them."""
+    """An update nobody can read (5,000 levels deep), store (lone surrogates) or use (a chat that is a string) is
+    kept with the reason and passed over; the updates behind it are answered, and the offset moves past all of them."""
+    no_chat = fixture("text_message", 5, message_id=5, chat="nope")
     bot_api.push(fixture("text_message", 1, message_id=1, text="hello"), RawUpdate(2, deep_update(2)),
-                 *surrogate_updates(3), fixture("text_message", 5, message_id=5, text="hello again"))
+                 *surrogate_updates(3), no_chat, fixture("text_message", 6, message_id=6, text="hello again"))
     async with running(telegram_app(db_url, tmp_path, bot_api, "polling")) as (adapter, _client):
         await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 2, timeout=30)
-        await wait_for(lambda: adapter._offset == 6, timeout=30)
+        await wait_for(lambda: adapter._offset == 7, timeout=30)
     rows = await quarantined(sessionmaker)
-    assert len(rows) == 3
+    assert len(rows) == 4
     assert "unreadable update" in rows[0].reason and "RecursionError" in rows[0].reason
     assert '"update_id": 2' in rows[0].payload
     assert all("unusable update" in r.reason for r in rows[1:])
     assert "\\ud800" in rows[1].payload and "\\ud800" in rows[2].payload  # kept, escaped
+    assert "message.chat is not an object" in rows[3].reason
     assert [m.text for m in await inbound(sessionmaker)] == ["hello", "hello again"]
-    assert await offset_cursor(sessionmaker) == "6"
+    assert await offset_cursor(sessionmaker) == "7"
 
 
 # -- webhook -------------------------------------------------------------------------------------------
@@ -263,6 +274,96 @@ async def test_webhook_poison_updates_are_quarantined_not_redelivered(
         assert "unusable update" in rows[2].reason and "\\ud800" in rows[2].payload
         assert [m.text for m in await inbound(sessionmaker)] == ["hello"]
         await wait_for(lambda: len(bot_api.sent_texts(CHAT)) == 1)
+
+
+async def test_webhook_malformed_updates_are_kept_with_the_field_named_and_presses_answered(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
+) -> None:
+    """Wrong types, a missing chat, non-object fields, values out of range or unstorable: each update is acknowledged
+    (200, never a 5xx that Telegram would resend for ever), kept with the reason, and passed over when Telegram
+    resends it anyway; a button press is answered whatever became of it, so the customer's button stops spinning."""
+    malformed = [
+        (at(fixture("text_message", 1), "message.chat", DELETE), "message.chat is missing"),
+        (at(fixture("text_message", 2), "message.chat.id", 2**70), "message.chat.id is out of range"),
+        (at(fixture("text_message", 3), "message.date", 10**20), "message.date is out of range"),
+        (at(fixture("text_message", 4), "message.text", {"x": 1}), "message.text is not a string"),
+        (at(fixture("text_message", 5), "message.from.language_code", 5), "language_code is not a string"),
+        (at(fixture("photo_message", 6), "message.photo", "big-photo"), "message.photo is not a list"),
+        (at(fixture("document_message", 7), "message.document.file_size", -1), "file_size is out of range"),
+        (at(fixture("contact_own", 8), "message.contact.phone_number", "7" * 100), "phone_number is over 64"),
+        (at(fixture("text_message", 9), "message.text", "a NUL \x00 inside"), "NUL character"),
+        (at(at(fixture("callback_query", 10), "callback_query.id", "cbq-10"), "callback_query.message.chat", "nope"),
+         "callback_query.message.chat is not an object"),
+        (at(fixture("callback_query", 11), "callback_query.id", 42), "callback_query.id is not a string"),
+        (at(fixture("text_message", 1), "update_id", True), "not a Telegram update"),
+    ]
+    async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (_adapter, client):
+        for update, _reason in malformed:
+            r = await webhook_post(client, update)
+            assert r.status_code == 200, r.text
+        rows = await quarantined(sessionmaker)
+        assert len(rows) == len(malformed)
+        for row, (update, reason) in zip(rows, malformed, strict=True):
+            assert reason in row.reason, (reason, row.reason)
+            assert json.loads(row.payload)["update_id"] == update["update_id"]
+        # The press with a readable id is answered (the one without cannot be); Telegram's resend is passed over.
+        assert [p["callback_query_id"] for p in bot_api.called("answerCallbackQuery")] == ["cbq-10"]
+        assert (await webhook_post(client, malformed[1][0])).status_code == 200
+        assert len(await quarantined(sessionmaker)) == len(malformed)
+
+        # Text of spaces only is no command and no appeal: the polite answer, as for a sticker.
+        assert (await webhook_post(client, fixture("text_message", 12, text="   "))).status_code == 200
+        assert [t[:45] for t in bot_api.sent_texts(CHAT)] == ["Sorry, I cannot read this kind of message yet"]
+        assert await inbound(sessionmaker) == []
+        assert (await webhook_post(client, fixture("text_message", 13))).status_code == 200
+        assert [m.text for m in await inbound(sessionmaker)] == ["hello there"]
+
+
+@RETRY_AFTER_DEPRECATION
+async def test_send_errors_keep_their_meaning_for_the_outbox(
+    db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """Through the raw send: the message id comes back; a refusal (403) or a malformed request (400) is permanent,
+    429 is a rate limit with Telegram's wait, a 5xx or an unreachable Bot API is a network error the outbox retries."""
+    stand_in = running_bot_api()
+    bot_api = await stand_in.__aenter__()
+    stand_in_up = True
+    try:
+        async with running(telegram_app(db_url, tmp_path, bot_api, "webhook")) as (adapter, _client):
+            envelope = OutboundEnvelope(
+                outbox_id=1, message_id=1, ticket_id=1, channel="telegram", recipient=str(CHAT), ticket_number="T-1",
+                text="Hello! How can I help?", quick_replies=[QuickReply(title="Talk to an operator",
+                                                                         payload="/human_handoff")])
+            assert await adapter.send(envelope) == "1001"  # the stand-in's first message id
+            [sent] = bot_api.called("sendMessage")
+            assert sent == {"chat_id": CHAT, "text": "Hello! How can I help?", "reply_markup": {
+                "inline_keyboard": [[{"text": "Talk to an operator", "callback_data": "/human_handoff"}]]}}
+
+            bot_api.message_failures = [(403, "Forbidden: bot was blocked by the user"),
+                                        (429, "Too Many Requests: retry after 7"),
+                                        (400, "Bad Request: chat not found"), (502, "Bad Gateway"),
+                                        (500, "Internal Server Error")]
+            with pytest.raises(PermanentSendError, match="blocked by the user"):
+                await adapter.send(envelope)
+            assert "blocked" in adapter.health.details["last_refusal"]
+            with pytest.raises(TelegramRateLimited) as limited:
+                await adapter.send(envelope)
+            assert limited.value.retry_after == 7
+            with pytest.raises(PermanentSendError, match="Chat not found"):
+                await adapter.send(envelope)
+            for _ in range(2):
+                with pytest.raises(NetworkError) as failed:
+                    await adapter.send(envelope)
+                assert not isinstance(failed.value, BadRequest)  # not permanent: the outbox tries again
+            assert bot_api.message_failures == []
+
+            await stand_in.__aexit__(None, None, None)
+            stand_in_up = False
+            with pytest.raises(NetworkError):
+                await adapter.send(envelope)
+    finally:
+        if stand_in_up:
+            await stand_in.__aexit__(None, None, None)
 
 
 async def test_webhook_secret_malformed_and_duplicate(
@@ -419,6 +520,7 @@ async def test_webhook_media_edits_start_contact_and_unsupported(
         assert ids[-2:] == [f"{CHAT}:10", f"edit:{CHAT}:10:1735725660"]
 
 
+@RETRY_AFTER_DEPRECATION
 async def test_blocked_bot_fails_permanently_and_rate_limit_is_retried(
     db_url: str, db_engine: Any, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path, bot_api: FakeBotAPI
 ) -> None:
@@ -484,8 +586,7 @@ async def test_agent_reply_sends_stored_attachments_as_documents_after_the_text(
             ("счёт.pdf", b"%PDF-1.4 invoice"), ("photo.png", b"\x89PNG data")]
 
         # A file that vanished from the store cannot be sent, ever: a permanent failure, not a retry loop.
-        from channels.base import PartialDelivery, PermanentSendError
-        from core.outbox.schemas import OutboundEnvelope
+        from channels.base import PartialDelivery
 
         envelope = OutboundEnvelope(outbox_id=1, message_id=1, ticket_id=ticket_id, channel="telegram",
                                     recipient=str(CHAT), ticket_number="T-1", text="x",
