@@ -420,6 +420,7 @@ class TelegramChannel:
         self.health.details["mode"] = settings.mode
         self.ready = asyncio.Event()
         self._application: TelegramApp | None = None
+        self._requests: tuple[_Request, ...] = ()  # the Bot API clients of the application built last
         self._recent = RecentIds()  # update ids already handled (fast path)
         self._offset: int | None = None
 
@@ -433,16 +434,19 @@ class TelegramChannel:
     def _build(self) -> TelegramApp:
         timeout = self.settings.request_timeout_seconds
         token = self._token()
+        self._requests = (
+            _Request(connection_pool_size=max(8, self.settings.webhook_max_connections + 8),
+                     connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout, pool_timeout=timeout),
+            _Request(connect_timeout=timeout, write_timeout=timeout, pool_timeout=timeout),
+        )
         application = (
             Application.builder()
             .token(token)
             .base_url(self.settings.base_url)
             .base_file_url(self.settings.base_file_url)
             .updater(None)
-            .request(_Request(connection_pool_size=max(8, self.settings.webhook_max_connections + 8),
-                              connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
-                              pool_timeout=timeout))
-            .get_updates_request(_Request(connect_timeout=timeout, write_timeout=timeout, pool_timeout=timeout))
+            .request(self._requests[0])
+            .get_updates_request(self._requests[1])
             .build()
         )
         return application
@@ -464,6 +468,11 @@ class TelegramChannel:
         if self._application is not None and self.ready.is_set():
             with contextlib.suppress(Exception):
                 await self._application.shutdown()
+        # Never connected (getMe kept failing): PTB shuts down only what it initialized, and the clients that tried
+        # to reach the Bot API hold open connection pools.
+        for request in self._requests:
+            with contextlib.suppress(Exception):
+                await request.shutdown()
         self.ready.clear()
         self.health.state = "stopped"
 
