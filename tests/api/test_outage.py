@@ -104,6 +104,21 @@ def assert_unavailable(answers: dict[str, httpx.Response]) -> None:
             assert r.json()["error"] == "database_unavailable", name
 
 
+async def terminate_lock_waiters(url: str, blocker: asyncpg.Connection) -> bool:
+    """Terminate the backends waiting on a lock (the blocker's), if any yet. Asked on a connection of its own
+    outside any transaction: inside the blocker's transaction pg_stat_activity is one snapshot, taken at its first
+    read, which never shows a backend that started waiting after it."""
+    watcher = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        rows = await watcher.fetch("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                   "AND pid NOT IN (pg_backend_pid(), $1)", blocker.get_server_pid())
+        for row in rows:
+            await watcher.execute("SELECT pg_terminate_backend($1)", row["pid"])
+        return bool(rows)
+    finally:
+        await watcher.close()
+
+
 async def test_refused_starting_up_and_killed_mid_request_are_503_and_the_app_recovers(
         cluster: PrivateCluster, tmp_path: Path) -> None:
     url = cluster.url("sb")
@@ -144,11 +159,7 @@ async def test_refused_starting_up_and_killed_mid_request_are_503_and_the_app_re
             pending = asyncio.create_task(client.get("/tickets", headers=bearer))
 
             async def waiting_pid() -> bool:
-                rows = await blocker.fetch("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                           "AND pid <> pg_backend_pid()")
-                for row in rows:
-                    await blocker.execute("SELECT pg_terminate_backend($1)", row["pid"])
-                return bool(rows)
+                return await terminate_lock_waiters(url, blocker)
 
             await wait_until(waiting_pid)
             r = await pending
@@ -179,11 +190,7 @@ async def test_a_commit_that_fails_is_not_answered_200(cluster: PrivateCluster, 
             pending = asyncio.create_task(client.get("/auth/me", headers=bearer))
 
             async def terminate_waiting() -> bool:
-                rows = await blocker.fetch("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                           "AND pid <> pg_backend_pid()")
-                for row in rows:
-                    await blocker.execute("SELECT pg_terminate_backend($1)", row["pid"])
-                return bool(rows)
+                return await terminate_lock_waiters(url, blocker)
 
             await wait_until(terminate_waiting)
             r = await pending
