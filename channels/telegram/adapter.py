@@ -104,9 +104,7 @@ class _Request(HTTPXRequest):
         kwargs = dict(getattr(self, "_client_kwargs", {}))
         if not kwargs or kwargs.get("proxy") is not None or kwargs.get("transport") is not None:
             return super()._build_client()  # PTB's own client (a proxy, a transport given)
-        limits = kwargs.pop("limits", None)
-        kwargs.pop("proxy", None)
-        kwargs["transport"] = http.transport(limits)
+        kwargs["transport"] = http.transport(kwargs.pop("limits", None))
         return httpx.AsyncClient(**kwargs)
 
     @staticmethod
