@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import String, and_, cast, func, or_, select, tuple_, union, update
+from sqlalchemy import String, and_, bindparam, cast, func, or_, select, tuple_, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -29,25 +29,29 @@ async def get_customer(session: AsyncSession, customer_id: int, *, lock: bool = 
     return (await session.scalars(stmt)).first()
 
 
+# The ingest's per-batch lookups are built once: building a statement costs more CPU than running it
+# (core/db/lists.py).
+_IDENTITIES_BY_KEYS = (
+    select(ChannelIdentity)
+    .where(tuple_(ChannelIdentity.channel, ChannelIdentity.external_id).in_(bindparam("keys", expanding=True)))
+    .options(joinedload(ChannelIdentity.customer))
+)
+_LOCK_CUSTOMERS = (select(Customer.id).where(Customer.id.in_(bindparam("ids", expanding=True)))
+                   .order_by(Customer.id).with_for_update())
+
+
 async def identities_by_keys(session: AsyncSession, keys: Collection[tuple[str, str]]) -> Sequence[ChannelIdentity]:
     """The identities (with their customers) of many (channel, external id) pairs, in one query."""
     if not keys:
         return []
-    stmt = (
-        select(ChannelIdentity)
-        .where(tuple_(ChannelIdentity.channel, ChannelIdentity.external_id).in_(padded(keys)))
-        .options(joinedload(ChannelIdentity.customer))
-    )
-    return (await session.scalars(stmt)).unique().all()
+    return (await session.scalars(_IDENTITIES_BY_KEYS, {"keys": padded(keys)})).unique().all()
 
 
 async def lock_customers(session: AsyncSession, customer_ids: Sequence[int]) -> None:
     """Serialise concurrent work on these customers: PostgreSQL row locks, taken in id order so two transactions
     never wait on each other in a circle (SQLite has a single writer anyway)."""
     if customer_ids and session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            select(Customer.id).where(Customer.id.in_(padded(sorted(customer_ids)))).order_by(Customer.id).with_for_update()
-        )
+        await session.execute(_LOCK_CUSTOMERS, {"ids": padded(sorted(customer_ids))})
 
 
 LIVE = (Customer.merged_into_id.is_(None), Customer.erased_at.is_(None))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import settings_cache
@@ -239,7 +240,9 @@ class IngestPipeline:
                         work.action, work.reason = Action.ignore, "csat"
                         continue
                     await self._decide(session, look, work)
-            # New customers, identities and tickets go in with their final state; the changed ones are updated.
+            # The known tickets' changes as one executemany per set of changed columns; then new customers,
+            # identities and tickets go in with their final state, and what else changed is updated.
+            await ticket_repo.write_changes(session, [work.ticket for work in works])
             await session.flush()
             await incidents.link(session, [(w.incident.id, w.ticket.id) for w in works if w.incident is not None],
                                  utcnow())
@@ -312,12 +315,16 @@ class IngestPipeline:
             language: str | None = said
         else:
             language = ticket.language or customer.language or inbound.language_hint or said
+        # Set only what changes: an attribute set, even to its value, is one more for the unit of work to weigh.
         now = utcnow()
-        ticket.identity = identity
-        ticket.last_customer_message_at = ticket.last_customer_message_at or now
+        if inspect(ticket).dict.get("identity") is not identity:  # read without a load (lazy="raise")
+            ticket.identity = identity
+        if ticket.last_customer_message_at is None:
+            ticket.last_customer_message_at = now
         ticket.updated_at = now
         if threading != CSAT_ANSWER:  # a star or a digit says nothing of the customer's language nor status
-            ticket.language = language or ticket.language
+            if language and language != ticket.language:
+                ticket.language = language
             if ticket.status == TicketStatus.pending:
                 ticket_service.transition(ticket, TicketStatus.open)
         if customer.language is None and language is not None:
