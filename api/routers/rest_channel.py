@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 
 from api.deps import Cursor, DbSession, State, app_state, header_docs
+from api.ingress import IngressRoute
 from api.keys import check_api_key
 from api.openapi import BODY, UNAUTHENTICATED, error
 from api.state import AppState
@@ -29,7 +30,7 @@ from core.tickets.models import parse_ticket_ref
 log = logging.getLogger(__name__)
 CHANNEL = "rest"
 # The ingress routes check the key themselves (no dependency to document it): declared here for the router.
-router = APIRouter(prefix="/channels/rest", tags=["channel: rest"], responses={
+router = APIRouter(prefix="/channels/rest", tags=["channel: rest"], route_class=IngressRoute, responses={
     **UNAUTHENTICATED, 503: error("The channel is disabled, or the database is unavailable; retry later")})
 
 

@@ -8,11 +8,12 @@ import logging
 from fastapi import APIRouter, Request, Response
 
 from api.deps import app_state, header_docs
+from api.ingress import IngressRoute
 from api.openapi import NOT_FOUND, error
 from channels.telegram.adapter import TelegramChannel
 from core.errors import NotFoundError, PermissionDeniedError, ServiceUnavailableError
 
-router = APIRouter(prefix="/channels/telegram", tags=["channel: telegram"])
+router = APIRouter(prefix="/channels/telegram", tags=["channel: telegram"], route_class=IngressRoute)
 log = logging.getLogger(__name__)
 
 

@@ -7,11 +7,12 @@ import logging
 from fastapi import APIRouter, Request, Response
 
 from api.deps import app_state
+from api.ingress import IngressRoute
 from api.openapi import NOT_FOUND, error
 from channels.vk.adapter import Refused, VkChannel
 from core.errors import NotFoundError, PermissionDeniedError, ServiceUnavailableError
 
-router = APIRouter(prefix="/channels/vk", tags=["channel: vk"])
+router = APIRouter(prefix="/channels/vk", tags=["channel: vk"], route_class=IngressRoute)
 log = logging.getLogger(__name__)
 
 

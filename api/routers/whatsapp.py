@@ -8,13 +8,14 @@ import httpx
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import Agent, DbSession, app_state
+from api.ingress import IngressRoute
 from api.openapi import NOT_FOUND, error
 from channels.whatsapp.adapter import CHANNEL, GraphApiError, Refused, WhatsappChannel
 from core.errors import NotFoundError, PermissionDeniedError, ServiceUnavailableError
 from core.provider_templates import service as template_service
 from core.provider_templates.schemas import TemplateRead, TemplateRefreshed
 
-router = APIRouter(prefix="/channels/whatsapp", tags=["channel: whatsapp"])
+router = APIRouter(prefix="/channels/whatsapp", tags=["channel: whatsapp"], route_class=IngressRoute)
 log = logging.getLogger(__name__)
 
 
