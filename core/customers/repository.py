@@ -8,7 +8,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from core.contracts.models import Contract
 from core.customers.models import ChannelIdentity, Customer, CustomerMerge, DuplicateDismissal, email_key, phone_key
-from core.db.lists import padded
+from core.db.lists import IdListQuery, padded
 from core.orders.models import Order
 from core.tickets.models import Message, Ticket
 
@@ -36,8 +36,8 @@ _IDENTITIES_BY_KEYS = (
     .where(tuple_(ChannelIdentity.channel, ChannelIdentity.external_id).in_(bindparam("keys", expanding=True)))
     .options(joinedload(ChannelIdentity.customer))
 )
-_LOCK_CUSTOMERS = (select(Customer.id).where(Customer.id.in_(bindparam("ids", expanding=True)))
-                   .order_by(Customer.id).with_for_update())
+_LOCK_CUSTOMERS = IdListQuery.build(lambda match: select(Customer.id).where(match(Customer.id))
+                                    .order_by(Customer.id).with_for_update())
 
 
 async def identities_by_keys(session: AsyncSession, keys: Collection[tuple[str, str]]) -> Sequence[ChannelIdentity]:
@@ -51,7 +51,7 @@ async def lock_customers(session: AsyncSession, customer_ids: Sequence[int]) -> 
     """Serialise concurrent work on these customers: PostgreSQL row locks, taken in id order so two transactions
     never wait on each other in a circle (SQLite has a single writer anyway)."""
     if customer_ids and session.get_bind().dialect.name == "postgresql":
-        await session.execute(_LOCK_CUSTOMERS, {"ids": padded(sorted(customer_ids))})
+        await session.execute(*_LOCK_CUSTOMERS.bound(session, sorted(customer_ids)))
 
 
 LIVE = (Customer.merged_into_id.is_(None), Customer.erased_at.is_(None))

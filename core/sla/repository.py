@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import String, bindparam, cast, delete, literal, select, update
+from sqlalchemy import String, cast, delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from core.db.lists import padded
+from core.db.lists import IdListQuery
 from core.jobs.models import ScheduledTask, TaskState
 from core.sla.models import SlaPolicy, TicketSla
 from core.tickets.models import Ticket
@@ -53,14 +53,14 @@ async def clock_and_ticket_for_firing(session: AsyncSession, ticket_id: int) -> 
 
 
 # Read for every ingest batch: built once (building a statement costs more CPU than running it; core/db/lists.py).
-_TICKET_SLAS = select(TicketSla).where(TicketSla.ticket_id.in_(bindparam("ids", expanding=True)))
+_TICKET_SLAS = IdListQuery.build(lambda match: select(TicketSla).where(match(TicketSla.ticket_id)))
 
 
 async def ticket_slas(session: AsyncSession, ticket_ids: Collection[int]) -> dict[int, TicketSla]:
     """The SLA clocks of many tickets in one query (tickets without one are absent)."""
     if not ticket_ids:
         return {}
-    rows = (await session.scalars(_TICKET_SLAS, {"ids": padded(ticket_ids)})).all()
+    rows = (await session.scalars(*_TICKET_SLAS.bound(session, ticket_ids))).all()
     return {r.ticket_id: r for r in rows}
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ColumnProperty, InstanceState, joinedload, selectinload
 from sqlalchemy.orm.base import NO_VALUE
 
-from core.db.lists import padded
+from core.db.lists import IdListQuery, padded
 from core.outbox.models import OutboxMessage
 from core.tags.models import TicketTag
 from core.tickets.models import (
@@ -109,11 +109,11 @@ _LATEST_BY_THREADS = select(Ticket).where(Ticket.id.in_(
            Ticket.merged_into_id.is_(None))
     .group_by(Ticket.customer_id, Ticket.channel, Ticket.thread_key)
 )).options(joinedload(Ticket.customer), joinedload(Ticket.identity))
-_LAST_BOT_INTENTS = select(Message.ticket_id, Message.intent).where(Message.id.in_(
+_LAST_BOT_INTENTS = IdListQuery.build(lambda match: select(Message.ticket_id, Message.intent).where(Message.id.in_(
     select(func.max(Message.id))
-    .where(Message.ticket_id.in_(bindparam("ids", expanding=True)), Message.author_kind == AuthorKind.bot)
+    .where(match(Message.ticket_id), Message.author_kind == AuthorKind.bot)
     .group_by(Message.ticket_id)
-))
+)))
 
 
 async def latest_by_threads(session: AsyncSession, keys: Collection[tuple[int, str, str]]) -> Sequence[Ticket]:
@@ -129,7 +129,7 @@ async def latest_by_threads(session: AsyncSession, keys: Collection[tuple[int, s
 
 async def last_bot_intents(session: AsyncSession, ticket_ids: Sequence[int]) -> dict[int, str | None]:
     """The intent of each ticket's latest bot message (tickets without one are absent), in one query."""
-    rows = (await session.execute(_LAST_BOT_INTENTS, {"ids": padded(ticket_ids)})).all()
+    rows = (await session.execute(*_LAST_BOT_INTENTS.bound(session, ticket_ids))).all()
     return {ticket_id: intent for ticket_id, intent in rows}
 
 

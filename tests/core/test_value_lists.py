@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db.lists import padded
+from core.customers.models import Customer
+from core.db.lists import IdListQuery, padded
 from core.db.session import create_sessionmaker
 from core.ingest.repository import known_messages
 
@@ -40,3 +42,32 @@ async def test_a_lookup_has_one_statement_per_power_of_two(db_engine: AsyncEngin
     assert len(statements) == 5
     assert len(set(statements[:4])) == 1
     assert statements[4] != statements[0]
+
+
+async def test_an_id_list_query_is_one_statement_on_postgresql_and_padded_elsewhere(db_engine: AsyncEngine) -> None:
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    lookup = IdListQuery.build(lambda match: select(Customer.id).where(match(Customer.id)).order_by(Customer.id))
+    sessionmaker = create_sessionmaker(db_engine)
+    async with sessionmaker() as session, session.begin():
+        customers = [Customer(name=f"c{i}", created_at=at, updated_at=at) for i in range(6)]
+        session.add_all(customers)
+        await session.flush()
+        ids = [c.id for c in customers]
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db_engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with sessionmaker() as session:
+            for n in range(7):
+                wanted = ids[:n] + ids[:1]  # a repeat changes nothing
+                assert list(await session.scalars(*lookup.bound(session, wanted))) == sorted(set(wanted))
+            assert list(await session.scalars(*lookup.bound(session, []))) == []
+    finally:
+        event.remove(db_engine.sync_engine, "before_cursor_execute", seen)
+    if db_engine.dialect.name == "postgresql":
+        assert len(set(statements)) == 1 and "ANY" in statements[0]
+    else:
+        assert len(set(statements)) == 5  # 1, 2, 4, 8 values and the empty list
