@@ -219,33 +219,41 @@ async def write_changes(session: AsyncSession, tickets: Collection[Ticket]) -> N
     """
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     written: list[InstanceState[Ticket]] = []
-    for ticket in tickets:
+    for ticket in {id(t): t for t in tickets}.values():  # a ticket with two messages in the batch: written once
         state: InstanceState[Ticket] = inspect(ticket)
         if not state.persistent or not state.modified:
             continue
-        values: dict[str, Any] = {}
-        for key, old in state.committed_state.items():
-            prop = state.mapper.attrs[key]
-            new = state.dict.get(key, NO_VALUE)
-            if not isinstance(prop, ColumnProperty):
-                if new is not old:
-                    break  # a relationship set to another object: the flush syncs its foreign key
-                continue
-            column = prop.columns[0]
-            if old is NO_VALUE or (new is not old and not column.type.compare_values(old, new)):
-                values[f"v_{column.name}"] = new
-        else:
-            if values:
-                values["k_id"] = ticket.id
-                groups.setdefault(tuple(sorted(k[2:] for k in values if k != "k_id")), []).append(values)
-            written.append(state)
+        changed = _changed_columns(state)
+        if changed is None:
+            continue  # left to the flush
+        if changed:
+            groups.setdefault(tuple(sorted(changed)), []).append(
+                {"k_id": ticket.id, **{f"v_{name}": value for name, value in changed.items()}})
+        written.append(state)
     with session.no_autoflush:  # an autoflush first would write them all through the unit of work
         for columns, rows in groups.items():
             await session.execute(_ticket_update(columns), rows)
     if written:
         # What the unit of work does to the states it flushed: their history is committed (private API, pinned by
-        # tests/core/test_ticket_writes.py).
+        # tests/core/tickets/test_ticket_writes.py).
         InstanceState._commit_all_states(((s, s.dict) for s in written), session.sync_session.identity_map)
+
+
+def _changed_columns(state: InstanceState[Ticket]) -> dict[str, Any] | None:
+    """The ticket's changed columns by name with their new values; None when a relationship now points at another
+    object (the flush syncs its foreign key)."""
+    changed: dict[str, Any] = {}
+    for key, old in state.committed_state.items():
+        prop = state.mapper.attrs[key]
+        new = state.dict.get(key, NO_VALUE)
+        if not isinstance(prop, ColumnProperty):
+            if new is not old:
+                return None
+            continue
+        column = prop.columns[0]
+        if old is NO_VALUE or (new is not old and not column.type.compare_values(old, new)):
+            changed[column.name] = new
+    return changed
 
 
 _MESSAGES = cast(Table, Message.__table__)

@@ -66,7 +66,7 @@ async def test_alternating_column_sets_are_two_statements_and_the_flush_sends_no
                 ticket.intent = "internet_down"
             ticket.language = "en"  # its own value: not a change
         with statements(db_engine) as seen:
-            await repository.write_changes(session, rows)
+            await repository.write_changes(session, rows + rows[:2])  # two tickets with two messages each
             assert not session.dirty
             await session.flush()
         assert sorted(n for _, _, n in seen) == [3, 3]
