@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeGuard, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -22,7 +22,12 @@ from core.outbox.dispatcher import PartialDelivery, PermanentSendError
 from core.outbox.schemas import OutboundEnvelope
 
 __all__ = ["ChannelAdapter", "ChannelContext", "ChannelHealth", "ChannelRegistry", "PartialDelivery",
-           "PermanentSendError", "RecentIds", "send_parts"]
+           "PermanentSendError", "RecentIds", "is_json_int", "send_parts"]
+
+
+def is_json_int(value: Any) -> TypeGuard[int]:
+    """Whether a value read from a provider's JSON is an integer (JSON's `true` reads as a Python bool, an int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 

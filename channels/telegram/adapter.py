@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, TypeGuard
+from typing import Any, ClassVar
 
 import httpx
 from telegram import Bot
@@ -46,6 +46,7 @@ from channels.base import (
     PermanentSendError,
     RecentIds,
     download_files,
+    is_json_int,
     send_parts,
 )
 from channels.telegram.settings import TelegramChannelSettings
@@ -159,7 +160,7 @@ REMOVE_KEYBOARD: dict[str, Any] = {"remove_keyboard": True}  # a ReplyKeyboardRe
 def sent_message_id(result: Any) -> str | None:
     """The id of the message a send's raw answer describes (None if the answer has none: it was still sent)."""
     message_id = result.get("message_id") if isinstance(result, dict) else None
-    return str(message_id) if _is_int(message_id) else None
+    return str(message_id) if is_json_int(message_id) else None
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
@@ -253,14 +254,10 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)  # JSON's true is not 1
-
-
 def _integer(value: Any, where: str, low: int = -MAX_ID, high: int = MAX_ID - 1) -> int:
     if value is None:
         raise UnparseableUpdate(f"{where} is missing")
-    if not _is_int(value):
+    if not is_json_int(value):
         raise UnparseableUpdate(f"{where} is not an integer")
     if not low <= value <= high:
         raise UnparseableUpdate(f"{where} is out of range")
@@ -579,7 +576,7 @@ class TelegramChannel:
             for raw in batch:
                 await self.process_raw(raw)
                 update_id = raw.get("update_id") if isinstance(raw, dict) else None
-                if _is_int(update_id):
+                if is_json_int(update_id):
                     # Past this update only now: its ingest committed (or it was quarantined).
                     await self._advance(update_id)
             self.health.ok()
@@ -627,7 +624,7 @@ class TelegramChannel:
     async def process_raw(self, raw: Any) -> None:
         """Parse one update and handle it; one that cannot be parsed or stored because of what it carries is
         quarantined with the reason, never retried forever. Raises only what is worth a redelivery (an outage)."""
-        if not isinstance(raw, dict) or not _is_int(raw.get("update_id")):
+        if not isinstance(raw, dict) or not is_json_int(raw.get("update_id")):
             await self.ctx.ingest.quarantine(CHANNEL, "not a Telegram update (no integer update_id)", _dump(raw),
                                              "application/json")
             return

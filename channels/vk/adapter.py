@@ -42,6 +42,7 @@ from channels.base import (
     PermanentSendError,
     RecentIds,
     download_files,
+    is_json_int,
     send_parts,
 )
 from channels.telegram.adapter import split_text
@@ -140,7 +141,7 @@ def _dump(raw: Any) -> str:
 
 
 def _int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_json_int(value):
         raise UnusableEvent(f"{what} is not an integer")
     return value
 
@@ -311,7 +312,7 @@ class VkChannel:
             raise UnusableEvent("attachments is not a list")
         if edited:
             stamp = message.get("update_time")
-            stamp = stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else 0
+            stamp = stamp if is_json_int(stamp) else 0
             external_id = f"edit:{peer_id}:{message_id}:{stamp}"
         else:
             external_id = f"{peer_id}:{message_id}"
@@ -371,8 +372,7 @@ class VkChannel:
             title = doc.get("title") if isinstance(doc.get("title"), str) else None
             ext = doc.get("ext") if isinstance(doc.get("ext"), str) else ""
             name = title or f"document-{doc.get('owner_id')}_{doc.get('id')}.{ext}"
-            size = doc.get("size") if isinstance(doc.get("size"), int) and not isinstance(doc.get("size"), bool) \
-                else None
+            size = doc.get("size") if is_json_int(doc.get("size")) else None
             return doc["url"], name, "application/octet-stream", size
         return None  # stickers, audio messages, walls, links: the text (if any) is the appeal
 

@@ -44,7 +44,7 @@ from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels import http
-from channels.base import ChannelContext, ChannelHealth, PermanentSendError, RecentIds, send_parts
+from channels.base import ChannelContext, ChannelHealth, PermanentSendError, RecentIds, is_json_int, send_parts
 from channels.telegram.adapter import split_text
 from channels.whatsapp.settings import WhatsappChannelSettings
 from core.attachments.policy import AttachmentPolicy, safe_filename
@@ -463,7 +463,7 @@ class WhatsappChannel:
             return refusal(f"the file could not be downloaded: {str(exc)[:200]}")
         url = info.get("url")
         declared = info.get("file_size")
-        size = declared if isinstance(declared, int) and not isinstance(declared, bool) and declared >= 0 else None
+        size = declared if is_json_int(declared) and declared >= 0 else None
         verdict = policy.check(name, content_type, size, index=0)
         if verdict.refusal is not None:
             return None, verdict.refusal.record(name, verdict.content_type, size)
