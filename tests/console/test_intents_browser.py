@@ -37,10 +37,13 @@ async def ask(server: LiveServer, ext_id: str) -> dict[str, Any]:
 async def test_admin_teaches_the_bot_a_new_intent(browser: Any, nlu_live_server: LiveServer, people: People,
                                                   tmp_path: Path) -> None:
     server = nlu_live_server
-    assert (await ask(server, "before"))["action"] == "escalate"
-
     context = await browser.new_context(base_url=server.url, viewport=VIEWPORT, locale="en-US")
     page = await context.new_page()
+    tickets = await context.new_page()  # a second tab of the signed-in admin, for what the bot replied
+
+    async def bot_said(reply: dict[str, Any]) -> str:
+        await tickets.goto(f"/console/tickets/{reply['ticket_number']}")
+        return " ".join(await tickets.locator(".msg-bot").all_inner_texts())
     dialogs: list[str] = []
 
     async def confirm(dialog: Any) -> None:  # the rollback button asks first; the admin agrees
@@ -49,6 +52,9 @@ async def test_admin_teaches_the_bot_a_new_intent(browser: Any, nlu_live_server:
 
     page.on("dialog", confirm)
     await sign_in(page, "admin@test.example")
+    # The shipped model knows no SIM blocking: it does not give the SIM answer (whether it escalates or answers
+    # with a neighbour's FAQ is its out-of-scope quality, measured by bench/nlu.py; docs/decisions.md 293).
+    assert ANSWER_EN not in await bot_said(await ask(server, "before"))
     await page.click('a[href="/console/admin/users"]')
     await page.click('nav.tabs a[href="/console/admin/intents"]')
     assert await page.locator("tr[data-intent]").count() >= 23
@@ -92,8 +98,8 @@ async def test_admin_teaches_the_bot_a_new_intent(browser: Any, nlu_live_server:
     assert await page.locator("svg.chart").count() >= 1
     await shot(page, tmp_path, "training-report")
 
-    # Trained, not yet switched on: the bot still hands the question to a human.
-    assert (await ask(server, "trained"))["action"] == "escalate"
+    # Trained, not yet switched on: the bot still does not know the answer.
+    assert ANSWER_EN not in await bot_said(await ask(server, "trained"))
     job_version = await page.locator("#job-progress code").inner_text()
     await page.click("#activate-button")
     await page.wait_for_selector(".flash >> text=is active now")
@@ -112,11 +118,11 @@ async def test_admin_teaches_the_bot_a_new_intent(browser: Any, nlu_live_server:
     await page.locator('tr[data-intent="sim_block"]').wait_for()
     await shot(page, tmp_path, "intents")
 
-    # Rolling back switches the shipped model on again: the question goes to a human once more.
+    # Rolling back switches the shipped model on again: the SIM answer is gone with it.
     await page.goto("/console/admin/training")
     await page.click("#rollback-button")
     await page.wait_for_selector(".flash >> text=Rolled back to")
     assert dialogs == ["Switch back to the model that was active before?"]
     assert await page.locator("tr.active-version").get_attribute("data-version") != job_version
-    assert (await ask(server, "rolled-back"))["action"] == "escalate"
+    assert ANSWER_EN not in await bot_said(await ask(server, "rolled-back"))
     await context.close()

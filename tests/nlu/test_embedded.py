@@ -125,7 +125,8 @@ def test_fast_path_matches_sklearn(trained_engine: EmbeddedEngine, split: tuple[
     for text, expected in zip(texts, reference, strict=True):
         scores, known = loaded.scorer.scores(to_features_text(clean_message(text)))
         probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
-        np.testing.assert_allclose(probs, expected, atol=1e-9)
+        # The sentence encoder computes in float32: one text alone and in a batch round differently (~1e-7).
+        np.testing.assert_allclose(probs, expected, atol=1e-6)
 
 
 def test_a_letter_and_its_sentences_scored_in_one_batch_match_scoring_each_alone(
@@ -139,21 +140,22 @@ def test_a_letter_and_its_sentences_scored_in_one_batch_match_scoring_each_alone
     assert len(parts) > 1
     features = [to_features_text(t, "ru") for t in [body, *parts]]
     assert sorted(features[0].split()) == sorted(" ".join(features[1:]).split())  # the words the sum needs
+    # (atol 1e-6: the sentence encoder computes in float32, and a batch rounds differently from one text alone.)
     for summed in (False, True):
         scores, known = loaded.scorer.scores_many(features, first_is_sum=summed)
         for row, text in enumerate(features):
             alone, alone_known = loaded.scorer.scores(text)
-            np.testing.assert_allclose(scores[row], alone, atol=1e-9)
+            np.testing.assert_allclose(scores[row], alone, atol=1e-6)
             assert known[row] == alone_known
     # The letter's row of the batch (n-grams summed from its sentences) is what the sklearn path computes.
     reference = trained_engine.probabilities(loaded.model, [letter])[0]
     batch = EmbeddedEngine._probs_many(loaded, [body, *parts], "ru", parts_are_sentences=True)
-    np.testing.assert_allclose(batch[0], reference, atol=1e-9)
+    np.testing.assert_allclose(batch[0], reference, atol=1e-6)
     # Latin words in a Russian letter get a Cyrillic spelling of the whole text: not a sum of the sentences'.
     latin = letter.replace("номер 123456", "ORD-123456")
     latin_body = clean_message(latin)
     batch = EmbeddedEngine._probs_many(loaded, [latin_body, *segments(latin_body)], "ru", parts_are_sentences=True)
-    np.testing.assert_allclose(batch[0], trained_engine.probabilities(loaded.model, [latin])[0], atol=1e-9)
+    np.testing.assert_allclose(batch[0], trained_engine.probabilities(loaded.model, [latin])[0], atol=1e-6)
 
 
 def test_threshold_is_chosen_for_the_target_precision() -> None:

@@ -121,10 +121,10 @@ def _blocks(engine: EmbeddedEngine) -> list[str]:
 def test_by_default_english_data_gets_sentence_vectors_russian_and_mixed_data_do_not(tmp_path: Path) -> None:
     english = [("where is my order", "order_status"), ("what is my balance", "balance_check")]
     russian = [("где мой заказ", "order_status"), ("какой у меня баланс", "balance_check")]
-    assert DEFAULT_FEATURES == ("lemmas", "english_sentence")
-    for name, rows, expected in (("en", english, ["words", "chars", "sentence"]),
-                                 ("ru", russian, ["words", "chars", "lemmas"]),
-                                 ("mixed", english + russian, ["words", "chars", "lemmas"])):
+    assert DEFAULT_FEATURES == ("lemmas", "english_sentence", "universal")
+    for name, rows, expected in (("en", english, ["words", "chars", "sentence", "universal"]),
+                                 ("ru", russian, ["words", "chars", "lemmas", "universal"]),
+                                 ("mixed", english + russian, ["words", "chars", "lemmas", "universal"])):
         engine = EmbeddedEngine(tmp_path / name)
         engine.train_sync(TrainingData(examples=[TrainingExample(f"{t} {i}", n) for i in range(6) for t, n in rows]))
         assert _blocks(engine) == expected, name
@@ -158,7 +158,7 @@ def test_on_large_data_the_sentence_block_keeps_its_principal_components_and_the
     for text, expected in zip(texts, reference, strict=True):
         scores, known = loaded.scorer.scores(to_features_text(text))
         probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
-        np.testing.assert_allclose(probs, expected, atol=1e-9)
+        np.testing.assert_allclose(probs, expected, atol=1e-6)  # float32 sentence encoder
     assert engine.parse_sync("where is my parcel").intent == "order_status"
 
 
