@@ -1,7 +1,7 @@
 """The embedded intent engine: TF-IDF word and character n-grams plus sentence vectors, a linear SVM, calibrated
 confidence.
 
-Why this design (measured with bench/nlu.py): on banking77 and hwu64 it beats a DIET model's accuracy while
+Why this design (measured with bench/nlu.py): on banking77 and hwu64 it matches a DIET model's accuracy while
 training in seconds on two CPU cores, parses in one or two milliseconds, and needs no model download (the
 multilingual sentence encoder ships inside a registry package).
 Confidence is a softmax of the SVM scores with a temperature fitted on cross-validated scores (so 0.9 means
@@ -352,14 +352,14 @@ FEATURES: tuple[str, ...] = get_args(Feature)
 """Feature blocks beyond word and character n-grams that the engine can use (bench/nlu.py --features)."""
 DEFAULT_FEATURES: tuple[str, ...] = ("lemmas", "english_sentence", "universal")
 """Lemmas raise coverage at the same precision on the shipped Russian data for a second of training. The multilingual
-Universal Sentence Encoder (`universal`) reads a paraphrase, and Russian by whole words: +1-2 points on banking77
-and hwu64, +2.5 on the shipped data, for about 1 ms more per parse and 6-8 s more per 10,000 training examples.
-WordLlama sentence vectors (`english_sentence`: the `sentence` block, but only when the training data is English)
-add about 0.3 points on top on English; on Russian or mixed data they gained nothing on Russian and cost long
-letters coverage. English Snowball stems (`stems`) gained about 0.2 points on validation splits of the banking77
-and hwu64 training files but nothing on their test files, and hwu64's out-of-scope recall fell 4.5 points with
-them: an option, not a default. Averaged word vectors did not raise accuracy and cost five times the training time
-(bench/nlu.py --features, the decision records).
+Universal Sentence Encoder (`universal`) reads a paraphrase, and Russian by whole words: on the test files +0.3
+points on banking77, +1.4 on hwu64, +1.7 on the shipped data (5-fold), for about 1 ms more per parse (p50) and 6-8
+CPU s more per 10,000 training examples. WordLlama sentence vectors (`english_sentence`: the `sentence` block, but
+only when the training data is English) add up to half a point beside it on English (validation); on Russian or
+mixed data they gained nothing on Russian and cost long letters coverage. English Snowball stems (`stems`) gained
+about 0.2 points on validation splits of the banking77 and hwu64 training files but nothing on their test files,
+and hwu64's out-of-scope recall fell 4.5 points with them: an option, not a default. Averaged word vectors did not
+raise accuracy and cost five times the training time (bench/nlu.py --features, the decision records).
 """
 ENGLISH_DATA_SHARE = 0.95
 """Training data is English (for `english_sentence`) when at least this share of its texts has no Cyrillic letter

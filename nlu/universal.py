@@ -13,6 +13,10 @@ projection, its layer norm and the first convolution's product of every window p
 piece, so they are computed once per piece and kept (PIECE_CACHE pieces at most), leaving per token only the sum of
 a few cached rows and the second convolution. That is about a third of the package's arithmetic per token, with the
 same result up to float32 rounding (a test compares the two).
+
+Two readings differ from the package's on purpose (decision record 292): a text of several sentences is read
+sentence by sentence and pooled, so a letter and its sentences (what parse scores together) cost one pass; and a
+word repeated right after itself is read once. Pieces come word by word from a cache of the tokenizer's results.
 """
 
 from __future__ import annotations
