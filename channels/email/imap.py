@@ -113,6 +113,7 @@ class MailboxWorker:
         self._on_change = on_change
         self._client: aioimaplib.IMAP4 | None = None
         self._lost = False
+        self._lost_event = asyncio.Event()  # the same, for waits that must end when the connection goes
         self.stopping = False  # set by the channel before it cancels this worker
         self._failures: dict[tuple[int, int], int] = {}
         self.ingested = 0
@@ -166,6 +167,7 @@ class MailboxWorker:
 
     async def _connect(self) -> aioimaplib.IMAP4:
         self._lost = False
+        self._lost_event.clear()
         box = self.mailbox
         timeout = self.settings.imap_timeout_seconds
         # IMAP4 with a TLS context, not IMAP4_SSL: that class takes no connection-lost callback.
@@ -207,6 +209,7 @@ class MailboxWorker:
 
     def _connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._lost_event.set()
         client = self._client
         if client is not None and client.protocol is not None:
             # Wake an IDLE wait: the loop sees `_lost` and reconnects.
@@ -228,6 +231,8 @@ class MailboxWorker:
             transport = client.protocol.transport
             if transport is not None:
                 transport.close()
+        for pending in list(getattr(client, "tasks", ())):  # e.g. an IDLE start the server never answered
+            pending.cancel()
 
     @property
     def lease_name(self) -> str:
@@ -262,7 +267,19 @@ class MailboxWorker:
 
     async def _idle(self, client: aioimaplib.IMAP4) -> None:
         """Wait until the server reports new mail or the poll interval passes (a safety net for lost pushes)."""
-        task = await client.idle_start(timeout=self.mailbox.poll_seconds)
+        # aioimaplib's IDLE start waits for the server's "+ idling" with no timeout: a connection lost before it
+        # arrives would hold the worker forever. The wait ends when the connection goes too.
+        starting = asyncio.ensure_future(client.idle_start(timeout=self.mailbox.poll_seconds))
+        lost = asyncio.ensure_future(self._lost_event.wait())
+        try:
+            await asyncio.wait({starting, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not starting.done():
+                starting.cancel()
+        if starting.cancelled():
+            return  # the session sees `_lost` and reconnects
+        task = starting.result()
         try:
             while True:
                 push = await client.wait_server_push(timeout=self.mailbox.poll_seconds + 10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -308,6 +309,44 @@ async def test_a_dropped_connection_reconnects_and_catches_up(
         dovecot.doveadm("kick", user)
         await dovecot.append(user, mail("after-kick@example.org", "Hello"))
         await wait_for(lambda: _eq(inbound_count(sessionmaker), 1), timeout=10, what="delivery after reconnect")
+
+
+async def test_a_connection_lost_while_idle_starts_reconnects(
+        db_url: str, db_engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        dovecot: Dovecot) -> None:
+    """The connection drops after the mailbox is read and before the server acknowledges IDLE (aioimaplib's IDLE
+    start waits for that acknowledgement with no timeout): the worker reconnects instead of waiting forever."""
+    user = dovecot.add_user()
+    drops: list[int] = []
+
+    async def proxy(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection(dovecot.host, dovecot.port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, first_idle_drops: bool) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    if first_idle_drops and not drops and b" IDLE\r\n" in data:
+                        drops.append(1)  # the first IDLE never reaches the server: the connection is cut
+                        client_writer.close()
+                        server_writer.close()
+                        return
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(client_reader, server_writer, True), pipe(server_reader, client_writer, False))
+
+    cutter = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = cutter.sockets[0].getsockname()[1]
+    box = dovecot.mailbox_settings(user, port=port, poll_seconds=60.0)  # a poll would come long after the wait
+    try:
+        async with running_app(db_url, tmp_path, email_settings(dovecot, None, box)):
+            await wait_for(lambda: drops, what="the first IDLE cut")
+            await dovecot.append(user, mail("after-idle-cut@example.org", "Hello"))
+            await wait_for(lambda: _eq(inbound_count(sessionmaker), 1), what="delivery after the reconnect")
+    finally:
+        cutter.close()
+        await cutter.wait_closed()
 
 
 async def test_attachments_are_stored_with_the_message(
