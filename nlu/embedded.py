@@ -271,7 +271,6 @@ class _ProjectedBlock(_DenseBlock):
     def __init__(self, weight: float = 1.0, dims: int | None = None) -> None:
         super().__init__(weight)
         self.dims = dims
-        self.size = self.raw_size
 
     @staticmethod
     def raw_vectors(texts: Sequence[str]) -> NDArray[np.float64]:
@@ -914,14 +913,14 @@ class EmbeddedEngine:
         if not isinstance(model, _Model):
             raise ModelNotFoundError(f"{path / MODEL_FILE} is not an embedded-engine model")
         for name, block in model.vectorizer.transformer_list:
+            if not isinstance(block, _DenseBlock):
+                continue
             # Loaded, such a model would fail every parse: refused here, activation fails where it is seen.
-            if isinstance(block, _DenseBlock) and not block.available():
+            if not block.available():
                 raise ModelNotFoundError(f"model version {version!r} uses the {name!r} feature block, which needs "
                                          f"{block.needs}: not installed here")
-        for _, block in model.vectorizer.transformer_list:
-            if isinstance(block, _DenseBlock):
-                # The encoder's files are read now (the sentence encoder: about a second), not in the first parse.
-                block.vectors(["warm up"])
+            # The encoder's files are read now (the sentence encoder: about a second), not in the first parse.
+            block.vectors(["warm up"])
         return _Loaded(version=version, model=model, extractor=EntityExtractor(model.extras),
                        scorer=_FastScorer(model))
 

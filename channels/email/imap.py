@@ -231,7 +231,7 @@ class MailboxWorker:
             transport = client.protocol.transport
             if transport is not None:
                 transport.close()
-        for pending in list(getattr(client, "tasks", ())):  # e.g. an IDLE start the server never answered
+        for pending in list(client.tasks):  # what aioimaplib still waits for, e.g. an IDLE start never answered
             pending.cancel()
 
     @property

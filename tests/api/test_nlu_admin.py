@@ -59,8 +59,10 @@ async def test_admin_adds_intent_trains_and_bot_answers(nlu_client: httpx.AsyncC
     question = SIM_BLOCK_QUESTION
 
     async def bot_texts(reply: dict[str, Any]) -> list[str]:
-        detail = (await nlu_client.get(f"/tickets/{reply['ticket_number']}", headers=agent[1])).json()
-        return [m["text"] for m in detail["messages"][1:]]
+        """What was sent back on the question's ticket (the question itself first, so an empty list means that)."""
+        messages = (await nlu_client.get(f"/tickets/{reply['ticket_number']}", headers=agent[1])).json()["messages"]
+        assert messages[0]["text"] == question
+        return [m["text"] for m in messages[1:]]
 
     # The shipped model knows no SIM blocking. It does not give the SIM answer; whether it escalates or answers
     # with a neighbour's FAQ is the model's out-of-scope quality (bench/nlu.py), not this workflow's: with the

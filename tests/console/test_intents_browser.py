@@ -43,6 +43,8 @@ async def test_admin_teaches_the_bot_a_new_intent(browser: Any, nlu_live_server:
 
     async def bot_said(reply: dict[str, Any]) -> str:
         await tickets.goto(f"/console/tickets/{reply['ticket_number']}")
+        # The question's own ticket is on the page (an empty answer then means the bot said nothing).
+        assert QUESTION in await tickets.locator(".msg-customer").first.inner_text()
         return " ".join(await tickets.locator(".msg-bot").all_inner_texts())
     dialogs: list[str] = []
 

@@ -16,6 +16,7 @@ from nlu.errors import DataFormatError, ModelNotFoundError, TrainingInProgressEr
 from nlu.protocol import IntentEngine, TrainingData, TrainingExample
 from nlu.segment import clean_message, segments
 from nlu.text import to_features_text
+from tests.support.nlu import assert_fast_path_matches
 
 
 def tiny_data(greeting_word: str = "hello") -> TrainingData:
@@ -116,17 +117,8 @@ async def test_mixed_scripts(trained_engine: EmbeddedEngine) -> None:
 
 
 def test_fast_path_matches_sklearn(trained_engine: EmbeddedEngine, split: tuple[TrainingData, TrainingData]) -> None:
-    loaded = trained_engine._loaded
-    assert loaded is not None
     texts = [e.text for e in split[1].examples[:200]] + ["ne rabotaet internet", "ёлки ЁЖ", "z"]
-    reference = trained_engine.probabilities(loaded.model, texts)
-    from scipy.special import softmax
-
-    for text, expected in zip(texts, reference, strict=True):
-        scores, known = loaded.scorer.scores(to_features_text(clean_message(text)))
-        probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
-        # The sentence encoder computes in float32: one text alone and in a batch round differently (~1e-7).
-        np.testing.assert_allclose(probs, expected, atol=1e-6)
+    assert_fast_path_matches(trained_engine, texts, atol=1e-6)
 
 
 def test_a_letter_and_its_sentences_scored_in_one_batch_match_scoring_each_alone(

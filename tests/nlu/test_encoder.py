@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pydantic import ValidationError
-from scipy.special import softmax
 
 from nlu.config import NluSettings
 from nlu.embedded import (
@@ -26,6 +25,7 @@ from nlu.engines import build_engine
 from nlu.errors import ModelNotFoundError
 from nlu.protocol import TrainingData, TrainingExample
 from nlu.text import to_features_text
+from tests.support.nlu import assert_fast_path_matches
 
 pytestmark = pytest.mark.skipif(not sentence_vectors_available(),
                                 reason="the wordllama package (the `sentence` extra) is not installed")
@@ -71,11 +71,7 @@ def test_the_sentence_block_scores_the_same_on_the_fast_path_and_carries_paraphr
     assert loaded is not None
     assert [name for name, _ in loaded.model.vectorizer.transformer_list] == ["words", "chars", "lemmas", "sentence"]
     texts = ["i would like out of this deal", "сколько денег на счету", "funds remaining?"]
-    reference = engine.probabilities(loaded.model, texts)
-    for text, expected in zip(texts, reference, strict=True):
-        scores, known = loaded.scorer.scores(to_features_text(text))
-        probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
-        np.testing.assert_allclose(probs, expected, atol=1e-9)
+    assert_fast_path_matches(engine, texts)
     assert engine.parse_sync("how much money do i have left").intent == "balance_check"
 
 
@@ -163,11 +159,7 @@ def test_on_large_data_the_sentence_blocks_keep_their_principal_components_and_t
         assert blocks[name].size == dims
         assert blocks[name].vectors(["where is my parcel"]).shape == (1, dims)
     texts = ["where is my parcel", "no broadband since monday", "how much credit is left"]
-    reference = engine.probabilities(loaded.model, texts)
-    for text, expected in zip(texts, reference, strict=True):
-        scores, known = loaded.scorer.scores(to_features_text(text))
-        probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
-        np.testing.assert_allclose(probs, expected, atol=1e-6)  # float32 sentence encoder
+    assert_fast_path_matches(engine, texts, atol=1e-6)
     assert engine.parse_sync("where is my parcel").intent == "order_status"
     assert engine.parse_sync("где моя посылка").intent == "order_status"  # the encoder is multilingual
 

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.special import softmax
 
 from nlu.embedded import EmbeddedEngine
 from nlu.morph import lemma, lemmatise, lemmatise_cyrillic, mean_vector, stem_latin, vectors_available
 from nlu.protocol import TrainingData, TrainingExample
-from nlu.text import to_features_text
+from tests.support.nlu import assert_fast_path_matches
 
 
 @pytest.mark.parametrize(
@@ -53,11 +52,7 @@ def test_the_stem_block_is_built_only_for_english_data_and_scores_the_same_on_th
     # No Russian in the data: no lemma block; English: the stem block.
     assert [name for name, _ in loaded.model.vectorizer.transformer_list] == ["words", "chars", "stems"]
     texts = ["internet stopped working", "offering tariffs?", "orders delivered when"]
-    reference = engine.probabilities(loaded.model, texts)
-    for text, expected in zip(texts, reference, strict=True):
-        scores, known = loaded.scorer.scores(to_features_text(text))
-        probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
-        np.testing.assert_allclose(probs, expected, atol=1e-9)
+    assert_fast_path_matches(engine, texts)
     assert engine.parse_sync("the plans you offer").intent == "tariff_info"
     russian = EmbeddedEngine(tmp_path / "ru", features=("lemmas", "stems"))
     russian.train_sync(TrainingData(examples=[TrainingExample(f"{t} {i}", n) for i in range(6) for t, n in (
@@ -100,9 +95,5 @@ def test_a_model_with_the_vector_block_scores_the_same_on_the_fast_path(tmp_path
     assert loaded is not None
     assert [name for name, _ in loaded.model.vectorizer.transformer_list] == ["words", "chars", "lemmas", "vectors"]
     texts = ["интернета нет", "тарифами интересуюсь", "заказанный маршрутизатор не привезли"]
-    reference = engine.probabilities(loaded.model, texts)
-    for text, expected in zip(texts, reference, strict=True):
-        scores, known = loaded.scorer.scores(to_features_text(text))
-        probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
-        np.testing.assert_allclose(probs, expected, atol=1e-9)
+    assert_fast_path_matches(engine, texts)
     assert engine.parse_sync("тарифами интересуюсь").intent == "tariff_info"

