@@ -459,7 +459,7 @@ def main() -> None:
     parser.add_argument("--oos-fraction", type=float, default=0.1)
     parser.add_argument("--target-precision", type=float, default=0.95)
     parser.add_argument("--features", help="embedded feature blocks besides n-grams, comma separated "
-                        "(lemmas,stems,vectors,sentence,english_sentence,universal; empty: none); "
+                        "(lemmas,stems,vectors,sentence,english_sentence,universal,spelling; empty: none); "
                         "default: the engine's")
     parser.add_argument("--lang", help="only examples in this language (ru or en)")
     parser.add_argument("--json-out", type=Path)

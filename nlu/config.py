@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-Feature = Literal["lemmas", "stems", "vectors", "sentence", "english_sentence", "universal"]
+Feature = Literal["lemmas", "stems", "vectors", "sentence", "english_sentence", "universal", "spelling"]
 """Feature blocks beyond word and character n-grams the embedded engine can use (nlu.embedded.FEATURES);
 `english_sentence` is `sentence` only for English training data; `universal` is the multilingual Universal Sentence
-Encoder."""
+Encoder; `spelling` corrects typos against the model's vocabulary when it parses (nlu/spell.py)."""
 
 
 class NluSettings(BaseModel):
@@ -23,8 +23,9 @@ class NluSettings(BaseModel):
         description="The embedded engine's feature blocks besides word and character n-grams (nlu.embedded.FEATURES; "
                     "`vectors` needs the `vectors` extra; `sentence` always adds WordLlama sentence vectors, "
                     "`english_sentence` only when the training data is English; `universal` adds the multilingual "
-                    "Universal Sentence Encoder's vectors); unset: the engine's default (lemmas, english_sentence, "
-                    "universal). Applies to the next training; a saved model keeps the blocks it was trained with.")
+                    "Universal Sentence Encoder's vectors; `spelling` corrects typos against the model's vocabulary "
+                    "when it parses); unset: the engine's default (lemmas, english_sentence, universal, spelling). "
+                    "Applies to the next training; a saved model keeps the blocks it was trained with.")
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_timeout_seconds: float = Field(default=10.0, gt=0)
     # DIET's confidence is not calibrated like the embedded engine's, so Rasa gets a fixed threshold.

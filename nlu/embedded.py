@@ -74,6 +74,7 @@ from nlu.protocol import (
     TrainingData,
 )
 from nlu.segment import clauses, clean_message, is_long, segments
+from nlu.spell import Speller
 from nlu.text import detect_language, has_letters, language_certain, to_features_text
 from nlu.universal import UNIVERSAL_SIZE
 
@@ -116,6 +117,8 @@ class _Model:
     # The CRF learned from the examples' entity annotations (None: the data has too few); models saved before it
     # existed have no such attribute.
     entities: EntityTagger | None = None
+    # Whether parse corrects typos against the vocabulary (the `spelling` feature; absent from older models).
+    spelling: bool = False
 
 
 class _FastScorer:
@@ -141,6 +144,7 @@ class _FastScorer:
             self.parts.append((vectorizer.build_analyzer(), vocabulary, vectorizer.idf_, offset,
                                vectorizer.analyzer == "char_wb"))
             offset += len(vocabulary)
+        self.speller = speller_of(model)
         coef = model.classifier.coef_
         intercept = model.classifier.intercept_
         if coef.shape[0] == 1:  # two classes: sklearn keeps one row for the second class
@@ -152,6 +156,11 @@ class _FastScorer:
         self.idf = np.zeros(self.weights.shape[0])
         for _, _, idf, offset, _ in self.parts:
             self.idf[offset:offset + idf.size] = idf
+
+    def features(self, texts: Sequence[str], language: str | None = None) -> list[str]:
+        """The features texts of cleaned texts, misspelt words corrected when the model does that."""
+        features = [to_features_text(t, language) for t in texts]
+        return [self.speller.text(f) for f in features] if self.speller else features
 
     def scores(self, features_text: str) -> tuple[NDArray[np.float64], bool]:
         """Decision scores per class, and whether any known word occurred."""
@@ -202,6 +211,14 @@ class _FastScorer:
         for block, offset in self.dense:
             total += block.vectors(features_texts) @ self.weights[offset:offset + block.size]
         return total, known
+
+
+def speller_of(model: _Model) -> Speller | None:
+    """The typo corrector of a model trained with `spelling` (over its word block's single words), else None."""
+    if not getattr(model, "spelling", False):
+        return None
+    words: TfidfVectorizer = model.vectorizer.transformer_list[0][1]
+    return Speller({t: c for t, c in words.vocabulary_.items() if " " not in t}, words.idf_)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +366,7 @@ class UniversalVectors(_ProjectedBlock):
 
 FEATURES: tuple[str, ...] = get_args(Feature)
 """Feature blocks beyond word and character n-grams that the engine can use (bench/nlu.py --features)."""
-DEFAULT_FEATURES: tuple[str, ...] = ("lemmas", "english_sentence", "universal")
+DEFAULT_FEATURES: tuple[str, ...] = ("lemmas", "english_sentence", "universal", "spelling")
 """Lemmas raise coverage at the same precision on the shipped Russian data for a second of training. The multilingual
 Universal Sentence Encoder (`universal`) reads a paraphrase, and Russian by whole words: on the test files +0.3
 points on banking77, +1.4 on hwu64, +1.7 on the shipped data (5-fold), for about 1 ms more per parse (p50) and 6-8
@@ -358,7 +375,9 @@ only when the training data is English) add up to half a point beside it on Engl
 mixed data they gained nothing on Russian and cost long letters coverage. English Snowball stems (`stems`) gained
 about 0.2 points on validation splits of the banking77 and hwu64 training files but nothing on their test files,
 and hwu64's out-of-scope recall fell 4.5 points with them: an option, not a default. Averaged word vectors did not
-raise accuracy and cost five times the training time (bench/nlu.py --features, the decision records).
+raise accuracy and cost five times the training time (bench/nlu.py --features, the decision records). Typo
+correction at parse time (`spelling`, nlu/spell.py) gained on the shipped data's validation folds and changed nothing
+on English (the decision records).
 """
 ENGLISH_DATA_SHARE = 0.95
 """Training data is English (for `english_sentence`) when at least this share of its texts has no Cyrillic letter
@@ -636,7 +655,8 @@ class EmbeddedEngine:
         extras = TrainingData(synonyms=dict(data.synonyms), regexes=dict(data.regexes),
                               lookups=dict(data.lookups), responses=dict(data.responses))
         model = _Model(vectorizer=vectorizer, classifier=classifier, classes=classifier.classes_,
-                       temperature=temperature, threshold=threshold, extras=extras, entities=tagger)
+                       temperature=temperature, threshold=threshold, extras=extras, entities=tagger,
+                       spelling="spelling" in self.features)
         return model, metrics
 
     def _cross_validate(self, matrix: Any, labels: NDArray[np.str_], classes: NDArray[np.str_],
@@ -762,7 +782,7 @@ class EmbeddedEngine:
         With `parts_are_sentences` (a letter cut into sentences, every word kept) the letter's in-word n-grams are
         summed from its sentences'; a check that the words are the same keeps the sum exact.
         """
-        features = [to_features_text(t, language) for t in texts]
+        features = loaded.scorer.features(texts, language)
         summed = (parts_are_sentences and len(features) > 1
                   and sorted(features[0].split()) == sorted(" ".join(features[1:]).split()))
         scores, known_words = loaded.scorer.scores_many(features, first_is_sum=summed)
@@ -773,9 +793,14 @@ class EmbeddedEngine:
         return probs
 
     @staticmethod
-    def probabilities(model: _Model, texts: Sequence[str]) -> NDArray[np.float64]:
-        """Calibrated intent probabilities for a batch of texts (the sklearn path; parse uses _FastScorer)."""
-        matrix = model.vectorizer.transform([to_features_text(clean_message(t)) for t in texts])
+    def probabilities(model: _Model, texts: Sequence[str], speller: Speller | None = None) -> NDArray[np.float64]:
+        """Calibrated intent probabilities for a batch of texts (the sklearn path; parse uses _FastScorer).
+
+        `speller`: the model's typo corrector if the caller holds one (built from the model otherwise).
+        """
+        features = [to_features_text(clean_message(t)) for t in texts]
+        speller = speller or speller_of(model)
+        matrix = model.vectorizer.transform([speller.text(f) for f in features] if speller else features)
         decision = model.classifier.decision_function(matrix)
         if decision.ndim == 1:
             decision = np.column_stack([-decision, decision])
@@ -791,7 +816,7 @@ class EmbeddedEngine:
         examples = [e for e in data.examples if e.text.strip()]
         if not examples:
             return EvaluationReport(accuracy=0.0, macro_f1=0.0, per_intent={}, confused_pairs=[])
-        probs = self.probabilities(loaded.model, [e.text for e in examples])
+        probs = self.probabilities(loaded.model, [e.text for e in examples], loaded.scorer.speller)
         return evaluate_predictions(loaded.model, probs, [e.intent for e in examples])
 
     def _require_loaded(self) -> _Loaded:
@@ -921,6 +946,8 @@ class EmbeddedEngine:
                                          f"{block.needs}: not installed here")
             # The encoder's files are read now (the sentence encoder: about a second), not in the first parse.
             block.vectors(["warm up"])
+        if getattr(model, "spelling", False):
+            Speller.warm()
         return _Loaded(version=version, model=model, extractor=EntityExtractor(model.extras),
                        scorer=_FastScorer(model))
 

@@ -44,7 +44,8 @@ def shared(name: str, build: Callable[[], Any]) -> Any:
     return value
 
 
-def _morph() -> Any:
+def morph_analyser() -> Any:
+    """pymorphy3's analyser (Russian), one per process."""
     def build() -> Any:
         import pymorphy3
 
@@ -87,7 +88,7 @@ def _navec() -> Any:
 def lemma(word: str) -> str:
     """The dictionary form of one lowercase word: pymorphy3 for Cyrillic, a Snowball stem for Latin."""
     if _CYRILLIC_WORD.match(word):
-        return str(_morph().parse(word)[0].normal_form).replace("ё", "е")
+        return str(morph_analyser().parse(word)[0].normal_form).replace("ё", "е")
     if _LATIN_WORD.match(word):
         return str(_stemmer().stemWord(word))
     return word

@@ -34,13 +34,28 @@ _SIGN_OFF = re.compile(
     r"sent\s+from\s+my|отправлено\s+(?:с|из)|get\s+outlook\s+for)\b[^\n]{0,40}$",
     re.IGNORECASE,
 )
+_CLOSING = re.compile(
+    r"^\s*(?:с\s+уважением|с\s+наилучшими\s+пожеланиями|best\s+(?:regards|wishes)|kind\s+regards|regards|sincerely|"
+    r"yours\s+(?:sincerely|faithfully|truly)|sent\s+from\s+my|отправлено\s+(?:с|из)|get\s+outlook\s+for)\b[^\n]{0,60}$",
+    re.IGNORECASE,
+)
+"""A closing formula that ends a one-line letter ("... Жду ответа. С уважением, Анна Петрова"); thanks are not one:
+"Спасибо, очень помогли." at the end of a letter is what it says."""
+CLOSING_TAIL = 1
+"""Short sentences that may follow the closing formula in the same line (a name, a phone number)."""
 _QUOTE_HEAD = re.compile(
     r"^\s*(?:-{2,}\s*(?:original\s+message|исходное\s+сообщение|пересылаемое\s+сообщение|forwarded\s+message)"
     r"|on\s.{0,200}\swrote:\s*$|.{0,200}\s(?:пишет|написал[аи]?):\s*$|(?:from|от):\s.+$)",
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"[.!?…]+[\s\"»)]+|\n+")
-_ABBREVIATION = re.compile(r"(?:^|\s)[^\W\d_]{1,3}$")  # ул. д. кв. г. st. apt. No.: no sentence ends there
+_LAST_WORD = re.compile(r"(?:^|\s)([^\W\d_]{1,5})$")
+_ABBREVIATIONS = frozenset("""
+    ул д кв г гг пос пгт пр просп пер корп стр тел т е им обл р руб коп см др мин сек ч млн тыс ст эт оф пл наб ш
+    бул мкр вл зд st apt no nr mr mrs ms dr tel ave rd ln jr sr etc vs approx dept ext pp bldg fl ste
+""".split())
+"""Words a full stop abbreviates without ending the sentence (ул. Садовой, д. 7, тел. +7, St. Petersburg); any
+single letter too (initials: А. С. Пушкин). Other short words end sentences ("Thank you. Kind regards")."""
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
@@ -65,7 +80,7 @@ def clean_message(text: str) -> str:
         if kept and _SIGN_OFF.match(line) and _is_tail(lines[index + 1:]):
             break
         kept.append(line)
-    body = "\n".join(kept).strip()
+    body = _without_closing("\n".join(kept).strip())
     without_greeting = _GREETING.sub("", body, count=1) if _starts_with_greeting(body) else body
     if _WORD.search(without_greeting):
         return without_greeting.strip()
@@ -89,6 +104,25 @@ def _is_tail(after: list[str]) -> bool:
     return len(rest) <= 5 and all(len(x.strip()) <= 80 for x in rest)
 
 
+def _abbreviation(before: str) -> bool:
+    """Whether the text before a full stop ends in an abbreviation."""
+    last = _LAST_WORD.search(before)
+    return last is not None and (len(last.group(1)) == 1 or last.group(1).lower() in _ABBREVIATIONS)
+
+
+def _without_closing(body: str) -> str:
+    """A letter without the closing formula its last line ends in (one-line letters of a web form or chat keep
+    "С уважением, Анна Петрова" in the line; a letter's own signature lines are gone by then)."""
+    head, _, last = body.rpartition("\n")
+    sentences = [x for x in _sentences(last) if x.strip()]
+    for i in range(1, len(sentences)):
+        after = sentences[i + 1:]
+        if (_CLOSING.match(sentences[i].strip()) and len(after) <= CLOSING_TAIL
+                and all(len(x.strip()) <= 60 for x in after)):
+            return f"{head}\n{''.join(sentences[:i]).strip()}" if head else "".join(sentences[:i]).strip()
+    return body
+
+
 def _sentences(text: str) -> list[str]:
     out: list[str] = []
     start = 0
@@ -97,7 +131,7 @@ def _sentences(text: str) -> list[str]:
         if "\n" not in match.group(0):
             if following.islower():
                 continue  # "т. е. не работает", a decimal or a list: the sentence goes on
-            if match.group(0).startswith(".") and _ABBREVIATION.search(text[start:match.start()]):
+            if match.group(0).startswith(".") and _abbreviation(text[start:match.start()]):
                 continue
         out.append(text[start:match.end()])
         start = match.end()

@@ -125,7 +125,7 @@ def _blocks(engine: EmbeddedEngine) -> list[str]:
 def test_by_default_english_data_gets_sentence_vectors_russian_and_mixed_data_do_not(tmp_path: Path) -> None:
     english = [("where is my order", "order_status"), ("what is my balance", "balance_check")]
     russian = [("где мой заказ", "order_status"), ("какой у меня баланс", "balance_check")]
-    assert DEFAULT_FEATURES == ("lemmas", "english_sentence", "universal")
+    assert DEFAULT_FEATURES == ("lemmas", "english_sentence", "universal", "spelling")
     for name, rows, expected in (("en", english, ["words", "chars", "sentence", "universal"]),
                                  ("ru", russian, ["words", "chars", "lemmas", "universal"]),
                                  ("mixed", english + russian, ["words", "chars", "lemmas", "universal"])):

@@ -105,3 +105,29 @@ def test_a_very_long_letter_is_cut_to_a_bounded_number_of_segments() -> None:
 )
 def test_clauses_of_a_chat_line(text: str, expected: list[str]) -> None:
     assert clauses(text) == expected
+
+
+def test_a_one_line_letter_loses_its_closing_formula_but_not_its_thanks() -> None:
+    # Web-form and chat letters come in one line: the closing is a sentence, not a signature line.
+    letter = ("Добрый день, коллеги. Вчера вечером я вернулась из командировки. Спасибо, очень помогли. "
+              "Номер договора 77-0431. Надеюсь на скорый ответ. Отправлено с iPhone")
+    assert clean_message(letter) == ("Вчера вечером я вернулась из командировки. Спасибо, очень помогли. "
+                                     "Номер договора 77-0431. Надеюсь на скорый ответ.")
+    english = ("Hi team, the internet has been down since Monday evening and the router blinks red. "
+               "Kind regards. Igor Smith, +44 161 496 0000")
+    assert clean_message(english) == "the internet has been down since Monday evening and the router blinks red."
+    # Not a closing: followed by more than a name, or the letter's only sentence.
+    middle = ("Hello, my bill is wrong this month. Sincerely, I do not understand the roaming line. "
+              "It says 40 pounds. I was at home all month.")
+    assert clean_message(middle) == middle.removeprefix("Hello, ")
+    only = "Regards from a very unhappy customer whose internet has been down for a whole week now, please help!"
+    assert clean_message(only) == only
+
+
+def test_sentences_end_after_short_words_but_not_after_abbreviations_or_initials() -> None:
+    assert segments("I have used your services for several years. Thank you. Kind regards to all of you.") == [
+        "I have used your services for several years.", "Thank you. Kind regards to all of you."]
+    assert segments("Интернета нет. Телевизора тоже нет. Помогите нам, пожалуйста, срочно.") == [
+        "Интернета нет. Телевизора тоже нет.", "Помогите нам, пожалуйста, срочно."]
+    text = "Живу на пр. Мира, д. 7, тел. +7 903 123-45-67, договор на А. С. Пушкина, St. Petersburg office. Всё."
+    assert segments(text) == [text]

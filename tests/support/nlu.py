@@ -7,7 +7,6 @@ from scipy.special import softmax
 
 from nlu.embedded import UNKNOWN_WORDS_FACTOR, EmbeddedEngine
 from nlu.segment import clean_message
-from nlu.text import to_features_text
 
 
 def assert_fast_path_matches(engine: EmbeddedEngine, texts: list[str], *, atol: float = 1e-9) -> None:
@@ -17,6 +16,6 @@ def assert_fast_path_matches(engine: EmbeddedEngine, texts: list[str], *, atol: 
     assert loaded is not None
     reference = engine.probabilities(loaded.model, texts)
     for text, expected in zip(texts, reference, strict=True):
-        scores, known = loaded.scorer.scores(to_features_text(clean_message(text)))
+        scores, known = loaded.scorer.scores(loaded.scorer.features([clean_message(text)])[0])
         probs = softmax(scores * loaded.model.temperature) * (1.0 if known else UNKNOWN_WORDS_FACTOR)
         np.testing.assert_allclose(probs, expected, atol=atol)
